@@ -1,0 +1,94 @@
+# From a formula and data to per-group sufficient statistics: the first steps of hnm_fit().
+
+# Splits `y ~ 1 | g` or `y ~ 1 + (1 | g)` into the response and the grouping expressions.
+parse_hnm_formula <- function(formula, call = NULL) {
+  if (!inherits(formula, "formula") || length(formula) != 3L) {
+    hnm_abort("`formula` must be a two-sided formula such as `y ~ 1 | g` or `y ~ 1 + (1 | g)`.",
+              call = call)
+  }
+  terms <- split_plus(formula[[3L]])
+  is_bar <- vapply(terms, function(t) is.call(t) && identical(t[[1L]], as.name("|")), logical(1))
+  is_intercept <- vapply(terms, function(t) identical(t, 1) || identical(t, 1L), logical(1))
+  unsupported <- terms[!is_bar & !is_intercept]
+  bars <- terms[is_bar]
+  problem <- if (length(bars) == 0L) {
+    "has no grouping term `(1 | g)`"
+  } else if (length(bars) > 1L) {
+    "has more than one grouping term"
+  } else if (length(unsupported) > 0L) {
+    sprintf("has fixed-effect covariates (%s)",
+            paste(vapply(unsupported, deparse1, ""), collapse = ", "))
+  } else if (!identical(bars[[1L]][[2L]], 1) && !identical(bars[[1L]][[2L]], 1L)) {
+    sprintf("has a random slope (`%s`)", deparse1(bars[[1L]]))
+  }
+  if (!is.null(problem)) {
+    hnm_abort(sprintf(paste(
+      "hnm fits the one-way random-intercept model `y ~ 1 | g` (also written `y ~ 1 + (1 | g)`),",
+      "but `%s` %s. Use lme4::lmer() for this model for now."), deparse1(formula), problem),
+      call = call, class = "hnm_unsupported_formula")
+  }
+  list(response = formula[[2L]], group = bars[[1L]][[3L]])
+}
+
+# Terms of a right-hand side joined by `+`, with parentheses removed.
+split_plus <- function(expr) {
+  while (is.call(expr) && identical(expr[[1L]], as.name("("))) expr <- expr[[2L]]
+  if (is.call(expr) && identical(expr[[1L]], as.name("+")) && length(expr) == 3L) {
+    return(c(split_plus(expr[[2L]]), split_plus(expr[[3L]])))
+  }
+  list(expr)
+}
+
+# Evaluates a response or grouping expression in `data`; a bare column name is taken from
+# the data frame by reference (no copy).
+model_variable <- function(expr, data, env, role, call) {
+  if (is.name(expr) && !is.null(data) && !(as.character(expr) %in% names(data)) &&
+      !exists(as.character(expr), envir = env)) {
+    hnm_abort(sprintf("the %s `%s` is not a column of `data`.", role, as.character(expr)),
+              call = call)
+  }
+  tryCatch(eval(expr, data, env), error = function(e) {
+    hnm_abort(sprintf("could not evaluate the %s `%s`: %s", role, deparse1(expr),
+                      conditionMessage(e)), call = call)
+  })
+}
+
+# The response as a double vector; only a logical/character/factor response is an error.
+check_response <- function(y, name, call) {
+  if (!is.numeric(y) || is.factor(y)) {
+    hnm_abort(sprintf("the response `%s` must be numeric, not %s.", name, class(y)[1L]),
+              call = call)
+  }
+  if (is.double(y)) y else as.double(y)
+}
+
+# Group codes as a factor (integer codes 1..nlevels, NA for missing); factors pass through.
+as_group_factor <- function(g, name, call) {
+  if (is.factor(g)) return(g)
+  if (!is.atomic(g) || is.null(g)) {
+    hnm_abort(sprintf("the grouping variable `%s` must be a vector or factor.", name), call = call)
+  }
+  factor(g)
+}
+
+# One pass in Rust over (y, group codes): per-group n, mean (about `center`) and SS.
+# Unused levels and rows with NA are dropped, as lme4 does.
+group_statistics <- function(y, g, call = NULL) {
+  if (length(y) != length(g)) {
+    hnm_abort(sprintf("`y` has length %d but `g` has length %d; they must have the same length.",
+                      length(y), length(g)), call = call)
+  }
+  pass <- rust_result(rs_group_stats(y, g, nlevels(g)), call = call)
+  keep <- pass$n > 0
+  list(
+    group = levels(g)[keep], center = pass$center, n = pass$n[keep],
+    mean = pass$mean[keep], ss = pass$ss[keep], n_dropped = as.integer(pass$dropped),
+    level_index = cumsum(keep) * keep
+  )
+}
+
+# The group statistics, as a data frame a user can read.
+stats_table <- function(s) {
+  data.frame(group = s$group, n = s$n, mean = s$center + s$mean, ss = s$ss,
+             stringsAsFactors = FALSE)
+}

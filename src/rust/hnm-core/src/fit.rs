@@ -1,0 +1,211 @@
+//! Maximum-likelihood and REML fits of the one-way model.
+//!
+//! μ and σ² are profiled out analytically (see [`crate::profile`]), leaving the relative
+//! standard deviation θ = τ/σ ≥ 0. Brent's method (argmin's `BrentOpt`) minimises D(θ²) on
+//! a bracket [0, θ_max]; then safeguarded Newton steps on the profiled score D'(λ) = 0,
+//! λ = θ², using the analytic D''(λ), take the estimate to machine precision. When
+//! D'(0) ≥ 0 and no interior point is lower, the estimate is exactly λ = 0 (τ² = 0).
+
+use argmin::core::{CostFunction, Executor};
+use argmin::solver::brent::BrentOpt;
+use faer::linalg::solvers::DenseSolveCore;
+use faer::Mat;
+
+use crate::anova::Anova;
+use crate::error::{HnmError, Result};
+use crate::likelihood::{gradient, hessian, Params};
+use crate::profile::{Criterion, ProfilePoint, ProfiledDeviance};
+use crate::stats::GroupStats;
+
+/// How the optimiser got to the estimate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Convergence {
+    /// Iterations of Brent's method on θ.
+    pub brent_iterations: u64,
+    /// Newton steps polishing λ (0 on the boundary).
+    pub newton_iterations: u32,
+    /// The profiled score D'(λ̂); 0 up to rounding in the interior, ≥ 0 on the boundary.
+    pub profiled_score: f64,
+    /// Euclidean norm of the gradient of −ℓ in (μ, σ², τ²) projected on the parameter space
+    /// (a positive τ²-component at τ² = 0 is a KKT multiplier, not a defect).
+    /// For REML fits, the profiled score scaled to the τ² axis, |D'(λ̂)|/(2σ̂²).
+    pub gradient_norm: f64,
+    /// True when τ̂² = 0 exactly (a singular fit).
+    pub on_boundary: bool,
+}
+
+/// The result of a fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fit {
+    /// ML or REML.
+    pub criterion: Criterion,
+    /// Estimates (μ̂, σ̂², τ̂²).
+    pub params: Params,
+    /// θ̂ = τ̂/σ̂, lme4's `getME(fit, "theta")`.
+    pub theta: f64,
+    /// −2ℓ at the estimate (ML), or the REML criterion (REML).
+    pub deviance: f64,
+    /// Standard error of μ̂: sqrt(σ̂² / Σ n_j/(1 + n_j λ̂)), as lme4's `vcov`.
+    pub se_mu: f64,
+    /// Hessian of −ℓ (ML) in (μ, σ², τ²) at the estimate, row-major.
+    pub hessian: [[f64; 3]; 3],
+    /// How the estimate was found.
+    pub convergence: Convergence,
+}
+
+impl Fit {
+    /// The log-likelihood (ML) or restricted log-likelihood (REML): −deviance/2.
+    pub fn log_lik(&self) -> f64 {
+        -0.5 * self.deviance
+    }
+
+    /// The inverse of [`Fit::hessian`]: the asymptotic covariance of (μ̂, σ̂², τ̂²), the lecture's
+    /// `solve(fit$hessian)`.
+    pub fn covariance(&self) -> [[f64; 3]; 3] {
+        invert3(&self.hessian)
+    }
+}
+
+/// Fits the one-way model to `stats` by ML or REML.
+///
+/// # Errors
+/// The errors of [`GroupStats::check_identifiable`], and `Optimizer` if Brent's method fails.
+///
+/// # Example
+/// ```
+/// use hnm_core::{fit, Criterion, GroupStats};
+/// // Balanced: ML has the closed form σ̂² = MSE, τ̂² = ((1 − 1/m) MSG − MSE)/n.
+/// let s = GroupStats::new(vec![2.0; 3], vec![0.0, 2.0, 7.0], vec![1.0, 0.5, 2.0]).unwrap();
+/// let f = fit(&s, Criterion::Ml).unwrap();
+/// let (mse, msg) = (3.5 / 3.0, 2.0 * (9.0 + 1.0 + 16.0) / 2.0);
+/// assert!((f.params.sigma2 - mse).abs() < 1e-12);
+/// assert!((f.params.tau2 - ((2.0 / 3.0) * msg - mse) / 2.0).abs() < 1e-12);
+/// ```
+pub fn fit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
+    let anova = Anova::new(stats)?;
+    let deviance = ProfiledDeviance::new(stats, criterion);
+    let theta_max = bracket_upper(&deviance, anova.tau2() / anova.sigma2());
+    let (theta_brent, brent_iterations) = minimise_theta(deviance, theta_max)?;
+    let at_zero = deviance.at(0.0);
+    let interior = deviance.at(theta_brent * theta_brent);
+    let boundary = at_zero.d1 >= 0.0 && at_zero.deviance <= interior.deviance;
+    let (best, newton_iterations) = if boundary {
+        (at_zero, 0)
+    } else {
+        polish(&deviance, theta_brent, theta_max)
+    };
+    Ok(assemble(stats, criterion, best, brent_iterations, newton_iterations))
+}
+
+/// θ_max with D'(θ_max²) > 0, so [0, θ_max] brackets the minimum (D grows like m log λ).
+fn bracket_upper(deviance: &ProfiledDeviance, lambda_start: f64) -> f64 {
+    let mut theta = (2.0 * lambda_start.sqrt()).max(1.0);
+    for _ in 0..200 {
+        if deviance.at(theta * theta).d1 > 0.0 {
+            break;
+        }
+        theta *= 4.0;
+    }
+    theta
+}
+
+/// θ ↦ D(θ²): the one-dimensional problem argmin solves.
+struct ThetaProblem<'a> {
+    deviance: ProfiledDeviance<'a>,
+}
+
+impl CostFunction for ThetaProblem<'_> {
+    type Param = f64;
+    type Output = f64;
+
+    fn cost(&self, theta: &f64) -> std::result::Result<f64, argmin::core::Error> {
+        Ok(self.deviance.at(theta * theta).deviance)
+    }
+}
+
+fn minimise_theta(deviance: ProfiledDeviance, theta_max: f64) -> Result<(f64, u64)> {
+    let solver = BrentOpt::new(0.0, theta_max).set_tolerance(f64::EPSILON.sqrt(), 1e-12 * theta_max);
+    let result = Executor::new(ThetaProblem { deviance }, solver)
+        .configure(|state| state.max_iters(500))
+        .run()
+        .map_err(|e| HnmError::Optimizer(e.to_string()))?;
+    let state = result.state();
+    let theta = state.best_param.ok_or_else(|| HnmError::Optimizer("Brent's method returned no point".into()))?;
+    Ok((theta, state.iter))
+}
+
+/// Safeguarded Newton on D'(λ) = 0 inside a bracket with D'(lo) < 0 < D'(hi).
+fn polish(deviance: &ProfiledDeviance, theta_start: f64, theta_max: f64) -> (ProfilePoint, u32) {
+    let (mut lo, mut hi) = (0.0, theta_max * theta_max);
+    let mut point = deviance.at(theta_start * theta_start);
+    let mut steps = 0;
+    while steps < 200 {
+        if point.d1 == 0.0 {
+            break;
+        }
+        if point.d1 < 0.0 {
+            lo = point.lambda;
+        } else {
+            hi = point.lambda;
+        }
+        let newton = point.lambda - point.d1 / point.d2;
+        let next = if point.d2 > 0.0 && newton > lo && newton < hi { newton } else { 0.5 * (lo + hi) };
+        steps += 1;
+        let converged = (next - point.lambda).abs() <= 4.0 * f64::EPSILON * point.lambda;
+        point = deviance.at(next);
+        if converged || hi - lo <= 4.0 * f64::EPSILON * hi {
+            break;
+        }
+    }
+    (point, steps)
+}
+
+fn assemble(
+    stats: &GroupStats,
+    criterion: Criterion,
+    best: ProfilePoint,
+    brent_iterations: u64,
+    newton_iterations: u32,
+) -> Fit {
+    let params = Params { mu: best.mu, sigma2: best.sigma2, tau2: best.lambda * best.sigma2 };
+    let on_boundary = best.lambda == 0.0;
+    let gradient_norm = match criterion {
+        Criterion::Ml => projected_norm(gradient(stats, &params), on_boundary),
+        Criterion::Reml => best.d1.abs() / (2.0 * best.sigma2),
+    };
+    Fit {
+        criterion,
+        params,
+        theta: best.lambda.sqrt(),
+        deviance: best.deviance,
+        se_mu: (best.sigma2 / best.weight_sum).sqrt(),
+        hessian: hessian(stats, &params),
+        convergence: Convergence {
+            brent_iterations,
+            newton_iterations,
+            profiled_score: best.d1,
+            gradient_norm,
+            on_boundary,
+        },
+    }
+}
+
+fn projected_norm(mut g: [f64; 3], on_boundary: bool) -> f64 {
+    if on_boundary {
+        g[2] = g[2].min(0.0);
+    }
+    g.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// Inverse of a 3 × 3 matrix by LU with partial pivoting (faer); NaN where singular.
+pub(crate) fn invert3(a: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    let m = Mat::from_fn(3, 3, |i, j| a[i][j]);
+    let inv = m.partial_piv_lu().inverse();
+    let mut out = [[0.0; 3]; 3];
+    for (i, row) in out.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = inv[(i, j)];
+        }
+    }
+    out
+}

@@ -1,0 +1,21 @@
+//! # hnm-core
+//!
+//! The one-way random-effects (hierarchical normal) model
+//! y_ij = μ + a_j + ε_ij, a_j ~ N(0, τ²), ε_ij ~ N(0, σ²),
+//! computed from per-group sufficient statistics (n_j, ȳ_j, SSW_j): the likelihood, its
+//! analytic gradient and Hessian, the ANOVA estimator, and ML/REML fits with an exact
+//! boundary at τ² = 0. Pure Rust, no R: the R package's glue crate only converts arguments.
+
+mod anova;
+mod error;
+mod fit;
+mod likelihood;
+mod profile;
+mod stats;
+
+pub use anova::Anova;
+pub use error::{HnmError, Result};
+pub use fit::{fit, Convergence, Fit};
+pub use likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
+pub use profile::{Criterion, ProfilePoint, ProfiledDeviance};
+pub use stats::{DataPass, GroupStats, NA_CODE};

@@ -1,0 +1,113 @@
+//! extendr glue: converts R arguments to hnm-core calls and results back to R lists.
+//!
+//! No statistics live here. Core errors are returned as a one-element list named
+//! `hnm_core_error` holding the message, which the R side re-raises as a classed
+//! condition: expected failures never unwind through R, and users never see a panic.
+
+use extendr_api::prelude::*;
+use hnm_core::{Criterion, GroupStats, HnmError, Params};
+
+/// A core error as an R object the R wrapper turns into an `hnm_error` condition.
+fn core_error(error: HnmError) -> Robj {
+    list!(hnm_core_error = error.to_string()).into()
+}
+
+/// Runs a core computation and converts its result or error for R.
+fn respond<T>(result: hnm_core::Result<T>, to_r: impl FnOnce(T) -> Robj) -> Robj {
+    match result {
+        Ok(value) => to_r(value),
+        Err(error) => core_error(error),
+    }
+}
+
+/// Group statistics as R holds them: means relative to `center` (see `GroupStats::centered`).
+fn stats_from(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> hnm_core::Result<GroupStats> {
+    GroupStats::centered(center, n.to_vec(), mean.to_vec(), ss.to_vec())
+}
+
+fn flatten(m: [[f64; 3]; 3]) -> Vec<f64> {
+    // Column-major for R's matrix(); the matrices are symmetric, so the order is immaterial.
+    (0..3).flat_map(|j| (0..3).map(move |i| m[i][j])).collect()
+}
+
+/// One pass over y and 1-based group codes: per-group n, mean, within-group SS.
+/// @noRd
+#[extendr]
+fn rs_group_stats(y: &[f64], codes: &[i32], n_groups: i32) -> Robj {
+    respond(GroupStats::from_data(y, codes, n_groups.max(0) as usize), |pass| {
+        list!(
+            center = pass.stats.center(),
+            n = pass.stats.n().to_vec(),
+            mean = pass.stats.centered_mean().to_vec(),
+            ss = pass.stats.ssw().to_vec(),
+            dropped = pass.dropped as f64
+        )
+        .into()
+    })
+}
+
+/// Negative log-likelihood, gradient or Hessian (`what` = 0, 1, 2) at `par`.
+/// @noRd
+#[extendr]
+fn rs_neg_log_lik(par: &[f64], center: f64, n: &[f64], mean: &[f64], ss: &[f64], what: i32) -> Robj {
+    let result = stats_from(center, n, mean, ss).and_then(|s| Params::from_slice(par, "mus2t2").map(|p| (s, p)));
+    respond(result, |(s, p)| match what {
+        0 => Robj::from(hnm_core::neg_log_lik(&s, &p)),
+        1 => Robj::from(hnm_core::gradient(&s, &p).to_vec()),
+        _ => Robj::from(flatten(hnm_core::hessian(&s, &p))),
+    })
+}
+
+/// ML (`reml = FALSE`) or REML fit from group statistics.
+/// @noRd
+#[extendr]
+fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj {
+    let criterion = if reml { Criterion::Reml } else { Criterion::Ml };
+    let result = stats_from(center, n, mean, ss).and_then(|s| hnm_core::fit(&s, criterion));
+    respond(result, |f| {
+        let c = f.convergence;
+        list!(
+            mu = f.params.mu,
+            sigma2 = f.params.sigma2,
+            tau2 = f.params.tau2,
+            theta = f.theta,
+            deviance = f.deviance,
+            se_mu = f.se_mu,
+            hessian = flatten(f.hessian),
+            covariance = flatten(f.covariance()),
+            brent_iterations = c.brent_iterations as f64,
+            newton_iterations = c.newton_iterations as f64,
+            profiled_score = c.profiled_score,
+            gradient_norm = c.gradient_norm,
+            on_boundary = c.on_boundary
+        )
+        .into()
+    })
+}
+
+/// The one-way ANOVA from group statistics.
+/// @noRd
+#[extendr]
+fn rs_anova(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> Robj {
+    let result = stats_from(center, n, mean, ss).and_then(|s| hnm_core::Anova::new(&s));
+    respond(result, |a| {
+        list!(
+            mu = a.mu,
+            msg = a.msg,
+            mse = a.mse,
+            n0 = a.n0,
+            df_between = a.df_between,
+            df_within = a.df_within,
+            tau2_untruncated = a.tau2_untruncated
+        )
+        .into()
+    })
+}
+
+extendr_module! {
+    mod hnm;
+    fn rs_group_stats;
+    fn rs_neg_log_lik;
+    fn rs_fit;
+    fn rs_anova;
+}

@@ -1,0 +1,4 @@
+library(testthat)
+library(hnm)
+
+test_check("hnm")

@@ -1,0 +1,67 @@
+# hnm_fit() against lme4::lmer(REML = FALSE): one loop over datasets x formula spellings.
+# lme4's optimizer stops 1e-9..1e-7 from the optimum, hence 1e-6 relative.
+
+test_that("ML fits agree with lme4::lmer(REML = FALSE) to 1e-6", {
+  skip_if_not_installed("lme4")
+  for (case in lme4_cases()) {
+    for (lme4_style in c(FALSE, TRUE)) {
+      label <- sprintf("%s (%s)", case$name, if (lme4_style) "1 + (1 | g)" else "1 | g")
+      fit <- hnm_fit(one_way_formula(case, lme4_style), case$data)
+      ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = FALSE))
+      ref_vc <- as.data.frame(lme4::VarCorr(ref))
+      expect_equal(unname(fixef(fit)), unname(lme4::fixef(ref)), tolerance = 1e-6, label = label)
+      expect_equal(fit$sigma2, ref_vc$vcov[2], tolerance = 1e-6, label = label)
+      expect_equal(fit$tau2, ref_vc$vcov[1], tolerance = 1e-6, label = label)
+      expect_equal(c(logLik(fit)), c(logLik(ref)), tolerance = 1e-6, label = label)
+      expect_equal(sqrt(c(vcov(fit))), sqrt(c(as.matrix(vcov(ref)))), tolerance = 1e-6, label = label)
+      expect_equal(AIC(fit), AIC(ref), tolerance = 1e-6, label = label)
+      expect_equal(BIC(fit), BIC(ref), tolerance = 1e-6, label = label)
+      expect_identical(nobs(fit), nobs(ref), label = label)
+      expect_equal(unname(ngrps(fit)), unname(lme4::ngrps(ref)), label = label)
+      expect_identical(isSingular(fit), lme4::isSingular(ref), label = label)
+      expect_equal(as.data.frame(VarCorr(fit))[, c("vcov", "sdcor")], ref_vc[, c("vcov", "sdcor")],
+                   tolerance = 1e-6, label = label)
+      expect_equal(unname(residuals(fit)), unname(residuals(ref)), tolerance = 1e-5, label = label)
+    }
+  }
+})
+
+test_that("published Dyestuff values are reproduced", {
+  # lme4's ML deviance of Yield ~ 1 + (1 | Batch) on Dyestuff (Bates, lme4 book ch. 1).
+  fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
+  expect_equal(deviance(fit), 327.327059881135, tolerance = 1e-12)
+  expect_equal(unname(fixef(fit)), 1527.5, tolerance = 1e-12)
+  # Bates' book: sigma 49.51, tau 37.26 (printed to 4 digits).
+  expect_equal(sigma(fit), 49.51, tolerance = 1e-4)
+  expect_equal(sqrt(fit$tau2), 37.26, tolerance = 1e-4)
+})
+
+test_that("Dyestuff2 reaches tau^2 = 0 exactly, with the closed form of an iid sample", {
+  d <- lme4::Dyestuff2
+  fit <- hnm_fit(Yield ~ 1 | Batch, d)
+  expect_identical(fit$tau2, 0)
+  expect_true(isSingular(fit))
+  expect_true(fit$convergence$on_boundary)
+  # tau^2 = 0: mu = mean(y), sigma^2 = mean((y - ybar)^2) in closed form.
+  expect_equal(unname(fixef(fit)), mean(d$Yield), tolerance = 1e-14)
+  expect_equal(fit$sigma2, mean((d$Yield - mean(d$Yield))^2), tolerance = 1e-14)
+  expect_output(print(summary(fit)), "boundary \\(singular\\) fit")
+})
+
+test_that("NA rows are dropped as lme4 drops them, and nobs reports it", {
+  skip_if_not_installed("lme4")
+  d <- simulate_unbalanced(15, 3)
+  d$y[c(2, 9)] <- NA
+  d$g[c(4, 30)] <- NA
+  fit <- hnm_fit(y ~ 1 | g, d)
+  ref <- lme4::lmer(y ~ 1 + (1 | g), d, REML = FALSE)
+  expect_identical(nobs(fit), nobs(ref))
+  expect_identical(nobs(fit), nrow(d) - 4L)
+  expect_equal(c(logLik(fit)), c(logLik(ref)), tolerance = 1e-6)
+})
+
+test_that("data taken from the formula's environment when `data` is missing", {
+  y <- lme4::Dyestuff$Yield
+  batch <- lme4::Dyestuff$Batch
+  expect_equal(deviance(hnm_fit(y ~ 1 | batch)), 327.327059881135, tolerance = 1e-12)
+})

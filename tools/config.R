@@ -1,0 +1,25 @@
+# Writes src/Makevars from src/Makevars.in (rextendr 0.5.0 layout).
+# DEBUG=1 gives a fast debug build; NOT_CRAN unset plus src/rust/vendor.tar.xz gives an
+# offline build with the vendored crates.
+source("tools/msrv.R")
+
+is_debug <- Sys.getenv("DEBUG") != ""
+is_not_cran <- Sys.getenv("NOT_CRAN") != "" || is_debug
+vendor_exists <- file.exists("src/rust/vendor.tar.xz")
+if (is_debug) message("Creating DEBUG build.")
+
+replacements <- c(
+  "@CRAN_FLAGS@" = if (!is_not_cran && vendor_exists) "-j 2 --offline" else "",
+  "@PROFILE@" = if (is_debug) "" else "--release",
+  "@CLEAN_TARGET@" = if (is_debug) "" else "$(TARGET_DIR)",
+  "@LIBDIR@" = if (is_debug) "debug" else "release"
+)
+txt <- readLines("src/Makevars.in")
+for (key in names(replacements)) txt <- gsub(key, replacements[[key]], txt, fixed = TRUE)
+
+out <- "src/Makevars"
+if (file.exists(out)) invisible(file.remove(out))
+con <- file(out, open = "wb")
+writeLines(txt, con, sep = "\n")
+close(con)
+message("`tools/config.R` has finished.")
