@@ -13,7 +13,6 @@
 #'
 #' @keywords internal
 #' @useDynLib hnm, .registration = TRUE
-#' @importFrom nlme fixef ranef VarCorr
 #' @importFrom stats sigma nobs logLik deviance vcov confint formula coef qnorm quantile
 #'   printCoefmat setNames df.residual fitted residuals AIC BIC
 "_PACKAGE"

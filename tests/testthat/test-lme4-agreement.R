@@ -65,3 +65,17 @@ test_that("data taken from the formula's environment when `data` is missing", {
   batch <- lme4::Dyestuff$Batch
   expect_equal(deviance(hnm_fit(y ~ 1 | batch)), 327.327059881135, tolerance = 1e-12)
 })
+
+test_that("REML fits agree with lme4::lmer(REML = TRUE) to 1e-6", {
+  skip_if_not_installed("lme4")
+  for (case in lme4_cases()) {
+    fit <- hnm_fit(one_way_formula(case), case$data, REML = TRUE)
+    ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = TRUE))
+    ref_vc <- as.data.frame(lme4::VarCorr(ref))
+    expect_equal(c(fit$mu, fit$sigma2, fit$tau2), c(unname(lme4::fixef(ref)), ref_vc$vcov[2:1]),
+                 tolerance = 1e-6, label = case$name)
+    expect_equal(deviance(fit), lme4::REMLcrit(ref), tolerance = 1e-6, label = case$name)
+    expect_equal(sqrt(c(vcov(fit))), sqrt(c(as.matrix(vcov(ref)))), tolerance = 1e-6, label = case$name)
+  }
+  expect_output(print(hnm_fit(y ~ 1 | g, wheat, REML = TRUE)), "REML criterion at convergence: 177.9876")
+})

@@ -33,6 +33,10 @@ pub enum HnmError {
     ParameterMissing { argument: &'static str, index: usize },
     /// The optimiser failed; the message says how.
     Optimizer(String),
+    /// An argument has an invalid value.
+    InvalidArgument { argument: &'static str, reason: &'static str },
+    /// A computation that is not available (yet) for this kind of fit.
+    Unsupported(&'static str),
 }
 
 impl fmt::Display for HnmError {
@@ -79,6 +83,8 @@ impl fmt::Display for HnmError {
                 index + 1
             ),
             HnmError::Optimizer(message) => write!(f, "the optimiser failed: {message}."),
+            HnmError::InvalidArgument { argument, reason } => write!(f, "`{argument}` {reason}."),
+            HnmError::Unsupported(what) => write!(f, "not supported: {what}."),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::anova::Anova;
 use crate::error::{HnmError, Result};
 use crate::likelihood::{gradient, hessian, Params};
 use crate::profile::{Criterion, ProfilePoint, ProfiledDeviance};
+use crate::solve1d::{expand_until, newton_root};
 use crate::stats::GroupStats;
 
 /// How the optimiser got to the estimate.
@@ -88,25 +89,18 @@ pub fn fit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
     let (theta_brent, brent_iterations) = minimise_theta(deviance, theta_max)?;
     let at_zero = deviance.at(0.0);
     let interior = deviance.at(theta_brent * theta_brent);
-    let boundary = at_zero.d1 >= 0.0 && at_zero.deviance <= interior.deviance;
-    let (best, newton_iterations) = if boundary {
-        (at_zero, 0)
-    } else {
-        polish(&deviance, theta_brent, theta_max)
-    };
+    // Brent may stop at a tiny θ whose deviance is below D(0) by rounding only.
+    let rounding = 64.0 * f64::EPSILON * (1.0 + at_zero.deviance.abs());
+    let boundary = at_zero.d1 >= 0.0 && at_zero.deviance <= interior.deviance + rounding;
+    let polished = if boundary { None } else { polish(&deviance, theta_brent, theta_max) };
+    let (best, newton_iterations) = polished.unwrap_or((at_zero, 0));
     Ok(assemble(stats, criterion, best, brent_iterations, newton_iterations))
 }
 
 /// θ_max with D'(θ_max²) > 0, so [0, θ_max] brackets the minimum (D grows like m log λ).
 fn bracket_upper(deviance: &ProfiledDeviance, lambda_start: f64) -> f64 {
-    let mut theta = (2.0 * lambda_start.sqrt()).max(1.0);
-    for _ in 0..200 {
-        if deviance.at(theta * theta).d1 > 0.0 {
-            break;
-        }
-        theta *= 4.0;
-    }
-    theta
+    let start = (2.0 * lambda_start.sqrt()).max(1.0);
+    expand_until(start, 4.0, |theta| deviance.at(theta * theta).d1 > 0.0)
 }
 
 /// θ ↦ D(θ²): the one-dimensional problem argmin solves.
@@ -134,30 +128,28 @@ fn minimise_theta(deviance: ProfiledDeviance, theta_max: f64) -> Result<(f64, u6
     Ok((theta, state.iter))
 }
 
-/// Safeguarded Newton on D'(λ) = 0 inside a bracket with D'(lo) < 0 < D'(hi).
-fn polish(deviance: &ProfiledDeviance, theta_start: f64, theta_max: f64) -> (ProfilePoint, u32) {
-    let (mut lo, mut hi) = (0.0, theta_max * theta_max);
-    let mut point = deviance.at(theta_start * theta_start);
-    let mut steps = 0;
-    while steps < 200 {
-        if point.d1 == 0.0 {
-            break;
+/// Newton polish of the profiled score D'(λ) = 0 from Brent's point, inside a bracket
+/// with D'(lo) < 0 < D'(hi); `None` when no λ below Brent's point has a negative score,
+/// so the minimum is the boundary λ = 0.
+fn polish(deviance: &ProfiledDeviance, theta_start: f64, theta_max: f64) -> Option<(ProfilePoint, u32)> {
+    let score = |lambda: f64| {
+        let p = deviance.at(lambda);
+        (p.d1, p.d2)
+    };
+    let start = theta_start * theta_start;
+    let lo = if score(0.0).0 < 0.0 {
+        0.0
+    } else {
+        // D'(0) ≥ 0 with a lower interior minimum: step down from Brent's point past the
+        // local maximum in between only as far as needed.
+        let gap = expand_until(1e-6 * start, 4.0, |gap| gap >= start || score(start - gap).0 < 0.0);
+        if gap >= start {
+            return None;
         }
-        if point.d1 < 0.0 {
-            lo = point.lambda;
-        } else {
-            hi = point.lambda;
-        }
-        let newton = point.lambda - point.d1 / point.d2;
-        let next = if point.d2 > 0.0 && newton > lo && newton < hi { newton } else { 0.5 * (lo + hi) };
-        steps += 1;
-        let converged = (next - point.lambda).abs() <= 4.0 * f64::EPSILON * point.lambda;
-        point = deviance.at(next);
-        if converged || hi - lo <= 4.0 * f64::EPSILON * hi {
-            break;
-        }
-    }
-    (point, steps)
+        start - gap
+    };
+    let root = newton_root(score, lo, theta_max * theta_max, start);
+    Some((deviance.at(root.x), root.steps))
 }
 
 fn assemble(

@@ -11,6 +11,8 @@ mod error;
 mod fit;
 mod likelihood;
 mod profile;
+mod profile_ci;
+mod solve1d;
 mod stats;
 
 pub use anova::Anova;
@@ -18,4 +20,5 @@ pub use error::{HnmError, Result};
 pub use fit::{fit, Convergence, Fit};
 pub use likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
 pub use profile::{Criterion, ProfilePoint, ProfiledDeviance};
+pub use profile_ci::{Profile, ProfileParameter, ProfilePointFull};
 pub use stats::{DataPass, GroupStats, NA_CODE};

@@ -86,8 +86,18 @@ impl<'a> ProfiledDeviance<'a> {
 
     /// D(λ) and its first two derivatives, in two passes over the groups.
     pub fn at(&self, lambda: f64) -> ProfilePoint {
+        self.evaluate(lambda, None)
+    }
+
+    /// D(λ) with μ held at `mu` instead of μ̂(λ): only σ² is profiled out (dQ/dλ = −A still,
+    /// but dA/dλ = −2C). This is the inner problem of the profile likelihood of μ.
+    pub fn at_fixed_mu(&self, lambda: f64, mu: f64) -> ProfilePoint {
+        self.evaluate(lambda, Some(mu - self.stats.center()))
+    }
+
+    fn evaluate(&self, lambda: f64, fixed_centered_mu: Option<f64>) -> ProfilePoint {
         let weight = |n: f64| n / (1.0 + n * lambda);
-        let mu = self.stats.centered_weighted_mean_by(weight);
+        let mu = fixed_centered_mu.unwrap_or_else(|| self.stats.centered_weighted_mean_by(weight));
         let (mut w1, mut w2, mut w3) = (0.0, 0.0, 0.0);
         let (mut between, mut a, mut b, mut c, mut log_c) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for (n, mean, _) in groups(self.stats) {
@@ -105,7 +115,9 @@ impl<'a> ProfiledDeviance<'a> {
         }
         let q = self.ssw_total + between;
         let (k, r) = self.criterion.constants(self.n_obs);
-        let a1 = 2.0 * b * b / w1 - 2.0 * c;
+        // The envelope term 2B²/W comes from μ̂(λ) moving with λ; a fixed μ does not move.
+        let envelope = if fixed_centered_mu.is_some() { 0.0 } else { 2.0 * b * b / w1 };
+        let a1 = envelope - 2.0 * c;
         ProfilePoint {
             lambda,
             mu: self.stats.center() + mu,
@@ -131,9 +143,10 @@ mod tests {
         let s = unbalanced();
         for criterion in [Criterion::Ml, Criterion::Reml] {
             let dev = ProfiledDeviance::new(&s, criterion);
-            for &lambda in &[0.05, 0.4, 3.0] {
+            for (&lambda, fixed_mu) in [0.05, 0.4, 3.0].iter().zip([None, Some(0.3), Some(2.0)]) {
+                let at = |l: f64| fixed_mu.map_or_else(|| dev.at(l), |mu| dev.at_fixed_mu(l, mu));
                 let h = 1e-6 * lambda;
-                let (up, down, mid) = (dev.at(lambda + h), dev.at(lambda - h), dev.at(lambda));
+                let (up, down, mid) = (at(lambda + h), at(lambda - h), at(lambda));
                 let d1 = (up.deviance - down.deviance) / (2.0 * h);
                 let d2 = (up.d1 - down.d1) / (2.0 * h);
                 assert!((d1 - mid.d1).abs() < 1e-6 * (1.0 + d1.abs()), "{criterion:?} D' {d1} vs {}", mid.d1);

@@ -1,0 +1,211 @@
+//! Profile-likelihood confidence intervals for τ, σ and μ (ML fits).
+//!
+//! For one parameter x held fixed, the profile deviance is dev(x) = min −2ℓ over the others;
+//! lme4's signed root is ζ(x) = sign(x − x̂) √(dev(x) − dev(x̂)), and the level-(1 − α)
+//! interval is {x : |ζ(x)| ≤ z_{1−α/2}}. Each inner minimisation is one-dimensional: μ has
+//! the closed form μ̂ = Σ (n_j/v_j) ȳ_j / Σ n_j/v_j given the variances, and the remaining
+//! variance is found by Newton steps on its score with the Schur-complement curvature
+//! H_vv − H_μv²/H_μμ. By the envelope theorem d dev/dx = 2 ∂(−ℓ)/∂x at the inner optimum,
+//! so the limits are found by Newton steps too. Everything costs O(groups) per evaluation.
+//! τ and σ are profiled on the SD scale, as lme4 does.
+
+use crate::error::{HnmError, Result};
+use crate::fit::Fit;
+use crate::likelihood::{gradient, groups, hessian, neg_log_lik, Params};
+use crate::profile::{Criterion, ProfiledDeviance};
+use crate::solve1d::{expand_until, newton_root};
+use crate::stats::GroupStats;
+
+/// The parameter whose profile is taken, named as in lme4's `confint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileParameter {
+    /// τ, lme4's `.sig01`.
+    Tau,
+    /// σ, lme4's `.sigma`.
+    Sigma,
+    /// μ, lme4's `(Intercept)`.
+    Mu,
+}
+
+/// The ML profile likelihood of one parameter of a fitted model.
+#[derive(Debug, Clone, Copy)]
+pub struct Profile<'a> {
+    stats: &'a GroupStats,
+    fit: &'a Fit,
+    parameter: ProfileParameter,
+}
+
+/// The profile deviance at one value and everything the inner optimisation found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProfilePointFull {
+    /// The value the parameter is held at.
+    pub value: f64,
+    /// Minimum of −2ℓ with the parameter held at `value`.
+    pub deviance: f64,
+    /// d deviance / d value.
+    pub slope: f64,
+    /// ζ = sign(value − estimate) √(deviance − deviance at the estimate).
+    pub zeta: f64,
+    /// The parameters at the inner optimum.
+    pub params: Params,
+}
+
+impl<'a> Profile<'a> {
+    /// The profile of `parameter` for an ML fit of `stats`.
+    ///
+    /// # Errors
+    /// `Unsupported` when `fit` is a REML fit: its criterion does not involve μ.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{fit, Criterion, GroupStats, Profile, ProfileParameter};
+    /// let s = GroupStats::new(vec![3.0; 4], vec![0.0, 2.0, 1.0, 4.0], vec![2.0, 3.0, 1.0, 2.5]).unwrap();
+    /// let f = fit(&s, Criterion::Ml).unwrap();
+    /// let p = Profile::new(&s, &f, ProfileParameter::Sigma).unwrap();
+    /// let (lower, upper) = p.interval(1.959963984540054).unwrap();
+    /// assert!(lower < f.params.sigma2.sqrt() && f.params.sigma2.sqrt() < upper);
+    /// assert!((p.at(upper).zeta - 1.959963984540054).abs() < 1e-9);
+    /// ```
+    pub fn new(stats: &'a GroupStats, fit: &'a Fit, parameter: ProfileParameter) -> Result<Self> {
+        if fit.criterion != Criterion::Ml {
+            return Err(HnmError::Unsupported("profile intervals of REML fits; refit with REML = FALSE"));
+        }
+        Ok(Profile { stats, fit, parameter })
+    }
+
+    /// The estimate of the parameter on its profiling scale (SD for τ and σ).
+    pub fn estimate(&self) -> f64 {
+        let p = self.fit.params;
+        match self.parameter {
+            ProfileParameter::Tau => p.tau2.sqrt(),
+            ProfileParameter::Sigma => p.sigma2.sqrt(),
+            ProfileParameter::Mu => p.mu,
+        }
+    }
+
+    /// The profile deviance, its slope and ζ at `value` (τ ≥ 0, σ > 0).
+    pub fn at(&self, value: f64) -> ProfilePointFull {
+        let params = match self.parameter {
+            ProfileParameter::Tau => self.inner_sigma2(value * value),
+            ProfileParameter::Sigma => self.inner_tau2(value * value),
+            ProfileParameter::Mu => self.inner_variances(value),
+        };
+        let g = gradient(self.stats, &params);
+        let slope = 2.0 * match self.parameter {
+            ProfileParameter::Tau => g[2] * 2.0 * value,
+            ProfileParameter::Sigma => g[1] * 2.0 * value,
+            ProfileParameter::Mu => g[0],
+        };
+        let deviance = 2.0 * neg_log_lik(self.stats, &params);
+        let excess = (deviance - self.fit.deviance).max(0.0);
+        let zeta = (value - self.estimate()).signum() * excess.sqrt();
+        ProfilePointFull { value, deviance, slope, zeta, params }
+    }
+
+    /// The limits {x : |ζ(x)| ≤ z} of the interval with critical value `z` = Φ⁻¹(1 − α/2)
+    /// (1.959963984540054 for 95%). A τ interval whose lower limit would be below 0 starts
+    /// at exactly 0.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `z` is not a positive finite number.
+    pub fn interval(&self, z: f64) -> Result<(f64, f64)> {
+        if !(z > 0.0 && z.is_finite()) {
+            return Err(HnmError::InvalidArgument { argument: "level", reason: "must be between 0 and 1" });
+        }
+        Ok((self.limit(-z), self.limit(z)))
+    }
+
+    /// The value on the side of sign(z) where ζ = z.
+    fn limit(&self, z: f64) -> f64 {
+        let estimate = self.estimate();
+        let target = z * z;
+        let excess = |x: f64| {
+            let point = self.at(x);
+            (point.deviance - self.fit.deviance - target, point.slope)
+        };
+        let is_variance = self.parameter != ProfileParameter::Mu;
+        if z < 0.0 && is_variance {
+            // ζ decreases to −∞ as σ → 0 (SSW > 0), but τ can stop at 0.
+            if self.parameter == ProfileParameter::Tau && excess(0.0).0 <= 0.0 {
+                return 0.0;
+            }
+            let lower = if self.parameter == ProfileParameter::Tau {
+                0.0
+            } else {
+                expand_until(0.5 * estimate, 0.5, |x| excess(x).0 > 0.0)
+            };
+            return newton_root(excess, estimate, lower, 0.5 * (lower + estimate)).x;
+        }
+        let step = self.initial_step();
+        let distance = expand_until(step, 2.0, |d| excess(estimate + z.signum() * d).0 > 0.0);
+        let far = estimate + z.signum() * distance;
+        newton_root(excess, estimate, far, estimate + 0.5 * z.signum() * distance).x
+    }
+
+    /// A first step away from the estimate, about one standard error.
+    fn initial_step(&self) -> f64 {
+        let p = self.fit.params;
+        match self.parameter {
+            ProfileParameter::Mu => self.fit.se_mu,
+            ProfileParameter::Sigma => 0.5 * p.sigma2.sqrt() / self.stats.n_obs().sqrt(),
+            ProfileParameter::Tau => (p.tau2.sqrt()).max(p.sigma2.sqrt() / self.stats.n_obs().sqrt()) * 0.5,
+        }
+    }
+
+    /// τ² fixed: minimise over σ² (μ in closed form).
+    fn inner_sigma2(&self, tau2: f64) -> Params {
+        let at = |sigma2: f64| {
+            let p = with_gls_mean(self.stats, sigma2, tau2);
+            let (g, h) = (gradient(self.stats, &p), hessian(self.stats, &p));
+            (g[1], h[1][1] - h[0][1] * h[0][1] / h[0][0])
+        };
+        let start = self.fit.params.sigma2;
+        let lo = expand_until(start, 0.5, |s| at(s).0 < 0.0);
+        let hi = expand_until(start, 2.0, |s| at(s).0 > 0.0);
+        with_gls_mean(self.stats, newton_root(at, lo, hi, start).x, tau2)
+    }
+
+    /// σ² fixed: minimise over τ² ≥ 0 (μ in closed form).
+    fn inner_tau2(&self, sigma2: f64) -> Params {
+        let at = |tau2: f64| {
+            let p = with_gls_mean(self.stats, sigma2, tau2);
+            let (g, h) = (gradient(self.stats, &p), hessian(self.stats, &p));
+            (g[2], h[2][2] - h[0][2] * h[0][2] / h[0][0])
+        };
+        if at(0.0).0 >= 0.0 {
+            return with_gls_mean(self.stats, sigma2, 0.0);
+        }
+        let start = self.fit.params.tau2.max(sigma2 / self.stats.n_obs());
+        let hi = expand_until(start, 2.0, |t| at(t).0 > 0.0);
+        with_gls_mean(self.stats, sigma2, newton_root(at, 0.0, hi, start).x)
+    }
+
+    /// μ fixed: minimise over λ = τ²/σ² ≥ 0 with σ² profiled out.
+    fn inner_variances(&self, mu: f64) -> Params {
+        let deviance = ProfiledDeviance::new(self.stats, Criterion::Ml);
+        let score = |lambda: f64| {
+            let p = deviance.at_fixed_mu(lambda, mu);
+            (p.d1, p.d2)
+        };
+        let lambda = if score(0.0).0 >= 0.0 {
+            0.0
+        } else {
+            let start = self.fit.theta * self.fit.theta;
+            let hi = expand_until(start.max(1e-3), 2.0, |l| score(l).0 > 0.0);
+            newton_root(score, 0.0, hi, start).x
+        };
+        let point = deviance.at_fixed_mu(lambda, mu);
+        Params { mu, sigma2: point.sigma2, tau2: lambda * point.sigma2 }
+    }
+}
+
+/// (μ̂, σ², τ²) with μ̂ the GLS mean Σ (n_j/v_j) ȳ_j / Σ n_j/v_j.
+fn with_gls_mean(stats: &GroupStats, sigma2: f64, tau2: f64) -> Params {
+    let (mut sum_w, mut sum_wm) = (0.0, 0.0);
+    for (n, mean, _) in groups(stats) {
+        let w = n / (sigma2 + n * tau2);
+        sum_w += w;
+        sum_wm += w * mean;
+    }
+    Params { mu: stats.center() + sum_wm / sum_w, sigma2, tau2 }
+}
