@@ -23,6 +23,10 @@ test_that("wheat: the ML fit, information, standard errors and intervals", {
   se <- sqrt(diag(vcov(fit, full = TRUE)))
   expect_equal(unname(se), c(0.2583343, 0.3996314, 0.3089721), tolerance = 5e-7)
   expect_equal(unname(se), c(0.2583344, 0.3996312, 0.3089705), tolerance = 1e-5)
+  # The lecture's fit.ml$hessian (finite differences; off-diagonal mu terms ~1e-5 there, 0 here).
+  information <- solve(vcov(fit, full = TRUE))
+  expect_equal(unname(diag(information)), c(14.98426, 6.710598, 11.22654), tolerance = 1e-5)
+  expect_equal(information[2, 3], 2.245294, tolerance = 1e-5)
   # "Comparison to what is known": sqrt(s2/(mn) + t2/m) is se(mu) for balanced data.
   expect_equal(unname(se[1]), sqrt(fit$sigma2 / 50 + fit$tau2 / 10), tolerance = 1e-12)
   expect_equal(sqrt(c(vcov(fit))), 0.2583344, tolerance = 1e-6)
@@ -50,6 +54,8 @@ test_that("NELS: the ML fit, standard errors and lme4's profile intervals", {
   expect_equal(c(logLik(fit)), -46956.63325363, tolerance = 1e-11)
   se <- sqrt(diag(vcov(fit, full = TRUE)))
   expect_equal(unname(se), c(0.2026422, 0.9411003, 1.5430536), tolerance = 1e-4)
+  expect_equal(unname(est - 2 * se), c(50.53386, 71.82661, 20.54772), tolerance = 5e-5)
+  expect_equal(unname(est + 2 * se), c(51.34443, 75.59101, 26.71993), tolerance = 5e-5)
   ci <- confint(fit, method = "profile")
   lme4_ci <- rbind(c(4.562275, 5.185387), c(8.479051, 8.693913), c(50.541015, 51.336528))
   expect_equal(unname(ci), lme4_ci, tolerance = 1e-5)
