@@ -11,7 +11,7 @@
 
 use crate::error::{HnmError, Result};
 use crate::fit::Fit;
-use crate::likelihood::{gradient, groups, hessian, neg_log_lik, Params};
+use crate::likelihood::{gradient, hessian, neg_log_lik, Params};
 use crate::profile::{Criterion, ProfiledDeviance};
 use crate::solve1d::{expand_until, newton_root};
 use crate::stats::GroupStats;
@@ -201,11 +201,6 @@ impl<'a> Profile<'a> {
 
 /// (μ̂, σ², τ²) with μ̂ the GLS mean Σ (n_j/v_j) ȳ_j / Σ n_j/v_j.
 fn with_gls_mean(stats: &GroupStats, sigma2: f64, tau2: f64) -> Params {
-    let (mut sum_w, mut sum_wm) = (0.0, 0.0);
-    for (n, mean, _) in groups(stats) {
-        let w = n / (sigma2 + n * tau2);
-        sum_w += w;
-        sum_wm += w * mean;
-    }
-    Params { mu: stats.center() + sum_wm / sum_w, sigma2, tau2 }
+    let mu = stats.centered_weighted_mean_by(|n| n / (sigma2 + n * tau2));
+    Params { mu: stats.center() + mu, sigma2, tau2 }
 }
