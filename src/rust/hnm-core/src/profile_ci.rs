@@ -154,11 +154,7 @@ impl<'a> Profile<'a> {
 
     /// τ² fixed: minimise over σ² (μ in closed form).
     fn inner_sigma2(&self, tau2: f64) -> Params {
-        let at = |sigma2: f64| {
-            let p = with_gls_mean(self.stats, sigma2, tau2);
-            let (g, h) = (gradient(self.stats, &p), hessian(self.stats, &p));
-            (g[1], h[1][1] - h[0][1] * h[0][1] / h[0][0])
-        };
+        let at = |sigma2: f64| variance_score(self.stats, &with_gls_mean(self.stats, sigma2, tau2), 1);
         let start = self.fit.params.sigma2;
         let lo = expand_until(start, 0.5, |s| at(s).0 < 0.0);
         let hi = expand_until(start, 2.0, |s| at(s).0 > 0.0);
@@ -167,11 +163,7 @@ impl<'a> Profile<'a> {
 
     /// σ² fixed: minimise over τ² ≥ 0 (μ in closed form).
     fn inner_tau2(&self, sigma2: f64) -> Params {
-        let at = |tau2: f64| {
-            let p = with_gls_mean(self.stats, sigma2, tau2);
-            let (g, h) = (gradient(self.stats, &p), hessian(self.stats, &p));
-            (g[2], h[2][2] - h[0][2] * h[0][2] / h[0][0])
-        };
+        let at = |tau2: f64| variance_score(self.stats, &with_gls_mean(self.stats, sigma2, tau2), 2);
         if at(0.0).0 >= 0.0 {
             return with_gls_mean(self.stats, sigma2, 0.0);
         }
@@ -197,6 +189,13 @@ impl<'a> Profile<'a> {
         let point = deviance.at_fixed_mu(lambda, mu);
         Params { mu, sigma2: point.sigma2, tau2: lambda * point.sigma2 }
     }
+}
+
+/// The score of −ℓ in variance `k` (1: σ², 2: τ²) with μ at its GLS value, and its
+/// curvature along that profile, the Schur complement H_kk − H_μk²/H_μμ.
+fn variance_score(stats: &GroupStats, p: &Params, k: usize) -> (f64, f64) {
+    let (g, h) = (gradient(stats, p), hessian(stats, p));
+    (g[k], h[k][k] - h[0][k] * h[0][k] / h[0][0])
 }
 
 /// (μ̂, σ², τ²) with μ̂ the GLS mean Σ (n_j/v_j) ȳ_j / Σ n_j/v_j.
