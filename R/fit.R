@@ -37,38 +37,19 @@ hnm_fit <- function(formula, data, REML = FALSE, ...) {
   if (!is.logical(REML) || length(REML) != 1L || is.na(REML)) {
     hnm_abort("`REML` must be TRUE or FALSE.", call = call)
   }
-  parsed <- parse_hnm_formula(formula, call = call)
-  frame <- fit_data(data, call)
-  env <- environment(formula) %||% parent.frame()
-  y <- check_response(model_variable(parsed$response, frame, env, "response", call),
-                      deparse1(parsed$response), call)
-  g <- as_group_factor(model_variable(parsed$group, frame, env, "grouping variable", call),
-                       deparse1(parsed$group), call)
-  stats <- group_statistics(y, g, call = call)
-  if (sum(stats$n) == 0) {
-    hnm_abort("no complete rows: every row has NA in the response or the group.", call = call)
-  }
-  estimates <- rust_result(rs_fit(stats$center, stats$n, stats$mean, stats$ss, REML), call = call)
-  new_hnm_fit(estimates, stats, parsed, y, g, formula, call, REML)
+  model <- model_statistics(formula, data, call)
+  estimates <- rust_result(rs_fit(model$stats$center, model$stats$n, model$stats$mean,
+                                  model$stats$ss, REML), call = call)
+  new_hnm_fit(estimates, model, formula, call, REML)
 }
 
-fit_data <- function(data, call) {
-  if (missing(data) || is.null(data)) return(NULL)
-  if (!is.data.frame(data) && !is.list(data)) {
-    hnm_abort("`data` must be a data frame.", call = call)
-  }
-  data
-}
-
-`%||%` <- function(x, y) if (is.null(x)) y else x
-
-new_hnm_fit <- function(estimates, stats, parsed, y, g, formula, call, reml) {
+new_hnm_fit <- function(estimates, model, formula, call, reml) {
   square <- function(v) matrix(v, 3L, 3L, dimnames = list(parameter_names, parameter_names))
   structure(list(
     call = call,
     formula = formula,
-    response_name = deparse1(parsed$response),
-    group_name = deparse1(parsed$group),
+    response_name = model$response_name,
+    group_name = model$group_name,
     method = if (reml) "REML" else "ML",
     mu = estimates$mu,
     sigma2 = estimates$sigma2,
@@ -80,8 +61,8 @@ new_hnm_fit <- function(estimates, stats, parsed, y, g, formula, call, reml) {
     covariance = square(estimates$covariance),
     convergence = estimates[c("brent_iterations", "newton_iterations", "profiled_score",
                               "gradient_norm", "on_boundary")],
-    stats = stats,
-    y = y,
-    g = g
+    stats = model$stats,
+    y = model$y,
+    g = model$g
   ), class = "hnm_fit")
 }

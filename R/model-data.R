@@ -1,5 +1,34 @@
 # From a formula and data to per-group sufficient statistics: the first steps of hnm_fit().
 
+# The model's data: response and group (kept for row-level methods), their names, and the
+# per-group statistics every estimator works from.
+model_statistics <- function(formula, data, call) {
+  parsed <- parse_hnm_formula(formula, call = call)
+  frame <- fit_data(data, call)
+  env <- environment(formula) %||% parent.frame(2L)
+  response_name <- deparse1(parsed$response)
+  group_name <- deparse1(parsed$group)
+  y <- check_response(model_variable(parsed$response, frame, env, "response", call),
+                      response_name, call)
+  g <- as_group_factor(model_variable(parsed$group, frame, env, "grouping variable", call),
+                       group_name, call)
+  stats <- group_statistics(y, g, call = call)
+  if (sum(stats$n) == 0) {
+    hnm_abort("no complete rows: every row has NA in the response or the group.", call = call)
+  }
+  list(stats = stats, y = y, g = g, response_name = response_name, group_name = group_name)
+}
+
+fit_data <- function(data, call) {
+  if (missing(data) || is.null(data)) return(NULL)
+  if (!is.data.frame(data) && !is.list(data)) {
+    hnm_abort("`data` must be a data frame.", call = call)
+  }
+  data
+}
+
+`%||%` <- function(x, y) if (is.null(x)) y else x
+
 # Splits `y ~ 1 | g` or `y ~ 1 + (1 | g)` into the response and the grouping expressions.
 parse_hnm_formula <- function(formula, call = NULL) {
   if (!inherits(formula, "formula") || length(formula) != 3L) {

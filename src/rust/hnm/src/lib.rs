@@ -8,12 +8,12 @@ use extendr_api::prelude::*;
 use hnm_core::{Criterion, GroupStats, HnmError, Params, Profile, ProfileParameter};
 
 /// A core error as an R object the R wrapper turns into an `hnm_error` condition.
-fn core_error(error: HnmError) -> Robj {
+pub(crate) fn core_error(error: HnmError) -> Robj {
     list!(hnm_core_error = error.to_string()).into()
 }
 
 /// Runs a core computation and converts its result or error for R.
-fn respond<T>(result: hnm_core::Result<T>, to_r: impl FnOnce(T) -> Robj) -> Robj {
+pub(crate) fn respond<T>(result: hnm_core::Result<T>, to_r: impl FnOnce(T) -> Robj) -> Robj {
     match result {
         Ok(value) => to_r(value),
         Err(error) => core_error(error),
@@ -21,11 +21,11 @@ fn respond<T>(result: hnm_core::Result<T>, to_r: impl FnOnce(T) -> Robj) -> Robj
 }
 
 /// Group statistics as R holds them: means relative to `center` (see `GroupStats::centered`).
-fn stats_from(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> hnm_core::Result<GroupStats> {
+pub(crate) fn stats_from(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> hnm_core::Result<GroupStats> {
     GroupStats::centered(center, n.to_vec(), mean.to_vec(), ss.to_vec())
 }
 
-fn flatten(m: [[f64; 3]; 3]) -> Vec<f64> {
+pub(crate) fn flatten(m: [[f64; 3]; 3]) -> Vec<f64> {
     // Column-major for R's matrix(); the matrices are symmetric, so the order is immaterial.
     (0..3).flat_map(|j| (0..3).map(move |i| m[i][j])).collect()
 }
