@@ -137,6 +137,15 @@ group_effects <- function(object) {
   shrink * (s$mean - (object$mu - s$center))
 }
 
+# Row-level methods need the rows; a fit made from group statistics has none.
+require_rows <- function(object, what) {
+  if (is.null(object$y)) {
+    hnm_abort(sprintf(paste("%s needs the data rows, but this fit was made from group",
+                            "statistics; refit from the data to get it."), what),
+              class = "hnm_no_rows")
+  }
+}
+
 # Per-row index into the retained groups (0 for dropped rows' unused levels).
 row_group <- function(object) object$stats$level_index[as.integer(object$g)]
 
@@ -146,6 +155,7 @@ complete_rows <- function(object) !is.na(object$y) & !is.na(object$g)
 #' @rdname hnm_fit-methods
 #' @export
 fitted.hnm_fit <- function(object, ...) {
+  require_rows(object, "fitted()")
   keep <- complete_rows(object)
   object$mu + group_effects(object)[row_group(object)[keep]]
 }
@@ -157,6 +167,7 @@ fitted.hnm_fit <- function(object, ...) {
 #' @export
 residuals.hnm_fit <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
   match.arg(type)
+  require_rows(object, "residuals()")
   r <- object$y[complete_rows(object)] - fitted(object)
   if (isTRUE(scaled)) r / sigma(object) else r
 }
