@@ -1,7 +1,3 @@
-#' One pass over y and 1-based group codes: per-group n, mean, within-group SS.
-#' @noRd
-rs_group_stats <- function(y, codes, n_groups) .Call(wrap__rs_group_stats, y, codes, n_groups)
-
 #' Negative log-likelihood, gradient or Hessian (`what` = 0, 1, 2) at `par`.
 #' @noRd
 rs_neg_log_lik <- function(par, center, n, mean, ss, what) .Call(wrap__rs_neg_log_lik, par, center, n, mean, ss, what)
@@ -18,3 +14,10 @@ rs_anova <- function(center, n, mean, ss) .Call(wrap__rs_anova, center, n, mean,
 #' @noRd
 rs_profile_ci <- function(center, n, mean, ss, z) .Call(wrap__rs_profile_ci, center, n, mean, ss, z)
 
+
+#' One pass over the response `y` (double or integer) and the group `g` (factor, integer,
+#' logical, double or character): per-group n, mean about `center`, within-group SS, the
+#' number of rows dropped for NA, and for non-factor `g` the 1-based first row of each
+#' group (in no particular order), from which R recovers the group values.
+#' @noRd
+rs_data_pass <- function(y, g, response) .Call(wrap__rs_data_pass, y, g, response)

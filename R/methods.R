@@ -146,8 +146,14 @@ require_rows <- function(object, what) {
   }
 }
 
-# Per-row index into the retained groups (0 for dropped rows' unused levels).
-row_group <- function(object) object$stats$level_index[as.integer(object$g)]
+# Per-row index into the retained groups (NA or 0 for rows not used in the fit): hashed
+# group values are matched to the fit's keys; factors map through their level codes.
+row_group <- function(object) {
+  s <- object$stats
+  if (!is.null(s$keys)) return(match(object$g, s$keys))
+  g <- if (is.factor(object$g)) object$g else factor(object$g)
+  s$level_index[as.integer(g)]
+}
 
 # Rows used in the fit: response and group both present.
 complete_rows <- function(object) !is.na(object$y) & !is.na(object$g)

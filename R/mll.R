@@ -62,7 +62,7 @@ oneway_derivative <- function(mus2t2, y, g, order, call) {
   if (anyNA(y) || anyNA(g)) {
     hnm_abort("`y` and `g` must not contain NA; remove incomplete rows first.", call = call)
   }
-  s <- group_statistics(y, as_group_factor(g, "g", call), call = call)
+  s <- group_statistics(y, check_group(g, "g", call), call = call)
   rust_result(rs_neg_log_lik(as.double(mus2t2), s$center, s$n, s$mean, s$ss, order),
               call = call)
 }

@@ -10,9 +10,9 @@ model_statistics <- function(formula, data, call) {
   group_name <- deparse1(parsed$group)
   y <- check_response(model_variable(parsed$response, frame, env, "response", call),
                       response_name, call)
-  g <- as_group_factor(model_variable(parsed$group, frame, env, "grouping variable", call),
-                       group_name, call)
-  stats <- group_statistics(y, g, call = call)
+  g <- check_group(model_variable(parsed$group, frame, env, "grouping variable", call),
+                   group_name, call)
+  stats <- group_statistics(y, g, response_name, call = call)
   if (sum(stats$n) == 0) {
     hnm_abort("no complete rows: every row has NA in the response or the group.", call = call)
   }
@@ -82,38 +82,58 @@ model_variable <- function(expr, data, env, role, call) {
   })
 }
 
-# The response as a double vector; only a logical/character/factor response is an error.
+# The response, checked to be numeric and returned as is: a double or integer column is
+# read in place by the data pass, never copied.
 check_response <- function(y, name, call) {
   if (!is.numeric(y) || is.factor(y)) {
     hnm_abort(sprintf("the response `%s` must be numeric, not %s.", name, class(y)[1L]),
               call = call)
   }
-  if (is.double(y)) y else as.double(y)
+  if (is.double(y) || is.integer(y)) y else as.double(y)
 }
 
-# Group codes as a factor (integer codes 1..nlevels, NA for missing); factors pass through.
-as_group_factor <- function(g, name, call) {
-  if (is.factor(g)) return(g)
+# The grouping variable, checked to be a vector and returned as is (never copied).
+check_group <- function(g, name, call) {
   if (!is.atomic(g) || is.null(g)) {
     hnm_abort(sprintf("the grouping variable `%s` must be a vector or factor.", name), call = call)
   }
-  factor(g)
+  g
 }
 
-# One pass in Rust over (y, group codes): per-group n, mean (about `center`) and SS.
-# Unused levels and rows with NA are dropped, as lme4 does.
-group_statistics <- function(y, g, call = NULL) {
+# One pass in Rust over (y, g): per-group n, mean (about `center`) and SS, with the groups
+# ordered as the levels of factor(g) (a factor's own levels; sort(unique(g)) otherwise).
+# Rows with NA in y or g are dropped and counted, and groups without rows are left out,
+# as lme4 does. Only O(groups) work happens in R.
+group_statistics <- function(y, g, response_name = "y", call = NULL) {
   if (length(y) != length(g)) {
     hnm_abort(sprintf("`y` has length %d but `g` has length %d; they must have the same length.",
                       length(y), length(g)), call = call)
   }
-  pass <- rust_result(rs_group_stats(y, g, nlevels(g)), call = call)
-  keep <- pass$n > 0
-  list(
-    group = levels(g)[keep], center = pass$center, n = pass$n[keep],
-    mean = pass$mean[keep], ss = pass$ss[keep], n_dropped = as.integer(pass$dropped),
-    level_index = cumsum(keep) * keep
-  )
+  if (!is.factor(g) && !typeof(g) %in% c("integer", "logical", "double", "character")) {
+    g <- factor(g)
+  }
+  pass <- rust_result(rs_data_pass(y, g, response_name), call = call)
+  if (is.factor(g)) {
+    keep <- pass$n > 0
+    return(c(pass_statistics(pass, keep, levels(g)[keep]),
+             list(level_index = cumsum(keep) * keep)))
+  }
+  # Hashed groups come back in no particular order, each with its first row.
+  keys <- g[pass$first_row]
+  ordering <- order(keys)
+  labels <- as.character(keys[ordering])
+  if (anyDuplicated(labels)) {
+    # factor() merges values whose labels coincide (doubles equal to 15 digits, one string
+    # in two encodings): take its codes for these rare data.
+    return(group_statistics(y, factor(g), response_name, call))
+  }
+  c(pass_statistics(pass, ordering, labels), list(keys = keys[ordering]))
+}
+
+# The statistics of the groups `index` selects from a data pass, named `group`.
+pass_statistics <- function(pass, index, group) {
+  list(group = group, center = pass$center, n = pass$n[index], mean = pass$mean[index],
+       ss = pass$ss[index], n_dropped = as.integer(pass$dropped))
 }
 
 # The group statistics, as a data frame a user can read.

@@ -9,7 +9,9 @@
 mod anova;
 mod error;
 mod fit;
+mod key_table;
 mod likelihood;
+mod pass;
 mod profile;
 mod profile_ci;
 mod solve1d;
@@ -21,4 +23,6 @@ pub use fit::{fit, Convergence, Fit};
 pub use likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
 pub use profile::{Criterion, ProfilePoint, ProfiledDeviance};
 pub use profile_ci::{Profile, ProfileParameter, ProfilePointFull};
-pub use stats::{DataPass, GroupStats, NA_CODE};
+pub use key_table::{double_key, integer_key, KeyTable, KeyedGroups, DOUBLE_MISSING, INTEGER_MISSING};
+pub use pass::{accumulate, is_r_na, Accumulator, Cell, Grouping, LevelCodes, Response, NA_CODE, NA_REAL};
+pub use stats::{DataPass, GroupStats};

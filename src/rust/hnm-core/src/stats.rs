@@ -2,10 +2,8 @@
 //!
 //! For group j with observations y_1j, …, y_{n_j j} the likelihood depends on the data
 //! only through n_j, the group mean ȳ_j and the within-group sum of squares
-//! SSW_j = Σ_i (y_ij − ȳ_j)². They are accumulated in one pass with Welford's update
-//! (mean += δ/n, SSW += δ·(y − mean)) applied to y − p_j, where the pilot p_j is the
-//! group's first value: Σ y² is never formed and y − p_j is exact for nearby values, so
-//! data such as 1e12 + 0.1 keep their digits.
+//! SSW_j = Σ_i (y_ij − ȳ_j)². They are accumulated in one pass over the rows (see
+//! [`crate::accumulate`]: a pilot-shifted Welford update, so Σ y² is never formed).
 //!
 //! Group means are stored relative to a common `center` c (a value inside the data), so
 //! that differences between group means, which the likelihood needs, are not rounded to
@@ -16,9 +14,7 @@
 //! changing this layout.
 
 use crate::error::{HnmError, Result};
-
-/// The integer R uses for `NA` in an integer vector.
-pub const NA_CODE: i32 = i32::MIN;
+use crate::pass::{accumulate, LevelCodes};
 
 /// Per-group sufficient statistics: counts, means and within-group sums of squares.
 ///
@@ -110,54 +106,31 @@ impl GroupStats {
 
     /// One pass over `(y, code)` computing the statistics of `n_groups` groups.
     ///
-    /// `codes` are 1-based group codes as in an R factor; rows whose y is NaN (R's `NA`)
-    /// or whose code is [`NA_CODE`] are skipped and counted in [`DataPass::dropped`].
+    /// `codes` are 1-based group codes as in an R factor; rows whose y is R's `NA`
+    /// ([`crate::NA_REAL`]) or whose code is [`crate::NA_CODE`] are skipped and counted in
+    /// [`DataPass::dropped`].
     ///
     /// # Errors
-    /// `LengthMismatch` when `y` and `codes` differ in length; `NotFinite` for an infinite y;
-    /// `GroupCodeOutOfRange` for a code outside `1..=n_groups`.
+    /// `LengthMismatch` when `y` and `codes` differ in length; `NotFinite` for an infinite
+    /// or NaN (other than `NA`) y; `GroupCodeOutOfRange` for a code outside `1..=n_groups`.
     ///
     /// # Example
     /// ```
-    /// use hnm_core::GroupStats;
-    /// let pass = GroupStats::from_data(&[1.0, 3.0, 10.0, f64::NAN], &[1, 1, 2, 2], 2).unwrap();
+    /// use hnm_core::{GroupStats, NA_REAL};
+    /// let pass = GroupStats::from_data(&[1.0, 3.0, 10.0, NA_REAL], &[1, 1, 2, 2], 2).unwrap();
     /// assert_eq!(pass.stats.means(), vec![2.0, 10.0]);
     /// assert_eq!(pass.stats.ssw(), &[2.0, 0.0]);
     /// assert_eq!(pass.dropped, 1);
     /// ```
     pub fn from_data(y: &[f64], codes: &[i32], n_groups: usize) -> Result<DataPass> {
-        check_same_length("y", y.len(), "g", codes.len())?;
-        let mut n = vec![0.0; n_groups];
-        let mut pilot = vec![0.0; n_groups];
-        let mut shifted_mean = vec![0.0; n_groups];
-        let mut ssw = vec![0.0; n_groups];
-        let mut dropped = 0usize;
-        for (i, (&yi, &code)) in y.iter().zip(codes).enumerate() {
-            if code == NA_CODE || yi.is_nan() {
-                dropped += 1;
-                continue;
-            }
-            if yi.is_infinite() {
-                return Err(HnmError::NotFinite { argument: "y", index: i });
-            }
-            let j = match usize::try_from(code) {
-                Ok(c) if (1..=n_groups).contains(&c) => c - 1,
-                _ => {
-                    return Err(HnmError::GroupCodeOutOfRange { index: i, code: code as i64, n_groups })
-                }
-            };
-            if n[j] == 0.0 {
-                pilot[j] = yi;
-            }
-            n[j] += 1.0;
-            let shifted = yi - pilot[j];
-            let delta = shifted - shifted_mean[j];
-            shifted_mean[j] += delta / n[j];
-            ssw[j] += delta * (shifted - shifted_mean[j]);
-        }
-        let center = n.iter().zip(&pilot).find(|(&nj, _)| nj > 0.0).map_or(0.0, |(_, &p)| p);
-        let centered_mean = pilot.iter().zip(&shifted_mean).map(|(&p, &m)| (p - center) + m).collect();
-        Ok(DataPass { stats: GroupStats { center, n, centered_mean, ssw }, dropped })
+        let mut groups = LevelCodes::new(n_groups);
+        let dropped = accumulate(y, codes.iter().copied(), &mut groups)?;
+        Ok(DataPass { stats: groups.into_stats(), dropped })
+    }
+
+    /// Statistics a data pass produced, valid by construction.
+    pub(crate) fn from_parts(center: f64, n: Vec<f64>, centered_mean: Vec<f64>, ssw: Vec<f64>) -> Self {
+        GroupStats { center, n, centered_mean, ssw }
     }
 
     /// Group sizes n_j.
@@ -271,12 +244,6 @@ mod tests {
             y.iter().map(|v| (v - 1e12 - m).powi(2)).sum()
         };
         assert!((pass.stats.ssw()[0] - exact).abs() < 1e-12, "{} vs {exact}", pass.stats.ssw()[0]);
-    }
-
-    #[test]
-    fn codes_out_of_range_are_errors() {
-        let err = GroupStats::from_data(&[1.0, 2.0], &[1, 3], 2).unwrap_err();
-        assert_eq!(err, HnmError::GroupCodeOutOfRange { index: 1, code: 3, n_groups: 2 });
     }
 
     #[test]

@@ -5,11 +5,18 @@
 //! condition: expected failures never unwind through R, and users never see a panic.
 
 use extendr_api::prelude::*;
+
+mod data_pass;
 use hnm_core::{Criterion, GroupStats, HnmError, Params, Profile, ProfileParameter};
 
 /// A core error as an R object the R wrapper turns into an `hnm_error` condition.
 pub(crate) fn core_error(error: HnmError) -> Robj {
-    list!(hnm_core_error = error.to_string()).into()
+    error_message(error.to_string())
+}
+
+/// An error message (a sentence) as an R object the R wrapper turns into an `hnm_error`.
+pub(crate) fn error_message(message: String) -> Robj {
+    list!(hnm_core_error = message).into()
 }
 
 /// Runs a core computation and converts its result or error for R.
@@ -28,22 +35,6 @@ pub(crate) fn stats_from(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> hn
 pub(crate) fn flatten(m: [[f64; 3]; 3]) -> Vec<f64> {
     // Column-major for R's matrix(); the matrices are symmetric, so the order is immaterial.
     (0..3).flat_map(|j| (0..3).map(move |i| m[i][j])).collect()
-}
-
-/// One pass over y and 1-based group codes: per-group n, mean, within-group SS.
-/// @noRd
-#[extendr]
-fn rs_group_stats(y: &[f64], codes: &[i32], n_groups: i32) -> Robj {
-    respond(GroupStats::from_data(y, codes, n_groups.max(0) as usize), |pass| {
-        list!(
-            center = pass.stats.center(),
-            n = pass.stats.n().to_vec(),
-            mean = pass.stats.centered_mean().to_vec(),
-            ss = pass.stats.ssw().to_vec(),
-            dropped = pass.dropped as f64
-        )
-        .into()
-    })
 }
 
 /// Negative log-likelihood, gradient or Hessian (`what` = 0, 1, 2) at `par`.
@@ -122,7 +113,7 @@ fn rs_profile_ci(center: f64, n: &[f64], mean: &[f64], ss: &[f64], z: f64) -> Ro
 
 extendr_module! {
     mod hnm;
-    fn rs_group_stats;
+    use data_pass;
     fn rs_neg_log_lik;
     fn rs_fit;
     fn rs_anova;

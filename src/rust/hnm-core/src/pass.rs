@@ -1,0 +1,247 @@
+//! The one pass over the rows that reduces (y, group) to per-group statistics.
+//!
+//! Each row is read once. For group j, Welford's update is applied to y − p_j, where the
+//! pilot p_j is the group's first value: with k rows seen, m ← m + δ/k and
+//! SSW ← SSW + δ·(y − p_j − m), δ = y − p_j − m. Σ y² is never formed and y − p_j is exact
+//! for nearby values, so data such as 1e12 + 0.1 keep their digits.
+//!
+//! The running statistics of a group sit together in one [`Accumulator`] (32 bytes), so a
+//! row touches one cache line of group state however the rows are ordered. Groups are
+//! found either by 1-based codes (an R factor) or by hashing a 64-bit key
+//! ([`crate::KeyTable`]: integers, doubles, interned strings).
+//!
+//! Missing values follow R: a response equal to R's `NA` ([`NA_REAL`] for doubles,
+//! [`NA_CODE`] for integers) or a missing group drops the row, and the row is counted.
+//! Any other NaN or an infinite response is an error naming the row.
+
+use crate::error::{HnmError, Result};
+use crate::stats::GroupStats;
+
+/// The integer R uses for `NA` in an integer vector (and a factor's missing code).
+pub const NA_CODE: i32 = i32::MIN;
+
+/// R's `NA_real_`: a NaN whose low 32 bits are 1954 (what R's `R_IsNA` tests).
+pub const NA_REAL: f64 = f64::from_bits(0x7FF0_0000_0000_07A2);
+
+/// True when `x` is R's `NA_real_` (payload 1954), as opposed to any other NaN.
+///
+/// # Example
+/// ```
+/// use hnm_core::{is_r_na, NA_REAL};
+/// assert!(is_r_na(NA_REAL));
+/// assert!(is_r_na(NA_REAL + 1.0)); // arithmetic keeps the payload
+/// assert!(!is_r_na(f64::NAN));
+/// ```
+pub fn is_r_na(x: f64) -> bool {
+    x.is_nan() && (x.to_bits() & 0xFFFF_FFFF) == 1954
+}
+
+/// What one response value means for the pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell {
+    /// A finite value.
+    Value(f64),
+    /// R's `NA`: the row is dropped.
+    Missing,
+    /// NaN (not `NA`) or ±Inf: the data are invalid.
+    NotFinite,
+}
+
+/// A response vector element as R stores it: `f64` (NA is [`NA_REAL`]) or `i32` (NA is
+/// [`NA_CODE`]). Integers are converted exactly.
+pub trait Response: Copy {
+    /// Classifies the value.
+    fn cell(self) -> Cell;
+}
+
+impl Response for f64 {
+    #[inline]
+    fn cell(self) -> Cell {
+        if self.is_finite() {
+            Cell::Value(self)
+        } else if is_r_na(self) {
+            Cell::Missing
+        } else {
+            Cell::NotFinite
+        }
+    }
+}
+
+impl Response for i32 {
+    #[inline]
+    fn cell(self) -> Cell {
+        if self == NA_CODE {
+            Cell::Missing
+        } else {
+            Cell::Value(f64::from(self))
+        }
+    }
+}
+
+/// Running statistics of one group: count, pilot value, mean and SSW of y − pilot.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Accumulator {
+    n: f64,
+    pilot: f64,
+    shifted_mean: f64,
+    ssw: f64,
+}
+
+impl Accumulator {
+    /// Adds one value with the pilot-shifted Welford update (see the module docs).
+    #[inline]
+    pub fn push(&mut self, y: f64) {
+        if self.n == 0.0 {
+            self.pilot = y;
+        }
+        self.n += 1.0;
+        let shifted = y - self.pilot;
+        let delta = shifted - self.shifted_mean;
+        self.shifted_mean += delta / self.n;
+        self.ssw += delta * (shifted - self.shifted_mean);
+    }
+}
+
+/// Maps a row's group to its accumulator.
+pub trait Grouping {
+    /// The per-row group value the grouping reads.
+    type Key: Copy;
+
+    /// The accumulator of `key`'s group (created on first sight if the grouping does so),
+    /// or `None` when the group is missing. `row` (0-based) is for error messages and
+    /// first-row bookkeeping.
+    ///
+    /// # Errors
+    /// `GroupCodeOutOfRange` for a code the grouping does not know.
+    fn accumulator(&mut self, key: Self::Key, row: usize) -> Result<Option<&mut Accumulator>>;
+}
+
+/// Groups given as 1-based codes `1..=n_groups` (an R factor's integer codes).
+#[derive(Debug, Clone)]
+pub struct LevelCodes {
+    groups: Vec<Accumulator>,
+}
+
+impl LevelCodes {
+    /// Empty accumulators for `n_groups` levels.
+    pub fn new(n_groups: usize) -> Self {
+        LevelCodes { groups: vec![Accumulator::default(); n_groups] }
+    }
+
+    /// The statistics of every level in code order (unused levels have n = 0).
+    pub fn into_stats(self) -> GroupStats {
+        GroupStats::from_accumulators(&self.groups, 0)
+    }
+}
+
+impl Grouping for LevelCodes {
+    type Key = i32;
+
+    #[inline]
+    fn accumulator(&mut self, code: i32, row: usize) -> Result<Option<&mut Accumulator>> {
+        if code == NA_CODE {
+            return Ok(None);
+        }
+        let n_groups = self.groups.len();
+        match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)) {
+            Some(j) if j < n_groups => Ok(Some(&mut self.groups[j])),
+            _ => Err(HnmError::GroupCodeOutOfRange { index: row, code: i64::from(code), n_groups }),
+        }
+    }
+}
+
+/// Feeds every row to its group's accumulator and returns the number of dropped rows.
+///
+/// `keys` yields one group value per row. Rows whose response is missing are dropped
+/// before their group is looked up, so a group made only of such rows never appears.
+///
+/// # Errors
+/// `LengthMismatch` when `y` and `keys` differ in length; `NotFinite` (argument `y`) for
+/// the first NaN-but-not-NA or infinite response; the errors of [`Grouping::accumulator`].
+///
+/// # Example
+/// ```
+/// use hnm_core::{accumulate, LevelCodes, NA_REAL};
+/// let mut groups = LevelCodes::new(2);
+/// let dropped = accumulate(&[1.0, 3.0, 10.0, NA_REAL], [1, 1, 2, 2].into_iter(), &mut groups).unwrap();
+/// let stats = groups.into_stats();
+/// assert_eq!((dropped, stats.means()), (1, vec![2.0, 10.0]));
+/// assert!(accumulate(&[1.0, f64::NAN], [1, 2].into_iter(), &mut LevelCodes::new(2)).is_err());
+/// ```
+pub fn accumulate<Y: Response, G: Grouping>(
+    y: &[Y],
+    keys: impl ExactSizeIterator<Item = G::Key>,
+    grouping: &mut G,
+) -> Result<usize> {
+    if keys.len() != y.len() {
+        return Err(HnmError::LengthMismatch { first: "y", first_len: y.len(), second: "g", second_len: keys.len() });
+    }
+    let mut dropped = 0usize;
+    for (row, (&yi, key)) in y.iter().zip(keys).enumerate() {
+        let value = match yi.cell() {
+            Cell::Value(v) => v,
+            Cell::Missing => {
+                dropped += 1;
+                continue;
+            }
+            Cell::NotFinite => return Err(HnmError::NotFinite { argument: "y", index: row }),
+        };
+        match grouping.accumulator(key, row)? {
+            Some(group) => group.push(value),
+            None => dropped += 1,
+        }
+    }
+    Ok(dropped)
+}
+
+impl GroupStats {
+    /// Statistics from finished accumulators; the center is the pilot of `groups[first]`
+    /// (or of the first non-empty group if that one is empty).
+    pub(crate) fn from_accumulators(groups: &[Accumulator], first: usize) -> GroupStats {
+        let center = groups
+            .get(first)
+            .filter(|a| a.n > 0.0)
+            .or_else(|| groups.iter().find(|a| a.n > 0.0))
+            .map_or(0.0, |a| a.pilot);
+        let (mut n, mut centered_mean, mut ssw) =
+            (Vec::with_capacity(groups.len()), Vec::with_capacity(groups.len()), Vec::with_capacity(groups.len()));
+        for a in groups {
+            n.push(a.n);
+            // (p − c) + m: exact when the pilot is close to the center.
+            centered_mean.push(if a.n > 0.0 { (a.pilot - center) + a.shifted_mean } else { 0.0 });
+            ssw.push(a.ssw);
+        }
+        GroupStats::from_parts(center, n, centered_mean, ssw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_response_na_is_dropped() {
+        let mut groups = LevelCodes::new(2);
+        let dropped = accumulate(&[1, NA_CODE, 4, 6], [1, 1, 2, NA_CODE].into_iter(), &mut groups).unwrap();
+        let stats = groups.into_stats();
+        assert_eq!(dropped, 2);
+        assert_eq!(stats.n(), &[1.0, 1.0]);
+        assert_eq!(stats.means(), vec![1.0, 4.0]);
+    }
+
+    #[test]
+    fn infinite_and_nan_responses_name_their_row() {
+        for bad in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+            let err = accumulate(&[1.0, 2.0, bad], [1, 1, 1].into_iter(), &mut LevelCodes::new(1)).unwrap_err();
+            assert_eq!(err, HnmError::NotFinite { argument: "y", index: 2 });
+        }
+    }
+
+    #[test]
+    fn codes_out_of_range_are_errors() {
+        let err = accumulate(&[1.0, 2.0], [1, 3].into_iter(), &mut LevelCodes::new(2)).unwrap_err();
+        assert_eq!(err, HnmError::GroupCodeOutOfRange { index: 1, code: 3, n_groups: 2 });
+        let err = accumulate(&[1.0], [0].into_iter(), &mut LevelCodes::new(2)).unwrap_err();
+        assert_eq!(err, HnmError::GroupCodeOutOfRange { index: 0, code: 0, n_groups: 2 });
+    }
+}

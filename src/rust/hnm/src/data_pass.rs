@@ -1,0 +1,99 @@
+//! Glue for the data pass: reads R's response and group vectors in place (no copy, no
+//! model frame) and hands them to hnm-core's one-pass aggregation.
+//!
+//! A factor's integer codes index its levels directly. Integer, logical and double groups
+//! are hashed by value; character groups by the address of each string, which R's global
+//! CHARSXP cache makes unique per (string, encoding), so each string is never read.
+
+use extendr_api::prelude::*;
+use extendr_api::AsTypedSlice;
+use hnm_core::{
+    accumulate, double_key, integer_key, DataPass, HnmError, KeyTable, LevelCodes, Response, DOUBLE_MISSING,
+    INTEGER_MISSING,
+};
+
+use crate::{core_error, error_message};
+
+/// A pass's statistics, and for hashed groups the 0-based first row of each group.
+struct Output {
+    pass: DataPass,
+    first_rows: Option<Vec<usize>>,
+}
+
+/// One pass over the response `y` (double or integer) and the group `g` (factor, integer,
+/// logical, double or character): per-group n, mean about `center`, within-group SS, the
+/// number of rows dropped for NA, and for non-factor `g` the 1-based first row of each
+/// group (in no particular order), from which R recovers the group values.
+/// @noRd
+#[extendr]
+fn rs_data_pass(y: Robj, g: Robj, response: &str) -> Robj {
+    let result = match (y.as_real_slice(), y.as_integer_slice()) {
+        (Some(values), _) => pass_over(values, &g),
+        (None, Some(values)) => pass_over(values, &g),
+        _ => Err(HnmError::InvalidArgument { argument: "y", reason: "the response must be a double or integer vector" }),
+    };
+    match result {
+        Ok(out) => list!(
+            center = out.pass.stats.center(),
+            n = out.pass.stats.n().to_vec(),
+            mean = out.pass.stats.centered_mean().to_vec(),
+            ss = out.pass.stats.ssw().to_vec(),
+            dropped = out.pass.dropped as f64,
+            first_row = out.first_rows.map_or(Robj::from(()), |rows| rows.iter().map(|&r| r as f64 + 1.0).collect::<Vec<f64>>().into())
+        )
+        .into(),
+        Err(HnmError::NotFinite { argument: "y", index }) => not_finite_response(&y, response, index),
+        Err(error) => core_error(error),
+    }
+}
+
+fn pass_over<Y: Response>(y: &[Y], g: &Robj) -> hnm_core::Result<Output> {
+    if g.is_factor() {
+        let codes = g.as_integer_slice().unwrap_or(&[]);
+        let n_levels = g.get_attrib(levels_symbol()).map_or(0, |levels| levels.len());
+        let mut groups = LevelCodes::new(n_levels);
+        let dropped = accumulate(y, codes.iter().copied(), &mut groups)?;
+        return Ok(Output { pass: DataPass { stats: groups.into_stats(), dropped }, first_rows: None });
+    }
+    if let Some(values) = g.as_integer_slice() {
+        return hashed(y, values.iter().map(|&v| integer_key(v)), INTEGER_MISSING);
+    }
+    if let Some(values) = g.as_logical_slice() {
+        return hashed(y, values.iter().map(|v| integer_key(v.0)), INTEGER_MISSING);
+    }
+    if let Some(values) = g.as_real_slice() {
+        return hashed(y, values.iter().map(|&v| double_key(v, DOUBLE_MISSING)), DOUBLE_MISSING);
+    }
+    let strings: Option<&[Rstr]> = g.as_typed_slice();
+    if let Some(values) = strings {
+        // SAFETY: only the CHARSXP addresses are read, while R keeps `g` alive.
+        let missing = unsafe { Rstr::na().get() } as u64;
+        return hashed(y, values.iter().map(|s| unsafe { s.get() } as u64), missing);
+    }
+    Err(HnmError::InvalidArgument {
+        argument: "g",
+        reason: "the grouping variable must be a factor or an integer, logical, double or character vector",
+    })
+}
+
+fn hashed<Y: Response>(y: &[Y], keys: impl ExactSizeIterator<Item = u64>, missing: u64) -> hnm_core::Result<Output> {
+    let mut table = KeyTable::new(missing);
+    let dropped = accumulate(y, keys, &mut table)?;
+    let groups = table.into_groups();
+    Ok(Output { pass: DataPass { stats: groups.stats, dropped }, first_rows: Some(groups.first_rows) })
+}
+
+/// The error for a NaN (not NA) or infinite response, naming the response and the row.
+fn not_finite_response(y: &Robj, response: &str, index: usize) -> Robj {
+    let value = y.as_real_slice().and_then(|v| v.get(index)).map_or("NaN".to_string(), |v| format!("{v}"));
+    let value = value.replace("inf", "Inf");
+    error_message(format!(
+        "the response `{response}` must be finite (or NA), but row {} is {value}.",
+        index + 1
+    ))
+}
+
+extendr_module! {
+    mod data_pass;
+    fn rs_data_pass;
+}
