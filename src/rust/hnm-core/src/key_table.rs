@@ -8,7 +8,7 @@
 //! skip the hash altogether.
 
 use crate::error::Result;
-use crate::pass::{Accumulator, Grouping};
+use crate::pass::{prefetch_address, Accumulator, Grouping};
 use crate::stats::GroupStats;
 
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +125,12 @@ impl Grouping for KeyTable {
             self.last = i;
         }
         Ok(Some(&mut self.slots[self.last].accumulator))
+    }
+
+    #[inline]
+    fn prefetch(&self, key: u64) {
+        let mask = self.slots.len() - 1;
+        prefetch_address(self.slots.as_ptr().wrapping_add((mix(key) as usize) & mask));
     }
 }
 

@@ -3,7 +3,8 @@
 //! Each row is read once. For group j, Welford's update is applied to y − p_j, where the
 //! pilot p_j is the group's first value: with k rows seen, m ← m + δ/k and
 //! SSW ← SSW + δ·(y − p_j − m), δ = y − p_j − m. Σ y² is never formed and y − p_j is exact
-//! for nearby values, so data such as 1e12 + 0.1 keep their digits.
+//! for nearby values, so data such as 1e12 + 0.1 keep their digits. (δ/k is computed as
+//! δ·(1/k), one extra rounding of a small increment.)
 //!
 //! The running statistics of a group sit together in one [`Accumulator`] (32 bytes), so a
 //! row touches one cache line of group state however the rows are ordered. Groups are
@@ -95,9 +96,12 @@ impl Accumulator {
             self.pilot = y;
         }
         self.n += 1.0;
+        // 1/n depends only on the count, so the division runs ahead of the chain of
+        // updates of one group's mean (consecutive rows of sorted data).
+        let inverse_n = 1.0 / self.n;
         let shifted = y - self.pilot;
         let delta = shifted - self.shifted_mean;
-        self.shifted_mean += delta / self.n;
+        self.shifted_mean += delta * inverse_n;
         self.ssw += delta * (shifted - self.shifted_mean);
     }
 }
@@ -114,6 +118,26 @@ pub trait Grouping {
     /// # Errors
     /// `GroupCodeOutOfRange` for a code the grouping does not know.
     fn accumulator(&mut self, key: Self::Key, row: usize) -> Result<Option<&mut Accumulator>>;
+
+    /// Asks the CPU to start loading the state of `key`'s group, which a row a little
+    /// further on will need (a hint: never an error, whatever the key).
+    fn prefetch(&self, _key: Self::Key) {}
+}
+
+/// How many rows ahead the pass prefetches group state: enough to cover a memory access
+/// when the groups do not fit in cache and the rows visit them in random order.
+const PREFETCH_DISTANCE: usize = 16;
+
+/// Starts loading the cache line at `address` (see [`Grouping::prefetch`]).
+#[inline]
+pub(crate) fn prefetch_address<T>(address: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
 }
 
 /// Groups given as 1-based codes `1..=n_groups` (an R factor's integer codes).
@@ -148,6 +172,11 @@ impl Grouping for LevelCodes {
             _ => Err(HnmError::GroupCodeOutOfRange { index: row, code: i64::from(code), n_groups }),
         }
     }
+
+    #[inline]
+    fn prefetch(&self, code: i32) {
+        prefetch_address(self.groups.as_ptr().wrapping_offset(code as isize - 1));
+    }
 }
 
 /// Feeds every row to its group's accumulator and returns the number of dropped rows.
@@ -170,14 +199,18 @@ impl Grouping for LevelCodes {
 /// ```
 pub fn accumulate<Y: Response, G: Grouping>(
     y: &[Y],
-    keys: impl ExactSizeIterator<Item = G::Key>,
+    keys: impl ExactSizeIterator<Item = G::Key> + Clone,
     grouping: &mut G,
 ) -> Result<usize> {
     if keys.len() != y.len() {
         return Err(HnmError::LengthMismatch { first: "y", first_len: y.len(), second: "g", second_len: keys.len() });
     }
+    let mut ahead = keys.clone().skip(PREFETCH_DISTANCE);
     let mut dropped = 0usize;
     for (row, (&yi, key)) in y.iter().zip(keys).enumerate() {
+        if let Some(future) = ahead.next() {
+            grouping.prefetch(future);
+        }
         let value = match yi.cell() {
             Cell::Value(v) => v,
             Cell::Missing => {

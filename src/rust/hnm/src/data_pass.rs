@@ -76,7 +76,7 @@ fn pass_over<Y: Response>(y: &[Y], g: &Robj) -> hnm_core::Result<Output> {
     })
 }
 
-fn hashed<Y: Response>(y: &[Y], keys: impl ExactSizeIterator<Item = u64>, missing: u64) -> hnm_core::Result<Output> {
+fn hashed<Y: Response>(y: &[Y], keys: impl ExactSizeIterator<Item = u64> + Clone, missing: u64) -> hnm_core::Result<Output> {
     let mut table = KeyTable::new(missing);
     let dropped = accumulate(y, keys, &mut table)?;
     let groups = table.into_groups();
