@@ -147,12 +147,13 @@ require_rows <- function(object, what) {
 }
 
 # Per-row index into the retained groups (NA or 0 for rows not used in the fit): hashed
-# group values are matched to the fit's keys; factors map through their level codes.
+# group values are matched to the fit's keys; factor codes map through `level_index` when
+# some levels were dropped, and are the index themselves otherwise.
 row_group <- function(object) {
   s <- object$stats
   if (!is.null(s$keys)) return(match(object$g, s$keys))
-  g <- if (is.factor(object$g)) object$g else factor(object$g)
-  s$level_index[as.integer(g)]
+  codes <- as.integer(if (is.factor(object$g)) object$g else factor(object$g))
+  if (is.null(s$level_index)) codes else s$level_index[codes]
 }
 
 # Rows used in the fit: response and group both present.

@@ -115,6 +115,8 @@ group_statistics <- function(y, g, response_name = "y", call = NULL) {
   pass <- rust_result(rs_data_pass(y, g, response_name), call = call)
   if (is.factor(g)) {
     keep <- pass$n > 0
+    # Usually every level has rows: then nothing is subset (no O(groups) copies).
+    if (all(keep)) return(pass_statistics(pass, NULL, levels(g)))
     return(c(pass_statistics(pass, keep, levels(g)[keep]),
              list(level_index = cumsum(keep) * keep)))
   }
@@ -130,10 +132,11 @@ group_statistics <- function(y, g, response_name = "y", call = NULL) {
   c(pass_statistics(pass, ordering, labels), list(keys = keys[ordering]))
 }
 
-# The statistics of the groups `index` selects from a data pass, named `group`.
+# The statistics of the groups `index` selects from a data pass (all when NULL), named `group`.
 pass_statistics <- function(pass, index, group) {
-  list(group = group, center = pass$center, n = pass$n[index], mean = pass$mean[index],
-       ss = pass$ss[index], n_dropped = as.integer(pass$dropped))
+  pick <- if (is.null(index)) identity else function(v) v[index]
+  list(group = group, center = pass$center, n = pick(pass$n), mean = pick(pass$mean),
+       ss = pick(pass$ss), n_dropped = as.integer(pass$dropped))
 }
 
 # The group statistics, as a data frame a user can read.
