@@ -17,7 +17,9 @@ rs_profile_ci <- function(center, n, mean, ss, z) .Call(wrap__rs_profile_ci, cen
 
 #' One pass over the response `y` (double or integer) and the group `g` (factor, integer,
 #' logical, double or character): per-group n, mean about `center`, within-group SS, the
-#' number of rows dropped for NA, and for non-factor `g` the 1-based first row of each
-#' group (in no particular order), from which R recovers the group values.
+#' number of rows dropped for NA; for a plain integer `g` of small range, `offset`, with
+#' group j (1-based, n = 0 when unused) holding the value offset + j; for other non-factor
+#' `g` the 1-based first row of each group (in no particular order), from which R recovers
+#' the group values.
 #' @noRd
 rs_data_pass <- function(y, g, response) .Call(wrap__rs_data_pass, y, g, response)

@@ -120,6 +120,12 @@ group_statistics <- function(y, g, response_name = "y", call = NULL) {
     return(c(pass_statistics(pass, keep, levels(g)[keep]),
              list(level_index = cumsum(keep) * keep)))
   }
+  if (!is.null(pass$offset)) {
+    # Integers of a small range, indexed directly: group j is the value offset + j.
+    present <- which(pass$n > 0)
+    keys <- as.integer(pass$offset + present)
+    return(c(pass_statistics(pass, present, as.character(keys)), list(keys = keys)))
+  }
   # Hashed groups come back in no particular order, each with its first row.
   keys <- g[pass$first_row]
   ordering <- order(keys)

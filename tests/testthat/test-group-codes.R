@@ -10,7 +10,8 @@ group_columns <- function(codes) {
     factor = factor(labels[codes], levels = rev(labels)),
     factor_unused_level = factor(labels[codes], levels = c("unused", labels)),
     character = labels[codes],
-    integer = c(-7L, 3L, 1000000L, 0L, 42L, -1L, 5L, 9L)[codes],
+    integer = c(-7L, 3L, 1000000L, 0L, 42L, -1L, 5L, 9L)[codes],   # hashed
+    integer_small_range = c(-3L, 0L, 7L, 2L, 5L, 1L, 4L, 9L)[codes], # indexed directly
     double = c(2.5, -1e10, 0.1, 1e-300, 7, -0.5, 3, 1e15)[codes],
     logical = codes %% 3 == 0,
     date = as.Date("2020-01-01") + c(30, 1, 400, 2, 9, 100, 3, 4)[codes],

@@ -179,6 +179,27 @@ impl Grouping for LevelCodes {
     }
 }
 
+/// For integer group values (R's `NA` ignored) spanning a range small enough to index
+/// directly — at most `len/4 + 1024` values — the smallest value and the range's length.
+/// Codes v − low + 1 then address [`LevelCodes`] as a factor's codes do, with no hashing.
+///
+/// # Example
+/// ```
+/// use hnm_core::{dense_integer_range, NA_CODE};
+/// assert_eq!(dense_integer_range(&[7, -2, NA_CODE, 3]), Some((-2, 10)));
+/// assert_eq!(dense_integer_range(&[0, 1_000_000]), None);
+/// assert_eq!(dense_integer_range(&[NA_CODE]), None);
+/// ```
+pub fn dense_integer_range(values: &[i32]) -> Option<(i32, usize)> {
+    let (mut low, mut high) = (i32::MAX, i32::MIN);
+    for &v in values.iter().filter(|&&v| v != NA_CODE) {
+        low = low.min(v);
+        high = high.max(v);
+    }
+    let levels = usize::try_from(i64::from(high) - i64::from(low) + 1).ok()?;
+    (levels <= values.len() / 4 + 1024).then_some((low, levels))
+}
+
 /// Feeds every row to its group's accumulator and returns the number of dropped rows.
 ///
 /// `keys` yields one group value per row. Rows whose response is missing are dropped

@@ -8,22 +8,26 @@
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    accumulate, double_key, integer_key, DataPass, HnmError, KeyTable, LevelCodes, Response, DOUBLE_MISSING,
-    INTEGER_MISSING,
+    accumulate, dense_integer_range, double_key, integer_key, DataPass, HnmError, KeyTable, LevelCodes, Response,
+    DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
 use crate::{core_error, error_message};
 
-/// A pass's statistics, and for hashed groups the 0-based first row of each group.
+/// A pass's statistics; for hashed groups the 0-based first row of each group, for
+/// directly indexed integers the value of code 0 (group j holds the value offset + j).
 struct Output {
     pass: DataPass,
     first_rows: Option<Vec<usize>>,
+    offset: Option<f64>,
 }
 
 /// One pass over the response `y` (double or integer) and the group `g` (factor, integer,
 /// logical, double or character): per-group n, mean about `center`, within-group SS, the
-/// number of rows dropped for NA, and for non-factor `g` the 1-based first row of each
-/// group (in no particular order), from which R recovers the group values.
+/// number of rows dropped for NA; for a plain integer `g` of small range, `offset`, with
+/// group j (1-based, n = 0 when unused) holding the value offset + j; for other non-factor
+/// `g` the 1-based first row of each group (in no particular order), from which R recovers
+/// the group values.
 /// @noRd
 #[extendr]
 fn rs_data_pass(y: Robj, g: Robj, response: &str) -> Robj {
@@ -39,7 +43,8 @@ fn rs_data_pass(y: Robj, g: Robj, response: &str) -> Robj {
             mean = out.pass.stats.centered_mean().to_vec(),
             ss = out.pass.stats.ssw().to_vec(),
             dropped = out.pass.dropped as f64,
-            first_row = out.first_rows.map_or(Robj::from(()), |rows| rows.iter().map(|&r| r as f64 + 1.0).collect::<Vec<f64>>().into())
+            first_row = out.first_rows.map_or(Robj::from(()), |rows| rows.iter().map(|&r| r as f64 + 1.0).collect::<Vec<f64>>().into()),
+            offset = out.offset.map_or(Robj::from(()), Robj::from)
         )
         .into(),
         Err(HnmError::NotFinite { argument: "y", index }) => not_finite_response(&y, response, index),
@@ -52,10 +57,14 @@ fn pass_over<Y: Response>(y: &[Y], g: &Robj) -> hnm_core::Result<Output> {
         let codes = g.as_integer_slice().unwrap_or(&[]);
         let n_levels = g.get_attrib(levels_symbol()).map_or(0, |levels| levels.len());
         let mut groups = LevelCodes::new(n_levels);
-        let dropped = accumulate(y, codes.iter().copied(), &mut groups)?;
-        return Ok(Output { pass: DataPass { stats: groups.into_stats(), dropped }, first_rows: None });
+        return coded(y, codes.iter().copied(), n_levels, None);
     }
     if let Some(values) = g.as_integer_slice() {
+        let plain = g.get_attrib(class_symbol()).is_none();
+        if let Some((low, levels)) = dense_integer_range(values).filter(|_| plain) {
+            let code = move |v: i32| if v == NA_CODE { NA_CODE } else { (i64::from(v) - i64::from(low) + 1) as i32 };
+            return coded(y, values.iter().map(move |&v| code(v)), levels, Some(f64::from(low) - 1.0));
+        }
         return hashed(y, values.iter().map(|&v| integer_key(v)), INTEGER_MISSING);
     }
     if let Some(values) = g.as_logical_slice() {
@@ -76,11 +85,22 @@ fn pass_over<Y: Response>(y: &[Y], g: &Robj) -> hnm_core::Result<Output> {
     })
 }
 
+fn coded<Y: Response>(
+    y: &[Y],
+    codes: impl ExactSizeIterator<Item = i32> + Clone,
+    n_levels: usize,
+    offset: Option<f64>,
+) -> hnm_core::Result<Output> {
+    let mut groups = LevelCodes::new(n_levels);
+    let dropped = accumulate(y, codes, &mut groups)?;
+    Ok(Output { pass: DataPass { stats: groups.into_stats(), dropped }, first_rows: None, offset })
+}
+
 fn hashed<Y: Response>(y: &[Y], keys: impl ExactSizeIterator<Item = u64> + Clone, missing: u64) -> hnm_core::Result<Output> {
     let mut table = KeyTable::new(missing);
     let dropped = accumulate(y, keys, &mut table)?;
     let groups = table.into_groups();
-    Ok(Output { pass: DataPass { stats: groups.stats, dropped }, first_rows: Some(groups.first_rows) })
+    Ok(Output { pass: DataPass { stats: groups.stats, dropped }, first_rows: Some(groups.first_rows), offset: None })
 }
 
 /// The error for a NaN (not NA) or infinite response, naming the response and the row.
