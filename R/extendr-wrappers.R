@@ -14,7 +14,6 @@ rs_anova <- function(center, n, mean, ss) .Call(wrap__rs_anova, center, n, mean,
 #' @noRd
 rs_profile_ci <- function(center, n, mean, ss, z) .Call(wrap__rs_profile_ci, center, n, mean, ss, z)
 
-
 #' One pass over the response `y` (double or integer) and the group `g` (factor, integer,
 #' logical, double or character): per-group n, mean about `center`, within-group SS, the
 #' number of rows dropped for NA; for a plain integer `g` of small range, `offset`, with
@@ -23,3 +22,4 @@ rs_profile_ci <- function(center, n, mean, ss, z) .Call(wrap__rs_profile_ci, cen
 #' the group values.
 #' @noRd
 rs_data_pass <- function(y, g, response) .Call(wrap__rs_data_pass, y, g, response)
+
