@@ -128,7 +128,7 @@ group_statistics <- function(y, g, response_name = "y", call = NULL) {
   }
   # Hashed groups come back in no particular order, each with its first row.
   keys <- g[pass$first_row]
-  ordering <- order(keys)
+  ordering <- order(keys, method = sort_method(keys))
   labels <- as.character(keys[ordering])
   if (anyDuplicated(labels)) {
     # factor() merges values whose labels coincide (doubles equal to 15 digits, one string
@@ -136,6 +136,14 @@ group_statistics <- function(y, g, response_name = "y", call = NULL) {
     return(group_statistics(y, factor(g), response_name, call))
   }
   c(pass_statistics(pass, ordering, labels), list(keys = keys[ordering]))
+}
+
+# factor()'s level order with the fastest order() method giving it: collation order is
+# byte order for native strings in the C locales, so the radix sort gives it there.
+sort_method <- function(keys) {
+  byte_order <- Sys.getlocale("LC_COLLATE") %in% c("C", "POSIX", "C.UTF-8", "C.utf8") &&
+    all(Encoding(keys) == "unknown")
+  if (!is.character(keys) || byte_order) "radix" else "auto"
 }
 
 # The statistics of the groups `index` selects from a data pass (all when NULL), named `group`.

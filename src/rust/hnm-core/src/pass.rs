@@ -126,7 +126,7 @@ pub trait Grouping {
 
 /// How many rows ahead the pass prefetches group state: enough to cover a memory access
 /// when the groups do not fit in cache and the rows visit them in random order.
-const PREFETCH_DISTANCE: usize = 16;
+const PREFETCH_DISTANCE: usize = 48;
 
 /// Starts loading the cache line at `address` (see [`Grouping::prefetch`]).
 #[inline]
