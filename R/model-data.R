@@ -141,9 +141,10 @@ group_statistics <- function(y, g, response_name = "y", call = NULL) {
 # factor()'s level order with the fastest order() method giving it: collation order is
 # byte order for native strings in the C locales, so the radix sort gives it there.
 sort_method <- function(keys) {
+  if (!is.character(keys)) return("auto")
   byte_order <- Sys.getlocale("LC_COLLATE") %in% c("C", "POSIX", "C.UTF-8", "C.utf8") &&
     all(Encoding(keys) == "unknown")
-  if (!is.character(keys) || byte_order) "radix" else "auto"
+  if (byte_order) "radix" else "auto"
 }
 
 # The statistics of the groups `index` selects from a data pass (all when NULL), named `group`.
