@@ -56,7 +56,6 @@ fn pass_over<Y: Response>(y: &[Y], g: &Robj) -> hnm_core::Result<Output> {
     if g.is_factor() {
         let codes = g.as_integer_slice().unwrap_or(&[]);
         let n_levels = g.get_attrib(levels_symbol()).map_or(0, |levels| levels.len());
-        let mut groups = LevelCodes::new(n_levels);
         return coded(y, codes.iter().copied(), n_levels, None);
     }
     if let Some(values) = g.as_integer_slice() {
