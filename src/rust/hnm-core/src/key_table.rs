@@ -7,7 +7,7 @@
 //! empty slots. The last group hit is remembered, so rows sorted or clustered by group
 //! skip the hash altogether.
 
-use crate::error::Result;
+use crate::error::{HnmError, Result};
 use crate::pass::{prefetch_address, Accumulator, Grouping};
 use crate::stats::GroupStats;
 
@@ -40,7 +40,8 @@ const INITIAL_CAPACITY: usize = 1024;
 impl KeyTable {
     /// An empty table; rows whose key equals `missing` are missing groups.
     pub fn new(missing: u64) -> Self {
-        KeyTable { slots: Self::empty_slots(INITIAL_CAPACITY, missing), len: 0, missing, last: 0 }
+        let slots = vec![Self::empty_slot(missing); INITIAL_CAPACITY];
+        KeyTable { slots, len: 0, missing, last: 0 }
     }
 
     /// Number of groups seen.
@@ -78,8 +79,8 @@ impl KeyTable {
         }
     }
 
-    fn empty_slots(capacity: usize, missing: u64) -> Vec<Slot> {
-        vec![Slot { key: missing, first_row: 0, accumulator: Accumulator::default() }; capacity]
+    fn empty_slot(missing: u64) -> Slot {
+        Slot { key: missing, first_row: 0, accumulator: Accumulator::default() }
     }
 
     /// Index of `key`'s slot, or of the empty slot where it belongs.
@@ -93,14 +94,22 @@ impl KeyTable {
         i
     }
 
-    /// Doubles the capacity, keeping the load factor at most 1/2.
-    fn grow(&mut self) {
-        let bigger = Self::empty_slots(2 * self.slots.len(), self.missing);
+    /// Doubles the capacity, keeping the load factor at most 1/2; an error (not an abort)
+    /// when memory runs out, as it can for tens of millions of distinct values.
+    fn grow(&mut self) -> Result<()> {
+        let capacity = 2 * self.slots.len();
+        let mut bigger = Vec::new();
+        bigger.try_reserve_exact(capacity).map_err(|_| HnmError::InvalidArgument {
+            argument: "g",
+            reason: "the grouping variable has too many distinct values for their statistics to fit in memory",
+        })?;
+        bigger.resize(capacity, Self::empty_slot(self.missing));
         let old = std::mem::replace(&mut self.slots, bigger);
         for slot in old.into_iter().filter(|s| s.key != self.missing) {
             let i = self.probe(slot.key);
             self.slots[i] = slot;
         }
+        Ok(())
     }
 }
 
@@ -116,7 +125,7 @@ impl Grouping for KeyTable {
             let mut i = self.probe(key);
             if self.slots[i].key == self.missing {
                 if 2 * (self.len + 1) > self.slots.len() {
-                    self.grow();
+                    self.grow()?;
                     i = self.probe(key);
                 }
                 self.slots[i] = Slot { key, first_row: row, accumulator: Accumulator::default() };
