@@ -32,7 +32,9 @@ without_old_interface_notice <- function(expr) {
   })
 }
 
-# `data` written to a new table of `con`, as a dbplyr table.
+# `data` written to a new table of `con`, as a dbplyr table; the process id in the name keeps
+# concurrent test runs on one server apart.
+table_name <- function(name) sprintf("%s_%d", name, Sys.getpid())
 database_table <- function(con, data, name) {
   DBI::dbWriteTable(con, name, data, overwrite = TRUE, row.names = FALSE)
   without_old_interface_notice(dplyr::tbl(con, name))
@@ -56,7 +58,7 @@ test_that("database fits equal in-memory fits to 1e-9, collecting one row per gr
     con <- database_connections[[backend]]()
     for (offset in c(0, 1e9)) {
       d <- simulate_large(offset, seed = 620)
-      table <- database_table(con, d, "hnm_large")
+      table <- database_table(con, d, table_name("hnm_large"))
       groups <- length(unique(stats::na.omit(d$g)))
       for (reml in c(FALSE, TRUE)) {
         info <- sprintf("%s, offset %g, REML = %s", backend, offset, reml)
@@ -76,7 +78,7 @@ test_that("database fits equal in-memory fits to 1e-9, collecting one row per gr
       expect_equal(as.data.frame(stats$value)[c("group", "n", "mean", "ss")], reference,
                    tolerance = 1e-12, info = backend)
       expect_lte(stats$rows, groups + 1)
-      DBI::dbRemoveTable(con, "hnm_large")
+      DBI::dbRemoveTable(con, table_name("hnm_large"))
     }
     DBI::dbDisconnect(con)
   }
@@ -89,7 +91,7 @@ test_that("database fits agree with lme4 and accept expressions of columns", {
     con <- database_connections[[backend]]()
     rail <- as.data.frame(nlme::Rail)
     rail$Rail <- as.character(rail$Rail)
-    table <- database_table(con, rail, "hnm_rail")
+    table <- database_table(con, rail, table_name("hnm_rail"))
     reference <- lme4::lmer(travel ~ 1 + (1 | Rail), rail, REML = FALSE)
     fit <- with_fetched_rows(hnm_fit(travel ~ 1 + (1 | Rail), table))$value
     expect_equal(fixef(fit), lme4::fixef(reference), tolerance = 1e-6, info = backend)
@@ -104,7 +106,7 @@ test_that("database fits agree with lme4 and accept expressions of columns", {
                  info = backend)
     expect_equal(sigma(scaled), sigma(reference) * k, tolerance = 1e-6, info = backend)
     expect_error(residuals(fit), class = "hnm_no_rows")
-    DBI::dbRemoveTable(con, "hnm_rail")
+    DBI::dbRemoveTable(con, table_name("hnm_rail"))
     DBI::dbDisconnect(con)
   }
 })
@@ -112,9 +114,8 @@ test_that("database fits agree with lme4 and accept expressions of columns", {
 test_that("bad database inputs are classed errors", {
   skip_if_not_installed("dbplyr")
   con <- sqlite_connection()
-  on.exit(DBI::dbDisconnect(con))
   table <- database_table(con, data.frame(y = c(1, 2, 3, NA), g = c("a", "a", "b", "b"),
-                                          label = "x"), "hnm_bad")
+                                          label = "x"), table_name("hnm_bad"))
   expect_error(hnm_fit(z ~ 1 | g, table), class = "hnm_error",
                regexp = "the response `z` is not a column of the database table")
   expect_error(hnm_fit(y ~ 1 | school, table), class = "hnm_error",
@@ -125,4 +126,5 @@ test_that("bad database inputs are classed errors", {
                regexp = "`stats` is for data frames")
   empty <- dplyr::filter(table, y > 10)
   expect_error(hnm_fit(y ~ 1 | g, empty), class = "hnm_error", regexp = "no complete rows")
+  DBI::dbDisconnect(con)
 })
