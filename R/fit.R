@@ -11,7 +11,8 @@
 #' @param formula `y ~ 1 | g`, or lme4's spelling `y ~ 1 + (1 | g)`: a numeric response
 #'   and one grouping variable. Covariates and random slopes are not supported.
 #' @param data A data frame holding the variables; when missing, they are taken from the
-#'   environment of `formula`.
+#'   environment of `formula`. Also a table of group statistics or a database table: see
+#'   `stats`.
 #' @param REML Logical: `TRUE` for REML (as `lmer`'s default), `FALSE` (the default here)
 #'   for maximum likelihood.
 #' @param stats `NULL` (the default) when `data` holds rows, an [hnm_stats()] table or a
