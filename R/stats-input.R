@@ -70,16 +70,16 @@ statistics_input <- function(formula, data, stats, call) {
               call = call)
   }
   names <- list(response_name = deparse1(parsed$response), group_name = deparse1(parsed$group))
-  stats <- if (inherits(data, "tbl_lazy")) {
+  group_stats <- if (inherits(data, "tbl_lazy")) {
     if (!is.null(stats)) {
       hnm_abort("`stats` is for data frames of group statistics, not database tables.", call = call)
     }
     sql_statistics(data, parsed, environment(formula) %||% globalenv(), call)
   } else {
     check_recorded_names(data, names, call)
-    table_statistics(data, stats_columns(stats, data, call), call)
+    table_statistics(data, stats_columns(stats, call), call)
   }
-  c(list(stats = stats, y = NULL, g = NULL), names)
+  c(list(stats = group_stats, y = NULL, g = NULL), names)
 }
 
 # An hnm_stats table records the response and group it summarises; a formula naming
@@ -95,7 +95,7 @@ check_recorded_names <- function(data, names, call) {
 }
 
 # Column names of the roles group, n, mean, ss: the defaults, overridden by `stats`.
-stats_columns <- function(stats, data, call) {
+stats_columns <- function(stats, call) {
   columns <- c(group = "group", n = "n", mean = "mean", ss = "ss")
   if (is.null(stats) || isTRUE(stats)) return(columns)
   if (!is.character(stats) || is.null(names(stats)) || anyNA(stats) ||
