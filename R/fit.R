@@ -11,10 +11,24 @@
 #' @param formula `y ~ 1 | g`, or lme4's spelling `y ~ 1 + (1 | g)`: a numeric response
 #'   and one grouping variable. Covariates and random slopes are not supported.
 #' @param data A data frame holding the variables; when missing, they are taken from the
-#'   environment of `formula`.
+#'   environment of `formula`. Also a table of group statistics or a database table: see
+#'   `stats`.
 #' @param REML Logical: `TRUE` for REML (as `lmer`'s default), `FALSE` (the default here)
 #'   for maximum likelihood.
+#' @param stats `NULL` (the default) when `data` holds rows, an [hnm_stats()] table or a
+#'   database table (`dplyr::tbl(con, "name")`, see "Data bigger than memory" below).
+#'   To fit from a data frame of group statistics, `TRUE` when its columns are named
+#'   `group`, `n`, `mean` and `ss` (the within-group sum of squares), or a named character
+#'   vector giving other names, such as `c(group = "school", n = "size", mean = "ybar")`.
 #' @param ... Not used; an error if given, so misspelt arguments do not pass silently.
+#' @section Data bigger than memory:
+#' The model needs only each group's size, mean and within-group sum of squares. When
+#' `data` is a `dbplyr` table of a DBI connection (SQLite, PostgreSQL, DuckDB, Spark
+#' through sparklyr, ...), these are computed inside the database by one `GROUP BY`
+#' query (deviations are taken from each group's average before squaring, so a large
+#' offset does not cancel), and only one row per group is collected into R. Fits without
+#' rows support every method that needs only the statistics; `fitted()` and
+#' `residuals()` raise an error of class `hnm_no_rows`.
 #' @return An object of class `hnm_fit`, with the methods an lme4 user expects:
 #'   `print`, `summary`, `logLik`, `AIC`/`BIC`, `nobs`, `ngrps`, `fixef`, `VarCorr`,
 #'   `sigma`, `deviance`, `vcov`, `confint`, `isSingular`, `formula`, `fitted`,
@@ -27,8 +41,16 @@
 #' fit
 #' summary(fit)
 #' confint(fit)
+#' # From group statistics, as a table or computed by a database:
+#' hnm_fit(y ~ 1 | g, data = hnm_stats(y ~ 1 | g, d))
+#' if (requireNamespace("RSQLite", quietly = TRUE) && requireNamespace("dbplyr", quietly = TRUE)) {
+#'   con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+#'   DBI::dbWriteTable(con, "d", d)
+#'   print(hnm_fit(y ~ 1 | g, data = dplyr::tbl(con, "d")))
+#'   DBI::dbDisconnect(con)
+#' }
 #' @export
-hnm_fit <- function(formula, data, REML = FALSE, ...) {
+hnm_fit <- function(formula, data, REML = FALSE, stats = NULL, ...) {
   call <- match.call()
   if (...length() > 0L) {
     hnm_abort(sprintf("unused argument(s): %s.", paste(names(list(...)), collapse = ", ")),
@@ -37,7 +59,7 @@ hnm_fit <- function(formula, data, REML = FALSE, ...) {
   if (!is.logical(REML) || length(REML) != 1L || is.na(REML)) {
     hnm_abort("`REML` must be TRUE or FALSE.", call = call)
   }
-  model <- model_statistics(formula, data, call)
+  model <- model_statistics(formula, data, call, stats)
   estimates <- rust_result(rs_fit(model$stats$center, model$stats$n, model$stats$mean,
                                   model$stats$ss, REML), call = call)
   new_hnm_fit(estimates, model, formula, call, REML)

@@ -2,7 +2,8 @@
 
 # The model's data: response and group (kept for row-level methods), their names, and the
 # per-group statistics every estimator works from.
-model_statistics <- function(formula, data, call) {
+model_statistics <- function(formula, data, call, stats = NULL) {
+  if (takes_statistics(data, stats)) return(statistics_input(formula, data, stats, call))
   parsed <- parse_hnm_formula(formula, call = call)
   frame <- fit_data(data, call)
   env <- environment(formula) %||% parent.frame(2L)
@@ -114,10 +115,4 @@ group_statistics <- function(y, g, call = NULL) {
     mean = pass$mean[keep], ss = pass$ss[keep], n_dropped = as.integer(pass$dropped),
     level_index = cumsum(keep) * keep
   )
-}
-
-# The group statistics, as a data frame a user can read.
-stats_table <- function(s) {
-  data.frame(group = s$group, n = s$n, mean = s$center + s$mean, ss = s$ss,
-             stringsAsFactors = FALSE)
 }

@@ -65,7 +65,8 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' @param ... Unused.
 #' @return An object of class `summary.hnm_fit`: the fit plus `coefficients` (a matrix
 #'   with columns `Estimate`, `Std. Error`, `t value`), `criteria` and `residuals`
-#'   (scaled conditional residuals).
+#'   (scaled conditional residuals; `NULL`, and not printed, for a fit from group
+#'   statistics, which has no rows).
 #' @examples
 #' d <- data.frame(y = c(5.1, 4.8, 6.0, 7.2, 6.9, 7.5, 4.0, 4.4, 4.9),
 #'                 g = rep(c("a", "b", "c"), each = 3))
@@ -76,7 +77,7 @@ summary.hnm_fit <- function(object, ...) {
                         "t value" = object$mu / object$se_mu)
   rownames(coefficients) <- "(Intercept)"
   structure(c(object, list(coefficients = coefficients, criteria = fit_criteria(object),
-                           residuals = residuals(object, scaled = TRUE))),
+                           residuals = if (!is.null(object$y)) residuals(object, scaled = TRUE))),
             class = c("summary.hnm_fit", "hnm_fit"))
 }
 
@@ -87,7 +88,7 @@ print.summary.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), .
   cat("\n")
   print_criteria(x$criteria, 1)
   cat("\n")
-  print_residual_quantiles(x$residuals, digits)
+  if (!is.null(x$residuals)) print_residual_quantiles(x$residuals, digits)
   cat("Random effects:\n")
   print(VarCorr(x), digits = digits, comp = c("Variance", "Std.Dev."))
   print_groups(x)
