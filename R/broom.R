@@ -29,9 +29,9 @@
 #' @examples
 #' fit <- hnm_fit(y ~ 1 | g, wheat)
 #' if (requireNamespace("broom", quietly = TRUE)) {
-#'   broom::tidy(fit, conf.int = TRUE)
-#'   broom::glance(fit)
-#'   head(broom::augment(fit))
+#'   print(broom::tidy(fit, conf.int = TRUE))
+#'   print(broom::glance(fit))
+#'   print(head(broom::augment(fit)))
 #' }
 #' @name hnm-broom
 NULL
