@@ -1,25 +1,17 @@
 # hnm_fit(method = "ANOVA") against stats::anova(lm(y ~ factor(g))) (MSE, MSG), n0 from its
 # formula, and the sampling covariance against dense quadratic-form algebra on the full data.
 
+# The lme4 grid (balanced Dyestuff, Dyestuff2 with MSG < MSE, Rail; unbalanced simulated data
+# and Hsb82) plus the lecture's balanced wheat data.
 anova_cases <- function() {
-  cases <- list(
-    list(name = "wheat (balanced)", data = wheat, y = "y", g = "g"),
-    list(name = "simulated, unbalanced", data = simulate_unbalanced(30, 11), y = "y", g = "g"),
-    list(name = "simulated, unbalanced, small tau", data = simulate_unbalanced(12, 5, tau = 0.2),
-         y = "y", g = "g")
-  )
-  if (requireNamespace("lme4", quietly = TRUE)) {
-    cases <- c(cases, list(
-      list(name = "Dyestuff (balanced)", data = lme4::Dyestuff, y = "Yield", g = "Batch"),
-      list(name = "Dyestuff2 (MSG < MSE)", data = lme4::Dyestuff2, y = "Yield", g = "Batch")))
-  }
-  cases
+  c(list(list(name = "wheat", data = wheat, y = "y", g = "g")), lme4_cases())
 }
 
 test_that("ANOVA estimates are mean(y), MSE and (MSG - MSE)/n0 of anova(lm())", {
+  skip_if_not_installed("lme4")
   for (case in anova_cases()) {
     y <- case$data[[case$y]]
-    g <- factor(case$data[[case$g]])
+    g <- factor(case$data[[case$g]], ordered = FALSE) # lm() cannot use Hsb82's ordered school
     table <- stats::anova(stats::lm(y ~ g))
     msg <- table[["Mean Sq"]][1]
     mse <- table[["Mean Sq"]][2]
@@ -69,8 +61,10 @@ test_that("a negative moment estimate of tau2 warns with its value and is trunca
 test_that("vcov(full = TRUE) is the sampling covariance of (ybar, MSE, (MSG - MSE)/n0)", {
   # Dense reference: Sigma = s2 I + t2 Z Z'; SSW = y'(I - P)y and SSB = y'(P - J/N)y with P the
   # projection on the group indicators; Cov(y'Ay, y'By) = 2 tr(A Sigma B Sigma) under normality.
-  for (case in anova_cases()[1:3]) {
+  skip_if_not_installed("lme4")
+  for (case in anova_cases()) {
     y <- case$data[[case$y]]
+    if (length(y) > 400) next # dense N x N algebra
     g <- factor(case$data[[case$g]])
     fit <- suppressWarnings(hnm_fit(one_way_formula(case), case$data, method = "ANOVA"))
     big_n <- length(y)
@@ -85,7 +79,7 @@ test_that("vcov(full = TRUE) is the sampling covariance of (ybar, MSE, (MSG - MS
     var_mse <- quad_cov(a_mse, a_mse)
     var_msg <- quad_cov(a_msg, a_msg)
     cov_ms <- quad_cov(a_mse, a_msg)
-    expect_equal(cov_ms, 0, tolerance = 1e-10, label = case$name)
+    expect_lt(abs(cov_ms), 1e-10 * var_mse, label = case$name)
     reference <- matrix(c(sum(sigma) / big_n^2, 0, 0,
                           0, var_mse, (cov_ms - var_mse) / n0,
                           0, (cov_ms - var_mse) / n0, (var_msg - 2 * cov_ms + var_mse) / n0^2),
