@@ -18,3 +18,7 @@ rs_anova <- function(center, n, mean, ss) .Call(wrap__rs_anova, center, n, mean,
 #' @noRd
 rs_profile_ci <- function(center, n, mean, ss, z) .Call(wrap__rs_profile_ci, center, n, mean, ss, z)
 
+#' ANOVA (method-of-moments) fit from group statistics.
+#' @noRd
+rs_anova_fit <- function(center, n, mean, ss) .Call(wrap__rs_anova_fit, center, n, mean, ss)
+

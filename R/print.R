@@ -1,8 +1,10 @@
 # print and summary for hnm_fit, laid out as lme4's for merMod, from small helpers.
 
 method_title <- function(x) {
-  if (x$method == "REML") "Linear mixed model fit by REML" else
-    "Linear mixed model fit by maximum likelihood"
+  switch(x$method,
+    REML = "Linear mixed model fit by REML",
+    ANOVA = "Linear mixed model fit by ANOVA (method of moments)",
+    "Linear mixed model fit by maximum likelihood")
 }
 
 print_title <- function(x) {
@@ -12,6 +14,7 @@ print_title <- function(x) {
 }
 
 # AIC, BIC, logLik, deviance, df.resid; or the REML criterion alone, as lme4 prints them.
+# For an ANOVA fit the likelihood criteria are evaluated at the moment estimates.
 fit_criteria <- function(x) {
   if (x$method == "REML") return(c(REML = x$deviance))
   ll <- logLik(x)
@@ -36,6 +39,10 @@ print_groups <- function(x) {
 print_singular <- function(x) {
   if (x$convergence$on_boundary) {
     cat("boundary (singular) fit: tau^2 = 0 exactly (see ?isSingular)\n")
+  }
+  if (x$method == "ANOVA" && x$anova$tau2_untruncated < 0) {
+    cat(sprintf("ANOVA estimate of tau^2 truncated at 0 from (MSG - MSE)/n0 = %s\n",
+                format(x$anova$tau2_untruncated, digits = 4)))
   }
 }
 

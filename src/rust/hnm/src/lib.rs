@@ -4,6 +4,8 @@
 //! `hnm_core_error` holding the message, which the R side re-raises as a classed
 //! condition: expected failures never unwind through R, and users never see a panic.
 
+mod anova_fit;
+
 use extendr_api::prelude::*;
 use hnm_core::{Criterion, GroupStats, HnmError, Params, Profile, ProfileParameter};
 
@@ -122,6 +124,7 @@ fn rs_profile_ci(center: f64, n: &[f64], mean: &[f64], ss: &[f64], z: f64) -> Ro
 
 extendr_module! {
     mod hnm;
+    use anova_fit;
     fn rs_group_stats;
     fn rs_neg_log_lik;
     fn rs_fit;
