@@ -18,7 +18,14 @@ replacements <- c(
   "@OFFLINE@" = if (is_offline) "1" else "0",
   "@PROFILE@" = if (is_debug) "" else "--release",
   "@CLEAN_TARGET@" = if (is_debug) "" else "$(TARGET_DIR)",
-  "@LIBDIR@" = if (is_debug) "debug" else "release"
+  "@LIBDIR@" = if (is_debug) "debug" else "release",
+  # Hide the static library's symbols, garbage-collect unreferenced code and strip debug
+  # information: the installed library shrinks from about 10 MB to under 4 MB.
+  "@LINK_FLAGS@" = if (Sys.info()[["sysname"]] == "Linux" && !is_debug) {
+    "-Wl,--gc-sections -Wl,--exclude-libs,ALL -Wl,--strip-debug"
+  } else {
+    ""
+  }
 )
 txt <- readLines("src/Makevars.in")
 for (key in names(replacements)) txt <- gsub(key, replacements[[key]], txt, fixed = TRUE)
