@@ -13,10 +13,11 @@ use faer::Mat;
 
 use crate::anova::Anova;
 use crate::error::{HnmError, Result};
-use crate::likelihood::{gradient, hessian, Params};
+use crate::likelihood::{gradient, hessian, scaled_to_original, Params, POWER};
 use crate::profile::{Criterion, ProfilePoint, ProfiledDeviance};
 use crate::solve1d::{expand_until, newton_root};
 use crate::stats::GroupStats;
+use crate::unit::Unit;
 
 /// How the optimiser got to the estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,8 +28,9 @@ pub struct Convergence {
     pub newton_iterations: u32,
     /// The profiled score D'(λ̂); 0 up to rounding in the interior, ≥ 0 on the boundary.
     pub profiled_score: f64,
-    /// Euclidean norm of the gradient of −ℓ in (μ, σ², τ²) projected on the parameter space
-    /// (a positive τ²-component at τ² = 0 is a KKT multiplier, not a defect).
+    /// Euclidean norm of the gradient of −ℓ in (μ, σ², τ²), in the internal unit of the data
+    /// ([`Fit::unit`]), projected on the parameter space (a positive τ²-component at τ² = 0 is
+    /// a KKT multiplier, not a defect).
     /// For REML fits, the profiled score scaled to the τ² axis, |D'(λ̂)|/(2σ̂²).
     pub gradient_norm: f64,
     /// True when τ̂² = 0 exactly (a singular fit).
@@ -48,8 +50,14 @@ pub struct Fit {
     pub deviance: f64,
     /// Standard error of μ̂: sqrt(σ̂² / Σ n_j/(1 + n_j λ̂)), as lme4's `vcov`.
     pub se_mu: f64,
-    /// Hessian of −ℓ (ML) in (μ, σ², τ²) at the estimate, row-major.
+    /// Hessian of −ℓ (ML) in (μ, σ², τ²) at the estimate, row-major, in the data's units.
+    /// Entries beyond the double range (data scaled by less than about 1e-75 or more than
+    /// about 1e75) are ±∞ or 0, as the exact values round.
     pub hessian: [[f64; 3]; 3],
+    /// The power of two c the data were divided by internally.
+    pub unit: Unit,
+    /// Hessian of −ℓ in (μ/c, σ²/c², τ²/c²): H_ab · c^(p_a+p_b) with p = (1, 2, 2).
+    pub unit_hessian: [[f64; 3]; 3],
     /// How the estimate was found.
     pub convergence: Convergence,
 }
@@ -61,16 +69,41 @@ impl Fit {
     }
 
     /// The inverse of [`Fit::hessian`]: the asymptotic covariance of (μ̂, σ̂², τ̂²), the lecture's
-    /// `solve(fit$hessian)`.
+    /// `solve(fit$hessian)`, computed as the inverse of [`Fit::unit_hessian`] mapped to the
+    /// data's units (entries c^(p_a+p_b) times as large), so it is accurate wherever representable.
     pub fn covariance(&self) -> [[f64; 3]; 3] {
-        invert3(&self.hessian)
+        let inverse = invert3(&self.unit_hessian);
+        let mut out = [[0.0; 3]; 3];
+        for a in 0..3 {
+            for b in 0..3 {
+                out[a][b] = self.unit.from_unit(inverse[a][b], POWER[a] + POWER[b]);
+            }
+        }
+        out
+    }
+
+    /// Standard errors of (μ̂, σ̂², τ̂²): the square roots of the diagonal of the inverse
+    /// observed information, taken in the internal unit and then scaled by c, c², c², so they
+    /// are finite whenever the estimates are. A negative diagonal (an indefinite Hessian) gives 0.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{fit, Criterion, GroupStats};
+    /// let s = GroupStats::new(vec![3.0; 3], vec![0.0, 2e-150, 7e-150], vec![1e-300, 5e-301, 2e-300]).unwrap();
+    /// let f = fit(&s, Criterion::Ml).unwrap();
+    /// assert!(f.standard_errors().iter().all(|se| se.is_finite() && *se > 0.0));
+    /// ```
+    pub fn standard_errors(&self) -> [f64; 3] {
+        let inverse = invert3(&self.unit_hessian);
+        [0, 1, 2].map(|a| self.unit.from_unit(inverse[a][a].max(0.0).sqrt(), POWER[a]))
     }
 }
 
 /// Fits the one-way model to `stats` by ML or REML.
 ///
 /// # Errors
-/// The errors of [`GroupStats::check_identifiable`], and `Optimizer` if Brent's method fails.
+/// The errors of [`GroupStats::check_identifiable`] (on the rescaled statistics), `NotFinite`
+/// if the data span more than the double range, and `Optimizer` if Brent's method fails.
 ///
 /// # Example
 /// ```
@@ -83,6 +116,32 @@ impl Fit {
 /// assert!((f.params.tau2 - ((2.0 / 3.0) * msg - mse) / 2.0).abs() < 1e-12);
 /// ```
 pub fn fit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
+    let unit = Unit::of_data(stats);
+    let scaled = unit.scale(stats)?;
+    let in_unit = fit_in_unit(&scaled, criterion)?;
+    Ok(to_original_units(in_unit, stats, unit))
+}
+
+/// A fit of statistics centred at 0 and expressed in their unit, mapped back: μ = center + c μ̃,
+/// σ² = c² σ̃², τ² = c² τ̃², se(μ̂) = c se(μ̃), and the deviance gains 2k log c, k = N (ML)
+/// or N − 1 (REML), the divisor of σ̂² (the density of c·y is c⁻ᵏ times that of y).
+fn to_original_units(f: Fit, stats: &GroupStats, unit: Unit) -> Fit {
+    let (k, _) = f.criterion.constants(stats.n_obs());
+    Fit {
+        params: Params {
+            mu: stats.center() + unit.from_unit(f.params.mu, 1),
+            sigma2: unit.from_unit(f.params.sigma2, 2),
+            tau2: unit.from_unit(f.params.tau2, 2),
+        },
+        deviance: f.deviance + 2.0 * k * unit.ln(),
+        se_mu: unit.from_unit(f.se_mu, 1),
+        hessian: scaled_to_original(&f.unit_hessian, unit),
+        unit,
+        ..f
+    }
+}
+
+fn fit_in_unit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
     let anova = Anova::new(stats)?;
     let deviance = ProfiledDeviance::new(stats, criterion);
     let theta_max = bracket_upper(&deviance, anova.tau2() / anova.sigma2());
@@ -160,6 +219,7 @@ fn assemble(
     newton_iterations: u32,
 ) -> Fit {
     let params = Params { mu: best.mu, sigma2: best.sigma2, tau2: best.lambda * best.sigma2 };
+    let unit_hessian = hessian(stats, &params);
     let on_boundary = best.lambda == 0.0;
     let gradient_norm = match criterion {
         Criterion::Ml => projected_norm(gradient(stats, &params), on_boundary),
@@ -171,7 +231,9 @@ fn assemble(
         theta: best.lambda.sqrt(),
         deviance: best.deviance,
         se_mu: (best.sigma2 / best.weight_sum).sqrt(),
-        hessian: hessian(stats, &params),
+        hessian: unit_hessian,
+        unit: Unit::ONE,
+        unit_hessian,
         convergence: Convergence {
             brent_iterations,
             newton_iterations,
