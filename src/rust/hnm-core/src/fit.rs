@@ -28,9 +28,8 @@ pub struct Convergence {
     pub newton_iterations: u32,
     /// The profiled score D'(λ̂); 0 up to rounding in the interior, ≥ 0 on the boundary.
     pub profiled_score: f64,
-    /// Euclidean norm of the gradient of −ℓ in (μ, σ², τ²), in the internal unit of the data
-    /// ([`Fit::unit`]), projected on the parameter space (a positive τ²-component at τ² = 0 is
-    /// a KKT multiplier, not a defect).
+    /// Euclidean norm of the gradient of −ℓ in (μ, σ², τ²) projected on the parameter space
+    /// (a positive τ²-component at τ² = 0 is a KKT multiplier, not a defect).
     /// For REML fits, the profiled score scaled to the τ² axis, |D'(λ̂)|/(2σ̂²).
     pub gradient_norm: f64,
     /// True when τ̂² = 0 exactly (a singular fit).
@@ -127,16 +126,22 @@ pub fn fit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
 /// or N − 1 (REML), the divisor of σ̂² (the density of c·y is c⁻ᵏ times that of y).
 fn to_original_units(f: Fit, stats: &GroupStats, unit: Unit) -> Fit {
     let (k, _) = f.criterion.constants(stats.n_obs());
+    let params = Params {
+        mu: stats.center() + unit.from_unit(f.params.mu, 1),
+        sigma2: unit.from_unit(f.params.sigma2, 2),
+        tau2: unit.from_unit(f.params.tau2, 2),
+    };
+    let c = f.convergence;
     Fit {
-        params: Params {
-            mu: stats.center() + unit.from_unit(f.params.mu, 1),
-            sigma2: unit.from_unit(f.params.sigma2, 2),
-            tau2: unit.from_unit(f.params.tau2, 2),
-        },
         deviance: f.deviance + 2.0 * k * unit.ln(),
         se_mu: unit.from_unit(f.se_mu, 1),
         hessian: scaled_to_original(&f.unit_hessian, unit),
         unit,
+        convergence: Convergence {
+            gradient_norm: gradient_norm(stats, f.criterion, &params, c.profiled_score, c.on_boundary),
+            ..c
+        },
+        params,
         ..f
     }
 }
@@ -221,10 +226,7 @@ fn assemble(
     let params = Params { mu: best.mu, sigma2: best.sigma2, tau2: best.lambda * best.sigma2 };
     let unit_hessian = hessian(stats, &params);
     let on_boundary = best.lambda == 0.0;
-    let gradient_norm = match criterion {
-        Criterion::Ml => projected_norm(gradient(stats, &params), on_boundary),
-        Criterion::Reml => best.d1.abs() / (2.0 * best.sigma2),
-    };
+    let gradient_norm = gradient_norm(stats, criterion, &params, best.d1, on_boundary);
     Fit {
         criterion,
         params,
@@ -244,11 +246,24 @@ fn assemble(
     }
 }
 
+/// The projected gradient norm of ML fits, or |D'(λ̂)|/(2σ̂²) for REML fits.
+fn gradient_norm(stats: &GroupStats, criterion: Criterion, params: &Params, d1: f64, on_boundary: bool) -> f64 {
+    match criterion {
+        Criterion::Ml => projected_norm(gradient(stats, params), on_boundary),
+        Criterion::Reml => d1.abs() / (2.0 * params.sigma2),
+    }
+}
+
+/// Euclidean norm, scaled by the largest entry so that squares of entries near 1e300 do not overflow.
 fn projected_norm(mut g: [f64; 3], on_boundary: bool) -> f64 {
     if on_boundary {
         g[2] = g[2].min(0.0);
     }
-    g.iter().map(|x| x * x).sum::<f64>().sqrt()
+    let largest = g.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
+    if largest == 0.0 || !largest.is_finite() {
+        return largest;
+    }
+    largest * g.iter().map(|x| (x / largest).powi(2)).sum::<f64>().sqrt()
 }
 
 /// Inverse of a 3 × 3 matrix by LU with partial pivoting (faer); NaN where singular.
