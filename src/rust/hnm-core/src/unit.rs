@@ -63,6 +63,17 @@ impl Unit {
     }
 
     /// x / cᵖ, exact unless the result underflows or overflows.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::Unit;
+    /// let unit = Unit::near(1e100);
+    /// let sigma2 = 3e200;
+    /// let scaled = unit.to_unit(sigma2, 2); // σ² in units of c²
+    /// assert!(scaled > 0.1 && scaled < 10.0);
+    /// assert_eq!(unit.from_unit(scaled, 2), sigma2);
+    /// assert_eq!(unit.ln(), unit.value().ln());
+    /// ```
     pub fn to_unit(&self, x: f64, power: i32) -> f64 {
         times_pow2(x, -power * self.exponent)
     }

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 /// base + b(t) + 0.3 alternating; b(1) = 0.2, b(even) = 0.1, b(odd) = 0.3), parsed from the
 /// decimal strings NIST prints (Rust's parser rounds correctly).
 fn smls(base: &str, replicates: usize) -> (Vec<f64>, Vec<i32>) {
-    let b = |i: usize| if i == 1 { 2 } else if i % 2 == 0 { 1 } else { 3 };
+    let b = |i: usize| if i == 1 { 2 } else if i.is_multiple_of(2) { 1 } else { 3 };
     let (mut y, mut codes) = (Vec::new(), Vec::new());
     for t in 1..=9 {
         for r in 1..=replicates {
