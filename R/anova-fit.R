@@ -11,7 +11,8 @@ anova_estimates <- function(s, call) {
              call = call, class = "hnm_negative_tau2")
   }
   c(a[c("mu", "sigma2", "tau2", "theta", "deviance", "se_mu", "hessian", "covariance")],
-    list(brent_iterations = NA_real_, newton_iterations = NA_real_, profiled_score = NA_real_,
+    list(std_errors = sqrt(pmax(a$covariance[c(1L, 5L, 9L)], 0)), unit = NA_real_,
+         brent_iterations = NA_real_, newton_iterations = NA_real_, profiled_score = NA_real_,
          gradient_norm = NA_real_, on_boundary = a$tau2 == 0,
          anova = a[c("msg", "mse", "n0", "df_between", "df_within", "tau2_untruncated")]))
 }

@@ -14,7 +14,8 @@ rs_fit <- function(center, n, mean, ss, reml) .Call(wrap__rs_fit, center, n, mea
 #' @noRd
 rs_anova <- function(center, n, mean, ss) .Call(wrap__rs_anova, center, n, mean, ss)
 
-#' Profile-likelihood limits (τ, σ, μ; lower then upper) of the ML fit for critical value `z`.
+#' Profile-likelihood limits (τ, σ, μ; lower then upper) of the ML fit for critical value `z`,
+#' computed on the data in their unit (see `hnm_core::Unit`) so they do not depend on the scale.
 #' @noRd
 rs_profile_ci <- function(center, n, mean, ss, z) .Call(wrap__rs_profile_ci, center, n, mean, ss, z)
 

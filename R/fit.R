@@ -121,6 +121,8 @@ new_hnm_fit <- function(estimates, model, formula, call, method) {
     se_mu = estimates$se_mu,
     hessian = square(estimates$hessian),
     covariance = square(estimates$covariance),
+    std_errors = setNames(estimates$std_errors, parameter_names),
+    unit = estimates$unit,
     convergence = estimates[c("brent_iterations", "newton_iterations", "profiled_score",
                               "gradient_norm", "on_boundary")],
     anova = estimates$anova,

@@ -11,7 +11,10 @@
 #'
 #' On the variance scale (`scale = "var"`) the rows are \eqn{\tau^2}, \eqn{\sigma^2} and
 #' \eqn{\mu}, each estimate \eqn{\pm z\,\mathrm{se}} with standard errors
-#' `sqrt(diag(vcov(fit, full = TRUE)))`: the lecture's `solve(I)` intervals. On the SD scale
+#' `sqrt(diag(vcov(fit, full = TRUE)))`: the lecture's `solve(I)` intervals. (They are
+#' computed in the internal unit of the data, a power of two near their spread, and scaled
+#' back, so they stay finite for data at scales such as 1e-150 or 1e100, where some entries of
+#' the full covariance in the data's units underflow or overflow.) On the SD scale
 #' (the default, as lme4) the variance intervals are mapped by the delta method,
 #' \eqn{\mathrm{se}(\hat\tau) = \mathrm{se}(\hat\tau^2)/(2\hat\tau)}; at the boundary
 #' \eqn{\hat\tau = 0} the delta method is undefined and the `.sig01` row is the square root
@@ -61,7 +64,7 @@ confint.hnm_fit <- function(object, parm, level = 0.95, method = c("Wald", "prof
 
 # Rows tau, sigma, mu (or their variances): estimate +- z se.
 wald_intervals <- function(object, z, scale) {
-  se <- sqrt(pmax(diag(object$covariance), 0))
+  se <- object$std_errors
   rbind(
     wald_variance(object$tau2, se[["tau2"]], z, scale),
     wald_variance(object$sigma2, se[["sigma2"]], z, scale),

@@ -31,13 +31,16 @@ fit_data <- function(data, call) {
 `%||%` <- function(x, y) if (is.null(x)) y else x
 
 # Splits `y ~ 1 | g` or `y ~ 1 + (1 | g)` into the response and the grouping expressions.
+# lme4's `(1 || g)` is the same model as `(1 | g)`.
 parse_hnm_formula <- function(formula, call = NULL) {
   if (!inherits(formula, "formula") || length(formula) != 3L) {
     hnm_abort("`formula` must be a two-sided formula such as `y ~ 1 | g` or `y ~ 1 + (1 | g)`.",
               call = call)
   }
   terms <- split_plus(formula[[3L]])
-  is_bar <- vapply(terms, function(t) is.call(t) && identical(t[[1L]], as.name("|")), logical(1))
+  is_bar <- vapply(terms, function(t) {
+    is.call(t) && (identical(t[[1L]], as.name("|")) || identical(t[[1L]], as.name("||")))
+  }, logical(1))
   is_intercept <- vapply(terms, function(t) identical(t, 1) || identical(t, 1L), logical(1))
   unsupported <- terms[!is_bar & !is_intercept]
   bars <- terms[is_bar]

@@ -14,6 +14,7 @@ mod profile;
 mod profile_ci;
 mod solve1d;
 mod stats;
+mod unit;
 
 pub use anova::Anova;
 pub use error::{HnmError, Result};
@@ -22,3 +23,4 @@ pub use likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
 pub use profile::{Criterion, ProfilePoint, ProfiledDeviance};
 pub use profile_ci::{Profile, ProfileParameter, ProfilePointFull};
 pub use stats::{DataPass, GroupStats, NA_CODE};
+pub use unit::Unit;

@@ -28,7 +28,7 @@ pub enum Criterion {
 
 impl Criterion {
     /// The divisor k of σ̂² = Q/k and the weight r of log W (see the module docs).
-    fn constants(self, n_obs: f64) -> (f64, f64) {
+    pub(crate) fn constants(self, n_obs: f64) -> (f64, f64) {
         match self {
             Criterion::Ml => (n_obs, 0.0),
             Criterion::Reml => (n_obs - 1.0, 1.0),

@@ -7,7 +7,7 @@
 mod anova_fit;
 
 use extendr_api::prelude::*;
-use hnm_core::{Criterion, GroupStats, HnmError, Params, Profile, ProfileParameter};
+use hnm_core::{Criterion, GroupStats, HnmError, Params, Profile, ProfileParameter, Unit};
 
 /// A core error as an R object the R wrapper turns into an `hnm_error` condition.
 pub(crate) fn core_error(error: HnmError) -> Robj {
@@ -77,6 +77,8 @@ fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj 
             se_mu = f.se_mu,
             hessian = flatten(f.hessian),
             covariance = flatten(f.covariance()),
+            std_errors = f.standard_errors().to_vec(),
+            unit = f.unit.value(),
             brent_iterations = c.brent_iterations as f64,
             newton_iterations = c.newton_iterations as f64,
             profiled_score = c.profiled_score,
@@ -106,16 +108,20 @@ fn rs_anova(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> Robj {
     })
 }
 
-/// Profile-likelihood limits (τ, σ, μ; lower then upper) of the ML fit for critical value `z`.
+/// Profile-likelihood limits (τ, σ, μ; lower then upper) of the ML fit for critical value `z`,
+/// computed on the data in their unit (see `hnm_core::Unit`) so they do not depend on the scale.
 /// @noRd
 #[extendr]
 fn rs_profile_ci(center: f64, n: &[f64], mean: &[f64], ss: &[f64], z: f64) -> Robj {
     let result = stats_from(center, n, mean, ss).and_then(|s| {
-        let f = hnm_core::fit(&s, Criterion::Ml)?;
+        let unit = Unit::of_data(&s);
+        let scaled = unit.scale(&s)?;
+        let f = hnm_core::fit(&scaled, Criterion::Ml)?;
         let mut limits = Vec::with_capacity(6);
         for parameter in [ProfileParameter::Tau, ProfileParameter::Sigma, ProfileParameter::Mu] {
-            let (lower, upper) = Profile::new(&s, &f, parameter)?.interval(z)?;
-            limits.extend([lower, upper]);
+            let (lower, upper) = Profile::new(&scaled, &f, parameter)?.interval(z)?;
+            let shift = if parameter == ProfileParameter::Mu { s.center() } else { 0.0 };
+            limits.extend([lower, upper].map(|x| shift + unit.from_unit(x, 1)));
         }
         Ok(limits)
     });
