@@ -7,6 +7,7 @@
 //! boundary at τ² = 0. Pure Rust, no R: the R package's glue crate only converts arguments.
 
 mod anova;
+mod bootstrap;
 mod error;
 mod fit;
 mod likelihood;
@@ -16,6 +17,7 @@ mod solve1d;
 mod stats;
 
 pub use anova::Anova;
+pub use bootstrap::{refit_replicates, Refits};
 pub use error::{HnmError, Result};
 pub use fit::{fit, Convergence, Fit};
 pub use likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};

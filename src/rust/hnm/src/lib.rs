@@ -5,7 +5,9 @@
 //! condition: expected failures never unwind through R, and users never see a panic.
 
 use extendr_api::prelude::*;
-use hnm_core::{Criterion, GroupStats, HnmError, Params, Profile, ProfileParameter};
+use hnm_core::{Criterion, GroupStats, HnmError, Params};
+
+mod inference;
 
 /// A core error as an R object the R wrapper turns into an `hnm_error` condition.
 pub(crate) fn core_error(error: HnmError) -> Robj {
@@ -104,27 +106,11 @@ fn rs_anova(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> Robj {
     })
 }
 
-/// Profile-likelihood limits (τ, σ, μ; lower then upper) of the ML fit for critical value `z`.
-/// @noRd
-#[extendr]
-fn rs_profile_ci(center: f64, n: &[f64], mean: &[f64], ss: &[f64], z: f64) -> Robj {
-    let result = stats_from(center, n, mean, ss).and_then(|s| {
-        let f = hnm_core::fit(&s, Criterion::Ml)?;
-        let mut limits = Vec::with_capacity(6);
-        for parameter in [ProfileParameter::Tau, ProfileParameter::Sigma, ProfileParameter::Mu] {
-            let (lower, upper) = Profile::new(&s, &f, parameter)?.interval(z)?;
-            limits.extend([lower, upper]);
-        }
-        Ok(limits)
-    });
-    respond(result, Robj::from)
-}
-
 extendr_module! {
     mod hnm;
     fn rs_group_stats;
     fn rs_neg_log_lik;
     fn rs_fit;
     fn rs_anova;
-    fn rs_profile_ci;
+    use inference;
 }

@@ -1,0 +1,83 @@
+//! extendr glue for inference: profile-likelihood intervals and profiles, and the
+//! parametric-bootstrap refits. Conversions only; the statistics live in hnm-core.
+
+use extendr_api::prelude::*;
+use hnm_core::{Criterion, Profile, ProfileParameter};
+
+use crate::{respond, stats_from};
+
+const PARAMETERS: [ProfileParameter; 3] = [ProfileParameter::Tau, ProfileParameter::Sigma, ProfileParameter::Mu];
+
+fn criterion(reml: bool) -> Criterion {
+    if reml {
+        Criterion::Reml
+    } else {
+        Criterion::Ml
+    }
+}
+
+/// Profile-likelihood limits (τ, σ, μ; lower then upper) for critical value `z`, of the
+/// ML (`reml = FALSE`) or REML criterion.
+/// @noRd
+#[extendr]
+fn rs_profile_ci(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, z: f64) -> Robj {
+    let result = stats_from(center, n, mean, ss).and_then(|s| {
+        let f = hnm_core::fit(&s, criterion(reml))?;
+        let mut limits = Vec::with_capacity(6);
+        for parameter in PARAMETERS {
+            let (lower, upper) = Profile::new(&s, &f, parameter).interval(z)?;
+            limits.extend([lower, upper]);
+        }
+        Ok(limits)
+    });
+    respond(result, Robj::from)
+}
+
+/// The profiles of τ, σ and μ at ζ = −zeta_max..zeta_max in `steps` steps a side: for each
+/// point the parameter index (1 τ, 2 σ, 3 μ), ζ, and τ, σ, μ at the inner optimum.
+/// @noRd
+#[extendr]
+fn rs_profile(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, zeta_max: f64, steps: i32) -> Robj {
+    let result = stats_from(center, n, mean, ss).and_then(|s| {
+        let f = hnm_core::fit(&s, criterion(reml))?;
+        let mut rows = Vec::new();
+        for (index, parameter) in PARAMETERS.into_iter().enumerate() {
+            let grid = Profile::new(&s, &f, parameter).zeta_grid(zeta_max, steps.max(0) as usize)?;
+            rows.extend(grid.into_iter().map(|point| (index as i32 + 1, point)));
+        }
+        Ok(rows)
+    });
+    respond(result, |rows| {
+        let column = |get: fn(&hnm_core::ProfilePointFull) -> f64| rows.iter().map(|(_, p)| get(p)).collect::<Vec<f64>>();
+        list!(
+            par = rows.iter().map(|(index, _)| *index).collect::<Vec<i32>>(),
+            zeta = column(|p| p.zeta),
+            tau = column(|p| p.params.tau2.max(0.0).sqrt()),
+            sigma = column(|p| p.params.sigma2.sqrt()),
+            mu = column(|p| p.params.mu)
+        )
+        .into()
+    })
+}
+
+/// Refits of bootstrap replicates given as a replicates × groups matrix of centered group
+/// means and a vector of pooled within-group sums of squares; NA where a refit failed.
+/// @noRd
+#[extendr]
+fn rs_bootstrap(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, means: &[f64], ssw_totals: &[f64]) -> Robj {
+    let result = stats_from(center, n, mean, ss)
+        .and_then(|s| hnm_core::refit_replicates(&s, means, ssw_totals, criterion(reml)));
+    respond(result, |refits| {
+        let column = |get: fn(&hnm_core::Params) -> f64| {
+            refits.iter().map(|r| r.as_ref().map_or(Rfloat::na(), |p| Rfloat::from(get(p)))).collect::<Doubles>()
+        };
+        list!(mu = column(|p| p.mu), sigma2 = column(|p| p.sigma2), tau2 = column(|p| p.tau2)).into()
+    })
+}
+
+extendr_module! {
+    mod inference;
+    fn rs_profile_ci;
+    fn rs_profile;
+    fn rs_bootstrap;
+}
