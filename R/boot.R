@@ -34,7 +34,19 @@ boot_intervals <- function(object, level, scale, nsim, seed, type, call) {
   quantiles <- t(apply(draws, 2L, stats::quantile, probs = c(alpha, 1 - alpha), names = FALSE))
   intervals <- if (type == "perc") quantiles else 2 * estimate - quantiles[, 2:1]
   intervals[1:2, ] <- pmax(intervals[1:2, ], 0)
-  structure(intervals, boot = replicates, failed = failed, seed = rng_state)
+  structure(intervals, boot = replicates, failed = failed, seed = rng_state,
+            class = c("hnm_boot_confint", "matrix", "array"))
+}
+
+#' @rdname confint.hnm_fit
+#' @param x Bootstrap intervals (class `hnm_boot_confint`, a matrix): printed as the matrix
+#'   and a line on the replicates, which `attr(x, "boot")` holds.
+#' @export
+print.hnm_boot_confint <- function(x, ...) {
+  print(unclass(x)[, , drop = FALSE], ...)
+  cat(sprintf("Parametric bootstrap: %d refits (%d failed) in attr(, \"boot\").\n",
+              nrow(attr(x, "boot")), attr(x, "failed")))
+  invisible(x)
 }
 
 # nsim refits of data simulated from the fit: group means ~ N(mu, tau2 + sigma2/n_j) and the

@@ -37,7 +37,9 @@
 #' (by the fit's criterion) from statistics in Rust, so each replicate costs O(groups) and
 #' not O(N). `type = "perc"` gives percentile intervals, `type = "basic"` the basic
 #' (reflected) ones, each on the requested scale. The replicates are kept in the
-#' attribute `"boot"` (a data frame of `mu`, `sigma2`, `tau2`); refits that fail are dropped,
+#' attribute `"boot"` (a data frame of `mu`, `sigma2`, `tau2`, one row per replicate, `NA`
+#' where a refit failed; the intervals print with a one-line summary of them); refits that
+#' fail are dropped,
 #' counted in the attribute `"failed"` and reported in a warning. A progress bar appears
 #' when the first chunk of replicates predicts more than about 3 seconds.
 #'
@@ -72,7 +74,9 @@
 #' confint(fit)
 #' confint(fit, scale = "var", level = 0.9)
 #' confint(fit, method = "profile")
-#' confint(fit, method = "boot", nsim = 200, seed = 1)
+#' ci <- confint(fit, method = "boot", nsim = 200, seed = 1)
+#' ci
+#' head(as.data.frame(attr(ci, "boot")))
 #' confint(fit, method = "exact")
 #' @export
 confint.hnm_fit <- function(object, parm, level = 0.95,

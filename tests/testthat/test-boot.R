@@ -35,6 +35,8 @@ test_that("Hsb82: bootstrap intervals are within a few percent of the profile in
   profile <- confint(fit, method = "profile")
   expect_equal(attr(boot, "failed"), 0L)
   expect_identical(dim(attr(boot, "boot")), c(1000L, 3L))
+  expect_output(print(boot), "Parametric bootstrap: 1000 refits \\(0 failed\\)")
+  expect_identical(class(attr(boot, "boot")), "data.frame")
   expect_identical(dimnames(boot), dimnames(profile))
   # Monte Carlo error of a 2.5% quantile from 1000 draws is about 2% of the SD's width.
   expect_equal(unname(boot), unname(profile), tolerance = 0.03, ignore_attr = TRUE)
