@@ -56,6 +56,7 @@ bootstrap_refits <- function(object, nsim, call) {
   s <- object$stats
   groups <- length(s$n)
   sd_means <- sqrt(object$tau2 + object$sigma2 / s$n)
+  threads <- as.integer(getOption("hnm.threads", 2L))
   chunk <- max(1L, min(ceiling(nsim / 20), floor(5e6 / groups)))
   starts <- seq.int(1L, nsim, by = chunk)
   refits <- vector("list", length(starts))
@@ -67,7 +68,7 @@ bootstrap_refits <- function(object, nsim, call) {
                     size, groups)
     ssw <- object$sigma2 * stats::rchisq(size, sum(s$n - 1))
     refits[[i]] <- rust_result(rs_bootstrap(s$center, s$n, s$mean, s$ss, is_reml(object),
-                                            means, ssw), call = call)
+                                            means, ssw, threads), call = call)
     if (i == 1L && length(starts) > 1L &&
         (proc.time()[["elapsed"]] - started) * nsim / size > 3) {
       bar <- utils::txtProgressBar(max = nsim, style = 3)

@@ -25,7 +25,8 @@ rs_profile_ci <- function(center, n, mean, ss, reml, z) .Call(wrap__rs_profile_c
 rs_profile <- function(center, n, mean, ss, reml, zeta_max, steps) .Call(wrap__rs_profile, center, n, mean, ss, reml, zeta_max, steps)
 
 #' Refits of bootstrap replicates given as a replicates × groups matrix of centered group
-#' means and a vector of pooled within-group sums of squares; NA where a refit failed.
+#' means and a vector of pooled within-group sums of squares, on `threads` threads; NA where
+#' a refit failed.
 #' @noRd
-rs_bootstrap <- function(center, n, mean, ss, reml, means, ssw_totals) .Call(wrap__rs_bootstrap, center, n, mean, ss, reml, means, ssw_totals)
+rs_bootstrap <- function(center, n, mean, ss, reml, means, ssw_totals, threads) .Call(wrap__rs_bootstrap, center, n, mean, ss, reml, means, ssw_totals, threads)
 

@@ -40,7 +40,8 @@
 #' attribute `"boot"` (a data frame of `mu`, `sigma2`, `tau2`, one row per replicate, `NA`
 #' where a refit failed; the intervals print with a one-line summary of them); refits that
 #' fail are dropped,
-#' counted in the attribute `"failed"` and reported in a warning. A progress bar appears
+#' counted in the attribute `"failed"` and reported in a warning. The refits run on
+#' `getOption("hnm.threads", 2)` threads (the random draws do not depend on it). A progress bar appears
 #' when the first chunk of replicates predicts more than about 3 seconds.
 #'
 #' **Exact.** For balanced data \eqn{F = MSG/MSE} satisfies

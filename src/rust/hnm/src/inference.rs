@@ -61,12 +61,15 @@ fn rs_profile(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, zeta
 }
 
 /// Refits of bootstrap replicates given as a replicates × groups matrix of centered group
-/// means and a vector of pooled within-group sums of squares; NA where a refit failed.
+/// means and a vector of pooled within-group sums of squares, on `threads` threads; NA where
+/// a refit failed.
 /// @noRd
 #[extendr]
-fn rs_bootstrap(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, means: &[f64], ssw_totals: &[f64]) -> Robj {
+#[allow(clippy::too_many_arguments)]
+fn rs_bootstrap(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, means: &[f64], ssw_totals: &[f64], threads: i32) -> Robj {
+    let threads = threads.max(1) as usize;
     let result = stats_from(center, n, mean, ss)
-        .and_then(|s| hnm_core::refit_replicates(&s, means, ssw_totals, criterion(reml)));
+        .and_then(|s| hnm_core::refit_replicates(&s, means, ssw_totals, criterion(reml), threads));
     respond(result, |refits| {
         let column = |get: fn(&hnm_core::Params) -> f64| {
             refits.iter().map(|r| r.as_ref().map_or(Rfloat::na(), |p| Rfloat::from(get(p)))).collect::<Doubles>()
