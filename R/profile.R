@@ -4,12 +4,14 @@
 #' Profile the likelihood of an `hnm_fit`
 #'
 #' Traces the signed root deviance \eqn{\zeta} of each parameter, as lme4's
-#' `profile(lmer(...))` does, computed in Rust from the group statistics: for
-#' \eqn{\zeta = -\zeta_{max}, \dots, \zeta_{max}} in `steps` steps on each side, where
+#' `profile(lmer(...))` does, computed in Rust from the group statistics. For each
+#' parameter the limits where \eqn{|\zeta| = \zeta_{max}}, with
 #' \eqn{\zeta_{max} = \sqrt{\chi^2_{1, 1 - \alpha_{max}}}}{zeta_max = sqrt(qchisq(1 - alphamax, 1))},
-#' the parameter value with that \eqn{\zeta} is found exactly (Newton steps on the analytic
-#' profile) rather than by stepping and interpolating. For \eqn{\tau} the profile stops at
-#' \eqn{\tau = 0} when \eqn{\zeta(0) > -\zeta_{max}}.
+#' are found exactly (Newton steps on the analytic profile), and the profile is evaluated
+#' exactly at `steps` values evenly spaced on each side of the estimate out to them (lme4
+#' steps and interpolates instead). For \eqn{\tau} the profile stops at \eqn{\tau = 0} when
+#' \eqn{\zeta(0) > -\zeta_{max}}. Each point costs one one-dimensional optimisation over
+#' the group statistics: O(groups), whatever the number of observations.
 #'
 #' For an ML fit the criterion is the deviance \eqn{-2\ell}. For a REML fit hnm profiles
 #' the REML criterion itself, where lme4 silently refits by ML: for \eqn{\tau} and

@@ -9,9 +9,8 @@ suppressPackageStartupMessages({
   library(lme4)
 })
 
-# Median elapsed seconds of `reps` repetitions; each repetition runs `expr` `inner` times.
-time_median <- function(expr, reps = 5L, inner = 1L) {
-  f <- function() eval.parent(substitute(expr), 2L)
+# Median elapsed seconds of `reps` repetitions of `f()`; each repetition calls it `inner` times.
+time_median <- function(f, reps = 5L, inner = 1L) {
   times <- vapply(seq_len(reps), function(i) {
     system.time(for (k in seq_len(inner)) f(), gcFirst = FALSE)[["elapsed"]] / inner
   }, numeric(1))
@@ -20,16 +19,16 @@ time_median <- function(expr, reps = 5L, inner = 1L) {
 
 bench_case <- function(name, data, formula, lme4_formula, lme4_reps, hnm_inner, nsim = 1000L) {
   fit <- hnm_fit(formula, data)
-  t_profile <- time_median(confint(fit, method = "profile"), inner = hnm_inner)
-  t_profile_obj <- time_median(profile(fit), inner = max(1L, hnm_inner %/% 10L))
-  t_boot <- time_median(confint(fit, method = "boot", nsim = nsim, seed = 1), reps = 3L)
+  t_profile <- time_median(function() confint(fit, method = "profile"), inner = hnm_inner)
+  t_profile_obj <- time_median(function() profile(fit), inner = max(1L, hnm_inner %/% 10L))
+  t_boot <- time_median(function() confint(fit, method = "boot", nsim = nsim, seed = 1), reps = 3L)
   t_lme4 <- NA_real_
   if (lme4_reps > 0L) {
     ref <- lmer(lme4_formula, data, REML = FALSE)
-    t_lme4 <- time_median(suppressWarnings(suppressMessages(confint(ref, method = "profile"))),
+    t_lme4 <- time_median(function() suppressWarnings(suppressMessages(confint(ref, method = "profile"))),
                           reps = lme4_reps)
   }
-  data.frame(data = name, N = nobs(fit), groups = unname(ngrps(fit)),
+  data.frame(data = name, N = nobs(fit), groups = unname(hnm::ngrps(fit)),
              hnm_profile_ci = t_profile, hnm_profile_obj = t_profile_obj,
              hnm_boot = t_boot, nsim = nsim, lme4_profile_ci = t_lme4,
              ratio_profile = t_lme4 / t_profile, ratio_boot = t_lme4 / t_boot)

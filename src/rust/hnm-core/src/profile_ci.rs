@@ -115,9 +115,11 @@ impl<'a> Profile<'a> {
         Ok((self.limit(-z), self.limit(z)))
     }
 
-    /// The profile at ζ = −ζ_max, …, 0, …, ζ_max in steps of ζ_max/`steps`, ordered by value:
-    /// the points lme4's `profile()` traces, each found exactly rather than by stepping. For τ
-    /// the negative side stops at τ = 0 (included) when ζ(0) > −ζ_max.
+    /// The profile at 2·`steps` + 1 values ordered by value: the estimate and `steps` values
+    /// evenly spaced on each side of it out to the limits where |ζ| = ζ_max, which are found
+    /// by Newton steps ([`Profile::interval`]); lme4's `profile()` traces the same curve by
+    /// stepping and interpolating. Each point costs one inner optimisation. For τ the
+    /// negative side ends at τ = 0 when ζ(0) > −ζ_max, and is empty when τ̂ = 0.
     ///
     /// # Errors
     /// `InvalidArgument` when `zeta_max` is not a positive finite number or `steps` is 0.
@@ -131,27 +133,22 @@ impl<'a> Profile<'a> {
     /// assert_eq!(grid.len(), 9);
     /// assert!((grid[0].zeta + 2.0).abs() < 1e-9 && (grid[8].zeta - 2.0).abs() < 1e-9);
     /// assert_eq!(grid[4].value, f.params.mu);
+    /// assert!(grid.windows(2).all(|w| w[0].zeta < w[1].zeta));
     /// ```
     pub fn zeta_grid(&self, zeta_max: f64, steps: usize) -> Result<Vec<ProfilePointFull>> {
-        if !(zeta_max > 0.0 && zeta_max.is_finite()) || steps == 0 {
-            return Err(HnmError::InvalidArgument { argument: "alphamax", reason: "must be between 0 and 1" });
+        let (lower, upper) = self.interval(zeta_max).map_err(|_| HnmError::InvalidArgument {
+            argument: "alphamax",
+            reason: "must be between 0 and 1",
+        })?;
+        if steps == 0 {
+            return Err(HnmError::InvalidArgument { argument: "steps", reason: "must be at least 1" });
         }
         let estimate = self.estimate();
-        let at_zero = (self.parameter == ProfileParameter::Tau).then(|| self.at(0.0));
-        let mut points = Vec::with_capacity(2 * steps + 2);
-        if let Some(zero) = at_zero.filter(|zero| estimate > 0.0 && zero.zeta > -zeta_max) {
-            points.push(zero);
-        }
-        let steps = steps as i64;
-        for k in -steps..=steps {
-            let zeta = zeta_max * k as f64 / steps as f64;
-            if k == 0 {
-                points.push(self.at(estimate));
-            } else if at_zero.map_or(true, |zero| zeta > zero.zeta) {
-                points.push(self.at(self.limit(zeta)));
-            }
-        }
-        Ok(points)
+        let fraction = |k: usize| k as f64 / steps as f64;
+        let below = (0..steps).filter(|_| lower < estimate).map(|k| estimate - (estimate - lower) * fraction(steps - k));
+        let above = (1..=steps).map(|k| estimate + (upper - estimate) * fraction(k));
+        let values = below.chain(std::iter::once(estimate)).chain(above);
+        Ok(values.map(|x| self.at(x)).collect())
     }
 
     /// The value on the side of sign(z) where ζ = z.
