@@ -13,7 +13,8 @@
 #' does (columns `npar`, `AIC`, `BIC`, `logLik`, `deviance`, `Chisq`, `Df`, `Pr(>Chisq)`,
 #' models sorted by `npar`). Besides `hnm_fit` objects, an intercept-only `lm()` of the
 #' same response is accepted as the \eqn{\tau^2 = 0} model; the p-value of that step is the
-#' mixture one, as the heading says. REML fits are compared on their ML refits (as lme4
+#' mixture one, as the heading says (put the `hnm_fit` first: `anova(lm_fit, fit)` would
+#' dispatch to stats' `anova.lm`). REML fits are compared on their ML refits (as lme4
 #' does, with a message). Fits to different data (number of observations, or mean and
 #' total sum of squares of the response) are refused.
 #'
