@@ -74,3 +74,21 @@ test_that("Dyestuff2 (tau^2 = 0): sensible bootstrap intervals, no errors", {
   }
   expect_error(confint(fit, method = "boot", nsim = 1), "`nsim`", class = "hnm_error")
 })
+
+test_that("Dyestuff2 (tau^2 = 0): every method and scale gives intervals around the estimates", {
+  skip_if_not_installed("lme4")
+  for (reml in c(FALSE, TRUE)) {
+    fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff2, REML = reml)
+    for (method in c("Wald", "profile", "boot")) {
+      for (scale in c("sd", "var")) {
+        label <- sprintf("REML = %s, %s, %s", reml, method, scale)
+        ci <- confint(fit, method = method, scale = scale, nsim = 200, seed = 2)
+        estimate <- if (scale == "sd") c(0, sigma(fit), fit$mu) else c(0, fit$sigma2, fit$mu)
+        expect_false(anyNA(ci), label = label)
+        expect_identical(unname(ci[1, 1]), 0, label = label)
+        expect_true(all(ci[, 1] <= estimate & estimate <= ci[, 2]), label = label)
+      }
+    }
+    expect_identical(unname(suppressMessages(confint(fit, method = "exact"))[, 1]), c(0, 0))
+  }
+})
