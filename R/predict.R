@@ -88,19 +88,24 @@ new_groups <- function(object, newdata, call) {
 #' @export
 simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, ...) {
   require_rows(object, "simulate()")
-  if (!exists(".Random.seed", envir = globalenv(), inherits = FALSE)) runif(1)
-  if (is.null(seed)) {
-    rng_state <- get(".Random.seed", envir = globalenv())
-  } else {
-    caller_state <- get(".Random.seed", envir = globalenv())
-    on.exit(assign(".Random.seed", caller_state, envir = globalenv()))
-    set.seed(seed)
-    rng_state <- structure(seed, kind = as.list(RNGkind()))
-  }
+  rng <- use_seed(seed)
+  on.exit(rng$restore())
   rows <- row_group(object)[complete_rows(object)]
   u <- matrix(rnorm(length(object$stats$n) * nsim), ncol = nsim)
   e <- matrix(rnorm(length(rows) * nsim), ncol = nsim)
   sims <- as.data.frame(object$mu + sigma(object) * (object$theta * u[rows, , drop = FALSE] + e))
   names(sims) <- paste0("sim_", seq_len(nsim))
-  structure(sims, seed = rng_state)
+  structure(sims, seed = rng$state)
+}
+
+# The random-number stream as stats::simulate handles it: `seed = NULL` continues the
+# current stream, a number seeds it for this call only. Returns the state to report as
+# attr "seed" and a function restoring the caller's stream.
+use_seed <- function(seed) {
+  if (!exists(".Random.seed", envir = globalenv(), inherits = FALSE)) stats::runif(1)
+  saved <- get(".Random.seed", envir = globalenv())
+  if (is.null(seed)) return(list(state = saved, restore = function() invisible()))
+  set.seed(seed)
+  list(state = structure(seed, kind = as.list(RNGkind())),
+       restore = function() assign(".Random.seed", saved, envir = globalenv()))
 }

@@ -109,3 +109,13 @@ test_that("`method` and `REML` are checked and agree", {
                class = "hnm_error")
   expect_identical(hnm_fit(y ~ 1 | g, wheat, REML = TRUE, method = "REML")$method, "REML")
 })
+
+test_that("ANOVA fits: likelihood-based inference refits by ML or refuses", {
+  fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff, method = "ANOVA")
+  expect_error(confint(fit, method = "boot", nsim = 10), "ML or REML fit", class = "hnm_error")
+  expect_error(profile(fit), "ML or REML fit", class = "hnm_error")
+  # The LRT is of the ML fits; reference: lme4's anova(lmer(REML = FALSE), lm) Chisq.
+  ref <- lme4::lmer(Yield ~ 1 + (1 | Batch), lme4::Dyestuff, REML = FALSE)
+  chisq <- suppressMessages(anova(ref, stats::lm(Yield ~ 1, lme4::Dyestuff)))$Chisq[2]
+  expect_equal(anova(fit)["LRT", "Statistic"], chisq, tolerance = 1e-6)
+})

@@ -7,6 +7,7 @@
 //! boundary at τ² = 0. Pure Rust, no R: the R package's glue crate only converts arguments.
 
 mod anova;
+mod bootstrap;
 mod error;
 mod fit;
 mod likelihood;
@@ -17,6 +18,7 @@ mod stats;
 mod unit;
 
 pub use anova::Anova;
+pub use bootstrap::{refit_replicates, Refits};
 pub use error::{HnmError, Result};
 pub use fit::{fit, Convergence, Fit};
 pub use likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};

@@ -4,10 +4,11 @@
 //! `hnm_core_error` holding the message, which the R side re-raises as a classed
 //! condition: expected failures never unwind through R, and users never see a panic.
 
-mod anova_fit;
-
 use extendr_api::prelude::*;
-use hnm_core::{Criterion, GroupStats, HnmError, Params, Profile, ProfileParameter, Unit};
+use hnm_core::{Criterion, GroupStats, HnmError, Params};
+
+mod anova_fit;
+mod inference;
 
 /// A core error as an R object the R wrapper turns into an `hnm_error` condition.
 pub(crate) fn core_error(error: HnmError) -> Robj {
@@ -108,26 +109,6 @@ fn rs_anova(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> Robj {
     })
 }
 
-/// Profile-likelihood limits (τ, σ, μ; lower then upper) of the ML fit for critical value `z`,
-/// computed on the data in their unit (see `hnm_core::Unit`) so they do not depend on the scale.
-/// @noRd
-#[extendr]
-fn rs_profile_ci(center: f64, n: &[f64], mean: &[f64], ss: &[f64], z: f64) -> Robj {
-    let result = stats_from(center, n, mean, ss).and_then(|s| {
-        let unit = Unit::of_data(&s);
-        let scaled = unit.scale(&s)?;
-        let f = hnm_core::fit(&scaled, Criterion::Ml)?;
-        let mut limits = Vec::with_capacity(6);
-        for parameter in [ProfileParameter::Tau, ProfileParameter::Sigma, ProfileParameter::Mu] {
-            let (lower, upper) = Profile::new(&scaled, &f, parameter)?.interval(z)?;
-            let shift = if parameter == ProfileParameter::Mu { s.center() } else { 0.0 };
-            limits.extend([lower, upper].map(|x| shift + unit.from_unit(x, 1)));
-        }
-        Ok(limits)
-    });
-    respond(result, Robj::from)
-}
-
 extendr_module! {
     mod hnm;
     use anova_fit;
@@ -135,5 +116,5 @@ extendr_module! {
     fn rs_neg_log_lik;
     fn rs_fit;
     fn rs_anova;
-    fn rs_profile_ci;
+    use inference;
 }
