@@ -82,7 +82,16 @@ test_that("a fit from statistics has the statistics-only methods and refuses row
   out <- capture.output(print(summary(fit)))
   expect_true(any(grepl(sprintf("Number of obs: %d, groups:  g, 40", nrow(d)), out, fixed = TRUE)))
   expect_false(any(grepl("Scaled residuals", out)))
-  for (row_level in list(fitted, residuals)) {
+  same(unclass(confint(fit, method = "boot", nsim = 200, seed = 1))[, ],
+       unclass(confint(from_rows, method = "boot", nsim = 200, seed = 1))[, ])
+  same(suppressMessages(confint(fit, method = "exact")),
+       suppressMessages(confint(from_rows, method = "exact")))
+  same(as.data.frame(anova(fit)), as.data.frame(anova(from_rows)))
+  same(as.data.frame(ranef(fit, condVar = TRUE)), as.data.frame(ranef(from_rows, condVar = TRUE)))
+  same(coef(fit), coef(from_rows))
+  same(as.data.frame(profile(fit)), as.data.frame(profile(from_rows)))
+  same(predict(fit, newdata = d[1:5, ]), predict(from_rows, newdata = d[1:5, ]))
+  for (row_level in list(fitted, residuals, simulate, predict)) {
     expect_error(row_level(fit), class = "hnm_no_rows",
                  regexp = "needs the data rows, but this fit was made from group statistics")
   }
