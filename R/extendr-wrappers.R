@@ -10,9 +10,25 @@ rs_fit <- function(center, n, mean, ss, reml) .Call(wrap__rs_fit, center, n, mea
 #' @noRd
 rs_anova <- function(center, n, mean, ss) .Call(wrap__rs_anova, center, n, mean, ss)
 
-#' Profile-likelihood limits (τ, σ, μ; lower then upper) of the ML fit for critical value `z`.
+#' ANOVA (method-of-moments) fit from group statistics.
 #' @noRd
-rs_profile_ci <- function(center, n, mean, ss, z) .Call(wrap__rs_profile_ci, center, n, mean, ss, z)
+rs_anova_fit <- function(center, n, mean, ss) .Call(wrap__rs_anova_fit, center, n, mean, ss)
+
+#' Profile-likelihood limits (τ, σ, μ; lower then upper) for critical value `z`, of the
+#' ML (`reml = FALSE`) or REML criterion.
+#' @noRd
+rs_profile_ci <- function(center, n, mean, ss, reml, z) .Call(wrap__rs_profile_ci, center, n, mean, ss, reml, z)
+
+#' The profiles of τ, σ and μ at ζ = −zeta_max..zeta_max in `steps` steps a side: for each
+#' point the parameter index (1 τ, 2 σ, 3 μ), ζ, and τ, σ, μ at the inner optimum.
+#' @noRd
+rs_profile <- function(center, n, mean, ss, reml, zeta_max, steps) .Call(wrap__rs_profile, center, n, mean, ss, reml, zeta_max, steps)
+
+#' Refits of bootstrap replicates given as a replicates × groups matrix of centered group
+#' means and a vector of pooled within-group sums of squares, on `threads` threads; NA where
+#' a refit failed.
+#' @noRd
+rs_bootstrap <- function(center, n, mean, ss, reml, means, ssw_totals, threads) .Call(wrap__rs_bootstrap, center, n, mean, ss, reml, means, ssw_totals, threads)
 
 #' One pass over the response `y` (double or integer) and the group `g` (factor, integer,
 #' logical, double or character): per-group n, mean about `center`, within-group SS, the

@@ -2,23 +2,53 @@
 #'
 #' Fits \eqn{y_{ij} = \mu + a_j + \epsilon_{ij}}, \eqn{a_j \sim N(0, \tau^2)},
 #' \eqn{\epsilon_{ij} \sim N(0, \sigma^2)} by maximum likelihood (the default, as
-#' `lme4::lmer(REML = FALSE)`) or REML. One pass over the data in Rust reduces it to
-#' per-group statistics; \eqn{\mu} and \eqn{\sigma^2} are profiled out analytically, and
-#' \eqn{\theta = \tau/\sigma \ge 0} is found by Brent's method and polished by Newton steps
-#' on the exact profiled score, so the estimate is the optimum to machine precision and
-#' \eqn{\tau^2 = 0} is reached exactly when it is the maximum.
+#' `lme4::lmer(REML = FALSE)`), REML, or the ANOVA method of moments. One pass over the data
+#' in Rust reduces it to per-group statistics. For ML and REML, \eqn{\mu} and \eqn{\sigma^2}
+#' are profiled out analytically, and \eqn{\theta = \tau/\sigma \ge 0} is found by Brent's
+#' method and polished by Newton steps on the exact profiled score, so the estimate is the
+#' optimum to machine precision and \eqn{\tau^2 = 0} is reached exactly when it is the maximum.
+#'
+#' The ANOVA estimator is \eqn{\hat\mu = \bar y} (the grand mean of all observations),
+#' \eqn{\hat\sigma^2 = MSE} and \eqn{\hat\tau^2 = (MSG - MSE)/n_0} with
+#' \eqn{n_0 = (N - \sum_j n_j^2/N)/(m - 1)}, which is the common group size \eqn{n} for
+#' balanced data. When \eqn{MSG < MSE} the untruncated \eqn{\hat\tau^2} is negative: it is
+#' truncated at 0 with a warning of class `hnm_warning`. For an ANOVA fit, `logLik`,
+#' `deviance`, `AIC` and `BIC` are the (ML) likelihood evaluated at the moment estimates;
+#' `vcov` is the exact sampling variance of \eqn{\bar y},
+#' \eqn{(\hat\sigma^2 N + \hat\tau^2\sum_j n_j^2)/N^2}, and `vcov(fit, full = TRUE)` the
+#' sampling covariance of \eqn{(\bar y, MSE, (MSG - MSE)/n_0)} under normality, evaluated at
+#' the estimates (so `confint` gives Wald intervals from it). The mean squares, \eqn{n_0} and
+#' the untruncated \eqn{\hat\tau^2} are kept in `fit$anova`.
 #'
 #' @param formula `y ~ 1 | g`, or lme4's spelling `y ~ 1 + (1 | g)`: a numeric response
 #'   and one grouping variable. Covariates and random slopes are not supported.
 #' @param data A data frame holding the variables; when missing, they are taken from the
-#'   environment of `formula`.
-#' @param REML Logical: `TRUE` for REML (as `lmer`'s default), `FALSE` (the default here)
-#'   for maximum likelihood.
+#'   environment of `formula`. Also a table of group statistics or a database table: see
+#'   `stats`.
+#' @param REML Logical: `TRUE` for REML (lme4's shorthand, as `lmer`'s default), `FALSE` (the
+#'   default here) for `method`.
+#' @param method The estimator: `"ML"` (default), `"REML"` or `"ANOVA"` (method of moments).
+#'   `REML = TRUE` is the same as `method = "REML"`; giving both with different meanings is
+#'   an error.
+#' @param stats `NULL` (the default) when `data` holds rows, an [hnm_stats()] table or a
+#'   database table (`dplyr::tbl(con, "name")`, see "Data bigger than memory" below).
+#'   To fit from a data frame of group statistics, `TRUE` when its columns are named
+#'   `group`, `n`, `mean` and `ss` (the within-group sum of squares), or a named character
+#'   vector giving other names, such as `c(group = "school", n = "size", mean = "ybar")`.
 #' @param ... Not used; an error if given, so misspelt arguments do not pass silently.
+#' @section Data bigger than memory:
+#' The model needs only each group's size, mean and within-group sum of squares. When
+#' `data` is a `dbplyr` table of a DBI connection (SQLite, PostgreSQL, DuckDB, Spark
+#' through sparklyr, ...), these are computed inside the database by one `GROUP BY`
+#' query (deviations are taken from each group's average before squaring, so a large
+#' offset does not cancel), and only one row per group is collected into R. Fits without
+#' rows support every method that needs only the statistics; `fitted()` and
+#' `residuals()` raise an error of class `hnm_no_rows`.
 #' @return An object of class `hnm_fit`, with the methods an lme4 user expects:
-#'   `print`, `summary`, `logLik`, `AIC`/`BIC`, `nobs`, `ngrps`, `fixef`, `VarCorr`,
-#'   `sigma`, `deviance`, `vcov`, `confint`, `isSingular`, `formula`, `fitted`,
-#'   `residuals`. Rows with `NA` in the response or the group are dropped (see `nobs`).
+#'   `print`, `summary`, `logLik`, `AIC`/`BIC`, `nobs`, `ngrps`, `fixef`, `ranef`, `coef`,
+#'   `VarCorr`, `sigma`, `deviance`, `vcov`, `confint`, `isSingular`, `formula`, `fitted`,
+#'   `residuals`, `predict`, `simulate`, `update`, `plot`, and broom's `tidy`, `glance`,
+#'   `augment`. Rows with `NA` in the response or the group are dropped (see `nobs`).
 #' @examples
 #' set.seed(1)
 #' d <- data.frame(g = rep(letters[1:8], each = 5))
@@ -27,30 +57,62 @@
 #' fit
 #' summary(fit)
 #' confint(fit)
+#' hnm_fit(y ~ 1 | g, d, REML = TRUE)
+#' hnm_fit(y ~ 1 | g, d, method = "ANOVA")
+#' # From group statistics, as a table or computed by a database:
+#' hnm_fit(y ~ 1 | g, data = hnm_stats(y ~ 1 | g, d))
+#' if (requireNamespace("RSQLite", quietly = TRUE) && requireNamespace("dbplyr", quietly = TRUE)) {
+#'   con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+#'   DBI::dbWriteTable(con, "d", d)
+#'   print(hnm_fit(y ~ 1 | g, data = dplyr::tbl(con, "d")))
+#'   DBI::dbDisconnect(con)
+#' }
 #' @export
-hnm_fit <- function(formula, data, REML = FALSE, ...) {
+hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA"),
+                    stats = NULL, ...) {
   call <- match.call()
   if (...length() > 0L) {
     hnm_abort(sprintf("unused argument(s): %s.", paste(names(list(...)), collapse = ", ")),
               call = call)
   }
+  method <- fit_method(REML, method, missing(method), call)
+  model <- model_statistics(formula, data, call, stats)
+  new_hnm_fit(estimate(model$stats, method, call), model, formula, call, method)
+}
+
+# The estimator named by `method`, with lme4's `REML = TRUE` as a shorthand for "REML".
+fit_method <- function(REML, method, method_missing, call) {
   if (!is.logical(REML) || length(REML) != 1L || is.na(REML)) {
     hnm_abort("`REML` must be TRUE or FALSE.", call = call)
   }
-  model <- model_statistics(formula, data, call)
-  estimates <- rust_result(rs_fit(model$stats$center, model$stats$n, model$stats$mean,
-                                  model$stats$ss, REML), call = call)
-  new_hnm_fit(estimates, model, formula, call, REML)
+  choices <- c("ML", "REML", "ANOVA")
+  if (!is.character(method) || !(length(method) == 1L || method_missing) ||
+      !(method[1L] %in% choices)) {
+    hnm_abort(sprintf("`method` must be one of %s.", paste0('"', choices, '"', collapse = ", ")),
+              call = call)
+  }
+  method <- method[1L]
+  if (REML && !method_missing && method != "REML") {
+    hnm_abort(sprintf("`REML = TRUE` contradicts `method = \"%s\"`; give one of them.", method),
+              call = call)
+  }
+  if (REML) "REML" else method
 }
 
-new_hnm_fit <- function(estimates, model, formula, call, reml) {
+# Estimates from the group statistics: the likelihood fits, or the ANOVA moments.
+estimate <- function(s, method, call) {
+  if (method == "ANOVA") return(anova_estimates(s, call))
+  rust_result(rs_fit(s$center, s$n, s$mean, s$ss, method == "REML"), call = call)
+}
+
+new_hnm_fit <- function(estimates, model, formula, call, method) {
   square <- function(v) matrix(v, 3L, 3L, dimnames = list(parameter_names, parameter_names))
   structure(list(
     call = call,
     formula = formula,
     response_name = model$response_name,
     group_name = model$group_name,
-    method = if (reml) "REML" else "ML",
+    method = method,
     mu = estimates$mu,
     sigma2 = estimates$sigma2,
     tau2 = estimates$tau2,
@@ -59,8 +121,11 @@ new_hnm_fit <- function(estimates, model, formula, call, reml) {
     se_mu = estimates$se_mu,
     hessian = square(estimates$hessian),
     covariance = square(estimates$covariance),
+    std_errors = setNames(estimates$std_errors, parameter_names),
+    unit = estimates$unit,
     convergence = estimates[c("brent_iterations", "newton_iterations", "profiled_score",
                               "gradient_norm", "on_boundary")],
+    anova = estimates$anova,
     stats = model$stats,
     y = model$y,
     g = model$g

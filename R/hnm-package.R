@@ -6,10 +6,22 @@
 #' The data enter only through per-group sizes, means and within-group sums of squares,
 #' computed in one pass in Rust; every likelihood evaluation after that costs O(groups).
 #'
-#' * [hnm_fit()] fits the model by maximum likelihood (or REML), matching
-#'   `lme4::lmer(REML = FALSE)` and reaching \eqn{\tau^2 = 0} exactly when the data say so.
+#' * [hnm_fit()] fits the model by maximum likelihood (the default, matching
+#'   `lme4::lmer(REML = FALSE)`), REML, or the ANOVA method of moments, reaching
+#'   \eqn{\tau^2 = 0} exactly when the data say so; the fit has lme4's methods (`summary`,
+#'   `fixef`, `ranef`, `VarCorr`, `predict`, `simulate`, ...) and broom's `tidy`, `glance`,
+#'   `augment`.
+#' * Inference beyond lme4: [confint.hnm_fit()] gives Wald, profile-likelihood,
+#'   parametric-bootstrap and exact F-pivot intervals for the variance components, and
+#'   [anova.hnm_fit()] the correct test of \eqn{\tau^2 = 0} (the \eqn{\frac12\chi^2_0 +
+#'   \frac12\chi^2_1} mixture) with the exact ANOVA F test.
+#' * Data bigger than memory: [hnm_stats()] and [hnm_fit()] accept a table of group
+#'   statistics or a database table, whose statistics are computed by one SQL query.
 #' * [mll_oneway()] (alias `mll.oneway`), [mll_oneway_grad()] and [mll_oneway_hess()] are
 #'   the negative log-likelihood of the course's lecture and its analytic derivatives.
+#'
+#' `vignette("hnm")` walks the lecture with hnm, checking every number against lme4;
+#' `vignette("lecture")` reproduces the lecture on its own data.
 #'
 #' @keywords internal
 #' @useDynLib hnm, .registration = TRUE

@@ -2,45 +2,91 @@
 
 #' Confidence intervals for the parameters of an `hnm_fit`
 #'
-#' Profile-likelihood intervals (`method = "profile"`, as lme4's default) or Wald intervals
-#' (the default here, for lme4 compatibility of `confint(fit)` with no arguments giving
-#' real intervals for every row) from the analytic observed information of \eqn{(\mu, \sigma^2, \tau^2)},
-#' with lme4's row names: `.sig01` (\eqn{\tau}), `.sigma` (\eqn{\sigma}) and `(Intercept)`
-#' (\eqn{\mu}). lme4's `confint(method = "Wald")` gives `NA` for the variance rows; these
-#' are real intervals.
+#' Wald intervals (the default here), profile-likelihood intervals (`method = "profile"`,
+#' lme4's default), parametric-bootstrap intervals (`method = "boot"`) or exact F-pivot
+#' intervals for the intra-class correlation and variance ratio (`method = "exact"`).
+#' The first three have lme4's row names: `.sig01` (\eqn{\tau}), `.sigma` (\eqn{\sigma}) and
+#' `(Intercept)` (\eqn{\mu}); on the variance scale (`scale = "var"`) the rows are `tau2`,
+#' `sigma2` and `(Intercept)`.
 #'
-#' On the variance scale (`scale = "var"`) the rows are \eqn{\tau^2}, \eqn{\sigma^2} and
-#' \eqn{\mu}, each estimate \eqn{\pm z\,\mathrm{se}} with standard errors
-#' `sqrt(diag(vcov(fit, full = TRUE)))`: the lecture's `solve(I)` intervals. On the SD scale
-#' (the default, as lme4) the variance intervals are mapped by the delta method,
+#' **Wald.** Each estimate \eqn{\pm z\,\mathrm{se}} with standard errors
+#' `sqrt(diag(vcov(fit, full = TRUE)))` on the variance scale: the lecture's `solve(I)`
+#' intervals. (They are computed in the internal unit of the data, a power of two near their
+#' spread, and scaled back, so they stay finite for data at scales such as 1e-150 or 1e100,
+#' where some entries of the full covariance in the data's units underflow or overflow.)
+#' On the SD scale the variance intervals are mapped by the delta method,
 #' \eqn{\mathrm{se}(\hat\tau) = \mathrm{se}(\hat\tau^2)/(2\hat\tau)}; at the boundary
 #' \eqn{\hat\tau = 0} the delta method is undefined and the `.sig01` row is the square root
 #' of the variance-scale interval truncated at 0. Lower limits of variances and SDs are
-#' truncated at 0. The intercept's standard error is lme4's, \eqn{\sqrt{\hat\sigma^2/\sum_j
-#' n_j/(1 + n_j\hat\theta^2)}}, equal to the information-based one for ML fits.
+#' truncated at 0. On the SD scale the intercept's standard error is lme4's,
+#' \eqn{\sqrt{\hat\sigma^2/\sum_j n_j/(1 + n_j\hat\theta^2)}}; on the variance scale it is
+#' the lecture's, from the full inverse information (the two differ for unbalanced data,
+#' where \eqn{\hat\mu} and the variances are correlated).
+#' lme4's `confint(method = "Wald")` gives `NA` for the variance rows; these are real intervals.
+#'
+#' **Profile.** \eqn{\{x : |\zeta(x)| \le z_{1-\alpha/2}\}} with lme4's signed root deviance
+#' \eqn{\zeta}, computed exactly (to machine precision, by Newton steps on the analytic
+#' profile) from the group statistics in Rust; the \eqn{\tau} interval starts at exactly 0
+#' when the likelihood at \eqn{\tau = 0} is within the cut-off. On the variance scale the
+#' SD limits are squared. For a REML fit hnm profiles the REML criterion itself (with
+#' \eqn{\mu} held fixed it is lme4's REML criterion with the fixed effect given; see
+#' [profile.hnm_fit()]), so the intervals surround the REML estimates; lme4 instead refits
+#' by ML silently, so for REML fits compare with `hnm_fit(..., REML = FALSE)`.
+#'
+#' **Bootstrap.** `nsim` data sets are simulated from the fitted model in
+#' sufficient-statistic space, \eqn{\bar y_j \sim N(\mu, \tau^2 + \sigma^2/n_j)} and
+#' \eqn{\sum_j SSW_j \sim \sigma^2 \chi^2_{N-m}} (the likelihood depends on the within-group
+#' sums of squares only through their sum), with R's random-number generator, and refitted
+#' (by the fit's criterion) from statistics in Rust, so each replicate costs O(groups) and
+#' not O(N). `type = "perc"` gives percentile intervals, `type = "basic"` the basic
+#' (reflected) ones, each on the requested scale. The replicates are kept in the
+#' attribute `"boot"` (a data frame of `mu`, `sigma2`, `tau2`, one row per replicate, `NA`
+#' where a refit failed; the intervals print with a one-line summary of them); refits that
+#' fail are dropped,
+#' counted in the attribute `"failed"` and reported in a warning. The refits run on
+#' `getOption("hnm.threads", 2)` threads (the random draws do not depend on it). A progress bar appears
+#' when the first chunk of replicates predicts more than about 3 seconds.
+#'
+#' **Exact.** For balanced data \eqn{F = MSG/MSE} satisfies
+#' \eqn{F/(1 + n\tau^2/\sigma^2) \sim F_{m-1, N-m}}, which gives exact intervals for the
+#' variance ratio \eqn{\tau^2/\sigma^2} (`"ratio"`) and the intra-class correlation
+#' \eqn{\tau^2/(\tau^2 + \sigma^2)} (`"icc"`), lower limits truncated at 0. For unbalanced
+#' data the pivot is the Thomas & Hultquist (1978) approximation: \eqn{n} is replaced by the
+#' harmonic mean group size \eqn{\tilde n} and \eqn{MSG} by \eqn{\tilde n} times the
+#' variance of the group means (identical to the exact pivot when the data are balanced);
+#' the result then carries an attribute `"approximation"` and a message says so.
 #'
 #' @param object An `hnm_fit`.
 #' @param parm Rows to return (names or indices); all by default.
 #' @param level Confidence level.
-#' @param method `"Wald"` (default) or `"profile"`. Profile intervals are
-#'   \eqn{\{x : |\zeta(x)| \le z_{1-\alpha/2}\}} with lme4's signed root deviance
-#'   \eqn{\zeta}, computed exactly (to machine precision, by Newton steps on the analytic
-#'   profile) from the group statistics in Rust; the \eqn{\tau} interval starts at exactly 0
-#'   when the likelihood at \eqn{\tau = 0} is within the cut-off. ML fits only; on the
-#'   variance scale the SD limits are squared, as the lecture does with lme4's.
-#' @param scale `"sd"` (default) or `"var"`.
+#' @param method `"Wald"` (default), `"profile"`, `"boot"` or `"exact"`.
+#' @param scale `"sd"` (default) or `"var"` (not used by `"exact"`).
+#' @param nsim Number of bootstrap replicates.
+#' @param seed `NULL` or an integer for [set.seed()], handled as by [stats::simulate()]: the
+#'   random-number state is restored afterwards and stored in the attribute `"seed"`.
+#' @param type Bootstrap interval type: `"perc"` (default) or `"basic"`.
 #' @param ... Unused.
 #' @return A matrix with one row per parameter and columns named by the percentage points,
 #'   as `confint` methods return.
+#' @references Thomas, J. D. and Hultquist, R. A. (1978). Interval estimation for the
+#'   unbalanced case of the one-way random effects model. *Annals of Statistics* 6, 582-587.
+#' @seealso [profile.hnm_fit()] for the profile itself and its plot.
 #' @examples
 #' d <- data.frame(y = c(5.1, 4.8, 6.0, 7.2, 6.9, 7.5, 4.0, 4.4, 4.9),
 #'                 g = rep(c("a", "b", "c"), each = 3))
 #' fit <- hnm_fit(y ~ 1 | g, d)
 #' confint(fit)
 #' confint(fit, scale = "var", level = 0.9)
+#' confint(fit, method = "profile")
+#' ci <- confint(fit, method = "boot", nsim = 200, seed = 1)
+#' ci
+#' head(as.data.frame(attr(ci, "boot")))
+#' confint(fit, method = "exact")
 #' @export
-confint.hnm_fit <- function(object, parm, level = 0.95, method = c("Wald", "profile"),
-                            scale = c("sd", "var"), ...) {
+confint.hnm_fit <- function(object, parm, level = 0.95,
+                            method = c("Wald", "profile", "boot", "exact"),
+                            scale = c("sd", "var"), nsim = 1000, seed = NULL,
+                            type = c("perc", "basic"), ...) {
   call <- sys.call()
   method <- match.arg(method)
   scale <- match.arg(scale)
@@ -50,32 +96,48 @@ confint.hnm_fit <- function(object, parm, level = 0.95, method = c("Wald", "prof
   z <- qnorm(1 - (1 - level) / 2)
   intervals <- switch(method,
     Wald = wald_intervals(object, z, scale),
-    profile = profile_intervals(object, z, scale, call)
+    profile = profile_intervals(object, z, scale, call),
+    boot = boot_intervals(object, level, scale, nsim, seed, match.arg(type), call),
+    exact = exact_intervals(object, level)
   )
-  dimnames(intervals) <- list(
-    if (scale == "sd") c(".sig01", ".sigma", "(Intercept)") else c("tau2", "sigma2", "(Intercept)"),
-    sprintf("%s %%", format_percent(c((1 - level) / 2, 1 - (1 - level) / 2)))
-  )
-  if (missing(parm)) intervals else intervals[parm, , drop = FALSE]
+  if (method != "exact") rownames(intervals) <- parameter_rows(scale)
+  colnames(intervals) <- percent_labels(level)
+  if (missing(parm)) intervals else select_rows(intervals, parm, call)
+}
+
+# lme4's row names on the SD scale; the variances' names on the variance scale.
+parameter_rows <- function(scale) {
+  if (scale == "sd") c(".sig01", ".sigma", "(Intercept)") else c("tau2", "sigma2", "(Intercept)")
+}
+
+# The rows `parm` of an interval matrix, keeping its attributes; unknown rows are an error.
+select_rows <- function(intervals, parm, call) {
+  known <- if (is.character(parm)) parm %in% rownames(intervals) else
+    is.numeric(parm) & parm >= 1 & parm <= nrow(intervals)
+  if (length(parm) == 0L || !all(known)) {
+    hnm_abort(sprintf("`parm` must name rows of the intervals (%s).",
+                      paste(rownames(intervals), collapse = ", ")), call = call)
+  }
+  kept <- attributes(intervals)[setdiff(names(attributes(intervals)), c("dim", "dimnames"))]
+  do.call(structure, c(list(intervals[parm, , drop = FALSE]), kept))
 }
 
 # Rows tau, sigma, mu (or their variances): estimate +- z se.
 wald_intervals <- function(object, z, scale) {
-  se <- sqrt(pmax(diag(object$covariance), 0))
+  se <- object$std_errors
   rbind(
     wald_variance(object$tau2, se[["tau2"]], z, scale),
     wald_variance(object$sigma2, se[["sigma2"]], z, scale),
-    object$mu + c(-1, 1) * z * object$se_mu
+    object$mu + c(-1, 1) * z * if (scale == "var") se[["mu"]] else object$se_mu
   )
 }
 
 # Rows tau, sigma, mu: where the signed root profile deviance crosses -z and z.
 profile_intervals <- function(object, z, scale, call) {
-  if (object$method != "ML") {
-    hnm_abort("profile intervals need an ML fit; refit with REML = FALSE.", call = call)
-  }
+  require_likelihood_fit(object, "profile intervals", call)
   s <- object$stats
-  limits <- matrix(rust_result(rs_profile_ci(s$center, s$n, s$mean, s$ss, z), call = call),
+  limits <- matrix(rust_result(rs_profile_ci(s$center, s$n, s$mean, s$ss, is_reml(object), z),
+                               call = call),
                    3L, 2L, byrow = TRUE)
   if (scale == "var") limits[1:2, ] <- limits[1:2, ]^2
   limits
@@ -88,7 +150,18 @@ wald_variance <- function(v, se, z, scale) {
   if (v > 0) pmax(sqrt(v) + c(-1, 1) * z * se / (2 * sqrt(v)), 0) else sqrt(var_interval)
 }
 
-# Percent labels as stats:::format.perc prints them ("2.5 %").
-format_percent <- function(p) {
-  format(100 * p, trim = TRUE, scientific = FALSE, digits = 3)
+# Column labels as stats:::format.perc prints them ("2.5 %", "97.5 %").
+percent_labels <- function(level) {
+  p <- c((1 - level) / 2, 1 - (1 - level) / 2)
+  sprintf("%s %%", format(100 * p, trim = TRUE, scientific = FALSE, digits = 3))
+}
+
+is_reml <- function(object) identical(object$method, "REML")
+
+# Profiles and bootstrap refits are of the likelihood criterion the fit maximised.
+require_likelihood_fit <- function(object, what, call) {
+  if (!object$method %in% c("ML", "REML")) {
+    hnm_abort(sprintf(paste("%s need an ML or REML fit, but this fit is by %s; refit with",
+                            "`method = \"ML\"`."), what, object$method), call = call)
+  }
 }

@@ -9,7 +9,12 @@
 #' @param object,x An `hnm_fit`.
 #' @param full For `vcov`: `FALSE` (default) gives lme4's covariance of the fixed effect;
 #'   `TRUE` the inverse observed information of \eqn{(\mu, \sigma^2, \tau^2)}, the lecture's
-#'   `solve(fit$hessian)`.
+#'   `solve(fit$hessian)` (for `method = "ANOVA"` fits, the sampling covariance of the
+#'   moment estimators; see [hnm_fit()]). hnm fits the data divided by a power of two near
+#'   their spread (`fit$unit`) and maps the results back; for data so large or small that
+#'   the information in the data's units leaves the double range (roughly beyond 1e75 or
+#'   below 1e-75), entries of this matrix are `Inf` or 0, while `fit$std_errors` and
+#'   `confint()` stay finite.
 #' @param tol For `isSingular`: the fit is singular when \eqn{\theta = \tau/\sigma < } `tol`;
 #'   hnm's boundary is exact, so a singular fit has \eqn{\theta = 0}.
 #' @param sigma,rdig Ignored; for compatibility with the `VarCorr` generic.

@@ -2,7 +2,8 @@
 
 # The model's data: response and group (kept for row-level methods), their names, and the
 # per-group statistics every estimator works from.
-model_statistics <- function(formula, data, call) {
+model_statistics <- function(formula, data, call, stats = NULL) {
+  if (takes_statistics(data, stats)) return(statistics_input(formula, data, stats, call))
   parsed <- parse_hnm_formula(formula, call = call)
   frame <- fit_data(data, call)
   env <- environment(formula) %||% parent.frame(2L)
@@ -30,13 +31,16 @@ fit_data <- function(data, call) {
 `%||%` <- function(x, y) if (is.null(x)) y else x
 
 # Splits `y ~ 1 | g` or `y ~ 1 + (1 | g)` into the response and the grouping expressions.
+# lme4's `(1 || g)` is the same model as `(1 | g)`.
 parse_hnm_formula <- function(formula, call = NULL) {
   if (!inherits(formula, "formula") || length(formula) != 3L) {
     hnm_abort("`formula` must be a two-sided formula such as `y ~ 1 | g` or `y ~ 1 + (1 | g)`.",
               call = call)
   }
   terms <- split_plus(formula[[3L]])
-  is_bar <- vapply(terms, function(t) is.call(t) && identical(t[[1L]], as.name("|")), logical(1))
+  is_bar <- vapply(terms, function(t) {
+    is.call(t) && (identical(t[[1L]], as.name("|")) || identical(t[[1L]], as.name("||")))
+  }, logical(1))
   is_intercept <- vapply(terms, function(t) identical(t, 1) || identical(t, 1L), logical(1))
   unsupported <- terms[!is_bar & !is_intercept]
   bars <- terms[is_bar]
@@ -152,10 +156,4 @@ pass_statistics <- function(pass, index, group) {
   pick <- if (is.null(index)) identity else function(v) v[index]
   list(group = group, center = pass$center, n = pick(pass$n), mean = pick(pass$mean),
        ss = pick(pass$ss), n_dropped = as.integer(pass$dropped))
-}
-
-# The group statistics, as a data frame a user can read.
-stats_table <- function(s) {
-  data.frame(group = s$group, n = s$n, mean = s$center + s$mean, ss = s$ss,
-             stringsAsFactors = FALSE)
 }

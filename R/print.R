@@ -1,8 +1,10 @@
 # print and summary for hnm_fit, laid out as lme4's for merMod, from small helpers.
 
 method_title <- function(x) {
-  if (x$method == "REML") "Linear mixed model fit by REML" else
-    "Linear mixed model fit by maximum likelihood"
+  switch(x$method,
+    REML = "Linear mixed model fit by REML",
+    ANOVA = "Linear mixed model fit by ANOVA (method of moments)",
+    "Linear mixed model fit by maximum likelihood")
 }
 
 print_title <- function(x) {
@@ -12,6 +14,7 @@ print_title <- function(x) {
 }
 
 # AIC, BIC, logLik, deviance, df.resid; or the REML criterion alone, as lme4 prints them.
+# For an ANOVA fit the likelihood criteria are evaluated at the moment estimates.
 fit_criteria <- function(x) {
   if (x$method == "REML") return(c(REML = x$deviance))
   ll <- logLik(x)
@@ -36,6 +39,10 @@ print_groups <- function(x) {
 print_singular <- function(x) {
   if (x$convergence$on_boundary) {
     cat("boundary (singular) fit: tau^2 = 0 exactly (see ?isSingular)\n")
+  }
+  if (x$method == "ANOVA" && x$anova$tau2_untruncated < 0) {
+    cat(sprintf("ANOVA estimate of tau^2 truncated at 0 from (MSG - MSE)/n0 = %s\n",
+                format(x$anova$tau2_untruncated, digits = 4)))
   }
 }
 
@@ -65,7 +72,8 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' @param ... Unused.
 #' @return An object of class `summary.hnm_fit`: the fit plus `coefficients` (a matrix
 #'   with columns `Estimate`, `Std. Error`, `t value`), `criteria` and `residuals`
-#'   (scaled conditional residuals).
+#'   (scaled conditional residuals; `NULL`, and not printed, for a fit from group
+#'   statistics, which has no rows).
 #' @examples
 #' d <- data.frame(y = c(5.1, 4.8, 6.0, 7.2, 6.9, 7.5, 4.0, 4.4, 4.9),
 #'                 g = rep(c("a", "b", "c"), each = 3))
@@ -76,7 +84,7 @@ summary.hnm_fit <- function(object, ...) {
                         "t value" = object$mu / object$se_mu)
   rownames(coefficients) <- "(Intercept)"
   structure(c(object, list(coefficients = coefficients, criteria = fit_criteria(object),
-                           residuals = residuals(object, scaled = TRUE))),
+                           residuals = if (!is.null(object$y)) residuals(object, scaled = TRUE))),
             class = c("summary.hnm_fit", "hnm_fit"))
 }
 
@@ -87,7 +95,7 @@ print.summary.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), .
   cat("\n")
   print_criteria(x$criteria, 1)
   cat("\n")
-  print_residual_quantiles(x$residuals, digits)
+  if (!is.null(x$residuals)) print_residual_quantiles(x$residuals, digits)
   cat("Random effects:\n")
   print(VarCorr(x), digits = digits, comp = c("Variance", "Std.Dev."))
   print_groups(x)

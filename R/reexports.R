@@ -7,3 +7,7 @@ nlme::fixef
 #' @importFrom nlme VarCorr
 #' @export
 nlme::VarCorr
+
+#' @importFrom nlme ranef
+#' @export
+nlme::ranef

@@ -3,7 +3,8 @@
 # tests and vignette use, and pandoc. Idempotent: installs only what is missing.
 set -euo pipefail
 packages=(r-base-dev r-cran-lme4 r-cran-nlme r-cran-testthat r-cran-knitr r-cran-rmarkdown
-          r-cran-roxygen2 r-cran-numderiv r-cran-mlmrev pandoc)
+          r-cran-roxygen2 r-cran-numderiv r-cran-mlmrev r-cran-broom pandoc qpdf devscripts
+          r-cran-dbi r-cran-rsqlite r-cran-dbplyr r-cran-dplyr r-cran-rpostgresql postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

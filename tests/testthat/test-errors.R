@@ -30,3 +30,73 @@ test_that("bad data give clear errors", {
   expect_error(hnm_fit(y ~ 1 | g, transform(d, y = ifelse(seq_along(y) == 3, Inf, y))),
                "must be finite", class = "hnm_error")
 })
+
+test_that("every invalid input named in issue 7 is a classed error naming the problem", {
+  d <- simulate_unbalanced(10, 1)
+  bad_y <- function(value, at = 3) transform(d, y = replace(y, at, value))
+  cases <- list(
+    list(quote(hnm_fit(y ~ 1 | g, transform(d, y = as.character(y)))), "must be numeric"),
+    list(quote(hnm_fit(y ~ 1 | g, transform(d, y = y > 10))), "must be numeric"),
+    list(quote(hnm_fit(y ~ 1 | g, transform(d, y = factor(round(y))))), "must be numeric"),
+    list(quote(hnm_fit(y ~ 1 | g, bad_y(-Inf))), "must be finite"),
+    list(quote(hnm_fit(y ~ 1 | g, d[0, ])), "no complete rows"),
+    list(quote(hnm_fit(y ~ 1 | g, transform(d, g = NA))), "no complete rows"),
+    list(quote(hnm_fit(y ~ 1 | g, transform(d, y = 5))), "does not vary within any group"),
+    list(quote(hnm_fit(y ~ 1 | g, transform(d, g = "only"))), "at least 2 groups"),
+    list(quote(hnm_fit(y ~ 1 | g, data.frame(y = 1:2, g = c("a", "a")))), "at least 2 groups"),
+    list(quote(hnm_fit(y ~ 1 | g, data.frame(y = 1:3, g = 1:3))), "single observation"),
+    list(quote(hnm_fit(y ~ g, d)), "no grouping term"),
+    list(quote(hnm_fit(y ~ (1 | g) + (1 | g), d)), "more than one grouping term"),
+    list(quote(hnm_fit(y ~ 1 | nope, d)), "`nope` is not a column"),
+    list(quote(hnm_fit(y ~ 1 | g, as.matrix(d))), "must be a data frame"),
+    list(quote(hnm_fit("y ~ 1 | g", d)), "two-sided formula"),
+    list(quote(hnm_fit(y ~ 1 | g, d, REML = "no")), "TRUE or FALSE"),
+    list(quote(hnm_fit(y ~ 1 | list(g), d)), "grouping variable")
+  )
+  for (case in cases) {
+    expect_error(eval(case[[1]]), case[[2]], class = "hnm_error", label = deparse1(case[[1]]))
+  }
+})
+
+test_that("NaN in the response is an error, not a silently dropped row", {
+  # NA is lme4's missing value and is dropped; NaN is a computation gone wrong upstream.
+  d <- simulate_unbalanced(10, 1)
+  expect_error(hnm_fit(y ~ 1 | g, transform(d, y = replace(y, 3, NaN))), class = "hnm_error")
+})
+
+test_that("lme4's `(1 || g)` is the same model as `(1 | g)`", {
+  d <- simulate_unbalanced(10, 1)
+  expect_equal(hnm_fit(y ~ 1 + (1 || g), d)$tau2, hnm_fit(y ~ 1 | g, d)$tau2)
+})
+
+test_that("rows with NA in y or g are dropped as lme4 drops them, and nobs counts the rest", {
+  skip_if_not_installed("lme4")
+  d <- simulate_unbalanced(15, 2)
+  d$y[c(2, 9, 30)] <- NA
+  d$g[c(5, 31)] <- NA
+  fit <- hnm_fit(y ~ 1 | g, d)
+  reference <- lme4::lmer(y ~ 1 + (1 | g), d, REML = FALSE)
+  expect_identical(nobs(fit), nobs(reference))
+  expect_identical(nobs(fit), sum(stats::complete.cases(d)))
+  expect_equal(fit$sigma2, sigma(reference)^2, tolerance = 1e-6)
+  expect_equal(fit$tau2, as.data.frame(lme4::VarCorr(reference))$vcov[1], tolerance = 1e-6)
+  expect_equal(length(residuals(fit)), nobs(fit))
+})
+
+test_that("mll_oneway and its derivatives refuse malformed arguments with classed errors", {
+  y <- wheat$y; g <- wheat$g
+  for (f in list(mll_oneway, mll_oneway_grad, mll_oneway_hess)) {
+    expect_error(f(c(16, 1), y, g), "`mus2t2` must have length 3", class = "hnm_error")
+    expect_error(f(c(16, 1, 1, 1), y, g), "`mus2t2` must have length 3", class = "hnm_error")
+    expect_error(f(c(16, NA, 1), y, g), "must not contain NA", class = "hnm_error")
+    expect_error(f(c(16, NaN, 1), y, g), "must not contain NA", class = "hnm_error")
+    expect_error(f("16", y, g), "numeric vector", class = "hnm_error")
+    expect_error(f(c(16, 1, 1), y, g[-1]), "same length", class = "hnm_error")
+    expect_error(f(c(16, 1, 1), y[-1], g), "same length", class = "hnm_error")
+    expect_error(f(c(16, 1, 1), replace(y, 2, NA), g), "must not contain NA", class = "hnm_error")
+    expect_error(f(c(16, 1, 1), y, replace(g, 2, NA)), "must not contain NA", class = "hnm_error")
+    expect_error(f(c(16, 1, 1), replace(y, 2, NaN), g), class = "hnm_error")
+    expect_error(f(c(16, 1, 1), replace(y, 2, -Inf), g), "must be finite", class = "hnm_error")
+    expect_error(f(c(16, 1, 1), list(1, 2), 1:2), "must be numeric", class = "hnm_error")
+  }
+})

@@ -66,16 +66,27 @@ test_that("data taken from the formula's environment when `data` is missing", {
   expect_equal(deviance(hnm_fit(y ~ 1 | batch)), 327.327059881135, tolerance = 1e-12)
 })
 
-test_that("REML fits agree with lme4::lmer(REML = TRUE) to 1e-6", {
+test_that("REML fits (REML = TRUE or method = \"REML\") agree with lme4::lmer(REML = TRUE) to 1e-6", {
   skip_if_not_installed("lme4")
   for (case in lme4_cases()) {
-    fit <- hnm_fit(one_way_formula(case), case$data, REML = TRUE)
     ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = TRUE))
     ref_vc <- as.data.frame(lme4::VarCorr(ref))
-    expect_equal(c(fit$mu, fit$sigma2, fit$tau2), c(unname(lme4::fixef(ref)), ref_vc$vcov[2:1]),
-                 tolerance = 1e-6, label = case$name)
-    expect_equal(deviance(fit), lme4::REMLcrit(ref), tolerance = 1e-6, label = case$name)
-    expect_equal(sqrt(c(vcov(fit))), sqrt(c(as.matrix(vcov(ref)))), tolerance = 1e-6, label = case$name)
+    for (spelling in c("REML = TRUE", "method = \"REML\"")) {
+      label <- sprintf("%s (%s)", case$name, spelling)
+      fit <- if (spelling == "REML = TRUE") {
+        hnm_fit(one_way_formula(case), case$data, REML = TRUE)
+      } else {
+        hnm_fit(one_way_formula(case), case$data, method = "REML")
+      }
+      expect_equal(c(fit$mu, fit$sigma2, fit$tau2), c(unname(lme4::fixef(ref)), ref_vc$vcov[2:1]),
+                   tolerance = 1e-6, label = label)
+      # -2 logLik(fit) is the REML criterion, as lme4's -2 logLik(ref) = REMLcrit(ref).
+      expect_equal(-2 * c(logLik(fit)), lme4::REMLcrit(ref), tolerance = 1e-6, label = label)
+      expect_equal(c(logLik(fit)), c(logLik(ref)), tolerance = 1e-6, label = label)
+      expect_equal(sqrt(c(vcov(fit))), sqrt(c(as.matrix(vcov(ref)))), tolerance = 1e-6, label = label)
+    }
   }
-  expect_output(print(hnm_fit(y ~ 1 | g, wheat, REML = TRUE)), "REML criterion at convergence: 177.9876")
+  out <- capture.output(print(hnm_fit(y ~ 1 | g, wheat, method = "REML")))
+  expect_match(out[1], "^Linear mixed model fit by REML")
+  expect_true(any(grepl("REML criterion at convergence: 177.9876", out, fixed = TRUE)))
 })

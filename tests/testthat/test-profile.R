@@ -31,7 +31,94 @@ test_that("at each limit, the independently profiled deviance rises by z^2", {
   expect_identical(boundary[".sig01", 1], 0)
 })
 
-test_that("profile intervals need an ML fit", {
-  fit <- hnm_fit(y ~ 1 | g, wheat, REML = TRUE)
-  expect_error(confint(fit, method = "profile"), "ML fit", class = "hnm_error")
+# lme4's REML criterion computed densely here (the lecture's block-diagonal V): with mu held
+# fixed, (N - 1) log 2 pi + log|V| + log(1'V^-1 1) + (y - mu)'V^-1 (y - mu), whose minimum
+# over mu (the GLS mean) is lme4's REMLcrit.
+dense_reml_criterion <- function(mu, s2, t2, y, g) {
+  terms <- vapply(split(y, g), function(yj) {
+    V <- diag(s2, length(yj)) + t2
+    Vinv <- solve(V)
+    c(determinant(V)$modulus, sum(Vinv), t(yj - mu) %*% Vinv %*% (yj - mu))
+  }, numeric(3))
+  (length(y) - 1) * log(2 * pi) + sum(terms[1, ]) + log(sum(terms[2, ])) + sum(terms[3, ])
+}
+
+test_that("REML profile limits: the dense REML criterion rises by z^2 there", {
+  skip_if_not_installed("lme4")
+  for (case in Filter(function(x) x$name %in% c("Dyestuff", "simulated, 40 groups"), lme4_cases())) {
+    y <- case$data[[case$y]]
+    g <- as.character(case$data[[case$g]])
+    fit <- hnm_fit(one_way_formula(case), case$data, REML = TRUE)
+    ref <- lme4::lmer(one_way_formula(case, TRUE), case$data, REML = TRUE)
+    expect_equal(deviance(fit), lme4::REMLcrit(ref), tolerance = 1e-8, label = case$name)
+    ci <- confint(fit, method = "profile")
+    expect_true(all(ci[, 1] < c(sqrt(fit$tau2), sigma(fit), fit$mu) &
+                      ci[, 2] > c(sqrt(fit$tau2), sigma(fit), fit$mu)), label = case$name)
+    z2 <- qnorm(0.975)^2
+    crit <- function(mu, s2, t2) dense_reml_criterion(mu, s2, t2, y, g)
+    gls <- function(s2, t2) {
+      w <- vapply(split(y, g), function(yj) length(yj) / (s2 + length(yj) * t2), 0)
+      sum(w * vapply(split(y, g), mean, 0)) / sum(w)
+    }
+    # tau fixed at each limit: minimise over sigma2 with mu at its GLS value.
+    for (tau in ci[".sig01", ci[".sig01", ] > 0]) {
+      inner <- optimize(function(s2) crit(gls(s2, tau^2), s2, tau^2), c(0.2, 5) * fit$sigma2,
+                        tol = 1e-10)
+      expect_equal(inner$objective - deviance(fit), z2, tolerance = 1e-5, label = case$name)
+    }
+    # sigma fixed at its upper limit: minimise over tau2.
+    sigma2 <- ci[".sigma", 2]^2
+    inner <- optimize(function(t2) crit(gls(sigma2, t2), sigma2, t2), c(0, 10) * fit$tau2, tol = 1e-10)
+    expect_equal(inner$objective - deviance(fit), z2, tolerance = 1e-5, label = case$name)
+    # mu fixed at its lower limit: minimise over both variances.
+    inner <- optim(c(fit$sigma2, fit$tau2), function(q) crit(ci["(Intercept)", 1], q[1], q[2]),
+                   method = "L-BFGS-B", lower = c(1e-8, 0), control = list(factr = 1))
+    expect_equal(inner$value - deviance(fit), z2, tolerance = 1e-5, label = case$name)
+  }
+})
+
+test_that("profile() traces lme4's zeta and gives lme4's profile intervals", {
+  skip_if_not_installed("lme4")
+  for (case in Filter(function(x) !grepl("simulated", x$name), lme4_cases())) {
+    fit <- hnm_fit(one_way_formula(case), case$data)
+    ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = FALSE))
+    ref_pr <- suppressWarnings(suppressMessages(profile(ref)))
+    pr <- profile(fit)
+    expect_s3_class(pr, c("hnm_profile", "data.frame"), exact = TRUE)
+    expect_identical(names(pr), names(ref_pr))
+    # lme4's level order follows the collation locale; the levels themselves agree.
+    expect_setequal(levels(pr$.par), levels(ref_pr$.par))
+    # zeta at our points against lme4's interpolating spline of its own profile, inside its range.
+    for (name in levels(pr$.par)) {
+      rows <- pr[pr$.par == name, ]
+      ref_rows <- ref_pr[ref_pr$.par == name, ]
+      inside <- rows[[name]] > min(ref_rows[[name]]) & rows[[name]] < max(ref_rows[[name]])
+      ref_zeta <- predict(attr(ref_pr, "forward")[[name]], rows[[name]][inside])$y
+      expect_equal(rows$.zeta[inside], ref_zeta, tolerance = 2e-3, label = paste(case$name, name))
+    }
+    ref_ci <- suppressWarnings(confint(ref_pr))
+    for (level in c(0.95, 0.8)) {
+      expect_equal(unname(confint(pr, level = level)),
+                   unname(suppressWarnings(confint(ref_pr, level = level))),
+                   tolerance = 1e-3, label = paste(case$name, level))
+    }
+    expect_equal(confint(pr, scale = "var")[1:2, ], confint(pr)[1:2, ]^2, ignore_attr = TRUE)
+  }
+})
+
+test_that("profiles of boundary fits and their plots work without errors", {
+  skip_if_not_installed("lme4")
+  pr <- profile(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff2))
+  tau <- pr[pr$.par == ".sig01", ]
+  expect_identical(min(tau$.sig01), 0)
+  expect_gte(min(tau$.zeta), -1e-6)
+  expect_identical(confint(pr)[".sig01", 1], 0)
+  expect_warning(ci <- confint(pr, level = 0.999), "beyond the range")
+  expect_true(is.na(ci[".sig01", 2]))
+  grDevices::pdf(NULL)
+  on.exit(grDevices::dev.off())
+  expect_identical(plot(pr), pr)
+  expect_identical(plot(profile(hnm_fit(y ~ 1 | g, wheat, REML = TRUE))),
+                   profile(hnm_fit(y ~ 1 | g, wheat, REML = TRUE)))
+  expect_error(profile(hnm_fit(y ~ 1 | g, wheat), alphamax = 2), "`alphamax`", class = "hnm_error")
 })

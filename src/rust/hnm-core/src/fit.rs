@@ -13,10 +13,11 @@ use faer::Mat;
 
 use crate::anova::Anova;
 use crate::error::{HnmError, Result};
-use crate::likelihood::{gradient, hessian, Params};
+use crate::likelihood::{gradient, hessian, scaled_to_original, Params, POWER};
 use crate::profile::{Criterion, ProfilePoint, ProfiledDeviance};
 use crate::solve1d::{expand_until, newton_root};
 use crate::stats::GroupStats;
+use crate::unit::Unit;
 
 /// How the optimiser got to the estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,8 +49,14 @@ pub struct Fit {
     pub deviance: f64,
     /// Standard error of μ̂: sqrt(σ̂² / Σ n_j/(1 + n_j λ̂)), as lme4's `vcov`.
     pub se_mu: f64,
-    /// Hessian of −ℓ (ML) in (μ, σ², τ²) at the estimate, row-major.
+    /// Hessian of −ℓ (ML) in (μ, σ², τ²) at the estimate, row-major, in the data's units.
+    /// Entries beyond the double range (data scaled by less than about 1e-75 or more than
+    /// about 1e75) are ±∞ or 0, as the exact values round.
     pub hessian: [[f64; 3]; 3],
+    /// The power of two c the data were divided by internally.
+    pub unit: Unit,
+    /// Hessian of −ℓ in (μ/c, σ²/c², τ²/c²): H_ab · c^(p_a+p_b) with p = (1, 2, 2).
+    pub unit_hessian: [[f64; 3]; 3],
     /// How the estimate was found.
     pub convergence: Convergence,
 }
@@ -61,16 +68,41 @@ impl Fit {
     }
 
     /// The inverse of [`Fit::hessian`]: the asymptotic covariance of (μ̂, σ̂², τ̂²), the lecture's
-    /// `solve(fit$hessian)`.
+    /// `solve(fit$hessian)`, computed as the inverse of [`Fit::unit_hessian`] mapped to the
+    /// data's units (entries c^(p_a+p_b) times as large), so it is accurate wherever representable.
     pub fn covariance(&self) -> [[f64; 3]; 3] {
-        invert3(&self.hessian)
+        let inverse = invert3(&self.unit_hessian);
+        let mut out = [[0.0; 3]; 3];
+        for a in 0..3 {
+            for b in 0..3 {
+                out[a][b] = self.unit.from_unit(inverse[a][b], POWER[a] + POWER[b]);
+            }
+        }
+        out
+    }
+
+    /// Standard errors of (μ̂, σ̂², τ̂²): the square roots of the diagonal of the inverse
+    /// observed information, taken in the internal unit and then scaled by c, c², c², so they
+    /// are finite whenever the estimates are. A negative diagonal (an indefinite Hessian) gives 0.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{fit, Criterion, GroupStats};
+    /// let s = GroupStats::new(vec![3.0; 3], vec![0.0, 2e-150, 7e-150], vec![1e-300, 5e-301, 2e-300]).unwrap();
+    /// let f = fit(&s, Criterion::Ml).unwrap();
+    /// assert!(f.standard_errors().iter().all(|se| se.is_finite() && *se > 0.0));
+    /// ```
+    pub fn standard_errors(&self) -> [f64; 3] {
+        let inverse = invert3(&self.unit_hessian);
+        [0, 1, 2].map(|a| self.unit.from_unit(inverse[a][a].max(0.0).sqrt(), POWER[a]))
     }
 }
 
 /// Fits the one-way model to `stats` by ML or REML.
 ///
 /// # Errors
-/// The errors of [`GroupStats::check_identifiable`], and `Optimizer` if Brent's method fails.
+/// The errors of [`GroupStats::check_identifiable`] (on the rescaled statistics), `NotFinite`
+/// if the data span more than the double range, and `Optimizer` if Brent's method fails.
 ///
 /// # Example
 /// ```
@@ -83,6 +115,38 @@ impl Fit {
 /// assert!((f.params.tau2 - ((2.0 / 3.0) * msg - mse) / 2.0).abs() < 1e-12);
 /// ```
 pub fn fit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
+    let unit = Unit::of_data(stats);
+    let scaled = unit.scale(stats)?;
+    let in_unit = fit_in_unit(&scaled, criterion)?;
+    Ok(to_original_units(in_unit, stats, unit))
+}
+
+/// A fit of statistics centred at 0 and expressed in their unit, mapped back: μ = center + c μ̃,
+/// σ² = c² σ̃², τ² = c² τ̃², se(μ̂) = c se(μ̃), and the deviance gains 2k log c, k = N (ML)
+/// or N − 1 (REML), the divisor of σ̂² (the density of c·y is c⁻ᵏ times that of y).
+fn to_original_units(f: Fit, stats: &GroupStats, unit: Unit) -> Fit {
+    let (k, _) = f.criterion.constants(stats.n_obs());
+    let params = Params {
+        mu: stats.center() + unit.from_unit(f.params.mu, 1),
+        sigma2: unit.from_unit(f.params.sigma2, 2),
+        tau2: unit.from_unit(f.params.tau2, 2),
+    };
+    let c = f.convergence;
+    Fit {
+        deviance: f.deviance + 2.0 * k * unit.ln(),
+        se_mu: unit.from_unit(f.se_mu, 1),
+        hessian: scaled_to_original(&f.unit_hessian, unit),
+        unit,
+        convergence: Convergence {
+            gradient_norm: gradient_norm(stats, f.criterion, &params, c.profiled_score, c.on_boundary),
+            ..c
+        },
+        params,
+        ..f
+    }
+}
+
+fn fit_in_unit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
     let anova = Anova::new(stats)?;
     let deviance = ProfiledDeviance::new(stats, criterion);
     let theta_max = bracket_upper(&deviance, anova.tau2() / anova.sigma2());
@@ -160,18 +224,18 @@ fn assemble(
     newton_iterations: u32,
 ) -> Fit {
     let params = Params { mu: best.mu, sigma2: best.sigma2, tau2: best.lambda * best.sigma2 };
+    let unit_hessian = hessian(stats, &params);
     let on_boundary = best.lambda == 0.0;
-    let gradient_norm = match criterion {
-        Criterion::Ml => projected_norm(gradient(stats, &params), on_boundary),
-        Criterion::Reml => best.d1.abs() / (2.0 * best.sigma2),
-    };
+    let gradient_norm = gradient_norm(stats, criterion, &params, best.d1, on_boundary);
     Fit {
         criterion,
         params,
         theta: best.lambda.sqrt(),
         deviance: best.deviance,
         se_mu: (best.sigma2 / best.weight_sum).sqrt(),
-        hessian: hessian(stats, &params),
+        hessian: unit_hessian,
+        unit: Unit::ONE,
+        unit_hessian,
         convergence: Convergence {
             brent_iterations,
             newton_iterations,
@@ -182,11 +246,24 @@ fn assemble(
     }
 }
 
+/// The projected gradient norm of ML fits, or |D'(λ̂)|/(2σ̂²) for REML fits.
+fn gradient_norm(stats: &GroupStats, criterion: Criterion, params: &Params, d1: f64, on_boundary: bool) -> f64 {
+    match criterion {
+        Criterion::Ml => projected_norm(gradient(stats, params), on_boundary),
+        Criterion::Reml => d1.abs() / (2.0 * params.sigma2),
+    }
+}
+
+/// Euclidean norm, scaled by the largest entry so that squares of entries near 1e300 do not overflow.
 fn projected_norm(mut g: [f64; 3], on_boundary: bool) -> f64 {
     if on_boundary {
         g[2] = g[2].min(0.0);
     }
-    g.iter().map(|x| x * x).sum::<f64>().sqrt()
+    let largest = g.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
+    if largest == 0.0 || !largest.is_finite() {
+        return largest;
+    }
+    largest * g.iter().map(|x| (x / largest).powi(2)).sum::<f64>().sqrt()
 }
 
 /// Inverse of a 3 × 3 matrix by LU with partial pivoting (faer); NaN where singular.

@@ -7,6 +7,7 @@
 //! boundary at τ² = 0. Pure Rust, no R: the R package's glue crate only converts arguments.
 
 mod anova;
+mod bootstrap;
 mod error;
 mod fit;
 mod key_table;
@@ -16,8 +17,10 @@ mod profile;
 mod profile_ci;
 mod solve1d;
 mod stats;
+mod unit;
 
 pub use anova::Anova;
+pub use bootstrap::{refit_replicates, Refits};
 pub use error::{HnmError, Result};
 pub use fit::{fit, Convergence, Fit};
 pub use likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
@@ -26,3 +29,4 @@ pub use profile_ci::{Profile, ProfileParameter, ProfilePointFull};
 pub use key_table::{double_key, integer_key, KeyTable, KeyedGroups, DOUBLE_MISSING, INTEGER_MISSING};
 pub use pass::{accumulate, dense_integer_range, is_r_na, Accumulator, Cell, Grouping, LevelCodes, Response, NA_CODE, NA_REAL};
 pub use stats::{DataPass, GroupStats};
+pub use unit::Unit;

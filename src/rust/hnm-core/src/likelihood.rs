@@ -9,6 +9,7 @@
 
 use crate::error::{HnmError, Result};
 use crate::stats::GroupStats;
+use crate::unit::Unit;
 
 const LOG_2PI: f64 = 1.837_877_066_409_345_5;
 
@@ -64,6 +65,9 @@ pub const TAU2_ROUNDING: f64 = 1e-10;
 
 /// Negative log-likelihood −ℓ(μ, σ², τ²); `+∞` outside the parameter space.
 ///
+/// Computed in the unit c = 2ᵏ nearest σ (see [`crate::Unit`]) and mapped back with
+/// −ℓ = −ℓ̃ + N log c, so it is accurate for data and parameters at any representable scale.
+///
 /// # Example
 /// ```
 /// use hnm_core::{GroupStats, Params, neg_log_lik};
@@ -76,38 +80,39 @@ pub fn neg_log_lik(stats: &GroupStats, p: &Params) -> f64 {
     if !p.in_space() {
         return f64::INFINITY;
     }
-    let log_s2 = p.sigma2.ln();
-    let mu = p.mu - stats.center();
-    let total: f64 = groups(stats)
-        .map(|(n, mean, ssw)| {
-            let v = p.sigma2 + n * p.tau2;
-            let d = mean - mu;
-            n * LOG_2PI + (n - 1.0) * log_s2 + v.ln() + ssw / p.sigma2 + n * d * d / v
+    let scaled = InUnit::new(stats, p);
+    let log_s2 = scaled.sigma2.ln();
+    let total: f64 = scaled
+        .groups()
+        .map(|(n, d, ssw)| {
+            let v = scaled.sigma2 + n * scaled.tau2;
+            n * LOG_2PI + (n - 1.0) * log_s2 + v.ln() + ssw / scaled.sigma2 + n * d * d / v
         })
         .sum();
-    0.5 * total
+    0.5 * total + stats.n_obs() * scaled.unit.ln()
 }
 
 /// Gradient of [`neg_log_lik`] with respect to (μ, σ², τ²); NaN outside the parameter space.
 ///
 /// ∂f/∂μ = −Σ n_j d_j/v_j,
 /// ∂f/∂σ² = ½ Σ [(n_j−1)/σ² + 1/v_j − SSW_j/σ⁴ − n_j d_j²/v_j²],
-/// ∂f/∂τ² = ½ Σ [n_j/v_j − n_j² d_j²/v_j²].
+/// ∂f/∂τ² = ½ Σ [n_j/v_j − n_j² d_j²/v_j²],
+/// computed in the unit nearest σ and mapped back (∂/∂μ = c⁻¹ ∂/∂μ̃, ∂/∂σ² = c⁻² ∂/∂σ̃²).
 pub fn gradient(stats: &GroupStats, p: &Params) -> [f64; 3] {
     if !p.in_space() {
         return [f64::NAN; 3];
     }
-    let mu = p.mu - stats.center();
+    let scaled = InUnit::new(stats, p);
+    let s2 = scaled.sigma2;
     let mut g = [0.0; 3];
-    for (n, mean, ssw) in groups(stats) {
-        let v = p.sigma2 + n * p.tau2;
-        let d = mean - mu;
+    for (n, d, ssw) in scaled.groups() {
+        let v = s2 + n * scaled.tau2;
         let r = n * d / v; // n_j d_j / v_j
         g[0] -= r;
-        g[1] += 0.5 * ((n - 1.0) / p.sigma2 + 1.0 / v - ssw / (p.sigma2 * p.sigma2) - r * d / v);
+        g[1] += 0.5 * ((n - 1.0) / s2 + 1.0 / v - ssw / (s2 * s2) - r * d / v);
         g[2] += 0.5 * (n / v - r * r);
     }
-    g
+    [0, 1, 2].map(|a| scaled.unit.to_unit(g[a], POWER[a]))
 }
 
 /// Hessian of [`neg_log_lik`] with respect to (μ, σ², τ²), row-major; NaN outside the space.
@@ -116,31 +121,78 @@ pub fn gradient(stats: &GroupStats, p: &Params) -> [f64; 3] {
 /// H_μμ = Σ n_j/v_j, H_μσ² = Σ r_j/v_j, H_μτ² = Σ n_j r_j/v_j,
 /// H_σ²σ² = ½ Σ [−(n_j−1)/σ⁴ − 1/v_j² + 2 SSW_j/σ⁶ + 2 n_j d_j²/v_j³],
 /// H_σ²τ² = ½ Σ [−n_j/v_j² + 2 n_j r_j d_j/v_j²],
-/// H_τ²τ² = ½ Σ [−n_j²/v_j² + 2 n_j² r_j d_j/v_j²].
+/// H_τ²τ² = ½ Σ [−n_j²/v_j² + 2 n_j² r_j d_j/v_j²],
+/// computed in the unit nearest σ and mapped back (H_ab = c^−(p_a+p_b) H̃_ab with p = 1, 2, 2).
+/// Entries outside the double range come back as ±∞ or 0, as the exact values would round.
 pub fn hessian(stats: &GroupStats, p: &Params) -> [[f64; 3]; 3] {
     if !p.in_space() {
         return [[f64::NAN; 3]; 3];
     }
-    let s2 = p.sigma2;
-    let mu = p.mu - stats.center();
-    let mut h = [[0.0; 3]; 3];
-    for (n, mean, ssw) in groups(stats) {
-        let v = s2 + n * p.tau2;
-        let v2 = v * v;
-        let d = mean - mu;
-        let r = n * d / v;
-        let q = r * d / v2; // n_j d_j² / v_j³
-        h[0][0] += n / v;
-        h[0][1] += r / v;
-        h[0][2] += n * r / v;
-        h[1][1] += 0.5 * (-(n - 1.0) / (s2 * s2) - 1.0 / v2 + 2.0 * ssw / (s2 * s2 * s2) + 2.0 * q);
-        h[1][2] += 0.5 * (-n / v2 + 2.0 * n * q);
-        h[2][2] += 0.5 * (-n * n / v2 + 2.0 * n * n * q);
+    let scaled = InUnit::new(stats, p);
+    scaled_to_original(&scaled.hessian(), scaled.unit)
+}
+
+/// The Hessian H̃ in a unit mapped to original units.
+pub(crate) fn scaled_to_original(h: &[[f64; 3]; 3], unit: Unit) -> [[f64; 3]; 3] {
+    let mut out = [[0.0; 3]; 3];
+    for a in 0..3 {
+        for b in 0..3 {
+            out[a][b] = unit.to_unit(h[a][b], POWER[a] + POWER[b]);
+        }
     }
-    h[1][0] = h[0][1];
-    h[2][0] = h[0][2];
-    h[2][1] = h[1][2];
-    h
+    out
+}
+
+/// The power of the unit in each parameter: μ is in units of c, σ² and τ² in c².
+pub(crate) const POWER: [i32; 3] = [1, 2, 2];
+
+/// Statistics and parameters expressed in a unit c: d_j/c, SSW_j/c², σ²/c², τ²/c².
+struct InUnit<'a> {
+    stats: &'a GroupStats,
+    unit: Unit,
+    mu: f64,
+    sigma2: f64,
+    tau2: f64,
+}
+
+impl<'a> InUnit<'a> {
+    /// The unit nearest σ, where σ̃² ≈ 1.
+    fn new(stats: &'a GroupStats, p: &Params) -> Self {
+        let unit = Unit::near(p.sigma2.sqrt());
+        InUnit {
+            stats,
+            unit,
+            mu: p.mu - stats.center(),
+            sigma2: unit.to_unit(p.sigma2, 2),
+            tau2: unit.to_unit(p.tau2, 2),
+        }
+    }
+
+    /// (n_j, d_j/c, SSW_j/c²) over the non-empty groups, d_j = ȳ_j − μ.
+    fn groups(&self) -> impl Iterator<Item = (f64, f64, f64)> + '_ {
+        groups(self.stats).map(|(n, m, s)| (n, self.unit.to_unit(m - self.mu, 1), self.unit.to_unit(s, 2)))
+    }
+
+    fn hessian(&self) -> [[f64; 3]; 3] {
+        let s2 = self.sigma2;
+        let mut h = [[0.0; 3]; 3];
+        for (n, d, ssw) in self.groups() {
+            let v = s2 + n * self.tau2;
+            let v2 = v * v;
+            let r = n * d / v;
+            let q = r * d / v2; // n_j d_j² / v_j³
+            h[0][0] += n / v;
+            h[0][1] += r / v;
+            h[0][2] += n * r / v;
+            h[1][1] += 0.5 * (-(n - 1.0) / (s2 * s2) - 1.0 / v2 + 2.0 * ssw / (s2 * s2 * s2) + 2.0 * q);
+            h[1][2] += 0.5 * (-n / v2 + 2.0 * n * q);
+            h[2][2] += 0.5 * (-n * n / v2 + 2.0 * n * n * q);
+        }
+        h[1][0] = h[0][1];
+        h[2][0] = h[0][2];
+        h[2][1] = h[1][2];
+        h
+    }
 }
 
 /// Iterates over the non-empty groups as (n_j, ȳ_j − c, SSW_j).

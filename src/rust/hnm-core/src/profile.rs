@@ -12,7 +12,7 @@
 //! D'(λ) = −k A/Q + W − r W₂/W,
 //! D''(λ) = −k (A'/Q + A²/Q²) − W₂ + r (2W₃/W − W₂²/W²).
 
-use crate::likelihood::groups;
+use crate::likelihood::{gradient, groups, hessian, neg_log_lik, Params};
 use crate::stats::GroupStats;
 
 const LOG_2PI: f64 = 1.837_877_066_409_345_5;
@@ -28,12 +28,86 @@ pub enum Criterion {
 
 impl Criterion {
     /// The divisor k of σ̂² = Q/k and the weight r of log W (see the module docs).
-    fn constants(self, n_obs: f64) -> (f64, f64) {
+    pub(crate) fn constants(self, n_obs: f64) -> (f64, f64) {
         match self {
             Criterion::Ml => (n_obs, 0.0),
             Criterion::Reml => (n_obs - 1.0, 1.0),
         }
     }
+}
+
+impl Criterion {
+    /// The criterion as a function of all three parameters, on the deviance scale:
+    /// D(μ, σ², τ²) = −2ℓ for ML, and for REML
+    ///
+    /// D_R(μ, σ², τ²) = −2ℓ(μ, σ², τ²) + log S − log 2π,   S = Σ n_j/v_j, v_j = σ² + n_j τ²,
+    ///
+    /// lme4's REML criterion with the fixed effect held at μ (Bates et al. 2015, JSS, eq. 42:
+    /// the residual sum of squares gains W(μ − μ̂)²). Minimised over μ (at the GLS mean, as
+    /// log S does not involve μ) it is the REML criterion of [`ProfiledDeviance`]; this is the
+    /// function whose profiles give REML profile-likelihood intervals, μ's included.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{Criterion, GroupStats, Params, ProfiledDeviance};
+    /// let s = GroupStats::new(vec![3.0, 2.0], vec![0.0, 2.0], vec![1.0, 0.5]).unwrap();
+    /// // At λ = τ²/σ² = 0.25, with μ and σ² at their REML values, D_R is the profiled criterion.
+    /// let point = ProfiledDeviance::new(&s, Criterion::Reml).at(0.25);
+    /// let p = Params { mu: point.mu, sigma2: point.sigma2, tau2: 0.25 * point.sigma2 };
+    /// assert!((Criterion::Reml.deviance(&s, &p) - point.deviance).abs() < 1e-12);
+    /// ```
+    pub fn deviance(self, stats: &GroupStats, p: &Params) -> f64 {
+        let ml = 2.0 * neg_log_lik(stats, p);
+        match self {
+            Criterion::Ml => ml,
+            Criterion::Reml => ml + mean_precision(stats, p).0.ln() - LOG_2PI,
+        }
+    }
+
+    /// The gradient and Hessian of [`Criterion::deviance`] in (μ, σ², τ²), row-major.
+    /// With S_a = ∂S/∂a: ∂ log S/∂a = S_a/S and ∂² log S/∂a∂b = S_ab/S − S_a S_b/S²,
+    /// where S_σ² = −Σ n_j/v_j², S_τ² = −Σ n_j²/v_j², S_σ²σ² = 2Σ n_j/v_j³,
+    /// S_σ²τ² = 2Σ n_j²/v_j³ and S_τ²τ² = 2Σ n_j³/v_j³ (log S does not involve μ).
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{gradient, Criterion, GroupStats, Params};
+    /// let s = GroupStats::new(vec![3.0, 2.0], vec![0.0, 2.0], vec![1.0, 0.5]).unwrap();
+    /// let p = Params { mu: 1.0, sigma2: 0.6, tau2: 0.4 };
+    /// let (g, _) = Criterion::Ml.deviance_derivatives(&s, &p);
+    /// assert_eq!(g[0], 2.0 * gradient(&s, &p)[0]);
+    /// ```
+    pub fn deviance_derivatives(self, stats: &GroupStats, p: &Params) -> ([f64; 3], [[f64; 3]; 3]) {
+        let mut g = gradient(stats, p).map(|x| 2.0 * x);
+        let mut h = hessian(stats, p).map(|row| row.map(|x| 2.0 * x));
+        if self == Criterion::Reml {
+            let (s, first, second) = mean_precision(stats, p);
+            for a in 0..2 {
+                g[a + 1] += first[a] / s;
+                for b in 0..2 {
+                    h[a + 1][b + 1] += second[a][b] / s - first[a] * first[b] / (s * s);
+                }
+            }
+        }
+        (g, h)
+    }
+}
+
+/// S = Σ n_j/v_j (μ̂'s precision) and its first and second derivatives in (σ², τ²).
+fn mean_precision(stats: &GroupStats, p: &Params) -> (f64, [f64; 2], [[f64; 2]; 2]) {
+    let (mut s, mut first, mut second) = (0.0, [0.0; 2], [[0.0; 2]; 2]);
+    for (n, _, _) in groups(stats) {
+        let v = p.sigma2 + n * p.tau2;
+        let dv = [1.0, n]; // ∂v_j/∂σ², ∂v_j/∂τ²
+        s += n / v;
+        for a in 0..2 {
+            first[a] -= n * dv[a] / (v * v);
+            for b in 0..2 {
+                second[a][b] += 2.0 * n * dv[a] * dv[b] / (v * v * v);
+            }
+        }
+    }
+    (s, first, second)
 }
 
 /// The profiled deviance and everything derived from it at one value of λ.
@@ -136,6 +210,28 @@ mod tests {
 
     fn unbalanced() -> GroupStats {
         GroupStats::new(vec![3.0, 5.0, 2.0, 7.0], vec![1.0, 2.5, -0.5, 0.4], vec![2.0, 4.5, 0.3, 6.1]).unwrap()
+    }
+
+    #[test]
+    fn criterion_derivatives_match_central_differences() {
+        let s = unbalanced();
+        let p = [0.8, 1.7, 0.6];
+        let at = |x: [f64; 3]| Params { mu: x[0], sigma2: x[1], tau2: x[2] };
+        for criterion in [Criterion::Ml, Criterion::Reml] {
+            let (g, h) = criterion.deviance_derivatives(&s, &at(p));
+            for k in 0..3 {
+                let (mut up, mut down) = (p, p);
+                up[k] += 1e-6;
+                down[k] -= 1e-6;
+                let fd = (criterion.deviance(&s, &at(up)) - criterion.deviance(&s, &at(down))) / 2e-6;
+                assert!((fd - g[k]).abs() < 1e-6, "{criterion:?} gradient {k}: {fd} vs {}", g[k]);
+                let (gu, gd) = (criterion.deviance_derivatives(&s, &at(up)).0, criterion.deviance_derivatives(&s, &at(down)).0);
+                for l in 0..3 {
+                    let fd2 = (gu[l] - gd[l]) / 2e-6;
+                    assert!((fd2 - h[k][l]).abs() < 1e-5, "{criterion:?} hessian {k}{l}: {fd2} vs {}", h[k][l]);
+                }
+            }
+        }
     }
 
     #[test]

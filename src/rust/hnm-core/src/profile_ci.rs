@@ -1,18 +1,22 @@
-//! Profile-likelihood confidence intervals for τ, σ and μ (ML fits).
+//! Profile-likelihood confidence intervals for τ, σ and μ (ML and REML fits).
 //!
-//! For one parameter x held fixed, the profile deviance is dev(x) = min −2ℓ over the others;
+//! For one parameter x held fixed, the profile deviance is dev(x) = min D over the others,
+//! where D is −2ℓ (ML) or the REML criterion with μ held fixed (see [`crate::Criterion::deviance`]);
 //! lme4's signed root is ζ(x) = sign(x − x̂) √(dev(x) − dev(x̂)), and the level-(1 − α)
-//! interval is {x : |ζ(x)| ≤ z_{1−α/2}}. Each inner minimisation is one-dimensional: μ has
+//! interval is {x : |ζ(x)| ≤ z_{1−α/2}}. lme4 profiles a REML fit by silently refitting
+//! it by ML; hnm profiles the REML criterion itself, so the intervals surround the REML
+//! estimates. Each inner minimisation is one-dimensional: μ has
 //! the closed form μ̂ = Σ (n_j/v_j) ȳ_j / Σ n_j/v_j given the variances, and the remaining
 //! variance is found by Newton steps on its score with the Schur-complement curvature
-//! H_vv − H_μv²/H_μμ. By the envelope theorem d dev/dx = 2 ∂(−ℓ)/∂x at the inner optimum,
+//! H_vv − H_μv²/H_μμ (for REML too: μ̂ is the GLS mean there as well, since the REML term
+//! log Σ n_j/v_j does not involve μ). By the envelope theorem d dev/dx = ∂D/∂x at the inner optimum,
 //! so the limits are found by Newton steps too. Everything costs O(groups) per evaluation.
 //! τ and σ are profiled on the SD scale, as lme4 does.
 
 use crate::error::{HnmError, Result};
 use crate::fit::Fit;
-use crate::likelihood::{gradient, hessian, neg_log_lik, Params};
-use crate::profile::{Criterion, ProfiledDeviance};
+use crate::likelihood::Params;
+use crate::profile::ProfiledDeviance;
 use crate::solve1d::{expand_until, newton_root};
 use crate::stats::GroupStats;
 
@@ -27,7 +31,8 @@ pub enum ProfileParameter {
     Mu,
 }
 
-/// The ML profile likelihood of one parameter of a fitted model.
+/// The profile likelihood (ML) or profile restricted likelihood (REML) of one parameter of
+/// a fitted model.
 #[derive(Debug, Clone, Copy)]
 pub struct Profile<'a> {
     stats: &'a GroupStats,
@@ -40,7 +45,7 @@ pub struct Profile<'a> {
 pub struct ProfilePointFull {
     /// The value the parameter is held at.
     pub value: f64,
-    /// Minimum of −2ℓ with the parameter held at `value`.
+    /// Minimum of the fit's criterion D (−2ℓ or the REML criterion) with the parameter held at `value`.
     pub deviance: f64,
     /// d deviance / d value.
     pub slope: f64,
@@ -51,26 +56,20 @@ pub struct ProfilePointFull {
 }
 
 impl<'a> Profile<'a> {
-    /// The profile of `parameter` for an ML fit of `stats`.
-    ///
-    /// # Errors
-    /// `Unsupported` when `fit` is a REML fit: its criterion does not involve μ.
+    /// The profile of `parameter` for a fit of `stats`, under the fit's criterion.
     ///
     /// # Example
     /// ```
     /// use hnm_core::{fit, Criterion, GroupStats, Profile, ProfileParameter};
     /// let s = GroupStats::new(vec![3.0; 4], vec![0.0, 2.0, 1.0, 4.0], vec![2.0, 3.0, 1.0, 2.5]).unwrap();
     /// let f = fit(&s, Criterion::Ml).unwrap();
-    /// let p = Profile::new(&s, &f, ProfileParameter::Sigma).unwrap();
+    /// let p = Profile::new(&s, &f, ProfileParameter::Sigma);
     /// let (lower, upper) = p.interval(1.959963984540054).unwrap();
     /// assert!(lower < f.params.sigma2.sqrt() && f.params.sigma2.sqrt() < upper);
     /// assert!((p.at(upper).zeta - 1.959963984540054).abs() < 1e-9);
     /// ```
-    pub fn new(stats: &'a GroupStats, fit: &'a Fit, parameter: ProfileParameter) -> Result<Self> {
-        if fit.criterion != Criterion::Ml {
-            return Err(HnmError::Unsupported("profile intervals of REML fits; refit with REML = FALSE"));
-        }
-        Ok(Profile { stats, fit, parameter })
+    pub fn new(stats: &'a GroupStats, fit: &'a Fit, parameter: ProfileParameter) -> Self {
+        Profile { stats, fit, parameter }
     }
 
     /// The estimate of the parameter on its profiling scale (SD for τ and σ).
@@ -90,13 +89,14 @@ impl<'a> Profile<'a> {
             ProfileParameter::Sigma => self.inner_tau2(value * value),
             ProfileParameter::Mu => self.inner_variances(value),
         };
-        let g = gradient(self.stats, &params);
-        let slope = 2.0 * match self.parameter {
+        let criterion = self.fit.criterion;
+        let (g, _) = criterion.deviance_derivatives(self.stats, &params);
+        let slope = match self.parameter {
             ProfileParameter::Tau => g[2] * 2.0 * value,
             ProfileParameter::Sigma => g[1] * 2.0 * value,
             ProfileParameter::Mu => g[0],
         };
-        let deviance = 2.0 * neg_log_lik(self.stats, &params);
+        let deviance = criterion.deviance(self.stats, &params);
         let excess = (deviance - self.fit.deviance).max(0.0);
         let zeta = (value - self.estimate()).signum() * excess.sqrt();
         ProfilePointFull { value, deviance, slope, zeta, params }
@@ -113,6 +113,42 @@ impl<'a> Profile<'a> {
             return Err(HnmError::InvalidArgument { argument: "level", reason: "must be between 0 and 1" });
         }
         Ok((self.limit(-z), self.limit(z)))
+    }
+
+    /// The profile at 2·`steps` + 1 values ordered by value: the estimate and `steps` values
+    /// evenly spaced on each side of it out to the limits where |ζ| = ζ_max, which are found
+    /// by Newton steps ([`Profile::interval`]); lme4's `profile()` traces the same curve by
+    /// stepping and interpolating. Each point costs one inner optimisation. For τ the
+    /// negative side ends at τ = 0 when ζ(0) > −ζ_max, and is empty when τ̂ = 0.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `zeta_max` is not a positive finite number or `steps` is 0.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{fit, Criterion, GroupStats, Profile, ProfileParameter};
+    /// let s = GroupStats::new(vec![3.0; 4], vec![0.0, 2.0, 1.0, 4.0], vec![2.0, 3.0, 1.0, 2.5]).unwrap();
+    /// let f = fit(&s, Criterion::Reml).unwrap();
+    /// let grid = Profile::new(&s, &f, ProfileParameter::Mu).zeta_grid(2.0, 4).unwrap();
+    /// assert_eq!(grid.len(), 9);
+    /// assert!((grid[0].zeta + 2.0).abs() < 1e-9 && (grid[8].zeta - 2.0).abs() < 1e-9);
+    /// assert_eq!(grid[4].value, f.params.mu);
+    /// assert!(grid.windows(2).all(|w| w[0].zeta < w[1].zeta));
+    /// ```
+    pub fn zeta_grid(&self, zeta_max: f64, steps: usize) -> Result<Vec<ProfilePointFull>> {
+        let (lower, upper) = self.interval(zeta_max).map_err(|_| HnmError::InvalidArgument {
+            argument: "alphamax",
+            reason: "must be between 0 and 1",
+        })?;
+        if steps == 0 {
+            return Err(HnmError::InvalidArgument { argument: "steps", reason: "must be at least 1" });
+        }
+        let estimate = self.estimate();
+        let fraction = |k: usize| k as f64 / steps as f64;
+        let below = (0..steps).filter(|_| lower < estimate).map(|k| estimate - (estimate - lower) * fraction(steps - k));
+        let above = (1..=steps).map(|k| estimate + (upper - estimate) * fraction(k));
+        let values = below.chain(std::iter::once(estimate)).chain(above);
+        Ok(values.map(|x| self.at(x)).collect())
     }
 
     /// The value on the side of sign(z) where ζ = z.
@@ -154,7 +190,7 @@ impl<'a> Profile<'a> {
 
     /// τ² fixed: minimise over σ² (μ in closed form).
     fn inner_sigma2(&self, tau2: f64) -> Params {
-        let at = |sigma2: f64| variance_score(self.stats, &with_gls_mean(self.stats, sigma2, tau2), 1);
+        let at = |sigma2: f64| self.variance_score(&with_gls_mean(self.stats, sigma2, tau2), 1);
         let start = self.fit.params.sigma2;
         let lo = expand_until(start, 0.5, |s| at(s).0 < 0.0);
         let hi = expand_until(start, 2.0, |s| at(s).0 > 0.0);
@@ -163,7 +199,7 @@ impl<'a> Profile<'a> {
 
     /// σ² fixed: minimise over τ² ≥ 0 (μ in closed form).
     fn inner_tau2(&self, sigma2: f64) -> Params {
-        let at = |tau2: f64| variance_score(self.stats, &with_gls_mean(self.stats, sigma2, tau2), 2);
+        let at = |tau2: f64| self.variance_score(&with_gls_mean(self.stats, sigma2, tau2), 2);
         if at(0.0).0 >= 0.0 {
             return with_gls_mean(self.stats, sigma2, 0.0);
         }
@@ -172,9 +208,16 @@ impl<'a> Profile<'a> {
         with_gls_mean(self.stats, sigma2, newton_root(at, 0.0, hi, start).x)
     }
 
+    /// The score of D in variance `k` (1: σ², 2: τ²) with μ at its GLS value, and its
+    /// curvature along that profile, the Schur complement H_kk − H_μk²/H_μμ.
+    fn variance_score(&self, p: &Params, k: usize) -> (f64, f64) {
+        let (g, h) = self.fit.criterion.deviance_derivatives(self.stats, p);
+        (g[k], h[k][k] - h[0][k] * h[0][k] / h[0][0])
+    }
+
     /// μ fixed: minimise over λ = τ²/σ² ≥ 0 with σ² profiled out.
     fn inner_variances(&self, mu: f64) -> Params {
-        let deviance = ProfiledDeviance::new(self.stats, Criterion::Ml);
+        let deviance = ProfiledDeviance::new(self.stats, self.fit.criterion);
         let score = |lambda: f64| {
             let p = deviance.at_fixed_mu(lambda, mu);
             (p.d1, p.d2)
@@ -191,12 +234,6 @@ impl<'a> Profile<'a> {
     }
 }
 
-/// The score of −ℓ in variance `k` (1: σ², 2: τ²) with μ at its GLS value, and its
-/// curvature along that profile, the Schur complement H_kk − H_μk²/H_μμ.
-fn variance_score(stats: &GroupStats, p: &Params, k: usize) -> (f64, f64) {
-    let (g, h) = (gradient(stats, p), hessian(stats, p));
-    (g[k], h[k][k] - h[0][k] * h[0][k] / h[0][0])
-}
 
 /// (μ̂, σ², τ²) with μ̂ the GLS mean Σ (n_j/v_j) ȳ_j / Σ n_j/v_j.
 fn with_gls_mean(stats: &GroupStats, sigma2: f64, tau2: f64) -> Params {

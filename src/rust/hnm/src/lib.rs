@@ -5,9 +5,11 @@
 //! condition: expected failures never unwind through R, and users never see a panic.
 
 use extendr_api::prelude::*;
+use hnm_core::{Criterion, GroupStats, HnmError, Params};
 
+mod anova_fit;
 mod data_pass;
-use hnm_core::{Criterion, GroupStats, HnmError, Params, Profile, ProfileParameter};
+mod inference;
 
 /// A core error as an R object the R wrapper turns into an `hnm_error` condition.
 pub(crate) fn core_error(error: HnmError) -> Robj {
@@ -66,6 +68,8 @@ fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj 
             se_mu = f.se_mu,
             hessian = flatten(f.hessian),
             covariance = flatten(f.covariance()),
+            std_errors = f.standard_errors().to_vec(),
+            unit = f.unit.value(),
             brent_iterations = c.brent_iterations as f64,
             newton_iterations = c.newton_iterations as f64,
             profiled_score = c.profiled_score,
@@ -95,27 +99,12 @@ fn rs_anova(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> Robj {
     })
 }
 
-/// Profile-likelihood limits (τ, σ, μ; lower then upper) of the ML fit for critical value `z`.
-/// @noRd
-#[extendr]
-fn rs_profile_ci(center: f64, n: &[f64], mean: &[f64], ss: &[f64], z: f64) -> Robj {
-    let result = stats_from(center, n, mean, ss).and_then(|s| {
-        let f = hnm_core::fit(&s, Criterion::Ml)?;
-        let mut limits = Vec::with_capacity(6);
-        for parameter in [ProfileParameter::Tau, ProfileParameter::Sigma, ProfileParameter::Mu] {
-            let (lower, upper) = Profile::new(&s, &f, parameter)?.interval(z)?;
-            limits.extend([lower, upper]);
-        }
-        Ok(limits)
-    });
-    respond(result, Robj::from)
-}
-
 extendr_module! {
     mod hnm;
+    use anova_fit;
     use data_pass;
     fn rs_neg_log_lik;
     fn rs_fit;
     fn rs_anova;
-    fn rs_profile_ci;
+    use inference;
 }

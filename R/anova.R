@@ -1,0 +1,168 @@
+# anova() for hnm_fit: tests of tau^2 = 0 for one fit, and lme4-style model comparison.
+
+#' Tests of \eqn{\tau^2 = 0} and model comparison
+#'
+#' With one fit, `anova(fit)` tests \eqn{\tau^2 = 0} two ways: the likelihood-ratio
+#' statistic of the ML fits with and without the random effect, whose p-value is from the
+#' \eqn{\frac12\chi^2_0 + \frac12\chi^2_1}{0.5 chi2(0) + 0.5 chi2(1)} mixture (Self & Liang
+#' 1987) because \eqn{\tau^2 = 0} is on the boundary, and the exact one-way ANOVA F test
+#' (\eqn{MSG/MSE \sim F_{m-1, N-m}} under \eqn{\tau^2 = 0}, balanced or not). lme4's
+#' `anova(lmer_fit, lm_fit)` reports the naive \eqn{\chi^2_1} p-value, twice the mixture's.
+#'
+#' With several fits, `anova(fit1, fit2, ...)` compares them as lme4's `anova.merMod`
+#' does (columns `npar`, `AIC`, `BIC`, `logLik`, `deviance`, `Chisq`, `Df`, `Pr(>Chisq)`,
+#' models sorted by `npar`). Besides `hnm_fit` objects, an intercept-only `lm()` of the
+#' same response is accepted as the \eqn{\tau^2 = 0} model; the p-value of that step is the
+#' mixture one, as the heading says (put the `hnm_fit` first: `anova(lm_fit, fit)` would
+#' dispatch to stats' `anova.lm`). REML fits are compared on their ML refits (as lme4
+#' does, with a message). Fits to different data (number of observations, or mean and
+#' total sum of squares of the response) are refused.
+#'
+#' @param object An `hnm_fit`.
+#' @param ... Further `hnm_fit` objects or intercept-only `lm` fits to compare with `object`.
+#' @return A data frame of class `c("anova", "data.frame")` with a `heading`, which prints
+#'   like lme4's. For one fit its rows are the LRT and the F test, with columns `Statistic`,
+#'   `Df`, `Df.res` and `Pr(>Stat)`.
+#' @references Self, S. G. and Liang, K.-Y. (1987). Asymptotic properties of maximum
+#'   likelihood estimators and likelihood ratio tests under nonstandard conditions.
+#'   *Journal of the American Statistical Association* 82, 605-610.
+#' @examples
+#' set.seed(1)
+#' d <- data.frame(g = rep(letters[1:8], each = 5))
+#' d$y <- 10 + rnorm(8)[as.integer(factor(d$g))] + rnorm(40)
+#' fit <- hnm_fit(y ~ 1 | g, d)
+#' anova(fit)
+#' anova(fit, lm(y ~ 1, d))
+#' @importFrom stats anova
+#' @export
+anova.hnm_fit <- function(object, ...) {
+  call <- sys.call()
+  if (...length() == 0L) return(boundary_tests(object, call))
+  names <- vapply(as.list(substitute(list(object, ...)))[-1L], deparse1, "")
+  compare_fits(list(object, ...), names, call)
+}
+
+# The LRT (mixture p-value) and exact F test of tau^2 = 0 for one fit.
+boundary_tests <- function(object, call) {
+  s <- object$stats
+  ml <- ml_fit(object, call)
+  summary <- response_summary(object)
+  null_deviance <- summary[["n"]] * (1 + log(2 * pi * summary[["sst"]] / summary[["n"]]))
+  lrt <- if (ml$on_boundary) 0 else max(null_deviance - ml$deviance, 0)
+  a <- rust_result(rs_anova(s$center, s$n, s$mean, s$ss), call = call)
+  f <- a$msg / a$mse
+  table <- data.frame(
+    Statistic = c(lrt, f), Df = c(NA, a$df_between), Df.res = c(NA, a$df_within),
+    p = c(mixture_p(lrt), stats::pf(f, a$df_between, a$df_within, lower.tail = FALSE)),
+    row.names = c("LRT", "F")
+  )
+  names(table)[4L] <- "Pr(>Stat)"
+  heading <- c(
+    sprintf("Tests of tau^2 = 0 (no between-group variance) in %s%s\n",
+            deparse1(object$formula), if (needs_ml_refit(object)) " (LRT on the ML refit)" else ""),
+    paste("LRT: -2 log likelihood ratio of the ML fits without and with tau^2; p-value from",
+          "the 0.5 chi2(0) + 0.5 chi2(1) mixture (Self & Liang 1987)"),
+    "F:   exact one-way ANOVA F = MSG/MSE ~ F(m - 1, N - m) under tau^2 = 0\n"
+  )
+  structure(table, heading = heading, class = c("anova", "data.frame"))
+}
+
+# lme4's model-comparison table for hnm_fit and intercept-only lm fits of one response.
+compare_fits <- function(fits, names, call) {
+  models <- lapply(seq_along(fits), function(i) describe_fit(fits[[i]], names[[i]], call))
+  if (any(vapply(models, `[[`, logical(1), "refitted"))) {
+    message("refitting model(s) with ML (instead of REML or ANOVA)")
+  }
+  check_same_data(models, call)
+  models <- models[order(vapply(models, `[[`, numeric(1), "npar"))]
+  column <- function(field) vapply(models, `[[`, numeric(1), field)
+  npar <- column("npar")
+  deviance <- column("deviance")
+  n_obs <- models[[1L]]$summary[["n"]]
+  chisq <- c(NA, pmax(-diff(deviance), 0))
+  df <- c(NA, diff(npar))
+  # The lm -> hnm_fit step adds tau^2 on its boundary: mixture p-value (0 statistic at tau^2 = 0).
+  boundary_step <- c(FALSE, vapply(models[-1L], `[[`, logical(1), "is_hnm") &
+                       !vapply(models[-length(models)], `[[`, logical(1), "is_hnm"))
+  chisq[boundary_step & vapply(models, `[[`, logical(1), "on_boundary")] <- 0
+  p <- ifelse(is.na(df) | df <= 0, NA_real_, stats::pchisq(chisq, pmax(df, 1), lower.tail = FALSE))
+  p[boundary_step] <- mixture_p(chisq[boundary_step])
+  table <- data.frame(npar = npar, AIC = deviance + 2 * npar, BIC = deviance + log(n_obs) * npar,
+                      logLik = -deviance / 2, deviance = deviance, Chisq = chisq, Df = df,
+                      p = p, row.names = make.unique(vapply(models, `[[`, "", "name")))
+  names(table)[8L] <- "Pr(>Chisq)"
+  data_name <- Filter(Negate(is.null), lapply(models, `[[`, "data"))
+  heading <- c(if (length(data_name)) paste("Data:", data_name[[1L]]), "Models:",
+               paste0(rownames(table), ": ",
+                      vapply(models, `[[`, "", "formula")))
+  if (any(boundary_step)) {
+    heading <- c(heading, paste(
+      "Pr(>Chisq) of the lm -> hnm_fit step tests tau^2 = 0 on its boundary: p-value from the",
+      "0.5 chi2(0) + 0.5 chi2(1) mixture (Self & Liang 1987), half lme4's naive chi2(1) one"))
+  }
+  structure(table, heading = heading, class = c("anova", "data.frame"))
+}
+
+# What the comparison needs of one fit: ML deviance, npar, response summary, labels.
+describe_fit <- function(fit, name, call) {
+  if (inherits(fit, "hnm_fit")) {
+    ml <- ml_fit(fit, call)
+    return(list(name = name, is_hnm = TRUE, refitted = needs_ml_refit(fit), npar = 3,
+                deviance = ml$deviance, on_boundary = ml$on_boundary,
+                summary = response_summary(fit), formula = deparse1(fit$formula),
+                data = if (!is.null(fit$call$data)) deparse1(fit$call$data)))
+  }
+  if (!inherits(fit, "lm") || inherits(fit, "glm") || !is.null(fit$weights) ||
+      !identical(names(stats::coef(fit)), "(Intercept)")) {
+    hnm_abort(sprintf(paste("anova() compares hnm_fit objects and intercept-only lm() fits of",
+                            "the same response, but `%s` is %s."), name,
+                      if (inherits(fit, "lm")) "not an unweighted intercept-only lm" else
+                        sprintf("of class %s", class(fit)[1L])), call = call)
+  }
+  y <- stats::model.response(stats::model.frame(fit))
+  ll <- stats::logLik(fit)
+  list(name = name, is_hnm = FALSE, refitted = FALSE, npar = attr(ll, "df"),
+       deviance = -2 * c(ll), on_boundary = FALSE,
+       summary = c(n = length(y), mean = mean(y), sst = sum((y - mean(y))^2)),
+       formula = deparse1(stats::formula(fit)),
+       data = if (!is.null(fit$call$data)) deparse1(fit$call$data))
+}
+
+# Fits must share the response: same N, mean and total sum of squares.
+check_same_data <- function(models, call) {
+  reference <- models[[1L]]$summary
+  for (model in models[-1L]) {
+    if (!isTRUE(all.equal(model$summary, reference, tolerance = 1e-10))) {
+      hnm_abort(sprintf(paste("`%s` and `%s` were fitted to different data (%d and %d",
+                              "observations, or different responses); anova() compares fits",
+                              "to the same data."), models[[1L]]$name, model$name,
+                        as.integer(reference[["n"]]), as.integer(model$summary[["n"]])),
+                call = call)
+    }
+  }
+}
+
+# N, mean and total sum of squares of the response, from the group statistics.
+response_summary <- function(fit) {
+  s <- fit$stats
+  n <- sum(s$n)
+  centered_mean <- sum(s$n * s$mean) / n
+  c(n = n, mean = s$center + centered_mean,
+    sst = sum(s$ss) + sum(s$n * (s$mean - centered_mean)^2))
+}
+
+# Likelihood-ratio tests compare ML fits: REML and ANOVA fits are refitted by ML.
+needs_ml_refit <- function(fit) !identical(fit$method, "ML")
+
+# The ML deviance and boundary flag of a fit, refitting it by ML when needed.
+ml_fit <- function(fit, call) {
+  if (!needs_ml_refit(fit)) return(list(deviance = fit$deviance, on_boundary = fit$convergence$on_boundary))
+  s <- fit$stats
+  refit <- rust_result(rs_fit(s$center, s$n, s$mean, s$ss, FALSE), call = call)
+  list(deviance = refit$deviance, on_boundary = refit$on_boundary)
+}
+
+# p-value of a likelihood-ratio statistic under 0.5 chi2(0) + 0.5 chi2(1).
+mixture_p <- function(statistic) {
+  ifelse(statistic > 0, 0.5 * stats::pchisq(statistic, 1, lower.tail = FALSE), 1)
+}

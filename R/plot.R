@@ -1,0 +1,49 @@
+# Base-graphics diagnostics: residuals against fitted values, and a caterpillar plot of BLUPs.
+
+#' Plot an `hnm_fit` or its random effects
+#'
+#' `plot(fit)` draws the conditional residuals against the fitted values
+#' \eqn{\hat\mu + \hat a_j}, with a horizontal line at 0. `plot(ranef(fit))` draws a
+#' caterpillar plot: the BLUPs \eqn{\hat a_j} sorted, each with the interval
+#' \eqn{\hat a_j \pm 1.96} conditional SD (needs `ranef(fit, condVar = TRUE)`, the default).
+#' Both use base graphics.
+#'
+#' @param x An `hnm_fit`, or a `ranef.hnm` from [ranef.hnm_fit()].
+#' @param ... Further graphical parameters passed to [graphics::plot.default()].
+#' @return `x`, invisibly.
+#' @examples
+#' fit <- hnm_fit(y ~ 1 | g, wheat)
+#' plot(fit)
+#' plot(ranef(fit))
+#' @name plot.hnm_fit
+NULL
+
+#' @rdname plot.hnm_fit
+#' @importFrom graphics abline axis plot segments
+#' @export
+plot.hnm_fit <- function(x, ...) {
+  require_rows(x, "plot()")
+  plot(fitted(x), residuals(x), xlab = "Fitted values", ylab = "Residuals", ...)
+  abline(h = 0, lty = 2)
+  invisible(x)
+}
+
+#' @rdname plot.hnm_fit
+#' @export
+plot.ranef.hnm <- function(x, ...) {
+  effects <- as.data.frame(x)
+  if (is.null(effects$condsd)) {
+    hnm_abort("the caterpillar plot needs conditional variances: use ranef(fit, condVar = TRUE).",
+              call = sys.call())
+  }
+  effects <- effects[order(effects$condval), ]
+  half_width <- stats::qnorm(0.975) * effects$condsd
+  position <- seq_len(nrow(effects))
+  plot(effects$condval, position, xlim = range(effects$condval - half_width,
+                                               effects$condval + half_width),
+       yaxt = "n", pch = 19, xlab = "Conditional mode (BLUP)", ylab = names(x)[1L], ...)
+  segments(effects$condval - half_width, position, effects$condval + half_width, position)
+  axis(2, at = position, labels = as.character(effects$grp), las = 1, cex.axis = 0.7)
+  abline(v = 0, lty = 2)
+  invisible(x)
+}

@@ -1,0 +1,149 @@
+# The profile likelihood of an hnm_fit, as lme4's profile() returns it, with its plot and
+# confint methods.
+
+#' Profile the likelihood of an `hnm_fit`
+#'
+#' Traces the signed root deviance \eqn{\zeta} of each parameter, as lme4's
+#' `profile(lmer(...))` does, computed in Rust from the group statistics. For each
+#' parameter the limits where \eqn{|\zeta| = \zeta_{max}}, with
+#' \eqn{\zeta_{max} = \sqrt{\chi^2_{1, 1 - \alpha_{max}}}}{zeta_max = sqrt(qchisq(1 - alphamax, 1))},
+#' are found exactly (Newton steps on the analytic profile), and the profile is evaluated
+#' exactly at `steps` values evenly spaced on each side of the estimate out to them (lme4
+#' steps and interpolates instead). For \eqn{\tau} the profile stops at \eqn{\tau = 0} when
+#' \eqn{\zeta(0) > -\zeta_{max}}. Each point costs one one-dimensional optimisation over
+#' the group statistics: O(groups), whatever the number of observations.
+#'
+#' For an ML fit the criterion is the deviance \eqn{-2\ell}. For a REML fit hnm profiles
+#' the REML criterion itself, where lme4 silently refits by ML: for \eqn{\tau} and
+#' \eqn{\sigma} the restricted likelihood (with \eqn{\mu} at its GLS value, as REML
+#' estimates it), and for \eqn{\mu} lme4's REML criterion with the fixed effect held at
+#' \eqn{\mu}, \eqn{-2\ell(\mu, \sigma^2, \tau^2) + \log\sum_j n_j/(\sigma^2 + n_j\tau^2) -
+#' \log 2\pi}{-2 logLik(mu, sigma2, tau2) + log(sum(n_j/(sigma2 + n_j tau2))) - log(2 pi)}, whose
+#' minimum over \eqn{\mu} is the REML criterion (Bates et al. 2015, eq. 42).
+#'
+#' @param fitted An `hnm_fit`.
+#' @param alphamax The profile extends to \eqn{|\zeta| = \sqrt{\chi^2_{1, 1 - \alpha_{max}}}},
+#'   covering intervals of level up to `1 - alphamax` (lme4's default 0.01).
+#' @param steps Points on each side of the estimate, for each parameter.
+#' @param ... Unused.
+#' @return A data frame of class `c("hnm_profile", "data.frame")` shaped like lme4's
+#'   `thpr`: columns `.zeta`, `.sig01` (\eqn{\tau}), `.sigma` (\eqn{\sigma}),
+#'   `(Intercept)` (\eqn{\mu}) and `.par`, the factor saying which parameter is profiled
+#'   in the row; the other columns hold the values that optimise the criterion given it.
+#'   Attributes `estimates` and `criterion`.
+#' @seealso [confint.hnm_profile()], [plot.hnm_profile()], [confint.hnm_fit()].
+#' @examples
+#' d <- data.frame(y = c(5.1, 4.8, 6.0, 7.2, 6.9, 7.5, 4.0, 4.4, 4.9),
+#'                 g = rep(c("a", "b", "c"), each = 3))
+#' pr <- profile(hnm_fit(y ~ 1 | g, d))
+#' head(pr)
+#' confint(pr)
+#' plot(pr)
+#' @importFrom stats profile
+#' @export
+profile.hnm_fit <- function(fitted, alphamax = 0.01, steps = 12L, ...) {
+  call <- sys.call()
+  if (!is.numeric(alphamax) || length(alphamax) != 1L || !(alphamax > 0 && alphamax < 1)) {
+    hnm_abort("`alphamax` must be a single number between 0 and 1.", call = call)
+  }
+  if (!is.numeric(steps) || length(steps) != 1L || !is.finite(steps) || steps < 2) {
+    hnm_abort("`steps` must be a whole number of at least 2.", call = call)
+  }
+  require_likelihood_fit(fitted, "profiles", call)
+  s <- fitted$stats
+  points <- rust_result(rs_profile(s$center, s$n, s$mean, s$ss, is_reml(fitted),
+                                   sqrt(stats::qchisq(1 - alphamax, 1)), as.integer(steps)),
+                        call = call)
+  names <- parameter_rows("sd")
+  frame <- data.frame(points$zeta, points$tau, points$sigma, points$mu,
+                      factor(names[points$par], levels = names))
+  names(frame) <- c(".zeta", names, ".par")
+  structure(frame, class = c("hnm_profile", "data.frame"),
+            estimates = stats::setNames(c(sqrt(fitted$tau2), sqrt(fitted$sigma2), fitted$mu), names),
+            criterion = fitted$method)
+}
+
+#' Confidence intervals from a profile
+#'
+#' Interpolates each parameter's profile (a monotone cubic spline of the value against
+#' \eqn{\zeta}) at \eqn{\pm z_{1-\alpha/2}}, as lme4's `confint(profile(fit))`. The
+#' \eqn{\tau} interval starts at 0 when the profile reaches \eqn{\tau = 0} within the
+#' cut-off. Levels beyond the profile's range (`1 - alphamax`) give `NA` with a warning.
+#' `confint(fit, method = "profile")` computes the limits exactly instead.
+#'
+#' @param object An `hnm_profile` from [profile.hnm_fit()].
+#' @param parm Rows to return (names or indices); all by default.
+#' @param level Confidence level.
+#' @param scale `"sd"` (default) or `"var"`: the \eqn{\tau} and \eqn{\sigma} limits squared.
+#' @param ... Unused.
+#' @return A matrix as [confint.hnm_fit()] returns.
+#' @examples
+#' d <- data.frame(y = c(5.1, 4.8, 6.0, 7.2, 6.9, 7.5, 4.0, 4.4, 4.9),
+#'                 g = rep(c("a", "b", "c"), each = 3))
+#' confint(profile(hnm_fit(y ~ 1 | g, d)), level = 0.9)
+#' @export
+confint.hnm_profile <- function(object, parm, level = 0.95, scale = c("sd", "var"), ...) {
+  call <- sys.call()
+  scale <- match.arg(scale)
+  if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
+    hnm_abort("`level` must be a single number between 0 and 1.", call = call)
+  }
+  z <- qnorm(1 - (1 - level) / 2)
+  intervals <- t(vapply(parameter_rows("sd"), function(name) {
+    rows <- object[object$.par == name, ]
+    profile_limits(rows$.zeta, rows[[name]], z)
+  }, numeric(2)))
+  if (anyNA(intervals)) {
+    warning("`level` is beyond the range of the profile; recompute it with a smaller `alphamax`.",
+            call. = FALSE)
+  }
+  if (scale == "var") intervals[1:2, ] <- intervals[1:2, ]^2
+  dimnames(intervals) <- list(parameter_rows(scale), percent_labels(level))
+  if (missing(parm)) intervals else select_rows(intervals, parm, call)
+}
+
+# The values where a profile crosses -z and z: a monotone spline of value against zeta; a
+# profile that stops at 0 above -z (tau at the boundary) gives 0; NA beyond its range.
+profile_limits <- function(zeta, value, z) {
+  order <- order(value)
+  zeta <- zeta[order]
+  value <- value[order]
+  at <- stats::splinefun(zeta, value, method = "monoH.FC")
+  lower <- if (-z >= zeta[1L]) at(-z) else if (value[1L] == 0) 0 else NA_real_
+  upper <- if (z <= zeta[length(zeta)]) at(z) else NA_real_
+  c(lower, upper)
+}
+
+#' Plot a profile
+#'
+#' Draws \eqn{\zeta} against each parameter (base graphics, one panel per parameter), as
+#' lme4's `xyplot` of a profile, with the \eqn{\pm z} cut-offs of the confidence `levels`
+#' and the interval limits marked.
+#'
+#' @param x An `hnm_profile` from [profile.hnm_fit()].
+#' @param levels Confidence levels whose cut-offs are drawn.
+#' @param ... Passed to [graphics::plot()].
+#' @return `x`, invisibly.
+#' @examples
+#' d <- data.frame(y = c(5.1, 4.8, 6.0, 7.2, 6.9, 7.5, 4.0, 4.4, 4.9),
+#'                 g = rep(c("a", "b", "c"), each = 3))
+#' plot(profile(hnm_fit(y ~ 1 | g, d)))
+#' @export
+plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
+  old <- graphics::par(mfrow = c(1L, 3L))
+  on.exit(graphics::par(old))
+  cutoffs <- qnorm(1 - (1 - levels) / 2)
+  for (name in parameter_rows("sd")) {
+    rows <- x[x$.par == name, ]
+    rows <- rows[order(rows[[name]]), ]
+    graphics::plot(rows[[name]], rows$.zeta, type = "l", xlab = name, ylab = expression(zeta), ...)
+    graphics::abline(h = 0, lty = 3)
+    for (z in cutoffs[cutoffs <= max(abs(rows$.zeta))]) {
+      limits <- profile_limits(rows$.zeta, rows[[name]], z)
+      # A tau profile stopped at 0 crosses no -z: its drop line ends at zeta(0).
+      graphics::segments(limits, 0, limits, c(max(-z, min(rows$.zeta)), z), lty = 2, col = "grey40")
+      graphics::abline(h = c(-z, z), lty = 3, col = "grey70")
+    }
+  }
+  invisible(x)
+}

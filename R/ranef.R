@@ -1,0 +1,86 @@
+# Random effects (BLUPs) and per-group coefficients, shaped as lme4's for merMod.
+
+#' Random effects and per-group coefficients of an `hnm_fit`
+#'
+#' `ranef` gives the conditional modes (BLUPs) of the group effects,
+#' \eqn{\hat a_j = \hat\tau^2 n_j/(\hat\sigma^2 + n_j\hat\tau^2)\,(\bar y_j - \hat\mu)}, and,
+#' with `condVar = TRUE`, their conditional variances given the data at the estimates,
+#' \eqn{\hat\sigma^2\hat\tau^2/(\hat\sigma^2 + n_j\hat\tau^2)}, as lme4's `ranef(condVar = TRUE)`
+#' computes them (treating \eqn{\hat\mu} as known). `coef` gives each group's intercept
+#' \eqn{\hat\mu + \hat a_j}, as lme4's `coef`.
+#'
+#' @param object An `hnm_fit`.
+#' @param condVar Logical: attach the conditional variances as attribute `"postVar"`.
+#' @param x A `ranef.hnm` object.
+#' @param row.names,optional Ignored.
+#' @param ... Unused.
+#' @return `ranef`: an object of class `ranef.hnm`, a list named by the grouping factor
+#'   holding one data frame with column `"(Intercept)"` and the group levels as row names
+#'   (lme4's `ranef.mer` shape); with `condVar`, the data frame has attribute `"postVar"`, a
+#'   1 x 1 x groups array. Its `as.data.frame` gives lme4's columns `grpvar`, `term`,
+#'   `grp` (levels ordered by the effect, as lme4), `condval` and `condsd`; `plot` draws a
+#'   caterpillar plot (see [plot.ranef.hnm()]). `coef`: a list named by the grouping factor
+#'   holding a data frame with column `"(Intercept)"`, one row per group.
+#' @examples
+#' fit <- hnm_fit(y ~ 1 | g, wheat)
+#' ranef(fit)
+#' as.data.frame(ranef(fit))
+#' coef(fit)
+#' @name ranef.hnm_fit
+NULL
+
+#' @rdname ranef.hnm_fit
+#' @method ranef hnm_fit
+#' @export
+ranef.hnm_fit <- function(object, condVar = TRUE, ...) {
+  s <- object$stats
+  effects <- data.frame("(Intercept)" = group_effects(object), row.names = s$group,
+                        check.names = FALSE)
+  if (isTRUE(condVar)) {
+    attr(effects, "postVar") <- array(conditional_variances(object), c(1L, 1L, length(s$n)))
+  }
+  structure(setNames(list(effects), object$group_name), class = "ranef.hnm")
+}
+
+# Var(a_j | y) at the estimates: sigma2 tau2 / (sigma2 + n_j tau2).
+conditional_variances <- function(object) {
+  object$sigma2 * object$tau2 / (object$sigma2 + object$stats$n * object$tau2)
+}
+
+#' @rdname ranef.hnm_fit
+#' @export
+as.data.frame.ranef.hnm <- function(x, row.names = NULL, optional = FALSE, ...) {
+  effects <- x[[1L]]
+  condval <- effects[["(Intercept)"]]
+  groups <- rownames(effects)
+  out <- data.frame(grpvar = names(x), term = factor("(Intercept)"),
+                    grp = stats::reorder(factor(groups), condval, FUN = mean),
+                    condval = condval, stringsAsFactors = FALSE)
+  post_var <- attr(effects, "postVar")
+  if (!is.null(post_var)) out$condsd <- sqrt(c(post_var))
+  out
+}
+
+#' @rdname ranef.hnm_fit
+#' @export
+print.ranef.hnm <- function(x, ...) {
+  for (name in names(x)) {
+    effects <- x[[name]]
+    attr(effects, "postVar") <- NULL
+    cat("$", name, "\n", sep = "")
+    print(effects, ...)
+    cat("\n")
+  }
+  if (!is.null(attr(x[[1L]], "postVar"))) {
+    cat(sprintf("with conditional variances for \"%s\"\n", names(x)[1L]))
+  }
+  invisible(x)
+}
+
+#' @rdname ranef.hnm_fit
+#' @export
+coef.hnm_fit <- function(object, ...) {
+  intercepts <- data.frame("(Intercept)" = object$mu + group_effects(object),
+                           row.names = object$stats$group, check.names = FALSE)
+  setNames(list(intercepts), object$group_name)
+}

@@ -1,0 +1,24 @@
+# Load-time registration of methods for generics in suggested packages.
+
+.onLoad <- function(libname, pkgname) {
+  for (generic in c("tidy", "glance", "augment")) {
+    s3_register(paste0("generics::", generic), "hnm_fit")
+  }
+}
+
+# Registers `<generic>.<class>` from hnm's namespace as a method of `package::generic` now if
+# that package is loaded, and again whenever it is loaded later (the approach of vctrs'
+# s3_register), so hnm need not import the package.
+s3_register <- function(generic, class) {
+  pieces <- strsplit(generic, "::", fixed = TRUE)[[1L]]
+  package <- pieces[[1L]]
+  name <- pieces[[2L]]
+  method <- get(paste0(name, ".", class), envir = asNamespace("hnm"))
+  register <- function(...) {
+    envir <- asNamespace(package)
+    if (exists(name, envir = envir)) registerS3method(name, class, method, envir = envir)
+  }
+  setHook(packageEvent(package, "onLoad"), register)
+  if (isNamespaceLoaded(package)) register()
+  invisible()
+}

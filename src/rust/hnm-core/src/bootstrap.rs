@@ -1,0 +1,114 @@
+//! Parametric-bootstrap refits in sufficient-statistic space.
+//!
+//! Under the model the group means and the within-group sums of squares are independent,
+//! ȳ_j ~ N(μ, τ² + σ²/n_j) and Σ_j SSW_j ~ σ² χ²_{N−m}, and the likelihood (ML and REML)
+//! depends on the SSW_j only through their sum. A replicate data set is therefore m means
+//! and one pooled sum of squares, and refitting it costs O(m) whatever N is. The draws are
+//! made by the caller (in R, with R's random-number generator); this module refits them.
+
+use crate::error::{HnmError, Result};
+use crate::fit::fit;
+use crate::likelihood::Params;
+use crate::profile::Criterion;
+use crate::stats::GroupStats;
+
+/// The refits of a batch of bootstrap replicates; `None` where a refit failed.
+pub type Refits = Vec<Option<Params>>;
+
+/// Refits the one-way model to each replicate of `template`'s design (its group sizes and
+/// center): replicate r has group means `center + centered_means[r + j·R]` (an R × m matrix
+/// in column-major order, as R stores it) and pooled within-group sum of squares
+/// `ssw_totals[r]`, which is split over the groups in proportion to n_j − 1 (any split gives
+/// the same likelihood). Each refit is [`fit`] with `criterion`; the replicates are split
+/// into `threads` contiguous blocks refitted in parallel (1: no extra thread).
+///
+/// # Errors
+/// The errors of [`GroupStats::check_identifiable`] for `template`; `InvalidArgument` when
+/// `centered_means` does not hold one row per element of `ssw_totals` and one column per group.
+/// A replicate whose refit fails (an invalid draw or an optimiser failure) gives `None`;
+/// `Optimizer` if a refit thread panics.
+///
+/// # Example
+/// ```
+/// use hnm_core::{fit, refit_replicates, Criterion, GroupStats};
+/// let s = GroupStats::new(vec![3.0; 4], vec![0.0, 2.0, 1.0, 4.0], vec![2.0, 3.0, 1.0, 2.5]).unwrap();
+/// // Two replicates: the data's own statistics, and all means equal (so τ̂² = 0).
+/// let means = [0.0, 1.0, 2.0, 1.0, 1.0, 1.0, 4.0, 1.0];
+/// let refits = refit_replicates(&s, &means, &[8.5, 8.5], Criterion::Ml, 2).unwrap();
+/// assert_eq!(refits[0], Some(fit(&s, Criterion::Ml).unwrap().params));
+/// assert_eq!(refits[1].unwrap().tau2, 0.0);
+/// ```
+pub fn refit_replicates(
+    template: &GroupStats,
+    centered_means: &[f64],
+    ssw_totals: &[f64],
+    criterion: Criterion,
+    threads: usize,
+) -> Result<Refits> {
+    template.check_identifiable()?;
+    let (replicates, groups) = (ssw_totals.len(), template.len());
+    if centered_means.len() != replicates * groups {
+        return Err(HnmError::InvalidArgument {
+            argument: "means",
+            reason: "must have one row per replicate and one column per group",
+        });
+    }
+    let n = template.n();
+    let df_within: f64 = n.iter().map(|&nj| (nj - 1.0).max(0.0)).sum();
+    let share: Vec<f64> = n.iter().map(|&nj| (nj - 1.0).max(0.0) / df_within).collect();
+    let refit = |r: usize| {
+        let means = (0..groups).map(|j| centered_means[r + j * replicates]).collect();
+        let ssw = share.iter().map(|w| w * ssw_totals[r]).collect();
+        GroupStats::centered(template.center(), n.to_vec(), means, ssw)
+            .and_then(|stats| fit(&stats, criterion))
+            .ok()
+            .map(|f| f.params)
+    };
+    // Replicates are independent: contiguous blocks go to scoped threads, in order.
+    let block = replicates.div_ceil(threads.max(1)).max(1);
+    let refits = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..replicates)
+            .step_by(block)
+            .map(|start| scope.spawn(move || (start..(start + block).min(replicates)).map(refit).collect::<Refits>()))
+            .collect();
+        workers.into_iter().map(|worker| worker.join()).collect::<Vec<_>>()
+    });
+    let mut all = Vec::with_capacity(replicates);
+    for block in refits {
+        all.extend(block.map_err(|_| HnmError::Optimizer("a bootstrap refit thread panicked".into()))?);
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_of_the_pooled_sum_of_squares_does_not_change_the_fit() {
+        // Unbalanced sizes with a singleton group: refit from the pooled SSW equals the fit
+        // of the original per-group SSW.
+        let n = vec![2.0, 5.0, 1.0, 7.0];
+        let ssw = vec![0.4, 3.1, 0.0, 5.2];
+        let means = vec![0.3, 1.9, -0.7, 1.1];
+        let s = GroupStats::centered(10.0, n, means.clone(), ssw).unwrap();
+        for criterion in [Criterion::Ml, Criterion::Reml] {
+            let direct = fit(&s, criterion).unwrap().params;
+            let refit = refit_replicates(&s, &means, &[s.ssw_total()], criterion, 1).unwrap()[0].unwrap();
+            for (a, b) in [(direct.mu, refit.mu), (direct.sigma2, refit.sigma2), (direct.tau2, refit.tau2)] {
+                assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "{criterion:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn failed_refits_are_none_and_bad_shapes_are_errors() {
+        let s = GroupStats::new(vec![3.0; 2], vec![0.0, 2.0], vec![2.0, 3.0]).unwrap();
+        let refits = refit_replicates(&s, &[0.0, f64::NAN, 1.0, 1.0], &[5.0, 5.0], Criterion::Ml, 3).unwrap();
+        assert!(refits[0].is_some() && refits[1].is_none());
+        assert!(matches!(
+            refit_replicates(&s, &[0.0, 1.0, 2.0], &[5.0, 5.0], Criterion::Ml, 1),
+            Err(HnmError::InvalidArgument { argument: "means", .. })
+        ));
+    }
+}

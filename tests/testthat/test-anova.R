@@ -1,0 +1,83 @@
+# anova(): the tau^2 = 0 tests of one fit, and lme4-style comparison with an intercept-only lm.
+# References: lme4's anova(lmer(REML = FALSE), lm) (statistic and its naive chi2(1) p, of
+# which the Self & Liang mixture p is half), stats::anova(lm(y ~ g)) for the F test.
+
+test_that("anova(fit): mixture LRT p is half lme4's naive p, F test is the one-way ANOVA's", {
+  skip_if_not_installed("lme4")
+  for (case in Filter(function(x) x$name %in% c("Dyestuff", "Rail", "simulated, small tau"),
+                      lme4_cases())) {
+    fit <- hnm_fit(one_way_formula(case), case$data)
+    null <- lm(stats::as.formula(paste(case$y, "~ 1")), case$data)
+    ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = FALSE))
+    ref_table <- suppressMessages(anova(ref, null))
+    table <- anova(fit)
+    expect_s3_class(table, "anova")
+    expect_equal(table["LRT", "Statistic"], ref_table$Chisq[2], tolerance = 1e-6, label = case$name)
+    expect_equal(table["LRT", "Pr(>Stat)"], 0.5 * ref_table[["Pr(>Chisq)"]][2], tolerance = 1e-5,
+                 label = case$name)
+    aov <- stats::anova(lm(stats::as.formula(paste(case$y, "~ factor(", case$g, ")")), case$data))
+    expect_equal(table["F", "Statistic"], aov[["F value"]][1], tolerance = 1e-10, label = case$name)
+    expect_equal(table["F", "Pr(>Stat)"], aov[["Pr(>F)"]][1], tolerance = 1e-8, label = case$name)
+    expect_equal(unname(unlist(table["F", c("Df", "Df.res")])), aov$Df, label = case$name)
+  }
+})
+
+test_that("Dyestuff: lme4's naive p 0.0201 becomes the mixture's 0.0101", {
+  skip_if_not_installed("lme4")
+  table <- anova(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff))
+  # lme4: anova(lmer(Yield ~ 1 + (1 | Batch), Dyestuff, REML = FALSE), lm(Yield ~ 1, Dyestuff))
+  # prints Chisq 5.40283 and Pr(>Chisq) 0.020104 (lme4 1.1-31).
+  expect_equal(table["LRT", "Statistic"], 5.40283, tolerance = 1e-6)
+  expect_equal(round(table["LRT", "Pr(>Stat)"], 4), 0.0101)
+  expect_match(attr(table, "heading"), "mixture", all = FALSE)
+})
+
+test_that("anova(fit, lm) matches lme4's table, with the mixture p-value", {
+  skip_if_not_installed("lme4")
+  for (case in Filter(function(x) x$name %in% c("Dyestuff", "Dyestuff2", "Hsb82"), lme4_cases())) {
+    fit <- hnm_fit(one_way_formula(case), case$data)
+    null <- lm(stats::as.formula(paste(case$y, "~ 1")), case$data)
+    ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = FALSE))
+    ref_table <- suppressMessages(anova(ref, null))
+    table <- anova(fit, null)
+    expect_identical(rownames(table), c("null", "fit"))
+    columns <- c("npar", "AIC", "BIC", "logLik", "deviance", "Df")
+    expect_equal(unname(as.matrix(table[, columns])), unname(as.matrix(ref_table[, columns])),
+                 tolerance = 1e-6, label = case$name)
+    # lme4's Chisq at the boundary is rounding noise (< 1e-6); ours is exactly 0 there.
+    expect_equal(table$Chisq[2], ref_table$Chisq[2], tolerance = 1e-6, label = case$name)
+    naive <- ref_table[["Pr(>Chisq)"]][2]
+    expected <- if (isSingular(fit)) 1 else 0.5 * naive
+    expect_equal(table[["Pr(>Chisq)"]][2], expected, tolerance = 1e-5, label = case$name)
+    expect_identical(names(table), names(ref_table))
+  }
+})
+
+test_that("REML fits are compared on their ML refit, as lme4 does", {
+  d <- lme4::Dyestuff
+  null <- lm(Yield ~ 1, d)
+  reml <- hnm_fit(Yield ~ 1 | Batch, d, REML = TRUE)
+  ml <- hnm_fit(Yield ~ 1 | Batch, d)
+  expect_message(table <- anova(reml, null), "refitting model\\(s\\) with ML")
+  expect_equal(unname(unlist(table["reml", ])), unname(unlist(anova(ml, null)["ml", ])))
+  expect_equal(unlist(anova(reml)["LRT", ]), unlist(anova(ml)["LRT", ]))
+})
+
+test_that("Dyestuff2: tau^2 = 0 gives statistic 0 and p-value 1", {
+  table <- anova(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff2))
+  expect_identical(table["LRT", "Statistic"], 0)
+  expect_identical(table["LRT", "Pr(>Stat)"], 1)
+  # stats::anova(lm(Yield ~ Batch, Dyestuff2)) prints F = 0.5578 on 5 and 24 df, p 0.7311.
+  expect_equal(table["F", "Statistic"], 0.5578, tolerance = 1e-4)
+  expect_equal(table["F", "Pr(>Stat)"], 0.7311, tolerance = 1e-4)
+})
+
+test_that("anova refuses other data and other models with classed errors", {
+  d <- lme4::Dyestuff
+  fit <- hnm_fit(Yield ~ 1 | Batch, d)
+  expect_error(anova(fit, lm(Yield ~ 1, lme4::Dyestuff2)), "different data", class = "hnm_error")
+  expect_error(anova(fit, lm(Yield ~ 1, d[-1, ])), "different data", class = "hnm_error")
+  expect_error(anova(fit, lm(Yield ~ Batch, d)), "intercept-only", class = "hnm_error")
+  expect_error(anova(fit, "a"), "class character", class = "hnm_error")
+  expect_output(print(anova(fit, lm(Yield ~ 1, d))), "Models:")
+})

@@ -1,0 +1,94 @@
+# Parametric bootstrap in sufficient-statistic space. References: lme4::lmer fits of data
+# simulated row by row (for the refits), the exact profile intervals (for the percentile
+# intervals on Hsb82), and stats::simulate's seed conventions.
+
+test_that("refits from (group means, pooled SS) equal lme4 fits of the full data", {
+  skip_if_not_installed("lme4")
+  d <- simulate_unbalanced(15, 5)
+  fit <- hnm_fit(y ~ 1 | g, d)
+  s <- fit$stats
+  g <- factor(d$g)
+  data_sets <- lapply(1:3, function(i) {
+    set.seed(100 + i)
+    data.frame(y = 10 + rnorm(nlevels(g), 0, 1.5)[g] + rnorm(nrow(d), 0, 2), g = g)
+  })
+  means <- t(vapply(data_sets, function(x) tapply(x$y, x$g, mean) - s$center, numeric(nlevels(g))))
+  ssw <- vapply(data_sets, function(x) sum((x$y - ave(x$y, x$g))^2), numeric(1))
+  for (reml in c(FALSE, TRUE)) {
+    refits <- hnm:::rs_bootstrap(s$center, s$n, s$mean, s$ss, reml, means, ssw, 2L)
+    for (i in seq_along(data_sets)) {
+      ref <- lme4::lmer(y ~ 1 + (1 | g), data_sets[[i]], REML = reml)
+      vc <- as.data.frame(lme4::VarCorr(ref))$vcov
+      label <- sprintf("data set %d, REML = %s", i, reml)
+      expect_equal(refits$mu[i], unname(lme4::fixef(ref)), tolerance = 1e-6, label = label)
+      expect_equal(refits$sigma2[i], vc[2], tolerance = 1e-6, label = label)
+      expect_equal(refits$tau2[i], vc[1], tolerance = 1e-5, label = label)
+    }
+  }
+})
+
+test_that("Hsb82: bootstrap intervals are within a few percent of the profile intervals", {
+  skip_if_not_installed("mlmRev")
+  hsb <- Filter(function(x) x$name == "Hsb82", lme4_cases())[[1]]$data
+  fit <- hnm_fit(mAch ~ 1 | school, hsb)
+  boot <- confint(fit, method = "boot", nsim = 1000, seed = 42)
+  profile <- confint(fit, method = "profile")
+  expect_equal(attr(boot, "failed"), 0L)
+  expect_identical(dim(attr(boot, "boot")), c(1000L, 3L))
+  expect_output(print(boot), "Parametric bootstrap: 1000 refits \\(0 failed\\)")
+  expect_identical(class(attr(boot, "boot")), "data.frame")
+  expect_identical(dimnames(boot), dimnames(profile))
+  # Monte Carlo error of a 2.5% quantile from 1000 draws is about 2% of the SD's width.
+  expect_equal(unname(boot), unname(profile), tolerance = 0.03, ignore_attr = TRUE)
+  boot_var <- confint(fit, method = "boot", nsim = 1000, seed = 42, scale = "var")
+  # Same draws; quantile() interpolates between order statistics on each scale.
+  expect_equal(unname(boot_var[1:2, ]), unname(boot[1:2, ]^2), tolerance = 1e-6, ignore_attr = TRUE)
+})
+
+test_that("the seed is handled as stats::simulate handles it", {
+  fit <- hnm_fit(y ~ 1 | g, wheat)
+  set.seed(1)
+  before <- .Random.seed
+  a <- confint(fit, method = "boot", nsim = 50, seed = 7)
+  expect_identical(.Random.seed, before)
+  expect_identical(unclass(attr(a, "seed"))[1], 7)
+  old <- options(hnm.threads = 1L)
+  b <- confint(fit, method = "boot", nsim = 50, seed = 7)
+  options(old)
+  expect_identical(a, b)  # same seed, one thread instead of two
+  set.seed(3)
+  c1 <- confint(fit, method = "boot", nsim = 50)
+  expect_false(identical(.Random.seed, before))
+  set.seed(3)
+  expect_identical(confint(fit, method = "boot", nsim = 50), c1)
+})
+
+test_that("Dyestuff2 (tau^2 = 0): sensible bootstrap intervals, no errors", {
+  skip_if_not_installed("lme4")
+  fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff2)
+  for (type in c("perc", "basic")) {
+    ci <- confint(fit, method = "boot", nsim = 500, seed = 1, type = type)
+    expect_identical(ci[".sig01", 1], 0, label = type)
+    expect_true(all(ci[, 1] <= c(0, sigma(fit), fixef(fit))) &&
+                  all(ci[, 2] >= c(0, sigma(fit), fixef(fit))), label = type)
+  }
+  expect_error(confint(fit, method = "boot", nsim = 1), "`nsim`", class = "hnm_error")
+})
+
+test_that("Dyestuff2 (tau^2 = 0): every method and scale gives intervals around the estimates", {
+  skip_if_not_installed("lme4")
+  for (reml in c(FALSE, TRUE)) {
+    fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff2, REML = reml)
+    for (method in c("Wald", "profile", "boot")) {
+      for (scale in c("sd", "var")) {
+        label <- sprintf("REML = %s, %s, %s", reml, method, scale)
+        ci <- confint(fit, method = method, scale = scale, nsim = 200, seed = 2)
+        estimate <- if (scale == "sd") c(0, sigma(fit), fit$mu) else c(0, fit$sigma2, fit$mu)
+        expect_false(anyNA(ci), label = label)
+        expect_identical(unname(ci[1, 1]), 0, label = label)
+        expect_true(all(ci[, 1] <= estimate & estimate <= ci[, 2]), label = label)
+      }
+    }
+    expect_identical(unname(suppressMessages(confint(fit, method = "exact"))[, 1]), c(0, 0))
+  }
+})

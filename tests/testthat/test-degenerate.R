@@ -1,0 +1,89 @@
+# Degenerate but legal data: a boundary fit, very many tiny groups, one dominant group,
+# unused factor levels, and group codes of every type.
+
+lmer_estimates <- function(formula, data, reml = FALSE) {
+  fit <- lme4::lmer(formula, data, REML = reml,
+                    control = lme4::lmerControl(check.conv.singular = "ignore"))
+  vc <- as.data.frame(lme4::VarCorr(fit))
+  c(mu = unname(lme4::fixef(fit)), sigma2 = vc$vcov[2], tau2 = vc$vcov[1],
+    deviance = if (reml) lme4::REMLcrit(fit) else stats::deviance(fit))
+}
+
+hnm_estimates <- function(fit) c(mu = fit$mu, sigma2 = fit$sigma2, tau2 = fit$tau2, deviance = fit$deviance)
+
+test_that("degenerate data sets agree with lme4", {
+  skip_if_not_installed("lme4")
+  set.seed(20)
+  dominant <- data.frame(g = c(rep("big", 990), sprintf("s%02d", rep(1:5, 2))))
+  dominant$y <- 3 + rnorm(nrow(dominant)) + ifelse(dominant$g == "big", 0.5, rnorm(1000, sd = 0.1))
+  boundary <- simulate_unbalanced(20, 3, tau = 0)
+  unused <- simulate_unbalanced(12, 4)
+  unused$g <- factor(unused$g, levels = c("never", sort(unique(unused$g)), "unused"))
+  with_singletons <- rbind(simulate_unbalanced(30, 5), data.frame(y = rnorm(300, 10, 2), g = sprintf("one%03d", 1:300)))
+  cases <- list(
+    # 99% of the rows in one group, the rest in five groups of two.
+    list(name = "one group holds 99% of rows", data = dominant),
+    # Simulated with tau = 0: the ML estimate sits on the boundary (lme4 gives ~0).
+    list(name = "tau2 = 0 boundary", data = boundary),
+    list(name = "unused factor levels", data = unused),
+    list(name = "300 singletons and 30 groups", data = with_singletons)
+  )
+  for (case in cases) {
+    for (reml in c(FALSE, TRUE)) {
+      label <- sprintf("%s, REML %s", case$name, reml)
+      ours <- hnm_estimates(hnm_fit(y ~ 1 | g, case$data, REML = reml))
+      reference <- lmer_estimates(y ~ 1 + (1 | g), case$data, reml)
+      expect_equal(ours[c("mu", "sigma2", "deviance")], reference[c("mu", "sigma2", "deviance")],
+                   tolerance = 1e-6, label = label)
+      # lme4 stops near, not at, the boundary: compare tau2 on the scale of sigma2.
+      expect_lt(abs(ours[["tau2"]] - reference[["tau2"]]), 1e-6 * ours[["sigma2"]], label = label)
+    }
+  }
+})
+
+test_that("a tau2 = 0 fit is exactly on the boundary with finite inference", {
+  fit <- hnm_fit(y ~ 1 | g, simulate_unbalanced(20, 3, tau = 0))
+  expect_identical(fit$tau2, 0)
+  expect_true(isSingular(fit))
+  expect_true(all(is.finite(confint(fit))))
+  # At tau2 = 0 the model is iid normal: mu is the mean and sigma2 the ML variance (closed form).
+  d <- simulate_unbalanced(20, 3, tau = 0)
+  expect_equal(fit$mu, mean(d$y), tolerance = 1e-12)
+  expect_equal(fit$sigma2, mean((d$y - mean(d$y))^2), tolerance = 1e-12)
+})
+
+test_that("1e5 groups of size 2 match the balanced closed form (ML and REML)", {
+  # lmer needs minutes here, so the reference is the balanced closed form computed in base R:
+  # ML sigma2 = MSE, tau2 = ((1 - 1/m) MSG - MSE) / n; REML tau2 = (MSG - MSE) / n.
+  set.seed(7)
+  m <- 1e5; n <- 2
+  g <- rep(seq_len(m), each = n)
+  y <- 50 + rnorm(m, sd = 1.5)[g] + rnorm(m * n)
+  means <- rowsum(y, g)[, 1] / n
+  mse <- sum((y - means[g])^2) / (m * n - m)
+  msg <- n * sum((means - mean(y))^2) / (m - 1)
+  ml <- hnm_fit(y ~ 1 | g, data.frame(y = y, g = g))
+  expect_equal(ml$sigma2, mse, tolerance = 1e-10)
+  expect_equal(ml$tau2, ((1 - 1 / m) * msg - mse) / n, tolerance = 1e-9)
+  expect_equal(ml$mu, mean(y), tolerance = 1e-12)
+  reml <- hnm_fit(y ~ 1 | g, data.frame(y = y, g = g), REML = TRUE)
+  expect_equal(reml$sigma2, mse, tolerance = 1e-10)
+  expect_equal(reml$tau2, (msg - mse) / n, tolerance = 1e-9)
+  expect_identical(ngrps(ml), c(g = as.integer(m)))
+})
+
+test_that("character, integer, double, logical and factor group codes give the same fit", {
+  d <- simulate_unbalanced(2, 6)
+  base <- hnm_fit(y ~ 1 | g, d)
+  codes <- list(
+    character = d$g,
+    integer = as.integer(factor(d$g)) * 7L,
+    double = as.numeric(factor(d$g)) + 0.5,
+    logical = d$g == d$g[1],
+    factor = factor(d$g, levels = rev(unique(d$g)))
+  )
+  for (kind in names(codes)) {
+    fit <- hnm_fit(y ~ 1 | code, data.frame(y = d$y, code = codes[[kind]]))
+    expect_equal(hnm_estimates(fit), hnm_estimates(base), tolerance = 1e-12, label = kind)
+  }
+})

@@ -1,0 +1,49 @@
+# ranef(condVar = TRUE) and coef against lme4's, one loop over datasets x ML/REML.
+# BLUPs depend on the variance estimates, which lme4's optimizer gives to ~1e-7, hence 1e-5;
+# effects are compared in units of sigma so that exact zeros (singular fits) compare absolutely.
+
+test_that("BLUPs, conditional SDs and per-group coefficients agree with lme4 to 1e-5", {
+  skip_if_not_installed("lme4")
+  for (case in lme4_cases()) {
+    for (reml in c(FALSE, TRUE)) {
+      label <- sprintf("%s (REML = %s)", case$name, reml)
+      fit <- hnm_fit(one_way_formula(case), case$data, REML = reml)
+      ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = reml))
+      scale <- sigma(ref)
+      re <- ranef(fit)
+      ref_re <- lme4::ranef(ref, condVar = TRUE)
+      expect_identical(names(re), names(ref_re), label = label)
+      expect_identical(rownames(re[[1]]), rownames(ref_re[[1]]), label = label)
+      expect_identical(colnames(re[[1]]), colnames(ref_re[[1]]), label = label)
+      expect_equal(c(attr(re[[1]], "postVar")) / scale^2, c(attr(ref_re[[1]], "postVar")) / scale^2,
+                   tolerance = 1e-5, label = label)
+      df <- as.data.frame(re)
+      ref_df <- as.data.frame(ref_re)
+      expect_identical(names(df), names(ref_df), label = label)
+      expect_identical(df$grpvar, ref_df$grpvar, label = label)
+      expect_identical(df$term, ref_df$term, label = label)
+      expect_identical(as.character(df$grp), as.character(ref_df$grp), label = label)
+      expect_equal(df$condval / scale, ref_df$condval / scale, tolerance = 1e-5, label = label)
+      expect_equal(df$condsd / scale, ref_df$condsd / scale, tolerance = 1e-5, label = label)
+      if (!isSingular(fit)) {
+        # lme4 orders the levels of grp by the effect (for its dotplot); ties make this moot
+        # at the boundary, where every effect is 0.
+        expect_identical(levels(df$grp), levels(ref_df$grp), label = label)
+      }
+      ref_coef <- stats::coef(ref)
+      expect_identical(names(coef(fit)), names(ref_coef), label = label)
+      expect_equal(coef(fit)[[1]][["(Intercept)"]], ref_coef[[1]][["(Intercept)"]],
+                   tolerance = 1e-6, label = label)
+      expect_identical(rownames(coef(fit)[[1]]), rownames(ref_coef[[1]]), label = label)
+    }
+  }
+})
+
+test_that("ranef(condVar = FALSE) has no conditional variances; print names the factor", {
+  fit <- hnm_fit(y ~ 1 | g, wheat)
+  re <- ranef(fit, condVar = FALSE)
+  expect_null(attr(re$g, "postVar"))
+  expect_false("condsd" %in% names(as.data.frame(re)))
+  expect_output(print(ranef(fit)), "with conditional variances for \"g\"")
+  expect_output(print(re), "\\$g")
+})
