@@ -14,6 +14,15 @@ rs_anova <- function(center, n, mean, ss) .Call(wrap__rs_anova, center, n, mean,
 #' @noRd
 rs_anova_fit <- function(center, n, mean, ss) .Call(wrap__rs_anova_fit, center, n, mean, ss)
 
+#' One pass over the response `y` (double or integer) and the group `g` (factor, integer,
+#' logical, double or character): per-group n, mean about `center`, within-group SS, the
+#' number of rows dropped for NA; for a plain integer `g` of small range, `offset`, with
+#' group j (1-based, n = 0 when unused) holding the value offset + j; for other non-factor
+#' `g` the 1-based first row of each group (in no particular order), from which R recovers
+#' the group values.
+#' @noRd
+rs_data_pass <- function(y, g, response) .Call(wrap__rs_data_pass, y, g, response)
+
 #' Profile-likelihood limits (τ, σ, μ; lower then upper) for critical value `z`, of the
 #' ML (`reml = FALSE`) or REML criterion.
 #' @noRd
@@ -29,13 +38,4 @@ rs_profile <- function(center, n, mean, ss, reml, zeta_max, steps) .Call(wrap__r
 #' a refit failed.
 #' @noRd
 rs_bootstrap <- function(center, n, mean, ss, reml, means, ssw_totals, threads) .Call(wrap__rs_bootstrap, center, n, mean, ss, reml, means, ssw_totals, threads)
-
-#' One pass over the response `y` (double or integer) and the group `g` (factor, integer,
-#' logical, double or character): per-group n, mean about `center`, within-group SS, the
-#' number of rows dropped for NA; for a plain integer `g` of small range, `offset`, with
-#' group j (1-based, n = 0 when unused) holding the value offset + j; for other non-factor
-#' `g` the 1-based first row of each group (in no particular order), from which R recovers
-#' the group values.
-#' @noRd
-rs_data_pass <- function(y, g, response) .Call(wrap__rs_data_pass, y, g, response)
 
