@@ -20,7 +20,7 @@ mod unit;
 pub use anova::Anova;
 pub use bootstrap::{refit_replicates, Refits};
 pub use error::{HnmError, Result};
-pub use fit::{fit, Convergence, Fit};
+pub use fit::{fit, fit_from, Convergence, Fit};
 pub use likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
 pub use profile::{Criterion, ProfilePoint, ProfiledDeviance};
 pub use profile_ci::{Profile, ProfileParameter, ProfilePointFull};

@@ -17,7 +17,7 @@ use crate::error::{HnmError, Result};
 use crate::fit::Fit;
 use crate::likelihood::Params;
 use crate::profile::ProfiledDeviance;
-use crate::solve1d::{expand_until, newton_root};
+use crate::solve1d::newton_root;
 use crate::stats::GroupStats;
 
 /// The parameter whose profile is taken, named as in lme4's `confint`.
@@ -151,7 +151,9 @@ impl<'a> Profile<'a> {
         Ok(values.map(|x| self.at(x)).collect())
     }
 
-    /// The value on the side of sign(z) where ζ = z.
+    /// The value on the side of sign(z) where ζ = z: Newton steps on dev(x) − dev(x̂) − z²
+    /// from one step beyond the estimate, towards ±∞ or, for τ and σ below the estimate,
+    /// towards 0 (where dev → ∞ for σ; τ stops at 0 when ζ(0) > z).
     fn limit(&self, z: f64) -> f64 {
         let estimate = self.estimate();
         let target = z * z;
@@ -159,23 +161,14 @@ impl<'a> Profile<'a> {
             let point = self.at(x);
             (point.deviance - self.fit.deviance - target, point.slope)
         };
-        let is_variance = self.parameter != ProfileParameter::Mu;
-        if z < 0.0 && is_variance {
-            // ζ decreases to −∞ as σ → 0 (SSW > 0), but τ can stop at 0.
-            if self.parameter == ProfileParameter::Tau && excess(0.0).0 <= 0.0 {
-                return 0.0;
-            }
-            let lower = if self.parameter == ProfileParameter::Tau {
-                0.0
-            } else {
-                expand_until(0.5 * estimate, 0.5, |x| excess(x).0 > 0.0)
-            };
-            return newton_root(excess, estimate, lower, 0.5 * (lower + estimate)).x;
-        }
         let step = self.initial_step();
-        let distance = expand_until(step, 2.0, |d| excess(estimate + z.signum() * d).0 > 0.0);
-        let far = estimate + z.signum() * distance;
-        newton_root(excess, estimate, far, estimate + 0.5 * z.signum() * distance).x
+        let towards_zero = z < 0.0 && self.parameter != ProfileParameter::Mu;
+        if towards_zero && self.parameter == ProfileParameter::Tau && excess(0.0).0 <= 0.0 {
+            return 0.0;
+        }
+        let far = if towards_zero { 0.0 } else { z.signum() * f64::INFINITY };
+        let start = if towards_zero { 0.5 * estimate } else { estimate + z.signum() * step };
+        newton_root(excess, estimate, far, start, step).x
     }
 
     /// A first step away from the estimate, about one standard error.
@@ -188,13 +181,11 @@ impl<'a> Profile<'a> {
         }
     }
 
-    /// τ² fixed: minimise over σ² (μ in closed form).
+    /// τ² fixed: minimise over σ² (μ in closed form); the score tends to −∞ as σ² → 0.
     fn inner_sigma2(&self, tau2: f64) -> Params {
         let at = |sigma2: f64| self.variance_score(&with_gls_mean(self.stats, sigma2, tau2), 1);
         let start = self.fit.params.sigma2;
-        let lo = expand_until(start, 0.5, |s| at(s).0 < 0.0);
-        let hi = expand_until(start, 2.0, |s| at(s).0 > 0.0);
-        with_gls_mean(self.stats, newton_root(at, lo, hi, start).x, tau2)
+        with_gls_mean(self.stats, newton_root(at, 0.0, f64::INFINITY, start, start).x, tau2)
     }
 
     /// σ² fixed: minimise over τ² ≥ 0 (μ in closed form).
@@ -204,8 +195,7 @@ impl<'a> Profile<'a> {
             return with_gls_mean(self.stats, sigma2, 0.0);
         }
         let start = self.fit.params.tau2.max(sigma2 / self.stats.n_obs());
-        let hi = expand_until(start, 2.0, |t| at(t).0 > 0.0);
-        with_gls_mean(self.stats, sigma2, newton_root(at, 0.0, hi, start).x)
+        with_gls_mean(self.stats, sigma2, newton_root(at, 0.0, f64::INFINITY, start, start).x)
     }
 
     /// The score of D in variance `k` (1: σ², 2: τ²) with μ at its GLS value, and its
@@ -218,22 +208,17 @@ impl<'a> Profile<'a> {
     /// μ fixed: minimise over λ = τ²/σ² ≥ 0 with σ² profiled out.
     fn inner_variances(&self, mu: f64) -> Params {
         let deviance = ProfiledDeviance::new(self.stats, self.fit.criterion);
-        let score = |lambda: f64| {
-            let p = deviance.at_fixed_mu(lambda, mu);
-            (p.d1, p.d2)
-        };
+        let score = |lambda: f64| deviance.score_fixed_mu(lambda, mu);
         let lambda = if score(0.0).0 >= 0.0 {
             0.0
         } else {
             let start = self.fit.theta * self.fit.theta;
-            let hi = expand_until(start.max(1e-3), 2.0, |l| score(l).0 > 0.0);
-            newton_root(score, 0.0, hi, start).x
+            newton_root(score, 0.0, f64::INFINITY, start, start.max(1e-3)).x
         };
         let point = deviance.at_fixed_mu(lambda, mu);
         Params { mu, sigma2: point.sigma2, tau2: lambda * point.sigma2 }
     }
 }
-
 
 /// (μ̂, σ², τ²) with μ̂ the GLS mean Σ (n_j/v_j) ȳ_j / Σ n_j/v_j.
 fn with_gls_mean(stats: &GroupStats, sigma2: f64, tau2: f64) -> Params {
