@@ -64,6 +64,27 @@ impl Criterion {
         }
     }
 
+    /// The gradient of [`Criterion::deviance`] in (μ, σ², τ²): the first part of
+    /// [`Criterion::deviance_derivatives`] without the Hessian's pass over the groups.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{Criterion, GroupStats, Params};
+    /// let s = GroupStats::new(vec![3.0, 2.0], vec![0.0, 2.0], vec![1.0, 0.5]).unwrap();
+    /// let p = Params { mu: 1.0, sigma2: 0.6, tau2: 0.4 };
+    /// assert_eq!(Criterion::Reml.deviance_gradient(&s, &p), Criterion::Reml.deviance_derivatives(&s, &p).0);
+    /// ```
+    pub fn deviance_gradient(self, stats: &GroupStats, p: &Params) -> [f64; 3] {
+        let mut g = gradient(stats, p).map(|x| 2.0 * x);
+        if self == Criterion::Reml {
+            let (s, first, _) = mean_precision(stats, p);
+            for a in 0..2 {
+                g[a + 1] += first[a] / s;
+            }
+        }
+        g
+    }
+
     /// The gradient and Hessian of [`Criterion::deviance`] in (μ, σ², τ²), row-major.
     /// With S_a = ∂S/∂a: ∂ log S/∂a = S_a/S and ∂² log S/∂a∂b = S_ab/S − S_a S_b/S²,
     /// where S_σ² = −Σ n_j/v_j², S_τ² = −Σ n_j²/v_j², S_σ²σ² = 2Σ n_j/v_j³,

@@ -13,6 +13,8 @@
 //! so the limits are found by Newton steps too. Everything costs O(groups) per evaluation.
 //! τ and σ are profiled on the SD scale, as lme4 does.
 
+use std::cell::Cell;
+
 use crate::error::{HnmError, Result};
 use crate::fit::Fit;
 use crate::likelihood::Params;
@@ -33,11 +35,14 @@ pub enum ProfileParameter {
 
 /// The profile likelihood (ML) or profile restricted likelihood (REML) of one parameter of
 /// a fitted model.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Profile<'a> {
     stats: &'a GroupStats,
     fit: &'a Fit,
     parameter: ProfileParameter,
+    /// The last inner optimum (σ² for τ, τ² for σ, λ for μ): the next inner solve starts
+    /// there, as the limit searches move in small steps.
+    warm: Cell<Option<f64>>,
 }
 
 /// The profile deviance at one value and everything the inner optimisation found.
@@ -69,7 +74,7 @@ impl<'a> Profile<'a> {
     /// assert!((p.at(upper).zeta - 1.959963984540054).abs() < 1e-9);
     /// ```
     pub fn new(stats: &'a GroupStats, fit: &'a Fit, parameter: ProfileParameter) -> Self {
-        Profile { stats, fit, parameter }
+        Profile { stats, fit, parameter, warm: Cell::new(None) }
     }
 
     /// The estimate of the parameter on its profiling scale (SD for τ and σ).
@@ -90,7 +95,7 @@ impl<'a> Profile<'a> {
             ProfileParameter::Mu => self.inner_variances(value),
         };
         let criterion = self.fit.criterion;
-        let (g, _) = criterion.deviance_derivatives(self.stats, &params);
+        let g = criterion.deviance_gradient(self.stats, &params);
         let slope = match self.parameter {
             ProfileParameter::Tau => g[2] * 2.0 * value,
             ProfileParameter::Sigma => g[1] * 2.0 * value,
@@ -184,8 +189,9 @@ impl<'a> Profile<'a> {
     /// τ² fixed: minimise over σ² (μ in closed form); the score tends to −∞ as σ² → 0.
     fn inner_sigma2(&self, tau2: f64) -> Params {
         let at = |sigma2: f64| self.variance_score(&with_gls_mean(self.stats, sigma2, tau2), 1);
-        let start = self.fit.params.sigma2;
-        with_gls_mean(self.stats, newton_root(at, 0.0, f64::INFINITY, start, start).x, tau2)
+        let start = self.warm_start(self.fit.params.sigma2);
+        let sigma2 = self.remember(newton_root(at, 0.0, f64::INFINITY, start, start).x);
+        with_gls_mean(self.stats, sigma2, tau2)
     }
 
     /// σ² fixed: minimise over τ² ≥ 0 (μ in closed form).
@@ -194,8 +200,22 @@ impl<'a> Profile<'a> {
         if at(0.0).0 >= 0.0 {
             return with_gls_mean(self.stats, sigma2, 0.0);
         }
-        let start = self.fit.params.tau2.max(sigma2 / self.stats.n_obs());
-        with_gls_mean(self.stats, sigma2, newton_root(at, 0.0, f64::INFINITY, start, start).x)
+        let start = self.warm_start(self.fit.params.tau2).max(sigma2 / self.stats.n_obs());
+        let tau2 = self.remember(newton_root(at, 0.0, f64::INFINITY, start, start).x);
+        with_gls_mean(self.stats, sigma2, tau2)
+    }
+
+    /// Where the next inner solve starts: the last interior inner optimum, else `estimate`.
+    fn warm_start(&self, estimate: f64) -> f64 {
+        self.warm.get().unwrap_or(estimate)
+    }
+
+    /// Keeps an interior inner optimum `x` as the next start, and returns it.
+    fn remember(&self, x: f64) -> f64 {
+        if x > 0.0 && x.is_finite() {
+            self.warm.set(Some(x));
+        }
+        x
     }
 
     /// The score of D in variance `k` (1: σ², 2: τ²) with μ at its GLS value, and its
@@ -212,8 +232,8 @@ impl<'a> Profile<'a> {
         let lambda = if score(0.0).0 >= 0.0 {
             0.0
         } else {
-            let start = self.fit.theta * self.fit.theta;
-            newton_root(score, 0.0, f64::INFINITY, start, start.max(1e-3)).x
+            let start = self.warm_start(self.fit.theta * self.fit.theta);
+            self.remember(newton_root(score, 0.0, f64::INFINITY, start, start.max(1e-3)).x)
         };
         let point = deviance.at_fixed_mu(lambda, mu);
         Params { mu, sigma2: point.sigma2, tau2: lambda * point.sigma2 }
