@@ -10,6 +10,7 @@ mod anova;
 mod bootstrap;
 mod error;
 mod fit;
+mod inner;
 mod likelihood;
 mod profile;
 mod profile_ci;

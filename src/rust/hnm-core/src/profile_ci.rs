@@ -17,6 +17,7 @@ use std::cell::Cell;
 
 use crate::error::{HnmError, Result};
 use crate::fit::Fit;
+use crate::inner::{gls_score, FreeVariance};
 use crate::likelihood::Params;
 use crate::profile::ProfiledDeviance;
 use crate::solve1d::newton_root;
@@ -188,7 +189,7 @@ impl<'a> Profile<'a> {
 
     /// τ² fixed: minimise over σ² (μ in closed form); the score tends to −∞ as σ² → 0.
     fn inner_sigma2(&self, tau2: f64) -> Params {
-        let at = |sigma2: f64| self.variance_score(&with_gls_mean(self.stats, sigma2, tau2), 1);
+        let at = |sigma2: f64| gls_score(self.stats, self.fit.criterion, sigma2, tau2, FreeVariance::Sigma2);
         let start = self.warm_start(self.fit.params.sigma2);
         let sigma2 = self.remember(newton_root(at, 0.0, f64::INFINITY, start, start).x);
         with_gls_mean(self.stats, sigma2, tau2)
@@ -196,7 +197,7 @@ impl<'a> Profile<'a> {
 
     /// σ² fixed: minimise over τ² ≥ 0 (μ in closed form).
     fn inner_tau2(&self, sigma2: f64) -> Params {
-        let at = |tau2: f64| self.variance_score(&with_gls_mean(self.stats, sigma2, tau2), 2);
+        let at = |tau2: f64| gls_score(self.stats, self.fit.criterion, sigma2, tau2, FreeVariance::Tau2);
         if at(0.0).0 >= 0.0 {
             return with_gls_mean(self.stats, sigma2, 0.0);
         }
@@ -216,13 +217,6 @@ impl<'a> Profile<'a> {
             self.warm.set(Some(x));
         }
         x
-    }
-
-    /// The score of D in variance `k` (1: σ², 2: τ²) with μ at its GLS value, and its
-    /// curvature along that profile, the Schur complement H_kk − H_μk²/H_μμ.
-    fn variance_score(&self, p: &Params, k: usize) -> (f64, f64) {
-        let (g, h) = self.fit.criterion.deviance_derivatives(self.stats, p);
-        (g[k], h[k][k] - h[0][k] * h[0][k] / h[0][0])
     }
 
     /// μ fixed: minimise over λ = τ²/σ² ≥ 0 with σ² profiled out.
