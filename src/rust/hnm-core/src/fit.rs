@@ -219,17 +219,16 @@ fn minimum(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Resu
         let root = newton_root(score, from, f64::INFINITY, lambda_start.max(from), step);
         (deviance.at(root.x), root.steps)
     };
-    let at_zero_score = score(0.0).0;
-    let newton_count = 1;
-    if at_zero_score < 0.0 {
+    // The Newton counts include the evaluations of D'(0) and D'(λ₀) that chose the bracket.
+    if score(0.0).0 < 0.0 {
         let (point, steps) = interior(0.0);
-        return Ok(Minimum { point, brent_iterations: 0, newton_iterations: newton_count + steps });
+        return Ok(Minimum { point, brent_iterations: 0, newton_iterations: 1 + steps });
     }
     if lambda_start > 0.0 && score(lambda_start).0 < 0.0 {
         // D'(0) ≥ 0 but D decreases at λ₀: the interior minimum above it competes with λ = 0.
         let (point, steps) = interior(lambda_start);
         let best = lower_of_boundary(&deviance, point);
-        let newton_iterations = if best.lambda == 0.0 { 0 } else { newton_count + 1 + steps };
+        let newton_iterations = if best.lambda == 0.0 { 0 } else { 2 + steps };
         return Ok(Minimum { point: best, brent_iterations: 0, newton_iterations });
     }
     brent_search(&deviance, lambda_start)
