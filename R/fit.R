@@ -4,8 +4,8 @@
 #' \eqn{\epsilon_{ij} \sim N(0, \sigma^2)} by maximum likelihood (the default, as
 #' `lme4::lmer(REML = FALSE)`), REML, or the ANOVA method of moments. One pass over the data
 #' in Rust reduces it to per-group statistics. For ML and REML, \eqn{\mu} and \eqn{\sigma^2}
-#' are profiled out analytically, and \eqn{\theta = \tau/\sigma \ge 0} is found by Brent's
-#' method and polished by Newton steps on the exact profiled score, so the estimate is the
+#' are profiled out analytically, and \eqn{\theta^2 = \tau^2/\sigma^2 \ge 0} is found by safeguarded
+#' Newton steps on the exact profiled score from the ANOVA estimate, so the estimate is the
 #' optimum to machine precision and \eqn{\tau^2 = 0} is reached exactly when it is the maximum.
 #'
 #' The ANOVA estimator is \eqn{\hat\mu = \bar y} (the grand mean of all observations),

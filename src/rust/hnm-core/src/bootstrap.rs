@@ -7,7 +7,7 @@
 //! made by the caller (in R, with R's random-number generator); this module refits them.
 
 use crate::error::{HnmError, Result};
-use crate::fit::fit;
+use crate::fit::{estimate_from, fit};
 use crate::likelihood::Params;
 use crate::profile::Criterion;
 use crate::stats::GroupStats;
@@ -19,8 +19,10 @@ pub type Refits = Vec<Option<Params>>;
 /// center): replicate r has group means `center + centered_means[r + j·R]` (an R × m matrix
 /// in column-major order, as R stores it) and pooled within-group sum of squares
 /// `ssw_totals[r]`, which is split over the groups in proportion to n_j − 1 (any split gives
-/// the same likelihood). Each refit is [`fit`] with `criterion`; the replicates are split
-/// into `threads` contiguous blocks refitted in parallel (1: no extra thread).
+/// the same likelihood). Each refit is [`crate::fit_from`] with `criterion`, warm-started
+/// at the template's estimate of λ = τ²/σ² (the replicates are drawn around it; a replicate
+/// on the boundary τ̂² = 0 is found exactly all the same), keeping only the estimates; the
+/// replicates are split into `threads` contiguous blocks refitted in parallel (1: no extra thread).
 ///
 /// # Errors
 /// The errors of [`GroupStats::check_identifiable`] for `template`; `InvalidArgument` when
@@ -35,7 +37,8 @@ pub type Refits = Vec<Option<Params>>;
 /// // Two replicates: the data's own statistics, and all means equal (so τ̂² = 0).
 /// let means = [0.0, 1.0, 2.0, 1.0, 1.0, 1.0, 4.0, 1.0];
 /// let refits = refit_replicates(&s, &means, &[8.5, 8.5], Criterion::Ml, 2).unwrap();
-/// assert_eq!(refits[0], Some(fit(&s, Criterion::Ml).unwrap().params));
+/// let direct = fit(&s, Criterion::Ml).unwrap().params;
+/// assert!((refits[0].unwrap().tau2 - direct.tau2).abs() < 1e-12 * direct.tau2);
 /// assert_eq!(refits[1].unwrap().tau2, 0.0);
 /// ```
 pub fn refit_replicates(
@@ -56,13 +59,13 @@ pub fn refit_replicates(
     let n = template.n();
     let df_within: f64 = n.iter().map(|&nj| (nj - 1.0).max(0.0)).sum();
     let share: Vec<f64> = n.iter().map(|&nj| (nj - 1.0).max(0.0) / df_within).collect();
+    let start = fit(template, criterion).ok().map(|f| f.params.tau2 / f.params.sigma2);
     let refit = |r: usize| {
         let means = (0..groups).map(|j| centered_means[r + j * replicates]).collect();
         let ssw = share.iter().map(|w| w * ssw_totals[r]).collect();
         GroupStats::centered(template.center(), n.to_vec(), means, ssw)
-            .and_then(|stats| fit(&stats, criterion))
+            .and_then(|stats| estimate_from(&stats, criterion, start))
             .ok()
-            .map(|f| f.params)
     };
     // Replicates are independent: contiguous blocks go to scoped threads, in order.
     let block = replicates.div_ceil(threads.max(1)).max(1);

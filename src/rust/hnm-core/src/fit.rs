@@ -1,10 +1,15 @@
 //! Maximum-likelihood and REML fits of the one-way model.
 //!
-//! μ and σ² are profiled out analytically (see [`crate::profile`]), leaving the relative
-//! standard deviation θ = τ/σ ≥ 0. Brent's method (argmin's `BrentOpt`) minimises D(θ²) on
-//! a bracket [0, θ_max]; then safeguarded Newton steps on the profiled score D'(λ) = 0,
-//! λ = θ², using the analytic D''(λ), take the estimate to machine precision. When
-//! D'(0) ≥ 0 and no interior point is lower, the estimate is exactly λ = 0 (τ² = 0).
+//! μ and σ² are profiled out analytically (see [`crate::profile`]), leaving λ = τ²/σ² = θ².
+//! The minimum of the profiled deviance D(λ) is found by safeguarded Newton steps on the
+//! profiled score D'(λ) = 0 with the analytic D''(λ), from the ANOVA moment estimate
+//! λ₀ = max(τ̂²_ANOVA, 0)/σ̂²_ANOVA or a caller's warm start: a bracket where D' changes sign is
+//! kept and bisected when Newton leaves it, so the steps converge quadratically near the root
+//! and always. When D'(0) ≥ 0 and no interior point is lower, the estimate is exactly λ = 0
+//! (τ² = 0); when D'(0) ≥ 0 and D'(λ₀) ≥ 0 too, Brent's method (argmin's `BrentOpt` on
+//! θ ∈ [0, θ_max]) searches for a lower interior minimum before the boundary is accepted.
+//! The iterations evaluate D' and D'' only (one O(groups) pass without logarithms); D itself is
+//! evaluated at the estimate and, when the boundary competes with an interior minimum, at both.
 
 use argmin::core::{CostFunction, Executor};
 use argmin::solver::brent::BrentOpt;
@@ -22,9 +27,10 @@ use crate::unit::Unit;
 /// How the optimiser got to the estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Convergence {
-    /// Iterations of Brent's method on θ.
+    /// Iterations of Brent's method on θ (0 unless the Newton steps from the start could not
+    /// settle whether an interior minimum beats the boundary).
     pub brent_iterations: u64,
-    /// Newton steps polishing λ (0 on the boundary).
+    /// Evaluations of the profiled score D'(λ) by the Newton iterations (0 on the boundary).
     pub newton_iterations: u32,
     /// The profiled score D'(λ̂); 0 up to rounding in the interior, ≥ 0 on the boundary.
     pub profiled_score: f64,
@@ -98,7 +104,8 @@ impl Fit {
     }
 }
 
-/// Fits the one-way model to `stats` by ML or REML.
+/// Fits the one-way model to `stats` by ML or REML, starting from the ANOVA estimate:
+/// [`fit_from`] without a warm start.
 ///
 /// # Errors
 /// The errors of [`GroupStats::check_identifiable`] (on the rescaled statistics), `NotFinite`
@@ -115,22 +122,63 @@ impl Fit {
 /// assert!((f.params.tau2 - ((2.0 / 3.0) * msg - mse) / 2.0).abs() < 1e-12);
 /// ```
 pub fn fit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
-    let unit = Unit::of_data(stats);
-    let scaled = unit.scale(stats)?;
-    let in_unit = fit_in_unit(&scaled, criterion)?;
-    Ok(to_original_units(in_unit, stats, unit))
+    fit_from(stats, criterion, None)
 }
 
-/// A fit of statistics centred at 0 and expressed in their unit, mapped back: μ = center + c μ̃,
-/// σ² = c² σ̃², τ² = c² τ̃², se(μ̂) = c se(μ̃), and the deviance gains 2k log c, k = N (ML)
+/// Fits the one-way model to `stats` by ML or REML, starting the Newton iterations at
+/// λ = τ²/σ² = `start` when it is a finite number ≥ 0 (a warm start, e.g. the estimate of the
+/// data a bootstrap replicate or a profile was drawn from; λ does not depend on the data's
+/// units), and at the ANOVA estimate max(τ̂², 0)/σ̂² otherwise. The start changes only the
+/// path: the estimate solves D'(λ̂) = 0, or is exactly λ̂ = 0 on the boundary, either way.
+///
+/// # Errors
+/// As [`fit`].
+///
+/// # Example
+/// ```
+/// use hnm_core::{fit, fit_from, Criterion, GroupStats};
+/// let s = GroupStats::new(vec![3.0, 5.0, 2.0, 7.0], vec![1.0, 2.5, -0.5, 0.4], vec![2.0, 4.5, 0.3, 6.1]).unwrap();
+/// let cold = fit(&s, Criterion::Reml).unwrap();
+/// let warm = fit_from(&s, Criterion::Reml, Some(cold.theta * cold.theta)).unwrap();
+/// assert!((warm.params.tau2 - cold.params.tau2).abs() < 1e-12 * cold.params.tau2);
+/// assert!(warm.convergence.newton_iterations <= cold.convergence.newton_iterations);
+/// ```
+pub fn fit_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<Fit> {
+    let unit = Unit::of_data(stats);
+    let scaled = unit.scale(stats)?;
+    let found = minimum(&scaled, criterion, start)?;
+    Ok(to_original_units(assemble(&scaled, criterion, found), stats, unit))
+}
+
+/// The estimates (μ̂, σ̂², τ̂²) of [`fit_from`] without the Hessian and gradient that a
+/// [`Fit`] carries: what a bootstrap refit needs.
+pub(crate) fn estimate_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<Params> {
+    let unit = Unit::of_data(stats);
+    let scaled = unit.scale(stats)?;
+    let found = minimum(&scaled, criterion, start)?;
+    Ok(to_data_units(&unit_params(&found.point), stats, unit))
+}
+
+/// (μ, σ², τ²) of statistics centred at 0 and expressed in `unit`, mapped back:
+/// μ = center + c μ̃, σ² = c² σ̃², τ² = c² τ̃².
+fn to_data_units(p: &Params, stats: &GroupStats, unit: Unit) -> Params {
+    Params {
+        mu: stats.center() + unit.from_unit(p.mu, 1),
+        sigma2: unit.from_unit(p.sigma2, 2),
+        tau2: unit.from_unit(p.tau2, 2),
+    }
+}
+
+fn unit_params(best: &ProfilePoint) -> Params {
+    Params { mu: best.mu, sigma2: best.sigma2, tau2: best.lambda * best.sigma2 }
+}
+
+/// A fit of statistics centred at 0 and expressed in their unit, mapped back (see
+/// [`to_data_units`]); se(μ̂) = c se(μ̃), and the deviance gains 2k log c, k = N (ML)
 /// or N − 1 (REML), the divisor of σ̂² (the density of c·y is c⁻ᵏ times that of y).
 fn to_original_units(f: Fit, stats: &GroupStats, unit: Unit) -> Fit {
     let (k, _) = f.criterion.constants(stats.n_obs());
-    let params = Params {
-        mu: stats.center() + unit.from_unit(f.params.mu, 1),
-        sigma2: unit.from_unit(f.params.sigma2, 2),
-        tau2: unit.from_unit(f.params.tau2, 2),
-    };
+    let params = to_data_units(&f.params, stats, unit);
     let c = f.convergence;
     Fit {
         deviance: f.deviance + 2.0 * k * unit.ln(),
@@ -146,25 +194,82 @@ fn to_original_units(f: Fit, stats: &GroupStats, unit: Unit) -> Fit {
     }
 }
 
-fn fit_in_unit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
-    let anova = Anova::new(stats)?;
+/// The minimiser of the profiled deviance and the work it took.
+struct Minimum {
+    point: ProfilePoint,
+    brent_iterations: u64,
+    newton_iterations: u32,
+}
+
+/// Minimises D(λ) over λ ≥ 0 (see the module docs).
+fn minimum(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<Minimum> {
+    let lambda_start = match start {
+        Some(lambda) if lambda.is_finite() && lambda >= 0.0 => {
+            stats.check_identifiable()?;
+            lambda
+        }
+        _ => anova_start(stats)?,
+    };
     let deviance = ProfiledDeviance::new(stats, criterion);
-    let theta_max = bracket_upper(&deviance, anova.tau2() / anova.sigma2());
-    let (theta_brent, brent_iterations) = minimise_theta(deviance, theta_max)?;
+    let score = |lambda: f64| deviance.score(lambda);
+    // Steps that Newton cannot give grow from about the start (or 1/n_max, where λ matters).
+    let n_max = stats.n().iter().fold(1.0_f64, |m, &n| m.max(n));
+    let step = lambda_start.max(1.0 / n_max);
+    let interior = |from: f64| {
+        let root = newton_root(score, from, f64::INFINITY, lambda_start.max(from), step);
+        (deviance.at(root.x), root.steps)
+    };
+    // The Newton counts include the evaluations of D'(0) and D'(λ₀) that chose the bracket.
+    if score(0.0).0 < 0.0 {
+        let (point, steps) = interior(0.0);
+        return Ok(Minimum { point, brent_iterations: 0, newton_iterations: 1 + steps });
+    }
+    if lambda_start > 0.0 && score(lambda_start).0 < 0.0 {
+        // D'(0) ≥ 0 but D decreases at λ₀: the interior minimum above it competes with λ = 0.
+        let (point, steps) = interior(lambda_start);
+        let best = lower_of_boundary(&deviance, point);
+        let newton_iterations = if best.lambda == 0.0 { 0 } else { 2 + steps };
+        return Ok(Minimum { point: best, brent_iterations: 0, newton_iterations });
+    }
+    brent_search(&deviance, lambda_start)
+}
+
+/// λ₀ = max(τ̂², 0)/σ̂² of the ANOVA estimator; 1 when that is not a finite number.
+fn anova_start(stats: &GroupStats) -> Result<f64> {
+    let anova = Anova::new(stats)?;
+    let lambda = anova.tau2() / anova.sigma2();
+    Ok(if lambda.is_finite() { lambda } else { 1.0 })
+}
+
+/// The boundary point λ = 0 when D'(0) ≥ 0 and D(0) is not above D at `interior`: an
+/// interior point whose deviance is below D(0) by rounding only does not count.
+fn lower_of_boundary(deviance: &ProfiledDeviance, interior: ProfilePoint) -> ProfilePoint {
+    let at_zero = deviance.at(0.0);
+    let rounding = 64.0 * f64::EPSILON * (1.0 + at_zero.deviance.abs());
+    if at_zero.d1 >= 0.0 && at_zero.deviance <= interior.deviance + rounding {
+        at_zero
+    } else {
+        interior
+    }
+}
+
+/// The fallback when D'(0) ≥ 0 and D'(λ₀) ≥ 0: Brent's method on θ over [0, θ_max] looks for
+/// a lower interior minimum, which Newton steps then polish; λ = 0 otherwise.
+fn brent_search(deviance: &ProfiledDeviance, lambda_start: f64) -> Result<Minimum> {
+    let theta_max = bracket_upper(deviance, lambda_start);
+    let (theta_brent, brent_iterations) = minimise_theta(*deviance, theta_max)?;
     let at_zero = deviance.at(0.0);
     let interior = deviance.at(theta_brent * theta_brent);
-    // Brent may stop at a tiny θ whose deviance is below D(0) by rounding only.
-    let rounding = 64.0 * f64::EPSILON * (1.0 + at_zero.deviance.abs());
-    let boundary = at_zero.d1 >= 0.0 && at_zero.deviance <= interior.deviance + rounding;
-    let polished = if boundary { None } else { polish(&deviance, theta_brent, theta_max) };
-    let (best, newton_iterations) = polished.unwrap_or((at_zero, 0));
-    Ok(assemble(stats, criterion, best, brent_iterations, newton_iterations))
+    let boundary = lower_of_boundary(deviance, interior).lambda == 0.0;
+    let polished = if boundary { None } else { polish(deviance, theta_brent, theta_max) };
+    let (point, newton_iterations) = polished.unwrap_or((at_zero, 0));
+    Ok(Minimum { point, brent_iterations, newton_iterations })
 }
 
 /// θ_max with D'(θ_max²) > 0, so [0, θ_max] brackets the minimum (D grows like m log λ).
 fn bracket_upper(deviance: &ProfiledDeviance, lambda_start: f64) -> f64 {
     let start = (2.0 * lambda_start.sqrt()).max(1.0);
-    expand_until(start, 4.0, |theta| deviance.at(theta * theta).d1 > 0.0)
+    expand_until(start, 4.0, |theta| deviance.score(theta * theta).0 > 0.0)
 }
 
 /// θ ↦ D(θ²): the one-dimensional problem argmin solves.
@@ -196,10 +301,7 @@ fn minimise_theta(deviance: ProfiledDeviance, theta_max: f64) -> Result<(f64, u6
 /// with D'(lo) < 0 < D'(hi); `None` when no λ below Brent's point has a negative score,
 /// so the minimum is the boundary λ = 0.
 fn polish(deviance: &ProfiledDeviance, theta_start: f64, theta_max: f64) -> Option<(ProfilePoint, u32)> {
-    let score = |lambda: f64| {
-        let p = deviance.at(lambda);
-        (p.d1, p.d2)
-    };
+    let score = |lambda: f64| deviance.score(lambda);
     let start = theta_start * theta_start;
     let lo = if score(0.0).0 < 0.0 {
         0.0
@@ -212,18 +314,13 @@ fn polish(deviance: &ProfiledDeviance, theta_start: f64, theta_max: f64) -> Opti
         }
         start - gap
     };
-    let root = newton_root(score, lo, theta_max * theta_max, start);
+    let root = newton_root(score, lo, theta_max * theta_max, start, start);
     Some((deviance.at(root.x), root.steps))
 }
 
-fn assemble(
-    stats: &GroupStats,
-    criterion: Criterion,
-    best: ProfilePoint,
-    brent_iterations: u64,
-    newton_iterations: u32,
-) -> Fit {
-    let params = Params { mu: best.mu, sigma2: best.sigma2, tau2: best.lambda * best.sigma2 };
+fn assemble(stats: &GroupStats, criterion: Criterion, found: Minimum) -> Fit {
+    let best = found.point;
+    let params = unit_params(&best);
     let unit_hessian = hessian(stats, &params);
     let on_boundary = best.lambda == 0.0;
     let gradient_norm = gradient_norm(stats, criterion, &params, best.d1, on_boundary);
@@ -237,8 +334,8 @@ fn assemble(
         unit: Unit::ONE,
         unit_hessian,
         convergence: Convergence {
-            brent_iterations,
-            newton_iterations,
+            brent_iterations: found.brent_iterations,
+            newton_iterations: found.newton_iterations,
             profiled_score: best.d1,
             gradient_norm,
             on_boundary,

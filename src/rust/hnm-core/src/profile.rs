@@ -64,6 +64,27 @@ impl Criterion {
         }
     }
 
+    /// The gradient of [`Criterion::deviance`] in (μ, σ², τ²): the first part of
+    /// [`Criterion::deviance_derivatives`] without the Hessian's pass over the groups.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{Criterion, GroupStats, Params};
+    /// let s = GroupStats::new(vec![3.0, 2.0], vec![0.0, 2.0], vec![1.0, 0.5]).unwrap();
+    /// let p = Params { mu: 1.0, sigma2: 0.6, tau2: 0.4 };
+    /// assert_eq!(Criterion::Reml.deviance_gradient(&s, &p), Criterion::Reml.deviance_derivatives(&s, &p).0);
+    /// ```
+    pub fn deviance_gradient(self, stats: &GroupStats, p: &Params) -> [f64; 3] {
+        let mut g = gradient(stats, p).map(|x| 2.0 * x);
+        if self == Criterion::Reml {
+            let (s, first, _) = mean_precision(stats, p);
+            for a in 0..2 {
+                g[a + 1] += first[a] / s;
+            }
+        }
+        g
+    }
+
     /// The gradient and Hessian of [`Criterion::deviance`] in (μ, σ², τ²), row-major.
     /// With S_a = ∂S/∂a: ∂ log S/∂a = S_a/S and ∂² log S/∂a∂b = S_ab/S − S_a S_b/S²,
     /// where S_σ² = −Σ n_j/v_j², S_τ² = −Σ n_j²/v_j², S_σ²σ² = 2Σ n_j/v_j³,
@@ -169,39 +190,83 @@ impl<'a> ProfiledDeviance<'a> {
         self.evaluate(lambda, Some(mu - self.stats.center()))
     }
 
+    /// (D'(λ), D''(λ)) alone: the same sums as [`ProfiledDeviance::at`] without the
+    /// logarithms of D, which the Newton iterations on the score do not need.
+    pub(crate) fn score(&self, lambda: f64) -> (f64, f64) {
+        let sums = self.sums(lambda, None, false);
+        self.derivatives(&sums, None)
+    }
+
+    /// [`ProfiledDeviance::score`] with μ held at `mu`.
+    pub(crate) fn score_fixed_mu(&self, lambda: f64, mu: f64) -> (f64, f64) {
+        let fixed = Some(mu - self.stats.center());
+        self.derivatives(&self.sums(lambda, fixed, false), fixed)
+    }
+
     fn evaluate(&self, lambda: f64, fixed_centered_mu: Option<f64>) -> ProfilePoint {
+        let sums = self.sums(lambda, fixed_centered_mu, true);
+        let (d1, d2) = self.derivatives(&sums, fixed_centered_mu);
+        let (k, r) = self.criterion.constants(self.n_obs);
+        let q = self.ssw_total + sums.between;
+        ProfilePoint {
+            lambda,
+            mu: self.stats.center() + sums.mu,
+            sigma2: q / k,
+            weight_sum: sums.w1,
+            deviance: k * (1.0 + LOG_2PI + (q / k).ln()) + sums.log_c + r * sums.w1.ln(),
+            d1,
+            d2,
+        }
+    }
+
+    /// The sums over the groups at λ (Σ log c_j only when `with_log`: it dominates the cost).
+    fn sums(&self, lambda: f64, fixed_centered_mu: Option<f64>, with_log: bool) -> Sums {
         let weight = |n: f64| n / (1.0 + n * lambda);
         let mu = fixed_centered_mu.unwrap_or_else(|| self.stats.centered_weighted_mean_by(weight));
-        let (mut w1, mut w2, mut w3) = (0.0, 0.0, 0.0);
-        let (mut between, mut a, mut b, mut c, mut log_c) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let mut s = Sums { mu, ..Sums::default() };
         for (n, mean, _) in groups(self.stats) {
             let w = weight(n);
             let d = mean - mu;
             let wd = w * d;
-            w1 += w;
-            w2 += w * w;
-            w3 += w * w * w;
-            between += wd * d;
-            a += wd * wd;
-            b += w * wd;
-            c += w * wd * wd;
-            log_c += (n * lambda).ln_1p();
+            s.w1 += w;
+            s.w2 += w * w;
+            s.w3 += w * w * w;
+            s.between += wd * d;
+            s.a += wd * wd;
+            s.b += w * wd;
+            s.c += w * wd * wd;
+            if with_log {
+                s.log_c += (n * lambda).ln_1p();
+            }
         }
-        let q = self.ssw_total + between;
+        s
+    }
+
+    fn derivatives(&self, s: &Sums, fixed_centered_mu: Option<f64>) -> (f64, f64) {
+        let q = self.ssw_total + s.between;
         let (k, r) = self.criterion.constants(self.n_obs);
         // The envelope term 2B²/W comes from μ̂(λ) moving with λ; a fixed μ does not move.
-        let envelope = if fixed_centered_mu.is_some() { 0.0 } else { 2.0 * b * b / w1 };
-        let a1 = envelope - 2.0 * c;
-        ProfilePoint {
-            lambda,
-            mu: self.stats.center() + mu,
-            sigma2: q / k,
-            weight_sum: w1,
-            deviance: k * (1.0 + LOG_2PI + (q / k).ln()) + log_c + r * w1.ln(),
-            d1: -k * a / q + w1 - r * w2 / w1,
-            d2: -k * (a1 / q + (a / q) * (a / q)) - w2 + r * (2.0 * w3 / w1 - (w2 / w1) * (w2 / w1)),
-        }
+        let envelope = if fixed_centered_mu.is_some() { 0.0 } else { 2.0 * s.b * s.b / s.w1 };
+        let a1 = envelope - 2.0 * s.c;
+        let (a, w1, w2) = (s.a, s.w1, s.w2);
+        let d1 = -k * a / q + w1 - r * w2 / w1;
+        let d2 = -k * (a1 / q + (a / q) * (a / q)) - w2 + r * (2.0 * s.w3 / w1 - (w2 / w1) * (w2 / w1));
+        (d1, d2)
     }
+}
+
+/// The sums over the groups behind D, D' and D'' (see the module docs), with μ (centred).
+#[derive(Default)]
+struct Sums {
+    mu: f64,
+    w1: f64,
+    w2: f64,
+    w3: f64,
+    between: f64,
+    a: f64,
+    b: f64,
+    c: f64,
+    log_c: f64,
 }
 
 #[cfg(test)]

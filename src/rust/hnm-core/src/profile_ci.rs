@@ -13,11 +13,14 @@
 //! so the limits are found by Newton steps too. Everything costs O(groups) per evaluation.
 //! τ and σ are profiled on the SD scale, as lme4 does.
 
+use std::cell::Cell;
+
 use crate::error::{HnmError, Result};
 use crate::fit::Fit;
+use crate::inner::{gls_score, FreeVariance};
 use crate::likelihood::Params;
 use crate::profile::ProfiledDeviance;
-use crate::solve1d::{expand_until, newton_root};
+use crate::solve1d::newton_root;
 use crate::stats::GroupStats;
 
 /// The parameter whose profile is taken, named as in lme4's `confint`.
@@ -33,11 +36,14 @@ pub enum ProfileParameter {
 
 /// The profile likelihood (ML) or profile restricted likelihood (REML) of one parameter of
 /// a fitted model.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Profile<'a> {
     stats: &'a GroupStats,
     fit: &'a Fit,
     parameter: ProfileParameter,
+    /// The last inner optimum (σ² for τ, τ² for σ, λ for μ): the next inner solve starts
+    /// there, as the limit searches move in small steps.
+    warm: Cell<Option<f64>>,
 }
 
 /// The profile deviance at one value and everything the inner optimisation found.
@@ -69,7 +75,7 @@ impl<'a> Profile<'a> {
     /// assert!((p.at(upper).zeta - 1.959963984540054).abs() < 1e-9);
     /// ```
     pub fn new(stats: &'a GroupStats, fit: &'a Fit, parameter: ProfileParameter) -> Self {
-        Profile { stats, fit, parameter }
+        Profile { stats, fit, parameter, warm: Cell::new(None) }
     }
 
     /// The estimate of the parameter on its profiling scale (SD for τ and σ).
@@ -90,7 +96,7 @@ impl<'a> Profile<'a> {
             ProfileParameter::Mu => self.inner_variances(value),
         };
         let criterion = self.fit.criterion;
-        let (g, _) = criterion.deviance_derivatives(self.stats, &params);
+        let g = criterion.deviance_gradient(self.stats, &params);
         let slope = match self.parameter {
             ProfileParameter::Tau => g[2] * 2.0 * value,
             ProfileParameter::Sigma => g[1] * 2.0 * value,
@@ -151,7 +157,9 @@ impl<'a> Profile<'a> {
         Ok(values.map(|x| self.at(x)).collect())
     }
 
-    /// The value on the side of sign(z) where ζ = z.
+    /// The value on the side of sign(z) where ζ = z: Newton steps on dev(x) − dev(x̂) − z²
+    /// from one step beyond the estimate, towards ±∞ or, for τ and σ below the estimate,
+    /// towards 0 (where dev → ∞ for σ; τ stops at 0 when ζ(0) > z).
     fn limit(&self, z: f64) -> f64 {
         let estimate = self.estimate();
         let target = z * z;
@@ -159,23 +167,14 @@ impl<'a> Profile<'a> {
             let point = self.at(x);
             (point.deviance - self.fit.deviance - target, point.slope)
         };
-        let is_variance = self.parameter != ProfileParameter::Mu;
-        if z < 0.0 && is_variance {
-            // ζ decreases to −∞ as σ → 0 (SSW > 0), but τ can stop at 0.
-            if self.parameter == ProfileParameter::Tau && excess(0.0).0 <= 0.0 {
-                return 0.0;
-            }
-            let lower = if self.parameter == ProfileParameter::Tau {
-                0.0
-            } else {
-                expand_until(0.5 * estimate, 0.5, |x| excess(x).0 > 0.0)
-            };
-            return newton_root(excess, estimate, lower, 0.5 * (lower + estimate)).x;
-        }
         let step = self.initial_step();
-        let distance = expand_until(step, 2.0, |d| excess(estimate + z.signum() * d).0 > 0.0);
-        let far = estimate + z.signum() * distance;
-        newton_root(excess, estimate, far, estimate + 0.5 * z.signum() * distance).x
+        let towards_zero = z < 0.0 && self.parameter != ProfileParameter::Mu;
+        if towards_zero && self.parameter == ProfileParameter::Tau && excess(0.0).0 <= 0.0 {
+            return 0.0;
+        }
+        let far = if towards_zero { 0.0 } else { z.signum() * f64::INFINITY };
+        let start = if towards_zero { 0.5 * estimate } else { estimate + z.signum() * step };
+        newton_root(excess, estimate, far, start, step).x
     }
 
     /// A first step away from the estimate, about one standard error.
@@ -188,52 +187,52 @@ impl<'a> Profile<'a> {
         }
     }
 
-    /// τ² fixed: minimise over σ² (μ in closed form).
+    /// τ² fixed: minimise over σ² (μ in closed form); the score tends to −∞ as σ² → 0.
     fn inner_sigma2(&self, tau2: f64) -> Params {
-        let at = |sigma2: f64| self.variance_score(&with_gls_mean(self.stats, sigma2, tau2), 1);
-        let start = self.fit.params.sigma2;
-        let lo = expand_until(start, 0.5, |s| at(s).0 < 0.0);
-        let hi = expand_until(start, 2.0, |s| at(s).0 > 0.0);
-        with_gls_mean(self.stats, newton_root(at, lo, hi, start).x, tau2)
+        let at = |sigma2: f64| gls_score(self.stats, self.fit.criterion, sigma2, tau2, FreeVariance::Sigma2);
+        let start = self.warm_start(self.fit.params.sigma2);
+        let sigma2 = self.remember(newton_root(at, 0.0, f64::INFINITY, start, start).x);
+        with_gls_mean(self.stats, sigma2, tau2)
     }
 
     /// σ² fixed: minimise over τ² ≥ 0 (μ in closed form).
     fn inner_tau2(&self, sigma2: f64) -> Params {
-        let at = |tau2: f64| self.variance_score(&with_gls_mean(self.stats, sigma2, tau2), 2);
+        let at = |tau2: f64| gls_score(self.stats, self.fit.criterion, sigma2, tau2, FreeVariance::Tau2);
         if at(0.0).0 >= 0.0 {
             return with_gls_mean(self.stats, sigma2, 0.0);
         }
-        let start = self.fit.params.tau2.max(sigma2 / self.stats.n_obs());
-        let hi = expand_until(start, 2.0, |t| at(t).0 > 0.0);
-        with_gls_mean(self.stats, sigma2, newton_root(at, 0.0, hi, start).x)
+        let start = self.warm_start(self.fit.params.tau2).max(sigma2 / self.stats.n_obs());
+        let tau2 = self.remember(newton_root(at, 0.0, f64::INFINITY, start, start).x);
+        with_gls_mean(self.stats, sigma2, tau2)
     }
 
-    /// The score of D in variance `k` (1: σ², 2: τ²) with μ at its GLS value, and its
-    /// curvature along that profile, the Schur complement H_kk − H_μk²/H_μμ.
-    fn variance_score(&self, p: &Params, k: usize) -> (f64, f64) {
-        let (g, h) = self.fit.criterion.deviance_derivatives(self.stats, p);
-        (g[k], h[k][k] - h[0][k] * h[0][k] / h[0][0])
+    /// Where the next inner solve starts: the last interior inner optimum, else `estimate`.
+    fn warm_start(&self, estimate: f64) -> f64 {
+        self.warm.get().unwrap_or(estimate)
+    }
+
+    /// Keeps an interior inner optimum `x` as the next start, and returns it.
+    fn remember(&self, x: f64) -> f64 {
+        if x > 0.0 && x.is_finite() {
+            self.warm.set(Some(x));
+        }
+        x
     }
 
     /// μ fixed: minimise over λ = τ²/σ² ≥ 0 with σ² profiled out.
     fn inner_variances(&self, mu: f64) -> Params {
         let deviance = ProfiledDeviance::new(self.stats, self.fit.criterion);
-        let score = |lambda: f64| {
-            let p = deviance.at_fixed_mu(lambda, mu);
-            (p.d1, p.d2)
-        };
+        let score = |lambda: f64| deviance.score_fixed_mu(lambda, mu);
         let lambda = if score(0.0).0 >= 0.0 {
             0.0
         } else {
-            let start = self.fit.theta * self.fit.theta;
-            let hi = expand_until(start.max(1e-3), 2.0, |l| score(l).0 > 0.0);
-            newton_root(score, 0.0, hi, start).x
+            let start = self.warm_start(self.fit.theta * self.fit.theta);
+            self.remember(newton_root(score, 0.0, f64::INFINITY, start, start.max(1e-3)).x)
         };
         let point = deviance.at_fixed_mu(lambda, mu);
         Params { mu, sigma2: point.sigma2, tau2: lambda * point.sigma2 }
     }
 }
-
 
 /// (μ̂, σ², τ²) with μ̂ the GLS mean Σ (n_j/v_j) ȳ_j / Σ n_j/v_j.
 fn with_gls_mean(stats: &GroupStats, sigma2: f64, tau2: f64) -> Params {

@@ -2,7 +2,7 @@
 //! profiled likelihoods computed independently here from the raw responses, and against
 //! published lme4 results.
 
-use hnm_core::{fit, Anova, Criterion, Fit, GroupStats};
+use hnm_core::{fit, fit_from, Anova, Criterion, Fit, GroupStats};
 
 /// Four groups of three with clear group effects: the ML and REML fits are interior.
 const BALANCED: [&[f64]; 4] = [&[10.2, 11.9, 9.7], &[14.1, 15.3, 13.2], &[8.4, 9.9, 10.8], &[12.5, 11.1, 13.9]];
@@ -248,6 +248,35 @@ fn balanced_reml_equals_anova_estimates() {
         assert_close("REML sigma2", fitted.params.sigma2, data.mse(), 1e-10);
         assert_close("REML tau2", fitted.params.tau2, tau2, 1e-10);
         assert_mean_close(fitted.params.mu, &data, data.grand_mean());
+    }
+}
+
+#[test]
+fn any_warm_start_reaches_the_closed_forms() {
+    // Balanced closed forms (σ̂² = MSE; ML τ̂² = ((1 − 1/m) MSG − MSE)/n, REML (MSG − MSE)/n),
+    // computed here from the raw responses, reached from starts far on either side of λ̂,
+    // at λ = 0, and from no start (ANOVA); Dyestuff2's τ̂² = 0 (lme4) from every start too.
+    let starts = [None, Some(0.0), Some(1e-12), Some(0.05), Some(3.0), Some(1e9), Some(f64::NAN), Some(-1.0)];
+    for groups in balanced_variants() {
+        let data = TwoPass::new(&groups);
+        let (m, n) = (data.n_groups(), data.sizes[0]);
+        let closed = [
+            (Criterion::Ml, ((1.0 - 1.0 / m) * data.msg() - data.mse()) / n),
+            (Criterion::Reml, (data.msg() - data.mse()) / n),
+        ];
+        for (criterion, tau2) in closed {
+            for start in starts {
+                let fitted = fit_from(&library_stats(&groups), criterion, start).unwrap();
+                assert_close(&format!("{criterion:?} sigma2 from {start:?}"), fitted.params.sigma2, data.mse(), 1e-10);
+                assert_close(&format!("{criterion:?} tau2 from {start:?}"), fitted.params.tau2, tau2, 1e-10);
+            }
+        }
+    }
+    for criterion in [Criterion::Ml, Criterion::Reml] {
+        for start in starts {
+            let fitted = fit_from(&library_stats(&owned(&DYESTUFF2)), criterion, start).unwrap();
+            assert_eq!(fitted.params.tau2, 0.0, "Dyestuff2 {criterion:?} from {start:?}");
+        }
     }
 }
 
