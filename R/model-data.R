@@ -17,6 +17,7 @@ model_statistics <- function(formula, data, call, stats = NULL) {
   if (sum(stats$n) == 0) {
     hnm_abort("no complete rows: every row has NA in the response or the group.", call = call)
   }
+  check_representable(stats, response_name, call)
   list(stats = stats, y = y, g = g, response_name = response_name, group_name = group_name)
 }
 
@@ -108,6 +109,25 @@ check_group <- function(g, name, call) {
 # ordered as the levels of factor(g) (a factor's own levels; sort(unique(g)) otherwise).
 # Rows with NA in y or g are dropped and counted, and groups without rows are left out,
 # as lme4 does. Only O(groups) work happens in R.
+# Sums of squared deviations must fit in a double: deviations below about 1e-154 square to
+# less than the smallest double, above about 1e154 to more than the largest. The fit itself
+# works at any scale (it rescales internally), but the statistics it starts from are
+# squares in the data's units.
+check_representable <- function(stats, response_name, call) {
+  fix <- "multiply the response by a power of ten and scale the estimates back"
+  if (any(!is.finite(stats$ss))) {
+    hnm_abort(sprintf(paste("the within-group sums of squares of `%s` overflow double",
+                            "precision (its values are beyond about 1e154): %s."),
+                      response_name, sub("multiply", "divide", fix)), call = call)
+  }
+  spread <- max(abs(stats$mean))
+  if (all(stats$ss == 0) && spread > 0 && spread < 1e-150) {
+    hnm_abort(sprintf(paste("the within-group sums of squares of `%s` underflow double",
+                            "precision (its deviations are of order %.0e): %s."),
+                      response_name, spread, fix), call = call)
+  }
+}
+
 group_statistics <- function(y, g, response_name = "y", call = NULL) {
   if (length(y) != length(g)) {
     hnm_abort(sprintf("`y` has length %d but `g` has length %d; they must have the same length.",

@@ -64,6 +64,16 @@ test_that("NaN in the response is an error, not a silently dropped row", {
   expect_error(hnm_fit(y ~ 1 | g, transform(d, y = replace(y, 3, NaN))), class = "hnm_error")
 })
 
+test_that("sums of squares beyond the double range are errors that say how to rescale", {
+  # Deviations of order 1e-200 square to 1e-400 (below the smallest double, about 4.9e-324);
+  # of order 1e180, to 1e360 (above the largest, about 1.8e308).
+  d <- simulate_unbalanced(10, 1)
+  expect_error(hnm_fit(y ~ 1 | g, transform(d, y = y * 1e-200)), "underflow double precision",
+               class = "hnm_error")
+  expect_error(hnm_fit(y ~ 1 | g, transform(d, y = y * 1e180)), "overflow double precision",
+               class = "hnm_error")
+})
+
 test_that("lme4's `(1 || g)` is the same model as `(1 | g)`", {
   d <- simulate_unbalanced(10, 1)
   expect_equal(hnm_fit(y ~ 1 + (1 || g), d)$tau2, hnm_fit(y ~ 1 | g, d)$tau2)
