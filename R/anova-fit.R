@@ -16,11 +16,3 @@ anova_estimates <- function(s, call) {
          gradient_norm = NA_real_, on_boundary = a$tau2 == 0,
          anova = a[c("msg", "mse", "n0", "df_between", "df_within", "tau2_untruncated")]))
 }
-
-# A warning of class `hnm_warning`, the counterpart of hnm_abort().
-hnm_warn <- function(message, call = NULL, class = character()) {
-  warning(structure(
-    class = c(class, "hnm_warning", "warning", "condition"),
-    list(message = message, call = call)
-  ))
-}

@@ -4,10 +4,7 @@
 # Percentile or basic intervals for tau, sigma, mu (or tau2, sigma2, mu), with the replicates,
 # the failure count and the random-number state as attributes.
 boot_intervals <- function(object, level, scale, nsim, seed, type, call) {
-  if (!is.numeric(nsim) || length(nsim) != 1L || !is.finite(nsim) || nsim < 2 ||
-      nsim != round(nsim)) {
-    hnm_abort("`nsim` must be a whole number of at least 2.", call = call)
-  }
+  check_count(nsim, "nsim", 2L, call)
   require_likelihood_fit(object, "bootstrap intervals", call)
   rng <- use_seed(seed)
   on.exit(rng$restore())
@@ -15,8 +12,8 @@ boot_intervals <- function(object, level, scale, nsim, seed, type, call) {
   ok <- stats::complete.cases(replicates)
   failed <- sum(!ok)
   if (failed > 0L) {
-    warning(sprintf("%d of %d bootstrap refits failed and were dropped.", failed, nsim),
-            call. = FALSE)
+    hnm_warn(sprintf("%d of %d bootstrap refits failed and were dropped.", failed, nsim),
+             call = call)
   }
   on_scale <- function(p) {
     if (scale == "sd") c(sqrt(p$tau2), sqrt(p$sigma2), p$mu) else c(p$tau2, p$sigma2, p$mu)

@@ -51,7 +51,8 @@ tidy.hnm_fit <- function(x, effects = c("ran_pars", "fixed"), conf.int = FALSE,
     stringsAsFactors = FALSE
   )
   if (isTRUE(conf.int)) {
-    ci <- confint(x, parm = c("(Intercept)", ".sig01", ".sigma"), level = conf.level)
+    ci <- confint(x, parm = c("(Intercept)", ".sig01", ".sigma"), level = conf.level,
+                  method = "Wald")
     rows$conf.low <- unname(ci[, 1L])
     rows$conf.high <- unname(ci[, 2L])
   }

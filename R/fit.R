@@ -71,13 +71,19 @@
 hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA"),
                     stats = NULL, ...) {
   call <- match.call()
-  if (...length() > 0L) {
-    hnm_abort(sprintf("unused argument(s): %s.", paste(names(list(...)), collapse = ", ")),
-              call = call)
-  }
+  check_no_dots(match.call(expand.dots = FALSE)$..., call)
   method <- fit_method(REML, method, missing(method), call)
   model <- model_statistics(formula, data, call, stats)
   new_hnm_fit(estimate(model$stats, method, call), model, formula, call, method)
+}
+
+# Misspelt or extra arguments are errors, named (or shown) as the caller wrote them.
+check_no_dots <- function(dots, call) {
+  if (length(dots) == 0L) return(invisible())
+  labels <- names(dots) %||% character(length(dots))
+  unnamed <- !nzchar(labels)
+  labels[unnamed] <- vapply(dots[unnamed], deparse1, "")
+  hnm_abort(sprintf("unused argument(s): %s.", paste(labels, collapse = ", ")), call = call)
 }
 
 # The estimator named by `method`, with lme4's `REML = TRUE` as a shorthand for "REML".

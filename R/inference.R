@@ -2,9 +2,10 @@
 
 #' Confidence intervals for the parameters of an `hnm_fit`
 #'
-#' Wald intervals (the default here), profile-likelihood intervals (`method = "profile"`,
-#' lme4's default), parametric-bootstrap intervals (`method = "boot"`) or exact F-pivot
-#' intervals for the intra-class correlation and variance ratio (`method = "exact"`).
+#' Profile-likelihood intervals (the default, as lme4's), Wald intervals (`method = "Wald"`;
+#' the default for `method = "ANOVA"` fits, which have no likelihood to profile),
+#' parametric-bootstrap intervals (`method = "boot"`) or exact F-pivot intervals for the
+#' intra-class correlation and variance ratio (`method = "exact"`).
 #' The first three have lme4's row names: `.sig01` (\eqn{\tau}), `.sigma` (\eqn{\sigma}) and
 #' `(Intercept)` (\eqn{\mu}); on the variance scale (`scale = "var"`) the rows are `tau2`,
 #' `sigma2` and `(Intercept)`.
@@ -59,7 +60,8 @@
 #' @param object An `hnm_fit`.
 #' @param parm Rows to return (names or indices); all by default.
 #' @param level Confidence level.
-#' @param method `"Wald"` (default), `"profile"`, `"boot"` or `"exact"`.
+#' @param method `"profile"` (default; `"Wald"` for ANOVA fits), `"Wald"`, `"boot"` or
+#'   `"exact"`.
 #' @param scale `"sd"` (default) or `"var"` (not used by `"exact"`).
 #' @param nsim Number of bootstrap replicates.
 #' @param seed `NULL` or an integer for [set.seed()], handled as by [stats::simulate()]: the
@@ -84,15 +86,13 @@
 #' confint(fit, method = "exact")
 #' @export
 confint.hnm_fit <- function(object, parm, level = 0.95,
-                            method = c("Wald", "profile", "boot", "exact"),
+                            method = c("profile", "Wald", "boot", "exact"),
                             scale = c("sd", "var"), nsim = 1000, seed = NULL,
                             type = c("perc", "basic"), ...) {
   call <- sys.call()
-  method <- match.arg(method)
+  method <- if (missing(method) && object$method == "ANOVA") "Wald" else match.arg(method)
   scale <- match.arg(scale)
-  if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
-    hnm_abort("`level` must be a single number between 0 and 1.", call = call)
-  }
+  check_probability(level, "level", call)
   z <- qnorm(1 - (1 - level) / 2)
   intervals <- switch(method,
     Wald = wald_intervals(object, z, scale),
@@ -157,6 +157,13 @@ percent_labels <- function(level) {
 }
 
 is_reml <- function(object) identical(object$method, "REML")
+
+# A confidence level or tail probability: one number strictly between 0 and 1.
+check_probability <- function(p, name, call) {
+  if (!is.numeric(p) || length(p) != 1L || !isTRUE(p > 0 && p < 1)) {
+    hnm_abort(sprintf("`%s` must be a single number between 0 and 1.", name), call = call)
+  }
+}
 
 # Profiles and bootstrap refits are of the likelihood criterion the fit maximised.
 require_likelihood_fit <- function(object, what, call) {

@@ -20,7 +20,9 @@
 #' @param sigma,rdig Ignored; for compatibility with the `VarCorr` generic.
 #' @param ... Unused.
 #' @return `fixef`: named estimate of the intercept \eqn{\mu}. `VarCorr`: an object of class
-#'   `VarCorr.hnm` printing like lme4's, with an `as.data.frame` method giving lme4's
+#'   `VarCorr.hnm` shaped and printing like lme4's (a list holding the grouping factor's
+#'   1 x 1 covariance matrix with attributes `stddev` and `correlation`, and attribute `sc`,
+#'   the residual standard deviation), with an `as.data.frame` method giving lme4's
 #'   columns `grp`, `var1`, `var2`, `vcov`, `sdcor`. `logLik`: a `logLik` object with
 #'   `df = 3` and `nobs`, so `AIC` and `BIC` work. `ngrps`: named number of groups.
 #' @examples
@@ -45,7 +47,7 @@ sigma.hnm_fit <- function(object, ...) sqrt(object$sigma2)
 
 #' @rdname hnm_fit-methods
 #' @export
-nobs.hnm_fit <- function(object, ...) as.integer(sum(object$stats$n))
+nobs.hnm_fit <- function(object, ...) row_count(sum(object$stats$n))
 
 #' @rdname hnm_fit-methods
 #' @export
@@ -102,14 +104,26 @@ vcov.hnm_fit <- function(object, full = FALSE, ...) {
 #' @method VarCorr hnm_fit
 #' @export
 VarCorr.hnm_fit <- function(x, sigma = 1, rdig = 3, ...) {
-  structure(list(group = x$group_name, tau2 = x$tau2, sigma2 = x$sigma2),
+  # lme4's shape: one covariance matrix per grouping factor with attributes "stddev" and
+  # "correlation", and the residual standard deviation as attribute "sc".
+  names <- list("(Intercept)", "(Intercept)")
+  tau2 <- structure(matrix(x$tau2, 1L, 1L, dimnames = names),
+                    stddev = c("(Intercept)" = sqrt(x$tau2)),
+                    correlation = matrix(1, 1L, 1L, dimnames = names))
+  structure(setNames(list(tau2), x$group_name), sc = sqrt(x$sigma2), useSc = TRUE,
             class = "VarCorr.hnm")
+}
+
+# Group name and the two variances of a VarCorr.hnm.
+varcorr_parts <- function(vc) {
+  list(group = names(vc)[1L], tau2 = vc[[1L]][1L, 1L], sigma2 = attr(vc, "sc")^2)
 }
 
 #' @rdname hnm_fit-methods
 #' @param row.names,optional Ignored.
 #' @export
 as.data.frame.VarCorr.hnm <- function(x, row.names = NULL, optional = FALSE, ...) {
+  x <- varcorr_parts(x)
   data.frame(grp = c(x$group, "Residual"), var1 = c("(Intercept)", NA), var2 = NA_character_,
              vcov = c(x$tau2, x$sigma2), sdcor = sqrt(c(x$tau2, x$sigma2)),
              stringsAsFactors = FALSE)
@@ -127,6 +141,7 @@ print.VarCorr.hnm <- function(x, digits = max(3, getOption("digits") - 2),
 
 # The random-effects table of lme4's print: Groups, Name, then Variance and/or Std.Dev.
 format_varcorr <- function(vc, digits, comp) {
+  vc <- varcorr_parts(vc)
   table <- cbind(Groups = c(vc$group, "Residual"), Name = c("(Intercept)", ""))
   variances <- c(vc$tau2, vc$sigma2)
   if ("Variance" %in% comp) table <- cbind(table, Variance = format(variances, digits = digits))
@@ -141,6 +156,10 @@ group_effects <- function(object) {
   shrink <- object$tau2 * s$n / (object$sigma2 + s$n * object$tau2)
   shrink * (s$mean - (object$mu - s$center))
 }
+
+# A count of rows as R reports counts: an integer, or a double beyond 2^31 - 1 rows (a
+# database table can hold more), never NA.
+row_count <- function(n) if (n <= .Machine$integer.max) as.integer(n) else as.double(n)
 
 # Row-level methods need the rows; a fit made from group statistics has none.
 require_rows <- function(object, what) {

@@ -175,5 +175,5 @@ sort_method <- function(keys) {
 pass_statistics <- function(pass, index, group) {
   pick <- if (is.null(index)) identity else function(v) v[index]
   list(group = group, center = pass$center, n = pick(pass$n), mean = pick(pass$mean),
-       ss = pick(pass$ss), n_dropped = as.integer(pass$dropped))
+       ss = pick(pass$ss), n_dropped = row_count(pass$dropped))
 }

@@ -88,6 +88,7 @@ new_groups <- function(object, newdata, call) {
 #' @export
 simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, ...) {
   require_rows(object, "simulate()")
+  check_count(nsim, "nsim", 1L, sys.call())
   rng <- use_seed(seed)
   on.exit(rng$restore())
   rows <- row_group(object)[complete_rows(object)]

@@ -43,12 +43,8 @@
 #' @export
 profile.hnm_fit <- function(fitted, alphamax = 0.01, steps = 12L, ...) {
   call <- sys.call()
-  if (!is.numeric(alphamax) || length(alphamax) != 1L || !(alphamax > 0 && alphamax < 1)) {
-    hnm_abort("`alphamax` must be a single number between 0 and 1.", call = call)
-  }
-  if (!is.numeric(steps) || length(steps) != 1L || !is.finite(steps) || steps < 2) {
-    hnm_abort("`steps` must be a whole number of at least 2.", call = call)
-  }
+  check_probability(alphamax, "alphamax", call)
+  check_count(steps, "steps", 2L, call)
   require_likelihood_fit(fitted, "profiles", call)
   s <- fitted$stats
   points <- rust_result(rs_profile(s$center, s$n, s$mean, s$ss, is_reml(fitted),
@@ -85,17 +81,15 @@ profile.hnm_fit <- function(fitted, alphamax = 0.01, steps = 12L, ...) {
 confint.hnm_profile <- function(object, parm, level = 0.95, scale = c("sd", "var"), ...) {
   call <- sys.call()
   scale <- match.arg(scale)
-  if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
-    hnm_abort("`level` must be a single number between 0 and 1.", call = call)
-  }
+  check_probability(level, "level", call)
   z <- qnorm(1 - (1 - level) / 2)
   intervals <- t(vapply(parameter_rows("sd"), function(name) {
     rows <- object[object$.par == name, ]
     profile_limits(rows$.zeta, rows[[name]], z)
   }, numeric(2)))
   if (anyNA(intervals)) {
-    warning("`level` is beyond the range of the profile; recompute it with a smaller `alphamax`.",
-            call. = FALSE)
+    hnm_warn("`level` is beyond the range of the profile; recompute it with a smaller `alphamax`.",
+             call = call)
   }
   if (scale == "var") intervals[1:2, ] <- intervals[1:2, ]^2
   dimnames(intervals) <- list(parameter_rows(scale), percent_labels(level))

@@ -75,5 +75,5 @@ statistics_from_sql <- function(rows, call) {
   center <- sum(n * pilot) / sum(n)
   list(group = as.character(rows$hnm_g), center = center, n = n,
        mean = (pilot - center) + shift, ss = pmax(ss, 0),
-       n_dropped = as.integer(rows_total - sum(n)), level_index = seq_along(n))
+       n_dropped = row_count(rows_total - sum(n)), level_index = seq_along(n))
 }

@@ -130,7 +130,7 @@ table_statistics <- function(data, columns, call) {
   check_group_labels(group, columns[["group"]], call)
   centered <- centered_means(data, n, mean)
   list(group = as.character(group), center = centered$center, n = as.double(n),
-       mean = centered$mean, ss = as.double(ss), n_dropped = as.integer(attr(data, "n_dropped") %||% 0L),
+       mean = centered$mean, ss = as.double(ss), n_dropped = row_count(attr(data, "n_dropped") %||% 0L),
        level_index = seq_along(n))
 }
 

@@ -4,6 +4,8 @@
   for (generic in c("tidy", "glance", "augment")) {
     s3_register(paste0("generics::", generic), "hnm_fit")
   }
+  # lme4's own ngrps generic masks hnm's when lme4 is attached later.
+  s3_register("lme4::ngrps", "hnm_fit")
 }
 
 # Registers `<generic>.<class>` from hnm's namespace as a method of `package::generic` now if

@@ -22,6 +22,12 @@ test_that("ML fits agree with lme4::lmer(REML = FALSE) to 1e-6", {
       expect_equal(as.data.frame(VarCorr(fit))[, c("vcov", "sdcor")], ref_vc[, c("vcov", "sdcor")],
                    tolerance = 1e-6, label = label)
       expect_equal(unname(residuals(fit)), unname(residuals(ref)), tolerance = 1e-5, label = label)
+      # VarCorr's own shape: lme4 users index it by the grouping factor and read "sc".
+      ref_raw <- lme4::VarCorr(ref)
+      expect_identical(names(VarCorr(fit)), names(ref_raw), label = label)
+      expect_equal(unclass(VarCorr(fit))[[1]], unclass(ref_raw)[[1]], tolerance = 1e-6,
+                   label = label)
+      expect_equal(attr(VarCorr(fit), "sc"), attr(ref_raw, "sc"), tolerance = 1e-6, label = label)
     }
   }
 })

@@ -32,12 +32,12 @@ test_that("Wald intervals: the lecture's est +- z se on the variance scale", {
   se <- sqrt(diag(solve(numDeriv::hessian(function(q) lecture_mll_oneway(q, wheat$y, wheat$g), p))))
   for (level in c(0.95, 0.8)) {
     z <- qnorm(1 - (1 - level) / 2)
-    ci <- confint(fit, scale = "var", level = level)
+    ci <- confint(fit, method = "Wald", scale = "var", level = level)
     expect_equal(unname(ci["sigma2", ]), p[2] + c(-1, 1) * z * se[2], tolerance = 1e-6)
     expect_equal(unname(ci["tau2", ]), pmax(p[3] + c(-1, 1) * z * se[3], 0), tolerance = 1e-6)
     expect_equal(unname(ci["(Intercept)", ]), p[1] + c(-1, 1) * z * se[1], tolerance = 1e-6)
   }
-  ci <- confint(fit)
+  ci <- confint(fit, method = "Wald")
   expect_identical(rownames(ci), c(".sig01", ".sigma", "(Intercept)"))
   expect_identical(colnames(ci), c("2.5 %", "97.5 %"))
   # Delta method on the SD scale: se(sigma) = se(sigma2) / (2 sigma).
@@ -49,13 +49,13 @@ test_that("the intercept's Wald interval equals lme4's", {
   skip_if_not_installed("lme4")
   fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
   ref <- lme4::lmer(Yield ~ 1 + (1 | Batch), lme4::Dyestuff, REML = FALSE)
-  expect_equal(confint(fit)["(Intercept)", ], stats::confint(ref, method = "Wald")["(Intercept)", ],
+  expect_equal(confint(fit, method = "Wald")["(Intercept)", ], stats::confint(ref, method = "Wald")["(Intercept)", ],
                tolerance = 1e-6)
 })
 
 test_that("boundary fits give finite intervals starting at 0", {
   fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff2)
-  ci <- confint(fit)
+  ci <- confint(fit, method = "Wald")
   expect_identical(unname(ci[".sig01", 1]), 0)
   expect_true(all(is.finite(ci)))
 })
@@ -68,4 +68,32 @@ test_that("fitted values are mu plus the conditional modes lme4 reports", {
   expect_equal(unname(fitted(fit)), unname(fitted(ref)), tolerance = 1e-6)
   expect_identical(formula(fit), y ~ 1 | g)
   expect_identical(df.residual(fit), nrow(d) - 3L)
+})
+
+test_that("confint() defaults to profile intervals, as lme4's does", {
+  skip_if_not_installed("lme4")
+  fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
+  ref <- lme4::lmer(Yield ~ 1 + (1 | Batch), lme4::Dyestuff, REML = FALSE)
+  # lme4's default confint() is its spline-interpolated profile: 1e-3 relative.
+  expect_equal(unname(confint(fit)), unname(suppressMessages(confint(ref))), tolerance = 1e-3)
+  anova_fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff, method = "ANOVA")
+  expect_identical(confint(anova_fit), confint(anova_fit, method = "Wald"))
+})
+
+test_that("lme4's ngrps() generic reaches the hnm method when lme4 is loaded", {
+  skip_if_not_installed("lme4")
+  fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
+  expect_identical(lme4::ngrps(fit), c(Batch = 6L))
+})
+
+test_that("argument errors name what the caller wrote", {
+  fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
+  expect_error(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff, TRUE, "ML", NULL, 42),
+               "unused argument\\(s\\): 42", class = "hnm_error")
+  expect_error(simulate(fit, nsim = 0), "`nsim` must be a whole number of at least 1",
+               class = "hnm_error")
+  expect_error(confint(fit, level = NA_real_), "`level` must be a single number",
+               class = "hnm_error")
+  expect_error(profile(fit, steps = 2.5), "`steps` must be a whole number", class = "hnm_error")
+  expect_error(confint(fit, method = "boot", nsim = 1), "`nsim`", class = "hnm_error")
 })
