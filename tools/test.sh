@@ -26,7 +26,7 @@ grep -q '^hnm/inst/doc/hnm.html$' "$work/tarball-files.txt" || { echo "the tarba
 
 echo "== R CMD check --as-cran (offline install from the tarball)"
 (cd "$work" && env -u NOT_CRAN _R_CHECK_FORCE_SUGGESTS_=false _R_CHECK_CRAN_INCOMING_REMOTE_=false \
-   _R_CHECK_FUTURE_FILE_TIMESTAMPS_=false \
+   _R_CHECK_SYSTEM_CLOCK_=FALSE \
    R CMD check --as-cran --no-manual "$tarball") || {
   cat "$work"/hnm.Rcheck/00check.log; cat "$work"/hnm.Rcheck/tests/testthat.Rout.fail 2>/dev/null || true; exit 1; }
 status=$(grep '^Status:' "$work/hnm.Rcheck/00check.log")
