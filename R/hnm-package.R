@@ -23,6 +23,11 @@
 #' `vignette("hnm")` walks the lecture with hnm, checking every number against lme4;
 #' `vignette("lecture")` reproduces the lecture on its own data.
 #'
+#' @examples
+#' fit <- hnm_fit(y ~ 1 | g, wheat)   # the lecture's wheat data
+#' summary(fit)
+#' confint(fit)
+#' anova(fit)
 #' @keywords internal
 #' @useDynLib hnm, .registration = TRUE
 #' @importFrom stats sigma nobs logLik deviance vcov confint formula coef qnorm quantile
