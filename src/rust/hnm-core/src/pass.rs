@@ -180,8 +180,9 @@ impl Grouping for LevelCodes {
 }
 
 /// For integer group values (R's `NA` ignored) spanning a range small enough to index
-/// directly — at most `len/4 + 1024` values — the smallest value and the range's length.
-/// Codes v − low + 1 then address [`LevelCodes`] as a factor's codes do, with no hashing.
+/// directly — at most `len/4 + 1024` values, and at most `i32::MAX` so every code fits an
+/// `i32` — the smallest value and the range's length. Codes v − low + 1 then address
+/// [`LevelCodes`] as a factor's codes do, with no hashing.
 ///
 /// # Example
 /// ```
@@ -196,8 +197,14 @@ pub fn dense_integer_range(values: &[i32]) -> Option<(i32, usize)> {
         low = low.min(v);
         high = high.max(v);
     }
+    direct_levels(low, high, values.len()).map(|levels| (low, levels))
+}
+
+/// The number of levels low..=high when a vector of `len` values may index them directly.
+fn direct_levels(low: i32, high: i32, len: usize) -> Option<usize> {
     let levels = usize::try_from(i64::from(high) - i64::from(low) + 1).ok()?;
-    (levels <= values.len() / 4 + 1024).then_some((low, levels))
+    let codes_fit = i32::try_from(levels).is_ok();
+    (codes_fit && levels <= len / 4 + 1024).then_some(levels)
 }
 
 /// Feeds every row to its group's accumulator and returns the number of dropped rows.
@@ -289,6 +296,15 @@ mod tests {
             let err = accumulate(&[1.0, 2.0, bad], [1, 1, 1].into_iter(), &mut LevelCodes::new(1)).unwrap_err();
             assert_eq!(err, HnmError::NotFinite { argument: "y", index: 2 });
         }
+    }
+
+    #[test]
+    fn direct_codes_always_fit_an_i32() {
+        // 2^32 − 1 levels (all of i32) in 2^34 rows passes the density rule, but codes up
+        // to 2^32 − 1 would wrap in an i32: such data must be hashed.
+        assert_eq!(direct_levels(i32::MIN + 1, i32::MAX, 1 << 34), None);
+        assert_eq!(direct_levels(0, i32::MAX - 1, 1 << 34), Some(i32::MAX as usize));
+        assert_eq!(direct_levels(-2, 7, 4), Some(10));
     }
 
     #[test]

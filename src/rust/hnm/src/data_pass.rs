@@ -61,6 +61,7 @@ fn pass_over<Y: Response>(y: &[Y], g: &Robj) -> hnm_core::Result<Output> {
     if let Some(values) = g.as_integer_slice() {
         let plain = g.get_attrib(class_symbol()).is_none();
         if let Some((low, levels)) = dense_integer_range(values).filter(|_| plain) {
+            // Exact: v − low + 1 lies in 1..=levels, and dense_integer_range keeps levels ≤ i32::MAX.
             let code = move |v: i32| if v == NA_CODE { NA_CODE } else { (i64::from(v) - i64::from(low) + 1) as i32 };
             return coded(y, values.iter().map(move |&v| code(v)), levels, Some(f64::from(low) - 1.0));
         }
