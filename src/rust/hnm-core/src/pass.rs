@@ -89,7 +89,24 @@ pub struct Accumulator {
 }
 
 impl Accumulator {
-    /// Adds one value with the pilot-shifted Welford update (see the module docs).
+    /// Adds one value with the pilot-shifted Welford update (see the module docs): the first
+    /// value becomes the pilot p; then with k values and x = y − p, δ = x − m, m ← m + δ/k
+    /// and SSW ← SSW + δ·(x − m), so after n values m = x̄ and SSW = Σ (x_i − x̄)², the
+    /// within-group sum of squares (unchanged by the shift).
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{accumulate, Accumulator, LevelCodes};
+    /// let mut a = Accumulator::default();
+    /// for y in [2.0, 4.0, 9.0] {
+    ///     a.push(y);
+    /// }
+    /// // The same values through a pass: mean 5, SSW = 9 + 1 + 16 = 26.
+    /// let mut groups = LevelCodes::new(1);
+    /// accumulate(&[2.0, 4.0, 9.0], [1, 1, 1].into_iter(), &mut groups).unwrap();
+    /// let stats = groups.into_stats();
+    /// assert_eq!((stats.means()[0], stats.ssw()[0]), (5.0, 26.0));
+    /// ```
     #[inline]
     pub fn push(&mut self, y: f64) {
         if self.n == 0.0 {
@@ -147,12 +164,32 @@ pub struct LevelCodes {
 }
 
 impl LevelCodes {
-    /// Empty accumulators for `n_groups` levels.
+    /// Empty accumulators for `n_groups` levels, addressed by the codes 1..=`n_groups`.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{accumulate, LevelCodes};
+    /// let mut groups = LevelCodes::new(3);
+    /// accumulate(&[1.0, 2.0], [3, 3].into_iter(), &mut groups).unwrap();
+    /// assert_eq!(groups.into_stats().n(), &[0.0, 0.0, 2.0]);
+    /// ```
     pub fn new(n_groups: usize) -> Self {
         LevelCodes { groups: vec![Accumulator::default(); n_groups] }
     }
 
-    /// The statistics of every level in code order (unused levels have n = 0).
+    /// The statistics of every level in code order (unused levels have n = 0, mean and SSW
+    /// 0): n_j, ȳ_j − c and SSW_j = Σ_i (y_ij − ȳ_j)², with the center c the first value of
+    /// level 1 (or of the first level with data).
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{accumulate, LevelCodes};
+    /// let mut groups = LevelCodes::new(2);
+    /// accumulate(&[10.0, 1.0, 3.0], [2, 1, 1].into_iter(), &mut groups).unwrap();
+    /// let stats = groups.into_stats();
+    /// assert_eq!(stats.center(), 1.0);
+    /// assert_eq!((stats.means(), stats.ssw()), (vec![2.0, 10.0], &[2.0, 0.0][..]));
+    /// ```
     pub fn into_stats(self) -> GroupStats {
         GroupStats::from_accumulators(&self.groups, 0)
     }
