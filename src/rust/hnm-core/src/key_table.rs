@@ -115,7 +115,7 @@ impl KeyTable {
         let mut bigger = Vec::new();
         bigger.try_reserve_exact(capacity).map_err(|_| HnmError::InvalidArgument {
             argument: "g",
-            reason: "the grouping variable has too many distinct values for their statistics to fit in memory",
+            reason: "has too many distinct values for their statistics to fit in memory",
         })?;
         bigger.resize(capacity, Self::empty_slot(self.missing));
         let old = std::mem::replace(&mut self.slots, bigger);

@@ -206,7 +206,7 @@ impl Grouping for LevelCodes {
         let n_groups = self.groups.len();
         match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)) {
             Some(j) if j < n_groups => Ok(Some(&mut self.groups[j])),
-            _ => Err(HnmError::GroupCodeOutOfRange { index: row, code: i64::from(code), n_groups }),
+            _ => Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups }),
         }
     }
 
@@ -347,8 +347,9 @@ mod tests {
     #[test]
     fn codes_out_of_range_are_errors() {
         let err = accumulate(&[1.0, 2.0], [1, 3].into_iter(), &mut LevelCodes::new(2)).unwrap_err();
-        assert_eq!(err, HnmError::GroupCodeOutOfRange { index: 1, code: 3, n_groups: 2 });
+        assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
+        assert_eq!(err.to_string(), "`g` has group code 3 at position 2, outside 1..2.");
         let err = accumulate(&[1.0], [0].into_iter(), &mut LevelCodes::new(2)).unwrap_err();
-        assert_eq!(err, HnmError::GroupCodeOutOfRange { index: 0, code: 0, n_groups: 2 });
+        assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 0, code: 0, n_groups: 2 });
     }
 }
