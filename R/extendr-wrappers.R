@@ -19,9 +19,9 @@ rs_anova_fit <- function(center, n, mean, ss) .Call(wrap__rs_anova_fit, center, 
 #' number of rows dropped for NA; for a plain integer `g` of small range, `offset`, with
 #' group j (1-based, n = 0 when unused) holding the value offset + j; for other non-factor
 #' `g` the 1-based first row of each group (in no particular order), from which R recovers
-#' the group values.
+#' the group values. `response` and `group` name `y` and `g` in error messages.
 #' @noRd
-rs_data_pass <- function(y, g, response) .Call(wrap__rs_data_pass, y, g, response)
+rs_data_pass <- function(y, g, response, group) .Call(wrap__rs_data_pass, y, g, response, group)
 
 #' Profile-likelihood limits (τ, σ, μ; lower then upper) for critical value `z`, of the
 #' ML (`reml = FALSE`) or REML criterion.

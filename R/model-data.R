@@ -136,7 +136,7 @@ group_statistics <- function(y, g, response_name = "y", call = NULL) {
   if (!is.factor(g) && !typeof(g) %in% c("integer", "logical", "double", "character")) {
     g <- factor(g)
   }
-  pass <- rust_result(rs_data_pass(y, g, response_name), call = call)
+  pass <- rust_result(rs_data_pass(y, g, response_name, "g"), call = call)
   if (is.factor(g)) {
     keep <- pass$n > 0
     # Usually every level has rows: then nothing is subset (no O(groups) copies).

@@ -22,13 +22,14 @@ pub type Refits = Vec<Option<Params>>;
 /// the same likelihood). Each refit is [`crate::fit_from`] with `criterion`, warm-started
 /// at the template's estimate of λ = τ²/σ² (the replicates are drawn around it; a replicate
 /// on the boundary τ̂² = 0 is found exactly all the same), keeping only the estimates; the
-/// replicates are split into `threads` contiguous blocks refitted in parallel (1: no extra thread).
+/// replicates are split into contiguous blocks refitted in parallel on `threads` threads, at
+/// most the machine's available parallelism and the number of replicates (1: no extra thread).
 ///
 /// # Errors
 /// The errors of [`GroupStats::check_identifiable`] for `template`; `InvalidArgument` when
 /// `centered_means` does not hold one row per element of `ssw_totals` and one column per group.
 /// A replicate whose refit fails (an invalid draw or an optimiser failure) gives `None`;
-/// `Optimizer` if a refit thread panics.
+/// `Optimizer` if the system refuses to start a refit thread or a refit thread panics.
 ///
 /// # Example
 /// ```
@@ -68,19 +69,30 @@ pub fn refit_replicates(
             .ok()
     };
     // Replicates are independent: contiguous blocks go to scoped threads, in order.
-    let block = replicates.div_ceil(threads.max(1)).max(1);
-    let refits = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..replicates)
+    let block = replicates.div_ceil(worker_threads(threads, replicates)).max(1);
+    std::thread::scope(|scope| {
+        let workers = (0..replicates)
             .step_by(block)
-            .map(|start| scope.spawn(move || (start..(start + block).min(replicates)).map(refit).collect::<Refits>()))
-            .collect();
-        workers.into_iter().map(|worker| worker.join()).collect::<Vec<_>>()
-    });
-    let mut all = Vec::with_capacity(replicates);
-    for block in refits {
-        all.extend(block.map_err(|_| HnmError::Optimizer("a bootstrap refit thread panicked".into()))?);
-    }
-    Ok(all)
+            .map(|start| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || (start..(start + block).min(replicates)).map(refit).collect::<Refits>())
+                    .map_err(|e| HnmError::Optimizer(format!("a bootstrap refit thread could not be started ({e})")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut all = Vec::with_capacity(replicates);
+        for worker in workers {
+            all.extend(worker.join().map_err(|_| HnmError::Optimizer("a bootstrap refit thread panicked".into()))?);
+        }
+        Ok(all)
+    })
+}
+
+/// The threads to use for `replicates` refits when `requested` were asked for (R's
+/// `getOption("hnm.threads")`, which can be anything): between 1 and the smaller of the
+/// machine's available parallelism and the number of replicates.
+fn worker_threads(requested: usize, replicates: usize) -> usize {
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    requested.min(available).min(replicates).max(1)
 }
 
 #[cfg(test)]
@@ -102,6 +114,20 @@ mod tests {
                 assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "{criterion:?}: {a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn thread_counts_are_capped_by_the_machine_and_the_replicates() {
+        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(worker_threads(usize::MAX, 1_000_000), available);
+        assert_eq!(worker_threads(1_000, 3), available.min(3));
+        assert_eq!(worker_threads(0, 10), 1);
+        assert_eq!(worker_threads(4, 0), 1);
+        // A huge request refits as one thread does.
+        let s = GroupStats::new(vec![3.0; 2], vec![0.0, 2.0], vec![2.0, 3.0]).unwrap();
+        let means = [0.0, 0.5, 2.0, 1.0];
+        let many = refit_replicates(&s, &means, &[5.0, 4.0], Criterion::Reml, usize::MAX).unwrap();
+        assert_eq!(many, refit_replicates(&s, &means, &[5.0, 4.0], Criterion::Reml, 1).unwrap());
     }
 
     #[test]

@@ -17,8 +17,8 @@ pub enum HnmError {
     },
     /// An argument holds an infinite or NaN value where a finite number is needed.
     NotFinite { argument: &'static str, index: usize },
-    /// A group code is outside `1..=n_groups`.
-    GroupCodeOutOfRange { index: usize, code: i64, n_groups: usize },
+    /// A group code of `argument` (the grouping variable) is outside `1..=n_groups`.
+    GroupCodeOutOfRange { argument: &'static str, index: usize, code: i64, n_groups: usize },
     /// A per-group statistic is impossible (negative count, negative sum of squares, ...).
     InvalidStatistic { argument: &'static str, index: usize, reason: &'static str },
     /// Fewer than two groups with data: τ² cannot be estimated.
@@ -51,9 +51,9 @@ impl fmt::Display for HnmError {
                 "`{argument}` must be finite, but element {} is infinite or NaN.",
                 index + 1
             ),
-            HnmError::GroupCodeOutOfRange { index, code, n_groups } => write!(
+            HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => write!(
                 f,
-                "group code {code} at position {} is outside 1..{n_groups}.",
+                "`{argument}` has group code {code} at position {}, outside 1..{n_groups}.",
                 index + 1
             ),
             HnmError::InvalidStatistic { argument, index, reason } => write!(

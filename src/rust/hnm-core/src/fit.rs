@@ -20,7 +20,7 @@ use crate::anova::Anova;
 use crate::error::{HnmError, Result};
 use crate::likelihood::{gradient, hessian, scaled_to_original, Params, POWER};
 use crate::profile::{Criterion, ProfilePoint, ProfiledDeviance};
-use crate::solve1d::{expand_until, newton_root};
+use crate::solve1d::{expand_until, newton_root, Root};
 use crate::stats::GroupStats;
 use crate::unit::Unit;
 
@@ -109,7 +109,8 @@ impl Fit {
 ///
 /// # Errors
 /// The errors of [`GroupStats::check_identifiable`] (on the rescaled statistics), `NotFinite`
-/// if the data span more than the double range, and `Optimizer` if Brent's method fails.
+/// if the data span more than the double range, and `Optimizer` if Brent's method fails or the
+/// Newton iterations stop without solving the score equation D'(λ) = 0.
 ///
 /// # Example
 /// ```
@@ -144,19 +145,23 @@ pub fn fit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
 /// assert!(warm.convergence.newton_iterations <= cold.convergence.newton_iterations);
 /// ```
 pub fn fit_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<Fit> {
-    let unit = Unit::of_data(stats);
-    let scaled = unit.scale(stats)?;
-    let found = minimum(&scaled, criterion, start)?;
+    let (unit, scaled, found) = minimum_in_unit(stats, criterion, start)?;
     Ok(to_original_units(assemble(&scaled, criterion, found), stats, unit))
 }
 
 /// The estimates (μ̂, σ̂², τ̂²) of [`fit_from`] without the Hessian and gradient that a
 /// [`Fit`] carries: what a bootstrap refit needs.
 pub(crate) fn estimate_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<Params> {
+    let (unit, _, found) = minimum_in_unit(stats, criterion, start)?;
+    Ok(to_data_units(&unit_params(&found.point), stats, unit))
+}
+
+/// The data's unit, the statistics in it and the minimum found there (see [`crate::Unit`]).
+fn minimum_in_unit(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<(Unit, GroupStats, Minimum)> {
     let unit = Unit::of_data(stats);
     let scaled = unit.scale(stats)?;
     let found = minimum(&scaled, criterion, start)?;
-    Ok(to_data_units(&unit_params(&found.point), stats, unit))
+    Ok((unit, scaled, found))
 }
 
 /// (μ, σ², τ²) of statistics centred at 0 and expressed in `unit`, mapped back:
@@ -215,23 +220,35 @@ fn minimum(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Resu
     // Steps that Newton cannot give grow from about the start (or 1/n_max, where λ matters).
     let n_max = stats.n().iter().fold(1.0_f64, |m, &n| m.max(n));
     let step = lambda_start.max(1.0 / n_max);
-    let interior = |from: f64| {
-        let root = newton_root(score, from, f64::INFINITY, lambda_start.max(from), step);
-        (deviance.at(root.x), root.steps)
-    };
+    let interior = |from: f64| solved(&deviance, newton_root(score, from, f64::INFINITY, lambda_start.max(from), step));
     // The Newton counts include the evaluations of D'(0) and D'(λ₀) that chose the bracket.
     if score(0.0).0 < 0.0 {
-        let (point, steps) = interior(0.0);
+        let (point, steps) = interior(0.0)?;
         return Ok(Minimum { point, brent_iterations: 0, newton_iterations: 1 + steps });
     }
     if lambda_start > 0.0 && score(lambda_start).0 < 0.0 {
         // D'(0) ≥ 0 but D decreases at λ₀: the interior minimum above it competes with λ = 0.
-        let (point, steps) = interior(lambda_start);
+        let (point, steps) = interior(lambda_start)?;
         let best = lower_of_boundary(&deviance, point);
         let newton_iterations = if best.lambda == 0.0 { 0 } else { 2 + steps };
         return Ok(Minimum { point: best, brent_iterations: 0, newton_iterations });
     }
     brent_search(&deviance, lambda_start)
+}
+
+/// The point at a root of the profiled score D'(λ), and the evaluations it took.
+///
+/// # Errors
+/// `Optimizer` when the Newton iterations stopped without solving D'(λ) = 0.
+fn solved(deviance: &ProfiledDeviance, root: Root) -> Result<(ProfilePoint, u32)> {
+    if !root.converged {
+        return Err(HnmError::Optimizer(format!(
+            "Newton's method could not solve the score equation for lambda = tau^2/sigma^2 (it stopped \
+             after {} steps at lambda = {:e}); check the response for extreme or degenerate values",
+            root.steps, root.x
+        )));
+    }
+    Ok((deviance.at(root.x), root.steps))
 }
 
 /// λ₀ = max(τ̂², 0)/σ̂² of the ANOVA estimator; 1 when that is not a finite number.
@@ -261,7 +278,7 @@ fn brent_search(deviance: &ProfiledDeviance, lambda_start: f64) -> Result<Minimu
     let at_zero = deviance.at(0.0);
     let interior = deviance.at(theta_brent * theta_brent);
     let boundary = lower_of_boundary(deviance, interior).lambda == 0.0;
-    let polished = if boundary { None } else { polish(deviance, theta_brent, theta_max) };
+    let polished = if boundary { None } else { polish(deviance, theta_brent, theta_max).transpose()? };
     let (point, newton_iterations) = polished.unwrap_or((at_zero, 0));
     Ok(Minimum { point, brent_iterations, newton_iterations })
 }
@@ -299,8 +316,8 @@ fn minimise_theta(deviance: ProfiledDeviance, theta_max: f64) -> Result<(f64, u6
 
 /// Newton polish of the profiled score D'(λ) = 0 from Brent's point, inside a bracket
 /// with D'(lo) < 0 < D'(hi); `None` when no λ below Brent's point has a negative score,
-/// so the minimum is the boundary λ = 0.
-fn polish(deviance: &ProfiledDeviance, theta_start: f64, theta_max: f64) -> Option<(ProfilePoint, u32)> {
+/// so the minimum is the boundary λ = 0; the error of [`solved`] when Newton fails.
+fn polish(deviance: &ProfiledDeviance, theta_start: f64, theta_max: f64) -> Option<Result<(ProfilePoint, u32)>> {
     let score = |lambda: f64| deviance.score(lambda);
     let start = theta_start * theta_start;
     let lo = if score(0.0).0 < 0.0 {
@@ -314,8 +331,7 @@ fn polish(deviance: &ProfiledDeviance, theta_start: f64, theta_max: f64) -> Opti
         }
         start - gap
     };
-    let root = newton_root(score, lo, theta_max * theta_max, start, start);
-    Some((deviance.at(root.x), root.steps))
+    Some(solved(deviance, newton_root(score, lo, theta_max * theta_max, start, start)))
 }
 
 fn assemble(stats: &GroupStats, criterion: Criterion, found: Minimum) -> Fit {

@@ -31,14 +31,28 @@ pub struct KeyTable {
 /// row where it was first seen (from which the caller recovers the key's value).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyedGroups {
+    /// n_j, ȳ_j − c and SSW_j of each group, c the value of the first row used.
     pub stats: GroupStats,
+    /// The 0-based row where each group (in the order of `stats`) was first seen.
     pub first_rows: Vec<usize>,
 }
 
 const INITIAL_CAPACITY: usize = 1024;
 
 impl KeyTable {
-    /// An empty table; rows whose key equals `missing` are missing groups.
+    /// An empty table; rows whose key equals `missing` are missing groups. The value also
+    /// marks empty slots, so a real key equal to `missing` cannot be a group: it is treated
+    /// as missing (dropped). Choose `missing` outside the keys' range, as [`DOUBLE_MISSING`]
+    /// and [`INTEGER_MISSING`] are for [`double_key`] and [`integer_key`].
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{accumulate, integer_key, KeyTable, INTEGER_MISSING, NA_CODE};
+    /// let mut table = KeyTable::new(INTEGER_MISSING);
+    /// let keys = [4, NA_CODE, 4].map(integer_key);
+    /// assert_eq!(accumulate(&[1.0, 2.0, 3.0], keys.into_iter(), &mut table).unwrap(), 1);
+    /// assert_eq!(table.len(), 1);
+    /// ```
     pub fn new(missing: u64) -> Self {
         let slots = vec![Self::empty_slot(missing); INITIAL_CAPACITY];
         KeyTable { slots, len: 0, missing, last: 0 }
@@ -101,7 +115,7 @@ impl KeyTable {
         let mut bigger = Vec::new();
         bigger.try_reserve_exact(capacity).map_err(|_| HnmError::InvalidArgument {
             argument: "g",
-            reason: "the grouping variable has too many distinct values for their statistics to fit in memory",
+            reason: "has too many distinct values for their statistics to fit in memory",
         })?;
         bigger.resize(capacity, Self::empty_slot(self.missing));
         let old = std::mem::replace(&mut self.slots, bigger);
@@ -177,15 +191,35 @@ pub fn double_key(x: f64, missing: u64) -> u64 {
 
 /// The key used for missing double group values: a NaN bit pattern, which
 /// [`double_key`] never returns for a number.
+///
+/// # Example
+/// ```
+/// use hnm_core::{double_key, DOUBLE_MISSING};
+/// assert_eq!(double_key(f64::NAN, DOUBLE_MISSING), DOUBLE_MISSING);
+/// assert_ne!(double_key(f64::MAX, DOUBLE_MISSING), DOUBLE_MISSING);
+/// ```
 pub const DOUBLE_MISSING: u64 = 0x7FF8_0000_0000_0000;
 
-/// The key of an R integer group value; R's `NA` maps to [`INTEGER_MISSING`].
+/// The key of an R integer group value: its 32 bits as an unsigned number, so distinct
+/// integers have distinct keys; R's `NA` (i32::MIN) maps to [`INTEGER_MISSING`].
+///
+/// # Example
+/// ```
+/// use hnm_core::{integer_key, INTEGER_MISSING, NA_CODE};
+/// assert_eq!(integer_key(NA_CODE), INTEGER_MISSING);
+/// assert_ne!(integer_key(-1), integer_key(1));
+/// ```
 #[inline]
 pub fn integer_key(x: i32) -> u64 {
     u64::from(x as u32)
 }
 
-/// The key of R's integer `NA`.
+/// The key of R's integer `NA`: 2³¹, the bits of i32::MIN, which no other integer has.
+///
+/// # Example
+/// ```
+/// assert_eq!(hnm_core::INTEGER_MISSING, 1 << 31);
+/// ```
 pub const INTEGER_MISSING: u64 = crate::pass::NA_CODE as u32 as u64;
 
 #[cfg(test)]

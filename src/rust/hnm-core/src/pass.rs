@@ -89,7 +89,24 @@ pub struct Accumulator {
 }
 
 impl Accumulator {
-    /// Adds one value with the pilot-shifted Welford update (see the module docs).
+    /// Adds one value with the pilot-shifted Welford update (see the module docs): the first
+    /// value becomes the pilot p; then with k values and x = y − p, δ = x − m, m ← m + δ/k
+    /// and SSW ← SSW + δ·(x − m), so after n values m = x̄ and SSW = Σ (x_i − x̄)², the
+    /// within-group sum of squares (unchanged by the shift).
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{accumulate, Accumulator, LevelCodes};
+    /// let mut a = Accumulator::default();
+    /// for y in [2.0, 4.0, 9.0] {
+    ///     a.push(y);
+    /// }
+    /// // The same values through a pass: mean 5, SSW = 9 + 1 + 16 = 26.
+    /// let mut groups = LevelCodes::new(1);
+    /// accumulate(&[2.0, 4.0, 9.0], [1, 1, 1].into_iter(), &mut groups).unwrap();
+    /// let stats = groups.into_stats();
+    /// assert_eq!((stats.means()[0], stats.ssw()[0]), (5.0, 26.0));
+    /// ```
     #[inline]
     pub fn push(&mut self, y: f64) {
         if self.n == 0.0 {
@@ -147,12 +164,32 @@ pub struct LevelCodes {
 }
 
 impl LevelCodes {
-    /// Empty accumulators for `n_groups` levels.
+    /// Empty accumulators for `n_groups` levels, addressed by the codes 1..=`n_groups`.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{accumulate, LevelCodes};
+    /// let mut groups = LevelCodes::new(3);
+    /// accumulate(&[1.0, 2.0], [3, 3].into_iter(), &mut groups).unwrap();
+    /// assert_eq!(groups.into_stats().n(), &[0.0, 0.0, 2.0]);
+    /// ```
     pub fn new(n_groups: usize) -> Self {
         LevelCodes { groups: vec![Accumulator::default(); n_groups] }
     }
 
-    /// The statistics of every level in code order (unused levels have n = 0).
+    /// The statistics of every level in code order (unused levels have n = 0, mean and SSW
+    /// 0): n_j, ȳ_j − c and SSW_j = Σ_i (y_ij − ȳ_j)², with the center c the first value of
+    /// level 1 (or of the first level with data).
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{accumulate, LevelCodes};
+    /// let mut groups = LevelCodes::new(2);
+    /// accumulate(&[10.0, 1.0, 3.0], [2, 1, 1].into_iter(), &mut groups).unwrap();
+    /// let stats = groups.into_stats();
+    /// assert_eq!(stats.center(), 1.0);
+    /// assert_eq!((stats.means(), stats.ssw()), (vec![2.0, 10.0], &[2.0, 0.0][..]));
+    /// ```
     pub fn into_stats(self) -> GroupStats {
         GroupStats::from_accumulators(&self.groups, 0)
     }
@@ -169,7 +206,7 @@ impl Grouping for LevelCodes {
         let n_groups = self.groups.len();
         match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)) {
             Some(j) if j < n_groups => Ok(Some(&mut self.groups[j])),
-            _ => Err(HnmError::GroupCodeOutOfRange { index: row, code: i64::from(code), n_groups }),
+            _ => Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups }),
         }
     }
 
@@ -180,8 +217,9 @@ impl Grouping for LevelCodes {
 }
 
 /// For integer group values (R's `NA` ignored) spanning a range small enough to index
-/// directly — at most `len/4 + 1024` values — the smallest value and the range's length.
-/// Codes v − low + 1 then address [`LevelCodes`] as a factor's codes do, with no hashing.
+/// directly — at most `len/4 + 1024` values, and at most `i32::MAX` so every code fits an
+/// `i32` — the smallest value and the range's length. Codes v − low + 1 then address
+/// [`LevelCodes`] as a factor's codes do, with no hashing.
 ///
 /// # Example
 /// ```
@@ -196,8 +234,14 @@ pub fn dense_integer_range(values: &[i32]) -> Option<(i32, usize)> {
         low = low.min(v);
         high = high.max(v);
     }
+    direct_levels(low, high, values.len()).map(|levels| (low, levels))
+}
+
+/// The number of levels low..=high when a vector of `len` values may index them directly.
+fn direct_levels(low: i32, high: i32, len: usize) -> Option<usize> {
     let levels = usize::try_from(i64::from(high) - i64::from(low) + 1).ok()?;
-    (levels <= values.len() / 4 + 1024).then_some((low, levels))
+    let codes_fit = i32::try_from(levels).is_ok();
+    (codes_fit && levels <= len / 4 + 1024).then_some(levels)
 }
 
 /// Feeds every row to its group's accumulator and returns the number of dropped rows.
@@ -292,10 +336,20 @@ mod tests {
     }
 
     #[test]
+    fn direct_codes_always_fit_an_i32() {
+        // 2^32 − 1 levels (all of i32) in 2^34 rows passes the density rule, but codes up
+        // to 2^32 − 1 would wrap in an i32: such data must be hashed.
+        assert_eq!(direct_levels(i32::MIN + 1, i32::MAX, 1 << 34), None);
+        assert_eq!(direct_levels(0, i32::MAX - 1, 1 << 34), Some(i32::MAX as usize));
+        assert_eq!(direct_levels(-2, 7, 4), Some(10));
+    }
+
+    #[test]
     fn codes_out_of_range_are_errors() {
         let err = accumulate(&[1.0, 2.0], [1, 3].into_iter(), &mut LevelCodes::new(2)).unwrap_err();
-        assert_eq!(err, HnmError::GroupCodeOutOfRange { index: 1, code: 3, n_groups: 2 });
+        assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
+        assert_eq!(err.to_string(), "`g` has group code 3 at position 2, outside 1..2.");
         let err = accumulate(&[1.0], [0].into_iter(), &mut LevelCodes::new(2)).unwrap_err();
-        assert_eq!(err, HnmError::GroupCodeOutOfRange { index: 0, code: 0, n_groups: 2 });
+        assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 0, code: 0, n_groups: 2 });
     }
 }

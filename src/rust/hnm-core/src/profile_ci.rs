@@ -20,7 +20,7 @@ use crate::fit::Fit;
 use crate::inner::{gls_score, FreeVariance};
 use crate::likelihood::Params;
 use crate::profile::ProfiledDeviance;
-use crate::solve1d::newton_root;
+use crate::solve1d::{newton_root, Root};
 use crate::stats::GroupStats;
 
 /// The parameter whose profile is taken, named as in lme4's `confint`.
@@ -36,6 +36,12 @@ pub enum ProfileParameter {
 
 /// The profile likelihood (ML) or profile restricted likelihood (REML) of one parameter of
 /// a fitted model.
+///
+/// Each inner minimisation starts where the previous one ended (the `warm` cell, updated
+/// through `&self`), which makes the limit searches cheap. The inner optimum does not depend
+/// on the start, but its last bits do: evaluating the same value after a different sequence
+/// of calls can give results that differ at rounding level (about 1e-15 relative), never more.
+/// Use a fresh `Profile` when bit-for-bit reproducible values are needed.
 #[derive(Debug, Clone)]
 pub struct Profile<'a> {
     stats: &'a GroupStats,
@@ -72,7 +78,7 @@ impl<'a> Profile<'a> {
     /// let p = Profile::new(&s, &f, ProfileParameter::Sigma);
     /// let (lower, upper) = p.interval(1.959963984540054).unwrap();
     /// assert!(lower < f.params.sigma2.sqrt() && f.params.sigma2.sqrt() < upper);
-    /// assert!((p.at(upper).zeta - 1.959963984540054).abs() < 1e-9);
+    /// assert!((p.at(upper).unwrap().zeta - 1.959963984540054).abs() < 1e-9);
     /// ```
     pub fn new(stats: &'a GroupStats, fit: &'a Fit, parameter: ProfileParameter) -> Self {
         Profile { stats, fit, parameter, warm: Cell::new(None) }
@@ -89,11 +95,14 @@ impl<'a> Profile<'a> {
     }
 
     /// The profile deviance, its slope and ζ at `value` (τ ≥ 0, σ > 0).
-    pub fn at(&self, value: f64) -> ProfilePointFull {
+    ///
+    /// # Errors
+    /// `Optimizer` when the inner Newton iterations stop without solving their score equation.
+    pub fn at(&self, value: f64) -> Result<ProfilePointFull> {
         let params = match self.parameter {
-            ProfileParameter::Tau => self.inner_sigma2(value * value),
-            ProfileParameter::Sigma => self.inner_tau2(value * value),
-            ProfileParameter::Mu => self.inner_variances(value),
+            ProfileParameter::Tau => self.inner_sigma2(value * value)?,
+            ProfileParameter::Sigma => self.inner_tau2(value * value)?,
+            ProfileParameter::Mu => self.inner_variances(value)?,
         };
         let criterion = self.fit.criterion;
         let g = criterion.deviance_gradient(self.stats, &params);
@@ -105,7 +114,7 @@ impl<'a> Profile<'a> {
         let deviance = criterion.deviance(self.stats, &params);
         let excess = (deviance - self.fit.deviance).max(0.0);
         let zeta = (value - self.estimate()).signum() * excess.sqrt();
-        ProfilePointFull { value, deviance, slope, zeta, params }
+        Ok(ProfilePointFull { value, deviance, slope, zeta, params })
     }
 
     /// The limits {x : |ζ(x)| ≤ z} of the interval with critical value `z` = Φ⁻¹(1 − α/2)
@@ -113,12 +122,11 @@ impl<'a> Profile<'a> {
     /// at exactly 0.
     ///
     /// # Errors
-    /// `InvalidArgument` when `z` is not a positive finite number.
+    /// `InvalidArgument` (argument `z`) when `z` is not a positive finite number; `Optimizer`
+    /// when the Newton iterations for a limit or an inner optimum do not converge.
     pub fn interval(&self, z: f64) -> Result<(f64, f64)> {
-        if !(z > 0.0 && z.is_finite()) {
-            return Err(HnmError::InvalidArgument { argument: "level", reason: "must be between 0 and 1" });
-        }
-        Ok((self.limit(-z), self.limit(z)))
+        check_positive(z, "z")?;
+        Ok((self.limit(-z)?, self.limit(z)?))
     }
 
     /// The profile at 2·`steps` + 1 values ordered by value: the estimate and `steps` values
@@ -128,7 +136,8 @@ impl<'a> Profile<'a> {
     /// negative side ends at τ = 0 when ζ(0) > −ζ_max, and is empty when τ̂ = 0.
     ///
     /// # Errors
-    /// `InvalidArgument` when `zeta_max` is not a positive finite number or `steps` is 0.
+    /// `InvalidArgument` when `zeta_max` is not a positive finite number or `steps` is 0;
+    /// the `Optimizer` errors of [`Profile::interval`] and [`Profile::at`].
     ///
     /// # Example
     /// ```
@@ -142,39 +151,38 @@ impl<'a> Profile<'a> {
     /// assert!(grid.windows(2).all(|w| w[0].zeta < w[1].zeta));
     /// ```
     pub fn zeta_grid(&self, zeta_max: f64, steps: usize) -> Result<Vec<ProfilePointFull>> {
-        let (lower, upper) = self.interval(zeta_max).map_err(|_| HnmError::InvalidArgument {
-            argument: "alphamax",
-            reason: "must be between 0 and 1",
-        })?;
+        check_positive(zeta_max, "zeta_max")?;
         if steps == 0 {
             return Err(HnmError::InvalidArgument { argument: "steps", reason: "must be at least 1" });
         }
+        let (lower, upper) = self.interval(zeta_max)?;
         let estimate = self.estimate();
         let fraction = |k: usize| k as f64 / steps as f64;
         let below = (0..steps).filter(|_| lower < estimate).map(|k| estimate - (estimate - lower) * fraction(steps - k));
         let above = (1..=steps).map(|k| estimate + (upper - estimate) * fraction(k));
         let values = below.chain(std::iter::once(estimate)).chain(above);
-        Ok(values.map(|x| self.at(x)).collect())
+        values.map(|x| self.at(x)).collect()
     }
 
     /// The value on the side of sign(z) where ζ = z: Newton steps on dev(x) − dev(x̂) − z²
     /// from one step beyond the estimate, towards ±∞ or, for τ and σ below the estimate,
     /// towards 0 (where dev → ∞ for σ; τ stops at 0 when ζ(0) > z).
-    fn limit(&self, z: f64) -> f64 {
+    fn limit(&self, z: f64) -> Result<f64> {
         let estimate = self.estimate();
         let target = z * z;
-        let excess = |x: f64| {
-            let point = self.at(x);
-            (point.deviance - self.fit.deviance - target, point.slope)
+        // An inner failure becomes a NaN excess, which stops the Newton iterations unconverged.
+        let excess = |x: f64| match self.at(x) {
+            Ok(point) => (point.deviance - self.fit.deviance - target, point.slope),
+            Err(_) => (f64::NAN, f64::NAN),
         };
         let step = self.initial_step();
         let towards_zero = z < 0.0 && self.parameter != ProfileParameter::Mu;
         if towards_zero && self.parameter == ProfileParameter::Tau && excess(0.0).0 <= 0.0 {
-            return 0.0;
+            return Ok(0.0);
         }
         let far = if towards_zero { 0.0 } else { z.signum() * f64::INFINITY };
         let start = if towards_zero { 0.5 * estimate } else { estimate + z.signum() * step };
-        newton_root(excess, estimate, far, start, step).x
+        converged(newton_root(excess, estimate, far, start, step), "the profile-likelihood limit")
     }
 
     /// A first step away from the estimate, about one standard error.
@@ -188,22 +196,22 @@ impl<'a> Profile<'a> {
     }
 
     /// τ² fixed: minimise over σ² (μ in closed form); the score tends to −∞ as σ² → 0.
-    fn inner_sigma2(&self, tau2: f64) -> Params {
+    fn inner_sigma2(&self, tau2: f64) -> Result<Params> {
         let at = |sigma2: f64| gls_score(self.stats, self.fit.criterion, sigma2, tau2, FreeVariance::Sigma2);
         let start = self.warm_start(self.fit.params.sigma2);
-        let sigma2 = self.remember(newton_root(at, 0.0, f64::INFINITY, start, start).x);
-        with_gls_mean(self.stats, sigma2, tau2)
+        let sigma2 = self.remember(converged(newton_root(at, 0.0, f64::INFINITY, start, start), "sigma^2 given tau")?);
+        Ok(with_gls_mean(self.stats, sigma2, tau2))
     }
 
     /// σ² fixed: minimise over τ² ≥ 0 (μ in closed form).
-    fn inner_tau2(&self, sigma2: f64) -> Params {
+    fn inner_tau2(&self, sigma2: f64) -> Result<Params> {
         let at = |tau2: f64| gls_score(self.stats, self.fit.criterion, sigma2, tau2, FreeVariance::Tau2);
         if at(0.0).0 >= 0.0 {
-            return with_gls_mean(self.stats, sigma2, 0.0);
+            return Ok(with_gls_mean(self.stats, sigma2, 0.0));
         }
         let start = self.warm_start(self.fit.params.tau2).max(sigma2 / self.stats.n_obs());
-        let tau2 = self.remember(newton_root(at, 0.0, f64::INFINITY, start, start).x);
-        with_gls_mean(self.stats, sigma2, tau2)
+        let tau2 = self.remember(converged(newton_root(at, 0.0, f64::INFINITY, start, start), "tau^2 given sigma")?);
+        Ok(with_gls_mean(self.stats, sigma2, tau2))
     }
 
     /// Where the next inner solve starts: the last interior inner optimum, else `estimate`.
@@ -220,17 +228,45 @@ impl<'a> Profile<'a> {
     }
 
     /// μ fixed: minimise over λ = τ²/σ² ≥ 0 with σ² profiled out.
-    fn inner_variances(&self, mu: f64) -> Params {
+    fn inner_variances(&self, mu: f64) -> Result<Params> {
         let deviance = ProfiledDeviance::new(self.stats, self.fit.criterion);
         let score = |lambda: f64| deviance.score_fixed_mu(lambda, mu);
         let lambda = if score(0.0).0 >= 0.0 {
             0.0
         } else {
             let start = self.warm_start(self.fit.theta * self.fit.theta);
-            self.remember(newton_root(score, 0.0, f64::INFINITY, start, start.max(1e-3)).x)
+            let root = newton_root(score, 0.0, f64::INFINITY, start, start.max(1e-3));
+            self.remember(converged(root, "tau^2/sigma^2 given mu")?)
         };
         let point = deviance.at_fixed_mu(lambda, mu);
-        Params { mu, sigma2: point.sigma2, tau2: lambda * point.sigma2 }
+        Ok(Params { mu, sigma2: point.sigma2, tau2: lambda * point.sigma2 })
+    }
+}
+
+/// Ok when `value` is a positive finite number.
+///
+/// # Errors
+/// `InvalidArgument` naming `argument` otherwise.
+fn check_positive(value: f64, argument: &'static str) -> Result<()> {
+    if value > 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(HnmError::InvalidArgument { argument, reason: "must be a positive finite number" })
+    }
+}
+
+/// The root's x when the Newton iterations converged.
+///
+/// # Errors
+/// `Optimizer` naming `what` was being solved for otherwise.
+fn converged(root: Root, what: &str) -> Result<f64> {
+    if root.converged {
+        Ok(root.x)
+    } else {
+        Err(HnmError::Optimizer(format!(
+            "Newton's method could not find {what} for the profile (it stopped after {} steps at {:e})",
+            root.steps, root.x
+        )))
     }
 }
 
@@ -238,4 +274,23 @@ impl<'a> Profile<'a> {
 fn with_gls_mean(stats: &GroupStats, sigma2: f64, tau2: f64) -> Params {
     let mu = stats.centered_weighted_mean_by(|n| n / (sigma2 + n * tau2));
     Params { mu: stats.center() + mu, sigma2, tau2 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{fit, Criterion};
+
+    #[test]
+    fn bad_critical_values_name_the_argument_at_fault() {
+        let s = GroupStats::new(vec![3.0; 4], vec![0.0, 2.0, 1.0, 4.0], vec![2.0, 3.0, 1.0, 2.5]).unwrap();
+        let f = fit(&s, Criterion::Ml).unwrap();
+        let p = Profile::new(&s, &f, ProfileParameter::Tau);
+        let reason = "must be a positive finite number";
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(p.interval(bad), Err(HnmError::InvalidArgument { argument: "z", reason }));
+            assert_eq!(p.zeta_grid(bad, 3).unwrap_err(), HnmError::InvalidArgument { argument: "zeta_max", reason });
+        }
+        assert!(matches!(p.zeta_grid(2.0, 0), Err(HnmError::InvalidArgument { argument: "steps", .. })));
+    }
 }

@@ -14,7 +14,7 @@
 //! changing this layout.
 
 use crate::error::{HnmError, Result};
-use crate::pass::{accumulate, LevelCodes};
+use crate::pass::{accumulate, LevelCodes, Response};
 
 /// Per-group sufficient statistics: counts, means and within-group sums of squares.
 ///
@@ -104,11 +104,13 @@ impl GroupStats {
         Ok(GroupStats { center, n, centered_mean, ssw })
     }
 
-    /// One pass over `(y, code)` computing the statistics of `n_groups` groups.
+    /// One pass over `(y, code)` computing the statistics of `n_groups` groups:
+    /// [`accumulate`] into [`LevelCodes`].
     ///
-    /// `codes` are 1-based group codes as in an R factor; rows whose y is R's `NA`
-    /// ([`crate::NA_REAL`]) or whose code is [`crate::NA_CODE`] are skipped and counted in
-    /// [`DataPass::dropped`].
+    /// `y` holds doubles or integers (see [`crate::Response`]); `codes` yields one 1-based group
+    /// code per row, as in an R factor; rows whose y is R's `NA` ([`crate::NA_REAL`],
+    /// [`crate::NA_CODE`] for integers) or whose code is [`crate::NA_CODE`] are skipped and
+    /// counted in [`DataPass::dropped`].
     ///
     /// # Errors
     /// `LengthMismatch` when `y` and `codes` differ in length; `NotFinite` for an infinite
@@ -117,14 +119,18 @@ impl GroupStats {
     /// # Example
     /// ```
     /// use hnm_core::{GroupStats, NA_REAL};
-    /// let pass = GroupStats::from_data(&[1.0, 3.0, 10.0, NA_REAL], &[1, 1, 2, 2], 2).unwrap();
+    /// let pass = GroupStats::from_data(&[1.0, 3.0, 10.0, NA_REAL], [1, 1, 2, 2].into_iter(), 2).unwrap();
     /// assert_eq!(pass.stats.means(), vec![2.0, 10.0]);
     /// assert_eq!(pass.stats.ssw(), &[2.0, 0.0]);
     /// assert_eq!(pass.dropped, 1);
     /// ```
-    pub fn from_data(y: &[f64], codes: &[i32], n_groups: usize) -> Result<DataPass> {
+    pub fn from_data<Y: Response>(
+        y: &[Y],
+        codes: impl ExactSizeIterator<Item = i32> + Clone,
+        n_groups: usize,
+    ) -> Result<DataPass> {
         let mut groups = LevelCodes::new(n_groups);
-        let dropped = accumulate(y, codes.iter().copied(), &mut groups)?;
+        let dropped = accumulate(y, codes, &mut groups)?;
         Ok(DataPass { stats: groups.into_stats(), dropped })
     }
 
@@ -238,7 +244,7 @@ mod tests {
         // Two-pass reference by hand: deviations 0.1, 0.2, 0.3 about 1e12 + 0.2 give SSW 0.02
         // up to the representation error of 1e12 + 0.1 (ulp 1.2e-4).
         let y = [1e12 + 0.1, 1e12 + 0.2, 1e12 + 0.3];
-        let pass = GroupStats::from_data(&y, &[1, 1, 1], 1).unwrap();
+        let pass = GroupStats::from_data(&y, [1, 1, 1].into_iter(), 1).unwrap();
         let exact: f64 = {
             let m = (y[0] - 1e12 + y[1] - 1e12 + y[2] - 1e12) / 3.0;
             y.iter().map(|v| (v - 1e12 - m).powi(2)).sum()

@@ -78,12 +78,28 @@ impl Unit {
         times_pow2(x, -power * self.exponent)
     }
 
-    /// x · cᵖ, exact unless the result underflows or overflows.
+    /// x · cᵖ, exact unless the result underflows or overflows: a value of dimension p
+    /// (p = 1 for locations and SDs, 2 for variances) back in the data's units.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::Unit;
+    /// let unit = Unit::near(1e-200);
+    /// assert_eq!(unit.from_unit(3.0, 1), 3.0 * unit.value());
+    /// assert_eq!(unit.from_unit(1.0, 2), unit.value() * unit.value());
+    /// ```
     pub fn from_unit(&self, x: f64, power: i32) -> f64 {
         times_pow2(x, power * self.exponent)
     }
 
-    /// log c.
+    /// log c = k log 2 for c = 2ᵏ, exact where c itself would under- or overflow a product.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::Unit;
+    /// let unit = Unit::near(1e-150);
+    /// assert!((unit.ln() - unit.value().ln()).abs() < 1e-12);
+    /// ```
     pub fn ln(&self) -> f64 {
         f64::from(self.exponent) * std::f64::consts::LN_2
     }

@@ -61,7 +61,7 @@ fn library_stats(groups: &[Vec<f64>]) -> GroupStats {
             }
         }
     }
-    GroupStats::from_data(&y, &codes, groups.len()).expect("valid data").stats
+    GroupStats::from_data(&y, codes.iter().copied(), groups.len()).expect("valid data").stats
 }
 
 /// Group summaries by the corrected two-pass algorithm, in deviations from the first

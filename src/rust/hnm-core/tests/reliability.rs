@@ -69,7 +69,7 @@ fn smls_sums_of_squares_equal_integer_arithmetic_on_the_stored_values() {
     for base in ["1", "1000000", "1000000000000"] {
         for replicates in [21, 201, 2001] {
             let (y, codes) = smls(base, replicates);
-            let stats = GroupStats::from_data(&y, &codes, 9).unwrap().stats;
+            let stats = GroupStats::from_data(&y, codes.iter().copied(), 9).unwrap().stats;
             let (ssw, ssb) = exact_sums_of_squares(&y, &codes, 9);
             let anova = Anova::new(&stats).unwrap();
             let n_obs = y.len() as f64;
@@ -104,7 +104,7 @@ fn grid_design() -> impl Strategy<Value = (Vec<f64>, Vec<i32>, usize)> {
 }
 
 fn stats_of(y: &[f64], codes: &[i32], m: usize) -> GroupStats {
-    GroupStats::from_data(y, codes, m).unwrap().stats
+    GroupStats::from_data(y, codes.iter().copied(), m).unwrap().stats
 }
 
 fn close(a: f64, b: f64, tolerance: f64) -> bool {

@@ -8,7 +8,7 @@
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    accumulate, dense_integer_range, double_key, integer_key, DataPass, HnmError, KeyTable, LevelCodes, Response,
+    accumulate, dense_integer_range, double_key, integer_key, DataPass, GroupStats, HnmError, KeyTable, Response,
     DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
@@ -27,14 +27,14 @@ struct Output {
 /// number of rows dropped for NA; for a plain integer `g` of small range, `offset`, with
 /// group j (1-based, n = 0 when unused) holding the value offset + j; for other non-factor
 /// `g` the 1-based first row of each group (in no particular order), from which R recovers
-/// the group values.
+/// the group values. `response` and `group` name `y` and `g` in error messages.
 /// @noRd
 #[extendr]
-fn rs_data_pass(y: Robj, g: Robj, response: &str) -> Robj {
+fn rs_data_pass(y: Robj, g: Robj, response: &str, group: &str) -> Robj {
     let result = match (y.as_real_slice(), y.as_integer_slice()) {
         (Some(values), _) => pass_over(values, &g),
         (None, Some(values)) => pass_over(values, &g),
-        _ => Err(HnmError::InvalidArgument { argument: "y", reason: "the response must be a double or integer vector" }),
+        _ => Err(HnmError::InvalidArgument { argument: "y", reason: "must be a double or integer vector" }),
     };
     match result {
         Ok(out) => list!(
@@ -47,8 +47,26 @@ fn rs_data_pass(y: Robj, g: Robj, response: &str) -> Robj {
             offset = out.offset.map_or(Robj::from(()), Robj::from)
         )
         .into(),
-        Err(HnmError::NotFinite { argument: "y", index }) => not_finite_response(&y, response, index),
-        Err(error) => core_error(error),
+        Err(error) => data_error(error, &y, response, group),
+    }
+}
+
+/// A core error of the pass with the core's `y` and `g` replaced by the user's names.
+fn data_error(error: HnmError, y: &Robj, response: &str, group: &str) -> Robj {
+    let name = |argument: &str| match argument {
+        "y" => format!("the response `{response}`"),
+        "g" => format!("the grouping variable `{group}`"),
+        other => format!("`{other}`"),
+    };
+    match error {
+        HnmError::NotFinite { argument: "y", index } => not_finite_response(y, response, index),
+        HnmError::InvalidArgument { argument, reason } => error_message(format!("{} {reason}.", name(argument))),
+        HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => error_message(format!(
+            "{} has group code {code} at row {}, outside 1..{n_groups}.",
+            name(argument),
+            index + 1
+        )),
+        error => core_error(error),
     }
 }
 
@@ -61,6 +79,7 @@ fn pass_over<Y: Response>(y: &[Y], g: &Robj) -> hnm_core::Result<Output> {
     if let Some(values) = g.as_integer_slice() {
         let plain = g.get_attrib(class_symbol()).is_none();
         if let Some((low, levels)) = dense_integer_range(values).filter(|_| plain) {
+            // Exact: v − low + 1 lies in 1..=levels, and dense_integer_range keeps levels ≤ i32::MAX.
             let code = move |v: i32| if v == NA_CODE { NA_CODE } else { (i64::from(v) - i64::from(low) + 1) as i32 };
             return coded(y, values.iter().map(move |&v| code(v)), levels, Some(f64::from(low) - 1.0));
         }
@@ -78,10 +97,7 @@ fn pass_over<Y: Response>(y: &[Y], g: &Robj) -> hnm_core::Result<Output> {
         let missing = unsafe { Rstr::na().get() } as u64;
         return hashed(y, values.iter().map(|s| unsafe { s.get() } as u64), missing);
     }
-    Err(HnmError::InvalidArgument {
-        argument: "g",
-        reason: "the grouping variable must be a factor or an integer, logical, double or character vector",
-    })
+    Err(HnmError::InvalidArgument { argument: "g", reason: "must be a factor or an integer, logical, double or character vector" })
 }
 
 fn coded<Y: Response>(
@@ -90,9 +106,7 @@ fn coded<Y: Response>(
     n_levels: usize,
     offset: Option<f64>,
 ) -> hnm_core::Result<Output> {
-    let mut groups = LevelCodes::new(n_levels);
-    let dropped = accumulate(y, codes, &mut groups)?;
-    Ok(Output { pass: DataPass { stats: groups.into_stats(), dropped }, first_rows: None, offset })
+    Ok(Output { pass: GroupStats::from_data(y, codes, n_levels)?, first_rows: None, offset })
 }
 
 fn hashed<Y: Response>(y: &[Y], keys: impl ExactSizeIterator<Item = u64> + Clone, missing: u64) -> hnm_core::Result<Output> {

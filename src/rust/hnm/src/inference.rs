@@ -2,19 +2,11 @@
 //! parametric-bootstrap refits. Conversions only; the statistics live in hnm-core.
 
 use extendr_api::prelude::*;
-use hnm_core::{Criterion, Fit, GroupStats, Profile, ProfileParameter, Unit};
+use hnm_core::{Fit, GroupStats, Profile, ProfileParameter, Unit};
 
-use crate::{respond, stats_from};
+use crate::{criterion, respond, stats_from};
 
 const PARAMETERS: [ProfileParameter; 3] = [ProfileParameter::Tau, ProfileParameter::Sigma, ProfileParameter::Mu];
-
-fn criterion(reml: bool) -> Criterion {
-    if reml {
-        Criterion::Reml
-    } else {
-        Criterion::Ml
-    }
-}
 
 /// The statistics in their unit (see `hnm_core::Unit`) and the fit there: profiles are
 /// computed on these, so they do not depend on the data's scale or offset.

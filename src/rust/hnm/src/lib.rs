@@ -34,6 +34,15 @@ pub(crate) fn stats_from(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> hn
     GroupStats::centered(center, n.to_vec(), mean.to_vec(), ss.to_vec())
 }
 
+/// REML when `reml` is true, ML otherwise (R's `REML` argument).
+pub(crate) fn criterion(reml: bool) -> Criterion {
+    if reml {
+        Criterion::Reml
+    } else {
+        Criterion::Ml
+    }
+}
+
 pub(crate) fn flatten(m: [[f64; 3]; 3]) -> Vec<f64> {
     // Column-major for R's matrix(); the matrices are symmetric, so the order is immaterial.
     (0..3).flat_map(|j| (0..3).map(move |i| m[i][j])).collect()
@@ -55,8 +64,7 @@ fn rs_neg_log_lik(par: &[f64], center: f64, n: &[f64], mean: &[f64], ss: &[f64],
 /// @noRd
 #[extendr]
 fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj {
-    let criterion = if reml { Criterion::Reml } else { Criterion::Ml };
-    let result = stats_from(center, n, mean, ss).and_then(|s| hnm_core::fit(&s, criterion));
+    let result = stats_from(center, n, mean, ss).and_then(|s| hnm_core::fit(&s, criterion(reml)));
     respond(result, |f| {
         let c = f.convergence;
         list!(
