@@ -49,7 +49,7 @@ boundary_tests <- function(object, call) {
   summary <- response_summary(object)
   null_deviance <- summary[["n"]] * (1 + log(2 * pi * summary[["sst"]] / summary[["n"]]))
   lrt <- if (ml$on_boundary) 0 else max(null_deviance - ml$deviance, 0)
-  a <- rust_result(rs_anova(s$center, s$n, s$mean, s$ss), call = call)
+  a <- rust_result(rs_anova_fit(s$center, s$n, s$mean, s$ss), call = call)
   f <- a$msg / a$mse
   table <- data.frame(
     Statistic = c(lrt, f), Df = c(NA, a$df_between), Df.res = c(NA, a$df_within),

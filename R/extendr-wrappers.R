@@ -6,10 +6,6 @@ rs_neg_log_lik <- function(par, center, n, mean, ss, what) .Call(wrap__rs_neg_lo
 #' @noRd
 rs_fit <- function(center, n, mean, ss, reml) .Call(wrap__rs_fit, center, n, mean, ss, reml)
 
-#' The one-way ANOVA from group statistics.
-#' @noRd
-rs_anova <- function(center, n, mean, ss) .Call(wrap__rs_anova, center, n, mean, ss)
-
 #' ANOVA (method-of-moments) fit from group statistics.
 #' @noRd
 rs_anova_fit <- function(center, n, mean, ss) .Call(wrap__rs_anova_fit, center, n, mean, ss)

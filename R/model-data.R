@@ -13,7 +13,7 @@ model_statistics <- function(formula, data, call, stats = NULL) {
                       response_name, call)
   g <- check_group(model_variable(parsed$group, frame, env, "grouping variable", call),
                    group_name, call)
-  stats <- group_statistics(y, g, response_name, call = call)
+  stats <- group_statistics(y, g, response_name, group_name, call = call)
   if (sum(stats$n) == 0) {
     hnm_abort("no complete rows: every row has NA in the response or the group.", call = call)
   }
@@ -128,7 +128,7 @@ check_representable <- function(stats, response_name, call) {
   }
 }
 
-group_statistics <- function(y, g, response_name = "y", call = NULL) {
+group_statistics <- function(y, g, response_name = "y", group_name = "g", call = NULL) {
   if (length(y) != length(g)) {
     hnm_abort(sprintf("`y` has length %d but `g` has length %d; they must have the same length.",
                       length(y), length(g)), call = call)
@@ -136,7 +136,7 @@ group_statistics <- function(y, g, response_name = "y", call = NULL) {
   if (!is.factor(g) && !typeof(g) %in% c("integer", "logical", "double", "character")) {
     g <- factor(g)
   }
-  pass <- rust_result(rs_data_pass(y, g, response_name, "g"), call = call)
+  pass <- rust_result(rs_data_pass(y, g, response_name, group_name), call = call)
   if (is.factor(g)) {
     keep <- pass$n > 0
     # Usually every level has rows: then nothing is subset (no O(groups) copies).
@@ -157,7 +157,7 @@ group_statistics <- function(y, g, response_name = "y", call = NULL) {
   if (anyDuplicated(labels)) {
     # factor() merges values whose labels coincide (doubles equal to 15 digits, one string
     # in two encodings): take its codes for these rare data.
-    return(group_statistics(y, factor(g), response_name, call))
+    return(group_statistics(y, factor(g), response_name, group_name, call))
   }
   c(pass_statistics(pass, ordering, labels), list(keys = keys[ordering]))
 }

@@ -51,7 +51,7 @@ stored_anova <- function(y, g) {
 
 hnm_anova <- function(y, g) {
   s <- hnm:::group_statistics(y, factor(g))
-  hnm:::rust_result(hnm:::rs_anova(s$center, s$n, s$mean, s$ss))
+  hnm:::rust_result(hnm:::rs_anova_fit(s$center, s$n, s$mean, s$ss))
 }
 
 certified <- utils::read.csv(test_path("nist", "certified.csv"), comment.char = "#",

@@ -11,7 +11,8 @@ test_that("data-pass errors name the response and the grouping variable", {
                "the response `yield` must be a double or integer vector.", fixed = TRUE,
                class = "hnm_error")
   d <- data.frame(y = c(1, 2, 3, 5))
-  d$g <- bad_factor
-  expect_error(hnm_fit(y ~ 1 | g, d), "has group code 5 at row 4, outside 1..2.", fixed = TRUE,
-               class = "hnm_error")
+  d$batch <- bad_factor
+  expect_error(hnm_fit(y ~ 1 | batch, d),
+               "the grouping variable `batch` has group code 5 at row 4, outside 1..2.",
+               fixed = TRUE, class = "hnm_error")
 })

@@ -88,31 +88,11 @@ fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj 
     })
 }
 
-/// The one-way ANOVA from group statistics.
-/// @noRd
-#[extendr]
-fn rs_anova(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> Robj {
-    let result = stats_from(center, n, mean, ss).and_then(|s| hnm_core::Anova::new(&s));
-    respond(result, |a| {
-        list!(
-            mu = a.mu,
-            msg = a.msg,
-            mse = a.mse,
-            n0 = a.n0,
-            df_between = a.df_between,
-            df_within = a.df_within,
-            tau2_untruncated = a.tau2_untruncated
-        )
-        .into()
-    })
-}
-
 extendr_module! {
     mod hnm;
     use anova_fit;
     use data_pass;
     fn rs_neg_log_lik;
     fn rs_fit;
-    fn rs_anova;
     use inference;
 }
