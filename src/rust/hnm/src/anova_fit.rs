@@ -4,7 +4,7 @@
 use extendr_api::prelude::*;
 use hnm_core::{Anova, Params};
 
-use crate::{flatten, respond, stats_from};
+use crate::{respond, stats_from, Estimates};
 
 /// ANOVA (method-of-moments) fit from group statistics.
 /// @noRd
@@ -14,23 +14,22 @@ fn rs_anova_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> Robj {
     respond(result, |(s, a)| {
         let params = Params { mu: a.mu, sigma2: a.sigma2(), tau2: a.tau2() };
         let covariance = a.covariance(&s);
-        list!(
-            mu = params.mu,
-            sigma2 = params.sigma2,
-            tau2 = params.tau2,
-            theta = (params.tau2 / params.sigma2).sqrt(),
-            deviance = 2.0 * hnm_core::neg_log_lik(&s, &params),
-            se_mu = covariance[0][0].sqrt(),
-            hessian = flatten(hnm_core::hessian(&s, &params)),
-            covariance = flatten(covariance),
-            msg = a.msg,
-            mse = a.mse,
-            n0 = a.n0,
-            df_between = a.df_between,
-            df_within = a.df_within,
-            tau2_untruncated = a.tau2_untruncated
-        )
-        .into()
+        let estimates = Estimates {
+            params,
+            theta: (params.tau2 / params.sigma2).sqrt(),
+            deviance: 2.0 * hnm_core::neg_log_lik(&s, &params),
+            se_mu: covariance[0][0].sqrt(),
+            hessian: hnm_core::hessian(&s, &params),
+            covariance,
+        };
+        estimates.into_list(vec![
+            ("msg", a.msg.into()),
+            ("mse", a.mse.into()),
+            ("n0", a.n0.into()),
+            ("df_between", a.df_between.into()),
+            ("df_within", a.df_within.into()),
+            ("tau2_untruncated", a.tau2_untruncated.into()),
+        ])
     })
 }
 

@@ -60,6 +60,34 @@ fn rs_neg_log_lik(par: &[f64], center: f64, n: &[f64], mean: &[f64], ss: &[f64],
     })
 }
 
+/// The estimates every estimator hands to R's `new_hnm_fit()`, in the data's units.
+pub(crate) struct Estimates {
+    pub params: Params,
+    pub theta: f64,
+    pub deviance: f64,
+    pub se_mu: f64,
+    pub hessian: [[f64; 3]; 3],
+    pub covariance: [[f64; 3]; 3],
+}
+
+impl Estimates {
+    /// A named R list of the estimates followed by the estimator's own fields.
+    pub(crate) fn into_list(self, extra: Vec<(&'static str, Robj)>) -> Robj {
+        let mut pairs: Vec<(&str, Robj)> = vec![
+            ("mu", self.params.mu.into()),
+            ("sigma2", self.params.sigma2.into()),
+            ("tau2", self.params.tau2.into()),
+            ("theta", self.theta.into()),
+            ("deviance", self.deviance.into()),
+            ("se_mu", self.se_mu.into()),
+            ("hessian", flatten(self.hessian).into()),
+            ("covariance", flatten(self.covariance).into()),
+        ];
+        pairs.extend(extra);
+        List::from_pairs(pairs).into()
+    }
+}
+
 /// ML (`reml = FALSE`) or REML fit from group statistics.
 /// @noRd
 #[extendr]
@@ -67,24 +95,23 @@ fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj 
     let result = stats_from(center, n, mean, ss).and_then(|s| hnm_core::fit(&s, criterion(reml)));
     respond(result, |f| {
         let c = f.convergence;
-        list!(
-            mu = f.params.mu,
-            sigma2 = f.params.sigma2,
-            tau2 = f.params.tau2,
-            theta = f.theta,
-            deviance = f.deviance,
-            se_mu = f.se_mu,
-            hessian = flatten(f.hessian),
-            covariance = flatten(f.covariance()),
-            std_errors = f.standard_errors().to_vec(),
-            unit = f.unit.value(),
-            brent_iterations = c.brent_iterations as f64,
-            newton_iterations = c.newton_iterations as f64,
-            profiled_score = c.profiled_score,
-            gradient_norm = c.gradient_norm,
-            on_boundary = c.on_boundary
-        )
-        .into()
+        let estimates = Estimates {
+            params: f.params,
+            theta: f.theta,
+            deviance: f.deviance,
+            se_mu: f.se_mu,
+            hessian: f.hessian,
+            covariance: f.covariance(),
+        };
+        estimates.into_list(vec![
+            ("std_errors", f.standard_errors().to_vec().into()),
+            ("unit", f.unit.value().into()),
+            ("brent_iterations", (c.brent_iterations as f64).into()),
+            ("newton_iterations", (c.newton_iterations as f64).into()),
+            ("profiled_score", c.profiled_score.into()),
+            ("gradient_norm", c.gradient_norm.into()),
+            ("on_boundary", c.on_boundary.into()),
+        ])
     })
 }
 
