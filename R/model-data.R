@@ -115,13 +115,14 @@ check_group <- function(g, name, call) {
 # squares in the data's units.
 check_representable <- function(stats, response_name, call) {
   fix <- "multiply the response by a power of ten and scale the estimates back"
-  if (any(!is.finite(stats$ss))) {
+  # Reductions only (no per-group temporaries): this runs on every fit.
+  if (!is.finite(sum(stats$ss))) {
     hnm_abort(sprintf(paste("the within-group sums of squares of `%s` overflow double",
                             "precision (its values are beyond about 1e154): %s."),
                       response_name, sub("multiply", "divide", fix)), call = call)
   }
-  spread <- max(abs(stats$mean))
-  if (all(stats$ss == 0) && spread > 0 && spread < 1e-150) {
+  spread <- max(-min(stats$mean), max(stats$mean))
+  if (max(stats$ss) == 0 && spread > 0 && spread < 1e-150) {
     hnm_abort(sprintf(paste("the within-group sums of squares of `%s` underflow double",
                             "precision (its deviations are of order %.0e): %s."),
                       response_name, spread, fix), call = call)
