@@ -48,7 +48,9 @@
 #'   `print`, `summary`, `logLik`, `AIC`/`BIC`, `nobs`, `ngrps`, `fixef`, `ranef`, `coef`,
 #'   `VarCorr`, `sigma`, `deviance`, `vcov`, `confint`, `isSingular`, `formula`, `fitted`,
 #'   `residuals`, `predict`, `simulate`, `update`, `plot`, and broom's `tidy`, `glance`,
-#'   `augment`. Rows with `NA` in the response or the group are dropped (see `nobs`).
+#'   `augment`. Rows with `NA` in the response or the group are dropped (see `nobs`), as
+#'   lme4 does. Unlike lme4, which drops `NaN` as missing, a `NaN` or infinite response is
+#'   an error naming its row: it usually means a computation upstream went wrong.
 #' @examples
 #' set.seed(1)
 #' d <- data.frame(g = rep(letters[1:8], each = 5))
