@@ -37,6 +37,8 @@ pub enum HnmError {
     InvalidArgument { argument: &'static str, reason: &'static str },
     /// A computation that is not available (yet) for this kind of fit.
     Unsupported(&'static str),
+    /// The user asked the computation to stop (Ctrl-C); see [`crate::Checkpoint`].
+    Interrupted,
 }
 
 impl fmt::Display for HnmError {
@@ -85,6 +87,7 @@ impl fmt::Display for HnmError {
             HnmError::Optimizer(message) => write!(f, "the optimiser failed: {message}."),
             HnmError::InvalidArgument { argument, reason } => write!(f, "`{argument}` {reason}."),
             HnmError::Unsupported(what) => write!(f, "not supported: {what}."),
+            HnmError::Interrupted => write!(f, "interrupted by the user."),
         }
     }
 }
