@@ -4,8 +4,11 @@
   for (generic in c("tidy", "glance", "augment")) {
     s3_register(paste0("generics::", generic), "hnm_fit")
   }
-  # lme4's own ngrps generic masks hnm's when lme4 is attached later.
-  s3_register("lme4::ngrps", "hnm_fit")
+  # lme4's generics, so lme4's own functions (isSingular() calls getME()) work on hnm fits
+  # whichever of the two packages is attached last.
+  for (class in c("hnm_fit", "hnm_lmm")) {
+    for (generic in c("ngrps", "getME")) s3_register(paste0("lme4::", generic), class)
+  }
 }
 
 # Registers `<generic>.<class>` from hnm's namespace as a method of `package::generic` now if

@@ -42,6 +42,23 @@ impl Column<'_> {
         self.len() == 0
     }
 
+    /// The value of `row`, or `None` when it is missing or not finite.
+    pub fn value(&self, row: usize) -> Option<f64> {
+        match self.cell(row) {
+            Cell::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The bits of `row`'s value, for [`BlockPass::fingerprint`].
+    #[inline]
+    fn bits(&self, row: usize) -> u64 {
+        match self {
+            Column::Double(v) => v[row].to_bits(),
+            Column::Integer(v) => v[row] as u32 as u64,
+        }
+    }
+
     #[inline]
     fn cell(&self, row: usize) -> Cell {
         match self {
@@ -78,6 +95,57 @@ pub struct BlockPass {
     pub stats: CrossProducts,
     /// Rows with `NA` in a variable or the group.
     pub dropped: usize,
+    /// A hash of every value read (see [`fingerprint`]): row-level methods recompute it to
+    /// tell whether the data were changed in place after the fit.
+    pub fingerprint: u64,
+}
+
+/// Σ_i Σ_c bits(v_ic) · w_ic (mod 2⁶⁴) with odd weights w_ic distinct per cell, plus the group
+/// codes likewise: any single changed value changes it (an odd weight is invertible mod 2⁶⁴),
+/// at the cost of one multiply-add per value.
+///
+/// # Errors
+/// `LengthMismatch` when a column and `codes` differ in length; `Interrupted`.
+///
+/// # Example
+/// ```
+/// use hnm_core::{fingerprint, Checkpoint, Column, Never};
+/// let y = [1.0, 2.0];
+/// let a = fingerprint(&[Column::Double(&y)], &[1, 2], &mut Checkpoint::new(&Never)).unwrap();
+/// let b = fingerprint(&[Column::Double(&[1.0, 2.5])], &[1, 2], &mut Checkpoint::new(&Never)).unwrap();
+/// assert_ne!(a, b);
+/// ```
+pub fn fingerprint(columns: &[Column<'_>], codes: &[i32], checkpoint: &mut Checkpoint<'_>) -> Result<u64> {
+    for column in columns {
+        check_length("a model column", column.len(), "the grouping factor", codes.len())?;
+    }
+    let mut hash = Fingerprint::default();
+    for (row, &code) in codes.iter().enumerate() {
+        checkpoint.check()?;
+        hash.add_row(columns, row, code);
+    }
+    Ok(hash.value)
+}
+
+/// The running state of [`fingerprint`].
+#[derive(Default)]
+struct Fingerprint {
+    value: u64,
+    weight: u64,
+}
+
+impl Fingerprint {
+    const STEP: u64 = 0x9E37_79B9_7F4A_7C15 << 1;
+
+    #[inline]
+    fn add_row(&mut self, columns: &[Column<'_>], row: usize, code: i32) {
+        for column in columns {
+            self.weight = self.weight.wrapping_add(Self::STEP);
+            self.value = self.value.wrapping_add(column.bits(row).wrapping_mul(self.weight | 1));
+        }
+        self.weight = self.weight.wrapping_add(Self::STEP);
+        self.value = self.value.wrapping_add((code as u32 as u64).wrapping_mul(self.weight | 1));
+    }
 }
 
 impl CrossProducts {
@@ -180,8 +248,10 @@ impl CrossProducts {
         let mut shifted = vec![0.0; k];
         let mut dropped = 0usize;
         let mut ahead = codes.clone().skip(PREFETCH_DISTANCE);
+        let mut hash = Fingerprint::default();
         'rows: for (row, code) in codes.enumerate() {
             checkpoint.check()?;
+            hash.add_row(columns, row, code);
             if let Some(future) = ahead.next() {
                 prefetch_address(state.as_ptr().wrapping_add((future as isize - 1).max(0) as usize * stride));
             }
@@ -220,7 +290,7 @@ impl CrossProducts {
             means.extend_from_slice(&group[1..1 + k]);
             comoments.extend_from_slice(&group[1 + k..]);
         }
-        Ok(BlockPass { stats: CrossProducts { variables: k, pilot, n, means, comoments }, dropped })
+        Ok(BlockPass { stats: CrossProducts { variables: k, pilot, n, means, comoments }, dropped, fingerprint: hash.value })
     }
 
     /// Number of variables k.

@@ -6,6 +6,7 @@
 /// Cholesky factor in place: the lower triangle of the symmetric positive-definite n × n
 /// `a` becomes L with L Lᵀ = a; the strict upper triangle is set to 0. Returns false (and
 /// leaves `a` partly overwritten) when a pivot is not positive.
+#[inline(always)]
 pub(crate) fn cholesky_in_place(a: &mut [f64], n: usize) -> bool {
     for j in 0..n {
         let mut pivot = a[j * n + j];
@@ -32,6 +33,7 @@ pub(crate) fn cholesky_in_place(a: &mut [f64], n: usize) -> bool {
 }
 
 /// Solves L X = B in place (L lower n × n, B n × m, both row-major).
+#[inline(always)]
 pub(crate) fn solve_lower(l: &[f64], n: usize, b: &mut [f64], m: usize) {
     for i in 0..n {
         for k in 0..i {
@@ -42,14 +44,15 @@ pub(crate) fn solve_lower(l: &[f64], n: usize, b: &mut [f64], m: usize) {
                 }
             }
         }
-        let d = l[i * n + i];
+        let inverse = 1.0 / l[i * n + i];
         for c in 0..m {
-            b[i * m + c] /= d;
+            b[i * m + c] *= inverse;
         }
     }
 }
 
 /// Solves Lᵀ X = B in place (L lower n × n, B n × m, both row-major).
+#[inline(always)]
 pub(crate) fn solve_lower_transposed(l: &[f64], n: usize, b: &mut [f64], m: usize) {
     for i in (0..n).rev() {
         for k in i + 1..n {
@@ -60,14 +63,15 @@ pub(crate) fn solve_lower_transposed(l: &[f64], n: usize, b: &mut [f64], m: usiz
                 }
             }
         }
-        let d = l[i * n + i];
+        let inverse = 1.0 / l[i * n + i];
         for c in 0..m {
-            b[i * m + c] /= d;
+            b[i * m + c] *= inverse;
         }
     }
 }
 
 /// C = A B for A (r × k) and B (k × c), row-major.
+#[inline(always)]
 pub(crate) fn multiply(a: &[f64], b: &[f64], r: usize, k: usize, c: usize, out: &mut [f64]) {
     for i in 0..r {
         for j in 0..c {

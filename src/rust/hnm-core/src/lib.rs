@@ -26,7 +26,7 @@ mod stats;
 mod unit;
 
 pub use anova::Anova;
-pub use blocks::{BlockPass, Column, CrossProducts};
+pub use blocks::{fingerprint, BlockPass, Column, CrossProducts};
 pub use lmm::{LinearMixedModel, LmmFit, RandomEffects, Structure, Term, Workspace};
 pub use optim::{minimize_bounded, Minimum, Objective};
 pub use bootstrap::{refit_replicates, Refits};

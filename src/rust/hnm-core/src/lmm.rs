@@ -128,12 +128,25 @@ pub struct LinearMixedModel {
     lower: Vec<f64>,
 }
 
-/// Per-evaluation scratch: each group's L_j and R_j, and L_F.
+/// Per-evaluation storage: each group's L_j and R_j, L_F, and the small buffers one group's
+/// computation needs (allocated once, so the loops over groups allocate nothing).
 #[derive(Debug, Clone)]
 pub struct Workspace {
     l: Vec<f64>,
     r: Vec<f64>,
     lf: Vec<f64>,
+    lambda: Vec<f64>,
+    t: Vec<f64>,
+    a_inverse: Vec<f64>,
+    gradient: Vec<f64>,
+    u: Vec<f64>,
+    v: Vec<f64>,
+    w: Vec<f64>,
+    x_inverse: Vec<f64>,
+    g_hat: Vec<f64>,
+    u_hat: Vec<f64>,
+    u_zx: Vec<f64>,
+    row_p: Vec<f64>,
 }
 
 /// What one factorisation gives.
@@ -300,11 +313,23 @@ impl LinearMixedModel {
     /// # Errors
     /// `TooLarge` when it does not fit in memory.
     pub fn workspace(&self) -> Result<Workspace> {
-        let m = self.n.len();
+        let (m, q, p) = (self.n.len(), self.q, self.p);
         Ok(Workspace {
-            l: crate::blocks::zeroed(m * self.q * self.q)?,
-            r: crate::blocks::zeroed(m * self.q * (self.p + 1))?,
-            lf: vec![0.0; (self.p + 1) * (self.p + 1)],
+            l: crate::blocks::zeroed(m * q * q)?,
+            r: crate::blocks::zeroed(m * q * (p + 1))?,
+            lf: vec![0.0; (p + 1) * (p + 1)],
+            lambda: vec![0.0; q * q],
+            t: vec![0.0; q * q],
+            a_inverse: vec![0.0; q * q],
+            gradient: vec![0.0; q * q],
+            u: vec![0.0; q],
+            v: vec![0.0; q],
+            w: vec![0.0; p + 1],
+            x_inverse: vec![0.0; p * p],
+            g_hat: vec![0.0; q * p],
+            u_hat: vec![0.0; q * p],
+            u_zx: vec![0.0; q * p],
+            row_p: vec![0.0; p],
         })
     }
 
@@ -318,6 +343,16 @@ impl LinearMixedModel {
         Ok(self.criterion_value(criterion, &factor))
     }
 
+    /// The criterion (ML deviance or REML criterion) at the internal θ in the data's units,
+    /// as lme4 reports them: the REML criterion of an ML fit is lme4's `REMLcrit()`, say.
+    ///
+    /// # Errors
+    /// As [`LinearMixedModel::deviance`].
+    pub fn criterion_in_data_units(&self, criterion: Criterion, theta: &[f64]) -> Result<f64> {
+        let mut ws = self.workspace()?;
+        Ok(self.deviance(criterion, theta, &mut ws)? + self.unit_correction(criterion))
+    }
+
     /// d(θ) and its gradient in the internal θ (see the module docs).
     ///
     /// # Errors
@@ -325,7 +360,7 @@ impl LinearMixedModel {
     pub fn deviance_and_gradient(&self, criterion: Criterion, theta: &[f64], ws: &mut Workspace) -> Result<(f64, Vec<f64>)> {
         let factor = self.factorize(theta, ws)?;
         let value = self.criterion_value(criterion, &factor);
-        let gradient = self.gradient(criterion, theta, &factor, ws);
+        let gradient = self.gradient(criterion, &factor, ws);
         Ok((value, gradient))
     }
 
@@ -340,32 +375,54 @@ impl LinearMixedModel {
     }
 
     fn lambda(&self, theta: &[f64]) -> Result<Vec<f64>> {
+        let mut lambda = vec![0.0; self.q * self.q];
+        self.fill_lambda(theta, &mut lambda)?;
+        Ok(lambda)
+    }
+
+    /// Λ (q × q, row-major) from θ into `lambda`.
+    fn fill_lambda(&self, theta: &[f64], lambda: &mut [f64]) -> Result<()> {
         if theta.len() != self.theta_positions.len() {
             return Err(HnmError::ParameterLength { argument: "theta", expected: self.theta_positions.len(), found: theta.len() });
         }
         if let Some(index) = theta.iter().position(|t| !t.is_finite()) {
             return Err(HnmError::NotFinite { argument: "theta", index });
         }
-        let mut lambda = vec![0.0; self.q * self.q];
+        lambda.fill(0.0);
         for (&(r, c), &t) in self.theta_positions.iter().zip(theta) {
             lambda[r * self.q + c] = t;
         }
-        Ok(lambda)
+        Ok(())
     }
 
     /// The blocked Cholesky factorisation at θ (module docs), leaving L_j, R_j and L_F in `ws`.
     fn factorize(&self, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
-        let (q, p1) = (self.q, self.p + 1);
-        let lambda = self.lambda(theta)?;
+        // Literal q for the common sizes, so that the inlined loops over q are unrolled.
+        match self.q {
+            1 => self.factorize_q(1, theta, ws),
+            2 => self.factorize_q(2, theta, ws),
+            3 => self.factorize_q(3, theta, ws),
+            q => self.factorize_q(q, theta, ws),
+        }
+    }
+
+    #[inline(always)]
+    fn factorize_q(&self, q: usize, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
+        let p1 = self.p + 1;
+        self.fill_lambda(theta, &mut ws.lambda)?;
+        let lambda = &ws.lambda;
         let mut logdet_z = 0.0;
         ws.lf.copy_from_slice(&self.xy);
-        let mut t = vec![0.0; q * q];
-        for j in 0..self.n.len() {
-            let s = &self.zz[j * q * q..(j + 1) * q * q];
-            let b = &self.zxy[j * q * p1..(j + 1) * q * p1];
-            let l = &mut ws.l[j * q * q..(j + 1) * q * q];
-            multiply(s, &lambda, q, q, q, &mut t);
-            lambda_transposed_times(&lambda, &t, q, q, l);
+        let t = &mut ws.t;
+        for (((s, b), l), r) in self
+            .zz
+            .chunks_exact(q * q)
+            .zip(self.zxy.chunks_exact(q * p1))
+            .zip(ws.l.chunks_exact_mut(q * q))
+            .zip(ws.r.chunks_exact_mut(q * p1))
+        {
+            times_lambda(s, lambda, q, t);
+            lambda_transposed_times(lambda, t, q, q, l);
             for i in 0..q {
                 l[i * q + i] += 1.0;
             }
@@ -373,21 +430,21 @@ impl LinearMixedModel {
                 return Err(HnmError::Optimizer("a group's block lost positive definiteness".into()));
             }
             for i in 0..q {
-                logdet_z += 2.0 * l[i * q + i].ln();
+                logdet_z += l[i * q + i].ln();
             }
-            let r = &mut ws.r[j * q * p1..(j + 1) * q * p1];
-            lambda_transposed_times(&lambda, b, q, p1, r);
+            lambda_transposed_times(lambda, b, q, p1, r);
             solve_lower(l, q, r, p1);
-            for a in 0..p1 {
-                for c in 0..=a {
-                    let mut s = 0.0;
-                    for k in 0..q {
-                        s += r[k * p1 + a] * r[k * p1 + c];
+            for k in 0..q {
+                let row = &r[k * p1..(k + 1) * p1];
+                for a in 0..p1 {
+                    let ra = row[a];
+                    for (f, &rc) in ws.lf[a * p1..a * p1 + a + 1].iter_mut().zip(row) {
+                        *f -= ra * rc;
                     }
-                    ws.lf[a * p1 + c] -= s;
                 }
             }
         }
+        logdet_z *= 2.0;
         for a in 0..p1 {
             for c in a + 1..p1 {
                 ws.lf[a * p1 + c] = ws.lf[c * p1 + a];
@@ -395,19 +452,14 @@ impl LinearMixedModel {
         }
         let last = (p1 - 1) * p1 + (p1 - 1);
         let pwrss_before = ws.lf[last];
-        // The X block first: its failure means X is singular given Z, the y pivot a perfect fit.
-        let mut lf = ws.lf.clone();
-        if !cholesky_in_place(&mut lf, p1) {
-            let mut x_block = vec![0.0; self.p * self.p];
-            for a in 0..self.p {
-                x_block[a * self.p..(a + 1) * self.p].copy_from_slice(&ws.lf[a * p1..a * p1 + self.p]);
-            }
-            if !cholesky_in_place(&mut x_block, self.p) {
-                return Err(HnmError::Optimizer("the fixed-effect design is singular given the random effects".into()));
-            }
-            return Err(HnmError::PerfectFit);
+        if !cholesky_in_place(&mut ws.lf, p1) {
+            // The X block first: its failure means X is singular given Z, the y pivot a perfect fit.
+            return Err(if self.x_block_singular(theta) {
+                HnmError::Optimizer("the fixed-effect design is singular given the random effects".into())
+            } else {
+                HnmError::PerfectFit
+            });
         }
-        ws.lf = lf;
         let r = ws.lf[last];
         let pwrss = r * r;
         if !(pwrss > f64::EPSILON * pwrss_before.abs()) {
@@ -415,6 +467,34 @@ impl LinearMixedModel {
         }
         let logdet_x = (0..self.p).map(|i| 2.0 * ws.lf[i * p1 + i].ln()).sum();
         Ok(Factorization { logdet_z, logdet_x, pwrss })
+    }
+
+    /// True when the X block of F − Σ R_jᵀR_j is not positive definite at θ (only called
+    /// after a failed factorisation, to say which block failed).
+    fn x_block_singular(&self, theta: &[f64]) -> bool {
+        let Ok(mut ws) = self.workspace() else { return true };
+        let (p, p1, q) = (self.p, self.p + 1, self.q);
+        let Ok(lambda) = self.lambda(theta) else { return true };
+        let mut x_block: Vec<f64> = (0..p * p).map(|i| self.xy[(i / p) * p1 + i % p]).collect();
+        for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
+            let (l, r) = (&mut ws.l[..q * q], &mut ws.r[..q * p1]);
+            times_lambda(s, &lambda, q, &mut ws.t);
+            lambda_transposed_times(&lambda, &ws.t, q, q, l);
+            for i in 0..q {
+                l[i * q + i] += 1.0;
+            }
+            if !cholesky_in_place(l, q) {
+                return true;
+            }
+            lambda_transposed_times(&lambda, b, q, p1, r);
+            solve_lower(l, q, r, p1);
+            for a in 0..p {
+                for c in 0..p {
+                    x_block[a * p + c] -= (0..q).map(|k| r[k * p1 + a] * r[k * p1 + c]).sum::<f64>();
+                }
+            }
+        }
+        !cholesky_in_place(&mut x_block, p)
     }
 
     /// β̂ in internal units from L_F: R_X⁻ᵀ l_y.
@@ -448,64 +528,81 @@ impl LinearMixedModel {
         u
     }
 
-    fn gradient(&self, criterion: Criterion, theta: &[f64], f: &Factorization, ws: &Workspace) -> Vec<f64> {
-        let (q, p, p1) = (self.q, self.p, self.p + 1);
-        let lambda = self.lambda(theta).expect("θ was checked by the factorisation");
+    fn gradient(&self, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> Vec<f64> {
+        match self.q {
+            1 => self.gradient_q(1, criterion, f, ws),
+            2 => self.gradient_q(2, criterion, f, ws),
+            3 => self.gradient_q(3, criterion, f, ws),
+            q => self.gradient_q(q, criterion, f, ws),
+        }
+    }
+
+    #[inline(always)]
+    fn gradient_q(&self, q: usize, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> Vec<f64> {
+        let (p, p1) = (self.p, self.p + 1);
         let beta = self.internal_beta(ws);
-        let mut w: Vec<f64> = beta.iter().map(|b| -b).collect();
-        w.push(1.0);
+        for (w, b) in ws.w.iter_mut().zip(&beta) {
+            *w = -b;
+        }
+        ws.w[p] = 1.0;
         let (divisor, reml) = match criterion {
             Criterion::Ml => (self.n_obs, false),
             Criterion::Reml => (self.n_obs - p as f64, true),
         };
-        let sigma2 = f.pwrss / divisor;
-        let rx = self.x_factor(ws);
-        let mut grad = vec![0.0; q * q];
-        let mut t = vec![0.0; q * q];
-        let mut ta = vec![0.0; q * q];
-        let (mut gh, mut uh, mut tuh) = (vec![0.0; q * p], vec![0.0; q * p], vec![0.0; q * p]);
-        for j in 0..self.n.len() {
-            let s = &self.zz[j * q * q..(j + 1) * q * q];
-            let b = &self.zxy[j * q * p1..(j + 1) * q * p1];
-            let l = &ws.l[j * q * q..(j + 1) * q * q];
-            multiply(s, &lambda, q, q, q, &mut t);
-            let a_inverse = inverse_from_cholesky(l, q);
-            multiply(&t, &a_inverse, q, q, q, &mut ta);
-            let e: Vec<f64> = (0..q).map(|k| (0..p1).map(|c| b[k * p1 + c] * w[c]).sum()).collect();
-            let u = self.spherical_mode(ws, j, &w);
-            for r in 0..q {
-                let v = e[r] - (0..q).map(|k| t[r * q + k] * u[k]).sum::<f64>();
-                for c in 0..q {
-                    grad[r * q + c] += 2.0 * ta[r * q + c] - 2.0 * v * u[c] / sigma2;
+        let two_over_sigma2 = 2.0 * divisor / f.pwrss;
+        if reml {
+            let rx = self.x_factor(ws);
+            ws.x_inverse = inverse_lower(&rx, p);
+        }
+        let Workspace { l: ls, r: rs, lambda, t, a_inverse, gradient, u, v, w, x_inverse, g_hat, u_hat, u_zx, row_p, .. } = ws;
+        gradient.fill(0.0);
+        for (((s, b), l), r) in
+            self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)).zip(ls.chunks_exact(q * q)).zip(rs.chunks_exact(q * p1))
+        {
+            times_lambda(s, lambda, q, t);
+            inverse_spd_from_cholesky(l, q, a_inverse);
+            // u = L⁻ᵀ R w (the spherical mode), then v = e − T u with e = B w.
+            for k in 0..q {
+                u[k] = dot(&r[k * p1..(k + 1) * p1], w);
+            }
+            solve_lower_transposed(l, q, u, 1);
+            for k in 0..q {
+                v[k] = dot(&b[k * p1..(k + 1) * p1], w) - dot(&t[k * q..(k + 1) * q], u);
+            }
+            for row in 0..q {
+                for col in 0..q {
+                    let ta = dot_strided(&t[row * q..(row + 1) * q], a_inverse, col, q);
+                    gradient[row * q + col] += 2.0 * ta - two_over_sigma2 * v[row] * u[col];
                 }
             }
             if reml {
-                // Ĝ = G R_X⁻ᵀ and Û = L⁻ᵀ R_ZX R_X⁻ᵀ, row by row (each row solves with R_X).
-                let r_j = &ws.r[j * q * p1..(j + 1) * q * p1];
-                let mut u_zx = vec![0.0; q * p];
+                // Ĝ = G R_X⁻ᵀ and Û = L⁻ᵀ R_ZX R_X⁻ᵀ; the term −2 (Ĝ − T Û) Ûᵀ.
                 for k in 0..q {
-                    gh[k * p..(k + 1) * p].copy_from_slice(&b[k * p1..k * p1 + p]);
-                    u_zx[k * p..(k + 1) * p].copy_from_slice(&r_j[k * p1..k * p1 + p]);
+                    for c in 0..p {
+                        g_hat[k * p + c] = dot(&b[k * p1..k * p1 + p], &x_inverse[c * p..(c + 1) * p]);
+                        row_p[c] = r[k * p1 + c];
+                    }
+                    u_zx[k * p..(k + 1) * p].copy_from_slice(row_p);
                 }
-                solve_lower_transposed(l, q, &mut u_zx, p);
+                solve_lower_transposed(l, q, u_zx, p);
                 for k in 0..q {
-                    solve_lower(&rx, p, &mut gh[k * p..(k + 1) * p], 1);
-                    uh[k * p..(k + 1) * p].copy_from_slice(&u_zx[k * p..(k + 1) * p]);
-                    solve_lower(&rx, p, &mut uh[k * p..(k + 1) * p], 1);
+                    for c in 0..p {
+                        u_hat[k * p + c] = dot(&u_zx[k * p..(k + 1) * p], &x_inverse[c * p..(c + 1) * p]);
+                    }
                 }
-                multiply(&t, &uh, q, q, p, &mut tuh);
-                for r in 0..q {
-                    for c in 0..q {
-                        let mut s = 0.0;
-                        for k in 0..p {
-                            s += (gh[r * p + k] - tuh[r * p + k]) * uh[c * p + k];
+                for row in 0..q {
+                    for col in 0..q {
+                        let mut sum = 0.0;
+                        for c in 0..p {
+                            let tu: f64 = (0..q).map(|k| t[row * q + k] * u_hat[k * p + c]).sum();
+                            sum += (g_hat[row * p + c] - tu) * u_hat[col * p + c];
                         }
-                        grad[r * q + c] -= 2.0 * s;
+                        gradient[row * q + col] -= 2.0 * sum;
                     }
                 }
             }
         }
-        self.theta_positions.iter().map(|&(r, c)| grad[r * q + c]).collect()
+        self.theta_positions.iter().map(|&(r, c)| gradient[r * q + c]).collect()
     }
 
     /// Fits the model by ML or REML: minimises d(θ) over θ with diag(Λ) ≥ 0 by the bounded
@@ -522,7 +619,7 @@ impl LinearMixedModel {
     /// when the minimisation fails, `Interrupted` when `checkpoint` reports a user interrupt.
     pub fn fit(&self, criterion: Criterion, start: Option<&[f64]>, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
         let identity: Vec<f64> = self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
-        let first = start.filter(|s| s.len() == identity.len()).unwrap_or(&identity).to_vec();
+        let first = start.filter(|s| s.len() == identity.len()).map(<[f64]>::to_vec).unwrap_or_else(|| self.moment_start());
         let problem = DevianceProblem { model: self, criterion, workspace: RefCell::new(self.workspace()?) };
         // A gradient of 1e-10 N changes the deviance by far less than its rounding (module docs of
         // crate::optim); the curvature is O(N), so θ is then exact to about 1e-10.
@@ -530,30 +627,149 @@ impl LinearMixedModel {
         let mut best: Option<crate::optim::Minimum> = None;
         let mut failure = None;
         let (mut iterations, mut evaluations) = (0, 0);
-        for start in [first, self.lme4_start()] {
+        let mut starts = vec![first];
+        while let Some(start) = starts.pop() {
             match minimize_bounded(&problem, &start, &self.lower, tolerance, checkpoint) {
                 Ok(found) => {
                     iterations += found.iterations;
                     evaluations += found.evaluations;
+                    if best.is_none() && self.is_singular(&found.x) {
+                        starts = vec![identity.clone(), self.lme4_start()];
+                    }
                     let better = best.as_ref().is_none_or(|b| (found.converged, -found.value) > (b.converged, -b.value));
                     if better {
                         best = Some(found);
                     }
                 }
                 Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
-                Err(error) => failure = Some(error),
+                Err(error) => {
+                    if best.is_none() && failure.is_none() {
+                        starts = vec![identity.clone(), self.lme4_start()];
+                    }
+                    failure = Some(error);
+                }
             }
         }
         let mut minimum = match (best, failure) {
             (Some(found), _) => found,
             (None, Some(error)) => return Err(error),
-            (None, None) => unreachable!("two starts were tried"),
+            (None, None) => unreachable!("a start was tried"),
         };
         (minimum.iterations, minimum.evaluations) = (iterations, evaluations);
         let mut ws = problem.workspace.into_inner();
         let factor = self.factorize(&minimum.x, &mut ws)?;
         let theta = minimum.x.clone();
         Ok(self.assemble(criterion, &theta, &factor, &ws, minimum))
+    }
+
+    /// True when a diagonal entry of Λ is 0: a singular fit, which may be a local minimum
+    /// beside a lower interior one.
+    fn is_singular(&self, theta: &[f64]) -> bool {
+        theta.iter().zip(&self.lower).any(|(&t, &l)| l == 0.0 && t == 0.0)
+    }
+
+    /// A moment estimate of θ to start from (internal units): with OLS residuals e, each group
+    /// whose S_j is non-singular gives b̂_j = S_j⁻¹ Z_jᵀe_j; σ̂² is the residual variance left
+    /// by them, and Σ̂ = mean(b̂_j b̂_jᵀ − σ̂² S_j⁻¹) (Swamy's estimator), made positive definite
+    /// and block diagonal; θ₀ is the Cholesky factor of Σ̂/σ̂². Λ = I when that fails.
+    fn moment_start(&self) -> Vec<f64> {
+        let identity = || self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
+        let (q, p, p1) = (self.q, self.p, self.p + 1);
+        let mut fx: Vec<f64> = (0..p * p).map(|i| self.xy[(i / p) * p1 + i % p]).collect();
+        if !cholesky_in_place(&mut fx, p) {
+            return identity();
+        }
+        let mut beta: Vec<f64> = (0..p).map(|a| self.xy[a * p1 + p]).collect();
+        solve_lower(&fx, p, &mut beta, 1);
+        solve_lower_transposed(&fx, p, &mut beta, 1);
+        let mut w: Vec<f64> = beta.iter().map(|b| -b).collect();
+        w.push(1.0);
+        let rss: f64 = (0..p1).map(|a| (0..p1).map(|c| w[a] * self.xy[a * p1 + c] * w[c]).sum::<f64>()).sum();
+        let (mut explained, mut used) = (0.0, 0usize);
+        let mut second = vec![0.0; q * q];
+        let mut sampling = vec![0.0; q * q];
+        let mut l = vec![0.0; q * q];
+        for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
+            l.copy_from_slice(s);
+            let trace: f64 = (0..q).map(|i| s[i * q + i]).sum();
+            if !cholesky_in_place(&mut l, q) || (0..q).any(|i| l[i * q + i].powi(2) <= 1e-8 * trace) {
+                continue;
+            }
+            let c: Vec<f64> = (0..q).map(|k| dot(&b[k * p1..(k + 1) * p1], &w)).collect();
+            let mut bhat = c.clone();
+            solve_lower(&l, q, &mut bhat, 1);
+            solve_lower_transposed(&l, q, &mut bhat, 1);
+            explained += dot(&c, &bhat);
+            let s_inverse = inverse_from_cholesky(&l, q);
+            for i in 0..q * q {
+                second[i] += bhat[i / q] * bhat[i % q];
+                sampling[i] += s_inverse[i];
+            }
+            used += 1;
+        }
+        let df = self.n_obs - (p + q * used) as f64;
+        let sigma2 = (rss - explained) / df;
+        if used <= q || !(df > 0.0 && sigma2 > 0.0) {
+            return identity();
+        }
+        let mut sigma: Vec<f64> = (0..q * q).map(|i| (second[i] - sigma2 * sampling[i]) / (used as f64 * sigma2)).collect();
+        let mut offset = 0;
+        for &size in &self.structure.blocks {
+            for r in 0..q {
+                for c in offset..offset + size {
+                    if !(offset..offset + size).contains(&r) {
+                        sigma[r * q + c] = 0.0;
+                        sigma[c * q + r] = 0.0;
+                    }
+                }
+            }
+            offset += size;
+        }
+        // Positive definite: eigenvalues floored at 1% of the largest (and of 1e-4 N⁻¹ overall).
+        let (values, vectors) = crate::optim::symmetric_eigen(&sigma, q);
+        let largest = values.iter().fold(0.0_f64, |m, v| m.max(*v));
+        let floor = (1e-2 * largest).max(1e-4);
+        let mut pd = vec![0.0; q * q];
+        for (k, &value) in values.iter().enumerate() {
+            let v = &vectors[k * q..(k + 1) * q];
+            for i in 0..q * q {
+                pd[i] += value.max(floor) * v[i / q] * v[i % q];
+            }
+        }
+        let factor = semidefinite_cholesky(&pd, q, &self.structure.blocks);
+        let theta: Vec<f64> = self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect();
+        if theta.iter().all(|t| t.is_finite()) {
+            theta
+        } else {
+            identity()
+        }
+    }
+
+    /// The fit at the internal θ `internal_theta` without a search (a saved fit rebuilt): the
+    /// estimates there, with the projected gradient norm recomputed and no iterations.
+    ///
+    /// # Errors
+    /// The errors of [`LinearMixedModel::deviance_and_gradient`] at that θ.
+    pub fn fit_at(&self, criterion: Criterion, internal_theta: &[f64]) -> Result<LmmFit> {
+        let mut ws = self.workspace()?;
+        let (value, gradient) = self.deviance_and_gradient(criterion, internal_theta, &mut ws)?;
+        let factor = self.factorize(internal_theta, &mut ws)?;
+        let projected_gradient_norm = internal_theta
+            .iter()
+            .zip(&gradient)
+            .zip(&self.lower)
+            .map(|((&t, &g), &l)| if t <= l { g.min(0.0).abs() } else { g.abs() })
+            .fold(0.0, f64::max);
+        let found = crate::optim::Minimum {
+            x: internal_theta.to_vec(),
+            value,
+            gradient,
+            iterations: 0,
+            evaluations: 1,
+            projected_gradient_norm,
+            converged: true,
+        };
+        Ok(self.assemble(criterion, internal_theta, &factor, &ws, found))
     }
 
     /// lme4's starting point, Λ = I in the data's units, as an internal θ: the Cholesky factor
@@ -726,6 +942,82 @@ impl LinearMixedModel {
     }
 }
 
+impl LinearMixedModel {
+    /// Fitted values X_i β̂ + Z_i b̂_j of rows given by `columns` (the variables of the
+    /// statistics, in order) and 1-based group `codes` of the statistics' groups: code 0, or a
+    /// group the model left out (no rows), gives the population value X_i β̂ (as lme4's
+    /// `allow.new.levels`), and so does every row when `random_effects` is `None`; a missing
+    /// code or value gives NaN (R's `NA`).
+    ///
+    /// # Errors
+    /// `LengthMismatch` when a column and `codes` differ in length; `InvalidArgument` when the
+    /// columns are not the model's variables or `random_effects` belongs to another model.
+    pub fn fitted_values(
+        &self,
+        fit: &LmmFit,
+        random_effects: Option<&RandomEffects>,
+        columns: &[crate::blocks::Column<'_>],
+        codes: &[i32],
+        checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<Vec<f64>> {
+        let variables = self.structure.fixed.iter().chain(&self.structure.random).filter_map(|t| match t {
+            Term::Variable(a) => Some(*a),
+            Term::Intercept => None,
+        });
+        if variables.clone().any(|a| a >= columns.len()) {
+            return Err(HnmError::InvalidArgument { argument: "columns", reason: "must hold every variable of the model" });
+        }
+        if let Some(column) = columns.iter().find(|c| c.len() != codes.len()) {
+            return Err(HnmError::LengthMismatch { first: "a model column", first_len: column.len(), second: "the grouping factor", second_len: codes.len() });
+        }
+        let q = self.q;
+        if random_effects.is_some_and(|re| re.modes.len() != self.n.len() * q) {
+            return Err(HnmError::InvalidArgument { argument: "random_effects", reason: "must belong to this model" });
+        }
+        let mut modelled = vec![usize::MAX; self.group_index.iter().max().map_or(0, |&g| g + 1)];
+        for (j, &g) in self.group_index.iter().enumerate() {
+            modelled[g] = j;
+        }
+        let fixed: Vec<Term> = self.kept.iter().map(|&f| self.structure.fixed[f]).collect();
+        let value = |term: Term, row: usize| match term {
+            Term::Intercept => Some(1.0),
+            Term::Variable(a) => columns[a].value(row),
+        };
+        let mut out = Vec::with_capacity(codes.len());
+        'rows: for (row, &code) in codes.iter().enumerate() {
+            checkpoint.check()?;
+            let mut total = 0.0;
+            for (term, beta) in fixed.iter().zip(&fit.beta) {
+                match value(*term, row) {
+                    Some(v) => total += beta * v,
+                    None => {
+                        out.push(f64::NAN);
+                        continue 'rows;
+                    }
+                }
+            }
+            if code == crate::pass::NA_CODE {
+                out.push(f64::NAN);
+                continue;
+            }
+            let group = usize::try_from(code).ok().and_then(|c| c.checked_sub(1)).and_then(|g| modelled.get(g)).copied();
+            if let (Some(re), Some(j)) = (random_effects, group.filter(|&j| j != usize::MAX)) {
+                for (k, term) in self.structure.random.iter().enumerate() {
+                    match value(*term, row) {
+                        Some(v) => total += re.modes[j * q + k] * v,
+                        None => {
+                            out.push(f64::NAN);
+                            continue 'rows;
+                        }
+                    }
+                }
+            }
+            out.push(total);
+        }
+        Ok(out)
+    }
+}
+
 /// An [`Objective`] over θ: the model's profiled deviance for one criterion.
 struct DevianceProblem<'a> {
     model: &'a LinearMixedModel,
@@ -767,7 +1059,51 @@ fn rank_one_update(l: &mut [f64], q: usize, range: std::ops::Range<usize>, v: &m
     }
 }
 
+/// T = S Λ for symmetric S and lower-triangular Λ (q × q).
+#[inline(always)]
+fn times_lambda(s: &[f64], lambda: &[f64], q: usize, t: &mut [f64]) {
+    for r in 0..q {
+        for c in 0..q {
+            let mut sum = 0.0;
+            for k in c..q {
+                sum += s[r * q + k] * lambda[k * q + c];
+            }
+            t[r * q + c] = sum;
+        }
+    }
+}
+
+#[inline(always)]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Σ_k a[k] m[k][column] for a row-major m with `stride` columns.
+#[inline(always)]
+fn dot_strided(a: &[f64], m: &[f64], column: usize, stride: usize) -> f64 {
+    a.iter().enumerate().map(|(k, x)| x * m[k * stride + column]).sum()
+}
+
+/// A⁻¹ = L⁻ᵀ L⁻¹ from the Cholesky factor L (q × q), into `out`.
+#[inline(always)]
+fn inverse_spd_from_cholesky(l: &[f64], q: usize, out: &mut [f64]) {
+    out.fill(0.0);
+    for i in 0..q {
+        out[i * q + i] = 1.0;
+    }
+    solve_lower(l, q, out, q);
+    solve_lower_transposed(l, q, out, q);
+}
+
+/// L⁻¹ for lower-triangular L (n × n), whose transpose maps a row x to x L⁻ᵀ.
+fn inverse_lower(l: &[f64], n: usize) -> Vec<f64> {
+    let mut inverse = identity(n);
+    solve_lower(l, n, &mut inverse, n);
+    inverse
+}
+
 /// Λᵀ M for lower-triangular Λ (q × q) and M (q × c).
+#[inline(always)]
 fn lambda_transposed_times(lambda: &[f64], m: &[f64], q: usize, c: usize, out: &mut [f64]) {
     for r in 0..q {
         for col in 0..c {

@@ -306,7 +306,14 @@ fn line_search(
         *evaluations += 1;
         if let Ok((v, g)) = objective.value_and_gradient(&trial) {
             let decrease: f64 = trial.iter().zip(x).zip(gradient).map(|((t, xi), gi)| gi * (t - xi)).sum();
-            if v.is_finite() && (v < value + 1e-4 * decrease.min(0.0) || (v < value && decrease >= 0.0)) {
+            // Near the minimum the decrease a Newton step promises is below f's rounding: the
+            // step is then judged by the gradient it reaches, so θ converges to full precision.
+            let rounding = 1e2 * f64::EPSILON * value.abs().max(1.0);
+            let within_rounding = alpha == 1.0 && -decrease <= rounding && v <= value + rounding;
+            let gradient_shrinks = norm(&g) < norm(gradient);
+            if v.is_finite()
+                && (v < value + 1e-4 * decrease.min(0.0) || (v < value && decrease >= 0.0) || (within_rounding && gradient_shrinks))
+            {
                 return Some((trial, v, g));
             }
         }
@@ -315,9 +322,13 @@ fn line_search(
     None
 }
 
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
 /// Eigenvalues and unit eigenvectors (row k of the second result) of the symmetric n × n `a`,
 /// by cyclic Jacobi rotations: exact to rounding for the small matrices here.
-fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     let mut m = a.to_vec();
     let mut v = crate::dense::identity(n);
     for _ in 0..100 {
