@@ -19,7 +19,7 @@ predict.hnm_lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.le
     return(fit)
   }
   if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
-  rows <- new_rows(object, newdata, allow.new.levels, call)
+  rows <- new_rows(object, newdata, allow.new.levels || population, call)
   fit <- rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, !population,
                                    NULL), call = call)
   if (!is.null(rows$offset)) fit <- fit + rows$offset

@@ -11,6 +11,7 @@ lmm_fit <- function(parsed, formula, data, method, call) {
   }
   design <- model_design(parsed, data, call)
   check_lengths(design, call)
+  check_distinct_random_columns(design, call)
   built <- rust_result(rs_lmm_build(design$variables, design$codes, length(design$levels),
                                     design$response, design$fixed, design$random, design$blocks,
                                     design$names), call = call)
@@ -33,6 +34,19 @@ check_lengths <- function(design, call) {
   if (sum(!is.na(design$codes)) == 0L) {
     hnm_abort(sprintf("the grouping variable `%s` has no non-missing values.", design$group_name),
               call = call)
+  }
+}
+
+# A column of Z in two random-effects terms of the one factor makes their variances
+# unidentifiable (only their sum is): refused.
+check_distinct_random_columns <- function(design, call) {
+  names <- unlist(design$random_names)
+  repeated <- unique(names[duplicated(design$random)])
+  if (length(repeated) > 0L) {
+    hnm_abort(sprintf(paste("the random-effects terms of `%s` repeat the column(s) %s; each",
+                            "column may appear in one term (their variances are not",
+                            "identifiable otherwise)."), design$group_name,
+                      paste(repeated, collapse = ", ")), call = call, class = "hnm_error_formula")
   }
 }
 

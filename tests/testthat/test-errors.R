@@ -1,17 +1,21 @@
 # Bad calls to hnm_fit give classed R errors that say what is wrong.
 
-test_that("unsupported formulas are refused with a pointer to lme4", {
+test_that("formulas outside one grouping factor are refused, naming the factors found", {
   d <- simulate_unbalanced(10, 1)
   d$x <- rnorm(nrow(d))
-  expect_error(hnm_fit(y ~ x + (1 | g), d), "covariates", class = "hnm_unsupported_formula")
-  expect_error(hnm_fit(y ~ 1 + (x | g), d), "random slope", class = "hnm_error")
-  expect_error(hnm_fit(y ~ 1, d), "no grouping term", class = "hnm_error")
-  expect_error(hnm_fit(y ~ (1 | g) + (1 | x), d), "more than one grouping term", class = "hnm_error")
+  d$h <- rep(1:2, length.out = nrow(d))
+  two <- "hnm_error_unsupported_formula"
+  expect_error(hnm_fit(y ~ (1 | g) + (1 | h), d), "more than one grouping factor \\(g, h\\)", class = two)
+  expect_error(hnm_fit(y ~ (1 | g/h), d), "more than one grouping factor \\(g, g:h\\)", class = two)
+  expect_error(hnm_fit(y ~ 1 | g/h, d), "\\(g, g:h\\)", class = two)
+  expect_error(hnm_fit(y ~ (1 | g + h), d), "\\(g, h\\)", class = two)
+  expect_error(hnm_fit(y ~ (1 | g * h), d), "\\(g, h, g:h\\)", class = two)
+  expect_error(hnm_fit(y ~ (x | g) + (1 | h), d), "lme4::lmer", class = two)
+  expect_error(hnm_fit(y ~ 1, d), "no random-effects term", class = "hnm_error")
   expect_error(hnm_fit(~ 1 | g, d), "two-sided formula", class = "hnm_error")
-  expect_error(hnm_fit(y ~ x + (1 | g), d), "lme4::lmer")
-  # The lecture's "more complicated example".
-  expect_error(hnm_fit(mscore ~ flp + enroll + ses + (ses | school), nels),
-               "y ~ 1 \\| g", class = "hnm_unsupported_formula")
+  # Group statistics and database tables hold the one-way statistics only.
+  expect_error(hnm_fit(y ~ x + (1 | g), hnm_stats(y ~ 1 | g, d)), "y ~ 1 \\| g",
+               class = "hnm_unsupported_formula")
 })
 
 test_that("bad data give clear errors", {
@@ -45,8 +49,8 @@ test_that("every invalid input named in issue 7 is a classed error naming the pr
     list(quote(hnm_fit(y ~ 1 | g, transform(d, g = "only"))), "at least 2 groups"),
     list(quote(hnm_fit(y ~ 1 | g, data.frame(y = 1:2, g = c("a", "a")))), "at least 2 groups"),
     list(quote(hnm_fit(y ~ 1 | g, data.frame(y = 1:3, g = 1:3))), "single observation"),
-    list(quote(hnm_fit(y ~ g, d)), "no grouping term"),
-    list(quote(hnm_fit(y ~ (1 | g) + (1 | g), d)), "more than one grouping term"),
+    list(quote(hnm_fit(y ~ g, d)), "no random-effects term"),
+    list(quote(hnm_fit(y ~ (1 | g) + (1 | g), d)), "repeat the column"),
     list(quote(hnm_fit(y ~ 1 | nope, d)), "`nope` is not a column"),
     list(quote(hnm_fit(y ~ 1 | g, as.matrix(d))), "must be a data frame"),
     list(quote(hnm_fit("y ~ 1 | g", d)), "two-sided formula"),

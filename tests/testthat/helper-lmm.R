@@ -1,0 +1,116 @@
+# References for the general model: lme4 at its exact optimum, and simulated designs.
+
+# lme4's fit at the exact optimum of lme4's own profiled deviance: lme4's optimiser with tight
+# tolerances, polished by R's L-BFGS-B (which reaches the bounds of a singular fit exactly)
+# and then by Newton steps with numDeriv's Richardson gradient and Hessian on the free
+# coordinates, and rebuilt as a merMod at that point (lme4::mkMerMod), so every lme4 method
+# (vcov, ranef, VarCorr) is evaluated there. Independent of hnm: lme4's likelihood, R's and
+# numDeriv's numerics.
+lmer_exact <- function(formula, data, REML) {
+  frame <- lme4::lFormula(formula, data, REML = REML)
+  devfun <- do.call(lme4::mkLmerDevfun, frame)
+  opt <- lme4::optimizeLmer(devfun, optimizer = "nloptwrap",
+                            control = list(ftol_abs = 1e-14, ftol_rel = 1e-14, xtol_abs = 1e-12,
+                                           xtol_rel = 1e-12, maxeval = 1e5))
+  polished <- stats::optim(opt$par, devfun, method = "L-BFGS-B", lower = frame$reTrms$lower,
+                           control = list(factr = 1, pgtol = 0, maxit = 2000))
+  if (polished$value < opt$fval) opt$par <- polished$par
+  opt$par <- newton_polish(devfun, opt$par, frame$reTrms$lower)
+  opt <- list(par = opt$par, fval = devfun(opt$par), conv = 0L, feval = opt$feval,
+              message = "polished")
+  devfun(opt$par)
+  suppressWarnings(lme4::mkMerMod(environment(devfun), opt, frame$reTrms, fr = frame$fr))
+}
+
+# Newton steps on the coordinates not held at their bound (a zero diagonal of Λ with a
+# non-negative derivative), kept while the deviance does not rise beyond rounding.
+newton_polish <- function(devfun, theta, lower, steps = 10L) {
+  for (i in seq_len(steps)) {
+    g <- numDeriv::grad(devfun, theta)
+    free <- !(lower == 0 & theta == 0 & g >= 0)
+    if (!any(free)) break
+    h <- numDeriv::hessian(devfun, theta)[free, free, drop = FALSE]
+    step <- tryCatch(solve(h, g[free]), error = function(e) NULL)
+    if (is.null(step) || any(eigen(h, symmetric = TRUE, only.values = TRUE)$values <= 0)) break
+    trial <- theta
+    trial[free] <- pmax(theta[free] - step, lower[free])
+    if (!(devfun(trial) <= devfun(theta) + 1e-11 * abs(devfun(theta)))) break
+    theta <- trial
+  }
+  theta
+}
+
+# lme4 as users run it (default control), for "hnm's optimum is never worse".
+lmer_default <- function(formula, data, REML) {
+  suppressWarnings(suppressMessages(lme4::lmer(formula, data, REML = REML)))
+}
+
+# The criterion lme4 minimises.
+lme4_criterion <- function(fit) if (lme4::isREML(fit)) lme4::REMLcrit(fit) else deviance(fit)
+
+# A PSD square root (for singular covariances, where chol() fails).
+psd_root <- function(s) {
+  e <- eigen(s, symmetric = TRUE)
+  e$vectors %*% diag(sqrt(pmax(e$values, 0)), nrow(s))
+}
+
+# Data for the grid: covariates x, z (within groups), w (group level), f (a 3-level factor);
+# random intercept, x and z slopes with SDs `sd` and correlation matrix `corr`.
+simulate_lmm <- function(seed, m = 30, balanced = TRUE, sd = c(2, 0.7, 0.5),
+                         corr = diag(3) + 0.3 * (1 - diag(3))) {
+  set.seed(seed)
+  sizes <- if (balanced) rep(8L, m) else sample(3:14, m, replace = TRUE)
+  g <- factor(rep(sprintf("g%02d", seq_len(m)), sizes))
+  n <- sum(sizes)
+  x <- rnorm(n)
+  z <- runif(n)
+  w <- rep(rnorm(m), sizes)
+  f <- factor(sample(c("a", "b", "c"), n, replace = TRUE))
+  sigma <- diag(sd) %*% corr %*% diag(sd)
+  b <- matrix(rnorm(3 * m), m) %*% t(psd_root(sigma))
+  j <- as.integer(g)
+  y <- 1 + 0.5 * x - 0.3 * z + 0.8 * w + c(0, 0.4, -0.2)[as.integer(f)] +
+    b[j, 1] + b[j, 2] * x + b[j, 3] * z + rnorm(n)
+  data.frame(y, x, z, w, f, g)
+}
+
+# Everything lme4 reports of a fit that hnm must reproduce, as one named list.
+lmm_numbers <- function(fit) {
+  vc <- as.data.frame(VarCorr(fit))
+  re <- as.data.frame(ranef(fit, condVar = TRUE))
+  list(beta = unname(fixef(fit)), se = unname(sqrt(diag(as.matrix(vcov(fit))))),
+       sigma = sigma(fit), sdcor = vc$sdcor, vcov = vc$vcov, logLik = c(logLik(fit)),
+       criterion = if (inherits(fit, "merMod")) lme4_criterion(fit) else deviance(fit),
+       REMLcrit = REMLcrit(fit), condval = re$condval, condsd = re$condsd)
+}
+
+# lme4's own profiled deviance (devfun) at hnm's θ.
+lme4_devfun_at <- function(formula, data, REML, theta) {
+  devfun <- lme4::lmer(formula, data, REML = REML, devFunOnly = TRUE)
+  devfun(unname(theta))
+}
+
+# hnm's fit against lme4's exact optimum (to 1e-6, BLUPs 1e-5), and its criterion never
+# above lme4's default fit's (+1e-7). Where hnm's optimum is lower than lme4's (lme4 stopped
+# in another local minimum), lme4's own deviance function at hnm's θ must confirm it, and the
+# estimates of the two different optima are not compared.
+expect_matches_lme4 <- function(formula, data, REML, label) {
+  fit <- hnm_fit(formula, data, REML = REML)
+  exact <- lmer_exact(formula, data, REML)
+  default <- lmer_default(formula, data, REML)
+  expect_lte(deviance(fit), lme4_criterion(default) + 1e-7)
+  expect_lte(deviance(fit), lme4_criterion(exact) + 1e-8)
+  expect_true(fit$convergence$converged, label = paste(label, "converged"))
+  expect_equal(lme4_devfun_at(formula, data, REML, fit$theta), deviance(fit), tolerance = 1e-9,
+               label = paste(label, "lme4's deviance function at hnm's theta"))
+  if (deviance(fit) < lme4_criterion(exact) - 1e-6) return(invisible("lower than lme4"))
+  ours <- lmm_numbers(fit)
+  theirs <- lmm_numbers(exact)
+  for (name in c("beta", "se", "sigma", "sdcor", "vcov", "logLik", "criterion", "REMLcrit")) {
+    expect_equal(ours[[name]], theirs[[name]], tolerance = 1e-6, label = paste(label, name))
+  }
+  for (name in c("condval", "condsd")) {
+    expect_equal(ours[[name]], theirs[[name]], tolerance = 1e-5, label = paste(label, name))
+  }
+  invisible("equal to lme4")
+}

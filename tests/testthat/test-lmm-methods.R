@@ -1,0 +1,183 @@
+# Methods of fits with covariates and random slopes, in lme4's shapes and with lme4's numbers
+# (lme4 at its exact optimum, helper-lmm.R), and R's formula semantics as lme4 applies them.
+
+sleep_fits <- function(formula = Reaction ~ Days + (Days | Subject), REML = FALSE) {
+  list(hnm = hnm_fit(formula, lme4::sleepstudy, REML = REML),
+       lme4 = lmer_exact(formula, lme4::sleepstudy, REML))
+}
+
+test_that("accessors have lme4's names, shapes and numbers", {
+  skip_if_not_installed("lme4")
+  for (formula in list(Reaction ~ Days + (Days | Subject), Reaction ~ Days + (Days || Subject))) {
+    f <- sleep_fits(formula)
+    label <- deparse1(formula)
+    expect_identical(names(fixef(f$hnm)), names(lme4::fixef(f$lme4)), label = label)
+    expect_identical(dimnames(vcov(f$hnm)), dimnames(as.matrix(vcov(f$lme4))), label = label)
+    expect_identical(names(VarCorr(f$hnm)), names(lme4::VarCorr(f$lme4)), label = label)
+    expect_equal(lapply(VarCorr(f$hnm), unclass), lapply(lme4::VarCorr(f$lme4), unclass),
+                 tolerance = 1e-6, label = label)
+    expect_equal(as.data.frame(VarCorr(f$hnm)), as.data.frame(lme4::VarCorr(f$lme4)),
+                 tolerance = 1e-6, label = label)
+    re <- ranef(f$hnm)
+    ref <- lme4::ranef(f$lme4, condVar = TRUE)
+    expect_identical(names(re), names(ref), label = label)
+    expect_equal(as.data.frame(re), as.data.frame(ref), tolerance = 1e-5, label = label)
+    expect_equal(attr(re[[1]], "postVar"), attr(ref[[1]], "postVar"), tolerance = 1e-5,
+                 ignore_attr = TRUE, label = label)
+    expect_equal(unclass(coef(f$hnm))[[1]], unclass(coef(f$lme4))[[1]], tolerance = 1e-6,
+                 label = label)
+    expect_equal(unname(fitted(f$hnm)), unname(fitted(f$lme4)), tolerance = 1e-6, label = label)
+    expect_equal(unname(residuals(f$hnm)), unname(residuals(f$lme4)), tolerance = 1e-6,
+                 label = label)
+    expect_equal(unname(model.matrix(f$hnm)), unname(model.matrix(f$lme4)), ignore_attr = TRUE)
+    for (name in c("theta", "lower", "beta", "sigma")) {
+      expect_equal(lme4::getME(f$hnm, name), lme4::getME(f$lme4, name), tolerance = 1e-6,
+                   label = paste(label, name))
+    }
+    # lme4's Λ is (groups q) x (groups q), term by term: the first group's entries of each term.
+    m <- unname(ngrps(f$hnm))
+    terms <- lengths(lme4::getME(f$lme4, "cnms"))
+    first <- unlist(Map(function(start, size) start + seq_len(size) - 1L,
+                        cumsum(c(1L, head(terms, -1L) * m)), terms))
+    expect_equal(getME(f$hnm, "Lambda"), as.matrix(lme4::getME(f$lme4, "Lambda"))[first, first],
+                 tolerance = 1e-6, ignore_attr = TRUE)
+    expect_identical(lme4::isSingular(f$hnm), lme4::isSingular(f$lme4))
+    expect_identical(df.residual(f$hnm), df.residual(f$lme4))
+    expect_identical(nobs(f$hnm), nobs(f$lme4))
+    expect_equal(ngrps(f$hnm), lme4::ngrps(f$lme4))
+    expect_identical(attr(logLik(f$hnm), "df"), attr(logLik(f$lme4), "df"))
+    expect_equal(REMLcrit(f$hnm), lme4::REMLcrit(f$lme4), tolerance = 1e-6)
+    expect_equal(coef(summary(f$hnm)), coef(summary(f$lme4)), tolerance = 1e-6)
+    expect_equal(confint(f$hnm, method = "Wald"), confint(f$lme4, method = "Wald"),
+                 tolerance = 1e-6)
+    expect_identical(formula(f$hnm), formula)
+  }
+})
+
+test_that("predict() and simulate() give lme4's values", {
+  skip_if_not_installed("lme4")
+  f <- sleep_fits()
+  new <- data.frame(Days = c(0, 3.5, 9, 2), Subject = c("308", "309", "999", NA))
+  expect_equal(predict(f$hnm, newdata = new, allow.new.levels = TRUE),
+               unname(predict(f$lme4, newdata = new, allow.new.levels = TRUE)), tolerance = 1e-6)
+  expect_equal(predict(f$hnm, newdata = new, re.form = NA),
+               unname(predict(f$lme4, newdata = new, re.form = NA)), tolerance = 1e-6)
+  expect_equal(predict(f$hnm, re.form = ~0), unname(predict(f$lme4, re.form = NA)),
+               tolerance = 1e-6)
+  expect_error(predict(f$hnm, newdata = new), "not in the fit", class = "hnm_new_levels")
+  # Standard errors of population predictions: sqrt(diag(X V X')).
+  se <- predict(f$hnm, newdata = new, re.form = NA, se.fit = TRUE)$se.fit
+  x <- cbind(1, new$Days)
+  expect_equal(se, sqrt(diag(x %*% as.matrix(vcov(f$lme4)) %*% t(x))), tolerance = 1e-6)
+  expect_error(predict(f$hnm, se.fit = TRUE), "population predictions", class = "hnm_error")
+  expect_error(predict(f$hnm, newdata = new, typo = 1), "unused argument", class = "hnm_error")
+  # New random effects in lme4's order, then the errors: lme4's draws for the same seed.
+  expect_equal(as.matrix(simulate(f$hnm, nsim = 3, seed = 42)),
+               as.matrix(simulate(f$lme4, nsim = 3, seed = 42)), tolerance = 1e-6,
+               ignore_attr = TRUE)
+  expect_equal(as.matrix(simulate(f$hnm, nsim = 2, seed = 7, use.u = TRUE)),
+               as.matrix(simulate(f$lme4, nsim = 2, seed = 7, use.u = TRUE)), tolerance = 1e-6,
+               ignore_attr = TRUE)
+  uncorrelated <- sleep_fits(Reaction ~ Days + (Days || Subject))
+  expect_equal(as.matrix(simulate(uncorrelated$hnm, seed = 3)),
+               as.matrix(simulate(uncorrelated$lme4, seed = 3)), tolerance = 1e-6,
+               ignore_attr = TRUE)
+  expect_error(simulate(f$hnm, newdata = new), "newdata", class = "hnm_error")
+})
+
+test_that("anova() of nested fits is lme4's likelihood-ratio table", {
+  skip_if_not_installed("lme4")
+  d <- lme4::sleepstudy
+  ours <- anova(hnm_fit(Reaction ~ Days + (Days || Subject), d),
+                hnm_fit(Reaction ~ Days + (Days | Subject), d, REML = TRUE))
+  theirs <- suppressMessages(anova(lme4::lmer(Reaction ~ Days + (Days || Subject), d, REML = FALSE),
+                                   lme4::lmer(Reaction ~ Days + (Days | Subject), d)))
+  expect_equal(as.data.frame(ours)[, c("npar", "logLik", "deviance", "Df")],
+               as.data.frame(theirs)[, c("npar", "logLik", "deviance", "Df")], tolerance = 1e-6,
+               ignore_attr = TRUE)
+  expect_equal(ours[["Pr(>Chisq)"]][2], theirs[["Pr(>Chisq)"]][2], tolerance = 1e-3)
+  one_way <- hnm_fit(Reaction ~ 1 | Subject, d)
+  expect_error(anova(one_way, hnm_fit(Reaction ~ Days + (1 | Subject), d[-1, ])),
+               "different data", class = "hnm_error")
+})
+
+test_that("the fixed part has R's formula semantics, as lme4 applies them", {
+  skip_if_not_installed("lme4")
+  d <- simulate_lmm(11, balanced = FALSE)
+  d$x[c(3, 50)] <- NA
+  d$f[7] <- NA
+  d$u <- exp(d$z)
+  d$offset_column <- 0.1 * d$w
+  formulas <- list(
+    y ~ f + x:f + (1 | g),
+    y ~ poly(x, 2) + I(z^2) + log(u) + (x | g),
+    y ~ x + offset(offset_column) + (1 | g),
+    y ~ 0 + f + x + (0 + x | g),
+    y ~ x + (1 | f:g)
+  )
+  complete <- d[stats::complete.cases(d), ]  # poly() refuses NA, in lm() and lmer() alike
+  for (formula in formulas) {
+    label <- deparse1(formula)
+    data <- if (grepl("poly", label)) complete else d
+    ours <- hnm_fit(formula, data)
+    theirs <- lmer_exact(formula, data, FALSE)
+    expect_identical(names(fixef(ours)), names(lme4::fixef(theirs)), label = label)
+    expect_equal(lmm_numbers(ours)[c("beta", "se", "sdcor", "criterion")],
+                 lmm_numbers(theirs)[c("beta", "se", "sdcor", "criterion")], tolerance = 1e-6,
+                 label = label)
+    expect_identical(nobs(ours), nobs(theirs), label = label)
+    expect_equal(unname(fitted(ours)), unname(fitted(theirs)), tolerance = 1e-6, label = label)
+  }
+  # A rank-deficient X: aliased columns dropped with a message naming them, as lme4 does.
+  d$x2 <- 2 * d$x
+  expect_message(fit <- hnm_fit(y ~ x + x2 + (1 | g), d), "dropping 1 column.*: x2")
+  theirs <- suppressMessages(lmer_exact(y ~ x + x2 + (1 | g), d, FALSE))
+  expect_equal(fixef(fit), lme4::fixef(theirs), tolerance = 1e-6)
+  expect_error(hnm_fit(y ~ x + (1 | g), d, method = "ANOVA"), "one-way model", class = "hnm_error")
+})
+
+test_that("estimates are equivariant under shifts of 1e9 (exact data) and huge or tiny units", {
+  d <- simulate_lmm(5)
+  d$x <- round(d$x * 1024) / 1024
+  d$y <- round(d$y * 1024) / 1024
+  base <- hnm_fit(y ~ x + (x | g), d)
+  a <- 1e9
+  shifted <- hnm_fit(y ~ x + (x | g), transform(d, x = x + a, y = y - a))
+  b <- fixef(base)
+  expect_equal(unname(fixef(shifted)), unname(c(b[1] - a - a * b[2], b[2])), tolerance = 1e-12)
+  t <- matrix(c(1, 0, -a, 1), 2)
+  expect_equal(unclass(VarCorr(shifted))[[1]], t %*% unclass(VarCorr(base))[[1]] %*% t(t),
+               tolerance = 1e-6, ignore_attr = TRUE)
+  expect_equal(sigma(shifted), sigma(base), tolerance = 1e-8)
+  expect_equal(deviance(shifted), deviance(base), tolerance = 1e-10)
+  for (scale in c(1e-100, 1e100)) {
+    scaled <- hnm_fit(y ~ x + (x | g), transform(d, y = y * scale))
+    expect_equal(fixef(scaled), fixef(base) * scale, tolerance = 1e-9)
+    expect_equal(sigma(scaled), sigma(base) * scale, tolerance = 1e-9)
+    expect_equal(getME(scaled, "theta"), getME(base, "theta"), tolerance = 1e-7)
+    expect_equal(deviance(scaled), deviance(base) + 2 * nobs(base) * log(scale), tolerance = 1e-10)
+  }
+})
+
+test_that("a saved fit keeps working without a refit, and data changed in place are detected", {
+  f <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  path <- tempfile(fileext = ".rds")
+  saveRDS(f, path)
+  restored <- readRDS(path)
+  expect_false(hnm:::rs_lmm_valid(restored$core$model))
+  expect_equal(ranef(restored), ranef(f), tolerance = 1e-12)
+  expect_equal(fitted(restored), fitted(f), tolerance = 1e-12)
+  expect_true(hnm:::rs_lmm_valid(restored$core$model))
+  skip_if_not_installed("data.table")
+  dt <- data.table::as.data.table(lme4::sleepstudy)
+  fit <- hnm_fit(Reaction ~ Days + (Days | Subject), dt)
+  before <- fitted(fit)
+  data.table::set(dt, i = 1L, j = "Reaction", value = 0)
+  expect_error(fitted(fit), "modified in place", class = "hnm_error_data_changed")
+  expect_error(residuals(fit), "modified in place", class = "hnm_error_data_changed")
+  expect_error(simulate(fit), "modified in place", class = "hnm_error_data_changed")
+  copied <- lme4::sleepstudy
+  fit <- hnm_fit(Reaction ~ Days + (Days | Subject), copied)
+  copied$Reaction[1] <- 0  # copy-on-modify: the fit's columns are untouched
+  expect_equal(fitted(fit), before, tolerance = 1e-12)
+})
