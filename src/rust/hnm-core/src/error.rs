@@ -37,8 +37,76 @@ pub enum HnmError {
     InvalidArgument { argument: &'static str, reason: &'static str },
     /// A computation that is not available (yet) for this kind of fit.
     Unsupported(&'static str),
+    /// Something sized by the data or an argument does not fit in memory.
+    TooLarge { what: &'static str },
     /// The user asked the computation to stop (Ctrl-C); see [`crate::Checkpoint`].
     Interrupted,
+    /// Parameters outside the space σ² > 0, τ² ≥ 0, where the likelihood is +∞ and its
+    /// derivatives are undefined.
+    OutsideParameterSpace { argument: &'static str },
+}
+
+impl HnmError {
+    /// A short snake_case name of the kind of error, the same for every value of its fields:
+    /// the R package raises each kind as a condition of class `hnm_error_<kind>`.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::HnmError;
+    /// assert_eq!(HnmError::NotFinite { argument: "y", index: 0 }.kind(), "not_finite");
+    /// assert_eq!(HnmError::Interrupted.kind(), "interrupted");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HnmError::LengthMismatch { .. } => "length_mismatch",
+            HnmError::NotFinite { .. } => "not_finite",
+            HnmError::GroupCodeOutOfRange { .. } => "group_code_out_of_range",
+            HnmError::InvalidStatistic { .. } => "invalid_statistic",
+            HnmError::TooFewGroups { .. } => "too_few_groups",
+            HnmError::NoReplication => "no_replication",
+            HnmError::NoWithinGroupVariation => "no_within_group_variation",
+            HnmError::ParameterLength { .. } => "parameter_length",
+            HnmError::ParameterMissing { .. } => "parameter_missing",
+            HnmError::Optimizer(_) => "optimizer",
+            HnmError::InvalidArgument { .. } => "invalid_argument",
+            HnmError::Unsupported(_) => "unsupported",
+            HnmError::Interrupted => "interrupted",
+            HnmError::TooLarge { .. } => "too_large",
+            HnmError::OutsideParameterSpace { .. } => "outside_parameter_space",
+        }
+    }
+
+    /// The same error with its argument `from` renamed `to` (the name the user knows it by);
+    /// errors about other arguments are returned unchanged.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::HnmError;
+    /// let e = HnmError::InvalidArgument { argument: "z", reason: "must be a positive finite number" };
+    /// assert_eq!(e.renamed("z", "level").to_string(), "`level` must be a positive finite number.");
+    /// ```
+    pub fn renamed(self, from: &str, to: &'static str) -> HnmError {
+        let rename = |argument: &'static str| if argument == from { to } else { argument };
+        match self {
+            HnmError::LengthMismatch { first, first_len, second, second_len } => {
+                HnmError::LengthMismatch { first: rename(first), first_len, second: rename(second), second_len }
+            }
+            HnmError::NotFinite { argument, index } => HnmError::NotFinite { argument: rename(argument), index },
+            HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => {
+                HnmError::GroupCodeOutOfRange { argument: rename(argument), index, code, n_groups }
+            }
+            HnmError::InvalidStatistic { argument, index, reason } => {
+                HnmError::InvalidStatistic { argument: rename(argument), index, reason }
+            }
+            HnmError::ParameterLength { argument, expected, found } => {
+                HnmError::ParameterLength { argument: rename(argument), expected, found }
+            }
+            HnmError::ParameterMissing { argument, index } => HnmError::ParameterMissing { argument: rename(argument), index },
+            HnmError::InvalidArgument { argument, reason } => HnmError::InvalidArgument { argument: rename(argument), reason },
+            HnmError::OutsideParameterSpace { argument } => HnmError::OutsideParameterSpace { argument: rename(argument) },
+            other => other,
+        }
+    }
 }
 
 impl fmt::Display for HnmError {
@@ -87,7 +155,12 @@ impl fmt::Display for HnmError {
             HnmError::Optimizer(message) => write!(f, "the optimiser failed: {message}."),
             HnmError::InvalidArgument { argument, reason } => write!(f, "`{argument}` {reason}."),
             HnmError::Unsupported(what) => write!(f, "not supported: {what}."),
+            HnmError::TooLarge { what } => write!(f, "{what} do not fit in memory."),
             HnmError::Interrupted => write!(f, "interrupted by the user."),
+            HnmError::OutsideParameterSpace { argument } => write!(
+                f,
+                "`{argument}` is outside the parameter space (sigma2 > 0, tau2 >= 0), where the negative log-likelihood is +Inf and its derivatives are undefined."
+            ),
         }
     }
 }
@@ -96,3 +169,21 @@ impl std::error::Error for HnmError {}
 
 /// Result type of hnm-core.
 pub type Result<T> = std::result::Result<T, HnmError>;
+
+/// An empty vector with room for `capacity` elements, reserved fallibly: a size that a
+/// user's argument chose (profile points, replicates) becomes an error, not an abort.
+///
+/// # Errors
+/// `TooLarge` naming `what` when the memory cannot be reserved.
+///
+/// # Example
+/// ```
+/// use hnm_core::{with_capacity, HnmError};
+/// assert!(with_capacity::<f64>(10, "the points").unwrap().capacity() >= 10);
+/// assert_eq!(with_capacity::<f64>(usize::MAX / 2, "the points"), Err(HnmError::TooLarge { what: "the points" }));
+/// ```
+pub fn with_capacity<T>(capacity: usize, what: &'static str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(capacity).map_err(|_| HnmError::TooLarge { what })?;
+    Ok(v)
+}

@@ -18,6 +18,7 @@ use faer::Mat;
 
 use crate::anova::Anova;
 use crate::error::{HnmError, Result};
+use crate::interrupt::{Checkpoint, Never, Polled};
 use crate::likelihood::{gradient, hessian, scaled_to_original, Params, POWER};
 use crate::profile::{Criterion, ProfilePoint, ProfiledDeviance};
 use crate::solve1d::{expand_until, newton_root, Root};
@@ -123,7 +124,7 @@ impl Fit {
 /// assert!((f.params.tau2 - ((2.0 / 3.0) * msg - mse) / 2.0).abs() < 1e-12);
 /// ```
 pub fn fit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
-    fit_from(stats, criterion, None)
+    fit_from(stats, criterion, None, &mut Checkpoint::new(&Never))
 }
 
 /// Fits the one-way model to `stats` by ML or REML, starting the Newton iterations at
@@ -131,37 +132,84 @@ pub fn fit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
 /// data a bootstrap replicate or a profile was drawn from; λ does not depend on the data's
 /// units), and at the ANOVA estimate max(τ̂², 0)/σ̂² otherwise. The start changes only the
 /// path: the estimate solves D'(λ̂) = 0, or is exactly λ̂ = 0 on the boundary, either way.
+/// Every evaluation of the profiled score (one pass over the groups) is a
+/// [`Checkpoint::check_work`], so a user can stop a fit of very many groups.
 ///
 /// # Errors
-/// As [`fit`].
+/// As [`fit`]; `Interrupted` when `checkpoint` reports a user interrupt.
 ///
 /// # Example
 /// ```
-/// use hnm_core::{fit, fit_from, Criterion, GroupStats};
+/// use hnm_core::{fit, fit_from, Checkpoint, Criterion, GroupStats, Never};
 /// let s = GroupStats::new(vec![3.0, 5.0, 2.0, 7.0], vec![1.0, 2.5, -0.5, 0.4], vec![2.0, 4.5, 0.3, 6.1]).unwrap();
 /// let cold = fit(&s, Criterion::Reml).unwrap();
-/// let warm = fit_from(&s, Criterion::Reml, Some(cold.theta * cold.theta)).unwrap();
+/// let warm = fit_from(&s, Criterion::Reml, Some(cold.theta * cold.theta), &mut Checkpoint::new(&Never)).unwrap();
 /// assert!((warm.params.tau2 - cold.params.tau2).abs() < 1e-12 * cold.params.tau2);
 /// assert!(warm.convergence.newton_iterations <= cold.convergence.newton_iterations);
 /// ```
-pub fn fit_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<Fit> {
-    let (unit, scaled, found) = minimum_in_unit(stats, criterion, start)?;
+pub fn fit_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>, checkpoint: &mut Checkpoint<'_>) -> Result<Fit> {
+    let (unit, scaled, found) = minimum_in_unit(stats, criterion, start, checkpoint)?;
     Ok(to_original_units(assemble(&scaled, criterion, found), stats, unit))
 }
 
 /// The estimates (μ̂, σ̂², τ̂²) of [`fit_from`] without the Hessian and gradient that a
 /// [`Fit`] carries: what a bootstrap refit needs.
-pub(crate) fn estimate_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<Params> {
-    let (unit, _, found) = minimum_in_unit(stats, criterion, start)?;
+pub(crate) fn estimate_from(
+    stats: &GroupStats,
+    criterion: Criterion,
+    start: Option<f64>,
+    checkpoint: &mut Checkpoint<'_>,
+) -> Result<Params> {
+    let (unit, _, found) = minimum_in_unit(stats, criterion, start, checkpoint)?;
     Ok(to_data_units(&unit_params(&found.point), stats, unit))
 }
 
 /// The data's unit, the statistics in it and the minimum found there (see [`crate::Unit`]).
-fn minimum_in_unit(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<(Unit, GroupStats, Minimum)> {
+fn minimum_in_unit(
+    stats: &GroupStats,
+    criterion: Criterion,
+    start: Option<f64>,
+    checkpoint: &mut Checkpoint<'_>,
+) -> Result<(Unit, GroupStats, Minimum)> {
     let unit = Unit::of_data(stats);
     let scaled = unit.scale(stats)?;
-    let found = minimum(&scaled, criterion, start)?;
-    Ok((unit, scaled, found))
+    let polled = Polled::new(checkpoint);
+    let found = minimum(&Problem { deviance: ProfiledDeviance::new(&scaled, criterion), polled: &polled }, start);
+    polled.status()?;
+    Ok((unit, scaled, found?))
+}
+
+/// The profiled deviance to minimise, whose every evaluation first asks the checkpoint: once
+/// a user interrupt is reported the evaluations are NaN, which stops the root finders and
+/// Brent's method, and [`minimum_in_unit`] reports `Interrupted`.
+struct Problem<'d, 'c, 'a> {
+    deviance: ProfiledDeviance<'d>,
+    polled: &'d Polled<'c, 'a>,
+}
+
+impl Problem<'_, '_, '_> {
+    fn interrupted(&self) -> bool {
+        self.polled.stop_after(self.deviance.groups())
+    }
+
+    /// (D'(λ), D''(λ)); NaN once interrupted.
+    fn score(&self, lambda: f64) -> (f64, f64) {
+        if self.interrupted() {
+            (f64::NAN, f64::NAN)
+        } else {
+            self.deviance.score(lambda)
+        }
+    }
+
+    /// The point at λ (D, its derivatives and the conditional estimates); D is NaN once interrupted.
+    fn at(&self, lambda: f64) -> ProfilePoint {
+        let point = self.deviance.at(lambda);
+        if self.interrupted() {
+            ProfilePoint { deviance: f64::NAN, ..point }
+        } else {
+            point
+        }
+    }
 }
 
 /// (μ, σ², τ²) of statistics centred at 0 and expressed in `unit`, mapped back:
@@ -207,7 +255,8 @@ struct Minimum {
 }
 
 /// Minimises D(λ) over λ ≥ 0 (see the module docs).
-fn minimum(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<Minimum> {
+fn minimum(problem: &Problem, start: Option<f64>) -> Result<Minimum> {
+    let stats = problem.deviance.stats();
     let lambda_start = match start {
         Some(lambda) if lambda.is_finite() && lambda >= 0.0 => {
             stats.check_identifiable()?;
@@ -215,8 +264,8 @@ fn minimum(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Resu
         }
         _ => anova_start(stats)?,
     };
-    let deviance = ProfiledDeviance::new(stats, criterion);
-    let score = |lambda: f64| deviance.score(lambda);
+    let deviance = problem;
+    let score = |lambda: f64| problem.score(lambda);
     // Steps that Newton cannot give grow from about the start (or 1/n_max, where λ matters).
     let n_max = stats.n().iter().fold(1.0_f64, |m, &n| m.max(n));
     let step = lambda_start.max(1.0 / n_max);
@@ -240,7 +289,7 @@ fn minimum(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Resu
 ///
 /// # Errors
 /// `Optimizer` when the Newton iterations stopped without solving D'(λ) = 0.
-fn solved(deviance: &ProfiledDeviance, root: Root) -> Result<(ProfilePoint, u32)> {
+fn solved(deviance: &Problem, root: Root) -> Result<(ProfilePoint, u32)> {
     if !root.converged {
         return Err(HnmError::Optimizer(format!(
             "Newton's method could not solve the score equation for lambda = tau^2/sigma^2 (it stopped \
@@ -260,7 +309,7 @@ fn anova_start(stats: &GroupStats) -> Result<f64> {
 
 /// The boundary point λ = 0 when D'(0) ≥ 0 and D(0) is not above D at `interior`: an
 /// interior point whose deviance is below D(0) by rounding only does not count.
-fn lower_of_boundary(deviance: &ProfiledDeviance, interior: ProfilePoint) -> ProfilePoint {
+fn lower_of_boundary(deviance: &Problem, interior: ProfilePoint) -> ProfilePoint {
     let at_zero = deviance.at(0.0);
     let rounding = 64.0 * f64::EPSILON * (1.0 + at_zero.deviance.abs());
     if at_zero.d1 >= 0.0 && at_zero.deviance <= interior.deviance + rounding {
@@ -272,9 +321,9 @@ fn lower_of_boundary(deviance: &ProfiledDeviance, interior: ProfilePoint) -> Pro
 
 /// The fallback when D'(0) ≥ 0 and D'(λ₀) ≥ 0: Brent's method on θ over [0, θ_max] looks for
 /// a lower interior minimum, which Newton steps then polish; λ = 0 otherwise.
-fn brent_search(deviance: &ProfiledDeviance, lambda_start: f64) -> Result<Minimum> {
+fn brent_search(deviance: &Problem, lambda_start: f64) -> Result<Minimum> {
     let theta_max = bracket_upper(deviance, lambda_start);
-    let (theta_brent, brent_iterations) = minimise_theta(*deviance, theta_max)?;
+    let (theta_brent, brent_iterations) = minimise_theta(deviance, theta_max)?;
     let at_zero = deviance.at(0.0);
     let interior = deviance.at(theta_brent * theta_brent);
     let boundary = lower_of_boundary(deviance, interior).lambda == 0.0;
@@ -284,26 +333,30 @@ fn brent_search(deviance: &ProfiledDeviance, lambda_start: f64) -> Result<Minimu
 }
 
 /// θ_max with D'(θ_max²) > 0, so [0, θ_max] brackets the minimum (D grows like m log λ).
-fn bracket_upper(deviance: &ProfiledDeviance, lambda_start: f64) -> f64 {
+fn bracket_upper(deviance: &Problem, lambda_start: f64) -> f64 {
     let start = (2.0 * lambda_start.sqrt()).max(1.0);
-    expand_until(start, 4.0, |theta| deviance.score(theta * theta).0 > 0.0)
+    expand_until(start, 4.0, |theta| deviance.interrupted() || deviance.score(theta * theta).0 > 0.0)
 }
 
 /// θ ↦ D(θ²): the one-dimensional problem argmin solves.
-struct ThetaProblem<'a> {
-    deviance: ProfiledDeviance<'a>,
+struct ThetaProblem<'p, 'd, 'c, 'a> {
+    deviance: &'p Problem<'d, 'c, 'a>,
 }
 
-impl CostFunction for ThetaProblem<'_> {
+impl CostFunction for ThetaProblem<'_, '_, '_, '_> {
     type Param = f64;
     type Output = f64;
 
     fn cost(&self, theta: &f64) -> std::result::Result<f64, argmin::core::Error> {
-        Ok(self.deviance.at(theta * theta).deviance)
+        let deviance = self.deviance.at(theta * theta).deviance;
+        if deviance.is_nan() {
+            return Err(argmin::core::Error::msg("the deviance is NaN"));
+        }
+        Ok(deviance)
     }
 }
 
-fn minimise_theta(deviance: ProfiledDeviance, theta_max: f64) -> Result<(f64, u64)> {
+fn minimise_theta(deviance: &Problem, theta_max: f64) -> Result<(f64, u64)> {
     let solver = BrentOpt::new(0.0, theta_max).set_tolerance(f64::EPSILON.sqrt(), 1e-12 * theta_max);
     let result = Executor::new(ThetaProblem { deviance }, solver)
         .configure(|state| state.max_iters(500))
@@ -317,7 +370,7 @@ fn minimise_theta(deviance: ProfiledDeviance, theta_max: f64) -> Result<(f64, u6
 /// Newton polish of the profiled score D'(λ) = 0 from Brent's point, inside a bracket
 /// with D'(lo) < 0 < D'(hi); `None` when no λ below Brent's point has a negative score,
 /// so the minimum is the boundary λ = 0; the error of [`solved`] when Newton fails.
-fn polish(deviance: &ProfiledDeviance, theta_start: f64, theta_max: f64) -> Option<Result<(ProfilePoint, u32)>> {
+fn polish(deviance: &Problem, theta_start: f64, theta_max: f64) -> Option<Result<(ProfilePoint, u32)>> {
     let score = |lambda: f64| deviance.score(lambda);
     let start = theta_start * theta_start;
     let lo = if score(0.0).0 < 0.0 {

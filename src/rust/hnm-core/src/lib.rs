@@ -23,7 +23,7 @@ mod unit;
 
 pub use anova::Anova;
 pub use bootstrap::{refit_replicates, Refits};
-pub use error::{HnmError, Result};
+pub use error::{with_capacity, HnmError, Result};
 pub use interrupt::{Checkpoint, Interrupt, Never};
 pub use fit::{fit, fit_from, Convergence, Fit};
 pub use likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};

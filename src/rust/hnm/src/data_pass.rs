@@ -8,11 +8,11 @@
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    accumulate, dense_integer_range, double_key, integer_key, DataPass, GroupStats, HnmError, KeyTable, Response,
-    DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
+    accumulate, dense_integer_range, double_key, integer_key, Checkpoint, DataPass, GroupStats, HnmError, KeyTable,
+    Response, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
-use crate::{core_error, error_message};
+use crate::{core_error, error_message, RInterrupt};
 
 /// A pass's statistics; for hashed groups the 0-based first row of each group, for
 /// directly indexed integers the value of code 0 (group j holds the value offset + j).
@@ -58,14 +58,16 @@ fn data_error(error: HnmError, y: &Robj, response: &str, group: &str) -> Robj {
         "g" => format!("the grouping variable `{group}`"),
         other => format!("`{other}`"),
     };
+    let kind = error.kind();
     match error {
         HnmError::NotFinite { argument: "y", index } => not_finite_response(y, response, index),
-        HnmError::InvalidArgument { argument, reason } => error_message(format!("{} {reason}.", name(argument))),
-        HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => error_message(format!(
-            "{} has group code {code} at row {}, outside 1..{n_groups}.",
-            name(argument),
-            index + 1
-        )),
+        HnmError::InvalidArgument { argument, reason } => {
+            error_message(format!("{} {reason}.", name(argument)), kind)
+        }
+        HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => error_message(
+            format!("{} has group code {code} at row {}, outside 1..{n_groups}.", name(argument), index + 1),
+            kind,
+        ),
         error => core_error(error),
     }
 }
@@ -106,12 +108,13 @@ fn coded<Y: Response>(
     n_levels: usize,
     offset: Option<f64>,
 ) -> hnm_core::Result<Output> {
-    Ok(Output { pass: GroupStats::from_data(y, codes, n_levels)?, first_rows: None, offset })
+    let pass = GroupStats::from_data(y, codes, n_levels, &mut Checkpoint::new(&RInterrupt))?;
+    Ok(Output { pass, first_rows: None, offset })
 }
 
 fn hashed<Y: Response>(y: &[Y], keys: impl ExactSizeIterator<Item = u64> + Clone, missing: u64) -> hnm_core::Result<Output> {
     let mut table = KeyTable::new(missing);
-    let dropped = accumulate(y, keys, &mut table)?;
+    let dropped = accumulate(y, keys, &mut table, &mut Checkpoint::new(&RInterrupt))?;
     let groups = table.into_groups();
     Ok(Output { pass: DataPass { stats: groups.stats, dropped }, first_rows: Some(groups.first_rows), offset: None })
 }
@@ -120,10 +123,10 @@ fn hashed<Y: Response>(y: &[Y], keys: impl ExactSizeIterator<Item = u64> + Clone
 fn not_finite_response(y: &Robj, response: &str, index: usize) -> Robj {
     let value = y.as_real_slice().and_then(|v| v.get(index)).map_or("NaN".to_string(), |v| format!("{v}"));
     let value = value.replace("inf", "Inf");
-    error_message(format!(
-        "the response `{response}` must be finite (or NA), but row {} is {value}.",
-        index + 1
-    ))
+    error_message(
+        format!("the response `{response}` must be finite (or NA), but row {} is {value}.", index + 1),
+        "not_finite",
+    )
 }
 
 extendr_module! {
