@@ -26,7 +26,7 @@
 #'   `".sig01"`, `".sigma"` and `"(Intercept)"`, indices 1 to 3 in that order, or lme4's
 #'   `"theta_"` (the variance parameters `.sig01` and `.sigma`) and `"beta_"` (the intercept).
 #' @param alphamax The profile extends to \eqn{|\zeta| = \sqrt{\chi^2_{1, 1 - \alpha_{max}}}},
-#'   covering intervals of level up to `1 - alphamax` (lme4's default 0.01).
+#'   covering intervals of level up to `1 - alphamax` (lme4's default 0.01); at least 1e-8.
 #' @param steps Points on each side of the estimate, for each parameter: a whole number from
 #'   2 to 100,000.
 #' @param ... Not used; an error if given (lme4's `maxpts`, `delta` and the other arguments
@@ -49,7 +49,9 @@
 profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
-  check_probability(alphamax, "alphamax", call)
+  if (!is.numeric(alphamax) || length(alphamax) != 1L || !isTRUE(alphamax >= 1e-8 && alphamax < 1)) {
+    hnm_abort("`alphamax` must be a single number from 1e-8 (|zeta| up to 5.7) to below 1.", call = call)
+  }
   check_count(steps, "steps", 2L, call, max = 1e5)
   require_likelihood_fit(fitted, "profiles", call)
   names <- parameter_rows("sd")
