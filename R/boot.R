@@ -34,7 +34,8 @@ boot_intervals <- function(object, level, scale, nsim, seed, type, threads, quie
 
 #' @rdname confint.hnm_fit
 #' @param x Bootstrap intervals (class `hnm_boot_confint`, a matrix): printed as the matrix
-#'   and a line on the replicates, which `attr(x, "boot")` holds.
+#'   and a line on the replicates, which `attr(x, "boot")` holds; or Wald intervals (class
+#'   `hnm_wald_confint`), printed with a line when they use the expected information.
 #' @export
 print.hnm_boot_confint <- function(x, ...) {
   print(unclass(x)[, , drop = FALSE], ...)

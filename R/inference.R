@@ -10,9 +10,18 @@
 #' `(Intercept)` (\eqn{\mu}); on the variance scale (`scale = "var"`) the rows are `tau2`,
 #' `sigma2` and `(Intercept)`.
 #'
-#' **Wald.** Each estimate \eqn{\pm z\,\mathrm{se}} with standard errors
-#' `sqrt(diag(vcov(fit, full = TRUE)))` on the variance scale: the lecture's `solve(I)`
-#' intervals. (They are computed in the internal unit of the data, a power of two near their
+#' **Wald.** Each estimate \eqn{\pm z\,\mathrm{se}} with standard errors from the inverse
+#' information of the fit's criterion on the variance scale: for ML fits the observed
+#' information, the lecture's `solve(I)` intervals; for REML fits the restricted
+#' likelihood's observed information of \eqn{(\sigma^2, \tau^2)}, with \eqn{\hat\mu}'s GLS
+#' variance (on Dyestuff, se(\eqn{\hat\tau^2}) = 1432.75, where the ML information at the REML
+#' estimates would give 1600.3). Where the observed information is not positive definite
+#' (it can be indefinite at or near \eqn{\hat\tau^2 = 0}, where its inverse would give
+#' negative variances) the expected (Fisher) information is used instead, which is positive
+#' definite, so no interval has zero length; the intervals then carry the attribute
+#' `information = "expected"` and print a line saying so (otherwise `"observed"`, or
+#' `"sampling"` for ANOVA fits, whose standard errors are those of the moment
+#' estimators). (They are computed in the internal unit of the data, a power of two near their
 #' spread, and scaled back, so they stay finite for data at scales such as 1e-150 or 1e100,
 #' where some entries of the full covariance in the data's units underflow or overflow.)
 #' On the SD scale the variance intervals are mapped by the delta method,
@@ -109,7 +118,7 @@ confint.hnm_fit <- function(object, parm, level = 0.95,
   check_probability(level, "level", call)
   z <- critical_value(level)
   intervals <- switch(method,
-    Wald = wald_intervals(object, z, scale),
+    Wald = wald_intervals(object, z, scale, call),
     profile = profile_intervals(object, z, scale, call),
     boot = boot_intervals(object, level, scale, nsim, seed, type,
                           boot_threads(parallel, ncpus, call), quiet, call),
@@ -189,14 +198,37 @@ select_rows <- function(intervals, parm, call) {
   do.call(structure, c(list(intervals[parm, , drop = FALSE]), kept))
 }
 
-# Rows tau, sigma, mu (or their variances): estimate +- z se.
-wald_intervals <- function(object, z, scale) {
-  se <- object$std_errors
-  rbind(
+# Rows tau, sigma, mu (or their variances): estimate +- z se, with the information the
+# standard errors come from as attribute "information" (printed when it is not the
+# observed one). ML and REML fits are refitted (O(groups)) for the standard errors of their
+# criterion's information; ANOVA fits have the sampling covariance of their estimators.
+wald_intervals <- function(object, z, scale, call) {
+  if (object$method == "ANOVA") {
+    se <- object$std_errors
+    information <- "sampling"
+  } else {
+    s <- object$stats
+    refit <- rust_result(rs_fit(s$center, s$n, s$mean, s$ss, is_reml(object)), call = call)
+    se <- stats::setNames(refit$std_errors, parameter_names)
+    information <- refit$information
+  }
+  intervals <- rbind(
     wald_variance(object$tau2, se[["tau2"]], z, scale),
     wald_variance(object$sigma2, se[["sigma2"]], z, scale),
     object$mu + c(-1, 1) * z * if (scale == "var") se[["mu"]] else object$se_mu
   )
+  structure(intervals, information = information, class = c("hnm_wald_confint", "matrix", "array"))
+}
+
+#' @rdname confint.hnm_fit
+#' @export
+print.hnm_wald_confint <- function(x, ...) {
+  print(unclass(x)[, , drop = FALSE], ...)
+  if (identical(attr(x, "information"), "expected")) {
+    cat(paste("Wald standard errors from the expected information: the observed information is",
+              "not positive definite at these estimates (as often at tau^2 = 0).\n"))
+  }
+  invisible(x)
 }
 
 # Rows tau, sigma, mu: where the signed root profile deviance crosses -z and z.

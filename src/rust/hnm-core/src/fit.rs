@@ -18,6 +18,7 @@ use faer::Mat;
 
 use crate::anova::Anova;
 use crate::error::{HnmError, Result};
+use crate::information::{information, Information};
 use crate::interrupt::{Checkpoint, Never, Polled};
 use crate::likelihood::{gradient, hessian, scaled_to_original, Params, POWER};
 use crate::profile::{Criterion, ProfilePoint, ProfiledDeviance};
@@ -64,6 +65,12 @@ pub struct Fit {
     pub unit: Unit,
     /// Hessian of −ℓ in (μ/c, σ²/c², τ²/c²): H_ab · c^(p_a+p_b) with p = (1, 2, 2).
     pub unit_hessian: [[f64; 3]; 3],
+    /// The information matrix of the fit's criterion in (μ/c, σ²/c², τ²/c²) that
+    /// [`Fit::covariance`] and [`Fit::standard_errors`] invert (see [`Information`]).
+    pub unit_information: [[f64; 3]; 3],
+    /// Whether `unit_information` is the observed or (where that is not positive
+    /// definite) the expected information.
+    pub information: Information,
     /// How the estimate was found.
     pub convergence: Convergence,
 }
@@ -74,11 +81,12 @@ impl Fit {
         -0.5 * self.deviance
     }
 
-    /// The inverse of [`Fit::hessian`]: the asymptotic covariance of (μ̂, σ̂², τ̂²), the lecture's
-    /// `solve(fit$hessian)`, computed as the inverse of [`Fit::unit_hessian`] mapped to the
-    /// data's units (entries c^(p_a+p_b) times as large), so it is accurate wherever representable.
+    /// The asymptotic covariance of (μ̂, σ̂², τ̂²): the inverse of [`Fit::unit_information`]
+    /// mapped to the data's units (entries c^(p_a+p_b) times as large), so it is accurate
+    /// wherever representable. For an ML fit with a positive definite Hessian it is the
+    /// lecture's `solve(fit$hessian)`; for REML the inverse restricted information.
     pub fn covariance(&self) -> [[f64; 3]; 3] {
-        let inverse = invert3(&self.unit_hessian);
+        let inverse = invert3(&self.unit_information);
         let mut out = [[0.0; 3]; 3];
         for a in 0..3 {
             for b in 0..3 {
@@ -88,9 +96,9 @@ impl Fit {
         out
     }
 
-    /// Standard errors of (μ̂, σ̂², τ̂²): the square roots of the diagonal of the inverse
-    /// observed information, taken in the internal unit and then scaled by c, c², c², so they
-    /// are finite whenever the estimates are. A negative diagonal (an indefinite Hessian) gives 0.
+    /// Standard errors of (μ̂, σ̂², τ̂²): the square roots of the diagonal of [`Fit::covariance`],
+    /// taken in the internal unit and then scaled by c, c², c², so they are finite whenever
+    /// the estimates are. The information inverted is positive definite, so they are positive.
     ///
     /// # Example
     /// ```
@@ -100,7 +108,7 @@ impl Fit {
     /// assert!(f.standard_errors().iter().all(|se| se.is_finite() && *se > 0.0));
     /// ```
     pub fn standard_errors(&self) -> [f64; 3] {
-        let inverse = invert3(&self.unit_hessian);
+        let inverse = invert3(&self.unit_information);
         [0, 1, 2].map(|a| self.unit.from_unit(inverse[a][a].max(0.0).sqrt(), POWER[a]))
     }
 }
@@ -391,6 +399,7 @@ fn assemble(stats: &GroupStats, criterion: Criterion, found: Minimum) -> Fit {
     let best = found.point;
     let params = unit_params(&best);
     let unit_hessian = hessian(stats, &params);
+    let (unit_information, information) = information(stats, criterion, &params, &unit_hessian);
     let on_boundary = best.lambda == 0.0;
     let gradient_norm = gradient_norm(stats, criterion, &params, best.d1, on_boundary);
     Fit {
@@ -402,6 +411,8 @@ fn assemble(stats: &GroupStats, criterion: Criterion, found: Minimum) -> Fit {
         hessian: unit_hessian,
         unit: Unit::ONE,
         unit_hessian,
+        unit_information,
+        information,
         convergence: Convergence {
             brent_iterations: found.brent_iterations,
             newton_iterations: found.newton_iterations,

@@ -122,6 +122,7 @@ fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj 
         };
         estimates.into_list(vec![
             ("std_errors", f.standard_errors().to_vec().into()),
+            ("information", f.information.name().into()),
             ("unit", f.unit.value().into()),
             ("brent_iterations", (c.brent_iterations as f64).into()),
             ("newton_iterations", (c.newton_iterations as f64).into()),
