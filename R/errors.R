@@ -80,10 +80,8 @@ hnm_warn <- function(message, call = NULL, class = character()) {
 # with the limit, before anything is allocated.
 check_count <- function(x, name, min, call, max = .Machine$integer.max) {
   if (!is.numeric(x) || length(x) != 1L || !isTRUE(x >= min && x <= max && x == round(x))) {
-    hnm_abort(sprintf("`%s` must be a whole number between %s and %s.", name,
-                      format(min, big.mark = ","), format(max, big.mark = ",",
-                                                          scientific = FALSE)),
-              call = call)
+    hnm_abort(sprintf("`%s` must be a whole number of at least %d and at most %s.", name, min,
+                      format(max, big.mark = ",", scientific = FALSE)), call = call)
   }
 }
 

@@ -130,9 +130,10 @@ check_group <- function(g, name, call) {
   }
   if (is.factor(g)) return(check_levels(g, name, call))
   if (inherits(g, "integer64")) require_bit64(name, call)
-  if (is.raw(g) || is.complex(g)) {
-    hnm_abort(sprintf(paste("the grouping variable `%s` is a %s vector; convert it to groups",
-                            "with as.integer() or as.character()."), name, typeof(g)), call = call)
+  if (is.raw(g)) {
+    hnm_abort(sprintf(paste("the grouping variable `%s` is a raw vector, which factor() cannot",
+                            "order; convert it with as.integer() or as.character()."), name),
+              call = call)
   }
   if (inherits(g, "integer64") || !typeof(g) %in% c("integer", "logical", "double", "character")) {
     g <- tryCatch(factor(g), error = function(e) {
@@ -208,13 +209,14 @@ check_representable <- function(stats, response_name, call) {
 group_statistics <- function(y, g, response_name = "y", group_name = "g", call = NULL) {
   if (length(y) != length(g)) {
     hnm_abort(sprintf(paste("the grouping variable `%s` has length %.0f but the response `%s`",
-                            "has length %.0f: they must have one value per row%s."),
+                            "has length %.0f: they must have the same length, one value per row%s."),
                       group_name, length(g), response_name, length(y),
                       if (length(g) == 1L) sprintf(paste("; `%s` is not a column of `data`, so a",
                                                          "variable of that name outside it was used"),
                                                    group_name) else ""),
               call = call, class = "hnm_error_length_mismatch")
   }
+  g <- check_group(g, group_name, call)
   pass <- rust_result(rs_data_pass(y, g, response_name, group_name), call = call)
   if (is.factor(g)) {
     keep <- pass$n > 0
