@@ -277,7 +277,7 @@ fn minimum(problem: &Problem, start: Option<f64>) -> Result<Minimum> {
     // Steps that Newton cannot give grow from about the start (or 1/n_max, where λ matters).
     let n_max = stats.n().iter().fold(1.0_f64, |m, &n| m.max(n));
     let step = lambda_start.max(1.0 / n_max);
-    let interior = |from: f64| solved(&deviance, newton_root(score, from, f64::INFINITY, lambda_start.max(from), step));
+    let interior = |from: f64| solved(deviance, newton_root(score, from, f64::INFINITY, lambda_start.max(from), step));
     // The Newton counts include the evaluations of D'(0) and D'(λ₀) that chose the bracket.
     if score(0.0).0 < 0.0 {
         let (point, steps) = interior(0.0)?;
@@ -286,11 +286,11 @@ fn minimum(problem: &Problem, start: Option<f64>) -> Result<Minimum> {
     if lambda_start > 0.0 && score(lambda_start).0 < 0.0 {
         // D'(0) ≥ 0 but D decreases at λ₀: the interior minimum above it competes with λ = 0.
         let (point, steps) = interior(lambda_start)?;
-        let best = lower_of_boundary(&deviance, point);
+        let best = lower_of_boundary(deviance, point);
         let newton_iterations = if best.lambda == 0.0 { 0 } else { 2 + steps };
         return Ok(Minimum { point: best, brent_iterations: 0, newton_iterations });
     }
-    brent_search(&deviance, lambda_start)
+    brent_search(deviance, lambda_start)
 }
 
 /// The point at a root of the profiled score D'(λ), and the evaluations it took.

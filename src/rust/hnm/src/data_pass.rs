@@ -1,7 +1,8 @@
 //! Glue for the data pass: reads R's response and group vectors in place (no copy, no
 //! model frame) and hands them to hnm-core's one-pass aggregation.
 //!
-//! A factor's integer codes index its levels directly. Integer, logical and double groups
+//! ALTREP vectors are expanded first (see [`crate::expanded`]), so reading them as slices
+//! allocates nothing. A factor's integer codes index its levels directly. Integer, logical and double groups
 //! are hashed by value; character groups by the address of each string, which R's global
 //! CHARSXP cache makes unique per (string, encoding), so each string is never read.
 
@@ -12,7 +13,7 @@ use hnm_core::{
     Response, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
-use crate::{core_error, error_message, RInterrupt};
+use crate::{core_error, error_message, expanded, RInterrupt};
 
 /// A pass's statistics; for hashed groups the 0-based first row of each group, for
 /// directly indexed integers the value of code 0 (group j holds the value offset + j).
@@ -31,6 +32,11 @@ struct Output {
 /// @noRd
 #[extendr]
 fn rs_data_pass(y: Robj, g: Robj, response: &str, group: &str) -> Robj {
+    for (x, name) in [(&y, format!("the response `{response}`")), (&g, format!("the grouping variable `{group}`"))] {
+        if !expanded(x) {
+            return error_message(format!("{name} could not be expanded into memory (see R's message above)."), "too_large");
+        }
+    }
     let result = match (y.as_real_slice(), y.as_integer_slice()) {
         (Some(values), _) => pass_over(values, &g),
         (None, Some(values)) => pass_over(values, &g),

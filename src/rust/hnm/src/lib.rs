@@ -11,9 +11,9 @@ use hnm_core::{Checkpoint, Criterion, GroupStats, HnmError, Params};
 mod anova_fit;
 mod data_pass;
 mod inference;
-mod r_interrupt;
+mod r_toplevel;
 
-pub(crate) use r_interrupt::RInterrupt;
+pub(crate) use r_toplevel::{expanded, RInterrupt};
 
 /// A core error as an R object the R wrapper turns into an `hnm_error` condition.
 pub(crate) fn core_error(error: HnmError) -> Robj {
