@@ -77,7 +77,7 @@
 #'   random-number state is restored afterwards and stored in the attribute `"seed"`.
 #' @param type,boot.type Bootstrap interval type (`boot.type` is lme4's name for it):
 #'   `"perc"` (default), `"basic"`, or `"norm"`, the normal interval with bootstrap bias
-#'   correction, \eqn{2\hat x - ar x^* \pm z\,\mathrm{sd}(x^*)}, as `boot::boot.ci` gives it.
+#'   correction, \eqn{2\hat x - \bar x^* \pm z\,\mathrm{sd}(x^*)}, as `boot::boot.ci` gives it.
 #' @param oldNames Logical, as lme4's: `TRUE` (default) names the SD-scale rows `.sig01` and
 #'   `.sigma`; `FALSE` names them `sd_(Intercept)|g` (`g` the grouping variable) and `sigma`.
 #' @param parallel,ncpus As lme4's, for the bootstrap: `"no"` refits on one thread,
