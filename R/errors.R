@@ -116,9 +116,10 @@ thread_count <- function(call) {
 # The glue crate returns list(hnm_core_error = message, kind = kind) instead of raising
 # inside Rust; an interrupt (kind "interrupted") becomes R's own interrupt.
 rust_result <- function(x, call = NULL) {
-  if (is.list(x) && identical(names(x), c("hnm_core_error", "kind"))) {
+  if (is.list(x) && identical(names(x)[1L], "hnm_core_error")) {
     if (identical(x$kind, "interrupted")) signal_interrupt()
-    hnm_abort(x$hnm_core_error, call = call, class = paste0("hnm_error_", x$kind))
+    hnm_abort(x$hnm_core_error, call = call,
+              class = if (is.character(x$kind)) paste0("hnm_error_", x$kind))
   }
   x
 }
