@@ -3,7 +3,7 @@
 
 # Rows icc and ratio. F* = n_h var(group means)/MSE with n_h the harmonic mean group size
 # (MSG/MSE when balanced) has F*/(1 + n_h ratio) ~ F(m - 1, N - m), exactly when balanced.
-exact_intervals <- function(object, level) {
+exact_intervals <- function(object, level, quiet = FALSE) {
   s <- object$stats
   groups <- length(s$n)
   n_obs <- sum(s$n)
@@ -16,7 +16,7 @@ exact_intervals <- function(object, level) {
   if (any(s$n != s$n[1L])) {
     note <- sprintf(paste("unbalanced data: Thomas-Hultquist approximation (n replaced by",
                           "the harmonic mean group size %s), not exact"), format(n_h, digits = 4))
-    message("confint(method = \"exact\"): ", note, ".")
+    if (!quiet) message("confint(method = \"exact\"): ", note, ".")
     attr(intervals, "approximation") <- note
   }
   intervals

@@ -24,10 +24,10 @@ rs_data_pass <- function(y, g, response, group) .Call(wrap__rs_data_pass, y, g, 
 #' @noRd
 rs_profile_ci <- function(center, n, mean, ss, reml, z) .Call(wrap__rs_profile_ci, center, n, mean, ss, reml, z)
 
-#' The profiles of τ, σ and μ at ζ = −zeta_max..zeta_max in `steps` steps a side: for each
-#' point the parameter index (1 τ, 2 σ, 3 μ), ζ, and τ, σ, μ at the inner optimum.
+#' The profiles of the parameters `which` (1 τ, 2 σ, 3 μ) at ζ = −zeta_max..zeta_max in
+#' `steps` steps a side: for each point the parameter index, ζ, and τ, σ, μ at the inner optimum.
 #' @noRd
-rs_profile <- function(center, n, mean, ss, reml, zeta_max, steps) .Call(wrap__rs_profile, center, n, mean, ss, reml, zeta_max, steps)
+rs_profile <- function(center, n, mean, ss, reml, zeta_max, steps, which) .Call(wrap__rs_profile, center, n, mean, ss, reml, zeta_max, steps, which)
 
 #' Refits of bootstrap replicates given as a replicates × groups matrix of centered group
 #' means and a vector of pooled within-group sums of squares, on `threads` threads; NA where

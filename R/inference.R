@@ -10,9 +10,18 @@
 #' `(Intercept)` (\eqn{\mu}); on the variance scale (`scale = "var"`) the rows are `tau2`,
 #' `sigma2` and `(Intercept)`.
 #'
-#' **Wald.** Each estimate \eqn{\pm z\,\mathrm{se}} with standard errors
-#' `sqrt(diag(vcov(fit, full = TRUE)))` on the variance scale: the lecture's `solve(I)`
-#' intervals. (They are computed in the internal unit of the data, a power of two near their
+#' **Wald.** Each estimate \eqn{\pm z\,\mathrm{se}} with standard errors from the inverse
+#' information of the fit's criterion on the variance scale: for ML fits the observed
+#' information, the lecture's `solve(I)` intervals; for REML fits the restricted
+#' likelihood's observed information of \eqn{(\sigma^2, \tau^2)}, with \eqn{\hat\mu}'s GLS
+#' variance (on Dyestuff, se(\eqn{\hat\tau^2}) = 1432.75, where the ML information at the REML
+#' estimates would give 1600.3). Where the observed information is not positive definite
+#' (it can be indefinite at or near \eqn{\hat\tau^2 = 0}, where its inverse would give
+#' negative variances) the expected (Fisher) information is used instead, which is positive
+#' definite, so no interval has zero length; the intervals then carry the attribute
+#' `information = "expected"` and print a line saying so (otherwise `"observed"`, or
+#' `"sampling"` for ANOVA fits, whose standard errors are those of the moment
+#' estimators). (They are computed in the internal unit of the data, a power of two near their
 #' spread, and scaled back, so they stay finite for data at scales such as 1e-150 or 1e100,
 #' where some entries of the full covariance in the data's units underflow or overflow.)
 #' On the SD scale the variance intervals are mapped by the delta method,
@@ -63,11 +72,20 @@
 #' @param method `"profile"` (default; `"Wald"` for ANOVA fits), `"Wald"`, `"boot"` or
 #'   `"exact"`.
 #' @param scale `"sd"` (default) or `"var"` (not used by `"exact"`).
-#' @param nsim Number of bootstrap replicates.
+#' @param nsim Number of bootstrap replicates: a whole number from 2 to 10,000,000.
 #' @param seed `NULL` or an integer for [set.seed()], handled as by [stats::simulate()]: the
 #'   random-number state is restored afterwards and stored in the attribute `"seed"`.
-#' @param type Bootstrap interval type: `"perc"` (default) or `"basic"`.
-#' @param ... Unused.
+#' @param type,boot.type Bootstrap interval type (`boot.type` is lme4's name for it):
+#'   `"perc"` (default), `"basic"`, or `"norm"`, the normal interval with bootstrap bias
+#'   correction, \eqn{2\hat x - \bar x^* \pm z\,\mathrm{sd}(x^*)}, as `boot::boot.ci` gives it.
+#' @param oldNames Logical, as lme4's: `TRUE` (default) names the SD-scale rows `.sig01` and
+#'   `.sigma`; `FALSE` names them `sd_(Intercept)|g` (`g` the grouping variable) and `sigma`.
+#' @param parallel,ncpus As lme4's, for the bootstrap: `"no"` refits on one thread,
+#'   `"multicore"` or `"snow"` on `ncpus` threads; by default the refits use
+#'   `getOption("hnm.threads", 2)` threads (a whole number from 1 to 1024). The draws, and so
+#'   the intervals, do not depend on the number of threads.
+#' @param quiet Logical: `TRUE` shows no progress bar and no message.
+#' @param ... Not used; an error if given, so that an argument is never silently ignored.
 #' @return A matrix with one row per parameter and columns named by the percentage points,
 #'   as `confint` methods return.
 #' @references Thomas, J. D. and Hultquist, R. A. (1978). Interval estimation for the
@@ -88,26 +106,84 @@
 confint.hnm_fit <- function(object, parm, level = 0.95,
                             method = c("profile", "Wald", "boot", "exact"),
                             scale = c("sd", "var"), nsim = 1000, seed = NULL,
-                            type = c("perc", "basic"), ...) {
+                            type = c("perc", "basic", "norm"), boot.type = NULL,
+                            oldNames = TRUE, parallel = NULL, ncpus = NULL, quiet = FALSE, ...) {
   call <- sys.call()
-  method <- if (missing(method) && object$method == "ANOVA") "Wald" else match.arg(method)
-  scale <- match.arg(scale)
+  check_no_dots(list(...), call)
+  method <- if (missing(method) && object$method == "ANOVA") "Wald" else
+    one_of(method, c("profile", "Wald", "boot", "exact"), "method", call)
+  scale <- one_of(scale, c("sd", "var"), "scale", call)
+  type <- boot_type(type, boot.type, call)
+  for (flag in c("oldNames", "quiet")) check_flag(get(flag), flag, call)
   check_probability(level, "level", call)
-  z <- qnorm(1 - (1 - level) / 2)
+  z <- critical_value(level)
   intervals <- switch(method,
-    Wald = wald_intervals(object, z, scale),
+    Wald = wald_intervals(object, z, scale, call),
     profile = profile_intervals(object, z, scale, call),
-    boot = boot_intervals(object, level, scale, nsim, seed, match.arg(type), call),
-    exact = exact_intervals(object, level)
+    boot = boot_intervals(object, level, scale, nsim, seed, type,
+                          boot_threads(parallel, ncpus, call), quiet, call),
+    exact = exact_intervals(object, level, quiet)
   )
-  if (method != "exact") rownames(intervals) <- parameter_rows(scale)
+  if (method != "exact") rownames(intervals) <- parameter_rows(scale, oldNames, object$group_name)
   colnames(intervals) <- percent_labels(level)
   if (missing(parm)) intervals else select_rows(intervals, parm, call)
 }
 
-# lme4's row names on the SD scale; the variances' names on the variance scale.
-parameter_rows <- function(scale) {
-  if (scale == "sd") c(".sig01", ".sigma", "(Intercept)") else c("tau2", "sigma2", "(Intercept)")
+# The element of `choices` that `value` selects (match.arg's rules: the whole vector of
+# choices means the first), or an hnm_error naming the argument.
+one_of <- function(value, choices, name, call) {
+  if (identical(value, choices)) return(choices[1L])
+  if (!is.character(value) || length(value) != 1L || !(value %in% choices)) {
+    hnm_abort(sprintf("`%s` must be one of %s.", name, paste0('"', choices, '"', collapse = ", ")),
+              call = call)
+  }
+  value
+}
+
+check_flag <- function(x, name, call) {
+  if (!is.logical(x) || length(x) != 1L || is.na(x)) {
+    hnm_abort(sprintf("`%s` must be TRUE or FALSE.", name), call = call)
+  }
+}
+
+# The bootstrap interval type from hnm's `type` or lme4's `boot.type` (both: they must agree).
+boot_type <- function(type, boot.type, call) {
+  choices <- c("perc", "basic", "norm")
+  type <- one_of(type, choices, "type", call)
+  if (is.null(boot.type)) return(type)
+  boot.type <- one_of(boot.type, choices, "boot.type", call)
+  if (!identical(type, "perc") && !identical(type, boot.type)) {
+    hnm_abort("`type` and `boot.type` name the same choice; give one of them.", call = call)
+  }
+  boot.type
+}
+
+# Threads for the bootstrap refits: lme4's `parallel` and `ncpus` when given, else
+# getOption("hnm.threads", 2).
+boot_threads <- function(parallel, ncpus, call) {
+  if (is.null(parallel)) {
+    if (!is.null(ncpus)) {
+      hnm_abort('`ncpus` goes with `parallel = "multicore"` or `"snow"`.', call = call)
+    }
+    return(thread_count(call))
+  }
+  parallel <- one_of(parallel, c("no", "multicore", "snow"), "parallel", call)
+  if (parallel == "no") return(1L)
+  if (is.null(ncpus)) return(thread_count(call))
+  check_count(ncpus, "ncpus", 1L, call, max = 1024L)
+  as.integer(ncpus)
+}
+
+# z_{1 - alpha/2} for a confidence level, finite for every level below 1 (the upper tail is
+# computed directly, so a level such as 1 - 1e-16 does not round to z = Inf).
+critical_value <- function(level) stats::qnorm((1 - level) / 2, lower.tail = FALSE)
+
+# lme4's row names on the SD scale (`oldNames = FALSE`: its newer "sd_(Intercept)|g" and
+# "sigma"); the variances' names on the variance scale.
+parameter_rows <- function(scale, oldNames = TRUE, group_name = "g") {
+  if (scale == "var") return(c("tau2", "sigma2", "(Intercept)"))
+  if (oldNames) c(".sig01", ".sigma", "(Intercept)") else
+    c(sprintf("sd_(Intercept)|%s", group_name), "sigma", "(Intercept)")
 }
 
 # The rows `parm` of an interval matrix, keeping its attributes; unknown rows are an error.
@@ -122,14 +198,37 @@ select_rows <- function(intervals, parm, call) {
   do.call(structure, c(list(intervals[parm, , drop = FALSE]), kept))
 }
 
-# Rows tau, sigma, mu (or their variances): estimate +- z se.
-wald_intervals <- function(object, z, scale) {
-  se <- object$std_errors
-  rbind(
+# Rows tau, sigma, mu (or their variances): estimate +- z se, with the information the
+# standard errors come from as attribute "information" (printed when it is not the
+# observed one). ML and REML fits are refitted (O(groups)) for the standard errors of their
+# criterion's information; ANOVA fits have the sampling covariance of their estimators.
+wald_intervals <- function(object, z, scale, call) {
+  if (object$method == "ANOVA") {
+    se <- object$std_errors
+    information <- "sampling"
+  } else {
+    s <- object$stats
+    refit <- rust_result(rs_fit(s$center, s$n, s$mean, s$ss, is_reml(object)), call = call)
+    se <- stats::setNames(refit$std_errors, parameter_names)
+    information <- refit$information
+  }
+  intervals <- rbind(
     wald_variance(object$tau2, se[["tau2"]], z, scale),
     wald_variance(object$sigma2, se[["sigma2"]], z, scale),
     object$mu + c(-1, 1) * z * if (scale == "var") se[["mu"]] else object$se_mu
   )
+  structure(intervals, information = information, class = c("hnm_wald_confint", "matrix", "array"))
+}
+
+#' @rdname confint.hnm_fit
+#' @export
+print.hnm_wald_confint <- function(x, ...) {
+  print(unclass(x)[, , drop = FALSE], ...)
+  if (identical(attr(x, "information"), "expected")) {
+    cat(paste("Wald standard errors from the expected information: the observed information is",
+              "not positive definite at these estimates (as often at tau^2 = 0).\n"))
+  }
+  invisible(x)
 }
 
 # Rows tau, sigma, mu: where the signed root profile deviance crosses -z and z.

@@ -10,7 +10,8 @@
 #' otherwise R partially matches `g = g` to `optim`'s argument `gr`.
 #'
 #' Outside the parameter space (\eqn{\sigma^2 \le 0} or \eqn{\tau^2 < 0}) the value is
-#' `Inf` and the derivatives are `NaN`. A \eqn{\tau^2} below 0 only by rounding
+#' `Inf`, as the lecture's function gives it, and the derivatives, which do not exist there,
+#' are an error of class `hnm_error_outside_parameter_space` (not a silent `NaN`). A \eqn{\tau^2} below 0 only by rounding
 #' (\eqn{\ge -10^{-10}\sigma^2}), where L-BFGS-B's projection onto the bound lands, is
 #' evaluated as it stands, as the lecture's dense function does. The lecture's version returns a 1 x 1 matrix (an
 #' artefact of `t(y) %*% ...`); this one returns the same number as a plain scalar.
@@ -62,7 +63,7 @@ oneway_derivative <- function(mus2t2, y, g, order, call) {
   if (anyNA(y) || anyNA(g)) {
     hnm_abort("`y` and `g` must not contain NA; remove incomplete rows first.", call = call)
   }
-  s <- group_statistics(y, check_group(g, "g", call), call = call)
+  s <- group_statistics(y, g, call = call)
   rust_result(rs_neg_log_lik(as.double(mus2t2), s$center, s$n, s$mean, s$ss, order),
               call = call)
 }

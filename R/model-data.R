@@ -46,8 +46,10 @@ model_variable <- function(expr, data, env, role, call) {
 }
 
 # The response, checked to be numeric and returned as is: a double or integer column is
-# read in place by the data pass, never copied.
+# read in place by the data pass, never copied. An integer64 column (what DBI drivers give
+# for BIGINT) is converted exactly to doubles, which hold every integer up to 2^53.
 check_response <- function(y, name, call) {
+  if (inherits(y, "integer64")) return(integer64_as_double(y, name, call))
   if (!is.numeric(y) || is.factor(y)) {
     hnm_abort(sprintf("the response `%s` must be numeric, not %s.", name, class(y)[1L]),
               call = call)
@@ -55,46 +57,124 @@ check_response <- function(y, name, call) {
   if (is.double(y) || is.integer(y)) y else as.double(y)
 }
 
-# The grouping variable, checked to be a vector and returned as is (never copied).
+# bit64's integer64 as doubles, exactly: NA stays NA, and a value beyond +-2^53 (where
+# doubles no longer hold every integer) is an error naming its row.
+integer64_as_double <- function(y, name, call) {
+  require_bit64(name, call)
+  limit <- bit64::as.integer64(2)^53L
+  beyond <- which(!is.na(y) & abs(y) > limit)
+  if (length(beyond)) {
+    hnm_abort(sprintf(paste("the response `%s` (integer64) must lie within +-2^53 = +-%s to be",
+                            "exact as a double, but row %d is %s."), name,
+                      format(2^53, scientific = FALSE), beyond[1L], as.character(y[beyond[1L]])),
+              call = call, class = "hnm_out_of_range")
+  }
+  as.double(y)
+}
+
+require_bit64 <- function(name, call) {
+  if (!requireNamespace("bit64", quietly = TRUE)) {
+    hnm_abort(sprintf("`%s` is an integer64 vector: reading it needs the bit64 package.", name),
+              call = call)
+  }
+}
+
+# The grouping variable, checked and returned as is (never copied), except for the types
+# the data pass does not read: integer64 (whose doubles hold int64 bits, not values) and
+# other types become factor()'s factor, whose NA codes are dropped like any NA group.
 check_group <- function(g, name, call) {
   if (!is.atomic(g) || is.null(g)) {
     hnm_abort(sprintf("the grouping variable `%s` must be a vector or factor.", name), call = call)
   }
+  if (is.factor(g)) return(check_levels(g, name, call))
+  if (inherits(g, "integer64")) require_bit64(name, call)
+  if (is.raw(g)) {
+    hnm_abort(sprintf(paste("the grouping variable `%s` is a raw vector, which factor() cannot",
+                            "order; convert it with as.integer() or as.character()."), name),
+              call = call)
+  }
+  if (inherits(g, "integer64") || !typeof(g) %in% c("integer", "logical", "double", "character")) {
+    g <- tryCatch(factor(g), error = function(e) {
+      hnm_abort(sprintf("the grouping variable `%s` (%s) cannot be made a factor: %s", name,
+                        class(g)[1L], conditionMessage(e)), call = call)
+    })
+  }
   g
+}
+
+# A factor's levels must be distinct, non-missing labels: a corrupt factor (duplicated
+# levels) and an addNA() factor (NA as a level; hnm drops rows with a missing group, as
+# lme4 does with NA) are refused with what to do.
+check_levels <- function(g, name, call) {
+  levels <- levels(g)
+  if (anyNA(levels)) {
+    hnm_abort(sprintf(paste("the grouping variable `%s` has NA as a level (as addNA() makes):",
+                            "rows with a missing group are dropped, so give that level a name,",
+                            "e.g. levels(g)[is.na(levels(g))] <- \"(missing)\", or drop it."), name),
+              call = call)
+  }
+  if (anyDuplicated(levels)) {
+    hnm_abort(sprintf(paste("the grouping variable `%s` is a corrupt factor: its level \"%s\"",
+                            "appears twice; rebuild it with factor(as.character(g))."), name,
+                      levels[anyDuplicated(levels)]), call = call)
+  }
+  check_label_encoding(levels, name, call)
+  g
+}
+
+# Strings marked as "bytes" are not text: they cannot be compared in any locale's order.
+check_label_encoding <- function(labels, name, call) {
+  if (is.character(labels) && any(Encoding(labels) == "bytes")) {
+    hnm_abort(sprintf(paste("the grouping variable `%s` has strings marked as \"bytes\", which",
+                            "cannot be ordered as text; declare their encoding (Encoding(g) <-",
+                            "\"UTF-8\") or convert them with iconv()."), name), call = call)
+  }
 }
 
 # One pass in Rust over (y, g): per-group n, mean (about `center`) and SS, with the groups
 # ordered as the levels of factor(g) (a factor's own levels; sort(unique(g)) otherwise).
 # Rows with NA in y or g are dropped and counted, and groups without rows are left out,
 # as lme4 does. Only O(groups) work happens in R.
-# Sums of squared deviations must fit in a double: deviations below about 1e-154 square to
-# less than the smallest double, above about 1e154 to more than the largest. The fit itself
-# works at any scale (it rescales internally), but the statistics it starts from are
-# squares in the data's units.
+# The range of data the fit is exact in. The statistics are sums of squares in the data's
+# units (the fit then rescales by a power of two, exactly): they must be normal doubles.
+# Within groups, the mean squared deviation SSW/N must be at least 2.2e-308 (an RMS
+# deviation of 1.5e-154): then even squares that fall below the normal range add at most
+# half an ulp to SSW. Between groups, SSW + N (2 spread)^2, which bounds the total sum of
+# squares (spread = the largest distance of a group mean from the first value), must be
+# finite: so are then sigma^2, tau^2, n_j tau^2 and every statistic built from them.
 check_representable <- function(stats, response_name, call) {
-  fix <- "multiply the response by a power of ten and scale the estimates back"
   # Reductions only (no per-group temporaries): this runs on every fit.
-  if (!is.finite(sum(stats$ss))) {
-    hnm_abort(sprintf(paste("the within-group sums of squares of `%s` overflow double",
-                            "precision (its values are beyond about 1e154): %s."),
-                      response_name, sub("multiply", "divide", fix)), call = call)
-  }
+  n_obs <- sum(stats$n)
+  ssw <- sum(stats$ss)
   spread <- max(-min(stats$mean), max(stats$mean))
-  if (max(stats$ss) == 0 && spread > 0 && spread < 1e-150) {
-    hnm_abort(sprintf(paste("the within-group sums of squares of `%s` underflow double",
-                            "precision (its deviations are of order %.0e): %s."),
-                      response_name, spread, fix), call = call)
+  total <- ssw + n_obs * (2 * spread)^2
+  if (!is.finite(total)) {
+    hnm_abort(sprintf(paste("the response `%s` spans too wide a range: its sums of squares",
+                            "overflow double precision (N times the squared range must stay below",
+                            "1.8e308); divide it by a power of ten and scale the estimates back."),
+                      response_name), call = call, class = "hnm_out_of_range")
+  }
+  tiny <- ssw > 0 && ssw / n_obs < .Machine$double.xmin
+  if (tiny || (ssw == 0 && spread > 0 && spread < 1e-150)) {
+    hnm_abort(sprintf(paste("the response `%s` varies too little within groups: its squared",
+                            "deviations (RMS %.1e) underflow double precision (the RMS deviation",
+                            "must be at least 1.5e-154); multiply it by a power of ten and scale",
+                            "the estimates back."), response_name, sqrt(ssw / n_obs)),
+              call = call, class = "hnm_out_of_range")
   }
 }
 
 group_statistics <- function(y, g, response_name = "y", group_name = "g", call = NULL) {
   if (length(y) != length(g)) {
-    hnm_abort(sprintf("`y` has length %d but `g` has length %d; they must have the same length.",
-                      length(y), length(g)), call = call)
+    hnm_abort(sprintf(paste("the grouping variable `%s` has length %.0f but the response `%s`",
+                            "has length %.0f: they must have the same length, one value per row%s."),
+                      group_name, length(g), response_name, length(y),
+                      if (length(g) == 1L) sprintf(paste("; `%s` is not a column of `data`, so a",
+                                                         "variable of that name outside it was used"),
+                                                   group_name) else ""),
+              call = call, class = "hnm_error_length_mismatch")
   }
-  if (!is.factor(g) && !typeof(g) %in% c("integer", "logical", "double", "character")) {
-    g <- factor(g)
-  }
+  g <- check_group(g, group_name, call)
   pass <- rust_result(rs_data_pass(y, g, response_name, group_name), call = call)
   if (is.factor(g)) {
     keep <- pass$n > 0
@@ -111,6 +191,7 @@ group_statistics <- function(y, g, response_name = "y", group_name = "g", call =
   }
   # Hashed groups come back in no particular order, each with its first row.
   keys <- g[pass$first_row]
+  check_label_encoding(keys, group_name, call)
   ordering <- order(keys, method = sort_method(keys))
   labels <- as.character(keys[ordering])
   if (anyDuplicated(labels)) {
@@ -122,12 +203,15 @@ group_statistics <- function(y, g, response_name = "y", group_name = "g", call =
 }
 
 # factor()'s level order with the fastest order() method giving it: collation order is
-# byte order for native strings in the C locales, so the radix sort gives it there.
+# byte order for native strings in the C locales, so the radix sort gives it there. The
+# radix sort recurses once per character of a shared prefix, which overflows the C stack
+# for labels of tens of thousands of characters, so long labels take the shell sort
+# (iterative, the method factor() itself uses for strings).
 sort_method <- function(keys) {
   if (!is.character(keys)) return("auto")
   byte_order <- Sys.getlocale("LC_COLLATE") %in% c("C", "POSIX", "C.UTF-8", "C.utf8") &&
-    all(Encoding(keys) == "unknown")
-  if (byte_order) "radix" else "auto"
+    all(Encoding(keys) == "unknown") && max(0L, nchar(keys, type = "bytes")) <= 1000L
+  if (byte_order) "radix" else "shell"
 }
 
 # The statistics of the groups `index` selects from a data pass (all when NULL), named `group`.

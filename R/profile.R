@@ -22,15 +22,20 @@
 #' minimum over \eqn{\mu} is the REML criterion (Bates et al. 2015, eq. 42).
 #'
 #' @param fitted An `hnm_fit`.
+#' @param which The parameters to profile, as lme4's `which`: `NULL` (all), names among
+#'   `".sig01"`, `".sigma"` and `"(Intercept)"`, indices 1 to 3 in that order, or lme4's
+#'   `"theta_"` (the variance parameters `.sig01` and `.sigma`) and `"beta_"` (the intercept).
 #' @param alphamax The profile extends to \eqn{|\zeta| = \sqrt{\chi^2_{1, 1 - \alpha_{max}}}},
-#'   covering intervals of level up to `1 - alphamax` (lme4's default 0.01).
-#' @param steps Points on each side of the estimate, for each parameter.
-#' @param ... Unused.
+#'   covering intervals of level up to `1 - alphamax` (lme4's default 0.01); at least 1e-8.
+#' @param steps Points on each side of the estimate, for each parameter: a whole number from
+#'   2 to 100,000.
+#' @param ... Not used; an error if given (lme4's `maxpts`, `delta` and the other arguments
+#'   of its stepping algorithm have no meaning here, as hnm finds each point exactly).
 #' @return A data frame of class `c("hnm_profile", "data.frame")` shaped like lme4's
 #'   `thpr`: columns `.zeta`, `.sig01` (\eqn{\tau}), `.sigma` (\eqn{\sigma}),
 #'   `(Intercept)` (\eqn{\mu}) and `.par`, the factor saying which parameter is profiled
-#'   in the row; the other columns hold the values that optimise the criterion given it.
-#'   Attributes `estimates` and `criterion`.
+#'   in the row (its levels are the profiled parameters); the other columns hold the values
+#'   that optimise the criterion given it. Attributes `estimates` and `criterion`.
 #' @seealso [confint.hnm_profile()], [plot.hnm_profile()], [confint.hnm_fit()].
 #' @examples
 #' d <- data.frame(y = c(5.1, 4.8, 6.0, 7.2, 6.9, 7.5, 4.0, 4.4, 4.9),
@@ -41,22 +46,42 @@
 #' plot(pr)
 #' @importFrom stats profile
 #' @export
-profile.hnm_fit <- function(fitted, alphamax = 0.01, steps = 12L, ...) {
+profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, ...) {
   call <- sys.call()
-  check_probability(alphamax, "alphamax", call)
-  check_count(steps, "steps", 2L, call)
+  check_no_dots(list(...), call)
+  if (!is.numeric(alphamax) || length(alphamax) != 1L || !isTRUE(alphamax >= 1e-8 && alphamax < 1)) {
+    hnm_abort("`alphamax` must be a single number from 1e-8 (|zeta| up to 5.7) to below 1.", call = call)
+  }
+  check_count(steps, "steps", 2L, call, max = 1e5)
   require_likelihood_fit(fitted, "profiles", call)
+  names <- parameter_rows("sd")
+  profiled <- profiled_parameters(which, names, call)
   s <- fitted$stats
   points <- rust_result(rs_profile(s$center, s$n, s$mean, s$ss, is_reml(fitted),
-                                   sqrt(stats::qchisq(1 - alphamax, 1)), as.integer(steps)),
-                        call = call)
-  names <- parameter_rows("sd")
+                                   sqrt(stats::qchisq(alphamax, 1, lower.tail = FALSE)),
+                                   as.integer(steps), profiled), call = call)
   frame <- data.frame(points$zeta, points$tau, points$sigma, points$mu,
-                      factor(names[points$par], levels = names))
+                      factor(names[points$par], levels = names[profiled]))
   names(frame) <- c(".zeta", names, ".par")
   structure(frame, class = c("hnm_profile", "data.frame"),
             estimates = stats::setNames(c(sqrt(fitted$tau2), sqrt(fitted$sigma2), fitted$mu), names),
             criterion = fitted$method)
+}
+
+# The indices (1 tau, 2 sigma, 3 mu) of lme4's `which`: NULL, names, indices, "theta_", "beta_".
+profiled_parameters <- function(which, names, call) {
+  if (is.null(which)) return(1:3)
+  groups <- list(theta_ = 1:2, beta_ = 3L)
+  index <- if (is.character(which)) {
+    unlist(lapply(which, function(w) if (w %in% names(groups)) groups[[w]] else match(w, names)))
+  } else if (is.numeric(which) && all(which == round(which))) {
+    as.integer(which)
+  }
+  if (length(index) == 0L || anyNA(index) || any(index < 1L | index > 3L)) {
+    hnm_abort(sprintf(paste("`which` must be NULL, \"theta_\", \"beta_\", or names or indices",
+                            "of the parameters (%s)."), paste(names, collapse = ", ")), call = call)
+  }
+  sort(unique(index))
 }
 
 #' Confidence intervals from a profile
@@ -71,7 +96,7 @@ profile.hnm_fit <- function(fitted, alphamax = 0.01, steps = 12L, ...) {
 #' @param parm Rows to return (names or indices); all by default.
 #' @param level Confidence level.
 #' @param scale `"sd"` (default) or `"var"`: the \eqn{\tau} and \eqn{\sigma} limits squared.
-#' @param ... Unused.
+#' @param ... Not used; an error if given.
 #' @return A matrix as [confint.hnm_fit()] returns.
 #' @examples
 #' d <- data.frame(y = c(5.1, 4.8, 6.0, 7.2, 6.9, 7.5, 4.0, 4.4, 4.9),
@@ -80,10 +105,12 @@ profile.hnm_fit <- function(fitted, alphamax = 0.01, steps = 12L, ...) {
 #' @export
 confint.hnm_profile <- function(object, parm, level = 0.95, scale = c("sd", "var"), ...) {
   call <- sys.call()
-  scale <- match.arg(scale)
+  check_no_dots(list(...), call)
+  scale <- one_of(scale, c("sd", "var"), "scale", call)
   check_probability(level, "level", call)
-  z <- qnorm(1 - (1 - level) / 2)
-  intervals <- t(vapply(parameter_rows("sd"), function(name) {
+  z <- critical_value(level)
+  profiled <- match(levels(object$.par), parameter_rows("sd"))
+  intervals <- t(vapply(parameter_rows("sd")[profiled], function(name) {
     rows <- object[object$.par == name, ]
     profile_limits(rows$.zeta, rows[[name]], z)
   }, numeric(2)))
@@ -91,8 +118,9 @@ confint.hnm_profile <- function(object, parm, level = 0.95, scale = c("sd", "var
     hnm_warn("`level` is beyond the range of the profile; recompute it with a smaller `alphamax`.",
              call = call)
   }
-  if (scale == "var") intervals[1:2, ] <- intervals[1:2, ]^2
-  dimnames(intervals) <- list(parameter_rows(scale), percent_labels(level))
+  variances <- profiled %in% 1:2
+  intervals[variances, ] <- if (scale == "var") intervals[variances, ]^2 else intervals[variances, ]
+  dimnames(intervals) <- list(parameter_rows(scale)[profiled], percent_labels(level))
   if (missing(parm)) intervals else select_rows(intervals, parm, call)
 }
 
@@ -124,10 +152,10 @@ profile_limits <- function(zeta, value, z) {
 #' plot(profile(hnm_fit(y ~ 1 | g, d)))
 #' @export
 plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
-  old <- graphics::par(mfrow = c(1L, 3L))
+  old <- graphics::par(mfrow = c(1L, nlevels(x$.par)))
   on.exit(graphics::par(old))
-  cutoffs <- qnorm(1 - (1 - levels) / 2)
-  for (name in parameter_rows("sd")) {
+  cutoffs <- critical_value(levels)
+  for (name in levels(x$.par)) {
     rows <- x[x$.par == name, ]
     rows <- rows[order(rows[[name]]), ]
     graphics::plot(rows[[name]], rows$.zeta, type = "l", xlab = name, ylab = expression(zeta), ...)

@@ -1,9 +1,11 @@
 # A battery of malformed inputs thrown at every exported function in a child R process:
 # none may crash R, and none may surface a Rust panic or backtrace instead of an R error.
+# A panic in the glue reaches R as a plain error raised from `.Call()` (extendr catches it),
+# and with EXTENDR_BACKTRACE set the panic hook prints "panicked at": the child records
+# every error that is not an hnm_error, and the test fails on any raised from `.Call()`.
 
-fuzz_script <- function() {
-  '
-  library(hnm)
+fuzz_script <- function(lib) {
+  paste0('library(hnm, lib.loc = "', lib, '")', '
   set.seed(1)
   good <- data.frame(y = rnorm(40), g = rep(letters[1:8], each = 5))
   fit <- hnm_fit(y ~ 1 | g, good)
@@ -26,8 +28,15 @@ fuzz_script <- function() {
   formulas <- list(y ~ 1 | g, y ~ 1 + (1 | g), y ~ g, ~ 1 | g, y ~ 1, y ~ (1 | g) + (1 | y),
                    y ~ x + (1 | g), y ~ 1 + (y | g), y ~ 1 | g + g, log(y) ~ 1 | g, y ~ 1 | nope,
                    nope ~ 1 | g, y ~ 1 | g[1], y ~ 1 || g, "y ~ 1 | g", NULL, 1, quote(y ~ 1 | g))
+  from_rust <- character()
   quietly <- function(expr) {
-    tryCatch(utils::capture.output(suppressWarnings(expr)), error = function(e) conditionMessage(e))
+    tryCatch(utils::capture.output(suppressWarnings(expr)), error = function(e) {
+      call <- paste(deparse(conditionCall(e)), collapse = " ")
+      if (!inherits(e, "hnm_error") && startsWith(call, ".Call(")) {
+        from_rust <<- c(from_rust, paste(call, "->", conditionMessage(e)))
+      }
+      conditionMessage(e)
+    })
   }
   calls <- 0L
   for (f in formulas) for (d in frames) for (r in list(FALSE, TRUE, NA, "x")) {
@@ -60,17 +69,57 @@ fuzz_script <- function() {
   for (v in values) {
     for (m in list(fixef, VarCorr, ngrps, isSingular)) { quietly(m(v)); calls <- calls + 1L }
   }
+  # Issue 15: the input classes of the reliability review, each through hnm_fit and mll_oneway.
+  long <- paste0(strrep("x", 1e5), 1:20)
+  groups <- list(
+    addNA(factor(rep(c("a", NA), 20))), structure(rep(1:2, 20), levels = c("a", "a"), class = "factor"),
+    as.raw(rep(1:4, 10)), `Encoding<-`(rep(c("a", "b"), 20), "bytes"), rep(long, 2),
+    1:40, as.character(1:40), rep(c(1, 1e15, 1e15 + 1, NA), 10), rep(c(TRUE, FALSE, NA, TRUE), 10),
+    complex(real = rep(1:4, 10)), T, pi, list(1:40), rep(as.Date("2020-01-01") + 0:3, 10))
+  if (requireNamespace("bit64", quietly = TRUE)) {
+    groups <- c(groups, list(bit64::as.integer64(rep(c(0, 1, 2, NA), 10))))
+    values <- c(values, list(bit64::as.integer64(1:40), bit64::as.integer64(2)^60L + 1:40,
+                             bit64::as.integer64(c(NA, 1:39))))
+  }
+  responses <- c(values[sapply(values, length) %in% c(1, 40)], list(rnorm(40), as.double(1:40), 1:40))
+  for (gv in groups) for (yv in responses) {
+    quietly(hnm_fit(y ~ 1 | g, data.frame(y = I(yv), g = I(gv))))
+    quietly(hnm_fit(yv ~ 1 | gv))
+    quietly(mll_oneway(c(0, 1, 1), yv, gv))
+    calls <- calls + 3L
+  }
+  for (th in list(NA, -1, 0, 1e9, "2", 2.5, NULL, c(1, 2))) {
+    options(hnm.threads = th)
+    quietly(confint(fit, method = "boot", nsim = 20, seed = 1)); calls <- calls + 1L
+  }
+  options(hnm.threads = NULL)
+  for (arg in list(list(steps = 1e8), list(steps = -1), list(steps = NA), list(alphamax = 1e-320),
+                   list(which = 4), list(which = "nope"), list(maxpts = 10))) {
+    quietly(do.call(profile, c(list(fit), arg))); calls <- calls + 1L
+  }
+  for (arg in list(list(nsim = 1e12), list(level = 1 - 1e-16), list(boot.type = "norm", method = "boot", nsim = 20),
+                   list(oldNames = NA), list(parallel = "snow", ncpus = 1e6, method = "boot", nsim = 20),
+                   list(FUN = mean), list(zeta = 2))) {
+    quietly(do.call(confint, c(list(fit), arg))); calls <- calls + 1L
+  }
+  for (p in values) for (f in list(mll_oneway_grad, mll_oneway_hess)) {
+    quietly(f(c(0, 0, p), good$y, good$g)); calls <- calls + 1L
+  }
   cat("fuzz calls completed:", calls, "\n")
-  '
+  cat("errors raised from .Call():", length(from_rust), "\n")
+  cat(utils::head(unique(from_rust), 20), sep = "\n")
+  ')
 }
 
 test_that("no malformed input crashes R or shows a Rust panic", {
   script <- tempfile(fileext = ".R")
   on.exit(unlink(script))
-  writeLines(fuzz_script(), script)
+  # The child loads hnm from the library this process loaded it from (under R CMD check
+  # that library is not on the child's default paths); the other packages from ours.
+  writeLines(fuzz_script(dirname(system.file(package = "hnm"))), script)
   rscript <- file.path(R.home("bin"), "Rscript")
-  # The child loads the same installed hnm: pass this process's library paths.
-  env <- c(sprintf("R_LIBS=%s", paste(.libPaths(), collapse = .Platform$path.sep)), "RUST_BACKTRACE=0")
+  env <- c(sprintf("R_LIBS=%s", paste(.libPaths(), collapse = .Platform$path.sep)),
+           "RUST_BACKTRACE=0", "EXTENDR_BACKTRACE=true")
   output <- suppressWarnings(system2(rscript, c("--vanilla", shQuote(script)), stdout = TRUE,
                                      stderr = TRUE, env = env))
   status <- attr(output, "status")
@@ -78,6 +127,7 @@ test_that("no malformed input crashes R or shows a Rust panic", {
   text <- paste(output, collapse = "\n")
   expect_identical(status, 0L, label = paste("exit status; output:\n", substr(text, 1, 2000)))
   expect_match(text, "fuzz calls completed: [0-9]+")
+  expect_match(text, "errors raised from .Call(): 0 ", fixed = TRUE)
   for (sign in c("panic", "RUST_BACKTRACE", "thread '", "segfault", "*** caught", "stack backtrace")) {
     expect_false(grepl(sign, text, fixed = TRUE), label = sprintf("output contains %s", sign))
   }

@@ -46,12 +46,17 @@ test_that("gradient and Hessian equal numDeriv's to 1e-6", {
   expect_identical(dimnames(h), list(c("mu", "sigma2", "tau2"), c("mu", "sigma2", "tau2")))
 })
 
-test_that("outside the parameter space the value is Inf, not an error", {
+test_that("outside the parameter space the value is Inf and the derivatives an error", {
   y <- wheat$y; g <- wheat$g
   expect_identical(mll_oneway(c(16, 0, 0.3), y, g), Inf)
   expect_identical(mll_oneway(c(16, -1, 0.3), y, g), Inf)
   expect_identical(mll_oneway(c(16, 1.8, -0.1), y, g), Inf)
-  expect_true(all(is.nan(mll_oneway_grad(c(16, -1, 0.3), y, g))))
+  # Issue 15: derivatives do not exist there; a silent NaN matrix was unclear.
+  for (f in list(mll_oneway_grad, mll_oneway_hess)) {
+    for (p in list(c(16, -1, 0.3), c(16, 0, 0.3), c(16, 1.8, -0.1))) {
+      expect_error(f(p, y, g), "outside the parameter space", class = "hnm_error_outside_parameter_space")
+    }
+  }
 })
 
 test_that("bad arguments are classed errors naming the problem", {

@@ -128,3 +128,42 @@ test_that("bad database inputs are classed errors", {
   expect_error(hnm_fit(y ~ 1 | g, empty), class = "hnm_error", regexp = "no complete rows")
   DBI::dbDisconnect(con)
 })
+
+test_that("the query's own column names never shadow the user's (issue 15: `hnm_g`)", {
+  skip_if_not_installed("dbplyr")
+  for (backend in names(database_connections)) {
+    con <- database_connections[[backend]]()
+    set.seed(15)
+    d <- data.frame(y = rnorm(60), g = rep(letters[1:6], each = 10), hnm_g = rnorm(60),
+                    hnm_group = rnorm(60), hnm_response = rnorm(60), n = rnorm(60))
+    name <- table_name("hnm_shadow")
+    table <- database_table(con, d, name)
+    for (formula in list((y - hnm_g) ~ 1 | g, (y + hnm_group * hnm_response) ~ 1 | g,
+                         (y - n) ~ 1 | g)) {
+      sql <- without_old_interface_notice(hnm_fit(formula, table))
+      memory <- hnm_fit(formula, d)
+      expect_equal(c(sql$mu, sql$sigma2, sql$tau2), c(memory$mu, memory$sigma2, memory$tau2),
+                   tolerance = 1e-12, label = paste(backend, deparse1(formula)))
+    }
+    DBI::dbRemoveTable(con, name)
+    DBI::dbDisconnect(con)
+  }
+})
+
+test_that("SQLite's dynamic typing: text in a numeric column and mixed-type groups are refused", {
+  skip_if_not_installed("dbplyr")
+  con <- sqlite_connection()
+  on.exit(DBI::dbDisconnect(con))
+  DBI::dbExecute(con, "CREATE TABLE texty (y REAL, g INTEGER)")
+  DBI::dbExecute(con, paste("INSERT INTO texty VALUES (1.0, 1), ('abc', 1), (3.5, 2), (1.5, 2),",
+                            "(2.2, 3), (3.1, 3)"))
+  table <- dplyr::tbl(con, "texty")
+  for (formula in list(y ~ 1 | g, (2 * y) ~ 1 | g)) {
+    expect_error(hnm_fit(formula, table), "1 text or blob value", class = "hnm_error")
+  }
+  DBI::dbExecute(con, "CREATE TABLE mixed (y REAL, g)")
+  DBI::dbExecute(con, paste("INSERT INTO mixed VALUES (1.0, 1), (2.0, 1), (3.5, '1'), (1.5, '1'),",
+                            "(2.2, 'b'), (3.1, 'b')"))
+  expect_error(suppressWarnings(hnm_fit(y ~ 1 | g, dplyr::tbl(con, "mixed"))),
+               "values of different types that read alike", class = "hnm_error")
+})

@@ -86,14 +86,14 @@ fn main() {
     let df = stats.n_obs() - groups as f64;
     let ssw: Vec<f64> = (0..replicates).map(|_| sigma * sigma * (df + (2.0 * df).sqrt() * rng.next())).collect();
     let t = seconds_per_call(1, || {
-        refit_replicates(&stats, &means, &ssw, Criterion::Ml, 1).unwrap();
+        refit_replicates(&stats, &means, &ssw, Criterion::Ml, 1, &hnm_core::Never).unwrap();
     });
     println!("bootstrap: {replicates} ML refits at {groups} groups on 1 thread: {t:.3} s");
     for criterion in [Criterion::Ml, Criterion::Reml] {
         let f = fit(&stats, criterion).unwrap();
         let t = seconds_per_call(3, || {
             for parameter in [ProfileParameter::Tau, ProfileParameter::Sigma, ProfileParameter::Mu] {
-                Profile::new(&stats, &f, parameter).interval(1.959963984540054).unwrap();
+                Profile::new(&stats, &f, parameter).interval(1.959963984540054, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap();
             }
         });
         println!("profile intervals (tau, sigma, mu) {criterion:?} at {groups} groups: {:.2} ms", 1e3 * t);

@@ -6,8 +6,11 @@
 //! and one pooled sum of squares, and refitting it costs O(m) whatever N is. The draws are
 //! made by the caller (in R, with R's random-number generator); this module refits them.
 
-use crate::error::{HnmError, Result};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::error::{with_capacity, HnmError, Result};
 use crate::fit::{estimate_from, fit};
+use crate::interrupt::{Checkpoint, Interrupt};
 use crate::likelihood::Params;
 use crate::profile::Criterion;
 use crate::stats::GroupStats;
@@ -23,21 +26,25 @@ pub type Refits = Vec<Option<Params>>;
 /// at the template's estimate of λ = τ²/σ² (the replicates are drawn around it; a replicate
 /// on the boundary τ̂² = 0 is found exactly all the same), keeping only the estimates; the
 /// replicates are split into contiguous blocks refitted in parallel on `threads` threads, at
-/// most the machine's available parallelism and the number of replicates (1: no extra thread).
+/// most the machine's available parallelism and the number of replicates. The calling
+/// thread only waits for them, asking `interrupt` at least every [`Checkpoint::INTERVAL`]
+/// (the refit threads never call it: when it asks to stop they see a shared flag, stop
+/// before their next replicate or evaluation, and are joined before this returns).
 ///
 /// # Errors
 /// The errors of [`GroupStats::check_identifiable`] for `template`; `InvalidArgument` when
 /// `centered_means` does not hold one row per element of `ssw_totals` and one column per group.
 /// A replicate whose refit fails (an invalid draw or an optimiser failure) gives `None`;
-/// `Optimizer` if the system refuses to start a refit thread or a refit thread panics.
+/// `Optimizer` if the system refuses to start a refit thread or a refit thread panics;
+/// `TooLarge` when the results do not fit in memory; `Interrupted` when `interrupt` asks to stop.
 ///
 /// # Example
 /// ```
-/// use hnm_core::{fit, refit_replicates, Criterion, GroupStats};
+/// use hnm_core::{fit, refit_replicates, Criterion, GroupStats, Never};
 /// let s = GroupStats::new(vec![3.0; 4], vec![0.0, 2.0, 1.0, 4.0], vec![2.0, 3.0, 1.0, 2.5]).unwrap();
 /// // Two replicates: the data's own statistics, and all means equal (so τ̂² = 0).
 /// let means = [0.0, 1.0, 2.0, 1.0, 1.0, 1.0, 4.0, 1.0];
-/// let refits = refit_replicates(&s, &means, &[8.5, 8.5], Criterion::Ml, 2).unwrap();
+/// let refits = refit_replicates(&s, &means, &[8.5, 8.5], Criterion::Ml, 2, &Never).unwrap();
 /// let direct = fit(&s, Criterion::Ml).unwrap().params;
 /// assert!((refits[0].unwrap().tau2 - direct.tau2).abs() < 1e-12 * direct.tau2);
 /// assert_eq!(refits[1].unwrap().tau2, 0.0);
@@ -48,6 +55,7 @@ pub fn refit_replicates(
     ssw_totals: &[f64],
     criterion: Criterion,
     threads: usize,
+    interrupt: &dyn Interrupt,
 ) -> Result<Refits> {
     template.check_identifiable()?;
     let (replicates, groups) = (ssw_totals.len(), template.len());
@@ -61,30 +69,57 @@ pub fn refit_replicates(
     let df_within: f64 = n.iter().map(|&nj| (nj - 1.0).max(0.0)).sum();
     let share: Vec<f64> = n.iter().map(|&nj| (nj - 1.0).max(0.0) / df_within).collect();
     let start = fit(template, criterion).ok().map(|f| f.params.tau2 / f.params.sigma2);
+    let stop = AtomicBool::new(false);
     let refit = |r: usize| {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
         let means = (0..groups).map(|j| centered_means[r + j * replicates]).collect();
         let ssw = share.iter().map(|w| w * ssw_totals[r]).collect();
         GroupStats::centered(template.center(), n.to_vec(), means, ssw)
-            .and_then(|stats| estimate_from(&stats, criterion, start))
+            .and_then(|stats| estimate_from(&stats, criterion, start, &mut Checkpoint::new(&stop)))
             .ok()
     };
+    let mut all = with_capacity(replicates, "the bootstrap replicates")?;
     // Replicates are independent: contiguous blocks go to scoped threads, in order.
     let block = replicates.div_ceil(worker_threads(threads, replicates)).max(1);
-    std::thread::scope(|scope| {
-        let workers = (0..replicates)
-            .step_by(block)
-            .map(|start| {
-                std::thread::Builder::new()
-                    .spawn_scoped(scope, move || (start..(start + block).min(replicates)).map(refit).collect::<Refits>())
-                    .map_err(|e| HnmError::Optimizer(format!("a bootstrap refit thread could not be started ({e})")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut all = Vec::with_capacity(replicates);
+    let finished = AtomicUsize::new(0);
+    let waiting = std::thread::current();
+    let outcome = std::thread::scope(|scope| {
+        let mut workers = Vec::new();
+        for first in (0..replicates).step_by(block) {
+            let (refit, finished, waiting) = (&refit, &finished, waiting.clone());
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
+                let refits: Refits = (first..(first + block).min(replicates)).map(refit).collect();
+                finished.fetch_add(1, Ordering::SeqCst);
+                waiting.unpark();
+                refits
+            });
+            match spawned {
+                Ok(worker) => workers.push(worker),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(HnmError::Optimizer(format!("a bootstrap refit thread could not be started ({e})")));
+                }
+            }
+        }
+        let mut checkpoint = Checkpoint::new(interrupt);
+        while finished.load(Ordering::SeqCst) < workers.len() {
+            std::thread::park_timeout(Checkpoint::INTERVAL);
+            if !stop.load(Ordering::Relaxed) && checkpoint.check_timed().is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
         for worker in workers {
             all.extend(worker.join().map_err(|_| HnmError::Optimizer("a bootstrap refit thread panicked".into()))?);
         }
-        Ok(all)
-    })
+        Ok(())
+    });
+    outcome?;
+    if stop.load(Ordering::Relaxed) {
+        return Err(HnmError::Interrupted);
+    }
+    Ok(all)
 }
 
 /// The threads to use for `replicates` refits when `requested` were asked for (R's
@@ -98,6 +133,7 @@ fn worker_threads(requested: usize, replicates: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interrupt::Never;
 
     #[test]
     fn a_split_of_the_pooled_sum_of_squares_does_not_change_the_fit() {
@@ -109,7 +145,7 @@ mod tests {
         let s = GroupStats::centered(10.0, n, means.clone(), ssw).unwrap();
         for criterion in [Criterion::Ml, Criterion::Reml] {
             let direct = fit(&s, criterion).unwrap().params;
-            let refit = refit_replicates(&s, &means, &[s.ssw_total()], criterion, 1).unwrap()[0].unwrap();
+            let refit = refit_replicates(&s, &means, &[s.ssw_total()], criterion, 1, &Never).unwrap()[0].unwrap();
             for (a, b) in [(direct.mu, refit.mu), (direct.sigma2, refit.sigma2), (direct.tau2, refit.tau2)] {
                 assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "{criterion:?}: {a} vs {b}");
             }
@@ -126,18 +162,53 @@ mod tests {
         // A huge request refits as one thread does.
         let s = GroupStats::new(vec![3.0; 2], vec![0.0, 2.0], vec![2.0, 3.0]).unwrap();
         let means = [0.0, 0.5, 2.0, 1.0];
-        let many = refit_replicates(&s, &means, &[5.0, 4.0], Criterion::Reml, usize::MAX).unwrap();
-        assert_eq!(many, refit_replicates(&s, &means, &[5.0, 4.0], Criterion::Reml, 1).unwrap());
+        let many = refit_replicates(&s, &means, &[5.0, 4.0], Criterion::Reml, usize::MAX, &Never).unwrap();
+        assert_eq!(many, refit_replicates(&s, &means, &[5.0, 4.0], Criterion::Reml, 1, &Never).unwrap());
     }
 
     #[test]
     fn failed_refits_are_none_and_bad_shapes_are_errors() {
         let s = GroupStats::new(vec![3.0; 2], vec![0.0, 2.0], vec![2.0, 3.0]).unwrap();
-        let refits = refit_replicates(&s, &[0.0, f64::NAN, 1.0, 1.0], &[5.0, 5.0], Criterion::Ml, 3).unwrap();
+        let refits = refit_replicates(&s, &[0.0, f64::NAN, 1.0, 1.0], &[5.0, 5.0], Criterion::Ml, 3, &Never).unwrap();
         assert!(refits[0].is_some() && refits[1].is_none());
         assert!(matches!(
-            refit_replicates(&s, &[0.0, 1.0, 2.0], &[5.0, 5.0], Criterion::Ml, 1),
+            refit_replicates(&s, &[0.0, 1.0, 2.0], &[5.0, 5.0], Criterion::Ml, 1, &Never),
             Err(HnmError::InvalidArgument { argument: "means", .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod interrupt_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Asks to stop once `after` has passed: the refits must end soon after, threads joined.
+    struct After {
+        start: Instant,
+        after: Duration,
+    }
+
+    impl Interrupt for After {
+        fn requested(&self) -> bool {
+            self.start.elapsed() >= self.after
+        }
+    }
+
+    #[test]
+    fn an_interrupt_stops_every_refit_thread() {
+        // 4000 groups and 2500 replicates: about a second of refits on two threads.
+        let groups = 4000;
+        let n = vec![4.0; groups];
+        let means: Vec<f64> = (0..groups).map(|j| (j % 7) as f64 * 0.3).collect();
+        let s = GroupStats::new(n, means.clone(), vec![3.0; groups]).unwrap();
+        let replicates = 2500;
+        let draws: Vec<f64> = (0..replicates * groups).map(|k| means[k / replicates] + ((k * 37) % 11) as f64 * 0.01).collect();
+        let ssw = vec![6000.0; replicates];
+        let interrupt = After { start: Instant::now(), after: Duration::from_millis(50) };
+        let result = refit_replicates(&s, &draws, &ssw, Criterion::Ml, 2, &interrupt);
+        let took = interrupt.start.elapsed();
+        assert_eq!(result, Err(HnmError::Interrupted));
+        assert!(took < Duration::from_millis(50) + 2 * Checkpoint::INTERVAL + Duration::from_millis(50), "{took:?}");
     }
 }

@@ -48,6 +48,75 @@ pub enum HnmError {
     PerfectFit,
     /// The user asked the computation to stop (Ctrl-C); see [`crate::Checkpoint`].
     Interrupted,
+    /// Parameters outside the space σ² > 0, τ² ≥ 0, where the likelihood is +∞ and its
+    /// derivatives are undefined.
+    OutsideParameterSpace { argument: &'static str },
+}
+
+impl HnmError {
+    /// A short snake_case name of the kind of error, the same for every value of its fields:
+    /// the R package raises each kind as a condition of class `hnm_error_<kind>`.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::HnmError;
+    /// assert_eq!(HnmError::NotFinite { argument: "y", index: 0 }.kind(), "not_finite");
+    /// assert_eq!(HnmError::Interrupted.kind(), "interrupted");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HnmError::LengthMismatch { .. } => "length_mismatch",
+            HnmError::NotFinite { .. } => "not_finite",
+            HnmError::GroupCodeOutOfRange { .. } => "group_code_out_of_range",
+            HnmError::InvalidStatistic { .. } => "invalid_statistic",
+            HnmError::TooFewGroups { .. } => "too_few_groups",
+            HnmError::NoReplication => "no_replication",
+            HnmError::NoWithinGroupVariation => "no_within_group_variation",
+            HnmError::ParameterLength { .. } => "parameter_length",
+            HnmError::ParameterMissing { .. } => "parameter_missing",
+            HnmError::Optimizer(_) => "optimizer",
+            HnmError::InvalidArgument { .. } => "invalid_argument",
+            HnmError::Unsupported(_) => "unsupported",
+            HnmError::Interrupted => "interrupted",
+            HnmError::TooLarge { .. } => "too_large",
+            HnmError::OutsideParameterSpace { .. } => "outside_parameter_space",
+            HnmError::ColumnNotFinite { .. } => "not_finite",
+            HnmError::TooManyRandomEffects { .. } => "too_many_random_effects",
+            HnmError::PerfectFit => "perfect_fit",
+        }
+    }
+
+    /// The same error with its argument `from` renamed `to` (the name the user knows it by);
+    /// errors about other arguments are returned unchanged.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::HnmError;
+    /// let e = HnmError::InvalidArgument { argument: "z", reason: "must be a positive finite number" };
+    /// assert_eq!(e.renamed("z", "level").to_string(), "`level` must be a positive finite number.");
+    /// ```
+    pub fn renamed(self, from: &str, to: &'static str) -> HnmError {
+        let rename = |argument: &'static str| if argument == from { to } else { argument };
+        match self {
+            HnmError::LengthMismatch { first, first_len, second, second_len } => {
+                HnmError::LengthMismatch { first: rename(first), first_len, second: rename(second), second_len }
+            }
+            HnmError::NotFinite { argument, index } => HnmError::NotFinite { argument: rename(argument), index },
+            HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => {
+                HnmError::GroupCodeOutOfRange { argument: rename(argument), index, code, n_groups }
+            }
+            HnmError::InvalidStatistic { argument, index, reason } => {
+                HnmError::InvalidStatistic { argument: rename(argument), index, reason }
+            }
+            HnmError::ParameterLength { argument, expected, found } => {
+                HnmError::ParameterLength { argument: rename(argument), expected, found }
+            }
+            HnmError::ParameterMissing { argument, index } => HnmError::ParameterMissing { argument: rename(argument), index },
+            HnmError::InvalidArgument { argument, reason } => HnmError::InvalidArgument { argument: rename(argument), reason },
+            HnmError::OutsideParameterSpace { argument } => HnmError::OutsideParameterSpace { argument: rename(argument) },
+            other => other,
+        }
+    }
 }
 
 impl fmt::Display for HnmError {
@@ -112,6 +181,10 @@ impl fmt::Display for HnmError {
                 "the fixed and random effects fit the response exactly, so the residual variance (sigma^2) would be 0."
             ),
             HnmError::Interrupted => write!(f, "interrupted by the user."),
+            HnmError::OutsideParameterSpace { argument } => write!(
+                f,
+                "`{argument}` is outside the parameter space (sigma2 > 0, tau2 >= 0), where the negative log-likelihood is +Inf and its derivatives are undefined."
+            ),
         }
     }
 }
@@ -120,3 +193,21 @@ impl std::error::Error for HnmError {}
 
 /// Result type of hnm-core.
 pub type Result<T> = std::result::Result<T, HnmError>;
+
+/// An empty vector with room for `capacity` elements, reserved fallibly: a size that a
+/// user's argument chose (profile points, replicates) becomes an error, not an abort.
+///
+/// # Errors
+/// `TooLarge` naming `what` when the memory cannot be reserved.
+///
+/// # Example
+/// ```
+/// use hnm_core::{with_capacity, HnmError};
+/// assert!(with_capacity::<f64>(10, "the points").unwrap().capacity() >= 10);
+/// assert_eq!(with_capacity::<f64>(usize::MAX / 2, "the points"), Err(HnmError::TooLarge { what: "the points" }));
+/// ```
+pub fn with_capacity<T>(capacity: usize, what: &'static str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(capacity).map_err(|_| HnmError::TooLarge { what })?;
+    Ok(v)
+}

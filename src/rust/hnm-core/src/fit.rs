@@ -18,6 +18,8 @@ use faer::Mat;
 
 use crate::anova::Anova;
 use crate::error::{HnmError, Result};
+use crate::information::{information, Information};
+use crate::interrupt::{Checkpoint, Never, Polled};
 use crate::likelihood::{gradient, hessian, scaled_to_original, Params, POWER};
 use crate::profile::{Criterion, ProfilePoint, ProfiledDeviance};
 use crate::solve1d::{expand_until, newton_root, Root};
@@ -63,6 +65,12 @@ pub struct Fit {
     pub unit: Unit,
     /// Hessian of −ℓ in (μ/c, σ²/c², τ²/c²): H_ab · c^(p_a+p_b) with p = (1, 2, 2).
     pub unit_hessian: [[f64; 3]; 3],
+    /// The information matrix of the fit's criterion in (μ/c, σ²/c², τ²/c²) that
+    /// [`Fit::covariance`] and [`Fit::standard_errors`] invert (see [`Information`]).
+    pub unit_information: [[f64; 3]; 3],
+    /// Whether `unit_information` is the observed or (where that is not positive
+    /// definite) the expected information.
+    pub information: Information,
     /// How the estimate was found.
     pub convergence: Convergence,
 }
@@ -73,11 +81,12 @@ impl Fit {
         -0.5 * self.deviance
     }
 
-    /// The inverse of [`Fit::hessian`]: the asymptotic covariance of (μ̂, σ̂², τ̂²), the lecture's
-    /// `solve(fit$hessian)`, computed as the inverse of [`Fit::unit_hessian`] mapped to the
-    /// data's units (entries c^(p_a+p_b) times as large), so it is accurate wherever representable.
+    /// The asymptotic covariance of (μ̂, σ̂², τ̂²): the inverse of [`Fit::unit_information`]
+    /// mapped to the data's units (entries c^(p_a+p_b) times as large), so it is accurate
+    /// wherever representable. For an ML fit with a positive definite Hessian it is the
+    /// lecture's `solve(fit$hessian)`; for REML the inverse restricted information.
     pub fn covariance(&self) -> [[f64; 3]; 3] {
-        let inverse = invert3(&self.unit_hessian);
+        let inverse = invert3(&self.unit_information);
         let mut out = [[0.0; 3]; 3];
         for a in 0..3 {
             for b in 0..3 {
@@ -87,9 +96,9 @@ impl Fit {
         out
     }
 
-    /// Standard errors of (μ̂, σ̂², τ̂²): the square roots of the diagonal of the inverse
-    /// observed information, taken in the internal unit and then scaled by c, c², c², so they
-    /// are finite whenever the estimates are. A negative diagonal (an indefinite Hessian) gives 0.
+    /// Standard errors of (μ̂, σ̂², τ̂²): the square roots of the diagonal of [`Fit::covariance`],
+    /// taken in the internal unit and then scaled by c, c², c², so they are finite whenever
+    /// the estimates are. The information inverted is positive definite, so they are positive.
     ///
     /// # Example
     /// ```
@@ -99,7 +108,7 @@ impl Fit {
     /// assert!(f.standard_errors().iter().all(|se| se.is_finite() && *se > 0.0));
     /// ```
     pub fn standard_errors(&self) -> [f64; 3] {
-        let inverse = invert3(&self.unit_hessian);
+        let inverse = invert3(&self.unit_information);
         [0, 1, 2].map(|a| self.unit.from_unit(inverse[a][a].max(0.0).sqrt(), POWER[a]))
     }
 }
@@ -123,7 +132,7 @@ impl Fit {
 /// assert!((f.params.tau2 - ((2.0 / 3.0) * msg - mse) / 2.0).abs() < 1e-12);
 /// ```
 pub fn fit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
-    fit_from(stats, criterion, None)
+    fit_from(stats, criterion, None, &mut Checkpoint::new(&Never))
 }
 
 /// Fits the one-way model to `stats` by ML or REML, starting the Newton iterations at
@@ -131,37 +140,84 @@ pub fn fit(stats: &GroupStats, criterion: Criterion) -> Result<Fit> {
 /// data a bootstrap replicate or a profile was drawn from; λ does not depend on the data's
 /// units), and at the ANOVA estimate max(τ̂², 0)/σ̂² otherwise. The start changes only the
 /// path: the estimate solves D'(λ̂) = 0, or is exactly λ̂ = 0 on the boundary, either way.
+/// Every evaluation of the profiled score (one pass over the groups) is a
+/// [`Checkpoint::check_work`], so a user can stop a fit of very many groups.
 ///
 /// # Errors
-/// As [`fit`].
+/// As [`fit`]; `Interrupted` when `checkpoint` reports a user interrupt.
 ///
 /// # Example
 /// ```
-/// use hnm_core::{fit, fit_from, Criterion, GroupStats};
+/// use hnm_core::{fit, fit_from, Checkpoint, Criterion, GroupStats, Never};
 /// let s = GroupStats::new(vec![3.0, 5.0, 2.0, 7.0], vec![1.0, 2.5, -0.5, 0.4], vec![2.0, 4.5, 0.3, 6.1]).unwrap();
 /// let cold = fit(&s, Criterion::Reml).unwrap();
-/// let warm = fit_from(&s, Criterion::Reml, Some(cold.theta * cold.theta)).unwrap();
+/// let warm = fit_from(&s, Criterion::Reml, Some(cold.theta * cold.theta), &mut Checkpoint::new(&Never)).unwrap();
 /// assert!((warm.params.tau2 - cold.params.tau2).abs() < 1e-12 * cold.params.tau2);
 /// assert!(warm.convergence.newton_iterations <= cold.convergence.newton_iterations);
 /// ```
-pub fn fit_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<Fit> {
-    let (unit, scaled, found) = minimum_in_unit(stats, criterion, start)?;
+pub fn fit_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>, checkpoint: &mut Checkpoint<'_>) -> Result<Fit> {
+    let (unit, scaled, found) = minimum_in_unit(stats, criterion, start, checkpoint)?;
     Ok(to_original_units(assemble(&scaled, criterion, found), stats, unit))
 }
 
 /// The estimates (μ̂, σ̂², τ̂²) of [`fit_from`] without the Hessian and gradient that a
 /// [`Fit`] carries: what a bootstrap refit needs.
-pub(crate) fn estimate_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<Params> {
-    let (unit, _, found) = minimum_in_unit(stats, criterion, start)?;
+pub(crate) fn estimate_from(
+    stats: &GroupStats,
+    criterion: Criterion,
+    start: Option<f64>,
+    checkpoint: &mut Checkpoint<'_>,
+) -> Result<Params> {
+    let (unit, _, found) = minimum_in_unit(stats, criterion, start, checkpoint)?;
     Ok(to_data_units(&unit_params(&found.point), stats, unit))
 }
 
 /// The data's unit, the statistics in it and the minimum found there (see [`crate::Unit`]).
-fn minimum_in_unit(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<(Unit, GroupStats, Minimum)> {
+fn minimum_in_unit(
+    stats: &GroupStats,
+    criterion: Criterion,
+    start: Option<f64>,
+    checkpoint: &mut Checkpoint<'_>,
+) -> Result<(Unit, GroupStats, Minimum)> {
     let unit = Unit::of_data(stats);
     let scaled = unit.scale(stats)?;
-    let found = minimum(&scaled, criterion, start)?;
-    Ok((unit, scaled, found))
+    let polled = Polled::new(checkpoint);
+    let found = minimum(&Problem { deviance: ProfiledDeviance::new(&scaled, criterion), polled: &polled }, start);
+    polled.status()?;
+    Ok((unit, scaled, found?))
+}
+
+/// The profiled deviance to minimise, whose every evaluation first asks the checkpoint: once
+/// a user interrupt is reported the evaluations are NaN, which stops the root finders and
+/// Brent's method, and [`minimum_in_unit`] reports `Interrupted`.
+struct Problem<'d, 'c, 'a> {
+    deviance: ProfiledDeviance<'d>,
+    polled: &'d Polled<'c, 'a>,
+}
+
+impl Problem<'_, '_, '_> {
+    fn interrupted(&self) -> bool {
+        self.polled.stop_after(self.deviance.groups())
+    }
+
+    /// (D'(λ), D''(λ)); NaN once interrupted.
+    fn score(&self, lambda: f64) -> (f64, f64) {
+        if self.interrupted() {
+            (f64::NAN, f64::NAN)
+        } else {
+            self.deviance.score(lambda)
+        }
+    }
+
+    /// The point at λ (D, its derivatives and the conditional estimates); D is NaN once interrupted.
+    fn at(&self, lambda: f64) -> ProfilePoint {
+        let point = self.deviance.at(lambda);
+        if self.interrupted() {
+            ProfilePoint { deviance: f64::NAN, ..point }
+        } else {
+            point
+        }
+    }
 }
 
 /// (μ, σ², τ²) of statistics centred at 0 and expressed in `unit`, mapped back:
@@ -207,7 +263,8 @@ struct Minimum {
 }
 
 /// Minimises D(λ) over λ ≥ 0 (see the module docs).
-fn minimum(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Result<Minimum> {
+fn minimum(problem: &Problem, start: Option<f64>) -> Result<Minimum> {
+    let stats = problem.deviance.stats();
     let lambda_start = match start {
         Some(lambda) if lambda.is_finite() && lambda >= 0.0 => {
             stats.check_identifiable()?;
@@ -215,12 +272,12 @@ fn minimum(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Resu
         }
         _ => anova_start(stats)?,
     };
-    let deviance = ProfiledDeviance::new(stats, criterion);
-    let score = |lambda: f64| deviance.score(lambda);
+    let deviance = problem;
+    let score = |lambda: f64| problem.score(lambda);
     // Steps that Newton cannot give grow from about the start (or 1/n_max, where λ matters).
     let n_max = stats.n().iter().fold(1.0_f64, |m, &n| m.max(n));
     let step = lambda_start.max(1.0 / n_max);
-    let interior = |from: f64| solved(&deviance, newton_root(score, from, f64::INFINITY, lambda_start.max(from), step));
+    let interior = |from: f64| solved(deviance, newton_root(score, from, f64::INFINITY, lambda_start.max(from), step));
     // The Newton counts include the evaluations of D'(0) and D'(λ₀) that chose the bracket.
     if score(0.0).0 < 0.0 {
         let (point, steps) = interior(0.0)?;
@@ -229,18 +286,18 @@ fn minimum(stats: &GroupStats, criterion: Criterion, start: Option<f64>) -> Resu
     if lambda_start > 0.0 && score(lambda_start).0 < 0.0 {
         // D'(0) ≥ 0 but D decreases at λ₀: the interior minimum above it competes with λ = 0.
         let (point, steps) = interior(lambda_start)?;
-        let best = lower_of_boundary(&deviance, point);
+        let best = lower_of_boundary(deviance, point);
         let newton_iterations = if best.lambda == 0.0 { 0 } else { 2 + steps };
         return Ok(Minimum { point: best, brent_iterations: 0, newton_iterations });
     }
-    brent_search(&deviance, lambda_start)
+    brent_search(deviance, lambda_start)
 }
 
 /// The point at a root of the profiled score D'(λ), and the evaluations it took.
 ///
 /// # Errors
 /// `Optimizer` when the Newton iterations stopped without solving D'(λ) = 0.
-fn solved(deviance: &ProfiledDeviance, root: Root) -> Result<(ProfilePoint, u32)> {
+fn solved(deviance: &Problem, root: Root) -> Result<(ProfilePoint, u32)> {
     if !root.converged {
         return Err(HnmError::Optimizer(format!(
             "Newton's method could not solve the score equation for lambda = tau^2/sigma^2 (it stopped \
@@ -260,7 +317,7 @@ fn anova_start(stats: &GroupStats) -> Result<f64> {
 
 /// The boundary point λ = 0 when D'(0) ≥ 0 and D(0) is not above D at `interior`: an
 /// interior point whose deviance is below D(0) by rounding only does not count.
-fn lower_of_boundary(deviance: &ProfiledDeviance, interior: ProfilePoint) -> ProfilePoint {
+fn lower_of_boundary(deviance: &Problem, interior: ProfilePoint) -> ProfilePoint {
     let at_zero = deviance.at(0.0);
     let rounding = 64.0 * f64::EPSILON * (1.0 + at_zero.deviance.abs());
     if at_zero.d1 >= 0.0 && at_zero.deviance <= interior.deviance + rounding {
@@ -272,9 +329,9 @@ fn lower_of_boundary(deviance: &ProfiledDeviance, interior: ProfilePoint) -> Pro
 
 /// The fallback when D'(0) ≥ 0 and D'(λ₀) ≥ 0: Brent's method on θ over [0, θ_max] looks for
 /// a lower interior minimum, which Newton steps then polish; λ = 0 otherwise.
-fn brent_search(deviance: &ProfiledDeviance, lambda_start: f64) -> Result<Minimum> {
+fn brent_search(deviance: &Problem, lambda_start: f64) -> Result<Minimum> {
     let theta_max = bracket_upper(deviance, lambda_start);
-    let (theta_brent, brent_iterations) = minimise_theta(*deviance, theta_max)?;
+    let (theta_brent, brent_iterations) = minimise_theta(deviance, theta_max)?;
     let at_zero = deviance.at(0.0);
     let interior = deviance.at(theta_brent * theta_brent);
     let boundary = lower_of_boundary(deviance, interior).lambda == 0.0;
@@ -284,26 +341,30 @@ fn brent_search(deviance: &ProfiledDeviance, lambda_start: f64) -> Result<Minimu
 }
 
 /// θ_max with D'(θ_max²) > 0, so [0, θ_max] brackets the minimum (D grows like m log λ).
-fn bracket_upper(deviance: &ProfiledDeviance, lambda_start: f64) -> f64 {
+fn bracket_upper(deviance: &Problem, lambda_start: f64) -> f64 {
     let start = (2.0 * lambda_start.sqrt()).max(1.0);
-    expand_until(start, 4.0, |theta| deviance.score(theta * theta).0 > 0.0)
+    expand_until(start, 4.0, |theta| deviance.interrupted() || deviance.score(theta * theta).0 > 0.0)
 }
 
 /// θ ↦ D(θ²): the one-dimensional problem argmin solves.
-struct ThetaProblem<'a> {
-    deviance: ProfiledDeviance<'a>,
+struct ThetaProblem<'p, 'd, 'c, 'a> {
+    deviance: &'p Problem<'d, 'c, 'a>,
 }
 
-impl CostFunction for ThetaProblem<'_> {
+impl CostFunction for ThetaProblem<'_, '_, '_, '_> {
     type Param = f64;
     type Output = f64;
 
     fn cost(&self, theta: &f64) -> std::result::Result<f64, argmin::core::Error> {
-        Ok(self.deviance.at(theta * theta).deviance)
+        let deviance = self.deviance.at(theta * theta).deviance;
+        if deviance.is_nan() {
+            return Err(argmin::core::Error::msg("the deviance is NaN"));
+        }
+        Ok(deviance)
     }
 }
 
-fn minimise_theta(deviance: ProfiledDeviance, theta_max: f64) -> Result<(f64, u64)> {
+fn minimise_theta(deviance: &Problem, theta_max: f64) -> Result<(f64, u64)> {
     let solver = BrentOpt::new(0.0, theta_max).set_tolerance(f64::EPSILON.sqrt(), 1e-12 * theta_max);
     let result = Executor::new(ThetaProblem { deviance }, solver)
         .configure(|state| state.max_iters(500))
@@ -317,7 +378,7 @@ fn minimise_theta(deviance: ProfiledDeviance, theta_max: f64) -> Result<(f64, u6
 /// Newton polish of the profiled score D'(λ) = 0 from Brent's point, inside a bracket
 /// with D'(lo) < 0 < D'(hi); `None` when no λ below Brent's point has a negative score,
 /// so the minimum is the boundary λ = 0; the error of [`solved`] when Newton fails.
-fn polish(deviance: &ProfiledDeviance, theta_start: f64, theta_max: f64) -> Option<Result<(ProfilePoint, u32)>> {
+fn polish(deviance: &Problem, theta_start: f64, theta_max: f64) -> Option<Result<(ProfilePoint, u32)>> {
     let score = |lambda: f64| deviance.score(lambda);
     let start = theta_start * theta_start;
     let lo = if score(0.0).0 < 0.0 {
@@ -338,6 +399,7 @@ fn assemble(stats: &GroupStats, criterion: Criterion, found: Minimum) -> Fit {
     let best = found.point;
     let params = unit_params(&best);
     let unit_hessian = hessian(stats, &params);
+    let (unit_information, information) = information(stats, criterion, &params, &unit_hessian);
     let on_boundary = best.lambda == 0.0;
     let gradient_norm = gradient_norm(stats, criterion, &params, best.d1, on_boundary);
     Fit {
@@ -349,6 +411,8 @@ fn assemble(stats: &GroupStats, criterion: Criterion, found: Minimum) -> Fit {
         hessian: unit_hessian,
         unit: Unit::ONE,
         unit_hessian,
+        unit_information,
+        information,
         convergence: Convergence {
             brent_iterations: found.brent_iterations,
             newton_iterations: found.newton_iterations,

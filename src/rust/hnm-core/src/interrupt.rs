@@ -6,6 +6,8 @@
 //! reads the clock only every [`Checkpoint::STRIDE`] calls and asks the [`Interrupt`] at most
 //! every [`Checkpoint::INTERVAL`].
 
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{HnmError, Result};
@@ -25,6 +27,14 @@ pub struct Never;
 impl Interrupt for Never {
     fn requested(&self) -> bool {
         false
+    }
+}
+
+/// A stop flag that one thread sets and others read: how the threads of a parallel
+/// computation learn that the main thread's [`Interrupt`] asked to stop.
+impl Interrupt for AtomicBool {
+    fn requested(&self) -> bool {
+        self.load(Ordering::Relaxed)
     }
 }
 
@@ -85,6 +95,32 @@ impl<'a> Checkpoint<'a> {
         self.check_now()
     }
 
+    /// For loops whose steps cost `work` rows' worth of a data pass each (one pass over the
+    /// groups costs one per group): counts the work as [`Checkpoint::check`] counts calls,
+    /// so the clock is read about every [`Checkpoint::STRIDE`] rows' worth, and at every step
+    /// of at least that much.
+    ///
+    /// # Errors
+    /// [`HnmError::Interrupted`] when the user asked to stop.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{Checkpoint, Never};
+    /// let mut checkpoint = Checkpoint::new(&Never);
+    /// for _ in 0..1000 {
+    ///     checkpoint.check_work(1_000_000).unwrap(); // each step reads the clock
+    /// }
+    /// ```
+    pub fn check_work(&mut self, work: usize) -> Result<()> {
+        let before = self.calls;
+        self.calls = self.calls.wrapping_add(work.min(Self::STRIDE as usize) as u32);
+        if work >= Self::STRIDE as usize || before / Self::STRIDE != self.calls / Self::STRIDE {
+            self.check_timed()
+        } else {
+            Ok(())
+        }
+    }
+
     /// Asks the [`Interrupt`] now.
     ///
     /// # Errors
@@ -96,5 +132,76 @@ impl<'a> Checkpoint<'a> {
         } else {
             Ok(())
         }
+    }
+}
+
+/// A [`Checkpoint`] that the `Fn` closures of a computation (the functions handed to a root
+/// finder) can all ask, remembering a request: once one check has reported it, every later
+/// check and [`Polled::status`] report it too, so the computation can end with
+/// [`HnmError::Interrupted`] however the closure's caller reacts to a stop.
+pub(crate) struct Polled<'c, 'a> {
+    checkpoint: RefCell<&'c mut Checkpoint<'a>>,
+    stopped: Cell<bool>,
+}
+
+impl<'c, 'a> Polled<'c, 'a> {
+    pub(crate) fn new(checkpoint: &'c mut Checkpoint<'a>) -> Self {
+        Polled { checkpoint: RefCell::new(checkpoint), stopped: Cell::new(false) }
+    }
+
+    /// True when the computation must stop, after `work` more rows' worth of work
+    /// ([`Checkpoint::check_work`]).
+    pub(crate) fn stop_after(&self, work: usize) -> bool {
+        if !self.stopped.get() && self.checkpoint.borrow_mut().check_work(work).is_err() {
+            self.stopped.set(true);
+        }
+        self.stopped.get()
+    }
+
+    /// `Err(Interrupted)` when a check has reported a request.
+    pub(crate) fn status(&self) -> Result<()> {
+        if self.stopped.get() {
+            Err(HnmError::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Always;
+    impl Interrupt for Always {
+        fn requested(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn polled_checks_remember_a_request() {
+        let mut checkpoint = Checkpoint::new(&Always);
+        let polled = Polled::new(&mut checkpoint);
+        assert_eq!(polled.status(), Ok(()));
+        // A step of a whole stride's work reads the clock; the interval has not passed yet.
+        assert!(!polled.stop_after(Checkpoint::STRIDE as usize));
+        std::thread::sleep(Checkpoint::INTERVAL);
+        assert!(polled.stop_after(1 << 20));
+        assert!(polled.stop_after(0));
+        assert_eq!(polled.status(), Err(HnmError::Interrupted));
+    }
+
+    #[test]
+    fn small_steps_read_the_clock_once_a_stride() {
+        let flag = AtomicBool::new(false);
+        let mut checkpoint = Checkpoint::new(&flag);
+        std::thread::sleep(Checkpoint::INTERVAL);
+        flag.store(true, Ordering::Relaxed);
+        // 4095 steps of 1: no clock reading yet; the 4096th crosses the stride.
+        for _ in 1..Checkpoint::STRIDE {
+            assert_eq!(checkpoint.check_work(1), Ok(()));
+        }
+        assert_eq!(checkpoint.check_work(1), Err(HnmError::Interrupted));
     }
 }

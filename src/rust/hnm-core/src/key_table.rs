@@ -47,10 +47,10 @@ impl KeyTable {
     ///
     /// # Example
     /// ```
-    /// use hnm_core::{accumulate, integer_key, KeyTable, INTEGER_MISSING, NA_CODE};
+    /// use hnm_core::{accumulate, integer_key, Checkpoint, KeyTable, Never, INTEGER_MISSING, NA_CODE};
     /// let mut table = KeyTable::new(INTEGER_MISSING);
     /// let keys = [4, NA_CODE, 4].map(integer_key);
-    /// assert_eq!(accumulate(&[1.0, 2.0, 3.0], keys.into_iter(), &mut table).unwrap(), 1);
+    /// assert_eq!(accumulate(&[1.0, 2.0, 3.0], keys.into_iter(), &mut table, &mut Checkpoint::new(&Never)).unwrap(), 1);
     /// assert_eq!(table.len(), 1);
     /// ```
     pub fn new(missing: u64) -> Self {
@@ -73,10 +73,10 @@ impl KeyTable {
     ///
     /// # Example
     /// ```
-    /// use hnm_core::{accumulate, KeyTable};
+    /// use hnm_core::{accumulate, Checkpoint, KeyTable, Never};
     /// let mut table = KeyTable::new(u64::MAX);
     /// let keys = [7u64, 3, 7, u64::MAX];
-    /// let dropped = accumulate(&[1.0, 5.0, 3.0, 9.0], keys.into_iter(), &mut table).unwrap();
+    /// let dropped = accumulate(&[1.0, 5.0, 3.0, 9.0], keys.into_iter(), &mut table, &mut Checkpoint::new(&Never)).unwrap();
     /// let groups = table.into_groups();
     /// assert_eq!(dropped, 1);
     /// let seven = groups.first_rows.iter().position(|&r| r == 0).unwrap();
@@ -225,6 +225,7 @@ pub const INTEGER_MISSING: u64 = crate::pass::NA_CODE as u32 as u64;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interrupt::{Checkpoint, Never};
     use crate::pass::accumulate;
 
     #[test]
@@ -236,7 +237,7 @@ mod tests {
         let keys: Vec<u64> = rows.iter().map(|&j| j * 1_000_003 + 17).collect();
         let y: Vec<f64> = rows.iter().enumerate().map(|(i, &j)| j as f64 + (i % 3) as f64).collect();
         let mut table = KeyTable::new(u64::MAX);
-        assert_eq!(accumulate(&y, keys.iter().copied(), &mut table).unwrap(), 0);
+        assert_eq!(accumulate(&y, keys.iter().copied(), &mut table, &mut Checkpoint::new(&Never)).unwrap(), 0);
         assert_eq!(table.len(), groups as usize);
         let out = table.into_groups();
         let mut count = vec![0.0; groups as usize];
@@ -256,7 +257,7 @@ mod tests {
     #[test]
     fn center_is_the_first_row_used() {
         let mut table = KeyTable::new(u64::MAX);
-        accumulate(&[f64::from_bits(0x7FF0_0000_0000_07A2), 5.0, 8.0], [1u64, 2, 1].into_iter(), &mut table).unwrap();
+        accumulate(&[f64::from_bits(0x7FF0_0000_0000_07A2), 5.0, 8.0], [1u64, 2, 1].into_iter(), &mut table, &mut Checkpoint::new(&Never)).unwrap();
         assert_eq!(table.into_groups().stats.center(), 5.0);
     }
 }

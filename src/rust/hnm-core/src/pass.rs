@@ -16,6 +16,7 @@
 //! Any other NaN or an infinite response is an error naming the row.
 
 use crate::error::{HnmError, Result};
+use crate::interrupt::Checkpoint;
 use crate::stats::GroupStats;
 
 /// The integer R uses for `NA` in an integer vector (and a factor's missing code).
@@ -96,14 +97,14 @@ impl Accumulator {
     ///
     /// # Example
     /// ```
-    /// use hnm_core::{accumulate, Accumulator, LevelCodes};
+    /// use hnm_core::{accumulate, Accumulator, Checkpoint, LevelCodes, Never};
     /// let mut a = Accumulator::default();
     /// for y in [2.0, 4.0, 9.0] {
     ///     a.push(y);
     /// }
     /// // The same values through a pass: mean 5, SSW = 9 + 1 + 16 = 26.
     /// let mut groups = LevelCodes::new(1);
-    /// accumulate(&[2.0, 4.0, 9.0], [1, 1, 1].into_iter(), &mut groups).unwrap();
+    /// accumulate(&[2.0, 4.0, 9.0], [1, 1, 1].into_iter(), &mut groups, &mut Checkpoint::new(&Never)).unwrap();
     /// let stats = groups.into_stats();
     /// assert_eq!((stats.means()[0], stats.ssw()[0]), (5.0, 26.0));
     /// ```
@@ -168,9 +169,9 @@ impl LevelCodes {
     ///
     /// # Example
     /// ```
-    /// use hnm_core::{accumulate, LevelCodes};
+    /// use hnm_core::{accumulate, Checkpoint, LevelCodes, Never};
     /// let mut groups = LevelCodes::new(3);
-    /// accumulate(&[1.0, 2.0], [3, 3].into_iter(), &mut groups).unwrap();
+    /// accumulate(&[1.0, 2.0], [3, 3].into_iter(), &mut groups, &mut Checkpoint::new(&Never)).unwrap();
     /// assert_eq!(groups.into_stats().n(), &[0.0, 0.0, 2.0]);
     /// ```
     pub fn new(n_groups: usize) -> Self {
@@ -183,9 +184,9 @@ impl LevelCodes {
     ///
     /// # Example
     /// ```
-    /// use hnm_core::{accumulate, LevelCodes};
+    /// use hnm_core::{accumulate, Checkpoint, LevelCodes, Never};
     /// let mut groups = LevelCodes::new(2);
-    /// accumulate(&[10.0, 1.0, 3.0], [2, 1, 1].into_iter(), &mut groups).unwrap();
+    /// accumulate(&[10.0, 1.0, 3.0], [2, 1, 1].into_iter(), &mut groups, &mut Checkpoint::new(&Never)).unwrap();
     /// let stats = groups.into_stats();
     /// assert_eq!(stats.center(), 1.0);
     /// assert_eq!((stats.means(), stats.ssw()), (vec![2.0, 10.0], &[2.0, 0.0][..]));
@@ -248,24 +249,28 @@ fn direct_levels(low: i32, high: i32, len: usize) -> Option<usize> {
 ///
 /// `keys` yields one group value per row. Rows whose response is missing are dropped
 /// before their group is looked up, so a group made only of such rows never appears.
+/// Every row is a [`Checkpoint::check`], so a user can stop a long pass.
 ///
 /// # Errors
 /// `LengthMismatch` when `y` and `keys` differ in length; `NotFinite` (argument `y`) for
-/// the first NaN-but-not-NA or infinite response; the errors of [`Grouping::accumulator`].
+/// the first NaN-but-not-NA or infinite response; the errors of [`Grouping::accumulator`];
+/// `Interrupted` when `checkpoint` reports a user interrupt.
 ///
 /// # Example
 /// ```
-/// use hnm_core::{accumulate, LevelCodes, NA_REAL};
+/// use hnm_core::{accumulate, Checkpoint, LevelCodes, Never, NA_REAL};
 /// let mut groups = LevelCodes::new(2);
-/// let dropped = accumulate(&[1.0, 3.0, 10.0, NA_REAL], [1, 1, 2, 2].into_iter(), &mut groups).unwrap();
+/// let mut checkpoint = Checkpoint::new(&Never);
+/// let dropped = accumulate(&[1.0, 3.0, 10.0, NA_REAL], [1, 1, 2, 2].into_iter(), &mut groups, &mut checkpoint).unwrap();
 /// let stats = groups.into_stats();
 /// assert_eq!((dropped, stats.means()), (1, vec![2.0, 10.0]));
-/// assert!(accumulate(&[1.0, f64::NAN], [1, 2].into_iter(), &mut LevelCodes::new(2)).is_err());
+/// assert!(accumulate(&[1.0, f64::NAN], [1, 2].into_iter(), &mut LevelCodes::new(2), &mut checkpoint).is_err());
 /// ```
 pub fn accumulate<Y: Response, G: Grouping>(
     y: &[Y],
     keys: impl ExactSizeIterator<Item = G::Key> + Clone,
     grouping: &mut G,
+    checkpoint: &mut Checkpoint<'_>,
 ) -> Result<usize> {
     if keys.len() != y.len() {
         return Err(HnmError::LengthMismatch { first: "y", first_len: y.len(), second: "g", second_len: keys.len() });
@@ -273,6 +278,7 @@ pub fn accumulate<Y: Response, G: Grouping>(
     let mut ahead = keys.clone().skip(PREFETCH_DISTANCE);
     let mut dropped = 0usize;
     for (row, (&yi, key)) in y.iter().zip(keys).enumerate() {
+        checkpoint.check()?;
         if let Some(future) = ahead.next() {
             grouping.prefetch(future);
         }
@@ -316,11 +322,12 @@ impl GroupStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interrupt::Never;
 
     #[test]
     fn integer_response_na_is_dropped() {
         let mut groups = LevelCodes::new(2);
-        let dropped = accumulate(&[1, NA_CODE, 4, 6], [1, 1, 2, NA_CODE].into_iter(), &mut groups).unwrap();
+        let dropped = accumulate(&[1, NA_CODE, 4, 6], [1, 1, 2, NA_CODE].into_iter(), &mut groups, &mut Checkpoint::new(&Never)).unwrap();
         let stats = groups.into_stats();
         assert_eq!(dropped, 2);
         assert_eq!(stats.n(), &[1.0, 1.0]);
@@ -330,7 +337,7 @@ mod tests {
     #[test]
     fn infinite_and_nan_responses_name_their_row() {
         for bad in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
-            let err = accumulate(&[1.0, 2.0, bad], [1, 1, 1].into_iter(), &mut LevelCodes::new(1)).unwrap_err();
+            let err = accumulate(&[1.0, 2.0, bad], [1, 1, 1].into_iter(), &mut LevelCodes::new(1), &mut Checkpoint::new(&Never)).unwrap_err();
             assert_eq!(err, HnmError::NotFinite { argument: "y", index: 2 });
         }
     }
@@ -346,10 +353,10 @@ mod tests {
 
     #[test]
     fn codes_out_of_range_are_errors() {
-        let err = accumulate(&[1.0, 2.0], [1, 3].into_iter(), &mut LevelCodes::new(2)).unwrap_err();
+        let err = accumulate(&[1.0, 2.0], [1, 3].into_iter(), &mut LevelCodes::new(2), &mut Checkpoint::new(&Never)).unwrap_err();
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
         assert_eq!(err.to_string(), "`g` has group code 3 at position 2, outside 1..2.");
-        let err = accumulate(&[1.0], [0].into_iter(), &mut LevelCodes::new(2)).unwrap_err();
+        let err = accumulate(&[1.0], [0].into_iter(), &mut LevelCodes::new(2), &mut Checkpoint::new(&Never)).unwrap_err();
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 0, code: 0, n_groups: 2 });
     }
 }

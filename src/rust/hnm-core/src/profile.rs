@@ -179,6 +179,16 @@ impl<'a> ProfiledDeviance<'a> {
         self.criterion
     }
 
+    /// The statistics this deviance is of.
+    pub(crate) fn stats(&self) -> &'a GroupStats {
+        self.stats
+    }
+
+    /// The groups one evaluation passes over (the work of a [`crate::Checkpoint::check_work`]).
+    pub(crate) fn groups(&self) -> usize {
+        self.stats.len()
+    }
+
     /// D(λ) and its first two derivatives, in two passes over the groups.
     pub fn at(&self, lambda: f64) -> ProfilePoint {
         self.evaluate(lambda, None)

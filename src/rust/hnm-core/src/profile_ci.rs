@@ -15,8 +15,9 @@
 
 use std::cell::Cell;
 
-use crate::error::{HnmError, Result};
+use crate::error::{with_capacity, HnmError, Result};
 use crate::fit::Fit;
+use crate::interrupt::{Checkpoint, Polled};
 use crate::inner::{gls_score, FreeVariance};
 use crate::likelihood::Params;
 use crate::profile::ProfiledDeviance;
@@ -72,13 +73,14 @@ impl<'a> Profile<'a> {
     ///
     /// # Example
     /// ```
-    /// use hnm_core::{fit, Criterion, GroupStats, Profile, ProfileParameter};
+    /// use hnm_core::{fit, Checkpoint, Criterion, GroupStats, Never, Profile, ProfileParameter};
     /// let s = GroupStats::new(vec![3.0; 4], vec![0.0, 2.0, 1.0, 4.0], vec![2.0, 3.0, 1.0, 2.5]).unwrap();
     /// let f = fit(&s, Criterion::Ml).unwrap();
     /// let p = Profile::new(&s, &f, ProfileParameter::Sigma);
-    /// let (lower, upper) = p.interval(1.959963984540054).unwrap();
+    /// let mut checkpoint = Checkpoint::new(&Never);
+    /// let (lower, upper) = p.interval(1.959963984540054, &mut checkpoint).unwrap();
     /// assert!(lower < f.params.sigma2.sqrt() && f.params.sigma2.sqrt() < upper);
-    /// assert!((p.at(upper).unwrap().zeta - 1.959963984540054).abs() < 1e-9);
+    /// assert!((p.at(upper, &mut checkpoint).unwrap().zeta - 1.959963984540054).abs() < 1e-9);
     /// ```
     pub fn new(stats: &'a GroupStats, fit: &'a Fit, parameter: ProfileParameter) -> Self {
         Profile { stats, fit, parameter, warm: Cell::new(None) }
@@ -97,12 +99,21 @@ impl<'a> Profile<'a> {
     /// The profile deviance, its slope and ζ at `value` (τ ≥ 0, σ > 0).
     ///
     /// # Errors
-    /// `Optimizer` when the inner Newton iterations stop without solving their score equation.
-    pub fn at(&self, value: f64) -> Result<ProfilePointFull> {
+    /// `Optimizer` when the inner Newton iterations stop without solving their score equation;
+    /// `Interrupted` when `checkpoint` reports a user interrupt.
+    pub fn at(&self, value: f64, checkpoint: &mut Checkpoint<'_>) -> Result<ProfilePointFull> {
+        let polled = Polled::new(checkpoint);
+        let point = self.at_polled(value, &polled);
+        polled.status()?;
+        point
+    }
+
+    /// [`Profile::at`], each evaluation of the inner problem asking `polled` first.
+    fn at_polled(&self, value: f64, polled: &Polled) -> Result<ProfilePointFull> {
         let params = match self.parameter {
-            ProfileParameter::Tau => self.inner_sigma2(value * value)?,
-            ProfileParameter::Sigma => self.inner_tau2(value * value)?,
-            ProfileParameter::Mu => self.inner_variances(value)?,
+            ProfileParameter::Tau => self.inner_sigma2(value * value, polled)?,
+            ProfileParameter::Sigma => self.inner_tau2(value * value, polled)?,
+            ProfileParameter::Mu => self.inner_variances(value, polled)?,
         };
         let criterion = self.fit.criterion;
         let g = criterion.deviance_gradient(self.stats, &params);
@@ -123,10 +134,14 @@ impl<'a> Profile<'a> {
     ///
     /// # Errors
     /// `InvalidArgument` (argument `z`) when `z` is not a positive finite number; `Optimizer`
-    /// when the Newton iterations for a limit or an inner optimum do not converge.
-    pub fn interval(&self, z: f64) -> Result<(f64, f64)> {
+    /// when the Newton iterations for a limit or an inner optimum do not converge;
+    /// `Interrupted` when `checkpoint` reports a user interrupt.
+    pub fn interval(&self, z: f64, checkpoint: &mut Checkpoint<'_>) -> Result<(f64, f64)> {
         check_positive(z, "z")?;
-        Ok((self.limit(-z)?, self.limit(z)?))
+        let polled = Polled::new(checkpoint);
+        let limits = self.limit(-z, &polled).and_then(|lower| Ok((lower, self.limit(z, &polled)?)));
+        polled.status()?;
+        limits
     }
 
     /// The profile at 2·`steps` + 1 values ordered by value: the estimate and `steps` values
@@ -137,41 +152,45 @@ impl<'a> Profile<'a> {
     ///
     /// # Errors
     /// `InvalidArgument` when `zeta_max` is not a positive finite number or `steps` is 0;
-    /// the `Optimizer` errors of [`Profile::interval`] and [`Profile::at`].
+    /// `TooLarge` when `steps` points do not fit in memory; the `Optimizer` and `Interrupted`
+    /// errors of [`Profile::interval`] and [`Profile::at`].
     ///
     /// # Example
     /// ```
-    /// use hnm_core::{fit, Criterion, GroupStats, Profile, ProfileParameter};
+    /// use hnm_core::{fit, Checkpoint, Criterion, GroupStats, Never, Profile, ProfileParameter};
     /// let s = GroupStats::new(vec![3.0; 4], vec![0.0, 2.0, 1.0, 4.0], vec![2.0, 3.0, 1.0, 2.5]).unwrap();
     /// let f = fit(&s, Criterion::Reml).unwrap();
-    /// let grid = Profile::new(&s, &f, ProfileParameter::Mu).zeta_grid(2.0, 4).unwrap();
+    /// let grid = Profile::new(&s, &f, ProfileParameter::Mu).zeta_grid(2.0, 4, &mut Checkpoint::new(&Never)).unwrap();
     /// assert_eq!(grid.len(), 9);
     /// assert!((grid[0].zeta + 2.0).abs() < 1e-9 && (grid[8].zeta - 2.0).abs() < 1e-9);
     /// assert_eq!(grid[4].value, f.params.mu);
     /// assert!(grid.windows(2).all(|w| w[0].zeta < w[1].zeta));
     /// ```
-    pub fn zeta_grid(&self, zeta_max: f64, steps: usize) -> Result<Vec<ProfilePointFull>> {
+    pub fn zeta_grid(&self, zeta_max: f64, steps: usize, checkpoint: &mut Checkpoint<'_>) -> Result<Vec<ProfilePointFull>> {
         check_positive(zeta_max, "zeta_max")?;
         if steps == 0 {
             return Err(HnmError::InvalidArgument { argument: "steps", reason: "must be at least 1" });
         }
-        let (lower, upper) = self.interval(zeta_max)?;
+        let mut points = with_capacity(steps.saturating_mul(2).saturating_add(1), "the profile points `steps` asks for")?;
+        let (lower, upper) = self.interval(zeta_max, checkpoint)?;
         let estimate = self.estimate();
         let fraction = |k: usize| k as f64 / steps as f64;
         let below = (0..steps).filter(|_| lower < estimate).map(|k| estimate - (estimate - lower) * fraction(steps - k));
         let above = (1..=steps).map(|k| estimate + (upper - estimate) * fraction(k));
-        let values = below.chain(std::iter::once(estimate)).chain(above);
-        values.map(|x| self.at(x)).collect()
+        for x in below.chain(std::iter::once(estimate)).chain(above) {
+            points.push(self.at(x, checkpoint)?);
+        }
+        Ok(points)
     }
 
     /// The value on the side of sign(z) where ζ = z: Newton steps on dev(x) − dev(x̂) − z²
     /// from one step beyond the estimate, towards ±∞ or, for τ and σ below the estimate,
     /// towards 0 (where dev → ∞ for σ; τ stops at 0 when ζ(0) > z).
-    fn limit(&self, z: f64) -> Result<f64> {
+    fn limit(&self, z: f64, polled: &Polled) -> Result<f64> {
         let estimate = self.estimate();
         let target = z * z;
         // An inner failure becomes a NaN excess, which stops the Newton iterations unconverged.
-        let excess = |x: f64| match self.at(x) {
+        let excess = |x: f64| match self.at_polled(x, polled) {
             Ok(point) => (point.deviance - self.fit.deviance - target, point.slope),
             Err(_) => (f64::NAN, f64::NAN),
         };
@@ -182,7 +201,7 @@ impl<'a> Profile<'a> {
         }
         let far = if towards_zero { 0.0 } else { z.signum() * f64::INFINITY };
         let start = if towards_zero { 0.5 * estimate } else { estimate + z.signum() * step };
-        converged(newton_root(excess, estimate, far, start, step), "the profile-likelihood limit")
+        converged(newton_root(excess, estimate, far, start, step), "the profile-likelihood limit", polled)
     }
 
     /// A first step away from the estimate, about one standard error.
@@ -196,22 +215,33 @@ impl<'a> Profile<'a> {
     }
 
     /// τ² fixed: minimise over σ² (μ in closed form); the score tends to −∞ as σ² → 0.
-    fn inner_sigma2(&self, tau2: f64) -> Result<Params> {
-        let at = |sigma2: f64| gls_score(self.stats, self.fit.criterion, sigma2, tau2, FreeVariance::Sigma2);
+    fn inner_sigma2(&self, tau2: f64, polled: &Polled) -> Result<Params> {
+        let at = |sigma2: f64| self.polled(polled, || gls_score(self.stats, self.fit.criterion, sigma2, tau2, FreeVariance::Sigma2));
         let start = self.warm_start(self.fit.params.sigma2);
-        let sigma2 = self.remember(converged(newton_root(at, 0.0, f64::INFINITY, start, start), "sigma^2 given tau")?);
+        let sigma2 = self.remember(converged(newton_root(at, 0.0, f64::INFINITY, start, start), "sigma^2 given tau", polled)?);
         Ok(with_gls_mean(self.stats, sigma2, tau2))
     }
 
     /// σ² fixed: minimise over τ² ≥ 0 (μ in closed form).
-    fn inner_tau2(&self, sigma2: f64) -> Result<Params> {
-        let at = |tau2: f64| gls_score(self.stats, self.fit.criterion, sigma2, tau2, FreeVariance::Tau2);
+    fn inner_tau2(&self, sigma2: f64, polled: &Polled) -> Result<Params> {
+        let at = |tau2: f64| self.polled(polled, || gls_score(self.stats, self.fit.criterion, sigma2, tau2, FreeVariance::Tau2));
         if at(0.0).0 >= 0.0 {
             return Ok(with_gls_mean(self.stats, sigma2, 0.0));
         }
+        polled.status()?;
         let start = self.warm_start(self.fit.params.tau2).max(sigma2 / self.stats.n_obs());
-        let tau2 = self.remember(converged(newton_root(at, 0.0, f64::INFINITY, start, start), "tau^2 given sigma")?);
+        let tau2 = self.remember(converged(newton_root(at, 0.0, f64::INFINITY, start, start), "tau^2 given sigma", polled)?);
         Ok(with_gls_mean(self.stats, sigma2, tau2))
+    }
+
+    /// `evaluate()` (a score and its slope, one pass over the groups) unless `polled` reports
+    /// a user interrupt, NaN then: the root finder stops, and the caller reports `Interrupted`.
+    fn polled(&self, polled: &Polled, evaluate: impl FnOnce() -> (f64, f64)) -> (f64, f64) {
+        if polled.stop_after(self.stats.len()) {
+            (f64::NAN, f64::NAN)
+        } else {
+            evaluate()
+        }
     }
 
     /// Where the next inner solve starts: the last interior inner optimum, else `estimate`.
@@ -228,15 +258,16 @@ impl<'a> Profile<'a> {
     }
 
     /// μ fixed: minimise over λ = τ²/σ² ≥ 0 with σ² profiled out.
-    fn inner_variances(&self, mu: f64) -> Result<Params> {
+    fn inner_variances(&self, mu: f64, polled: &Polled) -> Result<Params> {
         let deviance = ProfiledDeviance::new(self.stats, self.fit.criterion);
-        let score = |lambda: f64| deviance.score_fixed_mu(lambda, mu);
+        let score = |lambda: f64| self.polled(polled, || deviance.score_fixed_mu(lambda, mu));
         let lambda = if score(0.0).0 >= 0.0 {
             0.0
         } else {
+            polled.status()?;
             let start = self.warm_start(self.fit.theta * self.fit.theta);
             let root = newton_root(score, 0.0, f64::INFINITY, start, start.max(1e-3));
-            self.remember(converged(root, "tau^2/sigma^2 given mu")?)
+            self.remember(converged(root, "tau^2/sigma^2 given mu", polled)?)
         };
         let point = deviance.at_fixed_mu(lambda, mu);
         Ok(Params { mu, sigma2: point.sigma2, tau2: lambda * point.sigma2 })
@@ -258,8 +289,10 @@ fn check_positive(value: f64, argument: &'static str) -> Result<()> {
 /// The root's x when the Newton iterations converged.
 ///
 /// # Errors
-/// `Optimizer` naming `what` was being solved for otherwise.
-fn converged(root: Root, what: &str) -> Result<f64> {
+/// `Interrupted` when `polled` reported a user interrupt; `Optimizer` naming `what` was
+/// being solved for when the iterations did not converge.
+fn converged(root: Root, what: &str, polled: &Polled) -> Result<f64> {
+    polled.status()?;
     if root.converged {
         Ok(root.x)
     } else {
@@ -279,7 +312,7 @@ fn with_gls_mean(stats: &GroupStats, sigma2: f64, tau2: f64) -> Params {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{fit, Criterion};
+    use crate::{fit, Criterion, Never};
 
     #[test]
     fn bad_critical_values_name_the_argument_at_fault() {
@@ -287,10 +320,33 @@ mod tests {
         let f = fit(&s, Criterion::Ml).unwrap();
         let p = Profile::new(&s, &f, ProfileParameter::Tau);
         let reason = "must be a positive finite number";
+        let checkpoint = &mut Checkpoint::new(&Never);
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert_eq!(p.interval(bad), Err(HnmError::InvalidArgument { argument: "z", reason }));
-            assert_eq!(p.zeta_grid(bad, 3).unwrap_err(), HnmError::InvalidArgument { argument: "zeta_max", reason });
+            assert_eq!(p.interval(bad, checkpoint), Err(HnmError::InvalidArgument { argument: "z", reason }));
+            assert_eq!(p.zeta_grid(bad, 3, checkpoint).unwrap_err(), HnmError::InvalidArgument { argument: "zeta_max", reason });
         }
-        assert!(matches!(p.zeta_grid(2.0, 0), Err(HnmError::InvalidArgument { argument: "steps", .. })));
+        assert!(matches!(p.zeta_grid(2.0, 0, checkpoint), Err(HnmError::InvalidArgument { argument: "steps", .. })));
+        assert_eq!(p.zeta_grid(2.0, usize::MAX, checkpoint).unwrap_err(), HnmError::TooLarge { what: "the profile points `steps` asks for" });
+    }
+
+    #[test]
+    fn an_interrupt_stops_a_long_profile() {
+        use std::time::{Duration, Instant};
+        struct After(Instant);
+        impl crate::Interrupt for After {
+            fn requested(&self) -> bool {
+                self.0.elapsed() >= Duration::from_millis(50)
+            }
+        }
+        // 10^4 groups and 10^5 points a side: minutes of work, stopped within the interval.
+        let groups = 10_000;
+        let means: Vec<f64> = (0..groups).map(|j| (j % 13) as f64 * 0.1).collect();
+        let s = GroupStats::new(vec![5.0; groups], means, vec![4.0; groups]).unwrap();
+        let f = fit(&s, Criterion::Ml).unwrap();
+        let interrupt = After(Instant::now());
+        let result = Profile::new(&s, &f, ProfileParameter::Sigma).zeta_grid(2.0, 100_000, &mut Checkpoint::new(&interrupt));
+        let took = interrupt.0.elapsed();
+        assert_eq!(result.unwrap_err(), HnmError::Interrupted);
+        assert!(took < Duration::from_millis(50) + 2 * Checkpoint::INTERVAL + Duration::from_millis(50), "{took:?}");
     }
 }

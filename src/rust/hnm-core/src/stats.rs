@@ -14,6 +14,7 @@
 //! changing this layout.
 
 use crate::error::{HnmError, Result};
+use crate::interrupt::Checkpoint;
 use crate::pass::{accumulate, LevelCodes, Response};
 
 /// Per-group sufficient statistics: counts, means and within-group sums of squares.
@@ -114,12 +115,14 @@ impl GroupStats {
     ///
     /// # Errors
     /// `LengthMismatch` when `y` and `codes` differ in length; `NotFinite` for an infinite
-    /// or NaN (other than `NA`) y; `GroupCodeOutOfRange` for a code outside `1..=n_groups`.
+    /// or NaN (other than `NA`) y; `GroupCodeOutOfRange` for a code outside `1..=n_groups`;
+    /// `Interrupted` when `checkpoint` reports a user interrupt.
     ///
     /// # Example
     /// ```
-    /// use hnm_core::{GroupStats, NA_REAL};
-    /// let pass = GroupStats::from_data(&[1.0, 3.0, 10.0, NA_REAL], [1, 1, 2, 2].into_iter(), 2).unwrap();
+    /// use hnm_core::{Checkpoint, GroupStats, Never, NA_REAL};
+    /// let mut checkpoint = Checkpoint::new(&Never);
+    /// let pass = GroupStats::from_data(&[1.0, 3.0, 10.0, NA_REAL], [1, 1, 2, 2].into_iter(), 2, &mut checkpoint).unwrap();
     /// assert_eq!(pass.stats.means(), vec![2.0, 10.0]);
     /// assert_eq!(pass.stats.ssw(), &[2.0, 0.0]);
     /// assert_eq!(pass.dropped, 1);
@@ -128,9 +131,10 @@ impl GroupStats {
         y: &[Y],
         codes: impl ExactSizeIterator<Item = i32> + Clone,
         n_groups: usize,
+        checkpoint: &mut Checkpoint<'_>,
     ) -> Result<DataPass> {
         let mut groups = LevelCodes::new(n_groups);
-        let dropped = accumulate(y, codes, &mut groups)?;
+        let dropped = accumulate(y, codes, &mut groups, checkpoint)?;
         Ok(DataPass { stats: groups.into_stats(), dropped })
     }
 
@@ -244,7 +248,7 @@ mod tests {
         // Two-pass reference by hand: deviations 0.1, 0.2, 0.3 about 1e12 + 0.2 give SSW 0.02
         // up to the representation error of 1e12 + 0.1 (ulp 1.2e-4).
         let y = [1e12 + 0.1, 1e12 + 0.2, 1e12 + 0.3];
-        let pass = GroupStats::from_data(&y, [1, 1, 1].into_iter(), 1).unwrap();
+        let pass = GroupStats::from_data(&y, [1, 1, 1].into_iter(), 1, &mut crate::Checkpoint::new(&crate::Never)).unwrap();
         let exact: f64 = {
             let m = (y[0] - 1e12 + y[1] - 1e12 + y[2] - 1e12) / 3.0;
             y.iter().map(|v| (v - 1e12 - m).powi(2)).sum()

@@ -13,8 +13,8 @@ fn balanced_refits_equal_the_closed_forms() {
     let replicates: [[f64; 5]; 3] = [[0.3, 2.1, -1.4, 0.9, 3.3], [10.0, 12.5, 9.1, 11.7, 10.4], [0.0, 0.1, -0.1, 0.05, 0.0]];
     let ssw_totals = [42.0, 17.5, 60.0];
     let means: Vec<f64> = (0..m).flat_map(|j| replicates.iter().map(move |r| r[j])).collect();
-    let ml = refit_replicates(&template, &means, &ssw_totals, Criterion::Ml, 2).unwrap();
-    let reml = refit_replicates(&template, &means, &ssw_totals, Criterion::Reml, 1).unwrap();
+    let ml = refit_replicates(&template, &means, &ssw_totals, Criterion::Ml, 2, &hnm_core::Never).unwrap();
+    let reml = refit_replicates(&template, &means, &ssw_totals, Criterion::Reml, 1, &hnm_core::Never).unwrap();
     for (r, row) in replicates.iter().enumerate() {
         let grand = row.iter().sum::<f64>() / m as f64;
         let msg = n * row.iter().map(|y| (y - grand).powi(2)).sum::<f64>() / (m as f64 - 1.0);

@@ -20,7 +20,7 @@ struct Design {
 
 impl Design {
     fn stats(&self) -> GroupStats {
-        GroupStats::from_data(&self.y, self.codes.iter().copied(), self.n_groups).expect("valid design").stats
+        GroupStats::from_data(&self.y, self.codes.iter().copied(), self.n_groups, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).expect("valid design").stats
     }
 
     fn groups(&self) -> Vec<Vec<f64>> {

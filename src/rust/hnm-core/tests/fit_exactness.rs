@@ -61,7 +61,7 @@ fn library_stats(groups: &[Vec<f64>]) -> GroupStats {
             }
         }
     }
-    GroupStats::from_data(&y, codes.iter().copied(), groups.len()).expect("valid data").stats
+    GroupStats::from_data(&y, codes.iter().copied(), groups.len(), &mut hnm_core::Checkpoint::new(&hnm_core::Never)).expect("valid data").stats
 }
 
 /// Group summaries by the corrected two-pass algorithm, in deviations from the first
@@ -266,7 +266,7 @@ fn any_warm_start_reaches_the_closed_forms() {
         ];
         for (criterion, tau2) in closed {
             for start in starts {
-                let fitted = fit_from(&library_stats(&groups), criterion, start).unwrap();
+                let fitted = fit_from(&library_stats(&groups), criterion, start, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap();
                 assert_close(&format!("{criterion:?} sigma2 from {start:?}"), fitted.params.sigma2, data.mse(), 1e-10);
                 assert_close(&format!("{criterion:?} tau2 from {start:?}"), fitted.params.tau2, tau2, 1e-10);
             }
@@ -274,7 +274,7 @@ fn any_warm_start_reaches_the_closed_forms() {
     }
     for criterion in [Criterion::Ml, Criterion::Reml] {
         for start in starts {
-            let fitted = fit_from(&library_stats(&owned(&DYESTUFF2)), criterion, start).unwrap();
+            let fitted = fit_from(&library_stats(&owned(&DYESTUFF2)), criterion, start, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap();
             assert_eq!(fitted.params.tau2, 0.0, "Dyestuff2 {criterion:?} from {start:?}");
         }
     }

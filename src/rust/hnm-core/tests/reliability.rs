@@ -69,7 +69,7 @@ fn smls_sums_of_squares_equal_integer_arithmetic_on_the_stored_values() {
     for base in ["1", "1000000", "1000000000000"] {
         for replicates in [21, 201, 2001] {
             let (y, codes) = smls(base, replicates);
-            let stats = GroupStats::from_data(&y, codes.iter().copied(), 9).unwrap().stats;
+            let stats = GroupStats::from_data(&y, codes.iter().copied(), 9, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap().stats;
             let (ssw, ssb) = exact_sums_of_squares(&y, &codes, 9);
             let anova = Anova::new(&stats).unwrap();
             let n_obs = y.len() as f64;
@@ -104,7 +104,7 @@ fn grid_design() -> impl Strategy<Value = (Vec<f64>, Vec<i32>, usize)> {
 }
 
 fn stats_of(y: &[f64], codes: &[i32], m: usize) -> GroupStats {
-    GroupStats::from_data(y, codes.iter().copied(), m).unwrap().stats
+    GroupStats::from_data(y, codes.iter().copied(), m, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap().stats
 }
 
 fn close(a: f64, b: f64, tolerance: f64) -> bool {
@@ -205,6 +205,44 @@ proptest! {
                 let size = y.len() as f64 / (units[k] * units[l]);
                 prop_assert!((fd2 - h[k][l]).abs() <= 1e-5 * size.max(h[k][l].abs()), "c {c}: H{k}{l} {fd2} vs {}", h[k][l]);
             }
+        }
+    }
+}
+
+/// Asks to stop at every question: with a checkpoint older than its interval, the first
+/// clock reading of a long loop must end it with `Interrupted`.
+struct Always;
+
+impl hnm_core::Interrupt for Always {
+    fn requested(&self) -> bool {
+        true
+    }
+}
+
+fn stale_checkpoint(interrupt: &dyn hnm_core::Interrupt) -> hnm_core::Checkpoint<'_> {
+    let checkpoint = hnm_core::Checkpoint::new(interrupt);
+    std::thread::sleep(hnm_core::Checkpoint::INTERVAL);
+    checkpoint
+}
+
+#[test]
+fn data_pass_fit_and_profile_stop_when_interrupted() {
+    use hnm_core::{fit_from, HnmError, Profile, ProfileParameter};
+    let groups = 5000;
+    let codes: Vec<i32> = (0..4 * groups as i32).map(|i| i % groups as i32 + 1).collect();
+    let y: Vec<f64> = codes.iter().enumerate().map(|(i, &c)| f64::from(c % 7) + (i % 3) as f64).collect();
+    let err = GroupStats::from_data(&y, codes.iter().copied(), groups, &mut stale_checkpoint(&Always)).unwrap_err();
+    assert_eq!(err, HnmError::Interrupted);
+    let s = GroupStats::from_data(&y, codes.iter().copied(), groups, &mut hnm_core::Checkpoint::new(&hnm_core::Never))
+        .unwrap()
+        .stats;
+    for criterion in [Criterion::Ml, Criterion::Reml] {
+        assert_eq!(fit_from(&s, criterion, None, &mut stale_checkpoint(&Always)).unwrap_err(), HnmError::Interrupted);
+        let f = fit(&s, criterion).unwrap();
+        for parameter in [ProfileParameter::Tau, ProfileParameter::Sigma, ProfileParameter::Mu] {
+            let profile = Profile::new(&s, &f, parameter);
+            assert_eq!(profile.interval(1.96, &mut stale_checkpoint(&Always)).unwrap_err(), HnmError::Interrupted);
+            assert_eq!(profile.at(profile.estimate(), &mut stale_checkpoint(&Always)).unwrap_err(), HnmError::Interrupted);
         }
     }
 }

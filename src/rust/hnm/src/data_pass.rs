@@ -1,18 +1,19 @@
 //! Glue for the data pass: reads R's response and group vectors in place (no copy, no
 //! model frame) and hands them to hnm-core's one-pass aggregation.
 //!
-//! A factor's integer codes index its levels directly. Integer, logical and double groups
+//! ALTREP vectors are expanded first (see [`crate::expanded`]), so reading them as slices
+//! allocates nothing. A factor's integer codes index its levels directly. Integer, logical and double groups
 //! are hashed by value; character groups by the address of each string, which R's global
 //! CHARSXP cache makes unique per (string, encoding), so each string is never read.
 
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    accumulate, dense_integer_range, double_key, integer_key, DataPass, GroupStats, HnmError, KeyTable, Response,
-    DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
+    accumulate, dense_integer_range, double_key, integer_key, Checkpoint, DataPass, GroupStats, HnmError, KeyTable,
+    Response, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
-use crate::{core_error, error_message};
+use crate::{core_error, error_message, expanded, RInterrupt};
 
 /// A pass's statistics; for hashed groups the 0-based first row of each group, for
 /// directly indexed integers the value of code 0 (group j holds the value offset + j).
@@ -31,6 +32,11 @@ struct Output {
 /// @noRd
 #[extendr]
 fn rs_data_pass(y: Robj, g: Robj, response: &str, group: &str) -> Robj {
+    for (x, name) in [(&y, format!("the response `{response}`")), (&g, format!("the grouping variable `{group}`"))] {
+        if !expanded(x) {
+            return error_message(format!("{name} could not be expanded into memory (see R's message above)."), "too_large");
+        }
+    }
     let result = match (y.as_real_slice(), y.as_integer_slice()) {
         (Some(values), _) => pass_over(values, &g),
         (None, Some(values)) => pass_over(values, &g),
@@ -58,14 +64,16 @@ fn data_error(error: HnmError, y: &Robj, response: &str, group: &str) -> Robj {
         "g" => format!("the grouping variable `{group}`"),
         other => format!("`{other}`"),
     };
+    let kind = error.kind();
     match error {
         HnmError::NotFinite { argument: "y", index } => not_finite_response(y, response, index),
-        HnmError::InvalidArgument { argument, reason } => error_message(format!("{} {reason}.", name(argument))),
-        HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => error_message(format!(
-            "{} has group code {code} at row {}, outside 1..{n_groups}.",
-            name(argument),
-            index + 1
-        )),
+        HnmError::InvalidArgument { argument, reason } => {
+            error_message(format!("{} {reason}.", name(argument)), kind)
+        }
+        HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => error_message(
+            format!("{} has group code {code} at row {}, outside 1..{n_groups}.", name(argument), index + 1),
+            kind,
+        ),
         error => core_error(error),
     }
 }
@@ -106,12 +114,13 @@ fn coded<Y: Response>(
     n_levels: usize,
     offset: Option<f64>,
 ) -> hnm_core::Result<Output> {
-    Ok(Output { pass: GroupStats::from_data(y, codes, n_levels)?, first_rows: None, offset })
+    let pass = GroupStats::from_data(y, codes, n_levels, &mut Checkpoint::new(&RInterrupt))?;
+    Ok(Output { pass, first_rows: None, offset })
 }
 
 fn hashed<Y: Response>(y: &[Y], keys: impl ExactSizeIterator<Item = u64> + Clone, missing: u64) -> hnm_core::Result<Output> {
     let mut table = KeyTable::new(missing);
-    let dropped = accumulate(y, keys, &mut table)?;
+    let dropped = accumulate(y, keys, &mut table, &mut Checkpoint::new(&RInterrupt))?;
     let groups = table.into_groups();
     Ok(Output { pass: DataPass { stats: groups.stats, dropped }, first_rows: Some(groups.first_rows), offset: None })
 }
@@ -120,10 +129,10 @@ fn hashed<Y: Response>(y: &[Y], keys: impl ExactSizeIterator<Item = u64> + Clone
 fn not_finite_response(y: &Robj, response: &str, index: usize) -> Robj {
     let value = y.as_real_slice().and_then(|v| v.get(index)).map_or("NaN".to_string(), |v| format!("{v}"));
     let value = value.replace("inf", "Inf");
-    error_message(format!(
-        "the response `{response}` must be finite (or NA), but row {} is {value}.",
-        index + 1
-    ))
+    error_message(
+        format!("the response `{response}` must be finite (or NA), but row {} is {value}.", index + 1),
+        "not_finite",
+    )
 }
 
 extendr_module! {

@@ -2,9 +2,9 @@
 //! parametric-bootstrap refits. Conversions only; the statistics live in hnm-core.
 
 use extendr_api::prelude::*;
-use hnm_core::{Fit, GroupStats, Profile, ProfileParameter, Unit};
+use hnm_core::{with_capacity, Checkpoint, Fit, GroupStats, Profile, ProfileParameter, Unit};
 
-use crate::{criterion, respond, stats_from};
+use crate::{criterion, respond, stats_from, RInterrupt};
 
 const PARAMETERS: [ProfileParameter; 3] = [ProfileParameter::Tau, ProfileParameter::Sigma, ProfileParameter::Mu];
 
@@ -18,10 +18,10 @@ struct InUnit {
 }
 
 impl InUnit {
-    fn new(s: &GroupStats, reml: bool) -> hnm_core::Result<InUnit> {
+    fn new(s: &GroupStats, reml: bool, checkpoint: &mut Checkpoint) -> hnm_core::Result<InUnit> {
         let unit = Unit::of_data(s);
         let stats = unit.scale(s)?;
-        let fit = hnm_core::fit(&stats, criterion(reml))?;
+        let fit = hnm_core::fit_from(&stats, criterion(reml), None, checkpoint)?;
         Ok(InUnit { unit, center: s.center(), stats, fit })
     }
 
@@ -45,10 +45,11 @@ impl InUnit {
 #[extendr]
 fn rs_profile_ci(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, z: f64) -> Robj {
     let result = stats_from(center, n, mean, ss).and_then(|s| {
-        let in_unit = InUnit::new(&s, reml)?;
+        let checkpoint = &mut Checkpoint::new(&RInterrupt);
+        let in_unit = InUnit::new(&s, reml, checkpoint)?;
         let mut limits = Vec::with_capacity(6);
         for parameter in PARAMETERS {
-            let (lower, upper) = in_unit.profile(parameter).interval(z)?;
+            let (lower, upper) = in_unit.profile(parameter).interval(z, checkpoint).map_err(|e| e.renamed("z", "level"))?;
             let to_data = |x| if parameter == ProfileParameter::Mu { in_unit.location(x) } else { in_unit.scale(x) };
             limits.extend([to_data(lower), to_data(upper)]);
         }
@@ -57,16 +58,20 @@ fn rs_profile_ci(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, z
     respond(result, Robj::from)
 }
 
-/// The profiles of τ, σ and μ at ζ = −zeta_max..zeta_max in `steps` steps a side: for each
-/// point the parameter index (1 τ, 2 σ, 3 μ), ζ, and τ, σ, μ at the inner optimum.
+/// The profiles of the parameters `which` (1 τ, 2 σ, 3 μ) at ζ = −zeta_max..zeta_max in
+/// `steps` steps a side: for each point the parameter index, ζ, and τ, σ, μ at the inner optimum.
 /// @noRd
 #[extendr]
-fn rs_profile(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, zeta_max: f64, steps: i32) -> Robj {
+#[allow(clippy::too_many_arguments)]
+fn rs_profile(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, zeta_max: f64, steps: i32, which: &[i32]) -> Robj {
     let result = stats_from(center, n, mean, ss).and_then(|s| {
-        let in_unit = InUnit::new(&s, reml)?;
-        let mut rows = Vec::new();
-        for (index, parameter) in PARAMETERS.into_iter().enumerate() {
-            let grid = in_unit.profile(parameter).zeta_grid(zeta_max, steps.max(0) as usize)?;
+        let checkpoint = &mut Checkpoint::new(&RInterrupt);
+        let in_unit = InUnit::new(&s, reml, checkpoint)?;
+        let steps = usize::try_from(steps).unwrap_or(0);
+        let what = "the profile points `steps` asks for";
+        let mut rows = with_capacity(which.len().saturating_mul(steps.saturating_mul(2).saturating_add(1)), what)?;
+        for (index, parameter) in PARAMETERS.into_iter().enumerate().filter(|(i, _)| which.contains(&(*i as i32 + 1))) {
+            let grid = in_unit.profile(parameter).zeta_grid(zeta_max, steps, checkpoint).map_err(|e| e.renamed("zeta_max", "alphamax"))?;
             rows.extend(grid.into_iter().map(|point| (index as i32 + 1, point)));
         }
         Ok((in_unit, rows))
@@ -91,9 +96,9 @@ fn rs_profile(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, zeta
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_bootstrap(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, means: &[f64], ssw_totals: &[f64], threads: i32) -> Robj {
-    let threads = threads.max(1) as usize;
+    let threads = usize::try_from(threads).unwrap_or(1);
     let result = stats_from(center, n, mean, ss)
-        .and_then(|s| hnm_core::refit_replicates(&s, means, ssw_totals, criterion(reml), threads));
+        .and_then(|s| hnm_core::refit_replicates(&s, means, ssw_totals, criterion(reml), threads, &RInterrupt));
     respond(result, |refits| {
         let column = |get: fn(&hnm_core::Params) -> f64| {
             refits.iter().map(|r| r.as_ref().map_or(Rfloat::na(), |p| Rfloat::from(get(p)))).collect::<Doubles>()

@@ -1,25 +1,30 @@
 //! extendr glue: converts R arguments to hnm-core calls and results back to R lists.
 //!
-//! No statistics live here. Core errors are returned as a one-element list named
-//! `hnm_core_error` holding the message, which the R side re-raises as a classed
-//! condition: expected failures never unwind through R, and users never see a panic.
+//! No statistics live here. Core errors are returned as a list `hnm_core_error` (the
+//! message) and `kind` (`HnmError::kind`), which the R side re-raises as a condition of
+//! class `hnm_error_<kind>` and `hnm_error` (an interrupt as R's `interrupt`): expected
+//! failures never unwind through R, and users never see a panic.
 
 use extendr_api::prelude::*;
-use hnm_core::{Criterion, GroupStats, HnmError, Params};
+use hnm_core::{Checkpoint, Criterion, GroupStats, HnmError, Params};
 
 mod anova_fit;
 mod data_pass;
 mod inference;
 mod model;
+mod r_toplevel;
+
+pub(crate) use r_toplevel::{expanded, RInterrupt};
 
 /// A core error as an R object the R wrapper turns into an `hnm_error` condition.
 pub(crate) fn core_error(error: HnmError) -> Robj {
-    error_message(error.to_string())
+    error_message(error.to_string(), error.kind())
 }
 
-/// An error message (a sentence) as an R object the R wrapper turns into an `hnm_error`.
-pub(crate) fn error_message(message: String) -> Robj {
-    list!(hnm_core_error = message).into()
+/// An error message (a sentence) and its kind as an R object the R wrapper turns into a
+/// condition of class `hnm_error_<kind>`.
+pub(crate) fn error_message(message: String, kind: &str) -> Robj {
+    list!(hnm_core_error = message, kind = kind).into()
 }
 
 /// Runs a core computation and converts its result or error for R.
@@ -30,9 +35,14 @@ pub(crate) fn respond<T>(result: hnm_core::Result<T>, to_r: impl FnOnce(T) -> Ro
     }
 }
 
-/// Group statistics as R holds them: means relative to `center` (see `GroupStats::centered`).
+/// Group statistics as R holds them in a fit, `fit$stats` (means relative to `center`, see
+/// `GroupStats::centered`); errors name the fit's columns.
 pub(crate) fn stats_from(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> hnm_core::Result<GroupStats> {
-    GroupStats::centered(center, n.to_vec(), mean.to_vec(), ss.to_vec())
+    GroupStats::centered(center, n.to_vec(), mean.to_vec(), ss.to_vec()).map_err(|e| {
+        [("center", "fit$stats$center"), ("n", "fit$stats$n"), ("mean", "fit$stats$mean"), ("ss", "fit$stats$ss")]
+            .into_iter()
+            .fold(e, |e, (from, to)| e.renamed(from, to))
+    })
 }
 
 /// REML when `reml` is true, ML otherwise (R's `REML` argument).
@@ -53,7 +63,13 @@ pub(crate) fn flatten(m: [[f64; 3]; 3]) -> Vec<f64> {
 /// @noRd
 #[extendr]
 fn rs_neg_log_lik(par: &[f64], center: f64, n: &[f64], mean: &[f64], ss: &[f64], what: i32) -> Robj {
-    let result = stats_from(center, n, mean, ss).and_then(|s| Params::from_slice(par, "mus2t2").map(|p| (s, p)));
+    let result = stats_from(center, n, mean, ss)
+        .and_then(|s| Params::from_slice(par, "mus2t2").map(|p| (s, p)))
+        .and_then(|(s, p)| match what {
+            0 => Ok((s, p)),
+            _ if p.in_space() => Ok((s, p)),
+            _ => Err(HnmError::OutsideParameterSpace { argument: "mus2t2" }),
+        });
     respond(result, |(s, p)| match what {
         0 => Robj::from(hnm_core::neg_log_lik(&s, &p)),
         1 => Robj::from(hnm_core::gradient(&s, &p).to_vec()),
@@ -93,7 +109,8 @@ impl Estimates {
 /// @noRd
 #[extendr]
 fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj {
-    let result = stats_from(center, n, mean, ss).and_then(|s| hnm_core::fit(&s, criterion(reml)));
+    let result = stats_from(center, n, mean, ss)
+        .and_then(|s| hnm_core::fit_from(&s, criterion(reml), None, &mut Checkpoint::new(&RInterrupt)));
     respond(result, |f| {
         let c = f.convergence;
         let estimates = Estimates {
@@ -106,6 +123,7 @@ fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj 
         };
         estimates.into_list(vec![
             ("std_errors", f.standard_errors().to_vec().into()),
+            ("information", f.information.name().into()),
             ("unit", f.unit.value().into()),
             ("brent_iterations", (c.brent_iterations as f64).into()),
             ("newton_iterations", (c.newton_iterations as f64).into()),

@@ -5,11 +5,11 @@
 
 use extendr_api::prelude::*;
 use hnm_core::{
-    fingerprint, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit, Never, RandomEffects,
+    fingerprint, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit, RandomEffects,
     Structure, Term,
 };
 
-use crate::{core_error, criterion, error_message};
+use crate::{core_error, criterion, error_message, expanded, RInterrupt};
 
 /// The message of an R call on a model that has no fit yet (cannot happen through hnm_fit).
 const NOT_FITTED: &str = "the model has not been fitted.";
@@ -26,6 +26,9 @@ pub struct Model {
 fn columns(list: &[Robj]) -> std::result::Result<Vec<Column<'_>>, String> {
     let mut out = Vec::new();
     for (i, object) in list.iter().enumerate() {
+        if !expanded(object) {
+            return Err(format!("model variable {} could not be expanded into memory (see R's message above).", i + 1));
+        }
         let rows = match object.dim() {
             Some(dim) if dim.len() == 2 => dim.elt(0).0.max(0) as usize,
             _ => object.len(),
@@ -69,11 +72,10 @@ fn structure(response: i32, fixed: &[i32], random: &[i32], blocks: &[i32]) -> St
 fn model_error(error: HnmError, names: &[String]) -> Robj {
     let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| format!("column {}", c + 1));
     match error {
-        HnmError::ColumnNotFinite { column, row } => error_message(format!(
-            "`{}` must be finite (or NA), but row {} is infinite or NaN.",
-            name(column),
-            row + 1
-        )),
+        HnmError::ColumnNotFinite { column, row } => error_message(
+            format!("`{}` must be finite (or NA), but row {} is infinite or NaN.", name(column), row + 1),
+            "not_finite",
+        ),
         error => core_error(error),
     }
 }
@@ -81,7 +83,7 @@ fn model_error(error: HnmError, names: &[String]) -> Robj {
 fn model_of_mut(ptr: &mut Robj) -> std::result::Result<&mut Model, Robj> {
     <&mut ExternalPtr<Model>>::try_from(ptr)
         .map(|p| p.addr_mut())
-        .map_err(|_| error_message("the fit's model is no longer in memory; rebuild it with the fit's fields.".into()))
+        .map_err(|_| error_message("the fit's model is no longer in memory; rebuild it with the fit's fields.".into(), "invalid_argument"))
 }
 
 /// TRUE when `ptr` holds a model (FALSE after `readRDS`, which restores pointers as NULL).
@@ -100,9 +102,9 @@ fn rs_lmm_build(columns_list: List, codes: &[i32], n_groups: i32, response: i32,
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
         Ok(c) => c,
-        Err(message) => return error_message(message),
+        Err(message) => return error_message(message, "invalid_argument"),
     };
-    let mut checkpoint = Checkpoint::new(&Never);
+    let mut checkpoint = Checkpoint::new(&RInterrupt);
     let pass = match CrossProducts::from_columns(&columns, codes.iter().copied(), n_groups.max(0) as usize, &mut checkpoint) {
         Ok(pass) => pass,
         Err(error) => return model_error(error, &names),
@@ -158,7 +160,7 @@ fn rs_lmm_fit(mut ptr: Robj, reml: bool, start: Robj, keep: bool) -> Robj {
         Err(e) => return e,
     };
     let start = start.as_real_slice();
-    match model.model.fit(criterion(reml), start, &mut Checkpoint::new(&Never)) {
+    match model.model.fit(criterion(reml), start, &mut Checkpoint::new(&RInterrupt)) {
         Ok(fit) => {
             let out = fit_fields(&fit);
             if keep {
@@ -191,7 +193,7 @@ fn fit_fields(f: &LmmFit) -> Robj {
 
 /// The fitted model's random effects, computed on first use and kept.
 fn random_effects(model: &mut Model) -> std::result::Result<(&LmmFit, &RandomEffects), Robj> {
-    let fit = model.fit.as_ref().ok_or_else(|| error_message(NOT_FITTED.into()))?;
+    let fit = model.fit.as_ref().ok_or_else(|| error_message(NOT_FITTED.into(), "invalid_argument"))?;
     if model.random_effects.is_none() {
         model.random_effects = Some(model.model.random_effects(fit).map_err(core_error)?);
     }
@@ -223,7 +225,7 @@ fn rs_lmm_fitted(mut ptr: Robj, columns_list: List, codes: &[i32], random: bool,
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
         Ok(c) => c,
-        Err(message) => return error_message(message),
+        Err(message) => return error_message(message, "invalid_argument"),
     };
     let model = match model_of_mut(&mut ptr) {
         Ok(m) => m,
@@ -236,14 +238,14 @@ fn rs_lmm_fitted(mut ptr: Robj, columns_list: List, codes: &[i32], random: bool,
         }
     }
     let Some(fit) = model.fit.as_ref() else {
-        return error_message(NOT_FITTED.into());
+        return error_message(NOT_FITTED.into(), "invalid_argument");
     };
     let random_effects = match (random, &given) {
         (false, _) => None,
         (true, Some(g)) => Some(g),
         (true, None) => model.random_effects.as_ref(),
     };
-    match model.model.fitted_values(fit, random_effects, &columns, codes, &mut Checkpoint::new(&Never)) {
+    match model.model.fitted_values(fit, random_effects, &columns, codes, &mut Checkpoint::new(&RInterrupt)) {
         Ok(values) => values.into_iter().map(|v| if v.is_nan() { Rfloat::na() } else { Rfloat::from(v) }).collect::<Doubles>().into(),
         Err(error) => core_error(error),
     }
@@ -258,7 +260,7 @@ fn rs_lmm_criterion(mut ptr: Robj, reml: bool) -> Robj {
         Err(e) => return e,
     };
     let Some(fit) = model.fit.as_ref() else {
-        return error_message(NOT_FITTED.into());
+        return error_message(NOT_FITTED.into(), "invalid_argument");
     };
     match model.model.criterion_in_data_units(criterion(reml), &fit.internal_theta) {
         Ok(value) => Robj::from(value),
@@ -274,9 +276,9 @@ fn rs_lmm_fingerprint(columns_list: List, codes: &[i32]) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
         Ok(c) => c,
-        Err(message) => return error_message(message),
+        Err(message) => return error_message(message, "invalid_argument"),
     };
-    match fingerprint(&columns, codes, &mut Checkpoint::new(&Never)) {
+    match fingerprint(&columns, codes, &mut Checkpoint::new(&RInterrupt)) {
         Ok(hash) => Robj::from(format!("{hash:016x}")),
         Err(error) => core_error(error),
     }
