@@ -97,9 +97,11 @@ new_hnm_lmm <- function(estimates, built, design, formula, parsed, call, method)
     stats = built$stats,
     spec = list(response = design$response, fixed = design$fixed, random = design$random,
                 blocks = design$blocks),
-    # The rows: columns by reference (or owned when computed), their fingerprint, the offset.
-    rows = list(variables = design$variables, codes = design$codes, names = design$names,
-                fingerprint = built$fingerprint, offset = design$offset),
+    # The rows: columns by reference (or owned when computed), their fingerprint, the offset;
+    # NULL for a fit from statistics.
+    rows = if (!is.null(design$variables)) list(variables = design$variables,
+      codes = design$codes, names = design$names, fingerprint = built$fingerprint,
+      offset = design$offset),
     core = list2env(list(model = built$model))
   ), class = c("hnm_lmm", "hnm_fit"))
 }
@@ -128,15 +130,53 @@ lmm_model <- function(object) {
   model <- rust_result(rs_lmm_restore(s$pilot, s$n, s$means, s$comoments, spec$response,
                                       spec$fixed, spec$random, spec$blocks,
                                       object$method == "REML",
-                                      object$convergence$internal_theta))
+                                      object$convergence$internal_theta))$model
   if (is.environment(core)) assign("model", model, envir = core)
   model
+}
+
+# The general model fitted from per-group statistics of its variables (a statistics table, or
+# what a database computed) instead of rows: `statistics` holds `names` (the variables,
+# response first), `pilot` (k values subtracted before averaging; 0 is fine), `n`, `means`
+# (groups x k, about the pilot), `comoments` (groups x k(k+1)/2 centred co-moments, each
+# group's lower triangle by rows: W[1,1], W[2,1], W[2,2], ...), `levels` (group labels), and
+# the design by variable names: `fixed` (X's columns, "(Intercept)" for the intercept) and
+# `random` (a list of Z's columns per term). Row-level methods then stop with `hnm_no_rows`.
+lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
+  index <- function(names) {
+    i <- match(names, statistics$names)
+    i[names == "(Intercept)"] <- 0L
+    if (anyNA(i)) {
+      hnm_abort(sprintf("the statistics lack the model column(s) %s.",
+                        paste(names[is.na(i)], collapse = ", ")), call = call)
+    }
+    as.integer(i)
+  }
+  design <- list(response = 1L, fixed = index(statistics$fixed), fixed_names = statistics$fixed,
+                 random = index(unlist(statistics$random)), blocks = lengths(statistics$random),
+                 random_names = statistics$random, levels = statistics$levels,
+                 response_name = statistics$names[1L], group_name = parsed$group_name,
+                 xlev = statistics$xlev, contrasts = statistics$contrasts, terms = statistics$terms)
+  stats <- list(pilot = as.double(statistics$pilot), n = as.double(statistics$n),
+                means = as.double(t(statistics$means)), comoments = as.double(t(statistics$comoments)))
+  built <- rust_result(rs_lmm_restore(stats$pilot, stats$n, stats$means, stats$comoments,
+                                      design$response, design$fixed, design$random,
+                                      design$blocks, method == "REML", NULL), call = call)
+  report_dropped_columns(design$fixed_names, built$kept)
+  estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
+  built <- c(built, list(stats = stats, dropped = 0))
+  new_hnm_lmm(estimates, built, design, formula, parsed, call, method)
 }
 
 # The rows of the fit, checked to be those the fit was made from: columns kept by reference
 # may have been changed in place since (data.table's `:=` or set()).
 lmm_rows <- function(object, what) {
   rows <- object$rows
+  if (is.null(rows)) {
+    hnm_abort(sprintf(paste("%s needs the data rows, but this fit was made from group",
+                            "statistics; refit from the data to get it."), what),
+              class = "hnm_no_rows")
+  }
   now <- rust_result(rs_lmm_fingerprint(rows$variables, rows$codes))
   if (!identical(now, rows$fingerprint)) {
     hnm_abort(sprintf(paste("%s needs the data the fit was made from, but they have been",

@@ -134,17 +134,27 @@ fn stats_fields(s: &CrossProducts) -> Robj {
     list!(pilot = s.pilot().to_vec(), n = s.n().to_vec(), means = s.means().to_vec(), comoments = s.comoments().to_vec()).into()
 }
 
-/// The model rebuilt from `rs_lmm_build`'s plain fields, with its fit at `internal_theta`
-/// (no search: the saved fit is the fit).
+/// The model of per-group statistics given in `rs_lmm_build`'s plain fields (a saved fit's,
+/// or a statistics table's such as a database computed): the pointer, with the fit at
+/// `internal_theta` when that is numeric (a saved fit; no search), unfitted otherwise.
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
-fn rs_lmm_restore(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, internal_theta: &[f64]) -> Robj {
+fn rs_lmm_restore(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, internal_theta: Robj) -> Robj {
     let result = CrossProducts::new(pilot.to_vec(), n.to_vec(), means.to_vec(), comoments.to_vec())
         .and_then(|stats| LinearMixedModel::new(&stats, structure(response, fixed, random, blocks)))
-        .and_then(|model| model.fit_at(criterion(reml), internal_theta).map(|fit| (model, fit)));
+        .and_then(|model| match internal_theta.as_real_slice() {
+            Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (model, Some(fit))),
+            None => Ok((model, None)),
+        });
     match result {
-        Ok((model, fit)) => ExternalPtr::new(Model { model, fit: Some(fit), random_effects: None }).into(),
+        Ok((model, fit)) => {
+            let kept: Vec<i32> = model.kept_fixed().iter().map(|&f| f as i32 + 1).collect();
+            let groups: Vec<i32> = model.group_index().iter().map(|&g| g as i32 + 1).collect();
+            let lower = model.lower().to_vec();
+            let ptr = ExternalPtr::new(Model { model, fit, random_effects: None });
+            list!(model = ptr, kept = kept, groups = groups, lower = lower).into()
+        }
         Err(error) => core_error(error),
     }
 }
