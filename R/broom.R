@@ -43,8 +43,8 @@
 #' @param conf.level Confidence level of the intervals.
 #' @param conf.method `"Wald"` (default), `"profile"` or `"boot"`, as `method` of
 #'   [confint.hnm_fit()].
-#' @param data For `augment`: `NULL` for a data frame of the response and group of the rows
-#'   used in the fit, or the data the model was fitted to (one row per row given to
+#' @param data For `augment`: `NULL` for the model frame (the response, covariates and group
+#'   of the rows used in the fit), or the data the model was fitted to (one row per row given to
 #'   `hnm_fit`; rows dropped for `NA` get `NA`).
 #' @param ... For `tidy` with `conf.method = "boot"`: `nsim`, `seed` and `type` of
 #'   [confint.hnm_fit()]. Any other argument is an error (`ddf.method` and `profile` of
@@ -207,7 +207,12 @@ augment.hnm_fit <- function(x, data = NULL, ...) {
   require_rows(x, "augment()")
   keep <- complete_rows(x)
   if (is.null(data)) {
-    data <- setNames(data.frame(x$y[keep], x$g[keep]), c(x$response_name, x$group_name))
+    # The model frame (response, covariates, group) where hnm provides it, as broom.mixed.
+    data <- if (!is.null(utils::getS3method("model.frame", "hnm_fit", optional = TRUE))) {
+      as.data.frame(stats::model.frame(x))
+    } else {
+      setNames(data.frame(x$y[keep], x$g[keep]), c(x$response_name, x$group_name))
+    }
     keep <- rep(TRUE, nrow(data))
   } else if (!is.data.frame(data) || nrow(data) != length(keep)) {
     hnm_abort(sprintf("`data` must be the data frame of %d rows the model was fitted to.",

@@ -15,6 +15,9 @@ source tools/cache.sh
 site="${1:-$hnm_cache/site}"
 library="${HNM_SITE_LIB:-$hnm_cache/site-library}"
 screenshots="$site-screenshots"
+# R's, pkgdown's and Chromium's temporary files go into one directory removed at the end.
+export TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/hnm-site.XXXXXX")
+trap 'rm -rf "$TMPDIR"' EXIT
 started=$SECONDS
 phase() { echo "== site: $1 ($(( SECONDS - started )) s elapsed)"; }
 
