@@ -230,6 +230,8 @@ model_parameters.hnm_fit <- function(model, ci = 0.95, ci_method = NULL, effects
                       p = unname(2 * stats::pt(-abs(statistic), df)), Effects = "fixed",
                       Group = "", stringsAsFactors = FALSE)
   pars <- random_parameters(model)
+  # parameters lists each group's SDs before its correlations (broom.mixed interleaves them).
+  pars <- pars[order(match(pars$group, unique(pars$group)), pars$type == "cor"), , drop = FALSE]
   random <- data.frame(Parameter = parameters_labels(pars), Coefficient = pars$estimate,
                        SE = NA_real_, CI = ci, CI_low = NA_real_, CI_high = NA_real_,
                        t = NA_real_, df_error = NA_integer_, p = NA_real_, Effects = "random",
