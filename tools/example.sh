@@ -9,12 +9,9 @@ bash tools/setup.sh
 export PATH="$PATH:$HOME/.cargo/bin"
 source tools/cache.sh
 if [ -n "${HNM_LIB:-}" ]; then mkdir -p "$HNM_LIB"; export R_LIBS="$HNM_LIB${R_LIBS:+:$R_LIBS}"; fi
-if [ -e "$hnm_target_dir/release/libhnm.a" ]; then
-  echo "example.sh: installing hnm (reusing the compiled crates in $hnm_target_dir)"
-else
-  echo "example.sh: installing hnm: compiling the Rust library and its ~90 crates (about 5 minutes on 2 cores; later runs reuse $hnm_target_dir)"
-fi
+echo "example.sh: installing hnm; the first build compiles the Rust library and its ~90 crates" \
+  "(about 5 minutes on 2 cores), later builds reuse them from $hnm_target_dir"
 started=$SECONDS
-HNM_TARGET_DIR="$hnm_target_dir" R CMD INSTALL ${HNM_LIB:+-l "$HNM_LIB"} .
+HNM_TARGET_DIR="$hnm_target_dir" HNM_CARGO_HOME="$(hnm_offline_cargo_home)" R CMD INSTALL ${HNM_LIB:+-l "$HNM_LIB"} .
 echo "example.sh: installed in $((SECONDS - started)) s; fitting Dyestuff"
 Rscript -e 'library(hnm); print(summary(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)))'

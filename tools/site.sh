@@ -24,7 +24,7 @@ phase() { echo "== site: $1 ($(( SECONDS - started )) s elapsed)"; }
 if [ -z "${HNM_SITE_LIB:-}" ]; then
   phase "installing hnm into $library"
   mkdir -p "$library"
-  HNM_TARGET_DIR="$hnm_target_dir" R CMD INSTALL -l "$library" .
+  HNM_TARGET_DIR="$hnm_target_dir" HNM_CARGO_HOME="$(hnm_offline_cargo_home)" R CMD INSTALL -l "$library" .
 fi
 export R_LIBS="$library${R_LIBS:+:$R_LIBS}"
 
