@@ -105,6 +105,7 @@ compare_fits <- function(fits, names, call) {
 
 # What the comparison needs of one fit: ML deviance, npar, response summary, labels.
 describe_fit <- function(fit, name, call) {
+  if (inherits(fit, "hnm_lmm")) return(describe_lmm(fit, name, call))
   if (inherits(fit, "hnm_fit")) {
     ml <- ml_fit(fit, call)
     return(list(name = name, is_hnm = TRUE, refitted = needs_ml_refit(fit), npar = 3,

@@ -208,7 +208,7 @@ augment.hnm_fit <- function(x, data = NULL, ...) {
   keep <- complete_rows(x)
   if (is.null(data)) {
     # The model frame (response, covariates, group) where hnm provides it, as broom.mixed.
-    data <- if (!is.null(utils::getS3method("model.frame", "hnm_fit", optional = TRUE))) {
+    data <- if (has_method("model.frame", x)) {
       as.data.frame(stats::model.frame(x))
     } else {
       setNames(data.frame(x$y[keep], x$g[keep]), c(x$response_name, x$group_name))

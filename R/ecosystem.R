@@ -102,20 +102,22 @@ random_formula <- function(x) {
   stats::as.formula(call("~", formula_parts(x)$bar), env = environment(formula(x)))
 }
 
-# The N x p fixed-effects design: model.matrix(fit) where hnm provides it (the general model),
-# otherwise the one-way model's column of ones.
+# Whether hnm has a method of `generic` for the class of fit `x` (the general model's
+# class hnm_lmm has model.matrix, terms and model.frame; the one-way model's hnm_fit not).
+has_method <- function(generic, x) {
+  any(vapply(class(x), function(cl) !is.null(utils::getS3method(generic, cl, optional = TRUE)), NA))
+}
+
+# The N x p fixed-effects design: model.matrix(fit) for the general model, the one-way
+# model's column of ones otherwise.
 fixed_design <- function(x) {
-  if (!is.null(utils::getS3method("model.matrix", "hnm_fit", optional = TRUE))) {
-    return(stats::model.matrix(x))
-  }
+  if (has_method("model.matrix", x)) return(stats::model.matrix(x))
   matrix(1, nobs(x), 1L, dimnames = list(NULL, names(fixef(x))))
 }
 
 # The fixed-effects terms (as lme4's terms(fit, fixed.only = TRUE)).
 fixed_terms <- function(x) {
-  if (!is.null(utils::getS3method("terms", "hnm_fit", optional = TRUE))) {
-    return(stats::terms(x))
-  }
+  if (has_method("terms", x)) return(stats::terms(x))
   stats::terms(fixed_formula(x))
 }
 

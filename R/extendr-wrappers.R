@@ -35,3 +35,44 @@ rs_profile <- function(center, n, mean, ss, reml, zeta_max, steps) .Call(wrap__r
 #' @noRd
 rs_bootstrap <- function(center, n, mean, ss, reml, means, ssw_totals, threads) .Call(wrap__rs_bootstrap, center, n, mean, ss, reml, means, ssw_totals, threads)
 
+#' TRUE when `ptr` holds a model (FALSE after `readRDS`, which restores pointers as NULL).
+#' @noRd
+rs_lmm_valid <- function(ptr) .Call(wrap__rs_lmm_valid, ptr)
+
+#' One pass over `columns` (the model's variables) and 1-based group `codes` (`n_groups`
+#' levels), then the model of the given structure. Returns the pointer and the plain fields.
+#' @noRd
+rs_lmm_build <- function(columns_list, codes, n_groups, response, fixed, random, blocks, names) .Call(wrap__rs_lmm_build, columns_list, codes, n_groups, response, fixed, random, blocks, names)
+
+#' The model rebuilt from `rs_lmm_build`'s plain fields, with its fit at `internal_theta`
+#' (no search: the saved fit is the fit).
+#' @noRd
+rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, blocks, reml, internal_theta) .Call(wrap__rs_lmm_restore, pilot, n, means, comoments, response, fixed, random, blocks, reml, internal_theta)
+
+#' Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
+#' vector); keeps the fit in the model when `keep` (a refit by the other criterion, for
+#' anova(), does not replace the fit the R object describes).
+#' @noRd
+rs_lmm_fit <- function(ptr, reml, start, keep) .Call(wrap__rs_lmm_fit, ptr, reml, start, keep)
+
+#' The fitted model's random effects: `modes` (groups × q, by rows) and conditional
+#' covariances (q × q per group).
+#' @noRd
+rs_lmm_ranef <- function(ptr) .Call(wrap__rs_lmm_ranef, ptr)
+
+#' Fitted values of the rows of `columns_list` (the model's variables) with 1-based group
+#' `codes` (0 for a new level): with the random effects when `random`, else the population
+#' values; with `modes` (groups × q by rows, in the data's units) instead of the conditional
+#' modes when it is numeric (simulated effects). NA where a value or the group is missing.
+#' @noRd
+rs_lmm_fitted <- function(ptr, columns_list, codes, random, modes) .Call(wrap__rs_lmm_fitted, ptr, columns_list, codes, random, modes)
+
+#' The fingerprint of `columns_list` and `codes` (as `rs_lmm_build` computed it), to tell
+#' whether the data a fit refers to were changed in place.
+#' @noRd
+rs_lmm_fingerprint <- function(columns_list, codes) .Call(wrap__rs_lmm_fingerprint, columns_list, codes)
+
+#' The ML deviance (`reml = FALSE`) or REML criterion at the fit's θ, in the data's units.
+#' @noRd
+rs_lmm_criterion <- function(ptr, reml) .Call(wrap__rs_lmm_criterion, ptr, reml)
+

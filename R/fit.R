@@ -20,8 +20,12 @@
 #' the estimates (so `confint` gives Wald intervals from it). The mean squares, \eqn{n_0} and
 #' the untruncated \eqn{\hat\tau^2} are kept in `fit$anova`.
 #'
-#' @param formula `y ~ 1 | g`, or lme4's spelling `y ~ 1 + (1 | g)`: a numeric response
-#'   and one grouping variable. Covariates and random slopes are not supported.
+#' @param formula lme4's formula for one grouping factor: `y ~ x1 + x2 + (1 + x1 | g)`,
+#'   `(x1 | g)`, `(0 + x1 | g)`, `(x1 || g)` (uncorrelated), `(1 | g) + (0 + x1 | g)`, or
+#'   `(1 | a:b)` (the interaction as one factor); the fixed part has R's formula semantics
+#'   (factors with contrasts, interactions, `I()`, `log()`, `poly()`, `offset()`). The
+#'   one-way model is `y ~ 1 | g` or `y ~ 1 + (1 | g)`. Two grouping factors (`(1 | a) +
+#'   (1 | b)`, `(1 | a/b)`) are an error.
 #' @param data A data frame holding the variables; when missing, they are taken from the
 #'   environment of `formula`. Also a table of group statistics or a database table: see
 #'   `stats`.
@@ -75,6 +79,10 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
   call <- match.call()
   check_no_dots(match.call(expand.dots = FALSE)$..., call)
   method <- fit_method(REML, method, missing(method), call)
+  if (!takes_statistics(data, stats)) {
+    parsed <- parse_mixed_formula(formula, call)
+    if (!parsed$one_way) return(lmm_fit(parsed, formula, data, method, call))
+  }
   model <- model_statistics(formula, data, call, stats)
   new_hnm_fit(estimate(model$stats, method, call), model, formula, call, method)
 }

@@ -49,6 +49,10 @@ sigma.hnm_fit <- function(object, ...) sqrt(object$sigma2)
 #' @export
 nobs.hnm_fit <- function(object, ...) row_count(sum(object$stats$n))
 
+# ngrps, isSingular, getME and REMLcrit are lme4's functions. hnm's generics of the same names
+# forward every other class to lme4's, and hnm's methods are also registered on lme4's generics
+# when lme4 is loaded (see .onLoad), so attaching hnm before or after lme4 breaks neither.
+
 #' @rdname hnm_fit-methods
 #' @export
 ngrps <- function(object, ...) UseMethod("ngrps")
@@ -59,19 +63,59 @@ ngrps.hnm_fit <- function(object, ...) setNames(length(object$stats$n), object$g
 
 #' @rdname hnm_fit-methods
 #' @export
+ngrps.default <- function(object, ...) lme4_function("ngrps")(object, ...)
+
+#' @rdname hnm_fit-methods
+#' @export
 isSingular <- function(x, tol = 1e-4) UseMethod("isSingular")
 
 #' @rdname hnm_fit-methods
 #' @export
-isSingular.hnm_fit <- function(x, tol = 1e-4) x$theta < tol
+isSingular.hnm_fit <- function(x, tol = 1e-4) {
+  check_tolerance(tol)
+  x$theta < tol
+}
 
 #' @rdname hnm_fit-methods
 #' @export
-isSingular.default <- function(x, tol = 1e-4) {
+isSingular.default <- function(x, tol = 1e-4) lme4_function("isSingular")(x, tol = tol)
+
+#' @rdname hnm_fit-methods
+#' @param name For `getME`: the component, as lme4's (`"theta"`, `"lower"`, `"beta"`,
+#'   `"sigma"`, `"Lambda"`, ...).
+#' @export
+getME <- function(object, name, ...) UseMethod("getME")
+
+#' @rdname hnm_fit-methods
+#' @export
+getME.default <- function(object, name, ...) lme4_function("getME")(object, name, ...)
+
+#' @rdname hnm_fit-methods
+#' @export
+REMLcrit.hnm_fit <- function(object) {
+  if (object$method == "REML") return(object$deviance)
+  # lme4's REMLcrit of an ML fit: the REML criterion at the ML lambda = tau^2/sigma^2, with
+  # mu and sigma^2 profiled as REML profiles them (the profiled deviance's docs in hnm-core).
+  s <- object$stats
+  lambda <- object$tau2 / object$sigma2
+  w <- s$n / (1 + s$n * lambda)
+  mu <- sum(w * s$mean) / sum(w)
+  k <- sum(s$n) - 1
+  q <- sum(s$ss) + sum(w * (s$mean - mu)^2)
+  k * (1 + log(2 * pi * q / k)) + sum(log(1 + s$n * lambda)) + log(sum(w))
+}
+
+#' @rdname hnm_fit-methods
+#' @export
+REMLcrit.default <- function(object) lme4_function("REMLcrit")(object)
+
+# lme4's function `name`, or an error saying that lme4 is needed for this object.
+lme4_function <- function(name) {
   if (!requireNamespace("lme4", quietly = TRUE)) {
-    hnm_abort("isSingular() for this class needs the lme4 package.")
+    hnm_abort(sprintf("%s() for this class needs the lme4 package.", name),
+              class = "hnm_error_argument")
   }
-  lme4::isSingular(x, tol = tol)
+  getExportedValue("lme4", name)
 }
 
 #' @rdname hnm_fit-methods
@@ -114,19 +158,27 @@ VarCorr.hnm_fit <- function(x, sigma = 1, rdig = 3, ...) {
             class = "VarCorr.hnm")
 }
 
-# Group name and the two variances of a VarCorr.hnm.
-varcorr_parts <- function(vc) {
-  list(group = names(vc)[1L], tau2 = vc[[1L]][1L, 1L], sigma2 = attr(vc, "sc")^2)
-}
 
 #' @rdname hnm_fit-methods
 #' @param row.names,optional Ignored.
 #' @export
 as.data.frame.VarCorr.hnm <- function(x, row.names = NULL, optional = FALSE, ...) {
-  x <- varcorr_parts(x)
-  data.frame(grp = c(x$group, "Residual"), var1 = c("(Intercept)", NA), var2 = NA_character_,
-             vcov = c(x$tau2, x$sigma2), sdcor = sqrt(c(x$tau2, x$sigma2)),
-             stringsAsFactors = FALSE)
+  # lme4's layout: per term its variances, then its covariances (lower triangle), then Residual.
+  term_rows <- function(v, group) {
+    lower <- lower.tri(v)
+    names <- rownames(v)
+    data.frame(grp = group, var1 = names[c(seq_len(nrow(v)), col(v)[lower])],
+               var2 = c(rep(NA_character_, nrow(v)), names[row(v)[lower]]),
+               vcov = c(diag(v), v[lower]),
+               sdcor = c(attr(v, "stddev"), attr(v, "correlation")[lower]),
+               stringsAsFactors = FALSE)
+  }
+  rows <- do.call(rbind, c(Map(term_rows, x, names(x)), deparse.level = 0))
+  sc <- attr(x, "sc")
+  rows <- rbind(rows, data.frame(grp = "Residual", var1 = NA_character_, var2 = NA_character_,
+                                 vcov = sc^2, sdcor = sc, stringsAsFactors = FALSE))
+  rownames(rows) <- NULL
+  rows
 }
 
 #' @rdname hnm_fit-methods
@@ -139,15 +191,28 @@ print.VarCorr.hnm <- function(x, digits = max(3, getOption("digits") - 2),
   invisible(x)
 }
 
-# The random-effects table of lme4's print: Groups, Name, then Variance and/or Std.Dev.
+# The random-effects table of lme4's print (lme4's formatVC): Groups, Name, Variance and/or
+# Std.Dev., and the lower triangle of each term's correlations as Corr columns.
 format_varcorr <- function(vc, digits, comp) {
-  vc <- varcorr_parts(vc)
-  table <- cbind(Groups = c(vc$group, "Residual"), Name = c("(Intercept)", ""))
-  variances <- c(vc$tau2, vc$sigma2)
-  if ("Variance" %in% comp) table <- cbind(table, Variance = format(variances, digits = digits))
-  if ("Std.Dev." %in% comp) table <- cbind(table, Std.Dev. = format(sqrt(variances), digits = digits))
-  rownames(table) <- rep("", nrow(table))
-  table
+  sds <- c(lapply(vc, attr, "stddev"), list(Residual = attr(vc, "sc")))
+  sizes <- lengths(sds)
+  table <- matrix("", sum(sizes), 2L, dimnames = list(rep("", sum(sizes)), c("Groups", "Name")))
+  table[1L + cumsum(sizes) - sizes, "Groups"] <- names(sizes)
+  table[, "Name"] <- c(unlist(lapply(vc, colnames)), "")
+  values <- unlist(sds)
+  if ("Variance" %in% comp) table <- cbind(table, Variance = format(values^2, digits = digits))
+  if ("Std.Dev." %in% comp) table <- cbind(table, Std.Dev. = format(values, digits = digits))
+  if (all(sizes <= 1L)) return(table)
+  widest <- max(sizes)
+  corr <- do.call(rbind, lapply(vc, function(v) {
+    places <- max(2L, digits - 2L)
+    cc <- format(round(attr(v, "correlation"), places), nsmall = places)
+    cc[!lower.tri(cc)] <- ""
+    cbind(cc, matrix("", nrow(cc), widest - nrow(cc)))
+  }))[, -widest, drop = FALSE]
+  corr <- rbind(corr, matrix("", nrow(table) - nrow(corr), ncol(corr)))
+  colnames(corr) <- c("Corr", rep("", ncol(corr) - 1L))
+  cbind(table, corr)
 }
 
 # The conditional mode of a_j: tau2 n_j / (sigma2 + n_j tau2) * (ybar_j - mu).
@@ -163,7 +228,7 @@ row_count <- function(n) if (n <= .Machine$integer.max) as.integer(n) else as.do
 
 # Row-level methods need the rows; a fit made from group statistics has none.
 require_rows <- function(object, what) {
-  if (is.null(object$y)) {
+  if (is.null(object$y) && !inherits(object, "hnm_lmm")) {
     hnm_abort(sprintf(paste("%s needs the data rows, but this fit was made from group",
                             "statistics; refit from the data to get it."), what),
               class = "hnm_no_rows")

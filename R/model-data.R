@@ -31,48 +31,6 @@ fit_data <- function(data, call) {
 
 `%||%` <- function(x, y) if (is.null(x)) y else x
 
-# Splits `y ~ 1 | g` or `y ~ 1 + (1 | g)` into the response and the grouping expressions.
-# lme4's `(1 || g)` is the same model as `(1 | g)`.
-parse_hnm_formula <- function(formula, call = NULL) {
-  if (!inherits(formula, "formula") || length(formula) != 3L) {
-    hnm_abort("`formula` must be a two-sided formula such as `y ~ 1 | g` or `y ~ 1 + (1 | g)`.",
-              call = call)
-  }
-  terms <- split_plus(formula[[3L]])
-  is_bar <- vapply(terms, function(t) {
-    is.call(t) && (identical(t[[1L]], as.name("|")) || identical(t[[1L]], as.name("||")))
-  }, logical(1))
-  is_intercept <- vapply(terms, function(t) identical(t, 1) || identical(t, 1L), logical(1))
-  unsupported <- terms[!is_bar & !is_intercept]
-  bars <- terms[is_bar]
-  problem <- if (length(bars) == 0L) {
-    "has no grouping term `(1 | g)`"
-  } else if (length(bars) > 1L) {
-    "has more than one grouping term"
-  } else if (length(unsupported) > 0L) {
-    sprintf("has fixed-effect covariates (%s)",
-            paste(vapply(unsupported, deparse1, ""), collapse = ", "))
-  } else if (!identical(bars[[1L]][[2L]], 1) && !identical(bars[[1L]][[2L]], 1L)) {
-    sprintf("has a random slope (`%s`)", deparse1(bars[[1L]]))
-  }
-  if (!is.null(problem)) {
-    hnm_abort(sprintf(paste(
-      "hnm fits the one-way random-intercept model `y ~ 1 | g` (also written `y ~ 1 + (1 | g)`),",
-      "but `%s` %s. Use lme4::lmer() for this model for now."), deparse1(formula), problem),
-      call = call, class = "hnm_unsupported_formula")
-  }
-  list(response = formula[[2L]], group = bars[[1L]][[3L]])
-}
-
-# Terms of a right-hand side joined by `+`, with parentheses removed.
-split_plus <- function(expr) {
-  while (is.call(expr) && identical(expr[[1L]], as.name("("))) expr <- expr[[2L]]
-  if (is.call(expr) && identical(expr[[1L]], as.name("+")) && length(expr) == 3L) {
-    return(c(split_plus(expr[[2L]]), split_plus(expr[[3L]])))
-  }
-  list(expr)
-}
-
 # Evaluates a response or grouping expression in `data`; a bare column name is taken from
 # the data frame by reference (no copy).
 model_variable <- function(expr, data, env, role, call) {

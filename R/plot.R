@@ -36,14 +36,24 @@ plot.ranef.hnm <- function(x, ...) {
     hnm_abort("the caterpillar plot needs conditional variances: use ranef(fit, condVar = TRUE).",
               call = sys.call())
   }
+  terms <- levels(effects$term)
+  if (length(terms) > 1L) {
+    old <- graphics::par(mfrow = c(1L, length(terms)))
+    on.exit(graphics::par(old))
+  }
+  for (term in terms) caterpillar(effects[effects$term == term, ], names(x)[1L], term, ...)
+  invisible(x)
+}
+
+# One term's conditional modes, sorted, with 95% intervals from the conditional SDs.
+caterpillar <- function(effects, group, term, ...) {
   effects <- effects[order(effects$condval), ]
   half_width <- stats::qnorm(0.975) * effects$condsd
   position <- seq_len(nrow(effects))
   plot(effects$condval, position, xlim = range(effects$condval - half_width,
                                                effects$condval + half_width),
-       yaxt = "n", pch = 19, xlab = "Conditional mode (BLUP)", ylab = names(x)[1L], ...)
+       yaxt = "n", pch = 19, xlab = paste("Conditional mode (BLUP):", term), ylab = group, ...)
   segments(effects$condval - half_width, position, effects$condval + half_width, position)
   axis(2, at = position, labels = as.character(effects$grp), las = 1, cex.axis = 0.7)
   abline(v = 0, lty = 2)
-  invisible(x)
 }

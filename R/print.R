@@ -1,4 +1,4 @@
-# print and summary for hnm_fit, laid out as lme4's for merMod, from small helpers.
+# print and summary for hnm fits, laid out as lme4's for merMod, from small helpers.
 
 method_title <- function(x) {
   switch(x$method,
@@ -7,10 +7,10 @@ method_title <- function(x) {
     "Linear mixed model fit by maximum likelihood")
 }
 
-print_title <- function(x) {
-  cat(sprintf("%s  ['hnm_fit']\n", method_title(x)))
-  cat("Formula: ", deparse1(x$formula), "\n", sep = "")
-  if (!is.null(x$call$data)) cat("   Data: ", deparse1(x$call$data), "\n", sep = "")
+print_title <- function(title, formula, call) {
+  cat(sprintf("%s  ['hnm_fit']\n", title))
+  cat("Formula: ", deparse1(formula), "\n", sep = "")
+  if (!is.null(call$data)) cat("   Data: ", deparse1(call$data), "\n", sep = "")
 }
 
 # AIC, BIC, logLik, deviance, df.resid; or the REML criterion alone, as lme4 prints them.
@@ -32,77 +32,113 @@ print_criteria <- function(criteria, digits) {
   }
 }
 
-print_groups <- function(x) {
-  cat(sprintf("Number of obs: %d, groups:  %s, %d\n", nobs(x), x$group_name, ngrps(x)))
+# Counts as R prints them, whole numbers beyond 2^31 - 1 included (statistics-table and
+# database fits can hold more rows than an integer counts).
+print_groups <- function(n_obs, groups) {
+  cat(sprintf("Number of obs: %s, groups:  %s, %s\n", format(n_obs, scientific = FALSE),
+              names(groups), format(unname(groups), scientific = FALSE)))
 }
 
-print_singular <- function(x) {
-  if (x$convergence$on_boundary) {
-    cat("boundary (singular) fit: tau^2 = 0 exactly (see ?isSingular)\n")
+# What a singular or truncated fit should say under its tables.
+fit_notes <- function(x) {
+  if (inherits(x, "hnm_lmm")) {
+    return(c(if (isSingular(x)) "boundary (singular) fit: see help('isSingular')",
+             if (!isTRUE(x$convergence$converged)) sprintf(
+               "convergence: the projected gradient is %.2g after %d iterations",
+               x$convergence$projected_gradient_norm, as.integer(x$convergence$iterations))))
   }
-  if (x$method == "ANOVA" && x$anova$tau2_untruncated < 0) {
-    cat(sprintf("ANOVA estimate of tau^2 truncated at 0 from (MSG - MSE)/n0 = %s\n",
-                format(x$anova$tau2_untruncated, digits = 4)))
-  }
+  c(if (x$convergence$on_boundary) "boundary (singular) fit: tau^2 = 0 exactly (see ?isSingular)",
+    if (x$method == "ANOVA" && x$anova$tau2_untruncated < 0) {
+      sprintf("ANOVA estimate of tau^2 truncated at 0 from (MSG - MSE)/n0 = %s",
+              format(x$anova$tau2_untruncated, digits = 4))
+    })
 }
 
 #' @rdname hnm_fit-methods
 #' @export
 print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
-  print_title(x)
+  print_title(method_title(x), x$formula, x$call)
   print_criteria(fit_criteria(x), 4)
   cat("Random effects:\n")
   print(VarCorr(x), digits = digits)
-  print_groups(x)
+  print_groups(nobs(x), ngrps(x))
   cat("Fixed Effects:\n")
   print.default(format(fixef(x), digits = digits), print.gap = 2L, quote = FALSE)
-  print_singular(x)
+  if (length(notes <- fit_notes(x))) writeLines(notes)
   invisible(x)
 }
 
 #' Summarise an `hnm_fit`
 #'
-#' The summary lme4 prints for `lmer(REML = FALSE)`: information criteria, scaled
-#' residual quantiles, the variance components, the number of observations and groups,
-#' and the fixed-effect table (estimate, standard error, t value).
+#' The summary lme4 prints: information criteria, scaled residual quantiles, the variance
+#' components (with the correlations of correlated random effects), the number of
+#' observations and groups, the fixed-effect table (estimate, standard error, t value) and,
+#' with more than one fixed effect, the correlation of the fixed-effect estimates.
 #'
 #' @param object An `hnm_fit`.
 #' @param x A `summary.hnm_fit`.
 #' @param digits Significant digits printed.
+#' @param correlation For `print`: show the correlation of the fixed effects (by default when
+#'   there are 2 to 12, as lme4).
 #' @param ... Unused.
-#' @return An object of class `summary.hnm_fit`: the fit plus `coefficients` (a matrix
-#'   with columns `Estimate`, `Std. Error`, `t value`), `criteria` and `residuals`
-#'   (scaled conditional residuals; `NULL`, and not printed, for a fit from group
-#'   statistics, which has no rows).
+#' @return An object of class `summary.hnm_fit` with lme4's components: `coefficients` (a
+#'   matrix with columns `Estimate`, `Std. Error`, `t value`, so `coef(summary(fit))` is the
+#'   fixed-effect table), `vcov`, `varcor`, `sigma`, `AICtab` (the criteria), `ngrps`,
+#'   `logLik`, `call`, `methTitle` and `residuals` (scaled conditional residuals; `NULL`, and
+#'   not printed, for a fit from group statistics, which has no rows).
 #' @examples
 #' d <- data.frame(y = c(5.1, 4.8, 6.0, 7.2, 6.9, 7.5, 4.0, 4.4, 4.9),
 #'                 g = rep(c("a", "b", "c"), each = 3))
 #' summary(hnm_fit(y ~ 1 | g, d))
+#' coef(summary(hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)))
 #' @export
 summary.hnm_fit <- function(object, ...) {
-  coefficients <- cbind(Estimate = object$mu, "Std. Error" = object$se_mu,
-                        "t value" = object$mu / object$se_mu)
-  rownames(coefficients) <- "(Intercept)"
-  structure(c(object, list(coefficients = coefficients, criteria = fit_criteria(object),
-                           residuals = if (!is.null(object$y)) residuals(object, scaled = TRUE))),
-            class = c("summary.hnm_fit", "hnm_fit"))
+  beta <- fixef(object)
+  v <- vcov(object)
+  se <- sqrt(diag(v))
+  coefficients <- cbind(Estimate = beta, "Std. Error" = se, "t value" = beta / se)
+  rownames(coefficients) <- names(beta)
+  has_rows <- if (inherits(object, "hnm_lmm")) TRUE else !is.null(object$y)
+  structure(list(
+    methTitle = method_title(object), formula = object$formula, call = object$call,
+    AICtab = fit_criteria(object), logLik = logLik(object),
+    residuals = if (has_rows) residuals(object, scaled = TRUE),
+    varcor = VarCorr(object), sigma = sigma(object), ngrps = ngrps(object),
+    nobs = nobs(object), coefficients = coefficients, vcov = v, notes = fit_notes(object)
+  ), class = "summary.hnm_fit")
 }
 
 #' @rdname summary.hnm_fit
 #' @export
-print.summary.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
-  print_title(x)
+print.summary.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), correlation = NULL,
+                                  ...) {
+  print_title(x$methTitle, x$formula, x$call)
   cat("\n")
-  print_criteria(x$criteria, 1)
+  print_criteria(x$AICtab, 1)
   cat("\n")
   if (!is.null(x$residuals)) print_residual_quantiles(x$residuals, digits)
   cat("Random effects:\n")
-  print(VarCorr(x), digits = digits, comp = c("Variance", "Std.Dev."))
-  print_groups(x)
+  print(x$varcor, digits = digits, comp = c("Variance", "Std.Dev."))
+  print_groups(x$nobs, x$ngrps)
   cat("\nFixed effects:\n")
   printCoefmat(x$coefficients, digits = digits)
-  print_singular(x)
+  p <- nrow(x$coefficients)
+  if (is.null(correlation)) correlation <- p > 1L && p <= 12L
+  if (isTRUE(correlation) && p > 1L) print_fixed_correlation(x$vcov, digits)
+  if (length(x$notes)) writeLines(x$notes)
   invisible(x)
+}
+
+# lme4's "Correlation of Fixed Effects" block: the lower triangle, abbreviated names.
+print_fixed_correlation <- function(v, digits) {
+  names <- rownames(v)
+  correlation <- stats::cov2cor(v)
+  table <- matrix(format(round(correlation, 3), nsmall = 3), ncol(v),
+                  dimnames = list(abbreviate(names, minlength = 11),
+                                  abbreviate(names, minlength = 6)))
+  table[!lower.tri(table)] <- ""
+  cat("\nCorrelation of Fixed Effects:\n")
+  print(table[-1L, -ncol(v), drop = FALSE], quote = FALSE)
 }
 
 print_residual_quantiles <- function(residuals, digits) {

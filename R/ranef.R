@@ -50,14 +50,20 @@ conditional_variances <- function(object) {
 #' @rdname ranef.hnm_fit
 #' @export
 as.data.frame.ranef.hnm <- function(x, row.names = NULL, optional = FALSE, ...) {
+  # lme4's layout: one row per group and term, groups ordered by the first term's effect.
   effects <- x[[1L]]
-  condval <- effects[["(Intercept)"]]
-  groups <- rownames(effects)
-  out <- data.frame(grpvar = names(x), term = factor("(Intercept)"),
-                    grp = stats::reorder(factor(groups), condval, FUN = mean),
-                    condval = condval, stringsAsFactors = FALSE)
+  terms <- names(effects)
+  groups <- stats::reorder(factor(rownames(effects)), effects[[1L]], FUN = mean)
+  out <- data.frame(grpvar = names(x), term = factor(rep(terms, each = nrow(effects)), terms),
+                    grp = rep(groups, length(terms)), condval = unlist(effects, use.names = FALSE),
+                    stringsAsFactors = FALSE)
   post_var <- attr(effects, "postVar")
-  if (!is.null(post_var)) out$condsd <- sqrt(c(post_var))
+  if (!is.null(post_var)) {
+    if (!is.list(post_var)) post_var <- list(post_var)
+    out$condsd <- unlist(lapply(post_var, function(v) {
+      unlist(lapply(seq_len(dim(v)[1L]), function(i) sqrt(v[i, i, ])))
+    }))
+  }
   out
 }
 

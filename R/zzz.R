@@ -9,8 +9,11 @@
                      "parameters::model_parameters", "emmeans::recover_data", "emmeans::emm_basis")) {
     s3_register(generic, "hnm_fit")  # R/ecosystem.R
   }
-  # lme4's own ngrps generic masks hnm's when lme4 is attached later.
-  s3_register("lme4::ngrps", "hnm_fit")
+  # lme4's generics, so lme4's own functions (isSingular() calls getME()) work on hnm fits
+  # whichever of the two packages is attached last.
+  for (class in c("hnm_fit", "hnm_lmm")) {
+    for (generic in c("ngrps", "getME")) s3_register(paste0("lme4::", generic), class)
+  }
 }
 
 # Registers `<generic>.<class>` from hnm's namespace as a method of `package::generic` now if

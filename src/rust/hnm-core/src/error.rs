@@ -37,6 +37,15 @@ pub enum HnmError {
     InvalidArgument { argument: &'static str, reason: &'static str },
     /// A computation that is not available (yet) for this kind of fit.
     Unsupported(&'static str),
+    /// A model column holds an infinite or NaN value (`column` and `row` are 0-based; the
+    /// R glue replaces the column's number by its name).
+    ColumnNotFinite { column: usize, row: usize },
+    /// Something sized by the data or an argument does not fit in memory.
+    TooLarge { what: &'static str },
+    /// No more observations than random effects: σ² and Σ cannot be told apart (lme4's check).
+    TooManyRandomEffects { observations: f64, random_effects: f64 },
+    /// The fixed and random effects reproduce the response exactly: σ² would be 0.
+    PerfectFit,
     /// The user asked the computation to stop (Ctrl-C); see [`crate::Checkpoint`].
     Interrupted,
 }
@@ -87,6 +96,21 @@ impl fmt::Display for HnmError {
             HnmError::Optimizer(message) => write!(f, "the optimiser failed: {message}."),
             HnmError::InvalidArgument { argument, reason } => write!(f, "`{argument}` {reason}."),
             HnmError::Unsupported(what) => write!(f, "not supported: {what}."),
+            HnmError::ColumnNotFinite { column, row } => write!(
+                f,
+                "model column {} must be finite (or NA), but row {} is infinite or NaN.",
+                column + 1,
+                row + 1
+            ),
+            HnmError::TooLarge { what } => write!(f, "{what} do not fit in memory."),
+            HnmError::TooManyRandomEffects { observations, random_effects } => write!(
+                f,
+                "the number of observations ({observations}) must exceed the number of random effects ({random_effects}); the random-effects parameters and the residual variance are not identifiable."
+            ),
+            HnmError::PerfectFit => write!(
+                f,
+                "the fixed and random effects fit the response exactly, so the residual variance (sigma^2) would be 0."
+            ),
             HnmError::Interrupted => write!(f, "interrupted by the user."),
         }
     }

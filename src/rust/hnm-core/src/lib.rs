@@ -7,6 +7,8 @@
 //! boundary at τ² = 0. Pure Rust, no R: the R package's glue crate only converts arguments.
 
 mod anova;
+mod blocks;
+mod dense;
 mod bootstrap;
 mod error;
 mod fit;
@@ -14,6 +16,8 @@ mod inner;
 mod interrupt;
 mod key_table;
 mod likelihood;
+mod lmm;
+mod optim;
 mod pass;
 mod profile;
 mod profile_ci;
@@ -22,6 +26,9 @@ mod stats;
 mod unit;
 
 pub use anova::Anova;
+pub use blocks::{fingerprint, BlockPass, Column, CrossProducts};
+pub use lmm::{LinearMixedModel, LmmFit, RandomEffects, Structure, Term, Workspace};
+pub use optim::{minimize_bounded, Minimum, Objective};
 pub use bootstrap::{refit_replicates, Refits};
 pub use error::{HnmError, Result};
 pub use interrupt::{Checkpoint, Interrupt, Never};

@@ -10,6 +10,7 @@ use hnm_core::{Criterion, GroupStats, HnmError, Params};
 mod anova_fit;
 mod data_pass;
 mod inference;
+mod model;
 
 /// A core error as an R object the R wrapper turns into an `hnm_error` condition.
 pub(crate) fn core_error(error: HnmError) -> Robj {
@@ -122,4 +123,5 @@ extendr_module! {
     fn rs_neg_log_lik;
     fn rs_fit;
     use inference;
+    use model;
 }

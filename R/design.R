@@ -1,0 +1,193 @@
+# From a parsed formula and data to the model's columns: the second step of hnm_fit() for
+# models with covariates or random slopes.
+#
+# A term that is a plain numeric column is read in place (no copy); model.matrix() builds only
+# the columns of the terms that need it (factors, interactions, functions of columns), with
+# R's coding of the whole formula. The random-effects design is never an N x (q m) matrix:
+# Z's columns are variables like X's, and the group codes say which block a row belongs to.
+
+# The model's variables (vectors and matrices, flattened in order into `names`), the response,
+# the columns of X and Z as indices into them (0 for the intercept), Λ's blocks, the group
+# codes and everything needed to rebuild the design for new data.
+model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE) {
+  frame <- fit_data(data, call)
+  env <- parsed$env %||% globalenv()
+  fixed <- design_part(parsed$fixed, frame, env, call, xlev$fixed)
+  random <- lapply(seq_along(parsed$random), function(i) {
+    design_part(parsed$random[[i]], frame, env, call, xlev$random[[i]])
+  })
+  group <- grouping_factor(parsed, frame, env, call, xlev$group)
+  table <- variable_table()
+  response <- if (new_data) NULL else response_column(parsed, frame, env, fixed$offset, call)
+  response_index <- if (is.null(response)) 0L else table$add(response$name, response$value)
+  fixed_index <- part_indices(fixed, table)
+  random_index <- lapply(random, part_indices, table = table)
+  list(variables = table$objects(), names = table$names(), response = response_index,
+       response_name = response$name, offset = fixed$offset,
+       fixed = fixed_index, fixed_names = fixed$names,
+       random = unlist(random_index), blocks = lengths(random_index),
+       random_names = lapply(random, `[[`, "names"),
+       codes = group$codes, levels = group$levels, group_name = parsed$group_name,
+       xlev = list(fixed = fixed$xlevels, random = lapply(random, `[[`, "xlevels")),
+       contrasts = fixed$contrasts, terms = fixed$terms)
+}
+
+# The variables of the model, each once: a name and an object (a vector, or a matrix whose
+# columns are variables named by `names`).
+variable_table <- function() {
+  objects <- list()
+  names <- character()
+  add <- function(name, value) {
+    hit <- match(name, names)
+    if (!is.na(hit)) return(hit)
+    objects[[length(objects) + 1L]] <<- value
+    names <<- c(names, name)
+    length(names)
+  }
+  add_matrix <- function(m) {
+    new <- !(colnames(m) %in% names)
+    if (any(new)) {
+      objects[[length(objects) + 1L]] <<- m[, new, drop = FALSE]
+      names <<- c(names, colnames(m)[new])
+    }
+    match(colnames(m), names)
+  }
+  list(add = add, add_matrix = add_matrix, objects = function() objects,
+       names = function() names)
+}
+
+# Indices into `table` of a part's columns (0 for its intercept), in model.matrix order.
+part_indices <- function(part, table) {
+  index <- integer(length(part$names))
+  for (column in part$columns) {
+    if (is.matrix(column$value)) {
+      index[column$position] <- table$add_matrix(column$value)
+    } else if (!is.null(column$value)) {
+      index[column$position] <- table$add(column$name, column$value)
+    }
+  }
+  index
+}
+
+# The columns of one part (the fixed effects, or one random-effects term) given by the
+# right-hand side `rhs`: `names` as model.matrix() would name them, `columns` a list of
+# (position, name, value), plain numeric columns by reference and the other terms' columns
+# from one model.matrix() call on the terms object of the whole part.
+design_part <- function(rhs, data, env, call, xlev = NULL) {
+  t <- tryCatch(stats::terms(stats::as.formula(call("~", rhs), env = env), data = data),
+                error = function(e) {
+                  hnm_abort(sprintf("invalid model term `%s`: %s", deparse1(rhs),
+                                    conditionMessage(e)), call = call, class = "hnm_error_formula")
+                })
+  labels <- attr(t, "term.labels")
+  intercept <- attr(t, "intercept") == 1L
+  values <- lapply(labels, function(label) plain_column(label, data, env))
+  plain <- !vapply(values, is.null, logical(1))
+  names <- if (intercept) "(Intercept)" else character()
+  columns <- if (intercept) list(list(position = 1L, name = "(Intercept)", value = NULL)) else list()
+  frame <- NULL
+  matrix_columns <- NULL
+  offset <- NULL
+  if (any(!plain) || !is.null(attr(t, "offset"))) {
+    frame <- model_frame(t, data, env, call, xlev)
+    offset <- frame_offset(t, frame)
+  }
+  if (any(!plain)) matrix_columns <- complex_columns(t, frame, which(!plain), intercept, call)
+  for (k in seq_along(labels)) {
+    if (plain[k]) {
+      names <- c(names, labels[k])
+      columns[[length(columns) + 1L]] <- list(position = length(names), name = labels[k],
+                                              value = values[[k]])
+    } else {
+      block <- matrix_columns$value[, matrix_columns$assign == k, drop = FALSE]
+      columns[[length(columns) + 1L]] <- list(position = length(names) + seq_len(ncol(block)),
+                                              name = colnames(block), value = block)
+      names <- c(names, colnames(block))
+    }
+  }
+  list(names = names, columns = columns, terms = t, offset = offset,
+       xlevels = if (!is.null(frame)) stats::.getXlevels(t, frame),
+       contrasts = matrix_columns$contrasts)
+}
+
+# A term that is a numeric column (double or integer, no class), read in place; NULL otherwise.
+plain_column <- function(label, data, env) {
+  expr <- tryCatch(str2lang(label), error = function(e) NULL)
+  if (!is.name(expr)) return(NULL)
+  value <- tryCatch(eval(expr, data, env), error = function(e) NULL)
+  plain <- (is.double(value) || is.integer(value)) && is.null(attr(value, "class")) &&
+    is.null(dim(value))
+  if (plain) value
+}
+
+model_frame <- function(t, data, env, call, xlev) {
+  tryCatch(stats::model.frame(t, data = data %||% env, na.action = stats::na.pass, xlev = xlev),
+           error = function(e) {
+             hnm_abort(sprintf("could not build the model terms: %s", conditionMessage(e)),
+                       call = call, class = "hnm_error_formula")
+           })
+}
+
+# The sum of the part's offset() terms, or NULL.
+frame_offset <- function(t, frame) {
+  which <- attr(t, "offset")
+  if (is.null(which)) return(NULL)
+  Reduce(`+`, lapply(which, function(i) as.double(frame[[i]])))
+}
+
+# model.matrix() of the terms `keep` only, coded as in the whole part: R chooses each
+# factor's coding (contrasts or indicators) from the terms object's `factors` attribute,
+# which is kept as computed for all terms; only the intercept column is removed.
+complex_columns <- function(t, frame, keep, intercept, call) {
+  reduced <- t
+  attr(reduced, "factors") <- attr(t, "factors")[, keep, drop = FALSE]
+  attr(reduced, "term.labels") <- attr(t, "term.labels")[keep]
+  attr(reduced, "order") <- attr(t, "order")[keep]
+  attr(reduced, "offset") <- NULL
+  m <- tryCatch(stats::model.matrix(reduced, frame), error = function(e) {
+    hnm_abort(sprintf("could not build the model matrix: %s", conditionMessage(e)), call = call,
+              class = "hnm_error_formula")
+  })
+  assign <- keep[attr(m, "assign")[colnames(m) != "(Intercept)"]]
+  contrasts <- attr(m, "contrasts")
+  m <- m[, colnames(m) != "(Intercept)", drop = FALSE]
+  storage.mode(m) <- "double"
+  list(value = m, assign = assign, contrasts = contrasts)
+}
+
+# The response (minus the fixed part's offset), by reference when it is a plain column.
+response_column <- function(parsed, data, env, offset, call) {
+  name <- deparse1(parsed$response)
+  y <- check_response(model_variable(parsed$response, data, env, "response", call), name, call)
+  if (!is.null(offset)) {
+    if (length(offset) != length(y)) {
+      hnm_abort("the offset and the response have different lengths.", call = call)
+    }
+    y <- y - offset
+  }
+  list(name = name, value = y)
+}
+
+# The grouping factor's integer codes and levels; `a:b` is the interaction of a and b, with
+# levels "a:b" as lme4 makes them. With `levels` (new data), codes index those levels (0 for
+# a level not among them).
+grouping_factor <- function(parsed, data, env, call, levels = NULL) {
+  g <- model_variable(parsed$group, data, env, "grouping variable", call)
+  if (is.call(parsed$group) && identical(parsed$group[[1L]], as.name(":"))) {
+    parts <- lapply(as.list(parsed$group)[-1L], function(e) {
+      as.factor(model_variable(e, data, env, "grouping variable", call))
+    })
+    g <- interaction(parts, sep = ":", lex.order = TRUE, drop = TRUE)
+  }
+  if (!is.atomic(g) || is.null(g) || (!is.null(data) && length(g) == 1L && nrow(data) != 1L)) {
+    hnm_abort(sprintf("the grouping variable `%s` must be a vector or factor with one value per row.",
+                      parsed$group_name), call = call)
+  }
+  if (!is.null(levels)) {
+    codes <- match(as.character(g), levels)
+    codes[is.na(codes) & !is.na(g)] <- 0L
+    return(list(codes = codes, levels = levels))
+  }
+  if (!is.factor(g)) g <- factor(g)
+  list(codes = g, levels = levels(g))
+}

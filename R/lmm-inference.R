@@ -1,0 +1,83 @@
+# Intervals and model comparison for fits with covariates or random slopes.
+
+#' @rdname hnm_lmm-methods
+#' @export
+confint.hnm_lmm <- function(object, parm, level = 0.95, method = c("Wald", "profile", "boot"),
+                            oldNames = TRUE, ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  method <- match.arg(method)
+  if (method != "Wald") {
+    hnm_abort(sprintf(paste("method = \"%s\" is not available yet for models with covariates or",
+                            "random slopes; use method = \"Wald\" for the fixed effects."), method),
+              call = call, class = "hnm_error_argument")
+  }
+  if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
+    hnm_abort("`level` must be one number between 0 and 1.", call = call)
+  }
+  z <- stats::qnorm((1 + level) / 2)
+  beta <- fixef(object)
+  se <- sqrt(diag(vcov(object)))
+  variance_names <- if (isTRUE(oldNames)) {
+    c(sprintf(".sig%02d", seq_along(object$theta)), ".sigma")
+  } else {
+    c(names(object$theta), "sigma")
+  }
+  limits <- rbind(matrix(NA_real_, length(variance_names), 2L),
+                  cbind(beta - z * se, beta + z * se))
+  pct <- paste(format(100 * c(1 - level, 1 + level) / 2, trim = TRUE, scientific = FALSE,
+                      digits = 3), "%")
+  dimnames(limits) <- list(c(variance_names, names(beta)), pct)
+  if (!missing(parm)) limits <- select_parameters(limits, parm, call)
+  limits
+}
+
+# Rows `parm` (names or indices) of an interval table.
+select_parameters <- function(limits, parm, call) {
+  if (is.character(parm) && all(parm %in% rownames(limits))) return(limits[parm, , drop = FALSE])
+  if (is.numeric(parm) && all(parm >= 1 & parm <= nrow(limits) & parm == round(parm))) {
+    return(limits[parm, , drop = FALSE])
+  }
+  hnm_abort(sprintf("`parm` must name rows of the interval table: %s.",
+                    paste(rownames(limits), collapse = ", ")), call = call)
+}
+
+#' @rdname hnm_lmm-methods
+#' @export
+anova.hnm_lmm <- function(object, ...) {
+  call <- sys.call()
+  if (...length() == 0L) {
+    hnm_abort(paste("anova() of one model with covariates is not available yet; compare nested",
+                    "fits with anova(fit0, fit1)."), call = call, class = "hnm_error_argument")
+  }
+  names <- vapply(as.list(substitute(list(object, ...)))[-1L], deparse1, "")
+  compare_fits(list(object, ...), names, call)
+}
+
+# What anova()'s comparison needs of a fit with covariates: its ML deviance (refitting a REML
+# fit by ML, warm-started, without replacing the fit), npar and a summary of the response.
+describe_lmm <- function(fit, name, call) {
+  deviance <- fit$deviance
+  if (fit$method != "ML") {
+    refit <- rust_result(rs_lmm_fit(lmm_model(fit), FALSE, fit$convergence$internal_theta, FALSE),
+                         call = call)
+    deviance <- refit$deviance
+  }
+  list(name = name, is_hnm = TRUE, refitted = fit$method != "ML", npar = n_parameters(fit),
+       deviance = deviance, on_boundary = isSingular(fit),
+       summary = lmm_response_summary(fit), formula = deparse1(fit$formula),
+       data = if (!is.null(fit$call$data)) deparse1(fit$call$data))
+}
+
+# N, mean and total sum of squares of the response (variable 1 of the statistics).
+lmm_response_summary <- function(fit) {
+  s <- fit$stats
+  k <- length(s$pilot)
+  groups <- seq_along(s$n) - 1L
+  means <- s$means[groups * k + 1L]
+  within <- s$comoments[groups * k * (k + 1L) / 2L + 1L]
+  n <- sum(s$n)
+  centered_mean <- sum(s$n * means) / n
+  c(n = n, mean = s$pilot[1L] + centered_mean,
+    sst = sum(within) + sum(s$n * (means - centered_mean)^2))
+}

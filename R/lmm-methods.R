@@ -1,0 +1,329 @@
+# Methods of fits with covariates or random slopes (class c("hnm_lmm", "hnm_fit")), named and
+# shaped as lme4's for merMod. The estimates are fields of the fit; what follows from them
+# (random effects, fitted values) is computed once by the Rust model the fit keeps.
+
+#' Methods for fits with covariates and random slopes
+#'
+#' The methods an lme4 user reaches for, for `hnm_fit()` fits of
+#' \eqn{y_j = X_j\beta + Z_j b_j + \epsilon_j}{y_j = X_j beta + Z_j b_j + e_j},
+#' \eqn{b_j \sim N(0, \Sigma)}{b_j ~ N(0, Sigma)}, with lme4's names and shapes:
+#' `fixef`, `vcov` (the p x p covariance of the fixed effects), `VarCorr` (one covariance
+#' matrix per random-effects term, named `g`, `g.1`, ... as lme4, with attributes `stddev`
+#' and `correlation`; `as.data.frame` gives `grp`, `var1`, `var2`, `vcov`, `sdcor`),
+#' `sigma`, `logLik`, `AIC`, `BIC`, `deviance` (\eqn{-2\ell}{-2 logLik} for ML fits, the REML
+#' criterion for REML fits), `REMLcrit`, `nobs`, `ngrps`, `df.residual`, `ranef` (a data
+#' frame of the conditional modes per grouping factor, with lme4's `"postVar"` array of
+#' conditional covariances), `coef`, `fitted`, `residuals`, `predict`, `simulate`, `update`,
+#' `formula`, `terms`, `model.matrix` (the fixed-effects design), `isSingular`, `getME`,
+#' `confint` (Wald intervals for the fixed effects), `anova(fit0, fit1)` (likelihood-ratio
+#' tests of nested fits, REML fits refitted by ML) and `plot`.
+#'
+#' Row-level methods (`fitted`, `residuals`, `predict` without `newdata`, `simulate`,
+#' `model.matrix`) read the data the fit was made from, which hnm keeps by reference; if
+#' those columns were modified in place since (data.table's `:=`), they stop with an error of
+#' class `hnm_error_data_changed` instead of reporting on other data.
+#'
+#' @param object,x A fit from [hnm_fit()] with covariates or random slopes.
+#' @param condVar For `ranef`: attach the conditional covariances (attribute `"postVar"`).
+#' @param drop,whichel For `ranef`, as lme4's: `drop = TRUE` is not supported, and `whichel`
+#'   may only name the one grouping factor.
+#' @param tol For `isSingular`: a diagonal element of lme4's \eqn{\Lambda}{Lambda} below
+#'   `tol` makes the fit singular (hnm's boundary fits have exact zeros).
+#' @param name For `getME`: one of `"theta"`, `"lower"`, `"beta"`, `"fixef"`, `"sigma"`,
+#'   `"Lambda"` (the q x q relative covariance factor of one group), `"cnms"`, `"flist"`,
+#'   `"n_rtrms"`, `"p"`, `"q"`, `"n"`, `"devcomp"`, `"REML"`, `"X"`, `"y"`.
+#' @param type For `residuals`: `"response"` or `"pearson"` (equal here); for `predict`:
+#'   `"link"` or `"response"` (equal for a linear model); for `model.matrix`: `"fixed"`
+#'   (hnm never forms Z).
+#' @param scaled For `residuals`: divide by \eqn{\hat\sigma}{sigma}.
+#' @param newdata For `predict`: a data frame with the model's variables (not the response),
+#'   or `NULL` for the fit's rows. For `simulate`: must be `NULL`.
+#' @param re.form `NULL` (include the random effects) or `NA`/`~0` (population level).
+#' @param allow.new.levels For `predict`: predict new (or `NA`) levels of the grouping factor
+#'   at the population level instead of stopping.
+#' @param se.fit For `predict`: standard errors of population predictions from `vcov`.
+#' @param nsim,seed,use.u For `simulate`, as lme4's: new random effects are drawn in lme4's
+#'   order, so the same seed gives lme4's simulations; `use.u = TRUE` conditions on the
+#'   conditional modes instead.
+#' @param parm,level,method,oldNames For `confint`: parameters (names or indices), the
+#'   confidence level, the method (`"Wald"`; profile and bootstrap intervals for these models
+#'   are not available yet) and lme4's row names (`.sig01`, ..., `.sigma`).
+#' @param sigma Ignored (for the `VarCorr` generic).
+#' @param ... Further fits for `anova`; otherwise unused (an error if given).
+#' @return As the corresponding lme4 methods.
+#' @examples
+#' fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' fixef(fit); VarCorr(fit); as.data.frame(VarCorr(fit))
+#' head(ranef(fit)[[1]]); head(coef(fit)[[1]])
+#' getME(fit, "theta"); isSingular(fit)
+#' predict(fit, newdata = data.frame(Days = 0:2, Subject = "308"))
+#' confint(fit, method = "Wald")
+#' anova(hnm_fit(Reaction ~ Days + (Days || Subject), lme4::sleepstudy), fit)
+#' @name hnm_lmm-methods
+NULL
+
+#' @rdname hnm_lmm-methods
+#' @export
+fixef.hnm_lmm <- function(object, ...) object$beta
+
+#' @rdname hnm_lmm-methods
+#' @export
+sigma.hnm_lmm <- function(object, ...) object$sigma
+
+#' @rdname hnm_lmm-methods
+#' @export
+nobs.hnm_lmm <- function(object, ...) row_count(object$n_obs)
+
+#' @rdname hnm_lmm-methods
+#' @export
+ngrps.hnm_lmm <- function(object, ...) setNames(length(object$levels), object$group_name)
+
+#' @rdname hnm_lmm-methods
+#' @export
+vcov.hnm_lmm <- function(object, ...) object$vcov_beta
+
+#' @rdname hnm_lmm-methods
+#' @export
+deviance.hnm_lmm <- function(object, ...) object$deviance
+
+#' @rdname hnm_lmm-methods
+#' @export
+df.residual.hnm_lmm <- function(object, ...) nobs(object) - n_parameters(object)
+
+#' @rdname hnm_lmm-methods
+#' @export
+formula.hnm_lmm <- function(x, ...) x$formula
+
+#' @rdname hnm_lmm-methods
+#' @export
+terms.hnm_lmm <- function(x, ...) x$terms
+
+# Fixed effects, θ and σ: lme4's count of parameters (logLik's df).
+n_parameters <- function(object) length(object$beta) + length(object$theta) + 1L
+
+#' @rdname hnm_lmm-methods
+#' @export
+logLik.hnm_lmm <- function(object, ...) {
+  structure(-object$deviance / 2, nobs = nobs(object), nall = nobs(object),
+            df = n_parameters(object), class = "logLik")
+}
+
+#' The REML criterion of a fit
+#'
+#' lme4's `REMLcrit`: the REML criterion at the estimates, for REML fits the criterion
+#' minimised and for ML fits the REML criterion evaluated at the ML estimates of the variance
+#' parameters. For other classes it calls lme4's.
+#'
+#' @param object An `hnm_fit`.
+#' @return A number.
+#' @examples
+#' fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' REMLcrit(fit)
+#' @export
+REMLcrit <- function(object) UseMethod("REMLcrit")
+
+#' @rdname hnm_lmm-methods
+#' @export
+REMLcrit.hnm_lmm <- function(object) {
+  if (object$method == "REML") return(object$deviance)
+  rust_result(rs_lmm_criterion(lmm_model(object), TRUE))
+}
+
+#' @rdname hnm_lmm-methods
+#' @export
+isSingular.hnm_lmm <- function(x, tol = 1e-4) {
+  check_tolerance(tol)
+  any(x$theta[x$lower == 0] < tol)
+}
+
+# `tol` of isSingular(): one non-negative number.
+check_tolerance <- function(tol) {
+  if (!is.numeric(tol) || length(tol) != 1L || is.na(tol) || tol < 0) {
+    hnm_abort("`tol` must be one non-negative number.", call = sys.call(-1L))
+  }
+}
+
+#' @rdname hnm_lmm-methods
+#' @export
+VarCorr.hnm_lmm <- function(x, sigma = 1, ...) {
+  blocks <- block_ranges(x)
+  group <- x$group_name
+  names <- c(group, if (length(blocks) > 1L) paste(group, seq_len(length(blocks) - 1L), sep = "."))
+  terms <- lapply(blocks, function(i) {
+    v <- x$re_covariance[i, i, drop = FALSE]
+    sd <- sqrt(diag(v))
+    correlation <- v / outer(sd, sd)
+    correlation[!is.finite(correlation)] <- 0
+    diag(correlation) <- 1
+    structure(v, stddev = sd, correlation = correlation)
+  })
+  structure(setNames(terms, names), sc = x$sigma, useSc = TRUE, class = "VarCorr.hnm")
+}
+
+# The rows and columns of each random-effects term (Λ block) in Σ.
+block_ranges <- function(x) {
+  ends <- cumsum(lengths(x$random_names))
+  Map(function(from, to) from:to, ends - lengths(x$random_names) + 1L, ends)
+}
+
+#' @rdname hnm_lmm-methods
+#' @export
+getME.hnm_lmm <- function(object, name, ...) {
+  switch(name,
+    theta = object$theta,
+    lower = setNames(object$lower, names(object$theta)),
+    beta = unname(object$beta),
+    fixef = object$beta,
+    sigma = object$sigma,
+    Lambda = relative_factor(object),
+    cnms = setNames(object$random_names, rep(object$group_name, length(object$random_names))),
+    flist = structure(list(factor(object$levels, levels = object$levels)),
+                      names = object$group_name, assign = 1L),
+    n_rtrms = length(object$random_names),
+    p = length(object$beta),
+    q = length(object$levels) * length(unlist(object$random_names)),
+    n = nobs(object),
+    devcomp = list(dims = c(n = nobs(object), p = length(object$beta),
+                            q = length(object$levels) * length(unlist(object$random_names)),
+                            REML = as.integer(object$method == "REML"))),
+    REML = as.integer(object$method == "REML"),
+    X = model.matrix(object),
+    y = lmm_response(object),
+    hnm_abort(sprintf(paste("getME(, \"%s\") is not available for hnm fits; available: theta,",
+                            "lower, beta, fixef, sigma, Lambda, cnms, flist, n_rtrms, p, q, n,",
+                            "devcomp, REML, X, y."), name), class = "hnm_error_argument"))
+}
+
+#' @rdname hnm_fit-methods
+#' @export
+getME.hnm_fit <- function(object, name, ...) {
+  switch(name,
+    theta = setNames(object$theta, paste0(object$group_name, ".(Intercept)")),
+    lower = setNames(0, paste0(object$group_name, ".(Intercept)")),
+    beta = unname(fixef(object)),
+    fixef = fixef(object),
+    sigma = sigma(object),
+    hnm_abort(sprintf(paste("getME(, \"%s\") is not available for one-way hnm fits;",
+                            "available: theta, lower, beta, fixef, sigma."), name),
+              class = "hnm_error_argument"))
+}
+
+# The relative covariance factor of the random effects in lme4's layout: Λ of one group,
+# block diagonal over the terms (lme4's getME("Lambda") repeats it for every group).
+relative_factor <- function(object) {
+  q <- length(unlist(object$random_names))
+  lambda <- matrix(0, q, q)
+  index <- 0L
+  for (block in block_ranges(object)) {
+    for (c in seq_along(block)) for (r in c:length(block)) {
+      index <- index + 1L
+      lambda[block[r], block[c]] <- object$theta[[index]]
+    }
+  }
+  dimnames(lambda) <- list(unlist(object$random_names), unlist(object$random_names))
+  lambda
+}
+
+#' @rdname hnm_lmm-methods
+#' @export
+ranef.hnm_lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
+  check_no_dots(list(...), sys.call())
+  if (!isFALSE(drop)) {
+    hnm_abort("`drop = TRUE` is not supported: hnm gives lme4's list of data frames.")
+  }
+  if (!is.null(whichel) && !identical(whichel, object$group_name)) {
+    hnm_abort(sprintf("`whichel` must be the grouping factor's name, \"%s\".", object$group_name))
+  }
+  re <- rust_result(rs_lmm_ranef(lmm_model(object)))
+  names <- unlist(object$random_names)
+  q <- length(names)
+  m <- length(object$levels)
+  modes <- matrix(re$modes, m, q, byrow = TRUE, dimnames = list(object$levels, names))
+  effects <- as.data.frame(modes, optional = TRUE)
+  names(effects) <- names
+  if (isTRUE(condVar)) {
+    covariances <- array(re$conditional_covariances, c(q, q, m))
+    blocks <- block_ranges(object)
+    attr(effects, "postVar") <- if (length(blocks) == 1L) covariances else
+      setNames(lapply(blocks, function(i) covariances[i, i, , drop = FALSE]),
+               vapply(object$random_names, `[`, "", 1L))
+  }
+  structure(setNames(list(effects), object$group_name), class = "ranef.hnm")
+}
+
+#' @rdname hnm_lmm-methods
+#' @export
+coef.hnm_lmm <- function(object, ...) {
+  effects <- ranef(object, condVar = FALSE)[[1L]]
+  beta <- fixef(object)
+  out <- as.data.frame(matrix(beta, nrow(effects), length(beta), byrow = TRUE,
+                              dimnames = list(rownames(effects), names(beta))), optional = TRUE)
+  for (name in names(effects)) {
+    out[[name]] <- (if (name %in% names(beta)) out[[name]] else 0) + effects[[name]]
+  }
+  structure(setNames(list(out), object$group_name), class = "coef.mer")
+}
+
+# The response of the rows used (minus the offset, as the model saw it).
+lmm_response <- function(object) {
+  rows <- lmm_rows(object, "the response")
+  values <- rows$variables[[1L]]
+  values[complete_lmm_rows(object, rows)]
+}
+
+# Rows with every variable and the group present.
+complete_lmm_rows <- function(object, rows) {
+  ok <- !is.na(rows$codes)
+  for (v in rows$variables) ok <- ok & if (is.matrix(v)) stats::complete.cases(v) else !is.na(v)
+  ok
+}
+
+lmm_fitted <- function(object, population = FALSE) {
+  rows <- lmm_rows(object, "fitted values")
+  values <- rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes,
+                                      !population, NULL))
+  ok <- complete_lmm_rows(object, rows)
+  offset <- rows$offset
+  values[ok] + if (is.null(offset)) 0 else offset[ok]
+}
+
+#' @rdname hnm_lmm-methods
+#' @export
+fitted.hnm_lmm <- function(object, ...) lmm_fitted(object)
+
+#' @rdname hnm_lmm-methods
+#' @export
+residuals.hnm_lmm <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
+  match.arg(type)
+  rows <- lmm_rows(object, "residuals")
+  ok <- complete_lmm_rows(object, rows)
+  fitted <- rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, TRUE, NULL))
+  r <- rows$variables[[1L]][ok] - fitted[ok]
+  if (isTRUE(scaled)) r / object$sigma else r
+}
+
+#' @rdname hnm_lmm-methods
+#' @export
+model.matrix.hnm_lmm <- function(object, type = c("fixed", "random"), ...) {
+  type <- match.arg(type)
+  if (type == "random") {
+    hnm_abort(paste("hnm never forms the random-effects model matrix Z (N x groups q); use",
+                    "ranef() and predict() for what it gives."), class = "hnm_error_argument")
+  }
+  rows <- lmm_rows(object, "model.matrix()")
+  ok <- complete_lmm_rows(object, rows)
+  columns <- object$spec$fixed[object$kept]
+  flat <- flat_variables(rows$variables)
+  x <- vapply(columns, function(j) if (j == 0L) rep(1, sum(ok)) else as.double(flat[[j]][ok]),
+              numeric(sum(ok)))
+  x <- matrix(x, sum(ok), length(columns), dimnames = list(NULL, object$fixed_names))
+  attr(x, "contrasts") <- object$contrasts
+  x
+}
+
+# The variables as single columns (a matrix contributes each column).
+flat_variables <- function(variables) {
+  unlist(lapply(variables, function(v) {
+    if (is.matrix(v)) lapply(seq_len(ncol(v)), function(j) v[, j]) else list(v)
+  }), recursive = FALSE)
+}

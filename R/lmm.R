@@ -1,0 +1,134 @@
+# The linear mixed model with one grouping factor: hnm_fit()'s path for covariates and random
+# slopes, and the fit object its methods read.
+
+# Parse (done by hnm_fit) -> columns in place -> Rust (one pass, model, fit) -> an object of
+# class c("hnm_lmm", "hnm_fit").
+lmm_fit <- function(parsed, formula, data, method, call) {
+  if (method == "ANOVA") {
+    hnm_abort(paste("the ANOVA method of moments is for the one-way model `y ~ 1 | g`; use",
+                    "method = \"ML\" or \"REML\" for models with covariates or random slopes."),
+              call = call, class = "hnm_error_argument")
+  }
+  design <- model_design(parsed, data, call)
+  check_lengths(design, call)
+  built <- rust_result(rs_lmm_build(design$variables, design$codes, length(design$levels),
+                                    design$response, design$fixed, design$random, design$blocks,
+                                    design$names), call = call)
+  report_dropped_columns(design$fixed_names, built$kept)
+  estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
+  new_hnm_lmm(estimates, built, design, formula, parsed, call, method)
+}
+
+# Every variable has one value per row of the grouping factor.
+check_lengths <- function(design, call) {
+  rows <- length(design$codes)
+  sizes <- vapply(design$variables, NROW, numeric(1))
+  widths <- vapply(design$variables, NCOL, numeric(1))
+  bad <- which(sizes != rows)
+  if (length(bad) > 0L) {
+    name <- design$names[cumsum(widths)[bad[1L]]]
+    hnm_abort(sprintf("`%s` has %d values but the grouping variable `%s` has %d.", name,
+                      sizes[bad[1L]], design$group_name, rows), call = call)
+  }
+  if (sum(!is.na(design$codes)) == 0L) {
+    hnm_abort(sprintf("the grouping variable `%s` has no non-missing values.", design$group_name),
+              call = call)
+  }
+}
+
+# lme4's message for a rank-deficient X, naming the columns dropped.
+report_dropped_columns <- function(fixed_names, kept) {
+  dropped <- fixed_names[-kept]
+  if (length(dropped) > 0L) {
+    message(sprintf(paste("fixed-effect model matrix is rank deficient so dropping %d column(s) /",
+                          "coefficient(s): %s"), length(dropped), paste(dropped, collapse = ", ")))
+  }
+}
+
+new_hnm_lmm <- function(estimates, built, design, formula, parsed, call, method) {
+  fixed_names <- design$fixed_names[built$kept]
+  random_names <- unlist(design$random_names)
+  q <- length(random_names)
+  levels <- design$levels[built$groups]
+  structure(list(
+    call = call,
+    formula = formula,
+    parsed = parsed,
+    method = method,
+    response_name = design$response_name,
+    group_name = design$group_name,
+    beta = setNames(estimates$beta, fixed_names),
+    vcov_beta = matrix(estimates$beta_covariance, length(fixed_names),
+                       dimnames = list(fixed_names, fixed_names)),
+    sigma = estimates$sigma,
+    theta = setNames(estimates$theta, theta_names(design$random_names, design$group_name)),
+    lower = built$lower,
+    re_covariance = matrix(estimates$re_covariance, q, dimnames = list(random_names, random_names)),
+    deviance = estimates$deviance,
+    convergence = estimates[c("iterations", "evaluations", "projected_gradient_norm",
+                              "converged", "internal_theta")],
+    fixed_names = fixed_names,
+    kept = built$kept,
+    dropped_fixed = design$fixed_names[-built$kept],
+    random_names = design$random_names,
+    levels = levels,
+    group_codes = built$groups,
+    n_obs = sum(built$stats$n),
+    group_sizes = built$stats$n[built$groups],
+    n_dropped = built$dropped,
+    xlev = design$xlev,
+    contrasts = design$contrasts,
+    terms = design$terms,
+    # The plain fields the Rust model is rebuilt from after readRDS.
+    stats = built$stats,
+    spec = list(response = design$response, fixed = design$fixed, random = design$random,
+                blocks = design$blocks),
+    # The rows: columns by reference (or owned when computed), their fingerprint, the offset.
+    rows = list(variables = design$variables, codes = design$codes, names = design$names,
+                fingerprint = built$fingerprint, offset = design$offset),
+    core = list2env(list(model = built$model))
+  ), class = c("hnm_lmm", "hnm_fit"))
+}
+
+# lme4's names of θ: group.(Intercept), group.x.(Intercept), ... for each block's lower
+# triangle by columns.
+theta_names <- function(random_names, group) {
+  unlist(lapply(random_names, function(names) {
+    q <- length(names)
+    out <- character()
+    for (c in seq_len(q)) for (r in c:q) {
+      out <- c(out, if (r == c) paste(group, names[r], sep = ".") else
+        paste(group, names[r], names[c], sep = "."))
+    }
+    out
+  }))
+}
+
+# The fit's Rust model, rebuilt from its plain fields when the pointer did not survive
+# saveRDS()/readRDS() (the saved fit is the fit: no search is run again).
+lmm_model <- function(object) {
+  core <- object$core
+  if (is.environment(core) && rs_lmm_valid(core$model)) return(core$model)
+  s <- object$stats
+  spec <- object$spec
+  model <- rust_result(rs_lmm_restore(s$pilot, s$n, s$means, s$comoments, spec$response,
+                                      spec$fixed, spec$random, spec$blocks,
+                                      object$method == "REML",
+                                      object$convergence$internal_theta))
+  if (is.environment(core)) assign("model", model, envir = core)
+  model
+}
+
+# The rows of the fit, checked to be those the fit was made from: columns kept by reference
+# may have been changed in place since (data.table's `:=` or set()).
+lmm_rows <- function(object, what) {
+  rows <- object$rows
+  now <- rust_result(rs_lmm_fingerprint(rows$variables, rows$codes))
+  if (!identical(now, rows$fingerprint)) {
+    hnm_abort(sprintf(paste("%s needs the data the fit was made from, but they have been",
+                            "modified in place since (for example by data.table's `:=` or",
+                            "set()); refit the model to the current data."), what),
+              class = "hnm_error_data_changed")
+  }
+  rows
+}

@@ -1,0 +1,476 @@
+//! Per-group cross-product blocks of several columns: the sufficient statistics of the
+//! linear mixed model with one grouping factor.
+//!
+//! For group j and the k numeric variables v_1, …, v_k that the model's design is made of
+//! (the response, the covariates of X and Z), the likelihood depends on the rows only
+//! through n_j, the column means v̄_j and the centred co-moments
+//! W_j[a, b] = Σ_i (v_ia − v̄_ja)(v_ib − v̄_jb): every cross-product the model needs is
+//! Σ_i v_ia v_ib = W_j[a, b] + n_j v̄_ja v̄_jb (see [`crate::LinearMixedModel`]).
+//! The one-way statistics (n_j, ȳ_j, SSW_j) are the case k = 1.
+//!
+//! One pass over the rows applies the multivariate Welford update to v − p, where the pilot
+//! p is the first complete row: with d = v − p − m before the update, m ← m + d/n and
+//! W ← W + (n − 1)/n · d dᵀ. Σ v² is never formed, and v − p is exact for values near the
+//! pilot, so offsets such as 1e12 + 0.1 keep their digits. A group's running statistics sit
+//! together (1 + k + k(k+1)/2 doubles), so a row touches one group's state however the rows
+//! are ordered.
+
+use crate::error::{HnmError, Result};
+use crate::interrupt::Checkpoint;
+use crate::pass::{prefetch_address, Cell, Response, NA_CODE};
+
+/// One numeric column as R stores it, read in place.
+#[derive(Debug, Clone, Copy)]
+pub enum Column<'a> {
+    /// Doubles; R's `NA` is [`crate::NA_REAL`].
+    Double(&'a [f64]),
+    /// Integers (and logicals); R's `NA` is [`crate::NA_CODE`].
+    Integer(&'a [i32]),
+}
+
+impl Column<'_> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Column::Double(v) => v.len(),
+            Column::Integer(v) => v.len(),
+        }
+    }
+
+    /// True when the column has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value of `row`, or `None` when it is missing or not finite.
+    pub fn value(&self, row: usize) -> Option<f64> {
+        match self.cell(row) {
+            Cell::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The bits of `row`'s value, for [`BlockPass::fingerprint`].
+    #[inline]
+    fn bits(&self, row: usize) -> u64 {
+        match self {
+            Column::Double(v) => v[row].to_bits(),
+            Column::Integer(v) => v[row] as u32 as u64,
+        }
+    }
+
+    #[inline]
+    fn cell(&self, row: usize) -> Cell {
+        match self {
+            Column::Double(v) => v[row].cell(),
+            Column::Integer(v) => v[row].cell(),
+        }
+    }
+}
+
+/// Index of W[a, b] (b ≤ a) in a packed lower triangle stored by rows.
+#[inline]
+pub(crate) fn packed(a: usize, b: usize) -> usize {
+    a * (a + 1) / 2 + b
+}
+
+/// Per-group counts, means and centred co-moments of k variables.
+///
+/// Means are stored relative to the pilot p (one value per variable, from inside the data):
+/// v̄_ja = p_a + `mean(j)[a]`. Counts are `f64`, as every formula uses them as real weights and
+/// statistics computed elsewhere (a SQL `GROUP BY`) arrive as doubles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossProducts {
+    variables: usize,
+    pilot: Vec<f64>,
+    n: Vec<f64>,
+    means: Vec<f64>,
+    comoments: Vec<f64>,
+}
+
+/// The statistics of a data pass and the number of rows it dropped for a missing value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockPass {
+    /// Statistics of every group code, empty groups included.
+    pub stats: CrossProducts,
+    /// Rows with `NA` in a variable or the group.
+    pub dropped: usize,
+    /// A hash of every value read (see [`fingerprint`]): row-level methods recompute it to
+    /// tell whether the data were changed in place after the fit.
+    pub fingerprint: u64,
+}
+
+/// Σ_i Σ_c bits(v_ic) · w_ic (mod 2⁶⁴) with odd weights w_ic distinct per cell, plus the group
+/// codes likewise: any single changed value changes it (an odd weight is invertible mod 2⁶⁴),
+/// at the cost of one multiply-add per value.
+///
+/// # Errors
+/// `LengthMismatch` when a column and `codes` differ in length; `Interrupted`.
+///
+/// # Example
+/// ```
+/// use hnm_core::{fingerprint, Checkpoint, Column, Never};
+/// let y = [1.0, 2.0];
+/// let a = fingerprint(&[Column::Double(&y)], &[1, 2], &mut Checkpoint::new(&Never)).unwrap();
+/// let b = fingerprint(&[Column::Double(&[1.0, 2.5])], &[1, 2], &mut Checkpoint::new(&Never)).unwrap();
+/// assert_ne!(a, b);
+/// ```
+pub fn fingerprint(columns: &[Column<'_>], codes: &[i32], checkpoint: &mut Checkpoint<'_>) -> Result<u64> {
+    for column in columns {
+        check_length("a model column", column.len(), "the grouping factor", codes.len())?;
+    }
+    let mut hash = Fingerprint::default();
+    for (row, &code) in codes.iter().enumerate() {
+        checkpoint.check()?;
+        hash.add_row(columns, row, code);
+    }
+    Ok(hash.value)
+}
+
+/// The running state of [`fingerprint`].
+#[derive(Default)]
+struct Fingerprint {
+    value: u64,
+    weight: u64,
+}
+
+impl Fingerprint {
+    const STEP: u64 = 0x9E37_79B9_7F4A_7C15 << 1;
+
+    #[inline]
+    fn add_row(&mut self, columns: &[Column<'_>], row: usize, code: i32) {
+        for column in columns {
+            self.weight = self.weight.wrapping_add(Self::STEP);
+            self.value = self.value.wrapping_add(column.bits(row).wrapping_mul(self.weight | 1));
+        }
+        self.weight = self.weight.wrapping_add(Self::STEP);
+        self.value = self.value.wrapping_add((code as u32 as u64).wrapping_mul(self.weight | 1));
+    }
+}
+
+impl CrossProducts {
+    /// Statistics from their parts: `pilot` (k values), and per group (group-major) `n`, the
+    /// k means about the pilot and the k(k+1)/2 co-moments, a packed lower triangle by rows
+    /// (W[0,0], W[1,0], W[1,1], W[2,0], …).
+    ///
+    /// # Errors
+    /// `LengthMismatch` when the parts do not describe the same groups and variables;
+    /// `NotFinite` for a non-finite value; `InvalidStatistic` for a count that is negative or
+    /// not whole, or a negative diagonal co-moment (a sum of squares).
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::CrossProducts;
+    /// // Two variables, one group of 3 rows: means (1, 2) about the pilot (10, 20).
+    /// let s = CrossProducts::new(vec![10.0, 20.0], vec![3.0], vec![1.0, 2.0], vec![2.0, 1.0, 4.0]).unwrap();
+    /// assert_eq!(s.comoment(0, 1, 0), 1.0);
+    /// assert_eq!(s.mean(0), &[1.0, 2.0]);
+    /// ```
+    pub fn new(pilot: Vec<f64>, n: Vec<f64>, means: Vec<f64>, comoments: Vec<f64>) -> Result<Self> {
+        let k = pilot.len();
+        let groups = n.len();
+        check_length("means", means.len(), "n times the number of variables", groups * k)?;
+        check_length("comoments", comoments.len(), "n times the co-moments per group", groups * k * (k + 1) / 2)?;
+        if let Some(index) = pilot.iter().position(|v| !v.is_finite()) {
+            return Err(HnmError::NotFinite { argument: "pilot", index });
+        }
+        for (j, &nj) in n.iter().enumerate() {
+            if !nj.is_finite() {
+                return Err(HnmError::NotFinite { argument: "n", index: j });
+            }
+            if nj < 0.0 || nj.fract() != 0.0 {
+                return Err(HnmError::InvalidStatistic { argument: "n", index: j, reason: "a count must be a whole number >= 0" });
+            }
+        }
+        let stats = CrossProducts { variables: k, pilot, n, means, comoments };
+        for j in 0..groups {
+            if let Some(a) = stats.mean(j).iter().position(|v| !v.is_finite()) {
+                return Err(HnmError::NotFinite { argument: "means", index: j * k + a });
+            }
+            for a in 0..k {
+                for b in 0..=a {
+                    let w = stats.comoment(j, a, b);
+                    if !w.is_finite() {
+                        return Err(HnmError::NotFinite { argument: "comoments", index: j });
+                    }
+                    if a == b && w < 0.0 {
+                        return Err(HnmError::InvalidStatistic {
+                            argument: "comoments",
+                            index: j,
+                            reason: "a sum of squares cannot be negative",
+                        });
+                    }
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    /// One pass over the rows: the statistics of `n_groups` groups given by 1-based `codes`
+    /// (an R factor's codes; [`NA_CODE`] is a missing group). A row with `NA` in any column
+    /// or a missing group is dropped and counted.
+    ///
+    /// # Errors
+    /// `LengthMismatch` when a column and `codes` differ in length; `ColumnNotFinite` for
+    /// a NaN (not `NA`) or infinite value; `GroupCodeOutOfRange` for a code outside
+    /// `1..=n_groups`; `TooLarge` when the groups' state does not fit in memory;
+    /// `Interrupted` when `checkpoint` reports a user interrupt.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{Checkpoint, Column, CrossProducts, Never, NA_REAL};
+    /// let y = [1.0, 3.0, 10.0, NA_REAL, 12.0];
+    /// let x = [0, 2, 1, 1, 3];
+    /// let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Integer(&x)],
+    ///     [1, 1, 2, 2, 2].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap();
+    /// assert_eq!(pass.dropped, 1);
+    /// assert_eq!(pass.stats.n(), &[2.0, 2.0]);
+    /// // Group 2 has y = (10, 12), x = (1, 3): W = [[2, 2], [2, 2]].
+    /// assert_eq!((pass.stats.comoment(1, 0, 0), pass.stats.comoment(1, 1, 0)), (2.0, 2.0));
+    /// assert_eq!(pass.stats.group_means(1), vec![11.0, 2.0]);
+    /// ```
+    pub fn from_columns(
+        columns: &[Column<'_>],
+        codes: impl ExactSizeIterator<Item = i32> + Clone,
+        n_groups: usize,
+        checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<BlockPass> {
+        let rows = codes.len();
+        for column in columns {
+            check_length("a model column", column.len(), "the grouping factor", rows)?;
+        }
+        let k = columns.len();
+        let triangle = k * (k + 1) / 2;
+        let stride = 1 + k + triangle;
+        let mut state = zeroed(n_groups.checked_mul(stride).ok_or(HnmError::TooLarge { what: "the groups' statistics" })?)?;
+        let mut pilot = vec![0.0; k];
+        let mut have_pilot = false;
+        let mut shifted = vec![0.0; k];
+        let mut dropped = 0usize;
+        let mut ahead = codes.clone().skip(PREFETCH_DISTANCE);
+        let mut hash = Fingerprint::default();
+        'rows: for (row, code) in codes.enumerate() {
+            checkpoint.check()?;
+            hash.add_row(columns, row, code);
+            if let Some(future) = ahead.next() {
+                prefetch_address(state.as_ptr().wrapping_add((future as isize - 1).max(0) as usize * stride));
+            }
+            if code == NA_CODE {
+                dropped += 1;
+                continue;
+            }
+            for (a, column) in columns.iter().enumerate() {
+                match column.cell(row) {
+                    Cell::Value(v) => shifted[a] = v,
+                    Cell::Missing => {
+                        dropped += 1;
+                        continue 'rows;
+                    }
+                    Cell::NotFinite => return Err(HnmError::ColumnNotFinite { column: a, row }),
+                }
+            }
+            let j = match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)) {
+                Some(j) if j < n_groups => j,
+                _ => return Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups }),
+            };
+            if !have_pilot {
+                pilot.copy_from_slice(&shifted);
+                have_pilot = true;
+            }
+            for (v, p) in shifted.iter_mut().zip(&pilot) {
+                *v -= p;
+            }
+            welford_update(&mut state[j * stride..(j + 1) * stride], &mut shifted);
+        }
+        let mut n = Vec::with_capacity(n_groups);
+        let mut means = Vec::with_capacity(n_groups * k);
+        let mut comoments = Vec::with_capacity(n_groups * triangle);
+        for group in state.chunks_exact(stride) {
+            n.push(group[0]);
+            means.extend_from_slice(&group[1..1 + k]);
+            comoments.extend_from_slice(&group[1 + k..]);
+        }
+        Ok(BlockPass { stats: CrossProducts { variables: k, pilot, n, means, comoments }, dropped, fingerprint: hash.value })
+    }
+
+    /// Number of variables k.
+    pub fn variables(&self) -> usize {
+        self.variables
+    }
+
+    /// Number of groups, empty ones included.
+    pub fn groups(&self) -> usize {
+        self.n.len()
+    }
+
+    /// The value subtracted from each variable before accumulating (the first complete row).
+    pub fn pilot(&self) -> &[f64] {
+        &self.pilot
+    }
+
+    /// Group sizes n_j.
+    pub fn n(&self) -> &[f64] {
+        &self.n
+    }
+
+    /// Total number of observations N = Σ n_j.
+    pub fn n_obs(&self) -> f64 {
+        self.n.iter().sum()
+    }
+
+    /// Group j's means minus the pilot, v̄_j − p.
+    pub fn mean(&self, j: usize) -> &[f64] {
+        &self.means[j * self.variables..(j + 1) * self.variables]
+    }
+
+    /// Group j's means v̄_j = p + (v̄_j − p), rounded to the precision of the data's magnitude.
+    pub fn group_means(&self, j: usize) -> Vec<f64> {
+        self.mean(j).iter().zip(&self.pilot).map(|(m, p)| p + m).collect()
+    }
+
+    /// W_j[a, b] = Σ_i (v_ia − v̄_ja)(v_ib − v̄_jb), symmetric in a and b.
+    pub fn comoment(&self, j: usize, a: usize, b: usize) -> f64 {
+        let (a, b) = if b <= a { (a, b) } else { (b, a) };
+        let triangle = self.variables * (self.variables + 1) / 2;
+        self.comoments[j * triangle + packed(a, b)]
+    }
+
+    /// All means, group-major (k per group), about the pilot.
+    pub fn means(&self) -> &[f64] {
+        &self.means
+    }
+
+    /// All co-moments, group-major, each group's packed lower triangle by rows.
+    pub fn comoments(&self) -> &[f64] {
+        &self.comoments
+    }
+
+    /// The statistics of the groups with at least one row, in order, and their indices.
+    pub fn nonempty(&self) -> (CrossProducts, Vec<usize>) {
+        let keep: Vec<usize> = (0..self.groups()).filter(|&j| self.n[j] > 0.0).collect();
+        let triangle = self.variables * (self.variables + 1) / 2;
+        let mut out = CrossProducts {
+            variables: self.variables,
+            pilot: self.pilot.clone(),
+            n: Vec::with_capacity(keep.len()),
+            means: Vec::with_capacity(keep.len() * self.variables),
+            comoments: Vec::with_capacity(keep.len() * triangle),
+        };
+        for &j in &keep {
+            out.n.push(self.n[j]);
+            out.means.extend_from_slice(self.mean(j));
+            out.comoments.extend_from_slice(&self.comoments[j * triangle..(j + 1) * triangle]);
+        }
+        (out, keep)
+    }
+}
+
+/// How many rows ahead the pass prefetches group state (see [`crate::accumulate`]).
+const PREFETCH_DISTANCE: usize = 48;
+
+/// Adds the row `x` (already shifted by the pilot; overwritten) to a group's state
+/// [n, means (k), packed co-moments]: the multivariate Welford update of the module docs.
+#[inline]
+fn welford_update(state: &mut [f64], x: &mut [f64]) {
+    let k = x.len();
+    let (count, rest) = state.split_first_mut().expect("a group's state holds its count");
+    let (mean, comoment) = rest.split_at_mut(k);
+    *count += 1.0;
+    let inverse_n = 1.0 / *count;
+    for (d, m) in x.iter_mut().zip(mean.iter_mut()) {
+        *d -= *m;
+        *m += *d * inverse_n;
+    }
+    let weight = 1.0 - inverse_n;
+    let mut index = 0;
+    for a in 0..k {
+        let wa = weight * x[a];
+        for &db in &x[..=a] {
+            comoment[index] += wa * db;
+            index += 1;
+        }
+    }
+}
+
+/// A zeroed vector of `len` doubles, or `TooLarge` when it cannot be allocated.
+pub(crate) fn zeroed(len: usize) -> Result<Vec<f64>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| HnmError::TooLarge { what: "the groups' statistics" })?;
+    v.resize(len, 0.0);
+    Ok(v)
+}
+
+fn check_length(first: &'static str, first_len: usize, second: &'static str, second_len: usize) -> Result<()> {
+    if first_len == second_len {
+        Ok(())
+    } else {
+        Err(HnmError::LengthMismatch { first, first_len, second, second_len })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interrupt::Never;
+
+    fn pass(columns: &[Column<'_>], codes: &[i32], groups: usize) -> BlockPass {
+        CrossProducts::from_columns(columns, codes.iter().copied(), groups, &mut Checkpoint::new(&Never)).unwrap()
+    }
+
+    #[test]
+    fn comoments_equal_a_two_pass_computation() {
+        let x: Vec<f64> = (0..50).map(|i| ((i * 37) % 11) as f64 * 0.7 - 2.0).collect();
+        let y: Vec<f64> = (0..50).map(|i| ((i * 13) % 7) as f64 + 0.1 * i as f64).collect();
+        let codes: Vec<i32> = (0..50).map(|i| (i % 3) as i32 + 1).collect();
+        let p = pass(&[Column::Double(&x), Column::Double(&y)], &codes, 3);
+        for j in 0..3 {
+            let rows: Vec<usize> = (0..50).filter(|&i| codes[i] == j as i32 + 1).collect();
+            let n = rows.len() as f64;
+            let mx = rows.iter().map(|&i| x[i]).sum::<f64>() / n;
+            let my = rows.iter().map(|&i| y[i]).sum::<f64>() / n;
+            let wxy: f64 = rows.iter().map(|&i| (x[i] - mx) * (y[i] - my)).sum();
+            let wyy: f64 = rows.iter().map(|&i| (y[i] - my).powi(2)).sum();
+            let means = p.stats.group_means(j);
+            assert!((means[0] - mx).abs() < 1e-13 && (means[1] - my).abs() < 1e-13);
+            assert!((p.stats.comoment(j, 1, 0) - wxy).abs() < 1e-12 * (1.0 + wxy.abs()));
+            assert!((p.stats.comoment(j, 0, 1) - wxy).abs() < 1e-12 * (1.0 + wxy.abs()));
+            assert!((p.stats.comoment(j, 1, 1) - wyy).abs() < 1e-12 * wyy);
+        }
+    }
+
+    #[test]
+    fn large_offsets_keep_their_digits() {
+        // Deviations 0, 0.25, 0.5 about 1e12 (exact in binary): W = 0.125 exactly.
+        let y = [1e12, 1e12 + 0.25, 1e12 + 0.5];
+        let p = pass(&[Column::Double(&y)], &[1, 1, 1], 1);
+        assert_eq!(p.stats.comoment(0, 0, 0), 0.125);
+        assert_eq!(p.stats.group_means(0)[0], 1e12 + 0.25);
+    }
+
+    #[test]
+    fn bad_values_name_their_column_and_row() {
+        let y = [1.0, 2.0, 3.0];
+        let x = [1.0, f64::INFINITY, 0.0];
+        let err = CrossProducts::from_columns(
+            &[Column::Double(&y), Column::Double(&x)],
+            [1, 1, 1].into_iter(),
+            1,
+            &mut Checkpoint::new(&Never),
+        )
+        .unwrap_err();
+        assert_eq!(err, HnmError::ColumnNotFinite { column: 1, row: 1 });
+        let err = CrossProducts::from_columns(&[Column::Double(&y)], [1, 3, 1].into_iter(), 2, &mut Checkpoint::new(&Never))
+            .unwrap_err();
+        assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
+    }
+
+    #[test]
+    fn nonempty_drops_unused_levels() {
+        let y = [1.0, 2.0, 4.0];
+        let p = pass(&[Column::Double(&y)], &[3, 3, 1], 3);
+        let (kept, index) = p.stats.nonempty();
+        assert_eq!(index, vec![0, 2]);
+        assert_eq!(kept.n(), &[1.0, 2.0]);
+        assert_eq!(kept.group_means(1), vec![1.5]);
+    }
+}

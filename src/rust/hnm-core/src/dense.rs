@@ -1,0 +1,137 @@
+//! Small dense matrices (row-major slices) for the per-group blocks of the mixed model.
+//!
+//! The blocks are q × q and q × (p + 1) with q and p small (typically ≤ 4), evaluated once per
+//! group and per deviance evaluation: plain loops over slices beat a general library here.
+
+/// Cholesky factor in place: the lower triangle of the symmetric positive-definite n × n
+/// `a` becomes L with L Lᵀ = a; the strict upper triangle is set to 0. Returns false (and
+/// leaves `a` partly overwritten) when a pivot is not positive.
+#[inline(always)]
+pub(crate) fn cholesky_in_place(a: &mut [f64], n: usize) -> bool {
+    for j in 0..n {
+        let mut pivot = a[j * n + j];
+        for k in 0..j {
+            pivot -= a[j * n + k] * a[j * n + k];
+        }
+        if !(pivot > 0.0) {
+            return false;
+        }
+        let diagonal = pivot.sqrt();
+        a[j * n + j] = diagonal;
+        for i in j + 1..n {
+            let mut v = a[i * n + j];
+            for k in 0..j {
+                v -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = v / diagonal;
+        }
+        for k in j + 1..n {
+            a[j * n + k] = 0.0;
+        }
+    }
+    true
+}
+
+/// Solves L X = B in place (L lower n × n, B n × m, both row-major).
+#[inline(always)]
+pub(crate) fn solve_lower(l: &[f64], n: usize, b: &mut [f64], m: usize) {
+    for i in 0..n {
+        for k in 0..i {
+            let lik = l[i * n + k];
+            if lik != 0.0 {
+                for c in 0..m {
+                    b[i * m + c] -= lik * b[k * m + c];
+                }
+            }
+        }
+        let inverse = 1.0 / l[i * n + i];
+        for c in 0..m {
+            b[i * m + c] *= inverse;
+        }
+    }
+}
+
+/// Solves Lᵀ X = B in place (L lower n × n, B n × m, both row-major).
+#[inline(always)]
+pub(crate) fn solve_lower_transposed(l: &[f64], n: usize, b: &mut [f64], m: usize) {
+    for i in (0..n).rev() {
+        for k in i + 1..n {
+            let lki = l[k * n + i];
+            if lki != 0.0 {
+                for c in 0..m {
+                    b[i * m + c] -= lki * b[k * m + c];
+                }
+            }
+        }
+        let inverse = 1.0 / l[i * n + i];
+        for c in 0..m {
+            b[i * m + c] *= inverse;
+        }
+    }
+}
+
+/// C = A B for A (r × k) and B (k × c), row-major.
+#[inline(always)]
+pub(crate) fn multiply(a: &[f64], b: &[f64], r: usize, k: usize, c: usize, out: &mut [f64]) {
+    for i in 0..r {
+        for j in 0..c {
+            let mut s = 0.0;
+            for t in 0..k {
+                s += a[i * k + t] * b[t * c + j];
+            }
+            out[i * c + j] = s;
+        }
+    }
+}
+
+/// The inverse of the symmetric positive-definite matrix with Cholesky factor `l` (n × n).
+pub(crate) fn inverse_from_cholesky(l: &[f64], n: usize) -> Vec<f64> {
+    let mut inverse = identity(n);
+    solve_lower(l, n, &mut inverse, n);
+    solve_lower_transposed(l, n, &mut inverse, n);
+    inverse
+}
+
+/// The n × n identity.
+pub(crate) fn identity(n: usize) -> Vec<f64> {
+    let mut m = vec![0.0; n * n];
+    for i in 0..n {
+        m[i * n + i] = 1.0;
+    }
+    m
+}
+
+/// M A Mᵀ for square n × n matrices.
+pub(crate) fn congruence(m: &[f64], a: &[f64], n: usize) -> Vec<f64> {
+    let mut ma = vec![0.0; n * n];
+    multiply(m, a, n, n, n, &mut ma);
+    let mut out = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            out[i * n + j] = (0..n).map(|t| ma[i * n + t] * m[j * n + t]).sum();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cholesky_and_solves_invert_a_matrix() {
+        let a = [4.0, 2.0, 0.4, 2.0, 5.0, 1.0, 0.4, 1.0, 3.0];
+        let mut l = a;
+        assert!(cholesky_in_place(&mut l, 3));
+        let inverse = inverse_from_cholesky(&l, 3);
+        let mut product = [0.0; 9];
+        multiply(&a, &inverse, 3, 3, 3, &mut product);
+        for i in 0..3 {
+            for j in 0..3 {
+                assert!((product[i * 3 + j] - if i == j { 1.0 } else { 0.0 }).abs() < 1e-14);
+            }
+        }
+        let mut not_pd = [1.0, 2.0, 2.0, 1.0];
+        assert!(!cholesky_in_place(&mut not_pd, 2));
+    }
+}

@@ -1,0 +1,1308 @@
+//! The linear mixed model with one grouping factor, from per-group cross-product blocks.
+//!
+//! For groups j = 1..m, y_j = X_j β + Z_j b_j + ε_j with b_j ~ N(0, σ² Λ Λᵀ) (q × q) and
+//! ε_j ~ N(0, σ² I). Λ is lower triangular and block diagonal (one unstructured block per
+//! random-effects term), parametrised as lme4 does by θ, the lower triangle of each block by
+//! columns; its diagonal is ≥ 0.
+//!
+//! # The profiled deviance (Bates et al. 2015, JSS 67(1), section 3; MixedModels.jl)
+//! With S_j = Z_jᵀZ_j, B_j = Z_jᵀ[X_j y_j] and F = Σ_j [X_j y_j]ᵀ[X_j y_j], each evaluation
+//! is a blocked Cholesky factorisation taken group by group:
+//!
+//! L_j L_jᵀ = Λᵀ S_j Λ + I,   R_j = L_j⁻¹ Λᵀ B_j,   L_F L_Fᵀ = F − Σ_j R_jᵀ R_j,
+//!
+//! whose last diagonal element is r = √(penalised residual sum of squares) and whose leading
+//! p × p block is R_X (so β̂ = R_X⁻ᵀ l_y with l_y the last row of L_F). Then
+//!
+//! ML:   d(θ) = Σ_j log|L_j|² + N [1 + log(2π r²/N)]
+//! REML: d(θ) = Σ_j log|L_j|² + log|R_X|² + (N − p) [1 + log(2π r²/(N − p))]
+//!
+//! at a cost of O(m (q³ + q²p + qp²) + p³), independent of N.
+//!
+//! # The gradient
+//! By the envelope theorem (β̂ and σ̂² minimise the unprofiled criterion), with
+//! A_j = L_j L_jᵀ, T_j = S_j Λ, e_j = Z_jᵀ(y_j − X_j β̂), u_j = A_j⁻¹ Λᵀ e_j (the spherical
+//! conditional mode) and σ̂² = r²/N (ML) or r²/(N − p) (REML),
+//!
+//! ∂d/∂Λ = Σ_j [ 2 T_j A_j⁻¹ − (2/σ̂²) (e_j − T_j u_j) u_jᵀ ]
+//!         − (REML only) 2 Σ_j (Ĝ_j − T_j Û_j) Û_jᵀ,
+//!
+//! where G_j = Z_jᵀX_j, Ĝ_j = G_j R_X⁻¹ and Û_j = A_j⁻¹ Λᵀ Ĝ_j (the derivative of
+//! log|XᵀV⁻¹X|); ∂d/∂θ picks the entries of ∂d/∂Λ that θ parametrises.
+//!
+//! # Exactness and units
+//! The model is computed on internal columns ((v − p) − s)/t, where t is a power of two near
+//! the column's spread (exact rescaling) and s its grand mean about the pilot p whenever the
+//! shift is a reparametrisation of the model: for X and y when X has an intercept, for a
+//! column of Z when its Λ block has a random intercept. So covariates with offsets of 1e9 or
+//! units of 1e-100 give the same well-conditioned problem; results are mapped back exactly
+//! (β = M_X (t_y β̃ + s_y e₀), b = t_y M_Z b̃, Σ = t_y² M_Z Σ̃ M_Zᵀ, with M the inverse of the
+//! column maps).
+
+use std::cell::RefCell;
+
+use crate::blocks::CrossProducts;
+use crate::dense::{cholesky_in_place, congruence, identity, inverse_from_cholesky, multiply, solve_lower, solve_lower_transposed};
+use crate::error::{HnmError, Result};
+use crate::interrupt::Checkpoint;
+use crate::optim::{minimize_bounded, Objective};
+use crate::profile::Criterion;
+use crate::unit::Unit;
+
+const LOG_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// Squared relative norm below which a fixed-effect column counts as a linear combination of
+/// the columns before it (lme4's rank check drops columns whose QR residual norm is below
+/// 1e-7 of their norm: 1e-14 on the squared scale, here with room for rounding).
+const RANK_TOLERANCE: f64 = 1e-13;
+
+/// A column of a design: the constant 1, or variable `Variable(a)` of the cross-products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Term {
+    /// The constant column of ones.
+    Intercept,
+    /// Variable a (0-based) of the [`CrossProducts`].
+    Variable(usize),
+}
+
+/// Which variables make the response, X and Z, and how Λ is blocked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Structure {
+    /// The response's variable.
+    pub response: usize,
+    /// The columns of X.
+    pub fixed: Vec<Term>,
+    /// The columns of Z.
+    pub random: Vec<Term>,
+    /// Sizes of Λ's diagonal blocks over consecutive columns of Z (they sum to `random.len()`);
+    /// each block is unstructured (a correlated term such as `(1 + x | g)`), so `(x || g)` is
+    /// two blocks of size 1.
+    pub blocks: Vec<usize>,
+}
+
+/// A design column as the model uses it: ((v − p) − shift)/scale, or 1.
+#[derive(Debug, Clone, Copy)]
+struct Affine {
+    term: Term,
+    shift: f64,
+    scale: f64,
+    /// The shift in the data's units, p + shift (0 when the column is not centred).
+    raw_shift: f64,
+}
+
+impl Affine {
+    fn mean(&self, stats: &CrossProducts, j: usize) -> f64 {
+        match self.term {
+            Term::Intercept => 1.0,
+            Term::Variable(a) => (stats.mean(j)[a] - self.shift) / self.scale,
+        }
+    }
+
+    fn comoment(&self, other: &Affine, stats: &CrossProducts, j: usize) -> f64 {
+        match (self.term, other.term) {
+            (Term::Variable(a), Term::Variable(b)) => stats.comoment(j, a, b) / (self.scale * other.scale),
+            _ => 0.0,
+        }
+    }
+}
+
+/// The model: the groups' blocks S_j, B_j and F in internal units, and the maps back.
+#[derive(Debug, Clone)]
+pub struct LinearMixedModel {
+    structure: Structure,
+    kept: Vec<usize>,
+    group_index: Vec<usize>,
+    n: Vec<f64>,
+    n_obs: f64,
+    q: usize,
+    p: usize,
+    zz: Vec<f64>,
+    zxy: Vec<f64>,
+    xy: Vec<f64>,
+    response: Affine,
+    fixed: Vec<Affine>,
+    random: Vec<Affine>,
+    to_user_fixed: Vec<f64>,
+    to_user_random: Vec<f64>,
+    theta_positions: Vec<(usize, usize)>,
+    lower: Vec<f64>,
+}
+
+/// Per-evaluation storage: each group's L_j and R_j, L_F, and the small buffers one group's
+/// computation needs (allocated once, so the loops over groups allocate nothing).
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    l: Vec<f64>,
+    r: Vec<f64>,
+    lf: Vec<f64>,
+    lambda: Vec<f64>,
+    t: Vec<f64>,
+    a_inverse: Vec<f64>,
+    gradient: Vec<f64>,
+    u: Vec<f64>,
+    v: Vec<f64>,
+    w: Vec<f64>,
+    x_inverse: Vec<f64>,
+    g_hat: Vec<f64>,
+    u_hat: Vec<f64>,
+    u_zx: Vec<f64>,
+    row_p: Vec<f64>,
+}
+
+/// What one factorisation gives.
+#[derive(Debug, Clone, Copy)]
+struct Factorization {
+    logdet_z: f64,
+    logdet_x: f64,
+    pwrss: f64,
+}
+
+/// A fit of the model, in the data's units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LmmFit {
+    /// ML or REML.
+    pub criterion: Criterion,
+    /// lme4's θ (the lower triangle of each block of Λ by columns).
+    pub theta: Vec<f64>,
+    /// θ in the model's internal units (a warm start for refits).
+    pub internal_theta: Vec<f64>,
+    /// β̂ of the kept fixed-effect columns.
+    pub beta: Vec<f64>,
+    /// The covariance of β̂, σ̂² (XᵀV⁻¹X)⁻¹ with V = I + ZΛΛᵀZᵀ, p × p row-major (lme4's vcov).
+    pub beta_covariance: Vec<f64>,
+    /// σ̂.
+    pub sigma: f64,
+    /// Σ̂ = σ̂² ΛΛᵀ, q × q row-major.
+    pub re_covariance: Vec<f64>,
+    /// −2ℓ (ML) or the REML criterion at the estimate.
+    pub deviance: f64,
+    /// Newton iterations.
+    pub iterations: usize,
+    /// Evaluations of the deviance (with or without its gradient).
+    pub evaluations: usize,
+    /// Max-norm of the gradient in the internal θ, projected on the bounds.
+    pub projected_gradient_norm: f64,
+    /// True when the projected gradient met its tolerance.
+    pub converged: bool,
+}
+
+/// Conditional modes of the random effects and their conditional covariances, in the data's
+/// units, for each modelled group (group-major: q values, and q × q matrices).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RandomEffects {
+    /// b̂_j, m × q.
+    pub modes: Vec<f64>,
+    /// Var(b_j | y) = σ̂² Λ A_j⁻¹ Λᵀ at the estimates, m × q × q (lme4's `condVar`).
+    pub conditional_covariances: Vec<f64>,
+}
+
+impl LinearMixedModel {
+    /// The model of `structure` for the statistics `stats`; groups without rows are left out
+    /// (see [`LinearMixedModel::group_index`]), and fixed-effect columns that are linear
+    /// combinations of earlier ones are dropped (see [`LinearMixedModel::kept_fixed`]).
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a structure that does not fit the statistics; `TooFewGroups`
+    /// with fewer than 2 groups; `NoReplication` when no group has two rows;
+    /// `TooManyRandomEffects` when N ≤ q m (lme4's check); `TooLarge` when the blocks do not fit
+    /// in memory.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, LinearMixedModel, Never, Structure, Term};
+    /// let y = [1.0, 2.5, 2.0, 4.0, 3.5, 6.0, 5.0, 6.5, 8.0];
+    /// let x = [0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0];
+    /// let g = [1, 1, 1, 2, 2, 2, 3, 3, 3];
+    /// let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], g.into_iter(), 3,
+    ///     &mut Checkpoint::new(&Never)).unwrap();
+    /// let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)],
+    ///     random: vec![Term::Intercept], blocks: vec![1] };
+    /// let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
+    /// let fit = model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
+    /// assert!(fit.converged && fit.beta.len() == 2);
+    /// ```
+    pub fn new(stats: &CrossProducts, structure: Structure) -> Result<Self> {
+        check_structure(&structure, stats.variables())?;
+        let (stats, group_index) = stats.nonempty();
+        let m = stats.groups();
+        if m < 2 {
+            return Err(HnmError::TooFewGroups { found: m });
+        }
+        let n_obs = stats.n_obs();
+        if n_obs <= m as f64 {
+            return Err(HnmError::NoReplication);
+        }
+        let q = structure.random.len();
+        if n_obs <= (q * m) as f64 {
+            return Err(HnmError::TooManyRandomEffects { observations: n_obs, random_effects: (q * m) as f64 });
+        }
+        let columns = ColumnSummary::of(&stats);
+        let fixed_centred = structure.fixed.contains(&Term::Intercept);
+        let affine = |term: Term, centred: bool| columns.affine(term, centred);
+        let response = affine(Term::Variable(structure.response), fixed_centred);
+        let all_fixed: Vec<Affine> = structure.fixed.iter().map(|&t| affine(t, fixed_centred)).collect();
+        let kept = full_rank_columns(&cross_products(&stats, &all_fixed, &all_fixed), all_fixed.len());
+        let fixed: Vec<Affine> = kept.iter().map(|&f| all_fixed[f]).collect();
+        let mut random = Vec::with_capacity(q);
+        let mut start = 0;
+        for &size in &structure.blocks {
+            let block = &structure.random[start..start + size];
+            let centred = block.contains(&Term::Intercept);
+            random.extend(block.iter().map(|&t| affine(t, centred)));
+            start += size;
+        }
+        let p = fixed.len();
+        let mut fixed_and_response = fixed.clone();
+        fixed_and_response.push(response);
+        let xy = cross_products(&stats, &fixed_and_response, &fixed_and_response);
+        let (zz, zxy) = group_blocks(&stats, &random, &fixed_and_response)?;
+        let (theta_positions, lower) = theta_layout(&structure.blocks);
+        Ok(LinearMixedModel {
+            to_user_fixed: to_user_map(&fixed, &[fixed.len()]),
+            to_user_random: to_user_map(&random, &structure.blocks),
+            structure,
+            kept,
+            group_index,
+            n: stats.n().to_vec(),
+            n_obs,
+            q,
+            p,
+            zz,
+            zxy,
+            xy,
+            response,
+            fixed,
+            random,
+            theta_positions,
+            lower,
+        })
+    }
+
+    /// The structure the model was built with.
+    pub fn structure(&self) -> &Structure {
+        &self.structure
+    }
+
+    /// Indices (into `structure.fixed`) of the fixed-effect columns the model keeps.
+    pub fn kept_fixed(&self) -> &[usize] {
+        &self.kept
+    }
+
+    /// For each modelled group, its index among the statistics' groups (empty ones are left out).
+    pub fn group_index(&self) -> &[usize] {
+        &self.group_index
+    }
+
+    /// Number of observations N.
+    pub fn n_obs(&self) -> f64 {
+        self.n_obs
+    }
+
+    /// Number of θ parameters.
+    pub fn n_theta(&self) -> usize {
+        self.theta_positions.len()
+    }
+
+    /// lme4's lower bounds of θ: 0 for the diagonal of Λ, −∞ elsewhere.
+    pub fn lower(&self) -> &[f64] {
+        &self.lower
+    }
+
+    /// A workspace for [`LinearMixedModel::deviance`].
+    ///
+    /// # Errors
+    /// `TooLarge` when it does not fit in memory.
+    pub fn workspace(&self) -> Result<Workspace> {
+        let (m, q, p) = (self.n.len(), self.q, self.p);
+        Ok(Workspace {
+            l: crate::blocks::zeroed(m * q * q)?,
+            r: crate::blocks::zeroed(m * q * (p + 1))?,
+            lf: vec![0.0; (p + 1) * (p + 1)],
+            lambda: vec![0.0; q * q],
+            t: vec![0.0; q * q],
+            a_inverse: vec![0.0; q * q],
+            gradient: vec![0.0; q * q],
+            u: vec![0.0; q],
+            v: vec![0.0; q],
+            w: vec![0.0; p + 1],
+            x_inverse: vec![0.0; p * p],
+            g_hat: vec![0.0; q * p],
+            u_hat: vec![0.0; q * p],
+            u_zx: vec![0.0; q * p],
+            row_p: vec![0.0; p],
+        })
+    }
+
+    /// The profiled deviance d(θ) at the internal θ, in internal units (see the module docs).
+    ///
+    /// # Errors
+    /// `InvalidArgument` when θ has the wrong length or is not finite; `PerfectFit` when the
+    /// penalised residual sum of squares vanishes.
+    pub fn deviance(&self, criterion: Criterion, theta: &[f64], ws: &mut Workspace) -> Result<f64> {
+        let factor = self.factorize(theta, ws)?;
+        Ok(self.criterion_value(criterion, &factor))
+    }
+
+    /// The criterion (ML deviance or REML criterion) at the internal θ in the data's units,
+    /// as lme4 reports them: the REML criterion of an ML fit is lme4's `REMLcrit()`, say.
+    ///
+    /// # Errors
+    /// As [`LinearMixedModel::deviance`].
+    pub fn criterion_in_data_units(&self, criterion: Criterion, theta: &[f64]) -> Result<f64> {
+        let mut ws = self.workspace()?;
+        Ok(self.deviance(criterion, theta, &mut ws)? + self.unit_correction(criterion))
+    }
+
+    /// d(θ) and its gradient in the internal θ (see the module docs).
+    ///
+    /// # Errors
+    /// As [`LinearMixedModel::deviance`].
+    pub fn deviance_and_gradient(&self, criterion: Criterion, theta: &[f64], ws: &mut Workspace) -> Result<(f64, Vec<f64>)> {
+        let factor = self.factorize(theta, ws)?;
+        let value = self.criterion_value(criterion, &factor);
+        let gradient = self.gradient(criterion, &factor, ws);
+        Ok((value, gradient))
+    }
+
+    fn criterion_value(&self, criterion: Criterion, f: &Factorization) -> f64 {
+        match criterion {
+            Criterion::Ml => f.logdet_z + self.n_obs * (1.0 + LOG_2PI + (f.pwrss / self.n_obs).ln()),
+            Criterion::Reml => {
+                let k = self.n_obs - self.p as f64;
+                f.logdet_z + f.logdet_x + k * (1.0 + LOG_2PI + (f.pwrss / k).ln())
+            }
+        }
+    }
+
+    fn lambda(&self, theta: &[f64]) -> Result<Vec<f64>> {
+        let mut lambda = vec![0.0; self.q * self.q];
+        self.fill_lambda(theta, &mut lambda)?;
+        Ok(lambda)
+    }
+
+    /// Λ (q × q, row-major) from θ into `lambda`.
+    fn fill_lambda(&self, theta: &[f64], lambda: &mut [f64]) -> Result<()> {
+        if theta.len() != self.theta_positions.len() {
+            return Err(HnmError::ParameterLength { argument: "theta", expected: self.theta_positions.len(), found: theta.len() });
+        }
+        if let Some(index) = theta.iter().position(|t| !t.is_finite()) {
+            return Err(HnmError::NotFinite { argument: "theta", index });
+        }
+        lambda.fill(0.0);
+        for (&(r, c), &t) in self.theta_positions.iter().zip(theta) {
+            lambda[r * self.q + c] = t;
+        }
+        Ok(())
+    }
+
+    /// The blocked Cholesky factorisation at θ (module docs), leaving L_j, R_j and L_F in `ws`.
+    fn factorize(&self, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
+        // Literal q for the common sizes, so that the inlined loops over q are unrolled.
+        match self.q {
+            1 => self.factorize_q(1, theta, ws),
+            2 => self.factorize_q(2, theta, ws),
+            3 => self.factorize_q(3, theta, ws),
+            q => self.factorize_q(q, theta, ws),
+        }
+    }
+
+    #[inline(always)]
+    fn factorize_q(&self, q: usize, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
+        let p1 = self.p + 1;
+        self.fill_lambda(theta, &mut ws.lambda)?;
+        let lambda = &ws.lambda;
+        let mut logdet_z = 0.0;
+        ws.lf.copy_from_slice(&self.xy);
+        let t = &mut ws.t;
+        for (((s, b), l), r) in self
+            .zz
+            .chunks_exact(q * q)
+            .zip(self.zxy.chunks_exact(q * p1))
+            .zip(ws.l.chunks_exact_mut(q * q))
+            .zip(ws.r.chunks_exact_mut(q * p1))
+        {
+            times_lambda(s, lambda, q, t);
+            lambda_transposed_times(lambda, t, q, q, l);
+            for i in 0..q {
+                l[i * q + i] += 1.0;
+            }
+            if !cholesky_in_place(l, q) {
+                return Err(HnmError::Optimizer("a group's block lost positive definiteness".into()));
+            }
+            for i in 0..q {
+                logdet_z += l[i * q + i].ln();
+            }
+            lambda_transposed_times(lambda, b, q, p1, r);
+            solve_lower(l, q, r, p1);
+            for k in 0..q {
+                let row = &r[k * p1..(k + 1) * p1];
+                for a in 0..p1 {
+                    let ra = row[a];
+                    for (f, &rc) in ws.lf[a * p1..a * p1 + a + 1].iter_mut().zip(row) {
+                        *f -= ra * rc;
+                    }
+                }
+            }
+        }
+        logdet_z *= 2.0;
+        for a in 0..p1 {
+            for c in a + 1..p1 {
+                ws.lf[a * p1 + c] = ws.lf[c * p1 + a];
+            }
+        }
+        let last = (p1 - 1) * p1 + (p1 - 1);
+        let pwrss_before = ws.lf[last];
+        if !cholesky_in_place(&mut ws.lf, p1) {
+            // The X block first: its failure means X is singular given Z, the y pivot a perfect fit.
+            return Err(if self.x_block_singular(theta) {
+                HnmError::Optimizer("the fixed-effect design is singular given the random effects".into())
+            } else {
+                HnmError::PerfectFit
+            });
+        }
+        let r = ws.lf[last];
+        let pwrss = r * r;
+        if !(pwrss > f64::EPSILON * pwrss_before.abs()) {
+            return Err(HnmError::PerfectFit);
+        }
+        let logdet_x = (0..self.p).map(|i| 2.0 * ws.lf[i * p1 + i].ln()).sum();
+        Ok(Factorization { logdet_z, logdet_x, pwrss })
+    }
+
+    /// True when the X block of F − Σ R_jᵀR_j is not positive definite at θ (only called
+    /// after a failed factorisation, to say which block failed).
+    fn x_block_singular(&self, theta: &[f64]) -> bool {
+        let Ok(mut ws) = self.workspace() else { return true };
+        let (p, p1, q) = (self.p, self.p + 1, self.q);
+        let Ok(lambda) = self.lambda(theta) else { return true };
+        let mut x_block: Vec<f64> = (0..p * p).map(|i| self.xy[(i / p) * p1 + i % p]).collect();
+        for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
+            let (l, r) = (&mut ws.l[..q * q], &mut ws.r[..q * p1]);
+            times_lambda(s, &lambda, q, &mut ws.t);
+            lambda_transposed_times(&lambda, &ws.t, q, q, l);
+            for i in 0..q {
+                l[i * q + i] += 1.0;
+            }
+            if !cholesky_in_place(l, q) {
+                return true;
+            }
+            lambda_transposed_times(&lambda, b, q, p1, r);
+            solve_lower(l, q, r, p1);
+            for a in 0..p {
+                for c in 0..p {
+                    x_block[a * p + c] -= (0..q).map(|k| r[k * p1 + a] * r[k * p1 + c]).sum::<f64>();
+                }
+            }
+        }
+        !cholesky_in_place(&mut x_block, p)
+    }
+
+    /// β̂ in internal units from L_F: R_X⁻ᵀ l_y.
+    fn internal_beta(&self, ws: &Workspace) -> Vec<f64> {
+        let (p, p1) = (self.p, self.p + 1);
+        let mut rx = vec![0.0; p * p];
+        for a in 0..p {
+            rx[a * p..(a + 1) * p].copy_from_slice(&ws.lf[a * p1..a * p1 + p]);
+        }
+        let mut beta: Vec<f64> = ws.lf[p * p1..p * p1 + p].to_vec();
+        solve_lower_transposed(&rx, p, &mut beta, 1);
+        beta
+    }
+
+    fn x_factor(&self, ws: &Workspace) -> Vec<f64> {
+        let (p, p1) = (self.p, self.p + 1);
+        let mut rx = vec![0.0; p * p];
+        for a in 0..p {
+            rx[a * p..(a + 1) * p].copy_from_slice(&ws.lf[a * p1..a * p1 + p]);
+        }
+        rx
+    }
+
+    /// Per group: the spherical conditional mode u_j = L_j⁻ᵀ R_j w with w = (−β̂, 1).
+    fn spherical_mode(&self, ws: &Workspace, j: usize, w: &[f64]) -> Vec<f64> {
+        let (q, p1) = (self.q, self.p + 1);
+        let l = &ws.l[j * q * q..(j + 1) * q * q];
+        let r = &ws.r[j * q * p1..(j + 1) * q * p1];
+        let mut u: Vec<f64> = (0..q).map(|k| (0..p1).map(|c| r[k * p1 + c] * w[c]).sum()).collect();
+        solve_lower_transposed(l, q, &mut u, 1);
+        u
+    }
+
+    fn gradient(&self, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> Vec<f64> {
+        match self.q {
+            1 => self.gradient_q(1, criterion, f, ws),
+            2 => self.gradient_q(2, criterion, f, ws),
+            3 => self.gradient_q(3, criterion, f, ws),
+            q => self.gradient_q(q, criterion, f, ws),
+        }
+    }
+
+    #[inline(always)]
+    fn gradient_q(&self, q: usize, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> Vec<f64> {
+        let (p, p1) = (self.p, self.p + 1);
+        let beta = self.internal_beta(ws);
+        for (w, b) in ws.w.iter_mut().zip(&beta) {
+            *w = -b;
+        }
+        ws.w[p] = 1.0;
+        let (divisor, reml) = match criterion {
+            Criterion::Ml => (self.n_obs, false),
+            Criterion::Reml => (self.n_obs - p as f64, true),
+        };
+        let two_over_sigma2 = 2.0 * divisor / f.pwrss;
+        if reml {
+            let rx = self.x_factor(ws);
+            ws.x_inverse = inverse_lower(&rx, p);
+        }
+        let Workspace { l: ls, r: rs, lambda, t, a_inverse, gradient, u, v, w, x_inverse, g_hat, u_hat, u_zx, row_p, .. } = ws;
+        gradient.fill(0.0);
+        for (((s, b), l), r) in
+            self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)).zip(ls.chunks_exact(q * q)).zip(rs.chunks_exact(q * p1))
+        {
+            times_lambda(s, lambda, q, t);
+            inverse_spd_from_cholesky(l, q, a_inverse);
+            // u = L⁻ᵀ R w (the spherical mode), then v = e − T u with e = B w.
+            for k in 0..q {
+                u[k] = dot(&r[k * p1..(k + 1) * p1], w);
+            }
+            solve_lower_transposed(l, q, u, 1);
+            for k in 0..q {
+                v[k] = dot(&b[k * p1..(k + 1) * p1], w) - dot(&t[k * q..(k + 1) * q], u);
+            }
+            for row in 0..q {
+                for col in 0..q {
+                    let ta = dot_strided(&t[row * q..(row + 1) * q], a_inverse, col, q);
+                    gradient[row * q + col] += 2.0 * ta - two_over_sigma2 * v[row] * u[col];
+                }
+            }
+            if reml {
+                // Ĝ = G R_X⁻ᵀ and Û = L⁻ᵀ R_ZX R_X⁻ᵀ; the term −2 (Ĝ − T Û) Ûᵀ.
+                for k in 0..q {
+                    for c in 0..p {
+                        g_hat[k * p + c] = dot(&b[k * p1..k * p1 + p], &x_inverse[c * p..(c + 1) * p]);
+                        row_p[c] = r[k * p1 + c];
+                    }
+                    u_zx[k * p..(k + 1) * p].copy_from_slice(row_p);
+                }
+                solve_lower_transposed(l, q, u_zx, p);
+                for k in 0..q {
+                    for c in 0..p {
+                        u_hat[k * p + c] = dot(&u_zx[k * p..(k + 1) * p], &x_inverse[c * p..(c + 1) * p]);
+                    }
+                }
+                for row in 0..q {
+                    for col in 0..q {
+                        let mut sum = 0.0;
+                        for c in 0..p {
+                            let tu: f64 = (0..q).map(|k| t[row * q + k] * u_hat[k * p + c]).sum();
+                            sum += (g_hat[row * p + c] - tu) * u_hat[col * p + c];
+                        }
+                        gradient[row * q + col] -= 2.0 * sum;
+                    }
+                }
+            }
+        }
+        self.theta_positions.iter().map(|&(r, c)| gradient[r * q + c]).collect()
+    }
+
+    /// Fits the model by ML or REML: minimises d(θ) over θ with diag(Λ) ≥ 0 by the bounded
+    /// Newton method of [`crate::minimize_bounded`]. The profiled deviance can have more than
+    /// one local minimum (a singular one beside an interior one, say), so the search runs from
+    /// two starts and keeps the lower minimum: Λ = I in internal units (or the caller's `start`,
+    /// such as [`LmmFit::internal_theta`] of a related fit) and lme4's start, Λ = I in the
+    /// data's units, so that hnm never settles in a worse basin than lme4 started at the same
+    /// model. A start where the deviance cannot be evaluated (lme4's start for a covariate far
+    /// from 0 can imply variances of 1e18 at its mean) is skipped.
+    ///
+    /// # Errors
+    /// The errors of [`LinearMixedModel::deviance`] when no start can be evaluated, `Optimizer`
+    /// when the minimisation fails, `Interrupted` when `checkpoint` reports a user interrupt.
+    pub fn fit(&self, criterion: Criterion, start: Option<&[f64]>, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
+        let identity: Vec<f64> = self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
+        let first = start.filter(|s| s.len() == identity.len()).map(<[f64]>::to_vec).unwrap_or_else(|| self.moment_start());
+        let problem = DevianceProblem { model: self, criterion, workspace: RefCell::new(self.workspace()?) };
+        // A gradient of 1e-10 N changes the deviance by far less than its rounding (module docs of
+        // crate::optim); the curvature is O(N), so θ is then exact to about 1e-10.
+        let tolerance = 1e-10 * self.n_obs;
+        let mut best: Option<crate::optim::Minimum> = None;
+        let mut failure = None;
+        let (mut iterations, mut evaluations) = (0, 0);
+        let mut starts = vec![first];
+        while let Some(start) = starts.pop() {
+            match minimize_bounded(&problem, &start, &self.lower, tolerance, checkpoint) {
+                Ok(found) => {
+                    iterations += found.iterations;
+                    evaluations += found.evaluations;
+                    if best.is_none() && self.is_singular(&found.x) {
+                        starts = vec![identity.clone(), self.lme4_start()];
+                    }
+                    let better = best.as_ref().is_none_or(|b| (found.converged, -found.value) > (b.converged, -b.value));
+                    if better {
+                        best = Some(found);
+                    }
+                }
+                Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
+                Err(error) => {
+                    if best.is_none() && failure.is_none() {
+                        starts = vec![identity.clone(), self.lme4_start()];
+                    }
+                    failure = Some(error);
+                }
+            }
+        }
+        let mut minimum = match (best, failure) {
+            (Some(found), _) => found,
+            (None, Some(error)) => return Err(error),
+            (None, None) => unreachable!("a start was tried"),
+        };
+        (minimum.iterations, minimum.evaluations) = (iterations, evaluations);
+        let mut ws = problem.workspace.into_inner();
+        let factor = self.factorize(&minimum.x, &mut ws)?;
+        let theta = minimum.x.clone();
+        Ok(self.assemble(criterion, &theta, &factor, &ws, minimum))
+    }
+
+    /// True when a diagonal entry of Λ is 0: a singular fit, which may be a local minimum
+    /// beside a lower interior one.
+    fn is_singular(&self, theta: &[f64]) -> bool {
+        theta.iter().zip(&self.lower).any(|(&t, &l)| l == 0.0 && t == 0.0)
+    }
+
+    /// A moment estimate of θ to start from (internal units): with OLS residuals e, each group
+    /// whose S_j is non-singular gives b̂_j = S_j⁻¹ Z_jᵀe_j; σ̂² is the residual variance left
+    /// by them, and Σ̂ = mean(b̂_j b̂_jᵀ − σ̂² S_j⁻¹) (Swamy's estimator), made positive definite
+    /// and block diagonal; θ₀ is the Cholesky factor of Σ̂/σ̂². Λ = I when that fails.
+    fn moment_start(&self) -> Vec<f64> {
+        let identity = || self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
+        let (q, p, p1) = (self.q, self.p, self.p + 1);
+        let mut fx: Vec<f64> = (0..p * p).map(|i| self.xy[(i / p) * p1 + i % p]).collect();
+        if !cholesky_in_place(&mut fx, p) {
+            return identity();
+        }
+        let mut beta: Vec<f64> = (0..p).map(|a| self.xy[a * p1 + p]).collect();
+        solve_lower(&fx, p, &mut beta, 1);
+        solve_lower_transposed(&fx, p, &mut beta, 1);
+        let mut w: Vec<f64> = beta.iter().map(|b| -b).collect();
+        w.push(1.0);
+        let rss: f64 = (0..p1).map(|a| (0..p1).map(|c| w[a] * self.xy[a * p1 + c] * w[c]).sum::<f64>()).sum();
+        let (mut explained, mut used) = (0.0, 0usize);
+        let mut second = vec![0.0; q * q];
+        let mut sampling = vec![0.0; q * q];
+        let mut l = vec![0.0; q * q];
+        for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
+            l.copy_from_slice(s);
+            let trace: f64 = (0..q).map(|i| s[i * q + i]).sum();
+            if !cholesky_in_place(&mut l, q) || (0..q).any(|i| l[i * q + i].powi(2) <= 1e-8 * trace) {
+                continue;
+            }
+            let c: Vec<f64> = (0..q).map(|k| dot(&b[k * p1..(k + 1) * p1], &w)).collect();
+            let mut bhat = c.clone();
+            solve_lower(&l, q, &mut bhat, 1);
+            solve_lower_transposed(&l, q, &mut bhat, 1);
+            explained += dot(&c, &bhat);
+            let s_inverse = inverse_from_cholesky(&l, q);
+            for i in 0..q * q {
+                second[i] += bhat[i / q] * bhat[i % q];
+                sampling[i] += s_inverse[i];
+            }
+            used += 1;
+        }
+        let df = self.n_obs - (p + q * used) as f64;
+        let sigma2 = (rss - explained) / df;
+        if used <= q || !(df > 0.0 && sigma2 > 0.0) {
+            return identity();
+        }
+        let mut sigma: Vec<f64> = (0..q * q).map(|i| (second[i] - sigma2 * sampling[i]) / (used as f64 * sigma2)).collect();
+        let mut offset = 0;
+        for &size in &self.structure.blocks {
+            for r in 0..q {
+                for c in offset..offset + size {
+                    if !(offset..offset + size).contains(&r) {
+                        sigma[r * q + c] = 0.0;
+                        sigma[c * q + r] = 0.0;
+                    }
+                }
+            }
+            offset += size;
+        }
+        // Positive definite: eigenvalues floored at 1% of the largest (and of 1e-4 N⁻¹ overall).
+        let (values, vectors) = crate::optim::symmetric_eigen(&sigma, q);
+        let largest = values.iter().fold(0.0_f64, |m, v| m.max(*v));
+        let floor = (1e-2 * largest).max(1e-4);
+        let mut pd = vec![0.0; q * q];
+        for (k, &value) in values.iter().enumerate() {
+            let v = &vectors[k * q..(k + 1) * q];
+            for i in 0..q * q {
+                pd[i] += value.max(floor) * v[i / q] * v[i % q];
+            }
+        }
+        let factor = semidefinite_cholesky(&pd, q, &self.structure.blocks);
+        let theta: Vec<f64> = self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect();
+        if theta.iter().all(|t| t.is_finite()) {
+            theta
+        } else {
+            identity()
+        }
+    }
+
+    /// The fit at the internal θ `internal_theta` without a search (a saved fit rebuilt): the
+    /// estimates there, with the projected gradient norm recomputed and no iterations.
+    ///
+    /// # Errors
+    /// The errors of [`LinearMixedModel::deviance_and_gradient`] at that θ.
+    pub fn fit_at(&self, criterion: Criterion, internal_theta: &[f64]) -> Result<LmmFit> {
+        let mut ws = self.workspace()?;
+        let (value, gradient) = self.deviance_and_gradient(criterion, internal_theta, &mut ws)?;
+        let factor = self.factorize(internal_theta, &mut ws)?;
+        let projected_gradient_norm = internal_theta
+            .iter()
+            .zip(&gradient)
+            .zip(&self.lower)
+            .map(|((&t, &g), &l)| if t <= l { g.min(0.0).abs() } else { g.abs() })
+            .fold(0.0, f64::max);
+        let found = crate::optim::Minimum {
+            x: internal_theta.to_vec(),
+            value,
+            gradient,
+            iterations: 0,
+            evaluations: 1,
+            projected_gradient_norm,
+            converged: true,
+        };
+        Ok(self.assemble(criterion, internal_theta, &factor, &ws, found))
+    }
+
+    /// lme4's starting point, Λ = I in the data's units, as an internal θ: the Cholesky factor
+    /// of K Kᵀ with K the map from the data's random effects to the internal ones (b̃ = K b,
+    /// K[f][f] = t_f and K[i₀][f] = s_f for a column centred at s_f).
+    fn lme4_start(&self) -> Vec<f64> {
+        let q = self.q;
+        let mut k = vec![0.0; q * q];
+        let mut offset = 0;
+        for &size in &self.structure.blocks {
+            let block = offset..offset + size;
+            let intercept = block.clone().find(|&i| self.random[i].term == Term::Intercept);
+            for f in block {
+                k[f * q + f] = self.random[f].scale;
+                if let Some(i0) = intercept.filter(|&i0| i0 != f) {
+                    k[i0 * q + f] = self.random[f].raw_shift;
+                }
+            }
+            offset += size;
+        }
+        let kkt = congruence(&k, &identity(q), q);
+        let factor = semidefinite_cholesky(&kkt, q, &self.structure.blocks);
+        self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect()
+    }
+
+    fn assemble(&self, criterion: Criterion, theta: &[f64], f: &Factorization, ws: &Workspace, found: crate::optim::Minimum) -> LmmFit {
+        let (q, p) = (self.q, self.p);
+        let divisor = match criterion {
+            Criterion::Ml => self.n_obs,
+            Criterion::Reml => self.n_obs - p as f64,
+        };
+        let sigma2 = f.pwrss / divisor;
+        let ty = self.response.scale;
+        // β = M_X (t_y β̃ + s_y e₀): the response's shift enters through the intercept.
+        let mut beta_full: Vec<f64> = self.internal_beta(ws).iter().map(|b| ty * b).collect();
+        if let Some(i0) = self.fixed.iter().position(|a| a.term == Term::Intercept) {
+            beta_full[i0] += self.response.raw_shift;
+        }
+        let mut beta = vec![0.0; p];
+        multiply(&self.to_user_fixed, &beta_full, p, p, 1, &mut beta);
+        let rx = self.x_factor(ws);
+        let internal_cov: Vec<f64> = inverse_from_cholesky(&rx, p).iter().map(|v| v * sigma2 * ty * ty).collect();
+        let beta_covariance = congruence(&self.to_user_fixed, &internal_cov, p);
+        let lambda = self.lambda(theta).expect("θ was checked by the factorisation");
+        let mut llt = vec![0.0; q * q];
+        for r in 0..q {
+            for c in 0..q {
+                llt[r * q + c] = (0..q).map(|k| lambda[r * q + k] * lambda[c * q + k]).sum();
+            }
+        }
+        let relative = congruence(&self.to_user_random, &llt, q);
+        let re_covariance: Vec<f64> = relative.iter().map(|v| v * sigma2 * ty * ty).collect();
+        let user_theta = self.user_theta(&lambda, &relative);
+        let deviance = self.criterion_value(criterion, f) + self.unit_correction(criterion);
+        LmmFit {
+            criterion,
+            theta: user_theta,
+            internal_theta: theta.to_vec(),
+            beta,
+            beta_covariance,
+            sigma: sigma2.sqrt() * ty,
+            re_covariance,
+            deviance,
+            iterations: found.iterations,
+            evaluations: found.evaluations,
+            projected_gradient_norm: found.projected_gradient_norm,
+            converged: found.converged,
+        }
+    }
+
+    /// The deviance in the data's units minus that in internal units: the density of t·y is
+    /// t⁻ᴺ times that of y, and REML's log|XᵀV⁻¹X| gains 2 log t_f for each scaled column of X.
+    fn unit_correction(&self, criterion: Criterion) -> f64 {
+        let ln_ty = self.response.scale.ln();
+        match criterion {
+            Criterion::Ml => 2.0 * self.n_obs * ln_ty,
+            Criterion::Reml => {
+                2.0 * (self.n_obs - self.p as f64) * ln_ty + self.fixed.iter().map(|a| 2.0 * a.scale.ln()).sum::<f64>()
+            }
+        }
+    }
+
+    /// lme4's θ: the Cholesky factor of the relative covariance M_Z ΛΛᵀ M_Zᵀ, block by block.
+    /// Where M_Z only rescales (no centred column) this is M_Z Λ exactly; otherwise a pivot
+    /// that is zero up to rounding (a singular fit stays singular) is set to 0.
+    fn user_theta(&self, lambda: &[f64], relative: &[f64]) -> Vec<f64> {
+        let q = self.q;
+        let diagonal_map = (0..q).all(|r| (0..q).all(|c| r == c || self.to_user_random[r * q + c] == 0.0));
+        let factor = if diagonal_map {
+            let mut scaled = lambda.to_vec();
+            for r in 0..q {
+                for c in 0..q {
+                    scaled[r * q + c] *= self.to_user_random[r * q + r];
+                }
+            }
+            scaled
+        } else {
+            semidefinite_cholesky(relative, q, &self.structure.blocks)
+        };
+        self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect()
+    }
+
+    /// Puts θ in the canonical form in which a zero on the diagonal of Λ has zeros below it:
+    /// the same ΛΛᵀ (so the same deviance), with the column's entries folded into the
+    /// columns after it by a rank-one update of their Cholesky factor. Without this, a zero
+    /// diagonal with a non-zero column below is a spurious stationary point: flipping the
+    /// sign of that column changes the sign of the gradient of the diagonal entry.
+    pub fn canonical_theta(&self, theta: &mut [f64]) {
+        let q = self.q;
+        let mut lambda = match self.lambda(theta) {
+            Ok(l) => l,
+            Err(_) => return,
+        };
+        let mut offset = 0;
+        let mut changed = false;
+        for &size in &self.structure.blocks {
+            for i in offset..offset + size {
+                let below = i + 1..offset + size;
+                if lambda[i * q + i] != 0.0 || below.clone().all(|r| lambda[r * q + i] == 0.0) {
+                    continue;
+                }
+                let mut v: Vec<f64> = below.clone().map(|r| lambda[r * q + i]).collect();
+                for r in below.clone() {
+                    lambda[r * q + i] = 0.0;
+                }
+                rank_one_update(&mut lambda, q, i + 1..offset + size, &mut v);
+                changed = true;
+            }
+            offset += size;
+        }
+        if changed {
+            for (t, &(r, c)) in theta.iter_mut().zip(&self.theta_positions) {
+                *t = lambda[r * q + c];
+            }
+        }
+    }
+
+    /// The conditional modes and covariances of the random effects at `fit`, in the data's units.
+    ///
+    /// # Errors
+    /// The errors of [`LinearMixedModel::deviance`] at the fit's θ.
+    pub fn random_effects(&self, fit: &LmmFit) -> Result<RandomEffects> {
+        let q = self.q;
+        let mut ws = self.workspace()?;
+        let factor = self.factorize(&fit.internal_theta, &mut ws)?;
+        let divisor = match fit.criterion {
+            Criterion::Ml => self.n_obs,
+            Criterion::Reml => self.n_obs - self.p as f64,
+        };
+        let ty = self.response.scale;
+        let sigma2 = factor.pwrss / divisor * ty * ty;
+        let lambda = self.lambda(&fit.internal_theta)?;
+        let map: Vec<f64> = {
+            let mut ml = vec![0.0; q * q];
+            multiply(&self.to_user_random, &lambda, q, q, q, &mut ml);
+            ml
+        };
+        let mut w: Vec<f64> = self.internal_beta(&ws).iter().map(|b| -b).collect();
+        w.push(1.0);
+        let m = self.n.len();
+        let mut modes = Vec::with_capacity(m * q);
+        let mut conditional_covariances = Vec::with_capacity(m * q * q);
+        for j in 0..m {
+            let u = self.spherical_mode(&ws, j, &w);
+            modes.extend((0..q).map(|r| ty * (0..q).map(|k| map[r * q + k] * u[k]).sum::<f64>()));
+            let a_inverse = inverse_from_cholesky(&ws.l[j * q * q..(j + 1) * q * q], q);
+            conditional_covariances.extend(congruence(&map, &a_inverse, q).iter().map(|v| v * sigma2));
+        }
+        Ok(RandomEffects { modes, conditional_covariances })
+    }
+}
+
+impl LinearMixedModel {
+    /// Fitted values X_i β̂ + Z_i b̂_j of rows given by `columns` (the variables of the
+    /// statistics, in order) and 1-based group `codes` of the statistics' groups: code 0, or a
+    /// group the model left out (no rows), gives the population value X_i β̂ (as lme4's
+    /// `allow.new.levels`), and so does every row when `random_effects` is `None`; a missing
+    /// code or value gives NaN (R's `NA`).
+    ///
+    /// # Errors
+    /// `LengthMismatch` when a column and `codes` differ in length; `InvalidArgument` when the
+    /// columns are not the model's variables or `random_effects` belongs to another model.
+    pub fn fitted_values(
+        &self,
+        fit: &LmmFit,
+        random_effects: Option<&RandomEffects>,
+        columns: &[crate::blocks::Column<'_>],
+        codes: &[i32],
+        checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<Vec<f64>> {
+        let variables = self.structure.fixed.iter().chain(&self.structure.random).filter_map(|t| match t {
+            Term::Variable(a) => Some(*a),
+            Term::Intercept => None,
+        });
+        if variables.clone().any(|a| a >= columns.len()) {
+            return Err(HnmError::InvalidArgument { argument: "columns", reason: "must hold every variable of the model" });
+        }
+        if let Some(column) = columns.iter().find(|c| c.len() != codes.len()) {
+            return Err(HnmError::LengthMismatch { first: "a model column", first_len: column.len(), second: "the grouping factor", second_len: codes.len() });
+        }
+        let q = self.q;
+        if random_effects.is_some_and(|re| re.modes.len() != self.n.len() * q) {
+            return Err(HnmError::InvalidArgument { argument: "random_effects", reason: "must belong to this model" });
+        }
+        let mut modelled = vec![usize::MAX; self.group_index.iter().max().map_or(0, |&g| g + 1)];
+        for (j, &g) in self.group_index.iter().enumerate() {
+            modelled[g] = j;
+        }
+        let fixed: Vec<Term> = self.kept.iter().map(|&f| self.structure.fixed[f]).collect();
+        let value = |term: Term, row: usize| match term {
+            Term::Intercept => Some(1.0),
+            Term::Variable(a) => columns[a].value(row),
+        };
+        let mut out = Vec::with_capacity(codes.len());
+        'rows: for (row, &code) in codes.iter().enumerate() {
+            checkpoint.check()?;
+            let mut total = 0.0;
+            for (term, beta) in fixed.iter().zip(&fit.beta) {
+                match value(*term, row) {
+                    Some(v) => total += beta * v,
+                    None => {
+                        out.push(f64::NAN);
+                        continue 'rows;
+                    }
+                }
+            }
+            if code == crate::pass::NA_CODE {
+                out.push(f64::NAN);
+                continue;
+            }
+            let group = usize::try_from(code).ok().and_then(|c| c.checked_sub(1)).and_then(|g| modelled.get(g)).copied();
+            if let (Some(re), Some(j)) = (random_effects, group.filter(|&j| j != usize::MAX)) {
+                for (k, term) in self.structure.random.iter().enumerate() {
+                    match value(*term, row) {
+                        Some(v) => total += re.modes[j * q + k] * v,
+                        None => {
+                            out.push(f64::NAN);
+                            continue 'rows;
+                        }
+                    }
+                }
+            }
+            out.push(total);
+        }
+        Ok(out)
+    }
+}
+
+/// An [`Objective`] over θ: the model's profiled deviance for one criterion.
+struct DevianceProblem<'a> {
+    model: &'a LinearMixedModel,
+    criterion: Criterion,
+    workspace: RefCell<Workspace>,
+}
+
+impl Objective for DevianceProblem<'_> {
+    fn value(&self, x: &[f64]) -> Result<f64> {
+        self.model.deviance(self.criterion, x, &mut self.workspace.borrow_mut())
+    }
+
+    fn value_and_gradient(&self, x: &[f64]) -> Result<(f64, Vec<f64>)> {
+        self.model.deviance_and_gradient(self.criterion, x, &mut self.workspace.borrow_mut())
+    }
+
+    fn canonicalize(&self, x: &mut [f64]) {
+        self.model.canonical_theta(x);
+    }
+}
+
+/// L ← L' with L'L'ᵀ = LLᵀ + vvᵀ on the diagonal block `range` of L (q × q, lower), by
+/// Givens rotations (no division by a diagonal that may be 0).
+fn rank_one_update(l: &mut [f64], q: usize, range: std::ops::Range<usize>, v: &mut [f64]) {
+    let end = range.end;
+    for (k, col) in range.enumerate() {
+        let (a, b) = (l[col * q + col], v[k]);
+        let r = a.hypot(b);
+        if r == 0.0 {
+            continue;
+        }
+        let (c, s) = (a / r, b / r);
+        l[col * q + col] = r;
+        for (i, row) in (col + 1..end).enumerate() {
+            let (lik, vi) = (l[row * q + col], v[k + 1 + i]);
+            l[row * q + col] = c * lik + s * vi;
+            v[k + 1 + i] = -s * lik + c * vi;
+        }
+    }
+}
+
+/// T = S Λ for symmetric S and lower-triangular Λ (q × q).
+#[inline(always)]
+fn times_lambda(s: &[f64], lambda: &[f64], q: usize, t: &mut [f64]) {
+    for r in 0..q {
+        for c in 0..q {
+            let mut sum = 0.0;
+            for k in c..q {
+                sum += s[r * q + k] * lambda[k * q + c];
+            }
+            t[r * q + c] = sum;
+        }
+    }
+}
+
+#[inline(always)]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Σ_k a[k] m[k][column] for a row-major m with `stride` columns.
+#[inline(always)]
+fn dot_strided(a: &[f64], m: &[f64], column: usize, stride: usize) -> f64 {
+    a.iter().enumerate().map(|(k, x)| x * m[k * stride + column]).sum()
+}
+
+/// A⁻¹ = L⁻ᵀ L⁻¹ from the Cholesky factor L (q × q), into `out`.
+#[inline(always)]
+fn inverse_spd_from_cholesky(l: &[f64], q: usize, out: &mut [f64]) {
+    out.fill(0.0);
+    for i in 0..q {
+        out[i * q + i] = 1.0;
+    }
+    solve_lower(l, q, out, q);
+    solve_lower_transposed(l, q, out, q);
+}
+
+/// L⁻¹ for lower-triangular L (n × n), whose transpose maps a row x to x L⁻ᵀ.
+fn inverse_lower(l: &[f64], n: usize) -> Vec<f64> {
+    let mut inverse = identity(n);
+    solve_lower(l, n, &mut inverse, n);
+    inverse
+}
+
+/// Λᵀ M for lower-triangular Λ (q × q) and M (q × c).
+#[inline(always)]
+fn lambda_transposed_times(lambda: &[f64], m: &[f64], q: usize, c: usize, out: &mut [f64]) {
+    for r in 0..q {
+        for col in 0..c {
+            let mut s = 0.0;
+            for k in r..q {
+                s += lambda[k * q + r] * m[k * c + col];
+            }
+            out[r * c + col] = s;
+        }
+    }
+}
+
+fn check_structure(s: &Structure, variables: usize) -> Result<()> {
+    let bad = |reason| Err(HnmError::InvalidArgument { argument: "structure", reason });
+    let valid = |t: &Term| matches!(t, Term::Intercept) || matches!(t, Term::Variable(a) if *a < variables);
+    if s.response >= variables {
+        return bad("names a response variable the statistics do not hold");
+    }
+    if !s.fixed.iter().all(valid) || !s.random.iter().all(valid) {
+        return bad("names a design column the statistics do not hold");
+    }
+    if s.random.is_empty() || s.blocks.iter().any(|&b| b == 0) || s.blocks.iter().sum::<usize>() != s.random.len() {
+        return bad("must split the random-effects columns into non-empty blocks");
+    }
+    Ok(())
+}
+
+/// Grand means and spreads of the variables, from which each design column's map is chosen.
+struct ColumnSummary<'a> {
+    stats: &'a CrossProducts,
+    grand_mean: Vec<f64>,
+    centred_ss: Vec<f64>,
+    n_obs: f64,
+}
+
+impl<'a> ColumnSummary<'a> {
+    fn of(stats: &'a CrossProducts) -> Self {
+        let k = stats.variables();
+        let n_obs = stats.n_obs();
+        let grand_mean: Vec<f64> =
+            (0..k).map(|a| (0..stats.groups()).map(|j| stats.n()[j] * stats.mean(j)[a]).sum::<f64>() / n_obs).collect();
+        let centred_ss = (0..k)
+            .map(|a| {
+                (0..stats.groups())
+                    .map(|j| stats.comoment(j, a, a) + stats.n()[j] * (stats.mean(j)[a] - grand_mean[a]).powi(2))
+                    .sum()
+            })
+            .collect();
+        ColumnSummary { stats, grand_mean, centred_ss, n_obs }
+    }
+
+    /// The map of `term`: centred at its grand mean when `centred`, scaled by a power of two
+    /// near its root mean square (about the grand mean, or about 0 when not centred).
+    fn affine(&self, term: Term, centred: bool) -> Affine {
+        match term {
+            Term::Intercept => Affine { term, shift: 0.0, scale: 1.0, raw_shift: 0.0 },
+            Term::Variable(a) => {
+                let pilot = self.stats.pilot()[a];
+                let variance = self.centred_ss[a] / self.n_obs;
+                let (shift, spread) = if centred {
+                    (self.grand_mean[a], variance.sqrt())
+                } else {
+                    (-pilot, (variance + (pilot + self.grand_mean[a]).powi(2)).sqrt())
+                };
+                Affine { term, shift, scale: Unit::near(spread).value(), raw_shift: pilot + shift }
+            }
+        }
+    }
+}
+
+/// Σ_j (columns `left`)ᵀ(columns `right`) over the groups, |left| × |right| row-major.
+fn cross_products(stats: &CrossProducts, left: &[Affine], right: &[Affine]) -> Vec<f64> {
+    let mut out = vec![0.0; left.len() * right.len()];
+    let mut mean_left = vec![0.0; left.len()];
+    let mut mean_right = vec![0.0; right.len()];
+    for j in 0..stats.groups() {
+        add_group_products(stats, j, left, right, &mut mean_left, &mut mean_right, &mut out);
+    }
+    out
+}
+
+/// Adds group j's Σ_i ũ ṽ = W̃_uv + n_j m̃_u m̃_v for u in `left`, v in `right` to `out`.
+fn add_group_products(
+    stats: &CrossProducts,
+    j: usize,
+    left: &[Affine],
+    right: &[Affine],
+    mean_left: &mut [f64],
+    mean_right: &mut [f64],
+    out: &mut [f64],
+) {
+    let n = stats.n()[j];
+    for (m, a) in mean_left.iter_mut().zip(left) {
+        *m = a.mean(stats, j);
+    }
+    for (m, a) in mean_right.iter_mut().zip(right) {
+        *m = a.mean(stats, j);
+    }
+    for (u, a) in left.iter().enumerate() {
+        for (v, b) in right.iter().enumerate() {
+            out[u * right.len() + v] += a.comoment(b, stats, j) + n * mean_left[u] * mean_right[v];
+        }
+    }
+}
+
+/// Each group's S_j = Z̃ᵀZ̃ (q × q) and B_j = Z̃ᵀ[X̃ ỹ] (q × (p + 1)), group-major.
+fn group_blocks(stats: &CrossProducts, random: &[Affine], fixed_and_response: &[Affine]) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (m, q, p1) = (stats.groups(), random.len(), fixed_and_response.len());
+    let mut zz = crate::blocks::zeroed(m * q * q)?;
+    let mut zxy = crate::blocks::zeroed(m * q * p1)?;
+    let (mut mz, mut mz2, mut mxy) = (vec![0.0; q], vec![0.0; q], vec![0.0; p1]);
+    for j in 0..m {
+        add_group_products(stats, j, random, random, &mut mz, &mut mz2, &mut zz[j * q * q..(j + 1) * q * q]);
+        add_group_products(stats, j, random, fixed_and_response, &mut mz, &mut mxy, &mut zxy[j * q * p1..(j + 1) * q * p1]);
+    }
+    Ok((zz, zxy))
+}
+
+/// The columns of X (n × n cross-product `f`) kept in order: a column whose squared residual
+/// norm after the kept columns before it is below [`RANK_TOLERANCE`] of its squared norm is
+/// dropped, as lme4 drops the columns its pivoted QR places beyond the rank.
+fn full_rank_columns(f: &[f64], n: usize) -> Vec<usize> {
+    let mut kept: Vec<usize> = Vec::new();
+    let mut l: Vec<Vec<f64>> = Vec::new();
+    for c in 0..n {
+        let norm = f[c * n + c];
+        let mut row: Vec<f64> = kept.iter().map(|&k| f[c * n + k]).collect();
+        for i in 0..row.len() {
+            let s: f64 = (0..i).map(|t| l[i][t] * row[t]).sum();
+            row[i] = (row[i] - s) / l[i][i];
+        }
+        let pivot = norm - row.iter().map(|v| v * v).sum::<f64>();
+        if norm > 0.0 && pivot > RANK_TOLERANCE * norm {
+            row.push(pivot.sqrt());
+            l.push(row);
+            kept.push(c);
+        }
+    }
+    kept
+}
+
+/// The positions in Λ (row, column) of θ's entries, and lme4's lower bounds.
+fn theta_layout(blocks: &[usize]) -> (Vec<(usize, usize)>, Vec<f64>) {
+    let mut positions = Vec::new();
+    let mut lower = Vec::new();
+    let mut offset = 0;
+    for &size in blocks {
+        for c in 0..size {
+            for r in c..size {
+                positions.push((offset + r, offset + c));
+                lower.push(if r == c { 0.0 } else { f64::NEG_INFINITY });
+            }
+        }
+        offset += size;
+    }
+    (positions, lower)
+}
+
+/// M with user = M · internal for design columns mapped by `columns` (Λ-blocked by `blocks`):
+/// M[f][f] = 1/t_f, and for a centred column f, M[i₀][f] = −s_f/t_f where i₀ is the intercept
+/// of f's block that it was centred against.
+fn to_user_map(columns: &[Affine], blocks: &[usize]) -> Vec<f64> {
+    let n = columns.len();
+    let mut m = identity(n);
+    let mut offset = 0;
+    for &size in blocks {
+        let block = offset..offset + size;
+        let intercept = block.clone().find(|&i| columns[i].term == Term::Intercept);
+        for f in block {
+            let a = &columns[f];
+            m[f * n + f] = 1.0 / a.scale;
+            if let (Some(i0), true) = (intercept, a.raw_shift != 0.0) {
+                m[i0 * n + f] = -a.raw_shift / a.scale;
+            }
+        }
+        offset += size;
+    }
+    m
+}
+
+/// The lower Cholesky factor of the positive semi-definite `a` (q × q, block diagonal over
+/// `blocks`), with pivots that vanish up to rounding set to 0 (and their column below).
+fn semidefinite_cholesky(a: &[f64], q: usize, blocks: &[usize]) -> Vec<f64> {
+    let mut l = vec![0.0; q * q];
+    let mut offset = 0;
+    for &size in blocks {
+        for j in offset..offset + size {
+            let pivot = a[j * q + j] - (offset..j).map(|k| l[j * q + k] * l[j * q + k]).sum::<f64>();
+            if pivot <= 64.0 * f64::EPSILON * a[j * q + j] {
+                continue;
+            }
+            let d = pivot.sqrt();
+            l[j * q + j] = d;
+            for i in j + 1..offset + size {
+                let v = a[i * q + j] - (offset..j).map(|k| l[i * q + k] * l[j * q + k]).sum::<f64>();
+                l[i * q + j] = v / d;
+            }
+        }
+        offset += size;
+    }
+    l
+}

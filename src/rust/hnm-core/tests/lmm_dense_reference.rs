@@ -1,0 +1,310 @@
+//! Property tests of the general model's blocked computation against a dense reference:
+//! the profiled deviance (ML and REML) computed from each group's n_j × n_j covariance
+//! V_j = I + Z_j ΛΛᵀ Z_jᵀ with faer, β̂ and σ̂ by dense GLS, the analytic gradient against
+//! central differences, and the optimum against perturbations and an independent
+//! derivative-free optimiser (argmin's Nelder–Mead) on the dense deviance started around it.
+
+use argmin::core::{CostFunction, Executor};
+use argmin::solver::neldermead::NelderMead;
+use faer::linalg::solvers::Solve;
+use faer::{Mat, Side};
+use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, LinearMixedModel, Never, Structure, Term};
+use proptest::prelude::*;
+
+const LOG_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// Rows of a random design: variables y, x (varies within groups), w (constant within groups),
+/// z (a second within-group covariate), and 1-based group codes.
+#[derive(Debug, Clone)]
+struct Data {
+    columns: Vec<Vec<f64>>,
+    codes: Vec<i32>,
+    groups: usize,
+}
+
+/// The models tried: (fixed terms, random terms, Λ blocks).
+fn structures() -> Vec<(Vec<Term>, Vec<Term>, Vec<usize>)> {
+    use Term::{Intercept as I, Variable as V};
+    vec![
+        (vec![I, V(1), V(2)], vec![I, V(1)], vec![2]),
+        (vec![I, V(1), V(2)], vec![I, V(1)], vec![1, 1]),
+        (vec![I, V(1), V(2), V(3)], vec![I, V(1), V(3)], vec![3]),
+        (vec![I, V(1)], vec![V(1)], vec![1]),
+        (vec![V(1), V(2)], vec![I, V(1)], vec![2]),
+        (vec![I, V(1), V(2)], vec![I], vec![1]),
+    ]
+}
+
+/// Uniform(−1, 1) draws from a seed (xorshift), so shrinking cannot make the data degenerate.
+fn uniforms(seed: u64, count: usize) -> Vec<f64> {
+    let mut state = seed | 1;
+    (0..count)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        })
+        .collect()
+}
+
+fn data() -> impl Strategy<Value = Data> {
+    (prop::collection::vec(4usize..=8, 3..=9), any::<u64>(), 0.0..2.0f64, -10.0..10.0f64)
+        .prop_map(|(sizes, seed, slope_sd, offset)| {
+            let groups = sizes.len();
+            let rows: usize = sizes.iter().sum();
+            let draws = uniforms(seed, 4 * rows + 3 * groups);
+            let (noise, effects) = draws.split_at(4 * rows);
+            // Groups interleaved, as rows in random order are.
+            let mut codes: Vec<i32> = sizes.iter().enumerate().flat_map(|(j, &s)| std::iter::repeat_n(j as i32 + 1, s)).collect();
+            let by_draw = |i: usize| noise[4 * i + 3];
+            let mut order: Vec<usize> = (0..rows).collect();
+            order.sort_by(|&a, &b| by_draw(a).total_cmp(&by_draw(b)));
+            codes = order.iter().map(|&i| codes[i]).collect();
+            let (mut y, mut x, mut w, mut z) = (vec![0.0; rows], vec![0.0; rows], vec![0.0; rows], vec![0.0; rows]);
+            for i in 0..rows {
+                let j = codes[i] as usize - 1;
+                x[i] = 2.0 * noise[4 * i] + effects[3 * j + 2] + offset;
+                z[i] = 2.0 * noise[4 * i + 1];
+                w[i] = 2.0 * effects[3 * j + 2];
+                let a = 2.0 * effects[3 * j];
+                let b = 2.0 * slope_sd * effects[3 * j + 1];
+                y[i] = 3.0 + a + (1.5 + b) * (x[i] - offset) - w[i] + 0.7 * z[i] + 2.0 * noise[4 * i + 2];
+            }
+            Data { columns: vec![y, x, w, z], codes, groups }
+        })
+}
+
+impl Data {
+    fn stats(&self) -> CrossProducts {
+        let columns: Vec<Column<'_>> = self.columns.iter().map(|c| Column::Double(c)).collect();
+        CrossProducts::from_columns(&columns, self.codes.iter().copied(), self.groups, &mut Checkpoint::new(&Never))
+            .unwrap()
+            .stats
+    }
+
+    fn value(&self, term: Term, row: usize) -> f64 {
+        match term {
+            Term::Intercept => 1.0,
+            Term::Variable(a) => self.columns[a][row],
+        }
+    }
+}
+
+/// Λ (q × q, lower) from lme4's θ for `blocks`.
+fn lambda(theta: &[f64], blocks: &[usize]) -> Mat<f64> {
+    let q: usize = blocks.iter().sum();
+    let mut l = Mat::<f64>::zeros(q, q);
+    let (mut offset, mut t) = (0, 0);
+    for &size in blocks {
+        for c in 0..size {
+            for r in c..size {
+                l[(offset + r, offset + c)] = theta[t];
+                t += 1;
+            }
+        }
+        offset += size;
+    }
+    l
+}
+
+/// The dense profiled deviance at lme4's θ, with β̂ and σ̂² (ML or REML).
+fn dense(data: &Data, s: &Structure, theta: &[f64], criterion: Criterion) -> (f64, Vec<f64>, f64) {
+    let l = lambda(theta, &s.blocks);
+    let sigma_rel = &l * l.transpose();
+    let p = s.fixed.len();
+    let mut xtvx = Mat::<f64>::zeros(p, p);
+    let mut xtvy = Mat::<f64>::zeros(p, 1);
+    let mut logdet = 0.0;
+    let mut pieces = Vec::new();
+    for j in 0..data.groups {
+        let rows: Vec<usize> = (0..data.codes.len()).filter(|&i| data.codes[i] as usize == j + 1).collect();
+        let nj = rows.len();
+        let z = Mat::from_fn(nj, s.random.len(), |i, k| data.value(s.random[k], rows[i]));
+        let x = Mat::from_fn(nj, p, |i, k| data.value(s.fixed[k], rows[i]));
+        let y = Mat::from_fn(nj, 1, |i, _| data.columns[s.response][rows[i]]);
+        let v = Mat::<f64>::identity(nj, nj) + &z * &sigma_rel * z.transpose();
+        let chol = v.llt(Side::Lower).expect("V_j is positive definite");
+        let lv = chol.L();
+        logdet += (0..nj).map(|i| 2.0 * lv[(i, i)].ln()).sum::<f64>();
+        let vx = chol.solve(&x);
+        let vy = chol.solve(&y);
+        xtvx += x.transpose() * &vx;
+        xtvy += x.transpose() * &vy;
+        pieces.push((x, y, chol));
+    }
+    let beta = xtvx.llt(Side::Lower).expect("X'V^-1X is positive definite").solve(&xtvy);
+    let mut r2 = 0.0;
+    for (x, y, chol) in &pieces {
+        let e = y - x * &beta;
+        r2 += (e.transpose() * chol.solve(&e))[(0, 0)];
+    }
+    let n: f64 = data.codes.len() as f64;
+    let beta: Vec<f64> = (0..p).map(|k| beta[(k, 0)]).collect();
+    match criterion {
+        Criterion::Ml => (logdet + n * (1.0 + LOG_2PI + (r2 / n).ln()), beta, r2 / n),
+        Criterion::Reml => {
+            let k = n - p as f64;
+            let logdet_x = xtvx.determinant().ln();
+            (logdet + logdet_x + k * (1.0 + LOG_2PI + (r2 / k).ln()), beta, r2 / k)
+        }
+    }
+}
+
+struct DenseProblem<'a> {
+    data: &'a Data,
+    structure: &'a Structure,
+    criterion: Criterion,
+}
+
+impl CostFunction for DenseProblem<'_> {
+    type Param = Vec<f64>;
+    type Output = f64;
+
+    fn cost(&self, theta: &Vec<f64>) -> Result<f64, argmin::core::Error> {
+        // The deviance is even in each column of Λ: |θ| on the diagonal keeps it feasible.
+        let (mut t, mut offset) = (theta.clone(), 0);
+        for &size in &self.structure.blocks {
+            let mut index = offset;
+            for c in 0..size {
+                t[index] = t[index].abs();
+                index += size - c;
+            }
+            offset += size * (size + 1) / 2;
+        }
+        Ok(dense(self.data, self.structure, &t, self.criterion).0)
+    }
+}
+
+/// Nelder–Mead on the dense deviance from a simplex of size `size` about `start`.
+fn nelder_mead_minimum(data: &Data, s: &Structure, criterion: Criterion, start: &[f64], size: f64) -> f64 {
+    let mut simplex = vec![start.to_vec()];
+    for i in 0..start.len() {
+        let mut v = start.to_vec();
+        v[i] += size * (1.0 + v[i].abs());
+        simplex.push(v);
+    }
+    let solver = NelderMead::new(simplex).with_sd_tolerance(1e-13).unwrap();
+    let problem = DenseProblem { data, structure: s, criterion };
+    let result = Executor::new(problem, solver).configure(|state| state.max_iters(4000)).run().unwrap();
+    result.state().best_cost
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn blocked_fit_matches_the_dense_likelihood(data in data(), which in 0usize..6, reml in any::<bool>()) {
+        let (fixed, random, blocks) = structures()[which].clone();
+        let structure = Structure { response: 0, fixed, random, blocks };
+        let criterion = if reml { Criterion::Reml } else { Criterion::Ml };
+        let model = LinearMixedModel::new(&data.stats(), structure.clone()).unwrap();
+        let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
+        prop_assert!(fit.converged, "{fit:?}");
+        // The same deviance, β̂ and σ̂ at the fit's (user) θ from the dense computation.
+        let (d, beta, sigma2) = dense(&data, &structure, &fit.theta, criterion);
+        let tol = 1e-9 * (1.0 + d.abs());
+        prop_assert!((fit.deviance - d).abs() < tol, "deviance {} vs dense {}", fit.deviance, d);
+        for (b, r) in fit.beta.iter().zip(&beta) {
+            prop_assert!((b - r).abs() < 1e-7 * (1.0 + r.abs()), "beta {:?} vs {:?}", fit.beta, beta);
+        }
+        prop_assert!((fit.sigma.powi(2) / sigma2 - 1.0).abs() < 1e-8);
+        // Optimal: no perturbation of θ and no independent optimiser does better.
+        for i in 0..fit.theta.len() {
+            for delta in [-1e-4, 1e-4] {
+                let mut t = fit.theta.clone();
+                t[i] += delta;
+                if model.lower()[i] == 0.0 && t[i] < 0.0 { continue; }
+                let perturbed = dense(&data, &structure, &t, criterion).0;
+                prop_assert!(perturbed >= d - 1e-10 * (1.0 + d.abs()), "θ{i} {delta}: {perturbed} < {d}; {fit:?}");
+            }
+        }
+        // The deviance can have several local minima (a singular one beside an interior one):
+        // the global comparison is with lme4 (tests/testthat); here, no lower point nearby.
+        let best = nelder_mead_minimum(&data, &structure, criterion, &fit.theta, 0.05);
+        prop_assert!(best >= fit.deviance - 1e-8 * (1.0 + d.abs()), "Nelder-Mead {best} < hnm {}; {fit:?}", fit.deviance);
+    }
+
+    #[test]
+    fn gradient_matches_central_differences(data in data(), which in 0usize..6, reml in any::<bool>(),
+                                           point in prop::collection::vec(-1.5..1.5f64, 6)) {
+        let (fixed, random, blocks) = structures()[which].clone();
+        let model = LinearMixedModel::new(&data.stats(), Structure { response: 0, fixed, random, blocks }).unwrap();
+        let criterion = if reml { Criterion::Reml } else { Criterion::Ml };
+        let theta: Vec<f64> = point[..model.n_theta()].iter().zip(model.lower()).map(|(t, l)| t.max(*l + 0.05)).collect();
+        let mut ws = model.workspace().unwrap();
+        let (_, gradient) = model.deviance_and_gradient(criterion, &theta, &mut ws).unwrap();
+        for i in 0..theta.len() {
+            let h = 1e-5;
+            let (mut up, mut down) = (theta.clone(), theta.clone());
+            up[i] += h;
+            down[i] -= h;
+            let numeric = (model.deviance(criterion, &up, &mut ws).unwrap() - model.deviance(criterion, &down, &mut ws).unwrap()) / (2.0 * h);
+            prop_assert!((gradient[i] - numeric).abs() < 1e-5 * (1.0 + numeric.abs()), "θ{i}: {} vs {numeric}", gradient[i]);
+        }
+    }
+}
+
+/// The data of `data` rounded to multiples of 2⁻¹⁰, so that shifts by 1e9 are exact.
+fn on_grid(data: &Data) -> Data {
+    let columns = data.columns.iter().map(|c| c.iter().map(|v| (v * 1024.0).round() / 1024.0).collect()).collect();
+    Data { columns, codes: data.codes.clone(), groups: data.groups }
+}
+
+fn fit_of(data: &Data, criterion: Criterion) -> hnm_core::LmmFit {
+    use Term::{Intercept as I, Variable as V};
+    let structure = Structure { response: 0, fixed: vec![I, V(1), V(2)], random: vec![I, V(1)], blocks: vec![2] };
+    LinearMixedModel::new(&data.stats(), structure).unwrap().fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap()
+}
+
+fn close(a: f64, b: f64, tol: f64, scale: f64) -> bool {
+    (a - b).abs() <= tol * (a.abs().max(b.abs()) + scale)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Shifting x by 1e9 and y by −1e9, or scaling y and x by 1e±100, change the estimates
+    /// exactly as the reparametrisation says (β₀ − a β_x, Σ' = TΣTᵀ with T = [[1, −a], [0, 1]],
+    /// units), and the deviance by 2k log c for a scaled y (k = N or N − p) and 2 log c for a
+    /// scaled column of X under REML.
+    #[test]
+    fn estimates_are_equivariant(data in data(), reml in any::<bool>(), shift in any::<bool>(),
+                                 cy in prop_oneof![Just(1e-100), Just(1.0), Just(1e100)],
+                                 cx in prop_oneof![Just(1e-100), Just(1.0), Just(1e100)]) {
+        // A shift of 1e9 is exact on the grid; a scale is exact up to one rounding of each value.
+        // Both at once would round the shifted values to 1e-7 of their spread: the data would differ.
+        let (a, b, cx, cy): (f64, f64, f64, f64) = if shift { (1e9, -1e9, 1.0, 1.0) } else { (0.0, 0.0, cx, cy) };
+        // The slope's variance scales by (c_y/c_x)²: keep it inside the double range.
+        prop_assume!((cy / cx).log10().abs() <= 100.0);
+        let criterion = if reml { Criterion::Reml } else { Criterion::Ml };
+        let base = on_grid(&data);
+        let reference = fit_of(&base, criterion);
+        let mut moved = base.clone();
+        moved.columns[1] = base.columns[1].iter().map(|x| (x + a) * cx).collect();
+        moved.columns[0] = base.columns[0].iter().map(|y| (y + b) * cy).collect();
+        let fit = fit_of(&moved, criterion);
+        let r = &reference;
+        // β: intercept of the moved model, then the x and w coefficients.
+        let beta0 = cy * (r.beta[0] + b - a * r.beta[1]);
+        prop_assert!(close(fit.beta[0], beta0, 1e-6, cy * (1.0 + a * r.beta[1].abs() * 1e-9)), "{:?} vs {beta0}", fit.beta);
+        prop_assert!(close(fit.beta[1], cy * r.beta[1] / cx, 1e-7, 0.0));
+        prop_assert!(close(fit.beta[2], cy * r.beta[2], 1e-7, 0.0));
+        prop_assert!(close(fit.sigma, cy * r.sigma, 1e-8, 0.0), "sigma {} vs {}", fit.sigma, cy * r.sigma);
+        // Σ' = c_y² D T Σ Tᵀ D with D = diag(1, 1/c_x).
+        let s = &r.re_covariance;
+        let s11 = s[3];
+        let s01 = s[1] - a * s11;
+        let s00 = s[0] - 2.0 * a * s[1] + a * a * s11;
+        let scale = cy * cy;
+        prop_assert!(close(fit.re_covariance[3], scale * s11 / (cx * cx), 1e-6, scale * s[0] * 1e-9 / (cx * cx)));
+        prop_assert!(close(fit.re_covariance[1], scale * s01 / cx, 1e-6, scale * s[0] * 1e-9 / cx));
+        prop_assert!(close(fit.re_covariance[0], scale * s00, 1e-6, scale * s[0] * 1e-9));
+        let n = base.codes.len() as f64;
+        let shift = match criterion {
+            Criterion::Ml => 2.0 * n * cy.ln(),
+            Criterion::Reml => 2.0 * (n - 3.0) * cy.ln() + 2.0 * cx.ln(),
+        };
+        prop_assert!(close(fit.deviance, r.deviance + shift, 1e-9, 1.0), "{} vs {}", fit.deviance, r.deviance + shift);
+    }
+}

@@ -1,0 +1,295 @@
+//! Glue for the linear mixed model with one grouping factor: the model lives in Rust behind
+//! an external pointer (statistics, blocks and fit), so R never re-sends what the core
+//! already holds. The plain R fields the pointer is built from (`rs_lmm_build`'s output) let R
+//! rebuild it after `readRDS` (`rs_lmm_restore`), where the pointer comes back NULL.
+
+use extendr_api::prelude::*;
+use hnm_core::{
+    fingerprint, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit, Never, RandomEffects,
+    Structure, Term,
+};
+
+use crate::{core_error, criterion, error_message};
+
+/// The message of an R call on a model that has no fit yet (cannot happen through hnm_fit).
+const NOT_FITTED: &str = "the model has not been fitted.";
+
+/// What R's external pointer owns.
+pub struct Model {
+    model: LinearMixedModel,
+    fit: Option<LmmFit>,
+    random_effects: Option<RandomEffects>,
+}
+
+/// R's numeric columns (doubles, integers or logicals), read in place; a matrix gives each of
+/// its columns.
+fn columns(list: &[Robj]) -> std::result::Result<Vec<Column<'_>>, String> {
+    let mut out = Vec::new();
+    for (i, object) in list.iter().enumerate() {
+        let rows = match object.dim() {
+            Some(dim) if dim.len() == 2 => dim.elt(0).0.max(0) as usize,
+            _ => object.len(),
+        };
+        let all: Column<'_> = if let Some(v) = object.as_real_slice() {
+            Column::Double(v)
+        } else if let Some(v) = object.as_integer_slice() {
+            Column::Integer(v)
+        } else if let Some(v) = object.as_logical_slice() {
+            // SAFETY: Rbool is a transparent i32 with R's NA as i32::MIN.
+            Column::Integer(unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<i32>(), v.len()) })
+        } else {
+            return Err(format!("model variable {} must be numeric.", i + 1));
+        };
+        if rows == all.len() {
+            out.push(all);
+            continue;
+        }
+        for c in 0..all.len() / rows.max(1) {
+            out.push(match all {
+                Column::Double(v) => Column::Double(&v[c * rows..(c + 1) * rows]),
+                Column::Integer(v) => Column::Integer(&v[c * rows..(c + 1) * rows]),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The structure from R's encoding: terms as integers, 0 the intercept and a the 1-based variable.
+fn structure(response: i32, fixed: &[i32], random: &[i32], blocks: &[i32]) -> Structure {
+    let term = |&t: &i32| if t <= 0 { Term::Intercept } else { Term::Variable(t as usize - 1) };
+    Structure {
+        response: response.max(1) as usize - 1,
+        fixed: fixed.iter().map(term).collect(),
+        random: random.iter().map(term).collect(),
+        blocks: blocks.iter().map(|&b| b.max(0) as usize).collect(),
+    }
+}
+
+/// A core error with model column numbers replaced by the user's names.
+fn model_error(error: HnmError, names: &[String]) -> Robj {
+    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| format!("column {}", c + 1));
+    match error {
+        HnmError::ColumnNotFinite { column, row } => error_message(format!(
+            "`{}` must be finite (or NA), but row {} is infinite or NaN.",
+            name(column),
+            row + 1
+        )),
+        error => core_error(error),
+    }
+}
+
+fn model_of_mut(ptr: &mut Robj) -> std::result::Result<&mut Model, Robj> {
+    <&mut ExternalPtr<Model>>::try_from(ptr)
+        .map(|p| p.addr_mut())
+        .map_err(|_| error_message("the fit's model is no longer in memory; rebuild it with the fit's fields.".into()))
+}
+
+/// TRUE when `ptr` holds a model (FALSE after `readRDS`, which restores pointers as NULL).
+/// @noRd
+#[extendr]
+fn rs_lmm_valid(ptr: Robj) -> bool {
+    <&ExternalPtr<Model>>::try_from(&ptr).is_ok()
+}
+
+/// One pass over `columns` (the model's variables) and 1-based group `codes` (`n_groups`
+/// levels), then the model of the given structure. Returns the pointer and the plain fields.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn rs_lmm_build(columns_list: List, codes: &[i32], n_groups: i32, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>) -> Robj {
+    let column_objects: Vec<Robj> = columns_list.values().collect();
+    let columns = match columns(&column_objects) {
+        Ok(c) => c,
+        Err(message) => return error_message(message),
+    };
+    let mut checkpoint = Checkpoint::new(&Never);
+    let pass = match CrossProducts::from_columns(&columns, codes.iter().copied(), n_groups.max(0) as usize, &mut checkpoint) {
+        Ok(pass) => pass,
+        Err(error) => return model_error(error, &names),
+    };
+    let model = match LinearMixedModel::new(&pass.stats, structure(response, fixed, random, blocks)) {
+        Ok(m) => m,
+        Err(error) => return model_error(error, &names),
+    };
+    let fields = stats_fields(&pass.stats);
+    let kept: Vec<i32> = model.kept_fixed().iter().map(|&f| f as i32 + 1).collect();
+    let groups: Vec<i32> = model.group_index().iter().map(|&g| g as i32 + 1).collect();
+    let lower = model.lower().to_vec();
+    let ptr = ExternalPtr::new(Model { model, fit: None, random_effects: None });
+    list!(
+        model = ptr,
+        stats = fields,
+        dropped = pass.dropped as f64,
+        fingerprint = format!("{:016x}", pass.fingerprint),
+        kept = kept,
+        groups = groups,
+        lower = lower
+    )
+    .into()
+}
+
+fn stats_fields(s: &CrossProducts) -> Robj {
+    list!(pilot = s.pilot().to_vec(), n = s.n().to_vec(), means = s.means().to_vec(), comoments = s.comoments().to_vec()).into()
+}
+
+/// The model rebuilt from `rs_lmm_build`'s plain fields, with its fit at `internal_theta`
+/// (no search: the saved fit is the fit).
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn rs_lmm_restore(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, internal_theta: &[f64]) -> Robj {
+    let result = CrossProducts::new(pilot.to_vec(), n.to_vec(), means.to_vec(), comoments.to_vec())
+        .and_then(|stats| LinearMixedModel::new(&stats, structure(response, fixed, random, blocks)))
+        .and_then(|model| model.fit_at(criterion(reml), internal_theta).map(|fit| (model, fit)));
+    match result {
+        Ok((model, fit)) => ExternalPtr::new(Model { model, fit: Some(fit), random_effects: None }).into(),
+        Err(error) => core_error(error),
+    }
+}
+
+/// Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
+/// vector); keeps the fit in the model when `keep` (a refit by the other criterion, for
+/// anova(), does not replace the fit the R object describes).
+/// @noRd
+#[extendr]
+fn rs_lmm_fit(mut ptr: Robj, reml: bool, start: Robj, keep: bool) -> Robj {
+    let model = match model_of_mut(&mut ptr) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let start = start.as_real_slice();
+    match model.model.fit(criterion(reml), start, &mut Checkpoint::new(&Never)) {
+        Ok(fit) => {
+            let out = fit_fields(&fit);
+            if keep {
+                model.fit = Some(fit);
+                model.random_effects = None;
+            }
+            out
+        }
+        Err(error) => core_error(error),
+    }
+}
+
+fn fit_fields(f: &LmmFit) -> Robj {
+    list!(
+        reml = f.criterion == Criterion::Reml,
+        theta = f.theta.clone(),
+        internal_theta = f.internal_theta.clone(),
+        beta = f.beta.clone(),
+        beta_covariance = f.beta_covariance.clone(),
+        sigma = f.sigma,
+        re_covariance = f.re_covariance.clone(),
+        deviance = f.deviance,
+        iterations = f.iterations as f64,
+        evaluations = f.evaluations as f64,
+        projected_gradient_norm = f.projected_gradient_norm,
+        converged = f.converged
+    )
+    .into()
+}
+
+/// The fitted model's random effects, computed on first use and kept.
+fn random_effects(model: &mut Model) -> std::result::Result<(&LmmFit, &RandomEffects), Robj> {
+    let fit = model.fit.as_ref().ok_or_else(|| error_message(NOT_FITTED.into()))?;
+    if model.random_effects.is_none() {
+        model.random_effects = Some(model.model.random_effects(fit).map_err(core_error)?);
+    }
+    Ok((fit, model.random_effects.as_ref().expect("computed above")))
+}
+
+/// The fitted model's random effects: `modes` (groups × q, by rows) and conditional
+/// covariances (q × q per group).
+/// @noRd
+#[extendr]
+fn rs_lmm_ranef(mut ptr: Robj) -> Robj {
+    let model = match model_of_mut(&mut ptr) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    match random_effects(model) {
+        Ok((_, re)) => list!(modes = re.modes.clone(), conditional_covariances = re.conditional_covariances.clone()).into(),
+        Err(e) => e,
+    }
+}
+
+/// Fitted values of the rows of `columns_list` (the model's variables) with 1-based group
+/// `codes` (0 for a new level): with the random effects when `random`, else the population
+/// values; with `modes` (groups × q by rows, in the data's units) instead of the conditional
+/// modes when it is numeric (simulated effects). NA where a value or the group is missing.
+/// @noRd
+#[extendr]
+fn rs_lmm_fitted(mut ptr: Robj, columns_list: List, codes: &[i32], random: bool, modes: Robj) -> Robj {
+    let column_objects: Vec<Robj> = columns_list.values().collect();
+    let columns = match columns(&column_objects) {
+        Ok(c) => c,
+        Err(message) => return error_message(message),
+    };
+    let model = match model_of_mut(&mut ptr) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let given = modes.as_real_slice().map(|m| RandomEffects { modes: m.to_vec(), conditional_covariances: Vec::new() });
+    if random && given.is_none() {
+        if let Err(e) = random_effects(model) {
+            return e;
+        }
+    }
+    let Some(fit) = model.fit.as_ref() else {
+        return error_message(NOT_FITTED.into());
+    };
+    let random_effects = match (random, &given) {
+        (false, _) => None,
+        (true, Some(g)) => Some(g),
+        (true, None) => model.random_effects.as_ref(),
+    };
+    match model.model.fitted_values(fit, random_effects, &columns, codes, &mut Checkpoint::new(&Never)) {
+        Ok(values) => values.into_iter().map(|v| if v.is_nan() { Rfloat::na() } else { Rfloat::from(v) }).collect::<Doubles>().into(),
+        Err(error) => core_error(error),
+    }
+}
+
+/// The ML deviance (`reml = FALSE`) or REML criterion at the fit's θ, in the data's units.
+/// @noRd
+#[extendr]
+fn rs_lmm_criterion(mut ptr: Robj, reml: bool) -> Robj {
+    let model = match model_of_mut(&mut ptr) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let Some(fit) = model.fit.as_ref() else {
+        return error_message(NOT_FITTED.into());
+    };
+    match model.model.criterion_in_data_units(criterion(reml), &fit.internal_theta) {
+        Ok(value) => Robj::from(value),
+        Err(error) => core_error(error),
+    }
+}
+
+/// The fingerprint of `columns_list` and `codes` (as `rs_lmm_build` computed it), to tell
+/// whether the data a fit refers to were changed in place.
+/// @noRd
+#[extendr]
+fn rs_lmm_fingerprint(columns_list: List, codes: &[i32]) -> Robj {
+    let column_objects: Vec<Robj> = columns_list.values().collect();
+    let columns = match columns(&column_objects) {
+        Ok(c) => c,
+        Err(message) => return error_message(message),
+    };
+    match fingerprint(&columns, codes, &mut Checkpoint::new(&Never)) {
+        Ok(hash) => Robj::from(format!("{hash:016x}")),
+        Err(error) => core_error(error),
+    }
+}
+
+extendr_module! {
+    mod model;
+    fn rs_lmm_valid;
+    fn rs_lmm_build;
+    fn rs_lmm_restore;
+    fn rs_lmm_fit;
+    fn rs_lmm_ranef;
+    fn rs_lmm_fitted;
+    fn rs_lmm_fingerprint;
+    fn rs_lmm_criterion;
+}
