@@ -43,8 +43,8 @@
 #' @param conf.level Confidence level of the intervals.
 #' @param conf.method `"Wald"` (default), `"profile"` or `"boot"`, as `method` of
 #'   [confint.hnm_fit()].
-#' @param data For `augment`: `NULL` for the model frame (the response, covariates and group
-#'   of the rows used in the fit), or the data the model was fitted to (one row per row given to
+#' @param data For `augment`: `NULL` for the model's variables (response, covariates, group)
+#'   on the rows used in the fit, or the data the model was fitted to (one row per row given to
 #'   `hnm_fit`; rows dropped for `NA` get `NA`).
 #' @param ... For `tidy` with `conf.method = "boot"`: `nsim`, `seed` and `type` of
 #'   [confint.hnm_fit()]. Any other argument is an error (`ddf.method` and `profile` of
@@ -90,8 +90,10 @@ tidy.hnm_fit <- function(x, effects = c("ran_pars", "fixed"), scales = NULL,
   limits <- function(scale) {
     if (!conf.int) return(NULL)
     if (is.null(computed[[scale]])) {
-      computed[[scale]] <<- do.call(confint, c(list(x, level = conf.level,
-                                                    method = conf.method, scale = scale), dots))
+      # `scale` only where it is not confint()'s default: the general model's confint has none.
+      scale_arg <- if (scale == "sd") list() else list(scale = scale)
+      computed[[scale]] <<- do.call(confint, c(list(x, level = conf.level, method = conf.method),
+                                               scale_arg, dots))
     }
     computed[[scale]]
   }
@@ -205,18 +207,30 @@ glance.hnm_fit <- function(x, ...) {
 augment.hnm_fit <- function(x, data = NULL, ...) {
   reject_arguments(list(...), "augment() for an hnm_fit", sys.call())
   require_rows(x, "augment()")
-  keep <- complete_rows(x)
-  if (is.null(data)) {
-    # The model frame (response, covariates, group) where hnm provides it, as broom.mixed.
-    data <- if (has_method("model.frame", x)) {
-      as.data.frame(stats::model.frame(x))
-    } else {
-      setNames(data.frame(x$y[keep], x$g[keep]), c(x$response_name, x$group_name))
+  if (is.null(x$y)) {
+    # The general model: the model's variables, from `data` or the data of the call; the
+    # rows used are the complete ones (as lme4's model frame).
+    given <- as.data.frame(if (is.null(data)) eval(x$call$data, environment(formula(x))) else data)
+    variables <- all.vars(formula(x))
+    keep <- stats::complete.cases(given[intersect(variables, names(given))])
+    if (!all(variables %in% names(given)) || sum(keep) != nobs(x)) {
+      hnm_abort(sprintf("`data` must be the data frame the model was fitted to (%d complete rows).",
+                        nobs(x)), call = sys.call())
     }
-    keep <- rep(TRUE, nrow(data))
-  } else if (!is.data.frame(data) || nrow(data) != length(keep)) {
-    hnm_abort(sprintf("`data` must be the data frame of %d rows the model was fitted to.",
-                      length(keep)), call = sys.call())
+    if (is.null(data)) {
+      data <- given[keep, variables, drop = FALSE]
+      rownames(data) <- NULL
+      keep <- rep(TRUE, nrow(data))
+    }
+  } else {
+    keep <- complete_rows(x)
+    if (is.null(data)) {
+      data <- setNames(data.frame(x$y[keep], x$g[keep]), c(x$response_name, x$group_name))
+      keep <- rep(TRUE, nrow(data))
+    } else if (!is.data.frame(data) || nrow(data) != length(keep)) {
+      hnm_abort(sprintf("`data` must be the data frame of %d rows the model was fitted to.",
+                        length(keep)), call = sys.call())
+    }
   }
   data$.fitted <- data$.resid <- data$.fixed <- NA_real_
   data$.fitted[keep] <- fitted(x)

@@ -120,33 +120,85 @@ test_that("emmeans on the fixed effects is lmer's with asymptotic degrees of fre
                class = "hnm_error")
 })
 
-# The general model (fixed covariates, random slopes), where hnm fits it.
-general_fits <- function() {
-  fit <- tryCatch(hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy),
-                  error = function(e) NULL)
-  skip_if(is.null(fit), "this hnm fits only the one-way model")
-  list(fit = fit, ref = lme4::lmer(Reaction ~ Days + (Days | Subject), lme4::sleepstudy,
-                                   REML = FALSE))
+# The general model (fixed covariates, random slopes). lme4's default optimiser stops with
+# theta about 1e-5 (relative) from the optimum; converged tightly it reaches hnm's deviance
+# (to 1e-15), and the two agree to about 1e-6, so these comparisons use 1e-5.
+# Fitted in the caller's environment, where the data are, as a user fits them: emmeans finds
+# the data from the fit's call (`data = sleepstudy`), as it does for lmer.
+general_cases <- function(env = parent.frame()) {
+  control <- lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e5))
+  env$sleepstudy <- lme4::sleepstudy
+  env$nels <- nels
+  cases <- list(list(call = quote(hnm_fit(Reaction ~ Days + (Days | Subject), sleepstudy)),
+                     slope = "Days"),
+                list(call = quote(hnm_fit(mscore ~ flp + enroll + ses + (ses | school), nels)),
+                     slope = "ses"))
+  lapply(cases, function(case) {
+    fit <- tryCatch(eval(case$call, env), error = function(e) NULL)
+    skip_if(is.null(fit), "this hnm fits only the one-way model")
+    ref <- case$call
+    ref[[1L]] <- quote(lme4::lmer)
+    ref$REML <- FALSE
+    ref$control <- control
+    c(case, list(formula = formula(fit), fit = fit, ref = eval(ref, env)))
+  })
 }
 
-test_that("the ecosystem on Reaction ~ Days + (Days | Subject) is lmer's", {
-  skip_if_not_installed("lme4")
-  skip_if_not_installed("insight")
-  skip_if_not_installed("performance")
-  skip_if_not_installed("parameters")
-  skip_if_not_installed("emmeans")
-  fits <- general_fits()
-  expect_equal(insight::get_variance(fits$fit), insight::get_variance(fits$ref), tolerance = 1e-5)
-  expect_equal(unclass(performance::icc(fits$fit)), unclass(performance::icc(fits$ref)),
-               tolerance = 1e-5)
-  expect_equal(unclass(performance::r2(fits$fit)), unclass(performance::r2(fits$ref)),
-               tolerance = 1e-5)
-  columns <- c("Parameter", "Coefficient", "SE", "CI_low", "CI_high", "t", "df_error", "p")
-  expect_equal(as.data.frame(parameters::model_parameters(fits$fit))[columns],
-               as.data.frame(suppressMessages(parameters::model_parameters(fits$ref)))[columns],
-               tolerance = 1e-5, ignore_attr = TRUE)
-  trend <- as.data.frame(summary(emmeans::emtrends(fits$fit, ~ 1, var = "Days")))
-  ref_trend <- as.data.frame(summary(emmeans::emtrends(fits$ref, ~ 1, var = "Days",
-                                                       lmer.df = "asymptotic")))
-  expect_equal(trend, ref_trend, tolerance = 1e-5, ignore_attr = TRUE)
+test_that("the ecosystem on models with covariates and random slopes is lmer's", {
+  for (package in c("lme4", "insight", "performance", "parameters", "emmeans", "broom",
+                    "broom.mixed")) {
+    skip_if_not_installed(package)
+  }
+  for (case in general_cases()) {
+    label <- deparse(case$formula)
+    fit <- case$fit
+    ref <- case$ref
+    expect_equal(deviance(fit), deviance(ref), tolerance = 1e-12, label = label)
+    expect_identical(lapply(insight::find_formula(fit), deparse),
+                     lapply(insight::find_formula(ref), deparse), label = label)
+    expect_equal(insight::get_parameters(fit), insight::get_parameters(ref), tolerance = 1e-5,
+                 label = label)
+    expect_equal(insight::get_variance(fit), insight::get_variance(ref), tolerance = 1e-5,
+                 label = label)
+    expect_equal(unclass(performance::icc(fit)), unclass(performance::icc(ref)),
+                 tolerance = 1e-5, label = label)
+    expect_equal(unclass(performance::r2(fit)), unclass(performance::r2(ref)),
+                 tolerance = 1e-5, label = label)
+    expect_identical(performance::check_singularity(fit), performance::check_singularity(ref),
+                     label = label)
+    columns <- c("Parameter", "Coefficient", "SE", "CI_low", "CI_high", "t", "df_error", "p",
+                 "Effects", "Group")
+    expect_equal(as.data.frame(parameters::model_parameters(fit))[columns],
+                 as.data.frame(suppressMessages(parameters::model_parameters(ref)))[columns],
+                 tolerance = 1e-5, ignore_attr = TRUE, label = label)
+    trend <- as.data.frame(summary(emmeans::emtrends(fit, ~ 1, var = case$slope)))
+    ref_trend <- as.data.frame(summary(emmeans::emtrends(ref, ~ 1, var = case$slope,
+                                                         lmer.df = "asymptotic")))
+    expect_equal(trend, ref_trend, tolerance = 1e-5, ignore_attr = TRUE, label = label)
+    at <- setNames(list(c(0, 2, 5)), case$slope)
+    means <- as.data.frame(summary(emmeans::emmeans(fit, case$slope, at = at)))
+    ref_means <- as.data.frame(summary(emmeans::emmeans(ref, case$slope, at = at,
+                                                        lmer.df = "asymptotic")))
+    expect_equal(means, ref_means, tolerance = 1e-5, ignore_attr = TRUE, label = label)
+    for (args in list(list(conf.int = TRUE), list(effects = "ran_pars", scales = "vcov"),
+                      list(effects = "ran_vals"), list(effects = "ran_coefs"))) {
+      what <- paste(label, deparse(args))
+      tidied <- do.call(broom::tidy, c(list(fit), args))
+      expected <- as.data.frame(do.call(broom.mixed::tidy, c(list(ref), args)))
+      expect_identical(names(tidied), names(expected), label = what)
+      text <- intersect(names(expected), c("effect", "group", "level", "term"))
+      expect_identical(tidied[text], expected[text], label = what)
+      numbers <- setdiff(names(expected), text)
+      expect_equal(tidied[numbers], expected[numbers], tolerance = 1e-5, label = what)
+    }
+    expect_equal(broom::glance(fit), as.data.frame(broom.mixed::glance(ref)), tolerance = 1e-6,
+                 ignore_attr = TRUE, label = label)
+    augmented <- broom::augment(fit)
+    expected <- as.data.frame(broom.mixed::augment(ref))
+    expect_identical(names(augmented)[seq_len(ncol(augmented) - 3L)],
+                     names(expected)[seq_len(ncol(augmented) - 3L)], label = label)
+    for (column in c(".fitted", ".resid", ".fixed")) {
+      expect_equal(augmented[[column]], expected[[column]], tolerance = 1e-5, label = label)
+    }
+  }
 })
