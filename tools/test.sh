@@ -37,7 +37,7 @@ CARGO_HOME="$cargo_home" RUSTFLAGS="${RUSTFLAGS:-} --print=native-static-libs" \
   cargo test --offline --locked --manifest-path src/rust/Cargo.toml -p hnm-core --release \
   --target-dir "$hnm_target_dir" 2>&1 | tee "$work/cargo-test.log"
 
-phase "R CMD build (compiles hnm offline to build both vignettes: about 4 minutes)"
+phase "R CMD build (compiles hnm offline to build both vignettes: about 5 minutes)"
 env -u HNM_TARGET_DIR R CMD build --no-resave-data . | tee "$work/build.log"
 tarball=$(ls -t hnm_*.tar.gz | head -n 1)
 mv "$tarball" "$work/"
@@ -50,7 +50,7 @@ size=$(stat -c %s "$work/$tarball")
 echo "tarball $tarball: $size bytes ($(( size / 1024 )) kB; CRAN's limit is 5 MB)"
 [ "$size" -le 5000000 ] || { echo "the tarball is over 5 MB"; exit 1; }
 
-phase "R CMD check --as-cran (compiles the Rust library offline from the tarball and runs every test: about 7 minutes)"
+phase "R CMD check --as-cran (compiles the Rust library offline from the tarball and runs every test: about 9 minutes)"
 (cd "$work" && env -u NOT_CRAN -u HNM_TARGET_DIR _R_CHECK_FORCE_SUGGESTS_=false \
    _R_CHECK_CRAN_INCOMING_REMOTE_=false _R_CHECK_SYSTEM_CLOCK_=FALSE \
    R CMD check --as-cran --no-manual "$tarball") || {
