@@ -4,6 +4,11 @@
   for (generic in c("tidy", "glance", "augment")) {
     s3_register(paste0("generics::", generic), "hnm_fit")
   }
+  for (generic in c("insight::find_formula", "insight::get_parameters", "insight::get_variance",
+                     "performance::r2", "performance::check_singularity",
+                     "parameters::model_parameters", "emmeans::recover_data", "emmeans::emm_basis")) {
+    s3_register(generic, "hnm_fit")  # R/ecosystem.R
+  }
   # lme4's generics, so lme4's own functions (isSingular() calls getME()) work on hnm fits
   # whichever of the two packages is attached last.
   for (class in c("hnm_fit", "hnm_lmm")) {

@@ -12,8 +12,9 @@ password="${HNM_PG_PASSWORD:-hnm}"
 dbname="${HNM_PG_DBNAME:-hnm_test}"
 
 say() { echo "postgres.sh: $*" >&2; }
+# From /, which the postgres user can enter (psql complains about a working directory it cannot).
 as_postgres() {
-  if [ "$(id -u)" -eq 0 ]; then su postgres -s /bin/sh -c "$1"; else sudo -u postgres sh -c "$1"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && su postgres -s /bin/sh -c "$1"); else (cd / && sudo -u postgres sh -c "$1"); fi
 }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # Column `$1` of pg_lsclusters for our cluster: 3 is the port, 4 the status.

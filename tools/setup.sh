@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Installs what hnm needs on a fresh Debian 12 machine that has Rust: R, the R packages the
-# tests and vignette use, and pandoc. Idempotent: installs only what is missing.
+# Installs what hnm needs on a fresh Debian 12 machine that has Rust: R, every R package the
+# tests, vignettes, examples and the reference site use (DESCRIPTION's Suggests), pandoc,
+# PostgreSQL for the database tests and Chromium for the site check (tools/site.sh).
+# Idempotent: installs only what is missing (the first run downloads about 500 MB: several
+# minutes).
 set -euo pipefail
 packages=(r-base-dev r-cran-lme4 r-cran-nlme r-cran-testthat r-cran-knitr r-cran-rmarkdown
-          r-cran-roxygen2 r-cran-numderiv r-cran-mlmrev r-cran-broom pandoc qpdf devscripts
-          r-cran-dbi r-cran-rsqlite r-cran-dbplyr r-cran-dplyr r-cran-rpostgresql postgresql
-          r-cran-bit64)
+          r-cran-roxygen2 r-cran-numderiv r-cran-mlmrev r-cran-broom r-cran-generics
+          r-cran-broom.mixed r-cran-lmertest r-cran-performance r-cran-insight r-cran-parameters
+          r-cran-emmeans r-cran-data.table r-cran-bit64 r-cran-pkgdown r-cran-xml2
+          pandoc qpdf devscripts xz-utils chromium
+          r-cran-dbi r-cran-rsqlite r-cran-dbplyr r-cran-dplyr r-cran-rpostgresql postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -13,6 +18,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -1,40 +1,99 @@
-# broom's tidy/glance/augment for hnm_fit, with broom.mixed's columns for merMod and values
-# from lme4's accessors.
+# broom's tidy/glance/augment for hnm_fit: the columns and numbers broom.mixed gives for the
+# equivalent lmer fit (the reference).
 
-test_that("tidy, glance and augment give lme4's numbers in broom.mixed's columns", {
+# broom.mixed's result for the lmer twin, as a plain data frame.
+mixed <- function(f, ...) as.data.frame(suppressMessages(f(...)))
+
+test_that("tidy gives broom.mixed's rows, columns and numbers for lmer", {
   skip_if_not_installed("broom")
+  skip_if_not_installed("broom.mixed")
   skip_if_not_installed("lme4")
   for (case in lme4_cases()) {
     label <- case$name
     fit <- hnm_fit(one_way_formula(case), case$data)
     ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = FALSE))
-    tidied <- broom::tidy(fit, conf.int = TRUE)
-    expect_identical(names(tidied), c("effect", "group", "term", "estimate", "std.error",
-                                      "statistic", "conf.low", "conf.high"), label = label)
-    expect_identical(tidied$effect, c("fixed", "ran_pars", "ran_pars"), label = label)
-    expect_identical(tidied$group, c(NA, case$g, "Residual"), label = label)
-    expect_identical(tidied$term, c("(Intercept)", "sd__(Intercept)", "sd__Observation"),
-                     label = label)
-    coefs <- summary(ref)$coefficients
-    ref_vc <- as.data.frame(lme4::VarCorr(ref))
-    expect_equal(tidied$estimate, c(coefs[1, "Estimate"], ref_vc$sdcor), tolerance = 1e-6,
+    calls <- list(list(), list(effects = "fixed"), list(effects = "ran_pars"),
+                  list(effects = c("ran_pars", "fixed"), scales = c("vcov", NA)),
+                  list(effects = "ran_pars", scales = "vcov"),
+                  list(effects = c("fixed", "ran_pars")),
+                  list(effects = "ran_coefs"))
+    for (args in calls) {
+      what <- paste(label, deparse(args))
+      tidied <- do.call(broom::tidy, c(list(fit), args))
+      expected <- do.call(function(...) mixed(broom.mixed::tidy, ref, ...), args)
+      expect_identical(names(tidied), names(expected), label = what)
+      text <- intersect(names(expected), c("effect", "group", "level", "term"))
+      expect_identical(tidied[text], expected[text], label = what)
+      numbers <- setdiff(names(expected), text)
+      expect_equal(tidied[numbers], expected[numbers], tolerance = 1e-6, label = what)
+    }
+    # Intervals: fixed effects are lme4's Wald intervals; profile intervals are lme4's (its
+    # spline through the profile is accurate to about 1e-5, to 2e-4 for the intercept at
+    # Dyestuff2's boundary tau = 0, where hnm's profile is exact).
+    tidied <- broom::tidy(fit, conf.int = TRUE, conf.level = 0.9)
+    expected <- mixed(broom.mixed::tidy, ref, conf.int = TRUE, conf.level = 0.9)
+    expect_equal(tidied[1, c("conf.low", "conf.high")], expected[1, c("conf.low", "conf.high")],
+                 tolerance = 1e-6, label = label)
+    tidied <- broom::tidy(fit, conf.int = TRUE, conf.method = "profile")
+    expected <- mixed(broom.mixed::tidy, ref, conf.int = TRUE, conf.method = "profile")
+    expect_equal(tidied[c("conf.low", "conf.high")], expected[c("conf.low", "conf.high")],
+                 tolerance = if (isSingular(fit)) 1e-3 else 1e-4, label = label)
+    # Conditional modes with conditional SDs and their z intervals.
+    tidied <- broom::tidy(fit, effects = "ran_vals", conf.int = TRUE)
+    expected <- mixed(broom.mixed::tidy, ref, effects = "ran_vals", conf.int = TRUE)
+    expect_identical(names(tidied), names(expected), label = label)
+    expect_identical(tidied$level, expected$level, label = label)
+    expect_equal(tidied[c("estimate", "std.error", "conf.low", "conf.high")],
+                 expected[c("estimate", "std.error", "conf.low", "conf.high")], tolerance = 1e-5,
                  label = label)
-    expect_equal(tidied$std.error[1], coefs[1, "Std. Error"], tolerance = 1e-6, label = label)
-    expect_equal(tidied$statistic[1], coefs[1, "t value"], tolerance = 1e-6, label = label)
-    expect_equal(unlist(tidied[1, c("conf.low", "conf.high")], use.names = FALSE),
-                 unname(stats::confint(ref, method = "Wald")["(Intercept)", ]), tolerance = 1e-6,
-                 label = label)
-    expect_identical(broom::tidy(fit, effects = "fixed")$term, "(Intercept)", label = label)
+  }
+})
+
+test_that("tidy's Wald intervals for the SDs are real where lme4's are NA", {
+  skip_if_not_installed("broom")
+  fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
+  tidied <- broom::tidy(fit, conf.int = TRUE)
+  # Delta method on tau: tau +- z se(tau^2) / (2 tau), from the inverse information.
+  se_tau2 <- sqrt(vcov(fit, full = TRUE)[3, 3])
+  tau <- sqrt(fit$tau2)
+  expect_equal(unlist(tidied[2, c("conf.low", "conf.high")], use.names = FALSE),
+               tau + c(-1, 1) * qnorm(0.975) * se_tau2 / (2 * tau), tolerance = 1e-8)
+  boot <- broom::tidy(fit, conf.int = TRUE, conf.method = "boot", nsim = 50, seed = 3)
+  expect_equal(boot$conf.low, unname(confint(fit, method = "boot", nsim = 50, seed = 3)[c(3, 1, 2), 1]))
+})
+
+test_that("tidy rejects what it cannot honour, naming the argument", {
+  skip_if_not_installed("broom")
+  fit <- hnm_fit(y ~ 1 | g, wheat)
+  expect_error(broom::tidy(fit, ddf.method = "Kenward-Roger"), "`ddf.method`", class = "hnm_error")
+  expect_error(broom::tidy(fit, nsim = 10), "`nsim`", class = "hnm_error")
+  expect_error(broom::tidy(fit, exponentiate = TRUE), "exponentiate", class = "hnm_error")
+  expect_error(broom::tidy(fit, scales = "vcov"), "one element per element", class = "hnm_error")
+  expect_error(broom::tidy(fit, effects = "fixed", scales = "vcov"), "must be NA",
+               class = "hnm_error")
+  expect_error(broom::tidy(fit, conf.int = NA), "conf.int", class = "hnm_error")
+  expect_error(broom::tidy(fit, conf.level = 1.5), "conf.level", class = "hnm_error")
+  expect_error(broom::glance(fit, extra = 1), "`extra`", class = "hnm_error")
+})
+
+test_that("glance and augment give broom.mixed's numbers for lmer", {
+  skip_if_not_installed("broom")
+  skip_if_not_installed("broom.mixed")
+  skip_if_not_installed("lme4")
+  for (case in lme4_cases()) for (reml in c(FALSE, TRUE)) {
+    label <- paste(case$name, if (reml) "REML" else "ML")
+    fit <- hnm_fit(one_way_formula(case), case$data, REML = reml)
+    ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = reml))
     glanced <- broom::glance(fit)
-    expect_identical(names(glanced), c("nobs", "sigma", "logLik", "AIC", "BIC", "deviance",
-                                       "df.residual"), label = label)
-    expect_equal(unlist(glanced, use.names = FALSE),
-                 c(nobs(ref), sigma(ref), c(logLik(ref)), AIC(ref), BIC(ref), deviance(ref),
-                   df.residual(ref)), tolerance = 1e-6, label = label)
+    expected <- mixed(broom.mixed::glance, ref)
+    expect_identical(names(glanced), names(expected), label = label)
+    expect_equal(glanced, expected, tolerance = 1e-6, ignore_attr = TRUE, label = label)
     augmented <- broom::augment(fit)
-    expect_identical(names(augmented), c(case$y, case$g, ".fitted", ".resid"), label = label)
-    expect_equal(augmented$.fitted, unname(fitted(ref)), tolerance = 1e-6, label = label)
-    expect_equal(augmented$.resid, unname(residuals(ref)), tolerance = 1e-5, label = label)
+    expected <- mixed(broom.mixed::augment, ref)
+    expect_identical(names(augmented)[1:2], c(case$y, case$g), label = label)
+    expect_equal(augmented$.fitted, expected$.fitted, tolerance = 1e-6, label = label)
+    expect_equal(augmented$.resid, expected$.resid, tolerance = 1e-5, label = label)
+    expect_equal(augmented$.fixed, expected$.fixed, tolerance = 1e-6, label = label)
   }
 })
 

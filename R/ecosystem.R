@@ -1,0 +1,317 @@
+# Methods for the easystats packages (insight, performance, parameters) and for emmeans,
+# registered in .onLoad (zzz.R) when those packages are loaded, so none is a dependency.
+# Every method is written against hnm's public accessors (fixef, vcov, VarCorr, ranef,
+# sigma, nobs, isSingular, df.residual, formula, ...), so it serves any fit whose accessors
+# have lme4's shapes.
+
+#' hnm fits in insight, performance, parameters and emmeans
+#'
+#' Methods that make the easystats packages and emmeans work with `hnm_fit` objects, giving
+#' the numbers those packages give for the equivalent `lme4::lmer()` fit. They are
+#' registered when hnm is loaded (or when the other package is loaded later); call the
+#' packages' functions as usual.
+#'
+#' * `insight::find_formula()`: `conditional` (the fixed part, `y ~ 1` for the one-way
+#'   model) and `random` (`~1 | g`), as for a merMod.
+#' * `insight::get_parameters()`: `effects = "fixed"` gives a data frame with `Parameter`
+#'   and `Estimate`; `effects = "random"` the conditional modes, [ranef.hnm_fit()].
+#' * `insight::get_variance()`: the variance components of Nakagawa et al. (2017) for a
+#'   linear mixed model: `var.fixed` (variance of the fixed-effect predictions
+#'   \eqn{X\hat\beta}), `var.random` (mean over rows of \eqn{z_i'\hat\Sigma z_i}, which is
+#'   \eqn{\hat\tau^2} for random intercepts), `var.residual` and `var.distribution`
+#'   (\eqn{\hat\sigma^2}), `var.dispersion` (0), `var.intercept` (named by the group) and, with
+#'   random slopes, `var.slope` and `cor.slope_intercept`.
+#' * `performance::icc()` and `performance::r2()` (Nakagawa's \eqn{R^2}) use these;
+#'   `performance::check_singularity()` is [isSingular()] at performance's tolerance.
+#' * `parameters::model_parameters()`: the fixed effects with Wald \eqn{t} intervals and
+#'   p-values on `df.residual(fit)` degrees of freedom (as parameters does for lmer), and the
+#'   standard deviations of the random effects and the residual (without intervals, as
+#'   parameters gives them for lmer without the merDeriv package; `confint(fit)` has them).
+#' * `emmeans::emmeans()` and `emmeans::emtrends()` on the fixed effects, with asymptotic
+#'   degrees of freedom (`lmer.df = "asymptotic"` for lmer); the Kenward-Roger and
+#'   Satterthwaite approximations are not available and asking for them is an error.
+#'
+#' @param x,model,object An `hnm_fit`.
+#' @param effects For `get_parameters`: `"fixed"` or `"random"`. For `model_parameters`:
+#'   `"all"`, `"fixed"` or `"random"`.
+#' @param component For `get_variance`: which components, as in insight.
+#' @param verbose Logical: for `get_variance`, warn when a random-effect variance is below
+#'   `tolerance`.
+#' @param tolerance For `get_variance` and `check_singularity`: variances (or \eqn{\theta})
+#'   below this count as zero.
+#' @param ci For `model_parameters`: confidence level of the fixed effects' intervals.
+#' @param ci_method For `model_parameters`: `NULL`, `"wald"` or `"residual"` (\eqn{t} on
+#'   `df.residual(fit)` degrees of freedom, lmer's default), or `"normal"` (\eqn{z}).
+#' @param trms,xlev,grid For `emm_basis`: supplied by emmeans.
+#' @param ... For `get_variance`: performance's bookkeeping arguments (`name_fun`,
+#'   `name_full`). For `r2`: passed to `performance::r2_nakagawa()`. For `emm_basis`: `mode` or `lmer.df`, which must be
+#'   `"asymptotic"`. Anything else is an error.
+#' @return What the package's function returns for a merMod.
+#' @references Nakagawa, S., Johnson, P. C. D. and Schielzeth, H. (2017). The coefficient of
+#'   determination R2 and intra-class correlation coefficient from generalized linear
+#'   mixed-effects models revisited and expanded. *J. R. Soc. Interface* 14, 20170213.
+#' @examples
+#' fit <- hnm_fit(y ~ 1 | g, wheat)
+#' if (requireNamespace("performance", quietly = TRUE)) {
+#'   print(performance::icc(fit))
+#'   print(performance::r2(fit))
+#' }
+#' if (requireNamespace("parameters", quietly = TRUE)) {
+#'   print(parameters::model_parameters(fit))
+#' }
+#' if (requireNamespace("emmeans", quietly = TRUE)) {
+#'   print(emmeans::emmeans(fit, ~ 1))
+#' }
+#' @name hnm-ecosystem
+NULL
+
+# The model's formula in lme4's form, split into the fixed part and the one random-effects
+# term `(lhs | group)`; hnm's shorthand `y ~ 1 | g` is `y ~ 1 + (1 | g)`.
+formula_parts <- function(x) {
+  f <- formula(x)
+  rhs <- f[[3L]]
+  if (is.call(rhs) && identical(rhs[[1L]], as.name("|"))) {
+    return(list(fixed = rhs[[2L]], bar = rhs))
+  }
+  bar <- NULL
+  strip <- function(e) {
+    if (is.call(e) && identical(e[[1L]], as.name("("))) {
+      inner <- e[[2L]]
+      if (is.call(inner) && identical(inner[[1L]], as.name("|"))) {
+        bar <<- inner
+        return(NULL)
+      }
+    }
+    if (is.call(e) && identical(e[[1L]], as.name("+"))) {
+      parts <- Filter(Negate(is.null), lapply(as.list(e)[-1L], strip))
+      if (!length(parts)) return(NULL)
+      return(Reduce(function(a, b) call("+", a, b), parts))
+    }
+    e
+  }
+  fixed <- strip(rhs)
+  list(fixed = if (is.null(fixed)) 1 else fixed, bar = bar)
+}
+
+fixed_formula <- function(x) {
+  f <- formula(x)
+  stats::as.formula(call("~", f[[2L]], formula_parts(x)$fixed), env = environment(f))
+}
+
+random_formula <- function(x) {
+  stats::as.formula(call("~", formula_parts(x)$bar), env = environment(formula(x)))
+}
+
+# Whether hnm has a method of `generic` for the class of fit `x` (the general model's
+# class hnm_lmm has model.matrix, terms and model.frame; the one-way model's hnm_fit not).
+has_method <- function(generic, x) {
+  any(vapply(class(x), function(cl) !is.null(utils::getS3method(generic, cl, optional = TRUE)), NA))
+}
+
+# The N x p fixed-effects design: model.matrix(fit) for the general model, the one-way
+# model's column of ones otherwise.
+fixed_design <- function(x) {
+  if (has_method("model.matrix", x)) return(stats::model.matrix(x))
+  matrix(1, nobs(x), 1L, dimnames = list(NULL, names(fixef(x))))
+}
+
+# The fixed-effects terms (as lme4's terms(fit, fixed.only = TRUE)).
+fixed_terms <- function(x) {
+  if (has_method("terms", x)) return(stats::terms(x))
+  stats::terms(fixed_formula(x))
+}
+
+# An error for arguments in `...` that a method does not take (all but `allowed`), named
+# as the user gave them, so no argument is silently ignored.
+reject_arguments <- function(dots, what, call, allowed = character()) {
+  given <- if (is.null(names(dots))) rep("", length(dots)) else names(dots)
+  bad <- given[given == "" | !given %in% allowed]
+  if (length(bad)) {
+    labels <- ifelse(bad == "", "an unnamed argument", paste0("`", bad, "`"))
+    hnm_abort(sprintf("%s does not support %s.", what, paste(labels, collapse = ", ")),
+              call = call)
+  }
+}
+
+#' @rdname hnm-ecosystem
+#' @method find_formula hnm_fit
+find_formula.hnm_fit <- function(x, verbose = TRUE, ...) {
+  reject_arguments(list(...), "find_formula() for an hnm_fit", sys.call())
+  structure(list(conditional = fixed_formula(x), random = random_formula(x)),
+            class = c("insight_formula", "list"))
+}
+
+#' @rdname hnm-ecosystem
+#' @method get_parameters hnm_fit
+get_parameters.hnm_fit <- function(x, effects = c("fixed", "random"), ...) {
+  effects <- match.arg(effects)
+  reject_arguments(list(...), "get_parameters() for an hnm_fit", sys.call())
+  if (effects == "random") return(ranef(x, condVar = TRUE))
+  beta <- fixef(x)
+  data.frame(Parameter = names(beta), Estimate = unname(beta), stringsAsFactors = FALSE)
+}
+
+#' @rdname hnm-ecosystem
+#' @method get_variance hnm_fit
+get_variance.hnm_fit <- function(x, component = c("all", "fixed", "random", "residual",
+                                                  "distribution", "dispersion", "intercept",
+                                                  "slope", "rho01", "rho00"),
+                                 verbose = TRUE, tolerance = 1e-05, ...) {
+  component <- match.arg(component)
+  reject_arguments(list(...), "get_variance() for an hnm_fit", sys.call(),
+                   allowed = c("name_fun", "name_full"))
+  X <- fixed_design(x)
+  vc <- VarCorr(x)
+  group <- names(vc)[1L]
+  Sigma <- vc[[1L]]
+  Z <- X[, rownames(Sigma), drop = FALSE]
+  out <- list(
+    var.fixed = stats::var(as.vector(X %*% fixef(x))),
+    var.random = sum((Z %*% Sigma) * Z) / nrow(Z),
+    var.residual = sigma(x)^2,
+    var.distribution = sigma(x)^2,
+    var.dispersion = 0,
+    var.intercept = setNames(Sigma[1L, 1L], group)
+  )
+  if (nrow(Sigma) > 1L) {
+    slopes <- rownames(Sigma)[-1L]
+    out$var.slope <- setNames(diag(Sigma)[-1L], paste(group, slopes, sep = "."))
+    out$cor.slope_intercept <- setNames(attr(Sigma, "correlation")[-1L, 1L], rep(group, length(slopes)))
+  }
+  # As insight does for a singular merMod: no var.random (so performance's ICC and
+  # conditional R2 are NA), with a warning naming what cannot be computed.
+  if (isSingular(x, tol = tolerance) && !component %in% c("slope", "intercept")) {
+    if (isTRUE(verbose)) {
+      what <- if (is.null(list(...)$name_full)) "random effect variances" else list(...)$name_full
+      hnm_warn(sprintf(paste("Can't compute %s: the variance of the random effects of `%s` is",
+                             "zero (a singular fit, see isSingular()); decrease `tolerance`",
+                             "to compute it anyway."), what, group))
+    }
+    out$var.random <- NULL
+  }
+  switch(component,
+    all = out,
+    rho00 = list(),
+    out[intersect(switch(component, fixed = "var.fixed", random = "var.random",
+                         residual = "var.residual", distribution = "var.distribution",
+                         dispersion = "var.dispersion", intercept = "var.intercept",
+                         slope = "var.slope", rho01 = "cor.slope_intercept"), names(out))]
+  )
+}
+
+#' @rdname hnm-ecosystem
+#' @method r2 hnm_fit
+r2.hnm_fit <- function(model, ...) performance::r2_nakagawa(model, ...)
+
+#' @rdname hnm-ecosystem
+#' @method check_singularity hnm_fit
+check_singularity.hnm_fit <- function(x, tolerance = 1e-05, ...) {
+  reject_arguments(list(...), "check_singularity() for an hnm_fit", sys.call())
+  isSingular(x, tol = tolerance)
+}
+
+#' @rdname hnm-ecosystem
+#' @method model_parameters hnm_fit
+model_parameters.hnm_fit <- function(model, ci = 0.95, ci_method = NULL, effects = "all",
+                                     verbose = TRUE, ...) {
+  call <- sys.call()
+  reject_arguments(list(...), "model_parameters() for an hnm_fit", call)
+  effects <- match.arg(effects, c("all", "fixed", "random"))
+  ci_method <- match.arg(tolower(if (is.null(ci_method)) "wald" else ci_method),
+                         c("wald", "residual", "normal"))
+  check_probability(ci, "ci", call)
+  beta <- fixef(model)
+  se <- sqrt(diag(as.matrix(vcov(model))))
+  statistic <- beta / se
+  df <- if (ci_method == "normal") Inf else df.residual(model)
+  quantile <- stats::qt((1 + ci) / 2, df)
+  fixed <- data.frame(Parameter = names(beta), Coefficient = unname(beta), SE = unname(se),
+                      CI = ci, CI_low = unname(beta - quantile * se),
+                      CI_high = unname(beta + quantile * se), t = unname(statistic),
+                      df_error = if (is.finite(df)) as.integer(df) else Inf,
+                      p = unname(2 * stats::pt(-abs(statistic), df)), Effects = "fixed",
+                      Group = "", stringsAsFactors = FALSE)
+  pars <- random_parameters(model)
+  # parameters lists each group's SDs before its correlations (broom.mixed interleaves them).
+  pars <- pars[order(match(pars$group, unique(pars$group)), pars$type == "cor"), , drop = FALSE]
+  random <- data.frame(Parameter = parameters_labels(pars), Coefficient = pars$estimate,
+                       SE = NA_real_, CI = ci, CI_low = NA_real_, CI_high = NA_real_,
+                       t = NA_real_, df_error = NA_integer_, p = NA_real_, Effects = "random",
+                       Group = pars$group, stringsAsFactors = FALSE)
+  out <- switch(effects, all = rbind(fixed, random), fixed = fixed, random = random)
+  rownames(out) <- NULL
+  labels <- setNames(out$Parameter, out$Parameter)
+  structure(out, class = c("parameters_model", "see_parameters_model", "data.frame"),
+            pretty_names = setNames(names(beta), names(beta)), pretty_labels = labels,
+            ci = ci, ci_method = ci_method, df_method = if (ci_method == "normal") "normal" else "residual",
+            verbose = verbose, exponentiate = FALSE, ordinal_model = FALSE, linear_model = TRUE,
+            mixed_model = TRUE, n_obs = nobs(model), model_class = "hnm_fit", bootstrap = FALSE,
+            iterations = 1000, robust_vcov = FALSE, ignore_group = TRUE, ran_pars = TRUE,
+            show_summary = FALSE, log_link = FALSE, weighted_nobs = nobs(model),
+            test_statistic = if (ci_method == "normal") "z-statistic" else "t-statistic",
+            log_response = FALSE, log_predictors = FALSE,
+            model_formula = paste(deparse(fixed_formula(model)), collapse = " "),
+            coefficient_name = "Coefficient", zi_coefficient_name = "Log-Odds", digits = 2,
+            ci_digits = 2, p_digits = 3, footer_digits = 3,
+            object_name = deparse(substitute(model)))
+}
+
+# The random-effect parameters in lme4's (and broom.mixed's) order: per group, the lower
+# triangle of the covariance matrix column by column (SD, correlations, next SD, ...), then
+# the residual. Columns group, type ("sd" or "cor"), var1, var2, estimate (SD or
+# correlation), variance (variance or covariance).
+random_parameters <- function(x) {
+  vc <- VarCorr(x)
+  rows <- list()
+  for (group in names(vc)) {
+    Sigma <- vc[[group]]
+    sds <- attr(Sigma, "stddev")
+    correlation <- attr(Sigma, "correlation")
+    terms <- rownames(Sigma)
+    for (j in seq_along(terms)) for (i in seq(j, length(terms))) {
+      rows[[length(rows) + 1L]] <- data.frame(
+        group = group, type = if (i == j) "sd" else "cor", var1 = terms[j],
+        var2 = if (i == j) NA_character_ else terms[i],
+        estimate = if (i == j) unname(sds[j]) else correlation[i, j],
+        variance = Sigma[i, j], stringsAsFactors = FALSE)
+    }
+  }
+  rows[[length(rows) + 1L]] <- data.frame(group = "Residual", type = "sd", var1 = "Observation",
+                                          var2 = NA_character_, estimate = sigma(x),
+                                          variance = sigma(x)^2, stringsAsFactors = FALSE)
+  do.call(rbind, rows)
+}
+
+# parameters' labels: "SD (Intercept)", "Cor (Intercept~Days)", "SD (Observations)".
+parameters_labels <- function(pars) {
+  term <- function(name) sub("^\\(Intercept\\)$", "Intercept", name)
+  ifelse(pars$group == "Residual", "SD (Observations)",
+         ifelse(pars$type == "sd", sprintf("SD (%s)", term(pars$var1)),
+                sprintf("Cor (%s~%s)", term(pars$var1), term(pars$var2))))
+}
+
+#' @rdname hnm-ecosystem
+#' @method recover_data hnm_fit
+recover_data.hnm_fit <- function(object, ...) {
+  emmeans::recover_data(object$call, stats::delete.response(fixed_terms(object)),
+                        na.action = NULL, ...)
+}
+
+#' @rdname hnm-ecosystem
+#' @method emm_basis hnm_fit
+emm_basis.hnm_fit <- function(object, trms, xlev, grid, ...) {
+  dots <- list(...)
+  for (name in intersect(c("mode", "lmer.df"), names(dots))) {
+    if (!identical(tolower(dots[[name]]), "asymptotic")) {
+      hnm_abort(sprintf(paste("emmeans for an hnm_fit has asymptotic degrees of freedom only:",
+                              "`%s` must be \"asymptotic\", not \"%s\"."), name, dots[[name]]))
+    }
+  }
+  X <- stats::model.matrix(trms, stats::model.frame(trms, grid, na.action = stats::na.pass,
+                                                    xlev = xlev),
+                           contrasts.arg = object$contrasts)
+  beta <- fixef(object)
+  dffun <- structure(function(k, dfargs) Inf, mesg = "asymptotic")
+  list(X = X[, names(beta), drop = FALSE], bhat = unname(beta), nbasis = matrix(NA),
+       V = as.matrix(vcov(object)), dffun = dffun, dfargs = list(), misc = list())
+}

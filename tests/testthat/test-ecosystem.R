@@ -1,0 +1,204 @@
+# insight, performance, parameters and emmeans on hnm fits: each result equals what the same
+# package gives for the equivalent lme4::lmer fit (the reference), through the methods hnm
+# registers (R/ecosystem.R).
+
+ecosystem_cases <- function() {
+  cases <- lme4_cases()
+  # ML (hnm's default) and REML fits of every case, each with its lmer twin.
+  unlist(lapply(cases, function(case) {
+    lapply(c(FALSE, TRUE), function(reml) {
+      c(case, list(reml = reml,
+                   label = sprintf("%s (%s)", case$name, if (reml) "REML" else "ML"),
+                   fit = hnm_fit(one_way_formula(case), case$data, REML = reml),
+                   ref = suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data,
+                                                     REML = reml))))
+    })
+  }), recursive = FALSE)
+}
+
+test_that("insight: find_formula, get_parameters and get_variance are lmer's", {
+  skip_if_not_installed("insight")
+  skip_if_not_installed("lme4")
+  for (case in ecosystem_cases()) {
+    label <- case$label
+    found <- insight::find_formula(case$fit)
+    expected <- insight::find_formula(case$ref)
+    expect_s3_class(found, "insight_formula")
+    expect_identical(names(found), names(expected), label = label)
+    expect_identical(lapply(found, deparse), lapply(expected, deparse), label = label)
+    expect_equal(insight::get_parameters(case$fit), insight::get_parameters(case$ref),
+                 tolerance = 1e-6, label = label)
+    random <- insight::get_parameters(case$fit, effects = "random")
+    ref_random <- insight::get_parameters(case$ref, effects = "random")
+    expect_identical(names(random), names(ref_random), label = label)
+    expect_equal(unname(as.matrix(random[[1]])), unname(as.matrix(ref_random[[1]])),
+                 tolerance = 1e-5, label = label)
+    variance <- suppressWarnings(insight::get_variance(case$fit))
+    ref_variance <- suppressWarnings(insight::get_variance(case$ref))
+    expect_identical(names(variance), names(ref_variance), label = label)
+    # var.random is tau^2: lme4's optimiser stops within ~1e-9 of hnm's exact 0 on Dyestuff2.
+    expect_equal(variance, ref_variance, tolerance = 1e-6, label = label)
+  }
+})
+
+test_that("insight::get_variance is the closed form of the one-way model", {
+  skip_if_not_installed("insight")
+  fit <- hnm_fit(y ~ 1 | g, wheat)
+  v <- insight::get_variance(fit)
+  expect_identical(v$var.fixed, 0)
+  expect_equal(v$var.random, fit$tau2, tolerance = 1e-12)
+  expect_equal(v$var.residual, fit$sigma2, tolerance = 1e-12)
+  expect_equal(v$var.intercept, c(g = fit$tau2), tolerance = 1e-12)
+  expect_equal(insight::get_variance(fit, component = "random"), list(var.random = fit$tau2),
+               tolerance = 1e-12)
+  expect_error(insight::get_variance(fit, extra = 1), "`extra`", class = "hnm_error")
+})
+
+test_that("performance: icc, r2 (Nakagawa) and check_singularity are lmer's", {
+  skip_if_not_installed("performance")
+  skip_if_not_installed("lme4")
+  for (case in ecosystem_cases()) {
+    label <- case$label
+    icc <- suppressWarnings(performance::icc(case$fit))
+    ref_icc <- suppressWarnings(performance::icc(case$ref))
+    # On Dyestuff2 (tau^2 = 0) performance returns NA for lmer and for hnm alike.
+    expect_equal(unclass(icc), unclass(ref_icc), tolerance = 1e-6, label = label)
+    # performance prints a note (not a condition) where the random variance is unavailable.
+    utils::capture.output(r2 <- suppressWarnings(performance::r2(case$fit)),
+                          ref_r2 <- suppressWarnings(performance::r2(case$ref)))
+    expect_s3_class(r2, "r2_nakagawa")
+    expect_equal(unclass(r2), unclass(ref_r2), tolerance = 1e-6, label = label)
+    expect_identical(performance::check_singularity(case$fit),
+                     performance::check_singularity(case$ref), label = label)
+  }
+  # Dyestuff2 is the singular case, and hnm's boundary is exact.
+  expect_true(performance::check_singularity(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff2)))
+  expect_false(performance::check_singularity(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)))
+  # Closed form: ICC = tau^2 / (tau^2 + sigma^2) for the one-way model.
+  fit <- hnm_fit(y ~ 1 | g, wheat)
+  expect_equal(performance::icc(fit)$ICC_adjusted, fit$tau2 / (fit$tau2 + fit$sigma2),
+               tolerance = 1e-12)
+})
+
+test_that("parameters::model_parameters is lmer's", {
+  skip_if_not_installed("parameters")
+  skip_if_not_installed("lme4")
+  columns <- c("Parameter", "Coefficient", "SE", "CI", "CI_low", "CI_high", "t", "df_error",
+               "p", "Effects", "Group")
+  for (case in ecosystem_cases()) {
+    label <- case$label
+    mp <- parameters::model_parameters(case$fit)
+    ref <- suppressMessages(parameters::model_parameters(case$ref))
+    expect_s3_class(mp, "parameters_model")
+    expect_identical(names(mp), columns, label = label)
+    expect_equal(as.data.frame(mp)[columns], as.data.frame(ref)[columns], tolerance = 1e-6,
+                 ignore_attr = TRUE, label = label)
+    fixed <- parameters::model_parameters(case$fit, effects = "fixed", ci = 0.9)
+    ref_fixed <- suppressMessages(parameters::model_parameters(case$ref, effects = "fixed",
+                                                               ci = 0.9))
+    expect_equal(fixed$CI_low, ref_fixed$CI_low, tolerance = 1e-6, label = label)
+  }
+  fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
+  expect_output(suppressMessages(print(parameters::model_parameters(fit))),
+                "SD \\(Intercept: Batch\\)")
+  expect_error(parameters::model_parameters(fit, bootstrap = TRUE), "`bootstrap`",
+               class = "hnm_error")
+  expect_error(parameters::model_parameters(fit, ci = 2), "ci", class = "hnm_error")
+})
+
+test_that("emmeans on the fixed effects is lmer's with asymptotic degrees of freedom", {
+  skip_if_not_installed("emmeans")
+  skip_if_not_installed("lme4")
+  for (case in ecosystem_cases()) {
+    label <- case$label
+    emm <- as.data.frame(summary(emmeans::emmeans(case$fit, ~ 1)))
+    ref <- as.data.frame(summary(emmeans::emmeans(case$ref, ~ 1, lmer.df = "asymptotic")))
+    expect_equal(emm, ref, tolerance = 1e-6, ignore_attr = TRUE, label = label)
+  }
+  fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
+  expect_error(emmeans::emmeans(fit, ~ 1, lmer.df = "satterthwaite"), "asymptotic",
+               class = "hnm_error")
+})
+
+# The general model (fixed covariates, random slopes). lme4's default optimiser stops with
+# theta about 1e-5 (relative) from the optimum; converged tightly it reaches hnm's deviance
+# (to 1e-15), and the two agree to about 1e-6, so these comparisons use 1e-5.
+# Fitted in the caller's environment, where the data are, as a user fits them: emmeans finds
+# the data from the fit's call (`data = sleepstudy`), as it does for lmer.
+general_cases <- function(env = parent.frame()) {
+  control <- lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e5))
+  env$sleepstudy <- lme4::sleepstudy
+  env$nels <- nels
+  cases <- list(list(call = quote(hnm_fit(Reaction ~ Days + (Days | Subject), sleepstudy)),
+                     slope = "Days"),
+                list(call = quote(hnm_fit(mscore ~ flp + enroll + ses + (ses | school), nels)),
+                     slope = "ses"))
+  lapply(cases, function(case) {
+    fit <- tryCatch(eval(case$call, env), error = function(e) NULL)
+    skip_if(is.null(fit), "this hnm fits only the one-way model")
+    ref <- case$call
+    ref[[1L]] <- quote(lme4::lmer)
+    ref$REML <- FALSE
+    ref$control <- control
+    c(case, list(formula = formula(fit), fit = fit, ref = eval(ref, env)))
+  })
+}
+
+test_that("the ecosystem on models with covariates and random slopes is lmer's", {
+  for (package in c("lme4", "insight", "performance", "parameters", "emmeans", "broom",
+                    "broom.mixed")) {
+    skip_if_not_installed(package)
+  }
+  for (case in general_cases()) {
+    label <- deparse(case$formula)
+    fit <- case$fit
+    ref <- case$ref
+    expect_equal(deviance(fit), deviance(ref), tolerance = 1e-12, label = label)
+    expect_identical(lapply(insight::find_formula(fit), deparse),
+                     lapply(insight::find_formula(ref), deparse), label = label)
+    expect_equal(insight::get_parameters(fit), insight::get_parameters(ref), tolerance = 1e-5,
+                 label = label)
+    expect_equal(insight::get_variance(fit), insight::get_variance(ref), tolerance = 1e-5,
+                 label = label)
+    expect_equal(unclass(performance::icc(fit)), unclass(performance::icc(ref)),
+                 tolerance = 1e-5, label = label)
+    expect_equal(unclass(performance::r2(fit)), unclass(performance::r2(ref)),
+                 tolerance = 1e-5, label = label)
+    expect_identical(performance::check_singularity(fit), performance::check_singularity(ref),
+                     label = label)
+    columns <- c("Parameter", "Coefficient", "SE", "CI_low", "CI_high", "t", "df_error", "p",
+                 "Effects", "Group")
+    expect_equal(as.data.frame(parameters::model_parameters(fit))[columns],
+                 as.data.frame(suppressMessages(parameters::model_parameters(ref)))[columns],
+                 tolerance = 1e-5, ignore_attr = TRUE, label = label)
+    trend <- as.data.frame(summary(emmeans::emtrends(fit, ~ 1, var = case$slope)))
+    ref_trend <- as.data.frame(summary(emmeans::emtrends(ref, ~ 1, var = case$slope,
+                                                         lmer.df = "asymptotic")))
+    expect_equal(trend, ref_trend, tolerance = 1e-5, ignore_attr = TRUE, label = label)
+    at <- setNames(list(c(0, 2, 5)), case$slope)
+    means <- as.data.frame(summary(emmeans::emmeans(fit, case$slope, at = at)))
+    ref_means <- as.data.frame(summary(emmeans::emmeans(ref, case$slope, at = at,
+                                                        lmer.df = "asymptotic")))
+    expect_equal(means, ref_means, tolerance = 1e-5, ignore_attr = TRUE, label = label)
+    for (args in list(list(conf.int = TRUE), list(effects = "ran_pars", scales = "vcov"),
+                      list(effects = "ran_vals"), list(effects = "ran_coefs"))) {
+      what <- paste(label, deparse(args))
+      tidied <- do.call(broom::tidy, c(list(fit), args))
+      expected <- as.data.frame(do.call(broom.mixed::tidy, c(list(ref), args)))
+      expect_identical(names(tidied), names(expected), label = what)
+      text <- intersect(names(expected), c("effect", "group", "level", "term"))
+      expect_identical(tidied[text], expected[text], label = what)
+      numbers <- setdiff(names(expected), text)
+      expect_equal(tidied[numbers], expected[numbers], tolerance = 1e-5, label = what)
+    }
+    expect_equal(broom::glance(fit), as.data.frame(broom.mixed::glance(ref)), tolerance = 1e-6,
+                 ignore_attr = TRUE, label = label)
+    augmented <- broom::augment(fit)
+    expected <- as.data.frame(broom.mixed::augment(ref))
+    expect_identical(names(augmented)[seq_len(ncol(augmented) - 3L)],
+                     names(expected)[seq_len(ncol(augmented) - 3L)], label = label)
+    for (column in c(".fitted", ".resid", ".fixed")) {
+      expect_equal(augmented[[column]], expected[[column]], tolerance = 1e-5, label = label)
+    }
+  }
+})
