@@ -44,8 +44,9 @@ rs_lmm_valid <- function(ptr) .Call(wrap__rs_lmm_valid, ptr)
 #' @noRd
 rs_lmm_build <- function(columns_list, codes, n_groups, response, fixed, random, blocks, names) .Call(wrap__rs_lmm_build, columns_list, codes, n_groups, response, fixed, random, blocks, names)
 
-#' The model rebuilt from `rs_lmm_build`'s plain fields, with its fit at `internal_theta`
-#' (no search: the saved fit is the fit).
+#' The model of per-group statistics given in `rs_lmm_build`'s plain fields (a saved fit's,
+#' or a statistics table's such as a database computed): the pointer, with the fit at
+#' `internal_theta` when that is numeric (a saved fit; no search), unfitted otherwise.
 #' @noRd
 rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, blocks, reml, internal_theta) .Call(wrap__rs_lmm_restore, pilot, n, means, comoments, response, fixed, random, blocks, reml, internal_theta)
 

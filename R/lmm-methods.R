@@ -98,6 +98,27 @@ formula.hnm_lmm <- function(x, ...) x$formula
 #' @export
 terms.hnm_lmm <- function(x, ...) x$terms
 
+#' @rdname hnm_lmm-methods
+#' @param formula For `model.frame`: the fit.
+#' @importFrom stats model.frame model.matrix
+#' @export
+model.frame.hnm_lmm <- function(formula, ...) {
+  object <- formula
+  lmm_rows(object, "model.frame()")
+  # lme4's frame: every variable of the formula with its bars read as `+`, complete rows.
+  full <- stats::as.formula(call("~", object$parsed$response, bars_as_sums(object$formula[[3L]])),
+                            env = object$parsed$env %||% globalenv())
+  stats::model.frame(full, data = object$data, na.action = stats::na.omit,
+                     drop.unused.levels = TRUE)
+}
+
+# A right-hand side with `(a | g)` and `(a || g)` read as `(a + g)` (lme4's subbars).
+bars_as_sums <- function(expr) {
+  if (!is.call(expr)) return(expr)
+  if (is_bar(expr)) return(call("+", bars_as_sums(expr[[2L]]), bars_as_sums(expr[[3L]])))
+  as.call(lapply(as.list(expr), bars_as_sums))
+}
+
 # Fixed effects, θ and σ: lme4's count of parameters (logLik's df).
 n_parameters <- function(object) length(object$beta) + length(object$theta) + 1L
 

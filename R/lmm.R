@@ -17,7 +17,9 @@ lmm_fit <- function(parsed, formula, data, method, call) {
                                     design$names), call = call)
   report_dropped_columns(design$fixed_names, built$kept)
   estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
-  new_hnm_lmm(estimates, built, design, formula, parsed, call, method)
+  fit <- new_hnm_lmm(estimates, built, design, formula, parsed, call, method)
+  fit$data <- fit_data(data, call)  # by reference, for model.frame()
+  fit
 }
 
 # Every variable has one value per row of the grouping factor.

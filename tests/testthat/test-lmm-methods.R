@@ -181,3 +181,13 @@ test_that("a saved fit keeps working without a refit, and data changed in place 
   copied$Reaction[1] <- 0  # copy-on-modify: the fit's columns are untouched
   expect_equal(fitted(fit), before, tolerance = 1e-12)
 })
+
+test_that("model.frame() and terms() are lme4's", {
+  skip_if_not_installed("lme4")
+  d <- lme4::sleepstudy
+  d$Reaction[5] <- NA
+  fit <- hnm_fit(Reaction ~ Days + (Days | Subject), d)
+  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), d, REML = FALSE)
+  expect_equal(model.frame(fit), model.frame(ref), ignore_attr = TRUE)
+  expect_identical(attr(terms(fit), "term.labels"), attr(terms(ref, fixed.only = TRUE), "term.labels"))
+})
