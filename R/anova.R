@@ -61,7 +61,7 @@ anova.hnm_fit <- function(object, ...) {
 
 # The LRT (mixture p-value) and exact F test of tau^2 = 0 for one fit.
 boundary_tests <- function(object, call) {
-  s <- object$stats
+  s <- fit_statistics(object, call)
   ml <- ml_fit(object, call)
   summary <- response_summary(object)
   null_deviance <- summary[["n"]] * (1 + log(2 * pi * summary[["sst"]] / summary[["n"]]))
@@ -196,7 +196,7 @@ needs_ml_refit <- function(fit) !identical(fit$method, "ML")
 # The ML deviance and boundary flag of a fit, refitting it by ML when needed.
 ml_fit <- function(fit, call) {
   if (!needs_ml_refit(fit)) return(list(deviance = fit$deviance, on_boundary = fit$convergence$on_boundary))
-  s <- fit$stats
+  s <- fit_statistics(fit, call)
   refit <- rust_result(rs_fit(s$center, s$n, s$mean, s$ss, FALSE), call = call)
   list(deviance = refit$deviance, on_boundary = refit$on_boundary)
 }

@@ -48,7 +48,7 @@ print.hnm_boot_confint <- function(x, ...) {
 # pooled within-group SS ~ sigma2 chi^2_{N - m}, drawn in chunks (bounded memory, and a
 # progress bar when the first chunk predicts more than 3 seconds); NA rows for failed refits.
 bootstrap_refits <- function(object, nsim, threads, quiet, call) {
-  s <- object$stats
+  s <- fit_statistics(object, call)
   groups <- length(s$n)
   sd_means <- sqrt(object$tau2 + object$sigma2 / s$n)
   chunk <- max(1L, min(ceiling(nsim / 20), floor(5e6 / groups)))

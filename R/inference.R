@@ -207,7 +207,7 @@ wald_intervals <- function(object, z, scale, call) {
     se <- object$std_errors
     information <- "sampling"
   } else {
-    s <- object$stats
+    s <- fit_statistics(object, call)
     refit <- rust_result(rs_fit(s$center, s$n, s$mean, s$ss, is_reml(object)), call = call)
     se <- stats::setNames(refit$std_errors, parameter_names)
     information <- refit$information
@@ -234,7 +234,7 @@ print.hnm_wald_confint <- function(x, ...) {
 # Rows tau, sigma, mu: where the signed root profile deviance crosses -z and z.
 profile_intervals <- function(object, z, scale, call) {
   require_likelihood_fit(object, "profile intervals", call)
-  s <- object$stats
+  s <- fit_statistics(object, call)
   limits <- matrix(rust_result(rs_profile_ci(s$center, s$n, s$mean, s$ss, is_reml(object), z),
                                call = call),
                    3L, 2L, byrow = TRUE)

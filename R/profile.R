@@ -56,7 +56,7 @@ profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, 
   require_likelihood_fit(fitted, "profiles", call)
   names <- parameter_rows("sd")
   profiled <- profiled_parameters(which, names, call)
-  s <- fitted$stats
+  s <- fit_statistics(fitted, call)
   points <- rust_result(rs_profile(s$center, s$n, s$mean, s$ss, is_reml(fitted),
                                    sqrt(stats::qchisq(alphamax, 1, lower.tail = FALSE)),
                                    as.integer(steps), profiled), call = call)

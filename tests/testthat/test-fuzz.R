@@ -2,7 +2,8 @@
 # none may crash R, and none may surface a Rust panic or backtrace instead of an R error.
 # A panic in the glue reaches R as a plain error raised from `.Call()` (extendr catches it),
 # and with EXTENDR_BACKTRACE set the panic hook prints "panicked at": the child records
-# every error that is not an hnm_error, and the test fails on any raised from `.Call()`.
+# every error that is not an hnm_error, and the test fails on any raised from `.Call()` or
+# from a glue function's wrapper (`rs_*`), whose own errors are always hnm_errors.
 
 fuzz_script <- function(lib) {
   paste0('library(hnm, lib.loc = "', lib, '")', '
@@ -32,7 +33,8 @@ fuzz_script <- function(lib) {
   quietly <- function(expr) {
     tryCatch(utils::capture.output(suppressWarnings(expr)), error = function(e) {
       call <- paste(deparse(conditionCall(e)), collapse = " ")
-      if (!inherits(e, "hnm_error") && startsWith(call, ".Call(")) {
+      # A glue function that panics: the error comes from its R wrapper (rs_*) or .Call().
+      if (!inherits(e, "hnm_error") && (startsWith(call, ".Call(") || startsWith(call, "rs_"))) {
         from_rust <<- c(from_rust, paste(call, "->", conditionMessage(e)))
       }
       conditionMessage(e)
