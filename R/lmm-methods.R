@@ -248,13 +248,7 @@ relative_factor <- function(object) {
 #' @rdname hnm_lmm-methods
 #' @export
 ranef.hnm_lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
-  check_no_dots(list(...), sys.call())
-  if (!isFALSE(drop)) {
-    hnm_abort("`drop = TRUE` is not supported: hnm gives lme4's list of data frames.")
-  }
-  if (!is.null(whichel) && !identical(whichel, object$group_name)) {
-    hnm_abort(sprintf("`whichel` must be the grouping factor's name, \"%s\".", object$group_name))
-  }
+  check_ranef_arguments(object, drop, whichel, list(...))
   re <- rust_result(rs_lmm_ranef(lmm_model(object)))
   names <- unlist(object$random_names)
   q <- length(names)

@@ -226,12 +226,26 @@ group_effects <- function(object) {
 # database table can hold more), never NA.
 row_count <- function(n) if (n <= .Machine$integer.max) as.integer(n) else as.double(n)
 
-# Row-level methods need the rows; a fit made from group statistics has none.
+# Row-level methods need the rows; a fit made from group statistics has none. A one-way fit
+# keeps its response and groups by reference, so they are checked to be the data it was
+# made from: the group statistics recomputed from them (one pass in Rust, no larger than
+# the method's own O(N) work) must equal the fit's, or the columns were modified in place
+# since (data.table's `:=` or set()). A change that leaves every group's n, mean and SS
+# unchanged leaves the fit the fit of the new data, which the methods then report on.
 require_rows <- function(object, what) {
-  if (is.null(object$y) && !inherits(object, "hnm_lmm")) {
+  if (inherits(object, "hnm_lmm")) return(invisible())
+  if (is.null(object$y)) {
     hnm_abort(sprintf(paste("%s needs the data rows, but this fit was made from group",
                             "statistics; refit from the data to get it."), what),
               class = "hnm_no_rows")
+  }
+  now <- group_statistics(object$y, object$g, object$response_name, object$group_name)
+  fields <- c("n", "mean", "ss", "center")
+  if (!identical(now[fields], object$stats[fields]) || !identical(now$group, object$stats$group)) {
+    hnm_abort(sprintf(paste("%s needs the data the fit was made from, but they have been",
+                            "modified in place since (for example by data.table's `:=` or",
+                            "set()); refit the model to the current data."), what),
+              class = "hnm_error_data_changed")
   }
 }
 

@@ -23,9 +23,14 @@
 #'   mean only.
 #' @param allow.new.levels Logical: predict new (or `NA`) group levels in `newdata` by
 #'   \eqn{\hat\mu} instead of raising an error.
+#' @param type `"link"` or `"response"` (the same for a linear model), as lme4's.
+#' @param se.fit For population predictions (`re.form = NA`): also return the standard
+#'   error se(mu), as `list(fit, se.fit)`.
 #' @param nsim Number of simulated responses.
 #' @param seed `NULL`, or an integer passed to [set.seed()] for this call only.
-#' @param ... Unused.
+#' @param use.u For `simulate`: `TRUE` (or `re.form = NULL`) keeps the conditional modes of
+#'   the group effects and draws new errors only, as lme4's.
+#' @param ... Unused (an error if given).
 #' @return `predict`: a numeric vector. `simulate`: a data frame with one column per
 #'   simulation, named `sim_1`, `sim_2`, ..., and attribute `"seed"` as
 #'   `stats::simulate` sets it (the seed with the RNG kind, or the prior `.Random.seed`).
@@ -43,9 +48,20 @@ NULL
 #' @rdname predict.hnm_fit
 #' @export
 predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
-                            ...) {
+                            type = c("link", "response"), se.fit = FALSE, ...) {
   call <- sys.call()
+  check_no_dots(list(...), call)
+  match.arg(type)
   population <- is_population_form(re.form, call)
+  if (!isFALSE(se.fit)) {
+    if (!(isTRUE(se.fit) && population)) {
+      hnm_abort(paste("`se.fit = TRUE` is available for population predictions (`re.form = NA`),",
+                      "whose standard error is se(mu), as lme4's."), call = call,
+                class = "hnm_error_argument")
+    }
+    fit <- predict(object, newdata = newdata, re.form = NA)
+    return(list(fit = fit, se.fit = rep(object$se_mu, length(fit))))
+  }
   if (is.null(newdata)) {
     require_rows(object, "predict() without `newdata`")
     return(if (population) rep(object$mu, nobs(object)) else fitted(object))
@@ -86,12 +102,27 @@ new_groups <- function(object, newdata, call) {
 #' @rdname predict.hnm_fit
 #' @importFrom stats simulate rnorm runif
 #' @export
-simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, ...) {
+simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
+                             newdata = NULL, ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  if (!is.null(newdata)) {
+    hnm_abort("`newdata` is not supported by simulate() for hnm fits: it simulates the fit's rows.",
+              call = call, class = "hnm_error_argument")
+  }
+  conditional <- isTRUE(use.u) || !is_population_form(re.form, call)
   require_rows(object, "simulate()")
-  check_count(nsim, "nsim", 1L, sys.call())
+  check_count(nsim, "nsim", 1L, call)
   rng <- use_seed(seed)
   on.exit(rng$restore())
   rows <- row_group(object)[complete_rows(object)]
+  if (conditional) {
+    # use.u = TRUE (or re.form = NULL): new errors about the fitted values, as lme4's.
+    e <- matrix(rnorm(length(rows) * nsim), ncol = nsim)
+    sims <- as.data.frame(fitted(object) + sigma(object) * e)
+    names(sims) <- paste0("sim_", seq_len(nsim))
+    return(structure(sims, seed = rng$state))
+  }
   u <- matrix(rnorm(length(object$stats$n) * nsim), ncol = nsim)
   e <- matrix(rnorm(length(rows) * nsim), ncol = nsim)
   sims <- as.data.frame(object$mu + sigma(object) * (object$theta * u[rows, , drop = FALSE] + e))

@@ -11,6 +11,8 @@
 #'
 #' @param object An `hnm_fit`.
 #' @param condVar Logical: attach the conditional variances as attribute `"postVar"`.
+#' @param drop,whichel As lme4's: `drop = TRUE` is not supported (the list shape is kept),
+#'   and `whichel` may only name the one grouping factor.
 #' @param x A `ranef.hnm` object.
 #' @param row.names,optional Ignored.
 #' @param ... Unused.
@@ -32,7 +34,8 @@ NULL
 #' @rdname ranef.hnm_fit
 #' @method ranef hnm_fit
 #' @export
-ranef.hnm_fit <- function(object, condVar = TRUE, ...) {
+ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
+  check_ranef_arguments(object, drop, whichel, list(...))
   s <- object$stats
   effects <- data.frame("(Intercept)" = group_effects(object), row.names = s$group,
                         check.names = FALSE)
@@ -40,6 +43,19 @@ ranef.hnm_fit <- function(object, condVar = TRUE, ...) {
     attr(effects, "postVar") <- array(conditional_variances(object), c(1L, 1L, length(s$n)))
   }
   structure(setNames(list(effects), object$group_name), class = "ranef.hnm")
+}
+
+# lme4's `drop` and `whichel`: the list shape is kept, and the one factor may be named.
+check_ranef_arguments <- function(object, drop, whichel, dots) {
+  check_no_dots(dots, sys.call(-1L))
+  if (!isFALSE(drop)) {
+    hnm_abort("`drop = TRUE` is not supported: hnm gives lme4's list of data frames.",
+              class = "hnm_error_argument")
+  }
+  if (!is.null(whichel) && !identical(whichel, object$group_name)) {
+    hnm_abort(sprintf("`whichel` must be the grouping factor's name, \"%s\".", object$group_name),
+              class = "hnm_error_argument")
+  }
 }
 
 # Var(a_j | y) at the estimates: sigma2 tau2 / (sigma2 + n_j tau2).

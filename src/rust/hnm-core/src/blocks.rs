@@ -51,7 +51,7 @@ impl Column<'_> {
     }
 
     /// The bits of `row`'s value, for [`BlockPass::fingerprint`].
-    #[inline]
+    #[inline(always)]
     fn bits(&self, row: usize) -> u64 {
         match self {
             Column::Double(v) => v[row].to_bits(),
@@ -59,7 +59,7 @@ impl Column<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn cell(&self, row: usize) -> Cell {
         match self {
             Column::Double(v) => v[row].cell(),
@@ -100,9 +100,10 @@ pub struct BlockPass {
     pub fingerprint: u64,
 }
 
-/// Σ_i Σ_c bits(v_ic) · w_ic (mod 2⁶⁴) with odd weights w_ic distinct per cell, plus the group
-/// codes likewise: any single changed value changes it (an odd weight is invertible mod 2⁶⁴),
-/// at the cost of one multiply-add per value.
+/// Σ_i w_i · (c_i ⊕ ⊕_a rotl(bits(v_ia), 1 + 13a)) (mod 2⁶⁴) over the rows i, with the group
+/// code c_i and odd weights w_i distinct per row: any single changed value changes it (each
+/// row's combination is invertible in each of its values, and an odd weight is invertible
+/// mod 2⁶⁴), at the cost of one multiply-add per row.
 ///
 /// # Errors
 /// `LengthMismatch` when a column and `codes` differ in length; `Interrupted`.
@@ -137,14 +138,14 @@ struct Fingerprint {
 impl Fingerprint {
     const STEP: u64 = 0x9E37_79B9_7F4A_7C15 << 1;
 
-    #[inline]
+    #[inline(always)]
     fn add_row(&mut self, columns: &[Column<'_>], row: usize, code: i32) {
-        for column in columns {
-            self.weight = self.weight.wrapping_add(Self::STEP);
-            self.value = self.value.wrapping_add(column.bits(row).wrapping_mul(self.weight | 1));
+        let mut combined = code as u32 as u64;
+        for (a, column) in columns.iter().enumerate() {
+            combined ^= column.bits(row).rotate_left(1 + 13 * a as u32);
         }
         self.weight = self.weight.wrapping_add(Self::STEP);
-        self.value = self.value.wrapping_add((code as u32 as u64).wrapping_mul(self.weight | 1));
+        self.value = self.value.wrapping_add(combined.wrapping_mul(self.weight | 1));
     }
 }
 
@@ -243,45 +244,20 @@ impl CrossProducts {
         let triangle = k * (k + 1) / 2;
         let stride = 1 + k + triangle;
         let mut state = zeroed(n_groups.checked_mul(stride).ok_or(HnmError::TooLarge { what: "the groups' statistics" })?)?;
-        let mut pilot = vec![0.0; k];
-        let mut have_pilot = false;
-        let mut shifted = vec![0.0; k];
-        let mut dropped = 0usize;
-        let mut ahead = codes.clone().skip(PREFETCH_DISTANCE);
-        let mut hash = Fingerprint::default();
-        'rows: for (row, code) in codes.enumerate() {
-            checkpoint.check()?;
-            hash.add_row(columns, row, code);
-            if let Some(future) = ahead.next() {
-                prefetch_address(state.as_ptr().wrapping_add((future as isize - 1).max(0) as usize * stride));
-            }
-            if code == NA_CODE {
-                dropped += 1;
-                continue;
-            }
-            for (a, column) in columns.iter().enumerate() {
-                match column.cell(row) {
-                    Cell::Value(v) => shifted[a] = v,
-                    Cell::Missing => {
-                        dropped += 1;
-                        continue 'rows;
-                    }
-                    Cell::NotFinite => return Err(HnmError::ColumnNotFinite { column: a, row }),
-                }
-            }
-            let j = match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)) {
-                Some(j) if j < n_groups => j,
-                _ => return Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups }),
-            };
-            if !have_pilot {
-                pilot.copy_from_slice(&shifted);
-                have_pilot = true;
-            }
-            for (v, p) in shifted.iter_mut().zip(&pilot) {
-                *v -= p;
-            }
-            welford_update(&mut state[j * stride..(j + 1) * stride], &mut shifted);
+        let mut pass = RowPass { state: &mut state, pilot: vec![0.0; k], have_pilot: false, dropped: 0, hash: Fingerprint::default() };
+        // A literal k for the common widths, so that the inlined loops over the variables unroll.
+        match k {
+            1 => pass.run(1, columns, codes, n_groups, checkpoint)?,
+            2 => pass.run(2, columns, codes, n_groups, checkpoint)?,
+            3 => pass.run(3, columns, codes, n_groups, checkpoint)?,
+            4 => pass.run(4, columns, codes, n_groups, checkpoint)?,
+            5 => pass.run(5, columns, codes, n_groups, checkpoint)?,
+            6 => pass.run(6, columns, codes, n_groups, checkpoint)?,
+            7 => pass.run(7, columns, codes, n_groups, checkpoint)?,
+            8 => pass.run(8, columns, codes, n_groups, checkpoint)?,
+            k => pass.run(k, columns, codes, n_groups, checkpoint)?,
         }
+        let RowPass { pilot, dropped, hash, .. } = pass;
         let mut n = Vec::with_capacity(n_groups);
         let mut means = Vec::with_capacity(n_groups * k);
         let mut comoments = Vec::with_capacity(n_groups * triangle);
@@ -365,12 +341,79 @@ impl CrossProducts {
     }
 }
 
+/// The state of [`CrossProducts::from_columns`]'s pass over the rows.
+struct RowPass<'s> {
+    state: &'s mut [f64],
+    pilot: Vec<f64>,
+    have_pilot: bool,
+    dropped: usize,
+    hash: Fingerprint,
+}
+
+impl RowPass<'_> {
+    /// Every row into its group's state (n, means, packed co-moments: 1 + k + k(k+1)/2
+    /// doubles), skipping rows with a missing value or group.
+    #[inline(always)]
+    fn run(
+        &mut self,
+        k: usize,
+        columns: &[Column<'_>],
+        codes: impl ExactSizeIterator<Item = i32> + Clone,
+        n_groups: usize,
+        checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<()> {
+        let stride = 1 + k + k * (k + 1) / 2;
+        let columns = &columns[..k];
+        let mut shifted = vec![0.0; k];
+        let mut ahead = codes.clone().skip(PREFETCH_DISTANCE);
+        'rows: for (row, code) in codes.enumerate() {
+            checkpoint.check()?;
+            self.hash.add_row(columns, row, code);
+            if let Some(future) = ahead.next() {
+                // Every cache line of the group's state (1 + k + k(k+1)/2 doubles).
+                let start = self.state.as_ptr().wrapping_add((future as isize - 1).max(0) as usize * stride);
+                for line in (0..stride).step_by(8) {
+                    prefetch_address(start.wrapping_add(line));
+                }
+                prefetch_address(start.wrapping_add(stride - 1));
+            }
+            if code == NA_CODE {
+                self.dropped += 1;
+                continue;
+            }
+            for (a, column) in columns.iter().enumerate() {
+                match column.cell(row) {
+                    Cell::Value(v) => shifted[a] = v,
+                    Cell::Missing => {
+                        self.dropped += 1;
+                        continue 'rows;
+                    }
+                    Cell::NotFinite => return Err(HnmError::ColumnNotFinite { column: a, row }),
+                }
+            }
+            let j = match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)) {
+                Some(j) if j < n_groups => j,
+                _ => return Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups }),
+            };
+            if !self.have_pilot {
+                self.pilot.copy_from_slice(&shifted);
+                self.have_pilot = true;
+            }
+            for (v, p) in shifted.iter_mut().zip(&self.pilot) {
+                *v -= p;
+            }
+            welford_update(&mut self.state[j * stride..(j + 1) * stride], &mut shifted);
+        }
+        Ok(())
+    }
+}
+
 /// How many rows ahead the pass prefetches group state (see [`crate::accumulate`]).
 const PREFETCH_DISTANCE: usize = 48;
 
 /// Adds the row `x` (already shifted by the pilot; overwritten) to a group's state
 /// [n, means (k), packed co-moments]: the multivariate Welford update of the module docs.
-#[inline]
+#[inline(always)]
 fn welford_update(state: &mut [f64], x: &mut [f64]) {
     let k = x.len();
     let (count, rest) = state.split_first_mut().expect("a group's state holds its count");

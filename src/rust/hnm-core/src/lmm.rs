@@ -134,6 +134,8 @@ pub struct LinearMixedModel {
 pub struct Workspace {
     l: Vec<f64>,
     r: Vec<f64>,
+    ts: Vec<f64>,
+    inverse_diagonal: Vec<f64>,
     lf: Vec<f64>,
     lambda: Vec<f64>,
     t: Vec<f64>,
@@ -143,10 +145,10 @@ pub struct Workspace {
     v: Vec<f64>,
     w: Vec<f64>,
     x_inverse: Vec<f64>,
+    k: Vec<f64>,
+    h: Vec<f64>,
+    hk: Vec<f64>,
     g_hat: Vec<f64>,
-    u_hat: Vec<f64>,
-    u_zx: Vec<f64>,
-    row_p: Vec<f64>,
 }
 
 /// What one factorisation gives.
@@ -317,6 +319,8 @@ impl LinearMixedModel {
         Ok(Workspace {
             l: crate::blocks::zeroed(m * q * q)?,
             r: crate::blocks::zeroed(m * q * (p + 1))?,
+            ts: crate::blocks::zeroed(m * q * q)?,
+            inverse_diagonal: crate::blocks::zeroed(m * q)?,
             lf: vec![0.0; (p + 1) * (p + 1)],
             lambda: vec![0.0; q * q],
             t: vec![0.0; q * q],
@@ -326,10 +330,10 @@ impl LinearMixedModel {
             v: vec![0.0; q],
             w: vec![0.0; p + 1],
             x_inverse: vec![0.0; p * p],
+            k: vec![0.0; q * q],
+            h: vec![0.0; q * q],
+            hk: vec![0.0; q * q],
             g_hat: vec![0.0; q * p],
-            u_hat: vec![0.0; q * p],
-            u_zx: vec![0.0; q * p],
-            row_p: vec![0.0; p],
         })
     }
 
@@ -398,12 +402,208 @@ impl LinearMixedModel {
     /// The blocked Cholesky factorisation at θ (module docs), leaving L_j, R_j and L_F in `ws`.
     fn factorize(&self, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
         // Literal q for the common sizes, so that the inlined loops over q are unrolled.
+        // Scalar kernels for the common q = 1, 2; a literal q = 3, so that the inlined loops
+        // over q are unrolled; the general code beyond.
         match self.q {
-            1 => self.factorize_q(1, theta, ws),
-            2 => self.factorize_q(2, theta, ws),
+            1 => self.factorize_one(theta, ws),
+            2 => self.factorize_two(theta, ws),
             3 => self.factorize_q(3, theta, ws),
             q => self.factorize_q(q, theta, ws),
         }
+    }
+
+    /// [`LinearMixedModel::factorize_q`] for q = 1 in scalar variables (a random intercept, or
+    /// one random slope).
+    fn factorize_one(&self, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
+        let p1 = self.p + 1;
+        self.fill_lambda(theta, &mut ws.lambda)?;
+        let lambda = ws.lambda[0];
+        ws.lf.copy_from_slice(&self.xy);
+        let (mut logdet_z, mut product) = (0.0, 1.0);
+        for ((((&s, b), l), r), (t, inverse)) in self
+            .zz
+            .iter()
+            .zip(self.zxy.chunks_exact(p1))
+            .zip(ws.l.iter_mut())
+            .zip(ws.r.chunks_exact_mut(p1))
+            .zip(ws.ts.iter_mut().zip(ws.inverse_diagonal.iter_mut()))
+        {
+            *t = s * lambda;
+            *l = (lambda * *t + 1.0).sqrt();
+            *inverse = 1.0 / *l;
+            product *= *l;
+            if product > 1e200 {
+                logdet_z += product.ln();
+                product = 1.0;
+            }
+            let scale = lambda * *inverse;
+            for (rc, &bc) in r.iter_mut().zip(b) {
+                *rc = scale * bc;
+            }
+            for a in 0..p1 {
+                let x = r[a];
+                for (f, &y) in ws.lf[a * p1..a * p1 + a + 1].iter_mut().zip(&r[..=a]) {
+                    *f -= x * y;
+                }
+            }
+        }
+        logdet_z += product.ln();
+        self.finish_factorization(logdet_z, theta, ws)
+    }
+
+    /// [`LinearMixedModel::factorize_q`] for q = 2 in scalar variables.
+    fn factorize_two(&self, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
+        let p1 = self.p + 1;
+        self.fill_lambda(theta, &mut ws.lambda)?;
+        let (l00, l10, l11) = (ws.lambda[0], ws.lambda[2], ws.lambda[3]);
+        ws.lf.copy_from_slice(&self.xy);
+        let (mut logdet_z, mut product) = (0.0, 1.0);
+        for ((((s, b), l), r), (t, inverse)) in self
+            .zz
+            .chunks_exact(4)
+            .zip(self.zxy.chunks_exact(2 * p1))
+            .zip(ws.l.chunks_exact_mut(4))
+            .zip(ws.r.chunks_exact_mut(2 * p1))
+            .zip(ws.ts.chunks_exact_mut(4).zip(ws.inverse_diagonal.chunks_exact_mut(2)))
+        {
+            let (s00, s01, s11) = (s[0], s[1], s[3]);
+            let (t00, t01, t10, t11) = (s00 * l00 + s01 * l10, s01 * l11, s01 * l00 + s11 * l10, s11 * l11);
+            let a00 = l00 * t00 + l10 * t10 + 1.0;
+            let a01 = l00 * t01 + l10 * t11;
+            let a11 = l11 * t11 + 1.0;
+            let c00 = a00.sqrt();
+            let i00 = 1.0 / c00;
+            let c10 = a01 * i00;
+            let d = a11 - c10 * c10;
+            if !(d > 0.0) {
+                return Err(HnmError::Optimizer("a group's block lost positive definiteness".into()));
+            }
+            let c11 = d.sqrt();
+            let i11 = 1.0 / c11;
+            l.copy_from_slice(&[c00, 0.0, c10, c11]);
+            t.copy_from_slice(&[t00, t01, t10, t11]);
+            inverse.copy_from_slice(&[i00, i11]);
+            product *= c00 * c11;
+            if product > 1e200 {
+                logdet_z += product.ln();
+                product = 1.0;
+            }
+            let (b0, b1) = b.split_at(p1);
+            let (r0, r1) = r.split_at_mut(p1);
+            for c in 0..p1 {
+                let z0 = (l00 * b0[c] + l10 * b1[c]) * i00;
+                r0[c] = z0;
+                r1[c] = (l11 * b1[c] - c10 * z0) * i11;
+            }
+            for a in 0..p1 {
+                let (x0, x1) = (r0[a], r1[a]);
+                for ((f, &y0), &y1) in ws.lf[a * p1..a * p1 + a + 1].iter_mut().zip(&r0[..=a]).zip(&r1[..=a]) {
+                    *f -= x0 * y0 + x1 * y1;
+                }
+            }
+        }
+        logdet_z += product.ln();
+        self.finish_factorization(logdet_z, theta, ws)
+    }
+
+    /// w = (−β̂, 1), the scale 2/σ̂² of the ML term, and for REML R_X⁻¹ (`ws.x_inverse`):
+    /// what every group's gradient term needs.
+    fn gradient_setup(&self, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> (f64, bool) {
+        let p = self.p;
+        let beta = self.internal_beta(ws);
+        for (w, b) in ws.w.iter_mut().zip(&beta) {
+            *w = -b;
+        }
+        ws.w[p] = 1.0;
+        let (divisor, reml) = match criterion {
+            Criterion::Ml => (self.n_obs, false),
+            Criterion::Reml => (self.n_obs - p as f64, true),
+        };
+        if reml {
+            let rx = self.x_factor(ws);
+            ws.x_inverse = inverse_lower(&rx, p);
+        }
+        (2.0 * divisor / f.pwrss, reml)
+    }
+
+    /// [`LinearMixedModel::gradient_q`] for q = 1 in scalar variables.
+    fn gradient_one(&self, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> Vec<f64> {
+        let (p, p1) = (self.p, self.p + 1);
+        let (scale, reml) = self.gradient_setup(criterion, f, ws);
+        let (lambda, w, x_inverse) = (ws.lambda[0], &ws.w, &ws.x_inverse);
+        let mut gradient = 0.0;
+        for ((b, r), (&t, &inverse)) in
+            self.zxy.chunks_exact(p1).zip(ws.r.chunks_exact(p1)).zip(ws.ts.iter().zip(&ws.inverse_diagonal))
+        {
+            let u = dot(r, w) * inverse;
+            let v = dot(b, w) - t * u;
+            let a_inverse = inverse * inverse;
+            gradient += 2.0 * t * a_inverse - scale * v * u;
+            if reml {
+                let h: f64 = (0..p).map(|c| dot(&b[..=c], &x_inverse[c * p..c * p + c + 1]).powi(2)).sum();
+                let k = lambda * a_inverse;
+                gradient -= 2.0 * h * k * (1.0 - t * k);
+            }
+        }
+        vec![gradient]
+    }
+
+    /// [`LinearMixedModel::gradient_q`] for q = 2 in scalar variables.
+    fn gradient_two(&self, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> Vec<f64> {
+        let (p, p1) = (self.p, self.p + 1);
+        let (scale, reml) = self.gradient_setup(criterion, f, ws);
+        let (l00, l10, l11) = (ws.lambda[0], ws.lambda[2], ws.lambda[3]);
+        let Workspace { l: ls, r: rs, ts, inverse_diagonal, w, x_inverse, g_hat, .. } = ws;
+        let (mut g00, mut g10, mut g11) = (0.0, 0.0, 0.0);
+        for (((b, l), r), (t, inverse)) in self
+            .zxy
+            .chunks_exact(2 * p1)
+            .zip(ls.chunks_exact(4))
+            .zip(rs.chunks_exact(2 * p1))
+            .zip(ts.chunks_exact(4).zip(inverse_diagonal.chunks_exact(2)))
+        {
+            let (c10, i00, i11) = (l[2], inverse[0], inverse[1]);
+            let (t00, t01, t10, t11) = (t[0], t[1], t[2], t[3]);
+            let (b0, b1) = b.split_at(p1);
+            let (r0, r1) = r.split_at(p1);
+            let (mut rho0, mut rho1, mut e0, mut e1) = (0.0, 0.0, 0.0, 0.0);
+            for c in 0..p1 {
+                rho0 += r0[c] * w[c];
+                rho1 += r1[c] * w[c];
+                e0 += b0[c] * w[c];
+                e1 += b1[c] * w[c];
+            }
+            let u1 = rho1 * i11;
+            let u0 = (rho0 - c10 * u1) * i00;
+            let v0 = e0 - (t00 * u0 + t01 * u1);
+            let v1 = e1 - (t10 * u0 + t11 * u1);
+            let m10 = -c10 * i00 * i11;
+            let (ai00, ai01, ai11) = (i00 * i00 + m10 * m10, m10 * i11, i11 * i11);
+            g00 += 2.0 * (t00 * ai00 + t01 * ai01) - scale * v0 * u0;
+            g10 += 2.0 * (t10 * ai00 + t11 * ai01) - scale * v1 * u0;
+            g11 += 2.0 * (t10 * ai01 + t11 * ai11) - scale * v1 * u1;
+            if reml {
+                // −2 (I − T Kᵀ) H K as in gradient_q, entry by entry.
+                let (gh0, gh1) = g_hat.split_at_mut(p);
+                for c in 0..p {
+                    let row = &x_inverse[c * p..c * p + c + 1];
+                    gh0[c] = dot(&b0[..=c], row);
+                    gh1[c] = dot(&b1[..=c], row);
+                }
+                let (h00, h01, h11) = (dot(gh0, gh0), dot(gh0, gh1), dot(gh1, gh1));
+                let (k00, k01) = (l00 * ai00, l00 * ai01);
+                let (k10, k11) = (l10 * ai00 + l11 * ai01, l10 * ai01 + l11 * ai11);
+                let (hk00, hk01) = (h00 * k00 + h01 * k10, h00 * k01 + h01 * k11);
+                let (hk10, hk11) = (h01 * k00 + h11 * k10, h01 * k01 + h11 * k11);
+                let (tk00, tk01) = (t00 * k00 + t01 * k01, t00 * k10 + t01 * k11);
+                let (tk10, tk11) = (t10 * k00 + t11 * k01, t10 * k10 + t11 * k11);
+                g00 -= 2.0 * (hk00 - (tk00 * hk00 + tk01 * hk10));
+                g10 -= 2.0 * (hk10 - (tk10 * hk00 + tk11 * hk10));
+                g11 -= 2.0 * (hk11 - (tk10 * hk01 + tk11 * hk11));
+            }
+        }
+        let gradient = [g00, 0.0, g10, g11];
+        self.theta_positions.iter().map(|&(r, c)| gradient[r * 2 + c]).collect()
     }
 
     #[inline(always)]
@@ -411,15 +611,16 @@ impl LinearMixedModel {
         let p1 = self.p + 1;
         self.fill_lambda(theta, &mut ws.lambda)?;
         let lambda = &ws.lambda;
-        let mut logdet_z = 0.0;
         ws.lf.copy_from_slice(&self.xy);
-        let t = &mut ws.t;
-        for (((s, b), l), r) in self
+        // log|L_j| from products of the diagonals (each ≥ 1, as A_j ⪰ I), one log per ~2^700.
+        let (mut logdet_z, mut product) = (0.0, 1.0);
+        for ((((s, b), l), r), (t, inverse)) in self
             .zz
             .chunks_exact(q * q)
             .zip(self.zxy.chunks_exact(q * p1))
             .zip(ws.l.chunks_exact_mut(q * q))
             .zip(ws.r.chunks_exact_mut(q * p1))
+            .zip(ws.ts.chunks_exact_mut(q * q).zip(ws.inverse_diagonal.chunks_exact_mut(q)))
         {
             times_lambda(s, lambda, q, t);
             lambda_transposed_times(lambda, t, q, q, l);
@@ -430,10 +631,15 @@ impl LinearMixedModel {
                 return Err(HnmError::Optimizer("a group's block lost positive definiteness".into()));
             }
             for i in 0..q {
-                logdet_z += l[i * q + i].ln();
+                product *= l[i * q + i];
+                inverse[i] = 1.0 / l[i * q + i];
+            }
+            if product > 1e200 {
+                logdet_z += product.ln();
+                product = 1.0;
             }
             lambda_transposed_times(lambda, b, q, p1, r);
-            solve_lower(l, q, r, p1);
+            solve_lower_scaled(l, inverse, q, r, p1);
             for k in 0..q {
                 let row = &r[k * p1..(k + 1) * p1];
                 for a in 0..p1 {
@@ -444,7 +650,14 @@ impl LinearMixedModel {
                 }
             }
         }
-        logdet_z *= 2.0;
+        logdet_z += product.ln();
+        self.finish_factorization(logdet_z, theta, ws)
+    }
+
+    /// The last step of the factorisation: L_F from F − Σ R_jᵀR_j (its lower triangle in
+    /// `ws.lf`); `half_logdet_z` is Σ_j log|L_j|.
+    fn finish_factorization(&self, half_logdet_z: f64, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
+        let p1 = self.p + 1;
         for a in 0..p1 {
             for c in a + 1..p1 {
                 ws.lf[a * p1 + c] = ws.lf[c * p1 + a];
@@ -466,7 +679,7 @@ impl LinearMixedModel {
             return Err(HnmError::PerfectFit);
         }
         let logdet_x = (0..self.p).map(|i| 2.0 * ws.lf[i * p1 + i].ln()).sum();
-        Ok(Factorization { logdet_z, logdet_x, pwrss })
+        Ok(Factorization { logdet_z: 2.0 * half_logdet_z, logdet_x, pwrss })
     }
 
     /// True when the X block of F − Σ R_jᵀR_j is not positive definite at θ (only called
@@ -530,8 +743,8 @@ impl LinearMixedModel {
 
     fn gradient(&self, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> Vec<f64> {
         match self.q {
-            1 => self.gradient_q(1, criterion, f, ws),
-            2 => self.gradient_q(2, criterion, f, ws),
+            1 => self.gradient_one(criterion, f, ws),
+            2 => self.gradient_two(criterion, f, ws),
             3 => self.gradient_q(3, criterion, f, ws),
             q => self.gradient_q(q, criterion, f, ws),
         }
@@ -540,35 +753,33 @@ impl LinearMixedModel {
     #[inline(always)]
     fn gradient_q(&self, q: usize, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> Vec<f64> {
         let (p, p1) = (self.p, self.p + 1);
-        let beta = self.internal_beta(ws);
-        for (w, b) in ws.w.iter_mut().zip(&beta) {
-            *w = -b;
-        }
-        ws.w[p] = 1.0;
-        let (divisor, reml) = match criterion {
-            Criterion::Ml => (self.n_obs, false),
-            Criterion::Reml => (self.n_obs - p as f64, true),
-        };
-        let two_over_sigma2 = 2.0 * divisor / f.pwrss;
-        if reml {
-            let rx = self.x_factor(ws);
-            ws.x_inverse = inverse_lower(&rx, p);
-        }
-        let Workspace { l: ls, r: rs, lambda, t, a_inverse, gradient, u, v, w, x_inverse, g_hat, u_hat, u_zx, row_p, .. } = ws;
+        let (two_over_sigma2, reml) = self.gradient_setup(criterion, f, ws);
+        let Workspace { l: ls, r: rs, ts, inverse_diagonal, lambda, a_inverse, gradient, u, v, w, x_inverse, k, h, hk, g_hat, .. } =
+            ws;
         gradient.fill(0.0);
-        for (((s, b), l), r) in
-            self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)).zip(ls.chunks_exact(q * q)).zip(rs.chunks_exact(q * p1))
+        for ((((b, l), r), t), inverse) in self
+            .zxy
+            .chunks_exact(q * p1)
+            .zip(ls.chunks_exact(q * q))
+            .zip(rs.chunks_exact(q * p1))
+            .zip(ts.chunks_exact(q * q))
+            .zip(inverse_diagonal.chunks_exact(q))
         {
-            times_lambda(s, lambda, q, t);
-            inverse_spd_from_cholesky(l, q, a_inverse);
-            // u = L⁻ᵀ R w (the spherical mode), then v = e − T u with e = B w.
-            for k in 0..q {
-                u[k] = dot(&r[k * p1..(k + 1) * p1], w);
+            // A⁻¹ = L⁻ᵀL⁻¹, u = L⁻ᵀ R w (the spherical mode) and v = B w − T u.
+            a_inverse.fill(0.0);
+            for i in 0..q {
+                a_inverse[i * q + i] = 1.0;
             }
-            solve_lower_transposed(l, q, u, 1);
-            for k in 0..q {
-                v[k] = dot(&b[k * p1..(k + 1) * p1], w) - dot(&t[k * q..(k + 1) * q], u);
+            solve_lower_scaled(l, inverse, q, a_inverse, q);
+            solve_lower_transposed_scaled(l, inverse, q, a_inverse, q);
+            for i in 0..q {
+                u[i] = dot(&r[i * p1..(i + 1) * p1], w);
             }
+            solve_lower_transposed_scaled(l, inverse, q, u, 1);
+            for i in 0..q {
+                v[i] = dot(&b[i * p1..(i + 1) * p1], w) - dot(&t[i * q..(i + 1) * q], u);
+            }
+            // ML: 2 T A⁻¹ − (2/σ̂²) v uᵀ.
             for row in 0..q {
                 for col in 0..q {
                     let ta = dot_strided(&t[row * q..(row + 1) * q], a_inverse, col, q);
@@ -576,28 +787,33 @@ impl LinearMixedModel {
                 }
             }
             if reml {
-                // Ĝ = G R_X⁻ᵀ and Û = L⁻ᵀ R_ZX R_X⁻ᵀ; the term −2 (Ĝ − T Û) Ûᵀ.
-                for k in 0..q {
+                // −2 (I − T Kᵀ) H K with K = Λ A⁻¹ and H = Ĝ Ĝᵀ, Ĝ = G R_X⁻ᵀ: the derivative of
+                // log|XᵀV⁻¹X| = log|XᵀX − Σ GᵀΛA⁻¹ΛᵀG|.
+                for i in 0..q {
                     for c in 0..p {
-                        g_hat[k * p + c] = dot(&b[k * p1..k * p1 + p], &x_inverse[c * p..(c + 1) * p]);
-                        row_p[c] = r[k * p1 + c];
-                    }
-                    u_zx[k * p..(k + 1) * p].copy_from_slice(row_p);
-                }
-                solve_lower_transposed(l, q, u_zx, p);
-                for k in 0..q {
-                    for c in 0..p {
-                        u_hat[k * p + c] = dot(&u_zx[k * p..(k + 1) * p], &x_inverse[c * p..(c + 1) * p]);
+                        g_hat[i * p + c] = dot(&b[i * p1..i * p1 + c + 1], &x_inverse[c * p..c * p + c + 1]);
                     }
                 }
-                for row in 0..q {
-                    for col in 0..q {
-                        let mut sum = 0.0;
-                        for c in 0..p {
-                            let tu: f64 = (0..q).map(|k| t[row * q + k] * u_hat[k * p + c]).sum();
-                            sum += (g_hat[row * p + c] - tu) * u_hat[col * p + c];
+                for i in 0..q {
+                    for j in 0..q {
+                        h[i * q + j] = dot(&g_hat[i * p..(i + 1) * p], &g_hat[j * p..(j + 1) * p]);
+                        k[i * q + j] = dot_strided(&lambda[i * q..(i + 1) * q], a_inverse, j, q);
+                    }
+                }
+                for i in 0..q {
+                    for j in 0..q {
+                        hk[i * q + j] = dot_strided(&h[i * q..(i + 1) * q], k, j, q);
+                    }
+                }
+                // (I − T Kᵀ) (H K): row i is (HK)_i − Σ_a (T Kᵀ)_{ia} (HK)_a.
+                for i in 0..q {
+                    for j in 0..q {
+                        let mut value = hk[i * q + j];
+                        for a in 0..q {
+                            let tk = dot(&t[i * q..(i + 1) * q], &k[a * q..(a + 1) * q]);
+                            value -= tk * hk[a * q + j];
                         }
-                        gradient[row * q + col] -= 2.0 * sum;
+                        gradient[i * q + j] -= 2.0 * value;
                     }
                 }
             }
@@ -1084,15 +1300,37 @@ fn dot_strided(a: &[f64], m: &[f64], column: usize, stride: usize) -> f64 {
     a.iter().enumerate().map(|(k, x)| x * m[k * stride + column]).sum()
 }
 
-/// A⁻¹ = L⁻ᵀ L⁻¹ from the Cholesky factor L (q × q), into `out`.
+/// Solves L X = B in place (L lower q × q with the reciprocals of its diagonal in `inverse`,
+/// B q × m, row-major): no division per element.
 #[inline(always)]
-fn inverse_spd_from_cholesky(l: &[f64], q: usize, out: &mut [f64]) {
-    out.fill(0.0);
+fn solve_lower_scaled(l: &[f64], inverse: &[f64], q: usize, b: &mut [f64], m: usize) {
     for i in 0..q {
-        out[i * q + i] = 1.0;
+        for k in 0..i {
+            let lik = l[i * q + k];
+            for c in 0..m {
+                b[i * m + c] -= lik * b[k * m + c];
+            }
+        }
+        for c in 0..m {
+            b[i * m + c] *= inverse[i];
+        }
     }
-    solve_lower(l, q, out, q);
-    solve_lower_transposed(l, q, out, q);
+}
+
+/// Solves Lᵀ X = B in place, as [`solve_lower_scaled`].
+#[inline(always)]
+fn solve_lower_transposed_scaled(l: &[f64], inverse: &[f64], q: usize, b: &mut [f64], m: usize) {
+    for i in (0..q).rev() {
+        for k in i + 1..q {
+            let lki = l[k * q + i];
+            for c in 0..m {
+                b[i * m + c] -= lki * b[k * m + c];
+            }
+        }
+        for c in 0..m {
+            b[i * m + c] *= inverse[i];
+        }
+    }
 }
 
 /// L⁻¹ for lower-triangular L (n × n), whose transpose maps a row x to x L⁻ᵀ.

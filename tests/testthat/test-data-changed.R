@@ -1,0 +1,24 @@
+# Fits keep their columns by reference: a column modified in place after the fit (data.table's
+# `:=` or set()) must be detected by every row-level method, never silently reported on.
+
+test_that("one-way fits detect responses and groups modified in place", {
+  skip_if_not_installed("data.table")
+  dt <- data.table::as.data.table(lme4::Dyestuff)
+  fit <- hnm_fit(Yield ~ 1 | Batch, dt)
+  expect_length(fitted(fit), 30L)
+  data.table::set(dt, i = 3L, j = "Yield", value = 0)
+  for (method in list(fitted, residuals, function(f) simulate(f, seed = 1), plot)) {
+    expect_error(method(fit), "modified in place", class = "hnm_error_data_changed")
+  }
+  expect_error(predict(fit), "modified in place", class = "hnm_error_data_changed")
+  dt <- data.table::as.data.table(lme4::Dyestuff)
+  fit <- hnm_fit(Yield ~ 1 | Batch, dt)
+  data.table::set(dt, i = 1L, j = "Batch", value = "F")
+  expect_error(residuals(fit), "modified in place", class = "hnm_error_data_changed")
+  # An ordinary data frame is copied on modification: the fit's columns stay as they were.
+  d <- lme4::Dyestuff
+  fit <- hnm_fit(Yield ~ 1 | Batch, d)
+  before <- residuals(fit)
+  d$Yield[3] <- 0
+  expect_identical(residuals(fit), before)
+})
