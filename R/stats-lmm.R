@@ -104,6 +104,14 @@ lmm_table_statistics <- function(parsed, data, stats, call) {
     hnm_abort(sprintf("`data` holds statistics by `%s`, but the formula groups by `%s`.",
                       attr(data, "group_name"), parsed$group_name), call = call)
   }
+  if (inherits(data, "hnm_stats") && is.null(attr(data, "variables"))) {
+    hnm_abort(sprintf(paste("`data` holds the statistics of the one-way model `%s ~ 1 | %s`",
+                            "(each group's n, mean and ss), which cannot fit a model with",
+                            "covariates or random slopes: compute that model's table with",
+                            "hnm_stats() of its formula and the rows."),
+                      attr(data, "response"), parsed$group_name), call = call,
+              class = c("hnm_error_unsupported_formula", "hnm_unsupported_formula"))
+  }
   design <- table_design(parsed, function(v) mean_columns(v) %in% names(data), recorded, call)
   v <- unique(c(deparse1(parsed$response), setdiff(c(design$fixed, unlist(design$random)),
                                                    "(Intercept)")))

@@ -191,4 +191,8 @@ test_that("bad general statistics tables are classed errors naming the problem",
   e(hnm_fit(formula, s, method = "ANOVA"), "fits the one-way model", "hnm_error_argument")
   e(hnm_fit(formula, stats = TRUE), "`data` is missing")
   e(hnm_fit(formula, as.matrix(plain), stats = TRUE), "must be a data frame of group statistics")
+  # A one-way table has no covariates to fit.
+  e(hnm_fit(formula, hnm_stats(y ~ 1 | g, d)), paste(
+    "`data` holds the statistics of the one-way model `y ~ 1 \\| g`.*cannot fit a model with",
+    "covariates"), "hnm_unsupported_formula")
 })
