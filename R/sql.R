@@ -236,7 +236,8 @@ sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
   rows <- run_query(run, query, "compute the group statistics", call)
   statistics <- lmm_statistics_from_sql(rows, names, v, pairs, parsed, numeric_columns, call)
   c(statistics, list(
-    fixed = columns[[1L]]$names, random = lapply(columns[-1L], `[[`, "names"),
+    fixed = columns[[1L]]$names, fixed_assign = columns[[1L]]$assign,
+    random = lapply(columns[-1L], `[[`, "names"),
     xlev = list(fixed = columns[[1L]]$xlevels, random = lapply(columns[-1L], `[[`, "xlevels")),
     contrasts = columns[[1L]]$contrasts, terms = parts[[1L]]$terms,
     offsets = parts[[1L]]$offsets,
@@ -245,7 +246,8 @@ sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
 }
 
 sql_layout <- function(part, columns) {
-  list(labels = part$labels, intercept = part$intercept, names = columns$names)
+  list(labels = part$labels, intercept = part$intercept, names = columns$names,
+       assign = columns$assign)
 }
 
 # I(x) is x in SQL.
@@ -346,8 +348,8 @@ factor_levels <- function(table, variable, key, name, env, call, run) {
 
 # The design columns of one part as SQL expressions: model.matrix() of each term on a small
 # frame holding every combination of the term's factor levels (numeric variables 1) gives R's
-# names and coding; each column is the product of the term's numeric variables and a CASE
-# over the level combinations.
+# names, coding and terms (`assign`); each column is the product of the term's numeric
+# variables and a CASE over the level combinations.
 sql_part_columns <- function(part, variables, call) {
   t <- part$terms
   labels <- part$labels
@@ -355,6 +357,7 @@ sql_part_columns <- function(part, variables, call) {
   info <- variables$info
   variable_names <- vapply(as.list(attr(t, "variables"))[-1L], deparse1, "")
   names <- if (part$intercept) "(Intercept)" else character()
+  assign <- if (part$intercept) 0L else integer()
   exprs <- list()
   contrasts <- NULL
   for (k in seq_along(labels)) {
@@ -374,9 +377,10 @@ sql_part_columns <- function(part, variables, call) {
         product else call("*", product, coding)
     }
     names <- c(names, colnames(m$value))
+    assign <- c(assign, rep(k, ncol(m$value)))
   }
   factor_variables <- Filter(function(i) identical(i$kind, "factor"), info[variable_names])
-  list(names = names, exprs = exprs, contrasts = contrasts,
+  list(names = names, assign = assign, exprs = exprs, contrasts = contrasts,
        xlevels = if (length(factor_variables) > 0L) {
          stats::.getXlevels(t, prototype_frame(variable_names, info, NULL, 1L, t))
        })

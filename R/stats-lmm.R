@@ -3,7 +3,8 @@
 # by a database (R/sql.R) or elsewhere, as a table hnm_fit() reads back.
 #
 # Inside the package they travel as the list lmm_fit_statistics() takes (R/lmm.R), plus
-# `dropped` (rows with a missing value), `offsets` (the offset() terms subtracted from the
+# `fixed_assign` (the term of each column of X, as model.matrix()'s "assign"), `dropped` (rows
+# with a missing value), `offsets` (the offset() terms subtracted from the
 # response) and `parts`, what each part of the formula (the fixed effects, each random term)
 # made of its terms: a later fit of the same part from the table needs the coding of its
 # factors, which the table's variables alone do not give.
@@ -23,10 +24,12 @@ memory_lmm_statistics <- function(parsed, data, call) {
   list(names = design$names, pilot = s$pilot, n = s$n[keep],
        means = matrix(s$means, ncol = k, byrow = TRUE)[keep, , drop = FALSE],
        comoments = matrix(s$comoments, ncol = k * (k + 1) / 2, byrow = TRUE)[keep, , drop = FALSE],
-       levels = design$levels[keep], fixed = design$fixed_names, random = design$random_names,
+       levels = design$levels[keep], fixed = design$fixed_names, fixed_assign = design$fixed_assign,
+       random = design$random_names,
        xlev = design$xlev, contrasts = design$contrasts, terms = design$terms,
        dropped = built$dropped, offsets = formula_offsets(parsed, call),
-       parts = part_layouts(parsed, design$fixed_names, design$random_names, call))
+       parts = part_layouts(parsed, design$fixed_names, design$fixed_assign, design$random_names,
+                            call))
 }
 
 # The terms of one part of the formula (a right-hand side) without data: its labels, whether
@@ -45,13 +48,14 @@ part_terms <- function(rhs, env, call) {
 # The offset() terms of the fixed part (the in-memory fit subtracts them from the response).
 formula_offsets <- function(parsed, call) part_terms(parsed$fixed, parsed$env, call)$offsets
 
-# What each part made of its terms: labels, intercept and the design columns' names.
-part_layouts <- function(parsed, fixed_names, random_names, call) {
-  layout <- function(rhs, names) {
+# What each part made of its terms: labels, intercept, the design columns' names and the
+# terms they code (`assign`).
+part_layouts <- function(parsed, fixed_names, fixed_assign, random_names, call) {
+  layout <- function(rhs, names, assign = NULL) {
     t <- part_terms(rhs, parsed$env, call)
-    list(labels = t$labels, intercept = t$intercept, names = names)
+    list(labels = t$labels, intercept = t$intercept, names = names, assign = assign)
   }
-  list(fixed = layout(parsed$fixed, fixed_names),
+  list(fixed = layout(parsed$fixed, fixed_names, fixed_assign),
        random = Map(layout, parsed$random, random_names))
 }
 
@@ -86,8 +90,8 @@ lmm_stats_table <- function(statistics, parsed) {
             class = c("hnm_stats", "data.frame"),
             response = v[1L], group_name = parsed$group_name, n_dropped = statistics$dropped,
             variables = v, pilot = statistics$pilot, centered_means = statistics$means,
-            design = statistics[c("fixed", "random", "xlev", "contrasts", "terms", "offsets",
-                                  "parts")])
+            design = statistics[c("fixed", "fixed_assign", "random", "xlev", "contrasts", "terms",
+                                  "offsets", "parts")])
 }
 
 # The statistics of the formula's model from a table (an hnm_stats table of the general
@@ -164,7 +168,7 @@ table_design <- function(parsed, has_variable, recorded, call) {
   random <- lapply(parsed$random, part_columns, candidates = recorded$parts$random,
                    parsed = parsed, has_variable = has_variable, call = call)
   as_recorded <- fixed$recorded && all(vapply(random, `[[`, TRUE, "recorded"))
-  list(fixed = fixed$names, random = lapply(random, `[[`, "names"),
+  list(fixed = fixed$names, fixed_assign = fixed$assign, random = lapply(random, `[[`, "names"),
        xlev = if (as_recorded) recorded$xlev, contrasts = if (as_recorded) recorded$contrasts,
        terms = if (fixed$recorded) recorded$terms else part_terms(parsed$fixed, parsed$env, call)$terms,
        offsets = offsets, parts = recorded$parts)
@@ -172,13 +176,14 @@ table_design <- function(parsed, has_variable, recorded, call) {
 
 `%|%` <- function(x, y) if (nzchar(x)) x else y
 
-# The design columns of one part: a recorded part with the same terms gives its columns;
-# otherwise each term must be a variable of the table.
+# The design columns of one part and the terms they code (`assign`, 0 for the intercept): a
+# recorded part with the same terms gives its columns; otherwise each term must be a variable
+# of the table.
 part_columns <- function(rhs, candidates, parsed, has_variable, call) {
   t <- part_terms(rhs, parsed$env, call)
   for (candidate in candidates) {
     if (identical(candidate$labels, t$labels) && identical(candidate$intercept, t$intercept)) {
-      return(list(names = candidate$names, recorded = TRUE))
+      return(list(names = candidate$names, assign = candidate$assign, recorded = TRUE))
     }
   }
   absent <- t$labels[!vapply(t$labels, has_variable, logical(1))]
@@ -189,7 +194,8 @@ part_columns <- function(rhs, candidates, parsed, has_variable, call) {
                             "table was made by hnm_stats() for the same terms."),
                       absent[1L], mean_columns(absent[1L])), call = call)
   }
-  list(names = c(if (t$intercept) "(Intercept)", t$labels), recorded = FALSE)
+  list(names = c(if (t$intercept) "(Intercept)", t$labels),
+       assign = c(if (t$intercept) 0L, seq_along(t$labels)), recorded = FALSE)
 }
 
 # Means about a pilot: an unmodified hnm_stats table carries them at full precision; other

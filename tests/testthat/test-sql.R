@@ -223,6 +223,10 @@ test_that("database fits of the general model equal in-memory fits to 1e-10, one
         stats <- without_old_interface_notice(hnm_stats(formula, table))
         local <- hnm_stats(formula, d)
         expect_identical(names(stats), names(local), info = backend)
+        # The terms of X's columns, for anova(fit), as model.matrix() gives them.
+        fixed <- stats::as.formula(call("~", hnm:::parse_mixed_formula(formula)$fixed))
+        expect_identical(attr(stats, "design")$fixed_assign,
+                         attr(stats::model.matrix(fixed, d), "assign"), info = backend)
         expect_equal(as.data.frame(stats), as.data.frame(local), tolerance = 1e-12,
                      ignore_attr = TRUE, info = paste(backend, deparse1(formula)))
         refit <- hnm_fit(formula, stats)

@@ -50,6 +50,7 @@ test_that("hnm_stats() of the general model gives base R's per-group means and c
   expect_equal(s$n, reference$n)
   expect_equal(as.data.frame(s)[-(1:2)], reference[-(1:2)], tolerance = 1e-12)
   expect_identical(attr(s, "n_dropped"), 3)
+  expect_identical(attr(s, "design")$fixed_assign, attr(x, "assign"))
   # A random slope not among the fixed effects is a variable too (after those of X).
   s2 <- hnm_stats(y ~ x + (z | g), d)
   reference <- base_r_lmm_table(cbind(y = d$y), cbind(x = d$x, z = d$z), d$g)
