@@ -79,10 +79,9 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
   call <- match.call()
   check_no_dots(match.call(expand.dots = FALSE)$..., call)
   method <- fit_method(REML, method, missing(method), call)
-  if (!takes_statistics(data, stats)) {
-    parsed <- parse_mixed_formula(formula, call)
-    if (!parsed$one_way) return(lmm_fit(parsed, formula, data, method, call))
-  }
+  if (takes_statistics(data, stats)) return(statistics_fit(formula, data, stats, method, call))
+  parsed <- parse_mixed_formula(formula, call)
+  if (!parsed$one_way) return(lmm_fit(parsed, formula, data, method, call))
   model <- model_statistics(formula, data, call, stats)
   new_hnm_fit(estimate(model$stats, method, call), model, formula, call, method)
 }

@@ -1,33 +1,52 @@
-# Group statistics computed where the data live: for a dbplyr table (SQLite, PostgreSQL,
-# DuckDB, Spark through sparklyr, ...) the O(N) pass is one GROUP BY that dbplyr translates
-# for the database, and only one row per group is collected into R.
+# Group statistics computed where the data live: for a dbplyr table (SQLite and PostgreSQL are
+# tested; Spark SQL by the text dbplyr renders for it) the O(N) pass is one GROUP BY that
+# dbplyr translates for the database, and only one row per group is collected into R.
+#
+# Every query goes through `run` (dplyr::collect by default), which takes a lazy query and
+# returns its rows as a data frame: the Spark test runs the query's SQL text on Spark instead.
 
-# The statistics list of model_statistics() from a database table.
-sql_statistics <- function(table, parsed, env, call) {
+# Runs a lazy query; a failure is an error saying what the database could not do.
+run_query <- function(run, query, what, call) {
+  tryCatch(as.data.frame(run(query)), error = function(e) {
+    hnm_abort(sprintf("the database could not %s: %s", what, conditionMessage(e)), call = call)
+  })
+}
+
+collect_rows <- function(query) dplyr::collect(query)
+
+require_database_packages <- function(call) {
   for (package in c("dplyr", "dbplyr")) {
     if (!requireNamespace(package, quietly = TRUE)) {
       hnm_abort(sprintf("fitting a database table needs the %s package.", package), call = call)
     }
   }
-  names <- query_names(table, parsed)
-  dynamic <- inherits(dbplyr::remote_con(table), "SQLiteConnection")
-  selected <- select_model_columns(table, parsed, names, dynamic, env, call)
-  rows <- tryCatch(dplyr::collect(group_summary_query(selected, names, dynamic)),
-                   error = function(e) {
-    hnm_abort(sprintf("the database could not compute the group statistics: %s",
-                      conditionMessage(e)), call = call)
-  })
-  statistics_from_sql(as.data.frame(rows), names, parsed, call)
 }
 
-# Names of the query's own columns: distinct from the table's columns, from every name in
-# the formula's expressions and from the summary's columns, so that no column of the user's
-# is shadowed (`(y - hnm_g) ~ 1 | g` must subtract the user's hnm_g, not the group).
-query_names <- function(table, parsed) {
-  taken <- c(colnames(table), all.names(parsed$response), all.names(parsed$group),
-             "rows", "n", "pilot", "shift", "ss", "untyped")
+# SQLite stores any type in any column: a column declared REAL can hold text, which SQL
+# arithmetic reads as 0 (and functions as NULL).
+dynamically_typed <- function(table) inherits(dbplyr::remote_con(table), "SQLiteConnection")
+
+# The statistics list of model_statistics() from a database table.
+sql_statistics <- function(table, parsed, env, call, run = collect_rows) {
+  require_database_packages(call)
+  names <- query_names(table, parsed, c("group", "response", "pilot", "deviation", "untyped"),
+                       c("rows", "n", "pilot", "shift", "ss", "untyped"))
+  dynamic <- dynamically_typed(table)
+  selected <- select_model_columns(table, parsed, names, dynamic, env, call, run)
+  rows <- run_query(run, group_summary_query(selected, names, dynamic),
+                    "compute the group statistics", call)
+  statistics_from_sql(rows, names, parsed, call)
+}
+
+# Names of the query's own columns, one per role: distinct from the table's columns, from
+# every name in the formula and from the summary's columns `outputs`, so that no column of
+# the user's is shadowed (`(y - hnm_g) ~ 1 | g` must subtract the user's hnm_g, not the group).
+query_names <- function(table, parsed, roles, outputs = character()) {
+  taken <- c(colnames(table), unlist(lapply(parsed[c("response", "group", "fixed", "random")],
+                                            function(e) all.names(as.call(c(quote(c), e))))),
+             outputs)
   names <- character()
-  for (role in c("group", "response", "pilot", "deviation", "untyped")) {
+  for (role in roles) {
     name <- paste0("hnm_", role)
     while (name %in% c(taken, names)) name <- paste0(name, "_")
     names[[role]] <- name
@@ -38,13 +57,12 @@ query_names <- function(table, parsed) {
 # A call of `verb` on `data` with named arguments `args` (names chosen at run time).
 verb_call <- function(verb, data, args) as.call(c(list(verb, data), args))
 
-# The table reduced to the group and the response, named by `names`, with the formula's
-# expressions translated to SQL by dbplyr; names are checked first, as for data frames.
-# With SQLite's dynamic typing (`dynamic`) a column declared REAL can hold text, which SQL
-# arithmetic reads as 0 (and functions as NULL): a third column counts, per row, the
-# columns of the response stored as text or blobs.
-select_model_columns <- function(table, parsed, names, dynamic, env, call) {
-  roles <- list(response = parsed$response, "grouping variable" = parsed$group)
+# A dbplyr verb applied with arguments built at run time, evaluated in `env` (the formula's
+# environment, whose values dbplyr inlines).
+apply_verb <- function(verb, data, args, env = parent.frame()) eval(verb_call(verb, data, args), env)
+
+# A response or grouping variable written as a name must be a column of the table.
+check_named_columns <- function(table, roles, call) {
   for (role in names(roles)) {
     expr <- roles[[role]]
     if (is.name(expr) && !(as.character(expr) %in% colnames(table))) {
@@ -52,23 +70,45 @@ select_model_columns <- function(table, parsed, names, dynamic, env, call) {
                         as.character(expr)), call = call)
     }
   }
+}
+
+# The number of text or blob values, per row, in the columns `used` (SQLite only).
+untyped_count <- function(used) {
+  Reduce(function(a, b) call("+", a, b), lapply(used, function(v) {
+    bquote(ifelse(typeof(.(as.name(v))) %in% c("text", "blob"), 1L, 0L))
+  }), 0L)
+}
+
+# The table reduced to the group and the response, named by `names`, with the formula's
+# expressions translated to SQL by dbplyr; names are checked first, as for data frames.
+# With SQLite's dynamic typing (`dynamic`), a third column counts per row the columns of the
+# response stored as text or blobs.
+select_model_columns <- function(table, parsed, names, dynamic, env, call, run) {
+  check_named_columns(table, list(response = parsed$response, "grouping variable" = parsed$group),
+                      call)
   columns <- stats::setNames(list(parsed$group, parsed$response), names[c("group", "response")])
   if (dynamic) {
-    used <- intersect(all.vars(parsed$response), colnames(table))
-    columns[[names[["untyped"]]]] <- Reduce(function(a, b) call("+", a, b), lapply(used, function(v) {
-      bquote(ifelse(typeof(.(as.name(v))) %in% c("text", "blob"), 1L, 0L))
-    }), 0L)
+    columns[[names[["untyped"]]]] <- untyped_count(intersect(all.vars(parsed$response),
+                                                             colnames(table)))
   }
-  selected <- tryCatch(eval(verb_call(quote(dplyr::transmute), table, columns), env),
-    error = function(e) hnm_abort(sprintf("could not translate the formula to SQL: %s",
-                                          conditionMessage(e)), call = call))
+  selected <- translate_columns(table, columns, env, call)
   # A zero-row query reveals the response's type without reading any data.
-  probe <- dplyr::collect(utils::head(selected, 0L))[[names[["response"]]]]
+  probe <- run_query(run, utils::head(selected, 0L), "read the column types", call)
+  check_numeric_response(probe[[names[["response"]]]], parsed, call)
+  selected
+}
+
+translate_columns <- function(table, columns, env, call) {
+  tryCatch(apply_verb(quote(dplyr::transmute), table, columns, env),
+           error = function(e) hnm_abort(sprintf("could not translate the formula to SQL: %s",
+                                                 conditionMessage(e)), call = call))
+}
+
+check_numeric_response <- function(probe, parsed, call) {
   if (is.character(probe) || is.factor(probe)) {
     hnm_abort(sprintf("the response `%s` must be numeric, not %s.", deparse1(parsed$response),
                       class(probe)[1L]), call = call)
   }
-  selected
 }
 
 # One aggregate per group. Subtracting the group's average (a window AVG, the pilot) before
@@ -76,39 +116,45 @@ select_model_columns <- function(table, parsed, names, dynamic, env, call) {
 # deviations from the pilot, is tiny, so ss - n shift^2 does not cancel. `rows` counts all
 # rows and `n` those with a response; the NULL group collects rows without a group;
 # `untyped` (SQLite) sums the counts of text or blob values in the response's columns.
+# sql_groups() reports them naming `columns`.
 group_summary_query <- function(selected, names, dynamic) {
   y <- as.name(names[["response"]])
   pilot <- as.name(names[["pilot"]])
   deviation <- as.name(names[["deviation"]])
-  grouped <- eval(verb_call(quote(dplyr::group_by), selected, list(as.name(names[["group"]]))))
-  piloted <- eval(verb_call(quote(dplyr::mutate), grouped, stats::setNames(list(
-    bquote(mean(.(y), na.rm = TRUE)), bquote(.(y) - .(pilot))), names[c("pilot", "deviation")])))
+  grouped <- apply_verb(quote(dplyr::group_by), selected, list(as.name(names[["group"]])))
+  piloted <- apply_verb(quote(dplyr::mutate), grouped, stats::setNames(list(
+    bquote(mean(.(y), na.rm = TRUE)), bquote(.(y) - .(pilot))), names[c("pilot", "deviation")]))
   summaries <- list(
     rows = quote(n()), n = bquote(sum(ifelse(is.na(.(y)), 0L, 1L), na.rm = TRUE)),
     pilot = bquote(max(.(pilot), na.rm = TRUE)), shift = bquote(mean(.(deviation), na.rm = TRUE)),
     ss = bquote(sum(.(deviation) * .(deviation), na.rm = TRUE)),
-    untyped = if (dynamic) bquote(sum(.(as.name(names[["untyped"]])), na.rm = TRUE)),
-    .groups = "drop")
-  eval(verb_call(quote(dplyr::summarise), piloted, Filter(Negate(is.null), summaries)))
+    untyped = if (dynamic) bquote(sum(.(as.name(names[["untyped"]])), na.rm = TRUE)))
+  summarise_groups(piloted, summaries)
 }
 
-# From the collected rows (one per group) to the statistics list, groups ordered as
-# factor() orders the labels of the in-memory fit.
-statistics_from_sql <- function(rows, names, parsed, call) {
+summarise_groups <- function(grouped, summaries) {
+  apply_verb(quote(dplyr::summarise), grouped, c(Filter(Negate(is.null), summaries),
+                                                 list(.groups = "drop")))
+}
+
+# The collected rows of the groups with data (one per group), ordered as factor() orders the
+# labels of the in-memory fit, their labels and the number of rows with NA; refused when
+# SQLite counted text values (`untyped`) or labels of two types read alike.
+sql_groups <- function(rows, names, parsed, columns, call) {
   if (sum(as.numeric(rows$untyped)) > 0) {
-    hnm_abort(sprintf(paste("the response `%s` is computed from %.0f text or blob value(s) in the",
-                            "SQLite table, which SQL arithmetic would count as 0 (SQLite stores any",
-                            "type in any column): convert or remove them first."),
-                      deparse1(parsed$response), sum(as.numeric(rows$untyped))), call = call)
+    hnm_abort(sprintf(paste("the model's numeric variables are computed from %.0f text or blob",
+                            "value(s) in the SQLite table (in the column(s) %s), which SQL",
+                            "arithmetic would count as 0 (SQLite stores any type in any column):",
+                            "convert or remove them first."), sum(as.numeric(rows$untyped)),
+                      paste0("`", columns, "`", collapse = ", ")), call = call)
   }
   group <- rows[[names[["group"]]]]
   rows_total <- sum(as.numeric(rows$rows))
-  n <- as.numeric(rows$n)
-  keep <- !is.na(group) & n > 0
+  keep <- !is.na(group) & as.numeric(rows$n) > 0
   rows <- rows[keep, , drop = FALSE]
   group <- group[keep]
   if (nrow(rows) == 0L) {
-    hnm_abort("no complete rows: every row has NA in the response or the group.", call = call)
+    hnm_abort("no complete rows: every row has NA in a model variable or the group.", call = call)
   }
   labels <- as.character(group)
   if (anyDuplicated(labels)) {
@@ -118,15 +164,327 @@ statistics_from_sql <- function(rows, names, parsed, call) {
                       deparse1(parsed$group), labels[anyDuplicated(labels)]), call = call)
   }
   ordering <- order(factor(group))
-  n <- as.numeric(rows$n)[ordering]
-  pilot <- as.numeric(rows$pilot)[ordering]
-  shift <- as.numeric(rows$shift)[ordering]
-  ss <- as.numeric(rows$ss)[ordering] - n * shift^2
-  if (!all(is.finite(c(pilot, shift, ss)))) {
-    hnm_abort("the response has infinite or NaN values in the database table.", call = call)
-  }
+  rows <- rows[ordering, , drop = FALSE]
+  list(rows = rows, labels = labels[ordering], n = as.numeric(rows$n),
+       dropped = row_count(rows_total - sum(as.numeric(rows$n))))
+}
+
+# From the collected rows (one per group) to the statistics list of the one-way model.
+statistics_from_sql <- function(rows, names, parsed, call) {
+  groups <- sql_groups(rows, names, parsed, all.vars(parsed$response), call)
+  rows <- groups$rows
+  n <- groups$n
+  pilot <- as.numeric(rows$pilot)
+  shift <- as.numeric(rows$shift)
+  ss <- as.numeric(rows$ss) - n * shift^2
+  check_finite_statistics(c(pilot, shift, ss), call)
   center <- sum(n * pilot) / sum(n)
-  list(group = labels[ordering], center = center, n = n,
+  list(group = groups$labels, center = center, n = n,
        mean = (pilot - center) + shift, ss = pmax(ss, 0),
-       n_dropped = row_count(rows_total - sum(n)), level_index = seq_along(n))
+       n_dropped = groups$dropped, level_index = seq_along(n))
+}
+
+check_finite_statistics <- function(values, call) {
+  if (!all(is.finite(values))) {
+    hnm_abort("the model's variables have infinite or NaN values in the database table.",
+              call = call)
+  }
+}
+
+# The general model --------------------------------------------------------------------------
+
+# The statistics of the general model (see R/stats-lmm.R) from a database table: the model's
+# design columns as SQL expressions (numeric columns and expressions of them as dbplyr
+# translates them; factors as indicator or contrast columns with R's coding of the formula,
+# their levels from SELECT DISTINCT; interactions as products), then one GROUP BY query
+# computing each group's n, means and centred co-moments.
+sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
+  require_database_packages(call)
+  env <- parsed$env %||% globalenv()
+  check_named_columns(table, list(response = parsed$response, "grouping variable" = parsed$group),
+                      call)
+  if (is.call(parsed$group)) {
+    hnm_abort(sprintf(paste("the grouping variable `%s` of a database table must be a column;",
+                            "compute `%s` as a column first."), parsed$group_name,
+                      parsed$group_name), call = call, class = "hnm_error_formula")
+  }
+  types <- run_query(run, utils::head(table, 0L), "read the column types", call)
+  parts <- c(list(part_terms(parsed$fixed, env, call)),
+             lapply(parsed$random, part_terms, env = env, call = call))
+  offsets <- lapply(parts[[1L]]$offsets, function(o) strip_identity(str2lang(o)[[2L]]))
+  variables <- sql_variables(table, parts, parsed, offsets, types, env, call, run)
+  columns <- lapply(parts, sql_part_columns, variables = variables, call = call)
+  response <- strip_identity(parsed$response)
+  if (length(offsets) > 0L) response <- call("-", response, Reduce(function(a, b) call("+", a, b), offsets))
+  exprs <- c(stats::setNames(list(response), deparse1(parsed$response)),
+             unlist(lapply(columns, `[[`, "exprs"), recursive = FALSE))
+  exprs <- exprs[!duplicated(names(exprs))]
+  v <- names(exprs)
+  k <- length(v)
+  pairs <- which(lower.tri(diag(k), diag = TRUE), arr.ind = TRUE)
+  pairs <- pairs[order(pairs[, 1L], pairs[, 2L]), , drop = FALSE]  # packed by rows
+  outputs <- c("rows", "n", "untyped", paste0("pilot", seq_len(k)), paste0("shift", seq_len(k)),
+               paste0("cp", pairs[, 1L], "_", pairs[, 2L]))
+  names <- c(query_names(table, parsed, c("group", "text", "complete", paste0("v", seq_len(k)),
+                                          paste0("m", seq_len(k)), paste0("p", seq_len(k)),
+                                          paste0("d", seq_len(k))), outputs),
+             stats::setNames(outputs, outputs))
+  numeric_columns <- intersect(unique(c(all.vars(response), variables$numeric_columns)),
+                               colnames(table))
+  untyped <- if (dynamically_typed(table)) untyped_count(numeric_columns)
+  query <- lmm_summary_query(table, parsed$group, exprs, names, pairs, untyped, env, call)
+  rows <- run_query(run, query, "compute the group statistics", call)
+  statistics <- lmm_statistics_from_sql(rows, names, v, pairs, parsed, numeric_columns, call)
+  c(statistics, list(
+    fixed = columns[[1L]]$names, fixed_assign = columns[[1L]]$assign,
+    random = lapply(columns[-1L], `[[`, "names"),
+    xlev = list(fixed = columns[[1L]]$xlevels, random = lapply(columns[-1L], `[[`, "xlevels")),
+    contrasts = columns[[1L]]$contrasts, terms = parts[[1L]]$terms,
+    offsets = parts[[1L]]$offsets,
+    parts = list(fixed = sql_layout(parts[[1L]], columns[[1L]]),
+                 random = Map(sql_layout, parts[-1L], columns[-1L]))))
+}
+
+sql_layout <- function(part, columns) {
+  list(labels = part$labels, intercept = part$intercept, names = columns$names,
+       assign = columns$assign)
+}
+
+# I(x) is x in SQL.
+strip_identity <- function(expr) {
+  if (!is.call(expr)) return(expr)
+  if (identical(expr[[1L]], as.name("I")) && length(expr) == 2L) return(strip_identity(expr[[2L]]))
+  expr[-1L] <- lapply(as.list(expr)[-1L], function(e) if (missing(e)) e else strip_identity(e))
+  expr
+}
+
+# Operators whose value is logical: R codes such a variable as a factor (`x > 0TRUE`).
+logical_operators <- c("<", ">", "<=", ">=", "==", "!=", "!", "&", "|", "&&", "||", "is.na")
+
+# What each variable of the parts is, by its deparsed name: "numeric" (an SQL expression),
+# "factor" (a text column, or factor(column) of whole numbers; `key` and the DISTINCT values
+# as `levels` labelled as factor() labels them) or "logical" (a boolean column or a
+# comparison). Numeric expressions are translated by a zero-row query, which also checks
+# that none of them, nor the response, is text.
+sql_variables <- function(table, parts, parsed, offsets, types, env, call, run) {
+  exprs <- unlist(lapply(parts, function(p) {
+    v <- as.list(attr(p$terms, "variables"))[-1L]
+    v[setdiff(seq_along(v), attr(p$terms, "offset"))]
+  }))
+  exprs <- exprs[!duplicated(vapply(exprs, deparse1, ""))]
+  info <- lapply(exprs, variable_kind, types = types, env = env, call = call)
+  names(info) <- vapply(exprs, deparse1, "")
+  numeric <- names(info)[vapply(info, `[[`, "", "kind") == "numeric"]
+  probe_names <- query_names(table, parsed, c("response", sprintf("probe%d", seq_along(numeric)),
+                                              sprintf("offset%d", seq_along(offsets))))
+  probed <- stats::setNames(c(list(strip_identity(parsed$response)),
+                              lapply(info[numeric], `[[`, "expr"), offsets), probe_names)
+  probe <- run_query(run, utils::head(translate_columns(table, probed, env, call), 0L),
+                     "read the types of the model's variables", call)
+  check_numeric_response(probe[[probe_names[["response"]]]], parsed, call)
+  for (i in seq_along(numeric)) {
+    value <- probe[[probe_names[[sprintf("probe%d", i)]]]]
+    # Zero rows of an expression come back logical from SQLite, which types values, not
+    # expressions: only text is known not to be numeric.
+    if (is.character(value) || is.factor(value)) {
+      hnm_abort(sprintf("the model variable `%s` is %s in the database table, not numeric.",
+                        numeric[i], class(value)[1L]), call = call)
+    }
+  }
+  key <- query_names(table, parsed, "key")
+  for (name in names(info)[vapply(info, `[[`, "", "kind") == "factor"]) {
+    info[[name]] <- c(info[[name]], factor_levels(table, info[[name]], key, name, env, call, run))
+  }
+  numeric <- names(info)[vapply(info, `[[`, "", "kind") == "numeric"]
+  list(info = info, numeric_columns = unique(unlist(lapply(info[numeric], function(i) {
+    all.vars(i$expr)
+  }))))
+}
+
+# The kind of one variable from its expression and the table's column types (a zero-row frame).
+variable_kind <- function(expr, types, env, call) {
+  column <- function(e) if (is.name(e) && as.character(e) %in% names(types)) types[[as.character(e)]]
+  value <- column(expr)
+  if (!is.null(value)) {
+    if (is.character(value) || is.factor(value)) return(list(kind = "factor", key = expr, text = TRUE))
+    if (is.logical(value)) return(list(kind = "logical", key = expr))
+    if (is.numeric(value) && !inherits(value, c("Date", "POSIXt", "difftime"))) {
+      return(list(kind = "numeric", expr = expr))
+    }
+    hnm_abort(sprintf(paste("the column `%s` of the database table is of class %s; hnm reads",
+                            "numeric, text and logical columns."), deparse1(expr), class(value)[1L]),
+              call = call)
+  }
+  if (is.name(expr) && !exists(as.character(expr), envir = env)) {
+    hnm_abort(sprintf("the model variable `%s` is not a column of the database table `data`.",
+                      deparse1(expr)), call = call)
+  }
+  if (is.call(expr) && deparse1(expr[[1L]]) %in% c("factor", "as.factor") && length(expr) == 2L &&
+      !is.null(column(expr[[2L]]))) {
+    return(list(kind = "factor", key = expr[[2L]], text = !is.numeric(column(expr[[2L]]))))
+  }
+  if (is.call(expr) && deparse1(expr[[1L]]) %in% logical_operators) {
+    return(list(kind = "logical", key = strip_identity(expr)))
+  }
+  list(kind = "numeric", expr = strip_identity(expr))
+}
+
+# A factor's levels from SELECT DISTINCT on its key: labels as factor() orders and makes them,
+# and the database values they stand for. A numeric key must hold whole numbers, whose labels
+# are exact.
+factor_levels <- function(table, variable, key, name, env, call, run) {
+  query <- apply_verb(quote(dplyr::distinct), translate_columns(table, stats::setNames(
+    list(variable$key), key), env, call), list())
+  values <- run_query(run, query, sprintf("list the levels of `%s`", name), call)[[1L]]
+  values <- values[!is.na(values)]
+  if (!variable$text && any(values != round(values) | abs(values) >= 2^53)) {
+    hnm_abort(sprintf(paste("`%s` makes a factor of a numeric column with values that are not",
+                            "whole numbers, whose labels would not identify them; make it a text",
+                            "column first."), name), call = call)
+  }
+  f <- factor(values)
+  list(levels = levels(f), values = values[match(levels(f), as.character(values))])
+}
+
+# The design columns of one part as SQL expressions: model.matrix() of each term on a small
+# frame holding every combination of the term's factor levels (numeric variables 1) gives R's
+# names, coding and terms (`assign`); each column is the product of the term's numeric
+# variables and a CASE over the level combinations.
+sql_part_columns <- function(part, variables, call) {
+  t <- part$terms
+  labels <- part$labels
+  factors <- attr(t, "factors")
+  info <- variables$info
+  variable_names <- vapply(as.list(attr(t, "variables"))[-1L], deparse1, "")
+  names <- if (part$intercept) "(Intercept)" else character()
+  assign <- if (part$intercept) 0L else integer()
+  exprs <- list()
+  contrasts <- NULL
+  for (k in seq_along(labels)) {
+    in_term <- rownames(factors)[factors[, k] > 0]
+    coded <- in_term[vapply(in_term, function(v) info[[v]]$kind != "numeric", logical(1))]
+    numeric <- lapply(setdiff(in_term, coded), function(v) info[[v]]$expr)
+    grid <- expand.grid(lapply(stats::setNames(coded, coded), function(v) level_values(info[[v]])),
+                        KEEP.OUT.ATTRS = FALSE, stringsAsFactors = FALSE)
+    rows <- max(1L, nrow(grid))
+    frame <- prototype_frame(variable_names, info, grid, rows, t)
+    m <- complex_columns(t, frame, k, part$intercept, call)
+    contrasts <- c(contrasts, m$contrasts[setdiff(names(m$contrasts), names(contrasts))])
+    for (c in seq_len(ncol(m$value))) {
+      product <- Reduce(function(a, b) call("*", a, b), numeric)
+      coding <- if (length(coded) > 0L) coding_case(m$value[, c], grid, coded, info)
+      exprs[[colnames(m$value)[c]]] <- if (is.null(product)) coding else if (is.null(coding))
+        product else call("*", product, coding)
+    }
+    names <- c(names, colnames(m$value))
+    assign <- c(assign, rep(k, ncol(m$value)))
+  }
+  factor_variables <- Filter(function(i) identical(i$kind, "factor"), info[variable_names])
+  list(names = names, assign = assign, exprs = exprs, contrasts = contrasts,
+       xlevels = if (length(factor_variables) > 0L) {
+         stats::.getXlevels(t, prototype_frame(variable_names, info, NULL, 1L, t))
+       })
+}
+
+# The values a coded variable takes in the prototype frame: its levels, or FALSE and TRUE.
+level_values <- function(variable) if (variable$kind == "logical") c(FALSE, TRUE) else variable$levels
+
+# A model frame of `rows` rows for the variables `variable_names` of terms `t`: numeric ones 1,
+# factors with all their levels and logicals, taking the combinations in `grid`.
+prototype_frame <- function(variable_names, info, grid, rows, t) {
+  columns <- lapply(variable_names, function(v) {
+    variable <- info[[v]]
+    if (is.null(variable) || variable$kind == "numeric") return(rep(1, rows))
+    value <- if (!is.null(grid) && v %in% names(grid)) grid[[v]] else rep(level_values(variable)[1L], rows)
+    if (variable$kind == "factor") factor(value, levels = variable$levels) else value
+  })
+  frame <- as.data.frame(stats::setNames(columns, variable_names), check.names = FALSE,
+                         stringsAsFactors = FALSE)
+  attr(frame, "terms") <- t
+  frame
+}
+
+# A CASE expression giving `values[r]` on the rows whose coded variables take the levels of
+# grid row r: the most frequent value is the ELSE of rows with all keys present (NULL keys
+# stay NULL, and their rows are dropped as rows with NA).
+coding_case <- function(values, grid, coded, info) {
+  values <- unname(values)
+  distinct <- unique(values)
+  default <- distinct[which.max(tabulate(match(values, distinct)))]
+  condition <- function(r) {
+    Reduce(function(a, b) call("&", a, b), lapply(coded, function(v) level_test(info[[v]], grid[[v]][r])))
+  }
+  clauses <- lapply(which(values != default), function(r) call("~", condition(r), values[r]))
+  present <- Reduce(function(a, b) call("&", a, b),
+                    lapply(coded, function(v) call("!", call("is.na", info[[v]]$key))))
+  as.call(c(list(as.name("case_when")), clauses, list(call("~", present, default))))
+}
+
+# The SQL test that a coded variable takes `level`.
+level_test <- function(variable, level) {
+  if (variable$kind == "logical") return(if (level) variable$key else call("!", variable$key))
+  call("==", variable$key, variable$values[match(level, variable$levels)])
+}
+
+# One aggregate per group of the k variables `exprs`: each is NULL on rows where any is NULL
+# (the row is dropped, as in memory), deviations are taken from the group's window AVG of the
+# complete rows before multiplying, and the sums of products of deviations are corrected by
+# the (tiny) mean deviations afterwards, so offsets of 1e9 keep their digits.
+lmm_summary_query <- function(table, group, exprs, names, pairs, untyped, env, call) {
+  k <- length(exprs)
+  role <- function(prefix, i) as.name(names[[paste0(prefix, i)]])
+  columns <- c(stats::setNames(list(group), names[["group"]]),
+               stats::setNames(exprs, names[paste0("v", seq_len(k))]),
+               if (!is.null(untyped)) stats::setNames(list(untyped), names[["text"]]))
+  selected <- translate_columns(table, columns, env, call)
+  complete <- Reduce(function(a, b) call("&", a, b),
+                     lapply(seq_len(k), function(i) call("!", call("is.na", role("v", i)))))
+  masked <- apply_verb(quote(dplyr::mutate), selected, c(
+    stats::setNames(list(complete), names[["complete"]]),
+    stats::setNames(lapply(seq_len(k), function(i) {
+      bquote(ifelse(.(as.name(names[["complete"]])), .(role("v", i)), NA))
+    }), names[paste0("m", seq_len(k))])))
+  grouped <- apply_verb(quote(dplyr::group_by), masked, list(as.name(names[["group"]])))
+  piloted <- apply_verb(quote(dplyr::mutate), grouped, c(
+    stats::setNames(lapply(seq_len(k), function(i) bquote(mean(.(role("m", i)), na.rm = TRUE))),
+                    names[paste0("p", seq_len(k))]),
+    stats::setNames(lapply(seq_len(k), function(i) call("-", role("m", i), role("p", i))),
+                    names[paste0("d", seq_len(k))])))
+  summaries <- c(
+    stats::setNames(list(quote(n()), bquote(sum(ifelse(is.na(.(role("m", 1L))), 0L, 1L), na.rm = TRUE))),
+                    names[c("rows", "n")]),
+    stats::setNames(lapply(seq_len(k), function(i) bquote(max(.(role("p", i)), na.rm = TRUE))),
+                    names[paste0("pilot", seq_len(k))]),
+    stats::setNames(lapply(seq_len(k), function(i) bquote(mean(.(role("d", i)), na.rm = TRUE))),
+                    names[paste0("shift", seq_len(k))]),
+    stats::setNames(lapply(seq_len(nrow(pairs)), function(r) {
+      bquote(sum(.(role("d", pairs[r, 1L])) * .(role("d", pairs[r, 2L])), na.rm = TRUE))
+    }), names[paste0("cp", pairs[, 1L], "_", pairs[, 2L])]),
+    if (!is.null(untyped)) list(untyped = bquote(sum(.(as.name(names[["text"]])), na.rm = TRUE))))
+  summarise_groups(piloted, summaries)
+}
+
+# From the collected rows (one per group) to the statistics of the general model: means about
+# a common pilot (the size-weighted mean of the groups' pilots) and co-moments about the means.
+lmm_statistics_from_sql <- function(rows, names, v, pairs, parsed, numeric_columns, call) {
+  groups <- sql_groups(rows, names, parsed, numeric_columns, call)
+  rows <- groups$rows
+  n <- groups$n
+  k <- length(v)
+  column <- function(prefix, i) as.numeric(rows[[names[[paste0(prefix, i)]]]])
+  pilots <- vapply(seq_len(k), function(i) column("pilot", i), n)
+  shifts <- vapply(seq_len(k), function(i) column("shift", i), n)
+  pilots <- matrix(pilots, length(n))
+  shifts <- matrix(shifts, length(n))
+  comoments <- vapply(seq_len(nrow(pairs)), function(r) {
+    a <- pairs[r, 1L]
+    b <- pairs[r, 2L]
+    w <- column("cp", paste0(a, "_", b)) - n * shifts[, a] * shifts[, b]
+    if (a == b) pmax(w, 0) else w
+  }, n)
+  comoments <- matrix(comoments, length(n))
+  check_finite_statistics(c(pilots, shifts, comoments), call)
+  pilot <- colSums(n * pilots) / sum(n)
+  list(names = v, pilot = pilot, n = n, means = sweep(pilots, 2L, pilot) + shifts,
+       comoments = comoments, levels = groups$labels, dropped = as.double(groups$dropped))
 }

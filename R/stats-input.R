@@ -2,24 +2,46 @@
 # statistics declared with `stats =`, or a database table (R/sql.R). model_statistics()
 # routes these here; the fits they give have no rows (y = NULL, g = NULL).
 
-#' Per-group sufficient statistics of the one-way model
+#' Per-group sufficient statistics
 #'
-#' The one-way model needs only, per group \eqn{j}, the size \eqn{n_j}, the mean
-#' \eqn{\bar y_j} and the within-group sum of squares \eqn{\sum_i (y_{ij} - \bar y_j)^2}.
-#' `hnm_stats()` computes them in one pass (in Rust for a data frame; by one SQL aggregate
-#' inside the database for a `dbplyr` table, see [hnm_fit()]), and `hnm_fit()` fits the
-#' model from such a table exactly as from the rows. Rows with `NA` in the response or the
-#' group are dropped, as `hnm_fit()` drops them.
+#' The model needs only per-group statistics of its variables, so the one pass over the rows
+#' can run wherever they live. `hnm_stats()` computes them (in Rust for a data frame; by one
+#' SQL `GROUP BY` inside the database for a `dbplyr` table, see [hnm_fit()]), and
+#' `hnm_fit()` fits the model from such a table exactly as from the rows. Rows with `NA` in
+#' a variable of the model or the group are dropped, as `hnm_fit()` drops them.
 #'
-#' The table keeps, as attributes, the means relative to a common centre at full precision,
-#' so a fit from an unmodified `hnm_stats` table equals the fit from the rows even when the
-#' response has a large offset (such as \eqn{10^9} plus noise).
+#' For the one-way model `y ~ 1 | g` the statistics are, per group \eqn{j}, the size
+#' \eqn{n_j}, the mean \eqn{\bar y_j} and the within-group sum of squares
+#' \eqn{\sum_i (y_{ij} - \bar y_j)^2}.
 #'
-#' @param formula `y ~ 1 | g`, as for [hnm_fit()].
+#' For the general model (covariates, random slopes: `y ~ x + f + (x | g)`) they are, per
+#' group, \eqn{n_j}, the means \eqn{\bar v_{ja}} of the model's variables \eqn{v_a} (the
+#' response and the columns of the fixed-effects and random-effects designs, a factor's
+#' indicator or contrast columns and interactions included, named as [model.matrix()] names
+#' them) and their within-group centred co-moments
+#' \eqn{W_j[a, b] = \sum_i (v_{ia} - \bar v_{ja})(v_{ib} - \bar v_{jb})}: every
+#' cross-product the likelihood needs is \eqn{W_j[a, b] + n_j \bar v_{ja} \bar v_{jb}}.
+#' The table has one row per group and the columns `group`, `n`, `mean_<a>` for each
+#' variable, `ss_<a>` (\eqn{W_j[a, a]}) and `sp_<a>_<b>` (\eqn{W_j[a, b]}, `a` before `b` in
+#' the order of the means), such as `mean_y`, `mean_x`, `ss_y`, `sp_y_x`, `ss_x`.
+#'
+#' `hnm_fit()` fits any model whose terms are variables of the table from it: the formula
+#' the table was made for, or a smaller one (`y ~ x + (1 | g)` from the table of
+#' `y ~ x + z + (x | g)`). A table computed elsewhere (by your own SQL, say) needs columns
+#' so named; declare it with `stats = TRUE` (or `stats = c(group = "school", n = "size")`
+#' for other names of those two columns) and write a factor's columns as variables of the
+#' formula (`y ~ x + fb + fc + (1 | g)`), since the table alone does not say how a factor
+#' was coded. An `hnm_stats` table records the coding, the group labels and `offset()`
+#' terms of its formula, and keeps the means about a pilot at full precision as attributes,
+#' so a fit from an unmodified table equals the fit from the rows even when a variable has
+#' a large offset (such as \eqn{10^9} plus noise).
+#'
+#' @param formula The model, as for [hnm_fit()].
 #' @param data A data frame of rows, or a database table (`dplyr::tbl(con, "name")`).
-#' @return A data frame of class `hnm_stats` with one row per group and columns `group`
-#'   (the group label), `n`, `mean` and `ss` (the within-group sum of squares about the
-#'   group mean).
+#' @return A data frame of class `hnm_stats` with one row per group: for the one-way model
+#'   the columns `group` (the group label), `n`, `mean` and `ss` (the within-group sum of
+#'   squares about the group mean); for the general model `group`, `n` and the means and
+#'   co-moments described above.
 #' @seealso [hnm_fit()] with `data` an `hnm_stats` table, or a data frame of statistics
 #'   declared with its `stats` argument.
 #' @examples
@@ -27,13 +49,57 @@
 #' s
 #' fit <- hnm_fit(y ~ 1 | g, data = s)
 #' all.equal(fixef(fit), fixef(hnm_fit(y ~ 1 | g, wheat)))
+#' # The general model:
+#' s2 <- hnm_stats(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' names(s2)
+#' fit2 <- hnm_fit(Reaction ~ Days + (Days | Subject), data = s2)
+#' all.equal(fixef(fit2), fixef(hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)))
 #' @export
 hnm_stats <- function(formula, data) {
-  model <- model_statistics(formula, data, match.call())
+  call <- match.call()
+  parsed <- parse_mixed_formula(formula, call)
+  if (!parsed$one_way) return(lmm_stats_table(lmm_statistics(parsed, data, NULL, call), parsed))
+  model <- model_statistics(formula, data, call)
   s <- model$stats
   structure(stats_table(s), class = c("hnm_stats", "data.frame"),
             response = model$response_name, group_name = model$group_name,
             n_dropped = s$n_dropped, center = s$center, centered_mean = s$mean)
+}
+
+# The statistics of the general model from rows, a statistics table or a database table.
+lmm_statistics <- function(parsed, data, stats, call, run = collect_rows) {
+  if (missing(data)) data <- NULL
+  if (is.null(data) && !is.null(stats)) {
+    hnm_abort("`stats` declares `data` a table of group statistics, but `data` is missing.",
+              call = call)
+  }
+  if (inherits(data, "tbl_lazy")) {
+    if (!is.null(stats)) {
+      hnm_abort("`stats` is for data frames of group statistics, not database tables.", call = call)
+    }
+    return(sql_lmm_statistics(data, parsed, call, run))
+  }
+  if (takes_statistics(data, stats)) return(lmm_table_statistics(parsed, data, stats, call))
+  memory_lmm_statistics(parsed, data, call)
+}
+
+# hnm_fit() for statistics tables and database tables, of the one-way or the general model;
+# `run` executes the database's queries (see R/sql.R).
+statistics_fit <- function(formula, data, stats, method, call, run = collect_rows) {
+  parsed <- parse_mixed_formula(formula, call)
+  if (parsed$one_way) {
+    model <- statistics_input(formula, data, stats, call, run)
+    return(new_hnm_fit(estimate(model$stats, method, call), model, formula, call, method))
+  }
+  if (method == "ANOVA") {
+    hnm_abort(paste("method = \"ANOVA\" (the method of moments) fits the one-way model",
+                    "`y ~ 1 | g` only; fit statistics of models with covariates or random slopes",
+                    "by method = \"ML\" or \"REML\"."), call = call, class = "hnm_error_argument")
+  }
+  statistics <- lmm_statistics(parsed, data, stats, call, run)
+  fit <- lmm_fit_statistics(statistics, parsed, formula, method, call)
+  fit$n_dropped <- statistics$dropped
+  fit
 }
 
 # The group statistics, as a data frame a user can read.
@@ -62,8 +128,8 @@ takes_statistics <- function(data, stats) {
   !is.null(stats) || (!missing(data) && (inherits(data, "hnm_stats") || inherits(data, "tbl_lazy")))
 }
 
-# model_statistics() for statistics tables and database tables.
-statistics_input <- function(formula, data, stats, call) {
+# model_statistics() for statistics tables and database tables of the one-way model.
+statistics_input <- function(formula, data, stats, call, run = collect_rows) {
   parsed <- parse_hnm_formula(formula, call = call)
   if (missing(data) || is.null(data)) {
     hnm_abort("`stats` declares `data` a table of group statistics, but `data` is missing.",
@@ -74,8 +140,9 @@ statistics_input <- function(formula, data, stats, call) {
     if (!is.null(stats)) {
       hnm_abort("`stats` is for data frames of group statistics, not database tables.", call = call)
     }
-    sql_statistics(data, parsed, environment(formula) %||% globalenv(), call)
+    sql_statistics(data, parsed, environment(formula) %||% globalenv(), call, run)
   } else {
+    data <- one_way_view(data, names$response_name, call)
     check_recorded_names(data, names, call)
     table_statistics(data, stats_columns(stats, call), call)
   }

@@ -167,3 +167,159 @@ test_that("SQLite's dynamic typing: text in a numeric column and mixed-type grou
   expect_error(suppressWarnings(hnm_fit(y ~ 1 | g, dplyr::tbl(con, "mixed"))),
                "values of different types that read alike", class = "hnm_error")
 })
+
+# The general model ---------------------------------------------------------------------------
+
+# Data for the general model's database tests: covariates with offsets of `offset`, a text
+# factor, an integer column, a logical one and a positive one for log(); NA in a covariate,
+# the factor and the group. Doubles rounded to 15 digits, as in simulate_large().
+database_lmm_data <- function(seed, offset = 0) {
+  d <- simulate_lmm(seed, m = 30, balanced = FALSE)
+  d$f <- as.character(d$f)
+  d$g <- as.character(d$g)
+  d$x <- signif(d$x + offset, 15)
+  d$y <- signif(d$y + offset, 15)
+  d$z <- signif(d$z + 0.25, 15)
+  d$w <- signif(d$w, 15)
+  d$k <- rep_len(c(2L, 5L, 7L), nrow(d))
+  d$b <- d$w > 0
+  d$x[5] <- NA
+  d$f[12] <- NA
+  d$g[20] <- NA
+  d
+}
+
+test_that("database fits of the general model equal in-memory fits to 1e-10, one row per group", {
+  skip_if_not_installed("dbplyr")
+  formulas <- list(y ~ x + (x | g), y ~ x + f + x:f + log(z) + (x | g),
+                   y ~ w + I(z^2) + factor(k) + (z || g), y ~ x + offset(w) + (1 | g),
+                   y ~ f * w + (0 + f | g))
+  for (backend in names(database_connections)) {
+    con <- database_connections[[backend]]()
+    for (offset in c(0, 1e9)) {
+      d <- database_lmm_data(650, offset)
+      table <- database_table(con, d, table_name("hnm_lmm"))
+      groups <- length(unique(stats::na.omit(d$g)))
+      for (formula in formulas) {
+        if (offset != 0 && identical(formula, formulas[[5L]])) next  # unidentified without an intercept
+        # The DISTINCT queries' rows: the values of f (NULL too) and k.
+        used <- intersect(c("f", "k"), all.vars(formula[[3L]]))
+        levels <- sum(vapply(d[used], function(v) length(unique(v)), integer(1)))
+        memory <- hnm_fit(formula, d)
+        for (reml in c(FALSE, TRUE)) {
+          info <- sprintf("%s, %s, offset %g, REML = %s", backend, deparse1(formula), offset, reml)
+          database <- with_fetched_rows(hnm_fit(formula, table, REML = reml))
+          reference <- if (reml) hnm_fit(formula, d, REML = TRUE) else memory
+          expect_s3_class(database$value, "hnm_lmm")
+          expect_equal(lmm_numbers(database$value), lmm_numbers(reference), tolerance = 1e-10,
+                       info = info)
+          expect_identical(names(fixef(database$value)), names(fixef(reference)), info = info)
+          expect_identical(rownames(ranef(database$value)$g), rownames(ranef(reference)$g),
+                           info = info)
+          expect_identical(database$value$n_dropped, reference$n_dropped, info = info)
+          # One row per group (plus the NULL group), and the factors' levels.
+          expect_lte(database$rows, groups + 1 + levels)
+        }
+        stats <- without_old_interface_notice(hnm_stats(formula, table))
+        local <- hnm_stats(formula, d)
+        expect_identical(names(stats), names(local), info = backend)
+        # The terms of X's columns, for anova(fit), as model.matrix() gives them.
+        fixed <- stats::as.formula(call("~", hnm:::parse_mixed_formula(formula)$fixed))
+        expect_identical(attr(stats, "design")$fixed_assign,
+                         attr(stats::model.matrix(fixed, d), "assign"), info = backend)
+        expect_equal(as.data.frame(stats), as.data.frame(local), tolerance = 1e-12,
+                     ignore_attr = TRUE, info = paste(backend, deparse1(formula)))
+        refit <- hnm_fit(formula, stats)
+        expect_equal(lmm_numbers(refit), lmm_numbers(memory), tolerance = 1e-10,
+                     info = paste(backend, deparse1(formula), "from hnm_stats"))
+      }
+      DBI::dbRemoveTable(con, table_name("hnm_lmm"))
+    }
+    DBI::dbDisconnect(con)
+  }
+})
+
+test_that("database fits of the general model agree with lme4 (sleepstudy)", {
+  skip_if_not_installed("dbplyr")
+  skip_if_not_installed("lme4")
+  sleep <- as.data.frame(lme4::sleepstudy)
+  sleep$Subject <- as.character(sleep$Subject)
+  exact <- lmer_exact(Reaction ~ Days + (Days | Subject), sleep, REML = TRUE)
+  for (backend in names(database_connections)) {
+    con <- database_connections[[backend]]()
+    table <- database_table(con, sleep, table_name("hnm_sleep"))
+    fit <- without_old_interface_notice(hnm_fit(Reaction ~ Days + (Days | Subject), table, REML = TRUE))
+    expect_equal(unname(fixef(fit)), unname(lme4::fixef(exact)), tolerance = 1e-6, info = backend)
+    expect_equal(as.data.frame(VarCorr(fit))$sdcor, as.data.frame(lme4::VarCorr(exact))$sdcor,
+                 tolerance = 1e-6, info = backend)
+    expect_equal(REMLcrit(fit), lme4::REMLcrit(exact), tolerance = 1e-9, info = backend)
+    expect_error(fitted(fit), class = "hnm_no_rows")
+    DBI::dbRemoveTable(con, table_name("hnm_sleep"))
+    DBI::dbDisconnect(con)
+  }
+})
+
+test_that("PostgreSQL's booleans are coded as R codes logicals", {
+  skip_if_not_installed("dbplyr")
+  con <- postgres_connection()
+  on.exit(DBI::dbDisconnect(con))
+  d <- database_lmm_data(651)
+  table <- database_table(con, d, table_name("hnm_boolean"))
+  on.exit(DBI::dbRemoveTable(con, table_name("hnm_boolean")), add = TRUE, after = FALSE)
+  for (formula in list(y ~ x + b + (1 | g), y ~ x + (x > 0) + b:x + (1 | g))) {
+    fit <- without_old_interface_notice(hnm_fit(formula, table))
+    memory <- hnm_fit(formula, d)
+    expect_identical(names(fixef(fit)), names(fixef(memory)))
+    expect_equal(lmm_numbers(fit), lmm_numbers(memory), tolerance = 1e-10, info = deparse1(formula))
+  }
+})
+
+test_that("the general query's own column names never shadow the user's", {
+  skip_if_not_installed("dbplyr")
+  for (backend in names(database_connections)) {
+    con <- database_connections[[backend]]()
+    set.seed(16)
+    d <- data.frame(y = rnorm(80) + rep(rnorm(8, sd = 2), each = 10), x = rnorm(80),
+                    g = rep(letters[1:8], each = 10),
+                    hnm_v1 = rnorm(80), hnm_group = rnorm(80), hnm_complete = rnorm(80),
+                    rows = rnorm(80), n = rnorm(80), pilot1 = rnorm(80), cp1_1 = rnorm(80))
+    name <- table_name("hnm_shadow_lmm")
+    table <- database_table(con, d, name)
+    formula <- (y - hnm_v1) ~ x + hnm_group + hnm_complete + rows + n + pilot1 + cp1_1 + (1 | g)
+    sql <- without_old_interface_notice(hnm_fit(formula, table))
+    expect_equal(lmm_numbers(sql), lmm_numbers(hnm_fit(formula, d)), tolerance = 1e-10, info = backend)
+    DBI::dbRemoveTable(con, name)
+    DBI::dbDisconnect(con)
+  }
+})
+
+test_that("bad database inputs of the general model are classed errors", {
+  skip_if_not_installed("dbplyr")
+  con <- sqlite_connection()
+  on.exit(DBI::dbDisconnect(con))
+  d <- database_lmm_data(652)
+  d$label <- sprintf("row %d", seq_len(nrow(d)))
+  d$half <- d$w / 2
+  table <- database_table(con, d, table_name("hnm_bad_lmm"))
+  e <- function(formula, regexp, class = "hnm_error") {
+    expect_error(hnm_fit(formula, table), regexp = regexp, class = class, info = deparse1(formula))
+  }
+  e(y ~ nope + (1 | g), "the model variable `nope` is not a column of the database table")
+  e(y ~ x + (1 | nope), "the grouping variable `nope` is not a column")
+  e(label ~ x + (1 | g), "the response `label` must be numeric, not character")
+  # SQLite types values, not expressions: text used in arithmetic is found in the rows.
+  e(y ~ paste(label) + (1 | g), sprintf(
+    "%d text or blob value\\(s\\) in the SQLite table \\(in the column\\(s\\) `y`, `label`\\)", nrow(d)))
+  e(y ~ poly(x, 2) + (1 | g), "the database could not read the types of the model's variables")
+  e(y ~ factor(half) + (1 | g), "makes a factor of a numeric column with values that are not whole")
+  e(y ~ x + (1 | f:g), "must be a column", "hnm_error_formula")
+  expect_error(hnm_fit(y ~ x + (x | g), table, stats = TRUE), "`stats` is for data frames")
+  expect_error(hnm_fit(y ~ x + (x | g), table, method = "ANOVA"), "one-way model",
+               class = "hnm_error_argument")
+  DBI::dbExecute(con, "CREATE TABLE texty_lmm (y REAL, x REAL, g INTEGER)")
+  DBI::dbExecute(con, paste("INSERT INTO texty_lmm VALUES (1.0, 1, 1), (2.0, 'abc', 1),",
+                            "(3.5, 2, 2), (1.5, 3, 2), (2.2, 1, 3), (3.1, 0, 3), (2.5, 2, 1)"))
+  expect_error(hnm_fit(y ~ log(x + 1) + (1 | g), dplyr::tbl(con, "texty_lmm")),
+               "1 text or blob value\\(s\\) in the SQLite table \\(in the column\\(s\\) `y`, `x`\\)",
+               class = "hnm_error")
+})

@@ -1,0 +1,296 @@
+# Statistics of the general model (covariates, random slopes): per group n_j, the means of the
+# model's variables and their within-group centred co-moments, computed from rows in Rust,
+# by a database (R/sql.R) or elsewhere, as a table hnm_fit() reads back.
+#
+# Inside the package they travel as the list lmm_fit_statistics() takes (R/lmm.R), plus
+# `fixed_assign` (the term of each column of X, as model.matrix()'s "assign"), `dropped` (rows
+# with a missing value), `offsets` (the offset() terms subtracted from the
+# response) and `parts`, what each part of the formula (the fixed effects, each random term)
+# made of its terms: a later fit of the same part from the table needs the coding of its
+# factors, which the table's variables alone do not give.
+
+# The statistics of the rows of a data frame: the in-memory fit's design (model_design()) and
+# its Rust pass (rs_lmm_build), groups without rows left out.
+memory_lmm_statistics <- function(parsed, data, call) {
+  design <- model_design(parsed, data, call)
+  check_lengths(design, call)
+  check_distinct_random_columns(design, call)
+  built <- rust_result(rs_lmm_build(design$variables, design$codes, length(design$levels),
+                                    design$response, design$fixed, design$random, design$blocks,
+                                    design$names), call = call)
+  k <- length(design$names)
+  s <- built$stats
+  keep <- s$n > 0
+  list(names = design$names, pilot = s$pilot, n = s$n[keep],
+       means = matrix(s$means, ncol = k, byrow = TRUE)[keep, , drop = FALSE],
+       comoments = matrix(s$comoments, ncol = k * (k + 1) / 2, byrow = TRUE)[keep, , drop = FALSE],
+       levels = design$levels[keep], fixed = design$fixed_names, fixed_assign = design$fixed_assign,
+       random = design$random_names,
+       xlev = design$xlev, contrasts = design$contrasts, terms = design$terms,
+       dropped = built$dropped, offsets = formula_offsets(parsed, call),
+       parts = part_layouts(parsed, design$fixed_names, design$fixed_assign, design$random_names,
+                            call))
+}
+
+# The terms of one part of the formula (a right-hand side) without data: its labels, whether
+# it has an intercept, and its offset() variables.
+part_terms <- function(rhs, env, call) {
+  t <- tryCatch(stats::terms(stats::as.formula(call("~", rhs), env = env %||% globalenv())),
+                error = function(e) {
+    hnm_abort(sprintf("invalid model term `%s`: %s", deparse1(rhs), conditionMessage(e)),
+              call = call, class = "hnm_error_formula")
+  })
+  variables <- as.list(attr(t, "variables"))[-1L]
+  list(terms = t, labels = attr(t, "term.labels"), intercept = attr(t, "intercept") == 1L,
+       offsets = vapply(variables[attr(t, "offset")], deparse1, ""))
+}
+
+# The offset() terms of the fixed part (the in-memory fit subtracts them from the response).
+formula_offsets <- function(parsed, call) part_terms(parsed$fixed, parsed$env, call)$offsets
+
+# What each part made of its terms: labels, intercept, the design columns' names and the
+# terms they code (`assign`).
+part_layouts <- function(parsed, fixed_names, fixed_assign, random_names, call) {
+  layout <- function(rhs, names, assign = NULL) {
+    t <- part_terms(rhs, parsed$env, call)
+    list(labels = t$labels, intercept = t$intercept, names = names, assign = assign)
+  }
+  list(fixed = layout(parsed$fixed, fixed_names, fixed_assign),
+       random = Map(layout, parsed$random, random_names))
+}
+
+# Names of the table's statistics columns for variables `v`: the means, then the co-moments
+# in packed order (each group's lower triangle by rows), W[a, a] as ss_<a> and W[a, b] (b < a)
+# as sp_<b>_<a> (sp_<a>_<b> when `swap`).
+mean_columns <- function(v) paste0("mean_", v)
+comoment_columns <- function(v, swap = FALSE) {
+  unlist(lapply(seq_along(v), function(a) {
+    earlier <- v[seq_len(a - 1L)]
+    c(if (a > 1L) if (swap) paste0("sp_", v[a], "_", earlier) else paste0("sp_", earlier, "_", v[a]),
+      paste0("ss_", v[a]))
+  }))
+}
+
+# The statistics as an hnm_stats table: one row per group with `group`, `n`, the means in the
+# data's units and the co-moments. The attributes keep the means about the pilot at full
+# precision and the design, so an unmodified table refits exactly as the rows.
+lmm_stats_table <- function(statistics, parsed) {
+  v <- statistics$names
+  means <- sweep(statistics$means, 2L, statistics$pilot, `+`)
+  columns <- c(list(group = statistics$levels, n = statistics$n),
+               stats::setNames(lapply(seq_along(v), function(a) means[, a]), mean_columns(v)),
+               stats::setNames(lapply(seq_len(ncol(statistics$comoments)),
+                                      function(c) statistics$comoments[, c]), comoment_columns(v)))
+  if (anyDuplicated(names(columns))) {
+    hnm_abort(sprintf(paste("the model's variables %s make the statistics column `%s` twice;",
+                            "rename them."), paste0("`", v, "`", collapse = ", "),
+                      names(columns)[anyDuplicated(names(columns))]), call = NULL)
+  }
+  structure(as.data.frame(columns, check.names = FALSE, stringsAsFactors = FALSE),
+            class = c("hnm_stats", "data.frame"),
+            response = v[1L], group_name = parsed$group_name, n_dropped = statistics$dropped,
+            variables = v, pilot = statistics$pilot, centered_means = statistics$means,
+            design = statistics[c("fixed", "fixed_assign", "random", "xlev", "contrasts", "terms",
+                                  "offsets", "parts")])
+}
+
+# The statistics of the formula's model from a table (an hnm_stats table of the general
+# model, or a data frame of statistics computed elsewhere, `stats` naming its group and n
+# columns): the design from the formula's terms, each a variable of the table unless the
+# table records the coding of that part.
+lmm_table_statistics <- function(parsed, data, stats, call) {
+  if (!is.data.frame(data)) {
+    hnm_abort("`data` must be a data frame of group statistics when `stats` is given.", call = call)
+  }
+  columns <- lmm_stats_columns(stats, call)
+  recorded <- if (inherits(data, "hnm_stats")) attr(data, "design")
+  if (inherits(data, "hnm_stats") && !identical(attr(data, "group_name"), parsed$group_name)) {
+    hnm_abort(sprintf("`data` holds statistics by `%s`, but the formula groups by `%s`.",
+                      attr(data, "group_name"), parsed$group_name), call = call)
+  }
+  if (inherits(data, "hnm_stats") && is.null(attr(data, "variables"))) {
+    hnm_abort(sprintf(paste("`data` holds the statistics of the one-way model `%s ~ 1 | %s`",
+                            "(each group's n, mean and ss), which cannot fit a model with",
+                            "covariates or random slopes: compute that model's table with",
+                            "hnm_stats() of its formula and the rows."),
+                      attr(data, "response"), parsed$group_name), call = call,
+              class = c("hnm_error_unsupported_formula", "hnm_unsupported_formula"))
+  }
+  design <- table_design(parsed, function(v) mean_columns(v) %in% names(data), recorded, call)
+  v <- unique(c(deparse1(parsed$response), setdiff(c(design$fixed, unlist(design$random)),
+                                                   "(Intercept)")))
+  wanted <- c(columns, mean_columns(v))
+  absent <- setdiff(wanted, names(data))
+  if (length(absent) > 0L) {
+    hnm_abort(sprintf("`data` has no column `%s`; %s", absent[1L], paste(
+      "a table of statistics of the general model has columns group, n, mean_<variable>,",
+      "ss_<variable> and sp_<variable>_<variable> (see ?hnm_stats).")), call = call)
+  }
+  if (nrow(data) == 0L) hnm_abort("`data` has no groups: the statistics table is empty.", call = call)
+  n <- data[[columns[["n"]]]]
+  check_statistic(n, columns[["n"]], function(x) x >= 1 & x == round(x), "positive whole numbers", call)
+  check_group_labels(data[[columns[["group"]]]], columns[["group"]], call)
+  means <- vapply(mean_columns(v), function(column) {
+    check_statistic(data[[column]], column, function(x) rep(TRUE, length(x)), "finite numbers", call)
+    as.double(data[[column]])
+  }, numeric(nrow(data)))
+  centred <- lmm_centred_means(data, v, matrix(means, nrow(data)), n)
+  comoments <- table_comoments(data, v, call)
+  check_positive_semidefinite(comoments, v, matrix(means, nrow(data)), n, data[[columns[["group"]]]],
+                              call)
+  c(list(names = v, pilot = centred$pilot, n = as.double(n), means = centred$means,
+         comoments = comoments, levels = as.character(data[[columns[["group"]]]]),
+         dropped = as.double(attr(data, "n_dropped") %||% 0)), design)
+}
+
+# The group and n columns of a general table: `stats` may rename them (TRUE keeps both).
+lmm_stats_columns <- function(stats, call) {
+  if (is.character(stats) && !is.null(names(stats)) && any(names(stats) %in% c("mean", "ss"))) {
+    hnm_abort(paste("`stats` names the `group` and `n` columns of a table of the general",
+                    "model; its other columns are named by the variables: mean_<variable>,",
+                    "ss_<variable> and sp_<variable>_<variable> (see ?hnm_stats)."), call = call)
+  }
+  stats_columns(stats, call)[c("group", "n")]
+}
+
+# The design of the formula in the table's variables: X's and each random term's columns,
+# with the recorded coding where a part equals one the table was made for.
+table_design <- function(parsed, has_variable, recorded, call) {
+  offsets <- formula_offsets(parsed, call)
+  if (!identical(offsets, recorded$offsets %||% character())) {
+    hnm_abort(sprintf(paste("the formula's offset terms (%s) differ from those the statistics",
+                            "were computed with (%s): the response of a statistics table already",
+                            "has its offset subtracted."),
+                      paste(offsets, collapse = ", ") %|% "none",
+                      paste(recorded$offsets, collapse = ", ") %|% "none"), call = call)
+  }
+  fixed <- part_columns(parsed$fixed, list(recorded$parts$fixed), parsed, has_variable, call)
+  random <- lapply(parsed$random, part_columns, candidates = recorded$parts$random,
+                   parsed = parsed, has_variable = has_variable, call = call)
+  as_recorded <- fixed$recorded && all(vapply(random, `[[`, TRUE, "recorded"))
+  list(fixed = fixed$names, fixed_assign = fixed$assign, random = lapply(random, `[[`, "names"),
+       xlev = if (as_recorded) recorded$xlev, contrasts = if (as_recorded) recorded$contrasts,
+       terms = if (fixed$recorded) recorded$terms else part_terms(parsed$fixed, parsed$env, call)$terms,
+       offsets = offsets, parts = recorded$parts)
+}
+
+`%|%` <- function(x, y) if (nzchar(x)) x else y
+
+# The design columns of one part and the terms they code (`assign`, 0 for the intercept): a
+# recorded part with the same terms gives its columns; otherwise each term must be a variable
+# of the table.
+part_columns <- function(rhs, candidates, parsed, has_variable, call) {
+  t <- part_terms(rhs, parsed$env, call)
+  for (candidate in candidates) {
+    if (identical(candidate$labels, t$labels) && identical(candidate$intercept, t$intercept)) {
+      return(list(names = candidate$names, assign = candidate$assign, recorded = TRUE))
+    }
+  }
+  absent <- t$labels[!vapply(t$labels, has_variable, logical(1))]
+  if (length(absent) > 0L) {
+    hnm_abort(sprintf(paste("the model term `%s` is not a variable of the statistics table (no",
+                            "column `%s`): each term must be a variable of the table (code a factor",
+                            "as indicator columns, with their names in the formula) unless the",
+                            "table was made by hnm_stats() for the same terms."),
+                      absent[1L], mean_columns(absent[1L])), call = call)
+  }
+  list(names = c(if (t$intercept) "(Intercept)", t$labels),
+       assign = c(if (t$intercept) 0L, seq_along(t$labels)), recorded = FALSE)
+}
+
+# Means about a pilot: an unmodified hnm_stats table carries them at full precision; other
+# means are taken about their size-weighted grand mean.
+lmm_centred_means <- function(data, v, means, n) {
+  recorded <- attr(data, "centered_means")
+  index <- match(v, attr(data, "variables"))
+  if (inherits(data, "hnm_stats") && !anyNA(index) && identical(nrow(recorded), nrow(means))) {
+    pilot <- attr(data, "pilot")[index]
+    centred <- recorded[, index, drop = FALSE]
+    if (identical(unname(sweep(centred, 2L, pilot, `+`)), unname(means))) {
+      return(list(pilot = pilot, means = centred))
+    }
+  }
+  pilot <- colSums(n * means) / sum(n)
+  list(pilot = pilot, means = sweep(means, 2L, pilot))
+}
+
+# The co-moments of variables `v` (groups x k(k+1)/2, packed by rows); sp_<a>_<b> may also
+# be named sp_<b>_<a>.
+table_comoments <- function(data, v, call) {
+  packed <- comoment_columns(v)
+  swapped <- comoment_columns(v, swap = TRUE)
+  values <- vapply(seq_along(packed), function(c) {
+    column <- if (packed[c] %in% names(data)) packed[c] else swapped[c]
+    if (!(column %in% names(data))) {
+      hnm_abort(sprintf(paste("`data` has no column `%s`, the within-group %s about the group",
+                              "means (see ?hnm_stats)."), packed[c],
+                        if (startsWith(packed[c], "ss_")) "sum of squares" else "sum of products"),
+                call = call)
+    }
+    x <- data[[column]]
+    if (startsWith(column, "ss_")) {
+      check_statistic(x, column, function(x) x >= 0, "finite numbers >= 0", call)
+    } else {
+      check_statistic(x, column, function(x) rep(TRUE, length(x)), "finite numbers", call)
+    }
+    as.double(x)
+  }, numeric(nrow(data)))
+  matrix(values, nrow(data))
+}
+
+# Each group's co-moment matrix must be positive semi-definite (it is a sum of outer
+# products): an LDLᵀ factorisation, vectorised over groups, finds the first group whose matrix
+# is not. A pivot counts as zero below a tolerance: 1e-8 of the variable's sum of squares plus
+# the squares of rounding errors of its values (`means`, in the data's units, give their
+# magnitude), so that a variable constant within a group, whose computed sum of squares is
+# rounding noise, is a zero pivot.
+check_positive_semidefinite <- function(comoments, v, means, n, groups, call) {
+  k <- length(v)
+  m <- nrow(comoments)
+  entry <- function(a, b) comoments[, a * (a - 1L) / 2L + b]
+  tolerance <- vapply(seq_len(k), function(a) {
+    1e-8 * entry(a, a) + n * (16 * .Machine$double.eps * abs(means[, a]))^2
+  }, numeric(m))
+  tolerance <- matrix(tolerance, m)
+  l <- array(0, c(m, k, k))
+  d <- matrix(0, m, k)
+  bad <- rep(FALSE, m)
+  for (a in seq_len(k)) {
+    for (b in seq_len(a)) {
+      earlier <- seq_len(b - 1L)
+      s <- entry(a, b) - rowSums(matrix(l[, a, earlier] * l[, b, earlier] * d[, earlier], m))
+      if (a == b) {
+        d[, a] <- s
+        bad <- bad | s < -tolerance[, a]
+      } else {
+        # A zero pivot b leaves no room for a covariance of a with b (Cauchy-Schwarz).
+        pivot <- d[, b] > tolerance[, b]
+        l[, a, b] <- ifelse(pivot, s / d[, b], 0)
+        bad <- bad | (!pivot & abs(s) > 10 * sqrt((entry(a, a) + tolerance[, a]) * tolerance[, b]))
+      }
+    }
+  }
+  if (any(bad)) {
+    j <- which(bad)[1L]
+    hnm_abort(sprintf(paste("the co-moments of group `%s` (row %d) are not those of any data:",
+                            "their matrix over %s is not positive semi-definite."), groups[j], j,
+                      paste(v, collapse = ", ")), call = call, class = "hnm_invalid_statistics")
+  }
+}
+
+# A general hnm_stats table as the one-way model's table of `response` (its mean and sum of
+# squares), keeping the full-precision means; other data unchanged.
+one_way_view <- function(data, response, call) {
+  a <- match(response, attr(data, "variables"))
+  if (!inherits(data, "hnm_stats") || is.null(attr(data, "variables")) || is.na(a)) return(data)
+  if (length(attr(data, "design")$offsets) > 0L) {
+    hnm_abort(sprintf(paste("`data` holds statistics of `%s` minus the offset terms %s, not of",
+                            "`%s`."), response, paste(attr(data, "design")$offsets, collapse = ", "),
+                      response), call = call)
+  }
+  structure(data.frame(group = data$group, n = data$n, mean = data[[mean_columns(response)]],
+                       ss = data[[paste0("ss_", response)]], stringsAsFactors = FALSE),
+            class = c("hnm_stats", "data.frame"), response = response,
+            group_name = attr(data, "group_name"), n_dropped = attr(data, "n_dropped"),
+            center = attr(data, "pilot")[a], centered_mean = attr(data, "centered_means")[, a])
+}
