@@ -41,11 +41,13 @@
 #'   vector giving other names, such as `c(group = "school", n = "size", mean = "ybar")`.
 #' @param ... Not used; an error if given, so misspelt arguments do not pass silently.
 #' @section Data bigger than memory:
-#' The model needs only each group's size, mean and within-group sum of squares. When
-#' `data` is a `dbplyr` table of a DBI connection (SQLite, PostgreSQL, DuckDB, Spark
-#' through sparklyr, ...), these are computed inside the database by one `GROUP BY`
-#' query (deviations are taken from each group's average before squaring, so a large
-#' offset does not cancel), and only one row per group is collected into R. Fits without
+#' The one-way model needs only each group's size, mean and within-group sum of squares;
+#' the general model each group's size, the means of its variables and their within-group
+#' co-moments (see [hnm_stats()]). When `data` is a `dbplyr` table of a DBI connection,
+#' these are computed inside the database by one `GROUP BY` query (deviations are taken from
+#' each group's average before they are multiplied, so a large offset does not cancel), and
+#' only one row per group is collected into R. Tested on SQLite and PostgreSQL, and on Spark
+#' SQL by running the query's rendered text on a local Spark. Fits without
 #' rows support every method that needs only the statistics; `fitted()` and
 #' `residuals()` raise an error of class `hnm_no_rows`.
 #' @return An object of class `hnm_fit`, with the methods an lme4 user expects:

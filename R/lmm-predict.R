@@ -58,7 +58,7 @@ new_rows <- function(object, newdata, allow_new_levels, call) {
 align_variables <- function(object, design, rows, call) {
   flat <- flat_variables(design$variables)
   names(flat) <- design$names
-  lapply(object$rows$names, function(name) {
+  lapply(object$variable_names %||% object$rows$names, function(name) {
     if (name == object$response_name) return(numeric(rows))
     value <- flat[[name]]
     if (is.null(value)) {

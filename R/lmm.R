@@ -9,17 +9,25 @@ lmm_fit <- function(parsed, formula, data, method, call) {
                     "method = \"ML\" or \"REML\" for models with covariates or random slopes."),
               call = call, class = "hnm_error_argument")
   }
+  model <- lmm_build(parsed, data, call)
+  design <- model$design
+  built <- model$built
+  report_dropped_columns(design$fixed_names, built$kept)
+  estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
+  fit <- new_hnm_lmm(estimates, built, design, formula, parsed, call, method)
+  fit$data <- fit_data(data, call)  # by reference, for model.frame()
+  fit
+}
+
+# The model's design from the data and the Rust model built from its one pass over the rows.
+lmm_build <- function(parsed, data, call) {
   design <- model_design(parsed, data, call)
   check_lengths(design, call)
   check_distinct_random_columns(design, call)
   built <- rust_result(rs_lmm_build(design$variables, design$codes, length(design$levels),
                                     design$response, design$fixed, design$random, design$blocks,
                                     design$names), call = call)
-  report_dropped_columns(design$fixed_names, built$kept)
-  estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
-  fit <- new_hnm_lmm(estimates, built, design, formula, parsed, call, method)
-  fit$data <- fit_data(data, call)  # by reference, for model.frame()
-  fit
+  list(design = design, built = built)
 }
 
 # Every variable has one value per row of the grouping factor.
@@ -85,6 +93,7 @@ new_hnm_lmm <- function(estimates, built, design, formula, parsed, call, method)
                               "converged", "internal_theta")],
     fixed_names = fixed_names,
     fixed_assign = design$fixed_assign[built$kept],
+    variable_names = design$names,
     kept = built$kept,
     dropped_fixed = design$fixed_names[-built$kept],
     random_names = design$random_names,
@@ -159,7 +168,8 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
                  random = index(unlist(statistics$random)), blocks = lengths(statistics$random),
                  random_names = statistics$random, levels = statistics$levels,
                  response_name = statistics$names[1L], group_name = parsed$group_name,
-                 xlev = statistics$xlev, contrasts = statistics$contrasts, terms = statistics$terms)
+                 xlev = statistics$xlev, contrasts = statistics$contrasts, terms = statistics$terms,
+                 fixed_assign = statistics$fixed_assign, names = statistics$names)
   stats <- list(pilot = as.double(statistics$pilot), n = as.double(statistics$n),
                 means = as.double(t(statistics$means)), comoments = as.double(t(statistics$comoments)))
   built <- rust_result(rs_lmm_restore(stats$pilot, stats$n, stats$means, stats$comoments,

@@ -111,7 +111,7 @@ summary.hnm_fit <- function(object, ...) {
   if (inherits(object, "hnm_lmm")) {
     coefficients <- satterthwaite_coefficients(object, coefficients, sys.call())
   }
-  has_rows <- if (inherits(object, "hnm_lmm")) TRUE else !is.null(object$y)
+  has_rows <- if (inherits(object, "hnm_lmm")) !is.null(object$rows) else !is.null(object$y)
   structure(list(
     methTitle = method_title(object), formula = object$formula, call = object$call,
     AICtab = fit_criteria(object), logLik = logLik(object),

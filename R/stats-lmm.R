@@ -12,12 +12,9 @@
 # The statistics of the rows of a data frame: the in-memory fit's design (model_design()) and
 # its Rust pass (rs_lmm_build), groups without rows left out.
 memory_lmm_statistics <- function(parsed, data, call) {
-  design <- model_design(parsed, data, call)
-  check_lengths(design, call)
-  check_distinct_random_columns(design, call)
-  built <- rust_result(rs_lmm_build(design$variables, design$codes, length(design$levels),
-                                    design$response, design$fixed, design$random, design$blocks,
-                                    design$names), call = call)
+  model <- lmm_build(parsed, data, call)
+  design <- model$design
+  built <- model$built
   k <- length(design$names)
   s <- built$stats
   keep <- s$n > 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what hnm needs on a fresh Debian 12 machine that has Rust: R, every R package the
 # tests, vignettes, examples and the reference site use (DESCRIPTION's Suggests), pandoc,
-# PostgreSQL for the database tests and Chromium for the site check (tools/site.sh).
+# PostgreSQL for the database tests, Java and Python's venv for the Spark test (pyspark itself:
+# tools/spark.sh) and Chromium for the site check (tools/site.sh).
 # Idempotent: installs only what is missing (the first run downloads about 500 MB: several
 # minutes).
 set -euo pipefail
@@ -10,7 +11,8 @@ packages=(r-base-dev r-cran-lme4 r-cran-nlme r-cran-testthat r-cran-knitr r-cran
           r-cran-broom.mixed r-cran-lmertest r-cran-performance r-cran-insight r-cran-parameters
           r-cran-emmeans r-cran-data.table r-cran-bit64 r-cran-pkgdown r-cran-xml2
           pandoc qpdf devscripts xz-utils chromium
-          r-cran-dbi r-cran-rsqlite r-cran-dbplyr r-cran-dplyr r-cran-rpostgresql postgresql)
+          r-cran-dbi r-cran-rsqlite r-cran-dbplyr r-cran-dplyr r-cran-rpostgresql postgresql
+          openjdk-17-jre-headless python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
