@@ -1,5 +1,5 @@
 # Shared helpers of the bench scripts: data generation, timing, table printing.
-# Sourced by fit-speed.R, memory.R and scaling.R; installs nothing.
+# Sourced by fit-speed.R, memory.R, scaling.R, lmm-speed.R and lmm-memory.R; installs nothing.
 
 suppressPackageStartupMessages(library(hnm))
 
@@ -55,4 +55,72 @@ bench_header <- function(what) {
               utils::packageVersion("hnm"), parallel::detectCores(),
               tryCatch(paste(scan("/proc/loadavg", what = "", n = 3, quiet = TRUE),
                              collapse = " "), error = function(e) "unknown")))
+}
+
+# Data of the general model y ~ x1 + x2 + w + (x1 | g) with `n` rows and `groups` groups in
+# random row order: x1, x2 row-level, w constant within each group, a correlated random
+# intercept and x1 slope; g a factor built from its codes, as in simulate_oneway().
+simulate_lmm <- function(n, groups, seed = 1) {
+  set.seed(seed)
+  codes <- sample.int(groups, n, replace = TRUE)
+  intercepts <- rnorm(groups, 0, 1.5)
+  slopes <- 0.3 * intercepts + rnorm(groups, 0, 0.8)
+  x1 <- rnorm(n)
+  x2 <- rnorm(n)
+  w <- rnorm(groups)[codes]
+  y <- 1 + 0.5 * x1 - 0.3 * x2 + 0.8 * w + intercepts[codes] + slopes[codes] * x1 + rnorm(n, 0, 2)
+  g <- structure(codes, levels = as.character(seq_len(groups)), class = "factor")
+  data.frame(y = y, x1 = x1, x2 = x2, w = w, g = g)
+}
+
+# One data pass in R over the columns a model uses: sum() of each of `columns`, tabulate() of
+# the factor `group`.
+r_pass_columns <- function(d, columns, group) {
+  total <- 0
+  for (column in columns) total <- total + sum(d[[column]])
+  total + length(tabulate(d[[group]]))
+}
+
+# TRUE when the flag `--name` was given to the Rscript.
+bench_flag <- function(name) sprintf("--%s", name) %in% commandArgs(trailingOnly = TRUE)
+
+# `f()`'s value, its elapsed seconds and the warnings it gave (muffled), from one call.
+time_once <- function(f) {
+  warnings <- character()
+  elapsed <- system.time(value <- withCallingHandlers(f(), warning = function(w) {
+    warnings <<- c(warnings, conditionMessage(w))
+    invokeRestart("muffleWarning")
+  }))[["elapsed"]]
+  list(value = value, seconds = elapsed, warnings = unique(warnings))
+}
+
+# A count for a table: powers of ten from 1e3 on as 1e+05 (the simulated sizes), others in full.
+count_label <- function(n) {
+  format(as.double(n), scientific = n >= 1e3 && n == 10^round(log10(n)))
+}
+
+# Bytes of a data column: 8 per double or string pointer, 4 per integer or factor code.
+column_bytes <- function(x) length(x) * c(double = 8, integer = 4, character = 8)[[typeof(x)]]
+
+# Total bytes of the R allocations Rprofmem() records while `f()` runs.
+allocated_bytes <- function(f) {
+  if (!capabilities("profmem")) return(NA_real_)
+  log <- tempfile()
+  utils::Rprofmem(log, threshold = 0)
+  f()
+  utils::Rprofmem(NULL)
+  lines <- readLines(log)
+  unlink(log)
+  sizes <- suppressWarnings(as.numeric(sub("^([0-9]+) ?:.*", "\\1", lines)))
+  sum(sizes, na.rm = TRUE) + 2000 * sum(startsWith(lines, "new page"))
+}
+
+# Growth of gc()'s "max used" (Ncells at 56 bytes, Vcells at 8) while `f()` runs, over the
+# memory in use before it; what f() returns is counted (it is alive at the second gc()).
+peak_extra_bytes <- function(f) {
+  invisible(gc(reset = TRUE))
+  before <- gc()
+  result <- f()
+  after <- gc()
+  sum((after[, "max used"] - before[, "used"]) * c(56, 8))
 }
