@@ -62,29 +62,16 @@ bootstrap.hnm_lmm <- function(object, nsim = 1000, seed = NULL, parallel = NULL,
   threads <- boot_threads(parallel, ncpus, call)
   rng <- use_seed(seed)
   on.exit(rng$restore())
-  spec <- object$spec
-  coefficients <- numeric(length(spec$fixed))
-  coefficients[object$kept] <- object$beta
-  s <- object$stats
-  generator <- rust_result(rs_lmm_boot_generator(
-    s$pilot, s$n, s$means, s$comoments, spec$response, spec$fixed, spec$random, spec$blocks,
-    coefficients, as.double(object$re_covariance), object$sigma), call = call)
-  reml <- object$method == "REML"
+  generator <- boot_generator(object, object$stats, object$spec, call)
   p <- length(object$beta)
   q <- nrow(object$re_covariance)
   refit_chunk <- function(size) {
-    normals <- stats::rnorm(size * generator$normals)
-    chi_squares <- stats::rchisq(size, generator$residual_df)
-    out <- rust_result(rs_lmm_boot_refit(
-      generator$generator, spec$response, spec$fixed, spec$random, spec$blocks, reml,
-      object$convergence$internal_theta, normals, chi_squares, threads), call = call)
-    as_rows <- function(x, width) {
-      if (length(x) != size * width) return(matrix(NA_real_, size, width))
-      matrix(x, size, width, byrow = TRUE)
-    }
-    cbind(sd_cor_rows(as_rows(out$re_covariance, q * q), as_rows(out$sigma, 1L),
+    draws <- boot_draws(generator, size)
+    out <- boot_refits(generator, draws, object$spec, object$method == "REML",
+                       object$convergence$internal_theta, threads, call)
+    cbind(sd_cor_rows(boot_rows(out$re_covariance, size, q * q), boot_rows(out$sigma, size, 1L),
                       lengths(object$random_names)),
-          as_rows(out$beta, p))
+          boot_rows(out$beta, size, p))
   }
   draws <- do.call(rbind, in_chunks(nsim, generator$normals, refit_chunk, quiet))
   t0 <- c(sd_cor_rows(matrix(as.double(object$re_covariance), 1L), matrix(object$sigma),
@@ -110,6 +97,37 @@ print.hnm_bootstrap <- function(x, ...) {
                  `std. error` = apply(x$t, 2L, stats::sd, na.rm = TRUE))
   print(table, ...)
   invisible(x)
+}
+
+# The replicate generator of the model `fit` at its estimates, for the design of `stats` (a
+# fit's statistics) with the model's structure `spec` over their variables.
+boot_generator <- function(fit, stats, spec, call) {
+  coefficients <- numeric(length(spec$fixed))
+  coefficients[fit$kept] <- fit$beta
+  rust_result(rs_lmm_boot_generator(stats$pilot, stats$n, stats$means, stats$comoments,
+                                    spec$response, spec$fixed, spec$random, spec$blocks,
+                                    coefficients, as.double(fit$re_covariance), fit$sigma),
+              call = call)
+}
+
+# R's draws for `size` replicates of `generator`: standard normals and residual chi-squares.
+boot_draws <- function(generator, size) {
+  list(normals = stats::rnorm(size * generator$normals),
+       chi_squares = stats::rchisq(size, generator$residual_df))
+}
+
+# Refits of the model `spec` (REML when `reml`, from the internal θ `start`) to the replicates
+# `draws` of `generator`: per replicate its β, Σ, σ and deviance (see rs_lmm_boot_refit).
+boot_refits <- function(generator, draws, spec, reml, start, threads, call) {
+  rust_result(rs_lmm_boot_refit(generator$generator, spec$response, spec$fixed, spec$random,
+                                spec$blocks, reml, start, draws$normals, draws$chi_squares,
+                                threads), call = call)
+}
+
+# `size` rows of `width` values from a replicate-major vector; all NA when no refit succeeded.
+boot_rows <- function(x, size, width) {
+  if (length(x) != size * width) return(matrix(NA_real_, size, width))
+  matrix(x, size, width, byrow = TRUE)
 }
 
 # Per replicate (rows): lme4's standard deviations and correlations of the random effects
@@ -162,4 +180,132 @@ lmm_boot_intervals <- function(object, level, type, nsim, seed, parallel, ncpus,
                            percent_labels(level))
   structure(limits, boot = boot, failed = boot$failed,
             class = c("hnm_boot_confint", "matrix", "array"))
+}
+
+#' Parametric-bootstrap likelihood-ratio test of nested fits, in statistic space
+#'
+#' Tests the smaller model `m0` against the larger `m1` (both fits of [hnm_fit()] with
+#' covariates or random slopes, to the same rows and grouping factor, every variable of `m0`
+#' a variable of `m1`) by the likelihood-ratio statistic
+#' \eqn{LRT = d_0 - d_1} (ML deviances; REML fits are refitted by ML, as [anova()] does), with
+#' its null distribution simulated rather than taken from an asymptotic reference: `nsim`
+#' data sets are simulated from `m0` at its estimates, in statistic space as [bootstrap()]
+#' does (the statistics of `m1`'s variables, so both models can be refitted to each), and
+#' both models are refitted by ML. The p-value is
+#' \eqn{(1 + \#\{LRT^* \ge LRT\}) / (1 + R)} over the \eqn{R} replicates whose refits
+#' succeeded (Davison and Hinkley 1997, as `pbkrtest::PBmodcomp` computes it).
+#'
+#' Where a variance is tested at 0 (adding a random intercept or a random slope), the LRT's
+#' asymptotic reference is a chi-bar-square mixture (Stram and Lee 1994) whose finite-sample
+#' size can be far from nominal with few groups; the bootstrap p-value needs no such
+#' reference. It is a separate function rather than an argument of [anova()] because it
+#' costs `nsim` pairs of refits and returns the replicates as well.
+#'
+#' @param m0,m1 The smaller and the larger fit.
+#' @inheritParams bootstrap
+#' @return An object of class `hnm_bootstrap_lrt`: a list with `statistic` (the observed
+#'   LRT), `df` (the difference in the numbers of parameters), `p.value` (the bootstrap
+#'   p-value), `p.chisq` (the naive \eqn{\chi^2_{df}} p-value, for comparison), `replicates`
+#'   (the `nsim` simulated LRT values, `NA` where a refit failed), `R`, `failed` and `seed`.
+#' @examples
+#' m0 <- hnm_fit(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+#' m1 <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' bootstrap_lrt(m0, m1, nsim = 200, seed = 1)
+#' @export
+bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncpus = NULL,
+                          quiet = FALSE) {
+  call <- sys.call()
+  for (fit in list(m0, m1)) {
+    if (!inherits(fit, "hnm_lmm")) {
+      hnm_abort(sprintf(paste("`m0` and `m1` must be fits of hnm_fit() with covariates or random",
+                              "slopes, not an object of class %s."), class(fit)[1L]), call = call)
+    }
+  }
+  check_count(nsim, "nsim", 2L, call, max = 1e7)
+  check_flag(quiet, "quiet", call)
+  threads <- boot_threads(parallel, ncpus, call)
+  df <- n_parameters(m1) - n_parameters(m0)
+  if (df <= 0L) {
+    hnm_abort(sprintf(paste("`m1` must have more parameters than `m0` (%d and %d); give the",
+                            "smaller model first."), n_parameters(m1), n_parameters(m0)),
+              call = call)
+  }
+  spec0 <- nested_spec(m0, m1, call)
+  ml0 <- ml_estimate(m0, call)
+  ml1 <- ml_estimate(m1, call)
+  statistic <- ml0$deviance - ml1$deviance
+  rng <- use_seed(seed)
+  on.exit(rng$restore())
+  generator <- boot_generator(m0, m1$stats, spec0, call)
+  refit_chunk <- function(size) {
+    draws <- boot_draws(generator, size)
+    d0 <- boot_refits(generator, draws, spec0, FALSE, ml0$internal_theta, threads, call)
+    d1 <- boot_refits(generator, draws, m1$spec, FALSE, ml1$internal_theta, threads, call)
+    boot_rows(d0$deviance, size, 1L) - boot_rows(d1$deviance, size, 1L)
+  }
+  replicates <- as.vector(do.call(rbind, in_chunks(nsim, generator$normals, refit_chunk, quiet)))
+  ok <- !is.na(replicates)
+  failed <- sum(!ok)
+  if (failed > 0L) {
+    hnm_warn(sprintf("%d of %d bootstrap refits failed and were left out.", failed, nsim),
+             call = call)
+  }
+  structure(list(statistic = statistic, df = df,
+                 p.value = (1 + sum(replicates[ok] >= statistic)) / (1 + sum(ok)),
+                 p.chisq = stats::pchisq(statistic, df, lower.tail = FALSE),
+                 replicates = replicates, R = as.integer(nsim), failed = failed,
+                 seed = rng$state), class = "hnm_bootstrap_lrt")
+}
+
+#' @rdname bootstrap_lrt
+#' @param x An `hnm_bootstrap_lrt` object.
+#' @param ... Passed to [print()] for the table.
+#' @export
+print.hnm_bootstrap_lrt <- function(x, ...) {
+  cat(sprintf("Parametric-bootstrap likelihood-ratio test, %d replicates (%d failed)\n",
+              x$R, x$failed))
+  print(data.frame(stat = x$statistic, df = x$df, `p.value (bootstrap)` = x$p.value,
+                   `p.value (chi-square)` = x$p.chisq, check.names = FALSE,
+                   row.names = "LRT"), ...)
+  invisible(x)
+}
+
+# The structure of `m0` over the variables of `m1` (matched by name), after checking that
+# both fits are of the same rows and groups.
+nested_spec <- function(m0, m1, call) {
+  if (is.null(m0$rows) || is.null(m1$rows)) {
+    hnm_abort("bootstrap_lrt() needs fits made from data rows, not from group statistics.",
+              call = call, class = "hnm_no_rows")
+  }
+  names0 <- m0$rows$names
+  names1 <- m1$rows$names
+  map <- match(names0, names1)
+  same_groups <- identical(m0$group_name, m1$group_name) && identical(m0$levels, m1$levels) &&
+    identical(m0$stats$n, m1$stats$n)
+  if (anyNA(map) || map[m0$spec$response] != m1$spec$response || !same_groups) {
+    hnm_abort(paste("`m0` must be nested in `m1`: fits of the same response, rows and grouping",
+                    "factor, every column of `m0` a column of `m1`."), call = call)
+  }
+  k0 <- length(names0)
+  k1 <- length(names1)
+  means0 <- matrix(m0$stats$means, ncol = k0, byrow = TRUE)
+  means1 <- matrix(m1$stats$means, ncol = k1, byrow = TRUE)[, map, drop = FALSE]
+  shift <- m1$stats$pilot[map] - m0$stats$pilot
+  if (!isTRUE(all.equal(means0, sweep(means1, 2L, shift, `+`), tolerance = 1e-10))) {
+    hnm_abort("`m0` and `m1` must be fits to the same rows (their group means differ).",
+              call = call)
+  }
+  on_m1 <- function(terms) as.integer(ifelse(terms == 0L, 0L, map[pmax(terms, 1L)]))
+  spec <- m0$spec
+  list(response = m1$spec$response, fixed = on_m1(spec$fixed), random = on_m1(spec$random),
+       blocks = spec$blocks)
+}
+
+# The ML deviance and internal θ of a fit (a REML fit refitted by ML, warm-started).
+ml_estimate <- function(fit, call) {
+  if (fit$method == "ML") {
+    return(list(deviance = fit$deviance, internal_theta = fit$convergence$internal_theta))
+  }
+  rust_result(rs_lmm_fit(lmm_model(fit), FALSE, fit$convergence$internal_theta, FALSE),
+              call = call)[c("deviance", "internal_theta")]
 }

@@ -158,3 +158,47 @@ test_that("bad arguments are refused with hnm errors", {
   expect_error(confint(fit, method = "boot", nsim = 10, parm = "nope"), "`parm`",
                class = "hnm_error")
 })
+
+test_that("the bootstrap LRT's null distribution matches refits of full data simulated from m0", {
+  skip_if_not_installed("lme4")
+  sleep <- lme4::sleepstudy
+  m0 <- hnm_fit(Reaction ~ Days + (1 | Subject), sleep)
+  m1 <- hnm_fit(Reaction ~ Days + (Days | Subject), sleep)
+  test <- bootstrap_lrt(m0, m1, nsim = 300, seed = 10)
+  expect_s3_class(test, "hnm_bootstrap_lrt")
+  # The observed statistic is lme4's.
+  l0 <- lme4::lmer(Reaction ~ Days + (1 | Subject), sleep, REML = FALSE)
+  l1 <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleep, REML = FALSE)
+  expect_equal(test$statistic, 2 * (as.numeric(logLik(l1)) - as.numeric(logLik(l0))),
+               tolerance = 1e-6)
+  expect_equal(test$df, 2L)
+  expect_equal(test$p.value, (1 + sum(test$replicates >= test$statistic)) / 301)
+  rows <- simulate(m0, nsim = 200, seed = 11)
+  full <- vapply(rows, function(sim) {
+    d <- transform(sleep, Reaction = sim)
+    deviance(hnm_fit(Reaction ~ Days + (1 | Subject), d)) -
+      deviance(hnm_fit(Reaction ~ Days + (Days | Subject), d))
+  }, numeric(1))
+  p <- suppressWarnings(stats::ks.test(test$replicates, full)$p.value)
+  expect_gt(p, 1e-3)
+  # A REML pair is compared by ML, as anova() does.
+  r0 <- hnm_fit(Reaction ~ Days + (1 | Subject), sleep, REML = TRUE)
+  r1 <- hnm_fit(Reaction ~ Days + (Days | Subject), sleep, REML = TRUE)
+  expect_equal(bootstrap_lrt(r0, r1, nsim = 2, seed = 1)$statistic, test$statistic,
+               tolerance = 1e-6)
+  expect_output(print(test), "300 replicates \\(0 failed\\)")
+})
+
+test_that("bootstrap_lrt refuses models that are not nested fits of the same rows", {
+  skip_if_not_installed("lme4")
+  sleep <- lme4::sleepstudy
+  m0 <- hnm_fit(Reaction ~ Days + (1 | Subject), sleep)
+  m1 <- hnm_fit(Reaction ~ Days + (Days | Subject), sleep)
+  expect_error(bootstrap_lrt(m1, m0, nsim = 10), "give the smaller model first", class = "hnm_error")
+  other <- hnm_fit(Reaction ~ Days + (Days | Subject), sleep[-1, ])
+  expect_error(bootstrap_lrt(m0, other, nsim = 10), "nested", class = "hnm_error")
+  expect_error(bootstrap_lrt(m0, hnm_fit(Reaction ~ Days + (Days | Subject), transform(sleep, Reaction = Reaction + 1)), nsim = 10),
+               "same rows", class = "hnm_error")
+  expect_error(bootstrap_lrt(lm(Reaction ~ Days, sleep), m1, nsim = 10), "class lm",
+               class = "hnm_error")
+})
