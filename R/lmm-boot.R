@@ -17,6 +17,11 @@
 #' [set.seed()]) reproduces the result; the refits run in Rust on
 #' `getOption("hnm.threads", 2)` threads and Ctrl-C stops them.
 #'
+#' The parametric bootstrap assumes the model: normal random effects and errors, with the
+#' fitted \eqn{\hat\beta}, \eqn{\hat\Sigma} and \eqn{\hat\sigma} taken as the truth, as
+#' lme4's `bootMer()` does (`use.u = FALSE`, `type = "parametric"`). A singular fit simulates
+#' no variation along its zero directions.
+#'
 #' @param object A fit of [hnm_fit()] with covariates or random slopes (class `hnm_lmm`), by
 #'   ML or REML.
 #' @param nsim Number of replicates: a whole number from 2 to 10,000,000.

@@ -394,7 +394,12 @@ pub fn refit_lmm_replicates(
 
 /// `task(i, stop)` for i in 0..count on up to `threads` scoped threads, in order; the calling
 /// thread asks `interrupt` while it waits and sets `stop` (which the tasks read) when asked.
-fn in_parallel<T: Send>(
+/// Any bootstrap's refits can run through it (the one-way [`crate::refit_replicates`] too).
+///
+/// # Errors
+/// `TooLarge` when the results do not fit in memory; `Optimizer` when a thread cannot start
+/// or panics; `Interrupted` when `interrupt` asks to stop.
+pub(crate) fn in_parallel<T: Send>(
     count: usize,
     threads: usize,
     interrupt: &dyn Interrupt,
