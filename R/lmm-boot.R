@@ -22,8 +22,10 @@
 #' lme4's `bootMer()` does (`use.u = FALSE`, `type = "parametric"`). A singular fit simulates
 #' no variation along its zero directions.
 #'
-#' @param object A fit of [hnm_fit()] with covariates or random slopes (class `hnm_lmm`), by
-#'   ML or REML.
+#' @param object A fit of [hnm_fit()] by ML or REML: with covariates or random slopes (class
+#'   `hnm_lmm`), or one-way (`y ~ 1 | g`, whose replicates are drawn as
+#'   `confint(fit, method = "boot")` draws them: group means and the pooled within-group sum
+#'   of squares).
 #' @param nsim Number of replicates: a whole number from 2 to 10,000,000.
 #' @param seed `NULL` (use the current random-number state) or a seed for [set.seed()]; the
 #'   caller's random-number state is restored afterwards when a seed is given.
@@ -50,10 +52,27 @@ bootstrap <- function(object, ...) UseMethod("bootstrap")
 #' @rdname bootstrap
 #' @export
 bootstrap.default <- function(object, ...) {
-  hnm_abort(sprintf(paste("bootstrap() needs a fit with covariates or random slopes from",
-                          "hnm_fit(), not an object of class %s; for one-way fits use",
-                          "confint(fit, method = \"boot\")."), class(object)[1L]),
-            call = sys.call())
+  hnm_abort(sprintf("bootstrap() needs a fit of hnm_fit(), not an object of class %s.",
+                    class(object)[1L]), call = sys.call())
+}
+
+#' @rdname bootstrap
+#' @export
+bootstrap.hnm_fit <- function(object, nsim = 1000, seed = NULL, parallel = NULL, ncpus = NULL,
+                              quiet = FALSE, ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  check_count(nsim, "nsim", 2L, call, max = 1e7)
+  check_flag(quiet, "quiet", call)
+  require_likelihood_fit(object, "bootstrap replicates", call)
+  threads <- boot_threads(parallel, ncpus, call)
+  rng <- use_seed(seed)
+  on.exit(rng$restore())
+  refits <- bootstrap_refits(object, as.integer(nsim), threads, quiet, call)
+  draws <- cbind(sqrt(refits$tau2), sqrt(refits$sigma2), refits$mu)
+  t0 <- c(sqrt(object$tau2), sqrt(object$sigma2), object$mu)
+  names(t0) <- colnames(draws) <- parameter_rows("sd")
+  new_bootstrap(t0, draws, nsim, rng$state, object$method, call)
 }
 
 #' @rdname bootstrap
@@ -82,13 +101,19 @@ bootstrap.hnm_lmm <- function(object, nsim = 1000, seed = NULL, parallel = NULL,
   t0 <- c(sd_cor_rows(matrix(as.double(object$re_covariance), 1L), matrix(object$sigma),
                       lengths(object$random_names)), object$beta)
   names(t0) <- colnames(draws) <- c(boot_variance_names(object, TRUE), names(object$beta))
-  failed <- sum(!stats::complete.cases(draws[, c(".sigma", names(object$beta)), drop = FALSE]))
+  new_bootstrap(t0, draws, nsim, rng$state, object$method, call)
+}
+
+# The hnm_bootstrap object of estimates `t0` and replicates `draws` (a row of NA for a failed
+# refit; a correlation alone may be NaN, where an SD is 0), with a warning on failures.
+new_bootstrap <- function(t0, draws, nsim, seed, method, call) {
+  failed <- sum(is.na(draws[, ".sigma"]))
   if (failed > 0L) {
     hnm_warn(sprintf("%d of %d bootstrap refits failed (rows of NA in `t`).", failed, nsim),
              call = call)
   }
-  structure(list(t0 = t0, t = draws, R = as.integer(nsim), failed = failed, seed = rng$state,
-                 method = object$method), class = "hnm_bootstrap")
+  structure(list(t0 = t0, t = draws, R = as.integer(nsim), failed = failed, seed = seed,
+                 method = method), class = "hnm_bootstrap")
 }
 
 #' @rdname bootstrap

@@ -151,7 +151,8 @@ test_that("bad arguments are refused with hnm errors", {
   expect_error(bootstrap(fit, nsim = 1e8), "at most 10,000,000", class = "hnm_error")
   expect_error(bootstrap(fit, nsim = 10, type = "x"), "unused argument", class = "hnm_error")
   expect_error(bootstrap(fit, nsim = 10, quiet = NA), "`quiet`", class = "hnm_error")
-  expect_error(bootstrap(lm(Reaction ~ Days, lme4::sleepstudy)), "class lm", class = "hnm_error")
+  expect_error(bootstrap(lm(Reaction ~ Days, lme4::sleepstudy)), "not an object of class lm",
+               class = "hnm_error")
   expect_error(confint(fit, method = "boot", nsim = 10, boot.type = "bca"), "`boot.type`",
                class = "hnm_error")
   expect_error(confint(fit, method = "boot", nsim = 10, level = 2), "`level`", class = "hnm_error")
@@ -200,5 +201,24 @@ test_that("bootstrap_lrt refuses models that are not nested fits of the same row
   expect_error(bootstrap_lrt(m0, hnm_fit(Reaction ~ Days + (Days | Subject), transform(sleep, Reaction = Reaction + 1)), nsim = 10),
                "same rows", class = "hnm_error")
   expect_error(bootstrap_lrt(lm(Reaction ~ Days, sleep), m1, nsim = 10), "class lm",
+               class = "hnm_error")
+})
+
+test_that("bootstrap() of a one-way fit matches refits of full simulated data sets", {
+  set.seed(12)
+  d <- data.frame(g = factor(rep(1:15, c(2, 8, 4, 6, 3, 9, 5, 7, 2, 8, 4, 6, 3, 9, 5))))
+  d$y <- 10 + rnorm(15, sd = 2)[d$g] + rnorm(nrow(d))
+  fit <- hnm_fit(y ~ 1 | g, d)
+  boot <- bootstrap(fit, nsim = 400, seed = 13)
+  expect_equal(colnames(boot$t), c(".sig01", ".sigma", "(Intercept)"))
+  expect_equal(unname(boot$t0), c(sqrt(fit$tau2), sqrt(fit$sigma2), fit$mu))
+  full <- t(vapply(simulate(fit, nsim = 300, seed = 14), function(sim) {
+    f <- hnm_fit(y ~ 1 | g, transform(d, y = sim))
+    c(sqrt(f$tau2), sqrt(f$sigma2), f$mu)
+  }, numeric(3)))
+  p <- vapply(1:3, function(k) suppressWarnings(stats::ks.test(boot$t[, k], full[, k])$p.value), 1)
+  expect_true(all(p > 1e-3), label = paste(format(p, digits = 3), collapse = " "))
+  expect_identical(bootstrap(fit, nsim = 20, seed = 1)$t, bootstrap(fit, nsim = 20, seed = 1)$t)
+  expect_error(bootstrap(hnm_fit(y ~ 1 | g, d, method = "ANOVA"), nsim = 10), "ML or REML",
                class = "hnm_error")
 })
