@@ -4,7 +4,8 @@
 #' @param nsim,seed,parallel,ncpus,quiet For `confint(method = "boot")`: the replicates and
 #'   their seed, threads and progress bar, as in [bootstrap()], which simulates and refits
 #'   them in statistic space.
-#' @param boot.type For `confint(method = "boot")`, as lme4's: `"perc"` (default), the
+#' @param type,boot.type For `confint(method = "boot")` (`boot.type` is lme4's name for it, as
+#'   for one-way fits): `"perc"` (default), the
 #'   percentiles of the replicates; `"basic"`, \eqn{2\hat x - q^*_{1-\alpha/2}} to
 #'   \eqn{2\hat x - q^*_{\alpha/2}}; `"norm"`, \eqn{2\hat x - \bar x^* \pm z\,\mathrm{sd}(x^*)}
 #'   as `boot::boot.ci` gives it. Rows are lme4's (`.sig01, ...` the SDs and correlations of
@@ -13,8 +14,8 @@
 #' @export
 confint.hnm_lmm <- function(object, parm, level = 0.95, method = c("Wald", "profile", "boot"),
                             oldNames = TRUE, nsim = 1000, seed = NULL,
-                            boot.type = c("perc", "basic", "norm"), parallel = NULL,
-                            ncpus = NULL, quiet = FALSE, ...) {
+                            type = c("perc", "basic", "norm"), boot.type = NULL,
+                            parallel = NULL, ncpus = NULL, quiet = FALSE, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
   method <- match.arg(method)
@@ -26,9 +27,8 @@ confint.hnm_lmm <- function(object, parm, level = 0.95, method = c("Wald", "prof
   if (method == "boot") {
     check_probability(level, "level", call)
     check_flag(oldNames, "oldNames", call)
-    limits <- lmm_boot_intervals(object, level, one_of(boot.type, c("perc", "basic", "norm"),
-                                                       "boot.type", call),
-                                 nsim, seed, parallel, ncpus, quiet, oldNames, call)
+    limits <- lmm_boot_intervals(object, level, boot_type(type, boot.type, call), nsim, seed,
+                                 parallel, ncpus, quiet, oldNames, call)
     return(if (missing(parm)) limits else select_rows(limits, parm, call))
   }
   if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {

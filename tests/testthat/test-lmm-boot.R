@@ -222,3 +222,17 @@ test_that("bootstrap() of a one-way fit matches refits of full simulated data se
   expect_error(bootstrap(hnm_fit(y ~ 1 | g, d, method = "ANOVA"), nsim = 10), "ML or REML",
                class = "hnm_error")
 })
+
+test_that("broom's tidy(conf.method = 'boot') of a general fit gives confint()'s bootstrap limits", {
+  skip_if_not_installed("broom")
+  skip_if_not_installed("lme4")
+  fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  ci <- confint(fit, method = "boot", nsim = 50, seed = 3, type = "basic")
+  expect_identical(unclass(ci)[, ],
+                   unclass(confint(fit, method = "boot", nsim = 50, seed = 3, boot.type = "basic"))[, ])
+  tidied <- broom::tidy(fit, effects = "fixed", conf.int = TRUE, conf.method = "boot", nsim = 50,
+                        seed = 3, type = "basic")
+  expect_equal(tidied$conf.low, unname(ci[c("(Intercept)", "Days"), 1]))
+  expect_error(confint(fit, method = "boot", nsim = 10, type = "norm", boot.type = "basic"),
+               "give one of them", class = "hnm_error")
+})
