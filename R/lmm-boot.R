@@ -32,7 +32,8 @@
 #' @param parallel,ncpus As lme4's `bootMer()`: `"no"` refits on one thread, `"multicore"` or
 #'   `"snow"` on `ncpus` threads (default `getOption("hnm.threads", 2)`).
 #' @param quiet `TRUE` hides the progress bar shown for runs predicted to take over 3 seconds.
-#' @param ... Not used (an error when given).
+#' @param ... Not used by `bootstrap()` (an error when given); passed to [print()] by the print
+#'   method.
 #' @return An object of class `hnm_bootstrap`, a list with `t0` (the estimates: lme4's
 #'   `.sig01, .sig02, ...` (standard deviations and correlations of the random effects, in
 #'   the order of lme4's `confint(method = "boot")`), `.sigma` and the fixed effects), `t`

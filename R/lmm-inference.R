@@ -1,16 +1,16 @@
 # Intervals and model comparison for fits with covariates or random slopes.
 
 #' @rdname hnm_lmm-methods
-#' @param nsim,seed,parallel,ncpus,quiet For `confint(method = "boot")`: the replicates and
-#'   their seed, threads and progress bar, as in [bootstrap()], which simulates and refits
-#'   them in statistic space.
-#' @param type,boot.type For `confint(method = "boot")` (`boot.type` is lme4's name for it, as
-#'   for one-way fits): `"perc"` (default), the
-#'   percentiles of the replicates; `"basic"`, \eqn{2\hat x - q^*_{1-\alpha/2}} to
-#'   \eqn{2\hat x - q^*_{\alpha/2}}; `"norm"`, \eqn{2\hat x - \bar x^* \pm z\,\mathrm{sd}(x^*)}
-#'   as `boot::boot.ci` gives it. Rows are lme4's (`.sig01, ...` the SDs and correlations of
-#'   the random effects, `.sigma`, the fixed effects); SD limits are kept at or above 0 and
-#'   correlation limits between -1 and 1. The bootstrap is in `attr(, "boot")`.
+#' @param parallel,ncpus,quiet For `confint(method = "boot")`: threads and progress bar, as
+#'   in [bootstrap()], which simulates and refits the `nsim` replicates (from `seed`) in
+#'   statistic space.
+#' @param boot.type For `confint(method = "boot")`, lme4's name for `type` (give one of them):
+#'   `"perc"` (default), the percentiles of the replicates; `"basic"`,
+#'   \eqn{2\hat x - q^*_{1-\alpha/2}} to \eqn{2\hat x - q^*_{\alpha/2}}; `"norm"`,
+#'   \eqn{2\hat x - \bar x^* \pm z\,\mathrm{sd}(x^*)} as `boot::boot.ci` gives it. Rows are
+#'   lme4's (`.sig01, ...` the SDs and correlations of the random effects, `.sigma`, the fixed
+#'   effects); SD limits are kept at or above 0 and correlation limits between -1 and 1. The
+#'   bootstrap is in `attr(, "boot")`.
 #' @export
 confint.hnm_lmm <- function(object, parm, level = 0.95, method = c("Wald", "profile", "boot"),
                             oldNames = TRUE, nsim = 1000, seed = NULL,
