@@ -63,10 +63,8 @@ bootstrap.hnm_fit <- function(object, nsim = 1000, seed = NULL, parallel = NULL,
                               quiet = FALSE, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
-  check_count(nsim, "nsim", 2L, call, max = 1e7)
-  check_flag(quiet, "quiet", call)
   require_likelihood_fit(object, "bootstrap replicates", call)
-  threads <- boot_threads(parallel, ncpus, call)
+  threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
   rng <- use_seed(seed)
   on.exit(rng$restore())
   refits <- bootstrap_refits(object, as.integer(nsim), threads, quiet, call)
@@ -82,9 +80,7 @@ bootstrap.hnm_lmm <- function(object, nsim = 1000, seed = NULL, parallel = NULL,
                               quiet = FALSE, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
-  check_count(nsim, "nsim", 2L, call, max = 1e7)
-  check_flag(quiet, "quiet", call)
-  threads <- boot_threads(parallel, ncpus, call)
+  threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
   rng <- use_seed(seed)
   on.exit(rng$restore())
   generator <- boot_generator(object, object$stats, object$spec, call)
@@ -128,6 +124,13 @@ print.hnm_bootstrap <- function(x, ...) {
                  `std. error` = apply(x$t, 2L, stats::sd, na.rm = TRUE))
   print(table, ...)
   invisible(x)
+}
+
+# The bootstrap's arguments checked, and its threads.
+boot_settings <- function(nsim, quiet, parallel, ncpus, call) {
+  check_count(nsim, "nsim", 2L, call, max = 1e7)
+  check_flag(quiet, "quiet", call)
+  boot_threads(parallel, ncpus, call)
 }
 
 # The replicate generator of the model `fit` at its estimates, for the design of `stats` (a
@@ -252,9 +255,7 @@ bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncp
                               "slopes, not an object of class %s."), class(fit)[1L]), call = call)
     }
   }
-  check_count(nsim, "nsim", 2L, call, max = 1e7)
-  check_flag(quiet, "quiet", call)
-  threads <- boot_threads(parallel, ncpus, call)
+  threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
   df <- n_parameters(m1) - n_parameters(m0)
   if (df <= 0L) {
     hnm_abort(sprintf(paste("`m1` must have more parameters than `m0` (%d and %d); give the",
