@@ -24,7 +24,7 @@ model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE) {
   random_index <- lapply(random, part_indices, table = table)
   list(variables = table$objects(), names = table$names(), response = response_index,
        response_name = response$name, offset = fixed$offset,
-       fixed = fixed_index, fixed_names = fixed$names,
+       fixed = fixed_index, fixed_names = fixed$names, fixed_assign = fixed$assign,
        random = unlist(random_index), blocks = lengths(random_index),
        random_names = lapply(random, `[[`, "names"),
        codes = group$codes, levels = group$levels, group_name = parsed$group_name,
@@ -70,7 +70,8 @@ part_indices <- function(part, table) {
 }
 
 # The columns of one part (the fixed effects, or one random-effects term) given by the
-# right-hand side `rhs`: `names` as model.matrix() would name them, `columns` a list of
+# right-hand side `rhs`: `names` as model.matrix() would name them (and `assign`, their terms
+# as model.matrix()'s attribute), `columns` a list of
 # (position, name, value), plain numeric columns by reference and the other terms' columns
 # from one model.matrix() call on the terms object of the whole part.
 design_part <- function(rhs, data, env, call, xlev = NULL) {
@@ -84,6 +85,7 @@ design_part <- function(rhs, data, env, call, xlev = NULL) {
   values <- lapply(labels, function(label) plain_column(label, data, env))
   plain <- !vapply(values, is.null, logical(1))
   names <- if (intercept) "(Intercept)" else character()
+  assign <- if (intercept) 0L else integer()
   columns <- if (intercept) list(list(position = 1L, name = "(Intercept)", value = NULL)) else list()
   frame <- NULL
   matrix_columns <- NULL
@@ -96,6 +98,7 @@ design_part <- function(rhs, data, env, call, xlev = NULL) {
   for (k in seq_along(labels)) {
     if (plain[k]) {
       names <- c(names, labels[k])
+      assign <- c(assign, k)
       columns[[length(columns) + 1L]] <- list(position = length(names), name = labels[k],
                                               value = values[[k]])
     } else {
@@ -103,9 +106,10 @@ design_part <- function(rhs, data, env, call, xlev = NULL) {
       columns[[length(columns) + 1L]] <- list(position = length(names) + seq_len(ncol(block)),
                                               name = colnames(block), value = block)
       names <- c(names, colnames(block))
+      assign <- c(assign, rep(k, ncol(block)))
     }
   }
-  list(names = names, columns = columns, terms = t, offset = offset,
+  list(names = names, assign = assign, columns = columns, terms = t, offset = offset,
        xlevels = if (!is.null(frame)) stats::.getXlevels(t, frame),
        contrasts = matrix_columns$contrasts)
 }

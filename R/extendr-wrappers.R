@@ -92,3 +92,8 @@ rs_lmm_fingerprint <- function(columns_list, codes) .Call(wrap__rs_lmm_fingerpri
 #' @noRd
 rs_lmm_criterion <- function(ptr, reml) .Call(wrap__rs_lmm_criterion, ptr, reml)
 
+#' The derivatives Satterthwaite's df need (hnm_core::VarianceDerivatives), computed on first
+#' use and kept: `hessian` (k × k by rows) and `covariance_jacobian` (k matrices p × p by rows).
+#' @noRd
+rs_lmm_variance_derivatives <- function(ptr) .Call(wrap__rs_lmm_variance_derivatives, ptr)
+

@@ -13,8 +13,9 @@
 #'   `augment`.
 #' * Inference beyond lme4: [confint.hnm_fit()] gives Wald, profile-likelihood,
 #'   parametric-bootstrap and exact F-pivot intervals for the variance components, and
-#'   [anova.hnm_fit()] the correct test of \eqn{\tau^2 = 0} (the \eqn{\frac12\chi^2_0 +
-#'   \frac12\chi^2_1} mixture) with the exact ANOVA F test.
+#'   [anova.hnm_fit()] tests of \eqn{\tau^2 = 0}: the likelihood-ratio test with its
+#'   asymptotic \eqn{\frac12\chi^2_0 + \frac12\chi^2_1} mixture reference (conservative in
+#'   small samples) and the exact ANOVA F test.
 #' * Data bigger than memory: [hnm_stats()] and [hnm_fit()] accept a table of group
 #'   statistics or a database table, whose statistics are computed by one SQL query.
 #' * [mll_oneway()] (alias `mll.oneway`), [mll_oneway_grad()] and [mll_oneway_hess()] are

@@ -65,10 +65,7 @@ select_parameters <- function(limits, parm, call) {
 #' @export
 anova.hnm_lmm <- function(object, ...) {
   call <- sys.call()
-  if (...length() == 0L) {
-    hnm_abort(paste("anova() of one model with covariates is not available yet; compare nested",
-                    "fits with anova(fit0, fit1)."), call = call, class = "hnm_error_argument")
-  }
+  if (...length() == 0L) return(satterthwaite_anova(object, call))
   names <- vapply(as.list(substitute(list(object, ...)))[-1L], deparse1, "")
   compare_fits(list(object, ...), names, call)
 }
@@ -82,8 +79,9 @@ describe_lmm <- function(fit, name, call) {
                          call = call)
     deviance <- refit$deviance
   }
-  list(name = name, is_hnm = TRUE, refitted = fit$method != "ML", npar = n_parameters(fit),
-       deviance = deviance, on_boundary = isSingular(fit),
+  list(name = name, is_hnm = TRUE, is_lmm = TRUE, refitted = fit$method != "ML",
+       npar = n_parameters(fit), deviance = deviance, on_boundary = isSingular(fit),
+       fixed = fit$fixed_names, random = fit$random_names, group = fit$group_name,
        summary = lmm_response_summary(fit), formula = deparse1(fit$formula),
        data = if (!is.null(fit$call$data)) deparse1(fit$call$data))
 }

@@ -16,7 +16,10 @@
 #' conditional covariances), `coef`, `fitted`, `residuals`, `predict`, `simulate`, `update`,
 #' `formula`, `terms`, `model.matrix` (the fixed-effects design), `isSingular`, `getME`,
 #' `confint` (Wald intervals for the fixed effects), `anova(fit0, fit1)` (likelihood-ratio
-#' tests of nested fits, REML fits refitted by ML) and `plot`.
+#' tests of nested fits, REML fits refitted by ML), `anova(fit)` (for each term of the fixed
+#' part, the F test that its coefficients are 0, with Satterthwaite's denominator df as
+#' lmerTest computes them: lmerTest's type III table where no term is marginal to an
+#' interaction of the model; see [summary.hnm_fit()]) and `plot`.
 #'
 #' Row-level methods (`fitted`, `residuals`, `predict` without `newdata`, `simulate`,
 #' `model.matrix`) read the data the fit was made from, which hnm keeps by reference; if
@@ -332,6 +335,7 @@ model.matrix.hnm_lmm <- function(object, type = c("fixed", "random"), ...) {
   x <- vapply(columns, function(j) if (j == 0L) rep(1, sum(ok)) else as.double(flat[[j]][ok]),
               numeric(sum(ok)))
   x <- matrix(x, sum(ok), length(columns), dimnames = list(NULL, object$fixed_names))
+  attr(x, "assign") <- object$fixed_assign
   attr(x, "contrasts") <- object$contrasts
   x
 }

@@ -84,6 +84,7 @@ new_hnm_lmm <- function(estimates, built, design, formula, parsed, call, method)
     convergence = estimates[c("iterations", "evaluations", "projected_gradient_norm",
                               "converged", "internal_theta")],
     fixed_names = fixed_names,
+    fixed_assign = design$fixed_assign[built$kept],
     kept = built$kept,
     dropped_fixed = design$fixed_names[-built$kept],
     random_names = design$random_names,

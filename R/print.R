@@ -72,8 +72,17 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #'
 #' The summary lme4 prints: information criteria, scaled residual quantiles, the variance
 #' components (with the correlations of correlated random effects), the number of
-#' observations and groups, the fixed-effect table (estimate, standard error, t value) and,
+#' observations and groups, the fixed-effect table (estimate, standard error, t value; for
+#' fits with covariates also lmerTest's Satterthwaite degrees of freedom and p-values) and,
 #' with more than one fixed effect, the correlation of the fixed-effect estimates.
+#'
+#' The degrees of freedom of a fit with covariates are Satterthwaite's, computed as
+#' `lmerTest` does (Kuznetsova et al. 2017): the delta-method variance of each estimated
+#' variance of a fixed effect, from the Hessian of the deviance in the variance parameters
+#' (\eqn{\theta}, \eqn{\sigma}) and the derivatives of `vcov(fit)` in them (analytic in hnm,
+#' numerical in lmerTest). They assume the estimates are near-normal with variances from the
+#' curvature of the likelihood (ML fits) or REML criterion (REML fits); near a singular fit
+#' they are rough.
 #'
 #' @param object An `hnm_fit`.
 #' @param x A `summary.hnm_fit`.
@@ -83,7 +92,8 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' @param ... Unused.
 #' @return An object of class `summary.hnm_fit` with lme4's components: `coefficients` (a
 #'   matrix with columns `Estimate`, `Std. Error`, `t value`, so `coef(summary(fit))` is the
-#'   fixed-effect table), `vcov`, `varcor`, `sigma`, `AICtab` (the criteria), `ngrps`,
+#'   fixed-effect table; for fits with covariates lmerTest's `Estimate`, `Std. Error`, `df`,
+#'   `t value`, `Pr(>|t|)`), `vcov`, `varcor`, `sigma`, `AICtab` (the criteria), `ngrps`,
 #'   `logLik`, `call`, `methTitle` and `residuals` (scaled conditional residuals; `NULL`, and
 #'   not printed, for a fit from group statistics, which has no rows).
 #' @examples
@@ -98,6 +108,9 @@ summary.hnm_fit <- function(object, ...) {
   se <- sqrt(diag(v))
   coefficients <- cbind(Estimate = beta, "Std. Error" = se, "t value" = beta / se)
   rownames(coefficients) <- names(beta)
+  if (inherits(object, "hnm_lmm")) {
+    coefficients <- satterthwaite_coefficients(object, coefficients, sys.call())
+  }
   has_rows <- if (inherits(object, "hnm_lmm")) TRUE else !is.null(object$y)
   structure(list(
     methTitle = method_title(object), formula = object$formula, call = object$call,

@@ -49,6 +49,9 @@ use crate::optim::{minimize_bounded, Objective};
 use crate::profile::Criterion;
 use crate::unit::Unit;
 
+mod satterthwaite;
+pub use satterthwaite::VarianceDerivatives;
+
 const LOG_2PI: f64 = 1.837_877_066_409_345_5;
 
 /// Squared relative norm below which a fixed-effect column counts as a linear combination of
@@ -364,7 +367,7 @@ impl LinearMixedModel {
     pub fn deviance_and_gradient(&self, criterion: Criterion, theta: &[f64], ws: &mut Workspace) -> Result<(f64, Vec<f64>)> {
         let factor = self.factorize(theta, ws)?;
         let value = self.criterion_value(criterion, &factor);
-        let gradient = self.gradient(criterion, &factor, ws);
+        let gradient = self.gradient(criterion, self.profiled_scale(criterion, &factor), ws);
         Ok((value, gradient))
     }
 
@@ -506,30 +509,41 @@ impl LinearMixedModel {
         self.finish_factorization(logdet_z, theta, ws)
     }
 
-    /// w = (−β̂, 1), the scale 2/σ̂² of the ML term, and for REML R_X⁻¹ (`ws.x_inverse`):
-    /// what every group's gradient term needs.
-    fn gradient_setup(&self, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> (f64, bool) {
+    /// w = (−β̂, 1) and, for REML, R_X⁻¹ (`ws.x_inverse`): what every group's gradient term
+    /// needs; true for REML.
+    fn gradient_setup(&self, criterion: Criterion, ws: &mut Workspace) -> bool {
         let p = self.p;
         let beta = self.internal_beta(ws);
         for (w, b) in ws.w.iter_mut().zip(&beta) {
             *w = -b;
         }
         ws.w[p] = 1.0;
-        let (divisor, reml) = match criterion {
-            Criterion::Ml => (self.n_obs, false),
-            Criterion::Reml => (self.n_obs - p as f64, true),
-        };
+        let reml = criterion == Criterion::Reml;
         if reml {
             let rx = self.x_factor(ws);
             ws.x_inverse = inverse_lower(&rx, p);
         }
-        (2.0 * divisor / f.pwrss, reml)
+        reml
+    }
+
+    /// 2/σ̂² with σ̂² = r²/N (ML) or r²/(N − p) (REML): the scale of the gradient's quadratic
+    /// term in the profiled deviance.
+    fn profiled_scale(&self, criterion: Criterion, f: &Factorization) -> f64 {
+        2.0 * self.divisor(criterion) / f.pwrss
+    }
+
+    /// N (ML) or N − p (REML), the divisor of σ̂².
+    fn divisor(&self, criterion: Criterion) -> f64 {
+        match criterion {
+            Criterion::Ml => self.n_obs,
+            Criterion::Reml => self.n_obs - self.p as f64,
+        }
     }
 
     /// [`LinearMixedModel::gradient_q`] for q = 1 in scalar variables.
-    fn gradient_one(&self, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> Vec<f64> {
+    fn gradient_one(&self, criterion: Criterion, scale: f64, ws: &mut Workspace) -> Vec<f64> {
         let (p, p1) = (self.p, self.p + 1);
-        let (scale, reml) = self.gradient_setup(criterion, f, ws);
+        let reml = self.gradient_setup(criterion, ws);
         let (lambda, w, x_inverse) = (ws.lambda[0], &ws.w, &ws.x_inverse);
         let mut gradient = 0.0;
         for ((b, r), (&t, &inverse)) in
@@ -549,9 +563,9 @@ impl LinearMixedModel {
     }
 
     /// [`LinearMixedModel::gradient_q`] for q = 2 in scalar variables.
-    fn gradient_two(&self, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> Vec<f64> {
+    fn gradient_two(&self, criterion: Criterion, scale: f64, ws: &mut Workspace) -> Vec<f64> {
         let (p, p1) = (self.p, self.p + 1);
-        let (scale, reml) = self.gradient_setup(criterion, f, ws);
+        let reml = self.gradient_setup(criterion, ws);
         let (l00, l10, l11) = (ws.lambda[0], ws.lambda[2], ws.lambda[3]);
         let Workspace { l: ls, r: rs, ts, inverse_diagonal, w, x_inverse, g_hat, .. } = ws;
         let (mut g00, mut g10, mut g11) = (0.0, 0.0, 0.0);
@@ -741,19 +755,22 @@ impl LinearMixedModel {
         u
     }
 
-    fn gradient(&self, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> Vec<f64> {
+    /// The gradient in θ of log|A| + (log|C|, REML) + r²(θ)·scale/2 with β at β̂(θ): at
+    /// scale = 2/σ̂² the gradient of the profiled deviance, at 2/σ² that of the deviance with σ
+    /// held at σ (the envelope theorem in β and σ: module docs).
+    fn gradient(&self, criterion: Criterion, scale: f64, ws: &mut Workspace) -> Vec<f64> {
         match self.q {
-            1 => self.gradient_one(criterion, f, ws),
-            2 => self.gradient_two(criterion, f, ws),
-            3 => self.gradient_q(3, criterion, f, ws),
-            q => self.gradient_q(q, criterion, f, ws),
+            1 => self.gradient_one(criterion, scale, ws),
+            2 => self.gradient_two(criterion, scale, ws),
+            3 => self.gradient_q(3, criterion, scale, ws),
+            q => self.gradient_q(q, criterion, scale, ws),
         }
     }
 
     #[inline(always)]
-    fn gradient_q(&self, q: usize, criterion: Criterion, f: &Factorization, ws: &mut Workspace) -> Vec<f64> {
+    fn gradient_q(&self, q: usize, criterion: Criterion, two_over_sigma2: f64, ws: &mut Workspace) -> Vec<f64> {
         let (p, p1) = (self.p, self.p + 1);
-        let (two_over_sigma2, reml) = self.gradient_setup(criterion, f, ws);
+        let reml = self.gradient_setup(criterion, ws);
         let Workspace { l: ls, r: rs, ts, inverse_diagonal, lambda, a_inverse, gradient, u, v, w, x_inverse, k, h, hk, g_hat, .. } =
             ws;
         gradient.fill(0.0);

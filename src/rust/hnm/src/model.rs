@@ -6,7 +6,7 @@
 use extendr_api::prelude::*;
 use hnm_core::{
     fingerprint, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit, RandomEffects,
-    Structure, Term,
+    Structure, Term, VarianceDerivatives,
 };
 
 use crate::{core_error, criterion, error_message, expanded, RInterrupt};
@@ -19,6 +19,7 @@ pub struct Model {
     model: LinearMixedModel,
     fit: Option<LmmFit>,
     random_effects: Option<RandomEffects>,
+    variance_derivatives: Option<VarianceDerivatives>,
 }
 
 /// R's numeric columns (doubles, integers or logicals), read in place; a matrix gives each of
@@ -117,7 +118,7 @@ fn rs_lmm_build(columns_list: List, codes: &[i32], n_groups: i32, response: i32,
     let kept: Vec<i32> = model.kept_fixed().iter().map(|&f| f as i32 + 1).collect();
     let groups: Vec<i32> = model.group_index().iter().map(|&g| g as i32 + 1).collect();
     let lower = model.lower().to_vec();
-    let ptr = ExternalPtr::new(Model { model, fit: None, random_effects: None });
+    let ptr = ExternalPtr::new(Model { model, fit: None, random_effects: None, variance_derivatives: None });
     list!(
         model = ptr,
         stats = fields,
@@ -152,7 +153,7 @@ fn rs_lmm_restore(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], re
             let kept: Vec<i32> = model.kept_fixed().iter().map(|&f| f as i32 + 1).collect();
             let groups: Vec<i32> = model.group_index().iter().map(|&g| g as i32 + 1).collect();
             let lower = model.lower().to_vec();
-            let ptr = ExternalPtr::new(Model { model, fit, random_effects: None });
+            let ptr = ExternalPtr::new(Model { model, fit, random_effects: None, variance_derivatives: None });
             list!(model = ptr, kept = kept, groups = groups, lower = lower).into()
         }
         Err(error) => core_error(error),
@@ -176,6 +177,7 @@ fn rs_lmm_fit(mut ptr: Robj, reml: bool, start: Robj, keep: bool) -> Robj {
             if keep {
                 model.fit = Some(fit);
                 model.random_effects = None;
+                model.variance_derivatives = None;
             }
             out
         }
@@ -208,6 +210,28 @@ fn random_effects(model: &mut Model) -> std::result::Result<(&LmmFit, &RandomEff
         model.random_effects = Some(model.model.random_effects(fit).map_err(core_error)?);
     }
     Ok((fit, model.random_effects.as_ref().expect("computed above")))
+}
+
+/// The derivatives Satterthwaite's df need (hnm_core::VarianceDerivatives), computed on first
+/// use and kept: `hessian` (k × k by rows) and `covariance_jacobian` (k matrices p × p by rows).
+/// @noRd
+#[extendr]
+fn rs_lmm_variance_derivatives(mut ptr: Robj) -> Robj {
+    let model = match model_of_mut(&mut ptr) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let Some(fit) = model.fit.as_ref() else {
+        return error_message(NOT_FITTED.into(), "invalid_argument");
+    };
+    if model.variance_derivatives.is_none() {
+        match model.model.variance_derivatives(fit) {
+            Ok(d) => model.variance_derivatives = Some(d),
+            Err(error) => return core_error(error),
+        }
+    }
+    let d = model.variance_derivatives.as_ref().expect("computed above");
+    list!(parameters = d.parameters as i32, hessian = d.hessian.clone(), covariance_jacobian = d.covariance_jacobian.clone()).into()
 }
 
 /// The fitted model's random effects: `modes` (groups × q, by rows) and conditional
@@ -304,4 +328,5 @@ extendr_module! {
     fn rs_lmm_fitted;
     fn rs_lmm_fingerprint;
     fn rs_lmm_criterion;
+    fn rs_lmm_variance_derivatives;
 }

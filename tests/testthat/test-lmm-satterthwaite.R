@@ -1,0 +1,67 @@
+# Satterthwaite's df of the fixed-effect tests, against lmerTest (its numerical derivatives of
+# lme4's deviance and vcov, at lme4's optimum found with tight tolerances).
+
+lmertest_fit <- function(formula, data, REML) {
+  control <- lme4::lmerControl(optCtrl = list(ftol_abs = 1e-14, ftol_rel = 1e-14,
+                                              xtol_abs = 1e-12, xtol_rel = 1e-12, maxeval = 1e5))
+  suppressWarnings(suppressMessages(lmerTest::lmer(formula, data, REML = REML,
+                                                   control = control)))
+}
+
+sleep_blocks <- transform(lme4::sleepstudy, block = factor(Days %/% 4))
+
+satterthwaite_cases <- list(
+  list(Reaction ~ Days + (Days | Subject), lme4::sleepstudy),
+  list(Reaction ~ Days + (Days || Subject), lme4::sleepstudy),
+  list(Reaction ~ Days + block + (Days | Subject), sleep_blocks),
+  list(mscore ~ flp + enroll + ses + (ses | school), nels)
+)
+
+test_that("summary()'s df and p-values equal lmerTest's", {
+  skip_if_not_installed("lmerTest")
+  for (case in satterthwaite_cases) {
+    for (reml in c(FALSE, TRUE)) {
+      label <- sprintf("%s REML=%s", deparse1(case[[1]]), reml)
+      fit <- hnm_fit(case[[1]], case[[2]], REML = reml)
+      reference <- coef(summary(lmertest_fit(case[[1]], case[[2]], reml)))
+      table <- coef(summary(fit))
+      expect_identical(colnames(table), colnames(reference), label = label)
+      expect_equal(table[, "df"], reference[, "df"], tolerance = 1e-4, label = label)
+      expect_equal(table[, "Pr(>|t|)"], reference[, "Pr(>|t|)"], tolerance = 1e-4, label = label)
+      expect_equal(table[, "Estimate"], reference[, "Estimate"], tolerance = 1e-6, label = label)
+    }
+  }
+})
+
+test_that("anova() of one fit gives lmerTest's F tests", {
+  skip_if_not_installed("lmerTest")
+  for (case in satterthwaite_cases[3:4]) {
+    for (reml in c(FALSE, TRUE)) {
+      label <- sprintf("%s REML=%s", deparse1(case[[1]]), reml)
+      table <- anova(hnm_fit(case[[1]], case[[2]], REML = reml))
+      reference <- anova(lmertest_fit(case[[1]], case[[2]], reml))
+      expect_identical(rownames(table), rownames(reference), label = label)
+      expect_identical(table$NumDF, as.numeric(reference$NumDF), label = label)
+      for (column in c("DenDF", "F value", "Pr(>F)", "Sum Sq")) {
+        expect_equal(table[[column]], reference[[column]], tolerance = 1e-4,
+                     label = paste(label, column))
+      }
+    }
+  }
+})
+
+test_that("the df survive saveRDS/readRDS and the t-test's df is the simulated one", {
+  skip_if_not_installed("lmerTest")
+  fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  path <- tempfile(fileext = ".rds")
+  saveRDS(fit, path)
+  expect_equal(coef(summary(readRDS(path))), coef(summary(fit)), tolerance = 1e-12)
+  # A balanced random-intercept design: the t statistic of a group-level covariate has
+  # exactly m - 2 df (the analysis of the group means), which Satterthwaite's df approach.
+  set.seed(5)
+  m <- 40
+  d <- data.frame(g = factor(rep(seq_len(m), each = 6)), w = rep(rnorm(m), each = 6))
+  d$y <- 1 + 0.5 * d$w + rep(rnorm(m), each = 6) + rnorm(nrow(d))
+  table <- coef(summary(hnm_fit(y ~ w + (1 | g), d, REML = TRUE)))
+  expect_equal(table["w", "df"], m - 2, tolerance = 1e-6)
+})
