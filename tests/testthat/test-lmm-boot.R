@@ -90,6 +90,12 @@ test_that("the bootstrap of sleepstudy agrees with lme4's bootMer and confint(me
     confint(m, method = "boot", nsim = 2, seed = 7, oldNames = FALSE)))
   expect_equal(rownames(confint(fit, method = "boot", nsim = 2, seed = 8, oldNames = FALSE)),
                rownames(new_names))
+  two_terms <- Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)
+  expect_equal(rownames(confint(hnm_fit(two_terms, sleep), method = "boot", nsim = 2, seed = 1,
+                                oldNames = FALSE)),
+               rownames(suppressWarnings(suppressMessages(confint(
+                 lme4::lmer(two_terms, sleep), method = "boot", nsim = 2, seed = 1,
+                 oldNames = FALSE)))))
 })
 
 test_that("percentile, basic and normal intervals follow their definitions", {
