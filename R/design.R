@@ -192,6 +192,28 @@ grouping_factor <- function(parsed, data, env, call, levels = NULL) {
     codes[is.na(codes) & !is.na(g)] <- 0L
     return(list(codes = codes, levels = levels))
   }
-  if (!is.factor(g)) g <- factor(g)
-  list(codes = g, levels = levels(g))
+  if (is.factor(g)) return(list(codes = g, levels = levels(g)))
+  group_codes(g, parsed$group_name, call)
+}
+
+# The codes and levels factor(g) would give a plain vector, from one Rust pass (factor()
+# converts every value to a string first: 40x the pass for 1e6 integers), with unused
+# values of a small integer range left out.
+group_codes <- function(g, name, call) {
+  if (!is.null(attributes(g)) || !(is.numeric(g) || is.logical(g) || is.character(g))) {
+    g <- factor(g)
+    return(list(codes = g, levels = levels(g)))
+  }
+  coded <- rust_result(rs_group_codes(g, name), call = call)
+  if (!is.null(coded$offset)) {
+    values <- max(0L, coded$codes, na.rm = TRUE)
+    present <- which(tabulate(coded$codes, nbins = values) > 0L)
+    codes <- if (length(present) < values) match(coded$codes, present) else coded$codes
+    return(list(codes = codes, levels = as.character(as.integer(coded$offset + present))))
+  }
+  levels <- level_order(g[coded$first_row], name, call)
+  if (is.null(levels)) return(group_codes(factor(g), name, call))
+  rank <- integer(length(levels$ordering))
+  rank[levels$ordering] <- seq_along(levels$ordering)
+  list(codes = rank[coded$codes], levels = levels$labels)
 }

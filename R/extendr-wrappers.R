@@ -34,6 +34,14 @@ rs_lmm_boot_refit <- function(generator, response, fixed, random, blocks, reml, 
 #' @noRd
 rs_data_pass <- function(y, g, response, group) .Call(wrap__rs_data_pass, y, g, response, group)
 
+#' The group codes of a non-factor `g` (integer, logical, double or character) for the
+#' general model, without `factor()`'s conversion of every value to a string: `codes`
+#' (1-based, NA for missing) with either `offset` (small-range integers: code j is the value
+#' offset + j, possibly unused) or `first_row` (hashed values: code j first appears at that
+#' 1-based row). `group` names `g` in error messages.
+#' @noRd
+rs_group_codes <- function(g, group) .Call(wrap__rs_group_codes, g, group)
+
 #' Profile-likelihood limits (τ, σ, μ; lower then upper) for critical value `z`, of the
 #' ML (`reml = FALSE`) or REML criterion.
 #' @noRd

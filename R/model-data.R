@@ -191,15 +191,20 @@ group_statistics <- function(y, g, response_name = "y", group_name = "g", call =
   }
   # Hashed groups come back in no particular order, each with its first row.
   keys <- g[pass$first_row]
-  check_label_encoding(keys, group_name, call)
+  levels <- level_order(keys, group_name, call)
+  if (is.null(levels)) return(group_statistics(y, factor(g), response_name, group_name, call))
+  c(pass_statistics(pass, levels$ordering, levels$labels), list(keys = keys[levels$ordering]))
+}
+
+# factor()'s levels of the distinct values `keys` (one per group, in any order): the order
+# that sorts them and their labels; NULL when two labels coincide (doubles equal to 15
+# digits, one string in two encodings), values only factor() itself merges as it does.
+level_order <- function(keys, name, call) {
+  check_label_encoding(keys, name, call)
   ordering <- order(keys, method = sort_method(keys))
   labels <- as.character(keys[ordering])
-  if (anyDuplicated(labels)) {
-    # factor() merges values whose labels coincide (doubles equal to 15 digits, one string
-    # in two encodings): take its codes for these rare data.
-    return(group_statistics(y, factor(g), response_name, group_name, call))
-  }
-  c(pass_statistics(pass, ordering, labels), list(keys = keys[ordering]))
+  if (anyDuplicated(labels)) return(NULL)
+  list(ordering = ordering, labels = labels)
 }
 
 # factor()'s level order with the fastest order() method giving it: collation order is

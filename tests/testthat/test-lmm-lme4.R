@@ -67,3 +67,31 @@ test_that("a grid of simulated designs matches lme4 (q = 1..3, p = 1..6, singula
   # Most fits reach lme4's optimum; where they differ, hnm's is the lower one (checked above).
   expect_gt(mean(outcomes == "equal to lme4"), 0.8)
 })
+
+test_that("of two singular minima with opposite correlations, hnm finds lme4's lower one", {
+  skip_if_not_installed("lme4")
+  # Found by the dense-reference property test: 5 groups, no fixed intercept; the ML deviance
+  # has singular local minima at 114.0958 (correlation -1) and 112.6732 (+1), and a search
+  # started at the moment estimate or at Λ = I ends in the higher one.
+  d <- data.frame(
+    y = c(4.280411, 4.265603, 1.567328, 4.516556, 3.086334, -0.2193883, -2.736166, -0.8712463,
+          1.295052, -0.8505838, -1.446995, 3.1685, 2.550501, 0.5934297, 0.9584828, 1.918486,
+          -2.428714, 4.652549, -1.499808, 0.3729671, 1.326628, 1.733129, -3.546342, -1.225812,
+          4.886126, 5.598114, 8.651192, 0.7007622),
+    x = c(-6.351173, -6.690848, -7.96069, -8.069393, -6.058228, -7.835431, -8.271475, -7.610265,
+          -6.88165, -8.828069, -8.790688, -6.310896, -7.243218, -6.656822, -7.424979, -7.173442,
+          -8.318284, -5.062985, -8.636844, -8.553364, -8.387537, -7.261533, -8.44957, -8.512277,
+          -5.162366, -6.448752, -5.263173, -8.022696),
+    w = c(0.549255, 0.1071997, 0.8014787, 0.1071997, 0.8014787, 0.549255, 0.8014787, 0.4437734,
+          0.3888786, 0.4437734, 0.1071997, 0.3888786, 0.1071997, 0.8014787, 0.549255, 0.1071997,
+          0.8014787, 0.549255, 0.4437734, 0.1071997, 0.549255, 0.3888786, 0.8014787, 0.4437734,
+          0.549255, 0.3888786, 0.1071997, 0.8014787),
+    g = factor(c(2, 1, 5, 1, 5, 2, 5, 4, 3, 4, 1, 3, 1, 5, 2, 1, 5, 2, 4, 1, 2, 3, 5, 4, 2, 3, 1, 5))
+  )
+  formula <- y ~ 0 + x + w + (x | g)
+  reference <- lmer_exact(formula, d, REML = FALSE)
+  fit <- hnm_fit(formula, d)
+  expect_equal(deviance(fit), deviance(reference), tolerance = 1e-9)
+  expect_lt(deviance(fit), 113)
+  expect_equal(getME(fit, "theta"), lme4::getME(reference, "theta"), tolerance = 1e-5)
+})

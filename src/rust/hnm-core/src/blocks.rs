@@ -364,7 +364,14 @@ impl RowPass<'_> {
     ) -> Result<()> {
         let stride = 1 + k + k * (k + 1) / 2;
         let columns = &columns[..k];
-        let mut shifted = vec![0.0; k];
+        // On the stack for the common widths, so that the row's values stay in registers.
+        let (mut stack, mut heap) = ([0.0; 8], Vec::new());
+        let shifted: &mut [f64] = if k <= 8 {
+            &mut stack[..k]
+        } else {
+            heap.resize(k, 0.0);
+            &mut heap
+        };
         let mut ahead = codes.clone().skip(PREFETCH_DISTANCE);
         'rows: for (row, code) in codes.enumerate() {
             checkpoint.check()?;
@@ -402,7 +409,7 @@ impl RowPass<'_> {
             for (v, p) in shifted.iter_mut().zip(&self.pilot) {
                 *v -= p;
             }
-            welford_update(&mut self.state[j * stride..(j + 1) * stride], &mut shifted);
+            welford_update(&mut self.state[j * stride..(j + 1) * stride], shifted);
         }
         Ok(())
     }

@@ -7,7 +7,8 @@
 //! empty slots. The last group hit is remembered, so rows sorted or clustered by group
 //! skip the hash altogether.
 
-use crate::error::{HnmError, Result};
+use crate::error::{with_capacity, HnmError, Result};
+use crate::interrupt::Checkpoint;
 use crate::pass::{prefetch_address, Accumulator, Grouping};
 use crate::stats::GroupStats;
 
@@ -155,6 +156,85 @@ impl Grouping for KeyTable {
         let mask = self.slots.len() - 1;
         prefetch_address(self.slots.as_ptr().wrapping_add((mix(key) as usize) & mask));
     }
+}
+
+/// Dense group codes of a keyed vector (see [`group_codes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCodes {
+    /// Per row, the 1-based code of its group in order of first appearance; `NA_CODE` for a
+    /// missing key.
+    pub codes: Vec<i32>,
+    /// The 0-based row where each group (code 1, 2, ...) is first seen.
+    pub first_rows: Vec<usize>,
+}
+
+/// Numbers the distinct keys of `keys` 1, 2, ... in order of first appearance (as R's
+/// `match(x, unique(x))`), with `missing` keys coded `NA_CODE`: one pass with an
+/// open-addressing table (load at most 1/2, the last group hit remembered for clustered rows).
+///
+/// # Errors
+/// `TooLarge` when the codes or the table cannot be allocated, `InvalidArgument` (naming `g`)
+/// past 2^31 − 1 groups, `Interrupted` when `checkpoint` reports a user interrupt.
+///
+/// # Example
+/// ```
+/// use hnm_core::{group_codes, integer_key, Checkpoint, Never, INTEGER_MISSING, NA_CODE};
+/// let keys = [40, 7, NA_CODE, 40].map(integer_key);
+/// let coded = group_codes(keys.into_iter(), INTEGER_MISSING, &mut Checkpoint::new(&Never)).unwrap();
+/// assert_eq!(coded.codes, vec![1, 2, NA_CODE, 1]);
+/// assert_eq!(coded.first_rows, vec![0, 1]);
+/// ```
+pub fn group_codes(keys: impl ExactSizeIterator<Item = u64>, missing: u64, checkpoint: &mut Checkpoint<'_>) -> Result<GroupCodes> {
+    let mut codes = with_capacity(keys.len(), "the group codes")?;
+    let mut first_rows = Vec::new();
+    let mut table: Vec<(u64, i32)> = vec![(missing, 0); INITIAL_CAPACITY];
+    let mut last = (missing, crate::pass::NA_CODE);
+    for (row, key) in keys.enumerate() {
+        checkpoint.check()?;
+        if key == missing {
+            codes.push(crate::pass::NA_CODE);
+            continue;
+        }
+        if key != last.0 {
+            let mut i = slot_of(&table, key, missing);
+            if table[i].0 == missing {
+                if first_rows.len() >= i32::MAX as usize {
+                    return Err(HnmError::InvalidArgument { argument: "g", reason: "has more than 2^31 - 1 distinct values" });
+                }
+                if 2 * (first_rows.len() + 1) > table.len() {
+                    table = grown(&table, missing)?;
+                    i = slot_of(&table, key, missing);
+                }
+                first_rows.try_reserve(1).map_err(|_| HnmError::TooLarge { what: "the groups" })?;
+                first_rows.push(row);
+                table[i] = (key, first_rows.len() as i32);
+            }
+            last = table[i];
+        }
+        codes.push(last.1);
+    }
+    Ok(GroupCodes { codes, first_rows })
+}
+
+/// The slot of `key` in `table`, or the empty slot where it belongs.
+fn slot_of(table: &[(u64, i32)], key: u64, missing: u64) -> usize {
+    let mask = table.len() - 1;
+    let mut i = (mix(key) as usize) & mask;
+    while table[i].0 != key && table[i].0 != missing {
+        i = (i + 1) & mask;
+    }
+    i
+}
+
+/// `table` rehashed into twice the capacity (fallible: an error, not an abort).
+fn grown(table: &[(u64, i32)], missing: u64) -> Result<Vec<(u64, i32)>> {
+    let mut bigger = with_capacity(2 * table.len(), "the table of groups")?;
+    bigger.resize(2 * table.len(), (missing, 0));
+    for &(key, code) in table.iter().filter(|(key, _)| *key != missing) {
+        let i = slot_of(&bigger, key, missing);
+        bigger[i] = (key, code);
+    }
+    Ok(bigger)
 }
 
 /// The 64-bit finaliser of MurmurHash3: every input bit affects every output bit, so

@@ -40,7 +40,7 @@ pub use information::{expected_information, Information};
 pub use likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
 pub use profile::{Criterion, ProfilePoint, ProfiledDeviance};
 pub use profile_ci::{Profile, ProfileParameter, ProfilePointFull};
-pub use key_table::{double_key, integer_key, KeyTable, KeyedGroups, DOUBLE_MISSING, INTEGER_MISSING};
+pub use key_table::{double_key, group_codes, integer_key, GroupCodes, KeyTable, KeyedGroups, DOUBLE_MISSING, INTEGER_MISSING};
 pub use pass::{accumulate, dense_integer_range, is_r_na, Accumulator, Cell, Grouping, LevelCodes, Response, NA_CODE, NA_REAL};
 pub use stats::{DataPass, GroupStats};
 pub use unit::Unit;

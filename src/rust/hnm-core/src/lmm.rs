@@ -840,11 +840,12 @@ impl LinearMixedModel {
 
     /// Fits the model by ML or REML: minimises d(θ) over θ with diag(Λ) ≥ 0 by the bounded
     /// Newton method of [`crate::minimize_bounded`]. The profiled deviance can have more than
-    /// one local minimum (a singular one beside an interior one, say), so the search runs from
-    /// two starts and keeps the lower minimum: Λ = I in internal units (or the caller's `start`,
-    /// such as [`LmmFit::internal_theta`] of a related fit) and lme4's start, Λ = I in the
-    /// data's units, so that hnm never settles in a worse basin than lme4 started at the same
-    /// model. A start where the deviance cannot be evaluated (lme4's start for a covariate far
+    /// one local minimum (a singular one beside an interior one, or two singular ones with
+    /// opposite correlations), so a search that ends singular is repeated from the starts of
+    /// `restarts` and the lowest minimum kept: among them Λ = I in internal units and lme4's
+    /// start, Λ = I in the data's units, so that hnm never settles in a worse basin than lme4
+    /// started at the same model. The first search starts at a moment estimate (or the
+    /// caller's `start`, such as [`LmmFit::internal_theta`] of a related fit). A start where the deviance cannot be evaluated (lme4's start for a covariate far
     /// from 0 can imply variances of 1e18 at its mean) is skipped.
     ///
     /// # Errors
@@ -867,7 +868,7 @@ impl LinearMixedModel {
                     iterations += found.iterations;
                     evaluations += found.evaluations;
                     if best.is_none() && self.is_singular(&found.x) {
-                        starts = vec![identity.clone(), self.lme4_start()];
+                        starts = self.restarts(&identity);
                     }
                     let better = best.as_ref().is_none_or(|b| (found.converged, -found.value) > (b.converged, -b.value));
                     if better {
@@ -877,7 +878,7 @@ impl LinearMixedModel {
                 Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
                 Err(error) => {
                     if best.is_none() && failure.is_none() {
-                        starts = vec![identity.clone(), self.lme4_start()];
+                        starts = self.restarts(&identity);
                     }
                     failure = Some(error);
                 }
@@ -893,6 +894,20 @@ impl LinearMixedModel {
         let factor = self.factorize(&minimum.x, &mut ws)?;
         let theta = minimum.x.clone();
         Ok(self.assemble(criterion, &theta, &factor, &ws, minimum))
+    }
+
+    /// The starts tried after a singular or failed first search: Λ = I, lme4's start, and
+    /// for correlated blocks Λ = I with every entry below the diagonal +1 and then −1. A
+    /// singular deviance can have one local minimum for each sign of a correlation (rank-one
+    /// blocks with a correlation of +1 or −1, say), and a search stays on the side it starts.
+    fn restarts(&self, identity: &[f64]) -> Vec<Vec<f64>> {
+        let mut starts = vec![identity.to_vec(), self.lme4_start()];
+        if self.theta_positions.iter().any(|&(r, c)| r != c) {
+            for sign in [1.0, -1.0] {
+                starts.push(self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { sign }).collect());
+            }
+        }
+        starts
     }
 
     /// True when a diagonal entry of Λ is 0: a singular fit, which may be a local minimum

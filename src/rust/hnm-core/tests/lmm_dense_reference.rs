@@ -6,7 +6,7 @@
 
 use argmin::core::{CostFunction, Executor};
 use argmin::solver::neldermead::NelderMead;
-use faer::linalg::solvers::Solve;
+use faer::linalg::solvers::{DenseSolveCore, Solve};
 use faer::{Mat, Side};
 use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, LinearMixedModel, Never, Structure, Term};
 use proptest::prelude::*;
@@ -108,8 +108,15 @@ fn lambda(theta: &[f64], blocks: &[usize]) -> Mat<f64> {
     l
 }
 
-/// The dense profiled deviance at lme4's θ, with β̂ and σ̂² (ML or REML).
-fn dense(data: &Data, s: &Structure, theta: &[f64], criterion: Criterion) -> (f64, Vec<f64>, f64) {
+/// The dense GLS pieces at lme4's θ: log|V|, XᵀV⁻¹X, β̂ and r² = (y − Xβ̂)ᵀV⁻¹(y − Xβ̂).
+struct DenseParts {
+    logdet: f64,
+    xtvx: Mat<f64>,
+    beta: Vec<f64>,
+    r2: f64,
+}
+
+fn dense_parts(data: &Data, s: &Structure, theta: &[f64]) -> DenseParts {
     let l = lambda(theta, &s.blocks);
     let sigma_rel = &l * l.transpose();
     let p = s.fixed.len();
@@ -139,16 +146,60 @@ fn dense(data: &Data, s: &Structure, theta: &[f64], criterion: Criterion) -> (f6
         let e = y - x * &beta;
         r2 += (e.transpose() * chol.solve(&e))[(0, 0)];
     }
+    DenseParts { logdet, xtvx, beta: (0..p).map(|k| beta[(k, 0)]).collect(), r2 }
+}
+
+/// The dense profiled deviance at lme4's θ, with β̂ and σ̂² (ML or REML).
+fn dense(data: &Data, s: &Structure, theta: &[f64], criterion: Criterion) -> (f64, Vec<f64>, f64) {
+    let DenseParts { logdet, xtvx, beta, r2 } = dense_parts(data, s, theta);
     let n: f64 = data.codes.len() as f64;
-    let beta: Vec<f64> = (0..p).map(|k| beta[(k, 0)]).collect();
     match criterion {
         Criterion::Ml => (logdet + n * (1.0 + LOG_2PI + (r2 / n).ln()), beta, r2 / n),
         Criterion::Reml => {
-            let k = n - p as f64;
+            let k = n - s.fixed.len() as f64;
             let logdet_x = xtvx.determinant().ln();
             (logdet + logdet_x + k * (1.0 + LOG_2PI + (r2 / k).ln()), beta, r2 / k)
         }
     }
+}
+
+/// The deviance with σ explicit and β profiled (lmerTest's `devfun_vp`) at φ = (θ, σ).
+fn dense_with_sigma(data: &Data, s: &Structure, phi: &[f64], criterion: Criterion) -> f64 {
+    let (theta, sigma) = phi.split_at(phi.len() - 1);
+    let sigma2 = sigma[0] * sigma[0];
+    let parts = dense_parts(data, s, theta);
+    let n: f64 = data.codes.len() as f64;
+    let common = parts.logdet + parts.r2 / sigma2;
+    match criterion {
+        Criterion::Ml => common + n * (LOG_2PI + sigma2.ln()),
+        Criterion::Reml => {
+            let k = n - s.fixed.len() as f64;
+            common + parts.xtvx.determinant().ln() + k * (LOG_2PI + sigma2.ln())
+        }
+    }
+}
+
+/// vcov(β̂) = σ² (XᵀV⁻¹X)⁻¹ at φ = (θ, σ), row-major.
+fn dense_vcov(data: &Data, s: &Structure, phi: &[f64]) -> Vec<f64> {
+    let (theta, sigma) = phi.split_at(phi.len() - 1);
+    let p = s.fixed.len();
+    let inverse = dense_parts(data, s, theta).xtvx.llt(Side::Lower).unwrap().inverse();
+    (0..p * p).map(|e| sigma[0] * sigma[0] * inverse[(e / p, e % p)]).collect()
+}
+
+/// Satterthwaite's df of each β̂_k, 2 V_kk² / (g_kᵀ 2H⁻¹ g_k) with g_k = ∂V_kk/∂φ, from a
+/// Hessian H (k × k) and the Jacobian of V (k matrices p × p), all row-major.
+fn satterthwaite_dfs(hessian: &[f64], jacobian: &[f64], vcov: &[f64], p: usize) -> Vec<f64> {
+    let k = hessian.len().isqrt();
+    let h = Mat::from_fn(k, k, |r, c| hessian[r * k + c]);
+    let llt = h.llt(Side::Lower).expect("the Hessian is positive definite at an interior fit");
+    (0..p)
+        .map(|b| {
+            let g = Mat::from_fn(k, 1, |i, _| jacobian[i * p * p + b * p + b]);
+            let quadratic = (g.transpose() * llt.solve(&g))[(0, 0)];
+            2.0 * vcov[b * p + b].powi(2) / (2.0 * quadratic)
+        })
+        .collect()
 }
 
 struct DenseProblem<'a> {
@@ -190,16 +241,22 @@ fn nelder_mead_minimum(data: &Data, s: &Structure, criterion: Criterion, start: 
     result.state().best_cost
 }
 
+/// Model `which` of [`structures`] on `data`, fitted by ML or REML.
+fn fitted(data: &Data, which: usize, reml: bool) -> (Structure, Criterion, LinearMixedModel, hnm_core::LmmFit) {
+    let (fixed, random, blocks) = structures()[which].clone();
+    let structure = Structure { response: 0, fixed, random, blocks };
+    let criterion = if reml { Criterion::Reml } else { Criterion::Ml };
+    let model = LinearMixedModel::new(&data.stats(), structure.clone()).unwrap();
+    let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
+    (structure, criterion, model, fit)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn blocked_fit_matches_the_dense_likelihood(data in data(), which in 0usize..6, reml in any::<bool>()) {
-        let (fixed, random, blocks) = structures()[which].clone();
-        let structure = Structure { response: 0, fixed, random, blocks };
-        let criterion = if reml { Criterion::Reml } else { Criterion::Ml };
-        let model = LinearMixedModel::new(&data.stats(), structure.clone()).unwrap();
-        let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
+        let (structure, criterion, model, fit) = fitted(&data, which, reml);
         prop_assert!(fit.converged, "{fit:?}");
         // The same deviance, β̂ and σ̂ at the fit's (user) θ from the dense computation.
         let (d, beta, sigma2) = dense(&data, &structure, &fit.theta, criterion);
@@ -306,5 +363,57 @@ proptest! {
             Criterion::Reml => 2.0 * (n - 3.0) * cy.ln() + 2.0 * cx.ln(),
         };
         prop_assert!(close(fit.deviance, r.deviance + shift, 1e-9, 1.0), "{} vs {}", fit.deviance, r.deviance + shift);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Satterthwaite's df from the core's derivatives (internal θ and σ, analytic Jacobian of
+    /// vcov) equal those from central differences of the dense deviance and vcov in lme4's
+    /// θ and σ: the df do not depend on the parametrisation.
+    #[test]
+    fn satterthwaite_df_match_dense_differences(data in data(), which in 0usize..6, reml in any::<bool>()) {
+        let (structure, criterion, model, fit) = fitted(&data, which, reml);
+        // Away from the boundary, where the deviance is smooth in every direction.
+        let diagonal_floor = fit.theta.iter().zip(model.lower()).filter(|(_, l)| **l == 0.0).map(|(t, _)| *t).fold(f64::INFINITY, f64::min);
+        prop_assume!(diagonal_floor > 0.05);
+        let p = fit.beta.len();
+        let derivatives = model.variance_derivatives(&fit).unwrap();
+        let core = satterthwaite_dfs(&derivatives.hessian, &derivatives.covariance_jacobian, &fit.beta_covariance, p);
+
+        let mut phi = fit.theta.clone();
+        phi.push(fit.sigma);
+        let k = phi.len();
+        let step: Vec<f64> = phi.iter().map(|v| 2e-4 * (1.0 + v.abs())).collect();
+        let f = |shift: &[(usize, f64)]| {
+            let mut x = phi.clone();
+            for &(i, d) in shift {
+                x[i] += d;
+            }
+            dense_with_sigma(&data, &structure, &x, criterion)
+        };
+        let mut hessian = vec![0.0; k * k];
+        for i in 0..k {
+            for j in 0..k {
+                let (hi, hj) = (step[i], step[j]);
+                hessian[i * k + j] = (f(&[(i, hi), (j, hj)]) - f(&[(i, hi), (j, -hj)]) - f(&[(i, -hi), (j, hj)])
+                    + f(&[(i, -hi), (j, -hj)]))
+                    / (4.0 * hi * hj);
+            }
+        }
+        let mut jacobian = Vec::with_capacity(k * p * p);
+        for i in 0..k {
+            let h = 1e-5 * (1.0 + phi[i].abs());
+            let (mut up, mut down) = (phi.clone(), phi.clone());
+            up[i] += h;
+            down[i] -= h;
+            let (vu, vd) = (dense_vcov(&data, &structure, &up), dense_vcov(&data, &structure, &down));
+            jacobian.extend(vu.iter().zip(&vd).map(|(a, b)| (a - b) / (2.0 * h)));
+        }
+        let dense = satterthwaite_dfs(&hessian, &jacobian, &fit.beta_covariance, p);
+        for (c, d) in core.iter().zip(&dense) {
+            prop_assert!((c / d - 1.0).abs() < 1e-3, "core {core:?} vs dense {dense:?}; {fit:?}");
+        }
     }
 }

@@ -9,8 +9,8 @@
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    accumulate, dense_integer_range, double_key, integer_key, Checkpoint, DataPass, GroupStats, HnmError, KeyTable,
-    Response, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
+    accumulate, dense_integer_range, double_key, group_codes, integer_key, with_capacity, Checkpoint, DataPass, GroupCodes,
+    GroupStats, HnmError, KeyTable, Response, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
 use crate::{core_error, error_message, expanded, RInterrupt};
@@ -78,51 +78,113 @@ fn data_error(error: HnmError, y: &Robj, response: &str, group: &str) -> Robj {
     }
 }
 
-fn pass_over<Y: Response>(y: &[Y], g: &Robj) -> hnm_core::Result<Output> {
+/// What is done with a group vector once its kind is known: direct 1-based codes (factor
+/// codes, or small-range integers with `offset`), or 64-bit keys to hash.
+trait GroupVisitor {
+    type Output;
+    fn coded(self, codes: impl ExactSizeIterator<Item = i32> + Clone, n_levels: usize, offset: Option<f64>) -> Self::Output;
+    fn hashed(self, keys: impl ExactSizeIterator<Item = u64> + Clone, missing: u64) -> Self::Output;
+}
+
+/// Reads `g` in place as codes or keys and hands them to `visitor`.
+fn visit_groups<V: GroupVisitor>(g: &Robj, visitor: V) -> hnm_core::Result<V::Output> {
     if g.is_factor() {
         let codes = g.as_integer_slice().unwrap_or(&[]);
         let n_levels = g.get_attrib(levels_symbol()).map_or(0, |levels| levels.len());
-        return coded(y, codes.iter().copied(), n_levels, None);
+        return Ok(visitor.coded(codes.iter().copied(), n_levels, None));
     }
     if let Some(values) = g.as_integer_slice() {
         let plain = g.get_attrib(class_symbol()).is_none();
         if let Some((low, levels)) = dense_integer_range(values).filter(|_| plain) {
             // Exact: v − low + 1 lies in 1..=levels, and dense_integer_range keeps levels ≤ i32::MAX.
             let code = move |v: i32| if v == NA_CODE { NA_CODE } else { (i64::from(v) - i64::from(low) + 1) as i32 };
-            return coded(y, values.iter().map(move |&v| code(v)), levels, Some(f64::from(low) - 1.0));
+            return Ok(visitor.coded(values.iter().map(move |&v| code(v)), levels, Some(f64::from(low) - 1.0)));
         }
-        return hashed(y, values.iter().map(|&v| integer_key(v)), INTEGER_MISSING);
+        return Ok(visitor.hashed(values.iter().map(|&v| integer_key(v)), INTEGER_MISSING));
     }
     if let Some(values) = g.as_logical_slice() {
-        return hashed(y, values.iter().map(|v| integer_key(v.0)), INTEGER_MISSING);
+        return Ok(visitor.hashed(values.iter().map(|v| integer_key(v.0)), INTEGER_MISSING));
     }
     if let Some(values) = g.as_real_slice() {
-        return hashed(y, values.iter().map(|&v| double_key(v, DOUBLE_MISSING)), DOUBLE_MISSING);
+        return Ok(visitor.hashed(values.iter().map(|&v| double_key(v, DOUBLE_MISSING)), DOUBLE_MISSING));
     }
     let strings: Option<&[Rstr]> = g.as_typed_slice();
     if let Some(values) = strings {
         // SAFETY: only the CHARSXP addresses are read, while R keeps `g` alive.
         let missing = unsafe { Rstr::na().get() } as u64;
-        return hashed(y, values.iter().map(|s| unsafe { s.get() } as u64), missing);
+        return Ok(visitor.hashed(values.iter().map(|s| unsafe { s.get() } as u64), missing));
     }
     Err(HnmError::InvalidArgument { argument: "g", reason: "must be a factor or an integer, logical, double or character vector" })
 }
 
-fn coded<Y: Response>(
-    y: &[Y],
-    codes: impl ExactSizeIterator<Item = i32> + Clone,
-    n_levels: usize,
-    offset: Option<f64>,
-) -> hnm_core::Result<Output> {
-    let pass = GroupStats::from_data(y, codes, n_levels, &mut Checkpoint::new(&RInterrupt))?;
-    Ok(Output { pass, first_rows: None, offset })
+/// The one-way model's data pass over `y` by the groups.
+struct OneWayPass<'a, Y> {
+    y: &'a [Y],
 }
 
-fn hashed<Y: Response>(y: &[Y], keys: impl ExactSizeIterator<Item = u64> + Clone, missing: u64) -> hnm_core::Result<Output> {
-    let mut table = KeyTable::new(missing);
-    let dropped = accumulate(y, keys, &mut table, &mut Checkpoint::new(&RInterrupt))?;
-    let groups = table.into_groups();
-    Ok(Output { pass: DataPass { stats: groups.stats, dropped }, first_rows: Some(groups.first_rows), offset: None })
+impl<Y: Response> GroupVisitor for OneWayPass<'_, Y> {
+    type Output = hnm_core::Result<Output>;
+
+    fn coded(self, codes: impl ExactSizeIterator<Item = i32> + Clone, n_levels: usize, offset: Option<f64>) -> Self::Output {
+        let pass = GroupStats::from_data(self.y, codes, n_levels, &mut Checkpoint::new(&RInterrupt))?;
+        Ok(Output { pass, first_rows: None, offset })
+    }
+
+    fn hashed(self, keys: impl ExactSizeIterator<Item = u64> + Clone, missing: u64) -> Self::Output {
+        let mut table = KeyTable::new(missing);
+        let dropped = accumulate(self.y, keys, &mut table, &mut Checkpoint::new(&RInterrupt))?;
+        let groups = table.into_groups();
+        Ok(Output { pass: DataPass { stats: groups.stats, dropped }, first_rows: Some(groups.first_rows), offset: None })
+    }
+}
+
+fn pass_over<Y: Response>(y: &[Y], g: &Robj) -> hnm_core::Result<Output> {
+    visit_groups(g, OneWayPass { y })?
+}
+
+/// Per-row group codes: direct codes as they are, hashed keys numbered in order of first
+/// appearance with each group's first row.
+struct Coder;
+
+impl GroupVisitor for Coder {
+    type Output = hnm_core::Result<(GroupCodes, Option<f64>)>;
+
+    fn coded(self, codes: impl ExactSizeIterator<Item = i32> + Clone, _n_levels: usize, offset: Option<f64>) -> Self::Output {
+        let mut all = with_capacity(codes.len(), "the group codes")?;
+        all.extend(codes);
+        Ok((GroupCodes { codes: all, first_rows: Vec::new() }, offset))
+    }
+
+    fn hashed(self, keys: impl ExactSizeIterator<Item = u64> + Clone, missing: u64) -> Self::Output {
+        Ok((group_codes(keys, missing, &mut Checkpoint::new(&RInterrupt))?, None))
+    }
+}
+
+/// The group codes of a non-factor `g` (integer, logical, double or character) for the
+/// general model, without `factor()`'s conversion of every value to a string: `codes`
+/// (1-based, NA for missing) with either `offset` (small-range integers: code j is the value
+/// offset + j, possibly unused) or `first_row` (hashed values: code j first appears at that
+/// 1-based row). `group` names `g` in error messages.
+/// @noRd
+#[extendr]
+fn rs_group_codes(g: Robj, group: &str) -> Robj {
+    if !expanded(&g) {
+        return error_message(
+            format!("the grouping variable `{group}` could not be expanded into memory (see R's message above)."),
+            "too_large",
+        );
+    }
+    match visit_groups(&g, Coder).and_then(|result| result) {
+        Ok((coded, offset)) => {
+            let first_row = if offset.is_some() {
+                Robj::from(())
+            } else {
+                coded.first_rows.iter().map(|&r| r as f64 + 1.0).collect::<Vec<f64>>().into()
+            };
+            list!(codes = coded.codes, first_row = first_row, offset = offset.map_or(Robj::from(()), Robj::from)).into()
+        }
+        Err(error) => data_error(error, &g, "", group),
+    }
 }
 
 /// The error for a NaN (not NA) or infinite response, naming the response and the row.
@@ -138,4 +200,5 @@ fn not_finite_response(y: &Robj, response: &str, index: usize) -> Robj {
 extendr_module! {
     mod data_pass;
     fn rs_data_pass;
+    fn rs_group_codes;
 }
