@@ -20,16 +20,23 @@ boot_intervals <- function(object, level, scale, nsim, seed, type, threads, quie
   }
   estimate <- on_scale(object)
   draws <- matrix(on_scale(replicates[ok, ]), ncol = 3L)
-  alpha <- (1 - level) / 2
-  quantiles <- t(apply(draws, 2L, stats::quantile, probs = c(alpha, 1 - alpha), names = FALSE))
-  intervals <- switch(type,
-    perc = quantiles,
-    basic = 2 * estimate - quantiles[, 2:1],
-    norm = (2 * estimate - colMeans(draws)) +
-      outer(apply(draws, 2L, stats::sd), c(-1, 1) * critical_value(level)))
+  intervals <- boot_limits(estimate, draws, level, type)
   intervals[1:2, ] <- pmax(intervals[1:2, ], 0)
   structure(intervals, boot = replicates, failed = failed, seed = rng$state,
             class = c("hnm_boot_confint", "matrix", "array"))
+}
+
+# Percentile, basic or normal (bias-corrected, as boot::boot.ci's) limits of each column of
+# `draws` (replicates by rows; NA and NaN left out) about the estimates `estimate`.
+boot_limits <- function(estimate, draws, level, type) {
+  alpha <- (1 - level) / 2
+  quantiles <- t(apply(draws, 2L, stats::quantile, probs = c(alpha, 1 - alpha), names = FALSE,
+                       na.rm = TRUE))
+  switch(type,
+    perc = quantiles,
+    basic = 2 * estimate - quantiles[, 2:1, drop = FALSE],
+    norm = (2 * estimate - colMeans(draws, na.rm = TRUE)) +
+      outer(apply(draws, 2L, stats::sd, na.rm = TRUE), c(-1, 1) * critical_value(level)))
 }
 
 #' @rdname confint.hnm_fit
@@ -39,30 +46,25 @@ boot_intervals <- function(object, level, scale, nsim, seed, type, threads, quie
 #' @export
 print.hnm_boot_confint <- function(x, ...) {
   print(unclass(x)[, , drop = FALSE], ...)
+  boot <- attr(x, "boot")
+  replicates <- if (inherits(boot, "hnm_bootstrap")) boot$R else nrow(boot)
   cat(sprintf("Parametric bootstrap: %d refits (%d failed) in attr(, \"boot\").\n",
-              nrow(attr(x, "boot")), attr(x, "failed")))
+              replicates, attr(x, "failed")))
   invisible(x)
 }
 
-# nsim refits of data simulated from the fit: group means ~ N(mu, tau2 + sigma2/n_j) and the
-# pooled within-group SS ~ sigma2 chi^2_{N - m}, drawn in chunks (bounded memory, and a
-# progress bar when the first chunk predicts more than 3 seconds); NA rows for failed refits.
-bootstrap_refits <- function(object, nsim, threads, quiet, call) {
-  s <- fit_statistics(object, call)
-  groups <- length(s$n)
-  sd_means <- sqrt(object$tau2 + object$sigma2 / s$n)
-  chunk <- max(1L, min(ceiling(nsim / 20), floor(5e6 / groups)))
+# The results of refit_chunk(size) for chunks of the nsim replicates, each drawing `per`
+# normals a replicate: chunks of at most 5e6 draws (bounded memory) and 20 chunks or more, so
+# that a progress bar is shown when the first chunk predicts more than 3 seconds.
+in_chunks <- function(nsim, per, refit_chunk, quiet) {
+  chunk <- max(1L, min(ceiling(nsim / 20), floor(5e6 / max(per, 1))))
   starts <- seq.int(1L, nsim, by = chunk)
-  refits <- vector("list", length(starts))
+  results <- vector("list", length(starts))
   bar <- NULL
   started <- proc.time()[["elapsed"]]
   for (i in seq_along(starts)) {
     size <- min(chunk, nsim - starts[i] + 1L)
-    means <- matrix(stats::rnorm(size * groups, object$mu - s$center, rep(sd_means, each = size)),
-                    size, groups)
-    ssw <- object$sigma2 * stats::rchisq(size, sum(s$n - 1))
-    refits[[i]] <- rust_result(rs_bootstrap(s$center, s$n, s$mean, s$ss, is_reml(object),
-                                            means, ssw, threads), call = call)
+    results[[i]] <- refit_chunk(size)
     if (i == 1L && length(starts) > 1L && !quiet &&
         (proc.time()[["elapsed"]] - started) * nsim / size > 3) {
       bar <- utils::txtProgressBar(max = nsim, style = 3)
@@ -70,6 +72,23 @@ bootstrap_refits <- function(object, nsim, threads, quiet, call) {
     }
     if (!is.null(bar)) utils::setTxtProgressBar(bar, starts[i] + size - 1L)
   }
+  results
+}
+
+# nsim refits of data simulated from the fit: group means ~ N(mu, tau2 + sigma2/n_j) and the
+# pooled within-group SS ~ sigma2 chi^2_{N - m}, drawn in chunks (in_chunks()); NA rows for
+# failed refits.
+bootstrap_refits <- function(object, nsim, threads, quiet, call) {
+  s <- fit_statistics(object, call)
+  groups <- length(s$n)
+  sd_means <- sqrt(object$tau2 + object$sigma2 / s$n)
+  refits <- in_chunks(nsim, groups, function(size) {
+    means <- matrix(stats::rnorm(size * groups, object$mu - s$center, rep(sd_means, each = size)),
+                    size, groups)
+    ssw <- object$sigma2 * stats::rchisq(size, sum(s$n - 1))
+    rust_result(rs_bootstrap(s$center, s$n, s$mean, s$ss, is_reml(object), means, ssw, threads),
+                call = call)
+  }, quiet)
   column <- function(name) unlist(lapply(refits, `[[`, name), use.names = FALSE)
   data.frame(mu = column("mu"), sigma2 = column("sigma2"), tau2 = column("tau2"))
 }

@@ -10,6 +10,21 @@ rs_fit <- function(center, n, mean, ss, reml) .Call(wrap__rs_fit, center, n, mea
 #' @noRd
 rs_anova_fit <- function(center, n, mean, ss) .Call(wrap__rs_anova_fit, center, n, mean, ss)
 
+#' The replicate generator of the model `spec` (response, fixed, random, blocks as in
+#' `fit$spec`) at β = `coefficients` (one per fixed column, 0 for a dropped one), Σ =
+#' `re_covariance` (q × q) and σ = `sigma`, for the design whose statistics are `fit$stats`:
+#' the pointer, the standard normals one replicate takes and the degrees of freedom of its
+#' residual chi-square.
+#' @noRd
+rs_lmm_boot_generator <- function(pilot, n, means, comoments, response, fixed, random, blocks, coefficients, re_covariance, sigma) .Call(wrap__rs_lmm_boot_generator, pilot, n, means, comoments, response, fixed, random, blocks, coefficients, re_covariance, sigma)
+
+#' Refits of the model `spec` (ML, or REML when `reml`; from the internal θ `start`) to the
+#' replicates of `generator` given by `normals` (replicate after replicate) and `chi_squares`
+#' (one each), on `threads` threads. Per replicate (by rows): the kept β, Σ (q × q), σ and the
+#' deviance; NA where a refit failed.
+#' @noRd
+rs_lmm_boot_refit <- function(generator, response, fixed, random, blocks, reml, start, normals, chi_squares, threads) .Call(wrap__rs_lmm_boot_refit, generator, response, fixed, random, blocks, reml, start, normals, chi_squares, threads)
+
 #' One pass over the response `y` (double or integer) and the group `g` (factor, integer,
 #' logical, double or character): per-group n, mean about `center`, within-group SS, the
 #' number of rows dropped for NA; for a plain integer `g` of small range, `offset`, with

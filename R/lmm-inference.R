@@ -1,16 +1,35 @@
 # Intervals and model comparison for fits with covariates or random slopes.
 
 #' @rdname hnm_lmm-methods
+#' @param parallel,ncpus,quiet For `confint(method = "boot")`: threads and progress bar, as
+#'   in [bootstrap()], which simulates and refits the `nsim` replicates (from `seed`) in
+#'   statistic space.
+#' @param boot.type For `confint(method = "boot")`, lme4's name for `type` (give one of them):
+#'   `"perc"` (default), the percentiles of the replicates; `"basic"`,
+#'   \eqn{2\hat x - q^*_{1-\alpha/2}} to \eqn{2\hat x - q^*_{\alpha/2}}; `"norm"`,
+#'   \eqn{2\hat x - \bar x^* \pm z\,\mathrm{sd}(x^*)} as `boot::boot.ci` gives it. Rows are
+#'   lme4's (`.sig01, ...` the SDs and correlations of the random effects, `.sigma`, the fixed
+#'   effects); SD limits are kept at or above 0 and correlation limits between -1 and 1. The
+#'   bootstrap is in `attr(, "boot")`.
 #' @export
 confint.hnm_lmm <- function(object, parm, level = 0.95, method = c("Wald", "profile", "boot"),
-                            oldNames = TRUE, ...) {
+                            oldNames = TRUE, nsim = 1000, seed = NULL,
+                            type = c("perc", "basic", "norm"), boot.type = NULL,
+                            parallel = NULL, ncpus = NULL, quiet = FALSE, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
   method <- match.arg(method)
-  if (method != "Wald") {
-    hnm_abort(sprintf(paste("method = \"%s\" is not available yet for models with covariates or",
-                            "random slopes; use method = \"Wald\" for the fixed effects."), method),
+  if (method == "profile") {
+    hnm_abort(paste("method = \"profile\" is not available yet for models with covariates or",
+                    "random slopes; use method = \"boot\" or \"Wald\"."),
               call = call, class = "hnm_error_argument")
+  }
+  if (method == "boot") {
+    check_probability(level, "level", call)
+    check_flag(oldNames, "oldNames", call)
+    limits <- lmm_boot_intervals(object, level, boot_type(type, boot.type, call), nsim, seed,
+                                 parallel, ncpus, quiet, oldNames, call)
+    return(if (missing(parm)) limits else select_rows(limits, parm, call))
   }
   if (!is.numeric(level) || length(level) != 1L || !(level > 0 && level < 1)) {
     hnm_abort("`level` must be one number between 0 and 1.", call = call)

@@ -9,6 +9,7 @@ use extendr_api::prelude::*;
 use hnm_core::{Checkpoint, Criterion, GroupStats, HnmError, Params};
 
 mod anova_fit;
+mod boot_glue;
 mod data_pass;
 mod inference;
 mod model;
@@ -137,6 +138,7 @@ fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj 
 extendr_module! {
     mod hnm;
     use anova_fit;
+    use boot_glue;
     use data_pass;
     fn rs_neg_log_lik;
     fn rs_fit;

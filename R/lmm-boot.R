@@ -1,0 +1,343 @@
+# Parametric bootstrap of fits with covariates or random slopes, simulated and refitted in
+# sufficient-statistic space (the generator: src/rust/hnm-core/src/bootstrap_lmm.rs).
+
+#' Parametric bootstrap of a fit, in statistic space
+#'
+#' Simulates `nsim` data sets from the fitted model at its estimates,
+#' \eqn{y^* = X\hat\beta + Zb^* + \varepsilon^*} with \eqn{b^*_j \sim N(0, \hat\Sigma)} and
+#' \eqn{\varepsilon^* \sim N(0, \hat\sigma^2 I)}, keeping every covariate and group as in the
+#' data, and refits the model (by the fit's criterion, ML or REML, warm-started at its
+#' estimate) to each. Nothing of size N is simulated: a replicate changes only the
+#' response's per-group statistics (its group means and its co-moments with the model's
+#' variables), whose exact joint distribution given the covariates is Gaussian plus one
+#' \eqn{\sigma^2\chi^2} on the residual degrees of freedom
+#' \eqn{\sum_j (n_j - 1 - r_j)}, \eqn{r_j} the rank of the covariates' variation within group
+#' \eqn{j}; so a replicate costs O(groups), however many rows the data have. Draws use R's
+#' random-number generator (normals and chi-squares drawn in R), so `seed` (or
+#' [set.seed()]) reproduces the result; the refits run in Rust on
+#' `getOption("hnm.threads", 2)` threads and Ctrl-C stops them.
+#'
+#' The parametric bootstrap assumes the model: normal random effects and errors, with the
+#' fitted \eqn{\hat\beta}, \eqn{\hat\Sigma} and \eqn{\hat\sigma} taken as the truth, as
+#' lme4's `bootMer()` does (`use.u = FALSE`, `type = "parametric"`). A singular fit simulates
+#' no variation along its zero directions.
+#'
+#' @param object A fit of [hnm_fit()] by ML or REML: with covariates or random slopes (class
+#'   `hnm_lmm`), or one-way (`y ~ 1 | g`, whose replicates are drawn as
+#'   `confint(fit, method = "boot")` draws them: group means and the pooled within-group sum
+#'   of squares).
+#' @param nsim Number of replicates: a whole number from 2 to 10,000,000.
+#' @param seed `NULL` (use the current random-number state) or a seed for [set.seed()]; the
+#'   caller's random-number state is restored afterwards when a seed is given.
+#' @param parallel,ncpus As lme4's `bootMer()`: `"no"` refits on one thread, `"multicore"` or
+#'   `"snow"` on `ncpus` threads (default `getOption("hnm.threads", 2)`).
+#' @param quiet `TRUE` hides the progress bar shown for runs predicted to take over 3 seconds.
+#' @param ... Not used by `bootstrap()` (an error when given); passed to [print()] by the print
+#'   method.
+#' @return An object of class `hnm_bootstrap`, a list with `t0` (the estimates: lme4's
+#'   `.sig01, .sig02, ...` (standard deviations and correlations of the random effects, in
+#'   the order of lme4's `confint(method = "boot")`), `.sigma` and the fixed effects), `t`
+#'   (an `nsim` by `length(t0)` matrix of the replicates' estimates, a row of `NA` where a
+#'   refit failed), `R` (`nsim`), `failed` (the number of failed refits), `seed` (the seed
+#'   given, or the random-number state the draws started from) and `method` (the fit's
+#'   criterion). Column names follow `oldNames = TRUE`; [confint()] renames them.
+#' @seealso [confint.hnm_lmm()] for the percentile, basic and normal intervals from it.
+#' @examples
+#' fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' b <- bootstrap(fit, nsim = 100, seed = 1)
+#' b
+#' apply(b$t, 2, sd)
+#' @export
+bootstrap <- function(object, ...) UseMethod("bootstrap")
+
+#' @rdname bootstrap
+#' @export
+bootstrap.default <- function(object, ...) {
+  hnm_abort(sprintf("bootstrap() needs a fit of hnm_fit(), not an object of class %s.",
+                    class(object)[1L]), call = sys.call())
+}
+
+#' @rdname bootstrap
+#' @export
+bootstrap.hnm_fit <- function(object, nsim = 1000, seed = NULL, parallel = NULL, ncpus = NULL,
+                              quiet = FALSE, ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  require_likelihood_fit(object, "bootstrap replicates", call)
+  threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
+  rng <- use_seed(seed)
+  on.exit(rng$restore())
+  refits <- bootstrap_refits(object, as.integer(nsim), threads, quiet, call)
+  draws <- cbind(sqrt(refits$tau2), sqrt(refits$sigma2), refits$mu)
+  t0 <- c(sqrt(object$tau2), sqrt(object$sigma2), object$mu)
+  names(t0) <- colnames(draws) <- parameter_rows("sd")
+  new_bootstrap(t0, draws, nsim, rng$state, object$method, call)
+}
+
+#' @rdname bootstrap
+#' @export
+bootstrap.hnm_lmm <- function(object, nsim = 1000, seed = NULL, parallel = NULL, ncpus = NULL,
+                              quiet = FALSE, ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
+  rng <- use_seed(seed)
+  on.exit(rng$restore())
+  generator <- boot_generator(object, object$stats, object$spec, call)
+  p <- length(object$beta)
+  q <- nrow(object$re_covariance)
+  refit_chunk <- function(size) {
+    draws <- boot_draws(generator, size)
+    out <- boot_refits(generator, draws, object$spec, object$method == "REML",
+                       object$convergence$internal_theta, threads, call)
+    cbind(sd_cor_rows(boot_rows(out$re_covariance, size, q * q), boot_rows(out$sigma, size, 1L),
+                      lengths(object$random_names)),
+          boot_rows(out$beta, size, p))
+  }
+  draws <- do.call(rbind, in_chunks(nsim, generator$normals, refit_chunk, quiet))
+  t0 <- c(sd_cor_rows(matrix(as.double(object$re_covariance), 1L), matrix(object$sigma),
+                      lengths(object$random_names)), object$beta)
+  names(t0) <- colnames(draws) <- c(boot_variance_names(object, TRUE), names(object$beta))
+  new_bootstrap(t0, draws, nsim, rng$state, object$method, call)
+}
+
+# The hnm_bootstrap object of estimates `t0` and replicates `draws` (a row of NA for a failed
+# refit; a correlation alone may be NaN, where an SD is 0), with a warning on failures.
+new_bootstrap <- function(t0, draws, nsim, seed, method, call) {
+  failed <- sum(is.na(draws[, ".sigma"]))
+  if (failed > 0L) {
+    hnm_warn(sprintf("%d of %d bootstrap refits failed (rows of NA in `t`).", failed, nsim),
+             call = call)
+  }
+  structure(list(t0 = t0, t = draws, R = as.integer(nsim), failed = failed, seed = seed,
+                 method = method), class = "hnm_bootstrap")
+}
+
+#' @rdname bootstrap
+#' @param x An `hnm_bootstrap` object.
+#' @export
+print.hnm_bootstrap <- function(x, ...) {
+  cat(sprintf("Parametric bootstrap of an %s fit in statistic space: %d replicates (%d failed)\n",
+              x$method, x$R, x$failed))
+  table <- cbind(original = x$t0,
+                 bias = colMeans(x$t, na.rm = TRUE) - x$t0,
+                 `std. error` = apply(x$t, 2L, stats::sd, na.rm = TRUE))
+  print(table, ...)
+  invisible(x)
+}
+
+# The bootstrap's arguments checked, and its threads.
+boot_settings <- function(nsim, quiet, parallel, ncpus, call) {
+  check_count(nsim, "nsim", 2L, call, max = 1e7)
+  check_flag(quiet, "quiet", call)
+  boot_threads(parallel, ncpus, call)
+}
+
+# The replicate generator of the model `fit` at its estimates, for the design of `stats` (a
+# fit's statistics) with the model's structure `spec` over their variables.
+boot_generator <- function(fit, stats, spec, call) {
+  coefficients <- numeric(length(spec$fixed))
+  coefficients[fit$kept] <- fit$beta
+  rust_result(rs_lmm_boot_generator(stats$pilot, stats$n, stats$means, stats$comoments,
+                                    spec$response, spec$fixed, spec$random, spec$blocks,
+                                    coefficients, as.double(fit$re_covariance), fit$sigma),
+              call = call)
+}
+
+# R's draws for `size` replicates of `generator`: standard normals and residual chi-squares.
+boot_draws <- function(generator, size) {
+  list(normals = stats::rnorm(size * generator$normals),
+       chi_squares = stats::rchisq(size, generator$residual_df))
+}
+
+# Refits of the model `spec` (REML when `reml`, from the internal θ `start`) to the replicates
+# `draws` of `generator`: per replicate its β, Σ, σ and deviance (see rs_lmm_boot_refit).
+boot_refits <- function(generator, draws, spec, reml, start, threads, call) {
+  rust_result(rs_lmm_boot_refit(generator$generator, spec$response, spec$fixed, spec$random,
+                                spec$blocks, reml, start, draws$normals, draws$chi_squares,
+                                threads), call = call)
+}
+
+# `size` rows of `width` values from a replicate-major vector; all NA when no refit succeeded.
+boot_rows <- function(x, size, width) {
+  if (length(x) != size * width) return(matrix(NA_real_, size, width))
+  matrix(x, size, width, byrow = TRUE)
+}
+
+# Per replicate (rows): lme4's standard deviations and correlations of the random effects
+# from Σ (q × q, one row per replicate, row-major), block by block in θ's order (each block's
+# lower triangle by columns: the diagonal an SD, below it a correlation), then σ.
+sd_cor_rows <- function(covariance, sigma, blocks) {
+  q <- sum(blocks)
+  entry <- function(r, c) covariance[, (r - 1L) * q + c]
+  columns <- list()
+  first <- 0L
+  for (size in blocks) {
+    index <- first + seq_len(size)
+    for (c in index) for (r in c:max(index)) {
+      columns[[length(columns) + 1L]] <- if (r == c) sqrt(pmax(entry(r, r), 0)) else
+        entry(r, c) / sqrt(entry(r, r) * entry(c, c))
+    }
+    first <- first + size
+  }
+  cbind(do.call(cbind, columns), sigma)
+}
+
+# lme4's names of the SDs, correlations and σ: `.sig01, ..., .sigma`, or with
+# `oldNames = FALSE` its `sd_x|g`, `cor_x.y|g` and `sigma`.
+boot_variance_names <- function(object, oldNames) {
+  names <- unlist(lapply(object$random_names, function(block) {
+    out <- character()
+    for (c in seq_along(block)) for (r in c:length(block)) {
+      out <- c(out, if (r == c) sprintf("sd_%s|%s", block[r], object$group_name) else
+        sprintf("cor_%s.%s|%s", block[r], block[c], object$group_name))
+    }
+    out
+  }))
+  if (isTRUE(oldNames)) c(sprintf(".sig%02d", seq_along(names)), ".sigma") else c(names, "sigma")
+}
+
+# The intervals of a bootstrap of a general fit: rows lme4's names, with the bootstrap as
+# attribute "boot". SDs are kept >= 0 and correlations in [-1, 1] (basic and normal
+# intervals can reach past them).
+lmm_boot_intervals <- function(object, level, type, nsim, seed, parallel, ncpus, quiet,
+                               oldNames, call) {
+  boot <- bootstrap.hnm_lmm(object, nsim = nsim, seed = seed, parallel = parallel,
+                            ncpus = ncpus, quiet = quiet)
+  limits <- boot_limits(boot$t0, boot$t, level, type)
+  variance <- boot_variance_names(object, TRUE)
+  is_sd <- grepl("^sd_", boot_variance_names(object, FALSE)) | variance == ".sigma"
+  limits[which(is_sd), ] <- pmax(limits[which(is_sd), ], 0)
+  is_cor <- seq_along(variance)[!is_sd]
+  limits[is_cor, ] <- pmin(pmax(limits[is_cor, ], -1), 1)
+  dimnames(limits) <- list(c(boot_variance_names(object, oldNames), names(object$beta)),
+                           percent_labels(level))
+  structure(limits, boot = boot, failed = boot$failed,
+            class = c("hnm_boot_confint", "matrix", "array"))
+}
+
+#' Parametric-bootstrap likelihood-ratio test of nested fits, in statistic space
+#'
+#' Tests the smaller model `m0` against the larger `m1` (both fits of [hnm_fit()] with
+#' covariates or random slopes, to the same rows and grouping factor, every variable of `m0`
+#' a variable of `m1`) by the likelihood-ratio statistic
+#' \eqn{LRT = d_0 - d_1} (ML deviances; REML fits are refitted by ML, as [anova()] does), with
+#' its null distribution simulated rather than taken from an asymptotic reference: `nsim`
+#' data sets are simulated from `m0` at its estimates, in statistic space as [bootstrap()]
+#' does (the statistics of `m1`'s variables, so both models can be refitted to each), and
+#' both models are refitted by ML. The p-value is
+#' \eqn{(1 + \#\{LRT^* \ge LRT\}) / (1 + R)} over the \eqn{R} replicates whose refits
+#' succeeded (Davison and Hinkley 1997, as `pbkrtest::PBmodcomp` computes it).
+#'
+#' Where a variance is tested at 0 (adding a random intercept or a random slope), the LRT's
+#' asymptotic reference is a chi-bar-square mixture (Stram and Lee 1994) whose finite-sample
+#' size can be far from nominal with few groups; the bootstrap p-value needs no such
+#' reference. It is a separate function rather than an argument of [anova()] because it
+#' costs `nsim` pairs of refits and returns the replicates as well.
+#'
+#' @param m0,m1 The smaller and the larger fit.
+#' @inheritParams bootstrap
+#' @return An object of class `hnm_bootstrap_lrt`: a list with `statistic` (the observed
+#'   LRT), `df` (the difference in the numbers of parameters), `p.value` (the bootstrap
+#'   p-value), `p.chisq` (the naive \eqn{\chi^2_{df}} p-value, for comparison), `replicates`
+#'   (the `nsim` simulated LRT values, `NA` where a refit failed), `R`, `failed` and `seed`.
+#' @examples
+#' m0 <- hnm_fit(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+#' m1 <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' bootstrap_lrt(m0, m1, nsim = 200, seed = 1)
+#' @export
+bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncpus = NULL,
+                          quiet = FALSE) {
+  call <- sys.call()
+  for (fit in list(m0, m1)) {
+    if (!inherits(fit, "hnm_lmm")) {
+      hnm_abort(sprintf(paste("`m0` and `m1` must be fits of hnm_fit() with covariates or random",
+                              "slopes, not an object of class %s."), class(fit)[1L]), call = call)
+    }
+  }
+  threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
+  df <- n_parameters(m1) - n_parameters(m0)
+  if (df <= 0L) {
+    hnm_abort(sprintf(paste("`m1` must have more parameters than `m0` (%d and %d); give the",
+                            "smaller model first."), n_parameters(m1), n_parameters(m0)),
+              call = call)
+  }
+  spec0 <- nested_spec(m0, m1, call)
+  ml0 <- ml_estimate(m0, call)
+  ml1 <- ml_estimate(m1, call)
+  statistic <- ml0$deviance - ml1$deviance
+  rng <- use_seed(seed)
+  on.exit(rng$restore())
+  generator <- boot_generator(m0, m1$stats, spec0, call)
+  refit_chunk <- function(size) {
+    draws <- boot_draws(generator, size)
+    d0 <- boot_refits(generator, draws, spec0, FALSE, ml0$internal_theta, threads, call)
+    d1 <- boot_refits(generator, draws, m1$spec, FALSE, ml1$internal_theta, threads, call)
+    boot_rows(d0$deviance, size, 1L) - boot_rows(d1$deviance, size, 1L)
+  }
+  replicates <- as.vector(do.call(rbind, in_chunks(nsim, generator$normals, refit_chunk, quiet)))
+  ok <- !is.na(replicates)
+  failed <- sum(!ok)
+  if (failed > 0L) {
+    hnm_warn(sprintf("%d of %d bootstrap refits failed and were left out.", failed, nsim),
+             call = call)
+  }
+  structure(list(statistic = statistic, df = df,
+                 p.value = (1 + sum(replicates[ok] >= statistic)) / (1 + sum(ok)),
+                 p.chisq = stats::pchisq(statistic, df, lower.tail = FALSE),
+                 replicates = replicates, R = as.integer(nsim), failed = failed,
+                 seed = rng$state), class = "hnm_bootstrap_lrt")
+}
+
+#' @rdname bootstrap_lrt
+#' @param x An `hnm_bootstrap_lrt` object.
+#' @param ... Passed to [print()] for the table.
+#' @export
+print.hnm_bootstrap_lrt <- function(x, ...) {
+  cat(sprintf("Parametric-bootstrap likelihood-ratio test, %d replicates (%d failed)\n",
+              x$R, x$failed))
+  print(data.frame(stat = x$statistic, df = x$df, `p.value (bootstrap)` = x$p.value,
+                   `p.value (chi-square)` = x$p.chisq, check.names = FALSE,
+                   row.names = "LRT"), ...)
+  invisible(x)
+}
+
+# The structure of `m0` over the variables of `m1` (matched by name), after checking that
+# both fits are of the same rows and groups.
+nested_spec <- function(m0, m1, call) {
+  if (is.null(m0$rows) || is.null(m1$rows)) {
+    hnm_abort("bootstrap_lrt() needs fits made from data rows, not from group statistics.",
+              call = call, class = "hnm_no_rows")
+  }
+  names0 <- m0$rows$names
+  names1 <- m1$rows$names
+  map <- match(names0, names1)
+  same_groups <- identical(m0$group_name, m1$group_name) && identical(m0$levels, m1$levels) &&
+    identical(m0$stats$n, m1$stats$n)
+  if (anyNA(map) || map[m0$spec$response] != m1$spec$response || !same_groups) {
+    hnm_abort(paste("`m0` must be nested in `m1`: fits of the same response, rows and grouping",
+                    "factor, every column of `m0` a column of `m1`."), call = call)
+  }
+  k0 <- length(names0)
+  k1 <- length(names1)
+  means0 <- matrix(m0$stats$means, ncol = k0, byrow = TRUE)
+  means1 <- matrix(m1$stats$means, ncol = k1, byrow = TRUE)[, map, drop = FALSE]
+  shift <- m1$stats$pilot[map] - m0$stats$pilot
+  if (!isTRUE(all.equal(means0, sweep(means1, 2L, shift, `+`), tolerance = 1e-10))) {
+    hnm_abort("`m0` and `m1` must be fits to the same rows (their group means differ).",
+              call = call)
+  }
+  on_m1 <- function(terms) as.integer(ifelse(terms == 0L, 0L, map[pmax(terms, 1L)]))
+  spec <- m0$spec
+  list(response = m1$spec$response, fixed = on_m1(spec$fixed), random = on_m1(spec$random),
+       blocks = spec$blocks)
+}
+
+# The ML deviance and internal θ of a fit (a REML fit refitted by ML, warm-started).
+ml_estimate <- function(fit, call) {
+  if (fit$method == "ML") {
+    return(list(deviance = fit$deviance, internal_theta = fit$convergence$internal_theta))
+  }
+  rust_result(rs_lmm_fit(lmm_model(fit), FALSE, fit$convergence$internal_theta, FALSE),
+              call = call)[c("deviance", "internal_theta")]
+}

@@ -1,0 +1,815 @@
+//! Parametric bootstrap of the linear mixed model in sufficient-statistic space.
+//!
+//! # The replicate statistics
+//! A replicate data set y* = Xβ + Zb* + ε* (b*_j ~ N(0, Σ), ε* ~ N(0, σ²I), at given
+//! parameters) keeps every covariate, so only the response's statistics change: its group
+//! means and its co-moments with every variable. Write the response of group j as
+//! y*_i = α_j + Σ_a γ_ja v_ia + ε*_i over the other variables a (the intercept α_j and the
+//! slopes γ_ja collect β and b*_j by the design column they multiply) and d_ia = v_ia − v̄_ja.
+//! Then, exactly,
+//!
+//! ȳ*_j = x̄_jᵀβ + z̄_jᵀb*_j + ε̄*_j,                ε̄*_j ~ N(0, σ²/n_j),
+//! c_j = W_j[·, y*] = W_j γ_j + ξ_j,                 ξ_j = Σ_i ε*_i d_i ~ N(0, σ² W_j),
+//! W_j[y*, y*] = c_jᵀ W_j⁺ c_j + σ² χ²_{n_j − 1 − r_j},
+//!
+//! with W_j the co-moments of the other variables (singular when a variable has no variation
+//! within the group, such as a group-level covariate, or the variables are collinear there),
+//! r_j its rank, and the three parts independent (ε̄* lies along 1, ξ in the span of the d_a,
+//! the χ² in what is left of 1⊥). With W_j = L_j L_jᵀ (L_j of full column rank r_j, by pivoted
+//! Cholesky) write ξ_j = σ L_j z_j; then c_j = L_j t_j with t_j = L_jᵀγ_j + σ z_j, and
+//! c_jᵀ W_j⁺ c_j = |t_j|². So each group's replicate is one Gaussian vector
+//! ω_j = (ȳ*_j − x̄_jᵀβ, t_j − L_jᵀβ_w) of dimension 1 + r_j (β_w the fixed slopes),
+//!
+//! ω_j ~ N(0, Ω_j),   Ω_j = M_j Σ M_jᵀ + σ² diag(1/n_j, I_{r_j}),   M_j = [z̄_jᵀ; L_jᵀ B],
+//!
+//! where B maps b_j to the slopes of the variables (a random intercept has none); Ω_j is
+//! positive definite. A replicate costs 1 + r_j standard normals per group (drawn as
+//! ω_j = C_j u_j, C_j C_jᵀ = Ω_j) and O(m k²) work, never O(N).
+//!
+//! The model's likelihood (ML and REML) reads W_j[y, y] only through Σ_j W_j[y, y] (it enters
+//! the pooled cross-product F alone; see [`crate::LinearMixedModel`]), so the residual parts
+//! are drawn as one σ² χ²_D with D = Σ_j (n_j − 1 − r_j) and split over the groups in
+//! proportion to their degrees of freedom (each group's block stays positive semi-definite):
+//! one chi-square per replicate instead of one per group, with the same fit.
+//!
+//! # Refits
+//! Each replicate is refitted from its statistics, warm-started at a given internal θ (the
+//! fit's: the replicates are drawn around it), on scoped threads. The refit takes quasi-Newton
+//! steps θ ← θ − H⁻¹∇d(θ) from H₀, the Hessian at the fit computed once (a replicate's Hessian
+//! is within O(m^−1/2) of it), with BFGS updates: a step costs one gradient, where a Newton
+//! step of [`LinearMixedModel::fit`] takes 1 + dim θ gradients. The minimum is declared
+//! by the same test as there (gradient max-norm ≤ 1e-10 N); a replicate whose steps reach a
+//! bound (a singular fit), raise the criterion or do not converge in a few steps is refitted
+//! by [`LinearMixedModel::fit`] from the start.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::blocks::{packed, CrossProducts};
+use crate::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
+use crate::error::{with_capacity, HnmError, Result};
+use crate::interrupt::{Checkpoint, Interrupt};
+use crate::lmm::{LinearMixedModel, LmmFit, Structure, Term};
+use crate::profile::Criterion;
+
+/// A direction of W_j whose squared residual, relative to the variable's own sum of squares,
+/// is below this after the directions before it is taken as no variation (rounding of an
+/// exact collinearity, such as indicator columns that sum to one within a group).
+const RANK_TOLERANCE: f64 = 1e-12;
+
+/// The model a bootstrap simulates from, at given parameter values: y_j = X_j β + Z_j b_j + ε_j,
+/// b_j ~ N(0, Σ), ε_j ~ N(0, σ² I), in the data's units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Simulation {
+    /// The response and design columns; `random` may be empty (a linear model, Σ empty).
+    pub structure: Structure,
+    /// β, one value per column of `structure.fixed` (0 for a column the fit dropped).
+    pub coefficients: Vec<f64>,
+    /// Σ, q × q row-major over the columns of `structure.random`.
+    pub re_covariance: Vec<f64>,
+    /// σ.
+    pub sigma: f64,
+}
+
+impl Simulation {
+    /// The fitted model `fit` of `model` as a model to simulate from (β of the dropped
+    /// fixed-effect columns 0).
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, LinearMixedModel, Never, Simulation, Structure, Term};
+    /// let y = [1.0, 2.5, 2.0, 4.0, 3.5, 6.0, 5.0, 6.5, 8.0];
+    /// let x = [0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0];
+    /// let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)],
+    ///     [1, 1, 1, 2, 2, 2, 3, 3, 3].into_iter(), 3, &mut Checkpoint::new(&Never)).unwrap();
+    /// let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)],
+    ///     random: vec![Term::Intercept], blocks: vec![1] };
+    /// let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
+    /// let fit = model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
+    /// let simulation = Simulation::of_fit(&model, &fit);
+    /// assert_eq!(simulation.coefficients, fit.beta);
+    /// ```
+    pub fn of_fit(model: &LinearMixedModel, fit: &LmmFit) -> Simulation {
+        let structure = model.structure().clone();
+        let mut coefficients = vec![0.0; structure.fixed.len()];
+        for (&column, &beta) in model.kept_fixed().iter().zip(&fit.beta) {
+            coefficients[column] = beta;
+        }
+        Simulation { structure, coefficients, re_covariance: fit.re_covariance.clone(), sigma: fit.sigma }
+    }
+
+    fn check(&self, variables: usize) -> Result<()> {
+        let s = &self.structure;
+        let bad = |argument, reason| Err(HnmError::InvalidArgument { argument, reason });
+        let design_variable = |t: &Term| match *t {
+            Term::Intercept => true,
+            Term::Variable(a) => a < variables && a != s.response,
+        };
+        if s.response >= variables || !s.fixed.iter().chain(&s.random).all(design_variable) {
+            return bad("structure", "must name a response and design columns (other variables) the statistics hold");
+        }
+        let q = s.random.len();
+        if self.coefficients.len() != s.fixed.len() || self.re_covariance.len() != q * q {
+            return bad("coefficients", "must give one value per fixed-effect column and a q x q covariance");
+        }
+        if !(self.sigma > 0.0 && self.sigma.is_finite()) || !self.coefficients.iter().chain(&self.re_covariance).all(|v| v.is_finite()) {
+            return bad("coefficients", "must be finite, with sigma > 0");
+        }
+        Ok(())
+    }
+}
+
+/// One group's replicate distribution (module docs): ω_j = C_j u_j with 1 + r_j normals u_j.
+#[derive(Debug, Clone)]
+struct GroupDraw {
+    group: usize,
+    rank: usize,
+    /// x̄_jᵀβ − p_y: the fixed part of the response's mean about its pilot.
+    fixed_mean: f64,
+    /// L_jᵀ β_w: the fixed part of t_j.
+    fixed_slopes: Vec<f64>,
+    /// C_j, (1 + r_j) × (1 + r_j) lower triangular, row-major.
+    factor: Vec<f64>,
+    /// L_j, (k − 1) × r_j row-major over the other variables in their order.
+    within: Vec<f64>,
+    /// (n_j − 1 − r_j)/D: the group's share of the pooled residual sum of squares.
+    residual_share: f64,
+}
+
+/// Replicate statistics of a fixed design: draws the response's statistics of each group
+/// from the model of a [`Simulation`] (module docs) given the other variables' statistics.
+#[derive(Debug, Clone)]
+pub struct ReplicateGenerator {
+    template: CrossProducts,
+    response: usize,
+    others: Vec<usize>,
+    groups: Vec<GroupDraw>,
+    normals: usize,
+    residual_df: f64,
+    sigma2: f64,
+}
+
+impl ReplicateGenerator {
+    /// The replicate distribution of `simulation` for the design whose statistics are
+    /// `stats` (their response's statistics are not used).
+    ///
+    /// # Errors
+    /// `InvalidArgument` when the simulation does not fit the statistics or its parameters are
+    /// not finite, σ ≤ 0, or Σ is not positive semi-definite (a group's Ω_j then fails).
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{CrossProducts, ReplicateGenerator, Simulation, Structure, Term};
+    /// // y and x, two groups of 3 rows; x varies within the groups.
+    /// let stats = CrossProducts::new(vec![0.0, 0.0], vec![3.0, 3.0], vec![1.0, 1.0, 2.0, 1.0],
+    ///     vec![2.0, 1.0, 2.0, 3.0, 1.5, 2.0]).unwrap();
+    /// let simulation = Simulation { structure: Structure { response: 0,
+    ///     fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept], blocks: vec![1] },
+    ///     coefficients: vec![1.0, 0.5], re_covariance: vec![4.0], sigma: 1.0 };
+    /// let generator = ReplicateGenerator::new(&stats, &simulation).unwrap();
+    /// // Per group 1 + rank(W_j) = 2 normals; residual df = 2 (3 - 1 - 1) per group.
+    /// assert_eq!((generator.normals(), generator.residual_df()), (4, 2.0));
+    /// let replicate = generator.generate(&[0.0; 4], 2.0).unwrap();
+    /// // With zero normals the response mean is its fixed part: 1 + 0.5 x̄_j.
+    /// assert_eq!(replicate.mean(1)[0], 1.5);
+    /// ```
+    pub fn new(stats: &CrossProducts, simulation: &Simulation) -> Result<Self> {
+        let k = stats.variables();
+        simulation.check(k)?;
+        let structure = &simulation.structure;
+        let response = structure.response;
+        let others: Vec<usize> = (0..k).filter(|&a| a != response).collect();
+        let position = |a: usize| others.iter().position(|&o| o == a).expect("a design variable is not the response");
+        // β by variable: the intercept and the fixed slope of each other variable.
+        let mut intercept = 0.0;
+        let mut slopes = vec![0.0; others.len()];
+        for (term, &beta) in structure.fixed.iter().zip(&simulation.coefficients) {
+            match *term {
+                Term::Intercept => intercept += beta,
+                Term::Variable(a) => slopes[position(a)] += beta,
+            }
+        }
+        let pilot = stats.pilot();
+        let constant = intercept + others.iter().zip(&slopes).map(|(&a, s)| s * pilot[a]).sum::<f64>() - pilot[response];
+        let sigma2 = simulation.sigma * simulation.sigma;
+        let random: Vec<Option<usize>> = structure
+            .random
+            .iter()
+            .map(|t| match *t {
+                Term::Intercept => None,
+                Term::Variable(a) => Some(position(a)),
+            })
+            .collect();
+        let mut groups = with_capacity(stats.groups(), "the bootstrap's group distributions")?;
+        let (mut normals, mut residual_df) = (0, 0.0);
+        for j in (0..stats.groups()).filter(|&j| stats.n()[j] > 0.0) {
+            let nj = stats.n()[j];
+            let means = stats.mean(j);
+            let max_rank = (nj - 1.0).min(others.len() as f64) as usize;
+            let (within, rank) = pivoted_factor(&others.iter().map(|&a| others.iter().map(|&b| stats.comoment(j, a, b)).collect()).collect::<Vec<Vec<f64>>>(), max_rank);
+            let fixed_slopes: Vec<f64> = (0..rank).map(|s| (0..others.len()).map(|i| within[i * rank + s] * slopes[i]).sum()).collect();
+            let fixed_mean = constant + others.iter().zip(&slopes).map(|(&a, s)| s * means[a]).sum::<f64>();
+            // M_j: row 0 the random columns' group means (data units), rows 1.. L_jᵀ B.
+            let dim = 1 + rank;
+            let q = random.len();
+            let mut m = vec![0.0; dim * q];
+            for (d, column) in random.iter().enumerate() {
+                match *column {
+                    None => m[d] = 1.0,
+                    Some(i) => {
+                        m[d] = pilot[others[i]] + means[others[i]];
+                        for s in 0..rank {
+                            m[(1 + s) * q + d] = within[i * rank + s];
+                        }
+                    }
+                }
+            }
+            let mut factor = vec![0.0; dim * dim];
+            for r in 0..dim {
+                for c in 0..=r {
+                    let mut v: f64 = (0..q)
+                        .map(|d| (0..q).map(|e| m[r * q + d] * simulation.re_covariance[d * q + e] * m[c * q + e]).sum::<f64>())
+                        .sum();
+                    if r == c {
+                        v += if r == 0 { sigma2 / nj } else { sigma2 };
+                    }
+                    factor[r * dim + c] = v;
+                    factor[c * dim + r] = v;
+                }
+            }
+            if !cholesky_in_place(&mut factor, dim) {
+                return Err(HnmError::InvalidArgument { argument: "re_covariance", reason: "must be positive semi-definite" });
+            }
+            normals += dim;
+            residual_df += nj - 1.0 - rank as f64;
+            groups.push(GroupDraw { group: j, rank, fixed_mean, fixed_slopes, factor, within, residual_share: nj - 1.0 - rank as f64 });
+        }
+        for g in &mut groups {
+            g.residual_share = if residual_df > 0.0 { g.residual_share / residual_df } else { 0.0 };
+        }
+        Ok(ReplicateGenerator { template: stats.clone(), response, others, groups, normals, residual_df, sigma2 })
+    }
+
+    /// Standard normals one replicate takes: Σ_j (1 + r_j) over the groups with rows.
+    pub fn normals(&self) -> usize {
+        self.normals
+    }
+
+    /// D = Σ_j (n_j − 1 − r_j): the degrees of freedom of the pooled residual chi-square.
+    pub fn residual_df(&self) -> f64 {
+        self.residual_df
+    }
+
+    /// The replicate for standard normals `normals` ([`ReplicateGenerator::normals`] of them,
+    /// group by group: u_j then the next group's) and a χ²_D draw `chi_square`.
+    ///
+    /// # Errors
+    /// `LengthMismatch` for the wrong number of normals; `NotFinite` or `InvalidStatistic`
+    /// when the draws are not finite or the chi-square is negative.
+    pub fn generate(&self, normals: &[f64], chi_square: f64) -> Result<CrossProducts> {
+        if normals.len() != self.normals {
+            return Err(HnmError::LengthMismatch { first: "normals", first_len: normals.len(), second: "the replicate's draws", second_len: self.normals });
+        }
+        if !(chi_square >= 0.0) {
+            return Err(HnmError::InvalidStatistic { argument: "chi_squares", index: 0, reason: "a chi-square draw cannot be negative" });
+        }
+        let s = &self.template;
+        let k = s.variables();
+        let triangle = k * (k + 1) / 2;
+        let (r, others) = (self.response, &self.others);
+        let mut means = s.means().to_vec();
+        let mut comoments = s.comoments().to_vec();
+        let mut omega = vec![0.0; others.len() + 1];
+        let mut first = 0;
+        for g in &self.groups {
+            let dim = 1 + g.rank;
+            let u = &normals[first..first + dim];
+            first += dim;
+            for (row, w) in omega[..dim].iter_mut().enumerate() {
+                *w = (0..=row).map(|c| g.factor[row * dim + c] * u[c]).sum();
+            }
+            means[g.group * k + r] = g.fixed_mean + omega[0];
+            let t: Vec<f64> = g.fixed_slopes.iter().zip(&omega[1..dim]).map(|(h, w)| h + w).collect();
+            let block = &mut comoments[g.group * triangle..(g.group + 1) * triangle];
+            for (i, &a) in others.iter().enumerate() {
+                block[if a > r { packed(a, r) } else { packed(r, a) }] = (0..g.rank).map(|c| g.within[i * g.rank + c] * t[c]).sum();
+            }
+            block[packed(r, r)] = t.iter().map(|v| v * v).sum::<f64>() + g.residual_share * self.sigma2 * chi_square;
+        }
+        CrossProducts::new(s.pilot().to_vec(), s.n().to_vec(), means, comoments)
+    }
+}
+
+/// L with W ≈ L Lᵀ (n × r, row-major, rows in W's order) by Cholesky with diagonal pivoting,
+/// taking next the variable with the largest residual relative to its own W[a, a] and stopping
+/// at `max_rank` or when every relative residual is below [`RANK_TOLERANCE`]; and r.
+fn pivoted_factor(w: &[Vec<f64>], max_rank: usize) -> (Vec<f64>, usize) {
+    let n = w.len();
+    let mut residual: Vec<Vec<f64>> = w.to_vec();
+    let mut columns: Vec<Vec<f64>> = Vec::new();
+    while columns.len() < max_rank {
+        let best = (0..n)
+            .filter(|&a| w[a][a] > 0.0)
+            .map(|a| (a, residual[a][a] / w[a][a]))
+            .fold(None, |best: Option<(usize, f64)>, (a, ratio)| if best.is_none_or(|(_, b)| ratio > b) { Some((a, ratio)) } else { best });
+        let Some((pivot, _)) = best.filter(|&(_, ratio)| ratio > RANK_TOLERANCE) else { break };
+        let d = residual[pivot][pivot].sqrt();
+        let column: Vec<f64> = (0..n).map(|i| residual[i][pivot] / d).collect();
+        for i in 0..n {
+            for c in 0..n {
+                residual[i][c] -= column[i] * column[c];
+            }
+        }
+        columns.push(column);
+    }
+    let rank = columns.len();
+    let factor = (0..n).flat_map(|i| columns.iter().map(move |c| c[i])).collect::<Vec<f64>>();
+    (factor, rank)
+}
+
+/// A model refitted to every replicate: its structure over the replicate's variables, the
+/// criterion and the internal θ to start from. A structure without random effects is the
+/// linear model, fitted as the mixed model with a random intercept held at θ = 0 (its
+/// profiled deviance there is that of least squares).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refit {
+    /// The model's response and design columns.
+    pub structure: Structure,
+    /// ML or REML.
+    pub criterion: Criterion,
+    /// The internal θ to start from ([`LmmFit::internal_theta`] of the fit); ignored for a linear model.
+    pub start: Vec<f64>,
+}
+
+impl Refit {
+    /// The refit to `stats`: by quasi-Newton steps from the Hessian `hessian` (at the start, of
+    /// the original data) when given and they converge, else by the full search of
+    /// [`LinearMixedModel::fit`] from the start.
+    fn fit(&self, stats: &CrossProducts, hessian: Option<&[f64]>, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
+        if self.structure.random.is_empty() {
+            let structure = Structure { random: vec![Term::Intercept], blocks: vec![1], ..self.structure.clone() };
+            return LinearMixedModel::new(stats, structure)?.fit_at(self.criterion, &[0.0]);
+        }
+        let model = LinearMixedModel::new(stats, self.structure.clone())?;
+        if let Some(hessian) = hessian {
+            match quasi_newton_fit(&model, self.criterion, &self.start, hessian, checkpoint) {
+                Ok(Some(fit)) => return Ok(fit),
+                Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
+                Ok(None) | Err(_) => {}
+            }
+        }
+        model.fit(self.criterion, Some(&self.start), checkpoint)
+    }
+
+    /// The Hessian (n × n, row-major) of the criterion in the internal θ at the start, for
+    /// the model on `stats` (the data the replicates are drawn about), by forward differences
+    /// of the analytic gradient; `None` for a linear model, a start on a bound or a Hessian
+    /// that is not positive definite.
+    fn start_hessian(&self, stats: &CrossProducts) -> Option<Vec<f64>> {
+        if self.structure.random.is_empty() {
+            return None;
+        }
+        let model = LinearMixedModel::new(stats, self.structure.clone()).ok()?;
+        let theta = &self.start;
+        if theta.len() != model.lower().len() || theta.iter().zip(model.lower()).any(|(t, l)| t <= l) {
+            return None;
+        }
+        let mut ws = model.workspace().ok()?;
+        let (_, at_start) = model.deviance_and_gradient(self.criterion, theta, &mut ws).ok()?;
+        let n = theta.len();
+        let mut hessian = vec![0.0; n * n];
+        for c in 0..n {
+            let mut shifted = theta.clone();
+            let step = 1e-6 * theta[c].abs().max(1e-2);
+            shifted[c] += step;
+            let (_, gradient) = model.deviance_and_gradient(self.criterion, &shifted, &mut ws).ok()?;
+            for r in 0..n {
+                hessian[r * n + c] = (gradient[r] - at_start[r]) / step;
+            }
+        }
+        for r in 0..n {
+            for c in 0..r {
+                let mean = 0.5 * (hessian[r * n + c] + hessian[c * n + r]);
+                (hessian[r * n + c], hessian[c * n + r]) = (mean, mean);
+            }
+        }
+        cholesky_in_place(&mut hessian.clone(), n).then_some(hessian)
+    }
+}
+
+/// Quasi-Newton steps a refit takes before it falls back to the full search.
+const QUASI_NEWTON_STEPS: usize = 12;
+
+/// The minimum of `model`'s criterion d by quasi-Newton steps θ ← θ − H⁻¹∇d(θ) from `start`,
+/// with H first `hessian` (the original data's Hessian at the fit, within O(m^−1/2) of a
+/// replicate's at its minimum) and then BFGS updates (H ← H − H s sᵀH / sᵀH s + y yᵀ / yᵀs
+/// for the step s and gradient change y, when yᵀs > 0): one gradient evaluation a step, where
+/// a Newton step of [`crate::minimize_bounded`] takes 1 + dim θ. The convergence test is the
+/// full search's (max-norm of the gradient ≤ 1e-10 N). `None` (the caller then runs the full
+/// search) when a step would reach a bound (a singular replicate), raises the criterion, or
+/// the steps run out.
+fn quasi_newton_fit(model: &LinearMixedModel, criterion: Criterion, start: &[f64], hessian: &[f64], checkpoint: &mut Checkpoint<'_>) -> Result<Option<LmmFit>> {
+    let n = start.len();
+    let tolerance = 1e-10 * model.n_obs();
+    let mut ws = model.workspace()?;
+    let mut h = hessian.to_vec();
+    let mut theta = start.to_vec();
+    let (mut value, mut gradient) = model.deviance_and_gradient(criterion, &theta, &mut ws)?;
+    for step in 0..=QUASI_NEWTON_STEPS {
+        if gradient.iter().all(|g| g.abs() <= tolerance) {
+            let mut fit = model.fit_at(criterion, &theta)?;
+            (fit.iterations, fit.evaluations) = (step, step + 2);
+            return Ok(Some(fit));
+        }
+        let mut factor = h.clone();
+        if step == QUASI_NEWTON_STEPS || !cholesky_in_place(&mut factor, n) {
+            break;
+        }
+        checkpoint.check()?;
+        let mut direction = gradient.clone();
+        solve_lower(&factor, n, &mut direction, 1);
+        solve_lower_transposed(&factor, n, &mut direction, 1);
+        let trial: Vec<f64> = theta.iter().zip(&direction).map(|(t, d)| t - d).collect();
+        if trial.iter().zip(model.lower()).any(|(t, l)| t <= l) {
+            return Ok(None);
+        }
+        let (trial_value, trial_gradient) = model.deviance_and_gradient(criterion, &trial, &mut ws)?;
+        if !(trial_value <= value + 1e-12 * value.abs().max(1.0)) {
+            return Ok(None);
+        }
+        let s: Vec<f64> = direction.iter().map(|d| -d).collect();
+        let y: Vec<f64> = trial_gradient.iter().zip(&gradient).map(|(a, b)| a - b).collect();
+        bfgs_update(&mut h, &s, &y);
+        (theta, value, gradient) = (trial, trial_value, trial_gradient);
+    }
+    Ok(None)
+}
+
+/// H ← H − H s sᵀH / sᵀH s + y yᵀ / yᵀs (n × n row-major), skipped unless both curvatures
+/// are positive (the update then keeps H positive definite).
+fn bfgs_update(h: &mut [f64], s: &[f64], y: &[f64]) {
+    let n = s.len();
+    let hs: Vec<f64> = (0..n).map(|r| (0..n).map(|c| h[r * n + c] * s[c]).sum()).collect();
+    let (shs, ys) = (s.iter().zip(&hs).map(|(a, b)| a * b).sum::<f64>(), s.iter().zip(y).map(|(a, b)| a * b).sum::<f64>());
+    if !(shs > 0.0 && ys > 0.0) {
+        return;
+    }
+    for r in 0..n {
+        for c in 0..n {
+            h[r * n + c] += y[r] * y[c] / ys - hs[r] * hs[c] / shs;
+        }
+    }
+}
+
+/// The refits of each replicate, one [`LmmFit`] per [`Refit`] in order; `None` where one failed.
+pub type LmmRefits = Vec<Option<Vec<LmmFit>>>;
+
+/// Refits `models` to the replicates of `generator` given by `normals` (replicate after
+/// replicate, [`ReplicateGenerator::normals`] each) and `chi_squares` (one χ²_D each),
+/// in parallel on `threads` threads (at most the machine's available parallelism and the
+/// number of replicates), as the one-way [`crate::refit_replicates`] does: the calling thread
+/// only waits, asking `interrupt` at least every [`Checkpoint::INTERVAL`]; the refit threads
+/// see a shared flag and stop before their next replicate or optimiser step.
+///
+/// # Errors
+/// `LengthMismatch` when `normals` does not hold one replicate's draws per chi-square;
+/// `TooLarge` when the results do not fit in memory; `Optimizer` when a thread cannot start or
+/// panics; `Interrupted` when `interrupt` asks to stop. A replicate whose statistics or refit
+/// fail gives `None`.
+///
+/// # Example
+/// ```
+/// use hnm_core::{refit_lmm_replicates, Criterion, CrossProducts, Never, Refit, ReplicateGenerator, Simulation, Structure, Term};
+/// let stats = CrossProducts::new(vec![0.0], vec![4.0; 3], vec![0.0, 1.0, 3.0], vec![3.0, 2.0, 4.0]).unwrap();
+/// let structure = Structure { response: 0, fixed: vec![Term::Intercept], random: vec![Term::Intercept], blocks: vec![1] };
+/// let simulation = Simulation { structure: structure.clone(), coefficients: vec![1.0], re_covariance: vec![2.0], sigma: 1.0 };
+/// let generator = ReplicateGenerator::new(&stats, &simulation).unwrap();
+/// let normals: Vec<f64> = (0..2 * generator.normals()).map(|i| (i as f64 * 0.7).sin()).collect();
+/// let refit = Refit { structure, criterion: Criterion::Reml, start: vec![1.0] };
+/// let fits = refit_lmm_replicates(&generator, &[refit], &normals, &[8.0, 10.0], 2, &Never).unwrap();
+/// assert!(fits.iter().all(|f| f.as_ref().is_some_and(|f| f[0].converged)));
+/// ```
+pub fn refit_lmm_replicates(
+    generator: &ReplicateGenerator,
+    models: &[Refit],
+    normals: &[f64],
+    chi_squares: &[f64],
+    threads: usize,
+    interrupt: &dyn Interrupt,
+) -> Result<LmmRefits> {
+    let per = generator.normals();
+    let replicates = chi_squares.len();
+    if normals.len() != replicates * per {
+        return Err(HnmError::LengthMismatch { first: "normals", first_len: normals.len(), second: "chi_squares times the draws per replicate", second_len: replicates * per });
+    }
+    let hessians: Vec<Option<Vec<f64>>> = models.iter().map(|model| model.start_hessian(&generator.template)).collect();
+    in_parallel(replicates, threads, interrupt, |r, stop| {
+        let stats = generator.generate(&normals[r * per..(r + 1) * per], chi_squares[r]).ok()?;
+        let mut checkpoint = Checkpoint::new(stop);
+        models.iter().zip(&hessians).map(|(model, hessian)| model.fit(&stats, hessian.as_deref(), &mut checkpoint).ok()).collect()
+    })
+}
+
+/// `task(i, stop)` for i in 0..count on up to `threads` scoped threads, in order; the calling
+/// thread asks `interrupt` while it waits and sets `stop` (which the tasks read) when asked.
+/// Any bootstrap's refits can run through it (the one-way [`crate::refit_replicates`] too).
+///
+/// # Errors
+/// `TooLarge` when the results do not fit in memory; `Optimizer` when a thread cannot start
+/// or panics; `Interrupted` when `interrupt` asks to stop.
+pub(crate) fn in_parallel<T: Send>(
+    count: usize,
+    threads: usize,
+    interrupt: &dyn Interrupt,
+    task: impl Fn(usize, &AtomicBool) -> Option<T> + Sync,
+) -> Result<Vec<Option<T>>> {
+    let mut all = with_capacity(count, "the bootstrap replicates")?;
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let block = count.div_ceil(threads.min(available).min(count).max(1)).max(1);
+    let stop = AtomicBool::new(false);
+    let finished = AtomicUsize::new(0);
+    let waiting = std::thread::current();
+    std::thread::scope(|scope| {
+        let mut workers = Vec::new();
+        for first in (0..count).step_by(block) {
+            let (task, stop, finished, waiting) = (&task, &stop, &finished, waiting.clone());
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
+                let out: Vec<Option<T>> =
+                    (first..(first + block).min(count)).map(|i| if stop.load(Ordering::Relaxed) { None } else { task(i, stop) }).collect();
+                finished.fetch_add(1, Ordering::SeqCst);
+                waiting.unpark();
+                out
+            });
+            match spawned {
+                Ok(worker) => workers.push(worker),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(HnmError::Optimizer(format!("a bootstrap refit thread could not be started ({e})")));
+                }
+            }
+        }
+        let mut checkpoint = Checkpoint::new(interrupt);
+        while finished.load(Ordering::SeqCst) < workers.len() {
+            std::thread::park_timeout(Checkpoint::INTERVAL);
+            if !stop.load(Ordering::Relaxed) && checkpoint.check_timed().is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        for worker in workers {
+            all.extend(worker.join().map_err(|_| HnmError::Optimizer("a bootstrap refit thread panicked".into()))?);
+        }
+        Ok(())
+    })?;
+    if stop.load(Ordering::Relaxed) {
+        return Err(HnmError::Interrupted);
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::Column;
+    use crate::interrupt::Never;
+
+    /// Three groups (5, 2 and 6 rows) of y, x (varying within groups), w (constant within
+    /// groups) and indicators a, b that sum to one within the third group.
+    fn design() -> (Vec<[f64; 5]>, Vec<i32>) {
+        let rows = vec![
+            [1.0, 0.3, 2.0, 1.0, 0.0],
+            [2.0, -1.2, 2.0, 0.0, 1.0],
+            [0.5, 0.8, 2.0, 1.0, 1.0],
+            [1.5, 2.1, 2.0, 0.0, 0.0],
+            [3.0, 0.1, 2.0, 1.0, 0.0],
+            [2.0, 1.0, -1.0, 1.0, 0.0],
+            [2.5, 3.0, -1.0, 0.0, 0.0],
+            [4.0, -0.5, 0.5, 1.0, 0.0],
+            [3.5, 0.4, 0.5, 0.0, 1.0],
+            [5.0, 1.7, 0.5, 1.0, 0.0],
+            [4.5, -2.0, 0.5, 0.0, 1.0],
+            [6.0, 0.9, 0.5, 0.0, 1.0],
+            [5.5, 1.1, 0.5, 1.0, 0.0],
+        ];
+        let codes = vec![1, 1, 1, 1, 1, 2, 2, 3, 3, 3, 3, 3, 3];
+        (rows, codes)
+    }
+
+    fn stats_of(rows: &[[f64; 5]], codes: &[i32]) -> CrossProducts {
+        let columns: Vec<Vec<f64>> = (0..5).map(|a| rows.iter().map(|r| r[a]).collect()).collect();
+        let columns: Vec<Column<'_>> = columns.iter().map(|c| Column::Double(c)).collect();
+        CrossProducts::from_columns(&columns, codes.iter().copied(), 3, &mut Checkpoint::new(&Never)).unwrap().stats
+    }
+
+    fn simulation() -> Simulation {
+        let structure = Structure {
+            response: 0,
+            fixed: vec![Term::Intercept, Term::Variable(1), Term::Variable(2), Term::Variable(3)],
+            random: vec![Term::Intercept, Term::Variable(1)],
+            blocks: vec![2],
+        };
+        Simulation { structure, coefficients: vec![1.5, -0.7, 0.4, 2.0], re_covariance: vec![2.0, 0.6, 0.6, 0.5], sigma: 0.8 }
+    }
+
+    #[test]
+    fn replicate_moments_equal_those_of_simulated_rows() {
+        // The exact mean and covariance of (ȳ_j, D_jᵀy) and E W_j[y, y] for y ~ N(Xβ, ZΣZᵀ + σ²I),
+        // from the rows, against the generator's.
+        let (rows, codes) = design();
+        let stats = stats_of(&rows, &codes);
+        let sim = simulation();
+        let generator = ReplicateGenerator::new(&stats, &sim).unwrap();
+        assert_eq!(generator.groups.iter().map(|g| g.rank).collect::<Vec<_>>(), vec![3, 1, 2]);
+        let sigma2 = sim.sigma * sim.sigma;
+        for g in &generator.groups {
+            let members: Vec<&[f64; 5]> = rows.iter().zip(&codes).filter(|(_, &c)| c as usize == g.group + 1).map(|(r, _)| r).collect();
+            let n = members.len();
+            let mu: Vec<f64> = members.iter().map(|r| 1.5 - 0.7 * r[1] + 0.4 * r[2] + 2.0 * r[3]).collect();
+            let z: Vec<[f64; 2]> = members.iter().map(|r| [1.0, r[1]]).collect();
+            let v = |i: usize, l: usize| {
+                let s = &sim.re_covariance;
+                let zz = z[i][0] * (s[0] * z[l][0] + s[1] * z[l][1]) + z[i][1] * (s[2] * z[l][0] + s[3] * z[l][1]);
+                zz + if i == l { sigma2 } else { 0.0 }
+            };
+            // A = [1ᵀ/n; Dᵀ] over the other variables (x, w, a, b).
+            let means: Vec<f64> = (1..5).map(|a| members.iter().map(|r| r[a]).sum::<f64>() / n as f64).collect();
+            let a_row = |s: usize, i: usize| if s == 0 { 1.0 / n as f64 } else { members[i][s] - means[s - 1] };
+            let expected_mean: Vec<f64> = (0..5).map(|s| (0..n).map(|i| a_row(s, i) * mu[i]).sum()).collect();
+            let expected_cov = |s: usize, t: usize| (0..n).map(|i| (0..n).map(|l| a_row(s, i) * v(i, l) * a_row(t, l)).sum::<f64>()).sum::<f64>();
+            // The generator's: (ȳ, c) = (p_y + fixed_mean + ω₀, L (h + ω₁..)), ω ~ N(0, C Cᵀ).
+            let dim = 1 + g.rank;
+            let omega = |r: usize, c: usize| (0..dim).map(|t| g.factor[r * dim + t] * g.factor[c * dim + t]).sum::<f64>();
+            let map = |s: usize, r: usize| match (s, r) {
+                (0, 0) => 1.0,
+                (0, _) | (_, 0) => 0.0,
+                (s, r) => g.within[(s - 1) * g.rank + r - 1],
+            };
+            let mean_of = |s: usize| if s == 0 { stats.pilot()[0] + g.fixed_mean } else { (0..g.rank).map(|r| map(s, r + 1) * g.fixed_slopes[r]).sum() };
+            let cov_of = |s: usize, t: usize| (0..dim).map(|r| (0..dim).map(|c| map(s, r) * omega(r, c) * map(t, c)).sum::<f64>()).sum::<f64>();
+            for s in 0..5 {
+                assert!((mean_of(s) - expected_mean[s]).abs() < 1e-12, "group {}, mean {s}", g.group);
+                for t in 0..5 {
+                    let (ours, exact) = (cov_of(s, t), expected_cov(s, t));
+                    assert!((ours - exact).abs() < 1e-12 * (1.0 + exact.abs()), "group {}, cov {s} {t}: {ours} vs {exact}", g.group);
+                }
+            }
+            // E W[y, y] = tr(PV) + μᵀPμ, P the centring; the generator's |h|² + tr Ω₁.. + σ² df_j.
+            let centred_mu: Vec<f64> = mu.iter().map(|m| m - mu.iter().sum::<f64>() / n as f64).collect();
+            let trace: f64 = (0..n).map(|i| v(i, i)).sum::<f64>() - (0..n).map(|i| (0..n).map(|l| v(i, l)).sum::<f64>()).sum::<f64>() / n as f64;
+            let exact = trace + centred_mu.iter().map(|m| m * m).sum::<f64>();
+            let ours = g.fixed_slopes.iter().map(|h| h * h).sum::<f64>() + (1..dim).map(|r| omega(r, r)).sum::<f64>()
+                + g.residual_share * generator.residual_df * sigma2;
+            assert!((ours - exact).abs() < 1e-12 * exact, "group {}: E W[y, y] {ours} vs {exact}", g.group);
+        }
+        // Ranks 3, 1 and 2 (w constant in every group; a + b = 1 in group 3; two rows in group 2).
+        assert_eq!(generator.residual_df(), (4.0 - 3.0) + (1.0 - 1.0) + (5.0 - 2.0));
+        assert_eq!(generator.normals(), 4 + 2 + 3);
+    }
+
+    #[test]
+    fn the_split_of_the_pooled_residual_does_not_change_the_fit() {
+        let (rows, codes) = design();
+        let stats = stats_of(&rows, &codes);
+        let sim = simulation();
+        let generator = ReplicateGenerator::new(&stats, &sim).unwrap();
+        let normals: Vec<f64> = (0..generator.normals()).map(|i| ((i * 7 % 5) as f64 - 2.0) * 0.6).collect();
+        let replicate = generator.generate(&normals, 3.0).unwrap();
+        // All of the residual in group 1 instead of in proportion to the degrees of freedom.
+        let k = 5;
+        let triangle = k * (k + 1) / 2;
+        let mut moved = replicate.comoments().to_vec();
+        let residual = generator.sigma2 * 3.0;
+        for g in &generator.groups {
+            moved[g.group * triangle] -= g.residual_share * residual;
+        }
+        moved[0] += residual;
+        let other = CrossProducts::new(replicate.pilot().to_vec(), replicate.n().to_vec(), replicate.means().to_vec(), moved).unwrap();
+        for criterion in [Criterion::Ml, Criterion::Reml] {
+            let fit = |s: &CrossProducts| LinearMixedModel::new(s, sim.structure.clone()).unwrap().fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
+            let (a, b) = (fit(&replicate), fit(&other));
+            assert!((a.deviance - b.deviance).abs() < 1e-9, "{criterion:?}");
+            for (x, y) in a.beta.iter().zip(&b.beta).chain(a.theta.iter().zip(&b.theta)) {
+                assert!((x - y).abs() < 1e-6 * (1.0 + x.abs()), "{criterion:?}: {x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn refits_do_not_depend_on_the_threads_and_bad_draws_are_refused() {
+        let (rows, codes) = design();
+        let stats = stats_of(&rows, &codes);
+        let sim = Simulation { structure: Structure { random: vec![Term::Intercept], blocks: vec![1], ..simulation().structure }, re_covariance: vec![2.0], ..simulation() };
+        let generator = ReplicateGenerator::new(&stats, &sim).unwrap();
+        let per = generator.normals();
+        let normals: Vec<f64> = (0..4 * per).map(|i| ((i * 13 % 11) as f64 - 5.0) * 0.3).collect();
+        let chi = [4.0, 2.5, 6.0, 3.0];
+        let refit = Refit { structure: sim.structure.clone(), criterion: Criterion::Ml, start: vec![1.0] };
+        let linear = Refit { structure: Structure { random: vec![], blocks: vec![], ..sim.structure.clone() }, ..refit.clone() };
+        let one = refit_lmm_replicates(&generator, &[refit.clone(), linear.clone()], &normals, &chi, 1, &Never).unwrap();
+        let two = refit_lmm_replicates(&generator, &[refit.clone(), linear], &normals, &chi, 2, &Never).unwrap();
+        assert_eq!(one, two);
+        // The linear model's ML deviance is N(1 + log(2π RSS/N)) and never below the mixed model's.
+        assert!(one.iter().flatten().all(|f| f[1].deviance >= f[0].deviance - 1e-9));
+        assert!(matches!(refit_lmm_replicates(&generator, &[refit], &normals[1..], &chi, 1, &Never), Err(HnmError::LengthMismatch { .. })));
+        assert!(generator.generate(&normals[..per], -1.0).is_err());
+        let bad = Simulation { sigma: 0.0, ..sim.clone() };
+        assert!(matches!(ReplicateGenerator::new(&stats, &bad), Err(HnmError::InvalidArgument { .. })));
+        let response_as_covariate = Simulation { structure: Structure { fixed: vec![Term::Variable(0)], ..sim.structure.clone() }, coefficients: vec![1.0], ..sim };
+        assert!(ReplicateGenerator::new(&stats, &response_as_covariate).is_err());
+    }
+
+    #[test]
+    fn quasi_newton_refits_reach_the_full_search_minimum_with_fewer_evaluations() {
+        // 300 groups of 4 to 9 rows, random intercept and slope; the replicates of the fit.
+        let groups = 300;
+        let (mut rows, mut codes) = (Vec::new(), Vec::new());
+        for j in 0..groups {
+            let (a, b) = (((j * 37) % 17) as f64 / 8.0 - 1.0, ((j * 11) % 13) as f64 / 12.0 - 0.5);
+            for i in 0..4 + j % 6 {
+                let x = ((i * 7 + j * 3) % 10) as f64 / 3.0 - 1.5;
+                let noise = (((i * 31 + j * 17) % 23) as f64 / 11.0 - 1.0) * 0.9;
+                rows.push([1.0 + a + (0.5 + b) * x + noise, x]);
+                codes.push(j as i32 + 1);
+            }
+        }
+        let columns: Vec<Vec<f64>> = (0..2).map(|a| rows.iter().map(|r| r[a]).collect()).collect();
+        let stats = CrossProducts::from_columns(&[Column::Double(&columns[0]), Column::Double(&columns[1])], codes.iter().copied(), groups, &mut Checkpoint::new(&Never)).unwrap().stats;
+        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        let model = LinearMixedModel::new(&stats, structure.clone()).unwrap();
+        for criterion in [Criterion::Ml, Criterion::Reml] {
+            let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
+            let generator = ReplicateGenerator::new(&stats, &Simulation::of_fit(&model, &fit)).unwrap();
+            let replicates = 8;
+            let normals: Vec<f64> = (0..replicates * generator.normals()).map(|i| ((i * 7919 % 1009) as f64 / 1009.0 - 0.5) * 3.4).collect();
+            let chi: Vec<f64> = (0..replicates).map(|r| generator.residual_df() * (0.97 + 0.01 * r as f64)).collect();
+            let refit = Refit { structure: structure.clone(), criterion, start: fit.internal_theta.clone() };
+            let quick = refit_lmm_replicates(&generator, &[refit.clone()], &normals, &chi, 1, &Never).unwrap();
+            let (mut quick_evaluations, mut full_evaluations) = (0, 0);
+            for (r, fits) in quick.iter().enumerate() {
+                let ours = &fits.as_ref().unwrap()[0];
+                let stats = generator.generate(&normals[r * generator.normals()..(r + 1) * generator.normals()], chi[r]).unwrap();
+                let full = refit.fit(&stats, None, &mut Checkpoint::new(&Never)).unwrap();
+                assert!(ours.converged && (ours.deviance - full.deviance).abs() < 1e-9 * full.deviance.abs(), "{criterion:?} {r}");
+                for (a, b) in ours.theta.iter().zip(&full.theta).chain(ours.beta.iter().zip(&full.beta)) {
+                    assert!((a - b).abs() < 1e-6 * (1.0 + b.abs()), "{criterion:?} {r}: {a} vs {b}");
+                }
+                quick_evaluations += ours.evaluations;
+                full_evaluations += full.evaluations;
+            }
+            assert!(2 * quick_evaluations < full_evaluations, "{criterion:?}: {quick_evaluations} vs {full_evaluations}");
+        }
+    }
+
+    #[test]
+    fn the_linear_model_refit_is_least_squares() {
+        // y ~ x without random effects, two groups: the refit's deviance is N(1 + log(2π RSS/N)).
+        let y = [1.0, 2.0, 2.5, 4.0, 3.0, 5.5, 6.0];
+        let x = [0.0, 1.0, 2.0, 3.0, 0.5, 1.5, 2.5];
+        let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], [1, 1, 1, 1, 2, 2, 2].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap();
+        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![], blocks: vec![] };
+        let fit = Refit { structure, criterion: Criterion::Ml, start: vec![] }.fit(&pass.stats, None, &mut Checkpoint::new(&Never)).unwrap();
+        let n = y.len() as f64;
+        let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+        let slope = x.iter().zip(&y).map(|(a, b)| (a - mx) * (b - my)).sum::<f64>() / x.iter().map(|a| (a - mx).powi(2)).sum::<f64>();
+        let rss: f64 = x.iter().zip(&y).map(|(a, b)| (b - my - slope * (a - mx)).powi(2)).sum();
+        assert!((fit.deviance - n * (1.0 + (2.0 * std::f64::consts::PI * rss / n).ln())).abs() < 1e-10);
+        assert!((fit.beta[1] - slope).abs() < 1e-12);
+    }
+}
+
+#[cfg(test)]
+mod interrupt_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    struct After {
+        start: Instant,
+        after: Duration,
+    }
+
+    impl Interrupt for After {
+        fn requested(&self) -> bool {
+            self.start.elapsed() >= self.after
+        }
+    }
+
+    #[test]
+    fn an_interrupt_stops_every_refit_thread() {
+        // 2000 groups of 5 rows, random intercept and slope, 2000 replicates: seconds of refits.
+        let groups = 2000;
+        let n = vec![5.0; groups];
+        let means: Vec<f64> = (0..groups).flat_map(|j| [(j % 7) as f64 * 0.3, (j % 3) as f64 * 0.1]).collect();
+        let comoments: Vec<f64> = (0..groups).flat_map(|_| [4.0, 1.0, 2.0]).collect();
+        let stats = CrossProducts::new(vec![0.0, 0.0], n, means, comoments).unwrap();
+        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        let sim = Simulation { structure: structure.clone(), coefficients: vec![1.0, 0.5], re_covariance: vec![1.0, 0.2, 0.2, 0.5], sigma: 1.0 };
+        let generator = ReplicateGenerator::new(&stats, &sim).unwrap();
+        let replicates = 2000;
+        let normals: Vec<f64> = (0..replicates * generator.normals()).map(|i| ((i * 37 % 11) as f64 - 5.0) * 0.3).collect();
+        let chi = vec![generator.residual_df(); replicates];
+        let refit = Refit { structure, criterion: Criterion::Ml, start: vec![1.0, 0.0, 1.0] };
+        let interrupt = After { start: Instant::now(), after: Duration::from_millis(50) };
+        let result = refit_lmm_replicates(&generator, &[refit], &normals, &chi, 2, &interrupt);
+        let took = interrupt.start.elapsed();
+        assert_eq!(result, Err(HnmError::Interrupted));
+        assert!(took < Duration::from_millis(50) + 2 * Checkpoint::INTERVAL + Duration::from_millis(100), "{took:?}");
+    }
+}

@@ -1,0 +1,88 @@
+//! Glue for the parametric bootstrap of the general model in statistic space: the replicate
+//! generator lives behind an external pointer (built once per bootstrap), and each chunk of
+//! R-drawn normals and chi-squares is refitted in Rust on scoped threads.
+
+use extendr_api::prelude::*;
+use hnm_core::{refit_lmm_replicates, CrossProducts, Refit, ReplicateGenerator, Simulation, Structure, Term};
+
+use crate::{core_error, criterion, error_message, respond, RInterrupt};
+
+/// A model's structure from R's encoding (`fit$spec`): terms as integers, 0 the intercept and
+/// a the 1-based variable.
+fn spec_structure(response: i32, fixed: &[i32], random: &[i32], blocks: &[i32]) -> Structure {
+    let term = |&t: &i32| if t <= 0 { Term::Intercept } else { Term::Variable(t as usize - 1) };
+    Structure {
+        response: response.max(1) as usize - 1,
+        fixed: fixed.iter().map(term).collect(),
+        random: random.iter().map(term).collect(),
+        blocks: blocks.iter().map(|&b| b.max(0) as usize).collect(),
+    }
+}
+
+/// The replicate generator of the model `spec` (response, fixed, random, blocks as in
+/// `fit$spec`) at β = `coefficients` (one per fixed column, 0 for a dropped one), Σ =
+/// `re_covariance` (q × q) and σ = `sigma`, for the design whose statistics are `fit$stats`:
+/// the pointer, the standard normals one replicate takes and the degrees of freedom of its
+/// residual chi-square.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn rs_lmm_boot_generator(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], coefficients: &[f64], re_covariance: &[f64], sigma: f64) -> Robj {
+    let simulation = Simulation {
+        structure: spec_structure(response, fixed, random, blocks),
+        coefficients: coefficients.to_vec(),
+        re_covariance: re_covariance.to_vec(),
+        sigma,
+    };
+    let result = CrossProducts::new(pilot.to_vec(), n.to_vec(), means.to_vec(), comoments.to_vec())
+        .and_then(|stats| ReplicateGenerator::new(&stats, &simulation));
+    respond(result, |generator| {
+        let (normals, residual_df) = (generator.normals() as f64, generator.residual_df());
+        list!(generator = ExternalPtr::new(generator), normals = normals, residual_df = residual_df).into()
+    })
+}
+
+/// Refits of the model `spec` (ML, or REML when `reml`; from the internal θ `start`) to the
+/// replicates of `generator` given by `normals` (replicate after replicate) and `chi_squares`
+/// (one each), on `threads` threads. Per replicate (by rows): the kept β, Σ (q × q), σ and the
+/// deviance; NA where a refit failed.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn rs_lmm_boot_refit(generator: Robj, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, start: &[f64], normals: &[f64], chi_squares: &[f64], threads: i32) -> Robj {
+    let Ok(generator) = <&ExternalPtr<ReplicateGenerator>>::try_from(&generator) else {
+        return error_message("the bootstrap's generator is no longer in memory; run the bootstrap again.".into(), "invalid_argument");
+    };
+    let refit = Refit { structure: spec_structure(response, fixed, random, blocks), criterion: criterion(reml), start: start.to_vec() };
+    let threads = usize::try_from(threads).unwrap_or(1);
+    match refit_lmm_replicates(generator.addr(), &[refit], normals, chi_squares, threads, &RInterrupt) {
+        Ok(refits) => {
+            let fits: Vec<Option<&hnm_core::LmmFit>> = refits.iter().map(|r| r.as_ref().map(|fits| &fits[0])).collect();
+            let width = |get: fn(&hnm_core::LmmFit) -> usize| fits.iter().flatten().map(|f| get(f)).max().unwrap_or(0);
+            let (p, q2) = (width(|f| f.beta.len()), width(|f| f.re_covariance.len()));
+            // A failed refit, or one whose fit dropped other columns, is a row of NA.
+            let rows = |values: fn(&hnm_core::LmmFit) -> Vec<f64>, size: usize| {
+                fits.iter()
+                    .flat_map(|f| match f.map(values).filter(|v| v.len() == size) {
+                        Some(v) => v.into_iter().map(Rfloat::from).collect::<Vec<_>>(),
+                        None => vec![Rfloat::na(); size],
+                    })
+                    .collect::<Doubles>()
+            };
+            list!(
+                beta = rows(|f| f.beta.clone(), p),
+                re_covariance = rows(|f| f.re_covariance.clone(), q2),
+                sigma = rows(|f| vec![f.sigma], 1),
+                deviance = rows(|f| vec![f.deviance], 1)
+            )
+            .into()
+        }
+        Err(error) => core_error(error),
+    }
+}
+
+extendr_module! {
+    mod boot_glue;
+    fn rs_lmm_boot_generator;
+    fn rs_lmm_boot_refit;
+}
