@@ -97,7 +97,7 @@ bootstrap.hnm_lmm <- function(object, nsim = 1000, seed = NULL, parallel = NULL,
   draws <- do.call(rbind, in_chunks(nsim, generator$normals, refit_chunk, quiet))
   t0 <- c(sd_cor_rows(matrix(as.double(object$re_covariance), 1L), matrix(object$sigma),
                       lengths(object$random_names)), object$beta)
-  names(t0) <- colnames(draws) <- c(boot_variance_names(object, TRUE), names(object$beta))
+  names(t0) <- colnames(draws) <- c(variance_parameter_names(object, TRUE), names(object$beta))
   new_bootstrap(t0, draws, nsim, rng$state, object$method, call)
 }
 
@@ -185,7 +185,7 @@ sd_cor_rows <- function(covariance, sigma, blocks) {
 
 # lme4's names of the SDs, correlations and σ: `.sig01, ..., .sigma`, or with
 # `oldNames = FALSE` its `sd_x|g`, `cor_x.y|g` and `sigma`.
-boot_variance_names <- function(object, oldNames) {
+variance_parameter_names <- function(object, oldNames) {
   names <- unlist(lapply(object$random_names, function(block) {
     out <- character()
     for (c in seq_along(block)) for (r in c:length(block)) {
@@ -205,12 +205,12 @@ lmm_boot_intervals <- function(object, level, type, nsim, seed, parallel, ncpus,
   boot <- bootstrap.hnm_lmm(object, nsim = nsim, seed = seed, parallel = parallel,
                             ncpus = ncpus, quiet = quiet)
   limits <- boot_limits(boot$t0, boot$t, level, type)
-  variance <- boot_variance_names(object, TRUE)
-  is_sd <- grepl("^sd_", boot_variance_names(object, FALSE)) | variance == ".sigma"
+  variance <- variance_parameter_names(object, TRUE)
+  is_sd <- grepl("^sd_", variance_parameter_names(object, FALSE)) | variance == ".sigma"
   limits[which(is_sd), ] <- pmax(limits[which(is_sd), ], 0)
   is_cor <- seq_along(variance)[!is_sd]
   limits[is_cor, ] <- pmin(pmax(limits[is_cor, ], -1), 1)
-  dimnames(limits) <- list(c(boot_variance_names(object, oldNames), names(object$beta)),
+  dimnames(limits) <- list(c(variance_parameter_names(object, oldNames), names(object$beta)),
                            percent_labels(level))
   structure(limits, boot = boot, failed = boot$failed,
             class = c("hnm_boot_confint", "matrix", "array"))

@@ -37,11 +37,7 @@ confint.hnm_lmm <- function(object, parm, level = 0.95, method = c("Wald", "prof
   z <- stats::qnorm((1 + level) / 2)
   beta <- fixef(object)
   se <- sqrt(diag(vcov(object)))
-  variance_names <- if (isTRUE(oldNames)) {
-    c(sprintf(".sig%02d", seq_along(object$theta)), ".sigma")
-  } else {
-    c(names(object$theta), "sigma")
-  }
+  variance_names <- variance_parameter_names(object, oldNames)
   limits <- rbind(matrix(NA_real_, length(variance_names), 2L),
                   cbind(beta - z * se, beta + z * se))
   pct <- paste(format(100 * c(1 - level, 1 + level) / 2, trim = TRUE, scientific = FALSE,

@@ -47,10 +47,13 @@
 #' @param se.fit For `predict`: standard errors of population predictions from `vcov`.
 #' @param nsim,seed,use.u For `simulate`, as lme4's: new random effects are drawn in lme4's
 #'   order, so the same seed gives lme4's simulations; `use.u = TRUE` conditions on the
-#'   conditional modes instead.
+#'   conditional modes instead. `nsim` and `seed` are also the replicates and seed of
+#'   `confint(method = "boot")`.
 #' @param parm,level,method,oldNames For `confint`: parameters (names or indices), the
-#'   confidence level, the method (`"Wald"`; profile and bootstrap intervals for these models
-#'   are not available yet) and lme4's row names (`.sig01`, ..., `.sigma`).
+#'   confidence level, the method (`"Wald"`, for the fixed effects, or `"boot"`, the
+#'   parametric bootstrap of [bootstrap()] for every parameter; profile intervals for these
+#'   models are not available yet) and lme4's row names (`.sig01`, ..., `.sigma`, or with
+#'   `oldNames = FALSE` `sd_x|g`, `cor_x.y|g`, `sigma`).
 #' @param sigma Ignored (for the `VarCorr` generic).
 #' @param ... Further fits for `anova`; otherwise unused (an error if given).
 #' @return As the corresponding lme4 methods.

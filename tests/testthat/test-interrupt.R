@@ -96,3 +96,12 @@ test_that("an interrupted computation signals R's interrupt condition, not an er
   expect_match(result$log, "caught hnm_interrupt/interrupt/condition", fixed = TRUE)
   expect_back_and_usable(result)
 })
+
+test_that("Ctrl-C stops a general-model bootstrap and leaves R usable", {
+  skip_if_no_signals()
+  setup <- paste("set.seed(1); m <- 1e4; g <- factor(rep(1:m, each = 10)); x <- rnorm(1e5);",
+                 "y <- rnorm(m)[g] + rnorm(m)[g] * x + rnorm(1e5);",
+                 "fit <- hnm_fit(y ~ x + (x | g), data.frame(y, x, g))")
+  expect_back_and_usable(interrupt_child(setup, "invisible(bootstrap(fit, nsim = 1e5, quiet = TRUE))",
+                                         after = 2))
+})

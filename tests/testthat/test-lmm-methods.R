@@ -51,6 +51,8 @@ test_that("accessors have lme4's names, shapes and numbers", {
                  coef(summary(f$lme4)), tolerance = 1e-6)
     expect_equal(confint(f$hnm, method = "Wald"), confint(f$lme4, method = "Wald"),
                  tolerance = 1e-6)
+    expect_identical(rownames(confint(f$hnm, method = "Wald", oldNames = FALSE)),
+                     rownames(confint(f$lme4, method = "Wald", oldNames = FALSE)))
     expect_identical(formula(f$hnm), formula)
   }
 })

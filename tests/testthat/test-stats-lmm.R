@@ -129,7 +129,11 @@ test_that("smaller models fit from a table of a larger one, equal to their fits 
     memory <- hnm_fit(formula, rows)
     fit <- hnm_fit(formula, s)
     if (inherits(memory, "hnm_lmm")) {
-      expect_equal(lmm_numbers(fit), lmm_numbers(memory), tolerance = 1e-10, info = deparse1(formula))
+      # A singular fit (y ~ fb + x + (fb | g) has a correlation of -1) is exact only to the
+      # optimiser's tolerance (a gradient of 1e-10 N: about 1e-10 in θ), which statistics that
+      # differ in their last bits can move by that much.
+      tolerance <- if (isSingular(memory)) 1e-9 else 1e-10
+      expect_equal(lmm_numbers(fit), lmm_numbers(memory), tolerance = tolerance, info = deparse1(formula))
     } else {
       expect_equal(fit_numbers(fit), fit_numbers(memory), tolerance = 1e-9, info = deparse1(formula))
     }

@@ -6,9 +6,8 @@
 //! and one pooled sum of squares, and refitting it costs O(m) whatever N is. The draws are
 //! made by the caller (in R, with R's random-number generator); this module refits them.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::error::{with_capacity, HnmError, Result};
+use crate::error::{HnmError, Result};
 use crate::fit::{estimate_from, fit};
 use crate::interrupt::{Checkpoint, Interrupt};
 use crate::likelihood::Params;
@@ -69,63 +68,19 @@ pub fn refit_replicates(
     let df_within: f64 = n.iter().map(|&nj| (nj - 1.0).max(0.0)).sum();
     let share: Vec<f64> = n.iter().map(|&nj| (nj - 1.0).max(0.0) / df_within).collect();
     let start = fit(template, criterion).ok().map(|f| f.params.tau2 / f.params.sigma2);
-    let stop = AtomicBool::new(false);
-    let refit = |r: usize| {
-        if stop.load(Ordering::Relaxed) {
-            return None;
-        }
+    crate::bootstrap_lmm::in_parallel(replicates, threads, interrupt, |r, stop| {
         let means = (0..groups).map(|j| centered_means[r + j * replicates]).collect();
         let ssw = share.iter().map(|w| w * ssw_totals[r]).collect();
         GroupStats::centered(template.center(), n.to_vec(), means, ssw)
-            .and_then(|stats| estimate_from(&stats, criterion, start, &mut Checkpoint::new(&stop)))
+            .and_then(|stats| estimate_from(&stats, criterion, start, &mut Checkpoint::new(stop)))
             .ok()
-    };
-    let mut all = with_capacity(replicates, "the bootstrap replicates")?;
-    // Replicates are independent: contiguous blocks go to scoped threads, in order.
-    let block = replicates.div_ceil(worker_threads(threads, replicates)).max(1);
-    let finished = AtomicUsize::new(0);
-    let waiting = std::thread::current();
-    let outcome = std::thread::scope(|scope| {
-        let mut workers = Vec::new();
-        for first in (0..replicates).step_by(block) {
-            let (refit, finished, waiting) = (&refit, &finished, waiting.clone());
-            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
-                let refits: Refits = (first..(first + block).min(replicates)).map(refit).collect();
-                finished.fetch_add(1, Ordering::SeqCst);
-                waiting.unpark();
-                refits
-            });
-            match spawned {
-                Ok(worker) => workers.push(worker),
-                Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    return Err(HnmError::Optimizer(format!("a bootstrap refit thread could not be started ({e})")));
-                }
-            }
-        }
-        let mut checkpoint = Checkpoint::new(interrupt);
-        while finished.load(Ordering::SeqCst) < workers.len() {
-            std::thread::park_timeout(Checkpoint::INTERVAL);
-            if !stop.load(Ordering::Relaxed) && checkpoint.check_timed().is_err() {
-                stop.store(true, Ordering::Relaxed);
-            }
-        }
-        for worker in workers {
-            all.extend(worker.join().map_err(|_| HnmError::Optimizer("a bootstrap refit thread panicked".into()))?);
-        }
-        Ok(())
-    });
-    outcome?;
-    if stop.load(Ordering::Relaxed) {
-        return Err(HnmError::Interrupted);
-    }
-    Ok(all)
+    })
 }
 
 /// The threads to use for `replicates` refits when `requested` were asked for (R's
 /// `getOption("hnm.threads")`, which can be anything): between 1 and the smaller of the
 /// machine's available parallelism and the number of replicates.
-fn worker_threads(requested: usize, replicates: usize) -> usize {
+pub(crate) fn worker_threads(requested: usize, replicates: usize) -> usize {
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     requested.min(available).min(replicates).max(1)
 }

@@ -523,8 +523,7 @@ pub(crate) fn in_parallel<T: Send>(
     task: impl Fn(usize, &AtomicBool) -> Option<T> + Sync,
 ) -> Result<Vec<Option<T>>> {
     let mut all = with_capacity(count, "the bootstrap replicates")?;
-    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let block = count.div_ceil(threads.min(available).min(count).max(1)).max(1);
+    let block = count.div_ceil(crate::bootstrap::worker_threads(threads, count)).max(1);
     let stop = AtomicBool::new(false);
     let finished = AtomicUsize::new(0);
     let waiting = std::thread::current();

@@ -3,21 +3,9 @@
 //! R-drawn normals and chi-squares is refitted in Rust on scoped threads.
 
 use extendr_api::prelude::*;
-use hnm_core::{refit_lmm_replicates, CrossProducts, Refit, ReplicateGenerator, Simulation, Structure, Term};
+use hnm_core::{refit_lmm_replicates, CrossProducts, Refit, ReplicateGenerator, Simulation};
 
 use crate::{core_error, criterion, error_message, respond, RInterrupt};
-
-/// A model's structure from R's encoding (`fit$spec`): terms as integers, 0 the intercept and
-/// a the 1-based variable.
-fn spec_structure(response: i32, fixed: &[i32], random: &[i32], blocks: &[i32]) -> Structure {
-    let term = |&t: &i32| if t <= 0 { Term::Intercept } else { Term::Variable(t as usize - 1) };
-    Structure {
-        response: response.max(1) as usize - 1,
-        fixed: fixed.iter().map(term).collect(),
-        random: random.iter().map(term).collect(),
-        blocks: blocks.iter().map(|&b| b.max(0) as usize).collect(),
-    }
-}
 
 /// The replicate generator of the model `spec` (response, fixed, random, blocks as in
 /// `fit$spec`) at β = `coefficients` (one per fixed column, 0 for a dropped one), Σ =
@@ -29,7 +17,7 @@ fn spec_structure(response: i32, fixed: &[i32], random: &[i32], blocks: &[i32]) 
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_boot_generator(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], coefficients: &[f64], re_covariance: &[f64], sigma: f64) -> Robj {
     let simulation = Simulation {
-        structure: spec_structure(response, fixed, random, blocks),
+        structure: crate::model::structure(response, fixed, random, blocks),
         coefficients: coefficients.to_vec(),
         re_covariance: re_covariance.to_vec(),
         sigma,
@@ -53,7 +41,7 @@ fn rs_lmm_boot_refit(generator: Robj, response: i32, fixed: &[i32], random: &[i3
     let Ok(generator) = <&ExternalPtr<ReplicateGenerator>>::try_from(&generator) else {
         return error_message("the bootstrap's generator is no longer in memory; run the bootstrap again.".into(), "invalid_argument");
     };
-    let refit = Refit { structure: spec_structure(response, fixed, random, blocks), criterion: criterion(reml), start: start.to_vec() };
+    let refit = Refit { structure: crate::model::structure(response, fixed, random, blocks), criterion: criterion(reml), start: start.to_vec() };
     let threads = usize::try_from(threads).unwrap_or(1);
     match refit_lmm_replicates(generator.addr(), &[refit], normals, chi_squares, threads, &RInterrupt) {
         Ok(refits) => {

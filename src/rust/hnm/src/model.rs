@@ -59,7 +59,7 @@ fn columns(list: &[Robj]) -> std::result::Result<Vec<Column<'_>>, String> {
 }
 
 /// The structure from R's encoding: terms as integers, 0 the intercept and a the 1-based variable.
-fn structure(response: i32, fixed: &[i32], random: &[i32], blocks: &[i32]) -> Structure {
+pub(crate) fn structure(response: i32, fixed: &[i32], random: &[i32], blocks: &[i32]) -> Structure {
     let term = |&t: &i32| if t <= 0 { Term::Intercept } else { Term::Variable(t as usize - 1) };
     Structure {
         response: response.max(1) as usize - 1,
