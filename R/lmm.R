@@ -41,7 +41,9 @@ check_lengths <- function(design, call) {
     hnm_abort(sprintf("`%s` has %d values but the grouping variable `%s` has %d.", name,
                       sizes[bad[1L]], design$group_name, rows), call = call)
   }
-  if (sum(!is.na(design$codes)) == 0L) {
+  # anyNA() of the unclassed codes first: it allocates nothing (of a factor, anyNA() calls
+  # is.na(), a vector of N), and all(is.na()) only runs when there are missing groups.
+  if (anyNA(unclass(design$codes)) && all(is.na(design$codes))) {
     hnm_abort(sprintf("the grouping variable `%s` has no non-missing values.", design$group_name),
               call = call)
   }

@@ -10,7 +10,11 @@ simulate_oneway <- function(n, groups, seed = 1) {
   codes <- sample.int(groups, n, replace = TRUE)
   y <- rnorm(groups, 0, 1.5)[codes]
   y <- y + rnorm(n, 10, 2)
-  g <- structure(codes, levels = as.character(seq_len(groups)), class = "factor")
+  # A factor as factor() makes one: structure() would wrap the shared codes in an ALTREP
+  # wrapper, which R copies (4 bytes a row) when asked for a writable pointer to its codes.
+  g <- codes
+  levels(g) <- as.character(seq_len(groups))
+  class(g) <- "factor"
   data.frame(y = y, g = g)
 }
 
@@ -69,7 +73,11 @@ simulate_lmm <- function(n, groups, seed = 1) {
   x2 <- rnorm(n)
   w <- rnorm(groups)[codes]
   y <- 1 + 0.5 * x1 - 0.3 * x2 + 0.8 * w + intercepts[codes] + slopes[codes] * x1 + rnorm(n, 0, 2)
-  g <- structure(codes, levels = as.character(seq_len(groups)), class = "factor")
+  # A factor as factor() makes one: structure() would wrap the shared codes in an ALTREP
+  # wrapper, which R copies (4 bytes a row) when asked for a writable pointer to its codes.
+  g <- codes
+  levels(g) <- as.character(seq_len(groups))
+  class(g) <- "factor"
   data.frame(y = y, x1 = x1, x2 = x2, w = w, g = g)
 }
 
