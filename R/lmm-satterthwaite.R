@@ -66,7 +66,7 @@ satterthwaite_anova <- function(fit, call) {
   parts <- satterthwaite_parts(fit, call)
   beta <- fixef(fit)
   assign <- fit$fixed_assign %||% attr(model.matrix(fit), "assign")
-  labels <- attr(terms(fit), "term.labels")
+  labels <- attr(stats::terms(fit), "term.labels")
   rows <- lapply(seq_along(labels), function(term) {
     L <- diag(length(beta))[assign == term, , drop = FALSE]
     if (nrow(L) == 0L) return(NULL)

@@ -13,7 +13,7 @@ model_statistics <- function(formula, data, call, stats = NULL) {
                       response_name, call)
   g <- check_group(model_variable(parsed$group, frame, env, "grouping variable", call),
                    group_name, call)
-  stats <- group_statistics(y, g, response_name, group_name, call = call)
+  stats <- group_statistics(y, g, response_name, group_name, call = call, checked = TRUE)
   if (sum(stats$n) == 0) {
     hnm_abort("no complete rows: every row has NA in the response or the group.", call = call)
   }
@@ -164,7 +164,8 @@ check_representable <- function(stats, response_name, call) {
   }
 }
 
-group_statistics <- function(y, g, response_name = "y", group_name = "g", call = NULL) {
+group_statistics <- function(y, g, response_name = "y", group_name = "g", call = NULL,
+                             checked = FALSE) {
   if (length(y) != length(g)) {
     hnm_abort(sprintf(paste("the grouping variable `%s` has length %.0f but the response `%s`",
                             "has length %.0f: they must have the same length, one value per row%s."),
@@ -174,7 +175,8 @@ group_statistics <- function(y, g, response_name = "y", group_name = "g", call =
                                                    group_name) else ""),
               call = call, class = "hnm_error_length_mismatch")
   }
-  g <- check_group(g, group_name, call)
+  # `checked`: the caller has run check_group() (its level checks are O(levels) each time).
+  if (!checked) g <- check_group(g, group_name, call)
   pass <- rust_result(rs_data_pass(y, g, response_name, group_name), call = call)
   if (is.factor(g)) {
     keep <- pass$n > 0

@@ -59,7 +59,7 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
                       "whose standard error is se(mu), as lme4's."), call = call,
                 class = "hnm_error_argument")
     }
-    fit <- predict(object, newdata = newdata, re.form = NA)
+    fit <- stats::predict(object, newdata = newdata, re.form = NA)
     return(list(fit = fit, se.fit = rep(object$se_mu, length(fit))))
   }
   if (is.null(newdata)) {
