@@ -14,29 +14,6 @@ local({
 })
 bench_header("memory")
 
-column_bytes <- function(x) length(x) * c(double = 8, integer = 4, character = 8)[[typeof(x)]]
-
-# Total bytes of the R allocations Rprofmem() records while `f()` runs.
-allocated_bytes <- function(f) {
-  if (!capabilities("profmem")) return(NA_real_)
-  log <- tempfile()
-  utils::Rprofmem(log, threshold = 0)
-  f()
-  utils::Rprofmem(NULL)
-  lines <- readLines(log)
-  unlink(log)
-  sizes <- suppressWarnings(as.numeric(sub("^([0-9]+) ?:.*", "\\1", lines)))
-  sum(sizes, na.rm = TRUE) + 2000 * sum(startsWith(lines, "new page"))
-}
-
-peak_extra_bytes <- function(f) {
-  invisible(gc(reset = TRUE))
-  before <- gc()
-  result <- f()
-  after <- gc()
-  sum((after[, "max used"] - before[, "used"]) * c(56, 8))
-}
-
 rows <- list()
 for (size in list(c(1e6, 1e4), c(1e7, 1e5))) {
   d <- simulate_oneway(size[1], size[2])
