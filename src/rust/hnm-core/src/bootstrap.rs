@@ -138,17 +138,7 @@ mod interrupt_tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    /// Asks to stop once `after` has passed: the refits must end soon after, threads joined.
-    struct After {
-        start: Instant,
-        after: Duration,
-    }
-
-    impl Interrupt for After {
-        fn requested(&self) -> bool {
-            self.start.elapsed() >= self.after
-        }
-    }
+    use crate::interrupt::After;
 
     #[test]
     fn an_interrupt_stops_every_refit_thread() {

@@ -779,16 +779,7 @@ mod interrupt_tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    struct After {
-        start: Instant,
-        after: Duration,
-    }
-
-    impl Interrupt for After {
-        fn requested(&self) -> bool {
-            self.start.elapsed() >= self.after
-        }
-    }
+    use crate::interrupt::After;
 
     #[test]
     fn an_interrupt_stops_every_refit_thread() {

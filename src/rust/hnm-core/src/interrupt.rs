@@ -205,3 +205,18 @@ mod tests {
         assert_eq!(checkpoint.check_work(1), Err(HnmError::Interrupted));
     }
 }
+
+/// An interrupt that asks to stop once `after` has passed since `start`: for tests that a
+/// long computation stops soon after, its threads joined.
+#[cfg(test)]
+pub(crate) struct After {
+    pub(crate) start: std::time::Instant,
+    pub(crate) after: std::time::Duration,
+}
+
+#[cfg(test)]
+impl Interrupt for After {
+    fn requested(&self) -> bool {
+        self.start.elapsed() >= self.after
+    }
+}
