@@ -158,6 +158,17 @@ impl<'c, 'a> Polled<'c, 'a> {
         self.stopped.get()
     }
 
+    /// `work(checkpoint)` (an inner computation that polls the checkpoint itself), unless a
+    /// request was reported before; a request it reports is remembered.
+    pub(crate) fn run<R>(&self, work: impl FnOnce(&mut Checkpoint<'a>) -> Result<R>) -> Result<R> {
+        self.status()?;
+        let result = work(&mut self.checkpoint.borrow_mut());
+        if matches!(result, Err(HnmError::Interrupted)) {
+            self.stopped.set(true);
+        }
+        result
+    }
+
     /// `Err(Interrupted)` when a check has reported a request.
     pub(crate) fn status(&self) -> Result<()> {
         if self.stopped.get() {

@@ -49,7 +49,9 @@ use crate::optim::{minimize_bounded, Objective};
 use crate::profile::Criterion;
 use crate::unit::Unit;
 
+mod profile;
 mod satterthwaite;
+pub use profile::{LmmParameter, LmmProfile, LmmProfilePoint};
 pub use satterthwaite::VarianceDerivatives;
 
 const LOG_2PI: f64 = 1.837_877_066_409_345_5;
@@ -509,12 +511,11 @@ impl LinearMixedModel {
         self.finish_factorization(logdet_z, theta, ws)
     }
 
-    /// w = (−β̂, 1) and, for REML, R_X⁻¹ (`ws.x_inverse`): what every group's gradient term
+    /// w = (−β, 1) and, for REML, R_X⁻¹ (`ws.x_inverse`): what every group's gradient term
     /// needs; true for REML.
-    fn gradient_setup(&self, criterion: Criterion, ws: &mut Workspace) -> bool {
+    fn gradient_setup(&self, criterion: Criterion, beta: &[f64], ws: &mut Workspace) -> bool {
         let p = self.p;
-        let beta = self.internal_beta(ws);
-        for (w, b) in ws.w.iter_mut().zip(&beta) {
+        for (w, b) in ws.w.iter_mut().zip(beta) {
             *w = -b;
         }
         ws.w[p] = 1.0;
@@ -541,9 +542,8 @@ impl LinearMixedModel {
     }
 
     /// [`LinearMixedModel::gradient_q`] for q = 1 in scalar variables.
-    fn gradient_one(&self, criterion: Criterion, scale: f64, ws: &mut Workspace) -> Vec<f64> {
+    fn gradient_one(&self, reml: bool, scale: f64, ws: &mut Workspace) -> Vec<f64> {
         let (p, p1) = (self.p, self.p + 1);
-        let reml = self.gradient_setup(criterion, ws);
         let (lambda, w, x_inverse) = (ws.lambda[0], &ws.w, &ws.x_inverse);
         let mut gradient = 0.0;
         for ((b, r), (&t, &inverse)) in
@@ -563,9 +563,8 @@ impl LinearMixedModel {
     }
 
     /// [`LinearMixedModel::gradient_q`] for q = 2 in scalar variables.
-    fn gradient_two(&self, criterion: Criterion, scale: f64, ws: &mut Workspace) -> Vec<f64> {
+    fn gradient_two(&self, reml: bool, scale: f64, ws: &mut Workspace) -> Vec<f64> {
         let (p, p1) = (self.p, self.p + 1);
-        let reml = self.gradient_setup(criterion, ws);
         let (l00, l10, l11) = (ws.lambda[0], ws.lambda[2], ws.lambda[3]);
         let Workspace { l: ls, r: rs, ts, inverse_diagonal, w, x_inverse, g_hat, .. } = ws;
         let (mut g00, mut g10, mut g11) = (0.0, 0.0, 0.0);
@@ -759,18 +758,26 @@ impl LinearMixedModel {
     /// scale = 2/σ̂² the gradient of the profiled deviance, at 2/σ² that of the deviance with σ
     /// held at σ (the envelope theorem in β and σ: module docs).
     fn gradient(&self, criterion: Criterion, scale: f64, ws: &mut Workspace) -> Vec<f64> {
+        let beta = self.internal_beta(ws);
+        self.gradient_at_beta(criterion, scale, &beta, ws)
+    }
+
+    /// [`LinearMixedModel::gradient`] with β held at `beta` (internal units) instead of β̂(θ):
+    /// the envelope theorem then applies to the random effects alone, so this is the gradient
+    /// of the criterion at that β (or at a β that minimises it under a constraint on β).
+    fn gradient_at_beta(&self, criterion: Criterion, scale: f64, beta: &[f64], ws: &mut Workspace) -> Vec<f64> {
+        let reml = self.gradient_setup(criterion, beta, ws);
         match self.q {
-            1 => self.gradient_one(criterion, scale, ws),
-            2 => self.gradient_two(criterion, scale, ws),
-            3 => self.gradient_q(3, criterion, scale, ws),
-            q => self.gradient_q(q, criterion, scale, ws),
+            1 => self.gradient_one(reml, scale, ws),
+            2 => self.gradient_two(reml, scale, ws),
+            3 => self.gradient_q(3, reml, scale, ws),
+            q => self.gradient_q(q, reml, scale, ws),
         }
     }
 
     #[inline(always)]
-    fn gradient_q(&self, q: usize, criterion: Criterion, two_over_sigma2: f64, ws: &mut Workspace) -> Vec<f64> {
+    fn gradient_q(&self, q: usize, reml: bool, two_over_sigma2: f64, ws: &mut Workspace) -> Vec<f64> {
         let (p, p1) = (self.p, self.p + 1);
-        let reml = self.gradient_setup(criterion, ws);
         let Workspace { l: ls, r: rs, ts, inverse_diagonal, lambda, a_inverse, gradient, u, v, w, x_inverse, k, h, hk, g_hat, .. } =
             ws;
         gradient.fill(0.0);
@@ -1051,13 +1058,7 @@ impl LinearMixedModel {
         };
         let sigma2 = f.pwrss / divisor;
         let ty = self.response.scale;
-        // β = M_X (t_y β̃ + s_y e₀): the response's shift enters through the intercept.
-        let mut beta_full: Vec<f64> = self.internal_beta(ws).iter().map(|b| ty * b).collect();
-        if let Some(i0) = self.fixed.iter().position(|a| a.term == Term::Intercept) {
-            beta_full[i0] += self.response.raw_shift;
-        }
-        let mut beta = vec![0.0; p];
-        multiply(&self.to_user_fixed, &beta_full, p, p, 1, &mut beta);
+        let beta = self.user_beta(&self.internal_beta(ws));
         let rx = self.x_factor(ws);
         let internal_cov: Vec<f64> = inverse_from_cholesky(&rx, p).iter().map(|v| v * sigma2 * ty * ty).collect();
         let beta_covariance = congruence(&self.to_user_fixed, &internal_cov, p);
@@ -1086,6 +1087,19 @@ impl LinearMixedModel {
             projected_gradient_norm: found.projected_gradient_norm,
             converged: found.converged,
         }
+    }
+
+    /// β in the data's units from β̃ in internal units: β = M_X (t_y β̃ + s_y e₀), the
+    /// response's shift entering through the intercept.
+    fn user_beta(&self, internal: &[f64]) -> Vec<f64> {
+        let p = self.p;
+        let mut beta_full: Vec<f64> = internal.iter().map(|b| self.response.scale * b).collect();
+        if let Some(i0) = self.fixed.iter().position(|a| a.term == Term::Intercept) {
+            beta_full[i0] += self.response.raw_shift;
+        }
+        let mut beta = vec![0.0; p];
+        multiply(&self.to_user_fixed, &beta_full, p, p, 1, &mut beta);
+        beta
     }
 
     /// The deviance in the data's units minus that in internal units: the density of t·y is

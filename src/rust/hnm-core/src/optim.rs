@@ -69,6 +69,8 @@ const MAX_ITERATIONS: usize = 500;
 /// almost no variance, say) that f is known to rounding error while x still moves.
 const STALL_ITERATIONS: usize = 20;
 const STALL_DECREASE: f64 = 1e-11;
+/// Relative decrease of f below which a Newton step is lost in f's rounding.
+const ROUNDING_DECREASE: f64 = 1e3 * f64::EPSILON;
 /// Halvings of a step before the line search gives up.
 const MAX_HALVINGS: usize = 50;
 
@@ -144,7 +146,14 @@ pub fn minimize_bounded(
                 }
                 x = x_new;
             }
-            None => break,
+            None => {
+                // A Newton step on positive curvature that promises a decrease below f's
+                // rounding (which exceeds ε|f| where f sums terms that cancel) cannot be
+                // resolved: f is at its minimum to rounding.
+                let promised = -step.direction.iter().zip(&gradient).map(|(d, g)| d * g).sum::<f64>();
+                converged = step.positive_curvature && promised <= ROUNDING_DECREASE * value.abs().max(1.0);
+                break;
+            }
         }
     }
     snap_to_bounds(objective, &mut x, &mut value, &mut gradient, lower, &mut evaluations);

@@ -1,0 +1,893 @@
+//! Profile likelihood of the linear mixed model: lme4's `profile()` and
+//! `confint(method = "profile")`, with every point an exact inner optimum.
+//!
+//! The parameters are lme4's: the SDs and correlations of the random effects (`.sig01`, …,
+//! in θ's order), σ, and each fixed effect. For x one of them, the profile deviance is
+//! dev(x) = min D over the others, D the ML deviance −2ℓ or, for a REML fit, the REML
+//! criterion (lme4 refits a REML fit by ML instead); ζ(x) = sign(x − x̂) √(dev(x) − dev(x̂)),
+//! and the level-(1 − α) interval is {x : |ζ(x)| ≤ z_{1−α/2}}. By the envelope theorem
+//! d dev/dx = ∂D/∂x at the inner optimum, so the limits are found by safeguarded Newton
+//! steps on dev(x) − dev(x̂) − z², with no interpolation.
+//!
+//! # Variance parameters
+//! With β profiled and σ explicit (k = N for ML, N − p for REML),
+//!
+//! D(Λ, σ) = log|A(Λ)| [+ log|C(Λ)|] + k log(2πσ²) + r²(Λ)/σ²,
+//!
+//! is minimised over φ = (SDs, correlation angles, log σ) without the profiled one, through
+//! Λ = T S C / σ: S = diag(SD), T the columns' scales and C the Cholesky factor of the
+//! correlation matrix of each block, whose row k is the unit vector with hyperspherical
+//! angles a ∈ ℝᵏ (entry j < k is (Π_{t<j} sin a_t) cos a_j, the diagonal Π_{t<k} sin a_t).
+//! Correlations of ±1 are the smooth points a = 0, π. This needs Λ in the data's units to be
+//! triangular, so the profile works on a copy of the model whose random-effects columns are
+//! not centred (only scaled) and, for a correlation, have its pair of columns first in their
+//! block, where the correlation is cos a of the second row's one angle. The gradient in φ is
+//! ∂D/∂Λ (the model's analytic gradient at fixed σ) through the chain rule, plus
+//! ∂D/∂log σ = 2k − 2r²/σ² − Σ Λ ∘ ∂D/∂Λ.
+//!
+//! # Fixed effects
+//! Given θ, the penalised residual sum of squares with aᵀβ = b (β_k in the data's units is
+//! such a combination of the internal β) is minimised at β_b = β̂ + (b − aᵀβ̂) C a / (aᵀC a),
+//! C = (XᵀV⁻¹X)⁻¹ (in σ² units), where it is r_b² = r² + (b − aᵀβ̂)²/(aᵀC a). With σ profiled,
+//!
+//! D(θ; b) = log|A| [+ log|XᵀV⁻¹X|] + k [1 + log(2π r_b²/k)],
+//!
+//! minimised over θ with the model's gradient at β = β_b (the envelope theorem in β); the
+//! slope is d D/db = 2k (b − aᵀβ̂) / (r_b² aᵀCa). For REML this is lme4's REML criterion with β
+//! held fixed (Bates et al. 2015, JSS 67(1), eq. 42), as the one-way model's μ profile.
+
+use std::cell::RefCell;
+
+use super::{LinearMixedModel, LmmFit, Term, Workspace, LOG_2PI};
+use crate::dense::{congruence, solve_lower, solve_lower_transposed};
+use crate::error::{with_capacity, HnmError, Result};
+use crate::interrupt::{Checkpoint, Polled};
+use crate::optim::{minimize_bounded, Objective};
+use crate::profile::Criterion;
+use crate::solve1d::{newton_root, Root};
+
+/// A parameter of the linear mixed model, as lme4's `profile()` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LmmParameter {
+    /// Entry i of θ's layout: the SD of a random effect when it is a diagonal entry of Λ, the
+    /// correlation of its row's and column's effects otherwise (lme4's `.sig0i`, 0-based).
+    Variance(usize),
+    /// The residual SD σ (lme4's `.sigma`).
+    Sigma,
+    /// Fixed effect i among the kept columns of X.
+    Beta(usize),
+}
+
+/// The profile at one value of the parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LmmProfilePoint {
+    /// The value the parameter is held at.
+    pub value: f64,
+    /// Minimum of the fit's criterion given the value, in the data's units.
+    pub deviance: f64,
+    /// d deviance / d value.
+    pub slope: f64,
+    /// ζ = sign(value − estimate) √(deviance − deviance at the estimate).
+    pub zeta: f64,
+    /// All parameters at the inner optimum in lme4's order: the SDs and correlations (θ's
+    /// layout), σ, then the fixed effects.
+    pub parameters: Vec<f64>,
+}
+
+/// The profile of one parameter of a fit.
+#[derive(Debug)]
+pub struct LmmProfile<'a> {
+    model: &'a LinearMixedModel,
+    fit: &'a LmmFit,
+    parameter: LmmParameter,
+    kind: Kind,
+    /// The criterion at the estimate in internal units.
+    minimum: f64,
+    /// The last inner optimum (free coordinates), where the next inner search starts.
+    warm: RefCell<Vec<f64>>,
+    /// Where the inner searches start at a new limit: the estimate's coordinates.
+    origin: Vec<f64>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Variance { copy: LinearMixedModel, layout: Layout, fixed: usize, estimate: Vec<f64>, order: Vec<usize> },
+    Beta { combination: Vec<f64>, shift: f64 },
+}
+
+/// The coordinates φ of the variance parameters (module docs): one scaled SD per column of
+/// Z, then each block's angles row by row, then log σ in internal units.
+#[derive(Debug, Clone)]
+struct Layout {
+    q: usize,
+    /// For each angle: (row of Z, first column of its block, index within the row).
+    angles: Vec<(usize, usize, usize)>,
+    /// Each column's block (first column, size).
+    block_of: Vec<(usize, usize)>,
+}
+
+impl Layout {
+    fn new(blocks: &[usize]) -> Layout {
+        let (mut angles, mut block_of) = (Vec::new(), Vec::new());
+        let mut offset = 0;
+        for &size in blocks {
+            for k in 0..size {
+                block_of.push((offset, size));
+                angles.extend((0..k).map(|t| (offset + k, offset, t)));
+            }
+            offset += size;
+        }
+        Layout { q: block_of.len(), angles, block_of }
+    }
+
+    fn len(&self) -> usize {
+        self.q + self.angles.len() + 1
+    }
+
+    fn log_sigma(&self) -> usize {
+        self.len() - 1
+    }
+
+    /// The lower bounds: SDs ≥ 0, angles and log σ free.
+    fn lower(&self) -> Vec<f64> {
+        (0..self.len()).map(|i| if i < self.q { 0.0 } else { f64::NEG_INFINITY }).collect()
+    }
+
+    /// Row `r` of its block's correlation factor C (entries at the block's columns) from the
+    /// angles φ, and with `derivative = Some(t)` its derivative in the row's angle t.
+    fn correlation_row(&self, phi: &[f64], r: usize, derivative: Option<usize>) -> Vec<f64> {
+        let (offset, _) = self.block_of[r];
+        let k = r - offset;
+        let first = self.angles.iter().position(|&(row, _, _)| row == r).unwrap_or(0);
+        let angle = |t: usize| phi[self.q + first + t];
+        let mut row = vec![0.0; k + 1];
+        for (j, entry) in row.iter_mut().enumerate() {
+            let mut value = 1.0;
+            for t in 0..j.min(k) {
+                value *= if derivative == Some(t) { angle(t).cos() } else { angle(t).sin() };
+            }
+            if j < k {
+                value *= if derivative == Some(j) { -angle(j).sin() } else { angle(j).cos() };
+            }
+            if derivative.is_some_and(|t| t > j || (t == j && j == k)) {
+                value = 0.0;
+            }
+            *entry = value;
+        }
+        row
+    }
+
+    /// Λ (q × q) and σ in internal units at φ, for columns with scales `scales`... already
+    /// folded in: Λ[r][c] = x_r C[r][c] / σ with x the scaled SDs.
+    fn lambda(&self, phi: &[f64]) -> (Vec<f64>, f64) {
+        let q = self.q;
+        let sigma = phi[self.log_sigma()].exp();
+        let mut lambda = vec![0.0; q * q];
+        for r in 0..q {
+            let (offset, _) = self.block_of[r];
+            for (j, c) in self.correlation_row(phi, r, None).into_iter().enumerate() {
+                lambda[r * q + offset + j] = phi[r] * c / sigma;
+            }
+        }
+        (lambda, sigma)
+    }
+
+    /// φ from the relative covariance of the internal random effects (Σ/σ², q × q) and σ:
+    /// SDs √Σ_rr, and the angles of the rows of the Cholesky factor of the correlations
+    /// (a_t = atan2(‖c_{t+1..}‖, c_t), so each in [0, π]); a zero SD gives an uncorrelated row.
+    fn coordinates(&self, relative: &[f64], sigma: f64) -> Vec<f64> {
+        let q = self.q;
+        let sd: Vec<f64> = (0..q).map(|r| relative[r * q + r].max(0.0).sqrt()).collect();
+        let mut correlation = vec![0.0; q * q];
+        for r in 0..q {
+            for c in 0..q {
+                correlation[r * q + c] = if r == c {
+                    1.0
+                } else if sd[r] > 0.0 && sd[c] > 0.0 && self.block_of[r].0 == self.block_of[c].0 {
+                    (relative[r * q + c] / (sd[r] * sd[c])).clamp(-1.0, 1.0)
+                } else {
+                    0.0
+                };
+            }
+        }
+        let factor = super::semidefinite_cholesky(&correlation, q, &self.blocks());
+        let mut phi: Vec<f64> = sd.iter().map(|s| s * sigma).collect();
+        for &(r, offset, t) in &self.angles {
+            let row = &factor[r * q + offset..r * q + r + 1];
+            let rest = row[t + 1..].iter().map(|v| v * v).sum::<f64>().sqrt();
+            phi.push(if rest == 0.0 && row[t] == 0.0 { std::f64::consts::FRAC_PI_2 } else { rest.atan2(row[t]) });
+        }
+        phi.push(sigma.ln());
+        phi
+    }
+
+    fn blocks(&self) -> Vec<usize> {
+        let mut blocks: Vec<usize> = Vec::new();
+        for (r, &(offset, size)) in self.block_of.iter().enumerate() {
+            if r == offset {
+                blocks.push(size);
+            }
+        }
+        blocks
+    }
+
+    /// ∂D/∂φ from ∂D/∂Λ (`g`, q × q) at φ, with `residual` = 2k − 2r²/σ² the explicit σ term.
+    fn chain_rule(&self, phi: &[f64], g: &[f64], residual: f64) -> Vec<f64> {
+        let q = self.q;
+        let (lambda, sigma) = self.lambda(phi);
+        let mut gradient = vec![0.0; self.len()];
+        for r in 0..q {
+            let (offset, _) = self.block_of[r];
+            let row = self.correlation_row(phi, r, None);
+            gradient[r] = row.iter().enumerate().map(|(j, c)| g[r * q + offset + j] * c).sum::<f64>() / sigma;
+        }
+        for (i, &(r, offset, t)) in self.angles.iter().enumerate() {
+            let row = self.correlation_row(phi, r, Some(t));
+            gradient[q + i] = phi[r] * row.iter().enumerate().map(|(j, c)| g[r * q + offset + j] * c).sum::<f64>() / sigma;
+        }
+        gradient[self.log_sigma()] = residual - lambda.iter().zip(g).map(|(l, d)| l * d).sum::<f64>();
+        gradient
+    }
+}
+
+impl LinearMixedModel {
+    /// A copy of the model whose random-effects columns are the data's, divided by a power of
+    /// two and not centred, in the order `order` (a permutation within blocks): Z' = Z̃ K P D
+    /// with K the map from the data's columns to the internal ones (Z = Z̃ K), P the
+    /// permutation and D the scales, so S'_j = (KPD)ᵀ S_j (KPD) and B'_j = (KPD)ᵀ B_j. Its
+    /// Λ is the data's Cholesky factor up to the column scales, which the profile needs.
+    fn in_data_coordinates(&self, order: &[usize]) -> LinearMixedModel {
+        let (q, p1) = (self.q, self.p + 1);
+        let mut map = vec![0.0; q * q];
+        let mut offset = 0;
+        for &size in &self.structure.blocks {
+            let intercept = (offset..offset + size).find(|&i| self.random[i].term == Term::Intercept);
+            for (i, &f) in order.iter().enumerate().skip(offset).take(size) {
+                // z_f/t_f = z̃_f + (s_f/t_f)·1, z̃ the internal column.
+                map[f * q + i] = 1.0;
+                if let Some(i0) = intercept.filter(|&i0| i0 != f) {
+                    map[i0 * q + i] = self.random[f].raw_shift / self.random[f].scale;
+                }
+            }
+            offset += size;
+        }
+        let mut copy = self.clone();
+        for (s, b) in copy.zz.chunks_exact_mut(q * q).zip(copy.zxy.chunks_exact_mut(q * p1)) {
+            let transposed: Vec<f64> = (0..q * q).map(|i| map[(i % q) * q + i / q]).collect();
+            s.copy_from_slice(&congruence(&transposed, s, q));
+            let mut mapped = vec![0.0; q * p1];
+            crate::dense::multiply(&transposed, b, q, q, p1, &mut mapped);
+            b.copy_from_slice(&mapped);
+        }
+        copy.random = order.iter().map(|&f| super::Affine { shift: 0.0, raw_shift: 0.0, ..self.random[f] }).collect();
+        copy.structure.random = order.iter().map(|&f| self.structure.random[f]).collect();
+        copy.to_user_random = vec![0.0; q * q];
+        for (i, &f) in order.iter().enumerate() {
+            copy.to_user_random[f * q + i] = 1.0 / self.random[f].scale;
+        }
+        copy
+    }
+}
+
+impl<'a> LmmProfile<'a> {
+    /// The profile of `parameter` for `fit` of `model`, under the fit's criterion.
+    ///
+    /// # Errors
+    /// `InvalidArgument` (argument `parameter`) for a parameter the model does not have; the
+    /// errors of [`LinearMixedModel::deviance`] at the fit.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, LinearMixedModel, LmmParameter, LmmProfile, Never, Structure, Term};
+    /// let y = [1.0, 2.5, 2.0, 4.0, 3.5, 6.0, 5.0, 6.5, 8.0, 2.0, 2.5, 5.0];
+    /// let x = [0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 0.0, 1.0, 2.0];
+    /// let g = [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4];
+    /// let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], g.into_iter(), 4,
+    ///     &mut Checkpoint::new(&Never)).unwrap();
+    /// let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)],
+    ///     random: vec![Term::Intercept], blocks: vec![1] };
+    /// let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
+    /// let fit = model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
+    /// let profile = LmmProfile::new(&model, &fit, LmmParameter::Beta(1)).unwrap();
+    /// let (lower, upper) = profile.interval(1.96, &mut Checkpoint::new(&Never)).unwrap();
+    /// assert!(lower < fit.beta[1] && fit.beta[1] < upper);
+    /// let at = profile.at(upper, &mut Checkpoint::new(&Never)).unwrap();
+    /// assert!((at.zeta - 1.96).abs() < 1e-8);
+    /// ```
+    pub fn new(model: &'a LinearMixedModel, fit: &'a LmmFit, parameter: LmmParameter) -> Result<Self> {
+        let bad = Err(HnmError::InvalidArgument { argument: "parameter", reason: "is not a parameter of the model" });
+        let q = model.q;
+        let minimum = model.deviance(fit.criterion, &fit.internal_theta, &mut model.workspace()?)?;
+        let kind = match parameter {
+            LmmParameter::Beta(i) if i < model.p => {
+                let combination = model.to_user_fixed[i * model.p..(i + 1) * model.p].to_vec();
+                let intercept = model.fixed.iter().position(|a| a.term == Term::Intercept);
+                let shift = intercept.map_or(0.0, |i0| combination[i0] * model.response.raw_shift);
+                Kind::Beta { combination, shift }
+            }
+            LmmParameter::Variance(i) if i < model.theta_positions.len() => {
+                let (r, c) = model.theta_positions[i];
+                let mut order: Vec<usize> = (0..q).collect();
+                if r != c {
+                    // The pair first in its block: c, r, then the others in order.
+                    let offset = (0..=c).rev().find(|&o| model.block_start(o)).unwrap_or(0);
+                    let size = model.block_size(offset);
+                    let mut block = vec![c, r];
+                    block.extend((offset..offset + size).filter(|&f| f != c && f != r));
+                    order.splice(offset..offset + size, block);
+                }
+                Kind::Variance { copy: model.in_data_coordinates(&order), layout: Layout::new(&model.structure.blocks), fixed: 0, estimate: Vec::new(), order }
+            }
+            LmmParameter::Sigma => {
+                let order: Vec<usize> = (0..q).collect();
+                Kind::Variance { copy: model.in_data_coordinates(&order), layout: Layout::new(&model.structure.blocks), fixed: 0, estimate: Vec::new(), order }
+            }
+            _ => return bad,
+        };
+        let mut profile = LmmProfile { model, fit, parameter, kind, minimum, warm: RefCell::new(Vec::new()), origin: Vec::new() };
+        profile.set_origin()?;
+        Ok(profile)
+    }
+
+    /// The estimate's coordinates of the inner problem (θ for a fixed effect, φ otherwise).
+    fn set_origin(&mut self) -> Result<()> {
+        let parameter = self.parameter;
+        let model = self.model;
+        let fit = self.fit;
+        match &mut self.kind {
+            Kind::Beta { .. } => self.origin = fit.internal_theta.clone(),
+            Kind::Variance { layout, fixed, estimate, order, .. } => {
+                let q = model.q;
+                // Σ/σ² of the copy's effects: b' = D Pᵀ b / t_y, σ' = σ / t_y.
+                let sigma = fit.sigma / model.response.scale;
+                let mut relative = vec![0.0; q * q];
+                for r in 0..q {
+                    for c in 0..q {
+                        let (fr, fc) = (order[r], order[c]);
+                        relative[r * q + c] = fit.re_covariance[fr * q + fc] * model.random[fr].scale * model.random[fc].scale
+                            / (fit.sigma * fit.sigma);
+                    }
+                }
+                *estimate = layout.coordinates(&relative, sigma);
+                *fixed = match parameter {
+                    LmmParameter::Sigma => layout.log_sigma(),
+                    LmmParameter::Variance(i) => {
+                        let (r, c) = model.theta_positions[i];
+                        if r == c {
+                            order.iter().position(|&f| f == r).expect("a permutation")
+                        } else {
+                            let second = order.iter().position(|&f| f == r).expect("a permutation");
+                            q + layout.angles.iter().position(|&(row, _, t)| row == second && t == 0).expect("an angle")
+                        }
+                    }
+                    LmmParameter::Beta(_) => unreachable!("a variance parameter"),
+                };
+                self.origin = estimate.iter().enumerate().filter(|&(i, _)| i != *fixed).map(|(_, v)| *v).collect();
+            }
+        }
+        *self.warm.borrow_mut() = self.origin.clone();
+        Ok(())
+    }
+
+    /// The estimate of the parameter (an SD, a correlation, σ or β_i, in the data's units).
+    pub fn estimate(&self) -> f64 {
+        self.user_value(self.estimate_coordinate())
+    }
+
+    fn estimate_coordinate(&self) -> f64 {
+        match &self.kind {
+            Kind::Variance { estimate, fixed, .. } => estimate[*fixed],
+            Kind::Beta { .. } => match self.parameter {
+                LmmParameter::Beta(i) => self.fit.beta[i],
+                _ => unreachable!("a fixed effect"),
+            },
+        }
+    }
+
+    /// The parameter in the data's units from its coordinate (scaled SD, angle, log σ, β).
+    fn user_value(&self, coordinate: f64) -> f64 {
+        match (&self.kind, self.parameter) {
+            (Kind::Beta { .. }, _) | (_, LmmParameter::Beta(_)) => coordinate,
+            (Kind::Variance { .. }, LmmParameter::Sigma) => coordinate.exp() * self.model.response.scale,
+            (Kind::Variance { .. }, LmmParameter::Variance(i)) => {
+                let (r, c) = self.model.theta_positions[i];
+                if r == c {
+                    coordinate * self.model.response.scale / self.model.random[r].scale
+                } else {
+                    coordinate.cos()
+                }
+            }
+        }
+    }
+
+    /// The coordinate of a value in the data's units, and d value / d coordinate.
+    fn coordinate_of(&self, value: f64) -> (f64, f64) {
+        match self.parameter {
+            LmmParameter::Beta(_) => (value, 1.0),
+            LmmParameter::Sigma => {
+                let ln = (value / self.model.response.scale).ln();
+                (ln, value)
+            }
+            LmmParameter::Variance(i) => {
+                let (r, c) = self.model.theta_positions[i];
+                if r == c {
+                    let factor = self.model.response.scale / self.model.random[r].scale;
+                    (value / factor, factor)
+                } else {
+                    let a = value.clamp(-1.0, 1.0).acos();
+                    (a, -a.sin())
+                }
+            }
+        }
+    }
+
+    /// The profile deviance, its slope and ζ at `value` (an SD ≥ 0, a correlation in [−1, 1],
+    /// σ > 0 or any β), with every parameter at the inner optimum.
+    ///
+    /// # Errors
+    /// `InvalidArgument` (argument `value`) for a value outside the parameter's range;
+    /// `Optimizer` when the inner minimisation fails; `Interrupted` when `checkpoint` reports
+    /// a user interrupt.
+    pub fn at(&self, value: f64, checkpoint: &mut Checkpoint<'_>) -> Result<LmmProfilePoint> {
+        let polled = Polled::new(checkpoint);
+        self.at_polled(value, &polled)
+    }
+
+    fn at_polled(&self, value: f64, polled: &Polled<'_, '_>) -> Result<LmmProfilePoint> {
+        if !self.in_range(value) {
+            return Err(HnmError::InvalidArgument { argument: "value", reason: "is outside the parameter's range" });
+        }
+        let (coordinate, derivative) = self.coordinate_of(value);
+        let tolerance = 1e-10 * self.model.n_obs;
+        let start = self.warm.borrow().clone();
+        let (point, free) = match &self.kind {
+            Kind::Beta { combination, shift } => {
+                let problem = BetaProblem::new(self.model, self.fit.criterion, combination, (coordinate - shift) / self.model.response.scale)?;
+                let found = polled.run(|c| minimize_bounded(&problem, &start, &self.model.lower, tolerance, c))?;
+                let (deviance, slope, parameters) = problem.describe(&found.x)?;
+                (((deviance, slope / self.model.response.scale), parameters), found)
+            }
+            Kind::Variance { copy, layout, fixed, .. } => {
+                let problem = VarianceProblem::new(copy, self.fit.criterion, layout, *fixed, coordinate)?;
+                let lower: Vec<f64> = layout.lower().into_iter().enumerate().filter(|&(i, _)| i != *fixed).map(|(_, v)| v).collect();
+                let found = polled.run(|c| minimize_bounded(&problem, &start, &lower, tolerance, c))?;
+                let (deviance, slope, parameters) = problem.describe(&found.x)?;
+                (((deviance, slope), parameters), found)
+            }
+        };
+        if !free.converged {
+            return Err(HnmError::Optimizer(format!(
+                "the inner minimisation of the profile did not converge (projected gradient {:e})",
+                free.projected_gradient_norm
+            )));
+        }
+        *self.warm.borrow_mut() = free.x;
+        let ((deviance, coordinate_slope), parameters) = point;
+        let excess = (deviance - self.minimum).max(0.0);
+        let zeta = (value - self.estimate()).signum() * excess.sqrt();
+        let slope = if derivative == 0.0 { f64::NAN } else { coordinate_slope / derivative };
+        let correction = self.model.unit_correction(self.fit.criterion);
+        Ok(LmmProfilePoint { value, deviance: deviance + correction, slope, zeta, parameters })
+    }
+
+    fn in_range(&self, value: f64) -> bool {
+        match self.parameter {
+            LmmParameter::Beta(_) => value.is_finite(),
+            LmmParameter::Sigma => value > 0.0 && value.is_finite(),
+            LmmParameter::Variance(i) => {
+                let (r, c) = self.model.theta_positions[i];
+                if r == c {
+                    value >= 0.0 && value.is_finite()
+                } else {
+                    (-1.0..=1.0).contains(&value)
+                }
+            }
+        }
+    }
+
+    /// The bound of the parameter on the side of sign(z): 0 for an SD, ±1 for a correlation,
+    /// 0 (never reached) for σ, ±∞ for β.
+    fn bound(&self, z: f64) -> f64 {
+        match self.parameter {
+            LmmParameter::Beta(_) => z.signum() * f64::INFINITY,
+            LmmParameter::Sigma => if z < 0.0 { 0.0 } else { f64::INFINITY },
+            LmmParameter::Variance(i) => {
+                let (r, c) = self.model.theta_positions[i];
+                match (r == c, z < 0.0) {
+                    (true, true) => 0.0,
+                    (true, false) => f64::INFINITY,
+                    (false, _) => z.signum(),
+                }
+            }
+        }
+    }
+
+    /// The limits {x : |ζ(x)| ≤ z}; an SD interval that reaches 0 starts at 0, and a
+    /// correlation interval that reaches ±1 ends there.
+    ///
+    /// # Errors
+    /// `InvalidArgument` (argument `z`) when `z` is not a positive finite number; `Optimizer`
+    /// when the Newton iterations for a limit or an inner optimum do not converge;
+    /// `Interrupted` when `checkpoint` reports a user interrupt.
+    pub fn interval(&self, z: f64, checkpoint: &mut Checkpoint<'_>) -> Result<(f64, f64)> {
+        if !(z > 0.0 && z.is_finite()) {
+            return Err(HnmError::InvalidArgument { argument: "z", reason: "must be a positive finite number" });
+        }
+        let polled = Polled::new(checkpoint);
+        let lower = self.limit(-z, &polled)?;
+        let upper = self.limit(z, &polled)?;
+        Ok((lower, upper))
+    }
+
+    /// The value on the side of sign(z) where ζ = z (module docs).
+    fn limit(&self, z: f64, polled: &Polled<'_, '_>) -> Result<f64> {
+        *self.warm.borrow_mut() = self.origin.clone();
+        let estimate = self.estimate();
+        let bound = self.bound(z);
+        if estimate == bound {
+            return Ok(bound);
+        }
+        let target = z * z;
+        let excess = |x: f64| match self.at_polled(x, polled) {
+            Ok(point) => (point.deviance - self.fit.deviance - target, point.slope),
+            Err(_) => (f64::NAN, f64::NAN),
+        };
+        if bound.is_finite() && !matches!(self.parameter, LmmParameter::Sigma) {
+            let (at_bound, _) = excess(bound);
+            polled.status()?;
+            if at_bound <= 0.0 {
+                return Ok(bound);
+            }
+            *self.warm.borrow_mut() = self.origin.clone();
+        }
+        let step = self.initial_step(z);
+        let start = if bound.is_finite() { estimate + 0.5 * (bound - estimate).clamp(-step, step) } else { estimate + z.signum() * step };
+        let root = newton_root(excess, estimate, bound, start, step);
+        converged(root, polled)
+    }
+
+    /// A first step from the estimate: about a standard error for β, a fraction of the
+    /// estimate (or of σ/√N) for the variance parameters.
+    fn initial_step(&self, z: f64) -> f64 {
+        let estimate = self.estimate();
+        match self.parameter {
+            LmmParameter::Beta(i) => self.fit.beta_covariance[i * self.model.p + i].sqrt(),
+            LmmParameter::Sigma => 0.5 * estimate / self.model.n_obs.sqrt(),
+            LmmParameter::Variance(i) => {
+                let (r, c) = self.model.theta_positions[i];
+                if r == c {
+                    0.5 * estimate.max(self.fit.sigma / self.model.n_obs.sqrt())
+                } else {
+                    0.5 * (z.signum() - estimate).abs()
+                }
+            }
+        }
+    }
+
+    /// The profile at 2·`steps` + 1 values ordered by value: the estimate and `steps` values
+    /// evenly spaced on each side out to the limits where |ζ| = `zeta_max` (or the bounds 0
+    /// and ±1 where the profile stops short of it); a side is empty when the estimate is on
+    /// its bound.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a `zeta_max` that is not a positive finite number or `steps` = 0;
+    /// `TooLarge` when the points do not fit in memory; the errors of [`LmmProfile::interval`].
+    pub fn zeta_grid(&self, zeta_max: f64, steps: usize, checkpoint: &mut Checkpoint<'_>) -> Result<Vec<LmmProfilePoint>> {
+        if steps == 0 {
+            return Err(HnmError::InvalidArgument { argument: "steps", reason: "must be at least 1" });
+        }
+        let (lower, upper) = self.interval(zeta_max, checkpoint)?;
+        let mut points = with_capacity(steps.saturating_mul(2).saturating_add(1), "the profile points `steps` asks for")?;
+        let estimate = self.estimate();
+        let fraction = |k: usize| k as f64 / steps as f64;
+        let below: Vec<f64> = (0..steps).filter(|_| lower < estimate).map(|k| estimate - (estimate - lower) * fraction(steps - k)).collect();
+        let above: Vec<f64> = (1..=steps).filter(|_| upper > estimate).map(|k| estimate + (upper - estimate) * fraction(k)).collect();
+        // Each side from the estimate outwards, so that every inner search starts close by.
+        *self.warm.borrow_mut() = self.origin.clone();
+        let mut lower_side = Vec::with_capacity(below.len());
+        for &x in below.iter().rev() {
+            lower_side.push(self.at(x, checkpoint)?);
+        }
+        *self.warm.borrow_mut() = self.origin.clone();
+        points.extend(lower_side.into_iter().rev());
+        points.push(self.at(estimate, checkpoint)?);
+        for &x in &above {
+            points.push(self.at(x, checkpoint)?);
+        }
+        Ok(points)
+    }
+}
+
+/// The root's x when the Newton iterations converged.
+///
+/// # Errors
+/// `Interrupted` when `polled` reported a user interrupt; `Optimizer` otherwise.
+fn converged(root: Root, polled: &Polled<'_, '_>) -> Result<f64> {
+    polled.status()?;
+    if root.converged {
+        Ok(root.x)
+    } else {
+        Err(HnmError::Optimizer(format!(
+            "Newton's method could not find the profile-likelihood limit (it stopped after {} steps at {:e})",
+            root.steps, root.x
+        )))
+    }
+}
+
+impl LinearMixedModel {
+    fn block_start(&self, column: usize) -> bool {
+        let mut offset = 0;
+        for &size in &self.structure.blocks {
+            if offset == column {
+                return true;
+            }
+            offset += size;
+        }
+        false
+    }
+
+    fn block_size(&self, start: usize) -> usize {
+        let mut offset = 0;
+        for &size in &self.structure.blocks {
+            if offset == start {
+                return size;
+            }
+            offset += size;
+        }
+        0
+    }
+
+    /// SDs and correlations (θ's layout), σ and β in the data's units, from internal Λ, σ
+    /// and β̃ of this model.
+    fn user_parameters(&self, lambda: &[f64], sigma: f64, beta: &[f64]) -> Vec<f64> {
+        let q = self.q;
+        let mut llt = vec![0.0; q * q];
+        for r in 0..q {
+            for c in 0..q {
+                llt[r * q + c] = (0..q).map(|k| lambda[r * q + k] * lambda[c * q + k]).sum();
+            }
+        }
+        let ty = self.response.scale;
+        let covariance: Vec<f64> = congruence(&self.to_user_random, &llt, q).iter().map(|v| v * sigma * sigma * ty * ty).collect();
+        let mut parameters: Vec<f64> = self
+            .theta_positions
+            .iter()
+            .map(|&(r, c)| {
+                if r == c {
+                    covariance[r * q + r].max(0.0).sqrt()
+                } else {
+                    covariance[r * q + c] / (covariance[r * q + r] * covariance[c * q + c]).sqrt()
+                }
+            })
+            .collect();
+        parameters.push(sigma * ty);
+        parameters.extend(self.user_beta(beta));
+        parameters
+    }
+}
+
+/// The inner problem of a fixed effect's profile: θ (internal) with aᵀβ̃ = `target`.
+struct BetaProblem<'m> {
+    model: &'m LinearMixedModel,
+    criterion: Criterion,
+    combination: &'m [f64],
+    target: f64,
+    workspace: RefCell<Workspace>,
+}
+
+/// What one evaluation of [`BetaProblem`] gives: D, β_b and r_b², and dD/db.
+struct BetaPoint {
+    value: f64,
+    beta: Vec<f64>,
+    pwrss: f64,
+    slope: f64,
+}
+
+impl<'m> BetaProblem<'m> {
+    fn new(model: &'m LinearMixedModel, criterion: Criterion, combination: &'m [f64], target: f64) -> Result<Self> {
+        Ok(BetaProblem { model, criterion, combination, target, workspace: RefCell::new(model.workspace()?) })
+    }
+
+    fn evaluate(&self, theta: &[f64], ws: &mut Workspace) -> Result<BetaPoint> {
+        let model = self.model;
+        let p = model.p;
+        let f = model.factorize(theta, ws)?;
+        let beta_hat = model.internal_beta(ws);
+        let rx = model.x_factor(ws);
+        // v = R_X⁻¹ a, so aᵀCa = ‖v‖² and C a = R_X⁻ᵀ v.
+        let mut v = self.combination.to_vec();
+        solve_lower(&rx, p, &mut v, 1);
+        let curvature: f64 = v.iter().map(|x| x * x).sum();
+        let gap = self.target - self.combination.iter().zip(&beta_hat).map(|(a, b)| a * b).sum::<f64>();
+        solve_lower_transposed(&rx, p, &mut v, 1);
+        let beta: Vec<f64> = beta_hat.iter().zip(&v).map(|(b, c)| b + c * gap / curvature).collect();
+        let pwrss = f.pwrss + gap * gap / curvature;
+        let k = model.divisor(self.criterion);
+        let logdet = f.logdet_z + if self.criterion == Criterion::Reml { f.logdet_x } else { 0.0 };
+        let value = logdet + k * (1.0 + LOG_2PI + (pwrss / k).ln());
+        Ok(BetaPoint { value, beta, pwrss, slope: 2.0 * k * gap / (pwrss * curvature) })
+    }
+
+    /// The criterion (internal units), dD/d(aᵀβ̃) and every parameter at θ.
+    fn describe(&self, theta: &[f64]) -> Result<(f64, f64, Vec<f64>)> {
+        let ws = &mut self.workspace.borrow_mut();
+        let point = self.evaluate(theta, ws)?;
+        let sigma = (point.pwrss / self.model.divisor(self.criterion)).sqrt();
+        Ok((point.value, point.slope, self.model.user_parameters(&self.model.lambda(theta)?, sigma, &point.beta)))
+    }
+}
+
+impl Objective for BetaProblem<'_> {
+    fn value(&self, theta: &[f64]) -> Result<f64> {
+        Ok(self.evaluate(theta, &mut self.workspace.borrow_mut())?.value)
+    }
+
+    fn value_and_gradient(&self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
+        let ws = &mut self.workspace.borrow_mut();
+        let point = self.evaluate(theta, ws)?;
+        let scale = 2.0 * self.model.divisor(self.criterion) / point.pwrss;
+        Ok((point.value, self.model.gradient_at_beta(self.criterion, scale, &point.beta, ws)))
+    }
+
+    fn canonicalize(&self, theta: &mut [f64]) {
+        self.model.canonical_theta(theta);
+    }
+}
+
+/// The inner problem of a variance parameter's profile: φ without coordinate `fixed`, held
+/// at `value`, on the model in data coordinates.
+struct VarianceProblem<'m> {
+    model: &'m LinearMixedModel,
+    criterion: Criterion,
+    layout: &'m Layout,
+    fixed: usize,
+    value: f64,
+    workspace: RefCell<Workspace>,
+}
+
+impl<'m> VarianceProblem<'m> {
+    fn new(model: &'m LinearMixedModel, criterion: Criterion, layout: &'m Layout, fixed: usize, value: f64) -> Result<Self> {
+        Ok(VarianceProblem { model, criterion, layout, fixed, value, workspace: RefCell::new(model.workspace()?) })
+    }
+
+    /// The full φ from the free coordinates.
+    fn full(&self, free: &[f64]) -> Vec<f64> {
+        let mut phi = free.to_vec();
+        phi.insert(self.fixed, self.value);
+        phi
+    }
+
+    /// D at φ (internal units), with the factorisation left in `ws`; also r² and σ.
+    fn evaluate(&self, phi: &[f64], ws: &mut Workspace) -> Result<(f64, f64, Vec<f64>, f64)> {
+        let model = self.model;
+        let (lambda, sigma) = self.layout.lambda(phi);
+        let theta: Vec<f64> = model.theta_positions.iter().map(|&(r, c)| lambda[r * model.q + c]).collect();
+        let f = model.factorize(&theta, ws)?;
+        let k = model.divisor(self.criterion);
+        let logdet = f.logdet_z + if self.criterion == Criterion::Reml { f.logdet_x } else { 0.0 };
+        let value = logdet + k * (LOG_2PI + 2.0 * sigma.ln()) + f.pwrss / (sigma * sigma);
+        Ok((value, f.pwrss, lambda, sigma))
+    }
+
+    fn gradient(&self, phi: &[f64], pwrss: f64, sigma: f64, ws: &mut Workspace) -> Vec<f64> {
+        let model = self.model;
+        let q = model.q;
+        let by_theta = model.gradient(self.criterion, 2.0 / (sigma * sigma), ws);
+        let mut g = vec![0.0; q * q];
+        for (&(r, c), d) in model.theta_positions.iter().zip(by_theta) {
+            g[r * q + c] = d;
+        }
+        let residual = 2.0 * model.divisor(self.criterion) - 2.0 * pwrss / (sigma * sigma);
+        self.layout.chain_rule(phi, &g, residual)
+    }
+
+    /// D, ∂D/∂(the fixed coordinate) and every parameter (in the model's order of the
+    /// columns) at the free coordinates.
+    fn describe(&self, free: &[f64]) -> Result<(f64, f64, Vec<f64>)> {
+        let ws = &mut self.workspace.borrow_mut();
+        let phi = self.full(free);
+        let (value, pwrss, lambda, sigma) = self.evaluate(&phi, ws)?;
+        let slope = self.gradient(&phi, pwrss, sigma, ws)[self.fixed];
+        // The copy's map to the data's units undoes its column order.
+        let parameters = self.model.user_parameters(&lambda, sigma, &self.model.internal_beta(ws));
+        Ok((value, slope, parameters))
+    }
+}
+
+impl Objective for VarianceProblem<'_> {
+    fn value(&self, free: &[f64]) -> Result<f64> {
+        Ok(self.evaluate(&self.full(free), &mut self.workspace.borrow_mut())?.0)
+    }
+
+    fn value_and_gradient(&self, free: &[f64]) -> Result<(f64, Vec<f64>)> {
+        let ws = &mut self.workspace.borrow_mut();
+        let phi = self.full(free);
+        let (value, pwrss, _, sigma) = self.evaluate(&phi, ws)?;
+        let mut gradient = self.gradient(&phi, pwrss, sigma, ws);
+        gradient.remove(self.fixed);
+        Ok((value, gradient))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Column, CrossProducts, Never, Structure};
+
+    /// 12 groups of 6 rows, y ~ 1 + x + (1 + x | g), from a fixed pseudo-random sequence.
+    fn model() -> LinearMixedModel {
+        let (mut y, mut x, mut g) = (Vec::new(), Vec::new(), Vec::new());
+        let mut state = 12345_u64;
+        let mut uniform = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        for j in 0..12 {
+            let (a, b) = (uniform() * 2.0, uniform());
+            for i in 0..6 {
+                let xi = i as f64 + 10.0;
+                x.push(xi);
+                y.push(3.0 + a + (0.5 + b) * xi + uniform());
+                g.push(j + 1);
+            }
+        }
+        let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], g.into_iter(), 12, &mut Checkpoint::new(&Never)).unwrap();
+        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        LinearMixedModel::new(&pass.stats, structure).unwrap()
+    }
+
+    #[test]
+    fn the_copy_in_data_coordinates_has_the_same_deviance() {
+        let model = model();
+        for criterion in [Criterion::Ml, Criterion::Reml] {
+            let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
+            for order in [vec![0, 1], vec![1, 0]] {
+                let copy = model.in_data_coordinates(&order);
+                let refit = copy.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
+                assert!((refit.deviance - fit.deviance).abs() < 1e-8, "{} {}", refit.deviance, fit.deviance);
+                assert!(refit.re_covariance.iter().zip(&fit.re_covariance).all(|(a, b)| (a - b).abs() < 1e-5 * (1.0 + b.abs())));
+            }
+        }
+    }
+
+    #[test]
+    fn the_angle_gradient_matches_differences() {
+        let layout = Layout::new(&[3]);
+        let phi = [0.7, 1.3, 0.4, 0.9, 2.1, 0.3, -0.2];
+        let g: Vec<f64> = (0..9).map(|i| if i % 3 <= i / 3 { 0.1 * i as f64 - 0.3 } else { 0.0 }).collect();
+        let value = |phi: &[f64]| {
+            let (l, s) = layout.lambda(phi);
+            l.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>() + 2.0 * s.ln()
+        };
+        let gradient = layout.chain_rule(&phi, &g, 2.0);
+        for i in 0..phi.len() {
+            let h = 1e-6;
+            let (mut up, mut down) = (phi.to_vec(), phi.to_vec());
+            up[i] += h;
+            down[i] -= h;
+            let numeric = (value(&up) - value(&down)) / (2.0 * h);
+            assert!((numeric - gradient[i]).abs() < 1e-7, "{i}: {numeric} {}", gradient[i]);
+        }
+    }
+
+    #[test]
+    fn the_profile_passes_through_the_estimate_and_reaches_z_at_its_limits() {
+        let model = model();
+        let checkpoint = &mut Checkpoint::new(&Never);
+        for criterion in [Criterion::Ml, Criterion::Reml] {
+            let fit = model.fit(criterion, None, checkpoint).unwrap();
+            let parameters = (0..3).map(LmmParameter::Variance).chain([LmmParameter::Sigma, LmmParameter::Beta(0), LmmParameter::Beta(1)]);
+            for parameter in parameters {
+                let profile = LmmProfile::new(&model, &fit, parameter).unwrap();
+                let at = profile.at(profile.estimate(), checkpoint).unwrap();
+                assert!(at.zeta.abs() < 1e-4, "{parameter:?}: {}", at.zeta);
+                let (lower, upper) = profile.interval(1.96, checkpoint).unwrap();
+                for (limit, z) in [(lower, -1.96), (upper, 1.96)] {
+                    let point = profile.at(limit, checkpoint).unwrap();
+                    let on_bound = profile.bound(z) == limit;
+                    assert!(on_bound || (point.zeta - z).abs() < 1e-6, "{parameter:?} {criterion:?}: {limit} {}", point.zeta);
+                }
+            }
+        }
+    }
+}
