@@ -12,7 +12,7 @@
 #'   effects); SD limits are kept at or above 0 and correlation limits between -1 and 1. The
 #'   bootstrap is in `attr(, "boot")`.
 #' @export
-confint.hnm_lmm <- function(object, parm, level = 0.95, method = c("Wald", "profile", "boot"),
+confint.hnm_lmm <- function(object, parm, level = 0.95, method = c("profile", "Wald", "boot"),
                             oldNames = TRUE, nsim = 1000, seed = NULL,
                             type = c("perc", "basic", "norm"), boot.type = NULL,
                             parallel = NULL, ncpus = NULL, quiet = FALSE, ...) {
@@ -20,9 +20,9 @@ confint.hnm_lmm <- function(object, parm, level = 0.95, method = c("Wald", "prof
   check_no_dots(list(...), call)
   method <- match.arg(method)
   if (method == "profile") {
-    hnm_abort(paste("method = \"profile\" is not available yet for models with covariates or",
-                    "random slopes; use method = \"boot\" or \"Wald\"."),
-              call = call, class = "hnm_error_argument")
+    check_flag(oldNames, "oldNames", call)
+    limits <- lmm_profile_intervals(object, level, oldNames, call)
+    return(if (missing(parm)) limits else select_rows(limits, parm, call))
   }
   if (method == "boot") {
     check_probability(level, "level", call)

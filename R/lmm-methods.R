@@ -50,10 +50,13 @@
 #'   conditional modes instead. `nsim` and `seed` are also the replicates and seed of
 #'   `confint(method = "boot")`.
 #' @param parm,level,method,oldNames For `confint`: parameters (names or indices), the
-#'   confidence level, the method (`"Wald"`, for the fixed effects, or `"boot"`, the
-#'   parametric bootstrap of [bootstrap()] for every parameter; profile intervals for these
-#'   models are not available yet) and lme4's row names (`.sig01`, ..., `.sigma`, or with
-#'   `oldNames = FALSE` `sd_x|g`, `cor_x.y|g`, `sigma`).
+#'   confidence level, the method (`"profile"`, the default as in lme4: profile-likelihood
+#'   limits of every parameter, found exactly as the roots of \eqn{\zeta = \pm z} (see
+#'   [profile.hnm_lmm()], which also says what a REML fit's profile is); `"Wald"`, for the
+#'   fixed effects; or `"boot"`, the parametric bootstrap of [bootstrap()] for every
+#'   parameter) and lme4's row names (`.sig01`, ..., `.sigma`, or with `oldNames = FALSE`
+#'   `sd_x|g`, `cor_x.y|g`, `sigma`). An SD interval that reaches 0 starts at 0, a
+#'   correlation interval that reaches -1 or 1 ends there.
 #' @param sigma Ignored (for the `VarCorr` generic).
 #' @param ... Further fits for `anova`; otherwise unused (an error if given).
 #' @return As the corresponding lme4 methods.

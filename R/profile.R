@@ -49,35 +49,43 @@
 profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
-  if (!is.numeric(alphamax) || length(alphamax) != 1L || !isTRUE(alphamax >= 1e-8 && alphamax < 1)) {
-    hnm_abort("`alphamax` must be a single number from 1e-8 (|zeta| up to 5.7) to below 1.", call = call)
-  }
+  zeta_max <- profile_zeta_max(alphamax, call)
   check_count(steps, "steps", 2L, call, max = 1e5)
   require_likelihood_fit(fitted, "profiles", call)
   names <- parameter_rows("sd")
-  profiled <- profiled_parameters(which, names, call)
+  profiled <- select_profiled(which, names, list(theta_ = 1:2, beta_ = 3L), call)
   s <- fit_statistics(fitted, call)
-  points <- rust_result(rs_profile(s$center, s$n, s$mean, s$ss, is_reml(fitted),
-                                   sqrt(stats::qchisq(alphamax, 1, lower.tail = FALSE)),
+  points <- rust_result(rs_profile(s$center, s$n, s$mean, s$ss, is_reml(fitted), zeta_max,
                                    as.integer(steps), profiled), call = call)
   frame <- data.frame(points$zeta, points$tau, points$sigma, points$mu,
                       factor(names[points$par], levels = names[profiled]))
   names(frame) <- c(".zeta", names, ".par")
   structure(frame, class = c("hnm_profile", "data.frame"),
             estimates = stats::setNames(c(sqrt(fitted$tau2), sqrt(fitted$sigma2), fitted$mu), names),
-            criterion = fitted$method)
+            criterion = fitted$method,
+            lower = stats::setNames(c(0, 0, -Inf), names), upper = stats::setNames(c(Inf, Inf, Inf), names),
+            sd = stats::setNames(c(TRUE, TRUE, FALSE), names),
+            var_names = stats::setNames(parameter_rows("var"), names))
 }
 
-# The indices (1 tau, 2 sigma, 3 mu) of lme4's `which`: NULL, names, indices, "theta_", "beta_".
-profiled_parameters <- function(which, names, call) {
-  if (is.null(which)) return(1:3)
-  groups <- list(theta_ = 1:2, beta_ = 3L)
+# zeta_max = sqrt(qchisq(1 - alphamax, 1)) for lme4's `alphamax`.
+profile_zeta_max <- function(alphamax, call) {
+  if (!is.numeric(alphamax) || length(alphamax) != 1L || !isTRUE(alphamax >= 1e-8 && alphamax < 1)) {
+    hnm_abort("`alphamax` must be a single number from 1e-8 (|zeta| up to 5.7) to below 1.", call = call)
+  }
+  sqrt(stats::qchisq(alphamax, 1, lower.tail = FALSE))
+}
+
+# The indices of lme4's `which` among `names`: NULL (all), names, indices, or the names of
+# `groups` ("theta_", "beta_"), each a set of indices.
+select_profiled <- function(which, names, groups, call) {
+  if (is.null(which)) return(seq_along(names))
   index <- if (is.character(which)) {
     unlist(lapply(which, function(w) if (w %in% names(groups)) groups[[w]] else match(w, names)))
   } else if (is.numeric(which) && all(which == round(which))) {
     as.integer(which)
   }
-  if (length(index) == 0L || anyNA(index) || any(index < 1L | index > 3L)) {
+  if (length(index) == 0L || anyNA(index) || any(index < 1L | index > length(names))) {
     hnm_abort(sprintf(paste("`which` must be NULL, \"theta_\", \"beta_\", or names or indices",
                             "of the parameters (%s)."), paste(names, collapse = ", ")), call = call)
   }
@@ -95,7 +103,8 @@ profiled_parameters <- function(which, names, call) {
 #' @param object An `hnm_profile` from [profile.hnm_fit()].
 #' @param parm Rows to return (names or indices); all by default.
 #' @param level Confidence level.
-#' @param scale `"sd"` (default) or `"var"`: the \eqn{\tau} and \eqn{\sigma} limits squared.
+#' @param scale `"sd"` (default) or `"var"`: the limits of the SDs (\eqn{\tau}, \eqn{\sigma}, or a
+#'   general fit's SDs of the random effects) squared.
 #' @param ... Not used; an error if given.
 #' @return A matrix as [confint.hnm_fit()] returns.
 #' @examples
@@ -109,31 +118,40 @@ confint.hnm_profile <- function(object, parm, level = 0.95, scale = c("sd", "var
   scale <- one_of(scale, c("sd", "var"), "scale", call)
   check_probability(level, "level", call)
   z <- critical_value(level)
-  profiled <- match(levels(object$.par), parameter_rows("sd"))
-  intervals <- t(vapply(parameter_rows("sd")[profiled], function(name) {
+  profiled <- levels(object$.par)
+  lower <- attr(object, "lower")
+  upper <- attr(object, "upper")
+  intervals <- t(vapply(profiled, function(name) {
     rows <- object[object$.par == name, ]
-    profile_limits(rows$.zeta, rows[[name]], z)
+    profile_limits(rows$.zeta, rows[[name]], z, lower[[name]], upper[[name]])
   }, numeric(2)))
   if (anyNA(intervals)) {
     hnm_warn("`level` is beyond the range of the profile; recompute it with a smaller `alphamax`.",
              call = call)
   }
-  variances <- profiled %in% 1:2
-  intervals[variances, ] <- if (scale == "var") intervals[variances, ]^2 else intervals[variances, ]
-  dimnames(intervals) <- list(parameter_rows(scale)[profiled], percent_labels(level))
+  sds <- attr(object, "sd")[profiled]
+  row_names <- profiled
+  if (scale == "var") {
+    intervals[sds, ] <- intervals[sds, ]^2
+    renamed <- attr(object, "var_names")
+    if (!is.null(renamed)) row_names <- unname(renamed[profiled])
+  }
+  dimnames(intervals) <- list(row_names, percent_labels(level))
   if (missing(parm)) intervals else select_rows(intervals, parm, call)
 }
 
 # The values where a profile crosses -z and z: a monotone spline of value against zeta; a
-# profile that stops at 0 above -z (tau at the boundary) gives 0; NA beyond its range.
-profile_limits <- function(zeta, value, z) {
+# profile that ends on the parameter's bound (`lower`, `upper`: 0 for an SD, -1 and 1 for a
+# correlation) inside the cut-off gives that bound; NA beyond its range.
+profile_limits <- function(zeta, value, z, lower = 0, upper = Inf) {
   order <- order(value)
   zeta <- zeta[order]
   value <- value[order]
   at <- stats::splinefun(zeta, value, method = "monoH.FC")
-  lower <- if (-z >= zeta[1L]) at(-z) else if (value[1L] == 0) 0 else NA_real_
-  upper <- if (z <= zeta[length(zeta)]) at(z) else NA_real_
-  c(lower, upper)
+  n <- length(zeta)
+  low <- if (-z >= zeta[1L]) at(-z) else if (value[1L] == lower) lower else NA_real_
+  high <- if (z <= zeta[n]) at(z) else if (value[n] == upper) upper else NA_real_
+  c(low, high)
 }
 
 #' Plot a profile
@@ -152,7 +170,7 @@ profile_limits <- function(zeta, value, z) {
 #' plot(profile(hnm_fit(y ~ 1 | g, d)))
 #' @export
 plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
-  old <- graphics::par(mfrow = c(1L, nlevels(x$.par)))
+  old <- graphics::par(mfrow = grDevices::n2mfrow(nlevels(x$.par)))
   on.exit(graphics::par(old))
   cutoffs <- critical_value(levels)
   for (name in levels(x$.par)) {
@@ -161,7 +179,8 @@ plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
     graphics::plot(rows[[name]], rows$.zeta, type = "l", xlab = name, ylab = expression(zeta), ...)
     graphics::abline(h = 0, lty = 3)
     for (z in cutoffs[cutoffs <= max(abs(rows$.zeta))]) {
-      limits <- profile_limits(rows$.zeta, rows[[name]], z)
+      limits <- profile_limits(rows$.zeta, rows[[name]], z, attr(x, "lower")[[name]],
+                               attr(x, "upper")[[name]])
       # A tau profile stopped at 0 crosses no -z: its drop line ends at zeta(0).
       graphics::segments(limits, 0, limits, c(max(-z, min(rows$.zeta)), z), lty = 2, col = "grey40")
       graphics::abline(h = c(-z, z), lty = 3, col = "grey70")

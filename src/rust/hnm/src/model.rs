@@ -5,8 +5,8 @@
 
 use extendr_api::prelude::*;
 use hnm_core::{
-    fingerprint, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit, RandomEffects,
-    Structure, Term, VarianceDerivatives,
+    fingerprint, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit, LmmParameter, LmmProfile,
+    RandomEffects, Structure, Term, VarianceDerivatives,
 };
 
 use crate::{core_error, criterion, error_message, expanded, RInterrupt};
@@ -234,6 +234,85 @@ fn rs_lmm_variance_derivatives(mut ptr: Robj) -> Robj {
     list!(parameters = d.parameters as i32, hessian = d.hessian.clone(), covariance_jacobian = d.covariance_jacobian.clone()).into()
 }
 
+/// lme4's parameter `index` (1-based: the SDs and correlations in θ's order, σ, the fixed effects).
+fn lmm_parameter(model: &LinearMixedModel, index: i32) -> std::result::Result<LmmParameter, Robj> {
+    let n_theta = model.n_theta() as i32;
+    let p = model.kept_fixed().len() as i32;
+    match index {
+        i if i >= 1 && i <= n_theta => Ok(LmmParameter::Variance(i as usize - 1)),
+        i if i == n_theta + 1 => Ok(LmmParameter::Sigma),
+        i if i > n_theta + 1 && i <= n_theta + 1 + p => Ok(LmmParameter::Beta((i - n_theta - 2) as usize)),
+        _ => Err(error_message(format!("`which` holds {index}, which is not a parameter of the model."), "invalid_argument")),
+    }
+}
+
+/// The fitted model and its profile of each parameter in `which` (1-based, lme4's order).
+fn profiles<'m>(model: &'m Model, which: &[i32]) -> std::result::Result<Vec<LmmProfile<'m>>, Robj> {
+    let fit = model.fit.as_ref().ok_or_else(|| error_message(NOT_FITTED.into(), "invalid_argument"))?;
+    which
+        .iter()
+        .map(|&i| LmmProfile::new(&model.model, fit, lmm_parameter(&model.model, i)?).map_err(core_error))
+        .collect()
+}
+
+/// Profile-likelihood limits where ζ = ∓`z` of the parameters `which` (1-based, lme4's
+/// order): a matrix with a row per parameter.
+/// @noRd
+#[extendr]
+fn rs_lmm_profile_ci(mut ptr: Robj, which: &[i32], z: f64) -> Robj {
+    let model = match model_of_mut(&mut ptr) {
+        Ok(m) => &*m,
+        Err(e) => return e,
+    };
+    let profiles = match profiles(model, which) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let mut checkpoint = Checkpoint::new(&RInterrupt);
+    let mut limits = Vec::with_capacity(2 * profiles.len());
+    for profile in &profiles {
+        match profile.interval(z, &mut checkpoint) {
+            Ok((lower, upper)) => limits.extend([lower, upper]),
+            Err(error) => return core_error(error),
+        }
+    }
+    let rows = profiles.len();
+    RMatrix::new_matrix(rows, 2, |r, c| limits[2 * r + c]).into()
+}
+
+/// The profiles of the parameters `which` (1-based, lme4's order) out to |ζ| = `zeta_max`,
+/// `steps` points a side: `par` (the profiled parameter of each point), `zeta`, and
+/// `parameters`, a matrix of every parameter at each point (lme4's order).
+/// @noRd
+#[extendr]
+fn rs_lmm_profile(mut ptr: Robj, which: &[i32], zeta_max: f64, steps: i32) -> Robj {
+    let model = match model_of_mut(&mut ptr) {
+        Ok(m) => &*m,
+        Err(e) => return e,
+    };
+    let profiles = match profiles(model, which) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let mut checkpoint = Checkpoint::new(&RInterrupt);
+    let (mut par, mut zeta, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+    for (profile, &index) in profiles.iter().zip(which) {
+        match profile.zeta_grid(zeta_max, steps.max(0) as usize, &mut checkpoint) {
+            Ok(points) => {
+                for point in points {
+                    par.push(index);
+                    zeta.push(point.zeta);
+                    rows.push(point.parameters);
+                }
+            }
+            Err(error) => return core_error(error),
+        }
+    }
+    let columns = rows.first().map_or(0, Vec::len);
+    let parameters = RMatrix::new_matrix(rows.len(), columns, |r, c| rows[r][c]);
+    list!(par = par, zeta = zeta, parameters = parameters).into()
+}
+
 /// The fitted model's random effects: `modes` (groups × q, by rows) and conditional
 /// covariances (q × q per group).
 /// @noRd
@@ -329,4 +408,6 @@ extendr_module! {
     fn rs_lmm_fingerprint;
     fn rs_lmm_criterion;
     fn rs_lmm_variance_derivatives;
+    fn rs_lmm_profile;
+    fn rs_lmm_profile_ci;
 }
