@@ -106,13 +106,13 @@ rs_lmm_criterion <- function(ptr, reml) .Call(wrap__rs_lmm_criterion, ptr, reml)
 rs_lmm_variance_derivatives <- function(ptr) .Call(wrap__rs_lmm_variance_derivatives, ptr)
 
 #' The profiles of the parameters `which` (1-based, lme4's order) out to |ζ| = `zeta_max`,
-#' `steps` points a side: `par` (the profiled parameter of each point), `zeta`, and
-#' `parameters`, a matrix of every parameter at each point (lme4's order).
+#' `steps` points a side, on `threads` threads: `par` (the profiled parameter of each point),
+#' `zeta`, and `parameters`, a matrix of every parameter at each point (lme4's order).
 #' @noRd
-rs_lmm_profile <- function(ptr, which, zeta_max, steps) .Call(wrap__rs_lmm_profile, ptr, which, zeta_max, steps)
+rs_lmm_profile <- function(ptr, which, zeta_max, steps, threads) .Call(wrap__rs_lmm_profile, ptr, which, zeta_max, steps, threads)
 
 #' Profile-likelihood limits where ζ = ∓`z` of the parameters `which` (1-based, lme4's
-#' order): a matrix with a row per parameter.
+#' order) on `threads` threads: a matrix with a row per parameter.
 #' @noRd
-rs_lmm_profile_ci <- function(ptr, which, z) .Call(wrap__rs_lmm_profile_ci, ptr, which, z)
+rs_lmm_profile_ci <- function(ptr, which, z, threads) .Call(wrap__rs_lmm_profile_ci, ptr, which, z, threads)
 

@@ -176,7 +176,7 @@ sd_cor_rows <- function(covariance, sigma, blocks) {
     index <- first + seq_len(size)
     for (c in index) for (r in c:max(index)) {
       columns[[length(columns) + 1L]] <- if (r == c) sqrt(pmax(entry(r, r), 0)) else
-        entry(r, c) / sqrt(entry(r, r) * entry(c, c))
+        pmin(pmax(entry(r, c) / sqrt(entry(r, r) * entry(c, c)), -1), 1)
     }
     first <- first + size
   }

@@ -31,7 +31,7 @@
 #' @param ... Not used; an error if given.
 #' @return A data frame of class `c("hnm_profile", "data.frame")` shaped like lme4's `thpr`:
 #'   `.zeta`, a column per parameter (its value at each point's inner optimum) and `.par`,
-#'   the profiled parameter of the row. Attributes `estimates`, `criterion`, and `lower` and
+#'   the profiled parameter of the row (a factor with sorted levels, as lme4's). Attributes `estimates`, `criterion`, and `lower` and
 #'   `upper`, each parameter's bounds.
 #' @seealso [confint.hnm_profile()], [plot.hnm_profile()], [confint.hnm_lmm()].
 #' @examples
@@ -48,11 +48,13 @@ profile.hnm_lmm <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, 
   check_flag(oldNames, "oldNames", call)
   names <- lmm_parameter_names(fitted, oldNames)
   profiled <- lmm_profiled(which, fitted, names, call)
-  points <- rust_result(rs_lmm_profile(lmm_model(fitted), profiled, zeta_max, as.integer(steps)),
+  points <- rust_result(rs_lmm_profile(lmm_model(fitted), profiled, zeta_max, as.integer(steps),
+                                       thread_count(call)),
                         call = call)
   frame <- data.frame(points$zeta, points$parameters)
   names(frame) <- c(".zeta", names)
-  frame$.par <- factor(names[points$par], levels = names[profiled])
+  # lme4's factor: levels sorted, rows in the parameters' order.
+  frame$.par <- factor(names[points$par])
   bounds <- lmm_parameter_bounds(fitted)
   structure(frame, class = c("hnm_profile", "data.frame"),
             estimates = stats::setNames(lmm_estimates(fitted), names), criterion = fitted$method,
@@ -66,7 +68,7 @@ lmm_profile_intervals <- function(object, level, oldNames, call) {
   check_probability(level, "level", call)
   names <- lmm_parameter_names(object, oldNames)
   limits <- rust_result(rs_lmm_profile_ci(lmm_model(object), seq_along(names),
-                                          critical_value(level)), call = call)
+                                          critical_value(level), thread_count(call)), call = call)
   dimnames(limits) <- list(names, percent_labels(level))
   limits
 }

@@ -118,7 +118,7 @@ confint.hnm_profile <- function(object, parm, level = 0.95, scale = c("sd", "var
   scale <- one_of(scale, c("sd", "var"), "scale", call)
   check_probability(level, "level", call)
   z <- critical_value(level)
-  profiled <- levels(object$.par)
+  profiled <- unique(as.character(object$.par))
   lower <- attr(object, "lower")
   upper <- attr(object, "upper")
   intervals <- t(vapply(profiled, function(name) {
@@ -170,10 +170,11 @@ profile_limits <- function(zeta, value, z, lower = 0, upper = Inf) {
 #' plot(profile(hnm_fit(y ~ 1 | g, d)))
 #' @export
 plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
-  old <- graphics::par(mfrow = grDevices::n2mfrow(nlevels(x$.par)))
+  profiled <- unique(as.character(x$.par))
+  old <- graphics::par(mfrow = grDevices::n2mfrow(length(profiled)))
   on.exit(graphics::par(old))
   cutoffs <- critical_value(levels)
-  for (name in levels(x$.par)) {
+  for (name in profiled) {
     rows <- x[x$.par == name, ]
     rows <- rows[order(rows[[name]]), ]
     graphics::plot(rows[[name]], rows$.zeta, type = "l", xlab = name, ylab = expression(zeta), ...)

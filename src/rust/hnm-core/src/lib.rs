@@ -29,7 +29,7 @@ mod unit;
 
 pub use anova::Anova;
 pub use blocks::{fingerprint, BlockPass, Column, CrossProducts};
-pub use lmm::{LinearMixedModel, LmmFit, LmmParameter, LmmProfile, LmmProfilePoint, RandomEffects, Structure, Term, VarianceDerivatives, Workspace};
+pub use lmm::{profile_grids, profile_intervals, LinearMixedModel, LmmFit, LmmParameter, LmmProfile, LmmProfilePoint, RandomEffects, Structure, Term, VarianceDerivatives, Workspace};
 pub use optim::{minimize_bounded, Minimum, Objective};
 pub use bootstrap::{refit_replicates, Refits};
 pub use bootstrap_lmm::{refit_lmm_replicates, LmmRefits, Refit, ReplicateGenerator, Simulation};

@@ -51,7 +51,7 @@ use crate::unit::Unit;
 
 mod profile;
 mod satterthwaite;
-pub use profile::{LmmParameter, LmmProfile, LmmProfilePoint};
+pub use profile::{profile_grids, profile_intervals, LmmParameter, LmmProfile, LmmProfilePoint};
 pub use satterthwaite::VarianceDerivatives;
 
 const LOG_2PI: f64 = 1.837_877_066_409_345_5;

@@ -5,7 +5,7 @@
 
 use extendr_api::prelude::*;
 use hnm_core::{
-    fingerprint, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit, LmmParameter, LmmProfile,
+    fingerprint, profile_grids, profile_intervals, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit, LmmParameter,
     RandomEffects, Structure, Term, VarianceDerivatives,
 };
 
@@ -246,66 +246,56 @@ fn lmm_parameter(model: &LinearMixedModel, index: i32) -> std::result::Result<Lm
     }
 }
 
-/// The fitted model and its profile of each parameter in `which` (1-based, lme4's order).
-fn profiles<'m>(model: &'m Model, which: &[i32]) -> std::result::Result<Vec<LmmProfile<'m>>, Robj> {
+/// The fitted model and the parameters `which` (1-based, lme4's order).
+fn fit_and_parameters<'m>(model: &'m Model, which: &[i32]) -> std::result::Result<(&'m LmmFit, Vec<LmmParameter>), Robj> {
     let fit = model.fit.as_ref().ok_or_else(|| error_message(NOT_FITTED.into(), "invalid_argument"))?;
-    which
-        .iter()
-        .map(|&i| LmmProfile::new(&model.model, fit, lmm_parameter(&model.model, i)?).map_err(core_error))
-        .collect()
+    let parameters = which.iter().map(|&i| lmm_parameter(&model.model, i)).collect::<std::result::Result<_, _>>()?;
+    Ok((fit, parameters))
 }
 
 /// Profile-likelihood limits where ζ = ∓`z` of the parameters `which` (1-based, lme4's
-/// order): a matrix with a row per parameter.
+/// order) on `threads` threads: a matrix with a row per parameter.
 /// @noRd
 #[extendr]
-fn rs_lmm_profile_ci(mut ptr: Robj, which: &[i32], z: f64) -> Robj {
+fn rs_lmm_profile_ci(mut ptr: Robj, which: &[i32], z: f64, threads: i32) -> Robj {
     let model = match model_of_mut(&mut ptr) {
         Ok(m) => &*m,
         Err(e) => return e,
     };
-    let profiles = match profiles(model, which) {
+    let (fit, parameters) = match fit_and_parameters(model, which) {
         Ok(p) => p,
         Err(e) => return e,
     };
-    let mut checkpoint = Checkpoint::new(&RInterrupt);
-    let mut limits = Vec::with_capacity(2 * profiles.len());
-    for profile in &profiles {
-        match profile.interval(z, &mut checkpoint) {
-            Ok((lower, upper)) => limits.extend([lower, upper]),
-            Err(error) => return core_error(error),
-        }
+    match profile_intervals(&model.model, fit, &parameters, z, threads.max(1) as usize, &RInterrupt) {
+        Ok(limits) => RMatrix::new_matrix(limits.len(), 2, |r, c| if c == 0 { limits[r].0 } else { limits[r].1 }).into(),
+        Err(error) => core_error(error),
     }
-    let rows = profiles.len();
-    RMatrix::new_matrix(rows, 2, |r, c| limits[2 * r + c]).into()
 }
 
 /// The profiles of the parameters `which` (1-based, lme4's order) out to |ζ| = `zeta_max`,
-/// `steps` points a side: `par` (the profiled parameter of each point), `zeta`, and
-/// `parameters`, a matrix of every parameter at each point (lme4's order).
+/// `steps` points a side, on `threads` threads: `par` (the profiled parameter of each point),
+/// `zeta`, and `parameters`, a matrix of every parameter at each point (lme4's order).
 /// @noRd
 #[extendr]
-fn rs_lmm_profile(mut ptr: Robj, which: &[i32], zeta_max: f64, steps: i32) -> Robj {
+fn rs_lmm_profile(mut ptr: Robj, which: &[i32], zeta_max: f64, steps: i32, threads: i32) -> Robj {
     let model = match model_of_mut(&mut ptr) {
         Ok(m) => &*m,
         Err(e) => return e,
     };
-    let profiles = match profiles(model, which) {
+    let (fit, parameters) = match fit_and_parameters(model, which) {
         Ok(p) => p,
         Err(e) => return e,
     };
-    let mut checkpoint = Checkpoint::new(&RInterrupt);
+    let grids = match profile_grids(&model.model, fit, &parameters, zeta_max, steps.max(0) as usize, threads.max(1) as usize, &RInterrupt) {
+        Ok(g) => g,
+        Err(error) => return core_error(error),
+    };
     let (mut par, mut zeta, mut rows) = (Vec::new(), Vec::new(), Vec::new());
-    for (profile, &index) in profiles.iter().zip(which) {
-        match profile.zeta_grid(zeta_max, steps.max(0) as usize, &mut checkpoint) {
-            Ok(points) => {
-                for point in points {
-                    par.push(index);
-                    zeta.push(point.zeta);
-                    rows.push(point.parameters);
-                }
-            }
-            Err(error) => return core_error(error),
+    for (points, &index) in grids.into_iter().zip(which) {
+        for point in points {
+            par.push(index);
+            zeta.push(point.zeta);
+            rows.push(point.parameters);
         }
     }
     let columns = rows.first().map_or(0, Vec::len);

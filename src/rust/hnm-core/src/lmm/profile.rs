@@ -41,7 +41,8 @@ use std::cell::RefCell;
 use super::{LinearMixedModel, LmmFit, Term, Workspace, LOG_2PI};
 use crate::dense::{congruence, solve_lower, solve_lower_transposed};
 use crate::error::{with_capacity, HnmError, Result};
-use crate::interrupt::{Checkpoint, Polled};
+use crate::bootstrap_lmm::in_parallel;
+use crate::interrupt::{Checkpoint, Interrupt, Polled};
 use crate::optim::{minimize_bounded, Objective};
 use crate::profile::Criterion;
 use crate::solve1d::{newton_root, Root};
@@ -528,22 +529,35 @@ impl<'a> LmmProfile<'a> {
             return Ok(bound);
         }
         let target = z * z;
+        // Within this of z² the excess counts as 0: above the deviance's rounding (about
+        // 1e-15 of it) and a change of ζ below 1e-11 |D̂|/ζ.
+        let resolution = 1e-12 * self.fit.deviance.abs().max(1.0);
         let excess = |x: f64| match self.at_polled(x, polled) {
-            Ok(point) => (point.deviance - self.fit.deviance - target, point.slope),
+            Ok(point) => {
+                let e = point.deviance - self.fit.deviance - target;
+                (if e.abs() <= resolution { 0.0 } else { e }, point.slope)
+            }
             Err(_) => (f64::NAN, f64::NAN),
         };
-        if bound.is_finite() && !matches!(self.parameter, LmmParameter::Sigma) {
-            let (at_bound, _) = excess(bound);
-            polled.status()?;
-            if at_bound <= 0.0 {
-                return Ok(bound);
-            }
-            *self.warm.borrow_mut() = self.origin.clone();
-        }
         let step = self.initial_step(z);
         let start = if bound.is_finite() { estimate + 0.5 * (bound - estimate).clamp(-step, step) } else { estimate + z.signum() * step };
-        let root = newton_root(excess, estimate, bound, start, step);
-        converged(root, polled)
+        if bound.is_finite() && !matches!(self.parameter, LmmParameter::Sigma) {
+            // The profile may stay below z² up to the bound (0 or ±1): evaluated there only
+            // when a Newton step from the first point would cross it.
+            let (at_start, slope) = excess(start);
+            polled.status()?;
+            let predicted = start - at_start / slope;
+            if at_start < 0.0 && !((predicted - estimate) * (bound - predicted) > 0.0) {
+                let near_start = self.warm.borrow().clone();
+                let (at_bound, _) = excess(bound);
+                polled.status()?;
+                if at_bound <= 0.0 {
+                    return Ok(bound);
+                }
+                *self.warm.borrow_mut() = near_start;
+            }
+        }
+        converged(newton_root(excess, estimate, bound, start, step), polled)
     }
 
     /// A first step from the estimate: about a standard error for β, a fraction of the
@@ -596,6 +610,56 @@ impl<'a> LmmProfile<'a> {
         }
         Ok(points)
     }
+}
+
+/// The profile-likelihood intervals ([`LmmProfile::interval`]) of `parameters`, the
+/// parameters shared among up to `threads` threads.
+///
+/// # Errors
+/// The errors of [`LmmProfile::new`] and [`LmmProfile::interval`] (the first parameter's
+/// that failed); `Interrupted` when `interrupt` reports a user interrupt, which every thread
+/// then stops for.
+pub fn profile_intervals(
+    model: &LinearMixedModel,
+    fit: &LmmFit,
+    parameters: &[LmmParameter],
+    z: f64,
+    threads: usize,
+    interrupt: &dyn Interrupt,
+) -> Result<Vec<(f64, f64)>> {
+    each_profile(model, fit, parameters, threads, interrupt, |profile, checkpoint| profile.interval(z, checkpoint))
+}
+
+/// The profiles ([`LmmProfile::zeta_grid`]) of `parameters` on up to `threads` threads.
+///
+/// # Errors
+/// As [`profile_intervals`], with the errors of [`LmmProfile::zeta_grid`].
+pub fn profile_grids(
+    model: &LinearMixedModel,
+    fit: &LmmFit,
+    parameters: &[LmmParameter],
+    zeta_max: f64,
+    steps: usize,
+    threads: usize,
+    interrupt: &dyn Interrupt,
+) -> Result<Vec<Vec<LmmProfilePoint>>> {
+    each_profile(model, fit, parameters, threads, interrupt, |profile, checkpoint| profile.zeta_grid(zeta_max, steps, checkpoint))
+}
+
+/// `work` on the profile of each parameter, in parallel; the results in order.
+fn each_profile<T: Send>(
+    model: &LinearMixedModel,
+    fit: &LmmFit,
+    parameters: &[LmmParameter],
+    threads: usize,
+    interrupt: &dyn Interrupt,
+    work: impl Fn(&LmmProfile<'_>, &mut Checkpoint<'_>) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let results = in_parallel(parameters.len(), threads, interrupt, |i, stop| {
+        let mut checkpoint = Checkpoint::new(stop);
+        Some(LmmProfile::new(model, fit, parameters[i]).and_then(|profile| work(&profile, &mut checkpoint)))
+    })?;
+    results.into_iter().map(|r| r.unwrap_or(Err(HnmError::Interrupted))).collect()
 }
 
 /// The root's x when the Newton iterations converged.
@@ -656,7 +720,7 @@ impl LinearMixedModel {
                 if r == c {
                     covariance[r * q + r].max(0.0).sqrt()
                 } else {
-                    covariance[r * q + c] / (covariance[r * q + r] * covariance[c * q + c]).sqrt()
+                    (covariance[r * q + c] / (covariance[r * q + r] * covariance[c * q + c]).sqrt()).clamp(-1.0, 1.0)
                 }
             })
             .collect();
