@@ -50,11 +50,50 @@ fn rs_data_pass(y: Robj, g: Robj, response: &str, group: &str) -> Robj {
             ss = out.pass.stats.ssw().to_vec(),
             dropped = out.pass.dropped as f64,
             first_row = out.first_rows.map_or(Robj::from(()), |rows| rows.iter().map(|&r| r as f64 + 1.0).collect::<Vec<f64>>().into()),
-            offset = out.offset.map_or(Robj::from(()), Robj::from)
+            offset = out.offset.map_or(Robj::from(()), Robj::from),
+            levels_checked = if g.is_factor() { Robj::from(levels_distinct(&g)) } else { Robj::from(()) }
         )
         .into(),
         Err(error) => data_error(error, &y, response, group),
     }
+}
+
+extern "C" {
+    // R's API (Rinternals.h), not bound by extendr-ffi: a CHARSXP's encoding mark (cetype_t).
+    fn Rf_getCharCE(x: extendr_api::SEXP) -> std::os::raw::c_int;
+}
+
+/// `CE_BYTES` of R's cetype_t.
+const CE_BYTES: std::os::raw::c_int = 3;
+
+/// TRUE when the factor `g`'s levels are non-NA strings, none marked "bytes", no two equal;
+/// FALSE when one of them may fail, left to R to decide and report. Equality is by address:
+/// R's CHARSXP cache holds one copy of each (bytes, encoding mark), and ASCII strings are never
+/// marked, so distinct addresses are distinct labels unless two non-ASCII labels carry
+/// different marks (the same text in latin1 and UTF-8), where FALSE defers to R.
+fn levels_distinct(g: &Robj) -> bool {
+    let Some(levels) = g.get_attrib(levels_symbol()) else { return true };
+    let Some(labels) = AsTypedSlice::<Rstr>::as_typed_slice(&levels) else { return false };
+    // SAFETY: the CHARSXPs are read (address, mark, bytes) while R keeps `g` alive.
+    let na = unsafe { Rstr::na().get() };
+    let mut addresses = Vec::with_capacity(labels.len());
+    let mut mark = None;
+    for label in labels {
+        let sexp = unsafe { label.get() };
+        if sexp == na {
+            return false;
+        }
+        let encoding = unsafe { Rf_getCharCE(sexp) };
+        if encoding == CE_BYTES {
+            return false;
+        }
+        if !AsRef::<str>::as_ref(label).is_ascii() && *mark.get_or_insert(encoding) != encoding {
+            return false;
+        }
+        addresses.push(sexp as usize);
+    }
+    addresses.sort_unstable();
+    addresses.windows(2).all(|pair| pair[0] != pair[1])
 }
 
 /// A core error of the pass with the core's `y` and `g` replaced by the user's names.
