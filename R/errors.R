@@ -116,13 +116,16 @@ thread_count <- function(call) {
 # The glue crate returns list(hnm_core_error = message, kind = kind) instead of raising
 # inside Rust; an interrupt (kind "interrupted") becomes R's own interrupt.
 rust_result <- function(x, call = NULL) {
-  if (is.list(x) && identical(names(x)[1L], "hnm_core_error")) {
+  if (is_core_error(x)) {
     if (identical(x$kind, "interrupted")) signal_interrupt()
     hnm_abort(x$hnm_core_error, call = call,
               class = if (is.character(x$kind)) paste0("hnm_error_", x$kind))
   }
   x
 }
+
+# TRUE for the error value a Rust function returns instead of its result.
+is_core_error <- function(x) is.list(x) && identical(names(x)[1L], "hnm_core_error")
 
 # What R does on Ctrl-C in R code: signal an `interrupt` condition (calling handlers and
 # tryCatch(interrupt = ) see it) and, when nothing handles it, return to the top level.

@@ -24,10 +24,14 @@ lmm_build <- function(parsed, data, call) {
   design <- model_design(parsed, data, call)
   check_lengths(design, call)
   check_distinct_random_columns(design, call)
-  built <- rust_result(rs_lmm_build(design$variables, design$codes, length(design$levels),
-                                    design$response, design$fixed, design$random, design$blocks,
-                                    design$names), call = call)
-  list(design = design, built = built)
+  built <- rs_lmm_build(design$variables, design$codes, length(design$levels), design$response,
+                        design$fixed, design$random, design$blocks, design$names)
+  # Only a failed pass can be one without groups: all(is.na()) of N codes runs only then.
+  if (is_core_error(built) && !identical(built$kind, "interrupted") && all(is.na(design$codes))) {
+    hnm_abort(sprintf("the grouping variable `%s` has no non-missing values.", design$group_name),
+              call = call)
+  }
+  list(design = design, built = rust_result(built, call = call))
 }
 
 # Every variable has one value per row of the grouping factor.
@@ -40,12 +44,6 @@ check_lengths <- function(design, call) {
     name <- design$names[cumsum(widths)[bad[1L]]]
     hnm_abort(sprintf("`%s` has %d values but the grouping variable `%s` has %d.", name,
                       sizes[bad[1L]], design$group_name, rows), call = call)
-  }
-  # anyNA() of the unclassed codes first: it allocates nothing (of a factor, anyNA() calls
-  # is.na(), a vector of N), and all(is.na()) only runs when there are missing groups.
-  if (anyNA(unclass(design$codes)) && all(is.na(design$codes))) {
-    hnm_abort(sprintf("the grouping variable `%s` has no non-missing values.", design$group_name),
-              call = call)
   }
 }
 

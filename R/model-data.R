@@ -81,12 +81,13 @@ require_bit64 <- function(name, call) {
 
 # The grouping variable, checked and returned as is (never copied), except for the types
 # the data pass does not read: integer64 (whose doubles hold int64 bits, not values) and
-# other types become factor()'s factor, whose NA codes are dropped like any NA group.
+# other types become factor()'s factor, whose NA codes are dropped like any NA group. A
+# factor's levels are checked by group_statistics(), with the data pass.
 check_group <- function(g, name, call) {
   if (!is.atomic(g) || is.null(g)) {
     hnm_abort(sprintf("the grouping variable `%s` must be a vector or factor.", name), call = call)
   }
-  if (is.factor(g)) return(check_levels(g, name, call))
+  if (is.factor(g)) return(g)
   if (inherits(g, "integer64")) require_bit64(name, call)
   if (is.raw(g)) {
     hnm_abort(sprintf(paste("the grouping variable `%s` is a raw vector, which factor() cannot",
@@ -104,7 +105,8 @@ check_group <- function(g, name, call) {
 
 # A factor's levels must be distinct, non-missing labels: a corrupt factor (duplicated
 # levels) and an addNA() factor (NA as a level; hnm drops rows with a missing group, as
-# lme4 does with NA) are refused with what to do.
+# lme4 does with NA) are refused with what to do. The data pass checks them in O(levels)
+# native code (its `levels_checked`); this runs when that could not decide, or to give the error.
 check_levels <- function(g, name, call) {
   levels <- levels(g)
   if (anyNA(levels)) {
@@ -175,10 +177,11 @@ group_statistics <- function(y, g, response_name = "y", group_name = "g", call =
                                                    group_name) else ""),
               call = call, class = "hnm_error_length_mismatch")
   }
-  # `checked`: the caller has run check_group() (its level checks are O(levels) each time).
+  # `checked`: the caller has run check_group() (which may convert g with factor()).
   if (!checked) g <- check_group(g, group_name, call)
   pass <- rust_result(rs_data_pass(y, g, response_name, group_name), call = call)
   if (is.factor(g)) {
+    if (!pass$levels_checked) check_levels(g, group_name, call)
     keep <- pass$n > 0
     # Usually every level has rows: then nothing is subset (no O(groups) copies).
     if (all(keep)) return(pass_statistics(pass, NULL, levels(g)))

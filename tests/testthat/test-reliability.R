@@ -156,6 +156,16 @@ test_that("unclear inputs of the review give errors that say what to do", {
   bytes_factor <- transform(d, g = factor(paste0(g, "\u00e9")))
   levels(bytes_factor$g) <- `Encoding<-`(levels(bytes_factor$g), "bytes")
   expect_error(hnm_fit(y ~ 1 | g, bytes_factor), "marked as \"bytes\"", class = "hnm_error")
+  # One text in two encodings is one level to R (the data pass defers such labels to R);
+  # two texts in two encodings are two levels, fitted as any two labels are.
+  latin1 <- iconv(c("caf\u00e9", "na\u00efve"), "UTF-8", "latin1")
+  codes <- rep(1:2, length.out = nrow(d))
+  two_marks <- d
+  two_marks$g <- structure(codes, levels = c("caf\u00e9", latin1[1L]), class = "factor")
+  expect_error(hnm_fit(y ~ 1 | g, two_marks), "corrupt factor", class = "hnm_error")
+  two_marks$g <- structure(codes, levels = c("caf\u00e9", latin1[2L]), class = "factor")
+  ascii <- transform(d, g = factor(c("a", "b")[codes]))
+  expect_equal(hnm_fit(y ~ 1 | g, two_marks)$tau2, hnm_fit(y ~ 1 | g, ascii)$tau2)
 })
 
 test_that("ALTREP inputs (compact sequences, deferred strings) give the fit of ordinary vectors", {

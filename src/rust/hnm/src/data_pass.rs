@@ -50,11 +50,79 @@ fn rs_data_pass(y: Robj, g: Robj, response: &str, group: &str) -> Robj {
             ss = out.pass.stats.ssw().to_vec(),
             dropped = out.pass.dropped as f64,
             first_row = out.first_rows.map_or(Robj::from(()), |rows| rows.iter().map(|&r| r as f64 + 1.0).collect::<Vec<f64>>().into()),
-            offset = out.offset.map_or(Robj::from(()), Robj::from)
+            offset = out.offset.map_or(Robj::from(()), Robj::from),
+            levels_checked = if g.is_factor() { Robj::from(levels_distinct(&g)) } else { Robj::from(()) }
         )
         .into(),
         Err(error) => data_error(error, &y, response, group),
     }
+}
+
+/// A CHARSXP as R's C API takes it.
+type Charsxp = *mut std::ffi::c_void;
+
+extern "C" {
+    // R's API (Rinternals.h): a CHARSXP's encoding mark (cetype_t), bytes and length, read
+    // without extendr's per-call locking.
+    fn Rf_getCharCE(x: Charsxp) -> std::os::raw::c_int;
+    fn R_CHAR(x: Charsxp) -> *const std::os::raw::c_char;
+    fn LENGTH(x: Charsxp) -> std::os::raw::c_int;
+}
+
+/// `CE_BYTES` of R's cetype_t.
+const CE_BYTES: std::os::raw::c_int = 3;
+
+/// TRUE when the factor `g`'s levels are non-NA strings, none marked "bytes", no two equal;
+/// FALSE when one of them may fail, left to R to decide and report. Equality is by address:
+/// R's CHARSXP cache holds one copy of each (bytes, encoding mark), and ASCII strings are never
+/// marked, so distinct addresses are distinct labels unless two non-ASCII labels carry
+/// different marks (the same text in latin1 and UTF-8), where FALSE defers to R.
+fn levels_distinct(g: &Robj) -> bool {
+    let Some(levels) = g.get_attrib(levels_symbol()) else { return true };
+    let Some(labels) = AsTypedSlice::<Rstr>::as_typed_slice(&levels) else { return false };
+    // SAFETY: the CHARSXPs are read (address, mark, bytes) while R keeps `g` alive.
+    let na = unsafe { Rstr::na().get() };
+    let mut mark = None;
+    let mut addresses = Vec::with_capacity(labels.len());
+    for label in labels {
+        let sexp = unsafe { label.get() };
+        if sexp == na {
+            return false;
+        }
+        let charsxp: Charsxp = sexp.cast();
+        let bytes = unsafe { std::slice::from_raw_parts(R_CHAR(charsxp).cast::<u8>(), LENGTH(charsxp).max(0) as usize) };
+        if !bytes.is_ascii() {
+            let encoding = unsafe { Rf_getCharCE(charsxp) };
+            if encoding == CE_BYTES || *mark.get_or_insert(encoding) != encoding {
+                return false;
+            }
+        }
+        addresses.push(sexp as usize);
+    }
+    distinct(&addresses)
+}
+
+/// True when no two of the non-zero `addresses` are equal: one insertion each into an
+/// open-addressing table of twice their number, sized once (no rehashing), 0 marking a free slot.
+fn distinct(addresses: &[usize]) -> bool {
+    if addresses.len() < 2 {
+        return true;
+    }
+    let bits = (2 * addresses.len()).next_power_of_two().trailing_zeros();
+    let mask = (1usize << bits) - 1;
+    let mut table = vec![0usize; mask + 1];
+    for &address in addresses {
+        // Fibonacci hashing: the high bits of the product mix every bit of the address.
+        let mut i = ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize;
+        while table[i] != 0 {
+            if table[i] == address {
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+        table[i] = address;
+    }
+    true
 }
 
 /// A core error of the pass with the core's `y` and `g` replaced by the user's names.
