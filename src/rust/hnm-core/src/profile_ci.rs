@@ -291,7 +291,7 @@ fn check_positive(value: f64, argument: &'static str) -> Result<()> {
 /// # Errors
 /// `Interrupted` when `polled` reported a user interrupt; `Optimizer` naming `what` was
 /// being solved for when the iterations did not converge.
-fn converged(root: Root, what: &str, polled: &Polled) -> Result<f64> {
+pub(crate) fn converged(root: Root, what: &str, polled: &Polled) -> Result<f64> {
     polled.status()?;
     if root.converged {
         Ok(root.x)

@@ -246,11 +246,12 @@ fn lmm_parameter(model: &LinearMixedModel, index: i32) -> std::result::Result<Lm
     }
 }
 
-/// The fitted model and the parameters `which` (1-based, lme4's order).
-fn fit_and_parameters<'m>(model: &'m Model, which: &[i32]) -> std::result::Result<(&'m LmmFit, Vec<LmmParameter>), Robj> {
+/// The model behind `ptr`, its fit and the parameters `which` (1-based, lme4's order).
+fn profile_inputs<'m>(ptr: &'m mut Robj, which: &[i32]) -> std::result::Result<(&'m Model, &'m LmmFit, Vec<LmmParameter>), Robj> {
+    let model = &*model_of_mut(ptr)?;
     let fit = model.fit.as_ref().ok_or_else(|| error_message(NOT_FITTED.into(), "invalid_argument"))?;
     let parameters = which.iter().map(|&i| lmm_parameter(&model.model, i)).collect::<std::result::Result<_, _>>()?;
-    Ok((fit, parameters))
+    Ok((model, fit, parameters))
 }
 
 /// Profile-likelihood limits where ζ = ∓`z` of the parameters `which` (1-based, lme4's
@@ -258,12 +259,8 @@ fn fit_and_parameters<'m>(model: &'m Model, which: &[i32]) -> std::result::Resul
 /// @noRd
 #[extendr]
 fn rs_lmm_profile_ci(mut ptr: Robj, which: &[i32], z: f64, threads: i32) -> Robj {
-    let model = match model_of_mut(&mut ptr) {
-        Ok(m) => &*m,
-        Err(e) => return e,
-    };
-    let (fit, parameters) = match fit_and_parameters(model, which) {
-        Ok(p) => p,
+    let (model, fit, parameters) = match profile_inputs(&mut ptr, which) {
+        Ok(inputs) => inputs,
         Err(e) => return e,
     };
     match profile_intervals(&model.model, fit, &parameters, z, threads.max(1) as usize, &RInterrupt) {
@@ -278,12 +275,8 @@ fn rs_lmm_profile_ci(mut ptr: Robj, which: &[i32], z: f64, threads: i32) -> Robj
 /// @noRd
 #[extendr]
 fn rs_lmm_profile(mut ptr: Robj, which: &[i32], zeta_max: f64, steps: i32, threads: i32) -> Robj {
-    let model = match model_of_mut(&mut ptr) {
-        Ok(m) => &*m,
-        Err(e) => return e,
-    };
-    let (fit, parameters) = match fit_and_parameters(model, which) {
-        Ok(p) => p,
+    let (model, fit, parameters) = match profile_inputs(&mut ptr, which) {
+        Ok(inputs) => inputs,
         Err(e) => return e,
     };
     let grids = match profile_grids(&model.model, fit, &parameters, zeta_max, steps.max(0) as usize, threads.max(1) as usize, &RInterrupt) {

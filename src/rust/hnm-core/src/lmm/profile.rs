@@ -45,7 +45,8 @@ use crate::bootstrap_lmm::in_parallel;
 use crate::interrupt::{Checkpoint, Interrupt, Polled};
 use crate::optim::{minimize_bounded, Objective};
 use crate::profile::Criterion;
-use crate::solve1d::{newton_root, Root};
+use crate::profile_ci::converged;
+use crate::solve1d::newton_root;
 
 /// A parameter of the linear mixed model, as lme4's `profile()` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +93,7 @@ pub struct LmmProfile<'a> {
 
 #[derive(Debug)]
 enum Kind {
-    Variance { copy: LinearMixedModel, layout: Layout, fixed: usize, estimate: Vec<f64>, order: Vec<usize> },
+    Variance { copy: Box<LinearMixedModel>, layout: Layout, fixed: usize, estimate: Vec<f64>, order: Vec<usize> },
     Beta { combination: Vec<f64>, shift: f64 },
 }
 
@@ -311,17 +312,16 @@ impl<'a> LmmProfile<'a> {
                 let mut order: Vec<usize> = (0..q).collect();
                 if r != c {
                     // The pair first in its block: c, r, then the others in order.
-                    let offset = (0..=c).rev().find(|&o| model.block_start(o)).unwrap_or(0);
-                    let size = model.block_size(offset);
+                    let (offset, size) = model.block_of(c);
                     let mut block = vec![c, r];
                     block.extend((offset..offset + size).filter(|&f| f != c && f != r));
                     order.splice(offset..offset + size, block);
                 }
-                Kind::Variance { copy: model.in_data_coordinates(&order), layout: Layout::new(&model.structure.blocks), fixed: 0, estimate: Vec::new(), order }
+                Kind::Variance { copy: Box::new(model.in_data_coordinates(&order)), layout: Layout::new(&model.structure.blocks), fixed: 0, estimate: Vec::new(), order }
             }
             LmmParameter::Sigma => {
                 let order: Vec<usize> = (0..q).collect();
-                Kind::Variance { copy: model.in_data_coordinates(&order), layout: Layout::new(&model.structure.blocks), fixed: 0, estimate: Vec::new(), order }
+                Kind::Variance { copy: Box::new(model.in_data_coordinates(&order)), layout: Layout::new(&model.structure.blocks), fixed: 0, estimate: Vec::new(), order }
             }
             _ => return bad,
         };
@@ -557,7 +557,7 @@ impl<'a> LmmProfile<'a> {
                 *self.warm.borrow_mut() = near_start;
             }
         }
-        converged(newton_root(excess, estimate, bound, start, step), polled)
+        converged(newton_root(excess, estimate, bound, start, step), "the profile-likelihood limit", polled)
     }
 
     /// A first step from the estimate: about a standard error for β, a fraction of the
@@ -662,43 +662,17 @@ fn each_profile<T: Send>(
     results.into_iter().map(|r| r.unwrap_or(Err(HnmError::Interrupted))).collect()
 }
 
-/// The root's x when the Newton iterations converged.
-///
-/// # Errors
-/// `Interrupted` when `polled` reported a user interrupt; `Optimizer` otherwise.
-fn converged(root: Root, polled: &Polled<'_, '_>) -> Result<f64> {
-    polled.status()?;
-    if root.converged {
-        Ok(root.x)
-    } else {
-        Err(HnmError::Optimizer(format!(
-            "Newton's method could not find the profile-likelihood limit (it stopped after {} steps at {:e})",
-            root.steps, root.x
-        )))
-    }
-}
-
 impl LinearMixedModel {
-    fn block_start(&self, column: usize) -> bool {
+    /// The first column and the size of the block of Λ that holds column `column`.
+    fn block_of(&self, column: usize) -> (usize, usize) {
         let mut offset = 0;
         for &size in &self.structure.blocks {
-            if offset == column {
-                return true;
+            if column < offset + size {
+                return (offset, size);
             }
             offset += size;
         }
-        false
-    }
-
-    fn block_size(&self, start: usize) -> usize {
-        let mut offset = 0;
-        for &size in &self.structure.blocks {
-            if offset == start {
-                return size;
-            }
-            offset += size;
-        }
-        0
+        (offset, 0)
     }
 
     /// SDs and correlations (θ's layout), σ and β in the data's units, from internal Λ, σ
