@@ -875,6 +875,31 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupt_stops_every_profile_thread() {
+        use crate::interrupt::After;
+        use std::time::{Duration, Instant};
+        // 10^4 groups and 10^5 points a side for each parameter: many minutes of work.
+        let (mut y, mut x, mut g) = (Vec::new(), Vec::new(), Vec::new());
+        for j in 0..10_000 {
+            for i in 0..4 {
+                x.push(i as f64);
+                y.push((j % 7) as f64 * 0.3 + (0.5 + (j % 5) as f64 * 0.1) * i as f64 + ((i * j) % 3) as f64 * 0.2);
+                g.push(j + 1);
+            }
+        }
+        let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], g.into_iter(), 10_000, &mut Checkpoint::new(&Never)).unwrap();
+        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
+        let fit = model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
+        let parameters: Vec<LmmParameter> = (0..3).map(LmmParameter::Variance).chain([LmmParameter::Sigma, LmmParameter::Beta(1)]).collect();
+        let interrupt = After { start: Instant::now(), after: Duration::from_millis(50) };
+        let result = profile_grids(&model, &fit, &parameters, 2.0, 100_000, 2, &interrupt);
+        let took = interrupt.start.elapsed();
+        assert_eq!(result.unwrap_err(), HnmError::Interrupted);
+        assert!(took < Duration::from_millis(50) + 2 * Checkpoint::INTERVAL + Duration::from_millis(200), "{took:?}");
+    }
+
+    #[test]
     fn the_copy_in_data_coordinates_has_the_same_deviance() {
         let model = model();
         for criterion in [Criterion::Ml, Criterion::Reml] {
