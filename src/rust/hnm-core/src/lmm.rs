@@ -1266,6 +1266,46 @@ impl LinearMixedModel {
     }
 }
 
+impl LinearMixedModel {
+    /// The model for another response on the same design, in place: `stats` must be the
+    /// statistics the model was built on except for the response's (its pilot, group means
+    /// and co-moments), as a parametric bootstrap's replicate is. Only the response's column
+    /// of each B_j = Z̃_jᵀ[X̃_j ỹ_j] and of F is recomputed, O(m (q + p)), where
+    /// [`LinearMixedModel::new`] builds every block, O(m (q + p)²). The column maps stay the
+    /// original's: the response's shift and scale remain an exact reparametrisation (module
+    /// docs), so every fit equals that of the model built on `stats` up to rounding.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `stats` has another number of variables or other sizes of the
+    /// modelled groups (the design variables' statistics are not compared).
+    pub fn replace_response(&mut self, stats: &CrossProducts) -> Result<()> {
+        let same_groups = self.n.iter().zip(&self.group_index).all(|(&n, &j)| stats.n().get(j) == Some(&n));
+        if check_structure(&self.structure, stats.variables()).is_err() || !same_groups {
+            return Err(HnmError::InvalidArgument { argument: "stats", reason: "must have the design the model was built on" });
+        }
+        let (q, p, p1) = (self.q, self.p, self.p + 1);
+        // The response's map in the data's units, about the new statistics' pilot.
+        let response = [Affine { shift: self.response.raw_shift - stats.pilot()[self.structure.response], ..self.response }];
+        let mut fixed_and_response = self.fixed.clone();
+        fixed_and_response.push(response[0]);
+        let (mut means, mut response_mean) = (vec![0.0; q.max(p1)], [0.0]);
+        let (mut z_column, mut f_column) = (vec![0.0; q], vec![0.0; p1]);
+        for (i, &j) in self.group_index.iter().enumerate() {
+            z_column.fill(0.0);
+            add_group_products(stats, j, &self.random, &response, &mut means[..q], &mut response_mean, &mut z_column);
+            for (u, &v) in z_column.iter().enumerate() {
+                self.zxy[(i * q + u) * p1 + p] = v;
+            }
+            add_group_products(stats, j, &fixed_and_response, &response, &mut means[..p1], &mut response_mean, &mut f_column);
+        }
+        for (a, &v) in f_column.iter().enumerate() {
+            self.xy[a * p1 + p] = v;
+            self.xy[p * p1 + a] = v;
+        }
+        Ok(())
+    }
+}
+
 /// An [`Objective`] over θ: the model's profiled deviance for one criterion.
 struct DevianceProblem<'a> {
     model: &'a LinearMixedModel,
