@@ -48,7 +48,7 @@ use crate::blocks::{packed, CrossProducts};
 use crate::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
 use crate::error::{with_capacity, HnmError, Result};
 use crate::interrupt::{Checkpoint, Interrupt};
-use crate::lmm::{LinearMixedModel, LmmFit, Structure, Term};
+use crate::lmm::{LinearMixedModel, LmmFit, Structure, Term, Workspace};
 use crate::profile::Criterion;
 
 /// A direction of W_j whose squared residual, relative to the variable's own sum of squares,
@@ -341,17 +341,25 @@ pub struct Refit {
 }
 
 impl Refit {
-    /// The refit to `stats`: by quasi-Newton steps from the Hessian `hessian` (at the start, of
-    /// the original data) when given and they converge, else by the full search of
-    /// [`LinearMixedModel::fit`] from the start.
-    fn fit(&self, stats: &CrossProducts, hessian: Option<&[f64]>, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
+    /// The model refitted, on `stats`: the structure's, or for a linear model the random
+    /// intercept held at θ = 0.
+    fn model(&self, stats: &CrossProducts) -> Result<LinearMixedModel> {
         if self.structure.random.is_empty() {
-            let structure = Structure { random: vec![Term::Intercept], blocks: vec![1], ..self.structure.clone() };
-            return LinearMixedModel::new(stats, structure)?.fit_at(self.criterion, &[0.0]);
+            return LinearMixedModel::new(stats, Structure { random: vec![Term::Intercept], blocks: vec![1], ..self.structure.clone() });
         }
-        let model = LinearMixedModel::new(stats, self.structure.clone())?;
+        LinearMixedModel::new(stats, self.structure.clone())
+    }
+
+    /// The refit of `model` ([`Refit::model`] of a replicate's statistics, `ws` its
+    /// workspace): by quasi-Newton steps from the Hessian `hessian` (at the start, of the
+    /// original data) when given and they converge, else by the full search of
+    /// [`LinearMixedModel::fit`] from the start.
+    fn fit(&self, model: &LinearMixedModel, hessian: Option<&[f64]>, ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
+        if self.structure.random.is_empty() {
+            return model.fit_at(self.criterion, &[0.0]);
+        }
         if let Some(hessian) = hessian {
-            match quasi_newton_fit(&model, self.criterion, &self.start, hessian, checkpoint) {
+            match quasi_newton_fit(model, self.criterion, &self.start, hessian, ws, checkpoint) {
                 Ok(Some(fit)) => return Ok(fit),
                 Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
                 Ok(None) | Err(_) => {}
@@ -364,11 +372,10 @@ impl Refit {
     /// the model on `stats` (the data the replicates are drawn about), by forward differences
     /// of the analytic gradient; `None` for a linear model, a start on a bound or a Hessian
     /// that is not positive definite.
-    fn start_hessian(&self, stats: &CrossProducts) -> Option<Vec<f64>> {
+    fn start_hessian(&self, model: &LinearMixedModel) -> Option<Vec<f64>> {
         if self.structure.random.is_empty() {
             return None;
         }
-        let model = LinearMixedModel::new(stats, self.structure.clone()).ok()?;
         let theta = &self.start;
         if theta.len() != model.lower().len() || theta.iter().zip(model.lower()).any(|(t, l)| t <= l) {
             return None;
@@ -407,13 +414,19 @@ const QUASI_NEWTON_STEPS: usize = 12;
 /// full search's (max-norm of the gradient ≤ 1e-10 N). `None` (the caller then runs the full
 /// search) when a step would reach a bound (a singular replicate), raises the criterion, or
 /// the steps run out.
-fn quasi_newton_fit(model: &LinearMixedModel, criterion: Criterion, start: &[f64], hessian: &[f64], checkpoint: &mut Checkpoint<'_>) -> Result<Option<LmmFit>> {
+fn quasi_newton_fit(
+    model: &LinearMixedModel,
+    criterion: Criterion,
+    start: &[f64],
+    hessian: &[f64],
+    ws: &mut Workspace,
+    checkpoint: &mut Checkpoint<'_>,
+) -> Result<Option<LmmFit>> {
     let n = start.len();
     let tolerance = 1e-10 * model.n_obs();
-    let mut ws = model.workspace()?;
     let mut h = hessian.to_vec();
     let mut theta = start.to_vec();
-    let (mut value, mut gradient) = model.deviance_and_gradient(criterion, &theta, &mut ws)?;
+    let (mut value, mut gradient) = model.deviance_and_gradient(criterion, &theta, ws)?;
     for step in 0..=QUASI_NEWTON_STEPS {
         if gradient.iter().all(|g| g.abs() <= tolerance) {
             let mut fit = model.fit_at(criterion, &theta)?;
@@ -432,7 +445,7 @@ fn quasi_newton_fit(model: &LinearMixedModel, criterion: Criterion, start: &[f64
         if trial.iter().zip(model.lower()).any(|(t, l)| t <= l) {
             return Ok(None);
         }
-        let (trial_value, trial_gradient) = model.deviance_and_gradient(criterion, &trial, &mut ws)?;
+        let (trial_value, trial_gradient) = model.deviance_and_gradient(criterion, &trial, ws)?;
         if !(trial_value <= value + 1e-12 * value.abs().max(1.0)) {
             return Ok(None);
         }
@@ -501,26 +514,46 @@ pub fn refit_lmm_replicates(
     if normals.len() != replicates * per {
         return Err(HnmError::LengthMismatch { first: "normals", first_len: normals.len(), second: "chi_squares times the draws per replicate", second_len: replicates * per });
     }
-    let hessians: Vec<Option<Vec<f64>>> = models.iter().map(|model| model.start_hessian(&generator.template)).collect();
-    in_parallel(replicates, threads, interrupt, |r, stop| {
+    // Each refit's model is built once, on the original data, and each thread's copy is given
+    // a replicate's response (the design never changes): a model that cannot be built fails
+    // every replicate.
+    let built: Vec<Option<LinearMixedModel>> = models.iter().map(|refit| refit.model(&generator.template).ok()).collect();
+    let hessians: Vec<Option<Vec<f64>>> =
+        models.iter().zip(&built).map(|(refit, model)| model.as_ref().and_then(|model| refit.start_hessian(model))).collect();
+    let per_thread = || -> Vec<Option<(LinearMixedModel, Workspace)>> {
+        built.iter().map(|model| model.as_ref().and_then(|model| Some((model.clone(), model.workspace().ok()?)))).collect()
+    };
+    in_parallel(replicates, threads, interrupt, per_thread, |prepared, r, stop| {
         let stats = generator.generate(&normals[r * per..(r + 1) * per], chi_squares[r]).ok()?;
         let mut checkpoint = Checkpoint::new(stop);
-        models.iter().zip(&hessians).map(|(model, hessian)| model.fit(&stats, hessian.as_deref(), &mut checkpoint).ok()).collect()
+        models
+            .iter()
+            .zip(&hessians)
+            .zip(prepared.iter_mut())
+            .map(|((refit, hessian), prepared)| {
+                let (model, ws) = prepared.as_mut()?;
+                model.replace_response(&stats).ok()?;
+                refit.fit(model, hessian.as_deref(), ws, &mut checkpoint).ok()
+            })
+            .collect()
     })
 }
 
-/// `task(i, stop)` for i in 0..count on up to `threads` scoped threads, in order; the calling
-/// thread asks `interrupt` while it waits and sets `stop` (which the tasks read) when asked.
-/// Any bootstrap's refits can run through it (the one-way [`crate::refit_replicates`] too).
+/// `task(state, i, stop)` for i in 0..count on up to `threads` scoped threads, in order, each
+/// thread with its own `state` from `init()` (storage its tasks reuse: a task's result must
+/// not depend on what the thread's earlier tasks left there); the calling thread asks
+/// `interrupt` while it waits and sets `stop` (which the tasks read) when asked. Any
+/// bootstrap's refits can run through it (the one-way [`crate::refit_replicates`] too).
 ///
 /// # Errors
 /// `TooLarge` when the results do not fit in memory; `Optimizer` when a thread cannot start
 /// or panics; `Interrupted` when `interrupt` asks to stop.
-pub(crate) fn in_parallel<T: Send>(
+pub(crate) fn in_parallel<S, T: Send>(
     count: usize,
     threads: usize,
     interrupt: &dyn Interrupt,
-    task: impl Fn(usize, &AtomicBool) -> Option<T> + Sync,
+    init: impl Fn() -> S + Sync,
+    task: impl Fn(&mut S, usize, &AtomicBool) -> Option<T> + Sync,
 ) -> Result<Vec<Option<T>>> {
     let mut all = with_capacity(count, "the bootstrap replicates")?;
     let block = count.div_ceil(crate::bootstrap::worker_threads(threads, count)).max(1);
@@ -530,10 +563,12 @@ pub(crate) fn in_parallel<T: Send>(
     std::thread::scope(|scope| {
         let mut workers = Vec::new();
         for first in (0..count).step_by(block) {
-            let (task, stop, finished, waiting) = (&task, &stop, &finished, waiting.clone());
+            let (init, task, stop, finished, waiting) = (&init, &task, &stop, &finished, waiting.clone());
             let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
-                let out: Vec<Option<T>> =
-                    (first..(first + block).min(count)).map(|i| if stop.load(Ordering::Relaxed) { None } else { task(i, stop) }).collect();
+                let mut state = init();
+                let out: Vec<Option<T>> = (first..(first + block).min(count))
+                    .map(|i| if stop.load(Ordering::Relaxed) { None } else { task(&mut state, i, stop) })
+                    .collect();
                 finished.fetch_add(1, Ordering::SeqCst);
                 waiting.unpark();
                 out
@@ -745,7 +780,8 @@ mod tests {
             for (r, fits) in quick.iter().enumerate() {
                 let ours = &fits.as_ref().unwrap()[0];
                 let stats = generator.generate(&normals[r * generator.normals()..(r + 1) * generator.normals()], chi[r]).unwrap();
-                let full = refit.fit(&stats, None, &mut Checkpoint::new(&Never)).unwrap();
+                let model = refit.model(&stats).unwrap();
+                let full = refit.fit(&model, None, &mut model.workspace().unwrap(), &mut Checkpoint::new(&Never)).unwrap();
                 assert!(ours.converged && (ours.deviance - full.deviance).abs() < 1e-9 * full.deviance.abs(), "{criterion:?} {r}");
                 for (a, b) in ours.theta.iter().zip(&full.theta).chain(ours.beta.iter().zip(&full.beta)) {
                     assert!((a - b).abs() < 1e-6 * (1.0 + b.abs()), "{criterion:?} {r}: {a} vs {b}");
@@ -764,7 +800,9 @@ mod tests {
         let x = [0.0, 1.0, 2.0, 3.0, 0.5, 1.5, 2.5];
         let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], [1, 1, 1, 1, 2, 2, 2].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap();
         let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![], blocks: vec![] };
-        let fit = Refit { structure, criterion: Criterion::Ml, start: vec![] }.fit(&pass.stats, None, &mut Checkpoint::new(&Never)).unwrap();
+        let refit = Refit { structure, criterion: Criterion::Ml, start: vec![] };
+        let model = refit.model(&pass.stats).unwrap();
+        let fit = refit.fit(&model, None, &mut model.workspace().unwrap(), &mut Checkpoint::new(&Never)).unwrap();
         let n = y.len() as f64;
         let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
         let slope = x.iter().zip(&y).map(|(a, b)| (a - mx) * (b - my)).sum::<f64>() / x.iter().map(|a| (a - mx).powi(2)).sum::<f64>();
