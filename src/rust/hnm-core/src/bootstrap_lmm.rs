@@ -288,7 +288,11 @@ impl ReplicateGenerator {
                 *w = (0..=row).map(|c| g.factor[row * dim + c] * u[c]).sum();
             }
             means[g.group * k + r] = g.fixed_mean + omega[0];
-            let t: Vec<f64> = g.fixed_slopes.iter().zip(&omega[1..dim]).map(|(h, w)| h + w).collect();
+            // t_j in place of ω_j's slope part (no allocation per group).
+            for (w, h) in omega[1..dim].iter_mut().zip(&g.fixed_slopes) {
+                *w += h;
+            }
+            let t = &omega[1..dim];
             let block = &mut comoments[g.group * triangle..(g.group + 1) * triangle];
             for (i, &a) in others.iter().enumerate() {
                 block[if a > r { packed(a, r) } else { packed(r, a) }] = (0..g.rank).map(|c| g.within[i * g.rank + c] * t[c]).sum();
@@ -429,7 +433,7 @@ fn quasi_newton_fit(
     let (mut value, mut gradient) = model.deviance_and_gradient(criterion, &theta, ws)?;
     for step in 0..=QUASI_NEWTON_STEPS {
         if gradient.iter().all(|g| g.abs() <= tolerance) {
-            let mut fit = model.fit_at(criterion, &theta)?;
+            let mut fit = model.fit_at_gradient(criterion, &theta, gradient, ws)?;
             (fit.iterations, fit.evaluations) = (step, step + 2);
             return Ok(Some(fit));
         }

@@ -1000,8 +1000,14 @@ impl LinearMixedModel {
     /// The errors of [`LinearMixedModel::deviance_and_gradient`] at that θ.
     pub fn fit_at(&self, criterion: Criterion, internal_theta: &[f64]) -> Result<LmmFit> {
         let mut ws = self.workspace()?;
-        let (value, gradient) = self.deviance_and_gradient(criterion, internal_theta, &mut ws)?;
-        let factor = self.factorize(internal_theta, &mut ws)?;
+        let (_, gradient) = self.deviance_and_gradient(criterion, internal_theta, &mut ws)?;
+        self.fit_at_gradient(criterion, internal_theta, gradient, &mut ws)
+    }
+
+    /// [`LinearMixedModel::fit_at`] given the criterion's gradient at θ (a search that stopped
+    /// there has it) and a workspace: one factorisation, no gradient.
+    pub(crate) fn fit_at_gradient(&self, criterion: Criterion, internal_theta: &[f64], gradient: Vec<f64>, ws: &mut Workspace) -> Result<LmmFit> {
+        let factor = self.factorize(internal_theta, ws)?;
         let projected_gradient_norm = internal_theta
             .iter()
             .zip(&gradient)
@@ -1010,14 +1016,14 @@ impl LinearMixedModel {
             .fold(0.0, f64::max);
         let found = crate::optim::Minimum {
             x: internal_theta.to_vec(),
-            value,
+            value: self.criterion_value(criterion, &factor),
             gradient,
             iterations: 0,
             evaluations: 1,
             projected_gradient_norm,
             converged: true,
         };
-        Ok(self.assemble(criterion, internal_theta, &factor, &ws, found))
+        Ok(self.assemble(criterion, internal_theta, &factor, ws, found))
     }
 
     /// lme4's starting point, Λ = I in the data's units, as an internal θ: the Cholesky factor
