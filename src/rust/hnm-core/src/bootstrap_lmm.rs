@@ -34,7 +34,8 @@
 //!
 //! # Refits
 //! Each replicate is refitted from its statistics, warm-started at a given internal θ (the
-//! fit's: the replicates are drawn around it), on scoped threads. The refit takes quasi-Newton
+//! fit's: the replicates are drawn around it), on scoped threads, which also draw its
+//! normals from its own seed ([`seeded_normals`]). The refit takes quasi-Newton
 //! steps θ ← θ − H⁻¹∇d(θ) from H₀, the Hessian at the fit computed once (a replicate's Hessian
 //! is within O(m^−1/2) of it), with BFGS updates: a step costs one gradient, where a Newton
 //! step of [`LinearMixedModel::fit`] takes 1 + dim θ gradients. The minimum is declared
@@ -480,15 +481,15 @@ fn bfgs_update(h: &mut [f64], s: &[f64], y: &[f64]) {
 /// The refits of each replicate, one [`LmmFit`] per [`Refit`] in order; `None` where one failed.
 pub type LmmRefits = Vec<Option<Vec<LmmFit>>>;
 
-/// Refits `models` to the replicates of `generator` given by `normals` (replicate after
-/// replicate, [`ReplicateGenerator::normals`] each) and `chi_squares` (one χ²_D each),
-/// in parallel on `threads` threads (at most the machine's available parallelism and the
+/// Refits `models` to the replicates of `generator` given by `seeds` (one per replicate: its
+/// [`ReplicateGenerator::normals`] standard normals are [`seeded_normals`] of it) and
+/// `chi_squares` (one χ²_D each), in parallel on `threads` threads (at most the machine's available parallelism and the
 /// number of replicates), as the one-way [`crate::refit_replicates`] does: the calling thread
 /// only waits, asking `interrupt` at least every [`Checkpoint::INTERVAL`]; the refit threads
 /// see a shared flag and stop before their next replicate or optimiser step.
 ///
 /// # Errors
-/// `LengthMismatch` when `normals` does not hold one replicate's draws per chi-square;
+/// `LengthMismatch` when `seeds` and `chi_squares` differ in length;
 /// `TooLarge` when the results do not fit in memory; `Optimizer` when a thread cannot start or
 /// panics; `Interrupted` when `interrupt` asks to stop. A replicate whose statistics or refit
 /// fail gives `None`.
@@ -500,23 +501,21 @@ pub type LmmRefits = Vec<Option<Vec<LmmFit>>>;
 /// let structure = Structure { response: 0, fixed: vec![Term::Intercept], random: vec![Term::Intercept], blocks: vec![1] };
 /// let simulation = Simulation { structure: structure.clone(), coefficients: vec![1.0], re_covariance: vec![2.0], sigma: 1.0 };
 /// let generator = ReplicateGenerator::new(&stats, &simulation).unwrap();
-/// let normals: Vec<f64> = (0..2 * generator.normals()).map(|i| (i as f64 * 0.7).sin()).collect();
 /// let refit = Refit { structure, criterion: Criterion::Reml, start: vec![1.0] };
-/// let fits = refit_lmm_replicates(&generator, &[refit], &normals, &[8.0, 10.0], 2, &Never).unwrap();
+/// let fits = refit_lmm_replicates(&generator, &[refit], &[1, 2], &[8.0, 10.0], 2, &Never).unwrap();
 /// assert!(fits.iter().all(|f| f.as_ref().is_some_and(|f| f[0].converged)));
 /// ```
 pub fn refit_lmm_replicates(
     generator: &ReplicateGenerator,
     models: &[Refit],
-    normals: &[f64],
+    seeds: &[u64],
     chi_squares: &[f64],
     threads: usize,
     interrupt: &dyn Interrupt,
 ) -> Result<LmmRefits> {
-    let per = generator.normals();
     let replicates = chi_squares.len();
-    if normals.len() != replicates * per {
-        return Err(HnmError::LengthMismatch { first: "normals", first_len: normals.len(), second: "chi_squares times the draws per replicate", second_len: replicates * per });
+    if seeds.len() != replicates {
+        return Err(HnmError::LengthMismatch { first: "seeds", first_len: seeds.len(), second: "chi_squares", second_len: replicates });
     }
     // Each refit's model is built once, on the original data, and each thread's copy is given
     // a replicate's response (the design never changes): a model that cannot be built fails
@@ -524,11 +523,14 @@ pub fn refit_lmm_replicates(
     let built: Vec<Option<LinearMixedModel>> = models.iter().map(|refit| refit.model(&generator.template).ok()).collect();
     let hessians: Vec<Option<Vec<f64>>> =
         models.iter().zip(&built).map(|(refit, model)| model.as_ref().and_then(|model| refit.start_hessian(model))).collect();
-    let per_thread = || -> Vec<Option<(LinearMixedModel, Workspace)>> {
-        built.iter().map(|model| model.as_ref().and_then(|model| Some((model.clone(), model.workspace().ok()?)))).collect()
+    let per_thread = || {
+        let prepared: Vec<Option<(LinearMixedModel, Workspace)>> =
+            built.iter().map(|model| model.as_ref().and_then(|model| Some((model.clone(), model.workspace().ok()?)))).collect();
+        (vec![0.0; generator.normals()], prepared)
     };
-    in_parallel(replicates, threads, interrupt, per_thread, |prepared, r, stop| {
-        let stats = generator.generate(&normals[r * per..(r + 1) * per], chi_squares[r]).ok()?;
+    in_parallel(replicates, threads, interrupt, per_thread, |(normals, prepared), r, stop| {
+        seeded_normals(seeds[r], normals);
+        let stats = generator.generate(normals, chi_squares[r]).ok()?;
         let mut checkpoint = Checkpoint::new(stop);
         models
             .iter()
@@ -541,6 +543,49 @@ pub fn refit_lmm_replicates(
             })
             .collect()
     })
+}
+
+/// Standard normals into `out`, a function of `seed` alone (so a replicate's draws do not
+/// depend on the thread that makes them): xoshiro256++ (Blackman and Vigna 2021) from a state
+/// of four SplitMix64 outputs of the seed, uniforms u ∈ (0, 1] and v ∈ [0, 1) of its top 53
+/// bits, and pairs √(−2 log u) (cos 2πv, sin 2πv) by the Box–Muller transform.
+///
+/// # Example
+/// ```
+/// let (mut a, mut b) = (vec![0.0; 5], vec![0.0; 5]);
+/// hnm_core::seeded_normals(7, &mut a);
+/// hnm_core::seeded_normals(7, &mut b);
+/// assert_eq!(a, b);
+/// assert!(a.iter().all(|z| z.is_finite()));
+/// ```
+pub fn seeded_normals(seed: u64, out: &mut [f64]) {
+    let mut split = seed;
+    let mut splitmix = || {
+        split = split.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let z = (split ^ (split >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut s = [splitmix(), splitmix(), splitmix(), splitmix()];
+    let mut uniform = || {
+        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        (result >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    };
+    for pair in out.chunks_mut(2) {
+        let radius = (-2.0 * (1.0 - uniform()).ln()).sqrt();
+        let (sin, cos) = (std::f64::consts::TAU * uniform()).sin_cos();
+        pair[0] = radius * cos;
+        if let Some(second) = pair.get_mut(1) {
+            *second = radius * sin;
+        }
+    }
 }
 
 /// `task(state, i, stop)` for i in 0..count on up to `threads` scoped threads, in order, each
@@ -736,18 +781,17 @@ mod tests {
         let stats = stats_of(&rows, &codes);
         let sim = Simulation { structure: Structure { random: vec![Term::Intercept], blocks: vec![1], ..simulation().structure }, re_covariance: vec![2.0], ..simulation() };
         let generator = ReplicateGenerator::new(&stats, &sim).unwrap();
-        let per = generator.normals();
-        let normals: Vec<f64> = (0..4 * per).map(|i| ((i * 13 % 11) as f64 - 5.0) * 0.3).collect();
+        let seeds = [11, 12, 13, 14];
         let chi = [4.0, 2.5, 6.0, 3.0];
         let refit = Refit { structure: sim.structure.clone(), criterion: Criterion::Ml, start: vec![1.0] };
         let linear = Refit { structure: Structure { random: vec![], blocks: vec![], ..sim.structure.clone() }, ..refit.clone() };
-        let one = refit_lmm_replicates(&generator, &[refit.clone(), linear.clone()], &normals, &chi, 1, &Never).unwrap();
-        let two = refit_lmm_replicates(&generator, &[refit.clone(), linear], &normals, &chi, 2, &Never).unwrap();
+        let one = refit_lmm_replicates(&generator, &[refit.clone(), linear.clone()], &seeds, &chi, 1, &Never).unwrap();
+        let two = refit_lmm_replicates(&generator, &[refit.clone(), linear], &seeds, &chi, 2, &Never).unwrap();
         assert_eq!(one, two);
         // The linear model's ML deviance is N(1 + log(2π RSS/N)) and never below the mixed model's.
         assert!(one.iter().flatten().all(|f| f[1].deviance >= f[0].deviance - 1e-9));
-        assert!(matches!(refit_lmm_replicates(&generator, &[refit], &normals[1..], &chi, 1, &Never), Err(HnmError::LengthMismatch { .. })));
-        assert!(generator.generate(&normals[..per], -1.0).is_err());
+        assert!(matches!(refit_lmm_replicates(&generator, &[refit], &seeds[1..], &chi, 1, &Never), Err(HnmError::LengthMismatch { .. })));
+        assert!(generator.generate(&vec![0.0; generator.normals()], -1.0).is_err());
         let bad = Simulation { sigma: 0.0, ..sim.clone() };
         assert!(matches!(ReplicateGenerator::new(&stats, &bad), Err(HnmError::InvalidArgument { .. })));
         let response_as_covariate = Simulation { structure: Structure { fixed: vec![Term::Variable(0)], ..sim.structure.clone() }, coefficients: vec![1.0], ..sim };
@@ -776,14 +820,16 @@ mod tests {
             let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
             let generator = ReplicateGenerator::new(&stats, &Simulation::of_fit(&model, &fit)).unwrap();
             let replicates = 8;
-            let normals: Vec<f64> = (0..replicates * generator.normals()).map(|i| ((i * 7919 % 1009) as f64 / 1009.0 - 0.5) * 3.4).collect();
+            let seeds: Vec<u64> = (0..replicates as u64).collect();
             let chi: Vec<f64> = (0..replicates).map(|r| generator.residual_df() * (0.97 + 0.01 * r as f64)).collect();
             let refit = Refit { structure: structure.clone(), criterion, start: fit.internal_theta.clone() };
-            let quick = refit_lmm_replicates(&generator, &[refit.clone()], &normals, &chi, 1, &Never).unwrap();
+            let quick = refit_lmm_replicates(&generator, &[refit.clone()], &seeds, &chi, 1, &Never).unwrap();
             let (mut quick_evaluations, mut full_evaluations) = (0, 0);
             for (r, fits) in quick.iter().enumerate() {
                 let ours = &fits.as_ref().unwrap()[0];
-                let stats = generator.generate(&normals[r * generator.normals()..(r + 1) * generator.normals()], chi[r]).unwrap();
+                let mut normals = vec![0.0; generator.normals()];
+                seeded_normals(seeds[r], &mut normals);
+                let stats = generator.generate(&normals, chi[r]).unwrap();
                 let model = refit.model(&stats).unwrap();
                 let full = refit.fit(&model, None, &mut model.workspace().unwrap(), &mut Checkpoint::new(&Never)).unwrap();
                 assert!(ours.converged && (ours.deviance - full.deviance).abs() < 1e-9 * full.deviance.abs(), "{criterion:?} {r}");
@@ -795,6 +841,30 @@ mod tests {
             }
             assert!(2 * quick_evaluations < full_evaluations, "{criterion:?}: {quick_evaluations} vs {full_evaluations}");
         }
+    }
+
+    #[test]
+    fn seeded_normals_have_the_normal_distribution_and_independent_seeds() {
+        // 2e5 draws (20 seeds): moments and tail probabilities of N(0, 1) (Φ(1) and Φ(−1.96)
+        // from tables) within about 4 standard errors; no correlation at lag 1 nor between the
+        // first draws of consecutive seeds.
+        let mut z = vec![0.0; 200_000];
+        for (seed, chunk) in z.chunks_mut(10_000).enumerate() {
+            seeded_normals(seed as u64, chunk);
+        }
+        let n = z.len() as f64;
+        let moment = |k: i32| z.iter().map(|v| v.powi(k)).sum::<f64>() / n;
+        let below = |x: f64| z.iter().filter(|&&v| v <= x).count() as f64 / n;
+        assert!(moment(1).abs() < 0.01 && (moment(2) - 1.0).abs() < 0.015 && (moment(4) - 3.0).abs() < 0.1);
+        assert!((below(1.0) - 0.841_344_746).abs() < 0.004 && (below(-1.959_964) - 0.025).abs() < 0.0015);
+        let correlation = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>() / a.len() as f64;
+        assert!(correlation(&z[..z.len() - 1], &z[1..]).abs() < 0.01);
+        let first: Vec<f64> = (0..10_000u64).map(|seed| {
+            let mut one = [0.0];
+            seeded_normals(seed, &mut one);
+            one[0]
+        }).collect();
+        assert!(correlation(&first[..9_999], &first[1..]).abs() < 0.04);
     }
 
     #[test]
@@ -835,11 +905,11 @@ mod interrupt_tests {
         let sim = Simulation { structure: structure.clone(), coefficients: vec![1.0, 0.5], re_covariance: vec![1.0, 0.2, 0.2, 0.5], sigma: 1.0 };
         let generator = ReplicateGenerator::new(&stats, &sim).unwrap();
         let replicates = 2000;
-        let normals: Vec<f64> = (0..replicates * generator.normals()).map(|i| ((i * 37 % 11) as f64 - 5.0) * 0.3).collect();
+        let seeds: Vec<u64> = (0..replicates as u64).collect();
         let chi = vec![generator.residual_df(); replicates];
         let refit = Refit { structure, criterion: Criterion::Ml, start: vec![1.0, 0.0, 1.0] };
         let interrupt = After { start: Instant::now(), after: Duration::from_millis(50) };
-        let result = refit_lmm_replicates(&generator, &[refit], &normals, &chi, 2, &interrupt);
+        let result = refit_lmm_replicates(&generator, &[refit], &seeds, &chi, 2, &interrupt);
         let took = interrupt.start.elapsed();
         assert_eq!(result, Err(HnmError::Interrupted));
         assert!(took < Duration::from_millis(50) + 2 * Checkpoint::INTERVAL + Duration::from_millis(100), "{took:?}");
