@@ -14,7 +14,7 @@
 #' \eqn{\sum_j (n_j - 1 - r_j)}, \eqn{r_j} the rank of the covariates' variation within group
 #' \eqn{j}; so a replicate costs O(groups), however many rows the data have. R's
 #' random-number generator draws each replicate's residual chi-square and the 64-bit seed of
-#' its standard normals, which Rust draws from it (xoshiro256++ and the Box-Muller transform)
+#' its standard normals, which Rust draws from it (xoshiro256++ and Marsaglia's polar method)
 #' on the refit threads, so `seed` (or [set.seed()]) reproduces the result whatever the
 #' number of threads; the refits run in Rust on `getOption("hnm.threads", 2)` threads and
 #' Ctrl-C stops them.
@@ -147,7 +147,7 @@ boot_generator <- function(fit, stats, spec, call) {
 }
 
 # R's draws for `size` replicates of `generator`: the seeds of their standard normals (drawn
-# in Rust, in parallel: R's rnorm() cost a third of the run), two 32-bit halves each, and
+# in Rust on the refit threads: R's rnorm() is serial), two 32-bit halves each, and
 # their residual chi-squares.
 boot_draws <- function(generator, size) {
   list(seeds = floor(stats::runif(2L * size) * 2^32),

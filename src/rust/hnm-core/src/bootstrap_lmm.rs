@@ -547,8 +547,10 @@ pub fn refit_lmm_replicates(
 
 /// Standard normals into `out`, a function of `seed` alone (so a replicate's draws do not
 /// depend on the thread that makes them): xoshiro256++ (Blackman and Vigna 2021) from a state
-/// of four SplitMix64 outputs of the seed, uniforms u ∈ (0, 1] and v ∈ [0, 1) of its top 53
-/// bits, and pairs √(−2 log u) (cos 2πv, sin 2πv) by the Box–Muller transform.
+/// of four SplitMix64 outputs of the seed, uniforms on [−1, 1) of its top 53 bits, and pairs
+/// by Marsaglia's polar method: (u, v) uniform in the unit disc (pairs outside, or at 0,
+/// rejected) give (u, v) √(−2 log s / s) with s = u² + v², two independent N(0, 1) (no sine
+/// or cosine, as the Box–Muller transform needs).
 ///
 /// # Example
 /// ```
@@ -576,14 +578,20 @@ pub fn seeded_normals(seed: u64, out: &mut [f64]) {
         s[0] ^= s[3];
         s[2] ^= t;
         s[3] = s[3].rotate_left(45);
-        (result >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        (result >> 11) as f64 * (2.0 / (1u64 << 53) as f64) - 1.0
     };
     for pair in out.chunks_mut(2) {
-        let radius = (-2.0 * (1.0 - uniform()).ln()).sqrt();
-        let (sin, cos) = (std::f64::consts::TAU * uniform()).sin_cos();
-        pair[0] = radius * cos;
+        let (u, v, s) = loop {
+            let (u, v) = (uniform(), uniform());
+            let s = u * u + v * v;
+            if s < 1.0 && s > 0.0 {
+                break (u, v, s);
+            }
+        };
+        let factor = (-2.0 * s.ln() / s).sqrt();
+        pair[0] = u * factor;
         if let Some(second) = pair.get_mut(1) {
-            *second = radius * sin;
+            *second = v * factor;
         }
     }
 }
