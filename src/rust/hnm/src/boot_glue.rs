@@ -44,7 +44,7 @@ fn rs_lmm_boot_refit(generator: Robj, response: i32, fixed: &[i32], random: &[i3
     };
     let refit = Refit { structure: crate::model::structure(response, fixed, random, blocks), criterion: criterion(reml), start: start.to_vec() };
     let threads = usize::try_from(threads).unwrap_or(1);
-    let half = |v: f64| (v >= 0.0 && v < 4_294_967_296.0 && v.fract() == 0.0).then_some(v as u64);
+    let half = |v: f64| ((0.0..4_294_967_296.0).contains(&v) && v.fract() == 0.0).then_some(v as u64);
     let Some(seeds) = seeds.chunks(2).map(|pair| Some((half(pair[0])? << 32) | half(*pair.get(1)?)?)).collect::<Option<Vec<u64>>>() else {
         return error_message("the bootstrap's seeds must be pairs of whole numbers from 0 to 2^32 - 1.".into(), "invalid_argument");
     };
