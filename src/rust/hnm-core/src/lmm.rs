@@ -1290,19 +1290,40 @@ impl LinearMixedModel {
             return Err(HnmError::InvalidArgument { argument: "stats", reason: "must have the design the model was built on" });
         }
         let (q, p, p1) = (self.q, self.p, self.p + 1);
+        let (k, y) = (stats.variables(), self.structure.response);
+        let triangle = k * (k + 1) / 2;
         // The response's map in the data's units, about the new statistics' pilot.
-        let response = [Affine { shift: self.response.raw_shift - stats.pilot()[self.structure.response], ..self.response }];
-        let mut fixed_and_response = self.fixed.clone();
-        fixed_and_response.push(response[0]);
-        let (mut means, mut response_mean) = (vec![0.0; q.max(p1)], [0.0]);
-        let (mut z_column, mut f_column) = (vec![0.0; q], vec![0.0; p1]);
+        let response = Affine { shift: self.response.raw_shift - stats.pilot()[y], ..self.response };
+        // Per column of Z, then X and y: its variable (None for the intercept), shift and
+        // 1/scale (a power of two, so the products equal Affine's quotients), hoisted out of
+        // the loop over groups.
+        let columns: Vec<(Option<usize>, f64, f64)> = self
+            .random
+            .iter()
+            .chain(&self.fixed)
+            .chain(std::iter::once(&response))
+            .map(|a| (if let Term::Variable(v) = a.term { Some(v) } else { None }, a.shift, 1.0 / a.scale))
+            .collect();
+        let (inverse_y, shift_y) = (1.0 / response.scale, response.shift);
+        let mut f_column = vec![0.0; p1];
         for (i, &j) in self.group_index.iter().enumerate() {
-            z_column.fill(0.0);
-            add_group_products(stats, j, &self.random, &response, &mut means[..q], &mut response_mean, &mut z_column);
-            for (u, &v) in z_column.iter().enumerate() {
-                self.zxy[(i * q + u) * p1 + p] = v;
+            let (n, means) = (stats.n()[j], stats.mean(j));
+            let comoments = &stats.comoments()[j * triangle..(j + 1) * triangle];
+            let mean_y = (means[y] - shift_y) * inverse_y;
+            // Σ_i ũ ỹ = W̃_uy + n m̃_u m̃_y for column u (Affine::comoment and Affine::mean).
+            let product = |&(variable, shift, inverse): &(Option<usize>, f64, f64)| match variable {
+                None => n * mean_y,
+                Some(v) => {
+                    let w = comoments[if v >= y { crate::blocks::packed(v, y) } else { crate::blocks::packed(y, v) }];
+                    w * inverse * inverse_y + n * ((means[v] - shift) * inverse) * mean_y
+                }
+            };
+            for (u, column) in columns[..q].iter().enumerate() {
+                self.zxy[(i * q + u) * p1 + p] = product(column);
             }
-            add_group_products(stats, j, &fixed_and_response, &response, &mut means[..p1], &mut response_mean, &mut f_column);
+            for (f, column) in f_column.iter_mut().zip(&columns[q..]) {
+                *f += product(column);
+            }
         }
         for (a, &v) in f_column.iter().enumerate() {
             self.xy[a * p1 + p] = v;
