@@ -19,11 +19,12 @@ rs_anova_fit <- function(center, n, mean, ss) .Call(wrap__rs_anova_fit, center, 
 rs_lmm_boot_generator <- function(pilot, n, means, comoments, response, fixed, random, blocks, coefficients, re_covariance, sigma) .Call(wrap__rs_lmm_boot_generator, pilot, n, means, comoments, response, fixed, random, blocks, coefficients, re_covariance, sigma)
 
 #' Refits of the model `spec` (ML, or REML when `reml`; from the internal θ `start`) to the
-#' replicates of `generator` given by `normals` (replicate after replicate) and `chi_squares`
-#' (one each), on `threads` threads. Per replicate (by rows): the kept β, Σ (q × q), σ and the
+#' replicates of `generator` given by `seeds` (per replicate the high and low 32 bits of the
+#' seed of its normals, whole numbers in [0, 2^32)) and `chi_squares` (one each), on
+#' `threads` threads. Per replicate (by rows): the kept β, Σ (q × q), σ and the
 #' deviance; NA where a refit failed.
 #' @noRd
-rs_lmm_boot_refit <- function(generator, response, fixed, random, blocks, reml, start, normals, chi_squares, threads) .Call(wrap__rs_lmm_boot_refit, generator, response, fixed, random, blocks, reml, start, normals, chi_squares, threads)
+rs_lmm_boot_refit <- function(generator, response, fixed, random, blocks, reml, start, seeds, chi_squares, threads) .Call(wrap__rs_lmm_boot_refit, generator, response, fixed, random, blocks, reml, start, seeds, chi_squares, threads)
 
 #' One pass over the response `y` (double or integer) and the group `g` (factor, integer,
 #' logical, double or character): per-group n, mean about `center`, within-group SS, the

@@ -12,10 +12,12 @@
 #' variables), whose exact joint distribution given the covariates is Gaussian plus one
 #' \eqn{\sigma^2\chi^2} on the residual degrees of freedom
 #' \eqn{\sum_j (n_j - 1 - r_j)}, \eqn{r_j} the rank of the covariates' variation within group
-#' \eqn{j}; so a replicate costs O(groups), however many rows the data have. Draws use R's
-#' random-number generator (normals and chi-squares drawn in R), so `seed` (or
-#' [set.seed()]) reproduces the result; the refits run in Rust on
-#' `getOption("hnm.threads", 2)` threads and Ctrl-C stops them.
+#' \eqn{j}; so a replicate costs O(groups), however many rows the data have. R's
+#' random-number generator draws each replicate's residual chi-square and the 64-bit seed of
+#' its standard normals, which Rust draws from it (xoshiro256++ and Marsaglia's polar method)
+#' on the refit threads, so `seed` (or [set.seed()]) reproduces the result whatever the
+#' number of threads; the refits run in Rust on `getOption("hnm.threads", 2)` threads and
+#' Ctrl-C stops them.
 #'
 #' The parametric bootstrap assumes the model: normal random effects and errors, with the
 #' fitted \eqn{\hat\beta}, \eqn{\hat\Sigma} and \eqn{\hat\sigma} taken as the truth, as
@@ -144,9 +146,11 @@ boot_generator <- function(fit, stats, spec, call) {
               call = call)
 }
 
-# R's draws for `size` replicates of `generator`: standard normals and residual chi-squares.
+# R's draws for `size` replicates of `generator`: the seeds of their standard normals (drawn
+# in Rust on the refit threads: R's rnorm() is serial), two 32-bit halves each, and
+# their residual chi-squares.
 boot_draws <- function(generator, size) {
-  list(normals = stats::rnorm(size * generator$normals),
+  list(seeds = floor(stats::runif(2L * size) * 2^32),
        chi_squares = stats::rchisq(size, generator$residual_df))
 }
 
@@ -154,7 +158,7 @@ boot_draws <- function(generator, size) {
 # `draws` of `generator`: per replicate its β, Σ, σ and deviance (see rs_lmm_boot_refit).
 boot_refits <- function(generator, draws, spec, reml, start, threads, call) {
   rust_result(rs_lmm_boot_refit(generator$generator, spec$response, spec$fixed, spec$random,
-                                spec$blocks, reml, start, draws$normals, draws$chi_squares,
+                                spec$blocks, reml, start, draws$seeds, draws$chi_squares,
                                 threads), call = call)
 }
 

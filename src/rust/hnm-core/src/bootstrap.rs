@@ -68,7 +68,7 @@ pub fn refit_replicates(
     let df_within: f64 = n.iter().map(|&nj| (nj - 1.0).max(0.0)).sum();
     let share: Vec<f64> = n.iter().map(|&nj| (nj - 1.0).max(0.0) / df_within).collect();
     let start = fit(template, criterion).ok().map(|f| f.params.tau2 / f.params.sigma2);
-    crate::bootstrap_lmm::in_parallel(replicates, threads, interrupt, |r, stop| {
+    crate::bootstrap_lmm::in_parallel(replicates, threads, interrupt, || (), |_, r, stop| {
         let means = (0..groups).map(|j| centered_means[r + j * replicates]).collect();
         let ssw = share.iter().map(|w| w * ssw_totals[r]).collect();
         GroupStats::centered(template.center(), n.to_vec(), means, ssw)

@@ -34,7 +34,8 @@
 //!
 //! # Refits
 //! Each replicate is refitted from its statistics, warm-started at a given internal θ (the
-//! fit's: the replicates are drawn around it), on scoped threads. The refit takes quasi-Newton
+//! fit's: the replicates are drawn around it), on scoped threads, which also draw its
+//! normals from its own seed ([`seeded_normals`]). The refit takes quasi-Newton
 //! steps θ ← θ − H⁻¹∇d(θ) from H₀, the Hessian at the fit computed once (a replicate's Hessian
 //! is within O(m^−1/2) of it), with BFGS updates: a step costs one gradient, where a Newton
 //! step of [`LinearMixedModel::fit`] takes 1 + dim θ gradients. The minimum is declared
@@ -48,7 +49,7 @@ use crate::blocks::{packed, CrossProducts};
 use crate::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
 use crate::error::{with_capacity, HnmError, Result};
 use crate::interrupt::{Checkpoint, Interrupt};
-use crate::lmm::{LinearMixedModel, LmmFit, Structure, Term};
+use crate::lmm::{LinearMixedModel, LmmFit, Structure, Term, Workspace};
 use crate::profile::Criterion;
 
 /// A direction of W_j whose squared residual, relative to the variable's own sum of squares,
@@ -288,7 +289,11 @@ impl ReplicateGenerator {
                 *w = (0..=row).map(|c| g.factor[row * dim + c] * u[c]).sum();
             }
             means[g.group * k + r] = g.fixed_mean + omega[0];
-            let t: Vec<f64> = g.fixed_slopes.iter().zip(&omega[1..dim]).map(|(h, w)| h + w).collect();
+            // t_j in place of ω_j's slope part (no allocation per group).
+            for (w, h) in omega[1..dim].iter_mut().zip(&g.fixed_slopes) {
+                *w += h;
+            }
+            let t = &omega[1..dim];
             let block = &mut comoments[g.group * triangle..(g.group + 1) * triangle];
             for (i, &a) in others.iter().enumerate() {
                 block[if a > r { packed(a, r) } else { packed(r, a) }] = (0..g.rank).map(|c| g.within[i * g.rank + c] * t[c]).sum();
@@ -341,17 +346,25 @@ pub struct Refit {
 }
 
 impl Refit {
-    /// The refit to `stats`: by quasi-Newton steps from the Hessian `hessian` (at the start, of
-    /// the original data) when given and they converge, else by the full search of
-    /// [`LinearMixedModel::fit`] from the start.
-    fn fit(&self, stats: &CrossProducts, hessian: Option<&[f64]>, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
+    /// The model refitted, on `stats`: the structure's, or for a linear model the random
+    /// intercept held at θ = 0.
+    fn model(&self, stats: &CrossProducts) -> Result<LinearMixedModel> {
         if self.structure.random.is_empty() {
-            let structure = Structure { random: vec![Term::Intercept], blocks: vec![1], ..self.structure.clone() };
-            return LinearMixedModel::new(stats, structure)?.fit_at(self.criterion, &[0.0]);
+            return LinearMixedModel::new(stats, Structure { random: vec![Term::Intercept], blocks: vec![1], ..self.structure.clone() });
         }
-        let model = LinearMixedModel::new(stats, self.structure.clone())?;
+        LinearMixedModel::new(stats, self.structure.clone())
+    }
+
+    /// The refit of `model` ([`Refit::model`] of a replicate's statistics, `ws` its
+    /// workspace): by quasi-Newton steps from the Hessian `hessian` (at the start, of the
+    /// original data) when given and they converge, else by the full search of
+    /// [`LinearMixedModel::fit`] from the start.
+    fn fit(&self, model: &LinearMixedModel, hessian: Option<&[f64]>, ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
+        if self.structure.random.is_empty() {
+            return model.fit_at(self.criterion, &[0.0]);
+        }
         if let Some(hessian) = hessian {
-            match quasi_newton_fit(&model, self.criterion, &self.start, hessian, checkpoint) {
+            match quasi_newton_fit(model, self.criterion, &self.start, hessian, ws, checkpoint) {
                 Ok(Some(fit)) => return Ok(fit),
                 Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
                 Ok(None) | Err(_) => {}
@@ -364,11 +377,10 @@ impl Refit {
     /// the model on `stats` (the data the replicates are drawn about), by forward differences
     /// of the analytic gradient; `None` for a linear model, a start on a bound or a Hessian
     /// that is not positive definite.
-    fn start_hessian(&self, stats: &CrossProducts) -> Option<Vec<f64>> {
+    fn start_hessian(&self, model: &LinearMixedModel) -> Option<Vec<f64>> {
         if self.structure.random.is_empty() {
             return None;
         }
-        let model = LinearMixedModel::new(stats, self.structure.clone()).ok()?;
         let theta = &self.start;
         if theta.len() != model.lower().len() || theta.iter().zip(model.lower()).any(|(t, l)| t <= l) {
             return None;
@@ -407,16 +419,22 @@ const QUASI_NEWTON_STEPS: usize = 12;
 /// full search's (max-norm of the gradient ≤ 1e-10 N). `None` (the caller then runs the full
 /// search) when a step would reach a bound (a singular replicate), raises the criterion, or
 /// the steps run out.
-fn quasi_newton_fit(model: &LinearMixedModel, criterion: Criterion, start: &[f64], hessian: &[f64], checkpoint: &mut Checkpoint<'_>) -> Result<Option<LmmFit>> {
+fn quasi_newton_fit(
+    model: &LinearMixedModel,
+    criterion: Criterion,
+    start: &[f64],
+    hessian: &[f64],
+    ws: &mut Workspace,
+    checkpoint: &mut Checkpoint<'_>,
+) -> Result<Option<LmmFit>> {
     let n = start.len();
     let tolerance = 1e-10 * model.n_obs();
-    let mut ws = model.workspace()?;
     let mut h = hessian.to_vec();
     let mut theta = start.to_vec();
-    let (mut value, mut gradient) = model.deviance_and_gradient(criterion, &theta, &mut ws)?;
+    let (mut value, mut gradient) = model.deviance_and_gradient(criterion, &theta, ws)?;
     for step in 0..=QUASI_NEWTON_STEPS {
         if gradient.iter().all(|g| g.abs() <= tolerance) {
-            let mut fit = model.fit_at(criterion, &theta)?;
+            let mut fit = model.fit_at_gradient(criterion, &theta, gradient, ws)?;
             (fit.iterations, fit.evaluations) = (step, step + 2);
             return Ok(Some(fit));
         }
@@ -432,7 +450,7 @@ fn quasi_newton_fit(model: &LinearMixedModel, criterion: Criterion, start: &[f64
         if trial.iter().zip(model.lower()).any(|(t, l)| t <= l) {
             return Ok(None);
         }
-        let (trial_value, trial_gradient) = model.deviance_and_gradient(criterion, &trial, &mut ws)?;
+        let (trial_value, trial_gradient) = model.deviance_and_gradient(criterion, &trial, ws)?;
         if !(trial_value <= value + 1e-12 * value.abs().max(1.0)) {
             return Ok(None);
         }
@@ -463,15 +481,15 @@ fn bfgs_update(h: &mut [f64], s: &[f64], y: &[f64]) {
 /// The refits of each replicate, one [`LmmFit`] per [`Refit`] in order; `None` where one failed.
 pub type LmmRefits = Vec<Option<Vec<LmmFit>>>;
 
-/// Refits `models` to the replicates of `generator` given by `normals` (replicate after
-/// replicate, [`ReplicateGenerator::normals`] each) and `chi_squares` (one χ²_D each),
-/// in parallel on `threads` threads (at most the machine's available parallelism and the
-/// number of replicates), as the one-way [`crate::refit_replicates`] does: the calling thread
+/// Refits `models` to the replicates of `generator` given by `seeds` (one per replicate: its
+/// [`ReplicateGenerator::normals`] standard normals are [`seeded_normals`] of it) and
+/// `chi_squares` (one χ²_D each), in parallel on `threads` threads (at most the machine's
+/// available parallelism and the number of replicates), as the one-way [`crate::refit_replicates`] does: the calling thread
 /// only waits, asking `interrupt` at least every [`Checkpoint::INTERVAL`]; the refit threads
 /// see a shared flag and stop before their next replicate or optimiser step.
 ///
 /// # Errors
-/// `LengthMismatch` when `normals` does not hold one replicate's draws per chi-square;
+/// `LengthMismatch` when `seeds` and `chi_squares` differ in length;
 /// `TooLarge` when the results do not fit in memory; `Optimizer` when a thread cannot start or
 /// panics; `Interrupted` when `interrupt` asks to stop. A replicate whose statistics or refit
 /// fail gives `None`.
@@ -483,44 +501,116 @@ pub type LmmRefits = Vec<Option<Vec<LmmFit>>>;
 /// let structure = Structure { response: 0, fixed: vec![Term::Intercept], random: vec![Term::Intercept], blocks: vec![1] };
 /// let simulation = Simulation { structure: structure.clone(), coefficients: vec![1.0], re_covariance: vec![2.0], sigma: 1.0 };
 /// let generator = ReplicateGenerator::new(&stats, &simulation).unwrap();
-/// let normals: Vec<f64> = (0..2 * generator.normals()).map(|i| (i as f64 * 0.7).sin()).collect();
 /// let refit = Refit { structure, criterion: Criterion::Reml, start: vec![1.0] };
-/// let fits = refit_lmm_replicates(&generator, &[refit], &normals, &[8.0, 10.0], 2, &Never).unwrap();
+/// let fits = refit_lmm_replicates(&generator, &[refit], &[1, 2], &[8.0, 10.0], 2, &Never).unwrap();
 /// assert!(fits.iter().all(|f| f.as_ref().is_some_and(|f| f[0].converged)));
 /// ```
 pub fn refit_lmm_replicates(
     generator: &ReplicateGenerator,
     models: &[Refit],
-    normals: &[f64],
+    seeds: &[u64],
     chi_squares: &[f64],
     threads: usize,
     interrupt: &dyn Interrupt,
 ) -> Result<LmmRefits> {
-    let per = generator.normals();
     let replicates = chi_squares.len();
-    if normals.len() != replicates * per {
-        return Err(HnmError::LengthMismatch { first: "normals", first_len: normals.len(), second: "chi_squares times the draws per replicate", second_len: replicates * per });
+    if seeds.len() != replicates {
+        return Err(HnmError::LengthMismatch { first: "seeds", first_len: seeds.len(), second: "chi_squares", second_len: replicates });
     }
-    let hessians: Vec<Option<Vec<f64>>> = models.iter().map(|model| model.start_hessian(&generator.template)).collect();
-    in_parallel(replicates, threads, interrupt, |r, stop| {
-        let stats = generator.generate(&normals[r * per..(r + 1) * per], chi_squares[r]).ok()?;
+    // Each refit's model is built once, on the original data, and each thread's copy is given
+    // a replicate's response (the design never changes): a model that cannot be built fails
+    // every replicate.
+    let built: Vec<Option<LinearMixedModel>> = models.iter().map(|refit| refit.model(&generator.template).ok()).collect();
+    let hessians: Vec<Option<Vec<f64>>> =
+        models.iter().zip(&built).map(|(refit, model)| model.as_ref().and_then(|model| refit.start_hessian(model))).collect();
+    let per_thread = || {
+        let prepared: Vec<Option<(LinearMixedModel, Workspace)>> =
+            built.iter().map(|model| model.as_ref().and_then(|model| Some((model.clone(), model.workspace().ok()?)))).collect();
+        (vec![0.0; generator.normals()], prepared)
+    };
+    in_parallel(replicates, threads, interrupt, per_thread, |(normals, prepared), r, stop| {
+        seeded_normals(seeds[r], normals);
+        let stats = generator.generate(normals, chi_squares[r]).ok()?;
         let mut checkpoint = Checkpoint::new(stop);
-        models.iter().zip(&hessians).map(|(model, hessian)| model.fit(&stats, hessian.as_deref(), &mut checkpoint).ok()).collect()
+        models
+            .iter()
+            .zip(&hessians)
+            .zip(prepared.iter_mut())
+            .map(|((refit, hessian), prepared)| {
+                let (model, ws) = prepared.as_mut()?;
+                model.replace_response(&stats).ok()?;
+                refit.fit(model, hessian.as_deref(), ws, &mut checkpoint).ok()
+            })
+            .collect()
     })
 }
 
-/// `task(i, stop)` for i in 0..count on up to `threads` scoped threads, in order; the calling
-/// thread asks `interrupt` while it waits and sets `stop` (which the tasks read) when asked.
-/// Any bootstrap's refits can run through it (the one-way [`crate::refit_replicates`] too).
+/// Standard normals into `out`, a function of `seed` alone (so a replicate's draws do not
+/// depend on the thread that makes them): xoshiro256++ (Blackman and Vigna 2021) from a state
+/// of four SplitMix64 outputs of the seed, uniforms on [−1, 1) of its top 53 bits, and pairs
+/// by Marsaglia's polar method: (u, v) uniform in the unit disc (pairs outside, or at 0,
+/// rejected) give (u, v) √(−2 log s / s) with s = u² + v², two independent N(0, 1) (no sine
+/// or cosine, as the Box–Muller transform needs).
+///
+/// # Example
+/// ```
+/// let (mut a, mut b) = (vec![0.0; 5], vec![0.0; 5]);
+/// hnm_core::seeded_normals(7, &mut a);
+/// hnm_core::seeded_normals(7, &mut b);
+/// assert_eq!(a, b);
+/// assert!(a.iter().all(|z| z.is_finite()));
+/// ```
+pub fn seeded_normals(seed: u64, out: &mut [f64]) {
+    let mut split = seed;
+    let mut splitmix = || {
+        split = split.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let z = (split ^ (split >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut s = [splitmix(), splitmix(), splitmix(), splitmix()];
+    let mut uniform = || {
+        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        (result >> 11) as f64 * (2.0 / (1u64 << 53) as f64) - 1.0
+    };
+    for pair in out.chunks_mut(2) {
+        let (u, v, s) = loop {
+            let (u, v) = (uniform(), uniform());
+            let s = u * u + v * v;
+            if s < 1.0 && s > 0.0 {
+                break (u, v, s);
+            }
+        };
+        let factor = (-2.0 * s.ln() / s).sqrt();
+        pair[0] = u * factor;
+        if let Some(second) = pair.get_mut(1) {
+            *second = v * factor;
+        }
+    }
+}
+
+/// `task(state, i, stop)` for i in 0..count on up to `threads` scoped threads, in order, each
+/// thread with its own `state` from `init()` (storage its tasks reuse: a task's result must
+/// not depend on what the thread's earlier tasks left there); the calling thread asks
+/// `interrupt` while it waits and sets `stop` (which the tasks read) when asked. Any
+/// bootstrap's refits can run through it (the one-way [`crate::refit_replicates`] too).
 ///
 /// # Errors
 /// `TooLarge` when the results do not fit in memory; `Optimizer` when a thread cannot start
 /// or panics; `Interrupted` when `interrupt` asks to stop.
-pub(crate) fn in_parallel<T: Send>(
+pub(crate) fn in_parallel<S, T: Send>(
     count: usize,
     threads: usize,
     interrupt: &dyn Interrupt,
-    task: impl Fn(usize, &AtomicBool) -> Option<T> + Sync,
+    init: impl Fn() -> S + Sync,
+    task: impl Fn(&mut S, usize, &AtomicBool) -> Option<T> + Sync,
 ) -> Result<Vec<Option<T>>> {
     let mut all = with_capacity(count, "the bootstrap replicates")?;
     let block = count.div_ceil(crate::bootstrap::worker_threads(threads, count)).max(1);
@@ -530,10 +620,12 @@ pub(crate) fn in_parallel<T: Send>(
     std::thread::scope(|scope| {
         let mut workers = Vec::new();
         for first in (0..count).step_by(block) {
-            let (task, stop, finished, waiting) = (&task, &stop, &finished, waiting.clone());
+            let (init, task, stop, finished, waiting) = (&init, &task, &stop, &finished, waiting.clone());
             let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
-                let out: Vec<Option<T>> =
-                    (first..(first + block).min(count)).map(|i| if stop.load(Ordering::Relaxed) { None } else { task(i, stop) }).collect();
+                let mut state = init();
+                let out: Vec<Option<T>> = (first..(first + block).min(count))
+                    .map(|i| if stop.load(Ordering::Relaxed) { None } else { task(&mut state, i, stop) })
+                    .collect();
                 finished.fetch_add(1, Ordering::SeqCst);
                 waiting.unpark();
                 out
@@ -697,18 +789,17 @@ mod tests {
         let stats = stats_of(&rows, &codes);
         let sim = Simulation { structure: Structure { random: vec![Term::Intercept], blocks: vec![1], ..simulation().structure }, re_covariance: vec![2.0], ..simulation() };
         let generator = ReplicateGenerator::new(&stats, &sim).unwrap();
-        let per = generator.normals();
-        let normals: Vec<f64> = (0..4 * per).map(|i| ((i * 13 % 11) as f64 - 5.0) * 0.3).collect();
+        let seeds = [11, 12, 13, 14];
         let chi = [4.0, 2.5, 6.0, 3.0];
         let refit = Refit { structure: sim.structure.clone(), criterion: Criterion::Ml, start: vec![1.0] };
         let linear = Refit { structure: Structure { random: vec![], blocks: vec![], ..sim.structure.clone() }, ..refit.clone() };
-        let one = refit_lmm_replicates(&generator, &[refit.clone(), linear.clone()], &normals, &chi, 1, &Never).unwrap();
-        let two = refit_lmm_replicates(&generator, &[refit.clone(), linear], &normals, &chi, 2, &Never).unwrap();
+        let one = refit_lmm_replicates(&generator, &[refit.clone(), linear.clone()], &seeds, &chi, 1, &Never).unwrap();
+        let two = refit_lmm_replicates(&generator, &[refit.clone(), linear], &seeds, &chi, 2, &Never).unwrap();
         assert_eq!(one, two);
         // The linear model's ML deviance is N(1 + log(2π RSS/N)) and never below the mixed model's.
         assert!(one.iter().flatten().all(|f| f[1].deviance >= f[0].deviance - 1e-9));
-        assert!(matches!(refit_lmm_replicates(&generator, &[refit], &normals[1..], &chi, 1, &Never), Err(HnmError::LengthMismatch { .. })));
-        assert!(generator.generate(&normals[..per], -1.0).is_err());
+        assert!(matches!(refit_lmm_replicates(&generator, &[refit], &seeds[1..], &chi, 1, &Never), Err(HnmError::LengthMismatch { .. })));
+        assert!(generator.generate(&vec![0.0; generator.normals()], -1.0).is_err());
         let bad = Simulation { sigma: 0.0, ..sim.clone() };
         assert!(matches!(ReplicateGenerator::new(&stats, &bad), Err(HnmError::InvalidArgument { .. })));
         let response_as_covariate = Simulation { structure: Structure { fixed: vec![Term::Variable(0)], ..sim.structure.clone() }, coefficients: vec![1.0], ..sim };
@@ -737,15 +828,18 @@ mod tests {
             let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
             let generator = ReplicateGenerator::new(&stats, &Simulation::of_fit(&model, &fit)).unwrap();
             let replicates = 8;
-            let normals: Vec<f64> = (0..replicates * generator.normals()).map(|i| ((i * 7919 % 1009) as f64 / 1009.0 - 0.5) * 3.4).collect();
+            let seeds: Vec<u64> = (0..replicates as u64).collect();
             let chi: Vec<f64> = (0..replicates).map(|r| generator.residual_df() * (0.97 + 0.01 * r as f64)).collect();
             let refit = Refit { structure: structure.clone(), criterion, start: fit.internal_theta.clone() };
-            let quick = refit_lmm_replicates(&generator, &[refit.clone()], &normals, &chi, 1, &Never).unwrap();
+            let quick = refit_lmm_replicates(&generator, &[refit.clone()], &seeds, &chi, 1, &Never).unwrap();
             let (mut quick_evaluations, mut full_evaluations) = (0, 0);
             for (r, fits) in quick.iter().enumerate() {
                 let ours = &fits.as_ref().unwrap()[0];
-                let stats = generator.generate(&normals[r * generator.normals()..(r + 1) * generator.normals()], chi[r]).unwrap();
-                let full = refit.fit(&stats, None, &mut Checkpoint::new(&Never)).unwrap();
+                let mut normals = vec![0.0; generator.normals()];
+                seeded_normals(seeds[r], &mut normals);
+                let stats = generator.generate(&normals, chi[r]).unwrap();
+                let model = refit.model(&stats).unwrap();
+                let full = refit.fit(&model, None, &mut model.workspace().unwrap(), &mut Checkpoint::new(&Never)).unwrap();
                 assert!(ours.converged && (ours.deviance - full.deviance).abs() < 1e-9 * full.deviance.abs(), "{criterion:?} {r}");
                 for (a, b) in ours.theta.iter().zip(&full.theta).chain(ours.beta.iter().zip(&full.beta)) {
                     assert!((a - b).abs() < 1e-6 * (1.0 + b.abs()), "{criterion:?} {r}: {a} vs {b}");
@@ -758,13 +852,39 @@ mod tests {
     }
 
     #[test]
+    fn seeded_normals_have_the_normal_distribution_and_independent_seeds() {
+        // 2e5 draws (20 seeds): moments and tail probabilities of N(0, 1) (Φ(1) and Φ(−1.96)
+        // from tables) within about 4 standard errors; no correlation at lag 1 nor between the
+        // first draws of consecutive seeds.
+        let mut z = vec![0.0; 200_000];
+        for (seed, chunk) in z.chunks_mut(10_000).enumerate() {
+            seeded_normals(seed as u64, chunk);
+        }
+        let n = z.len() as f64;
+        let moment = |k: i32| z.iter().map(|v| v.powi(k)).sum::<f64>() / n;
+        let below = |x: f64| z.iter().filter(|&&v| v <= x).count() as f64 / n;
+        assert!(moment(1).abs() < 0.01 && (moment(2) - 1.0).abs() < 0.015 && (moment(4) - 3.0).abs() < 0.1);
+        assert!((below(1.0) - 0.841_344_746).abs() < 0.004 && (below(-1.959_964) - 0.025).abs() < 0.0015);
+        let correlation = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>() / a.len() as f64;
+        assert!(correlation(&z[..z.len() - 1], &z[1..]).abs() < 0.01);
+        let first: Vec<f64> = (0..10_000u64).map(|seed| {
+            let mut one = [0.0];
+            seeded_normals(seed, &mut one);
+            one[0]
+        }).collect();
+        assert!(correlation(&first[..9_999], &first[1..]).abs() < 0.04);
+    }
+
+    #[test]
     fn the_linear_model_refit_is_least_squares() {
         // y ~ x without random effects, two groups: the refit's deviance is N(1 + log(2π RSS/N)).
         let y = [1.0, 2.0, 2.5, 4.0, 3.0, 5.5, 6.0];
         let x = [0.0, 1.0, 2.0, 3.0, 0.5, 1.5, 2.5];
         let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], [1, 1, 1, 1, 2, 2, 2].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap();
         let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![], blocks: vec![] };
-        let fit = Refit { structure, criterion: Criterion::Ml, start: vec![] }.fit(&pass.stats, None, &mut Checkpoint::new(&Never)).unwrap();
+        let refit = Refit { structure, criterion: Criterion::Ml, start: vec![] };
+        let model = refit.model(&pass.stats).unwrap();
+        let fit = refit.fit(&model, None, &mut model.workspace().unwrap(), &mut Checkpoint::new(&Never)).unwrap();
         let n = y.len() as f64;
         let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
         let slope = x.iter().zip(&y).map(|(a, b)| (a - mx) * (b - my)).sum::<f64>() / x.iter().map(|a| (a - mx).powi(2)).sum::<f64>();
@@ -793,11 +913,11 @@ mod interrupt_tests {
         let sim = Simulation { structure: structure.clone(), coefficients: vec![1.0, 0.5], re_covariance: vec![1.0, 0.2, 0.2, 0.5], sigma: 1.0 };
         let generator = ReplicateGenerator::new(&stats, &sim).unwrap();
         let replicates = 2000;
-        let normals: Vec<f64> = (0..replicates * generator.normals()).map(|i| ((i * 37 % 11) as f64 - 5.0) * 0.3).collect();
+        let seeds: Vec<u64> = (0..replicates as u64).collect();
         let chi = vec![generator.residual_df(); replicates];
         let refit = Refit { structure, criterion: Criterion::Ml, start: vec![1.0, 0.0, 1.0] };
         let interrupt = After { start: Instant::now(), after: Duration::from_millis(50) };
-        let result = refit_lmm_replicates(&generator, &[refit], &normals, &chi, 2, &interrupt);
+        let result = refit_lmm_replicates(&generator, &[refit], &seeds, &chi, 2, &interrupt);
         let took = interrupt.start.elapsed();
         assert_eq!(result, Err(HnmError::Interrupted));
         assert!(took < Duration::from_millis(50) + 2 * Checkpoint::INTERVAL + Duration::from_millis(100), "{took:?}");

@@ -32,7 +32,7 @@ pub use blocks::{fingerprint, BlockPass, Column, CrossProducts};
 pub use lmm::{profile_grids, profile_intervals, LinearMixedModel, LmmFit, LmmParameter, LmmProfile, LmmProfilePoint, RandomEffects, Structure, Term, VarianceDerivatives, Workspace};
 pub use optim::{minimize_bounded, Minimum, Objective};
 pub use bootstrap::{refit_replicates, Refits};
-pub use bootstrap_lmm::{refit_lmm_replicates, LmmRefits, Refit, ReplicateGenerator, Simulation};
+pub use bootstrap_lmm::{refit_lmm_replicates, seeded_normals, LmmRefits, Refit, ReplicateGenerator, Simulation};
 pub use error::{with_capacity, HnmError, Result};
 pub use interrupt::{Checkpoint, Interrupt, Never};
 pub use fit::{fit, fit_from, Convergence, Fit};

@@ -1007,8 +1007,14 @@ impl LinearMixedModel {
     /// The errors of [`LinearMixedModel::deviance_and_gradient`] at that θ.
     pub fn fit_at(&self, criterion: Criterion, internal_theta: &[f64]) -> Result<LmmFit> {
         let mut ws = self.workspace()?;
-        let (value, gradient) = self.deviance_and_gradient(criterion, internal_theta, &mut ws)?;
-        let factor = self.factorize(internal_theta, &mut ws)?;
+        let (_, gradient) = self.deviance_and_gradient(criterion, internal_theta, &mut ws)?;
+        self.fit_at_gradient(criterion, internal_theta, gradient, &mut ws)
+    }
+
+    /// [`LinearMixedModel::fit_at`] given the criterion's gradient at θ (a search that stopped
+    /// there has it) and a workspace: one factorisation, no gradient.
+    pub(crate) fn fit_at_gradient(&self, criterion: Criterion, internal_theta: &[f64], gradient: Vec<f64>, ws: &mut Workspace) -> Result<LmmFit> {
+        let factor = self.factorize(internal_theta, ws)?;
         let projected_gradient_norm = internal_theta
             .iter()
             .zip(&gradient)
@@ -1017,14 +1023,14 @@ impl LinearMixedModel {
             .fold(0.0, f64::max);
         let found = crate::optim::Minimum {
             x: internal_theta.to_vec(),
-            value,
+            value: self.criterion_value(criterion, &factor),
             gradient,
             iterations: 0,
             evaluations: 1,
             projected_gradient_norm,
             converged: true,
         };
-        Ok(self.assemble(criterion, internal_theta, &factor, &ws, found))
+        Ok(self.assemble(criterion, internal_theta, &factor, ws, found))
     }
 
     /// lme4's starting point, Λ = I in the data's units, as an internal θ: the Cholesky factor
@@ -1277,6 +1283,67 @@ impl LinearMixedModel {
             out.push(total);
         }
         Ok(out)
+    }
+}
+
+impl LinearMixedModel {
+    /// The model for another response on the same design, in place: `stats` must be the
+    /// statistics the model was built on except for the response's (its pilot, group means
+    /// and co-moments), as a parametric bootstrap's replicate is. Only the response's column
+    /// of each B_j = Z̃_jᵀ[X̃_j ỹ_j] and of F is recomputed, O(m (q + p)), where
+    /// [`LinearMixedModel::new`] builds every block, O(m (q + p)²). The column maps stay the
+    /// original's: the response's shift and scale remain an exact reparametrisation (module
+    /// docs), so every fit equals that of the model built on `stats` up to rounding.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `stats` has another number of variables or other sizes of the
+    /// modelled groups (the design variables' statistics are not compared).
+    pub fn replace_response(&mut self, stats: &CrossProducts) -> Result<()> {
+        let same_groups = self.n.iter().zip(&self.group_index).all(|(&n, &j)| stats.n().get(j) == Some(&n));
+        if check_structure(&self.structure, stats.variables()).is_err() || !same_groups {
+            return Err(HnmError::InvalidArgument { argument: "stats", reason: "must have the design the model was built on" });
+        }
+        let (q, p, p1) = (self.q, self.p, self.p + 1);
+        let (k, y) = (stats.variables(), self.structure.response);
+        let triangle = k * (k + 1) / 2;
+        // The response's map in the data's units, about the new statistics' pilot.
+        let response = Affine { shift: self.response.raw_shift - stats.pilot()[y], ..self.response };
+        // Per column of Z, then X and y: its variable (None for the intercept), shift and
+        // 1/scale (a power of two, so the products equal Affine's quotients), hoisted out of
+        // the loop over groups.
+        let columns: Vec<(Option<usize>, f64, f64)> = self
+            .random
+            .iter()
+            .chain(&self.fixed)
+            .chain(std::iter::once(&response))
+            .map(|a| (if let Term::Variable(v) = a.term { Some(v) } else { None }, a.shift, 1.0 / a.scale))
+            .collect();
+        let (inverse_y, shift_y) = (1.0 / response.scale, response.shift);
+        let mut f_column = vec![0.0; p1];
+        for (i, &j) in self.group_index.iter().enumerate() {
+            let (n, means) = (stats.n()[j], stats.mean(j));
+            let comoments = &stats.comoments()[j * triangle..(j + 1) * triangle];
+            let mean_y = (means[y] - shift_y) * inverse_y;
+            // Σ_i ũ ỹ = W̃_uy + n m̃_u m̃_y for column u (Affine::comoment and Affine::mean).
+            let product = |&(variable, shift, inverse): &(Option<usize>, f64, f64)| match variable {
+                None => n * mean_y,
+                Some(v) => {
+                    let w = comoments[if v >= y { crate::blocks::packed(v, y) } else { crate::blocks::packed(y, v) }];
+                    w * inverse * inverse_y + n * ((means[v] - shift) * inverse) * mean_y
+                }
+            };
+            for (u, column) in columns[..q].iter().enumerate() {
+                self.zxy[(i * q + u) * p1 + p] = product(column);
+            }
+            for (f, column) in f_column.iter_mut().zip(&columns[q..]) {
+                *f += product(column);
+            }
+        }
+        for (a, &v) in f_column.iter().enumerate() {
+            self.xy[a * p1 + p] = v;
+            self.xy[p * p1 + a] = v;
+        }
+        Ok(())
     }
 }
 

@@ -283,6 +283,26 @@ proptest! {
     }
 
     #[test]
+    fn a_replaced_response_fits_as_the_dense_likelihood(data in data(), which in 0usize..6, reml in any::<bool>()) {
+        // The model of y given another response (other location, scale and group effects)
+        // by replace_response: the dense likelihood of the data with that response.
+        let (structure, criterion, mut model, _) = fitted(&data, which, reml);
+        let mut replaced = data.clone();
+        replaced.columns[0] = data.columns[0].iter().rev().zip(&data.columns[3]).map(|(y, z)| 1e3 + 40.0 * y - 3.0 * z).collect();
+        model.replace_response(&replaced.stats()).unwrap();
+        let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
+        let (d, beta, sigma2) = dense(&replaced, &structure, &fit.theta, criterion);
+        prop_assert!((fit.deviance - d).abs() < 1e-9 * (1.0 + d.abs()), "deviance {} vs dense {}", fit.deviance, d);
+        for (b, r) in fit.beta.iter().zip(&beta) {
+            prop_assert!((b - r).abs() < 1e-7 * (1.0 + r.abs()), "beta {:?} vs {:?}", fit.beta, beta);
+        }
+        prop_assert!((fit.sigma.powi(2) / sigma2 - 1.0).abs() < 1e-8);
+        let mut fewer_groups = replaced.clone();
+        fewer_groups.codes.iter_mut().for_each(|c| *c = (*c).min(2));
+        prop_assert!(model.replace_response(&fewer_groups.stats()).is_err());
+    }
+
+    #[test]
     fn gradient_matches_central_differences(data in data(), which in 0usize..6, reml in any::<bool>(),
                                            point in prop::collection::vec(-1.5..1.5f64, 6)) {
         let (fixed, random, blocks) = structures()[which].clone();

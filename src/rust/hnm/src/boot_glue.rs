@@ -31,19 +31,24 @@ fn rs_lmm_boot_generator(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f
 }
 
 /// Refits of the model `spec` (ML, or REML when `reml`; from the internal θ `start`) to the
-/// replicates of `generator` given by `normals` (replicate after replicate) and `chi_squares`
-/// (one each), on `threads` threads. Per replicate (by rows): the kept β, Σ (q × q), σ and the
+/// replicates of `generator` given by `seeds` (per replicate the high and low 32 bits of the
+/// seed of its normals, whole numbers in [0, 2^32)) and `chi_squares` (one each), on
+/// `threads` threads. Per replicate (by rows): the kept β, Σ (q × q), σ and the
 /// deviance; NA where a refit failed.
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
-fn rs_lmm_boot_refit(generator: Robj, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, start: &[f64], normals: &[f64], chi_squares: &[f64], threads: i32) -> Robj {
+fn rs_lmm_boot_refit(generator: Robj, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, start: &[f64], seeds: &[f64], chi_squares: &[f64], threads: i32) -> Robj {
     let Ok(generator) = <&ExternalPtr<ReplicateGenerator>>::try_from(&generator) else {
         return error_message("the bootstrap's generator is no longer in memory; run the bootstrap again.".into(), "invalid_argument");
     };
     let refit = Refit { structure: crate::model::structure(response, fixed, random, blocks), criterion: criterion(reml), start: start.to_vec() };
     let threads = usize::try_from(threads).unwrap_or(1);
-    match refit_lmm_replicates(generator.addr(), &[refit], normals, chi_squares, threads, &RInterrupt) {
+    let half = |v: f64| ((0.0..4_294_967_296.0).contains(&v) && v.fract() == 0.0).then_some(v as u64);
+    let Some(seeds) = seeds.chunks(2).map(|pair| Some((half(pair[0])? << 32) | half(*pair.get(1)?)?)).collect::<Option<Vec<u64>>>() else {
+        return error_message("the bootstrap's seeds must be pairs of whole numbers from 0 to 2^32 - 1.".into(), "invalid_argument");
+    };
+    match refit_lmm_replicates(generator.addr(), &[refit], &seeds, chi_squares, threads, &RInterrupt) {
         Ok(refits) => {
             let fits: Vec<Option<&hnm_core::LmmFit>> = refits.iter().map(|r| r.as_ref().map(|fits| &fits[0])).collect();
             let width = |get: fn(&hnm_core::LmmFit) -> usize| fits.iter().flatten().map(|f| get(f)).max().unwrap_or(0);

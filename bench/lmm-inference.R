@@ -1,0 +1,61 @@
+# Interval timings of the general model: the parametric bootstrap (statistic space, on
+# getOption("hnm.threads", 2) threads) of y ~ x1 + x2 + w + (x1 | g) at 1e6 rows and 1e4
+# groups (q = 2) and of the lecture's NELS model mscore ~ flp + enroll + ses + (ses | school).
+#
+#   Rscript bench/lmm-inference.R             # about a minute on 2 cores
+#   Rscript bench/lmm-inference.R --reps=7    # timings per median (default 5)
+#   Rscript bench/lmm-inference.R --nsim=2000 # bootstrap replicates (default 1000)
+#
+# Wall seconds are medians of --reps (at least 2) timings taken in this one run, "/ target"
+# their ratio to the target; CPU seconds (user + system over all threads) are those of one
+# more run: on a busy machine wall time grows much more than CPU time. Each row kind is one
+# function (bench_bootstrap); a new kind (profile-likelihood intervals, say) is another
+# function returning timing_row(), called on the fits of `cases` below.
+
+local({
+  file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+  source(file.path(if (length(file)) dirname(file[1L]) else "bench", "utils.R"))
+})
+reps <- bench_option("reps", 5)
+nsim <- bench_option("nsim", 1000)
+options(width = 200)
+bench_header("lmm-inference")
+
+# The row of one timing: the case, what was timed, the median wall seconds, the CPU seconds
+# of one run (all threads: on a busy machine wall time grows, CPU time much less) and the
+# target (NA for none).
+timing_row <- function(case, what, seconds, cpu, target, note = "") {
+  data.frame(data = case$label, rows = count_label(nobs(case$fit)),
+             groups = count_label(unname(ngrps(case$fit))), criterion = case$fit$method,
+             interval = what, seconds = sprintf("%.3f", seconds), `CPU s` = sprintf("%.2f", cpu),
+             target = if (is.na(target)) "-" else format(target),
+             `/ target` = if (is.na(target)) "-" else sprintf("%.2f", seconds / target),
+             note = note, check.names = FALSE)
+}
+
+# bootstrap(fit, nsim) of a case: wall seconds for the nsim replicates, and the failed refits.
+bench_bootstrap <- function(case, target = NA_real_) {
+  run <- function() bootstrap(case$fit, nsim = nsim, seed = 1, quiet = TRUE)
+  first <- system.time(failed <- run()$failed)
+  seconds <- time_median(run, reps)
+  timing_row(case, sprintf("bootstrap, %d replicates", nsim), seconds,
+             first[["user.self"]] + first[["sys.self"]], target * nsim / 1000,
+             sprintf("%d failed", failed))
+}
+
+# The fits timed: simulated 100 rows per group (bench/utils.R), and NELS.
+cases <- list(
+  list(label = "simulated", fit = hnm_fit(y ~ x1 + x2 + w + (x1 | g), simulate_lmm(1e6, 1e4))),
+  list(label = "NELS", fit = hnm_fit(mscore ~ flp + enroll + ses + (ses | school), hnm::nels))
+)
+invisible(gc())
+
+rows <- list(
+  bench_bootstrap(cases[[1L]], target = 5),
+  bench_bootstrap(cases[[2L]])
+)
+print_table(paste("Intervals of the general model, wall seconds (medians); target: 1000",
+                  "bootstrap replicates of 1e6 rows, 1e4 groups, q = 2 in < 5 s"),
+            do.call(rbind, rows))
+cat(sprintf("\nthreads %d; load average at the end %s\n", getOption("hnm.threads", 2L),
+            paste(scan("/proc/loadavg", what = "", n = 3, quiet = TRUE), collapse = " ")))
