@@ -655,7 +655,7 @@ fn each_profile<T: Send>(
     interrupt: &dyn Interrupt,
     work: impl Fn(&LmmProfile<'_>, &mut Checkpoint<'_>) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    let results = in_parallel(parameters.len(), threads, interrupt, |i, stop| {
+    let results = in_parallel(parameters.len(), threads, interrupt, || (), |_, i, stop| {
         let mut checkpoint = Checkpoint::new(stop);
         Some(LmmProfile::new(model, fit, parameters[i]).and_then(|profile| work(&profile, &mut checkpoint)))
     })?;
