@@ -1,8 +1,10 @@
 # Interval timings of the general model: the parametric bootstrap (statistic space, on
-# getOption("hnm.threads", 2) threads) of y ~ x1 + x2 + w + (x1 | g) at 1e6 rows and 1e4
-# groups (q = 2) and of the lecture's NELS model mscore ~ flp + enroll + ses + (ses | school).
+# getOption("hnm.threads", 2) threads) and the profile-likelihood intervals of every parameter
+# of y ~ x1 + x2 + w + (x1 | g) at 1e6 rows and 1e4 groups (q = 2) and of the lecture's NELS
+# model mscore ~ flp + enroll + ses + (ses | school), the latter beside lme4's profile intervals.
 #
-#   Rscript bench/lmm-inference.R             # about a minute on 2 cores
+#   Rscript bench/lmm-inference.R             # about two minutes on 2 cores, most of it lme4
+#   Rscript bench/lmm-inference.R --no-lme4   # without lme4's profile of NELS
 #   Rscript bench/lmm-inference.R --reps=7    # timings per median (default 5)
 #   Rscript bench/lmm-inference.R --nsim=2000 # bootstrap replicates (default 1000)
 #
@@ -43,19 +45,48 @@ bench_bootstrap <- function(case, target = NA_real_) {
              sprintf("%d failed", failed))
 }
 
+# confint(fit) of a case (profile-likelihood limits of every parameter); with `lme4 = TRUE`
+# lme4's confint(method = "profile") of the same model, timed once, and its warnings counted.
+bench_profile <- function(case, target = NA_real_, lme4 = FALSE) {
+  run <- function() confint(case$fit, method = "profile")
+  first <- system.time(run())
+  seconds <- time_median(run, reps)
+  note <- ""
+  if (lme4 && requireNamespace("lme4", quietly = TRUE)) {
+    reference <- lme4::lmer(formula(case$fit), case$data, REML = case$fit$method == "REML")
+    warnings <- 0L
+    t_lme4 <- system.time(withCallingHandlers(
+      suppressMessages(confint(reference, method = "profile")),
+      warning = function(w) {
+        warnings <<- warnings + 1L
+        invokeRestart("muffleWarning")
+      }))[["elapsed"]]
+    note <- sprintf("lme4 %.1f s (%d warnings): lme4 / hnm %.0f", t_lme4, warnings,
+                    t_lme4 / seconds)
+  }
+  timing_row(case, "profile CIs, all parameters", seconds,
+             first[["user.self"]] + first[["sys.self"]], target, note)
+}
+
 # The fits timed: simulated 100 rows per group (bench/utils.R), and NELS.
+simulated <- simulate_lmm(1e6, 1e4)
 cases <- list(
-  list(label = "simulated", fit = hnm_fit(y ~ x1 + x2 + w + (x1 | g), simulate_lmm(1e6, 1e4))),
-  list(label = "NELS", fit = hnm_fit(mscore ~ flp + enroll + ses + (ses | school), hnm::nels))
+  list(label = "simulated", fit = hnm_fit(y ~ x1 + x2 + w + (x1 | g), simulated)),
+  list(label = "NELS", fit = hnm_fit(mscore ~ flp + enroll + ses + (ses | school), hnm::nels),
+       data = hnm::nels)
 )
+rm(simulated)
 invisible(gc())
 
 rows <- list(
   bench_bootstrap(cases[[1L]], target = 5),
-  bench_bootstrap(cases[[2L]])
+  bench_bootstrap(cases[[2L]]),
+  bench_profile(cases[[1L]], target = 1),
+  bench_profile(cases[[2L]], lme4 = !bench_flag("no-lme4"))
 )
-print_table(paste("Intervals of the general model, wall seconds (medians); target: 1000",
-                  "bootstrap replicates of 1e6 rows, 1e4 groups, q = 2 in < 5 s"),
+print_table(paste("Intervals of the general model, wall seconds (medians); targets: 1000",
+                  "bootstrap replicates of 1e6 rows, 1e4 groups, q = 2 in < 5 s, their profile",
+                  "CIs in < 1 s; NELS profile CIs >= 100x faster than lme4's"),
             do.call(rbind, rows))
 cat(sprintf("\nthreads %d; load average at the end %s\n", getOption("hnm.threads", 2L),
             paste(scan("/proc/loadavg", what = "", n = 3, quiet = TRUE), collapse = " ")))
