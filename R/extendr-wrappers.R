@@ -64,9 +64,9 @@ rs_bootstrap <- function(center, n, mean, ss, reml, means, ssw_totals, threads) 
 rs_lmm_valid <- function(ptr) .Call(wrap__rs_lmm_valid, ptr)
 
 #' One pass over `columns` (the model's variables) and 1-based group `codes` (`n_groups`
-#' levels), then the model of the given structure. Returns the pointer and the plain fields.
+#' levels) on up to `threads` threads, then the model of the given structure. Returns the pointer and the plain fields.
 #' @noRd
-rs_lmm_build <- function(columns_list, codes, n_groups, response, fixed, random, blocks, names) .Call(wrap__rs_lmm_build, columns_list, codes, n_groups, response, fixed, random, blocks, names)
+rs_lmm_build <- function(columns_list, codes, n_groups, response, fixed, random, blocks, names, threads) .Call(wrap__rs_lmm_build, columns_list, codes, n_groups, response, fixed, random, blocks, names, threads)
 
 #' The model of per-group statistics given in `rs_lmm_build`'s plain fields (a saved fit's,
 #' or a statistics table's such as a database computed): the pointer, with the fit at

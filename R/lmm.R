@@ -25,7 +25,8 @@ lmm_build <- function(parsed, data, call) {
   check_lengths(design, call)
   check_distinct_random_columns(design, call)
   built <- rs_lmm_build(design$variables, design$codes, length(design$levels), design$response,
-                        design$fixed, design$random, design$blocks, design$names)
+                        design$fixed, design$random, design$blocks, design$names,
+                        thread_count(call))
   # Only a failed pass can be one without groups: all(is.na()) of N codes runs only then.
   if (is_core_error(built) && !identical(built$kind, "interrupted") && all(is.na(design$codes))) {
     hnm_abort(sprintf("the grouping variable `%s` has no non-missing values.", design$group_name),

@@ -30,7 +30,8 @@ time_steps <- function(fit, data, reml) {
   design <- hnm:::model_design(fit$parsed, data, quote(hnm_fit()))
   build <- function() {
     hnm:::rs_lmm_build(design$variables, design$codes, length(design$levels), design$response,
-                       design$fixed, design$random, design$blocks, design$names)
+                       design$fixed, design$random, design$blocks, design$names,
+                       getOption("hnm.threads", 2L))
   }
   model <- build()$model
   c(pass = time_median(build, reps),

@@ -16,7 +16,7 @@
 //! are ordered.
 
 use crate::error::{HnmError, Result};
-use crate::interrupt::Checkpoint;
+use crate::interrupt::{Checkpoint, Interrupt};
 use crate::pass::{prefetch_address, Cell, Response, NA_CODE};
 
 /// One numeric column as R stores it, read in place.
@@ -240,33 +240,54 @@ impl CrossProducts {
         for column in columns {
             check_length("a model column", column.len(), "the grouping factor", rows)?;
         }
-        let k = columns.len();
-        let triangle = k * (k + 1) / 2;
-        let stride = 1 + k + triangle;
-        let mut state = zeroed(n_groups.checked_mul(stride).ok_or(HnmError::TooLarge { what: "the groups' statistics" })?)?;
-        let mut pass = RowPass { state: &mut state, pilot: vec![0.0; k], have_pilot: false, dropped: 0, hash: Fingerprint::default() };
-        // A literal k for the common widths, so that the inlined loops over the variables unroll.
-        match k {
-            1 => pass.run(1, columns, codes, n_groups, checkpoint)?,
-            2 => pass.run(2, columns, codes, n_groups, checkpoint)?,
-            3 => pass.run(3, columns, codes, n_groups, checkpoint)?,
-            4 => pass.run(4, columns, codes, n_groups, checkpoint)?,
-            5 => pass.run(5, columns, codes, n_groups, checkpoint)?,
-            6 => pass.run(6, columns, codes, n_groups, checkpoint)?,
-            7 => pass.run(7, columns, codes, n_groups, checkpoint)?,
-            8 => pass.run(8, columns, codes, n_groups, checkpoint)?,
-            k => pass.run(k, columns, codes, n_groups, checkpoint)?,
+        let part = accumulate_rows(columns, codes, 0, None, n_groups, checkpoint)?;
+        Ok(part.finish(columns.len(), n_groups))
+    }
+
+    /// [`CrossProducts::from_columns`] with the rows split among up to `threads` threads
+    /// (from [`PARALLEL_ROWS`] rows on): each accumulates its rows' group states about the
+    /// same pilot (the first complete row), and the states are merged by Chan et al.'s rule
+    /// n = n₁ + n₂, m = m₁ + (n₂/n) δ, W = W₁ + W₂ + (n₁n₂/n) δδᵀ with δ = m₂ − m₁. The
+    /// statistics equal the one-thread pass's up to rounding, the fingerprint and the
+    /// dropped rows exactly, and an error is the one the one-thread pass reports first.
+    ///
+    /// # Errors
+    /// As [`CrossProducts::from_columns`], `Interrupted` when `interrupt` reports a user
+    /// interrupt (every thread then stops).
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{Column, CrossProducts, Never};
+    /// let y: Vec<f64> = (0..300_000).map(|i| (i % 97) as f64).collect();
+    /// let g: Vec<i32> = (0..300_000).map(|i| (i % 10) as i32 + 1).collect();
+    /// let two = CrossProducts::from_columns_on_threads(&[Column::Double(&y)], &g, 10, 2, &Never).unwrap();
+    /// assert_eq!(two.stats.n(), &[30_000.0; 10]);
+    /// ```
+    pub fn from_columns_on_threads(columns: &[Column<'_>], codes: &[i32], n_groups: usize, threads: usize, interrupt: &dyn Interrupt) -> Result<BlockPass> {
+        let rows = codes.len();
+        let threads = if rows < PARALLEL_ROWS { 1 } else { crate::bootstrap::worker_threads(threads, rows) };
+        let pilot = first_complete_row(columns, codes);
+        let (Some(pilot), true) = (pilot, threads > 1) else {
+            return Self::from_columns(columns, codes.iter().copied(), n_groups, &mut Checkpoint::new(interrupt));
+        };
+        for column in columns {
+            check_length("a model column", column.len(), "the grouping factor", rows)?;
         }
-        let RowPass { pilot, dropped, hash, .. } = pass;
-        let mut n = Vec::with_capacity(n_groups);
-        let mut means = Vec::with_capacity(n_groups * k);
-        let mut comoments = Vec::with_capacity(n_groups * triangle);
-        for group in state.chunks_exact(stride) {
-            n.push(group[0]);
-            means.extend_from_slice(&group[1..1 + k]);
-            comoments.extend_from_slice(&group[1 + k..]);
+        let chunk = rows.div_ceil(threads);
+        let parts = crate::bootstrap_lmm::in_parallel(threads, threads, interrupt, || (), |_, t, stop| {
+            let range = t * chunk..((t + 1) * chunk).min(rows);
+            let mut checkpoint = Checkpoint::new(stop);
+            Some(accumulate_rows(columns, codes[range.clone()].iter().copied(), range.start, Some(&pilot), n_groups, &mut checkpoint))
+        })?;
+        let mut merged: Option<PassPart> = None;
+        for part in parts {
+            let part = part.unwrap_or(Err(HnmError::Interrupted))?;
+            merged = Some(match merged {
+                None => part,
+                Some(first) => first.merge(part, columns.len()),
+            });
         }
-        Ok(BlockPass { stats: CrossProducts { variables: k, pilot, n, means, comoments }, dropped, fingerprint: hash.value })
+        Ok(merged.expect("at least one thread").finish(columns.len(), n_groups))
     }
 
     /// Number of variables k.
@@ -359,6 +380,7 @@ impl RowPass<'_> {
         k: usize,
         columns: &[Column<'_>],
         codes: impl ExactSizeIterator<Item = i32> + Clone,
+        first_row: usize,
         n_groups: usize,
         checkpoint: &mut Checkpoint<'_>,
     ) -> Result<()> {
@@ -373,7 +395,8 @@ impl RowPass<'_> {
             &mut heap
         };
         let mut ahead = codes.clone().skip(PREFETCH_DISTANCE);
-        'rows: for (row, code) in codes.enumerate() {
+        'rows: for (i, code) in codes.enumerate() {
+            let row = first_row + i;
             checkpoint.check()?;
             self.hash.add_row(columns, row, code);
             if let Some(future) = ahead.next() {
@@ -413,6 +436,119 @@ impl RowPass<'_> {
         }
         Ok(())
     }
+}
+
+/// Rows from which [`CrossProducts::from_columns_on_threads`] uses more than one thread.
+pub const PARALLEL_ROWS: usize = 200_000;
+
+/// What one pass over some rows accumulates: the groups' states (n, means about the pilot,
+/// packed co-moments), the pilot, the rows dropped and the fingerprint's sum.
+struct PassPart {
+    state: Vec<f64>,
+    pilot: Vec<f64>,
+    dropped: usize,
+    hash: u64,
+}
+
+/// The rows `codes` (the first at index `first_row`) into fresh group states, about `pilot`
+/// or, without one, the first complete row.
+fn accumulate_rows(
+    columns: &[Column<'_>],
+    codes: impl ExactSizeIterator<Item = i32> + Clone,
+    first_row: usize,
+    pilot: Option<&[f64]>,
+    n_groups: usize,
+    checkpoint: &mut Checkpoint<'_>,
+) -> Result<PassPart> {
+    let k = columns.len();
+    let stride = 1 + k + k * (k + 1) / 2;
+    let mut state = zeroed(n_groups.checked_mul(stride).ok_or(HnmError::TooLarge { what: "the groups' statistics" })?)?;
+    let hash = Fingerprint { value: 0, weight: Fingerprint::STEP.wrapping_mul(first_row as u64) };
+    let mut pass = RowPass { state: &mut state, pilot: pilot.map_or_else(|| vec![0.0; k], <[f64]>::to_vec), have_pilot: pilot.is_some(), dropped: 0, hash };
+    // A literal k for the common widths, so that the inlined loops over the variables unroll.
+    match k {
+        1 => pass.run(1, columns, codes, first_row, n_groups, checkpoint)?,
+        2 => pass.run(2, columns, codes, first_row, n_groups, checkpoint)?,
+        3 => pass.run(3, columns, codes, first_row, n_groups, checkpoint)?,
+        4 => pass.run(4, columns, codes, first_row, n_groups, checkpoint)?,
+        5 => pass.run(5, columns, codes, first_row, n_groups, checkpoint)?,
+        6 => pass.run(6, columns, codes, first_row, n_groups, checkpoint)?,
+        7 => pass.run(7, columns, codes, first_row, n_groups, checkpoint)?,
+        8 => pass.run(8, columns, codes, first_row, n_groups, checkpoint)?,
+        k => pass.run(k, columns, codes, first_row, n_groups, checkpoint)?,
+    }
+    let RowPass { pilot, dropped, hash, .. } = pass;
+    Ok(PassPart { state, pilot, dropped, hash: hash.value })
+}
+
+impl PassPart {
+    /// The states of both parts' rows (Chan et al.'s merge; both about the same pilot).
+    fn merge(mut self, other: PassPart, k: usize) -> PassPart {
+        let stride = 1 + k + k * (k + 1) / 2;
+        let mut delta = vec![0.0; k];
+        for (mine, theirs) in self.state.chunks_exact_mut(stride).zip(other.state.chunks_exact(stride)) {
+            let (n1, n2) = (mine[0], theirs[0]);
+            if n2 == 0.0 {
+                continue;
+            }
+            if n1 == 0.0 {
+                mine.copy_from_slice(theirs);
+                continue;
+            }
+            let n = n1 + n2;
+            for a in 0..k {
+                delta[a] = theirs[1 + a] - mine[1 + a];
+                mine[1 + a] += delta[a] * (n2 / n);
+            }
+            let weight = n1 * n2 / n;
+            let mut index = 1 + k;
+            for a in 0..k {
+                for b in 0..=a {
+                    mine[index] += theirs[index] + weight * delta[a] * delta[b];
+                    index += 1;
+                }
+            }
+            mine[0] = n;
+        }
+        self.dropped += other.dropped;
+        self.hash = self.hash.wrapping_add(other.hash);
+        self
+    }
+
+    fn finish(self, k: usize, n_groups: usize) -> BlockPass {
+        let stride = 1 + k + k * (k + 1) / 2;
+        let mut n = Vec::with_capacity(n_groups);
+        let mut means = Vec::with_capacity(n_groups * k);
+        let mut comoments = Vec::with_capacity(n_groups * (stride - 1 - k));
+        for group in self.state.chunks_exact(stride) {
+            n.push(group[0]);
+            means.extend_from_slice(&group[1..1 + k]);
+            comoments.extend_from_slice(&group[1 + k..]);
+        }
+        BlockPass { stats: CrossProducts { variables: k, pilot: self.pilot, n, means, comoments }, dropped: self.dropped, fingerprint: self.hash }
+    }
+}
+
+/// The values of the first row with a group and no missing value (`None` when a row with a
+/// NaN or infinite value or a bad code comes first, or no row is complete).
+fn first_complete_row(columns: &[Column<'_>], codes: &[i32]) -> Option<Vec<f64>> {
+    for (row, &code) in codes.iter().enumerate() {
+        if code == NA_CODE {
+            continue;
+        }
+        let mut values = Vec::with_capacity(columns.len());
+        for column in columns {
+            match column.cell(row) {
+                Cell::Value(v) => values.push(v),
+                Cell::Missing => break,
+                Cell::NotFinite => return None,
+            }
+        }
+        if values.len() == columns.len() {
+            return Some(values);
+        }
+    }
+    None
 }
 
 /// How many rows ahead the pass prefetches group state (see [`crate::accumulate`]).
@@ -462,6 +598,7 @@ fn check_length(first: &'static str, first_len: usize, second: &'static str, sec
 mod tests {
     use super::*;
     use crate::interrupt::Never;
+    use crate::NA_REAL;
 
     fn pass(columns: &[Column<'_>], codes: &[i32], groups: usize) -> BlockPass {
         CrossProducts::from_columns(columns, codes.iter().copied(), groups, &mut Checkpoint::new(&Never)).unwrap()
@@ -512,6 +649,36 @@ mod tests {
         let err = CrossProducts::from_columns(&[Column::Double(&y)], [1, 3, 1].into_iter(), 2, &mut Checkpoint::new(&Never))
             .unwrap_err();
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
+    }
+
+    #[test]
+    fn the_pass_on_two_threads_equals_the_pass_on_one() {
+        // 3e5 rows over 7 groups with NA rows, offsets of 1e9 and a group only in the second half.
+        let rows = 300_000;
+        let y: Vec<f64> = (0..rows).map(|i| if i % 1001 == 0 { NA_REAL } else { 1e9 + (i % 13) as f64 * 0.5 }).collect();
+        let x: Vec<i32> = (0..rows).map(|i| (i % 5) as i32).collect();
+        let codes: Vec<i32> = (0..rows).map(|i| if i % 777 == 0 { NA_CODE } else if i < rows / 2 { (i % 6) as i32 + 1 } else { (i % 7) as i32 + 1 }).collect();
+        let columns = [Column::Double(&y), Column::Integer(&x)];
+        let one = pass(&columns, &codes, 7);
+        let two = CrossProducts::from_columns_on_threads(&columns, &codes, 7, 2, &Never).unwrap();
+        assert_eq!((two.dropped, two.fingerprint), (one.dropped, one.fingerprint));
+        assert_eq!(two.stats.n(), one.stats.n());
+        for j in 0..7 {
+            // Means about the pilot (1e9 + 0): equal to rounding, so the data's digits are kept.
+            for (a, b) in two.stats.mean(j).iter().zip(one.stats.mean(j)) {
+                assert!((a - b).abs() <= 1e-13 * b.abs().max(1.0), "{j}: {a} {b}");
+            }
+            for (a, b) in [(0, 0), (1, 0), (1, 1)] {
+                let (s, t) = (two.stats.comoment(j, a, b), one.stats.comoment(j, a, b));
+                assert!((s - t).abs() <= 1e-10 * t.abs().max(1.0), "{j}: {s} {t}");
+            }
+        }
+        // The first error of the rows, whichever thread meets it.
+        let mut bad = y.clone();
+        bad[rows - 10] = f64::INFINITY;
+        bad[rows / 2 + 5] = f64::NAN;
+        let error = CrossProducts::from_columns_on_threads(&[Column::Double(&bad), Column::Integer(&x)], &codes, 7, 2, &Never).unwrap_err();
+        assert_eq!(error, HnmError::ColumnNotFinite { column: 0, row: rows / 2 + 5 });
     }
 
     #[test]

@@ -86,10 +86,19 @@ pub(crate) fn multiply(a: &[f64], b: &[f64], r: usize, k: usize, c: usize, out: 
 
 /// The inverse of the symmetric positive-definite matrix with Cholesky factor `l` (n × n).
 pub(crate) fn inverse_from_cholesky(l: &[f64], n: usize) -> Vec<f64> {
-    let mut inverse = identity(n);
-    solve_lower(l, n, &mut inverse, n);
-    solve_lower_transposed(l, n, &mut inverse, n);
+    let mut inverse = vec![0.0; n * n];
+    inverse_from_cholesky_into(l, n, &mut inverse);
     inverse
+}
+
+/// [`inverse_from_cholesky`] into `inverse` (n × n), without allocating.
+pub(crate) fn inverse_from_cholesky_into(l: &[f64], n: usize, inverse: &mut [f64]) {
+    inverse.fill(0.0);
+    for i in 0..n {
+        inverse[i * n + i] = 1.0;
+    }
+    solve_lower(l, n, inverse, n);
+    solve_lower_transposed(l, n, inverse, n);
 }
 
 /// The n × n identity.

@@ -42,7 +42,7 @@
 use std::cell::RefCell;
 
 use crate::blocks::CrossProducts;
-use crate::dense::{cholesky_in_place, congruence, identity, inverse_from_cholesky, multiply, solve_lower, solve_lower_transposed};
+use crate::dense::{cholesky_in_place, congruence, identity, inverse_from_cholesky, inverse_from_cholesky_into, multiply, solve_lower, solve_lower_transposed};
 use crate::error::{HnmError, Result};
 use crate::interrupt::Checkpoint;
 use crate::optim::{minimize_bounded, Objective};
@@ -943,19 +943,22 @@ impl LinearMixedModel {
         let (mut explained, mut used) = (0.0, 0usize);
         let mut second = vec![0.0; q * q];
         let mut sampling = vec![0.0; q * q];
-        let mut l = vec![0.0; q * q];
+        // One set of buffers for all groups: no allocation per group.
+        let (mut l, mut c, mut bhat, mut s_inverse) = (vec![0.0; q * q], vec![0.0; q], vec![0.0; q], vec![0.0; q * q]);
         for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
             l.copy_from_slice(s);
             let trace: f64 = (0..q).map(|i| s[i * q + i]).sum();
             if !cholesky_in_place(&mut l, q) || (0..q).any(|i| l[i * q + i].powi(2) <= 1e-8 * trace) {
                 continue;
             }
-            let c: Vec<f64> = (0..q).map(|k| dot(&b[k * p1..(k + 1) * p1], &w)).collect();
-            let mut bhat = c.clone();
+            for (k, ck) in c.iter_mut().enumerate() {
+                *ck = dot(&b[k * p1..(k + 1) * p1], &w);
+            }
+            bhat.copy_from_slice(&c);
             solve_lower(&l, q, &mut bhat, 1);
             solve_lower_transposed(&l, q, &mut bhat, 1);
             explained += dot(&c, &bhat);
-            let s_inverse = inverse_from_cholesky(&l, q);
+            inverse_from_cholesky_into(&l, q, &mut s_inverse);
             for i in 0..q * q {
                 second[i] += bhat[i / q] * bhat[i % q];
                 sampling[i] += s_inverse[i];

@@ -95,18 +95,17 @@ fn rs_lmm_valid(ptr: Robj) -> bool {
 }
 
 /// One pass over `columns` (the model's variables) and 1-based group `codes` (`n_groups`
-/// levels), then the model of the given structure. Returns the pointer and the plain fields.
+/// levels) on up to `threads` threads, then the model of the given structure. Returns the pointer and the plain fields.
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
-fn rs_lmm_build(columns_list: List, codes: &[i32], n_groups: i32, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>) -> Robj {
+fn rs_lmm_build(columns_list: List, codes: &[i32], n_groups: i32, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>, threads: i32) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
         Ok(c) => c,
         Err(message) => return error_message(message, "invalid_argument"),
     };
-    let mut checkpoint = Checkpoint::new(&RInterrupt);
-    let pass = match CrossProducts::from_columns(&columns, codes.iter().copied(), n_groups.max(0) as usize, &mut checkpoint) {
+    let pass = match CrossProducts::from_columns_on_threads(&columns, codes, n_groups.max(0) as usize, threads.max(1) as usize, &RInterrupt) {
         Ok(pass) => pass,
         Err(error) => return model_error(error, &names),
     };
