@@ -171,7 +171,8 @@ profile_limits <- function(zeta, value, z, lower = 0, upper = Inf) {
 #' @export
 plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
   profiled <- unique(as.character(x$.par))
-  old <- graphics::par(mfrow = grDevices::n2mfrow(length(profiled)))
+  # Panels side by side, in rows of up to three (n2mfrow is rows first).
+  old <- graphics::par(mfrow = rev(grDevices::n2mfrow(length(profiled))))
   on.exit(graphics::par(old))
   cutoffs <- critical_value(levels)
   for (name in profiled) {
