@@ -151,7 +151,7 @@ impl Layout {
             if j < k {
                 value *= if derivative == Some(j) { -angle(j).sin() } else { angle(j).cos() };
             }
-            if derivative.is_some_and(|t| t > j || (t == j && j == k)) {
+            if derivative.is_some_and(|t| t > j) {
                 value = 0.0;
             }
             *entry = value;
@@ -159,8 +159,8 @@ impl Layout {
         row
     }
 
-    /// Λ (q × q) and σ in internal units at φ, for columns with scales `scales`... already
-    /// folded in: Λ[r][c] = x_r C[r][c] / σ with x the scaled SDs.
+    /// Λ (q × q) and σ in the copy's internal units at φ: Λ[r][c] = x_r C[r][c] / σ, x the
+    /// SDs of the copy's scaled columns (the column scales folded into them).
     fn lambda(&self, phi: &[f64]) -> (Vec<f64>, f64) {
         let q = self.q;
         let sigma = phi[self.log_sigma()].exp();
