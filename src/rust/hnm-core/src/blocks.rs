@@ -236,10 +236,7 @@ impl CrossProducts {
         n_groups: usize,
         checkpoint: &mut Checkpoint<'_>,
     ) -> Result<BlockPass> {
-        let rows = codes.len();
-        for column in columns {
-            check_length("a model column", column.len(), "the grouping factor", rows)?;
-        }
+        check_columns(columns, codes.len())?;
         let part = accumulate_rows(columns, codes, 0, None, n_groups, checkpoint)?;
         Ok(part.finish(columns.len(), n_groups))
     }
@@ -270,9 +267,7 @@ impl CrossProducts {
         let (Some(pilot), true) = (pilot, threads > 1) else {
             return Self::from_columns(columns, codes.iter().copied(), n_groups, &mut Checkpoint::new(interrupt));
         };
-        for column in columns {
-            check_length("a model column", column.len(), "the grouping factor", rows)?;
-        }
+        check_columns(columns, rows)?;
         let chunk = rows.div_ceil(threads);
         let parts = crate::bootstrap_lmm::in_parallel(threads, threads, interrupt, || (), |_, t, stop| {
             let range = t * chunk..((t + 1) * chunk).min(rows);
@@ -584,6 +579,11 @@ pub(crate) fn zeroed(len: usize) -> Result<Vec<f64>> {
     v.try_reserve_exact(len).map_err(|_| HnmError::TooLarge { what: "the groups' statistics" })?;
     v.resize(len, 0.0);
     Ok(v)
+}
+
+/// Every model column has as many rows as the grouping factor.
+fn check_columns(columns: &[Column<'_>], rows: usize) -> Result<()> {
+    columns.iter().try_for_each(|column| check_length("a model column", column.len(), "the grouping factor", rows))
 }
 
 fn check_length(first: &'static str, first_len: usize, second: &'static str, second_len: usize) -> Result<()> {

@@ -599,8 +599,8 @@ pub fn seeded_normals(seed: u64, out: &mut [f64]) {
 /// `task(state, i, stop)` for i in 0..count on up to `threads` scoped threads, in order, each
 /// thread with its own `state` from `init()` (storage its tasks reuse: a task's result must
 /// not depend on what the thread's earlier tasks left there); the calling thread asks
-/// `interrupt` while it waits and sets `stop` (which the tasks read) when asked. Any
-/// bootstrap's refits can run through it (the one-way [`crate::refit_replicates`] too).
+/// `interrupt` while it waits and sets `stop` (which the tasks read) when asked. The
+/// bootstraps' refits, the profiles of a general fit and the block pass run through it.
 ///
 /// # Errors
 /// `TooLarge` when the results do not fit in memory; `Optimizer` when a thread cannot start
@@ -612,7 +612,7 @@ pub(crate) fn in_parallel<S, T: Send>(
     init: impl Fn() -> S + Sync,
     task: impl Fn(&mut S, usize, &AtomicBool) -> Option<T> + Sync,
 ) -> Result<Vec<Option<T>>> {
-    let mut all = with_capacity(count, "the bootstrap replicates")?;
+    let mut all = with_capacity(count, "the results of the parallel tasks")?;
     let block = count.div_ceil(crate::bootstrap::worker_threads(threads, count)).max(1);
     let stop = AtomicBool::new(false);
     let finished = AtomicUsize::new(0);
@@ -634,7 +634,7 @@ pub(crate) fn in_parallel<S, T: Send>(
                 Ok(worker) => workers.push(worker),
                 Err(e) => {
                     stop.store(true, Ordering::Relaxed);
-                    return Err(HnmError::Optimizer(format!("a bootstrap refit thread could not be started ({e})")));
+                    return Err(HnmError::Optimizer(format!("a worker thread could not be started ({e})")));
                 }
             }
         }
@@ -646,7 +646,7 @@ pub(crate) fn in_parallel<S, T: Send>(
             }
         }
         for worker in workers {
-            all.extend(worker.join().map_err(|_| HnmError::Optimizer("a bootstrap refit thread panicked".into()))?);
+            all.extend(worker.join().map_err(|_| HnmError::Optimizer("a worker thread panicked".into()))?);
         }
         Ok(())
     })?;

@@ -93,7 +93,7 @@ pub struct LmmProfile<'a> {
 
 #[derive(Debug)]
 enum Kind {
-    Variance { copy: Box<LinearMixedModel>, layout: Layout, fixed: usize, estimate: Vec<f64>, order: Vec<usize> },
+    Variance { copy: Box<LinearMixedModel>, layout: Layout, fixed: usize, estimate: Vec<f64> },
     Beta { combination: Vec<f64>, shift: f64 },
 }
 
@@ -106,6 +106,8 @@ struct Layout {
     angles: Vec<(usize, usize, usize)>,
     /// Each column's block (first column, size).
     block_of: Vec<(usize, usize)>,
+    /// The sizes of Λ's blocks.
+    blocks: Vec<usize>,
 }
 
 impl Layout {
@@ -119,7 +121,7 @@ impl Layout {
             }
             offset += size;
         }
-        Layout { q: block_of.len(), angles, block_of }
+        Layout { q: block_of.len(), angles, block_of, blocks: blocks.to_vec() }
     }
 
     fn len(&self) -> usize {
@@ -192,7 +194,7 @@ impl Layout {
                 };
             }
         }
-        let factor = super::semidefinite_cholesky(&correlation, q, &self.blocks());
+        let factor = super::semidefinite_cholesky(&correlation, q, &self.blocks);
         let mut phi: Vec<f64> = sd.iter().map(|s| s * sigma).collect();
         for &(r, offset, t) in &self.angles {
             let row = &factor[r * q + offset..r * q + r + 1];
@@ -201,16 +203,6 @@ impl Layout {
         }
         phi.push(sigma.ln());
         phi
-    }
-
-    fn blocks(&self) -> Vec<usize> {
-        let mut blocks: Vec<usize> = Vec::new();
-        for (r, &(offset, size)) in self.block_of.iter().enumerate() {
-            if r == offset {
-                blocks.push(size);
-            }
-        }
-        blocks
     }
 
     /// ∂D/∂φ from ∂D/∂Λ (`g`, q × q) at φ, with `residual` = 2k − 2r²/σ² the explicit σ term.
@@ -300,74 +292,34 @@ impl<'a> LmmProfile<'a> {
         let bad = Err(HnmError::InvalidArgument { argument: "parameter", reason: "is not a parameter of the model" });
         let q = model.q;
         let minimum = model.deviance(fit.criterion, &fit.internal_theta, &mut model.workspace()?)?;
-        let kind = match parameter {
+        let (kind, origin) = match parameter {
             LmmParameter::Beta(i) if i < model.p => {
                 let combination = model.to_user_fixed[i * model.p..(i + 1) * model.p].to_vec();
                 let intercept = model.fixed.iter().position(|a| a.term == Term::Intercept);
                 let shift = intercept.map_or(0.0, |i0| combination[i0] * model.response.raw_shift);
-                Kind::Beta { combination, shift }
+                (Kind::Beta { combination, shift }, fit.internal_theta.clone())
             }
             LmmParameter::Variance(i) if i < model.theta_positions.len() => {
                 let (r, c) = model.theta_positions[i];
-                let mut order: Vec<usize> = (0..q).collect();
-                if r != c {
-                    // The pair first in its block: c, r, then the others in order.
+                if r == c {
+                    variance_kind(model, fit, (0..q).collect(), |_| r)
+                } else {
+                    // The pair first in its block: c, r, then the others in order; the
+                    // correlation is then the first angle of the block's second row.
                     let (offset, size) = model.block_of(c);
+                    let mut order: Vec<usize> = (0..q).collect();
                     let mut block = vec![c, r];
                     block.extend((offset..offset + size).filter(|&f| f != c && f != r));
                     order.splice(offset..offset + size, block);
+                    variance_kind(model, fit, order, |layout| {
+                        q + layout.angles.iter().position(|&(row, _, t)| row == offset + 1 && t == 0).expect("an angle")
+                    })
                 }
-                Kind::Variance { copy: Box::new(model.in_data_coordinates(&order)), layout: Layout::new(&model.structure.blocks), fixed: 0, estimate: Vec::new(), order }
             }
-            LmmParameter::Sigma => {
-                let order: Vec<usize> = (0..q).collect();
-                Kind::Variance { copy: Box::new(model.in_data_coordinates(&order)), layout: Layout::new(&model.structure.blocks), fixed: 0, estimate: Vec::new(), order }
-            }
+            LmmParameter::Sigma => variance_kind(model, fit, (0..q).collect(), Layout::log_sigma),
             _ => return bad,
         };
-        let mut profile = LmmProfile { model, fit, parameter, kind, minimum, warm: RefCell::new(Vec::new()), origin: Vec::new() };
-        profile.set_origin()?;
-        Ok(profile)
-    }
-
-    /// The estimate's coordinates of the inner problem (θ for a fixed effect, φ otherwise).
-    fn set_origin(&mut self) -> Result<()> {
-        let parameter = self.parameter;
-        let model = self.model;
-        let fit = self.fit;
-        match &mut self.kind {
-            Kind::Beta { .. } => self.origin = fit.internal_theta.clone(),
-            Kind::Variance { layout, fixed, estimate, order, .. } => {
-                let q = model.q;
-                // Σ/σ² of the copy's effects: b' = D Pᵀ b / t_y, σ' = σ / t_y.
-                let sigma = fit.sigma / model.response.scale;
-                let mut relative = vec![0.0; q * q];
-                for r in 0..q {
-                    for c in 0..q {
-                        let (fr, fc) = (order[r], order[c]);
-                        relative[r * q + c] = fit.re_covariance[fr * q + fc] * model.random[fr].scale * model.random[fc].scale
-                            / (fit.sigma * fit.sigma);
-                    }
-                }
-                *estimate = layout.coordinates(&relative, sigma);
-                *fixed = match parameter {
-                    LmmParameter::Sigma => layout.log_sigma(),
-                    LmmParameter::Variance(i) => {
-                        let (r, c) = model.theta_positions[i];
-                        if r == c {
-                            order.iter().position(|&f| f == r).expect("a permutation")
-                        } else {
-                            let second = order.iter().position(|&f| f == r).expect("a permutation");
-                            q + layout.angles.iter().position(|&(row, _, t)| row == second && t == 0).expect("an angle")
-                        }
-                    }
-                    LmmParameter::Beta(_) => unreachable!("a variance parameter"),
-                };
-                self.origin = estimate.iter().enumerate().filter(|&(i, _)| i != *fixed).map(|(_, v)| *v).collect();
-            }
-        }
-        *self.warm.borrow_mut() = self.origin.clone();
-        Ok(())
+        Ok(LmmProfile { model, fit, parameter, kind, minimum, warm: RefCell::new(origin.clone()), origin })
     }
 
     /// The estimate of the parameter (an SD, a correlation, σ or β_i, in the data's units).
@@ -610,6 +562,27 @@ impl<'a> LmmProfile<'a> {
         }
         Ok(points)
     }
+}
+
+/// The inner problem of a variance parameter on the copy of `model` in data coordinates with
+/// its random-effects columns in `order`, the coordinate `fixed(layout)` held, and the
+/// estimate's free coordinates.
+fn variance_kind(model: &LinearMixedModel, fit: &LmmFit, order: Vec<usize>, fixed: impl Fn(&Layout) -> usize) -> (Kind, Vec<f64>) {
+    let q = model.q;
+    let layout = Layout::new(&model.structure.blocks);
+    // Σ/σ² of the copy's effects (b' = D Pᵀ b / t_y) and σ' = σ / t_y.
+    let mut relative = vec![0.0; q * q];
+    for r in 0..q {
+        for c in 0..q {
+            let (fr, fc) = (order[r], order[c]);
+            relative[r * q + c] = fit.re_covariance[fr * q + fc] * model.random[fr].scale * model.random[fc].scale / (fit.sigma * fit.sigma);
+        }
+    }
+    let estimate = layout.coordinates(&relative, fit.sigma / model.response.scale);
+    let fixed = fixed(&layout);
+    let origin = estimate.iter().enumerate().filter(|&(i, _)| i != fixed).map(|(_, v)| *v).collect();
+    let copy = Box::new(model.in_data_coordinates(&order));
+    (Kind::Variance { copy, layout, fixed, estimate }, origin)
 }
 
 /// The profile-likelihood intervals ([`LmmProfile::interval`]) of `parameters`, the
