@@ -42,7 +42,7 @@
 use std::cell::RefCell;
 
 use crate::blocks::CrossProducts;
-use crate::dense::{cholesky_in_place, congruence, identity, inverse_from_cholesky, inverse_from_cholesky_into, multiply, solve_lower, solve_lower_transposed};
+use crate::dense::{cholesky_in_place, congruence, identity, inverse_from_cholesky, multiply, solve_lower, solve_lower_transposed};
 use crate::error::{HnmError, Result};
 use crate::interrupt::Checkpoint;
 use crate::optim::{minimize_bounded, Objective};
@@ -55,6 +55,23 @@ pub use profile::{profile_grids, profile_intervals, LmmParameter, LmmProfile, Lm
 pub use satterthwaite::VarianceDerivatives;
 
 const LOG_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// `$body` with `$p1` bound to a literal for the common widths (p + 1 ≤ 8), so that the loops
+/// over the columns of [X y] in an inlined kernel unroll.
+macro_rules! with_literal_width {
+    ($width:expr, $p1:ident => $body:expr) => {
+        match $width {
+            2 => { let $p1 = 2; $body }
+            3 => { let $p1 = 3; $body }
+            4 => { let $p1 = 4; $body }
+            5 => { let $p1 = 5; $body }
+            6 => { let $p1 = 6; $body }
+            7 => { let $p1 = 7; $body }
+            8 => { let $p1 = 8; $body }
+            $p1 => $body,
+        }
+    };
+}
 
 /// Squared relative norm below which a fixed-effect column counts as a linear combination of
 /// the columns before it (lme4's rank check drops columns whose QR residual norm is below
@@ -95,19 +112,58 @@ struct Affine {
     raw_shift: f64,
 }
 
-impl Affine {
-    fn mean(&self, stats: &CrossProducts, j: usize) -> f64 {
-        match self.term {
-            Term::Intercept => 1.0,
-            Term::Variable(a) => (stats.mean(j)[a] - self.shift) / self.scale,
-        }
+/// An [`Affine`] map hoisted out of a loop over groups: the column's variable (None for the
+/// intercept), shift and 1/scale (a power of two, so that the products equal the quotients).
+#[derive(Debug, Clone, Copy)]
+struct ColumnMap {
+    variable: Option<usize>,
+    shift: f64,
+    inverse_scale: f64,
+}
+
+impl From<&Affine> for ColumnMap {
+    fn from(a: &Affine) -> Self {
+        let variable = match a.term {
+            Term::Intercept => None,
+            Term::Variable(v) => Some(v),
+        };
+        ColumnMap { variable, shift: a.shift, inverse_scale: 1.0 / a.scale }
+    }
+}
+
+fn column_maps<'a>(columns: impl IntoIterator<Item = &'a Affine>) -> Vec<ColumnMap> {
+    columns.into_iter().map(ColumnMap::from).collect()
+}
+
+/// One group's statistics as the design columns read them.
+struct GroupMoments<'a> {
+    n: f64,
+    means: &'a [f64],
+    comoments: &'a [f64],
+}
+
+impl<'a> GroupMoments<'a> {
+    fn of(stats: &'a CrossProducts, j: usize) -> Self {
+        let k = stats.variables();
+        let triangle = k * (k + 1) / 2;
+        GroupMoments { n: stats.n()[j], means: stats.mean(j), comoments: &stats.comoments()[j * triangle..(j + 1) * triangle] }
     }
 
-    fn comoment(&self, other: &Affine, stats: &CrossProducts, j: usize) -> f64 {
-        match (self.term, other.term) {
-            (Term::Variable(a), Term::Variable(b)) => stats.comoment(j, a, b) / (self.scale * other.scale),
+    /// The column's group mean m̃ = (v̄ − shift)/scale, or 1.
+    fn mean(&self, c: &ColumnMap) -> f64 {
+        c.variable.map_or(1.0, |v| (self.means[v] - c.shift) * c.inverse_scale)
+    }
+
+    /// Σ_i ũ ṽ = W̃_uv + n m̃_u m̃_v over the group's rows, given the columns' means.
+    fn product(&self, u: &ColumnMap, mean_u: f64, v: &ColumnMap, mean_v: f64) -> f64 {
+        let within = match (u.variable, v.variable) {
+            (Some(a), Some(b)) => {
+                let index = if a >= b { crate::blocks::packed(a, b) } else { crate::blocks::packed(b, a) };
+                self.comoments[index] * u.inverse_scale * v.inverse_scale
+            }
             _ => 0.0,
-        }
+        };
+        within + self.n * mean_u * mean_v
     }
 }
 
@@ -133,8 +189,10 @@ pub struct LinearMixedModel {
     lower: Vec<f64>,
 }
 
-/// Per-evaluation storage: each group's L_j and R_j, L_F, and the small buffers one group's
-/// computation needs (allocated once, so the loops over groups allocate nothing).
+/// Per-evaluation storage: each group's L_j, T_j = S_jΛ and the reciprocals of L_j's diagonal,
+/// L_F, and the small buffers one group's computation needs (allocated once, so the loops over
+/// groups allocate nothing). R_j = L_j⁻¹ΛᵀB_j is not kept: what the gradient and the modes need
+/// of it, R_j w, is L_j⁻¹Λᵀ(B_j w), cheaper to recompute than to read back.
 #[derive(Debug, Clone)]
 pub struct Workspace {
     l: Vec<f64>,
@@ -154,6 +212,16 @@ pub struct Workspace {
     h: Vec<f64>,
     hk: Vec<f64>,
     g_hat: Vec<f64>,
+    /// The θ of the factorisation the buffers hold, and what it gave (None after a failure).
+    factored: Option<(Vec<f64>, Factorization)>,
+}
+
+/// The sums over the groups of [`LinearMixedModel::moment_sums`].
+struct MomentSums {
+    explained: f64,
+    used: usize,
+    second: Vec<f64>,
+    sampling: Vec<f64>,
 }
 
 /// What one factorisation gives.
@@ -247,9 +315,14 @@ impl LinearMixedModel {
         let fixed_centred = structure.fixed.contains(&Term::Intercept);
         let affine = |term: Term, centred: bool| columns.affine(term, centred);
         let response = affine(Term::Variable(structure.response), fixed_centred);
-        let all_fixed: Vec<Affine> = structure.fixed.iter().map(|&t| affine(t, fixed_centred)).collect();
-        let kept = full_rank_columns(&cross_products(&stats, &all_fixed, &all_fixed), all_fixed.len());
-        let fixed: Vec<Affine> = kept.iter().map(|&f| all_fixed[f]).collect();
+        let mut all_columns: Vec<Affine> = structure.fixed.iter().map(|&t| affine(t, fixed_centred)).collect();
+        all_columns.push(response);
+        // [X y]ᵀ[X y] over every column of X, from which the kept columns' F is taken.
+        let all_xy = symmetric_cross_products(&stats, &all_columns);
+        let (width, all_p) = (all_columns.len(), all_columns.len() - 1);
+        let x_block: Vec<f64> = (0..all_p * all_p).map(|i| all_xy[(i / all_p) * width + i % all_p]).collect();
+        let kept = full_rank_columns(&x_block, all_p);
+        let fixed: Vec<Affine> = kept.iter().map(|&f| all_columns[f]).collect();
         let mut random = Vec::with_capacity(q);
         let mut start = 0;
         for &size in &structure.blocks {
@@ -261,7 +334,8 @@ impl LinearMixedModel {
         let p = fixed.len();
         let mut fixed_and_response = fixed.clone();
         fixed_and_response.push(response);
-        let xy = cross_products(&stats, &fixed_and_response, &fixed_and_response);
+        let selected: Vec<usize> = kept.iter().copied().chain(std::iter::once(all_p)).collect();
+        let xy: Vec<f64> = selected.iter().flat_map(|&a| selected.iter().map(move |&b| (a, b))).map(|(a, b)| all_xy[a * width + b]).collect();
         let (zz, zxy) = group_blocks(&stats, &random, &fixed_and_response)?;
         let (theta_positions, lower) = theta_layout(&structure.blocks);
         Ok(LinearMixedModel {
@@ -323,7 +397,7 @@ impl LinearMixedModel {
         let (m, q, p) = (self.n.len(), self.q, self.p);
         Ok(Workspace {
             l: crate::blocks::zeroed(m * q * q)?,
-            r: crate::blocks::zeroed(m * q * (p + 1))?,
+            r: vec![0.0; q * (p + 1)],
             ts: crate::blocks::zeroed(m * q * q)?,
             inverse_diagonal: crate::blocks::zeroed(m * q)?,
             lf: vec![0.0; (p + 1) * (p + 1)],
@@ -339,6 +413,7 @@ impl LinearMixedModel {
             h: vec![0.0; q * q],
             hk: vec![0.0; q * q],
             g_hat: vec![0.0; q * p],
+            factored: None,
         })
     }
 
@@ -404,35 +479,101 @@ impl LinearMixedModel {
         Ok(())
     }
 
-    /// The blocked Cholesky factorisation at θ (module docs), leaving L_j, R_j and L_F in `ws`.
+    /// The blocked Cholesky factorisation at θ (module docs), leaving L_j, T_j and L_F in `ws`.
     fn factorize(&self, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
-        // Literal q for the common sizes, so that the inlined loops over q are unrolled.
-        // Scalar kernels for the common q = 1, 2; a literal q = 3, so that the inlined loops
-        // over q are unrolled; the general code beyond.
-        match self.q {
-            1 => self.factorize_one(theta, ws),
-            2 => self.factorize_two(theta, ws),
-            3 => self.factorize_q(3, theta, ws),
-            q => self.factorize_q(q, theta, ws),
+        ws.factored = None;
+        self.fill_lambda(theta, &mut ws.lambda)?;
+        let half_logdet_z = match self.q {
+            // Scalar kernels for the common q = 1, 2, a literal q = 3 (so that the inlined loops
+            // over q unroll) and the general code beyond.
+            1 => self.diagonal_blocks_one(ws),
+            2 => self.diagonal_blocks_two(ws)?,
+            3 => self.diagonal_blocks_q(3, ws)?,
+            q => self.diagonal_blocks_q(q, ws)?,
+        };
+        with_literal_width!(self.p + 1, p1 => self.off_diagonal_blocks(p1, ws));
+        let factor = self.finish_factorization(half_logdet_z, theta, ws)?;
+        ws.factored = Some((theta.to_vec(), factor));
+        Ok(factor)
+    }
+
+    /// The factorisation at θ that `ws` holds when the last one taken in it (for this model)
+    /// was at θ, as after a search or a gradient evaluation there; else taken anew.
+    fn factorization_at(&self, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
+        match &ws.factored {
+            Some((at, factor)) if at == theta => Ok(*factor),
+            _ => self.factorize(theta, ws),
         }
     }
 
-    /// [`LinearMixedModel::factorize_q`] for q = 1 in scalar variables (a random intercept, or
-    /// one random slope).
-    fn factorize_one(&self, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
-        let p1 = self.p + 1;
-        self.fill_lambda(theta, &mut ws.lambda)?;
-        let lambda = ws.lambda[0];
+    /// L_F's matrix F − Σ_j R_jᵀR_j with the off-diagonal blocks R_j = L_j⁻¹ΛᵀB_j (its lower
+    /// triangle, in `ws.lf`), given the L_j. A loop of its own, after the diagonal blocks': the square
+    /// roots and divisions of one group's L_j form a chain of latencies that the processor can
+    /// overlap across groups only when each group's iteration is short.
+    #[inline(always)]
+    fn off_diagonal_blocks(&self, p1: usize, ws: &mut Workspace) {
         ws.lf.copy_from_slice(&self.xy);
+        let Workspace { l: ls, r, inverse_diagonal, lambda, lf, .. } = ws;
+        match self.q {
+            1 => {
+                let lambda = lambda[0];
+                for (b, &inverse) in self.zxy.chunks_exact(p1).zip(inverse_diagonal.iter()) {
+                    let scale = lambda * inverse;
+                    for (rc, &bc) in r.iter_mut().zip(b) {
+                        *rc = scale * bc;
+                    }
+                    for a in 0..p1 {
+                        let x = r[a];
+                        for (f, &y) in lf[a * p1..a * p1 + a + 1].iter_mut().zip(&r[..=a]) {
+                            *f -= x * y;
+                        }
+                    }
+                }
+            }
+            2 => {
+                let (l00, l10, l11) = (lambda[0], lambda[2], lambda[3]);
+                for ((b, l), inverse) in self.zxy.chunks_exact(2 * p1).zip(ls.chunks_exact(4)).zip(inverse_diagonal.chunks_exact(2)) {
+                    let (c10, i00, i11) = (l[2], inverse[0], inverse[1]);
+                    let (b0, b1) = b.split_at(p1);
+                    let (r0, r1) = r.split_at_mut(p1);
+                    for c in 0..p1 {
+                        let z0 = (l00 * b0[c] + l10 * b1[c]) * i00;
+                        r0[c] = z0;
+                        r1[c] = (l11 * b1[c] - c10 * z0) * i11;
+                    }
+                    for a in 0..p1 {
+                        let (x0, x1) = (r0[a], r1[a]);
+                        for ((f, &y0), &y1) in lf[a * p1..a * p1 + a + 1].iter_mut().zip(&r0[..=a]).zip(&r1[..=a]) {
+                            *f -= x0 * y0 + x1 * y1;
+                        }
+                    }
+                }
+            }
+            q => {
+                for ((b, l), inverse) in self.zxy.chunks_exact(q * p1).zip(ls.chunks_exact(q * q)).zip(inverse_diagonal.chunks_exact(q)) {
+                    lambda_transposed_times(lambda, b, q, p1, r);
+                    solve_lower_scaled(l, inverse, q, r, p1);
+                    for k in 0..q {
+                        let row = &r[k * p1..(k + 1) * p1];
+                        for a in 0..p1 {
+                            let ra = row[a];
+                            for (f, &rc) in lf[a * p1..a * p1 + a + 1].iter_mut().zip(row) {
+                                *f -= ra * rc;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The diagonal blocks L_j (the Cholesky factors of A_j = ΛᵀS_jΛ + I), T_j = S_jΛ and the
+    /// reciprocals of L_j's diagonal into `ws`, for q = 1 in scalar variables (a random
+    /// intercept, or one random slope); Σ_j log|L_j|.
+    fn diagonal_blocks_one(&self, ws: &mut Workspace) -> f64 {
+        let lambda = ws.lambda[0];
         let (mut logdet_z, mut product) = (0.0, 1.0);
-        for ((((&s, b), l), r), (t, inverse)) in self
-            .zz
-            .iter()
-            .zip(self.zxy.chunks_exact(p1))
-            .zip(ws.l.iter_mut())
-            .zip(ws.r.chunks_exact_mut(p1))
-            .zip(ws.ts.iter_mut().zip(ws.inverse_diagonal.iter_mut()))
-        {
+        for ((&s, l), (t, inverse)) in self.zz.iter().zip(ws.l.iter_mut()).zip(ws.ts.iter_mut().zip(ws.inverse_diagonal.iter_mut())) {
             *t = s * lambda;
             *l = (lambda * *t + 1.0).sqrt();
             *inverse = 1.0 / *l;
@@ -441,35 +582,19 @@ impl LinearMixedModel {
                 logdet_z += product.ln();
                 product = 1.0;
             }
-            let scale = lambda * *inverse;
-            for (rc, &bc) in r.iter_mut().zip(b) {
-                *rc = scale * bc;
-            }
-            for a in 0..p1 {
-                let x = r[a];
-                for (f, &y) in ws.lf[a * p1..a * p1 + a + 1].iter_mut().zip(&r[..=a]) {
-                    *f -= x * y;
-                }
-            }
         }
-        logdet_z += product.ln();
-        self.finish_factorization(logdet_z, theta, ws)
+        logdet_z + product.ln()
     }
 
-    /// [`LinearMixedModel::factorize_q`] for q = 2 in scalar variables.
-    fn factorize_two(&self, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
-        let p1 = self.p + 1;
-        self.fill_lambda(theta, &mut ws.lambda)?;
+    /// [`LinearMixedModel::diagonal_blocks_one`] for q = 2.
+    ///
+    /// # Errors
+    /// `Optimizer` when a block is not positive definite (only through rounding: A_j ⪰ I).
+    fn diagonal_blocks_two(&self, ws: &mut Workspace) -> Result<f64> {
         let (l00, l10, l11) = (ws.lambda[0], ws.lambda[2], ws.lambda[3]);
-        ws.lf.copy_from_slice(&self.xy);
         let (mut logdet_z, mut product) = (0.0, 1.0);
-        for ((((s, b), l), r), (t, inverse)) in self
-            .zz
-            .chunks_exact(4)
-            .zip(self.zxy.chunks_exact(2 * p1))
-            .zip(ws.l.chunks_exact_mut(4))
-            .zip(ws.r.chunks_exact_mut(2 * p1))
-            .zip(ws.ts.chunks_exact_mut(4).zip(ws.inverse_diagonal.chunks_exact_mut(2)))
+        for ((s, l), (t, inverse)) in
+            self.zz.chunks_exact(4).zip(ws.l.chunks_exact_mut(4)).zip(ws.ts.chunks_exact_mut(4).zip(ws.inverse_diagonal.chunks_exact_mut(2)))
         {
             let (s00, s01, s11) = (s[0], s[1], s[3]);
             let (t00, t01, t10, t11) = (s00 * l00 + s01 * l10, s01 * l11, s01 * l00 + s11 * l10, s11 * l11);
@@ -484,31 +609,16 @@ impl LinearMixedModel {
                 return Err(HnmError::Optimizer("a group's block lost positive definiteness".into()));
             }
             let c11 = d.sqrt();
-            let i11 = 1.0 / c11;
             l.copy_from_slice(&[c00, 0.0, c10, c11]);
             t.copy_from_slice(&[t00, t01, t10, t11]);
-            inverse.copy_from_slice(&[i00, i11]);
+            inverse.copy_from_slice(&[i00, 1.0 / c11]);
             product *= c00 * c11;
             if product > 1e200 {
                 logdet_z += product.ln();
                 product = 1.0;
             }
-            let (b0, b1) = b.split_at(p1);
-            let (r0, r1) = r.split_at_mut(p1);
-            for c in 0..p1 {
-                let z0 = (l00 * b0[c] + l10 * b1[c]) * i00;
-                r0[c] = z0;
-                r1[c] = (l11 * b1[c] - c10 * z0) * i11;
-            }
-            for a in 0..p1 {
-                let (x0, x1) = (r0[a], r1[a]);
-                for ((f, &y0), &y1) in ws.lf[a * p1..a * p1 + a + 1].iter_mut().zip(&r0[..=a]).zip(&r1[..=a]) {
-                    *f -= x0 * y0 + x1 * y1;
-                }
-            }
         }
-        logdet_z += product.ln();
-        self.finish_factorization(logdet_z, theta, ws)
+        Ok(logdet_z + product.ln())
     }
 
     /// w = (−β, 1) and, for REML, R_X⁻¹ (`ws.x_inverse`): what every group's gradient term
@@ -542,15 +652,15 @@ impl LinearMixedModel {
     }
 
     /// [`LinearMixedModel::gradient_q`] for q = 1 in scalar variables.
-    fn gradient_one(&self, reml: bool, scale: f64, ws: &mut Workspace) -> Vec<f64> {
-        let (p, p1) = (self.p, self.p + 1);
-        let (lambda, w, x_inverse) = (ws.lambda[0], &ws.w, &ws.x_inverse);
+    #[inline(always)]
+    fn gradient_one(&self, p1: usize, reml: bool, scale: f64, ws: &mut Workspace) -> Vec<f64> {
+        let p = p1 - 1;
+        let (lambda, w, x_inverse) = (ws.lambda[0], &ws.w[..p1], &ws.x_inverse);
         let mut gradient = 0.0;
-        for ((b, r), (&t, &inverse)) in
-            self.zxy.chunks_exact(p1).zip(ws.r.chunks_exact(p1)).zip(ws.ts.iter().zip(&ws.inverse_diagonal))
-        {
-            let u = dot(r, w) * inverse;
-            let v = dot(b, w) - t * u;
+        for (b, (&t, &inverse)) in self.zxy.chunks_exact(p1).zip(ws.ts.iter().zip(&ws.inverse_diagonal)) {
+            let e = dot(b, w);
+            let u = lambda * e * inverse * inverse;
+            let v = e - t * u;
             let a_inverse = inverse * inverse;
             gradient += 2.0 * t * a_inverse - scale * v * u;
             if reml {
@@ -563,29 +673,22 @@ impl LinearMixedModel {
     }
 
     /// [`LinearMixedModel::gradient_q`] for q = 2 in scalar variables.
-    fn gradient_two(&self, reml: bool, scale: f64, ws: &mut Workspace) -> Vec<f64> {
-        let (p, p1) = (self.p, self.p + 1);
+    #[inline(always)]
+    fn gradient_two(&self, p1: usize, reml: bool, scale: f64, ws: &mut Workspace) -> Vec<f64> {
+        let p = p1 - 1;
         let (l00, l10, l11) = (ws.lambda[0], ws.lambda[2], ws.lambda[3]);
-        let Workspace { l: ls, r: rs, ts, inverse_diagonal, w, x_inverse, g_hat, .. } = ws;
+        let Workspace { l: ls, ts, inverse_diagonal, w, x_inverse, g_hat, .. } = ws;
         let (mut g00, mut g10, mut g11) = (0.0, 0.0, 0.0);
-        for (((b, l), r), (t, inverse)) in self
-            .zxy
-            .chunks_exact(2 * p1)
-            .zip(ls.chunks_exact(4))
-            .zip(rs.chunks_exact(2 * p1))
-            .zip(ts.chunks_exact(4).zip(inverse_diagonal.chunks_exact(2)))
+        for ((b, l), (t, inverse)) in
+            self.zxy.chunks_exact(2 * p1).zip(ls.chunks_exact(4)).zip(ts.chunks_exact(4).zip(inverse_diagonal.chunks_exact(2)))
         {
             let (c10, i00, i11) = (l[2], inverse[0], inverse[1]);
             let (t00, t01, t10, t11) = (t[0], t[1], t[2], t[3]);
             let (b0, b1) = b.split_at(p1);
-            let (r0, r1) = r.split_at(p1);
-            let (mut rho0, mut rho1, mut e0, mut e1) = (0.0, 0.0, 0.0, 0.0);
-            for c in 0..p1 {
-                rho0 += r0[c] * w[c];
-                rho1 += r1[c] * w[c];
-                e0 += b0[c] * w[c];
-                e1 += b1[c] * w[c];
-            }
+            let (e0, e1) = (dot(b0, &w[..p1]), dot(b1, &w[..p1]));
+            // R w = L⁻¹Λᵀ(B w).
+            let rho0 = (l00 * e0 + l10 * e1) * i00;
+            let rho1 = (l11 * e1 - c10 * rho0) * i11;
             let u1 = rho1 * i11;
             let u0 = (rho0 - c10 * u1) * i00;
             let v0 = e0 - (t00 * u0 + t01 * u1);
@@ -619,20 +722,19 @@ impl LinearMixedModel {
         self.theta_positions.iter().map(|&(r, c)| gradient[r * 2 + c]).collect()
     }
 
+    /// [`LinearMixedModel::diagonal_blocks_one`] for any q.
+    ///
+    /// # Errors
+    /// As [`LinearMixedModel::diagonal_blocks_two`].
     #[inline(always)]
-    fn factorize_q(&self, q: usize, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
-        let p1 = self.p + 1;
-        self.fill_lambda(theta, &mut ws.lambda)?;
+    fn diagonal_blocks_q(&self, q: usize, ws: &mut Workspace) -> Result<f64> {
         let lambda = &ws.lambda;
-        ws.lf.copy_from_slice(&self.xy);
         // log|L_j| from products of the diagonals (each ≥ 1, as A_j ⪰ I), one log per ~2^700.
         let (mut logdet_z, mut product) = (0.0, 1.0);
-        for ((((s, b), l), r), (t, inverse)) in self
+        for ((s, l), (t, inverse)) in self
             .zz
             .chunks_exact(q * q)
-            .zip(self.zxy.chunks_exact(q * p1))
             .zip(ws.l.chunks_exact_mut(q * q))
-            .zip(ws.r.chunks_exact_mut(q * p1))
             .zip(ws.ts.chunks_exact_mut(q * q).zip(ws.inverse_diagonal.chunks_exact_mut(q)))
         {
             times_lambda(s, lambda, q, t);
@@ -651,20 +753,8 @@ impl LinearMixedModel {
                 logdet_z += product.ln();
                 product = 1.0;
             }
-            lambda_transposed_times(lambda, b, q, p1, r);
-            solve_lower_scaled(l, inverse, q, r, p1);
-            for k in 0..q {
-                let row = &r[k * p1..(k + 1) * p1];
-                for a in 0..p1 {
-                    let ra = row[a];
-                    for (f, &rc) in ws.lf[a * p1..a * p1 + a + 1].iter_mut().zip(row) {
-                        *f -= ra * rc;
-                    }
-                }
-            }
         }
-        logdet_z += product.ln();
-        self.finish_factorization(logdet_z, theta, ws)
+        Ok(logdet_z + product.ln())
     }
 
     /// The last step of the factorisation: L_F from F − Σ R_jᵀR_j (its lower triangle in
@@ -744,12 +834,16 @@ impl LinearMixedModel {
         rx
     }
 
-    /// Per group: the spherical conditional mode u_j = L_j⁻ᵀ R_j w with w = (−β̂, 1).
+    /// Per group: the spherical conditional mode u_j = L_j⁻ᵀ R_j w = A_j⁻¹Λᵀ(B_j w) with
+    /// w = (−β̂, 1).
     fn spherical_mode(&self, ws: &Workspace, j: usize, w: &[f64]) -> Vec<f64> {
         let (q, p1) = (self.q, self.p + 1);
         let l = &ws.l[j * q * q..(j + 1) * q * q];
-        let r = &ws.r[j * q * p1..(j + 1) * q * p1];
-        let mut u: Vec<f64> = (0..q).map(|k| (0..p1).map(|c| r[k * p1 + c] * w[c]).sum()).collect();
+        let b = &self.zxy[j * q * p1..(j + 1) * q * p1];
+        let e: Vec<f64> = b.chunks_exact(p1).map(|row| dot(row, w)).collect();
+        let mut u = vec![0.0; q];
+        lambda_transposed_times(&ws.lambda, &e, q, 1, &mut u);
+        solve_lower(l, q, &mut u, 1);
         solve_lower_transposed(l, q, &mut u, 1);
         u
     }
@@ -768,8 +862,8 @@ impl LinearMixedModel {
     fn gradient_at_beta(&self, criterion: Criterion, scale: f64, beta: &[f64], ws: &mut Workspace) -> Vec<f64> {
         let reml = self.gradient_setup(criterion, beta, ws);
         match self.q {
-            1 => self.gradient_one(reml, scale, ws),
-            2 => self.gradient_two(reml, scale, ws),
+            1 => with_literal_width!(self.p + 1, p1 => self.gradient_one(p1, reml, scale, ws)),
+            2 => with_literal_width!(self.p + 1, p1 => self.gradient_two(p1, reml, scale, ws)),
             3 => self.gradient_q(3, reml, scale, ws),
             q => self.gradient_q(q, reml, scale, ws),
         }
@@ -778,18 +872,12 @@ impl LinearMixedModel {
     #[inline(always)]
     fn gradient_q(&self, q: usize, reml: bool, two_over_sigma2: f64, ws: &mut Workspace) -> Vec<f64> {
         let (p, p1) = (self.p, self.p + 1);
-        let Workspace { l: ls, r: rs, ts, inverse_diagonal, lambda, a_inverse, gradient, u, v, w, x_inverse, k, h, hk, g_hat, .. } =
-            ws;
+        let Workspace { l: ls, ts, inverse_diagonal, lambda, a_inverse, gradient, u, v, w, x_inverse, k, h, hk, g_hat, .. } = ws;
         gradient.fill(0.0);
-        for ((((b, l), r), t), inverse) in self
-            .zxy
-            .chunks_exact(q * p1)
-            .zip(ls.chunks_exact(q * q))
-            .zip(rs.chunks_exact(q * p1))
-            .zip(ts.chunks_exact(q * q))
-            .zip(inverse_diagonal.chunks_exact(q))
+        for (((b, l), t), inverse) in
+            self.zxy.chunks_exact(q * p1).zip(ls.chunks_exact(q * q)).zip(ts.chunks_exact(q * q)).zip(inverse_diagonal.chunks_exact(q))
         {
-            // A⁻¹ = L⁻ᵀL⁻¹, u = L⁻ᵀ R w (the spherical mode) and v = B w − T u.
+            // A⁻¹ = L⁻ᵀL⁻¹, u = A⁻¹Λᵀ(B w) (the spherical mode) and v = B w − T u.
             a_inverse.fill(0.0);
             for i in 0..q {
                 a_inverse[i * q + i] = 1.0;
@@ -797,11 +885,13 @@ impl LinearMixedModel {
             solve_lower_scaled(l, inverse, q, a_inverse, q);
             solve_lower_transposed_scaled(l, inverse, q, a_inverse, q);
             for i in 0..q {
-                u[i] = dot(&r[i * p1..(i + 1) * p1], w);
+                v[i] = dot(&b[i * p1..(i + 1) * p1], w);
             }
+            lambda_transposed_times(lambda, v, q, 1, u);
+            solve_lower_scaled(l, inverse, q, u, 1);
             solve_lower_transposed_scaled(l, inverse, q, u, 1);
             for i in 0..q {
-                v[i] = dot(&b[i * p1..(i + 1) * p1], w) - dot(&t[i * q..(i + 1) * q], u);
+                v[i] -= dot(&t[i * q..(i + 1) * q], u);
             }
             // ML: 2 T A⁻¹ − (2/σ̂²) v uᵀ.
             for row in 0..q {
@@ -898,7 +988,7 @@ impl LinearMixedModel {
         };
         (minimum.iterations, minimum.evaluations) = (iterations, evaluations);
         let mut ws = problem.workspace.into_inner();
-        let factor = self.factorize(&minimum.x, &mut ws)?;
+        let factor = self.factorization_at(&minimum.x, &mut ws)?;
         let theta = minimum.x.clone();
         Ok(self.assemble(criterion, &theta, &factor, &ws, minimum))
     }
@@ -940,31 +1030,12 @@ impl LinearMixedModel {
         let mut w: Vec<f64> = beta.iter().map(|b| -b).collect();
         w.push(1.0);
         let rss: f64 = (0..p1).map(|a| (0..p1).map(|c| w[a] * self.xy[a * p1 + c] * w[c]).sum::<f64>()).sum();
-        let (mut explained, mut used) = (0.0, 0usize);
-        let mut second = vec![0.0; q * q];
-        let mut sampling = vec![0.0; q * q];
-        // One set of buffers for all groups: no allocation per group.
-        let (mut l, mut c, mut bhat, mut s_inverse) = (vec![0.0; q * q], vec![0.0; q], vec![0.0; q], vec![0.0; q * q]);
-        for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
-            l.copy_from_slice(s);
-            let trace: f64 = (0..q).map(|i| s[i * q + i]).sum();
-            if !cholesky_in_place(&mut l, q) || (0..q).any(|i| l[i * q + i].powi(2) <= 1e-8 * trace) {
-                continue;
-            }
-            for (k, ck) in c.iter_mut().enumerate() {
-                *ck = dot(&b[k * p1..(k + 1) * p1], &w);
-            }
-            bhat.copy_from_slice(&c);
-            solve_lower(&l, q, &mut bhat, 1);
-            solve_lower_transposed(&l, q, &mut bhat, 1);
-            explained += dot(&c, &bhat);
-            inverse_from_cholesky_into(&l, q, &mut s_inverse);
-            for i in 0..q * q {
-                second[i] += bhat[i / q] * bhat[i % q];
-                sampling[i] += s_inverse[i];
-            }
-            used += 1;
-        }
+        let MomentSums { explained, used, second, sampling } = match q {
+            1 => self.moment_sums(1, &w),
+            2 => self.moment_sums(2, &w),
+            3 => self.moment_sums(3, &w),
+            q => self.moment_sums(q, &w),
+        };
         let df = self.n_obs - (p + q * used) as f64;
         let sigma2 = (rss - explained) / df;
         if used <= q || !(df > 0.0 && sigma2 > 0.0) {
@@ -1003,6 +1074,48 @@ impl LinearMixedModel {
         }
     }
 
+    /// The sums of [`LinearMixedModel::moment_start`] over the groups whose S_j is well
+    /// conditioned, with c_j = B_j w the group's OLS residual cross-products: c_jᵀS_j⁻¹c_j, the
+    /// b̂_j b̂_jᵀ with b̂_j = S_j⁻¹c_j, and the S_j⁻¹.
+    #[inline(always)]
+    fn moment_sums(&self, q: usize, w: &[f64]) -> MomentSums {
+        let p1 = self.p + 1;
+        let mut sums = MomentSums { explained: 0.0, used: 0, second: vec![0.0; q * q], sampling: vec![0.0; q * q] };
+        // One set of buffers for all groups: no allocation per group.
+        let (mut l, mut inverse, mut c, mut s_inverse) = (vec![0.0; q * q], vec![0.0; q], vec![0.0; q], vec![0.0; q * q]);
+        for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
+            l.copy_from_slice(s);
+            let trace: f64 = (0..q).map(|i| s[i * q + i]).sum();
+            if !cholesky_in_place(&mut l, q) || (0..q).any(|i| l[i * q + i].powi(2) <= 1e-8 * trace) {
+                continue;
+            }
+            for (i, x) in inverse.iter_mut().enumerate() {
+                *x = 1.0 / l[i * q + i];
+            }
+            s_inverse.fill(0.0);
+            for i in 0..q {
+                s_inverse[i * q + i] = 1.0;
+            }
+            solve_lower_scaled(&l, &inverse, q, &mut s_inverse, q);
+            solve_lower_transposed_scaled(&l, &inverse, q, &mut s_inverse, q);
+            for (k, ck) in c.iter_mut().enumerate() {
+                *ck = dot(&b[k * p1..(k + 1) * p1], &w[..p1]);
+            }
+            for i in 0..q {
+                let bhat_i = dot(&s_inverse[i * q..(i + 1) * q], &c);
+                sums.explained += c[i] * bhat_i;
+                for k in 0..q {
+                    sums.second[i * q + k] += bhat_i * dot(&s_inverse[k * q..(k + 1) * q], &c);
+                }
+            }
+            for (total, x) in sums.sampling.iter_mut().zip(&s_inverse) {
+                *total += x;
+            }
+            sums.used += 1;
+        }
+        sums
+    }
+
     /// The fit at the internal θ `internal_theta` without a search (a saved fit rebuilt): the
     /// estimates there, with the projected gradient norm recomputed and no iterations.
     ///
@@ -1015,9 +1128,9 @@ impl LinearMixedModel {
     }
 
     /// [`LinearMixedModel::fit_at`] given the criterion's gradient at θ (a search that stopped
-    /// there has it) and a workspace: one factorisation, no gradient.
+    /// there has it) and the workspace it was computed in, whose factorisation is reused.
     pub(crate) fn fit_at_gradient(&self, criterion: Criterion, internal_theta: &[f64], gradient: Vec<f64>, ws: &mut Workspace) -> Result<LmmFit> {
-        let factor = self.factorize(internal_theta, ws)?;
+        let factor = self.factorization_at(internal_theta, ws)?;
         let projected_gradient_norm = internal_theta
             .iter()
             .zip(&gradient)
@@ -1307,34 +1420,16 @@ impl LinearMixedModel {
             return Err(HnmError::InvalidArgument { argument: "stats", reason: "must have the design the model was built on" });
         }
         let (q, p, p1) = (self.q, self.p, self.p + 1);
-        let (k, y) = (stats.variables(), self.structure.response);
-        let triangle = k * (k + 1) / 2;
         // The response's map in the data's units, about the new statistics' pilot.
-        let response = Affine { shift: self.response.raw_shift - stats.pilot()[y], ..self.response };
-        // Per column of Z, then X and y: its variable (None for the intercept), shift and
-        // 1/scale (a power of two, so the products equal Affine's quotients), hoisted out of
-        // the loop over groups.
-        let columns: Vec<(Option<usize>, f64, f64)> = self
-            .random
-            .iter()
-            .chain(&self.fixed)
-            .chain(std::iter::once(&response))
-            .map(|a| (if let Term::Variable(v) = a.term { Some(v) } else { None }, a.shift, 1.0 / a.scale))
-            .collect();
-        let (inverse_y, shift_y) = (1.0 / response.scale, response.shift);
+        let response = Affine { shift: self.response.raw_shift - stats.pilot()[self.structure.response], ..self.response };
+        // Z's columns, then X's and y's.
+        let columns = column_maps(self.random.iter().chain(&self.fixed).chain(std::iter::once(&response)));
+        let y = columns[q + p];
         let mut f_column = vec![0.0; p1];
         for (i, &j) in self.group_index.iter().enumerate() {
-            let (n, means) = (stats.n()[j], stats.mean(j));
-            let comoments = &stats.comoments()[j * triangle..(j + 1) * triangle];
-            let mean_y = (means[y] - shift_y) * inverse_y;
-            // Σ_i ũ ỹ = W̃_uy + n m̃_u m̃_y for column u (Affine::comoment and Affine::mean).
-            let product = |&(variable, shift, inverse): &(Option<usize>, f64, f64)| match variable {
-                None => n * mean_y,
-                Some(v) => {
-                    let w = comoments[if v >= y { crate::blocks::packed(v, y) } else { crate::blocks::packed(y, v) }];
-                    w * inverse * inverse_y + n * ((means[v] - shift) * inverse) * mean_y
-                }
-            };
+            let group = GroupMoments::of(stats, j);
+            let mean_y = group.mean(&y);
+            let product = |column: &ColumnMap| group.product(column, group.mean(column), &y, mean_y);
             for (u, column) in columns[..q].iter().enumerate() {
                 self.zxy[(i * q + u) * p1 + p] = product(column);
             }
@@ -1528,39 +1623,29 @@ impl<'a> ColumnSummary<'a> {
     }
 }
 
-/// Σ_j (columns `left`)ᵀ(columns `right`) over the groups, |left| × |right| row-major.
-fn cross_products(stats: &CrossProducts, left: &[Affine], right: &[Affine]) -> Vec<f64> {
-    let mut out = vec![0.0; left.len() * right.len()];
-    let mut mean_left = vec![0.0; left.len()];
-    let mut mean_right = vec![0.0; right.len()];
+/// Σ_j (columns)ᵀ(columns) over the groups, row-major.
+fn symmetric_cross_products(stats: &CrossProducts, columns: &[Affine]) -> Vec<f64> {
+    let c = columns.len();
+    let maps = column_maps(columns);
+    let mut out = vec![0.0; c * c];
+    let mut means = vec![0.0; c];
     for j in 0..stats.groups() {
-        add_group_products(stats, j, left, right, &mut mean_left, &mut mean_right, &mut out);
-    }
-    out
-}
-
-/// Adds group j's Σ_i ũ ṽ = W̃_uv + n_j m̃_u m̃_v for u in `left`, v in `right` to `out`.
-fn add_group_products(
-    stats: &CrossProducts,
-    j: usize,
-    left: &[Affine],
-    right: &[Affine],
-    mean_left: &mut [f64],
-    mean_right: &mut [f64],
-    out: &mut [f64],
-) {
-    let n = stats.n()[j];
-    for (m, a) in mean_left.iter_mut().zip(left) {
-        *m = a.mean(stats, j);
-    }
-    for (m, a) in mean_right.iter_mut().zip(right) {
-        *m = a.mean(stats, j);
-    }
-    for (u, a) in left.iter().enumerate() {
-        for (v, b) in right.iter().enumerate() {
-            out[u * right.len() + v] += a.comoment(b, stats, j) + n * mean_left[u] * mean_right[v];
+        let group = GroupMoments::of(stats, j);
+        for (m, map) in means.iter_mut().zip(&maps) {
+            *m = group.mean(map);
+        }
+        for u in 0..c {
+            for v in 0..=u {
+                out[u * c + v] += group.product(&maps[u], means[u], &maps[v], means[v]);
+            }
         }
     }
+    for u in 0..c {
+        for v in 0..u {
+            out[v * c + u] = out[u * c + v];
+        }
+    }
+    out
 }
 
 /// Each group's S_j = Z̃ᵀZ̃ (q × q) and B_j = Z̃ᵀ[X̃ ỹ] (q × (p + 1)), group-major.
@@ -1568,10 +1653,22 @@ fn group_blocks(stats: &CrossProducts, random: &[Affine], fixed_and_response: &[
     let (m, q, p1) = (stats.groups(), random.len(), fixed_and_response.len());
     let mut zz = crate::blocks::zeroed(m * q * q)?;
     let mut zxy = crate::blocks::zeroed(m * q * p1)?;
-    let (mut mz, mut mz2, mut mxy) = (vec![0.0; q], vec![0.0; q], vec![0.0; p1]);
-    for j in 0..m {
-        add_group_products(stats, j, random, random, &mut mz, &mut mz2, &mut zz[j * q * q..(j + 1) * q * q]);
-        add_group_products(stats, j, random, fixed_and_response, &mut mz, &mut mxy, &mut zxy[j * q * p1..(j + 1) * q * p1]);
+    let (random, others) = (column_maps(random), column_maps(fixed_and_response));
+    let (mut mean_z, mut mean_xy) = (vec![0.0; q], vec![0.0; p1]);
+    for ((j, s), b) in zz.chunks_exact_mut(q * q).enumerate().zip(zxy.chunks_exact_mut(q * p1)) {
+        let group = GroupMoments::of(stats, j);
+        for (m, map) in mean_z.iter_mut().zip(&random).chain(mean_xy.iter_mut().zip(&others)) {
+            *m = group.mean(map);
+        }
+        for u in 0..q {
+            for v in 0..=u {
+                s[u * q + v] = group.product(&random[u], mean_z[u], &random[v], mean_z[v]);
+                s[v * q + u] = s[u * q + v];
+            }
+            for v in 0..p1 {
+                b[u * p1 + v] = group.product(&random[u], mean_z[u], &others[v], mean_xy[v]);
+            }
+        }
     }
     Ok((zz, zxy))
 }

@@ -72,7 +72,8 @@ pub struct LmmProfilePoint {
     /// ζ = sign(value − estimate) √(deviance − deviance at the estimate).
     pub zeta: f64,
     /// All parameters at the inner optimum in lme4's order: the SDs and correlations (θ's
-    /// layout), σ, then the fixed effects.
+    /// layout), σ, then the fixed effects; the profiled one is `value` itself (not recomputed
+    /// from the inner optimum, which would round a correlation of 1 to 1 − 1e-16, say).
     pub parameters: Vec<f64>,
 }
 
@@ -415,7 +416,13 @@ impl<'a> LmmProfile<'a> {
             )));
         }
         *self.warm.borrow_mut() = free.x;
-        let ((deviance, coordinate_slope), parameters) = point;
+        let ((deviance, coordinate_slope), mut parameters) = point;
+        let n_theta = self.model.theta_positions.len();
+        parameters[match self.parameter {
+            LmmParameter::Variance(i) => i,
+            LmmParameter::Sigma => n_theta,
+            LmmParameter::Beta(i) => n_theta + 1 + i,
+        }] = value;
         let excess = (deviance - self.minimum).max(0.0);
         let zeta = (value - self.estimate()).signum() * excess.sqrt();
         let slope = if derivative == 0.0 { f64::NAN } else { coordinate_slope / derivative };
