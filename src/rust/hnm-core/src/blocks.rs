@@ -52,20 +52,18 @@ impl Column<'_> {
         }
     }
 
-    /// The bits of `row`'s value, for [`BlockPass::fingerprint`].
-    #[inline(always)]
-    fn bits(&self, row: usize) -> u64 {
-        match self {
-            Column::Double(v) => v[row].to_bits(),
-            Column::Integer(v) => v[row] as u32 as u64,
-        }
-    }
-
     #[inline(always)]
     fn cell(&self, row: usize) -> Cell {
+        self.read(row).1
+    }
+
+    /// The bits of `row`'s value (for [`BlockPass::fingerprint`]) and what it means, from one
+    /// read.
+    #[inline(always)]
+    fn read(&self, row: usize) -> (u64, Cell) {
         match self {
-            Column::Double(v) => v[row].cell(),
-            Column::Integer(v) => v[row].cell(),
+            Column::Double(v) => (v[row].to_bits(), v[row].cell()),
+            Column::Integer(v) => (v[row] as u32 as u64, v[row].cell()),
         }
     }
 }
@@ -142,10 +140,28 @@ impl Fingerprint {
 
     #[inline(always)]
     fn add_row(&mut self, columns: &[Column<'_>], row: usize, code: i32) {
-        let mut combined = code as u32 as u64;
+        let mut combined = Self::code_bits(code);
         for (a, column) in columns.iter().enumerate() {
-            combined ^= column.bits(row).rotate_left(1 + 13 * a as u32);
+            combined ^= Self::cell_bits(a, column.read(row).0);
         }
+        self.add(combined);
+    }
+
+    /// A row's code, the start of its combined bits.
+    #[inline(always)]
+    fn code_bits(code: i32) -> u64 {
+        code as u32 as u64
+    }
+
+    /// What column `a`'s value (its bits) adds to its row's combined bits, by exclusive or.
+    #[inline(always)]
+    fn cell_bits(a: usize, bits: u64) -> u64 {
+        bits.rotate_left(1 + 13 * a as u32)
+    }
+
+    /// The next row, from its combined bits.
+    #[inline(always)]
+    fn add(&mut self, combined: u64) {
         self.weight = self.weight.wrapping_add(Self::STEP);
         self.value = self.value.wrapping_add(combined.wrapping_mul(self.weight | 1));
     }
@@ -264,14 +280,14 @@ impl CrossProducts {
     /// ```
     pub fn from_columns_on_threads(columns: &[Column<'_>], codes: &[i32], n_groups: usize, threads: usize, interrupt: &dyn Interrupt) -> Result<BlockPass> {
         let rows = codes.len();
-        let threads = if rows < PARALLEL_ROWS { 1 } else { crate::bootstrap::worker_threads(threads, rows) };
+        let threads = if rows < PARALLEL_ROWS { 1 } else { crate::parallel::worker_threads(threads, rows) };
         let pilot = first_complete_row(columns, codes);
         let (Some(pilot), true) = (pilot, threads > 1) else {
             return Self::from_columns(columns, codes.iter().copied(), n_groups, &mut Checkpoint::new(interrupt));
         };
         check_columns(columns, rows)?;
         let chunk = rows.div_ceil(threads);
-        let parts = crate::bootstrap_lmm::in_parallel(threads, threads, interrupt, || (), |_, t, stop| {
+        let parts = crate::parallel::in_parallel(threads, threads, interrupt, || (), |_, t, stop| {
             let range = t * chunk..((t + 1) * chunk).min(rows);
             let mut checkpoint = Checkpoint::new(stop);
             Some(accumulate_rows(columns, codes[range.clone()].iter().copied(), range.start, Some(&pilot), n_groups, &mut checkpoint))
@@ -396,10 +412,9 @@ impl RowPass<'_> {
             &mut heap
         };
         let mut ahead = codes.clone().skip(PREFETCH_DISTANCE);
-        'rows: for (i, code) in codes.enumerate() {
+        for (i, code) in codes.enumerate() {
             let row = first_row + i;
             checkpoint.check()?;
-            self.hash.add_row(columns, row, code);
             if let Some(future) = ahead.next() {
                 // Every cache line of the group's state (1 + k + k(k+1)/2 doubles).
                 let start = self.state.as_ptr().wrapping_add((future as isize - 1).max(0) as usize * stride);
@@ -408,21 +423,16 @@ impl RowPass<'_> {
                 }
                 prefetch_address(start.wrapping_add(stride - 1));
             }
-            if code == NA_CODE {
-                self.dropped += 1;
-                continue;
-            }
-            // Shifted as read, in scalars: a vector load of values just stored one by one
-            // would stall on store forwarding. The pilot is 0 until it is set.
-            for (a, column) in columns.iter().enumerate() {
-                match column.cell(row) {
-                    Cell::Value(v) => shifted[a] = v - self.pilot[a],
-                    Cell::Missing => {
-                        self.dropped += 1;
-                        continue 'rows;
-                    }
-                    Cell::NotFinite => return Err(HnmError::ColumnNotFinite { column: a, row }),
+            // The pilot is 0 until it is set.
+            let (read, combined) = read_row(columns, row, code, &self.pilot, shifted);
+            self.hash.add(combined);
+            match read {
+                RowRead::Kept => {}
+                RowRead::Dropped => {
+                    self.dropped += 1;
+                    continue;
                 }
+                RowRead::NotFinite(column) => return Err(HnmError::ColumnNotFinite { column, row }),
             }
             let j = match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)) {
                 Some(j) if j < n_groups => j,
@@ -530,23 +540,51 @@ impl PassPart {
     }
 }
 
-/// The values of the first row with a group and no missing value (`None` when a row with a
-/// NaN or infinite value or a bad code comes first, or no row is complete).
+/// What [`read_row`] makes of a row.
+enum RowRead {
+    /// Every value finite and the group given.
+    Kept,
+    /// A missing group or value: the row is dropped.
+    Dropped,
+    /// A row kept has a NaN or infinite value, first in this column.
+    NotFinite(usize),
+}
+
+/// Row `row` of `columns` (group `code`) into `values`, each minus `pilot`, and the row's bits
+/// for the fingerprint, from one read of each cell. A missing group or value anywhere in the
+/// row drops it, as R's `na.omit` would before any value is used. The values are shifted as
+/// they are read, in scalars: a vector load of values just stored one by one would stall on
+/// store forwarding.
+#[inline(always)]
+fn read_row(columns: &[Column<'_>], row: usize, code: i32, pilot: &[f64], values: &mut [f64]) -> (RowRead, u64) {
+    let mut combined = Fingerprint::code_bits(code);
+    let (mut missing, mut not_finite) = (code == NA_CODE, None);
+    for (a, column) in columns.iter().enumerate() {
+        let (bits, cell) = column.read(row);
+        combined ^= Fingerprint::cell_bits(a, bits);
+        match cell {
+            Cell::Value(v) => values[a] = v - pilot[a],
+            Cell::Missing => missing = true,
+            Cell::NotFinite => not_finite = not_finite.or(Some(a)),
+        }
+    }
+    let read = match (missing, not_finite) {
+        (true, _) => RowRead::Dropped,
+        (false, Some(a)) => RowRead::NotFinite(a),
+        (false, None) => RowRead::Kept,
+    };
+    (read, combined)
+}
+
+/// The values of the first row [`read_row`] keeps (`None` when a row with a NaN or infinite
+/// value comes first, or no row is kept).
 fn first_complete_row(columns: &[Column<'_>], codes: &[i32]) -> Option<Vec<f64>> {
+    let (origin, mut values) = (vec![0.0; columns.len()], vec![0.0; columns.len()]);
     for (row, &code) in codes.iter().enumerate() {
-        if code == NA_CODE {
-            continue;
-        }
-        let mut values = Vec::with_capacity(columns.len());
-        for column in columns {
-            match column.cell(row) {
-                Cell::Value(v) => values.push(v),
-                Cell::Missing => break,
-                Cell::NotFinite => return None,
-            }
-        }
-        if values.len() == columns.len() {
-            return Some(values);
+        match read_row(columns, row, code, &origin, &mut values).0 {
+            RowRead::Kept => return Some(values),
+            RowRead::Dropped => {}
+            RowRead::NotFinite(_) => return None,
         }
     }
     None
@@ -654,6 +692,12 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err, HnmError::ColumnNotFinite { column: 1, row: 1 });
+        // A row with a missing value or group is dropped whatever else it holds, before or after.
+        let x = [f64::INFINITY, NA_REAL, f64::NAN];
+        let z = [NA_REAL, f64::NEG_INFINITY, 2.0];
+        let kept = CrossProducts::from_columns(&[Column::Double(&x), Column::Double(&z)], [1, 1, NA_CODE].into_iter(), 1, &mut Checkpoint::new(&Never))
+            .unwrap();
+        assert_eq!((kept.dropped, kept.stats.n()), (3, &[0.0][..]));
         let err = CrossProducts::from_columns(&[Column::Double(&y)], [1, 3, 1].into_iter(), 2, &mut Checkpoint::new(&Never))
             .unwrap_err();
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });

@@ -68,7 +68,7 @@ pub fn refit_replicates(
     let df_within: f64 = n.iter().map(|&nj| (nj - 1.0).max(0.0)).sum();
     let share: Vec<f64> = n.iter().map(|&nj| (nj - 1.0).max(0.0) / df_within).collect();
     let start = fit(template, criterion).ok().map(|f| f.params.tau2 / f.params.sigma2);
-    crate::bootstrap_lmm::in_parallel(replicates, threads, interrupt, || (), |_, r, stop| {
+    crate::parallel::in_parallel(replicates, threads, interrupt, || (), |_, r, stop| {
         let means = (0..groups).map(|j| centered_means[r + j * replicates]).collect();
         let ssw = share.iter().map(|w| w * ssw_totals[r]).collect();
         GroupStats::centered(template.center(), n.to_vec(), means, ssw)
@@ -77,17 +77,10 @@ pub fn refit_replicates(
     })
 }
 
-/// The threads to use for `replicates` refits when `requested` were asked for (R's
-/// `getOption("hnm.threads")`, which can be anything): between 1 and the smaller of the
-/// machine's available parallelism and the number of replicates.
-pub(crate) fn worker_threads(requested: usize, replicates: usize) -> usize {
-    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-    requested.min(available).min(replicates).max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parallel::worker_threads;
     use crate::interrupt::Never;
 
     #[test]

@@ -20,6 +20,7 @@ mod key_table;
 mod likelihood;
 mod lmm;
 mod optim;
+mod parallel;
 mod pass;
 mod profile;
 mod profile_ci;

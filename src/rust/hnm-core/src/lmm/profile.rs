@@ -41,7 +41,7 @@ use std::cell::RefCell;
 use super::{LinearMixedModel, LmmFit, Term, Workspace, LOG_2PI};
 use crate::dense::{congruence, solve_lower, solve_lower_transposed};
 use crate::error::{with_capacity, HnmError, Result};
-use crate::bootstrap_lmm::in_parallel;
+use crate::parallel::in_parallel;
 use crate::interrupt::{Checkpoint, Interrupt, Polled};
 use crate::optim::{minimize_bounded, Objective};
 use crate::profile::Criterion;
