@@ -62,8 +62,12 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
   cat("Random effects:\n")
   print(VarCorr(x), digits = digits)
   print_groups(nobs(x), ngrps(x))
-  cat("Fixed Effects:\n")
-  print.default(format(fixef(x), digits = digits), print.gap = 2L, quote = FALSE)
+  if (length(fixef(x)) > 0L) {
+    cat("Fixed Effects:\n")
+    print.default(format(fixef(x), digits = digits), print.gap = 2L, quote = FALSE)
+  } else {
+    cat("No fixed effect coefficients\n")  # lme4's words
+  }
   if (length(notes <- fit_notes(x))) writeLines(notes)
   invisible(x)
 }
@@ -133,9 +137,11 @@ print.summary.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), c
   cat("Random effects:\n")
   print(x$varcor, digits = digits, comp = c("Variance", "Std.Dev."))
   print_groups(x$nobs, x$ngrps)
-  cat("\nFixed effects:\n")
-  printCoefmat(x$coefficients, digits = digits)
   p <- nrow(x$coefficients)
+  if (p > 0L) {  # lme4's summary leaves the section out for a model without fixed effects
+    cat("\nFixed effects:\n")
+    printCoefmat(x$coefficients, digits = digits)
+  }
   if (is.null(correlation)) correlation <- p > 1L && p <= 12L
   if (isTRUE(correlation) && p > 1L) print_fixed_correlation(x$vcov, digits)
   if (length(x$notes)) writeLines(x$notes)

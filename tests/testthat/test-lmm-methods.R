@@ -104,6 +104,24 @@ test_that("anova() of nested fits is lme4's likelihood-ratio table", {
                "different data", class = "hnm_error")
 })
 
+test_that("a model without fixed effects prints, summarises and tests as lme4 and lmerTest do", {
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("lmerTest")
+  f <- sleep_fits(Reaction ~ 0 + (Days | Subject))
+  expect_equal(deviance(f$hnm), deviance(f$lme4), tolerance = 1e-7)
+  expect_equal(lapply(VarCorr(f$hnm), unclass), lapply(lme4::VarCorr(f$lme4), unclass),
+               tolerance = 1e-6)
+  expect_length(fixef(f$hnm), 0L)
+  # lme4 prints its words for no coefficients and leaves the section out of summary().
+  expect_match(paste(capture.output(print(f$hnm)), collapse = "\n"), "No fixed effect coefficients")
+  summary_text <- capture.output(print(summary(f$hnm)))
+  expect_false(any(grepl("Fixed effects", summary_text)))
+  expect_identical(dim(coef(summary(f$hnm))), c(0L, 5L))
+  # lmerTest's anova() has no rows for a model without fixed-effect terms.
+  reference <- anova(lmerTest::lmer(Reaction ~ 0 + (Days | Subject), lme4::sleepstudy, REML = FALSE))
+  expect_identical(nrow(anova(f$hnm)), nrow(reference))
+})
+
 test_that("the fixed part has R's formula semantics, as lme4 applies them", {
   skip_if_not_installed("lme4")
   d <- simulate_lmm(11, balanced = FALSE)

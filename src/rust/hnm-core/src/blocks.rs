@@ -281,11 +281,11 @@ impl CrossProducts {
     pub fn from_columns_on_threads(columns: &[Column<'_>], codes: &[i32], n_groups: usize, threads: usize, interrupt: &dyn Interrupt) -> Result<BlockPass> {
         let rows = codes.len();
         let threads = if rows < PARALLEL_ROWS { 1 } else { crate::parallel::worker_threads(threads, rows) };
+        check_columns(columns, rows)?;
         let pilot = first_complete_row(columns, codes);
         let (Some(pilot), true) = (pilot, threads > 1) else {
             return Self::from_columns(columns, codes.iter().copied(), n_groups, &mut Checkpoint::new(interrupt));
         };
-        check_columns(columns, rows)?;
         let chunk = rows.div_ceil(threads);
         let parts = crate::parallel::in_parallel(threads, threads, interrupt, || (), |_, t, stop| {
             let range = t * chunk..((t + 1) * chunk).min(rows);
@@ -701,6 +701,11 @@ mod tests {
         let err = CrossProducts::from_columns(&[Column::Double(&y)], [1, 3, 1].into_iter(), 2, &mut Checkpoint::new(&Never))
             .unwrap_err();
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
+        // A column shorter than the codes, on either path.
+        for threads in [1, 2] {
+            let err = CrossProducts::from_columns_on_threads(&[Column::Double(&[])], &[1], 1, threads, &Never).unwrap_err();
+            assert!(matches!(err, HnmError::LengthMismatch { .. }), "{err:?}");
+        }
     }
 
     #[test]

@@ -641,6 +641,26 @@ mod tests {
     }
 
     #[test]
+    fn a_workspace_is_not_reused_across_responses() {
+        // The factorisation a workspace holds at θ belongs to the response it was taken for:
+        // after replace_response the fit at θ is that of a model built on the new data.
+        let (rows, codes) = design();
+        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept], blocks: vec![1] };
+        let mut model = LinearMixedModel::new(&stats_of(&rows, &codes), structure.clone()).unwrap();
+        let mut ws = model.workspace().unwrap();
+        let theta = [0.7];
+        let (_, gradient) = model.deviance_and_gradient(Criterion::Ml, &theta, &mut ws).unwrap();
+        let other: Vec<[f64; 5]> = rows.iter().map(|r| [2.0 * r[0] + 3.0 * r[1], r[1], r[2], r[3], r[4]]).collect();
+        model.replace_response(&stats_of(&other, &codes)).unwrap();
+        let reused = model.fit_at_gradient(Criterion::Ml, &theta, gradient, &mut ws).unwrap();
+        let fresh = LinearMixedModel::new(&stats_of(&other, &codes), structure).unwrap().fit_at(Criterion::Ml, &theta).unwrap();
+        assert!((reused.deviance - fresh.deviance).abs() <= 1e-10 * fresh.deviance.abs(), "{} vs {}", reused.deviance, fresh.deviance);
+        for (a, b) in reused.beta.iter().zip(&fresh.beta) {
+            assert!((a - b).abs() <= 1e-10 * b.abs().max(1.0), "{:?} vs {:?}", reused.beta, fresh.beta);
+        }
+    }
+
+    #[test]
     fn replicate_moments_equal_those_of_simulated_rows() {
         // The exact mean and covariance of (ȳ_j, D_jᵀy) and E W_j[y, y] for y ~ N(Xβ, ZΣZᵀ + σ²I),
         // from the rows, against the generator's.

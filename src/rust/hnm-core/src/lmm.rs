@@ -187,6 +187,15 @@ pub struct LinearMixedModel {
     to_user_random: Vec<f64>,
     theta_positions: Vec<(usize, usize)>,
     lower: Vec<f64>,
+    /// Which blocks these are: new for each model built and each change of its blocks, so
+    /// that a workspace's factorisation is never taken for another model's.
+    revision: u64,
+}
+
+/// A revision no model has had (see [`LinearMixedModel::revision`]).
+fn next_revision() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Per-evaluation storage: each group's L_j, T_j = S_jΛ and the reciprocals of L_j's diagonal,
@@ -212,8 +221,9 @@ pub struct Workspace {
     h: Vec<f64>,
     hk: Vec<f64>,
     g_hat: Vec<f64>,
-    /// The θ of the factorisation the buffers hold, and what it gave (None after a failure).
-    factored: Option<(Vec<f64>, Factorization)>,
+    /// The model revision and θ of the factorisation the buffers hold, and what it gave
+    /// (None after a failure).
+    factored: Option<(u64, Vec<f64>, Factorization)>,
 }
 
 /// The sums over the groups of [`LinearMixedModel::moment_sums`].
@@ -356,6 +366,7 @@ impl LinearMixedModel {
             random,
             theta_positions,
             lower,
+            revision: next_revision(),
         })
     }
 
@@ -493,15 +504,15 @@ impl LinearMixedModel {
         };
         with_literal_width!(self.p + 1, p1 => self.off_diagonal_blocks(p1, ws));
         let factor = self.finish_factorization(half_logdet_z, theta, ws)?;
-        ws.factored = Some((theta.to_vec(), factor));
+        ws.factored = Some((self.revision, theta.to_vec(), factor));
         Ok(factor)
     }
 
-    /// The factorisation at θ that `ws` holds when the last one taken in it (for this model)
-    /// was at θ, as after a search or a gradient evaluation there; else taken anew.
+    /// The factorisation at θ that `ws` holds when the last one taken in it was of this
+    /// model's blocks at θ, as after a search or a gradient evaluation there; else taken anew.
     fn factorization_at(&self, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
         match &ws.factored {
-            Some((at, factor)) if at == theta => Ok(*factor),
+            Some((revision, at, factor)) if *revision == self.revision && at == theta => Ok(*factor),
             _ => self.factorize(theta, ws),
         }
     }
@@ -1441,6 +1452,7 @@ impl LinearMixedModel {
             self.xy[a * p1 + p] = v;
             self.xy[p * p1 + a] = v;
         }
+        self.revision = next_revision();
         Ok(())
     }
 }

@@ -247,6 +247,7 @@ impl LinearMixedModel {
             offset += size;
         }
         let mut copy = self.clone();
+        copy.revision = super::next_revision();
         for (s, b) in copy.zz.chunks_exact_mut(q * q).zip(copy.zxy.chunks_exact_mut(q * p1)) {
             let transposed: Vec<f64> = (0..q * q).map(|i| map[(i % q) * q + i / q]).collect();
             s.copy_from_slice(&congruence(&transposed, s, q));

@@ -118,6 +118,10 @@ impl LinearMixedModel {
     /// β; `ws` holds the factorisation at θ.
     fn covariance_jacobian(&self, theta: &[f64], sigma2: f64, ws: &super::Workspace) -> Result<Vec<f64>> {
         let (p, p1, q) = (self.p, self.p + 1, self.q);
+        if p == 0 {
+            // No fixed effects: k matrices of size 0 × 0.
+            return Ok(Vec::new());
+        }
         let lambda = self.lambda(theta)?;
         let n_theta = theta.len();
         let mut dc = vec![0.0; n_theta * p * p];
