@@ -401,7 +401,7 @@ impl RowPass<'_> {
         n_groups: usize,
         checkpoint: &mut Checkpoint<'_>,
     ) -> Result<()> {
-        let stride = 1 + k + k * (k + 1) / 2;
+        let stride = state_stride(k);
         let columns = &columns[..k];
         // On the stack for the common widths, so that the row's values stay in registers.
         let (mut stack, mut heap) = ([0.0; 8], Vec::new());
@@ -472,22 +472,12 @@ fn accumulate_rows(
     checkpoint: &mut Checkpoint<'_>,
 ) -> Result<PassPart> {
     let k = columns.len();
-    let stride = 1 + k + k * (k + 1) / 2;
+    let stride = state_stride(k);
     let mut state = zeroed(n_groups.checked_mul(stride).ok_or(HnmError::TooLarge { what: "the groups' statistics" })?)?;
     let hash = Fingerprint { value: 0, weight: Fingerprint::STEP.wrapping_mul(first_row as u64) };
     let mut pass = RowPass { state: &mut state, pilot: pilot.map_or_else(|| vec![0.0; k], <[f64]>::to_vec), have_pilot: pilot.is_some(), dropped: 0, hash };
     // A literal k for the common widths, so that the inlined loops over the variables unroll.
-    match k {
-        1 => pass.run(1, columns, codes, first_row, n_groups, checkpoint)?,
-        2 => pass.run(2, columns, codes, first_row, n_groups, checkpoint)?,
-        3 => pass.run(3, columns, codes, first_row, n_groups, checkpoint)?,
-        4 => pass.run(4, columns, codes, first_row, n_groups, checkpoint)?,
-        5 => pass.run(5, columns, codes, first_row, n_groups, checkpoint)?,
-        6 => pass.run(6, columns, codes, first_row, n_groups, checkpoint)?,
-        7 => pass.run(7, columns, codes, first_row, n_groups, checkpoint)?,
-        8 => pass.run(8, columns, codes, first_row, n_groups, checkpoint)?,
-        k => pass.run(k, columns, codes, first_row, n_groups, checkpoint)?,
-    }
+    with_literal!(k, k in [1, 2, 3, 4, 5, 6, 7, 8] => pass.run(k, columns, codes, first_row, n_groups, checkpoint)?);
     let RowPass { pilot, dropped, hash, .. } = pass;
     Ok(PassPart { state, pilot, dropped, hash: hash.value })
 }
@@ -495,7 +485,7 @@ fn accumulate_rows(
 impl PassPart {
     /// The states of both parts' rows (Chan et al.'s merge; both about the same pilot).
     fn merge(mut self, other: PassPart, k: usize) -> PassPart {
-        let stride = 1 + k + k * (k + 1) / 2;
+        let stride = state_stride(k);
         let mut delta = vec![0.0; k];
         for (mine, theirs) in self.state.chunks_exact_mut(stride).zip(other.state.chunks_exact(stride)) {
             let (n1, n2) = (mine[0], theirs[0]);
@@ -527,7 +517,7 @@ impl PassPart {
     }
 
     fn finish(self, k: usize, n_groups: usize) -> BlockPass {
-        let stride = 1 + k + k * (k + 1) / 2;
+        let stride = state_stride(k);
         let mut n = Vec::with_capacity(n_groups);
         let mut means = Vec::with_capacity(n_groups * k);
         let mut comoments = Vec::with_capacity(n_groups * (stride - 1 - k));
@@ -617,6 +607,11 @@ fn welford_update(state: &mut [f64], x: &mut [f64]) {
             index += 1;
         }
     }
+}
+
+/// Doubles in a group's state for k variables: n, k means, k(k + 1)/2 packed co-moments.
+fn state_stride(k: usize) -> usize {
+    1 + k + k * (k + 1) / 2
 }
 
 /// A zeroed vector of `len` doubles, or `TooLarge` when it cannot be allocated.

@@ -6,6 +6,20 @@
 //! analytic gradient and Hessian, the ANOVA estimator, and ML/REML fits with an exact
 //! boundary at τ² = 0. Pure Rust, no R: the R package's glue crate only converts arguments.
 
+/// `$body` with `$name` bound to a literal when `$value` is one of the `$literal`s (so that the
+/// loops over it in an inlined kernel unroll), else to `$value` itself.
+macro_rules! with_literal {
+    ($value:expr, $name:ident in [$($literal:literal),+] => $body:expr) => {
+        match $value {
+            $($literal => {
+                let $name = $literal;
+                $body
+            })+
+            $name => $body,
+        }
+    };
+}
+
 mod anova;
 mod blocks;
 mod dense;

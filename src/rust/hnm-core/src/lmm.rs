@@ -56,23 +56,6 @@ pub use satterthwaite::VarianceDerivatives;
 
 const LOG_2PI: f64 = 1.837_877_066_409_345_5;
 
-/// `$body` with `$p1` bound to a literal for the common widths (p + 1 ≤ 8), so that the loops
-/// over the columns of [X y] in an inlined kernel unroll.
-macro_rules! with_literal_width {
-    ($width:expr, $p1:ident => $body:expr) => {
-        match $width {
-            2 => { let $p1 = 2; $body }
-            3 => { let $p1 = 3; $body }
-            4 => { let $p1 = 4; $body }
-            5 => { let $p1 = 5; $body }
-            6 => { let $p1 = 6; $body }
-            7 => { let $p1 = 7; $body }
-            8 => { let $p1 = 8; $body }
-            $p1 => $body,
-        }
-    };
-}
-
 /// Squared relative norm below which a fixed-effect column counts as a linear combination of
 /// the columns before it (lme4's rank check drops columns whose QR residual norm is below
 /// 1e-7 of their norm: 1e-14 on the squared scale, here with room for rounding).
@@ -330,8 +313,7 @@ impl LinearMixedModel {
         // [X y]ᵀ[X y] over every column of X, from which the kept columns' F is taken.
         let all_xy = symmetric_cross_products(&stats, &all_columns);
         let (width, all_p) = (all_columns.len(), all_columns.len() - 1);
-        let x_block: Vec<f64> = (0..all_p * all_p).map(|i| all_xy[(i / all_p) * width + i % all_p]).collect();
-        let kept = full_rank_columns(&x_block, all_p);
+        let kept = full_rank_columns(&principal_submatrix(&all_xy, width, &(0..all_p).collect::<Vec<_>>()), all_p);
         let fixed: Vec<Affine> = kept.iter().map(|&f| all_columns[f]).collect();
         let mut random = Vec::with_capacity(q);
         let mut start = 0;
@@ -345,7 +327,7 @@ impl LinearMixedModel {
         let mut fixed_and_response = fixed.clone();
         fixed_and_response.push(response);
         let selected: Vec<usize> = kept.iter().copied().chain(std::iter::once(all_p)).collect();
-        let xy: Vec<f64> = selected.iter().flat_map(|&a| selected.iter().map(move |&b| (a, b))).map(|(a, b)| all_xy[a * width + b]).collect();
+        let xy = principal_submatrix(&all_xy, width, &selected);
         let (zz, zxy) = group_blocks(&stats, &random, &fixed_and_response)?;
         let (theta_positions, lower) = theta_layout(&structure.blocks);
         Ok(LinearMixedModel {
@@ -502,7 +484,8 @@ impl LinearMixedModel {
             3 => self.diagonal_blocks_q(3, ws)?,
             q => self.diagonal_blocks_q(q, ws)?,
         };
-        with_literal_width!(self.p + 1, p1 => self.off_diagonal_blocks(p1, ws));
+        // A literal p + 1 for the common widths, so that the loops over [X y] unroll.
+        with_literal!(self.p + 1, p1 in [2, 3, 4, 5, 6, 7, 8] => self.off_diagonal_blocks(p1, ws));
         let factor = self.finish_factorization(half_logdet_z, theta, ws)?;
         ws.factored = Some((self.revision, theta.to_vec(), factor));
         Ok(factor)
@@ -533,12 +516,7 @@ impl LinearMixedModel {
                     for (rc, &bc) in r.iter_mut().zip(b) {
                         *rc = scale * bc;
                     }
-                    for a in 0..p1 {
-                        let x = r[a];
-                        for (f, &y) in lf[a * p1..a * p1 + a + 1].iter_mut().zip(&r[..=a]) {
-                            *f -= x * y;
-                        }
-                    }
+                    subtract_outer_product(lf, r);
                 }
             }
             2 => {
@@ -564,14 +542,8 @@ impl LinearMixedModel {
                 for ((b, l), inverse) in self.zxy.chunks_exact(q * p1).zip(ls.chunks_exact(q * q)).zip(inverse_diagonal.chunks_exact(q)) {
                     lambda_transposed_times(lambda, b, q, p1, r);
                     solve_lower_scaled(l, inverse, q, r, p1);
-                    for k in 0..q {
-                        let row = &r[k * p1..(k + 1) * p1];
-                        for a in 0..p1 {
-                            let ra = row[a];
-                            for (f, &rc) in lf[a * p1..a * p1 + a + 1].iter_mut().zip(row) {
-                                *f -= ra * rc;
-                            }
-                        }
+                    for row in r.chunks_exact(p1) {
+                        subtract_outer_product(lf, row);
                     }
                 }
             }
@@ -802,7 +774,7 @@ impl LinearMixedModel {
         let Ok(mut ws) = self.workspace() else { return true };
         let (p, p1, q) = (self.p, self.p + 1, self.q);
         let Ok(lambda) = self.lambda(theta) else { return true };
-        let mut x_block: Vec<f64> = (0..p * p).map(|i| self.xy[(i / p) * p1 + i % p]).collect();
+        let mut x_block = self.x_block_of(&self.xy);
         for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
             let (l, r) = (&mut ws.l[..q * q], &mut ws.r[..q * p1]);
             times_lambda(s, &lambda, q, &mut ws.t);
@@ -827,22 +799,20 @@ impl LinearMixedModel {
     /// β̂ in internal units from L_F: R_X⁻ᵀ l_y.
     fn internal_beta(&self, ws: &Workspace) -> Vec<f64> {
         let (p, p1) = (self.p, self.p + 1);
-        let mut rx = vec![0.0; p * p];
-        for a in 0..p {
-            rx[a * p..(a + 1) * p].copy_from_slice(&ws.lf[a * p1..a * p1 + p]);
-        }
+        let rx = self.x_factor(ws);
         let mut beta: Vec<f64> = ws.lf[p * p1..p * p1 + p].to_vec();
         solve_lower_transposed(&rx, p, &mut beta, 1);
         beta
     }
 
+    /// R_X, the leading p × p block of L_F.
     fn x_factor(&self, ws: &Workspace) -> Vec<f64> {
-        let (p, p1) = (self.p, self.p + 1);
-        let mut rx = vec![0.0; p * p];
-        for a in 0..p {
-            rx[a * p..(a + 1) * p].copy_from_slice(&ws.lf[a * p1..a * p1 + p]);
-        }
-        rx
+        self.x_block_of(&ws.lf)
+    }
+
+    /// The X block (leading p × p) of a (p + 1) × (p + 1) matrix over [X y].
+    fn x_block_of(&self, m: &[f64]) -> Vec<f64> {
+        principal_submatrix(m, self.p + 1, &(0..self.p).collect::<Vec<_>>())
     }
 
     /// Per group: the spherical conditional mode u_j = L_j⁻ᵀ R_j w = A_j⁻¹Λᵀ(B_j w) with
@@ -873,8 +843,8 @@ impl LinearMixedModel {
     fn gradient_at_beta(&self, criterion: Criterion, scale: f64, beta: &[f64], ws: &mut Workspace) -> Vec<f64> {
         let reml = self.gradient_setup(criterion, beta, ws);
         match self.q {
-            1 => with_literal_width!(self.p + 1, p1 => self.gradient_one(p1, reml, scale, ws)),
-            2 => with_literal_width!(self.p + 1, p1 => self.gradient_two(p1, reml, scale, ws)),
+            1 => with_literal!(self.p + 1, p1 in [2, 3, 4, 5, 6, 7, 8] => self.gradient_one(p1, reml, scale, ws)),
+            2 => with_literal!(self.p + 1, p1 in [2, 3, 4, 5, 6, 7, 8] => self.gradient_two(p1, reml, scale, ws)),
             3 => self.gradient_q(3, reml, scale, ws),
             q => self.gradient_q(q, reml, scale, ws),
         }
@@ -889,12 +859,7 @@ impl LinearMixedModel {
             self.zxy.chunks_exact(q * p1).zip(ls.chunks_exact(q * q)).zip(ts.chunks_exact(q * q)).zip(inverse_diagonal.chunks_exact(q))
         {
             // A⁻¹ = L⁻ᵀL⁻¹, u = A⁻¹Λᵀ(B w) (the spherical mode) and v = B w − T u.
-            a_inverse.fill(0.0);
-            for i in 0..q {
-                a_inverse[i * q + i] = 1.0;
-            }
-            solve_lower_scaled(l, inverse, q, a_inverse, q);
-            solve_lower_transposed_scaled(l, inverse, q, a_inverse, q);
+            inverse_from_factor(l, inverse, q, a_inverse);
             for i in 0..q {
                 v[i] = dot(&b[i * p1..(i + 1) * p1], w);
             }
@@ -1031,7 +996,7 @@ impl LinearMixedModel {
     fn moment_start(&self) -> Vec<f64> {
         let identity = || self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
         let (q, p, p1) = (self.q, self.p, self.p + 1);
-        let mut fx: Vec<f64> = (0..p * p).map(|i| self.xy[(i / p) * p1 + i % p]).collect();
+        let mut fx = self.x_block_of(&self.xy);
         if !cholesky_in_place(&mut fx, p) {
             return identity();
         }
@@ -1041,12 +1006,7 @@ impl LinearMixedModel {
         let mut w: Vec<f64> = beta.iter().map(|b| -b).collect();
         w.push(1.0);
         let rss: f64 = (0..p1).map(|a| (0..p1).map(|c| w[a] * self.xy[a * p1 + c] * w[c]).sum::<f64>()).sum();
-        let MomentSums { explained, used, second, sampling } = match q {
-            1 => self.moment_sums(1, &w),
-            2 => self.moment_sums(2, &w),
-            3 => self.moment_sums(3, &w),
-            q => self.moment_sums(q, &w),
-        };
+        let MomentSums { explained, used, second, sampling } = with_literal!(q, q in [1, 2, 3] => self.moment_sums(q, &w));
         let df = self.n_obs - (p + q * used) as f64;
         let sigma2 = (rss - explained) / df;
         if used <= q || !(df > 0.0 && sigma2 > 0.0) {
@@ -1103,12 +1063,7 @@ impl LinearMixedModel {
             for (i, x) in inverse.iter_mut().enumerate() {
                 *x = 1.0 / l[i * q + i];
             }
-            s_inverse.fill(0.0);
-            for i in 0..q {
-                s_inverse[i * q + i] = 1.0;
-            }
-            solve_lower_scaled(&l, &inverse, q, &mut s_inverse, q);
-            solve_lower_transposed_scaled(&l, &inverse, q, &mut s_inverse, q);
+            inverse_from_factor(&l, &inverse, q, &mut s_inverse);
             for (k, ck) in c.iter_mut().enumerate() {
                 *ck = dot(&b[k * p1..(k + 1) * p1], &w[..p1]);
             }
@@ -1510,6 +1465,34 @@ fn times_lambda(s: &[f64], lambda: &[f64], q: usize, t: &mut [f64]) {
             t[r * q + c] = sum;
         }
     }
+}
+
+/// The rows and columns `indices` of the square matrix `m` (`width` columns, row-major).
+fn principal_submatrix(m: &[f64], width: usize, indices: &[usize]) -> Vec<f64> {
+    indices.iter().flat_map(|&a| indices.iter().map(move |&b| m[a * width + b])).collect()
+}
+
+/// `lf`'s lower triangle (`row.len()` square, row-major) minus that of row rowᵀ.
+#[inline(always)]
+fn subtract_outer_product(lf: &mut [f64], row: &[f64]) {
+    let n = row.len();
+    for a in 0..n {
+        let x = row[a];
+        for (f, &y) in lf[a * n..a * n + a + 1].iter_mut().zip(&row[..=a]) {
+            *f -= x * y;
+        }
+    }
+}
+
+/// (L Lᵀ)⁻¹ into `out` (q × q) from the lower factor L and the reciprocals of its diagonal.
+#[inline(always)]
+fn inverse_from_factor(l: &[f64], inverse_diagonal: &[f64], q: usize, out: &mut [f64]) {
+    out.fill(0.0);
+    for i in 0..q {
+        out[i * q + i] = 1.0;
+    }
+    solve_lower_scaled(l, inverse_diagonal, q, out, q);
+    solve_lower_transposed_scaled(l, inverse_diagonal, q, out, q);
 }
 
 #[inline(always)]
