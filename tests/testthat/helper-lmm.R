@@ -84,6 +84,25 @@ lmm_numbers <- function(fit) {
        REMLcrit = REMLcrit(fit), condval = re$condval, condsd = re$condsd)
 }
 
+# lme4's fit rebuilt at hnm's θ: the merMod that `call` (an lme4::lmer call, evaluated in
+# `env`) would return had its optimiser stopped exactly at `theta`. Every lme4 method and every
+# package that reads a merMod (insight, performance, parameters, emmeans, broom.mixed) then
+# evaluates its formulas at the same optimum as hnm, so a comparison tests those formulas,
+# not how far lme4's optimiser stopped from the optimum in a flat direction (where θ can
+# differ by 1e-5 relative while the deviances agree to 1e-10, and a test would pass on one
+# machine and fail on another). lme4's numerics throughout: its lFormula, devfun and mkMerMod.
+lmer_at_theta <- function(call, theta, env = parent.frame()) {
+  frame_call <- call
+  frame_call[[1L]] <- quote(lme4::lFormula)
+  frame_call$control <- NULL
+  frame <- eval(frame_call, env)
+  devfun <- do.call(lme4::mkLmerDevfun, frame)
+  theta <- unname(theta)
+  opt <- list(par = theta, fval = devfun(theta), conv = 0L, feval = 1L, message = "at theta")
+  suppressWarnings(lme4::mkMerMod(environment(devfun), opt, frame$reTrms, fr = frame$fr,
+                                  mc = call))
+}
+
 # lme4's own profiled deviance (devfun) at hnm's θ.
 lme4_devfun_at <- function(formula, data, REML, theta) {
   devfun <- lme4::lmer(formula, data, REML = REML, devFunOnly = TRUE)
