@@ -21,6 +21,10 @@ def reply(i, kind, text):
         out.write(text)
     os.replace(path + ".tmp", path)
 os.environ["PYSPARK_SUBMIT_ARGS"] = "--driver-java-options -Dhnm.marker=%s pyspark-shell" % marker
+# Loopback only, and no look-up of the machine\'s host name (Java\'s InetAddress.getLocalHost
+# fails where the host name does not resolve, and Spark calls it unless these are set).
+os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+os.environ["SPARK_LOCAL_HOSTNAME"] = "localhost"
 try:
     from pyspark.sql import SparkSession
     spark = (SparkSession.builder.master("local[1]").appName("hnm-test")
@@ -83,15 +87,23 @@ spark_python <- function() {
   file.path(cache, "hnm", "spark", "venv", "bin", "python")
 }
 
-# Starts the Spark session (skipping the test where it cannot start) and returns its handle:
-# `request(command, body)` and `stop()`, which ends the session and every process of it.
+# Where Spark cannot start the test is skipped, saying why, unless HNM_SPARK_REQUIRED is set
+# (as .ci/run sets it after installing Spark): then it fails, so a Spark that was installed
+# but cannot run never passes as a skip.
+spark_cannot_start <- function(why) {
+  message <- paste("Spark cannot start:", why)
+  if (nzchar(Sys.getenv("HNM_SPARK_REQUIRED"))) stop(message, call. = FALSE) else skip(message)
+}
+
+# Starts the Spark session and returns its handle: `request(command, body)` and `stop()`,
+# which ends the session and every process of it.
 start_spark <- function() {
   python <- spark_python()
   if (!file.exists(python)) {
-    skip(sprintf("Spark cannot start: no Python with pyspark at %s (run tools/spark.sh install)", python))
+    spark_cannot_start(sprintf("no Python with pyspark at %s (run tools/spark.sh install)", python))
   }
   if (!nzchar(Sys.which("java")) && !nzchar(Sys.getenv("JAVA_HOME"))) {
-    skip("Spark cannot start: no Java runtime (run tools/spark.sh install)")
+    spark_cannot_start("no Java runtime (run tools/spark.sh install)")
   }
   work <- tempfile("hnm-spark-")
   dir.create(work)
@@ -119,9 +131,10 @@ start_spark <- function() {
   spark$stop <- function() stop_spark(spark)
   status <- wait_for_file(file.path(work, c("ready-0", "failed-0")), 180, spark)
   if (endsWith(status, "failed-0")) {
-    message <- readLines(status, warn = FALSE)
+    message <- c(readLines(status, warn = FALSE),
+                 utils::tail(readLines(file.path(work, "log.txt"), warn = FALSE), 20L))
     stop_spark(spark)
-    skip(paste("Spark cannot start:", paste(message, collapse = " ")))
+    spark_cannot_start(paste(message, collapse = "\n"))
   }
   spark
 }
