@@ -5,7 +5,11 @@
 # and then by Newton steps with numDeriv's Richardson gradient and Hessian on the free
 # coordinates, and rebuilt as a merMod at that point (lme4::mkMerMod), so every lme4 method
 # (vcov, ranef, VarCorr) is evaluated there. Independent of hnm: lme4's likelihood, R's and
-# numDeriv's numerics.
+# numDeriv's numerics. The polish does not assert that it converged (a Newton step is dropped
+# where the Hessian is not positive definite or the deviance rises), so the tests use this fit
+# for its criterion only, which is second order in θ: a stop δ short of the optimum in a
+# direction of curvature λ costs λδ²/2 (1e-10 for δ = 1e-5 in the NELS model's flat
+# direction). Estimates are compared with lme4's fit at hnm's θ (lmer_twin).
 lmer_exact <- function(formula, data, REML) {
   frame <- lme4::lFormula(formula, data, REML = REML)
   devfun <- do.call(lme4::mkLmerDevfun, frame)
