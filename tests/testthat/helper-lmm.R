@@ -5,7 +5,11 @@
 # and then by Newton steps with numDeriv's Richardson gradient and Hessian on the free
 # coordinates, and rebuilt as a merMod at that point (lme4::mkMerMod), so every lme4 method
 # (vcov, ranef, VarCorr) is evaluated there. Independent of hnm: lme4's likelihood, R's and
-# numDeriv's numerics.
+# numDeriv's numerics. The polish does not assert that it converged (a Newton step is dropped
+# where the Hessian is not positive definite or the deviance rises), so the tests use this fit
+# for its criterion only, which is second order in θ: a stop δ short of the optimum in a
+# direction of curvature λ costs λδ²/2 (1e-10 for δ = 1e-5 in the NELS model's flat
+# direction). Estimates are compared with lme4's fit at hnm's θ (lmer_twin).
 lmer_exact <- function(formula, data, REML) {
   frame <- lme4::lFormula(formula, data, REML = REML)
   devfun <- do.call(lme4::mkLmerDevfun, frame)
@@ -103,16 +107,44 @@ lmer_at_theta <- function(call, theta, env = parent.frame()) {
                                   mc = call))
 }
 
-# lme4's own profiled deviance (devfun) at hnm's θ.
-lme4_devfun_at <- function(formula, data, REML, theta) {
-  devfun <- lme4::lmer(formula, data, REML = REML, devFunOnly = TRUE)
-  devfun(unname(theta))
+# lme4's merMod at the θ of hnm's `fit` of `formula` on `data`: lmer_at_theta for a fit, with
+# the data bound where the call's `data` names them.
+lmer_twin <- function(fit, formula, data, REML = FALSE) {
+  call <- bquote(lme4::lmer(.(formula), data, REML = .(REML)))
+  suppressMessages(lmer_at_theta(call, getME(fit, "theta"), list2env(list(data = data))))
 }
 
-# hnm's fit against lme4's exact optimum (to 1e-6, BLUPs 1e-5), and its criterion never
-# above lme4's default fit's (+1e-7). Where hnm's optimum is lower than lme4's (lme4 stopped
-# in another local minimum), lme4's own deviance function at hnm's θ must confirm it, and the
-# estimates of the two different optima are not compared.
+# lmerTest's Satterthwaite machinery (its numerical Hessian of lme4's deviance and Jacobian of
+# vcov) evaluated at hnm's θ: lmer_twin converted by lmerTest, which re-evaluates the twin's
+# call for lme4's deviance function (hence `data` bound in this frame).
+lmertest_twin <- function(fit, formula, data, REML = FALSE) {
+  twin <- lmer_twin(fit, formula, data, REML)
+  lmerTest::as_lmerModLmerTest(twin)
+}
+
+# The Newton step from θ to the stationary point of lme4's own profiled deviance, on the
+# coordinates not held at their bound (a zero diagonal of Λ whose derivative is non-negative),
+# from numDeriv's Richardson gradient and Hessian: θ's distance from lme4's optimum in every
+# direction, flat ones included, measured by lme4's likelihood and no optimiser of lme4's.
+lme4_newton_step <- function(formula, data, REML, theta) {
+  theta <- unname(theta)
+  devfun <- lme4::lmer(formula, data, REML = REML, devFunOnly = TRUE)
+  lower <- lme4::lFormula(formula, data, REML = REML)$reTrms$lower
+  g <- numDeriv::grad(devfun, theta)
+  free <- !(lower == 0 & theta == 0 & g >= 0)
+  step <- numeric(length(theta))
+  step[free] <- solve(numDeriv::hessian(devfun, theta)[free, free, drop = FALSE], g[free])
+  step
+}
+
+# hnm's fit against lme4. Exactness: hnm's criterion is never above lme4's at its exact
+# optimum (+1e-8) nor lme4's default fit's (+1e-7), and lme4's deviance function at hnm's θ is
+# hnm's deviance. Estimates: every number lme4 reports (β, SEs, σ, SDs and correlations,
+# BLUPs and their SDs) of lme4's fit at hnm's θ (lmer_twin), to 1e-8: at one θ both evaluate
+# closed forms (measured agreement 1e-13 over test-lmm-lme4.R's designs). Comparing with
+# lme4's optimum instead would test how far its optimiser stops in a flat direction, where θ
+# moves by 1e-5 (relative) while the deviance moves by 1e-10. Where hnm's optimum is lower
+# than lme4's (lme4 stopped in another local minimum), the outcome says so.
 expect_matches_lme4 <- function(formula, data, REML, label) {
   fit <- hnm_fit(formula, data, REML = REML)
   exact <- lmer_exact(formula, data, REML)
@@ -120,16 +152,13 @@ expect_matches_lme4 <- function(formula, data, REML, label) {
   expect_lte(deviance(fit), lme4_criterion(default) + 1e-7)
   expect_lte(deviance(fit), lme4_criterion(exact) + 1e-8)
   expect_true(fit$convergence$converged, label = paste(label, "converged"))
-  expect_equal(lme4_devfun_at(formula, data, REML, fit$theta), deviance(fit), tolerance = 1e-9,
+  twin <- lmer_twin(fit, formula, data, REML)
+  expect_equal(lme4_criterion(twin), deviance(fit), tolerance = 1e-9,
                label = paste(label, "lme4's deviance function at hnm's theta"))
-  if (deviance(fit) < lme4_criterion(exact) - 1e-6) return(invisible("lower than lme4"))
   ours <- lmm_numbers(fit)
-  theirs <- lmm_numbers(exact)
-  for (name in c("beta", "se", "sigma", "sdcor", "vcov", "logLik", "criterion", "REMLcrit")) {
-    expect_equal(ours[[name]], theirs[[name]], tolerance = 1e-6, label = paste(label, name))
+  theirs <- lmm_numbers(twin)
+  for (name in names(ours)) {
+    expect_equal(ours[[name]], theirs[[name]], tolerance = 1e-8, label = paste(label, name))
   }
-  for (name in c("condval", "condsd")) {
-    expect_equal(ours[[name]], theirs[[name]], tolerance = 1e-5, label = paste(label, name))
-  }
-  invisible("equal to lme4")
+  invisible(if (deviance(fit) < lme4_criterion(exact) - 1e-6) "lower than lme4" else "equal to lme4")
 }

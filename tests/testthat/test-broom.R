@@ -12,6 +12,9 @@ test_that("tidy gives broom.mixed's rows, columns and numbers for lmer", {
     label <- case$name
     fit <- hnm_fit(one_way_formula(case), case$data)
     ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = FALSE))
+    # Estimates and SEs: lme4's fit at hnm's θ (lmer_twin, helper-lmm.R), to rounding; not
+    # where lme4's optimiser stops (its ftol_abs = 1e-8 allows τ² 9e-5 from the optimum here).
+    twin <- lmer_twin(fit, one_way_formula(case, TRUE), case$data)
     calls <- list(list(), list(effects = "fixed"), list(effects = "ran_pars"),
                   list(effects = c("ran_pars", "fixed"), scales = c("vcov", NA)),
                   list(effects = "ran_pars", scales = "vcov"),
@@ -20,31 +23,31 @@ test_that("tidy gives broom.mixed's rows, columns and numbers for lmer", {
     for (args in calls) {
       what <- paste(label, deparse(args))
       tidied <- do.call(broom::tidy, c(list(fit), args))
-      expected <- do.call(function(...) mixed(broom.mixed::tidy, ref, ...), args)
+      expected <- do.call(function(...) mixed(broom.mixed::tidy, twin, ...), args)
       expect_identical(names(tidied), names(expected), label = what)
       text <- intersect(names(expected), c("effect", "group", "level", "term"))
       expect_identical(tidied[text], expected[text], label = what)
       numbers <- setdiff(names(expected), text)
-      expect_equal(tidied[numbers], expected[numbers], tolerance = 1e-6, label = what)
+      expect_equal(tidied[numbers], expected[numbers], tolerance = 1e-8, label = what)
     }
     # Intervals: fixed effects are lme4's Wald intervals; profile intervals are lme4's (its
     # spline through the profile is accurate to about 1e-5, to 2e-4 for the intercept at
     # Dyestuff2's boundary tau = 0, where hnm's profile is exact).
     tidied <- broom::tidy(fit, conf.int = TRUE, conf.level = 0.9)
-    expected <- mixed(broom.mixed::tidy, ref, conf.int = TRUE, conf.level = 0.9)
+    expected <- mixed(broom.mixed::tidy, twin, conf.int = TRUE, conf.level = 0.9)
     expect_equal(tidied[1, c("conf.low", "conf.high")], expected[1, c("conf.low", "conf.high")],
-                 tolerance = 1e-6, label = label)
+                 tolerance = 1e-8, label = label)
     tidied <- broom::tidy(fit, conf.int = TRUE, conf.method = "profile")
     expected <- mixed(broom.mixed::tidy, ref, conf.int = TRUE, conf.method = "profile")
     expect_equal(tidied[c("conf.low", "conf.high")], expected[c("conf.low", "conf.high")],
                  tolerance = if (isSingular(fit)) 1e-3 else 1e-4, label = label)
     # Conditional modes with conditional SDs and their z intervals.
     tidied <- broom::tidy(fit, effects = "ran_vals", conf.int = TRUE)
-    expected <- mixed(broom.mixed::tidy, ref, effects = "ran_vals", conf.int = TRUE)
+    expected <- mixed(broom.mixed::tidy, twin, effects = "ran_vals", conf.int = TRUE)
     expect_identical(names(tidied), names(expected), label = label)
     expect_identical(tidied$level, expected$level, label = label)
     expect_equal(tidied[c("estimate", "std.error", "conf.low", "conf.high")],
-                 expected[c("estimate", "std.error", "conf.low", "conf.high")], tolerance = 1e-5,
+                 expected[c("estimate", "std.error", "conf.low", "conf.high")], tolerance = 1e-8,
                  label = label)
   }
 })
@@ -83,17 +86,17 @@ test_that("glance and augment give broom.mixed's numbers for lmer", {
   for (case in lme4_cases()) for (reml in c(FALSE, TRUE)) {
     label <- paste(case$name, if (reml) "REML" else "ML")
     fit <- hnm_fit(one_way_formula(case), case$data, REML = reml)
-    ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = reml))
+    ref <- lmer_twin(fit, one_way_formula(case, TRUE), case$data, reml)  # as in the tidy test
     glanced <- broom::glance(fit)
     expected <- mixed(broom.mixed::glance, ref)
     expect_identical(names(glanced), names(expected), label = label)
-    expect_equal(glanced, expected, tolerance = 1e-6, ignore_attr = TRUE, label = label)
+    expect_equal(glanced, expected, tolerance = 1e-8, ignore_attr = TRUE, label = label)
     augmented <- broom::augment(fit)
     expected <- mixed(broom.mixed::augment, ref)
     expect_identical(names(augmented)[1:2], c(case$y, case$g), label = label)
-    expect_equal(augmented$.fitted, expected$.fitted, tolerance = 1e-6, label = label)
-    expect_equal(augmented$.resid, expected$.resid, tolerance = 1e-5, label = label)
-    expect_equal(augmented$.fixed, expected$.fixed, tolerance = 1e-6, label = label)
+    expect_equal(augmented$.fitted, expected$.fitted, tolerance = 1e-8, label = label)
+    expect_equal(augmented$.resid, expected$.resid, tolerance = 1e-8, label = label)
+    expect_equal(augmented$.fixed, expected$.fixed, tolerance = 1e-8, label = label)
   }
 })
 

@@ -92,8 +92,11 @@ test_that("rows with NA in y or g are dropped as lme4 drops them, and nobs count
   reference <- lme4::lmer(y ~ 1 + (1 | g), d, REML = FALSE)
   expect_identical(nobs(fit), nobs(reference))
   expect_identical(nobs(fit), sum(stats::complete.cases(d)))
-  expect_equal(fit$sigma2, sigma(reference)^2, tolerance = 1e-6)
-  expect_equal(fit$tau2, as.data.frame(lme4::VarCorr(reference))$vcov[1], tolerance = 1e-6)
+  expect_lte(deviance(fit), deviance(reference) + 1e-7)
+  # The variances of lme4's fit at hnm's θ (lmer_twin, helper-lmm.R), to rounding: not where lme4's optimiser stops.
+  twin <- lmer_twin(fit, y ~ 1 + (1 | g), d)
+  expect_equal(fit$sigma2, sigma(twin)^2, tolerance = 1e-8)
+  expect_equal(fit$tau2, as.data.frame(lme4::VarCorr(twin))$vcov[1], tolerance = 1e-8)
   expect_equal(length(residuals(fit)), nobs(fit))
 })
 

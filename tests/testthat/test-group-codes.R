@@ -35,19 +35,23 @@ test_that("every response and group type gives lme4's fit, groups in factor() or
       d$g[c(9, 30)] <- NA
       fit <- hnm_fit(y ~ 1 | g, d)
       ref <- suppressMessages(lme4::lmer(y ~ 1 + (1 | g), d, REML = FALSE))
-      ref_vc <- as.data.frame(lme4::VarCorr(ref))
-      expect_equal(unname(fixef(fit)), unname(lme4::fixef(ref)), tolerance = 1e-6, label = label)
-      expect_equal(fit$sigma2, ref_vc$vcov[2], tolerance = 1e-6, label = label)
-      expect_equal(fit$tau2, ref_vc$vcov[1], tolerance = 1e-6, label = label)
-      expect_equal(c(logLik(fit)), c(logLik(ref)), tolerance = 1e-6, label = label)
+      expect_lte(deviance(fit), deviance(ref) + 1e-7, label = label)
+      # The numbers of lme4's fit at hnm's θ, to rounding: lme4's own stop moves τ² by 1e-8 to
+      # 1.5e-7 (relative) on these data, depending only on the order of the group levels.
+      twin <- lmer_twin(fit, y ~ 1 + (1 | g), d)
+      twin_vc <- as.data.frame(lme4::VarCorr(twin))
+      expect_equal(unname(fixef(fit)), unname(lme4::fixef(twin)), tolerance = 1e-8, label = label)
+      expect_equal(fit$sigma2, twin_vc$vcov[2], tolerance = 1e-8, label = label)
+      expect_equal(fit$tau2, twin_vc$vcov[1], tolerance = 1e-8, label = label)
+      expect_equal(c(logLik(fit)), c(logLik(twin)), tolerance = 1e-10, label = label)
       expect_identical(nobs(fit), nobs(ref), label = label)
       expect_identical(nobs(fit), nrow(d) - 4L, label = label)
       # lme4's random-effect rows follow the levels of its grouping factor.
       expect_identical(fit$stats$group, rownames(lme4::ranef(ref)$g), label = label)
       expect_identical(fit$stats$group, levels(droplevels(factor(d$g[!is.na(d$y)]))),
                        label = label)
-      expect_equal(unname(fitted(fit)), unname(fitted(ref)), tolerance = 1e-5, label = label)
-      expect_equal(unname(residuals(fit)), unname(residuals(ref)), tolerance = 1e-5,
+      expect_equal(unname(fitted(fit)), unname(fitted(twin)), tolerance = 1e-8, label = label)
+      expect_equal(unname(residuals(fit)), unname(residuals(twin)), tolerance = 1e-8,
                    label = label)
     }
   }

@@ -1,33 +1,39 @@
 # hnm_fit() against lme4::lmer(REML = FALSE): one loop over datasets x formula spellings.
-# lme4's optimizer stops 1e-9..1e-7 from the optimum, hence 1e-6 relative.
+# The criteria (logLik, AIC, BIC) are lme4's fit's, to 1e-6: second order in θ. The estimates
+# are those of lme4's fit at hnm's θ (lmer_twin, helper-lmm.R), to rounding (1e-8): lme4's
+# stopping rule (ftol_abs = 1e-8 on the deviance) allows θ 1e-5 to 2e-4 from the optimum on
+# these data (τ² by up to 9e-5), and where it stops (1e-9..1e-7 today) is not a property of hnm.
 
-test_that("ML fits agree with lme4::lmer(REML = FALSE) to 1e-6", {
+test_that("ML fits agree with lme4::lmer(REML = FALSE)", {
   skip_if_not_installed("lme4")
   for (case in lme4_cases()) {
     for (lme4_style in c(FALSE, TRUE)) {
       label <- sprintf("%s (%s)", case$name, if (lme4_style) "1 + (1 | g)" else "1 | g")
       fit <- hnm_fit(one_way_formula(case, lme4_style), case$data)
       ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = FALSE))
-      ref_vc <- as.data.frame(lme4::VarCorr(ref))
-      expect_equal(unname(fixef(fit)), unname(lme4::fixef(ref)), tolerance = 1e-6, label = label)
-      expect_equal(fit$sigma2, ref_vc$vcov[2], tolerance = 1e-6, label = label)
-      expect_equal(fit$tau2, ref_vc$vcov[1], tolerance = 1e-6, label = label)
+      twin <- lmer_twin(fit, one_way_formula(case, TRUE), case$data)
+      twin_vc <- as.data.frame(lme4::VarCorr(twin))
+      expect_equal(unname(fixef(fit)), unname(lme4::fixef(twin)), tolerance = 1e-8, label = label)
+      expect_equal(fit$sigma2, twin_vc$vcov[2], tolerance = 1e-8, label = label)
+      expect_equal(fit$tau2, twin_vc$vcov[1], tolerance = 1e-8, label = label)
       expect_equal(c(logLik(fit)), c(logLik(ref)), tolerance = 1e-6, label = label)
-      expect_equal(sqrt(c(vcov(fit))), sqrt(c(as.matrix(vcov(ref)))), tolerance = 1e-6, label = label)
+      expect_lte(deviance(fit), deviance(ref) + 1e-7, label = label)
+      expect_equal(sqrt(c(vcov(fit))), sqrt(c(as.matrix(vcov(twin)))), tolerance = 1e-8,
+                   label = label)
       expect_equal(AIC(fit), AIC(ref), tolerance = 1e-6, label = label)
       expect_equal(BIC(fit), BIC(ref), tolerance = 1e-6, label = label)
       expect_identical(nobs(fit), nobs(ref), label = label)
       expect_equal(unname(ngrps(fit)), unname(lme4::ngrps(ref)), label = label)
       expect_identical(isSingular(fit), lme4::isSingular(ref), label = label)
-      expect_equal(as.data.frame(VarCorr(fit))[, c("vcov", "sdcor")], ref_vc[, c("vcov", "sdcor")],
-                   tolerance = 1e-6, label = label)
-      expect_equal(unname(residuals(fit)), unname(residuals(ref)), tolerance = 1e-5, label = label)
+      expect_equal(as.data.frame(VarCorr(fit))[, c("vcov", "sdcor")],
+                   twin_vc[, c("vcov", "sdcor")], tolerance = 1e-8, label = label)
+      expect_equal(unname(residuals(fit)), unname(residuals(twin)), tolerance = 1e-8, label = label)
       # VarCorr's own shape: lme4 users index it by the grouping factor and read "sc".
-      ref_raw <- lme4::VarCorr(ref)
-      expect_identical(names(VarCorr(fit)), names(ref_raw), label = label)
-      expect_equal(unclass(VarCorr(fit))[[1]], unclass(ref_raw)[[1]], tolerance = 1e-6,
+      twin_raw <- lme4::VarCorr(twin)
+      expect_identical(names(VarCorr(fit)), names(twin_raw), label = label)
+      expect_equal(unclass(VarCorr(fit))[[1]], unclass(twin_raw)[[1]], tolerance = 1e-8,
                    label = label)
-      expect_equal(attr(VarCorr(fit), "sc"), attr(ref_raw, "sc"), tolerance = 1e-6, label = label)
+      expect_equal(attr(VarCorr(fit), "sc"), attr(twin_raw, "sc"), tolerance = 1e-8, label = label)
     }
   }
 })
@@ -72,11 +78,10 @@ test_that("data taken from the formula's environment when `data` is missing", {
   expect_equal(deviance(hnm_fit(y ~ 1 | batch)), 327.327059881135, tolerance = 1e-12)
 })
 
-test_that("REML fits (REML = TRUE or method = \"REML\") agree with lme4::lmer(REML = TRUE) to 1e-6", {
+test_that("REML fits (REML = TRUE or method = \"REML\") agree with lme4::lmer(REML = TRUE)", {
   skip_if_not_installed("lme4")
   for (case in lme4_cases()) {
     ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = TRUE))
-    ref_vc <- as.data.frame(lme4::VarCorr(ref))
     for (spelling in c("REML = TRUE", "method = \"REML\"")) {
       label <- sprintf("%s (%s)", case$name, spelling)
       fit <- if (spelling == "REML = TRUE") {
@@ -84,12 +89,16 @@ test_that("REML fits (REML = TRUE or method = \"REML\") agree with lme4::lmer(RE
       } else {
         hnm_fit(one_way_formula(case), case$data, method = "REML")
       }
-      expect_equal(c(fit$mu, fit$sigma2, fit$tau2), c(unname(lme4::fixef(ref)), ref_vc$vcov[2:1]),
-                   tolerance = 1e-6, label = label)
+      twin <- lmer_twin(fit, one_way_formula(case, TRUE), case$data, REML = TRUE)
+      twin_vc <- as.data.frame(lme4::VarCorr(twin))
+      expect_equal(c(fit$mu, fit$sigma2, fit$tau2), c(unname(lme4::fixef(twin)), twin_vc$vcov[2:1]),
+                   tolerance = 1e-8, label = label)
       # -2 logLik(fit) is the REML criterion, as lme4's -2 logLik(ref) = REMLcrit(ref).
       expect_equal(-2 * c(logLik(fit)), lme4::REMLcrit(ref), tolerance = 1e-6, label = label)
       expect_equal(c(logLik(fit)), c(logLik(ref)), tolerance = 1e-6, label = label)
-      expect_equal(sqrt(c(vcov(fit))), sqrt(c(as.matrix(vcov(ref)))), tolerance = 1e-6, label = label)
+      expect_lte(-2 * c(logLik(fit)), lme4::REMLcrit(ref) + 1e-7, label = label)
+      expect_equal(sqrt(c(vcov(fit))), sqrt(c(as.matrix(vcov(twin)))), tolerance = 1e-8,
+                   label = label)
     }
   }
   out <- capture.output(print(hnm_fit(y ~ 1 | g, wheat, method = "REML")))

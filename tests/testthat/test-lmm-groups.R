@@ -21,11 +21,15 @@ test_that("integer, double, logical and character groups give lme4's groups and 
     d$g[c(3, 50)] <- NA
     fit <- hnm_fit(Reaction ~ Days + (Days | g), d)
     reference <- lmer_default(Reaction ~ Days + (Days | g), d, REML = FALSE)
-    expect_identical(rownames(ranef(fit)$g), rownames(lme4::ranef(reference)$g), label = name)
-    expect_equal(as.data.frame(ranef(fit)), as.data.frame(lme4::ranef(reference)),
-                 tolerance = 1e-4, label = name)
-    expect_identical(nobs(fit), nobs(reference), label = name)
     expect_lte(deviance(fit), deviance(reference) + 1e-7)
+    # The BLUPs of lme4's fit at hnm's θ, to rounding: on sleepstudy lme4's default optimiser
+    # stops about 3e-5 from the optimum in θ, which moves the BLUPs by 2e-5, and the row order
+    # moves its stop (the tolerance was 1e-4).
+    twin <- lmer_twin(fit, Reaction ~ Days + (Days | g), d)
+    expect_identical(rownames(ranef(fit)$g), rownames(lme4::ranef(twin)$g), label = name)
+    expect_equal(as.data.frame(ranef(fit)), as.data.frame(lme4::ranef(twin)),
+                 tolerance = 1e-8, label = name)
+    expect_identical(nobs(fit), nobs(twin), label = name)
   }
 })
 

@@ -1,9 +1,13 @@
-# Methods of fits with covariates and random slopes, in lme4's shapes and with lme4's numbers
-# (lme4 at its exact optimum, helper-lmm.R), and R's formula semantics as lme4 applies them.
+# Methods of fits with covariates and random slopes, in lme4's shapes and with lme4's numbers,
+# and R's formula semantics as lme4 applies them. lme4's numbers are those of its fit at hnm's
+# θ (lmer_twin, helper-lmm.R): the methods are compared at one optimum, to rounding (1e-8),
+# whether or not lme4's optimiser (3e-5 from the optimum in θ on sleepstudy with default
+# settings, moving the BLUPs by 2e-5) or lmer_exact's unasserted polish reaches it. That the
+# optimum is lme4's is test-lmm-lme4.R's; lmer_exact's deviance checks it where it matters here.
 
 sleep_fits <- function(formula = Reaction ~ Days + (Days | Subject), REML = FALSE) {
-  list(hnm = hnm_fit(formula, lme4::sleepstudy, REML = REML),
-       lme4 = lmer_exact(formula, lme4::sleepstudy, REML))
+  fit <- hnm_fit(formula, lme4::sleepstudy, REML = REML)
+  list(hnm = fit, lme4 = lmer_twin(fit, formula, lme4::sleepstudy, REML))
 }
 
 test_that("accessors have lme4's names, shapes and numbers", {
@@ -15,23 +19,23 @@ test_that("accessors have lme4's names, shapes and numbers", {
     expect_identical(dimnames(vcov(f$hnm)), dimnames(as.matrix(vcov(f$lme4))), label = label)
     expect_identical(names(VarCorr(f$hnm)), names(lme4::VarCorr(f$lme4)), label = label)
     expect_equal(lapply(VarCorr(f$hnm), unclass), lapply(lme4::VarCorr(f$lme4), unclass),
-                 tolerance = 1e-6, label = label)
+                 tolerance = 1e-8, label = label)
     expect_equal(as.data.frame(VarCorr(f$hnm)), as.data.frame(lme4::VarCorr(f$lme4)),
-                 tolerance = 1e-6, label = label)
+                 tolerance = 1e-8, label = label)
     re <- ranef(f$hnm)
     ref <- lme4::ranef(f$lme4, condVar = TRUE)
     expect_identical(names(re), names(ref), label = label)
-    expect_equal(as.data.frame(re), as.data.frame(ref), tolerance = 1e-5, label = label)
-    expect_equal(attr(re[[1]], "postVar"), attr(ref[[1]], "postVar"), tolerance = 1e-5,
+    expect_equal(as.data.frame(re), as.data.frame(ref), tolerance = 1e-8, label = label)
+    expect_equal(attr(re[[1]], "postVar"), attr(ref[[1]], "postVar"), tolerance = 1e-8,
                  ignore_attr = TRUE, label = label)
-    expect_equal(unclass(coef(f$hnm))[[1]], unclass(coef(f$lme4))[[1]], tolerance = 1e-6,
+    expect_equal(unclass(coef(f$hnm))[[1]], unclass(coef(f$lme4))[[1]], tolerance = 1e-8,
                  label = label)
-    expect_equal(unname(fitted(f$hnm)), unname(fitted(f$lme4)), tolerance = 1e-6, label = label)
-    expect_equal(unname(residuals(f$hnm)), unname(residuals(f$lme4)), tolerance = 1e-6,
+    expect_equal(unname(fitted(f$hnm)), unname(fitted(f$lme4)), tolerance = 1e-8, label = label)
+    expect_equal(unname(residuals(f$hnm)), unname(residuals(f$lme4)), tolerance = 1e-8,
                  label = label)
     expect_equal(unname(model.matrix(f$hnm)), unname(model.matrix(f$lme4)), ignore_attr = TRUE)
     for (name in c("theta", "lower", "beta", "sigma")) {
-      expect_equal(lme4::getME(f$hnm, name), lme4::getME(f$lme4, name), tolerance = 1e-6,
+      expect_equal(lme4::getME(f$hnm, name), lme4::getME(f$lme4, name), tolerance = 1e-8,
                    label = paste(label, name))
     }
     # lme4's Λ is (groups q) x (groups q), term by term: the first group's entries of each term.
@@ -40,17 +44,17 @@ test_that("accessors have lme4's names, shapes and numbers", {
     first <- unlist(Map(function(start, size) start + seq_len(size) - 1L,
                         cumsum(c(1L, head(terms, -1L) * m)), terms))
     expect_equal(getME(f$hnm, "Lambda"), as.matrix(lme4::getME(f$lme4, "Lambda"))[first, first],
-                 tolerance = 1e-6, ignore_attr = TRUE)
+                 tolerance = 1e-8, ignore_attr = TRUE)
     expect_identical(lme4::isSingular(f$hnm), lme4::isSingular(f$lme4))
     expect_identical(df.residual(f$hnm), df.residual(f$lme4))
     expect_identical(nobs(f$hnm), nobs(f$lme4))
     expect_equal(ngrps(f$hnm), lme4::ngrps(f$lme4))
     expect_identical(attr(logLik(f$hnm), "df"), attr(logLik(f$lme4), "df"))
-    expect_equal(REMLcrit(f$hnm), lme4::REMLcrit(f$lme4), tolerance = 1e-6)
+    expect_equal(REMLcrit(f$hnm), lme4::REMLcrit(f$lme4), tolerance = 1e-8)
     expect_equal(coef(summary(f$hnm))[, c("Estimate", "Std. Error", "t value")],
-                 coef(summary(f$lme4)), tolerance = 1e-6)
+                 coef(summary(f$lme4)), tolerance = 1e-8)
     expect_equal(confint(f$hnm, method = "Wald"), confint(f$lme4, method = "Wald"),
-                 tolerance = 1e-6)
+                 tolerance = 1e-8)
     expect_identical(rownames(confint(f$hnm, method = "Wald", oldNames = FALSE)),
                      rownames(confint(f$lme4, method = "Wald", oldNames = FALSE)))
     expect_identical(formula(f$hnm), formula)
@@ -62,28 +66,28 @@ test_that("predict() and simulate() give lme4's values", {
   f <- sleep_fits()
   new <- data.frame(Days = c(0, 3.5, 9, 2), Subject = c("308", "309", "999", NA))
   expect_equal(predict(f$hnm, newdata = new, allow.new.levels = TRUE),
-               unname(predict(f$lme4, newdata = new, allow.new.levels = TRUE)), tolerance = 1e-6)
+               unname(predict(f$lme4, newdata = new, allow.new.levels = TRUE)), tolerance = 1e-8)
   expect_equal(predict(f$hnm, newdata = new, re.form = NA),
-               unname(predict(f$lme4, newdata = new, re.form = NA)), tolerance = 1e-6)
+               unname(predict(f$lme4, newdata = new, re.form = NA)), tolerance = 1e-8)
   expect_equal(predict(f$hnm, re.form = ~0), unname(predict(f$lme4, re.form = NA)),
-               tolerance = 1e-6)
+               tolerance = 1e-8)
   expect_error(predict(f$hnm, newdata = new), "not in the fit", class = "hnm_new_levels")
   # Standard errors of population predictions: sqrt(diag(X V X')).
   se <- predict(f$hnm, newdata = new, re.form = NA, se.fit = TRUE)$se.fit
   x <- cbind(1, new$Days)
-  expect_equal(se, sqrt(diag(x %*% as.matrix(vcov(f$lme4)) %*% t(x))), tolerance = 1e-6)
+  expect_equal(se, sqrt(diag(x %*% as.matrix(vcov(f$lme4)) %*% t(x))), tolerance = 1e-8)
   expect_error(predict(f$hnm, se.fit = TRUE), "population predictions", class = "hnm_error")
   expect_error(predict(f$hnm, newdata = new, typo = 1), "unused argument", class = "hnm_error")
   # New random effects in lme4's order, then the errors: lme4's draws for the same seed.
   expect_equal(as.matrix(simulate(f$hnm, nsim = 3, seed = 42)),
-               as.matrix(simulate(f$lme4, nsim = 3, seed = 42)), tolerance = 1e-6,
+               as.matrix(simulate(f$lme4, nsim = 3, seed = 42)), tolerance = 1e-8,
                ignore_attr = TRUE)
   expect_equal(as.matrix(simulate(f$hnm, nsim = 2, seed = 7, use.u = TRUE)),
-               as.matrix(simulate(f$lme4, nsim = 2, seed = 7, use.u = TRUE)), tolerance = 1e-6,
+               as.matrix(simulate(f$lme4, nsim = 2, seed = 7, use.u = TRUE)), tolerance = 1e-8,
                ignore_attr = TRUE)
   uncorrelated <- sleep_fits(Reaction ~ Days + (Days || Subject))
   expect_equal(as.matrix(simulate(uncorrelated$hnm, seed = 3)),
-               as.matrix(simulate(uncorrelated$lme4, seed = 3)), tolerance = 1e-6,
+               as.matrix(simulate(uncorrelated$lme4, seed = 3)), tolerance = 1e-8,
                ignore_attr = TRUE)
   expect_error(simulate(f$hnm, newdata = new), "newdata", class = "hnm_error")
 })
@@ -108,9 +112,11 @@ test_that("a model without fixed effects prints, summarises and tests as lme4 an
   skip_if_not_installed("lme4")
   skip_if_not_installed("lmerTest")
   f <- sleep_fits(Reaction ~ 0 + (Days | Subject))
-  expect_equal(deviance(f$hnm), deviance(f$lme4), tolerance = 1e-7)
+  exact <- lmer_exact(Reaction ~ 0 + (Days | Subject), lme4::sleepstudy, FALSE)
+  expect_lte(deviance(f$hnm), deviance(exact) + 1e-8)
+  expect_equal(deviance(f$hnm), deviance(f$lme4), tolerance = 1e-12)
   expect_equal(lapply(VarCorr(f$hnm), unclass), lapply(lme4::VarCorr(f$lme4), unclass),
-               tolerance = 1e-6)
+               tolerance = 1e-8)
   expect_length(fixef(f$hnm), 0L)
   # lme4 prints its words for no coefficients and leaves the section out of summary().
   expect_match(paste(capture.output(print(f$hnm)), collapse = "\n"), "No fixed effect coefficients")
@@ -141,19 +147,20 @@ test_that("the fixed part has R's formula semantics, as lme4 applies them", {
     label <- deparse1(formula)
     data <- if (grepl("poly", label)) complete else d
     ours <- hnm_fit(formula, data)
-    theirs <- lmer_exact(formula, data, FALSE)
+    expect_lte(deviance(ours), deviance(lmer_exact(formula, data, FALSE)) + 1e-8, label = label)
+    theirs <- lmer_twin(ours, formula, data)
     expect_identical(names(fixef(ours)), names(lme4::fixef(theirs)), label = label)
     expect_equal(lmm_numbers(ours)[c("beta", "se", "sdcor", "criterion")],
-                 lmm_numbers(theirs)[c("beta", "se", "sdcor", "criterion")], tolerance = 1e-6,
+                 lmm_numbers(theirs)[c("beta", "se", "sdcor", "criterion")], tolerance = 1e-8,
                  label = label)
     expect_identical(nobs(ours), nobs(theirs), label = label)
-    expect_equal(unname(fitted(ours)), unname(fitted(theirs)), tolerance = 1e-6, label = label)
+    expect_equal(unname(fitted(ours)), unname(fitted(theirs)), tolerance = 1e-8, label = label)
   }
   # A rank-deficient X: aliased columns dropped with a message naming them, as lme4 does.
   d$x2 <- 2 * d$x
   expect_message(fit <- hnm_fit(y ~ x + x2 + (1 | g), d), "dropping 1 column.*: x2")
-  theirs <- suppressMessages(lmer_exact(y ~ x + x2 + (1 | g), d, FALSE))
-  expect_equal(fixef(fit), lme4::fixef(theirs), tolerance = 1e-6)
+  theirs <- lmer_twin(fit, y ~ x + x2 + (1 | g), d)
+  expect_equal(fixef(fit), lme4::fixef(theirs), tolerance = 1e-8)
   expect_error(hnm_fit(y ~ x + (1 | g), d, method = "ANOVA"), "one-way model", class = "hnm_error")
 })
 

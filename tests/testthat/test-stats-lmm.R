@@ -94,13 +94,16 @@ test_that("a table computed elsewhere fits as lme4 fits the rows", {
   exact <- lmer_exact(Reaction ~ Days + (Days | Subject), sleep, REML = FALSE)
   fit <- hnm_fit(Reaction ~ Days + (Days | Subject), table,
                  stats = c(group = "subject", n = "days_observed"))
-  expect_equal(unname(fixef(fit)), unname(lme4::fixef(exact)), tolerance = 1e-6)
-  expect_equal(as.data.frame(VarCorr(fit))$sdcor, as.data.frame(lme4::VarCorr(exact))$sdcor,
-               tolerance = 1e-6)
+  # The optimum is lme4's exact one (the log-likelihood, second order in θ); the estimates are
+  # those of lme4's fit at hnm's θ, to rounding (not at lme4's stopping point: helper-lmm.R).
   expect_equal(c(logLik(fit)), c(logLik(exact)), tolerance = 1e-9)
-  expect_equal(unname(as.matrix(vcov(fit))), unname(as.matrix(vcov(exact))), tolerance = 1e-6)
-  expect_equal(unname(as.matrix(ranef(fit)$Subject)), unname(as.matrix(lme4::ranef(exact)$Subject)),
-               tolerance = 1e-5)
+  twin <- lmer_twin(fit, Reaction ~ Days + (Days | Subject), sleep)
+  expect_equal(unname(fixef(fit)), unname(lme4::fixef(twin)), tolerance = 1e-8)
+  expect_equal(as.data.frame(VarCorr(fit))$sdcor, as.data.frame(lme4::VarCorr(twin))$sdcor,
+               tolerance = 1e-8)
+  expect_equal(unname(as.matrix(vcov(fit))), unname(as.matrix(vcov(twin))), tolerance = 1e-8)
+  expect_equal(unname(as.matrix(ranef(fit)$Subject)), unname(as.matrix(lme4::ranef(twin)$Subject)),
+               tolerance = 1e-8)
   # A factor's columns are variables of such a table, named in the formula.
   d <- lmm_table_data(642)
   d$fb <- as.numeric(d$f == "b")
