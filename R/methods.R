@@ -255,7 +255,7 @@ require_rows <- function(object, what) {
 row_group <- function(object) {
   s <- object$stats
   if (!is.null(s$keys)) return(match(object$g, s$keys))
-  codes <- as.integer(if (is.factor(object$g)) object$g else factor(object$g))
+  codes <- as.integer(as_group_factor(object$g))
   if (is.null(s$level_index)) codes else s$level_index[codes]
 }
 
