@@ -41,6 +41,16 @@
 #'   \item{`hnm_no_rows`}{A row-level method on a fit made from group statistics.}
 #'   \item{`hnm_new_levels`}{`predict()` on new group levels without `allow.new.levels`.}
 #'   \item{`hnm_negative_tau2`}{Warning: an ANOVA estimate of \eqn{\tau^2} truncated at 0.}
+#'   \item{`hnm_warning_convergence`}{Warning, at fit time: the optimiser of a fit with
+#'     covariates or random slopes stopped before its convergence test was met (the
+#'     iteration limit, or a criterion still falling, as where \eqn{\sigma \to 0}); the
+#'     estimates are where it stopped, and `print()` and `summary()` repeat the note. lme4
+#'     warns in the same cases. (The one-way model's search either solves its score equation
+#'     to rounding or stops with an `hnm_error_optimizer` error.)}
+#'   \item{`hnm_error_unused_argument`}{An argument a method does not use (a misspelling, or
+#'     an argument of lme4's method that hnm does not have), which R's default methods would
+#'     ignore silently. lme4's arguments that hnm has but cannot honour in a case (such as
+#'     `summary(fit, ddf = "Kenward-Roger")`) are errors of class `hnm_error_argument`.}
 #' }
 #'
 #' @section Range of the data:

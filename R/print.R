@@ -43,9 +43,7 @@ print_groups <- function(n_obs, groups) {
 fit_notes <- function(x) {
   if (inherits(x, "hnm_lmm")) {
     return(c(if (isSingular(x)) "boundary (singular) fit: see help('isSingular')",
-             if (!isTRUE(x$convergence$converged)) sprintf(
-               "convergence: the projected gradient is %.2g after %d iterations",
-               x$convergence$projected_gradient_norm, as.integer(x$convergence$iterations))))
+             convergence_problem(x)))
   }
   c(if (x$convergence$on_boundary) "boundary (singular) fit: tau^2 = 0 exactly (see ?isSingular)",
     if (x$method == "ANOVA" && x$anova$tau2_untruncated < 0) {
