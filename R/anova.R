@@ -56,9 +56,18 @@
 #' @export
 anova.hnm_fit <- function(object, ...) {
   call <- sys.call()
+  check_model_dots(list(...), call)
   if (...length() == 0L) return(boundary_tests(object, call))
   names <- vapply(as.list(substitute(list(object, ...)))[-1L], deparse1, "")
   compare_fits(list(object, ...), names, call)
+}
+
+# anova()'s `...` holds the fits to compare; a named argument that is not a fit (lme4's
+# `refit` or `model.names`, a misspelt option) is an unused argument, an error.
+check_model_dots <- function(dots, call) {
+  named <- nzchar(names(dots) %||% character(length(dots)))
+  is_model <- vapply(dots, inherits, NA, what = c("hnm_fit", "lm"))
+  check_no_dots(dots[named & !is_model], call)
 }
 
 # The LRT (mixture p-value) and exact F test of tau^2 = 0 for one fit.

@@ -102,6 +102,27 @@ hnm_warn <- function(message, call = NULL, class = character()) {
   ))
 }
 
+# The arguments a function received in `...` and does not use: an error naming them (as
+# the caller wrote them), so a misspelt or unsupported argument never passes silently where
+# R's default methods would swallow it (R's chkDots warns; hnm stops, as an unused argument
+# of a function without `...` does). `allowed` names arguments the caller forwards to
+# another function (print()'s `digits`, say), which are let through.
+check_no_dots <- function(dots, call, allowed = character()) {
+  if (length(dots) == 0L) return(invisible())
+  labels <- names(dots) %||% character(length(dots))
+  unnamed <- !nzchar(labels)
+  labels[unnamed] <- vapply(dots[unnamed], deparse1, "")
+  unused <- unnamed | !labels %in% allowed
+  if (!any(unused)) return(invisible())
+  hnm_abort(sprintf("unused argument(s): %s.", paste(labels[unused], collapse = ", ")),
+            call = call, class = "hnm_error_unused_argument")
+}
+
+# The arguments of print.default() and print.data.frame(), which print methods that print a
+# table with print() pass on.
+print_arguments <- c("digits", "quote", "na.print", "print.gap", "right", "max", "width",
+                     "useSource", "row.names")
+
 # A whole number between `min` and `max` (simulations, profile steps, threads): larger
 # values would ask for more memory or time than any machine has, so they are refused here
 # with the limit, before anything is allocated.

@@ -94,15 +94,6 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
   new_hnm_fit(estimate(model$stats, method, call), model, formula, call, method)
 }
 
-# Misspelt or extra arguments are errors, named (or shown) as the caller wrote them.
-check_no_dots <- function(dots, call) {
-  if (length(dots) == 0L) return(invisible())
-  labels <- names(dots) %||% character(length(dots))
-  unnamed <- !nzchar(labels)
-  labels[unnamed] <- vapply(dots[unnamed], deparse1, "")
-  hnm_abort(sprintf("unused argument(s): %s.", paste(labels, collapse = ", ")), call = call)
-}
-
 # The estimator named by `method`, with lme4's `REML = TRUE` as a shorthand for "REML".
 fit_method <- function(REML, method, method_missing, call) {
   if (!is.logical(REML) || length(REML) != 1L || is.na(REML)) {

@@ -119,6 +119,7 @@ new_bootstrap <- function(t0, draws, nsim, seed, method, call) {
 #' @param x An `hnm_bootstrap` object.
 #' @export
 print.hnm_bootstrap <- function(x, ...) {
+  check_no_dots(list(...), sys.call(), allowed = print_arguments)
   cat(sprintf("Parametric bootstrap of an %s fit in statistic space: %d replicates (%d failed)\n",
               x$method, x$R, x$failed))
   table <- cbind(original = x$t0,
@@ -302,6 +303,7 @@ bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncp
 #' @param ... Passed to [print()] for the table.
 #' @export
 print.hnm_bootstrap_lrt <- function(x, ...) {
+  check_no_dots(list(...), sys.call(), allowed = print_arguments)
   cat(sprintf("Parametric-bootstrap likelihood-ratio test, %d replicates (%d failed)\n",
               x$R, x$failed))
   print(data.frame(stat = x$statistic, df = x$df, `p.value (bootstrap)` = x$p.value,

@@ -61,6 +61,7 @@ select_parameters <- function(limits, parm, call) {
 #' @export
 anova.hnm_lmm <- function(object, ...) {
   call <- sys.call()
+  check_model_dots(list(...), call)
   if (...length() == 0L) return(satterthwaite_anova(object, call))
   names <- vapply(as.list(substitute(list(object, ...)))[-1L], deparse1, "")
   compare_fits(list(object, ...), names, call)

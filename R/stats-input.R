@@ -114,6 +114,7 @@ stats_table <- function(s) {
 #' @param ... Passed to `print.data.frame`.
 #' @export
 print.hnm_stats <- function(x, n = 10L, ...) {
+  check_no_dots(list(...), sys.call(), allowed = print_arguments)
   dropped <- attr(x, "n_dropped") %||% 0L
   cat(sprintf("Group statistics of `%s` by `%s`: %d groups, %.0f observations%s\n",
               attr(x, "response") %||% "y", attr(x, "group_name") %||% "group", nrow(x),
