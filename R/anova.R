@@ -25,7 +25,9 @@
 #' \frac12\chi^2_s}{0.5 chi2(s-1) + 0.5 chi2(s)} for an effect added to a block of s - 1
 #' correlated ones (its variance and s - 1 covariances; Stram & Lee 1994): the step has the
 #' same fixed effects and grouping factor, and the larger fit's random effects are the
-#' smaller's plus one. Other steps get the usual \eqn{\chi^2}{chi2} reference, which for
+#' smaller's plus one. Where the larger fit estimates the added variance as exactly 0, its
+#' optimum is the smaller fit's: the statistic is 0 and the p-value 1 (not the rounding
+#' difference of the two deviances). Other steps get the usual \eqn{\chi^2}{chi2} reference, which for
 #' variances on the boundary is conservative. The mixture is an asymptotic reference: in
 #' small samples it is itself conservative (for the one-way model with m = 10 groups of 5,
 #' the mixture LRT rejects a true \eqn{\tau^2 = 0} about 2.9% of the time at level 0.05),
@@ -54,9 +56,18 @@
 #' @export
 anova.hnm_fit <- function(object, ...) {
   call <- sys.call()
+  check_model_dots(list(...), call)
   if (...length() == 0L) return(boundary_tests(object, call))
   names <- vapply(as.list(substitute(list(object, ...)))[-1L], deparse1, "")
   compare_fits(list(object, ...), names, call)
+}
+
+# anova()'s `...` holds the fits to compare; a named argument that is not a fit (lme4's
+# `refit` or `model.names`, a misspelt option) is an unused argument, an error.
+check_model_dots <- function(dots, call) {
+  named <- nzchar(names(dots) %||% character(length(dots)))
+  is_model <- vapply(dots, inherits, NA, what = c("hnm_fit", "lm"))
+  check_no_dots(dots[named & !is_model], call)
 }
 
 # The LRT (mixture p-value) and exact F test of tau^2 = 0 for one fit.
@@ -100,12 +111,16 @@ compare_fits <- function(fits, names, call) {
   chisq <- c(NA, pmax(-diff(deviance), 0))
   df <- c(NA, diff(npar))
   # A step that adds one random effect tests a variance on its boundary (module comment).
-  mixture_df <- c(NA, vapply(seq_along(models)[-1L], function(i) {
-    boundary_df(models[[i - 1L]], models[[i]])
-  }, numeric(1)))
+  added <- c(list(NULL), lapply(seq_along(models)[-1L], function(i) {
+    added_random_effect(models[[i - 1L]], models[[i]])
+  }))
+  mixture_df <- vapply(added, function(a) if (is.null(a)) NA_real_ else a$df, numeric(1))
   boundary_step <- !is.na(mixture_df) & df == mixture_df
-  chisq[boundary_step & vapply(models, `[[`, logical(1), "on_boundary") &
-          !vapply(models, `[[`, logical(1), "is_lmm")] <- 0
+  # Where the added variance is estimated as exactly 0, the larger model's optimum is the
+  # smaller's and the likelihood ratio is exactly 1: the statistic is 0, not the rounding
+  # noise of two deviances computed along different paths (which, positive, would put it on
+  # the chi2 half of the mixture: p = 0.5 instead of 1).
+  chisq[boundary_step & vapply(added, function(a) isTRUE(a$variance == 0), logical(1))] <- 0
   p <- ifelse(is.na(df) | df <= 0, NA_real_, stats::pchisq(chisq, pmax(df, 1), lower.tail = FALSE))
   p[boundary_step] <- mixture_p(chisq[boundary_step], mixture_df[boundary_step])
   table <- data.frame(npar = npar, AIC = deviance + 2 * npar, BIC = deviance + log(n_obs) * npar,
@@ -130,9 +145,9 @@ describe_fit <- function(fit, name, call) {
   if (inherits(fit, "hnm_lmm")) return(describe_lmm(fit, name, call))
   if (inherits(fit, "hnm_fit")) {
     ml <- ml_fit(fit, call)
-    return(list(name = name, is_hnm = TRUE, is_lmm = FALSE, refitted = needs_ml_refit(fit),
-                npar = 3, deviance = ml$deviance, on_boundary = ml$on_boundary,
-                fixed = "(Intercept)", random = list("(Intercept)"),
+    return(list(name = name, is_hnm = TRUE, refitted = needs_ml_refit(fit),
+                npar = 3, deviance = ml$deviance, fixed = "(Intercept)",
+                random = list("(Intercept)"), variances = list(ml$tau2),
                 group = deparse1(fit$parsed$group),
                 summary = response_summary(fit), formula = deparse1(fit$formula),
                 data = if (!is.null(fit$call$data)) deparse1(fit$call$data)))
@@ -145,9 +160,9 @@ describe_fit <- function(fit, name, call) {
   }
   y <- stats::model.response(stats::model.frame(fit))
   ll <- stats::logLik(fit)
-  list(name = name, is_hnm = FALSE, is_lmm = FALSE, refitted = FALSE, npar = attr(ll, "df"),
-       deviance = -2 * c(ll), on_boundary = FALSE, fixed = names(stats::coef(fit)),
-       random = list(), group = NULL,
+  list(name = name, is_hnm = FALSE, refitted = FALSE, npar = attr(ll, "df"),
+       deviance = -2 * c(ll), fixed = names(stats::coef(fit)),
+       random = list(), variances = list(), group = NULL,
        summary = c(n = length(y), mean = mean(y), sst = sum((y - mean(y))^2)),
        formula = deparse1(stats::formula(fit)),
        data = if (!is.null(fit$call$data)) deparse1(fit$call$data))
@@ -195,10 +210,13 @@ needs_ml_refit <- function(fit) !identical(fit$method, "ML")
 
 # The ML deviance and boundary flag of a fit, refitting it by ML when needed.
 ml_fit <- function(fit, call) {
-  if (!needs_ml_refit(fit)) return(list(deviance = fit$deviance, on_boundary = fit$convergence$on_boundary))
+  if (!needs_ml_refit(fit)) {
+    return(list(deviance = fit$deviance, on_boundary = fit$convergence$on_boundary,
+                tau2 = fit$tau2))
+  }
   s <- fit_statistics(fit, call)
   refit <- rust_result(rs_fit(s$center, s$n, s$mean, s$ss, FALSE), call = call)
-  list(deviance = refit$deviance, on_boundary = refit$on_boundary)
+  list(deviance = refit$deviance, on_boundary = refit$on_boundary, tau2 = refit$tau2)
 }
 
 # p-value of a likelihood-ratio statistic under 0.5 chi2(df - 1) + 0.5 chi2(df) (chi2(0) is
@@ -214,16 +232,20 @@ mixture_label <- function(df) sprintf("0.5 chi2(%d) + 0.5 chi2(%d)", as.integer(
 # same fixed effects and grouping factor and `larger` adds one random effect: to a block of
 # s - 1 correlated effects (s - 1 covariances and a variance, all 0 under the null), or as a
 # block of its own (s = 1). Then the LRT is asymptotically 0.5 chi2(s - 1) + 0.5 chi2(s)
-# (Stram & Lee 1994); s, else NA.
-boundary_df <- function(smaller, larger) {
-  if (!setequal(smaller$fixed, larger$fixed)) return(NA_real_)
-  if (length(smaller$random) && !identical(smaller$group, larger$group)) return(NA_real_)
+# (Stram & Lee 1994). The result is s (`df`) and the added effect's variance in `larger`'s ML
+# fit (`variance`, from the model description's `variances`, by block); NULL for any other
+# comparison.
+added_random_effect <- function(smaller, larger) {
+  if (!setequal(smaller$fixed, larger$fixed)) return(NULL)
+  if (length(smaller$random) && !identical(smaller$group, larger$group)) return(NULL)
   key <- function(blocks) vapply(blocks, function(b) paste(sort(b), collapse = "\r"), "")
-  added <- larger$random[!key(larger$random) %in% key(smaller$random)]
+  is_added <- !key(larger$random) %in% key(smaller$random)
+  added <- larger$random[is_added]
   removed <- smaller$random[!key(smaller$random) %in% key(larger$random)]
-  if (length(added) != 1L || length(removed) > 1L) return(NA_real_)
+  if (length(added) != 1L || length(removed) > 1L) return(NULL)
   grown <- added[[1L]]
   old <- if (length(removed)) removed[[1L]] else character()
-  if (length(grown) != length(old) + 1L || !all(old %in% grown)) return(NA_real_)
-  length(grown)
+  if (length(grown) != length(old) + 1L || !all(old %in% grown)) return(NULL)
+  column <- match(setdiff(grown, old), grown)
+  list(df = length(grown), variance = larger$variances[[which(is_added)]][[column]])
 }

@@ -45,6 +45,7 @@ boot_limits <- function(estimate, draws, level, type) {
 #'   `hnm_wald_confint`), printed with a line when they use the expected information.
 #' @export
 print.hnm_boot_confint <- function(x, ...) {
+  check_no_dots(list(...), sys.call(), allowed = print_arguments)
   print(unclass(x)[, , drop = FALSE], ...)
   boot <- attr(x, "boot")
   replicates <- if (inherits(boot, "hnm_bootstrap")) boot$R else nrow(boot)

@@ -176,13 +176,7 @@ response_column <- function(parsed, data, env, offset, call) {
 # levels "a:b" as lme4 makes them. With `levels` (new data), codes index those levels (0 for
 # a level not among them).
 grouping_factor <- function(parsed, data, env, call, levels = NULL) {
-  g <- model_variable(parsed$group, data, env, "grouping variable", call)
-  if (is.call(parsed$group) && identical(parsed$group[[1L]], as.name(":"))) {
-    parts <- lapply(as.list(parsed$group)[-1L], function(e) {
-      as.factor(model_variable(e, data, env, "grouping variable", call))
-    })
-    g <- interaction(parts, sep = ":", lex.order = TRUE, drop = TRUE)
-  }
+  g <- group_variable(parsed$group, data, env, call)
   if (!is.atomic(g) || is.null(g) || (!is.null(data) && length(g) == 1L && nrow(data) != 1L)) {
     hnm_abort(sprintf("the grouping variable `%s` must be a vector or factor with one value per row.",
                       parsed$group_name), call = call)
@@ -192,16 +186,19 @@ grouping_factor <- function(parsed, data, env, call, levels = NULL) {
     codes[is.na(codes) & !is.na(g)] <- 0L
     return(list(codes = codes, levels = levels))
   }
-  if (is.factor(g)) return(list(codes = g, levels = levels(g)))
+  # A factor's levels are checked as the one-way model checks them: an addNA() level or a
+  # duplicated level (a corrupt factor) is an error, not a group.
+  if (is.factor(g)) return(list(codes = check_levels(g, parsed$group_name, call), levels = levels(g)))
   group_codes(g, parsed$group_name, call)
 }
+
 
 # The codes and levels factor(g) would give a plain vector, from one Rust pass (factor()
 # converts every value to a string first: 40x the pass for 1e6 integers), with unused
 # values of a small integer range left out.
 group_codes <- function(g, name, call) {
   if (!is.null(attributes(g)) || !(is.numeric(g) || is.logical(g) || is.character(g))) {
-    g <- factor(g)
+    g <- as_group_factor(g)
     return(list(codes = g, levels = levels(g)))
   }
   coded <- rust_result(rs_group_codes(g, name), call = call)
@@ -212,7 +209,7 @@ group_codes <- function(g, name, call) {
     return(list(codes = codes, levels = as.character(as.integer(coded$offset + present))))
   }
   levels <- level_order(g[coded$first_row], name, call)
-  if (is.null(levels)) return(group_codes(factor(g), name, call))
+  if (is.null(levels)) return(group_codes(as_group_factor(g), name, call))
   rank <- integer(length(levels$ordering))
   rank[levels$ordering] <- seq_along(levels$ordering)
   list(codes = rank[coded$codes], levels = levels$labels)

@@ -41,6 +41,16 @@
 #'   \item{`hnm_no_rows`}{A row-level method on a fit made from group statistics.}
 #'   \item{`hnm_new_levels`}{`predict()` on new group levels without `allow.new.levels`.}
 #'   \item{`hnm_negative_tau2`}{Warning: an ANOVA estimate of \eqn{\tau^2} truncated at 0.}
+#'   \item{`hnm_warning_convergence`}{Warning, at fit time: the optimiser of a fit with
+#'     covariates or random slopes stopped before its convergence test was met (the
+#'     iteration limit, or a criterion still falling, as where \eqn{\sigma \to 0}); the
+#'     estimates are where it stopped, and `print()` and `summary()` repeat the note. lme4
+#'     warns in the same cases. (The one-way model's search either solves its score equation
+#'     to rounding or stops with an `hnm_error_optimizer` error.)}
+#'   \item{`hnm_error_unused_argument`}{An argument a method does not use (a misspelling, or
+#'     an argument of lme4's method that hnm does not have), which R's default methods would
+#'     ignore silently. lme4's arguments that hnm has but cannot honour in a case (such as
+#'     `summary(fit, ddf = "Kenward-Roger")`) are errors of class `hnm_error_argument`.}
 #' }
 #'
 #' @section Range of the data:
@@ -91,6 +101,27 @@ hnm_warn <- function(message, call = NULL, class = character()) {
     list(message = message, call = call)
   ))
 }
+
+# The arguments a function received in `...` and does not use: an error naming them (as
+# the caller wrote them), so a misspelt or unsupported argument never passes silently where
+# R's default methods would swallow it (R's chkDots warns; hnm stops, as an unused argument
+# of a function without `...` does). `allowed` names arguments the caller forwards to
+# another function (print()'s `digits`, say), which are let through.
+check_no_dots <- function(dots, call, allowed = character()) {
+  if (length(dots) == 0L) return(invisible())
+  labels <- names(dots) %||% character(length(dots))
+  unnamed <- !nzchar(labels)
+  labels[unnamed] <- vapply(dots[unnamed], deparse1, "")
+  unused <- unnamed | !labels %in% allowed
+  if (!any(unused)) return(invisible())
+  hnm_abort(sprintf("unused argument(s): %s.", paste(labels[unused], collapse = ", ")),
+            call = call, class = "hnm_error_unused_argument")
+}
+
+# The arguments of print.default() and print.data.frame(), which print methods that print a
+# table with print() pass on.
+print_arguments <- c("digits", "quote", "na.print", "print.gap", "right", "max", "width",
+                     "useSource", "row.names")
 
 # A whole number between `min` and `max` (simulations, profile steps, threads): larger
 # values would ask for more memory or time than any machine has, so they are refused here

@@ -22,10 +22,15 @@
 #'
 #' @param formula lme4's formula for one grouping factor: `y ~ x1 + x2 + (1 + x1 | g)`,
 #'   `(x1 | g)`, `(0 + x1 | g)`, `(x1 || g)` (uncorrelated), `(1 | g) + (0 + x1 | g)`, or
-#'   `(1 | a:b)` (the interaction as one factor); the fixed part has R's formula semantics
-#'   (factors with contrasts, interactions, `I()`, `log()`, `poly()`, `offset()`). The
-#'   one-way model is `y ~ 1 | g` or `y ~ 1 + (1 | g)`. Two grouping factors (`(1 | a) +
-#'   (1 | b)`, `(1 | a/b)`) are an error.
+#'   `(1 | a:b)` (the interaction of factors of `a` and `b` as one factor, with the
+#'   combinations that occur, as lme4); the fixed part has R's formula semantics
+#'   (factors with contrasts, interactions, `I()`, `log()`, `poly()`, `offset()`, and `.`
+#'   for the columns of `data` other than the response and the grouping variables; lme4's
+#'   `.` also takes the grouping variables into the fixed part). The one-way model is
+#'   `y ~ 1 | g` or `y ~ 1 + (1 | g)`. Two grouping factors (`(1 | a) + (1 | b)`,
+#'   `(1 | a/b)`) and `.` in a random-effects term are errors. Rows with `NA` or `NaN` in
+#'   the grouping variable are dropped; a factor with `NA` as a level (`addNA()`) or a
+#'   repeated level is an error.
 #' @param data A data frame holding the variables; when missing, they are taken from the
 #'   environment of `formula`. Also a table of group statistics or a database table: see
 #'   `stats`.
@@ -82,19 +87,11 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
   check_no_dots(match.call(expand.dots = FALSE)$..., call)
   method <- fit_method(REML, method, missing(method), call)
   if (takes_statistics(data, stats)) return(statistics_fit(formula, data, stats, method, call))
+  formula <- expand_dot(formula, if (!missing(data)) data, call)
   parsed <- parse_mixed_formula(formula, call)
   if (!parsed$one_way) return(lmm_fit(parsed, formula, data, method, call))
   model <- model_statistics(formula, data, call, stats)
   new_hnm_fit(estimate(model$stats, method, call), model, formula, call, method)
-}
-
-# Misspelt or extra arguments are errors, named (or shown) as the caller wrote them.
-check_no_dots <- function(dots, call) {
-  if (length(dots) == 0L) return(invisible())
-  labels <- names(dots) %||% character(length(dots))
-  unnamed <- !nzchar(labels)
-  labels[unnamed] <- vapply(dots[unnamed], deparse1, "")
-  hnm_abort(sprintf("unused argument(s): %s.", paste(labels, collapse = ", ")), call = call)
 }
 
 # The estimator named by `method`, with lme4's `REML = TRUE` as a shorthand for "REML".

@@ -125,3 +125,35 @@ parse_hnm_formula <- function(formula, call = NULL) {
   }
   list(response = parsed$response, group = parsed$group)
 }
+
+# `.` in the fixed part, `y ~ . + (1 | g)`, stands for the columns of `data` other than the
+# response and the grouping variables, as `.` in lm() stands for the columns other than the
+# response. (lme4 expands it over the grouping variables too, which puts the grouping factor
+# in the fixed part, where it makes the random intercept unidentifiable.) A `.` among the
+# random effects, `(. | g)`, is refused: a random slope for every column is never meant.
+expand_dot <- function(formula, data, call) {
+  if (!inherits(formula, "formula") || length(formula) != 3L ||
+      !("." %in% all.names(formula[[3L]]))) {
+    return(formula)
+  }
+  bars <- find_bars(formula[[3L]])
+  if (any(vapply(bars, function(b) "." %in% all.names(b[[2L]]), logical(1)))) {
+    hnm_abort(sprintf(paste("`%s` has `.` in a random-effects term; name the variables of the",
+                            "random effects instead."), deparse1(formula)),
+              call = call, class = "hnm_error_formula")
+  }
+  if (!is.data.frame(data)) {
+    hnm_abort(sprintf(paste("`%s` has `.` in its fixed part, which stands for the columns of",
+                            "`data`, but `data` is not a data frame."), deparse1(formula)),
+              call = call, class = "hnm_error_formula")
+  }
+  used <- c(all.vars(formula[[2L]]), unlist(lapply(bars, function(b) all.vars(b[[3L]]))))
+  columns <- lapply(setdiff(names(data), used), as.name)
+  dot <- if (length(columns)) Reduce(function(a, b) call("+", a, b), columns) else 1
+  replace_dot <- function(expr) {
+    if (identical(expr, as.name("."))) return(call("(", dot))
+    if (is.call(expr)) as.call(lapply(as.list(expr), replace_dot)) else expr
+  }
+  stats::as.formula(call("~", formula[[2L]], replace_dot(formula[[3L]])),
+                    env = environment(formula))
+}

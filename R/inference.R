@@ -223,6 +223,7 @@ wald_intervals <- function(object, z, scale, call) {
 #' @rdname confint.hnm_fit
 #' @export
 print.hnm_wald_confint <- function(x, ...) {
+  check_no_dots(list(...), sys.call(), allowed = print_arguments)
   print(unclass(x)[, , drop = FALSE], ...)
   if (identical(attr(x, "information"), "expected")) {
     cat(paste("Wald standard errors from the expected information: the observed information is",

@@ -119,6 +119,7 @@ new_bootstrap <- function(t0, draws, nsim, seed, method, call) {
 #' @param x An `hnm_bootstrap` object.
 #' @export
 print.hnm_bootstrap <- function(x, ...) {
+  check_no_dots(list(...), sys.call(), allowed = print_arguments)
   cat(sprintf("Parametric bootstrap of an %s fit in statistic space: %d replicates (%d failed)\n",
               x$method, x$R, x$failed))
   table <- cbind(original = x$t0,
@@ -269,7 +270,11 @@ bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncp
   spec0 <- nested_spec(m0, m1, call)
   ml0 <- ml_estimate(m0, call)
   ml1 <- ml_estimate(m1, call)
-  statistic <- ml0$deviance - ml1$deviance
+  # As in anova(): an added variance estimated as exactly 0 puts m1's optimum at m0's, where
+  # the likelihood ratio is exactly 1 (not the deviances' rounding noise). A likelihood ratio
+  # statistic is never negative: a refit short of its optimum by rounding gives 0.
+  added <- added_random_effect(random_layout(m0, ml0), random_layout(m1, ml1))
+  statistic <- if (isTRUE(added$variance == 0)) 0 else max(ml0$deviance - ml1$deviance, 0)
   rng <- use_seed(seed)
   on.exit(rng$restore())
   generator <- boot_generator(m0, m1$stats, spec0, call)
@@ -277,7 +282,7 @@ bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncp
     draws <- boot_draws(generator, size)
     d0 <- boot_refits(generator, draws, spec0, FALSE, ml0$internal_theta, threads, call)
     d1 <- boot_refits(generator, draws, m1$spec, FALSE, ml1$internal_theta, threads, call)
-    boot_rows(d0$deviance, size, 1L) - boot_rows(d1$deviance, size, 1L)
+    pmax(boot_rows(d0$deviance, size, 1L) - boot_rows(d1$deviance, size, 1L), 0)
   }
   replicates <- as.vector(do.call(rbind, in_chunks(nsim, generator$normals, refit_chunk, quiet)))
   ok <- !is.na(replicates)
@@ -298,6 +303,7 @@ bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncp
 #' @param ... Passed to [print()] for the table.
 #' @export
 print.hnm_bootstrap_lrt <- function(x, ...) {
+  check_no_dots(list(...), sys.call(), allowed = print_arguments)
   cat(sprintf("Parametric-bootstrap likelihood-ratio test, %d replicates (%d failed)\n",
               x$R, x$failed))
   print(data.frame(stat = x$statistic, df = x$df, `p.value (bootstrap)` = x$p.value,
@@ -337,11 +343,15 @@ nested_spec <- function(m0, m1, call) {
        blocks = spec$blocks)
 }
 
-# The ML deviance and internal θ of a fit (a REML fit refitted by ML, warm-started).
+# The ML deviance, internal θ and covariance of the random effects of a fit (a REML fit
+# refitted by ML, warm-started).
 ml_estimate <- function(fit, call) {
   if (fit$method == "ML") {
-    return(list(deviance = fit$deviance, internal_theta = fit$convergence$internal_theta))
+    return(list(deviance = fit$deviance, internal_theta = fit$convergence$internal_theta,
+                re_covariance = fit$re_covariance))
   }
-  rust_result(rs_lmm_fit(lmm_model(fit), FALSE, fit$convergence$internal_theta, FALSE),
-              call = call)[c("deviance", "internal_theta")]
+  refit <- rust_result(rs_lmm_fit(lmm_model(fit), FALSE, fit$convergence$internal_theta, FALSE),
+                       call = call)
+  list(deviance = refit$deviance, internal_theta = refit$internal_theta,
+       re_covariance = matrix(refit$re_covariance, nrow(fit$re_covariance)))
 }

@@ -61,25 +61,30 @@ select_parameters <- function(limits, parm, call) {
 #' @export
 anova.hnm_lmm <- function(object, ...) {
   call <- sys.call()
+  check_model_dots(list(...), call)
   if (...length() == 0L) return(satterthwaite_anova(object, call))
   names <- vapply(as.list(substitute(list(object, ...)))[-1L], deparse1, "")
   compare_fits(list(object, ...), names, call)
 }
 
-# What anova()'s comparison needs of a fit with covariates: its ML deviance (refitting a REML
-# fit by ML, warm-started, without replacing the fit), npar and a summary of the response.
+# What anova()'s comparison needs of a fit with covariates: its ML deviance and variances
+# (refitting a REML fit by ML, warm-started, without replacing the fit), npar, its terms and
+# a summary of the response.
 describe_lmm <- function(fit, name, call) {
-  deviance <- fit$deviance
-  if (fit$method != "ML") {
-    refit <- rust_result(rs_lmm_fit(lmm_model(fit), FALSE, fit$convergence$internal_theta, FALSE),
-                         call = call)
-    deviance <- refit$deviance
-  }
-  list(name = name, is_hnm = TRUE, is_lmm = TRUE, refitted = fit$method != "ML",
-       npar = n_parameters(fit), deviance = deviance, on_boundary = isSingular(fit),
-       fixed = fit$fixed_names, random = fit$random_names, group = fit$group_name,
-       summary = lmm_response_summary(fit), formula = deparse1(fit$formula),
-       data = if (!is.null(fit$call$data)) deparse1(fit$call$data))
+  ml <- ml_estimate(fit, call)
+  c(list(name = name, is_hnm = TRUE, refitted = fit$method != "ML", npar = n_parameters(fit),
+         deviance = ml$deviance),
+    random_layout(fit, ml),
+    list(summary = lmm_response_summary(fit), formula = deparse1(fit$formula),
+         data = if (!is.null(fit$call$data)) deparse1(fit$call$data)))
+}
+
+# A general fit's fixed effects, grouping factor and random-effects blocks with the variances
+# of its ML fit `ml`, by block: what added_random_effect() compares.
+random_layout <- function(fit, ml) {
+  variances <- diag(ml$re_covariance)
+  list(fixed = fit$fixed_names, group = fit$group_name, random = fit$random_names,
+       variances = lapply(block_ranges(fit), function(i) variances[i]))
 }
 
 # N, mean and total sum of squares of the response (variable 1 of the statistics).

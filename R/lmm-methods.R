@@ -57,8 +57,19 @@
 #'   parameter) and lme4's row names (`.sig01`, ..., `.sigma`, or with `oldNames = FALSE`
 #'   `sd_x|g`, `cor_x.y|g`, `sigma`). An SD interval that reaches 0 starts at 0, a
 #'   correlation interval that reaches -1 or 1 ends there.
-#' @param sigma Ignored (for the `VarCorr` generic).
-#' @param ... Further fits for `anova`; otherwise unused (an error if given).
+#' @param sigma For `VarCorr`, as lme4's: when given, the covariances for residual SD `sigma`
+#'   (\eqn{\hat\Sigma (\sigma/\hat\sigma)^2}), the residual SD `sigma` itself.
+#' @param add.dropped For `fixef`, as lme4's: `TRUE` gives every column of the fixed-effects
+#'   design, with `NA` for those dropped as rank deficient.
+#' @param use.fallback For `nobs`: accepted for `stats::nobs()`'s callers (such as `step()`).
+#' @param REML For `logLik` and `deviance`, as lme4's: `NULL` or the fit's own criterion; the
+#'   other criterion at the fit's estimates is an error ([REMLcrit()] gives the REML criterion
+#'   of an ML fit).
+#' @param fixed.only,random.only For `formula` and `model.frame`, as lme4's: the fixed part
+#'   only, or (`formula`) the response and the random-effects terms. `terms` gives the fixed
+#'   part's terms (lme4's default); other values are an error.
+#' @param ... Further fits for `anova`; otherwise not used: an argument given there is an
+#'   error (class `hnm_error_unused_argument`), never silently ignored.
 #' @return As the corresponding lme4 methods.
 #' @examples
 #' fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
@@ -73,49 +84,90 @@ NULL
 
 #' @rdname hnm_lmm-methods
 #' @export
-fixef.hnm_lmm <- function(object, ...) object$beta
+fixef.hnm_lmm <- function(object, add.dropped = FALSE, ...) {
+  check_no_dots(list(...), sys.call())
+  check_flag(add.dropped, "add.dropped", sys.call())
+  if (!add.dropped || length(object$dropped_fixed) == 0L) return(object$beta)
+  # lme4's add.dropped: every column of X in its order, NA for those dropped as aliased.
+  full <- rep(NA_real_, length(object$beta) + length(object$dropped_fixed))
+  names <- character(length(full))
+  full[object$kept] <- object$beta
+  names[object$kept] <- names(object$beta)
+  names[-object$kept] <- object$dropped_fixed
+  setNames(full, names)
+}
 
 #' @rdname hnm_lmm-methods
 #' @export
-sigma.hnm_lmm <- function(object, ...) object$sigma
+sigma.hnm_lmm <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
+  object$sigma
+}
 
 #' @rdname hnm_lmm-methods
 #' @export
-nobs.hnm_lmm <- function(object, ...) row_count(object$n_obs)
+nobs.hnm_lmm <- function(object, use.fallback = FALSE, ...) {
+  check_no_dots(list(...), sys.call())
+  row_count(object$n_obs)
+}
 
 #' @rdname hnm_lmm-methods
 #' @export
-ngrps.hnm_lmm <- function(object, ...) setNames(length(object$levels), object$group_name)
+ngrps.hnm_lmm <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
+  setNames(length(object$levels), object$group_name)
+}
 
 #' @rdname hnm_lmm-methods
 #' @export
-vcov.hnm_lmm <- function(object, ...) object$vcov_beta
+vcov.hnm_lmm <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
+  object$vcov_beta
+}
 
 #' @rdname hnm_lmm-methods
 #' @export
-deviance.hnm_lmm <- function(object, ...) object$deviance
+deviance.hnm_lmm <- function(object, REML = NULL, ...) {
+  check_no_dots(list(...), sys.call())
+  check_criterion(object, REML, "deviance", sys.call())
+  object$deviance
+}
 
 #' @rdname hnm_lmm-methods
 #' @export
-df.residual.hnm_lmm <- function(object, ...) nobs(object) - n_parameters(object)
+df.residual.hnm_lmm <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
+  nobs(object) - n_parameters(object)
+}
 
 #' @rdname hnm_lmm-methods
 #' @export
-formula.hnm_lmm <- function(x, ...) x$formula
+formula.hnm_lmm <- function(x, ...) formula.hnm_fit(x, ...)
 
 #' @rdname hnm_lmm-methods
 #' @export
-terms.hnm_lmm <- function(x, ...) x$terms
+terms.hnm_lmm <- function(x, fixed.only = TRUE, random.only = FALSE, ...) {
+  check_no_dots(list(...), sys.call())
+  if (!isTRUE(fixed.only) || !isFALSE(random.only)) {
+    hnm_abort(paste("terms() of an hnm fit are those of the fixed part (lme4's default",
+                    "fixed.only = TRUE, random.only = FALSE); use formula(fit) for the rest."),
+              call = sys.call(), class = "hnm_error_argument")
+  }
+  x$terms
+}
 
 #' @rdname hnm_lmm-methods
 #' @param formula For `model.frame`: the fit.
 #' @importFrom stats model.frame model.matrix
 #' @export
-model.frame.hnm_lmm <- function(formula, ...) {
+model.frame.hnm_lmm <- function(formula, fixed.only = FALSE, ...) {
+  check_no_dots(list(...), sys.call())
+  check_flag(fixed.only, "fixed.only", sys.call())
   object <- formula
   lmm_rows(object, "model.frame()")
   # lme4's frame: every variable of the formula with its bars read as `+`, complete rows.
-  full <- stats::as.formula(call("~", object$parsed$response, bars_as_sums(object$formula[[3L]])),
+  rhs <- if (fixed.only) object$parsed$fixed else bars_as_sums(object$formula[[3L]])
+  full <- stats::as.formula(call("~", object$parsed$response, rhs),
                             env = object$parsed$env %||% globalenv())
   stats::model.frame(full, data = object$data, na.action = stats::na.omit,
                      drop.unused.levels = TRUE)
@@ -133,7 +185,9 @@ n_parameters <- function(object) length(object$beta) + length(object$theta) + 1L
 
 #' @rdname hnm_lmm-methods
 #' @export
-logLik.hnm_lmm <- function(object, ...) {
+logLik.hnm_lmm <- function(object, REML = NULL, ...) {
+  check_no_dots(list(...), sys.call())
+  check_criterion(object, REML, "logLik", sys.call())
   structure(-object$deviance / 2, nobs = nobs(object), nall = nobs(object),
             df = n_parameters(object), class = "logLik")
 }
@@ -176,18 +230,20 @@ check_tolerance <- function(tol) {
 #' @rdname hnm_lmm-methods
 #' @export
 VarCorr.hnm_lmm <- function(x, sigma = 1, ...) {
+  check_no_dots(list(...), sys.call())
+  scale <- if (missing(sigma)) 1 else varcorr_scale(sigma, x$sigma, sys.call())
   blocks <- block_ranges(x)
   group <- x$group_name
   names <- c(group, if (length(blocks) > 1L) paste(group, seq_len(length(blocks) - 1L), sep = "."))
   terms <- lapply(blocks, function(i) {
-    v <- x$re_covariance[i, i, drop = FALSE]
+    v <- x$re_covariance[i, i, drop = FALSE] * scale^2
     sd <- sqrt(diag(v))
     correlation <- v / outer(sd, sd)
     correlation[!is.finite(correlation)] <- 0
     diag(correlation) <- 1
     structure(v, stddev = sd, correlation = correlation)
   })
-  structure(setNames(terms, names), sc = x$sigma, useSc = TRUE, class = "VarCorr.hnm")
+  structure(setNames(terms, names), sc = x$sigma * scale, useSc = TRUE, class = "VarCorr.hnm")
 }
 
 # The rows and columns of each random-effects term (Λ block) in Σ.
@@ -199,6 +255,7 @@ block_ranges <- function(x) {
 #' @rdname hnm_lmm-methods
 #' @export
 getME.hnm_lmm <- function(object, name, ...) {
+  check_no_dots(list(...), sys.call())
   switch(name,
     theta = object$theta,
     lower = setNames(object$lower, names(object$theta)),
@@ -227,6 +284,7 @@ getME.hnm_lmm <- function(object, name, ...) {
 #' @rdname hnm_fit-methods
 #' @export
 getME.hnm_fit <- function(object, name, ...) {
+  check_no_dots(list(...), sys.call())
   switch(name,
     theta = setNames(object$theta, paste0(object$group_name, ".(Intercept)")),
     lower = setNames(0, paste0(object$group_name, ".(Intercept)")),
@@ -278,6 +336,7 @@ ranef.hnm_lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, 
 #' @rdname hnm_lmm-methods
 #' @export
 coef.hnm_lmm <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
   effects <- ranef(object, condVar = FALSE)[[1L]]
   beta <- fixef(object)
   out <- as.data.frame(matrix(beta, nrow(effects), length(beta), byrow = TRUE,
@@ -313,11 +372,15 @@ lmm_fitted <- function(object, population = FALSE) {
 
 #' @rdname hnm_lmm-methods
 #' @export
-fitted.hnm_lmm <- function(object, ...) lmm_fitted(object)
+fitted.hnm_lmm <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
+  lmm_fitted(object)
+}
 
 #' @rdname hnm_lmm-methods
 #' @export
 residuals.hnm_lmm <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
+  check_no_dots(list(...), sys.call())
   match.arg(type)
   rows <- lmm_rows(object, "residuals")
   ok <- complete_lmm_rows(object, rows)
@@ -329,6 +392,7 @@ residuals.hnm_lmm <- function(object, type = c("response", "pearson"), scaled = 
 #' @rdname hnm_lmm-methods
 #' @export
 model.matrix.hnm_lmm <- function(object, type = c("fixed", "random"), ...) {
+  check_no_dots(list(...), sys.call())
   type <- match.arg(type)
   if (type == "random") {
     hnm_abort(paste("hnm never forms the random-effects model matrix Z (N x groups q); use",

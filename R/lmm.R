@@ -16,6 +16,7 @@ lmm_fit <- function(parsed, formula, data, method, call) {
   estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
   fit <- new_hnm_lmm(estimates, built, design, formula, parsed, call, method)
   fit$data <- fit_data(data, call)  # by reference, for model.frame()
+  warn_unconverged(fit, call)
   fit
 }
 
@@ -68,6 +69,36 @@ report_dropped_columns <- function(fixed_names, kept) {
     message(sprintf(paste("fixed-effect model matrix is rank deficient so dropping %d column(s) /",
                           "coefficient(s): %s"), length(dropped), paste(dropped, collapse = ", ")))
   }
+}
+
+# lme4 warns when its optimiser stops short of convergence, at fit time; so does hnm, with a
+# class of its own (?hnm-conditions), and print() and summary() repeat it as a note.
+warn_unconverged <- function(fit, call) {
+  problem <- convergence_problem(fit)
+  if (!is.null(problem)) hnm_warn(problem, call = call, class = "hnm_warning_convergence")
+}
+
+# What keeps a fit from being an optimum, or NULL: the search stopped before its convergence
+# test was met (iteration limit, or a line search that could not go on); or sigma -> 0, where
+# the random effects reproduce the response and the criterion falls without bound as sigma
+# shrinks, so the search stops (converged or not) where the residual sum of squares reaches
+# the rounding of the response's sums of squares, which the fit's cross-products subtract
+# from each other (the core stops with "fits the response exactly" below 1 ulp of them;
+# within 1000 ulps of them the residual variance is rounding, not an estimate).
+convergence_problem <- function(fit) {
+  response <- lmm_response_summary(fit)
+  residual_df <- response[["n"]] - if (fit$method == "REML") length(fit$beta) else 0
+  if (fit$sigma^2 * residual_df <= 1e3 * .Machine$double.eps * response[["sst"]]) {
+    return(sprintf(paste("sigma -> 0: the residual SD (%.3g) is at the rounding of the",
+                         "response's variation, as the random effects fit the response (almost)",
+                         "exactly; the estimates are not an optimum (the model has more random",
+                         "effects than these data identify)."), fit$sigma))
+  }
+  if (isTRUE(fit$convergence$converged)) return(NULL)
+  sprintf(paste("the fit did not converge: the optimiser stopped after %d iterations with",
+                "the criterion's projected gradient at %.2g; the estimates are where it",
+                "stopped."), as.integer(fit$convergence$iterations),
+          fit$convergence$projected_gradient_norm)
 }
 
 new_hnm_lmm <- function(estimates, built, design, formula, parsed, call, method) {
@@ -179,7 +210,9 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
   report_dropped_columns(design$fixed_names, built$kept)
   estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
   built <- c(built, list(stats = stats, dropped = 0))
-  new_hnm_lmm(estimates, built, design, formula, parsed, call, method)
+  fit <- new_hnm_lmm(estimates, built, design, formula, parsed, call, method)
+  warn_unconverged(fit, call)
+  fit
 }
 
 # The rows of the fit, checked to be those the fit was made from: columns kept by reference

@@ -17,8 +17,18 @@
 #'   `confint()` stay finite.
 #' @param tol For `isSingular`: the fit is singular when \eqn{\theta = \tau/\sigma < } `tol`;
 #'   hnm's boundary is exact, so a singular fit has \eqn{\theta = 0}.
-#' @param sigma,rdig Ignored; for compatibility with the `VarCorr` generic.
-#' @param ... Unused.
+#' @param sigma For `VarCorr`, as lme4's: when given, the variances are those for residual
+#'   SD `sigma` (\eqn{\hat\tau^2 (\sigma/\hat\sigma)^2}), the residual SD `sigma` itself.
+#' @param add.dropped For `fixef`, as lme4's (the one-way model drops no column).
+#' @param use.fallback For `nobs`: accepted for `stats::nobs()`'s callers (such as `step()`);
+#'   hnm always knows the number of observations used.
+#' @param REML For `logLik` and `deviance`, as lme4's: `NULL` or the fit's own criterion
+#'   (`TRUE` for a REML fit, `FALSE` otherwise). The other criterion at the fit's estimates is
+#'   not available (an error); [REMLcrit()] gives the REML criterion of an ML fit.
+#' @param fixed.only,random.only For `formula`, as lme4's: the formula of the fixed part
+#'   (`y ~ 1` here), or the response and the random-effects terms.
+#' @param ... Not used: an argument given here is an error (class
+#'   `hnm_error_unused_argument`), not silently ignored.
 #' @return `fixef`: named estimate of the intercept \eqn{\mu}. `VarCorr`: an object of class
 #'   `VarCorr.hnm` shaped and printing like lme4's (a list holding the grouping factor's
 #'   1 x 1 covariance matrix with attributes `stddev` and `correlation`, and attribute `sc`,
@@ -39,15 +49,25 @@ NULL
 #' @rdname hnm_fit-methods
 #' @method fixef hnm_fit
 #' @export
-fixef.hnm_fit <- function(object, ...) c("(Intercept)" = object$mu)
+fixef.hnm_fit <- function(object, add.dropped = FALSE, ...) {
+  check_no_dots(list(...), sys.call())
+  check_flag(add.dropped, "add.dropped", sys.call())
+  c("(Intercept)" = object$mu)
+}
 
 #' @rdname hnm_fit-methods
 #' @export
-sigma.hnm_fit <- function(object, ...) sqrt(object$sigma2)
+sigma.hnm_fit <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
+  sqrt(object$sigma2)
+}
 
 #' @rdname hnm_fit-methods
 #' @export
-nobs.hnm_fit <- function(object, ...) row_count(sum(object$stats$n))
+nobs.hnm_fit <- function(object, use.fallback = FALSE, ...) {
+  check_no_dots(list(...), sys.call())
+  row_count(sum(object$stats$n))
+}
 
 # ngrps, isSingular, getME and REMLcrit are lme4's functions. hnm's generics of the same names
 # forward every other class to lme4's, and hnm's methods are also registered on lme4's generics
@@ -59,7 +79,10 @@ ngrps <- function(object, ...) UseMethod("ngrps")
 
 #' @rdname hnm_fit-methods
 #' @export
-ngrps.hnm_fit <- function(object, ...) setNames(length(object$stats$n), object$group_name)
+ngrps.hnm_fit <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
+  setNames(length(object$stats$n), object$group_name)
+}
 
 #' @rdname hnm_fit-methods
 #' @export
@@ -120,26 +143,71 @@ lme4_function <- function(name) {
 
 #' @rdname hnm_fit-methods
 #' @export
-logLik.hnm_fit <- function(object, ...) {
+logLik.hnm_fit <- function(object, REML = NULL, ...) {
+  check_no_dots(list(...), sys.call())
+  check_criterion(object, REML, "logLik", sys.call())
   structure(-object$deviance / 2, nobs = nobs(object), nall = nobs(object), df = 3L,
             class = "logLik")
 }
 
 #' @rdname hnm_fit-methods
 #' @export
-deviance.hnm_fit <- function(object, ...) object$deviance
+deviance.hnm_fit <- function(object, REML = NULL, ...) {
+  check_no_dots(list(...), sys.call())
+  check_criterion(object, REML, "deviance", sys.call())
+  object$deviance
+}
+
+# lme4's `REML` of logLik() and deviance(): the criterion of the fit's own method. The other
+# criterion at the fit's estimates (lme4's deviance(REML = FALSE) of a REML fit) is refused
+# with where to get it.
+check_criterion <- function(object, REML, what, call) {
+  if (is.null(REML) || identical(REML, object$method == "REML")) return(invisible())
+  if (!isTRUE(REML) && !isFALSE(REML)) {
+    hnm_abort("`REML` must be NULL, TRUE or FALSE.", call = call, class = "hnm_error_argument")
+  }
+  hnm_abort(sprintf(paste("%s(REML = %s) of a%s fit, the other criterion at these estimates, is",
+                          "not available in hnm; %s."), what, REML,
+                    if (object$method == "REML") " REML" else sprintf("n %s", object$method),
+                    if (REML) "REMLcrit() gives the REML criterion of an ML fit" else
+                      "refit with REML = FALSE for the ML deviance"),
+            call = call, class = "hnm_error_argument")
+}
 
 #' @rdname hnm_fit-methods
 #' @export
-df.residual.hnm_fit <- function(object, ...) nobs(object) - 3L
+df.residual.hnm_fit <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
+  nobs(object) - 3L
+}
 
 #' @rdname hnm_fit-methods
 #' @export
-formula.hnm_fit <- function(x, ...) x$formula
+formula.hnm_fit <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
+  check_no_dots(list(...), sys.call())
+  check_flag(fixed.only, "fixed.only", sys.call())
+  check_flag(random.only, "random.only", sys.call())
+  if (fixed.only && random.only) {
+    hnm_abort("`fixed.only` and `random.only` cannot both be TRUE.", call = sys.call(),
+              class = "hnm_error_argument")
+  }
+  parsed <- x$parsed %||% parse_mixed_formula(x$formula)
+  rhs <- if (fixed.only) parsed$fixed else if (random.only) bar_terms(x$formula) else
+    return(x$formula)
+  stats::as.formula(call("~", parsed$response, rhs), env = environment(x$formula))
+}
+
+# The random-effects terms of a formula's right-hand side, `(a | g) + (b | g)` (lme4's
+# formula(random.only = TRUE)).
+bar_terms <- function(formula) {
+  bars <- lapply(find_bars(formula[[3L]]), function(b) call("(", b))
+  Reduce(function(a, b) call("+", a, b), bars)
+}
 
 #' @rdname hnm_fit-methods
 #' @export
 vcov.hnm_fit <- function(object, full = FALSE, ...) {
+  check_no_dots(list(...), sys.call())
   if (isTRUE(full)) return(object$covariance)
   matrix(object$se_mu^2, 1L, 1L, dimnames = list("(Intercept)", "(Intercept)"))
 }
@@ -147,22 +215,41 @@ vcov.hnm_fit <- function(object, full = FALSE, ...) {
 #' @rdname hnm_fit-methods
 #' @method VarCorr hnm_fit
 #' @export
-VarCorr.hnm_fit <- function(x, sigma = 1, rdig = 3, ...) {
+VarCorr.hnm_fit <- function(x, sigma = 1, ...) {
+  check_no_dots(list(...), sys.call())
   # lme4's shape: one covariance matrix per grouping factor with attributes "stddev" and
-  # "correlation", and the residual standard deviation as attribute "sc".
+  # "correlation", and the residual standard deviation as attribute "sc". An explicit
+  # `sigma` replaces sigma-hat, as lme4's (the relative covariance times sigma^2).
+  scale <- if (missing(sigma)) 1 else varcorr_scale(sigma, sqrt(x$sigma2), sys.call())
   names <- list("(Intercept)", "(Intercept)")
-  tau2 <- structure(matrix(x$tau2, 1L, 1L, dimnames = names),
-                    stddev = c("(Intercept)" = sqrt(x$tau2)),
+  tau2 <- structure(matrix(x$tau2 * scale^2, 1L, 1L, dimnames = names),
+                    stddev = c("(Intercept)" = sqrt(x$tau2) * scale),
                     correlation = matrix(1, 1L, 1L, dimnames = names))
-  structure(setNames(list(tau2), x$group_name), sc = sqrt(x$sigma2), useSc = TRUE,
+  structure(setNames(list(tau2), x$group_name), sc = sqrt(x$sigma2) * scale, useSc = TRUE,
             class = "VarCorr.hnm")
+}
+
+# lme4's VarCorr(x, sigma = s) reports the covariances for residual SD s instead of
+# sigma-hat: the factor s / sigma-hat that scales every SD.
+varcorr_scale <- function(sigma, sigma_hat, call) {
+  if (!is.numeric(sigma) || length(sigma) != 1L || !isTRUE(sigma > 0 && is.finite(sigma))) {
+    hnm_abort("`sigma` must be one positive number.", call = call, class = "hnm_error_argument")
+  }
+  sigma / sigma_hat
 }
 
 
 #' @rdname hnm_fit-methods
 #' @param row.names,optional Ignored.
+#' @param order For `as.data.frame` of `VarCorr`: lme4's `"cov.last"` (its default) only.
 #' @export
-as.data.frame.VarCorr.hnm <- function(x, row.names = NULL, optional = FALSE, ...) {
+as.data.frame.VarCorr.hnm <- function(x, row.names = NULL, optional = FALSE,
+                                      order = "cov.last", ...) {
+  check_no_dots(list(...), sys.call())
+  if (!identical(order, "cov.last")) {
+    hnm_abort("`order` must be \"cov.last\" (lme4's \"lower.tri\" is not supported).",
+              call = sys.call(), class = "hnm_error_argument")
+  }
   # lme4's layout: per term its variances, then its covariances (lower triangle), then Residual.
   term_rows <- function(v, group) {
     lower <- lower.tri(v)
@@ -187,6 +274,7 @@ as.data.frame.VarCorr.hnm <- function(x, row.names = NULL, optional = FALSE, ...
 #' @export
 print.VarCorr.hnm <- function(x, digits = max(3, getOption("digits") - 2),
                               comp = "Std.Dev.", ...) {
+  check_no_dots(list(...), sys.call())
   print(format_varcorr(x, digits, comp), quote = FALSE)
   invisible(x)
 }
@@ -255,7 +343,7 @@ require_rows <- function(object, what) {
 row_group <- function(object) {
   s <- object$stats
   if (!is.null(s$keys)) return(match(object$g, s$keys))
-  codes <- as.integer(if (is.factor(object$g)) object$g else factor(object$g))
+  codes <- as.integer(as_group_factor(object$g))
   if (is.null(s$level_index)) codes else s$level_index[codes]
 }
 
@@ -265,6 +353,7 @@ complete_rows <- function(object) !is.na(object$y) & !is.na(object$g)
 #' @rdname hnm_fit-methods
 #' @export
 fitted.hnm_fit <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
   require_rows(object, "fitted()")
   keep <- complete_rows(object)
   object$mu + group_effects(object)[row_group(object)[keep]]
@@ -276,6 +365,7 @@ fitted.hnm_fit <- function(object, ...) {
 #' @param scaled For `residuals`: logical, divide by \eqn{\hat\sigma} (as lme4's).
 #' @export
 residuals.hnm_fit <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
+  check_no_dots(list(...), sys.call())
   match.arg(type)
   require_rows(object, "residuals()")
   r <- object$y[complete_rows(object)] - fitted(object)

@@ -11,8 +11,7 @@ model_statistics <- function(formula, data, call, stats = NULL) {
   group_name <- deparse1(parsed$group)
   y <- check_response(model_variable(parsed$response, frame, env, "response", call),
                       response_name, call)
-  g <- check_group(model_variable(parsed$group, frame, env, "grouping variable", call),
-                   group_name, call)
+  g <- check_group(group_variable(parsed$group, frame, env, call), group_name, call)
   stats <- group_statistics(y, g, response_name, group_name, call = call, checked = TRUE)
   if (sum(stats$n) == 0) {
     hnm_abort("no complete rows: every row has NA in the response or the group.", call = call)
@@ -43,6 +42,25 @@ model_variable <- function(expr, data, env, role, call) {
     hnm_abort(sprintf("could not evaluate the %s `%s`: %s", role, deparse1(expr),
                       conditionMessage(e)), call = call)
   })
+}
+
+# The grouping variable of a grouping expression. `a:b` is never evaluated as R's `:` (a
+# sequence, for numbers): as lme4, it is the interaction of factors of a and b, with the
+# combinations that occur, levels "a:b" in lexical order.
+group_variable <- function(expr, data, env, call) {
+  if (!is_interaction(expr)) return(model_variable(expr, data, env, "grouping variable", call))
+  parts <- lapply(interaction_parts(expr), function(e) {
+    as_group_factor(model_variable(e, data, env, "grouping variable", call))
+  })
+  interaction(parts, sep = ":", lex.order = TRUE, drop = TRUE)
+}
+
+is_interaction <- function(expr) is.call(expr) && identical(expr[[1L]], as.name(":"))
+
+# The factors of `a:b:c`, left to right.
+interaction_parts <- function(expr) {
+  if (!is_interaction(expr)) return(list(strip_parens(expr)))
+  c(interaction_parts(strip_parens(expr[[2L]])), interaction_parts(strip_parens(expr[[3L]])))
 }
 
 # The response, checked to be numeric and returned as is: a double or integer column is
@@ -197,8 +215,15 @@ group_statistics <- function(y, g, response_name = "y", group_name = "g", call =
   # Hashed groups come back in no particular order, each with its first row.
   keys <- g[pass$first_row]
   levels <- level_order(keys, group_name, call)
-  if (is.null(levels)) return(group_statistics(y, factor(g), response_name, group_name, call))
+  if (is.null(levels)) return(group_statistics(y, as_group_factor(g), response_name, group_name, call))
   c(pass_statistics(pass, levels$ordering, levels$labels), list(keys = keys[levels$ordering]))
+}
+
+# factor(g) for the grouping variable: NaN is a missing group, as NA (lme4's na.omit drops
+# both; is.na(NaN) is TRUE), where factor() would make "NaN" a level of its own.
+as_group_factor <- function(g) {
+  if (is.factor(g)) return(g)
+  factor(g, exclude = if (is.double(g) && !inherits(g, "integer64")) c(NA, NaN) else NA)
 }
 
 # factor()'s levels of the distinct values `keys` (one per group, in any order): the order

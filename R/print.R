@@ -43,9 +43,7 @@ print_groups <- function(n_obs, groups) {
 fit_notes <- function(x) {
   if (inherits(x, "hnm_lmm")) {
     return(c(if (isSingular(x)) "boundary (singular) fit: see help('isSingular')",
-             if (!isTRUE(x$convergence$converged)) sprintf(
-               "convergence: the projected gradient is %.2g after %d iterations",
-               x$convergence$projected_gradient_norm, as.integer(x$convergence$iterations))))
+             convergence_problem(x)))
   }
   c(if (x$convergence$on_boundary) "boundary (singular) fit: tau^2 = 0 exactly (see ?isSingular)",
     if (x$method == "ANOVA" && x$anova$tau2_untruncated < 0) {
@@ -57,6 +55,7 @@ fit_notes <- function(x) {
 #' @rdname hnm_fit-methods
 #' @export
 print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
+  check_no_dots(list(...), sys.call())
   print_title(method_title(x), x$formula, x$call)
   print_criteria(fit_criteria(x), 4)
   cat("Random effects:\n")
@@ -89,10 +88,14 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' they are rough.
 #'
 #' @param object An `hnm_fit`.
+#' @param ddf For fits with covariates, the denominator degrees of freedom of the t tests, as
+#'   lmerTest's `summary()`: `"Satterthwaite"` (default), or `"lme4"` for lme4's table
+#'   without degrees of freedom and p-values. `"Kenward-Roger"` is not available (an error).
+#'   The one-way model's table is lme4's in either case.
 #' @param x A `summary.hnm_fit`.
 #' @param digits Significant digits printed.
-#' @param correlation For `print`: show the correlation of the fixed effects (by default when
-#'   there are 2 to 12, as lme4).
+#' @param correlation Show the correlation of the fixed effects when printed (by default when
+#'   there are 2 to 12, as lme4); given to `summary` (as lme4's), it is the default of `print`.
 #' @param ... Unused.
 #' @return An object of class `summary.hnm_fit` with lme4's components: `coefficients` (a
 #'   matrix with columns `Estimate`, `Std. Error`, `t value`, so `coef(summary(fit))` is the
@@ -106,13 +109,22 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' summary(hnm_fit(y ~ 1 | g, d))
 #' coef(summary(hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)))
 #' @export
-summary.hnm_fit <- function(object, ...) {
+summary.hnm_fit <- function(object, correlation = NULL,
+                            ddf = c("Satterthwaite", "Kenward-Roger", "lme4"), ...) {
+  check_no_dots(list(...), sys.call())
+  if (!is.null(correlation)) check_flag(correlation, "correlation", sys.call())
+  ddf <- one_of(ddf, c("Satterthwaite", "Kenward-Roger", "lme4"), "ddf", sys.call())
+  if (ddf == "Kenward-Roger") {
+    hnm_abort(paste("ddf = \"Kenward-Roger\" is not available in hnm; use \"Satterthwaite\"",
+                    "(the default) or \"lme4\"."), call = sys.call(),
+              class = c("hnm_error_unsupported", "hnm_error_argument"))
+  }
   beta <- fixef(object)
   v <- vcov(object)
   se <- sqrt(diag(v))
   coefficients <- cbind(Estimate = beta, "Std. Error" = se, "t value" = beta / se)
   rownames(coefficients) <- names(beta)
-  if (inherits(object, "hnm_lmm")) {
+  if (inherits(object, "hnm_lmm") && ddf == "Satterthwaite") {
     coefficients <- satterthwaite_coefficients(object, coefficients, sys.call())
   }
   has_rows <- if (inherits(object, "hnm_lmm")) !is.null(object$rows) else !is.null(object$y)
@@ -121,7 +133,8 @@ summary.hnm_fit <- function(object, ...) {
     AICtab = fit_criteria(object), logLik = logLik(object),
     residuals = if (has_rows) residuals(object, scaled = TRUE),
     varcor = VarCorr(object), sigma = sigma(object), ngrps = ngrps(object),
-    nobs = nobs(object), coefficients = coefficients, vcov = v, notes = fit_notes(object)
+    nobs = nobs(object), coefficients = coefficients, vcov = v, notes = fit_notes(object),
+    correlation = correlation
   ), class = "summary.hnm_fit")
 }
 
@@ -129,6 +142,7 @@ summary.hnm_fit <- function(object, ...) {
 #' @export
 print.summary.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), correlation = NULL,
                                   ...) {
+  check_no_dots(list(...), sys.call())
   print_title(x$methTitle, x$formula, x$call)
   cat("\n")
   print_criteria(x$AICtab, 1)
@@ -142,7 +156,7 @@ print.summary.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), c
     cat("\nFixed effects:\n")
     printCoefmat(x$coefficients, digits = digits)
   }
-  if (is.null(correlation)) correlation <- p > 1L && p <= 12L
+  if (is.null(correlation)) correlation <- x$correlation %||% (p > 1L && p <= 12L)
   if (isTRUE(correlation) && p > 1L) print_fixed_correlation(x$vcov, digits)
   if (length(x$notes)) writeLines(x$notes)
   invisible(x)

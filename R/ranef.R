@@ -15,7 +15,7 @@
 #'   and `whichel` may only name the one grouping factor.
 #' @param x A `ranef.hnm` object.
 #' @param row.names,optional Ignored.
-#' @param ... Unused.
+#' @param ... Not used (an error if given); for `print`, passed to `print()`.
 #' @return `ranef`: an object of class `ranef.hnm`, a list named by the grouping factor
 #'   holding one data frame with column `"(Intercept)"` and the group levels as row names
 #'   (lme4's `ranef.mer` shape); with `condVar`, the data frame has attribute `"postVar"`, a
@@ -66,6 +66,7 @@ conditional_variances <- function(object) {
 #' @rdname ranef.hnm_fit
 #' @export
 as.data.frame.ranef.hnm <- function(x, row.names = NULL, optional = FALSE, ...) {
+  check_no_dots(list(...), sys.call())
   # lme4's layout: one row per group and term, groups ordered by the first term's effect.
   effects <- x[[1L]]
   terms <- names(effects)
@@ -86,6 +87,7 @@ as.data.frame.ranef.hnm <- function(x, row.names = NULL, optional = FALSE, ...) 
 #' @rdname ranef.hnm_fit
 #' @export
 print.ranef.hnm <- function(x, ...) {
+  check_no_dots(list(...), sys.call(), allowed = print_arguments)
   for (name in names(x)) {
     effects <- x[[name]]
     attr(effects, "postVar") <- NULL
@@ -102,6 +104,7 @@ print.ranef.hnm <- function(x, ...) {
 #' @rdname ranef.hnm_fit
 #' @export
 coef.hnm_fit <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
   intercepts <- data.frame("(Intercept)" = object$mu + group_effects(object),
                            row.names = object$stats$group, check.names = FALSE)
   setNames(list(intercepts), object$group_name)

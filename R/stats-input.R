@@ -114,6 +114,7 @@ stats_table <- function(s) {
 #' @param ... Passed to `print.data.frame`.
 #' @export
 print.hnm_stats <- function(x, n = 10L, ...) {
+  check_no_dots(list(...), sys.call(), allowed = print_arguments)
   dropped <- attr(x, "n_dropped") %||% 0L
   cat(sprintf("Group statistics of `%s` by `%s`: %d groups, %.0f observations%s\n",
               attr(x, "response") %||% "y", attr(x, "group_name") %||% "group", nrow(x),
@@ -121,6 +122,27 @@ print.hnm_stats <- function(x, n = 10L, ...) {
   print.data.frame(x[seq_len(min(n, nrow(x))), , drop = FALSE], ...)
   if (nrow(x) > n) cat(sprintf("# ... %d more groups\n", nrow(x) - n))
   invisible(x)
+}
+
+#' @rdname hnm_stats
+#' @param i,j,drop Rows and columns, as for a data frame. A subset of the rows (`x[i, ]`,
+#'   `subset(x, n > 5)`) is the statistics table of those groups, fitted as their rows would
+#'   be; a subset of the columns is a plain data frame.
+#' @export
+`[.hnm_stats` <- function(x, i, j, drop) {
+  out <- NextMethod()
+  if (!is.data.frame(out)) return(out)
+  if (!identical(names(out), names(x))) return(structure(out, class = "data.frame"))
+  # The rows kept, by their row names (a data frame's `[` keeps the original ones): what the
+  # table records per group (the means at full precision) is subset with them. A repeated
+  # row has a new name and no record; the fit then uses the table's columns, as for any
+  # edited table.
+  rows <- match(rownames(out), rownames(x))
+  kept <- attributes(x)[setdiff(names(attributes(x)), c("names", "row.names", "class"))]
+  if (!is.null(kept$centered_mean)) kept$centered_mean <- kept$centered_mean[rows]
+  if (!is.null(kept$centered_means)) kept$centered_means <- kept$centered_means[rows, , drop = FALSE]
+  attributes(out) <- c(attributes(out)[c("names", "row.names", "class")], kept)
+  out
 }
 
 # TRUE when `data` holds group statistics or is a database table rather than rows.

@@ -100,6 +100,11 @@ lmm_table_statistics <- function(parsed, data, stats, call) {
     hnm_abort("`data` must be a data frame of group statistics when `stats` is given.", call = call)
   }
   columns <- lmm_stats_columns(stats, call)
+  # A table that lost what hnm_stats() recorded (made by other functions than `[`, which keeps
+  # it) is read as a plain data frame of statistics.
+  if (inherits(data, "hnm_stats") && is.null(attr(data, "group_name"))) {
+    data <- structure(data, class = "data.frame")
+  }
   recorded <- if (inherits(data, "hnm_stats")) attr(data, "design")
   if (inherits(data, "hnm_stats") && !identical(attr(data, "group_name"), parsed$group_name)) {
     hnm_abort(sprintf("`data` holds statistics by `%s`, but the formula groups by `%s`.",

@@ -77,3 +77,67 @@ test_that("the mixture LRT of tau^2 = 0 is conservative at m = 10, n = 5 (simula
   expect_gt(rate, 0.0275)
   expect_lt(rate, 0.0310)
 })
+
+# Issue 25: where the added variance is estimated as exactly 0 the larger model sits at the
+# smaller one's optimum, so the likelihood ratio is exactly 1: the statistic is 0 and the
+# 0.5 chi2(0) + 0.5 chi2(1) p-value is 1, not 0.5 from a statistic of rounding noise
+# (a positive 4.5e-13 puts it on the chi2(1) half).
+test_that("an added variance estimated as 0 gives LRT 0 and p = 1 exactly", {
+  skip_if_not_installed("lme4")
+  boundary <- 0L
+  for (seed in 1:40) {
+    set.seed(seed)
+    m <- sample(6:20, 1)
+    d <- data.frame(g = rep(seq_len(m), sample(3:9, m, replace = TRUE)))
+    d$x <- rnorm(nrow(d), sd = sample(c(0.1, 1, 30), 1))
+    d$y <- 5 + d$x + rnorm(m)[d$g] + rnorm(nrow(d))  # no slope variance
+    small <- hnm_fit(y ~ x + (1 | g), d)
+    large <- hnm_fit(y ~ x + (1 | g) + (0 + x | g), d)
+    if (large$theta[[2L]] != 0) next
+    boundary <- boundary + 1L
+    label <- paste("seed", seed)
+    # lme4's own deviance function agrees that nothing is gained (to its rounding).
+    expect_equal(lme4_devfun_at(y ~ x + (1 | g) + (0 + x | g), d, FALSE, large$theta),
+                 lme4_devfun_at(y ~ x + (1 | g), d, FALSE, small$theta), tolerance = 1e-12,
+                 label = label)
+    table <- anova(small, large)
+    expect_identical(table$Chisq[2L], 0, label = label)
+    expect_identical(table[["Pr(>Chisq)"]][2L], 1, label = label)
+    if (boundary <= 2L) {
+      boot <- bootstrap_lrt(small, large, nsim = 20, seed = seed, quiet = TRUE)
+      expect_identical(boot$statistic, 0, label = label)
+      expect_identical(boot$p.value, 1, label = label)
+    }
+  }
+  expect_gte(boundary, 8L)
+  # A random intercept estimated as 0, against the lm() without it.
+  boundary <- 0L
+  for (seed in 1:20) {
+    set.seed(seed)
+    d <- data.frame(g = rep(1:10, each = 4), x = rnorm(40, sd = 10))
+    d$y <- 3 + d$x + rnorm(40)
+    fit <- hnm_fit(y ~ x + (1 | g), d)
+    if (fit$theta[[1L]] != 0) next
+    boundary <- boundary + 1L
+    table <- anova(fit, lm(y ~ x, d))
+    expect_identical(table[["Pr(>Chisq)"]][2L], 1, label = paste("seed", seed))
+  }
+  expect_gte(boundary, 4L)
+})
+
+test_that("a positive variance: the mixture p-value of the balanced closed form", {
+  set.seed(25)
+  m <- 12
+  n <- 6
+  g <- rep(seq_len(m), each = n)
+  for (tau in c(0.4, 1, 3)) {
+    y <- 10 + tau * rnorm(m)[g] + rnorm(m * n)
+    means <- matrix(tapply(y, g, mean), 1L)
+    lrt <- closed_form_lrt(means, sum((y - ave(y, g))^2), n)
+    expect_gt(lrt, 0)
+    table <- anova(hnm_fit(y ~ 1 | g, data.frame(y = y, g = g)))
+    expect_equal(table["LRT", "Statistic"], lrt, tolerance = 1e-9)
+    expect_equal(table["LRT", "Pr(>Stat)"], 0.5 * stats::pchisq(lrt, 1, lower.tail = FALSE),
+                 tolerance = 1e-9)
+  }
+})

@@ -37,3 +37,87 @@ test_that("predict(type, se.fit), simulate(use.u, re.form, newdata) and ranef(dr
   one_way <- predict(fits$one_way, newdata = d[1:3, ], re.form = NA, se.fit = TRUE)
   expect_equal(one_way$se.fit, rep(sqrt(c(vcov(fits$one_way))), 3))
 })
+
+# Every S3 method hnm registers, called with an argument it does not have: an error naming
+# it, never silently ignored as R's default methods would. The methods are read from the
+# package's own registration, so a new method is tested (and a new class must be given an
+# object here). plot() methods pass `...` to graphics as graphical parameters; the default
+# methods forward to lme4's.
+test_that("every registered method refuses an argument it does not use", {
+  skip_if_not_installed("lme4")
+  one_way <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
+  general <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  smaller <- hnm_fit(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)
+  objects <- list(
+    hnm_fit = one_way, hnm_lmm = general, VarCorr.hnm = VarCorr(general),
+    ranef.hnm = ranef(general), summary.hnm_fit = summary(general),
+    hnm_profile = profile(one_way), hnm_stats = hnm_stats(Yield ~ 1 | Batch, lme4::Dyestuff),
+    hnm_bootstrap = bootstrap(general, nsim = 3, seed = 1, quiet = TRUE),
+    hnm_bootstrap_lrt = bootstrap_lrt(smaller, general, nsim = 3, seed = 1, quiet = TRUE),
+    hnm_boot_confint = confint(one_way, method = "boot", nsim = 3, seed = 1, quiet = TRUE),
+    hnm_wald_confint = confint(one_way, method = "Wald"))
+  needs <- list(getME = list(name = "theta"), confint = list(method = "Wald"))
+  methods <- getNamespaceInfo(asNamespace("hnm"), "S3methods")
+  tested <- 0L
+  for (i in seq_len(nrow(methods))) {
+    generic <- methods[i, 1L]
+    class <- methods[i, 2L]
+    if (class == "default" || generic == "plot") next
+    label <- paste0(generic, ".", class)
+    expect_true(class %in% names(objects), label = paste(label, "has a test object"))
+    f <- get(generic, envir = asNamespace("hnm"))
+    args <- c(list(objects[[class]]), needs[[generic]])
+    expect_error(suppressMessages(do.call(f, c(args, list(foo_arg = 1)))),
+                 "unused argument.*foo_arg", label = label)
+    tested <- tested + 1L
+  }
+  expect_gt(tested, 55L)
+})
+
+test_that("lme4's arguments of the accessors are honoured or refused (issue 25)", {
+  skip_if_not_installed("lme4")
+  d <- lme4::sleepstudy
+  control <- lme4::lmerControl(optimizer = "bobyqa",
+                               optCtrl = list(rhoend = 1e-12, maxfun = 1e5))
+  fit <- hnm_fit(Reaction ~ Days + (Days | Subject), d)
+  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), d, REML = FALSE, control = control)
+  # summary(ddf =): lmerTest's choices; "lme4" is lme4's table, Kenward-Roger refused.
+  expect_error(summary(fit, ddf = "nonsense"), "`ddf` must be one of", class = "hnm_error")
+  expect_error(summary(fit, ddf = "Kenward-Roger"), "Kenward-Roger",
+               class = "hnm_error_unsupported")
+  expect_error(summary(fit, foo = 1), "unused argument.*foo", class = "hnm_error_unused_argument")
+  expect_equal(coef(summary(fit, ddf = "lme4")), coef(summary(ref)), tolerance = 1e-6)
+  expect_identical(colnames(coef(summary(fit))),
+                   c("Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"))
+  expect_error(fixef(fit, bar = 2), "unused argument.*bar", class = "hnm_error_unused_argument")
+  # VarCorr(sigma =) scales as lme4's: the covariances for residual SD `sigma`.
+  expect_equal(as.data.frame(VarCorr(fit, sigma = 1))$vcov,
+               as.data.frame(VarCorr(ref, sigma = 1))$vcov, tolerance = 1e-5)
+  expect_equal(as.data.frame(VarCorr(fit, sigma = 1))$sdcor,
+               as.data.frame(VarCorr(ref, sigma = 1))$sdcor, tolerance = 1e-5)
+  expect_error(VarCorr(fit, sigma = -1), "positive", class = "hnm_error")
+  # formula(fixed.only, random.only) and model.frame(fixed.only) as lme4's.
+  for (which in list(list(fixed.only = TRUE), list(random.only = TRUE), list())) {
+    expect_equal(do.call(formula, c(list(fit), which)), do.call(formula, c(list(ref), which)),
+                 ignore_attr = TRUE, label = deparse1(which))
+  }
+  expect_equal(names(model.frame(fit, fixed.only = TRUE)),
+               names(model.frame(ref, fixed.only = TRUE)))
+  # logLik/deviance(REML =): the fit's own criterion, the other one refused.
+  expect_equal(c(logLik(fit, REML = FALSE)), c(logLik(ref)), tolerance = 1e-7)
+  expect_error(deviance(fit, REML = TRUE), "REMLcrit", class = "hnm_error")
+  reml <- hnm_fit(Reaction ~ Days + (Days | Subject), d, REML = TRUE)
+  expect_error(logLik(reml, REML = FALSE), "REML = FALSE", class = "hnm_error")
+  expect_identical(nobs(fit, use.fallback = TRUE), 180L)
+  expect_error(anova(fit, refit = FALSE), "unused argument.*refit", class = "hnm_error")
+  expect_error(anova(fit, fit, model.names = c("a", "b")), "unused argument.*model.names",
+               class = "hnm_error")
+  # fixef(add.dropped = TRUE): lme4's full vector with NA for the aliased columns.
+  d$Days2 <- 2 * d$Days
+  aliased <- suppressMessages(hnm_fit(Reaction ~ Days + Days2 + (1 | Subject), d))
+  aliased_ref <- suppressMessages(lme4::lmer(Reaction ~ Days + Days2 + (1 | Subject), d,
+                                             REML = FALSE, control = control))
+  expect_equal(fixef(aliased, add.dropped = TRUE), fixef(aliased_ref, add.dropped = TRUE),
+               tolerance = 1e-6)
+  expect_identical(names(fixef(aliased)), names(fixef(aliased_ref)))
+})

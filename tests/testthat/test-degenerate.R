@@ -94,3 +94,42 @@ test_that("character, integer, double, logical and factor group codes give the s
     expect_equal(hnm_estimates(fit), hnm_estimates(base), tolerance = 1e-12, label = kind)
   }
 })
+
+# Issue 25: a general fit that is not at an optimum warns at fit time (lme4 warns too), with
+# class hnm_warning_convergence, and print() repeats the note.
+test_that("non-convergence and sigma -> 0 are warnings of class hnm_warning_convergence", {
+  skip_if_not_installed("lme4")
+  # Two nearly collinear random slopes in three groups: the search stops short.
+  set.seed(31)
+  d <- data.frame(g = rep(1:3, c(4, 2, 5)))
+  d$x <- 1000 * rnorm(11)
+  d$z <- d$x + 1e-7 * rnorm(11)
+  d$y <- d$x + 1e-3 * rnorm(11)
+  expect_warning(fit <- hnm_fit(y ~ x + (x + z | g), d, REML = TRUE), "did not converge",
+                 class = "hnm_warning_convergence")
+  # Independently: lme4, tightly converged, finds a lower REML criterion.
+  control <- lme4::lmerControl(optimizer = "bobyqa",
+                               optCtrl = list(rhoend = 1e-12, maxfun = 1e5))
+  ref <- suppressWarnings(suppressMessages(
+    lme4::lmer(y ~ x + (x + z | g), d, REML = TRUE, control = control)))
+  expect_lt(lme4::REMLcrit(ref), deviance(fit) - 1e-5)
+  expect_output(print(fit), "did not converge")
+  condition <- tryCatch(hnm_fit(y ~ x + (x + z | g), d, REML = TRUE), warning = identity)
+  expect_identical(class(condition),
+                   c("hnm_warning_convergence", "hnm_warning", "warning", "condition"))
+  # Three points on a line in every group: the random intercepts and slopes reproduce y
+  # exactly (every group's least-squares line has residual sum of squares 0), so the
+  # likelihood grows without bound as sigma -> 0 and no estimate is an optimum.
+  set.seed(1)
+  d <- data.frame(g = rep(1:10, each = 3), x = rnorm(30))
+  d$y <- rnorm(10)[d$g] + rnorm(10)[d$g] * d$x
+  expect_lt(sum(stats::residuals(stats::lm(y ~ factor(g) * x, d))^2), 1e-25)
+  expect_warning(fit <- hnm_fit(y ~ x + (x | g), d), "sigma -> 0",
+                 class = "hnm_warning_convergence")
+  expect_output(print(fit), "sigma -> 0")
+  # An ordinary fit, near a boundary included, does not warn.
+  expect_no_warning(hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy))
+  expect_no_warning(hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, REML = TRUE))
+  d$y <- d$y + stats::rnorm(30)
+  expect_no_warning(hnm_fit(y ~ x + (x | g), d))
+})

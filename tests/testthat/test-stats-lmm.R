@@ -204,3 +204,31 @@ test_that("bad general statistics tables are classed errors naming the problem",
     "`data` holds the statistics of the one-way model `y ~ 1 \\| g`.*cannot fit a model with",
     "covariates"), "hnm_unsupported_formula")
 })
+
+# Issue 25: subset() of a statistics table (which failed with R's "bad error message") is the
+# table of those groups, and a fit of it is lme4's fit of their rows.
+test_that("subset() and [ of an hnm_stats table fit the rows of the groups kept", {
+  skip_if_not_installed("lme4")
+  control <- lme4::lmerControl(optimizer = "bobyqa",
+                               optCtrl = list(rhoend = 1e-12, maxfun = 1e5))
+  d <- lme4::sleepstudy
+  keep <- c("308", "309", "330", "331", "333", "335", "349", "350", "352", "370")
+  for (formula in list(Reaction ~ Days + (Days | Subject), Reaction ~ 1 | Subject)) {
+    label <- deparse1(formula)
+    table <- hnm_stats(formula, d)
+    ref <- lme4::lmer(formula, d[d$Subject %in% keep, ], REML = FALSE, control = control)
+    for (part in list(subset(table, group %in% keep), table[table$group %in% keep, ])) {
+      expect_s3_class(part, "hnm_stats")
+      fit <- hnm_fit(formula, part)
+      expect_equal(deviance(fit), deviance(ref), tolerance = 1e-10, label = label)
+      expect_equal(fixef(fit), lme4::fixef(ref), tolerance = 1e-6, label = label)
+      expect_identical(nobs(fit), nobs(ref), label = label)
+    }
+    expect_s3_class(subset(table, select = c(group, n)), "data.frame", exact = TRUE)
+  }
+  # A table stripped of what hnm_stats() recorded is read as a plain data frame.
+  table <- hnm_stats(Reaction ~ Days + (Days | Subject), d)
+  attributes(table) <- attributes(table)[c("names", "row.names", "class")]
+  expect_equal(deviance(hnm_fit(Reaction ~ Days + (Days | Subject), table)),
+               deviance(hnm_fit(Reaction ~ Days + (Days | Subject), d)), tolerance = 1e-10)
+})
