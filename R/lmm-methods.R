@@ -42,8 +42,9 @@
 #' @param newdata For `predict`: a data frame with the model's variables (not the response),
 #'   or `NULL` for the fit's rows. Data-dependent terms (`poly()`, `scale()`, `splines::ns()`,
 #'   `splines::bs()`) are evaluated with the fit's bases (the terms' `predvars`), as
-#'   `predict.lm()` and lme4 do; for population predictions (`re.form = NA`) the grouping
-#'   variable is not needed. For `simulate`: must be `NULL`.
+#'   `predict.lm()` and lme4 do; population predictions (`re.form = NA`) need neither the
+#'   grouping variable nor the variables of the random part only. For `simulate`: must be
+#'   `NULL`.
 #' @param re.form `NULL` (include the random effects), `NA`/`~0` (population level), or a
 #'   formula of some of the model's random-effects terms, such as `~ (1 | g)` in a model with
 #'   `(1 | g) + (0 + x | g)`: only their random effects are included (in `simulate`, only the

@@ -58,16 +58,19 @@ selected_modes <- function(object, selected) {
 
 # The model's variables for the rows of `newdata` (the response a placeholder), evaluated with
 # the fit's terms (their predvars: poly(), scale(), ns() with the fit's bases), and group codes
-# indexing the fit's levels (0 for a new level, when allowed). For population predictions the
-# grouping variable is not read: every code is 0.
+# indexing the fit's levels (0 for a new level, when allowed). Population predictions read
+# neither the grouping variable (every code is 0) nor the random part's variables, as lme4's.
 new_rows <- function(object, newdata, allow_new_levels, population, call) {
   parsed <- object$parsed
   xlev <- c(object$xlev, list(group = object$levels))
   terms <- list(fixed = object$terms,
                 random = object$random_terms %||% vector("list", length(parsed$random)))
-  design <- model_design(parsed, newdata, call, xlev = xlev, new_data = TRUE, terms = terms,
+  read <- parsed
+  if (population) read$random <- list()
+  design <- model_design(read, newdata, call, xlev = xlev, new_data = TRUE, terms = terms,
                          groups = !population)
-  variables <- align_variables(object, design, nrow(newdata), call)
+  used <- c(object$spec$fixed, if (!population) object$spec$random)
+  variables <- align_variables(object, design, nrow(newdata), used, call)
   if (population) return(list(variables = variables, codes = integer(nrow(newdata)),
                               offset = design$offset))
   codes <- design$codes
@@ -86,12 +89,17 @@ new_rows <- function(object, newdata, allow_new_levels, population, call) {
   list(variables = variables, codes = as.integer(codes), offset = design$offset)
 }
 
-# The fit's variables, in the fit's order, from the design of new data.
-align_variables <- function(object, design, rows, call) {
+# The fit's variables, in the fit's order, from the design of new data: those with an index
+# in `used`, the others (the response, a random-only variable of a population prediction)
+# one shared placeholder that is never read.
+align_variables <- function(object, design, rows, used, call) {
   flat <- flat_variables(design$variables)
   names(flat) <- design$names
-  lapply(object$variable_names %||% object$rows$names, function(name) {
-    if (name == object$response_name) return(numeric(rows))
+  placeholder <- numeric(rows)
+  names <- object$variable_names %||% object$rows$names
+  lapply(seq_along(names), function(a) {
+    if (!(a %in% used)) return(placeholder)
+    name <- names[a]
     value <- flat[[name]]
     if (is.null(value)) {
       hnm_abort(sprintf("`newdata` does not give the model column `%s`.", name), call = call)

@@ -134,7 +134,7 @@ test_that("simulate(re.form = ~ (1 | g)) conditions on that term and draws the o
                                                  expected^2) / nsim), 5)
 })
 
-test_that("population predictions do not read the grouping variable; levels match by label", {
+test_that("population predictions read no random-part variable; levels match by label", {
   skip_if_not_installed("lme4")
   d <- predict_data(4)
   formula <- y ~ x + (x | g)
@@ -142,6 +142,11 @@ test_that("population predictions do not read the grouping variable; levels matc
   ref <- lmer_at(fit, formula, d)
   expect_equal(predict(fit, newdata = d["x"], re.form = NA),
                unname(predict(ref, newdata = d["x"], re.form = NA)), tolerance = 1e-8)
+  # Nor the variables of the random part only.
+  slopes <- hnm_fit(y ~ x + (1 | g) + (0 + z | g), d)
+  expect_equal(predict(slopes, newdata = d["x"], re.form = NA),
+               unname(predict(lmer_at(slopes, y ~ x + (1 | g) + (0 + z | g), d), newdata = d["x"],
+                              re.form = NA)), tolerance = 1e-8)
   one_way <- hnm_fit(y ~ 1 | g, d)
   expect_equal(predict(one_way, newdata = d["x"], re.form = NA), rep(fixef(one_way)[[1L]], nrow(d)))
   # The group as a factor with other levels and order, as character, with a new level and NA.
