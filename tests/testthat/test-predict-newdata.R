@@ -126,6 +126,13 @@ test_that("simulate(re.form = ~ (1 | g)) conditions on that term and draws the o
   var_ref <- sigma(ref)^2 + slope_sd^2 * d$z^2
   expect_lt(max(abs(rowMeans(sims) - mean_ref) / sqrt(var_ref / nsim)), 5)
   expect_lt(max(abs(apply(sims, 1, var) / var_ref - 1) / sqrt(2 / (nsim - 1))), 5)
+  # For re.form = ~ (0 + z | g) lme4 draws the intercepts anew, then the errors, as hnm does:
+  # the same simulations for a seed. (Not a reference for ~ (1 | g): lme4 1.1-31 scales the z
+  # slopes drawn there by the intercept's θ, as its complement's Lind restarts at 1; the
+  # distribution above is the reference there.)
+  expect_equal(as.matrix(simulate(fit, nsim = 2, seed = 5, re.form = ~ (0 + z | g))),
+               as.matrix(simulate(ref, nsim = 2, seed = 5, re.form = ~ (0 + z | g))),
+               tolerance = 1e-8, ignore_attr = TRUE)
   # Draws within a group share the z slope: the covariance of two rows of one group.
   rows <- which(d$g == d$g[1])[1:2]
   covariance <- stats::cov(sims[rows[1], ], sims[rows[2], ])
