@@ -180,8 +180,8 @@ response_column <- function(parsed, data, env, offset, call) {
 }
 
 # The grouping factor's integer codes and levels; `a:b` is the interaction of a and b, with
-# levels "a:b" as lme4 makes them. With `levels` (new data), codes index those levels (0 for
-# a level not among them).
+# levels "a:b" as lme4 makes them. With `levels` (new data), codes index those levels (NA for
+# a level not among them, as for a missing value).
 grouping_factor <- function(parsed, data, env, call, levels = NULL) {
   g <- model_variable(parsed$group, data, env, "grouping variable", call)
   if (is.call(parsed$group) && identical(parsed$group[[1L]], as.name(":"))) {
@@ -195,27 +195,22 @@ grouping_factor <- function(parsed, data, env, call, levels = NULL) {
                       parsed$group_name), call = call)
   }
   if (!is.null(levels)) {
-    return(list(codes = level_codes(g, levels, parsed$group_name, call), levels = levels))
+    codes <- group_level_values(g, levels, seq_along(levels), parsed$group_name, call)
+    return(list(codes = codes, levels = levels))
   }
   if (is.factor(g)) return(list(codes = g, levels = levels(g)))
   group_codes(g, parsed$group_name, call)
 }
 
-# For each value of `g`, its index in the fit's `levels` (labels as the fit makes them), 0
-# for a value not among them and NA for a missing value: match(as.character(g), levels) with
-# only the distinct values labelled (a factor's levels; a vector's by group_codes(), the fit's
-# own labelling in one Rust pass), as converting every row to a string costs 25x the
-# prediction itself.
-level_codes <- function(g, levels, name, call) {
-  if (is.character(g) && is.null(attributes(g))) {
-    codes <- match(g, levels, nomatch = 0L)
-    codes[is.na(g)] <- NA_integer_
-    return(codes)
-  }
+# For each value of `g`, the entry of `values` of its level among the fit's `levels` (labels
+# as the fit makes them), NA for a missing value or one not among them:
+# values[match(as.character(g), levels)] with only the distinct values labelled (a factor's
+# levels; a vector's by group_codes(), the fit's own labelling in one Rust pass), as
+# converting every row to a string costs 25x the prediction itself.
+group_level_values <- function(g, levels, values, name, call) {
+  if (is.character(g) && is.null(attributes(g))) return(values[match(g, levels)])
   coded <- if (is.factor(g)) list(codes = g, levels = levels(g)) else group_codes(g, name, call)
-  codes <- match(coded$levels, levels, nomatch = 0L)
-  codes[is.na(coded$levels)] <- NA_integer_
-  codes[coded$codes]
+  values[match(coded$levels, levels)][coded$codes]
 }
 
 # The codes and levels factor(g) would give a plain vector, from one Rust pass (factor()

@@ -73,20 +73,22 @@ new_rows <- function(object, newdata, allow_new_levels, population, call) {
   variables <- align_variables(object, design, nrow(newdata), used, call)
   if (population) return(list(variables = variables, codes = integer(nrow(newdata)),
                               offset = design$offset))
-  codes <- design$codes
-  unseen <- is.na(codes) | codes == 0L
-  if (any(unseen) && !isTRUE(allow_new_levels)) {
-    unseen_values <- grouping_factor(parsed, newdata, parsed$env %||% globalenv(), call)$levels
-    hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit (or NA): %s. Use",
-                            "`allow.new.levels = TRUE` to predict them at the population level."),
-                      object$group_name,
-                      paste(utils::head(setdiff(unseen_values, object$levels), 5L), collapse = ", ")),
-              call = call, class = "hnm_new_levels")
+  # The fit's levels as the codes of the groups the model was built from; NA for a new level
+  # or a missing group, predicted at the population level (code 0) when allowed.
+  codes <- as.integer(object$group_codes)[design$codes]
+  unseen <- is.na(codes)
+  if (any(unseen)) {
+    if (!isTRUE(allow_new_levels)) {
+      unseen_values <- grouping_factor(parsed, newdata, parsed$env %||% globalenv(), call)$levels
+      hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit (or NA): %s. Use",
+                              "`allow.new.levels = TRUE` to predict them at the population level."),
+                        object$group_name,
+                        paste(utils::head(setdiff(unseen_values, object$levels), 5L), collapse = ", ")),
+                call = call, class = "hnm_new_levels")
+    }
+    codes[unseen] <- 0L
   }
-  codes[unseen] <- 0L
-  # The fit's levels as the codes of the groups the model was built from (0 stays 0).
-  codes <- c(0L, object$group_codes)[codes + 1L]
-  list(variables = variables, codes = as.integer(codes), offset = design$offset)
+  list(variables = variables, codes = codes, offset = design$offset)
 }
 
 # The fit's variables, in the fit's order, from the design of new data: those with an index

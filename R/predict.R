@@ -71,18 +71,20 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
   if (population) return(rep(object$mu, nrow(newdata)))
   groups <- new_groups(object, newdata, call)
-  index <- level_codes(groups, as.character(object$stats$group), object$group_name, call)
-  unseen <- is.na(index) | index == 0L
-  if (any(unseen) && !isTRUE(allow.new.levels)) {
-    hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit: %s. Use",
-                            "`allow.new.levels = TRUE` to predict them by the population",
-                            "mean."), object$group_name,
-                      paste(unique(as.character(groups[unseen])), collapse = ", ")),
-              call = call, class = "hnm_new_levels")
+  values <- group_level_values(groups, as.character(object$stats$group),
+                               object$mu + group_effects(object), object$group_name, call)
+  unseen <- is.na(values)
+  if (any(unseen)) {
+    if (!isTRUE(allow.new.levels)) {
+      hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit: %s. Use",
+                              "`allow.new.levels = TRUE` to predict them by the population",
+                              "mean."), object$group_name,
+                        paste(unique(as.character(groups[unseen])), collapse = ", ")),
+                call = call, class = "hnm_new_levels")
+    }
+    values[unseen] <- object$mu
   }
-  effects <- c(group_effects(object), 0)  # the last for new levels
-  index[unseen] <- length(effects)
-  object$mu + effects[index]
+  values
 }
 
 # The random-effects columns `re.form` keeps, as lme4's predict() and simulate() read it:
