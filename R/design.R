@@ -8,15 +8,19 @@
 
 # The model's variables (vectors and matrices, flattened in order into `names`), the response,
 # the columns of X and Z as indices into them (0 for the intercept), Λ's blocks, the group
-# codes and everything needed to rebuild the design for new data.
-model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE) {
+# codes and everything needed to rebuild the design for new data. For new data, `terms` are
+# the fit's terms of each part (`fixed`, `random`): their `predvars` evaluate data-dependent
+# terms (poly(), scale(), ns(), ...) with the fit's bases, as predict.lm() does; `groups =
+# FALSE` leaves the grouping variable unread (population predictions need no group).
+model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE, terms = NULL,
+                         groups = TRUE) {
   frame <- fit_data(data, call)
   env <- parsed$env %||% globalenv()
-  fixed <- design_part(parsed$fixed, frame, env, call, xlev$fixed)
+  fixed <- design_part(parsed$fixed, frame, env, call, xlev$fixed, terms$fixed)
   random <- lapply(seq_along(parsed$random), function(i) {
-    design_part(parsed$random[[i]], frame, env, call, xlev$random[[i]])
+    design_part(parsed$random[[i]], frame, env, call, xlev$random[[i]], terms$random[[i]])
   })
-  group <- grouping_factor(parsed, frame, env, call, xlev$group)
+  group <- if (groups) grouping_factor(parsed, frame, env, call, xlev$group)
   table <- variable_table()
   response <- if (new_data) NULL else response_column(parsed, frame, env, fixed$offset, call)
   response_index <- if (is.null(response)) 0L else table$add(response$name, response$value)
@@ -26,10 +30,11 @@ model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE) {
        response_name = response$name, offset = fixed$offset,
        fixed = fixed_index, fixed_names = fixed$names, fixed_assign = fixed$assign,
        random = unlist(random_index), blocks = lengths(random_index),
-       random_names = lapply(random, `[[`, "names"),
+       random_names = lapply(random, `[[`, "names"), random_assign = lapply(random, `[[`, "assign"),
        codes = group$codes, levels = group$levels, group_name = parsed$group_name,
        xlev = list(fixed = fixed$xlevels, random = lapply(random, `[[`, "xlevels")),
-       contrasts = fixed$contrasts, terms = fixed$terms)
+       contrasts = fixed$contrasts, terms = fixed$terms,
+       random_terms = lapply(random, `[[`, "terms"))
 }
 
 # The variables of the model, each once: a name and an object (a vector, or a matrix whose
@@ -73,13 +78,14 @@ part_indices <- function(part, table) {
 # right-hand side `rhs`: `names` as model.matrix() would name them (and `assign`, their terms
 # as model.matrix()'s attribute), `columns` a list of
 # (position, name, value), plain numeric columns by reference and the other terms' columns
-# from one model.matrix() call on the terms object of the whole part.
-design_part <- function(rhs, data, env, call, xlev = NULL) {
-  t <- tryCatch(stats::terms(stats::as.formula(call("~", rhs), env = env), data = data),
-                error = function(e) {
-                  hnm_abort(sprintf("invalid model term `%s`: %s", deparse1(rhs),
-                                    conditionMessage(e)), call = call, class = "hnm_error_formula")
-                })
+# from one model.matrix() call on the terms object of the whole part. `terms` (new data) are
+# the fit's; the part's terms returned carry the frame's `predvars` when a frame was built.
+design_part <- function(rhs, data, env, call, xlev = NULL, terms = NULL) {
+  t <- terms %||% tryCatch(stats::terms(stats::as.formula(call("~", rhs), env = env), data = data),
+                           error = function(e) {
+    hnm_abort(sprintf("invalid model term `%s`: %s", deparse1(rhs), conditionMessage(e)),
+              call = call, class = "hnm_error_formula")
+  })
   labels <- attr(t, "term.labels")
   intercept <- attr(t, "intercept") == 1L
   values <- lapply(labels, function(label) plain_column(label, data, env))
@@ -109,7 +115,8 @@ design_part <- function(rhs, data, env, call, xlev = NULL) {
       assign <- c(assign, rep(k, ncol(block)))
     }
   }
-  list(names = names, assign = assign, columns = columns, terms = t, offset = offset,
+  list(names = names, assign = assign, columns = columns, offset = offset,
+       terms = if (is.null(frame)) t else attr(frame, "terms"),
        xlevels = if (!is.null(frame)) stats::.getXlevels(t, frame),
        contrasts = matrix_columns$contrasts)
 }
@@ -173,8 +180,8 @@ response_column <- function(parsed, data, env, offset, call) {
 }
 
 # The grouping factor's integer codes and levels; `a:b` is the interaction of a and b, with
-# levels "a:b" as lme4 makes them. With `levels` (new data), codes index those levels (0 for
-# a level not among them).
+# levels "a:b" as lme4 makes them. With `levels` (new data), codes index those levels (NA for
+# a level not among them, as for a missing value).
 grouping_factor <- function(parsed, data, env, call, levels = NULL) {
   g <- group_variable(parsed$group, data, env, call)
   if (!is.atomic(g) || is.null(g) || (!is.null(data) && length(g) == 1L && nrow(data) != 1L)) {
@@ -182,8 +189,7 @@ grouping_factor <- function(parsed, data, env, call, levels = NULL) {
                       parsed$group_name), call = call)
   }
   if (!is.null(levels)) {
-    codes <- match(as.character(g), levels)
-    codes[is.na(codes) & !is.na(g)] <- 0L
+    codes <- group_level_values(g, levels, seq_along(levels), parsed$group_name, call)
     return(list(codes = codes, levels = levels))
   }
   # A factor's levels are checked as the one-way model checks them: an addNA() level or a
@@ -192,6 +198,16 @@ grouping_factor <- function(parsed, data, env, call, levels = NULL) {
   group_codes(g, parsed$group_name, call)
 }
 
+# For each value of `g`, the entry of `values` of its level among the fit's `levels` (labels
+# as the fit makes them), NA for a missing value or one not among them:
+# values[match(as.character(g), levels)] with only the distinct values labelled (a factor's
+# levels; a vector's by group_codes(), the fit's own labelling in one Rust pass), as
+# converting every row to a string costs 25x the prediction itself.
+group_level_values <- function(g, levels, values, name, call) {
+  if (is.character(g) && is.null(attributes(g))) return(values[match(g, levels)])
+  coded <- if (is.factor(g)) list(codes = g, levels = levels(g)) else group_codes(g, name, call)
+  values[match(coded$levels, levels)][coded$codes]
+}
 
 # The codes and levels factor(g) would give a plain vector, from one Rust pass (factor()
 # converts every value to a string first: 40x the pass for 1e6 integers), with unused

@@ -40,8 +40,17 @@
 #'   (hnm never forms Z).
 #' @param scaled For `residuals`: divide by \eqn{\hat\sigma}{sigma}.
 #' @param newdata For `predict`: a data frame with the model's variables (not the response),
-#'   or `NULL` for the fit's rows. For `simulate`: must be `NULL`.
-#' @param re.form `NULL` (include the random effects) or `NA`/`~0` (population level).
+#'   or `NULL` for the fit's rows. Data-dependent terms (`poly()`, `scale()`, `splines::ns()`,
+#'   `splines::bs()`) are evaluated with the fit's bases (the terms' `predvars`), as
+#'   `predict.lm()` and lme4 do; population predictions (`re.form = NA`) need neither the
+#'   grouping variable nor the variables of the random part only. For `simulate`: must be
+#'   `NULL`.
+#' @param re.form `NULL` (include the random effects), `NA`/`~0` (population level), or a
+#'   formula of some of the model's random-effects terms, such as `~ (1 | g)` in a model with
+#'   `(1 | g) + (0 + x | g)`: only their random effects are included (in `simulate`, only the
+#'   other terms' effects are drawn anew), as lme4's. Terms are matched by their labels; a term
+#'   or grouping factor not in the model is an error. `simulate` takes one of `use.u` and
+#'   `re.form`.
 #' @param allow.new.levels For `predict`: predict new (or `NA`) levels of the grouping factor
 #'   at the population level instead of stopping.
 #' @param se.fit For `predict`: standard errors of population predictions from `vcov`.
@@ -361,10 +370,12 @@ complete_lmm_rows <- function(object, rows) {
   ok
 }
 
-lmm_fitted <- function(object, population = FALSE) {
+# Fitted values of the fit's rows: with the conditional modes, the population values, or with
+# `modes` (groups × q by rows) in place of the conditional modes.
+lmm_fitted <- function(object, population = FALSE, modes = NULL) {
   rows <- lmm_rows(object, "fitted values")
   values <- rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes,
-                                      !population, NULL))
+                                      !population, modes))
   ok <- complete_lmm_rows(object, rows)
   offset <- rows$offset
   values[ok] + if (is.null(offset)) 0 else offset[ok]

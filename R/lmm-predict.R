@@ -7,59 +7,101 @@ predict.hnm_lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   call <- sys.call()
   check_no_dots(list(...), call)
   match.arg(type)
-  population <- is_population_form(re.form, call)
+  selected <- random_selection(re.form, random_layout(object, call), object$group_name, call)
+  population <- !any(selected)
   if (!isFALSE(se.fit) && !(isTRUE(se.fit) && population)) {
     hnm_abort(paste("`se.fit = TRUE` is available for population predictions (`re.form = NA`),",
                     "whose standard errors come from vcov(fit), as lme4's."), call = call,
               class = "hnm_error_argument")
   }
+  modes <- selected_modes(object, selected)
   if (is.null(newdata)) {
-    fit <- lmm_fitted(object, population)
+    fit <- lmm_fitted(object, population, modes)
     if (isTRUE(se.fit)) return(list(fit = fit, se.fit = prediction_se(model.matrix(object), object)))
     return(fit)
   }
   if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
-  rows <- new_rows(object, newdata, allow.new.levels || population, call)
+  rows <- new_rows(object, newdata, allow.new.levels, population, call)
   fit <- rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, !population,
-                                   NULL), call = call)
+                                   modes), call = call)
   if (!is.null(rows$offset)) fit <- fit + rows$offset
-  if (isTRUE(se.fit)) return(list(fit = fit, se.fit = prediction_se(rows$x, object)))
+  if (isTRUE(se.fit)) {
+    return(list(fit = fit, se.fit = prediction_se(new_fixed_matrix(object, rows$variables), object)))
+  }
   fit
 }
 
 # sqrt(diag(X V Xᵀ)) for the rows of X.
 prediction_se <- function(x, object) sqrt(rowSums((x %*% vcov(object)) * x))
 
-# The model's variables for the rows of `newdata` (the response a placeholder), group codes
-# indexing the fit's levels (0 for a new level, when allowed) and the fixed-effect design.
-new_rows <- function(object, newdata, allow_new_levels, call) {
-  parsed <- object$parsed
-  xlev <- c(object$xlev, list(group = object$levels))
-  design <- model_design(parsed, newdata, call, xlev = xlev, new_data = TRUE)
-  codes <- design$codes
-  unseen <- !is.na(codes) & codes == 0L
-  if ((any(unseen) || anyNA(codes)) && !isTRUE(allow_new_levels)) {
-    unseen_values <- grouping_factor(parsed, newdata, parsed$env %||% globalenv(), call)$levels
-    hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit (or NA): %s. Use",
-                            "`allow.new.levels = TRUE` to predict them at the population level."),
-                      object$group_name,
-                      paste(utils::head(setdiff(unseen_values, object$levels), 5L), collapse = ", ")),
-              call = call, class = "hnm_new_levels")
-  }
-  codes[is.na(codes)] <- 0L
-  # The fit's levels as the codes of the groups the model was built from (0 stays 0).
-  codes <- c(0L, object$group_codes)[codes + 1L]
-  variables <- align_variables(object, design, nrow(newdata), call)
-  list(variables = variables, codes = as.integer(codes), offset = design$offset,
-       x = new_fixed_matrix(object, variables))
+# The model's random parts for random_selection(): each part's term labels, column names and
+# the term of each column (`assign`, 0 for the intercept). A fit from statistics that did not
+# record `assign` has a column per term, named by its label.
+random_layout <- function(object, call) {
+  assign <- object$random_assign %||% vector("list", length(object$random_names))
+  Map(function(rhs, names, assign) {
+    labels <- part_terms(rhs, object$parsed$env, call)$labels
+    list(labels = labels, names = names,
+         assign = assign %||% (match(names, c("(Intercept)", labels)) - 1L))
+  }, object$parsed$random, object$random_names, assign)
 }
 
-# The fit's variables, in the fit's order, from the design of new data.
-align_variables <- function(object, design, rows, call) {
+# The conditional modes (groups × q by rows, as rs_lmm_fitted() takes them) of the selected
+# random-effects columns, the others 0; NULL when every column is selected (the fit's own
+# modes) or none (population values).
+selected_modes <- function(object, selected) {
+  if (all(selected) || !any(selected)) return(NULL)
+  modes <- rust_result(rs_lmm_ranef(lmm_model(object)))$modes
+  modes[!rep(selected, length.out = length(modes))] <- 0
+  modes
+}
+
+# The model's variables for the rows of `newdata` (the response a placeholder), evaluated with
+# the fit's terms (their predvars: poly(), scale(), ns() with the fit's bases), and group codes
+# indexing the fit's levels (0 for a new level, when allowed). Population predictions read
+# neither the grouping variable (every code is 0) nor the random part's variables, as lme4's.
+new_rows <- function(object, newdata, allow_new_levels, population, call) {
+  parsed <- object$parsed
+  xlev <- c(object$xlev, list(group = object$levels))
+  terms <- list(fixed = object$terms,
+                random = object$random_terms %||% vector("list", length(parsed$random)))
+  read <- parsed
+  if (population) read$random <- list()
+  design <- model_design(read, newdata, call, xlev = xlev, new_data = TRUE, terms = terms,
+                         groups = !population)
+  used <- c(object$spec$fixed, if (!population) object$spec$random)
+  variables <- align_variables(object, design, nrow(newdata), used, call)
+  if (population) return(list(variables = variables, codes = integer(nrow(newdata)),
+                              offset = design$offset))
+  # The fit's levels as the codes of the groups the model was built from; NA for a new level
+  # or a missing group, predicted at the population level (code 0) when allowed.
+  codes <- as.integer(object$group_codes)[design$codes]
+  unseen <- is.na(codes)
+  if (any(unseen)) {
+    if (!isTRUE(allow_new_levels)) {
+      unseen_values <- grouping_factor(parsed, newdata, parsed$env %||% globalenv(), call)$levels
+      hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit (or NA): %s. Use",
+                              "`allow.new.levels = TRUE` to predict them at the population level."),
+                        object$group_name,
+                        paste(utils::head(setdiff(unseen_values, object$levels), 5L), collapse = ", ")),
+                call = call, class = "hnm_new_levels")
+    }
+    codes[unseen] <- 0L
+  }
+  list(variables = variables, codes = codes, offset = design$offset)
+}
+
+# The fit's variables, in the fit's order, from the design of new data: those with an index
+# in `used`, the others (the response, a random-only variable of a population prediction)
+# one shared placeholder that is never read.
+align_variables <- function(object, design, rows, used, call) {
   flat <- flat_variables(design$variables)
   names(flat) <- design$names
-  lapply(object$variable_names %||% object$rows$names, function(name) {
-    if (name == object$response_name) return(numeric(rows))
+  placeholder <- numeric(rows)
+  names <- object$variable_names %||% object$rows$names
+  lapply(seq_along(names), function(a) {
+    if (!(a %in% used)) return(placeholder)
+    name <- names[a]
     value <- flat[[name]]
     if (is.null(value)) {
       hnm_abort(sprintf("`newdata` does not give the model column `%s`.", name), call = call)
@@ -87,37 +129,66 @@ simulate.hnm_lmm <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
     hnm_abort("`newdata` is not supported by simulate() for hnm fits: it simulates the fit's rows.",
               call = call, class = "hnm_error_argument")
   }
-  conditional <- isTRUE(use.u) || !is_population_form(re.form, call)
+  if (!missing(use.u) && !missing(re.form)) use_u_and_re_form(call)
+  selected <- if (isTRUE(use.u)) rep(TRUE, length(unlist(object$random_names))) else
+    random_selection(re.form, random_layout(object, call), object$group_name, call)
+  drawn <- drawn_blocks(object, selected, call)
   rng <- use_seed(seed)
   on.exit(rng$restore())
   rows <- lmm_rows(object, "simulate()")
   ok <- complete_lmm_rows(object, rows)
-  model <- lmm_model(object)
-  offset <- if (is.null(rows$offset)) 0 else rows$offset[ok]
-  base <- if (conditional) lmm_fitted(object) else lmm_fitted(object, population = TRUE)
   n <- sum(ok)
-  effects <- if (!conditional) simulated_effects(object, nsim)
-  sims <- lapply(seq_len(nsim), function(s) {
-    if (conditional) return(base)
-    values <- rust_result(rs_lmm_fitted(model, rows$variables, rows$codes, TRUE, effects[[s]]))
-    values[ok] + offset
-  })
+  modes <- selected_modes(object, selected)
+  if (length(drawn) == 0L) {
+    # Every term conditioned on its modes (use.u = TRUE, re.form = NULL): new errors only.
+    base <- lmm_fitted(object)
+    sims <- rep(list(base), nsim)
+  } else {
+    # lme4's order: new effects of the terms re.form leaves out, then the errors.
+    model <- lmm_model(object)
+    offset <- if (is.null(rows$offset)) 0 else rows$offset[ok]
+    effects <- simulated_effects(object, nsim, drawn)
+    sims <- lapply(seq_len(nsim), function(s) {
+      values <- rust_result(rs_lmm_fitted(model, rows$variables, rows$codes, TRUE,
+                                          effects[[s]] + if (is.null(modes)) 0 else modes))
+      values[ok] + offset
+    })
+  }
   noise <- matrix(stats::rnorm(n * nsim), ncol = nsim)
   out <- as.data.frame(do.call(cbind, sims) + object$sigma * noise)
   names(out) <- paste0("sim_", seq_len(nsim))
   structure(out, seed = rng$state)
 }
 
-# New random effects b = σ Λ u for every group, u standard normal drawn in lme4's order (term
-# by term, within a term group by group, within a group the term's columns), one set per
-# simulation: the same draws as lme4's simulate() for the same seed. Each set is a
-# groups × q matrix by rows, in the data's units.
-simulated_effects <- function(object, nsim) {
-  lambda <- relative_factor(object)
+# The random-effects terms (blocks of Λ) simulate() draws anew: those with none of their
+# columns selected by re.form, as lme4 draws the terms re.form leaves out. A term with some of
+# its columns selected would be both conditioned on and drawn: refused.
+drawn_blocks <- function(object, selected, call) {
   blocks <- block_ranges(object)
+  partial <- vapply(blocks, function(b) any(selected[b]) && !all(selected[b]), logical(1))
+  if (any(partial)) {
+    i <- which(partial)[1L]
+    hnm_abort(sprintf(paste("`re.form` names some columns of the random-effects term `(%s | %s)`",
+                            "but not all (%s): simulate() conditions on whole terms and draws",
+                            "the others anew."), deparse1(object$parsed$random[[i]]),
+                      object$group_name,
+                      paste(unlist(object$random_names)[blocks[[i]][!selected[blocks[[i]]]]],
+                            collapse = ", ")),
+              call = call, class = "hnm_error_argument")
+  }
+  blocks[!vapply(blocks, function(b) any(selected[b]), logical(1))]
+}
+
+# New random effects b = σ Λ u for every group in the random-effects terms `blocks` (the
+# others 0), u standard normal drawn in lme4's order (term by term, within a term group by
+# group, within a group the term's columns), one set per simulation: the same draws as
+# lme4's simulate() for the same seed. Each set is a groups × q matrix by rows, in the data's
+# units.
+simulated_effects <- function(object, nsim, blocks) {
+  lambda <- relative_factor(object)
   m <- length(object$levels)
   q <- nrow(lambda)
-  u <- matrix(stats::rnorm(m * q * nsim), ncol = nsim)
+  u <- matrix(stats::rnorm(m * length(unlist(blocks)) * nsim), ncol = nsim)
   lapply(seq_len(nsim), function(s) {
     b <- matrix(0, m, q)
     offset <- 0L

@@ -129,6 +129,8 @@ new_hnm_lmm <- function(estimates, built, design, formula, parsed, call, method)
     kept = built$kept,
     dropped_fixed = design$fixed_names[-built$kept],
     random_names = design$random_names,
+    # Each random-effects column's term (0 for the intercept), for re.form naming terms.
+    random_assign = design$random_assign,
     levels = levels,
     group_codes = built$groups,
     n_obs = sum(built$stats$n),
@@ -137,6 +139,8 @@ new_hnm_lmm <- function(estimates, built, design, formula, parsed, call, method)
     xlev = design$xlev,
     contrasts = design$contrasts,
     terms = design$terms,
+    # The random parts' terms with their predvars, to evaluate new data as the fit's rows.
+    random_terms = design$random_terms,
     # The plain fields the Rust model is rebuilt from after readRDS.
     stats = built$stats,
     spec = list(response = design$response, fixed = design$fixed, random = design$random,
@@ -198,7 +202,8 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
   }
   design <- list(response = 1L, fixed = index(statistics$fixed), fixed_names = statistics$fixed,
                  random = index(unlist(statistics$random)), blocks = lengths(statistics$random),
-                 random_names = statistics$random, levels = statistics$levels,
+                 random_names = statistics$random, random_assign = statistics$random_assign,
+                 random_terms = statistics$random_terms, levels = statistics$levels,
                  response_name = statistics$names[1L], group_name = parsed$group_name,
                  xlev = statistics$xlev, contrasts = statistics$contrasts, terms = statistics$terms,
                  fixed_assign = statistics$fixed_assign, names = statistics$names)

@@ -18,9 +18,11 @@
 #' refits with changed arguments.
 #'
 #' @param object An `hnm_fit`.
-#' @param newdata A data frame holding the grouping variable, or `NULL` for the fit's rows.
+#' @param newdata A data frame holding the grouping variable (not needed for `re.form = NA`),
+#'   or `NULL` for the fit's rows.
 #' @param re.form `NULL` to include the group effects, `NA` or `~0` for the population
-#'   mean only.
+#'   mean only; the model's random term `~ (1 | g)` is `NULL`. A term or grouping factor not
+#'   in the model is an error. `simulate` takes one of `use.u` and `re.form`, as lme4's.
 #' @param allow.new.levels Logical: predict new (or `NA`) group levels in `newdata` by
 #'   \eqn{\hat\mu} instead of raising an error.
 #' @param type `"link"` or `"response"` (the same for a linear model), as lme4's.
@@ -52,7 +54,7 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   call <- sys.call()
   check_no_dots(list(...), call)
   match.arg(type)
-  population <- is_population_form(re.form, call)
+  population <- !random_selection(re.form, one_way_layout(), group_label(object), call)
   if (!isFALSE(se.fit)) {
     if (!(isTRUE(se.fit) && population)) {
       hnm_abort(paste("`se.fit = TRUE` is available for population predictions (`re.form = NA`),",
@@ -68,29 +70,77 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   }
   if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
   if (population) return(rep(object$mu, nrow(newdata)))
-  groups <- as.character(new_groups(object, newdata, call))
-  index <- match(groups, object$stats$group)
-  unseen <- is.na(index)
-  if (any(unseen) && !isTRUE(allow.new.levels)) {
-    hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit: %s. Use",
-                            "`allow.new.levels = TRUE` to predict them by the population",
-                            "mean."), object$group_name,
-                      paste(unique(groups[unseen]), collapse = ", ")),
-              call = call, class = "hnm_new_levels")
+  groups <- new_groups(object, newdata, call)
+  values <- group_level_values(groups, as.character(object$stats$group),
+                               object$mu + group_effects(object), object$group_name, call)
+  unseen <- is.na(values)
+  if (any(unseen)) {
+    if (!isTRUE(allow.new.levels)) {
+      hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit: %s. Use",
+                              "`allow.new.levels = TRUE` to predict them by the population",
+                              "mean."), object$group_name,
+                        paste(unique(as.character(groups[unseen])), collapse = ", ")),
+                call = call, class = "hnm_new_levels")
+    }
+    values[unseen] <- object$mu
   }
-  object$mu + ifelse(unseen, 0, group_effects(object)[index])
+  values
 }
 
-# TRUE for re.form = NA or ~0 (population level), FALSE for NULL or the model's own term.
-is_population_form <- function(re.form, call) {
-  if (is.null(re.form)) return(FALSE)
-  if (identical(re.form, NA) || (inherits(re.form, "formula") &&
-                                 identical(re.form[[length(re.form)]], 0))) {
-    return(TRUE)
+# The random-effects columns `re.form` keeps, as lme4's predict() and simulate() read it:
+# NULL every column, NA or ~0 none, a formula of random-effects terms of the model's grouping
+# factor (`~ (1 | g)`, `~ (0 + x | g)`, `~ (x || g)`) the columns of the terms it names (its
+# intercept, and the columns coding each of its terms). `layout` is the model's random parts
+# (random_layout()). A term or grouping factor that is not the model's is an error, as lme4's.
+# Returns a logical vector over the model's random-effects columns.
+random_selection <- function(re.form, layout, group, call) {
+  assign <- lapply(layout, `[[`, "assign")
+  q <- length(unlist(assign))
+  if (is.null(re.form)) return(rep(TRUE, q))
+  usage <- paste("`re.form` must be NULL, NA, ~0 or a one-sided formula of the model's",
+                 "random-effects terms such as `~ (1 | g)`.")
+  if (is.atomic(re.form) && length(re.form) == 1L && is.na(re.form)) return(rep(FALSE, q))
+  if (!inherits(re.form, "formula") || length(re.form) != 2L) {
+    hnm_abort(usage, call = call, class = "hnm_error_argument")
   }
-  if (inherits(re.form, "formula")) return(FALSE)
-  hnm_abort("`re.form` must be NULL, NA, ~0 or the model's random term.", call = call)
+  rhs <- re.form[[2L]]
+  if (identical(rhs, 0) || identical(rhs, 0L)) return(rep(FALSE, q))
+  bars <- find_bars(rhs)
+  if (length(bars) == 0L || !is.null(drop_bars(rhs))) {
+    hnm_abort(usage, call = call, class = "hnm_error_argument")
+  }
+  # Each column of the model's random part by the term it codes.
+  column_terms <- unlist(lapply(layout, function(part) {
+    c("(Intercept)", part$labels)[part$assign + 1L]
+  }))
+  named <- unlist(lapply(bars, function(bar) {
+    if (!identical(deparse1(bar[[3L]]), group)) {
+      hnm_abort(sprintf("`re.form` names the grouping factor `%s`, but the model's is `%s`.",
+                        deparse1(bar[[3L]]), group), call = call, class = "hnm_error_argument")
+    }
+    lapply(random_terms(bar), function(lhs) {
+      t <- part_terms(lhs, environment(re.form), call)
+      c(if (t$intercept) "(Intercept)", t$labels)
+    })
+  }))
+  absent <- setdiff(named, column_terms)
+  if (length(absent) > 0L) {
+    hnm_abort(sprintf(paste("`re.form` names the random-effects term(s) %s of `%s`, which the",
+                            "model does not have (its random-effects columns: %s)."),
+                      paste0("`", absent, "`", collapse = ", "), group,
+                      paste(unlist(lapply(layout, `[[`, "names")), collapse = ", ")),
+              call = call, class = "hnm_error_argument")
+  }
+  column_terms %in% named
 }
+
+# The one-way model's random part: an intercept.
+one_way_layout <- function() {
+  list(list(labels = character(), names = "(Intercept)", assign = 0L))
+}
+
+# The one-way model's grouping factor as its formula writes it.
+group_label <- function(object) deparse1(parse_hnm_formula(object$formula)$group)
 
 # The grouping variable evaluated in `newdata`.
 new_groups <- function(object, newdata, call) {
@@ -110,7 +160,9 @@ simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
     hnm_abort("`newdata` is not supported by simulate() for hnm fits: it simulates the fit's rows.",
               call = call, class = "hnm_error_argument")
   }
-  conditional <- isTRUE(use.u) || !is_population_form(re.form, call)
+  if (!missing(use.u) && !missing(re.form)) use_u_and_re_form(call)
+  conditional <- isTRUE(use.u) ||
+    random_selection(re.form, one_way_layout(), group_label(object), call)
   require_rows(object, "simulate()")
   check_count(nsim, "nsim", 1L, call)
   rng <- use_seed(seed)
@@ -128,6 +180,13 @@ simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
   sims <- as.data.frame(object$mu + sigma(object) * (object$theta * u[rows, , drop = FALSE] + e))
   names(sims) <- paste0("sim_", seq_len(nsim))
   structure(sims, seed = rng$state)
+}
+
+# lme4's simulate() takes one of `use.u` and `re.form`, which say the same thing.
+use_u_and_re_form <- function(call) {
+  hnm_abort(paste("give one of `use.u` and `re.form` (`use.u = TRUE` is `re.form = NULL`,",
+                  "`use.u = FALSE` is `re.form = NA`), as lme4's simulate()."),
+            call = call, class = "hnm_error_argument")
 }
 
 # The random-number stream as stats::simulate handles it: `seed = NULL` continues the

@@ -237,7 +237,7 @@ sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
   statistics <- lmm_statistics_from_sql(rows, names, v, pairs, parsed, numeric_columns, call)
   c(statistics, list(
     fixed = columns[[1L]]$names, fixed_assign = columns[[1L]]$assign,
-    random = lapply(columns[-1L], `[[`, "names"),
+    random = lapply(columns[-1L], `[[`, "names"), random_assign = lapply(columns[-1L], `[[`, "assign"),
     xlev = list(fixed = columns[[1L]]$xlevels, random = lapply(columns[-1L], `[[`, "xlevels")),
     contrasts = columns[[1L]]$contrasts, terms = parts[[1L]]$terms,
     offsets = parts[[1L]]$offsets,

@@ -25,8 +25,7 @@ memory_lmm_statistics <- function(parsed, data, call) {
        random = design$random_names,
        xlev = design$xlev, contrasts = design$contrasts, terms = design$terms,
        dropped = built$dropped, offsets = formula_offsets(parsed, call),
-       parts = part_layouts(parsed, design$fixed_names, design$fixed_assign, design$random_names,
-                            call))
+       parts = part_layouts(parsed, design, call))
 }
 
 # The terms of one part of the formula (a right-hand side) without data: its labels, whether
@@ -45,15 +44,18 @@ part_terms <- function(rhs, env, call) {
 # The offset() terms of the fixed part (the in-memory fit subtracts them from the response).
 formula_offsets <- function(parsed, call) part_terms(parsed$fixed, parsed$env, call)$offsets
 
-# What each part made of its terms: labels, intercept, the design columns' names and the
-# terms they code (`assign`).
-part_layouts <- function(parsed, fixed_names, fixed_assign, random_names, call) {
-  layout <- function(rhs, names, assign = NULL) {
+# What each part made of its terms: labels, intercept, the design columns' names, the terms
+# they code (`assign`) and, for a random part, the terms with their predvars (new data are
+# evaluated with the bases of the rows, see model_design()).
+part_layouts <- function(parsed, design, call) {
+  layout <- function(rhs, names, assign, terms = NULL) {
     t <- part_terms(rhs, parsed$env, call)
-    list(labels = t$labels, intercept = t$intercept, names = names, assign = assign)
+    list(labels = t$labels, intercept = t$intercept, names = names, assign = assign,
+         terms = terms)
   }
-  list(fixed = layout(parsed$fixed, fixed_names, fixed_assign),
-       random = Map(layout, parsed$random, random_names))
+  list(fixed = layout(parsed$fixed, design$fixed_names, design$fixed_assign),
+       random = Map(layout, parsed$random, design$random_names, design$random_assign,
+                    design$random_terms))
 }
 
 # Names of the table's statistics columns for variables `v`: the means, then the co-moments
@@ -171,6 +173,7 @@ table_design <- function(parsed, has_variable, recorded, call) {
                    parsed = parsed, has_variable = has_variable, call = call)
   as_recorded <- fixed$recorded && all(vapply(random, `[[`, TRUE, "recorded"))
   list(fixed = fixed$names, fixed_assign = fixed$assign, random = lapply(random, `[[`, "names"),
+       random_assign = lapply(random, `[[`, "assign"), random_terms = lapply(random, `[[`, "terms"),
        xlev = if (as_recorded) recorded$xlev, contrasts = if (as_recorded) recorded$contrasts,
        terms = if (fixed$recorded) recorded$terms else part_terms(parsed$fixed, parsed$env, call)$terms,
        offsets = offsets, parts = recorded$parts)
@@ -185,7 +188,8 @@ part_columns <- function(rhs, candidates, parsed, has_variable, call) {
   t <- part_terms(rhs, parsed$env, call)
   for (candidate in candidates) {
     if (identical(candidate$labels, t$labels) && identical(candidate$intercept, t$intercept)) {
-      return(list(names = candidate$names, assign = candidate$assign, recorded = TRUE))
+      return(list(names = candidate$names, assign = candidate$assign, terms = candidate$terms,
+                  recorded = TRUE))
     }
   }
   absent <- t$labels[!vapply(t$labels, has_variable, logical(1))]

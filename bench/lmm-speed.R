@@ -1,5 +1,6 @@
 # hnm_fit() speed on the general model y ~ x1 + x2 + w + (x1 | g) (w constant within groups)
-# and on the lecture's NELS model: against one data pass in R and against lme4::lmer.
+# and on the lecture's NELS model: against one data pass in R and against lme4::lmer; and
+# predict(newdata) against the fit.
 #
 #   Rscript bench/lmm-speed.R              # 1e5 and 1e6 rows, about 4 minutes, most of it
 #                                          # lmer's one ML and one REML fit at 1e6 rows
@@ -91,19 +92,26 @@ for (n in 10^seq(5, log10(max_rows))) {
   d <- simulate_lmm(n, n / 100)
   lmer_reps <- if (!run_lmer || n > lmer_max) 0L else if (n >= 1e6) 1L else 3L
   bench_model("simulated", general, general, d, c("y", "x1", "x2", "w"), "g", lmer_reps)
-  # The same fit with g as integer codes or strings, against the same R pass (over the factor).
+  # The same fit with g as integer codes or strings, against the same R pass (over the factor),
+  # and predict() of the fit's rows as new data against the fit (every group seen).
   t_pass <- time_median(function() r_pass_columns(d, c("y", "x1", "x2", "w"), "g"), reps)
   t_factor <- time_median(function() hnm_fit(general, d), reps)
-  for (type in c("integer", "character")) {
+  for (type in c("factor", "integer", "character")) {
     dt <- d
-    dt$g <- if (type == "integer") as.integer(d$g) else as.character(d$g)
-    t_fit <- time_median(function() hnm_fit(general, dt), reps)
+    if (type != "factor") dt$g <- if (type == "integer") as.integer(d$g) else as.character(d$g)
+    fit <- hnm_fit(general, dt)
+    t_fit <- if (type == "factor") t_factor else time_median(function() hnm_fit(general, dt), reps)
+    t_predict <- time_median(function() predict(fit, newdata = dt), reps)
+    t_population <- time_median(function() predict(fit, newdata = dt, re.form = NA), reps)
     g_type_rows[[length(g_type_rows) + 1L]] <- data.frame(
       rows = count_label(n), groups = count_label(n / 100), g = type,
       `R pass (factor g)` = format_seconds(t_pass),
       `hnm_fit, factor g` = format_seconds(t_factor), `hnm_fit, this g` = format_seconds(t_fit),
-      `hnm_fit / R pass` = sprintf("%.2f", t_fit / t_pass), check.names = FALSE)
-    rm(dt)
+      `hnm_fit / R pass` = sprintf("%.2f", t_fit / t_pass),
+      predict = format_seconds(t_predict), `predict / hnm_fit` = sprintf("%.2f", t_predict / t_fit),
+      `predict(re.form = NA)` = format_seconds(t_population),
+      `re.form = NA / hnm_fit` = sprintf("%.2f", t_population / t_fit), check.names = FALSE)
+    rm(dt, fit)
   }
   rm(d)
   invisible(gc())
@@ -120,7 +128,9 @@ print_table(paste("hnm_fit vs one data pass in R, sum() of each column used + ta
                   "(the per-group blocks), optimiser = rs_lmm_fit, R rest = hnm_fit minus both"),
             do.call(rbind, pass_rows))
 print_table(paste("The same fit with g as integer codes or strings (ML, hnm_fit only); R pass",
-                  "over the factor codes"), do.call(rbind, g_type_rows))
+                  "over the factor codes;\npredict = predict(fit, newdata = the fit's rows), with",
+                  "every group's effect or at the population level (target: about one fit)"),
+            do.call(rbind, g_type_rows))
 if (length(lmer_rows) > 0L) {
   print_table(paste("hnm_fit vs lme4::lmer(REML = FALSE / TRUE) (target: lmer / hnm >= 1000 at",
                     "1e6 rows);\nhnm - lmer = deviance (ML) or REML criterion (REML) difference",
