@@ -7,7 +7,7 @@ predict.hnm_lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   call <- sys.call()
   check_no_dots(list(...), call)
   match.arg(type)
-  selected <- random_selection(re.form, random_layout(object, call), object$group_name, call)
+  selected <- random_selection(re.form, random_terms_of(object, call), object$group_name, call)
   population <- !any(selected)
   if (!isFALSE(se.fit) && !(isTRUE(se.fit) && population)) {
     hnm_abort(paste("`se.fit = TRUE` is available for population predictions (`re.form = NA`),",
@@ -37,7 +37,7 @@ prediction_se <- function(x, object) sqrt(rowSums((x %*% vcov(object)) * x))
 # The model's random parts for random_selection(): each part's term labels, column names and
 # the term of each column (`assign`, 0 for the intercept). A fit from statistics that did not
 # record `assign` has a column per term, named by its label.
-random_layout <- function(object, call) {
+random_terms_of <- function(object, call) {
   assign <- object$random_assign %||% vector("list", length(object$random_names))
   Map(function(rhs, names, assign) {
     labels <- part_terms(rhs, object$parsed$env, call)$labels
@@ -131,7 +131,7 @@ simulate.hnm_lmm <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
   }
   if (!missing(use.u) && !missing(re.form)) use_u_and_re_form(call)
   selected <- if (isTRUE(use.u)) rep(TRUE, length(unlist(object$random_names))) else
-    random_selection(re.form, random_layout(object, call), object$group_name, call)
+    random_selection(re.form, random_terms_of(object, call), object$group_name, call)
   drawn <- drawn_blocks(object, selected, call)
   rng <- use_seed(seed)
   on.exit(rng$restore())

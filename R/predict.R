@@ -91,7 +91,7 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
 # NULL every column, NA or ~0 none, a formula of random-effects terms of the model's grouping
 # factor (`~ (1 | g)`, `~ (0 + x | g)`, `~ (x || g)`) the columns of the terms it names (its
 # intercept, and the columns coding each of its terms). `layout` is the model's random parts
-# (random_layout()). A term or grouping factor that is not the model's is an error, as lme4's.
+# (random_terms_of()). A term or grouping factor that is not the model's is an error, as lme4's.
 # Returns a logical vector over the model's random-effects columns.
 random_selection <- function(re.form, layout, group, call) {
   assign <- lapply(layout, `[[`, "assign")

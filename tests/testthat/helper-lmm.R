@@ -88,6 +88,12 @@ lmm_numbers <- function(fit) {
        REMLcrit = REMLcrit(fit), condval = re$condval, condsd = re$condsd)
 }
 
+# lme4's own profiled deviance (devfun) at hnm's θ.
+lme4_devfun_at <- function(formula, data, REML, theta) {
+  devfun <- lme4::lmer(formula, data, REML = REML, devFunOnly = TRUE)
+  devfun(unname(theta))
+}
+
 # lme4's fit rebuilt at hnm's θ: the merMod that `call` (an lme4::lmer call, evaluated in
 # `env`) would return had its optimiser stopped exactly at `theta`. Every lme4 method and every
 # package that reads a merMod (insight, performance, parameters, emmeans, broom.mixed) then
