@@ -8,7 +8,7 @@ anova_estimates <- function(s, call) {
     hnm_warn(sprintf(paste("the ANOVA estimate of tau^2, (MSG - MSE)/n0 = %s, is negative",
                            "(MSG < MSE); it is truncated at 0."),
                      format(a$tau2_untruncated, digits = 6)),
-             call = call, class = "hnm_negative_tau2")
+             call = call, class = "hnm_warning_negative_tau2")
   }
   c(a[c("mu", "sigma2", "tau2", "theta", "deviance", "se_mu", "hessian", "covariance")],
     list(std_errors = sqrt(pmax(a$covariance[c(1L, 5L, 9L)], 0)), unit = NA_real_,

@@ -30,17 +30,29 @@
 #'   \item{`hnm_error_unsupported`}{A computation not available for this kind of fit.}
 #'   \item{`hnm_error_too_large`}{A result sized by an argument (profile `steps`, bootstrap
 #'     `nsim`) or by the data does not fit in memory.}
+#'   \item{`hnm_error_too_many_random_effects`}{No more observations than random effects,
+#'     so the random-effects parameters and \eqn{\sigma^2} cannot be told apart (lme4's
+#'     check).}
+#'   \item{`hnm_error_perfect_fit`}{The fixed and random effects reproduce the response
+#'     exactly, so \eqn{\sigma^2} would be 0.}
 #' }
 #'
 #' @section Errors and warnings of the R side:
 #' \describe{
-#'   \item{`hnm_unsupported_formula`}{A model other than `y ~ 1 | g`.}
-#'   \item{`hnm_invalid_statistics`}{An invalid table of group statistics (`stats =`).}
-#'   \item{`hnm_out_of_range`}{Data outside the range the fit is exact in (see "Range of
+#'   \item{`hnm_error_argument`}{An argument of the wrong kind or value, or an lme4 argument
+#'     hnm cannot honour in this case.}
+#'   \item{`hnm_error_formula`}{A formula hnm cannot read (a term it does not know, a column
+#'     repeated across random-effects terms).}
+#'   \item{`hnm_error_unsupported_formula`}{A model hnm does not fit (several grouping
+#'     factors, say), or one a method is not available for.}
+#'   \item{`hnm_error_data_changed`}{A row-level method on a fit whose data were modified in
+#'     place since (data.table's `:=`).}
+#'   \item{`hnm_error_invalid_statistics`}{An invalid table of group statistics (`stats =`).}
+#'   \item{`hnm_error_out_of_range`}{Data outside the range the fit is exact in (see "Range of
 #'     the data" below), or an integer64 value beyond \eqn{\pm 2^{53}}.}
-#'   \item{`hnm_no_rows`}{A row-level method on a fit made from group statistics.}
-#'   \item{`hnm_new_levels`}{`predict()` on new group levels without `allow.new.levels`.}
-#'   \item{`hnm_negative_tau2`}{Warning: an ANOVA estimate of \eqn{\tau^2} truncated at 0.}
+#'   \item{`hnm_error_no_rows`}{A row-level method on a fit made from group statistics.}
+#'   \item{`hnm_error_new_levels`}{`predict()` on new group levels without `allow.new.levels`.}
+#'   \item{`hnm_warning_negative_tau2`}{Warning: an ANOVA estimate of \eqn{\tau^2} truncated at 0.}
 #'   \item{`hnm_warning_convergence`}{Warning, at fit time: the optimiser of a fit with
 #'     covariates or random slopes stopped before its convergence test was met (the
 #'     iteration limit, or a criterion still falling, as where \eqn{\sigma \to 0}); the
@@ -65,7 +77,7 @@
 #'   of a group mean from the first value of the response: roughly, the range of the data
 #'   times \eqn{2\sqrt N} must stay below 1.3e154.
 #'
-#' Outside, `hnm_fit()` stops with an error of class `hnm_out_of_range` that says which way
+#' Outside, `hnm_fit()` stops with an error of class `hnm_error_out_of_range` that says which way
 #' to rescale, instead of returning rounded or infinite estimates. The values themselves may
 #' have any magnitude a double holds (an offset such as 1e12 + noise keeps its digits). An
 #' integer64 response (DBI's BIGINT) is exact within \eqn{\pm 2^{53}} and refused beyond.

@@ -54,7 +54,7 @@
 #' only one row per group is collected into R. Tested on SQLite and PostgreSQL, and on Spark
 #' SQL by running the query's rendered text on a local Spark. Fits without
 #' rows support every method that needs only the statistics; `fitted()` and
-#' `residuals()` raise an error of class `hnm_no_rows`.
+#' `residuals()` raise an error of class `hnm_error_no_rows`.
 #' @return An object of class `hnm_fit`, with the methods an lme4 user expects:
 #'   `print`, `summary`, `logLik`, `AIC`/`BIC`, `nobs`, `ngrps`, `fixef`, `ranef`, `coef`,
 #'   `VarCorr`, `sigma`, `deviance`, `vcov`, `confint`, `isSingular`, `formula`, `fitted`,

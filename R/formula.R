@@ -73,7 +73,7 @@ single_grouping_factor <- function(bars, formula, call) {
     hnm_abort(sprintf(paste("`%s` has more than one grouping factor (%s); hnm fits models with",
                             "one grouping factor (use lme4::lmer() for crossed or nested",
                             "random effects)."), deparse1(formula), paste(factors, collapse = ", ")),
-              call = call, class = c("hnm_error_unsupported_formula", "hnm_unsupported_formula"))
+              call = call, class = "hnm_error_unsupported_formula")
   }
   strip_parens(groups[[1L]])
 }
@@ -121,7 +121,7 @@ parse_hnm_formula <- function(formula, call = NULL) {
     hnm_abort(sprintf(paste("`%s` has covariates or random slopes; fits from group statistics",
                             "and database tables support the one-way model `y ~ 1 | g` only."),
                       deparse1(formula)),
-              call = call, class = c("hnm_error_unsupported_formula", "hnm_unsupported_formula"))
+              call = call, class = "hnm_error_unsupported_formula")
   }
   list(response = parsed$response, group = parsed$group)
 }

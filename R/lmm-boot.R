@@ -317,7 +317,7 @@ print.hnm_bootstrap_lrt <- function(x, ...) {
 nested_spec <- function(m0, m1, call) {
   if (is.null(m0$rows) || is.null(m1$rows)) {
     hnm_abort("bootstrap_lrt() needs fits made from data rows, not from group statistics.",
-              call = call, class = "hnm_no_rows")
+              call = call, class = "hnm_error_no_rows")
   }
   names0 <- m0$rows$names
   names1 <- m1$rows$names

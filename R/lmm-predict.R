@@ -84,7 +84,7 @@ new_rows <- function(object, newdata, allow_new_levels, population, call) {
                               "`allow.new.levels = TRUE` to predict them at the population level."),
                         object$group_name,
                         paste(utils::head(setdiff(unseen_values, object$levels), 5L), collapse = ", ")),
-                call = call, class = "hnm_new_levels")
+                call = call, class = "hnm_error_new_levels")
     }
     codes[unseen] <- 0L
   }

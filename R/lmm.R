@@ -189,7 +189,7 @@ lmm_model <- function(object) {
 # (groups x k, about the pilot), `comoments` (groups x k(k+1)/2 centred co-moments, each
 # group's lower triangle by rows: W[1,1], W[2,1], W[2,2], ...), `levels` (group labels), and
 # the design by variable names: `fixed` (X's columns, "(Intercept)" for the intercept) and
-# `random` (a list of Z's columns per term). Row-level methods then stop with `hnm_no_rows`.
+# `random` (a list of Z's columns per term). Row-level methods then stop with `hnm_error_no_rows`.
 lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
   index <- function(names) {
     i <- match(names, statistics$names)
@@ -227,7 +227,7 @@ lmm_rows <- function(object, what) {
   if (is.null(rows)) {
     hnm_abort(sprintf(paste("%s needs the data rows, but this fit was made from group",
                             "statistics; refit from the data to get it."), what),
-              class = "hnm_no_rows")
+              class = "hnm_error_no_rows")
   }
   now <- rust_result(rs_lmm_fingerprint(rows$variables, rows$codes))
   if (!identical(now, rows$fingerprint)) {

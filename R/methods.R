@@ -325,7 +325,7 @@ require_rows <- function(object, what) {
   if (is.null(object$y)) {
     hnm_abort(sprintf(paste("%s needs the data rows, but this fit was made from group",
                             "statistics; refit from the data to get it."), what),
-              class = "hnm_no_rows")
+              class = "hnm_error_no_rows")
   }
   now <- group_statistics(object$y, object$g, object$response_name, object$group_name)
   fields <- c("n", "mean", "ss", "center")

@@ -80,7 +80,7 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
                               "`allow.new.levels = TRUE` to predict them by the population",
                               "mean."), object$group_name,
                         paste(unique(as.character(groups[unseen])), collapse = ", ")),
-                call = call, class = "hnm_new_levels")
+                call = call, class = "hnm_error_new_levels")
     }
     values[unseen] <- object$mu
   }

@@ -228,7 +228,7 @@ check_statistic <- function(v, column, valid, what, call) {
   bad <- if (!is.numeric(v)) 1L else which(!is.finite(v) | !valid(v))[1L]
   if (!is.na(bad)) {
     hnm_abort(sprintf("column `%s` of `data` must hold %s; row %d holds %s.", column, what, bad,
-                      format(v[bad])), call = call, class = "hnm_invalid_statistics")
+                      format(v[bad])), call = call, class = "hnm_error_invalid_statistics")
   }
 }
 
@@ -236,7 +236,7 @@ check_group_labels <- function(group, column, call) {
   if (anyNA(group) || anyDuplicated(group)) {
     problem <- if (anyNA(group)) "an NA label" else sprintf("`%s` twice", group[anyDuplicated(group)])
     hnm_abort(sprintf("column `%s` of `data` must name each group once, but it has %s.",
-                      column, problem), call = call, class = "hnm_invalid_statistics")
+                      column, problem), call = call, class = "hnm_error_invalid_statistics")
   }
 }
 

@@ -118,7 +118,7 @@ lmm_table_statistics <- function(parsed, data, stats, call) {
                             "covariates or random slopes: compute that model's table with",
                             "hnm_stats() of its formula and the rows."),
                       attr(data, "response"), parsed$group_name), call = call,
-              class = c("hnm_error_unsupported_formula", "hnm_unsupported_formula"))
+              class = "hnm_error_unsupported_formula")
   }
   design <- table_design(parsed, function(v) mean_columns(v) %in% names(data), recorded, call)
   v <- unique(c(deparse1(parsed$response), setdiff(c(design$fixed, unlist(design$random)),
@@ -280,7 +280,7 @@ check_positive_semidefinite <- function(comoments, v, means, n, groups, call) {
     j <- which(bad)[1L]
     hnm_abort(sprintf(paste("the co-moments of group `%s` (row %d) are not those of any data:",
                             "their matrix over %s is not positive semi-definite."), groups[j], j,
-                      paste(v, collapse = ", ")), call = call, class = "hnm_invalid_statistics")
+                      paste(v, collapse = ", ")), call = call, class = "hnm_error_invalid_statistics")
   }
 }
 

@@ -15,7 +15,7 @@ test_that("formulas outside one grouping factor are refused, naming the factors 
   expect_error(hnm_fit(~ 1 | g, d), "two-sided formula", class = "hnm_error")
   # Group statistics and database tables hold the one-way statistics only.
   expect_error(hnm_fit(y ~ x + (1 | g), hnm_stats(y ~ 1 | g, d)), "y ~ 1 \\| g",
-               class = "hnm_unsupported_formula")
+               class = "hnm_error_unsupported_formula")
 })
 
 test_that("bad data give clear errors", {
@@ -116,4 +116,32 @@ test_that("mll_oneway and its derivatives refuse malformed arguments with classe
     expect_error(f(c(16, 1, 1), replace(y, 2, -Inf), g), "must be finite", class = "hnm_error")
     expect_error(f(c(16, 1, 1), list(1, 2), 1:2), "must be numeric", class = "hnm_error")
   }
+})
+
+test_that("every condition class hnm raises is under one prefix and documented", {
+  # The classes given to hnm_abort() and hnm_warn() anywhere in the package, read from the
+  # installed functions' code: each must be hnm_error_* / hnm_warning_* and appear in
+  # ?hnm-conditions. (The Rust core's kinds become hnm_error_<kind> in rust_result().)
+  ns <- asNamespace("hnm")
+  raised <- character()
+  walk <- function(e) {
+    if (is.call(e)) {
+      if (is.name(e[[1L]]) && as.character(e[[1L]]) %in% c("hnm_abort", "hnm_warn") &&
+          !is.null(e$class)) {
+        raised <<- c(raised, Filter(is.character, as.list(e$class)))
+      }
+      for (part in as.list(e)[-1L]) if (!missing(part)) walk(part)
+    }
+  }
+  for (name in ls(ns, all.names = TRUE)) {
+    f <- get(name, ns)
+    if (is.function(f)) walk(body(f))
+  }
+  raised <- unique(unlist(raised))
+  expect_gt(length(raised), 10L)
+  expect_true(all(grepl("^hnm_(error|warning)_[a-z0-9_]+$", raised)),
+              label = paste(raised[!grepl("^hnm_(error|warning)_", raised)], collapse = ", "))
+  rd <- paste(as.character(tools::Rd_db("hnm")[["hnm-conditions.Rd"]]), collapse = "")
+  documented <- vapply(raised, function(class) grepl(class, rd, fixed = TRUE), logical(1))
+  expect_true(all(documented), label = paste(raised[!documented], collapse = ", "))
 })

@@ -71,7 +71,7 @@ test_that("predict() and simulate() give lme4's values", {
                unname(predict(f$lme4, newdata = new, re.form = NA)), tolerance = 1e-8)
   expect_equal(predict(f$hnm, re.form = ~0), unname(predict(f$lme4, re.form = NA)),
                tolerance = 1e-8)
-  expect_error(predict(f$hnm, newdata = new), "not in the fit", class = "hnm_new_levels")
+  expect_error(predict(f$hnm, newdata = new), "not in the fit", class = "hnm_error_new_levels")
   # Standard errors of population predictions: sqrt(diag(X V X')).
   se <- predict(f$hnm, newdata = new, re.form = NA, se.fit = TRUE)$se.fit
   x <- cbind(1, new$Days)

@@ -164,7 +164,7 @@ test_that("population predictions read no random-part variable; levels match by 
     expect_equal(predict(fit, newdata = cbind(new, g = g), allow.new.levels = TRUE), expected,
                  tolerance = 1e-8)
   }
-  expect_error(predict(fit, newdata = cbind(new, g = labels)), "new", class = "hnm_new_levels")
+  expect_error(predict(fit, newdata = cbind(new, g = labels)), "new", class = "hnm_error_new_levels")
   # Numeric groups: the fit's labels are factor()'s of the numbers.
   d$h <- as.integer(d$g) * 10L
   fit_h <- hnm_fit(y ~ x + (x | h), d)

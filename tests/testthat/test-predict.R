@@ -34,7 +34,7 @@ test_that("predictions, residuals and simulations agree with lme4", {
                    tolerance = 1e-8, label = label)
       expect_error(predict(ref, newdata = newdata))
       expect_error(predict(fit, newdata = newdata), "no such level, NA", fixed = TRUE,
-                   class = "hnm_new_levels")
+                   class = "hnm_error_new_levels")
       # Same seed, same draws in lme4's order: the same simulated responses.
       sims <- simulate(fit, nsim = 3, seed = 2024)
       ref_sims <- simulate(ref, nsim = 3, seed = 2024)
@@ -74,7 +74,7 @@ test_that("row-level methods refuse a fit without rows", {
   fit <- hnm_fit(y ~ 1 | g, wheat)
   fit$y <- NULL
   for (f in list(fitted, residuals, predict, simulate, plot)) {
-    expect_error(f(fit), "needs the data rows", class = "hnm_no_rows")
+    expect_error(f(fit), "needs the data rows", class = "hnm_error_no_rows")
   }
   # With newdata, predictions need only the group statistics.
   expect_length(predict(fit, newdata = data.frame(g = 1:3)), 3L)

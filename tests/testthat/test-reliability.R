@@ -111,7 +111,7 @@ test_that("integer64 responses and groups (DBI's BIGINT) are exact within 2^53, 
   expect_equal(c(fit$sigma2, fit$tau2), c(reference$sigma2, reference$tau2), tolerance = 1e-12)
   big <- d64
   big$y[7] <- bit64::as.integer64("9007199254740993")   # 2^53 + 1: not a double
-  expect_error(hnm_fit(y ~ 1 | g, big), "row 7 is 9007199254740993", class = "hnm_out_of_range")
+  expect_error(hnm_fit(y ~ 1 | g, big), "row 7 is 9007199254740993", class = "hnm_error_out_of_range")
   # Groups: NA dropped (not merged into group 0), labels and order as factor() gives them.
   g64 <- bit64::as.integer64(c("0", "10", "2", NA, "123456789012345678"))[rep(1:5, length.out = nrow(d))]
   fit <- hnm_fit(y ~ 1 | g, data.frame(y = d$y, g = g64))
@@ -180,7 +180,7 @@ test_that("ALTREP inputs (compact sequences, deferred strings) give the fit of o
   expect_equal(hnm_fit(ints ~ 1 | groups)$sigma2, hnm_fit(I(ints + 0) ~ 1 | groups)$sigma2)
 })
 
-test_that("inside the documented range the fit is exact; outside it is an hnm_out_of_range error", {
+test_that("inside the documented range the fit is exact; outside it is an hnm_error_out_of_range error", {
   # Reference: the fit at scale 1. Scaling y by 10^k changes every estimate by 10^k or 10^2k
   # (and the log-likelihood by N k log 10) up to the rounding of y * 10^k itself.
   set.seed(2)
@@ -207,7 +207,7 @@ test_that("inside the documented range the fit is exact; outside it is an hnm_ou
   }
   # The issue's examples: 1e-160 (was 4e-4 off), 1e-162 (variances 0), means 1e200 apart (Inf).
   for (bad in list(y * 1e-160, y * 1e-162, y * 1e-154, y * 1e153, y * 1e190 + 1e200 * g)) {
-    expect_error(hnm_fit(y ~ 1 | g, data.frame(y = bad, g)), class = "hnm_out_of_range")
+    expect_error(hnm_fit(y ~ 1 | g, data.frame(y = bad, g)), class = "hnm_error_out_of_range")
   }
   # Means far apart inside the range: finite tau^2 and group effects.
   far <- hnm_fit(y ~ 1 | g, data.frame(y = y * 1e140 + 1e150 * g, g))

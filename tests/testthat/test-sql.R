@@ -107,7 +107,7 @@ test_that("database fits agree with lme4 and accept expressions of columns", {
     expect_equal(unname(fixef(scaled)), unname(lme4::fixef(twin)) * k - 1, tolerance = 1e-8,
                  info = backend)
     expect_equal(sigma(scaled), sigma(twin) * k, tolerance = 1e-8, info = backend)
-    expect_error(residuals(fit), class = "hnm_no_rows")
+    expect_error(residuals(fit), class = "hnm_error_no_rows")
     DBI::dbRemoveTable(con, table_name("hnm_rail"))
     DBI::dbDisconnect(con)
   }
@@ -258,7 +258,7 @@ test_that("database fits of the general model agree with lme4 (sleepstudy)", {
     expect_equal(unname(fixef(fit)), unname(lme4::fixef(twin)), tolerance = 1e-8, info = backend)
     expect_equal(as.data.frame(VarCorr(fit))$sdcor, as.data.frame(lme4::VarCorr(twin))$sdcor,
                  tolerance = 1e-8, info = backend)
-    expect_error(fitted(fit), class = "hnm_no_rows")
+    expect_error(fitted(fit), class = "hnm_error_no_rows")
     DBI::dbRemoveTable(con, table_name("hnm_sleep"))
     DBI::dbDisconnect(con)
   }

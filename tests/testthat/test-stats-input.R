@@ -95,7 +95,7 @@ test_that("a fit from statistics has the statistics-only methods and refuses row
   same(as.data.frame(profile(fit)), as.data.frame(profile(from_rows)))
   same(predict(fit, newdata = d[1:5, ]), predict(from_rows, newdata = d[1:5, ]))
   for (row_level in list(fitted, residuals, simulate, predict)) {
-    expect_error(row_level(fit), class = "hnm_no_rows",
+    expect_error(row_level(fit), class = "hnm_error_no_rows",
                  regexp = "needs the data rows, but this fit was made from group statistics")
   }
 })

@@ -161,7 +161,7 @@ test_that("fits from general statistics have the statistics-only methods, and re
   m1 <- memory
   expect_equal(from_stats, as.data.frame(anova(m0, m1)), tolerance = 1e-10, ignore_attr = "heading")
   for (row_level in list(fitted, residuals, simulate, model.frame)) {
-    expect_error(row_level(fit), class = "hnm_no_rows",
+    expect_error(row_level(fit), class = "hnm_error_no_rows",
                  regexp = "needs the data rows, but this fit was made from group statistics")
   }
 })
@@ -180,17 +180,17 @@ test_that("bad general statistics tables are classed errors naming the problem",
   e(hnm_fit(y ~ x + fb + (x | g), plain[names(plain) != "sp_y_x"], stats = TRUE), "no column `sp_y_x`")
   e(hnm_fit(y ~ x + z + (x | g), s), "no column `mean_z`")
   e(hnm_fit(y ~ x + fb + (x | g), with_value("n", 2, 2.5), stats = TRUE),
-    "column `n` of `data` must hold positive whole numbers; row 2", "hnm_invalid_statistics")
+    "column `n` of `data` must hold positive whole numbers; row 2", "hnm_error_invalid_statistics")
   e(hnm_fit(y ~ x + fb + (x | g), with_value("ss_x", 4, -1), stats = TRUE),
-    "column `ss_x` of `data` must hold finite numbers >= 0; row 4", "hnm_invalid_statistics")
+    "column `ss_x` of `data` must hold finite numbers >= 0; row 4", "hnm_error_invalid_statistics")
   e(hnm_fit(y ~ x + fb + (x | g), with_value("mean_x", 3, NA), stats = TRUE), "column `mean_x`.*row 3")
   e(hnm_fit(y ~ x + fb + (x | g), with_value("group", 2, plain$group[1]), stats = TRUE),
-    "must name each group once", "hnm_invalid_statistics")
+    "must name each group once", "hnm_error_invalid_statistics")
   # |sp_y_x| beyond sqrt(ss_y ss_x): no data have these co-moments.
   e(hnm_fit(y ~ x + fb + (x | g), with_value("sp_y_x", 5, 2 * sqrt(plain$ss_y[5] * plain$ss_x[5])),
             stats = TRUE),
     sprintf("co-moments of group `%s` \\(row 5\\) .* not positive semi-definite", plain$group[5]),
-    "hnm_invalid_statistics")
+    "hnm_error_invalid_statistics")
   e(hnm_fit(y ~ x + f + (x | school), s), "holds statistics by `g`, but the formula groups by `school`")
   e(hnm_fit(y ~ x + offset(w) + (x | g), s), "offset terms \\(offset\\(w\\)\\) differ")
   e(hnm_fit(y ~ x + (x | g), hnm_stats(y ~ x + offset(w) + (x | g), d)),
@@ -202,7 +202,7 @@ test_that("bad general statistics tables are classed errors naming the problem",
   # A one-way table has no covariates to fit.
   e(hnm_fit(formula, hnm_stats(y ~ 1 | g, d)), paste(
     "`data` holds the statistics of the one-way model `y ~ 1 \\| g`.*cannot fit a model with",
-    "covariates"), "hnm_unsupported_formula")
+    "covariates"), "hnm_error_unsupported_formula")
 })
 
 # Issue 25: subset() of a statistics table (which failed with R's "bad error message") is the
