@@ -11,6 +11,7 @@ use crate::error::{HnmError, Result};
 use crate::fit::{estimate_from, fit};
 use crate::interrupt::{Checkpoint, Interrupt};
 use crate::likelihood::Params;
+use crate::memory::{collected, copied, unless_out_of_memory};
 use crate::profile::Criterion;
 use crate::stats::GroupStats;
 
@@ -66,14 +67,17 @@ pub fn refit_replicates(
     }
     let n = template.n();
     let df_within: f64 = n.iter().map(|&nj| (nj - 1.0).max(0.0)).sum();
-    let share: Vec<f64> = n.iter().map(|&nj| (nj - 1.0).max(0.0) / df_within).collect();
+    const REPLICATE: &str = "a replicate's group statistics";
+    let share = collected(n.iter().map(|&nj| (nj - 1.0).max(0.0) / df_within), REPLICATE)?;
     let start = fit(template, criterion).ok().map(|f| f.params.tau2 / f.params.sigma2);
-    crate::parallel::in_parallel(replicates, threads, interrupt, || (), |_, r, stop| {
-        let means = (0..groups).map(|j| centered_means[r + j * replicates]).collect();
-        let ssw = share.iter().map(|w| w * ssw_totals[r]).collect();
-        GroupStats::centered(template.center(), n.to_vec(), means, ssw)
-            .and_then(|stats| estimate_from(&stats, criterion, start, &mut Checkpoint::new(stop)))
-            .ok()
+    // A replicate's `None` is a refit that failed.
+    crate::parallel::in_parallel(replicates, threads, interrupt, || Ok(()), |_, r, stop| {
+        let means = collected((0..groups).map(|j| centered_means[r + j * replicates]), REPLICATE)?;
+        let ssw = collected(share.iter().map(|w| w * ssw_totals[r]), REPLICATE)?;
+        unless_out_of_memory(
+            GroupStats::centered(template.center(), copied(n, REPLICATE)?, means, ssw)
+                .and_then(|stats| estimate_from(&stats, criterion, start, &mut Checkpoint::new(stop))),
+        )
     })
 }
 

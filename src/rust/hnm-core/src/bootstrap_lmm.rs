@@ -46,7 +46,8 @@
 
 use crate::blocks::{packed, CrossProducts};
 use crate::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
-use crate::error::{with_capacity, HnmError, Result};
+use crate::error::{HnmError, Result};
+use crate::memory::{copied, filled, unless_out_of_memory, with_capacity};
 use crate::interrupt::{Checkpoint, Interrupt};
 use crate::lmm::{LinearMixedModel, LmmFit, Structure, Term, Workspace};
 use crate::parallel::in_parallel;
@@ -200,7 +201,7 @@ impl ReplicateGenerator {
                 Term::Variable(a) => Some(position(a)),
             })
             .collect();
-        let mut groups = with_capacity(stats.groups(), "the bootstrap's group distributions")?;
+        let mut groups = with_capacity(&[stats.groups()], "the bootstrap's group distributions")?;
         let (mut normals, mut residual_df) = (0, 0.0);
         for j in (0..stats.groups()).filter(|&j| stats.n()[j] > 0.0) {
             let nj = stats.n()[j];
@@ -247,7 +248,7 @@ impl ReplicateGenerator {
         for g in &mut groups {
             g.residual_share = if residual_df > 0.0 { g.residual_share / residual_df } else { 0.0 };
         }
-        Ok(ReplicateGenerator { template: stats.clone(), response, others, groups, normals, residual_df, sigma2 })
+        Ok(ReplicateGenerator { template: stats.try_clone()?, response, others, groups, normals, residual_df, sigma2 })
     }
 
     /// Standard normals one replicate takes: Σ_j (1 + r_j) over the groups with rows.
@@ -277,8 +278,9 @@ impl ReplicateGenerator {
         let k = s.variables();
         let triangle = k * (k + 1) / 2;
         let (r, others) = (self.response, &self.others);
-        let mut means = s.means().to_vec();
-        let mut comoments = s.comoments().to_vec();
+        const REPLICATE: &str = "a replicate's statistics";
+        let mut means = copied(s.means(), REPLICATE)?;
+        let mut comoments = copied(s.comoments(), REPLICATE)?;
         let mut omega = vec![0.0; others.len() + 1];
         let mut first = 0;
         for g in &self.groups {
@@ -300,7 +302,7 @@ impl ReplicateGenerator {
             }
             block[packed(r, r)] = t.iter().map(|v| v * v).sum::<f64>() + g.residual_share * self.sigma2 * chi_square;
         }
-        CrossProducts::new(s.pilot().to_vec(), s.n().to_vec(), means, comoments)
+        CrossProducts::new(s.pilot().to_vec(), copied(s.n(), REPLICATE)?, means, comoments)
     }
 }
 
@@ -490,9 +492,9 @@ pub type LmmRefits = Vec<Option<Vec<LmmFit>>>;
 ///
 /// # Errors
 /// `LengthMismatch` when `seeds` and `chi_squares` differ in length;
-/// `TooLarge` when the results do not fit in memory; `Optimizer` when a thread cannot start or
-/// panics; `Interrupted` when `interrupt` asks to stop. A replicate whose statistics or refit
-/// fail gives `None`.
+/// `TooLarge` when the results, a replicate's statistics or a thread's copies of the models
+/// do not fit in memory; `Optimizer` when a thread cannot start or panics; `Interrupted` when
+/// `interrupt` asks to stop. A replicate whose statistics or refit fail otherwise gives `None`.
 ///
 /// # Example
 /// ```
@@ -520,19 +522,21 @@ pub fn refit_lmm_replicates(
     // Each refit's model is built once, on the original data, and each thread's copy is given
     // a replicate's response (the design never changes): a model that cannot be built fails
     // every replicate.
-    let built: Vec<Option<LinearMixedModel>> = models.iter().map(|refit| refit.model(&generator.template).ok()).collect();
+    let built = models.iter().map(|refit| unless_out_of_memory(refit.model(&generator.template))).collect::<Result<Vec<_>>>()?;
     let hessians: Vec<Option<Vec<f64>>> =
         models.iter().zip(&built).map(|(refit, model)| model.as_ref().and_then(|model| refit.start_hessian(model))).collect();
     let per_thread = || {
-        let prepared: Vec<Option<(LinearMixedModel, Workspace)>> =
-            built.iter().map(|model| model.as_ref().and_then(|model| Some((model.clone(), model.workspace().ok()?)))).collect();
-        (vec![0.0; generator.normals()], prepared)
+        let prepared = built
+            .iter()
+            .map(|model| model.as_ref().map(|model| Ok((model.try_clone()?, model.workspace()?))).transpose())
+            .collect::<Result<Vec<Option<(LinearMixedModel, Workspace)>>>>()?;
+        Ok((filled(&[generator.normals()], 0.0, "a replicate's normal draws")?, prepared))
     };
     in_parallel(replicates, threads, interrupt, per_thread, |(normals, prepared), r, stop| {
         seeded_normals(seeds[r], normals);
-        let stats = generator.generate(normals, chi_squares[r]).ok()?;
+        let Some(stats) = unless_out_of_memory(generator.generate(normals, chi_squares[r]))? else { return Ok(None) };
         let mut checkpoint = Checkpoint::new(stop);
-        models
+        Ok(models
             .iter()
             .zip(&hessians)
             .zip(prepared.iter_mut())
@@ -541,7 +545,7 @@ pub fn refit_lmm_replicates(
                 model.replace_response(&stats).ok()?;
                 refit.fit(model, hessian.as_deref(), ws, &mut checkpoint).ok()
             })
-            .collect()
+            .collect())
     })
 }
 

@@ -33,6 +33,7 @@ mod interrupt;
 mod key_table;
 mod likelihood;
 mod lmm;
+mod memory;
 mod optim;
 mod parallel;
 mod pass;
@@ -48,7 +49,8 @@ pub use lmm::{profile_grids, profile_intervals, LinearMixedModel, LmmFit, LmmPar
 pub use optim::{minimize_bounded, Minimum, Objective};
 pub use bootstrap::{refit_replicates, Refits};
 pub use bootstrap_lmm::{refit_lmm_replicates, seeded_normals, LmmRefits, Refit, ReplicateGenerator, Simulation};
-pub use error::{with_capacity, HnmError, Result};
+pub use error::{HnmError, Result};
+pub use memory::{collected, copied, filled, with_capacity};
 pub use interrupt::{Checkpoint, Interrupt, Never};
 pub use fit::{fit, fit_from, Convergence, Fit};
 pub use information::{expected_information, Information};

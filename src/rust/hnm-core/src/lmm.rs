@@ -45,6 +45,7 @@ use crate::blocks::CrossProducts;
 use crate::dense::{cholesky_in_place, congruence, identity, inverse_from_cholesky, multiply, solve_lower, solve_lower_transposed};
 use crate::error::{HnmError, Result};
 use crate::interrupt::Checkpoint;
+use crate::memory::{copied, filled, with_capacity};
 use crate::optim::{minimize_bounded, Objective};
 use crate::profile::Criterion;
 use crate::unit::Unit;
@@ -291,7 +292,7 @@ impl LinearMixedModel {
     /// ```
     pub fn new(stats: &CrossProducts, structure: Structure) -> Result<Self> {
         check_structure(&structure, stats.variables())?;
-        let (stats, group_index) = stats.nonempty();
+        let (stats, group_index) = stats.nonempty()?;
         let m = stats.groups();
         if m < 2 {
             return Err(HnmError::TooFewGroups { found: m });
@@ -336,7 +337,7 @@ impl LinearMixedModel {
             structure,
             kept,
             group_index,
-            n: stats.n().to_vec(),
+            n: copied(stats.n(), "the group sizes")?,
             n_obs,
             q,
             p,
@@ -349,6 +350,34 @@ impl LinearMixedModel {
             theta_positions,
             lower,
             revision: next_revision(),
+        })
+    }
+
+    /// A copy, its per-group blocks allocated fallibly (`clone` aborts when memory runs out).
+    ///
+    /// # Errors
+    /// `TooLarge` when it does not fit in memory.
+    pub fn try_clone(&self) -> Result<Self> {
+        const BLOCKS: &str = "a copy of the model's blocks";
+        Ok(LinearMixedModel {
+            structure: self.structure.clone(),
+            kept: self.kept.clone(),
+            group_index: copied(&self.group_index, BLOCKS)?,
+            n: copied(&self.n, BLOCKS)?,
+            n_obs: self.n_obs,
+            q: self.q,
+            p: self.p,
+            zz: copied(&self.zz, BLOCKS)?,
+            zxy: copied(&self.zxy, BLOCKS)?,
+            xy: self.xy.clone(),
+            response: self.response,
+            fixed: self.fixed.clone(),
+            random: self.random.clone(),
+            to_user_fixed: self.to_user_fixed.clone(),
+            to_user_random: self.to_user_random.clone(),
+            theta_positions: self.theta_positions.clone(),
+            lower: self.lower.clone(),
+            revision: self.revision,
         })
     }
 
@@ -388,24 +417,25 @@ impl LinearMixedModel {
     /// `TooLarge` when it does not fit in memory.
     pub fn workspace(&self) -> Result<Workspace> {
         let (m, q, p) = (self.n.len(), self.q, self.p);
+        let zeros = |dims: &[usize]| filled(dims, 0.0, "the workspace of the likelihood");
         Ok(Workspace {
-            l: crate::blocks::zeroed(m * q * q)?,
-            r: vec![0.0; q * (p + 1)],
-            ts: crate::blocks::zeroed(m * q * q)?,
-            inverse_diagonal: crate::blocks::zeroed(m * q)?,
-            lf: vec![0.0; (p + 1) * (p + 1)],
-            lambda: vec![0.0; q * q],
-            t: vec![0.0; q * q],
-            a_inverse: vec![0.0; q * q],
-            gradient: vec![0.0; q * q],
-            u: vec![0.0; q],
-            v: vec![0.0; q],
-            w: vec![0.0; p + 1],
-            x_inverse: vec![0.0; p * p],
-            k: vec![0.0; q * q],
-            h: vec![0.0; q * q],
-            hk: vec![0.0; q * q],
-            g_hat: vec![0.0; q * p],
+            l: zeros(&[m, q, q])?,
+            r: zeros(&[q, p + 1])?,
+            ts: zeros(&[m, q, q])?,
+            inverse_diagonal: zeros(&[m, q])?,
+            lf: zeros(&[p + 1, p + 1])?,
+            lambda: zeros(&[q, q])?,
+            t: zeros(&[q, q])?,
+            a_inverse: zeros(&[q, q])?,
+            gradient: zeros(&[q, q])?,
+            u: zeros(&[q])?,
+            v: zeros(&[q])?,
+            w: zeros(&[p + 1])?,
+            x_inverse: zeros(&[p, p])?,
+            k: zeros(&[q, q])?,
+            h: zeros(&[q, q])?,
+            hk: zeros(&[q, q])?,
+            g_hat: zeros(&[q, p])?,
             factored: None,
         })
     }
@@ -1280,8 +1310,9 @@ impl LinearMixedModel {
         let mut w: Vec<f64> = self.internal_beta(&ws).iter().map(|b| -b).collect();
         w.push(1.0);
         let m = self.n.len();
-        let mut modes = Vec::with_capacity(m * q);
-        let mut conditional_covariances = Vec::with_capacity(m * q * q);
+        // Filled within their exact capacity: `extend` never reallocates them.
+        let mut modes = with_capacity(&[m, q], "the conditional modes")?;
+        let mut conditional_covariances = with_capacity(&[m, q, q], "the conditional covariances")?;
         for j in 0..m {
             let u = self.spherical_mode(&ws, j, &w);
             modes.extend((0..q).map(|r| ty * (0..q).map(|k| map[r * q + k] * u[k]).sum::<f64>()));
@@ -1324,7 +1355,7 @@ impl LinearMixedModel {
         if random_effects.is_some_and(|re| re.modes.len() != self.n.len() * q) {
             return Err(HnmError::InvalidArgument { argument: "random_effects", reason: "must belong to this model" });
         }
-        let mut modelled = vec![usize::MAX; self.group_index.iter().max().map_or(0, |&g| g + 1)];
+        let mut modelled = filled(&[self.group_index.iter().max().map_or(0, |&g| g + 1)], usize::MAX, "the index of the groups")?;
         for (j, &g) in self.group_index.iter().enumerate() {
             modelled[g] = j;
         }
@@ -1333,7 +1364,8 @@ impl LinearMixedModel {
             Term::Intercept => Some(1.0),
             Term::Variable(a) => columns[a].value(row),
         };
-        let mut out = Vec::with_capacity(codes.len());
+        // One value per row, pushed within its exact capacity.
+        let mut out = with_capacity(&[codes.len()], "the fitted values")?;
         'rows: for (row, &code) in codes.iter().enumerate() {
             checkpoint.check()?;
             let mut total = 0.0;
@@ -1646,8 +1678,8 @@ fn symmetric_cross_products(stats: &CrossProducts, columns: &[Affine]) -> Vec<f6
 /// Each group's S_j = Z̃ᵀZ̃ (q × q) and B_j = Z̃ᵀ[X̃ ỹ] (q × (p + 1)), group-major.
 fn group_blocks(stats: &CrossProducts, random: &[Affine], fixed_and_response: &[Affine]) -> Result<(Vec<f64>, Vec<f64>)> {
     let (m, q, p1) = (stats.groups(), random.len(), fixed_and_response.len());
-    let mut zz = crate::blocks::zeroed(m * q * q)?;
-    let mut zxy = crate::blocks::zeroed(m * q * p1)?;
+    let mut zz = filled(&[m, q, q], 0.0, "the groups' blocks Z'Z")?;
+    let mut zxy = filled(&[m, q, p1], 0.0, "the groups' blocks Z'[X y]")?;
     let (random, others) = (column_maps(random), column_maps(fixed_and_response));
     let (mut mean_z, mut mean_xy) = (vec![0.0; q], vec![0.0; p1]);
     for ((j, s), b) in zz.chunks_exact_mut(q * q).enumerate().zip(zxy.chunks_exact_mut(q * p1)) {

@@ -15,6 +15,7 @@
 
 use crate::error::{HnmError, Result};
 use crate::interrupt::Checkpoint;
+use crate::memory::collected;
 use crate::pass::{accumulate, LevelCodes, Response};
 
 /// Per-group sufficient statistics: counts, means and within-group sums of squares.
@@ -55,7 +56,7 @@ impl GroupStats {
     /// ```
     pub fn new(n: Vec<f64>, mean: Vec<f64>, ssw: Vec<f64>) -> Result<Self> {
         let center = n.iter().zip(&mean).find(|(&nj, m)| nj > 0.0 && m.is_finite()).map_or(0.0, |(_, &m)| m);
-        let centered_mean = mean.iter().map(|&m| m - center).collect();
+        let centered_mean = collected(mean.iter().map(|&m| m - center), "the group means")?;
         Self::centered(center, n, centered_mean, ssw)
     }
 
@@ -133,9 +134,9 @@ impl GroupStats {
         n_groups: usize,
         checkpoint: &mut Checkpoint<'_>,
     ) -> Result<DataPass> {
-        let mut groups = LevelCodes::new(n_groups);
+        let mut groups = LevelCodes::new(n_groups)?;
         let dropped = accumulate(y, codes, &mut groups, checkpoint)?;
-        Ok(DataPass { stats: groups.into_stats(), dropped })
+        Ok(DataPass { stats: groups.into_stats()?, dropped })
     }
 
     /// Statistics a data pass produced, valid by construction.

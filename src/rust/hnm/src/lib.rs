@@ -6,7 +6,7 @@
 //! failures never unwind through R, and users never see a panic.
 
 use extendr_api::prelude::*;
-use hnm_core::{Checkpoint, Criterion, GroupStats, HnmError, Params};
+use hnm_core::{copied, Checkpoint, Criterion, CrossProducts, GroupStats, HnmError, Params};
 
 mod anova_fit;
 mod boot_glue;
@@ -39,11 +39,22 @@ pub(crate) fn respond<T>(result: hnm_core::Result<T>, to_r: impl FnOnce(T) -> Ro
 /// Group statistics as R holds them in a fit, `fit$stats` (means relative to `center`, see
 /// `GroupStats::centered`); errors name the fit's columns.
 pub(crate) fn stats_from(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> hnm_core::Result<GroupStats> {
-    GroupStats::centered(center, n.to_vec(), mean.to_vec(), ss.to_vec()).map_err(|e| {
+    let what = "a copy of the group statistics";
+    GroupStats::centered(center, copied(n, what)?, copied(mean, what)?, copied(ss, what)?).map_err(|e| {
         [("center", "fit$stats$center"), ("n", "fit$stats$n"), ("mean", "fit$stats$mean"), ("ss", "fit$stats$ss")]
             .into_iter()
             .fold(e, |e, (from, to)| e.renamed(from, to))
     })
+}
+
+/// The general model's statistics from R's copies of their parts (a saved fit's, a statistics
+/// table's or a bootstrap's template), copied fallibly.
+///
+/// # Errors
+/// `TooLarge` when the copy does not fit in memory; the errors of [`CrossProducts::new`].
+pub(crate) fn stats_copy(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64]) -> hnm_core::Result<CrossProducts> {
+    let what = "a copy of the per-group statistics";
+    CrossProducts::new(pilot.to_vec(), copied(n, what)?, copied(means, what)?, copied(comoments, what)?)
 }
 
 /// REML when `reml` is true, ML otherwise (R's `REML` argument).
