@@ -214,11 +214,7 @@ impl CrossProducts {
                         return Err(HnmError::NotFinite { argument: "comoments", index: j });
                     }
                     if a == b && w < 0.0 {
-                        return Err(HnmError::InvalidStatistic {
-                            argument: "comoments",
-                            index: j,
-                            reason: "a sum of squares cannot be negative",
-                        });
+                        return Err(HnmError::InvalidStatistic { argument: "comoments", index: j, reason: "a sum of squares cannot be negative" });
                     }
                 }
             }
@@ -290,11 +286,17 @@ impl CrossProducts {
         let chunk = rows.div_ceil(threads);
         // A thread's error is its result, not an error of the threads, so that the first
         // rows' error is reported whichever thread meets one first.
-        let parts = crate::parallel::in_parallel(threads, threads, interrupt, || Ok(()), |_, t, stop| {
-            let range = t * chunk..((t + 1) * chunk).min(rows);
-            let mut checkpoint = Checkpoint::new(stop);
-            Ok(Some(accumulate_rows(columns, codes[range.clone()].iter().copied(), range.start, Some(&pilot), n_groups, &mut checkpoint)))
-        })?;
+        let parts = crate::parallel::in_parallel(
+            threads,
+            threads,
+            interrupt,
+            || Ok(()),
+            |_, t, stop| {
+                let range = t * chunk..((t + 1) * chunk).min(rows);
+                let mut checkpoint = Checkpoint::new(stop);
+                Ok(Some(accumulate_rows(columns, codes[range.clone()].iter().copied(), range.start, Some(&pilot), n_groups, &mut checkpoint)))
+            },
+        )?;
         let mut merged: Option<PassPart> = None;
         for part in parts {
             let part = part.unwrap_or(Err(HnmError::Interrupted))?;
@@ -726,22 +728,15 @@ mod tests {
     fn bad_values_name_their_column_and_row() {
         let y = [1.0, 2.0, 3.0];
         let x = [1.0, f64::INFINITY, 0.0];
-        let err = CrossProducts::from_columns(
-            &[Column::Double(&y), Column::Double(&x)],
-            [1, 1, 1].into_iter(),
-            1,
-            &mut Checkpoint::new(&Never),
-        )
-        .unwrap_err();
+        let err = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], [1, 1, 1].into_iter(), 1, &mut Checkpoint::new(&Never)).unwrap_err();
         assert_eq!(err, HnmError::ColumnNotFinite { column: 1, row: 1 });
         // A row with a missing value or group is dropped whatever else it holds, before or after.
         let x = [f64::INFINITY, NA_REAL, f64::NAN];
         let z = [NA_REAL, f64::NEG_INFINITY, 2.0];
-        let kept = CrossProducts::from_columns(&[Column::Double(&x), Column::Double(&z)], [1, 1, NA_CODE].into_iter(), 1, &mut Checkpoint::new(&Never))
-            .unwrap();
+        let kept =
+            CrossProducts::from_columns(&[Column::Double(&x), Column::Double(&z)], [1, 1, NA_CODE].into_iter(), 1, &mut Checkpoint::new(&Never)).unwrap();
         assert_eq!((kept.dropped, kept.stats.n()), (3, &[0.0][..]));
-        let err = CrossProducts::from_columns(&[Column::Double(&y)], [1, 3, 1].into_iter(), 2, &mut Checkpoint::new(&Never))
-            .unwrap_err();
+        let err = CrossProducts::from_columns(&[Column::Double(&y)], [1, 3, 1].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap_err();
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
         // A column shorter than the codes, on either path.
         for threads in [1, 2] {
@@ -756,7 +751,17 @@ mod tests {
         let rows = 300_000;
         let y: Vec<f64> = (0..rows).map(|i| if i % 1001 == 0 { NA_REAL } else { 1e9 + (i % 13) as f64 * 0.5 }).collect();
         let x: Vec<i32> = (0..rows).map(|i| (i % 5) as i32).collect();
-        let codes: Vec<i32> = (0..rows).map(|i| if i % 777 == 0 { NA_CODE } else if i < rows / 2 { (i % 6) as i32 + 1 } else { (i % 7) as i32 + 1 }).collect();
+        let codes: Vec<i32> = (0..rows)
+            .map(|i| {
+                if i % 777 == 0 {
+                    NA_CODE
+                } else if i < rows / 2 {
+                    (i % 6) as i32 + 1
+                } else {
+                    (i % 7) as i32 + 1
+                }
+            })
+            .collect();
         let columns = [Column::Double(&y), Column::Integer(&x)];
         let one = pass(&columns, &codes, 7);
         let two = CrossProducts::from_columns_on_threads(&columns, &codes, 7, 2, &Never).unwrap();

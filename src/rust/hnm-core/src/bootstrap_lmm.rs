@@ -43,13 +43,12 @@
 //! bound (a singular fit), raise the criterion or do not converge in a few steps is refitted
 //! by [`LinearMixedModel::fit`] from the start.
 
-
 use crate::blocks::{packed, CrossProducts};
 use crate::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
 use crate::error::{HnmError, Result};
-use crate::memory::{copied, filled, unless_out_of_memory, with_capacity};
 use crate::interrupt::{Checkpoint, Interrupt};
 use crate::lmm::{LinearMixedModel, LmmFit, Structure, Term, Workspace};
+use crate::memory::{copied, filled, unless_out_of_memory, with_capacity};
 use crate::parallel::in_parallel;
 use crate::profile::Criterion;
 
@@ -207,7 +206,8 @@ impl ReplicateGenerator {
             let nj = stats.n()[j];
             let means = stats.mean(j);
             let max_rank = (nj - 1.0).min(others.len() as f64) as usize;
-            let (within, rank) = pivoted_factor(&others.iter().map(|&a| others.iter().map(|&b| stats.comoment(j, a, b)).collect()).collect::<Vec<Vec<f64>>>(), max_rank);
+            let (within, rank) =
+                pivoted_factor(&others.iter().map(|&a| others.iter().map(|&b| stats.comoment(j, a, b)).collect()).collect::<Vec<Vec<f64>>>(), max_rank);
             let fixed_slopes: Vec<f64> = (0..rank).map(|s| (0..others.len()).map(|i| within[i * rank + s] * slopes[i]).sum()).collect();
             let fixed_mean = constant + others.iter().zip(&slopes).map(|(&a, s)| s * means[a]).sum::<f64>();
             // M_j: row 0 the random columns' group means (data units), rows 1.. L_jᵀ B.
@@ -228,9 +228,7 @@ impl ReplicateGenerator {
             let mut factor = vec![0.0; dim * dim];
             for r in 0..dim {
                 for c in 0..=r {
-                    let mut v: f64 = (0..q)
-                        .map(|d| (0..q).map(|e| m[r * q + d] * simulation.re_covariance[d * q + e] * m[c * q + e]).sum::<f64>())
-                        .sum();
+                    let mut v: f64 = (0..q).map(|d| (0..q).map(|e| m[r * q + d] * simulation.re_covariance[d * q + e] * m[c * q + e]).sum::<f64>()).sum();
                     if r == c {
                         v += if r == 0 { sigma2 / nj } else { sigma2 };
                     }
@@ -314,10 +312,13 @@ fn pivoted_factor(w: &[Vec<f64>], max_rank: usize) -> (Vec<f64>, usize) {
     let mut residual: Vec<Vec<f64>> = w.to_vec();
     let mut columns: Vec<Vec<f64>> = Vec::new();
     while columns.len() < max_rank {
-        let best = (0..n)
-            .filter(|&a| w[a][a] > 0.0)
-            .map(|a| (a, residual[a][a] / w[a][a]))
-            .fold(None, |best: Option<(usize, f64)>, (a, ratio)| if best.is_none_or(|(_, b)| ratio > b) { Some((a, ratio)) } else { best });
+        let best = (0..n).filter(|&a| w[a][a] > 0.0).map(|a| (a, residual[a][a] / w[a][a])).fold(None, |best: Option<(usize, f64)>, (a, ratio)| {
+            if best.is_none_or(|(_, b)| ratio > b) {
+                Some((a, ratio))
+            } else {
+                best
+            }
+        });
         let Some((pivot, _)) = best.filter(|&(_, ratio)| ratio > RANK_TOLERANCE) else { break };
         let d = residual[pivot][pivot].sqrt();
         let column: Vec<f64> = (0..n).map(|i| residual[i][pivot] / d).collect();
@@ -523,8 +524,7 @@ pub fn refit_lmm_replicates(
     // a replicate's response (the design never changes): a model that cannot be built fails
     // every replicate.
     let built = models.iter().map(|refit| unless_out_of_memory(refit.model(&generator.template))).collect::<Result<Vec<_>>>()?;
-    let hessians: Vec<Option<Vec<f64>>> =
-        models.iter().zip(&built).map(|(refit, model)| model.as_ref().and_then(|model| refit.start_hessian(model))).collect();
+    let hessians: Vec<Option<Vec<f64>>> = models.iter().zip(&built).map(|(refit, model)| model.as_ref().and_then(|model| refit.start_hessian(model))).collect();
     let per_thread = || {
         let prepared = built
             .iter()
@@ -710,7 +710,8 @@ mod tests {
             let centred_mu: Vec<f64> = mu.iter().map(|m| m - mu.iter().sum::<f64>() / n as f64).collect();
             let trace: f64 = (0..n).map(|i| v(i, i)).sum::<f64>() - (0..n).map(|i| (0..n).map(|l| v(i, l)).sum::<f64>()).sum::<f64>() / n as f64;
             let exact = trace + centred_mu.iter().map(|m| m * m).sum::<f64>();
-            let ours = g.fixed_slopes.iter().map(|h| h * h).sum::<f64>() + (1..dim).map(|r| omega(r, r)).sum::<f64>()
+            let ours = g.fixed_slopes.iter().map(|h| h * h).sum::<f64>()
+                + (1..dim).map(|r| omega(r, r)).sum::<f64>()
                 + g.residual_share * generator.residual_df * sigma2;
             assert!((ours - exact).abs() < 1e-12 * exact, "group {}: E W[y, y] {ours} vs {exact}", g.group);
         }
@@ -751,7 +752,11 @@ mod tests {
     fn refits_do_not_depend_on_the_threads_and_bad_draws_are_refused() {
         let (rows, codes) = design();
         let stats = stats_of(&rows, &codes);
-        let sim = Simulation { structure: Structure { random: vec![Term::Intercept], blocks: vec![1], ..simulation().structure }, re_covariance: vec![2.0], ..simulation() };
+        let sim = Simulation {
+            structure: Structure { random: vec![Term::Intercept], blocks: vec![1], ..simulation().structure },
+            re_covariance: vec![2.0],
+            ..simulation()
+        };
         let generator = ReplicateGenerator::new(&stats, &sim).unwrap();
         let seeds = [11, 12, 13, 14];
         let chi = [4.0, 2.5, 6.0, 3.0];
@@ -766,7 +771,8 @@ mod tests {
         assert!(generator.generate(&vec![0.0; generator.normals()], -1.0).is_err());
         let bad = Simulation { sigma: 0.0, ..sim.clone() };
         assert!(matches!(ReplicateGenerator::new(&stats, &bad), Err(HnmError::InvalidArgument { .. })));
-        let response_as_covariate = Simulation { structure: Structure { fixed: vec![Term::Variable(0)], ..sim.structure.clone() }, coefficients: vec![1.0], ..sim };
+        let response_as_covariate =
+            Simulation { structure: Structure { fixed: vec![Term::Variable(0)], ..sim.structure.clone() }, coefficients: vec![1.0], ..sim };
         assert!(ReplicateGenerator::new(&stats, &response_as_covariate).is_err());
     }
 
@@ -785,8 +791,16 @@ mod tests {
             }
         }
         let columns: Vec<Vec<f64>> = (0..2).map(|a| rows.iter().map(|r| r[a]).collect()).collect();
-        let stats = CrossProducts::from_columns(&[Column::Double(&columns[0]), Column::Double(&columns[1])], codes.iter().copied(), groups, &mut Checkpoint::new(&Never)).unwrap().stats;
-        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        let stats = CrossProducts::from_columns(
+            &[Column::Double(&columns[0]), Column::Double(&columns[1])],
+            codes.iter().copied(),
+            groups,
+            &mut Checkpoint::new(&Never),
+        )
+        .unwrap()
+        .stats;
+        let structure =
+            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
         let model = LinearMixedModel::new(&stats, structure.clone()).unwrap();
         for criterion in [Criterion::Ml, Criterion::Reml] {
             let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
@@ -831,11 +845,13 @@ mod tests {
         assert!((below(1.0) - 0.841_344_746).abs() < 0.004 && (below(-1.959_964) - 0.025).abs() < 0.0015);
         let correlation = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>() / a.len() as f64;
         assert!(correlation(&z[..z.len() - 1], &z[1..]).abs() < 0.01);
-        let first: Vec<f64> = (0..10_000u64).map(|seed| {
-            let mut one = [0.0];
-            seeded_normals(seed, &mut one);
-            one[0]
-        }).collect();
+        let first: Vec<f64> = (0..10_000u64)
+            .map(|seed| {
+                let mut one = [0.0];
+                seeded_normals(seed, &mut one);
+                one[0]
+            })
+            .collect();
         assert!(correlation(&first[..9_999], &first[1..]).abs() < 0.04);
     }
 
@@ -844,7 +860,8 @@ mod tests {
         // y ~ x without random effects, two groups: the refit's deviance is N(1 + log(2π RSS/N)).
         let y = [1.0, 2.0, 2.5, 4.0, 3.0, 5.5, 6.0];
         let x = [0.0, 1.0, 2.0, 3.0, 0.5, 1.5, 2.5];
-        let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], [1, 1, 1, 1, 2, 2, 2].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap();
+        let pass =
+            CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], [1, 1, 1, 1, 2, 2, 2].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap();
         let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![], blocks: vec![] };
         let refit = Refit { structure, criterion: Criterion::Ml, start: vec![] };
         let model = refit.model(&pass.stats).unwrap();
@@ -873,7 +890,8 @@ mod interrupt_tests {
         let means: Vec<f64> = (0..groups).flat_map(|j| [(j % 7) as f64 * 0.3, (j % 3) as f64 * 0.1]).collect();
         let comoments: Vec<f64> = (0..groups).flat_map(|_| [4.0, 1.0, 2.0]).collect();
         let stats = CrossProducts::new(vec![0.0, 0.0], n, means, comoments).unwrap();
-        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        let structure =
+            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
         let sim = Simulation { structure: structure.clone(), coefficients: vec![1.0, 0.5], re_covariance: vec![1.0, 0.2, 0.2, 0.5], sigma: 1.0 };
         let generator = ReplicateGenerator::new(&stats, &sim).unwrap();
         let replicates = 2000;

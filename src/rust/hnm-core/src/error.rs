@@ -9,12 +9,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq)]
 pub enum HnmError {
     /// Two arguments that must have the same length do not.
-    LengthMismatch {
-        first: &'static str,
-        first_len: usize,
-        second: &'static str,
-        second_len: usize,
-    },
+    LengthMismatch { first: &'static str, first_len: usize, second: &'static str, second_len: usize },
     /// An argument holds an infinite or NaN value where a finite number is needed.
     NotFinite { argument: &'static str, index: usize },
     /// A group code of `argument` (the grouping variable) is outside `1..=n_groups`.
@@ -110,12 +105,8 @@ impl HnmError {
             HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => {
                 HnmError::GroupCodeOutOfRange { argument: rename(argument), index, code, n_groups }
             }
-            HnmError::InvalidStatistic { argument, index, reason } => {
-                HnmError::InvalidStatistic { argument: rename(argument), index, reason }
-            }
-            HnmError::ParameterLength { argument, expected, found } => {
-                HnmError::ParameterLength { argument: rename(argument), expected, found }
-            }
+            HnmError::InvalidStatistic { argument, index, reason } => HnmError::InvalidStatistic { argument: rename(argument), index, reason },
+            HnmError::ParameterLength { argument, expected, found } => HnmError::ParameterLength { argument: rename(argument), expected, found },
             HnmError::ParameterMissing { argument, index } => HnmError::ParameterMissing { argument: rename(argument), index },
             HnmError::InvalidArgument { argument, reason } => HnmError::InvalidArgument { argument: rename(argument), reason },
             HnmError::OutsideParameterSpace { argument } => HnmError::OutsideParameterSpace { argument: rename(argument) },

@@ -8,8 +8,8 @@
 //! skip the hash altogether.
 
 use crate::error::{HnmError, Result};
-use crate::memory::{collected, filled, push, with_capacity};
 use crate::interrupt::Checkpoint;
+use crate::memory::{collected, filled, push, with_capacity};
 use crate::pass::{prefetch_address, Accumulator, Grouping};
 use crate::stats::GroupStats;
 

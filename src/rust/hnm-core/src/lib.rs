@@ -22,9 +22,9 @@ macro_rules! with_literal {
 
 mod anova;
 mod blocks;
-mod dense;
 mod bootstrap;
 mod bootstrap_lmm;
+mod dense;
 mod error;
 mod fit;
 mod information;
@@ -45,19 +45,22 @@ mod unit;
 
 pub use anova::Anova;
 pub use blocks::{fingerprint, BlockPass, Column, CrossProducts};
-pub use lmm::{profile_grids, profile_intervals, LinearMixedModel, LmmFit, LmmParameter, LmmProfile, LmmProfilePoint, RandomEffects, Structure, Term, VarianceDerivatives, Workspace};
-pub use optim::{minimize_bounded, Minimum, Objective};
 pub use bootstrap::{refit_replicates, Refits};
 pub use bootstrap_lmm::{refit_lmm_replicates, seeded_normals, LmmRefits, Refit, ReplicateGenerator, Simulation};
 pub use error::{HnmError, Result};
-pub use memory::{collected, copied, filled, with_capacity};
-pub use interrupt::{Checkpoint, Interrupt, Never};
 pub use fit::{fit, fit_from, Convergence, Fit};
 pub use information::{expected_information, Information};
+pub use interrupt::{Checkpoint, Interrupt, Never};
+pub use key_table::{double_key, group_codes, integer_key, GroupCodes, KeyTable, KeyedGroups, DOUBLE_MISSING, INTEGER_MISSING};
 pub use likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
+pub use lmm::{
+    profile_grids, profile_intervals, LinearMixedModel, LmmFit, LmmParameter, LmmProfile, LmmProfilePoint, RandomEffects, Structure, Term, VarianceDerivatives,
+    Workspace,
+};
+pub use memory::{collected, copied, filled, with_capacity};
+pub use optim::{minimize_bounded, Minimum, Objective};
+pub use pass::{accumulate, dense_integer_range, is_r_na, Accumulator, Cell, Grouping, LevelCodes, Response, NA_CODE, NA_REAL};
 pub use profile::{Criterion, ProfilePoint, ProfiledDeviance};
 pub use profile_ci::{Profile, ProfileParameter, ProfilePointFull};
-pub use key_table::{double_key, group_codes, integer_key, GroupCodes, KeyTable, KeyedGroups, DOUBLE_MISSING, INTEGER_MISSING};
-pub use pass::{accumulate, dense_integer_range, is_r_na, Accumulator, Cell, Grouping, LevelCodes, Response, NA_CODE, NA_REAL};
 pub use stats::{DataPass, GroupStats};
 pub use unit::Unit;

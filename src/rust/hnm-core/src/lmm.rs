@@ -692,9 +692,7 @@ impl LinearMixedModel {
         let (l00, l10, l11) = (ws.lambda[0], ws.lambda[2], ws.lambda[3]);
         let Workspace { l: ls, ts, inverse_diagonal, w, x_inverse, g_hat, .. } = ws;
         let (mut g00, mut g10, mut g11) = (0.0, 0.0, 0.0);
-        for ((b, l), (t, inverse)) in
-            self.zxy.chunks_exact(2 * p1).zip(ls.chunks_exact(4)).zip(ts.chunks_exact(4).zip(inverse_diagonal.chunks_exact(2)))
-        {
+        for ((b, l), (t, inverse)) in self.zxy.chunks_exact(2 * p1).zip(ls.chunks_exact(4)).zip(ts.chunks_exact(4).zip(inverse_diagonal.chunks_exact(2))) {
             let (c10, i00, i11) = (l[2], inverse[0], inverse[1]);
             let (t00, t01, t10, t11) = (t[0], t[1], t[2], t[3]);
             let (b0, b1) = b.split_at(p1);
@@ -744,11 +742,8 @@ impl LinearMixedModel {
         let lambda = &ws.lambda;
         // log|L_j| from products of the diagonals (each ≥ 1, as A_j ⪰ I), one log per ~2^700.
         let (mut logdet_z, mut product) = (0.0, 1.0);
-        for ((s, l), (t, inverse)) in self
-            .zz
-            .chunks_exact(q * q)
-            .zip(ws.l.chunks_exact_mut(q * q))
-            .zip(ws.ts.chunks_exact_mut(q * q).zip(ws.inverse_diagonal.chunks_exact_mut(q)))
+        for ((s, l), (t, inverse)) in
+            self.zz.chunks_exact(q * q).zip(ws.l.chunks_exact_mut(q * q)).zip(ws.ts.chunks_exact_mut(q * q).zip(ws.inverse_diagonal.chunks_exact_mut(q)))
         {
             times_lambda(s, lambda, q, t);
             lambda_transposed_times(lambda, t, q, q, l);
@@ -1127,12 +1122,8 @@ impl LinearMixedModel {
     /// there has it) and the workspace it was computed in, whose factorisation is reused.
     pub(crate) fn fit_at_gradient(&self, criterion: Criterion, internal_theta: &[f64], gradient: Vec<f64>, ws: &mut Workspace) -> Result<LmmFit> {
         let factor = self.factorization_at(internal_theta, ws)?;
-        let projected_gradient_norm = internal_theta
-            .iter()
-            .zip(&gradient)
-            .zip(&self.lower)
-            .map(|((&t, &g), &l)| if t <= l { g.min(0.0).abs() } else { g.abs() })
-            .fold(0.0, f64::max);
+        let projected_gradient_norm =
+            internal_theta.iter().zip(&gradient).zip(&self.lower).map(|((&t, &g), &l)| if t <= l { g.min(0.0).abs() } else { g.abs() }).fold(0.0, f64::max);
         let found = crate::optim::Minimum {
             x: internal_theta.to_vec(),
             value: self.criterion_value(criterion, &factor),
@@ -1226,9 +1217,7 @@ impl LinearMixedModel {
         let ln_ty = self.response.scale.ln();
         match criterion {
             Criterion::Ml => 2.0 * self.n_obs * ln_ty,
-            Criterion::Reml => {
-                2.0 * (self.n_obs - self.p as f64) * ln_ty + self.fixed.iter().map(|a| 2.0 * a.scale.ln()).sum::<f64>()
-            }
+            Criterion::Reml => 2.0 * (self.n_obs - self.p as f64) * ln_ty + self.fixed.iter().map(|a| 2.0 * a.scale.ln()).sum::<f64>(),
         }
     }
 
@@ -1619,15 +1608,9 @@ impl<'a> ColumnSummary<'a> {
     fn of(stats: &'a CrossProducts) -> Self {
         let k = stats.variables();
         let n_obs = stats.n_obs();
-        let grand_mean: Vec<f64> =
-            (0..k).map(|a| (0..stats.groups()).map(|j| stats.n()[j] * stats.mean(j)[a]).sum::<f64>() / n_obs).collect();
-        let centred_ss = (0..k)
-            .map(|a| {
-                (0..stats.groups())
-                    .map(|j| stats.comoment(j, a, a) + stats.n()[j] * (stats.mean(j)[a] - grand_mean[a]).powi(2))
-                    .sum()
-            })
-            .collect();
+        let grand_mean: Vec<f64> = (0..k).map(|a| (0..stats.groups()).map(|j| stats.n()[j] * stats.mean(j)[a]).sum::<f64>() / n_obs).collect();
+        let centred_ss =
+            (0..k).map(|a| (0..stats.groups()).map(|j| stats.comoment(j, a, a) + stats.n()[j] * (stats.mean(j)[a] - grand_mean[a]).powi(2)).sum()).collect();
         ColumnSummary { stats, grand_mean, centred_ss, n_obs }
     }
 
@@ -1639,11 +1622,8 @@ impl<'a> ColumnSummary<'a> {
             Term::Variable(a) => {
                 let pilot = self.stats.pilot()[a];
                 let variance = self.centred_ss[a] / self.n_obs;
-                let (shift, spread) = if centred {
-                    (self.grand_mean[a], variance.sqrt())
-                } else {
-                    (-pilot, (variance + (pilot + self.grand_mean[a]).powi(2)).sqrt())
-                };
+                let (shift, spread) =
+                    if centred { (self.grand_mean[a], variance.sqrt()) } else { (-pilot, (variance + (pilot + self.grand_mean[a]).powi(2)).sqrt()) };
                 Affine { term, shift, scale: Unit::near(spread).value(), raw_shift: pilot + shift }
             }
         }

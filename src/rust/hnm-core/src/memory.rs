@@ -28,10 +28,9 @@ fn bytes<T>(elements: u128) -> u128 {
 /// # Errors
 /// `TooLarge` naming `what` when the product overflows `usize`.
 fn elements<T>(dims: &[usize], what: &'static str) -> Result<usize> {
-    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| HnmError::TooLarge {
-        what,
-        bytes: bytes::<T>(dims.iter().fold(1u128, |acc, &d| acc.saturating_mul(d as u128))),
-    })
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| HnmError::TooLarge { what, bytes: bytes::<T>(dims.iter().fold(1u128, |acc, &d| acc.saturating_mul(d as u128))) })
 }
 
 /// Room for `additional` more values in `v`, reserved fallibly (exactly, when `exact`).

@@ -312,11 +312,7 @@ impl GroupStats {
     /// # Errors
     /// `TooLarge` when they do not fit in memory.
     pub(crate) fn from_accumulators(groups: &[Accumulator], first: usize) -> Result<GroupStats> {
-        let center = groups
-            .get(first)
-            .filter(|a| a.n > 0.0)
-            .or_else(|| groups.iter().find(|a| a.n > 0.0))
-            .map_or(0.0, |a| a.pilot);
+        let center = groups.get(first).filter(|a| a.n > 0.0).or_else(|| groups.iter().find(|a| a.n > 0.0)).map_or(0.0, |a| a.pilot);
         let what = "the group statistics";
         let (mut n, mut centered_mean, mut ssw) =
             (with_capacity(&[groups.len()], what)?, with_capacity(&[groups.len()], what)?, with_capacity(&[groups.len()], what)?);

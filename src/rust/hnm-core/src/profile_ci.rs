@@ -16,11 +16,11 @@
 use std::cell::Cell;
 
 use crate::error::{HnmError, Result};
-use crate::memory::{with_capacity, POINTS};
 use crate::fit::Fit;
-use crate::interrupt::{Checkpoint, Polled};
 use crate::inner::{gls_score, FreeVariance};
+use crate::interrupt::{Checkpoint, Polled};
 use crate::likelihood::Params;
+use crate::memory::{with_capacity, POINTS};
 use crate::profile::ProfiledDeviance;
 use crate::solve1d::{newton_root, Root};
 use crate::stats::GroupStats;
@@ -297,10 +297,7 @@ pub(crate) fn converged(root: Root, what: &str, polled: &Polled) -> Result<f64> 
     if root.converged {
         Ok(root.x)
     } else {
-        Err(HnmError::Optimizer(format!(
-            "Newton's method could not find {what} for the profile (it stopped after {} steps at {:e})",
-            root.steps, root.x
-        )))
+        Err(HnmError::Optimizer(format!("Newton's method could not find {what} for the profile (it stopped after {} steps at {:e})", root.steps, root.x)))
     }
 }
 
@@ -327,7 +324,10 @@ mod tests {
             assert_eq!(p.zeta_grid(bad, 3, checkpoint).unwrap_err(), HnmError::InvalidArgument { argument: "zeta_max", reason });
         }
         assert!(matches!(p.zeta_grid(2.0, 0, checkpoint), Err(HnmError::InvalidArgument { argument: "steps", .. })));
-        assert_eq!(p.zeta_grid(2.0, usize::MAX, checkpoint).unwrap_err(), HnmError::TooLarge { what: POINTS, bytes: u128::from(u64::MAX) * std::mem::size_of::<ProfilePointFull>() as u128 });
+        assert_eq!(
+            p.zeta_grid(2.0, usize::MAX, checkpoint).unwrap_err(),
+            HnmError::TooLarge { what: POINTS, bytes: u128::from(u64::MAX) * std::mem::size_of::<ProfilePointFull>() as u128 }
+        );
     }
 
     #[test]

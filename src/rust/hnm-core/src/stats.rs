@@ -83,11 +83,7 @@ impl GroupStats {
                 return Err(HnmError::NotFinite { argument: "n", index: j });
             }
             if nj < 0.0 || nj.fract() != 0.0 {
-                return Err(HnmError::InvalidStatistic {
-                    argument: "n",
-                    index: j,
-                    reason: "a count must be a whole number >= 0",
-                });
+                return Err(HnmError::InvalidStatistic { argument: "n", index: j, reason: "a count must be a whole number >= 0" });
             }
             if nj > 0.0 && !mj.is_finite() {
                 return Err(HnmError::NotFinite { argument: "mean", index: j });
@@ -96,11 +92,7 @@ impl GroupStats {
                 return Err(HnmError::NotFinite { argument: "ss", index: j });
             }
             if sj < 0.0 {
-                return Err(HnmError::InvalidStatistic {
-                    argument: "ss",
-                    index: j,
-                    reason: "a sum of squares cannot be negative",
-                });
+                return Err(HnmError::InvalidStatistic { argument: "ss", index: j, reason: "a sum of squares cannot be negative" });
             }
         }
         Ok(GroupStats { center, n, centered_mean, ssw })

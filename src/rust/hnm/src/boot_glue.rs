@@ -15,15 +15,26 @@ use crate::{core_error, criterion, error_message, respond, RInterrupt};
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
-fn rs_lmm_boot_generator(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], coefficients: &[f64], re_covariance: &[f64], sigma: f64) -> Robj {
+fn rs_lmm_boot_generator(
+    pilot: &[f64],
+    n: &[f64],
+    means: &[f64],
+    comoments: &[f64],
+    response: i32,
+    fixed: &[i32],
+    random: &[i32],
+    blocks: &[i32],
+    coefficients: &[f64],
+    re_covariance: &[f64],
+    sigma: f64,
+) -> Robj {
     let simulation = Simulation {
         structure: crate::model::structure(response, fixed, random, blocks),
         coefficients: coefficients.to_vec(),
         re_covariance: re_covariance.to_vec(),
         sigma,
     };
-    let result = crate::stats_copy(pilot, n, means, comoments)
-        .and_then(|stats| ReplicateGenerator::new(&stats, &simulation));
+    let result = crate::stats_copy(pilot, n, means, comoments).and_then(|stats| ReplicateGenerator::new(&stats, &simulation));
     respond(result, |generator| {
         let (normals, residual_df) = (generator.normals() as f64, generator.residual_df());
         list!(generator = ExternalPtr::new(generator), normals = normals, residual_df = residual_df).into()
@@ -38,7 +49,18 @@ fn rs_lmm_boot_generator(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
-fn rs_lmm_boot_refit(generator: Robj, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, start: &[f64], seeds: &[f64], chi_squares: &[f64], threads: i32) -> Robj {
+fn rs_lmm_boot_refit(
+    generator: Robj,
+    response: i32,
+    fixed: &[i32],
+    random: &[i32],
+    blocks: &[i32],
+    reml: bool,
+    start: &[f64],
+    seeds: &[f64],
+    chi_squares: &[f64],
+    threads: i32,
+) -> Robj {
     let Ok(generator) = <&ExternalPtr<ReplicateGenerator>>::try_from(&generator) else {
         return error_message("the bootstrap's generator is no longer in memory; run the bootstrap again.".into(), "invalid_argument");
     };

@@ -9,8 +9,8 @@
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    accumulate, dense_integer_range, double_key, filled, group_codes, integer_key, with_capacity, Checkpoint, DataPass, GroupCodes,
-    GroupStats, HnmError, KeyTable, Response, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
+    accumulate, dense_integer_range, double_key, filled, group_codes, integer_key, with_capacity, Checkpoint, DataPass, GroupCodes, GroupStats, HnmError,
+    KeyTable, Response, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
 use crate::{core_error, error_message, expanded, RInterrupt};
@@ -140,13 +140,10 @@ fn data_error(error: HnmError, y: &Robj, response: &str, group: &str) -> Robj {
     let kind = error.kind();
     match error {
         HnmError::NotFinite { argument: "y", index } => not_finite_response(y, response, index),
-        HnmError::InvalidArgument { argument, reason } => {
-            error_message(format!("{} {reason}.", name(argument)), kind)
+        HnmError::InvalidArgument { argument, reason } => error_message(format!("{} {reason}.", name(argument)), kind),
+        HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => {
+            error_message(format!("{} has group code {code} at row {}, outside 1..{n_groups}.", name(argument), index + 1), kind)
         }
-        HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => error_message(
-            format!("{} has group code {code} at row {}, outside 1..{n_groups}.", name(argument), index + 1),
-            kind,
-        ),
         error => core_error(error),
     }
 }
@@ -242,18 +239,11 @@ impl GroupVisitor for Coder {
 #[extendr]
 fn rs_group_codes(g: Robj, group: &str) -> Robj {
     if !expanded(&g) {
-        return error_message(
-            format!("the grouping variable `{group}` could not be expanded into memory (see R's message above)."),
-            "too_large",
-        );
+        return error_message(format!("the grouping variable `{group}` could not be expanded into memory (see R's message above)."), "too_large");
     }
     match visit_groups(&g, Coder).and_then(|result| result) {
         Ok((coded, offset)) => {
-            let first_row = if offset.is_some() {
-                Robj::from(())
-            } else {
-                one_based(&coded.first_rows)
-            };
+            let first_row = if offset.is_some() { Robj::from(()) } else { one_based(&coded.first_rows) };
             list!(codes = coded.codes, first_row = first_row, offset = offset.map_or(Robj::from(()), Robj::from)).into()
         }
         Err(error) => data_error(error, &g, "", group),
@@ -269,10 +259,7 @@ fn one_based(rows: &[usize]) -> Robj {
 fn not_finite_response(y: &Robj, response: &str, index: usize) -> Robj {
     let value = y.as_real_slice().and_then(|v| v.get(index)).map_or("NaN".to_string(), |v| format!("{v}"));
     let value = value.replace("inf", "Inf");
-    error_message(
-        format!("the response `{response}` must be finite (or NA), but row {} is {value}.", index + 1),
-        "not_finite",
-    )
+    error_message(format!("the response `{response}` must be finite (or NA), but row {} is {value}.", index + 1), "not_finite")
 }
 
 extendr_module! {

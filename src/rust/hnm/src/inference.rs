@@ -97,12 +97,9 @@ fn rs_profile(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, zeta
 #[allow(clippy::too_many_arguments)]
 fn rs_bootstrap(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, means: &[f64], ssw_totals: &[f64], threads: i32) -> Robj {
     let threads = usize::try_from(threads).unwrap_or(1);
-    let result = stats_from(center, n, mean, ss)
-        .and_then(|s| hnm_core::refit_replicates(&s, means, ssw_totals, criterion(reml), threads, &RInterrupt));
+    let result = stats_from(center, n, mean, ss).and_then(|s| hnm_core::refit_replicates(&s, means, ssw_totals, criterion(reml), threads, &RInterrupt));
     respond(result, |refits| {
-        let column = |get: fn(&hnm_core::Params) -> f64| {
-            Doubles::from_values(refits.iter().map(|r| r.as_ref().map_or(Rfloat::na(), |p| Rfloat::from(get(p)))))
-        };
+        let column = |get: fn(&hnm_core::Params) -> f64| Doubles::from_values(refits.iter().map(|r| r.as_ref().map_or(Rfloat::na(), |p| Rfloat::from(get(p)))));
         list!(mu = column(|p| p.mu), sigma2 = column(|p| p.sigma2), tau2 = column(|p| p.tau2)).into()
     })
 }

@@ -75,13 +75,11 @@ pub(crate) fn flatten(m: [[f64; 3]; 3]) -> Vec<f64> {
 /// @noRd
 #[extendr]
 fn rs_neg_log_lik(par: &[f64], center: f64, n: &[f64], mean: &[f64], ss: &[f64], what: i32) -> Robj {
-    let result = stats_from(center, n, mean, ss)
-        .and_then(|s| Params::from_slice(par, "mus2t2").map(|p| (s, p)))
-        .and_then(|(s, p)| match what {
-            0 => Ok((s, p)),
-            _ if p.in_space() => Ok((s, p)),
-            _ => Err(HnmError::OutsideParameterSpace { argument: "mus2t2" }),
-        });
+    let result = stats_from(center, n, mean, ss).and_then(|s| Params::from_slice(par, "mus2t2").map(|p| (s, p))).and_then(|(s, p)| match what {
+        0 => Ok((s, p)),
+        _ if p.in_space() => Ok((s, p)),
+        _ => Err(HnmError::OutsideParameterSpace { argument: "mus2t2" }),
+    });
     respond(result, |(s, p)| match what {
         0 => Robj::from(hnm_core::neg_log_lik(&s, &p)),
         1 => Robj::from(hnm_core::gradient(&s, &p).to_vec()),
@@ -121,18 +119,10 @@ impl Estimates {
 /// @noRd
 #[extendr]
 fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj {
-    let result = stats_from(center, n, mean, ss)
-        .and_then(|s| hnm_core::fit_from(&s, criterion(reml), None, &mut Checkpoint::new(&RInterrupt)));
+    let result = stats_from(center, n, mean, ss).and_then(|s| hnm_core::fit_from(&s, criterion(reml), None, &mut Checkpoint::new(&RInterrupt)));
     respond(result, |f| {
         let c = f.convergence;
-        let estimates = Estimates {
-            params: f.params,
-            theta: f.theta,
-            deviance: f.deviance,
-            se_mu: f.se_mu,
-            hessian: f.hessian,
-            covariance: f.covariance(),
-        };
+        let estimates = Estimates { params: f.params, theta: f.theta, deviance: f.deviance, se_mu: f.se_mu, hessian: f.hessian, covariance: f.covariance() };
         estimates.into_list(vec![
             ("std_errors", f.standard_errors().to_vec().into()),
             ("information", f.information.name().into()),

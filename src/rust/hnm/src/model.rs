@@ -5,8 +5,8 @@
 
 use extendr_api::prelude::*;
 use hnm_core::{
-    copied, fingerprint, profile_grids, with_capacity, profile_intervals, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit, LmmParameter,
-    RandomEffects, Structure, Term, VarianceDerivatives,
+    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit,
+    LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
 };
 
 use crate::{core_error, criterion, error_message, expanded, RInterrupt};
@@ -73,10 +73,9 @@ pub(crate) fn structure(response: i32, fixed: &[i32], random: &[i32], blocks: &[
 fn model_error(error: HnmError, names: &[String]) -> Robj {
     let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| format!("column {}", c + 1));
     match error {
-        HnmError::ColumnNotFinite { column, row } => error_message(
-            format!("`{}` must be finite (or NA), but row {} is infinite or NaN.", name(column), row + 1),
-            "not_finite",
-        ),
+        HnmError::ColumnNotFinite { column, row } => {
+            error_message(format!("`{}` must be finite (or NA), but row {} is infinite or NaN.", name(column), row + 1), "not_finite")
+        }
         error => core_error(error),
     }
 }
@@ -99,7 +98,17 @@ fn rs_lmm_valid(ptr: Robj) -> bool {
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
-fn rs_lmm_build(columns_list: List, codes: &[i32], n_groups: i32, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>, threads: i32) -> Robj {
+fn rs_lmm_build(
+    columns_list: List,
+    codes: &[i32],
+    n_groups: i32,
+    response: i32,
+    fixed: &[i32],
+    random: &[i32],
+    blocks: &[i32],
+    names: Vec<String>,
+    threads: i32,
+) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
         Ok(c) => c,
@@ -146,7 +155,18 @@ fn model_fields(model: &LinearMixedModel) -> (Robj, Robj, Robj) {
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
-fn rs_lmm_restore(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, internal_theta: Robj) -> Robj {
+fn rs_lmm_restore(
+    pilot: &[f64],
+    n: &[f64],
+    means: &[f64],
+    comoments: &[f64],
+    response: i32,
+    fixed: &[i32],
+    random: &[i32],
+    blocks: &[i32],
+    reml: bool,
+    internal_theta: Robj,
+) -> Robj {
     let result = crate::stats_copy(pilot, n, means, comoments)
         .and_then(|stats| LinearMixedModel::new(&stats, structure(response, fixed, random, blocks)))
         .and_then(|model| match internal_theta.as_real_slice() {

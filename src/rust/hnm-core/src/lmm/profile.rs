@@ -41,10 +41,10 @@ use std::cell::RefCell;
 use super::{LinearMixedModel, LmmFit, Term, Workspace, LOG_2PI};
 use crate::dense::{congruence, solve_lower, solve_lower_transposed};
 use crate::error::{HnmError, Result};
-use crate::memory::{collected, with_capacity, POINTS};
-use crate::parallel::in_parallel;
 use crate::interrupt::{Checkpoint, Interrupt, Polled};
+use crate::memory::{collected, with_capacity, POINTS};
 use crate::optim::{minimize_bounded, Objective};
+use crate::parallel::in_parallel;
 use crate::profile::Criterion;
 use crate::profile_ci::converged;
 use crate::solve1d::newton_root;
@@ -317,9 +317,7 @@ impl<'a> LmmProfile<'a> {
                     let mut block = vec![c, r];
                     block.extend((offset..offset + size).filter(|&f| f != c && f != r));
                     order.splice(offset..offset + size, block);
-                    variance_kind(model, fit, order, |layout| {
-                        q + layout.angles.iter().position(|&(row, _, t)| row == offset + 1 && t == 0).expect("an angle")
-                    })?
+                    variance_kind(model, fit, order, |layout| q + layout.angles.iter().position(|&(row, _, t)| row == offset + 1 && t == 0).expect("an angle"))?
                 }
             }
             LmmParameter::Sigma => variance_kind(model, fit, (0..q).collect(), Layout::log_sigma)?,
@@ -455,7 +453,13 @@ impl<'a> LmmProfile<'a> {
     fn bound(&self, z: f64) -> f64 {
         match self.parameter {
             LmmParameter::Beta(_) => z.signum() * f64::INFINITY,
-            LmmParameter::Sigma => if z < 0.0 { 0.0 } else { f64::INFINITY },
+            LmmParameter::Sigma => {
+                if z < 0.0 {
+                    0.0
+                } else {
+                    f64::INFINITY
+                }
+            }
             LmmParameter::Variance(i) => {
                 let (r, c) = self.model.theta_positions[i];
                 match (r == c, z < 0.0) {
@@ -644,10 +648,16 @@ fn each_profile<T: Send>(
     interrupt: &dyn Interrupt,
     work: impl Fn(&LmmProfile<'_>, &mut Checkpoint<'_>) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    let results = in_parallel(parameters.len(), threads, interrupt, || Ok(()), |_, i, stop| {
-        let mut checkpoint = Checkpoint::new(stop);
-        Ok(Some(LmmProfile::new(model, fit, parameters[i]).and_then(|profile| work(&profile, &mut checkpoint))))
-    })?;
+    let results = in_parallel(
+        parameters.len(),
+        threads,
+        interrupt,
+        || Ok(()),
+        |_, i, stop| {
+            let mut checkpoint = Checkpoint::new(stop);
+            Ok(Some(LmmProfile::new(model, fit, parameters[i]).and_then(|profile| work(&profile, &mut checkpoint))))
+        },
+    )?;
     results.into_iter().map(|r| r.unwrap_or(Err(HnmError::Interrupted))).collect()
 }
 
@@ -859,7 +869,8 @@ mod tests {
             }
         }
         let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], g.into_iter(), 12, &mut Checkpoint::new(&Never)).unwrap();
-        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        let structure =
+            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
         LinearMixedModel::new(&pass.stats, structure).unwrap()
     }
 
@@ -877,7 +888,8 @@ mod tests {
             }
         }
         let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], g.into_iter(), 10_000, &mut Checkpoint::new(&Never)).unwrap();
-        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        let structure =
+            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
         let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
         let fit = model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
         let parameters: Vec<LmmParameter> = (0..3).map(LmmParameter::Variance).chain([LmmParameter::Sigma, LmmParameter::Beta(1)]).collect();
