@@ -43,8 +43,10 @@ CARGO_HOME="$cargo_home" RUSTFLAGS="$rustflags" \
   --target-dir "$hnm_target_dir" 2>&1 | tee "$work/cargo-test.log"
 
 phase "cargo clippy -D warnings (both crates, every target; first run about 2 minutes)"
-# The cargo test's CARGO_HOME, RUSTFLAGS, profile and target directory, so nothing is built twice.
-CARGO_HOME="$cargo_home" RUSTFLAGS="$rustflags" \
+# The cargo test's CARGO_HOME, profile and target directory, so a second run checks nothing
+# again; its RUSTFLAGS without --print=native-static-libs, with which clippy-driver would run
+# plain rustc (no lints, and -D warnings ignored).
+CARGO_HOME="$cargo_home" RUSTFLAGS="${RUSTFLAGS:-}" \
   cargo clippy --offline --locked --manifest-path src/rust/Cargo.toml --workspace --all-targets --release \
   --target-dir "$hnm_target_dir" -- -D warnings 2>&1 | tee "$work/cargo-clippy.log"
 

@@ -698,7 +698,7 @@ mod tests {
     fn comoments_equal_a_two_pass_computation() {
         let x: Vec<f64> = (0..50).map(|i| ((i * 37) % 11) as f64 * 0.7 - 2.0).collect();
         let y: Vec<f64> = (0..50).map(|i| ((i * 13) % 7) as f64 + 0.1 * i as f64).collect();
-        let codes: Vec<i32> = (0..50).map(|i| (i % 3) as i32 + 1).collect();
+        let codes: Vec<i32> = (0..50).map(|i| i % 3 + 1).collect();
         let p = pass(&[Column::Double(&x), Column::Double(&y)], &codes, 3);
         for j in 0..3 {
             let rows: Vec<usize> = (0..50).filter(|&i| codes[i] == j as i32 + 1).collect();

@@ -112,7 +112,7 @@ impl Simulation {
         if self.coefficients.len() != s.fixed.len() || self.re_covariance.len() != q * q {
             return bad("coefficients", "must give one value per fixed-effect column and a q x q covariance");
         }
-        if !(self.sigma > 0.0 && self.sigma.is_finite()) || !self.coefficients.iter().chain(&self.re_covariance).all(|v| v.is_finite()) {
+        if !(self.sigma > 0.0 && self.sigma.is_finite() && self.coefficients.iter().chain(&self.re_covariance).all(|v| v.is_finite())) {
             return bad("coefficients", "must be finite, with sigma > 0");
         }
         Ok(())
@@ -699,8 +699,8 @@ mod tests {
             };
             let mean_of = |s: usize| if s == 0 { stats.pilot()[0] + g.fixed_mean } else { (0..g.rank).map(|r| map(s, r + 1) * g.fixed_slopes[r]).sum() };
             let cov_of = |s: usize, t: usize| (0..dim).map(|r| (0..dim).map(|c| map(s, r) * omega(r, c) * map(t, c)).sum::<f64>()).sum::<f64>();
-            for s in 0..5 {
-                assert!((mean_of(s) - expected_mean[s]).abs() < 1e-12, "group {}, mean {s}", g.group);
+            for (s, expected) in expected_mean.iter().enumerate() {
+                assert!((mean_of(s) - expected).abs() < 1e-12, "group {}, mean {s}", g.group);
                 for t in 0..5 {
                     let (ours, exact) = (cov_of(s, t), expected_cov(s, t));
                     assert!((ours - exact).abs() < 1e-12 * (1.0 + exact.abs()), "group {}, cov {s} {t}: {ours} vs {exact}", g.group);
@@ -809,7 +809,7 @@ mod tests {
             let seeds: Vec<u64> = (0..replicates as u64).collect();
             let chi: Vec<f64> = (0..replicates).map(|r| generator.residual_df() * (0.97 + 0.01 * r as f64)).collect();
             let refit = Refit { structure: structure.clone(), criterion, start: fit.internal_theta.clone() };
-            let quick = refit_lmm_replicates(&generator, &[refit.clone()], &seeds, &chi, 1, &Never).unwrap();
+            let quick = refit_lmm_replicates(&generator, std::slice::from_ref(&refit), &seeds, &chi, 1, &Never).unwrap();
             let (mut quick_evaluations, mut full_evaluations) = (0, 0);
             for (r, fits) in quick.iter().enumerate() {
                 let ours = &fits.as_ref().unwrap()[0];

@@ -6,6 +6,10 @@
 //! analytic gradient and Hessian, the ANOVA estimator, and ML/REML fits with an exact
 //! boundary at τ² = 0. Pure Rust, no R: the R package's glue crate only converts arguments.
 
+// `!(x > 0.0)` is true for NaN where `x <= 0.0` is not: the numerical code uses such negated
+// comparisons on purpose, so that a NaN fails the test it must pass.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 /// `$body` with `$name` bound to a literal when `$value` is one of the `$literal`s (so that the
 /// loops over it in an inlined kernel unroll), else to `$value` itself.
 macro_rules! with_literal {

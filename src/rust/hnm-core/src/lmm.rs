@@ -1590,7 +1590,7 @@ fn check_structure(s: &Structure, variables: usize) -> Result<()> {
     if !s.fixed.iter().all(valid) || !s.random.iter().all(valid) {
         return bad("names a design column the statistics do not hold");
     }
-    if s.random.is_empty() || s.blocks.iter().any(|&b| b == 0) || s.blocks.iter().sum::<usize>() != s.random.len() {
+    if s.random.is_empty() || s.blocks.contains(&0) || s.blocks.iter().sum::<usize>() != s.random.len() {
         return bad("must split the random-effects columns into non-empty blocks");
     }
     Ok(())

@@ -12,7 +12,7 @@ fn smls(base: &str, replicates: usize) -> (Vec<f64>, Vec<i32>) {
     let b = |i: usize| {
         if i == 1 {
             2
-        } else if i.is_multiple_of(2) {
+        } else if i % 2 == 0 {
             1
         } else {
             3
