@@ -246,10 +246,7 @@ impl CrossProducts {
     /// assert_eq!(pass.stats.group_means(1), vec![11.0, 2.0]);
     /// ```
     pub fn from_columns(
-        columns: &[Column<'_>],
-        codes: impl ExactSizeIterator<Item = i32> + Clone,
-        n_groups: usize,
-        checkpoint: &mut Checkpoint<'_>,
+        columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32> + Clone, n_groups: usize, checkpoint: &mut Checkpoint<'_>,
     ) -> Result<BlockPass> {
         check_columns(columns, codes.len(), n_groups)?;
         let part = accumulate_rows(columns, codes, 0, None, n_groups, checkpoint)?;
@@ -415,12 +412,7 @@ impl RowPass<'_> {
     /// doubles), skipping rows with a missing value or group.
     #[inline(always)]
     fn run(
-        &mut self,
-        k: usize,
-        columns: &[Column<'_>],
-        codes: impl ExactSizeIterator<Item = i32> + Clone,
-        first_row: usize,
-        n_groups: usize,
+        &mut self, k: usize, columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32> + Clone, first_row: usize, n_groups: usize,
         checkpoint: &mut Checkpoint<'_>,
     ) -> Result<()> {
         let stride = state_stride(k);
@@ -486,11 +478,7 @@ struct PassPart {
 /// The rows `codes` (the first at index `first_row`) into fresh group states, about `pilot`
 /// or, without one, the first complete row.
 fn accumulate_rows(
-    columns: &[Column<'_>],
-    codes: impl ExactSizeIterator<Item = i32> + Clone,
-    first_row: usize,
-    pilot: Option<&[f64]>,
-    n_groups: usize,
+    columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32> + Clone, first_row: usize, pilot: Option<&[f64]>, n_groups: usize,
     checkpoint: &mut Checkpoint<'_>,
 ) -> Result<PassPart> {
     let k = columns.len();

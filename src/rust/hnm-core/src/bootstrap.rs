@@ -49,12 +49,7 @@ pub type Refits = Vec<Option<Params>>;
 /// assert_eq!(refits[1].unwrap().tau2, 0.0);
 /// ```
 pub fn refit_replicates(
-    template: &GroupStats,
-    centered_means: &[f64],
-    ssw_totals: &[f64],
-    criterion: Criterion,
-    threads: usize,
-    interrupt: &dyn Interrupt,
+    template: &GroupStats, centered_means: &[f64], ssw_totals: &[f64], criterion: Criterion, threads: usize, interrupt: &dyn Interrupt,
 ) -> Result<Refits> {
     template.check_identifiable()?;
     let (replicates, groups) = (ssw_totals.len(), template.len());

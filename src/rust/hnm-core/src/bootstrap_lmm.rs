@@ -423,12 +423,7 @@ const QUASI_NEWTON_STEPS: usize = 12;
 /// search) when a step would reach a bound (a singular replicate), raises the criterion, or
 /// the steps run out.
 fn quasi_newton_fit(
-    model: &LinearMixedModel,
-    criterion: Criterion,
-    start: &[f64],
-    hessian: &[f64],
-    ws: &mut Workspace,
-    checkpoint: &mut Checkpoint<'_>,
+    model: &LinearMixedModel, criterion: Criterion, start: &[f64], hessian: &[f64], ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<Option<LmmFit>> {
     let n = start.len();
     let tolerance = 1e-10 * model.n_obs();
@@ -509,12 +504,7 @@ pub type LmmRefits = Vec<Option<Vec<LmmFit>>>;
 /// assert!(fits.iter().all(|f| f.as_ref().is_some_and(|f| f[0].converged)));
 /// ```
 pub fn refit_lmm_replicates(
-    generator: &ReplicateGenerator,
-    models: &[Refit],
-    seeds: &[u64],
-    chi_squares: &[f64],
-    threads: usize,
-    interrupt: &dyn Interrupt,
+    generator: &ReplicateGenerator, models: &[Refit], seeds: &[u64], chi_squares: &[f64], threads: usize, interrupt: &dyn Interrupt,
 ) -> Result<LmmRefits> {
     let replicates = chi_squares.len();
     if seeds.len() != replicates {

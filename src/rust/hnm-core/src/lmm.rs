@@ -1323,12 +1323,7 @@ impl LinearMixedModel {
     /// `LengthMismatch` when a column and `codes` differ in length; `InvalidArgument` when the
     /// columns are not the model's variables or `random_effects` belongs to another model.
     pub fn fitted_values(
-        &self,
-        fit: &LmmFit,
-        random_effects: Option<&RandomEffects>,
-        columns: &[crate::blocks::Column<'_>],
-        codes: &[i32],
-        checkpoint: &mut Checkpoint<'_>,
+        &self, fit: &LmmFit, random_effects: Option<&RandomEffects>, columns: &[crate::blocks::Column<'_>], codes: &[i32], checkpoint: &mut Checkpoint<'_>,
     ) -> Result<Vec<f64>> {
         let variables = self.structure.fixed.iter().chain(&self.structure.random).filter_map(|t| match t {
             Term::Variable(a) => Some(*a),

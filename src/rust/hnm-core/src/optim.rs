@@ -298,13 +298,7 @@ fn curvature_sign(v: &[f64], gradient: &[f64], free: &[usize], x: &[f64], lower:
 /// (Armijo, on the projected step): the point, f, ∇f and whether the full step (α = 1, no
 /// coordinate stopped at its bound) was taken; `None` when no step lowers f.
 fn line_search(
-    objective: &impl Objective,
-    x: &[f64],
-    value: f64,
-    gradient: &[f64],
-    direction: &[f64],
-    lower: &[f64],
-    evaluations: &mut usize,
+    objective: &impl Objective, x: &[f64], value: f64, gradient: &[f64], direction: &[f64], lower: &[f64], evaluations: &mut usize,
 ) -> Option<(Vec<f64>, f64, Vec<f64>, bool)> {
     let mut alpha = 1.0;
     for _ in 0..MAX_HALVINGS {

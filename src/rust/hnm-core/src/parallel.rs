@@ -28,10 +28,7 @@ pub(crate) fn worker_threads(requested: usize, replicates: usize) -> usize {
 /// `Optimizer` when a thread cannot start or panics; `Interrupted` when `interrupt` asks to
 /// stop.
 pub(crate) fn in_parallel<S, T: Send>(
-    count: usize,
-    threads: usize,
-    interrupt: &dyn Interrupt,
-    init: impl Fn() -> Result<S> + Sync,
+    count: usize, threads: usize, interrupt: &dyn Interrupt, init: impl Fn() -> Result<S> + Sync,
     task: impl Fn(&mut S, usize, &AtomicBool) -> Result<Option<T>> + Sync,
 ) -> Result<Vec<Option<T>>> {
     const RESULTS: &str = "the results of the parallel tasks";

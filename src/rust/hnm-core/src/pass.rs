@@ -274,10 +274,7 @@ fn direct_levels(low: i32, high: i32, len: usize) -> Option<usize> {
 /// assert!(accumulate(&[1.0, f64::NAN], [1, 2].into_iter(), &mut LevelCodes::new(2).unwrap(), &mut checkpoint).is_err());
 /// ```
 pub fn accumulate<Y: Response, G: Grouping>(
-    y: &[Y],
-    keys: impl ExactSizeIterator<Item = G::Key> + Clone,
-    grouping: &mut G,
-    checkpoint: &mut Checkpoint<'_>,
+    y: &[Y], keys: impl ExactSizeIterator<Item = G::Key> + Clone, grouping: &mut G, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<usize> {
     if keys.len() != y.len() {
         return Err(HnmError::LengthMismatch { first: "y", first_len: y.len(), second: "g", second_len: keys.len() });

@@ -121,10 +121,7 @@ impl GroupStats {
     /// assert_eq!(pass.dropped, 1);
     /// ```
     pub fn from_data<Y: Response>(
-        y: &[Y],
-        codes: impl ExactSizeIterator<Item = i32> + Clone,
-        n_groups: usize,
-        checkpoint: &mut Checkpoint<'_>,
+        y: &[Y], codes: impl ExactSizeIterator<Item = i32> + Clone, n_groups: usize, checkpoint: &mut Checkpoint<'_>,
     ) -> Result<DataPass> {
         let mut groups = LevelCodes::new(n_groups)?;
         let dropped = accumulate(y, codes, &mut groups, checkpoint)?;

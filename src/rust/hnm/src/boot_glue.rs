@@ -16,17 +16,8 @@ use crate::{core_error, criterion, error_message, respond, RInterrupt};
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_boot_generator(
-    pilot: &[f64],
-    n: &[f64],
-    means: &[f64],
-    comoments: &[f64],
-    response: i32,
-    fixed: &[i32],
-    random: &[i32],
-    blocks: &[i32],
-    coefficients: &[f64],
-    re_covariance: &[f64],
-    sigma: f64,
+    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], coefficients: &[f64],
+    re_covariance: &[f64], sigma: f64,
 ) -> Robj {
     let simulation = Simulation {
         structure: crate::model::structure(response, fixed, random, blocks),
@@ -50,16 +41,7 @@ fn rs_lmm_boot_generator(
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_boot_refit(
-    generator: Robj,
-    response: i32,
-    fixed: &[i32],
-    random: &[i32],
-    blocks: &[i32],
-    reml: bool,
-    start: &[f64],
-    seeds: &[f64],
-    chi_squares: &[f64],
-    threads: i32,
+    generator: Robj, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, start: &[f64], seeds: &[f64], chi_squares: &[f64], threads: i32,
 ) -> Robj {
     let Ok(generator) = <&ExternalPtr<ReplicateGenerator>>::try_from(&generator) else {
         return error_message("the bootstrap's generator is no longer in memory; run the bootstrap again.".into(), "invalid_argument");

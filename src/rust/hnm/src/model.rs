@@ -99,15 +99,7 @@ fn rs_lmm_valid(ptr: Robj) -> bool {
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_build(
-    columns_list: List,
-    codes: &[i32],
-    n_groups: i32,
-    response: i32,
-    fixed: &[i32],
-    random: &[i32],
-    blocks: &[i32],
-    names: Vec<String>,
-    threads: i32,
+    columns_list: List, codes: &[i32], n_groups: i32, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>, threads: i32,
 ) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
@@ -156,16 +148,7 @@ fn model_fields(model: &LinearMixedModel) -> (Robj, Robj, Robj) {
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_restore(
-    pilot: &[f64],
-    n: &[f64],
-    means: &[f64],
-    comoments: &[f64],
-    response: i32,
-    fixed: &[i32],
-    random: &[i32],
-    blocks: &[i32],
-    reml: bool,
-    internal_theta: Robj,
+    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, internal_theta: Robj,
 ) -> Robj {
     let result = crate::stats_copy(pilot, n, means, comoments)
         .and_then(|stats| LinearMixedModel::new(&stats, structure(response, fixed, random, blocks)))

@@ -613,12 +613,7 @@ fn variance_kind(model: &LinearMixedModel, fit: &LmmFit, order: Vec<usize>, fixe
 /// that failed); `Interrupted` when `interrupt` reports a user interrupt, which every thread
 /// then stops for.
 pub fn profile_intervals(
-    model: &LinearMixedModel,
-    fit: &LmmFit,
-    parameters: &[LmmParameter],
-    z: f64,
-    threads: usize,
-    interrupt: &dyn Interrupt,
+    model: &LinearMixedModel, fit: &LmmFit, parameters: &[LmmParameter], z: f64, threads: usize, interrupt: &dyn Interrupt,
 ) -> Result<Vec<(f64, f64)>> {
     each_profile(model, fit, parameters, threads, interrupt, |profile, checkpoint| profile.interval(z, checkpoint))
 }
@@ -628,24 +623,14 @@ pub fn profile_intervals(
 /// # Errors
 /// As [`profile_intervals`], with the errors of [`LmmProfile::zeta_grid`].
 pub fn profile_grids(
-    model: &LinearMixedModel,
-    fit: &LmmFit,
-    parameters: &[LmmParameter],
-    zeta_max: f64,
-    steps: usize,
-    threads: usize,
-    interrupt: &dyn Interrupt,
+    model: &LinearMixedModel, fit: &LmmFit, parameters: &[LmmParameter], zeta_max: f64, steps: usize, threads: usize, interrupt: &dyn Interrupt,
 ) -> Result<Vec<Vec<LmmProfilePoint>>> {
     each_profile(model, fit, parameters, threads, interrupt, |profile, checkpoint| profile.zeta_grid(zeta_max, steps, checkpoint))
 }
 
 /// `work` on the profile of each parameter, in parallel; the results in order.
 fn each_profile<T: Send>(
-    model: &LinearMixedModel,
-    fit: &LmmFit,
-    parameters: &[LmmParameter],
-    threads: usize,
-    interrupt: &dyn Interrupt,
+    model: &LinearMixedModel, fit: &LmmFit, parameters: &[LmmParameter], threads: usize, interrupt: &dyn Interrupt,
     work: impl Fn(&LmmProfile<'_>, &mut Checkpoint<'_>) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
     let results = in_parallel(
