@@ -229,8 +229,12 @@ impl CrossProducts {
     /// # Errors
     /// `LengthMismatch` when a column and `codes` differ in length; `ColumnNotFinite` for
     /// a NaN (not `NA`) or infinite value; `GroupCodeOutOfRange` for a code outside
-    /// `1..=n_groups`; `TooLarge` when the groups' state does not fit in memory;
-    /// `Interrupted` when `checkpoint` reports a user interrupt.
+    /// `1..=n_groups`; `StatisticsTooLarge`, before anything is allocated, when the
+    /// statistics, 8 m (1 + k + k(k + 1)/2) bytes for m groups and k columns, would take more
+    /// than 1 GiB and more than 10 times the columns' 8 N k bytes (N rows): a factor
+    /// covariate with many levels, whose every contrast is a column; `TooLarge` when the
+    /// groups' state or the statistics do not fit in memory; `Interrupted` when `checkpoint`
+    /// reports a user interrupt.
     ///
     /// # Example
     /// ```

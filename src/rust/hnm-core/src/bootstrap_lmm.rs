@@ -155,7 +155,8 @@ impl ReplicateGenerator {
     ///
     /// # Errors
     /// `InvalidArgument` when the simulation does not fit the statistics or its parameters are
-    /// not finite, σ ≤ 0, or Σ is not positive semi-definite (a group's Ω_j then fails).
+    /// not finite, σ ≤ 0, or Σ is not positive semi-definite (a group's Ω_j then fails);
+    /// `TooLarge` when the generator's copy of the statistics does not fit in memory.
     ///
     /// # Example
     /// ```
@@ -264,7 +265,8 @@ impl ReplicateGenerator {
     ///
     /// # Errors
     /// `LengthMismatch` for the wrong number of normals; `NotFinite` or `InvalidStatistic`
-    /// when the draws are not finite or the chi-square is negative.
+    /// when the draws are not finite or the chi-square is negative; `TooLarge` when the
+    /// replicate's statistics do not fit in memory.
     pub fn generate(&self, normals: &[f64], chi_square: f64) -> Result<CrossProducts> {
         if normals.len() != self.normals {
             return Err(HnmError::LengthMismatch { first: "normals", first_len: normals.len(), second: "the replicate's draws", second_len: self.normals });

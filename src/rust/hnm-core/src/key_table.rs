@@ -9,7 +9,7 @@
 
 use crate::error::{HnmError, Result};
 use crate::interrupt::Checkpoint;
-use crate::memory::{collected, filled, push, with_capacity};
+use crate::memory::{filled, push, with_capacity};
 use crate::pass::{prefetch_address, Accumulator, Grouping};
 use crate::stats::GroupStats;
 
@@ -73,6 +73,9 @@ impl KeyTable {
     /// The groups' statistics and first rows. The center of the means is the value of
     /// the first row used, as for a pass over codes.
     ///
+    /// # Errors
+    /// `TooLarge` when they do not fit in memory.
+    ///
     /// # Example
     /// ```
     /// use hnm_core::{accumulate, Checkpoint, KeyTable, Never};
@@ -86,10 +89,13 @@ impl KeyTable {
     /// assert_eq!(groups.stats.ssw()[seven], 2.0);
     /// ```
     pub fn into_groups(self) -> Result<KeyedGroups> {
+        // One entry per group, within their exact capacities.
         let used = || self.slots.iter().filter(|s| s.key != self.missing);
-        let first_rows = collected(used().map(|s| s.first_row), "the groups' first rows")?;
+        let mut first_rows = with_capacity(&[self.len], "the groups' first rows")?;
+        first_rows.extend(used().map(|s| s.first_row));
         let first = (0..first_rows.len()).min_by_key(|&j| first_rows[j]).unwrap_or(0);
-        let accumulators = collected(used().map(|s| s.accumulator), "the groups' running statistics")?;
+        let mut accumulators = with_capacity(&[self.len], "the groups' running statistics")?;
+        accumulators.extend(used().map(|s| s.accumulator));
         Ok(KeyedGroups { stats: GroupStats::from_accumulators(&accumulators, first)?, first_rows })
     }
 

@@ -1279,7 +1279,8 @@ impl LinearMixedModel {
     /// The conditional modes and covariances of the random effects at `fit`, in the data's units.
     ///
     /// # Errors
-    /// The errors of [`LinearMixedModel::deviance`] at the fit's θ.
+    /// The errors of [`LinearMixedModel::deviance`] at the fit's θ; `TooLarge` when the
+    /// workspace or the effects do not fit in memory.
     pub fn random_effects(&self, fit: &LmmFit) -> Result<RandomEffects> {
         let q = self.q;
         let mut ws = self.workspace()?;
@@ -1321,7 +1322,8 @@ impl LinearMixedModel {
     ///
     /// # Errors
     /// `LengthMismatch` when a column and `codes` differ in length; `InvalidArgument` when the
-    /// columns are not the model's variables or `random_effects` belongs to another model.
+    /// columns are not the model's variables or `random_effects` belongs to another model;
+    /// `TooLarge` when the values do not fit in memory.
     pub fn fitted_values(
         &self, fit: &LmmFit, random_effects: Option<&RandomEffects>, columns: &[crate::blocks::Column<'_>], codes: &[i32], checkpoint: &mut Checkpoint<'_>,
     ) -> Result<Vec<f64>> {

@@ -45,7 +45,7 @@ impl GroupStats {
     /// Groups with `n = 0` are allowed (an unused factor level) and carry no weight.
     ///
     /// # Errors
-    /// As [`GroupStats::centered`].
+    /// As [`GroupStats::centered`]; `TooLarge` when the centred means do not fit in memory.
     ///
     /// # Example
     /// ```
@@ -109,7 +109,8 @@ impl GroupStats {
     /// # Errors
     /// `LengthMismatch` when `y` and `codes` differ in length; `NotFinite` for an infinite
     /// or NaN (other than `NA`) y; `GroupCodeOutOfRange` for a code outside `1..=n_groups`;
-    /// `Interrupted` when `checkpoint` reports a user interrupt.
+    /// `TooLarge` when the groups' statistics do not fit in memory; `Interrupted` when
+    /// `checkpoint` reports a user interrupt.
     ///
     /// # Example
     /// ```
