@@ -32,6 +32,10 @@ if [ "$(sha256sum src/rust/Cargo.lock | cut -d' ' -f1)" != "$(cat src/rust/vendo
 fi
 
 phase "cargo fmt --check (both crates, src/rust/rustfmt.toml)"
+for tool in fmt clippy; do
+  cargo "$tool" --version >/dev/null 2>&1 ||
+    { echo "cargo $tool is missing: install it with 'rustup component add ${tool/fmt/rustfmt}'"; exit 1; }
+done
 cargo fmt --manifest-path src/rust/Cargo.toml --all --check
 
 phase "cargo test (hnm-core), offline from src/rust/vendor.tar.xz: first run about 5 minutes, then seconds"
