@@ -52,10 +52,11 @@
 #' `residuals()` raise an error of class `hnm_no_rows`.
 #' @section Memory of the general model:
 #' The general model's statistics take \eqn{8 m (1 + k + k(k + 1)/2)} bytes for \eqn{m}
-#' groups (levels of the grouping factor) and \eqn{k} model columns (the response and every
-#' column of the fixed and random parts except the intercept; a factor adds one per
-#' contrast), so a factor covariate with many levels makes them far larger than the data:
-#' 300 levels and 3,000 groups take 1.1 GB. Before anything is allocated, `hnm_fit()` stops
+#' groups (levels of the grouping factor) and \eqn{k} model columns (the response and each
+#' distinct column of the fixed and random parts, the intercept excepted; a factor gives one
+#' per contrast), so a factor covariate with many levels makes them far larger than the
+#' data: `y ~ x + f + (1 | g)` with a 300-level `f` has \eqn{k = 301}, and 3,000 groups take
+#' 1.1 GB. Before anything is allocated, `hnm_fit()` stops
 #' with an error of class `hnm_error_too_large`, saying how large they would be and why,
 #' when they would take more than 1 GiB and more than 10 times the model's columns
 #' (\eqn{8 N k} bytes for \eqn{N} rows): such a model is better fitted by `lme4::lmer()`,
