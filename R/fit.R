@@ -55,6 +55,21 @@
 #' SQL by running the query's rendered text on a local Spark. Fits without
 #' rows support every method that needs only the statistics; `fitted()` and
 #' `residuals()` raise an error of class `hnm_error_no_rows`.
+#' @section Memory of the general model:
+#' The general model's statistics take \eqn{8 m (1 + k + k(k + 1)/2)} bytes for \eqn{m}
+#' groups (levels of the grouping factor) and \eqn{k} model columns (the response and each
+#' distinct column of the fixed and random parts, the intercept excepted; a factor gives one
+#' per contrast), so a factor covariate with many levels makes them far larger than the
+#' data: `y ~ x + f + (1 | g)` with a 300-level `f` has \eqn{k = 301}, and 3,000 groups take
+#' 1.1 GB. Before anything is allocated, `hnm_fit()` stops
+#' with an error of class `hnm_error_too_large`, saying how large they would be and why,
+#' when they would take more than 1 GiB and more than 10 times the model's columns
+#' (\eqn{8 N k} bytes for \eqn{N} rows): such a model is better fitted by `lme4::lmer()`,
+#' whose sparse matrices do not grow with \eqn{k^2}. An error rather than a warning, as a fit
+#' that allocates them would take the memory of the R session for a model lme4 fits in a
+#' fraction of it. Statistics within these bounds, or any other result, that do not fit in
+#' the memory available also stop with an `hnm_error_too_large` naming what did not fit and
+#' how many bytes it needed, never with an abort of R.
 #' @return An object of class `hnm_fit`, with the methods an lme4 user expects:
 #'   `print`, `summary`, `logLik`, `AIC`/`BIC`, `nobs`, `ngrps`, `fixef`, `ranef`, `coef`,
 #'   `VarCorr`, `sigma`, `deviance`, `vcov`, `confint`, `isSingular`, `formula`, `fitted`,

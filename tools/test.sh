@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: cargo tests of the Rust core (offline, from the vendored crates, as
-# R CMD INSTALL builds), then R CMD build (with the vendored crates and the built vignettes)
-# and R CMD check --as-cran of the tarball, which installs it offline (testthat and the
+# Runs every test: cargo fmt --check, the cargo tests of the Rust core and cargo clippy -D
+# warnings of both crates (offline, from the vendored crates, as R CMD INSTALL builds), then
+# R CMD build (with the vendored crates and the built vignettes) and R CMD check --as-cran
+# of the tarball, which installs it offline (testthat and the
 # vignettes' checks against lme4 run inside the check), then a one-line testthat tally.
 # Fails on any test failure, on any R CMD check ERROR or WARNING and on a tarball over 5 MB.
 # Works in a temporary directory that is removed at the end (set HNM_CHECK_DIR to keep the
@@ -30,12 +31,28 @@ if [ "$(sha256sum src/rust/Cargo.lock | cut -d' ' -f1)" != "$(cat src/rust/vendo
   bash tools/vendor.sh
 fi
 
+phase "cargo fmt --check (both crates, src/rust/rustfmt.toml)"
+for tool in fmt clippy; do
+  cargo "$tool" --version >/dev/null 2>&1 ||
+    { echo "cargo $tool is missing: install it with 'rustup component add ${tool/fmt/rustfmt}'"; exit 1; }
+done
+cargo fmt --manifest-path src/rust/Cargo.toml --all --check
+
 phase "cargo test (hnm-core), offline from src/rust/vendor.tar.xz: first run about 5 minutes, then seconds"
 # The same RUSTFLAGS as src/Makevars, so the shared target directory is not rebuilt.
 cargo_home=$(hnm_offline_cargo_home)
-CARGO_HOME="$cargo_home" RUSTFLAGS="${RUSTFLAGS:-} --print=native-static-libs" \
+rustflags="${RUSTFLAGS:-} --print=native-static-libs"
+CARGO_HOME="$cargo_home" RUSTFLAGS="$rustflags" \
   cargo test --offline --locked --manifest-path src/rust/Cargo.toml -p hnm-core --release \
   --target-dir "$hnm_target_dir" 2>&1 | tee "$work/cargo-test.log"
+
+phase "cargo clippy -D warnings (both crates, every target; first run about 2 minutes)"
+# The cargo test's CARGO_HOME, profile and target directory, so a second run checks nothing
+# again; its RUSTFLAGS without --print=native-static-libs, with which clippy-driver would run
+# plain rustc (no lints, and -D warnings ignored).
+CARGO_HOME="$cargo_home" RUSTFLAGS="${RUSTFLAGS:-}" \
+  cargo clippy --offline --locked --manifest-path src/rust/Cargo.toml --workspace --all-targets --release \
+  --target-dir "$hnm_target_dir" -- -D warnings 2>&1 | tee "$work/cargo-clippy.log"
 
 phase "R CMD build (compiles hnm offline to build both vignettes: about 5 minutes)"
 env -u HNM_TARGET_DIR R CMD build --no-resave-data . | tee "$work/build.log"

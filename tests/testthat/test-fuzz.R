@@ -134,3 +134,80 @@ test_that("no malformed input crashes R or shows a Rust panic", {
     expect_false(grepl(sign, text, fixed = TRUE), label = sprintf("output contains %s", sign))
   }
 })
+
+# Issue 25: a model whose per-group statistics do not fit in memory. `y ~ x + f + (1 | g)` with
+# a 300-level factor f has k = 301 model columns (y, x and f's 299 contrasts), and the
+# statistics of m groups take m (1 + k + k(k + 1)/2) doubles, 366,024 bytes a group.
+memory_script <- function(lib) {
+  paste0('library(hnm, lib.loc = "', lib, '")', '
+  design <- function(groups, rows) {
+    set.seed(1)
+    d <- data.frame(g = factor(rep_len(seq_len(groups), rows)), f = factor(sample(rep_len(1:300, rows))),
+                    x = rnorm(rows))
+    d$y <- d$x + rnorm(groups)[d$g] + rnorm(rows)
+    d
+  }
+  # 820 groups: 300,139,680 bytes, under 1 GiB, so hnm allocates them (and the memory limit
+  # stops it); 4,000 groups: 1,464,096,000 bytes from 20,000 rows, refused before allocating.
+  below <- design(820, 6000)
+  above <- design(4000, 20000)
+  # A small general fit first, so that whatever a fit loads or grows is in the measurement.
+  warm <- data.frame(y = rnorm(40), x = rnorm(40), f = factor(rep(1:4, 10)), g = factor(rep(1:8, each = 5)))
+  invisible(hnm_fit(y ~ x + f + (1 | g), warm))
+  if (identical(commandArgs(TRUE), "measure")) {
+    status <- readLines("/proc/self/status")
+    cat("address space kB:", gsub("[^0-9]", "", grep("^VmSize:", status, value = TRUE)), "\n")
+    quit()
+  }
+  for (case in c("below", "above")) {
+    e <- tryCatch(hnm_fit(y ~ x + f + (1 | g), get(case)), error = identity)
+    cat(case, ":", class(e)[1], ":", conditionMessage(e), "\n")
+  }
+  ')
+}
+
+test_that("statistics that do not fit in memory are an hnm_error_too_large, not an abort", {
+  skip_on_os(c("windows", "mac", "solaris"))  # ulimit -v and /proc/self/status
+  skip_if(!nzchar(Sys.which("bash")))
+  script <- tempfile(fileext = ".R")
+  on.exit(unlink(script))
+  writeLines(memory_script(dirname(system.file(package = "hnm"))), script)
+  rscript <- file.path(R.home("bin"), "Rscript")
+  env <- sprintf("R_LIBS=%s", paste(.libPaths(), collapse = .Platform$path.sep))
+  run <- function(limit_kb = NULL, ...) {
+    command <- paste(if (!is.null(limit_kb)) sprintf("ulimit -v %.0f &&", limit_kb),
+                     shQuote(rscript), "--vanilla", shQuote(script), ...)
+    output <- suppressWarnings(system2("bash", c("-c", shQuote(command)), stdout = TRUE, stderr = TRUE, env = env))
+    list(status = if (is.null(attr(output, "status"))) 0L else attr(output, "status"),
+         text = paste(output, collapse = "\n"))
+  }
+  # The limit: the child's address space with R, hnm and the data, plus 1.5 times the 820
+  # groups' statistics, so they fit once (the pass's group states) but not twice (their copy
+  # into the fit's statistics), whatever R and the libraries take on this machine.
+  measured <- run(NULL, "measure")
+  base_kb <- as.numeric(sub(".*address space kB: ([0-9]+).*", "\\1", measured$text))
+  expect_false(is.na(base_kb), label = measured$text)
+  stats_bytes <- function(m, k) m * (1 + k + k * (k + 1) / 2) * 8
+  limited <- run(base_kb + 1.5 * stats_bytes(820, 301) / 1024)
+  expect_identical(limited$status, 0L, label = paste("exit status; output:\n", substr(limited$text, 1, 2000)))
+  expect_match(limited$text, "below : hnm_error_too_large : the per-group statistics do not fit in memory: they need [0-9]+ bytes")
+  expect_match(limited$text, "above : hnm_error_too_large : the per-group statistics of 301 model columns in 4000 groups")
+  expect_false(grepl("memory allocation of", limited$text, fixed = TRUE))
+})
+
+test_that("statistics far larger than the data are refused before they are allocated, sized by their closed form", {
+  set.seed(2)
+  m <- 3000
+  d <- data.frame(g = factor(rep_len(seq_len(m), 6000)), f = factor(sample(rep_len(1:400, 6000))), x = rnorm(6000))
+  d$y <- rnorm(6000)
+  k <- 1 + 1 + 399  # y, x and f's 399 contrasts
+  bytes <- m * (1 + k + k * (k + 1) / 2) * 8  # 1,944,072,000: over 1 GiB and 10 times 8 * 6000 * k
+  expect_gt(bytes, 2^30)
+  expect_gt(bytes, 10 * 8 * 6000 * k)
+  e <- expect_error(hnm_fit(y ~ x + f + (1 | g), d), class = "hnm_error_too_large")
+  expect_match(conditionMessage(e), sprintf("of %d model columns in %d groups would take %.0f bytes", k, m, bytes),
+               fixed = TRUE)
+  # The same rows in 100 groups: 64,802,400 bytes, under 1 GiB, and fitted.
+  small <- transform(d, g = factor(as.integer(g) %% 100))
+  expect_s3_class(hnm_fit(y ~ x + f + (1 | g), small), "hnm_lmm")
+})

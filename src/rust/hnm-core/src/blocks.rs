@@ -19,6 +19,7 @@ use std::borrow::Cow;
 
 use crate::error::{HnmError, Result};
 use crate::interrupt::{Checkpoint, Interrupt};
+use crate::memory::{collected, copied, filled, with_capacity};
 use crate::pass::{prefetch_address, Cell, Response, NA_CODE};
 
 /// One numeric column as R stores it, read in place.
@@ -213,11 +214,7 @@ impl CrossProducts {
                         return Err(HnmError::NotFinite { argument: "comoments", index: j });
                     }
                     if a == b && w < 0.0 {
-                        return Err(HnmError::InvalidStatistic {
-                            argument: "comoments",
-                            index: j,
-                            reason: "a sum of squares cannot be negative",
-                        });
+                        return Err(HnmError::InvalidStatistic { argument: "comoments", index: j, reason: "a sum of squares cannot be negative" });
                     }
                 }
             }
@@ -232,8 +229,12 @@ impl CrossProducts {
     /// # Errors
     /// `LengthMismatch` when a column and `codes` differ in length; `ColumnNotFinite` for
     /// a NaN (not `NA`) or infinite value; `GroupCodeOutOfRange` for a code outside
-    /// `1..=n_groups`; `TooLarge` when the groups' state does not fit in memory;
-    /// `Interrupted` when `checkpoint` reports a user interrupt.
+    /// `1..=n_groups`; `StatisticsTooLarge`, before anything is allocated, when the
+    /// statistics, 8 m (1 + k + k(k + 1)/2) bytes for m groups and k columns, would take more
+    /// than 1 GiB and more than 10 times the columns' 8 N k bytes (N rows): a factor
+    /// covariate with many levels, whose every contrast is a column; `TooLarge` when the
+    /// groups' state or the statistics do not fit in memory; `Interrupted` when `checkpoint`
+    /// reports a user interrupt.
     ///
     /// # Example
     /// ```
@@ -249,14 +250,11 @@ impl CrossProducts {
     /// assert_eq!(pass.stats.group_means(1), vec![11.0, 2.0]);
     /// ```
     pub fn from_columns(
-        columns: &[Column<'_>],
-        codes: impl ExactSizeIterator<Item = i32> + Clone,
-        n_groups: usize,
-        checkpoint: &mut Checkpoint<'_>,
+        columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32> + Clone, n_groups: usize, checkpoint: &mut Checkpoint<'_>,
     ) -> Result<BlockPass> {
-        check_columns(columns, codes.len())?;
+        check_columns(columns, codes.len(), n_groups)?;
         let part = accumulate_rows(columns, codes, 0, None, n_groups, checkpoint)?;
-        Ok(part.finish(columns.len(), n_groups))
+        part.finish(columns.len(), n_groups)
     }
 
     /// [`CrossProducts::from_columns`] with the rows split among up to `threads` threads
@@ -281,17 +279,25 @@ impl CrossProducts {
     pub fn from_columns_on_threads(columns: &[Column<'_>], codes: &[i32], n_groups: usize, threads: usize, interrupt: &dyn Interrupt) -> Result<BlockPass> {
         let rows = codes.len();
         let threads = if rows < PARALLEL_ROWS { 1 } else { crate::parallel::worker_threads(threads, rows) };
-        check_columns(columns, rows)?;
+        check_columns(columns, rows, n_groups)?;
         let pilot = first_complete_row(columns, codes);
         let (Some(pilot), true) = (pilot, threads > 1) else {
             return Self::from_columns(columns, codes.iter().copied(), n_groups, &mut Checkpoint::new(interrupt));
         };
         let chunk = rows.div_ceil(threads);
-        let parts = crate::parallel::in_parallel(threads, threads, interrupt, || (), |_, t, stop| {
-            let range = t * chunk..((t + 1) * chunk).min(rows);
-            let mut checkpoint = Checkpoint::new(stop);
-            Some(accumulate_rows(columns, codes[range.clone()].iter().copied(), range.start, Some(&pilot), n_groups, &mut checkpoint))
-        })?;
+        // A thread's error is its result, not an error of the threads, so that the first
+        // rows' error is reported whichever thread meets one first.
+        let parts = crate::parallel::in_parallel(
+            threads,
+            threads,
+            interrupt,
+            || Ok(()),
+            |_, t, stop| {
+                let range = t * chunk..((t + 1) * chunk).min(rows);
+                let mut checkpoint = Checkpoint::new(stop);
+                Ok(Some(accumulate_rows(columns, codes[range.clone()].iter().copied(), range.start, Some(&pilot), n_groups, &mut checkpoint)))
+            },
+        )?;
         let mut merged: Option<PassPart> = None;
         for part in parts {
             let part = part.unwrap_or(Err(HnmError::Interrupted))?;
@@ -300,7 +306,21 @@ impl CrossProducts {
                 Some(first) => first.merge(part, columns.len()),
             });
         }
-        Ok(merged.expect("at least one thread").finish(columns.len(), n_groups))
+        merged.expect("at least one thread").finish(columns.len(), n_groups)
+    }
+
+    /// A copy, allocated fallibly (`clone` aborts when memory runs out).
+    ///
+    /// # Errors
+    /// `TooLarge` when it does not fit in memory.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(CrossProducts {
+            variables: self.variables,
+            pilot: self.pilot.clone(),
+            n: copied(&self.n, STATISTICS)?,
+            means: copied(&self.means, STATISTICS)?,
+            comoments: copied(&self.comoments, STATISTICS)?,
+        })
     }
 
     /// Number of variables k.
@@ -357,25 +377,28 @@ impl CrossProducts {
 
     /// The statistics of the groups with at least one row, in order, and their indices (these
     /// statistics themselves, not a copy, when every group has rows).
-    pub fn nonempty(&self) -> (Cow<'_, CrossProducts>, Vec<usize>) {
-        let keep: Vec<usize> = (0..self.groups()).filter(|&j| self.n[j] > 0.0).collect();
+    ///
+    /// # Errors
+    /// `TooLarge` when the copy does not fit in memory.
+    pub fn nonempty(&self) -> Result<(Cow<'_, CrossProducts>, Vec<usize>)> {
+        let keep = collected((0..self.groups()).filter(|&j| self.n[j] > 0.0), "the indices of the groups")?;
         if keep.len() == self.groups() {
-            return (Cow::Borrowed(self), keep);
+            return Ok((Cow::Borrowed(self), keep));
         }
-        let triangle = self.variables * (self.variables + 1) / 2;
+        let (k, triangle) = (self.variables, self.variables * (self.variables + 1) / 2);
         let mut out = CrossProducts {
-            variables: self.variables,
+            variables: k,
             pilot: self.pilot.clone(),
-            n: Vec::with_capacity(keep.len()),
-            means: Vec::with_capacity(keep.len() * self.variables),
-            comoments: Vec::with_capacity(keep.len() * triangle),
+            n: with_capacity(&[keep.len()], STATISTICS)?,
+            means: with_capacity(&[keep.len(), k], STATISTICS)?,
+            comoments: with_capacity(&[keep.len(), triangle], STATISTICS)?,
         };
         for &j in &keep {
             out.n.push(self.n[j]);
             out.means.extend_from_slice(self.mean(j));
             out.comoments.extend_from_slice(&self.comoments[j * triangle..(j + 1) * triangle]);
         }
-        (Cow::Owned(out), keep)
+        Ok((Cow::Owned(out), keep))
     }
 }
 
@@ -393,12 +416,7 @@ impl RowPass<'_> {
     /// doubles), skipping rows with a missing value or group.
     #[inline(always)]
     fn run(
-        &mut self,
-        k: usize,
-        columns: &[Column<'_>],
-        codes: impl ExactSizeIterator<Item = i32> + Clone,
-        first_row: usize,
-        n_groups: usize,
+        &mut self, k: usize, columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32> + Clone, first_row: usize, n_groups: usize,
         checkpoint: &mut Checkpoint<'_>,
     ) -> Result<()> {
         let stride = state_stride(k);
@@ -464,16 +482,12 @@ struct PassPart {
 /// The rows `codes` (the first at index `first_row`) into fresh group states, about `pilot`
 /// or, without one, the first complete row.
 fn accumulate_rows(
-    columns: &[Column<'_>],
-    codes: impl ExactSizeIterator<Item = i32> + Clone,
-    first_row: usize,
-    pilot: Option<&[f64]>,
-    n_groups: usize,
+    columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32> + Clone, first_row: usize, pilot: Option<&[f64]>, n_groups: usize,
     checkpoint: &mut Checkpoint<'_>,
 ) -> Result<PassPart> {
     let k = columns.len();
     let stride = state_stride(k);
-    let mut state = zeroed(n_groups.checked_mul(stride).ok_or(HnmError::TooLarge { what: "the groups' statistics" })?)?;
+    let mut state = filled(&[n_groups, stride], 0.0, STATISTICS)?;
     let hash = Fingerprint { value: 0, weight: Fingerprint::STEP.wrapping_mul(first_row as u64) };
     let mut pass = RowPass { state: &mut state, pilot: pilot.map_or_else(|| vec![0.0; k], <[f64]>::to_vec), have_pilot: pilot.is_some(), dropped: 0, hash };
     // A literal k for the common widths, so that the inlined loops over the variables unroll.
@@ -516,17 +530,21 @@ impl PassPart {
         self
     }
 
-    fn finish(self, k: usize, n_groups: usize) -> BlockPass {
+    /// The groups' states as [`CrossProducts`] (counts, means and co-moments apart).
+    ///
+    /// # Errors
+    /// `TooLarge` when they do not fit in memory beside the states.
+    fn finish(self, k: usize, n_groups: usize) -> Result<BlockPass> {
         let stride = state_stride(k);
-        let mut n = Vec::with_capacity(n_groups);
-        let mut means = Vec::with_capacity(n_groups * k);
-        let mut comoments = Vec::with_capacity(n_groups * (stride - 1 - k));
+        let mut n = with_capacity(&[n_groups], STATISTICS)?;
+        let mut means = with_capacity(&[n_groups, k], STATISTICS)?;
+        let mut comoments = with_capacity(&[n_groups, stride - 1 - k], STATISTICS)?;
         for group in self.state.chunks_exact(stride) {
             n.push(group[0]);
             means.extend_from_slice(&group[1..1 + k]);
             comoments.extend_from_slice(&group[1 + k..]);
         }
-        BlockPass { stats: CrossProducts { variables: k, pilot: self.pilot, n, means, comoments }, dropped: self.dropped, fingerprint: self.hash }
+        Ok(BlockPass { stats: CrossProducts { variables: k, pilot: self.pilot, n, means, comoments }, dropped: self.dropped, fingerprint: self.hash })
     }
 }
 
@@ -614,17 +632,40 @@ fn state_stride(k: usize) -> usize {
     1 + k + k * (k + 1) / 2
 }
 
-/// A zeroed vector of `len` doubles, or `TooLarge` when it cannot be allocated.
-pub(crate) fn zeroed(len: usize) -> Result<Vec<f64>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| HnmError::TooLarge { what: "the groups' statistics" })?;
-    v.resize(len, 0.0);
-    Ok(v)
+/// What the pass's buffers of per-group statistics are called in a `TooLarge` error.
+const STATISTICS: &str = "the per-group statistics";
+
+/// Per-group statistics above this many bytes (1 GiB) are refused when they are also more than
+/// [`STATISTICS_RATIO`] times the model's columns (see [`check_columns`]).
+pub(crate) const STATISTICS_LIMIT: u128 = 1 << 30;
+
+/// See [`STATISTICS_LIMIT`].
+pub(crate) const STATISTICS_RATIO: u128 = 10;
+
+/// Bytes of `rows` rows of `columns` model columns as doubles, 8 rows × columns.
+pub(crate) fn column_bytes(rows: usize, columns: usize) -> u128 {
+    8 * rows as u128 * columns as u128
 }
 
-/// Every model column has as many rows as the grouping factor.
-fn check_columns(columns: &[Column<'_>], rows: usize) -> Result<()> {
-    columns.iter().try_for_each(|column| check_length("a model column", column.len(), "the grouping factor", rows))
+/// Bytes of the per-group statistics of `columns` variables in `groups` groups,
+/// 8 groups (1 + k + k(k + 1)/2) for k columns.
+fn statistics_bytes(groups: usize, columns: usize) -> u128 {
+    8 * groups as u128 * state_stride(columns) as u128
+}
+
+/// Every model column has as many rows as the grouping factor, and the statistics of the
+/// pass are not out of proportion to the columns: they grow as groups × k²/2 for k columns,
+/// so a factor covariate with many levels (k large) and many groups makes statistics far
+/// larger than the data. Refused, before anything is allocated, when they would take more
+/// than [`STATISTICS_LIMIT`] bytes and more than [`STATISTICS_RATIO`] times the columns'
+/// 8 · rows · k bytes.
+fn check_columns(columns: &[Column<'_>], rows: usize, groups: usize) -> Result<()> {
+    columns.iter().try_for_each(|column| check_length("a model column", column.len(), "the grouping factor", rows))?;
+    let bytes = statistics_bytes(groups, columns.len());
+    if bytes > STATISTICS_LIMIT && bytes > STATISTICS_RATIO * column_bytes(rows, columns.len()) {
+        return Err(HnmError::StatisticsTooLarge { columns: columns.len(), groups, rows, bytes });
+    }
+    Ok(())
 }
 
 fn check_length(first: &'static str, first_len: usize, second: &'static str, second_len: usize) -> Result<()> {
@@ -649,7 +690,7 @@ mod tests {
     fn comoments_equal_a_two_pass_computation() {
         let x: Vec<f64> = (0..50).map(|i| ((i * 37) % 11) as f64 * 0.7 - 2.0).collect();
         let y: Vec<f64> = (0..50).map(|i| ((i * 13) % 7) as f64 + 0.1 * i as f64).collect();
-        let codes: Vec<i32> = (0..50).map(|i| (i % 3) as i32 + 1).collect();
+        let codes: Vec<i32> = (0..50).map(|i| i % 3 + 1).collect();
         let p = pass(&[Column::Double(&x), Column::Double(&y)], &codes, 3);
         for j in 0..3 {
             let rows: Vec<usize> = (0..50).filter(|&i| codes[i] == j as i32 + 1).collect();
@@ -679,22 +720,15 @@ mod tests {
     fn bad_values_name_their_column_and_row() {
         let y = [1.0, 2.0, 3.0];
         let x = [1.0, f64::INFINITY, 0.0];
-        let err = CrossProducts::from_columns(
-            &[Column::Double(&y), Column::Double(&x)],
-            [1, 1, 1].into_iter(),
-            1,
-            &mut Checkpoint::new(&Never),
-        )
-        .unwrap_err();
+        let err = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], [1, 1, 1].into_iter(), 1, &mut Checkpoint::new(&Never)).unwrap_err();
         assert_eq!(err, HnmError::ColumnNotFinite { column: 1, row: 1 });
         // A row with a missing value or group is dropped whatever else it holds, before or after.
         let x = [f64::INFINITY, NA_REAL, f64::NAN];
         let z = [NA_REAL, f64::NEG_INFINITY, 2.0];
-        let kept = CrossProducts::from_columns(&[Column::Double(&x), Column::Double(&z)], [1, 1, NA_CODE].into_iter(), 1, &mut Checkpoint::new(&Never))
-            .unwrap();
+        let kept =
+            CrossProducts::from_columns(&[Column::Double(&x), Column::Double(&z)], [1, 1, NA_CODE].into_iter(), 1, &mut Checkpoint::new(&Never)).unwrap();
         assert_eq!((kept.dropped, kept.stats.n()), (3, &[0.0][..]));
-        let err = CrossProducts::from_columns(&[Column::Double(&y)], [1, 3, 1].into_iter(), 2, &mut Checkpoint::new(&Never))
-            .unwrap_err();
+        let err = CrossProducts::from_columns(&[Column::Double(&y)], [1, 3, 1].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap_err();
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
         // A column shorter than the codes, on either path.
         for threads in [1, 2] {
@@ -709,7 +743,17 @@ mod tests {
         let rows = 300_000;
         let y: Vec<f64> = (0..rows).map(|i| if i % 1001 == 0 { NA_REAL } else { 1e9 + (i % 13) as f64 * 0.5 }).collect();
         let x: Vec<i32> = (0..rows).map(|i| (i % 5) as i32).collect();
-        let codes: Vec<i32> = (0..rows).map(|i| if i % 777 == 0 { NA_CODE } else if i < rows / 2 { (i % 6) as i32 + 1 } else { (i % 7) as i32 + 1 }).collect();
+        let codes: Vec<i32> = (0..rows)
+            .map(|i| {
+                if i % 777 == 0 {
+                    NA_CODE
+                } else if i < rows / 2 {
+                    (i % 6) as i32 + 1
+                } else {
+                    (i % 7) as i32 + 1
+                }
+            })
+            .collect();
         let columns = [Column::Double(&y), Column::Integer(&x)];
         let one = pass(&columns, &codes, 7);
         let two = CrossProducts::from_columns_on_threads(&columns, &codes, 7, 2, &Never).unwrap();
@@ -734,10 +778,36 @@ mod tests {
     }
 
     #[test]
+    fn statistics_out_of_proportion_to_the_data_are_refused_before_allocating() {
+        // The issue's abort: 300 variables in 4,000 groups need 4000 (1 + 300 + 300·301/2) · 8 =
+        // 1,454,432,000 bytes (the size of the allocation that failed), from 10 rows.
+        let zeros = vec![0.0; 44_755];
+        let columns = |rows: usize| vec![Column::Double(&zeros[..rows]); 300];
+        let error = check_columns(&columns(10), 10, 4000).unwrap_err();
+        assert_eq!(error, HnmError::StatisticsTooLarge { columns: 300, groups: 4000, rows: 10, bytes: 1_454_432_000 });
+        assert_eq!(error.kind(), "too_large");
+        assert!(error.to_string().contains("would take 1454432000 bytes (1.5 GB)"), "{error}");
+        // Per group 8 (1 + 300 + 45150) = 363,608 bytes: 2,953 groups stay within 1 GiB
+        // (1,073,734,424 bytes), 2,954 do not (1,074,098,032).
+        assert!(check_columns(&columns(10), 10, 2953).is_ok());
+        assert!(check_columns(&columns(10), 10, 2954).is_err());
+        // Nor are statistics at most 10 times the columns' 8 · rows · 300 bytes: 44,755 rows
+        // (10 times: 1,074,120,000 bytes) allow 2,954 groups, 44,754 rows do not.
+        assert!(check_columns(&columns(44_755), 44_755, 2954).is_ok());
+        assert!(check_columns(&columns(44_754), 44_754, 2954).is_err());
+        // The passes check before they allocate.
+        let error = CrossProducts::from_columns(&columns(10), [1; 10].into_iter(), 4000, &mut Checkpoint::new(&Never)).unwrap_err();
+        assert!(matches!(error, HnmError::StatisticsTooLarge { .. }));
+        let codes = vec![1; 44_754];
+        let error = CrossProducts::from_columns_on_threads(&columns(44_754), &codes, 2954, 2, &Never).unwrap_err();
+        assert!(matches!(error, HnmError::StatisticsTooLarge { .. }));
+    }
+
+    #[test]
     fn nonempty_drops_unused_levels() {
         let y = [1.0, 2.0, 4.0];
         let p = pass(&[Column::Double(&y)], &[3, 3, 1], 3);
-        let (kept, index) = p.stats.nonempty();
+        let (kept, index) = p.stats.nonempty().unwrap();
         assert_eq!(index, vec![0, 2]);
         assert_eq!(kept.n(), &[1.0, 2.0]);
         assert_eq!(kept.group_means(1), vec![1.5]);

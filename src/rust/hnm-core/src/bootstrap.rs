@@ -6,11 +6,11 @@
 //! and one pooled sum of squares, and refitting it costs O(m) whatever N is. The draws are
 //! made by the caller (in R, with R's random-number generator); this module refits them.
 
-
 use crate::error::{HnmError, Result};
 use crate::fit::{estimate_from, fit};
 use crate::interrupt::{Checkpoint, Interrupt};
 use crate::likelihood::Params;
+use crate::memory::{collected, copied, unless_out_of_memory};
 use crate::profile::Criterion;
 use crate::stats::GroupStats;
 
@@ -49,39 +49,40 @@ pub type Refits = Vec<Option<Params>>;
 /// assert_eq!(refits[1].unwrap().tau2, 0.0);
 /// ```
 pub fn refit_replicates(
-    template: &GroupStats,
-    centered_means: &[f64],
-    ssw_totals: &[f64],
-    criterion: Criterion,
-    threads: usize,
-    interrupt: &dyn Interrupt,
+    template: &GroupStats, centered_means: &[f64], ssw_totals: &[f64], criterion: Criterion, threads: usize, interrupt: &dyn Interrupt,
 ) -> Result<Refits> {
     template.check_identifiable()?;
     let (replicates, groups) = (ssw_totals.len(), template.len());
     if centered_means.len() != replicates * groups {
-        return Err(HnmError::InvalidArgument {
-            argument: "means",
-            reason: "must have one row per replicate and one column per group",
-        });
+        return Err(HnmError::InvalidArgument { argument: "means", reason: "must have one row per replicate and one column per group" });
     }
     let n = template.n();
     let df_within: f64 = n.iter().map(|&nj| (nj - 1.0).max(0.0)).sum();
-    let share: Vec<f64> = n.iter().map(|&nj| (nj - 1.0).max(0.0) / df_within).collect();
+    const REPLICATE: &str = "a replicate's group statistics";
+    let share = collected(n.iter().map(|&nj| (nj - 1.0).max(0.0) / df_within), REPLICATE)?;
     let start = fit(template, criterion).ok().map(|f| f.params.tau2 / f.params.sigma2);
-    crate::parallel::in_parallel(replicates, threads, interrupt, || (), |_, r, stop| {
-        let means = (0..groups).map(|j| centered_means[r + j * replicates]).collect();
-        let ssw = share.iter().map(|w| w * ssw_totals[r]).collect();
-        GroupStats::centered(template.center(), n.to_vec(), means, ssw)
-            .and_then(|stats| estimate_from(&stats, criterion, start, &mut Checkpoint::new(stop)))
-            .ok()
-    })
+    // A replicate's `None` is a refit that failed.
+    crate::parallel::in_parallel(
+        replicates,
+        threads,
+        interrupt,
+        || Ok(()),
+        |_, r, stop| {
+            let means = collected((0..groups).map(|j| centered_means[r + j * replicates]), REPLICATE)?;
+            let ssw = collected(share.iter().map(|w| w * ssw_totals[r]), REPLICATE)?;
+            unless_out_of_memory(
+                GroupStats::centered(template.center(), copied(n, REPLICATE)?, means, ssw)
+                    .and_then(|stats| estimate_from(&stats, criterion, start, &mut Checkpoint::new(stop))),
+            )
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parallel::worker_threads;
     use crate::interrupt::Never;
+    use crate::parallel::worker_threads;
 
     #[test]
     fn a_split_of_the_pooled_sum_of_squares_does_not_change_the_fit() {

@@ -43,12 +43,12 @@
 //! bound (a singular fit), raise the criterion or do not converge in a few steps is refitted
 //! by [`LinearMixedModel::fit`] from the start.
 
-
 use crate::blocks::{packed, CrossProducts};
 use crate::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
-use crate::error::{with_capacity, HnmError, Result};
+use crate::error::{HnmError, Result};
 use crate::interrupt::{Checkpoint, Interrupt};
 use crate::lmm::{LinearMixedModel, LmmFit, Structure, Term, Workspace};
+use crate::memory::{copied, filled, unless_out_of_memory, with_capacity};
 use crate::parallel::in_parallel;
 use crate::profile::Criterion;
 
@@ -112,7 +112,7 @@ impl Simulation {
         if self.coefficients.len() != s.fixed.len() || self.re_covariance.len() != q * q {
             return bad("coefficients", "must give one value per fixed-effect column and a q x q covariance");
         }
-        if !(self.sigma > 0.0 && self.sigma.is_finite()) || !self.coefficients.iter().chain(&self.re_covariance).all(|v| v.is_finite()) {
+        if !(self.sigma > 0.0 && self.sigma.is_finite() && self.coefficients.iter().chain(&self.re_covariance).all(|v| v.is_finite())) {
             return bad("coefficients", "must be finite, with sigma > 0");
         }
         Ok(())
@@ -155,7 +155,8 @@ impl ReplicateGenerator {
     ///
     /// # Errors
     /// `InvalidArgument` when the simulation does not fit the statistics or its parameters are
-    /// not finite, σ ≤ 0, or Σ is not positive semi-definite (a group's Ω_j then fails).
+    /// not finite, σ ≤ 0, or Σ is not positive semi-definite (a group's Ω_j then fails);
+    /// `TooLarge` when the generator's copy of the statistics does not fit in memory.
     ///
     /// # Example
     /// ```
@@ -200,13 +201,14 @@ impl ReplicateGenerator {
                 Term::Variable(a) => Some(position(a)),
             })
             .collect();
-        let mut groups = with_capacity(stats.groups(), "the bootstrap's group distributions")?;
+        let mut groups = with_capacity(&[stats.groups()], "the bootstrap's group distributions")?;
         let (mut normals, mut residual_df) = (0, 0.0);
         for j in (0..stats.groups()).filter(|&j| stats.n()[j] > 0.0) {
             let nj = stats.n()[j];
             let means = stats.mean(j);
             let max_rank = (nj - 1.0).min(others.len() as f64) as usize;
-            let (within, rank) = pivoted_factor(&others.iter().map(|&a| others.iter().map(|&b| stats.comoment(j, a, b)).collect()).collect::<Vec<Vec<f64>>>(), max_rank);
+            let (within, rank) =
+                pivoted_factor(&others.iter().map(|&a| others.iter().map(|&b| stats.comoment(j, a, b)).collect()).collect::<Vec<Vec<f64>>>(), max_rank);
             let fixed_slopes: Vec<f64> = (0..rank).map(|s| (0..others.len()).map(|i| within[i * rank + s] * slopes[i]).sum()).collect();
             let fixed_mean = constant + others.iter().zip(&slopes).map(|(&a, s)| s * means[a]).sum::<f64>();
             // M_j: row 0 the random columns' group means (data units), rows 1.. L_jᵀ B.
@@ -227,9 +229,7 @@ impl ReplicateGenerator {
             let mut factor = vec![0.0; dim * dim];
             for r in 0..dim {
                 for c in 0..=r {
-                    let mut v: f64 = (0..q)
-                        .map(|d| (0..q).map(|e| m[r * q + d] * simulation.re_covariance[d * q + e] * m[c * q + e]).sum::<f64>())
-                        .sum();
+                    let mut v: f64 = (0..q).map(|d| (0..q).map(|e| m[r * q + d] * simulation.re_covariance[d * q + e] * m[c * q + e]).sum::<f64>()).sum();
                     if r == c {
                         v += if r == 0 { sigma2 / nj } else { sigma2 };
                     }
@@ -247,7 +247,7 @@ impl ReplicateGenerator {
         for g in &mut groups {
             g.residual_share = if residual_df > 0.0 { g.residual_share / residual_df } else { 0.0 };
         }
-        Ok(ReplicateGenerator { template: stats.clone(), response, others, groups, normals, residual_df, sigma2 })
+        Ok(ReplicateGenerator { template: stats.try_clone()?, response, others, groups, normals, residual_df, sigma2 })
     }
 
     /// Standard normals one replicate takes: Σ_j (1 + r_j) over the groups with rows.
@@ -265,7 +265,8 @@ impl ReplicateGenerator {
     ///
     /// # Errors
     /// `LengthMismatch` for the wrong number of normals; `NotFinite` or `InvalidStatistic`
-    /// when the draws are not finite or the chi-square is negative.
+    /// when the draws are not finite or the chi-square is negative; `TooLarge` when the
+    /// replicate's statistics do not fit in memory.
     pub fn generate(&self, normals: &[f64], chi_square: f64) -> Result<CrossProducts> {
         if normals.len() != self.normals {
             return Err(HnmError::LengthMismatch { first: "normals", first_len: normals.len(), second: "the replicate's draws", second_len: self.normals });
@@ -277,8 +278,9 @@ impl ReplicateGenerator {
         let k = s.variables();
         let triangle = k * (k + 1) / 2;
         let (r, others) = (self.response, &self.others);
-        let mut means = s.means().to_vec();
-        let mut comoments = s.comoments().to_vec();
+        const REPLICATE: &str = "a replicate's statistics";
+        let mut means = copied(s.means(), REPLICATE)?;
+        let mut comoments = copied(s.comoments(), REPLICATE)?;
         let mut omega = vec![0.0; others.len() + 1];
         let mut first = 0;
         for g in &self.groups {
@@ -300,7 +302,7 @@ impl ReplicateGenerator {
             }
             block[packed(r, r)] = t.iter().map(|v| v * v).sum::<f64>() + g.residual_share * self.sigma2 * chi_square;
         }
-        CrossProducts::new(s.pilot().to_vec(), s.n().to_vec(), means, comoments)
+        CrossProducts::new(s.pilot().to_vec(), copied(s.n(), REPLICATE)?, means, comoments)
     }
 }
 
@@ -312,10 +314,13 @@ fn pivoted_factor(w: &[Vec<f64>], max_rank: usize) -> (Vec<f64>, usize) {
     let mut residual: Vec<Vec<f64>> = w.to_vec();
     let mut columns: Vec<Vec<f64>> = Vec::new();
     while columns.len() < max_rank {
-        let best = (0..n)
-            .filter(|&a| w[a][a] > 0.0)
-            .map(|a| (a, residual[a][a] / w[a][a]))
-            .fold(None, |best: Option<(usize, f64)>, (a, ratio)| if best.is_none_or(|(_, b)| ratio > b) { Some((a, ratio)) } else { best });
+        let best = (0..n).filter(|&a| w[a][a] > 0.0).map(|a| (a, residual[a][a] / w[a][a])).fold(None, |best: Option<(usize, f64)>, (a, ratio)| {
+            if best.is_none_or(|(_, b)| ratio > b) {
+                Some((a, ratio))
+            } else {
+                best
+            }
+        });
         let Some((pivot, _)) = best.filter(|&(_, ratio)| ratio > RANK_TOLERANCE) else { break };
         let d = residual[pivot][pivot].sqrt();
         let column: Vec<f64> = (0..n).map(|i| residual[i][pivot] / d).collect();
@@ -420,12 +425,7 @@ const QUASI_NEWTON_STEPS: usize = 12;
 /// search) when a step would reach a bound (a singular replicate), raises the criterion, or
 /// the steps run out.
 fn quasi_newton_fit(
-    model: &LinearMixedModel,
-    criterion: Criterion,
-    start: &[f64],
-    hessian: &[f64],
-    ws: &mut Workspace,
-    checkpoint: &mut Checkpoint<'_>,
+    model: &LinearMixedModel, criterion: Criterion, start: &[f64], hessian: &[f64], ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<Option<LmmFit>> {
     let n = start.len();
     let tolerance = 1e-10 * model.n_obs();
@@ -490,9 +490,9 @@ pub type LmmRefits = Vec<Option<Vec<LmmFit>>>;
 ///
 /// # Errors
 /// `LengthMismatch` when `seeds` and `chi_squares` differ in length;
-/// `TooLarge` when the results do not fit in memory; `Optimizer` when a thread cannot start or
-/// panics; `Interrupted` when `interrupt` asks to stop. A replicate whose statistics or refit
-/// fail gives `None`.
+/// `TooLarge` when the results, a replicate's statistics or a thread's copies of the models
+/// do not fit in memory; `Optimizer` when a thread cannot start or panics; `Interrupted` when
+/// `interrupt` asks to stop. A replicate whose statistics or refit fail otherwise gives `None`.
 ///
 /// # Example
 /// ```
@@ -506,12 +506,7 @@ pub type LmmRefits = Vec<Option<Vec<LmmFit>>>;
 /// assert!(fits.iter().all(|f| f.as_ref().is_some_and(|f| f[0].converged)));
 /// ```
 pub fn refit_lmm_replicates(
-    generator: &ReplicateGenerator,
-    models: &[Refit],
-    seeds: &[u64],
-    chi_squares: &[f64],
-    threads: usize,
-    interrupt: &dyn Interrupt,
+    generator: &ReplicateGenerator, models: &[Refit], seeds: &[u64], chi_squares: &[f64], threads: usize, interrupt: &dyn Interrupt,
 ) -> Result<LmmRefits> {
     let replicates = chi_squares.len();
     if seeds.len() != replicates {
@@ -520,19 +515,20 @@ pub fn refit_lmm_replicates(
     // Each refit's model is built once, on the original data, and each thread's copy is given
     // a replicate's response (the design never changes): a model that cannot be built fails
     // every replicate.
-    let built: Vec<Option<LinearMixedModel>> = models.iter().map(|refit| refit.model(&generator.template).ok()).collect();
-    let hessians: Vec<Option<Vec<f64>>> =
-        models.iter().zip(&built).map(|(refit, model)| model.as_ref().and_then(|model| refit.start_hessian(model))).collect();
+    let built = models.iter().map(|refit| unless_out_of_memory(refit.model(&generator.template))).collect::<Result<Vec<_>>>()?;
+    let hessians: Vec<Option<Vec<f64>>> = models.iter().zip(&built).map(|(refit, model)| model.as_ref().and_then(|model| refit.start_hessian(model))).collect();
     let per_thread = || {
-        let prepared: Vec<Option<(LinearMixedModel, Workspace)>> =
-            built.iter().map(|model| model.as_ref().and_then(|model| Some((model.clone(), model.workspace().ok()?)))).collect();
-        (vec![0.0; generator.normals()], prepared)
+        let prepared = built
+            .iter()
+            .map(|model| model.as_ref().map(|model| Ok((model.try_clone()?, model.workspace()?))).transpose())
+            .collect::<Result<Vec<Option<(LinearMixedModel, Workspace)>>>>()?;
+        Ok((filled(&[generator.normals()], 0.0, "a replicate's normal draws")?, prepared))
     };
     in_parallel(replicates, threads, interrupt, per_thread, |(normals, prepared), r, stop| {
         seeded_normals(seeds[r], normals);
-        let stats = generator.generate(normals, chi_squares[r]).ok()?;
+        let Some(stats) = unless_out_of_memory(generator.generate(normals, chi_squares[r]))? else { return Ok(None) };
         let mut checkpoint = Checkpoint::new(stop);
-        models
+        Ok(models
             .iter()
             .zip(&hessians)
             .zip(prepared.iter_mut())
@@ -541,7 +537,7 @@ pub fn refit_lmm_replicates(
                 model.replace_response(&stats).ok()?;
                 refit.fit(model, hessian.as_deref(), ws, &mut checkpoint).ok()
             })
-            .collect()
+            .collect())
     })
 }
 
@@ -695,8 +691,8 @@ mod tests {
             };
             let mean_of = |s: usize| if s == 0 { stats.pilot()[0] + g.fixed_mean } else { (0..g.rank).map(|r| map(s, r + 1) * g.fixed_slopes[r]).sum() };
             let cov_of = |s: usize, t: usize| (0..dim).map(|r| (0..dim).map(|c| map(s, r) * omega(r, c) * map(t, c)).sum::<f64>()).sum::<f64>();
-            for s in 0..5 {
-                assert!((mean_of(s) - expected_mean[s]).abs() < 1e-12, "group {}, mean {s}", g.group);
+            for (s, expected) in expected_mean.iter().enumerate() {
+                assert!((mean_of(s) - expected).abs() < 1e-12, "group {}, mean {s}", g.group);
                 for t in 0..5 {
                     let (ours, exact) = (cov_of(s, t), expected_cov(s, t));
                     assert!((ours - exact).abs() < 1e-12 * (1.0 + exact.abs()), "group {}, cov {s} {t}: {ours} vs {exact}", g.group);
@@ -706,7 +702,8 @@ mod tests {
             let centred_mu: Vec<f64> = mu.iter().map(|m| m - mu.iter().sum::<f64>() / n as f64).collect();
             let trace: f64 = (0..n).map(|i| v(i, i)).sum::<f64>() - (0..n).map(|i| (0..n).map(|l| v(i, l)).sum::<f64>()).sum::<f64>() / n as f64;
             let exact = trace + centred_mu.iter().map(|m| m * m).sum::<f64>();
-            let ours = g.fixed_slopes.iter().map(|h| h * h).sum::<f64>() + (1..dim).map(|r| omega(r, r)).sum::<f64>()
+            let ours = g.fixed_slopes.iter().map(|h| h * h).sum::<f64>()
+                + (1..dim).map(|r| omega(r, r)).sum::<f64>()
                 + g.residual_share * generator.residual_df * sigma2;
             assert!((ours - exact).abs() < 1e-12 * exact, "group {}: E W[y, y] {ours} vs {exact}", g.group);
         }
@@ -747,7 +744,11 @@ mod tests {
     fn refits_do_not_depend_on_the_threads_and_bad_draws_are_refused() {
         let (rows, codes) = design();
         let stats = stats_of(&rows, &codes);
-        let sim = Simulation { structure: Structure { random: vec![Term::Intercept], blocks: vec![1], ..simulation().structure }, re_covariance: vec![2.0], ..simulation() };
+        let sim = Simulation {
+            structure: Structure { random: vec![Term::Intercept], blocks: vec![1], ..simulation().structure },
+            re_covariance: vec![2.0],
+            ..simulation()
+        };
         let generator = ReplicateGenerator::new(&stats, &sim).unwrap();
         let seeds = [11, 12, 13, 14];
         let chi = [4.0, 2.5, 6.0, 3.0];
@@ -762,7 +763,8 @@ mod tests {
         assert!(generator.generate(&vec![0.0; generator.normals()], -1.0).is_err());
         let bad = Simulation { sigma: 0.0, ..sim.clone() };
         assert!(matches!(ReplicateGenerator::new(&stats, &bad), Err(HnmError::InvalidArgument { .. })));
-        let response_as_covariate = Simulation { structure: Structure { fixed: vec![Term::Variable(0)], ..sim.structure.clone() }, coefficients: vec![1.0], ..sim };
+        let response_as_covariate =
+            Simulation { structure: Structure { fixed: vec![Term::Variable(0)], ..sim.structure.clone() }, coefficients: vec![1.0], ..sim };
         assert!(ReplicateGenerator::new(&stats, &response_as_covariate).is_err());
     }
 
@@ -781,8 +783,16 @@ mod tests {
             }
         }
         let columns: Vec<Vec<f64>> = (0..2).map(|a| rows.iter().map(|r| r[a]).collect()).collect();
-        let stats = CrossProducts::from_columns(&[Column::Double(&columns[0]), Column::Double(&columns[1])], codes.iter().copied(), groups, &mut Checkpoint::new(&Never)).unwrap().stats;
-        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        let stats = CrossProducts::from_columns(
+            &[Column::Double(&columns[0]), Column::Double(&columns[1])],
+            codes.iter().copied(),
+            groups,
+            &mut Checkpoint::new(&Never),
+        )
+        .unwrap()
+        .stats;
+        let structure =
+            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
         let model = LinearMixedModel::new(&stats, structure.clone()).unwrap();
         for criterion in [Criterion::Ml, Criterion::Reml] {
             let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
@@ -791,7 +801,7 @@ mod tests {
             let seeds: Vec<u64> = (0..replicates as u64).collect();
             let chi: Vec<f64> = (0..replicates).map(|r| generator.residual_df() * (0.97 + 0.01 * r as f64)).collect();
             let refit = Refit { structure: structure.clone(), criterion, start: fit.internal_theta.clone() };
-            let quick = refit_lmm_replicates(&generator, &[refit.clone()], &seeds, &chi, 1, &Never).unwrap();
+            let quick = refit_lmm_replicates(&generator, std::slice::from_ref(&refit), &seeds, &chi, 1, &Never).unwrap();
             let (mut quick_evaluations, mut full_evaluations) = (0, 0);
             for (r, fits) in quick.iter().enumerate() {
                 let ours = &fits.as_ref().unwrap()[0];
@@ -827,11 +837,13 @@ mod tests {
         assert!((below(1.0) - 0.841_344_746).abs() < 0.004 && (below(-1.959_964) - 0.025).abs() < 0.0015);
         let correlation = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>() / a.len() as f64;
         assert!(correlation(&z[..z.len() - 1], &z[1..]).abs() < 0.01);
-        let first: Vec<f64> = (0..10_000u64).map(|seed| {
-            let mut one = [0.0];
-            seeded_normals(seed, &mut one);
-            one[0]
-        }).collect();
+        let first: Vec<f64> = (0..10_000u64)
+            .map(|seed| {
+                let mut one = [0.0];
+                seeded_normals(seed, &mut one);
+                one[0]
+            })
+            .collect();
         assert!(correlation(&first[..9_999], &first[1..]).abs() < 0.04);
     }
 
@@ -840,7 +852,8 @@ mod tests {
         // y ~ x without random effects, two groups: the refit's deviance is N(1 + log(2π RSS/N)).
         let y = [1.0, 2.0, 2.5, 4.0, 3.0, 5.5, 6.0];
         let x = [0.0, 1.0, 2.0, 3.0, 0.5, 1.5, 2.5];
-        let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], [1, 1, 1, 1, 2, 2, 2].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap();
+        let pass =
+            CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], [1, 1, 1, 1, 2, 2, 2].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap();
         let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![], blocks: vec![] };
         let refit = Refit { structure, criterion: Criterion::Ml, start: vec![] };
         let model = refit.model(&pass.stats).unwrap();
@@ -869,7 +882,8 @@ mod interrupt_tests {
         let means: Vec<f64> = (0..groups).flat_map(|j| [(j % 7) as f64 * 0.3, (j % 3) as f64 * 0.1]).collect();
         let comoments: Vec<f64> = (0..groups).flat_map(|_| [4.0, 1.0, 2.0]).collect();
         let stats = CrossProducts::new(vec![0.0, 0.0], n, means, comoments).unwrap();
-        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        let structure =
+            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
         let sim = Simulation { structure: structure.clone(), coefficients: vec![1.0, 0.5], re_covariance: vec![1.0, 0.2, 0.2, 0.5], sigma: 1.0 };
         let generator = ReplicateGenerator::new(&stats, &sim).unwrap();
         let replicates = 2000;

@@ -9,12 +9,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq)]
 pub enum HnmError {
     /// Two arguments that must have the same length do not.
-    LengthMismatch {
-        first: &'static str,
-        first_len: usize,
-        second: &'static str,
-        second_len: usize,
-    },
+    LengthMismatch { first: &'static str, first_len: usize, second: &'static str, second_len: usize },
     /// An argument holds an infinite or NaN value where a finite number is needed.
     NotFinite { argument: &'static str, index: usize },
     /// A group code of `argument` (the grouping variable) is outside `1..=n_groups`.
@@ -40,8 +35,13 @@ pub enum HnmError {
     /// A model column holds an infinite or NaN value (`column` and `row` are 0-based; the
     /// R glue replaces the column's number by its name).
     ColumnNotFinite { column: usize, row: usize },
-    /// Something sized by the data or an argument does not fit in memory.
-    TooLarge { what: &'static str },
+    /// Something sized by the data or an argument does not fit in memory: it needed `bytes`
+    /// (see [`crate::with_capacity`]).
+    TooLarge { what: &'static str, bytes: u128 },
+    /// The per-group statistics of `columns` model columns in `groups` groups would take
+    /// `bytes`, far more than the `rows` rows of those columns (see
+    /// [`crate::CrossProducts::from_columns`]): refused before they are allocated.
+    StatisticsTooLarge { columns: usize, groups: usize, rows: usize, bytes: u128 },
     /// No more observations than random effects: σ² and Σ cannot be told apart (lme4's check).
     TooManyRandomEffects { observations: f64, random_effects: f64 },
     /// The fixed and random effects reproduce the response exactly: σ² would be 0.
@@ -78,7 +78,7 @@ impl HnmError {
             HnmError::InvalidArgument { .. } => "invalid_argument",
             HnmError::Unsupported(_) => "unsupported",
             HnmError::Interrupted => "interrupted",
-            HnmError::TooLarge { .. } => "too_large",
+            HnmError::TooLarge { .. } | HnmError::StatisticsTooLarge { .. } => "too_large",
             HnmError::OutsideParameterSpace { .. } => "outside_parameter_space",
             HnmError::ColumnNotFinite { .. } => "not_finite",
             HnmError::TooManyRandomEffects { .. } => "too_many_random_effects",
@@ -105,12 +105,8 @@ impl HnmError {
             HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => {
                 HnmError::GroupCodeOutOfRange { argument: rename(argument), index, code, n_groups }
             }
-            HnmError::InvalidStatistic { argument, index, reason } => {
-                HnmError::InvalidStatistic { argument: rename(argument), index, reason }
-            }
-            HnmError::ParameterLength { argument, expected, found } => {
-                HnmError::ParameterLength { argument: rename(argument), expected, found }
-            }
+            HnmError::InvalidStatistic { argument, index, reason } => HnmError::InvalidStatistic { argument: rename(argument), index, reason },
+            HnmError::ParameterLength { argument, expected, found } => HnmError::ParameterLength { argument: rename(argument), expected, found },
             HnmError::ParameterMissing { argument, index } => HnmError::ParameterMissing { argument: rename(argument), index },
             HnmError::InvalidArgument { argument, reason } => HnmError::InvalidArgument { argument: rename(argument), reason },
             HnmError::OutsideParameterSpace { argument } => HnmError::OutsideParameterSpace { argument: rename(argument) },
@@ -171,7 +167,20 @@ impl fmt::Display for HnmError {
                 column + 1,
                 row + 1
             ),
-            HnmError::TooLarge { what } => write!(f, "{what} do not fit in memory."),
+            HnmError::TooLarge { what, bytes } => {
+                write!(f, "{what} do not fit in memory: they need {bytes} bytes ({}).", readable(*bytes))
+            }
+            HnmError::StatisticsTooLarge { columns, groups, rows, bytes } => write!(
+                f,
+                "the per-group statistics of {columns} model columns in {groups} groups would take {bytes} bytes ({}), \
+                 m (1 + k + k(k + 1)/2) doubles for k columns and m groups: more than 1 GiB and more than {} times \
+                 the model's columns ({rows} rows x {columns} columns, {}). Each contrast of a factor is a column, so \
+                 a factor with many levels makes the statistics grow as m k^2/2; fit fewer columns or groups, or use \
+                 lme4::lmer(), whose sparse matrices do not grow so.",
+                readable(*bytes),
+                crate::blocks::STATISTICS_RATIO,
+                readable(crate::blocks::column_bytes(*rows, *columns))
+            ),
             HnmError::TooManyRandomEffects { observations, random_effects } => write!(
                 f,
                 "the number of observations ({observations}) must exceed the number of random effects ({random_effects}); the random-effects parameters and the residual variance are not identifiable."
@@ -191,23 +200,21 @@ impl fmt::Display for HnmError {
 
 impl std::error::Error for HnmError {}
 
+/// A size in bytes for a message: "1.5 GB" (decimal units, one decimal).
+fn readable(bytes: u128) -> String {
+    let units = ["bytes", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
 /// Result type of hnm-core.
 pub type Result<T> = std::result::Result<T, HnmError>;
-
-/// An empty vector with room for `capacity` elements, reserved fallibly: a size that a
-/// user's argument chose (profile points, replicates) becomes an error, not an abort.
-///
-/// # Errors
-/// `TooLarge` naming `what` when the memory cannot be reserved.
-///
-/// # Example
-/// ```
-/// use hnm_core::{with_capacity, HnmError};
-/// assert!(with_capacity::<f64>(10, "the points").unwrap().capacity() >= 10);
-/// assert_eq!(with_capacity::<f64>(usize::MAX / 2, "the points"), Err(HnmError::TooLarge { what: "the points" }));
-/// ```
-pub fn with_capacity<T>(capacity: usize, what: &'static str) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(capacity).map_err(|_| HnmError::TooLarge { what })?;
-    Ok(v)
-}

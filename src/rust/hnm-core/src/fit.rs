@@ -162,23 +162,13 @@ pub fn fit_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>, ch
 
 /// The estimates (μ̂, σ̂², τ̂²) of [`fit_from`] without the Hessian and gradient that a
 /// [`Fit`] carries: what a bootstrap refit needs.
-pub(crate) fn estimate_from(
-    stats: &GroupStats,
-    criterion: Criterion,
-    start: Option<f64>,
-    checkpoint: &mut Checkpoint<'_>,
-) -> Result<Params> {
+pub(crate) fn estimate_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>, checkpoint: &mut Checkpoint<'_>) -> Result<Params> {
     let (unit, _, found) = minimum_in_unit(stats, criterion, start, checkpoint)?;
     Ok(to_data_units(&unit_params(&found.point), stats, unit))
 }
 
 /// The data's unit, the statistics in it and the minimum found there (see [`crate::Unit`]).
-fn minimum_in_unit(
-    stats: &GroupStats,
-    criterion: Criterion,
-    start: Option<f64>,
-    checkpoint: &mut Checkpoint<'_>,
-) -> Result<(Unit, GroupStats, Minimum)> {
+fn minimum_in_unit(stats: &GroupStats, criterion: Criterion, start: Option<f64>, checkpoint: &mut Checkpoint<'_>) -> Result<(Unit, GroupStats, Minimum)> {
     let unit = Unit::of_data(stats);
     let scaled = unit.scale(stats)?;
     let polled = Polled::new(checkpoint);
@@ -223,11 +213,7 @@ impl Problem<'_, '_, '_> {
 /// (μ, σ², τ²) of statistics centred at 0 and expressed in `unit`, mapped back:
 /// μ = center + c μ̃, σ² = c² σ̃², τ² = c² τ̃².
 fn to_data_units(p: &Params, stats: &GroupStats, unit: Unit) -> Params {
-    Params {
-        mu: stats.center() + unit.from_unit(p.mu, 1),
-        sigma2: unit.from_unit(p.sigma2, 2),
-        tau2: unit.from_unit(p.tau2, 2),
-    }
+    Params { mu: stats.center() + unit.from_unit(p.mu, 1), sigma2: unit.from_unit(p.sigma2, 2), tau2: unit.from_unit(p.tau2, 2) }
 }
 
 fn unit_params(best: &ProfilePoint) -> Params {
@@ -246,10 +232,7 @@ fn to_original_units(f: Fit, stats: &GroupStats, unit: Unit) -> Fit {
         se_mu: unit.from_unit(f.se_mu, 1),
         hessian: scaled_to_original(&f.unit_hessian, unit),
         unit,
-        convergence: Convergence {
-            gradient_norm: gradient_norm(stats, f.criterion, &params, c.profiled_score, c.on_boundary),
-            ..c
-        },
+        convergence: Convergence { gradient_norm: gradient_norm(stats, f.criterion, &params, c.profiled_score, c.on_boundary), ..c },
         params,
         ..f
     }
@@ -366,10 +349,8 @@ impl CostFunction for ThetaProblem<'_, '_, '_, '_> {
 
 fn minimise_theta(deviance: &Problem, theta_max: f64) -> Result<(f64, u64)> {
     let solver = BrentOpt::new(0.0, theta_max).set_tolerance(f64::EPSILON.sqrt(), 1e-12 * theta_max);
-    let result = Executor::new(ThetaProblem { deviance }, solver)
-        .configure(|state| state.max_iters(500))
-        .run()
-        .map_err(|e| HnmError::Optimizer(e.to_string()))?;
+    let result =
+        Executor::new(ThetaProblem { deviance }, solver).configure(|state| state.max_iters(500)).run().map_err(|e| HnmError::Optimizer(e.to_string()))?;
     let state = result.state();
     let theta = state.best_param.ok_or_else(|| HnmError::Optimizer("Brent's method returned no point".into()))?;
     Ok((theta, state.iter))

@@ -44,12 +44,7 @@ impl Information {
 
 /// The information of (μ, σ², τ²) for `criterion` at `params`, from statistics in the unit of
 /// the fit, and which kind it is (see the module docs); `ml_hessian` is H there.
-pub(crate) fn information(
-    stats: &GroupStats,
-    criterion: Criterion,
-    params: &Params,
-    ml_hessian: &[[f64; 3]; 3],
-) -> ([[f64; 3]; 3], Information) {
+pub(crate) fn information(stats: &GroupStats, criterion: Criterion, params: &Params, ml_hessian: &[[f64; 3]; 3]) -> ([[f64; 3]; 3], Information) {
     let observed = match criterion {
         Criterion::Ml => *ml_hessian,
         Criterion::Reml => reml_observed(stats, params),

@@ -179,6 +179,21 @@ impl<'c, 'a> Polled<'c, 'a> {
     }
 }
 
+/// An interrupt that asks to stop once `after` has passed since `start`: for tests that a
+/// long computation stops soon after, its threads joined.
+#[cfg(test)]
+pub(crate) struct After {
+    pub(crate) start: std::time::Instant,
+    pub(crate) after: std::time::Duration,
+}
+
+#[cfg(test)]
+impl Interrupt for After {
+    fn requested(&self) -> bool {
+        self.start.elapsed() >= self.after
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,20 +229,5 @@ mod tests {
             assert_eq!(checkpoint.check_work(1), Ok(()));
         }
         assert_eq!(checkpoint.check_work(1), Err(HnmError::Interrupted));
-    }
-}
-
-/// An interrupt that asks to stop once `after` has passed since `start`: for tests that a
-/// long computation stops soon after, its threads joined.
-#[cfg(test)]
-pub(crate) struct After {
-    pub(crate) start: std::time::Instant,
-    pub(crate) after: std::time::Duration,
-}
-
-#[cfg(test)]
-impl Interrupt for After {
-    fn requested(&self) -> bool {
-        self.start.elapsed() >= self.after
     }
 }

@@ -7,8 +7,9 @@
 //! empty slots. The last group hit is remembered, so rows sorted or clustered by group
 //! skip the hash altogether.
 
-use crate::error::{with_capacity, HnmError, Result};
+use crate::error::{HnmError, Result};
 use crate::interrupt::Checkpoint;
+use crate::memory::{filled, push, with_capacity};
 use crate::pass::{prefetch_address, Accumulator, Grouping};
 use crate::stats::GroupStats;
 
@@ -72,26 +73,30 @@ impl KeyTable {
     /// The groups' statistics and first rows. The center of the means is the value of
     /// the first row used, as for a pass over codes.
     ///
+    /// # Errors
+    /// `TooLarge` when they do not fit in memory.
+    ///
     /// # Example
     /// ```
     /// use hnm_core::{accumulate, Checkpoint, KeyTable, Never};
     /// let mut table = KeyTable::new(u64::MAX);
     /// let keys = [7u64, 3, 7, u64::MAX];
     /// let dropped = accumulate(&[1.0, 5.0, 3.0, 9.0], keys.into_iter(), &mut table, &mut Checkpoint::new(&Never)).unwrap();
-    /// let groups = table.into_groups();
+    /// let groups = table.into_groups().unwrap();
     /// assert_eq!(dropped, 1);
     /// let seven = groups.first_rows.iter().position(|&r| r == 0).unwrap();
     /// assert_eq!(groups.stats.means()[seven], 2.0);
     /// assert_eq!(groups.stats.ssw()[seven], 2.0);
     /// ```
-    pub fn into_groups(self) -> KeyedGroups {
-        let used: Vec<&Slot> = self.slots.iter().filter(|s| s.key != self.missing).collect();
-        let first = (0..used.len()).min_by_key(|&j| used[j].first_row).unwrap_or(0);
-        let accumulators: Vec<Accumulator> = used.iter().map(|s| s.accumulator).collect();
-        KeyedGroups {
-            stats: GroupStats::from_accumulators(&accumulators, first),
-            first_rows: used.iter().map(|s| s.first_row).collect(),
-        }
+    pub fn into_groups(self) -> Result<KeyedGroups> {
+        // One entry per group, within their exact capacities.
+        let used = || self.slots.iter().filter(|s| s.key != self.missing);
+        let mut first_rows = with_capacity(&[self.len], "the groups' first rows")?;
+        first_rows.extend(used().map(|s| s.first_row));
+        let first = (0..first_rows.len()).min_by_key(|&j| first_rows[j]).unwrap_or(0);
+        let mut accumulators = with_capacity(&[self.len], "the groups' running statistics")?;
+        accumulators.extend(used().map(|s| s.accumulator));
+        Ok(KeyedGroups { stats: GroupStats::from_accumulators(&accumulators, first)?, first_rows })
     }
 
     fn empty_slot(missing: u64) -> Slot {
@@ -112,13 +117,7 @@ impl KeyTable {
     /// Doubles the capacity, keeping the load factor at most 1/2; an error (not an abort)
     /// when memory runs out, as it can for tens of millions of distinct values.
     fn grow(&mut self) -> Result<()> {
-        let capacity = 2 * self.slots.len();
-        let mut bigger = Vec::new();
-        bigger.try_reserve_exact(capacity).map_err(|_| HnmError::InvalidArgument {
-            argument: "g",
-            reason: "has too many distinct values for their statistics to fit in memory",
-        })?;
-        bigger.resize(capacity, Self::empty_slot(self.missing));
+        let bigger = filled(&[2, self.slots.len()], Self::empty_slot(self.missing), "the table of groups")?;
         let old = std::mem::replace(&mut self.slots, bigger);
         for slot in old.into_iter().filter(|s| s.key != self.missing) {
             let i = self.probe(slot.key);
@@ -185,7 +184,7 @@ pub struct GroupCodes {
 /// assert_eq!(coded.first_rows, vec![0, 1]);
 /// ```
 pub fn group_codes(keys: impl ExactSizeIterator<Item = u64>, missing: u64, checkpoint: &mut Checkpoint<'_>) -> Result<GroupCodes> {
-    let mut codes = with_capacity(keys.len(), "the group codes")?;
+    let mut codes = with_capacity(&[keys.len()], "the group codes")?;
     let mut first_rows = Vec::new();
     let mut table: Vec<(u64, i32)> = vec![(missing, 0); INITIAL_CAPACITY];
     let mut last = (missing, crate::pass::NA_CODE);
@@ -205,8 +204,7 @@ pub fn group_codes(keys: impl ExactSizeIterator<Item = u64>, missing: u64, check
                     table = grown(&table, missing)?;
                     i = slot_of(&table, key, missing);
                 }
-                first_rows.try_reserve(1).map_err(|_| HnmError::TooLarge { what: "the groups" })?;
-                first_rows.push(row);
+                push(&mut first_rows, row, "the groups' first rows")?;
                 table[i] = (key, first_rows.len() as i32);
             }
             last = table[i];
@@ -228,8 +226,7 @@ fn slot_of(table: &[(u64, i32)], key: u64, missing: u64) -> usize {
 
 /// `table` rehashed into twice the capacity (fallible: an error, not an abort).
 fn grown(table: &[(u64, i32)], missing: u64) -> Result<Vec<(u64, i32)>> {
-    let mut bigger = with_capacity(2 * table.len(), "the table of groups")?;
-    bigger.resize(2 * table.len(), (missing, 0));
+    let mut bigger = filled(&[2, table.len()], (missing, 0), "the table of groups")?;
     for &(key, code) in table.iter().filter(|(key, _)| *key != missing) {
         let i = slot_of(&bigger, key, missing);
         bigger[i] = (key, code);
@@ -319,7 +316,7 @@ mod tests {
         let mut table = KeyTable::new(u64::MAX);
         assert_eq!(accumulate(&y, keys.iter().copied(), &mut table, &mut Checkpoint::new(&Never)).unwrap(), 0);
         assert_eq!(table.len(), groups as usize);
-        let out = table.into_groups();
+        let out = table.into_groups().unwrap();
         let mut count = vec![0.0; groups as usize];
         let mut sum = vec![0.0; groups as usize];
         for (&j, &v) in rows.iter().zip(&y) {
@@ -338,6 +335,6 @@ mod tests {
     fn center_is_the_first_row_used() {
         let mut table = KeyTable::new(u64::MAX);
         accumulate(&[f64::from_bits(0x7FF0_0000_0000_07A2), 5.0, 8.0], [1u64, 2, 1].into_iter(), &mut table, &mut Checkpoint::new(&Never)).unwrap();
-        assert_eq!(table.into_groups().stats.center(), 5.0);
+        assert_eq!(table.into_groups().unwrap().stats.center(), 5.0);
     }
 }

@@ -52,11 +52,7 @@ impl Params {
     /// τ² = −1.1e-16), and the likelihood is well defined at such points because every
     /// σ² + n_j τ² stays positive.
     pub fn in_space(&self) -> bool {
-        self.mu.is_finite()
-            && self.sigma2.is_finite()
-            && self.tau2.is_finite()
-            && self.sigma2 > 0.0
-            && self.tau2 >= -TAU2_ROUNDING * self.sigma2
+        self.mu.is_finite() && self.sigma2.is_finite() && self.tau2.is_finite() && self.sigma2 > 0.0 && self.tau2 >= -TAU2_ROUNDING * self.sigma2
     }
 }
 
@@ -159,13 +155,7 @@ impl<'a> InUnit<'a> {
     /// The unit nearest σ, where σ̃² ≈ 1.
     fn new(stats: &'a GroupStats, p: &Params) -> Self {
         let unit = Unit::near(p.sigma2.sqrt());
-        InUnit {
-            stats,
-            unit,
-            mu: p.mu - stats.center(),
-            sigma2: unit.to_unit(p.sigma2, 2),
-            tau2: unit.to_unit(p.tau2, 2),
-        }
+        InUnit { stats, unit, mu: p.mu - stats.center(), sigma2: unit.to_unit(p.sigma2, 2), tau2: unit.to_unit(p.tau2, 2) }
     }
 
     /// (n_j, d_j/c, SSW_j/c²) over the non-empty groups, d_j = ȳ_j − μ.
@@ -197,13 +187,7 @@ impl<'a> InUnit<'a> {
 
 /// Iterates over the non-empty groups as (n_j, ȳ_j − c, SSW_j).
 pub(crate) fn groups(stats: &GroupStats) -> impl Iterator<Item = (f64, f64, f64)> + '_ {
-    stats
-        .n()
-        .iter()
-        .zip(stats.centered_mean())
-        .zip(stats.ssw())
-        .filter(|((&n, _), _)| n > 0.0)
-        .map(|((&n, &m), &s)| (n, m, s))
+    stats.n().iter().zip(stats.centered_mean()).zip(stats.ssw()).filter(|((&n, _), _)| n > 0.0).map(|((&n, &m), &s)| (n, m, s))
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ use crate::blocks::CrossProducts;
 use crate::dense::{cholesky_in_place, congruence, identity, inverse_from_cholesky, multiply, solve_lower, solve_lower_transposed};
 use crate::error::{HnmError, Result};
 use crate::interrupt::Checkpoint;
+use crate::memory::{copied, filled, with_capacity};
 use crate::optim::{minimize_bounded, Objective};
 use crate::profile::Criterion;
 use crate::unit::Unit;
@@ -291,7 +292,7 @@ impl LinearMixedModel {
     /// ```
     pub fn new(stats: &CrossProducts, structure: Structure) -> Result<Self> {
         check_structure(&structure, stats.variables())?;
-        let (stats, group_index) = stats.nonempty();
+        let (stats, group_index) = stats.nonempty()?;
         let m = stats.groups();
         if m < 2 {
             return Err(HnmError::TooFewGroups { found: m });
@@ -336,7 +337,7 @@ impl LinearMixedModel {
             structure,
             kept,
             group_index,
-            n: stats.n().to_vec(),
+            n: copied(stats.n(), "the group sizes")?,
             n_obs,
             q,
             p,
@@ -349,6 +350,34 @@ impl LinearMixedModel {
             theta_positions,
             lower,
             revision: next_revision(),
+        })
+    }
+
+    /// A copy, its per-group blocks allocated fallibly (`clone` aborts when memory runs out).
+    ///
+    /// # Errors
+    /// `TooLarge` when it does not fit in memory.
+    pub fn try_clone(&self) -> Result<Self> {
+        const BLOCKS: &str = "a copy of the model's blocks";
+        Ok(LinearMixedModel {
+            structure: self.structure.clone(),
+            kept: self.kept.clone(),
+            group_index: copied(&self.group_index, BLOCKS)?,
+            n: copied(&self.n, BLOCKS)?,
+            n_obs: self.n_obs,
+            q: self.q,
+            p: self.p,
+            zz: copied(&self.zz, BLOCKS)?,
+            zxy: copied(&self.zxy, BLOCKS)?,
+            xy: self.xy.clone(),
+            response: self.response,
+            fixed: self.fixed.clone(),
+            random: self.random.clone(),
+            to_user_fixed: self.to_user_fixed.clone(),
+            to_user_random: self.to_user_random.clone(),
+            theta_positions: self.theta_positions.clone(),
+            lower: self.lower.clone(),
+            revision: self.revision,
         })
     }
 
@@ -388,24 +417,25 @@ impl LinearMixedModel {
     /// `TooLarge` when it does not fit in memory.
     pub fn workspace(&self) -> Result<Workspace> {
         let (m, q, p) = (self.n.len(), self.q, self.p);
+        let zeros = |dims: &[usize]| filled(dims, 0.0, "the workspace of the likelihood");
         Ok(Workspace {
-            l: crate::blocks::zeroed(m * q * q)?,
-            r: vec![0.0; q * (p + 1)],
-            ts: crate::blocks::zeroed(m * q * q)?,
-            inverse_diagonal: crate::blocks::zeroed(m * q)?,
-            lf: vec![0.0; (p + 1) * (p + 1)],
-            lambda: vec![0.0; q * q],
-            t: vec![0.0; q * q],
-            a_inverse: vec![0.0; q * q],
-            gradient: vec![0.0; q * q],
-            u: vec![0.0; q],
-            v: vec![0.0; q],
-            w: vec![0.0; p + 1],
-            x_inverse: vec![0.0; p * p],
-            k: vec![0.0; q * q],
-            h: vec![0.0; q * q],
-            hk: vec![0.0; q * q],
-            g_hat: vec![0.0; q * p],
+            l: zeros(&[m, q, q])?,
+            r: zeros(&[q, p + 1])?,
+            ts: zeros(&[m, q, q])?,
+            inverse_diagonal: zeros(&[m, q])?,
+            lf: zeros(&[p + 1, p + 1])?,
+            lambda: zeros(&[q, q])?,
+            t: zeros(&[q, q])?,
+            a_inverse: zeros(&[q, q])?,
+            gradient: zeros(&[q, q])?,
+            u: zeros(&[q])?,
+            v: zeros(&[q])?,
+            w: zeros(&[p + 1])?,
+            x_inverse: zeros(&[p, p])?,
+            k: zeros(&[q, q])?,
+            h: zeros(&[q, q])?,
+            hk: zeros(&[q, q])?,
+            g_hat: zeros(&[q, p])?,
             factored: None,
         })
     }
@@ -662,9 +692,7 @@ impl LinearMixedModel {
         let (l00, l10, l11) = (ws.lambda[0], ws.lambda[2], ws.lambda[3]);
         let Workspace { l: ls, ts, inverse_diagonal, w, x_inverse, g_hat, .. } = ws;
         let (mut g00, mut g10, mut g11) = (0.0, 0.0, 0.0);
-        for ((b, l), (t, inverse)) in
-            self.zxy.chunks_exact(2 * p1).zip(ls.chunks_exact(4)).zip(ts.chunks_exact(4).zip(inverse_diagonal.chunks_exact(2)))
-        {
+        for ((b, l), (t, inverse)) in self.zxy.chunks_exact(2 * p1).zip(ls.chunks_exact(4)).zip(ts.chunks_exact(4).zip(inverse_diagonal.chunks_exact(2))) {
             let (c10, i00, i11) = (l[2], inverse[0], inverse[1]);
             let (t00, t01, t10, t11) = (t[0], t[1], t[2], t[3]);
             let (b0, b1) = b.split_at(p1);
@@ -714,11 +742,8 @@ impl LinearMixedModel {
         let lambda = &ws.lambda;
         // log|L_j| from products of the diagonals (each ≥ 1, as A_j ⪰ I), one log per ~2^700.
         let (mut logdet_z, mut product) = (0.0, 1.0);
-        for ((s, l), (t, inverse)) in self
-            .zz
-            .chunks_exact(q * q)
-            .zip(ws.l.chunks_exact_mut(q * q))
-            .zip(ws.ts.chunks_exact_mut(q * q).zip(ws.inverse_diagonal.chunks_exact_mut(q)))
+        for ((s, l), (t, inverse)) in
+            self.zz.chunks_exact(q * q).zip(ws.l.chunks_exact_mut(q * q)).zip(ws.ts.chunks_exact_mut(q * q).zip(ws.inverse_diagonal.chunks_exact_mut(q)))
         {
             times_lambda(s, lambda, q, t);
             lambda_transposed_times(lambda, t, q, q, l);
@@ -1097,12 +1122,8 @@ impl LinearMixedModel {
     /// there has it) and the workspace it was computed in, whose factorisation is reused.
     pub(crate) fn fit_at_gradient(&self, criterion: Criterion, internal_theta: &[f64], gradient: Vec<f64>, ws: &mut Workspace) -> Result<LmmFit> {
         let factor = self.factorization_at(internal_theta, ws)?;
-        let projected_gradient_norm = internal_theta
-            .iter()
-            .zip(&gradient)
-            .zip(&self.lower)
-            .map(|((&t, &g), &l)| if t <= l { g.min(0.0).abs() } else { g.abs() })
-            .fold(0.0, f64::max);
+        let projected_gradient_norm =
+            internal_theta.iter().zip(&gradient).zip(&self.lower).map(|((&t, &g), &l)| if t <= l { g.min(0.0).abs() } else { g.abs() }).fold(0.0, f64::max);
         let found = crate::optim::Minimum {
             x: internal_theta.to_vec(),
             value: self.criterion_value(criterion, &factor),
@@ -1196,9 +1217,7 @@ impl LinearMixedModel {
         let ln_ty = self.response.scale.ln();
         match criterion {
             Criterion::Ml => 2.0 * self.n_obs * ln_ty,
-            Criterion::Reml => {
-                2.0 * (self.n_obs - self.p as f64) * ln_ty + self.fixed.iter().map(|a| 2.0 * a.scale.ln()).sum::<f64>()
-            }
+            Criterion::Reml => 2.0 * (self.n_obs - self.p as f64) * ln_ty + self.fixed.iter().map(|a| 2.0 * a.scale.ln()).sum::<f64>(),
         }
     }
 
@@ -1260,7 +1279,8 @@ impl LinearMixedModel {
     /// The conditional modes and covariances of the random effects at `fit`, in the data's units.
     ///
     /// # Errors
-    /// The errors of [`LinearMixedModel::deviance`] at the fit's θ.
+    /// The errors of [`LinearMixedModel::deviance`] at the fit's θ; `TooLarge` when the
+    /// workspace or the effects do not fit in memory.
     pub fn random_effects(&self, fit: &LmmFit) -> Result<RandomEffects> {
         let q = self.q;
         let mut ws = self.workspace()?;
@@ -1280,8 +1300,9 @@ impl LinearMixedModel {
         let mut w: Vec<f64> = self.internal_beta(&ws).iter().map(|b| -b).collect();
         w.push(1.0);
         let m = self.n.len();
-        let mut modes = Vec::with_capacity(m * q);
-        let mut conditional_covariances = Vec::with_capacity(m * q * q);
+        // Filled within their exact capacity: `extend` never reallocates them.
+        let mut modes = with_capacity(&[m, q], "the conditional modes")?;
+        let mut conditional_covariances = with_capacity(&[m, q, q], "the conditional covariances")?;
         for j in 0..m {
             let u = self.spherical_mode(&ws, j, &w);
             modes.extend((0..q).map(|r| ty * (0..q).map(|k| map[r * q + k] * u[k]).sum::<f64>()));
@@ -1301,14 +1322,10 @@ impl LinearMixedModel {
     ///
     /// # Errors
     /// `LengthMismatch` when a column and `codes` differ in length; `InvalidArgument` when the
-    /// columns are not the model's variables or `random_effects` belongs to another model.
+    /// columns are not the model's variables or `random_effects` belongs to another model;
+    /// `TooLarge` when the values do not fit in memory.
     pub fn fitted_values(
-        &self,
-        fit: &LmmFit,
-        random_effects: Option<&RandomEffects>,
-        columns: &[crate::blocks::Column<'_>],
-        codes: &[i32],
-        checkpoint: &mut Checkpoint<'_>,
+        &self, fit: &LmmFit, random_effects: Option<&RandomEffects>, columns: &[crate::blocks::Column<'_>], codes: &[i32], checkpoint: &mut Checkpoint<'_>,
     ) -> Result<Vec<f64>> {
         let variables = self.structure.fixed.iter().chain(&self.structure.random).filter_map(|t| match t {
             Term::Variable(a) => Some(*a),
@@ -1324,7 +1341,7 @@ impl LinearMixedModel {
         if random_effects.is_some_and(|re| re.modes.len() != self.n.len() * q) {
             return Err(HnmError::InvalidArgument { argument: "random_effects", reason: "must belong to this model" });
         }
-        let mut modelled = vec![usize::MAX; self.group_index.iter().max().map_or(0, |&g| g + 1)];
+        let mut modelled = filled(&[self.group_index.iter().max().map_or(0, |&g| g + 1)], usize::MAX, "the index of the groups")?;
         for (j, &g) in self.group_index.iter().enumerate() {
             modelled[g] = j;
         }
@@ -1333,7 +1350,8 @@ impl LinearMixedModel {
             Term::Intercept => Some(1.0),
             Term::Variable(a) => columns[a].value(row),
         };
-        let mut out = Vec::with_capacity(codes.len());
+        // One value per row, pushed within its exact capacity.
+        let mut out = with_capacity(&[codes.len()], "the fitted values")?;
         'rows: for (row, &code) in codes.iter().enumerate() {
             checkpoint.check()?;
             let mut total = 0.0;
@@ -1569,7 +1587,7 @@ fn check_structure(s: &Structure, variables: usize) -> Result<()> {
     if !s.fixed.iter().all(valid) || !s.random.iter().all(valid) {
         return bad("names a design column the statistics do not hold");
     }
-    if s.random.is_empty() || s.blocks.iter().any(|&b| b == 0) || s.blocks.iter().sum::<usize>() != s.random.len() {
+    if s.random.is_empty() || s.blocks.contains(&0) || s.blocks.iter().sum::<usize>() != s.random.len() {
         return bad("must split the random-effects columns into non-empty blocks");
     }
     Ok(())
@@ -1587,15 +1605,9 @@ impl<'a> ColumnSummary<'a> {
     fn of(stats: &'a CrossProducts) -> Self {
         let k = stats.variables();
         let n_obs = stats.n_obs();
-        let grand_mean: Vec<f64> =
-            (0..k).map(|a| (0..stats.groups()).map(|j| stats.n()[j] * stats.mean(j)[a]).sum::<f64>() / n_obs).collect();
-        let centred_ss = (0..k)
-            .map(|a| {
-                (0..stats.groups())
-                    .map(|j| stats.comoment(j, a, a) + stats.n()[j] * (stats.mean(j)[a] - grand_mean[a]).powi(2))
-                    .sum()
-            })
-            .collect();
+        let grand_mean: Vec<f64> = (0..k).map(|a| (0..stats.groups()).map(|j| stats.n()[j] * stats.mean(j)[a]).sum::<f64>() / n_obs).collect();
+        let centred_ss =
+            (0..k).map(|a| (0..stats.groups()).map(|j| stats.comoment(j, a, a) + stats.n()[j] * (stats.mean(j)[a] - grand_mean[a]).powi(2)).sum()).collect();
         ColumnSummary { stats, grand_mean, centred_ss, n_obs }
     }
 
@@ -1607,11 +1619,8 @@ impl<'a> ColumnSummary<'a> {
             Term::Variable(a) => {
                 let pilot = self.stats.pilot()[a];
                 let variance = self.centred_ss[a] / self.n_obs;
-                let (shift, spread) = if centred {
-                    (self.grand_mean[a], variance.sqrt())
-                } else {
-                    (-pilot, (variance + (pilot + self.grand_mean[a]).powi(2)).sqrt())
-                };
+                let (shift, spread) =
+                    if centred { (self.grand_mean[a], variance.sqrt()) } else { (-pilot, (variance + (pilot + self.grand_mean[a]).powi(2)).sqrt()) };
                 Affine { term, shift, scale: Unit::near(spread).value(), raw_shift: pilot + shift }
             }
         }
@@ -1646,8 +1655,8 @@ fn symmetric_cross_products(stats: &CrossProducts, columns: &[Affine]) -> Vec<f6
 /// Each group's S_j = Z̃ᵀZ̃ (q × q) and B_j = Z̃ᵀ[X̃ ỹ] (q × (p + 1)), group-major.
 fn group_blocks(stats: &CrossProducts, random: &[Affine], fixed_and_response: &[Affine]) -> Result<(Vec<f64>, Vec<f64>)> {
     let (m, q, p1) = (stats.groups(), random.len(), fixed_and_response.len());
-    let mut zz = crate::blocks::zeroed(m * q * q)?;
-    let mut zxy = crate::blocks::zeroed(m * q * p1)?;
+    let mut zz = filled(&[m, q, q], 0.0, "the groups' blocks Z'Z")?;
+    let mut zxy = filled(&[m, q, p1], 0.0, "the groups' blocks Z'[X y]")?;
     let (random, others) = (column_maps(random), column_maps(fixed_and_response));
     let (mut mean_z, mut mean_xy) = (vec![0.0; q], vec![0.0; p1]);
     for ((j, s), b) in zz.chunks_exact_mut(q * q).enumerate().zip(zxy.chunks_exact_mut(q * p1)) {

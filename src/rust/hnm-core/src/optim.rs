@@ -103,13 +103,7 @@ const MAX_HALVINGS: usize = 50;
 ///     &mut Checkpoint::new(&Never)).unwrap();
 /// assert!(m.converged && m.x[1] == 0.0 && (m.x[0] - 1.0).abs() < 1e-9);
 /// ```
-pub fn minimize_bounded(
-    objective: &impl Objective,
-    start: &[f64],
-    lower: &[f64],
-    tolerance: f64,
-    checkpoint: &mut Checkpoint<'_>,
-) -> Result<Minimum> {
+pub fn minimize_bounded(objective: &impl Objective, start: &[f64], lower: &[f64], tolerance: f64, checkpoint: &mut Checkpoint<'_>) -> Result<Minimum> {
     if start.len() != lower.len() {
         return Err(HnmError::ParameterLength { argument: "start", expected: lower.len(), found: start.len() });
     }
@@ -156,8 +150,7 @@ pub fn minimize_bounded(
                     (value, gradient) = objective.value_and_gradient(&x_new)?;
                     evaluations += 1;
                 }
-                curvature_holds =
-                    step.positive_curvature && full_step && canonical && free_coordinates(&x_new, &gradient, lower) == free;
+                curvature_holds = step.positive_curvature && full_step && canonical && free_coordinates(&x_new, &gradient, lower) == free;
                 x = x_new;
             }
             None => {
@@ -232,14 +225,7 @@ fn polish(
 /// on a minimum at the bound only up to rounding (1e-12, say), and an exact boundary (a
 /// singular fit) is what the caller needs. A move is kept when f does not rise by more than
 /// its rounding error.
-fn snap_to_bounds(
-    objective: &impl Objective,
-    x: &mut Vec<f64>,
-    value: &mut f64,
-    gradient: &mut Vec<f64>,
-    lower: &[f64],
-    evaluations: &mut usize,
-) {
+fn snap_to_bounds(objective: &impl Objective, x: &mut Vec<f64>, value: &mut f64, gradient: &mut Vec<f64>, lower: &[f64], evaluations: &mut usize) {
     let size = 1.0 + x.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
     for i in 0..x.len() {
         if !(lower[i].is_finite() && x[i] > lower[i] && x[i] - lower[i] <= 1e-4 * size) {
@@ -270,11 +256,7 @@ fn project(x: &[f64], lower: &[f64]) -> Vec<f64> {
 
 /// Max-norm of the gradient with the components that push a bound coordinate outwards set to 0.
 fn projected_norm(x: &[f64], gradient: &[f64], lower: &[f64]) -> f64 {
-    x.iter()
-        .zip(gradient)
-        .zip(lower)
-        .map(|((&xi, &gi), &li)| if xi <= li { gi.min(0.0).abs() } else { gi.abs() })
-        .fold(0.0, f64::max)
+    x.iter().zip(gradient).zip(lower).map(|((&xi, &gi), &li)| if xi <= li { gi.min(0.0).abs() } else { gi.abs() }).fold(0.0, f64::max)
 }
 
 /// H by forward differences of the analytic gradient, symmetrised; steps that fail count as
@@ -369,13 +351,7 @@ fn curvature_sign(v: &[f64], gradient: &[f64], free: &[usize], x: &[f64], lower:
 /// (Armijo, on the projected step): the point, f, ∇f and whether the full step (α = 1, no
 /// coordinate stopped at its bound) was taken; `None` when no step lowers f.
 fn line_search(
-    objective: &impl Objective,
-    x: &[f64],
-    value: f64,
-    gradient: &[f64],
-    direction: &[f64],
-    lower: &[f64],
-    evaluations: &mut usize,
+    objective: &impl Objective, x: &[f64], value: f64, gradient: &[f64], direction: &[f64], lower: &[f64], evaluations: &mut usize,
 ) -> Option<(Vec<f64>, f64, Vec<f64>, bool)> {
     let mut alpha = 1.0;
     for _ in 0..MAX_HALVINGS {
@@ -391,9 +367,7 @@ fn line_search(
             let rounding = 1e2 * f64::EPSILON * value.abs().max(1.0);
             let within_rounding = alpha == 1.0 && -decrease <= rounding && v <= value + rounding;
             let gradient_shrinks = norm(&g) < norm(gradient);
-            if v.is_finite()
-                && (v < value + 1e-4 * decrease.min(0.0) || (v < value && decrease >= 0.0) || (within_rounding && gradient_shrinks))
-            {
+            if v.is_finite() && (v < value + 1e-4 * decrease.min(0.0) || (v < value && decrease >= 0.0) || (within_rounding && gradient_shrinks)) {
                 let projected = x.iter().zip(direction).zip(lower).any(|((&xi, &di), &li)| xi + di < li);
                 return Some((trial, v, g, alpha == 1.0 && !projected));
             }

@@ -3,8 +3,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::error::{with_capacity, HnmError, Result};
+use crate::error::{HnmError, Result};
 use crate::interrupt::{Checkpoint, Interrupt};
+use crate::memory::with_capacity;
 
 /// The threads to use for `replicates` refits when `requested` were asked for (R's
 /// `getOption("hnm.threads")`, which can be anything): between 1 and the smaller of the
@@ -17,20 +18,22 @@ pub(crate) fn worker_threads(requested: usize, replicates: usize) -> usize {
 /// `task(state, i, stop)` for i in 0..count on up to `threads` scoped threads, in order, each
 /// thread with its own `state` from `init()` (storage its tasks reuse: a task's result must
 /// not depend on what the thread's earlier tasks left there); the calling thread asks
-/// `interrupt` while it waits and sets `stop` (which the tasks read) when asked. The
-/// bootstraps' refits, the profiles of a general fit and the block pass run through it.
+/// `interrupt` while it waits and sets `stop` (which the tasks read) when asked. A task's
+/// `None` is a task that failed on its own; an `Err` of `init` or of a task (memory that ran
+/// out) stops every thread and is the result. The bootstraps' refits, the profiles of a
+/// general fit and the block pass run through it.
 ///
 /// # Errors
-/// `TooLarge` when the results do not fit in memory; `Optimizer` when a thread cannot start
-/// or panics; `Interrupted` when `interrupt` asks to stop.
+/// `TooLarge` when the results do not fit in memory; the first error of `init` or `task`;
+/// `Optimizer` when a thread cannot start or panics; `Interrupted` when `interrupt` asks to
+/// stop.
 pub(crate) fn in_parallel<S, T: Send>(
-    count: usize,
-    threads: usize,
-    interrupt: &dyn Interrupt,
-    init: impl Fn() -> S + Sync,
-    task: impl Fn(&mut S, usize, &AtomicBool) -> Option<T> + Sync,
+    count: usize, threads: usize, interrupt: &dyn Interrupt, init: impl Fn() -> Result<S> + Sync,
+    task: impl Fn(&mut S, usize, &AtomicBool) -> Result<Option<T>> + Sync,
 ) -> Result<Vec<Option<T>>> {
-    let mut all = with_capacity(count, "the results of the parallel tasks")?;
+    const RESULTS: &str = "the results of the parallel tasks";
+    // Filled within its exact capacity by the threads' blocks.
+    let mut all = with_capacity(&[count], RESULTS)?;
     let block = count.div_ceil(worker_threads(threads, count)).max(1);
     let stop = AtomicBool::new(false);
     let finished = AtomicUsize::new(0);
@@ -40,10 +43,19 @@ pub(crate) fn in_parallel<S, T: Send>(
         for first in (0..count).step_by(block) {
             let (init, task, stop, finished, waiting) = (&init, &task, &stop, &finished, waiting.clone());
             let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
-                let mut state = init();
-                let out: Vec<Option<T>> = (first..(first + block).min(count))
-                    .map(|i| if stop.load(Ordering::Relaxed) { None } else { task(&mut state, i, stop) })
-                    .collect();
+                let run = || -> Result<Vec<Option<T>>> {
+                    let mut state = init()?;
+                    let tasks = first..(first + block).min(count);
+                    let mut out = with_capacity(&[tasks.len()], RESULTS)?;
+                    for i in tasks {
+                        out.push(if stop.load(Ordering::Relaxed) { None } else { task(&mut state, i, stop)? });
+                    }
+                    Ok(out)
+                };
+                let out = run();
+                if out.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
                 finished.fetch_add(1, Ordering::SeqCst);
                 waiting.unpark();
                 out
@@ -63,8 +75,9 @@ pub(crate) fn in_parallel<S, T: Send>(
                 stop.store(true, Ordering::Relaxed);
             }
         }
+        // The scope joins the other threads before an error is returned.
         for worker in workers {
-            all.extend(worker.join().map_err(|_| HnmError::Optimizer("a worker thread panicked".into()))?);
+            all.extend(worker.join().map_err(|_| HnmError::Optimizer("a worker thread panicked".into()))??);
         }
         Ok(())
     })?;

@@ -17,6 +17,7 @@
 
 use crate::error::{HnmError, Result};
 use crate::interrupt::Checkpoint;
+use crate::memory::{filled, with_capacity};
 use crate::stats::GroupStats;
 
 /// The integer R uses for `NA` in an integer vector (and a factor's missing code).
@@ -103,9 +104,9 @@ impl Accumulator {
     ///     a.push(y);
     /// }
     /// // The same values through a pass: mean 5, SSW = 9 + 1 + 16 = 26.
-    /// let mut groups = LevelCodes::new(1);
+    /// let mut groups = LevelCodes::new(1).unwrap();
     /// accumulate(&[2.0, 4.0, 9.0], [1, 1, 1].into_iter(), &mut groups, &mut Checkpoint::new(&Never)).unwrap();
-    /// let stats = groups.into_stats();
+    /// let stats = groups.into_stats().unwrap();
     /// assert_eq!((stats.means()[0], stats.ssw()[0]), (5.0, 26.0));
     /// ```
     #[inline]
@@ -167,31 +168,37 @@ pub struct LevelCodes {
 impl LevelCodes {
     /// Empty accumulators for `n_groups` levels, addressed by the codes 1..=`n_groups`.
     ///
+    /// # Errors
+    /// `TooLarge` when they do not fit in memory.
+    ///
     /// # Example
     /// ```
     /// use hnm_core::{accumulate, Checkpoint, LevelCodes, Never};
-    /// let mut groups = LevelCodes::new(3);
+    /// let mut groups = LevelCodes::new(3).unwrap();
     /// accumulate(&[1.0, 2.0], [3, 3].into_iter(), &mut groups, &mut Checkpoint::new(&Never)).unwrap();
-    /// assert_eq!(groups.into_stats().n(), &[0.0, 0.0, 2.0]);
+    /// assert_eq!(groups.into_stats().unwrap().n(), &[0.0, 0.0, 2.0]);
     /// ```
-    pub fn new(n_groups: usize) -> Self {
-        LevelCodes { groups: vec![Accumulator::default(); n_groups] }
+    pub fn new(n_groups: usize) -> Result<Self> {
+        Ok(LevelCodes { groups: filled(&[n_groups], Accumulator::default(), "the groups' running statistics")? })
     }
 
     /// The statistics of every level in code order (unused levels have n = 0, mean and SSW
     /// 0): n_j, ȳ_j − c and SSW_j = Σ_i (y_ij − ȳ_j)², with the center c the first value of
     /// level 1 (or of the first level with data).
     ///
+    /// # Errors
+    /// `TooLarge` when they do not fit in memory.
+    ///
     /// # Example
     /// ```
     /// use hnm_core::{accumulate, Checkpoint, LevelCodes, Never};
-    /// let mut groups = LevelCodes::new(2);
+    /// let mut groups = LevelCodes::new(2).unwrap();
     /// accumulate(&[10.0, 1.0, 3.0], [2, 1, 1].into_iter(), &mut groups, &mut Checkpoint::new(&Never)).unwrap();
-    /// let stats = groups.into_stats();
+    /// let stats = groups.into_stats().unwrap();
     /// assert_eq!(stats.center(), 1.0);
     /// assert_eq!((stats.means(), stats.ssw()), (vec![2.0, 10.0], &[2.0, 0.0][..]));
     /// ```
-    pub fn into_stats(self) -> GroupStats {
+    pub fn into_stats(self) -> Result<GroupStats> {
         GroupStats::from_accumulators(&self.groups, 0)
     }
 }
@@ -259,18 +266,15 @@ fn direct_levels(low: i32, high: i32, len: usize) -> Option<usize> {
 /// # Example
 /// ```
 /// use hnm_core::{accumulate, Checkpoint, LevelCodes, Never, NA_REAL};
-/// let mut groups = LevelCodes::new(2);
+/// let mut groups = LevelCodes::new(2).unwrap();
 /// let mut checkpoint = Checkpoint::new(&Never);
 /// let dropped = accumulate(&[1.0, 3.0, 10.0, NA_REAL], [1, 1, 2, 2].into_iter(), &mut groups, &mut checkpoint).unwrap();
-/// let stats = groups.into_stats();
+/// let stats = groups.into_stats().unwrap();
 /// assert_eq!((dropped, stats.means()), (1, vec![2.0, 10.0]));
-/// assert!(accumulate(&[1.0, f64::NAN], [1, 2].into_iter(), &mut LevelCodes::new(2), &mut checkpoint).is_err());
+/// assert!(accumulate(&[1.0, f64::NAN], [1, 2].into_iter(), &mut LevelCodes::new(2).unwrap(), &mut checkpoint).is_err());
 /// ```
 pub fn accumulate<Y: Response, G: Grouping>(
-    y: &[Y],
-    keys: impl ExactSizeIterator<Item = G::Key> + Clone,
-    grouping: &mut G,
-    checkpoint: &mut Checkpoint<'_>,
+    y: &[Y], keys: impl ExactSizeIterator<Item = G::Key> + Clone, grouping: &mut G, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<usize> {
     if keys.len() != y.len() {
         return Err(HnmError::LengthMismatch { first: "y", first_len: y.len(), second: "g", second_len: keys.len() });
@@ -301,21 +305,21 @@ pub fn accumulate<Y: Response, G: Grouping>(
 impl GroupStats {
     /// Statistics from finished accumulators; the center is the pilot of `groups[first]`
     /// (or of the first non-empty group if that one is empty).
-    pub(crate) fn from_accumulators(groups: &[Accumulator], first: usize) -> GroupStats {
-        let center = groups
-            .get(first)
-            .filter(|a| a.n > 0.0)
-            .or_else(|| groups.iter().find(|a| a.n > 0.0))
-            .map_or(0.0, |a| a.pilot);
+    ///
+    /// # Errors
+    /// `TooLarge` when they do not fit in memory.
+    pub(crate) fn from_accumulators(groups: &[Accumulator], first: usize) -> Result<GroupStats> {
+        let center = groups.get(first).filter(|a| a.n > 0.0).or_else(|| groups.iter().find(|a| a.n > 0.0)).map_or(0.0, |a| a.pilot);
+        let what = "the group statistics";
         let (mut n, mut centered_mean, mut ssw) =
-            (Vec::with_capacity(groups.len()), Vec::with_capacity(groups.len()), Vec::with_capacity(groups.len()));
+            (with_capacity(&[groups.len()], what)?, with_capacity(&[groups.len()], what)?, with_capacity(&[groups.len()], what)?);
         for a in groups {
             n.push(a.n);
             // (p − c) + m: exact when the pilot is close to the center.
             centered_mean.push(if a.n > 0.0 { (a.pilot - center) + a.shifted_mean } else { 0.0 });
             ssw.push(a.ssw);
         }
-        GroupStats::from_parts(center, n, centered_mean, ssw)
+        Ok(GroupStats::from_parts(center, n, centered_mean, ssw))
     }
 }
 
@@ -326,9 +330,9 @@ mod tests {
 
     #[test]
     fn integer_response_na_is_dropped() {
-        let mut groups = LevelCodes::new(2);
+        let mut groups = LevelCodes::new(2).unwrap();
         let dropped = accumulate(&[1, NA_CODE, 4, 6], [1, 1, 2, NA_CODE].into_iter(), &mut groups, &mut Checkpoint::new(&Never)).unwrap();
-        let stats = groups.into_stats();
+        let stats = groups.into_stats().unwrap();
         assert_eq!(dropped, 2);
         assert_eq!(stats.n(), &[1.0, 1.0]);
         assert_eq!(stats.means(), vec![1.0, 4.0]);
@@ -337,7 +341,7 @@ mod tests {
     #[test]
     fn infinite_and_nan_responses_name_their_row() {
         for bad in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
-            let err = accumulate(&[1.0, 2.0, bad], [1, 1, 1].into_iter(), &mut LevelCodes::new(1), &mut Checkpoint::new(&Never)).unwrap_err();
+            let err = accumulate(&[1.0, 2.0, bad], [1, 1, 1].into_iter(), &mut LevelCodes::new(1).unwrap(), &mut Checkpoint::new(&Never)).unwrap_err();
             assert_eq!(err, HnmError::NotFinite { argument: "y", index: 2 });
         }
     }
@@ -353,10 +357,10 @@ mod tests {
 
     #[test]
     fn codes_out_of_range_are_errors() {
-        let err = accumulate(&[1.0, 2.0], [1, 3].into_iter(), &mut LevelCodes::new(2), &mut Checkpoint::new(&Never)).unwrap_err();
+        let err = accumulate(&[1.0, 2.0], [1, 3].into_iter(), &mut LevelCodes::new(2).unwrap(), &mut Checkpoint::new(&Never)).unwrap_err();
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
         assert_eq!(err.to_string(), "`g` has group code 3 at position 2, outside 1..2.");
-        let err = accumulate(&[1.0], [0].into_iter(), &mut LevelCodes::new(2), &mut Checkpoint::new(&Never)).unwrap_err();
+        let err = accumulate(&[1.0], [0].into_iter(), &mut LevelCodes::new(2).unwrap(), &mut Checkpoint::new(&Never)).unwrap_err();
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 0, code: 0, n_groups: 2 });
     }
 }

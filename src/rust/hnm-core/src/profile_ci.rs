@@ -15,11 +15,12 @@
 
 use std::cell::Cell;
 
-use crate::error::{with_capacity, HnmError, Result};
+use crate::error::{HnmError, Result};
 use crate::fit::Fit;
-use crate::interrupt::{Checkpoint, Polled};
 use crate::inner::{gls_score, FreeVariance};
+use crate::interrupt::{Checkpoint, Polled};
 use crate::likelihood::Params;
+use crate::memory::{with_capacity, POINTS};
 use crate::profile::ProfiledDeviance;
 use crate::solve1d::{newton_root, Root};
 use crate::stats::GroupStats;
@@ -171,7 +172,7 @@ impl<'a> Profile<'a> {
         if steps == 0 {
             return Err(HnmError::InvalidArgument { argument: "steps", reason: "must be at least 1" });
         }
-        let mut points = with_capacity(steps.saturating_mul(2).saturating_add(1), "the profile points `steps` asks for")?;
+        let mut points = with_capacity(&[steps.saturating_mul(2).saturating_add(1)], POINTS)?;
         let (lower, upper) = self.interval(zeta_max, checkpoint)?;
         let estimate = self.estimate();
         let fraction = |k: usize| k as f64 / steps as f64;
@@ -296,10 +297,7 @@ pub(crate) fn converged(root: Root, what: &str, polled: &Polled) -> Result<f64> 
     if root.converged {
         Ok(root.x)
     } else {
-        Err(HnmError::Optimizer(format!(
-            "Newton's method could not find {what} for the profile (it stopped after {} steps at {:e})",
-            root.steps, root.x
-        )))
+        Err(HnmError::Optimizer(format!("Newton's method could not find {what} for the profile (it stopped after {} steps at {:e})", root.steps, root.x)))
     }
 }
 
@@ -326,7 +324,10 @@ mod tests {
             assert_eq!(p.zeta_grid(bad, 3, checkpoint).unwrap_err(), HnmError::InvalidArgument { argument: "zeta_max", reason });
         }
         assert!(matches!(p.zeta_grid(2.0, 0, checkpoint), Err(HnmError::InvalidArgument { argument: "steps", .. })));
-        assert_eq!(p.zeta_grid(2.0, usize::MAX, checkpoint).unwrap_err(), HnmError::TooLarge { what: "the profile points `steps` asks for" });
+        assert_eq!(
+            p.zeta_grid(2.0, usize::MAX, checkpoint).unwrap_err(),
+            HnmError::TooLarge { what: POINTS, bytes: u128::from(u64::MAX) * std::mem::size_of::<ProfilePointFull>() as u128 }
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 use crate::error::{HnmError, Result};
 use crate::interrupt::Checkpoint;
+use crate::memory::collected;
 use crate::pass::{accumulate, LevelCodes, Response};
 
 /// Per-group sufficient statistics: counts, means and within-group sums of squares.
@@ -44,7 +45,7 @@ impl GroupStats {
     /// Groups with `n = 0` are allowed (an unused factor level) and carry no weight.
     ///
     /// # Errors
-    /// As [`GroupStats::centered`].
+    /// As [`GroupStats::centered`]; `TooLarge` when the centred means do not fit in memory.
     ///
     /// # Example
     /// ```
@@ -55,7 +56,7 @@ impl GroupStats {
     /// ```
     pub fn new(n: Vec<f64>, mean: Vec<f64>, ssw: Vec<f64>) -> Result<Self> {
         let center = n.iter().zip(&mean).find(|(&nj, m)| nj > 0.0 && m.is_finite()).map_or(0.0, |(_, &m)| m);
-        let centered_mean = mean.iter().map(|&m| m - center).collect();
+        let centered_mean = collected(mean.iter().map(|&m| m - center), "the group means")?;
         Self::centered(center, n, centered_mean, ssw)
     }
 
@@ -82,11 +83,7 @@ impl GroupStats {
                 return Err(HnmError::NotFinite { argument: "n", index: j });
             }
             if nj < 0.0 || nj.fract() != 0.0 {
-                return Err(HnmError::InvalidStatistic {
-                    argument: "n",
-                    index: j,
-                    reason: "a count must be a whole number >= 0",
-                });
+                return Err(HnmError::InvalidStatistic { argument: "n", index: j, reason: "a count must be a whole number >= 0" });
             }
             if nj > 0.0 && !mj.is_finite() {
                 return Err(HnmError::NotFinite { argument: "mean", index: j });
@@ -95,11 +92,7 @@ impl GroupStats {
                 return Err(HnmError::NotFinite { argument: "ss", index: j });
             }
             if sj < 0.0 {
-                return Err(HnmError::InvalidStatistic {
-                    argument: "ss",
-                    index: j,
-                    reason: "a sum of squares cannot be negative",
-                });
+                return Err(HnmError::InvalidStatistic { argument: "ss", index: j, reason: "a sum of squares cannot be negative" });
             }
         }
         Ok(GroupStats { center, n, centered_mean, ssw })
@@ -116,7 +109,8 @@ impl GroupStats {
     /// # Errors
     /// `LengthMismatch` when `y` and `codes` differ in length; `NotFinite` for an infinite
     /// or NaN (other than `NA`) y; `GroupCodeOutOfRange` for a code outside `1..=n_groups`;
-    /// `Interrupted` when `checkpoint` reports a user interrupt.
+    /// `TooLarge` when the groups' statistics do not fit in memory; `Interrupted` when
+    /// `checkpoint` reports a user interrupt.
     ///
     /// # Example
     /// ```
@@ -128,14 +122,11 @@ impl GroupStats {
     /// assert_eq!(pass.dropped, 1);
     /// ```
     pub fn from_data<Y: Response>(
-        y: &[Y],
-        codes: impl ExactSizeIterator<Item = i32> + Clone,
-        n_groups: usize,
-        checkpoint: &mut Checkpoint<'_>,
+        y: &[Y], codes: impl ExactSizeIterator<Item = i32> + Clone, n_groups: usize, checkpoint: &mut Checkpoint<'_>,
     ) -> Result<DataPass> {
-        let mut groups = LevelCodes::new(n_groups);
+        let mut groups = LevelCodes::new(n_groups)?;
         let dropped = accumulate(y, codes, &mut groups, checkpoint)?;
-        Ok(DataPass { stats: groups.into_stats(), dropped })
+        Ok(DataPass { stats: groups.into_stats()?, dropped })
     }
 
     /// Statistics a data pass produced, valid by construction.

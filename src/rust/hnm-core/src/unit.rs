@@ -9,6 +9,7 @@
 //! same problem, not an approximation of it.
 
 use crate::error::Result;
+use crate::memory::{collected, copied};
 use crate::stats::GroupStats;
 
 /// A power of two c = 2ᵏ used as the unit of the data.
@@ -108,7 +109,8 @@ impl Unit {
     /// The original `center` is not kept: add it back to a location estimate.
     ///
     /// # Errors
-    /// `NotFinite` if a scaled statistic overflows (data spanning more than the double range).
+    /// `NotFinite` if a scaled statistic overflows (data spanning more than the double range);
+    /// `TooLarge` when the scaled statistics do not fit in memory.
     ///
     /// # Example
     /// ```
@@ -120,11 +122,12 @@ impl Unit {
     /// assert_eq!(unit.from_unit(scaled.ssw()[0], 2), 4e-200);
     /// ```
     pub fn scale(&self, stats: &GroupStats) -> Result<GroupStats> {
+        const SCALED: &str = "the group statistics in the fit's unit";
         GroupStats::centered(
             0.0,
-            stats.n().to_vec(),
-            stats.centered_mean().iter().map(|&m| self.to_unit(m, 1)).collect(),
-            stats.ssw().iter().map(|&s| self.to_unit(s, 2)).collect(),
+            copied(stats.n(), SCALED)?,
+            collected(stats.centered_mean().iter().map(|&m| self.to_unit(m, 1)), SCALED)?,
+            collected(stats.ssw().iter().map(|&s| self.to_unit(s, 2)), SCALED)?,
         )
     }
 }

@@ -57,8 +57,7 @@ fn design() -> impl Strategy<Value = Design> {
     group_sizes()
         .prop_flat_map(|sizes| {
             let n_obs: usize = sizes.iter().sum();
-            let codes: Vec<i32> =
-                sizes.iter().enumerate().flat_map(|(j, &n)| std::iter::repeat_n(j as i32 + 1, n)).collect();
+            let codes: Vec<i32> = sizes.iter().enumerate().flat_map(|(j, &n)| std::iter::repeat_n(j as i32 + 1, n)).collect();
             (
                 Just(codes).prop_shuffle(),
                 prop::collection::vec(-3.0..3.0f64, n_obs),
@@ -70,11 +69,7 @@ fn design() -> impl Strategy<Value = Design> {
         })
         .prop_map(|(codes, noise, effects, ratio, offset, log10_scale)| {
             let scale = 10f64.powf(log10_scale);
-            let y = codes
-                .iter()
-                .zip(&noise)
-                .map(|(&code, &e)| offset + scale * (ratio * effects[code as usize - 1] + e))
-                .collect();
+            let y = codes.iter().zip(&noise).map(|(&code, &e)| offset + scale * (ratio * effects[code as usize - 1] + e)).collect();
             Design { y, codes, n_groups: effects.len(), offset, scale }
         })
 }

@@ -8,14 +8,8 @@ use hnm_core::{fit, fit_from, Anova, Criterion, Fit, GroupStats};
 const BALANCED: [&[f64]; 4] = [&[10.2, 11.9, 9.7], &[14.1, 15.3, 13.2], &[8.4, 9.9, 10.8], &[12.5, 11.1, 13.9]];
 
 /// Unbalanced sizes 2, 5, 3, 7, 4, 1 (one singleton group), interior ML and REML fits.
-const UNBALANCED: [&[f64]; 6] = [
-    &[4.1, 5.3],
-    &[7.2, 6.8, 8.1, 7.7, 6.4],
-    &[3.0, 4.4, 3.9],
-    &[6.1, 5.2, 7.0, 6.6, 5.8, 6.9, 5.5],
-    &[9.0, 8.2, 8.8, 9.6],
-    &[5.0],
-];
+const UNBALANCED: [&[f64]; 6] =
+    [&[4.1, 5.3], &[7.2, 6.8, 8.1, 7.7, 6.4], &[3.0, 4.4, 3.9], &[6.1, 5.2, 7.0, 6.6, 5.8, 6.9, 5.5], &[9.0, 8.2, 8.8, 9.6], &[5.0]];
 
 /// lme4's `Dyestuff`: yield of dyestuff by batch.
 const DYESTUFF: [&[f64]; 6] = [
@@ -213,13 +207,7 @@ fn fit_ok(groups: &[Vec<f64>], criterion: Criterion) -> Fit {
 
 /// The balanced data sets, also moved to a large offset and shrunk, where rounding bites.
 fn balanced_variants() -> Vec<Vec<Vec<f64>>> {
-    vec![
-        owned(&BALANCED),
-        transformed(&BALANCED, 1e6, 1.0),
-        transformed(&BALANCED, 1e6, 1e-3),
-        transformed(&BALANCED, 0.0, 1e3),
-        owned(&DYESTUFF),
-    ]
+    vec![owned(&BALANCED), transformed(&BALANCED, 1e6, 1.0), transformed(&BALANCED, 1e6, 1e-3), transformed(&BALANCED, 0.0, 1e3), owned(&DYESTUFF)]
 }
 
 #[test]
@@ -260,10 +248,7 @@ fn any_warm_start_reaches_the_closed_forms() {
     for groups in balanced_variants() {
         let data = TwoPass::new(&groups);
         let (m, n) = (data.n_groups(), data.sizes[0]);
-        let closed = [
-            (Criterion::Ml, ((1.0 - 1.0 / m) * data.msg() - data.mse()) / n),
-            (Criterion::Reml, (data.msg() - data.mse()) / n),
-        ];
+        let closed = [(Criterion::Ml, ((1.0 - 1.0 / m) * data.msg() - data.mse()) / n), (Criterion::Reml, (data.msg() - data.mse()) / n)];
         for (criterion, tau2) in closed {
             for start in starts {
                 let fitted = fit_from(&library_stats(&groups), criterion, start, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap();
@@ -289,10 +274,7 @@ fn profile_score_formula_matches_its_differences() {
             let h = 1e-5 * lambda;
             let difference = (profile.at(lambda + h).deviance - profile.at(lambda - h).deviance) / (2.0 * h);
             let score = profile.at(lambda).score;
-            assert!(
-                (difference - score).abs() <= 1e-7 * (1.0 + score.abs()),
-                "{criterion:?} at λ = {lambda}: difference {difference} vs score {score}"
-            );
+            assert!((difference - score).abs() <= 1e-7 * (1.0 + score.abs()), "{criterion:?} at λ = {lambda}: difference {difference} vs score {score}");
         }
     }
 }

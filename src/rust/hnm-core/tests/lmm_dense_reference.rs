@@ -49,38 +49,35 @@ fn uniforms(seed: u64, count: usize) -> Vec<f64> {
 }
 
 fn data() -> impl Strategy<Value = Data> {
-    (prop::collection::vec(4usize..=8, 3..=9), any::<u64>(), 0.0..2.0f64, -10.0..10.0f64)
-        .prop_map(|(sizes, seed, slope_sd, offset)| {
-            let groups = sizes.len();
-            let rows: usize = sizes.iter().sum();
-            let draws = uniforms(seed, 4 * rows + 3 * groups);
-            let (noise, effects) = draws.split_at(4 * rows);
-            // Groups interleaved, as rows in random order are.
-            let mut codes: Vec<i32> = sizes.iter().enumerate().flat_map(|(j, &s)| std::iter::repeat_n(j as i32 + 1, s)).collect();
-            let by_draw = |i: usize| noise[4 * i + 3];
-            let mut order: Vec<usize> = (0..rows).collect();
-            order.sort_by(|&a, &b| by_draw(a).total_cmp(&by_draw(b)));
-            codes = order.iter().map(|&i| codes[i]).collect();
-            let (mut y, mut x, mut w, mut z) = (vec![0.0; rows], vec![0.0; rows], vec![0.0; rows], vec![0.0; rows]);
-            for i in 0..rows {
-                let j = codes[i] as usize - 1;
-                x[i] = 2.0 * noise[4 * i] + effects[3 * j + 2] + offset;
-                z[i] = 2.0 * noise[4 * i + 1];
-                w[i] = 2.0 * effects[3 * j + 2];
-                let a = 2.0 * effects[3 * j];
-                let b = 2.0 * slope_sd * effects[3 * j + 1];
-                y[i] = 3.0 + a + (1.5 + b) * (x[i] - offset) - w[i] + 0.7 * z[i] + 2.0 * noise[4 * i + 2];
-            }
-            Data { columns: vec![y, x, w, z], codes, groups }
-        })
+    (prop::collection::vec(4usize..=8, 3..=9), any::<u64>(), 0.0..2.0f64, -10.0..10.0f64).prop_map(|(sizes, seed, slope_sd, offset)| {
+        let groups = sizes.len();
+        let rows: usize = sizes.iter().sum();
+        let draws = uniforms(seed, 4 * rows + 3 * groups);
+        let (noise, effects) = draws.split_at(4 * rows);
+        // Groups interleaved, as rows in random order are.
+        let mut codes: Vec<i32> = sizes.iter().enumerate().flat_map(|(j, &s)| std::iter::repeat_n(j as i32 + 1, s)).collect();
+        let by_draw = |i: usize| noise[4 * i + 3];
+        let mut order: Vec<usize> = (0..rows).collect();
+        order.sort_by(|&a, &b| by_draw(a).total_cmp(&by_draw(b)));
+        codes = order.iter().map(|&i| codes[i]).collect();
+        let (mut y, mut x, mut w, mut z) = (vec![0.0; rows], vec![0.0; rows], vec![0.0; rows], vec![0.0; rows]);
+        for i in 0..rows {
+            let j = codes[i] as usize - 1;
+            x[i] = 2.0 * noise[4 * i] + effects[3 * j + 2] + offset;
+            z[i] = 2.0 * noise[4 * i + 1];
+            w[i] = 2.0 * effects[3 * j + 2];
+            let a = 2.0 * effects[3 * j];
+            let b = 2.0 * slope_sd * effects[3 * j + 1];
+            y[i] = 3.0 + a + (1.5 + b) * (x[i] - offset) - w[i] + 0.7 * z[i] + 2.0 * noise[4 * i + 2];
+        }
+        Data { columns: vec![y, x, w, z], codes, groups }
+    })
 }
 
 impl Data {
     fn stats(&self) -> CrossProducts {
         let columns: Vec<Column<'_>> = self.columns.iter().map(|c| Column::Double(c)).collect();
-        CrossProducts::from_columns(&columns, self.codes.iter().copied(), self.groups, &mut Checkpoint::new(&Never))
-            .unwrap()
-            .stats
+        CrossProducts::from_columns(&columns, self.codes.iter().copied(), self.groups, &mut Checkpoint::new(&Never)).unwrap().stats
     }
 
     fn value(&self, term: Term, row: usize) -> f64 {

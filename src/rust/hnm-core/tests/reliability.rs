@@ -9,7 +9,15 @@ use proptest::prelude::*;
 /// base + b(t) + 0.3 alternating; b(1) = 0.2, b(even) = 0.1, b(odd) = 0.3), parsed from the
 /// decimal strings NIST prints (Rust's parser rounds correctly).
 fn smls(base: &str, replicates: usize) -> (Vec<f64>, Vec<i32>) {
-    let b = |i: usize| if i == 1 { 2 } else if i.is_multiple_of(2) { 1 } else { 3 };
+    let b = |i: usize| {
+        if i == 1 {
+            2
+        } else if i % 2 == 0 {
+            1
+        } else {
+            3
+        }
+    };
     let (mut y, mut codes) = (Vec::new(), Vec::new());
     for t in 1..=9 {
         for r in 1..=replicates {
@@ -47,10 +55,7 @@ fn exact_sums_of_squares(y: &[f64], codes: &[i32], n_groups: usize) -> (f64, f64
     // Balanced groups: SSB = (1/N) Σ_{j<l} n² (ȳ_j − ȳ_l)² = u² Σ_{j<l} (Σ_j k − Σ_l k)² / N,
     // whose integer numerator stays below 2^127 for these data.
     assert!(n.iter().all(|&nj| nj == n[0]), "balanced data only");
-    let numerator: i128 = (0..n_groups)
-        .flat_map(|j| (j + 1..n_groups).map(move |l| (j, l)))
-        .map(|(j, l)| (s1[j] - s1[l]) * (s1[j] - s1[l]))
-        .sum();
+    let numerator: i128 = (0..n_groups).flat_map(|j| (j + 1..n_groups).map(move |l| (j, l))).map(|(j, l)| (s1[j] - s1[l]) * (s1[j] - s1[l])).sum();
     let ssb = numerator as f64 / n.iter().sum::<i128>() as f64 * u2;
     (ssw, ssb)
 }
@@ -233,9 +238,7 @@ fn data_pass_fit_and_profile_stop_when_interrupted() {
     let y: Vec<f64> = codes.iter().enumerate().map(|(i, &c)| f64::from(c % 7) + (i % 3) as f64).collect();
     let err = GroupStats::from_data(&y, codes.iter().copied(), groups, &mut stale_checkpoint(&Always)).unwrap_err();
     assert_eq!(err, HnmError::Interrupted);
-    let s = GroupStats::from_data(&y, codes.iter().copied(), groups, &mut hnm_core::Checkpoint::new(&hnm_core::Never))
-        .unwrap()
-        .stats;
+    let s = GroupStats::from_data(&y, codes.iter().copied(), groups, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap().stats;
     for criterion in [Criterion::Ml, Criterion::Reml] {
         assert_eq!(fit_from(&s, criterion, None, &mut stale_checkpoint(&Always)).unwrap_err(), HnmError::Interrupted);
         let f = fit(&s, criterion).unwrap();

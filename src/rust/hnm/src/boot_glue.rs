@@ -3,7 +3,7 @@
 //! R-drawn normals and chi-squares is refitted in Rust on scoped threads.
 
 use extendr_api::prelude::*;
-use hnm_core::{refit_lmm_replicates, CrossProducts, Refit, ReplicateGenerator, Simulation};
+use hnm_core::{collected, refit_lmm_replicates, Refit, ReplicateGenerator, Simulation};
 
 use crate::{core_error, criterion, error_message, respond, RInterrupt};
 
@@ -15,15 +15,17 @@ use crate::{core_error, criterion, error_message, respond, RInterrupt};
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
-fn rs_lmm_boot_generator(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], coefficients: &[f64], re_covariance: &[f64], sigma: f64) -> Robj {
+fn rs_lmm_boot_generator(
+    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], coefficients: &[f64],
+    re_covariance: &[f64], sigma: f64,
+) -> Robj {
     let simulation = Simulation {
         structure: crate::model::structure(response, fixed, random, blocks),
         coefficients: coefficients.to_vec(),
         re_covariance: re_covariance.to_vec(),
         sigma,
     };
-    let result = CrossProducts::new(pilot.to_vec(), n.to_vec(), means.to_vec(), comoments.to_vec())
-        .and_then(|stats| ReplicateGenerator::new(&stats, &simulation));
+    let result = crate::stats_copy(pilot, n, means, comoments).and_then(|stats| ReplicateGenerator::new(&stats, &simulation));
     respond(result, |generator| {
         let (normals, residual_df) = (generator.normals() as f64, generator.residual_df());
         list!(generator = ExternalPtr::new(generator), normals = normals, residual_df = residual_df).into()
@@ -38,35 +40,44 @@ fn rs_lmm_boot_generator(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
-fn rs_lmm_boot_refit(generator: Robj, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, start: &[f64], seeds: &[f64], chi_squares: &[f64], threads: i32) -> Robj {
+fn rs_lmm_boot_refit(
+    generator: Robj, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, start: &[f64], seeds: &[f64], chi_squares: &[f64], threads: i32,
+) -> Robj {
     let Ok(generator) = <&ExternalPtr<ReplicateGenerator>>::try_from(&generator) else {
         return error_message("the bootstrap's generator is no longer in memory; run the bootstrap again.".into(), "invalid_argument");
     };
     let refit = Refit { structure: crate::model::structure(response, fixed, random, blocks), criterion: criterion(reml), start: start.to_vec() };
     let threads = usize::try_from(threads).unwrap_or(1);
     let half = |v: f64| ((0.0..4_294_967_296.0).contains(&v) && v.fract() == 0.0).then_some(v as u64);
-    let Some(seeds) = seeds.chunks(2).map(|pair| Some((half(pair[0])? << 32) | half(*pair.get(1)?)?)).collect::<Option<Vec<u64>>>() else {
+    let seed = |pair: &[f64]| Some((half(pair[0])? << 32) | half(*pair.get(1)?)?);
+    if !seeds.chunks(2).all(|pair| seed(pair).is_some()) {
         return error_message("the bootstrap's seeds must be pairs of whole numbers from 0 to 2^32 - 1.".into(), "invalid_argument");
+    }
+    let seeds = match collected(seeds.chunks(2).filter_map(seed), "the bootstrap's seeds") {
+        Ok(seeds) => seeds,
+        Err(error) => return core_error(error),
     };
     match refit_lmm_replicates(generator.addr(), &[refit], &seeds, chi_squares, threads, &RInterrupt) {
         Ok(refits) => {
-            let fits: Vec<Option<&hnm_core::LmmFit>> = refits.iter().map(|r| r.as_ref().map(|fits| &fits[0])).collect();
-            let width = |get: fn(&hnm_core::LmmFit) -> usize| fits.iter().flatten().map(|f| get(f)).max().unwrap_or(0);
+            let fits = || refits.iter().map(|r| r.as_ref().map(|fits| &fits[0]));
+            let width = |get: fn(&hnm_core::LmmFit) -> usize| fits().flatten().map(get).max().unwrap_or(0);
             let (p, q2) = (width(|f| f.beta.len()), width(|f| f.re_covariance.len()));
-            // A failed refit, or one whose fit dropped other columns, is a row of NA.
-            let rows = |values: fn(&hnm_core::LmmFit) -> Vec<f64>, size: usize| {
-                fits.iter()
-                    .flat_map(|f| match f.map(values).filter(|v| v.len() == size) {
-                        Some(v) => v.into_iter().map(Rfloat::from).collect::<Vec<_>>(),
-                        None => vec![Rfloat::na(); size],
-                    })
-                    .collect::<Doubles>()
+            // Written straight into R's vector (one row per replicate): a failed refit, or one
+            // whose fit dropped other columns, is a row of NA.
+            let rows = |values: fn(&hnm_core::LmmFit) -> &[f64], size: usize| {
+                let mut out = Doubles::new_with_na(refits.len() * size);
+                for (row, fit) in out.chunks_exact_mut(size.max(1)).zip(fits()) {
+                    if let Some(v) = fit.map(values).filter(|v| v.len() == size) {
+                        row.iter_mut().zip(v).for_each(|(cell, &value)| *cell = Rfloat::from(value));
+                    }
+                }
+                out
             };
             list!(
-                beta = rows(|f| f.beta.clone(), p),
-                re_covariance = rows(|f| f.re_covariance.clone(), q2),
-                sigma = rows(|f| vec![f.sigma], 1),
-                deviance = rows(|f| vec![f.deviance], 1)
+                beta = rows(|f| &f.beta, p),
+                re_covariance = rows(|f| &f.re_covariance, q2),
+                sigma = rows(|f| std::slice::from_ref(&f.sigma), 1),
+                deviance = rows(|f| std::slice::from_ref(&f.deviance), 1)
             )
             .into()
         }

@@ -9,8 +9,8 @@
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    accumulate, dense_integer_range, double_key, group_codes, integer_key, with_capacity, Checkpoint, DataPass, GroupCodes,
-    GroupStats, HnmError, KeyTable, Response, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
+    accumulate, dense_integer_range, double_key, filled, group_codes, integer_key, with_capacity, Checkpoint, DataPass, GroupCodes, GroupStats, HnmError,
+    KeyTable, Response, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
 use crate::{core_error, error_message, expanded, RInterrupt};
@@ -45,11 +45,11 @@ fn rs_data_pass(y: Robj, g: Robj, response: &str, group: &str) -> Robj {
     match result {
         Ok(out) => list!(
             center = out.pass.stats.center(),
-            n = out.pass.stats.n().to_vec(),
-            mean = out.pass.stats.centered_mean().to_vec(),
-            ss = out.pass.stats.ssw().to_vec(),
+            n = out.pass.stats.n(),
+            mean = out.pass.stats.centered_mean(),
+            ss = out.pass.stats.ssw(),
             dropped = out.pass.dropped as f64,
-            first_row = out.first_rows.map_or(Robj::from(()), |rows| rows.iter().map(|&r| r as f64 + 1.0).collect::<Vec<f64>>().into()),
+            first_row = out.first_rows.map_or(Robj::from(()), |rows| one_based(&rows)),
             offset = out.offset.map_or(Robj::from(()), Robj::from),
             levels_checked = if g.is_factor() { Robj::from(levels_distinct(&g)) } else { Robj::from(()) }
         )
@@ -73,7 +73,8 @@ extern "C" {
 const CE_BYTES: std::os::raw::c_int = 3;
 
 /// TRUE when the factor `g`'s levels are non-NA strings, none marked "bytes", no two equal;
-/// FALSE when one of them may fail, left to R to decide and report. Equality is by address:
+/// FALSE when one of them may fail (or the check does not fit in memory), left to R to decide
+/// and report. Equality is by address:
 /// R's CHARSXP cache holds one copy of each (bytes, encoding mark), and ASCII strings are never
 /// marked, so distinct addresses are distinct labels unless two non-ASCII labels carry
 /// different marks (the same text in latin1 and UTF-8), where FALSE defers to R.
@@ -83,7 +84,8 @@ fn levels_distinct(g: &Robj) -> bool {
     // SAFETY: the CHARSXPs are read (address, mark, bytes) while R keeps `g` alive.
     let na = unsafe { Rstr::na().get() };
     let mut mark = None;
-    let mut addresses = Vec::with_capacity(labels.len());
+    // Pushed within its exact capacity; without the memory, R checks the levels instead.
+    let Ok(mut addresses) = with_capacity(&[labels.len()], "the levels' addresses") else { return false };
     for label in labels {
         let sexp = unsafe { label.get() };
         if sexp == na {
@@ -99,30 +101,33 @@ fn levels_distinct(g: &Robj) -> bool {
         }
         addresses.push(sexp as usize);
     }
-    distinct(&addresses)
+    distinct(&addresses).unwrap_or(false)
 }
 
 /// True when no two of the non-zero `addresses` are equal: one insertion each into an
 /// open-addressing table of twice their number, sized once (no rehashing), 0 marking a free slot.
-fn distinct(addresses: &[usize]) -> bool {
+///
+/// # Errors
+/// `TooLarge` when the table does not fit in memory.
+fn distinct(addresses: &[usize]) -> hnm_core::Result<bool> {
     if addresses.len() < 2 {
-        return true;
+        return Ok(true);
     }
     let bits = (2 * addresses.len()).next_power_of_two().trailing_zeros();
     let mask = (1usize << bits) - 1;
-    let mut table = vec![0usize; mask + 1];
+    let mut table = filled(&[mask + 1], 0usize, "the table of the levels")?;
     for &address in addresses {
         // Fibonacci hashing: the high bits of the product mix every bit of the address.
         let mut i = ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize;
         while table[i] != 0 {
             if table[i] == address {
-                return false;
+                return Ok(false);
             }
             i = (i + 1) & mask;
         }
         table[i] = address;
     }
-    true
+    Ok(true)
 }
 
 /// A core error of the pass with the core's `y` and `g` replaced by the user's names.
@@ -135,13 +140,10 @@ fn data_error(error: HnmError, y: &Robj, response: &str, group: &str) -> Robj {
     let kind = error.kind();
     match error {
         HnmError::NotFinite { argument: "y", index } => not_finite_response(y, response, index),
-        HnmError::InvalidArgument { argument, reason } => {
-            error_message(format!("{} {reason}.", name(argument)), kind)
+        HnmError::InvalidArgument { argument, reason } => error_message(format!("{} {reason}.", name(argument)), kind),
+        HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => {
+            error_message(format!("{} has group code {code} at row {}, outside 1..{n_groups}.", name(argument), index + 1), kind)
         }
-        HnmError::GroupCodeOutOfRange { argument, index, code, n_groups } => error_message(
-            format!("{} has group code {code} at row {}, outside 1..{n_groups}.", name(argument), index + 1),
-            kind,
-        ),
         error => core_error(error),
     }
 }
@@ -201,7 +203,7 @@ impl<Y: Response> GroupVisitor for OneWayPass<'_, Y> {
     fn hashed(self, keys: impl ExactSizeIterator<Item = u64> + Clone, missing: u64) -> Self::Output {
         let mut table = KeyTable::new(missing);
         let dropped = accumulate(self.y, keys, &mut table, &mut Checkpoint::new(&RInterrupt))?;
-        let groups = table.into_groups();
+        let groups = table.into_groups()?;
         Ok(Output { pass: DataPass { stats: groups.stats, dropped }, first_rows: Some(groups.first_rows), offset: None })
     }
 }
@@ -218,7 +220,7 @@ impl GroupVisitor for Coder {
     type Output = hnm_core::Result<(GroupCodes, Option<f64>)>;
 
     fn coded(self, codes: impl ExactSizeIterator<Item = i32> + Clone, _n_levels: usize, offset: Option<f64>) -> Self::Output {
-        let mut all = with_capacity(codes.len(), "the group codes")?;
+        let mut all = with_capacity(&[codes.len()], "the group codes")?;
         all.extend(codes);
         Ok((GroupCodes { codes: all, first_rows: Vec::new() }, offset))
     }
@@ -237,32 +239,27 @@ impl GroupVisitor for Coder {
 #[extendr]
 fn rs_group_codes(g: Robj, group: &str) -> Robj {
     if !expanded(&g) {
-        return error_message(
-            format!("the grouping variable `{group}` could not be expanded into memory (see R's message above)."),
-            "too_large",
-        );
+        return error_message(format!("the grouping variable `{group}` could not be expanded into memory (see R's message above)."), "too_large");
     }
     match visit_groups(&g, Coder).and_then(|result| result) {
         Ok((coded, offset)) => {
-            let first_row = if offset.is_some() {
-                Robj::from(())
-            } else {
-                coded.first_rows.iter().map(|&r| r as f64 + 1.0).collect::<Vec<f64>>().into()
-            };
+            let first_row = if offset.is_some() { Robj::from(()) } else { one_based(&coded.first_rows) };
             list!(codes = coded.codes, first_row = first_row, offset = offset.map_or(Robj::from(()), Robj::from)).into()
         }
         Err(error) => data_error(error, &g, "", group),
     }
 }
 
+/// 0-based rows as R's 1-based row numbers, written straight into an R vector.
+fn one_based(rows: &[usize]) -> Robj {
+    Doubles::from_values(rows.iter().map(|&r| r as f64 + 1.0)).into()
+}
+
 /// The error for a NaN (not NA) or infinite response, naming the response and the row.
 fn not_finite_response(y: &Robj, response: &str, index: usize) -> Robj {
     let value = y.as_real_slice().and_then(|v| v.get(index)).map_or("NaN".to_string(), |v| format!("{v}"));
     let value = value.replace("inf", "Inf");
-    error_message(
-        format!("the response `{response}` must be finite (or NA), but row {} is {value}.", index + 1),
-        "not_finite",
-    )
+    error_message(format!("the response `{response}` must be finite (or NA), but row {} is {value}.", index + 1), "not_finite")
 }
 
 extendr_module! {

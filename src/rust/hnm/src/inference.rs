@@ -69,7 +69,7 @@ fn rs_profile(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, zeta
         let in_unit = InUnit::new(&s, reml, checkpoint)?;
         let steps = usize::try_from(steps).unwrap_or(0);
         let what = "the profile points `steps` asks for";
-        let mut rows = with_capacity(which.len().saturating_mul(steps.saturating_mul(2).saturating_add(1)), what)?;
+        let mut rows = with_capacity(&[which.len(), steps.saturating_mul(2).saturating_add(1)], what)?;
         for (index, parameter) in PARAMETERS.into_iter().enumerate().filter(|(i, _)| which.contains(&(*i as i32 + 1))) {
             let grid = in_unit.profile(parameter).zeta_grid(zeta_max, steps, checkpoint).map_err(|e| e.renamed("zeta_max", "alphamax"))?;
             rows.extend(grid.into_iter().map(|point| (index as i32 + 1, point)));
@@ -77,9 +77,9 @@ fn rs_profile(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, zeta
         Ok((in_unit, rows))
     });
     respond(result, |(in_unit, rows)| {
-        let column = |get: &dyn Fn(&hnm_core::ProfilePointFull) -> f64| rows.iter().map(|(_, p)| get(p)).collect::<Vec<f64>>();
+        let column = |get: &dyn Fn(&hnm_core::ProfilePointFull) -> f64| Doubles::from_values(rows.iter().map(|(_, p)| get(p)));
         list!(
-            par = rows.iter().map(|(index, _)| *index).collect::<Vec<i32>>(),
+            par = Integers::from_values(rows.iter().map(|(index, _)| *index)),
             zeta = column(&|p| p.zeta),
             tau = column(&|p| in_unit.scale(p.params.tau2.max(0.0).sqrt())),
             sigma = column(&|p| in_unit.scale(p.params.sigma2.sqrt())),
@@ -97,12 +97,9 @@ fn rs_profile(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, zeta
 #[allow(clippy::too_many_arguments)]
 fn rs_bootstrap(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool, means: &[f64], ssw_totals: &[f64], threads: i32) -> Robj {
     let threads = usize::try_from(threads).unwrap_or(1);
-    let result = stats_from(center, n, mean, ss)
-        .and_then(|s| hnm_core::refit_replicates(&s, means, ssw_totals, criterion(reml), threads, &RInterrupt));
+    let result = stats_from(center, n, mean, ss).and_then(|s| hnm_core::refit_replicates(&s, means, ssw_totals, criterion(reml), threads, &RInterrupt));
     respond(result, |refits| {
-        let column = |get: fn(&hnm_core::Params) -> f64| {
-            refits.iter().map(|r| r.as_ref().map_or(Rfloat::na(), |p| Rfloat::from(get(p)))).collect::<Doubles>()
-        };
+        let column = |get: fn(&hnm_core::Params) -> f64| Doubles::from_values(refits.iter().map(|r| r.as_ref().map_or(Rfloat::na(), |p| Rfloat::from(get(p)))));
         list!(mu = column(|p| p.mu), sigma2 = column(|p| p.sigma2), tau2 = column(|p| p.tau2)).into()
     })
 }

@@ -6,7 +6,7 @@
 //! failures never unwind through R, and users never see a panic.
 
 use extendr_api::prelude::*;
-use hnm_core::{Checkpoint, Criterion, GroupStats, HnmError, Params};
+use hnm_core::{copied, Checkpoint, Criterion, CrossProducts, GroupStats, HnmError, Params};
 
 mod anova_fit;
 mod boot_glue;
@@ -39,11 +39,22 @@ pub(crate) fn respond<T>(result: hnm_core::Result<T>, to_r: impl FnOnce(T) -> Ro
 /// Group statistics as R holds them in a fit, `fit$stats` (means relative to `center`, see
 /// `GroupStats::centered`); errors name the fit's columns.
 pub(crate) fn stats_from(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> hnm_core::Result<GroupStats> {
-    GroupStats::centered(center, n.to_vec(), mean.to_vec(), ss.to_vec()).map_err(|e| {
+    let what = "a copy of the group statistics";
+    GroupStats::centered(center, copied(n, what)?, copied(mean, what)?, copied(ss, what)?).map_err(|e| {
         [("center", "fit$stats$center"), ("n", "fit$stats$n"), ("mean", "fit$stats$mean"), ("ss", "fit$stats$ss")]
             .into_iter()
             .fold(e, |e, (from, to)| e.renamed(from, to))
     })
+}
+
+/// The general model's statistics from R's copies of their parts (a saved fit's, a statistics
+/// table's or a bootstrap's template), copied fallibly.
+///
+/// # Errors
+/// `TooLarge` when the copy does not fit in memory; the errors of [`CrossProducts::new`].
+pub(crate) fn stats_copy(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64]) -> hnm_core::Result<CrossProducts> {
+    let what = "a copy of the per-group statistics";
+    CrossProducts::new(pilot.to_vec(), copied(n, what)?, copied(means, what)?, copied(comoments, what)?)
 }
 
 /// REML when `reml` is true, ML otherwise (R's `REML` argument).
@@ -64,13 +75,11 @@ pub(crate) fn flatten(m: [[f64; 3]; 3]) -> Vec<f64> {
 /// @noRd
 #[extendr]
 fn rs_neg_log_lik(par: &[f64], center: f64, n: &[f64], mean: &[f64], ss: &[f64], what: i32) -> Robj {
-    let result = stats_from(center, n, mean, ss)
-        .and_then(|s| Params::from_slice(par, "mus2t2").map(|p| (s, p)))
-        .and_then(|(s, p)| match what {
-            0 => Ok((s, p)),
-            _ if p.in_space() => Ok((s, p)),
-            _ => Err(HnmError::OutsideParameterSpace { argument: "mus2t2" }),
-        });
+    let result = stats_from(center, n, mean, ss).and_then(|s| Params::from_slice(par, "mus2t2").map(|p| (s, p))).and_then(|(s, p)| match what {
+        0 => Ok((s, p)),
+        _ if p.in_space() => Ok((s, p)),
+        _ => Err(HnmError::OutsideParameterSpace { argument: "mus2t2" }),
+    });
     respond(result, |(s, p)| match what {
         0 => Robj::from(hnm_core::neg_log_lik(&s, &p)),
         1 => Robj::from(hnm_core::gradient(&s, &p).to_vec()),
@@ -110,18 +119,10 @@ impl Estimates {
 /// @noRd
 #[extendr]
 fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj {
-    let result = stats_from(center, n, mean, ss)
-        .and_then(|s| hnm_core::fit_from(&s, criterion(reml), None, &mut Checkpoint::new(&RInterrupt)));
+    let result = stats_from(center, n, mean, ss).and_then(|s| hnm_core::fit_from(&s, criterion(reml), None, &mut Checkpoint::new(&RInterrupt)));
     respond(result, |f| {
         let c = f.convergence;
-        let estimates = Estimates {
-            params: f.params,
-            theta: f.theta,
-            deviance: f.deviance,
-            se_mu: f.se_mu,
-            hessian: f.hessian,
-            covariance: f.covariance(),
-        };
+        let estimates = Estimates { params: f.params, theta: f.theta, deviance: f.deviance, se_mu: f.se_mu, hessian: f.hessian, covariance: f.covariance() };
         estimates.into_list(vec![
             ("std_errors", f.standard_errors().to_vec().into()),
             ("information", f.information.name().into()),

@@ -5,8 +5,8 @@
 
 use extendr_api::prelude::*;
 use hnm_core::{
-    fingerprint, profile_grids, profile_intervals, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit, LmmParameter,
-    RandomEffects, Structure, Term, VarianceDerivatives,
+    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit,
+    LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
 };
 
 use crate::{core_error, criterion, error_message, expanded, RInterrupt};
@@ -73,10 +73,9 @@ pub(crate) fn structure(response: i32, fixed: &[i32], random: &[i32], blocks: &[
 fn model_error(error: HnmError, names: &[String]) -> Robj {
     let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| format!("column {}", c + 1));
     match error {
-        HnmError::ColumnNotFinite { column, row } => error_message(
-            format!("`{}` must be finite (or NA), but row {} is infinite or NaN.", name(column), row + 1),
-            "not_finite",
-        ),
+        HnmError::ColumnNotFinite { column, row } => {
+            error_message(format!("`{}` must be finite (or NA), but row {} is infinite or NaN.", name(column), row + 1), "not_finite")
+        }
         error => core_error(error),
     }
 }
@@ -99,7 +98,9 @@ fn rs_lmm_valid(ptr: Robj) -> bool {
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
-fn rs_lmm_build(columns_list: List, codes: &[i32], n_groups: i32, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>, threads: i32) -> Robj {
+fn rs_lmm_build(
+    columns_list: List, codes: &[i32], n_groups: i32, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>, threads: i32,
+) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
         Ok(c) => c,
@@ -114,9 +115,7 @@ fn rs_lmm_build(columns_list: List, codes: &[i32], n_groups: i32, response: i32,
         Err(error) => return model_error(error, &names),
     };
     let fields = stats_fields(&pass.stats);
-    let kept: Vec<i32> = model.kept_fixed().iter().map(|&f| f as i32 + 1).collect();
-    let groups: Vec<i32> = model.group_index().iter().map(|&g| g as i32 + 1).collect();
-    let lower = model.lower().to_vec();
+    let (kept, groups, lower) = model_fields(&model);
     let ptr = ExternalPtr::new(Model { model, fit: None, random_effects: None, variance_derivatives: None });
     list!(
         model = ptr,
@@ -130,8 +129,16 @@ fn rs_lmm_build(columns_list: List, codes: &[i32], n_groups: i32, response: i32,
     .into()
 }
 
+/// The statistics as R vectors, written straight from Rust's (no copy in Rust).
 fn stats_fields(s: &CrossProducts) -> Robj {
-    list!(pilot = s.pilot().to_vec(), n = s.n().to_vec(), means = s.means().to_vec(), comoments = s.comoments().to_vec()).into()
+    list!(pilot = s.pilot(), n = s.n(), means = s.means(), comoments = s.comoments()).into()
+}
+
+/// The model's kept fixed-effect columns and modelled groups (1-based) and θ's lower bounds,
+/// as R vectors.
+fn model_fields(model: &LinearMixedModel) -> (Robj, Robj, Robj) {
+    let one_based = |indices: &[usize]| Integers::from_values(indices.iter().map(|&i| i as i32 + 1)).into();
+    (one_based(model.kept_fixed()), one_based(model.group_index()), model.lower().into())
 }
 
 /// The model of per-group statistics given in `rs_lmm_build`'s plain fields (a saved fit's,
@@ -140,8 +147,10 @@ fn stats_fields(s: &CrossProducts) -> Robj {
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
-fn rs_lmm_restore(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, internal_theta: Robj) -> Robj {
-    let result = CrossProducts::new(pilot.to_vec(), n.to_vec(), means.to_vec(), comoments.to_vec())
+fn rs_lmm_restore(
+    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, internal_theta: Robj,
+) -> Robj {
+    let result = crate::stats_copy(pilot, n, means, comoments)
         .and_then(|stats| LinearMixedModel::new(&stats, structure(response, fixed, random, blocks)))
         .and_then(|model| match internal_theta.as_real_slice() {
             Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (model, Some(fit))),
@@ -149,9 +158,7 @@ fn rs_lmm_restore(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], re
         });
     match result {
         Ok((model, fit)) => {
-            let kept: Vec<i32> = model.kept_fixed().iter().map(|&f| f as i32 + 1).collect();
-            let groups: Vec<i32> = model.group_index().iter().map(|&g| g as i32 + 1).collect();
-            let lower = model.lower().to_vec();
+            let (kept, groups, lower) = model_fields(&model);
             let ptr = ExternalPtr::new(Model { model, fit, random_effects: None, variance_derivatives: None });
             list!(model = ptr, kept = kept, groups = groups, lower = lower).into()
         }
@@ -282,14 +289,23 @@ fn rs_lmm_profile(mut ptr: Robj, which: &[i32], zeta_max: f64, steps: i32, threa
         Ok(g) => g,
         Err(error) => return core_error(error),
     };
-    let (mut par, mut zeta, mut rows) = (Vec::new(), Vec::new(), Vec::new());
-    for (points, &index) in grids.into_iter().zip(which) {
-        for point in points {
-            par.push(index);
-            zeta.push(point.zeta);
-            rows.push(point.parameters);
+    let flattened = || -> hnm_core::Result<_> {
+        // Pushed within their exact capacities.
+        let (total, what) = (grids.iter().map(Vec::len).sum::<usize>(), "the profiles' points");
+        let (mut par, mut zeta, mut rows) = (with_capacity(&[total], what)?, with_capacity(&[total], what)?, with_capacity(&[total], what)?);
+        for (points, &index) in grids.into_iter().zip(which) {
+            for point in points {
+                par.push(index);
+                zeta.push(point.zeta);
+                rows.push(point.parameters);
+            }
         }
-    }
+        Ok((par, zeta, rows))
+    };
+    let (par, zeta, rows): (Vec<i32>, Vec<f64>, Vec<Vec<f64>>) = match flattened() {
+        Ok(flat) => flat,
+        Err(error) => return core_error(error),
+    };
     let columns = rows.first().map_or(0, Vec::len);
     let parameters = RMatrix::new_matrix(rows.len(), columns, |r, c| rows[r][c]);
     list!(par = par, zeta = zeta, parameters = parameters).into()
@@ -305,7 +321,7 @@ fn rs_lmm_ranef(mut ptr: Robj) -> Robj {
         Err(e) => return e,
     };
     match random_effects(model) {
-        Ok((_, re)) => list!(modes = re.modes.clone(), conditional_covariances = re.conditional_covariances.clone()).into(),
+        Ok((_, re)) => list!(modes = re.modes.as_slice(), conditional_covariances = re.conditional_covariances.as_slice()).into(),
         Err(e) => e,
     }
 }
@@ -326,7 +342,10 @@ fn rs_lmm_fitted(mut ptr: Robj, columns_list: List, codes: &[i32], random: bool,
         Ok(m) => m,
         Err(e) => return e,
     };
-    let given = modes.as_real_slice().map(|m| RandomEffects { modes: m.to_vec(), conditional_covariances: Vec::new() });
+    let given = match modes.as_real_slice().map(|m| copied(m, "the simulated random effects")).transpose() {
+        Ok(modes) => modes.map(|modes| RandomEffects { modes, conditional_covariances: Vec::new() }),
+        Err(error) => return core_error(error),
+    };
     if random && given.is_none() {
         if let Err(e) = random_effects(model) {
             return e;
@@ -341,7 +360,7 @@ fn rs_lmm_fitted(mut ptr: Robj, columns_list: List, codes: &[i32], random: bool,
         (true, None) => model.random_effects.as_ref(),
     };
     match model.model.fitted_values(fit, random_effects, &columns, codes, &mut Checkpoint::new(&RInterrupt)) {
-        Ok(values) => values.into_iter().map(|v| if v.is_nan() { Rfloat::na() } else { Rfloat::from(v) }).collect::<Doubles>().into(),
+        Ok(values) => Doubles::from_values(values.into_iter().map(|v| if v.is_nan() { Rfloat::na() } else { Rfloat::from(v) })).into(),
         Err(error) => core_error(error),
     }
 }

@@ -17,10 +17,20 @@ use hnm_core::Interrupt;
 extern "C" {
     fn R_ToplevelExec(fun: Option<unsafe extern "C" fn(*mut c_void)>, data: *mut c_void) -> c_int;
     fn R_CheckUserInterrupt();
-    // Both take a SEXP, passed as the pointer it is.
+    // R's API (Rinternals.h); each takes a SEXP, passed as the pointer it is.
     fn ALTREP(x: *mut c_void) -> c_int;
-    fn DATAPTR(x: *mut c_void) -> *mut c_void;
+    fn TYPEOF(x: *mut c_void) -> c_int;
+    fn REAL_RO(x: *mut c_void) -> *const c_void;
+    fn INTEGER_RO(x: *mut c_void) -> *const c_void;
+    fn LOGICAL_RO(x: *mut c_void) -> *const c_void;
+    fn STRING_PTR_RO(x: *mut c_void) -> *const c_void;
 }
+
+/// R's SEXPTYPEs of the vectors the glue reads as slices (Rinternals.h).
+const LGLSXP: c_int = 10;
+const INTSXP: c_int = 13;
+const REALSXP: c_int = 14;
+const STRSXP: c_int = 16;
 
 unsafe extern "C" fn check_user_interrupt(_data: *mut c_void) {
     R_CheckUserInterrupt();
@@ -38,8 +48,17 @@ impl Interrupt for RInterrupt {
     }
 }
 
+/// Asks for the read-only data pointer of the vector `data` (a SEXP), which makes R expand
+/// an ALTREP vector into memory. The glue reads only these four types as slices (anything
+/// else is refused before it is read), so other types need no expansion.
 unsafe extern "C" fn expand(data: *mut c_void) {
-    DATAPTR(data);
+    match TYPEOF(data) {
+        REALSXP => REAL_RO(data),
+        INTSXP => INTEGER_RO(data),
+        LGLSXP => LOGICAL_RO(data),
+        STRSXP => STRING_PTR_RO(data),
+        _ => std::ptr::null(),
+    };
 }
 
 /// True when `x` is in ordinary memory, expanding it first if it is an ALTREP vector (a

@@ -40,10 +40,11 @@ use std::cell::RefCell;
 
 use super::{LinearMixedModel, LmmFit, Term, Workspace, LOG_2PI};
 use crate::dense::{congruence, solve_lower, solve_lower_transposed};
-use crate::error::{with_capacity, HnmError, Result};
-use crate::parallel::in_parallel;
+use crate::error::{HnmError, Result};
 use crate::interrupt::{Checkpoint, Interrupt, Polled};
+use crate::memory::{collected, with_capacity, POINTS};
 use crate::optim::{minimize_bounded, Objective};
+use crate::parallel::in_parallel;
 use crate::profile::Criterion;
 use crate::profile_ci::converged;
 use crate::solve1d::newton_root;
@@ -231,7 +232,10 @@ impl LinearMixedModel {
     /// with K the map from the data's columns to the internal ones (Z = Z̃ K), P the
     /// permutation and D the scales, so S'_j = (KPD)ᵀ S_j (KPD) and B'_j = (KPD)ᵀ B_j. Its
     /// Λ is the data's Cholesky factor up to the column scales, which the profile needs.
-    fn in_data_coordinates(&self, order: &[usize]) -> LinearMixedModel {
+    ///
+    /// # Errors
+    /// `TooLarge` when the copy does not fit in memory.
+    fn in_data_coordinates(&self, order: &[usize]) -> Result<LinearMixedModel> {
         let (q, p1) = (self.q, self.p + 1);
         let mut map = vec![0.0; q * q];
         let mut offset = 0;
@@ -246,7 +250,7 @@ impl LinearMixedModel {
             }
             offset += size;
         }
-        let mut copy = self.clone();
+        let mut copy = self.try_clone()?;
         copy.revision = super::next_revision();
         for (s, b) in copy.zz.chunks_exact_mut(q * q).zip(copy.zxy.chunks_exact_mut(q * p1)) {
             let transposed: Vec<f64> = (0..q * q).map(|i| map[(i % q) * q + i / q]).collect();
@@ -261,7 +265,7 @@ impl LinearMixedModel {
         for (i, &f) in order.iter().enumerate() {
             copy.to_user_random[f * q + i] = 1.0 / self.random[f].scale;
         }
-        copy
+        Ok(copy)
     }
 }
 
@@ -304,7 +308,7 @@ impl<'a> LmmProfile<'a> {
             LmmParameter::Variance(i) if i < model.theta_positions.len() => {
                 let (r, c) = model.theta_positions[i];
                 if r == c {
-                    variance_kind(model, fit, (0..q).collect(), |_| r)
+                    variance_kind(model, fit, (0..q).collect(), |_| r)?
                 } else {
                     // The pair first in its block: c, r, then the others in order; the
                     // correlation is then the first angle of the block's second row.
@@ -313,12 +317,10 @@ impl<'a> LmmProfile<'a> {
                     let mut block = vec![c, r];
                     block.extend((offset..offset + size).filter(|&f| f != c && f != r));
                     order.splice(offset..offset + size, block);
-                    variance_kind(model, fit, order, |layout| {
-                        q + layout.angles.iter().position(|&(row, _, t)| row == offset + 1 && t == 0).expect("an angle")
-                    })
+                    variance_kind(model, fit, order, |layout| q + layout.angles.iter().position(|&(row, _, t)| row == offset + 1 && t == 0).expect("an angle"))?
                 }
             }
-            LmmParameter::Sigma => variance_kind(model, fit, (0..q).collect(), Layout::log_sigma),
+            LmmParameter::Sigma => variance_kind(model, fit, (0..q).collect(), Layout::log_sigma)?,
             _ => return bad,
         };
         Ok(LmmProfile { model, fit, parameter, kind, minimum, warm: RefCell::new(origin.clone()), origin })
@@ -451,7 +453,13 @@ impl<'a> LmmProfile<'a> {
     fn bound(&self, z: f64) -> f64 {
         match self.parameter {
             LmmParameter::Beta(_) => z.signum() * f64::INFINITY,
-            LmmParameter::Sigma => if z < 0.0 { 0.0 } else { f64::INFINITY },
+            LmmParameter::Sigma => {
+                if z < 0.0 {
+                    0.0
+                } else {
+                    f64::INFINITY
+                }
+            }
             LmmParameter::Variance(i) => {
                 let (r, c) = self.model.theta_positions[i];
                 match (r == c, z < 0.0) {
@@ -551,14 +559,15 @@ impl<'a> LmmProfile<'a> {
             return Err(HnmError::InvalidArgument { argument: "steps", reason: "must be at least 1" });
         }
         let (lower, upper) = self.interval(zeta_max, checkpoint)?;
-        let mut points = with_capacity(steps.saturating_mul(2).saturating_add(1), "the profile points `steps` asks for")?;
+        let mut points = with_capacity(&[steps.saturating_mul(2).saturating_add(1)], POINTS)?;
         let estimate = self.estimate();
         let fraction = |k: usize| k as f64 / steps as f64;
-        let below: Vec<f64> = (0..steps).filter(|_| lower < estimate).map(|k| estimate - (estimate - lower) * fraction(steps - k)).collect();
-        let above: Vec<f64> = (1..=steps).filter(|_| upper > estimate).map(|k| estimate + (upper - estimate) * fraction(k)).collect();
+        let below = collected((0..steps).filter(|_| lower < estimate).map(|k| estimate - (estimate - lower) * fraction(steps - k)), POINTS)?;
+        let above = collected((1..=steps).filter(|_| upper > estimate).map(|k| estimate + (upper - estimate) * fraction(k)), POINTS)?;
         // Each side from the estimate outwards, so that every inner search starts close by.
         *self.warm.borrow_mut() = self.origin.clone();
-        let mut lower_side = Vec::with_capacity(below.len());
+        // Filled within its exact capacity.
+        let mut lower_side = with_capacity(&[below.len()], POINTS)?;
         for &x in below.iter().rev() {
             lower_side.push(self.at(x, checkpoint)?);
         }
@@ -575,7 +584,10 @@ impl<'a> LmmProfile<'a> {
 /// The inner problem of a variance parameter on the copy of `model` in data coordinates with
 /// its random-effects columns in `order`, the coordinate `fixed(layout)` held, and the
 /// estimate's free coordinates.
-fn variance_kind(model: &LinearMixedModel, fit: &LmmFit, order: Vec<usize>, fixed: impl Fn(&Layout) -> usize) -> (Kind, Vec<f64>) {
+///
+/// # Errors
+/// `TooLarge` when the copy does not fit in memory.
+fn variance_kind(model: &LinearMixedModel, fit: &LmmFit, order: Vec<usize>, fixed: impl Fn(&Layout) -> usize) -> Result<(Kind, Vec<f64>)> {
     let q = model.q;
     let layout = Layout::new(&model.structure.blocks);
     // Σ/σ² of the copy's effects (b' = D Pᵀ b / t_y) and σ' = σ / t_y.
@@ -589,8 +601,8 @@ fn variance_kind(model: &LinearMixedModel, fit: &LmmFit, order: Vec<usize>, fixe
     let estimate = layout.coordinates(&relative, fit.sigma / model.response.scale);
     let fixed = fixed(&layout);
     let origin = estimate.iter().enumerate().filter(|&(i, _)| i != fixed).map(|(_, v)| *v).collect();
-    let copy = Box::new(model.in_data_coordinates(&order));
-    (Kind::Variance { copy, layout, fixed, estimate }, origin)
+    let copy = Box::new(model.in_data_coordinates(&order)?);
+    Ok((Kind::Variance { copy, layout, fixed, estimate }, origin))
 }
 
 /// The profile-likelihood intervals ([`LmmProfile::interval`]) of `parameters`, the
@@ -601,12 +613,7 @@ fn variance_kind(model: &LinearMixedModel, fit: &LmmFit, order: Vec<usize>, fixe
 /// that failed); `Interrupted` when `interrupt` reports a user interrupt, which every thread
 /// then stops for.
 pub fn profile_intervals(
-    model: &LinearMixedModel,
-    fit: &LmmFit,
-    parameters: &[LmmParameter],
-    z: f64,
-    threads: usize,
-    interrupt: &dyn Interrupt,
+    model: &LinearMixedModel, fit: &LmmFit, parameters: &[LmmParameter], z: f64, threads: usize, interrupt: &dyn Interrupt,
 ) -> Result<Vec<(f64, f64)>> {
     each_profile(model, fit, parameters, threads, interrupt, |profile, checkpoint| profile.interval(z, checkpoint))
 }
@@ -616,30 +623,26 @@ pub fn profile_intervals(
 /// # Errors
 /// As [`profile_intervals`], with the errors of [`LmmProfile::zeta_grid`].
 pub fn profile_grids(
-    model: &LinearMixedModel,
-    fit: &LmmFit,
-    parameters: &[LmmParameter],
-    zeta_max: f64,
-    steps: usize,
-    threads: usize,
-    interrupt: &dyn Interrupt,
+    model: &LinearMixedModel, fit: &LmmFit, parameters: &[LmmParameter], zeta_max: f64, steps: usize, threads: usize, interrupt: &dyn Interrupt,
 ) -> Result<Vec<Vec<LmmProfilePoint>>> {
     each_profile(model, fit, parameters, threads, interrupt, |profile, checkpoint| profile.zeta_grid(zeta_max, steps, checkpoint))
 }
 
 /// `work` on the profile of each parameter, in parallel; the results in order.
 fn each_profile<T: Send>(
-    model: &LinearMixedModel,
-    fit: &LmmFit,
-    parameters: &[LmmParameter],
-    threads: usize,
-    interrupt: &dyn Interrupt,
+    model: &LinearMixedModel, fit: &LmmFit, parameters: &[LmmParameter], threads: usize, interrupt: &dyn Interrupt,
     work: impl Fn(&LmmProfile<'_>, &mut Checkpoint<'_>) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    let results = in_parallel(parameters.len(), threads, interrupt, || (), |_, i, stop| {
-        let mut checkpoint = Checkpoint::new(stop);
-        Some(LmmProfile::new(model, fit, parameters[i]).and_then(|profile| work(&profile, &mut checkpoint)))
-    })?;
+    let results = in_parallel(
+        parameters.len(),
+        threads,
+        interrupt,
+        || Ok(()),
+        |_, i, stop| {
+            let mut checkpoint = Checkpoint::new(stop);
+            Ok(Some(LmmProfile::new(model, fit, parameters[i]).and_then(|profile| work(&profile, &mut checkpoint))))
+        },
+    )?;
     results.into_iter().map(|r| r.unwrap_or(Err(HnmError::Interrupted))).collect()
 }
 
@@ -851,7 +854,8 @@ mod tests {
             }
         }
         let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], g.into_iter(), 12, &mut Checkpoint::new(&Never)).unwrap();
-        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        let structure =
+            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
         LinearMixedModel::new(&pass.stats, structure).unwrap()
     }
 
@@ -869,7 +873,8 @@ mod tests {
             }
         }
         let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], g.into_iter(), 10_000, &mut Checkpoint::new(&Never)).unwrap();
-        let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        let structure =
+            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
         let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
         let fit = model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
         let parameters: Vec<LmmParameter> = (0..3).map(LmmParameter::Variance).chain([LmmParameter::Sigma, LmmParameter::Beta(1)]).collect();
@@ -886,7 +891,7 @@ mod tests {
         for criterion in [Criterion::Ml, Criterion::Reml] {
             let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
             for order in [vec![0, 1], vec![1, 0]] {
-                let copy = model.in_data_coordinates(&order);
+                let copy = model.in_data_coordinates(&order).unwrap();
                 let refit = copy.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
                 assert!((refit.deviance - fit.deviance).abs() < 1e-8, "{} {}", refit.deviance, fit.deviance);
                 assert!(refit.re_covariance.iter().zip(&fit.re_covariance).all(|(a, b)| (a - b).abs() < 1e-5 * (1.0 + b.abs())));

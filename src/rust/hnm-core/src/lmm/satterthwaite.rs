@@ -138,8 +138,7 @@ impl LinearMixedModel {
             }
             let a_inverse = inverse_from_cholesky(&a, q);
             // K = Λ A⁻¹, M = I − K Tᵀ; then GᵀM and GᵀK (p × q).
-            let kk: Vec<f64> =
-                (0..q * q).map(|e| (0..q).map(|i| lambda[(e / q) * q + i] * a_inverse[i * q + e % q]).sum()).collect();
+            let kk: Vec<f64> = (0..q * q).map(|e| (0..q).map(|i| lambda[(e / q) * q + i] * a_inverse[i * q + e % q]).sum()).collect();
             let m: Vec<f64> = (0..q * q)
                 .map(|e| {
                     let (r, c) = (e / q, e % q);
