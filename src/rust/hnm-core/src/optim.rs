@@ -188,15 +188,7 @@ const POLISH_STEPS: usize = 3;
 /// kept only while it shrinks the projected gradient without raising f beyond its rounding
 /// ([`ROUNDING_DECREASE`]; the true change, −½ gᵀH⁻¹g, is far below it), so the point returned
 /// is never worse than the one that met the tolerance.
-fn polish(
-    objective: &impl Objective,
-    x: &mut Vec<f64>,
-    value: &mut f64,
-    gradient: &mut Vec<f64>,
-    lower: &[f64],
-    hessian: &[f64],
-    evaluations: &mut usize,
-) {
+fn polish(objective: &impl Objective, x: &mut Vec<f64>, value: &mut f64, gradient: &mut Vec<f64>, lower: &[f64], hessian: &[f64], evaluations: &mut usize) {
     if hessian.len() != x.len() * x.len() {
         return;
     }
