@@ -68,7 +68,6 @@ satterthwaite_coefficients <- function(fit, coefficients, call) {
         `Pr(>|t|)` = 2 * stats::pt(abs(t_value), df, lower.tail = FALSE))
 }
 
-
 # anova() of one fit: lmerTest's anova.lmerModLmerTest (single_anova). For each term of the
 # fixed part, the F test of lmerTest's type I, II or III hypothesis matrix for it (built
 # below exactly as lmerTest builds them, from the design and model frame), with
@@ -106,14 +105,17 @@ fixed_effects_anova <- function(fit, type, ddf, call) {
     table[term, ] <- c(mean_sq * test[[1L]], mean_sq, test)
   }
   heading <- sprintf("Type %s Analysis of Variance Table with Satterthwaite's method",
-                     as.character(as.roman(as.integer(type))))
+                     as.character(utils::as.roman(as.integer(type))))
   structure(table, heading = heading,
             hypotheses = hypotheses, class = c("anova", "data.frame"))
 }
 
+# The choices of anova()'s `type` and of anova()'s and summary()'s `ddf`, as lmerTest's.
 anova_types <- c("III", "II", "I", "3", "2", "1")
 ddf_methods <- c("Satterthwaite", "Kenward-Roger", "lme4")
 
+# The labels of the fixed part's terms (none for the one-way model, whose only fixed effect
+# is the intercept).
 fixed_term_labels <- function(fit) {
   if (inherits(fit, "hnm_lmm")) attr(stats::terms(fit), "term.labels") else character()
 }
@@ -151,12 +153,13 @@ lme4_anova <- function(fit) {
   assign <- fit$fixed_assign %||% rep(0L, length(beta))
   ss <- if (length(beta)) drop(chol(sigma(fit)^2 * solve(vcov(fit))) %*% beta)^2 else numeric()
   keep <- assign > 0L
-  npar <- as.vector(table(factor(assign[keep], unique(assign[keep]))))
-  sum_sq <- as.vector(tapply(ss[keep], factor(assign[keep], unique(assign[keep])), sum))
-  table <- data.frame(npar = npar, `Sum Sq` = sum_sq, `Mean Sq` = sum_sq / npar,
-                      `F value` = sum_sq / npar / sigma(fit)^2, check.names = FALSE,
-                      row.names = labels[unique(assign[keep])])
-  structure(table, heading = "Analysis of Variance Table", class = c("anova", "data.frame"))
+  by_term <- split(ss[keep], factor(assign[keep], unique(assign[keep])))
+  npar <- lengths(by_term, use.names = FALSE)
+  sum_sq <- vapply(by_term, sum, 0, USE.NAMES = FALSE)
+  structure(data.frame(npar = npar, `Sum Sq` = sum_sq, `Mean Sq` = sum_sq / npar,
+                       `F value` = sum_sq / npar / sigma(fit)^2, check.names = FALSE,
+                       row.names = labels[unique(assign[keep])]),
+            heading = "Analysis of Variance Table", class = c("anova", "data.frame"))
 }
 
 # What lmerTest's hypothesis matrices are built from: X (kept columns, with "assign" and
