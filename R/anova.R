@@ -33,9 +33,17 @@
 #' the mixture LRT rejects a true \eqn{\tau^2 = 0} about 2.9% of the time at level 0.05),
 #' and the exact F test of `anova(fit)` is the finite-sample test of \eqn{\tau^2 = 0} there.
 #'
+#' With `type` or `ddf` given, `anova(fit, type = "III")` is lmerTest's table of F tests of
+#' the fixed-effect terms, as for the general model ([hnm_lmm-methods]): the one-way model's
+#' only fixed effect is the intercept, so the table is lmerTest's, with no rows.
+#'
 #' @param object An `hnm_fit`.
 #' @param ... Further `hnm_fit` objects or `lm` fits (of the fixed effects of an `hnm_fit`
 #'   compared) to compare with `object`.
+#' @param type,ddf lmerTest's: when either is given, `anova(fit)` is lmerTest's F-test table of
+#'   the fixed-effect terms (`type` `"III"`, `"II"`, `"I"` or 3, 2, 1; `ddf`
+#'   `"Satterthwaite"` or `"lme4"`, `"Kenward-Roger"` an error) instead of the tests of
+#'   \eqn{\tau^2 = 0}{tau^2 = 0}. Neither may be given with several fits.
 #' @return A data frame of class `c("anova", "data.frame")` with a `heading`, which prints
 #'   like lme4's. For one fit its rows are the LRT and the F test, with columns `Statistic`,
 #'   `Df`, `Df.res` and `Pr(>Stat)`.
@@ -54,10 +62,15 @@
 #' anova(fit, lm(y ~ 1, d))
 #' @importFrom stats anova
 #' @export
-anova.hnm_fit <- function(object, ...) {
+anova.hnm_fit <- function(object, ..., type = c("III", "II", "I", "3", "2", "1"),
+                          ddf = c("Satterthwaite", "Kenward-Roger", "lme4")) {
   call <- sys.call()
   check_model_dots(list(...), call)
-  if (...length() == 0L) return(boundary_tests(object, call))
+  if (...length() == 0L) {
+    if (missing(type) && missing(ddf)) return(boundary_tests(object, call))
+    return(fixed_effects_anova(object, if (!missing(type)) type, ddf, call))
+  }
+  check_one_fit_arguments(missing(type), missing(ddf), call)
   names <- vapply(as.list(substitute(list(object, ...)))[-1L], deparse1, "")
   compare_fits(list(object, ...), names, call)
 }

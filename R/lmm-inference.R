@@ -58,13 +58,31 @@ select_parameters <- function(limits, parm, call) {
 }
 
 #' @rdname hnm_lmm-methods
+#' @param ddf For `anova` of one fit, lmerTest's: `"Satterthwaite"` (the default) or `"lme4"`
+#'   (lme4's sequential table, without `type`); `"Kenward-Roger"` is not available (an error
+#'   of class `hnm_error_unsupported`). Neither `type` nor `ddf` may be given with several
+#'   fits.
 #' @export
-anova.hnm_lmm <- function(object, ...) {
+anova.hnm_lmm <- function(object, ..., type = c("III", "II", "I", "3", "2", "1"),
+                          ddf = c("Satterthwaite", "Kenward-Roger", "lme4")) {
   call <- sys.call()
   check_model_dots(list(...), call)
-  if (...length() == 0L) return(satterthwaite_anova(object, call))
+  if (...length() == 0L) {
+    return(fixed_effects_anova(object, if (!missing(type)) type, ddf, call))
+  }
+  check_one_fit_arguments(missing(type), missing(ddf), call)
   names <- vapply(as.list(substitute(list(object, ...)))[-1L], deparse1, "")
   compare_fits(list(object, ...), names, call)
+}
+
+# `type` and `ddf` are of the F tests of one fit; lmerTest ignores them in a comparison of
+# fits, hnm says so.
+check_one_fit_arguments <- function(no_type, no_ddf, call) {
+  if (!no_type || !no_ddf) {
+    hnm_abort(paste("`type` and `ddf` are for the F tests of the fixed effects of one fit",
+                    "(anova(fit, type = ...)); a comparison of fits takes neither."),
+              call = call, class = "hnm_error_argument")
+  }
 }
 
 # What anova()'s comparison needs of a fit with covariates: its ML deviance and variances

@@ -16,10 +16,25 @@
 #' conditional covariances), `coef`, `fitted`, `residuals`, `predict`, `simulate`, `update`,
 #' `formula`, `terms`, `model.matrix` (the fixed-effects design), `isSingular`, `getME`,
 #' `confint` (Wald intervals for the fixed effects), `anova(fit0, fit1)` (likelihood-ratio
-#' tests of nested fits, REML fits refitted by ML), `anova(fit)` (for each term of the fixed
-#' part, the F test that its coefficients are 0, with Satterthwaite's denominator df as
-#' lmerTest computes them: lmerTest's type III table where no term is marginal to an
-#' interaction of the model; see [summary.hnm_fit()]) and `plot`.
+#' tests of nested fits, REML fits refitted by ML), `anova(fit)` (lmerTest's table of F tests
+#' of the fixed-effect terms; see below) and `plot`.
+#'
+#' `anova(fit, type = "III", ddf = "Satterthwaite")` of one fit is lmerTest's
+#' `anova.lmerModLmerTest`: for each term of the fixed part, the F test of lmerTest's type III
+#' (or `type = "II"`, `"I"`) hypothesis for it, with Satterthwaite's denominator df (columns
+#' `Sum Sq`, `Mean Sq`, `NumDF`, `DenDF`, `F value`, `Pr(>F)`; the hypothesis matrices in
+#' attribute `"hypotheses"`). Type III hypotheses are lmerTest's: built on the
+#' treatment-coded design and made orthogonal to the terms containing the term, so that a
+#' main effect marginal to an interaction gets the same F under any contrast coding. Type I
+#' is sequential (Doolittle's factor of \eqn{X'X}{X'X}); type II tests each term adjusted
+#' for the terms that do not contain it. The hypotheses are built from the design, so a fit
+#' made from group statistics (no rows) gives only `ddf = "lme4"`, lme4's sequential table
+#' (`npar`, `Sum Sq`, `Mean Sq`, `F value`, without df), and an error of class `hnm_error_no_rows`
+#' otherwise (a fit without fixed-effect terms has no rows to test and gives the empty
+#' table). Every column equals lmerTest's anova() of lme4's fit at hnm's \eqn{\theta}{theta},
+#' for every type, ML and REML, designs with interactions of factors and covariates and
+#' polynomial terms under treatment, sum and Helmert contrasts (tests/testthat/test-anova-type.R;
+#' the DenDF to lmerTest's numerical-derivative accuracy, 1e-6).
 #'
 #' Row-level methods (`fitted`, `residuals`, `predict` without `newdata`, `simulate`,
 #' `model.matrix`) read the data the fit was made from, which hnm keeps by reference; if
@@ -37,7 +52,8 @@
 #'   `"n_rtrms"`, `"p"`, `"q"`, `"n"`, `"devcomp"`, `"REML"`, `"X"`, `"y"`.
 #' @param type For `residuals`: `"response"` or `"pearson"` (equal here); for `predict`:
 #'   `"link"` or `"response"` (equal for a linear model); for `model.matrix`: `"fixed"`
-#'   (hnm never forms Z).
+#'   (hnm never forms Z); for `anova` of one fit, lmerTest's: `"III"` (the default), `"II"`
+#'   or `"I"`, also given as 3, 2, 1 or `"3"`, `"2"`, `"1"`.
 #' @param scaled For `residuals`: divide by \eqn{\hat\sigma}{sigma}.
 #' @param newdata For `predict`: a data frame with the model's variables (not the response),
 #'   or `NULL` for the fit's rows. Data-dependent terms (`poly()`, `scale()`, `splines::ns()`,

@@ -31,21 +31,30 @@ contrast_df <- function(parts, l) {
   2 * quadratic_form(l, parts$vcov)^2 / quadratic_form(gradient, parts$varpar_covariance)
 }
 
-# lmerTest's F test of L beta = 0 (contestMD): the F statistic on the eigen-directions of
-# L vcov L' and its denominator df from theirs.
+# lmerTest's F test of L beta = 0 (contestMD): for one row its t test squared; otherwise the F
+# statistic on the eigen-directions of L vcov L' above sqrt(eps) of the largest and its
+# denominator df from theirs (get_Fstat_ddf). NULL where L has no rows or no direction.
 contrast_f_test <- function(parts, L, beta) {
+  if (nrow(L) == 0L) return(NULL)
+  f_row <- function(f_value, rank, ddf) {
+    c(NumDF = rank, DenDF = ddf, `F value` = f_value,
+      `Pr(>F)` = stats::pf(f_value, rank, ddf, lower.tail = FALSE))
+  }
+  one_direction <- function(l) f_row(sum(l * beta)^2 / quadratic_form(l, parts$vcov), 1L,
+                                     contrast_df(parts, l))
+  if (nrow(L) == 1L) return(one_direction(drop(L)))
   eigen_v <- eigen(L %*% parts$vcov %*% t(L), symmetric = TRUE)
   rank <- sum(eigen_v$values > max(sqrt(.Machine$double.eps) * eigen_v$values[1L], 0))
+  if (rank == 0L) return(NULL)
   directions <- crossprod(eigen_v$vectors, L)[seq_len(rank), , drop = FALSE]
+  if (rank == 1L) return(one_direction(drop(directions)))
   f_value <- sum(drop(directions %*% beta)^2 / eigen_v$values[seq_len(rank)]) / rank
   nu <- vapply(seq_len(rank), function(m) contrast_df(parts, directions[m, ]), 0)
-  ddf <- if (rank == 1L) nu else if (all(abs(diff(nu)) < 1e-8)) mean(nu) else
-    if (any(nu <= 2)) 2 else {
-      e <- sum(nu / (nu - 2))
-      2 * e / (e - rank)
-    }
-  c(NumDF = rank, DenDF = ddf, `F value` = f_value,
-    `Pr(>F)` = stats::pf(f_value, rank, ddf, lower.tail = FALSE))
+  ddf <- if (all(abs(diff(nu)) < 1e-8)) mean(nu) else if (any(nu <= 2)) 2 else {
+    e <- sum(nu / (nu - 2))
+    2 * e / (e - rank)
+  }
+  f_row(f_value, rank, ddf)
 }
 
 # The fixed-effect table with lmerTest's df and Pr(>|t|) columns.
@@ -59,26 +68,279 @@ satterthwaite_coefficients <- function(fit, coefficients, call) {
         `Pr(>|t|)` = 2 * stats::pt(abs(t_value), df, lower.tail = FALSE))
 }
 
-# anova() of one fit: for each term of the fixed part, the F test that its coefficients are 0,
-# with Satterthwaite's df (lmerTest's table; its type III where no term is marginal to an
-# interaction in the model, in which case lmerTest's type III tests other hypotheses).
-satterthwaite_anova <- function(fit, call) {
-  parts <- satterthwaite_parts(fit, call)
+# anova() of one fit: lmerTest's anova.lmerModLmerTest (single_anova). For each term of the
+# fixed part, the F test of lmerTest's type I, II or III hypothesis matrix for it (built
+# below exactly as lmerTest builds them, from the design and model frame), with
+# Satterthwaite's df (contestMD); or, with ddf = "lme4", lme4's sequential table without df.
+# A term whose hypothesis has no rows (its columns all dropped as aliased) gets a row of NA
+# at the end, as lmerTest's.
+fixed_effects_anova <- function(fit, type, ddf, call) {
+  ddf <- ddf_method(ddf, call)
+  if (ddf == "lme4") {
+    if (!is.null(type)) {
+      hnm_abort(paste("`type` does not apply with ddf = \"lme4\", which gives lme4's sequential",
+                      "(type I) table; give one of them."), call = call,
+                class = "hnm_error_argument")
+    }
+    return(lme4_anova(fit))
+  }
+  type <- anova_type(type, call)
+  # A fit without fixed-effect terms (the one-way model's intercept only) has no rows.
+  hypotheses <- if (length(fixed_term_labels(fit)) == 0L) list() else {
+    design <- anova_design(fit)
+    switch(type, "1" = contrasts_type1(design), "2" = contrasts_type2(design),
+           "3" = contrasts_type3(design))
+  }
+  parts <- if (any(vapply(hypotheses, nrow, 0L) > 0L)) satterthwaite_parts(fit, call)
   beta <- fixef(fit)
-  assign <- fit$fixed_assign %||% attr(model.matrix(fit), "assign")
-  labels <- attr(stats::terms(fit), "term.labels")
-  rows <- lapply(seq_along(labels), function(term) {
-    L <- diag(length(beta))[assign == term, , drop = FALSE]
-    if (nrow(L) == 0L) return(NULL)
-    test <- contrast_f_test(parts, L, beta)
-    mean_sq <- test[["F value"]] * sigma(fit)^2
-    data.frame(`Sum Sq` = mean_sq * test[["NumDF"]], `Mean Sq` = mean_sq,
-               NumDF = test[["NumDF"]], DenDF = test[["DenDF"]], `F value` = test[["F value"]],
-               `Pr(>F)` = test[["Pr(>F)"]], check.names = FALSE, row.names = labels[term])
+  tests <- lapply(hypotheses, function(L) contrast_f_test(parts, L, beta))
+  tests <- c(tests[!vapply(tests, is.null, NA)],
+             lapply(tests[vapply(tests, is.null, NA)], function(x) rep(NA_real_, 4L)))
+  table <- data.frame(`Sum Sq` = numeric(), `Mean Sq` = numeric(), NumDF = numeric(),
+                      DenDF = numeric(), `F value` = numeric(), `Pr(>F)` = numeric(),
+                      check.names = FALSE)
+  for (term in names(tests)) {
+    test <- tests[[term]]
+    mean_sq <- test[[3L]] * sigma(fit)^2
+    table[term, ] <- c(mean_sq * test[[1L]], mean_sq, test)
+  }
+  heading <- sprintf("Type %s Analysis of Variance Table with Satterthwaite's method",
+                     as.character(utils::as.roman(as.integer(type))))
+  structure(table, heading = heading,
+            hypotheses = hypotheses, class = c("anova", "data.frame"))
+}
+
+# The choices of anova()'s `type` and of anova()'s and summary()'s `ddf`, as lmerTest's.
+anova_types <- c("III", "II", "I", "3", "2", "1")
+ddf_methods <- c("Satterthwaite", "Kenward-Roger", "lme4")
+
+# The labels of the fixed part's terms (none for the one-way model, whose only fixed effect
+# is the intercept).
+fixed_term_labels <- function(fit) {
+  if (inherits(fit, "hnm_lmm")) attr(stats::terms(fit), "term.labels") else character()
+}
+
+# `ddf` of anova() and summary(): lmerTest's choices, Kenward-Roger refused (it needs
+# pbkrtest's Kenward-Roger adjusted covariance, which hnm does not compute).
+ddf_method <- function(ddf, call) {
+  ddf <- one_of(ddf %||% ddf_methods, ddf_methods, "ddf", call)
+  if (ddf == "Kenward-Roger") {
+    hnm_abort(paste("ddf = \"Kenward-Roger\" is not available in hnm; use \"Satterthwaite\"",
+                    "(the default) or \"lme4\"."), call = call,
+              class = c("hnm_error_unsupported", "hnm_error_argument"))
+  }
+  ddf
+}
+
+# lmerTest's `type`: "III" (its default, also when `type` is NULL or the choices), "II", "I"
+# or 3, 2, 1 (numbers or strings), as "3", "2" or "1".
+anova_type <- function(type, call) {
+  choices <- c(I = "1", II = "2", III = "3", `1` = "1", `2` = "2", `3` = "3")
+  if (is.null(type) || identical(type, anova_types)) return("3")
+  if (length(type) != 1L || !(is.character(type) || is.numeric(type)) || is.na(type) ||
+      !(as.character(type) %in% names(choices))) {
+    hnm_abort("`type` must be one of \"III\", \"II\", \"I\" (or 3, 2, 1).", call = call,
+              class = "hnm_error_argument")
+  }
+  choices[[as.character(type)]]
+}
+
+# lme4's anova() of one fit: the sequential sums of squares (R_X beta)^2 summed by term, R_X
+# the Cholesky factor of X'V^-1 X = sigma^2 vcov^-1 (lme4's RX), F = mean square / sigma^2.
+lme4_anova <- function(fit) {
+  beta <- fixef(fit)
+  labels <- fixed_term_labels(fit)
+  assign <- fit$fixed_assign %||% rep(0L, length(beta))
+  ss <- if (length(beta)) drop(chol(sigma(fit)^2 * solve(vcov(fit))) %*% beta)^2 else numeric()
+  keep <- assign > 0L
+  by_term <- split(ss[keep], factor(assign[keep], unique(assign[keep])))
+  npar <- lengths(by_term, use.names = FALSE)
+  sum_sq <- vapply(by_term, sum, 0, USE.NAMES = FALSE)
+  structure(data.frame(npar = npar, `Sum Sq` = sum_sq, `Mean Sq` = sum_sq / npar,
+                       `F value` = sum_sq / npar / sigma(fit)^2, check.names = FALSE,
+                       row.names = labels[unique(assign[keep])]),
+            heading = "Analysis of Variance Table", class = c("anova", "data.frame"))
+}
+
+# What lmerTest's hypothesis matrices are built from: X (kept columns, with "assign" and
+# "contrasts"), the terms of the fixed part, lme4's model frame and its variables' classes.
+anova_design <- function(fit) {
+  lmm_rows(fit, "anova() of one fit (lmerTest's hypotheses are built from the design)")
+  frame <- stats::model.frame(fit)
+  list(X = stats::model.matrix(fit), terms = stats::terms(fit), frame = frame,
+       data_classes = attr(attr(frame, "terms"), "dataClasses"))
+}
+
+# lmerTest's type I hypotheses (get_contrasts_type1): the rows of the term's columns in the
+# transposed unit lower-triangular factor of X'X (Doolittle).
+contrasts_type1 <- function(design) {
+  X <- design$X
+  p <- ncol(X)
+  if (p == 0L) return(list(matrix(numeric(), nrow = 0L)))
+  if (p == 1L && attr(design$terms, "intercept")) return(list(matrix(numeric(), ncol = 1L)))
+  L <- if (p == 1L) matrix(1) else t(doolittle(crossprod(X))$L)
+  dimnames(L) <- list(colnames(X), colnames(X))
+  columns <- term_columns(design$terms, X)[attr(design$terms, "term.labels")]
+  lapply(columns, function(rows) L[rows, , drop = FALSE])
+}
+
+# lmerTest's type II hypotheses (get_contrasts_type2_unfolded): a term contained in no other
+# is tested by its own coefficients; the others by the type I rows of the term with X's
+# columns reordered to put it and the terms containing it last.
+contrasts_type2 <- function(design) {
+  X <- design$X
+  labels <- attr(design$terms, "term.labels")
+  if (ncol(X) <= 1L || length(labels) <= 1L) return(contrasts_type1(design))
+  contained <- containment(design)
+  columns <- term_columns(design$terms, X)
+  column_terms <- c("(Intercept)", labels)[attr(X, "assign") + 1L]
+  lapply(stats::setNames(labels, labels), function(term) {
+    if (length(contained[[term]]) == 0L || length(columns[[term]]) == 0L) {
+      unit <- diag(ncol(X))
+      dimnames(unit) <- list(colnames(X), colnames(X))
+      return(unit[columns[[term]], , drop = FALSE])
+    }
+    last <- unlist(columns[c(term, contained[[term]])])
+    order <- c(seq_len(ncol(X))[-last], last)
+    L <- t(doolittle(crossprod(X[, order, drop = FALSE]))$L)
+    dimnames(L) <- list(colnames(X)[order], colnames(X)[order])
+    L[column_terms[order] == term, colnames(X), drop = FALSE]
   })
-  table <- do.call(rbind, rows) %||% data.frame(`Sum Sq` = numeric(), `Mean Sq` = numeric(),
-    NumDF = numeric(), DenDF = numeric(), `F value` = numeric(), `Pr(>F)` = numeric(),
-    check.names = FALSE)
-  structure(table, heading = "Tests of the fixed effects (each term's coefficients = 0) with Satterthwaite's method",
-            class = c("anova", "data.frame"))
+}
+
+# lmerTest's type III hypotheses (get_contrasts_type3): built on the treatment-coded design
+# (X itself when every factor is treatment coded; otherwise remade with treatment contrasts,
+# reduced to full rank, and mapped back to X's coding by ginv(X_treatment) X), so that they do
+# not depend on the coding.
+contrasts_type3 <- function(design) {
+  X <- design$X
+  labels <- attr(design$terms, "term.labels")
+  if (ncol(X) <= 1L || length(labels) <= 1L) return(contrasts_type1(design))
+  codings <- unlist(attr(X, "contrasts"))
+  if (length(codings) > 0L && is.character(codings) && all(codings == "contr.treatment")) {
+    return(type3_treatment(design, X))
+  }
+  levels <- stats::.getXlevels(design$terms, design$frame)
+  treatment <- stats::model.matrix(design$terms, data = design$frame,
+                                   contrasts.arg = lapply(levels, function(l) "contr.treatment"))
+  treatment <- full_rank_columns(treatment)
+  map <- zapsmall(pseudo_inverse(treatment) %*% X)
+  lapply(type3_treatment(design, treatment)[labels], function(L) L %*% map)
+}
+
+# lmerTest's extract_contrasts_type3 on the treatment-coded, full-rank design X: each term's
+# cell-means columns (lmerTest's get_rdX) in X's coordinates, made orthogonal to those of
+# the terms containing it, higher-order terms first.
+type3_treatment <- function(design, X) {
+  terms <- design$terms
+  labels <- attr(terms, "term.labels")
+  cells <- cell_means_design(design)
+  L <- zapsmall(t(pseudo_inverse(X) %*% cells))
+  dimnames(L) <- list(colnames(cells), colnames(X))
+  columns <- term_columns(terms, X)
+  contained <- containment(design)
+  for (term in labels[order(attr(terms, "order"), decreasing = TRUE)]) {
+    if (length(contained[[term]]) > 0L && length(columns[[term]]) > 0L) {
+      L[, columns[[term]]] <- zapsmall(stats::lm.fit(
+        x = L[, unlist(columns[contained[[term]]]), drop = FALSE],
+        y = L[, columns[[term]], drop = FALSE])$residuals)
+    }
+  }
+  L <- L[colnames(X), , drop = FALSE]
+  lapply(columns[labels], function(term) {
+    Lt <- t(L[, term, drop = FALSE])
+    Lt[rowSums(abs(Lt)) > 1e-8, , drop = FALSE]
+  })
+}
+
+# lmerTest's get_rdX: the intercept and each term coded without contrasts (~ 0 + term), with
+# its message when a cell is empty.
+cell_means_design <- function(design) {
+  labels <- attr(design$terms, "term.labels")
+  parts <- lapply(labels, function(term) {
+    stats::model.matrix(stats::as.formula(paste("~ 0 +", term)), data = design$frame)
+  })
+  cells <- do.call(cbind, parts)
+  colnames(cells) <- unlist(lapply(parts, colnames))
+  if (attr(design$terms, "intercept") != 0) {
+    cells <- cbind(`(Intercept)` = rep(1, nrow(cells)), cells)
+  }
+  empty <- colnames(cells)[apply(cells, 2L, function(x) all(x == 0))]
+  if (length(empty)) {
+    message(paste(sprintf("Missing cells for: %s. ", paste(empty, collapse = ", ")),
+                  "\nInterpret type III hypotheses with care."))
+  }
+  cells
+}
+
+# The columns of X of each term (and of "(Intercept)"), by X's "assign" (lmerTest's term2colX).
+term_columns <- function(terms, X) {
+  labels <- attr(terms, "term.labels")
+  assign <- attr(X, "assign")
+  column_terms <- c("(Intercept)", labels)[assign + 1L]
+  names <- union(unique(column_terms), labels)
+  columns <- lapply(stats::setNames(names, names), function(x) integer())
+  by_term <- split(seq_along(column_terms), column_terms)
+  columns[names(by_term)] <- by_term
+  columns[names]
+}
+
+# For each term, the terms that contain it (lmerTest's containment): all its variables
+# (those with factor entry 1) and more, with the same numeric variables.
+containment <- function(design) {
+  factors <- attr(design$terms, "factors")
+  labels <- attr(design$terms, "term.labels")
+  variables <- lapply(stats::setNames(labels, labels),
+                      function(t) rownames(factors)[factors[, t] == 1])
+  numerics <- lapply(variables, function(v) v[which(design$data_classes[v] == "numeric")])
+  lapply(stats::setNames(labels, labels), function(term) {
+    labels[vapply(labels, function(other) {
+      all(variables[[term]] %in% variables[[other]]) &&
+        length(setdiff(variables[[other]], variables[[term]])) > 0L &&
+        setequal(numerics[[term]], numerics[[other]])
+    }, NA)]
+  })
+}
+
+# lmerTest's doolittle(): the LU factors of a square matrix without pivoting, a pivot below
+# eps giving a zero column of L, entries below eps set to 0 (its thresholds decide which
+# hypotheses are aliased, so they are kept).
+doolittle <- function(x, eps = 1e-6) {
+  n <- nrow(x)
+  L <- U <- matrix(0, n, n)
+  diag(L) <- 1
+  for (i in seq_len(n)) {
+    before <- seq_len(i - 1L)
+    for (j in seq_len(n)) U[i, j] <- x[i, j] - sum(L[i, before] * U[before, j])
+    if (i < n) {
+      for (j in (i + 1L):n) {
+        L[j, i] <- if (abs(U[i, i]) < eps) 0 else
+          (x[j, i] - sum(L[j, before] * U[before, i])) / U[i, i]
+      }
+    }
+  }
+  L[abs(L) < eps] <- 0
+  U[abs(U) < eps] <- 0
+  list(L = L, U = U)
+}
+
+# The Moore-Penrose inverse over the singular values above sqrt(eps) of the largest (MASS's
+# ginv, which lmerTest uses).
+pseudo_inverse <- function(x) {
+  s <- svd(x)
+  positive <- s$d > max(sqrt(.Machine$double.eps) * s$d[1L], 0)
+  if (!any(positive)) return(array(0, dim(x)[2:1]))
+  s$v[, positive, drop = FALSE] %*% ((1 / s$d[positive]) * t(s$u[, positive, drop = FALSE]))
+}
+
+# The columns of X that make it full rank, by R's pivoted QR at tolerance 1e-7 (lmerTest's
+# ensure_full_rank), with "assign" and "contrasts" kept.
+full_rank_columns <- function(X) {
+  qr_x <- qr(X, tol = 1e-7, LAPACK = FALSE)
+  if (qr_x$rank == ncol(X)) return(X)
+  keep <- qr_x$pivot[seq_len(qr_x$rank)]
+  reduced <- X[, keep, drop = FALSE]
+  attr(reduced, "contrasts") <- attr(X, "contrasts")
+  attr(reduced, "assign") <- attr(X, "assign")[keep]
+  reduced
 }

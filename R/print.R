@@ -113,12 +113,7 @@ summary.hnm_fit <- function(object, correlation = NULL,
                             ddf = c("Satterthwaite", "Kenward-Roger", "lme4"), ...) {
   check_no_dots(list(...), sys.call())
   if (!is.null(correlation)) check_flag(correlation, "correlation", sys.call())
-  ddf <- one_of(ddf, c("Satterthwaite", "Kenward-Roger", "lme4"), "ddf", sys.call())
-  if (ddf == "Kenward-Roger") {
-    hnm_abort(paste("ddf = \"Kenward-Roger\" is not available in hnm; use \"Satterthwaite\"",
-                    "(the default) or \"lme4\"."), call = sys.call(),
-              class = c("hnm_error_unsupported", "hnm_error_argument"))
-  }
+  ddf <- ddf_method(ddf, sys.call())
   beta <- fixef(object)
   v <- vcov(object)
   se <- sqrt(diag(v))

@@ -1,0 +1,123 @@
+# anova(fit) of one general fit against lmerTest's anova() (types I, II and III, Satterthwaite's
+# df) on lme4's fit at hnm's θ (lmertest_twin, helper-lmm.R): the hypotheses and F tests are
+# then functions of one point, and any difference is hnm's. Issue 25: the F of a term marginal
+# to an interaction tested that term's raw coefficients, so it changed with the contrast coding
+# (the growth model's F for time: 15.6 treatment, 94.7 sum), and the DenDF of a one-term model
+# were those of the term's coefficients, not of lmerTest's type I rows (24.4 vs 22.45).
+#
+# Tolerances. At one θ, β, vcov(β), σ and the hypothesis matrices are closed forms in both
+# packages, so Sum Sq, Mean Sq and F agree to rounding (1e-12 measured): 1e-8. DenDF carries
+# the error of lmerTest's numerical derivatives (numDeriv's Richardson Hessian of lme4's
+# deviance and Jacobian of vcov, relative error about 1e-8 on these cases, against hnm's
+# analytic ones): 1e-6. The p-value inherits DenDF's error and is compared on the log scale
+# (expect_equal's tolerance is absolute below 1e-6): 1e-6.
+
+chicks <- droplevels(subset(as.data.frame(ChickWeight), Diet %in% c("1", "2", "3")))
+chicks <- data.frame(weight = chicks$weight, time = chicks$Time, diet = chicks$Diet,
+                     subject = factor(as.character(chicks$Chick)))
+set.seed(25)
+mixed <- data.frame(g = factor(rep(1:12, each = 10)), x = round(rnorm(120), 2),
+                    f = factor(sample(c("a", "b", "c"), 120, TRUE)),
+                    h = factor(sample(c("u", "v"), 120, TRUE)))
+mixed$y <- with(mixed, 1 + x + 0.5 * (f == "b") - 0.7 * x * (f == "c") + 0.3 * x^2 +
+                  (h == "v") * (f == "c") + rnorm(12)[g] + 0.5 * rnorm(12)[g] * x + rnorm(120))
+# An empty cell: f:h's column of it is aliased and dropped (by hnm and lme4 alike).
+empty_cell <- subset(mixed, !(f == "c" & h == "v"))
+
+anova_cases <- list(
+  list(weight ~ time * diet + (time | subject), chicks),  # the issue's growth model
+  list(y ~ f + (f | g), mixed),  # the issue's one-term model; unbalanced, so type I's rows matter
+  list(y ~ x * f + (x | g), mixed),  # continuous × factor
+  list(y ~ f * h + x + (1 | g), mixed),  # factor × factor, unbalanced
+  list(y ~ poly(x, 2) * f + (1 | g), mixed),  # a polynomial term in an interaction
+  list(y ~ f * h + (1 | g), empty_cell)  # a rank-deficient design
+)
+
+# The data with every factor covariate (not the grouping factor) coded by `coding`: R's
+# default (treatment, which lmerTest's type III uses as it is), a coding named on the factor
+# ("contr.sum") or a contrast matrix on it (Helmert's); the last two make lmerTest remake the
+# design with treatment contrasts and map its hypotheses back.
+recode <- function(data, coding, group) {
+  for (v in setdiff(names(data)[vapply(data, is.factor, NA)], group)) {
+    if (coding == "contr.sum") stats::contrasts(data[[v]]) <- "contr.sum"
+    if (coding == "contr.helmert") {
+      stats::contrasts(data[[v]]) <- stats::contr.helmert(nlevels(data[[v]]))
+    }
+  }
+  data
+}
+
+test_that("anova(fit, type) is lmerTest's for every coding, type, ML and REML", {
+  skip_if_not_installed("lmerTest")
+  for (case in anova_cases) {
+    group <- all.vars(lme4::findbars(case[[1]])[[1]][[3]])
+    for (coding in c("contr.treatment", "contr.sum", "contr.helmert")) {
+      data <- recode(case[[2]], coding, group)
+      for (reml in c(FALSE, TRUE)) {
+        fit <- suppressMessages(hnm_fit(case[[1]], data, REML = reml))
+        twin <- suppressMessages(lmertest_twin(fit, case[[1]], data, reml))
+        for (type in list("III", "II", "I", 3, 2, 1, "3")) {
+          label <- sprintf("%s, %s, REML = %s, type %s", deparse1(case[[1]]), coding, reml, type)
+          # (Both say "Missing cells" for type III of the rank-deficient design.)
+          table <- suppressMessages(
+            if (identical(type, "III")) anova(fit) else anova(fit, type = type))
+          reference <- suppressMessages(anova(twin, type = type))
+          expect_identical(attr(table, "heading"), attr(reference, "heading"), label = label)
+          expect_identical(rownames(table), rownames(reference), label = label)
+          expect_identical(colnames(table), colnames(reference), label = label)
+          expect_identical(table$NumDF, as.numeric(reference$NumDF), label = label)
+          for (column in c("Sum Sq", "Mean Sq", "F value")) {
+            expect_equal(table[[column]], reference[[column]], tolerance = 1e-8,
+                         label = paste(label, column))
+          }
+          expect_equal(table$DenDF, reference$DenDF, tolerance = 1e-6,
+                       label = paste(label, "DenDF"))
+          expect_equal(log(table[["Pr(>F)"]]), log(reference[["Pr(>F)"]]), tolerance = 1e-6,
+                       label = paste(label, "Pr(>F)"))
+        }
+        # ddf = "lme4": lme4's sequential table of the same fit, without df.
+        expect_equal(anova(fit, ddf = "lme4"), anova(twin, ddf = "lme4"), tolerance = 1e-8,
+                     label = paste(deparse1(case[[1]]), coding, reml, "ddf = lme4"))
+      }
+    }
+  }
+})
+
+test_that("a fit without fixed-effect terms has lmerTest's empty table", {
+  skip_if_not_installed("lmerTest")
+  d <- lme4::Dyestuff
+  reference <- anova(lmerTest::lmer(Yield ~ 1 + (1 | Batch), d), type = 2)
+  # The one-way model (anova(fit) alone tests tau^2 = 0; `type` asks for lmerTest's table).
+  for (fit in list(hnm_fit(Yield ~ 1 | Batch, d),
+                   hnm_fit(Reaction ~ 1 + (Days | Subject), lme4::sleepstudy))) {
+    table <- anova(fit, type = 2)
+    expect_identical(attr(table, "heading"), attr(reference, "heading"))
+    expect_identical(dim(table), dim(reference))
+    expect_identical(colnames(table), colnames(reference))
+    expect_identical(dim(anova(fit, ddf = "lme4")), c(0L, 4L))
+  }
+})
+
+test_that("anova()'s type and ddf are checked", {
+  fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  expect_error(anova(fit, ddf = "Kenward-Roger"), "Kenward-Roger.*not available",
+               class = "hnm_error_unsupported")
+  expect_error(anova(fit, type = 4), "`type` must be one of", class = "hnm_error_argument")
+  expect_error(anova(fit, type = "III", ddf = "lme4"), "does not apply",
+               class = "hnm_error_argument")
+  expect_error(anova(fit, ddf = "nonsense"), "`ddf` must be one of", class = "hnm_error")
+  expect_error(anova(fit, fit, type = 1), "comparison of fits takes neither",
+               class = "hnm_error_argument")
+  one_way <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
+  expect_error(anova(one_way, type = "IV"), "`type` must be one of", class = "hnm_error_argument")
+})
+
+test_that("a fit from group statistics gives lme4's table and says why it has no F tests", {
+  formula <- Reaction ~ Days + (Days | Subject)
+  d <- lme4::sleepstudy
+  fit <- hnm_fit(formula, hnm_stats(formula, d))
+  expect_error(anova(fit), "anova\\(\\) of one fit.*group statistics", class = "hnm_error_no_rows")
+  # lme4's anova() of lme4's fit at hnm's θ (the fixed part needs only beta and vcov).
+  twin <- lmer_twin(fit, formula, d)
+  expect_equal(anova(fit, ddf = "lme4"), anova(twin), tolerance = 1e-8)
+})
