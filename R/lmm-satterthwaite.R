@@ -87,7 +87,7 @@ fixed_effects_anova <- function(fit, type, ddf, call) {
   type <- anova_type(type, call)
   # A fit without fixed-effect terms (the one-way model's intercept only) has no rows.
   hypotheses <- if (length(fixed_term_labels(fit)) == 0L) list() else {
-    design <- anova_design(fit)
+    design <- anova_design(fit, coding = type == "3")
     switch(type, "1" = contrasts_type1(design), "2" = contrasts_type2(design),
            "3" = contrasts_type3(design))
   }
@@ -162,13 +162,144 @@ lme4_anova <- function(fit) {
             heading = "Analysis of Variance Table", class = c("anova", "data.frame"))
 }
 
-# What lmerTest's hypothesis matrices are built from: X (kept columns, with "assign" and
-# "contrasts"), the terms of the fixed part, lme4's model frame and its variables' classes.
-anova_design <- function(fit) {
-  lmm_rows(fit, "anova() of one fit (lmerTest's hypotheses are built from the design)")
-  frame <- stats::model.frame(fit)
-  list(X = stats::model.matrix(fit), terms = stats::terms(fit), frame = frame,
-       data_classes = attr(attr(frame, "terms"), "dataClasses"))
+# What lmerTest's hypothesis matrices are built from, without the rows: lmerTest uses the
+# rows of X, of X remade with treatment contrasts and of the cell-means design only through
+# their cross-products (crossprod, ginv(A) B = (A'A)^+ A'B, pivoted QR, zero columns), so
+# pseudo-rows with the data's cross-products give its matrices. Every such design is X_full C
+# for a matrix C that depends only on the coding (X_full: all the fit's fixed columns,
+# aliased ones included), found on a grid of made-up values of the variables (anova_grid());
+# the pseudo-rows of X_full are R = [R_k, R_k^-T M_kd], R_k the Cholesky factor of the kept
+# columns' block of M = X_full'X_full, which the fit's group statistics give exactly
+# (fixed_crossproducts()). R'R = M up to the aliased columns' residuals, which hnm's rank
+# decision on the fit already set to zero. X is R_k (p x p), so the cost is in p, not in rows.
+anova_design <- function(fit, coding) {
+  kept <- fit$kept
+  full_names <- character(length(fit$spec$fixed))
+  full_names[kept] <- fit$fixed_names
+  full_names[-kept] <- fit$dropped_fixed
+  M <- fixed_crossproducts(fit)
+  root <- chol(M[kept, kept, drop = FALSE])
+  pseudo <- matrix(0, length(kept), length(full_names), dimnames = list(NULL, full_names))
+  pseudo[, kept] <- root
+  pseudo[, -kept] <- forwardsolve(t(root), M[kept, -kept, drop = FALSE])
+  X <- pseudo[, kept, drop = FALSE]
+  attr(X, "assign") <- fit$fixed_assign
+  attr(X, "contrasts") <- fit$contrasts
+  factors <- attr(fit$terms, "factors")
+  data_classes <- attr(fit$terms, "dataClasses") %||%
+    stats::setNames(rep("numeric", nrow(factors)), rownames(factors))
+  design <- list(X = X, terms = fit$terms, levels = fit$xlev$fixed, data_classes = data_classes)
+  if (!coding) return(design)
+  # Type III's designs: the grid, and the pseudo-rows of a design made on it.
+  grid <- anova_grid(fit, length(full_names))
+  X_grid <- stats::model.matrix(fit$terms, data = grid, contrasts.arg = fit$contrasts)
+  if (!identical(colnames(X_grid), full_names)) {
+    hnm_abort(paste("anova() could not rebuild the coding of the fixed-effect columns from the",
+                    "fit's terms (lmerTest's type III hypotheses need it)."),
+              class = "hnm_error_unsupported")
+  }
+  qr_grid <- qr(X_grid)
+  c(design, list(grid = grid, rows = function(d) pseudo_rows(d, X_grid, qr_grid, pseudo)))
+}
+
+# The pseudo-rows of a design made on the grid: R C with X_grid C = design, refused when the
+# design is not a linear function of the fit's columns (then lmerTest's hypotheses depend on
+# rows that the fit does not keep). A column whose pseudo-rows are below 1e-9 of the norms
+# it is combined from is a combination that is zero on the data (an empty cell: lmerTest's
+# column of zeros) and is set to exactly 0.
+pseudo_rows <- function(design, X_grid, qr_grid, pseudo) {
+  C <- qr.coef(qr_grid, design)
+  C[is.na(C)] <- 0
+  if (any(abs(X_grid %*% C - design) > 1e-8 * max(1, abs(design)))) {
+    hnm_abort(paste("anova() cannot build lmerTest's type III hypotheses of this design from",
+                    "the fit's columns: a term's cell-means columns are not combinations of",
+                    "them; use type = \"I\" or \"II\"."), class = "hnm_error_unsupported")
+  }
+  rows <- pseudo %*% C
+  scale <- crossprod(sqrt(colSums(pseudo^2)), abs(C))
+  rows[, sqrt(colSums(rows^2)) <= 1e-9 * scale] <- 0
+  attributes(rows) <- c(list(dim = dim(rows), dimnames = list(NULL, colnames(design))),
+                        attributes(design)[c("assign", "contrasts")])
+  rows
+}
+
+# X_full'X_full from the fit's group statistics: per group the within co-moments W_g plus
+# n_g times the outer product of the means (pilot + centred means), the intercept's column
+# being 1. Exact sums of the rows' products, whatever the number of rows.
+fixed_crossproducts <- function(fit) {
+  s <- fit$stats
+  k <- length(s$pilot)
+  groups <- length(s$n)
+  means <- matrix(s$means, groups, k, byrow = TRUE) + rep(s$pilot, each = groups)
+  packed <- colSums(matrix(s$comoments, groups, k * (k + 1L) / 2L, byrow = TRUE))
+  within <- matrix(0, k, k)
+  within[upper.tri(within, diag = TRUE)] <- packed  # row-wise lower = column-wise upper
+  within[lower.tri(within)] <- t(within)[lower.tri(within)]
+  total <- within + crossprod(means * sqrt(s$n))
+  # Variable 0 is the intercept, a column of ones.
+  total <- rbind(c(sum(s$n), colSums(means * s$n)), cbind(colSums(means * s$n), total))
+  index <- fit$spec$fixed + 1L
+  total[index, index, drop = FALSE]
+}
+
+# A made-up model frame of the fixed part's variables, on which model.matrix() gives the
+# coding maps: every combination of the factors' levels, each with more random points of the
+# numeric variables' columns than there are products of them, so that an identity between
+# the columns (multilinear in the numeric columns) holds on the grid only if it holds for
+# all values (with probability one).
+anova_grid <- function(fit, columns) {
+  terms <- fit$terms
+  variables <- as.list(attr(terms, "variables"))[-1L]
+  names <- vapply(variables, function(x) {
+    paste(deparse(x, width.cutoff = 500L, backtick = !is.symbol(x) && is.language(x)),
+          collapse = " ")
+  }, "")
+  classes <- stats::setNames(attr(terms, "dataClasses")[names] %||% rep(NA, length(names)),
+                             names)
+  classes[is.na(classes)] <- "numeric"
+  levels <- fit$xlev$fixed
+  values <- lapply(stats::setNames(names, names), function(v) {
+    if (v %in% names(levels)) levels[[v]] else if (classes[[v]] == "logical") c(FALSE, TRUE)
+  })
+  discrete <- !vapply(values, is.null, NA)
+  widths <- ifelse(startsWith(classes, "nmatrix."),
+                   suppressWarnings(as.integer(sub("nmatrix.", "", classes, fixed = TRUE))), 1L)
+  points <- prod(widths[!discrete] + 1L) + 1L
+  rows <- prod(lengths(values[discrete])) * points
+  if (rows * columns > 1e7) {
+    hnm_abort(sprintf(paste("anova()'s type III hypotheses need the coding of the fixed part on",
+                            "%g combinations of its factors' levels and covariates, too many",
+                            "to build; use type = \"I\" or \"II\"."), rows),
+              class = "hnm_error_too_large")
+  }
+  grid <- expand.grid(c(values[discrete], list(.point = seq_len(points))),
+                      KEEP.OUT.ATTRS = FALSE, stringsAsFactors = FALSE)
+  numeric_values <- matrix(seeded_uniform(rows * sum(widths[!discrete])), rows)
+  used <- cumsum(c(0L, widths[!discrete]))
+  frame <- lapply(seq_along(names), function(i) {
+    if (discrete[i]) {
+      value <- grid[[names[i]]]
+      if (is.logical(value)) return(value)
+      return(factor(value, levels = values[[i]], ordered = classes[[i]] == "ordered"))
+    }
+    j <- sum(!discrete[seq_len(i)])
+    block <- numeric_values[, used[j] + seq_len(widths[i]), drop = FALSE]
+    if (startsWith(classes[[i]], "nmatrix.")) block else as.vector(block)
+  })
+  names(frame) <- names
+  structure(frame, class = "data.frame", row.names = seq_len(rows), terms = terms)
+}
+
+# n uniform numbers in (-1/2, 1/2) from R's generator with a fixed seed, the caller's
+# random number stream left as it was.
+seeded_uniform <- function(n) {
+  saved <- if (exists(".Random.seed", globalenv(), inherits = FALSE)) {
+    get(".Random.seed", globalenv(), inherits = FALSE)
+  }
+  on.exit(if (is.null(saved)) rm(".Random.seed", envir = globalenv()) else
+    assign(".Random.seed", saved, envir = globalenv()))
+  set.seed(25L, kind = "Mersenne-Twister", normal.kind = "Inversion", sample.kind = "Rejection")
+  stats::runif(n) - 0.5
 }
 
 # lmerTest's type I hypotheses (get_contrasts_type1): the rows of the term's columns in the
@@ -220,10 +351,9 @@ contrasts_type3 <- function(design) {
   if (length(codings) > 0L && is.character(codings) && all(codings == "contr.treatment")) {
     return(type3_treatment(design, X))
   }
-  levels <- stats::.getXlevels(design$terms, design$frame)
-  treatment <- stats::model.matrix(design$terms, data = design$frame,
-                                   contrasts.arg = lapply(levels, function(l) "contr.treatment"))
-  treatment <- full_rank_columns(treatment)
+  treatment <- stats::model.matrix(design$terms, data = design$grid, contrasts.arg =
+                                     lapply(design$levels, function(l) "contr.treatment"))
+  treatment <- full_rank_columns(design$rows(treatment))
   map <- zapsmall(pseudo_inverse(treatment) %*% X)
   lapply(type3_treatment(design, treatment)[labels], function(L) L %*% map)
 }
@@ -258,13 +388,14 @@ type3_treatment <- function(design, X) {
 cell_means_design <- function(design) {
   labels <- attr(design$terms, "term.labels")
   parts <- lapply(labels, function(term) {
-    stats::model.matrix(stats::as.formula(paste("~ 0 +", term)), data = design$frame)
+    stats::model.matrix(stats::as.formula(paste("~ 0 +", term)), data = design$grid)
   })
   cells <- do.call(cbind, parts)
   colnames(cells) <- unlist(lapply(parts, colnames))
   if (attr(design$terms, "intercept") != 0) {
     cells <- cbind(`(Intercept)` = rep(1, nrow(cells)), cells)
   }
+  cells <- design$rows(cells)
   empty <- colnames(cells)[apply(cells, 2L, function(x) all(x == 0))]
   if (length(empty)) {
     message(paste(sprintf("Missing cells for: %s. ", paste(empty, collapse = ", ")),

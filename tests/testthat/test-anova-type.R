@@ -112,12 +112,57 @@ test_that("anova()'s type and ddf are checked", {
   expect_error(anova(one_way, type = "IV"), "`type` must be one of", class = "hnm_error_argument")
 })
 
-test_that("a fit from group statistics gives lme4's table and says why it has no F tests", {
+# The hypotheses are built from X'X, which the group statistics give exactly, and from the
+# coding of the terms (issue 25: anova() of a fit from statistics stopped with
+# hnm_error_no_rows, and a fit from rows built n x p matrices). A fit from hnm_stats() of the
+# same rows holds the same statistics, so its table is that of the fit from rows (checked
+# against lmerTest above) to rounding: 1e-10.
+test_that("anova(fit) of a fit from group statistics is that of the fit from rows", {
+  for (case in anova_cases) {
+    group <- all.vars(lme4::findbars(case[[1]])[[1]][[3]])
+    for (coding in c("contr.treatment", "contr.sum", "contr.helmert")) {
+      data <- recode(case[[2]], coding, group)
+      for (reml in c(FALSE, TRUE)) {
+        rows <- suppressMessages(hnm_fit(case[[1]], data, REML = reml))
+        statistics <- suppressMessages(hnm_fit(case[[1]], hnm_stats(case[[1]], data),
+                                               REML = reml))
+        for (type in 1:3) {
+          expect_equal(suppressMessages(anova(statistics, type = type)),
+                       suppressMessages(anova(rows, type = type)), tolerance = 1e-10,
+                       label = sprintf("%s, %s, REML = %s, type %s", deparse1(case[[1]]),
+                                       coding, reml, type))
+        }
+      }
+    }
+  }
+})
+
+test_that("a fit from group statistics gives lmerTest's and lme4's tables", {
+  skip_if_not_installed("lmerTest")
   formula <- Reaction ~ Days + (Days | Subject)
   d <- lme4::sleepstudy
   fit <- hnm_fit(formula, hnm_stats(formula, d))
-  expect_error(anova(fit), "anova\\(\\) of one fit.*group statistics", class = "hnm_error_no_rows")
+  twin <- lmertest_twin(fit, formula, d)
+  reference <- anova(twin)
+  table <- anova(fit)
+  for (column in c("Sum Sq", "Mean Sq", "F value")) {
+    expect_equal(table[[column]], reference[[column]], tolerance = 1e-8)
+  }
+  expect_equal(table$DenDF, reference$DenDF, tolerance = 1e-6)
   # lme4's anova() of lme4's fit at hnm's θ (the fixed part needs only beta and vcov).
-  twin <- lmer_twin(fit, formula, d)
-  expect_equal(anova(fit, ddf = "lme4"), anova(twin), tolerance = 1e-8)
+  expect_equal(anova(fit, ddf = "lme4"), anova(lmer_twin(fit, formula, d)), tolerance = 1e-8)
+})
+
+# anova() does not read the rows: columns kept by reference and modified in place after the
+# fit (data.table's set()), which row-level methods refuse, leave its table as it was.
+test_that("anova(fit) does not read the data rows", {
+  skip_if_not_installed("data.table")
+  dt <- data.table::as.data.table(recode(mixed, "contr.sum", "g"))
+  fit <- hnm_fit(y ~ x * f + (x | g), dt)
+  before <- lapply(1:3, function(type) anova(fit, type = type))
+  every <- seq_len(nrow(dt))
+  data.table::set(dt, i = every, j = "x", value = rev(dt$x))
+  data.table::set(dt, i = every, j = "f", value = rev(dt$f))
+  expect_error(model.matrix(fit), class = "hnm_error_data_changed")
+  for (type in 1:3) expect_identical(anova(fit, type = type), before[[type]])
 })
