@@ -27,11 +27,16 @@
 #' treatment-coded design and made orthogonal to the terms containing the term, so that a
 #' main effect marginal to an interaction gets the same F under any contrast coding. Type I
 #' is sequential (Doolittle's factor of \eqn{X'X}{X'X}); type II tests each term adjusted
-#' for the terms that do not contain it. The hypotheses are built from the design, so a fit
-#' made from group statistics (no rows) gives only `ddf = "lme4"`, lme4's sequential table
-#' (`npar`, `Sum Sq`, `Mean Sq`, `F value`, without df), and an error of class `hnm_error_no_rows`
-#' otherwise (a fit without fixed-effect terms has no rows to test and gives the empty
-#' table). Every column equals lmerTest's anova() of lme4's fit at hnm's \eqn{\theta}{theta},
+#' for the terms that do not contain it. `ddf = "lme4"` gives lme4's sequential table
+#' (`npar`, `Sum Sq`, `Mean Sq`, `F value`, without df); a fit without fixed-effect terms has
+#' no rows to test and gives the empty table. lmerTest builds the hypotheses from the rows
+#' of X (and of X remade with treatment contrasts and the cell-means design); hnm builds the
+#' same matrices from \eqn{X'X}{X'X}, which the group statistics give exactly, and the
+#' terms' coding, so `anova(fit)` reads no rows, costs the same at any number of rows and
+#' works on a fit made from group statistics (`hnm_stats()`, a database). Type III needs the
+#' coding of every combination of the fixed part's factors' levels: beyond 1e7 entries it
+#' stops with an error of class `hnm_error_too_large` (types I and II need only
+#' \eqn{X'X}{X'X}). Every column equals lmerTest's anova() of lme4's fit at hnm's \eqn{\theta}{theta},
 #' for every type, ML and REML, designs with interactions of factors and covariates and
 #' polynomial terms under treatment, sum and Helmert contrasts (tests/testthat/test-anova-type.R;
 #' the DenDF to lmerTest's numerical-derivative accuracy, 1e-6).

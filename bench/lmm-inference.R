@@ -1,7 +1,8 @@
 # Interval timings of the general model: the parametric bootstrap (statistic space, on
 # getOption("hnm.threads", 2) threads) and the profile-likelihood intervals of every parameter
 # of y ~ x1 + x2 + w + (x1 | g) at 1e6 rows and 1e4 groups (q = 2) and of the lecture's NELS
-# model mscore ~ flp + enroll + ses + (ses | school), the latter beside lme4's profile intervals.
+# model mscore ~ flp + enroll + ses + (ses | school), the latter beside lme4's profile intervals;
+# and anova(fit)'s F tests at 1e6 rows beside the fit's time.
 #
 #   Rscript bench/lmm-inference.R             # about two minutes on 2 cores, most of it lme4
 #   Rscript bench/lmm-inference.R --no-lme4   # without lme4's profile of NELS
@@ -68,6 +69,24 @@ bench_profile <- function(case, target = NA_real_, lme4 = FALSE) {
              first[["user.self"]] + first[["sys.self"]], target, note)
 }
 
+# anova(fit) (lmerTest's type III and type I tables) of y ~ x1 * f + x2 + (x1 | g) on the
+# simulated rows with a three-level factor f: its hypotheses come from X'X of the group
+# statistics and the terms' coding, so its time, beside the fit's, does not grow with rows.
+bench_anova <- function(data) {
+  data$f <- factor(c("a", "b", "c"))[as.integer(data$g) %% 3L + 1L]
+  formula <- y ~ x1 * f + x2 + (x1 | g)
+  fit_seconds <- time_median(function() hnm_fit(formula, data), reps)
+  case <- list(label = "simulated, x1 * f", fit = hnm_fit(formula, data))
+  lapply(c("III", "I"), function(type) {
+    run <- function() anova(case$fit, type = type)
+    first <- system.time(run())
+    seconds <- time_median(run, reps)
+    timing_row(case, sprintf("anova(fit, type = \"%s\")", type), seconds,
+               first[["user.self"]] + first[["sys.self"]], NA_real_,
+               sprintf("fit %.3f s: anova / fit %.2f", fit_seconds, seconds / fit_seconds))
+  })
+}
+
 # The fits timed: simulated 100 rows per group (bench/utils.R), and NELS.
 simulated <- simulate_lmm(1e6, 1e4)
 cases <- list(
@@ -75,17 +94,18 @@ cases <- list(
   list(label = "NELS", fit = hnm_fit(mscore ~ flp + enroll + ses + (ses | school), hnm::nels),
        data = hnm::nels)
 )
+anova_rows <- bench_anova(simulated)
 rm(simulated)
 invisible(gc())
 
-rows <- list(
+rows <- c(list(
   bench_bootstrap(cases[[1L]], target = 5),
   bench_bootstrap(cases[[2L]]),
   bench_profile(cases[[1L]], target = 1),
   bench_profile(cases[[2L]], lme4 = !bench_flag("no-lme4"))
-)
-print_table(paste("Intervals of the general model, wall seconds (medians); targets: 1000",
-                  "bootstrap replicates of 1e6 rows, 1e4 groups, q = 2 in < 5 s, their profile",
+), anova_rows)
+print_table(paste("Intervals and anova(fit) of the general model, wall seconds (medians);",
+                  "targets: 1000 bootstrap replicates of 1e6 rows, 1e4 groups, q = 2 in < 5 s, their profile",
                   "CIs in < 1 s; NELS profile CIs >= 100x faster than lme4's"),
             do.call(rbind, rows))
 cat(sprintf("\nthreads %d; load average at the end %s\n", getOption("hnm.threads", 2L),
