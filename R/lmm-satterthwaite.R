@@ -352,7 +352,9 @@ contrasts_type3 <- function(design) {
     return(type3_treatment(design, X))
   }
   treatment <- stats::model.matrix(design$terms, data = design$grid, contrasts.arg =
-                                     lapply(design$levels, function(l) "contr.treatment"))
+                                     if (length(design$levels)) {
+                                       lapply(design$levels, function(l) "contr.treatment")
+                                     })
   treatment <- full_rank_columns(design$rows(treatment))
   map <- zapsmall(pseudo_inverse(treatment) %*% X)
   lapply(type3_treatment(design, treatment)[labels], function(L) L %*% map)

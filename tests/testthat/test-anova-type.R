@@ -30,7 +30,8 @@ anova_cases <- list(
   list(y ~ x * f + (x | g), mixed),  # continuous × factor
   list(y ~ f * h + x + (1 | g), mixed),  # factor × factor, unbalanced
   list(y ~ poly(x, 2) * f + (1 | g), mixed),  # a polynomial term in an interaction
-  list(y ~ f * h + (1 | g), empty_cell)  # a rank-deficient design
+  list(y ~ f * h + (1 | g), empty_cell),  # a rank-deficient design
+  list(y ~ x + I(x^2) + (1 | g), mixed)  # no factor: type III's remade design has no contrasts
 )
 
 # The data with every factor covariate (not the grouping factor) coded by `coding`: R's
