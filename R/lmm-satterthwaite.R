@@ -185,9 +185,11 @@ anova_design <- function(fit, coding) {
   X <- pseudo[, kept, drop = FALSE]
   attr(X, "assign") <- fit$fixed_assign
   attr(X, "contrasts") <- fit$contrasts
-  factors <- attr(fit$terms, "factors")
-  data_classes <- attr(fit$terms, "dataClasses") %||%
-    stats::setNames(rep("numeric", nrow(factors)), rownames(factors))
+  # A fit from a database has terms without a model frame's dataClasses: its factors are
+  # those with levels.
+  variables <- rownames(attr(fit$terms, "factors"))
+  data_classes <- attr(fit$terms, "dataClasses") %||% stats::setNames(
+    ifelse(variables %in% names(fit$xlev$fixed), "factor", "numeric"), variables)
   design <- list(X = X, terms = fit$terms, levels = fit$xlev$fixed, data_classes = data_classes)
   if (!coding) return(design)
   # Type III's designs: the grid, and the pseudo-rows of a design made on it.

@@ -167,3 +167,23 @@ test_that("anova(fit) does not read the data rows", {
   expect_error(model.matrix(fit), class = "hnm_error_data_changed")
   for (type in 1:3) expect_identical(anova(fit, type = type), before[[type]])
 })
+
+# A fit from a database (R/sql.R) has the statistics and the terms, but no model frame: its
+# terms lack dataClasses, so which variables are factors (lmerTest's containment of types II
+# and III) comes from their levels. Its tables equal those of the fit from the data frame.
+test_that("anova(fit) of a fit from a database is that of the fit from rows", {
+  skip_if_not_installed("RSQLite")
+  skip_if_not_installed("dbplyr")
+  con <- DBI::dbConnect(RSQLite::SQLite(), ":memory:")
+  on.exit(DBI::dbDisconnect(con))
+  rows <- transform(mixed, g = as.integer(g), f = as.character(f), h = as.character(h))
+  DBI::dbWriteTable(con, "mixed", rows)
+  for (formula in list(y ~ x * f + (1 | g), y ~ f * h + x + (x | g))) {
+    database <- hnm_fit(formula, dplyr::tbl(con, "mixed"))
+    memory <- hnm_fit(formula, transform(rows, g = factor(g)))
+    for (type in 1:3) {
+      expect_equal(anova(database, type = type), anova(memory, type = type), tolerance = 1e-10,
+                   label = paste(deparse1(formula), "type", type))
+    }
+  }
+})
