@@ -105,8 +105,8 @@ rows <- c(list(
   bench_profile(cases[[2L]], lme4 = !bench_flag("no-lme4"))
 ), anova_rows)
 print_table(paste("Intervals and anova(fit) of the general model, wall seconds (medians);",
-                  "targets: 1000 bootstrap replicates of 1e6 rows, 1e4 groups, q = 2 in < 5 s, their profile",
-                  "CIs in < 1 s; NELS profile CIs >= 100x faster than lme4's"),
+                  "targets: 1000 bootstrap replicates of 1e6 rows, 1e4 groups, q = 2 in < 5 s,",
+                  "their profile CIs in < 1 s; NELS profile CIs >= 100x faster than lme4's"),
             do.call(rbind, rows))
 cat(sprintf("\nthreads %d; load average at the end %s\n", getOption("hnm.threads", 2L),
             paste(scan("/proc/loadavg", what = "", n = 3, quiet = TRUE), collapse = " ")))

@@ -48,40 +48,47 @@ recode <- function(data, coding, group) {
   data
 }
 
-test_that("anova(fit, type) is lmerTest's for every coding, type, ML and REML", {
-  skip_if_not_installed("lmerTest")
+# body(formula, data, REML, label) on every case of anova_cases, coding and criterion.
+for_each_case <- function(body) {
   for (case in anova_cases) {
     group <- all.vars(lme4::findbars(case[[1]])[[1]][[3]])
     for (coding in c("contr.treatment", "contr.sum", "contr.helmert")) {
       data <- recode(case[[2]], coding, group)
       for (reml in c(FALSE, TRUE)) {
-        fit <- suppressMessages(hnm_fit(case[[1]], data, REML = reml))
-        twin <- suppressMessages(lmertest_twin(fit, case[[1]], data, reml))
-        for (type in list("III", "II", "I", 3, 2, 1, "3")) {
-          label <- sprintf("%s, %s, REML = %s, type %s", deparse1(case[[1]]), coding, reml, type)
-          # (Both say "Missing cells" for type III of the rank-deficient design.)
-          table <- suppressMessages(
-            if (identical(type, "III")) anova(fit) else anova(fit, type = type))
-          reference <- suppressMessages(anova(twin, type = type))
-          expect_identical(attr(table, "heading"), attr(reference, "heading"), label = label)
-          expect_identical(rownames(table), rownames(reference), label = label)
-          expect_identical(colnames(table), colnames(reference), label = label)
-          expect_identical(table$NumDF, as.numeric(reference$NumDF), label = label)
-          for (column in c("Sum Sq", "Mean Sq", "F value")) {
-            expect_equal(table[[column]], reference[[column]], tolerance = 1e-8,
-                         label = paste(label, column))
-          }
-          expect_equal(table$DenDF, reference$DenDF, tolerance = 1e-6,
-                       label = paste(label, "DenDF"))
-          expect_equal(log(table[["Pr(>F)"]]), log(reference[["Pr(>F)"]]), tolerance = 1e-6,
-                       label = paste(label, "Pr(>F)"))
-        }
-        # ddf = "lme4": lme4's sequential table of the same fit, without df.
-        expect_equal(anova(fit, ddf = "lme4"), anova(twin, ddf = "lme4"), tolerance = 1e-8,
-                     label = paste(deparse1(case[[1]]), coding, reml, "ddf = lme4"))
+        body(case[[1]], data, reml, sprintf("%s, %s, REML = %s", deparse1(case[[1]]), coding, reml))
       }
     }
   }
+}
+
+test_that("anova(fit, type) is lmerTest's for every coding, type, ML and REML", {
+  skip_if_not_installed("lmerTest")
+  for_each_case(function(formula, data, reml, case_label) {
+    fit <- suppressMessages(hnm_fit(formula, data, REML = reml))
+    twin <- suppressMessages(lmertest_twin(fit, formula, data, reml))
+    for (type in list("III", "II", "I", 3, 2, 1, "3")) {
+      label <- sprintf("%s, type %s", case_label, type)
+      # (Both say "Missing cells" for type III of the rank-deficient design.)
+      table <- suppressMessages(
+        if (identical(type, "III")) anova(fit) else anova(fit, type = type))
+      reference <- suppressMessages(anova(twin, type = type))
+      expect_identical(attr(table, "heading"), attr(reference, "heading"), label = label)
+      expect_identical(rownames(table), rownames(reference), label = label)
+      expect_identical(colnames(table), colnames(reference), label = label)
+      expect_identical(table$NumDF, as.numeric(reference$NumDF), label = label)
+      for (column in c("Sum Sq", "Mean Sq", "F value")) {
+        expect_equal(table[[column]], reference[[column]], tolerance = 1e-8,
+                     label = paste(label, column))
+      }
+      expect_equal(table$DenDF, reference$DenDF, tolerance = 1e-6,
+                   label = paste(label, "DenDF"))
+      expect_equal(log(table[["Pr(>F)"]]), log(reference[["Pr(>F)"]]), tolerance = 1e-6,
+                   label = paste(label, "Pr(>F)"))
+    }
+    # ddf = "lme4": lme4's sequential table of the same fit, without df.
+    expect_equal(anova(fit, ddf = "lme4"), anova(twin, ddf = "lme4"), tolerance = 1e-8,
+                 label = paste(case_label, "ddf = lme4"))
+  })
 })
 
 test_that("a fit without fixed-effect terms has lmerTest's empty table", {
@@ -119,23 +126,15 @@ test_that("anova()'s type and ddf are checked", {
 # same rows holds the same statistics, so its table is that of the fit from rows (checked
 # against lmerTest above) to rounding: 1e-10.
 test_that("anova(fit) of a fit from group statistics is that of the fit from rows", {
-  for (case in anova_cases) {
-    group <- all.vars(lme4::findbars(case[[1]])[[1]][[3]])
-    for (coding in c("contr.treatment", "contr.sum", "contr.helmert")) {
-      data <- recode(case[[2]], coding, group)
-      for (reml in c(FALSE, TRUE)) {
-        rows <- suppressMessages(hnm_fit(case[[1]], data, REML = reml))
-        statistics <- suppressMessages(hnm_fit(case[[1]], hnm_stats(case[[1]], data),
-                                               REML = reml))
-        for (type in 1:3) {
-          expect_equal(suppressMessages(anova(statistics, type = type)),
-                       suppressMessages(anova(rows, type = type)), tolerance = 1e-10,
-                       label = sprintf("%s, %s, REML = %s, type %s", deparse1(case[[1]]),
-                                       coding, reml, type))
-        }
-      }
+  for_each_case(function(formula, data, reml, case_label) {
+    rows <- suppressMessages(hnm_fit(formula, data, REML = reml))
+    statistics <- suppressMessages(hnm_fit(formula, hnm_stats(formula, data), REML = reml))
+    for (type in 1:3) {
+      expect_equal(suppressMessages(anova(statistics, type = type)),
+                   suppressMessages(anova(rows, type = type)), tolerance = 1e-10,
+                   label = sprintf("%s, type %s", case_label, type))
     }
-  }
+  })
 })
 
 test_that("a fit from group statistics gives lmerTest's and lme4's tables", {
