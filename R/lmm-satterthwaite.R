@@ -267,12 +267,13 @@ anova_grid <- function(fit, columns) {
   widths <- ifelse(startsWith(classes, "nmatrix."),
                    suppressWarnings(as.integer(sub("nmatrix.", "", classes, fixed = TRUE))), 1L)
   points <- prod(widths[!discrete] + 1L) + 1L
-  rows <- prod(lengths(values[discrete])) * points
+  combinations <- prod(lengths(values[discrete]))
+  rows <- combinations * points
   if (rows * columns > 1e7) {
     hnm_abort(sprintf(paste("anova()'s type III hypotheses need the coding of the fixed part on",
-                            "%g combinations of its factors' levels and covariates, too many",
-                            "to build; use type = \"I\" or \"II\"."), rows),
-              class = "hnm_error_too_large")
+                            "%g combinations of its factors' levels (a %g x %d grid), too",
+                            "many to build; use type = \"I\" or \"II\"."),
+                      combinations, rows, columns), class = "hnm_error_too_large")
   }
   grid <- expand.grid(c(values[discrete], list(.point = seq_len(points))),
                       KEEP.OUT.ATTRS = FALSE, stringsAsFactors = FALSE)

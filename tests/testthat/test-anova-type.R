@@ -186,3 +186,16 @@ test_that("anova(fit) of a fit from a database is that of the fit from rows", {
     }
   }
 })
+
+# Type III's coding is found on every combination of the factors' levels (anova_grid()): six
+# ten-level factors make 1e6 combinations, refused before anything that size is built, while
+# types I and II need only X'X.
+test_that("type III on too many combinations of factor levels is a classed error", {
+  set.seed(7)
+  d <- data.frame(g = factor(rep(1:20, each = 20)), y = rnorm(400))
+  for (v in c("a", "b", "c", "d", "e", "k")) d[[v]] <- factor(sample(letters[1:10], 400, TRUE))
+  fit <- hnm_fit(y ~ a + b + c + d + e + k + (1 | g), d)
+  expect_error(anova(fit), "1e\\+06 combinations", class = "hnm_error_too_large")
+  expect_identical(nrow(anova(fit, type = 1)), 6L)
+  expect_identical(nrow(anova(fit, type = 2)), 6L)
+})
