@@ -36,8 +36,8 @@
 #' works on a fit made from group statistics (`hnm_stats()`, a database). Type III needs the
 #' coding of every combination of the fixed part's factors' levels: beyond 1e7 entries it
 #' stops with an error of class `hnm_error_too_large` (types I and II need only
-#' \eqn{X'X}{X'X}). Every column equals lmerTest's anova() of lme4's fit at hnm's \eqn{\theta}{theta},
-#' for every type, ML and REML, designs with interactions of factors and covariates and
+#' \eqn{X'X}{X'X}). Every column equals lmerTest's anova() of lme4's fit at hnm's
+#' \eqn{\theta}{theta}, for every type, ML and REML, designs with interactions of factors and covariates and
 #' polynomial terms under treatment, sum and Helmert contrasts (tests/testthat/test-anova-type.R;
 #' the DenDF to lmerTest's numerical-derivative accuracy, 1e-6).
 #'
