@@ -23,6 +23,9 @@ mixed$y <- with(mixed, 1 + x + 0.5 * (f == "b") - 0.7 * x * (f == "c") + 0.3 * x
                   (h == "v") * (f == "c") + rnorm(12)[g] + 0.5 * rnorm(12)[g] * x + rnorm(120))
 # An empty cell: f:h's column of it is aliased and dropped (by hnm and lme4 alike).
 empty_cell <- subset(mixed, !(f == "c" & h == "v"))
+# An empty reference cell: no column is zero, but the cell's is a combination of X's columns
+# that is zero on the data, which hnm finds from X'X (to rounding) and lmerTest from the rows.
+empty_reference <- subset(mixed, !(f == "a" & h == "u"))
 
 anova_cases <- list(
   list(weight ~ time * diet + (time | subject), chicks),  # the issue's growth model
@@ -31,6 +34,7 @@ anova_cases <- list(
   list(y ~ f * h + x + (1 | g), mixed),  # factor × factor, unbalanced
   list(y ~ poly(x, 2) * f + (1 | g), mixed),  # a polynomial term in an interaction
   list(y ~ f * h + (1 | g), empty_cell),  # a rank-deficient design
+  list(y ~ f * h + (1 | g), empty_reference),
   list(y ~ x + I(x^2) + (1 | g), mixed)  # no factor: type III's remade design has no contrasts
 )
 
@@ -135,6 +139,14 @@ test_that("anova(fit) of a fit from group statistics is that of the fit from row
                    label = sprintf("%s, type %s", case_label, type))
     }
   })
+})
+
+test_that("a fit from group statistics says which cells are empty, as lmerTest", {
+  formula <- y ~ f * h + (1 | g)
+  fit <- suppressMessages(hnm_fit(formula, hnm_stats(formula, empty_reference)))
+  expect_message(anova(fit), "Missing cells for: fa:hu\\.")
+  fit <- suppressMessages(hnm_fit(formula, hnm_stats(formula, empty_cell)))
+  expect_message(anova(fit), "Missing cells for: fc:hv\\.")
 })
 
 test_that("a fit from group statistics gives lmerTest's and lme4's tables", {
