@@ -245,10 +245,10 @@ fixed_crossproducts <- function(fit) {
 }
 
 # A made-up model frame of the fixed part's variables, on which model.matrix() gives the
-# coding maps: every combination of the factors' levels, each with more random points of the
-# numeric variables' columns than there are products of them, so that an identity between
-# the columns (multilinear in the numeric columns) holds on the grid only if it holds for
-# all values (with probability one).
+# coding maps: every combination of the factors' levels, each with more points of the
+# numeric variables' columns (pseudo-random) than there are products of them, so that an
+# identity between the columns (multilinear in the numeric columns) holds on the grid only
+# if it holds for all values.
 anova_grid <- function(fit, columns) {
   terms <- fit$terms
   variables <- as.list(attr(terms, "variables"))[-1L]
@@ -277,7 +277,7 @@ anova_grid <- function(fit, columns) {
   }
   grid <- expand.grid(c(values[discrete], list(.point = seq_len(points))),
                       KEEP.OUT.ATTRS = FALSE, stringsAsFactors = FALSE)
-  numeric_values <- matrix(seeded_uniform(rows * sum(widths[!discrete])), rows)
+  numeric_values <- matrix(hashed_uniform(rows * sum(widths[!discrete])), rows)
   used <- cumsum(c(0L, widths[!discrete]))
   frame <- lapply(seq_along(names), function(i) {
     if (discrete[i]) {
@@ -293,17 +293,11 @@ anova_grid <- function(fit, columns) {
   structure(frame, class = "data.frame", row.names = seq_len(rows), terms = terms)
 }
 
-# n uniform numbers in (-1/2, 1/2) from R's generator with a fixed seed, the caller's
-# random number stream left as it was.
-seeded_uniform <- function(n) {
-  saved <- if (exists(".Random.seed", globalenv(), inherits = FALSE)) {
-    get(".Random.seed", globalenv(), inherits = FALSE)
-  }
-  on.exit(if (is.null(saved)) rm(".Random.seed", envir = globalenv()) else
-    assign(".Random.seed", saved, envir = globalenv()))
-  set.seed(25L, kind = "Mersenne-Twister", normal.kind = "Inversion", sample.kind = "Rejection")
-  stats::runif(n) - 0.5
-}
+# n numbers spread over (-1/2, 1/2) like uniform random numbers, from a fixed hash of their
+# index, frac(43758.5453 sin(i)) (no random number stream is read or changed): nonlinear
+# in i, so that, unlike a Weyl sequence, its values on an arithmetic progression of i (one
+# factor level's rows of the grid) do not lie on a line.
+hashed_uniform <- function(n) (sin(seq_len(n)) * 43758.5453) %% 1 - 0.5
 
 # lmerTest's type I hypotheses (get_contrasts_type1): the rows of the term's columns in the
 # transposed unit lower-triangular factor of X'X (Doolittle).
