@@ -70,7 +70,7 @@ satterthwaite_coefficients <- function(fit, coefficients, call) {
 
 # anova() of one fit: lmerTest's anova.lmerModLmerTest (single_anova). For each term of the
 # fixed part, the F test of lmerTest's type I, II or III hypothesis matrix for it (built
-# below exactly as lmerTest builds them, from the design and model frame), with
+# below as lmerTest builds them, on pseudo-rows with the data's X'X: anova_design()), with
 # Satterthwaite's df (contestMD); or, with ddf = "lme4", lme4's sequential table without df.
 # A term whose hypothesis has no rows (its columns all dropped as aliased) gets a row of NA
 # at the end, as lmerTest's.
@@ -172,6 +172,10 @@ lme4_anova <- function(fit) {
 # columns' block of M = X_full'X_full, which the fit's group statistics give exactly
 # (fixed_crossproducts()). R'R = M up to the aliased columns' residuals, which hnm's rank
 # decision on the fit already set to zero. X is R_k (p x p), so the cost is in p, not in rows.
+# lmerTest's rank decisions on rows (the pivoted QR at 1e-7 of the remade design, ginv's
+# sqrt(eps) of the largest singular value) are made on the pseudo-rows, whose singular values
+# are the data's to rounding; an empty cell by pseudo_rows()' rule. `coding`: build what type
+# III needs besides X (the grid and the pseudo-rows of designs made on it).
 anova_design <- function(fit, coding) {
   kept <- fit$kept
   full_names <- character(length(fit$spec$fixed))
