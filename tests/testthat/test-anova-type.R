@@ -21,6 +21,7 @@ mixed <- data.frame(g = factor(rep(1:12, each = 10)), x = round(rnorm(120), 2),
                     h = factor(sample(c("u", "v"), 120, TRUE)))
 mixed$y <- with(mixed, 1 + x + 0.5 * (f == "b") - 0.7 * x * (f == "c") + 0.3 * x^2 +
                   (h == "v") * (f == "c") + rnorm(12)[g] + 0.5 * rnorm(12)[g] * x + rnorm(120))
+mixed$z <- round(rnorm(120), 2)
 # An empty cell: f:h's column of it is aliased and dropped (by hnm and lme4 alike).
 empty_cell <- subset(mixed, !(f == "c" & h == "v"))
 # An empty reference cell: no column is zero, but the cell's is a combination of X's columns
@@ -35,7 +36,8 @@ anova_cases <- list(
   list(y ~ poly(x, 2) * f + (1 | g), mixed),  # a polynomial term in an interaction
   list(y ~ f * h + (1 | g), empty_cell),  # a rank-deficient design
   list(y ~ f * h + (1 | g), empty_reference),
-  list(y ~ x + I(x^2) + (1 | g), mixed)  # no factor: type III's remade design has no contrasts
+  # Plain numeric columns only: no model frame, no factor levels, no contrasts for type III.
+  list(y ~ x + z + (1 | g), mixed)
 )
 
 # The data with every factor covariate (not the grouping factor) coded by `coding`: R's
