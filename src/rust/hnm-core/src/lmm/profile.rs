@@ -540,7 +540,7 @@ impl<'a> LmmProfile<'a> {
                 *self.warm.borrow_mut() = near_start;
             }
         }
-        let root = newton_root(&excess, estimate, bound, start, step);
+        let root = newton_root(excess, estimate, bound, start, step);
         // Newton takes the bound as a point above z², which the check above assumes only
         // when a step would cross it: a profile that flattens below z² (an SD whose profile
         // levels off towards 0, a correlation's towards ±1) draws the iterates to the bound
