@@ -21,8 +21,7 @@ confint.hnm_lmm <- function(object, parm, level = 0.95, method = c("profile", "W
   method <- match.arg(method)
   if (method == "profile") {
     check_flag(oldNames, "oldNames", call)
-    limits <- lmm_profile_intervals(object, level, oldNames, call)
-    return(if (missing(parm)) limits else select_rows(limits, parm, call))
+    return(lmm_profile_intervals(object, if (!missing(parm)) parm, level, oldNames, call))
   }
   if (method == "boot") {
     check_probability(level, "level", call)

@@ -79,9 +79,11 @@
 #'   order, so the same seed gives lme4's simulations; `use.u = TRUE` conditions on the
 #'   conditional modes instead. `nsim` and `seed` are also the replicates and seed of
 #'   `confint(method = "boot")`.
-#' @param parm,level,method,oldNames For `confint`: parameters (names or indices), the
+#' @param parm,level,method,oldNames For `confint`: parameters (names or indices; for
+#'   `"profile"` also lme4's `"theta_"` and `"beta_"`, and, as lme4's, only these are
+#'   profiled, rows in lme4's order), the
 #'   confidence level, the method (`"profile"`, the default as in lme4: profile-likelihood
-#'   limits of every parameter, found exactly as the roots of \eqn{\zeta = \pm z} (see
+#'   limits of the parameters, found exactly as the roots of \eqn{\zeta = \pm z} (see
 #'   [profile.hnm_lmm()], which also says what a REML fit's profile is); `"Wald"`, for the
 #'   fixed effects; or `"boot"`, the parametric bootstrap of [bootstrap()] for every
 #'   parameter) and lme4's row names (`.sig01`, ..., `.sigma`, or with `oldNames = FALSE`

@@ -62,14 +62,17 @@ profile.hnm_lmm <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, 
             sd = stats::setNames(bounds$is_sd, names))
 }
 
-# Profile-likelihood limits of every parameter (rows in lme4's order and names).
-lmm_profile_intervals <- function(object, level, oldNames, call) {
+# Profile-likelihood limits of the parameters `parm` (lme4's `which`: NULL for all), rows in
+# lme4's order and names. Only those are profiled, as lme4's confint(fit, parm) profiles
+# `which = parm`: the cost follows `parm`, and another parameter's profile cannot fail it.
+lmm_profile_intervals <- function(object, parm, level, oldNames, call) {
   require_likelihood_fit(object, "profile intervals", call)
   check_probability(level, "level", call)
   names <- lmm_parameter_names(object, oldNames)
-  limits <- rust_result(rs_lmm_profile_ci(lmm_model(object), seq_along(names),
-                                          critical_value(level), thread_count(call)), call = call)
-  dimnames(limits) <- list(names, percent_labels(level))
+  profiled <- lmm_profiled(parm, object, names, call, "parm")
+  limits <- rust_result(rs_lmm_profile_ci(lmm_model(object), profiled, critical_value(level),
+                                          thread_count(call)), call = call)
+  dimnames(limits) <- list(names[profiled], percent_labels(level))
   limits
 }
 
@@ -96,9 +99,10 @@ lmm_parameter_bounds <- function(object) {
        is_sd = c(is_sd, logical(p)))
 }
 
-# The 1-based indices of lme4's `which`: NULL, names, indices, "theta_", "beta_".
-lmm_profiled <- function(which, object, names, call) {
+# The 1-based indices of lme4's `which` (given as argument `argument`): NULL, names, indices,
+# "theta_", "beta_".
+lmm_profiled <- function(which, object, names, call, argument = "which") {
   n_variance <- length(variance_parameter_names(object, TRUE))
   groups <- list(theta_ = seq_len(n_variance), beta_ = n_variance + seq_along(object$beta))
-  select_profiled(which, names, groups, call)
+  select_profiled(which, names, groups, call, argument)
 }

@@ -77,8 +77,8 @@ profile_zeta_max <- function(alphamax, call) {
 }
 
 # The indices of lme4's `which` among `names`: NULL (all), names, indices, or the names of
-# `groups` ("theta_", "beta_"), each a set of indices.
-select_profiled <- function(which, names, groups, call) {
+# `groups` ("theta_", "beta_"), each a set of indices; `argument` names `which` in errors.
+select_profiled <- function(which, names, groups, call, argument = "which") {
   if (is.null(which)) return(seq_along(names))
   index <- if (is.character(which)) {
     unlist(lapply(which, function(w) if (w %in% names(groups)) groups[[w]] else match(w, names)))
@@ -86,8 +86,9 @@ select_profiled <- function(which, names, groups, call) {
     as.integer(which)
   }
   if (length(index) == 0L || anyNA(index) || any(index < 1L | index > length(names))) {
-    hnm_abort(sprintf(paste("`which` must be NULL, \"theta_\", \"beta_\", or names or indices",
-                            "of the parameters (%s)."), paste(names, collapse = ", ")), call = call)
+    hnm_abort(sprintf(paste("`%s` must be NULL, \"theta_\", \"beta_\", or names or indices",
+                            "of the parameters (%s)."), argument, paste(names, collapse = ", ")),
+              call = call)
   }
   sort(unique(index))
 }

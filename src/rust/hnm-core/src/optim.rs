@@ -138,8 +138,17 @@ pub fn minimize_bounded(objective: &impl Objective, start: &[f64], lower: &[f64]
             converged = true;
             break;
         }
-        match line_search(objective, &x, value, &gradient, &step.direction, lower, &mut evaluations) {
-            Some((mut x_new, v_new, g_new, full_step)) => {
+        // A Newton direction along a curvature near 0 (a coordinate at a bound where f is even,
+        // a flat valley) can be so long that no halving of it lowers f; the steepest descent
+        // then still makes progress, and the next Newton step starts from a better Hessian.
+        let searched = line_search(objective, &x, value, &gradient, &step.direction, lower, &mut evaluations)
+            .map(|found| (found, step.positive_curvature))
+            .or_else(|| {
+                let descent: Vec<f64> = gradient.iter().map(|g| -g).collect();
+                line_search(objective, &x, value, &gradient, &descent, lower, &mut evaluations).map(|found| (found, false))
+            });
+        match searched {
+            Some(((mut x_new, v_new, g_new, full_step), positive_curvature)) => {
                 let before = x_new.clone();
                 objective.canonicalize(&mut x_new);
                 let canonical = x_new == before;
@@ -150,7 +159,7 @@ pub fn minimize_bounded(objective: &impl Objective, start: &[f64], lower: &[f64]
                     (value, gradient) = objective.value_and_gradient(&x_new)?;
                     evaluations += 1;
                 }
-                curvature_holds = step.positive_curvature && full_step && canonical && free_coordinates(&x_new, &gradient, lower) == free;
+                curvature_holds = positive_curvature && full_step && canonical && free_coordinates(&x_new, &gradient, lower) == free;
                 x = x_new;
             }
             None => {

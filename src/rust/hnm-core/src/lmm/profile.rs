@@ -43,7 +43,7 @@ use crate::dense::{congruence, solve_lower, solve_lower_transposed};
 use crate::error::{HnmError, Result};
 use crate::interrupt::{Checkpoint, Interrupt, Polled};
 use crate::memory::{collected, with_capacity, POINTS};
-use crate::optim::{minimize_bounded, Objective};
+use crate::optim::{minimize_bounded, Minimum, Objective};
 use crate::parallel::in_parallel;
 use crate::profile::Criterion;
 use crate::profile_ci::converged;
@@ -400,14 +400,14 @@ impl<'a> LmmProfile<'a> {
         let (point, free) = match &self.kind {
             Kind::Beta { combination, shift } => {
                 let problem = BetaProblem::new(self.model, self.fit.criterion, combination, (coordinate - shift) / self.model.response.scale)?;
-                let found = polled.run(|c| minimize_bounded(&problem, &start, &self.model.lower, tolerance, c))?;
+                let found = self.inner_minimum(&problem, &start, &self.model.lower, tolerance, polled)?;
                 let (deviance, slope, parameters) = problem.describe(&found.x)?;
                 (((deviance, slope / self.model.response.scale), parameters), found)
             }
             Kind::Variance { copy, layout, fixed, .. } => {
                 let problem = VarianceProblem::new(copy, self.fit.criterion, layout, *fixed, coordinate)?;
                 let lower: Vec<f64> = layout.lower().into_iter().enumerate().filter(|&(i, _)| i != *fixed).map(|(_, v)| v).collect();
-                let found = polled.run(|c| minimize_bounded(&problem, &start, &lower, tolerance, c))?;
+                let found = self.inner_minimum(&problem, &start, &lower, tolerance, polled)?;
                 let (deviance, slope, parameters) = problem.describe(&found.x)?;
                 (((deviance, slope), parameters), found)
             }
@@ -431,6 +431,22 @@ impl<'a> LmmProfile<'a> {
         let slope = if derivative == 0.0 { f64::NAN } else { coordinate_slope / derivative };
         let correction = self.model.unit_correction(self.fit.criterion);
         Ok(LmmProfilePoint { value, deviance: deviance + correction, slope, zeta, parameters })
+    }
+
+    /// The inner minimum from `start` (the last profile point's optimum) and from the
+    /// estimate's coordinates, the lower of the two that converge. Near a singular fit (a
+    /// correlation near ±1, an SD near 0) the inner problem can have several local minima, and
+    /// a search from the last point can follow a branch that is no longer the lowest (a
+    /// criterion 0.03 too high at a limit of issue 25's seed 56), or stop short of the
+    /// tolerance in its flat valley; the second start guards against both.
+    fn inner_minimum(&self, problem: &impl Objective, start: &[f64], lower: &[f64], tolerance: f64, polled: &Polled<'_, '_>) -> Result<Minimum> {
+        let found = polled.run(|c| minimize_bounded(problem, start, lower, tolerance, c))?;
+        if start == self.origin.as_slice() {
+            return Ok(found);
+        }
+        let again = polled.run(|c| minimize_bounded(problem, &self.origin, lower, tolerance, c))?;
+        let better = again.converged && (!found.converged || again.value < found.value);
+        Ok(if better { again } else { found })
     }
 
     fn in_range(&self, value: f64) -> bool {
@@ -525,7 +541,21 @@ impl<'a> LmmProfile<'a> {
                 *self.warm.borrow_mut() = near_start;
             }
         }
-        converged(newton_root(excess, estimate, bound, start, step), "the profile-likelihood limit", polled)
+        let root = newton_root(excess, estimate, bound, start, step);
+        // Newton takes the bound as a point above z², which the check above assumes only
+        // when a step would cross it: a profile that flattens below z² (an SD whose profile
+        // levels off towards 0, a correlation's towards ±1) draws the iterates to the bound
+        // without ever passing z², where they run out (towards 0) or stop a rounding short
+        // of it (towards ±1). The profile then stops at the bound when it is below z² there.
+        let at_bound = (root.x - bound).abs() <= 8.0 * f64::EPSILON * bound.abs();
+        if (!root.converged || at_bound) && bound.is_finite() && !matches!(self.parameter, LmmParameter::Sigma) {
+            let (excess_at_bound, _) = excess(bound);
+            polled.status()?;
+            if excess_at_bound <= 0.0 {
+                return Ok(bound);
+            }
+        }
+        converged(root, "the profile-likelihood limit", polled)
     }
 
     /// A first step from the estimate: about a standard error for β, a fraction of the
@@ -561,9 +591,11 @@ impl<'a> LmmProfile<'a> {
         let (lower, upper) = self.interval(zeta_max, checkpoint)?;
         let mut points = with_capacity(&[steps.saturating_mul(2).saturating_add(1)], POINTS)?;
         let estimate = self.estimate();
-        let fraction = |k: usize| k as f64 / steps as f64;
-        let below = collected((0..steps).filter(|_| lower < estimate).map(|k| estimate - (estimate - lower) * fraction(steps - k)), POINTS)?;
-        let above = collected((1..=steps).filter(|_| upper > estimate).map(|k| estimate + (upper - estimate) * fraction(k)), POINTS)?;
+        // The k-th of `steps` values towards `limit`; the last is the limit itself, which
+        // x̂ + (limit − x̂)·1 can miss by a rounding (a correlation's bound 1 as 1 − 1e-16).
+        let toward = |limit: f64, k: usize| if k == steps { limit } else { estimate + (limit - estimate) * (k as f64 / steps as f64) };
+        let below = collected((0..steps).filter(|_| lower < estimate).map(|k| toward(lower, steps - k)), POINTS)?;
+        let above = collected((1..=steps).filter(|_| upper > estimate).map(|k| toward(upper, k)), POINTS)?;
         // Each side from the estimate outwards, so that every inner search starts close by.
         *self.warm.borrow_mut() = self.origin.clone();
         // Filled within its exact capacity.
