@@ -138,12 +138,21 @@ pub fn minimize_bounded(objective: &impl Objective, start: &[f64], lower: &[f64]
             converged = true;
             break;
         }
-        // A Newton direction along a curvature near 0 (a coordinate at a bound where f is even,
-        // a flat valley) can be so long that no halving of it lowers f; the steepest descent
-        // then still makes progress, and the next Newton step starts from a better Hessian.
+        // A Newton step on positive curvature that promises a decrease below f's rounding
+        // (which exceeds ε|f| where f sums terms that cancel) cannot be resolved by a line
+        // search: f is at its minimum to rounding.
+        let promised = -step.direction.iter().zip(&gradient).map(|(d, g)| d * g).sum::<f64>();
+        let at_rounding = step.positive_curvature && promised <= ROUNDING_DECREASE * value.abs().max(1.0);
+        // Otherwise a Newton direction along a curvature near 0 (a coordinate at a bound where
+        // f is even, a flat valley) can be so long that no halving of it lowers f; the steepest
+        // descent then still makes progress, and the next Newton step starts from a better
+        // Hessian.
         let searched = line_search(objective, &x, value, &gradient, &step.direction, lower, &mut evaluations)
             .map(|found| (found, step.positive_curvature))
             .or_else(|| {
+                if at_rounding {
+                    return None;
+                }
                 let descent: Vec<f64> = gradient.iter().map(|g| -g).collect();
                 line_search(objective, &x, value, &gradient, &descent, lower, &mut evaluations).map(|found| (found, false))
             });
@@ -163,11 +172,7 @@ pub fn minimize_bounded(objective: &impl Objective, start: &[f64], lower: &[f64]
                 x = x_new;
             }
             None => {
-                // A Newton step on positive curvature that promises a decrease below f's
-                // rounding (which exceeds ε|f| where f sums terms that cancel) cannot be
-                // resolved: f is at its minimum to rounding.
-                let promised = -step.direction.iter().zip(&gradient).map(|(d, g)| d * g).sum::<f64>();
-                converged = step.positive_curvature && promised <= ROUNDING_DECREASE * value.abs().max(1.0);
+                converged = at_rounding;
                 break;
             }
         }
