@@ -36,8 +36,9 @@
 #' \describe{
 #'   \item{`hnm_unsupported_formula`}{A model other than `y ~ 1 | g`.}
 #'   \item{`hnm_invalid_statistics`}{An invalid table of group statistics (`stats =`).}
-#'   \item{`hnm_out_of_range`}{Data outside the range the fit is exact in (see "Range of
-#'     the data" below), or an integer64 value beyond \eqn{\pm 2^{53}}.}
+#'   \item{`hnm_error_out_of_range` (and `hnm_out_of_range`)}{Data outside the range the fit
+#'     is exact in (see "Range of the data" below), or an integer64 value beyond
+#'     \eqn{\pm 2^{53}}. Both classes, the first under the `hnm_error_` prefix.}
 #'   \item{`hnm_no_rows`}{A row-level method on a fit made from group statistics.}
 #'   \item{`hnm_new_levels`}{`predict()` on new group levels without `allow.new.levels`.}
 #'   \item{`hnm_negative_tau2`}{Warning: an ANOVA estimate of \eqn{\tau^2} truncated at 0.}
@@ -65,10 +66,25 @@
 #'   of a group mean from the first value of the response: roughly, the range of the data
 #'   times \eqn{2\sqrt N} must stay below 1.3e154.
 #'
-#' Outside, `hnm_fit()` stops with an error of class `hnm_out_of_range` that says which way
-#' to rescale, instead of returning rounded or infinite estimates. The values themselves may
-#' have any magnitude a double holds (an offset such as 1e12 + noise keeps its digits). An
-#' integer64 response (DBI's BIGINT) is exact within \eqn{\pm 2^{53}} and refused beyond.
+#' Outside, `hnm_fit()` stops with an error of class `hnm_error_out_of_range` (and
+#' `hnm_out_of_range`) that says which way to rescale, instead of returning rounded or
+#' infinite estimates. The values themselves may have any magnitude a double holds (an offset
+#' such as 1e12 + noise keeps its digits). An integer64 response (DBI's BIGINT) is exact
+#' within \eqn{\pm 2^{53}} and refused beyond.
+#'
+#' Models with covariates or random slopes (from rows, a statistics table or a database)
+#' start from each group's co-moments of the response and the model's columns in the data's
+#' units, then work in a power-of-two unit per column, exactly; their estimates equal those of
+#' the data at scale 1 mapped by the scale laws (tested to 1e-10 from 1e-140 to 1e140 for the
+#' response and a covariate) as long as, for the response and each variable of the model,
+#' * its RMS deviation about its mean, \eqn{\sqrt{T/N}}, is at least 1.5e-154 (or it is
+#'   constant), so that products of deviations are normal doubles;
+#' * its sum of squares \eqn{T} stays below 1.8e308: the RMS deviation times \eqn{\sqrt N}
+#'   below 1.3e154 (for a column without an intercept in its part, \eqn{\sqrt N} times its root
+#'   mean square about 0); and
+#' * the spread of the response over that of each column of X and Z lies within
+#'   1e-150..1e150, since the estimates scale with that ratio and their variances with its
+#'   square.
 #'
 #' @section Interrupts:
 #' Long computations in Rust (the data pass, the optimiser, profiles, bootstrap refits and

@@ -85,7 +85,7 @@ integer64_as_double <- function(y, name, call) {
     hnm_abort(sprintf(paste("the response `%s` (integer64) must lie within +-2^53 = +-%s to be",
                             "exact as a double, but row %d is %s."), name,
                       format(2^53, scientific = FALSE), beyond[1L], as.character(y[beyond[1L]])),
-              call = call, class = "hnm_out_of_range")
+              call = call, class = out_of_range_class)
   }
   as.double(y)
 }
@@ -172,7 +172,7 @@ check_representable <- function(stats, response_name, call) {
     hnm_abort(sprintf(paste("the response `%s` spans too wide a range: its sums of squares",
                             "overflow double precision (N times the squared range must stay below",
                             "1.8e308); divide it by a power of ten and scale the estimates back."),
-                      response_name), call = call, class = "hnm_out_of_range")
+                      response_name), call = call, class = out_of_range_class)
   }
   tiny <- ssw > 0 && ssw / n_obs < .Machine$double.xmin
   if (tiny || (ssw == 0 && spread > 0 && spread < 1e-150)) {
@@ -180,7 +180,7 @@ check_representable <- function(stats, response_name, call) {
                             "deviations (RMS %.1e) underflow double precision (the RMS deviation",
                             "must be at least 1.5e-154); multiply it by a power of ten and scale",
                             "the estimates back."), response_name, sqrt(ssw / n_obs)),
-              call = call, class = "hnm_out_of_range")
+              call = call, class = out_of_range_class)
   }
 }
 
