@@ -82,6 +82,20 @@
 #' have any magnitude a double holds (an offset such as 1e12 + noise keeps its digits). An
 #' integer64 response (DBI's BIGINT) is exact within \eqn{\pm 2^{53}} and refused beyond.
 #'
+#' Models with covariates or random slopes (from rows, a statistics table or a database)
+#' start from each group's co-moments of the response and the model's columns in the data's
+#' units, then work in a power-of-two unit per column, exactly; their estimates equal those of
+#' the data at scale 1 mapped by the scale laws (tested to 1e-10 from 1e-140 to 1e140 for the
+#' response and a covariate) as long as, for the response and each variable of the model,
+#' * its RMS deviation about its mean, \eqn{\sqrt{T/N}}, is at least 1.5e-154 (or it is
+#'   constant), so that products of deviations are normal doubles;
+#' * its sum of squares \eqn{T} stays below 1.8e308: the RMS deviation times \eqn{\sqrt N}
+#'   below 1.3e154 (for a column without an intercept in its part, \eqn{\sqrt N} times its root
+#'   mean square about 0); and
+#' * the spread of the response over that of each column of X and Z lies within
+#'   1e-150..1e150, since the estimates scale with that ratio and their variances with its
+#'   square.
+#'
 #' @section Interrupts:
 #' Long computations in Rust (the data pass, the optimiser, profiles, bootstrap refits and
 #' their threads) check for Ctrl-C about every 0.05 s. An interrupted computation frees its

@@ -33,7 +33,10 @@ lmm_build <- function(parsed, data, call) {
     hnm_abort(sprintf("the grouping variable `%s` has no non-missing values.", design$group_name),
               call = call)
   }
-  list(design = design, built = rust_result(built, call = call))
+  built <- rust_result(built, call = call)
+  check_lmm_range(built$stats, design$names, design$response, design$fixed, design$random,
+                  design$blocks, call)
+  list(design = design, built = built)
 }
 
 # Every variable has one value per row of the grouping factor.
@@ -209,6 +212,8 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
                  fixed_assign = statistics$fixed_assign, names = statistics$names)
   stats <- list(pilot = as.double(statistics$pilot), n = as.double(statistics$n),
                 means = as.double(t(statistics$means)), comoments = as.double(t(statistics$comoments)))
+  check_lmm_range(stats, statistics$names, design$response, design$fixed, design$random,
+                  design$blocks, call)
   built <- rust_result(rs_lmm_restore(stats$pilot, stats$n, stats$means, stats$comoments,
                                       design$response, design$fixed, design$random,
                                       design$blocks, method == "REML", NULL), call = call)

@@ -29,8 +29,9 @@ dynamically_typed <- function(table) inherits(dbplyr::remote_con(table), "SQLite
 # The statistics list of model_statistics() from a database table.
 sql_statistics <- function(table, parsed, env, call, run = collect_rows) {
   require_database_packages(call)
-  names <- query_names(table, parsed, c("group", "response", "pilot", "deviation", "untyped"),
-                       c("rows", "n", "pilot", "shift", "ss", "untyped"))
+  names <- query_names(table, parsed, c("group", "response", "pilot", "deviation", "untyped",
+                                       "present"),
+                       c("rows", "n", "pilot", "shift", "ss", "untyped", "undefined"))
   dynamic <- dynamically_typed(table)
   selected <- select_model_columns(table, parsed, names, dynamic, env, call, run)
   rows <- run_query(run, group_summary_query(selected, names, dynamic),
@@ -80,13 +81,18 @@ untyped_count <- function(used) {
 }
 
 # The table reduced to the group and the response, named by `names`, with the formula's
-# expressions translated to SQL by dbplyr; names are checked first, as for data frames.
-# With SQLite's dynamic typing (`dynamic`), a third column counts per row the columns of the
-# response stored as text or blobs.
+# expressions translated to SQL with R's semantics (sql_translator()); names are checked first,
+# as for data frames. `present` says that the row has every column of the response (see
+# sql_undefined()). With SQLite's dynamic typing (`dynamic`), a further column counts per row
+# the columns of the response stored as text or blobs.
 select_model_columns <- function(table, parsed, names, dynamic, env, call, run) {
   check_named_columns(table, list(response = parsed$response, "grouping variable" = parsed$group),
                       call)
-  columns <- stats::setNames(list(parsed$group, parsed$response), names[c("group", "response")])
+  types <- run_query(run, utils::head(table, 0L), "read the column types", call)
+  translate <- sql_translator(table, types, env, call)
+  response <- translate(strip_identity(parsed$response), deparse1(parsed$response))
+  columns <- stats::setNames(list(parsed$group, response, all_present(
+    intersect(all.vars(parsed$response), colnames(table)))), names[c("group", "response", "present")])
   if (dynamic) {
     columns[[names[["untyped"]]]] <- untyped_count(intersect(all.vars(parsed$response),
                                                              colnames(table)))
@@ -124,8 +130,10 @@ group_summary_query <- function(selected, names, dynamic) {
   grouped <- apply_verb(quote(dplyr::group_by), selected, list(as.name(names[["group"]])))
   piloted <- apply_verb(quote(dplyr::mutate), grouped, stats::setNames(list(
     bquote(mean(.(y), na.rm = TRUE)), bquote(.(y) - .(pilot))), names[c("pilot", "deviation")]))
+  undefined <- sql_undefined(as.name(names[["group"]]), as.name(names[["present"]]), list(y))
   summaries <- list(
     rows = quote(n()), n = bquote(sum(ifelse(is.na(.(y)), 0L, 1L), na.rm = TRUE)),
+    undefined = bquote(sum(.(undefined), na.rm = TRUE)),
     pilot = bquote(max(.(pilot), na.rm = TRUE)), shift = bquote(mean(.(deviation), na.rm = TRUE)),
     ss = bquote(sum(.(deviation) * .(deviation), na.rm = TRUE)),
     untyped = if (dynamic) bquote(sum(.(as.name(names[["untyped"]])), na.rm = TRUE)))
@@ -171,6 +179,7 @@ sql_groups <- function(rows, names, parsed, columns, call) {
 
 # From the collected rows (one per group) to the statistics list of the one-way model.
 statistics_from_sql <- function(rows, names, parsed, call) {
+  check_undefined(rows$undefined, deparse1(parsed$response), call)
   groups <- sql_groups(rows, names, parsed, all.vars(parsed$response), call)
   rows <- groups$rows
   n <- groups$n
@@ -209,12 +218,15 @@ sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
                       parsed$group_name), call = call, class = "hnm_error_formula")
   }
   types <- run_query(run, utils::head(table, 0L), "read the column types", call)
+  translate <- sql_translator(table, types, env, call)
   parts <- c(list(part_terms(parsed$fixed, env, call)),
              lapply(parsed$random, part_terms, env = env, call = call))
-  offsets <- lapply(parts[[1L]]$offsets, function(o) strip_identity(str2lang(o)[[2L]]))
-  variables <- sql_variables(table, parts, parsed, offsets, types, env, call, run)
+  offsets <- lapply(parts[[1L]]$offsets, function(o) {
+    translate(strip_identity(str2lang(o)[[2L]]), o)
+  })
+  variables <- sql_variables(table, parts, parsed, offsets, types, translate, env, call, run)
   columns <- lapply(parts, sql_part_columns, variables = variables, call = call)
-  response <- strip_identity(parsed$response)
+  response <- translate(strip_identity(parsed$response), deparse1(parsed$response))
   if (length(offsets) > 0L) response <- call("-", response, Reduce(function(a, b) call("+", a, b), offsets))
   exprs <- c(stats::setNames(list(response), deparse1(parsed$response)),
              unlist(lapply(columns, `[[`, "exprs"), recursive = FALSE))
@@ -223,16 +235,20 @@ sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
   k <- length(v)
   pairs <- which(lower.tri(diag(k), diag = TRUE), arr.ind = TRUE)
   pairs <- pairs[order(pairs[, 1L], pairs[, 2L]), , drop = FALSE]  # packed by rows
-  outputs <- c("rows", "n", "untyped", paste0("pilot", seq_len(k)), paste0("shift", seq_len(k)),
+  outputs <- c("rows", "n", "untyped", "undefined", paste0("pilot", seq_len(k)), paste0("shift", seq_len(k)),
                paste0("cp", pairs[, 1L], "_", pairs[, 2L]))
-  names <- c(query_names(table, parsed, c("group", "text", "complete", paste0("v", seq_len(k)),
+  names <- c(query_names(table, parsed, c("group", "text", "complete", "present", "invalid",
+                                          paste0("v", seq_len(k)),
                                           paste0("m", seq_len(k)), paste0("p", seq_len(k)),
                                           paste0("d", seq_len(k))), outputs),
              stats::setNames(outputs, outputs))
-  numeric_columns <- intersect(unique(c(all.vars(response), variables$numeric_columns)),
+  numeric_columns <- intersect(unique(c(all.vars(parsed$response), variables$numeric_columns)),
                                colnames(table))
+  # Every column the model reads: a row with all of them has every variable defined, as in R.
+  inputs <- intersect(unique(all.vars(as.call(c(quote(c), parsed$response, parsed$fixed,
+                                                parsed$random)))), colnames(table))
   untyped <- if (dynamically_typed(table)) untyped_count(numeric_columns)
-  query <- lmm_summary_query(table, parsed$group, exprs, names, pairs, untyped, env, call)
+  query <- lmm_summary_query(table, parsed$group, exprs, names, pairs, untyped, inputs, env, call)
   rows <- run_query(run, query, "compute the group statistics", call)
   statistics <- lmm_statistics_from_sql(rows, names, v, pairs, parsed, numeric_columns, call)
   c(statistics, list(
@@ -266,14 +282,14 @@ logical_operators <- c("<", ">", "<=", ">=", "==", "!=", "!", "&", "|", "&&", "|
 # as `levels` labelled as factor() labels them) or "logical" (a boolean column or a
 # comparison). Numeric expressions are translated by a zero-row query, which also checks
 # that none of them, nor the response, is text.
-sql_variables <- function(table, parts, parsed, offsets, types, env, call, run) {
+sql_variables <- function(table, parts, parsed, offsets, types, translate, env, call, run) {
   exprs <- unlist(lapply(parts, function(p) {
     v <- as.list(attr(p$terms, "variables"))[-1L]
     v[setdiff(seq_along(v), attr(p$terms, "offset"))]
   }))
-  exprs <- exprs[!duplicated(vapply(exprs, deparse1, ""))]
-  info <- lapply(exprs, variable_kind, types = types, env = env, call = call)
-  names(info) <- vapply(exprs, deparse1, "")
+  exprs <- exprs[!duplicated(vapply(exprs, term_label, ""))]
+  info <- lapply(exprs, variable_kind, types = types, translate = translate, env = env, call = call)
+  names(info) <- vapply(exprs, term_label, "")
   numeric <- names(info)[vapply(info, `[[`, "", "kind") == "numeric"]
   probe_names <- query_names(table, parsed, c("response", sprintf("probe%d", seq_along(numeric)),
                                               sprintf("offset%d", seq_along(offsets))))
@@ -296,21 +312,21 @@ sql_variables <- function(table, parts, parsed, offsets, types, env, call, run) 
     info[[name]] <- c(info[[name]], factor_levels(table, info[[name]], key, name, env, call, run))
   }
   numeric <- names(info)[vapply(info, `[[`, "", "kind") == "numeric"]
-  list(info = info, numeric_columns = unique(unlist(lapply(info[numeric], function(i) {
-    all.vars(i$expr)
-  }))))
+  list(info = info, numeric_columns = unique(unlist(lapply(info[numeric], `[[`, "columns"))))
 }
 
 # The kind of one variable from its expression and the table's column types (a zero-row frame).
-variable_kind <- function(expr, types, env, call) {
+variable_kind <- function(expr, types, translate, env, call) {
+  numeric <- function() {
+    list(kind = "numeric", expr = translate(strip_identity(expr), term_label(expr)),
+         columns = all.vars(expr))
+  }
   column <- function(e) if (is.name(e) && as.character(e) %in% names(types)) types[[as.character(e)]]
   value <- column(expr)
   if (!is.null(value)) {
     if (is.character(value) || is.factor(value)) return(list(kind = "factor", key = expr, text = TRUE))
     if (is.logical(value)) return(list(kind = "logical", key = expr))
-    if (is.numeric(value) && !inherits(value, c("Date", "POSIXt", "difftime"))) {
-      return(list(kind = "numeric", expr = expr))
-    }
+    if (is.numeric(value) && !inherits(value, c("Date", "POSIXt", "difftime"))) return(numeric())
     hnm_abort(sprintf(paste("the column `%s` of the database table is of class %s; hnm reads",
                             "numeric, text and logical columns."), deparse1(expr), class(value)[1L]),
               call = call)
@@ -323,11 +339,16 @@ variable_kind <- function(expr, types, env, call) {
       !is.null(column(expr[[2L]]))) {
     return(list(kind = "factor", key = expr[[2L]], text = !is.numeric(column(expr[[2L]]))))
   }
-  if (is.call(expr) && deparse1(expr[[1L]]) %in% logical_operators) {
-    return(list(kind = "logical", key = strip_identity(expr)))
+  # A comparison, also inside I(): R codes its TRUE/FALSE values as a factor.
+  stripped <- strip_identity(expr)
+  if (is.call(stripped) && deparse1(stripped[[1L]]) %in% logical_operators) {
+    return(list(kind = "logical", key = translate(stripped, term_label(expr))))
   }
-  list(kind = "numeric", expr = strip_identity(expr))
+  numeric()
 }
+
+# A variable's label as terms() writes it in its `factors` (non-syntactic names in backticks).
+term_label <- function(expr) deparse1(expr, backtick = TRUE)
 
 # A factor's levels from SELECT DISTINCT on its key: labels as factor() orders and makes them,
 # and the database values they stand for. A numeric key must hold whole numbers, whose labels
@@ -355,7 +376,7 @@ sql_part_columns <- function(part, variables, call) {
   labels <- part$labels
   factors <- attr(t, "factors")
   info <- variables$info
-  variable_names <- vapply(as.list(attr(t, "variables"))[-1L], deparse1, "")
+  variable_names <- vapply(as.list(attr(t, "variables"))[-1L], term_label, "")
   names <- if (part$intercept) "(Intercept)" else character()
   assign <- if (part$intercept) 0L else integer()
   exprs <- list()
@@ -398,8 +419,10 @@ prototype_frame <- function(variable_names, info, grid, rows, t) {
     value <- if (!is.null(grid) && v %in% names(grid)) grid[[v]] else rep(level_values(variable)[1L], rows)
     if (variable$kind == "factor") factor(value, levels = variable$levels) else value
   })
-  frame <- as.data.frame(stats::setNames(columns, variable_names), check.names = FALSE,
-                         stringsAsFactors = FALSE)
+  # Named as model.frame() names its columns (a non-syntactic name without backticks).
+  frame <- as.data.frame(stats::setNames(columns, vapply(as.list(attr(t, "variables"))[-1L],
+                                                         deparse1, "")),
+                         check.names = FALSE, stringsAsFactors = FALSE)
   attr(frame, "terms") <- t
   frame
 }
@@ -430,17 +453,20 @@ level_test <- function(variable, level) {
 # (the row is dropped, as in memory), deviations are taken from the group's window AVG of the
 # complete rows before multiplying, and the sums of products of deviations are corrected by
 # the (tiny) mean deviations afterwards, so offsets of 1e9 keep their digits.
-lmm_summary_query <- function(table, group, exprs, names, pairs, untyped, env, call) {
+lmm_summary_query <- function(table, group, exprs, names, pairs, untyped, inputs, env, call) {
   k <- length(exprs)
   role <- function(prefix, i) as.name(names[[paste0(prefix, i)]])
   columns <- c(stats::setNames(list(group), names[["group"]]),
                stats::setNames(exprs, names[paste0("v", seq_len(k))]),
+               stats::setNames(list(all_present(inputs)), names[["present"]]),
                if (!is.null(untyped)) stats::setNames(list(untyped), names[["text"]]))
   selected <- translate_columns(table, columns, env, call)
   complete <- Reduce(function(a, b) call("&", a, b),
                      lapply(seq_len(k), function(i) call("!", call("is.na", role("v", i)))))
   masked <- apply_verb(quote(dplyr::mutate), selected, c(
     stats::setNames(list(complete), names[["complete"]]),
+    stats::setNames(list(sql_undefined(as.name(names[["group"]]), as.name(names[["present"]]),
+                                       lapply(seq_len(k), role, prefix = "v"))), names[["invalid"]]),
     stats::setNames(lapply(seq_len(k), function(i) {
       bquote(ifelse(.(as.name(names[["complete"]])), .(role("v", i)), NA))
     }), names[paste0("m", seq_len(k))])))
@@ -460,6 +486,7 @@ lmm_summary_query <- function(table, group, exprs, names, pairs, untyped, env, c
     stats::setNames(lapply(seq_len(nrow(pairs)), function(r) {
       bquote(sum(.(role("d", pairs[r, 1L])) * .(role("d", pairs[r, 2L])), na.rm = TRUE))
     }), names[paste0("cp", pairs[, 1L], "_", pairs[, 2L])]),
+    list(undefined = bquote(sum(.(as.name(names[["invalid"]])), na.rm = TRUE))),
     if (!is.null(untyped)) list(untyped = bquote(sum(.(as.name(names[["text"]])), na.rm = TRUE))))
   summarise_groups(piloted, summaries)
 }
@@ -467,6 +494,9 @@ lmm_summary_query <- function(table, group, exprs, names, pairs, untyped, env, c
 # From the collected rows (one per group) to the statistics of the general model: means about
 # a common pilot (the size-weighted mean of the groups' pilots) and co-moments about the means.
 lmm_statistics_from_sql <- function(rows, names, v, pairs, parsed, numeric_columns, call) {
+  computed <- !vapply(v, function(name) tryCatch(is.name(str2lang(name)), error = function(e) FALSE),
+                      logical(1))
+  check_undefined(rows$undefined, v[computed], call)
   groups <- sql_groups(rows, names, parsed, numeric_columns, call)
   rows <- groups$rows
   n <- groups$n
@@ -487,4 +517,113 @@ lmm_statistics_from_sql <- function(rows, names, v, pairs, parsed, numeric_colum
   pilot <- colSums(n * pilots) / sum(n)
   list(names = v, pilot = pilot, n = n, means = sweep(pilots, 2L, pilot) + shifts,
        comoments = comoments, levels = groups$labels, dropped = as.double(groups$dropped))
+}
+
+# R's arithmetic in SQL ----------------------------------------------------------------------
+
+# The functions sql_translator() translates with R's semantics, by their numbers of arguments;
+# anything else is refused.
+sql_functions <- c(
+  "+" = "12", "-" = "12", "*" = "2", "/" = "2", "^" = "2", "%%" = "2", "%/%" = "2", "(" = "1",
+  log = "12", log10 = "1", log2 = "1", exp = "1", sqrt = "1", abs = "1", sign = "1", floor = "1",
+  ceiling = "1", sin = "1", cos = "1", tan = "1", "<" = "2", ">" = "2", "<=" = "2", ">=" = "2",
+  "==" = "2", "!=" = "2", "!" = "1", "&" = "2", "|" = "2", is.na = "1")
+
+# A translator of the model's numeric expressions into expressions dbplyr renders as SQL with
+# R's semantics (a function of an expression and the model variable it belongs to, for the
+# error message). SQL differs from R in three ways that would change the fit silently:
+# * integer arithmetic: SQLite and PostgreSQL divide integers as integers (7 / 2 is 3) and
+#   SQLite's `%` truncates to integers (7.5 % 2 is 1), so every numeric column and constant
+#   is read as a double (PostgreSQL's as.double() would be NUMERIC, exact decimals: DOUBLE
+#   PRECISION instead) and %% and %/% are written as R defines them, x - floor(x / y) * y
+#   (the sign of y) and floor(x / y);
+# * values R computes as infinite or NaN (1 / 0, log(0), sqrt(-1), 0^-1, (-8)^(1/3)): SQLite
+#   returns NULL for some, which would drop the row, and raises errors for others, as
+#   PostgreSQL does; here each such operation is NULL, and sql_undefined() counts the rows
+#   where a model variable is NULL although all its columns are present, which the in-memory
+#   fit would stop on (hnm_error_not_finite): the database fit stops on them too;
+# * functions whose SQL versions round or behave differently (round(), signif(), log1p()
+#   without a native function, ...) are refused, with the advice to compute the column first.
+sql_translator <- function(table, types, env, call) {
+  con <- dbplyr::remote_con(table)
+  cast <- as.character(dbplyr::translate_sql(as.double(x), con = con))
+  type <- sub(".* AS ([A-Z ]+)\\)$", "\\1", cast)
+  if (grepl("NUMERIC|DECIMAL", type)) type <- "DOUBLE PRECISION"
+  as_double <- function(name) {
+    dbplyr::sql(sprintf("CAST(%s AS %s)", dbplyr::escape(dbplyr::ident(name), con = con), type))
+  }
+  numeric_column <- function(name) {
+    name %in% names(types) && is.numeric(types[[name]]) && !is.logical(types[[name]])
+  }
+  positive <- function(e) call("case_when", call("~", call(">", e, 0), e))
+  translate <- function(e, variable) {
+    if (is.numeric(e) && length(e) == 1L) return(as.double(e))
+    if (is.atomic(e)) return(e)
+    if (is.name(e)) {
+      name <- as.character(e)
+      if (numeric_column(name)) return(as_double(name))
+      if (name %in% names(types) || !exists(name, envir = env)) return(e)
+      value <- get(name, envir = env)
+      return(if (is.numeric(value) && length(value) == 1L) as.double(value) else e)
+    }
+    f <- if (is.name(e[[1L]])) as.character(e[[1L]]) else ""
+    if (f == "I" && length(e) == 2L) return(translate(e[[2L]], variable))
+    if (is.na(sql_functions[f]) || !grepl(length(e) - 1L, sql_functions[[f]], fixed = TRUE)) {
+      hnm_abort(sprintf(paste("`%s` in the model variable `%s` has no translation to SQL with R's",
+                              "semantics: hnm translates %s to SQL; compute `%s` as a column",
+                              "of the database table first."), deparse1(e), variable,
+                        paste(names(sql_functions)[names(sql_functions) != "("], collapse = " "),
+                        variable),
+                call = call, class = "hnm_error_formula")
+    }
+    args <- lapply(as.list(e)[-1L], translate, variable = variable)
+    a <- args[[1L]]
+    b <- if (length(args) > 1L) args[[2L]]
+    divisor <- function(d) call("na_if", d, 0)
+    # dbplyr writes R's operators without parentheses: a replacement by other operators keeps
+    # its own, so that SQL's precedence is R's around it (x - y %% 2).
+    parens <- function(e) call("(", e)
+    switch(f,
+      "/" = parens(call("/", a, divisor(b))),
+      "%/%" = call("floor", call("/", a, divisor(b))),
+      "%%" = parens(call("-", a, call("*", b, call("floor", call("/", a, divisor(b)))))),
+      # R: a negative base with a fractional exponent is NaN, 0 to a negative power Inf.
+      "^" = call("case_when", call("~", call("!", call("|",
+        call("&", call("<", a, 0), call("!=", b, call("floor", b))),
+        call("&", call("==", a, 0), call("<", b, 0)))), call("^", a, b))),
+      log = if (is.null(b)) call("log", positive(a)) else
+        parens(call("/", call("log", positive(a)), divisor(call("log", positive(b))))),
+      log10 = call("log10", positive(a)),
+      log2 = parens(call("/", call("log", positive(a)), log(2))),
+      sqrt = call("sqrt", call("case_when", call("~", call(">=", a, 0), a))),
+      as.call(c(e[[1L]], args)))
+  }
+  translate
+}
+
+# A per-row indicator (1 or 0) that the row has its group and every column of the model (the
+# column `present`, TRUE then) but a model variable among `values` (names of columns) is NULL: SQL's value where R's is infinite or
+# NaN (see sql_translator()).
+sql_undefined <- function(group, present, values) {
+  missing <- call("(", Reduce(function(a, b) call("|", a, b), lapply(values, function(v) call("is.na", v))))
+  call("ifelse", call("&", call("&", call("!", call("is.na", group)), present), missing), 1L, 0L)
+}
+
+# TRUE where none of the columns `inputs` is NULL (TRUE when there are none).
+all_present <- function(inputs) {
+  if (length(inputs) == 0L) return(TRUE)
+  Reduce(function(a, b) call("&", a, b), lapply(inputs, function(v) call("!", call("is.na", as.name(v)))))
+}
+
+# The error for rows with undefined values, as the in-memory fit's (hnm_error_not_finite).
+check_undefined <- function(count, variables, call) {
+  count <- sum(as.numeric(count), na.rm = TRUE)
+  if (count > 0) {
+    hnm_abort(sprintf(paste("the model variable(s) %s have %.0f infinite or NaN value(s) in the",
+                            "database table (such as a division by zero or the log of a number",
+                            "<= 0), which SQL computes as NULL: the in-memory fit stops on them",
+                            "too; remove those rows or change the formula."),
+                      paste0("`", variables, "`", collapse = ", "), count),
+              call = call, class = "hnm_error_not_finite")
+  }
 }

@@ -313,9 +313,10 @@ test_that("bad database inputs of the general model are classed errors", {
   e(y ~ x + (1 | nope), "the grouping variable `nope` is not a column")
   e(label ~ x + (1 | g), "the response `label` must be numeric, not character")
   # SQLite types values, not expressions: text used in arithmetic is found in the rows.
-  e(y ~ paste(label) + (1 | g), sprintf(
+  e(y ~ I(label + 0) + (1 | g), sprintf(
     "%d text or blob value\\(s\\) in the SQLite table \\(in the column\\(s\\) `y`, `label`\\)", nrow(d)))
-  e(y ~ poly(x, 2) + (1 | g), "the database could not read the types of the model's variables")
+  e(y ~ poly(x, 2) + (1 | g), "`poly\\(x, 2\\)` in the model variable `poly\\(x, 2\\)` has no translation to SQL",
+    "hnm_error_formula")
   e(y ~ factor(half) + (1 | g), "makes a factor of a numeric column with values that are not whole")
   e(y ~ x + (1 | f:g), "must be a column", "hnm_error_formula")
   expect_error(hnm_fit(y ~ x + (x | g), table, stats = TRUE), "`stats` is for data frames")
@@ -327,4 +328,87 @@ test_that("bad database inputs of the general model are classed errors", {
   expect_error(hnm_fit(y ~ log(x + 1) + (1 | g), dplyr::tbl(con, "texty_lmm")),
                "1 text or blob value\\(s\\) in the SQLite table \\(in the column\\(s\\) `y`, `x`\\)",
                class = "hnm_error")
+})
+
+# R's semantics in SQL (issue 25) ------------------------------------------------------------
+
+# Data whose SQL translation differs from R unless hnm writes R's arithmetic: fractional and
+# negative values for %% and %/%, an integer column for / (SQL divides integers as integers),
+# a non-syntactic column name, positive values for log() and sqrt(); `z0` is 0 on a row whose
+# response is NA (dropped in memory before anything is computed) and `w` negative there too.
+database_semantics_data <- function(seed) {
+  set.seed(seed)
+  m <- 12
+  d <- data.frame(g = rep(sprintf("g%02d", seq_len(m)), times = 6 + seq_len(m) %% 4))
+  n <- nrow(d)
+  d$x <- signif(3 * stats::rnorm(n), 15)
+  d$k <- rep_len(c(1L, 2L, 5L, 7L, 8L), n)
+  d[["a b"]] <- signif(stats::rnorm(n), 15)
+  d$z <- signif(stats::runif(n, 0.5, 2), 15)
+  d$z0 <- d$z
+  d$w <- d$z
+  d$y <- signif(stats::rnorm(m)[factor(d$g)] + d$x %% 1 + d$k / 2 + d[["a b"]] + stats::rnorm(n), 15)
+  d$y[7] <- NA
+  d$z0[7] <- 0
+  d$w[7] <- -1
+  d
+}
+
+test_that("database fits translate R's operators with R's semantics (SQLite and PostgreSQL)", {
+  skip_if_not_installed("dbplyr")
+  d <- database_semantics_data(2501)
+  formulas <- list(
+    y ~ I(x %% 1) + (1 | g),
+    y ~ I(x %% -0.7) + I(x %/% 0.3) + I(x - k %% 2) + (1 | g),
+    y ~ I(k / 2) + I(k %/% 2) + I(k %% 3) + (1 | g),
+    y ~ I(2^k) + I(abs(x)^1.5) + log(z) + (1 | g), y ~ log(z, 3) + sqrt(z) + (1 | g),
+    y ~ log2(z) + (1 | g), y ~ log10(z) + I(exp(x / 4)) + (1 | g),
+    y ~ I(1 / z0) + log(w) + (1 | g), y ~ sqrt(w) + I(w^0.5 * x) + (1 | g),
+    y ~ `a b` + I(k / 2 > 1) + (`a b` | g))
+  for (backend in names(database_connections)) {
+    con <- database_connections[[backend]]()
+    name <- table_name("hnm_semantics")
+    table <- database_table(con, d, name)
+    for (formula in formulas) {
+      sql <- without_old_interface_notice(hnm_fit(formula, table))
+      # In memory, log(-1) and sqrt(-1) on the row dropped for its NA warn "NaNs produced".
+      memory <- suppressWarnings(hnm_fit(formula, d))
+      expect_identical(names(fixef(sql)), names(fixef(memory)), info = paste(backend, deparse1(formula)))
+      expect_equal(lmm_numbers(sql), lmm_numbers(memory), tolerance = 1e-10,
+                   info = paste(backend, deparse1(formula)))
+    }
+    one_way <- without_old_interface_notice(hnm_fit(I(y + k / 2 - x %% 1) ~ 1 | g, table))
+    memory <- hnm_fit(I(y + k / 2 - x %% 1) ~ 1 | g, d)
+    expect_equal(c(one_way$mu, one_way$sigma2, one_way$tau2), c(memory$mu, memory$sigma2, memory$tau2),
+                 tolerance = 1e-10, info = backend)
+    DBI::dbRemoveTable(con, name)
+    DBI::dbDisconnect(con)
+  }
+})
+
+test_that("values R computes as infinite or NaN stop the database fit as the in-memory fit", {
+  skip_if_not_installed("dbplyr")
+  d <- database_semantics_data(2502)
+  d$z0[3] <- 0  # on a complete row now
+  d$w[3] <- -2
+  for (backend in names(database_connections)) {
+    con <- database_connections[[backend]]()
+    name <- table_name("hnm_undefined")
+    table <- database_table(con, d, name)
+    for (formula in list(y ~ I(1 / z0) + (1 | g), y ~ log(w) + (1 | g), y ~ sqrt(w) + (1 | g),
+                         y ~ I(w^0.5) + (1 | g), y ~ I(x %% (z0 * 0)) + (1 | g),
+                         y ~ log(z0) + (1 | g), I(y / z0) ~ 1 | g)) {
+      info <- paste(backend, deparse1(formula))
+      expect_error(suppressWarnings(hnm_fit(formula, d)), class = "hnm_error_not_finite", info = info)
+      expect_error(without_old_interface_notice(hnm_fit(formula, table)), "infinite or NaN value",
+                   class = "hnm_error_not_finite", info = info)
+    }
+    # Functions without R's semantics in SQL are refused, not translated approximately.
+    for (formula in list(y ~ round(x) + (1 | g), y ~ log1p(z) + (1 | g), y ~ signif(x, 2) + (1 | g))) {
+      expect_error(without_old_interface_notice(hnm_fit(formula, table)), "no translation to SQL",
+                   class = "hnm_error_formula", info = paste(backend, deparse1(formula)))
+    }
+    DBI::dbRemoveTable(con, name)
+    DBI::dbDisconnect(con)
+  }
 })
