@@ -546,7 +546,8 @@ sql_functions <- c(
 #   without a native function, ...) are refused, with the advice to compute the column first.
 sql_translator <- function(table, types, env, call) {
   con <- dbplyr::remote_con(table)
-  cast <- as.character(dbplyr::translate_sql(as.double(x), con = con))
+  # The backend's cast to double, read from its translation of as.double() of a column.
+  cast <- as.character(dbplyr::translate_sql_(list(quote(as.double(x))), con = con))
   type <- sub(".* AS ([A-Z ]+)\\)$", "\\1", cast)
   if (grepl("NUMERIC|DECIMAL", type)) type <- "DOUBLE PRECISION"
   as_double <- function(name) {
