@@ -284,12 +284,11 @@ logical_operators <- c("<", ">", "<=", ">=", "==", "!=", "!", "&", "|", "&&", "|
 # that none of them, nor the response, is text.
 sql_variables <- function(table, parts, parsed, offsets, types, translate, env, call, run) {
   exprs <- unlist(lapply(parts, function(p) {
-    v <- as.list(attr(p$terms, "variables"))[-1L]
+    v <- stats::setNames(as.list(attr(p$terms, "variables"))[-1L], variable_labels(p$terms))
     v[setdiff(seq_along(v), attr(p$terms, "offset"))]
   }))
-  exprs <- exprs[!duplicated(vapply(exprs, term_label, ""))]
+  exprs <- exprs[!duplicated(names(exprs))]
   info <- lapply(exprs, variable_kind, types = types, translate = translate, env = env, call = call)
-  names(info) <- vapply(exprs, term_label, "")
   numeric <- names(info)[vapply(info, `[[`, "", "kind") == "numeric"]
   probe_names <- query_names(table, parsed, c("response", sprintf("probe%d", seq_along(numeric)),
                                               sprintf("offset%d", seq_along(offsets))))
@@ -350,6 +349,15 @@ variable_kind <- function(expr, types, translate, env, call) {
 # A variable's label as terms() writes it in its `factors` (non-syntactic names in backticks).
 term_label <- function(expr) deparse1(expr, backtick = TRUE)
 
+# The labels of the variables of terms `t`, as the rows of its `factors` name them: terms()
+# deparses them its own way (`a b` in backticks, I(k / 2L) as "I(k/2)"), so the labels are
+# read from there, and deparsed only for terms without factors.
+variable_labels <- function(t) {
+  labels <- rownames(attr(t, "factors"))
+  variables <- as.list(attr(t, "variables"))[-1L]
+  if (length(labels) == length(variables)) labels else vapply(variables, term_label, "")
+}
+
 # A factor's levels from SELECT DISTINCT on its key: labels as factor() orders and makes them,
 # and the database values they stand for. A numeric key must hold whole numbers, whose labels
 # are exact.
@@ -376,7 +384,7 @@ sql_part_columns <- function(part, variables, call) {
   labels <- part$labels
   factors <- attr(t, "factors")
   info <- variables$info
-  variable_names <- vapply(as.list(attr(t, "variables"))[-1L], term_label, "")
+  variable_names <- variable_labels(t)
   names <- if (part$intercept) "(Intercept)" else character()
   assign <- if (part$intercept) 0L else integer()
   exprs <- list()

@@ -333,7 +333,7 @@ test_that("bad database inputs of the general model are classed errors", {
 # R's semantics in SQL (issue 25) ------------------------------------------------------------
 
 # Data whose SQL translation differs from R unless hnm writes R's arithmetic: fractional and
-# negative values for %% and %/%, an integer column for / (SQL divides integers as integers),
+# negative values for %% and %/%, integer columns for / (SQL divides integers as integers),
 # a non-syntactic column name, positive values for log() and sqrt(); `z0` is 0 on a row whose
 # response is NA (dropped in memory before anything is computed) and `w` negative there too.
 database_semantics_data <- function(seed) {
@@ -343,6 +343,7 @@ database_semantics_data <- function(seed) {
   n <- nrow(d)
   d$x <- signif(3 * stats::rnorm(n), 15)
   d$k <- rep_len(c(1L, 2L, 5L, 7L, 8L), n)
+  d$j <- rep_len(c(2L, 3L, 4L), n)
   d[["a b"]] <- signif(stats::rnorm(n), 15)
   d$z <- signif(stats::runif(n, 0.5, 2), 15)
   d$z0 <- d$z
@@ -361,6 +362,7 @@ test_that("database fits translate R's operators with R's semantics (SQLite and 
     y ~ I(x %% 1) + (1 | g),
     y ~ I(x %% -0.7) + I(x %/% 0.3) + I(x - k %% 2) + (1 | g),
     y ~ I(k / 2) + I(k %/% 2) + I(k %% 3) + (1 | g),
+    y ~ I(k / j) + I(k / 2L) + I(x * (7L / 2L)) + (1 | g),
     y ~ I(2^k) + I(abs(x)^1.5) + log(z) + (1 | g), y ~ log(z, 3) + sqrt(z) + (1 | g),
     y ~ log2(z) + (1 | g), y ~ log10(z) + I(exp(x / 4)) + (1 | g),
     y ~ I(1 / z0) + log(w) + (1 | g), y ~ sqrt(w) + I(w^0.5 * x) + (1 | g),
