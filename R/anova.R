@@ -67,14 +67,12 @@ anova.hnm_fit <- function(object, ..., type = c("III", "II", "I", "3", "2", "1")
   call <- sys.call()
   check_model_dots(list(...), call)
   if (...length() == 0L) {
-    if (missing(type) && missing(ddf)) return(boundary_tests(object, call))
     return(fixed_effects_anova(object, if (!missing(type)) type, ddf, call))
   }
   check_one_fit_arguments(missing(type), missing(ddf), call)
   names <- vapply(as.list(substitute(list(object, ...)))[-1L], deparse1, "")
   compare_fits(list(object, ...), names, call)
 }
-
 # anova()'s `...` holds the fits to compare; a named argument that is not a fit (lme4's
 # `refit` or `model.names`, a misspelt option) is an unused argument, an error.
 check_model_dots <- function(dots, call) {
@@ -83,13 +81,50 @@ check_model_dots <- function(dots, call) {
   check_no_dots(dots[named & !is_model], call)
 }
 
-# The LRT (mixture p-value) and exact F test of tau^2 = 0 for one fit.
-boundary_tests <- function(object, call) {
-  s <- fit_statistics(object, call)
-  ml <- ml_fit(object, call)
-  summary <- response_summary(object)
+#' Tests of the random effects' variance
+#'
+#' lmerTest's `ranova()` for an hnm fit: tests that the random effects' variance is 0. For the
+#' one-way model `y ~ 1 | g` the table has two rows: the likelihood-ratio statistic of the ML
+#' fits with and without the random effect, whose p-value is from the
+#' \eqn{\frac12\chi^2_0 + \frac12\chi^2_1}{0.5 chi2(0) + 0.5 chi2(1)} mixture (Self & Liang
+#' 1987) because \eqn{\tau^2 = 0} is on the boundary, and the exact one-way ANOVA F test
+#' (\eqn{MSG/MSE \sim F_{m-1, N-m}} under \eqn{\tau^2 = 0}, balanced or not), the
+#' finite-sample test there. Fits of other models are refused (class `hnm_error_argument`):
+#' compare them with the fit without the random effect by `anova(m0, m1)`, whose boundary
+#' steps get the mixture reference (see [anova.hnm_fit()]). For any other class `ranova()`
+#' calls lmerTest's.
+#'
+#' @param model An `hnm_fit` of the one-way model (ML, REML or ANOVA; the LRT is of the ML
+#'   fits).
+#' @param ... Not used; an error if given.
+#' @return A data frame of class `c("anova", "data.frame")` with a `heading`: rows `LRT` and
+#'   `F`, columns `Statistic`, `Df`, `Df.res` and `Pr(>Stat)`.
+#' @examples
+#' fit <- hnm_fit(y ~ 1 | g, wheat)
+#' ranova(fit)
+#' @export
+ranova <- function(model, ...) UseMethod("ranova")
+
+#' @rdname ranova
+#' @export
+ranova.default <- function(model, ...) {
+  if (!requireNamespace("lmerTest", quietly = TRUE)) {
+    hnm_abort("ranova() for this class needs the lmerTest package.", class = "hnm_error_argument")
+  }
+  getExportedValue("lmerTest", "ranova")(model, ...)
+}
+
+#' @rdname ranova
+#' @export
+ranova.hnm_fit <- function(model, ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  require_one_way(model, "ranova(), the tests of tau^2 = 0,", call)
+  s <- fit_one_way_statistics(model)
+  ml <- ml_estimate(model, call)
+  summary <- lmm_response_summary(model)
   null_deviance <- summary[["n"]] * (1 + log(2 * pi * summary[["sst"]] / summary[["n"]]))
-  lrt <- if (ml$on_boundary) 0 else max(null_deviance - ml$deviance, 0)
+  lrt <- if (ml$re_covariance[1L, 1L] == 0) 0 else max(null_deviance - ml$deviance, 0)
   a <- rust_result(rs_anova_fit(s$center, s$n, s$mean, s$ss), call = call)
   f <- a$msg / a$mse
   table <- data.frame(
@@ -100,14 +135,13 @@ boundary_tests <- function(object, call) {
   names(table)[4L] <- "Pr(>Stat)"
   heading <- c(
     sprintf("Tests of tau^2 = 0 (no between-group variance) in %s%s\n",
-            deparse1(object$formula), if (needs_ml_refit(object)) " (LRT on the ML refit)" else ""),
+            deparse1(model$formula), if (model$method != "ML") " (LRT on the ML refit)" else ""),
     paste("LRT: -2 log likelihood ratio of the ML fits without and with tau^2; p-value from",
           "the 0.5 chi2(0) + 0.5 chi2(1) mixture (Self & Liang 1987)"),
     "F:   exact one-way ANOVA F = MSG/MSE ~ F(m - 1, N - m) under tau^2 = 0\n"
   )
   structure(table, heading = heading, class = c("anova", "data.frame"))
 }
-
 # lme4's model-comparison table for hnm_fit and intercept-only lm fits of one response.
 compare_fits <- function(fits, names, call) {
   models <- lapply(seq_along(fits), function(i) describe_fit(fits[[i]], names[[i]], call))
@@ -155,16 +189,7 @@ compare_fits <- function(fits, names, call) {
 
 # What the comparison needs of one fit: ML deviance, npar, response summary, labels.
 describe_fit <- function(fit, name, call) {
-  if (inherits(fit, "hnm_lmm")) return(describe_lmm(fit, name, call))
-  if (inherits(fit, "hnm_fit")) {
-    ml <- ml_fit(fit, call)
-    return(list(name = name, is_hnm = TRUE, refitted = needs_ml_refit(fit),
-                npar = 3, deviance = ml$deviance, fixed = "(Intercept)",
-                random = list("(Intercept)"), variances = list(ml$tau2),
-                group = deparse1(fit$parsed$group),
-                summary = response_summary(fit), formula = deparse1(fit$formula),
-                data = if (!is.null(fit$call$data)) deparse1(fit$call$data)))
-  }
+  if (inherits(fit, "hnm_fit")) return(describe_lmm(fit, name, call))
   if (!inherits(fit, "lm") || inherits(fit, "glm") || !is.null(fit$weights)) {
     hnm_abort(sprintf(paste("anova() compares hnm_fit objects and unweighted lm() fits of",
                             "the same response, but `%s` is %s."), name,
@@ -207,29 +232,6 @@ check_same_data <- function(models, call) {
                 call = call)
     }
   }
-}
-
-# N, mean and total sum of squares of the response, from the group statistics.
-response_summary <- function(fit) {
-  s <- fit$stats
-  n <- sum(s$n)
-  centered_mean <- sum(s$n * s$mean) / n
-  c(n = n, mean = s$center + centered_mean,
-    sst = sum(s$ss) + sum(s$n * (s$mean - centered_mean)^2))
-}
-
-# Likelihood-ratio tests compare ML fits: REML and ANOVA fits are refitted by ML.
-needs_ml_refit <- function(fit) !identical(fit$method, "ML")
-
-# The ML deviance and boundary flag of a fit, refitting it by ML when needed.
-ml_fit <- function(fit, call) {
-  if (!needs_ml_refit(fit)) {
-    return(list(deviance = fit$deviance, on_boundary = fit$convergence$on_boundary,
-                tau2 = fit$tau2))
-  }
-  s <- fit_statistics(fit, call)
-  refit <- rust_result(rs_fit(s$center, s$n, s$mean, s$ss, FALSE), call = call)
-  list(deviance = refit$deviance, on_boundary = refit$on_boundary, tau2 = refit$tau2)
 }
 
 # p-value of a likelihood-ratio statistic under 0.5 chi2(df - 1) + 0.5 chi2(df) (chi2(0) is

@@ -1,31 +1,6 @@
 # Parametric-bootstrap intervals, simulated and refitted in sufficient-statistic space
 # (see ?confint.hnm_fit).
 
-# Percentile or basic intervals for tau, sigma, mu (or tau2, sigma2, mu), with the replicates,
-# the failure count and the random-number state as attributes.
-boot_intervals <- function(object, level, scale, nsim, seed, type, threads, quiet, call) {
-  check_count(nsim, "nsim", 2L, call, max = 1e7)
-  require_likelihood_fit(object, "bootstrap intervals", call)
-  rng <- use_seed(seed)
-  on.exit(rng$restore())
-  replicates <- bootstrap_refits(object, as.integer(nsim), threads, quiet, call)
-  ok <- stats::complete.cases(replicates)
-  failed <- sum(!ok)
-  if (failed > 0L) {
-    hnm_warn(sprintf("%d of %d bootstrap refits failed and were dropped.", failed, nsim),
-             call = call)
-  }
-  on_scale <- function(p) {
-    if (scale == "sd") c(sqrt(p$tau2), sqrt(p$sigma2), p$mu) else c(p$tau2, p$sigma2, p$mu)
-  }
-  estimate <- on_scale(object)
-  draws <- matrix(on_scale(replicates[ok, ]), ncol = 3L)
-  intervals <- boot_limits(estimate, draws, level, type)
-  intervals[1:2, ] <- pmax(intervals[1:2, ], 0)
-  structure(intervals, boot = replicates, failed = failed, seed = rng$state,
-            class = c("hnm_boot_confint", "matrix", "array"))
-}
-
 # Percentile, basic or normal (bias-corrected, as boot::boot.ci's) limits of each column of
 # `draws` (replicates by rows; NA and NaN left out) about the estimates `estimate`.
 boot_limits <- function(estimate, draws, level, type) {
@@ -74,22 +49,4 @@ in_chunks <- function(nsim, per, refit_chunk, quiet) {
     if (!is.null(bar)) utils::setTxtProgressBar(bar, starts[i] + size - 1L)
   }
   results
-}
-
-# nsim refits of data simulated from the fit: group means ~ N(mu, tau2 + sigma2/n_j) and the
-# pooled within-group SS ~ sigma2 chi^2_{N - m}, drawn in chunks (in_chunks()); NA rows for
-# failed refits.
-bootstrap_refits <- function(object, nsim, threads, quiet, call) {
-  s <- fit_statistics(object, call)
-  groups <- length(s$n)
-  sd_means <- sqrt(object$tau2 + object$sigma2 / s$n)
-  refits <- in_chunks(nsim, groups, function(size) {
-    means <- matrix(stats::rnorm(size * groups, object$mu - s$center, rep(sd_means, each = size)),
-                    size, groups)
-    ssw <- object$sigma2 * stats::rchisq(size, sum(s$n - 1))
-    rust_result(rs_bootstrap(s$center, s$n, s$mean, s$ss, is_reml(object), means, ssw, threads),
-                call = call)
-  }, quiet)
-  column <- function(name) unlist(lapply(refits, `[[`, name), use.names = FALSE)
-  data.frame(mu = column("mu"), sigma2 = column("sigma2"), tau2 = column("tau2"))
 }

@@ -206,31 +206,20 @@ glance.hnm_fit <- function(x, ...) {
 #' @method augment hnm_fit
 augment.hnm_fit <- function(x, data = NULL, ...) {
   reject_arguments(list(...), "augment() for an hnm_fit", sys.call())
-  require_rows(x, "augment()")
-  if (is.null(x$y)) {
-    # The general model: the model's variables, from `data` or the data of the call; the
-    # rows used are the complete ones (as lme4's model frame).
-    given <- as.data.frame(if (is.null(data)) eval(x$call$data, environment(formula(x))) else data)
-    variables <- all.vars(formula(x))
-    keep <- stats::complete.cases(given[intersect(variables, names(given))])
-    if (!all(variables %in% names(given)) || sum(keep) != nobs(x)) {
-      hnm_abort(sprintf("`data` must be the data frame the model was fitted to (%d complete rows).",
-                        nobs(x)), call = sys.call())
-    }
-    if (is.null(data)) {
-      data <- given[keep, variables, drop = FALSE]
-      rownames(data) <- NULL
-      keep <- rep(TRUE, nrow(data))
-    }
-  } else {
-    keep <- complete_rows(x)
-    if (is.null(data)) {
-      data <- setNames(data.frame(x$y[keep], x$g[keep]), c(x$response_name, x$group_name))
-      keep <- rep(TRUE, nrow(data))
-    } else if (!is.data.frame(data) || nrow(data) != length(keep)) {
-      hnm_abort(sprintf("`data` must be the data frame of %d rows the model was fitted to.",
-                        length(keep)), call = sys.call())
-    }
+  lmm_rows(x, "augment()")
+  # The model's variables, from `data` or the data of the call; the rows used are the
+  # complete ones (as lme4's model frame).
+  given <- as.data.frame(if (is.null(data)) eval(x$call$data, environment(formula(x))) else data)
+  variables <- all.vars(formula(x))
+  keep <- stats::complete.cases(given[intersect(variables, names(given))])
+  if (!all(variables %in% names(given)) || sum(keep) != nobs(x)) {
+    hnm_abort(sprintf("`data` must be the data frame the model was fitted to (%d complete rows).",
+                      nobs(x)), call = sys.call())
+  }
+  if (is.null(data)) {
+    data <- given[keep, variables, drop = FALSE]
+    rownames(data) <- NULL
+    keep <- rep(TRUE, nrow(data))
   }
   data$.fitted <- data$.resid <- data$.fixed <- NA_real_
   data$.fitted[keep] <- fitted(x)

@@ -192,18 +192,3 @@ signal_interrupt <- function() {
                             list(message = "interrupted", call = NULL)))
   invokeRestart("abort")
 }
-
-# A one-way fit's group statistics, checked before they reach the core: an object whose
-# fields were removed or edited gets an error naming it, not a conversion error of the glue.
-fit_statistics <- function(object, call) {
-  s <- object$stats
-  parts <- if (is.list(s)) s[c("n", "mean", "ss")] else list()
-  valid <- length(parts) == 3L && is.numeric(s$center) && length(s$center) == 1L &&
-    all(vapply(parts, function(v) is.numeric(v) && length(v) > 0L, logical(1))) &&
-    length(unique(lengths(parts))) == 1L
-  if (!valid) {
-    hnm_abort(paste("`object` is not a valid hnm_fit: its group statistics are missing or",
-                    "damaged; refit it with hnm_fit()."), call = call)
-  }
-  s
-}

@@ -4,7 +4,7 @@
 # Rows icc and ratio. F* = n_h var(group means)/MSE with n_h the harmonic mean group size
 # (MSG/MSE when balanced) has F*/(1 + n_h ratio) ~ F(m - 1, N - m), exactly when balanced.
 exact_intervals <- function(object, level, quiet = FALSE) {
-  s <- object$stats
+  s <- fit_one_way_statistics(object)
   groups <- length(s$n)
   n_obs <- sum(s$n)
   mse <- sum(s$ss) / (n_obs - groups)

@@ -104,9 +104,28 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
   if (takes_statistics(data, stats)) return(statistics_fit(formula, data, stats, method, call))
   formula <- expand_dot(formula, if (!missing(data)) data, call)
   parsed <- parse_mixed_formula(formula, call)
-  if (!parsed$one_way) return(lmm_fit(parsed, formula, data, method, call))
-  model <- model_statistics(formula, data, call, stats)
-  new_hnm_fit(estimate(model$stats, method, call), model, formula, call, method)
+  check_estimator(parsed, method, call)
+  model <- lmm_build(parsed, data, call)
+  fit <- optimise_fit(model$built, model$design, method, call)
+  fit <- new_hnm_fit(fit, model$built, model$design, formula, parsed, call, method)
+  fit$data <- fit_data(data, call)  # by reference, for model.frame()
+  check_fit(fit, call)
+}
+
+# The ANOVA method of moments is an estimator of the one-way model only.
+check_estimator <- function(parsed, method, call) {
+  if (method == "ANOVA" && !parsed$one_way) {
+    hnm_abort(paste("the ANOVA method of moments is for the one-way model `y ~ 1 | g`; use",
+                    "method = \"ML\" or \"REML\" for models with covariates or random slopes."),
+              call = call, class = "hnm_error_argument")
+  }
+}
+
+# The estimates: the ML or REML optimum, found by the Rust model, or the ANOVA moments.
+optimise_fit <- function(built, design, method, call) {
+  report_dropped_columns(design$fixed_names, built$kept)
+  if (method == "ANOVA") return(anova_estimates(built, call))
+  rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
 }
 
 # The estimator named by `method`, with lme4's `REML = TRUE` as a shorthand for "REML".
@@ -128,35 +147,3 @@ fit_method <- function(REML, method, method_missing, call) {
   if (REML) "REML" else method
 }
 
-# Estimates from the group statistics: the likelihood fits, or the ANOVA moments.
-estimate <- function(s, method, call) {
-  if (method == "ANOVA") return(anova_estimates(s, call))
-  rust_result(rs_fit(s$center, s$n, s$mean, s$ss, method == "REML"), call = call)
-}
-
-new_hnm_fit <- function(estimates, model, formula, call, method) {
-  square <- function(v) matrix(v, 3L, 3L, dimnames = list(parameter_names, parameter_names))
-  structure(list(
-    call = call,
-    formula = formula,
-    response_name = model$response_name,
-    group_name = model$group_name,
-    method = method,
-    mu = estimates$mu,
-    sigma2 = estimates$sigma2,
-    tau2 = estimates$tau2,
-    theta = estimates$theta,
-    deviance = estimates$deviance,
-    se_mu = estimates$se_mu,
-    hessian = square(estimates$hessian),
-    covariance = square(estimates$covariance),
-    std_errors = setNames(estimates$std_errors, parameter_names),
-    unit = estimates$unit,
-    convergence = estimates[c("brent_iterations", "newton_iterations", "profiled_score",
-                              "gradient_norm", "on_boundary")],
-    anova = estimates$anova,
-    stats = model$stats,
-    y = model$y,
-    g = model$g
-  ), class = "hnm_fit")
-}

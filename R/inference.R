@@ -105,9 +105,9 @@
 #' @export
 confint.hnm_fit <- function(object, parm, level = 0.95,
                             method = c("profile", "Wald", "boot", "exact"),
-                            scale = c("sd", "var"), nsim = 1000, seed = NULL,
+                            scale = c("sd", "var"), oldNames = TRUE, nsim = 1000, seed = NULL,
                             type = c("perc", "basic", "norm"), boot.type = NULL,
-                            oldNames = TRUE, parallel = NULL, ncpus = NULL, quiet = FALSE, ...) {
+                            parallel = NULL, ncpus = NULL, quiet = FALSE, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
   method <- if (missing(method) && object$method == "ANOVA") "Wald" else
@@ -116,17 +116,49 @@ confint.hnm_fit <- function(object, parm, level = 0.95,
   type <- boot_type(type, boot.type, call)
   for (flag in c("oldNames", "quiet")) check_flag(get(flag), flag, call)
   check_probability(level, "level", call)
-  z <- critical_value(level)
+  if (method == "exact") {
+    require_one_way(object, "confint(method = \"exact\")", call)
+    intervals <- exact_intervals(object, level, quiet)
+    colnames(intervals) <- percent_labels(level)
+    return(if (missing(parm)) intervals else select_rows(intervals, parm, call))
+  }
+  if (method == "profile" && !missing(parm)) {
+    # Only the parameters asked for are profiled, as lme4's confint(fit, parm).
+    return(on_scale(lmm_profile_intervals(object, parm, level, oldNames, call), object, scale,
+                    oldNames))
+  }
   intervals <- switch(method,
-    Wald = wald_intervals(object, z, scale, call),
-    profile = profile_intervals(object, z, scale, call),
-    boot = boot_intervals(object, level, scale, nsim, seed, type,
-                          boot_threads(parallel, ncpus, call), quiet, call),
-    exact = exact_intervals(object, level, quiet)
+    profile = lmm_profile_intervals(object, NULL, level, oldNames, call),
+    Wald = wald_intervals(object, critical_value(level), scale, oldNames, call),
+    boot = lmm_boot_intervals(object, level, type, nsim, seed, parallel, ncpus, quiet, oldNames,
+                              call)
   )
-  if (method != "exact") rownames(intervals) <- parameter_rows(scale, oldNames, object$group_name)
+  if (method != "Wald") intervals <- on_scale(intervals, object, scale, oldNames)
   colnames(intervals) <- percent_labels(level)
   if (missing(parm)) intervals else select_rows(intervals, parm, call)
+}
+
+# Intervals of lme4's parameters on the variance scale: the SDs' limits squared, their rows
+# named as variances (tau2 and sigma2 for the one-way model, the lecture's names; var_x|g and
+# sigma2 otherwise); correlations and fixed effects as they are. Attributes are kept.
+on_scale <- function(intervals, object, scale, oldNames) {
+  if (scale == "sd") return(intervals)
+  sd_names <- variance_parameter_names(object, oldNames)
+  is_sd <- lmm_parameter_bounds(object)$is_sd[seq_along(sd_names)]
+  rows <- match(sd_names[is_sd], rownames(intervals))
+  present <- !is.na(rows)
+  intervals[rows[present], ] <- intervals[rows[present], ]^2
+  rownames(intervals)[rows[present]] <- variance_names(object)[is_sd][present]
+  intervals
+}
+
+# The variance-scale names of lme4's variance parameters (correlations keep theirs).
+variance_names <- function(object) {
+  if (is_one_way(object)) return(c("tau2", "sigma2"))
+  names <- variance_parameter_names(object, FALSE)
+  names <- sub("^sd_", "var_", names)
+  names[length(names)] <- "sigma2"
+  names
 }
 
 # The element of `choices` that `value` selects (match.arg's rules: the whole vector of
@@ -178,14 +210,6 @@ boot_threads <- function(parallel, ncpus, call) {
 # computed directly, so a level such as 1 - 1e-16 does not round to z = Inf).
 critical_value <- function(level) stats::qnorm((1 - level) / 2, lower.tail = FALSE)
 
-# lme4's row names on the SD scale (`oldNames = FALSE`: its newer "sd_(Intercept)|g" and
-# "sigma"); the variances' names on the variance scale.
-parameter_rows <- function(scale, oldNames = TRUE, group_name = "g") {
-  if (scale == "var") return(c("tau2", "sigma2", "(Intercept)"))
-  if (oldNames) c(".sig01", ".sigma", "(Intercept)") else
-    c(sprintf("sd_(Intercept)|%s", group_name), "sigma", "(Intercept)")
-}
-
 # The rows `parm` of an interval matrix, keeping its attributes; unknown rows are an error.
 select_rows <- function(intervals, parm, call) {
   known <- if (is.character(parm)) parm %in% rownames(intervals) else
@@ -198,26 +222,28 @@ select_rows <- function(intervals, parm, call) {
   do.call(structure, c(list(intervals[parm, , drop = FALSE]), kept))
 }
 
-# Rows tau, sigma, mu (or their variances): estimate +- z se, with the information the
-# standard errors come from as attribute "information" (printed when it is not the
-# observed one). ML and REML fits are refitted (O(groups)) for the standard errors of their
-# criterion's information; ANOVA fits have the sampling covariance of their estimators.
-wald_intervals <- function(object, z, scale, call) {
-  if (object$method == "ANOVA") {
-    se <- object$std_errors
-    information <- "sampling"
-  } else {
-    s <- fit_statistics(object, call)
-    refit <- rust_result(rs_fit(s$center, s$n, s$mean, s$ss, is_reml(object)), call = call)
-    se <- stats::setNames(refit$std_errors, parameter_names)
-    information <- refit$information
+# Rows of lme4's parameters (variance parameters, then fixed effects): estimate +- z se. The
+# one-way model's variance rows are from the inverse information of its criterion on the
+# variance scale (R/one-way.R; mapped to the SD scale by the delta method), with the kind of
+# information as attribute "information" (printed when it is not the observed one).
+wald_intervals <- function(object, z, scale, oldNames, call) {
+  beta <- object$beta
+  fixed <- cbind(beta - z * sqrt(diag(vcov(object))), beta + z * sqrt(diag(vcov(object))))
+  names <- c(variance_parameter_names(object, oldNames), names(beta))
+  if (!is_one_way(object)) {
+    variance <- matrix(NA_real_, length(names) - length(beta), 2L)
+    intervals <- on_scale(`rownames<-`(rbind(variance, fixed), names), object, scale, oldNames)
+    return(structure(intervals, information = "observed",
+                     class = c("hnm_wald_confint", "matrix", "array")))
   }
-  intervals <- rbind(
-    wald_variance(object$tau2, se[["tau2"]], z, scale),
-    wald_variance(object$sigma2, se[["sigma2"]], z, scale),
-    object$mu + c(-1, 1) * z * if (scale == "var") se[["mu"]] else object$se_mu
-  )
-  structure(intervals, information = information, class = c("hnm_wald_confint", "matrix", "array"))
+  covariance <- one_way_covariance(object, call)
+  se <- sqrt(pmax(diag(covariance), 0))
+  if (scale == "var") fixed <- beta + c(-1, 1) * z * se[["mu"]]
+  intervals <- rbind(wald_variance(object$re_covariance[1L, 1L], se[["tau2"]], z, scale),
+                     wald_variance(object$sigma^2, se[["sigma2"]], z, scale), fixed)
+  rownames(intervals) <- if (scale == "var") c(variance_names(object), names(beta)) else names
+  structure(intervals, information = attr(covariance, "information"),
+            class = c("hnm_wald_confint", "matrix", "array"))
 }
 
 #' @rdname confint.hnm_fit
@@ -230,17 +256,6 @@ print.hnm_wald_confint <- function(x, ...) {
               "not positive definite at these estimates (as often at tau^2 = 0).\n"))
   }
   invisible(x)
-}
-
-# Rows tau, sigma, mu: where the signed root profile deviance crosses -z and z.
-profile_intervals <- function(object, z, scale, call) {
-  require_likelihood_fit(object, "profile intervals", call)
-  s <- fit_statistics(object, call)
-  limits <- matrix(rust_result(rs_profile_ci(s$center, s$n, s$mean, s$ss, is_reml(object), z),
-                               call = call),
-                   3L, 2L, byrow = TRUE)
-  if (scale == "var") limits[1:2, ] <- limits[1:2, ]^2
-  limits
 }
 
 # A Wald interval for a variance v with standard error se, on the variance or SD scale.

@@ -69,22 +69,6 @@ bootstrap.hnm_fit <- function(object, nsim = 1000, seed = NULL, parallel = NULL,
   threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
   rng <- use_seed(seed)
   on.exit(rng$restore())
-  refits <- bootstrap_refits(object, as.integer(nsim), threads, quiet, call)
-  draws <- cbind(sqrt(refits$tau2), sqrt(refits$sigma2), refits$mu)
-  t0 <- c(sqrt(object$tau2), sqrt(object$sigma2), object$mu)
-  names(t0) <- colnames(draws) <- parameter_rows("sd")
-  new_bootstrap(t0, draws, nsim, rng$state, object$method, call)
-}
-
-#' @rdname bootstrap
-#' @export
-bootstrap.hnm_lmm <- function(object, nsim = 1000, seed = NULL, parallel = NULL, ncpus = NULL,
-                              quiet = FALSE, ...) {
-  call <- sys.call()
-  check_no_dots(list(...), call)
-  threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
-  rng <- use_seed(seed)
-  on.exit(rng$restore())
   generator <- boot_generator(object, object$stats, object$spec, call)
   p <- length(object$beta)
   q <- nrow(object$re_covariance)
@@ -207,7 +191,7 @@ variance_parameter_names <- function(object, oldNames) {
 # intervals can reach past them).
 lmm_boot_intervals <- function(object, level, type, nsim, seed, parallel, ncpus, quiet,
                                oldNames, call) {
-  boot <- bootstrap.hnm_lmm(object, nsim = nsim, seed = seed, parallel = parallel,
+  boot <- bootstrap.hnm_fit(object, nsim = nsim, seed = seed, parallel = parallel,
                             ncpus = ncpus, quiet = quiet)
   limits <- boot_limits(boot$t0, boot$t, level, type)
   variance <- variance_parameter_names(object, TRUE)
@@ -255,10 +239,11 @@ bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncp
                           quiet = FALSE) {
   call <- sys.call()
   for (fit in list(m0, m1)) {
-    if (!inherits(fit, "hnm_lmm")) {
-      hnm_abort(sprintf(paste("`m0` and `m1` must be fits of hnm_fit() with covariates or random",
-                              "slopes, not an object of class %s."), class(fit)[1L]), call = call)
+    if (!inherits(fit, "hnm_fit")) {
+      hnm_abort(sprintf("`m0` and `m1` must be fits of hnm_fit(), not an object of class %s.",
+                        class(fit)[1L]), call = call)
     }
+    require_likelihood_fit(fit, "bootstrap_lrt()", call)
   }
   threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
   df <- n_parameters(m1) - n_parameters(m0)

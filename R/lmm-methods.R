@@ -116,7 +116,7 @@ NULL
 
 #' @rdname hnm_lmm-methods
 #' @export
-fixef.hnm_lmm <- function(object, add.dropped = FALSE, ...) {
+fixef.hnm_fit <- function(object, add.dropped = FALSE, ...) {
   check_no_dots(list(...), sys.call())
   check_flag(add.dropped, "add.dropped", sys.call())
   if (!add.dropped || length(object$dropped_fixed) == 0L) return(object$beta)
@@ -131,35 +131,39 @@ fixef.hnm_lmm <- function(object, add.dropped = FALSE, ...) {
 
 #' @rdname hnm_lmm-methods
 #' @export
-sigma.hnm_lmm <- function(object, ...) {
+sigma.hnm_fit <- function(object, ...) {
   check_no_dots(list(...), sys.call())
   object$sigma
 }
 
 #' @rdname hnm_lmm-methods
 #' @export
-nobs.hnm_lmm <- function(object, use.fallback = FALSE, ...) {
+nobs.hnm_fit <- function(object, use.fallback = FALSE, ...) {
   check_no_dots(list(...), sys.call())
   row_count(object$n_obs)
 }
 
 #' @rdname hnm_lmm-methods
 #' @export
-ngrps.hnm_lmm <- function(object, ...) {
+ngrps.hnm_fit <- function(object, ...) {
   check_no_dots(list(...), sys.call())
   setNames(length(object$levels), object$group_name)
 }
 
 #' @rdname hnm_lmm-methods
 #' @export
-vcov.hnm_lmm <- function(object, ...) {
+vcov.hnm_fit <- function(object, full = FALSE, ...) {
   check_no_dots(list(...), sys.call())
+  check_flag(full, "full", sys.call())
+  if (full) return(unclass_information(one_way_covariance(object, sys.call())))
   object$vcov_beta
 }
 
+unclass_information <- function(m) `attr<-`(m, "information", NULL)
+
 #' @rdname hnm_lmm-methods
 #' @export
-deviance.hnm_lmm <- function(object, REML = NULL, ...) {
+deviance.hnm_fit <- function(object, REML = NULL, ...) {
   check_no_dots(list(...), sys.call())
   check_criterion(object, REML, "deviance", sys.call())
   object$deviance
@@ -167,18 +171,14 @@ deviance.hnm_lmm <- function(object, REML = NULL, ...) {
 
 #' @rdname hnm_lmm-methods
 #' @export
-df.residual.hnm_lmm <- function(object, ...) {
+df.residual.hnm_fit <- function(object, ...) {
   check_no_dots(list(...), sys.call())
   nobs(object) - n_parameters(object)
 }
 
 #' @rdname hnm_lmm-methods
 #' @export
-formula.hnm_lmm <- function(x, ...) formula.hnm_fit(x, ...)
-
-#' @rdname hnm_lmm-methods
-#' @export
-terms.hnm_lmm <- function(x, fixed.only = TRUE, random.only = FALSE, ...) {
+terms.hnm_fit <- function(x, fixed.only = TRUE, random.only = FALSE, ...) {
   check_no_dots(list(...), sys.call())
   if (!isTRUE(fixed.only) || !isFALSE(random.only)) {
     hnm_abort(paste("terms() of an hnm fit are those of the fixed part (lme4's default",
@@ -192,7 +192,7 @@ terms.hnm_lmm <- function(x, fixed.only = TRUE, random.only = FALSE, ...) {
 #' @param formula For `model.frame`: the fit.
 #' @importFrom stats model.frame model.matrix
 #' @export
-model.frame.hnm_lmm <- function(formula, fixed.only = FALSE, ...) {
+model.frame.hnm_fit <- function(formula, fixed.only = FALSE, ...) {
   check_no_dots(list(...), sys.call())
   check_flag(fixed.only, "fixed.only", sys.call())
   object <- formula
@@ -217,7 +217,7 @@ n_parameters <- function(object) length(object$beta) + length(object$theta) + 1L
 
 #' @rdname hnm_lmm-methods
 #' @export
-logLik.hnm_lmm <- function(object, REML = NULL, ...) {
+logLik.hnm_fit <- function(object, REML = NULL, ...) {
   check_no_dots(list(...), sys.call())
   check_criterion(object, REML, "logLik", sys.call())
   structure(-object$deviance / 2, nobs = nobs(object), nall = nobs(object),
@@ -240,14 +240,14 @@ REMLcrit <- function(object) UseMethod("REMLcrit")
 
 #' @rdname hnm_lmm-methods
 #' @export
-REMLcrit.hnm_lmm <- function(object) {
+REMLcrit.hnm_fit <- function(object) {
   if (object$method == "REML") return(object$deviance)
   rust_result(rs_lmm_criterion(lmm_model(object), TRUE))
 }
 
 #' @rdname hnm_lmm-methods
 #' @export
-isSingular.hnm_lmm <- function(x, tol = 1e-4) {
+isSingular.hnm_fit <- function(x, tol = 1e-4) {
   check_tolerance(tol)
   any(x$theta[x$lower == 0] < tol)
 }
@@ -261,7 +261,7 @@ check_tolerance <- function(tol) {
 
 #' @rdname hnm_lmm-methods
 #' @export
-VarCorr.hnm_lmm <- function(x, sigma = 1, ...) {
+VarCorr.hnm_fit <- function(x, sigma = 1, ...) {
   check_no_dots(list(...), sys.call())
   scale <- if (missing(sigma)) 1 else varcorr_scale(sigma, x$sigma, sys.call())
   blocks <- block_ranges(x)
@@ -286,7 +286,7 @@ block_ranges <- function(x) {
 
 #' @rdname hnm_lmm-methods
 #' @export
-getME.hnm_lmm <- function(object, name, ...) {
+getME.hnm_fit <- function(object, name, ...) {
   check_no_dots(list(...), sys.call())
   switch(name,
     theta = object$theta,
@@ -313,21 +313,6 @@ getME.hnm_lmm <- function(object, name, ...) {
                             "devcomp, REML, X, y."), name), class = "hnm_error_argument"))
 }
 
-#' @rdname hnm_fit-methods
-#' @export
-getME.hnm_fit <- function(object, name, ...) {
-  check_no_dots(list(...), sys.call())
-  switch(name,
-    theta = setNames(object$theta, paste0(object$group_name, ".(Intercept)")),
-    lower = setNames(0, paste0(object$group_name, ".(Intercept)")),
-    beta = unname(fixef(object)),
-    fixef = fixef(object),
-    sigma = sigma(object),
-    hnm_abort(sprintf(paste("getME(, \"%s\") is not available for one-way hnm fits;",
-                            "available: theta, lower, beta, fixef, sigma."), name),
-              class = "hnm_error_argument"))
-}
-
 # The relative covariance factor of the random effects in lme4's layout: Λ of one group,
 # block diagonal over the terms (lme4's getME("Lambda") repeats it for every group).
 relative_factor <- function(object) {
@@ -346,9 +331,10 @@ relative_factor <- function(object) {
 
 #' @rdname hnm_lmm-methods
 #' @export
-ranef.hnm_lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
+ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
   check_ranef_arguments(object, drop, whichel, list(...))
-  re <- rust_result(rs_lmm_ranef(lmm_model(object)))
+  re <- if (object$method == "ANOVA") one_way_modes(object) else
+    rust_result(rs_lmm_ranef(lmm_model(object)))
   names <- unlist(object$random_names)
   q <- length(names)
   m <- length(object$levels)
@@ -367,7 +353,7 @@ ranef.hnm_lmm <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, 
 
 #' @rdname hnm_lmm-methods
 #' @export
-coef.hnm_lmm <- function(object, ...) {
+coef.hnm_fit <- function(object, ...) {
   check_no_dots(list(...), sys.call())
   effects <- ranef(object, condVar = FALSE)[[1L]]
   beta <- fixef(object)
@@ -397,35 +383,33 @@ complete_lmm_rows <- function(object, rows) {
 # `modes` (groups × q by rows) in place of the conditional modes.
 lmm_fitted <- function(object, population = FALSE, modes = NULL) {
   rows <- lmm_rows(object, "fitted values")
+  ok <- complete_lmm_rows(object, rows)
+  if (object$method == "ANOVA") return(one_way_fitted(object, rows$codes[ok], population, modes))
   values <- rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes,
                                       !population, modes))
-  ok <- complete_lmm_rows(object, rows)
   offset <- rows$offset
   values[ok] + if (is.null(offset)) 0 else offset[ok]
 }
 
 #' @rdname hnm_lmm-methods
 #' @export
-fitted.hnm_lmm <- function(object, ...) {
+fitted.hnm_fit <- function(object, ...) {
   check_no_dots(list(...), sys.call())
   lmm_fitted(object)
 }
 
 #' @rdname hnm_lmm-methods
 #' @export
-residuals.hnm_lmm <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
+residuals.hnm_fit <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
   check_no_dots(list(...), sys.call())
   match.arg(type)
-  rows <- lmm_rows(object, "residuals")
-  ok <- complete_lmm_rows(object, rows)
-  fitted <- rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, TRUE, NULL))
-  r <- rows$variables[[1L]][ok] - fitted[ok]
+  r <- lmm_response(object) - lmm_fitted(object)
   if (isTRUE(scaled)) r / object$sigma else r
 }
 
 #' @rdname hnm_lmm-methods
 #' @export
-model.matrix.hnm_lmm <- function(object, type = c("fixed", "random"), ...) {
+model.matrix.hnm_fit <- function(object, type = c("fixed", "random"), ...) {
   check_no_dots(list(...), sys.call())
   type <- match.arg(type)
   if (type == "random") {

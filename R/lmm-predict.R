@@ -2,7 +2,7 @@
 
 #' @rdname hnm_lmm-methods
 #' @export
-predict.hnm_lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
+predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
                             type = c("link", "response"), se.fit = FALSE, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
@@ -22,8 +22,9 @@ predict.hnm_lmm <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   }
   if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
   rows <- new_rows(object, newdata, allow.new.levels, population, call)
-  fit <- rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, !population,
-                                   modes), call = call)
+  fit <- if (object$method == "ANOVA") one_way_fitted(object, rows$codes, population, modes) else
+    rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, !population, modes),
+                call = call)
   if (!is.null(rows$offset)) fit <- fit + rows$offset
   if (isTRUE(se.fit)) {
     return(list(fit = fit, se.fit = prediction_se(new_fixed_matrix(object, rows$variables), object)))
@@ -51,7 +52,8 @@ random_terms_of <- function(object, call) {
 # modes) or none (population values).
 selected_modes <- function(object, selected) {
   if (all(selected) || !any(selected)) return(NULL)
-  modes <- rust_result(rs_lmm_ranef(lmm_model(object)))$modes
+  modes <- ranef(object, condVar = FALSE)[[1L]]
+  modes <- as.vector(t(as.matrix(modes)))
   modes[!rep(selected, length.out = length(modes))] <- 0
   modes
 }
@@ -120,7 +122,7 @@ new_fixed_matrix <- function(object, variables) {
 
 #' @rdname hnm_lmm-methods
 #' @export
-simulate.hnm_lmm <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
+simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
                              newdata = NULL, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
@@ -149,8 +151,9 @@ simulate.hnm_lmm <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
     offset <- if (is.null(rows$offset)) 0 else rows$offset[ok]
     effects <- simulated_effects(object, nsim, drawn)
     sims <- lapply(seq_len(nsim), function(s) {
-      values <- rust_result(rs_lmm_fitted(model, rows$variables, rows$codes, TRUE,
-                                          effects[[s]] + if (is.null(modes)) 0 else modes))
+      drawn_modes <- effects[[s]] + if (is.null(modes)) 0 else modes
+      if (object$method == "ANOVA") return(one_way_fitted(object, rows$codes[ok], FALSE, drawn_modes))
+      values <- rust_result(rs_lmm_fitted(model, rows$variables, rows$codes, TRUE, drawn_modes))
       values[ok] + offset
     })
   }

@@ -39,7 +39,7 @@
 #' pr <- profile(fit, which = "theta_")
 #' confint(pr)
 #' @export
-profile.hnm_lmm <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, oldNames = TRUE,
+profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, oldNames = TRUE,
                             ...) {
   call <- sys.call()
   check_no_dots(list(...), call)

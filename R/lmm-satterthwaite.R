@@ -117,7 +117,7 @@ ddf_methods <- c("Satterthwaite", "Kenward-Roger", "lme4")
 # The labels of the fixed part's terms (none for the one-way model, whose only fixed effect
 # is the intercept).
 fixed_term_labels <- function(fit) {
-  if (inherits(fit, "hnm_lmm")) attr(stats::terms(fit), "term.labels") else character()
+  attr(stats::terms(fit), "term.labels")
 }
 
 # `ddf` of anova() and summary(): lmerTest's choices, Kenward-Roger refused (it needs

@@ -1,25 +1,6 @@
 # The linear mixed model with one grouping factor: hnm_fit()'s path for covariates and random
 # slopes, and the fit object its methods read.
 
-# Parse (done by hnm_fit) -> columns in place -> Rust (one pass, model, fit) -> an object of
-# class c("hnm_lmm", "hnm_fit").
-lmm_fit <- function(parsed, formula, data, method, call) {
-  if (method == "ANOVA") {
-    hnm_abort(paste("the ANOVA method of moments is for the one-way model `y ~ 1 | g`; use",
-                    "method = \"ML\" or \"REML\" for models with covariates or random slopes."),
-              call = call, class = "hnm_error_argument")
-  }
-  model <- lmm_build(parsed, data, call)
-  design <- model$design
-  built <- model$built
-  report_dropped_columns(design$fixed_names, built$kept)
-  estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
-  fit <- new_hnm_lmm(estimates, built, design, formula, parsed, call, method)
-  fit$data <- fit_data(data, call)  # by reference, for model.frame()
-  warn_unconverged(fit, call)
-  fit
-}
-
 # The model's design from the data and the Rust model built from its one pass over the rows.
 lmm_build <- function(parsed, data, call) {
   design <- model_design(parsed, data, call)
@@ -76,9 +57,10 @@ report_dropped_columns <- function(fixed_names, kept) {
 
 # lme4 warns when its optimiser stops short of convergence, at fit time; so does hnm, with a
 # class of its own (?hnm-conditions), and print() and summary() repeat it as a note.
-warn_unconverged <- function(fit, call) {
+check_fit <- function(fit, call) {
   problem <- convergence_problem(fit)
   if (!is.null(problem)) hnm_warn(problem, call = call, class = "hnm_warning_convergence")
+  fit
 }
 
 # What keeps a fit from being an optimum, or NULL: the search stopped before its convergence
@@ -104,7 +86,7 @@ convergence_problem <- function(fit) {
           fit$convergence$projected_gradient_norm)
 }
 
-new_hnm_lmm <- function(estimates, built, design, formula, parsed, call, method) {
+new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method) {
   fixed_names <- design$fixed_names[built$kept]
   random_names <- unlist(design$random_names)
   q <- length(random_names)
@@ -124,6 +106,9 @@ new_hnm_lmm <- function(estimates, built, design, formula, parsed, call, method)
     lower = built$lower,
     re_covariance = matrix(estimates$re_covariance, q, dimnames = list(random_names, random_names)),
     deviance = estimates$deviance,
+    # An ANOVA fit's mean squares and its estimators' sampling covariance (R/one-way.R).
+    anova = estimates$anova,
+    covariance = estimates$covariance,
     convergence = estimates[c("iterations", "evaluations", "projected_gradient_norm",
                               "converged", "internal_theta")],
     fixed_names = fixed_names,
@@ -153,8 +138,9 @@ new_hnm_lmm <- function(estimates, built, design, formula, parsed, call, method)
     rows = if (!is.null(design$variables)) list(variables = design$variables,
       codes = design$codes, names = design$names, fingerprint = built$fingerprint,
       offset = design$offset),
-    core = list2env(list(model = built$model))
-  ), class = c("hnm_lmm", "hnm_fit"))
+    # The Rust model, at the estimates: an ANOVA fit's is rebuilt at its theta on first use.
+    core = list2env(list(model = if (method != "ANOVA") built$model))
+  ), class = "hnm_fit")
 }
 
 # lme4's names of θ: group.(Intercept), group.x.(Intercept), ... for each block's lower
@@ -217,12 +203,9 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
   built <- rust_result(rs_lmm_restore(stats$pilot, stats$n, stats$means, stats$comoments,
                                       design$response, design$fixed, design$random,
                                       design$blocks, method == "REML", NULL), call = call)
-  report_dropped_columns(design$fixed_names, built$kept)
-  estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
+  estimates <- optimise_fit(built, design, method, call)
   built <- c(built, list(stats = stats, dropped = 0))
-  fit <- new_hnm_lmm(estimates, built, design, formula, parsed, call, method)
-  warn_unconverged(fit, call)
-  fit
+  check_fit(new_hnm_fit(estimates, built, design, formula, parsed, call, method), call)
 }
 
 # The rows of the fit, checked to be those the fit was made from: columns kept by reference

@@ -46,29 +46,6 @@
 #' @name hnm_fit-methods
 NULL
 
-#' @rdname hnm_fit-methods
-#' @method fixef hnm_fit
-#' @export
-fixef.hnm_fit <- function(object, add.dropped = FALSE, ...) {
-  check_no_dots(list(...), sys.call())
-  check_flag(add.dropped, "add.dropped", sys.call())
-  c("(Intercept)" = object$mu)
-}
-
-#' @rdname hnm_fit-methods
-#' @export
-sigma.hnm_fit <- function(object, ...) {
-  check_no_dots(list(...), sys.call())
-  sqrt(object$sigma2)
-}
-
-#' @rdname hnm_fit-methods
-#' @export
-nobs.hnm_fit <- function(object, use.fallback = FALSE, ...) {
-  check_no_dots(list(...), sys.call())
-  row_count(sum(object$stats$n))
-}
-
 # ngrps, isSingular, getME and REMLcrit are lme4's functions. hnm's generics of the same names
 # forward every other class to lme4's, and hnm's methods are also registered on lme4's generics
 # when lme4 is loaded (see .onLoad), so attaching hnm before or after lme4 breaks neither.
@@ -79,25 +56,11 @@ ngrps <- function(object, ...) UseMethod("ngrps")
 
 #' @rdname hnm_fit-methods
 #' @export
-ngrps.hnm_fit <- function(object, ...) {
-  check_no_dots(list(...), sys.call())
-  setNames(length(object$stats$n), object$group_name)
-}
-
-#' @rdname hnm_fit-methods
-#' @export
 ngrps.default <- function(object, ...) lme4_function("ngrps")(object, ...)
 
 #' @rdname hnm_fit-methods
 #' @export
 isSingular <- function(x, tol = 1e-4) UseMethod("isSingular")
-
-#' @rdname hnm_fit-methods
-#' @export
-isSingular.hnm_fit <- function(x, tol = 1e-4) {
-  check_tolerance(tol)
-  x$theta < tol
-}
 
 #' @rdname hnm_fit-methods
 #' @export
@@ -115,21 +78,6 @@ getME.default <- function(object, name, ...) lme4_function("getME")(object, name
 
 #' @rdname hnm_fit-methods
 #' @export
-REMLcrit.hnm_fit <- function(object) {
-  if (object$method == "REML") return(object$deviance)
-  # lme4's REMLcrit of an ML fit: the REML criterion at the ML lambda = tau^2/sigma^2, with
-  # mu and sigma^2 profiled as REML profiles them (the profiled deviance's docs in hnm-core).
-  s <- object$stats
-  lambda <- object$tau2 / object$sigma2
-  w <- s$n / (1 + s$n * lambda)
-  mu <- sum(w * s$mean) / sum(w)
-  k <- sum(s$n) - 1
-  q <- sum(s$ss) + sum(w * (s$mean - mu)^2)
-  k * (1 + log(2 * pi * q / k)) + sum(log(1 + s$n * lambda)) + log(sum(w))
-}
-
-#' @rdname hnm_fit-methods
-#' @export
 REMLcrit.default <- function(object) lme4_function("REMLcrit")(object)
 
 # lme4's function `name`, or an error saying that lme4 is needed for this object.
@@ -139,23 +87,6 @@ lme4_function <- function(name) {
               class = "hnm_error_argument")
   }
   getExportedValue("lme4", name)
-}
-
-#' @rdname hnm_fit-methods
-#' @export
-logLik.hnm_fit <- function(object, REML = NULL, ...) {
-  check_no_dots(list(...), sys.call())
-  check_criterion(object, REML, "logLik", sys.call())
-  structure(-object$deviance / 2, nobs = nobs(object), nall = nobs(object), df = 3L,
-            class = "logLik")
-}
-
-#' @rdname hnm_fit-methods
-#' @export
-deviance.hnm_fit <- function(object, REML = NULL, ...) {
-  check_no_dots(list(...), sys.call())
-  check_criterion(object, REML, "deviance", sys.call())
-  object$deviance
 }
 
 # lme4's `REML` of logLik() and deviance(): the criterion of the fit's own method. The other
@@ -172,13 +103,6 @@ check_criterion <- function(object, REML, what, call) {
                     if (REML) "REMLcrit() gives the REML criterion of an ML fit" else
                       "refit with REML = FALSE for the ML deviance"),
             call = call, class = "hnm_error_argument")
-}
-
-#' @rdname hnm_fit-methods
-#' @export
-df.residual.hnm_fit <- function(object, ...) {
-  check_no_dots(list(...), sys.call())
-  nobs(object) - 3L
 }
 
 #' @rdname hnm_fit-methods
@@ -202,31 +126,6 @@ formula.hnm_fit <- function(x, fixed.only = FALSE, random.only = FALSE, ...) {
 bar_terms <- function(formula) {
   bars <- lapply(find_bars(formula[[3L]]), function(b) call("(", b))
   Reduce(function(a, b) call("+", a, b), bars)
-}
-
-#' @rdname hnm_fit-methods
-#' @export
-vcov.hnm_fit <- function(object, full = FALSE, ...) {
-  check_no_dots(list(...), sys.call())
-  if (isTRUE(full)) return(object$covariance)
-  matrix(object$se_mu^2, 1L, 1L, dimnames = list("(Intercept)", "(Intercept)"))
-}
-
-#' @rdname hnm_fit-methods
-#' @method VarCorr hnm_fit
-#' @export
-VarCorr.hnm_fit <- function(x, sigma = 1, ...) {
-  check_no_dots(list(...), sys.call())
-  # lme4's shape: one covariance matrix per grouping factor with attributes "stddev" and
-  # "correlation", and the residual standard deviation as attribute "sc". An explicit
-  # `sigma` replaces sigma-hat, as lme4's (the relative covariance times sigma^2).
-  scale <- if (missing(sigma)) 1 else varcorr_scale(sigma, sqrt(x$sigma2), sys.call())
-  names <- list("(Intercept)", "(Intercept)")
-  tau2 <- structure(matrix(x$tau2 * scale^2, 1L, 1L, dimnames = names),
-                    stddev = c("(Intercept)" = sqrt(x$tau2) * scale),
-                    correlation = matrix(1, 1L, 1L, dimnames = names))
-  structure(setNames(list(tau2), x$group_name), sc = sqrt(x$sigma2) * scale, useSc = TRUE,
-            class = "VarCorr.hnm")
 }
 
 # lme4's VarCorr(x, sigma = s) reports the covariances for residual SD s instead of
@@ -303,71 +202,6 @@ format_varcorr <- function(vc, digits, comp) {
   cbind(table, corr)
 }
 
-# The conditional mode of a_j: tau2 n_j / (sigma2 + n_j tau2) * (ybar_j - mu).
-group_effects <- function(object) {
-  s <- object$stats
-  shrink <- object$tau2 * s$n / (object$sigma2 + s$n * object$tau2)
-  shrink * (s$mean - (object$mu - s$center))
-}
-
 # A count of rows as R reports counts: an integer, or a double beyond 2^31 - 1 rows (a
 # database table can hold more), never NA.
 row_count <- function(n) if (n <= .Machine$integer.max) as.integer(n) else as.double(n)
-
-# Row-level methods need the rows; a fit made from group statistics has none. A one-way fit
-# keeps its response and groups by reference, so they are checked to be the data it was
-# made from: the group statistics recomputed from them (one pass in Rust, no larger than
-# the method's own O(N) work) must equal the fit's, or the columns were modified in place
-# since (data.table's `:=` or set()). A change that leaves every group's n, mean and SS
-# unchanged leaves the fit the fit of the new data, which the methods then report on.
-require_rows <- function(object, what) {
-  if (inherits(object, "hnm_lmm")) return(invisible())
-  if (is.null(object$y)) {
-    hnm_abort(sprintf(paste("%s needs the data rows, but this fit was made from group",
-                            "statistics; refit from the data to get it."), what),
-              class = "hnm_error_no_rows")
-  }
-  now <- group_statistics(object$y, object$g, object$response_name, object$group_name)
-  fields <- c("n", "mean", "ss", "center")
-  if (!identical(now[fields], object$stats[fields]) || !identical(now$group, object$stats$group)) {
-    hnm_abort(sprintf(paste("%s needs the data the fit was made from, but they have been",
-                            "modified in place since (for example by data.table's `:=` or",
-                            "set()); refit the model to the current data."), what),
-              class = "hnm_error_data_changed")
-  }
-}
-
-# Per-row index into the retained groups (NA or 0 for rows not used in the fit): hashed
-# group values are matched to the fit's keys; factor codes map through `level_index` when
-# some levels were dropped, and are the index themselves otherwise.
-row_group <- function(object) {
-  s <- object$stats
-  if (!is.null(s$keys)) return(match(object$g, s$keys))
-  codes <- as.integer(as_group_factor(object$g))
-  if (is.null(s$level_index)) codes else s$level_index[codes]
-}
-
-# Rows used in the fit: response and group both present.
-complete_rows <- function(object) !is.na(object$y) & !is.na(object$g)
-
-#' @rdname hnm_fit-methods
-#' @export
-fitted.hnm_fit <- function(object, ...) {
-  check_no_dots(list(...), sys.call())
-  require_rows(object, "fitted()")
-  keep <- complete_rows(object)
-  object$mu + group_effects(object)[row_group(object)[keep]]
-}
-
-#' @rdname hnm_fit-methods
-#' @param type For `residuals`: `"response"` (default) or `"pearson"`; as in lme4 for an
-#'   unweighted linear mixed model, the two coincide.
-#' @param scaled For `residuals`: logical, divide by \eqn{\hat\sigma} (as lme4's).
-#' @export
-residuals.hnm_fit <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
-  check_no_dots(list(...), sys.call())
-  match.arg(type)
-  require_rows(object, "residuals()")
-  r <- object$y[complete_rows(object)] - fitted(object)
-  if (isTRUE(scaled)) r / sigma(object) else r
-}

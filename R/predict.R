@@ -47,46 +47,6 @@
 #' @name predict.hnm_fit
 NULL
 
-#' @rdname predict.hnm_fit
-#' @export
-predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
-                            type = c("link", "response"), se.fit = FALSE, ...) {
-  call <- sys.call()
-  check_no_dots(list(...), call)
-  match.arg(type)
-  population <- !random_selection(re.form, one_way_layout(), group_label(object), call)
-  if (!isFALSE(se.fit)) {
-    if (!(isTRUE(se.fit) && population)) {
-      hnm_abort(paste("`se.fit = TRUE` is available for population predictions (`re.form = NA`),",
-                      "whose standard error is se(mu), as lme4's."), call = call,
-                class = "hnm_error_argument")
-    }
-    fit <- stats::predict(object, newdata = newdata, re.form = NA)
-    return(list(fit = fit, se.fit = rep(object$se_mu, length(fit))))
-  }
-  if (is.null(newdata)) {
-    require_rows(object, "predict() without `newdata`")
-    return(if (population) rep(object$mu, nobs(object)) else fitted(object))
-  }
-  if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
-  if (population) return(rep(object$mu, nrow(newdata)))
-  groups <- new_groups(object, newdata, call)
-  values <- group_level_values(groups, as.character(object$stats$group),
-                               object$mu + group_effects(object), object$group_name, call)
-  unseen <- is.na(values)
-  if (any(unseen)) {
-    if (!isTRUE(allow.new.levels)) {
-      hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit: %s. Use",
-                              "`allow.new.levels = TRUE` to predict them by the population",
-                              "mean."), object$group_name,
-                        paste(unique(as.character(groups[unseen])), collapse = ", ")),
-                call = call, class = "hnm_error_new_levels")
-    }
-    values[unseen] <- object$mu
-  }
-  values
-}
-
 # The random-effects columns `re.form` keeps, as lme4's predict() and simulate() read it:
 # NULL every column, NA or ~0 none, a formula of random-effects terms of the model's grouping
 # factor (`~ (1 | g)`, `~ (0 + x | g)`, `~ (x || g)`) the columns of the terms it names (its
@@ -132,54 +92,6 @@ random_selection <- function(re.form, layout, group, call) {
               call = call, class = "hnm_error_argument")
   }
   column_terms %in% named
-}
-
-# The one-way model's random part: an intercept.
-one_way_layout <- function() {
-  list(list(labels = character(), names = "(Intercept)", assign = 0L))
-}
-
-# The one-way model's grouping factor as its formula writes it.
-group_label <- function(object) deparse1(parse_hnm_formula(object$formula)$group)
-
-# The grouping variable evaluated in `newdata`.
-new_groups <- function(object, newdata, call) {
-  expr <- parse_hnm_formula(object$formula, call)$group
-  model_variable(expr, newdata, environment(object$formula) %||% globalenv(),
-                 "grouping variable", call)
-}
-
-#' @rdname predict.hnm_fit
-#' @importFrom stats simulate rnorm runif
-#' @export
-simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
-                             newdata = NULL, ...) {
-  call <- sys.call()
-  check_no_dots(list(...), call)
-  if (!is.null(newdata)) {
-    hnm_abort("`newdata` is not supported by simulate() for hnm fits: it simulates the fit's rows.",
-              call = call, class = "hnm_error_argument")
-  }
-  if (!missing(use.u) && !missing(re.form)) use_u_and_re_form(call)
-  conditional <- isTRUE(use.u) ||
-    random_selection(re.form, one_way_layout(), group_label(object), call)
-  require_rows(object, "simulate()")
-  check_count(nsim, "nsim", 1L, call)
-  rng <- use_seed(seed)
-  on.exit(rng$restore())
-  rows <- row_group(object)[complete_rows(object)]
-  if (conditional) {
-    # use.u = TRUE (or re.form = NULL): new errors about the fitted values, as lme4's.
-    e <- matrix(rnorm(length(rows) * nsim), ncol = nsim)
-    sims <- as.data.frame(fitted(object) + sigma(object) * e)
-    names(sims) <- paste0("sim_", seq_len(nsim))
-    return(structure(sims, seed = rng$state))
-  }
-  u <- matrix(rnorm(length(object$stats$n) * nsim), ncol = nsim)
-  e <- matrix(rnorm(length(rows) * nsim), ncol = nsim)
-  sims <- as.data.frame(object$mu + sigma(object) * (object$theta * u[rows, , drop = FALSE] + e))
-  names(sims) <- paste0("sim_", seq_len(nsim))
-  structure(sims, seed = rng$state)
 }
 
 # lme4's simulate() takes one of `use.u` and `re.form`, which say the same thing.

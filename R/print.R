@@ -41,11 +41,8 @@ print_groups <- function(n_obs, groups) {
 
 # What a singular or truncated fit should say under its tables.
 fit_notes <- function(x) {
-  if (inherits(x, "hnm_lmm")) {
-    return(c(if (isSingular(x)) "boundary (singular) fit: see help('isSingular')",
-             convergence_problem(x)))
-  }
-  c(if (x$convergence$on_boundary) "boundary (singular) fit: tau^2 = 0 exactly (see ?isSingular)",
+  c(if (isSingular(x)) "boundary (singular) fit: see help('isSingular')",
+    convergence_problem(x),
     if (x$method == "ANOVA" && x$anova$tau2_untruncated < 0) {
       sprintf("ANOVA estimate of tau^2 truncated at 0 from (MSG - MSE)/n0 = %s",
               format(x$anova$tau2_untruncated, digits = 4))
@@ -119,10 +116,10 @@ summary.hnm_fit <- function(object, correlation = NULL,
   se <- sqrt(diag(v))
   coefficients <- cbind(Estimate = beta, "Std. Error" = se, "t value" = beta / se)
   rownames(coefficients) <- names(beta)
-  if (inherits(object, "hnm_lmm") && ddf == "Satterthwaite") {
+  if (object$method != "ANOVA" && ddf == "Satterthwaite") {
     coefficients <- satterthwaite_coefficients(object, coefficients, sys.call())
   }
-  has_rows <- if (inherits(object, "hnm_lmm")) !is.null(object$rows) else !is.null(object$y)
+  has_rows <- !is.null(object$rows)
   structure(list(
     methTitle = method_title(object), formula = object$formula, call = object$call,
     AICtab = fit_criteria(object), logLik = logLik(object),

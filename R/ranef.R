@@ -31,20 +31,6 @@
 #' @name ranef.hnm_fit
 NULL
 
-#' @rdname ranef.hnm_fit
-#' @method ranef hnm_fit
-#' @export
-ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
-  check_ranef_arguments(object, drop, whichel, list(...))
-  s <- object$stats
-  effects <- data.frame("(Intercept)" = group_effects(object), row.names = s$group,
-                        check.names = FALSE)
-  if (isTRUE(condVar)) {
-    attr(effects, "postVar") <- array(conditional_variances(object), c(1L, 1L, length(s$n)))
-  }
-  structure(setNames(list(effects), object$group_name), class = "ranef.hnm")
-}
-
 # lme4's `drop` and `whichel`: the list shape is kept, and the one factor may be named.
 check_ranef_arguments <- function(object, drop, whichel, dots) {
   check_no_dots(dots, sys.call(-1L))
@@ -56,11 +42,6 @@ check_ranef_arguments <- function(object, drop, whichel, dots) {
     hnm_abort(sprintf("`whichel` must be the grouping factor's name, \"%s\".", object$group_name),
               class = "hnm_error_argument")
   }
-}
-
-# Var(a_j | y) at the estimates: sigma2 tau2 / (sigma2 + n_j tau2).
-conditional_variances <- function(object) {
-  object$sigma2 * object$tau2 / (object$sigma2 + object$stats$n * object$tau2)
 }
 
 #' @rdname ranef.hnm_fit
@@ -99,13 +80,4 @@ print.ranef.hnm <- function(x, ...) {
     cat(sprintf("with conditional variances for \"%s\"\n", names(x)[1L]))
   }
   invisible(x)
-}
-
-#' @rdname ranef.hnm_fit
-#' @export
-coef.hnm_fit <- function(object, ...) {
-  check_no_dots(list(...), sys.call())
-  intercepts <- data.frame("(Intercept)" = object$mu + group_effects(object),
-                           row.names = object$stats$group, check.names = FALSE)
-  setNames(list(intercepts), object$group_name)
 }

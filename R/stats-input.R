@@ -87,19 +87,27 @@ lmm_statistics <- function(parsed, data, stats, call, run = collect_rows) {
 # `run` executes the database's queries (see R/sql.R).
 statistics_fit <- function(formula, data, stats, method, call, run = collect_rows) {
   parsed <- parse_mixed_formula(formula, call)
-  if (parsed$one_way) {
-    model <- statistics_input(formula, data, stats, call, run)
-    return(new_hnm_fit(estimate(model$stats, method, call), model, formula, call, method))
+  check_estimator(parsed, method, call)
+  statistics <- if (parsed$one_way) {
+    one_way_model_statistics(statistics_input(formula, data, stats, call, run), parsed)
+  } else {
+    lmm_statistics(parsed, data, stats, call, run)
   }
-  if (method == "ANOVA") {
-    hnm_abort(paste("method = \"ANOVA\" (the method of moments) fits the one-way model",
-                    "`y ~ 1 | g` only; fit statistics of models with covariates or random slopes",
-                    "by method = \"ML\" or \"REML\"."), call = call, class = "hnm_error_argument")
-  }
-  statistics <- lmm_statistics(parsed, data, stats, call, run)
   fit <- lmm_fit_statistics(statistics, parsed, formula, method, call)
   fit$n_dropped <- statistics$dropped
   fit
+}
+
+# The one-way statistics (n_j, mean_j, SSW_j of a table or a database) as the model's
+# statistics of its one variable, the response, with the one-way design.
+one_way_model_statistics <- function(model, parsed) {
+  s <- model$stats
+  list(names = model$response_name, pilot = s$center, n = s$n, means = matrix(s$mean),
+       comoments = matrix(s$ss), levels = s$group, fixed = "(Intercept)", fixed_assign = 0L,
+       random = list("(Intercept)"), random_assign = list(0L),
+       terms = stats::terms(stats::as.formula(call("~", parsed$response, 1),
+                                              env = parsed$env %||% globalenv())),
+       dropped = s$n_dropped)
 }
 
 # The group statistics, as a data frame a user can read.

@@ -11,7 +11,7 @@
   }
   # lme4's generics, so lme4's own functions (isSingular() calls getME()) work on hnm fits
   # whichever of the two packages is attached last.
-  for (class in c("hnm_fit", "hnm_lmm")) {
+  for (class in "hnm_fit") {
     for (generic in c("ngrps", "getME")) s3_register(paste0("lme4::", generic), class)
   }
 }

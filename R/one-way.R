@@ -1,0 +1,97 @@
+# The one-way model y_ij = mu + a_j + e_ij is the fit's q = p = 1 case (`y ~ 1 | g`): fitted,
+# printed and summarised like any fit. What only this structure has are the methods below,
+# offered when the fit has it and refused with an hnm_error otherwise: the ANOVA (moment)
+# estimator, the exact F test of tau^2 = 0, the exact F-pivot intervals of tau^2/sigma^2 and
+# the ICC, and the inverse information of (mu, sigma^2, tau^2) (vcov(full = TRUE), the
+# variance-scale Wald intervals). They read the group statistics (n_j, ybar_j, SSW_j), which
+# are the model's statistics of its one variable.
+
+# TRUE for a fit of the one-way model: the intercept as the only fixed effect and the only
+# random effect (no offset).
+is_one_way <- function(object) isTRUE(object$parsed$one_way)
+
+require_one_way <- function(object, what, call) {
+  if (!is_one_way(object)) {
+    hnm_abort(sprintf(paste("%s is for the one-way model `y ~ 1 | g`, but this fit is of `%s`;",
+                            "it has no such structure."), what, deparse1(object$formula)),
+              call = call, class = "hnm_error_argument")
+  }
+}
+
+# The one-way statistics of variable `variable` of the model's statistics `s` (pilot, n,
+# means and packed co-moments by groups): the centre, and per group with rows n_j, the mean
+# about the centre and the within-group sum of squares.
+one_way_statistics <- function(s, variable = 1L) {
+  k <- length(s$pilot)
+  rows <- which(s$n > 0)
+  stride <- k * (k + 1L) / 2L
+  list(center = s$pilot[[variable]], n = s$n[rows],
+       mean = s$means[(rows - 1L) * k + variable],
+       ss = s$comoments[(rows - 1L) * stride + variable * (variable + 1L) / 2L])
+}
+
+# The statistics of a one-way fit's response.
+fit_one_way_statistics <- function(object) one_way_statistics(object$stats, object$spec$response)
+
+# The closed-form one-way fit by `criterion` (the fit's own by default): estimates of
+# (mu, sigma^2, tau^2), their inverse information and its kind.
+one_way_closed_form <- function(object, call, reml = is_reml(object)) {
+  s <- fit_one_way_statistics(object)
+  rust_result(rs_fit(s$center, s$n, s$mean, s$ss, reml), call = call)
+}
+
+# The ANOVA (method-of-moments) estimates of a one-way model in the shape of the optimiser's
+# (rs_lmm_fit), with the mean squares (`anova`) and the estimators' sampling covariance
+# (`covariance`, of (ybar, MSE, (MSG - MSE)/n0)); warns (hnm_warning_negative_tau2) when
+# MSG < MSE makes the moment estimate of tau^2 negative, truncated at 0.
+anova_estimates <- function(built, call) {
+  s <- one_way_statistics(built$stats)
+  a <- rust_result(rs_anova_fit(s$center, s$n, s$mean, s$ss), call = call)
+  if (a$tau2_untruncated < 0) {
+    hnm_warn(sprintf(paste("the ANOVA estimate of tau^2, (MSG - MSE)/n0 = %s, is negative",
+                           "(MSG < MSE); it is truncated at 0."),
+                     format(a$tau2_untruncated, digits = 6)),
+             call = call, class = "hnm_warning_negative_tau2")
+  }
+  list(theta = a$theta, internal_theta = a$theta, beta = a$mu, beta_covariance = a$se_mu^2,
+       sigma = sqrt(a$sigma2), re_covariance = a$tau2, deviance = a$deviance,
+       iterations = 0, evaluations = 0, projected_gradient_norm = 0, converged = TRUE,
+       covariance = matrix(a$covariance, 3L, 3L,
+                           dimnames = list(one_way_parameters, one_way_parameters)),
+       anova = a[c("msg", "mse", "n0", "df_between", "df_within", "tau2_untruncated")])
+}
+
+one_way_parameters <- c("mu", "sigma2", "tau2")
+
+# The inverse information of (mu, sigma^2, tau^2) (the sampling covariance of the moment
+# estimators for an ANOVA fit), with the kind of information as attribute "information".
+one_way_covariance <- function(object, call) {
+  require_one_way(object, "vcov(full = TRUE), the covariance of (mu, sigma^2, tau^2),", call)
+  if (object$method == "ANOVA") return(structure(object$covariance, information = "sampling"))
+  fit <- one_way_closed_form(object, call)
+  structure(matrix(fit$covariance, 3L, 3L, dimnames = list(one_way_parameters, one_way_parameters)),
+            information = fit$information)
+}
+
+# The conditional modes of an ANOVA fit's group effects at (ybar, sigma^2, tau^2), and their
+# conditional variances: the BLUPs of the moment estimates (the Rust model's are at the GLS
+# mean of these variances, which differs from ybar for unbalanced data).
+one_way_modes <- function(object) {
+  s <- fit_one_way_statistics(object)
+  tau2 <- object$re_covariance[1L, 1L]
+  sigma2 <- object$sigma^2
+  shrink <- tau2 * s$n / (sigma2 + s$n * tau2)
+  list(modes = shrink * (s$mean - (object$beta[[1L]] - s$center)),
+       conditional_covariances = sigma2 * tau2 / (sigma2 + s$n * tau2))
+}
+
+# An ANOVA fit's fitted values of rows in groups `codes` (1-based levels of the statistics, 0
+# for a new level): ybar plus the group's mode (or `modes`, one per group with rows: chosen or
+# simulated effects), or ybar alone.
+one_way_fitted <- function(object, codes, population, modes = NULL) {
+  mu <- object$beta[[1L]]
+  if (population) return(rep(mu, length(codes)))
+  by_level <- numeric(length(object$stats$n))
+  by_level[object$stats$n > 0] <- modes %||% one_way_modes(object)$modes
+  mu + c(0, by_level)[codes + 1L]
+}
