@@ -430,7 +430,7 @@ model.matrix.hnm_fit <- function(object, type = c("fixed", "random"), ...) {
 
 # The variables as single columns (a matrix contributes each column).
 flat_variables <- function(variables) {
-  unlist(lapply(variables, function(v) {
+  as.list(unlist(lapply(variables, function(v) {
     if (is.matrix(v)) lapply(seq_len(ncol(v)), function(j) v[, j]) else list(v)
-  }), recursive = FALSE)
+  }), recursive = FALSE))
 }

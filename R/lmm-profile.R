@@ -46,6 +46,7 @@ profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, 
   zeta_max <- profile_zeta_max(alphamax, call)
   check_count(steps, "steps", 2L, call, max = 1e5)
   check_flag(oldNames, "oldNames", call)
+  require_likelihood_fit(fitted, "profiles", call)
   names <- lmm_parameter_names(fitted, oldNames)
   profiled <- lmm_profiled(which, fitted, names, call)
   points <- rust_result(rs_lmm_profile(lmm_model(fitted), profiled, zeta_max, as.integer(steps),

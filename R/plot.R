@@ -22,7 +22,7 @@ NULL
 #' @importFrom graphics abline axis plot segments
 #' @export
 plot.hnm_fit <- function(x, ...) {
-  require_rows(x, "plot()")
+  lmm_rows(x, "plot()")
   plot(fitted(x), residuals(x), xlab = "Fitted values", ylab = "Residuals", ...)
   abline(h = 0, lty = 2)
   invisible(x)

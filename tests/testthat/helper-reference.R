@@ -47,3 +47,10 @@ one_way_formula <- function(case, lme4_style = FALSE) {
   rhs <- if (lme4_style) sprintf("1 + (1 | %s)", case$g) else sprintf("1 | %s", case$g)
   stats::as.formula(sprintf("%s ~ %s", case$y, rhs))
 }
+
+# A fit's one-way estimates (mu, sigma2, tau2) through the public accessors, as lme4's users
+# read them (fixef, sigma, VarCorr).
+mu_of <- function(fit) unname(fixef(fit)[[1L]])
+sigma2_of <- function(fit) sigma(fit)^2
+tau2_of <- function(fit) unname(VarCorr(fit)[[1L]][1L, 1L])
+one_way_estimates <- function(fit) c(mu = mu_of(fit), sigma2 = sigma2_of(fit), tau2 = tau2_of(fit))
