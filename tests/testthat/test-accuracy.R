@@ -66,13 +66,13 @@ test_that("ANOVA mean squares and the ML fit reach the accuracy the stored data 
     fit <- hnm_fit(y ~ 1 | g, d)
     m <- length(unique(d$g)); n <- nrow(d) / m
     # Balanced ML has the closed form sigma2 = MSE, tau2 = ((1 - 1/m) MSG - MSE) / n.
-    tau2_of <- function(msg, mse) ((1 - 1 / m) * msg - mse) / n
+    ml_tau2 <- function(msg, mse) ((1 - 1 / m) * msg - mse) / n
     checks <- list(
       list("ANOVA MSE", a$mse, exact$mse, row$ms_within),
       list("ANOVA MSG", a$msg, exact$msg, row$ms_between),
       list("F", a$msg / a$mse, exact$msg / exact$mse, row$f_statistic),
-      list("ML sigma2", fit$sigma2, exact$mse, row$ms_within),
-      list("ML tau2", fit$tau2, tau2_of(exact$msg, exact$mse), tau2_of(row$ms_between, row$ms_within))
+      list("ML sigma2", sigma2_of(fit), exact$mse, row$ms_within),
+      list("ML tau2", tau2_of(fit), ml_tau2(exact$msg, exact$mse), ml_tau2(row$ms_between, row$ms_within))
     )
     for (check in checks) {
       label <- sprintf("%s %s", row$dataset, check[[1]])
@@ -126,19 +126,19 @@ test_that("estimates are invariant under y -> y + d and equivariant under y -> c
         label <- sprintf("shift %g, REML %s", shift, reml)
         # mu itself is only representable to the spacing of doubles near the shift.
         spacing <- 2^(floor(log2(abs(shift))) - 52)
-        expect_lte(abs(shifted$mu - (base$mu + shift)), 2 * spacing, label = label)
-        expect_equal(shifted$sigma2, base$sigma2, tolerance = 1e-9, label = label)
-        expect_equal(shifted$tau2, base$tau2, tolerance = 1e-9, label = label)
+        expect_lte(abs(mu_of(shifted) - (mu_of(base) + shift)), 2 * spacing, label = label)
+        expect_equal(sigma2_of(shifted), sigma2_of(base), tolerance = 1e-9, label = label)
+        expect_equal(tau2_of(shifted), tau2_of(base), tolerance = 1e-9, label = label)
         expect_equal(shifted$deviance, base$deviance, tolerance = 1e-9, label = label)
       }
       for (scale in c(2^-500, 2^300, 1e-150, 1e-100, 1e100, 3.7e-20)) {
         scaled <- hnm_fit(y ~ 1 | g, transform(d, y = y * scale), REML = reml)
         label <- sprintf("scale %g, REML %s", scale, reml)
-        expect_equal(scaled$mu / scale, base$mu, tolerance = 1e-9, label = label)
-        expect_equal(scaled$sigma2 / scale^2, base$sigma2, tolerance = 1e-9, label = label)
-        expect_equal(scaled$tau2 / scale^2, base$tau2, tolerance = 1e-9, label = label)
-        expect_equal(scaled$se_mu / scale, base$se_mu, tolerance = 1e-9, label = label)
-        expect_equal(scaled$std_errors / scale^c(1, 2, 2), base$std_errors, tolerance = 1e-9,
+        expect_equal(mu_of(scaled) / scale, mu_of(base), tolerance = 1e-9, label = label)
+        expect_equal(sigma2_of(scaled) / scale^2, sigma2_of(base), tolerance = 1e-9, label = label)
+        expect_equal(tau2_of(scaled) / scale^2, tau2_of(base), tolerance = 1e-9, label = label)
+        expect_equal(sqrt(vcov(scaled)[1, 1]) / scale, sqrt(vcov(base)[1, 1]), tolerance = 1e-9, label = label)
+        expect_equal(sqrt(diag(vcov(scaled, full = TRUE))) / scale^c(1, 2, 2), sqrt(diag(vcov(base, full = TRUE))), tolerance = 1e-9,
                      label = label)
         # -2 log-likelihood of c y: the density gains the Jacobian c^-k (k = N, or N - 1 for REML).
         k <- nobs(base) - reml

@@ -21,16 +21,16 @@ test_that("ANOVA estimates are mean(y), MSE and (MSG - MSE)/n0 of anova(lm())", 
     fit <- withCallingHandlers(
       hnm_fit(one_way_formula(case), case$data, method = "ANOVA"),
       hnm_warning = function(w) invokeRestart("muffleWarning"))
-    expect_equal(fit$mu, mean(y), tolerance = 1e-12, label = case$name)
-    expect_equal(fit$sigma2, mse, tolerance = 1e-10, label = case$name)
-    expect_equal(fit$tau2, max(untruncated, 0), tolerance = 1e-10, label = case$name)
+    expect_equal(mu_of(fit), mean(y), tolerance = 1e-12, label = case$name)
+    expect_equal(sigma2_of(fit), mse, tolerance = 1e-10, label = case$name)
+    expect_equal(tau2_of(fit), max(untruncated, 0), tolerance = 1e-10, label = case$name)
     expect_equal(unlist(fit$anova[c("msg", "mse", "n0", "df_between", "df_within")]),
                  c(msg = msg, mse = mse, n0 = n0, df_between = table$Df[1],
                    df_within = table$Df[2]), tolerance = 1e-10, label = case$name)
     expect_equal(fit$anova$tau2_untruncated, untruncated, tolerance = 1e-10, label = case$name)
     # logLik: the lecture's dense log-likelihood at the moment estimates.
     expect_equal(c(logLik(fit)),
-                 -c(lecture_mll_oneway(c(fit$mu, fit$sigma2, fit$tau2), y, as.integer(g))),
+                 -c(lecture_mll_oneway(c(mu_of(fit), sigma2_of(fit), tau2_of(fit)), y, as.integer(g))),
                  tolerance = 1e-10, label = case$name)
   }
 })
@@ -39,8 +39,8 @@ test_that("balanced data: n0 is the group size and tau2 = (MSG - MSE)/n", {
   fit <- hnm_fit(y ~ 1 | g, wheat, method = "ANOVA")
   expect_identical(fit$anova$n0, 5)
   # The wheat lecture prints MSE = 1.787206 (see ?wheat).
-  expect_equal(fit$sigma2, 1.787206, tolerance = 1e-6)
-  expect_equal(fit$tau2, (fit$anova$msg - fit$anova$mse) / 5, tolerance = 1e-12)
+  expect_equal(sigma2_of(fit), 1.787206, tolerance = 1e-6)
+  expect_equal(tau2_of(fit), (fit$anova$msg - fit$anova$mse) / 5, tolerance = 1e-12)
 })
 
 test_that("a negative moment estimate of tau2 warns with its value and is truncated", {
@@ -51,7 +51,7 @@ test_that("a negative moment estimate of tau2 warns with its value and is trunca
   expect_lt(untruncated, 0)
   expect_warning(fit <- hnm_fit(Yield ~ 1 | Batch, d, method = "ANOVA"),
                  format(untruncated, digits = 6), fixed = TRUE, class = "hnm_warning")
-  expect_identical(fit$tau2, 0)
+  expect_identical(tau2_of(fit), 0)
   expect_true(isSingular(fit))
   out <- capture.output(print(fit))
   expect_match(out[1], "fit by ANOVA (method of moments)", fixed = TRUE)
@@ -70,7 +70,7 @@ test_that("vcov(full = TRUE) is the sampling covariance of (ybar, MSE, (MSG - MS
     big_n <- length(y)
     m <- nlevels(g)
     z <- stats::model.matrix(~ g - 1)
-    sigma <- fit$sigma2 * diag(big_n) + fit$tau2 * tcrossprod(z)
+    sigma <- sigma2_of(fit) * diag(big_n) + tau2_of(fit) * tcrossprod(z)
     p <- z %*% solve(crossprod(z), t(z))
     a_mse <- (diag(big_n) - p) / (big_n - m)
     a_msg <- (p - matrix(1 / big_n, big_n, big_n)) / (m - 1)
@@ -96,7 +96,7 @@ test_that("balanced data: se(mu) is the se of the mean of the group means, sqrt(
   expect_equal(unname(sqrt(vcov(fit))[1, 1]),
                summary(stats::lm(means ~ 1))$coefficients[1, "Std. Error"], tolerance = 1e-10)
   expect_equal(unname(confint(fit)["(Intercept)", ]),
-               unname(fit$mu + c(-1, 1) * qnorm(0.975) * fit$se_mu), tolerance = 1e-12)
+               unname(mu_of(fit) + c(-1, 1) * qnorm(0.975) * sqrt(vcov(fit)[1, 1])), tolerance = 1e-12)
   expect_error(confint(fit, method = "profile"), "ML fit", class = "hnm_error")
 })
 

@@ -24,8 +24,8 @@ test_that("balanced ML equals the closed form to 1e-10", {
     fit <- hnm_fit(y ~ 1 | g, d)
     exact <- balanced_ml_closed_form(d$y, d$g)
     expect_equal(unname(fixef(fit)), exact$mu, tolerance = 1e-12, label = name)
-    expect_equal(fit$sigma2, exact$sigma2, tolerance = 1e-10, label = name)
-    expect_equal(fit$tau2, exact$tau2, tolerance = 1e-10, label = name)
+    expect_equal(sigma2_of(fit), exact$sigma2, tolerance = 1e-10, label = name)
+    expect_equal(tau2_of(fit), exact$tau2, tolerance = 1e-10, label = name)
   }
 })
 
@@ -43,6 +43,6 @@ test_that("unbalanced ML solves the profiled score equation to machine precision
   }
   score <- function(lambda) numDeriv::grad(profiled, lambda)
   root <- uniroot(score, c(1e-3, 10), tol = 1e-14)$root
-  expect_equal(fit$tau2 / fit$sigma2, root, tolerance = 1e-9)
-  expect_lt(fit$convergence$gradient_norm, 1e-8)
+  expect_equal(tau2_of(fit) / sigma2_of(fit), root, tolerance = 1e-9)
+  expect_lt(fit$convergence$projected_gradient_norm, 1e-8)
 })

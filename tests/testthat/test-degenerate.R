@@ -9,7 +9,7 @@ lmer_estimates <- function(formula, data, reml = FALSE) {
     deviance = if (reml) lme4::REMLcrit(fit) else stats::deviance(fit))
 }
 
-hnm_estimates <- function(fit) c(mu = fit$mu, sigma2 = fit$sigma2, tau2 = fit$tau2, deviance = fit$deviance)
+hnm_estimates <- function(fit) c(mu = mu_of(fit), sigma2 = sigma2_of(fit), tau2 = tau2_of(fit), deviance = fit$deviance)
 
 test_that("degenerate data sets agree with lme4", {
   skip_if_not_installed("lme4")
@@ -50,13 +50,13 @@ test_that("degenerate data sets agree with lme4", {
 
 test_that("a tau2 = 0 fit is exactly on the boundary with finite inference", {
   fit <- hnm_fit(y ~ 1 | g, simulate_unbalanced(20, 3, tau = 0))
-  expect_identical(fit$tau2, 0)
+  expect_identical(tau2_of(fit), 0)
   expect_true(isSingular(fit))
   expect_true(all(is.finite(confint(fit, method = "Wald"))))
   # At tau2 = 0 the model is iid normal: mu is the mean and sigma2 the ML variance (closed form).
   d <- simulate_unbalanced(20, 3, tau = 0)
-  expect_equal(fit$mu, mean(d$y), tolerance = 1e-12)
-  expect_equal(fit$sigma2, mean((d$y - mean(d$y))^2), tolerance = 1e-12)
+  expect_equal(mu_of(fit), mean(d$y), tolerance = 1e-12)
+  expect_equal(sigma2_of(fit), mean((d$y - mean(d$y))^2), tolerance = 1e-12)
 })
 
 test_that("1e5 groups of size 2 match the balanced closed form (ML and REML)", {
@@ -70,12 +70,12 @@ test_that("1e5 groups of size 2 match the balanced closed form (ML and REML)", {
   mse <- sum((y - means[g])^2) / (m * n - m)
   msg <- n * sum((means - mean(y))^2) / (m - 1)
   ml <- hnm_fit(y ~ 1 | g, data.frame(y = y, g = g))
-  expect_equal(ml$sigma2, mse, tolerance = 1e-10)
-  expect_equal(ml$tau2, ((1 - 1 / m) * msg - mse) / n, tolerance = 1e-9)
-  expect_equal(ml$mu, mean(y), tolerance = 1e-12)
+  expect_equal(sigma2_of(ml), mse, tolerance = 1e-10)
+  expect_equal(tau2_of(ml), ((1 - 1 / m) * msg - mse) / n, tolerance = 1e-9)
+  expect_equal(mu_of(ml), mean(y), tolerance = 1e-12)
   reml <- hnm_fit(y ~ 1 | g, data.frame(y = y, g = g), REML = TRUE)
-  expect_equal(reml$sigma2, mse, tolerance = 1e-10)
-  expect_equal(reml$tau2, (msg - mse) / n, tolerance = 1e-9)
+  expect_equal(sigma2_of(reml), mse, tolerance = 1e-10)
+  expect_equal(tau2_of(reml), (msg - mse) / n, tolerance = 1e-9)
   expect_identical(ngrps(ml), c(g = as.integer(m)))
 })
 

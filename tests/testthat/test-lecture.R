@@ -14,7 +14,7 @@ test_that("wheat: method of moments, as the lecture computes it", {
 
 test_that("wheat: the ML fit, information, standard errors and intervals", {
   fit <- hnm_fit(y ~ 1 | g, wheat)
-  est <- c(fit$mu, fit$sigma2, fit$tau2)
+  est <- c(mu_of(fit), sigma2_of(fit), tau2_of(fit))
   # Exact optimum (README of the shared data) and the lecture's optim values.
   expect_equal(est, c(16.3064, 1.787206, 0.30992504), tolerance = 5e-8)
   expect_equal(est, c(16.3063995, 1.7872063, 0.3099255), tolerance = 2e-6)
@@ -28,7 +28,7 @@ test_that("wheat: the ML fit, information, standard errors and intervals", {
   expect_equal(unname(diag(information)), c(14.98426, 6.710598, 11.22654), tolerance = 1e-5)
   expect_equal(information[2, 3], 2.245294, tolerance = 1e-5)
   # "Comparison to what is known": sqrt(s2/(mn) + t2/m) is se(mu) for balanced data.
-  expect_equal(unname(se[1]), sqrt(fit$sigma2 / 50 + fit$tau2 / 10), tolerance = 1e-12)
+  expect_equal(unname(se[1]), sqrt(sigma2_of(fit) / 50 + tau2_of(fit) / 10), tolerance = 1e-12)
   expect_equal(sqrt(c(vcov(fit))), 0.2583344, tolerance = 1e-6)
   # The lecture's +-2 SE intervals.
   expect_equal(unname(est - 2 * se), c(15.7897307, 0.9879440, -0.3080154), tolerance = 1e-5)
@@ -48,7 +48,7 @@ test_that("wheat: profile intervals equal lme4's printed confint()", {
 
 test_that("NELS: the ML fit, standard errors and lme4's profile intervals", {
   fit <- hnm_fit(mscore ~ 1 | school, nels)
-  est <- c(fit$mu, fit$sigma2, fit$tau2)
+  est <- c(mu_of(fit), sigma2_of(fit), tau2_of(fit))
   expect_equal(est, c(50.93910222, 73.70844468, 23.63410446), tolerance = 1e-9)
   expect_equal(est, c(50.93914, 73.70881, 23.63382), tolerance = 2e-5)
   expect_equal(c(logLik(fit)), -46956.63325363, tolerance = 1e-11)

@@ -20,7 +20,7 @@ test_that("print and summary read like lme4's", {
 test_that("vcov(full = TRUE) is the inverse of the lecture's information matrix", {
   skip_if_not_installed("numDeriv")
   fit <- hnm_fit(y ~ 1 | g, wheat)
-  p <- c(fit$mu, fit$sigma2, fit$tau2)
+  p <- c(mu_of(fit), sigma2_of(fit), tau2_of(fit))
   information <- numDeriv::hessian(function(q) lecture_mll_oneway(q, wheat$y, wheat$g), p)
   expect_equal(unname(vcov(fit, full = TRUE)), solve(information), tolerance = 1e-6)
 })
@@ -28,7 +28,7 @@ test_that("vcov(full = TRUE) is the inverse of the lecture's information matrix"
 test_that("Wald intervals: the lecture's est +- z se on the variance scale", {
   skip_if_not_installed("numDeriv")
   fit <- hnm_fit(y ~ 1 | g, wheat)
-  p <- c(fit$mu, fit$sigma2, fit$tau2)
+  p <- c(mu_of(fit), sigma2_of(fit), tau2_of(fit))
   se <- sqrt(diag(solve(numDeriv::hessian(function(q) lecture_mll_oneway(q, wheat$y, wheat$g), p))))
   for (level in c(0.95, 0.8)) {
     z <- qnorm(1 - (1 - level) / 2)

@@ -10,7 +10,7 @@ test_that("Wald intervals on the variance scale are the lecture's est +- z se", 
     fit <- hnm_fit(one_way_formula(case), case$data)
     y <- case$data[[case$y]]
     g <- as.character(case$data[[case$g]])
-    p <- c(fit$mu, fit$sigma2, fit$tau2)
+    p <- c(mu_of(fit), sigma2_of(fit), tau2_of(fit))
     information <- numDeriv::hessian(function(q) lecture_mll_oneway(q, y, g), p)
     se <- sqrt(diag(solve(information)))
     for (level in c(0.95, 0.9, 0.5)) {
@@ -52,7 +52,7 @@ dense_expected <- function(g, s2, t2, reml) {
 wald_se <- function(fit) {
   ci <- confint(fit, method = "Wald", scale = "var")
   z <- qnorm(0.975)
-  list(se = (ci[, 2] - c(fit$tau2, fit$sigma2, fit$mu)) / z, information = attr(ci, "information"))
+  list(se = (ci[, 2] - c(tau2_of(fit), sigma2_of(fit), mu_of(fit))) / z, information = attr(ci, "information"))
 }
 
 test_that("REML fits use the restricted information (Dyestuff: se(tau2) = 1432.75, as nlme)", {
@@ -63,7 +63,7 @@ test_that("REML fits use the restricted information (Dyestuff: se(tau2) = 1432.7
     y <- case$data[[case$y]]
     g <- as.character(case$data[[case$g]])
     fit <- hnm_fit(one_way_formula(case), case$data, REML = TRUE)
-    information <- numDeriv::hessian(function(p) dense_reml(p, y, g), c(fit$sigma2, fit$tau2))
+    information <- numDeriv::hessian(function(p) dense_reml(p, y, g), c(sigma2_of(fit), tau2_of(fit)))
     se <- sqrt(diag(solve(information)))
     wald <- wald_se(fit)
     expect_identical(wald$information, "observed")
@@ -98,7 +98,7 @@ test_that("an indefinite observed information gives the expected one, said so, n
       wald <- wald_se(fit)
       if (identical(wald$information, "expected")) {
         expected_fits <- expected_fits + 1
-        reference <- sqrt(diag(solve(dense_expected(g, fit$sigma2, fit$tau2, reml))))
+        reference <- sqrt(diag(solve(dense_expected(g, sigma2_of(fit), tau2_of(fit), reml))))
         expect_equal(unname(wald$se[c(2, 1)]), reference, tolerance = 1e-9)
         expect_output(print(confint(fit, method = "Wald")), "expected information")
       } else {
