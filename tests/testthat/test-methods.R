@@ -12,9 +12,25 @@ test_that("print and summary read like lme4's", {
   expect_true(any(grepl("Batch +\\(Intercept\\) 1388 +37.26", out)))
   expect_true(any(grepl("Residual +2451 +49.51", out)))
   expect_true(any(grepl("Number of obs: 30, groups:  Batch, 6", out, fixed = TRUE)))
-  expect_true(any(grepl("\\(Intercept\\) +1527.50 +17.69 +86.33", out)))
+  # lmerTest's fixed-effect table (Satterthwaite df and p), as summary(lmerTest::lmer(...))
+  # prints it for this model: 1527.5, 17.7, 6.0, 86.33, 1.63e-10.
+  expect_true(any(grepl("\\(Intercept\\) +1527.5 +17.7 +6.0 +86.33 +1.63e-10 \\*\\*\\*", out)))
   expect_false(any(grepl("singular", out)))
   expect_output(print(fit), "Fixed Effects:")
+  skip_if_not_installed("lmerTest")
+  twin <- lmertest_twin(fit, Yield ~ 1 + (1 | Batch), lme4::Dyestuff)
+  reference <- capture.output(print(summary(twin)))
+  expect_identical(grep("^\\(Intercept\\)", out, value = TRUE),
+                   grep("^\\(Intercept\\)", reference, value = TRUE))
+  expect_identical(colnames(coef(summary(fit))), colnames(coef(summary(twin))))
+  # Satterthwaite's df and p at hnm's theta: lmerTest's numerical derivatives agree to ~1e-8.
+  expect_equal(unname(coef(summary(fit))[, c("Estimate", "Std. Error", "t value")]),
+               unname(coef(summary(twin))[, c("Estimate", "Std. Error", "t value")]),
+               tolerance = 1e-8)
+  expect_equal(unname(coef(summary(fit))[, "df"]), unname(coef(summary(twin))[, "df"]),
+               tolerance = 1e-6)
+  expect_equal(unname(coef(summary(fit))[, "Pr(>|t|)"]), unname(coef(summary(twin))[, "Pr(>|t|)"]),
+               tolerance = 1e-6)
 })
 
 test_that("vcov(full = TRUE) is the inverse of the lecture's information matrix", {
