@@ -1,8 +1,11 @@
-# The one-way model is the q = p = 1 case of the general model: both of hnm's paths to it
-# (the one-way formula `y ~ 1 | g` and the general engine, reached here by a zero offset)
-# equal the closed form of the exact optimum, the root of the profiled score written below
-# from scratch, to 1e-12 on 300 random datasets, balanced and not, ML and REML, with estimates
-# of tau^2 = 0 among them.
+# The one-way model is the q = p = 1 case of the general model, and since issue 22 every fit
+# of it goes through the one general engine (class hnm_fit): the one-way formula `y ~ 1 | g`,
+# lme4's spelling `y ~ 1 + (1 | g)` and a spelling with a zero offset all equal the closed
+# form of the exact optimum, the root of the profiled score written below from scratch (the
+# reference here is this R code, not hnm's Rust closed form), to 1e-12 on 300 random
+# datasets, balanced and not, ML and REML, with estimates of tau^2 = 0 among them. hnm's own
+# Rust closed form (hnm:::one_way_closed_form, the rs_fit that vcov(full = TRUE) and the
+# variance-scale Wald intervals read) is held to the same reference.
 
 # The profiled criterion of the one-way model in lambda = tau^2 / sigma^2 and its derivative
 # (mu and sigma^2 profiled out; Searle, Casella & McCulloch 1992, ch. 6), from the group
@@ -78,8 +81,8 @@ expect_close <- function(actual, expected, scale, label) {
   expect_lte(abs(actual - expected), 1e-12 * scale, label = label)
 }
 
-test_that("both paths to the one-way model equal the closed-form optimum to 1e-12", {
-  paths <- list(one_way = y ~ 1 | g, engine = y ~ 1 + offset(zero) + (1 | g))
+test_that("the one engine on the one-way model equals the closed-form optimum to 1e-12", {
+  paths <- list(one_way = y ~ 1 | g, lme4 = y ~ 1 + (1 | g), offset = y ~ 1 + offset(zero) + (1 | g))
   on_boundary <- 0L
   for (seed in seq_len(300L)) {
     d <- one_engine_dataset(seed)
@@ -92,6 +95,7 @@ test_that("both paths to the one-way model equal the closed-form optimum to 1e-1
       for (path in names(paths)) {
         label <- sprintf("seed %d, %s, %s", seed, if (reml) "REML" else "ML", path)
         fit <- hnm_fit(paths[[path]], d, REML = reml)
+        expect_identical(class(fit), "hnm_fit", label = label)
         expect_equal(-2 * c(logLik(fit)), exact$criterion, tolerance = 1e-12, label = label)
         expect_equal(sigma(fit)^2, exact$sigma2, tolerance = 1e-12, label = label)
         # mu to 1e-12 of its scale (it can be 0), lambda = theta^2 and tau^2 to 1e-12 of
@@ -102,6 +106,15 @@ test_that("both paths to the one-way model equal the closed-form optimum to 1e-1
         expect_close(unname(fixef(fit)), exact$mu, max(abs(exact$mu), sqrt(exact$sigma2)), label)
         expect_close(theta2, exact$lambda, max(exact$lambda, 1), label)
         expect_close(tau2, exact$tau2, max(exact$tau2, exact$sigma2), label)
+        if (path == "one_way") {
+          # hnm's Rust closed form, the oracle of the one-way extras, at the same optimum.
+          closed <- hnm:::one_way_closed_form(fit, NULL)
+          label <- paste(label, "(Rust closed form)")
+          if (exact$lambda == 0) expect_identical(closed$tau2, 0, label = label)
+          expect_close(closed$mu, exact$mu, max(abs(exact$mu), sqrt(exact$sigma2)), label)
+          expect_equal(closed$sigma2, exact$sigma2, tolerance = 1e-12, label = label)
+          expect_close(closed$tau2, exact$tau2, max(exact$tau2, exact$sigma2), label)
+        }
       }
     }
   }
