@@ -73,6 +73,20 @@ one_way_covariance <- function(object, call) {
             information = fit$information)
 }
 
+# The standard errors of (mu, sigma^2, tau^2) from the same inverse information, as the Rust
+# closed form computes them (not the square roots of one_way_covariance()'s diagonal: those
+# variances scale like y^4 and under- or overflow for |y| near 1e-80 or 1e80, where the
+# standard errors, like y^2, are still doubles), with the kind of information as attribute
+# "information".
+one_way_standard_errors <- function(object, call) {
+  require_one_way(object, "the standard errors of (mu, sigma^2, tau^2)", call)
+  if (object$method == "ANOVA") {
+    return(structure(sqrt(pmax(diag(object$covariance), 0)), information = "sampling"))
+  }
+  fit <- one_way_closed_form(object, call)
+  structure(stats::setNames(fit$std_errors, one_way_parameters), information = fit$information)
+}
+
 # The conditional modes of an ANOVA fit's group effects at (ybar, sigma^2, tau^2), and their
 # conditional variances: the BLUPs of the moment estimates (the Rust model's are at the GLS
 # mean of these variances, which differs from ybar for unbalanced data).
