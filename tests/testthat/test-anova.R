@@ -100,4 +100,7 @@ test_that("anova refuses other data and other models with classed errors", {
   expect_error(anova(fit, lm(Yield ~ Batch, d)), "not the fixed effects", class = "hnm_error")
   expect_error(anova(fit, "a"), "class character", class = "hnm_error")
   expect_output(print(anova(fit, lm(Yield ~ 1, d))), "Models:")
+  # ranova()'s tests of tau^2 = 0 are the one-way model's: refused for other models.
+  expect_error(ranova(hnm_fit(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)),
+               "one-way model", class = "hnm_error_argument")
 })
