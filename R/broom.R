@@ -212,9 +212,10 @@ augment.hnm_fit <- function(x, data = NULL, ...) {
   given <- as.data.frame(if (is.null(data)) eval(x$call$data, environment(formula(x))) else data)
   variables <- all.vars(formula(x))
   keep <- stats::complete.cases(given[intersect(variables, names(given))])
-  if (!all(variables %in% names(given)) || sum(keep) != nobs(x)) {
-    hnm_abort(sprintf("`data` must be the data frame the model was fitted to (%d complete rows).",
-                      nobs(x)), call = sys.call())
+  rows <- nobs(x) + if (is.null(x$n_dropped)) 0L else x$n_dropped
+  if (!all(variables %in% names(given)) || sum(keep) != nobs(x) || nrow(given) != rows) {
+    hnm_abort(sprintf("`data` must be the data frame of %d rows (%d complete) the model was fitted to.",
+                      rows, nobs(x)), call = sys.call())
   }
   if (is.null(data)) {
     data <- given[keep, variables, drop = FALSE]

@@ -81,11 +81,15 @@ new_rows <- function(object, newdata, allow_new_levels, population, call) {
   unseen <- is.na(codes)
   if (any(unseen)) {
     if (!isTRUE(allow_new_levels)) {
-      unseen_values <- grouping_factor(parsed, newdata, parsed$env %||% globalenv(), call)$levels
-      hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit (or NA): %s. Use",
+      # The labels of the unseen rows, as the data give them (NA for a missing group).
+      given <- grouping_factor(parsed, newdata, parsed$env %||% globalenv(), call)
+      given_codes <- as.integer(given$codes)
+      given_codes[!is.na(given_codes) & given_codes < 1L] <- NA_integer_
+      unseen_values <- unique(as.character(given$levels[given_codes][unseen]))
+      hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit: %s. Use",
                               "`allow.new.levels = TRUE` to predict them at the population level."),
                         object$group_name,
-                        paste(utils::head(setdiff(unseen_values, object$levels), 5L), collapse = ", ")),
+                        paste(utils::head(unseen_values, 5L), collapse = ", ")),
                 call = call, class = "hnm_error_new_levels")
     }
     codes[unseen] <- 0L

@@ -58,7 +58,7 @@ test_that("tidy's Wald intervals for the SDs are real where lme4's are NA", {
   tidied <- broom::tidy(fit, conf.int = TRUE)
   # Delta method on tau: tau +- z se(tau^2) / (2 tau), from the inverse information.
   se_tau2 <- sqrt(vcov(fit, full = TRUE)[3, 3])
-  tau <- sqrt(fit$tau2)
+  tau <- sqrt(tau2_of(fit))
   expect_equal(unlist(tidied[2, c("conf.low", "conf.high")], use.names = FALSE),
                tau + c(-1, 1) * qnorm(0.975) * se_tau2 / (2 * tau), tolerance = 1e-8)
   boot <- broom::tidy(fit, conf.int = TRUE, conf.method = "boot", nsim = 50, seed = 3)

@@ -50,10 +50,10 @@ test_that("insight::get_variance is the closed form of the one-way model", {
   fit <- hnm_fit(y ~ 1 | g, wheat)
   v <- insight::get_variance(fit)
   expect_identical(v$var.fixed, 0)
-  expect_equal(v$var.random, fit$tau2, tolerance = 1e-12)
-  expect_equal(v$var.residual, fit$sigma2, tolerance = 1e-12)
-  expect_equal(v$var.intercept, c(g = fit$tau2), tolerance = 1e-12)
-  expect_equal(insight::get_variance(fit, component = "random"), list(var.random = fit$tau2),
+  expect_equal(v$var.random, tau2_of(fit), tolerance = 1e-12)
+  expect_equal(v$var.residual, sigma2_of(fit), tolerance = 1e-12)
+  expect_equal(v$var.intercept, c(g = tau2_of(fit)), tolerance = 1e-12)
+  expect_equal(insight::get_variance(fit, component = "random"), list(var.random = tau2_of(fit)),
                tolerance = 1e-12)
   expect_error(insight::get_variance(fit, extra = 1), "`extra`", class = "hnm_error")
 })
@@ -80,7 +80,7 @@ test_that("performance: icc, r2 (Nakagawa) and check_singularity are lmer's", {
   expect_false(performance::check_singularity(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)))
   # Closed form: ICC = tau^2 / (tau^2 + sigma^2) for the one-way model.
   fit <- hnm_fit(y ~ 1 | g, wheat)
-  expect_equal(performance::icc(fit)$ICC_adjusted, fit$tau2 / (fit$tau2 + fit$sigma2),
+  expect_equal(performance::icc(fit)$ICC_adjusted, tau2_of(fit) / (tau2_of(fit) + sigma2_of(fit)),
                tolerance = 1e-12)
 })
 

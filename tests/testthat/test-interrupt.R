@@ -28,7 +28,7 @@ interrupt_child <- function(setup, long, after = 1) {
   send(note("'pid', Sys.getpid(), sprintf('%.3f', as.numeric(Sys.time()))"))
   send(long)
   send(note("'back', sprintf('%.3f', as.numeric(Sys.time()))"))
-  send(note("'usable', sprintf('%.6f', hnm_fit(y ~ 1 | g, wheat)$sigma2)"))
+  send(note("'usable', sprintf('%.6f', sigma(hnm_fit(y ~ 1 | g, wheat))^2)"))
   lines <- function() if (file.exists(status)) readLines(status) else character()
   wait_for <- function(tag, seconds) {
     deadline <- Sys.time() + seconds
@@ -60,7 +60,7 @@ interrupt_child <- function(setup, long, after = 1) {
 # Back at the prompt within half a second of SIGINT, and a fit afterwards gives wheat's answer.
 expect_back_and_usable <- function(result) {
   expect_lt(result$latency, 0.5, label = paste("seconds from SIGINT to the prompt; log:\n", result$log))
-  expect_equal(result$usable, hnm_fit(y ~ 1 | g, wheat)$sigma2, tolerance = 1e-6)
+  expect_equal(result$usable, sigma(hnm_fit(y ~ 1 | g, wheat))^2, tolerance = 1e-6)
 }
 
 skip_if_no_signals <- function() {
@@ -78,11 +78,11 @@ test_that("Ctrl-C stops a long profile within half a second and leaves R usable"
 
 test_that("Ctrl-C stops bootstrap refits on two threads, joined, and leaves R usable", {
   skip_if_no_signals()
-  # 4000 replicates of 4000 groups with equal means: every refit is a boundary fit (Brent's
-  # search), seconds of work on two threads in one call to Rust.
-  setup <- paste("s <- hnm_fit(y ~ 1 | g, data.frame(y = rep(c(0, 1, 0.5), 4000), g = rep(1:4000, 3)))$stats;",
-                 "means <- matrix(0, 4000, length(s$n)); ssw <- rep(sum(s$ss), 4000)")
-  long <- "invisible(hnm:::rs_bootstrap(s$center, s$n, s$mean, s$ss, FALSE, means, ssw, 2L))"
+  # 10^5 replicates of 4000 groups with equal means: every refit is a boundary fit, on the
+  # general engine's statistic-space bootstrap (about 5 ms a replicate on two threads, so
+  # minutes of work, in chunks of calls to Rust).
+  setup <- "fit <- hnm_fit(y ~ 1 | g, data.frame(y = rep(c(0, 1, 0.5), 4000), g = rep(1:4000, 3)))"
+  long <- 'invisible(bootstrap(fit, nsim = 1e5, quiet = TRUE, parallel = "multicore", ncpus = 2))'
   expect_back_and_usable(interrupt_child(setup, long))
 })
 

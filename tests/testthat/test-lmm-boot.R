@@ -217,10 +217,10 @@ test_that("bootstrap() of a one-way fit matches refits of full simulated data se
   fit <- hnm_fit(y ~ 1 | g, d)
   boot <- bootstrap(fit, nsim = 400, seed = 13)
   expect_equal(colnames(boot$t), c(".sig01", ".sigma", "(Intercept)"))
-  expect_equal(unname(boot$t0), c(sqrt(fit$tau2), sqrt(fit$sigma2), fit$mu))
+  expect_equal(unname(boot$t0), c(sqrt(tau2_of(fit)), sqrt(sigma2_of(fit)), mu_of(fit)))
   full <- t(vapply(simulate(fit, nsim = 300, seed = 14), function(sim) {
     f <- hnm_fit(y ~ 1 | g, transform(d, y = sim))
-    c(sqrt(f$tau2), sqrt(f$sigma2), f$mu)
+    c(sqrt(tau2_of(f)), sqrt(sigma2_of(f)), mu_of(f))
   }, numeric(3)))
   p <- vapply(1:3, function(k) suppressWarnings(stats::ks.test(boot$t[, k], full[, k])$p.value), 1)
   expect_true(all(p > 1e-3), label = paste(format(p, digits = 3), collapse = " "))

@@ -72,7 +72,7 @@ test_that("update() refits with changed arguments, matching lme4's REML fit", {
 
 test_that("row-level methods refuse a fit without rows", {
   fit <- hnm_fit(y ~ 1 | g, wheat)
-  fit$y <- NULL
+  fit$rows <- NULL   # as a fit made from group statistics
   for (f in list(fitted, residuals, predict, simulate, plot)) {
     expect_error(f(fit), "needs the data rows", class = "hnm_error_no_rows")
   }

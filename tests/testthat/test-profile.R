@@ -21,10 +21,10 @@ test_that("at each limit, the independently profiled deviance rises by z^2", {
   ci <- confint(fit, method = "profile", level = 0.9)
   z2 <- qnorm(0.95)^2
   nll <- function(p) lecture_mll_oneway(p, d$Yield, d$Batch)
-  sigma_upper <- optim(c(fit$mu, fit$tau2), function(q) nll(c(q[1], ci[".sigma", 2]^2, q[2])),
+  sigma_upper <- optim(c(mu_of(fit), tau2_of(fit)), function(q) nll(c(q[1], ci[".sigma", 2]^2, q[2])),
                        method = "L-BFGS-B", lower = c(-Inf, 0), control = list(factr = 1))
   expect_equal(2 * sigma_upper$value - deviance(fit), z2, tolerance = 1e-6)
-  mu_lower <- optim(c(fit$sigma2, fit$tau2), function(q) nll(c(ci["(Intercept)", 1], q)),
+  mu_lower <- optim(c(sigma2_of(fit), tau2_of(fit)), function(q) nll(c(ci["(Intercept)", 1], q)),
                     method = "L-BFGS-B", lower = c(1e-8, 0), control = list(factr = 1))
   expect_equal(2 * mu_lower$value - deviance(fit), z2, tolerance = 1e-6)
   boundary <- confint(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff2), method = "profile", level = 0.9)
@@ -52,8 +52,8 @@ test_that("REML profile limits: the dense REML criterion rises by z^2 there", {
     ref <- lme4::lmer(one_way_formula(case, TRUE), case$data, REML = TRUE)
     expect_equal(deviance(fit), lme4::REMLcrit(ref), tolerance = 1e-8, label = case$name)
     ci <- confint(fit, method = "profile")
-    expect_true(all(ci[, 1] < c(sqrt(fit$tau2), sigma(fit), fit$mu) &
-                      ci[, 2] > c(sqrt(fit$tau2), sigma(fit), fit$mu)), label = case$name)
+    expect_true(all(ci[, 1] < c(sqrt(tau2_of(fit)), sigma(fit), mu_of(fit)) &
+                      ci[, 2] > c(sqrt(tau2_of(fit)), sigma(fit), mu_of(fit))), label = case$name)
     z2 <- qnorm(0.975)^2
     crit <- function(mu, s2, t2) dense_reml_criterion(mu, s2, t2, y, g)
     gls <- function(s2, t2) {
@@ -62,16 +62,16 @@ test_that("REML profile limits: the dense REML criterion rises by z^2 there", {
     }
     # tau fixed at each limit: minimise over sigma2 with mu at its GLS value.
     for (tau in ci[".sig01", ci[".sig01", ] > 0]) {
-      inner <- optimize(function(s2) crit(gls(s2, tau^2), s2, tau^2), c(0.2, 5) * fit$sigma2,
+      inner <- optimize(function(s2) crit(gls(s2, tau^2), s2, tau^2), c(0.2, 5) * sigma2_of(fit),
                         tol = 1e-10)
       expect_equal(inner$objective - deviance(fit), z2, tolerance = 1e-5, label = case$name)
     }
     # sigma fixed at its upper limit: minimise over tau2.
     sigma2 <- ci[".sigma", 2]^2
-    inner <- optimize(function(t2) crit(gls(sigma2, t2), sigma2, t2), c(0, 10) * fit$tau2, tol = 1e-10)
+    inner <- optimize(function(t2) crit(gls(sigma2, t2), sigma2, t2), c(0, 10) * tau2_of(fit), tol = 1e-10)
     expect_equal(inner$objective - deviance(fit), z2, tolerance = 1e-5, label = case$name)
     # mu fixed at its lower limit: minimise over both variances.
-    inner <- optim(c(fit$sigma2, fit$tau2), function(q) crit(ci["(Intercept)", 1], q[1], q[2]),
+    inner <- optim(c(sigma2_of(fit), tau2_of(fit)), function(q) crit(ci["(Intercept)", 1], q[1], q[2]),
                    method = "L-BFGS-B", lower = c(1e-8, 0), control = list(factr = 1))
     expect_equal(inner$value - deviance(fit), z2, tolerance = 1e-5, label = case$name)
   }
