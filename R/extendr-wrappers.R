@@ -83,6 +83,8 @@ rs_lmm_fit <- function(ptr, reml, start, keep) .Call(wrap__rs_lmm_fit, ptr, reml
 #' The fitted model's random effects: `modes` (groups × q, by rows) and conditional
 #' covariances (q × q per group).
 #' @noRd
+rs_lmm_fit_at <- function(ptr, reml, internal_theta) .Call(wrap__rs_lmm_fit_at, ptr, reml, internal_theta)
+
 rs_lmm_ranef <- function(ptr) .Call(wrap__rs_lmm_ranef, ptr)
 
 #' Fitted values of the rows of `columns_list` (the model's variables) with 1-based group

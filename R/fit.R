@@ -106,7 +106,7 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
   parsed <- parse_mixed_formula(formula, call)
   check_estimator(parsed, method, call)
   model <- lmm_build(parsed, data, call)
-  fit <- optimise_fit(model$built, model$design, method, call)
+  fit <- optimise_fit(model$built, model$design, parsed, method, call)
   fit <- new_hnm_fit(fit, model$built, model$design, formula, parsed, call, method)
   fit$data <- fit_data(data, call)  # by reference, for model.frame()
   check_fit(fit, call)
@@ -122,10 +122,12 @@ check_estimator <- function(parsed, method, call) {
 }
 
 # The estimates: the ML or REML optimum, found by the Rust model, or the ANOVA moments.
-optimise_fit <- function(built, design, method, call) {
+optimise_fit <- function(built, design, parsed, method, call) {
   report_dropped_columns(design$fixed_names, built$kept)
   if (method == "ANOVA") return(anova_estimates(built, call))
-  rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
+  estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
+  if (parsed$one_way) estimates <- one_way_optimum(built, estimates, method == "REML", call)
+  estimates
 }
 
 # The estimator named by `method`, with lme4's `REML = TRUE` as a shorthand for "REML".

@@ -203,7 +203,7 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
   built <- rust_result(rs_lmm_restore(stats$pilot, stats$n, stats$means, stats$comoments,
                                       design$response, design$fixed, design$random,
                                       design$blocks, method == "REML", NULL), call = call)
-  estimates <- optimise_fit(built, design, method, call)
+  estimates <- optimise_fit(built, design, parsed, method, call)
   built <- c(built, list(stats = stats, dropped = 0))
   check_fit(new_hnm_fit(estimates, built, design, formula, parsed, call, method), call)
 }

@@ -191,6 +191,27 @@ fn rs_lmm_fit(mut ptr: Robj, reml: bool, start: Robj, keep: bool) -> Robj {
     }
 }
 
+/// The fit at the internal θ `internal_theta` without a search (ML, or REML when `reml`),
+/// kept in the model: the one-way model's θ found by its closed form (see R/one-way.R).
+/// @noRd
+#[extendr]
+fn rs_lmm_fit_at(mut ptr: Robj, reml: bool, internal_theta: &[f64]) -> Robj {
+    let model = match model_of_mut(&mut ptr) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    match model.model.fit_at(criterion(reml), internal_theta) {
+        Ok(fit) => {
+            let out = fit_fields(&fit);
+            model.fit = Some(fit);
+            model.random_effects = None;
+            model.variance_derivatives = None;
+            out
+        }
+        Err(error) => core_error(error),
+    }
+}
+
 fn fit_fields(f: &LmmFit) -> Robj {
     list!(
         reml = f.criterion == Criterion::Reml,
@@ -404,6 +425,7 @@ extendr_module! {
     fn rs_lmm_build;
     fn rs_lmm_restore;
     fn rs_lmm_fit;
+    fn rs_lmm_fit_at;
     fn rs_lmm_ranef;
     fn rs_lmm_fitted;
     fn rs_lmm_fingerprint;
