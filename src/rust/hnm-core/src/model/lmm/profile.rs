@@ -39,15 +39,15 @@
 use std::cell::RefCell;
 
 use super::{LinearMixedModel, LmmFit, Term, Workspace, LOG_2PI};
-use crate::dense::{congruence, solve_lower, solve_lower_transposed};
 use crate::error::{HnmError, Result};
-use crate::interrupt::{Checkpoint, Interrupt, Polled};
-use crate::memory::{collected, with_capacity, POINTS};
-use crate::optim::{minimize_bounded, Minimum, Objective};
-use crate::parallel::in_parallel;
-use crate::profile::Criterion;
-use crate::profile_ci::converged;
-use crate::solve1d::newton_root;
+use crate::inference::profile_ci::converged;
+use crate::model::one_way::profiled_deviance::Criterion;
+use crate::numerics::dense::{congruence, solve_lower, solve_lower_transposed};
+use crate::numerics::interrupt::{Checkpoint, Interrupt, Polled};
+use crate::numerics::memory::{collected, with_capacity, POINTS};
+use crate::numerics::optim::{minimize_bounded, Minimum, Objective};
+use crate::numerics::parallel::in_parallel;
+use crate::numerics::solve1d::newton_root;
 
 /// A parameter of the linear mixed model, as lme4's `profile()` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,7 +256,7 @@ impl LinearMixedModel {
             let transposed: Vec<f64> = (0..q * q).map(|i| map[(i % q) * q + i / q]).collect();
             s.copy_from_slice(&congruence(&transposed, s, q));
             let mut mapped = vec![0.0; q * p1];
-            crate::dense::multiply(&transposed, b, q, q, p1, &mut mapped);
+            crate::numerics::dense::multiply(&transposed, b, q, q, p1, &mut mapped);
             b.copy_from_slice(&mapped);
         }
         copy.random = order.iter().map(|&f| super::Affine { shift: 0.0, raw_shift: 0.0, ..self.random[f] }).collect();
@@ -893,7 +893,7 @@ mod tests {
 
     #[test]
     fn an_interrupt_stops_every_profile_thread() {
-        use crate::interrupt::After;
+        use crate::numerics::interrupt::After;
         use std::time::{Duration, Instant};
         // 10^4 groups and 10^5 points a side for each parameter: many minutes of work.
         let (mut y, mut x, mut g) = (Vec::new(), Vec::new(), Vec::new());

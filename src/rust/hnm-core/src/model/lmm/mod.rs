@@ -41,14 +41,14 @@
 
 use std::cell::RefCell;
 
-use crate::blocks::CrossProducts;
-use crate::dense::{cholesky_in_place, congruence, identity, inverse_from_cholesky, multiply, solve_lower, solve_lower_transposed};
+use crate::data::blocks::CrossProducts;
+use crate::data::unit::Unit;
 use crate::error::{HnmError, Result};
-use crate::interrupt::Checkpoint;
-use crate::memory::{copied, filled, with_capacity};
-use crate::optim::{minimize_bounded, Objective};
-use crate::profile::Criterion;
-use crate::unit::Unit;
+use crate::model::one_way::profiled_deviance::Criterion;
+use crate::numerics::dense::{cholesky_in_place, congruence, identity, inverse_from_cholesky, multiply, solve_lower, solve_lower_transposed};
+use crate::numerics::interrupt::Checkpoint;
+use crate::numerics::memory::{copied, filled, with_capacity};
+use crate::numerics::optim::{minimize_bounded, Objective};
 
 mod profile;
 mod satterthwaite;
@@ -142,7 +142,7 @@ impl<'a> GroupMoments<'a> {
     fn product(&self, u: &ColumnMap, mean_u: f64, v: &ColumnMap, mean_v: f64) -> f64 {
         let within = match (u.variable, v.variable) {
             (Some(a), Some(b)) => {
-                let index = if a >= b { crate::blocks::packed(a, b) } else { crate::blocks::packed(b, a) };
+                let index = if a >= b { crate::data::blocks::packed(a, b) } else { crate::data::blocks::packed(b, a) };
                 self.comoments[index] * u.inverse_scale * v.inverse_scale
             }
             _ => 0.0,
@@ -954,9 +954,9 @@ impl LinearMixedModel {
         let first = start.filter(|s| s.len() == identity.len()).map(<[f64]>::to_vec).unwrap_or_else(|| self.moment_start());
         let problem = DevianceProblem { model: self, criterion, workspace: RefCell::new(self.workspace()?) };
         // A gradient of 1e-10 N changes the deviance by far less than its rounding (module docs of
-        // crate::optim); the curvature is O(N), so θ is then exact to about 1e-10.
+        // crate::numerics::optim); the curvature is O(N), so θ is then exact to about 1e-10.
         let tolerance = 1e-10 * self.n_obs;
-        let mut best: Option<crate::optim::Minimum> = None;
+        let mut best: Option<crate::numerics::optim::Minimum> = None;
         let mut failure = None;
         let (mut iterations, mut evaluations) = (0, 0);
         let mut starts = vec![first];
@@ -1051,7 +1051,7 @@ impl LinearMixedModel {
             offset += size;
         }
         // Positive definite: eigenvalues floored at 1% of the largest (and of 1e-4 N⁻¹ overall).
-        let (values, vectors) = crate::optim::symmetric_eigen(&sigma, q);
+        let (values, vectors) = crate::numerics::optim::symmetric_eigen(&sigma, q);
         let largest = values.iter().fold(0.0_f64, |m, v| m.max(*v));
         let floor = (1e-2 * largest).max(1e-4);
         let mut pd = vec![0.0; q * q];
@@ -1124,7 +1124,7 @@ impl LinearMixedModel {
         let factor = self.factorization_at(internal_theta, ws)?;
         let projected_gradient_norm =
             internal_theta.iter().zip(&gradient).zip(&self.lower).map(|((&t, &g), &l)| if t <= l { g.min(0.0).abs() } else { g.abs() }).fold(0.0, f64::max);
-        let found = crate::optim::Minimum {
+        let found = crate::numerics::optim::Minimum {
             x: internal_theta.to_vec(),
             value: self.criterion_value(criterion, &factor),
             gradient,
@@ -1159,7 +1159,7 @@ impl LinearMixedModel {
         self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect()
     }
 
-    fn assemble(&self, criterion: Criterion, theta: &[f64], f: &Factorization, ws: &Workspace, found: crate::optim::Minimum) -> LmmFit {
+    fn assemble(&self, criterion: Criterion, theta: &[f64], f: &Factorization, ws: &Workspace, found: crate::numerics::optim::Minimum) -> LmmFit {
         let (q, p) = (self.q, self.p);
         let divisor = match criterion {
             Criterion::Ml => self.n_obs,
@@ -1325,7 +1325,8 @@ impl LinearMixedModel {
     /// columns are not the model's variables or `random_effects` belongs to another model;
     /// `TooLarge` when the values do not fit in memory.
     pub fn fitted_values(
-        &self, fit: &LmmFit, random_effects: Option<&RandomEffects>, columns: &[crate::blocks::Column<'_>], codes: &[i32], checkpoint: &mut Checkpoint<'_>,
+        &self, fit: &LmmFit, random_effects: Option<&RandomEffects>, columns: &[crate::data::blocks::Column<'_>], codes: &[i32],
+        checkpoint: &mut Checkpoint<'_>,
     ) -> Result<Vec<f64>> {
         let variables = self.structure.fixed.iter().chain(&self.structure.random).filter_map(|t| match t {
             Term::Variable(a) => Some(*a),
@@ -1364,7 +1365,7 @@ impl LinearMixedModel {
                     }
                 }
             }
-            if code == crate::pass::NA_CODE {
+            if code == crate::data::pass::NA_CODE {
                 out.push(f64::NAN);
                 continue;
             }

@@ -17,10 +17,10 @@
 
 use std::borrow::Cow;
 
+use crate::data::pass::{prefetch_address, Cell, Response, NA_CODE};
 use crate::error::{HnmError, Result};
-use crate::interrupt::{Checkpoint, Interrupt};
-use crate::memory::{collected, copied, filled, with_capacity};
-use crate::pass::{prefetch_address, Cell, Response, NA_CODE};
+use crate::numerics::interrupt::{Checkpoint, Interrupt};
+use crate::numerics::memory::{collected, copied, filled, with_capacity};
 
 /// One numeric column as R stores it, read in place.
 #[derive(Debug, Clone, Copy)]
@@ -278,7 +278,7 @@ impl CrossProducts {
     /// ```
     pub fn from_columns_on_threads(columns: &[Column<'_>], codes: &[i32], n_groups: usize, threads: usize, interrupt: &dyn Interrupt) -> Result<BlockPass> {
         let rows = codes.len();
-        let threads = if rows < PARALLEL_ROWS { 1 } else { crate::parallel::worker_threads(threads, rows) };
+        let threads = if rows < PARALLEL_ROWS { 1 } else { crate::numerics::parallel::worker_threads(threads, rows) };
         check_columns(columns, rows, n_groups)?;
         let pilot = first_complete_row(columns, codes);
         let (Some(pilot), true) = (pilot, threads > 1) else {
@@ -287,7 +287,7 @@ impl CrossProducts {
         let chunk = rows.div_ceil(threads);
         // A thread's error is its result, not an error of the threads, so that the first
         // rows' error is reported whichever thread meets one first.
-        let parts = crate::parallel::in_parallel(
+        let parts = crate::numerics::parallel::in_parallel(
             threads,
             threads,
             interrupt,
@@ -679,7 +679,7 @@ fn check_length(first: &'static str, first_len: usize, second: &'static str, sec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interrupt::Never;
+    use crate::numerics::interrupt::Never;
     use crate::NA_REAL;
 
     fn pass(columns: &[Column<'_>], codes: &[i32], groups: usize) -> BlockPass {

@@ -43,14 +43,14 @@
 //! bound (a singular fit), raise the criterion or do not converge in a few steps is refitted
 //! by [`LinearMixedModel::fit`] from the start.
 
-use crate::blocks::{packed, CrossProducts};
-use crate::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
+use crate::data::blocks::{packed, CrossProducts};
 use crate::error::{HnmError, Result};
-use crate::interrupt::{Checkpoint, Interrupt};
-use crate::lmm::{LinearMixedModel, LmmFit, Structure, Term, Workspace};
-use crate::memory::{copied, filled, unless_out_of_memory, with_capacity};
-use crate::parallel::in_parallel;
-use crate::profile::Criterion;
+use crate::model::lmm::{LinearMixedModel, LmmFit, Structure, Term, Workspace};
+use crate::model::one_way::profiled_deviance::Criterion;
+use crate::numerics::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
+use crate::numerics::interrupt::{Checkpoint, Interrupt};
+use crate::numerics::memory::{copied, filled, unless_out_of_memory, with_capacity};
+use crate::numerics::parallel::in_parallel;
 
 /// A direction of W_j whose squared residual, relative to the variable's own sum of squares,
 /// is below this after the directions before it is taken as no variation (rounding of an
@@ -595,8 +595,8 @@ pub fn seeded_normals(seed: u64, out: &mut [f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocks::Column;
-    use crate::interrupt::Never;
+    use crate::data::blocks::Column;
+    use crate::numerics::interrupt::Never;
 
     /// Three groups (5, 2 and 6 rows) of y, x (varying within groups), w (constant within
     /// groups) and indicators a, b that sum to one within the third group.
@@ -872,7 +872,7 @@ mod interrupt_tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    use crate::interrupt::After;
+    use crate::numerics::interrupt::After;
 
     #[test]
     fn an_interrupt_stops_every_refit_thread() {

@@ -20,8 +20,8 @@
 //! lme4's θ and σ.
 
 use super::{lambda_transposed_times, times_lambda, LinearMixedModel, LmmFit};
-use crate::dense::{cholesky_in_place, congruence, inverse_from_cholesky};
 use crate::error::Result;
+use crate::numerics::dense::{cholesky_in_place, congruence, inverse_from_cholesky};
 
 /// The Hessian of the deviance in the variance parameters and the derivatives of vcov(β̂) in
 /// them, at a fit (module docs).
@@ -96,7 +96,7 @@ impl LinearMixedModel {
 
     /// ∂/∂θ_c of the gradient in θ at fixed σ (scale = 2/σ²): central differences at steps h
     /// and h/2 combined by Richardson's rule (error O(h⁴)); the internal units make θ O(1).
-    fn gradient_derivative(&self, criterion: crate::profile::Criterion, scale: f64, theta: &[f64], c: usize) -> Result<Vec<f64>> {
+    fn gradient_derivative(&self, criterion: crate::model::one_way::profiled_deviance::Criterion, scale: f64, theta: &[f64], c: usize) -> Result<Vec<f64>> {
         let mut ws = self.workspace()?;
         let mut central = |h: f64| -> Result<Vec<f64>> {
             let mut shifted = theta.to_vec();
