@@ -30,7 +30,8 @@ mod inference;
 mod model;
 mod numerics;
 
-pub use data::blocks::{fingerprint, BlockPass, Column, CrossProducts};
+pub use data::blocks::{fingerprint, BlockPass, Column};
+pub use data::cross_products::CrossProducts;
 pub use data::key_table::{double_key, group_codes, integer_key, GroupCodes, KeyTable, KeyedGroups, DOUBLE_MISSING, INTEGER_MISSING};
 pub use data::pass::{accumulate, dense_integer_range, is_r_na, Accumulator, Cell, Grouping, LevelCodes, Response, NA_CODE, NA_REAL};
 pub use data::stats::{DataPass, GroupStats};
@@ -40,11 +41,10 @@ pub use inference::anova::Anova;
 pub use inference::bootstrap::{refit_replicates, Refits};
 pub use inference::bootstrap_lmm::{refit_lmm_replicates, seeded_normals, LmmRefits, Refit, ReplicateGenerator, Simulation};
 pub use inference::information::{expected_information, Information};
+pub use inference::lmm_profile::{profile_grids, profile_intervals, LmmParameter, LmmProfile, LmmProfilePoint};
 pub use inference::profile_ci::{Profile, ProfileParameter, ProfilePointFull};
-pub use model::lmm::{
-    profile_grids, profile_intervals, LinearMixedModel, LmmFit, LmmParameter, LmmProfile, LmmProfilePoint, RandomEffects, Structure, Term, VarianceDerivatives,
-    Workspace,
-};
+pub use inference::satterthwaite::VarianceDerivatives;
+pub use model::lmm::{LinearMixedModel, LmmFit, RandomEffects, Structure, Term, Workspace};
 pub use model::one_way::fit::{fit, fit_from, Convergence, Fit};
 pub use model::one_way::likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
 pub use model::one_way::profiled_deviance::{Criterion, ProfilePoint, ProfiledDeviance};

@@ -5,10 +5,12 @@
 //! - [`key_table`]: groups found by hashing a key column during that pass;
 //! - [`stats`]: the one-way model's per-group statistics ([`crate::GroupStats`]);
 //! - [`blocks`]: the row pass of the mixed model over several columns ([`crate::BlockPass`]);
+//! - [`cross_products`]: the mixed model's per-group statistics it leaves ([`crate::CrossProducts`]);
 //! - [`unit`]: the exact power-of-two rescaling of the data that makes every computation
 //!   independent of its units.
 
 pub(crate) mod blocks;
+pub(crate) mod cross_products;
 pub(crate) mod key_table;
 pub(crate) mod pass;
 pub(crate) mod stats;

@@ -123,6 +123,113 @@ pub(crate) fn congruence(m: &[f64], a: &[f64], n: usize) -> Vec<f64> {
     out
 }
 
+/// T = S Λ for symmetric S and lower-triangular Λ (q × q).
+#[inline(always)]
+pub(crate) fn times_lambda(s: &[f64], lambda: &[f64], q: usize, t: &mut [f64]) {
+    for r in 0..q {
+        for c in 0..q {
+            let mut sum = 0.0;
+            for k in c..q {
+                sum += s[r * q + k] * lambda[k * q + c];
+            }
+            t[r * q + c] = sum;
+        }
+    }
+}
+
+/// The rows and columns `indices` of the square matrix `m` (`width` columns, row-major).
+pub(crate) fn principal_submatrix(m: &[f64], width: usize, indices: &[usize]) -> Vec<f64> {
+    indices.iter().flat_map(|&a| indices.iter().map(move |&b| m[a * width + b])).collect()
+}
+
+/// `lf`'s lower triangle (`row.len()` square, row-major) minus that of row rowᵀ.
+#[inline(always)]
+pub(crate) fn subtract_outer_product(lf: &mut [f64], row: &[f64]) {
+    let n = row.len();
+    for a in 0..n {
+        let x = row[a];
+        for (f, &y) in lf[a * n..a * n + a + 1].iter_mut().zip(&row[..=a]) {
+            *f -= x * y;
+        }
+    }
+}
+
+/// (L Lᵀ)⁻¹ into `out` (q × q) from the lower factor L and the reciprocals of its diagonal.
+#[inline(always)]
+pub(crate) fn inverse_from_factor(l: &[f64], inverse_diagonal: &[f64], q: usize, out: &mut [f64]) {
+    out.fill(0.0);
+    for i in 0..q {
+        out[i * q + i] = 1.0;
+    }
+    solve_lower_scaled(l, inverse_diagonal, q, out, q);
+    solve_lower_transposed_scaled(l, inverse_diagonal, q, out, q);
+}
+
+#[inline(always)]
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Σ_k a[k] m[k][column] for a row-major m with `stride` columns.
+#[inline(always)]
+pub(crate) fn dot_strided(a: &[f64], m: &[f64], column: usize, stride: usize) -> f64 {
+    a.iter().enumerate().map(|(k, x)| x * m[k * stride + column]).sum()
+}
+
+/// Solves L X = B in place (L lower q × q with the reciprocals of its diagonal in `inverse`,
+/// B q × m, row-major): no division per element.
+#[inline(always)]
+pub(crate) fn solve_lower_scaled(l: &[f64], inverse: &[f64], q: usize, b: &mut [f64], m: usize) {
+    for i in 0..q {
+        for k in 0..i {
+            let lik = l[i * q + k];
+            for c in 0..m {
+                b[i * m + c] -= lik * b[k * m + c];
+            }
+        }
+        for c in 0..m {
+            b[i * m + c] *= inverse[i];
+        }
+    }
+}
+
+/// Solves Lᵀ X = B in place, as [`solve_lower_scaled`].
+#[inline(always)]
+pub(crate) fn solve_lower_transposed_scaled(l: &[f64], inverse: &[f64], q: usize, b: &mut [f64], m: usize) {
+    for i in (0..q).rev() {
+        for k in i + 1..q {
+            let lki = l[k * q + i];
+            for c in 0..m {
+                b[i * m + c] -= lki * b[k * m + c];
+            }
+        }
+        for c in 0..m {
+            b[i * m + c] *= inverse[i];
+        }
+    }
+}
+
+/// L⁻¹ for lower-triangular L (n × n), whose transpose maps a row x to x L⁻ᵀ.
+pub(crate) fn inverse_lower(l: &[f64], n: usize) -> Vec<f64> {
+    let mut inverse = identity(n);
+    solve_lower(l, n, &mut inverse, n);
+    inverse
+}
+
+/// Λᵀ M for lower-triangular Λ (q × q) and M (q × c).
+#[inline(always)]
+pub(crate) fn lambda_transposed_times(lambda: &[f64], m: &[f64], q: usize, c: usize, out: &mut [f64]) {
+    for r in 0..q {
+        for col in 0..c {
+            let mut s = 0.0;
+            for k in r..q {
+                s += lambda[k * q + r] * m[k * c + col];
+            }
+            out[r * c + col] = s;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

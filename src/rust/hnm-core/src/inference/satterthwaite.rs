@@ -19,9 +19,10 @@
 //! inverse Jacobian, 𝒜 with the Jacobian), so internal (θ, σ) give lmerTest's numbers in
 //! lme4's θ and σ.
 
-use super::{lambda_transposed_times, times_lambda, LinearMixedModel, LmmFit};
 use crate::error::Result;
+use crate::model::lmm::{LinearMixedModel, LmmFit, Workspace};
 use crate::numerics::dense::{cholesky_in_place, congruence, inverse_from_cholesky};
+use crate::numerics::dense::{lambda_transposed_times, times_lambda};
 
 /// The Hessian of the deviance in the variance parameters and the derivatives of vcov(β̂) in
 /// them, at a fit (module docs).
@@ -116,7 +117,7 @@ impl LinearMixedModel {
 
     /// ∂vcov(β̂)/∂θ_k for each k and ∂vcov(β̂)/∂σ (module docs), mapped to the data's units of
     /// β; `ws` holds the factorisation at θ.
-    fn covariance_jacobian(&self, theta: &[f64], sigma2: f64, ws: &super::Workspace) -> Result<Vec<f64>> {
+    fn covariance_jacobian(&self, theta: &[f64], sigma2: f64, ws: &Workspace) -> Result<Vec<f64>> {
         let (p, p1, q) = (self.p, self.p + 1, self.q);
         if p == 0 {
             // No fixed effects: k matrices of size 0 × 0.
