@@ -21,7 +21,7 @@
 
 use crate::error::Result;
 use crate::model::lmm::{LinearMixedModel, LmmFit, Workspace};
-use crate::numerics::dense::{cholesky_in_place, congruence, inverse_from_cholesky};
+use crate::numerics::dense::{cholesky_in_place, congruence, inverse_from_cholesky, inverse_of_factored};
 use crate::numerics::dense::{lambda_transposed_times, times_lambda};
 
 /// The Hessian of the deviance in the variance parameters and the derivatives of vcov(β̂) in
@@ -160,7 +160,7 @@ impl LinearMixedModel {
                 }
             }
         }
-        let c_inverse = inverse_from_cholesky(&self.x_factor(ws), p);
+        let c_inverse = inverse_of_factored(&self.x_factor(ws), p);
         let ty2 = self.response.scale * self.response.scale;
         let to_user = |internal: &[f64]| -> Vec<f64> {
             let scaled: Vec<f64> = internal.iter().map(|v| v * ty2).collect();

@@ -1,7 +1,19 @@
-//! Small dense matrices (row-major slices) for the per-group blocks of the mixed model.
+//! Small dense matrices (row-major slices), by two kinds of code.
 //!
-//! The blocks are q × q and q × (p + 1) with q and p small (typically ≤ 4), evaluated once per
-//! group and per deviance evaluation: plain loops over slices beat a general library here.
+//! The per-group blocks of the mixed model, q × q and q × (p + 1) with q and p small (typically
+//! ≤ 4), are evaluated once per group in every deviance evaluation, the hot loop: hand-written
+//! loops over slices, inlined and unrolled for a literal q, beat a general library there, whose
+//! dispatch, views and workspace cost more than the few flops of a 2 × 2 block per call.
+//!
+//! What is computed once per fit from the p × p factor R_X, vcov(β̂) = σ² (R_X R_Xᵀ)⁻¹ and
+//! Satterthwaite's C⁻¹, goes through faer ([`inverse_of_factored`]). The once-per-fit work that
+//! steers the search does not: faer's least-squares start and eigendecomposition (the
+//! optimiser's, [`crate::numerics::optim::symmetric_eigen`]) equal these to rounding, but a
+//! start or a Newton step changed by rounding takes the search another way, and on a flat
+//! deviance it stops elsewhere within its tolerance (θ of a q = 3 REML fit moved by 1.3e-8).
+
+use faer::linalg::triangular_inverse::invert_lower_triangular;
+use faer::{Mat, MatRef, Par};
 
 /// Cholesky factor in place: the lower triangle of the symmetric positive-definite n × n
 /// `a` becomes L with L Lᵀ = a; the strict upper triangle is set to 0. Returns false (and
@@ -230,6 +242,15 @@ pub(crate) fn lambda_transposed_times(lambda: &[f64], m: &[f64], q: usize, c: us
     }
 }
 
+/// (L Lᵀ)⁻¹ = L⁻ᵀ L⁻¹ from the lower Cholesky factor `l` (n × n, row-major), by faer's
+/// triangular inverse; row-major.
+pub(crate) fn inverse_of_factored(l: &[f64], n: usize) -> Vec<f64> {
+    let mut l_inverse = Mat::<f64>::zeros(n, n);
+    invert_lower_triangular(l_inverse.as_mut(), MatRef::from_row_major_slice(l, n, n), Par::Seq);
+    let inverse = l_inverse.transpose() * &l_inverse;
+    (0..n).flat_map(|r| (0..n).map(move |c| (r, c))).map(|(r, c)| inverse[(r, c)]).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +270,18 @@ mod tests {
         }
         let mut not_pd = [1.0, 2.0, 2.0, 1.0];
         assert!(!cholesky_in_place(&mut not_pd, 2));
+    }
+
+    #[test]
+    fn the_inverse_by_faer_equals_the_inverse_by_solves_to_rounding() {
+        let a = [4.0, 2.0, 0.4, 1e-3, 2.0, 5.0, 1.0, -0.05, 0.4, 1.0, 3.0, 0.02, 1e-3, -0.05, 0.02, 2e-3];
+        let mut l = a;
+        assert!(cholesky_in_place(&mut l, 4));
+        let by_solves = inverse_from_cholesky(&l, 4);
+        let by_faer = inverse_of_factored(&l, 4);
+        let largest = by_solves.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+        for (x, y) in by_faer.iter().zip(&by_solves) {
+            assert!((x - y).abs() <= 1e-13 * largest, "{x} {y}");
+        }
     }
 }

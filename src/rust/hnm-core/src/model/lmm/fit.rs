@@ -7,7 +7,7 @@ use super::structure::semidefinite_cholesky;
 use super::{Factorization, LinearMixedModel, LmmFit, Term, Workspace};
 use crate::error::{HnmError, Result};
 use crate::model::one_way::profiled_deviance::Criterion;
-use crate::numerics::dense::{cholesky_in_place, congruence, dot, identity, inverse_from_cholesky, inverse_from_factor, solve_lower, solve_lower_transposed};
+use crate::numerics::dense::{cholesky_in_place, congruence, dot, identity, inverse_from_factor, inverse_of_factored, solve_lower, solve_lower_transposed};
 use crate::numerics::interrupt::Checkpoint;
 use crate::numerics::optim::{minimize_bounded, Objective};
 
@@ -253,7 +253,7 @@ impl LinearMixedModel {
         let ty = self.response.scale;
         let beta = self.user_beta(&self.internal_beta(ws));
         let rx = self.x_factor(ws);
-        let internal_cov: Vec<f64> = inverse_from_cholesky(&rx, p).iter().map(|v| v * sigma2 * ty * ty).collect();
+        let internal_cov: Vec<f64> = inverse_of_factored(&rx, p).iter().map(|v| v * sigma2 * ty * ty).collect();
         let beta_covariance = congruence(&self.to_user_fixed, &internal_cov, p);
         let lambda = self.lambda(theta).expect("θ was checked by the factorisation");
         let mut llt = vec![0.0; q * q];
