@@ -4,7 +4,15 @@
 //! y_ij = μ + a_j + ε_ij, a_j ~ N(0, τ²), ε_ij ~ N(0, σ²),
 //! computed from per-group sufficient statistics (n_j, ȳ_j, SSW_j): the likelihood, its
 //! analytic gradient and Hessian, the ANOVA estimator, and ML/REML fits with an exact
-//! boundary at τ² = 0. Pure Rust, no R: the R package's glue crate only converts arguments.
+//! boundary at τ² = 0; and the linear mixed model with one grouping factor
+//! ([`LinearMixedModel`]) from per-group cross-product blocks, of which the one-way model is the
+//! case q = 1 without covariates. Pure Rust, no R: the R package's glue crate only converts
+//! arguments.
+//!
+//! The crate is laid out by concern: `data` (the one pass over the rows and the statistics it
+//! leaves), `model` (the criteria and the fits), `inference` (profiles, Satterthwaite's
+//! derivatives, the bootstrap, the information matrix) and `numerics` (dense algebra, the
+//! optimisers, threads, interrupts, fallible allocation); the public API is re-exported here.
 
 // `!(x > 0.0)` is true for NaN where `x <= 0.0` is not: the numerical code uses such negated
 // comparisons on purpose, so that a NaN fails the test it must pass.
