@@ -1,5 +1,6 @@
 # Parametric bootstrap of fits with covariates or random slopes, simulated and refitted in
-# sufficient-statistic space (the generator: src/rust/hnm-core/src/bootstrap_lmm.rs).
+# sufficient-statistic space (the generator:
+# src/rust/hnm-core/src/inference/bootstrap_lmm/generator.rs).
 
 #' Parametric bootstrap of a fit, in statistic space
 #'

@@ -178,8 +178,8 @@ impl fmt::Display for HnmError {
                  a factor with many levels makes the statistics grow as m k^2/2; fit fewer columns or groups, or use \
                  lme4::lmer(), whose sparse matrices do not grow so.",
                 readable(*bytes),
-                crate::blocks::STATISTICS_RATIO,
-                readable(crate::blocks::column_bytes(*rows, *columns))
+                crate::data::blocks::STATISTICS_RATIO,
+                readable(crate::data::blocks::column_bytes(*rows, *columns))
             ),
             HnmError::TooManyRandomEffects { observations, random_effects } => write!(
                 f,

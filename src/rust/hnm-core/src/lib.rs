@@ -4,7 +4,15 @@
 //! y_ij = μ + a_j + ε_ij, a_j ~ N(0, τ²), ε_ij ~ N(0, σ²),
 //! computed from per-group sufficient statistics (n_j, ȳ_j, SSW_j): the likelihood, its
 //! analytic gradient and Hessian, the ANOVA estimator, and ML/REML fits with an exact
-//! boundary at τ² = 0. Pure Rust, no R: the R package's glue crate only converts arguments.
+//! boundary at τ² = 0; and the linear mixed model with one grouping factor
+//! ([`LinearMixedModel`]) from per-group cross-product blocks, of which the one-way model is the
+//! case q = 1 without covariates. Pure Rust, no R: the R package's glue crate only converts
+//! arguments.
+//!
+//! The crate is laid out by concern: `data` (the one pass over the rows and the statistics it
+//! leaves), `model` (the criteria and the fits), `inference` (profiles, Satterthwaite's
+//! derivatives, the bootstrap, the information matrix) and `numerics` (dense algebra, the
+//! optimisers, threads, interrupts, fallible allocation); the public API is re-exported here.
 
 // `!(x > 0.0)` is true for NaN where `x <= 0.0` is not: the numerical code uses such negated
 // comparisons on purpose, so that a NaN fails the test it must pass.
@@ -24,47 +32,30 @@ macro_rules! with_literal {
     };
 }
 
-mod anova;
-mod blocks;
-mod bootstrap;
-mod bootstrap_lmm;
-mod dense;
+mod data;
 mod error;
-mod fit;
-mod information;
-mod inner;
-mod interrupt;
-mod key_table;
-mod likelihood;
-mod lmm;
-mod memory;
-mod optim;
-mod parallel;
-mod pass;
-mod profile;
-mod profile_ci;
-mod solve1d;
-mod stats;
-mod unit;
+mod inference;
+mod model;
+mod numerics;
 
-pub use anova::Anova;
-pub use blocks::{fingerprint, BlockPass, Column, CrossProducts};
-pub use bootstrap::{refit_replicates, Refits};
-pub use bootstrap_lmm::{refit_lmm_replicates, seeded_normals, LmmRefits, Refit, ReplicateGenerator, Simulation};
+pub use data::blocks::{fingerprint, BlockPass, Column};
+pub use data::cross_products::CrossProducts;
+pub use data::key_table::{double_key, group_codes, integer_key, GroupCodes, KeyTable, KeyedGroups, DOUBLE_MISSING, INTEGER_MISSING};
+pub use data::pass::{accumulate, dense_integer_range, is_r_na, Accumulator, Cell, Grouping, LevelCodes, Response, NA_CODE, NA_REAL};
+pub use data::stats::{DataPass, GroupStats};
+pub use data::unit::Unit;
 pub use error::{HnmError, Result};
-pub use fit::{fit, fit_from, Convergence, Fit};
-pub use information::{expected_information, Information};
-pub use interrupt::{Checkpoint, Interrupt, Never};
-pub use key_table::{double_key, group_codes, integer_key, GroupCodes, KeyTable, KeyedGroups, DOUBLE_MISSING, INTEGER_MISSING};
-pub use likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
-pub use lmm::{
-    profile_grids, profile_intervals, LinearMixedModel, LmmFit, LmmParameter, LmmProfile, LmmProfilePoint, RandomEffects, Structure, Term, VarianceDerivatives,
-    Workspace,
-};
-pub use memory::{collected, copied, filled, with_capacity};
-pub use optim::{minimize_bounded, Minimum, Objective};
-pub use pass::{accumulate, dense_integer_range, is_r_na, Accumulator, Cell, Grouping, LevelCodes, Response, NA_CODE, NA_REAL};
-pub use profile::{Criterion, ProfilePoint, ProfiledDeviance};
-pub use profile_ci::{Profile, ProfileParameter, ProfilePointFull};
-pub use stats::{DataPass, GroupStats};
-pub use unit::Unit;
+pub use inference::anova::Anova;
+pub use inference::bootstrap::{refit_replicates, Refits};
+pub use inference::bootstrap_lmm::{refit_lmm_replicates, seeded_normals, LmmRefits, Refit, ReplicateGenerator, Simulation};
+pub use inference::information::{expected_information, Information};
+pub use inference::lmm_profile::{profile_grids, profile_intervals, LmmParameter, LmmProfile, LmmProfilePoint};
+pub use inference::profile_ci::{Profile, ProfileParameter, ProfilePointFull};
+pub use inference::satterthwaite::VarianceDerivatives;
+pub use model::lmm::{LinearMixedModel, LmmFit, RandomEffects, Structure, Term, Workspace};
+pub use model::one_way::fit::{fit, fit_from, Convergence, Fit};
+pub use model::one_way::likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
+pub use model::one_way::profiled_deviance::{Criterion, ProfilePoint, ProfiledDeviance};
+pub use numerics::interrupt::{Checkpoint, Interrupt, Never};
+pub use numerics::memory::{collected, copied, filled, with_capacity};
+pub use numerics::optim::{minimize_bounded, Minimum, Objective};

@@ -15,10 +15,10 @@
 //! complement D_xx − D_μx²/D_μμ. Both come from one pass for μ̂ and one for the sums, with one
 //! division per group, in the unit nearest σ (see [`crate::Unit`]) so no power of σ overflows.
 
-use crate::likelihood::groups;
-use crate::profile::Criterion;
-use crate::stats::GroupStats;
-use crate::unit::Unit;
+use crate::data::stats::GroupStats;
+use crate::data::unit::Unit;
+use crate::model::one_way::likelihood::groups;
+use crate::model::one_way::profiled_deviance::Criterion;
 
 /// The variance that is free in an inner problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub(crate) fn gls_score(stats: &GroupStats, criterion: Criterion, sigma2: f64, t
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::likelihood::Params;
+    use crate::model::one_way::likelihood::Params;
 
     #[test]
     fn equals_the_schur_complement_of_the_criterion_derivatives() {

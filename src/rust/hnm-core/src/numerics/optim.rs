@@ -23,7 +23,7 @@
 //! which saves the n gradients of a new Hessian at the last iterate.
 
 use crate::error::{HnmError, Result};
-use crate::interrupt::Checkpoint;
+use crate::numerics::interrupt::Checkpoint;
 
 /// A smooth function to minimise, with its analytic gradient.
 pub trait Objective {
@@ -391,7 +391,7 @@ fn norm(v: &[f64]) -> f64 {
 /// by cyclic Jacobi rotations: exact to rounding for the small matrices here.
 pub(crate) fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     let mut m = a.to_vec();
-    let mut v = crate::dense::identity(n);
+    let mut v = crate::numerics::dense::identity(n);
     for _ in 0..100 {
         let off: f64 = (0..n).flat_map(|r| (0..n).filter(move |&c| c != r).map(move |c| (r, c))).map(|(r, c)| m[r * n + c].powi(2)).sum();
         let total: f64 = m.iter().map(|x| x * x).sum();
@@ -464,7 +464,7 @@ mod tests {
     #[test]
     fn a_full_newton_step_to_the_optimum_needs_no_second_hessian() {
         let lower = [f64::NEG_INFINITY; 2];
-        let m = minimize_bounded(&Quadratic, &[3.0, 2.0], &lower, 1e-8, &mut Checkpoint::new(&crate::interrupt::Never)).unwrap();
+        let m = minimize_bounded(&Quadratic, &[3.0, 2.0], &lower, 1e-8, &mut Checkpoint::new(&crate::numerics::interrupt::Never)).unwrap();
         assert!(m.converged);
         assert!((m.x[0] - 36.0 / 31.0).abs() < 1e-9 && (m.x[1] + 20.0 / 31.0).abs() < 1e-9, "{:?}", m.x);
         // The start, a Hessian of 2 gradients, the step, then a polishing step with the same
@@ -488,7 +488,7 @@ mod tests {
 
     #[test]
     fn negative_curvature_leaves_a_stationary_bound() {
-        let m = minimize_bounded(&EvenInX, &[0.0], &[0.0], 1e-12, &mut Checkpoint::new(&crate::interrupt::Never)).unwrap();
+        let m = minimize_bounded(&EvenInX, &[0.0], &[0.0], 1e-12, &mut Checkpoint::new(&crate::numerics::interrupt::Never)).unwrap();
         assert!(m.converged);
         assert!((m.x[0] - 0.5f64.sqrt()).abs() < 1e-10, "{:?}", m.x);
     }

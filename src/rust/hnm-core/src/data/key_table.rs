@@ -7,11 +7,11 @@
 //! empty slots. The last group hit is remembered, so rows sorted or clustered by group
 //! skip the hash altogether.
 
+use crate::data::pass::{prefetch_address, Accumulator, Grouping};
+use crate::data::stats::GroupStats;
 use crate::error::{HnmError, Result};
-use crate::interrupt::Checkpoint;
-use crate::memory::{filled, push, with_capacity};
-use crate::pass::{prefetch_address, Accumulator, Grouping};
-use crate::stats::GroupStats;
+use crate::numerics::interrupt::Checkpoint;
+use crate::numerics::memory::{filled, push, with_capacity};
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -187,11 +187,11 @@ pub fn group_codes(keys: impl ExactSizeIterator<Item = u64>, missing: u64, check
     let mut codes = with_capacity(&[keys.len()], "the group codes")?;
     let mut first_rows = Vec::new();
     let mut table: Vec<(u64, i32)> = vec![(missing, 0); INITIAL_CAPACITY];
-    let mut last = (missing, crate::pass::NA_CODE);
+    let mut last = (missing, crate::data::pass::NA_CODE);
     for (row, key) in keys.enumerate() {
         checkpoint.check()?;
         if key == missing {
-            codes.push(crate::pass::NA_CODE);
+            codes.push(crate::data::pass::NA_CODE);
             continue;
         }
         if key != last.0 {
@@ -297,13 +297,13 @@ pub fn integer_key(x: i32) -> u64 {
 /// ```
 /// assert_eq!(hnm_core::INTEGER_MISSING, 1 << 31);
 /// ```
-pub const INTEGER_MISSING: u64 = crate::pass::NA_CODE as u32 as u64;
+pub const INTEGER_MISSING: u64 = crate::data::pass::NA_CODE as u32 as u64;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interrupt::{Checkpoint, Never};
-    use crate::pass::accumulate;
+    use crate::data::pass::accumulate;
+    use crate::numerics::interrupt::{Checkpoint, Never};
 
     #[test]
     fn many_groups_survive_growth_and_match_a_direct_count() {

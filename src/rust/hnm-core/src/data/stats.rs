@@ -13,10 +13,10 @@
 //! would add per-group cross-products X_jᵀX_j, X_jᵀy_j as further columns without
 //! changing this layout.
 
+use crate::data::pass::{accumulate, LevelCodes, Response};
 use crate::error::{HnmError, Result};
-use crate::interrupt::Checkpoint;
-use crate::memory::collected;
-use crate::pass::{accumulate, LevelCodes, Response};
+use crate::numerics::interrupt::Checkpoint;
+use crate::numerics::memory::collected;
 
 /// Per-group sufficient statistics: counts, means and within-group sums of squares.
 ///

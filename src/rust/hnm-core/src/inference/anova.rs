@@ -8,9 +8,9 @@
 //! Under normality ȳ, MSE and MSG are independent, so the sampling covariance of the
 //! estimators is known in closed form (see [`Anova::covariance`]).
 
+use crate::data::stats::GroupStats;
 use crate::error::Result;
-use crate::likelihood::groups;
-use crate::stats::GroupStats;
+use crate::model::one_way::likelihood::groups;
 
 /// Mean squares and moment estimates of the one-way ANOVA.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -15,10 +15,10 @@
 //! [`NA_CODE`] for integers) or a missing group drops the row, and the row is counted.
 //! Any other NaN or an infinite response is an error naming the row.
 
+use crate::data::stats::GroupStats;
 use crate::error::{HnmError, Result};
-use crate::interrupt::Checkpoint;
-use crate::memory::{filled, with_capacity};
-use crate::stats::GroupStats;
+use crate::numerics::interrupt::Checkpoint;
+use crate::numerics::memory::{filled, with_capacity};
 
 /// The integer R uses for `NA` in an integer vector (and a factor's missing code).
 pub const NA_CODE: i32 = i32::MIN;
@@ -326,7 +326,7 @@ impl GroupStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interrupt::Never;
+    use crate::numerics::interrupt::Never;
 
     #[test]
     fn integer_response_na_is_dropped() {

@@ -9,45 +9,25 @@
 //! d dev/dx = ∂D/∂x at the inner optimum, so the limits are found by safeguarded Newton
 //! steps on dev(x) − dev(x̂) − z², with no interpolation.
 //!
-//! # Variance parameters
-//! With β profiled and σ explicit (k = N for ML, N − p for REML),
-//!
-//! D(Λ, σ) = log|A(Λ)| [+ log|C(Λ)|] + k log(2πσ²) + r²(Λ)/σ²,
-//!
-//! is minimised over φ = (SDs, correlation angles, log σ) without the profiled one, through
-//! Λ = T S C / σ: S = diag(SD), T the columns' scales and C the Cholesky factor of the
-//! correlation matrix of each block, whose row k is the unit vector with hyperspherical
-//! angles a ∈ ℝᵏ (entry j < k is (Π_{t<j} sin a_t) cos a_j, the diagonal Π_{t<k} sin a_t).
-//! Correlations of ±1 are the smooth points a = 0, π. This needs Λ in the data's units to be
-//! triangular, so the profile works on a copy of the model whose random-effects columns are
-//! not centred (only scaled) and, for a correlation, have its pair of columns first in their
-//! block, where the correlation is cos a of the second row's one angle. The gradient in φ is
-//! ∂D/∂Λ (the model's analytic gradient at fixed σ) through the chain rule, plus
-//! ∂D/∂log σ = 2k − 2r²/σ² − Σ Λ ∘ ∂D/∂Λ.
-//!
-//! # Fixed effects
-//! Given θ, the penalised residual sum of squares with aᵀβ = b (β_k in the data's units is
-//! such a combination of the internal β) is minimised at β_b = β̂ + (b − aᵀβ̂) C a / (aᵀC a),
-//! C = (XᵀV⁻¹X)⁻¹ (in σ² units), where it is r_b² = r² + (b − aᵀβ̂)²/(aᵀC a). With σ profiled,
-//!
-//! D(θ; b) = log|A| [+ log|XᵀV⁻¹X|] + k [1 + log(2π r_b²/k)],
-//!
-//! minimised over θ with the model's gradient at β = β_b (the envelope theorem in β); the
-//! slope is d D/db = 2k (b − aᵀβ̂) / (r_b² aᵀCa). For REML this is lme4's REML criterion with β
-//! held fixed (Bates et al. 2015, JSS 67(1), eq. 42), as the one-way model's μ profile.
+//! The profile's driver is here; the inner problems are in [`variance`] (SDs, correlations and
+//! σ, whose coordinates φ make one problem) and [`fixed_effects`] (β).
 
 use std::cell::RefCell;
 
-use super::{LinearMixedModel, LmmFit, Term, Workspace, LOG_2PI};
-use crate::dense::{congruence, solve_lower, solve_lower_transposed};
 use crate::error::{HnmError, Result};
-use crate::interrupt::{Checkpoint, Interrupt, Polled};
-use crate::memory::{collected, with_capacity, POINTS};
-use crate::optim::{minimize_bounded, Minimum, Objective};
-use crate::parallel::in_parallel;
-use crate::profile::Criterion;
-use crate::profile_ci::converged;
-use crate::solve1d::newton_root;
+use crate::inference::profile_ci::converged;
+use crate::model::lmm::{LinearMixedModel, LmmFit, Term};
+use crate::numerics::dense::congruence;
+use crate::numerics::interrupt::{Checkpoint, Interrupt, Polled};
+use crate::numerics::memory::{collected, with_capacity, POINTS};
+use crate::numerics::optim::{minimize_bounded, Minimum, Objective};
+use crate::numerics::parallel::in_parallel;
+use crate::numerics::solve1d::newton_root;
+use fixed_effects::BetaProblem;
+use variance::{variance_kind, Layout, VarianceProblem};
+
+mod fixed_effects;
+mod variance;
 
 /// A parameter of the linear mixed model, as lme4's `profile()` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,176 +77,6 @@ pub struct LmmProfile<'a> {
 enum Kind {
     Variance { copy: Box<LinearMixedModel>, layout: Layout, fixed: usize, estimate: Vec<f64> },
     Beta { combination: Vec<f64>, shift: f64 },
-}
-
-/// The coordinates φ of the variance parameters (module docs): one scaled SD per column of
-/// Z, then each block's angles row by row, then log σ in internal units.
-#[derive(Debug, Clone)]
-struct Layout {
-    q: usize,
-    /// For each angle: (row of Z, first column of its block, index within the row).
-    angles: Vec<(usize, usize, usize)>,
-    /// Each column's block (first column, size).
-    block_of: Vec<(usize, usize)>,
-    /// The sizes of Λ's blocks.
-    blocks: Vec<usize>,
-}
-
-impl Layout {
-    fn new(blocks: &[usize]) -> Layout {
-        let (mut angles, mut block_of) = (Vec::new(), Vec::new());
-        let mut offset = 0;
-        for &size in blocks {
-            for k in 0..size {
-                block_of.push((offset, size));
-                angles.extend((0..k).map(|t| (offset + k, offset, t)));
-            }
-            offset += size;
-        }
-        Layout { q: block_of.len(), angles, block_of, blocks: blocks.to_vec() }
-    }
-
-    fn len(&self) -> usize {
-        self.q + self.angles.len() + 1
-    }
-
-    fn log_sigma(&self) -> usize {
-        self.len() - 1
-    }
-
-    /// The lower bounds: SDs ≥ 0, angles and log σ free.
-    fn lower(&self) -> Vec<f64> {
-        (0..self.len()).map(|i| if i < self.q { 0.0 } else { f64::NEG_INFINITY }).collect()
-    }
-
-    /// Row `r` of its block's correlation factor C (entries at the block's columns) from the
-    /// angles φ, and with `derivative = Some(t)` its derivative in the row's angle t.
-    fn correlation_row(&self, phi: &[f64], r: usize, derivative: Option<usize>) -> Vec<f64> {
-        let (offset, _) = self.block_of[r];
-        let k = r - offset;
-        let first = self.angles.iter().position(|&(row, _, _)| row == r).unwrap_or(0);
-        let angle = |t: usize| phi[self.q + first + t];
-        let mut row = vec![0.0; k + 1];
-        for (j, entry) in row.iter_mut().enumerate() {
-            let mut value = 1.0;
-            for t in 0..j.min(k) {
-                value *= if derivative == Some(t) { angle(t).cos() } else { angle(t).sin() };
-            }
-            if j < k {
-                value *= if derivative == Some(j) { -angle(j).sin() } else { angle(j).cos() };
-            }
-            if derivative.is_some_and(|t| t > j) {
-                value = 0.0;
-            }
-            *entry = value;
-        }
-        row
-    }
-
-    /// Λ (q × q) and σ in the copy's internal units at φ: Λ[r][c] = x_r C[r][c] / σ, x the
-    /// SDs of the copy's scaled columns (the column scales folded into them).
-    fn lambda(&self, phi: &[f64]) -> (Vec<f64>, f64) {
-        let q = self.q;
-        let sigma = phi[self.log_sigma()].exp();
-        let mut lambda = vec![0.0; q * q];
-        for r in 0..q {
-            let (offset, _) = self.block_of[r];
-            for (j, c) in self.correlation_row(phi, r, None).into_iter().enumerate() {
-                lambda[r * q + offset + j] = phi[r] * c / sigma;
-            }
-        }
-        (lambda, sigma)
-    }
-
-    /// φ from the relative covariance of the internal random effects (Σ/σ², q × q) and σ:
-    /// SDs √Σ_rr, and the angles of the rows of the Cholesky factor of the correlations
-    /// (a_t = atan2(‖c_{t+1..}‖, c_t), so each in [0, π]); a zero SD gives an uncorrelated row.
-    fn coordinates(&self, relative: &[f64], sigma: f64) -> Vec<f64> {
-        let q = self.q;
-        let sd: Vec<f64> = (0..q).map(|r| relative[r * q + r].max(0.0).sqrt()).collect();
-        let mut correlation = vec![0.0; q * q];
-        for r in 0..q {
-            for c in 0..q {
-                correlation[r * q + c] = if r == c {
-                    1.0
-                } else if sd[r] > 0.0 && sd[c] > 0.0 && self.block_of[r].0 == self.block_of[c].0 {
-                    (relative[r * q + c] / (sd[r] * sd[c])).clamp(-1.0, 1.0)
-                } else {
-                    0.0
-                };
-            }
-        }
-        let factor = super::semidefinite_cholesky(&correlation, q, &self.blocks);
-        let mut phi: Vec<f64> = sd.iter().map(|s| s * sigma).collect();
-        for &(r, offset, t) in &self.angles {
-            let row = &factor[r * q + offset..r * q + r + 1];
-            let rest = row[t + 1..].iter().map(|v| v * v).sum::<f64>().sqrt();
-            phi.push(if rest == 0.0 && row[t] == 0.0 { std::f64::consts::FRAC_PI_2 } else { rest.atan2(row[t]) });
-        }
-        phi.push(sigma.ln());
-        phi
-    }
-
-    /// ∂D/∂φ from ∂D/∂Λ (`g`, q × q) at φ, with `residual` = 2k − 2r²/σ² the explicit σ term.
-    fn chain_rule(&self, phi: &[f64], g: &[f64], residual: f64) -> Vec<f64> {
-        let q = self.q;
-        let (lambda, sigma) = self.lambda(phi);
-        let mut gradient = vec![0.0; self.len()];
-        for r in 0..q {
-            let (offset, _) = self.block_of[r];
-            let row = self.correlation_row(phi, r, None);
-            gradient[r] = row.iter().enumerate().map(|(j, c)| g[r * q + offset + j] * c).sum::<f64>() / sigma;
-        }
-        for (i, &(r, offset, t)) in self.angles.iter().enumerate() {
-            let row = self.correlation_row(phi, r, Some(t));
-            gradient[q + i] = phi[r] * row.iter().enumerate().map(|(j, c)| g[r * q + offset + j] * c).sum::<f64>() / sigma;
-        }
-        gradient[self.log_sigma()] = residual - lambda.iter().zip(g).map(|(l, d)| l * d).sum::<f64>();
-        gradient
-    }
-}
-
-impl LinearMixedModel {
-    /// A copy of the model whose random-effects columns are the data's, divided by a power of
-    /// two and not centred, in the order `order` (a permutation within blocks): Z' = Z̃ K P D
-    /// with K the map from the data's columns to the internal ones (Z = Z̃ K), P the
-    /// permutation and D the scales, so S'_j = (KPD)ᵀ S_j (KPD) and B'_j = (KPD)ᵀ B_j. Its
-    /// Λ is the data's Cholesky factor up to the column scales, which the profile needs.
-    ///
-    /// # Errors
-    /// `TooLarge` when the copy does not fit in memory.
-    fn in_data_coordinates(&self, order: &[usize]) -> Result<LinearMixedModel> {
-        let (q, p1) = (self.q, self.p + 1);
-        let mut map = vec![0.0; q * q];
-        let mut offset = 0;
-        for &size in &self.structure.blocks {
-            let intercept = (offset..offset + size).find(|&i| self.random[i].term == Term::Intercept);
-            for (i, &f) in order.iter().enumerate().skip(offset).take(size) {
-                // z_f/t_f = z̃_f + (s_f/t_f)·1, z̃ the internal column.
-                map[f * q + i] = 1.0;
-                if let Some(i0) = intercept.filter(|&i0| i0 != f) {
-                    map[i0 * q + i] = self.random[f].raw_shift / self.random[f].scale;
-                }
-            }
-            offset += size;
-        }
-        let mut copy = self.try_clone()?;
-        copy.revision = super::next_revision();
-        for (s, b) in copy.zz.chunks_exact_mut(q * q).zip(copy.zxy.chunks_exact_mut(q * p1)) {
-            let transposed: Vec<f64> = (0..q * q).map(|i| map[(i % q) * q + i / q]).collect();
-            s.copy_from_slice(&congruence(&transposed, s, q));
-            let mut mapped = vec![0.0; q * p1];
-            crate::dense::multiply(&transposed, b, q, q, p1, &mut mapped);
-            b.copy_from_slice(&mapped);
-        }
-        copy.random = order.iter().map(|&f| super::Affine { shift: 0.0, raw_shift: 0.0, ..self.random[f] }).collect();
-        copy.structure.random = order.iter().map(|&f| self.structure.random[f]).collect();
-        copy.to_user_random = vec![0.0; q * q];
-        for (i, &f) in order.iter().enumerate() {
-            copy.to_user_random[f * q + i] = 1.0 / self.random[f].scale;
-        }
-        Ok(copy)
-    }
 }
 
 impl<'a> LmmProfile<'a> {
@@ -613,30 +423,6 @@ impl<'a> LmmProfile<'a> {
     }
 }
 
-/// The inner problem of a variance parameter on the copy of `model` in data coordinates with
-/// its random-effects columns in `order`, the coordinate `fixed(layout)` held, and the
-/// estimate's free coordinates.
-///
-/// # Errors
-/// `TooLarge` when the copy does not fit in memory.
-fn variance_kind(model: &LinearMixedModel, fit: &LmmFit, order: Vec<usize>, fixed: impl Fn(&Layout) -> usize) -> Result<(Kind, Vec<f64>)> {
-    let q = model.q;
-    let layout = Layout::new(&model.structure.blocks);
-    // Σ/σ² of the copy's effects (b' = D Pᵀ b / t_y) and σ' = σ / t_y.
-    let mut relative = vec![0.0; q * q];
-    for r in 0..q {
-        for c in 0..q {
-            let (fr, fc) = (order[r], order[c]);
-            relative[r * q + c] = fit.re_covariance[fr * q + fc] * model.random[fr].scale * model.random[fc].scale / (fit.sigma * fit.sigma);
-        }
-    }
-    let estimate = layout.coordinates(&relative, fit.sigma / model.response.scale);
-    let fixed = fixed(&layout);
-    let origin = estimate.iter().enumerate().filter(|&(i, _)| i != fixed).map(|(_, v)| *v).collect();
-    let copy = Box::new(model.in_data_coordinates(&order)?);
-    Ok((Kind::Variance { copy, layout, fixed, estimate }, origin))
-}
-
 /// The profile-likelihood intervals ([`LmmProfile::interval`]) of `parameters`, the
 /// parameters shared among up to `threads` threads.
 ///
@@ -720,153 +506,10 @@ impl LinearMixedModel {
     }
 }
 
-/// The inner problem of a fixed effect's profile: θ (internal) with aᵀβ̃ = `target`.
-struct BetaProblem<'m> {
-    model: &'m LinearMixedModel,
-    criterion: Criterion,
-    combination: &'m [f64],
-    target: f64,
-    workspace: RefCell<Workspace>,
-}
-
-/// What one evaluation of [`BetaProblem`] gives: D, β_b and r_b², and dD/db.
-struct BetaPoint {
-    value: f64,
-    beta: Vec<f64>,
-    pwrss: f64,
-    slope: f64,
-}
-
-impl<'m> BetaProblem<'m> {
-    fn new(model: &'m LinearMixedModel, criterion: Criterion, combination: &'m [f64], target: f64) -> Result<Self> {
-        Ok(BetaProblem { model, criterion, combination, target, workspace: RefCell::new(model.workspace()?) })
-    }
-
-    fn evaluate(&self, theta: &[f64], ws: &mut Workspace) -> Result<BetaPoint> {
-        let model = self.model;
-        let p = model.p;
-        let f = model.factorize(theta, ws)?;
-        let beta_hat = model.internal_beta(ws);
-        let rx = model.x_factor(ws);
-        // v = R_X⁻¹ a, so aᵀCa = ‖v‖² and C a = R_X⁻ᵀ v.
-        let mut v = self.combination.to_vec();
-        solve_lower(&rx, p, &mut v, 1);
-        let curvature: f64 = v.iter().map(|x| x * x).sum();
-        let gap = self.target - self.combination.iter().zip(&beta_hat).map(|(a, b)| a * b).sum::<f64>();
-        solve_lower_transposed(&rx, p, &mut v, 1);
-        let beta: Vec<f64> = beta_hat.iter().zip(&v).map(|(b, c)| b + c * gap / curvature).collect();
-        let pwrss = f.pwrss + gap * gap / curvature;
-        let k = model.divisor(self.criterion);
-        let logdet = f.logdet_z + if self.criterion == Criterion::Reml { f.logdet_x } else { 0.0 };
-        let value = logdet + k * (1.0 + LOG_2PI + (pwrss / k).ln());
-        Ok(BetaPoint { value, beta, pwrss, slope: 2.0 * k * gap / (pwrss * curvature) })
-    }
-
-    /// The criterion (internal units), dD/d(aᵀβ̃) and every parameter at θ.
-    fn describe(&self, theta: &[f64]) -> Result<(f64, f64, Vec<f64>)> {
-        let ws = &mut self.workspace.borrow_mut();
-        let point = self.evaluate(theta, ws)?;
-        let sigma = (point.pwrss / self.model.divisor(self.criterion)).sqrt();
-        Ok((point.value, point.slope, self.model.user_parameters(&self.model.lambda(theta)?, sigma, &point.beta)))
-    }
-}
-
-impl Objective for BetaProblem<'_> {
-    fn value(&self, theta: &[f64]) -> Result<f64> {
-        Ok(self.evaluate(theta, &mut self.workspace.borrow_mut())?.value)
-    }
-
-    fn value_and_gradient(&self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
-        let ws = &mut self.workspace.borrow_mut();
-        let point = self.evaluate(theta, ws)?;
-        let scale = 2.0 * self.model.divisor(self.criterion) / point.pwrss;
-        Ok((point.value, self.model.gradient_at_beta(self.criterion, scale, &point.beta, ws)))
-    }
-
-    fn canonicalize(&self, theta: &mut [f64]) {
-        self.model.canonical_theta(theta);
-    }
-}
-
-/// The inner problem of a variance parameter's profile: φ without coordinate `fixed`, held
-/// at `value`, on the model in data coordinates.
-struct VarianceProblem<'m> {
-    model: &'m LinearMixedModel,
-    criterion: Criterion,
-    layout: &'m Layout,
-    fixed: usize,
-    value: f64,
-    workspace: RefCell<Workspace>,
-}
-
-impl<'m> VarianceProblem<'m> {
-    fn new(model: &'m LinearMixedModel, criterion: Criterion, layout: &'m Layout, fixed: usize, value: f64) -> Result<Self> {
-        Ok(VarianceProblem { model, criterion, layout, fixed, value, workspace: RefCell::new(model.workspace()?) })
-    }
-
-    /// The full φ from the free coordinates.
-    fn full(&self, free: &[f64]) -> Vec<f64> {
-        let mut phi = free.to_vec();
-        phi.insert(self.fixed, self.value);
-        phi
-    }
-
-    /// D at φ (internal units), with the factorisation left in `ws`; also r² and σ.
-    fn evaluate(&self, phi: &[f64], ws: &mut Workspace) -> Result<(f64, f64, Vec<f64>, f64)> {
-        let model = self.model;
-        let (lambda, sigma) = self.layout.lambda(phi);
-        let theta: Vec<f64> = model.theta_positions.iter().map(|&(r, c)| lambda[r * model.q + c]).collect();
-        let f = model.factorize(&theta, ws)?;
-        let k = model.divisor(self.criterion);
-        let logdet = f.logdet_z + if self.criterion == Criterion::Reml { f.logdet_x } else { 0.0 };
-        let value = logdet + k * (LOG_2PI + 2.0 * sigma.ln()) + f.pwrss / (sigma * sigma);
-        Ok((value, f.pwrss, lambda, sigma))
-    }
-
-    fn gradient(&self, phi: &[f64], pwrss: f64, sigma: f64, ws: &mut Workspace) -> Vec<f64> {
-        let model = self.model;
-        let q = model.q;
-        let by_theta = model.gradient(self.criterion, 2.0 / (sigma * sigma), ws);
-        let mut g = vec![0.0; q * q];
-        for (&(r, c), d) in model.theta_positions.iter().zip(by_theta) {
-            g[r * q + c] = d;
-        }
-        let residual = 2.0 * model.divisor(self.criterion) - 2.0 * pwrss / (sigma * sigma);
-        self.layout.chain_rule(phi, &g, residual)
-    }
-
-    /// D, ∂D/∂(the fixed coordinate) and every parameter (in the model's order of the
-    /// columns) at the free coordinates.
-    fn describe(&self, free: &[f64]) -> Result<(f64, f64, Vec<f64>)> {
-        let ws = &mut self.workspace.borrow_mut();
-        let phi = self.full(free);
-        let (value, pwrss, lambda, sigma) = self.evaluate(&phi, ws)?;
-        let slope = self.gradient(&phi, pwrss, sigma, ws)[self.fixed];
-        // The copy's map to the data's units undoes its column order.
-        let parameters = self.model.user_parameters(&lambda, sigma, &self.model.internal_beta(ws));
-        Ok((value, slope, parameters))
-    }
-}
-
-impl Objective for VarianceProblem<'_> {
-    fn value(&self, free: &[f64]) -> Result<f64> {
-        Ok(self.evaluate(&self.full(free), &mut self.workspace.borrow_mut())?.0)
-    }
-
-    fn value_and_gradient(&self, free: &[f64]) -> Result<(f64, Vec<f64>)> {
-        let ws = &mut self.workspace.borrow_mut();
-        let phi = self.full(free);
-        let (value, pwrss, _, sigma) = self.evaluate(&phi, ws)?;
-        let mut gradient = self.gradient(&phi, pwrss, sigma, ws);
-        gradient.remove(self.fixed);
-        Ok((value, gradient))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Column, CrossProducts, Never, Structure};
+    use crate::{Column, Criterion, CrossProducts, Never, Structure};
 
     /// 12 groups of 6 rows, y ~ 1 + x + (1 + x | g), from a fixed pseudo-random sequence.
     fn model() -> LinearMixedModel {
@@ -893,7 +536,7 @@ mod tests {
 
     #[test]
     fn an_interrupt_stops_every_profile_thread() {
-        use crate::interrupt::After;
+        use crate::numerics::interrupt::After;
         use std::time::{Duration, Instant};
         // 10^4 groups and 10^5 points a side for each parameter: many minutes of work.
         let (mut y, mut x, mut g) = (Vec::new(), Vec::new(), Vec::new());

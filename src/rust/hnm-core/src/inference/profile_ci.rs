@@ -15,15 +15,15 @@
 
 use std::cell::Cell;
 
+use crate::data::stats::GroupStats;
 use crate::error::{HnmError, Result};
-use crate::fit::Fit;
-use crate::inner::{gls_score, FreeVariance};
-use crate::interrupt::{Checkpoint, Polled};
-use crate::likelihood::Params;
-use crate::memory::{with_capacity, POINTS};
-use crate::profile::ProfiledDeviance;
-use crate::solve1d::{newton_root, Root};
-use crate::stats::GroupStats;
+use crate::inference::inner::{gls_score, FreeVariance};
+use crate::model::one_way::fit::Fit;
+use crate::model::one_way::likelihood::Params;
+use crate::model::one_way::profiled_deviance::ProfiledDeviance;
+use crate::numerics::interrupt::{Checkpoint, Polled};
+use crate::numerics::memory::{with_capacity, POINTS};
+use crate::numerics::solve1d::{newton_root, Root};
 
 /// The parameter whose profile is taken, named as in lme4's `confint`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

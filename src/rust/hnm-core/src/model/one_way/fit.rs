@@ -1,6 +1,6 @@
 //! Maximum-likelihood and REML fits of the one-way model.
 //!
-//! μ and σ² are profiled out analytically (see [`crate::profile`]), leaving λ = τ²/σ² = θ².
+//! μ and σ² are profiled out analytically (see [`crate::model::one_way::profiled_deviance`]), leaving λ = τ²/σ² = θ².
 //! The minimum of the profiled deviance D(λ) is found by safeguarded Newton steps on the
 //! profiled score D'(λ) = 0 with the analytic D''(λ), from the ANOVA moment estimate
 //! λ₀ = max(τ̂²_ANOVA, 0)/σ̂²_ANOVA or a caller's warm start: a bracket where D' changes sign is
@@ -16,15 +16,15 @@ use argmin::solver::brent::BrentOpt;
 use faer::linalg::solvers::DenseSolveCore;
 use faer::Mat;
 
-use crate::anova::Anova;
+use crate::data::stats::GroupStats;
+use crate::data::unit::Unit;
 use crate::error::{HnmError, Result};
-use crate::information::{information, Information};
-use crate::interrupt::{Checkpoint, Never, Polled};
-use crate::likelihood::{gradient, hessian, scaled_to_original, Params, POWER};
-use crate::profile::{Criterion, ProfilePoint, ProfiledDeviance};
-use crate::solve1d::{expand_until, newton_root, Root};
-use crate::stats::GroupStats;
-use crate::unit::Unit;
+use crate::inference::anova::Anova;
+use crate::inference::information::{information, Information};
+use crate::model::one_way::likelihood::{gradient, hessian, scaled_to_original, Params, POWER};
+use crate::model::one_way::profiled_deviance::{Criterion, ProfilePoint, ProfiledDeviance};
+use crate::numerics::interrupt::{Checkpoint, Never, Polled};
+use crate::numerics::solve1d::{expand_until, newton_root, Root};
 
 /// How the optimiser got to the estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::{HnmError, Result};
-use crate::interrupt::{Checkpoint, Interrupt};
-use crate::memory::with_capacity;
+use crate::numerics::interrupt::{Checkpoint, Interrupt};
+use crate::numerics::memory::with_capacity;
 
 /// The threads to use for `replicates` refits when `requested` were asked for (R's
 /// `getOption("hnm.threads")`, which can be anything): between 1 and the smaller of the

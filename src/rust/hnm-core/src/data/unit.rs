@@ -8,9 +8,9 @@
 //! of two is exact unless the result leaves the normal range, so the scaled problem is the
 //! same problem, not an approximation of it.
 
+use crate::data::stats::GroupStats;
 use crate::error::Result;
-use crate::memory::{collected, copied};
-use crate::stats::GroupStats;
+use crate::numerics::memory::{collected, copied};
 
 /// A power of two c = 2ᵏ used as the unit of the data.
 #[derive(Debug, Clone, Copy, PartialEq)]

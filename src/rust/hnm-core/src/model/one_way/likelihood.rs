@@ -7,9 +7,9 @@
 //! which is −log N(y_j; μ1, σ²I + τ²11ᵀ) written with the determinant
 //! σ^{2(n_j−1)} v_j and the inverse (I − τ²/v_j 11ᵀ)/σ²: no n_j × n_j matrix is formed.
 
+use crate::data::stats::GroupStats;
+use crate::data::unit::Unit;
 use crate::error::{HnmError, Result};
-use crate::stats::GroupStats;
-use crate::unit::Unit;
 
 const LOG_2PI: f64 = 1.837_877_066_409_345_5;
 

@@ -6,13 +6,13 @@
 //! and one pooled sum of squares, and refitting it costs O(m) whatever N is. The draws are
 //! made by the caller (in R, with R's random-number generator); this module refits them.
 
+use crate::data::stats::GroupStats;
 use crate::error::{HnmError, Result};
-use crate::fit::{estimate_from, fit};
-use crate::interrupt::{Checkpoint, Interrupt};
-use crate::likelihood::Params;
-use crate::memory::{collected, copied, unless_out_of_memory};
-use crate::profile::Criterion;
-use crate::stats::GroupStats;
+use crate::model::one_way::fit::{estimate_from, fit};
+use crate::model::one_way::likelihood::Params;
+use crate::model::one_way::profiled_deviance::Criterion;
+use crate::numerics::interrupt::{Checkpoint, Interrupt};
+use crate::numerics::memory::{collected, copied, unless_out_of_memory};
 
 /// The refits of a batch of bootstrap replicates; `None` where a refit failed.
 pub type Refits = Vec<Option<Params>>;
@@ -62,7 +62,7 @@ pub fn refit_replicates(
     let share = collected(n.iter().map(|&nj| (nj - 1.0).max(0.0) / df_within), REPLICATE)?;
     let start = fit(template, criterion).ok().map(|f| f.params.tau2 / f.params.sigma2);
     // A replicate's `None` is a refit that failed.
-    crate::parallel::in_parallel(
+    crate::numerics::parallel::in_parallel(
         replicates,
         threads,
         interrupt,
@@ -81,8 +81,8 @@ pub fn refit_replicates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interrupt::Never;
-    use crate::parallel::worker_threads;
+    use crate::numerics::interrupt::Never;
+    use crate::numerics::parallel::worker_threads;
 
     #[test]
     fn a_split_of_the_pooled_sum_of_squares_does_not_change_the_fit() {
@@ -132,7 +132,7 @@ mod interrupt_tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    use crate::interrupt::After;
+    use crate::numerics::interrupt::After;
 
     #[test]
     fn an_interrupt_stops_every_refit_thread() {

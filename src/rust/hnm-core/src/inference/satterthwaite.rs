@@ -19,9 +19,10 @@
 //! inverse Jacobian, 𝒜 with the Jacobian), so internal (θ, σ) give lmerTest's numbers in
 //! lme4's θ and σ.
 
-use super::{lambda_transposed_times, times_lambda, LinearMixedModel, LmmFit};
-use crate::dense::{cholesky_in_place, congruence, inverse_from_cholesky};
 use crate::error::Result;
+use crate::model::lmm::{LinearMixedModel, LmmFit, Workspace};
+use crate::numerics::dense::{cholesky_in_place, congruence, inverse_from_cholesky, inverse_of_factored};
+use crate::numerics::dense::{lambda_transposed_times, times_lambda};
 
 /// The Hessian of the deviance in the variance parameters and the derivatives of vcov(β̂) in
 /// them, at a fit (module docs).
@@ -96,7 +97,7 @@ impl LinearMixedModel {
 
     /// ∂/∂θ_c of the gradient in θ at fixed σ (scale = 2/σ²): central differences at steps h
     /// and h/2 combined by Richardson's rule (error O(h⁴)); the internal units make θ O(1).
-    fn gradient_derivative(&self, criterion: crate::profile::Criterion, scale: f64, theta: &[f64], c: usize) -> Result<Vec<f64>> {
+    fn gradient_derivative(&self, criterion: crate::model::one_way::profiled_deviance::Criterion, scale: f64, theta: &[f64], c: usize) -> Result<Vec<f64>> {
         let mut ws = self.workspace()?;
         let mut central = |h: f64| -> Result<Vec<f64>> {
             let mut shifted = theta.to_vec();
@@ -116,7 +117,7 @@ impl LinearMixedModel {
 
     /// ∂vcov(β̂)/∂θ_k for each k and ∂vcov(β̂)/∂σ (module docs), mapped to the data's units of
     /// β; `ws` holds the factorisation at θ.
-    fn covariance_jacobian(&self, theta: &[f64], sigma2: f64, ws: &super::Workspace) -> Result<Vec<f64>> {
+    fn covariance_jacobian(&self, theta: &[f64], sigma2: f64, ws: &Workspace) -> Result<Vec<f64>> {
         let (p, p1, q) = (self.p, self.p + 1, self.q);
         if p == 0 {
             // No fixed effects: k matrices of size 0 × 0.
@@ -159,7 +160,7 @@ impl LinearMixedModel {
                 }
             }
         }
-        let c_inverse = inverse_from_cholesky(&self.x_factor(ws), p);
+        let c_inverse = inverse_of_factored(&self.x_factor(ws), p);
         let ty2 = self.response.scale * self.response.scale;
         let to_user = |internal: &[f64]| -> Vec<f64> {
             let scaled: Vec<f64> = internal.iter().map(|v| v * ty2).collect();

@@ -12,8 +12,8 @@
 //! D'(λ) = −k A/Q + W − r W₂/W,
 //! D''(λ) = −k (A'/Q + A²/Q²) − W₂ + r (2W₃/W − W₂²/W²).
 
-use crate::likelihood::{gradient, groups, hessian, neg_log_lik, Params};
-use crate::stats::GroupStats;
+use crate::data::stats::GroupStats;
+use crate::model::one_way::likelihood::{gradient, groups, hessian, neg_log_lik, Params};
 
 const LOG_2PI: f64 = 1.837_877_066_409_345_5;
 

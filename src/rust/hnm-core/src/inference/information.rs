@@ -18,10 +18,10 @@
 //! REML: I_μμ = S and I_xy = ½ tr(P V_x P V_y) with P = V⁻¹ − V⁻¹11ᵀV⁻¹/S, that is
 //! ½ [T_xy − (2/S) Σ n_j e_x e_y u_j³ + (1/S²)(Σ n_j e_x u_j²)(Σ n_j e_y u_j²)].
 
-use crate::fit::invert3;
-use crate::likelihood::{groups, Params};
-use crate::profile::Criterion;
-use crate::stats::GroupStats;
+use crate::data::stats::GroupStats;
+use crate::model::one_way::fit::invert3;
+use crate::model::one_way::likelihood::{groups, Params};
+use crate::model::one_way::profiled_deviance::Criterion;
 
 /// Which information matrix the standard errors of a fit come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

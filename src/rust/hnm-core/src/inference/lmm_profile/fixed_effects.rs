@@ -1,0 +1,87 @@
+//! The profiles of the fixed effects.
+//!
+//! Given θ, the penalised residual sum of squares with aᵀβ = b (β_k in the data's units is
+//! such a combination of the internal β) is minimised at β_b = β̂ + (b − aᵀβ̂) C a / (aᵀC a),
+//! C = (XᵀV⁻¹X)⁻¹ (in σ² units), where it is r_b² = r² + (b − aᵀβ̂)²/(aᵀC a). With σ profiled,
+//!
+//! D(θ; b) = log|A| [+ log|XᵀV⁻¹X|] + k [1 + log(2π r_b²/k)],
+//!
+//! minimised over θ with the model's gradient at β = β_b (the envelope theorem in β); the
+//! slope is d D/db = 2k (b − aᵀβ̂) / (r_b² aᵀCa). For REML this is lme4's REML criterion with β
+//! held fixed (Bates et al. 2015, JSS 67(1), eq. 42), as the one-way model's μ profile.
+
+use std::cell::RefCell;
+
+use crate::error::Result;
+use crate::model::lmm::{LinearMixedModel, Workspace, LOG_2PI};
+use crate::model::one_way::profiled_deviance::Criterion;
+use crate::numerics::dense::{solve_lower, solve_lower_transposed};
+use crate::numerics::optim::Objective;
+
+/// The inner problem of a fixed effect's profile: θ (internal) with aᵀβ̃ = `target`.
+pub(super) struct BetaProblem<'m> {
+    model: &'m LinearMixedModel,
+    criterion: Criterion,
+    combination: &'m [f64],
+    target: f64,
+    workspace: RefCell<Workspace>,
+}
+
+/// What one evaluation of [`BetaProblem`] gives: D, β_b and r_b², and dD/db.
+struct BetaPoint {
+    value: f64,
+    beta: Vec<f64>,
+    pwrss: f64,
+    slope: f64,
+}
+
+impl<'m> BetaProblem<'m> {
+    pub(super) fn new(model: &'m LinearMixedModel, criterion: Criterion, combination: &'m [f64], target: f64) -> Result<Self> {
+        Ok(BetaProblem { model, criterion, combination, target, workspace: RefCell::new(model.workspace()?) })
+    }
+
+    fn evaluate(&self, theta: &[f64], ws: &mut Workspace) -> Result<BetaPoint> {
+        let model = self.model;
+        let p = model.p;
+        let f = model.factorize(theta, ws)?;
+        let beta_hat = model.internal_beta(ws);
+        let rx = model.x_factor(ws);
+        // v = R_X⁻¹ a, so aᵀCa = ‖v‖² and C a = R_X⁻ᵀ v.
+        let mut v = self.combination.to_vec();
+        solve_lower(&rx, p, &mut v, 1);
+        let curvature: f64 = v.iter().map(|x| x * x).sum();
+        let gap = self.target - self.combination.iter().zip(&beta_hat).map(|(a, b)| a * b).sum::<f64>();
+        solve_lower_transposed(&rx, p, &mut v, 1);
+        let beta: Vec<f64> = beta_hat.iter().zip(&v).map(|(b, c)| b + c * gap / curvature).collect();
+        let pwrss = f.pwrss + gap * gap / curvature;
+        let k = model.divisor(self.criterion);
+        let logdet = f.logdet_z + if self.criterion == Criterion::Reml { f.logdet_x } else { 0.0 };
+        let value = logdet + k * (1.0 + LOG_2PI + (pwrss / k).ln());
+        Ok(BetaPoint { value, beta, pwrss, slope: 2.0 * k * gap / (pwrss * curvature) })
+    }
+
+    /// The criterion (internal units), dD/d(aᵀβ̃) and every parameter at θ.
+    pub(super) fn describe(&self, theta: &[f64]) -> Result<(f64, f64, Vec<f64>)> {
+        let ws = &mut self.workspace.borrow_mut();
+        let point = self.evaluate(theta, ws)?;
+        let sigma = (point.pwrss / self.model.divisor(self.criterion)).sqrt();
+        Ok((point.value, point.slope, self.model.user_parameters(&self.model.lambda(theta)?, sigma, &point.beta)))
+    }
+}
+
+impl Objective for BetaProblem<'_> {
+    fn value(&self, theta: &[f64]) -> Result<f64> {
+        Ok(self.evaluate(theta, &mut self.workspace.borrow_mut())?.value)
+    }
+
+    fn value_and_gradient(&self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
+        let ws = &mut self.workspace.borrow_mut();
+        let point = self.evaluate(theta, ws)?;
+        let scale = 2.0 * self.model.divisor(self.criterion) / point.pwrss;
+        Ok((point.value, self.model.gradient_at_beta(self.criterion, scale, &point.beta, ws)))
+    }
+
+    fn canonicalize(&self, theta: &mut [f64]) {
+        self.model.canonical_theta(theta);
+    }
+}

@@ -1,0 +1,305 @@
+//! The fit: the starts (a moment estimate, Λ = I, lme4's), the bounded Newton searches over θ
+//! from them, and the estimates in the data's units assembled at the minimum.
+
+use std::cell::RefCell;
+
+use super::structure::semidefinite_cholesky;
+use super::{Factorization, LinearMixedModel, LmmFit, Term, Workspace};
+use crate::error::{HnmError, Result};
+use crate::model::one_way::profiled_deviance::Criterion;
+use crate::numerics::dense::{cholesky_in_place, congruence, dot, identity, inverse_from_factor, inverse_of_factored, solve_lower, solve_lower_transposed};
+use crate::numerics::interrupt::Checkpoint;
+use crate::numerics::optim::{minimize_bounded, Objective};
+
+/// The sums over the groups of [`LinearMixedModel::moment_sums`].
+struct MomentSums {
+    explained: f64,
+    used: usize,
+    second: Vec<f64>,
+    sampling: Vec<f64>,
+}
+
+impl LinearMixedModel {
+    /// Fits the model by ML or REML: minimises d(θ) over θ with diag(Λ) ≥ 0 by the bounded
+    /// Newton method of [`crate::minimize_bounded`]. The profiled deviance can have more than
+    /// one local minimum (a singular one beside an interior one, or two singular ones with
+    /// opposite correlations), so a search that ends singular is repeated from the starts of
+    /// `restarts` and the lowest minimum kept: among them Λ = I in internal units and lme4's
+    /// start, Λ = I in the data's units, so that hnm never settles in a worse basin than lme4
+    /// started at the same model. The first search starts at a moment estimate (or the
+    /// caller's `start`, such as [`LmmFit::internal_theta`] of a related fit). A start where the deviance cannot be evaluated (lme4's start for a covariate far
+    /// from 0 can imply variances of 1e18 at its mean) is skipped.
+    ///
+    /// # Errors
+    /// The errors of [`LinearMixedModel::deviance`] when no start can be evaluated, `Optimizer`
+    /// when the minimisation fails, `Interrupted` when `checkpoint` reports a user interrupt.
+    pub fn fit(&self, criterion: Criterion, start: Option<&[f64]>, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
+        let identity: Vec<f64> = self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
+        let first = start.filter(|s| s.len() == identity.len()).map(<[f64]>::to_vec).unwrap_or_else(|| self.moment_start());
+        let problem = DevianceProblem { model: self, criterion, workspace: RefCell::new(self.workspace()?) };
+        // A gradient of 1e-10 N changes the deviance by far less than its rounding (module docs of
+        // crate::numerics::optim); the curvature is O(N), so θ is then exact to about 1e-10.
+        let tolerance = 1e-10 * self.n_obs;
+        let mut best: Option<crate::numerics::optim::Minimum> = None;
+        let mut failure = None;
+        let (mut iterations, mut evaluations) = (0, 0);
+        let mut starts = vec![first];
+        while let Some(start) = starts.pop() {
+            match minimize_bounded(&problem, &start, &self.lower, tolerance, checkpoint) {
+                Ok(found) => {
+                    iterations += found.iterations;
+                    evaluations += found.evaluations;
+                    if best.is_none() && self.is_singular(&found.x) {
+                        starts = self.restarts(&identity);
+                    }
+                    let better = best.as_ref().is_none_or(|b| (found.converged, -found.value) > (b.converged, -b.value));
+                    if better {
+                        best = Some(found);
+                    }
+                }
+                Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
+                Err(error) => {
+                    if best.is_none() && failure.is_none() {
+                        starts = self.restarts(&identity);
+                    }
+                    failure = Some(error);
+                }
+            }
+        }
+        let mut minimum = match (best, failure) {
+            (Some(found), _) => found,
+            (None, Some(error)) => return Err(error),
+            (None, None) => unreachable!("a start was tried"),
+        };
+        (minimum.iterations, minimum.evaluations) = (iterations, evaluations);
+        let mut ws = problem.workspace.into_inner();
+        let factor = self.factorization_at(&minimum.x, &mut ws)?;
+        let theta = minimum.x.clone();
+        Ok(self.assemble(criterion, &theta, &factor, &ws, minimum))
+    }
+
+    /// The starts tried after a singular or failed first search: Λ = I, lme4's start, and
+    /// for correlated blocks Λ = I with every entry below the diagonal +1 and then −1. A
+    /// singular deviance can have one local minimum for each sign of a correlation (rank-one
+    /// blocks with a correlation of +1 or −1, say), and a search stays on the side it starts.
+    fn restarts(&self, identity: &[f64]) -> Vec<Vec<f64>> {
+        let mut starts = vec![identity.to_vec(), self.lme4_start()];
+        if self.theta_positions.iter().any(|&(r, c)| r != c) {
+            for sign in [1.0, -1.0] {
+                starts.push(self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { sign }).collect());
+            }
+        }
+        starts
+    }
+
+    /// True when a diagonal entry of Λ is 0: a singular fit, which may be a local minimum
+    /// beside a lower interior one.
+    fn is_singular(&self, theta: &[f64]) -> bool {
+        theta.iter().zip(&self.lower).any(|(&t, &l)| l == 0.0 && t == 0.0)
+    }
+
+    /// A moment estimate of θ to start from (internal units): with OLS residuals e, each group
+    /// whose S_j is non-singular gives b̂_j = S_j⁻¹ Z_jᵀe_j; σ̂² is the residual variance left
+    /// by them, and Σ̂ = mean(b̂_j b̂_jᵀ − σ̂² S_j⁻¹) (Swamy's estimator), made positive definite
+    /// and block diagonal; θ₀ is the Cholesky factor of Σ̂/σ̂². Λ = I when that fails.
+    fn moment_start(&self) -> Vec<f64> {
+        let identity = || self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
+        let (q, p, p1) = (self.q, self.p, self.p + 1);
+        let mut fx = self.x_block_of(&self.xy);
+        if !cholesky_in_place(&mut fx, p) {
+            return identity();
+        }
+        let mut beta: Vec<f64> = (0..p).map(|a| self.xy[a * p1 + p]).collect();
+        solve_lower(&fx, p, &mut beta, 1);
+        solve_lower_transposed(&fx, p, &mut beta, 1);
+        let mut w: Vec<f64> = beta.iter().map(|b| -b).collect();
+        w.push(1.0);
+        let rss: f64 = (0..p1).map(|a| (0..p1).map(|c| w[a] * self.xy[a * p1 + c] * w[c]).sum::<f64>()).sum();
+        let MomentSums { explained, used, second, sampling } = with_literal!(q, q in [1, 2, 3] => self.moment_sums(q, &w));
+        let df = self.n_obs - (p + q * used) as f64;
+        let sigma2 = (rss - explained) / df;
+        if used <= q || !(df > 0.0 && sigma2 > 0.0) {
+            return identity();
+        }
+        let mut sigma: Vec<f64> = (0..q * q).map(|i| (second[i] - sigma2 * sampling[i]) / (used as f64 * sigma2)).collect();
+        let mut offset = 0;
+        for &size in &self.structure.blocks {
+            for r in 0..q {
+                for c in offset..offset + size {
+                    if !(offset..offset + size).contains(&r) {
+                        sigma[r * q + c] = 0.0;
+                        sigma[c * q + r] = 0.0;
+                    }
+                }
+            }
+            offset += size;
+        }
+        // Positive definite: eigenvalues floored at 1% of the largest (and of 1e-4 N⁻¹ overall).
+        let (values, vectors) = crate::numerics::optim::symmetric_eigen(&sigma, q);
+        let largest = values.iter().fold(0.0_f64, |m, v| m.max(*v));
+        let floor = (1e-2 * largest).max(1e-4);
+        let mut pd = vec![0.0; q * q];
+        for (k, &value) in values.iter().enumerate() {
+            let v = &vectors[k * q..(k + 1) * q];
+            for i in 0..q * q {
+                pd[i] += value.max(floor) * v[i / q] * v[i % q];
+            }
+        }
+        let factor = semidefinite_cholesky(&pd, q, &self.structure.blocks);
+        let theta: Vec<f64> = self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect();
+        if theta.iter().all(|t| t.is_finite()) {
+            theta
+        } else {
+            identity()
+        }
+    }
+
+    /// The sums of [`LinearMixedModel::moment_start`] over the groups whose S_j is well
+    /// conditioned, with c_j = B_j w the group's OLS residual cross-products: c_jᵀS_j⁻¹c_j, the
+    /// b̂_j b̂_jᵀ with b̂_j = S_j⁻¹c_j, and the S_j⁻¹.
+    #[inline(always)]
+    fn moment_sums(&self, q: usize, w: &[f64]) -> MomentSums {
+        let p1 = self.p + 1;
+        let mut sums = MomentSums { explained: 0.0, used: 0, second: vec![0.0; q * q], sampling: vec![0.0; q * q] };
+        // One set of buffers for all groups: no allocation per group.
+        let (mut l, mut inverse, mut c, mut s_inverse) = (vec![0.0; q * q], vec![0.0; q], vec![0.0; q], vec![0.0; q * q]);
+        for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
+            l.copy_from_slice(s);
+            let trace: f64 = (0..q).map(|i| s[i * q + i]).sum();
+            if !cholesky_in_place(&mut l, q) || (0..q).any(|i| l[i * q + i].powi(2) <= 1e-8 * trace) {
+                continue;
+            }
+            for (i, x) in inverse.iter_mut().enumerate() {
+                *x = 1.0 / l[i * q + i];
+            }
+            inverse_from_factor(&l, &inverse, q, &mut s_inverse);
+            for (k, ck) in c.iter_mut().enumerate() {
+                *ck = dot(&b[k * p1..(k + 1) * p1], &w[..p1]);
+            }
+            for i in 0..q {
+                let bhat_i = dot(&s_inverse[i * q..(i + 1) * q], &c);
+                sums.explained += c[i] * bhat_i;
+                for k in 0..q {
+                    sums.second[i * q + k] += bhat_i * dot(&s_inverse[k * q..(k + 1) * q], &c);
+                }
+            }
+            for (total, x) in sums.sampling.iter_mut().zip(&s_inverse) {
+                *total += x;
+            }
+            sums.used += 1;
+        }
+        sums
+    }
+
+    /// The fit at the internal θ `internal_theta` without a search (a saved fit rebuilt): the
+    /// estimates there, with the projected gradient norm recomputed and no iterations.
+    ///
+    /// # Errors
+    /// The errors of [`LinearMixedModel::deviance_and_gradient`] at that θ.
+    pub fn fit_at(&self, criterion: Criterion, internal_theta: &[f64]) -> Result<LmmFit> {
+        let mut ws = self.workspace()?;
+        let (_, gradient) = self.deviance_and_gradient(criterion, internal_theta, &mut ws)?;
+        self.fit_at_gradient(criterion, internal_theta, gradient, &mut ws)
+    }
+
+    /// [`LinearMixedModel::fit_at`] given the criterion's gradient at θ (a search that stopped
+    /// there has it) and the workspace it was computed in, whose factorisation is reused.
+    pub(crate) fn fit_at_gradient(&self, criterion: Criterion, internal_theta: &[f64], gradient: Vec<f64>, ws: &mut Workspace) -> Result<LmmFit> {
+        let factor = self.factorization_at(internal_theta, ws)?;
+        let projected_gradient_norm =
+            internal_theta.iter().zip(&gradient).zip(&self.lower).map(|((&t, &g), &l)| if t <= l { g.min(0.0).abs() } else { g.abs() }).fold(0.0, f64::max);
+        let found = crate::numerics::optim::Minimum {
+            x: internal_theta.to_vec(),
+            value: self.criterion_value(criterion, &factor),
+            gradient,
+            iterations: 0,
+            evaluations: 1,
+            projected_gradient_norm,
+            converged: true,
+        };
+        Ok(self.assemble(criterion, internal_theta, &factor, ws, found))
+    }
+
+    /// lme4's starting point, Λ = I in the data's units, as an internal θ: the Cholesky factor
+    /// of K Kᵀ with K the map from the data's random effects to the internal ones (b̃ = K b,
+    /// K[f][f] = t_f and K[i₀][f] = s_f for a column centred at s_f).
+    fn lme4_start(&self) -> Vec<f64> {
+        let q = self.q;
+        let mut k = vec![0.0; q * q];
+        let mut offset = 0;
+        for &size in &self.structure.blocks {
+            let block = offset..offset + size;
+            let intercept = block.clone().find(|&i| self.random[i].term == Term::Intercept);
+            for f in block {
+                k[f * q + f] = self.random[f].scale;
+                if let Some(i0) = intercept.filter(|&i0| i0 != f) {
+                    k[i0 * q + f] = self.random[f].raw_shift;
+                }
+            }
+            offset += size;
+        }
+        let kkt = congruence(&k, &identity(q), q);
+        let factor = semidefinite_cholesky(&kkt, q, &self.structure.blocks);
+        self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect()
+    }
+
+    pub(crate) fn assemble(&self, criterion: Criterion, theta: &[f64], f: &Factorization, ws: &Workspace, found: crate::numerics::optim::Minimum) -> LmmFit {
+        let (q, p) = (self.q, self.p);
+        let divisor = match criterion {
+            Criterion::Ml => self.n_obs,
+            Criterion::Reml => self.n_obs - p as f64,
+        };
+        let sigma2 = f.pwrss / divisor;
+        let ty = self.response.scale;
+        let beta = self.user_beta(&self.internal_beta(ws));
+        let rx = self.x_factor(ws);
+        let internal_cov: Vec<f64> = inverse_of_factored(&rx, p).iter().map(|v| v * sigma2 * ty * ty).collect();
+        let beta_covariance = congruence(&self.to_user_fixed, &internal_cov, p);
+        let lambda = self.lambda(theta).expect("θ was checked by the factorisation");
+        let mut llt = vec![0.0; q * q];
+        for r in 0..q {
+            for c in 0..q {
+                llt[r * q + c] = (0..q).map(|k| lambda[r * q + k] * lambda[c * q + k]).sum();
+            }
+        }
+        let relative = congruence(&self.to_user_random, &llt, q);
+        let re_covariance: Vec<f64> = relative.iter().map(|v| v * sigma2 * ty * ty).collect();
+        let user_theta = self.user_theta(&lambda, &relative);
+        let deviance = self.criterion_value(criterion, f) + self.unit_correction(criterion);
+        LmmFit {
+            criterion,
+            theta: user_theta,
+            internal_theta: theta.to_vec(),
+            beta,
+            beta_covariance,
+            sigma: sigma2.sqrt() * ty,
+            re_covariance,
+            deviance,
+            iterations: found.iterations,
+            evaluations: found.evaluations,
+            projected_gradient_norm: found.projected_gradient_norm,
+            converged: found.converged,
+        }
+    }
+}
+
+/// An [`Objective`] over θ: the model's profiled deviance for one criterion.
+struct DevianceProblem<'a> {
+    model: &'a LinearMixedModel,
+    criterion: Criterion,
+    workspace: RefCell<Workspace>,
+}
+
+impl Objective for DevianceProblem<'_> {
+    fn value(&self, x: &[f64]) -> Result<f64> {
+        self.model.deviance(self.criterion, x, &mut self.workspace.borrow_mut())
+    }
+
+    fn value_and_gradient(&self, x: &[f64]) -> Result<(f64, Vec<f64>)> {
+        self.model.deviance_and_gradient(self.criterion, x, &mut self.workspace.borrow_mut())
+    }
+
+    fn canonicalize(&self, x: &mut [f64]) {
+        self.model.canonical_theta(x);
+    }
+}

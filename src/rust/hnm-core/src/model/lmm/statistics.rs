@@ -1,0 +1,164 @@
+//! The model's blocks from the groups' statistics: S_j = Z̃_jᵀZ̃_j, B_j = Z̃_jᵀ[X̃_j ỹ_j] and
+//! F = Σ_j [X̃_j ỹ_j]ᵀ[X̃_j ỹ_j] from n_j, the means and the co-moments of the
+//! [`crate::CrossProducts`], the rank check that drops X's dependent columns, and the
+//! replacement of the response's column alone (a bootstrap replicate).
+
+use super::structure::{check_structure, column_maps, Affine, ColumnMap};
+use super::{next_revision, LinearMixedModel};
+use crate::data::cross_products::CrossProducts;
+use crate::error::{HnmError, Result};
+use crate::numerics::memory::filled;
+
+/// Squared relative norm below which a fixed-effect column counts as a linear combination of
+/// the columns before it (lme4's rank check drops columns whose QR residual norm is below
+/// 1e-7 of their norm: 1e-14 on the squared scale, here with room for rounding).
+pub(crate) const RANK_TOLERANCE: f64 = 1e-13;
+
+/// One group's statistics as the design columns read them.
+struct GroupMoments<'a> {
+    n: f64,
+    means: &'a [f64],
+    comoments: &'a [f64],
+}
+
+impl<'a> GroupMoments<'a> {
+    pub(crate) fn of(stats: &'a CrossProducts, j: usize) -> Self {
+        let k = stats.variables();
+        let triangle = k * (k + 1) / 2;
+        GroupMoments { n: stats.n()[j], means: stats.mean(j), comoments: &stats.comoments()[j * triangle..(j + 1) * triangle] }
+    }
+
+    /// The column's group mean m̃ = (v̄ − shift)/scale, or 1.
+    pub(crate) fn mean(&self, c: &ColumnMap) -> f64 {
+        c.variable.map_or(1.0, |v| (self.means[v] - c.shift) * c.inverse_scale)
+    }
+
+    /// Σ_i ũ ṽ = W̃_uv + n m̃_u m̃_v over the group's rows, given the columns' means.
+    pub(crate) fn product(&self, u: &ColumnMap, mean_u: f64, v: &ColumnMap, mean_v: f64) -> f64 {
+        let within = match (u.variable, v.variable) {
+            (Some(a), Some(b)) => {
+                let index = if a >= b { crate::data::cross_products::packed(a, b) } else { crate::data::cross_products::packed(b, a) };
+                self.comoments[index] * u.inverse_scale * v.inverse_scale
+            }
+            _ => 0.0,
+        };
+        within + self.n * mean_u * mean_v
+    }
+}
+
+impl LinearMixedModel {
+    /// The model for another response on the same design, in place: `stats` must be the
+    /// statistics the model was built on except for the response's (its pilot, group means
+    /// and co-moments), as a parametric bootstrap's replicate is. Only the response's column
+    /// of each B_j = Z̃_jᵀ[X̃_j ỹ_j] and of F is recomputed, O(m (q + p)), where
+    /// [`LinearMixedModel::new`] builds every block, O(m (q + p)²). The column maps stay the
+    /// original's: the response's shift and scale remain an exact reparametrisation (module
+    /// docs), so every fit equals that of the model built on `stats` up to rounding.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `stats` has another number of variables or other sizes of the
+    /// modelled groups (the design variables' statistics are not compared).
+    pub fn replace_response(&mut self, stats: &CrossProducts) -> Result<()> {
+        let same_groups = self.n.iter().zip(&self.group_index).all(|(&n, &j)| stats.n().get(j) == Some(&n));
+        if check_structure(&self.structure, stats.variables()).is_err() || !same_groups {
+            return Err(HnmError::InvalidArgument { argument: "stats", reason: "must have the design the model was built on" });
+        }
+        let (q, p, p1) = (self.q, self.p, self.p + 1);
+        // The response's map in the data's units, about the new statistics' pilot.
+        let response = Affine { shift: self.response.raw_shift - stats.pilot()[self.structure.response], ..self.response };
+        // Z's columns, then X's and y's.
+        let columns = column_maps(self.random.iter().chain(&self.fixed).chain(std::iter::once(&response)));
+        let y = columns[q + p];
+        let mut f_column = vec![0.0; p1];
+        for (i, &j) in self.group_index.iter().enumerate() {
+            let group = GroupMoments::of(stats, j);
+            let mean_y = group.mean(&y);
+            let product = |column: &ColumnMap| group.product(column, group.mean(column), &y, mean_y);
+            for (u, column) in columns[..q].iter().enumerate() {
+                self.zxy[(i * q + u) * p1 + p] = product(column);
+            }
+            for (f, column) in f_column.iter_mut().zip(&columns[q..]) {
+                *f += product(column);
+            }
+        }
+        for (a, &v) in f_column.iter().enumerate() {
+            self.xy[a * p1 + p] = v;
+            self.xy[p * p1 + a] = v;
+        }
+        self.revision = next_revision();
+        Ok(())
+    }
+}
+
+/// Σ_j (columns)ᵀ(columns) over the groups, row-major.
+pub(crate) fn symmetric_cross_products(stats: &CrossProducts, columns: &[Affine]) -> Vec<f64> {
+    let c = columns.len();
+    let maps = column_maps(columns);
+    let mut out = vec![0.0; c * c];
+    let mut means = vec![0.0; c];
+    for j in 0..stats.groups() {
+        let group = GroupMoments::of(stats, j);
+        for (m, map) in means.iter_mut().zip(&maps) {
+            *m = group.mean(map);
+        }
+        for u in 0..c {
+            for v in 0..=u {
+                out[u * c + v] += group.product(&maps[u], means[u], &maps[v], means[v]);
+            }
+        }
+    }
+    for u in 0..c {
+        for v in 0..u {
+            out[v * c + u] = out[u * c + v];
+        }
+    }
+    out
+}
+
+/// Each group's S_j = Z̃ᵀZ̃ (q × q) and B_j = Z̃ᵀ[X̃ ỹ] (q × (p + 1)), group-major.
+pub(crate) fn group_blocks(stats: &CrossProducts, random: &[Affine], fixed_and_response: &[Affine]) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (m, q, p1) = (stats.groups(), random.len(), fixed_and_response.len());
+    let mut zz = filled(&[m, q, q], 0.0, "the groups' blocks Z'Z")?;
+    let mut zxy = filled(&[m, q, p1], 0.0, "the groups' blocks Z'[X y]")?;
+    let (random, others) = (column_maps(random), column_maps(fixed_and_response));
+    let (mut mean_z, mut mean_xy) = (vec![0.0; q], vec![0.0; p1]);
+    for ((j, s), b) in zz.chunks_exact_mut(q * q).enumerate().zip(zxy.chunks_exact_mut(q * p1)) {
+        let group = GroupMoments::of(stats, j);
+        for (m, map) in mean_z.iter_mut().zip(&random).chain(mean_xy.iter_mut().zip(&others)) {
+            *m = group.mean(map);
+        }
+        for u in 0..q {
+            for v in 0..=u {
+                s[u * q + v] = group.product(&random[u], mean_z[u], &random[v], mean_z[v]);
+                s[v * q + u] = s[u * q + v];
+            }
+            for v in 0..p1 {
+                b[u * p1 + v] = group.product(&random[u], mean_z[u], &others[v], mean_xy[v]);
+            }
+        }
+    }
+    Ok((zz, zxy))
+}
+
+/// The columns of X (n × n cross-product `f`) kept in order: a column whose squared residual
+/// norm after the kept columns before it is below [`RANK_TOLERANCE`] of its squared norm is
+/// dropped, as lme4 drops the columns its pivoted QR places beyond the rank.
+pub(crate) fn full_rank_columns(f: &[f64], n: usize) -> Vec<usize> {
+    let mut kept: Vec<usize> = Vec::new();
+    let mut l: Vec<Vec<f64>> = Vec::new();
+    for c in 0..n {
+        let norm = f[c * n + c];
+        let mut row: Vec<f64> = kept.iter().map(|&k| f[c * n + k]).collect();
+        for i in 0..row.len() {
+            let s: f64 = (0..i).map(|t| l[i][t] * row[t]).sum();
+            row[i] = (row[i] - s) / l[i][i];
+        }
+        let pivot = norm - row.iter().map(|v| v * v).sum::<f64>();
+        if norm > 0.0 && pivot > RANK_TOLERANCE * norm {
+            row.push(pivot.sqrt());
+            l.push(row);
+            kept.push(c);
+        }
+    }
+    kept
+}

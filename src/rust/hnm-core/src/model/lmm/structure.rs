@@ -1,0 +1,275 @@
+//! The model's terms and parameters as the computation holds them: each design column's exact
+//! map to internal units ((v − p) − s)/t and back (module docs of [`crate::model::lmm`]), and θ's
+//! layout in Λ, with lme4's θ and the canonical form of a singular Λ.
+
+use super::{LinearMixedModel, Structure, Term};
+use crate::data::cross_products::CrossProducts;
+use crate::data::unit::Unit;
+use crate::error::{HnmError, Result};
+use crate::model::one_way::profiled_deviance::Criterion;
+use crate::numerics::dense::{identity, multiply};
+
+/// A design column as the model uses it: ((v − p) − shift)/scale, or 1.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Affine {
+    pub(crate) term: Term,
+    pub(crate) shift: f64,
+    pub(crate) scale: f64,
+    /// The shift in the data's units, p + shift (0 when the column is not centred).
+    pub(crate) raw_shift: f64,
+}
+
+/// An [`Affine`] map hoisted out of a loop over groups: the column's variable (None for the
+/// intercept), shift and 1/scale (a power of two, so that the products equal the quotients).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ColumnMap {
+    pub(crate) variable: Option<usize>,
+    pub(crate) shift: f64,
+    pub(crate) inverse_scale: f64,
+}
+
+impl From<&Affine> for ColumnMap {
+    fn from(a: &Affine) -> Self {
+        let variable = match a.term {
+            Term::Intercept => None,
+            Term::Variable(v) => Some(v),
+        };
+        ColumnMap { variable, shift: a.shift, inverse_scale: 1.0 / a.scale }
+    }
+}
+
+pub(crate) fn column_maps<'a>(columns: impl IntoIterator<Item = &'a Affine>) -> Vec<ColumnMap> {
+    columns.into_iter().map(ColumnMap::from).collect()
+}
+
+impl LinearMixedModel {
+    pub(crate) fn lambda(&self, theta: &[f64]) -> Result<Vec<f64>> {
+        let mut lambda = vec![0.0; self.q * self.q];
+        self.fill_lambda(theta, &mut lambda)?;
+        Ok(lambda)
+    }
+
+    /// Λ (q × q, row-major) from θ into `lambda`.
+    pub(crate) fn fill_lambda(&self, theta: &[f64], lambda: &mut [f64]) -> Result<()> {
+        if theta.len() != self.theta_positions.len() {
+            return Err(HnmError::ParameterLength { argument: "theta", expected: self.theta_positions.len(), found: theta.len() });
+        }
+        if let Some(index) = theta.iter().position(|t| !t.is_finite()) {
+            return Err(HnmError::NotFinite { argument: "theta", index });
+        }
+        lambda.fill(0.0);
+        for (&(r, c), &t) in self.theta_positions.iter().zip(theta) {
+            lambda[r * self.q + c] = t;
+        }
+        Ok(())
+    }
+
+    /// β in the data's units from β̃ in internal units: β = M_X (t_y β̃ + s_y e₀), the
+    /// response's shift entering through the intercept.
+    pub(crate) fn user_beta(&self, internal: &[f64]) -> Vec<f64> {
+        let p = self.p;
+        let mut beta_full: Vec<f64> = internal.iter().map(|b| self.response.scale * b).collect();
+        if let Some(i0) = self.fixed.iter().position(|a| a.term == Term::Intercept) {
+            beta_full[i0] += self.response.raw_shift;
+        }
+        let mut beta = vec![0.0; p];
+        multiply(&self.to_user_fixed, &beta_full, p, p, 1, &mut beta);
+        beta
+    }
+
+    /// The deviance in the data's units minus that in internal units: the density of t·y is
+    /// t⁻ᴺ times that of y, and REML's log|XᵀV⁻¹X| gains 2 log t_f for each scaled column of X.
+    pub(crate) fn unit_correction(&self, criterion: Criterion) -> f64 {
+        let ln_ty = self.response.scale.ln();
+        match criterion {
+            Criterion::Ml => 2.0 * self.n_obs * ln_ty,
+            Criterion::Reml => 2.0 * (self.n_obs - self.p as f64) * ln_ty + self.fixed.iter().map(|a| 2.0 * a.scale.ln()).sum::<f64>(),
+        }
+    }
+
+    /// lme4's θ: the Cholesky factor of the relative covariance M_Z ΛΛᵀ M_Zᵀ, block by block.
+    /// Where M_Z only rescales (no centred column) this is M_Z Λ exactly; otherwise a pivot
+    /// that is zero up to rounding (a singular fit stays singular) is set to 0.
+    pub(crate) fn user_theta(&self, lambda: &[f64], relative: &[f64]) -> Vec<f64> {
+        let q = self.q;
+        let diagonal_map = (0..q).all(|r| (0..q).all(|c| r == c || self.to_user_random[r * q + c] == 0.0));
+        let factor = if diagonal_map {
+            let mut scaled = lambda.to_vec();
+            for r in 0..q {
+                for c in 0..q {
+                    scaled[r * q + c] *= self.to_user_random[r * q + r];
+                }
+            }
+            scaled
+        } else {
+            semidefinite_cholesky(relative, q, &self.structure.blocks)
+        };
+        self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect()
+    }
+
+    /// Puts θ in the canonical form in which a zero on the diagonal of Λ has zeros below it:
+    /// the same ΛΛᵀ (so the same deviance), with the column's entries folded into the
+    /// columns after it by a rank-one update of their Cholesky factor. Without this, a zero
+    /// diagonal with a non-zero column below is a spurious stationary point: flipping the
+    /// sign of that column changes the sign of the gradient of the diagonal entry.
+    pub fn canonical_theta(&self, theta: &mut [f64]) {
+        let q = self.q;
+        let mut lambda = match self.lambda(theta) {
+            Ok(l) => l,
+            Err(_) => return,
+        };
+        let mut offset = 0;
+        let mut changed = false;
+        for &size in &self.structure.blocks {
+            for i in offset..offset + size {
+                let below = i + 1..offset + size;
+                if lambda[i * q + i] != 0.0 || below.clone().all(|r| lambda[r * q + i] == 0.0) {
+                    continue;
+                }
+                let mut v: Vec<f64> = below.clone().map(|r| lambda[r * q + i]).collect();
+                for r in below.clone() {
+                    lambda[r * q + i] = 0.0;
+                }
+                rank_one_update(&mut lambda, q, i + 1..offset + size, &mut v);
+                changed = true;
+            }
+            offset += size;
+        }
+        if changed {
+            for (t, &(r, c)) in theta.iter_mut().zip(&self.theta_positions) {
+                *t = lambda[r * q + c];
+            }
+        }
+    }
+}
+
+/// L ← L' with L'L'ᵀ = LLᵀ + vvᵀ on the diagonal block `range` of L (q × q, lower), by
+/// Givens rotations (no division by a diagonal that may be 0).
+fn rank_one_update(l: &mut [f64], q: usize, range: std::ops::Range<usize>, v: &mut [f64]) {
+    let end = range.end;
+    for (k, col) in range.enumerate() {
+        let (a, b) = (l[col * q + col], v[k]);
+        let r = a.hypot(b);
+        if r == 0.0 {
+            continue;
+        }
+        let (c, s) = (a / r, b / r);
+        l[col * q + col] = r;
+        for (i, row) in (col + 1..end).enumerate() {
+            let (lik, vi) = (l[row * q + col], v[k + 1 + i]);
+            l[row * q + col] = c * lik + s * vi;
+            v[k + 1 + i] = -s * lik + c * vi;
+        }
+    }
+}
+
+pub(crate) fn check_structure(s: &Structure, variables: usize) -> Result<()> {
+    let bad = |reason| Err(HnmError::InvalidArgument { argument: "structure", reason });
+    let valid = |t: &Term| matches!(t, Term::Intercept) || matches!(t, Term::Variable(a) if *a < variables);
+    if s.response >= variables {
+        return bad("names a response variable the statistics do not hold");
+    }
+    if !s.fixed.iter().all(valid) || !s.random.iter().all(valid) {
+        return bad("names a design column the statistics do not hold");
+    }
+    if s.random.is_empty() || s.blocks.contains(&0) || s.blocks.iter().sum::<usize>() != s.random.len() {
+        return bad("must split the random-effects columns into non-empty blocks");
+    }
+    Ok(())
+}
+
+/// Grand means and spreads of the variables, from which each design column's map is chosen.
+pub(crate) struct ColumnSummary<'a> {
+    pub(crate) stats: &'a CrossProducts,
+    pub(crate) grand_mean: Vec<f64>,
+    pub(crate) centred_ss: Vec<f64>,
+    pub(crate) n_obs: f64,
+}
+
+impl<'a> ColumnSummary<'a> {
+    pub(crate) fn of(stats: &'a CrossProducts) -> Self {
+        let k = stats.variables();
+        let n_obs = stats.n_obs();
+        let grand_mean: Vec<f64> = (0..k).map(|a| (0..stats.groups()).map(|j| stats.n()[j] * stats.mean(j)[a]).sum::<f64>() / n_obs).collect();
+        let centred_ss =
+            (0..k).map(|a| (0..stats.groups()).map(|j| stats.comoment(j, a, a) + stats.n()[j] * (stats.mean(j)[a] - grand_mean[a]).powi(2)).sum()).collect();
+        ColumnSummary { stats, grand_mean, centred_ss, n_obs }
+    }
+
+    /// The map of `term`: centred at its grand mean when `centred`, scaled by a power of two
+    /// near its root mean square (about the grand mean, or about 0 when not centred).
+    pub(crate) fn affine(&self, term: Term, centred: bool) -> Affine {
+        match term {
+            Term::Intercept => Affine { term, shift: 0.0, scale: 1.0, raw_shift: 0.0 },
+            Term::Variable(a) => {
+                let pilot = self.stats.pilot()[a];
+                let variance = self.centred_ss[a] / self.n_obs;
+                let (shift, spread) =
+                    if centred { (self.grand_mean[a], variance.sqrt()) } else { (-pilot, (variance + (pilot + self.grand_mean[a]).powi(2)).sqrt()) };
+                Affine { term, shift, scale: Unit::near(spread).value(), raw_shift: pilot + shift }
+            }
+        }
+    }
+}
+
+/// The positions in Λ (row, column) of θ's entries, and lme4's lower bounds.
+pub(crate) fn theta_layout(blocks: &[usize]) -> (Vec<(usize, usize)>, Vec<f64>) {
+    let mut positions = Vec::new();
+    let mut lower = Vec::new();
+    let mut offset = 0;
+    for &size in blocks {
+        for c in 0..size {
+            for r in c..size {
+                positions.push((offset + r, offset + c));
+                lower.push(if r == c { 0.0 } else { f64::NEG_INFINITY });
+            }
+        }
+        offset += size;
+    }
+    (positions, lower)
+}
+
+/// M with user = M · internal for design columns mapped by `columns` (Λ-blocked by `blocks`):
+/// M[f][f] = 1/t_f, and for a centred column f, M[i₀][f] = −s_f/t_f where i₀ is the intercept
+/// of f's block that it was centred against.
+pub(crate) fn to_user_map(columns: &[Affine], blocks: &[usize]) -> Vec<f64> {
+    let n = columns.len();
+    let mut m = identity(n);
+    let mut offset = 0;
+    for &size in blocks {
+        let block = offset..offset + size;
+        let intercept = block.clone().find(|&i| columns[i].term == Term::Intercept);
+        for f in block {
+            let a = &columns[f];
+            m[f * n + f] = 1.0 / a.scale;
+            if let (Some(i0), true) = (intercept, a.raw_shift != 0.0) {
+                m[i0 * n + f] = -a.raw_shift / a.scale;
+            }
+        }
+        offset += size;
+    }
+    m
+}
+
+/// The lower Cholesky factor of the positive semi-definite `a` (q × q, block diagonal over
+/// `blocks`), with pivots that vanish up to rounding set to 0 (and their column below).
+pub(crate) fn semidefinite_cholesky(a: &[f64], q: usize, blocks: &[usize]) -> Vec<f64> {
+    let mut l = vec![0.0; q * q];
+    let mut offset = 0;
+    for &size in blocks {
+        for j in offset..offset + size {
+            let pivot = a[j * q + j] - (offset..j).map(|k| l[j * q + k] * l[j * q + k]).sum::<f64>();
+            if pivot <= 64.0 * f64::EPSILON * a[j * q + j] {
+                continue;
+            }
+            let d = pivot.sqrt();
+            l[j * q + j] = d;
+            for i in j + 1..offset + size {
+                let v = a[i * q + j] - (offset..j).map(|k| l[i * q + k] * l[j * q + k]).sum::<f64>();
+                l[i * q + j] = v / d;
+            }
+        }
+        offset += size;
+    }
+    l
+}

@@ -1,0 +1,15 @@
+//! The numerical machinery the models and the inference share, none of it statistical:
+//!
+//! - [`dense`]: small dense matrices (row-major slices);
+//! - [`optim`]: the bounded Newton method for θ, and the symmetric eigensolver;
+//! - [`solve1d`]: the safeguarded Newton root finder of one variable;
+//! - [`parallel`]: work shared among threads;
+//! - [`interrupt`]: cooperative cancellation (Ctrl-C in R);
+//! - [`memory`]: fallible allocation of every buffer the data size.
+
+pub(crate) mod dense;
+pub(crate) mod interrupt;
+pub(crate) mod memory;
+pub(crate) mod optim;
+pub(crate) mod parallel;
+pub(crate) mod solve1d;
