@@ -46,18 +46,15 @@ rs_group_codes <- function(g, group) .Call(wrap__rs_group_codes, g, group)
 #' Profile-likelihood limits (τ, σ, μ; lower then upper) for critical value `z`, of the
 #' ML (`reml = FALSE`) or REML criterion.
 #' @noRd
-rs_profile_ci <- function(center, n, mean, ss, reml, z) .Call(wrap__rs_profile_ci, center, n, mean, ss, reml, z)
 
 #' The profiles of the parameters `which` (1 τ, 2 σ, 3 μ) at ζ = −zeta_max..zeta_max in
 #' `steps` steps a side: for each point the parameter index, ζ, and τ, σ, μ at the inner optimum.
 #' @noRd
-rs_profile <- function(center, n, mean, ss, reml, zeta_max, steps, which) .Call(wrap__rs_profile, center, n, mean, ss, reml, zeta_max, steps, which)
 
 #' Refits of bootstrap replicates given as a replicates × groups matrix of centered group
 #' means and a vector of pooled within-group sums of squares, on `threads` threads; NA where
 #' a refit failed.
 #' @noRd
-rs_bootstrap <- function(center, n, mean, ss, reml, means, ssw_totals, threads) .Call(wrap__rs_bootstrap, center, n, mean, ss, reml, means, ssw_totals, threads)
 
 #' TRUE when `ptr` holds a model (FALSE after `readRDS`, which restores pointers as NULL).
 #' @noRd

@@ -11,7 +11,6 @@ use hnm_core::{copied, Checkpoint, Criterion, CrossProducts, GroupStats, HnmErro
 mod anova_fit;
 mod boot_glue;
 mod data_pass;
-mod inference;
 mod model;
 mod r_toplevel;
 
@@ -143,6 +142,5 @@ extendr_module! {
     use data_pass;
     fn rs_neg_log_lik;
     fn rs_fit;
-    use inference;
     use model;
 }

@@ -173,7 +173,7 @@ pub type LmmRefits = Vec<Option<Vec<LmmFit>>>;
 /// Refits `models` to the replicates of `generator` given by `seeds` (one per replicate: its
 /// [`ReplicateGenerator::normals`] standard normals are [`seeded_normals`] of it) and
 /// `chi_squares` (one χ²_D each), in parallel on `threads` threads (at most the machine's
-/// available parallelism and the number of replicates), as the one-way [`crate::refit_replicates`] does: the calling thread
+/// available parallelism and the number of replicates): the calling thread
 /// only waits, asking `interrupt` at least every [`Checkpoint::INTERVAL`]; the refit threads
 /// see a shared flag and stop before their next replicate or optimiser step.
 ///

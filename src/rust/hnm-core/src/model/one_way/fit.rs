@@ -160,13 +160,6 @@ pub fn fit_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>, ch
     Ok(to_original_units(assemble(&scaled, criterion, found), stats, unit))
 }
 
-/// The estimates (μ̂, σ̂², τ̂²) of [`fit_from`] without the Hessian and gradient that a
-/// [`Fit`] carries: what a bootstrap refit needs.
-pub(crate) fn estimate_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>, checkpoint: &mut Checkpoint<'_>) -> Result<Params> {
-    let (unit, _, found) = minimum_in_unit(stats, criterion, start, checkpoint)?;
-    Ok(to_data_units(&unit_params(&found.point), stats, unit))
-}
-
 /// The data's unit, the statistics in it and the minimum found there (see [`crate::Unit`]).
 fn minimum_in_unit(stats: &GroupStats, criterion: Criterion, start: Option<f64>, checkpoint: &mut Checkpoint<'_>) -> Result<(Unit, GroupStats, Minimum)> {
     let unit = Unit::of_data(stats);

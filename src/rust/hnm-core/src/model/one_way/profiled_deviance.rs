@@ -191,31 +191,19 @@ impl<'a> ProfiledDeviance<'a> {
 
     /// D(λ) and its first two derivatives, in two passes over the groups.
     pub fn at(&self, lambda: f64) -> ProfilePoint {
-        self.evaluate(lambda, None)
-    }
-
-    /// D(λ) with μ held at `mu` instead of μ̂(λ): only σ² is profiled out (dQ/dλ = −A still,
-    /// but dA/dλ = −2C). This is the inner problem of the profile likelihood of μ.
-    pub fn at_fixed_mu(&self, lambda: f64, mu: f64) -> ProfilePoint {
-        self.evaluate(lambda, Some(mu - self.stats.center()))
+        self.evaluate(lambda)
     }
 
     /// (D'(λ), D''(λ)) alone: the same sums as [`ProfiledDeviance::at`] without the
     /// logarithms of D, which the Newton iterations on the score do not need.
     pub(crate) fn score(&self, lambda: f64) -> (f64, f64) {
-        let sums = self.sums(lambda, None, false);
-        self.derivatives(&sums, None)
+        let sums = self.sums(lambda, false);
+        self.derivatives(&sums)
     }
 
-    /// [`ProfiledDeviance::score`] with μ held at `mu`.
-    pub(crate) fn score_fixed_mu(&self, lambda: f64, mu: f64) -> (f64, f64) {
-        let fixed = Some(mu - self.stats.center());
-        self.derivatives(&self.sums(lambda, fixed, false), fixed)
-    }
-
-    fn evaluate(&self, lambda: f64, fixed_centered_mu: Option<f64>) -> ProfilePoint {
-        let sums = self.sums(lambda, fixed_centered_mu, true);
-        let (d1, d2) = self.derivatives(&sums, fixed_centered_mu);
+    fn evaluate(&self, lambda: f64) -> ProfilePoint {
+        let sums = self.sums(lambda, true);
+        let (d1, d2) = self.derivatives(&sums);
         let (k, r) = self.criterion.constants(self.n_obs);
         let q = self.ssw_total + sums.between;
         ProfilePoint {
@@ -230,9 +218,9 @@ impl<'a> ProfiledDeviance<'a> {
     }
 
     /// The sums over the groups at λ (Σ log c_j only when `with_log`: it dominates the cost).
-    fn sums(&self, lambda: f64, fixed_centered_mu: Option<f64>, with_log: bool) -> Sums {
+    fn sums(&self, lambda: f64, with_log: bool) -> Sums {
         let weight = |n: f64| n / (1.0 + n * lambda);
-        let mu = fixed_centered_mu.unwrap_or_else(|| self.stats.centered_weighted_mean_by(weight));
+        let mu = self.stats.centered_weighted_mean_by(weight);
         let mut s = Sums { mu, ..Sums::default() };
         for (n, mean, _) in groups(self.stats) {
             let w = weight(n);
@@ -252,12 +240,11 @@ impl<'a> ProfiledDeviance<'a> {
         s
     }
 
-    fn derivatives(&self, s: &Sums, fixed_centered_mu: Option<f64>) -> (f64, f64) {
+    fn derivatives(&self, s: &Sums) -> (f64, f64) {
         let q = self.ssw_total + s.between;
         let (k, r) = self.criterion.constants(self.n_obs);
-        // The envelope term 2B²/W comes from μ̂(λ) moving with λ; a fixed μ does not move.
-        let envelope = if fixed_centered_mu.is_some() { 0.0 } else { 2.0 * s.b * s.b / s.w1 };
-        let a1 = envelope - 2.0 * s.c;
+        // 2B²/W, the envelope term, comes from μ̂(λ) moving with λ.
+        let a1 = 2.0 * s.b * s.b / s.w1 - 2.0 * s.c;
         let (a, w1, w2) = (s.a, s.w1, s.w2);
         let d1 = -k * a / q + w1 - r * w2 / w1;
         let d2 = -k * (a1 / q + (a / q) * (a / q)) - w2 + r * (2.0 * s.w3 / w1 - (w2 / w1) * (w2 / w1));
@@ -314,8 +301,8 @@ mod tests {
         let s = unbalanced();
         for criterion in [Criterion::Ml, Criterion::Reml] {
             let dev = ProfiledDeviance::new(&s, criterion);
-            for (&lambda, fixed_mu) in [0.05, 0.4, 3.0].iter().zip([None, Some(0.3), Some(2.0)]) {
-                let at = |l: f64| fixed_mu.map_or_else(|| dev.at(l), |mu| dev.at_fixed_mu(l, mu));
+            for lambda in [0.05, 0.4, 3.0] {
+                let at = |l: f64| dev.at(l);
                 let h = 1e-6 * lambda;
                 let (up, down, mid) = (at(lambda + h), at(lambda - h), at(lambda));
                 let d1 = (up.deviance - down.deviance) / (2.0 * h);
