@@ -120,12 +120,11 @@ ranova.hnm_fit <- function(model, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
   require_one_way(model, "ranova(), the tests of tau^2 = 0,", call)
-  s <- fit_one_way_statistics(model)
   ml <- ml_estimate(model, call)
   summary <- lmm_response_summary(model)
   null_deviance <- summary[["n"]] * (1 + log(2 * pi * summary[["sst"]] / summary[["n"]]))
   lrt <- if (ml$re_covariance[1L, 1L] == 0) 0 else max(null_deviance - ml$deviance, 0)
-  a <- rust_result(rs_anova_fit(s$center, s$n, s$mean, s$ss), call = call)
+  a <- rust_result(rs_anova_fit(lmm_model(model)), call = call)
   f <- a$msg / a$mse
   table <- data.frame(
     Statistic = c(lrt, f), Df = c(NA, a$df_between), Df.res = c(NA, a$df_within),

@@ -1,14 +1,14 @@
 #' Negative log-likelihood, gradient or Hessian (`what` = 0, 1, 2) at `par`.
 #' @noRd
-rs_neg_log_lik <- function(par, center, n, mean, ss, what) .Call(wrap__rs_neg_log_lik, par, center, n, mean, ss, what)
+rs_neg_log_lik <- function(ptr, par, what) .Call(wrap__rs_neg_log_lik, ptr, par, what)
 
 #' ML (`reml = FALSE`) or REML fit from group statistics.
 #' @noRd
-rs_fit <- function(center, n, mean, ss, reml) .Call(wrap__rs_fit, center, n, mean, ss, reml)
+rs_fit <- function(ptr, reml) .Call(wrap__rs_fit, ptr, reml)
 
 #' ANOVA (method-of-moments) fit from group statistics.
 #' @noRd
-rs_anova_fit <- function(center, n, mean, ss) .Call(wrap__rs_anova_fit, center, n, mean, ss)
+rs_anova_fit <- function(ptr) .Call(wrap__rs_anova_fit, ptr)
 
 #' The replicate generator of the model `spec` (response, fixed, random, blocks as in
 #' `fit$spec`) at β = `coefficients` (one per fixed column, 0 for a dropped one), Σ =

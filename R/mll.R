@@ -43,17 +43,16 @@ mll.oneway <- mll_oneway
 #' @rdname mll_oneway
 #' @export
 mll_oneway_grad <- function(mus2t2, y, g) {
-  setNames(oneway_derivative(mus2t2, y, g, order = 1L, call = sys.call()), parameter_names)
+  setNames(oneway_derivative(mus2t2, y, g, order = 1L, call = sys.call()), one_way_parameters)
 }
 
 #' @rdname mll_oneway
 #' @export
 mll_oneway_hess <- function(mus2t2, y, g) {
   matrix(oneway_derivative(mus2t2, y, g, order = 2L, call = sys.call()), 3L, 3L,
-         dimnames = list(parameter_names, parameter_names))
+         dimnames = list(one_way_parameters, one_way_parameters))
 }
 
-parameter_names <- c("mu", "sigma2", "tau2")
 
 oneway_derivative <- function(mus2t2, y, g, order, call) {
   if (!is.numeric(mus2t2)) {
@@ -63,7 +62,10 @@ oneway_derivative <- function(mus2t2, y, g, order, call) {
   if (anyNA(y) || anyNA(g)) {
     hnm_abort("`y` and `g` must not contain NA; remove incomplete rows first.", call = call)
   }
-  s <- group_statistics(y, g, call = call)
-  rust_result(rs_neg_log_lik(as.double(mus2t2), s$center, s$n, s$mean, s$ss, order),
+  if (length(g) != length(y)) {
+    hnm_abort(sprintf("`y` and `g` must have the same length (%d and %d).", length(y), length(g)),
               call = call)
+  }
+  model <- lmm_build(parse_mixed_formula(y ~ 1 | g), list(y = y, g = g), call)$built$model
+  rust_result(rs_neg_log_lik(model, as.double(mus2t2), order), call = call)
 }

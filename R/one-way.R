@@ -36,8 +36,7 @@ fit_one_way_statistics <- function(object) one_way_statistics(object$stats, obje
 # The closed-form one-way fit by `criterion` (the fit's own by default): estimates of
 # (mu, sigma^2, tau^2), their inverse information and its kind.
 one_way_closed_form <- function(object, call, reml = is_reml(object)) {
-  s <- fit_one_way_statistics(object)
-  rust_result(rs_fit(s$center, s$n, s$mean, s$ss, reml), call = call)
+  rust_result(rs_fit(lmm_model(object), reml), call = call)
 }
 
 # The one-way model's optimum at the root of its profiled score, which the closed form (the
@@ -46,8 +45,7 @@ one_way_closed_form <- function(object, call, reml = is_reml(object)) {
 # (relative) from the root (NIST's SmLs03: tau^2 to 13 digits of 15). The fit is set at the
 # root, keeping the search's record; a root the closed form cannot find leaves the search's.
 one_way_optimum <- function(built, estimates, reml, call) {
-  s <- one_way_statistics(built$stats)
-  closed_form <- rs_fit(s$center, s$n, s$mean, s$ss, reml)
+  closed_form <- rs_fit(built$model, reml)
   if (is_core_error(closed_form)) return(estimates)
   at_root <- rust_result(rs_lmm_fit_at(built$model, reml, closed_form$theta), call = call)
   c(at_root[setdiff(names(at_root), c("iterations", "evaluations", "converged"))],
@@ -59,8 +57,7 @@ one_way_optimum <- function(built, estimates, reml, call) {
 # (`covariance`, of (ybar, MSE, (MSG - MSE)/n0)); warns (hnm_warning_negative_tau2) when
 # MSG < MSE makes the moment estimate of tau^2 negative, truncated at 0.
 anova_estimates <- function(built, call) {
-  s <- one_way_statistics(built$stats)
-  a <- rust_result(rs_anova_fit(s$center, s$n, s$mean, s$ss), call = call)
+  a <- rust_result(rs_anova_fit(built$model), call = call)
   if (a$tau2_untruncated < 0) {
     hnm_warn(sprintf(paste("the ANOVA estimate of tau^2, (MSG - MSE)/n0 = %s, is negative",
                            "(MSG < MSE); it is truncated at 0."),

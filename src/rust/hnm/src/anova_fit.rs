@@ -4,13 +4,17 @@
 use extendr_api::prelude::*;
 use hnm_core::{Anova, Params};
 
-use crate::{respond, stats_from, Estimates};
+use crate::{respond, Estimates};
 
-/// ANOVA (method-of-moments) fit from group statistics.
+/// ANOVA (method-of-moments) fit of the one-way model behind `ptr`.
 /// @noRd
 #[extendr]
-fn rs_anova_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> Robj {
-    let result = stats_from(center, n, mean, ss).and_then(|s| Anova::new(&s).map(|a| (s, a)));
+fn rs_anova_fit(ptr: Robj) -> Robj {
+    let stats = match crate::model::one_way_statistics(&ptr) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let result = Anova::new(&stats).map(|a| (stats, a));
     respond(result, |(s, a)| {
         let params = Params { mu: a.mu, sigma2: a.sigma2(), tau2: a.tau2() };
         let covariance = a.covariance(&s);

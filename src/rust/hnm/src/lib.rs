@@ -6,7 +6,7 @@
 //! failures never unwind through R, and users never see a panic.
 
 use extendr_api::prelude::*;
-use hnm_core::{copied, Checkpoint, Criterion, CrossProducts, GroupStats, HnmError, Params};
+use hnm_core::{copied, Checkpoint, Criterion, CrossProducts, HnmError, Params};
 
 mod anova_fit;
 mod boot_glue;
@@ -35,17 +35,6 @@ pub(crate) fn respond<T>(result: hnm_core::Result<T>, to_r: impl FnOnce(T) -> Ro
     }
 }
 
-/// Group statistics as R holds them in a fit, `fit$stats` (means relative to `center`, see
-/// `GroupStats::centered`); errors name the fit's columns.
-pub(crate) fn stats_from(center: f64, n: &[f64], mean: &[f64], ss: &[f64]) -> hnm_core::Result<GroupStats> {
-    let what = "a copy of the group statistics";
-    GroupStats::centered(center, copied(n, what)?, copied(mean, what)?, copied(ss, what)?).map_err(|e| {
-        [("center", "fit$stats$center"), ("n", "fit$stats$n"), ("mean", "fit$stats$mean"), ("ss", "fit$stats$ss")]
-            .into_iter()
-            .fold(e, |e, (from, to)| e.renamed(from, to))
-    })
-}
-
 /// The general model's statistics from R's copies of their parts (a saved fit's, a statistics
 /// table's or a bootstrap's template), copied fallibly.
 ///
@@ -70,11 +59,16 @@ pub(crate) fn flatten(m: [[f64; 3]; 3]) -> Vec<f64> {
     (0..3).flat_map(|j| (0..3).map(move |i| m[i][j])).collect()
 }
 
-/// Negative log-likelihood, gradient or Hessian (`what` = 0, 1, 2) at `par`.
+/// Negative log-likelihood, gradient or Hessian (`what` = 0, 1, 2) at `par` of the one-way
+/// model behind `ptr`.
 /// @noRd
 #[extendr]
-fn rs_neg_log_lik(par: &[f64], center: f64, n: &[f64], mean: &[f64], ss: &[f64], what: i32) -> Robj {
-    let result = stats_from(center, n, mean, ss).and_then(|s| Params::from_slice(par, "mus2t2").map(|p| (s, p))).and_then(|(s, p)| match what {
+fn rs_neg_log_lik(ptr: Robj, par: &[f64], what: i32) -> Robj {
+    let stats = match model::one_way_statistics(&ptr) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let result = Params::from_slice(par, "mus2t2").map(|p| (stats, p)).and_then(|(s, p)| match what {
         0 => Ok((s, p)),
         _ if p.in_space() => Ok((s, p)),
         _ => Err(HnmError::OutsideParameterSpace { argument: "mus2t2" }),
@@ -114,11 +108,15 @@ impl Estimates {
     }
 }
 
-/// ML (`reml = FALSE`) or REML fit from group statistics.
+/// ML (`reml = FALSE`) or REML fit of the one-way model behind `ptr` by its closed form.
 /// @noRd
 #[extendr]
-fn rs_fit(center: f64, n: &[f64], mean: &[f64], ss: &[f64], reml: bool) -> Robj {
-    let result = stats_from(center, n, mean, ss).and_then(|s| hnm_core::fit_from(&s, criterion(reml), None, &mut Checkpoint::new(&RInterrupt)));
+fn rs_fit(ptr: Robj, reml: bool) -> Robj {
+    let stats = match model::one_way_statistics(&ptr) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let result = hnm_core::fit_from(&stats, criterion(reml), None, &mut Checkpoint::new(&RInterrupt));
     respond(result, |f| {
         let c = f.convergence;
         let estimates = Estimates { params: f.params, theta: f.theta, deviance: f.deviance, se_mu: f.se_mu, hessian: f.hessian, covariance: f.covariance() };

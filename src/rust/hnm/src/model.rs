@@ -5,7 +5,7 @@
 
 use extendr_api::prelude::*;
 use hnm_core::{
-    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, HnmError, LinearMixedModel, LmmFit,
+    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, GroupStats, HnmError, LinearMixedModel, LmmFit,
     LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
 };
 
@@ -16,6 +16,8 @@ const NOT_FITTED: &str = "the model has not been fitted.";
 
 /// What R's external pointer owns.
 pub struct Model {
+    /// The statistics of the one pass the model was built from (the one-way extras read them).
+    stats: CrossProducts,
     model: LinearMixedModel,
     fit: Option<LmmFit>,
     random_effects: Option<RandomEffects>,
@@ -116,7 +118,7 @@ fn rs_lmm_build(
     };
     let fields = stats_fields(&pass.stats);
     let (kept, groups, lower) = model_fields(&model);
-    let ptr = ExternalPtr::new(Model { model, fit: None, random_effects: None, variance_derivatives: None });
+    let ptr = ExternalPtr::new(Model { stats: pass.stats, model, fit: None, random_effects: None, variance_derivatives: None });
     list!(
         model = ptr,
         stats = fields,
@@ -127,6 +129,18 @@ fn rs_lmm_build(
         lower = lower
     )
     .into()
+}
+
+/// The one-way statistics (n_j, ȳ_j, SSW_j) of the model behind `ptr`, which must be the
+/// one-way model `y ~ 1 | g` (the intercept the only fixed and the only random effect): what
+/// its closed forms (ANOVA, information, likelihood) read.
+pub(crate) fn one_way_statistics(ptr: &Robj) -> std::result::Result<GroupStats, Robj> {
+    let model = <&ExternalPtr<Model>>::try_from(ptr).map_err(|_| error_message("`ptr` is not an hnm model.".into(), "invalid_argument"))?;
+    let structure = model.model.structure();
+    if structure.fixed != [Term::Intercept] || structure.random != [Term::Intercept] {
+        return Err(error_message("the closed forms of the one-way model need the model `y ~ 1 | g`.".into(), "invalid_argument"));
+    }
+    GroupStats::of_variable(&model.stats, structure.response).map_err(core_error)
 }
 
 /// The statistics as R vectors, written straight from Rust's (no copy in Rust).
@@ -151,15 +165,15 @@ fn rs_lmm_restore(
     pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, internal_theta: Robj,
 ) -> Robj {
     let result = crate::stats_copy(pilot, n, means, comoments)
-        .and_then(|stats| LinearMixedModel::new(&stats, structure(response, fixed, random, blocks)))
-        .and_then(|model| match internal_theta.as_real_slice() {
-            Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (model, Some(fit))),
-            None => Ok((model, None)),
+        .and_then(|stats| LinearMixedModel::new(&stats, structure(response, fixed, random, blocks)).map(|model| (stats, model)))
+        .and_then(|(stats, model)| match internal_theta.as_real_slice() {
+            Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (stats, model, Some(fit))),
+            None => Ok((stats, model, None)),
         });
     match result {
-        Ok((model, fit)) => {
+        Ok((stats, model, fit)) => {
             let (kept, groups, lower) = model_fields(&model);
-            let ptr = ExternalPtr::new(Model { model, fit, random_effects: None, variance_derivatives: None });
+            let ptr = ExternalPtr::new(Model { stats, model, fit, random_effects: None, variance_derivatives: None });
             list!(model = ptr, kept = kept, groups = groups, lower = lower).into()
         }
         Err(error) => core_error(error),

@@ -13,6 +13,7 @@
 //! would add per-group cross-products X_jᵀX_j, X_jᵀy_j as further columns without
 //! changing this layout.
 
+use crate::data::cross_products::CrossProducts;
 use crate::data::pass::{accumulate, LevelCodes, Response};
 use crate::error::{HnmError, Result};
 use crate::numerics::interrupt::Checkpoint;
@@ -39,6 +40,36 @@ pub struct DataPass {
 }
 
 impl GroupStats {
+    /// The one-way statistics of variable `variable` (0-based) of the model's statistics:
+    /// n_j, the variable's group means about its pilot (the centre) and its within-group sums of
+    /// squares W_j[a, a]. The one-way model `y ~ 1 | g` is the mixed model's q = p = 1 case, and
+    /// these are its statistics of the response.
+    ///
+    /// # Errors
+    /// `TooLarge` when the copies do not fit in memory; the errors of [`GroupStats::centered`].
+    ///
+    /// # Panics
+    /// When `variable` is not a variable of `stats`.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{CrossProducts, GroupStats};
+    /// // Two groups of one variable: n = (2, 3), means 1 and 4 about the pilot 10, W = (0.5, 2).
+    /// let stats = CrossProducts::new(vec![10.0], vec![2.0, 3.0], vec![1.0, 4.0], vec![0.5, 2.0]).unwrap();
+    /// let s = GroupStats::of_variable(&stats, 0).unwrap();
+    /// assert_eq!(s.means(), vec![11.0, 14.0]);
+    /// assert_eq!(s.ssw_total(), 2.5);
+    /// ```
+    pub fn of_variable(stats: &CrossProducts, variable: usize) -> Result<GroupStats> {
+        assert!(variable < stats.variables(), "variable {variable} of {} variables", stats.variables());
+        const WHAT: &str = "the one-way statistics";
+        let groups = 0..stats.groups();
+        let means = collected(groups.clone().map(|j| stats.mean(j)[variable]), WHAT)?;
+        let ss = collected(groups.map(|j| stats.comoment(j, variable, variable)), WHAT)?;
+        let n = collected(stats.n().iter().copied(), WHAT)?;
+        GroupStats::centered(stats.pilot()[variable], n, means, ss)
+    }
+
     /// Builds statistics from their columns (group sizes, means, within-group sums of
     /// squares), checking that they describe real data.
     ///
