@@ -116,3 +116,9 @@ rs_lmm_profile <- function(ptr, which, zeta_max, steps, threads) .Call(wrap__rs_
 #' @noRd
 rs_lmm_profile_ci <- function(ptr, which, z, threads) .Call(wrap__rs_lmm_profile_ci, ptr, which, z, threads)
 
+#' lme4's variance parameters at the fit and their Jacobian in the internal (θ, σ): `parameters`
+#' (k), `estimates` (k), `jacobian` (k × k by rows), `boundary` (k: an SD of 0 or a
+#' correlation of ±1) and `held` (k: internal coordinates held at the fit's boundary face).
+#' @noRd
+rs_lmm_wald_jacobian <- function(ptr) .Call(wrap__rs_lmm_wald_jacobian, ptr)
+

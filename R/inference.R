@@ -32,6 +32,27 @@
 #' \eqn{\sqrt{\hat\sigma^2/\sum_j n_j/(1 + n_j\hat\theta^2)}}; on the variance scale it is
 #' the lecture's, from the full inverse information (the two differ for unbalanced data,
 #' where \eqn{\hat\mu} and the variances are correlated).
+#' That is the one-way model's computation; for every other fit the variance rows are
+#' \eqn{\hat\psi \pm z\,\mathrm{se}} for lme4's parameters \eqn{\psi} (the SDs and
+#' correlations of the random effects, then \eqn{\sigma}), with covariance
+#' \eqn{J\,(2H^{-1})\,J^\top}: \eqn{H} the Hessian of the fit's criterion (the ML deviance with
+#' \eqn{\beta} profiled out, or the REML criterion, as lmerTest's for its variance
+#' parameters) in the model's internal variance parameters \eqn{\phi = (\theta, \sigma)} and
+#' \eqn{J = \partial\psi/\partial\phi} in closed form (with \eqn{\Sigma = \sigma^2 L L^\top},
+#' \eqn{\partial\,\mathrm{sd}_i = \partial\Sigma_{ii}/(2\,\mathrm{sd}_i)} and
+#' \eqn{\partial\,\mathrm{cor}_{ij} = \partial\Sigma_{ij}/(\mathrm{sd}_i\mathrm{sd}_j) -
+#' \mathrm{cor}_{ij}(\partial\Sigma_{ii}/\Sigma_{ii} + \partial\Sigma_{jj}/\Sigma_{jj})/2}).
+#' On the variance scale the SD rows become the variances' (`var_x|g`, `sigma2`;
+#' \eqn{\mathrm{se}(\mathrm{sd}^2) = 2\,\mathrm{sd}\,\mathrm{se}(\mathrm{sd})}) and the
+#' correlation rows stay as they are. Lower limits of SDs and variances are truncated at 0 and
+#' correlation limits kept in \eqn{[-1, 1]}. At a singular fit (an SD of 0, a correlation of
+#' \eqn{\pm 1}) those parameters are on the boundary of their space, where the delta method is
+#' undefined: their rows are `NA`, named in the attribute `"boundary"` and in a printed line,
+#' and the other variance rows are from the information on the boundary face the fit is on
+#' (the zero directions of the random-effects covariance held at 0, where the estimate is a
+#' stationary point); use `method = "profile"` or `"boot"` for the boundary parameters. Where
+#' that information is not positive definite every variance row is `NA`, with the attribute
+#' `information = "not positive definite"` and a printed line.
 #' lme4's `confint(method = "Wald")` gives `NA` for the variance rows; these are real intervals.
 #'
 #' **Profile.** \eqn{\{x : |\zeta(x)| \le z_{1-\alpha/2}\}} with lme4's signed root deviance
@@ -225,15 +246,21 @@ select_rows <- function(intervals, parm, call) {
 # Rows of lme4's parameters (variance parameters, then fixed effects): estimate +- z se. The
 # one-way model's variance rows are from the inverse information of its criterion on the
 # variance scale (R/one-way.R; mapped to the SD scale by the delta method), with the kind of
-# information as attribute "information" (printed when it is not the observed one).
+# information as attribute "information" (printed when it is not the observed one); other
+# fits' from lmm_wald_variance(), with the boundary rows of a singular fit as attribute
+# "boundary".
 wald_intervals <- function(object, z, scale, oldNames, call) {
   beta <- object$beta
   fixed <- cbind(beta - z * sqrt(diag(vcov(object))), beta + z * sqrt(diag(vcov(object))))
   names <- c(variance_parameter_names(object, oldNames), names(beta))
   if (!is_one_way(object)) {
-    variance <- matrix(NA_real_, length(names) - length(beta), 2L)
-    intervals <- on_scale(`rownames<-`(rbind(variance, fixed), names), object, scale, oldNames)
-    return(structure(intervals, information = "observed",
+    wald <- lmm_wald_variance(object, call)
+    is_sd <- lmm_parameter_bounds(object)$is_sd[seq_along(wald$estimates)]
+    intervals <- `rownames<-`(rbind(lmm_wald_rows(wald, z, scale, is_sd), fixed), names)
+    # The variance scale's names as on_scale() gives them (the values are already its).
+    if (scale == "var") rownames(intervals)[which(is_sd)] <- variance_names(object)[is_sd]
+    return(structure(intervals, information = wald$information,
+                     boundary = rownames(intervals)[which(wald$boundary)],
                      class = c("hnm_wald_confint", "matrix", "array")))
   }
   covariance <- one_way_covariance(object, call)
@@ -255,7 +282,62 @@ print.hnm_wald_confint <- function(x, ...) {
     cat(paste("Wald standard errors from the expected information: the observed information is",
               "not positive definite at these estimates (as often at tau^2 = 0).\n"))
   }
+  if (identical(attr(x, "information"), "not positive definite")) {
+    cat(paste("No Wald intervals for the variance parameters: the observed information is not",
+              "positive definite at these estimates; use method = \"profile\" or \"boot\".\n"))
+  }
+  if (length(attr(x, "boundary"))) {
+    cat(sprintf(paste("NA for %s: a singular fit, with an SD of 0 or a correlation of +-1 on the",
+                      "boundary, where the delta method is undefined; the other variance rows",
+                      "hold those at the boundary. Use method = \"profile\" or \"boot\".\n"),
+                paste(attr(x, "boundary"), collapse = ", ")))
+  }
   invisible(x)
+}
+
+# lme4's variance parameters of a general fit (SDs and correlations in lme4's order, then
+# sigma), their covariance J (2 H^-1) J' on the SD scale and what it rests on. H is the
+# Hessian of the fit's criterion (ML deviance or REML criterion, beta profiled out) in the
+# model's internal (theta, sigma) and J the Jacobian of lme4's parameters in them
+# (hnm-core's lmm/wald.rs). At a singular fit, the internal coordinates of Lambda's zero
+# columns are held at 0 (the estimate is a stationary point of the criterion only on that
+# face, so H is inverted over the other coordinates), and the parameters on the boundary of
+# their space (an SD of 0, a correlation of +-1: `boundary`) have no delta-method variance
+# (NA). `information`: "observed", or "not positive definite" (every variance NA) when H is
+# not positive definite over the free coordinates.
+lmm_wald_variance <- function(object, call) {
+  model <- lmm_model(object)
+  parts <- rust_result(rs_lmm_wald_jacobian(model), call = call)
+  k <- parts$parameters
+  hessian <- matrix(rust_result(rs_lmm_variance_derivatives(model), call = call)$hessian, k, k,
+                    byrow = TRUE)
+  free <- !parts$held
+  jacobian <- matrix(parts$jacobian, k, k, byrow = TRUE)[, free, drop = FALSE]
+  jacobian[parts$boundary, ] <- 0
+  root <- tryCatch(chol(hessian[free, free, drop = FALSE]), error = function(e) NULL)
+  covariance <- if (is.null(root)) matrix(NA_real_, k, k) else
+    2 * jacobian %*% chol2inv(root) %*% t(jacobian)
+  covariance[parts$boundary, ] <- NA_real_
+  covariance[, parts$boundary] <- NA_real_
+  list(estimates = parts$estimates, covariance = covariance, boundary = parts$boundary,
+       information = if (is.null(root)) "not positive definite" else "observed")
+}
+
+# Wald rows of lme4's variance parameters from lmm_wald_variance(): on the SD scale
+# estimate +- z se, SDs (`is_sd`, sigma included) truncated at 0 and correlations kept in
+# [-1, 1]; on the variance scale the SDs' rows are the variances' (se(sd^2) = 2 sd se(sd)),
+# truncated at 0, and the correlations' rows are as on the SD scale.
+lmm_wald_rows <- function(wald, z, scale, is_sd) {
+  estimate <- wald$estimates
+  se <- sqrt(diag(wald$covariance))
+  if (scale == "var") {
+    se[is_sd] <- 2 * estimate[is_sd] * se[is_sd]
+    estimate[is_sd] <- estimate[is_sd]^2
+  }
+  rows <- cbind(estimate - z * se, estimate + z * se)
+  rows[is_sd, ] <- pmax(rows[is_sd, ], 0)
+  rows[!is_sd, ] <- pmin(pmax(rows[!is_sd, ], -1), 1)
+  rows
 }
 
 # A Wald interval for a variance v with standard error se, on the variance or SD scale.

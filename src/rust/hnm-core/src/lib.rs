@@ -50,6 +50,7 @@ pub use inference::bootstrap_lmm::{refit_lmm_replicates, seeded_normals, LmmRefi
 pub use inference::information::{expected_information, Information};
 pub use inference::lmm_profile::{profile_grids, profile_intervals, LmmParameter, LmmProfile, LmmProfilePoint};
 pub use inference::satterthwaite::VarianceDerivatives;
+pub use inference::wald::VarianceParameterJacobian;
 pub use model::lmm::{LinearMixedModel, LmmFit, RandomEffects, Structure, Term, Workspace};
 pub use model::one_way::fit::{fit, fit_from, Convergence, Fit};
 pub use model::one_way::likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};

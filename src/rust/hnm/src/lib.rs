@@ -13,6 +13,7 @@ mod boot_glue;
 mod data_pass;
 mod model;
 mod r_toplevel;
+mod wald;
 
 pub(crate) use r_toplevel::{expanded, RInterrupt};
 
@@ -141,4 +142,5 @@ extendr_module! {
     fn rs_neg_log_lik;
     fn rs_fit;
     use model;
+    use wald;
 }

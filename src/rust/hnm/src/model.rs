@@ -12,14 +12,14 @@ use hnm_core::{
 use crate::{core_error, criterion, error_message, expanded, RInterrupt};
 
 /// The message of an R call on a model that has no fit yet (cannot happen through hnm_fit).
-const NOT_FITTED: &str = "the model has not been fitted.";
+pub(crate) const NOT_FITTED: &str = "the model has not been fitted.";
 
 /// What R's external pointer owns.
 pub struct Model {
     /// The statistics of the one pass the model was built from (the one-way extras read them).
     stats: CrossProducts,
-    model: LinearMixedModel,
-    fit: Option<LmmFit>,
+    pub(crate) model: LinearMixedModel,
+    pub(crate) fit: Option<LmmFit>,
     random_effects: Option<RandomEffects>,
     variance_derivatives: Option<VarianceDerivatives>,
 }
@@ -82,7 +82,7 @@ fn model_error(error: HnmError, names: &[String]) -> Robj {
     }
 }
 
-fn model_of_mut(ptr: &mut Robj) -> std::result::Result<&mut Model, Robj> {
+pub(crate) fn model_of_mut(ptr: &mut Robj) -> std::result::Result<&mut Model, Robj> {
     <&mut ExternalPtr<Model>>::try_from(ptr)
         .map(|p| p.addr_mut())
         .map_err(|_| error_message("the fit's model is no longer in memory; rebuild it with the fit's fields.".into(), "invalid_argument"))

@@ -14,3 +14,4 @@ pub(crate) mod bootstrap_lmm;
 pub(crate) mod information;
 pub(crate) mod lmm_profile;
 pub(crate) mod satterthwaite;
+pub(crate) mod wald;
