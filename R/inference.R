@@ -263,13 +263,14 @@ wald_intervals <- function(object, z, scale, oldNames, call) {
                      boundary = rownames(intervals)[which(wald$boundary)],
                      class = c("hnm_wald_confint", "matrix", "array")))
   }
-  covariance <- one_way_covariance(object, call)
-  se <- sqrt(pmax(diag(covariance), 0))
+  # The closed form's standard errors: the covariance's variances scale like y^4 and leave the
+  # double range for data near 1e-75 or 1e75, where the standard errors do not.
+  se <- one_way_standard_errors(object, call)
   if (scale == "var") fixed <- beta + c(-1, 1) * z * se[["mu"]]
   intervals <- rbind(wald_variance(object$re_covariance[1L, 1L], se[["tau2"]], z, scale),
                      wald_variance(object$sigma^2, se[["sigma2"]], z, scale), fixed)
   rownames(intervals) <- if (scale == "var") c(variance_names(object), names(beta)) else names
-  structure(intervals, information = attr(covariance, "information"),
+  structure(intervals, information = attr(se, "information"),
             class = c("hnm_wald_confint", "matrix", "array"))
 }
 
