@@ -50,8 +50,7 @@ stored_anova <- function(y, g) {
 }
 
 hnm_anova <- function(y, g) {
-  s <- hnm:::group_statistics(y, factor(g))
-  hnm:::rust_result(hnm:::rs_anova_fit(s$center, s$n, s$mean, s$ss))
+  hnm_fit(y ~ 1 | g, data.frame(y = y, g = factor(g)), method = "ANOVA")$anova
 }
 
 certified <- utils::read.csv(test_path("nist", "certified.csv"), comment.char = "#",

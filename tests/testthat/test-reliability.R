@@ -4,13 +4,14 @@
 test_that("each kind of core error reaches R as its own class under hnm_error", {
   d <- simulate_unbalanced(10, 1)
   fit <- hnm_fit(y ~ 1 | g, d)
-  s <- hnm:::fit_one_way_statistics(fit)   # the one-way statistics the core's one-way functions read
+  model <- hnm:::lmm_model(fit)   # the Rust model behind the fit
   bad_codes <- structure(c(1L, 1L, 2L, 5L), levels = c("a", "b"), class = "factor")
   broken <- fit
   broken$stats$n[2] <- -1
   broken$core <- NULL   # the engine rebuilds its model from fit$stats (as after readRDS())
   cases <- list(
-    length_mismatch = quote(hnm:::rust_result(hnm:::rs_fit(0, c(2, 3), 0, c(1, 1), FALSE))),
+    length_mismatch = quote(hnm:::rust_result(hnm:::rs_lmm_restore(0, c(2, 3), 0, c(1, 1), 1L, 0L, 0L, 1L,
+                                                                        FALSE, NULL))),
     not_finite = quote(hnm_fit(y ~ 1 | g, transform(d, y = replace(y, 3, Inf)))),
     group_code_out_of_range = quote(hnm_fit(y ~ 1 | g, data.frame(y = c(1, 2, 3, 5), g = bad_codes))),
     invalid_statistic = quote(confint(broken, method = "profile")),
@@ -20,10 +21,9 @@ test_that("each kind of core error reaches R as its own class under hnm_error", 
     parameter_length = quote(mll_oneway(c(1, 1), d$y, d$g)),
     parameter_missing = quote(mll_oneway(c(1, NA, 1), d$y, d$g)),
     outside_parameter_space = quote(mll_oneway_hess(c(1, 0, 1), d$y, d$g)),
-    optimizer = quote(hnm:::rust_result(hnm:::rs_profile(s$center, s$n, s$mean, s$ss, FALSE, 38, 2L, 1:3))),
+    optimizer = quote(hnm:::rust_result(hnm:::rs_lmm_profile(model, 1:3, 38, 2L, 1L))),
     invalid_argument = quote(hnm:::rust_result(hnm:::rs_data_pass(letters[1:4], 1:4, "y", "g"))),
-    too_large = quote(hnm:::rust_result(hnm:::rs_profile(s$center, s$n, s$mean, s$ss, FALSE, 2,
-                                                         .Machine$integer.max, 1:3)))
+    too_large = quote(hnm:::rust_result(hnm:::rs_lmm_profile(model, 1:3, 2, .Machine$integer.max, 1L)))
   )
   for (kind in names(cases)) {
     e <- tryCatch(eval(cases[[kind]]), error = identity)

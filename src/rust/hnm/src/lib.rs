@@ -37,13 +37,17 @@ pub(crate) fn respond<T>(result: hnm_core::Result<T>, to_r: impl FnOnce(T) -> Ro
 }
 
 /// The general model's statistics from R's copies of their parts (a saved fit's, a statistics
-/// table's or a bootstrap's template), copied fallibly.
+/// table's or a bootstrap's template), copied fallibly; errors name the fit's fields.
 ///
 /// # Errors
 /// `TooLarge` when the copy does not fit in memory; the errors of [`CrossProducts::new`].
 pub(crate) fn stats_copy(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64]) -> hnm_core::Result<CrossProducts> {
     let what = "a copy of the per-group statistics";
-    CrossProducts::new(pilot.to_vec(), copied(n, what)?, copied(means, what)?, copied(comoments, what)?)
+    CrossProducts::new(pilot.to_vec(), copied(n, what)?, copied(means, what)?, copied(comoments, what)?).map_err(|e| {
+        [("pilot", "fit$stats$pilot"), ("n", "fit$stats$n"), ("means", "fit$stats$means"), ("comoments", "fit$stats$comoments")]
+            .into_iter()
+            .fold(e, |e, (from, to)| e.renamed(from, to))
+    })
 }
 
 /// REML when `reml` is true, ML otherwise (R's `REML` argument).
