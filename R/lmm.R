@@ -9,12 +9,7 @@ lmm_build <- function(parsed, data, call) {
   built <- rs_lmm_build(design$variables, design$codes, length(design$levels), design$response,
                         design$fixed, design$random, design$blocks, design$names,
                         thread_count(call))
-  # Only a failed pass can be one without groups: all(is.na()) of N codes runs only then.
-  if (is_core_error(built) && !identical(built$kind, "interrupted") && all(is.na(design$codes))) {
-    hnm_abort(sprintf("the grouping variable `%s` has no non-missing values.", design$group_name),
-              call = call)
-  }
-  built <- rust_result(built, call = call)
+  built <- rust_result(explain_build_error(built, design, call), call = call)
   check_lmm_range(built$stats, design$names, design$response, design$fixed, design$random,
                   design$blocks, call)
   list(design = design, built = built)

@@ -255,3 +255,39 @@ pass_statistics <- function(pass, index, group) {
   list(group = group, center = pass$center, n = pick(pass$n), mean = pick(pass$mean),
        ss = pick(pass$ss), n_dropped = row_count(pass$dropped))
 }
+
+# The general path's reading of a failed data pass (rs_lmm_build) in the user's terms, as the
+# one-way checks gave them: no rows left after dropping NA (a data frame without rows, a
+# response or grouping variable that is all NA) is "no complete rows", and a corrupt
+# factor's code names the grouping variable and the row. Other errors are returned as they are.
+explain_build_error <- function(built, design, call) {
+  if (!is_core_error(built) || identical(built$kind, "interrupted")) return(built)
+  if (identical(built$kind, "group_code_out_of_range")) {
+    built$hnm_core_error <- sub("^`[^`]*` has group code (.*) at position ",
+                                sprintf("the grouping variable `%s` has group code \\1 at row ",
+                                        design$group_name), built$hnm_core_error)
+    return(built)
+  }
+  # Only a failed pass can be one without complete rows: the O(N) test runs only then.
+  codes <- design$codes
+  if (length(codes) == 0L) hnm_abort("no complete rows: `data` has no rows.", call = call)
+  if (all(is.na(codes))) {
+    hnm_abort(sprintf("no complete rows: the grouping variable `%s` is NA in every row.",
+                      design$group_name), call = call)
+  }
+  complete <- !is.na(codes)
+  for (v in design$variables) {
+    complete <- complete & if (is.matrix(v)) !rowSums(is.na(v)) else !is.na(v)
+    if (!any(complete)) break
+  }
+  if (!any(complete)) {
+    response <- if (design$response > 0L) design$variables[[design$response]]
+    hnm_abort(sprintf("no complete rows: every row has NA in %s.",
+                      if (!is.null(response) && is.null(dim(response)) && all(is.na(response)))
+                        sprintf("the response `%s`", design$response_name) else
+                        sprintf("the response `%s`, a model variable or the grouping variable `%s`",
+                                design$response_name, design$group_name)),
+              call = call)
+  }
+  built
+}
