@@ -268,6 +268,10 @@ explain_build_error <- function(built, design, call) {
                                         design$group_name), built$hnm_core_error)
     return(built)
   }
+  if (identical(built$kind, "not_finite")) {
+    built$hnm_core_error <- explain_not_finite(built$hnm_core_error, design)
+    return(built)
+  }
   # Only a failed pass can be one without complete rows: the O(N) test runs only then.
   codes <- design$codes
   if (length(codes) == 0L) hnm_abort("no complete rows: `data` has no rows.", call = call)
@@ -290,4 +294,21 @@ explain_build_error <- function(built, design, call) {
               call = call)
   }
   built
+}
+
+# The pass's "`x` must be finite (or NA), but row i is infinite or NaN." with the role of the
+# column (the response, or a model variable) and the value found there (NaN, Inf or -Inf).
+explain_not_finite <- function(message, design) {
+  pattern <- "^`(.*)` must be finite \\(or NA\\), but row ([0-9]+) is infinite or NaN\\.$"
+  if (!grepl(pattern, message)) return(message)
+  name <- sub(pattern, "\\1", message)
+  row <- as.numeric(sub(pattern, "\\2", message))
+  column <- match(name, design$names)
+  if (is.na(column)) return(message)
+  widths <- vapply(design$variables, NCOL, numeric(1))
+  object <- findInterval(column - 1, cumsum(c(0, widths))[-1L]) + 1L
+  v <- design$variables[[object]]
+  value <- if (is.matrix(v)) v[row, column - sum(widths[seq_len(object - 1L)])] else v[row]
+  role <- if (identical(column, as.integer(design$response))) "the response" else "the model variable"
+  sprintf("%s `%s` must be finite (or NA), but row %.0f is %s.", role, name, row, format(value))
 }
