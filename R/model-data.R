@@ -285,13 +285,19 @@ explain_build_error <- function(built, design, call) {
     if (!any(complete)) break
   }
   if (!any(complete)) {
-    response <- if (design$response > 0L) design$variables[[design$response]]
-    hnm_abort(sprintf("no complete rows: every row has NA in %s.",
-                      if (!is.null(response) && is.null(dim(response)) && all(is.na(response)))
-                        sprintf("the response `%s`", design$response_name) else
-                        sprintf("the response `%s`, a model variable or the grouping variable `%s`",
-                                design$response_name, design$group_name)),
-              call = call)
+    # A variable that is NA in every row, if one is: the response first.
+    widths <- vapply(design$variables, NCOL, numeric(1))
+    first <- cumsum(c(1, widths))[seq_along(widths)]
+    empty <- which(vapply(design$variables, function(v) all(is.na(v)), logical(1)))
+    empty <- empty[order(first[empty] != design$response)]
+    what <- if (length(empty) > 0L) {
+      sprintf("%s `%s`", if (first[empty[1L]] == design$response) "the response" else
+        "the model variable", design$names[first[empty[1L]]])
+    } else {
+      sprintf("the response `%s`, a model variable or the grouping variable `%s`",
+              design$response_name, design$group_name)
+    }
+    hnm_abort(sprintf("no complete rows: every row has NA in %s.", what), call = call)
   }
   built
 }
