@@ -184,10 +184,17 @@ response_column <- function(parsed, data, env, offset, call) {
 # a level not among them, as for a missing value).
 grouping_factor <- function(parsed, data, env, call, levels = NULL) {
   g <- group_variable(parsed$group, data, env, call)
-  if (!is.atomic(g) || is.null(g) || (!is.null(data) && length(g) == 1L && nrow(data) != 1L)) {
-    hnm_abort(sprintf("the grouping variable `%s` must be a vector or factor with one value per row.",
-                      parsed$group_name), call = call)
+  if (is.atomic(g) && !is.null(g) && is.data.frame(data) && length(g) == 1L && nrow(data) != 1L) {
+    hnm_abort(sprintf(paste("the grouping variable `%s` has length 1 but the response `%s` has",
+                            "length %.0f: they must have the same length, one value per row; `%s`",
+                            "is not a column of `data`, so a variable of that name outside it",
+                            "was used."), parsed$group_name, deparse1(parsed$response),
+                      as.double(nrow(data)), parsed$group_name),
+              call = call, class = "hnm_error_length_mismatch")
   }
+  # The one-way checks (R/model-data.R): a vector or factor; raw refused; integer64 and other
+  # types as factor() makes them.
+  g <- check_group(g, parsed$group_name, call)
   if (!is.null(levels)) {
     codes <- group_level_values(g, levels, seq_along(levels), parsed$group_name, call)
     return(list(codes = codes, levels = levels))

@@ -53,7 +53,7 @@ check_lmm_range <- function(stats, names, response, fixed, random, blocks, call)
   wide <- which(!is.finite(total) | !is.finite(square * n_obs))
   if (length(wide) > 0L) {
     hnm_abort(sprintf(paste("the model variable %s spans too wide a range: its sum of squares",
-                            "overflows double precision (its RMS deviation times sqrt(N) must stay",
+                            "would overflow double precision (its RMS deviation times sqrt(N) must stay",
                             "below 1.3e154); divide it by a power of ten and scale the estimates",
                             "back."), label(wide[1L])),
               call = call, class = "hnm_error_out_of_range")
@@ -85,5 +85,18 @@ check_lmm_range <- function(stats, names, response, fixed, random, blocks, call)
                             "1e-150..1e150."), label(response), label(a), ratio[apart[1L]]),
               call = call, class = "hnm_error_out_of_range")
   }
+  check_within_variation(n, within[, response], names[response], random, call)
   invisible()
+}
+
+# A response that does not vary within any group, with a random intercept: the group effects
+# reproduce it, so sigma^2 -> 0 and the likelihood is unbounded (the one-way model's error).
+# (Groups of one row have no within-group variation to show: all of them is no_replication.)
+check_within_variation <- function(n, within, name, random, call) {
+  if (any(random == 0L) && any(n > 1) && all(within == 0)) {
+    hnm_abort(sprintf(paste("the response `%s` does not vary within any group, so the",
+                            "within-group variance (sigma^2) would be 0 and the likelihood is",
+                            "unbounded."), name),
+              call = call, class = "hnm_error_no_within_group_variation")
+  }
 }

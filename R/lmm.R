@@ -9,12 +9,7 @@ lmm_build <- function(parsed, data, call) {
   built <- rs_lmm_build(design$variables, design$codes, length(design$levels), design$response,
                         design$fixed, design$random, design$blocks, design$names,
                         thread_count(call))
-  # Only a failed pass can be one without groups: all(is.na()) of N codes runs only then.
-  if (is_core_error(built) && !identical(built$kind, "interrupted") && all(is.na(design$codes))) {
-    hnm_abort(sprintf("the grouping variable `%s` has no non-missing values.", design$group_name),
-              call = call)
-  }
-  built <- rust_result(built, call = call)
+  built <- rust_result(explain_build_error(built, design, call), call = call)
   check_lmm_range(built$stats, design$names, design$response, design$fixed, design$random,
                   design$blocks, call)
   list(design = design, built = built)
@@ -203,8 +198,9 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
   built <- rust_result(rs_lmm_restore(stats$pilot, stats$n, stats$means, stats$comoments,
                                       design$response, design$fixed, design$random,
                                       design$blocks, method == "REML", NULL), call = call)
-  estimates <- optimise_fit(built, design, parsed, method, call)
+  # The statistics first: the one-way closed form and the ANOVA estimates read them.
   built <- c(built, list(stats = stats, dropped = 0))
+  estimates <- optimise_fit(built, design, parsed, method, call)
   check_fit(new_hnm_fit(estimates, built, design, formula, parsed, call, method), call)
 }
 

@@ -255,3 +255,66 @@ pass_statistics <- function(pass, index, group) {
   list(group = group, center = pass$center, n = pick(pass$n), mean = pick(pass$mean),
        ss = pick(pass$ss), n_dropped = row_count(pass$dropped))
 }
+
+# The general path's reading of a failed data pass (rs_lmm_build) in the user's terms, as the
+# one-way checks gave them: no rows left after dropping NA (a data frame without rows, a
+# response or grouping variable that is all NA) is "no complete rows", and a corrupt
+# factor's code names the grouping variable and the row. Other errors are returned as they are.
+explain_build_error <- function(built, design, call) {
+  if (!is_core_error(built) || identical(built$kind, "interrupted")) return(built)
+  if (identical(built$kind, "group_code_out_of_range")) {
+    built$hnm_core_error <- sub("^`[^`]*` has group code (.*) at position ",
+                                sprintf("the grouping variable `%s` has group code \\1 at row ",
+                                        design$group_name), built$hnm_core_error)
+    return(built)
+  }
+  if (identical(built$kind, "not_finite")) {
+    built$hnm_core_error <- explain_not_finite(built$hnm_core_error, design)
+    return(built)
+  }
+  # Only a failed pass can be one without complete rows: the O(N) test runs only then.
+  codes <- design$codes
+  if (length(codes) == 0L) hnm_abort("no complete rows: `data` has no rows.", call = call)
+  if (all(is.na(codes))) {
+    hnm_abort(sprintf("no complete rows: the grouping variable `%s` is NA in every row.",
+                      design$group_name), call = call)
+  }
+  complete <- !is.na(codes)
+  for (v in design$variables) {
+    complete <- complete & if (is.matrix(v)) !rowSums(is.na(v)) else !is.na(v)
+    if (!any(complete)) break
+  }
+  if (!any(complete)) {
+    # A variable that is NA in every row, if one is: the response first.
+    widths <- vapply(design$variables, NCOL, numeric(1))
+    first <- cumsum(c(1, widths))[seq_along(widths)]
+    empty <- which(vapply(design$variables, function(v) all(is.na(v)), logical(1)))
+    empty <- empty[order(first[empty] != design$response)]
+    what <- if (length(empty) > 0L) {
+      sprintf("%s `%s`", if (first[empty[1L]] == design$response) "the response" else
+        "the model variable", design$names[first[empty[1L]]])
+    } else {
+      sprintf("the response `%s`, a model variable or the grouping variable `%s`",
+              design$response_name, design$group_name)
+    }
+    hnm_abort(sprintf("no complete rows: every row has NA in %s.", what), call = call)
+  }
+  built
+}
+
+# The pass's "`x` must be finite (or NA), but row i is infinite or NaN." with the role of the
+# column (the response, or a model variable) and the value found there (NaN, Inf or -Inf).
+explain_not_finite <- function(message, design) {
+  pattern <- "^`(.*)` must be finite \\(or NA\\), but row ([0-9]+) is infinite or NaN\\.$"
+  if (!grepl(pattern, message)) return(message)
+  name <- sub(pattern, "\\1", message)
+  row <- as.numeric(sub(pattern, "\\2", message))
+  column <- match(name, design$names)
+  if (is.na(column)) return(message)
+  widths <- vapply(design$variables, NCOL, numeric(1))
+  object <- findInterval(column - 1, cumsum(c(0, widths))[-1L]) + 1L
+  v <- design$variables[[object]]
+  value <- if (is.matrix(v)) v[row, column - sum(widths[seq_len(object - 1L)])] else v[row]
+  role <- if (identical(column, as.integer(design$response))) "the response" else "the model variable"
+  sprintf("%s `%s` must be finite (or NA), but row %.0f is %s.", role, name, row, format(value))
+}

@@ -87,7 +87,11 @@ lmm_statistics <- function(parsed, data, stats, call, run = collect_rows) {
 # `run` executes the database's queries (see R/sql.R).
 statistics_fit <- function(formula, data, stats, method, call, run = collect_rows) {
   parsed <- parse_mixed_formula(formula, call)
-  check_estimator(parsed, method, call)
+  if (method == "ANOVA" && !parsed$one_way) {
+    hnm_abort(paste("method = \"ANOVA\" (the method of moments) fits the one-way model",
+                    "`y ~ 1 | g` only; fit statistics of models with covariates or random slopes",
+                    "by method = \"ML\" or \"REML\"."), call = call, class = "hnm_error_argument")
+  }
   statistics <- if (parsed$one_way) {
     one_way_model_statistics(statistics_input(formula, data, stats, call, run), parsed)
   } else {

@@ -28,6 +28,6 @@ base_r_statistics <- function(y, g) {
 
 # The estimates two fits must share.
 fit_numbers <- function(fit) {
-  c(mu = fit$mu, sigma2 = fit$sigma2, tau2 = fit$tau2, deviance = fit$deviance,
-    se_mu = fit$se_mu, nobs = nobs(fit), ngrps = unname(ngrps(fit)))
+  c(mu = mu_of(fit), sigma2 = sigma2_of(fit), tau2 = tau2_of(fit), deviance = fit$deviance,
+    se_mu = sqrt(vcov(fit)[1L, 1L]), nobs = nobs(fit), ngrps = unname(ngrps(fit)))
 }

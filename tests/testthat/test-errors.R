@@ -80,7 +80,7 @@ test_that("sums of squares beyond the double range are errors that say how to re
 
 test_that("lme4's `(1 || g)` is the same model as `(1 | g)`", {
   d <- simulate_unbalanced(10, 1)
-  expect_equal(hnm_fit(y ~ 1 + (1 || g), d)$tau2, hnm_fit(y ~ 1 | g, d)$tau2)
+  expect_equal(tau2_of(hnm_fit(y ~ 1 + (1 || g), d)), tau2_of(hnm_fit(y ~ 1 | g, d)))
 })
 
 test_that("rows with NA in y or g are dropped as lme4 drops them, and nobs counts the rest", {
@@ -95,8 +95,8 @@ test_that("rows with NA in y or g are dropped as lme4 drops them, and nobs count
   expect_lte(deviance(fit), deviance(reference) + 1e-7)
   # The variances of lme4's fit at hnm's θ (lmer_twin, helper-lmm.R), to rounding: not where lme4's optimiser stops.
   twin <- lmer_twin(fit, y ~ 1 + (1 | g), d)
-  expect_equal(fit$sigma2, sigma(twin)^2, tolerance = 1e-8)
-  expect_equal(fit$tau2, as.data.frame(lme4::VarCorr(twin))$vcov[1], tolerance = 1e-8)
+  expect_equal(sigma2_of(fit), sigma(twin)^2, tolerance = 1e-8)
+  expect_equal(tau2_of(fit), as.data.frame(lme4::VarCorr(twin))$vcov[1], tolerance = 1e-8)
   expect_equal(length(residuals(fit)), nobs(fit))
 })
 

@@ -209,5 +209,5 @@ test_that("statistics far larger than the data are refused before they are alloc
                fixed = TRUE)
   # The same rows in 100 groups: 64,802,400 bytes, under 1 GiB, and fitted.
   small <- transform(d, g = factor(as.integer(g) %% 100))
-  expect_s3_class(hnm_fit(y ~ x + f + (1 | g), small), "hnm_lmm")
+  expect_s3_class(hnm_fit(y ~ x + f + (1 | g), small), "hnm_fit")
 })

@@ -41,14 +41,14 @@ test_that("every response and group type gives lme4's fit, groups in factor() or
       twin <- lmer_twin(fit, y ~ 1 + (1 | g), d)
       twin_vc <- as.data.frame(lme4::VarCorr(twin))
       expect_equal(unname(fixef(fit)), unname(lme4::fixef(twin)), tolerance = 1e-8, label = label)
-      expect_equal(fit$sigma2, twin_vc$vcov[2], tolerance = 1e-8, label = label)
-      expect_equal(fit$tau2, twin_vc$vcov[1], tolerance = 1e-8, label = label)
+      expect_equal(sigma2_of(fit), twin_vc$vcov[2], tolerance = 1e-8, label = label)
+      expect_equal(tau2_of(fit), twin_vc$vcov[1], tolerance = 1e-8, label = label)
       expect_equal(c(logLik(fit)), c(logLik(twin)), tolerance = 1e-10, label = label)
       expect_identical(nobs(fit), nobs(ref), label = label)
       expect_identical(nobs(fit), nrow(d) - 4L, label = label)
       # lme4's random-effect rows follow the levels of its grouping factor.
-      expect_identical(fit$stats$group, rownames(lme4::ranef(ref)$g), label = label)
-      expect_identical(fit$stats$group, levels(droplevels(factor(d$g[!is.na(d$y)]))),
+      expect_identical(fit$levels, rownames(lme4::ranef(ref)$g), label = label)
+      expect_identical(fit$levels, levels(droplevels(factor(d$g[!is.na(d$y)]))),
                        label = label)
       expect_equal(unname(fitted(fit)), unname(fitted(twin)), tolerance = 1e-8, label = label)
       expect_equal(unname(residuals(fit)), unname(residuals(twin)), tolerance = 1e-8,
@@ -96,8 +96,8 @@ test_that("a large offset keeps the within-group SS exact through every group ty
   exact_ss <- vapply(split(k / 4, codes), function(v) sum((v - mean(v))^2), 0)
   for (g in list(codes, as.character(codes), factor(codes), as.double(codes))) {
     fit <- hnm_fit(y ~ 1 | g, data.frame(y = 1e12 + k / 4, g = g))
-    expect_equal(fit$stats$ss, unname(exact_ss), tolerance = 1e-15)
-    expect_equal(fit$sigma2, sum(exact_ss) / (12 - 4), tolerance = 1e-14)
+    expect_equal(hnm:::fit_one_way_statistics(fit)$ss, unname(exact_ss), tolerance = 1e-15)
+    expect_equal(sigma2_of(fit), sum(exact_ss) / (12 - 4), tolerance = 1e-14)
   }
 })
 
@@ -118,7 +118,8 @@ test_that("the fit keeps the data columns by reference, integer y included", {
   d <- data.frame(y = as.integer(round(100 * rnorm(40))), g = rep(c("p", "q", "r", "s"), 10))
   fit <- hnm_fit(y ~ 1 | g, d)
   # tracemem() reports an object's address.
-  expect_identical(tracemem(fit$y), tracemem(d$y))
-  expect_identical(tracemem(fit$g), tracemem(d$g))
+  # The response among the fit's rows; the grouping column in the data the fit keeps.
+  expect_identical(tracemem(fit$rows$variables[[fit$spec$response]]), tracemem(d$y))
+  expect_identical(tracemem(fit$data$g), tracemem(d$g))
   untracemem(d$y); untracemem(d$g)
 })

@@ -41,7 +41,7 @@ test_that("fits from statistics tables equal the fit from the rows to 1e-9", {
       for (fit in list(from_stats, from_table)) {
         expect_equal(fit_numbers(fit), fit_numbers(from_rows), tolerance = 1e-9, info = info)
         expect_equal(confint(fit), confint(from_rows), tolerance = 1e-9, info = info)
-        expect_equal(fit$stats$group, from_rows$stats$group, info = info)
+        expect_equal(fit$levels, from_rows$levels, info = info)
       }
     }
   }
