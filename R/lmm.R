@@ -198,7 +198,6 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
   built <- rust_result(rs_lmm_restore(stats$pilot, stats$n, stats$means, stats$comoments,
                                       design$response, design$fixed, design$random,
                                       design$blocks, method == "REML", NULL), call = call)
-  # The statistics first: the one-way closed form and the ANOVA estimates read them.
   built <- c(built, list(stats = stats, dropped = 0))
   estimates <- optimise_fit(built, design, parsed, method, call)
   check_fit(new_hnm_fit(estimates, built, design, formula, parsed, call, method), call)
