@@ -1,12 +1,13 @@
-#' Negative log-likelihood, gradient or Hessian (`what` = 0, 1, 2) at `par`.
+#' Negative log-likelihood, gradient or Hessian (`what` = 0, 1, 2) at `par` of the one-way
+#' model behind `ptr`.
 #' @noRd
 rs_neg_log_lik <- function(ptr, par, what) .Call(wrap__rs_neg_log_lik, ptr, par, what)
 
-#' ML (`reml = FALSE`) or REML fit from group statistics.
+#' ML (`reml = FALSE`) or REML fit of the one-way model behind `ptr` by its closed form.
 #' @noRd
 rs_fit <- function(ptr, reml) .Call(wrap__rs_fit, ptr, reml)
 
-#' ANOVA (method-of-moments) fit from group statistics.
+#' ANOVA (method-of-moments) fit of the one-way model behind `ptr`.
 #' @noRd
 rs_anova_fit <- function(ptr) .Call(wrap__rs_anova_fit, ptr)
 
@@ -43,19 +44,6 @@ rs_data_pass <- function(y, g, response, group) .Call(wrap__rs_data_pass, y, g, 
 #' @noRd
 rs_group_codes <- function(g, group) .Call(wrap__rs_group_codes, g, group)
 
-#' Profile-likelihood limits (τ, σ, μ; lower then upper) for critical value `z`, of the
-#' ML (`reml = FALSE`) or REML criterion.
-#' @noRd
-
-#' The profiles of the parameters `which` (1 τ, 2 σ, 3 μ) at ζ = −zeta_max..zeta_max in
-#' `steps` steps a side: for each point the parameter index, ζ, and τ, σ, μ at the inner optimum.
-#' @noRd
-
-#' Refits of bootstrap replicates given as a replicates × groups matrix of centered group
-#' means and a vector of pooled within-group sums of squares, on `threads` threads; NA where
-#' a refit failed.
-#' @noRd
-
 #' TRUE when `ptr` holds a model (FALSE after `readRDS`, which restores pointers as NULL).
 #' @noRd
 rs_lmm_valid <- function(ptr) .Call(wrap__rs_lmm_valid, ptr)
@@ -77,11 +65,14 @@ rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, 
 #' @noRd
 rs_lmm_fit <- function(ptr, reml, start, keep) .Call(wrap__rs_lmm_fit, ptr, reml, start, keep)
 
-#' The fitted model's random effects: `modes` (groups × q, by rows) and conditional
-#' covariances (q × q per group).
+#' The fit at the internal θ `internal_theta` without a search (ML, or REML when `reml`),
+#' kept in the model: the one-way model's θ found by its closed form (see R/one-way.R).
 #' @noRd
 rs_lmm_fit_at <- function(ptr, reml, internal_theta) .Call(wrap__rs_lmm_fit_at, ptr, reml, internal_theta)
 
+#' The fitted model's random effects: `modes` (groups × q, by rows) and conditional
+#' covariances (q × q per group).
+#' @noRd
 rs_lmm_ranef <- function(ptr) .Call(wrap__rs_lmm_ranef, ptr)
 
 #' Fitted values of the rows of `columns_list` (the model's variables) with 1-based group

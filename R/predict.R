@@ -1,51 +1,5 @@
-# Predictions, simulation and refitting for hnm_fit, with lme4's arguments.
-
-#' Predict from or simulate an `hnm_fit`
-#'
-#' `predict` gives \eqn{\hat\mu + \hat a_j} for each row (`re.form = NULL`, the default) or
-#' the population mean \eqn{\hat\mu} (`re.form = NA` or `~0`), as lme4's `predict`. Without
-#' `newdata` it returns the fitted values of the rows used in the fit. In `newdata`, a group
-#' level not seen in the fit (or `NA`) is an error unless `allow.new.levels = TRUE`, when it
-#' is predicted by \eqn{\hat\mu}, as lme4 does.
-#'
-#' `simulate` draws new responses for the rows of the fit from the fitted model,
-#' \eqn{\hat\mu + \hat\sigma(\hat\theta u_j + e_{ij})} with new group effects \eqn{u_j} and
-#' errors \eqn{e_{ij}} standard normal, drawn in lme4's order (all \eqn{u}, then all \eqn{e}),
-#' so `simulate(fit, seed = s)` reproduces lme4's `simulate(lmer_fit, seed = s)`. As
-#' `stats::simulate`, a given `seed` leaves the caller's random-number stream untouched.
-#'
-#' `update` is `stats::update`: `update(fit, method = "REML")` or `update(fit, data = d2)`
-#' refits with changed arguments.
-#'
-#' @param object An `hnm_fit`.
-#' @param newdata A data frame holding the grouping variable (not needed for `re.form = NA`),
-#'   or `NULL` for the fit's rows.
-#' @param re.form `NULL` to include the group effects, `NA` or `~0` for the population
-#'   mean only; the model's random term `~ (1 | g)` is `NULL`. A term or grouping factor not
-#'   in the model is an error. `simulate` takes one of `use.u` and `re.form`, as lme4's.
-#' @param allow.new.levels Logical: predict new (or `NA`) group levels in `newdata` by
-#'   \eqn{\hat\mu} instead of raising an error.
-#' @param type `"link"` or `"response"` (the same for a linear model), as lme4's.
-#' @param se.fit For population predictions (`re.form = NA`): also return the standard
-#'   error se(mu), as `list(fit, se.fit)`.
-#' @param nsim Number of simulated responses.
-#' @param seed `NULL`, or an integer passed to [set.seed()] for this call only.
-#' @param use.u For `simulate`: `TRUE` (or `re.form = NULL`) keeps the conditional modes of
-#'   the group effects and draws new errors only, as lme4's.
-#' @param ... Unused (an error if given).
-#' @return `predict`: a numeric vector. `simulate`: a data frame with one column per
-#'   simulation, named `sim_1`, `sim_2`, ..., and attribute `"seed"` as
-#'   `stats::simulate` sets it (the seed with the RNG kind, or the prior `.Random.seed`).
-#' @examples
-#' fit <- hnm_fit(y ~ 1 | g, wheat)
-#' head(predict(fit))
-#' predict(fit, newdata = data.frame(g = c(1, 2, 99)), allow.new.levels = TRUE)
-#' predict(fit, newdata = data.frame(g = 1:2), re.form = NA)
-#' sims <- simulate(fit, nsim = 3, seed = 1)
-#' head(sims)
-#' update(fit, method = "REML")
-#' @name predict.hnm_fit
-NULL
+# Predictions and simulation for hnm_fit, with lme4's arguments (predict.hnm_fit and
+# simulate.hnm_fit are documented with the other methods, ?hnm_fit-methods).
 
 # The random-effects columns `re.form` keeps, as lme4's predict() and simulate() read it:
 # NULL every column, NA or ~0 none, a formula of random-effects terms of the model's grouping
@@ -111,4 +65,213 @@ use_seed <- function(seed) {
   set.seed(seed)
   list(state = structure(seed, kind = as.list(RNGkind())),
        restore = function() assign(".Random.seed", saved, envir = globalenv()))
+}
+
+#' @rdname hnm_fit-methods
+#' @export
+predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
+                            type = c("link", "response"), se.fit = FALSE, ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  match.arg(type)
+  selected <- random_selection(re.form, random_terms_of(object, call), object$group_name, call)
+  population <- !any(selected)
+  if (!isFALSE(se.fit) && !(isTRUE(se.fit) && population)) {
+    hnm_abort(paste("`se.fit = TRUE` is available for population predictions (`re.form = NA`),",
+                    "whose standard errors come from vcov(fit), as lme4's."), call = call,
+              class = "hnm_error_argument")
+  }
+  modes <- selected_modes(object, selected)
+  if (is.null(newdata)) {
+    fit <- lmm_fitted(object, population, modes)
+    if (isTRUE(se.fit)) return(list(fit = fit, se.fit = prediction_se(model.matrix(object), object)))
+    return(fit)
+  }
+  if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
+  rows <- new_rows(object, newdata, allow.new.levels, population, call)
+  fit <- if (object$method == "ANOVA") one_way_fitted(object, rows$codes, population, modes) else
+    rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, !population, modes),
+                call = call)
+  if (!is.null(rows$offset)) fit <- fit + rows$offset
+  if (isTRUE(se.fit)) {
+    return(list(fit = fit, se.fit = prediction_se(new_fixed_matrix(object, rows$variables), object)))
+  }
+  fit
+}
+
+# sqrt(diag(X V Xᵀ)) for the rows of X.
+prediction_se <- function(x, object) sqrt(rowSums((x %*% vcov(object)) * x))
+
+# The model's random parts for random_selection(): each part's term labels, column names and
+# the term of each column (`assign`, 0 for the intercept). A fit from statistics that did not
+# record `assign` has a column per term, named by its label.
+random_terms_of <- function(object, call) {
+  assign <- object$random_assign %||% vector("list", length(object$random_names))
+  Map(function(rhs, names, assign) {
+    labels <- part_terms(rhs, object$parsed$env, call)$labels
+    list(labels = labels, names = names,
+         assign = assign %||% (match(names, c("(Intercept)", labels)) - 1L))
+  }, object$parsed$random, object$random_names, assign)
+}
+
+# The conditional modes (groups × q by rows, as rs_lmm_fitted() takes them) of the selected
+# random-effects columns, the others 0; NULL when every column is selected (the fit's own
+# modes) or none (population values).
+selected_modes <- function(object, selected) {
+  if (all(selected) || !any(selected)) return(NULL)
+  modes <- ranef(object, condVar = FALSE)[[1L]]
+  modes <- as.vector(t(as.matrix(modes)))
+  modes[!rep(selected, length.out = length(modes))] <- 0
+  modes
+}
+
+# The model's variables for the rows of `newdata` (the response a placeholder), evaluated with
+# the fit's terms (their predvars: poly(), scale(), ns() with the fit's bases), and group codes
+# indexing the fit's levels (0 for a new level, when allowed). Population predictions read
+# neither the grouping variable (every code is 0) nor the random part's variables, as lme4's.
+new_rows <- function(object, newdata, allow_new_levels, population, call) {
+  parsed <- object$parsed
+  xlev <- c(object$xlev, list(group = object$levels))
+  terms <- list(fixed = object$terms,
+                random = object$random_terms %||% vector("list", length(parsed$random)))
+  read <- parsed
+  if (population) read$random <- list()
+  design <- model_design(read, newdata, call, xlev = xlev, new_data = TRUE, terms = terms,
+                         groups = !population)
+  used <- c(object$spec$fixed, if (!population) object$spec$random)
+  variables <- align_variables(object, design, nrow(newdata), used, call)
+  if (population) return(list(variables = variables, codes = integer(nrow(newdata)),
+                              offset = design$offset))
+  # The fit's levels as the codes of the groups the model was built from; NA for a new level
+  # or a missing group, predicted at the population level (code 0) when allowed.
+  codes <- as.integer(object$group_codes)[design$codes]
+  unseen <- is.na(codes)
+  if (any(unseen)) {
+    if (!isTRUE(allow_new_levels)) {
+      # The labels of the unseen rows, as the data give them (NA for a missing group).
+      given <- grouping_factor(parsed, newdata, parsed$env %||% globalenv(), call)
+      given_codes <- as.integer(given$codes)
+      given_codes[!is.na(given_codes) & given_codes < 1L] <- NA_integer_
+      unseen_values <- unique(as.character(given$levels[given_codes][unseen]))
+      hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit: %s. Use",
+                              "`allow.new.levels = TRUE` to predict them at the population level."),
+                        object$group_name,
+                        paste(utils::head(unseen_values, 5L), collapse = ", ")),
+                call = call, class = "hnm_error_new_levels")
+    }
+    codes[unseen] <- 0L
+  }
+  list(variables = variables, codes = codes, offset = design$offset)
+}
+
+# The fit's variables, in the fit's order, from the design of new data: those with an index
+# in `used`, the others (the response, a random-only variable of a population prediction)
+# one shared placeholder that is never read.
+align_variables <- function(object, design, rows, used, call) {
+  flat <- flat_variables(design$variables)
+  names(flat) <- design$names
+  placeholder <- numeric(rows)
+  names <- object$variable_names %||% object$rows$names
+  lapply(seq_along(names), function(a) {
+    if (!(a %in% used)) return(placeholder)
+    name <- names[a]
+    value <- flat[[name]]
+    if (is.null(value)) {
+      hnm_abort(sprintf("`newdata` does not give the model column `%s`.", name), call = call)
+    }
+    as.double(value)
+  })
+}
+
+# X for new rows (kept columns), from the aligned variables.
+new_fixed_matrix <- function(object, variables) {
+  columns <- object$spec$fixed[object$kept]
+  n <- length(variables[[1L]])
+  x <- vapply(columns, function(j) if (j == 0L) rep(1, n) else variables[[j]], numeric(n))
+  matrix(x, n, length(columns), dimnames = list(NULL, object$fixed_names))
+}
+
+#' @rdname hnm_fit-methods
+#' @export
+simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
+                             newdata = NULL, ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  check_count(nsim, "nsim", 1L, call)
+  if (!is.null(newdata)) {
+    hnm_abort("`newdata` is not supported by simulate() for hnm fits: it simulates the fit's rows.",
+              call = call, class = "hnm_error_argument")
+  }
+  if (!missing(use.u) && !missing(re.form)) use_u_and_re_form(call)
+  selected <- if (isTRUE(use.u)) rep(TRUE, length(unlist(object$random_names))) else
+    random_selection(re.form, random_terms_of(object, call), object$group_name, call)
+  drawn <- drawn_blocks(object, selected, call)
+  rng <- use_seed(seed)
+  on.exit(rng$restore())
+  rows <- lmm_rows(object, "simulate()")
+  ok <- complete_lmm_rows(object, rows)
+  n <- sum(ok)
+  modes <- selected_modes(object, selected)
+  if (length(drawn) == 0L) {
+    # Every term conditioned on its modes (use.u = TRUE, re.form = NULL): new errors only.
+    base <- lmm_fitted(object)
+    sims <- rep(list(base), nsim)
+  } else {
+    # lme4's order: new effects of the terms re.form leaves out, then the errors.
+    model <- lmm_model(object)
+    offset <- if (is.null(rows$offset)) 0 else rows$offset[ok]
+    effects <- simulated_effects(object, nsim, drawn)
+    sims <- lapply(seq_len(nsim), function(s) {
+      drawn_modes <- effects[[s]] + if (is.null(modes)) 0 else modes
+      if (object$method == "ANOVA") return(one_way_fitted(object, rows$codes[ok], FALSE, drawn_modes))
+      values <- rust_result(rs_lmm_fitted(model, rows$variables, rows$codes, TRUE, drawn_modes))
+      values[ok] + offset
+    })
+  }
+  noise <- matrix(stats::rnorm(n * nsim), ncol = nsim)
+  out <- as.data.frame(do.call(cbind, sims) + object$sigma * noise)
+  names(out) <- paste0("sim_", seq_len(nsim))
+  structure(out, seed = rng$state)
+}
+
+# The random-effects terms (blocks of Λ) simulate() draws anew: those with none of their
+# columns selected by re.form, as lme4 draws the terms re.form leaves out. A term with some of
+# its columns selected would be both conditioned on and drawn: refused.
+drawn_blocks <- function(object, selected, call) {
+  blocks <- block_ranges(object)
+  partial <- vapply(blocks, function(b) any(selected[b]) && !all(selected[b]), logical(1))
+  if (any(partial)) {
+    i <- which(partial)[1L]
+    hnm_abort(sprintf(paste("`re.form` names some columns of the random-effects term `(%s | %s)`",
+                            "but not all (%s): simulate() conditions on whole terms and draws",
+                            "the others anew."), deparse1(object$parsed$random[[i]]),
+                      object$group_name,
+                      paste(unlist(object$random_names)[blocks[[i]][!selected[blocks[[i]]]]],
+                            collapse = ", ")),
+              call = call, class = "hnm_error_argument")
+  }
+  blocks[!vapply(blocks, function(b) any(selected[b]), logical(1))]
+}
+
+# New random effects b = σ Λ u for every group in the random-effects terms `blocks` (the
+# others 0), u standard normal drawn in lme4's order (term by term, within a term group by
+# group, within a group the term's columns), one set per simulation: the same draws as
+# lme4's simulate() for the same seed. Each set is a groups × q matrix by rows, in the data's
+# units.
+simulated_effects <- function(object, nsim, blocks) {
+  lambda <- relative_factor(object)
+  m <- length(object$levels)
+  q <- nrow(lambda)
+  u <- matrix(stats::rnorm(m * length(unlist(blocks)) * nsim), ncol = nsim)
+  lapply(seq_len(nsim), function(s) {
+    b <- matrix(0, m, q)
+    offset <- 0L
+    for (block in blocks) {
+      size <- length(block)
+      draws <- matrix(u[offset + seq_len(m * size), s], size, m)
+      b[, block] <- t(lambda[block, block, drop = FALSE] %*% draws)
+      offset <- offset + m * size
+    }
+    as.vector(t(object$sigma * b))
+  })
 }

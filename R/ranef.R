@@ -31,6 +31,42 @@
 #' @name ranef.hnm_fit
 NULL
 
+#' @rdname ranef.hnm_fit
+#' @export
+ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
+  check_ranef_arguments(object, drop, whichel, list(...))
+  re <- if (object$method == "ANOVA") one_way_modes(object) else
+    rust_result(rs_lmm_ranef(lmm_model(object)))
+  names <- unlist(object$random_names)
+  q <- length(names)
+  m <- length(object$levels)
+  modes <- matrix(re$modes, m, q, byrow = TRUE, dimnames = list(object$levels, names))
+  effects <- as.data.frame(modes, optional = TRUE)
+  names(effects) <- names
+  if (isTRUE(condVar)) {
+    covariances <- array(re$conditional_covariances, c(q, q, m))
+    blocks <- block_ranges(object)
+    attr(effects, "postVar") <- if (length(blocks) == 1L) covariances else
+      setNames(lapply(blocks, function(i) covariances[i, i, , drop = FALSE]),
+               vapply(object$random_names, `[`, "", 1L))
+  }
+  structure(setNames(list(effects), object$group_name), class = "ranef.hnm")
+}
+
+#' @rdname ranef.hnm_fit
+#' @export
+coef.hnm_fit <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
+  effects <- ranef(object, condVar = FALSE)[[1L]]
+  beta <- fixef(object)
+  out <- as.data.frame(matrix(beta, nrow(effects), length(beta), byrow = TRUE,
+                              dimnames = list(rownames(effects), names(beta))), optional = TRUE)
+  for (name in names(effects)) {
+    out[[name]] <- (if (name %in% names(beta)) out[[name]] else 0) + effects[[name]]
+  }
+  structure(setNames(list(out), object$group_name), class = "coef.mer")
+}
+
 # lme4's `drop` and `whichel`: the list shape is kept, and the one factor may be named.
 check_ranef_arguments <- function(object, drop, whichel, dots) {
   check_no_dots(dots, sys.call(-1L))

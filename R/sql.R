@@ -202,7 +202,7 @@ check_finite_statistics <- function(values, call) {
 
 # The general model --------------------------------------------------------------------------
 
-# The statistics of the general model (see R/stats-lmm.R) from a database table: the model's
+# The statistics of the general model (see R/statistics.R) from a database table: the model's
 # design columns as SQL expressions (numeric columns and expressions of them as dbplyr
 # translates them; factors as indicator or contrast columns with R's coding of the formula,
 # their levels from SELECT DISTINCT; interactions as products), then one GROUP BY query
