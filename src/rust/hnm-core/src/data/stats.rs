@@ -13,6 +13,7 @@
 //! would add per-group cross-products X_jᵀX_j, X_jᵀy_j as further columns without
 //! changing this layout.
 
+use crate::data::blocks::check_length;
 use crate::data::cross_products::CrossProducts;
 use crate::data::pass::{accumulate, LevelCodes, Response};
 use crate::error::{HnmError, Result};
@@ -104,8 +105,8 @@ impl GroupStats {
     /// assert_eq!(s.centered_mean()[1] - s.centered_mean()[0], 0.3 - 0.1);
     /// ```
     pub fn centered(center: f64, n: Vec<f64>, centered_mean: Vec<f64>, ssw: Vec<f64>) -> Result<Self> {
-        check_same_length("n", n.len(), "mean", centered_mean.len())?;
-        check_same_length("n", n.len(), "ss", ssw.len())?;
+        check_length("n", n.len(), "mean", centered_mean.len())?;
+        check_length("n", n.len(), "ss", ssw.len())?;
         if !center.is_finite() {
             return Err(HnmError::NotFinite { argument: "center", index: 0 });
         }
@@ -250,14 +251,6 @@ impl GroupStats {
             return Err(HnmError::NoWithinGroupVariation);
         }
         Ok(())
-    }
-}
-
-fn check_same_length(first: &'static str, first_len: usize, second: &'static str, second_len: usize) -> Result<()> {
-    if first_len == second_len {
-        Ok(())
-    } else {
-        Err(HnmError::LengthMismatch { first, first_len, second, second_len })
     }
 }
 
