@@ -1,13 +1,16 @@
-# anova() for hnm_fit: tests of tau^2 = 0 for one fit, and lme4-style model comparison.
+# anova() for hnm_fit: lmerTest's F tests for one fit, lme4's model comparison for several, and
+# ranova(), the tests of tau^2 = 0 of the one-way model.
 
-#' Tests of \eqn{\tau^2 = 0} and model comparison
+#' F tests of the fixed effects and model comparison
 #'
-#' With one fit, `anova(fit)` tests \eqn{\tau^2 = 0} two ways: the likelihood-ratio
-#' statistic of the ML fits with and without the random effect, whose p-value is from the
-#' \eqn{\frac12\chi^2_0 + \frac12\chi^2_1}{0.5 chi2(0) + 0.5 chi2(1)} mixture (Self & Liang
-#' 1987) because \eqn{\tau^2 = 0} is on the boundary, and the exact one-way ANOVA F test
-#' (\eqn{MSG/MSE \sim F_{m-1, N-m}} under \eqn{\tau^2 = 0}, balanced or not). lme4's
-#' `anova(lmer_fit, lm_fit)` reports the naive \eqn{\chi^2_1} p-value, twice the mixture's.
+#' With one fit, `anova(fit)` is lmerTest's table of F tests of the fixed-effect terms (type III
+#' by default, Satterthwaite's denominator df), for every fit; see [hnm_fit-methods] for the
+#' types and how hnm builds them. The one-way model's only fixed effect is the intercept, so its
+#' table is lmerTest's, with no rows. The tests of the variance itself are where a variance is
+#' tested: `anova(fit0, fit1)` of fits with and without a random effect (below), and for the
+#' one-way model [ranova()], the likelihood-ratio test of \eqn{\tau^2 = 0} with the mixture
+#' p-value and the exact one-way ANOVA F test. lme4's `anova(lmer_fit, lm_fit)` reports the naive
+#' \eqn{\chi^2_1} p-value, twice the mixture's.
 #'
 #' With several fits, `anova(fit1, fit2, ...)` compares them as lme4's `anova.merMod`
 #' does (columns `npar`, `AIC`, `BIC`, `logLik`, `deviance`, `Chisq`, `Df`, `Pr(>Chisq)`,
@@ -31,22 +34,17 @@
 #' variances on the boundary is conservative. The mixture is an asymptotic reference: in
 #' small samples it is itself conservative (for the one-way model with m = 10 groups of 5,
 #' the mixture LRT rejects a true \eqn{\tau^2 = 0} about 2.9% of the time at level 0.05),
-#' and the exact F test of `anova(fit)` is the finite-sample test of \eqn{\tau^2 = 0} there.
-#'
-#' With `type` or `ddf` given, `anova(fit, type = "III")` is lmerTest's table of F tests of
-#' the fixed-effect terms, as for the general model ([hnm_fit-methods]): the one-way model's
-#' only fixed effect is the intercept, so the table is lmerTest's, with no rows.
+#' and the exact F test of [ranova()] is the finite-sample test of \eqn{\tau^2 = 0} there.
 #'
 #' @param object An `hnm_fit`.
 #' @param ... Further `hnm_fit` objects or `lm` fits (of the fixed effects of an `hnm_fit`
 #'   compared) to compare with `object`.
-#' @param type,ddf lmerTest's: when either is given, `anova(fit)` is lmerTest's F-test table of
-#'   the fixed-effect terms (`type` `"III"`, `"II"`, `"I"` or 3, 2, 1; `ddf`
-#'   `"Satterthwaite"` or `"lme4"`, `"Kenward-Roger"` an error) instead of the tests of
-#'   \eqn{\tau^2 = 0}{tau^2 = 0}. Neither may be given with several fits.
+#' @param type,ddf lmerTest's, for the F tests of one fit: `type` `"III"` (default), `"II"`,
+#'   `"I"` or 3, 2, 1; `ddf` `"Satterthwaite"` (default) or `"lme4"` (lme4's sequential
+#'   table), `"Kenward-Roger"` an error of class `hnm_error_unsupported`. Neither may be given
+#'   with several fits.
 #' @return A data frame of class `c("anova", "data.frame")` with a `heading`, which prints
-#'   like lme4's. For one fit its rows are the LRT and the F test, with columns `Statistic`,
-#'   `Df`, `Df.res` and `Pr(>Stat)`.
+#'   like lmerTest's (one fit) or lme4's (several).
 #' @references Stram, D. O. and Lee, J. W. (1994). Variance components testing in the
 #'   longitudinal mixed effects model. *Biometrics* 50, 1171-1177.
 #'

@@ -25,10 +25,8 @@
 #' lme4's `bootMer()` does (`use.u = FALSE`, `type = "parametric"`). A singular fit simulates
 #' no variation along its zero directions.
 #'
-#' @param object A fit of [hnm_fit()] by ML or REML: with covariates or random slopes (class
-#'   `hnm_lmm`), or one-way (`y ~ 1 | g`, whose replicates are drawn as
-#'   `confint(fit, method = "boot")` draws them: group means and the pooled within-group sum
-#'   of squares).
+#' @param object A fit of [hnm_fit()] by ML or REML (the one-way model `y ~ 1 | g`
+#'   included: its replicates' statistics are its group means and within-group sums of squares).
 #' @param nsim Number of replicates: a whole number from 2 to 10,000,000.
 #' @param seed `NULL` (use the current random-number state) or a seed for [set.seed()]; the
 #'   caller's random-number state is restored afterwards when a seed is given.

@@ -225,6 +225,6 @@ augment.hnm_fit <- function(x, data = NULL, ...) {
   data$.fitted <- data$.resid <- data$.fixed <- NA_real_
   data$.fitted[keep] <- fitted(x)
   data$.resid[keep] <- residuals(x)
-  data$.fixed[keep] <- as.vector(fixed_design(x) %*% fixef(x))
+  data$.fixed[keep] <- as.vector(stats::model.matrix(x) %*% fixef(x))
   data[c(setdiff(names(data), c(".fitted", ".resid", ".fixed")), ".fitted", ".resid", ".fixed")]
 }

@@ -102,25 +102,6 @@ random_formula <- function(x) {
   stats::as.formula(call("~", formula_parts(x)$bar), env = environment(formula(x)))
 }
 
-# Whether hnm has a method of `generic` for the class of fit `x` (the general model's
-# class hnm_lmm has model.matrix, terms and model.frame; the one-way model's hnm_fit not).
-has_method <- function(generic, x) {
-  any(vapply(class(x), function(cl) !is.null(utils::getS3method(generic, cl, optional = TRUE)), NA))
-}
-
-# The N x p fixed-effects design: model.matrix(fit) for the general model, the one-way
-# model's column of ones otherwise.
-fixed_design <- function(x) {
-  if (has_method("model.matrix", x)) return(stats::model.matrix(x))
-  matrix(1, nobs(x), 1L, dimnames = list(NULL, names(fixef(x))))
-}
-
-# The fixed-effects terms (as lme4's terms(fit, fixed.only = TRUE)).
-fixed_terms <- function(x) {
-  if (has_method("terms", x)) return(stats::terms(x))
-  stats::terms(fixed_formula(x))
-}
-
 # An error for arguments in `...` that a method does not take (all but `allowed`), named
 # as the user gave them, so no argument is silently ignored.
 reject_arguments <- function(dots, what, call, allowed = character()) {
@@ -160,7 +141,7 @@ get_variance.hnm_fit <- function(x, component = c("all", "fixed", "random", "res
   component <- match.arg(component)
   reject_arguments(list(...), "get_variance() for an hnm_fit", sys.call(),
                    allowed = c("name_fun", "name_full"))
-  X <- fixed_design(x)
+  X <- stats::model.matrix(x)
   vc <- VarCorr(x)
   group <- names(vc)[1L]
   Sigma <- vc[[1L]]
@@ -293,7 +274,7 @@ parameters_labels <- function(pars) {
 #' @rdname hnm-ecosystem
 #' @method recover_data hnm_fit
 recover_data.hnm_fit <- function(object, ...) {
-  emmeans::recover_data(object$call, stats::delete.response(fixed_terms(object)),
+  emmeans::recover_data(object$call, stats::delete.response(stats::terms(object)),
                         na.action = NULL, ...)
 }
 

@@ -1,12 +1,17 @@
-#' Fit the one-way random-effects model
+#' Fit a linear mixed model with one grouping factor
 #'
-#' Fits \eqn{y_{ij} = \mu + a_j + \epsilon_{ij}}, \eqn{a_j \sim N(0, \tau^2)},
-#' \eqn{\epsilon_{ij} \sim N(0, \sigma^2)} by maximum likelihood (the default, as
-#' `lme4::lmer(REML = FALSE)`), REML, or the ANOVA method of moments. One pass over the data
-#' in Rust reduces it to per-group statistics. For ML and REML, \eqn{\mu} and \eqn{\sigma^2}
-#' are profiled out analytically, and \eqn{\theta^2 = \tau^2/\sigma^2 \ge 0} is found by safeguarded
-#' Newton steps on the exact profiled score from the ANOVA estimate, so the estimate is the
-#' optimum to machine precision and \eqn{\tau^2 = 0} is reached exactly when it is the maximum.
+#' Fits lme4's linear mixed models with one grouping factor,
+#' \eqn{y_j = X_j\beta + Z_j b_j + \epsilon_j}{y_j = X_j beta + Z_j b_j + e_j},
+#' \eqn{b_j \sim N(0, \Sigma)}{b_j ~ N(0, Sigma)}, \eqn{\epsilon_j \sim N(0, \sigma^2 I)}{e_j ~ N(0, sigma^2 I)},
+#' by maximum likelihood (the default, as `lme4::lmer(REML = FALSE)`) or REML; the one-way
+#' model \eqn{y_{ij} = \mu + a_j + \epsilon_{ij}}, \eqn{a_j \sim N(0, \tau^2)}, is its simplest
+#' case (`y ~ 1 | g`), which can also be fitted by the ANOVA method of moments. `hnm_fit()`
+#' runs lme4's pipeline: the formula is parsed once, the model's columns are read in place,
+#' one pass over the rows in Rust reduces them to per-group statistics, the model built from
+#' them is optimised (the profiled criterion over \eqn{\theta} with its analytic gradient; the
+#' one-way model's \eqn{\theta} is the root of its profiled score, found to machine precision),
+#' the result is checked, and the fit object returned. Every evaluation after the pass costs
+#' O(groups), not O(N), and a variance is estimated as exactly 0 when that is the optimum.
 #'
 #' The ANOVA estimator is \eqn{\hat\mu = \bar y} (the grand mean of all observations),
 #' \eqn{\hat\sigma^2 = MSE} and \eqn{\hat\tau^2 = (MSG - MSE)/n_0} with

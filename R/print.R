@@ -72,11 +72,11 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #'
 #' The summary lme4 prints: information criteria, scaled residual quantiles, the variance
 #' components (with the correlations of correlated random effects), the number of
-#' observations and groups, the fixed-effect table (estimate, standard error, t value; for
-#' fits with covariates also lmerTest's Satterthwaite degrees of freedom and p-values) and,
+#' observations and groups, the fixed-effect table (estimate, standard error, t value, and
+#' lmerTest's Satterthwaite degrees of freedom and p-values for every ML or REML fit) and,
 #' with more than one fixed effect, the correlation of the fixed-effect estimates.
 #'
-#' The degrees of freedom of a fit with covariates are Satterthwaite's, computed as
+#' The degrees of freedom are Satterthwaite's, computed as
 #' `lmerTest` does (Kuznetsova et al. 2017): the delta-method variance of each estimated
 #' variance of a fixed effect, from the Hessian of the deviance in the variance parameters
 #' (\eqn{\theta}, \eqn{\sigma}) and the derivatives of `vcov(fit)` in them (analytic in hnm,
@@ -85,19 +85,19 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' they are rough.
 #'
 #' @param object An `hnm_fit`.
-#' @param ddf For fits with covariates, the denominator degrees of freedom of the t tests, as
-#'   lmerTest's `summary()`: `"Satterthwaite"` (default), or `"lme4"` for lme4's table
-#'   without degrees of freedom and p-values. `"Kenward-Roger"` is not available (an error).
-#'   The one-way model's table is lme4's in either case.
+#' @param ddf The denominator degrees of freedom of the t tests, as lmerTest's `summary()`:
+#'   `"Satterthwaite"` (default), or `"lme4"` for lme4's table without degrees of freedom and
+#'   p-values. `"Kenward-Roger"` is not available (an error). An ANOVA (moment) fit, which
+#'   has no likelihood curvature to take them from, has lme4's table in either case.
 #' @param x A `summary.hnm_fit`.
 #' @param digits Significant digits printed.
 #' @param correlation Show the correlation of the fixed effects when printed (by default when
 #'   there are 2 to 12, as lme4); given to `summary` (as lme4's), it is the default of `print`.
 #' @param ... Unused.
 #' @return An object of class `summary.hnm_fit` with lme4's components: `coefficients` (a
-#'   matrix with columns `Estimate`, `Std. Error`, `t value`, so `coef(summary(fit))` is the
-#'   fixed-effect table; for fits with covariates lmerTest's `Estimate`, `Std. Error`, `df`,
-#'   `t value`, `Pr(>|t|)`), `vcov`, `varcor`, `sigma`, `AICtab` (the criteria), `ngrps`,
+#'   matrix with lmerTest's columns `Estimate`, `Std. Error`, `df`, `t value`, `Pr(>|t|)`, or
+#'   lme4's `Estimate`, `Std. Error`, `t value`, so `coef(summary(fit))` is the fixed-effect
+#'   table), `vcov`, `varcor`, `sigma`, `AICtab` (the criteria), `ngrps`,
 #'   `logLik`, `call`, `methTitle` and `residuals` (scaled conditional residuals; `NULL`, and
 #'   not printed, for a fit from group statistics, which has no rows).
 #' @examples

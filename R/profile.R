@@ -125,7 +125,7 @@ plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
   invisible(x)
 }
 
-#' Profile the likelihood of a fit with covariates or random slopes
+#' Profile the likelihood of an `hnm_fit`
 #'
 #' Traces the signed root deviance \eqn{\zeta} of every parameter as lme4's
 #' `profile(lmer(...))` does: the SDs and correlations of the random effects (`.sig01`, ...,
@@ -145,7 +145,7 @@ plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
 #' the profile of an intercept SD for a covariate far from 0 is poorly determined, for hnm as
 #' for lme4.
 #'
-#' @param fitted A fit with covariates or random slopes (`hnm_lmm`).
+#' @param fitted An `hnm_fit` by ML or REML.
 #' @param which Parameters to profile: `NULL` (all), names (lme4's, as in `oldNames`) or
 #'   indices in lme4's order, or `"theta_"` (the variance parameters and `.sigma`) and
 #'   `"beta_"` (the fixed effects).
@@ -162,6 +162,12 @@ plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
 #' fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, method = "ML")
 #' pr <- profile(fit, which = "theta_")
 #' confint(pr)
+#' # The one-way model:
+#' d <- data.frame(y = c(5.1, 4.8, 6.0, 7.2, 6.9, 7.5, 4.0, 4.4, 4.9),
+#'                 g = rep(c("a", "b", "c"), each = 3))
+#' pr1 <- profile(hnm_fit(y ~ 1 | g, d))
+#' head(pr1)
+#' plot(pr1)
 #' @export
 profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, oldNames = TRUE,
                             ...) {
