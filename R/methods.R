@@ -498,7 +498,7 @@ complete_lmm_rows <- function(object, rows) {
 lmm_fitted <- function(object, population = FALSE, modes = NULL) {
   rows <- lmm_rows(object, "fitted values")
   ok <- complete_lmm_rows(object, rows)
-  if (object$method == "ANOVA") return(one_way_fitted(object, rows$codes[ok], population, modes))
+  if (is_one_way(object)) return(one_way_fitted(object, rows$codes[ok], population, modes))
   values <- rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes,
                                       !population, modes))
   offset <- rows$offset

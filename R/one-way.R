@@ -43,19 +43,34 @@ one_way_closed_form <- function(object, call, reml = is_reml(object)) {
 # theta at the root of the profiled score, found to the last bits, and mu, sigma^2, tau^2 and
 # the criterion from the within-group and between-group sums of squares, without the
 # cancellation of the blocked factorisation's residual sum of squares (2.9e-14 relative in
-# sigma^2 at an exact theta). The search's theta is limited by the rounding of its gradient,
-# which on large data sets leaves it up to 1e-13 from the root (NIST's SmLs03: tau^2 to 13
-# digits of 15). The model is set at the root and the search's record kept; a root the closed
-# form cannot find leaves the search's fit.
-one_way_optimum <- function(built, estimates, reml, call) {
+# sigma^2 at an exact theta). The search's theta (`searched`, rs_lmm_fit's result) is limited
+# by the rounding of its gradient, which on large data sets leaves it up to 1e-13 from the root
+# (NIST's SmLs03: tau^2 to 13 digits of 15). The model is set at the root and the search's
+# record kept; a root the closed form cannot find leaves the search's fit.
+#
+# The factorisation subtracts the groups' share of X'X from X'X, which cancels as theta =
+# tau/sigma grows (relative error about N eps theta^2 / m in the mean's precision): beyond
+# theta = 1e4 (group means apart by more than ten thousand within-group SDs) the profiles and
+# Satterthwaite's df lose their digits, and such data are refused as outside the documented
+# range. (The estimates, vcov and the random effects come from the closed form.)
+one_way_optimum <- function(built, searched, reml, call) {
   closed_form <- rs_fit(built$model, reml)
-  if (is_core_error(closed_form)) return(estimates)
+  if (is_core_error(closed_form)) return(rust_result(searched, call = call))
+  if (closed_form$theta > 1e4) {
+    hnm_abort(sprintf(paste("the group means are %.3g within-group standard deviations apart",
+                            "(tau/sigma): beyond 1e4 the mixed model's factorisation loses the",
+                            "digits of its profiles and degrees of freedom; the groups are then",
+                            "fixed effects in all but name (fit lm(y ~ factor(g)))."),
+                      closed_form$theta),
+              call = call, class = "hnm_error_out_of_range")
+  }
+  searched <- rust_result(searched, call = call)
   at_root <- rust_result(rs_lmm_fit_at(built$model, reml, closed_form$theta), call = call)
   at_root[c("beta", "sigma", "re_covariance", "deviance", "beta_covariance")] <-
     list(closed_form$mu, sqrt(closed_form$sigma2), closed_form$tau2, closed_form$deviance,
          closed_form$se_mu^2)
   c(at_root[setdiff(names(at_root), c("iterations", "evaluations", "converged"))],
-    estimates[c("iterations", "evaluations", "converged")])
+    searched[c("iterations", "evaluations", "converged")])
 }
 
 # The ANOVA (method-of-moments) estimates of a one-way model in the shape of the optimiser's
@@ -104,9 +119,10 @@ one_way_standard_errors <- function(object, call) {
   structure(stats::setNames(fit$std_errors, one_way_parameters), information = fit$information)
 }
 
-# The conditional modes of an ANOVA fit's group effects at (ybar, sigma^2, tau^2), and their
-# conditional variances: the BLUPs of the moment estimates (the Rust model's are at the GLS
-# mean of these variances, which differs from ybar for unbalanced data).
+# The conditional modes of a one-way fit's group effects at its (mu, sigma^2, tau^2),
+# tau^2 n_j / (sigma^2 + n_j tau^2) (ybar_j - mu), and their conditional variances: exact
+# where the factorisation's GLS mean cancels (its digits go as theta^2), and an ANOVA fit's
+# BLUPs at its moment estimates (mu = ybar, not the GLS mean of those variances).
 one_way_modes <- function(object) {
   s <- fit_one_way_statistics(object)
   tau2 <- object$re_covariance[1L, 1L]
@@ -116,7 +132,7 @@ one_way_modes <- function(object) {
        conditional_covariances = sigma2 * tau2 / (sigma2 + s$n * tau2))
 }
 
-# An ANOVA fit's fitted values of rows in groups `codes` (1-based levels of the statistics, 0
+# A one-way fit's fitted values of rows in groups `codes` (1-based levels of the statistics, 0
 # for a new level): ybar plus the group's mode (or `modes`, one per group with rows: chosen or
 # simulated effects), or ybar alone.
 one_way_fitted <- function(object, codes, population, modes = NULL) {
@@ -124,5 +140,5 @@ one_way_fitted <- function(object, codes, population, modes = NULL) {
   if (population) return(rep(mu, length(codes)))
   by_level <- numeric(length(object$stats$n))
   by_level[object$stats$n > 0] <- modes %||% one_way_modes(object)$modes
-  mu + c(0, by_level)[codes + 1L]
+  mu + c(0, by_level)[as.integer(codes) + 1L]
 }

@@ -89,7 +89,7 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   }
   if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
   rows <- new_rows(object, newdata, allow.new.levels, population, call)
-  fit <- if (object$method == "ANOVA") one_way_fitted(object, rows$codes, population, modes) else
+  fit <- if (is_one_way(object)) one_way_fitted(object, rows$codes, population, modes) else
     rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, !population, modes),
                 call = call)
   if (!is.null(rows$offset)) fit <- fit + rows$offset
@@ -223,7 +223,7 @@ simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
     effects <- simulated_effects(object, nsim, drawn)
     sims <- lapply(seq_len(nsim), function(s) {
       drawn_modes <- effects[[s]] + if (is.null(modes)) 0 else modes
-      if (object$method == "ANOVA") return(one_way_fitted(object, rows$codes[ok], FALSE, drawn_modes))
+      if (is_one_way(object)) return(one_way_fitted(object, rows$codes[ok], FALSE, drawn_modes))
       values <- rust_result(rs_lmm_fitted(model, rows$variables, rows$codes, TRUE, drawn_modes))
       values[ok] + offset
     })

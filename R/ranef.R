@@ -35,7 +35,7 @@ NULL
 #' @export
 ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
   check_ranef_arguments(object, drop, whichel, list(...))
-  re <- if (object$method == "ANOVA") one_way_modes(object) else
+  re <- if (is_one_way(object)) one_way_modes(object) else
     rust_result(rs_lmm_ranef(lmm_model(object)))
   names <- unlist(object$random_names)
   q <- length(names)

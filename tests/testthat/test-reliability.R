@@ -211,11 +211,23 @@ test_that("inside the documented range the fit is exact; outside it is an hnm_er
       expect_lt(rel(unlist(ranef(f)) / scale, unlist(ranef(ref))), 1e-12, label = label)
     }
   }
-  # The issue's examples: 1e-160 (was 4e-4 off), 1e-162 (variances 0), means 1e200 apart (Inf).
-  for (bad in list(y * 1e-160, y * 1e-162, y * 1e-154, y * 1e153, y * 1e190 + 1e200 * g)) {
+  # The issue's examples: 1e-160 (was 4e-4 off), 1e-162 (variances 0), means 1e200 apart (Inf);
+  # and y * 1e155, beyond the one range of every model (sqrt(N) times the RMS deviation at most
+  # 1.3e154; the one-way model's own pass stopped at 1e153).
+  for (bad in list(y * 1e-160, y * 1e-162, y * 1e-154, y * 1e155, y * 1e190 + 1e200 * g)) {
     expect_error(hnm_fit(y ~ 1 | g, data.frame(y = bad, g)), class = "hnm_error_out_of_range")
   }
-  # Means far apart inside the range: finite tau^2 and group effects.
-  far <- hnm_fit(y ~ 1 | g, data.frame(y = y * 1e140 + 1e150 * g, g))
+  # Means far apart inside the range: finite tau^2 and the BLUPs' closed form, up to 1e4
+  # within-group SDs apart (here about 2e3); beyond, where the factorisation's X'X downdate
+  # cancels, an hnm_error_out_of_range saying so (about 2e10 apart: 1e150 means, 1e140 noise).
+  far_data <- data.frame(y = y * 1e140 + 1e143 * g, g)
+  far <- hnm_fit(y ~ 1 | g, far_data)
   expect_true(is.finite(tau2_of(far)) && all(is.finite(unlist(ranef(far)))))
+  # The BLUPs' closed form at the estimates, tau2 n_j / (sigma2 + n_j tau2) (ybar_j - mu).
+  n_j <- tabulate(g)
+  blup <- tau2_of(far) * n_j / (sigma2_of(far) + n_j * tau2_of(far)) *
+    (tapply(far_data$y, g, mean) - mu_of(far))
+  expect_equal(unname(unlist(ranef(far))), unname(as.vector(blup)), tolerance = 1e-8)
+  expect_error(hnm_fit(y ~ 1 | g, data.frame(y = y * 1e140 + 1e150 * g, g)),
+               "within-group standard deviations apart", class = "hnm_error_out_of_range")
 })
