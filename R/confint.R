@@ -64,19 +64,17 @@
 #' [profile.hnm_fit()]), so the intervals surround the REML estimates; lme4 instead refits
 #' by ML silently, so for REML fits compare with `hnm_fit(..., REML = FALSE)`.
 #'
-#' **Bootstrap.** `nsim` data sets are simulated from the fitted model in
-#' sufficient-statistic space, \eqn{\bar y_j \sim N(\mu, \tau^2 + \sigma^2/n_j)} and
-#' \eqn{\sum_j SSW_j \sim \sigma^2 \chi^2_{N-m}} (the likelihood depends on the within-group
-#' sums of squares only through their sum), with R's random-number generator, and refitted
-#' (by the fit's criterion) from statistics in Rust, so each replicate costs O(groups) and
-#' not O(N). `type = "perc"` gives percentile intervals, `type = "basic"` the basic
-#' (reflected) ones, each on the requested scale. The replicates are kept in the
-#' attribute `"boot"` (a data frame of `mu`, `sigma2`, `tau2`, one row per replicate, `NA`
-#' where a refit failed; the intervals print with a one-line summary of them); refits that
-#' fail are dropped,
-#' counted in the attribute `"failed"` and reported in a warning. The refits run on
-#' `getOption("hnm.threads", 2)` threads (the random draws do not depend on it). A progress bar appears
-#' when the first chunk of replicates predicts more than about 3 seconds.
+#' **Bootstrap.** [bootstrap()]'s `nsim` replicates of the fitted model, simulated and
+#' refitted (by the fit's criterion) in sufficient-statistic space, so each replicate costs
+#' O(groups) and not O(N): for the one-way model its group means and within-group sums of
+#' squares. `type = "perc"` gives percentile intervals, `type = "basic"` the basic
+#' (reflected) ones, `type = "norm"` the normal ones, each on the requested scale. The
+#' bootstrap (an `hnm_bootstrap` object: `t0`, the replicates `t` with lme4's column names,
+#' `R`, `failed`, `seed`) is kept in the attribute `"boot"`, and the intervals print with a
+#' one-line summary of it; refits that fail are left out, counted in the attribute
+#' `"failed"` and reported in a warning. The refits run on `getOption("hnm.threads", 2)`
+#' threads (the random draws do not depend on it). A progress bar appears when the first
+#' chunk of replicates predicts more than about 3 seconds.
 #'
 #' **Exact.** For balanced data \eqn{F = MSG/MSE} satisfies
 #' \eqn{F/(1 + n\tau^2/\sigma^2) \sim F_{m-1, N-m}}, which gives exact intervals for the

@@ -66,25 +66,21 @@
 #' }
 #'
 #' @section Range of the data:
-#' The fit starts from per-group sums of squares in the data's units and then works in a
-#' power-of-two unit near the data's spread, exactly, so estimates, standard errors,
+#' Every model, the one-way model `y ~ 1 | g` included, starts from each group's co-moments
+#' of the response and the model's columns in the data's units and then works in a
+#' power-of-two unit per column, exactly. The one-way model's estimates, standard errors,
 #' intervals and group effects are as accurate at any scale as at scale 1 (equal to 1e-12
-#' relative, tested from 1.6e-154 to 1e152) as long as those sums of squares are normal
-#' doubles:
-#' * the root mean square within-group deviation, \eqn{\sqrt{\sum_j SSW_j/N}}, is at least
-#'   1.5e-154 (\eqn{\sqrt{2.2 \times 10^{-308}}}); and
-#' * \eqn{\sum_j SSW_j + N (2d)^2 \le 1.8 \times 10^{308}}, where \eqn{d} is the largest distance
-#'   of a group mean from the first value of the response: roughly, the range of the data
-#'   times \eqn{2\sqrt N} must stay below 1.3e154.
-#'
-#' Outside, `hnm_fit()` stops with an error of class `hnm_error_out_of_range` that says which way
-#' to rescale, instead of returning rounded or infinite estimates. The values themselves may
+#' relative, tested from 1.6e-154 to 1e152) within the range below, and as long as its group
+#' means are at most 1e4 within-group standard deviations apart (\eqn{\tau/\sigma \le 10^4}):
+#' beyond, the factorisation's downdate of X'X by the groups' share cancels (its relative
+#' error grows as \eqn{N\epsilon\tau^2/(m\sigma^2)}), and `hnm_fit()` stops with
+#' `hnm_error_out_of_range`; such groups are fixed effects in all but name. Outside the range,
+#' `hnm_fit()` stops with an error of class `hnm_error_out_of_range` that says which way to
+#' rescale, instead of returning rounded or infinite estimates. The values themselves may
 #' have any magnitude a double holds (an offset such as 1e12 + noise keeps its digits). An
 #' integer64 response (DBI's BIGINT) is exact within \eqn{\pm 2^{53}} and refused beyond.
 #'
-#' Models with covariates or random slopes (from rows, a statistics table or a database)
-#' start from each group's co-moments of the response and the model's columns in the data's
-#' units, then work in a power-of-two unit per column, exactly; their estimates equal those of
+#' The estimates of every model (from rows, a statistics table or a database) equal those of
 #' the data at scale 1 mapped by the scale laws (tested to 1e-10 from 1e-140 to 1e140 for the
 #' response and a covariate) as long as, for the response and each variable of the model,
 #' * its RMS deviation about its mean, \eqn{\sqrt{T/N}}, is at least 1.5e-154 (or it is
