@@ -196,6 +196,22 @@ test_that("the bootstrap LRT's null distribution matches refits of full data sim
   expect_output(print(test), "300 replicates \\(0 failed\\)")
 })
 
+test_that("bootstrap_lrt takes the one-way model as m0 (issue 22: it was refused)", {
+  skip_if_not_installed("lme4")
+  sleep <- lme4::sleepstudy
+  m0 <- hnm_fit(Reaction ~ 1 | Subject, sleep)
+  m1 <- hnm_fit(Reaction ~ Days + (Days | Subject), sleep)
+  test <- bootstrap_lrt(m0, m1, nsim = 50, seed = 3, quiet = TRUE)
+  l0 <- lme4::lmer(Reaction ~ 1 + (1 | Subject), sleep, REML = FALSE)
+  l1 <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleep, REML = FALSE)
+  expect_equal(test$statistic, 2 * (as.numeric(logLik(l1)) - as.numeric(logLik(l0))),
+               tolerance = 1e-6)
+  expect_equal(test$df, 3L)
+  expect_equal(test$failed, 0)
+  # The replicates are LRTs under m0, far below the observed 178 (Days matters).
+  expect_lt(max(test$replicates), test$statistic)
+})
+
 test_that("bootstrap_lrt refuses models that are not nested fits of the same rows", {
   skip_if_not_installed("lme4")
   sleep <- lme4::sleepstudy
