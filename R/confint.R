@@ -119,7 +119,7 @@
 #' confint(fit, method = "profile")
 #' ci <- confint(fit, method = "boot", nsim = 200, seed = 1)
 #' ci
-#' head(as.data.frame(attr(ci, "boot")))
+#' head(attr(ci, "boot")$t)
 #' confint(fit, method = "exact")
 #' @export
 confint.hnm_fit <- function(object, parm, level = 0.95,

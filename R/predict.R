@@ -192,6 +192,7 @@ new_fixed_matrix <- function(object, variables) {
 }
 
 #' @rdname hnm_fit-methods
+#' @importFrom stats simulate rnorm runif
 #' @export
 simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
                              newdata = NULL, ...) {

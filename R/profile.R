@@ -168,6 +168,7 @@ plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
 #' pr1 <- profile(hnm_fit(y ~ 1 | g, d))
 #' head(pr1)
 #' plot(pr1)
+#' @importFrom stats profile
 #' @export
 profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, oldNames = TRUE,
                             ...) {
