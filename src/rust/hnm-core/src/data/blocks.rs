@@ -95,17 +95,21 @@ pub fn fingerprint(columns: &[Column<'_>], codes: &[i32], checkpoint: &mut Check
     }
     let mut hash = Fingerprint::default();
     for (row, &code) in codes.iter().enumerate() {
-        checkpoint.check()?;
+        if row % Checkpoint::STRIDE as usize == 0 {
+            checkpoint.check_timed()?;
+        }
         hash.add_row(columns, row, code);
     }
-    Ok(hash.value)
+    Ok(hash.value())
 }
 
-/// The running state of [`fingerprint`].
+/// The running state of [`fingerprint`]: with the weight w_i = STEP · (i + 1) + 1 of row i
+/// (odd, as STEP is even), Σ w_i c_i = Σ c_i + STEP · Σ (i + 1) c_i, kept as its two sums so
+/// that a row costs one multiply by its index and two adds, with no running weight.
 #[derive(Default)]
 struct Fingerprint {
-    value: u64,
-    weight: u64,
+    sum: u64,
+    weighted: u64,
 }
 
 impl Fingerprint {
@@ -117,7 +121,7 @@ impl Fingerprint {
         for (a, column) in columns.iter().enumerate() {
             combined ^= Self::cell_bits(a, column.read(row).0);
         }
-        self.add(combined);
+        self.add(row, combined);
     }
 
     /// A row's code, the start of its combined bits.
@@ -132,11 +136,16 @@ impl Fingerprint {
         bits.rotate_left(1 + 13 * a as u32)
     }
 
-    /// The next row, from its combined bits.
+    /// Row `row` (0-based, of all the rows), from its combined bits.
     #[inline(always)]
-    fn add(&mut self, combined: u64) {
-        self.weight = self.weight.wrapping_add(Self::STEP);
-        self.value = self.value.wrapping_add(combined.wrapping_mul(self.weight | 1));
+    fn add(&mut self, row: usize, combined: u64) {
+        self.sum = self.sum.wrapping_add(combined);
+        self.weighted = self.weighted.wrapping_add(combined.wrapping_mul(row as u64 + 1));
+    }
+
+    /// Σ w_i c_i over the rows added.
+    fn value(&self) -> u64 {
+        self.sum.wrapping_add(Self::STEP.wrapping_mul(self.weighted))
     }
 }
 
@@ -256,41 +265,66 @@ impl RowPass<'_> {
             heap.resize(k, 0.0);
             &mut heap
         };
+        // The row loop's state in locals, written back at the end: fields behind `&mut self`
+        // would be reloaded and stored every row around the checkpoint's call.
+        let mut pilot_stack = [0.0; 8];
+        let mut pilot_heap = if k <= 8 { Vec::new() } else { with_capacity(&[k], STATISTICS)? };
+        let pilot: &mut [f64] = if k <= 8 {
+            pilot_stack[..k].copy_from_slice(&self.pilot);
+            &mut pilot_stack[..k]
+        } else {
+            // Within its capacity.
+            pilot_heap.extend_from_slice(&self.pilot);
+            &mut pilot_heap
+        };
+        let (mut have_pilot, mut dropped, mut hash) = (self.have_pilot, self.dropped, std::mem::take(&mut self.hash));
+        let state = &mut *self.state;
         let mut ahead = codes.clone().skip(PREFETCH_DISTANCE);
-        for (i, code) in codes.enumerate() {
-            let row = first_row + i;
-            checkpoint.check()?;
-            if let Some(future) = ahead.next() {
-                // Every cache line of the group's state (1 + k + k(k+1)/2 doubles).
-                let start = self.state.as_ptr().wrapping_add((future as isize - 1).max(0) as usize * stride);
-                for line in (0..stride).step_by(8) {
-                    prefetch_address(start.wrapping_add(line));
+        let result = 'rows: {
+            for (i, code) in codes.enumerate() {
+                let row = first_row + i;
+                // Counted here rather than by `check`, whose count in memory would carry a
+                // store-to-load dependency from row to row.
+                if i % Checkpoint::STRIDE as usize == 0 {
+                    if let Err(error) = checkpoint.check_timed() {
+                        break 'rows Err(error);
+                    }
                 }
-                prefetch_address(start.wrapping_add(stride - 1));
-            }
-            // The pilot is 0 until it is set.
-            let (read, combined) = read_row(columns, row, code, &self.pilot, shifted);
-            self.hash.add(combined);
-            match read {
-                RowRead::Kept => {}
-                RowRead::Dropped => {
-                    self.dropped += 1;
-                    continue;
+                if let Some(future) = ahead.next() {
+                    // Every cache line of the group's state (1 + k + k(k+1)/2 doubles).
+                    let start = state.as_ptr().wrapping_add((future as isize - 1).max(0) as usize * stride);
+                    for line in (0..stride).step_by(8) {
+                        prefetch_address(start.wrapping_add(line));
+                    }
+                    prefetch_address(start.wrapping_add(stride - 1));
                 }
-                RowRead::NotFinite(column) => return Err(HnmError::ColumnNotFinite { column, row }),
+                // The pilot is 0 until it is set.
+                let (read, combined) = read_row(columns, row, code, pilot, shifted);
+                hash.add(row, combined);
+                match read {
+                    RowRead::Kept => {}
+                    RowRead::Dropped => {
+                        dropped += 1;
+                        continue;
+                    }
+                    RowRead::NotFinite(column) => break 'rows Err(HnmError::ColumnNotFinite { column, row }),
+                }
+                let j = match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)) {
+                    Some(j) if j < n_groups => j,
+                    _ => break 'rows Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups }),
+                };
+                if !have_pilot {
+                    pilot.copy_from_slice(shifted);
+                    shifted.fill(0.0);
+                    have_pilot = true;
+                }
+                welford_update(&mut state[j * stride..(j + 1) * stride], shifted);
             }
-            let j = match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)) {
-                Some(j) if j < n_groups => j,
-                _ => return Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups }),
-            };
-            if !self.have_pilot {
-                self.pilot.copy_from_slice(shifted);
-                shifted.fill(0.0);
-                self.have_pilot = true;
-            }
-            welford_update(&mut self.state[j * stride..(j + 1) * stride], shifted);
-        }
-        Ok(())
+            Ok(())
+        };
+        self.pilot.copy_from_slice(pilot);
+        (self.have_pilot, self.dropped, self.hash) = (have_pilot, dropped, hash);
+        result
     }
 }
 
@@ -315,12 +349,12 @@ fn accumulate_rows(
     let k = columns.len();
     let stride = state_stride(k);
     let mut state = filled(&[n_groups, stride], 0.0, STATISTICS)?;
-    let hash = Fingerprint { value: 0, weight: Fingerprint::STEP.wrapping_mul(first_row as u64) };
+    let hash = Fingerprint::default();
     let mut pass = RowPass { state: &mut state, pilot: pilot.map_or_else(|| vec![0.0; k], <[f64]>::to_vec), have_pilot: pilot.is_some(), dropped: 0, hash };
     // A literal k for the common widths, so that the inlined loops over the variables unroll.
     with_literal!(k, k in [1, 2, 3, 4, 5, 6, 7, 8] => pass.run(k, columns, codes, first_row, n_groups, checkpoint)?);
     let RowPass { pilot, dropped, hash, .. } = pass;
-    Ok(PassPart { state, pilot, dropped, hash: hash.value })
+    Ok(PassPart { state, pilot, dropped, hash: hash.value() })
 }
 
 impl PassPart {
