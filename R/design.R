@@ -216,9 +216,9 @@ group_level_values <- function(g, levels, values, name, call) {
   values[match(coded$levels, levels)][coded$codes]
 }
 
-# The codes and levels factor(g) would give a plain vector, from one Rust pass (factor()
-# converts every value to a string first: 40x the pass for 1e6 integers), with unused
-# values of a small integer range left out.
+# The codes and levels factor(g) would give a plain vector, from Rust (factor() converts every
+# value to a string first: 40x the pass for 1e6 integers), with unused values of a small
+# integer range left out.
 group_codes <- function(g, name, call) {
   if (!is.null(attributes(g)) || !(is.numeric(g) || is.logical(g) || is.character(g))) {
     g <- as_group_factor(g)
@@ -226,10 +226,7 @@ group_codes <- function(g, name, call) {
   }
   coded <- rust_result(rs_group_codes(g, name), call = call)
   if (!is.null(coded$offset)) {
-    values <- max(0L, coded$codes, na.rm = TRUE)
-    present <- which(tabulate(coded$codes, nbins = values) > 0L)
-    codes <- if (length(present) < values) match(coded$codes, present) else coded$codes
-    return(list(codes = codes, levels = as.character(as.integer(coded$offset + present))))
+    return(list(codes = coded$codes, levels = as.character(as.integer(coded$offset + coded$present))))
   }
   levels <- level_order(g[coded$first_row], name, call)
   if (is.null(levels)) return(group_codes(as_group_factor(g), name, call))

@@ -27,26 +27,28 @@ rs_lmm_boot_generator <- function(pilot, n, means, comoments, response, fixed, r
 #' @noRd
 rs_lmm_boot_refit <- function(generator, response, fixed, random, blocks, reml, start, seeds, chi_squares, threads) .Call(wrap__rs_lmm_boot_refit, generator, response, fixed, random, blocks, reml, start, seeds, chi_squares, threads)
 
-#' One pass over the response `y` (double or integer) and the group `g` (factor, integer,
-#' logical, double or character): per-group n, mean about `center`, within-group SS, the
-#' number of rows dropped for NA; for a plain integer `g` of small range, `offset`, with
-#' group j (1-based, n = 0 when unused) holding the value offset + j; for other non-factor
-#' `g` the 1-based first row of each group (in no particular order), from which R recovers
-#' the group values. `response` and `group` name `y` and `g` in error messages.
-#' @noRd
-rs_data_pass <- function(y, g, response, group) .Call(wrap__rs_data_pass, y, g, response, group)
-
 #' The group codes of a non-factor `g` (integer, logical, double or character) for the
 #' general model, without `factor()`'s conversion of every value to a string: `codes`
-#' (1-based, NA for missing) with either `offset` (small-range integers: code j is the value
-#' offset + j, possibly unused) or `first_row` (hashed values: code j first appears at that
-#' 1-based row). `group` names `g` in error messages.
+#' (1-based, NA for missing) with either `offset` and `present` (small-range integers: code j
+#' is the value offset + present[j], the values without rows left out, as `factor()` does) or
+#' `first_row` (hashed values: code j first appears at that 1-based row). `group` names `g` in
+#' error messages.
 #' @noRd
 rs_group_codes <- function(g, group) .Call(wrap__rs_group_codes, g, group)
+
+#' TRUE when the factor `g`'s levels are non-NA strings, none marked "bytes", no two equal
+#' (R's `check_levels()` then has nothing to report); FALSE when one of them may fail.
+#' @noRd
+rs_levels_distinct <- function(g) .Call(wrap__rs_levels_distinct, g)
 
 #' TRUE when `ptr` holds a model (FALSE after `readRDS`, which restores pointers as NULL).
 #' @noRd
 rs_lmm_valid <- function(ptr) .Call(wrap__rs_lmm_valid, ptr)
+
+#' The one-way statistics of the model behind `ptr` (`y ~ 1 | g`) for the closed forms R
+#' computes: `center`, and per modelled group `n`, `mean` (about the centre) and `ss`.
+#' @noRd
+rs_one_way_statistics <- function(ptr) .Call(wrap__rs_one_way_statistics, ptr)
 
 #' One pass over `columns` (the model's variables) and 1-based group `codes` (`n_groups`
 #' levels) on up to `threads` threads, then the model of the given structure. Returns the pointer and the plain fields.
@@ -57,18 +59,13 @@ rs_lmm_build <- function(columns_list, codes, n_groups, response, fixed, random,
 #' or a statistics table's such as a database computed): the pointer, with the fit at
 #' `internal_theta` when that is numeric (a saved fit; no search), unfitted otherwise.
 #' @noRd
-rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, blocks, reml, internal_theta) .Call(wrap__rs_lmm_restore, pilot, n, means, comoments, response, fixed, random, blocks, reml, internal_theta)
+rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore, pilot, n, means, comoments, response, fixed, random, blocks, names, reml, internal_theta)
 
 #' Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
 #' vector); keeps the fit in the model when `keep` (a refit by the other criterion, for
 #' anova(), does not replace the fit the R object describes).
 #' @noRd
 rs_lmm_fit <- function(ptr, reml, start, keep) .Call(wrap__rs_lmm_fit, ptr, reml, start, keep)
-
-#' The fit at the internal θ `internal_theta` without a search (ML, or REML when `reml`),
-#' kept in the model: the one-way model's θ found by its closed form (see R/one-way.R).
-#' @noRd
-rs_lmm_fit_at <- function(ptr, reml, internal_theta) .Call(wrap__rs_lmm_fit_at, ptr, reml, internal_theta)
 
 #' The fitted model's random effects: `modes` (groups × q, by rows) and conditional
 #' covariances (q × q per group).

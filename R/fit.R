@@ -130,9 +130,9 @@ check_estimator <- function(parsed, method, call) {
 optimise_fit <- function(built, design, parsed, method, call) {
   report_dropped_columns(design$fixed_names, built$kept)
   if (method == "ANOVA") return(anova_estimates(built, call))
-  estimates <- rs_lmm_fit(built$model, method == "REML", NULL, TRUE)
-  if (parsed$one_way) return(one_way_optimum(built, estimates, method == "REML", call))
-  rust_result(estimates, call = call)
+  estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
+  if (parsed$one_way) check_one_way_range(estimates$theta, call)
+  estimates
 }
 
 # The estimator named by `method`, with lme4's `REML = TRUE` as a shorthand for "REML".

@@ -305,11 +305,9 @@ ngrps.hnm_fit <- function(object, ...) {
 vcov.hnm_fit <- function(object, full = FALSE, ...) {
   check_no_dots(list(...), sys.call())
   check_flag(full, "full", sys.call())
-  if (full) return(unclass_information(one_way_covariance(object, sys.call())))
+  if (full) return(`attr<-`(one_way_covariance(object, sys.call()), "information", NULL))
   object$vcov_beta
 }
-
-unclass_information <- function(m) `attr<-`(m, "information", NULL)
 
 #' @rdname hnm_fit-methods
 #' @export

@@ -10,8 +10,6 @@ lmm_build <- function(parsed, data, call) {
                         design$fixed, design$random, design$blocks, design$names,
                         thread_count(call))
   built <- rust_result(explain_build_error(built, design, call), call = call)
-  check_lmm_range(built$stats, design$names, design$response, design$fixed, design$random,
-                  design$blocks, call)
   list(design = design, built = built)
 }
 
@@ -161,7 +159,7 @@ lmm_model <- function(object) {
   spec <- object$spec
   model <- rust_result(rs_lmm_restore(s$pilot, s$n, s$means, s$comoments, spec$response,
                                       spec$fixed, spec$random, spec$blocks,
-                                      object$method == "REML",
+                                      object$variable_names, object$method == "REML",
                                       object$convergence$internal_theta))$model
   if (is.environment(core)) assign("model", model, envir = core)
   model
@@ -193,11 +191,10 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
                  fixed_assign = statistics$fixed_assign, names = statistics$names)
   stats <- list(pilot = as.double(statistics$pilot), n = as.double(statistics$n),
                 means = as.double(t(statistics$means)), comoments = as.double(t(statistics$comoments)))
-  check_lmm_range(stats, statistics$names, design$response, design$fixed, design$random,
-                  design$blocks, call)
   built <- rust_result(rs_lmm_restore(stats$pilot, stats$n, stats$means, stats$comoments,
                                       design$response, design$fixed, design$random,
-                                      design$blocks, method == "REML", NULL), call = call)
+                                      design$blocks, statistics$names, method == "REML", NULL),
+                       call = call)
   built <- c(built, list(stats = stats, dropped = 0))
   estimates <- optimise_fit(built, design, parsed, method, call)
   check_fit(new_hnm_fit(estimates, built, design, formula, parsed, call, method), call)

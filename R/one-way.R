@@ -4,7 +4,7 @@
 # estimator, the exact F test of tau^2 = 0, the exact F-pivot intervals of tau^2/sigma^2 and
 # the ICC, and the inverse information of (mu, sigma^2, tau^2) (vcov(full = TRUE), the
 # variance-scale Wald intervals). They read the group statistics (n_j, ybar_j, SSW_j), which
-# are the model's statistics of its one variable.
+# are the Rust model's statistics of its response.
 
 # TRUE for a fit of the one-way model: the intercept as the only fixed effect and the only
 # random effect (no offset).
@@ -18,20 +18,11 @@ require_one_way <- function(object, what, call) {
   }
 }
 
-# The one-way statistics of variable `variable` of the model's statistics `s` (pilot, n,
-# means and packed co-moments by groups): the centre, and per group with rows n_j, the mean
-# about the centre and the within-group sum of squares.
-one_way_statistics <- function(s, variable = 1L) {
-  k <- length(s$pilot)
-  rows <- which(s$n > 0)
-  stride <- k * (k + 1L) / 2L
-  list(center = s$pilot[[variable]], n = s$n[rows],
-       mean = s$means[(rows - 1L) * k + variable],
-       ss = s$comoments[(rows - 1L) * stride + variable * (variable + 1L) / 2L])
+# The statistics of a one-way fit's response, as its Rust model holds them: the centre, and per
+# group with rows n_j, the mean about the centre and the within-group sum of squares.
+fit_one_way_statistics <- function(object) {
+  rust_result(rs_one_way_statistics(lmm_model(object)))
 }
-
-# The statistics of a one-way fit's response.
-fit_one_way_statistics <- function(object) one_way_statistics(object$stats, object$spec$response)
 
 # The closed-form one-way fit by `criterion` (the fit's own by default): estimates of
 # (mu, sigma^2, tau^2), their inverse information and its kind.
@@ -39,38 +30,21 @@ one_way_closed_form <- function(object, call, reml = is_reml(object)) {
   rust_result(rs_fit(lmm_model(object), reml), call = call)
 }
 
-# The one-way model's optimum, from the closed form (the scalar, q = 1, case of the model):
-# theta at the root of the profiled score, found to the last bits, and mu, sigma^2, tau^2 and
-# the criterion from the within-group and between-group sums of squares, without the
-# cancellation of the blocked factorisation's residual sum of squares (2.9e-14 relative in
-# sigma^2 at an exact theta). The search's theta (`searched`, rs_lmm_fit's result) is limited
-# by the rounding of its gradient, which on large data sets leaves it up to 1e-13 from the root
-# (NIST's SmLs03: tau^2 to 13 digits of 15). The model is set at the root and the search's
-# record kept; a root the closed form cannot find leaves the search's fit.
-#
-# The factorisation subtracts the groups' share of X'X from X'X, which cancels as theta =
-# tau/sigma grows (relative error about N eps theta^2 / m in the mean's precision): beyond
-# theta = 1e4 (group means apart by more than ten thousand within-group SDs) the profiles and
-# Satterthwaite's df lose their digits, and such data are refused as outside the documented
-# range. (The estimates, vcov and the random effects come from the closed form.)
-one_way_optimum <- function(built, searched, reml, call) {
-  closed_form <- rs_fit(built$model, reml)
-  if (is_core_error(closed_form)) return(rust_result(searched, call = call))
-  if (closed_form$theta > 1e4) {
+# The one-way model's theta = tau/sigma within the documented range. (Its fit, rs_lmm_fit, is
+# the closed form: theta at the root of the profiled score, mu, sigma^2, tau^2 and the
+# criterion from the within- and between-group sums of squares; see LinearMixedModel::fit.)
+# The factorisation that the profiles and Satterthwaite's df evaluate subtracts the groups'
+# share of X'X from X'X, which cancels as theta grows (relative error about N eps theta^2 / m
+# in the mean's precision): beyond theta = 1e4 (group means apart by more than ten thousand
+# within-group SDs) they would lose their digits, and such data are refused.
+check_one_way_range <- function(theta, call) {
+  if (theta > 1e4) {
     hnm_abort(sprintf(paste("the group means are %.3g within-group standard deviations apart",
                             "(tau/sigma): beyond 1e4 the mixed model's factorisation loses the",
                             "digits of its profiles and degrees of freedom; the groups are then",
-                            "fixed effects in all but name (fit lm(y ~ factor(g)))."),
-                      closed_form$theta),
+                            "fixed effects in all but name (fit lm(y ~ factor(g)))."), theta),
               call = call, class = "hnm_error_out_of_range")
   }
-  searched <- rust_result(searched, call = call)
-  at_root <- rust_result(rs_lmm_fit_at(built$model, reml, closed_form$theta), call = call)
-  at_root[c("beta", "sigma", "re_covariance", "deviance", "beta_covariance")] <-
-    list(closed_form$mu, sqrt(closed_form$sigma2), closed_form$tau2, closed_form$deviance,
-         closed_form$se_mu^2)
-  c(at_root[setdiff(names(at_root), c("iterations", "evaluations", "converged"))],
-    searched[c("iterations", "evaluations", "converged")])
 }
 
 # The ANOVA (method-of-moments) estimates of a one-way model in the shape of the optimiser's

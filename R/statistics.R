@@ -59,7 +59,11 @@ hnm_stats <- function(formula, data) {
   call <- match.call()
   parsed <- parse_mixed_formula(formula, call)
   if (!parsed$one_way) return(lmm_stats_table(lmm_statistics(parsed, data, NULL, call), parsed))
-  model <- model_statistics(formula, data, call)
+  model <- if (takes_statistics(data, NULL)) {
+    statistics_input(formula, data, NULL, call)
+  } else {
+    memory_one_way_statistics(parsed, data, call)
+  }
   s <- model$stats
   structure(stats_table(s), class = c("hnm_stats", "data.frame"),
             response = model$response_name, group_name = model$group_name,
@@ -114,6 +118,15 @@ one_way_model_statistics <- function(model, parsed) {
        dropped = s$n_dropped)
 }
 
+# The one-way statistics of rows (n_j, mean_j about the centre, SSW_j, as statistics_input()
+# gives them for tables): the pass's statistics of the model's one variable, the response.
+memory_one_way_statistics <- function(parsed, data, call) {
+  s <- memory_lmm_statistics(parsed, data, call)
+  list(stats = list(group = s$levels, n = s$n, center = s$pilot, mean = s$means[, 1L],
+                    ss = s$comoments[, 1L], n_dropped = row_count(s$dropped)),
+       response_name = s$names[1L], group_name = parsed$group_name)
+}
+
 # The group statistics, as a data frame a user can read.
 stats_table <- function(s) {
   data.frame(group = s$group, n = s$n, mean = s$center + s$mean, ss = s$ss,
@@ -162,7 +175,7 @@ takes_statistics <- function(data, stats) {
   !is.null(stats) || (!missing(data) && (inherits(data, "hnm_stats") || inherits(data, "tbl_lazy")))
 }
 
-# model_statistics() for statistics tables and database tables of the one-way model.
+# The one-way statistics of statistics tables and database tables.
 statistics_input <- function(formula, data, stats, call, run = collect_rows) {
   parsed <- parse_hnm_formula(formula, call = call)
   if (missing(data) || is.null(data)) {

@@ -23,7 +23,7 @@ for (n in 10^seq(5, log10(max_rows))) {
   r <- if (n >= 1e8) 3 else reps
   t_pass <- time_median(function() r_pass(d), r)
   t_fit <- time_median(function() hnm_fit(y ~ 1 | g, d), r)
-  t_stats <- time_median(function() hnm:::group_statistics(d$y, d$g), r)
+  t_stats <- time_median(function() hnm_stats(y ~ 1 | g, d), r)
   rows[[length(rows) + 1L]] <- data.frame(
     rows = format(n, scientific = TRUE), groups = format(n / 100, scientific = TRUE),
     `R pass` = format_seconds(t_pass), `hnm data pass` = format_seconds(t_stats),

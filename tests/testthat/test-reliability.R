@@ -11,7 +11,7 @@ test_that("each kind of core error reaches R as its own class under hnm_error", 
   broken$core <- NULL   # the engine rebuilds its model from fit$stats (as after readRDS())
   cases <- list(
     length_mismatch = quote(hnm:::rust_result(hnm:::rs_lmm_restore(0, c(2, 3), 0, c(1, 1), 1L, 0L, 0L, 1L,
-                                                                        FALSE, NULL))),
+                                                                        "y", FALSE, NULL))),
     not_finite = quote(hnm_fit(y ~ 1 | g, transform(d, y = replace(y, 3, Inf)))),
     group_code_out_of_range = quote(hnm_fit(y ~ 1 | g, data.frame(y = c(1, 2, 3, 5), g = bad_codes))),
     invalid_statistic = quote(confint(broken, method = "profile")),
@@ -21,8 +21,9 @@ test_that("each kind of core error reaches R as its own class under hnm_error", 
     parameter_length = quote(mll_oneway(c(1, 1), d$y, d$g)),
     parameter_missing = quote(mll_oneway(c(1, NA, 1), d$y, d$g)),
     outside_parameter_space = quote(mll_oneway_hess(c(1, 0, 1), d$y, d$g)),
+    out_of_range = quote(hnm_fit(y ~ 1 | g, transform(d, y = y * 1e-160))),
     optimizer = quote(hnm:::rust_result(hnm:::rs_lmm_profile(model, 1:3, 38, 2L, 1L))),
-    invalid_argument = quote(hnm:::rust_result(hnm:::rs_data_pass(letters[1:4], 1:4, "y", "g"))),
+    invalid_argument = quote(hnm:::rust_result(hnm:::rs_group_codes(as.raw(1:4), "g"))),
     too_large = quote(hnm:::rust_result(hnm:::rs_lmm_profile(model, 1:3, 2, .Machine$integer.max, 1L)))
   )
   for (kind in names(cases)) {

@@ -51,6 +51,66 @@ pub enum HnmError {
     /// Parameters outside the space σ² > 0, τ² ≥ 0, where the likelihood is +∞ and its
     /// derivatives are undefined.
     OutsideParameterSpace { argument: &'static str },
+    /// Model variable `variable` (0-based; the R glue names it) lies outside the range double
+    /// precision can fit the model in (see [`RangeProblem`]).
+    VariableOutOfRange { variable: usize, problem: RangeProblem },
+}
+
+/// How a model variable leaves the documented range ([`HnmError::VariableOutOfRange`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RangeProblem {
+    /// Its sum of squares overflows.
+    TooWide,
+    /// Its squared deviations underflow; `rms` is its RMS deviation (0 when that underflows too).
+    TooNarrow { rms: f64 },
+    /// Its spread and the spread of the response (variable `response`) differ by the factor
+    /// `ratio` (response over it), beyond 1e-150..1e150.
+    ScaleApart { response: usize, ratio: f64 },
+}
+
+impl RangeProblem {
+    /// The message for the variable named `name` (with the response named `response_name`).
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::RangeProblem;
+    /// let m = RangeProblem::TooNarrow { rms: 0.0 }.message("`x`", "`y`");
+    /// assert!(m.starts_with("the model variable `x` varies too little: its squared deviations (RMS below 1e-162)"));
+    /// ```
+    pub fn message(&self, name: &str, response_name: &str) -> String {
+        match *self {
+            RangeProblem::TooWide => format!(
+                "the model variable {name} spans too wide a range: its sum of squares would overflow double precision (its RMS deviation times \
+                 sqrt(N) must stay below 1.3e154); divide it by a power of ten and scale the estimates back."
+            ),
+            RangeProblem::TooNarrow { rms } => {
+                let rms = if rms > 0.0 { c_scientific(rms) } else { "below 1e-162".to_string() };
+                format!(
+                    "the model variable {name} varies too little: its squared deviations (RMS {rms}) underflow double precision (the RMS deviation \
+                     must be at least 1.5e-154); multiply it by a power of ten and scale the estimates back."
+                )
+            }
+            RangeProblem::ScaleApart { ratio, .. } => format!(
+                "the response {response_name} and the model column {name} differ in scale by a factor of {}: the estimates scale with that ratio \
+                 and their variances with its square, which would leave double precision; rescale one of them by a power of ten so that the \
+                 ratio of their spreads lies within 1e-150..1e150.",
+                c_scientific(ratio)
+            ),
+        }
+    }
+}
+
+/// `x` as C's `%.1e` (and R's `sprintf`) writes it: one decimal, a signed exponent of at least
+/// two digits (1.0e-200, 2.5e+05).
+fn c_scientific(x: f64) -> String {
+    let text = format!("{x:.1e}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let (sign, digits) = exponent.strip_prefix('-').map_or(("+", exponent), |d| ("-", d));
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => text,
+    }
 }
 
 impl HnmError {
@@ -83,6 +143,7 @@ impl HnmError {
             HnmError::ColumnNotFinite { .. } => "not_finite",
             HnmError::TooManyRandomEffects { .. } => "too_many_random_effects",
             HnmError::PerfectFit => "perfect_fit",
+            HnmError::VariableOutOfRange { .. } => "out_of_range",
         }
     }
 
@@ -190,6 +251,14 @@ impl fmt::Display for HnmError {
                 "the fixed and random effects fit the response exactly, so the residual variance (sigma^2) would be 0."
             ),
             HnmError::Interrupted => write!(f, "interrupted by the user."),
+            HnmError::VariableOutOfRange { variable, problem } => {
+                let column = |a: usize| format!("model column {}", a + 1);
+                let response = match problem {
+                    RangeProblem::ScaleApart { response, .. } => column(*response),
+                    _ => String::new(),
+                };
+                write!(f, "{}", problem.message(&column(*variable), &response))
+            }
             HnmError::OutsideParameterSpace { argument } => write!(
                 f,
                 "`{argument}` is outside the parameter space (sigma2 > 0, tau2 >= 0), where the negative log-likelihood is +Inf and its derivatives are undefined."

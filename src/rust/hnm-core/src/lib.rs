@@ -39,12 +39,12 @@ mod model;
 mod numerics;
 
 pub use data::blocks::{fingerprint, BlockPass, Column};
+pub use data::cells::{is_r_na, Cell, Response, NA_CODE, NA_REAL};
 pub use data::cross_products::CrossProducts;
-pub use data::key_table::{double_key, group_codes, integer_key, GroupCodes, KeyTable, KeyedGroups, DOUBLE_MISSING, INTEGER_MISSING};
-pub use data::pass::{accumulate, dense_integer_range, is_r_na, Accumulator, Cell, Grouping, LevelCodes, Response, NA_CODE, NA_REAL};
-pub use data::stats::{DataPass, GroupStats};
+pub use data::groups::{dense_integer_range, double_key, group_codes, integer_key, GroupCodes, DOUBLE_MISSING, INTEGER_MISSING};
+pub use data::stats::GroupStats;
 pub use data::unit::Unit;
-pub use error::{HnmError, Result};
+pub use error::{HnmError, RangeProblem, Result};
 pub use inference::anova::Anova;
 pub use inference::bootstrap_lmm::{refit_lmm_replicates, seeded_normals, LmmRefits, Refit, ReplicateGenerator, Simulation};
 pub use inference::information::{expected_information, Information};
@@ -52,7 +52,7 @@ pub use inference::lmm_profile::{profile_grids, profile_intervals, LmmParameter,
 pub use inference::satterthwaite::VarianceDerivatives;
 pub use inference::wald::VarianceParameterJacobian;
 pub use model::lmm::{LinearMixedModel, LmmFit, RandomEffects, Structure, Term, Workspace};
-pub use model::one_way::fit::{fit, fit_from, Convergence, Fit};
+pub use model::one_way::fit::{estimates_at_theta, fit, fit_from, optimum_theta, Convergence, Estimates, Fit};
 pub use model::one_way::likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
 pub use model::one_way::profiled_deviance::{Criterion, ProfilePoint, ProfiledDeviance};
 pub use numerics::interrupt::{Checkpoint, Interrupt, Never};

@@ -3,6 +3,8 @@
 //! against perturbations, on random unbalanced designs.
 
 use faer::linalg::solvers::Solve;
+
+mod common;
 use faer::{Mat, Side};
 use hnm_core::{fit, gradient, hessian, neg_log_lik, Criterion, GroupStats, Params};
 use proptest::prelude::*;
@@ -20,7 +22,7 @@ struct Design {
 
 impl Design {
     fn stats(&self) -> GroupStats {
-        GroupStats::from_data(&self.y, self.codes.iter().copied(), self.n_groups, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).expect("valid design").stats
+        common::one_way_stats(&self.y, &self.codes, self.n_groups, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).expect("valid design")
     }
 
     fn groups(&self) -> Vec<Vec<f64>> {

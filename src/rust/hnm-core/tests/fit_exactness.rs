@@ -4,6 +4,8 @@
 
 use hnm_core::{fit, fit_from, Anova, Criterion, Fit, GroupStats};
 
+mod common;
+
 /// Four groups of three with clear group effects: the ML and REML fits are interior.
 const BALANCED: [&[f64]; 4] = [&[10.2, 11.9, 9.7], &[14.1, 15.3, 13.2], &[8.4, 9.9, 10.8], &[12.5, 11.1, 13.9]];
 
@@ -55,7 +57,7 @@ fn library_stats(groups: &[Vec<f64>]) -> GroupStats {
             }
         }
     }
-    GroupStats::from_data(&y, codes.iter().copied(), groups.len(), &mut hnm_core::Checkpoint::new(&hnm_core::Never)).expect("valid data").stats
+    common::one_way_stats(&y, &codes, groups.len(), &mut hnm_core::Checkpoint::new(&hnm_core::Never)).expect("valid data")
 }
 
 /// Group summaries by the corrected two-pass algorithm, in deviations from the first

@@ -3,6 +3,8 @@
 //! derivatives match finite differences there.
 
 use hnm_core::{fit, gradient, hessian, neg_log_lik, Anova, Criterion, GroupStats, Params};
+
+mod common;
 use proptest::prelude::*;
 
 /// NIST StRD SmLs data (9 treatments, first value base + b(t) + 0.2, then base + b(t) + 0.1 and
@@ -74,7 +76,7 @@ fn smls_sums_of_squares_equal_integer_arithmetic_on_the_stored_values() {
     for base in ["1", "1000000", "1000000000000"] {
         for replicates in [21, 201, 2001] {
             let (y, codes) = smls(base, replicates);
-            let stats = GroupStats::from_data(&y, codes.iter().copied(), 9, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap().stats;
+            let stats = common::one_way_stats(&y, &codes, 9, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap();
             let (ssw, ssb) = exact_sums_of_squares(&y, &codes, 9);
             let anova = Anova::new(&stats).unwrap();
             let n_obs = y.len() as f64;
@@ -109,7 +111,7 @@ fn grid_design() -> impl Strategy<Value = (Vec<f64>, Vec<i32>, usize)> {
 }
 
 fn stats_of(y: &[f64], codes: &[i32], m: usize) -> GroupStats {
-    GroupStats::from_data(y, codes.iter().copied(), m, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap().stats
+    common::one_way_stats(y, codes, m, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap()
 }
 
 fn close(a: f64, b: f64, tolerance: f64) -> bool {
@@ -236,9 +238,9 @@ fn data_pass_and_fit_stop_when_interrupted() {
     let groups = 5000;
     let codes: Vec<i32> = (0..4 * groups as i32).map(|i| i % groups as i32 + 1).collect();
     let y: Vec<f64> = codes.iter().enumerate().map(|(i, &c)| f64::from(c % 7) + (i % 3) as f64).collect();
-    let err = GroupStats::from_data(&y, codes.iter().copied(), groups, &mut stale_checkpoint(&Always)).unwrap_err();
+    let err = common::one_way_stats(&y, &codes, groups, &mut stale_checkpoint(&Always)).unwrap_err();
     assert_eq!(err, HnmError::Interrupted);
-    let s = GroupStats::from_data(&y, codes.iter().copied(), groups, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap().stats;
+    let s = common::one_way_stats(&y, &codes, groups, &mut hnm_core::Checkpoint::new(&hnm_core::Never)).unwrap();
     for criterion in [Criterion::Ml, Criterion::Reml] {
         assert_eq!(fit_from(&s, criterion, None, &mut stale_checkpoint(&Always)).unwrap_err(), HnmError::Interrupted);
     }

@@ -10,7 +10,7 @@ use hnm_core::{copied, Checkpoint, Criterion, CrossProducts, HnmError, Params};
 
 mod anova_fit;
 mod boot_glue;
-mod data_pass;
+mod groups;
 mod model;
 mod r_toplevel;
 mod wald;
@@ -142,7 +142,7 @@ extendr_module! {
     mod hnm;
     use anova_fit;
     use boot_glue;
-    use data_pass;
+    use groups;
     fn rs_neg_log_lik;
     fn rs_fit;
     use model;

@@ -16,8 +16,6 @@ pub(crate) const NOT_FITTED: &str = "the model has not been fitted.";
 
 /// What R's external pointer owns.
 pub struct Model {
-    /// The statistics of the one pass the model was built from (the one-way extras read them).
-    stats: CrossProducts,
     pub(crate) model: LinearMixedModel,
     pub(crate) fit: Option<LmmFit>,
     random_effects: Option<RandomEffects>,
@@ -71,13 +69,23 @@ pub(crate) fn structure(response: i32, fixed: &[i32], random: &[i32], blocks: &[
     }
 }
 
-/// A core error with model column numbers replaced by the user's names.
-fn model_error(error: HnmError, names: &[String]) -> Robj {
-    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| format!("column {}", c + 1));
+/// A core error with model column numbers replaced by the user's names (`response` the
+/// response's 1-based number).
+fn model_error(error: HnmError, names: &[String], response: i32) -> Robj {
+    let name = |c: usize| names.get(c).map_or_else(|| format!("column {}", c + 1), |n| format!("`{n}`"));
+    let response_name = name(response.max(1) as usize - 1);
     match error {
         HnmError::ColumnNotFinite { column, row } => {
-            error_message(format!("`{}` must be finite (or NA), but row {} is infinite or NaN.", name(column), row + 1), "not_finite")
+            error_message(format!("{} must be finite (or NA), but row {} is infinite or NaN.", name(column), row + 1), "not_finite")
         }
+        HnmError::VariableOutOfRange { variable, problem } => error_message(problem.message(&name(variable), &response_name), "out_of_range"),
+        HnmError::NoWithinGroupVariation => error_message(
+            format!(
+                "the response {response_name} does not vary within any group, so the within-group variance (sigma^2) would be 0 and the \
+                 likelihood is unbounded."
+            ),
+            "no_within_group_variation",
+        ),
         error => core_error(error),
     }
 }
@@ -110,15 +118,15 @@ fn rs_lmm_build(
     };
     let pass = match CrossProducts::from_columns_on_threads(&columns, codes, n_groups.max(0) as usize, threads.max(1) as usize, &RInterrupt) {
         Ok(pass) => pass,
-        Err(error) => return model_error(error, &names),
+        Err(error) => return model_error(error, &names, response),
     };
     let model = match LinearMixedModel::new(&pass.stats, structure(response, fixed, random, blocks)) {
         Ok(m) => m,
-        Err(error) => return model_error(error, &names),
+        Err(error) => return model_error(error, &names, response),
     };
     let fields = stats_fields(&pass.stats);
     let (kept, groups, lower) = model_fields(&model);
-    let ptr = ExternalPtr::new(Model { stats: pass.stats, model, fit: None, random_effects: None, variance_derivatives: None });
+    let ptr = ExternalPtr::new(Model { model, fit: None, random_effects: None, variance_derivatives: None });
     list!(
         model = ptr,
         stats = fields,
@@ -136,11 +144,20 @@ fn rs_lmm_build(
 /// its closed forms (ANOVA, information, likelihood) read.
 pub(crate) fn one_way_statistics(ptr: &Robj) -> std::result::Result<GroupStats, Robj> {
     let model = <&ExternalPtr<Model>>::try_from(ptr).map_err(|_| error_message("`ptr` is not an hnm model.".into(), "invalid_argument"))?;
-    let structure = model.model.structure();
-    if structure.fixed != [Term::Intercept] || structure.random != [Term::Intercept] {
-        return Err(error_message("the closed forms of the one-way model need the model `y ~ 1 | g`.".into(), "invalid_argument"));
+    let stats = model.model.one_way_statistics();
+    let stats = stats.ok_or_else(|| error_message("the closed forms of the one-way model need the model `y ~ 1 | g`.".into(), "invalid_argument"))?;
+    stats.try_clone().map_err(core_error)
+}
+
+/// The one-way statistics of the model behind `ptr` (`y ~ 1 | g`) for the closed forms R
+/// computes: `center`, and per modelled group `n`, `mean` (about the centre) and `ss`.
+/// @noRd
+#[extendr]
+fn rs_one_way_statistics(ptr: Robj) -> Robj {
+    match one_way_statistics(&ptr) {
+        Ok(s) => list!(center = s.center(), n = s.n(), mean = s.centered_mean(), ss = s.ssw()).into(),
+        Err(e) => e,
     }
-    GroupStats::of_variable(&model.stats, structure.response).map_err(core_error)
 }
 
 /// The statistics as R vectors, written straight from Rust's (no copy in Rust).
@@ -162,21 +179,22 @@ fn model_fields(model: &LinearMixedModel) -> (Robj, Robj, Robj) {
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_restore(
-    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], reml: bool, internal_theta: Robj,
+    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>, reml: bool,
+    internal_theta: Robj,
 ) -> Robj {
     let result = crate::stats_copy(pilot, n, means, comoments)
-        .and_then(|stats| LinearMixedModel::new(&stats, structure(response, fixed, random, blocks)).map(|model| (stats, model)))
-        .and_then(|(stats, model)| match internal_theta.as_real_slice() {
-            Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (stats, model, Some(fit))),
-            None => Ok((stats, model, None)),
+        .and_then(|stats| LinearMixedModel::new(&stats, structure(response, fixed, random, blocks)))
+        .and_then(|model| match internal_theta.as_real_slice() {
+            Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (model, Some(fit))),
+            None => Ok((model, None)),
         });
     match result {
-        Ok((stats, model, fit)) => {
+        Ok((model, fit)) => {
             let (kept, groups, lower) = model_fields(&model);
-            let ptr = ExternalPtr::new(Model { stats, model, fit, random_effects: None, variance_derivatives: None });
+            let ptr = ExternalPtr::new(Model { model, fit, random_effects: None, variance_derivatives: None });
             list!(model = ptr, kept = kept, groups = groups, lower = lower).into()
         }
-        Err(error) => core_error(error),
+        Err(error) => model_error(error, &names, response),
     }
 }
 
@@ -199,27 +217,6 @@ fn rs_lmm_fit(mut ptr: Robj, reml: bool, start: Robj, keep: bool) -> Robj {
                 model.random_effects = None;
                 model.variance_derivatives = None;
             }
-            out
-        }
-        Err(error) => core_error(error),
-    }
-}
-
-/// The fit at the internal θ `internal_theta` without a search (ML, or REML when `reml`),
-/// kept in the model: the one-way model's θ found by its closed form (see R/one-way.R).
-/// @noRd
-#[extendr]
-fn rs_lmm_fit_at(mut ptr: Robj, reml: bool, internal_theta: &[f64]) -> Robj {
-    let model = match model_of_mut(&mut ptr) {
-        Ok(m) => m,
-        Err(e) => return e,
-    };
-    match model.model.fit_at(criterion(reml), internal_theta) {
-        Ok(fit) => {
-            let out = fit_fields(&fit);
-            model.fit = Some(fit);
-            model.random_effects = None;
-            model.variance_derivatives = None;
             out
         }
         Err(error) => core_error(error),
@@ -436,10 +433,10 @@ fn rs_lmm_fingerprint(columns_list: List, codes: &[i32]) -> Robj {
 extendr_module! {
     mod model;
     fn rs_lmm_valid;
+    fn rs_one_way_statistics;
     fn rs_lmm_build;
     fn rs_lmm_restore;
     fn rs_lmm_fit;
-    fn rs_lmm_fit_at;
     fn rs_lmm_ranef;
     fn rs_lmm_fitted;
     fn rs_lmm_fingerprint;

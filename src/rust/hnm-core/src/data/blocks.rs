@@ -8,8 +8,8 @@
 //! together (1 + k + k(k+1)/2 doubles), so a row touches one group's state however the rows
 //! are ordered.
 
+use crate::data::cells::{Cell, Response, NA_CODE};
 use crate::data::cross_products::{CrossProducts, STATISTICS};
-use crate::data::pass::{prefetch_address, Cell, Response, NA_CODE};
 use crate::error::{HnmError, Result};
 use crate::numerics::interrupt::{Checkpoint, Interrupt};
 use crate::numerics::memory::{filled, with_capacity};
@@ -459,8 +459,7 @@ fn first_complete_row(columns: &[Column<'_>], codes: &[i32]) -> Option<Vec<f64>>
     None
 }
 
-/// How many rows ahead the pass prefetches group state (see [`crate::accumulate`]): fewer than
-/// the one-way pass, as a row here takes longer (measured best at 16 of 8–200 for 2–8
+/// How many rows ahead the pass prefetches group state (measured best at 16 of 8–200 for 2–8
 /// variables and 1e3–1e5 groups).
 const PREFETCH_DISTANCE: usize = 16;
 
@@ -486,6 +485,18 @@ fn welford_update(state: &mut [f64], x: &mut [f64]) {
             index += 1;
         }
     }
+}
+
+/// Starts loading the cache line at `address`.
+#[inline]
+pub(crate) fn prefetch_address<T>(address: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
 }
 
 /// Doubles in a group's state for k variables: n, k means, k(k + 1)/2 packed co-moments.

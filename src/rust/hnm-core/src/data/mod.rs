@@ -1,17 +1,17 @@
 //! The data: the one pass over the rows and the per-group statistics it leaves, which is all
 //! the models read of the data.
 //!
-//! - [`pass`]: the row pass of the one-way model, (y, group) → n_j, ȳ_j, SSW_j;
-//! - [`key_table`]: groups found by hashing a key column during that pass;
-//! - [`stats`]: the one-way model's per-group statistics ([`crate::GroupStats`]);
-//! - [`blocks`]: the row pass of the mixed model over several columns ([`crate::BlockPass`]);
-//! - [`cross_products`]: the mixed model's per-group statistics it leaves ([`crate::CrossProducts`]);
+//! - [`cells`]: values as R stores them (its `NA`s) and what a cell means for the pass;
+//! - [`groups`]: the grouping variable's codes, as `factor()` would give them;
+//! - [`blocks`]: the row pass over the model's columns ([`crate::BlockPass`]);
+//! - [`cross_products`]: the per-group statistics it leaves ([`crate::CrossProducts`]);
+//! - [`stats`]: the one-way model's per-group statistics of its response ([`crate::GroupStats`]);
 //! - [`unit`]: the exact power-of-two rescaling of the data that makes every computation
 //!   independent of its units.
 
 pub(crate) mod blocks;
+pub(crate) mod cells;
 pub(crate) mod cross_products;
-pub(crate) mod key_table;
-pub(crate) mod pass;
+pub(crate) mod groups;
 pub(crate) mod stats;
 pub(crate) mod unit;

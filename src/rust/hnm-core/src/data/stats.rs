@@ -15,10 +15,8 @@
 
 use crate::data::blocks::check_length;
 use crate::data::cross_products::CrossProducts;
-use crate::data::pass::{accumulate, LevelCodes, Response};
 use crate::error::{HnmError, Result};
-use crate::numerics::interrupt::Checkpoint;
-use crate::numerics::memory::collected;
+use crate::numerics::memory::{collected, copied};
 
 /// Per-group sufficient statistics: counts, means and within-group sums of squares.
 ///
@@ -30,14 +28,6 @@ pub struct GroupStats {
     n: Vec<f64>,
     centered_mean: Vec<f64>,
     ssw: Vec<f64>,
-}
-
-/// The statistics of a data pass, and how many rows were dropped because y or the group
-/// code was missing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DataPass {
-    pub stats: GroupStats,
-    pub dropped: usize,
 }
 
 impl GroupStats {
@@ -130,42 +120,6 @@ impl GroupStats {
         Ok(GroupStats { center, n, centered_mean, ssw })
     }
 
-    /// One pass over `(y, code)` computing the statistics of `n_groups` groups:
-    /// [`accumulate`] into [`LevelCodes`].
-    ///
-    /// `y` holds doubles or integers (see [`crate::Response`]); `codes` yields one 1-based group
-    /// code per row, as in an R factor; rows whose y is R's `NA` ([`crate::NA_REAL`],
-    /// [`crate::NA_CODE`] for integers) or whose code is [`crate::NA_CODE`] are skipped and
-    /// counted in [`DataPass::dropped`].
-    ///
-    /// # Errors
-    /// `LengthMismatch` when `y` and `codes` differ in length; `NotFinite` for an infinite
-    /// or NaN (other than `NA`) y; `GroupCodeOutOfRange` for a code outside `1..=n_groups`;
-    /// `TooLarge` when the groups' statistics do not fit in memory; `Interrupted` when
-    /// `checkpoint` reports a user interrupt.
-    ///
-    /// # Example
-    /// ```
-    /// use hnm_core::{Checkpoint, GroupStats, Never, NA_REAL};
-    /// let mut checkpoint = Checkpoint::new(&Never);
-    /// let pass = GroupStats::from_data(&[1.0, 3.0, 10.0, NA_REAL], [1, 1, 2, 2].into_iter(), 2, &mut checkpoint).unwrap();
-    /// assert_eq!(pass.stats.means(), vec![2.0, 10.0]);
-    /// assert_eq!(pass.stats.ssw(), &[2.0, 0.0]);
-    /// assert_eq!(pass.dropped, 1);
-    /// ```
-    pub fn from_data<Y: Response>(
-        y: &[Y], codes: impl ExactSizeIterator<Item = i32> + Clone, n_groups: usize, checkpoint: &mut Checkpoint<'_>,
-    ) -> Result<DataPass> {
-        let mut groups = LevelCodes::new(n_groups)?;
-        let dropped = accumulate(y, codes, &mut groups, checkpoint)?;
-        Ok(DataPass { stats: groups.into_stats()?, dropped })
-    }
-
-    /// Statistics a data pass produced, valid by construction.
-    pub(crate) fn from_parts(center: f64, n: Vec<f64>, centered_mean: Vec<f64>, ssw: Vec<f64>) -> Self {
-        GroupStats { center, n, centered_mean, ssw }
-    }
-
     /// Group sizes n_j.
     pub fn n(&self) -> &[f64] {
         &self.n
@@ -189,6 +143,15 @@ impl GroupStats {
     /// Within-group sums of squares SSW_j.
     pub fn ssw(&self) -> &[f64] {
         &self.ssw
+    }
+
+    /// A copy, allocated fallibly (`clone` aborts when memory runs out).
+    ///
+    /// # Errors
+    /// `TooLarge` when it does not fit in memory.
+    pub fn try_clone(&self) -> Result<Self> {
+        const WHAT: &str = "a copy of the one-way statistics";
+        Ok(GroupStats { center: self.center, n: copied(&self.n, WHAT)?, centered_mean: copied(&self.centered_mean, WHAT)?, ssw: copied(&self.ssw, WHAT)? })
     }
 
     /// Number of groups, including empty ones.
@@ -257,19 +220,6 @@ impl GroupStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn large_offset_keeps_its_digits() {
-        // Two-pass reference by hand: deviations 0.1, 0.2, 0.3 about 1e12 + 0.2 give SSW 0.02
-        // up to the representation error of 1e12 + 0.1 (ulp 1.2e-4).
-        let y = [1e12 + 0.1, 1e12 + 0.2, 1e12 + 0.3];
-        let pass = GroupStats::from_data(&y, [1, 1, 1].into_iter(), 1, &mut crate::Checkpoint::new(&crate::Never)).unwrap();
-        let exact: f64 = {
-            let m = (y[0] - 1e12 + y[1] - 1e12 + y[2] - 1e12) / 3.0;
-            y.iter().map(|v| (v - 1e12 - m).powi(2)).sum()
-        };
-        assert!((pass.stats.ssw()[0] - exact).abs() < 1e-12, "{} vs {exact}", pass.stats.ssw()[0]);
-    }
 
     #[test]
     fn identifiability_checks() {

@@ -5,7 +5,10 @@ use std::cell::RefCell;
 
 use super::structure::semidefinite_cholesky;
 use super::{Factorization, LinearMixedModel, LmmFit, Term, Workspace};
+use crate::data::stats::GroupStats;
 use crate::error::{HnmError, Result};
+use crate::model::one_way::fit::{estimates_at_theta, optimum_theta};
+use crate::model::one_way::likelihood::Params;
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{cholesky_in_place, congruence, dot, identity, inverse_from_factor, inverse_of_factored, solve_lower, solve_lower_transposed};
 use crate::numerics::interrupt::Checkpoint;
@@ -33,7 +36,22 @@ impl LinearMixedModel {
     /// # Errors
     /// The errors of [`LinearMixedModel::deviance`] when no start can be evaluated, `Optimizer`
     /// when the minimisation fails, `Interrupted` when `checkpoint` reports a user interrupt.
+    ///
+    /// The one-way model `y ~ 1 | g` (q = p = 1) is fitted by its scalar kernel instead: θ̂ is
+    /// the root of its profiled score ([`crate::optimum_theta`], warm-started at `start`), and μ̂,
+    /// σ̂², τ̂², se(μ̂) and the criterion come from the closed forms there. The search's θ is
+    /// limited by its gradient's rounding (τ² to 13 digits where the root gives 15, NIST
+    /// SmLs03), and the factorisation's residual sum of squares cancels as (τ/σ)², which the
+    /// closed forms, built on the within-group sums of squares, do not. Should the root fail
+    /// (it cannot on data the model accepts), the search below is the fallback.
     pub fn fit(&self, criterion: Criterion, start: Option<&[f64]>, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
+        if let Some(stats) = &self.one_way {
+            match self.one_way_fit(stats, criterion, start, checkpoint) {
+                Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
+                Ok(fit) => return Ok(fit),
+                Err(_) => {}
+            }
+        }
         let identity: Vec<f64> = self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
         let first = start.filter(|s| s.len() == identity.len()).map(<[f64]>::to_vec).unwrap_or_else(|| self.moment_start());
         let problem = DevianceProblem { model: self, criterion, workspace: RefCell::new(self.workspace()?) };
@@ -76,6 +94,16 @@ impl LinearMixedModel {
         let factor = self.factorization_at(&minimum.x, &mut ws)?;
         let theta = minimum.x.clone();
         Ok(self.assemble(criterion, &theta, &factor, &ws, minimum))
+    }
+
+    /// The one-way model's fit at the root of its profiled score (see [`LinearMixedModel::fit`]),
+    /// with the root finder's iterations and evaluations of the profiled score.
+    fn one_way_fit(&self, stats: &GroupStats, criterion: Criterion, start: Option<&[f64]>, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
+        let lambda_start = start.and_then(|s| s.first()).map(|theta| theta * theta);
+        let (theta, evaluations) = optimum_theta(stats, criterion, lambda_start, checkpoint)?;
+        let mut fit = self.fit_at(criterion, &[theta])?;
+        (fit.iterations, fit.evaluations) = (evaluations, evaluations + fit.evaluations);
+        Ok(fit)
     }
 
     /// The starts tried after a singular or failed first search: Λ = I, lme4's start, and
@@ -196,10 +224,20 @@ impl LinearMixedModel {
     ///
     /// # Errors
     /// The errors of [`LinearMixedModel::deviance_and_gradient`] at that θ.
+    ///
+    /// The one-way model's estimates (μ̂, σ̂, τ̂², se(μ̂)²) and criterion there come from its
+    /// closed forms ([`crate::estimates_at_theta`]; see [`LinearMixedModel::fit`]).
     pub fn fit_at(&self, criterion: Criterion, internal_theta: &[f64]) -> Result<LmmFit> {
         let mut ws = self.workspace()?;
         let (_, gradient) = self.deviance_and_gradient(criterion, internal_theta, &mut ws)?;
-        self.fit_at_gradient(criterion, internal_theta, gradient, &mut ws)
+        let mut fit = self.fit_at_gradient(criterion, internal_theta, gradient, &mut ws)?;
+        if let Some(stats) = &self.one_way {
+            let closed = estimates_at_theta(stats, criterion, internal_theta[0])?;
+            let Params { mu, sigma2, tau2 } = closed.params;
+            (fit.beta, fit.sigma, fit.re_covariance) = (vec![mu], sigma2.sqrt(), vec![tau2]);
+            (fit.deviance, fit.beta_covariance) = (closed.deviance, vec![closed.se_mu * closed.se_mu]);
+        }
+        Ok(fit)
     }
 
     /// [`LinearMixedModel::fit_at`] given the criterion's gradient at θ (a search that stopped

@@ -48,10 +48,11 @@
 //! Its profiles and Satterthwaite's derivatives are in [`crate::inference`].
 
 use crate::data::cross_products::CrossProducts;
+use crate::data::stats::GroupStats;
 use crate::error::{HnmError, Result};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::principal_submatrix;
-use crate::numerics::memory::{copied, filled};
+use crate::numerics::memory::{collected, copied, filled};
 use statistics::{full_rank_columns, group_blocks, symmetric_cross_products};
 use structure::{check_structure, theta_layout, to_user_map, Affine, ColumnSummary};
 
@@ -59,6 +60,7 @@ mod evaluation;
 mod fit;
 mod gradient;
 mod random_effects;
+mod range;
 mod statistics;
 pub(crate) mod structure;
 
@@ -108,9 +110,32 @@ pub struct LinearMixedModel {
     pub(crate) to_user_random: Vec<f64>,
     pub(crate) theta_positions: Vec<(usize, usize)>,
     pub(crate) lower: Vec<f64>,
+    /// For the one-way model `y ~ 1 | g` (the intercept the only fixed and the only random
+    /// effect), the response's (n_j, ȳ_j, SSW_j) of the modelled groups: its fit takes θ̂ at
+    /// the root of the profiled score ([`crate::fit_from`]), exact where the blocked
+    /// factorisation's residual sum of squares cancels (see [`LinearMixedModel::fit`]).
+    pub(crate) one_way: Option<GroupStats>,
     /// Which blocks these are: new for each model built and each change of its blocks, so
     /// that a workspace's factorisation is never taken for another model's.
     pub(crate) revision: u64,
+}
+
+/// The one-way statistics of `stats`' response in the groups `groups` (the modelled ones)
+/// when `structure` is `y ~ 1 | g` (see [`LinearMixedModel::one_way_statistics`]), `None`
+/// otherwise.
+///
+/// # Errors
+/// `TooLarge` when they do not fit in memory.
+pub(crate) fn one_way_statistics(stats: &CrossProducts, structure: &Structure, groups: &[usize]) -> Result<Option<GroupStats>> {
+    if structure.fixed != [Term::Intercept] || structure.random != [Term::Intercept] {
+        return Ok(None);
+    }
+    const WHAT: &str = "the one-way statistics";
+    let y = structure.response;
+    let n = collected(groups.iter().map(|&j| stats.n()[j]), WHAT)?;
+    let means = collected(groups.iter().map(|&j| stats.mean(j)[y]), WHAT)?;
+    let ssw = collected(groups.iter().map(|&j| stats.comoment(j, y, y)), WHAT)?;
+    GroupStats::centered(stats.pilot()[y], n, means, ssw).map(Some)
 }
 
 /// A revision no model has had (see [`LinearMixedModel::revision`]).
@@ -234,6 +259,7 @@ impl LinearMixedModel {
         if n_obs <= (q * m) as f64 {
             return Err(HnmError::TooManyRandomEffects { observations: n_obs, random_effects: (q * m) as f64 });
         }
+        range::check_range(&stats, &structure)?;
         let columns = ColumnSummary::of(&stats);
         let fixed_centred = structure.fixed.contains(&Term::Intercept);
         let affine = |term: Term, centred: bool| columns.affine(term, centred);
@@ -260,6 +286,7 @@ impl LinearMixedModel {
         let xy = principal_submatrix(&all_xy, width, &selected);
         let (zz, zxy) = group_blocks(&stats, &random, &fixed_and_response)?;
         let (theta_positions, lower) = theta_layout(&structure.blocks);
+        let one_way = one_way_statistics(&stats, &structure, &(0..m).collect::<Vec<_>>())?;
         Ok(LinearMixedModel {
             to_user_fixed: to_user_map(&fixed, &[fixed.len()]),
             to_user_random: to_user_map(&random, &structure.blocks),
@@ -278,6 +305,7 @@ impl LinearMixedModel {
             random,
             theta_positions,
             lower,
+            one_way,
             revision: next_revision(),
         })
     }
@@ -306,8 +334,15 @@ impl LinearMixedModel {
             to_user_random: self.to_user_random.clone(),
             theta_positions: self.theta_positions.clone(),
             lower: self.lower.clone(),
+            one_way: self.one_way.as_ref().map(GroupStats::try_clone).transpose()?,
             revision: self.revision,
         })
+    }
+
+    /// The response's one-way statistics (n_j, ȳ_j, SSW_j) of the modelled groups when the
+    /// model is `y ~ 1 | g`, which its closed forms read; `None` for any other model.
+    pub fn one_way_statistics(&self) -> Option<&GroupStats> {
+        self.one_way.as_ref()
     }
 
     /// The structure the model was built with.

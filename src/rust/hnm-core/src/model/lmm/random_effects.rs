@@ -112,7 +112,7 @@ impl LinearMixedModel {
                     }
                 }
             }
-            if code == crate::data::pass::NA_CODE {
+            if code == crate::data::cells::NA_CODE {
                 out.push(f64::NAN);
                 continue;
             }

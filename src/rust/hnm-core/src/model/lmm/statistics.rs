@@ -4,7 +4,7 @@
 //! replacement of the response's column alone (a bootstrap replicate).
 
 use super::structure::{check_structure, column_maps, Affine, ColumnMap};
-use super::{next_revision, LinearMixedModel};
+use super::{next_revision, one_way_statistics, LinearMixedModel};
 use crate::data::cross_products::CrossProducts;
 use crate::error::{HnmError, Result};
 use crate::numerics::memory::filled;
@@ -63,6 +63,7 @@ impl LinearMixedModel {
         if check_structure(&self.structure, stats.variables()).is_err() || !same_groups {
             return Err(HnmError::InvalidArgument { argument: "stats", reason: "must have the design the model was built on" });
         }
+        let one_way = one_way_statistics(stats, &self.structure, &self.group_index)?;
         let (q, p, p1) = (self.q, self.p, self.p + 1);
         // The response's map in the data's units, about the new statistics' pilot.
         let response = Affine { shift: self.response.raw_shift - stats.pilot()[self.structure.response], ..self.response };
@@ -85,6 +86,7 @@ impl LinearMixedModel {
             self.xy[a * p1 + p] = v;
             self.xy[p * p1 + a] = v;
         }
+        self.one_way = one_way;
         self.revision = next_revision();
         Ok(())
     }

@@ -160,6 +160,63 @@ pub fn fit_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>, ch
     Ok(to_original_units(assemble(&scaled, criterion, found), stats, unit))
 }
 
+/// The estimates at θ = τ/σ without a search, in the data's units: (μ̂(θ), σ̂²(θ),
+/// τ̂² = θ²σ̂²(θ)), the criterion profiled at λ = θ², and se(μ̂(θ)); at [`optimum_theta`]'s θ̂
+/// they are [`fit_from`]'s estimates to the bit (one evaluation, without its Hessian).
+///
+/// # Errors
+/// `TooLarge` when the statistics in the data's unit do not fit in memory.
+///
+/// # Example
+/// ```
+/// use hnm_core::{estimates_at_theta, fit, Criterion, GroupStats};
+/// let s = GroupStats::new(vec![3.0, 5.0, 2.0, 7.0], vec![1.0, 2.5, -0.5, 0.4], vec![2.0, 4.5, 0.3, 6.1]).unwrap();
+/// let best = fit(&s, Criterion::Ml).unwrap();
+/// let at = estimates_at_theta(&s, Criterion::Ml, best.theta).unwrap();
+/// assert_eq!((at.deviance, at.params.mu, at.se_mu), (best.deviance, best.params.mu, best.se_mu));
+/// assert!(estimates_at_theta(&s, Criterion::Ml, 2.0 * best.theta).unwrap().deviance > best.deviance);
+/// ```
+pub fn estimates_at_theta(stats: &GroupStats, criterion: Criterion, theta: f64) -> Result<Estimates> {
+    let unit = Unit::of_data(stats);
+    let scaled = unit.scale(stats)?;
+    let point = ProfiledDeviance::new(&scaled, criterion).at(theta * theta);
+    let (k, _) = criterion.constants(stats.n_obs());
+    Ok(Estimates {
+        params: to_data_units(&unit_params(&point), stats, unit),
+        deviance: point.deviance + 2.0 * k * unit.ln(),
+        se_mu: unit.from_unit((point.sigma2 / point.weight_sum).sqrt(), 1),
+    })
+}
+
+/// The estimates of [`estimates_at_theta`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimates {
+    /// (μ̂, σ̂², τ̂²).
+    pub params: Params,
+    /// −2ℓ (ML) or the REML criterion.
+    pub deviance: f64,
+    /// Standard error of μ̂.
+    pub se_mu: f64,
+}
+
+/// θ̂ = τ̂/σ̂ of [`fit_from`] and the evaluations of the profiled score (and Brent's
+/// iterations) it took, without the Hessian and information [`fit_from`] assembles there.
+///
+/// # Errors
+/// As [`fit_from`].
+///
+/// # Example
+/// ```
+/// use hnm_core::{fit, optimum_theta, Checkpoint, Criterion, GroupStats, Never};
+/// let s = GroupStats::new(vec![3.0, 5.0, 2.0, 7.0], vec![1.0, 2.5, -0.5, 0.4], vec![2.0, 4.5, 0.3, 6.1]).unwrap();
+/// let (theta, _) = optimum_theta(&s, Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
+/// assert_eq!(theta, fit(&s, Criterion::Reml).unwrap().theta);
+/// ```
+pub fn optimum_theta(stats: &GroupStats, criterion: Criterion, start: Option<f64>, checkpoint: &mut Checkpoint<'_>) -> Result<(f64, usize)> {
+    let (_, _, found) = minimum_in_unit(stats, criterion, start, checkpoint)?;
+    Ok((found.point.lambda.sqrt(), found.brent_iterations as usize + found.newton_iterations as usize))
+}
+
 /// The data's unit, the statistics in it and the minimum found there (see [`crate::Unit`]).
 fn minimum_in_unit(stats: &GroupStats, criterion: Criterion, start: Option<f64>, checkpoint: &mut Checkpoint<'_>) -> Result<(Unit, GroupStats, Minimum)> {
     let unit = Unit::of_data(stats);

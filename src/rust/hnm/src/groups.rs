@@ -1,0 +1,190 @@
+//! Glue for the grouping variable: reads it in place (no copy, no `factor()`) and gives the
+//! codes `factor()` would, and checks a factor's levels.
+//!
+//! ALTREP vectors are expanded first (see [`crate::expanded`]), so reading them as slices
+//! allocates nothing. Integers of a small range index their values directly; other integer,
+//! logical and double groups are hashed by value; character groups by the address of each
+//! string, which R's global CHARSXP cache makes unique per (string, encoding), so each string
+//! is never read.
+
+use extendr_api::prelude::*;
+use extendr_api::AsTypedSlice;
+use hnm_core::{
+    dense_integer_range, double_key, filled, group_codes, integer_key, with_capacity, Checkpoint, GroupCodes, HnmError, DOUBLE_MISSING, INTEGER_MISSING,
+    NA_CODE,
+};
+
+use crate::{core_error, error_message, expanded, RInterrupt};
+
+/// TRUE when the factor `g`'s levels are non-NA strings, none marked "bytes", no two equal
+/// (R's `check_levels()` then has nothing to report); FALSE when one of them may fail.
+/// @noRd
+#[extendr]
+fn rs_levels_distinct(g: Robj) -> bool {
+    levels_distinct(&g)
+}
+
+/// A CHARSXP as R's C API takes it.
+type Charsxp = *mut std::ffi::c_void;
+
+extern "C" {
+    // R's API (Rinternals.h): a CHARSXP's encoding mark (cetype_t), bytes and length, read
+    // without extendr's per-call locking.
+    fn Rf_getCharCE(x: Charsxp) -> std::os::raw::c_int;
+    fn R_CHAR(x: Charsxp) -> *const std::os::raw::c_char;
+    fn LENGTH(x: Charsxp) -> std::os::raw::c_int;
+}
+
+/// `CE_BYTES` of R's cetype_t.
+const CE_BYTES: std::os::raw::c_int = 3;
+
+/// TRUE when the factor `g`'s levels are non-NA strings, none marked "bytes", no two equal;
+/// FALSE when one of them may fail (or the check does not fit in memory), left to R to decide
+/// and report. Equality is by address:
+/// R's CHARSXP cache holds one copy of each (bytes, encoding mark), and ASCII strings are never
+/// marked, so distinct addresses are distinct labels unless two non-ASCII labels carry
+/// different marks (the same text in latin1 and UTF-8), where FALSE defers to R.
+fn levels_distinct(g: &Robj) -> bool {
+    let Some(levels) = g.get_attrib(levels_symbol()) else { return true };
+    let Some(labels) = AsTypedSlice::<Rstr>::as_typed_slice(&levels) else { return false };
+    // SAFETY: the CHARSXPs are read (address, mark, bytes) while R keeps `g` alive.
+    let na = unsafe { Rstr::na().get() };
+    let mut mark = None;
+    // Pushed within its exact capacity; without the memory, R checks the levels instead.
+    let Ok(mut addresses) = with_capacity(&[labels.len()], "the levels' addresses") else { return false };
+    for label in labels {
+        let sexp = unsafe { label.get() };
+        if sexp == na {
+            return false;
+        }
+        let charsxp: Charsxp = sexp.cast();
+        let bytes = unsafe { std::slice::from_raw_parts(R_CHAR(charsxp).cast::<u8>(), LENGTH(charsxp).max(0) as usize) };
+        if !bytes.is_ascii() {
+            let encoding = unsafe { Rf_getCharCE(charsxp) };
+            if encoding == CE_BYTES || *mark.get_or_insert(encoding) != encoding {
+                return false;
+            }
+        }
+        addresses.push(sexp as usize);
+    }
+    distinct(&addresses).unwrap_or(false)
+}
+
+/// True when no two of the non-zero `addresses` are equal: one insertion each into an
+/// open-addressing table of twice their number, sized once (no rehashing), 0 marking a free slot.
+///
+/// # Errors
+/// `TooLarge` when the table does not fit in memory.
+fn distinct(addresses: &[usize]) -> hnm_core::Result<bool> {
+    if addresses.len() < 2 {
+        return Ok(true);
+    }
+    let bits = (2 * addresses.len()).next_power_of_two().trailing_zeros();
+    let mask = (1usize << bits) - 1;
+    let mut table = filled(&[mask + 1], 0usize, "the table of the levels")?;
+    for &address in addresses {
+        // Fibonacci hashing: the high bits of the product mix every bit of the address.
+        let mut i = ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize;
+        while table[i] != 0 {
+            if table[i] == address {
+                return Ok(false);
+            }
+            i = (i + 1) & mask;
+        }
+        table[i] = address;
+    }
+    Ok(true)
+}
+
+/// Renumbers 1-based `codes` in 1..=`levels` (NA kept) over the codes that occur, in order, and
+/// returns those codes: what `factor()` does with a small integer range's values (no level for
+/// a value without rows), in one pass over the codes to find them and, when some are unused,
+/// one to renumber.
+///
+/// # Errors
+/// `TooLarge` when the table of the range does not fit in memory.
+fn compact_codes(codes: &mut [i32], levels: usize) -> hnm_core::Result<Vec<i32>> {
+    let mut renumbered = filled(&[levels], 0i32, "the table of the group values")?;
+    for &code in codes.iter().filter(|&&c| c != NA_CODE) {
+        renumbered[code as usize - 1] = 1;
+    }
+    let mut present = with_capacity(&[levels], "the group values")?;
+    for (value, slot) in renumbered.iter_mut().enumerate() {
+        if *slot != 0 {
+            present.push(value as i32 + 1);
+            *slot = present.len() as i32;
+        }
+    }
+    if present.len() < levels {
+        for code in codes.iter_mut().filter(|c| **c != NA_CODE) {
+            *code = renumbered[*code as usize - 1];
+        }
+    }
+    Ok(present)
+}
+
+/// The codes of hashed keys, numbered in order of first appearance, with each group's first row.
+fn hashed(keys: impl ExactSizeIterator<Item = u64>, missing: u64) -> hnm_core::Result<(GroupCodes, Option<f64>, Vec<i32>)> {
+    Ok((group_codes(keys, missing, &mut Checkpoint::new(&RInterrupt))?, None, Vec::new()))
+}
+
+/// The group codes of a plain vector `g` (integer, logical, double or character), with the
+/// offset and the values that occur for a small integer range, none otherwise.
+fn codes_of(g: &Robj) -> hnm_core::Result<(GroupCodes, Option<f64>, Vec<i32>)> {
+    if let Some(values) = g.as_integer_slice() {
+        if let Some((low, levels)) = dense_integer_range(values) {
+            // Exact: v − low + 1 lies in 1..=levels, and dense_integer_range keeps levels ≤ i32::MAX.
+            let mut codes = with_capacity(&[values.len()], "the group codes")?;
+            codes.extend(values.iter().map(|&v| if v == NA_CODE { NA_CODE } else { (i64::from(v) - i64::from(low) + 1) as i32 }));
+            let present = compact_codes(&mut codes, levels)?;
+            return Ok((GroupCodes { codes, first_rows: Vec::new() }, Some(f64::from(low) - 1.0), present));
+        }
+        return hashed(values.iter().map(|&v| integer_key(v)), INTEGER_MISSING);
+    }
+    if let Some(values) = g.as_logical_slice() {
+        return hashed(values.iter().map(|v| integer_key(v.0)), INTEGER_MISSING);
+    }
+    if let Some(values) = g.as_real_slice() {
+        return hashed(values.iter().map(|&v| double_key(v, DOUBLE_MISSING)), DOUBLE_MISSING);
+    }
+    let strings: Option<&[Rstr]> = g.as_typed_slice();
+    if let Some(values) = strings {
+        // SAFETY: only the CHARSXP addresses are read, while R keeps `g` alive.
+        let missing = unsafe { Rstr::na().get() } as u64;
+        return hashed(values.iter().map(|s| unsafe { s.get() } as u64), missing);
+    }
+    Err(HnmError::InvalidArgument { argument: "g", reason: "must be a factor or an integer, logical, double or character vector" })
+}
+
+/// The group codes of a non-factor `g` (integer, logical, double or character) for the
+/// general model, without `factor()`'s conversion of every value to a string: `codes`
+/// (1-based, NA for missing) with either `offset` and `present` (small-range integers: code j
+/// is the value offset + present[j], the values without rows left out, as `factor()` does) or
+/// `first_row` (hashed values: code j first appears at that 1-based row). `group` names `g` in
+/// error messages.
+/// @noRd
+#[extendr]
+fn rs_group_codes(g: Robj, group: &str) -> Robj {
+    if !expanded(&g) {
+        return error_message(format!("the grouping variable `{group}` could not be expanded into memory (see R's message above)."), "too_large");
+    }
+    match codes_of(&g) {
+        Ok((coded, offset, present)) => {
+            let first_row = if offset.is_some() { Robj::from(()) } else { one_based(&coded.first_rows) };
+            list!(codes = coded.codes, first_row = first_row, offset = offset.map_or(Robj::from(()), Robj::from), present = present).into()
+        }
+        Err(HnmError::InvalidArgument { reason, .. }) => error_message(format!("the grouping variable `{group}` {reason}."), "invalid_argument"),
+        Err(error) => core_error(error),
+    }
+}
+
+/// 0-based rows as R's 1-based row numbers, written straight into an R vector.
+fn one_based(rows: &[usize]) -> Robj {
+    Doubles::from_values(rows.iter().map(|&r| r as f64 + 1.0)).into()
+}
+
+extendr_module! {
+    mod groups;
+    fn rs_group_codes;
+    fn rs_levels_distinct;
+}
