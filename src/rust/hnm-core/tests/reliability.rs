@@ -245,3 +245,25 @@ fn data_pass_and_fit_stop_when_interrupted() {
         assert_eq!(fit_from(&s, criterion, None, &mut stale_checkpoint(&Always)).unwrap_err(), HnmError::Interrupted);
     }
 }
+
+#[test]
+fn predictions_stop_when_interrupted() {
+    // The rows' fitted values (R's fitted(), residuals() and predict(newdata)) poll the
+    // checkpoint row by row, as the pass and the fit do: a stale checkpoint that asks to stop
+    // ends them with `Interrupted`, one that never asks gives a value for every row.
+    use hnm_core::{Checkpoint, Column, CrossProducts, HnmError, LinearMixedModel, Never, Structure, Term};
+    let groups = 500;
+    let codes: Vec<i32> = (0..20 * groups as i32).map(|i| i % groups as i32 + 1).collect();
+    let x: Vec<f64> = (0..codes.len()).map(|i| (i % 11) as f64).collect();
+    let y: Vec<f64> = codes.iter().zip(&x).enumerate().map(|(i, (&c, &x))| f64::from(c % 7) + 0.5 * x + (i % 5) as f64).collect();
+    let columns = [Column::Double(&y), Column::Double(&x)];
+    let pass = CrossProducts::from_columns(&columns, codes.iter().copied(), groups, &mut Checkpoint::new(&Never)).unwrap();
+    let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept], blocks: vec![1] };
+    let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
+    let fit = model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
+    let modes = model.random_effects(&fit).unwrap();
+    let err = model.fitted_values(&fit, Some(&modes), &columns, &codes, &mut stale_checkpoint(&Always)).unwrap_err();
+    assert_eq!(err, HnmError::Interrupted);
+    let values = model.fitted_values(&fit, Some(&modes), &columns, &codes, &mut Checkpoint::new(&Never)).unwrap();
+    assert_eq!(values.len(), codes.len());
+}

@@ -7,7 +7,7 @@ use super::structure::semidefinite_cholesky;
 use super::{Factorization, LinearMixedModel, LmmFit, Term, Workspace};
 use crate::data::stats::GroupStats;
 use crate::error::{HnmError, Result};
-use crate::model::one_way::fit::{estimates_at_theta, optimum_theta};
+use crate::model::one_way::fit::{estimates_at_theta, optimum, Estimates};
 use crate::model::one_way::likelihood::Params;
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{cholesky_in_place, congruence, dot, identity, inverse_from_factor, inverse_of_factored, solve_lower, solve_lower_transposed};
@@ -38,7 +38,7 @@ impl LinearMixedModel {
     /// when the minimisation fails, `Interrupted` when `checkpoint` reports a user interrupt.
     ///
     /// The one-way model `y ~ 1 | g` (q = p = 1) is fitted by its scalar kernel instead: θ̂ is
-    /// the root of its profiled score ([`crate::optimum_theta`], warm-started at `start`), and μ̂,
+    /// the root of its profiled score ([`crate::optimum`], warm-started at `start`), and μ̂,
     /// σ̂², τ̂², se(μ̂) and the criterion come from the closed forms there. The search's θ is
     /// limited by its gradient's rounding (τ² to 13 digits where the root gives 15, NIST
     /// SmLs03), and the factorisation's residual sum of squares cancels as (τ/σ)², which the
@@ -100,8 +100,9 @@ impl LinearMixedModel {
     /// with the root finder's iterations and evaluations of the profiled score.
     fn one_way_fit(&self, stats: &GroupStats, criterion: Criterion, start: Option<&[f64]>, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
         let lambda_start = start.and_then(|s| s.first()).map(|theta| theta * theta);
-        let (theta, evaluations) = optimum_theta(stats, criterion, lambda_start, checkpoint)?;
-        let mut fit = self.fit_at(criterion, &[theta])?;
+        let (theta, evaluations, estimates) = optimum(stats, criterion, lambda_start, checkpoint)?;
+        let mut fit = self.fit_at_factorization(criterion, &[theta])?;
+        with_one_way_estimates(&mut fit, &estimates);
         (fit.iterations, fit.evaluations) = (evaluations, evaluations + fit.evaluations);
         Ok(fit)
     }
@@ -228,16 +229,18 @@ impl LinearMixedModel {
     /// The one-way model's estimates (μ̂, σ̂, τ̂², se(μ̂)²) and criterion there come from its
     /// closed forms ([`crate::estimates_at_theta`]; see [`LinearMixedModel::fit`]).
     pub fn fit_at(&self, criterion: Criterion, internal_theta: &[f64]) -> Result<LmmFit> {
-        let mut ws = self.workspace()?;
-        let (_, gradient) = self.deviance_and_gradient(criterion, internal_theta, &mut ws)?;
-        let mut fit = self.fit_at_gradient(criterion, internal_theta, gradient, &mut ws)?;
+        let mut fit = self.fit_at_factorization(criterion, internal_theta)?;
         if let Some(stats) = &self.one_way {
-            let closed = estimates_at_theta(stats, criterion, internal_theta[0])?;
-            let Params { mu, sigma2, tau2 } = closed.params;
-            (fit.beta, fit.sigma, fit.re_covariance) = (vec![mu], sigma2.sqrt(), vec![tau2]);
-            (fit.deviance, fit.beta_covariance) = (closed.deviance, vec![closed.se_mu * closed.se_mu]);
+            with_one_way_estimates(&mut fit, &estimates_at_theta(stats, criterion, internal_theta[0])?);
         }
         Ok(fit)
+    }
+
+    /// The fit at θ from the factorisation alone (see [`LinearMixedModel::fit_at`]).
+    fn fit_at_factorization(&self, criterion: Criterion, internal_theta: &[f64]) -> Result<LmmFit> {
+        let mut ws = self.workspace()?;
+        let (_, gradient) = self.deviance_and_gradient(criterion, internal_theta, &mut ws)?;
+        self.fit_at_gradient(criterion, internal_theta, gradient, &mut ws)
     }
 
     /// [`LinearMixedModel::fit_at`] given the criterion's gradient at θ (a search that stopped
@@ -340,4 +343,12 @@ impl Objective for DevianceProblem<'_> {
     fn canonicalize(&self, x: &mut [f64]) {
         self.model.canonical_theta(x);
     }
+}
+
+/// The one-way model's closed-form estimates (μ̂, σ̂, τ̂², se(μ̂)²) and criterion in `fit`, in
+/// place of the factorisation's (see [`LinearMixedModel::fit`]).
+fn with_one_way_estimates(fit: &mut LmmFit, estimates: &Estimates) {
+    let Params { mu, sigma2, tau2 } = estimates.params;
+    (fit.beta, fit.sigma, fit.re_covariance) = (vec![mu], sigma2.sqrt(), vec![tau2]);
+    (fit.deviance, fit.beta_covariance) = (estimates.deviance, vec![estimates.se_mu * estimates.se_mu]);
 }

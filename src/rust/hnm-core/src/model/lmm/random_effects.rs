@@ -70,7 +70,8 @@ impl LinearMixedModel {
     /// # Errors
     /// `LengthMismatch` when a column and `codes` differ in length; `InvalidArgument` when the
     /// columns are not the model's variables or `random_effects` belongs to another model;
-    /// `TooLarge` when the values do not fit in memory.
+    /// `TooLarge` when the values do not fit in memory; `Interrupted` when `checkpoint` reports
+    /// a user interrupt.
     pub fn fitted_values(
         &self, fit: &LmmFit, random_effects: Option<&RandomEffects>, columns: &[crate::data::blocks::Column<'_>], codes: &[i32],
         checkpoint: &mut Checkpoint<'_>,

@@ -161,7 +161,7 @@ pub fn fit_from(stats: &GroupStats, criterion: Criterion, start: Option<f64>, ch
 }
 
 /// The estimates at θ = τ/σ without a search, in the data's units: (μ̂(θ), σ̂²(θ),
-/// τ̂² = θ²σ̂²(θ)), the criterion profiled at λ = θ², and se(μ̂(θ)); at [`optimum_theta`]'s θ̂
+/// τ̂² = θ²σ̂²(θ)), the criterion profiled at λ = θ², and se(μ̂(θ)); at [`optimum`]'s θ̂
 /// they are [`fit_from`]'s estimates to the bit (one evaluation, without its Hessian).
 ///
 /// # Errors
@@ -180,12 +180,17 @@ pub fn estimates_at_theta(stats: &GroupStats, criterion: Criterion, theta: f64) 
     let unit = Unit::of_data(stats);
     let scaled = unit.scale(stats)?;
     let point = ProfiledDeviance::new(&scaled, criterion).at(theta * theta);
+    Ok(estimates_of(&point, stats, criterion, unit))
+}
+
+/// The estimates at the profile point `point` of `stats` expressed in `unit`, in the data's units.
+fn estimates_of(point: &ProfilePoint, stats: &GroupStats, criterion: Criterion, unit: Unit) -> Estimates {
     let (k, _) = criterion.constants(stats.n_obs());
-    Ok(Estimates {
-        params: to_data_units(&unit_params(&point), stats, unit),
+    Estimates {
+        params: to_data_units(&unit_params(point), stats, unit),
         deviance: point.deviance + 2.0 * k * unit.ln(),
         se_mu: unit.from_unit((point.sigma2 / point.weight_sum).sqrt(), 1),
-    })
+    }
 }
 
 /// The estimates of [`estimates_at_theta`].
@@ -199,22 +204,25 @@ pub struct Estimates {
     pub se_mu: f64,
 }
 
-/// θ̂ = τ̂/σ̂ of [`fit_from`] and the evaluations of the profiled score (and Brent's
-/// iterations) it took, without the Hessian and information [`fit_from`] assembles there.
+/// θ̂ = τ̂/σ̂ of [`fit_from`], the evaluations of the profiled score (and Brent's iterations)
+/// it took, and the estimates there ([`estimates_at_theta`]'s at θ̂), without the Hessian and
+/// information [`fit_from`] assembles.
 ///
 /// # Errors
 /// As [`fit_from`].
 ///
 /// # Example
 /// ```
-/// use hnm_core::{fit, optimum_theta, Checkpoint, Criterion, GroupStats, Never};
+/// use hnm_core::{fit, optimum, Checkpoint, Criterion, GroupStats, Never};
 /// let s = GroupStats::new(vec![3.0, 5.0, 2.0, 7.0], vec![1.0, 2.5, -0.5, 0.4], vec![2.0, 4.5, 0.3, 6.1]).unwrap();
-/// let (theta, _) = optimum_theta(&s, Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
-/// assert_eq!(theta, fit(&s, Criterion::Reml).unwrap().theta);
+/// let (theta, _, at) = optimum(&s, Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
+/// let full = fit(&s, Criterion::Reml).unwrap();
+/// assert_eq!((theta, at.deviance, at.params.tau2), (full.theta, full.deviance, full.params.tau2));
 /// ```
-pub fn optimum_theta(stats: &GroupStats, criterion: Criterion, start: Option<f64>, checkpoint: &mut Checkpoint<'_>) -> Result<(f64, usize)> {
-    let (_, _, found) = minimum_in_unit(stats, criterion, start, checkpoint)?;
-    Ok((found.point.lambda.sqrt(), found.brent_iterations as usize + found.newton_iterations as usize))
+pub fn optimum(stats: &GroupStats, criterion: Criterion, start: Option<f64>, checkpoint: &mut Checkpoint<'_>) -> Result<(f64, usize, Estimates)> {
+    let (unit, _, found) = minimum_in_unit(stats, criterion, start, checkpoint)?;
+    let evaluations = found.brent_iterations as usize + found.newton_iterations as usize;
+    Ok((found.point.lambda.sqrt(), evaluations, estimates_of(&found.point, stats, criterion, unit)))
 }
 
 /// The data's unit, the statistics in it and the minimum found there (see [`crate::Unit`]).
