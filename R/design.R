@@ -31,7 +31,9 @@ model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE, term
        fixed = fixed_index, fixed_names = fixed$names, fixed_assign = fixed$assign,
        random = unlist(random_index), blocks = lengths(random_index),
        random_names = lapply(random, `[[`, "names"), random_assign = lapply(random, `[[`, "assign"),
-       codes = group$codes, levels = group$levels, group_name = parsed$group_name,
+       codes = group$codes, levels = group$levels, code_offset = group$code_offset,
+       n_groups = group$n_groups, level_offset = group$level_offset,
+       group_name = parsed$group_name,
        xlev = list(fixed = fixed$xlevels, random = lapply(random, `[[`, "xlevels")),
        contrasts = fixed$contrasts, terms = fixed$terms,
        random_terms = lapply(random, `[[`, "terms"))
@@ -201,9 +203,32 @@ grouping_factor <- function(parsed, data, env, call, levels = NULL) {
   }
   # A factor's levels are checked as the one-way model checks them: an addNA() level or a
   # duplicated level (a corrupt factor) is an error, not a group.
-  if (is.factor(g)) return(list(codes = check_levels(g, parsed$group_name, call), levels = levels(g)))
-  group_codes(g, parsed$group_name, call)
+  if (is.factor(g)) {
+    return(list(codes = check_levels(g, parsed$group_name, call), levels = levels(g),
+                code_offset = 0L, n_groups = nlevels(g)))
+  }
+  # Integers or whole doubles of a small range are their own codes less an offset, read by the
+  # pass in place (no coding pass); their labels are made for the groups with rows only.
+  range <- if (is.null(attributes(g)) && (is.integer(g) || is.double(g))) rs_dense_range(g)
+  if (!is.null(range)) {
+    return(list(codes = g, code_offset = range$offset, n_groups = range$levels,
+                level_offset = range$offset))
+  }
+  coded <- group_codes(g, parsed$group_name, call)
+  c(coded, list(code_offset = 0L, n_groups = length(coded$levels)))
 }
+
+# The labels of the groups `index` (1-based among the design's groups), as factor() makes
+# them: a factor's levels, or the values of a small range (group j is level_offset + j, as a
+# double or an integer as the grouping variable is).
+group_labels <- function(design, index) {
+  if (is.null(design$level_offset)) return(design$levels[index])
+  values <- design$level_offset + index
+  as.character(if (is.double(design$codes)) as.double(values) else as.integer(values))
+}
+
+# The rows' group codes among the statistics' groups: the pass reads `codes` less `code_offset`.
+row_codes <- function(rows) as.integer(rows$codes) - rows$code_offset
 
 # For each value of `g`, the entry of `values` of its level among the fit's `levels` (labels
 # as the fit makes them), NA for a missing value or one not among them:

@@ -41,6 +41,12 @@ rs_group_codes <- function(g, group) .Call(wrap__rs_group_codes, g, group)
 #' @noRd
 rs_levels_distinct <- function(g) .Call(wrap__rs_levels_distinct, g)
 
+#' For a plain integer or double vector `g` whose values (but NA) are whole numbers of a
+#' range small enough to index directly, `offset` (the value before the smallest, so value
+#' v is group v − offset) and `levels` (the range's length); NULL otherwise.
+#' @noRd
+rs_dense_range <- function(g) .Call(wrap__rs_dense_range, g)
+
 #' TRUE when `ptr` holds a model (FALSE after `readRDS`, which restores pointers as NULL).
 #' @noRd
 rs_lmm_valid <- function(ptr) .Call(wrap__rs_lmm_valid, ptr)
@@ -50,10 +56,11 @@ rs_lmm_valid <- function(ptr) .Call(wrap__rs_lmm_valid, ptr)
 #' @noRd
 rs_one_way_statistics <- function(ptr) .Call(wrap__rs_one_way_statistics, ptr)
 
-#' One pass over `columns` (the model's variables) and 1-based group `codes` (`n_groups`
-#' levels) on up to `threads` threads, then the model of the given structure. Returns the pointer and the plain fields.
+#' One pass over `columns` (the model's variables) and 1-based group `codes` less
+#' `code_offset` (a factor's codes with offset 0, or integers or whole doubles of a small
+#' range; `n_groups` levels) on up to `threads` threads, then the model of the given structure. Returns the pointer and the plain fields.
 #' @noRd
-rs_lmm_build <- function(columns_list, codes, n_groups, response, fixed, random, blocks, names, threads) .Call(wrap__rs_lmm_build, columns_list, codes, n_groups, response, fixed, random, blocks, names, threads)
+rs_lmm_build <- function(columns_list, codes, code_offset, n_groups, response, fixed, random, blocks, names, threads) .Call(wrap__rs_lmm_build, columns_list, codes, code_offset, n_groups, response, fixed, random, blocks, names, threads)
 
 #' The model of per-group statistics given in `rs_lmm_build`'s plain fields (a saved fit's,
 #' or a statistics table's such as a database computed): the pointer, with the fit at
@@ -73,16 +80,16 @@ rs_lmm_fit <- function(ptr, reml, start, keep) .Call(wrap__rs_lmm_fit, ptr, reml
 rs_lmm_ranef <- function(ptr) .Call(wrap__rs_lmm_ranef, ptr)
 
 #' Fitted values of the rows of `columns_list` (the model's variables) with 1-based group
-#' `codes` (0 for a new level): with the random effects when `random`, else the population
+#' `codes` less `code_offset` (0 for a new level; see `rs_lmm_build`): with the random effects when `random`, else the population
 #' values; with `modes` (groups × q by rows, in the data's units) instead of the conditional
 #' modes when it is numeric (simulated effects). NA where a value or the group is missing.
 #' @noRd
-rs_lmm_fitted <- function(ptr, columns_list, codes, random, modes) .Call(wrap__rs_lmm_fitted, ptr, columns_list, codes, random, modes)
+rs_lmm_fitted <- function(ptr, columns_list, codes, code_offset, random, modes) .Call(wrap__rs_lmm_fitted, ptr, columns_list, codes, code_offset, random, modes)
 
-#' The fingerprint of `columns_list` and `codes` (as `rs_lmm_build` computed it), to tell
+#' The fingerprint of `columns_list` and `codes` less `code_offset` (as `rs_lmm_build` computed it), to tell
 #' whether the data a fit refers to were changed in place.
 #' @noRd
-rs_lmm_fingerprint <- function(columns_list, codes) .Call(wrap__rs_lmm_fingerprint, columns_list, codes)
+rs_lmm_fingerprint <- function(columns_list, codes, code_offset) .Call(wrap__rs_lmm_fingerprint, columns_list, codes, code_offset)
 
 #' The ML deviance (`reml = FALSE`) or REML criterion at the fit's θ, in the data's units.
 #' @noRd

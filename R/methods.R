@@ -496,9 +496,9 @@ complete_lmm_rows <- function(object, rows) {
 lmm_fitted <- function(object, population = FALSE, modes = NULL) {
   rows <- lmm_rows(object, "fitted values")
   ok <- complete_lmm_rows(object, rows)
-  if (is_one_way(object)) return(one_way_fitted(object, rows$codes[ok], population, modes))
+  if (is_one_way(object)) return(one_way_fitted(object, row_codes(rows)[ok], population, modes))
   values <- rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes,
-                                      !population, modes))
+                                      rows$code_offset, !population, modes))
   offset <- rows$offset
   values[ok] + if (is.null(offset)) 0 else offset[ok]
 }

@@ -6,7 +6,8 @@ lmm_build <- function(parsed, data, call) {
   design <- model_design(parsed, data, call)
   check_lengths(design, call)
   check_distinct_random_columns(design, call)
-  built <- rs_lmm_build(design$variables, design$codes, length(design$levels), design$response,
+  built <- rs_lmm_build(design$variables, design$codes, design$code_offset, design$n_groups,
+                        design$response,
                         design$fixed, design$random, design$blocks, design$names,
                         thread_count(call))
   built <- rust_result(explain_build_error(built, design, call), call = call)
@@ -83,7 +84,7 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method)
   fixed_names <- design$fixed_names[built$kept]
   random_names <- unlist(design$random_names)
   q <- length(random_names)
-  levels <- design$levels[built$groups]
+  levels <- group_labels(design, built$groups)
   structure(list(
     call = call,
     formula = formula,
@@ -129,7 +130,8 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method)
     # The rows: columns by reference (or owned when computed), their fingerprint, the offset;
     # NULL for a fit from statistics.
     rows = if (!is.null(design$variables)) list(variables = design$variables,
-      codes = design$codes, names = design$names, fingerprint = built$fingerprint,
+      codes = design$codes, code_offset = design$code_offset, names = design$names,
+      fingerprint = built$fingerprint,
       offset = design$offset),
     # The Rust model, at the estimates: an ANOVA fit's is rebuilt at its theta on first use.
     core = list2env(list(model = if (method != "ANOVA") built$model))
@@ -209,7 +211,7 @@ lmm_rows <- function(object, what) {
                             "statistics; refit from the data to get it."), what),
               class = "hnm_error_no_rows")
   }
-  now <- rust_result(rs_lmm_fingerprint(rows$variables, rows$codes))
+  now <- rust_result(rs_lmm_fingerprint(rows$variables, rows$codes, rows$code_offset))
   if (!identical(now, rows$fingerprint)) {
     hnm_abort(sprintf(paste("%s needs the data the fit was made from, but they have been",
                             "modified in place since (for example by data.table's `:=` or",

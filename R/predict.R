@@ -89,9 +89,9 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   }
   if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
   rows <- new_rows(object, newdata, allow.new.levels, population, call)
-  fit <- if (is_one_way(object)) one_way_fitted(object, rows$codes, population, modes) else
-    rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, !population, modes),
-                call = call)
+  fit <- if (is_one_way(object)) one_way_fitted(object, row_codes(rows), population, modes) else
+    rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, rows$code_offset,
+                              !population, modes), call = call)
   if (!is.null(rows$offset)) fit <- fit + rows$offset
   if (isTRUE(se.fit)) {
     return(list(fit = fit, se.fit = prediction_se(new_fixed_matrix(object, rows$variables), object)))
@@ -141,7 +141,7 @@ new_rows <- function(object, newdata, allow_new_levels, population, call) {
   used <- c(object$spec$fixed, if (!population) object$spec$random)
   variables <- align_variables(object, design, nrow(newdata), used, call)
   if (population) return(list(variables = variables, codes = integer(nrow(newdata)),
-                              offset = design$offset))
+                              code_offset = 0L, offset = design$offset))
   # The fit's levels as the codes of the groups the model was built from; NA for a new level
   # or a missing group, predicted at the population level (code 0) when allowed.
   codes <- as.integer(object$group_codes)[design$codes]
@@ -150,9 +150,10 @@ new_rows <- function(object, newdata, allow_new_levels, population, call) {
     if (!isTRUE(allow_new_levels)) {
       # The labels of the unseen rows, as the data give them (NA for a missing group).
       given <- grouping_factor(parsed, newdata, parsed$env %||% globalenv(), call)
-      given_codes <- as.integer(given$codes)
+      given_codes <- row_codes(given)
       given_codes[!is.na(given_codes) & given_codes < 1L] <- NA_integer_
-      unseen_values <- unique(as.character(given$levels[given_codes][unseen]))
+      labels <- group_labels(given, given_codes)
+      unseen_values <- unique(labels[unseen])
       hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit: %s. Use",
                               "`allow.new.levels = TRUE` to predict them at the population level."),
                         object$group_name,
@@ -161,7 +162,7 @@ new_rows <- function(object, newdata, allow_new_levels, population, call) {
     }
     codes[unseen] <- 0L
   }
-  list(variables = variables, codes = codes, offset = design$offset)
+  list(variables = variables, codes = codes, code_offset = 0L, offset = design$offset)
 }
 
 # The fit's variables, in the fit's order, from the design of new data: those with an index
@@ -224,8 +225,9 @@ simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
     effects <- simulated_effects(object, nsim, drawn)
     sims <- lapply(seq_len(nsim), function(s) {
       drawn_modes <- effects[[s]] + if (is.null(modes)) 0 else modes
-      if (is_one_way(object)) return(one_way_fitted(object, rows$codes[ok], FALSE, drawn_modes))
-      values <- rust_result(rs_lmm_fitted(model, rows$variables, rows$codes, TRUE, drawn_modes))
+      if (is_one_way(object)) return(one_way_fitted(object, row_codes(rows)[ok], FALSE, drawn_modes))
+      values <- rust_result(rs_lmm_fitted(model, rows$variables, rows$codes, rows$code_offset,
+                                          TRUE, drawn_modes))
       values[ok] + offset
     })
   }

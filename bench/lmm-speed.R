@@ -30,7 +30,8 @@ bench_header("lmm-speed")
 time_steps <- function(fit, data, reml) {
   design <- hnm:::model_design(fit$parsed, data, quote(hnm_fit()))
   build <- function() {
-    hnm:::rs_lmm_build(design$variables, design$codes, length(design$levels), design$response,
+    hnm:::rs_lmm_build(design$variables, design$codes, design$code_offset, design$n_groups,
+                       design$response,
                        design$fixed, design$random, design$blocks, design$names,
                        getOption("hnm.threads", 2L))
   }

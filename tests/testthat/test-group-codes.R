@@ -12,7 +12,9 @@ group_columns <- function(codes) {
     character = labels[codes],
     integer = c(-7L, 3L, 1000000L, 0L, 42L, -1L, 5L, 9L)[codes],   # hashed
     integer_small_range = c(-3L, 0L, 7L, 2L, 5L, 1L, 4L, 9L)[codes], # indexed directly
-    double = c(2.5, -1e10, 0.1, 1e-300, 7, -0.5, 3, 1e15)[codes],
+    double = c(2.5, -1e10, 0.1, 1e-300, 7, -0.5, 3, 1e15)[codes],             # hashed
+    double_small_range = c(-3, 0, 7, 2, 5, 1, 4, 9)[codes],                   # indexed directly
+    double_near_1e5 = 1e5 + c(-3, 0, 7, 2, 5, 1, 4, 9)[codes],                # labels as "1e+05"
     logical = codes %% 3 == 0,
     date = as.Date("2020-01-01") + c(30, 1, 400, 2, 9, 100, 3, 4)[codes],
     complex = complex(real = codes, imaginary = -codes)

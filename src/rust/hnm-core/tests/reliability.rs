@@ -251,7 +251,7 @@ fn predictions_stop_when_interrupted() {
     // The rows' fitted values (R's fitted(), residuals() and predict(newdata)) poll the
     // checkpoint row by row, as the pass and the fit do: a stale checkpoint that asks to stop
     // ends them with `Interrupted`, one that never asks gives a value for every row.
-    use hnm_core::{Checkpoint, Column, CrossProducts, HnmError, LinearMixedModel, Never, Structure, Term};
+    use hnm_core::{Checkpoint, Column, CrossProducts, GroupColumn, HnmError, LinearMixedModel, Never, Structure, Term};
     let groups = 500;
     let codes: Vec<i32> = (0..20 * groups as i32).map(|i| i % groups as i32 + 1).collect();
     let x: Vec<f64> = (0..codes.len()).map(|i| (i % 11) as f64).collect();
@@ -262,8 +262,8 @@ fn predictions_stop_when_interrupted() {
     let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
     let fit = model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
     let modes = model.random_effects(&fit).unwrap();
-    let err = model.fitted_values(&fit, Some(&modes), &columns, &codes, &mut stale_checkpoint(&Always)).unwrap_err();
+    let err = model.fitted_values(&fit, Some(&modes), &columns, GroupColumn::Codes(&codes), &mut stale_checkpoint(&Always)).unwrap_err();
     assert_eq!(err, HnmError::Interrupted);
-    let values = model.fitted_values(&fit, Some(&modes), &columns, &codes, &mut Checkpoint::new(&Never)).unwrap();
+    let values = model.fitted_values(&fit, Some(&modes), &columns, GroupColumn::Codes(&codes), &mut Checkpoint::new(&Never)).unwrap();
     assert_eq!(values.len(), codes.len());
 }

@@ -10,8 +10,8 @@
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    dense_integer_range, double_key, filled, group_codes, integer_key, with_capacity, Checkpoint, GroupCodes, HnmError, DOUBLE_MISSING, INTEGER_MISSING,
-    NA_CODE,
+    dense_double_range, dense_integer_range, double_key, filled, group_codes, integer_key, with_capacity, Checkpoint, GroupCodes, HnmError, DOUBLE_MISSING,
+    INTEGER_MISSING, NA_CODE,
 };
 
 use crate::{core_error, error_message, expanded, RInterrupt};
@@ -178,6 +178,27 @@ fn rs_group_codes(g: Robj, group: &str) -> Robj {
     }
 }
 
+/// For a plain integer or double vector `g` whose values (but NA) are whole numbers of a
+/// range small enough to index directly, `offset` (the value before the smallest, so value
+/// v is group v − offset) and `levels` (the range's length); NULL otherwise.
+/// @noRd
+#[extendr]
+fn rs_dense_range(g: Robj) -> Robj {
+    if !expanded(&g) {
+        return Robj::from(());
+    }
+    let range = match (g.as_integer_slice(), g.as_real_slice()) {
+        (Some(values), _) => dense_integer_range(values),
+        (None, Some(values)) => dense_double_range(values),
+        _ => None,
+    };
+    // The offset low − 1 must itself be an integer other than R's NA (i32::MIN).
+    match range.filter(|&(low, _)| low > i32::MIN + 1) {
+        Some((low, levels)) => list!(offset = low - 1, levels = levels as i32).into(),
+        None => Robj::from(()),
+    }
+}
+
 /// 0-based rows as R's 1-based row numbers, written straight into an R vector.
 fn one_based(rows: &[usize]) -> Robj {
     Doubles::from_values(rows.iter().map(|&r| r as f64 + 1.0)).into()
@@ -187,4 +208,5 @@ extendr_module! {
     mod groups;
     fn rs_group_codes;
     fn rs_levels_distinct;
+    fn rs_dense_range;
 }

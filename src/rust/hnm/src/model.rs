@@ -5,8 +5,8 @@
 
 use extendr_api::prelude::*;
 use hnm_core::{
-    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, GroupStats, HnmError, LinearMixedModel,
-    LmmFit, LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
+    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, GroupColumn, GroupStats, HnmError,
+    LinearMixedModel, LmmFit, LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
 };
 
 use crate::{core_error, criterion, error_message, expanded, RInterrupt};
@@ -58,6 +58,20 @@ fn columns(list: &[Robj]) -> std::result::Result<Vec<Column<'_>>, String> {
     Ok(out)
 }
 
+/// The grouping column `codes` as the pass reads it: a factor's or coded integers (`offset`
+/// 0), or integers or whole doubles of a small range whose code is the value less `offset`.
+fn group_column(codes: &Robj, offset: i32) -> std::result::Result<GroupColumn<'_>, Robj> {
+    if !expanded(codes) {
+        return Err(error_message("the grouping variable could not be expanded into memory (see R's message above).".into(), "too_large"));
+    }
+    match (codes.as_integer_slice(), codes.as_real_slice()) {
+        (Some(values), _) if offset == 0 => Ok(GroupColumn::Codes(values)),
+        (Some(values), _) => Ok(GroupColumn::Integers { values, offset }),
+        (None, Some(values)) => Ok(GroupColumn::Doubles { values, offset }),
+        _ => Err(error_message("the group codes must be integer or double.".into(), "invalid_argument")),
+    }
+}
+
 /// The structure from R's encoding: terms as integers, 0 the intercept and a the 1-based variable.
 pub(crate) fn structure(response: i32, fixed: &[i32], random: &[i32], blocks: &[i32]) -> Structure {
     let term = |&t: &i32| if t <= 0 { Term::Intercept } else { Term::Variable(t as usize - 1) };
@@ -103,20 +117,26 @@ fn rs_lmm_valid(ptr: Robj) -> bool {
     <&ExternalPtr<Model>>::try_from(&ptr).is_ok()
 }
 
-/// One pass over `columns` (the model's variables) and 1-based group `codes` (`n_groups`
-/// levels) on up to `threads` threads, then the model of the given structure. Returns the pointer and the plain fields.
+/// One pass over `columns` (the model's variables) and 1-based group `codes` less
+/// `code_offset` (a factor's codes with offset 0, or integers or whole doubles of a small
+/// range; `n_groups` levels) on up to `threads` threads, then the model of the given structure. Returns the pointer and the plain fields.
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_build(
-    columns_list: List, codes: &[i32], n_groups: i32, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>, threads: i32,
+    columns_list: List, codes: Robj, code_offset: i32, n_groups: i32, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>,
+    threads: i32,
 ) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
         Ok(c) => c,
         Err(message) => return error_message(message, "invalid_argument"),
     };
-    let pass = match CrossProducts::from_columns_on_threads(&columns, codes, n_groups.max(0) as usize, threads.max(1) as usize, &RInterrupt) {
+    let group = match group_column(&codes, code_offset) {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    let pass = match CrossProducts::from_columns_on_threads(&columns, group, n_groups.max(0) as usize, threads.max(1) as usize, &RInterrupt) {
         Ok(pass) => pass,
         Err(error) => return model_error(error, &names, response),
     };
@@ -359,16 +379,20 @@ fn rs_lmm_ranef(mut ptr: Robj) -> Robj {
 }
 
 /// Fitted values of the rows of `columns_list` (the model's variables) with 1-based group
-/// `codes` (0 for a new level): with the random effects when `random`, else the population
+/// `codes` less `code_offset` (0 for a new level; see `rs_lmm_build`): with the random effects when `random`, else the population
 /// values; with `modes` (groups × q by rows, in the data's units) instead of the conditional
 /// modes when it is numeric (simulated effects). NA where a value or the group is missing.
 /// @noRd
 #[extendr]
-fn rs_lmm_fitted(mut ptr: Robj, columns_list: List, codes: &[i32], random: bool, modes: Robj) -> Robj {
+fn rs_lmm_fitted(mut ptr: Robj, columns_list: List, codes: Robj, code_offset: i32, random: bool, modes: Robj) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
         Ok(c) => c,
         Err(message) => return error_message(message, "invalid_argument"),
+    };
+    let group = match group_column(&codes, code_offset) {
+        Ok(g) => g,
+        Err(e) => return e,
     };
     let model = match model_of_mut(&mut ptr) {
         Ok(m) => m,
@@ -391,7 +415,7 @@ fn rs_lmm_fitted(mut ptr: Robj, columns_list: List, codes: &[i32], random: bool,
         (true, Some(g)) => Some(g),
         (true, None) => model.random_effects.as_ref(),
     };
-    match model.model.fitted_values(fit, random_effects, &columns, codes, &mut Checkpoint::new(&RInterrupt)) {
+    match model.model.fitted_values(fit, random_effects, &columns, group, &mut Checkpoint::new(&RInterrupt)) {
         Ok(values) => Doubles::from_values(values.into_iter().map(|v| if v.is_nan() { Rfloat::na() } else { Rfloat::from(v) })).into(),
         Err(error) => core_error(error),
     }
@@ -414,17 +438,21 @@ fn rs_lmm_criterion(mut ptr: Robj, reml: bool) -> Robj {
     }
 }
 
-/// The fingerprint of `columns_list` and `codes` (as `rs_lmm_build` computed it), to tell
+/// The fingerprint of `columns_list` and `codes` less `code_offset` (as `rs_lmm_build` computed it), to tell
 /// whether the data a fit refers to were changed in place.
 /// @noRd
 #[extendr]
-fn rs_lmm_fingerprint(columns_list: List, codes: &[i32]) -> Robj {
+fn rs_lmm_fingerprint(columns_list: List, codes: Robj, code_offset: i32) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
         Ok(c) => c,
         Err(message) => return error_message(message, "invalid_argument"),
     };
-    match fingerprint(&columns, codes, &mut Checkpoint::new(&RInterrupt)) {
+    let group = match group_column(&codes, code_offset) {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    match fingerprint(&columns, group, &mut Checkpoint::new(&RInterrupt)) {
         Ok(hash) => Robj::from(format!("{hash:016x}")),
         Err(error) => core_error(error),
     }

@@ -61,6 +61,76 @@ impl Column<'_> {
     }
 }
 
+/// The group of each row as R holds it, read in place: 1-based codes (a factor's, or codes
+/// made by [`crate::group_codes`]), or the values of a small whole-number range less an offset
+/// (code = value − offset, [`crate::dense_integer_range`], [`crate::dense_double_range`]), so
+/// that an integer or double grouping column needs no pass of its own to be coded. A missing
+/// value (R's `NA`, or NaN) is a missing group.
+#[derive(Debug, Clone, Copy)]
+pub enum GroupColumn<'a> {
+    /// 1-based codes; [`NA_CODE`] is a missing group.
+    Codes(&'a [i32]),
+    /// Integers whose code is the value less `offset`; [`NA_CODE`] is a missing group.
+    Integers { values: &'a [i32], offset: i32 },
+    /// Whole numbers whose code is the value less `offset`; NaN is a missing group.
+    Doubles { values: &'a [f64], offset: i32 },
+}
+
+impl GroupColumn<'_> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            GroupColumn::Codes(c) => c.len(),
+            GroupColumn::Integers { values, .. } => values.len(),
+            GroupColumn::Doubles { values, .. } => values.len(),
+        }
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows `range` of the column.
+    fn rows(&self, range: std::ops::Range<usize>) -> Self {
+        match *self {
+            GroupColumn::Codes(c) => GroupColumn::Codes(&c[range]),
+            GroupColumn::Integers { values, offset } => GroupColumn::Integers { values: &values[range], offset },
+            GroupColumn::Doubles { values, offset } => GroupColumn::Doubles { values: &values[range], offset },
+        }
+    }
+}
+
+/// `$body` with `$codes` bound to an iterator over the 1-based codes of the [`GroupColumn`]
+/// `$group` (monomorphised for each kind of column, so the row loops read the column directly).
+macro_rules! with_codes {
+    ($group:expr, $codes:ident => $body:expr) => {
+        match $group {
+            GroupColumn::Codes(c) => {
+                let $codes = c.iter().copied();
+                $body
+            }
+            GroupColumn::Integers { values, offset } => {
+                let $codes = values.iter().map(move |&v| if v == NA_CODE { NA_CODE } else { (i64::from(v) - i64::from(offset)) as i32 });
+                $body
+            }
+            GroupColumn::Doubles { values, offset } => {
+                // A value outside i32 (which the range check excluded) saturates, and its code
+                // is then out of range: an error, never another group.
+                let $codes = values.iter().map(move |&v| {
+                    if v.is_nan() {
+                        NA_CODE
+                    } else {
+                        (v as i64 - i64::from(offset)).clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX)) as i32
+                    }
+                });
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_codes;
+
 /// The statistics of a data pass and the number of rows it dropped for a missing value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockPass {
@@ -83,23 +153,25 @@ pub struct BlockPass {
 ///
 /// # Example
 /// ```
-/// use hnm_core::{fingerprint, Checkpoint, Column, Never};
+/// use hnm_core::{fingerprint, Checkpoint, Column, GroupColumn, Never};
 /// let y = [1.0, 2.0];
-/// let a = fingerprint(&[Column::Double(&y)], &[1, 2], &mut Checkpoint::new(&Never)).unwrap();
-/// let b = fingerprint(&[Column::Double(&[1.0, 2.5])], &[1, 2], &mut Checkpoint::new(&Never)).unwrap();
+/// let a = fingerprint(&[Column::Double(&y)], GroupColumn::Codes(&[1, 2]), &mut Checkpoint::new(&Never)).unwrap();
+/// let b = fingerprint(&[Column::Double(&[1.0, 2.5])], GroupColumn::Codes(&[1, 2]), &mut Checkpoint::new(&Never)).unwrap();
 /// assert_ne!(a, b);
 /// ```
-pub fn fingerprint(columns: &[Column<'_>], codes: &[i32], checkpoint: &mut Checkpoint<'_>) -> Result<u64> {
+pub fn fingerprint(columns: &[Column<'_>], group: GroupColumn<'_>, checkpoint: &mut Checkpoint<'_>) -> Result<u64> {
     for column in columns {
-        check_length("a model column", column.len(), "the grouping factor", codes.len())?;
+        check_length("a model column", column.len(), "the grouping factor", group.len())?;
     }
     let mut hash = Fingerprint::default();
-    for (row, &code) in codes.iter().enumerate() {
-        if row % Checkpoint::STRIDE as usize == 0 {
-            checkpoint.check_timed()?;
+    with_codes!(group, codes => {
+        for (row, code) in codes.enumerate() {
+            if row % Checkpoint::STRIDE as usize == 0 {
+                checkpoint.check_timed()?;
+            }
+            hash.add_row(columns, row, code);
         }
-        hash.add_row(columns, row, code);
-    }
+    });
     Ok(hash.value())
 }
 
@@ -198,19 +270,21 @@ impl CrossProducts {
     ///
     /// # Example
     /// ```
-    /// use hnm_core::{Column, CrossProducts, Never};
+    /// use hnm_core::{Column, CrossProducts, GroupColumn, Never};
     /// let y: Vec<f64> = (0..300_000).map(|i| (i % 97) as f64).collect();
     /// let g: Vec<i32> = (0..300_000).map(|i| (i % 10) as i32 + 1).collect();
-    /// let two = CrossProducts::from_columns_on_threads(&[Column::Double(&y)], &g, 10, 2, &Never).unwrap();
+    /// let two = CrossProducts::from_columns_on_threads(&[Column::Double(&y)], GroupColumn::Codes(&g), 10, 2, &Never).unwrap();
     /// assert_eq!(two.stats.n(), &[30_000.0; 10]);
     /// ```
-    pub fn from_columns_on_threads(columns: &[Column<'_>], codes: &[i32], n_groups: usize, threads: usize, interrupt: &dyn Interrupt) -> Result<BlockPass> {
-        let rows = codes.len();
+    pub fn from_columns_on_threads(
+        columns: &[Column<'_>], group: GroupColumn<'_>, n_groups: usize, threads: usize, interrupt: &dyn Interrupt,
+    ) -> Result<BlockPass> {
+        let rows = group.len();
         let threads = if rows < PARALLEL_ROWS { 1 } else { crate::numerics::parallel::worker_threads(threads, rows) };
         check_columns(columns, rows, n_groups)?;
-        let pilot = first_complete_row(columns, codes);
+        let pilot = with_codes!(group, codes => first_complete_row(columns, codes));
         let (Some(pilot), true) = (pilot, threads > 1) else {
-            return Self::from_columns(columns, codes.iter().copied(), n_groups, &mut Checkpoint::new(interrupt));
+            return with_codes!(group, codes => Self::from_columns(columns, codes, n_groups, &mut Checkpoint::new(interrupt)));
         };
         let chunk = rows.div_ceil(threads);
         // A thread's error is its result, not an error of the threads, so that the first
@@ -223,7 +297,9 @@ impl CrossProducts {
             |_, t, stop| {
                 let range = t * chunk..((t + 1) * chunk).min(rows);
                 let mut checkpoint = Checkpoint::new(stop);
-                Ok(Some(accumulate_rows(columns, codes[range.clone()].iter().copied(), range.start, Some(&pilot), n_groups, &mut checkpoint)))
+                let part =
+                    with_codes!(group.rows(range.clone()), codes => accumulate_rows(columns, codes, range.start, Some(&pilot), n_groups, &mut checkpoint));
+                Ok(Some(part))
             },
         )?;
         let mut merged: Option<PassPart> = None;
@@ -447,9 +523,9 @@ fn read_row(columns: &[Column<'_>], row: usize, code: i32, pilot: &[f64], values
 
 /// The values of the first row [`read_row`] keeps (`None` when a row with a NaN or infinite
 /// value comes first, or no row is kept).
-fn first_complete_row(columns: &[Column<'_>], codes: &[i32]) -> Option<Vec<f64>> {
+fn first_complete_row(columns: &[Column<'_>], codes: impl Iterator<Item = i32>) -> Option<Vec<f64>> {
     let (origin, mut values) = (vec![0.0; columns.len()], vec![0.0; columns.len()]);
-    for (row, &code) in codes.iter().enumerate() {
+    for (row, code) in codes.enumerate() {
         match read_row(columns, row, code, &origin, &mut values).0 {
             RowRead::Kept => return Some(values),
             RowRead::Dropped => {}
@@ -601,7 +677,7 @@ mod tests {
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
         // A column shorter than the codes, on either path.
         for threads in [1, 2] {
-            let err = CrossProducts::from_columns_on_threads(&[Column::Double(&[])], &[1], 1, threads, &Never).unwrap_err();
+            let err = CrossProducts::from_columns_on_threads(&[Column::Double(&[])], GroupColumn::Codes(&[1]), 1, threads, &Never).unwrap_err();
             assert!(matches!(err, HnmError::LengthMismatch { .. }), "{err:?}");
         }
     }
@@ -625,7 +701,7 @@ mod tests {
             .collect();
         let columns = [Column::Double(&y), Column::Integer(&x)];
         let one = pass(&columns, &codes, 7);
-        let two = CrossProducts::from_columns_on_threads(&columns, &codes, 7, 2, &Never).unwrap();
+        let two = CrossProducts::from_columns_on_threads(&columns, GroupColumn::Codes(&codes), 7, 2, &Never).unwrap();
         assert_eq!((two.dropped, two.fingerprint), (one.dropped, one.fingerprint));
         assert_eq!(two.stats.n(), one.stats.n());
         for j in 0..7 {
@@ -642,8 +718,32 @@ mod tests {
         let mut bad = y.clone();
         bad[rows - 10] = f64::INFINITY;
         bad[rows / 2 + 5] = f64::NAN;
-        let error = CrossProducts::from_columns_on_threads(&[Column::Double(&bad), Column::Integer(&x)], &codes, 7, 2, &Never).unwrap_err();
+        let error = CrossProducts::from_columns_on_threads(&[Column::Double(&bad), Column::Integer(&x)], GroupColumn::Codes(&codes), 7, 2, &Never).unwrap_err();
         assert_eq!(error, HnmError::ColumnNotFinite { column: 0, row: rows / 2 + 5 });
+    }
+
+    #[test]
+    fn values_less_an_offset_are_the_codes_they_stand_for() {
+        // Group values 7..=10 (9 unused) as integers and as doubles, read less the offset 6,
+        // against the same groups given as codes 1..=4; NA and NaN are missing groups. On two
+        // threads (3e5 rows), so every slice of the rows is coded as the whole is.
+        let rows = 300_000;
+        let codes: Vec<i32> = (0..rows).map(|i| if i % 997 == 0 { NA_CODE } else { [1, 2, 4][i % 3] }).collect();
+        let integers: Vec<i32> = codes.iter().map(|&c| if c == NA_CODE { NA_CODE } else { c + 6 }).collect();
+        let doubles: Vec<f64> = integers.iter().map(|&v| if v == NA_CODE { f64::NAN } else { f64::from(v) }).collect();
+        let y: Vec<f64> = (0..rows).map(|i| (i % 13) as f64 * 0.25).collect();
+        let columns = [Column::Double(&y)];
+        let by_codes = CrossProducts::from_columns_on_threads(&columns, GroupColumn::Codes(&codes), 4, 2, &Never).unwrap();
+        for group in [GroupColumn::Integers { values: &integers, offset: 6 }, GroupColumn::Doubles { values: &doubles, offset: 6 }] {
+            let pass = CrossProducts::from_columns_on_threads(&columns, group, 4, 2, &Never).unwrap();
+            assert_eq!((pass.dropped, pass.fingerprint, &pass.stats), (by_codes.dropped, by_codes.fingerprint, &by_codes.stats));
+            assert_eq!(fingerprint(&columns, group, &mut Checkpoint::new(&Never)).unwrap(), by_codes.fingerprint);
+        }
+        // A value beyond the range is an error, never another group.
+        let mut wide = doubles.clone();
+        wide[5] = 3e9;
+        let error = CrossProducts::from_columns_on_threads(&columns, GroupColumn::Doubles { values: &wide, offset: 6 }, 4, 2, &Never).unwrap_err();
+        assert!(matches!(error, HnmError::GroupCodeOutOfRange { index: 5, .. }), "{error:?}");
     }
 
     #[test]
@@ -668,7 +768,7 @@ mod tests {
         let error = CrossProducts::from_columns(&columns(10), [1; 10].into_iter(), 4000, &mut Checkpoint::new(&Never)).unwrap_err();
         assert!(matches!(error, HnmError::StatisticsTooLarge { .. }));
         let codes = vec![1; 44_754];
-        let error = CrossProducts::from_columns_on_threads(&columns(44_754), &codes, 2954, 2, &Never).unwrap_err();
+        let error = CrossProducts::from_columns_on_threads(&columns(44_754), GroupColumn::Codes(&codes), 2954, 2, &Never).unwrap_err();
         assert!(matches!(error, HnmError::StatisticsTooLarge { .. }));
     }
 

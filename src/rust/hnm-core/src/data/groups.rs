@@ -32,6 +32,49 @@ pub fn dense_integer_range(values: &[i32]) -> Option<(i32, usize)> {
     direct_levels(low, high, values.len()).map(|levels| (low, levels))
 }
 
+/// [`dense_integer_range`] for doubles: when every value that is not NaN (R's `NA` and `NaN`,
+/// missing groups) is a whole number within i32's range and they span a range small enough
+/// to index directly, the smallest value and the range's length (ids stored as doubles).
+///
+/// # Example
+/// ```
+/// use hnm_core::{dense_double_range, NA_REAL};
+/// assert_eq!(dense_double_range(&[7.0, -2.0, NA_REAL, 3.0]), Some((-2, 10)));
+/// assert_eq!(dense_double_range(&[1.0, 2.5]), None);
+/// assert_eq!(dense_double_range(&[1.0, 3e9]), None);
+/// assert_eq!(dense_double_range(&[1.0, f64::INFINITY]), None);
+/// ```
+pub fn dense_double_range(values: &[f64]) -> Option<(i32, usize)> {
+    // v rounded to a whole number by adding and subtracting 1.5 · 2^52 (exact for |v| < 2^51,
+    // beyond which the range check below fails anyway): vector instructions, where f64::trunc
+    // is a call into libm on x86-64's baseline instruction set. Four independent lanes of
+    // branch-free updates, so that their latencies overlap; NaN (a missing group) compares
+    // false, so it changes no bound, and it is not counted as broken.
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    let (mut low, mut high, mut broken) = ([f64::INFINITY; 4], [f64::NEG_INFINITY; 4], [false; 4]);
+    let mut update = |lane: usize, v: f64| {
+        low[lane] = if v < low[lane] { v } else { low[lane] };
+        high[lane] = if v > high[lane] { v } else { high[lane] };
+        broken[lane] |= (v + ROUND) - ROUND != v && !v.is_nan();
+    };
+    let chunks = values.chunks_exact(4);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &v) in chunk.iter().enumerate() {
+            update(lane, v);
+        }
+    }
+    for &v in rest {
+        update(0, v);
+    }
+    let (low, high) = (low.iter().copied().fold(f64::INFINITY, f64::min), high.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    let in_i32 = low >= f64::from(i32::MIN + 1) && high <= f64::from(i32::MAX);
+    if broken.contains(&true) || !in_i32 {
+        return None;
+    }
+    direct_levels(low as i32, high as i32, values.len()).map(|levels| (low as i32, levels))
+}
+
 /// The number of levels low..=high when a vector of `len` values may index them directly.
 fn direct_levels(low: i32, high: i32, len: usize) -> Option<usize> {
     let levels = usize::try_from(i64::from(high) - i64::from(low) + 1).ok()?;

@@ -2,6 +2,8 @@
 //! fitted values of rows.
 
 use super::{LinearMixedModel, LmmFit, RandomEffects, Term, Workspace};
+use crate::data::blocks::{with_codes, GroupColumn};
+use crate::data::cells::NA_CODE;
 use crate::error::{HnmError, Result};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{congruence, dot, inverse_from_cholesky, lambda_transposed_times, multiply, solve_lower, solve_lower_transposed};
@@ -62,18 +64,18 @@ impl LinearMixedModel {
 
 impl LinearMixedModel {
     /// Fitted values X_i β̂ + Z_i b̂_j of rows given by `columns` (the variables of the
-    /// statistics, in order) and 1-based group `codes` of the statistics' groups: code 0, or a
+    /// statistics, in order) and the 1-based codes of `group` among the statistics' groups: code 0, or a
     /// group the model left out (no rows), gives the population value X_i β̂ (as lme4's
     /// `allow.new.levels`), and so does every row when `random_effects` is `None`; a missing
     /// code or value gives NaN (R's `NA`).
     ///
     /// # Errors
-    /// `LengthMismatch` when a column and `codes` differ in length; `InvalidArgument` when the
+    /// `LengthMismatch` when a column and `group` differ in length; `InvalidArgument` when the
     /// columns are not the model's variables or `random_effects` belongs to another model;
     /// `TooLarge` when the values do not fit in memory; `Interrupted` when `checkpoint` reports
     /// a user interrupt.
     pub fn fitted_values(
-        &self, fit: &LmmFit, random_effects: Option<&RandomEffects>, columns: &[crate::data::blocks::Column<'_>], codes: &[i32],
+        &self, fit: &LmmFit, random_effects: Option<&RandomEffects>, columns: &[crate::data::blocks::Column<'_>], group: GroupColumn<'_>,
         checkpoint: &mut Checkpoint<'_>,
     ) -> Result<Vec<f64>> {
         let variables = self.structure.fixed.iter().chain(&self.structure.random).filter_map(|t| match t {
@@ -83,8 +85,8 @@ impl LinearMixedModel {
         if variables.clone().any(|a| a >= columns.len()) {
             return Err(HnmError::InvalidArgument { argument: "columns", reason: "must hold every variable of the model" });
         }
-        if let Some(column) = columns.iter().find(|c| c.len() != codes.len()) {
-            return Err(HnmError::LengthMismatch { first: "a model column", first_len: column.len(), second: "the grouping factor", second_len: codes.len() });
+        if let Some(column) = columns.iter().find(|c| c.len() != group.len()) {
+            return Err(HnmError::LengthMismatch { first: "a model column", first_len: column.len(), second: "the grouping factor", second_len: group.len() });
         }
         let q = self.q;
         if random_effects.is_some_and(|re| re.modes.len() != self.n.len() * q) {
@@ -100,8 +102,9 @@ impl LinearMixedModel {
             Term::Variable(a) => columns[a].value(row),
         };
         // One value per row, pushed within its exact capacity.
-        let mut out = with_capacity(&[codes.len()], "the fitted values")?;
-        'rows: for (row, &code) in codes.iter().enumerate() {
+        let mut out = with_capacity(&[group.len()], "the fitted values")?;
+        with_codes!(group, codes => {
+            'rows: for (row, code) in codes.enumerate() {
             checkpoint.check()?;
             let mut total = 0.0;
             for (term, beta) in fixed.iter().zip(&fit.beta) {
@@ -113,7 +116,7 @@ impl LinearMixedModel {
                     }
                 }
             }
-            if code == crate::data::cells::NA_CODE {
+            if code == NA_CODE {
                 out.push(f64::NAN);
                 continue;
             }
@@ -130,7 +133,7 @@ impl LinearMixedModel {
                 }
             }
             out.push(total);
-        }
+        }});
         Ok(out)
     }
 }
