@@ -115,13 +115,17 @@ macro_rules! with_codes {
                 $body
             }
             GroupColumn::Doubles { values, offset } => {
-                // A value outside i32 (which the range check excluded) saturates, and its code
-                // is then out of range: an error, never another group.
+                // A value the range check excluded (not whole, or beyond i32) has code 0 or
+                // one out of range: an error of the pass, never another group, and a changed
+                // fingerprint when the data were changed in place after the fit.
                 let $codes = values.iter().map(move |&v| {
+                    let whole = v as i64;
                     if v.is_nan() {
                         NA_CODE
+                    } else if whole as f64 != v {
+                        0
                     } else {
-                        (v as i64 - i64::from(offset)).clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX)) as i32
+                        (whole - i64::from(offset)).clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX)) as i32
                     }
                 });
                 $body
@@ -739,11 +743,16 @@ mod tests {
             assert_eq!((pass.dropped, pass.fingerprint, &pass.stats), (by_codes.dropped, by_codes.fingerprint, &by_codes.stats));
             assert_eq!(fingerprint(&columns, group, &mut Checkpoint::new(&Never)).unwrap(), by_codes.fingerprint);
         }
-        // A value beyond the range is an error, never another group.
-        let mut wide = doubles.clone();
-        wide[5] = 3e9;
-        let error = CrossProducts::from_columns_on_threads(&columns, GroupColumn::Doubles { values: &wide, offset: 6 }, 4, 2, &Never).unwrap_err();
-        assert!(matches!(error, HnmError::GroupCodeOutOfRange { index: 5, .. }), "{error:?}");
+        // A value beyond the range, or not whole, is an error, never another group; changed in
+        // place after a fit, it changes the fingerprint.
+        for bad in [3e9, 8.5] {
+            let mut changed = doubles.clone();
+            changed[5] = bad;
+            let group = GroupColumn::Doubles { values: &changed, offset: 6 };
+            let error = CrossProducts::from_columns_on_threads(&columns, group, 4, 2, &Never).unwrap_err();
+            assert!(matches!(error, HnmError::GroupCodeOutOfRange { index: 5, .. }), "{error:?}");
+            assert_ne!(fingerprint(&columns, group, &mut Checkpoint::new(&Never)).unwrap(), by_codes.fingerprint);
+        }
     }
 
     #[test]
