@@ -15,6 +15,15 @@ test_that("one-way fits detect responses and groups modified in place", {
   fit <- hnm_fit(Yield ~ 1 | Batch, dt)
   data.table::set(dt, i = 1L, j = "Batch", value = "F")
   expect_error(residuals(fit), "modified in place", class = "hnm_error_data_changed")
+  # Integer and whole-double groups, which the pass reads in place less an offset: a value
+  # changed to another group's, or to one that is not whole (whose integer part is a group).
+  for (change in list(list(g = 2:7, value = 3L), list(g = c(2, 3, 4, 5, 6, 7), value = 2.5))) {
+    dt <- data.table::data.table(Yield = lme4::Dyestuff$Yield, g = rep(change$g, each = 5))
+    fit <- hnm_fit(Yield ~ 1 | g, dt)
+    expect_length(fitted(fit), 30L)
+    data.table::set(dt, i = 1L, j = "g", value = change$value)
+    expect_error(fitted(fit), "modified in place", class = "hnm_error_data_changed")
+  }
   # An ordinary data frame is copied on modification: the fit's columns stay as they were.
   d <- lme4::Dyestuff
   fit <- hnm_fit(Yield ~ 1 | Batch, d)
