@@ -82,29 +82,15 @@ convergence_problem <- function(fit) {
 
 new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method) {
   fixed_names <- design$fixed_names[built$kept]
-  random_names <- unlist(design$random_names)
-  q <- length(random_names)
   levels <- group_labels(design, built$groups)
-  structure(list(
+  fit <- structure(list(
     call = call,
     formula = formula,
     parsed = parsed,
     method = method,
     response_name = design$response_name,
     group_name = design$group_name,
-    beta = setNames(estimates$beta, fixed_names),
-    vcov_beta = matrix(estimates$beta_covariance, length(fixed_names),
-                       dimnames = list(fixed_names, fixed_names)),
-    sigma = estimates$sigma,
-    theta = setNames(estimates$theta, theta_names(design$random_names, design$group_name)),
     lower = built$lower,
-    re_covariance = matrix(estimates$re_covariance, q, dimnames = list(random_names, random_names)),
-    deviance = estimates$deviance,
-    # An ANOVA fit's mean squares and its estimators' sampling covariance (R/one-way.R).
-    anova = estimates$anova,
-    covariance = estimates$covariance,
-    convergence = estimates[c("iterations", "evaluations", "projected_gradient_norm",
-                              "converged", "internal_theta")],
     fixed_names = fixed_names,
     fixed_assign = design$fixed_assign[built$kept],
     variable_names = design$names,
@@ -136,6 +122,27 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method)
     # The Rust model, at the estimates: an ANOVA fit's is rebuilt at its theta on first use.
     core = list2env(list(model = if (method != "ANOVA") built$model))
   ), class = "hnm_fit")
+  with_estimates(fit, estimates)
+}
+
+# The fit with the estimates `estimates` (rs_lmm_fit's, or the ANOVA estimator's) in its
+# fields, named by its fixed effects, random effects and grouping factor.
+with_estimates <- function(fit, estimates) {
+  fixed <- fit$fixed_names
+  random <- unlist(fit$random_names)
+  fit$beta <- setNames(estimates$beta, fixed)
+  fit$vcov_beta <- matrix(estimates$beta_covariance, length(fixed), dimnames = list(fixed, fixed))
+  fit$sigma <- estimates$sigma
+  fit$theta <- setNames(estimates$theta, theta_names(fit$random_names, fit$group_name))
+  fit$re_covariance <- matrix(estimates$re_covariance, length(random),
+                              dimnames = list(random, random))
+  fit$deviance <- estimates$deviance
+  # An ANOVA fit's mean squares and its estimators' sampling covariance (R/one-way.R).
+  fit["anova"] <- list(estimates$anova)
+  fit["covariance"] <- list(estimates$covariance)
+  fit$convergence <- estimates[c("iterations", "evaluations", "projected_gradient_norm",
+                                 "converged", "internal_theta")]
+  fit
 }
 
 # lme4's names of θ: group.(Intercept), group.x.(Intercept), ... for each block's lower

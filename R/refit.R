@@ -1,0 +1,74 @@
+#' Refit a model to a new response
+#'
+#' lme4's `refit()`: the same model (its formula, rows, grouping and estimator) fitted to the
+#' response `newresp`, as a simulation study refits one design to many simulated responses.
+#' The new response replaces the old one in the fit's own rows, read by reference (no model
+#' frame is rebuilt), and the search starts from the fit's \eqn{\theta}.
+#'
+#' @param object An `hnm_fit` made from rows (a fit from group statistics has no rows to
+#'   refit: an error of class `hnm_error_no_rows`); other classes are passed to
+#'   `lme4::refit()`.
+#' @param newresp The new response: a numeric vector with one finite value per row used by the
+#'   fit (`nobs(object)` values, as `fitted(object)` has), or one per row of the data the fit
+#'   was made from (whose values at the rows the fit dropped for a missing value are not read).
+#'   The fit's `offset()` terms are subtracted as in the fit.
+#' @param ... Not used; an error if given (passed on by the default method).
+#' @return An `hnm_fit` of the same model, with the call of `object`.
+#' @examples
+#' fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+#' y <- simulate(fit, seed = 1)[[1]]
+#' fixef(refit(fit, y))
+#' @export
+refit <- function(object, newresp, ...) UseMethod("refit")
+
+#' @rdname refit
+#' @export
+refit.default <- function(object, newresp, ...) lme4_function("refit")(object, newresp, ...)
+
+#' @rdname refit
+#' @export
+refit.hnm_fit <- function(object, newresp, ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  rows <- lmm_rows(object, "refit()")
+  # The response is the model's first variable (model_design() adds it first).
+  rows$variables[[1L]] <- refit_response(object, rows, newresp, call)
+  built <- rs_lmm_build(rows$variables, rows$codes, rows$code_offset, length(object$stats$n),
+                        object$spec$response, object$spec$fixed, object$spec$random,
+                        object$spec$blocks, rows$names, thread_count(call))
+  built <- rust_result(built, call = call)
+  estimates <- if (object$method == "ANOVA") {
+    anova_estimates(built, call)
+  } else {
+    rust_result(rs_lmm_fit(built$model, is_reml(object), object$convergence$internal_theta,
+                           TRUE), call = call)
+  }
+  if (is_one_way(object)) check_one_way_range(estimates$theta, call)
+  fit <- with_estimates(object, estimates)
+  fit$stats <- built$stats
+  fit$rows <- rows
+  fit$rows$fingerprint <- built$fingerprint
+  fit$core <- list2env(list(model = if (object$method != "ANOVA") built$model))
+  check_fit(fit, call)
+}
+
+# The new response as the model reads it: one value per row of the fit's data (those of rows
+# the fit dropped are never read), finite where the fit uses them, less the fit's offset.
+refit_response <- function(object, rows, newresp, call) {
+  used <- complete_lmm_rows(object, rows)
+  n_rows <- length(used)
+  if (!is.numeric(newresp) || is.object(newresp) || !length(newresp) %in% c(sum(used), n_rows)) {
+    hnm_abort(sprintf(paste("`newresp` must be a numeric vector with one value per row the fit",
+                            "uses (%.0f) or per row of its data (%.0f)."), sum(used), n_rows),
+              call = call, class = "hnm_error_argument")
+  }
+  full <- rep(NA_real_, n_rows)
+  full[used] <- if (length(newresp) == n_rows) newresp[used] else newresp
+  bad <- which(used & !is.finite(full))
+  if (length(bad) > 0L) {
+    hnm_abort(sprintf("`newresp` must be finite at the rows the fit uses, but row %d is %s.",
+                      bad[1L], format(full[bad[1L]])),
+              call = call, class = "hnm_error_not_finite")
+  }
+  if (is.null(rows$offset)) full else full - rows$offset
+}
