@@ -72,3 +72,42 @@ refit_response <- function(object, rows, newresp, call) {
   }
   if (is.null(rows$offset)) full else full - rows$offset
 }
+
+#' Refit a model by maximum likelihood
+#'
+#' lme4's `refitML()`: a REML (or ANOVA) fit refitted by ML, from the same statistics and
+#' warm-started at its \eqn{\theta}; an ML fit is returned as it is. `anova()` of fits that
+#' differ in their fixed effects does this itself.
+#'
+#' @param x An `hnm_fit`; other classes are passed to `lme4::refitML()`.
+#' @param ... Not used; an error if given (passed on by the default method).
+#' @return An `hnm_fit` of the same model by ML, with the call of `x`.
+#' @examples
+#' fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, REML = TRUE)
+#' logLik(refitML(fit))
+#' @export
+refitML <- function(x, ...) UseMethod("refitML")
+
+#' @rdname refitML
+#' @export
+refitML.default <- function(x, ...) lme4_function("refitML")(x, ...)
+
+#' @rdname refitML
+#' @export
+refitML.hnm_fit <- function(x, ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  if (x$method == "ML") return(x)
+  # A model of its own from the fit's statistics, so that the REML fit's stays as it is.
+  s <- x$stats
+  model <- rust_result(rs_lmm_restore(s$pilot, s$n, s$means, s$comoments, x$spec$response,
+                                      x$spec$fixed, x$spec$random, x$spec$blocks,
+                                      x$variable_names, FALSE, NULL), call = call)$model
+  estimates <- rust_result(rs_lmm_fit(model, FALSE, x$convergence$internal_theta, TRUE),
+                           call = call)
+  if (is_one_way(x)) check_one_way_range(estimates$theta, call)
+  fit <- with_estimates(x, estimates)
+  fit$method <- "ML"
+  fit$core <- list2env(list(model = model))
+  check_fit(fit, call)
+}

@@ -68,3 +68,29 @@ test_that("refit() refuses what it cannot refit, naming the problem", {
                one_way_estimates(suppressWarnings(hnm_fit(y ~ 1 | g, d, method = "ANOVA"))),
                tolerance = 1e-12)
 })
+
+test_that("refitML() gives lme4's ML fit of a REML or ANOVA fit", {
+  skip_if_not_installed("lme4")
+  d <- lme4::sleepstudy
+  formula <- Reaction ~ Days + (Days | Subject)
+  fit <- hnm_fit(formula, d, REML = TRUE)
+  ml <- refitML(fit)
+  expect_identical(ml$method, "ML")
+  expect_lte(deviance(ml), lme4_criterion(lmer_exact(formula, d, FALSE)) + 1e-7)
+  expect_lte(deviance(ml), deviance(lme4::refitML(lmer_default(formula, d, TRUE))) + 1e-7)
+  twin <- lmer_twin(ml, formula, d, REML = FALSE)
+  ours <- lmm_numbers(ml)
+  theirs <- lmm_numbers(twin)
+  for (name in names(ours)) expect_equal(ours[[name]], theirs[[name]], tolerance = 1e-8, label = name)
+  expect_identical(refitML(ml), ml)
+  expect_identical(fit$method, "REML")   # the REML fit is untouched
+  expect_equal(deviance(fit), deviance(hnm_fit(formula, d, REML = TRUE)), tolerance = 0)
+  # One-way: the ML closed form (lme4's ML criterion at hnm's theta), from an ANOVA fit too.
+  for (method in c("REML", "ANOVA")) {
+    one_way <- refitML(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff, method = method))
+    twin <- lmer_twin(one_way, Yield ~ 1 + (1 | Batch), lme4::Dyestuff, REML = FALSE)
+    expect_equal(deviance(one_way), deviance(twin), tolerance = 1e-10, label = method)
+    expect_lte(deviance(one_way), lme4_criterion(lmer_exact(Yield ~ 1 + (1 | Batch), lme4::Dyestuff, FALSE)) + 1e-8)
+  }
+  expect_error(refitML(fit, foo = 1), class = "hnm_error")
+})
