@@ -302,3 +302,74 @@ lmm_response_summary <- function(fit) {
   c(n = n, mean = s$pilot[1L] + centered_mean,
     sst = sum(within) + sum(s$n * (means - centered_mean)^2))
 }
+
+#' Drop each fixed-effect term in turn
+#'
+#' lme4's `drop1()`: the model without each fixed-effect term that can be dropped (respecting
+#' marginality, as [stats::drop.scope()]), with its AIC and, for `test = "Chisq"`, the
+#' likelihood-ratio test against the full model. Fixed effects are compared by ML: a REML or
+#' ANOVA fit is refitted by ML first (with a message, as `anova()` does), where lme4 compares
+#' REML criteria of models with different fixed effects.
+#'
+#' @param object An `hnm_fit` made from rows.
+#' @param scope The terms to drop: a character vector of term labels or a formula; by default
+#'   every term not contained in another.
+#' @param test `"none"` or `"Chisq"` (the LRT, referred to \eqn{\chi^2} with the number of
+#'   coefficients dropped).
+#' @param k The penalty per parameter of the AIC.
+#' @param ... Not used; an error if given.
+#' @return A data frame of class `anova` with lme4's columns `npar`, `AIC` and, for
+#'   `test = "Chisq"`, `LRT` and `Pr(Chi)`.
+#' @examples
+#' fit <- hnm_fit(Reaction ~ Days + I(Days^2) + (Days | Subject), lme4::sleepstudy)
+#' drop1(fit, test = "Chisq")
+#' @importFrom stats drop1
+#' @export
+drop1.hnm_fit <- function(object, scope, test = c("none", "Chisq"), k = 2, ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  test <- match.arg(test)
+  labels <- attr(object$terms, "term.labels")
+  scope <- if (missing(scope)) stats::drop.scope(object$terms) else drop_scope(scope, labels, call)
+  if (object$method != "ML") {
+    message("refitting model(s) with ML (instead of REML or ANOVA)")
+    object <- refitML(object)
+  }
+  fits <- lapply(scope, function(term) reduced_fit(object, term, call))
+  npar <- vapply(c(list(object), fits), n_parameters, numeric(1))
+  deviance <- vapply(c(list(object), fits), `[[`, numeric(1), "deviance")
+  table <- data.frame(npar = c(NA, npar[1L] - npar[-1L]), AIC = deviance + k * npar,
+                      row.names = c("<none>", scope))
+  if (test == "Chisq") {
+    lrt <- c(NA, pmax(deviance[-1L] - deviance[1L], 0))
+    table$LRT <- lrt
+    table[["Pr(Chi)"]] <- stats::pchisq(lrt, table$npar, lower.tail = FALSE)
+  }
+  structure(table, heading = c("Single term deletions", "\nModel:", deparse1(object$formula)),
+            class = c("anova", "data.frame"))
+}
+
+# The labels of a `scope` given to drop1() (characters, or a formula's terms), which must be
+# terms of the fit's fixed part.
+drop_scope <- function(scope, labels, call) {
+  if (inherits(scope, "formula")) scope <- attr(stats::terms(scope), "term.labels")
+  if (!is.character(scope) || !all(scope %in% labels)) {
+    hnm_abort(sprintf("`scope` must name terms of the fixed part (%s).",
+                      paste(labels, collapse = ", ")), call = call, class = "hnm_error_argument")
+  }
+  scope
+}
+
+# The ML fit of `object`'s model without the fixed-effect term `term`, on the same rows.
+reduced_fit <- function(object, term, call) {
+  refit_call <- object$call
+  refit_call[c("REML", "method")] <- NULL
+  refit_call$formula <- stats::update(object$formula, stats::as.formula(paste("~ . -", term)))
+  fit <- eval(refit_call, environment(object$formula))
+  if (nobs(fit) != nobs(object)) {
+    hnm_abort(sprintf(paste("without `%s` the model uses %d rows instead of %d (missing values in",
+                            "that term's variables): drop the rows with missing values first."),
+                      term, nobs(fit), nobs(object)), call = call, class = "hnm_error_argument")
+  }
+  fit
+}

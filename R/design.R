@@ -13,10 +13,11 @@
 # terms (poly(), scale(), ns(), ...) with the fit's bases, as predict.lm() does; `groups =
 # FALSE` leaves the grouping variable unread (population predictions need no group).
 model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE, terms = NULL,
-                         groups = TRUE) {
+                         groups = TRUE, offset = NULL, contrasts = NULL) {
   frame <- fit_data(data, call)
   env <- parsed$env %||% globalenv()
-  fixed <- design_part(parsed$fixed, frame, env, call, xlev$fixed, terms$fixed)
+  fixed <- design_part(parsed$fixed, frame, env, call, xlev$fixed, terms$fixed, contrasts)
+  if (!is.null(offset)) fixed$offset <- if (is.null(fixed$offset)) offset else fixed$offset + offset
   random <- lapply(seq_along(parsed$random), function(i) {
     design_part(parsed$random[[i]], frame, env, call, xlev$random[[i]], terms$random[[i]])
   })
@@ -82,7 +83,7 @@ part_indices <- function(part, table) {
 # (position, name, value), plain numeric columns by reference and the other terms' columns
 # from one model.matrix() call on the terms object of the whole part. `terms` (new data) are
 # the fit's; the part's terms returned carry the frame's `predvars` when a frame was built.
-design_part <- function(rhs, data, env, call, xlev = NULL, terms = NULL) {
+design_part <- function(rhs, data, env, call, xlev = NULL, terms = NULL, contrasts = NULL) {
   t <- terms %||% tryCatch(stats::terms(stats::as.formula(call("~", rhs), env = env), data = data),
                            error = function(e) {
     hnm_abort(sprintf("invalid model term `%s`: %s", deparse1(rhs), conditionMessage(e)),
@@ -102,7 +103,9 @@ design_part <- function(rhs, data, env, call, xlev = NULL, terms = NULL) {
     frame <- model_frame(t, data, env, call, xlev)
     offset <- frame_offset(t, frame)
   }
-  if (any(!plain)) matrix_columns <- complex_columns(t, frame, which(!plain), intercept, call)
+  if (any(!plain)) {
+    matrix_columns <- complex_columns(t, frame, which(!plain), intercept, call, contrasts)
+  }
   for (k in seq_along(labels)) {
     if (plain[k]) {
       names <- c(names, labels[k])
@@ -151,13 +154,13 @@ frame_offset <- function(t, frame) {
 # model.matrix() of the terms `keep` only, coded as in the whole part: R chooses each
 # factor's coding (contrasts or indicators) from the terms object's `factors` attribute,
 # which is kept as computed for all terms; only the intercept column is removed.
-complex_columns <- function(t, frame, keep, intercept, call) {
+complex_columns <- function(t, frame, keep, intercept, call, contrasts = NULL) {
   reduced <- t
   attr(reduced, "factors") <- attr(t, "factors")[, keep, drop = FALSE]
   attr(reduced, "term.labels") <- attr(t, "term.labels")[keep]
   attr(reduced, "order") <- attr(t, "order")[keep]
   attr(reduced, "offset") <- NULL
-  m <- tryCatch(stats::model.matrix(reduced, frame), error = function(e) {
+  m <- tryCatch(stats::model.matrix(reduced, frame, contrasts.arg = contrasts), error = function(e) {
     hnm_abort(sprintf("could not build the model matrix: %s", conditionMessage(e)), call = call,
               class = "hnm_error_formula")
   })

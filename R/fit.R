@@ -49,6 +49,15 @@
 #'   To fit from a data frame of group statistics, `TRUE` when its columns are named
 #'   `group`, `n`, `mean` and `ss` (the within-group sum of squares), or a named character
 #'   vector giving other names, such as `c(group = "school", n = "size", mean = "ybar")`.
+#' @param subset,na.action,offset,contrasts As for `lme4::lmer()`, for data frames of rows:
+#'   `subset` an expression evaluated in `data` choosing the rows (logical, or row numbers);
+#'   `na.action` `na.omit` (the default: rows with a missing value are dropped), `na.exclude`
+#'   (dropped too, but `fitted()`, `residuals()` and `predict()` give NA at those rows, one
+#'   value per row of `data`) or `na.fail` (a missing value is an error); `offset` an
+#'   expression evaluated in `data`, one value per row, added to the formula's `offset()`
+#'   terms (predictions for `newdata` use the formula's terms only, as lme4's); `contrasts` a
+#'   list of contrasts for the fixed effects' factors, as `model.matrix()` takes it (kept for
+#'   predictions).
 #' @param ... Not used; an error if given, so misspelt arguments do not pass silently.
 #' @section Data bigger than memory:
 #' The one-way model needs only each group's size, mean and within-group sum of squares;
@@ -102,18 +111,29 @@
 #' }
 #' @export
 hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA"),
-                    stats = NULL, ...) {
+                    stats = NULL, subset, na.action, offset, contrasts = NULL, ...) {
   call <- match.call()
   check_no_dots(match.call(expand.dots = FALSE)$..., call)
   method <- fit_method(REML, method, missing(method), call)
-  if (takes_statistics(data, stats)) return(statistics_fit(formula, data, stats, method, call))
+  row_arguments <- c("subset", "na.action", "offset", "contrasts")[
+    c(!missing(subset), !missing(na.action), !missing(offset), !is.null(contrasts))]
+  if (takes_statistics(data, stats)) {
+    refuse_row_arguments(row_arguments, call)
+    return(statistics_fit(formula, data, stats, method, call))
+  }
   formula <- expand_dot(formula, if (!missing(data)) data, call)
   parsed <- parse_mixed_formula(formula, call)
+  rows <- fit_rows(if (!missing(data)) data, if (!missing(subset)) substitute(subset),
+                   if (!missing(offset)) substitute(offset),
+                   if (!missing(na.action)) na.action, parent.frame(), call)
+  if (!is.null(rows$offset)) parsed$one_way <- FALSE  # an offset, as one in the formula
   check_estimator(parsed, method, call)
-  model <- lmm_build(parsed, data, call)
+  model <- lmm_build(parsed, rows$data, call, rows$offset, contrasts)
+  check_na_fail(rows$na_action, model$built$dropped, call)
   fit <- optimise_fit(model$built, model$design, parsed, method, call)
   fit <- new_hnm_fit(fit, model$built, model$design, formula, parsed, call, method)
-  fit$data <- fit_data(data, call)  # by reference, for model.frame()
+  fit$data <- rows$data  # by reference (unless subset), for model.frame()
+  fit$na_action <- rows$na_action
   check_fit(fit, call)
 }
 

@@ -507,7 +507,7 @@ lmm_fitted <- function(object, population = FALSE, modes = NULL) {
 #' @export
 fitted.hnm_fit <- function(object, ...) {
   check_no_dots(list(...), sys.call())
-  lmm_fitted(object)
+  pad_excluded(object, lmm_fitted(object))
 }
 
 #' @rdname hnm_fit-methods
@@ -516,7 +516,7 @@ residuals.hnm_fit <- function(object, type = c("response", "pearson"), scaled = 
   check_no_dots(list(...), sys.call())
   match.arg(type)
   r <- lmm_response(object) - lmm_fitted(object)
-  if (isTRUE(scaled)) r / object$sigma else r
+  pad_excluded(object, if (isTRUE(scaled)) r / object$sigma else r)
 }
 
 #' @rdname hnm_fit-methods

@@ -1,5 +1,88 @@
 # From a formula and data to the model's variables: reading, checking and coding them.
 
+# lmer()'s arguments that choose and adjust the rows: `subset` (an expression evaluated in
+# `data`, as model.frame() takes it: logical, NA as FALSE, or row numbers), `offset` (an
+# expression evaluated in `data`: one number per row of `data`, added to the formula's offset()
+# terms) and `na.action` (na.omit, the default, na.exclude or na.fail, as functions or names).
+# Returns the data the fit reads (a copy of the subset's rows, or `data` itself by reference),
+# the offset of those rows, and the name of the NA action.
+fit_rows <- function(data, subset, offset, na_action, env, call) {
+  na_action <- na_action_name(na_action, call)
+  if ((!is.null(subset) || !is.null(offset)) && !is.data.frame(data)) {
+    hnm_abort("`subset` and `offset` are evaluated in `data`, which must be a data frame.",
+              call = call, class = "hnm_error_argument")
+  }
+  offset_value <- NULL
+  if (!is.null(offset)) {
+    offset_value <- eval(offset, data, env)
+    if (!is.numeric(offset_value) || is.object(offset_value) || length(offset_value) != nrow(data)) {
+      hnm_abort(sprintf("`offset` must be numeric with one value per row of `data` (%.0f).",
+                        as.double(nrow(data))), call = call, class = "hnm_error_argument")
+    }
+    offset_value <- as.double(offset_value)
+  }
+  if (!is.null(subset)) {
+    keep <- eval(subset, data, env)
+    if (is.logical(keep)) {
+      if (length(keep) != nrow(data)) {
+        hnm_abort(sprintf("a logical `subset` must have one value per row of `data` (%.0f).",
+                          as.double(nrow(data))), call = call, class = "hnm_error_argument")
+      }
+      keep <- which(keep)
+    } else if (!is.numeric(keep) || anyNA(keep) || any(keep < 1 | keep > nrow(data))) {
+      hnm_abort("`subset` must be logical, or row numbers of `data`.", call = call,
+                class = "hnm_error_argument")
+    }
+    data <- data[keep, , drop = FALSE]
+    if (!is.null(offset_value)) offset_value <- offset_value[keep]
+  }
+  list(data = data, offset = offset_value, na_action = na_action)
+}
+
+# The name of an NA action lme4 takes ("omit", "exclude" or "fail"); others are refused, as
+# na.pass (a missing value cannot be fitted) and user functions (their rows are not R's).
+na_action_name <- function(na_action, call) {
+  if (is.null(na_action)) return("omit")
+  actions <- list(omit = stats::na.omit, exclude = stats::na.exclude, fail = stats::na.fail)
+  if (is.character(na_action) && length(na_action) == 1L) {
+    name <- sub("^na\\.", "", na_action)
+    if (name %in% names(actions)) return(name)
+  }
+  for (name in names(actions)) if (identical(na_action, actions[[name]])) return(name)
+  hnm_abort(paste("`na.action` must be na.omit (the default), na.exclude or na.fail (a function",
+                  "or its name): hnm drops rows with a missing value, as lme4 does."),
+            call = call, class = "hnm_error_argument")
+}
+
+# na.fail: an error when a row was dropped for a missing value.
+check_na_fail <- function(na_action, dropped, call) {
+  if (na_action == "fail" && dropped > 0) {
+    hnm_abort(sprintf("missing values in the model's rows (%.0f rows), with `na.action = na.fail`.",
+                      as.double(dropped)), call = call, class = "hnm_error_argument")
+  }
+}
+
+# The arguments that choose rows are for data frames of rows: given with a statistics table or
+# a database table, an error naming them.
+refuse_row_arguments <- function(given, call) {
+  if (length(given) > 0L) {
+    hnm_abort(sprintf(paste("%s %s for data frames of rows, not statistics or database tables;",
+                            "choose the rows before computing the statistics."),
+                      paste0("`", given, "`", collapse = ", "), if (length(given) > 1L) "are" else "is"),
+              call = call, class = "hnm_error_argument")
+  }
+}
+
+# Values of the rows the fit used, with NA at the rows it dropped when its NA action is
+# na.exclude (lme4's fitted(), residuals() and predict() then have one value per row).
+pad_excluded <- function(object, values) {
+  if (!identical(object$na_action, "exclude")) return(values)
+  used <- complete_lmm_rows(object, object$rows)
+  padded <- rep(NA_real_, length(used))
+  padded[used] <- values
+  padded
+}
+
 fit_data <- function(data, call) {
   if (missing(data) || is.null(data)) return(NULL)
   if (!is.data.frame(data) && !is.list(data)) {

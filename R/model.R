@@ -2,8 +2,8 @@
 # slopes, and the fit object its methods read.
 
 # The model's design from the data and the Rust model built from its one pass over the rows.
-lmm_build <- function(parsed, data, call) {
-  design <- model_design(parsed, data, call)
+lmm_build <- function(parsed, data, call, offset = NULL, contrasts = NULL) {
+  design <- model_design(parsed, data, call, offset = offset, contrasts = contrasts)
   check_lengths(design, call)
   check_distinct_random_columns(design, call)
   built <- rs_lmm_build(design$variables, design$codes, design$code_offset, design$n_groups,

@@ -83,8 +83,11 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   }
   modes <- selected_modes(object, selected)
   if (is.null(newdata)) {
-    fit <- lmm_fitted(object, population, modes)
-    if (isTRUE(se.fit)) return(list(fit = fit, se.fit = prediction_se(model.matrix(object), object)))
+    fit <- pad_excluded(object, lmm_fitted(object, population, modes))
+    if (isTRUE(se.fit)) {
+      se <- pad_excluded(object, prediction_se(model.matrix(object), object))
+      return(list(fit = fit, se.fit = se))
+    }
     return(fit)
   }
   if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
@@ -137,7 +140,7 @@ new_rows <- function(object, newdata, allow_new_levels, population, call) {
   read <- parsed
   if (population) read$random <- list()
   design <- model_design(read, newdata, call, xlev = xlev, new_data = TRUE, terms = terms,
-                         groups = !population)
+                         groups = !population, contrasts = object$contrasts)
   used <- c(object$spec$fixed, if (!population) object$spec$random)
   variables <- align_variables(object, design, nrow(newdata), used, call)
   if (population) return(list(variables = variables, codes = integer(nrow(newdata)),

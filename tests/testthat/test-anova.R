@@ -104,3 +104,28 @@ test_that("anova refuses other data and other models with classed errors", {
   expect_error(ranova(hnm_fit(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)),
                "one-way model", class = "hnm_error_argument")
 })
+
+test_that("drop1() gives lme4's single term deletions of an ML fit, and refits REML by ML", {
+  skip_if_not_installed("lme4")
+  d <- lme4::sleepstudy
+  formula <- Reaction ~ Days + I(Days^2) + (Days | Subject)
+  fit <- hnm_fit(formula, d)
+  ours <- drop1(fit, test = "Chisq")
+  # lme4 converged tightly (bobyqa, rhoend = 1e-12), for every reduced model drop1() refits.
+  tight <- lme4::lmer(formula, d, REML = FALSE, control = lme4::lmerControl(optimizer = "bobyqa",
+                      optCtrl = list(rhoend = 1e-12, maxfun = 1e5)))
+  reference <- suppressWarnings(drop1(tight, test = "Chisq"))
+  expect_identical(rownames(ours), rownames(reference))
+  expect_identical(ours$npar, reference$npar)
+  # AIC and LRT are criteria (second order in theta): equal to rounding at both optima, and
+  # hnm's never above lme4's.
+  expect_true(all(ours$AIC <= reference$AIC + 1e-7))
+  expect_true(all(abs(ours$AIC - reference$AIC) < 1e-6))
+  expect_true(all(abs(ours$LRT - reference$LRT) < 1e-6, na.rm = TRUE))
+  expect_equal(ours[["Pr(Chi)"]], reference[["Pr(Chi)"]], tolerance = 1e-6)
+  expect_identical(rownames(drop1(fit, scope = "I(Days^2)")), c("<none>", "I(Days^2)"))
+  expect_error(drop1(fit, scope = "nope"), class = "hnm_error_argument")
+  reml <- hnm_fit(formula, d, REML = TRUE)
+  expect_message(refitted <- drop1(reml, test = "Chisq"), "refitting model")
+  expect_equal(refitted$LRT, ours$LRT, tolerance = 1e-9)
+})

@@ -1,0 +1,89 @@
+# lmer()'s subset, na.action, offset and contrasts arguments: the fit equals lme4's fit with the
+# same arguments (its criterion at its exact optimum, its numbers at hnm's theta).
+
+arguments_data <- function() {
+  set.seed(21)
+  d <- simulate_lmm(21, m = 12, balanced = FALSE)
+  d$f <- factor(sample(c("a", "b", "c"), nrow(d), replace = TRUE))
+  d$w <- runif(nrow(d), 0.5, 2)
+  d$y[c(4, 17)] <- NA
+  d$x[9] <- NA
+  d
+}
+
+# lme4's fit at hnm's theta, from lmer's own call with the same extra arguments.
+lme4_twin_with <- function(fit, formula, data, ...) {
+  extra <- as.list(substitute(list(...)))[-1L]
+  call <- as.call(c(list(quote(lme4::lmer), formula, quote(data), REML = FALSE), extra))
+  suppressMessages(lmer_at_theta(call, getME(fit, "theta"), list2env(list(data = data))))
+}
+
+test_that("subset, offset and contrasts give lme4's fit with the same arguments", {
+  skip_if_not_installed("lme4")
+  d <- arguments_data()
+  formula <- y ~ x + f + (x | g)
+  fit <- hnm_fit(formula, d, subset = w > 0.8, offset = log(w),
+                 contrasts = list(f = "contr.sum"))
+  twin <- lme4_twin_with(fit, formula, d, subset = w > 0.8, offset = log(w),
+                         contrasts = list(f = "contr.sum"))
+  expect_equal(deviance(twin), deviance(fit), tolerance = 1e-9)
+  ours <- lmm_numbers(fit)
+  theirs <- lmm_numbers(twin)
+  for (name in names(ours)) expect_equal(ours[[name]], theirs[[name]], tolerance = 1e-8, label = name)
+  expect_identical(names(fixef(fit)), names(lme4::fixef(twin)))   # f1, f2 under contr.sum
+  expect_equal(unname(fitted(fit)), unname(fitted(twin)), tolerance = 1e-8)
+  expect_identical(nobs(fit), nobs(twin))
+  exact <- suppressWarnings(lme4::lmer(formula, d, REML = FALSE, subset = w > 0.8, offset = log(w),
+                                       contrasts = list(f = "contr.sum"),
+                                       control = lme4::lmerControl(optimizer = "bobyqa",
+                                         optCtrl = list(rhoend = 1e-12, maxfun = 1e5))))
+  expect_lte(deviance(fit), deviance(exact) + 1e-7)
+  # Predictions for new data code the factor as the fit did (sum contrasts).
+  new <- d[1:5, ]
+  expect_equal(unname(predict(fit, new, re.form = NA)), unname(predict(twin, new, re.form = NA)),
+               tolerance = 1e-8)
+  # Row numbers as a subset, and an offset alone on the one-way model (no longer its closed form
+  # extras: an offset, as in the formula).
+  rows <- which(d$w > 0.8)
+  expect_equal(deviance(hnm_fit(formula, d, subset = rows, offset = log(w),
+                                contrasts = list(f = "contr.sum"))), deviance(fit), tolerance = 1e-12)
+  one_way <- hnm_fit(y ~ 1 | g, d, offset = w)
+  twin <- lme4_twin_with(one_way, y ~ 1 + (1 | g), d, offset = w)
+  expect_equal(deviance(one_way), deviance(twin), tolerance = 1e-9)
+  expect_equal(unname(fitted(one_way)), unname(fitted(twin)), tolerance = 1e-8)
+  expect_error(hnm_fit(y ~ 1 | g, d, offset = w, method = "ANOVA"), class = "hnm_error_argument")
+})
+
+test_that("na.action: na.exclude pads fitted, residuals and predict with NA; na.fail stops", {
+  skip_if_not_installed("lme4")
+  d <- arguments_data()
+  formula <- y ~ x + (x | g)
+  fit <- hnm_fit(formula, d, na.action = na.exclude)
+  twin <- lme4_twin_with(fit, formula, d, na.action = na.exclude)
+  for (f in list(fitted, residuals, function(m) predict(m))) {
+    ours <- f(fit)
+    theirs <- unname(f(twin))
+    expect_length(ours, nrow(d))
+    expect_identical(which(is.na(ours)), c(4L, 9L, 17L))
+    expect_equal(unname(ours), theirs, tolerance = 1e-8)
+  }
+  expect_identical(fixef(fit), fixef(hnm_fit(formula, d)))
+  expect_length(fitted(hnm_fit(formula, d, na.action = "na.omit")), nrow(d) - 3L)
+  expect_error(hnm_fit(formula, d, na.action = na.fail), "missing values", class = "hnm_error_argument")
+  expect_length(fitted(hnm_fit(formula, d[-c(4, 9, 17), ], na.action = na.fail)), nrow(d) - 3L)
+  expect_error(hnm_fit(formula, d, na.action = na.pass), "na.omit", class = "hnm_error_argument")
+})
+
+test_that("the row arguments are checked, and refused for statistics", {
+  d <- arguments_data()
+  expect_error(hnm_fit(y ~ x + (1 | g), d, offset = 1:3), "one value per row",
+               class = "hnm_error_argument")
+  expect_error(hnm_fit(y ~ x + (1 | g), d, subset = "a"), "row numbers", class = "hnm_error_argument")
+  expect_error(hnm_fit(y ~ x + (1 | g), d, subset = c(TRUE, FALSE)), "one value per row",
+               class = "hnm_error_argument")
+  s <- hnm_stats(y ~ x + (1 | g), d)
+  expect_error(hnm_fit(y ~ x + (1 | g), s, subset = x > 0), "`subset` is for data frames of rows",
+               class = "hnm_error_argument")
+  expect_error(hnm_fit(y ~ x + (1 | g), s, offset = x, contrasts = list()), "are for data frames",
+               class = "hnm_error_argument")
+})
