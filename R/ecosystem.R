@@ -27,9 +27,10 @@
 #'   p-values on `df.residual(fit)` degrees of freedom (as parameters does for lmer), and the
 #'   standard deviations of the random effects and the residual (without intervals, as
 #'   parameters gives them for lmer without the merDeriv package; `confint(fit)` has them).
-#' * `emmeans::emmeans()` and `emmeans::emtrends()` on the fixed effects, with asymptotic
-#'   degrees of freedom (`lmer.df = "asymptotic"` for lmer); the Kenward-Roger and
-#'   Satterthwaite approximations are not available and asking for them is an error.
+#' * `emmeans::emmeans()` and `emmeans::emtrends()` on the fixed effects, with Satterthwaite's
+#'   degrees of freedom (lmerTest's, emmeans' default for lmer when lmerTest is installed) or,
+#'   with `lmer.df = "asymptotic"`, asymptotic ones (an ANOVA fit has only these); Kenward-Roger
+#'   is not available yet and asking for it is an error.
 #'
 #' @param x,model,object An `hnm_fit`.
 #' @param effects For `get_parameters`: `"fixed"` or `"random"`. For `model_parameters`:
@@ -44,8 +45,8 @@
 #'   `df.residual(fit)` degrees of freedom, lmer's default), or `"normal"` (\eqn{z}).
 #' @param trms,xlev,grid For `emm_basis`: supplied by emmeans.
 #' @param ... For `get_variance`: performance's bookkeeping arguments (`name_fun`,
-#'   `name_full`). For `r2`: passed to `performance::r2_nakagawa()`. For `emm_basis`: `mode` or `lmer.df`, which must be
-#'   `"asymptotic"`. Anything else is an error.
+#'   `name_full`). For `r2`: passed to `performance::r2_nakagawa()`. For `emm_basis`: `mode` or
+#'   `lmer.df`, `"satterthwaite"` or `"asymptotic"`. Anything else is an error.
 #' @return What the package's function returns for a merMod.
 #' @references Nakagawa, S., Johnson, P. C. D. and Schielzeth, H. (2017). The coefficient of
 #'   determination R2 and intra-class correlation coefficient from generalized linear
@@ -281,18 +282,36 @@ recover_data.hnm_fit <- function(object, ...) {
 #' @rdname hnm-ecosystem
 #' @method emm_basis hnm_fit
 emm_basis.hnm_fit <- function(object, trms, xlev, grid, ...) {
-  dots <- list(...)
-  for (name in intersect(c("mode", "lmer.df"), names(dots))) {
-    if (!identical(tolower(dots[[name]]), "asymptotic")) {
-      hnm_abort(sprintf(paste("emmeans for an hnm_fit has asymptotic degrees of freedom only:",
-                              "`%s` must be \"asymptotic\", not \"%s\"."), name, dots[[name]]))
-    }
-  }
+  mode <- emmeans_df_mode(object, list(...))
   X <- stats::model.matrix(trms, stats::model.frame(trms, grid, na.action = stats::na.pass,
                                                     xlev = xlev),
                            contrasts.arg = object$contrasts)
   beta <- fixef(object)
-  dffun <- structure(function(k, dfargs) Inf, mesg = "asymptotic")
+  dffun <- if (mode == "asymptotic") {
+    structure(function(k, dfargs) Inf, mesg = "asymptotic")
+  } else {
+    # emmeans evaluates dffun in an environment of its own: what it calls comes in dfargs.
+    structure(function(k, dfargs) dfargs$df(dfargs$parts, k), mesg = "Satterthwaite method")
+  }
+  dfargs <- if (mode == "satterthwaite") {
+    list(parts = satterthwaite_parts(object, NULL), df = contrast_df)
+  }
   list(X = X[, names(beta), drop = FALSE], bhat = unname(beta), nbasis = matrix(NA),
-       V = as.matrix(vcov(object)), dffun = dffun, dfargs = list(), misc = list())
+       V = as.matrix(vcov(object)), dffun = dffun, dfargs = dfargs %||% list(), misc = list())
+}
+
+# emmeans' degrees of freedom for a fit (`lmer.df` or `mode`, as for lmer): Satterthwaite's
+# (lmerTest's, emmeans' default for lmer fits when lmerTest is installed) for ML and REML fits,
+# or asymptotic (the default of an ANOVA fit, which has no Satterthwaite df).
+emmeans_df_mode <- function(object, dots) {
+  given <- unlist(dots[intersect(c("lmer.df", "mode"), names(dots))])
+  mode <- tolower(given[1L] %||% if (object$method == "ANOVA") "asymptotic" else "satterthwaite")
+  allowed <- if (object$method == "ANOVA") "asymptotic" else c("satterthwaite", "asymptotic")
+  if (!mode %in% allowed) {
+    hnm_abort(sprintf(paste("emmeans for this hnm_fit has %s degrees of freedom, not \"%s\"",
+                            "(Kenward-Roger is not available yet)."),
+                      paste0("\"", allowed, "\"", collapse = " or "), given[1L]),
+              class = "hnm_error_argument")
+  }
+  mode
 }

@@ -115,13 +115,38 @@ test_that("emmeans on the fixed effects is lmer's with asymptotic degrees of fre
   skip_if_not_installed("lme4")
   for (case in ecosystem_cases()) {
     label <- case$label
-    emm <- as.data.frame(summary(emmeans::emmeans(case$fit, ~ 1)))
+    emm <- as.data.frame(summary(emmeans::emmeans(case$fit, ~ 1, lmer.df = "asymptotic")))
     ref <- as.data.frame(summary(emmeans::emmeans(case$ref, ~ 1, lmer.df = "asymptotic")))
     expect_equal(emm, ref, tolerance = 1e-8, ignore_attr = TRUE, label = label)
   }
   fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
-  expect_error(emmeans::emmeans(fit, ~ 1, lmer.df = "satterthwaite"), "asymptotic",
-               class = "hnm_error")
+  expect_error(emmeans::emmeans(fit, ~ 1, lmer.df = "kenward-roger"), "Kenward-Roger",
+               class = "hnm_error_argument")
+  anova_fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff, method = "ANOVA")
+  expect_identical(summary(emmeans::emmeans(anova_fit, ~ 1))$df, Inf)
+  expect_error(emmeans::emmeans(anova_fit, ~ 1, lmer.df = "satterthwaite"), "asymptotic",
+               class = "hnm_error_argument")
+})
+
+test_that("emmeans' Satterthwaite degrees of freedom are lmerTest's, its default for lmer", {
+  skip_if_not_installed("emmeans")
+  skip_if_not_installed("lmerTest")
+  d <- simulate_lmm(4, m = 15, balanced = FALSE)
+  for (reml in c(FALSE, TRUE)) {
+    fit <- hnm_fit(y ~ x + f + (x | g), d, REML = reml)
+    twin <- lmertest_twin(fit, y ~ x + f + (x | g), d, REML = reml)
+    ours <- as.data.frame(summary(emmeans::emmeans(fit, ~ f)))
+    theirs <- as.data.frame(summary(emmeans::emmeans(twin, ~ f, lmer.df = "satterthwaite")))
+    expect_equal(ours$emmean, theirs$emmean, tolerance = 1e-8)
+    expect_equal(ours$SE, theirs$SE, tolerance = 1e-8)
+    # lmerTest's df come from numerical derivatives at the same theta: equal to 1e-4.
+    expect_equal(ours$df, theirs$df, tolerance = 1e-4)
+    pairs_ours <- as.data.frame(summary(pairs(emmeans::emmeans(fit, ~ f))))
+    pairs_theirs <- as.data.frame(summary(pairs(emmeans::emmeans(twin, ~ f,
+                                                                  lmer.df = "satterthwaite"))))
+    expect_equal(pairs_ours$df, pairs_theirs$df, tolerance = 1e-4)
+    expect_equal(pairs_ours$p.value, pairs_theirs$p.value, tolerance = 1e-4)
+  }
 })
 
 # The general model (fixed covariates, random slopes). Even converged tightly (bobyqa,
@@ -182,12 +207,14 @@ test_that("the ecosystem on models with covariates and random slopes is lmer's",
     expect_equal(as.data.frame(parameters::model_parameters(fit))[columns],
                  as.data.frame(suppressMessages(parameters::model_parameters(ref)))[columns],
                  tolerance = 1e-8, ignore_attr = TRUE, label = label)
-    trend <- as.data.frame(summary(emmeans::emtrends(fit, ~ 1, var = case$slope)))
+    trend <- as.data.frame(summary(emmeans::emtrends(fit, ~ 1, var = case$slope,
+                                                   lmer.df = "asymptotic")))
     ref_trend <- as.data.frame(summary(emmeans::emtrends(ref, ~ 1, var = case$slope,
                                                          lmer.df = "asymptotic")))
     expect_equal(trend, ref_trend, tolerance = 1e-8, ignore_attr = TRUE, label = label)
     at <- setNames(list(c(0, 2, 5)), case$slope)
-    means <- as.data.frame(summary(emmeans::emmeans(fit, case$slope, at = at)))
+    means <- as.data.frame(summary(emmeans::emmeans(fit, case$slope, at = at,
+                                                    lmer.df = "asymptotic")))
     ref_means <- as.data.frame(summary(emmeans::emmeans(ref, case$slope, at = at,
                                                         lmer.df = "asymptotic")))
     expect_equal(means, ref_means, tolerance = 1e-8, ignore_attr = TRUE, label = label)
