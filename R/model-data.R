@@ -15,7 +15,8 @@ fit_rows <- function(data, subset, offset, na_action, env, call) {
   offset_value <- NULL
   if (!is.null(offset)) {
     offset_value <- eval(offset, data, env)
-    if (!is.numeric(offset_value) || is.object(offset_value) || length(offset_value) != nrow(data)) {
+    if (!is.numeric(offset_value) || is.object(offset_value) ||
+        length(offset_value) != nrow(data)) {
       hnm_abort(sprintf("`offset` must be numeric with one value per row of `data` (%.0f).",
                         as.double(nrow(data))), call = call, class = "hnm_error_argument")
     }
@@ -68,7 +69,8 @@ refuse_row_arguments <- function(given, call) {
   if (length(given) > 0L) {
     hnm_abort(sprintf(paste("%s %s for data frames of rows, not statistics or database tables;",
                             "choose the rows before computing the statistics."),
-                      paste0("`", given, "`", collapse = ", "), if (length(given) > 1L) "are" else "is"),
+                      paste0("`", given, "`", collapse = ", "),
+                      if (length(given) > 1L) "are" else "is"),
               call = call, class = "hnm_error_argument")
   }
 }

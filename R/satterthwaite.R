@@ -478,3 +478,92 @@ full_rank_columns <- function(X) {
   attr(reduced, "assign") <- attr(X, "assign")[keep]
   reduced
 }
+
+#' Tests of linear functions of the fixed effects
+#'
+#' lmerTest's `contest()`: the F test of \eqn{L\beta = r} (`joint = TRUE`) or the \eqn{t} test
+#' of each row of \eqn{L} (`joint = FALSE`, with confidence limits), on Satterthwaite's degrees
+#' of freedom, with lmerTest's columns.
+#'
+#' @param model An `hnm_fit` fitted by ML or REML; other classes are passed to
+#'   `lmerTest::contest()`.
+#' @param L A numeric vector with one coefficient per fixed effect (`fixef(model)`), or a
+#'   matrix of such rows.
+#' @param rhs The right-hand side \eqn{r}: one value, or one per row of `L`.
+#' @param joint `TRUE` for one F test of all rows, `FALSE` for a \eqn{t} test of each.
+#' @param confint,level For `joint = FALSE`: the columns `lower` and `upper`, the limits of
+#'   the `level` confidence interval of each \eqn{l'\beta}.
+#' @param ddf `"Satterthwaite"` (lmerTest's default; Kenward-Roger is not available yet).
+#' @param ... Not used; an error if given (passed on by the default method).
+#' @return A data frame: for `joint = TRUE` the columns `Sum Sq`, `Mean Sq`, `NumDF`,
+#'   `DenDF`, `F value`, `Pr(>F)`; otherwise `Estimate`, `Std. Error`, `df`, `t value`,
+#'   `lower`, `upper` and `Pr(>|t|)`.
+#' @examples
+#' fit <- hnm_fit(Reaction ~ Days + I(Days^2) + (Days | Subject), lme4::sleepstudy, REML = TRUE)
+#' contest(fit, rbind(c(0, 1, 0), c(0, 0, 1)))
+#' contest(fit, rbind(c(0, 1, 0), c(0, 0, 1)), joint = FALSE)
+#' @export
+contest <- function(model, L, ...) UseMethod("contest")
+
+#' @rdname contest
+#' @export
+contest.default <- function(model, L, ...) {
+  if (!requireNamespace("lmerTest", quietly = TRUE)) {
+    hnm_abort("contest() for this class needs the lmerTest package.", class = "hnm_error_argument")
+  }
+  getExportedValue("lmerTest", "contest")(model, L, ...)
+}
+
+#' @rdname contest
+#' @export
+contest.hnm_fit <- function(model, L, rhs = 0, joint = TRUE, confint = TRUE, level = 0.95,
+                            ddf = "Satterthwaite", ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  beta <- fixef(model)
+  L <- contrast_matrix(L, length(beta), call)
+  if (!is.numeric(rhs) || anyNA(rhs) || !length(rhs) %in% c(1L, nrow(L))) {
+    hnm_abort("`rhs` must be one number or one per row of `L`.", call = call,
+              class = "hnm_error_argument")
+  }
+  check_flag(joint, "joint", call)
+  if (!identical(ddf, "Satterthwaite") || model$method == "ANOVA") {
+    hnm_abort(paste("contest() has Satterthwaite's degrees of freedom (`ddf = \"Satterthwaite\"`)",
+                    "for ML and REML fits only."), call = call, class = "hnm_error_argument")
+  }
+  parts <- satterthwaite_parts(model, call)
+  rhs <- rep_len(rhs, nrow(L))
+  if (joint) {
+    # L beta = r as L (beta - b0) = 0 with L b0 = r (r must lie in L's range).
+    shifted <- beta - drop(pseudo_inverse(L) %*% rhs)
+    test <- contrast_f_test(parts, L, shifted)
+    return(data.frame(`Sum Sq` = test[["F value"]] * test[["NumDF"]] * model$sigma^2,
+                      `Mean Sq` = test[["F value"]] * model$sigma^2,
+                      NumDF = as.integer(test[["NumDF"]]),
+                      DenDF = test[["DenDF"]], `F value` = test[["F value"]],
+                      `Pr(>F)` = test[["Pr(>F)"]], check.names = FALSE))
+  }
+  rows <- lapply(seq_len(nrow(L)), function(i) {
+    l <- L[i, ]
+    estimate <- sum(l * beta)
+    se <- sqrt(quadratic_form(l, parts$vcov))
+    df <- contrast_df(parts, l)
+    t_value <- (estimate - rhs[i]) / se
+    limits <- estimate + c(-1, 1) * stats::qt((1 + level) / 2, df) * se
+    c(Estimate = estimate, `Std. Error` = se, df = df, `t value` = t_value,
+      if (isTRUE(confint)) c(lower = limits[1L], upper = limits[2L]),
+      `Pr(>|t|)` = 2 * stats::pt(abs(t_value), df, lower.tail = FALSE))
+  })
+  as.data.frame(do.call(rbind, rows), check.names = FALSE)
+}
+
+# `L` as a matrix of rows of p coefficients (a vector is one row).
+contrast_matrix <- function(L, p, call) {
+  if (is.numeric(L) && is.null(dim(L))) L <- matrix(L, 1L)
+  if (!is.numeric(L) || !is.matrix(L) || ncol(L) != p || anyNA(L)) {
+    hnm_abort(sprintf(paste("`L` must be a numeric vector of %d coefficients, one per fixed",
+                            "effect, or a matrix of such rows."), p),
+              call = call, class = "hnm_error_argument")
+  }
+  L
+}

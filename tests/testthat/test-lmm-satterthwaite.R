@@ -71,3 +71,29 @@ test_that("the df survive saveRDS/readRDS and the t-test's df is the simulated o
   table <- coef(summary(hnm_fit(y ~ w + (1 | g), d, REML = TRUE)))
   expect_equal(table["w", "df"], m - 2, tolerance = 1e-6)
 })
+
+test_that("contest() gives lmerTest's contest at the same theta", {
+  skip_if_not_installed("lmerTest")
+  d <- lme4::sleepstudy
+  formula <- Reaction ~ Days + I(Days^2) + (Days | Subject)
+  for (reml in c(FALSE, TRUE)) {
+    fit <- hnm_fit(formula, d, REML = reml)
+    twin <- lmertest_twin(fit, formula, d, REML = reml)
+    L <- rbind(c(0, 1, 0), c(0, 0, 1))
+    for (args in list(list(L = L), list(L = L, rhs = c(5, 0.5)), list(L = c(0, 1, 0)),
+                      list(L = L, joint = FALSE), list(L = L, joint = FALSE, rhs = 1, level = 0.9))) {
+      ours <- do.call(contest, c(list(fit), args))
+      theirs <- do.call(lmerTest::contest, c(list(twin), args))
+      expect_identical(names(ours), names(theirs))
+      df <- intersect(c("DenDF", "df"), names(ours))
+      # lmerTest's df come from numerical derivatives at the same theta: equal to 1e-4.
+      expect_equal(ours[[df]], theirs[[df]], tolerance = 1e-4, label = deparse(args))
+      rest <- setdiff(names(ours), c(df, "Pr(>F)", "Pr(>|t|)", "lower", "upper"))
+      expect_equal(ours[rest], theirs[rest], tolerance = 1e-8, ignore_attr = TRUE, label = deparse(args))
+      p <- intersect(c("Pr(>F)", "Pr(>|t|)", "lower", "upper"), names(ours))
+      expect_equal(ours[p], theirs[p], tolerance = 1e-4, ignore_attr = TRUE, label = deparse(args))
+    }
+  }
+  expect_error(contest(fit, c(1, 2)), "3 coefficients", class = "hnm_error_argument")
+  expect_error(contest(fit, L, ddf = "Kenward-Roger"), "Satterthwaite", class = "hnm_error_argument")
+})
