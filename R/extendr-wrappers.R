@@ -74,6 +74,11 @@ rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, 
 #' @noRd
 rs_lmm_fit <- function(ptr, reml, start, keep) .Call(wrap__rs_lmm_fit, ptr, reml, start, keep)
 
+#' The internal θ of lme4's θ `theta` for the model behind `ptr` (a start given in lme4's
+#' units; see `LinearMixedModel::internal_theta_of`).
+#' @noRd
+rs_lmm_internal_theta <- function(ptr, theta) .Call(wrap__rs_lmm_internal_theta, ptr, theta)
+
 #' The fitted model's random effects: `modes` (groups × q, by rows) and conditional
 #' covariances (q × q per group).
 #' @noRd

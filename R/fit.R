@@ -58,6 +58,9 @@
 #'   terms (predictions for `newdata` use the formula's terms only, as lme4's); `contrasts` a
 #'   list of contrasts for the fixed effects' factors, as `model.matrix()` takes it (kept for
 #'   predictions).
+#' @param start lme4's \eqn{\theta} to start the search from (a vector, or `list(theta = )`),
+#'   as `getME(fit, "theta")` gives it; by default a moment estimate (and lme4's start when
+#'   the search ends singular).
 #' @param ... Not used; an error if given, so misspelt arguments do not pass silently.
 #' @section Data bigger than memory:
 #' The one-way model needs only each group's size, mean and within-group sum of squares;
@@ -111,7 +114,8 @@
 #' }
 #' @export
 hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA"),
-                    stats = NULL, subset, na.action, offset, contrasts = NULL, ...) {
+                    stats = NULL, subset, na.action, offset, contrasts = NULL, start = NULL,
+                    ...) {
   call <- match.call()
   check_no_dots(match.call(expand.dots = FALSE)$..., call)
   method <- fit_method(REML, method, missing(method), call)
@@ -119,7 +123,7 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
     c(!missing(subset), !missing(na.action), !missing(offset), !is.null(contrasts))]
   if (takes_statistics(data, stats)) {
     refuse_row_arguments(row_arguments, call)
-    return(statistics_fit(formula, data, stats, method, call))
+    return(statistics_fit(formula, data, stats, method, call, start = start))
   }
   formula <- expand_dot(formula, if (!missing(data)) data, call)
   parsed <- parse_mixed_formula(formula, call)
@@ -130,7 +134,7 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
   check_estimator(parsed, method, call)
   model <- lmm_build(parsed, rows$data, call, rows$offset, contrasts)
   check_na_fail(rows$na_action, model$built$dropped, call)
-  fit <- optimise_fit(model$built, model$design, parsed, method, call)
+  fit <- optimise_fit(model$built, model$design, parsed, method, call, start)
   fit <- new_hnm_fit(fit, model$built, model$design, formula, parsed, call, method)
   fit$data <- rows$data  # by reference (unless subset), for model.frame()
   fit$na_action <- rows$na_action
@@ -147,12 +151,32 @@ check_estimator <- function(parsed, method, call) {
 }
 
 # The estimates: the ML or REML optimum, found by the Rust model, or the ANOVA moments.
-optimise_fit <- function(built, design, parsed, method, call) {
+optimise_fit <- function(built, design, parsed, method, call, start = NULL) {
   report_dropped_columns(design$fixed_names, built$kept)
-  if (method == "ANOVA") return(anova_estimates(built, call))
-  estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", NULL, TRUE), call = call)
+  if (method == "ANOVA") {
+    if (!is.null(start)) {
+      hnm_abort("`start` is for the ML and REML searches; the ANOVA estimator has none.",
+                call = call, class = "hnm_error_argument")
+    }
+    return(anova_estimates(built, call))
+  }
+  internal_start <- if (!is.null(start)) start_theta(built, start, call)
+  estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", internal_start, TRUE),
+                           call = call)
   if (parsed$one_way) check_one_way_range(estimates$theta, call)
   estimates
+}
+
+# lmer()'s `start`, theta in lme4's units (a vector, or list(theta = )), as the model's
+# internal theta.
+start_theta <- function(built, start, call) {
+  theta <- if (is.list(start) && identical(names(start), "theta")) start$theta else start
+  if (!is.numeric(theta) || is.list(theta) || length(theta) != length(built$lower) || anyNA(theta)) {
+    hnm_abort(sprintf(paste("`start` must be lme4's theta: %d numbers (or list(theta = ...)),",
+                            "as getME(fit, \"theta\") gives them."), length(built$lower)),
+              call = call, class = "hnm_error_argument")
+  }
+  rust_result(rs_lmm_internal_theta(built$model, as.double(theta)), call = call)
 }
 
 # The estimator named by `method`, with lme4's `REML = TRUE` as a shorthand for "REML".

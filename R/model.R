@@ -181,7 +181,7 @@ lmm_model <- function(object) {
 # group's lower triangle by rows: W[1,1], W[2,1], W[2,2], ...), `levels` (group labels), and
 # the design by variable names: `fixed` (X's columns, "(Intercept)" for the intercept) and
 # `random` (a list of Z's columns per term). Row-level methods then stop with `hnm_error_no_rows`.
-lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
+lmm_fit_statistics <- function(statistics, parsed, formula, method, call, start = NULL) {
   index <- function(names) {
     i <- match(names, statistics$names)
     i[names == "(Intercept)"] <- 0L
@@ -205,7 +205,7 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call) {
                                       design$blocks, statistics$names, method == "REML", NULL),
                        call = call)
   built <- c(built, list(stats = stats, dropped = 0))
-  estimates <- optimise_fit(built, design, parsed, method, call)
+  estimates <- optimise_fit(built, design, parsed, method, call, start)
   check_fit(new_hnm_fit(estimates, built, design, formula, parsed, call, method), call)
 }
 

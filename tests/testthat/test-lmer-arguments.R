@@ -87,3 +87,23 @@ test_that("the row arguments are checked, and refused for statistics", {
   expect_error(hnm_fit(y ~ x + (1 | g), s, offset = x, contrasts = list()), "are for data frames",
                class = "hnm_error_argument")
 })
+
+test_that("start is lme4's theta: from the optimum the search stops at once", {
+  d <- lme4::sleepstudy
+  formula <- Reaction ~ Days + (Days | Subject)
+  fit <- hnm_fit(formula, d)
+  # A start mapped wrongly to the model's internal theta would need Newton steps to come back.
+  again <- hnm_fit(formula, d, start = getME(fit, "theta"))
+  expect_lte(again$convergence$iterations, 1)
+  expect_equal(deviance(again), deviance(fit), tolerance = 1e-12)
+  far <- hnm_fit(formula, d, start = list(theta = c(3, -1, 0.5)))
+  expect_equal(deviance(far), deviance(fit), tolerance = 1e-10)
+  from_stats <- hnm_fit(formula, hnm_stats(formula, d), start = getME(fit, "theta"))
+  expect_lte(from_stats$convergence$iterations, 1)
+  one_way <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
+  expect_equal(deviance(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff, start = 5)), deviance(one_way),
+               tolerance = 1e-12)
+  expect_error(hnm_fit(formula, d, start = 1:2), "3 numbers", class = "hnm_error_argument")
+  expect_error(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff, method = "ANOVA", start = 1),
+               "ANOVA", class = "hnm_error_argument")
+})

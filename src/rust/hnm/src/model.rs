@@ -243,6 +243,20 @@ fn rs_lmm_fit(mut ptr: Robj, reml: bool, start: Robj, keep: bool) -> Robj {
     }
 }
 
+/// The internal θ of lme4's θ `theta` for the model behind `ptr` (a start given in lme4's
+/// units; see `LinearMixedModel::internal_theta_of`).
+/// @noRd
+#[extendr]
+fn rs_lmm_internal_theta(ptr: Robj, theta: &[f64]) -> Robj {
+    let Ok(model) = <&ExternalPtr<Model>>::try_from(&ptr) else {
+        return error_message("`ptr` is not an hnm model.".into(), "invalid_argument");
+    };
+    match model.model.internal_theta_of(theta) {
+        Ok(internal) => internal.into(),
+        Err(error) => core_error(error.renamed("theta", "start")),
+    }
+}
+
 fn fit_fields(f: &LmmFit) -> Robj {
     list!(
         reml = f.criterion == Criterion::Reml,
@@ -465,6 +479,7 @@ extendr_module! {
     fn rs_lmm_build;
     fn rs_lmm_restore;
     fn rs_lmm_fit;
+    fn rs_lmm_internal_theta;
     fn rs_lmm_ranef;
     fn rs_lmm_fitted;
     fn rs_lmm_fingerprint;

@@ -261,11 +261,41 @@ impl LinearMixedModel {
         Ok(self.assemble(criterion, internal_theta, &factor, ws, found))
     }
 
-    /// lme4's starting point, Λ = I in the data's units, as an internal θ: the Cholesky factor
-    /// of K Kᵀ with K the map from the data's random effects to the internal ones (b̃ = K b,
-    /// K[f][f] = t_f and K[i₀][f] = s_f for a column centred at s_f).
+    /// lme4's starting point, Λ = I in the data's units, as an internal θ.
     fn lme4_start(&self) -> Vec<f64> {
+        let identity: Vec<f64> = self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
+        self.internal_theta_of(&identity).expect("the identity is a θ of this model")
+    }
+
+    /// The internal θ of lme4's θ `theta` (Λ in the data's units, as [`LmmFit::theta`]): the
+    /// Cholesky factor, block by block, of K Λ Λᵀ Kᵀ, with K the map from the data's random
+    /// effects to the internal ones (b̃ = K b, K[f][f] = t_f and K[i₀][f] = s_f for a column
+    /// centred at s_f), since the internal Λ̃Λ̃ᵀ = Σ̃/σ̃² = K Σ Kᵀ/σ². A start given in lme4's
+    /// units.
+    ///
+    /// # Errors
+    /// `ParameterLength` or `NotFinite` when `theta` is not a θ of this model.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, LinearMixedModel, Never, Structure, Term};
+    /// let y: Vec<f64> = (0..60).map(|i| ((i * 7) % 11) as f64 + (i / 10) as f64).collect();
+    /// let x: Vec<f64> = (0..60).map(|i| 1e3 + ((i * 5) % 7) as f64).collect();
+    /// let codes: Vec<i32> = (0..60).map(|i| i / 10 + 1).collect();
+    /// let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], codes.into_iter(), 6,
+    ///     &mut Checkpoint::new(&Never)).unwrap();
+    /// let structure = Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)],
+    ///     random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+    /// let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
+    /// let fit = model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
+    /// let internal = model.internal_theta_of(&fit.theta).unwrap();
+    /// for (a, b) in internal.iter().zip(&fit.internal_theta) {
+    ///     assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()));
+    /// }
+    /// ```
+    pub fn internal_theta_of(&self, theta: &[f64]) -> Result<Vec<f64>> {
         let q = self.q;
+        let lambda = self.lambda(theta)?;
         let mut k = vec![0.0; q * q];
         let mut offset = 0;
         for &size in &self.structure.blocks {
@@ -279,9 +309,9 @@ impl LinearMixedModel {
             }
             offset += size;
         }
-        let kkt = congruence(&k, &identity(q), q);
-        let factor = semidefinite_cholesky(&kkt, q, &self.structure.blocks);
-        self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect()
+        let covariance = congruence(&lambda, &identity(q), q);
+        let factor = semidefinite_cholesky(&congruence(&k, &covariance, q), q, &self.structure.blocks);
+        Ok(self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect())
     }
 
     pub(crate) fn assemble(&self, criterion: Criterion, theta: &[f64], f: &Factorization, ws: &Workspace, found: crate::numerics::optim::Minimum) -> LmmFit {
