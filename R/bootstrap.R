@@ -71,15 +71,16 @@ bootstrap.hnm_fit <- function(object, nsim = 1000, seed = NULL, parallel = NULL,
   generator <- boot_generator(object, object$stats, object$spec, call)
   p <- length(object$beta)
   q <- nrow(object$re_covariance)
-  refit_chunk <- function(size) {
-    draws <- boot_draws(generator, size)
+  refit <- function(draws) {
+    size <- length(draws$chi_squares)
     out <- boot_refits(generator, draws, object$spec, object$method == "REML",
                        object$convergence$internal_theta, threads, call)
     cbind(sd_cor_rows(boot_rows(out$re_covariance, size, q * q), boot_rows(out$sigma, size, 1L),
                       lengths(object$random_names)),
           boot_rows(out$beta, size, p))
   }
-  draws <- do.call(rbind, in_chunks(nsim, generator$normals, refit_chunk, quiet))
+  draw <- function(size) boot_draws(generator, size)
+  draws <- do.call(rbind, in_chunks(nsim, generator$normals, draw, refit, quiet))
   t0 <- c(sd_cor_rows(matrix(as.double(object$re_covariance), 1L), matrix(object$sigma),
                       lengths(object$random_names)), object$beta)
   names(t0) <- colnames(draws) <- c(variance_parameter_names(object, TRUE), names(object$beta))
@@ -262,13 +263,14 @@ bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncp
   rng <- use_seed(seed)
   on.exit(rng$restore())
   generator <- boot_generator(m0, m1$stats, spec0, call)
-  refit_chunk <- function(size) {
-    draws <- boot_draws(generator, size)
+  refit <- function(draws) {
+    size <- length(draws$chi_squares)
     d0 <- boot_refits(generator, draws, spec0, FALSE, ml0$internal_theta, threads, call)
     d1 <- boot_refits(generator, draws, m1$spec, FALSE, ml1$internal_theta, threads, call)
     pmax(boot_rows(d0$deviance, size, 1L) - boot_rows(d1$deviance, size, 1L), 0)
   }
-  replicates <- as.vector(do.call(rbind, in_chunks(nsim, generator$normals, refit_chunk, quiet)))
+  draw <- function(size) boot_draws(generator, size)
+  replicates <- as.vector(do.call(rbind, in_chunks(nsim, generator$normals, draw, refit, quiet)))
   ok <- !is.na(replicates)
   failed <- sum(!ok)
   if (failed > 0L) {
@@ -366,24 +368,36 @@ print.hnm_boot_confint <- function(x, ...) {
   invisible(x)
 }
 
-# The results of refit_chunk(size) for chunks of the nsim replicates, each drawing `per`
-# normals a replicate: chunks of at most 5e6 draws (bounded memory) and 20 chunks or more, so
-# that a progress bar is shown when the first chunk predicts more than 3 seconds.
-in_chunks <- function(nsim, per, refit_chunk, quiet) {
+# The results of refit(draw(size)) for chunks of the nsim replicates, each drawing `per`
+# normals a replicate: chunks of at most 5e6 normals and 20 chunks or more, so that a
+# progress bar is shown when the first chunk predicts more than 3 seconds. Without a bar the
+# chunks after the first are drawn in the same order (the same random numbers as chunk by
+# chunk) and refitted together, up to `merged` replicates a call: each call starts the refit
+# threads anew, which costs more than a small model's refits.
+in_chunks <- function(nsim, per, draw, refit, quiet, merged = 1e5) {
   chunk <- max(1L, min(ceiling(nsim / 20), floor(5e6 / max(per, 1))))
   starts <- seq.int(1L, nsim, by = chunk)
-  results <- vector("list", length(starts))
-  bar <- NULL
+  sizes <- pmin(chunk, nsim - starts + 1L)
   started <- proc.time()[["elapsed"]]
-  for (i in seq_along(starts)) {
-    size <- min(chunk, nsim - starts[i] + 1L)
-    results[[i]] <- refit_chunk(size)
-    if (i == 1L && length(starts) > 1L && !quiet &&
-        (proc.time()[["elapsed"]] - started) * nsim / size > 3) {
-      bar <- utils::txtProgressBar(max = nsim, style = 3)
-      on.exit(close(bar))
+  results <- list(refit(draw(sizes[1L])))
+  rest <- sizes[-1L]
+  if (length(rest) == 0L) return(results)
+  if (!quiet && (proc.time()[["elapsed"]] - started) * nsim / sizes[1L] > 3) {
+    bar <- utils::txtProgressBar(max = nsim, style = 3)
+    on.exit(close(bar))
+    utils::setTxtProgressBar(bar, sizes[1L])
+    for (i in seq_along(rest)) {
+      results[[i + 1L]] <- refit(draw(rest[i]))
+      utils::setTxtProgressBar(bar, starts[i + 1L] + rest[i] - 1L)
     }
-    if (!is.null(bar)) utils::setTxtProgressBar(bar, starts[i] + size - 1L)
+    return(results)
+  }
+  call_of <- ceiling(cumsum(rest) / max(merged, chunk))
+  for (k in unique(call_of)) {
+    draws <- lapply(rest[call_of == k], draw)
+    results[[length(results) + 1L]] <- refit(list(
+      seeds = unlist(lapply(draws, `[[`, "seeds")),
+      chi_squares = unlist(lapply(draws, `[[`, "chi_squares"))))
   }
   results
 }

@@ -346,11 +346,17 @@ wald_variance <- function(v, se, z, scale) {
   if (v > 0) pmax(sqrt(v) + c(-1, 1) * z * se / (2 * sqrt(v)), 0) else sqrt(var_interval)
 }
 
-# Column labels as stats:::format.perc prints them ("2.5 %", "97.5 %").
+# Column labels as stats:::format.perc prints them ("2.5 %", "97.5 %"). format() costs more
+# than a small model's profile intervals, so the last level's labels are kept.
 percent_labels <- function(level) {
+  if (identical(level, percent_label_memo$level)) return(percent_label_memo$labels)
   p <- c((1 - level) / 2, 1 - (1 - level) / 2)
-  sprintf("%s %%", format(100 * p, trim = TRUE, scientific = FALSE, digits = 3))
+  labels <- sprintf("%s %%", format(100 * p, trim = TRUE, scientific = FALSE, digits = 3))
+  percent_label_memo$level <- level
+  percent_label_memo$labels <- labels
+  labels
 }
+percent_label_memo <- new.env(parent = emptyenv())
 
 is_reml <- function(object) identical(object$method, "REML")
 

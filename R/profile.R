@@ -231,10 +231,10 @@ lmm_parameter_bounds <- function(object) {
        is_sd = c(is_sd, logical(p)))
 }
 
-# The 1-based indices of lme4's `which` (given as argument `argument`): NULL, names, indices,
-# "theta_", "beta_".
+# The 1-based indices of lme4's `which` (given as argument `argument`) among `names` (every
+# parameter's, lmm_parameter_names()): NULL, names, indices, "theta_", "beta_".
 lmm_profiled <- function(which, object, names, call, argument = "which") {
-  n_variance <- length(variance_parameter_names(object, TRUE))
+  n_variance <- length(names) - length(object$beta)
   groups <- list(theta_ = seq_len(n_variance), beta_ = n_variance + seq_along(object$beta))
   select_profiled(which, names, groups, call, argument)
 }

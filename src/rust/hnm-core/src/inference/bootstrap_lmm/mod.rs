@@ -11,7 +11,11 @@
 //! step of [`LinearMixedModel::fit`] takes 1 + dim θ gradients. The minimum is declared
 //! by the same test as there (gradient max-norm ≤ 1e-10 N); a replicate whose steps reach a
 //! bound (a singular fit), raise the criterion or do not converge in a few steps is refitted
-//! by [`LinearMixedModel::fit`] from the start.
+//! by [`LinearMixedModel::fit`] from the start. A single θ (a random intercept, the one-way
+//! model) is refitted by the safeguarded Newton–secant search in one variable instead, which
+//! reaches a singular replicate's θ = 0 itself.
+
+use std::cell::RefCell;
 
 use crate::data::cross_products::CrossProducts;
 use crate::error::{HnmError, Result};
@@ -21,6 +25,7 @@ use crate::numerics::dense::{cholesky_in_place, solve_lower, solve_lower_transpo
 use crate::numerics::interrupt::{Checkpoint, Interrupt};
 use crate::numerics::memory::{filled, unless_out_of_memory};
 use crate::numerics::parallel::in_parallel;
+use crate::numerics::solve1d::minimize_scalar;
 pub use generator::{seeded_normals, ReplicateGenerator, Simulation};
 
 mod generator;
@@ -58,7 +63,12 @@ impl Refit {
             return model.fit_at(self.criterion, &[0.0]);
         }
         if let Some(hessian) = hessian {
-            match quasi_newton_fit(model, self.criterion, &self.start, hessian, ws, checkpoint) {
+            let refit = if self.start.len() == 1 {
+                scalar_fit(model, self.criterion, self.start[0], hessian[0], ws, checkpoint)
+            } else {
+                quasi_newton_fit(model, self.criterion, &self.start, hessian, ws, checkpoint)
+            };
+            match refit {
                 Ok(Some(fit)) => return Ok(fit),
                 Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
                 Ok(None) | Err(_) => {}
@@ -149,6 +159,29 @@ fn quasi_newton_fit(
         (theta, value, gradient) = (trial, trial_value, trial_gradient);
     }
     Ok(None)
+}
+
+/// The minimum of `model`'s criterion d in a single θ (a random intercept) by
+/// [`minimize_scalar`] from `start`, its first Newton step with `curvature` (the original
+/// data's d'' at the fit) and then secants of d': one evaluation a step, as
+/// [`quasi_newton_fit`], with θ's bound handled in the same search (a singular replicate's
+/// θ = 0 is reached by a projected step and kept when d'' > 0 there), where the quasi-Newton
+/// steps hand such a replicate to the full search. `None` (the caller then runs the full
+/// search) when it does not converge.
+fn scalar_fit(
+    model: &LinearMixedModel, criterion: Criterion, start: f64, curvature: f64, ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>,
+) -> Result<Option<LmmFit>> {
+    let tolerance = 1e-10 * model.n_obs();
+    let lower = model.lower()[0];
+    let cell = RefCell::new(&mut *ws);
+    let objective = |theta: f64| model.deviance_and_gradient(criterion, &[theta], &mut cell.borrow_mut()).map(|(value, gradient)| (value, gradient[0]));
+    let found = minimize_scalar(objective, start, lower, tolerance, Some(curvature), checkpoint)?;
+    if !found.converged {
+        return Ok(None);
+    }
+    let mut fit = model.fit_at_gradient(criterion, &[found.x], vec![found.derivative], ws)?;
+    (fit.iterations, fit.evaluations) = (found.evaluations, found.evaluations + 1);
+    Ok(Some(fit))
 }
 
 /// H ← H − H s sᵀH / sᵀH s + y yᵀ / yᵀs (n × n row-major), skipped unless both curvatures

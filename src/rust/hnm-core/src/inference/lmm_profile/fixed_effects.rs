@@ -24,7 +24,8 @@ pub(super) struct BetaProblem<'m> {
     criterion: Criterion,
     combination: &'m [f64],
     target: f64,
-    workspace: RefCell<Workspace>,
+    /// The profile's workspace of `model`, shared by its points.
+    workspace: &'m RefCell<Workspace>,
 }
 
 /// What one evaluation of [`BetaProblem`] gives: D, β_b and r_b², and dD/db.
@@ -36,8 +37,8 @@ struct BetaPoint {
 }
 
 impl<'m> BetaProblem<'m> {
-    pub(super) fn new(model: &'m LinearMixedModel, criterion: Criterion, combination: &'m [f64], target: f64) -> Result<Self> {
-        Ok(BetaProblem { model, criterion, combination, target, workspace: RefCell::new(model.workspace()?) })
+    pub(super) fn new(model: &'m LinearMixedModel, criterion: Criterion, combination: &'m [f64], target: f64, workspace: &'m RefCell<Workspace>) -> Self {
+        BetaProblem { model, criterion, combination, target, workspace }
     }
 
     fn evaluate(&self, theta: &[f64], ws: &mut Workspace) -> Result<BetaPoint> {

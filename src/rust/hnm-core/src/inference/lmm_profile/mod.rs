@@ -12,16 +12,16 @@
 //! The profile's driver is here; the inner problems are in [`variance`] (SDs, correlations and
 //! σ, whose coordinates φ make one problem) and [`fixed_effects`] (β).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use crate::error::{HnmError, Result};
-use crate::model::lmm::{LinearMixedModel, LmmFit, Term};
+use crate::model::lmm::{LinearMixedModel, LmmFit, Term, Workspace};
 use crate::numerics::dense::congruence;
 use crate::numerics::interrupt::{Checkpoint, Interrupt, Polled};
 use crate::numerics::memory::{collected, with_capacity, POINTS};
 use crate::numerics::optim::{minimize_bounded, Minimum, Objective};
 use crate::numerics::parallel::in_parallel;
-use crate::numerics::solve1d::{newton_root, Root};
+use crate::numerics::solve1d::{minimize_scalar, newton_root, Root};
 use fixed_effects::BetaProblem;
 use variance::{variance_kind, Layout, VarianceProblem};
 
@@ -68,14 +68,44 @@ pub struct LmmProfile<'a> {
     minimum: f64,
     /// The last inner optimum (free coordinates), where the next inner search starts.
     warm: RefCell<Vec<f64>>,
+    /// The workspace of the inner problems' model (the copy for a variance parameter), which
+    /// every point reuses.
+    workspace: RefCell<Workspace>,
+    /// Where the next one-dimensional inner search starts ([`LmmProfile::scalar_minimum`]).
+    scalar: Cell<ScalarWarm>,
     /// Where the inner searches start at a new limit: the estimate's coordinates.
     origin: Vec<f64>,
+    /// The curvature near `origin` once a search from there has found it (NaN until then).
+    origin_curvature: Cell<f64>,
+}
+
+/// The last points of a profile whose inner problem has one coordinate: the start of the next
+/// inner search and its first Newton step.
+#[derive(Debug, Clone, Copy)]
+struct ScalarWarm {
+    /// The criterion's curvature in the inner coordinate at the last inner optimum (NaN when
+    /// unknown).
+    curvature: f64,
+    /// The profiled coordinate and the inner optimum of the last point ...
+    last: (f64, f64),
+    /// ... and of the one before it on the same side of the estimate (NaN when none).
+    before: (f64, f64),
 }
 
 #[derive(Debug)]
 enum Kind {
-    Variance { copy: Box<LinearMixedModel>, layout: Layout, fixed: usize, estimate: Vec<f64> },
-    Beta { combination: Vec<f64>, shift: f64 },
+    /// `lower`: the free coordinates' lower bounds.
+    Variance {
+        copy: Box<LinearMixedModel>,
+        layout: Layout,
+        fixed: usize,
+        estimate: Vec<f64>,
+        lower: Vec<f64>,
+    },
+    Beta {
+        combination: Vec<f64>,
+        shift: f64,
+    },
 }
 
 impl<'a> LmmProfile<'a> {
@@ -132,7 +162,30 @@ impl<'a> LmmProfile<'a> {
             LmmParameter::Sigma => variance_kind(model, fit, (0..q).collect(), Layout::log_sigma)?,
             _ => return bad,
         };
-        Ok(LmmProfile { model, fit, parameter, kind, minimum, warm: RefCell::new(origin.clone()), origin })
+        let workspace = RefCell::new(match &kind {
+            Kind::Variance { copy, .. } => copy.workspace()?,
+            Kind::Beta { .. } => model.workspace()?,
+        });
+        Ok(LmmProfile {
+            model,
+            fit,
+            parameter,
+            kind,
+            minimum,
+            warm: RefCell::new(origin.clone()),
+            workspace,
+            scalar: Cell::new(ScalarWarm { curvature: f64::NAN, last: (f64::NAN, f64::NAN), before: (f64::NAN, f64::NAN) }),
+            origin,
+            origin_curvature: Cell::new(f64::NAN),
+        })
+    }
+
+    /// The next inner search starts from the estimate's coordinates.
+    fn restart(&self) {
+        *self.warm.borrow_mut() = self.origin.clone();
+        let origin = self.origin.first().copied().unwrap_or(f64::NAN);
+        let last = (self.estimate_coordinate(), origin);
+        self.scalar.set(ScalarWarm { curvature: self.origin_curvature.get(), last, before: (f64::NAN, f64::NAN) });
     }
 
     /// The estimate of the parameter (an SD, a correlation, σ or β_i, in the data's units).
@@ -208,15 +261,15 @@ impl<'a> LmmProfile<'a> {
         let start = self.warm.borrow().clone();
         let (point, free) = match &self.kind {
             Kind::Beta { combination, shift } => {
-                let problem = BetaProblem::new(self.model, self.fit.criterion, combination, (coordinate - shift) / self.model.response.scale)?;
-                let found = self.inner_minimum(&problem, &start, &self.model.lower, tolerance, polled)?;
+                let target = (coordinate - shift) / self.model.response.scale;
+                let problem = BetaProblem::new(self.model, self.fit.criterion, combination, target, &self.workspace);
+                let found = self.inner_minimum(&problem, coordinate, &start, &self.model.lower, tolerance, polled)?;
                 let (deviance, slope, parameters) = problem.describe(&found.x)?;
                 (((deviance, slope / self.model.response.scale), parameters), found)
             }
-            Kind::Variance { copy, layout, fixed, .. } => {
-                let problem = VarianceProblem::new(copy, self.fit.criterion, layout, *fixed, coordinate)?;
-                let lower: Vec<f64> = layout.lower().into_iter().enumerate().filter(|&(i, _)| i != *fixed).map(|(_, v)| v).collect();
-                let found = self.inner_minimum(&problem, &start, &lower, tolerance, polled)?;
+            Kind::Variance { copy, layout, fixed, lower, .. } => {
+                let problem = VarianceProblem::new(copy, self.fit.criterion, layout, *fixed, coordinate, &self.workspace);
+                let found = self.inner_minimum(&problem, coordinate, &start, lower, tolerance, polled)?;
                 let (deviance, slope, parameters) = problem.describe(&found.x)?;
                 (((deviance, slope), parameters), found)
             }
@@ -251,14 +304,84 @@ impl<'a> LmmProfile<'a> {
     /// need at least two inner coordinates (an SD and a correlation): a one-dimensional inner
     /// problem that converged (a random intercept's θ when σ or β is profiled, the one-way
     /// model's every profile) is not searched again, which halves the cost of its profiles.
-    fn inner_minimum(&self, problem: &impl Objective, start: &[f64], lower: &[f64], tolerance: f64, polled: &Polled<'_, '_>) -> Result<Minimum> {
-        let found = polled.run(|c| minimize_bounded(problem, start, lower, tolerance, c))?;
-        if start == self.origin.as_slice() || (found.converged && start.len() < 2) {
-            return Ok(found);
+    /// Such a problem is first searched by [`LmmProfile::scalar_minimum`], one evaluation a
+    /// step, and by the bounded Newton method only where that ends on the bound or fails.
+    fn inner_minimum(
+        &self, problem: &impl Objective, coordinate: f64, start: &[f64], lower: &[f64], tolerance: f64, polled: &Polled<'_, '_>,
+    ) -> Result<Minimum> {
+        if start.len() == 1 {
+            if let Some(found) = self.scalar_minimum(problem, coordinate, start[0], lower[0], tolerance, polled)? {
+                return Ok(found);
+            }
         }
-        let again = polled.run(|c| minimize_bounded(problem, &self.origin, lower, tolerance, c))?;
-        let better = again.converged && (!found.converged || again.value < found.value);
-        Ok(if better { again } else { found })
+        let found = polled.run(|c| minimize_bounded(problem, start, lower, tolerance, c))?;
+        let found = if start == self.origin.as_slice() || (found.converged && start.len() < 2) {
+            found
+        } else {
+            let again = polled.run(|c| minimize_bounded(problem, &self.origin, lower, tolerance, c))?;
+            let better = again.converged && (!found.converged || again.value < found.value);
+            if better {
+                again
+            } else {
+                found
+            }
+        };
+        if start.len() == 1 {
+            self.remember(coordinate, found.x[0], f64::NAN);
+        }
+        Ok(found)
+    }
+
+    /// [`LmmProfile::inner_minimum`] of a problem in one coordinate (a random intercept's θ,
+    /// its SD, or log σ) with the profiled coordinate at `coordinate`: [`minimize_scalar`],
+    /// one evaluation a step where the bounded Newton method takes two. The inner optimum
+    /// x*(c) is smooth in the profiled coordinate c, so the search starts from its secant
+    /// through the last two points, x*(c₁) + (c − c₁)(x*(c₁) − x*(c₀))/(c₁ − c₀) (an error of
+    /// O(Δc²) where `start`, the last optimum, is O(Δc) away), and its first Newton step
+    /// takes the curvature found there. `None` (the bounded Newton method then searches from
+    /// `start`, as for more coordinates) when the search did not converge or ended on the
+    /// bound: there (a zero SD of a singular fit) the criterion is even in the coordinate,
+    /// and a minimum can leave the bound along a direction of negative curvature, which the
+    /// bounded Newton method follows (Dyestuff2's β profile).
+    fn scalar_minimum(
+        &self, problem: &impl Objective, coordinate: f64, start: f64, lower: f64, tolerance: f64, polled: &Polled<'_, '_>,
+    ) -> Result<Option<Minimum>> {
+        let objective = |x: f64| problem.value_and_gradient(&[x]).map(|(value, gradient)| (value, gradient[0]));
+        let warm = self.scalar.get();
+        let (c1, x1) = warm.last;
+        let (c0, x0) = warm.before;
+        let first = c0.is_nan() || x1 != start;
+        let known = if first && start == self.origin[0] { self.origin_curvature.get() } else { warm.curvature };
+        let predicted = x1 + (coordinate - c1) * (x1 - x0) / (c1 - c0);
+        let from = if first || !predicted.is_finite() { start } else { predicted };
+        let found = polled.run(|c| minimize_scalar(objective, from, lower, tolerance, Some(known), c))?;
+        if !found.converged || found.x <= lower {
+            return Ok(None);
+        }
+        if start == self.origin[0] && self.origin_curvature.get().is_nan() {
+            self.origin_curvature.set(found.curvature);
+        }
+        self.remember(coordinate, found.x, found.curvature);
+        Ok(Some(Minimum {
+            x: vec![found.x],
+            value: found.value,
+            gradient: vec![found.derivative],
+            iterations: found.evaluations,
+            evaluations: found.evaluations,
+            projected_gradient_norm: found.derivative.abs(),
+            converged: true,
+        }))
+    }
+
+    /// The one-dimensional inner optimum `x` at the profiled coordinate `coordinate`, and the
+    /// curvature there (NaN when unknown), for the next point's start. A point on the other
+    /// side of the estimate (the bound probed from the first point) starts a path of its own.
+    fn remember(&self, coordinate: f64, x: f64, curvature: f64) {
+        let warm = self.scalar.get();
+        let estimate = self.estimate_coordinate();
+        let same_side = (coordinate - estimate) * (warm.last.0 - estimate) > 0.0;
+        let before = if same_side { warm.last } else { (estimate, self.origin[0]) };
+        self.scalar.set(ScalarWarm { curvature, last: (coordinate, x), before });
     }
 
     fn in_range(&self, value: f64) -> bool {
@@ -318,7 +441,7 @@ impl<'a> LmmProfile<'a> {
 
     /// The value on the side of sign(z) where ζ = z (module docs).
     fn limit(&self, z: f64, polled: &Polled<'_, '_>) -> Result<f64> {
-        *self.warm.borrow_mut() = self.origin.clone();
+        self.restart();
         let estimate = self.estimate();
         let bound = self.bound(z);
         if estimate == bound {
@@ -328,29 +451,56 @@ impl<'a> LmmProfile<'a> {
         // Within this of z² the excess counts as 0: above the deviance's rounding (about
         // 1e-15 of it) and a change of ζ below 1e-11 |D̂|/ζ.
         let resolution = 1e-12 * self.fit.deviance.abs().max(1.0);
-        let excess = |x: f64| match self.at_polled(x, polled) {
-            Ok(point) => {
-                let e = point.deviance - self.fit.deviance - target;
-                (if e.abs() <= resolution { 0.0 } else { e }, point.slope)
+        // dev(x) − dev(x̂) − z² and its slope (NaN where the inner problem failed); the last
+        // point is kept, as the first is asked for twice (the check at the bound, then
+        // Newton's start).
+        let last = Cell::new((f64::NAN, (f64::NAN, f64::NAN)));
+        let deviance_excess = |x: f64| {
+            if last.get().0 == x {
+                return last.get().1;
             }
-            Err(_) => (f64::NAN, f64::NAN),
+            let found = match self.at_polled(x, polled) {
+                Ok(point) => {
+                    let e = point.deviance - self.fit.deviance - target;
+                    (if e.abs() <= resolution { 0.0 } else { e }, point.slope)
+                }
+                Err(_) => (f64::NAN, f64::NAN),
+            };
+            last.set((x, found));
+            found
+        };
+        // With a one-dimensional inner problem (a random intercept) the root is sought as
+        // |ζ(x)| − |z|, with slope (d dev/dx)/(2|ζ|): ζ is close to linear in x where the
+        // deviance is close to quadratic (exactly so for β with θ fixed), so Newton's steps
+        // on it land near the limit where those on dev − z² overshoot. (Profiles with more
+        // inner coordinates can level off below z² towards a bound, where Newton's steps on
+        // dev − z² are the ones their checks at the bound were tuned for.)
+        let on_zeta = self.origin.len() == 1;
+        let excess = |x: f64| {
+            let (e, slope) = deviance_excess(x);
+            if !on_zeta || e == 0.0 || e.is_nan() {
+                return (e, slope);
+            }
+            let root = (e + target).max(0.0).sqrt();
+            (root - z.abs(), if root > 0.0 { slope / (2.0 * root) } else { f64::NAN })
         };
         let step = self.initial_step(z);
         let start = if bound.is_finite() { estimate + 0.5 * (bound - estimate).clamp(-step, step) } else { estimate + z.signum() * step };
         if bound.is_finite() && !matches!(self.parameter, LmmParameter::Sigma) {
             // The profile may stay below z² up to the bound (0 or ±1): evaluated there only
             // when a Newton step from the first point would cross it.
-            let (at_start, slope) = excess(start);
+            let (at_start, slope) = deviance_excess(start);
             polled.status()?;
             let predicted = start - at_start / slope;
             if at_start < 0.0 && !((predicted - estimate) * (bound - predicted) > 0.0) {
-                let near_start = self.warm.borrow().clone();
+                let near_start = (self.warm.borrow().clone(), self.scalar.get());
                 let (at_bound, _) = excess(bound);
                 polled.status()?;
                 if at_bound <= 0.0 {
                     return Ok(bound);
                 }
-                *self.warm.borrow_mut() = near_start;
+                *self.warm.borrow_mut() = near_start.0;
+                self.scalar.set(near_start.1);
             }
         }
         let root = newton_root(excess, estimate, bound, start, step);
@@ -409,13 +559,13 @@ impl<'a> LmmProfile<'a> {
         let below = collected((0..steps).filter(|_| lower < estimate).map(|k| toward(lower, steps - k)), POINTS)?;
         let above = collected((1..=steps).filter(|_| upper > estimate).map(|k| toward(upper, k)), POINTS)?;
         // Each side from the estimate outwards, so that every inner search starts close by.
-        *self.warm.borrow_mut() = self.origin.clone();
+        self.restart();
         // Filled within its exact capacity.
         let mut lower_side = with_capacity(&[below.len()], POINTS)?;
         for &x in below.iter().rev() {
             lower_side.push(self.at(x, checkpoint)?);
         }
-        *self.warm.borrow_mut() = self.origin.clone();
+        self.restart();
         points.extend(lower_side.into_iter().rev());
         points.push(self.at(estimate, checkpoint)?);
         for &x in &above {
@@ -448,11 +598,23 @@ pub fn profile_grids(
     each_profile(model, fit, parameters, threads, interrupt, |profile, checkpoint| profile.zeta_grid(zeta_max, steps, checkpoint))
 }
 
-/// `work` on the profile of each parameter, in parallel; the results in order.
+/// Below this many multiplications per evaluation of the criterion (about m (q + p + 1)² for m
+/// groups) the profiles are computed one after the other on the calling thread: a whole
+/// profile then costs well under a millisecond, less than starting the threads (the
+/// one-way model of a few hundred groups).
+const PARALLEL_WORK: usize = 20_000;
+
+/// `work` on the profile of each parameter, in parallel when the model is large enough
+/// ([`PARALLEL_WORK`]); the results in order.
 fn each_profile<T: Send>(
     model: &LinearMixedModel, fit: &LmmFit, parameters: &[LmmParameter], threads: usize, interrupt: &dyn Interrupt,
     work: impl Fn(&LmmProfile<'_>, &mut Checkpoint<'_>) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
+    let width = model.q + model.p + 1;
+    if threads <= 1 || parameters.len() <= 1 || model.n.len().saturating_mul(width * width) < PARALLEL_WORK {
+        let mut checkpoint = Checkpoint::new(interrupt);
+        return parameters.iter().map(|&parameter| LmmProfile::new(model, fit, parameter).and_then(|profile| work(&profile, &mut checkpoint))).collect();
+    }
     let results = in_parallel(
         parameters.len(),
         threads,

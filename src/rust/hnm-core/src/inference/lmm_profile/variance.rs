@@ -217,7 +217,8 @@ pub(super) fn variance_kind(model: &LinearMixedModel, fit: &LmmFit, order: Vec<u
     let fixed = fixed(&layout);
     let origin = estimate.iter().enumerate().filter(|&(i, _)| i != fixed).map(|(_, v)| *v).collect();
     let copy = Box::new(model.in_data_coordinates(&order)?);
-    Ok((Kind::Variance { copy, layout, fixed, estimate }, origin))
+    let lower = layout.lower().into_iter().enumerate().filter(|&(i, _)| i != fixed).map(|(_, v)| v).collect();
+    Ok((Kind::Variance { copy, layout, fixed, estimate, lower }, origin))
 }
 
 /// The inner problem of a variance parameter's profile: φ without coordinate `fixed`, held
@@ -228,12 +229,15 @@ pub(super) struct VarianceProblem<'m> {
     layout: &'m Layout,
     fixed: usize,
     value: f64,
-    workspace: RefCell<Workspace>,
+    /// The profile's workspace of `model`, shared by its points.
+    workspace: &'m RefCell<Workspace>,
 }
 
 impl<'m> VarianceProblem<'m> {
-    pub(super) fn new(model: &'m LinearMixedModel, criterion: Criterion, layout: &'m Layout, fixed: usize, value: f64) -> Result<Self> {
-        Ok(VarianceProblem { model, criterion, layout, fixed, value, workspace: RefCell::new(model.workspace()?) })
+    pub(super) fn new(
+        model: &'m LinearMixedModel, criterion: Criterion, layout: &'m Layout, fixed: usize, value: f64, workspace: &'m RefCell<Workspace>,
+    ) -> Self {
+        VarianceProblem { model, criterion, layout, fixed, value, workspace }
     }
 
     /// The full φ from the free coordinates.
@@ -280,6 +284,26 @@ impl<'m> VarianceProblem<'m> {
     }
 }
 
+impl VarianceProblem<'_> {
+    /// D and ∂D/∂(the free coordinate) when Z has one column, φ = (SD, log σ): Λ = SD/σ, so
+    /// ∂D/∂SD = (∂D/∂Λ)/σ and ∂D/∂log σ = 2k − 2r²/σ² − Λ ∂D/∂Λ (the chain rule of the module
+    /// docs without its general maps, whose buffers would cost more than the one-column
+    /// factorisation itself on a few groups: every profile of a random-intercept model).
+    fn one_column(&self, free: f64, ws: &mut Workspace) -> Result<(f64, f64)> {
+        let model = self.model;
+        let (sd, log_sigma) = if self.fixed == 0 { (self.value, free) } else { (free, self.value) };
+        let sigma = log_sigma.exp();
+        let lambda = sd / sigma;
+        let f = model.factorize(&[lambda], ws)?;
+        let k = model.divisor(self.criterion);
+        let logdet = f.logdet_z + if self.criterion == Criterion::Reml { f.logdet_x } else { 0.0 };
+        let value = logdet + k * (LOG_2PI + 2.0 * sigma.ln()) + f.pwrss / (sigma * sigma);
+        let by_lambda = model.gradient(self.criterion, 2.0 / (sigma * sigma), ws)[0];
+        let derivative = if self.fixed == 0 { 2.0 * k - 2.0 * f.pwrss / (sigma * sigma) - lambda * by_lambda } else { by_lambda / sigma };
+        Ok((value, derivative))
+    }
+}
+
 impl Objective for VarianceProblem<'_> {
     fn value(&self, free: &[f64]) -> Result<f64> {
         Ok(self.evaluate(&self.full(free), &mut self.workspace.borrow_mut())?.0)
@@ -287,6 +311,10 @@ impl Objective for VarianceProblem<'_> {
 
     fn value_and_gradient(&self, free: &[f64]) -> Result<(f64, Vec<f64>)> {
         let ws = &mut self.workspace.borrow_mut();
+        if self.layout.q == 1 && free.len() == 1 {
+            let (value, derivative) = self.one_column(free[0], ws)?;
+            return Ok((value, vec![derivative]));
+        }
         let phi = self.full(free);
         let (value, pwrss, _, sigma) = self.evaluate(&phi, ws)?;
         let mut gradient = self.gradient(&phi, pwrss, sigma, ws);
