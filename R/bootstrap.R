@@ -336,8 +336,8 @@ ml_estimate <- function(fit, call) {
     return(list(deviance = fit$deviance, internal_theta = fit$convergence$internal_theta,
                 re_covariance = fit$re_covariance))
   }
-  ml_fit <- rust_result(rs_lmm_fit(lmm_model(fit), FALSE, fit$convergence$internal_theta, FALSE),
-                        call = call)
+  ml_fit <- lmm_search(lmm_model(fit), FALSE, fit$convergence$internal_theta, FALSE, fit$control,
+                       call = call)
   list(deviance = ml_fit$deviance, internal_theta = ml_fit$internal_theta,
        re_covariance = matrix(ml_fit$re_covariance, nrow(fit$re_covariance)))
 }

@@ -69,10 +69,11 @@ rs_lmm_build <- function(columns_list, codes, code_offset, n_groups, response, f
 rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore, pilot, n, means, comoments, response, fixed, random, blocks, names, reml, internal_theta)
 
 #' Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
-#' vector); keeps the fit in the model when `keep` (a refit by the other criterion, for
-#' anova(), does not replace the fit the R object describes).
+#' vector), with the search's `tolerance` (relative to N), `max_iterations` and, when
+#' `verbose`, a line printed per iteration; keeps the fit in the model when `keep` (a refit by
+#' the other criterion, for anova(), does not replace the fit the R object describes).
 #' @noRd
-rs_lmm_fit <- function(ptr, reml, start, keep) .Call(wrap__rs_lmm_fit, ptr, reml, start, keep)
+rs_lmm_fit <- function(ptr, reml, start, keep, tolerance, max_iterations, verbose) .Call(wrap__rs_lmm_fit, ptr, reml, start, keep, tolerance, max_iterations, verbose)
 
 #' The internal θ of lme4's θ `theta` for the model behind `ptr` (a start given in lme4's
 #' units; see `LinearMixedModel::internal_theta_of`).

@@ -61,6 +61,10 @@
 #' @param start lme4's \eqn{\theta} to start the search from (a vector, or `list(theta = )`),
 #'   as `getME(fit, "theta")` gives it; by default a moment estimate (and lme4's start when
 #'   the search ends singular).
+#' @param control [hnm_control()]'s settings of the search (or an `lme4::lmerControl()` whose
+#'   settings mean something here; see there).
+#' @param verbose `TRUE` prints a line per iteration of the search: its criterion and
+#'   projected gradient.
 #' @param ... Not used; an error if given, so misspelt arguments do not pass silently.
 #' @section Data bigger than memory:
 #' The one-way model needs only each group's size, mean and within-group sum of squares;
@@ -115,15 +119,18 @@
 #' @export
 hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA"),
                     stats = NULL, subset, na.action, offset, contrasts = NULL, start = NULL,
-                    ...) {
+                    control = hnm_control(), verbose = FALSE, ...) {
   call <- match.call()
   check_no_dots(match.call(expand.dots = FALSE)$..., call)
   method <- fit_method(REML, method, missing(method), call)
+  control <- fit_control(control, call)
+  check_flag(verbose, "verbose", call)
   row_arguments <- c("subset", "na.action", "offset", "contrasts")[
     c(!missing(subset), !missing(na.action), !missing(offset), !is.null(contrasts))]
   if (takes_statistics(data, stats)) {
     refuse_row_arguments(row_arguments, call)
-    return(statistics_fit(formula, data, stats, method, call, start = start))
+    return(statistics_fit(formula, data, stats, method, call, start = start, control = control,
+                          verbose = verbose))
   }
   formula <- expand_dot(formula, if (!missing(data)) data, call)
   parsed <- parse_mixed_formula(formula, call)
@@ -132,10 +139,10 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
                    if (!missing(na.action)) na.action, parent.frame(), call)
   if (!is.null(rows$offset)) parsed$one_way <- FALSE  # an offset, as one in the formula
   check_estimator(parsed, method, call)
-  model <- lmm_build(parsed, rows$data, call, rows$offset, contrasts)
+  model <- lmm_build(parsed, rows$data, call, rows$offset, contrasts, control$threads)
   check_na_fail(rows$na_action, model$built$dropped, call)
-  fit <- optimise_fit(model$built, model$design, parsed, method, call, start)
-  fit <- new_hnm_fit(fit, model$built, model$design, formula, parsed, call, method)
+  fit <- optimise_fit(model$built, model$design, parsed, method, call, start, control, verbose)
+  fit <- new_hnm_fit(fit, model$built, model$design, formula, parsed, call, method, control)
   fit$data <- rows$data  # by reference (unless subset), for model.frame()
   fit$na_action <- rows$na_action
   check_fit(fit, call)
@@ -151,7 +158,8 @@ check_estimator <- function(parsed, method, call) {
 }
 
 # The estimates: the ML or REML optimum, found by the Rust model, or the ANOVA moments.
-optimise_fit <- function(built, design, parsed, method, call, start = NULL) {
+optimise_fit <- function(built, design, parsed, method, call, start = NULL, control = NULL,
+                         verbose = FALSE) {
   report_dropped_columns(design$fixed_names, built$kept)
   if (method == "ANOVA") {
     if (!is.null(start)) {
@@ -161,8 +169,8 @@ optimise_fit <- function(built, design, parsed, method, call, start = NULL) {
     return(anova_estimates(built, call))
   }
   internal_start <- if (!is.null(start)) start_theta(built, start, call)
-  estimates <- rust_result(rs_lmm_fit(built$model, method == "REML", internal_start, TRUE),
-                           call = call)
+  estimates <- lmm_search(built$model, method == "REML", internal_start, TRUE, control, verbose,
+                          call)
   if (parsed$one_way) check_one_way_range(estimates$theta, call)
   estimates
 }

@@ -395,7 +395,7 @@ REMLcrit.hnm_fit <- function(object) {
 
 #' @rdname hnm_fit-methods
 #' @export
-isSingular.hnm_fit <- function(x, tol = 1e-4) {
+isSingular.hnm_fit <- function(x, tol = (x$control %||% hnm_control())$singular_tolerance) {
   check_tolerance(tol)
   any(x$theta[x$lower == 0] < tol)
 }

@@ -2,14 +2,14 @@
 # slopes, and the fit object its methods read.
 
 # The model's design from the data and the Rust model built from its one pass over the rows.
-lmm_build <- function(parsed, data, call, offset = NULL, contrasts = NULL) {
+lmm_build <- function(parsed, data, call, offset = NULL, contrasts = NULL,
+                      threads = thread_count(call)) {
   design <- model_design(parsed, data, call, offset = offset, contrasts = contrasts)
   check_lengths(design, call)
   check_distinct_random_columns(design, call)
   built <- rs_lmm_build(design$variables, design$codes, design$code_offset, design$n_groups,
-                        design$response,
-                        design$fixed, design$random, design$blocks, design$names,
-                        thread_count(call))
+                        design$response, design$fixed, design$random, design$blocks,
+                        design$names, threads)
   built <- rust_result(explain_build_error(built, design, call), call = call)
   list(design = design, built = built)
 }
@@ -80,7 +80,7 @@ convergence_problem <- function(fit) {
           fit$convergence$projected_gradient_norm)
 }
 
-new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method) {
+new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method, control = NULL) {
   fixed_names <- design$fixed_names[built$kept]
   levels <- group_labels(design, built$groups)
   fit <- structure(list(
@@ -91,6 +91,8 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method)
     response_name = design$response_name,
     group_name = design$group_name,
     lower = built$lower,
+    # The search's settings, which refits use again (NULL: the defaults).
+    control = control,
     fixed_names = fixed_names,
     fixed_assign = design$fixed_assign[built$kept],
     variable_names = design$names,
@@ -181,7 +183,8 @@ lmm_model <- function(object) {
 # group's lower triangle by rows: W[1,1], W[2,1], W[2,2], ...), `levels` (group labels), and
 # the design by variable names: `fixed` (X's columns, "(Intercept)" for the intercept) and
 # `random` (a list of Z's columns per term). Row-level methods then stop with `hnm_error_no_rows`.
-lmm_fit_statistics <- function(statistics, parsed, formula, method, call, start = NULL) {
+lmm_fit_statistics <- function(statistics, parsed, formula, method, call, start = NULL,
+                               control = NULL, verbose = FALSE) {
   index <- function(names) {
     i <- match(names, statistics$names)
     i[names == "(Intercept)"] <- 0L
@@ -205,8 +208,8 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call, start 
                                       design$blocks, statistics$names, method == "REML", NULL),
                        call = call)
   built <- c(built, list(stats = stats, dropped = 0))
-  estimates <- optimise_fit(built, design, parsed, method, call, start)
-  check_fit(new_hnm_fit(estimates, built, design, formula, parsed, call, method), call)
+  estimates <- optimise_fit(built, design, parsed, method, call, start, control, verbose)
+  check_fit(new_hnm_fit(estimates, built, design, formula, parsed, call, method, control), call)
 }
 
 # The rows of the fit, checked to be those the fit was made from: columns kept by reference

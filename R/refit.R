@@ -35,13 +35,14 @@ refit.hnm_fit <- function(object, newresp, ...) {
   rows$variables[[1L]] <- refit_response(object, rows, newresp, call)
   built <- rs_lmm_build(rows$variables, rows$codes, rows$code_offset, length(object$stats$n),
                         object$spec$response, object$spec$fixed, object$spec$random,
-                        object$spec$blocks, rows$names, thread_count(call))
+                        object$spec$blocks, rows$names,
+                        (object$control %||% hnm_control())$threads)
   built <- rust_result(built, call = call)
   estimates <- if (object$method == "ANOVA") {
     anova_estimates(built, call)
   } else {
-    rust_result(rs_lmm_fit(built$model, is_reml(object), object$convergence$internal_theta,
-                           TRUE), call = call)
+    lmm_search(built$model, is_reml(object), object$convergence$internal_theta, TRUE,
+               object$control, call = call)
   }
   if (is_one_way(object)) check_one_way_range(estimates$theta, call)
   fit <- with_estimates(object, estimates)
@@ -103,8 +104,7 @@ refitML.hnm_fit <- function(x, ...) {
   model <- rust_result(rs_lmm_restore(s$pilot, s$n, s$means, s$comoments, x$spec$response,
                                       x$spec$fixed, x$spec$random, x$spec$blocks,
                                       x$variable_names, FALSE, NULL), call = call)$model
-  estimates <- rust_result(rs_lmm_fit(model, FALSE, x$convergence$internal_theta, TRUE),
-                           call = call)
+  estimates <- lmm_search(model, FALSE, x$convergence$internal_theta, TRUE, x$control, call = call)
   if (is_one_way(x)) check_one_way_range(estimates$theta, call)
   fit <- with_estimates(x, estimates)
   fit$method <- "ML"

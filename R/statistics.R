@@ -89,7 +89,8 @@ lmm_statistics <- function(parsed, data, stats, call, run = collect_rows) {
 
 # hnm_fit() for statistics tables and database tables, of the one-way or the general model;
 # `run` executes the database's queries (see R/sql.R).
-statistics_fit <- function(formula, data, stats, method, call, run = collect_rows, start = NULL) {
+statistics_fit <- function(formula, data, stats, method, call, run = collect_rows, start = NULL,
+                           control = NULL, verbose = FALSE) {
   parsed <- parse_mixed_formula(formula, call)
   if (method == "ANOVA" && !parsed$one_way) {
     hnm_abort(paste("method = \"ANOVA\" (the method of moments) fits the one-way model",
@@ -101,7 +102,7 @@ statistics_fit <- function(formula, data, stats, method, call, run = collect_row
   } else {
     lmm_statistics(parsed, data, stats, call, run)
   }
-  fit <- lmm_fit_statistics(statistics, parsed, formula, method, call, start)
+  fit <- lmm_fit_statistics(statistics, parsed, formula, method, call, start, control, verbose)
   fit$n_dropped <- statistics$dropped
   fit
 }

@@ -107,3 +107,44 @@ test_that("start is lme4's theta: from the optimum the search stops at once", {
   expect_error(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff, method = "ANOVA", start = 1),
                "ANOVA", class = "hnm_error_argument")
 })
+
+test_that("control = hnm_control() sets the search, and verbose traces it", {
+  d <- lme4::sleepstudy
+  formula <- Reaction ~ Days + (Days | Subject)
+  fit <- hnm_fit(formula, d)
+  expect_gt(fit$convergence$iterations, 1)
+  expect_warning(short <- hnm_fit(formula, d, control = hnm_control(max_iterations = 1)),
+                 class = "hnm_warning_convergence")
+  expect_false(short$convergence$converged)
+  loose <- hnm_fit(formula, d, control = hnm_control(tolerance = 1e-4))
+  expect_lte(loose$convergence$iterations, fit$convergence$iterations)
+  expect_equal(deviance(loose), deviance(fit), tolerance = 1e-8)
+  expect_equal(deviance(hnm_fit(formula, d, control = hnm_control(threads = 1))), deviance(fit),
+               tolerance = 1e-12)
+  expect_output(hnm_fit(formula, d, verbose = TRUE), "iteration +0: criterion .*projected gradient")
+  expect_output(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff, verbose = TRUE), "criterion")
+  # The singular tolerance is isSingular()'s default for the fit (lme4's is 1e-4).
+  expect_false(isSingular(fit))
+  expect_true(isSingular(hnm_fit(formula, d, control = hnm_control(singular_tolerance = 100))))
+  # The refits of a fit keep its settings.
+  refitted <- suppressWarnings(refit(short, rev(d$Reaction)))
+  expect_identical(refitted$control, short$control)
+  expect_lte(refitted$convergence$iterations, 1)
+  expect_error(hnm_control(tolerance = -1), "positive", class = "hnm_error_argument")
+  expect_error(hnm_control(max_iterations = 0.5), "whole number", class = "hnm_error_argument")
+  expect_error(hnm_fit(formula, d, control = list(tolerance = 1)), "hnm_control",
+               class = "hnm_error_argument")
+  expect_error(hnm_fit(formula, d, verbose = NA), class = "hnm_error")
+})
+
+test_that("an lmerControl() is taken where its settings mean something here", {
+  skip_if_not_installed("lme4")
+  d <- lme4::sleepstudy
+  formula <- Reaction ~ Days + (Days | Subject)
+  expect_equal(deviance(hnm_fit(formula, d, control = lme4::lmerControl())),
+               deviance(hnm_fit(formula, d)), tolerance = 0)
+  singular <- lme4::lmerControl(check.conv.singular = lme4::.makeCC("message", tol = 100))
+  expect_true(isSingular(hnm_fit(formula, d, control = singular)))
+  expect_error(hnm_fit(formula, d, control = lme4::lmerControl(optimizer = "Nelder_Mead")),
+               "`optimizer`", class = "hnm_error_argument")
+})

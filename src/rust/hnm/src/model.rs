@@ -5,8 +5,8 @@
 
 use extendr_api::prelude::*;
 use hnm_core::{
-    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, GroupColumn, GroupStats, HnmError,
-    LinearMixedModel, LmmFit, LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
+    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, FitControl, GroupColumn, GroupStats,
+    HnmError, LinearMixedModel, LmmFit, LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
 };
 
 use crate::{core_error, criterion, error_message, expanded, RInterrupt};
@@ -219,17 +219,26 @@ fn rs_lmm_restore(
 }
 
 /// Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
-/// vector); keeps the fit in the model when `keep` (a refit by the other criterion, for
-/// anova(), does not replace the fit the R object describes).
+/// vector), with the search's `tolerance` (relative to N), `max_iterations` and, when
+/// `verbose`, a line printed per iteration; keeps the fit in the model when `keep` (a refit by
+/// the other criterion, for anova(), does not replace the fit the R object describes).
 /// @noRd
 #[extendr]
-fn rs_lmm_fit(mut ptr: Robj, reml: bool, start: Robj, keep: bool) -> Robj {
+fn rs_lmm_fit(mut ptr: Robj, reml: bool, start: Robj, keep: bool, tolerance: f64, max_iterations: i32, verbose: bool) -> Robj {
     let model = match model_of_mut(&mut ptr) {
         Ok(m) => m,
         Err(e) => return e,
     };
     let start = start.as_real_slice();
-    match model.model.fit(criterion(reml), start, &mut Checkpoint::new(&RInterrupt)) {
+    let print = |iteration: usize, criterion: f64, gradient: f64| {
+        rprintln!("iteration {iteration:>3}: criterion {criterion:.12e}, projected gradient {gradient:.3e}");
+    };
+    let control = FitControl {
+        relative_tolerance: tolerance,
+        max_iterations: max_iterations.max(1) as usize,
+        trace: verbose.then_some(&print as &dyn Fn(usize, f64, f64)),
+    };
+    match model.model.fit_with(criterion(reml), start, &control, &mut Checkpoint::new(&RInterrupt)) {
         Ok(fit) => {
             let out = fit_fields(&fit);
             if keep {

@@ -42,6 +42,15 @@ pub trait Objective {
     /// Replaces x by an equivalent point (the same f) in a canonical form, where the
     /// parametrisation is redundant; called after every step. The default keeps x.
     fn canonicalize(&self, _x: &mut [f64]) {}
+
+    /// Iterations before [`minimize_bounded`] gives up (not converged). The default is 500.
+    fn max_iterations(&self) -> usize {
+        MAX_ITERATIONS
+    }
+
+    /// Called at the start of every iteration with its number (from 0), f and the projected
+    /// gradient's max-norm there, for a trace of the search. The default does nothing.
+    fn trace(&self, _iteration: usize, _value: f64, _projected_gradient_norm: f64) {}
 }
 
 /// The point found and the work it took.
@@ -65,8 +74,8 @@ pub struct Minimum {
     pub converged: bool,
 }
 
-/// Iterations before giving up.
-const MAX_ITERATIONS: usize = 500;
+/// Iterations before giving up, unless the objective says otherwise.
+pub(crate) const MAX_ITERATIONS: usize = 500;
 /// A run of this many iterations that lowers f by less than [`STALL_DECREASE`] relative ends
 /// the search: the minimum lies in a valley so flat (a correlation of a component with
 /// almost no variance, say) that f is known to rounding error while x still moves.
@@ -116,10 +125,16 @@ pub fn minimize_bounded(objective: &impl Objective, start: &[f64], lower: &[f64]
     let mut curvature_holds = false;
     // The Hessian of the last iteration, which the polish reuses.
     let mut hessian = Vec::new();
-    let mut history = Vec::with_capacity(MAX_ITERATIONS);
-    while iterations < MAX_ITERATIONS {
-        history.push(value);
-        if let Some(&earlier) = history.len().checked_sub(STALL_ITERATIONS + 1).map(|i| &history[i]) {
+    let max_iterations = objective.max_iterations();
+    // f of the last STALL_ITERATIONS + 1 iterations, oldest first.
+    let mut history = std::collections::VecDeque::with_capacity(STALL_ITERATIONS + 1);
+    while iterations < max_iterations {
+        objective.trace(iterations, value, projected_norm(&x, &gradient, lower));
+        if history.len() > STALL_ITERATIONS {
+            history.pop_front();
+        }
+        history.push_back(value);
+        if let Some(&earlier) = history.front().filter(|_| history.len() > STALL_ITERATIONS) {
             if earlier - value <= STALL_DECREASE * (1.0 + value.abs()) {
                 converged = true;
                 break;

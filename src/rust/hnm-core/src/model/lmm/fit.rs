@@ -45,19 +45,31 @@ impl LinearMixedModel {
     /// closed forms, built on the within-group sums of squares, do not. Should the root fail
     /// (it cannot on data the model accepts), the search below is the fallback.
     pub fn fit(&self, criterion: Criterion, start: Option<&[f64]>, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
+        self.fit_with(criterion, start, &FitControl::default(), checkpoint)
+    }
+
+    /// [`LinearMixedModel::fit`] with the search's tolerance, iteration limit and trace of
+    /// `control` (the one-way model's root reports once, with its evaluations).
+    ///
+    /// # Errors
+    /// As [`LinearMixedModel::fit`].
+    pub fn fit_with(&self, criterion: Criterion, start: Option<&[f64]>, control: &FitControl<'_>, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
         if let Some(stats) = &self.one_way {
             match self.one_way_fit(stats, criterion, start, checkpoint) {
                 Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
-                Ok(fit) => return Ok(fit),
+                Ok(fit) => {
+                    if let Some(trace) = control.trace {
+                        trace(fit.iterations, fit.deviance, fit.projected_gradient_norm);
+                    }
+                    return Ok(fit);
+                }
                 Err(_) => {}
             }
         }
         let identity: Vec<f64> = self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
         let first = start.filter(|s| s.len() == identity.len()).map(<[f64]>::to_vec).unwrap_or_else(|| self.moment_start());
-        let problem = DevianceProblem { model: self, criterion, workspace: RefCell::new(self.workspace()?) };
-        // A gradient of 1e-10 N changes the deviance by far less than its rounding (module docs of
-        // crate::numerics::optim); the curvature is O(N), so θ is then exact to about 1e-10.
-        let tolerance = 1e-10 * self.n_obs;
+        let problem = DevianceProblem { model: self, criterion, workspace: RefCell::new(self.workspace()?), control };
+        let tolerance = control.relative_tolerance * self.n_obs;
         let mut best: Option<crate::numerics::optim::Minimum> = None;
         let mut failure = None;
         let (mut iterations, mut evaluations) = (0, 0);
@@ -359,6 +371,28 @@ struct DevianceProblem<'a> {
     model: &'a LinearMixedModel,
     criterion: Criterion,
     workspace: RefCell<Workspace>,
+    control: &'a FitControl<'a>,
+}
+
+/// How [`LinearMixedModel::fit_with`] searches.
+#[derive(Clone, Copy)]
+pub struct FitControl<'a> {
+    /// Convergence when the criterion's projected gradient (max-norm, in θ's internal units) is
+    /// at most this times N. The default 1e-10 changes the criterion by far less than its
+    /// rounding (module docs of `numerics::optim`): its curvature is O(N), so θ is then exact
+    /// to about 1e-10.
+    pub relative_tolerance: f64,
+    /// Newton iterations of one search before it stops, not converged (default 500).
+    pub max_iterations: usize,
+    /// Called at the start of every iteration with its number, the criterion and the projected
+    /// gradient's max-norm (`verbose` in R).
+    pub trace: Option<&'a dyn Fn(usize, f64, f64)>,
+}
+
+impl Default for FitControl<'_> {
+    fn default() -> Self {
+        FitControl { relative_tolerance: 1e-10, max_iterations: crate::numerics::optim::MAX_ITERATIONS, trace: None }
+    }
 }
 
 impl Objective for DevianceProblem<'_> {
@@ -372,6 +406,16 @@ impl Objective for DevianceProblem<'_> {
 
     fn canonicalize(&self, x: &mut [f64]) {
         self.model.canonical_theta(x);
+    }
+
+    fn max_iterations(&self) -> usize {
+        self.control.max_iterations
+    }
+
+    fn trace(&self, iteration: usize, value: f64, projected_gradient_norm: f64) {
+        if let Some(trace) = self.control.trace {
+            trace(iteration, value, projected_gradient_norm);
+        }
     }
 }
 

@@ -58,6 +58,7 @@ use structure::{check_structure, theta_layout, to_user_map, Affine, ColumnSummar
 
 mod evaluation;
 mod fit;
+pub use fit::FitControl;
 mod gradient;
 mod random_effects;
 mod range;
