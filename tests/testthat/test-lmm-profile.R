@@ -164,9 +164,15 @@ test_that("profiles of near-singular fits with a covariate of large spread reach
   # Seeds whose profile intervals failed before issue 25 ("Newton's method could not find
   # the profile-likelihood limit"): an SD profile that levels off below z^2 towards 0 (144,
   # 44), inner searches whose Newton line search failed near a correlation of +-1 (3, 54,
-  # 56), and the issue's example (1, REML). Columns: seed, REML, compare with lme4's ML
-  # profile (slow: 10 s or more a fit, so on two seeds).
-  cases <- list(c(1, 1, 0), c(144, 0, 0), c(44, 0, 1), c(3, 1, 0), c(54, 0, 1), c(56, 1, 0))
+  # 56), the issue's example (1, REML), and sigma profiles whose inner search stopped with
+  # the deviance known to its rounding but a gradient above the tolerance (135, 253, 322;
+  # lme4's correlation limits of 135 and 253 and .sig01's lower one of 253 stop short of
+  # the bounds +-1 and 0, where a direct minimisation of lme4's own deviance function puts
+  # the profile below z^2).
+  # Columns: seed, REML, compare with lme4's ML profile (slow: 10 s or more a fit, so on
+  # three seeds).
+  cases <- list(c(1, 1, 0), c(144, 0, 0), c(44, 0, 1), c(3, 1, 0), c(54, 0, 1), c(56, 1, 0),
+                c(135, 0, 0), c(253, 0, 0), c(322, 0, 1))
   for (case in cases) {
     # Seed 56 (REML): the fixed effects, whose limits failed. Its .sig03 profile's upper end
     # is a local inner optimum 0.035 above the lowest (R's optim finds it): not fixed yet.

@@ -204,6 +204,18 @@ pub fn minimize_bounded(objective: &impl Objective, start: &[f64], lower: &[f64]
     Ok(Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm, converged })
 }
 
+/// The decrease of f that a Newton step from `x` still promises, ½ g_Fᵀ H_F⁻¹ g_F on the free
+/// coordinates F with H by forward differences of the gradient: how far f can be above its
+/// minimum near x, where f is close to quadratic. `None` where H_F has negative curvature
+/// (no minimum nearby to measure against).
+pub(crate) fn remaining_decrease(objective: &impl Objective, x: &[f64], gradient: &[f64], lower: &[f64]) -> Option<f64> {
+    let mut evaluations = 0;
+    let hessian = forward_difference_hessian(objective, x, gradient, &mut evaluations);
+    let step = newton_direction(&hessian, gradient, &free_coordinates(x, gradient, lower), x, lower);
+    let promised = -step.direction.iter().zip(gradient).map(|(d, g)| d * g).sum::<f64>();
+    step.positive_curvature.then_some(0.5 * promised)
+}
+
 /// Newton steps taken at most after the tolerance is met (see [`polish`]).
 const POLISH_STEPS: usize = 3;
 

@@ -19,7 +19,7 @@ use crate::model::lmm::{LinearMixedModel, LmmFit, Term, Workspace};
 use crate::numerics::dense::congruence;
 use crate::numerics::interrupt::{Checkpoint, Interrupt, Polled};
 use crate::numerics::memory::{collected, with_capacity, POINTS};
-use crate::numerics::optim::{minimize_bounded, Minimum, Objective};
+use crate::numerics::optim::{minimize_bounded, remaining_decrease, Minimum, Objective};
 use crate::numerics::parallel::in_parallel;
 use crate::numerics::solve1d::{minimize_scalar, newton_root, Root};
 use fixed_effects::BetaProblem;
@@ -314,11 +314,11 @@ impl<'a> LmmProfile<'a> {
                 return Ok(found);
             }
         }
-        let found = polled.run(|c| minimize_bounded(problem, start, lower, tolerance, c))?;
+        let found = self.inner_search(problem, start, lower, tolerance, polled)?;
         let found = if start == self.origin.as_slice() || (found.converged && start.len() < 2) {
             found
         } else {
-            let again = polled.run(|c| minimize_bounded(problem, &self.origin, lower, tolerance, c))?;
+            let again = self.inner_search(problem, &self.origin, lower, tolerance, polled)?;
             let better = again.converged && (!found.converged || again.value < found.value);
             if better {
                 again
@@ -328,6 +328,25 @@ impl<'a> LmmProfile<'a> {
         };
         if start.len() == 1 {
             self.remember(coordinate, found.x[0], f64::NAN);
+        }
+        Ok(found)
+    }
+
+    /// [`minimize_bounded`] from `start`, with a search that stopped short of the tolerance
+    /// still taken as the optimum when the deviance it can have left is within the profile's
+    /// resolution ([`LmmProfile::resolution`]): a limit counts an excess within it as 0, so
+    /// such a point moves no limit by more than the limit's own tolerance. Near the point D is
+    /// quadratic, so a gradient g leaves D at most ½ gᵀH⁻¹g (about g²/(2·curvature)) above
+    /// the minimum ([`remaining_decrease`]). The search stops short where that decrease is
+    /// below D's rounding but above the one [`minimize_bounded`] assumes, ε|D|: in internal
+    /// units D is a small number left from terms that cancel (k log 2πσ² and r²/σ², r² itself
+    /// a difference of cross-products of y), and at issue 25's seed 135 (σ = 1.73) D = 0.79
+    /// is computed to 1e-12 while a gradient of 2e-5 on a curvature of 1500 leaves 1.5e-13, so
+    /// no step along any direction lowers the computed D.
+    fn inner_search(&self, problem: &impl Objective, start: &[f64], lower: &[f64], tolerance: f64, polled: &Polled<'_, '_>) -> Result<Minimum> {
+        let mut found = polled.run(|c| minimize_bounded(problem, start, lower, tolerance, c))?;
+        if !found.converged {
+            found.converged = remaining_decrease(problem, &found.x, &found.gradient, lower).is_some_and(|d| d <= self.resolution());
         }
         Ok(found)
     }
@@ -439,6 +458,12 @@ impl<'a> LmmProfile<'a> {
         Ok((lower, upper))
     }
 
+    /// Within this of z² a limit's excess counts as 0 (the deviance's rounding is about 1e-15
+    /// of it, and ζ changes by less than 1e-11 |D̂|/ζ).
+    fn resolution(&self) -> f64 {
+        1e-12 * self.fit.deviance.abs().max(1.0)
+    }
+
     /// The value on the side of sign(z) where ζ = z (module docs).
     fn limit(&self, z: f64, polled: &Polled<'_, '_>) -> Result<f64> {
         self.restart();
@@ -448,9 +473,7 @@ impl<'a> LmmProfile<'a> {
             return Ok(bound);
         }
         let target = z * z;
-        // Within this of z² the excess counts as 0: above the deviance's rounding (about
-        // 1e-15 of it) and a change of ζ below 1e-11 |D̂|/ζ.
-        let resolution = 1e-12 * self.fit.deviance.abs().max(1.0);
+        let resolution = self.resolution();
         // dev(x) − dev(x̂) − z² and its slope (NaN where the inner problem failed); the last
         // point is kept, as the first is asked for twice (the check at the bound, then
         // Newton's start).
@@ -791,5 +814,91 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Issue 25's seed 135 (R's `spread_design(135)`: 8 groups, x of SD 10): y ~ x + (x | g).
+    fn spread_model() -> LinearMixedModel {
+        #[rustfmt::skip]
+        const X: [f64; 88] = [
+            10.077730987799052, 0.5038158742637413, 6.1003293315303155, -10.671946557227638, 3.0162946288748027, -14.654786971007969,
+            -3.800574595141221, -2.3219538496514494, -7.244148200186823, 3.649435645002833, 8.632985772925535, -5.540962279743393,
+            -20.286791266635195, 5.2300793755303765, -8.144922644710249, 1.6332575625792645, 2.5554967267435846, -0.12084074845625292,
+            2.20760801093434, -3.8981211709417267, 11.556055134095068, 7.689806380177407, -9.828633339459266, 5.482797485280012, -10.824771689325294,
+            2.386289467814273, 0.14979978311002662, -2.2158197881443202, 6.662396136851038, 10.550696603381951, 8.941642221559407, 12.54965714303033,
+            -4.990266952231155, 9.244045461852062, 0.22838196843847525, -11.21685269417199, 5.064666167910174, 4.444239890959882, -1.261604318113222,
+            0.36204733886484053, -0.34449888370277926, -4.842525310357847, 12.202161546254429, -4.706200132211989, 9.584912142405074,
+            -14.8367263192194, -2.2659757008376245, -10.665648712851354, -7.401916282064043, 1.3990079449380375, 0.6099483972440078,
+            11.579246597740676, 6.459981123782983, -4.844975941073734, -20.127172682729608, -5.660976659409184, -0.6849383160575575, 7.29725550788374,
+            -2.147242662285287, -4.474670077786839, 1.3550787146327814, 2.1126085561486003, 5.300819410443392, 0.049482767273768546,
+            -5.534742839979828, -13.853142752334865, -14.1276356118199, 11.33371252512887, 16.24208153360003, 0.97800218999164, 2.3531434962022617,
+            0.6956496004281075, 8.487040906328346, 2.11481531309143, 15.529856609713086, 0.7039204113499862, 2.841912101744017, 4.748532509660671,
+            -0.1538254354612117, -5.592396406684922, -2.5844698951001126, 7.253705128821085, -10.16159781165776, 11.77632777256514,
+            2.5115743128712364, -0.8320214961019422, 11.8138422894367, -7.33831597006617,
+        ];
+        #[rustfmt::skip]
+        const Y: [f64; 88] = [
+            11.309807936227495, -0.18617739899923658, 6.112656913254475, -8.664341602173945, 5.040685182141994, -8.613622685331809,
+            -3.9702302084862446, 0.3284882493032292, -2.799607789885181, 2.7244573424674376, 8.523116831085176, -5.773338943366619,
+            -17.76090077650985, 8.079363033338872, -8.170534218000258, 0.12430087091648767, 4.544226175869047, 1.2996284269732812, 3.977774077045456,
+            -2.1800231481961037, 13.76510339251717, 8.647189028814417, -11.813917043409395, 9.616651879422779, -9.882930170529322, 3.2569351620304063,
+            1.3136278120392983, 0.24926866033890427, 8.792555843179198, 8.450415808077913, 9.67895371840939, 14.911882190182975, -5.01837310665749,
+            9.383459910368446, 2.104890271432574, -11.920066150068513, 7.296530540437354, 3.6735163861100606, -2.5649262810629185, 2.574931229490937,
+            1.12268142816052, -7.344911182263103, 12.305205609786023, 0.0833066764419983, 9.444705100403572, -12.771038848224597, 1.4857910486944002,
+            -9.133030754587912, -4.844585544249962, 5.831350630393763, 3.474487172251406, 15.048474083617135, 10.445955757214652, -4.05020756041295,
+            -21.333090752913808, 0.7775480124748073, 3.660949236551547, 10.485952617580796, 1.3188848018441648, -5.206393095126948, 2.023460366718818,
+            5.603641309992378, 6.885072806363442, 2.4049119000176096, -4.257623912973518, -15.617807261097465, -9.90535568424377, 9.003703147654932,
+            15.919377022318056, 2.9052635616107008, 0.8415382044130912, 2.6479186064715696, 9.188559591136432, 1.4968812545648402, 13.180858012129322,
+            1.4777051381191941, 5.05664480703504, 7.597486299950341, 4.670683616265741, -1.926207177408653, 2.515400641286493, 11.50318481021534,
+            -5.238578053234009, 12.256898845899546, 3.0628410803687682, 2.986898398460765, 15.190053266133283, -5.814991072153301,
+        ];
+        let sizes = [9, 9, 10, 15, 6, 13, 12, 14];
+        let g: Vec<i32> = sizes.iter().zip(1..).flat_map(|(&n, j)| std::iter::repeat_n(j, n)).collect();
+        let pass = CrossProducts::from_columns(&[Column::Double(&Y), Column::Double(&X)], g.into_iter(), 8, &mut Checkpoint::new(&Never)).unwrap();
+        let structure =
+            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        LinearMixedModel::new(&pass.stats, structure).unwrap()
+    }
+
+    #[test]
+    fn an_inner_optimum_known_to_the_deviance_rounding_is_a_profile_point() {
+        let model = spread_model();
+        let checkpoint = &mut Checkpoint::new(&Never);
+        let fit = model.fit(Criterion::Ml, None, checkpoint).unwrap();
+        let profile = LmmProfile::new(&model, &fit, LmmParameter::Sigma).unwrap();
+        // The σ where the inner search stops with a gradient of 2e-5, as no step lowers D.
+        let sigma = 1.7302779885769248;
+        let point = profile.at(sigma, checkpoint).unwrap();
+        let Kind::Variance { copy, layout, fixed, .. } = &profile.kind else { unreachable!("σ's profile") };
+        let problem = VarianceProblem::new(copy, Criterion::Ml, layout, *fixed, profile.coordinate_of(sigma).0, &profile.workspace);
+        let x = profile.warm.borrow().clone();
+        let (value, gradient) = problem.value_and_gradient(&x).unwrap();
+        // The gradient is D's: Richardson's extrapolation of central differences (error
+        // O(h⁴) + D's rounding 1e-12 / h).
+        let central = |i: usize, h: f64| {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[i] += h;
+            down[i] -= h;
+            (problem.value(&up).unwrap() - problem.value(&down).unwrap()) / (2.0 * h)
+        };
+        for (i, g) in gradient.iter().enumerate() {
+            let numeric = (4.0 * central(i, 1e-5) - central(i, 2e-5)) / 3.0;
+            assert!((numeric - g).abs() < 1e-6, "{i}: {numeric} {g}");
+        }
+        // No point of dense grids about it, out to 1e-6 (50 times the Newton step that is
+        // left, 2e-8), is lower by more than the resolution 1e-12 |D̂|.
+        let resolution = 1e-12 * fit.deviance;
+        let mut lowest = f64::INFINITY;
+        for spacing in [2e-10, 2e-8, 2e-7] {
+            for k in 0..11 * 11 * 11 {
+                let steps = [k % 11, k / 11 % 11, k / 121];
+                let trial: Vec<f64> = x.iter().zip(steps).map(|(v, s)| v + spacing * (s as f64 - 5.0)).collect();
+                lowest = lowest.min(problem.value(&trial).unwrap());
+            }
+        }
+        assert!(lowest > value - resolution, "{lowest} {value}");
+        assert!((point.deviance - model.unit_correction(Criterion::Ml) - value).abs() <= resolution);
+        // lme4 1.1's profile limits (bobyqa, rhoend = 1e-12), interpolated by splines.
+        let (lower, upper) = profile.interval(1.959963984540054, checkpoint).unwrap();
+        assert!((lower - 1.5217446696).abs() < 1e-4 && (upper - 2.1151066786).abs() < 1e-4, "{lower} {upper}");
     }
 }
