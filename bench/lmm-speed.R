@@ -37,7 +37,7 @@ time_steps <- function(fit, data, reml) {
   }
   model <- build()$model
   c(pass = time_median(build, reps),
-    optimiser = time_median(function() hnm:::rs_lmm_fit(model, reml, NULL, FALSE), reps))
+    optimiser = time_median(function() hnm:::lmm_search(model, reml, NULL, FALSE), reps))
 }
 
 criterion_value <- function(fit, reml) if (reml) REMLcrit(fit) else deviance(fit)
