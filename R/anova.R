@@ -290,18 +290,8 @@ random_layout <- function(fit, ml) {
        variances = lapply(block_ranges(fit), function(i) variances[i]))
 }
 
-# N, mean and total sum of squares of the response (variable 1 of the statistics).
-lmm_response_summary <- function(fit) {
-  s <- fit$stats
-  k <- length(s$pilot)
-  groups <- seq_along(s$n) - 1L
-  means <- s$means[groups * k + 1L]
-  within <- s$comoments[groups * k * (k + 1L) / 2L + 1L]
-  n <- sum(s$n)
-  centered_mean <- sum(s$n * means) / n
-  c(n = n, mean = s$pilot[1L] + centered_mean,
-    sst = sum(within) + sum(s$n * (means - centered_mean)^2))
-}
+# N, mean and total sum of squares of the response, as the Rust pass computed them.
+lmm_response_summary <- function(fit) fit$response_summary
 
 #' Drop each fixed-effect term in turn
 #'

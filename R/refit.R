@@ -47,6 +47,7 @@ refit.hnm_fit <- function(object, newresp, ...) {
   if (is_one_way(object)) check_one_way_range(estimates$theta, call)
   fit <- with_estimates(object, estimates)
   fit$stats <- built$stats
+  fit$response_summary <- built$response_summary
   fit$rows <- rows
   fit$rows$fingerprint <- built$fingerprint
   fit$core <- list2env(list(model = if (object$method != "ANOVA") built$model))

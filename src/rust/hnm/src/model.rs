@@ -145,6 +145,7 @@ fn rs_lmm_build(
         Err(error) => return model_error(error, &names, response),
     };
     let fields = stats_fields(&pass.stats);
+    let summary = response_summary(&pass.stats, response);
     let (kept, groups, lower) = model_fields(&model);
     let ptr = ExternalPtr::new(Model { model, fit: None, random_effects: None, variance_derivatives: None });
     list!(
@@ -152,6 +153,7 @@ fn rs_lmm_build(
         stats = fields,
         dropped = pass.dropped as f64,
         fingerprint = format!("{:016x}", pass.fingerprint),
+        response_summary = summary,
         kept = kept,
         groups = groups,
         lower = lower
@@ -180,6 +182,17 @@ fn rs_one_way_statistics(ptr: Robj) -> Robj {
     }
 }
 
+/// N, the mean and the total sum of squares of the response (1-based variable `response`),
+/// named as R reads them (the σ → 0 check, ranova()'s model without random effects).
+fn response_summary(stats: &CrossProducts, response: i32) -> Robj {
+    let a = response.max(1) as usize - 1;
+    let (n, mean, sst) = stats.variable_summary(a);
+    let mut summary: Robj = vec![n, stats.pilot()[a] + mean, sst].into();
+    // Naming three doubles cannot fail.
+    let _ = summary.set_names(["n", "mean", "sst"]);
+    summary
+}
+
 /// The statistics as R vectors, written straight from Rust's (no copy in Rust).
 fn stats_fields(s: &CrossProducts) -> Robj {
     list!(pilot = s.pilot(), n = s.n(), means = s.means(), comoments = s.comoments()).into()
@@ -203,16 +216,16 @@ fn rs_lmm_restore(
     internal_theta: Robj,
 ) -> Robj {
     let result = crate::stats_copy(pilot, n, means, comoments)
-        .and_then(|stats| LinearMixedModel::new(&stats, structure(response, fixed, random, blocks)))
-        .and_then(|model| match internal_theta.as_real_slice() {
-            Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (model, Some(fit))),
-            None => Ok((model, None)),
+        .and_then(|stats| LinearMixedModel::new(&stats, structure(response, fixed, random, blocks)).map(|model| (response_summary(&stats, response), model)))
+        .and_then(|(summary, model)| match internal_theta.as_real_slice() {
+            Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (summary, model, Some(fit))),
+            None => Ok((summary, model, None)),
         });
     match result {
-        Ok((model, fit)) => {
+        Ok((summary, model, fit)) => {
             let (kept, groups, lower) = model_fields(&model);
             let ptr = ExternalPtr::new(Model { model, fit, random_effects: None, variance_derivatives: None });
-            list!(model = ptr, kept = kept, groups = groups, lower = lower).into()
+            list!(model = ptr, response_summary = summary, kept = kept, groups = groups, lower = lower).into()
         }
         Err(error) => model_error(error, &names, response),
     }

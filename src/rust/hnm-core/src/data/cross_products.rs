@@ -157,6 +157,25 @@ impl CrossProducts {
         &self.comoments
     }
 
+    /// N, the mean about the pilot v̄_a − p_a and the total sum of squares about the mean,
+    /// T_a = Σ_j [W_j[a, a] + n_j (v̄_ja − v̄_a)²], of variable `a` over every group: no sum
+    /// of squares of the raw values is formed, so an offset keeps its digits.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::CrossProducts;
+    /// // Groups (1, 3) and (10, 12) about the pilot 0: mean 6.5, T = 2 + 2 + 2 · 2 · 4.5².
+    /// let s = CrossProducts::new(vec![0.0], vec![2.0, 2.0], vec![2.0, 11.0], vec![2.0, 2.0]).unwrap();
+    /// assert_eq!(s.variable_summary(0), (4.0, 6.5, 85.0));
+    /// ```
+    pub fn variable_summary(&self, a: usize) -> (f64, f64, f64) {
+        let n_obs = self.n_obs();
+        let groups = 0..self.groups();
+        let mean = groups.clone().map(|j| self.n[j] * self.mean(j)[a]).sum::<f64>() / n_obs;
+        let total = groups.map(|j| self.comoment(j, a, a) + self.n[j] * (self.mean(j)[a] - mean).powi(2)).sum();
+        (n_obs, mean, total)
+    }
+
     /// The statistics of the groups with at least one row, in order, and their indices (these
     /// statistics themselves, not a copy, when every group has rows).
     ///

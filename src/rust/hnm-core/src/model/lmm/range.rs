@@ -73,8 +73,7 @@ pub(crate) fn check_range(stats: &CrossProducts, structure: &Structure) -> Resul
     let first = stats.mean(groups[0]);
     let mut spread = vec![0.0; k];
     for a in 0..k {
-        let mean = groups.iter().map(|&j| stats.n()[j] * stats.mean(j)[a]).sum::<f64>() / n_obs;
-        let total: f64 = groups.iter().map(|&j| stats.comoment(j, a, a) + stats.n()[j] * (stats.mean(j)[a] - mean).powi(2)).sum();
+        let (_, mean, total) = stats.variable_summary(a);
         let mut square = total / n_obs;
         if uncentred[a] {
             square += (stats.pilot()[a] + mean).powi(2);
