@@ -298,9 +298,9 @@ impl<'a> LmmProfile<'a> {
     /// The inner minimum from `start` (the last profile point's optimum) and from the
     /// estimate's coordinates, the lower of the two that converge. Near a singular fit (a
     /// correlation near ±1, an SD near 0) the inner problem can have several local minima, and
-    /// a search from the last point can follow a branch that is no longer the lowest (a
-    /// criterion 0.03 too high at a limit of issue 25's seed 56), or stop short of the
-    /// tolerance in its flat valley; the second start guards against both. Several minima
+    /// a search from the last point can follow a branch that is no longer the lowest, or stop
+    /// short of the tolerance in its flat valley; the second start guards against both, and
+    /// [`LmmProfile::singular_restarts`] against an optimum with a zero SD. Several minima
     /// need at least two inner coordinates (an SD and a correlation): a one-dimensional inner
     /// problem that converged (a random intercept's θ when σ or β is profiled, the one-way
     /// model's every profile) is not searched again, which halves the cost of its profiles.
@@ -326,10 +326,36 @@ impl<'a> LmmProfile<'a> {
                 found
             }
         };
+        let found = self.singular_restarts(problem, coordinate, found, lower, tolerance, polled)?;
         if start.len() == 1 {
             self.remember(coordinate, found.x[0], f64::NAN);
         }
         Ok(found)
+    }
+
+    /// `found` or, when it has a free SD of a correlated block at 0, the lowest converged
+    /// search from [`Layout::singular_starts`] if lower: such a point can be a saddle or a
+    /// local minimum whose correlations have the wrong sign (the upper limit of `.sig03` of
+    /// issue 25's seed 56, REML, was 0.035 above the lowest inner optimum), which neither the
+    /// last point's optimum nor the estimate's coordinates leave. The starts are tried only
+    /// there, so profiles whose inner optima are interior cost no more.
+    fn singular_restarts(
+        &self, problem: &impl Objective, coordinate: f64, found: Minimum, lower: &[f64], tolerance: f64, polled: &Polled<'_, '_>,
+    ) -> Result<Minimum> {
+        let Kind::Variance { layout, fixed, .. } = &self.kind else {
+            return Ok(found);
+        };
+        let mut phi = found.x.clone();
+        phi.insert(*fixed, coordinate);
+        let mut best = found;
+        for mut start in layout.singular_starts(&phi, *fixed) {
+            start.remove(*fixed);
+            let again = self.inner_search(problem, &start, lower, tolerance, polled)?;
+            if again.converged && (!best.converged || again.value < best.value) {
+                best = again;
+            }
+        }
+        Ok(best)
     }
 
     /// [`minimize_bounded`] from `start`, with a search that stopped short of the tolerance
@@ -900,5 +926,79 @@ mod tests {
         // lme4 1.1's profile limits (bobyqa, rhoend = 1e-12), interpolated by splines.
         let (lower, upper) = profile.interval(1.959963984540054, checkpoint).unwrap();
         assert!((lower - 1.5217446696).abs() < 1e-4 && (upper - 2.1151066786).abs() < 1e-4, "{lower} {upper}");
+    }
+
+    /// y ~ x + (x | g) with the data's x and y, groups of `sizes` rows.
+    fn slope_model(x: &[f64], y: &[f64], sizes: &[usize]) -> LinearMixedModel {
+        let g: Vec<i32> = sizes.iter().zip(1..).flat_map(|(&n, j)| std::iter::repeat_n(j, n)).collect();
+        let pass = CrossProducts::from_columns(&[Column::Double(y), Column::Double(x)], g.into_iter(), sizes.len(), &mut Checkpoint::new(&Never)).unwrap();
+        let structure =
+            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        LinearMixedModel::new(&pass.stats, structure).unwrap()
+    }
+
+    #[test]
+    fn an_inner_optimum_on_a_zero_sd_is_searched_again_from_both_signs_of_the_correlation() {
+        // Issue 25's seed 56 (R's `spread_design(56)`), REML: at the upper limit of the slope's
+        // SD (.sig03), the last point's optimum and the estimate's coordinates both lead to
+        // .sig01 = 0, 0.035 above the lowest inner optimum (.sig01 0.159, correlation 0.22).
+        #[rustfmt::skip]
+        const X: [f64; 81] = [
+            7.507668307086247, -10.117960908486538, -4.20825541161857, -8.850341694416219, 7.859467054114679, -14.23280226229743,
+            -4.433160241619189, 9.982605895475947, -2.9358284759252697, -1.4856361771545168, 14.297310306785633, -10.132133552670835,
+            20.356200824098813, -4.348735067722228, 5.06391716246682, 11.329985832601743, 3.7706723796286257, -13.06368878267085,
+            -6.379696348260815, 1.9791044524194241, 5.458058358770266, -2.1786477547879284, -13.182561523594128, 10.545923826632965,
+            -9.465827071003597, 0.09004847952961473, -5.3273776699219075, -5.018747954294588, -11.890195233197407, 8.405887873590228,
+            -4.740426182227167, -1.6490194072965367, 6.019694840661781, -12.493021339796243, 3.440612734299855, 5.325171001488307,
+            -11.283580622373906, 1.4527265797668607, -3.587309608651816, 3.7080627149177796, 14.611400105935, 1.1170306932926684,
+            10.919740611229237, 23.537195014953216, 21.945769816350982, -1.2080047570758443, -19.336691551958243, -1.149585763127515,
+            4.668582801800823, 5.775404647340867, -16.310881860790275, -1.5033988292607319, 5.1539112278747945, 14.773658013532668,
+            7.004686385137128, -10.52802164089815, -2.6954528782538594, -18.86204094254554, -6.423916680127513, -2.659829373292457,
+            1.9270898734557118, 4.698047920106566, 14.90660050691341, -13.528043540202363, -0.5354229066302402, -11.741946370169305,
+            7.394607410006207, -0.48282122745333456, -2.7207855129646132, -8.944544686368582, -15.22462231050186, 0.03524362224431411,
+            9.99146304170487, -11.436901418014875, 2.650995536047565, -14.812739283018725, 2.0718284005772842, 9.440211937952535,
+            -15.185673916894684, -9.203455068762354, -4.277281323076453,
+        ];
+        #[rustfmt::skip]
+        const Y: [f64; 81] = [
+            8.690288562038624, -8.402447525058294, -3.4747898810932103, -5.962782734960033, 7.407276638231254, -10.830237342975686,
+            -2.770634744117635, 13.785747760458314, -2.068235783310529, 1.6404653649365057, 19.580333053461644, -3.960025979495102,
+            25.049495214628493, -0.9553191519515101, 7.421687483601302, 11.346071696404776, 6.476834708434675, -9.17036043156681,
+            -3.7508946017446867, 5.921192266223645, 5.322153455395629, -0.9778778194532716, -13.598143956923378, 14.788551338174688,
+            -2.382189605871589, 1.2910856560035786, -3.0885752975869565, -4.475594463918755, -9.672330522196887, 10.695960768241994,
+            -4.671425630886459, 0.2974478084964238, 10.348655378135497, -13.234055765425577, 4.466238135177895, 9.063624165617451,
+            -9.777978136874047, 2.869315210604985, -3.3500116683262675, 5.976757140929043, 17.059743109420328, 3.2948902937529847,
+            13.786773499714936, 26.28961076543704, 22.497121462497905, -0.17147490958690703, -18.697313581761176, -1.1081216584551519,
+            5.892527966799454, 8.949427185999628, -13.093825971069057, 2.6870241153167127, 8.106859831327293, 15.966247544825181,
+            9.769880095096418, -7.621098436047835, -2.915742332866101, -17.644411523297887, -1.7277987661141414, -1.9270835528974046,
+            3.6147294160076395, 6.5361254657938925, 15.752127430251177, -10.182208450251181, 0.13947947528992, -8.190295238154148,
+            10.520739358838442, 1.6422165527976573, -2.8311576219522068, -5.2358393966924925, -13.924841386299384, -0.48023166485543567,
+            13.158743537621262, -8.737685851355229, 3.020370711889334, -14.677584464141749, 5.423034823076202, 12.87696226915078,
+            -11.773374620547887, -5.73309328326445, -2.384072572390225,
+        ];
+        let model = slope_model(&X, &Y, &[10, 9, 9, 8, 11, 10, 14, 10]);
+        let checkpoint = &mut Checkpoint::new(&Never);
+        let fit = model.fit(Criterion::Reml, None, checkpoint).unwrap();
+        let profile = LmmProfile::new(&model, &fit, LmmParameter::Variance(2)).unwrap();
+        // The limit before the fix, where the search ended on .sig01 = 0.
+        let sd = 0.06524154;
+        profile.at(sd, checkpoint).unwrap();
+        let Kind::Variance { copy, layout, fixed, .. } = &profile.kind else { unreachable!("an SD's profile") };
+        let problem = VarianceProblem::new(copy, Criterion::Reml, layout, *fixed, profile.coordinate_of(sd).0, &profile.workspace);
+        let x = profile.warm.borrow().clone();
+        let value = problem.value(&x).unwrap();
+        // A dense grid over the free coordinates (the intercept's scaled SD from 0 to 3 times
+        // the optimum's, the correlation's angle over [0, π], log σ ± 0.1) is nowhere lower.
+        let mut lowest = f64::INFINITY;
+        for k in 0..41 * 41 * 21 {
+            let steps = [(k % 41) as f64, (k / 41 % 41) as f64, (k / 1681) as f64];
+            let trial = [3.0 * x[0].max(0.01) * steps[0] / 40.0, std::f64::consts::PI * steps[1] / 40.0, x[2] + 0.01 * (steps[2] - 10.0)];
+            lowest = lowest.min(problem.value(&trial).unwrap());
+        }
+        assert!(lowest > value - 1e-9, "{lowest} {value}");
+        // The limit where the dense criterion of tests/testthat/test-lmm-profile.R is z² above
+        // its minimum (R's optim from there finds nothing lower).
+        let (_, upper) = profile.interval(1.959963984540054, checkpoint).unwrap();
+        assert!((upper - 0.06564066).abs() < 1e-7, "{upper}");
     }
 }

@@ -134,6 +134,44 @@ impl Layout {
         phi
     }
 
+    /// The starts to try again from an inner optimum φ (full, `fixed` the profiled
+    /// coordinate) that has a free SD of a correlated block at its bound 0: for each such
+    /// block, φ with those SDs at half the block's largest SD (a tenth of σ when all are 0)
+    /// and every free angle of the block at 0, then at π (correlations +1 and −1, the fit's
+    /// own restarts). At a zero SD x_c the criterion does not depend on the angles that
+    /// multiply it, and its slope in x_c is linear in their cosines (the covariances
+    /// x_c x_r cos a are the only first-order terms), so a point on the bound with the angles
+    /// where that slope is ≥ 0 (a = π/2: the slope is 0, a saddle) is a stationary point the
+    /// bounded Newton method stops at, while the mirrored angle would lead into the interior
+    /// to a lower minimum (0.035 lower at the upper limit of `.sig03` of issue 25's seed 56,
+    /// REML). Empty when no such SD is at 0, so ordinary profiles search no more.
+    pub(super) fn singular_starts(&self, phi: &[f64], fixed: usize) -> Vec<Vec<f64>> {
+        let mut starts = Vec::new();
+        let mut offset = 0;
+        for &size in &self.blocks {
+            let block = offset..offset + size;
+            offset += size;
+            let zero: Vec<usize> = block.clone().filter(|&r| r != fixed && phi[r] <= 0.0).collect();
+            let free_angles: Vec<usize> = (0..self.angles.len()).filter(|&i| self.angles[i].1 == block.start && self.q + i != fixed).collect();
+            if size < 2 || zero.is_empty() || free_angles.is_empty() {
+                continue;
+            }
+            let largest = block.clone().map(|r| phi[r]).fold(0.0, f64::max);
+            let sd = if largest > 0.0 { 0.5 * largest } else { 0.1 * phi[self.log_sigma()].exp() };
+            for angle in [0.0, std::f64::consts::PI] {
+                let mut start = phi.to_vec();
+                for &r in &zero {
+                    start[r] = sd;
+                }
+                for &i in &free_angles {
+                    start[self.q + i] = angle;
+                }
+                starts.push(start);
+            }
+        }
+        starts
+    }
+
     /// ∂D/∂φ from ∂D/∂Λ (`g`, q × q) at φ, with `residual` = 2k − 2r²/σ² the explicit σ term.
     pub(super) fn chain_rule(&self, phi: &[f64], g: &[f64], residual: f64) -> Vec<f64> {
         let q = self.q;
