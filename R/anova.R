@@ -321,6 +321,11 @@ drop1.hnm_fit <- function(object, scope, test = c("none", "Chisq"), k = 2, ...) 
   test <- match.arg(test)
   labels <- attr(object$terms, "term.labels")
   scope <- if (missing(scope)) stats::drop.scope(object$terms) else drop_scope(scope, labels, call)
+  if (isTRUE(object$refitted)) {
+    hnm_abort(paste("drop1() refits the model from its call, whose response refit() replaced;",
+                    "fit the new response with hnm_fit() first."), call = call,
+              class = "hnm_error_argument")
+  }
   if (object$method != "ML") {
     message("refitting model(s) with ML (instead of REML or ANOVA)")
     object <- refitML(object)
@@ -331,9 +336,11 @@ drop1.hnm_fit <- function(object, scope, test = c("none", "Chisq"), k = 2, ...) 
   table <- data.frame(npar = c(NA, npar[1L] - npar[-1L]), AIC = deviance + k * npar,
                       row.names = c("<none>", scope))
   if (test == "Chisq") {
-    lrt <- c(NA, pmax(deviance[-1L] - deviance[1L], 0))
+    lrt <- c(NA, deviance[-1L] - deviance[1L])
     table$LRT <- lrt
-    table[["Pr(Chi)"]] <- stats::pchisq(lrt, table$npar, lower.tail = FALSE)
+    # A term without estimable coefficients (aliased: npar 0) has no test, as in stats' drop1.
+    table[["Pr(Chi)"]] <- ifelse(table$npar > 0, stats::pchisq(pmax(lrt, 0), table$npar,
+                                                                lower.tail = FALSE), NA_real_)
   }
   structure(table, heading = c("Single term deletions", "\nModel:", deparse1(object$formula)),
             class = c("anova", "data.frame"))

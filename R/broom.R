@@ -223,8 +223,10 @@ augment.hnm_fit <- function(x, data = NULL, ...) {
     keep <- rep(TRUE, nrow(data))
   }
   data$.fitted <- data$.resid <- data$.fixed <- NA_real_
-  data$.fitted[keep] <- fitted(x)
-  data$.resid[keep] <- residuals(x)
+  # The used rows' values (fitted() and residuals() of an na.exclude fit are padded with NA).
+  fitted_values <- lmm_fitted(x)
+  data$.fitted[keep] <- fitted_values
+  data$.resid[keep] <- lmm_response(x) - fitted_values
   data$.fixed[keep] <- as.vector(stats::model.matrix(x) %*% fixef(x))
   data[c(setdiff(names(data), c(".fitted", ".resid", ".fixed")), ".fitted", ".resid", ".fixed")]
 }

@@ -4,6 +4,10 @@
 #' for `lmer()`. hnm's search is a bounded Newton method on the profiled criterion with its
 #' analytic gradient (the one-way model's \eqn{\theta} the root of its profiled score), so
 #' lme4's choice of optimiser and its convergence checks have no counterpart here.
+#' `tolerance` and `max_iterations` set the search of the fit and of its refits (`refit()`,
+#' `refitML()`, `anova()`'s ML refits); the one-way model `y ~ 1 | g` has no search (its
+#' \eqn{\theta} is the root of its profiled score, to machine precision) and the bootstrap's
+#' replicates and the profiles' inner problems keep their own settings.
 #'
 #' @param tolerance The search stops when the criterion's projected gradient (in
 #'   \eqn{\theta}'s internal units) is at most `tolerance` times the number of observations: the

@@ -3,7 +3,8 @@
 # lmer()'s arguments that choose and adjust the rows: `subset` (an expression evaluated in
 # `data`, as model.frame() takes it: logical, NA as FALSE, or row numbers), `offset` (an
 # expression evaluated in `data`: one number per row of `data`, added to the formula's offset()
-# terms) and `na.action` (na.omit, the default, na.exclude or na.fail, as functions or names).
+# terms) and `na.action` (na.omit, na.exclude or na.fail, as functions or names; by default
+# options("na.action"), na.omit in a fresh session).
 # Returns the data the fit reads (a copy of the subset's rows, or `data` itself by reference),
 # the offset of those rows, and the name of the NA action.
 fit_rows <- function(data, subset, offset, na_action, env, call) {
@@ -43,7 +44,8 @@ fit_rows <- function(data, subset, offset, na_action, env, call) {
 # The name of an NA action lme4 takes ("omit", "exclude" or "fail"); others are refused, as
 # na.pass (a missing value cannot be fitted) and user functions (their rows are not R's).
 na_action_name <- function(na_action, call) {
-  if (is.null(na_action)) return("omit")
+  # Without an argument, options("na.action"), as model.frame() and lmer() read it.
+  na_action <- na_action %||% getOption("na.action", "na.omit")
   actions <- list(omit = stats::na.omit, exclude = stats::na.exclude, fail = stats::na.fail)
   if (is.character(na_action) && length(na_action) == 1L) {
     name <- sub("^na\\.", "", na_action)

@@ -30,6 +30,12 @@ one_way_closed_form <- function(object, call, reml = is_reml(object)) {
   rust_result(rs_fit(lmm_model(object), reml), call = call)
 }
 
+# TRUE when a model's `spec` (or design) is the intercept as its only fixed and only random
+# effect: the core fits it by the one-way closed forms, offsets or not.
+one_way_structure <- function(spec) {
+  identical(as.integer(spec$fixed), 0L) && identical(as.integer(spec$random), 0L)
+}
+
 # The one-way model's theta = tau/sigma within the documented range. (Its fit, rs_lmm_fit, is
 # the closed form: theta at the root of the profiled score, mu, sigma^2, tau^2 and the
 # criterion from the within- and between-group sums of squares; see LinearMixedModel::fit.)
@@ -38,6 +44,7 @@ one_way_closed_form <- function(object, call, reml = is_reml(object)) {
 # in the mean's precision): beyond theta = 1e4 (group means apart by more than ten thousand
 # within-group SDs) they would lose their digits, and such data are refused.
 check_one_way_range <- function(theta, call) {
+  # (Offsets included: the model is y - offset ~ 1 | g, fitted and profiled alike.)
   if (theta > 1e4) {
     hnm_abort(sprintf(paste("the group means are %.3g within-group standard deviations apart",
                             "(tau/sigma): beyond 1e4 the mixed model's factorisation loses the",

@@ -148,3 +148,32 @@ test_that("an lmerControl() is taken where its settings mean something here", {
   expect_error(hnm_fit(formula, d, control = lme4::lmerControl(optimizer = "Nelder_Mead")),
                "`optimizer`", class = "hnm_error_argument")
 })
+
+test_that("the row arguments reach augment(), drop1(), options() and the one-way range", {
+  skip_if_not_installed("broom")
+  d <- arguments_data()
+  fit <- hnm_fit(y ~ x + (x | g), d, na.action = na.exclude)
+  used <- !is.na(fitted(fit))
+  augmented <- broom::augment(fit)
+  expect_equal(augmented$.fitted, unname(fitted(fit)[used]), tolerance = 0)
+  expect_equal(augmented$.resid, unname(residuals(fit)[used]), tolerance = 0)
+  # options("na.action") is the default, as for lmer().
+  old <- options(na.action = "na.exclude")
+  on.exit(options(old))
+  expect_length(fitted(hnm_fit(y ~ x + (x | g), d)), nrow(d))
+  options(old)
+  # drop1(): an aliased term has no test (stats' drop1 gives NA); a refitted fit is refused.
+  sleep <- lme4::sleepstudy
+  sleep$x <- sleep$Days
+  aliased <- suppressMessages(drop1(hnm_fit(Reaction ~ Days + x + (1 | Subject), sleep), test = "Chisq"))
+  expect_identical(aliased$npar, c(NA, 0, 0))
+  expect_true(all(is.na(aliased[["Pr(Chi)"]])))
+  refitted <- refit(hnm_fit(Reaction ~ Days + (1 | Subject), sleep), rev(sleep$Reaction))
+  expect_error(drop1(refitted), "refit", class = "hnm_error_argument")
+  # The one-way model's range holds with an offset too (its fit is the same closed form).
+  set.seed(3)
+  wide <- data.frame(g = rep(1:6, each = 5), o = rnorm(30))
+  wide$y <- 1e6 * wide$g + rnorm(30) + wide$o
+  expect_error(hnm_fit(y ~ 1 | g, wide, offset = o), "within-group standard deviations",
+               class = "hnm_error_out_of_range")
+})

@@ -287,7 +287,7 @@ impl LinearMixedModel {
         let xy = principal_submatrix(&all_xy, width, &selected);
         let (zz, zxy) = group_blocks(&stats, &random, &fixed_and_response)?;
         let (theta_positions, lower) = theta_layout(&structure.blocks);
-        let one_way = one_way_statistics(&stats, &structure, &(0..m).collect::<Vec<_>>())?;
+        let one_way = one_way_statistics(&stats, &structure, &collected(0..m, "the indices of the groups")?)?;
         Ok(LinearMixedModel {
             to_user_fixed: to_user_map(&fixed, &[fixed.len()]),
             to_user_random: to_user_map(&random, &structure.blocks),

@@ -25,6 +25,7 @@
 use super::{Structure, Term};
 use crate::data::cross_products::CrossProducts;
 use crate::error::{HnmError, RangeProblem, Result};
+use crate::numerics::memory::collected;
 
 /// Spreads of the response and a model column further apart than this factor (either way)
 /// leave double precision in the estimates (which scale with their ratio) or their variances
@@ -47,7 +48,7 @@ const SCALE_RATIO_LIMIT: f64 = 1e150;
 /// `NoWithinGroupVariation` for the last.
 pub(crate) fn check_range(stats: &CrossProducts, structure: &Structure) -> Result<()> {
     let k = stats.variables();
-    let groups: Vec<usize> = (0..stats.groups()).filter(|&j| stats.n()[j] > 0.0).collect();
+    let groups = collected((0..stats.groups()).filter(|&j| stats.n()[j] > 0.0), "the indices of the groups")?;
     let n_obs: f64 = groups.iter().map(|&j| stats.n()[j]).sum();
     if groups.is_empty() {
         return Ok(()); // no rows: the model's own error
