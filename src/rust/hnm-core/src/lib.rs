@@ -51,7 +51,7 @@ pub use inference::information::{expected_information, Information};
 pub use inference::lmm_profile::{profile_grids, profile_intervals, LmmParameter, LmmProfile, LmmProfilePoint};
 pub use inference::satterthwaite::VarianceDerivatives;
 pub use inference::wald::VarianceParameterJacobian;
-pub use model::lmm::{FitControl, LinearMixedModel, LmmFit, RandomEffects, Structure, Term, Workspace};
+pub use model::lmm::{FitControl, GroupingFactor, LinearMixedModel, LmmFit, RandomEffects, Structure, Term, Workspace};
 pub use model::one_way::fit::{estimates_at_theta, fit, fit_from, optimum, Convergence, Estimates, Fit};
 pub use model::one_way::likelihood::{gradient, hessian, neg_log_lik, Params, TAU2_ROUNDING};
 pub use model::one_way::profiled_deviance::{Criterion, ProfilePoint, ProfiledDeviance};

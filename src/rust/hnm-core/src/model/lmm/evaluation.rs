@@ -6,8 +6,7 @@ use super::{Factorization, LinearMixedModel, Workspace, LOG_2PI};
 use crate::error::{HnmError, Result};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{
-    cholesky_in_place, lambda_transposed_times, principal_submatrix, solve_lower, solve_lower_scaled, solve_lower_transposed, subtract_outer_product,
-    times_lambda,
+    cholesky_in_place, lambda_transposed_times, principal_submatrix, solve_lower_scaled, solve_lower_transposed, subtract_outer_product, times_lambda,
 };
 
 impl LinearMixedModel {
@@ -64,9 +63,15 @@ impl LinearMixedModel {
             3 => self.diagonal_blocks_q(3, ws)?,
             q => self.diagonal_blocks_q(q, ws)?,
         };
-        // A literal p + 1 for the common widths, so that the loops over [X y] unroll.
-        with_literal!(self.p + 1, p1 in [2, 3, 4, 5, 6, 7, 8] => self.off_diagonal_blocks(p1, ws));
-        let factor = self.finish_factorization(half_logdet_z, theta, ws)?;
+        let half_logdet_z = match &self.several {
+            Some(several) => half_logdet_z + self.factorize_core(several, theta, ws)?,
+            None => {
+                // A literal p + 1 for the common widths, so that the loops over [X y] unroll.
+                with_literal!(self.p + 1, p1 in [2, 3, 4, 5, 6, 7, 8] => self.off_diagonal_blocks(p1, ws));
+                half_logdet_z
+            }
+        };
+        let factor = self.finish_factorization(half_logdet_z, ws)?;
         ws.factored = Some((self.revision, theta.to_vec(), factor));
         Ok(factor)
     }
@@ -232,18 +237,22 @@ impl LinearMixedModel {
 
     /// The last step of the factorisation: L_F from F − Σ R_jᵀR_j (its lower triangle in
     /// `ws.lf`); `half_logdet_z` is Σ_j log|L_j|.
-    fn finish_factorization(&self, half_logdet_z: f64, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
-        let p1 = self.p + 1;
+    fn finish_factorization(&self, half_logdet_z: f64, ws: &mut Workspace) -> Result<Factorization> {
+        let (p, p1) = (self.p, self.p + 1);
         for a in 0..p1 {
             for c in a + 1..p1 {
                 ws.lf[a * p1 + c] = ws.lf[c * p1 + a];
             }
         }
+        // The X block, kept (in a buffer the gradient fills later) to tell which block failed.
+        for a in 0..p {
+            ws.x_inverse[a * p..(a + 1) * p].copy_from_slice(&ws.lf[a * p1..a * p1 + p]);
+        }
         let last = (p1 - 1) * p1 + (p1 - 1);
         let pwrss_before = ws.lf[last];
         if !cholesky_in_place(&mut ws.lf, p1) {
             // The X block first: its failure means X is singular given Z, the y pivot a perfect fit.
-            return Err(if self.x_block_singular(theta) {
+            return Err(if !cholesky_in_place(&mut ws.x_inverse, p) {
                 HnmError::Optimizer("the fixed-effect design is singular given the random effects".into())
             } else {
                 HnmError::PerfectFit
@@ -256,34 +265,6 @@ impl LinearMixedModel {
         }
         let logdet_x = (0..self.p).map(|i| 2.0 * ws.lf[i * p1 + i].ln()).sum();
         Ok(Factorization { logdet_z: 2.0 * half_logdet_z, logdet_x, pwrss })
-    }
-
-    /// True when the X block of F − Σ R_jᵀR_j is not positive definite at θ (only called
-    /// after a failed factorisation, to say which block failed).
-    fn x_block_singular(&self, theta: &[f64]) -> bool {
-        let Ok(mut ws) = self.workspace() else { return true };
-        let (p, p1, q) = (self.p, self.p + 1, self.q);
-        let Ok(lambda) = self.lambda(theta) else { return true };
-        let mut x_block = self.x_block_of(&self.xy);
-        for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
-            let (l, r) = (&mut ws.l[..q * q], &mut ws.r[..q * p1]);
-            times_lambda(s, &lambda, q, &mut ws.t);
-            lambda_transposed_times(&lambda, &ws.t, q, q, l);
-            for i in 0..q {
-                l[i * q + i] += 1.0;
-            }
-            if !cholesky_in_place(l, q) {
-                return true;
-            }
-            lambda_transposed_times(&lambda, b, q, p1, r);
-            solve_lower(l, q, r, p1);
-            for a in 0..p {
-                for c in 0..p {
-                    x_block[a * p + c] -= (0..q).map(|k| r[k * p1 + a] * r[k * p1 + c]).sum::<f64>();
-                }
-            }
-        }
-        !cholesky_in_place(&mut x_block, p)
     }
 
     /// β̂ in internal units from L_F: R_X⁻ᵀ l_y.

@@ -4,13 +4,13 @@
 use std::cell::RefCell;
 
 use super::structure::semidefinite_cholesky;
-use super::{Factorization, LinearMixedModel, LmmFit, Term, Workspace};
+use super::{Factorization, LinearMixedModel, LmmFit, Workspace};
 use crate::data::stats::GroupStats;
 use crate::error::{HnmError, Result};
 use crate::model::one_way::fit::{estimates_at_theta, optimum, Estimates};
 use crate::model::one_way::likelihood::Params;
 use crate::model::one_way::profiled_deviance::Criterion;
-use crate::numerics::dense::{cholesky_in_place, congruence, dot, identity, inverse_from_factor, inverse_of_factored, solve_lower, solve_lower_transposed};
+use crate::numerics::dense::{cholesky_in_place, congruence, dot, inverse_from_factor, inverse_of_factored, solve_lower, solve_lower_transposed};
 use crate::numerics::interrupt::Checkpoint;
 use crate::numerics::optim::{minimize_bounded, Objective};
 
@@ -66,7 +66,7 @@ impl LinearMixedModel {
                 Err(_) => {}
             }
         }
-        let identity: Vec<f64> = self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
+        let identity = self.identity_theta();
         let first = start.filter(|s| s.len() == identity.len()).map(<[f64]>::to_vec).unwrap_or_else(|| self.moment_start());
         let problem = DevianceProblem { model: self, criterion, workspace: RefCell::new(self.workspace()?), control };
         let tolerance = control.relative_tolerance * self.n_obs;
@@ -125,12 +125,18 @@ impl LinearMixedModel {
     /// blocks with a correlation of +1 or −1, say), and a search stays on the side it starts.
     fn restarts(&self, identity: &[f64]) -> Vec<Vec<f64>> {
         let mut starts = vec![identity.to_vec(), self.lme4_start()];
-        if self.theta_positions.iter().any(|&(r, c)| r != c) {
+        let positions: Vec<(usize, usize)> = self.factor_terms().iter().flat_map(|(terms, _)| terms.theta_positions.iter().copied()).collect();
+        if positions.iter().any(|&(r, c)| r != c) {
             for sign in [1.0, -1.0] {
-                starts.push(self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { sign }).collect());
+                starts.push(positions.iter().map(|&(r, c)| if r == c { 1.0 } else { sign }).collect());
             }
         }
         starts
+    }
+
+    /// Λ = I (every factor's) as an internal θ.
+    fn identity_theta(&self) -> Vec<f64> {
+        self.factor_terms().iter().flat_map(|(terms, _)| terms.identity_theta().collect::<Vec<_>>()).collect()
     }
 
     /// True when a diagonal entry of Λ is 0: a singular fit, which may be a local minimum
@@ -144,7 +150,11 @@ impl LinearMixedModel {
     /// by them, and Σ̂ = mean(b̂_j b̂_jᵀ − σ̂² S_j⁻¹) (Swamy's estimator), made positive definite
     /// and block diagonal; θ₀ is the Cholesky factor of Σ̂/σ̂². Λ = I when that fails.
     fn moment_start(&self) -> Vec<f64> {
-        let identity = || self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
+        let identity = || self.identity_theta();
+        if self.several.is_some() {
+            // The first factor's moments would attribute the others' variation to it.
+            return identity();
+        }
         let (q, p, p1) = (self.q, self.p, self.p + 1);
         let mut fx = self.x_block_of(&self.xy);
         if !cholesky_in_place(&mut fx, p) {
@@ -275,8 +285,7 @@ impl LinearMixedModel {
 
     /// lme4's starting point, Λ = I in the data's units, as an internal θ.
     fn lme4_start(&self) -> Vec<f64> {
-        let identity: Vec<f64> = self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 }).collect();
-        self.internal_theta_of(&identity).expect("the identity is a θ of this model")
+        self.internal_theta_of(&self.identity_theta()).expect("the identity is a θ of this model")
     }
 
     /// The internal θ of lme4's θ `theta` (Λ in the data's units, as [`LmmFit::theta`]): the
@@ -306,28 +315,16 @@ impl LinearMixedModel {
     /// }
     /// ```
     pub fn internal_theta_of(&self, theta: &[f64]) -> Result<Vec<f64>> {
-        let q = self.q;
-        let lambda = self.lambda(theta)?;
-        let mut k = vec![0.0; q * q];
-        let mut offset = 0;
-        for &size in &self.structure.blocks {
-            let block = offset..offset + size;
-            let intercept = block.clone().find(|&i| self.random[i].term == Term::Intercept);
-            for f in block {
-                k[f * q + f] = self.random[f].scale;
-                if let Some(i0) = intercept.filter(|&i0| i0 != f) {
-                    k[i0 * q + f] = self.random[f].raw_shift;
-                }
-            }
-            offset += size;
+        self.fill_lambda(theta, &mut vec![0.0; self.q * self.q])?;
+        let mut internal = Vec::with_capacity(theta.len());
+        for (terms, range) in self.factor_terms() {
+            internal.extend(terms.internal_theta_of(&theta[range]));
         }
-        let covariance = congruence(&lambda, &identity(q), q);
-        let factor = semidefinite_cholesky(&congruence(&k, &covariance, q), q, &self.structure.blocks);
-        Ok(self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect())
+        Ok(internal)
     }
 
     pub(crate) fn assemble(&self, criterion: Criterion, theta: &[f64], f: &Factorization, ws: &Workspace, found: crate::numerics::optim::Minimum) -> LmmFit {
-        let (q, p) = (self.q, self.p);
+        let p = self.p;
         let divisor = match criterion {
             Criterion::Ml => self.n_obs,
             Criterion::Reml => self.n_obs - p as f64,
@@ -338,16 +335,15 @@ impl LinearMixedModel {
         let rx = self.x_factor(ws);
         let internal_cov: Vec<f64> = inverse_of_factored(&rx, p).iter().map(|v| v * sigma2 * ty * ty).collect();
         let beta_covariance = congruence(&self.to_user_fixed, &internal_cov, p);
-        let lambda = self.lambda(theta).expect("θ was checked by the factorisation");
-        let mut llt = vec![0.0; q * q];
-        for r in 0..q {
-            for c in 0..q {
-                llt[r * q + c] = (0..q).map(|k| lambda[r * q + k] * lambda[c * q + k]).sum();
-            }
+        // Each factor's Σ̂ (q_f × q_f, in θ's order of the factors) and lme4's θ.
+        let (mut re_covariance, mut user_theta) = (Vec::new(), Vec::with_capacity(theta.len()));
+        for (terms, range) in self.factor_terms() {
+            let mut lambda = vec![0.0; terms.q * terms.q];
+            terms.fill_lambda(&theta[range], &mut lambda);
+            let relative = terms.relative_covariance(&lambda);
+            re_covariance.extend(relative.iter().map(|v| v * sigma2 * ty * ty));
+            user_theta.extend(terms.user_theta(&lambda, &relative));
         }
-        let relative = congruence(&self.to_user_random, &llt, q);
-        let re_covariance: Vec<f64> = relative.iter().map(|v| v * sigma2 * ty * ty).collect();
-        let user_theta = self.user_theta(&lambda, &relative);
         let deviance = self.criterion_value(criterion, f) + self.unit_correction(criterion);
         LmmFit {
             criterion,

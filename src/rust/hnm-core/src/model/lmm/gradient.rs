@@ -107,6 +107,9 @@ impl LinearMixedModel {
     /// of the criterion at that β (or at a β that minimises it under a constraint on β).
     pub(crate) fn gradient_at_beta(&self, criterion: Criterion, scale: f64, beta: &[f64], ws: &mut Workspace) -> Vec<f64> {
         let reml = self.gradient_setup(criterion, beta, ws);
+        if let Some(several) = &self.several {
+            return self.gradient_several(several, reml, scale, ws);
+        }
         match self.q {
             1 => with_literal!(self.p + 1, p1 in [2, 3, 4, 5, 6, 7, 8] => self.gradient_one(p1, reml, scale, ws)),
             2 => with_literal!(self.p + 1, p1 in [2, 3, 4, 5, 6, 7, 8] => self.gradient_two(p1, reml, scale, ws)),

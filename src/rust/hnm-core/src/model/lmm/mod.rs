@@ -53,10 +53,12 @@ use crate::error::{HnmError, Result};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::principal_submatrix;
 use crate::numerics::memory::{collected, copied, filled};
-use statistics::{full_rank_columns, group_blocks, symmetric_cross_products};
+use statistics::{full_rank_columns, level_blocks, symmetric_cross_products};
 use structure::{check_structure, theta_layout, to_user_map, Affine, ColumnSummary};
 
 mod evaluation;
+mod factors;
+pub use factors::GroupingFactor;
 mod fit;
 pub use fit::FitControl;
 mod gradient;
@@ -116,6 +118,9 @@ pub struct LinearMixedModel {
     /// the root of the profiled score ([`crate::fit_from`]), exact where the blocked
     /// factorisation's residual sum of squares cancels (see [`LinearMixedModel::fit`]).
     pub(crate) one_way: Option<GroupStats>,
+    /// The grouping factors after the first, for a model with several (module docs of
+    /// `factors`); `None` with one.
+    pub(crate) several: Option<Box<factors::Several>>,
     /// Which blocks these are: new for each model built and each change of its blocks, so
     /// that a workspace's factorisation is never taken for another model's.
     pub(crate) revision: u64,
@@ -157,7 +162,6 @@ pub struct Workspace {
     pub(crate) inverse_diagonal: Vec<f64>,
     pub(crate) lf: Vec<f64>,
     pub(crate) lambda: Vec<f64>,
-    pub(crate) t: Vec<f64>,
     pub(crate) a_inverse: Vec<f64>,
     pub(crate) gradient: Vec<f64>,
     pub(crate) u: Vec<f64>,
@@ -168,6 +172,7 @@ pub struct Workspace {
     pub(crate) h: Vec<f64>,
     pub(crate) hk: Vec<f64>,
     pub(crate) g_hat: Vec<f64>,
+    pub(crate) several: Option<factors::SeveralWorkspace>,
     /// The model revision and θ of the factorisation the buffers hold, and what it gave
     /// (None after a failure).
     pub(crate) factored: Option<(u64, Vec<f64>, Factorization)>,
@@ -248,7 +253,16 @@ impl LinearMixedModel {
     pub fn new(stats: &CrossProducts, structure: Structure) -> Result<Self> {
         check_structure(&structure, stats.variables())?;
         let (stats, group_index) = stats.nonempty()?;
-        let m = stats.groups();
+        let mut model = Self::from_levels(&stats, structure, None)?;
+        model.group_index = group_index;
+        Ok(model)
+    }
+
+    /// The model of the non-empty groups `stats`, whose levels are the groups themselves or,
+    /// with `levels` = (the level of each group, the number of levels), the first factor's
+    /// levels of a model with several (the groups then are cells); `group_index` is left empty.
+    fn from_levels(stats: &CrossProducts, structure: Structure, levels: Option<(&[usize], usize)>) -> Result<Self> {
+        let m = levels.map_or(stats.groups(), |(_, m)| m);
         if m < 2 {
             return Err(HnmError::TooFewGroups { found: m });
         }
@@ -260,41 +274,47 @@ impl LinearMixedModel {
         if n_obs <= (q * m) as f64 {
             return Err(HnmError::TooManyRandomEffects { observations: n_obs, random_effects: (q * m) as f64 });
         }
-        range::check_range(&stats, &structure)?;
-        let columns = ColumnSummary::of(&stats);
+        range::check_range(stats, &structure)?;
+        let columns = ColumnSummary::of(stats);
         let fixed_centred = structure.fixed.contains(&Term::Intercept);
         let affine = |term: Term, centred: bool| columns.affine(term, centred);
         let response = affine(Term::Variable(structure.response), fixed_centred);
         let mut all_columns: Vec<Affine> = structure.fixed.iter().map(|&t| affine(t, fixed_centred)).collect();
         all_columns.push(response);
         // [X y]ᵀ[X y] over every column of X, from which the kept columns' F is taken.
-        let all_xy = symmetric_cross_products(&stats, &all_columns);
+        let all_xy = symmetric_cross_products(stats, &all_columns);
         let (width, all_p) = (all_columns.len(), all_columns.len() - 1);
         let kept = full_rank_columns(&principal_submatrix(&all_xy, width, &(0..all_p).collect::<Vec<_>>()), all_p);
         let fixed: Vec<Affine> = kept.iter().map(|&f| all_columns[f]).collect();
-        let mut random = Vec::with_capacity(q);
-        let mut start = 0;
-        for &size in &structure.blocks {
-            let block = &structure.random[start..start + size];
-            let centred = block.contains(&Term::Intercept);
-            random.extend(block.iter().map(|&t| affine(t, centred)));
-            start += size;
-        }
+        let random = factors::random_columns(&columns, &structure.random, &structure.blocks);
         let p = fixed.len();
         let mut fixed_and_response = fixed.clone();
         fixed_and_response.push(response);
         let selected: Vec<usize> = kept.iter().copied().chain(std::iter::once(all_p)).collect();
         let xy = principal_submatrix(&all_xy, width, &selected);
-        let (zz, zxy) = group_blocks(&stats, &random, &fixed_and_response)?;
+        let (zz, zxy) = level_blocks(stats, &random, &fixed_and_response, levels)?;
         let (theta_positions, lower) = theta_layout(&structure.blocks);
-        let one_way = one_way_statistics(&stats, &structure, &collected(0..m, "the indices of the groups")?)?;
+        let one_way = match levels {
+            None => one_way_statistics(stats, &structure, &collected(0..m, "the indices of the groups")?)?,
+            Some(_) => None,
+        };
+        let n = match levels {
+            None => copied(stats.n(), "the group sizes")?,
+            Some((of_group, _)) => {
+                let mut n = filled(&[m], 0.0, "the group sizes")?;
+                for (&j, &size) in of_group.iter().zip(stats.n()) {
+                    n[j] += size;
+                }
+                n
+            }
+        };
         Ok(LinearMixedModel {
             to_user_fixed: to_user_map(&fixed, &[fixed.len()]),
             to_user_random: to_user_map(&random, &structure.blocks),
             structure,
             kept,
-            group_index,
-            n: copied(stats.n(), "the group sizes")?,
+            group_index: Vec::new(),
+            n,
             n_obs,
             q,
             p,
@@ -307,6 +327,7 @@ impl LinearMixedModel {
             theta_positions,
             lower,
             one_way,
+            several: None,
             revision: next_revision(),
         })
     }
@@ -336,6 +357,7 @@ impl LinearMixedModel {
             theta_positions: self.theta_positions.clone(),
             lower: self.lower.clone(),
             one_way: self.one_way.as_ref().map(GroupStats::try_clone).transpose()?,
+            several: self.several.as_ref().map(|s| s.try_clone().map(Box::new)).transpose()?,
             revision: self.revision,
         })
     }
@@ -368,7 +390,18 @@ impl LinearMixedModel {
 
     /// Number of θ parameters.
     pub fn n_theta(&self) -> usize {
-        self.theta_positions.len()
+        self.theta_positions.len() + self.several.as_ref().map_or(0, |s| s.others.iter().map(|o| o.theta_positions.len()).sum())
+    }
+
+    /// The number of grouping factors.
+    pub fn n_factors(&self) -> usize {
+        1 + self.several.as_ref().map_or(0, |s| s.others.len())
+    }
+
+    /// For each grouping factor after the first, the indices of its modelled levels among
+    /// its levels (see [`LinearMixedModel::group_index`] for the first).
+    pub fn other_level_index(&self) -> Vec<&[usize]> {
+        self.several.as_ref().map_or_else(Vec::new, |s| s.others.iter().map(|o| o.level_index.as_slice()).collect())
     }
 
     /// lme4's lower bounds of θ: 0 for the diagonal of Λ, −∞ elsewhere.
@@ -390,7 +423,6 @@ impl LinearMixedModel {
             inverse_diagonal: zeros(&[m, q])?,
             lf: zeros(&[p + 1, p + 1])?,
             lambda: zeros(&[q, q])?,
-            t: zeros(&[q, q])?,
             a_inverse: zeros(&[q, q])?,
             gradient: zeros(&[q, q])?,
             u: zeros(&[q])?,
@@ -401,6 +433,7 @@ impl LinearMixedModel {
             h: zeros(&[q, q])?,
             hk: zeros(&[q, q])?,
             g_hat: zeros(&[q, p])?,
+            several: self.several.as_ref().map(|s| s.workspace(q, m, p + 1)).transpose()?,
             factored: None,
         })
     }

@@ -15,7 +15,7 @@ use crate::numerics::memory::filled;
 pub(crate) const RANK_TOLERANCE: f64 = 1e-13;
 
 /// One group's statistics as the design columns read them.
-struct GroupMoments<'a> {
+pub(crate) struct GroupMoments<'a> {
     n: f64,
     means: &'a [f64],
     comoments: &'a [f64],
@@ -117,25 +117,32 @@ pub(crate) fn symmetric_cross_products(stats: &CrossProducts, columns: &[Affine]
     out
 }
 
-/// Each group's S_j = Z̃ᵀZ̃ (q × q) and B_j = Z̃ᵀ[X̃ ỹ] (q × (p + 1)), group-major.
-pub(crate) fn group_blocks(stats: &CrossProducts, random: &[Affine], fixed_and_response: &[Affine]) -> Result<(Vec<f64>, Vec<f64>)> {
-    let (m, q, p1) = (stats.groups(), random.len(), fixed_and_response.len());
+/// Each level's S_j = Z̃ᵀZ̃ (q × q) and B_j = Z̃ᵀ[X̃ ỹ] (q × (p + 1)), level-major: the groups'
+/// own, or with `levels` = (the level of each group, the number of levels) the sums over each
+/// level's groups (the cells of a model with several factors).
+pub(crate) fn level_blocks(
+    stats: &CrossProducts, random: &[Affine], fixed_and_response: &[Affine], levels: Option<(&[usize], usize)>,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (q, p1) = (random.len(), fixed_and_response.len());
+    let m = levels.map_or(stats.groups(), |(_, m)| m);
     let mut zz = filled(&[m, q, q], 0.0, "the groups' blocks Z'Z")?;
     let mut zxy = filled(&[m, q, p1], 0.0, "the groups' blocks Z'[X y]")?;
     let (random, others) = (column_maps(random), column_maps(fixed_and_response));
     let (mut mean_z, mut mean_xy) = (vec![0.0; q], vec![0.0; p1]);
-    for ((j, s), b) in zz.chunks_exact_mut(q * q).enumerate().zip(zxy.chunks_exact_mut(q * p1)) {
-        let group = GroupMoments::of(stats, j);
+    for g in 0..stats.groups() {
+        let j = levels.map_or(g, |(of_group, _)| of_group[g]);
+        let (s, b) = (&mut zz[j * q * q..(j + 1) * q * q], &mut zxy[j * q * p1..(j + 1) * q * p1]);
+        let group = GroupMoments::of(stats, g);
         for (m, map) in mean_z.iter_mut().zip(&random).chain(mean_xy.iter_mut().zip(&others)) {
             *m = group.mean(map);
         }
         for u in 0..q {
             for v in 0..=u {
-                s[u * q + v] = group.product(&random[u], mean_z[u], &random[v], mean_z[v]);
+                s[u * q + v] += group.product(&random[u], mean_z[u], &random[v], mean_z[v]);
                 s[v * q + u] = s[u * q + v];
             }
             for v in 0..p1 {
-                b[u * p1 + v] = group.product(&random[u], mean_z[u], &others[v], mean_xy[v]);
+                b[u * p1 + v] += group.product(&random[u], mean_z[u], &others[v], mean_xy[v]);
             }
         }
     }

@@ -7,7 +7,7 @@ use crate::data::cross_products::CrossProducts;
 use crate::data::unit::Unit;
 use crate::error::{HnmError, Result};
 use crate::model::one_way::profiled_deviance::Criterion;
-use crate::numerics::dense::{identity, multiply};
+use crate::numerics::dense::{congruence, identity, multiply};
 
 /// A design column as the model uses it: ((v − p) − shift)/scale, or 1.
 #[derive(Debug, Clone, Copy)]
@@ -42,25 +42,159 @@ pub(crate) fn column_maps<'a>(columns: impl IntoIterator<Item = &'a Affine>) -> 
     columns.into_iter().map(ColumnMap::from).collect()
 }
 
+/// One grouping factor's random-effects terms as the computation holds them: its q columns
+/// of Z (their maps), Λ's blocks over them and θ's places in Λ.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FactorTerms<'a> {
+    pub(crate) q: usize,
+    pub(crate) blocks: &'a [usize],
+    pub(crate) random: &'a [Affine],
+    pub(crate) to_user_random: &'a [f64],
+    pub(crate) theta_positions: &'a [(usize, usize)],
+}
+
+impl FactorTerms<'_> {
+    /// Λ (q × q, row-major) from this factor's θ into `lambda`.
+    pub(crate) fn fill_lambda(&self, theta: &[f64], lambda: &mut [f64]) {
+        lambda.fill(0.0);
+        for (&(r, c), &t) in self.theta_positions.iter().zip(theta) {
+            lambda[r * self.q + c] = t;
+        }
+    }
+
+    /// Λ = I as this factor's θ.
+    pub(crate) fn identity_theta(&self) -> impl Iterator<Item = f64> + '_ {
+        self.theta_positions.iter().map(|&(r, c)| if r == c { 1.0 } else { 0.0 })
+    }
+
+    /// M_Z ΛΛᵀ M_Zᵀ, the relative covariance in the data's units, and ΛΛᵀ's factor's θ in
+    /// them (lme4's θ: see [`FactorTerms::user_theta`]).
+    pub(crate) fn relative_covariance(&self, lambda: &[f64]) -> Vec<f64> {
+        let q = self.q;
+        let mut llt = vec![0.0; q * q];
+        for r in 0..q {
+            for c in 0..q {
+                llt[r * q + c] = (0..q).map(|k| lambda[r * q + k] * lambda[c * q + k]).sum();
+            }
+        }
+        congruence(self.to_user_random, &llt, q)
+    }
+
+    /// lme4's θ: the Cholesky factor of the relative covariance M_Z ΛΛᵀ M_Zᵀ, block by block.
+    /// Where M_Z only rescales (no centred column) this is M_Z Λ exactly; otherwise a pivot
+    /// that is zero up to rounding (a singular fit stays singular) is set to 0.
+    pub(crate) fn user_theta(&self, lambda: &[f64], relative: &[f64]) -> Vec<f64> {
+        let q = self.q;
+        let diagonal_map = (0..q).all(|r| (0..q).all(|c| r == c || self.to_user_random[r * q + c] == 0.0));
+        let factor = if diagonal_map {
+            let mut scaled = lambda.to_vec();
+            for r in 0..q {
+                for c in 0..q {
+                    scaled[r * q + c] *= self.to_user_random[r * q + r];
+                }
+            }
+            scaled
+        } else {
+            semidefinite_cholesky(relative, q, self.blocks)
+        };
+        self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect()
+    }
+
+    /// The internal θ of this factor's lme4 θ (see [`LinearMixedModel::internal_theta_of`]).
+    pub(crate) fn internal_theta_of(&self, theta: &[f64]) -> Vec<f64> {
+        let q = self.q;
+        let mut lambda = vec![0.0; q * q];
+        self.fill_lambda(theta, &mut lambda);
+        let mut k = vec![0.0; q * q];
+        let mut offset = 0;
+        for &size in self.blocks {
+            let block = offset..offset + size;
+            let intercept = block.clone().find(|&i| self.random[i].term == Term::Intercept);
+            for f in block {
+                k[f * q + f] = self.random[f].scale;
+                if let Some(i0) = intercept.filter(|&i0| i0 != f) {
+                    k[i0 * q + f] = self.random[f].raw_shift;
+                }
+            }
+            offset += size;
+        }
+        let covariance = congruence(&lambda, &identity(q), q);
+        let factor = semidefinite_cholesky(&congruence(&k, &covariance, q), q, self.blocks);
+        self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect()
+    }
+
+    /// This factor's θ in canonical form (see [`LinearMixedModel::canonical_theta`]).
+    pub(crate) fn canonical_theta(&self, theta: &mut [f64]) {
+        let q = self.q;
+        let mut lambda = vec![0.0; q * q];
+        self.fill_lambda(theta, &mut lambda);
+        let mut offset = 0;
+        let mut changed = false;
+        for &size in self.blocks {
+            for i in offset..offset + size {
+                let below = i + 1..offset + size;
+                if lambda[i * q + i] != 0.0 || below.clone().all(|r| lambda[r * q + i] == 0.0) {
+                    continue;
+                }
+                let mut v: Vec<f64> = below.clone().map(|r| lambda[r * q + i]).collect();
+                for r in below.clone() {
+                    lambda[r * q + i] = 0.0;
+                }
+                rank_one_update(&mut lambda, q, i + 1..offset + size, &mut v);
+                changed = true;
+            }
+            offset += size;
+        }
+        if changed {
+            for (t, &(r, c)) in theta.iter_mut().zip(self.theta_positions) {
+                *t = lambda[r * q + c];
+            }
+        }
+    }
+}
+
 impl LinearMixedModel {
+    /// The first grouping factor's terms (the only one's, in a model with one).
+    pub(crate) fn first_terms(&self) -> FactorTerms<'_> {
+        FactorTerms {
+            q: self.q,
+            blocks: &self.structure.blocks,
+            random: &self.random,
+            to_user_random: &self.to_user_random,
+            theta_positions: &self.theta_positions,
+        }
+    }
+
+    /// Every grouping factor's terms with the range of its entries in θ, in θ's order.
+    pub(crate) fn factor_terms(&self) -> Vec<(FactorTerms<'_>, std::ops::Range<usize>)> {
+        let mut out = vec![(self.first_terms(), 0..self.theta_positions.len())];
+        if let Some(several) = &self.several {
+            let mut start = self.theta_positions.len();
+            for other in &several.others {
+                let terms = other.terms();
+                out.push((terms, start..start + terms.theta_positions.len()));
+                start += terms.theta_positions.len();
+            }
+        }
+        out
+    }
+
     pub(crate) fn lambda(&self, theta: &[f64]) -> Result<Vec<f64>> {
         let mut lambda = vec![0.0; self.q * self.q];
         self.fill_lambda(theta, &mut lambda)?;
         Ok(lambda)
     }
 
-    /// Λ (q × q, row-major) from θ into `lambda`.
+    /// The first factor's Λ (q × q, row-major) from θ into `lambda`, after checking θ (every
+    /// factor's entries).
     pub(crate) fn fill_lambda(&self, theta: &[f64], lambda: &mut [f64]) -> Result<()> {
-        if theta.len() != self.theta_positions.len() {
-            return Err(HnmError::ParameterLength { argument: "theta", expected: self.theta_positions.len(), found: theta.len() });
+        if theta.len() != self.n_theta() {
+            return Err(HnmError::ParameterLength { argument: "theta", expected: self.n_theta(), found: theta.len() });
         }
         if let Some(index) = theta.iter().position(|t| !t.is_finite()) {
             return Err(HnmError::NotFinite { argument: "theta", index });
         }
-        lambda.fill(0.0);
-        for (&(r, c), &t) in self.theta_positions.iter().zip(theta) {
-            lambda[r * self.q + c] = t;
-        }
+        self.first_terms().fill_lambda(theta, lambda);
         Ok(())
     }
 
@@ -87,58 +221,17 @@ impl LinearMixedModel {
         }
     }
 
-    /// lme4's θ: the Cholesky factor of the relative covariance M_Z ΛΛᵀ M_Zᵀ, block by block.
-    /// Where M_Z only rescales (no centred column) this is M_Z Λ exactly; otherwise a pivot
-    /// that is zero up to rounding (a singular fit stays singular) is set to 0.
-    pub(crate) fn user_theta(&self, lambda: &[f64], relative: &[f64]) -> Vec<f64> {
-        let q = self.q;
-        let diagonal_map = (0..q).all(|r| (0..q).all(|c| r == c || self.to_user_random[r * q + c] == 0.0));
-        let factor = if diagonal_map {
-            let mut scaled = lambda.to_vec();
-            for r in 0..q {
-                for c in 0..q {
-                    scaled[r * q + c] *= self.to_user_random[r * q + r];
-                }
-            }
-            scaled
-        } else {
-            semidefinite_cholesky(relative, q, &self.structure.blocks)
-        };
-        self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect()
-    }
-
     /// Puts θ in the canonical form in which a zero on the diagonal of Λ has zeros below it:
     /// the same ΛΛᵀ (so the same deviance), with the column's entries folded into the
     /// columns after it by a rank-one update of their Cholesky factor. Without this, a zero
     /// diagonal with a non-zero column below is a spurious stationary point: flipping the
     /// sign of that column changes the sign of the gradient of the diagonal entry.
     pub fn canonical_theta(&self, theta: &mut [f64]) {
-        let q = self.q;
-        let mut lambda = match self.lambda(theta) {
-            Ok(l) => l,
-            Err(_) => return,
-        };
-        let mut offset = 0;
-        let mut changed = false;
-        for &size in &self.structure.blocks {
-            for i in offset..offset + size {
-                let below = i + 1..offset + size;
-                if lambda[i * q + i] != 0.0 || below.clone().all(|r| lambda[r * q + i] == 0.0) {
-                    continue;
-                }
-                let mut v: Vec<f64> = below.clone().map(|r| lambda[r * q + i]).collect();
-                for r in below.clone() {
-                    lambda[r * q + i] = 0.0;
-                }
-                rank_one_update(&mut lambda, q, i + 1..offset + size, &mut v);
-                changed = true;
-            }
-            offset += size;
+        if theta.len() != self.n_theta() || theta.iter().any(|t| !t.is_finite()) {
+            return;
         }
-        if changed {
-            for (t, &(r, c)) in theta.iter_mut().zip(&self.theta_positions) {
-                *t = lambda[r * q + c];
-            }
+        for (terms, range) in self.factor_terms() {
+            terms.canonical_theta(&mut theta[range]);
         }
     }
 }
