@@ -62,6 +62,7 @@ bootstrap.default <- function(object, ...) {
 #' @export
 bootstrap.hnm_fit <- function(object, nsim = 1000, seed = NULL, parallel = NULL, ncpus = NULL,
                               quiet = FALSE, ...) {
+  check_one_factor(object, "The parametric bootstrap")
   call <- sys.call()
   check_no_dots(list(...), call)
   require_likelihood_fit(object, "bootstrap replicates", call)
@@ -237,6 +238,7 @@ lmm_boot_intervals <- function(object, level, type, nsim, seed, parallel, ncpus,
 #' @export
 bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncpus = NULL,
                           quiet = FALSE) {
+  check_one_factor(m1, "The bootstrap likelihood-ratio test")
   call <- sys.call()
   for (fit in list(m0, m1)) {
     if (!inherits(fit, "hnm_fit")) {

@@ -68,6 +68,10 @@ rs_lmm_build <- function(columns_list, codes, code_offset, n_groups, response, f
 #' @noRd
 rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore, pilot, n, means, comoments, response, fixed, random, blocks, names, reml, internal_theta)
 
+rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads) .Call(wrap__rs_lmm_build_factors, columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads)
+
+rs_lmm_restore_factors <- function(pilot, n, means, comoments, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore_factors, pilot, n, means, comoments, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta)
+
 #' Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
 #' vector), with the search's `tolerance` (relative to N), `max_iterations` and, when
 #' `verbose`, a line printed per iteration; keeps the fit in the model when `keep` (a refit by

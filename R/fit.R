@@ -139,7 +139,12 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
                    if (!missing(na.action)) na.action, parent.frame(), call)
   if (!is.null(rows$offset)) parsed$one_way <- FALSE  # an offset, as one in the formula
   check_estimator(parsed, method, call)
-  model <- lmm_build(parsed, rows$data, call, rows$offset, contrasts, control$threads)
+  model <- if (has_several_factors(parsed)) {
+    lmm_build_factors(parsed, rows$data, call, rows$offset, contrasts, control$threads)
+  } else {
+    lmm_build(parsed, rows$data, call, rows$offset, contrasts, control$threads)
+  }
+  parsed <- model$parsed %||% parsed
   check_na_fail(rows$na_action, model$built$dropped, call)
   fit <- optimise_fit(model$built, model$design, parsed, method, call, start, control, verbose)
   fit <- new_hnm_fit(fit, model$built, model$design, formula, parsed, call, method, control)

@@ -297,6 +297,10 @@ nobs.hnm_fit <- function(object, use.fallback = FALSE, ...) {
 #' @export
 ngrps.hnm_fit <- function(object, ...) {
   check_no_dots(list(...), sys.call())
+  if (has_several_factors(object)) {
+    return(vapply(setNames(object$factors, vapply(object$factors, `[[`, "", "name")),
+                  function(f) as.double(length(f$levels)), 0))
+  }
   setNames(length(object$levels), object$group_name)
 }
 
@@ -413,8 +417,7 @@ VarCorr.hnm_fit <- function(x, sigma = 1, ...) {
   check_no_dots(list(...), sys.call())
   scale <- if (missing(sigma)) 1 else varcorr_scale(sigma, x$sigma, sys.call())
   blocks <- block_ranges(x)
-  group <- x$group_name
-  names <- c(group, if (length(blocks) > 1L) paste(group, seq_len(length(blocks) - 1L), sep = "."))
+  names <- make.unique(term_groups(x))
   terms <- lapply(blocks, function(i) {
     v <- x$re_covariance[i, i, drop = FALSE] * scale^2
     sd <- sqrt(diag(v))
@@ -443,15 +446,14 @@ getME.hnm_fit <- function(object, name, ...) {
     fixef = object$beta,
     sigma = object$sigma,
     Lambda = relative_factor(object),
-    cnms = setNames(object$random_names, rep(object$group_name, length(object$random_names))),
-    flist = structure(list(factor(object$levels, levels = object$levels)),
-                      names = object$group_name, assign = 1L),
+    cnms = setNames(object$random_names, term_groups(object)),
+    flist = factor_list(object),
     n_rtrms = length(object$random_names),
     p = length(object$beta),
-    q = length(object$levels) * length(unlist(object$random_names)),
+    q = random_effects_count(object),
     n = nobs(object),
     devcomp = list(dims = c(n = nobs(object), p = length(object$beta),
-                            q = length(object$levels) * length(unlist(object$random_names)),
+                            q = random_effects_count(object),
                             REML = as.integer(object$method == "REML"))),
     REML = as.integer(object$method == "REML"),
     X = model.matrix(object),
@@ -506,6 +508,7 @@ lmm_fitted <- function(object, population = FALSE, modes = NULL) {
 #' @rdname hnm_fit-methods
 #' @export
 fitted.hnm_fit <- function(object, ...) {
+  check_one_factor(object, "fitted()")
   check_no_dots(list(...), sys.call())
   pad_excluded(object, lmm_fitted(object))
 }
@@ -513,6 +516,7 @@ fitted.hnm_fit <- function(object, ...) {
 #' @rdname hnm_fit-methods
 #' @export
 residuals.hnm_fit <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
+  check_one_factor(object, "residuals()")
   check_no_dots(list(...), sys.call())
   match.arg(type)
   r <- lmm_response(object) - lmm_fitted(object)
@@ -545,4 +549,19 @@ flat_variables <- function(variables) {
   as.list(unlist(lapply(variables, function(v) {
     if (is.matrix(v)) lapply(seq_len(ncol(v)), function(j) v[, j]) else list(v)
   }), recursive = FALSE))
+}
+
+# Each grouping factor's levels as a factor, named by the factors (lme4's flist), with each
+# random-effects term's factor as `assign`.
+factor_list <- function(object) {
+  levels <- if (has_several_factors(object)) lapply(object$factors, `[[`, "levels") else list(object$levels)
+  names <- names(ngrps(object))
+  structure(setNames(lapply(levels, function(l) factor(l, levels = l)), names),
+            assign = match(term_groups(object), names))
+}
+
+# The number of random effects, Σ_f m_f q_f (lme4's q).
+random_effects_count <- function(object) {
+  groups <- ngrps(object)
+  sum(groups[term_groups(object)] * lengths(object$random_names))
 }

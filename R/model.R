@@ -82,7 +82,8 @@ convergence_problem <- function(fit) {
 
 new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method, control = NULL) {
   fixed_names <- design$fixed_names[built$kept]
-  levels <- group_labels(design, built$groups)
+  several <- !is.null(design$factors)
+  levels <- if (!several) group_labels(design, built$groups)
   fit <- structure(list(
     call = call,
     formula = formula,
@@ -102,10 +103,14 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method,
     # Each random-effects column's term (0 for the intercept), for re.form naming terms.
     random_assign = design$random_assign,
     levels = levels,
-    group_codes = built$groups,
+    group_codes = if (!several) built$groups,
+    # With several grouping factors: each factor's name and level labels (lme4's order), and
+    # the factor of each random-effects term.
+    factors = design$factors,
+    term_groups = design$term_groups,
     n_obs = sum(built$stats$n),
     response_summary = built$response_summary,
-    group_sizes = built$stats$n[built$groups],
+    group_sizes = if (!several) built$stats$n[built$groups],
     n_dropped = built$dropped,
     xlev = design$xlev,
     contrasts = design$contrasts,
@@ -115,7 +120,7 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method,
     # The plain fields the Rust model is rebuilt from after readRDS.
     stats = built$stats,
     spec = list(response = design$response, fixed = design$fixed, random = design$random,
-                blocks = design$blocks),
+                blocks = design$blocks, factors = design$factor_spec),
     # The rows: columns by reference (or owned when computed), their fingerprint, the offset;
     # NULL for a fit from statistics.
     rows = if (!is.null(design$variables)) list(variables = design$variables,
@@ -136,9 +141,8 @@ with_estimates <- function(fit, estimates) {
   fit$beta <- setNames(estimates$beta, fixed)
   fit$vcov_beta <- matrix(estimates$beta_covariance, length(fixed), dimnames = list(fixed, fixed))
   fit$sigma <- estimates$sigma
-  fit$theta <- setNames(estimates$theta, theta_names(fit$random_names, fit$group_name))
-  fit$re_covariance <- matrix(estimates$re_covariance, length(random),
-                              dimnames = list(random, random))
+  fit$theta <- setNames(estimates$theta, theta_names(fit$random_names, term_groups(fit)))
+  fit$re_covariance <- random_covariance(fit, estimates$re_covariance)
   fit$deviance <- estimates$deviance
   # An ANOVA fit's mean squares and its estimators' sampling covariance (R/one-way.R).
   fit["anova"] <- list(estimates$anova)
@@ -149,9 +153,10 @@ with_estimates <- function(fit, estimates) {
 }
 
 # lme4's names of θ: group.(Intercept), group.x.(Intercept), ... for each block's lower
-# triangle by columns.
-theta_names <- function(random_names, group) {
-  unlist(lapply(random_names, function(names) {
+# triangle by columns; `groups` is the grouping factor of each block (or one for all).
+theta_names <- function(random_names, groups) {
+  groups <- rep_len(groups, length(random_names))
+  unlist(Map(function(names, group) {
     q <- length(names)
     out <- character()
     for (c in seq_len(q)) for (r in c:q) {
@@ -159,7 +164,7 @@ theta_names <- function(random_names, group) {
         paste(group, names[r], names[c], sep = "."))
     }
     out
-  }))
+  }, random_names, groups), use.names = FALSE)
 }
 
 # The fit's Rust model, rebuilt from its plain fields when the pointer did not survive
@@ -169,10 +174,12 @@ lmm_model <- function(object) {
   if (is.environment(core) && rs_lmm_valid(core$model)) return(core$model)
   s <- object$stats
   spec <- object$spec
-  model <- rust_result(rs_lmm_restore(s$pilot, s$n, s$means, s$comoments, spec$response,
-                                      spec$fixed, spec$random, spec$blocks,
-                                      object$variable_names, object$method == "REML",
-                                      object$convergence$internal_theta))$model
+  restored <- if (has_several_factors(object)) restore_factors_model(object) else {
+    rs_lmm_restore(s$pilot, s$n, s$means, s$comoments, spec$response, spec$fixed, spec$random,
+                   spec$blocks, object$variable_names, object$method == "REML",
+                   object$convergence$internal_theta)
+  }
+  model <- rust_result(restored)$model
   if (is.environment(core)) assign("model", model, envir = core)
   model
 }

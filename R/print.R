@@ -35,8 +35,9 @@ print_criteria <- function(criteria, digits) {
 # Counts as R prints them, whole numbers beyond 2^31 - 1 included (statistics-table and
 # database fits can hold more rows than an integer counts).
 print_groups <- function(n_obs, groups) {
-  cat(sprintf("Number of obs: %s, groups:  %s, %s\n", format(n_obs, scientific = FALSE),
-              names(groups), format(unname(groups), scientific = FALSE)))
+  cat(sprintf("Number of obs: %s, groups:  %s\n", format(n_obs, scientific = FALSE),
+              paste(names(groups), format(unname(groups), scientific = FALSE, trim = TRUE), sep = ", ",
+                    collapse = "; ")))
 }
 
 # What a singular or truncated fit should say under its tables.
@@ -116,16 +117,20 @@ summary.hnm_fit <- function(object, correlation = NULL,
   se <- sqrt(diag(v))
   coefficients <- cbind(Estimate = beta, "Std. Error" = se, "t value" = beta / se)
   rownames(coefficients) <- names(beta)
-  if (object$method != "ANOVA" && ddf == "Satterthwaite") {
+  several <- has_several_factors(object)
+  if (object$method != "ANOVA" && ddf == "Satterthwaite" && !several) {
     coefficients <- satterthwaite_coefficients(object, coefficients, sys.call())
   }
-  has_rows <- !is.null(object$rows)
+  has_rows <- !is.null(object$rows) && !several
   structure(list(
     methTitle = method_title(object), formula = object$formula, call = object$call,
     AICtab = fit_criteria(object), logLik = logLik(object),
     residuals = if (has_rows) residuals(object, scaled = TRUE),
     varcor = VarCorr(object), sigma = sigma(object), ngrps = ngrps(object),
-    nobs = nobs(object), coefficients = coefficients, vcov = v, notes = fit_notes(object),
+    nobs = nobs(object), coefficients = coefficients, vcov = v,
+    notes = c(fit_notes(object), if (several && ddf == "Satterthwaite") {
+      "Satterthwaite's degrees of freedom are not available yet with several grouping factors."
+    }),
     correlation = correlation
   ), class = "summary.hnm_fit")
 }

@@ -34,6 +34,7 @@ NULL
 #' @rdname ranef.hnm_fit
 #' @export
 ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
+  check_one_factor(object, "ranef()")
   check_ranef_arguments(object, drop, whichel, list(...))
   re <- if (is_one_way(object)) one_way_modes(object) else
     rust_result(rs_lmm_ranef(lmm_model(object)))
@@ -56,6 +57,7 @@ ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, 
 #' @rdname ranef.hnm_fit
 #' @export
 coef.hnm_fit <- function(object, ...) {
+  check_one_factor(object, "coef()")
   check_no_dots(list(...), sys.call())
   effects <- ranef(object, condVar = FALSE)[[1L]]
   beta <- fixef(object)

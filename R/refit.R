@@ -28,6 +28,7 @@ refit.default <- function(object, newresp, ...) lme4_function("refit")(object, n
 #' @rdname refit
 #' @export
 refit.hnm_fit <- function(object, newresp, ...) {
+  check_one_factor(object, "refit()")
   call <- sys.call()
   check_no_dots(list(...), call)
   rows <- lmm_rows(object, "refit()")

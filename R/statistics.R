@@ -58,6 +58,7 @@
 hnm_stats <- function(formula, data) {
   call <- match.call()
   parsed <- parse_mixed_formula(formula, call)
+  check_statistics_one_factor(parsed, formula, call)
   if (!parsed$one_way) return(lmm_stats_table(lmm_statistics(parsed, data, NULL, call), parsed))
   model <- if (takes_statistics(data, NULL)) {
     statistics_input(formula, data, NULL, call)
@@ -92,6 +93,7 @@ lmm_statistics <- function(parsed, data, stats, call, run = collect_rows) {
 statistics_fit <- function(formula, data, stats, method, call, run = collect_rows, start = NULL,
                            control = NULL, verbose = FALSE) {
   parsed <- parse_mixed_formula(formula, call)
+  check_statistics_one_factor(parsed, formula, call)
   if (method == "ANOVA" && !parsed$one_way) {
     hnm_abort(paste("method = \"ANOVA\" (the method of moments) fits the one-way model",
                     "`y ~ 1 | g` only; fit statistics of models with covariates or random slopes",

@@ -5,7 +5,7 @@
 
 use extendr_api::prelude::*;
 use hnm_core::{
-    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, FitControl, GroupColumn, GroupStats,
+    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, FitControl, GroupColumn, GroupStats, GroupingFactor,
     HnmError, LinearMixedModel, LmmFit, LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
 };
 
@@ -140,9 +140,14 @@ fn rs_lmm_build(
         Ok(pass) => pass,
         Err(error) => return model_error(error, &names, response),
     };
-    let model = match LinearMixedModel::new(&pass.stats, structure(response, fixed, random, blocks)) {
+    built(&pass, LinearMixedModel::new(&pass.stats, structure(response, fixed, random, blocks)), &names, response)
+}
+
+/// The model `model` built from `pass`, as R receives it: the pointer and the plain fields.
+fn built(pass: &hnm_core::BlockPass, model: hnm_core::Result<LinearMixedModel>, names: &[String], response: i32) -> Robj {
+    let model = match model {
         Ok(m) => m,
-        Err(error) => return model_error(error, &names, response),
+        Err(error) => return model_error(error, names, response),
     };
     let fields = stats_fields(&pass.stats);
     let summary = response_summary(&pass.stats, response);
@@ -159,6 +164,60 @@ fn rs_lmm_build(
         lower = lower
     )
     .into()
+}
+
+/// The grouping factors of a model with several from R's encoding: per factor the 1-based
+/// level of each cell (group of the statistics), its number of levels, and its random terms
+/// and blocks as `structure` reads them.
+fn grouping_factors(cell_levels: &List, n_levels: &[i32], random: &List, blocks: &List) -> std::result::Result<Vec<GroupingFactor>, Robj> {
+    let bad = || error_message("the grouping factors must be given as integer vectors, one per factor.".into(), "invalid_argument");
+    let count = n_levels.len();
+    if cell_levels.len() != count || random.len() != count || blocks.len() != count {
+        return Err(bad());
+    }
+    let integers = |object: Robj| object.as_integer_slice().map(<[i32]>::to_vec).ok_or_else(bad);
+    let mut factors = Vec::with_capacity(count);
+    for (((levels, &n), terms), sizes) in cell_levels.values().zip(n_levels).zip(random.values()).zip(blocks.values()) {
+        let levels = integers(levels)?;
+        let terms = integers(terms)?;
+        let sizes = integers(sizes)?;
+        let s = structure(1, &[], &terms, &sizes);
+        factors.push(GroupingFactor {
+            level_of_group: levels.iter().map(|&l| (l.max(1) - 1) as usize).collect(),
+            levels: n.max(0) as usize,
+            random: s.random,
+            blocks: s.blocks,
+        });
+    }
+    Ok(factors)
+}
+
+/// One pass over `columns_list` keyed by the rows' 1-based `cell_codes` (the combinations of
+/// levels of several grouping factors that occur, `n_cells` of them; NA for a dropped row),
+/// then the model with the grouping factors given per cell (see `grouping_factors`), in lme4's
+/// order. Returns what `rs_lmm_build` returns, `groups` being a list by factor.
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn rs_lmm_build_factors(
+    columns_list: List, cell_codes: Robj, n_cells: i32, response: i32, fixed: &[i32], cell_levels: List, n_levels: &[i32], random: List, blocks: List,
+    names: Vec<String>, threads: i32,
+) -> Robj {
+    let column_objects: Vec<Robj> = columns_list.values().collect();
+    let columns = match columns(&column_objects) {
+        Ok(c) => c,
+        Err(message) => return error_message(message, "invalid_argument"),
+    };
+    let (group, factors) = match (group_column(&cell_codes, 0), grouping_factors(&cell_levels, n_levels, &random, &blocks)) {
+        (Ok(g), Ok(f)) => (g, f),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let pass = match CrossProducts::from_columns_on_threads(&columns, group, n_cells.max(0) as usize, threads.max(1) as usize, &RInterrupt) {
+        Ok(pass) => pass,
+        Err(error) => return model_error(error, &names, response),
+    };
+    let fixed = structure(response, fixed, &[], &[]).fixed;
+    built(&pass, LinearMixedModel::with_factors(&pass.stats, response.max(1) as usize - 1, fixed, &factors), &names, response)
 }
 
 /// The one-way statistics (n_j, ȳ_j, SSW_j) of the model behind `ptr`, which must be the
@@ -201,8 +260,14 @@ fn stats_fields(s: &CrossProducts) -> Robj {
 /// The model's kept fixed-effect columns and modelled groups (1-based) and θ's lower bounds,
 /// as R vectors.
 fn model_fields(model: &LinearMixedModel) -> (Robj, Robj, Robj) {
-    let one_based = |indices: &[usize]| Integers::from_values(indices.iter().map(|&i| i as i32 + 1)).into();
-    (one_based(model.kept_fixed()), one_based(model.group_index()), model.lower().into())
+    let one_based = |indices: &[usize]| -> Robj { Integers::from_values(indices.iter().map(|&i| i as i32 + 1)).into() };
+    let groups = if model.n_factors() == 1 {
+        one_based(model.group_index())
+    } else {
+        let levels: Vec<Robj> = std::iter::once(model.group_index()).chain(model.other_level_index()).map(one_based).collect();
+        List::from_values(levels).into()
+    };
+    (one_based(model.kept_fixed()), groups, model.lower().into())
 }
 
 /// The model of per-group statistics given in `rs_lmm_build`'s plain fields (a saved fit's,
@@ -215,8 +280,18 @@ fn rs_lmm_restore(
     pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>, reml: bool,
     internal_theta: Robj,
 ) -> Robj {
+    restored(pilot, n, means, comoments, response, &names, reml, internal_theta, |stats| LinearMixedModel::new(stats, structure(response, fixed, random, blocks)))
+}
+
+/// The model `build` makes of the statistics given in plain fields, fitted at `internal_theta`
+/// when that is numeric (see `rs_lmm_restore`).
+#[allow(clippy::too_many_arguments)]
+fn restored(
+    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, names: &[String], reml: bool, internal_theta: Robj,
+    build: impl FnOnce(&CrossProducts) -> hnm_core::Result<LinearMixedModel>,
+) -> Robj {
     let result = crate::stats_copy(pilot, n, means, comoments)
-        .and_then(|stats| LinearMixedModel::new(&stats, structure(response, fixed, random, blocks)).map(|model| (response_summary(&stats, response), model)))
+        .and_then(|stats| build(&stats).map(|model| (response_summary(&stats, response), model)))
         .and_then(|(summary, model)| match internal_theta.as_real_slice() {
             Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (summary, model, Some(fit))),
             None => Ok((summary, model, None)),
@@ -227,8 +302,26 @@ fn rs_lmm_restore(
             let ptr = ExternalPtr::new(Model { model, fit, random_effects: None, variance_derivatives: None });
             list!(model = ptr, response_summary = summary, kept = kept, groups = groups, lower = lower).into()
         }
-        Err(error) => model_error(error, &names, response),
+        Err(error) => model_error(error, names, response),
     }
+}
+
+/// `rs_lmm_restore` for a model with several grouping factors (see `rs_lmm_build_factors`).
+/// @noRd
+#[extendr]
+#[allow(clippy::too_many_arguments)]
+fn rs_lmm_restore_factors(
+    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], cell_levels: List, n_levels: &[i32], random: List,
+    blocks: List, names: Vec<String>, reml: bool, internal_theta: Robj,
+) -> Robj {
+    let factors = match grouping_factors(&cell_levels, n_levels, &random, &blocks) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let fixed = structure(response, fixed, &[], &[]).fixed;
+    restored(pilot, n, means, comoments, response, &names, reml, internal_theta, |stats| {
+        LinearMixedModel::with_factors(stats, response.max(1) as usize - 1, fixed, &factors)
+    })
 }
 
 /// Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
@@ -500,6 +593,8 @@ extendr_module! {
     fn rs_one_way_statistics;
     fn rs_lmm_build;
     fn rs_lmm_restore;
+    fn rs_lmm_build_factors;
+    fn rs_lmm_restore_factors;
     fn rs_lmm_fit;
     fn rs_lmm_internal_theta;
     fn rs_lmm_ranef;

@@ -61,6 +61,7 @@ impl LinearMixedModel {
     /// assert!(d.hessian[3] > 0.0);
     /// ```
     pub fn variance_derivatives(&self, fit: &LmmFit) -> Result<VarianceDerivatives> {
+        self.require_one_factor("Satterthwaite's degrees of freedom with several grouping factors (yet)")?;
         let theta = &fit.internal_theta;
         let (n_theta, k) = (theta.len(), theta.len() + 1);
         let criterion = fit.criterion;

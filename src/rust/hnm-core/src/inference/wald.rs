@@ -75,6 +75,7 @@ impl LinearMixedModel {
     /// assert!((j.estimates[1] - fit.sigma).abs() < 1e-12 * fit.sigma);
     /// ```
     pub fn variance_parameter_jacobian(&self, fit: &LmmFit) -> crate::error::Result<VarianceParameterJacobian> {
+        self.require_one_factor("Wald intervals of the variance parameters with several grouping factors (yet)")?;
         let q = self.q;
         let n_theta = self.theta_positions.len();
         let k = n_theta + 1;

@@ -238,6 +238,9 @@ pub fn refit_lmm_replicates(
     // a replicate's response (the design never changes): a model that cannot be built fails
     // every replicate.
     let built = models.iter().map(|refit| unless_out_of_memory(refit.model(&generator.template))).collect::<Result<Vec<_>>>()?;
+    if let Some(Some(model)) = built.iter().find(|m| m.as_ref().is_some_and(|m| m.n_factors() > 1)) {
+        model.require_one_factor("the parametric bootstrap with several grouping factors (yet)")?;
+    }
     let hessians: Vec<Option<Vec<f64>>> = models.iter().zip(&built).map(|(refit, model)| model.as_ref().and_then(|model| refit.start_hessian(model))).collect();
     let per_thread = || {
         let prepared = built

@@ -134,6 +134,7 @@ impl<'a> LmmProfile<'a> {
     /// assert!((at.zeta - 1.96).abs() < 1e-8);
     /// ```
     pub fn new(model: &'a LinearMixedModel, fit: &'a LmmFit, parameter: LmmParameter) -> Result<Self> {
+        model.require_one_factor("profiles with several grouping factors (yet)")?;
         let bad = Err(HnmError::InvalidArgument { argument: "parameter", reason: "is not a parameter of the model" });
         let q = model.q;
         let minimum = model.deviance(fit.criterion, &fit.internal_theta, &mut model.workspace()?)?;

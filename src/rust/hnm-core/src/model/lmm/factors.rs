@@ -35,7 +35,7 @@ use crate::numerics::dense::{inverse_from_factor, lambda_transposed_times, solve
 use crate::numerics::memory::{collected, copied, filled};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
-use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::{matmul, triangular, triangular::BlockStructure};
 use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::linalg::triangular_solve::{solve_lower_triangular_in_place, solve_upper_triangular_in_place};
 use faer::{Accum, MatMut, MatRef, Par};
@@ -559,10 +559,22 @@ impl LinearMixedModel {
         {
             let mut inverse_l = MatMut::from_column_major_slice_mut(inverse_l.as_mut_slice(), nr, nr);
             invert_lower_triangular(inverse_l.as_mut(), random, Par::Seq);
+            // Its lower triangle L_c⁻ᵀL_c⁻¹, as faer's llt::inverse (n³/3 flops, not n³).
             let mut sigma = MatMut::from_column_major_slice_mut(sigma_cc.as_mut_slice(), nr, nr);
-            matmul(sigma.as_mut(), Accum::Replace, inverse_l.as_ref().transpose(), inverse_l.as_ref(), 1.0, Par::Seq);
+            triangular::matmul(
+                sigma.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                inverse_l.as_ref().transpose(),
+                BlockStructure::TriangularUpper,
+                inverse_l.as_ref(),
+                BlockStructure::TriangularLower,
+                1.0,
+                Par::Seq,
+            );
         }
-        let sigma_cc = MatRef::from_column_major_slice(sigma_cc.as_slice(), nr, nr);
+        let lower = MatRef::from_column_major_slice(sigma_cc.as_slice(), nr, nr);
+        let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
         let mut gradients: Vec<Vec<f64>> = lambdas.iter().enumerate().map(|(f, _)| vec![0.0; self.factor_q(s, f).pow(2)]).collect();
         let mut a_inverse = vec![0.0; q0 * q0];
         for j in 0..m0 {
@@ -582,7 +594,7 @@ impl LinearMixedModel {
             let mut sigma_rj = vec![0.0; r * q0];
             for a in 0..r {
                 for b in 0..r {
-                    let x = sigma_cc[(rows[a], rows[b])];
+                    let x = sigma_cc(rows[a], rows[b]);
                     for i in 0..q0 {
                         sigma_rj[a * q0 + i] -= x * vt[i * r + b];
                     }
@@ -621,7 +633,7 @@ impl LinearMixedModel {
                 times_lambda(&other.zz[l * q * q..(l + 1) * q * q], lambdas[f + 1], q, &mut t);
                 for a in 0..q {
                     for b in 0..q {
-                        block[a * q + b] = sigma_cc[(o + a, o + b)];
+                        block[a * q + b] = sigma_cc(o + a, o + b);
                     }
                 }
                 add_product(&mut gradients[f + 1], 2.0, &t, &block, q, q, q);
@@ -635,11 +647,11 @@ impl LinearMixedModel {
             // G_g += 2 C Λ_f Σ_{f g} and G_f += 2 Cᵀ Λ_g Σ_{g f}.
             let mut c_lambda = vec![0.0; qg * qf];
             crate::numerics::dense::multiply(c, lambdas[f + 1], qg, qf, qf, &mut c_lambda);
-            let sigma_fg: Vec<f64> = (0..qf).flat_map(|a| (0..qg).map(move |b| (a, b))).map(|(a, b)| sigma_cc[(of + a, og + b)]).collect();
+            let sigma_fg: Vec<f64> = (0..qf).flat_map(|a| (0..qg).map(move |b| (a, b))).map(|(a, b)| sigma_cc(of + a, og + b)).collect();
             add_product(&mut gradients[g + 1], 2.0, &c_lambda, &sigma_fg, qg, qf, qg);
             let mut ct_lambda = vec![0.0; qf * qg];
             transposed_times(c, qg, qf, lambdas[g + 1], qg, &mut ct_lambda);
-            let sigma_gf: Vec<f64> = (0..qg).flat_map(|a| (0..qf).map(move |b| (a, b))).map(|(a, b)| sigma_cc[(og + a, of + b)]).collect();
+            let sigma_gf: Vec<f64> = (0..qg).flat_map(|a| (0..qf).map(move |b| (a, b))).map(|(a, b)| sigma_cc(og + a, of + b)).collect();
             add_product(&mut gradients[f + 1], 2.0, &ct_lambda, &sigma_gf, qf, qg, qf);
         }
         // The quadratic term −(2/σ̂²) v uᵀ and REML's −2 (Ĝ − ZᵀZΛÛ) Ûᵀ, level by level.

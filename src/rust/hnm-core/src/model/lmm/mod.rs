@@ -393,6 +393,18 @@ impl LinearMixedModel {
         self.theta_positions.len() + self.several.as_ref().map_or(0, |s| s.others.iter().map(|o| o.theta_positions.len()).sum())
     }
 
+    /// `Unsupported` naming `what` for a model with several grouping factors, which `what`
+    /// does not handle yet.
+    ///
+    /// # Errors
+    /// As said.
+    pub(crate) fn require_one_factor(&self, what: &'static str) -> Result<()> {
+        match self.several {
+            None => Ok(()),
+            Some(_) => Err(HnmError::Unsupported(what)),
+        }
+    }
+
     /// The number of grouping factors.
     pub fn n_factors(&self) -> usize {
         1 + self.several.as_ref().map_or(0, |s| s.others.len())

@@ -31,6 +31,7 @@ impl LinearMixedModel {
     /// The errors of [`LinearMixedModel::deviance`] at the fit's θ; `TooLarge` when the
     /// workspace or the effects do not fit in memory.
     pub fn random_effects(&self, fit: &LmmFit) -> Result<RandomEffects> {
+        self.require_one_factor("conditional modes with several grouping factors (yet)")?;
         let q = self.q;
         let mut ws = self.workspace()?;
         let factor = self.factorize(&fit.internal_theta, &mut ws)?;
@@ -78,6 +79,7 @@ impl LinearMixedModel {
         &self, fit: &LmmFit, random_effects: Option<&RandomEffects>, columns: &[crate::data::blocks::Column<'_>], group: GroupColumn<'_>,
         checkpoint: &mut Checkpoint<'_>,
     ) -> Result<Vec<f64>> {
+        self.require_one_factor("fitted values with several grouping factors (yet)")?;
         let variables = self.structure.fixed.iter().chain(&self.structure.random).filter_map(|t| match t {
             Term::Variable(a) => Some(*a),
             Term::Intercept => None,

@@ -57,8 +57,10 @@ impl LinearMixedModel {
     ///
     /// # Errors
     /// `InvalidArgument` when `stats` has another number of variables or other sizes of the
-    /// modelled groups (the design variables' statistics are not compared).
+    /// modelled groups (the design variables' statistics are not compared); `Unsupported` for a
+    /// model with several grouping factors.
     pub fn replace_response(&mut self, stats: &CrossProducts) -> Result<()> {
+        self.require_one_factor("a new response with several grouping factors (yet)")?;
         let same_groups = self.n.iter().zip(&self.group_index).all(|(&n, &j)| stats.n().get(j) == Some(&n));
         if check_structure(&self.structure, stats.variables()).is_err() || !same_groups {
             return Err(HnmError::InvalidArgument { argument: "stats", reason: "must have the design the model was built on" });

@@ -1,0 +1,104 @@
+# Several grouping factors, nested or crossed: hnm_fit()'s model step when the formula has
+# more than one grouping factor, and what the fit object holds for them.
+#
+# The rows are keyed by their cell, the combination of the factors' levels they have; one pass
+# reduces them to the cells' statistics, from which the Rust model forms each level's blocks
+# and the blocks that couple the factors (src/rust/hnm-core/src/model/lmm/factors.rs). The
+# factors are ordered as lme4 orders them (by decreasing number of levels), which is also the
+# model's order of elimination: the first factor's levels stay block-diagonal.
+
+# TRUE for a parsed formula or a fit with several grouping factors.
+has_several_factors <- function(x) length(x$factors) > 1L
+
+# The model of a formula with several grouping factors: the factors' codes and lme4's order,
+# the design's columns with the random-effects terms in that order, the rows' cells, and the
+# Rust model from one pass keyed by cell. Returns the design (with `factors`, the fit's
+# description of each factor, and the plain fields the model is rebuilt from), the built
+# model, and the parsed formula in lme4's order.
+lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NULL,
+                              threads = thread_count(call)) {
+  frame <- fit_data(data, call)
+  grouping <- grouping_factors(parsed, frame, parsed$env %||% globalenv(), call)
+  order <- factor_order(grouping)
+  parsed$factors <- parsed$factors[order]
+  grouping <- grouping[order]
+  parsed$random <- unlist(lapply(parsed$factors, `[[`, "random"), recursive = FALSE)
+  design <- model_design(parsed, data, call, groups = FALSE, offset = offset,
+                         contrasts = contrasts)
+  cells <- cell_codes(grouping)
+  names <- vapply(parsed$factors, `[[`, "", "name")
+  term_factor <- rep(seq_along(parsed$factors), lengths(lapply(parsed$factors, `[[`, "random")))
+  column_factor <- rep(term_factor, design$blocks)
+  design <- c(design[setdiff(names(design), c("codes", "code_offset", "group_name"))], list(
+    codes = cells$codes, code_offset = 0L, group_name = names[1L],
+    term_groups = names[term_factor],
+    factor_spec = list(cell_levels = cells$levels,
+                       n_levels = vapply(grouping, function(g) length(g$levels %||% seq_len(g$n_groups)), 0L),
+                       random = unname(split(design$random, factor(column_factor, seq_along(names)))),
+                       blocks = unname(split(design$blocks, factor(term_factor, seq_along(names)))))))
+  check_lengths(design, call)
+  for (f in seq_along(names)) {
+    check_distinct_random_columns(list(random = design$factor_spec$random[[f]],
+                                       random_names = design$random_names[term_factor == f],
+                                       group_name = names[f]), call)
+  }
+  spec <- design$factor_spec
+  built <- rs_lmm_build_factors(design$variables, cells$codes, cells$n_cells, design$response,
+                                design$fixed, spec$cell_levels, spec$n_levels, spec$random,
+                                spec$blocks, design$names, threads)
+  built <- rust_result(explain_build_error(built, design, call), call = call)
+  design$factors <- lapply(seq_along(names), function(f) {
+    labels <- group_labels(grouping[[f]], built$groups[[f]])
+    list(name = names[f], levels = labels)
+  })
+  list(design = design, built = built, parsed = parsed)
+}
+
+# Refuses what is not available for several grouping factors yet, naming it.
+check_one_factor <- function(object, what, call = sys.call(-1L)) {
+  if (has_several_factors(object)) {
+    hnm_abort(sprintf(paste("%s is not available yet for models with several grouping factors",
+                            "(%s)."), what, paste(names(ngrps(object)), collapse = ", ")),
+              call = call, class = "hnm_error_unsupported")
+  }
+}
+
+# The grouping factor of each random-effects term (lme4's names(cnms)).
+term_groups <- function(fit) fit$term_groups %||% rep(fit$group_name, length(fit$random_names))
+
+# Σ̂ over all random-effects columns from the core's: one factor's q x q matrix, or with
+# several factors their q_f x q_f matrices one after another, placed block-diagonally.
+random_covariance <- function(fit, values) {
+  names <- unlist(fit$random_names)
+  q <- length(names)
+  if (!has_several_factors(fit)) return(matrix(values, q, dimnames = list(names, names)))
+  groups <- rep(term_groups(fit), lengths(fit$random_names))
+  sigma <- matrix(0, q, q, dimnames = list(names, names))
+  at <- 0L
+  for (g in unique(groups)) {
+    columns <- which(groups == g)
+    k <- length(columns)
+    sigma[columns, columns] <- matrix(values[at + seq_len(k * k)], k)
+    at <- at + k * k
+  }
+  sigma
+}
+
+# The Rust model of a fit with several factors rebuilt from its plain fields (see lmm_model()).
+restore_factors_model <- function(object) {
+  s <- object$stats
+  spec <- object$spec
+  rs_lmm_restore_factors(s$pilot, s$n, s$means, s$comoments, spec$response, spec$fixed,
+                         spec$factors$cell_levels, spec$factors$n_levels,
+                         spec$factors$random, spec$factors$blocks, object$variable_names,
+                         object$method == "REML", object$convergence$internal_theta)
+}
+
+# Group statistics and database tables hold one grouping factor's groups: several are refused.
+check_statistics_one_factor <- function(parsed, formula, call) {
+  if (has_several_factors(parsed)) {
+    hnm_abort(sprintf(paste("`%s` has several grouping factors; fits from group statistics and",
+                            "database tables are not available yet for them (fit the rows)."),
+                      deparse1(formula)), call = call, class = "hnm_error_unsupported")
+  }
+}

@@ -1,0 +1,107 @@
+# Several grouping factors, nested and crossed, against lme4 converged tightly (bobyqa,
+# rhoend = 1e-12): the optimum is never worse than lme4's, the criterion equals lme4's own
+# deviance function at hnm's theta (the same theta, so no optimiser tolerance enters), and the
+# estimates agree within what the curvature allows; one loop over datasets x criteria.
+
+skip_if_not_installed("lme4")
+
+tight <- lme4::lmerControl(optimizer = "bobyqa", calc.derivs = FALSE,
+                           optCtrl = list(rhoend = 1e-12, maxfun = 1e5),
+                           check.conv.singular = "ignore")
+
+simulated_designs <- function() {
+  set.seed(23)
+  # Three nested levels: pupils in classes in schools, a random slope at the school level.
+  schools <- 12; classes <- 4
+  nested <- data.frame(school = factor(rep(seq_len(schools), each = classes * 6)),
+                       class = factor(rep(seq_len(schools * classes), each = 6)))
+  nested$x <- rnorm(nrow(nested))
+  school_effect <- rnorm(schools); school_slope <- rnorm(schools, sd = 0.5)
+  class_effect <- rnorm(schools * classes, sd = 0.7)
+  nested$y <- 2 + 0.5 * nested$x + school_effect[nested$school] +
+    school_slope[nested$school] * nested$x + class_effect[nested$class] + rnorm(nrow(nested))
+  nested <- nested[-sample(nrow(nested), 40), ]  # unbalanced
+  # Three crossed factors, unbalanced, one of them with no variance (a singular fit).
+  n <- 300
+  crossed <- data.frame(a = factor(sample(15, n, TRUE)), b = factor(sample(8, n, TRUE)),
+                        c = factor(sample(5, n, TRUE)), x = runif(n))
+  crossed$y <- 1 + crossed$x + rnorm(15)[crossed$a] + rnorm(8, sd = 0.6)[crossed$b] +
+    (0.8 + rnorm(8, sd = 0.4)[crossed$b]) * crossed$x + rnorm(n)
+  # Items seen once or twice (most levels one observation), crossed with subjects.
+  m <- 120
+  once <- data.frame(subject = factor(rep(1:12, each = 10)),
+                     item = factor(c(1:90, sample(90, 30, TRUE))))
+  once$y <- rnorm(12)[once$subject] + rnorm(90, sd = 0.8)[once$item] + rnorm(m)
+  list(
+    list(y ~ x + (1 | school/class), nested),
+    list(y ~ x + (x | school) + (1 | class:school), nested),
+    list(y ~ x + (1 | a) + (1 | b) + (1 | c), crossed),
+    list(y ~ x + (1 | a) + (x | b), crossed),
+    list(y ~ x + (1 | a) + (x || b), crossed),
+    list(y ~ 1 + (1 | subject) + (1 | item), once)
+  )
+}
+
+cases <- c(list(
+  list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin),
+  list(strength ~ 1 + (1 | batch/cask), lme4::Pastes),
+  list(Reaction ~ Days + (Days | Subject) + (1 | g2),
+       transform(lme4::sleepstudy, g2 = factor(rep(1:20, 9))))
+), if (requireNamespace("mlmRev", quietly = TRUE)) list(
+  list(attain ~ verbal * sex + (1 | primary) + (1 | second), mlmRev::ScotsSec),
+  list(math ~ year * size + female + (1 | childid) + (1 | schoolid), mlmRev::egsingle)
+), simulated_designs())
+
+for (case in cases) for (REML in c(FALSE, TRUE)) {
+  formula <- case[[1L]]
+  data <- case[[2L]]
+  test_that(sprintf("%s (%s) equals lme4", deparse1(formula), if (REML) "REML" else "ML"), {
+    fit <- hnm_fit(formula, data, REML = REML)
+    ref <- suppressWarnings(suppressMessages(lme4::lmer(formula, data, REML = REML, control = tight)))
+    criterion <- if (REML) lme4::REMLcrit(ref) else deviance(ref)
+    expect_lte(fit$deviance, criterion + 1e-7)
+    expect_equal(fit$deviance, criterion, tolerance = 1e-6)
+    # lme4's own deviance function at hnm's theta: the same number, exactly.
+    devfun <- suppressWarnings(lme4::lmer(formula, data, REML = REML, devFunOnly = TRUE))
+    expect_equal(fit$deviance, devfun(unname(fit$theta)), tolerance = 1e-9)
+    # lme4's names and shapes.
+    expect_identical(names(fit$theta), names(lme4::getME(ref, "theta")))
+    expect_identical(ngrps(fit), lme4::ngrps(ref))
+    expect_identical(names(VarCorr(fit)), names(lme4::VarCorr(ref)))
+    expect_identical(nobs(fit), nobs(ref))
+    expect_equal(isSingular(fit), lme4::isSingular(ref))
+    # Estimates within what the curvature allows: theta to 1e-4 of its scale, beta to 1e-4
+    # of its standard error, sigma to 1e-6.
+    expect_equal(unname(fit$theta), unname(lme4::getME(ref, "theta")), tolerance = 1e-4)
+    se <- sqrt(diag(as.matrix(vcov(ref))))
+    expect_lt(max(abs(fixef(fit) - lme4::fixef(ref)) / se), 1e-4)
+    expect_equal(sigma(fit), sigma(ref), tolerance = 1e-6)
+    expect_equal(unname(sqrt(diag(vcov(fit)))), unname(se), tolerance = 1e-4)
+    expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-8)
+  })
+}
+
+test_that("a fit with several factors prints lme4's groups line and survives saveRDS", {
+  fit <- hnm_fit(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin)
+  expect_output(print(fit), "Number of obs: 144, groups:  plate, 24; sample, 6", fixed = TRUE)
+  expect_output(print(summary(fit)), "sample   (Intercept)", fixed = TRUE)
+  path <- tempfile(fileext = ".rds")
+  saveRDS(fit, path)
+  restored <- readRDS(path)
+  # The REML criterion at the ML estimates needs the Rust model, rebuilt from the fit's
+  # fields: lme4's REML deviance function at the fit's theta.
+  reml_devfun <- lme4::lmer(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin,
+                            REML = TRUE, devFunOnly = TRUE)
+  expect_equal(REMLcrit(restored), reml_devfun(unname(fit$theta)), tolerance = 1e-9)
+})
+
+test_that("what is not available yet for several factors says so", {
+  fit <- hnm_fit(strength ~ 1 + (1 | batch/cask), lme4::Pastes)
+  for (call in list(quote(ranef(fit)), quote(coef(fit)), quote(fitted(fit)),
+                    quote(residuals(fit)), quote(confint(fit)), quote(profile(fit)),
+                    quote(bootstrap(fit, nsim = 2)), quote(refit(fit, lme4::Pastes$strength)))) {
+    expect_error(eval(call), "several grouping factors", class = "hnm_error_unsupported")
+  }
+  expect_error(hnm_stats(strength ~ 1 + (1 | batch/cask), lme4::Pastes),
+               class = "hnm_error_unsupported")
+})
