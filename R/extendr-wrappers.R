@@ -68,6 +68,8 @@ rs_lmm_build <- function(columns_list, codes, code_offset, n_groups, response, f
 #' @noRd
 rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore, pilot, n, means, comoments, response, fixed, random, blocks, names, reml, internal_theta)
 
+rs_lmm_ranef_factors <- function(ptr) .Call(wrap__rs_lmm_ranef_factors, ptr)
+
 rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads) .Call(wrap__rs_lmm_build_factors, columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads)
 
 rs_lmm_restore_factors <- function(pilot, n, means, comoments, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore_factors, pilot, n, means, comoments, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta)

@@ -49,7 +49,7 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
   built <- rust_result(explain_build_error(built, design, call), call = call)
   design$factors <- lapply(seq_along(names), function(f) {
     labels <- group_labels(grouping[[f]], built$groups[[f]])
-    list(name = names[f], levels = labels)
+    list(name = names[f], levels = labels, index = built$groups[[f]])
   })
   list(design = design, built = built, parsed = parsed)
 }
@@ -101,4 +101,28 @@ check_statistics_one_factor <- function(parsed, formula, call) {
                             "database tables are not available yet for them (fit the rows)."),
                       deparse1(formula)), call = call, class = "hnm_error_unsupported")
   }
+}
+
+# Fitted values X b + sum over factors of Z_f b_f of the complete rows `ok` of a fit with
+# several factors (the population values X b when `population`), from the rows' cells: a
+# cell's level of each factor picks that factor's effects.
+several_fitted <- function(object, rows, ok, population) {
+  flat <- flat_variables(rows$variables)
+  n <- sum(ok)
+  columns <- function(indices) {
+    matrix(vapply(indices, function(j) if (j == 0L) rep(1, n) else as.double(flat[[j]][ok]),
+                  numeric(n)), n, length(indices))
+  }
+  value <- drop(columns(object$spec$fixed[object$kept]) %*% object$beta)
+  if (!population) {
+    spec <- object$spec$factors
+    cells <- rows$codes[ok]
+    effects <- ranef(object, condVar = FALSE)
+    for (f in seq_along(object$factors)) {
+      index <- match(spec$cell_levels[[f]][cells], object$factors[[f]]$index)
+      b <- as.matrix(effects[[f]])[index, , drop = FALSE]
+      value <- value + rowSums(columns(spec$random[[f]]) * b)
+    }
+  }
+  value + if (is.null(rows$offset)) 0 else rows$offset[ok]
 }

@@ -499,6 +499,7 @@ lmm_fitted <- function(object, population = FALSE, modes = NULL) {
   rows <- lmm_rows(object, "fitted values")
   ok <- complete_lmm_rows(object, rows)
   if (is_one_way(object)) return(one_way_fitted(object, row_codes(rows)[ok], population, modes))
+  if (has_several_factors(object)) return(several_fitted(object, rows, ok, population))
   values <- rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes,
                                       rows$code_offset, !population, modes))
   offset <- rows$offset
@@ -508,7 +509,6 @@ lmm_fitted <- function(object, population = FALSE, modes = NULL) {
 #' @rdname hnm_fit-methods
 #' @export
 fitted.hnm_fit <- function(object, ...) {
-  check_one_factor(object, "fitted()")
   check_no_dots(list(...), sys.call())
   pad_excluded(object, lmm_fitted(object))
 }
@@ -516,7 +516,6 @@ fitted.hnm_fit <- function(object, ...) {
 #' @rdname hnm_fit-methods
 #' @export
 residuals.hnm_fit <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
-  check_one_factor(object, "residuals()")
   check_no_dots(list(...), sys.call())
   match.arg(type)
   r <- lmm_response(object) - lmm_fitted(object)

@@ -121,7 +121,7 @@ summary.hnm_fit <- function(object, correlation = NULL,
   if (object$method != "ANOVA" && ddf == "Satterthwaite" && !several) {
     coefficients <- satterthwaite_coefficients(object, coefficients, sys.call())
   }
-  has_rows <- !is.null(object$rows) && !several
+  has_rows <- !is.null(object$rows)
   structure(list(
     methTitle = method_title(object), formula = object$formula, call = object$call,
     AICtab = fit_criteria(object), logLik = logLik(object),

@@ -34,39 +34,56 @@ NULL
 #' @rdname ranef.hnm_fit
 #' @export
 ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
-  check_one_factor(object, "ranef()")
   check_ranef_arguments(object, drop, whichel, list(...))
-  re <- if (is_one_way(object)) one_way_modes(object) else
-    rust_result(rs_lmm_ranef(lmm_model(object)))
-  names <- unlist(object$random_names)
-  q <- length(names)
-  m <- length(object$levels)
-  modes <- matrix(re$modes, m, q, byrow = TRUE, dimnames = list(object$levels, names))
-  effects <- as.data.frame(modes, optional = TRUE)
-  names(effects) <- names
-  if (isTRUE(condVar)) {
-    covariances <- array(re$conditional_covariances, c(q, q, m))
-    blocks <- block_ranges(object)
-    attr(effects, "postVar") <- if (length(blocks) == 1L) covariances else
-      setNames(lapply(blocks, function(i) covariances[i, i, , drop = FALSE]),
-               vapply(object$random_names, `[`, "", 1L))
+  by_factor <- if (is_one_way(object)) list(one_way_modes(object)) else if (has_several_factors(object)) {
+    rust_result(rs_lmm_ranef_factors(lmm_model(object)))
+  } else {
+    list(rust_result(rs_lmm_ranef(lmm_model(object))))
   }
-  structure(setNames(list(effects), object$group_name), class = "ranef.hnm")
+  groups <- grouping_terms(object)
+  effects <- Map(function(group, re) {
+    names <- unlist(object$random_names[group$terms])
+    q <- length(names)
+    m <- length(group$levels)
+    effects <- as.data.frame(matrix(re$modes, m, q, byrow = TRUE, dimnames = list(group$levels, names)),
+                             optional = TRUE)
+    names(effects) <- names
+    if (isTRUE(condVar)) {
+      covariances <- array(re$conditional_covariances, c(q, q, m))
+      ends <- cumsum(lengths(object$random_names[group$terms]))
+      blocks <- Map(`:`, ends - lengths(object$random_names[group$terms]) + 1L, ends)
+      attr(effects, "postVar") <- if (length(blocks) == 1L) covariances else
+        setNames(lapply(blocks, function(i) covariances[i, i, , drop = FALSE]),
+                 vapply(object$random_names[group$terms], `[`, "", 1L))
+    }
+    effects
+  }, groups, by_factor)
+  out <- setNames(effects, names(groups))
+  structure(out[whichel %||% names(out)], class = "ranef.hnm")
+}
+
+# Each grouping factor's name, level labels and random-effects terms (indices into
+# `random_names`), in lme4's order.
+grouping_terms <- function(object) {
+  groups <- term_groups(object)
+  factors <- object$factors %||% list(list(name = object$group_name, levels = object$levels))
+  setNames(lapply(factors, function(f) list(levels = f$levels, terms = which(groups == f$name))),
+           vapply(factors, `[[`, "", "name"))
 }
 
 #' @rdname ranef.hnm_fit
 #' @export
 coef.hnm_fit <- function(object, ...) {
-  check_one_factor(object, "coef()")
   check_no_dots(list(...), sys.call())
-  effects <- ranef(object, condVar = FALSE)[[1L]]
   beta <- fixef(object)
-  out <- as.data.frame(matrix(beta, nrow(effects), length(beta), byrow = TRUE,
-                              dimnames = list(rownames(effects), names(beta))), optional = TRUE)
-  for (name in names(effects)) {
-    out[[name]] <- (if (name %in% names(beta)) out[[name]] else 0) + effects[[name]]
-  }
-  structure(setNames(list(out), object$group_name), class = "coef.mer")
+  structure(lapply(ranef(object, condVar = FALSE), function(effects) {
+    out <- as.data.frame(matrix(beta, nrow(effects), length(beta), byrow = TRUE,
+                                dimnames = list(rownames(effects), names(beta))), optional = TRUE)
+    for (name in names(effects)) {
+      out[[name]] <- (if (name %in% names(beta)) out[[name]] else 0) + effects[[name]]
+    }
+    out
+  }), class = "coef.mer")
 }
 
 # lme4's `drop` and `whichel`: the list shape is kept, and the one factor may be named.
@@ -76,9 +93,10 @@ check_ranef_arguments <- function(object, drop, whichel, dots) {
     hnm_abort("`drop = TRUE` is not supported: hnm gives lme4's list of data frames.",
               class = "hnm_error_argument")
   }
-  if (!is.null(whichel) && !identical(whichel, object$group_name)) {
-    hnm_abort(sprintf("`whichel` must be the grouping factor's name, \"%s\".", object$group_name),
-              class = "hnm_error_argument")
+  names <- names(ngrps(object))
+  if (!is.null(whichel) && !(is.character(whichel) && length(whichel) > 0L && all(whichel %in% names))) {
+    hnm_abort(sprintf("`whichel` must name grouping factors among %s.",
+                      paste0("\"", names, "\"", collapse = ", ")), class = "hnm_error_argument")
   }
 }
 
@@ -87,19 +105,23 @@ check_ranef_arguments <- function(object, drop, whichel, dots) {
 as.data.frame.ranef.hnm <- function(x, row.names = NULL, optional = FALSE, ...) {
   check_no_dots(list(...), sys.call())
   # lme4's layout: one row per group and term, groups ordered by the first term's effect.
-  effects <- x[[1L]]
-  terms <- names(effects)
-  groups <- stats::reorder(factor(rownames(effects)), effects[[1L]], FUN = mean)
-  out <- data.frame(grpvar = names(x), term = factor(rep(terms, each = nrow(effects)), terms),
-                    grp = rep(groups, length(terms)), condval = unlist(effects, use.names = FALSE),
-                    stringsAsFactors = FALSE)
-  post_var <- attr(effects, "postVar")
-  if (!is.null(post_var)) {
-    if (!is.list(post_var)) post_var <- list(post_var)
-    out$condsd <- unlist(lapply(post_var, function(v) {
-      unlist(lapply(seq_len(dim(v)[1L]), function(i) sqrt(v[i, i, ])))
-    }))
-  }
+  frames <- Map(function(effects, name) {
+    terms <- names(effects)
+    groups <- stats::reorder(factor(rownames(effects)), effects[[1L]], FUN = mean)
+    out <- data.frame(grpvar = name, term = factor(rep(terms, each = nrow(effects)), terms),
+                      grp = rep(groups, length(terms)), condval = unlist(effects, use.names = FALSE),
+                      stringsAsFactors = FALSE)
+    post_var <- attr(effects, "postVar")
+    if (!is.null(post_var)) {
+      if (!is.list(post_var)) post_var <- list(post_var)
+      out$condsd <- unlist(lapply(post_var, function(v) {
+        unlist(lapply(seq_len(dim(v)[1L]), function(i) sqrt(v[i, i, ])))
+      }))
+    }
+    out
+  }, x, names(x))
+  out <- do.call(rbind, unname(frames))
+  rownames(out) <- NULL
   out
 }
 
@@ -115,7 +137,7 @@ print.ranef.hnm <- function(x, ...) {
     cat("\n")
   }
   if (!is.null(attr(x[[1L]], "postVar"))) {
-    cat(sprintf("with conditional variances for \"%s\"\n", names(x)[1L]))
+    cat(sprintf("with conditional variances for %s\n", paste0("\"", names(x), "\"", collapse = " ")))
   }
   invisible(x)
 }

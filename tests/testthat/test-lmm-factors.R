@@ -78,6 +78,24 @@ for (case in cases) for (REML in c(FALSE, TRUE)) {
     expect_equal(sigma(fit), sigma(ref), tolerance = 1e-6)
     expect_equal(unname(sqrt(diag(vcov(fit)))), unname(se), tolerance = 1e-4)
     expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-8)
+    # The conditional modes and variances by factor, and the fitted values.
+    effects <- ranef(fit)
+    reference <- lme4::ranef(ref, condVar = TRUE)
+    expect_identical(names(effects), names(reference))
+    for (g in names(reference)) {
+      mine <- effects[[g]]
+      theirs <- reference[[g]][rownames(mine), , drop = FALSE]
+      expect_identical(dim(mine), dim(reference[[g]]))
+      scale <- max(abs(as.matrix(theirs)), 1e-3)
+      expect_lt(max(abs(as.matrix(mine) - as.matrix(theirs))) / scale, 1e-4)
+      post_var <- attr(mine, "postVar")
+      if (is.array(post_var)) {
+        theirs_var <- attr(reference[[g]], "postVar")[, , match(rownames(mine), rownames(reference[[g]])), drop = FALSE]
+        expect_equal(post_var, theirs_var, tolerance = 1e-4, ignore_attr = TRUE)
+      }
+    }
+    expect_equal(unname(fitted(fit)), unname(fitted(ref)), tolerance = 1e-6)
+    expect_equal(unname(residuals(fit)), unname(residuals(ref)), tolerance = 1e-4)
   })
 }
 
@@ -97,8 +115,7 @@ test_that("a fit with several factors prints lme4's groups line and survives sav
 
 test_that("what is not available yet for several factors says so", {
   fit <- hnm_fit(strength ~ 1 + (1 | batch/cask), lme4::Pastes)
-  for (call in list(quote(ranef(fit)), quote(coef(fit)), quote(fitted(fit)),
-                    quote(residuals(fit)), quote(confint(fit)), quote(profile(fit)),
+  for (call in list(quote(confint(fit)), quote(profile(fit)),
                     quote(bootstrap(fit, nsim = 2)), quote(refit(fit, lme4::Pastes$strength)))) {
     expect_error(eval(call), "several grouping factors", class = "hnm_error_unsupported")
   }

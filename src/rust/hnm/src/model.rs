@@ -507,6 +507,27 @@ fn rs_lmm_ranef(mut ptr: Robj) -> Robj {
     }
 }
 
+/// The fitted model's random effects by grouping factor (lme4's order): a list of
+/// `rs_lmm_ranef`'s fields, one per factor.
+/// @noRd
+#[extendr]
+fn rs_lmm_ranef_factors(mut ptr: Robj) -> Robj {
+    let model = match model_of_mut(&mut ptr) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let Some(fit) = model.fit.as_ref() else {
+        return error_message(NOT_FITTED.into(), "invalid_argument");
+    };
+    match model.model.random_effects_by_factor(fit) {
+        Ok(by_factor) => List::from_values(
+            by_factor.iter().map(|re| -> Robj { list!(modes = re.modes.as_slice(), conditional_covariances = re.conditional_covariances.as_slice()).into() }),
+        )
+        .into(),
+        Err(error) => core_error(error),
+    }
+}
+
 /// Fitted values of the rows of `columns_list` (the model's variables) with 1-based group
 /// `codes` less `code_offset` (0 for a new level; see `rs_lmm_build`): with the random effects when `random`, else the population
 /// values; with `modes` (groups × q by rows, in the data's units) instead of the conditional
@@ -598,6 +619,7 @@ extendr_module! {
     fn rs_lmm_fit;
     fn rs_lmm_internal_theta;
     fn rs_lmm_ranef;
+    fn rs_lmm_ranef_factors;
     fn rs_lmm_fitted;
     fn rs_lmm_fingerprint;
     fn rs_lmm_criterion;

@@ -28,11 +28,12 @@
 
 use super::statistics::{level_blocks, GroupMoments};
 use super::structure::{check_structure, column_maps, theta_layout, to_user_map, Affine, ColumnMap, ColumnSummary, FactorTerms};
-use super::{LinearMixedModel, Structure, Term, Workspace};
+use super::{LinearMixedModel, LmmFit, RandomEffects, Structure, Term, Workspace};
 use crate::data::cross_products::CrossProducts;
 use crate::error::{HnmError, Result};
-use crate::numerics::dense::{inverse_from_factor, lambda_transposed_times, solve_lower_scaled, solve_lower_transposed_scaled, times_lambda};
-use crate::numerics::memory::{collected, copied, filled};
+use crate::model::one_way::profiled_deviance::Criterion;
+use crate::numerics::dense::{congruence, inverse_from_factor, lambda_transposed_times, solve_lower_scaled, solve_lower_transposed_scaled, times_lambda};
+use crate::numerics::memory::{collected, copied, filled, with_capacity};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
 use faer::linalg::matmul::{matmul, triangular, triangular::BlockStructure};
@@ -473,35 +474,35 @@ impl LinearMixedModel {
         Ok((0..nr).map(|i| random[(i, i)].ln()).sum())
     }
 
-    /// The gradient of a model with several factors (see [`LinearMixedModel::gradient`]), from
-    /// the factorisation in `ws` and w = (−β, 1) (and R_X⁻¹ for REML) set up there.
-    pub(crate) fn gradient_several(&self, s: &Several, reml: bool, two_over_sigma2: f64, ws: &mut Workspace) -> Vec<f64> {
+    /// The columns that combine [X y]: w = (−β, 1) for column 0 (u), and the columns of R_X⁻ᵀ
+    /// for columns 1..=p (Û, REML), from `w` and `x_inverse` as `gradient_setup` left them.
+    fn combined(values: &dyn Fn(usize) -> f64, k: usize, w: &[f64], x_inverse: &[f64], p: usize) -> f64 {
+        if k == 0 {
+            w.iter().enumerate().map(|(a, w)| values(a) * w).sum()
+        } else {
+            let c = k - 1;
+            (0..=c).map(|a| values(a) * x_inverse[c * p + a]).sum()
+        }
+    }
+
+    /// A⁻¹ΛᵀZᵀ[X y] times (w | R_X⁻ᵀ) into the workspace's `solved` (random effects × `rhs`,
+    /// row-major): u = A⁻¹ΛᵀZᵀ(y − Xβ) in column 0 and, with `rhs` = 1 + p, Û in the others.
+    /// The forward halves are the fronts' and the core's [X y] columns of L; then one backward
+    /// solve through Lᵀ, the core first.
+    fn solve_modes(&self, s: &Several, rhs: usize, ws: &mut Workspace) {
         let (q0, p, p1, m0) = (self.q, self.p, self.p + 1, self.n.len());
-        let nr = s.core_random;
-        let n = s.core_order(p1);
+        let (nr, n) = (s.core_random, s.core_order(p1));
         let first_rows = m0 * q0;
-        let total = first_rows + nr;
-        let rhs = if reml { 1 + p } else { 1 };
-        let Workspace { l: ls, inverse_diagonal, ts, lambda: lambda0, w, x_inverse, several, .. } = ws;
-        let SeveralWorkspace { lambdas: other_lambdas, core, fronts, solved, right: e, product, scaled, inverse_l, sigma_cc } =
-            several.as_mut().expect("a workspace of a model with several factors");
-        let (solved, e, product) = (&mut solved[..total * rhs], &mut e[..total * rhs], &mut product[..total * rhs]);
-        let core = MatRef::from_column_major_slice(core.as_slice(), n, n);
+        let Workspace { l: ls, inverse_diagonal, w, x_inverse, several, .. } = ws;
+        let sw = several.as_mut().expect("a workspace of a model with several factors");
+        let solved = &mut sw.solved[..(first_rows + nr) * rhs];
+        let core = MatRef::from_column_major_slice(sw.core.as_slice(), n, n);
         let (random, _, below, _) = core.split_at(nr, nr);
-        // The columns that combine [X y]: w for u; for Û, the columns of R_X⁻ᵀ (REML).
-        let combine = |values: &dyn Fn(usize) -> f64, k: usize| -> f64 {
-            if k == 0 {
-                (0..p1).map(|a| values(a) * w[a]).sum()
-            } else {
-                let c = k - 1;
-                (0..=c).map(|a| values(a) * x_inverse[c * p + a]).sum()
-            }
-        };
-        // The forward halves L⁻¹ΛᵀZᵀ[X y]·(w | R_X⁻ᵀ), then the backward solves through Lᵀ.
+        let combine = |values: &dyn Fn(usize) -> f64, k: usize| Self::combined(values, k, w, x_inverse, p);
         for j in 0..m0 {
             let (first, last) = (s.width_start[j], s.width_start[j + 1]);
             let wj = last - first;
-            let front = &fronts[q0 * first..q0 * last];
+            let front = &sw.fronts[q0 * first..q0 * last];
             for i in 0..q0 {
                 for k in 0..rhs {
                     solved[(j * q0 + i) * rhs + k] = combine(&|a| front[i * wj + wj - p1 + a], k);
@@ -513,15 +514,12 @@ impl LinearMixedModel {
                 solved[(first_rows + i) * rhs + k] = combine(&|a| below[(a, i)], k);
             }
         }
-        {
-            let core_part = MatMut::from_row_major_slice_mut(&mut solved[first_rows * rhs..], nr, rhs);
-            solve_upper_triangular_in_place(random.transpose(), core_part, Par::Seq);
-        }
+        solve_upper_triangular_in_place(random.transpose(), MatMut::from_row_major_slice_mut(&mut solved[first_rows * rhs..], nr, rhs), Par::Seq);
         let (first_part, core_part) = solved.split_at_mut(first_rows * rhs);
         for j in 0..m0 {
             let (first, last) = (s.width_start[j], s.width_start[j + 1]);
             let wj = last - first;
-            let front = &fronts[q0 * first..q0 * last];
+            let front = &sw.fronts[q0 * first..q0 * last];
             let rows = &s.front_rows[first..last - p1];
             let mine = &mut first_part[j * q0 * rhs..(j + 1) * q0 * rhs];
             for i in 0..q0 {
@@ -533,6 +531,85 @@ impl LinearMixedModel {
             }
             solve_lower_transposed_scaled(&ls[j * q0 * q0..(j + 1) * q0 * q0], &inverse_diagonal[j * q0..(j + 1) * q0], q0, mine, rhs);
         }
+    }
+
+    /// The core's block of the selected inverse, (A⁻¹)_cc = (L_c L_cᵀ)⁻¹, its lower triangle
+    /// into the workspace's `sigma_cc` (column-major) as faer's `llt::inverse` forms it: the
+    /// triangular inverse, then a triangular product (2n³/3 flops in all).
+    fn core_inverse(&self, s: &Several, ws: &mut Workspace) {
+        let (nr, n) = (s.core_random, s.core_order(self.p + 1));
+        let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
+        let core = MatRef::from_column_major_slice(sw.core.as_slice(), n, n);
+        let random = core.submatrix(0, 0, nr, nr);
+        let mut inverse_l = MatMut::from_column_major_slice_mut(sw.inverse_l.as_mut_slice(), nr, nr);
+        invert_lower_triangular(inverse_l.as_mut(), random, Par::Seq);
+        triangular::matmul(
+            MatMut::from_column_major_slice_mut(sw.sigma_cc.as_mut_slice(), nr, nr),
+            BlockStructure::TriangularLower,
+            Accum::Replace,
+            inverse_l.as_ref().transpose(),
+            BlockStructure::TriangularUpper,
+            inverse_l.as_ref(),
+            BlockStructure::TriangularLower,
+            1.0,
+            Par::Seq,
+        );
+    }
+
+    /// The selected inverse at level j of the first factor (module docs): (A⁻¹)_{R_j j} into
+    /// `sigma_rj` (r × q₀) and (A⁻¹)_jj into `a_inverse` (q₀ × q₀), given the core's block
+    /// `sigma_cc` (any order of its arguments).
+    #[allow(clippy::too_many_arguments)]
+    fn first_level_inverse(
+        &self, s: &Several, j: usize, ws: &Workspace, fronts: &[f64], sigma_cc: &dyn Fn(usize, usize) -> f64, sigma_rj: &mut Vec<f64>, a_inverse: &mut [f64],
+    ) {
+        let (q0, p1) = (self.q, self.p + 1);
+        let (first, last) = (s.width_start[j], s.width_start[j + 1]);
+        let wj = last - first;
+        let r = wj - p1;
+        let front = &fronts[q0 * first..q0 * last];
+        let rows = &s.front_rows[first..last - p1];
+        let (l, inverse) = (&ws.l[j * q0 * q0..(j + 1) * q0 * q0], &ws.inverse_diagonal[j * q0..(j + 1) * q0]);
+        // Vⱼᵀ = L_j⁻ᵀ W_{j,R} (q₀ × r).
+        let mut vt = vec![0.0; q0 * r];
+        for i in 0..q0 {
+            vt[i * r..(i + 1) * r].copy_from_slice(&front[i * wj..i * wj + r]);
+        }
+        solve_lower_transposed_scaled(l, inverse, q0, &mut vt, r);
+        // (A⁻¹)_{R j} = −Σ_RR V_j (r × q₀) and (A⁻¹)_jj = A_j⁻¹ − V_jᵀ (A⁻¹)_{R j}.
+        sigma_rj.clear();
+        sigma_rj.resize(r * q0, 0.0);
+        for a in 0..r {
+            for b in 0..r {
+                let x = sigma_cc(rows[a], rows[b]);
+                for i in 0..q0 {
+                    sigma_rj[a * q0 + i] -= x * vt[i * r + b];
+                }
+            }
+        }
+        inverse_from_factor(l, inverse, q0, a_inverse);
+        for i in 0..q0 {
+            for k in 0..q0 {
+                a_inverse[i * q0 + k] -= (0..r).map(|a| vt[i * r + a] * sigma_rj[a * q0 + k]).sum::<f64>();
+            }
+        }
+    }
+
+    /// The gradient of a model with several factors (see [`LinearMixedModel::gradient`]), from
+    /// the factorisation in `ws` and w = (−β, 1) (and R_X⁻¹ for REML) set up there.
+    pub(crate) fn gradient_several(&self, s: &Several, reml: bool, two_over_sigma2: f64, ws: &mut Workspace) -> Vec<f64> {
+        let (q0, p, p1, m0) = (self.q, self.p, self.p + 1, self.n.len());
+        let nr = s.core_random;
+        let first_rows = m0 * q0;
+        let total = first_rows + nr;
+        let rhs = if reml { 1 + p } else { 1 };
+        self.solve_modes(s, rhs, ws);
+        self.core_inverse(s, ws);
+        let mut sw = ws.several.take().expect("a workspace of a model with several factors");
+        let (w, x_inverse) = (&ws.w, &ws.x_inverse);
+        let combine = |values: &dyn Fn(usize) -> f64, k: usize| Self::combined(values, k, w, x_inverse, p);
+        let SeveralWorkspace { lambdas: other_lambdas, fronts, solved, right: e, product, scaled, sigma_cc, .. } = &mut sw;
+        let (solved, e, product) = (&solved[..total * rhs], &mut e[..total * rhs], &mut product[..total * rhs]);
         // e = Zᵀ(y − Xβ̂) and Ĝ = ZᵀX R_X⁻ᵀ per level: the right-hand sides before ΛᵀL⁻¹.
         for j in 0..m0 {
             for i in 0..q0 {
@@ -553,60 +630,16 @@ impl LinearMixedModel {
             }
         }
         // v = e − ZᵀZΛ(solved) for every column.
-        let lambdas: Vec<&[f64]> = std::iter::once(&lambda0[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
+        let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
         self.times_zz_lambda(s, &lambdas, solved, rhs, &mut scaled[..total * rhs], product);
-        // The selected inverse: the core's (L_c L_cᵀ)⁻¹, dense.
-        {
-            let mut inverse_l = MatMut::from_column_major_slice_mut(inverse_l.as_mut_slice(), nr, nr);
-            invert_lower_triangular(inverse_l.as_mut(), random, Par::Seq);
-            // Its lower triangle L_c⁻ᵀL_c⁻¹, as faer's llt::inverse (n³/3 flops, not n³).
-            let mut sigma = MatMut::from_column_major_slice_mut(sigma_cc.as_mut_slice(), nr, nr);
-            triangular::matmul(
-                sigma.as_mut(),
-                BlockStructure::TriangularLower,
-                Accum::Replace,
-                inverse_l.as_ref().transpose(),
-                BlockStructure::TriangularUpper,
-                inverse_l.as_ref(),
-                BlockStructure::TriangularLower,
-                1.0,
-                Par::Seq,
-            );
-        }
         let lower = MatRef::from_column_major_slice(sigma_cc.as_slice(), nr, nr);
         let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
         let mut gradients: Vec<Vec<f64>> = lambdas.iter().enumerate().map(|(f, _)| vec![0.0; self.factor_q(s, f).pow(2)]).collect();
         let mut a_inverse = vec![0.0; q0 * q0];
+        let mut sigma_rj = Vec::new();
         for j in 0..m0 {
-            let (first, last) = (s.width_start[j], s.width_start[j + 1]);
-            let wj = last - first;
-            let r = wj - p1;
-            let front = &fronts[q0 * first..q0 * last];
-            let rows = &s.front_rows[first..last - p1];
-            let (l, inverse) = (&ls[j * q0 * q0..(j + 1) * q0 * q0], &inverse_diagonal[j * q0..(j + 1) * q0]);
-            // Vⱼᵀ = L_j⁻ᵀ W_{j,R} (q₀ × r).
-            let mut vt = vec![0.0; q0 * r];
-            for i in 0..q0 {
-                vt[i * r..(i + 1) * r].copy_from_slice(&front[i * wj..i * wj + r]);
-            }
-            solve_lower_transposed_scaled(l, inverse, q0, &mut vt, r);
-            // (A⁻¹)_{R j} = −Σ_RR V_j (r × q₀) and (A⁻¹)_jj = A_j⁻¹ − V_jᵀ (A⁻¹)_{R j}.
-            let mut sigma_rj = vec![0.0; r * q0];
-            for a in 0..r {
-                for b in 0..r {
-                    let x = sigma_cc(rows[a], rows[b]);
-                    for i in 0..q0 {
-                        sigma_rj[a * q0 + i] -= x * vt[i * r + b];
-                    }
-                }
-            }
-            inverse_from_factor(l, inverse, q0, &mut a_inverse);
-            for i in 0..q0 {
-                for k in 0..q0 {
-                    a_inverse[i * q0 + k] -= (0..r).map(|a| vt[i * r + a] * sigma_rj[a * q0 + k]).sum::<f64>();
-                }
-            }
-            let t = &ts[j * q0 * q0..(j + 1) * q0 * q0];
+            self.first_level_inverse(s, j, ws, fronts, &sigma_cc, &mut sigma_rj, &mut a_inverse);
+            let t = &ws.ts[j * q0 * q0..(j + 1) * q0 * q0];
             add_product(&mut gradients[0], 2.0, t, &a_inverse, q0, q0, q0);
             let mut column = 0;
             for coupling in &s.fronts[s.front_start[j]..s.front_start[j + 1]] {
@@ -672,7 +705,62 @@ impl LinearMixedModel {
                 }
             }
         }
+        ws.several = Some(sw);
         self.factor_terms().iter().zip(&gradients).flat_map(|((terms, _), g)| terms.theta_positions.iter().map(move |&(r, c)| g[r * terms.q + c])).collect()
+    }
+
+    /// The conditional modes and covariances of each grouping factor's random effects at
+    /// `fit`, in the data's units, in θ's order of the factors (see
+    /// [`LinearMixedModel::random_effects`] for one factor): b̂ = t_y M_Z Λ u and
+    /// Var(b | y) = σ̂² M_ZΛ (A⁻¹)_ii ΛᵀM_Zᵀ, with (A⁻¹)_ii from the selected inverse.
+    ///
+    /// # Errors
+    /// The errors of [`LinearMixedModel::deviance`] at the fit's θ; `TooLarge` when the
+    /// workspace or the effects do not fit in memory.
+    pub fn random_effects_by_factor(&self, fit: &LmmFit) -> Result<Vec<RandomEffects>> {
+        let Some(s) = &self.several else { return Ok(vec![self.random_effects(fit)?]) };
+        let mut ws = self.workspace()?;
+        let factor = self.factorize(&fit.internal_theta, &mut ws)?;
+        let ty = self.response.scale;
+        let sigma2 = factor.pwrss / self.divisor(fit.criterion) * ty * ty;
+        let beta = self.internal_beta(&ws);
+        self.gradient_setup(Criterion::Ml, &beta, &mut ws);
+        self.solve_modes(s, 1, &mut ws);
+        self.core_inverse(s, &mut ws);
+        let sw = ws.several.take().expect("a workspace of a model with several factors");
+        let nr = s.core_random;
+        let lower = MatRef::from_column_major_slice(sw.sigma_cc.as_slice(), nr, nr);
+        let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
+        let first_rows = self.n.len() * self.q;
+        let mut out = Vec::with_capacity(s.others.len() + 1);
+        for (f, (terms, range)) in self.factor_terms().into_iter().enumerate() {
+            let q = terms.q;
+            let mut lambda = vec![0.0; q * q];
+            terms.fill_lambda(&fit.internal_theta[range], &mut lambda);
+            let mut map = vec![0.0; q * q];
+            crate::numerics::dense::multiply(terms.to_user_random, &lambda, q, q, q, &mut map);
+            let (offset, levels) = if f == 0 { (0, self.n.len()) } else { (first_rows + s.others[f - 1].offset, s.others[f - 1].levels()) };
+            let mut modes = with_capacity(&[levels, q], "the conditional modes")?;
+            let mut conditional_covariances = with_capacity(&[levels, q, q], "the conditional covariances")?;
+            let (mut a_inverse, mut sigma_rj) = (vec![0.0; q * q], Vec::new());
+            for l in 0..levels {
+                let u = &sw.solved[offset + l * q..offset + (l + 1) * q];
+                modes.extend((0..q).map(|r| ty * (0..q).map(|k| map[r * q + k] * u[k]).sum::<f64>()));
+                if f == 0 {
+                    self.first_level_inverse(s, l, &ws, &sw.fronts, &sigma_cc, &mut sigma_rj, &mut a_inverse);
+                } else {
+                    let o = s.others[f - 1].offset + l * q;
+                    for a in 0..q {
+                        for b in 0..q {
+                            a_inverse[a * q + b] = sigma_cc(o + a, o + b);
+                        }
+                    }
+                }
+                conditional_covariances.extend(congruence(&map, &a_inverse, q).iter().map(|v| v * sigma2));
+            }
+            out.push(RandomEffects { modes, conditional_covariances });
+        }
+        Ok(out)
     }
 
     fn factor_q(&self, s: &Several, f: usize) -> usize {

@@ -11,7 +11,7 @@ use crate::numerics::dense::{
 impl LinearMixedModel {
     /// w = (−β, 1) and, for REML, R_X⁻¹ (`ws.x_inverse`): what every group's gradient term
     /// needs; true for REML.
-    fn gradient_setup(&self, criterion: Criterion, beta: &[f64], ws: &mut Workspace) -> bool {
+    pub(crate) fn gradient_setup(&self, criterion: Criterion, beta: &[f64], ws: &mut Workspace) -> bool {
         let p = self.p;
         for (w, b) in ws.w.iter_mut().zip(beta) {
             *w = -b;
