@@ -171,7 +171,7 @@ optimise_fit <- function(built, design, parsed, method, call, start = NULL, cont
   internal_start <- if (!is.null(start)) start_theta(built, start, call)
   estimates <- lmm_search(built$model, method == "REML", internal_start, TRUE, control, verbose,
                           call)
-  if (one_way_structure(design)) check_one_way_range(estimates$theta, call)
+  if (is_one_way(design, offset = TRUE)) check_one_way_range(estimates$theta, call)
   estimates
 }
 
