@@ -40,7 +40,8 @@
 #'   term whole.
 #' @param mixture `TRUE` (default) to add the column `Pr(mixture)`, the boundary mixture
 #'   p-value; `FALSE` for lmerTest's columns only.
-#' @param ... Not used; an error if given.
+#' @param ... For an `hnm_fit` not used (an error if given); for other classes passed to
+#'   lmerTest's `ranova()`.
 #' @return A data frame of class `c("anova", "data.frame")` with lmerTest's heading, rows
 #'   (`<none>`, the fit, then one per reduced model) and columns `npar`, `logLik` (REML
 #'   log-likelihoods for a REML fit), `AIC`, `LRT`, `Df`, `Pr(>Chisq)`, and `Pr(mixture)`;
