@@ -1,5 +1,5 @@
 # anova() for hnm_fit: lmerTest's F tests for one fit, lme4's model comparison for several, and
-# ranova(), the tests of tau^2 = 0 of the one-way model.
+# tau2_test(), the tests of tau^2 = 0 of the one-way model.
 
 #' F tests of the fixed effects and model comparison
 #'
@@ -8,7 +8,7 @@
 #' types and how hnm builds them. The one-way model's only fixed effect is the intercept, so its
 #' table is lmerTest's, with no rows. The tests of the variance itself are where a variance is
 #' tested: `anova(fit0, fit1)` of fits with and without a random effect (below), and for the
-#' one-way model [ranova()], the likelihood-ratio test of \eqn{\tau^2 = 0} with the mixture
+#' one-way model [tau2_test()], the likelihood-ratio test of \eqn{\tau^2 = 0} with the mixture
 #' p-value and the exact one-way ANOVA F test. lme4's `anova(lmer_fit, lm_fit)` reports the naive
 #' \eqn{\chi^2_1} p-value, twice the mixture's.
 #'
@@ -34,7 +34,7 @@
 #' variances on the boundary is conservative. The mixture is an asymptotic reference: in
 #' small samples it is itself conservative (for the one-way model with m = 10 groups of 5,
 #' the mixture LRT rejects a true \eqn{\tau^2 = 0} about 2.9% of the time at level 0.05),
-#' and the exact F test of [ranova()] is the finite-sample test of \eqn{\tau^2 = 0} there.
+#' and the exact F test of [tau2_test()] is the finite-sample test of \eqn{\tau^2 = 0} there.
 #'
 #' @param object An `hnm_fit`.
 #' @param ... Further `hnm_fit` objects or `lm` fits (of the fixed effects of an `hnm_fit`
@@ -79,47 +79,36 @@ check_model_dots <- function(dots, call) {
   check_no_dots(dots[named & !is_model], call)
 }
 
-#' Tests of the random effects' variance
+#' Tests of tau^2 = 0 in the one-way model
 #'
-#' lmerTest's `ranova()` for an hnm fit: tests that the random effects' variance is 0. For the
-#' one-way model `y ~ 1 | g` the table has two rows: the likelihood-ratio statistic of the ML
-#' fits with and without the random effect, whose p-value is from the
-#' \eqn{\frac12\chi^2_0 + \frac12\chi^2_1}{0.5 chi2(0) + 0.5 chi2(1)} mixture (Self & Liang
-#' 1987) because \eqn{\tau^2 = 0} is on the boundary, and the exact one-way ANOVA F test
-#' (\eqn{MSG/MSE \sim F_{m-1, N-m}} under \eqn{\tau^2 = 0}, balanced or not), the
-#' finite-sample test there. Fits of other models are refused (class `hnm_error_argument`):
-#' compare them with the fit without the random effect by `anova(m0, m1)`, whose boundary
-#' steps get the mixture reference (see [anova.hnm_fit()]). For any other class `ranova()`
-#' calls lmerTest's.
+#' The two tests of \eqn{\tau^2 = 0} (no between-group variance) of the one-way model
+#' `y ~ 1 | g`: the likelihood-ratio statistic of the ML fits with and without the random
+#' effect, whose p-value is from the \eqn{\frac12\chi^2_0 + \frac12\chi^2_1}{0.5 chi2(0) + 0.5
+#' chi2(1)} mixture (Self & Liang 1987) because \eqn{\tau^2 = 0} is on the boundary, and the
+#' exact one-way ANOVA F test (\eqn{MSG/MSE \sim F_{m-1, N-m}} under \eqn{\tau^2 = 0}, balanced
+#' or not), the finite-sample test there. Fits of other models are refused (class
+#' `hnm_error_argument`): [ranova()] tests their random-effect terms, and `anova(m0, m1)`
+#' compares fits with and without a random effect, with the mixture reference for boundary
+#' steps (see [anova.hnm_fit()]).
 #'
 #' @param model An `hnm_fit` of the one-way model (ML, REML or ANOVA; the LRT is of the ML
 #'   fits).
 #' @param ... Not used; an error if given.
 #' @return A data frame of class `c("anova", "data.frame")` with a `heading`: rows `LRT` and
 #'   `F`, columns `Statistic`, `Df`, `Df.res` and `Pr(>Stat)`.
+#' @references Self, S. G. and Liang, K.-Y. (1987). Asymptotic properties of maximum
+#'   likelihood estimators and likelihood ratio tests under nonstandard conditions.
+#'   *Journal of the American Statistical Association* 82, 605-610.
 #' @examples
 #' fit <- hnm_fit(y ~ 1 | g, wheat)
-#' ranova(fit)
+#' tau2_test(fit)
 #' @export
-ranova <- function(model, ...) UseMethod("ranova")
-
-#' @rdname ranova
-#' @export
-ranova.default <- function(model, ...) {
-  if (!requireNamespace("lmerTest", quietly = TRUE)) {
-    hnm_abort("ranova() for this class needs the lmerTest package.", class = "hnm_error_argument")
-  }
-  getExportedValue("lmerTest", "ranova")(model, ...)
-}
-
-#' @rdname ranova
-#' @export
-ranova.hnm_fit <- function(model, ...) {
+tau2_test <- function(model, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
-  require_one_way(model, "ranova(), the tests of tau^2 = 0,", call)
+  require_one_way(model, "tau2_test(), the tests of tau^2 = 0,", call)
   ml <- ml_estimate(model, call)
-  summary <- lmm_response_summary(model)
+  summary <- model$response_summary
   null_deviance <- summary[["n"]] * (1 + log(2 * pi * summary[["sst"]] / summary[["n"]]))
   lrt <- if (ml$re_covariance[1L, 1L] == 0) 0 else max(null_deviance - ml$deviance, 0)
   a <- rust_result(rs_anova_fit(lmm_model(model)), call = call)
@@ -278,7 +267,7 @@ describe_lmm <- function(fit, name, call) {
   c(list(name = name, is_hnm = TRUE, refitted = fit$method != "ML", npar = n_parameters(fit),
          deviance = ml$deviance),
     random_layout(fit, ml),
-    list(summary = lmm_response_summary(fit), formula = deparse1(fit$formula),
+    list(summary = fit$response_summary, formula = deparse1(fit$formula),
          data = if (!is.null(fit$call$data)) deparse1(fit$call$data)))
 }
 
@@ -289,9 +278,6 @@ random_layout <- function(fit, ml) {
   list(fixed = fit$fixed_names, group = fit$group_name, random = fit$random_names,
        variances = lapply(block_ranges(fit), function(i) variances[i]))
 }
-
-# N, mean and total sum of squares of the response, as the Rust pass computed them.
-lmm_response_summary <- function(fit) fit$response_summary
 
 #' Drop each fixed-effect term in turn
 #'
@@ -321,16 +307,15 @@ drop1.hnm_fit <- function(object, scope, test = c("none", "Chisq"), k = 2, ...) 
   test <- match.arg(test)
   labels <- attr(object$terms, "term.labels")
   scope <- if (missing(scope)) stats::drop.scope(object$terms) else drop_scope(scope, labels, call)
-  if (isTRUE(object$refitted)) {
-    hnm_abort(paste("drop1() refits the model from its call, whose response refit() replaced;",
-                    "fit the new response with hnm_fit() first."), call = call,
-              class = "hnm_error_argument")
-  }
+  check_call_describes(object, "drop1()", call)
   if (object$method != "ML") {
     message("refitting model(s) with ML (instead of REML or ANOVA)")
     object <- refitML(object)
   }
-  fits <- lapply(scope, function(term) reduced_fit(object, term, call))
+  fits <- lapply(scope, function(term) {
+    reduced_fit(object, stats::update(object$formula, stats::as.formula(paste("~ . -", term))),
+                term, call)
+  })
   npar <- vapply(c(list(object), fits), n_parameters, numeric(1))
   deviance <- vapply(c(list(object), fits), `[[`, numeric(1), "deviance")
   table <- data.frame(npar = c(NA, npar[1L] - npar[-1L]), AIC = deviance + k * npar,
@@ -357,16 +342,37 @@ drop_scope <- function(scope, labels, call) {
   scope
 }
 
-# The ML fit of `object`'s model without the fixed-effect term `term`, on the same rows.
-reduced_fit <- function(object, term, call) {
+# What refits a model from its call (drop1(), ranova()) refuses a fit whose response refit()
+# replaced: its call no longer describes it.
+check_call_describes <- function(object, what, call) {
+  if (isTRUE(object$refitted)) {
+    hnm_abort(sprintf(paste("%s refits the model from its call, whose response refit() replaced;",
+                            "fit the new response with hnm_fit() first."), what), call = call,
+              class = "hnm_error_argument")
+  }
+}
+
+# The fit of `formula` (`label`: what it leaves out) by `object`'s call, with its data, subset,
+# na.action, offset, contrasts and control, on the same rows: an hnm fit by ML, or by REML for
+# `reml`; a formula without random effects is the lm() of the call's row arguments, as
+# lmerTest's ranova() fits it.
+reduced_fit <- function(object, formula, label, call, reml = FALSE) {
   refit_call <- object$call
-  refit_call[c("REML", "method")] <- NULL
-  refit_call$formula <- stats::update(object$formula, stats::as.formula(paste("~ . -", term)))
+  if (length(find_bars(formula[[3L]]))) {
+    # `start` is the fit's theta, not the reduced model's.
+    refit_call[c("REML", "method", "start")] <- NULL
+    if (reml) refit_call$REML <- TRUE
+  } else {
+    refit_call <- refit_call[!names(refit_call) %in% c("REML", "method", "stats", "start",
+                                                       "control", "verbose")]
+    refit_call[[1L]] <- quote(stats::lm)
+  }
+  refit_call$formula <- formula
   fit <- eval(refit_call, environment(object$formula))
   if (nobs(fit) != nobs(object)) {
     hnm_abort(sprintf(paste("without `%s` the model uses %d rows instead of %d (missing values in",
                             "that term's variables): drop the rows with missing values first."),
-                      term, nobs(fit), nobs(object)), call = call, class = "hnm_error_argument")
+                      label, nobs(fit), nobs(object)), call = call, class = "hnm_error_argument")
   }
   fit
 }

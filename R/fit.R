@@ -50,7 +50,11 @@
 #'   `group`, `n`, `mean` and `ss` (the within-group sum of squares), or a named character
 #'   vector giving other names, such as `c(group = "school", n = "size", mean = "ybar")`.
 #' @param subset,na.action,offset,contrasts As for `lme4::lmer()`, for data frames of rows:
-#'   `subset` an expression evaluated in `data` choosing the rows (logical, or row numbers);
+#'   `subset` an expression evaluated in `data` choosing the rows, as `data[subset, ]`: a
+#'   logical with one value per row or one for all (an NA is a row with missing values, dropped,
+#'   or an error with `na.fail`), or whole row numbers, all positive or all negative (rows left
+#'   out); a row number that is not whole, 0, NA or beyond the rows is an error, where `lm()`
+#'   would truncate or ignore it or make a row of NAs;
 #'   `na.action` `na.omit` (the default: rows with a missing value are dropped), `na.exclude`
 #'   (dropped too, but `fitted()`, `residuals()` and `predict()` give NA at those rows, one
 #'   value per row of `data`) or `na.fail` (a missing value is an error); `offset` an
@@ -176,7 +180,7 @@ optimise_fit <- function(built, design, parsed, method, call, start = NULL, cont
   internal_start <- if (!is.null(start)) start_theta(built, start, call)
   estimates <- lmm_search(built$model, method == "REML", internal_start, TRUE, control, verbose,
                           call)
-  if (one_way_structure(design)) check_one_way_range(estimates$theta, call)
+  if (is_one_way(design, offset = TRUE)) check_one_way_range(estimates$theta, call)
   estimates
 }
 

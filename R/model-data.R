@@ -1,7 +1,7 @@
 # From a formula and data to the model's variables: reading, checking and coding them.
 
 # lmer()'s arguments that choose and adjust the rows: `subset` (an expression evaluated in
-# `data`, as model.frame() takes it: logical, NA as FALSE, or row numbers), `offset` (an
+# `data`, as model.frame() takes it: see subset_rows()), `offset` (an
 # expression evaluated in `data`: one number per row of `data`, added to the formula's offset()
 # terms) and `na.action` (na.omit, na.exclude or na.fail, as functions or names; by default
 # options("na.action"), na.omit in a fresh session).
@@ -24,21 +24,44 @@ fit_rows <- function(data, subset, offset, na_action, env, call) {
     offset_value <- as.double(offset_value)
   }
   if (!is.null(subset)) {
-    keep <- eval(subset, data, env)
-    if (is.logical(keep)) {
-      if (length(keep) != nrow(data)) {
-        hnm_abort(sprintf("a logical `subset` must have one value per row of `data` (%.0f).",
-                          as.double(nrow(data))), call = call, class = "hnm_error_argument")
-      }
-      keep <- which(keep)
-    } else if (!is.numeric(keep) || anyNA(keep) || any(keep < 1 | keep > nrow(data))) {
-      hnm_abort("`subset` must be logical, or row numbers of `data`.", call = call,
-                class = "hnm_error_argument")
-    }
+    keep <- subset_rows(eval(subset, data, env), nrow(data), na_action, call)
     data <- data[keep, , drop = FALSE]
     if (!is.null(offset_value)) offset_value <- offset_value[keep]
   }
   list(data = data, offset = offset_value, na_action = na_action)
+}
+
+# The rows of a data frame of `n` rows that `keep`, the value of `subset`, chooses, as lm() and
+# lmer() read it (model.frame() takes `data[keep, ]`): a logical with one value per row, or one
+# value for all of them (TRUE keeps every row); an NA there is a row with missing values, which
+# na.omit and na.exclude drop and na.fail refuses; or row numbers, whole numbers in 1..n
+# (repeated ones repeat the row), or in -n..-1 to leave those rows out. Whatever `[` would do
+# otherwise silently (truncate 2.5 to row 2, ignore 0, make a row of NAs for a number beyond
+# n or NA) is an error naming the problem.
+subset_rows <- function(keep, n, na_action, call) {
+  abort <- function(problem) {
+    hnm_abort(sprintf("`subset` must be logical or row numbers of `data`, but %s.", problem),
+              call = call, class = "hnm_error_argument")
+  }
+  if (is.logical(keep) && !is.object(keep)) {
+    if (!length(keep) %in% c(1L, n)) {
+      abort(sprintf("it is a logical of length %.0f (it needs one value per row, %.0f, or one)",
+                    as.double(length(keep)), as.double(n)))
+    }
+    if (anyNA(keep) && na_action == "fail") {
+      hnm_abort("`subset` is NA at some rows, missing values, with `na.action = na.fail`.",
+                call = call, class = "hnm_error_argument")
+    }
+    return(which(rep_len(keep, n)))
+  }
+  if (!is.numeric(keep) || is.object(keep)) abort(sprintf("it is of class %s", class(keep)[1L]))
+  bad <- which(is.na(keep) | keep != trunc(keep) | keep == 0 | abs(keep) > n)
+  if (length(bad) > 0L) {
+    abort(sprintf("its element %d is %s, not a row number (whole, 1 to %.0f, or -%.0f to -1)",
+                  bad[1L], format(keep[bad[1L]]), as.double(n), as.double(n)))
+  }
+  if (any(keep < 0) && any(keep > 0)) abort("it mixes positive and negative row numbers")
+  keep
 }
 
 # The name of an NA action lme4 takes ("omit", "exclude" or "fail"); others are refused, as

@@ -65,7 +65,7 @@ check_fit <- function(fit, call) {
 # from each other (the core stops with "fits the response exactly" below 1 ulp of them;
 # within 1000 ulps of them the residual variance is rounding, not an estimate).
 convergence_problem <- function(fit) {
-  response <- lmm_response_summary(fit)
+  response <- fit$response_summary
   residual_df <- response[["n"]] - if (fit$method == "REML") length(fit$beta) else 0
   if (fit$sigma^2 * residual_df <= 1e3 * .Machine$double.eps * response[["sst"]]) {
     return(sprintf(paste("sigma -> 0: the residual SD (%.3g) is at the rounding of the",

@@ -6,9 +6,16 @@
 # variance-scale Wald intervals). They read the group statistics (n_j, ybar_j, SSW_j), which
 # are the Rust model's statistics of its response.
 
-# TRUE for a fit of the one-way model: the intercept as the only fixed effect and the only
-# random effect (no offset).
-is_one_way <- function(object) isTRUE(object$parsed$one_way)
+# TRUE for the one-way model: the intercept as the only fixed effect and the only random
+# effect. `x` is a fit, or (with `offset = TRUE`) the design of a model being built. Without an
+# offset (the default) it is the model whose own methods (above) read the response's group
+# statistics; with `offset = TRUE` an offset is allowed: the core fits y - offset ~ 1 | g by the
+# one-way closed forms alike, so their range check applies (check_one_way_range()).
+is_one_way <- function(x, offset = FALSE) {
+  if (!offset) return(isTRUE(x$parsed$one_way))
+  spec <- if (inherits(x, "hnm_fit")) x$spec else x
+  identical(as.integer(spec$fixed), 0L) && identical(as.integer(spec$random), 0L)
+}
 
 require_one_way <- function(object, what, call) {
   if (!is_one_way(object)) {
@@ -28,12 +35,6 @@ fit_one_way_statistics <- function(object) {
 # (mu, sigma^2, tau^2), their inverse information and its kind.
 one_way_closed_form <- function(object, call, reml = is_reml(object)) {
   rust_result(rs_fit(lmm_model(object), reml), call = call)
-}
-
-# TRUE when a model's `spec` (or design) is the intercept as its only fixed and only random
-# effect: the core fits it by the one-way closed forms, offsets or not.
-one_way_structure <- function(spec) {
-  identical(as.integer(spec$fixed), 0L) && identical(as.integer(spec$random), 0L)
 }
 
 # The one-way model's theta = tau/sigma within the documented range. (Its fit, rs_lmm_fit, is

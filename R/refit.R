@@ -45,7 +45,7 @@ refit.hnm_fit <- function(object, newresp, ...) {
     lmm_search(built$model, is_reml(object), object$convergence$internal_theta, TRUE,
                object$control, call = call)
   }
-  if (one_way_structure(object$spec)) check_one_way_range(estimates$theta, call)
+  if (is_one_way(object, offset = TRUE)) check_one_way_range(estimates$theta, call)
   fit <- with_estimates(object, estimates)
   fit$stats <- built$stats
   fit$response_summary <- built$response_summary
@@ -109,7 +109,7 @@ refitML.hnm_fit <- function(x, ...) {
                                       x$spec$fixed, x$spec$random, x$spec$blocks,
                                       x$variable_names, FALSE, NULL), call = call)$model
   estimates <- lmm_search(model, FALSE, x$convergence$internal_theta, TRUE, x$control, call = call)
-  if (one_way_structure(x$spec)) check_one_way_range(estimates$theta, call)
+  if (is_one_way(x, offset = TRUE)) check_one_way_range(estimates$theta, call)
   fit <- with_estimates(x, estimates)
   fit$method <- "ML"
   fit$core <- list2env(list(model = model))

@@ -64,7 +64,7 @@ test_that("the mixture LRT of tau^2 = 0 is conservative at m = 10, n = 5 (simula
   g <- rep(seq_len(m), each = n)
   # hnm's statistic is the closed form's, data set by data set.
   samples <- replicate(300, rnorm(m * n), simplify = FALSE)
-  hnm_lrt <- vapply(samples, function(y) ranova(hnm_fit(y ~ 1 | g, data.frame(y = y, g = g)))["LRT", "Statistic"], 0)
+  hnm_lrt <- vapply(samples, function(y) tau2_test(hnm_fit(y ~ 1 | g, data.frame(y = y, g = g)))["LRT", "Statistic"], 0)
   means <- t(vapply(samples, function(y) tapply(y, g, mean), numeric(m)))
   ssw <- vapply(samples, function(y) sum((y - ave(y, g))^2), 0)
   expect_equal(hnm_lrt, closed_form_lrt(means, ssw, n), tolerance = 1e-6)
@@ -135,7 +135,7 @@ test_that("a positive variance: the mixture p-value of the balanced closed form"
     means <- matrix(tapply(y, g, mean), 1L)
     lrt <- closed_form_lrt(means, sum((y - ave(y, g))^2), n)
     expect_gt(lrt, 0)
-    table <- ranova(hnm_fit(y ~ 1 | g, data.frame(y = y, g = g)))
+    table <- tau2_test(hnm_fit(y ~ 1 | g, data.frame(y = y, g = g)))
     expect_equal(table["LRT", "Statistic"], lrt, tolerance = 1e-9)
     expect_equal(table["LRT", "Pr(>Stat)"], 0.5 * stats::pchisq(lrt, 1, lower.tail = FALSE),
                  tolerance = 1e-9)

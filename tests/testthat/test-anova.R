@@ -1,10 +1,10 @@
-# ranova(): the tau^2 = 0 tests of one fit (lmerTest's name for tests of random effects);
+# tau2_test(): the tau^2 = 0 tests of a one-way fit (LRT with the mixture p, exact F test);
 # anova(fit): lmerTest's fixed-effect table; anova(fit, lm): lme4-style comparison with the
 # intercept-only lm.
 # References: lme4's anova(lmer(REML = FALSE), lm) (statistic and its naive chi2(1) p, of
 # which the Self & Liang mixture p is half), stats::anova(lm(y ~ g)) for the F test.
 
-test_that("ranova(fit): mixture LRT p is half lme4's naive p, F test is the one-way ANOVA's", {
+test_that("tau2_test(fit): mixture LRT p is half lme4's naive p, F test is the one-way ANOVA's", {
   skip_if_not_installed("lme4")
   for (case in Filter(function(x) x$name %in% c("Dyestuff", "Rail", "simulated, small tau"),
                       lme4_cases())) {
@@ -12,7 +12,7 @@ test_that("ranova(fit): mixture LRT p is half lme4's naive p, F test is the one-
     null <- lm(stats::as.formula(paste(case$y, "~ 1")), case$data)
     ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = FALSE))
     ref_table <- suppressMessages(anova(ref, null))
-    table <- ranova(fit)
+    table <- tau2_test(fit)
     expect_s3_class(table, "anova")
     expect_equal(table["LRT", "Statistic"], ref_table$Chisq[2], tolerance = 1e-6, label = case$name)
     expect_equal(table["LRT", "Pr(>Stat)"], 0.5 * ref_table[["Pr(>Chisq)"]][2], tolerance = 1e-5,
@@ -44,7 +44,7 @@ test_that("anova(fit) of a one-way fit is lmerTest's fixed-effect table: no rows
 
 test_that("Dyestuff: lme4's naive p 0.0201 becomes the mixture's 0.0101", {
   skip_if_not_installed("lme4")
-  table <- ranova(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff))
+  table <- tau2_test(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff))
   # lme4: anova(lmer(Yield ~ 1 + (1 | Batch), Dyestuff, REML = FALSE), lm(Yield ~ 1, Dyestuff))
   # prints Chisq 5.40283 and Pr(>Chisq) 0.020104 (lme4 1.1-31).
   expect_equal(table["LRT", "Statistic"], 5.40283, tolerance = 1e-6)
@@ -80,11 +80,11 @@ test_that("REML fits are compared on their ML refit, as lme4 does", {
   ml <- hnm_fit(Yield ~ 1 | Batch, d)
   expect_message(table <- anova(reml, null), "refitting model\\(s\\) with ML")
   expect_equal(unname(unlist(table["reml", ])), unname(unlist(anova(ml, null)["ml", ])))
-  expect_equal(unlist(ranova(reml)["LRT", ]), unlist(ranova(ml)["LRT", ]))
+  expect_equal(unlist(tau2_test(reml)["LRT", ]), unlist(tau2_test(ml)["LRT", ]))
 })
 
 test_that("Dyestuff2: tau^2 = 0 gives statistic 0 and p-value 1", {
-  table <- ranova(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff2))
+  table <- tau2_test(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff2))
   expect_identical(table["LRT", "Statistic"], 0)
   expect_identical(table["LRT", "Pr(>Stat)"], 1)
   # stats::anova(lm(Yield ~ Batch, Dyestuff2)) prints F = 0.5578 on 5 and 24 df, p 0.7311.
@@ -100,8 +100,8 @@ test_that("anova refuses other data and other models with classed errors", {
   expect_error(anova(fit, lm(Yield ~ Batch, d)), "not the fixed effects", class = "hnm_error")
   expect_error(anova(fit, "a"), "class character", class = "hnm_error")
   expect_output(print(anova(fit, lm(Yield ~ 1, d))), "Models:")
-  # ranova()'s tests of tau^2 = 0 are the one-way model's: refused for other models.
-  expect_error(ranova(hnm_fit(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)),
+  # tau2_test()'s tests of tau^2 = 0 are the one-way model's: refused for other models.
+  expect_error(tau2_test(hnm_fit(Reaction ~ Days + (1 | Subject), lme4::sleepstudy)),
                "one-way model", class = "hnm_error_argument")
 })
 

@@ -88,6 +88,47 @@ test_that("the row arguments are checked, and refused for statistics", {
                class = "hnm_error_argument")
 })
 
+test_that("subset reads as lm()'s and lmer()'s data[subset, ], or is a clear error", {
+  skip_if_not_installed("lme4")
+  d <- arguments_data()
+  formula <- y ~ x + (x | g)
+  same_as_lmer <- function(fit, subset) {
+    # The subset's value in lmer's call (model.frame() evaluates it in the data).
+    ref <- suppressMessages(eval(bquote(lme4::lmer(formula, d, REML = FALSE, subset = .(subset)))))
+    expect_identical(nobs(fit), nobs(ref))
+    expect_equal(deviance(fit), deviance(ref), tolerance = 1e-6)
+  }
+  # One logical for all rows: TRUE keeps every row, as lm(subset = TRUE) does.
+  all_rows <- hnm_fit(formula, d, subset = TRUE)
+  same_as_lmer(all_rows, TRUE)
+  expect_identical(nobs(all_rows), nobs(lm(y ~ x, d, subset = TRUE)))
+  # NA in a logical subset: a row of missing values, dropped by na.omit (as lm and lmer).
+  keep <- d$w > 0.8
+  keep[c(1, 2)] <- NA
+  with_na <- hnm_fit(formula, d, subset = keep)
+  same_as_lmer(with_na, keep)
+  expect_identical(nobs(with_na), nobs(lm(y ~ x, d, subset = keep)))
+  expect_error(hnm_fit(formula, d, subset = keep, na.action = na.fail), "NA at some rows",
+               class = "hnm_error_argument")
+  expect_error(lm(y ~ x, d[-c(4, 9, 17), ], subset = keep[-c(4, 9, 17)], na.action = na.fail),
+               "missing values")
+  # Negative row numbers leave rows out, as `[` does.
+  drop <- -(1:10)
+  same_as_lmer(hnm_fit(formula, d, subset = drop), drop)
+  expect_identical(nobs(hnm_fit(formula, d, subset = drop)), nobs(lm(y ~ x, d, subset = drop)))
+  # What `[` would truncate (2.5 -> 2), ignore (0) or turn into a row of NAs (NA, beyond the
+  # rows) is an error naming the element; so are mixed signs, as for `[`.
+  e <- function(subset, pattern) {
+    expect_error(hnm_fit(formula, d, subset = subset), pattern, class = "hnm_error_argument")
+  }
+  e(c(1, 2.5, 3), "element 2 is 2.5")
+  e(c(0, 1, 2), "element 1 is 0")
+  e(c(1, NA), "element 2 is NA")
+  e(c(1, nrow(d) + 1), sprintf("element 2 is %d", nrow(d) + 1))
+  e(c(-1, 2), "mixes positive and negative")
+  e(factor(1:3), "class factor")
+})
+
 test_that("start is lme4's theta: from the optimum the search stops at once", {
   d <- lme4::sleepstudy
   formula <- Reaction ~ Days + (Days | Subject)

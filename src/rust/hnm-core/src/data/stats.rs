@@ -31,33 +31,35 @@ pub struct GroupStats {
 }
 
 impl GroupStats {
-    /// The one-way statistics of variable `variable` (0-based) of the model's statistics:
-    /// n_j, the variable's group means about its pilot (the centre) and its within-group sums of
-    /// squares W_j[a, a]. The one-way model `y ~ 1 | g` is the mixed model's q = p = 1 case, and
-    /// these are its statistics of the response.
+    /// The one-way statistics of variable `variable` (0-based) of the model's statistics in the
+    /// groups `groups` (indices into `stats`' groups, in the order wanted): n_j, the variable's
+    /// group means about its pilot (the centre) and its within-group sums of squares W_j[a, a].
+    /// The one-way model `y ~ 1 | g` is the mixed model's q = p = 1 case, and these are its
+    /// statistics of the response in the groups it models.
     ///
     /// # Errors
     /// `TooLarge` when the copies do not fit in memory; the errors of [`GroupStats::centered`].
     ///
     /// # Panics
-    /// When `variable` is not a variable of `stats`.
+    /// When `variable` is not a variable of `stats` or an index of `groups` not one of its groups.
     ///
     /// # Example
     /// ```
     /// use hnm_core::{CrossProducts, GroupStats};
     /// // Two groups of one variable: n = (2, 3), means 1 and 4 about the pilot 10, W = (0.5, 2).
     /// let stats = CrossProducts::new(vec![10.0], vec![2.0, 3.0], vec![1.0, 4.0], vec![0.5, 2.0]).unwrap();
-    /// let s = GroupStats::of_variable(&stats, 0).unwrap();
+    /// let s = GroupStats::of_variable(&stats, 0, &[0, 1]).unwrap();
     /// assert_eq!(s.means(), vec![11.0, 14.0]);
     /// assert_eq!(s.ssw_total(), 2.5);
+    /// // The second group alone.
+    /// assert_eq!(GroupStats::of_variable(&stats, 0, &[1]).unwrap().means(), vec![14.0]);
     /// ```
-    pub fn of_variable(stats: &CrossProducts, variable: usize) -> Result<GroupStats> {
+    pub fn of_variable(stats: &CrossProducts, variable: usize, groups: &[usize]) -> Result<GroupStats> {
         assert!(variable < stats.variables(), "variable {variable} of {} variables", stats.variables());
         const WHAT: &str = "the one-way statistics";
-        let groups = 0..stats.groups();
-        let means = collected(groups.clone().map(|j| stats.mean(j)[variable]), WHAT)?;
-        let ss = collected(groups.map(|j| stats.comoment(j, variable, variable)), WHAT)?;
-        let n = collected(stats.n().iter().copied(), WHAT)?;
+        let n = collected(groups.iter().map(|&j| stats.n()[j]), WHAT)?;
+        let means = collected(groups.iter().map(|&j| stats.mean(j)[variable]), WHAT)?;
+        let ss = collected(groups.iter().map(|&j| stats.comoment(j, variable, variable)), WHAT)?;
         GroupStats::centered(stats.pilot()[variable], n, means, ss)
     }
 

@@ -6,5 +6,6 @@ use hnm_core::{Checkpoint, Column, CrossProducts, GroupStats, Result};
 /// row pass of the model ([`CrossProducts::from_columns`]).
 pub fn one_way_stats(y: &[f64], codes: &[i32], groups: usize, checkpoint: &mut Checkpoint<'_>) -> Result<GroupStats> {
     let pass = CrossProducts::from_columns(&[Column::Double(y)], codes.iter().copied(), groups, checkpoint)?;
-    GroupStats::of_variable(&pass.stats, 0)
+    let all: Vec<usize> = (0..groups).collect();
+    GroupStats::of_variable(&pass.stats, 0, &all)
 }

@@ -741,25 +741,21 @@ mod tests {
 
     /// 12 groups of 6 rows, y ~ 1 + x + (1 + x | g), from a fixed pseudo-random sequence.
     fn model() -> LinearMixedModel {
-        let (mut y, mut x, mut g) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut y, mut x) = (Vec::new(), Vec::new());
         let mut state = 12345_u64;
         let mut uniform = || {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
         };
-        for j in 0..12 {
+        for _ in 0..12 {
             let (a, b) = (uniform() * 2.0, uniform());
             for i in 0..6 {
                 let xi = i as f64 + 10.0;
                 x.push(xi);
                 y.push(3.0 + a + (0.5 + b) * xi + uniform());
-                g.push(j + 1);
             }
         }
-        let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], g.into_iter(), 12, &mut Checkpoint::new(&Never)).unwrap();
-        let structure =
-            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
-        LinearMixedModel::new(&pass.stats, structure).unwrap()
+        slope_model(&x, &y, &[6; 12])
     }
 
     #[test]
@@ -767,18 +763,14 @@ mod tests {
         use crate::numerics::interrupt::After;
         use std::time::{Duration, Instant};
         // 10^4 groups and 10^5 points a side for each parameter: many minutes of work.
-        let (mut y, mut x, mut g) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut y, mut x) = (Vec::new(), Vec::new());
         for j in 0..10_000 {
             for i in 0..4 {
                 x.push(i as f64);
                 y.push((j % 7) as f64 * 0.3 + (0.5 + (j % 5) as f64 * 0.1) * i as f64 + ((i * j) % 3) as f64 * 0.2);
-                g.push(j + 1);
             }
         }
-        let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], g.into_iter(), 10_000, &mut Checkpoint::new(&Never)).unwrap();
-        let structure =
-            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
-        let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
+        let model = slope_model(&x, &y, &vec![4; 10_000]);
         let fit = model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
         let parameters: Vec<LmmParameter> = (0..3).map(LmmParameter::Variance).chain([LmmParameter::Sigma, LmmParameter::Beta(1)]).collect();
         let interrupt = After { start: Instant::now(), after: Duration::from_millis(50) };
@@ -878,12 +870,7 @@ mod tests {
             1.4777051381191941, 5.05664480703504, 7.597486299950341, 4.670683616265741, -1.926207177408653, 2.515400641286493, 11.50318481021534,
             -5.238578053234009, 12.256898845899546, 3.0628410803687682, 2.986898398460765, 15.190053266133283, -5.814991072153301,
         ];
-        let sizes = [9, 9, 10, 15, 6, 13, 12, 14];
-        let g: Vec<i32> = sizes.iter().zip(1..).flat_map(|(&n, j)| std::iter::repeat_n(j, n)).collect();
-        let pass = CrossProducts::from_columns(&[Column::Double(&Y), Column::Double(&X)], g.into_iter(), 8, &mut Checkpoint::new(&Never)).unwrap();
-        let structure =
-            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
-        LinearMixedModel::new(&pass.stats, structure).unwrap()
+        slope_model(&X, &Y, &[9, 9, 10, 15, 6, 13, 12, 14])
     }
 
     #[test]

@@ -136,12 +136,7 @@ pub(crate) fn one_way_statistics(stats: &CrossProducts, structure: &Structure, g
     if structure.fixed != [Term::Intercept] || structure.random != [Term::Intercept] {
         return Ok(None);
     }
-    const WHAT: &str = "the one-way statistics";
-    let y = structure.response;
-    let n = collected(groups.iter().map(|&j| stats.n()[j]), WHAT)?;
-    let means = collected(groups.iter().map(|&j| stats.mean(j)[y]), WHAT)?;
-    let ssw = collected(groups.iter().map(|&j| stats.comoment(j, y, y)), WHAT)?;
-    GroupStats::centered(stats.pilot()[y], n, means, ssw).map(Some)
+    GroupStats::of_variable(stats, structure.response, groups).map(Some)
 }
 
 /// A revision no model has had (see [`LinearMixedModel::revision`]).
