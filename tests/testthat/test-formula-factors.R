@@ -189,3 +189,17 @@ test_that("an interaction grouping variable is interaction()'s factor, for every
                      reference_interaction(columns[parts]), label = deparse1(expr))
   }
 })
+
+test_that("for new data, each factor's codes index the fit's levels, NA for a new level", {
+  fit_data <- data.frame(a = c("x", "y", "z", "y"), b = c(3L, 1L, 2L, 2L))
+  new_data <- data.frame(a = c("z", "w", NA, "x"), b = c(2L, 1L, 4L, 3L))
+  parsed <- hnm:::parse_mixed_formula(y ~ (1 | a) + (1 | b:a), several = TRUE)
+  levels <- lapply(hnm:::grouping_factors(parsed, fit_data, globalenv(), NULL), function(f) {
+    hnm:::group_labels(f, seq_len(f$n_groups))
+  })
+  expect_identical(levels, list(c("x", "y", "z"), c("1:y", "2:y", "2:z", "3:x")))
+  codes <- lapply(hnm:::grouping_factors(parsed, new_data, globalenv(), NULL, levels),
+                  `[[`, "codes")
+  expect_identical(codes, list(match(new_data$a, c("x", "y", "z")),
+                               match(paste(new_data$b, new_data$a, sep = ":"), levels[[2L]])))
+})
