@@ -91,9 +91,9 @@ check_grouping_part <- function(part, bar, formula, call) {
     within <- if (!identical(part, strip_parens(bar[[3L]]))) {
       sprintf(" (part of `%s`)", deparse1(bar[[3L]]))
     }
-    hnm_abort(sprintf(paste("the grouping expression `%s`%s in `%s` is not a factor; write one",
-                            "random-effects term per grouping factor, e.g. `(%s | %s) + (%s | %s)`,",
-                            "or `a/b` for b nested in a."), deparse1(part), within %||% "",
+    hnm_abort(sprintf(paste("the grouping expression `%s`%s in `%s` is not a factor; write",
+                            "one random-effects term per grouping factor, e.g. `(%s | %s) +",
+                            "(%s | %s)`, or `a/b` for b nested in a."), deparse1(part), within %||% "",
                       deparse1(formula),
                       deparse1(bar[[2L]]), deparse1(part[[2L]]), deparse1(bar[[2L]]),
                       deparse1(part[[length(part)]])),
