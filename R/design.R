@@ -262,3 +262,122 @@ group_codes <- function(g, name, call) {
   rank[levels$ordering] <- seq_along(levels$ordering)
   list(codes = rank[coded$codes], levels = levels$labels)
 }
+
+# The grouping factors of a model with several (parse_mixed_formula(several = TRUE)): for each
+# of `parsed$factors`, its `name` and what grouping_factor() gives for it (the rows' codes, the
+# levels or the range's code_offset, n_groups and level_offset). `levels` (new data): for each
+# factor, the fit's levels, which the codes then index.
+grouping_factors <- function(parsed, data, env, call, levels = NULL) {
+  lapply(seq_along(parsed$factors), function(k) {
+    factor <- parsed$factors[[k]]
+    one <- list(group = factor$expr, group_name = factor$name, response = parsed$response)
+    c(list(name = factor$name), grouping_factor(one, data, env, call, levels[[k]]))
+  })
+}
+
+# The cells of the rows: the combinations of levels of `factors` (grouping_factors() of the
+# data) that occur. Rows with a missing level of any factor, or FALSE in `keep`, belong to no
+# cell. `cell`: each row's cell (1..n_cells; NA for no cell); `levels`: for each factor, the
+# level (1-based, as row_codes() counts) of each cell; `n_levels`: for each factor, the number
+# of its levels with rows in a cell (lme4's number of levels, which orders its factors).
+# The factors are combined from the most levels to the fewest, so that in a nested design
+# every outer factor is a function of the cells so far (combine_codes()' cheap case).
+cell_codes <- function(factors, keep = NULL) {
+  sizes <- vapply(factors, function(f) as.integer(f$n_groups), 0L)
+  order <- order(sizes, decreasing = TRUE)
+  cells <- combine_codes(lapply(factors[order], row_codes), sizes[order], keep)
+  levels <- cells$levels[order(order)]
+  list(cell = cells$codes, n_cells = cells$n, levels = levels,
+       n_levels = vapply(seq_along(levels), function(k) {
+         sum(tabulate(levels[[k]], sizes[k]) > 0L)
+       }, 0L))
+}
+
+# The combinations of integer codes (codes[[k]] in 1..sizes[k], NA for missing) that occur,
+# numbered 1..n in lexical order of the codes: `codes`, each row's combination (NA where a
+# code is NA or `keep` is FALSE); `n`; `levels`, for each of `codes`, its value in each
+# combination. Integer arithmetic only, never a string per row: a code that is the same in
+# all rows of each combination so far (an outer factor of a nested design) leaves the
+# combinations as they are (one gather and compare); any other is combined with them by
+# dense_codes().
+combine_codes <- function(codes, sizes, keep = NULL) {
+  n_rows <- length(codes[[1L]])
+  rows <- !Reduce(`|`, lapply(codes, is.na))
+  if (!is.null(keep)) rows <- rows & keep
+  every_row <- all(rows)
+  if (!every_row) {
+    rows <- which(rows)
+    codes <- lapply(codes, `[`, rows)
+  }
+  cells <- dense_codes(codes[1L], sizes[1L])
+  for (k in seq_along(codes)[-1L]) {
+    if (!identical(cell_values(cells, codes[[k]])[cells$codes], codes[[k]])) {
+      cells <- dense_codes(list(cells$codes, codes[[k]]), c(cells$n, sizes[k]))
+    }
+  }
+  list(codes = if (every_row) cells$codes else replace(rep(NA_integer_, n_rows), rows, cells$codes),
+       n = cells$n, levels = lapply(codes, cell_values, cells = cells))
+}
+
+# For each cell, the value of `values` in its rows (any one of them).
+cell_values <- function(cells, values) {
+  out <- integer(cells$n)
+  out[cells$codes] <- values
+  out
+}
+
+# The distinct combinations of one or two integer keys (key j in 1..sizes[j]) numbered 1..n in
+# lexical order of the keys: `codes` (one per row) and `n`. By a table of the combined key
+# when its range is not much longer than the keys, else by R's radix sort (no combined key,
+# which could overflow).
+dense_codes <- function(keys, sizes) {
+  n_rows <- length(keys[[1L]])
+  if (prod(as.double(sizes)) <= 4 * n_rows + 1024) {
+    key <- keys[[1L]]
+    if (length(keys) == 2L) key <- (key - 1L) * sizes[2L] + keys[[2L]]
+    present <- tabulate(key, prod(sizes)) > 0L
+    return(list(codes = cumsum(present)[key], n = sum(present)))
+  }
+  sorted <- do.call(order, c(unname(keys), method = "radix"))
+  change <- Reduce(`|`, lapply(keys, function(key) {
+    key <- key[sorted]
+    key[-1L] != key[-n_rows]
+  }))
+  codes <- integer(n_rows)
+  codes[sorted] <- cumsum(c(n_rows > 0L, change))
+  list(codes = codes, n = if (n_rows) max(codes) else 0L)
+}
+
+# lme4's order of the random-effects terms and grouping factors (mkReTrms()): the terms in
+# the formula's order unless some term has more levels than the one before it, then by
+# decreasing number of levels, where rev(order()) puts tied terms in reverse formula order;
+# the factors in the order of their first term. `n_levels`: each factor's number of levels
+# with rows (cell_codes()). `terms`: a data frame of `factor` (index into parsed$factors) and
+# `term` (index into that factor's `random`), one row per term, in lme4's order.
+factor_order <- function(parsed, n_levels) {
+  counts <- lengths(lapply(parsed$factors, `[[`, "random"))
+  factor <- rep(seq_along(counts), counts)
+  term <- sequence(counts)
+  written <- order(unlist(lapply(parsed$factors, `[[`, "position")))
+  factor <- factor[written]
+  term <- term[written]
+  size <- n_levels[factor]
+  lme4 <- if (any(diff(size) > 0)) rev(order(size)) else seq_along(size)
+  list(factors = unique(factor[lme4]),
+       terms = data.frame(factor = factor[lme4], term = term[lme4]))
+}
+
+# lme4's names of θ: for each random-effects term (in lme4's order), `group`.(Intercept),
+# `group`.x.(Intercept), ... for its block's lower triangle by columns; `groups` the term's
+# grouping factor's name, one per term or one for all.
+theta_names_terms <- function(random_names, groups) {
+  groups <- rep_len(groups, length(random_names))
+  unlist(lapply(seq_along(random_names), function(k) {
+    names <- random_names[[k]]
+    q <- length(names)
+    column <- rep(seq_len(q), q:1)
+    row <- sequence(q:1, from = seq_len(q))
+    ifelse(row == column, paste(groups[k], names[row], sep = "."),
+           paste(groups[k], names[row], names[column], sep = "."))
+  }))
+}

@@ -1,11 +1,17 @@
-# Parsing lme4's formula syntax for one grouping factor: the first step of hnm_fit().
+# Parsing lme4's formula syntax: the first step of hnm_fit().
 
 # Splits `y ~ fixed + (terms | g) + ...` into the response, the fixed-effects right-hand side
-# and the random-effects terms of its one grouping factor. `(x || g)` becomes lme4's
-# `(1 | g) + (0 + x | g)`; `y ~ 1 | g` (a bar as the whole right-hand side) means
-# `y ~ 1 + (1 | g)`. Two grouping factors, or a grouping expression that makes several
-# (`g/h`, `g + h`, `g * h`), are errors naming them. `one_way` is TRUE for `y ~ 1 + (1 | g)`.
-parse_mixed_formula <- function(formula, call = NULL) {
+# and the grouping factors with their random-effects terms, expanded as lme4's findbars():
+# `(x || g)` becomes `(1 | g) + (0 + x | g)`, `(1 | a/b)` becomes `(1 | b:a) + (1 | a)`;
+# `y ~ 1 | g` (a bar as the whole right-hand side) means `y ~ 1 + (1 | g)`. `factors` has one
+# entry per grouping factor in lme4's order of terms before its sort by number of levels
+# (factor_order()): `name` (lme4's, e.g. "cask:batch"), `expr` (the grouping expression),
+# `random` (one one-sided right-hand side per term on the factor) and `position` (each term's
+# place among all the formula's terms). With one factor, `group`, `group_name` and `random`
+# are that factor's; unless `several`, a formula with more than one is an error naming them.
+# A grouping expression that is not a factor (`g + h`, `g * h`) is an error. `one_way` is
+# TRUE for `y ~ 1 + (1 | g)`.
+parse_mixed_formula <- function(formula, call = NULL, several = FALSE) {
   if (!inherits(formula, "formula") || length(formula) != 3L) {
     hnm_abort("`formula` must be a two-sided formula such as `y ~ x + (1 | g)` or `y ~ 1 | g`.",
               call = call, class = "hnm_error_formula")
@@ -17,13 +23,88 @@ parse_mixed_formula <- function(formula, call = NULL) {
                             "is a linear model (use lm())."), deparse1(formula)),
               call = call, class = "hnm_error_formula")
   }
-  group <- single_grouping_factor(bars, formula, call)
+  factors <- formula_factors(bars, formula, call)
+  if (!several && length(factors) > 1L) {
+    hnm_abort(sprintf(paste("`%s` has more than one grouping factor (%s); hnm fits models with",
+                            "one grouping factor (use lme4::lmer() for crossed or nested",
+                            "random effects)."), deparse1(formula),
+                      paste(vapply(factors, `[[`, "", "name"), collapse = ", ")),
+              call = call, class = "hnm_error_unsupported_formula")
+  }
   fixed_rhs <- drop_bars(rhs) %||% 1
-  random <- unlist(lapply(bars, random_terms), recursive = FALSE)
-  list(response = formula[[2L]], fixed = fixed_rhs, random = random, group = group,
-       group_name = deparse1(group), env = environment(formula),
-       one_way = is_intercept_only(fixed_rhs, environment(formula)) && length(random) == 1L &&
-         is_intercept_only(random[[1L]], environment(formula)))
+  env <- environment(formula)
+  single <- if (length(factors) == 1L) factors[[1L]]
+  list(response = formula[[2L]], fixed = fixed_rhs, random = single$random, group = single$expr,
+       group_name = single$name, env = env,
+       one_way = !is.null(single) && is_intercept_only(fixed_rhs, env) &&
+         length(single$random) == 1L && is_intercept_only(single$random[[1L]], env),
+       factors = factors)
+}
+
+# The grouping factors of the bars, as lme4's findbars() expands them: each bar's `||` into
+# its terms, then each term's `a/b/c` into the factors c:(b:a), b:a and a; terms on the same
+# factor (by lme4's name, the deparsed expression) are gathered under it.
+formula_factors <- function(bars, formula, call) {
+  lhs <- list()
+  exprs <- list()
+  for (bar in bars) {
+    groups <- nested_factors(bar[[3L]], bar, formula, call)
+    for (term in random_terms(bar)) {
+      lhs <- c(lhs, rep(list(term), length(groups)))
+      exprs <- c(exprs, groups)
+    }
+  }
+  names <- vapply(exprs, deparse1, "")
+  lapply(unique(names), function(name) {
+    at <- which(names == name)
+    list(name = name, expr = exprs[[at[1L]]], random = lhs[at], position = at)
+  })
+}
+
+# The factors of one grouping expression: `a/b/c` gives c:(b:a), b:a and a (lme4's
+# expandSlash(), whose names and order these are); any other expression is one factor. A
+# part that is a sum or product (`g + h`, `g * h`, which lme4 cannot evaluate either) or a
+# `/` below a `:` is an error.
+nested_factors <- function(g, bar, formula, call) {
+  g <- strip_parens(g)
+  parts <- list()
+  while (is.call(g) && identical(g[[1L]], as.name("/"))) {
+    parts <- c(list(g[[3L]]), parts)
+    g <- strip_parens(g[[2L]])
+  }
+  parts <- c(list(g), parts)
+  for (part in parts) check_grouping_part(part, bar, formula, call)
+  out <- list(parts[[1L]])
+  for (part in parts[-1L]) out <- c(list(call(":", part, out[[1L]])), out)
+  out
+}
+
+# Refuses a part of a grouping expression that is not a factor (below the `:`s).
+check_grouping_part <- function(part, bar, formula, call) {
+  part <- strip_parens(part)
+  if (is_interaction(part)) {
+    for (side in as.list(part)[-1L]) check_grouping_part(side, bar, formula, call)
+    return(invisible())
+  }
+  op <- if (is.call(part)) deparse1(part[[1L]]) else ""
+  if (op %in% c("+", "*", "-")) {
+    within <- if (!identical(part, strip_parens(bar[[3L]]))) {
+      sprintf(" (part of `%s`)", deparse1(bar[[3L]]))
+    }
+    hnm_abort(sprintf(paste("the grouping expression `%s`%s in `%s` is not a factor; write",
+                            "one random-effects term per grouping factor, e.g. `(%s | %s) +",
+                            "(%s | %s)`, or `a/b` for b nested in a."), deparse1(part), within %||% "",
+                      deparse1(formula),
+                      deparse1(bar[[2L]]), deparse1(part[[2L]]), deparse1(bar[[2L]]),
+                      deparse1(part[[length(part)]])),
+              call = call, class = "hnm_error_unsupported_formula")
+  }
+  if (op == "/") {
+    hnm_abort(sprintf(paste("the grouping expression `%s` of `%s` nests factors (`/`) inside",
+                            "an interaction; `/` may only join factors at the top, as in",
+                            "`a/b/c`."), deparse1(bar[[3L]]), deparse1(formula)),
+              call = call, class = "hnm_error_unsupported_formula")
+  }
 }
 
 is_bar <- function(x) {
@@ -58,40 +139,6 @@ drop_bars <- function(expr) {
 is_sum <- function(expr) {
   is.call(expr) && length(expr) == 3L &&
     (identical(expr[[1L]], as.name("+")) || identical(expr[[1L]], as.name("-")))
-}
-
-# The one grouping expression of the bars; `a:b` is one factor (the interaction).
-single_grouping_factor <- function(bars, formula, call) {
-  groups <- lapply(bars, function(b) b[[3L]])
-  labels <- unique(vapply(groups, deparse1, ""))
-  nested <- vapply(groups, function(g) {
-    g <- strip_parens(g)
-    is.call(g) && deparse1(g[[1L]]) %in% c("/", "+", "*")
-  }, logical(1))
-  if (length(labels) > 1L || any(nested)) {
-    factors <- unique(unlist(lapply(groups, grouping_factor_names)))
-    hnm_abort(sprintf(paste("`%s` has more than one grouping factor (%s); hnm fits models with",
-                            "one grouping factor (use lme4::lmer() for crossed or nested",
-                            "random effects)."), deparse1(formula), paste(factors, collapse = ", ")),
-              call = call, class = "hnm_error_unsupported_formula")
-  }
-  strip_parens(groups[[1L]])
-}
-
-# The factors a grouping expression makes, as lme4 expands it: g/h is g and g:h.
-grouping_factor_names <- function(g) {
-  g <- strip_parens(g)
-  if (!is.call(g)) return(deparse1(g))
-  op <- deparse1(g[[1L]])
-  if (op == "/") {
-    outer <- grouping_factor_names(g[[2L]])
-    return(c(outer, paste(outer[length(outer)], deparse1(strip_parens(g[[3L]])), sep = ":")))
-  }
-  if (op %in% c("+", "*")) {
-    parts <- c(grouping_factor_names(g[[2L]]), grouping_factor_names(g[[3L]]))
-    return(if (op == "*") c(parts, paste(parts, collapse = ":")) else parts)
-  }
-  deparse1(g)
 }
 
 # The random-effects terms of one bar: the left-hand side as a one-sided right-hand side and

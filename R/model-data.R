@@ -136,13 +136,18 @@ model_variable <- function(expr, data, env, role, call) {
 
 # The grouping variable of a grouping expression. `a:b` is never evaluated as R's `:` (a
 # sequence, for numbers): as lme4, it is the interaction of factors of a and b, with the
-# combinations that occur, levels "a:b" in lexical order.
+# combinations that occur, levels "a:b" in lexical order. It is coded from the parts' codes
+# (interaction() makes a label for every combination of levels, used or not: 1e9 strings for
+# classes nested in schools) and labels only the combinations that occur.
 group_variable <- function(expr, data, env, call) {
   if (!is_interaction(expr)) return(model_variable(expr, data, env, "grouping variable", call))
   parts <- lapply(interaction_parts(expr), function(e) {
-    as_group_factor(model_variable(e, data, env, "grouping variable", call))
+    group_codes(model_variable(e, data, env, "grouping variable", call), deparse1(e), call)
   })
-  interaction(parts, sep = ":", lex.order = TRUE, drop = TRUE)
+  cells <- combine_codes(lapply(parts, function(part) as.integer(part$codes)),
+                         lengths(lapply(parts, `[[`, "levels")))
+  labels <- Map(function(part, level) part$levels[level], parts, cells$levels)
+  structure(cells$codes, levels = do.call(paste, c(unname(labels), sep = ":")), class = "factor")
 }
 
 is_interaction <- function(expr) is.call(expr) && identical(expr[[1L]], as.name(":"))

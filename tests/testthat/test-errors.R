@@ -6,10 +6,11 @@ test_that("formulas outside one grouping factor are refused, naming the factors 
   d$h <- rep(1:2, length.out = nrow(d))
   two <- "hnm_error_unsupported_formula"
   expect_error(hnm_fit(y ~ (1 | g) + (1 | h), d), "more than one grouping factor \\(g, h\\)", class = two)
-  expect_error(hnm_fit(y ~ (1 | g/h), d), "more than one grouping factor \\(g, g:h\\)", class = two)
-  expect_error(hnm_fit(y ~ 1 | g/h, d), "\\(g, g:h\\)", class = two)
-  expect_error(hnm_fit(y ~ (1 | g + h), d), "\\(g, h\\)", class = two)
-  expect_error(hnm_fit(y ~ (1 | g * h), d), "\\(g, h, g:h\\)", class = two)
+  # Named as lme4 names them: g/h is h:g (h within g) and g.
+  expect_error(hnm_fit(y ~ (1 | g/h), d), "more than one grouping factor \\(h:g, g\\)", class = two)
+  expect_error(hnm_fit(y ~ 1 | g/h, d), "\\(h:g, g\\)", class = two)
+  expect_error(hnm_fit(y ~ (1 | g + h), d), "`g \\+ h` in .* is not a factor", class = two)
+  expect_error(hnm_fit(y ~ (1 | g * h), d), "`g \\* h` in .* is not a factor", class = two)
   expect_error(hnm_fit(y ~ (x | g) + (1 | h), d), "lme4::lmer", class = two)
   expect_error(hnm_fit(y ~ 1, d), "no random-effects term", class = "hnm_error")
   expect_error(hnm_fit(~ 1 | g, d), "two-sided formula", class = "hnm_error")

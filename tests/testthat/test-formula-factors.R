@@ -1,0 +1,205 @@
+# Several grouping factors (issue 23): the formula's factors and terms, their levels, lme4's
+# order and θ names must be lme4's own (lme4::lFormula()'s reTrms and an unoptimised lmer()'s
+# getME(, "theta")); the cells of the rows must be the combinations interaction() finds.
+
+# What lme4 makes of `formula` on `data`: its factors in order with their levels, the terms'
+# columns (cnms), each term's factor (flist's "assign") and the names of θ.
+lme4_layout <- function(formula, data) {
+  re <- lme4::lFormula(formula, data)$reTrms
+  fit <- lme4::lmer(formula, data, control = lme4::lmerControl(optimizer = NULL))
+  list(levels = lapply(re$flist, levels), cnms = re$cnms, assign = attr(re$flist, "assign"),
+       theta = names(lme4::getME(fit, "theta")))
+}
+
+# The same from hnm's parse, grouping factors, cells and order.
+hnm_layout <- function(formula, data) {
+  parsed <- hnm:::parse_mixed_formula(formula, several = TRUE)
+  env <- environment(formula)
+  factors <- hnm:::grouping_factors(parsed, data, env, NULL)
+  cells <- hnm:::cell_codes(factors)
+  order <- hnm:::factor_order(parsed, cells$n_levels)
+  names <- vapply(parsed$factors, `[[`, "", "name")
+  columns <- Map(function(k, j) hnm:::design_part(parsed$factors[[k]]$random[[j]], data, env,
+                                                  NULL)$names,
+                 order$terms$factor, order$terms$term)
+  levels <- lapply(order$factors, function(k) {
+    with_rows <- which(tabulate(cells$levels[[k]], factors[[k]]$n_groups) > 0L)
+    hnm:::group_labels(factors[[k]], with_rows)
+  })
+  list(levels = stats::setNames(levels, names[order$factors]),
+       cnms = stats::setNames(columns, names[order$terms$factor]),
+       assign = match(order$terms$factor, order$factors),
+       theta = hnm:::theta_names_terms(unname(columns), names[order$terms$factor]))
+}
+
+expect_lme4_layout <- function(formula, data) {
+  expect_identical(hnm_layout(formula, data), lme4_layout(formula, data),
+                   label = deparse1(formula))
+}
+
+test_that("nested, crossed and several-term formulas lay out as lme4's", {
+  skip_if_not_installed("lme4")
+  expect_lme4_layout(strength ~ 1 + (1 | batch/cask), lme4::Pastes)
+  expect_lme4_layout(strength ~ 1 + (1 | batch) + (1 | cask:batch), lme4::Pastes)
+  expect_lme4_layout(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin)
+  expect_lme4_layout(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  expect_lme4_layout(Reaction ~ Days + (Days || Subject), lme4::sleepstudy)
+  expect_lme4_layout(Reaction ~ Days + (1 | Subject) + (0 + Days | Subject), lme4::sleepstudy)
+  instructors <- levels(lme4::InstEval$d)[1:150]
+  inst <- lme4::InstEval[lme4::InstEval$d %in% instructors, ]
+  expect_lme4_layout(y ~ service + (1 | s) + (1 | d) + (1 | dept), inst)
+  expect_lme4_layout(y ~ 1 + service * dept + (1 | s) + (1 | d), inst)
+})
+
+test_that("three nested levels, slashes with interactions and columns of every kind", {
+  skip_if_not_installed("lme4")
+  set.seed(23)
+  n <- 400
+  d <- data.frame(y = rnorm(n), x = rnorm(n), a = sample(3, n, TRUE),
+                  b = sample(c("p", "q", "r", "s"), n, TRUE),
+                  c = factor(sample(letters[1:5], n, TRUE), levels = letters[5:1]))
+  expect_lme4_layout(y ~ x + (1 | a/b/c), d)
+  expect_lme4_layout(y ~ (x || a/b) + (1 | c), d)
+  expect_lme4_layout(y ~ (1 | a/(b:c)), d)
+  expect_lme4_layout(y ~ (1 | a:b) + (x | c), d)
+  expect_lme4_layout(y ~ (x || b) + (1 | c), d)
+})
+
+test_that("terms tied in number of levels are ordered as lme4's sort orders them", {
+  skip_if_not_installed("lme4")
+  set.seed(5)
+  d <- data.frame(y = rnorm(100), x = rnorm(100), g = gl(10, 10), k = gl(10, 1, 100),
+                  h = gl(5, 1, 100))
+  # Levels never increase: the formula's order, ties included.
+  expect_lme4_layout(y ~ (1 | g) + (1 | k) + (1 | h), d)
+  # They do: decreasing levels, ties in reverse formula order (rev(order())), which puts a
+  # factor's second term before its first and splits g's terms around k's.
+  expect_lme4_layout(y ~ (1 | h) + (1 | g) + (0 + x | g), d)
+  expect_lme4_layout(y ~ (1 | g) + (1 | h) + (0 + x | g) + (1 | k), d)
+  # Levels counted among the rows, unused factor levels left out.
+  d$k <- factor(d$k, levels = c(levels(d$k), "unused1", "unused2"))
+  expect_lme4_layout(y ~ (1 | h) + (1 | g) + (1 | k), d)
+})
+
+test_that("one grouping factor parses as before; several are refused unless asked for", {
+  parsed <- hnm:::parse_mixed_formula(y ~ x + (1 | g) + (0 + x | g))
+  expect_identical(parsed$group, quote(g))
+  expect_identical(parsed$group_name, "g")
+  expect_identical(parsed$random, list(1, quote(0 + x)))
+  expect_length(parsed$factors, 1L)
+  expect_false(parsed$one_way)
+  expect_true(hnm:::parse_mixed_formula(y ~ 1 | a:b)$one_way)
+  expect_identical(hnm:::parse_mixed_formula(y ~ 1 | a:b)$group, quote(a:b))
+  two <- "hnm_error_unsupported_formula"
+  expect_error(hnm:::parse_mixed_formula(y ~ (1 | g/h)),
+               "more than one grouping factor \\(h:g, g\\)", class = two)
+  several <- hnm:::parse_mixed_formula(y ~ 1 | g/h, several = TRUE)
+  expect_identical(lapply(several$factors, `[[`, "expr"), list(quote(h:g), quote(g)))
+  expect_null(several$group)
+  expect_false(several$one_way)
+})
+
+test_that("grouping expressions that are not factors are refused, as lme4 cannot use them", {
+  skip_if_not_installed("lme4")
+  d <- data.frame(y = rnorm(20), g = gl(4, 5), h = gl(5, 1, 20))
+  # lme4 evaluates `g + h` as R's `+` on factors: NA with a warning, then an error.
+  expect_error(suppressWarnings(lme4::lFormula(y ~ (1 | g + h), d)), "Invalid grouping factor")
+  two <- "hnm_error_unsupported_formula"
+  for (several in c(FALSE, TRUE)) {
+    expect_error(hnm:::parse_mixed_formula(y ~ (1 | g + h), several = several),
+                 "`g \\+ h` in .* is not a factor.*`\\(1 \\| g\\) \\+ \\(1 \\| h\\)`", class = two)
+    expect_error(hnm:::parse_mixed_formula(y ~ x + (x | g * h), several = several),
+                 "`g \\* h`.*`\\(x \\| g\\) \\+ \\(x \\| h\\)`", class = two)
+    expect_error(hnm:::parse_mixed_formula(y ~ (1 | a/(b + c)), several = several),
+                 "`b \\+ c`", class = two)
+    expect_error(hnm:::parse_mixed_formula(y ~ (1 | a:(b/c)), several = several),
+                 "`/` may only join factors at the top", class = two)
+  }
+})
+
+# The reference: interaction() of factor()'s factors (NaN a missing value, as hnm drops it).
+reference_interaction <- function(columns) {
+  factors <- lapply(columns, function(g) {
+    if (is.factor(g)) g else factor(g, exclude = if (is.double(g)) c(NA, NaN) else NA)
+  })
+  interaction(factors, sep = ":", lex.order = TRUE, drop = TRUE)
+}
+
+random_columns <- function(n, sizes) {
+  list(character = sample(c(sprintf("s%03d", seq_len(sizes[1L])), NA), n, TRUE),
+       integer = sample(c(seq_len(sizes[2L]) * 1000L, NA), n, TRUE),
+       small_range = sample(c(seq_len(sizes[3L]), NA), n, TRUE),
+       double = sample(c(seq_len(sizes[4L]) / 4, NaN, NA), n, TRUE),
+       factor = factor(sample(c(letters[1:5], NA), n, TRUE), levels = letters[6:1]))
+}
+
+test_that("cell_codes() gives the combinations interaction() finds, rows with a NA in none", {
+  set.seed(7)
+  n <- 20000
+  # Few levels (the combined key is tabulated) and many (it is radix-sorted).
+  for (sizes in list(c(3, 4, 2, 3), c(200, 150, 30, 40))) {
+    columns <- random_columns(n, sizes)
+    d <- as.data.frame(columns)
+    parsed <- hnm:::parse_mixed_formula(
+      y ~ (1 | character) + (1 | integer) + (1 | small_range) + (1 | double:factor),
+      several = TRUE)
+    factors <- hnm:::grouping_factors(parsed, d, globalenv(), NULL)
+    keep <- runif(n) > 0.1
+    cells <- hnm:::cell_codes(factors, keep)
+    reference <- reference_interaction(columns)
+    reference[!keep] <- NA
+    reference <- droplevels(reference)
+    expect_identical(is.na(cells$cell), is.na(reference))
+    expect_identical(cells$n_cells, nlevels(reference))
+    # One cell for each combination and one combination for each cell.
+    pairs <- unique(data.frame(cell = cells$cell, reference = as.integer(reference)))
+    expect_false(anyDuplicated(pairs$cell[!is.na(pairs$cell)]) > 0L)
+    expect_false(anyDuplicated(pairs$reference[!is.na(pairs$reference)]) > 0L)
+    # Each cell's level of each factor is its rows' level.
+    observed <- !is.na(cells$cell)
+    for (k in seq_along(factors)) {
+      labels <- hnm:::group_labels(factors[[k]], cells$levels[[k]][cells$cell[observed]])
+      expect_identical(labels, as.character(interaction(
+        lapply(columns[if (k < 4L) k else 4:5], as.character), sep = ":"))[observed])
+      expect_identical(cells$n_levels[k], length(unique(labels)))
+    }
+  }
+})
+
+test_that("a nested outer factor leaves the cells of its inner factor", {
+  set.seed(8)
+  class <- sample(300, 5000, TRUE)
+  d <- data.frame(class = class, school = (class - 1L) %/% 10L + 1L)
+  parsed <- hnm:::parse_mixed_formula(y ~ 1 | school/class, several = TRUE)
+  cells <- hnm:::cell_codes(hnm:::grouping_factors(parsed, d, globalenv(), NULL))
+  expect_identical(cells$n_cells, length(unique(class)))
+  expect_identical(cells$n_levels, c(length(unique(class)), length(unique(d$school))))
+  expect_identical(cells$cell, match(class, sort(unique(class))))
+})
+
+test_that("an interaction grouping variable is interaction()'s factor, for every column type", {
+  set.seed(9)
+  columns <- random_columns(3000, c(20, 15, 6, 8))
+  columns$date <- as.Date("2020-01-01") + sample(c(1:5, NA), 3000, TRUE)
+  d <- as.data.frame(columns)
+  pairs <- utils::combn(names(columns), 2L, simplify = FALSE)
+  for (parts in c(pairs, list(names(columns)))) {
+    expr <- str2lang(paste(parts, collapse = ":"))
+    expect_identical(hnm:::group_variable(expr, d, globalenv(), NULL),
+                     reference_interaction(columns[parts]), label = deparse1(expr))
+  }
+})
+
+test_that("for new data, each factor's codes index the fit's levels, NA for a new level", {
+  fit_data <- data.frame(a = c("x", "y", "z", "y"), b = c(3L, 1L, 2L, 2L))
+  new_data <- data.frame(a = c("z", "w", NA, "x"), b = c(2L, 1L, 4L, 3L))
+  parsed <- hnm:::parse_mixed_formula(y ~ (1 | a) + (1 | b:a), several = TRUE)
+  levels <- lapply(hnm:::grouping_factors(parsed, fit_data, globalenv(), NULL), function(f) {
+    hnm:::group_labels(f, seq_len(f$n_groups))
+  })
+  expect_identical(levels, list(c("x", "y", "z"), c("1:y", "2:y", "2:z", "3:x")))
+  codes <- lapply(hnm:::grouping_factors(parsed, new_data, globalenv(), NULL, levels),
+                  `[[`, "codes")
+  expect_identical(codes, list(match(new_data$a, c("x", "y", "z")),
+                               match(paste(new_data$b, new_data$a, sep = ":"), levels[[2L]])))
+})
