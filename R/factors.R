@@ -19,21 +19,29 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
                               threads = thread_count(call)) {
   frame <- fit_data(data, call)
   grouping <- grouping_factors(parsed, frame, parsed$env %||% globalenv(), call)
-  order <- factor_order(grouping)
-  parsed$factors <- parsed$factors[order]
-  grouping <- grouping[order]
+  cells <- cell_codes(grouping)
+  # lme4's order: the factors as its flist, each factor's terms in its order of terms. (When
+  # lme4 interleaves the terms of factors with equally many levels, theta stays grouped by
+  # factor here, with lme4's names.)
+  order <- factor_order(parsed, cells$n_levels)
+  parsed$factors <- lapply(order$factors, function(f) {
+    factor <- parsed$factors[[f]]
+    factor$random <- factor$random[order$terms$term[order$terms$factor == f]]
+    factor
+  })
+  grouping <- grouping[order$factors]
+  cells$levels <- cells$levels[order$factors]
   parsed$random <- unlist(lapply(parsed$factors, `[[`, "random"), recursive = FALSE)
   design <- model_design(parsed, data, call, groups = FALSE, offset = offset,
                          contrasts = contrasts)
-  cells <- cell_codes(grouping)
   names <- vapply(parsed$factors, `[[`, "", "name")
   term_factor <- rep(seq_along(parsed$factors), lengths(lapply(parsed$factors, `[[`, "random")))
   column_factor <- rep(term_factor, design$blocks)
   design <- c(design[setdiff(names(design), c("codes", "code_offset", "group_name"))], list(
-    codes = cells$codes, code_offset = 0L, group_name = names[1L],
+    codes = cells$cell, code_offset = 0L, group_name = names[1L],
     term_groups = names[term_factor],
     factor_spec = list(cell_levels = cells$levels,
-                       n_levels = vapply(grouping, function(g) length(g$levels %||% seq_len(g$n_groups)), 0L),
+                       n_levels = vapply(grouping, function(g) as.integer(g$n_groups), 0L),
                        random = unname(split(design$random, factor(column_factor, seq_along(names)))),
                        blocks = unname(split(design$blocks, factor(term_factor, seq_along(names)))))))
   check_lengths(design, call)
@@ -43,7 +51,7 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
                                        group_name = names[f]), call)
   }
   spec <- design$factor_spec
-  built <- rs_lmm_build_factors(design$variables, cells$codes, cells$n_cells, design$response,
+  built <- rs_lmm_build_factors(design$variables, cells$cell, cells$n_cells, design$response,
                                 design$fixed, spec$cell_levels, spec$n_levels, spec$random,
                                 spec$blocks, design$names, threads)
   built <- rust_result(explain_build_error(built, design, call), call = call)

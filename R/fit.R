@@ -137,7 +137,7 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
                           verbose = verbose))
   }
   formula <- expand_dot(formula, if (!missing(data)) data, call)
-  parsed <- parse_mixed_formula(formula, call)
+  parsed <- parse_mixed_formula(formula, call, several = TRUE)
   rows <- fit_rows(if (!missing(data)) data, if (!missing(subset)) substitute(subset),
                    if (!missing(offset)) substitute(offset),
                    if (!missing(na.action)) na.action, parent.frame(), call)

@@ -141,7 +141,7 @@ with_estimates <- function(fit, estimates) {
   fit$beta <- setNames(estimates$beta, fixed)
   fit$vcov_beta <- matrix(estimates$beta_covariance, length(fixed), dimnames = list(fixed, fixed))
   fit$sigma <- estimates$sigma
-  fit$theta <- setNames(estimates$theta, theta_names(fit$random_names, term_groups(fit)))
+  fit$theta <- setNames(estimates$theta, theta_names_terms(fit$random_names, term_groups(fit)))
   fit$re_covariance <- random_covariance(fit, estimates$re_covariance)
   fit$deviance <- estimates$deviance
   # An ANOVA fit's mean squares and its estimators' sampling covariance (R/one-way.R).
@@ -152,17 +152,6 @@ with_estimates <- function(fit, estimates) {
   fit
 }
 
-# lme4's names of θ: group.(Intercept), group.x.(Intercept), ... for each block's lower
-# triangle by columns; `groups` is the grouping factor of each block (or one for all).
-theta_names <- function(random_names, groups) {
-  groups <- rep_len(groups, length(random_names))
-  unlist(Map(function(names, group) {
-    q <- length(names)
-    out <- character()
-    for (c in seq_len(q)) for (r in c:q) {
-      out <- c(out, if (r == c) paste(group, names[r], sep = ".") else
-        paste(group, names[r], names[c], sep = "."))
-    }
     out
   }, random_names, groups), use.names = FALSE)
 }

@@ -57,7 +57,7 @@
 #' @export
 hnm_stats <- function(formula, data) {
   call <- match.call()
-  parsed <- parse_mixed_formula(formula, call)
+  parsed <- parse_mixed_formula(formula, call, several = TRUE)
   check_statistics_one_factor(parsed, formula, call)
   if (!parsed$one_way) return(lmm_stats_table(lmm_statistics(parsed, data, NULL, call), parsed))
   model <- if (takes_statistics(data, NULL)) {
@@ -92,7 +92,7 @@ lmm_statistics <- function(parsed, data, stats, call, run = collect_rows) {
 # `run` executes the database's queries (see R/sql.R).
 statistics_fit <- function(formula, data, stats, method, call, run = collect_rows, start = NULL,
                            control = NULL, verbose = FALSE) {
-  parsed <- parse_mixed_formula(formula, call)
+  parsed <- parse_mixed_formula(formula, call, several = TRUE)
   check_statistics_one_factor(parsed, formula, call)
   if (method == "ANOVA" && !parsed$one_way) {
     hnm_abort(paste("method = \"ANOVA\" (the method of moments) fits the one-way model",
