@@ -193,7 +193,8 @@ selected_modes <- function(object, selected) {
 # The model's variables for the rows of `newdata` (the response a placeholder), evaluated with
 # the fit's terms (their predvars: poly(), scale(), ns() with the fit's bases), and group codes
 # indexing the fit's levels (0 for a new level, when allowed). Population predictions read
-# neither the grouping variable (every code is 0) nor the random part's variables, as lme4's.
+# neither the grouping variable (every code is 0) nor, unless `read_random` (the z of a
+# population prediction interval's new group), the random part's variables, as lme4's.
 new_rows <- function(object, newdata, allow_new_levels, population, call,
                      read_random = !population) {
   parsed <- object$parsed
