@@ -79,7 +79,7 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   if (!is.logical(se.fit) || length(se.fit) != 1L || is.na(se.fit)) {
     hnm_abort("`se.fit` must be TRUE or FALSE.", call = call, class = "hnm_error_argument")
   }
-  if (interval != "none") check_probability(level, "level", call)
+  check_probability(level, "level", call)
   selected <- random_selection(re.form, random_terms_of(object, call), object$group_name, call)
   population <- !any(selected)
   uncertainty <- se.fit || interval != "none"

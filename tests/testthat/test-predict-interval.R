@@ -179,6 +179,8 @@ test_that("bad interval arguments are classed errors", {
     expect_error(predict(fit, interval = "confidence", level = level),
                  "`level` must be a single number between 0 and 1", class = "hnm_error")
   }
+  expect_error(predict(fit, level = 95), "`level` must be a single number between 0 and 1",
+               class = "hnm_error")
   expect_error(predict(fit, se.fit = NA), "`se.fit` must be TRUE or FALSE",
                class = "hnm_error_argument")
   expect_error(predict(fit, re.form = ~ (1 | Subject), se.fit = TRUE),
