@@ -123,6 +123,12 @@ rs_lmm_profile <- function(ptr, which, zeta_max, steps, threads) .Call(wrap__rs_
 #' @noRd
 rs_lmm_profile_ci <- function(ptr, which, z, threads) .Call(wrap__rs_lmm_profile_ci, ptr, which, z, threads)
 
+#' Var(x₀ᵀβ̂ + z₀ᵀb̂_j − x₀ᵀβ − z₀ᵀb_j) at the fit for the rows of `columns_list` (the model's
+#' variables) in groups `codes` less `code_offset` (0 a new level), NA where a value or the
+#' group is missing.
+#' @noRd
+rs_lmm_prediction_variances <- function(ptr, columns_list, codes, code_offset) .Call(wrap__rs_lmm_prediction_variances, ptr, columns_list, codes, code_offset)
+
 #' lme4's variance parameters at the fit and their Jacobian in the internal (θ, σ): `parameters`
 #' (k), `estimates` (k), `jacobian` (k × k by rows), `boundary` (k: an SD of 0 or a
 #' correlation of ±1) and `held` (k: internal coordinates held at the fit's boundary face).

@@ -76,7 +76,36 @@
 #'   `re.form`.
 #' @param allow.new.levels For `predict`: predict new (or `NA`) levels of the grouping factor
 #'   at the population level instead of stopping.
-#' @param se.fit For `predict`: standard errors of population predictions from `vcov`.
+#' @param se.fit For `predict`: `TRUE` adds standard errors, returning, as `predict.lm()`,
+#'   a list of `fit`, `se.fit`, `df` (`Inf`: the intervals use normal quantiles) and
+#'   `residual.scale` (\eqn{\hat\sigma}{sigma}). For population predictions (`re.form = NA`)
+#'   the standard error of \eqn{x_0^T\hat\beta}{x0'beta-hat}, \eqn{\sqrt{x_0^T V x_0}}{sqrt(x0' V x0)}
+#'   with `V = vcov(fit)`. For conditional predictions (`re.form = NULL`) the root of
+#'   \eqn{Var(x_0^T\hat\beta + z_0^T\hat b_j - x_0^T\beta - z_0^T b_j)}{Var(x0'beta-hat + z0'b-hat_j - x0'beta - z0'b_j)},
+#'   the error of the prediction as an estimate of the group's mean, from the joint
+#'   conditional covariance of \eqn{(\hat\beta, \hat b - b)}{(beta-hat, b-hat - b)}
+#'   (Henderson's mixed-model equations, whose inverse the fit's blocked Cholesky
+#'   factorisation holds; computed per row, not by simulation): it counts both the estimation
+#'   of \eqn{\beta}{beta} and the shrinkage error of the group's random effects. A new level
+#'   (`allow.new.levels = TRUE`), predicted at the population value, has
+#'   \eqn{x_0^T V x_0 + z_0^T \hat\Sigma z_0}{x0' V x0 + z0' Sigma z0}: its random effects
+#'   are unknown. A `re.form` naming some of the terms only is refused, and so are conditional
+#'   standard errors of an ANOVA fit (its mean is not the equations' solution).
+#' @param interval For `predict`: `"none"` (default), `"confidence"` or `"prediction"`, as
+#'   `predict.lm()`: the fit becomes a matrix of `fit`, `lwr` and `upr` (with `se.fit = TRUE`
+#'   the list's `fit`). A confidence interval is for the prediction's target: the population
+#'   mean \eqn{x_0^T\beta}{x0'beta} (`re.form = NA`) or the group's mean
+#'   \eqn{x_0^T\beta + z_0^T b_j}{x0'beta + z0'b_j} (`re.form = NULL`), with the variances of
+#'   `se.fit`. A prediction interval is for a new observation: in the same group
+#'   (`re.form = NULL`; the variance adds \eqn{\hat\sigma^2}{sigma^2}), or in a new group
+#'   drawn from the population (`re.form = NA`, and a new level; the variance adds
+#'   \eqn{z_0^T\hat\Sigma z_0 + \hat\sigma^2}{z0' Sigma z0 + sigma^2}, so it reads the random
+#'   part's variables). The intervals are the prediction plus or minus
+#'   `qnorm((1 + level) / 2)` standard deviations and condition on the variance parameters
+#'   \eqn{\theta}{theta} and \eqn{\sigma}{sigma} as known, at their estimates (as the
+#'   analytic intervals of lme4 and merTools do): the uncertainty of the variance estimates is
+#'   not propagated, so with few groups they cover a little less than `level`.
+#' @param level For `predict`: the intervals' level, a number between 0 and 1.
 #' @param nsim,seed,use.u For `simulate`, as lme4's: new random effects are drawn in lme4's
 #'   order, so the same seed gives lme4's simulations; `use.u = TRUE` conditions on the
 #'   conditional modes instead. `nsim` and `seed` are also the replicates and seed of
@@ -533,11 +562,7 @@ model.matrix.hnm_fit <- function(object, type = c("fixed", "random"), ...) {
   }
   rows <- lmm_rows(object, "model.matrix()")
   ok <- complete_lmm_rows(object, rows)
-  columns <- object$spec$fixed[object$kept]
-  flat <- flat_variables(rows$variables)
-  x <- vapply(columns, function(j) if (j == 0L) rep(1, sum(ok)) else as.double(flat[[j]][ok]),
-              numeric(sum(ok)))
-  x <- matrix(x, sum(ok), length(columns), dimnames = list(NULL, object$fixed_names))
+  x <- new_fixed_matrix(object, lapply(flat_variables(rows$variables), `[`, ok))
   attr(x, "assign") <- object$fixed_assign
   attr(x, "contrasts") <- object$contrasts
   x

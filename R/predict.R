@@ -70,40 +70,103 @@ use_seed <- function(seed) {
 #' @rdname hnm_fit-methods
 #' @export
 predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
-                            type = c("link", "response"), se.fit = FALSE, ...) {
+                            type = c("link", "response"), se.fit = FALSE,
+                            interval = c("none", "confidence", "prediction"), level = 0.95, ...) {
+  check_one_factor(object, "predict()")
   call <- sys.call()
   check_no_dots(list(...), call)
   match.arg(type)
+  interval <- interval_argument(interval, call)
+  if (!is.logical(se.fit) || length(se.fit) != 1L || is.na(se.fit)) {
+    hnm_abort("`se.fit` must be TRUE or FALSE.", call = call, class = "hnm_error_argument")
+  }
+  check_probability(level, "level", call)
   selected <- random_selection(re.form, random_terms_of(object, call), object$group_name, call)
   population <- !any(selected)
-  if (!isFALSE(se.fit) && !(isTRUE(se.fit) && population)) {
-    hnm_abort(paste("`se.fit = TRUE` is available for population predictions (`re.form = NA`),",
-                    "whose standard errors come from vcov(fit), as lme4's."), call = call,
-              class = "hnm_error_argument")
-  }
+  uncertainty <- se.fit || interval != "none"
+  if (uncertainty) check_prediction_uncertainty(object, selected, call)
+  # A population prediction interval is for a new observation in a new group: it reads z.
+  read_random <- !population || interval == "prediction"
   modes <- selected_modes(object, selected)
   if (is.null(newdata)) {
-    fit <- pad_excluded(object, lmm_fitted(object, population, modes))
-    if (isTRUE(se.fit)) {
-      se <- pad_excluded(object, prediction_se(model.matrix(object), object))
-      return(list(fit = fit, se.fit = se))
+    fit <- lmm_fitted(object, population, modes)
+    if (uncertainty) {
+      rows <- lmm_rows(object, "`se.fit` and `interval` of the fit's rows")
+      ok <- complete_lmm_rows(object, rows)
+      rows <- list(variables = lapply(flat_variables(rows$variables), `[`, ok),
+                   codes = rows$codes[ok], code_offset = rows$code_offset)
     }
-    return(fit)
+  } else {
+    if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
+    rows <- new_rows(object, newdata, allow.new.levels, population, call, read_random)
+    fit <- if (is_one_way(object)) one_way_fitted(object, row_codes(rows), population, modes) else
+      rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, rows$code_offset,
+                                !population, modes), call = call)
+    if (!is.null(rows$offset)) fit <- fit + rows$offset
   }
-  if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
-  rows <- new_rows(object, newdata, allow.new.levels, population, call)
-  fit <- if (is_one_way(object)) one_way_fitted(object, row_codes(rows), population, modes) else
-    rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, rows$code_offset,
-                              !population, modes), call = call)
-  if (!is.null(rows$offset)) fit <- fit + rows$offset
-  if (isTRUE(se.fit)) {
-    return(list(fit = fit, se.fit = prediction_se(new_fixed_matrix(object, rows$variables), object)))
+  pad <- if (is.null(newdata)) function(v) pad_excluded(object, v) else identity
+  if (!uncertainty) return(pad(fit))
+  variances <- prediction_variances(object, rows, population, interval == "prediction", call)
+  se <- sqrt(variances$fit)
+  if (interval != "none") {
+    half <- stats::qnorm((1 + level) / 2) *
+      sqrt(if (interval == "confidence") variances$fit else variances$prediction)
+    fit <- cbind(fit = pad(fit), lwr = pad(fit - half), upr = pad(fit + half))
+  } else {
+    fit <- pad(fit)
   }
-  fit
+  if (!se.fit) return(fit)
+  list(fit = fit, se.fit = pad(se), df = Inf, residual.scale = object$sigma)
 }
 
-# sqrt(diag(X V Xᵀ)) for the rows of X.
-prediction_se <- function(x, object) sqrt(rowSums((x %*% vcov(object)) * x))
+# `interval` as predict.lm() takes it, with an hnm error naming the choices.
+interval_argument <- function(interval, call) {
+  choices <- c("none", "confidence", "prediction")
+  if (identical(interval, choices)) return("none")
+  if (!is.character(interval) || length(interval) != 1L || !(interval %in% choices)) {
+    hnm_abort(sprintf("`interval` must be one of %s.", paste0('"', choices, '"', collapse = ", ")),
+              call = call, class = "hnm_error_argument")
+  }
+  interval
+}
+
+# The standard errors and intervals of predict() are of population predictions (re.form = NA)
+# and of conditional ones on every random effect (re.form = NULL), the latter from the mixed
+# model equations of an ML or REML fit.
+check_prediction_uncertainty <- function(object, selected, call) {
+  if (any(selected) && !all(selected)) {
+    hnm_abort(paste("`se.fit` and `interval` are available for `re.form = NULL` (conditional on",
+                    "every random effect) and `re.form = NA` (population), not for a `re.form`",
+                    "naming some of the random-effects terms."),
+              call = call, class = "hnm_error_argument")
+  }
+  if (all(selected) && identical(object$method, "ANOVA")) {
+    hnm_abort(paste("`se.fit` and `interval` of conditional predictions come from the mixed-model",
+                    "equations of an ML or REML fit; the ANOVA estimator's mean (the grand mean)",
+                    "is not their solution. Use `re.form = NA`, or refit by ML or REML."),
+              call = call, class = "hnm_error_argument")
+  }
+}
+
+# The variances of predictions of `rows` (as new_rows() gives them): `fit`, of the error of
+# the prediction as an estimate of its target (x'beta for a population prediction,
+# x'beta + z'b_j for a conditional one: from the joint conditional covariance of
+# (beta-hat, b-hat - b), LinearMixedModel::prediction_variances), and `prediction`, of the
+# error as a prediction of a new observation (adding sigma^2, and for a population prediction
+# the new group's z'Sigma z).
+prediction_variances <- function(object, rows, population, new_observation, call) {
+  sigma2 <- object$sigma^2
+  if (population) {
+    x <- new_fixed_matrix(object, rows$variables)
+    fit <- rowSums((x %*% vcov(object)) * x)
+    if (!new_observation) return(list(fit = fit))
+    z <- design_columns(object$spec$random, rows$variables, length(fit))
+    return(list(fit = fit, prediction = fit + rowSums((z %*% object$re_covariance) * z) + sigma2))
+  }
+  fit <- rust_result(rs_lmm_prediction_variances(lmm_model(object), rows$variables, rows$codes,
+                                                 rows$code_offset), call = call)
+  list(fit = fit, prediction = fit + sigma2)
+}
 
 # The model's random parts for random_selection(): each part's term labels, column names and
 # the term of each column (`assign`, 0 for the intercept). A fit from statistics that did not
@@ -131,17 +194,19 @@ selected_modes <- function(object, selected) {
 # The model's variables for the rows of `newdata` (the response a placeholder), evaluated with
 # the fit's terms (their predvars: poly(), scale(), ns() with the fit's bases), and group codes
 # indexing the fit's levels (0 for a new level, when allowed). Population predictions read
-# neither the grouping variable (every code is 0) nor the random part's variables, as lme4's.
-new_rows <- function(object, newdata, allow_new_levels, population, call) {
+# neither the grouping variable (every code is 0) nor, unless `read_random` (the z of a
+# population prediction interval's new group), the random part's variables, as lme4's.
+new_rows <- function(object, newdata, allow_new_levels, population, call,
+                     read_random = !population) {
   parsed <- object$parsed
   xlev <- c(object$xlev, list(group = object$levels))
   terms <- list(fixed = object$terms,
                 random = object$random_terms %||% vector("list", length(parsed$random)))
   read <- parsed
-  if (population) read$random <- list()
+  if (!read_random) read$random <- list()
   design <- model_design(read, newdata, call, xlev = xlev, new_data = TRUE, terms = terms,
                          groups = !population, contrasts = object$contrasts)
-  used <- c(object$spec$fixed, if (!population) object$spec$random)
+  used <- c(object$spec$fixed, if (read_random) object$spec$random)
   variables <- align_variables(object, design, nrow(newdata), used, call)
   if (population) return(list(variables = variables, codes = integer(nrow(newdata)),
                               code_offset = 0L, offset = design$offset))
@@ -189,10 +254,15 @@ align_variables <- function(object, design, rows, used, call) {
 
 # X for new rows (kept columns), from the aligned variables.
 new_fixed_matrix <- function(object, variables) {
-  columns <- object$spec$fixed[object$kept]
-  n <- length(variables[[1L]])
-  x <- vapply(columns, function(j) if (j == 0L) rep(1, n) else variables[[j]], numeric(n))
-  matrix(x, n, length(columns), dimnames = list(NULL, object$fixed_names))
+  x <- design_columns(object$spec$fixed[object$kept], variables, length(variables[[1L]]))
+  dimnames(x) <- list(NULL, object$fixed_names)
+  x
+}
+
+# The n x length(columns) matrix of design columns (0 the intercept, j variable j).
+design_columns <- function(columns, variables, n) {
+  x <- vapply(columns, function(j) if (j == 0L) rep(1, n) else as.double(variables[[j]]), numeric(n))
+  matrix(x, n, length(columns))
 }
 
 #' @rdname hnm_fit-methods
@@ -200,6 +270,7 @@ new_fixed_matrix <- function(object, variables) {
 #' @export
 simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
                              newdata = NULL, ...) {
+  check_one_factor(object, "simulate()")
   call <- sys.call()
   check_no_dots(list(...), call)
   check_count(nsim, "nsim", 1L, call)

@@ -17,8 +17,9 @@ test_that("predict(type, se.fit), simulate(use.u, re.form, newdata) and ranef(dr
     expect_equal(predict(fit, type = "response"), unname(predict(ref, type = "response")),
                  tolerance = 1e-8, label = name)
     expect_error(predict(fit, type = "terms"), "should be one of", label = name)
-    expect_error(predict(fit, se.fit = TRUE), "population predictions", class = "hnm_error")
-    expect_error(predict(fit, interval = "confidence"), "unused argument", class = "hnm_error")
+    expect_error(predict(fit, se.fit = "yes"), "`se.fit` must be TRUE or FALSE", class = "hnm_error")
+    expect_error(predict(fit, interval = "confidence", intervals = TRUE), "unused argument",
+                 class = "hnm_error")
     # use.u = TRUE and re.form = NULL condition on the conditional modes, as lme4's.
     expect_equal(as.matrix(simulate(fit, nsim = 2, seed = 5, use.u = TRUE)),
                  as.matrix(simulate(ref, nsim = 2, seed = 5, use.u = TRUE)), tolerance = 1e-8,

@@ -82,7 +82,8 @@ test_that("predict() and simulate() give lme4's values", {
   se <- predict(f$hnm, newdata = new, re.form = NA, se.fit = TRUE)$se.fit
   x <- cbind(1, new$Days)
   expect_equal(se, sqrt(diag(x %*% as.matrix(vcov(f$lme4)) %*% t(x))), tolerance = 1e-8)
-  expect_error(predict(f$hnm, se.fit = TRUE), "population predictions", class = "hnm_error")
+  expect_error(predict(f$hnm, re.form = ~ (1 | Subject), se.fit = TRUE), "naming some",
+               class = "hnm_error")
   expect_error(predict(f$hnm, newdata = new, typo = 1), "unused argument", class = "hnm_error")
   # New random effects in lme4's order, then the errors: lme4's draws for the same seed.
   expect_equal(as.matrix(simulate(f$hnm, nsim = 3, seed = 42)),

@@ -434,3 +434,65 @@ proptest! {
         }
     }
 }
+
+/// Var(x₀ᵀβ̂ + z₀ᵀb̂_j − x₀ᵀβ − z₀ᵀb_j) from the marginal covariance V = ZGZᵀ + σ²I with
+/// G = σ²ΛΛᵀ at lme4's θ (Henderson 1975, not the mixed-model equations the core factors):
+/// A = XᵀV⁻¹X, Var(β̂) = A⁻¹, Cov(β̂, b̂_j − b_j) = −A⁻¹H_jᵀG and
+/// Var(b̂_j − b_j) = G − G(K_j − H_jA⁻¹H_jᵀ)G with K_j = Z_jᵀV_j⁻¹Z_j, H_j = Z_jᵀV_j⁻¹X_j;
+/// `group` None is a new level (b̂ = 0: x₀ᵀA⁻¹x₀ + z₀ᵀGz₀).
+fn dense_prediction_variance(data: &Data, s: &Structure, theta: &[f64], sigma: f64, x0: &[f64], z0: &[f64], group: Option<usize>) -> f64 {
+    let l = lambda(theta, &s.blocks);
+    let g = (&l * l.transpose()) * faer::Scale(sigma * sigma);
+    let (p, q) = (s.fixed.len(), s.random.len());
+    let mut a = Mat::<f64>::zeros(p, p);
+    let (mut k_j, mut h_j) = (Mat::<f64>::zeros(q, q), Mat::<f64>::zeros(q, p));
+    for j in 0..data.groups {
+        let rows: Vec<usize> = (0..data.codes.len()).filter(|&i| data.codes[i] as usize == j + 1).collect();
+        let nj = rows.len();
+        let z = Mat::from_fn(nj, q, |i, k| data.value(s.random[k], rows[i]));
+        let x = Mat::from_fn(nj, p, |i, k| data.value(s.fixed[k], rows[i]));
+        let v = Mat::<f64>::identity(nj, nj) * faer::Scale(sigma * sigma) + &z * &g * z.transpose();
+        let chol = v.llt(Side::Lower).unwrap();
+        a += x.transpose() * chol.solve(&x);
+        if group == Some(j) {
+            k_j = z.transpose() * chol.solve(&z);
+            h_j = z.transpose() * chol.solve(&x);
+        }
+    }
+    let a_inverse = a.llt(Side::Lower).unwrap().inverse();
+    let x = Mat::from_fn(p, 1, |i, _| x0[i]);
+    let z = Mat::from_fn(q, 1, |i, _| z0[i]);
+    let b_error = &g - &g * (&k_j - &h_j * &a_inverse * h_j.transpose()) * &g;
+    let cross = -(&a_inverse * h_j.transpose() * &g);
+    (x.transpose() * &a_inverse * &x + faer::Scale(2.0) * x.transpose() * &cross * &z + z.transpose() * &b_error * &z)[(0, 0)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The core's prediction-error variances (from the blocked factor's (L Lᵀ)⁻¹, in internal
+    /// units) equal the dense marginal-covariance formula at the fit's θ and σ, for rows of
+    /// every group and of a new level, with design values away from the data's.
+    #[test]
+    fn prediction_variances_match_the_dense_formula(data in data(), which in 0usize..6, reml in any::<bool>(), shift in -3.0..3.0f64) {
+        let (structure, _, model, fit) = fitted(&data, which, reml);
+        let groups = data.groups;
+        // Row i's design values, its x and z shifted by `shift`, coded to group i (0 a new level).
+        let columns: Vec<Vec<f64>> = data.columns.iter().enumerate().map(|(a, c)| {
+            (0..=groups).map(|i| c[i % c.len()] + if a == 0 { 0.0 } else { shift }).collect()
+        }).collect();
+        let codes: Vec<i32> = (0..=groups as i32).collect();
+        let view: Vec<Column<'_>> = columns.iter().map(|c| Column::Double(c)).collect();
+        let core = model.prediction_variances(&fit, &view, hnm_core::GroupColumn::Codes(&codes), &mut Checkpoint::new(&Never)).unwrap();
+        let row = Data { columns: columns.clone(), codes: codes.clone(), groups };
+        for (i, &c) in core.iter().enumerate() {
+            let kept: Vec<Term> = model.kept_fixed().iter().map(|&f| structure.fixed[f]).collect();
+            prop_assume!(kept.len() == structure.fixed.len());
+            let x0: Vec<f64> = kept.iter().map(|&t| row.value(t, i)).collect();
+            let z0: Vec<f64> = structure.random.iter().map(|&t| row.value(t, i)).collect();
+            let group = (i > 0).then(|| i - 1);
+            let reference = dense_prediction_variance(&data, &structure, &fit.theta, fit.sigma, &x0, &z0, group);
+            prop_assert!((c / reference - 1.0).abs() < 1e-8, "row {i}: core {c} vs dense {reference}; {fit:?}");
+        }
+    }
+}

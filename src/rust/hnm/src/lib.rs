@@ -12,6 +12,7 @@ mod anova_fit;
 mod boot_glue;
 mod groups;
 mod model;
+mod predict;
 mod r_toplevel;
 mod wald;
 
@@ -146,5 +147,6 @@ extendr_module! {
     fn rs_neg_log_lik;
     fn rs_fit;
     use model;
+    use predict;
     use wald;
 }

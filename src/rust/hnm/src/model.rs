@@ -24,7 +24,7 @@ pub struct Model {
 
 /// R's numeric columns (doubles, integers or logicals), read in place; a matrix gives each of
 /// its columns.
-fn columns(list: &[Robj]) -> std::result::Result<Vec<Column<'_>>, String> {
+pub(crate) fn columns(list: &[Robj]) -> std::result::Result<Vec<Column<'_>>, String> {
     let mut out = Vec::new();
     for (i, object) in list.iter().enumerate() {
         if !expanded(object) {
@@ -60,7 +60,7 @@ fn columns(list: &[Robj]) -> std::result::Result<Vec<Column<'_>>, String> {
 
 /// The grouping column `codes` as the pass reads it: a factor's or coded integers (`offset`
 /// 0), or integers or whole doubles of a small range whose code is the value less `offset`.
-fn group_column(codes: &Robj, offset: i32) -> std::result::Result<GroupColumn<'_>, Robj> {
+pub(crate) fn group_column(codes: &Robj, offset: i32) -> std::result::Result<GroupColumn<'_>, Robj> {
     if !expanded(codes) {
         return Err(error_message("the grouping variable could not be expanded into memory (see R's message above).".into(), "too_large"));
     }

@@ -44,7 +44,8 @@
 //! [`structure`] (the design columns' maps and θ's layout in Λ), [`statistics`] (the blocks
 //! S_j, B_j and F from the groups' statistics), [`evaluation`] (the blocked Cholesky
 //! factorisation and the criteria), [`gradient`] (the criterion's analytic gradient), [`fit`]
-//! (the starts and the search) and [`random_effects`] (conditional modes and fitted values).
+//! (the starts and the search), [`random_effects`] (conditional modes and fitted values) and
+//! [`prediction`] (the variances of conditional predictions).
 //! Its profiles and Satterthwaite's derivatives are in [`crate::inference`].
 
 use crate::data::cross_products::CrossProducts;
@@ -62,6 +63,7 @@ pub use factors::GroupingFactor;
 mod fit;
 pub use fit::FitControl;
 mod gradient;
+mod prediction;
 mod random_effects;
 mod range;
 mod statistics;

@@ -2,7 +2,7 @@
 //! fitted values of rows.
 
 use super::{LinearMixedModel, LmmFit, RandomEffects, Term, Workspace};
-use crate::data::blocks::{with_codes, GroupColumn};
+use crate::data::blocks::{with_codes, Column, GroupColumn};
 use crate::data::cells::NA_CODE;
 use crate::error::{HnmError, Result};
 use crate::model::one_way::profiled_deviance::Criterion;
@@ -76,8 +76,40 @@ impl LinearMixedModel {
     /// `TooLarge` when the values do not fit in memory; `Interrupted` when `checkpoint` reports
     /// a user interrupt.
     pub fn fitted_values(
-        &self, fit: &LmmFit, random_effects: Option<&RandomEffects>, columns: &[crate::data::blocks::Column<'_>], group: GroupColumn<'_>,
-        checkpoint: &mut Checkpoint<'_>,
+        &self, fit: &LmmFit, random_effects: Option<&RandomEffects>, columns: &[Column<'_>], group: GroupColumn<'_>, checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<Vec<f64>> {
+        let q = self.q;
+        if random_effects.is_some_and(|re| re.modes.len() != self.n.len() * q) {
+            return Err(HnmError::InvalidArgument { argument: "random_effects", reason: "must belong to this model" });
+        }
+        let fixed: Vec<Term> = self.kept.iter().map(|&f| self.structure.fixed[f]).collect();
+        self.row_values(columns, group, "the fitted values", checkpoint, |value, group| {
+            let mut total = 0.0;
+            for (term, beta) in fixed.iter().zip(&fit.beta) {
+                total += beta * value(*term)?;
+            }
+            if let (Some(re), Some(j)) = (random_effects, group) {
+                for (k, term) in self.structure.random.iter().enumerate() {
+                    total += re.modes[j * q + k] * value(*term)?;
+                }
+            }
+            Some(total)
+        })
+    }
+
+    /// One value per row of new data given by `columns` (the variables of the statistics, in
+    /// order) and the 1-based codes of `group` among the statistics' groups: `row(value,
+    /// group)` with `value(term)` the row's value of a design column (None when missing or
+    /// not finite) and `group` the row's modelled group, None for code 0 or a group the model
+    /// left out (a new level); None from `row`, or a missing code, gives NaN (R's `NA`).
+    ///
+    /// # Errors
+    /// `LengthMismatch` when a column and `group` differ in length; `InvalidArgument` when the
+    /// columns are not the model's variables; `TooLarge` when the values (`what`) do not fit in
+    /// memory; `Interrupted` when `checkpoint` reports a user interrupt.
+    pub(crate) fn row_values(
+        &self, columns: &[Column<'_>], group: GroupColumn<'_>, what: &'static str, checkpoint: &mut Checkpoint<'_>,
+        mut row_value: impl FnMut(&dyn Fn(Term) -> Option<f64>, Option<usize>) -> Option<f64>,
     ) -> Result<Vec<f64>> {
         self.require_one_factor("fitted values with several grouping factors (yet)")?;
         let variables = self.structure.fixed.iter().chain(&self.structure.random).filter_map(|t| match t {
@@ -90,52 +122,27 @@ impl LinearMixedModel {
         if let Some(column) = columns.iter().find(|c| c.len() != group.len()) {
             return Err(HnmError::LengthMismatch { first: "a model column", first_len: column.len(), second: "the grouping factor", second_len: group.len() });
         }
-        let q = self.q;
-        if random_effects.is_some_and(|re| re.modes.len() != self.n.len() * q) {
-            return Err(HnmError::InvalidArgument { argument: "random_effects", reason: "must belong to this model" });
-        }
         let mut modelled = filled(&[self.group_index.iter().max().map_or(0, |&g| g + 1)], usize::MAX, "the index of the groups")?;
         for (j, &g) in self.group_index.iter().enumerate() {
             modelled[g] = j;
         }
-        let fixed: Vec<Term> = self.kept.iter().map(|&f| self.structure.fixed[f]).collect();
-        let value = |term: Term, row: usize| match term {
-            Term::Intercept => Some(1.0),
-            Term::Variable(a) => columns[a].value(row),
-        };
         // One value per row, pushed within its exact capacity.
-        let mut out = with_capacity(&[group.len()], "the fitted values")?;
+        let mut out = with_capacity(&[group.len()], what)?;
         with_codes!(group, codes => {
-            'rows: for (row, code) in codes.enumerate() {
-            checkpoint.check()?;
-            let mut total = 0.0;
-            for (term, beta) in fixed.iter().zip(&fit.beta) {
-                match value(*term, row) {
-                    Some(v) => total += beta * v,
-                    None => {
-                        out.push(f64::NAN);
-                        continue 'rows;
-                    }
+            for (row, code) in codes.enumerate() {
+                checkpoint.check()?;
+                if code == NA_CODE {
+                    out.push(f64::NAN);
+                    continue;
                 }
+                let value = |term: Term| match term {
+                    Term::Intercept => Some(1.0),
+                    Term::Variable(a) => columns[a].value(row),
+                };
+                let group = usize::try_from(code).ok().and_then(|c| c.checked_sub(1)).and_then(|g| modelled.get(g)).copied().filter(|&j| j != usize::MAX);
+                out.push(row_value(&value, group).unwrap_or(f64::NAN));
             }
-            if code == NA_CODE {
-                out.push(f64::NAN);
-                continue;
-            }
-            let group = usize::try_from(code).ok().and_then(|c| c.checked_sub(1)).and_then(|g| modelled.get(g)).copied();
-            if let (Some(re), Some(j)) = (random_effects, group.filter(|&j| j != usize::MAX)) {
-                for (k, term) in self.structure.random.iter().enumerate() {
-                    match value(*term, row) {
-                        Some(v) => total += re.modes[j * q + k] * v,
-                        None => {
-                            out.push(f64::NAN);
-                            continue 'rows;
-                        }
-                    }
-                }
-            }
-            out.push(total);
-        }});
+        });
         Ok(out)
     }
 }
