@@ -137,7 +137,6 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method,
 # fields, named by its fixed effects, random effects and grouping factor.
 with_estimates <- function(fit, estimates) {
   fixed <- fit$fixed_names
-  random <- unlist(fit$random_names)
   fit$beta <- setNames(estimates$beta, fixed)
   fit$vcov_beta <- matrix(estimates$beta_covariance, length(fixed), dimnames = list(fixed, fixed))
   fit$sigma <- estimates$sigma
@@ -150,10 +149,6 @@ with_estimates <- function(fit, estimates) {
   fit$convergence <- estimates[c("iterations", "evaluations", "projected_gradient_norm",
                                  "converged", "internal_theta")]
   fit
-}
-
-    out
-  }, random_names, groups), use.names = FALSE)
 }
 
 # The fit's Rust model, rebuilt from its plain fields when the pointer did not survive

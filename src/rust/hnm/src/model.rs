@@ -5,8 +5,8 @@
 
 use extendr_api::prelude::*;
 use hnm_core::{
-    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, FitControl, GroupColumn, GroupStats, GroupingFactor,
-    HnmError, LinearMixedModel, LmmFit, LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
+    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, FitControl, GroupColumn, GroupStats,
+    GroupingFactor, HnmError, LinearMixedModel, LmmFit, LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
 };
 
 use crate::{core_error, criterion, error_message, expanded, RInterrupt};
@@ -280,7 +280,9 @@ fn rs_lmm_restore(
     pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>, reml: bool,
     internal_theta: Robj,
 ) -> Robj {
-    restored(pilot, n, means, comoments, response, &names, reml, internal_theta, |stats| LinearMixedModel::new(stats, structure(response, fixed, random, blocks)))
+    restored(pilot, n, means, comoments, response, &names, reml, internal_theta, |stats| {
+        LinearMixedModel::new(stats, structure(response, fixed, random, blocks))
+    })
 }
 
 /// The model `build` makes of the statistics given in plain fields, fitted at `internal_theta`
@@ -311,8 +313,8 @@ fn restored(
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_restore_factors(
-    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], cell_levels: List, n_levels: &[i32], random: List,
-    blocks: List, names: Vec<String>, reml: bool, internal_theta: Robj,
+    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], cell_levels: List, n_levels: &[i32], random: List, blocks: List,
+    names: Vec<String>, reml: bool, internal_theta: Robj,
 ) -> Robj {
     let factors = match grouping_factors(&cell_levels, n_levels, &random, &blocks) {
         Ok(f) => f,
