@@ -86,9 +86,11 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #'
 #' @param object An `hnm_fit`.
 #' @param ddf The denominator degrees of freedom of the t tests, as lmerTest's `summary()`:
-#'   `"Satterthwaite"` (default), or `"lme4"` for lme4's table without degrees of freedom and
-#'   p-values. `"Kenward-Roger"` is not available (an error). An ANOVA (moment) fit, which
-#'   has no likelihood curvature to take them from, has lme4's table in either case.
+#'   `"Satterthwaite"` (default), `"Kenward-Roger"` (REML fits only, as lmerTest: the
+#'   standard errors from [vcov_kenward_roger()] and pbkrtest's df), or `"lme4"` for lme4's
+#'   table without degrees of freedom and p-values. An ANOVA (moment) fit, which has no
+#'   likelihood curvature to take them from, has lme4's table with `"Satterthwaite"` and
+#'   `"lme4"` (and `"Kenward-Roger"` is an error).
 #' @param x A `summary.hnm_fit`.
 #' @param digits Significant digits printed.
 #' @param correlation Show the correlation of the fixed effects when printed (by default when
@@ -116,7 +118,9 @@ summary.hnm_fit <- function(object, correlation = NULL,
   se <- sqrt(diag(v))
   coefficients <- cbind(Estimate = beta, "Std. Error" = se, "t value" = beta / se)
   rownames(coefficients) <- names(beta)
-  if (object$method != "ANOVA" && ddf == "Satterthwaite") {
+  if (ddf == "Kenward-Roger") {
+    coefficients <- kr_coefficients(object, coefficients, sys.call())
+  } else if (object$method != "ANOVA" && ddf == "Satterthwaite") {
     coefficients <- satterthwaite_coefficients(object, coefficients, sys.call())
   }
   has_rows <- !is.null(object$rows)
