@@ -73,8 +73,9 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' The summary lme4 prints: information criteria, scaled residual quantiles, the variance
 #' components (with the correlations of correlated random effects), the number of
 #' observations and groups, the fixed-effect table (estimate, standard error, t value, and
-#' lmerTest's Satterthwaite degrees of freedom and p-values for every ML or REML fit) and,
-#' with more than one fixed effect, the correlation of the fixed-effect estimates.
+#' lmerTest's Satterthwaite degrees of freedom and p-values for every ML or REML fit, or with
+#' `ddf = "Kenward-Roger"` its Kenward-Roger ones) and, with more than one fixed effect, the
+#' correlation of the fixed-effect estimates.
 #'
 #' The degrees of freedom are Satterthwaite's, computed as
 #' `lmerTest` does (Kuznetsova et al. 2017): the delta-method variance of each estimated

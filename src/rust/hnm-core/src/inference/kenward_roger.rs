@@ -291,3 +291,128 @@ fn pseudo_inverse(m: &[f64], k: usize) -> Vec<f64> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Checkpoint, Column, Criterion, CrossProducts, LinearMixedModel, Never, Structure, Term};
+
+    /// The inverse of a small dense matrix by Gauss–Jordan with partial pivoting.
+    fn inverse(a: &[f64], n: usize) -> Vec<f64> {
+        let mut m = a.to_vec();
+        let mut inv = crate::numerics::dense::identity(n);
+        for c in 0..n {
+            let pivot = (c..n).max_by(|&i, &j| m[i * n + c].abs().total_cmp(&m[j * n + c].abs())).unwrap();
+            for k in 0..n {
+                m.swap(c * n + k, pivot * n + k);
+                inv.swap(c * n + k, pivot * n + k);
+            }
+            let d = m[c * n + c];
+            for k in 0..n {
+                m[c * n + k] /= d;
+                inv[c * n + k] /= d;
+            }
+            for r in (0..n).filter(|&r| r != c) {
+                let f = m[r * n + c];
+                for k in 0..n {
+                    m[r * n + k] -= f * m[c * n + k];
+                    inv[r * n + k] -= f * inv[c * n + k];
+                }
+            }
+        }
+        inv
+    }
+
+    fn mul(a: &[f64], b: &[f64], r: usize, k: usize, c: usize) -> Vec<f64> {
+        (0..r * c).map(|e| (0..k).map(|t| a[(e / c) * k + t] * b[t * c + e % c]).sum()).collect()
+    }
+
+    fn transpose(a: &[f64], r: usize, c: usize) -> Vec<f64> {
+        (0..r * c).map(|e| a[(e % r) * c + e / r]).collect()
+    }
+
+    fn trace(a: &[f64], n: usize) -> f64 {
+        (0..n).map(|i| a[i * n + i]).sum()
+    }
+
+    /// An unbalanced random-slope design: pbkrtest's vcovAdj written densely with N × N
+    /// matrices (V = Σ φ_r Z E_r Zᵀ + σ² I at the fit's variance components) equals the
+    /// per-group computation.
+    #[test]
+    fn adjusted_covariance_equals_the_dense_computation() {
+        let sizes = [2usize, 5, 3, 7, 4, 2, 6];
+        let (mut y, mut x, mut g) = (Vec::new(), Vec::new(), Vec::new());
+        let mut state = 0.5_f64;
+        let mut next = || {
+            state = (state * 9301.0 + 49297.0) % 233280.0;
+            state / 233280.0 - 0.5
+        };
+        for (j, &n) in sizes.iter().enumerate() {
+            let (b0, b1) = (2.0 * next(), next());
+            for _ in 0..n {
+                let xi = 3.0 * next() + 1.0;
+                x.push(xi);
+                y.push(1.0 + 0.5 * xi + b0 + b1 * xi + next());
+                g.push(j as i32 + 1);
+            }
+        }
+        let n_obs = y.len();
+        let pass =
+            CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], g.iter().copied(), sizes.len(), &mut Checkpoint::new(&Never)).unwrap();
+        let structure =
+            Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
+        let fit = model.fit(Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
+        let kr = model.kenward_roger(&fit).unwrap();
+
+        // Dense: X = Z = [1 x] (N × 2), parameters D11, D21, D22, σ².
+        let xm: Vec<f64> = x.iter().flat_map(|&v| [1.0, v]).collect();
+        let d = &fit.re_covariance;
+        let same = |a: usize, b: usize| g[a] == g[b];
+        let entry = |e: [[f64; 2]; 2], a: usize, b: usize| -> f64 {
+            if !same(a, b) {
+                return 0.0;
+            }
+            let (za, zb) = ([1.0, x[a]], [1.0, x[b]]);
+            (0..2).map(|i| (0..2).map(|j| za[i] * e[i][j] * zb[j]).sum::<f64>()).sum()
+        };
+        let elementary = [[[1.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]]];
+        let mut gs: Vec<Vec<f64>> = elementary.iter().map(|&e| (0..n_obs * n_obs).map(|k| entry(e, k / n_obs, k % n_obs)).collect()).collect();
+        gs.push(crate::numerics::dense::identity(n_obs));
+        let phi_v = [d[0], d[2], d[3], fit.sigma * fit.sigma];
+        let v: Vec<f64> = (0..n_obs * n_obs).map(|k| gs.iter().zip(&phi_v).map(|(gm, f)| f * gm[k]).sum()).collect();
+        let vi = inverse(&v, n_obs);
+        let xt = transpose(&xm, n_obs, 2);
+        let xtvi = mul(&xt, &vi, 2, n_obs, n_obs);
+        let phi = inverse(&mul(&xtvi, &xm, 2, n_obs, 2), 2);
+        let k = gs.len();
+        // G_r V⁻¹, so that XᵀV⁻¹ (G_rV⁻¹) X = XᵀV⁻¹G_rV⁻¹X.
+        let vig: Vec<Vec<f64>> = gs.iter().map(|gm| mul(gm, &vi, n_obs, n_obs, n_obs)).collect();
+        let p: Vec<Vec<f64>> = vig.iter().map(|h| mul(&mul(&xtvi, h, 2, n_obs, n_obs), &xm, 2, n_obs, 2).iter().map(|v| -v).collect()).collect();
+        let q = |r: usize, s: usize| mul(&mul(&mul(&xtvi, &vig[r], 2, n_obs, n_obs), &vig[s], 2, n_obs, n_obs), &xm, 2, n_obs, 2);
+        let mut info = vec![0.0; k * k];
+        for r in 0..k {
+            for s in 0..k {
+                let pp = mul(&mul(&mul(&phi, &p[r], 2, 2, 2), &phi, 2, 2, 2), &p[s], 2, 2, 2);
+                info[r * k + s] = trace(&mul(&vig[r], &vig[s], n_obs, n_obs, n_obs), n_obs) - 2.0 * trace(&mul(&phi, &q(r, s), 2, 2, 2), 2) + trace(&pp, 2);
+            }
+        }
+        let w: Vec<f64> = inverse(&info, k).iter().map(|v| 2.0 * v).collect();
+        let mut u = [0.0; 4];
+        for r in 0..k {
+            for s in 0..k {
+                let ppp = mul(&mul(&p[r], &phi, 2, 2, 2), &p[s], 2, 2, 2);
+                for (e, (qv, pv)) in q(r, s).iter().zip(&ppp).enumerate() {
+                    u[e] += w[r * k + s] * (qv - pv);
+                }
+            }
+        }
+        let correction = mul(&mul(&phi, &u, 2, 2, 2), &phi, 2, 2, 2);
+        for e in 0..4 {
+            let dense = phi[e] + 2.0 * correction[e];
+            assert!((kr.adjusted[e] - dense).abs() <= 1e-9 * dense.abs().max(1e-3), "{e}: {} vs {dense}", kr.adjusted[e]);
+            assert!((kr.covariance[e] - phi[e]).abs() <= 1e-9 * phi[e].abs().max(1e-3));
+        }
+        // The adjustment is a real one on this unbalanced design.
+        assert!((kr.adjusted[3] / kr.covariance[3] - 1.0).abs() > 1e-4);
+    }
+}
