@@ -294,7 +294,7 @@ test_that("emmeans marks non-estimable cells of a rank-deficient design as for l
   d$g <- factor(d$g)
   d$y <- rnorm(nrow(d)) + rnorm(8)[d$g] + (d$a == "a2")
   formula <- y ~ a * b + (1 | g)
-  fit <- expect_message(hnm_fit(formula, d, REML = TRUE), "rank deficient")
+  expect_message(fit <- hnm_fit(formula, d, REML = TRUE), "rank deficient")
   twin <- suppressMessages(lmertest_twin(fit, formula, d, REML = TRUE))
   expect_length(fit$dropped_fixed, 1L)
   ours <- as.data.frame(summary(emmeans::emmeans(fit, ~ a * b, lmer.df = "satterthwaite")))
