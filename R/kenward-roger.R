@@ -83,8 +83,9 @@ kr_coefficients <- function(fit, coefficients, call) {
   tests <- lapply(seq_len(p), function(i) kr_contrast(parts, as.numeric(seq_len(p) == i)))
   se <- vapply(tests, `[[`, 0, "se")
   df <- vapply(tests, `[[`, 0, "df")
-  t_value <- coefficients[, "Estimate"] / se
-  cbind(Estimate = coefficients[, "Estimate"], `Std. Error` = se, df = df, `t value` = t_value,
+  estimate <- coefficients[, "Estimate", drop = FALSE]
+  t_value <- drop(estimate) / se
+  cbind(Estimate = estimate, `Std. Error` = se, df = df, `t value` = t_value,
         `Pr(>|t|)` = 2 * stats::pt(abs(t_value), df, lower.tail = FALSE))
 }
 

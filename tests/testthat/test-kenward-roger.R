@@ -169,6 +169,18 @@ test_that("vcov_kenward_roger() and summary(ddf = 'Kenward-Roger') are pbkrtest'
 test_that("a balanced design leaves vcov as it is (pbkrtest's note on sleepstudy)", {
   fit <- hnm_fit(Reaction ~ Days + (Days | Subject), kr_sleep, REML = TRUE)
   expect_equal(vcov_kenward_roger(fit), vcov(fit), tolerance = 1e-6)
+  # The balanced one-way model: the t test of the mean is the analysis of the m = 6 group
+  # means, with their standard error and m - 1 = 5 df exactly (the df also at the singular
+  # fit of Dyestuff2, as pbkrtest's there).
+  for (data in list(lme4::Dyestuff, lme4::Dyestuff2)) {
+    one_way <- hnm_fit(Yield ~ 1 | Batch, data, REML = TRUE)
+    table <- coef(summary(one_way, ddf = "Kenward-Roger"))
+    expect_identical(rownames(table), "(Intercept)")
+    expect_equal(table[, "df"], 5, tolerance = 1e-8)
+  }
+  d <- lme4::Dyestuff
+  expect_equal(coef(summary(hnm_fit(Yield ~ 1 | Batch, d, REML = TRUE), ddf = "Kenward-Roger"))[
+    , "Std. Error"], sqrt(var(tapply(d$Yield, d$Batch, mean)) / 6), tolerance = 1e-8)
 })
 
 test_that("anova(ddf = 'Kenward-Roger') gives lmerTest's F tests with pbkrtest's scaling", {
