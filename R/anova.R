@@ -40,9 +40,10 @@
 #' @param ... Further `hnm_fit` objects or `lm` fits (of the fixed effects of an `hnm_fit`
 #'   compared) to compare with `object`.
 #' @param type,ddf lmerTest's, for the F tests of one fit: `type` `"III"` (default), `"II"`,
-#'   `"I"` or 3, 2, 1; `ddf` `"Satterthwaite"` (default) or `"lme4"` (lme4's sequential
-#'   table), `"Kenward-Roger"` an error of class `hnm_error_unsupported`. Neither may be given
-#'   with several fits.
+#'   `"I"` or 3, 2, 1; `ddf` `"Satterthwaite"` (default), `"Kenward-Roger"` (REML fits only,
+#'   as lmerTest: pbkrtest's F test on [vcov_kenward_roger()] with its denominator df and F
+#'   scaling, `Mean Sq` being the unscaled statistic times \eqn{\sigma^2} as lmerTest's) or
+#'   `"lme4"` (lme4's sequential table). Neither may be given with several fits.
 #' @return A data frame of class `c("anova", "data.frame")` with a `heading`, which prints
 #'   like lmerTest's (one fit) or lme4's (several).
 #' @references Stram, D. O. and Lee, J. W. (1994). Variance components testing in the

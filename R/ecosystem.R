@@ -29,8 +29,11 @@
 #'   parameters gives them for lmer without the merDeriv package; `confint(fit)` has them).
 #' * `emmeans::emmeans()` and `emmeans::emtrends()` on the fixed effects, with Satterthwaite's
 #'   degrees of freedom (lmerTest's, emmeans' default for lmer when lmerTest is installed) or,
-#'   with `lmer.df = "asymptotic"`, asymptotic ones (an ANOVA fit has only these); Kenward-Roger
-#'   is not available yet and asking for it is an error.
+#'   with `lmer.df = "kenward-roger"`, Kenward-Roger's (REML fits only, as lmerTest; emmeans'
+#'   covariance is then [vcov_kenward_roger()] and the df pbkrtest's `Lb_ddf`, as emmeans does
+#'   for lmer), or with `lmer.df = "asymptotic"`, asymptotic ones (an ANOVA fit has only
+#'   these). With aliased (dropped) fixed-effect columns the non-estimable functions are
+#'   marked as emmeans marks them for lmer (`nbasis`, the null space of the model matrix).
 #'
 #' @param x,model,object An `hnm_fit`.
 #' @param effects For `get_parameters`: `"fixed"` or `"random"`. For `model_parameters`:
@@ -46,7 +49,8 @@
 #' @param trms,xlev,grid For `emm_basis`: supplied by emmeans.
 #' @param ... For `get_variance`: performance's bookkeeping arguments (`name_fun`,
 #'   `name_full`). For `r2`: passed to `performance::r2_nakagawa()`. For `emm_basis`: `mode` or
-#'   `lmer.df`, `"satterthwaite"` or `"asymptotic"`. Anything else is an error.
+#'   `lmer.df`, `"satterthwaite"`, `"kenward-roger"` or `"asymptotic"`. Anything else is an
+#'   error.
 #' @return What the package's function returns for a merMod.
 #' @references Nakagawa, S., Johnson, P. C. D. and Schielzeth, H. (2017). The coefficient of
 #'   determination R2 and intra-class correlation coefficient from generalized linear
@@ -287,29 +291,48 @@ emm_basis.hnm_fit <- function(object, trms, xlev, grid, ...) {
                                                     xlev = xlev),
                            contrasts.arg = object$contrasts)
   beta <- fixef(object)
+  V <- as.matrix(vcov(object))
+  dfargs <- list()
   dffun <- if (mode == "asymptotic") {
     structure(function(k, dfargs) Inf, mesg = "asymptotic")
-  } else {
+  } else if (mode == "satterthwaite") {
     # emmeans evaluates dffun in an environment of its own: what it calls comes in dfargs.
+    dfargs <- list(parts = satterthwaite_parts(object, NULL), df = contrast_df)
     structure(function(k, dfargs) dfargs$df(dfargs$parts, k), mesg = "Satterthwaite method")
+  } else {
+    dfargs <- list(parts = kr_parts(object, NULL), df = kr_ddf)
+    V <- dfargs$parts$adjusted
+    structure(function(k, dfargs) dfargs$df(dfargs$parts, matrix(k, 1L))$ddf,
+              mesg = "Kenward-Roger method")
   }
-  dfargs <- if (mode == "satterthwaite") {
-    list(parts = satterthwaite_parts(object, NULL), df = contrast_df)
+  # As emmeans' lmer support: with aliased columns, all of X, NA for their coefficients and
+  # the null space of the model matrix, here of its pseudo-rows (the same null space).
+  if (length(object$dropped_fixed)) {
+    bhat <- stats::setNames(rep(NA_real_, ncol(X)), colnames(X))
+    bhat[names(beta)] <- beta
+    pseudo <- fixed_pseudo_rows(object)
+    nbasis <- estimability::nonest.basis(pseudo[, colnames(X), drop = FALSE])
+  } else {
+    X <- X[, names(beta), drop = FALSE]
+    bhat <- beta
+    nbasis <- estimability::all.estble
   }
-  list(X = X[, names(beta), drop = FALSE], bhat = unname(beta), nbasis = matrix(NA),
-       V = as.matrix(vcov(object)), dffun = dffun, dfargs = dfargs %||% list(), misc = list())
+  list(X = X, bhat = unname(bhat), nbasis = nbasis, V = V, dffun = dffun, dfargs = dfargs,
+       misc = list())
 }
 
 # emmeans' degrees of freedom for a fit (`lmer.df` or `mode`, as for lmer): Satterthwaite's
 # (lmerTest's, emmeans' default for lmer fits when lmerTest is installed) for ML and REML fits,
-# or asymptotic (the default of an ANOVA fit, which has no Satterthwaite df).
+# Kenward-Roger's (REML fits), or asymptotic (the default of an ANOVA fit, which has no
+# Satterthwaite df).
 emmeans_df_mode <- function(object, dots) {
   given <- unlist(dots[intersect(c("lmer.df", "mode"), names(dots))])
   mode <- tolower(given[1L] %||% if (object$method == "ANOVA") "asymptotic" else "satterthwaite")
-  allowed <- if (object$method == "ANOVA") "asymptotic" else c("satterthwaite", "asymptotic")
+  allowed <- switch(object$method, ANOVA = "asymptotic", ML = c("satterthwaite", "asymptotic"),
+                    c("satterthwaite", "kenward-roger", "asymptotic"))
   if (!mode %in% allowed) {
     hnm_abort(sprintf(paste("emmeans for this hnm_fit has %s degrees of freedom, not \"%s\"",
-                            "(Kenward-Roger is not available yet)."),
+                            "(Kenward-Roger needs a REML fit)."),
                       paste0("\"", allowed, "\"", collapse = " or "), given[1L]),
               class = "hnm_error_argument")
   }

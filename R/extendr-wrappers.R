@@ -47,6 +47,11 @@ rs_levels_distinct <- function(g) .Call(wrap__rs_levels_distinct, g)
 #' @noRd
 rs_dense_range <- function(g) .Call(wrap__rs_dense_range, g)
 
+#' Kenward–Roger's pieces at a REML fit: `parameters` (k), `covariance` and `adjusted`
+#' (p × p by rows), `covariance_jacobian` (k matrices p × p by rows) and `weights` (k × k).
+#' @noRd
+rs_lmm_kenward_roger <- function(ptr) .Call(wrap__rs_lmm_kenward_roger, ptr)
+
 #' TRUE when `ptr` holds a model (FALSE after `readRDS`, which restores pointers as NULL).
 #' @noRd
 rs_lmm_valid <- function(ptr) .Call(wrap__rs_lmm_valid, ptr)

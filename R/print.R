@@ -74,8 +74,9 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #' The summary lme4 prints: information criteria, scaled residual quantiles, the variance
 #' components (with the correlations of correlated random effects), the number of
 #' observations and groups, the fixed-effect table (estimate, standard error, t value, and
-#' lmerTest's Satterthwaite degrees of freedom and p-values for every ML or REML fit) and,
-#' with more than one fixed effect, the correlation of the fixed-effect estimates.
+#' lmerTest's Satterthwaite degrees of freedom and p-values for every ML or REML fit, or with
+#' `ddf = "Kenward-Roger"` its Kenward-Roger ones) and, with more than one fixed effect, the
+#' correlation of the fixed-effect estimates.
 #'
 #' The degrees of freedom are Satterthwaite's, computed as
 #' `lmerTest` does (Kuznetsova et al. 2017): the delta-method variance of each estimated
@@ -87,9 +88,11 @@ print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
 #'
 #' @param object An `hnm_fit`.
 #' @param ddf The denominator degrees of freedom of the t tests, as lmerTest's `summary()`:
-#'   `"Satterthwaite"` (default), or `"lme4"` for lme4's table without degrees of freedom and
-#'   p-values. `"Kenward-Roger"` is not available (an error). An ANOVA (moment) fit, which
-#'   has no likelihood curvature to take them from, has lme4's table in either case.
+#'   `"Satterthwaite"` (default), `"Kenward-Roger"` (REML fits only, as lmerTest: the
+#'   standard errors from [vcov_kenward_roger()] and pbkrtest's df), or `"lme4"` for lme4's
+#'   table without degrees of freedom and p-values. An ANOVA (moment) fit, which has no
+#'   likelihood curvature to take them from, has lme4's table with `"Satterthwaite"` and
+#'   `"lme4"` (and `"Kenward-Roger"` is an error).
 #' @param x A `summary.hnm_fit`.
 #' @param digits Significant digits printed.
 #' @param correlation Show the correlation of the fixed effects when printed (by default when
@@ -118,7 +121,9 @@ summary.hnm_fit <- function(object, correlation = NULL,
   coefficients <- cbind(Estimate = beta, "Std. Error" = se, "t value" = beta / se)
   rownames(coefficients) <- names(beta)
   several <- has_several_factors(object)
-  if (object$method != "ANOVA" && ddf == "Satterthwaite" && !several) {
+  if (ddf == "Kenward-Roger") {
+    coefficients <- kr_coefficients(object, coefficients, sys.call())
+  } else if (object$method != "ANOVA" && ddf == "Satterthwaite" && !several) {
     coefficients <- satterthwaite_coefficients(object, coefficients, sys.call())
   }
   has_rows <- !is.null(object$rows)

@@ -57,6 +57,30 @@ contrast_f_test <- function(parts, L, beta) {
   f_row(f_value, rank, ddf)
 }
 
+# The F test of a hypothesis matrix L with `ddf`'s method (lmerTest's contestMD): a
+# function of L and beta (already shifted by the right-hand side) giving NumDF, DenDF, the
+# unscaled F (the mean square over sigma^2; Kenward-Roger scales it into F value), F value and
+# Pr(>F), or NULL where L has no direction.
+f_tester <- function(fit, ddf, call) {
+  if (ddf == "Kenward-Roger") {
+    parts <- kr_parts(fit, call)
+    return(function(L, beta) kr_f_test(parts, L, beta))
+  }
+  parts <- satterthwaite_parts(fit, call)
+  function(L, beta) {
+    test <- contrast_f_test(parts, L, beta)
+    if (!is.null(test)) c(test[1:2], unscaled = test[["F value"]], test[3:4])
+  }
+}
+
+# lmerTest's row of an F table (mk_Ftable): Sum Sq, Mean Sq (the unscaled F times sigma^2),
+# NumDF, DenDF, F value, Pr(>F).
+f_table_row <- function(test, sigma) {
+  mean_sq <- test[["unscaled"]] * sigma^2
+  c(`Sum Sq` = mean_sq * test[["NumDF"]], `Mean Sq` = mean_sq, NumDF = test[["NumDF"]],
+    DenDF = test[["DenDF"]], `F value` = test[["F value"]], `Pr(>F)` = test[["Pr(>F)"]])
+}
+
 # The fixed-effect table with lmerTest's df and Pr(>|t|) columns.
 satterthwaite_coefficients <- function(fit, coefficients, call) {
   parts <- satterthwaite_parts(fit, call)
@@ -91,21 +115,21 @@ fixed_effects_anova <- function(fit, type, ddf, call) {
     switch(type, "1" = contrasts_type1(design), "2" = contrasts_type2(design),
            "3" = contrasts_type3(design))
   }
-  parts <- if (any(vapply(hypotheses, nrow, 0L) > 0L)) satterthwaite_parts(fit, call)
+  test <- if (any(vapply(hypotheses, nrow, 0L) > 0L)) f_tester(fit, ddf, call)
   beta <- fixef(fit)
-  tests <- lapply(hypotheses, function(L) contrast_f_test(parts, L, beta))
+  tests <- lapply(hypotheses, function(L) test(L, beta))
   tests <- c(tests[!vapply(tests, is.null, NA)],
-             lapply(tests[vapply(tests, is.null, NA)], function(x) rep(NA_real_, 4L)))
+             lapply(tests[vapply(tests, is.null, NA)], function(x) {
+               c(NumDF = NA, DenDF = NA, unscaled = NA, `F value` = NA, `Pr(>F)` = NA)
+             }))
   table <- data.frame(`Sum Sq` = numeric(), `Mean Sq` = numeric(), NumDF = numeric(),
                       DenDF = numeric(), `F value` = numeric(), `Pr(>F)` = numeric(),
                       check.names = FALSE)
   for (term in names(tests)) {
-    test <- tests[[term]]
-    mean_sq <- test[[3L]] * sigma(fit)^2
-    table[term, ] <- c(mean_sq * test[[1L]], mean_sq, test)
+    table[term, ] <- f_table_row(tests[[term]], sigma(fit))
   }
-  heading <- sprintf("Type %s Analysis of Variance Table with Satterthwaite's method",
-                     as.character(utils::as.roman(as.integer(type))))
+  heading <- sprintf("Type %s Analysis of Variance Table with %s's method",
+                     as.character(utils::as.roman(as.integer(type))), ddf)
   structure(table, heading = heading,
             hypotheses = hypotheses, class = c("anova", "data.frame"))
 }
@@ -120,16 +144,9 @@ fixed_term_labels <- function(fit) {
   attr(stats::terms(fit), "term.labels")
 }
 
-# `ddf` of anova() and summary(): lmerTest's choices, Kenward-Roger refused (it needs
-# pbkrtest's Kenward-Roger adjusted covariance, which hnm does not compute).
+# `ddf` of anova() and summary(): lmerTest's choices.
 ddf_method <- function(ddf, call) {
-  ddf <- one_of(ddf %||% ddf_methods, ddf_methods, "ddf", call)
-  if (ddf == "Kenward-Roger") {
-    hnm_abort(paste("ddf = \"Kenward-Roger\" is not available in hnm; use \"Satterthwaite\"",
-                    "(the default) or \"lme4\"."), call = call,
-              class = c("hnm_error_unsupported", "hnm_error_argument"))
-  }
-  ddf
+  one_of(ddf %||% ddf_methods, ddf_methods, "ddf", call)
 }
 
 # lmerTest's `type`: "III" (its default, also when `type` is NULL or the choices), "II", "I"
@@ -178,14 +195,8 @@ lme4_anova <- function(fit) {
 # III needs besides X (the grid and the pseudo-rows of designs made on it).
 anova_design <- function(fit, coding) {
   kept <- fit$kept
-  full_names <- character(length(fit$spec$fixed))
-  full_names[kept] <- fit$fixed_names
-  full_names[-kept] <- fit$dropped_fixed
-  M <- fixed_crossproducts(fit)
-  root <- chol(M[kept, kept, drop = FALSE])
-  pseudo <- matrix(0, length(kept), length(full_names), dimnames = list(NULL, full_names))
-  pseudo[, kept] <- root
-  pseudo[, -kept] <- forwardsolve(t(root), M[kept, -kept, drop = FALSE])
+  pseudo <- fixed_pseudo_rows(fit)
+  full_names <- colnames(pseudo)
   X <- pseudo[, kept, drop = FALSE]
   attr(X, "assign") <- fit$fixed_assign
   attr(X, "contrasts") <- fit$contrasts
@@ -206,6 +217,21 @@ anova_design <- function(fit, coding) {
   }
   qr_grid <- qr(X_grid)
   c(design, list(grid = grid, rows = function(d) pseudo_rows(d, X_grid, qr_grid, pseudo)))
+}
+
+# The pseudo-rows of all the fit's fixed columns, aliased ones included (anova_design()):
+# R = [R_k, R_k^-T M_kd] with R_k the Cholesky factor of the kept columns' block of X'X.
+fixed_pseudo_rows <- function(fit) {
+  kept <- fit$kept
+  full_names <- character(length(fit$spec$fixed))
+  full_names[kept] <- fit$fixed_names
+  full_names[-kept] <- fit$dropped_fixed
+  M <- fixed_crossproducts(fit)
+  root <- chol(M[kept, kept, drop = FALSE])
+  pseudo <- matrix(0, length(kept), length(full_names), dimnames = list(NULL, full_names))
+  pseudo[, kept] <- root
+  pseudo[, -kept] <- forwardsolve(t(root), M[kept, -kept, drop = FALSE])
+  pseudo
 }
 
 # The pseudo-rows of a design made on the grid: R C with X_grid C = design, refused when the
@@ -482,18 +508,24 @@ full_rank_columns <- function(X) {
 #' Tests of linear functions of the fixed effects
 #'
 #' lmerTest's `contest()`: the F test of \eqn{L\beta = r} (`joint = TRUE`) or the \eqn{t} test
-#' of each row of \eqn{L} (`joint = FALSE`, with confidence limits), on Satterthwaite's degrees
-#' of freedom, with lmerTest's columns.
+#' of each row of \eqn{L} (`joint = FALSE`, with confidence limits), on Satterthwaite's or
+#' Kenward-Roger's degrees of freedom, with lmerTest's columns.
 #'
-#' @param model An `hnm_fit` fitted by ML or REML; other classes are passed to
-#'   `lmerTest::contest()`.
+#' @param model An `hnm_fit` fitted by ML or REML (Kenward-Roger: REML only, as lmerTest);
+#'   other classes are passed to `lmerTest::contest()`.
 #' @param L A numeric vector with one coefficient per fixed effect (`fixef(model)`), or a
-#'   matrix of such rows.
-#' @param rhs The right-hand side \eqn{r}: one value, or one per row of `L`.
+#'   matrix of such rows; a row of zeros is an error (it tests nothing).
+#' @param rhs The right-hand side \eqn{r}: one value, or one per row of `L`. With
+#'   `joint = TRUE` it must lie in the range of \eqn{L} (some \eqn{\beta} has
+#'   \eqn{L\beta = r}), otherwise the hypothesis is contradictory: an error (lmerTest warns
+#'   "Contrast is rank deficient" and tests another hypothesis).
 #' @param joint `TRUE` for one F test of all rows, `FALSE` for a \eqn{t} test of each.
-#' @param confint,level For `joint = FALSE`: the columns `lower` and `upper`, the limits of
-#'   the `level` confidence interval of each \eqn{l'\beta}.
-#' @param ddf `"Satterthwaite"` (lmerTest's default; Kenward-Roger is not available yet).
+#' @param confint,level For `joint = FALSE`: `TRUE` or `FALSE`, the columns `lower` and
+#'   `upper`, the limits of the `level` (in (0, 1)) confidence interval of each
+#'   \eqn{l'\beta}.
+#' @param ddf `"Satterthwaite"` (lmerTest's default) or `"Kenward-Roger"` (pbkrtest's
+#'   adjusted covariance, [vcov_kenward_roger()], its denominator df and, for F tests, its F
+#'   scaling, as lmerTest).
 #' @param ... Not used; an error if given (passed on by the default method).
 #' @return A data frame: for `joint = TRUE` the columns `Sum Sq`, `Mean Sq`, `NumDF`,
 #'   `DenDF`, `F value`, `Pr(>F)`; otherwise `Estimate`, `Std. Error`, `df`, `t value`,
@@ -502,6 +534,7 @@ full_rank_columns <- function(X) {
 #' fit <- hnm_fit(Reaction ~ Days + I(Days^2) + (Days | Subject), lme4::sleepstudy, REML = TRUE)
 #' contest(fit, rbind(c(0, 1, 0), c(0, 0, 1)))
 #' contest(fit, rbind(c(0, 1, 0), c(0, 0, 1)), joint = FALSE)
+#' contest(fit, rbind(c(0, 1, 0), c(0, 0, 1)), ddf = "Kenward-Roger")
 #' @export
 contest <- function(model, L, ...) UseMethod("contest")
 
@@ -517,7 +550,7 @@ contest.default <- function(model, L, ...) {
 #' @rdname contest
 #' @export
 contest.hnm_fit <- function(model, L, rhs = 0, joint = TRUE, confint = TRUE, level = 0.95,
-                            ddf = "Satterthwaite", ...) {
+                            ddf = c("Satterthwaite", "Kenward-Roger"), ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
   beta <- fixef(model)
@@ -527,32 +560,39 @@ contest.hnm_fit <- function(model, L, rhs = 0, joint = TRUE, confint = TRUE, lev
               class = "hnm_error_argument")
   }
   check_flag(joint, "joint", call)
-  if (!identical(ddf, "Satterthwaite") || model$method == "ANOVA") {
-    hnm_abort(paste("contest() has Satterthwaite's degrees of freedom (`ddf = \"Satterthwaite\"`)",
-                    "for ML and REML fits only."), call = call, class = "hnm_error_argument")
+  check_flag(confint, "confint", call)
+  if (!is.numeric(level) || length(level) != 1L || is.na(level) || level <= 0 || level >= 1) {
+    hnm_abort("`level` must be one number strictly between 0 and 1.", call = call,
+              class = "hnm_error_argument")
   }
-  parts <- satterthwaite_parts(model, call)
+  ddf <- one_of(ddf, c("Satterthwaite", "Kenward-Roger"), "ddf", call)
+  if (model$method == "ANOVA") {
+    hnm_abort("contest() needs an ML or REML fit (an ANOVA fit has no degrees of freedom).",
+              call = call, class = "hnm_error_argument")
+  }
   rhs <- rep_len(rhs, nrow(L))
   if (joint) {
-    # L beta = r as L (beta - b0) = 0 with L b0 = r (r must lie in L's range).
-    shifted <- beta - drop(pseudo_inverse(L) %*% rhs)
-    test <- contrast_f_test(parts, L, shifted)
-    return(data.frame(`Sum Sq` = test[["F value"]] * test[["NumDF"]] * model$sigma^2,
-                      `Mean Sq` = test[["F value"]] * model$sigma^2,
-                      NumDF = as.integer(test[["NumDF"]]),
-                      DenDF = test[["DenDF"]], `F value` = test[["F value"]],
-                      `Pr(>F)` = test[["Pr(>F)"]], check.names = FALSE))
+    # L beta = r as L (beta - b0) = 0 with b0 = L^+ r, which needs L b0 = r.
+    b0 <- drop(pseudo_inverse(L) %*% rhs)
+    if (any(abs(drop(L %*% b0) - rhs) > 1e-8 * max(1, abs(rhs)))) {
+      hnm_abort(paste("`rhs` is not in the range of `L`: no coefficients satisfy L beta = rhs",
+                      "(its rows are linearly dependent and `rhs` does not follow them)."),
+                call = call, class = "hnm_error_argument")
+    }
+    test <- f_tester(model, ddf, call)(L, beta - b0)
+    return(as.data.frame(as.list(f_table_row(test, model$sigma)), check.names = FALSE))
   }
+  parts <- if (ddf == "Kenward-Roger") kr_parts(model, call) else satterthwaite_parts(model, call)
   rows <- lapply(seq_len(nrow(L)), function(i) {
     l <- L[i, ]
     estimate <- sum(l * beta)
-    se <- sqrt(quadratic_form(l, parts$vcov))
-    df <- contrast_df(parts, l)
-    t_value <- (estimate - rhs[i]) / se
-    limits <- estimate + c(-1, 1) * stats::qt((1 + level) / 2, df) * se
-    c(Estimate = estimate, `Std. Error` = se, df = df, `t value` = t_value,
-      if (isTRUE(confint)) c(lower = limits[1L], upper = limits[2L]),
-      `Pr(>|t|)` = 2 * stats::pt(abs(t_value), df, lower.tail = FALSE))
+    test <- if (ddf == "Kenward-Roger") kr_contrast(parts, l) else
+      list(se = sqrt(quadratic_form(l, parts$vcov)), df = contrast_df(parts, l))
+    t_value <- (estimate - rhs[i]) / test$se
+    limits <- estimate + c(-1, 1) * stats::qt((1 + level) / 2, test$df) * test$se
+    c(Estimate = estimate, `Std. Error` = test$se, df = test$df, `t value` = t_value,
+      if (confint) c(lower = limits[1L], upper = limits[2L]),
+      `Pr(>|t|)` = 2 * stats::pt(abs(t_value), test$df, lower.tail = FALSE))
   })
   as.data.frame(do.call(rbind, rows), check.names = FALSE)
 }
@@ -564,6 +604,11 @@ contrast_matrix <- function(L, p, call) {
     hnm_abort(sprintf(paste("`L` must be a numeric vector of %d coefficients, one per fixed",
                             "effect, or a matrix of such rows."), p),
               call = call, class = "hnm_error_argument")
+  }
+  zero <- which(rowSums(abs(L)) == 0)
+  if (length(zero)) {
+    hnm_abort(sprintf("`L` has a row of zeros (row %s), which tests nothing.",
+                      paste(zero, collapse = ", ")), call = call, class = "hnm_error_argument")
   }
   L
 }

@@ -114,8 +114,9 @@ test_that("a fit without fixed-effect terms has lmerTest's empty table", {
 
 test_that("anova()'s type and ddf are checked", {
   fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-  expect_error(anova(fit, ddf = "Kenward-Roger"), "Kenward-Roger.*not available",
-               class = "hnm_error_unsupported")
+  # An ML fit: lmerTest's rule, Kenward-Roger needs REML.
+  expect_error(anova(fit, ddf = "Kenward-Roger"), "Kenward-Roger.*only available for REML",
+               class = "hnm_error_argument")
   expect_error(anova(fit, type = 4), "`type` must be one of", class = "hnm_error_argument")
   expect_error(anova(fit, type = "III", ddf = "lme4"), "does not apply",
                class = "hnm_error_argument")

@@ -85,10 +85,11 @@ test_that("lme4's arguments of the accessors are honoured or refused (issue 25)"
                                optCtrl = list(rhoend = 1e-12, maxfun = 1e5))
   fit <- hnm_fit(Reaction ~ Days + (Days | Subject), d)
   ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), d, REML = FALSE, control = control)
-  # summary(ddf =): lmerTest's choices; "lme4" is lme4's table, Kenward-Roger refused.
+  # summary(ddf =): lmerTest's choices; "lme4" is lme4's table, Kenward-Roger refused for
+  # this ML fit (lmerTest's rule).
   expect_error(summary(fit, ddf = "nonsense"), "`ddf` must be one of", class = "hnm_error")
-  expect_error(summary(fit, ddf = "Kenward-Roger"), "Kenward-Roger",
-               class = "hnm_error_unsupported")
+  expect_error(summary(fit, ddf = "Kenward-Roger"), "only available for REML",
+               class = "hnm_error_argument")
   expect_error(summary(fit, foo = 1), "unused argument.*foo", class = "hnm_error_unused_argument")
   expect_equal(coef(summary(fit, ddf = "lme4")), coef(summary(ref)), tolerance = 1e-6)
   expect_identical(colnames(coef(summary(fit))),

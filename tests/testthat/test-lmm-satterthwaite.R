@@ -95,5 +95,6 @@ test_that("contest() gives lmerTest's contest at the same theta", {
     }
   }
   expect_error(contest(fit, c(1, 2)), "3 coefficients", class = "hnm_error_argument")
-  expect_error(contest(fit, L, ddf = "Kenward-Roger"), "Satterthwaite", class = "hnm_error_argument")
+  expect_error(contest(hnm_fit(formula, d, REML = FALSE), L, ddf = "Kenward-Roger"),
+               "only available for REML", class = "hnm_error_argument")
 })

@@ -48,6 +48,7 @@ pub use error::{HnmError, RangeProblem, Result};
 pub use inference::anova::Anova;
 pub use inference::bootstrap_lmm::{refit_lmm_replicates, seeded_normals, LmmRefits, Refit, ReplicateGenerator, Simulation};
 pub use inference::information::{expected_information, Information};
+pub use inference::kenward_roger::KenwardRoger;
 pub use inference::lmm_profile::{profile_grids, profile_intervals, LmmParameter, LmmProfile, LmmProfilePoint};
 pub use inference::satterthwaite::VarianceDerivatives;
 pub use inference::wald::VarianceParameterJacobian;

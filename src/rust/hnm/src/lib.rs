@@ -11,6 +11,7 @@ use hnm_core::{copied, Checkpoint, Criterion, CrossProducts, HnmError, Params};
 mod anova_fit;
 mod boot_glue;
 mod groups;
+mod kr_glue;
 mod model;
 mod predict;
 mod r_toplevel;
@@ -144,6 +145,7 @@ extendr_module! {
     use anova_fit;
     use boot_glue;
     use groups;
+    use kr_glue;
     fn rs_neg_log_lik;
     fn rs_fit;
     use model;
