@@ -436,10 +436,20 @@ impl RowPass<'_> {
         };
         let (mut have_pilot, mut dropped, mut hash) = (self.have_pilot, self.dropped, std::mem::take(&mut self.hash));
         let state = &mut *self.state;
-        let mut ahead = codes.clone().skip(PREFETCH_DISTANCE);
+        // Each row's code is computed once, PREFETCH_DISTANCE rows ahead, and kept in a ring
+        // until its row is read: a code computed from a double or through a key table costs as
+        // much as the rest of the row, so it is not computed twice (to prefetch, then to read).
+        let rows = codes.len();
+        let mut ahead = codes;
+        let mut ring = [0i32; PREFETCH_DISTANCE];
+        for slot in ring.iter_mut() {
+            *slot = ahead.next().unwrap_or(0);
+        }
         let result = 'rows: {
-            for (i, code) in codes.enumerate() {
+            for i in 0..rows {
                 let row = first_row + i;
+                let slot = &mut ring[i % PREFETCH_DISTANCE];
+                let code = *slot;
                 // Counted here rather than by `check`, whose count in memory would carry a
                 // store-to-load dependency from row to row.
                 if i % Checkpoint::STRIDE as usize == 0 {
@@ -448,6 +458,7 @@ impl RowPass<'_> {
                     }
                 }
                 if let Some(future) = ahead.next() {
+                    *slot = future;
                     // Every cache line of the group's state (1 + k + k(k+1)/2 doubles).
                     let start = state.as_ptr().wrapping_add((future as isize - 1).max(0) as usize * stride);
                     for line in (0..stride).step_by(8) {
