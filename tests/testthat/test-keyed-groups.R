@@ -36,6 +36,7 @@ test_that("row-level methods of keyed groups are lme4's, before and after readRD
 
 test_that("keyed groups changed in place are detected by row-level methods", {
   skip_if_not_installed("data.table")
+  skip_if_not_installed("lme4")
   codes <- rep(1:6, each = 5)
   for (type in names(keyed_groups(codes))) {
     groups <- keyed_groups(codes)[[type]]
