@@ -195,15 +195,16 @@ macro_rules! with_codes {
             }
             GroupColumn::Keyed { keys, table } => match keys {
                 $crate::data::blocks::GroupKeys::Integers(values) => {
-                    let $codes = values.iter().map(move |&v| table.code($crate::data::groups::integer_key(v)));
+                    let $codes = $crate::data::groups::KeyedCodes::new(values, $crate::data::groups::integer_key, table);
                     $body
                 }
                 $crate::data::blocks::GroupKeys::Doubles(values) => {
-                    let $codes = values.iter().map(move |&v| table.code($crate::data::groups::double_key(v, $crate::data::groups::DOUBLE_MISSING)));
+                    let $codes =
+                        $crate::data::groups::KeyedCodes::new(values, |v| $crate::data::groups::double_key(v, $crate::data::groups::DOUBLE_MISSING), table);
                     $body
                 }
                 $crate::data::blocks::GroupKeys::Addresses(values) => {
-                    let $codes = values.iter().map(move |&a| table.code(a as u64));
+                    let $codes = $crate::data::groups::KeyedCodes::new(values, |a: usize| a as u64, table);
                     $body
                 }
             },
