@@ -176,6 +176,12 @@ sd_cor_rows <- function(covariance, sigma, blocks) {
 # lme4's names of the SDs, correlations and σ: `.sig01, ..., .sigma`, or with
 # `oldNames = FALSE` its `sd_x|g`, `cor_x.y|g` and `sigma`.
 variance_parameter_names <- function(object, oldNames) {
+  # lme4's old names only count the parameters, q(q + 1)/2 per block of q columns: every
+  # profile, interval and summary asks for them, so they are not built from the new ones.
+  if (isTRUE(oldNames)) {
+    q <- lengths(object$random_names)
+    return(c(sprintf(".sig%02d", seq_len(sum(q * (q + 1L) / 2))), ".sigma"))
+  }
   names <- unlist(lapply(object$random_names, function(block) {
     out <- character()
     for (c in seq_along(block)) for (r in c:length(block)) {
@@ -184,7 +190,7 @@ variance_parameter_names <- function(object, oldNames) {
     }
     out
   }))
-  if (isTRUE(oldNames)) c(sprintf(".sig%02d", seq_along(names)), ".sigma") else c(names, "sigma")
+  c(names, "sigma")
 }
 
 # The intervals of a bootstrap of a general fit: rows lme4's names, with the bootstrap as

@@ -217,8 +217,55 @@ grouping_factor <- function(parsed, data, env, call, levels = NULL) {
     return(list(codes = g, code_offset = range$offset, n_groups = range$levels,
                 level_offset = range$offset))
   }
+  keyed <- group_keys(g, parsed$group_name, call)
+  if (!is.null(keyed)) return(keyed)
   coded <- group_codes(g, parsed$group_name, call)
   c(coded, list(code_offset = 0L, n_groups = length(coded$levels)))
+}
+
+# A plain integer, logical, double or character `g` as the pass reads it without a code per
+# row: `codes` is `g` itself, by reference, and `code_offset` its key table (rs_group_keys(),
+# an external pointer whose attribute "levels" holds the groups' labels), which codes each
+# value as factor() would, the groups in the order level_order() gives their labels. NULL when
+# factor() would merge some of the labels (doubles equal to 15 digits): then coded as factor().
+# Only O(groups) work happens in R.
+group_keys <- function(g, name, call) {
+  if (!is.null(attributes(g)) || !(is.numeric(g) || is.logical(g) || is.character(g))) return(NULL)
+  keyed <- rust_result(rs_group_keys(g, name), call = call)
+  levels <- level_order(g[keyed$first_row], name, call)
+  if (is.null(levels)) return(NULL)
+  rank <- integer(length(levels$ordering))
+  rank[levels$ordering] <- seq_along(levels$ordering)
+  list(codes = g, levels = levels$labels, n_groups = length(levels$labels),
+       code_offset = ordered_key_table(keyed$table, rank, levels$labels))
+}
+
+# The key table `table` with its groups renumbered by `rank` (rank[c]: the code of the group
+# first seen c-th) and the labels of its codes as its attribute "levels".
+ordered_key_table <- function(table, rank, levels) {
+  rust_result(rs_group_keys_order(table, rank))
+  attr(table, "levels") <- levels
+  table
+}
+
+# The rows with a live key table: the one a saved fit's rows keep comes back from readRDS()
+# without its pointer, and is rebuilt from the grouping variable kept in the fit (its labels'
+# places among the table's labels, so the codes are those of the fit whatever the locale),
+# once per fit, kept in the fit's `core` environment.
+live_key_table <- function(rows, core) {
+  table <- rows$code_offset
+  if (!is.null(attr(table, "levels")) && !rs_group_keys_valid(table)) {
+    rebuilt <- if (is.environment(core)) core$key_table
+    if (is.null(rebuilt)) {
+      levels <- attr(table, "levels")
+      keyed <- rust_result(rs_group_keys(rows$codes, "group"))
+      rank <- match(as.character(rows$codes[keyed$first_row]), levels)
+      rebuilt <- ordered_key_table(keyed$table, rank, levels)
+      if (is.environment(core)) assign("key_table", rebuilt, envir = core)
+    }
+    rows$code_offset <- rebuilt
+  }
+  rows
 }
 
 # The labels of the groups `index` (1-based among the design's groups), as factor() makes
@@ -230,8 +277,13 @@ group_labels <- function(design, index) {
   as.character(if (is.double(design$codes)) as.double(values) else as.integer(values))
 }
 
-# The rows' group codes among the statistics' groups: the pass reads `codes` less `code_offset`.
-row_codes <- function(rows) as.integer(rows$codes) - rows$code_offset
+# The rows' group codes among the statistics' groups, as the pass reads them: `codes` less
+# `code_offset`, or hashed values coded by their key table (computed here: only row-level
+# methods need a code per row).
+row_codes <- function(rows) {
+  if (is.null(attr(rows$code_offset, "levels"))) return(as.integer(rows$codes) - rows$code_offset)
+  rust_result(rs_row_codes(rows$codes, rows$code_offset))
+}
 
 # For each value of `g`, the entry of `values` of its level among the fit's `levels` (labels
 # as the fit makes them), NA for a missing value or one not among them:

@@ -52,6 +52,23 @@ rs_dense_range <- function(g) .Call(wrap__rs_dense_range, g)
 #' @noRd
 rs_lmm_kenward_roger <- function(ptr) .Call(wrap__rs_lmm_kenward_roger, ptr)
 
+#' The groups of a plain integer, logical, double or character vector `g`, hashed in one pass
+#' over it without storing a code per row: `table`, the key table (an external pointer; its
+#' codes in order of first appearance until `rs_group_keys_order`), and `first_row`, the
+#' 1-based row where each group is first seen. `group` names `g` in error messages.
+#' @noRd
+rs_group_keys <- function(g, group) .Call(wrap__rs_group_keys, g, group)
+
+#' Renumbers the groups of the key table `table`: the group first seen c-th gets code
+#' `rank[c]` (see [`KeyCodes::reorder`]).
+#' @noRd
+rs_group_keys_order <- function(table, rank) .Call(wrap__rs_group_keys_order, table, rank)
+
+#' TRUE when `table` is a live key table (FALSE after `saveRDS()`/`readRDS()`, which keep no
+#' pointer).
+#' @noRd
+rs_group_keys_valid <- function(table) .Call(wrap__rs_group_keys_valid, table)
+
 #' TRUE when `ptr` holds a model (FALSE after `readRDS`, which restores pointers as NULL).
 #' @noRd
 rs_lmm_valid <- function(ptr) .Call(wrap__rs_lmm_valid, ptr)
@@ -63,7 +80,9 @@ rs_one_way_statistics <- function(ptr) .Call(wrap__rs_one_way_statistics, ptr)
 
 #' One pass over `columns` (the model's variables) and 1-based group `codes` less
 #' `code_offset` (a factor's codes with offset 0, or integers or whole doubles of a small
-#' range; `n_groups` levels) on up to `threads` threads, then the model of the given structure. Returns the pointer and the plain fields.
+#' range), or hashed values coded by their key table (`code_offset` from `rs_group_keys`);
+#' `n_groups` levels; on up to `threads` threads, then the model of the given structure.
+#' Returns the pointer and the plain fields.
 #' @noRd
 rs_lmm_build <- function(columns_list, codes, code_offset, n_groups, response, fixed, random, blocks, names, threads) .Call(wrap__rs_lmm_build, columns_list, codes, code_offset, n_groups, response, fixed, random, blocks, names, threads)
 
@@ -107,6 +126,12 @@ rs_lmm_fitted <- function(ptr, columns_list, codes, code_offset, random, modes) 
 #' whether the data a fit refers to were changed in place.
 #' @noRd
 rs_lmm_fingerprint <- function(columns_list, codes, code_offset) .Call(wrap__rs_lmm_fingerprint, columns_list, codes, code_offset)
+
+#' Each row's 1-based group code among the statistics' groups, from the grouping column
+#' `codes` read by `code_offset` as `rs_lmm_build` reads it (NA for a missing group, 0 for a
+#' value not among the groups): for row-level methods, which alone need a code per row.
+#' @noRd
+rs_row_codes <- function(codes, code_offset) .Call(wrap__rs_row_codes, codes, code_offset)
 
 #' The ML deviance (`reml = FALSE`) or REML criterion at the fit's θ, in the data's units.
 #' @noRd

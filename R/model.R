@@ -213,6 +213,7 @@ lmm_rows <- function(object, what) {
                             "statistics; refit from the data to get it."), what),
               class = "hnm_error_no_rows")
   }
+  rows <- live_key_table(rows, object$core)
   now <- rust_result(rs_lmm_fingerprint(rows$variables, rows$codes, rows$code_offset))
   if (!identical(now, rows$fingerprint)) {
     hnm_abort(sprintf(paste("%s needs the data the fit was made from, but they have been",

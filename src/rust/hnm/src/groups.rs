@@ -10,8 +10,8 @@
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    dense_double_range, dense_integer_range, double_key, filled, group_codes, integer_key, with_capacity, Checkpoint, GroupCodes, HnmError, DOUBLE_MISSING,
-    INTEGER_MISSING, NA_CODE,
+    dense_double_range, dense_integer_range, double_key, filled, group_codes, integer_key, with_capacity, Checkpoint, GroupCodes, GroupKeys, HnmError,
+    KeyCodes, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
 use crate::{core_error, error_message, expanded, RInterrupt};
@@ -199,6 +199,85 @@ fn rs_dense_range(g: Robj) -> Robj {
     }
 }
 
+/// The values of a plain integer, logical, double or character vector `g`, read in place as
+/// the keys of its groups; `None` for another type.
+pub(crate) fn group_keys(g: &Robj) -> Option<GroupKeys<'_>> {
+    if let Some(values) = g.as_integer_slice() {
+        return Some(GroupKeys::Integers(values));
+    }
+    if let Some(values) = g.as_logical_slice() {
+        // SAFETY: Rbool is a transparent i32 with R's NA as i32::MIN.
+        return Some(GroupKeys::Integers(unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<i32>(), values.len()) }));
+    }
+    if let Some(values) = g.as_real_slice() {
+        return Some(GroupKeys::Doubles(values));
+    }
+    let strings: Option<&[Rstr]> = g.as_typed_slice();
+    // SAFETY: an Rstr is a CHARSXP pointer (the typed slice is R's STRSXP data), so the slice
+    // reads as the strings' addresses, which stay put while R keeps `g` alive.
+    strings.map(|values| GroupKeys::Addresses(unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<usize>(), values.len()) }))
+}
+
+/// The key table of the groups of `keys` (see [`KeyCodes::new`]), with R's missing values as
+/// the missing keys.
+fn key_table(keys: GroupKeys<'_>) -> hnm_core::Result<(KeyCodes, Vec<usize>)> {
+    let checkpoint = &mut Checkpoint::new(&RInterrupt);
+    match keys {
+        GroupKeys::Integers(values) => KeyCodes::new(values.iter().map(|&v| integer_key(v)), INTEGER_MISSING, checkpoint),
+        GroupKeys::Doubles(values) => KeyCodes::new(values.iter().map(|&v| double_key(v, DOUBLE_MISSING)), DOUBLE_MISSING, checkpoint),
+        GroupKeys::Addresses(values) => {
+            // SAFETY: only the address of R's NA string is read.
+            let missing = unsafe { Rstr::na().get() } as u64;
+            KeyCodes::new(values.iter().map(|&a| a as u64), missing, checkpoint)
+        }
+    }
+}
+
+/// The groups of a plain integer, logical, double or character vector `g`, hashed in one pass
+/// over it without storing a code per row: `table`, the key table (an external pointer; its
+/// codes in order of first appearance until `rs_group_keys_order`), and `first_row`, the
+/// 1-based row where each group is first seen. `group` names `g` in error messages.
+/// @noRd
+#[extendr]
+fn rs_group_keys(g: Robj, group: &str) -> Robj {
+    if !expanded(&g) {
+        return error_message(format!("the grouping variable `{group}` could not be expanded into memory (see R's message above)."), "too_large");
+    }
+    let Some(keys) = group_keys(&g) else {
+        return error_message(
+            format!("the grouping variable `{group}` must be a factor or an integer, logical, double or character vector."),
+            "invalid_argument",
+        );
+    };
+    match key_table(keys) {
+        Ok((table, first_rows)) => list!(table = ExternalPtr::new(table), first_row = one_based(&first_rows)).into(),
+        Err(HnmError::InvalidArgument { reason, .. }) => error_message(format!("the grouping variable `{group}` {reason}."), "invalid_argument"),
+        Err(error) => core_error(error),
+    }
+}
+
+/// Renumbers the groups of the key table `table`: the group first seen c-th gets code
+/// `rank[c]` (see [`KeyCodes::reorder`]).
+/// @noRd
+#[extendr]
+fn rs_group_keys_order(mut table: Robj, rank: &[i32]) -> Robj {
+    let Ok(keys) = <&mut ExternalPtr<KeyCodes>>::try_from(&mut table) else {
+        return error_message("`table` is not a key table.".into(), "invalid_argument");
+    };
+    match keys.reorder(rank) {
+        Ok(()) => Robj::from(()),
+        Err(error) => core_error(error),
+    }
+}
+
+/// TRUE when `table` is a live key table (FALSE after `saveRDS()`/`readRDS()`, which keep no
+/// pointer).
+/// @noRd
+#[extendr]
+fn rs_group_keys_valid(table: Robj) -> bool {
+    <&ExternalPtr<KeyCodes>>::try_from(&table).is_ok()
+}
+
 /// 0-based rows as R's 1-based row numbers, written straight into an R vector.
 fn one_based(rows: &[usize]) -> Robj {
     Doubles::from_values(rows.iter().map(|&r| r as f64 + 1.0)).into()
@@ -209,4 +288,7 @@ extendr_module! {
     fn rs_group_codes;
     fn rs_levels_distinct;
     fn rs_dense_range;
+    fn rs_group_keys;
+    fn rs_group_keys_order;
+    fn rs_group_keys_valid;
 }

@@ -5,8 +5,8 @@
 
 use extendr_api::prelude::*;
 use hnm_core::{
-    copied, fingerprint, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, FitControl, GroupColumn, GroupStats,
-    GroupingFactor, HnmError, LinearMixedModel, LmmFit, LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
+    copied, fingerprint, group_column_codes, profile_grids, profile_intervals, with_capacity, Checkpoint, Column, Criterion, CrossProducts, FitControl,
+    GroupColumn, GroupStats, GroupingFactor, HnmError, KeyCodes, LinearMixedModel, LmmFit, LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
 };
 
 use crate::{core_error, criterion, error_message, expanded, RInterrupt};
@@ -58,17 +58,45 @@ pub(crate) fn columns(list: &[Robj]) -> std::result::Result<Vec<Column<'_>>, Str
     Ok(out)
 }
 
-/// The grouping column `codes` as the pass reads it: a factor's or coded integers (`offset`
-/// 0), or integers or whole doubles of a small range whose code is the value less `offset`.
-pub(crate) fn group_column(codes: &Robj, offset: i32) -> std::result::Result<GroupColumn<'_>, Robj> {
+/// The grouping column `codes` as the pass reads it, by `code_offset`: a factor's or coded
+/// integers (offset 0); integers or whole doubles of a small range whose code is the value
+/// less the offset; or, when `code_offset` is a key table of `rs_group_keys`, the hashed
+/// values it codes.
+pub(crate) fn group_column<'a>(codes: &'a Robj, code_offset: &'a Robj) -> std::result::Result<GroupColumn<'a>, Robj> {
     if !expanded(codes) {
         return Err(error_message("the grouping variable could not be expanded into memory (see R's message above).".into(), "too_large"));
     }
+    if let Ok(table) = <&ExternalPtr<KeyCodes>>::try_from(code_offset) {
+        let keys = crate::groups::group_keys(codes)
+            .ok_or_else(|| error_message("the keyed grouping variable must be an integer, logical, double or character vector.".into(), "invalid_argument"))?;
+        return Ok(GroupColumn::Keyed { keys, table });
+    }
+    let offset = match (code_offset.as_integer(), code_offset.as_real()) {
+        (Some(offset), _) => offset,
+        (None, Some(offset)) if offset.fract() == 0.0 && offset.abs() < f64::from(i32::MAX) => offset as i32,
+        _ => return Err(error_message("the group code offset must be a whole number or a key table.".into(), "invalid_argument")),
+    };
     match (codes.as_integer_slice(), codes.as_real_slice()) {
         (Some(values), _) if offset == 0 => Ok(GroupColumn::Codes(values)),
         (Some(values), _) => Ok(GroupColumn::Integers { values, offset }),
         (None, Some(values)) => Ok(GroupColumn::Doubles { values, offset }),
         _ => Err(error_message("the group codes must be integer or double.".into(), "invalid_argument")),
+    }
+}
+
+/// Each row's 1-based group code among the statistics' groups, from the grouping column
+/// `codes` read by `code_offset` as `rs_lmm_build` reads it (NA for a missing group, 0 for a
+/// value not among the groups): for row-level methods, which alone need a code per row.
+/// @noRd
+#[extendr]
+fn rs_row_codes(codes: Robj, code_offset: Robj) -> Robj {
+    let group = match group_column(&codes, &code_offset) {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    match group_column_codes(group) {
+        Ok(codes) => codes.into(),
+        Err(error) => core_error(error),
     }
 }
 
@@ -119,12 +147,14 @@ fn rs_lmm_valid(ptr: Robj) -> bool {
 
 /// One pass over `columns` (the model's variables) and 1-based group `codes` less
 /// `code_offset` (a factor's codes with offset 0, or integers or whole doubles of a small
-/// range; `n_groups` levels) on up to `threads` threads, then the model of the given structure. Returns the pointer and the plain fields.
+/// range), or hashed values coded by their key table (`code_offset` from `rs_group_keys`);
+/// `n_groups` levels; on up to `threads` threads, then the model of the given structure.
+/// Returns the pointer and the plain fields.
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_build(
-    columns_list: List, codes: Robj, code_offset: i32, n_groups: i32, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>,
+    columns_list: List, codes: Robj, code_offset: Robj, n_groups: i32, response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>,
     threads: i32,
 ) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
@@ -132,7 +162,7 @@ fn rs_lmm_build(
         Ok(c) => c,
         Err(message) => return error_message(message, "invalid_argument"),
     };
-    let group = match group_column(&codes, code_offset) {
+    let group = match group_column(&codes, &code_offset) {
         Ok(g) => g,
         Err(e) => return e,
     };
@@ -208,7 +238,8 @@ fn rs_lmm_build_factors(
         Ok(c) => c,
         Err(message) => return error_message(message, "invalid_argument"),
     };
-    let (group, factors) = match (group_column(&cell_codes, 0), grouping_factors(&cell_levels, n_levels, &random, &blocks)) {
+    let no_offset = Robj::from(0);
+    let (group, factors) = match (group_column(&cell_codes, &no_offset), grouping_factors(&cell_levels, n_levels, &random, &blocks)) {
         (Ok(g), Ok(f)) => (g, f),
         (Err(e), _) | (_, Err(e)) => return e,
     };
@@ -536,13 +567,13 @@ fn rs_lmm_ranef_factors(mut ptr: Robj) -> Robj {
 /// modes when it is numeric (simulated effects). NA where a value or the group is missing.
 /// @noRd
 #[extendr]
-fn rs_lmm_fitted(mut ptr: Robj, columns_list: List, codes: Robj, code_offset: i32, random: bool, modes: Robj) -> Robj {
+fn rs_lmm_fitted(mut ptr: Robj, columns_list: List, codes: Robj, code_offset: Robj, random: bool, modes: Robj) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
         Ok(c) => c,
         Err(message) => return error_message(message, "invalid_argument"),
     };
-    let group = match group_column(&codes, code_offset) {
+    let group = match group_column(&codes, &code_offset) {
         Ok(g) => g,
         Err(e) => return e,
     };
@@ -594,13 +625,13 @@ fn rs_lmm_criterion(mut ptr: Robj, reml: bool) -> Robj {
 /// whether the data a fit refers to were changed in place.
 /// @noRd
 #[extendr]
-fn rs_lmm_fingerprint(columns_list: List, codes: Robj, code_offset: i32) -> Robj {
+fn rs_lmm_fingerprint(columns_list: List, codes: Robj, code_offset: Robj) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
         Ok(c) => c,
         Err(message) => return error_message(message, "invalid_argument"),
     };
-    let group = match group_column(&codes, code_offset) {
+    let group = match group_column(&codes, &code_offset) {
         Ok(g) => g,
         Err(e) => return e,
     };
@@ -624,6 +655,7 @@ extendr_module! {
     fn rs_lmm_ranef_factors;
     fn rs_lmm_fitted;
     fn rs_lmm_fingerprint;
+    fn rs_row_codes;
     fn rs_lmm_criterion;
     fn rs_lmm_variance_derivatives;
     fn rs_lmm_profile;

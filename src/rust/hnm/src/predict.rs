@@ -13,13 +13,13 @@ use crate::{core_error, error_message, RInterrupt};
 /// group is missing.
 /// @noRd
 #[extendr]
-fn rs_lmm_prediction_variances(mut ptr: Robj, columns_list: List, codes: Robj, code_offset: i32) -> Robj {
+fn rs_lmm_prediction_variances(mut ptr: Robj, columns_list: List, codes: Robj, code_offset: Robj) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let columns = match columns(&column_objects) {
         Ok(c) => c,
         Err(message) => return error_message(message, "invalid_argument"),
     };
-    let group = match group_column(&codes, code_offset) {
+    let group = match group_column(&codes, &code_offset) {
         Ok(g) => g,
         Err(e) => return e,
     };

@@ -10,6 +10,7 @@
 
 use crate::data::cells::{Cell, Response, NA_CODE};
 use crate::data::cross_products::{CrossProducts, STATISTICS};
+use crate::data::groups::KeyCodes;
 use crate::error::{HnmError, Result};
 use crate::numerics::interrupt::{Checkpoint, Interrupt};
 use crate::numerics::memory::{filled, with_capacity};
@@ -62,10 +63,11 @@ impl Column<'_> {
 }
 
 /// The group of each row as R holds it, read in place: 1-based codes (a factor's, or codes
-/// made by [`crate::group_codes`]), or the values of a small whole-number range less an offset
+/// made by [`crate::group_codes`]), the values of a small whole-number range less an offset
 /// (code = value − offset, [`crate::dense_integer_range`], [`crate::dense_double_range`]), so
-/// that an integer or double grouping column needs no pass of its own to be coded. A missing
-/// value (R's `NA`, or NaN) is a missing group.
+/// that an integer or double grouping column needs no pass of its own to be coded, or hashed
+/// values coded by their table ([`KeyCodes`]) as they are read, so that no vector of codes
+/// is stored. A missing value (R's `NA`, or NaN) is a missing group.
 #[derive(Debug, Clone, Copy)]
 pub enum GroupColumn<'a> {
     /// 1-based codes; [`NA_CODE`] is a missing group.
@@ -74,6 +76,39 @@ pub enum GroupColumn<'a> {
     Integers { values: &'a [i32], offset: i32 },
     /// Whole numbers whose code is the value less `offset`; NaN is a missing group.
     Doubles { values: &'a [f64], offset: i32 },
+    /// Values whose code is their key's in `table` (0, an error of the pass, for a key not in
+    /// it); the table's missing key is a missing group.
+    Keyed { keys: GroupKeys<'a>, table: &'a KeyCodes },
+}
+
+/// The values of a hashed grouping variable, read in place, each the key of its group in a
+/// [`KeyCodes`] table built from the same kind of keys.
+#[derive(Debug, Clone, Copy)]
+pub enum GroupKeys<'a> {
+    /// Integers (and logicals), keyed by [`crate::integer_key`] ([`crate::INTEGER_MISSING`] the missing key).
+    Integers(&'a [i32]),
+    /// Doubles, keyed by [`crate::double_key`] with [`crate::DOUBLE_MISSING`] the missing key.
+    Doubles(&'a [f64]),
+    /// The addresses of interned strings (R's CHARSXPs: one address per string), their own keys.
+    Addresses(&'a [usize]),
+}
+
+impl GroupKeys<'_> {
+    fn len(&self) -> usize {
+        match self {
+            GroupKeys::Integers(v) => v.len(),
+            GroupKeys::Doubles(v) => v.len(),
+            GroupKeys::Addresses(v) => v.len(),
+        }
+    }
+
+    fn rows(&self, range: std::ops::Range<usize>) -> Self {
+        match *self {
+            GroupKeys::Integers(v) => GroupKeys::Integers(&v[range]),
+            GroupKeys::Doubles(v) => GroupKeys::Doubles(&v[range]),
+            GroupKeys::Addresses(v) => GroupKeys::Addresses(&v[range]),
+        }
+    }
 }
 
 impl GroupColumn<'_> {
@@ -83,6 +118,7 @@ impl GroupColumn<'_> {
             GroupColumn::Codes(c) => c.len(),
             GroupColumn::Integers { values, .. } => values.len(),
             GroupColumn::Doubles { values, .. } => values.len(),
+            GroupColumn::Keyed { keys, .. } => keys.len(),
         }
     }
 
@@ -97,8 +133,34 @@ impl GroupColumn<'_> {
             GroupColumn::Codes(c) => GroupColumn::Codes(&c[range]),
             GroupColumn::Integers { values, offset } => GroupColumn::Integers { values: &values[range], offset },
             GroupColumn::Doubles { values, offset } => GroupColumn::Doubles { values: &values[range], offset },
+            GroupColumn::Keyed { keys, table } => GroupColumn::Keyed { keys: keys.rows(range), table },
         }
     }
+}
+
+/// The code of a value `difference` above a range's offset, clamped into i32 short of R's `NA`
+/// (i32::MIN): a value beyond the range (changed in place after the range was found) has a
+/// code out of range, an error of the pass, never a wrapped code that could be another
+/// group's or a missing group's.
+#[inline(always)]
+pub(crate) fn offset_code(difference: i64) -> i32 {
+    difference.clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX)) as i32
+}
+
+/// Every row's 1-based code ([`NA_CODE`] for a missing group, 0 for a value not among the
+/// groups): the codes a [`GroupColumn`] stands for, for row-level computations in R.
+///
+/// # Errors
+/// `TooLarge` when the codes do not fit in memory.
+///
+/// # Example
+/// ```
+/// use hnm_core::{group_column_codes, GroupColumn, NA_CODE};
+/// let values = [7, NA_CODE, 9];
+/// assert_eq!(group_column_codes(GroupColumn::Integers { values: &values, offset: 6 }).unwrap(), vec![1, NA_CODE, 3]);
+/// ```
+pub fn group_column_codes(group: GroupColumn<'_>) -> Result<Vec<i32>> {
+    with_codes!(group, codes => crate::numerics::memory::collected(codes, "the group codes"))
 }
 
 /// `$body` with `$codes` bound to an iterator over the 1-based codes of the [`GroupColumn`]
@@ -111,7 +173,8 @@ macro_rules! with_codes {
                 $body
             }
             GroupColumn::Integers { values, offset } => {
-                let $codes = values.iter().map(move |&v| if v == NA_CODE { NA_CODE } else { (i64::from(v) - i64::from(offset)) as i32 });
+                let $codes =
+                    values.iter().map(move |&v| if v == NA_CODE { NA_CODE } else { $crate::data::blocks::offset_code(i64::from(v) - i64::from(offset)) });
                 $body
             }
             GroupColumn::Doubles { values, offset } => {
@@ -125,11 +188,26 @@ macro_rules! with_codes {
                     } else if whole as f64 != v {
                         0
                     } else {
-                        (whole - i64::from(offset)).clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX)) as i32
+                        $crate::data::blocks::offset_code(whole - i64::from(offset))
                     }
                 });
                 $body
             }
+            GroupColumn::Keyed { keys, table } => match keys {
+                $crate::data::blocks::GroupKeys::Integers(values) => {
+                    let $codes = $crate::data::groups::KeyedCodes::new(values, $crate::data::groups::integer_key, table);
+                    $body
+                }
+                $crate::data::blocks::GroupKeys::Doubles(values) => {
+                    let $codes =
+                        $crate::data::groups::KeyedCodes::new(values, |v| $crate::data::groups::double_key(v, $crate::data::groups::DOUBLE_MISSING), table);
+                    $body
+                }
+                $crate::data::blocks::GroupKeys::Addresses(values) => {
+                    let $codes = $crate::data::groups::KeyedCodes::new(values, |a: usize| a as u64, table);
+                    $body
+                }
+            },
         }
     };
 }
@@ -359,10 +437,20 @@ impl RowPass<'_> {
         };
         let (mut have_pilot, mut dropped, mut hash) = (self.have_pilot, self.dropped, std::mem::take(&mut self.hash));
         let state = &mut *self.state;
-        let mut ahead = codes.clone().skip(PREFETCH_DISTANCE);
+        // Each row's code is computed once, PREFETCH_DISTANCE rows ahead, and kept in a ring
+        // until its row is read: a code computed from a double or through a key table costs as
+        // much as the rest of the row, so it is not computed twice (to prefetch, then to read).
+        let rows = codes.len();
+        let mut ahead = codes;
+        let mut ring = [0i32; PREFETCH_DISTANCE];
+        for slot in ring.iter_mut() {
+            *slot = ahead.next().unwrap_or(0);
+        }
         let result = 'rows: {
-            for (i, code) in codes.enumerate() {
+            for i in 0..rows {
                 let row = first_row + i;
+                let slot = &mut ring[i % PREFETCH_DISTANCE];
+                let code = *slot;
                 // Counted here rather than by `check`, whose count in memory would carry a
                 // store-to-load dependency from row to row.
                 if i % Checkpoint::STRIDE as usize == 0 {
@@ -371,6 +459,7 @@ impl RowPass<'_> {
                     }
                 }
                 if let Some(future) = ahead.next() {
+                    *slot = future;
                     // Every cache line of the group's state (1 + k + k(k+1)/2 doubles).
                     let start = state.as_ptr().wrapping_add((future as isize - 1).max(0) as usize * stride);
                     for line in (0..stride).step_by(8) {
@@ -752,6 +841,54 @@ mod tests {
             let error = CrossProducts::from_columns_on_threads(&columns, group, 4, 2, &Never).unwrap_err();
             assert!(matches!(error, HnmError::GroupCodeOutOfRange { index: 5, .. }), "{error:?}");
             assert_ne!(fingerprint(&columns, group, &mut Checkpoint::new(&Never)).unwrap(), by_codes.fingerprint);
+        }
+    }
+
+    #[test]
+    fn keyed_values_are_coded_by_their_table_as_given_codes() {
+        // 3e5 rows of five far-apart integers (and NA) keyed by their table, renumbered into
+        // the values' sorted order, against the same groups given as codes by that order
+        // directly; on two threads, so every slice of the rows is coded as the whole is.
+        let rows = 300_000;
+        let values = [1_000_000_007, -5, 42, 7_000_000, 0];
+        let sorted = [-5, 0, 42, 7_000_000, 1_000_000_007];
+        let code_of = |v: i32| sorted.iter().position(|&s| s == v).map_or(NA_CODE, |p| p as i32 + 1);
+        let keys: Vec<i32> = (0..rows).map(|i| if i % 991 == 0 { NA_CODE } else { values[(i * 7) % 5] }).collect();
+        let codes: Vec<i32> = keys.iter().map(|&v| code_of(v)).collect();
+        let (mut table, first_rows) = KeyCodes::new(keys.iter().map(|&v| crate::integer_key(v)), crate::INTEGER_MISSING, &mut Checkpoint::new(&Never)).unwrap();
+        let rank: Vec<i32> = first_rows.iter().map(|&row| code_of(keys[row])).collect();
+        table.reorder(&rank).unwrap();
+        let y: Vec<f64> = (0..rows).map(|i| (i % 13) as f64 * 0.25 + if i % 1001 == 0 { NA_REAL } else { 0.0 }).collect();
+        let columns = [Column::Double(&y)];
+        let by_codes = CrossProducts::from_columns_on_threads(&columns, GroupColumn::Codes(&codes), 5, 2, &Never).unwrap();
+        let keyed = GroupColumn::Keyed { keys: GroupKeys::Integers(&keys), table: &table };
+        let pass = CrossProducts::from_columns_on_threads(&columns, keyed, 5, 2, &Never).unwrap();
+        assert_eq!((pass.dropped, pass.fingerprint, &pass.stats), (by_codes.dropped, by_codes.fingerprint, &by_codes.stats));
+        assert_eq!(fingerprint(&columns, keyed, &mut Checkpoint::new(&Never)).unwrap(), by_codes.fingerprint);
+        assert_eq!(group_column_codes(keyed).unwrap(), codes);
+        // A value not in the table (changed in place after the fit) is an error, never a group.
+        let mut changed = keys.clone();
+        changed[3] = 43;
+        let keyed = GroupColumn::Keyed { keys: GroupKeys::Integers(&changed), table: &table };
+        let error = CrossProducts::from_columns_on_threads(&columns, keyed, 5, 2, &Never).unwrap_err();
+        assert_eq!(error, HnmError::GroupCodeOutOfRange { argument: "g", index: 3, code: 0, n_groups: 5 });
+        assert_ne!(fingerprint(&columns, keyed, &mut Checkpoint::new(&Never)).unwrap(), by_codes.fingerprint);
+    }
+
+    #[test]
+    fn integers_beyond_the_range_are_out_of_range_never_a_missing_group() {
+        // Group values −4..=−1 read less the offset −5 (codes 1..=4). A value changed in place
+        // to 2³¹ − 5 lies 2³¹ above the offset: wrapped into an i32 its code would be i32::MIN,
+        // R's NA, a missing group whose row is silently dropped. Integers and doubles alike
+        // must give a code out of range, an error of the pass.
+        let y = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let mut integers = [-4, -3, -2, -1, -4];
+        integers[2] = i32::MAX - 4;
+        let doubles = integers.map(f64::from);
+        for group in [GroupColumn::Integers { values: &integers, offset: -5 }, GroupColumn::Doubles { values: &doubles, offset: -5 }] {
+            let error = CrossProducts::from_columns_on_threads(&[Column::Double(&y)], group, 4, 1, &Never).unwrap_err();
+            assert_eq!(error, HnmError::GroupCodeOutOfRange { argument: "g", index: 2, code: i64::from(i32::MAX), n_groups: 4 }, "{group:?}");
+            assert_eq!(group_column_codes(group).unwrap(), vec![1, 2, i32::MAX, 4, 1]);
         }
     }
 

@@ -110,36 +110,172 @@ pub struct GroupCodes {
 /// ```
 pub fn group_codes(keys: impl ExactSizeIterator<Item = u64>, missing: u64, checkpoint: &mut Checkpoint<'_>) -> Result<GroupCodes> {
     let mut codes = with_capacity(&[keys.len()], "the group codes")?;
-    let mut first_rows = Vec::new();
-    let mut table: Vec<(u64, i32)> = vec![(missing, 0); INITIAL_CAPACITY];
-    let mut last = (missing, NA_CODE);
-    for (row, key) in keys.enumerate() {
-        checkpoint.check()?;
-        if key == missing {
-            codes.push(NA_CODE);
-            continue;
-        }
-        if key != last.0 {
-            let mut i = slot_of(&table, key, missing);
-            if table[i].0 == missing {
-                if first_rows.len() >= i32::MAX as usize {
-                    return Err(HnmError::InvalidArgument { argument: "g", reason: "has more than 2^31 - 1 distinct values" });
-                }
-                if 2 * (first_rows.len() + 1) > table.len() {
-                    table = grown(&table, missing)?;
-                    i = slot_of(&table, key, missing);
-                }
-                push(&mut first_rows, row, "the groups' first rows")?;
-                table[i] = (key, first_rows.len() as i32);
-            }
-            last = table[i];
-        }
-        codes.push(last.1);
-    }
+    // Within its capacity: one code per key.
+    let (_, first_rows) = KeyCodes::scan(keys, missing, checkpoint, |code| codes.push(code))?;
     Ok(GroupCodes { codes, first_rows })
 }
 
+/// The codes of a hashed grouping variable's keys, without a code per row: the table that
+/// maps each distinct key to its group's 1-based code, built by one pass over the keys
+/// ([`KeyCodes::new`]) and then renumbered into the order the groups' labels sort in
+/// ([`KeyCodes::reorder`]), so that a pass over the rows codes each row as it reads it
+/// ([`crate::GroupColumn::Keyed`]) and no vector of N codes is ever stored.
+#[derive(Debug, Clone)]
+pub struct KeyCodes {
+    /// Open addressing with linear probing, `missing` marking a free slot; a power of two
+    /// long, at most half full.
+    table: Vec<(u64, i32)>,
+    missing: u64,
+    groups: usize,
+}
+
+impl KeyCodes {
+    /// The table of the distinct keys of `keys` (`missing`: a missing group), coded 1, 2, ...
+    /// in order of first appearance as [`group_codes`] codes them, and the 0-based row where
+    /// each is first seen.
+    ///
+    /// # Errors
+    /// As [`group_codes`].
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{integer_key, Checkpoint, KeyCodes, Never, INTEGER_MISSING, NA_CODE};
+    /// let keys = [40, 7, NA_CODE, 40].map(integer_key);
+    /// let (mut table, first_rows) = KeyCodes::new(keys.into_iter(), INTEGER_MISSING, &mut Checkpoint::new(&Never)).unwrap();
+    /// assert_eq!(first_rows, vec![0, 1]);
+    /// assert_eq!((table.code(integer_key(40)), table.code(integer_key(7))), (1, 2));
+    /// // 7 sorts before 40: renumbered by their ranks.
+    /// table.reorder(&[2, 1]).unwrap();
+    /// assert_eq!((table.code(integer_key(40)), table.code(integer_key(7))), (2, 1));
+    /// assert_eq!((table.code(INTEGER_MISSING), table.code(integer_key(3))), (NA_CODE, 0));
+    /// ```
+    pub fn new(keys: impl Iterator<Item = u64>, missing: u64, checkpoint: &mut Checkpoint<'_>) -> Result<(KeyCodes, Vec<usize>)> {
+        Self::scan(keys, missing, checkpoint, |_| {})
+    }
+
+    /// The table of `keys` and their groups' first rows, handing each row's code to `code`.
+    fn scan(keys: impl Iterator<Item = u64>, missing: u64, checkpoint: &mut Checkpoint<'_>, mut code: impl FnMut(i32)) -> Result<(KeyCodes, Vec<usize>)> {
+        let mut first_rows = Vec::new();
+        let mut table: Vec<(u64, i32)> = filled(&[INITIAL_CAPACITY], (missing, 0), "the table of groups")?;
+        let mut last = (missing, NA_CODE);
+        for (row, key) in keys.enumerate() {
+            checkpoint.check()?;
+            if key == missing {
+                code(NA_CODE);
+                continue;
+            }
+            if key != last.0 {
+                let mut i = slot_of(&table, key, missing);
+                if table[i].0 == missing {
+                    if first_rows.len() >= i32::MAX as usize {
+                        return Err(HnmError::InvalidArgument { argument: "g", reason: "has more than 2^31 - 1 distinct values" });
+                    }
+                    if 2 * (first_rows.len() + 1) > table.len() {
+                        table = grown(&table, missing)?;
+                        i = slot_of(&table, key, missing);
+                    }
+                    push(&mut first_rows, row, "the groups' first rows")?;
+                    table[i] = (key, first_rows.len() as i32);
+                }
+                last = table[i];
+            }
+            code(last.1);
+        }
+        let groups = first_rows.len();
+        Ok((KeyCodes { table, missing, groups }, first_rows))
+    }
+
+    /// Number of distinct keys.
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+
+    /// The code of `key`: [`NA_CODE`] for the missing key, 0 for a key not in the table (a
+    /// value the table was not built from: never another group's code).
+    #[inline(always)]
+    pub fn code(&self, key: u64) -> i32 {
+        if key == self.missing {
+            return NA_CODE;
+        }
+        let slot = self.table[slot_of(&self.table, key, self.missing)];
+        if slot.0 == key {
+            slot.1
+        } else {
+            0
+        }
+    }
+
+    /// Starts loading the slot where `key` is looked up (a hint: nothing is read).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, key: u64) {
+        let i = (mix(key) as usize) & (self.table.len() - 1);
+        crate::data::blocks::prefetch_address(self.table.as_ptr().wrapping_add(i));
+    }
+
+    /// Renumbers the groups: the group coded c becomes `rank[c − 1]` (for `factor()`'s order of
+    /// the groups' labels, group c's place in it). A rank outside 1..=groups (R's `NA`, a
+    /// label not found) makes the group's rows code 0, an error of any pass that reads them.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `rank` has not one entry per group.
+    pub fn reorder(&mut self, rank: &[i32]) -> Result<()> {
+        if rank.len() != self.groups {
+            return Err(HnmError::InvalidArgument { argument: "rank", reason: "must have one entry per group of the table" });
+        }
+        let groups = self.groups;
+        for slot in self.table.iter_mut().filter(|slot| slot.0 != self.missing) {
+            let new = usize::try_from(slot.1).ok().and_then(|c| rank.get(c.checked_sub(1)?)).copied().unwrap_or(0);
+            slot.1 = if new >= 1 && new as usize <= groups { new } else { 0 };
+        }
+        Ok(())
+    }
+}
+
+/// How many rows ahead [`KeyedCodes`] prefetches a row's slot of the key table: far enough
+/// for a table beyond the cache (10^5 groups: 4 MB) to arrive before the row is coded.
+const KEY_PREFETCH: usize = 32;
+
+/// The codes of `values` through their key table, each row's slot prefetched
+/// [`KEY_PREFETCH`] rows ahead: with many groups a lookup misses the cache, and the rows'
+/// lookups are independent, so their loads can overlap.
+#[derive(Clone)]
+pub(crate) struct KeyedCodes<'a, T, F> {
+    values: &'a [T],
+    key: F,
+    table: &'a KeyCodes,
+    next: usize,
+}
+
+impl<'a, T: Copy, F: Fn(T) -> u64> KeyedCodes<'a, T, F> {
+    /// The codes of `values`, keyed by `key`, in `table`.
+    pub(crate) fn new(values: &'a [T], key: F, table: &'a KeyCodes) -> Self {
+        KeyedCodes { values, key, table, next: 0 }
+    }
+}
+
+impl<T: Copy, F: Fn(T) -> u64> Iterator for KeyedCodes<'_, T, F> {
+    type Item = i32;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<i32> {
+        let value = *self.values.get(self.next)?;
+        if let Some(&ahead) = self.values.get(self.next + KEY_PREFETCH) {
+            self.table.prefetch((self.key)(ahead));
+        }
+        self.next += 1;
+        Some(self.table.code((self.key)(value)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.values.len() - self.next;
+        (left, Some(left))
+    }
+}
+
+impl<T: Copy, F: Fn(T) -> u64> ExactSizeIterator for KeyedCodes<'_, T, F> {}
+
 /// The slot of `key` in `table`, or the empty slot where it belongs.
+#[inline(always)]
 fn slot_of(table: &[(u64, i32)], key: u64, missing: u64) -> usize {
     let mask = table.len() - 1;
     let mut i = (mix(key) as usize) & mask;
