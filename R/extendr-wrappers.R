@@ -47,11 +47,6 @@ rs_levels_distinct <- function(g) .Call(wrap__rs_levels_distinct, g)
 #' @noRd
 rs_dense_range <- function(g) .Call(wrap__rs_dense_range, g)
 
-#' Kenward–Roger's pieces at a REML fit: `parameters` (k), `covariance` and `adjusted`
-#' (p × p by rows), `covariance_jacobian` (k matrices p × p by rows) and `weights` (k × k).
-#' @noRd
-rs_lmm_kenward_roger <- function(ptr) .Call(wrap__rs_lmm_kenward_roger, ptr)
-
 #' The groups of a plain integer, logical, double or character vector `g`, hashed in one pass
 #' over it without storing a code per row: `table`, the key table (an external pointer; its
 #' codes in order of first appearance until `rs_group_keys_order`), and `first_row`, the
@@ -60,7 +55,7 @@ rs_lmm_kenward_roger <- function(ptr) .Call(wrap__rs_lmm_kenward_roger, ptr)
 rs_group_keys <- function(g, group) .Call(wrap__rs_group_keys, g, group)
 
 #' Renumbers the groups of the key table `table`: the group first seen c-th gets code
-#' `rank[c]` (see [`KeyCodes::reorder`]).
+#' `rank[c]` (see `KeyCodes::reorder` in hnm-core).
 #' @noRd
 rs_group_keys_order <- function(table, rank) .Call(wrap__rs_group_keys_order, table, rank)
 
@@ -68,6 +63,11 @@ rs_group_keys_order <- function(table, rank) .Call(wrap__rs_group_keys_order, ta
 #' pointer).
 #' @noRd
 rs_group_keys_valid <- function(table) .Call(wrap__rs_group_keys_valid, table)
+
+#' Kenward–Roger's pieces at a REML fit: `parameters` (k), `covariance` and `adjusted`
+#' (p × p by rows), `covariance_jacobian` (k matrices p × p by rows) and `weights` (k × k).
+#' @noRd
+rs_lmm_kenward_roger <- function(ptr) .Call(wrap__rs_lmm_kenward_roger, ptr)
 
 #' TRUE when `ptr` holds a model (FALSE after `readRDS`, which restores pointers as NULL).
 #' @noRd
@@ -92,10 +92,15 @@ rs_lmm_build <- function(columns_list, codes, code_offset, n_groups, response, f
 #' @noRd
 rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore, pilot, n, means, comoments, response, fixed, random, blocks, names, reml, internal_theta)
 
-rs_lmm_ranef_factors <- function(ptr) .Call(wrap__rs_lmm_ranef_factors, ptr)
-
+#' One pass over `columns_list` keyed by the rows' 1-based `cell_codes` (the combinations of
+#' levels of several grouping factors that occur, `n_cells` of them; NA for a dropped row),
+#' then the model with the grouping factors given per cell (see `grouping_factors`), in lme4's
+#' order. Returns what `rs_lmm_build` returns, `groups` being a list by factor.
+#' @noRd
 rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads) .Call(wrap__rs_lmm_build_factors, columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads)
 
+#' `rs_lmm_restore` for a model with several grouping factors (see `rs_lmm_build_factors`).
+#' @noRd
 rs_lmm_restore_factors <- function(pilot, n, means, comoments, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore_factors, pilot, n, means, comoments, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta)
 
 #' Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
@@ -114,6 +119,11 @@ rs_lmm_internal_theta <- function(ptr, theta) .Call(wrap__rs_lmm_internal_theta,
 #' covariances (q × q per group).
 #' @noRd
 rs_lmm_ranef <- function(ptr) .Call(wrap__rs_lmm_ranef, ptr)
+
+#' The fitted model's random effects by grouping factor (lme4's order): a list of
+#' `rs_lmm_ranef`'s fields, one per factor.
+#' @noRd
+rs_lmm_ranef_factors <- function(ptr) .Call(wrap__rs_lmm_ranef_factors, ptr)
 
 #' Fitted values of the rows of `columns_list` (the model's variables) with 1-based group
 #' `codes` less `code_offset` (0 for a new level; see `rs_lmm_build`): with the random effects when `random`, else the population

@@ -1,17 +1,19 @@
 # Bad calls to hnm_fit give classed R errors that say what is wrong.
 
-test_that("formulas outside one grouping factor are refused, naming the factors found", {
+test_that("grouping expressions that are not factors are refused, and statistics of several", {
   d <- simulate_unbalanced(10, 1)
   d$x <- rnorm(nrow(d))
   d$h <- rep(1:2, length.out = nrow(d))
   two <- "hnm_error_unsupported_formula"
-  expect_error(hnm_fit(y ~ (1 | g) + (1 | h), d), "more than one grouping factor \\(g, h\\)", class = two)
-  # Named as lme4 names them: g/h is h:g (h within g) and g.
-  expect_error(hnm_fit(y ~ (1 | g/h), d), "more than one grouping factor \\(h:g, g\\)", class = two)
-  expect_error(hnm_fit(y ~ 1 | g/h, d), "\\(h:g, g\\)", class = two)
+  # Several grouping factors are fitted (test-lmm-factors.R); `g + h` and `g * h` are not a
+  # factor, which lme4 refuses too.
   expect_error(hnm_fit(y ~ (1 | g + h), d), "`g \\+ h` in .* is not a factor", class = two)
   expect_error(hnm_fit(y ~ (1 | g * h), d), "`g \\* h` in .* is not a factor", class = two)
-  expect_error(hnm_fit(y ~ (x | g) + (1 | h), d), "lme4::lmer", class = two)
+  # Group statistics and database tables hold one grouping factor's groups.
+  expect_error(hnm_stats(y ~ (1 | g) + (1 | h), d), "several grouping factors",
+               class = "hnm_error_unsupported")
+  expect_error(hnm_fit(y ~ (1 | g/h), hnm_stats(y ~ 1 | g, d)), "several grouping factors",
+               class = "hnm_error_unsupported")
   expect_error(hnm_fit(y ~ 1, d), "no random-effects term", class = "hnm_error")
   expect_error(hnm_fit(~ 1 | g, d), "two-sided formula", class = "hnm_error")
   # Group statistics and database tables hold the one-way statistics only.

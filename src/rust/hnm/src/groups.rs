@@ -257,7 +257,7 @@ fn rs_group_keys(g: Robj, group: &str) -> Robj {
 }
 
 /// Renumbers the groups of the key table `table`: the group first seen c-th gets code
-/// `rank[c]` (see [`KeyCodes::reorder`]).
+/// `rank[c]` (see `KeyCodes::reorder` in hnm-core).
 /// @noRd
 #[extendr]
 fn rs_group_keys_order(mut table: Robj, rank: &[i32]) -> Robj {
