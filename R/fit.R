@@ -1,6 +1,6 @@
-#' Fit a linear mixed model with one grouping factor
+#' Fit a linear mixed model
 #'
-#' Fits lme4's linear mixed models with one grouping factor,
+#' Fits lme4's linear mixed models, with one grouping factor,
 #' \eqn{y_j = X_j\beta + Z_j b_j + \epsilon_j}{y_j = X_j beta + Z_j b_j + e_j},
 #' \eqn{b_j \sim N(0, \Sigma)}{b_j ~ N(0, Sigma)}, \eqn{\epsilon_j \sim N(0, \sigma^2 I)}{e_j ~ N(0, sigma^2 I)},
 #' by maximum likelihood (the default, as `lme4::lmer(REML = FALSE)`) or REML; the one-way
@@ -25,15 +25,18 @@
 #' the estimates (so `confint` gives Wald intervals from it). The mean squares, \eqn{n_0} and
 #' the untruncated \eqn{\hat\tau^2} are kept in `fit$anova`.
 #'
-#' @param formula lme4's formula for one grouping factor: `y ~ x1 + x2 + (1 + x1 | g)`,
-#'   `(x1 | g)`, `(0 + x1 | g)`, `(x1 || g)` (uncorrelated), `(1 | g) + (0 + x1 | g)`, or
+#' @param formula lme4's formula: `y ~ x1 + x2 + (1 + x1 | g)`,
+#'   `(x1 | g)`, `(0 + x1 | g)`, `(x1 || g)` (uncorrelated), `(1 | g) + (0 + x1 | g)`,
 #'   `(1 | a:b)` (the interaction of factors of `a` and `b` as one factor, with the
-#'   combinations that occur, as lme4); the fixed part has R's formula semantics
+#'   combinations that occur, as lme4), and several grouping factors, crossed
+#'   (`(1 | a) + (x | b)`) or nested (`(1 | a/b)`, lme4's `(1 | b:a) + (1 | a)`; also
+#'   `a/b/c`), ordered as lme4 orders them (by decreasing number of levels; see
+#'   `R/factors.R` for what is available for them yet); the fixed part has R's formula semantics
 #'   (factors with contrasts, interactions, `I()`, `log()`, `poly()`, `offset()`, and `.`
 #'   for the columns of `data` other than the response and the grouping variables; lme4's
 #'   `.` also takes the grouping variables into the fixed part). The one-way model is
-#'   `y ~ 1 | g` or `y ~ 1 + (1 | g)`. Two grouping factors (`(1 | a) + (1 | b)`,
-#'   `(1 | a/b)`) and `.` in a random-effects term are errors. Rows with `NA` or `NaN` in
+#'   `y ~ 1 | g` or `y ~ 1 + (1 | g)`. A grouping expression that is not a factor
+#'   (`(1 | g + h)`) and `.` in a random-effects term are errors. Rows with `NA` or `NaN` in
 #'   the grouping variable are dropped; a factor with `NA` as a level (`addNA()`) or a
 #'   repeated level is an error.
 #' @param data A data frame holding the variables; when missing, they are taken from the

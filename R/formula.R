@@ -25,8 +25,8 @@ parse_mixed_formula <- function(formula, call = NULL, several = FALSE) {
   }
   factors <- formula_factors(bars, formula, call)
   if (!several && length(factors) > 1L) {
-    hnm_abort(sprintf(paste("`%s` has more than one grouping factor (%s); hnm fits models with",
-                            "one grouping factor (use lme4::lmer() for crossed or nested",
+    hnm_abort(sprintf(paste("`%s` has more than one grouping factor (%s); here hnm takes",
+                            "one grouping factor (hnm_fit() fits crossed and nested",
                             "random effects)."), deparse1(formula),
                       paste(vapply(factors, `[[`, "", "name"), collapse = ", ")),
               call = call, class = "hnm_error_unsupported_formula")

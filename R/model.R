@@ -1,4 +1,4 @@
-# The linear mixed model with one grouping factor: hnm_fit()'s path for covariates and random
+# The linear mixed model (one grouping factor here; several in R/factors.R): hnm_fit()'s path for covariates and random
 # slopes, and the fit object its methods read.
 
 # The model's design from the data and the Rust model built from its one pass over the rows.

@@ -12,7 +12,7 @@
 #' @param object An `hnm_fit`.
 #' @param condVar Logical: attach the conditional variances as attribute `"postVar"`.
 #' @param drop,whichel As lme4's: `drop = TRUE` is not supported (the list shape is kept),
-#'   and `whichel` may only name the one grouping factor.
+#'   and `whichel` names the grouping factors to keep.
 #' @param x A `ranef.hnm` object.
 #' @param row.names,optional Ignored.
 #' @param ... Not used (an error if given); for `print`, passed to `print()`.

@@ -8,6 +8,8 @@ use argmin::core::{CostFunction, Executor};
 use argmin::solver::neldermead::NelderMead;
 use faer::linalg::solvers::{DenseSolveCore, Solve};
 use faer::{Mat, Side};
+mod common;
+use common::uniforms;
 use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, LinearMixedModel, Never, Structure, Term};
 use proptest::prelude::*;
 
@@ -33,19 +35,6 @@ fn structures() -> Vec<(Vec<Term>, Vec<Term>, Vec<usize>)> {
         (vec![V(1), V(2)], vec![I, V(1)], vec![2]),
         (vec![I, V(1), V(2)], vec![I], vec![1]),
     ]
-}
-
-/// Uniform(−1, 1) draws from a seed (xorshift), so shrinking cannot make the data degenerate.
-fn uniforms(seed: u64, count: usize) -> Vec<f64> {
-    let mut state = seed | 1;
-    (0..count)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-        })
-        .collect()
 }
 
 fn data() -> impl Strategy<Value = Data> {

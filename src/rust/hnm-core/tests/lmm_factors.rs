@@ -5,22 +5,12 @@
 
 use faer::linalg::solvers::Solve;
 use faer::{Mat, Side};
+mod common;
+use common::uniforms;
 use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, GroupingFactor, LinearMixedModel, Never, Term};
 use std::collections::HashMap;
 
 const LOG_2PI: f64 = 1.837_877_066_409_345_5;
-
-fn uniforms(seed: u64, count: usize) -> Vec<f64> {
-    let mut state = seed | 1;
-    (0..count)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-        })
-        .collect()
-}
 
 /// A factor of the design: its 0-based level per row, its number of levels, its terms.
 struct Factor {

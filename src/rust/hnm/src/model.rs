@@ -100,6 +100,13 @@ fn rs_row_codes(codes: Robj, code_offset: Robj) -> Robj {
     }
 }
 
+/// The model's variables `column_objects` and the grouping column (`codes` by `code_offset`,
+/// see `group_column`) of a set of rows, as the core reads them.
+pub(crate) fn rows<'a>(column_objects: &'a [Robj], codes: &'a Robj, code_offset: &'a Robj) -> std::result::Result<(Vec<Column<'a>>, GroupColumn<'a>), Robj> {
+    let columns = columns(column_objects).map_err(|message| error_message(message, "invalid_argument"))?;
+    Ok((columns, group_column(codes, code_offset)?))
+}
+
 /// The structure from R's encoding: terms as integers, 0 the intercept and a the 1-based variable.
 pub(crate) fn structure(response: i32, fixed: &[i32], random: &[i32], blocks: &[i32]) -> Structure {
     let term = |&t: &i32| if t <= 0 { Term::Intercept } else { Term::Variable(t as usize - 1) };
@@ -158,12 +165,8 @@ fn rs_lmm_build(
     threads: i32,
 ) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
-    let columns = match columns(&column_objects) {
-        Ok(c) => c,
-        Err(message) => return error_message(message, "invalid_argument"),
-    };
-    let group = match group_column(&codes, &code_offset) {
-        Ok(g) => g,
+    let (columns, group) = match rows(&column_objects, &codes, &code_offset) {
+        Ok(rows) => rows,
         Err(e) => return e,
     };
     let pass = match CrossProducts::from_columns_on_threads(&columns, group, n_groups.max(0) as usize, threads.max(1) as usize, &RInterrupt) {
@@ -234,13 +237,9 @@ fn rs_lmm_build_factors(
     names: Vec<String>, threads: i32,
 ) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
-    let columns = match columns(&column_objects) {
-        Ok(c) => c,
-        Err(message) => return error_message(message, "invalid_argument"),
-    };
     let no_offset = Robj::from(0);
-    let (group, factors) = match (group_column(&cell_codes, &no_offset), grouping_factors(&cell_levels, n_levels, &random, &blocks)) {
-        (Ok(g), Ok(f)) => (g, f),
+    let ((columns, group), factors) = match (rows(&column_objects, &cell_codes, &no_offset), grouping_factors(&cell_levels, n_levels, &random, &blocks)) {
+        (Ok(r), Ok(f)) => (r, f),
         (Err(e), _) | (_, Err(e)) => return e,
     };
     let pass = match CrossProducts::from_columns_on_threads(&columns, group, n_cells.max(0) as usize, threads.max(1) as usize, &RInterrupt) {
@@ -569,12 +568,8 @@ fn rs_lmm_ranef_factors(mut ptr: Robj) -> Robj {
 #[extendr]
 fn rs_lmm_fitted(mut ptr: Robj, columns_list: List, codes: Robj, code_offset: Robj, random: bool, modes: Robj) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
-    let columns = match columns(&column_objects) {
-        Ok(c) => c,
-        Err(message) => return error_message(message, "invalid_argument"),
-    };
-    let group = match group_column(&codes, &code_offset) {
-        Ok(g) => g,
+    let (columns, group) = match rows(&column_objects, &codes, &code_offset) {
+        Ok(rows) => rows,
         Err(e) => return e,
     };
     let model = match model_of_mut(&mut ptr) {
@@ -627,12 +622,8 @@ fn rs_lmm_criterion(mut ptr: Robj, reml: bool) -> Robj {
 #[extendr]
 fn rs_lmm_fingerprint(columns_list: List, codes: Robj, code_offset: Robj) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
-    let columns = match columns(&column_objects) {
-        Ok(c) => c,
-        Err(message) => return error_message(message, "invalid_argument"),
-    };
-    let group = match group_column(&codes, &code_offset) {
-        Ok(g) => g,
+    let (columns, group) = match rows(&column_objects, &codes, &code_offset) {
+        Ok(rows) => rows,
         Err(e) => return e,
     };
     match fingerprint(&columns, group, &mut Checkpoint::new(&RInterrupt)) {

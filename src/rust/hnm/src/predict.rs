@@ -5,7 +5,7 @@
 use extendr_api::prelude::*;
 use hnm_core::Checkpoint;
 
-use crate::model::{columns, group_column, model_of_mut, NOT_FITTED};
+use crate::model::{model_of_mut, rows, NOT_FITTED};
 use crate::{core_error, error_message, RInterrupt};
 
 /// Var(x₀ᵀβ̂ + z₀ᵀb̂_j − x₀ᵀβ − z₀ᵀb_j) at the fit for the rows of `columns_list` (the model's
@@ -15,12 +15,8 @@ use crate::{core_error, error_message, RInterrupt};
 #[extendr]
 fn rs_lmm_prediction_variances(mut ptr: Robj, columns_list: List, codes: Robj, code_offset: Robj) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
-    let columns = match columns(&column_objects) {
-        Ok(c) => c,
-        Err(message) => return error_message(message, "invalid_argument"),
-    };
-    let group = match group_column(&codes, &code_offset) {
-        Ok(g) => g,
+    let (columns, group) = match rows(&column_objects, &codes, &code_offset) {
+        Ok(rows) => rows,
         Err(e) => return e,
     };
     let model = match model_of_mut(&mut ptr) {

@@ -1,11 +1,27 @@
-//! What the integration tests share: one-way statistics from rows, by the model's one pass.
+//! What the integration tests share: one-way statistics from rows, by the model's one pass,
+//! and seeded uniform draws.
 
 use hnm_core::{Checkpoint, Column, CrossProducts, GroupStats, Result};
 
 /// The one-way statistics (n_j, ȳ_j, SSW_j) of `y` in the groups of 1-based `codes`, from the
 /// row pass of the model ([`CrossProducts::from_columns`]).
+#[allow(dead_code)] // not every test crate uses every helper
 pub fn one_way_stats(y: &[f64], codes: &[i32], groups: usize, checkpoint: &mut Checkpoint<'_>) -> Result<GroupStats> {
     let pass = CrossProducts::from_columns(&[Column::Double(y)], codes.iter().copied(), groups, checkpoint)?;
     let all: Vec<usize> = (0..groups).collect();
     GroupStats::of_variable(&pass.stats, 0, &all)
+}
+
+/// Uniform(−1, 1) draws from a seed (xorshift), so shrinking cannot make the data degenerate.
+#[allow(dead_code)] // not every test crate uses every helper
+pub fn uniforms(seed: u64, count: usize) -> Vec<f64> {
+    let mut state = seed | 1;
+    (0..count)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        })
+        .collect()
 }

@@ -1,0 +1,102 @@
+# Several grouping factors (nested and crossed): hnm_fit() against lme4's lmer() on the same
+# data, and against one R pass over the columns used.
+#
+#   Rscript bench/several-factors.R              # about 2-4 minutes (lmer on InstEval ~1 min)
+#   Rscript bench/several-factors.R --lmer=0     # hnm only
+#   Rscript bench/several-factors.R --reps=3     # measurements per median (default 3)
+#
+# Ratios are taken within this one run on the same data. lmer runs as the issue measures it,
+# REML = FALSE with its default optimiser; its criterion is printed beside hnm's (hnm's optimum
+# is never worse).
+
+local({
+  file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+  source(file.path(if (length(file)) dirname(file[1L]) else "bench", "utils.R"))
+})
+reps <- bench_option("reps", 3)
+run_lmer <- bench_option("lmer", 1) == 1 && requireNamespace("lme4", quietly = TRUE)
+bench_header("several-factors")
+
+compare <- function(label, formula, data) {
+  fit <- hnm_fit(formula, data)
+  t_hnm <- time_median(function() hnm_fit(formula, data), reps)
+  t_lmer <- NA_real_
+  lmer_criterion <- NA_real_
+  if (run_lmer) {
+    t_lmer <- system.time(ref <- lme4::lmer(formula, data, REML = FALSE))[["elapsed"]]
+    lmer_criterion <- deviance(ref)
+  }
+  data.frame(model = label, rows = nrow(data),
+             groups = paste(sprintf("%s %d", names(ngrps(fit)), ngrps(fit)), collapse = ", "),
+             evaluations = fit$convergence$evaluations, hnm = format_seconds(t_hnm),
+             lmer = if (is.na(t_lmer)) "-" else format_seconds(t_lmer),
+             `lmer / hnm` = if (is.na(t_lmer)) "-" else sprintf("%.1f", t_lmer / t_hnm),
+             `hnm - lmer deviance` = if (is.na(lmer_criterion)) "-" else
+               sprintf("%.2g", fit$deviance - lmer_criterion),
+             check.names = FALSE)
+}
+
+rows <- list()
+if (requireNamespace("lme4", quietly = TRUE)) {
+  rows[[1]] <- compare("Penicillin crossed", diameter ~ 1 + (1 | plate) + (1 | sample),
+                       lme4::Penicillin)
+  rows[[2]] <- compare("Pastes nested", strength ~ 1 + (1 | batch/cask), lme4::Pastes)
+  rows[[3]] <- compare("InstEval service*dept + s + d",
+                       y ~ 1 + service * dept + (1 | s) + (1 | d), lme4::InstEval)
+  rows[[4]] <- compare("InstEval service + s + d + dept",
+                       y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept), lme4::InstEval)
+}
+if (requireNamespace("mlmRev", quietly = TRUE)) {
+  rows[[5]] <- compare("Chem97 nested", score ~ gcsecnt + (1 | school) + (1 | lea),
+                       mlmRev::Chem97)
+}
+print_table("Fits against lmer (REML = FALSE)", do.call(rbind, rows))
+
+# Nested three levels: pupils in classes in schools, two covariates, a random slope at the
+# school level; the fit against one R pass over the columns it reads.
+nested_data <- function(n, classes, schools, seed = 1) {
+  set.seed(seed)
+  class <- sample.int(classes, n, replace = TRUE)
+  school <- (class - 1L) %% schools + 1L
+  x1 <- rnorm(n)
+  x2 <- rnorm(n)
+  y <- 1 + 0.5 * x1 - 0.3 * x2 + rnorm(schools)[school] + rnorm(schools, sd = 0.3)[school] * x1 +
+    rnorm(classes, sd = 0.5)[class] + rnorm(n)
+  as_factor <- function(codes, k) structure(codes, levels = as.character(seq_len(k)), class = "factor")
+  data.frame(y = y, x1 = x1, x2 = x2, school = as_factor(school, schools),
+             class = as_factor(class, classes))
+}
+nested <- list()
+for (size in list(c(1e5, 1e3, 1e2), c(1e6, 1e4, 1e3))) {
+  d <- nested_data(size[1], size[2], size[3])
+  formula <- y ~ x1 + x2 + (x1 | school) + (1 | school:class)
+  t_pass <- time_median(function() sum(d$y) + sum(d$x1) + sum(d$x2) + length(tabulate(d$school)) +
+                          length(tabulate(d$class)), reps)
+  t_fit <- time_median(function() hnm_fit(formula, d), reps)
+  nested[[length(nested) + 1L]] <- data.frame(
+    rows = format(size[1], scientific = TRUE), classes = size[2], schools = size[3],
+    `R pass` = format_seconds(t_pass), hnm_fit = format_seconds(t_fit),
+    `hnm_fit / R pass` = sprintf("%.1f", t_fit / t_pass), check.names = FALSE)
+}
+print_table("Three nested levels: y ~ x1 + x2 + (x1 | school) + (1 | school:class)",
+            do.call(rbind, nested))
+
+# Crossed, MovieLens-shaped: Zipf-like user and item popularity.
+crossed <- list()
+for (size in list(c(1e5, 2e3, 2e2), c(1e6, 1e4, 1e3))) {
+  set.seed(2)
+  users <- size[2]
+  items <- size[3]
+  user <- sample.int(users, size[1], replace = TRUE, prob = 1 / seq_len(users))
+  item <- sample.int(items, size[1], replace = TRUE, prob = 1 / seq_len(items)^0.8)
+  y <- 3.5 + rnorm(users, sd = 0.4)[user] + rnorm(items, sd = 0.5)[item] + rnorm(size[1])
+  d <- data.frame(y = y, user = factor(user), item = factor(item))
+  fit <- hnm_fit(y ~ 1 + (1 | user) + (1 | item), d)
+  t_fit <- time_median(function() hnm_fit(y ~ 1 + (1 | user) + (1 | item), d), 1)
+  crossed[[length(crossed) + 1L]] <- data.frame(
+    ratings = format(size[1], scientific = TRUE), users = nlevels(d$user),
+    items = nlevels(d$item), evaluations = fit$convergence$evaluations,
+    hnm_fit = format_seconds(t_fit), check.names = FALSE)
+}
+print_table("Crossed, Zipf-like popularity: y ~ 1 + (1 | user) + (1 | item)",
+            do.call(rbind, crossed))
