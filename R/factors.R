@@ -134,3 +134,51 @@ several_fitted <- function(object, rows, ok, population) {
   }
   value + if (is.null(rows$offset)) 0 else rows$offset[ok]
 }
+
+# predict() of a fit with several factors: population (re.form = NA) or conditional on every
+# factor's effects (re.form = NULL), for the fit's rows or `newdata`; a level not in the fit
+# (or a missing one) is predicted at the population level when `allow_new_levels`.
+predict_several <- function(object, newdata, re_form, allow_new_levels, se_fit, interval, call) {
+  population <- identical(re_form, NA) || (length(re_form) == 1L && is.na(re_form))
+  if (!population && !is.null(re_form)) {
+    hnm_abort(paste("with several grouping factors `re.form` is NULL (every factor's effects) or",
+                    "NA (none) for now."), call = call, class = "hnm_error_unsupported")
+  }
+  if (isTRUE(se_fit) || interval != "none") {
+    hnm_abort(paste("`se.fit` and prediction intervals are not available yet for models with",
+                    "several grouping factors."), call = call, class = "hnm_error_unsupported")
+  }
+  if (is.null(newdata)) return(pad_excluded(object, lmm_fitted(object, population)))
+  if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
+  parsed <- object$parsed
+  terms <- list(fixed = object$terms,
+                random = object$random_terms %||% vector("list", length(parsed$random)))
+  read <- parsed
+  if (population) read$random <- list()
+  design <- model_design(read, newdata, call, xlev = object$xlev, new_data = TRUE, terms = terms,
+                         groups = FALSE, contrasts = object$contrasts)
+  used <- c(object$spec$fixed, if (!population) object$spec$random)
+  variables <- align_variables(object, design, nrow(newdata), used, call)
+  value <- drop(design_columns(object$spec$fixed[object$kept], variables, nrow(newdata)) %*%
+                  object$beta)
+  if (!population) {
+    levels <- lapply(object$factors, `[[`, "levels")
+    grouping <- grouping_factors(parsed, newdata, parsed$env %||% globalenv(), call, levels)
+    effects <- ranef(object, condVar = FALSE)
+    for (f in seq_along(object$factors)) {
+      codes <- as.integer(grouping[[f]]$codes)
+      unseen <- is.na(codes)
+      if (any(unseen) && !isTRUE(allow_new_levels)) {
+        hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit. Use",
+                                "`allow.new.levels = TRUE` to predict them at the population",
+                                "level."), object$factors[[f]]$name),
+                  call = call, class = "hnm_error_new_levels")
+      }
+      b <- as.matrix(effects[[f]])[codes, , drop = FALSE]
+      b[unseen, ] <- 0
+      z <- design_columns(object$spec$factors$random[[f]], variables, nrow(newdata))
+      value <- value + rowSums(z * b)
+    }
+  }
+  value + if (is.null(design$offset)) 0 else design$offset
+}

@@ -72,11 +72,13 @@ use_seed <- function(seed) {
 predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
                             type = c("link", "response"), se.fit = FALSE,
                             interval = c("none", "confidence", "prediction"), level = 0.95, ...) {
-  check_one_factor(object, "predict()")
   call <- sys.call()
   check_no_dots(list(...), call)
   match.arg(type)
   interval <- interval_argument(interval, call)
+  if (has_several_factors(object)) {
+    return(predict_several(object, newdata, re.form, allow.new.levels, se.fit, interval, call))
+  }
   if (!is.logical(se.fit) || length(se.fit) != 1L || is.na(se.fit)) {
     hnm_abort("`se.fit` must be TRUE or FALSE.", call = call, class = "hnm_error_argument")
   }

@@ -113,6 +113,24 @@ test_that("a fit with several factors prints lme4's groups line and survives sav
   expect_equal(REMLcrit(restored), reml_devfun(unname(fit$theta)), tolerance = 1e-9)
 })
 
+test_that("predictions of several factors equal lme4's, new levels at the population level", {
+  formula <- strength ~ 1 + (1 | batch/cask)
+  fit <- hnm_fit(formula, lme4::Pastes)
+  ref <- lme4::lmer(formula, lme4::Pastes, REML = FALSE, control = tight)
+  new <- lme4::Pastes[c(1, 7, 30, 59), ]
+  new$batch <- factor(as.character(new$batch), levels = c(levels(lme4::Pastes$batch), "Z"))
+  new$batch[4] <- "Z"  # a new batch: its cask is new too
+  for (re_form in list(NULL, NA)) {
+    expect_equal(unname(predict(fit, new, re.form = re_form, allow.new.levels = TRUE)),
+                 unname(predict(ref, new, re.form = re_form, allow.new.levels = TRUE)),
+                 tolerance = 1e-6)
+  }
+  expect_equal(unname(predict(fit)), unname(fitted(ref)), tolerance = 1e-6)
+  expect_error(predict(fit, new), "not in the fit", class = "hnm_error_new_levels")
+  expect_error(predict(fit, new[1:3, ], se.fit = TRUE), class = "hnm_error_unsupported")
+  expect_error(predict(fit, new[1:3, ], re.form = ~ (1 | batch)), class = "hnm_error_unsupported")
+})
+
 test_that("what is not available yet for several factors says so", {
   fit <- hnm_fit(strength ~ 1 + (1 | batch/cask), lme4::Pastes)
   for (call in list(quote(confint(fit)), quote(profile(fit)),
