@@ -120,10 +120,9 @@ summary.hnm_fit <- function(object, correlation = NULL,
   se <- sqrt(diag(v))
   coefficients <- cbind(Estimate = beta, "Std. Error" = se, "t value" = beta / se)
   rownames(coefficients) <- names(beta)
-  several <- has_several_factors(object)
   if (ddf == "Kenward-Roger") {
     coefficients <- kr_coefficients(object, coefficients, sys.call())
-  } else if (object$method != "ANOVA" && ddf == "Satterthwaite" && !several) {
+  } else if (object$method != "ANOVA" && ddf == "Satterthwaite") {
     coefficients <- satterthwaite_coefficients(object, coefficients, sys.call())
   }
   has_rows <- !is.null(object$rows)
@@ -132,10 +131,7 @@ summary.hnm_fit <- function(object, correlation = NULL,
     AICtab = fit_criteria(object), logLik = logLik(object),
     residuals = if (has_rows) residuals(object, scaled = TRUE),
     varcor = VarCorr(object), sigma = sigma(object), ngrps = ngrps(object),
-    nobs = nobs(object), coefficients = coefficients, vcov = v,
-    notes = c(fit_notes(object), if (several && ddf == "Satterthwaite") {
-      "Satterthwaite's degrees of freedom are not available yet with several grouping factors."
-    }),
+    nobs = nobs(object), coefficients = coefficients, vcov = v, notes = fit_notes(object),
     correlation = correlation
   ), class = "summary.hnm_fit")
 }

@@ -131,6 +131,26 @@ test_that("predictions of several factors equal lme4's, new levels at the popula
   expect_error(predict(fit, new[1:3, ], re.form = ~ (1 | batch)), class = "hnm_error_unsupported")
 })
 
+test_that("Satterthwaite's df of several factors equal lmerTest's", {
+  skip_if_not_installed("lmerTest")
+  cases <- list(list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin))
+  if (requireNamespace("mlmRev", quietly = TRUE)) {
+    cases[[2]] <- list(attain ~ verbal * sex + (1 | primary) + (1 | second), mlmRev::ScotsSec)
+  }
+  for (case in cases) for (REML in c(TRUE, FALSE)) {
+    fit <- hnm_fit(case[[1]], case[[2]], REML = REML)
+    ref <- lmerTest::lmer(case[[1]], case[[2]], REML = REML, control = tight)
+    mine <- coef(summary(fit))
+    theirs <- coef(summary(ref))
+    expect_equal(unname(mine[, "df"]), unname(theirs[, "df"]), tolerance = 1e-4)
+    expect_equal(unname(mine[, "Pr(>|t|)"]), unname(theirs[, "Pr(>|t|)"]), tolerance = 1e-4)
+    if (nrow(mine) > 1L) {
+      expect_equal(unname(as.matrix(anova(fit))), unname(as.matrix(anova(ref))),
+                   tolerance = 1e-4)
+    }
+  }
+})
+
 test_that("what is not available yet for several factors says so", {
   fit <- hnm_fit(strength ~ 1 + (1 | batch/cask), lme4::Pastes)
   for (call in list(quote(confint(fit)), quote(profile(fit)),

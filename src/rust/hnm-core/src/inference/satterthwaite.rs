@@ -61,7 +61,6 @@ impl LinearMixedModel {
     /// assert!(d.hessian[3] > 0.0);
     /// ```
     pub fn variance_derivatives(&self, fit: &LmmFit) -> Result<VarianceDerivatives> {
-        self.require_one_factor("Satterthwaite's degrees of freedom with several grouping factors (yet)")?;
         let theta = &fit.internal_theta;
         let (n_theta, k) = (theta.len(), theta.len() + 1);
         let criterion = fit.criterion;
@@ -119,14 +118,39 @@ impl LinearMixedModel {
     /// ∂vcov(β̂)/∂θ_k for each k and ∂vcov(β̂)/∂σ (module docs), mapped to the data's units of
     /// β; `ws` holds the factorisation at θ.
     fn covariance_jacobian(&self, theta: &[f64], sigma2: f64, ws: &Workspace) -> Result<Vec<f64>> {
-        let (p, p1, q) = (self.p, self.p + 1, self.q);
+        let p = self.p;
         if p == 0 {
             // No fixed effects: k matrices of size 0 × 0.
             return Ok(Vec::new());
         }
-        let lambda = self.lambda(theta)?;
         let n_theta = theta.len();
-        let mut dc = vec![0.0; n_theta * p * p];
+        let dc = match self.several {
+            Some(_) => self.numerical_x_block_derivatives(theta)?,
+            None => self.x_block_derivatives(theta)?,
+        };
+        let c_inverse = inverse_of_factored(&self.x_factor(ws), p);
+        let ty2 = self.response.scale * self.response.scale;
+        let to_user = |internal: &[f64]| -> Vec<f64> {
+            let scaled: Vec<f64> = internal.iter().map(|v| v * ty2).collect();
+            congruence(&self.to_user_fixed, &scaled, p)
+        };
+        let mut jacobian = Vec::with_capacity((n_theta + 1) * p * p);
+        for d in dc.chunks_exact(p * p) {
+            // −σ² C⁻¹ dC C⁻¹ = −σ² congruence(C⁻¹, dC) as C⁻¹ is symmetric.
+            let internal: Vec<f64> = congruence(&c_inverse, d, p).iter().map(|v| -sigma2 * v).collect();
+            jacobian.extend(to_user(&internal));
+        }
+        let sigma_derivative: Vec<f64> = c_inverse.iter().map(|v| 2.0 * sigma2.sqrt() * v).collect();
+        jacobian.extend(to_user(&sigma_derivative));
+        Ok(jacobian)
+    }
+
+    /// ∂C/∂θ_k for each k (k matrices p × p), C = XᵀV⁻¹X up to σ² (module docs), from the
+    /// per-group blocks of a model with one grouping factor.
+    fn x_block_derivatives(&self, theta: &[f64]) -> Result<Vec<f64>> {
+        let (p, p1, q) = (self.p, self.p + 1, self.q);
+        let lambda = self.lambda(theta)?;
+        let mut dc = vec![0.0; theta.len() * p * p];
         let (mut t, mut a) = (vec![0.0; q * q], vec![0.0; q * q]);
         let (mut gm, mut gk) = (vec![0.0; p * q], vec![0.0; p * q]);
         for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
@@ -161,20 +185,36 @@ impl LinearMixedModel {
                 }
             }
         }
-        let c_inverse = inverse_of_factored(&self.x_factor(ws), p);
-        let ty2 = self.response.scale * self.response.scale;
-        let to_user = |internal: &[f64]| -> Vec<f64> {
-            let scaled: Vec<f64> = internal.iter().map(|v| v * ty2).collect();
-            congruence(&self.to_user_fixed, &scaled, p)
+        Ok(dc)
+    }
+
+    /// [`LinearMixedModel::x_block_derivatives`] for a model with several grouping factors, by
+    /// central differences of C = R_X R_Xᵀ at steps h and h/2 combined by Richardson's rule
+    /// (as the Hessian's columns; lmerTest differentiates vcov numerically too).
+    fn numerical_x_block_derivatives(&self, theta: &[f64]) -> Result<Vec<f64>> {
+        let p = self.p;
+        let mut ws = self.workspace()?;
+        let mut x_block = |t: &[f64]| -> Result<Vec<f64>> {
+            self.factorize(t, &mut ws)?;
+            let rx = self.x_factor(&ws);
+            Ok((0..p * p).map(|e| (0..p).map(|k| rx[(e / p) * p + k] * rx[(e % p) * p + k]).sum()).collect())
         };
-        let mut jacobian = Vec::with_capacity((n_theta + 1) * p * p);
-        for d in dc.chunks_exact(p * p) {
-            // −σ² C⁻¹ dC C⁻¹ = −σ² congruence(C⁻¹, dC) as C⁻¹ is symmetric.
-            let internal: Vec<f64> = congruence(&c_inverse, d, p).iter().map(|v| -sigma2 * v).collect();
-            jacobian.extend(to_user(&internal));
+        let mut dc = Vec::with_capacity(theta.len() * p * p);
+        for c in 0..theta.len() {
+            let mut central = |h: f64| -> Result<Vec<f64>> {
+                let mut shifted = theta.to_vec();
+                shifted[c] = theta[c] + h;
+                let up = x_block(&shifted)?;
+                shifted[c] = theta[c] - h;
+                let down = x_block(&shifted)?;
+                Ok(up.iter().zip(&down).map(|(u, d)| (u - d) / (2.0 * h)).collect())
+            };
+            // Central also at a bound of 0: the factorisation takes a negative diagonal of Λ.
+            let h = 1e-3 * theta[c].abs().max(1.0);
+            let coarse = central(h)?;
+            let fine = central(h / 2.0)?;
+            dc.extend(fine.iter().zip(&coarse).map(|(f, c)| (4.0 * f - c) / 3.0));
         }
-        let sigma_derivative: Vec<f64> = c_inverse.iter().map(|v| 2.0 * sigma2.sqrt() * v).collect();
-        jacobian.extend(to_user(&sigma_derivative));
-        Ok(jacobian)
+        Ok(dc)
     }
 }
