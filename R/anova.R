@@ -231,7 +231,8 @@ mixture_p <- function(statistic, df = 1) {
 mixture_label <- function(df) sprintf("0.5 chi2(%d) + 0.5 chi2(%d)", as.integer(df - 1), as.integer(df))
 
 # The comparison of `smaller` with `larger` tests a variance on its boundary when they have the
-# same fixed effects and grouping factor and `larger` adds one random effect: to a block of
+# same fixed effects and `larger` adds one random effect (blocks are told apart by their columns
+# and grouping factor): to a block of
 # s - 1 correlated effects (s - 1 covariances and a variance, all 0 under the null), or as a
 # block of its own (s = 1). Then the LRT is asymptotically 0.5 chi2(s - 1) + 0.5 chi2(s)
 # (Stram & Lee 1994). The result is s (`df`) and the added effect's variance in `larger`'s ML
@@ -239,7 +240,6 @@ mixture_label <- function(df) sprintf("0.5 chi2(%d) + 0.5 chi2(%d)", as.integer(
 # comparison.
 added_random_effect <- function(smaller, larger) {
   if (!setequal(smaller$fixed, larger$fixed)) return(NULL)
-  if (length(smaller$random) && !identical(smaller$group, larger$group)) return(NULL)
   key <- function(blocks) vapply(blocks, function(b) paste(sort(b), collapse = "\r"), "")
   is_added <- !key(larger$random) %in% key(smaller$random)
   added <- larger$random[is_added]
@@ -276,7 +276,10 @@ describe_lmm <- function(fit, name, call) {
 # of its ML fit `ml`, by block: what added_random_effect() compares.
 random_layout <- function(fit, ml) {
   variances <- diag(ml$re_covariance)
-  list(fixed = fit$fixed_names, group = fit$group_name, random = fit$random_names,
+  # Each block's columns named with its grouping factor, so that blocks of other factors differ.
+  list(fixed = fit$fixed_names,
+       random = Map(function(names, group) paste(group, names, sep = "\r"), fit$random_names,
+                    term_groups(fit)),
        variances = lapply(block_ranges(fit), function(i) variances[i]))
 }
 

@@ -76,6 +76,7 @@ ranova.hnm_fit <- function(model, reduce.terms = TRUE, mixture = TRUE, ...) {
   check_no_dots(list(...), call)
   check_flag(reduce.terms, "reduce.terms", call)
   check_flag(mixture, "mixture", call)
+  check_one_factor(model, "ranova()", call)
   if (model$method == "ANOVA") {
     hnm_abort(paste("ranova() compares likelihoods, but this fit is by the ANOVA method of",
                     "moments; fit by method = \"REML\" or \"ML\"."),

@@ -151,9 +151,24 @@ test_that("Satterthwaite's df of several factors equal lmerTest's", {
   }
 })
 
+test_that("anova() of a factor added tests its variance against the boundary mixture", {
+  skip_if_not_installed("mlmRev")
+  one <- hnm_fit(attain ~ verbal + (1 | primary), mlmRev::ScotsSec)
+  two <- hnm_fit(attain ~ verbal + (1 | primary) + (1 | second), mlmRev::ScotsSec)
+  ref <- suppressMessages(anova(lme4::lmer(attain ~ verbal + (1 | primary), mlmRev::ScotsSec,
+                                           REML = FALSE, control = tight),
+                                lme4::lmer(attain ~ verbal + (1 | primary) + (1 | second),
+                                           mlmRev::ScotsSec, REML = FALSE, control = tight)))
+  table <- anova(one, two)
+  statistic <- ref$Chisq[2]
+  expect_equal(table[2, "Chisq"], statistic, tolerance = 1e-6)
+  expect_equal(table[2, ncol(table)], 0.5 * stats::pchisq(statistic, 1, lower.tail = FALSE),
+               tolerance = 1e-6)
+})
+
 test_that("what is not available yet for several factors says so", {
   fit <- hnm_fit(strength ~ 1 + (1 | batch/cask), lme4::Pastes)
-  for (call in list(quote(confint(fit)), quote(profile(fit)),
+  for (call in list(quote(confint(fit)), quote(profile(fit)), quote(ranova(fit)),
                     quote(bootstrap(fit, nsim = 2)), quote(refit(fit, lme4::Pastes$strength)))) {
     expect_error(eval(call), "several grouping factors", class = "hnm_error_unsupported")
   }
