@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use super::structure::semidefinite_cholesky;
+use super::structure::{semidefinite_cholesky, FactorTerms};
 use super::{Factorization, LinearMixedModel, LmmFit, Workspace};
 use crate::data::stats::GroupStats;
 use crate::error::{HnmError, Result};
@@ -148,14 +148,13 @@ impl LinearMixedModel {
     /// A moment estimate of θ to start from (internal units): with OLS residuals e, each group
     /// whose S_j is non-singular gives b̂_j = S_j⁻¹ Z_jᵀe_j; σ̂² is the residual variance left
     /// by them, and Σ̂ = mean(b̂_j b̂_jᵀ − σ̂² S_j⁻¹) (Swamy's estimator), made positive definite
-    /// and block diagonal; θ₀ is the Cholesky factor of Σ̂/σ̂². Λ = I when that fails.
+    /// and block diagonal; θ₀ is the Cholesky factor of Σ̂/σ̂². With several grouping factors,
+    /// each factor's estimate is taken from its own levels as if it were the only one (its σ̂²
+    /// then holds the others' variation, which errs toward the small θ the search reaches
+    /// quickly from). Λ = I for a factor where that fails.
     fn moment_start(&self) -> Vec<f64> {
         let identity = || self.identity_theta();
-        if self.several.is_some() {
-            // The first factor's moments would attribute the others' variation to it.
-            return identity();
-        }
-        let (q, p, p1) = (self.q, self.p, self.p + 1);
+        let (p, p1) = (self.p, self.p + 1);
         let mut fx = self.x_block_of(&self.xy);
         if !cholesky_in_place(&mut fx, p) {
             return identity();
@@ -166,15 +165,27 @@ impl LinearMixedModel {
         let mut w: Vec<f64> = beta.iter().map(|b| -b).collect();
         w.push(1.0);
         let rss: f64 = (0..p1).map(|a| (0..p1).map(|c| w[a] * self.xy[a * p1 + c] * w[c]).sum::<f64>()).sum();
-        let MomentSums { explained, used, second, sampling } = with_literal!(q, q in [1, 2, 3] => self.moment_sums(q, &w));
+        let blocks = std::iter::once((&self.zz, &self.zxy)).chain(self.several.iter().flat_map(|s| s.others.iter().map(|o| (&o.zz, &o.zxy))));
+        self.factor_terms()
+            .into_iter()
+            .zip(blocks)
+            .flat_map(|((terms, _), (zz, zxy))| self.factor_moment_start(&terms, zz, zxy, &w, rss).unwrap_or_else(|| terms.identity_theta().collect()))
+            .collect()
+    }
+
+    /// [`LinearMixedModel::moment_start`] of one factor with level blocks `zz` and `zxy`,
+    /// given the OLS w = (−β̂, 1) and residual sum of squares; `None` when it fails.
+    fn factor_moment_start(&self, terms: &FactorTerms<'_>, zz: &[f64], zxy: &[f64], w: &[f64], rss: f64) -> Option<Vec<f64>> {
+        let (q, p) = (terms.q, self.p);
+        let MomentSums { explained, used, second, sampling } = with_literal!(q, q in [1, 2, 3] => self.moment_sums(q, zz, zxy, w));
         let df = self.n_obs - (p + q * used) as f64;
         let sigma2 = (rss - explained) / df;
         if used <= q || !(df > 0.0 && sigma2 > 0.0) {
-            return identity();
+            return None;
         }
         let mut sigma: Vec<f64> = (0..q * q).map(|i| (second[i] - sigma2 * sampling[i]) / (used as f64 * sigma2)).collect();
         let mut offset = 0;
-        for &size in &self.structure.blocks {
+        for &size in terms.blocks {
             for r in 0..q {
                 for c in offset..offset + size {
                     if !(offset..offset + size).contains(&r) {
@@ -196,25 +207,21 @@ impl LinearMixedModel {
                 pd[i] += value.max(floor) * v[i / q] * v[i % q];
             }
         }
-        let factor = semidefinite_cholesky(&pd, q, &self.structure.blocks);
-        let theta: Vec<f64> = self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect();
-        if theta.iter().all(|t| t.is_finite()) {
-            theta
-        } else {
-            identity()
-        }
+        let factor = semidefinite_cholesky(&pd, q, terms.blocks);
+        let theta: Vec<f64> = terms.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect();
+        theta.iter().all(|t| t.is_finite()).then_some(theta)
     }
 
-    /// The sums of [`LinearMixedModel::moment_start`] over the groups whose S_j is well
-    /// conditioned, with c_j = B_j w the group's OLS residual cross-products: c_jᵀS_j⁻¹c_j, the
-    /// b̂_j b̂_jᵀ with b̂_j = S_j⁻¹c_j, and the S_j⁻¹.
+    /// The sums of [`LinearMixedModel::moment_start`] over the levels (blocks `zz`, `zxy`)
+    /// whose S_j is well conditioned, with c_j = B_j w the level's OLS residual
+    /// cross-products: c_jᵀS_j⁻¹c_j, the b̂_j b̂_jᵀ with b̂_j = S_j⁻¹c_j, and the S_j⁻¹.
     #[inline(always)]
-    fn moment_sums(&self, q: usize, w: &[f64]) -> MomentSums {
+    fn moment_sums(&self, q: usize, zz: &[f64], zxy: &[f64], w: &[f64]) -> MomentSums {
         let p1 = self.p + 1;
         let mut sums = MomentSums { explained: 0.0, used: 0, second: vec![0.0; q * q], sampling: vec![0.0; q * q] };
         // One set of buffers for all groups: no allocation per group.
         let (mut l, mut inverse, mut c, mut s_inverse) = (vec![0.0; q * q], vec![0.0; q], vec![0.0; q], vec![0.0; q * q]);
-        for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
+        for (s, b) in zz.chunks_exact(q * q).zip(zxy.chunks_exact(q * p1)) {
             l.copy_from_slice(s);
             let trace: f64 = (0..q).map(|i| s[i * q + i]).sum();
             if !cholesky_in_place(&mut l, q) || (0..q).any(|i| l[i * q + i].powi(2) <= 1e-8 * trace) {
