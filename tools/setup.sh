@@ -8,7 +8,8 @@
 set -euo pipefail
 packages=(r-base-dev r-cran-lme4 r-cran-nlme r-cran-testthat r-cran-knitr r-cran-rmarkdown
           r-cran-roxygen2 r-cran-numderiv r-cran-mlmrev r-cran-broom r-cran-generics
-          r-cran-broom.mixed r-cran-lmertest r-cran-performance r-cran-insight r-cran-parameters
+          r-cran-broom.mixed r-cran-lmertest r-cran-pbkrtest r-cran-performance r-cran-insight
+          r-cran-parameters
           r-cran-emmeans r-cran-data.table r-cran-bit64 r-cran-pkgdown r-cran-xml2
           pandoc qpdf devscripts xz-utils chromium
           r-cran-dbi r-cran-rsqlite r-cran-dbplyr r-cran-dplyr r-cran-rpostgresql postgresql
