@@ -45,8 +45,8 @@
 //! S_j, B_j and F from the groups' statistics), [`evaluation`] (the blocked Cholesky
 //! factorisation and the criteria), [`gradient`] (the criterion's analytic gradient), [`fit`]
 //! (the starts and the search), [`random_effects`] (conditional modes and fitted values) and
-//! [`prediction`] (the variances of conditional predictions).
-//! Its profiles and Satterthwaite's derivatives are in [`crate::inference`].
+//! [`prediction`] (the variances of conditional predictions); several grouping factors,
+//! nested and crossed, in [`factors`]. Its profiles and Satterthwaite's derivatives are in [`crate::inference`].
 
 use crate::data::cross_products::CrossProducts;
 use crate::data::stats::GroupStats;

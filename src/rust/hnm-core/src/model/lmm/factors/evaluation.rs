@@ -1,0 +1,159 @@
+//! The factorisation of a model with several grouping factors beyond the first factor's
+//! diagonal blocks: the fronts, the core's Schur complement and its Cholesky factor, dense
+//! or block by block (module docs of [`super`]).
+
+use super::{coupled, coupled_transposed, Several};
+use crate::error::{HnmError, Result};
+use crate::model::lmm::{LinearMixedModel, Workspace};
+use crate::numerics::dense::{cholesky_in_place as small_cholesky_in_place, lambda_transposed_times, solve_lower_scaled, times_lambda};
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
+use faer::linalg::matmul::matmul;
+use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
+use faer::{Accum, MatMut, Par};
+
+impl LinearMixedModel {
+    /// The factorisation's part beyond the first factor's diagonal blocks (already in `ws`):
+    /// the fronts, the core and its dense factor, leaving L_F's matrix in `ws.lf` as with one
+    /// factor. Returns log|L_c| of the core's random-effects part.
+    ///
+    /// # Errors
+    /// `Optimizer` when the core is not positive definite (only through rounding: A ⪰ I).
+    pub(crate) fn factorize_core(&self, s: &Several, theta: &[f64], ws: &mut Workspace) -> Result<f64> {
+        let (q0, p1) = (self.q, self.p + 1);
+        let n = s.core_order(p1);
+        let nr = s.core_random;
+        let Workspace { l: ls, inverse_diagonal, lambda: lambda0, lf, several, .. } = ws;
+        let sw = several.as_mut().expect("a workspace of a model with several factors");
+        let mut start = self.theta_positions.len();
+        for (other, lambda) in s.others.iter().zip(sw.lambdas.iter_mut()) {
+            other.terms().fill_lambda(&theta[start..], lambda);
+            start += other.theta_positions.len();
+        }
+        let core = &mut sw.core;
+        core.fill(0.0);
+        // The later factors' diagonal blocks Λᵀ S Λ + I and their [X y] rows Λᵀ B.
+        for (other, lambda) in s.others.iter().zip(&sw.lambdas) {
+            let q = other.q;
+            let (mut t, mut a, mut b) = (vec![0.0; q * q], vec![0.0; q * q], vec![0.0; q * p1]);
+            for l in 0..other.levels() {
+                let o = other.offset + l * q;
+                times_lambda(&other.zz[l * q * q..(l + 1) * q * q], lambda, q, &mut t);
+                lambda_transposed_times(lambda, &t, q, q, &mut a);
+                lambda_transposed_times(lambda, &other.zxy[l * q * p1..(l + 1) * q * p1], q, p1, &mut b);
+                for c in 0..q {
+                    for r in c..q {
+                        core[(o + c) * n + o + r] = a[r * q + c] + if r == c { 1.0 } else { 0.0 };
+                    }
+                    for x in 0..p1 {
+                        core[(o + c) * n + nr + x] = b[c * p1 + x];
+                    }
+                }
+            }
+        }
+        // The couplings between later factors, Λ_gᵀ (Z_gᵀZ_f) Λ_f, below the diagonal.
+        for pair in &s.pairs {
+            let (g, f) = (&s.others[pair.row.0], &s.others[pair.column.0]);
+            let block = coupled(&s.values[pair.value..pair.value + g.q * f.q], &sw.lambdas[pair.row.0], g.q, &sw.lambdas[pair.column.0], f.q);
+            let (og, of) = (s.core_row(pair.row), s.core_row(pair.column));
+            for r in 0..g.q {
+                for c in 0..f.q {
+                    core[(of + c) * n + og + r] = block[r * f.q + c];
+                }
+            }
+        }
+        for a in 0..p1 {
+            for c in 0..=a {
+                core[(nr + c) * n + nr + a] = self.xy[a * p1 + c];
+            }
+        }
+        // The fronts W_j = L_j⁻¹Λ₀ᵀ[...] and the Schur complement K − Σ_j W_jᵀW_j.
+        for j in 0..self.n.len() {
+            let (first, last) = (s.width_start[j], s.width_start[j + 1]);
+            let w = last - first;
+            let rows = &s.front_rows[first..last];
+            let front = &mut sw.fronts[q0 * first..q0 * last];
+            let mut column = 0;
+            for coupling in &s.fronts[s.front_start[j]..s.front_start[j + 1]] {
+                let other = &s.others[coupling.row.0];
+                // Λ₀ᵀ (Z_fᵀZ_0)ᵀ Λ_f: q₀ × q_f.
+                let block = coupled_transposed(&s.values[coupling.value..coupling.value + other.q * q0], lambda0, q0, &sw.lambdas[coupling.row.0], other.q);
+                for i in 0..q0 {
+                    front[i * w + column..i * w + column + other.q].copy_from_slice(&block[i * other.q..(i + 1) * other.q]);
+                }
+                column += other.q;
+            }
+            let mut b = vec![0.0; q0 * p1];
+            lambda_transposed_times(lambda0, &self.zxy[j * q0 * p1..(j + 1) * q0 * p1], q0, p1, &mut b);
+            for i in 0..q0 {
+                front[i * w + column..i * w + w].copy_from_slice(&b[i * p1..(i + 1) * p1]);
+            }
+            solve_lower_scaled(&ls[j * q0 * q0..(j + 1) * q0 * q0], &inverse_diagonal[j * q0..(j + 1) * q0], q0, front, w);
+            for a in 0..w {
+                let ra = rows[a];
+                for (bcol, &rb) in rows[..=a].iter().enumerate() {
+                    let product: f64 = (0..q0).map(|i| front[i * w + a] * front[i * w + bcol]).sum();
+                    core[rb * n + ra] -= product;
+                }
+            }
+        }
+        if s.block_diagonal {
+            Self::factor_diagonal_blocks(s.others[0].q, nr, n, core)?;
+        }
+        let mut whole = MatMut::from_column_major_slice_mut(core.as_mut_slice(), n, n);
+        let (mut random, _, mut below, mut trailing) = whole.as_mut().split_at_mut(nr, nr);
+        if !s.block_diagonal {
+            let mut scratch = MemBuffer::new(cholesky_in_place_scratch::<f64>(nr, Par::Seq, Default::default()));
+            if cholesky_in_place(random.as_mut(), Default::default(), Par::Seq, MemStack::new(&mut scratch), Default::default()).is_err() {
+                return Err(HnmError::Optimizer("the crossed random effects' block lost positive definiteness".into()));
+            }
+            solve_lower_triangular_in_place(random.as_ref(), below.as_mut().transpose_mut(), Par::Seq);
+        }
+        // L_F's matrix: the trailing block less the [X y] rows' products.
+        matmul(trailing.as_mut(), Accum::Add, below.as_ref(), below.as_ref().transpose(), -1.0, Par::Seq);
+        for a in 0..p1 {
+            for c in 0..=a {
+                lf[a * p1 + c] = trailing[(a, c)];
+            }
+        }
+        Ok((0..nr).map(|i| random[(i, i)].ln()).sum())
+    }
+
+    /// The core's random-effects part factored block by block when it is block-diagonal (one
+    /// later factor, in which the first is nested: no fill between its levels), q × q blocks
+    /// of the n × n column-major `core` with its `nr` random-effects rows first, and the [X y]
+    /// rows below each block solved against it: O(levels q³) where the dense factorisation
+    /// costs nr³/3.
+    ///
+    /// # Errors
+    /// `Optimizer` when a block is not positive definite (only through rounding: A ⪰ I).
+    fn factor_diagonal_blocks(q: usize, nr: usize, n: usize, core: &mut [f64]) -> Result<()> {
+        let mut block = vec![0.0; q * q];
+        for o in (0..nr).step_by(q) {
+            for r in 0..q {
+                for c in 0..=r {
+                    block[r * q + c] = core[(o + c) * n + o + r];
+                }
+            }
+            if !small_cholesky_in_place(&mut block, q) {
+                return Err(HnmError::Optimizer("a nested factor's block lost positive definiteness".into()));
+            }
+            for r in 0..q {
+                for c in 0..=r {
+                    core[(o + c) * n + o + r] = block[r * q + c];
+                }
+            }
+            // Each [X y] row x of the block's columns becomes x L⁻ᵀ: forward substitution.
+            for row in nr..n {
+                for c in 0..q {
+                    let mut value = core[(o + c) * n + row];
+                    for k in 0..c {
+                        value -= block[c * q + k] * core[(o + k) * n + row];
+                    }
+                    core[(o + c) * n + row] = value / block[c * q + c];
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,410 @@
+//! Several grouping factors, nested or crossed: the model's blocks beyond the first factor, and
+//! the factorisation and gradient that couple them.
+//!
+//! # The factorisation (Bates et al. 2015, section 3; MixedModels.jl's `updateL!`)
+//! The factors are ordered as lme4 orders them (by decreasing number of levels), so the
+//! first has the most levels; its blocks stay block-diagonal in L, as with one factor:
+//! L_j L_jᵀ = Λ₀ᵀS_jΛ₀ + I per level j. Everything after it, the other factors' levels and
+//! [X y], forms a dense *core* K of order n_c = Σ_{f>0} m_f q_f + p + 1, holding
+//! Λ_fᵀZ_fᵀZ_gΛ_g (+ I on the diagonal), Λ_fᵀZ_fᵀ[X y] and [X y]ᵀ[X y]. Level j of the first
+//! factor couples to the core rows R_j of the levels it shares rows with and to [X y]: its
+//! *front* W_j = L_j⁻¹Λ₀ᵀZ_jᵀ[Z_{R_j}Λ, X, y] (q₀ × w_j) is L's block below L_j, transposed,
+//! and K − Σ_j W_jᵀW_j is factored densely (faer). Its leading n_c − p − 1 rows are L's
+//! random-effects part; its trailing p + 1 rows are those of one factor's L_F, from which the
+//! criteria are read as there. Nested factors give fronts with one core row per outer
+//! factor; crossed ones fill the core, whose order is that of the later factors' levels.
+//!
+//! # The gradient
+//! The formula of the one-factor model (module docs of [`crate::model::lmm`]) with the
+//! per-level A_j⁻¹ replaced by the blocks of A⁻¹ on the pattern of ZᵀZ: with P = ZᵀZ,
+//! ∂log|A|/∂Λ_f = 2 Σ_{i ∈ f} Σ_{l ∼ i} P_{il} Λ_l (A⁻¹)_{li}, where l runs over the levels
+//! sharing rows with level i. Those blocks come from the selected inverse (Takahashi's
+//! recurrences): the core's (A⁻¹)_cc = (L_c L_cᵀ)⁻¹ densely, then per level j of the first
+//! factor, with V_j = W_{j,R}ᵀ L_j⁻¹ (W_{j,R} the front's random-effects columns),
+//! (A⁻¹)_{R_j j} = −(A⁻¹)_{R_j R_j} V_j and (A⁻¹)_{jj} = A_j⁻¹ − V_jᵀ(A⁻¹)_{R_j j}.
+//! The quadratic and REML terms need u = A⁻¹ΛᵀZᵀ(y − Xβ̂) and Û = A⁻¹ΛᵀZᵀX R_X⁻ᵀ, one
+//! backward solve each through L (their forward halves are the fronts' and the core's
+//! [X y] columns), and the products P Λ u, P Λ Û over the same blocks.
+
+//!
+//! # Where it lives
+//! Here the model's blocks of several factors and their construction; in [`evaluation`] the
+//! factorisation of the core; in [`selected_inverse`] the solves, the selected inverse and
+//! what is read from them (the gradient, the random effects).
+
+use super::statistics::{level_blocks, GroupMoments};
+use super::structure::{check_structure, column_maps, theta_layout, to_user_map, Affine, ColumnMap, ColumnSummary, FactorTerms};
+use super::{LinearMixedModel, Structure, Term};
+use crate::data::cross_products::CrossProducts;
+use crate::error::{HnmError, Result};
+use crate::numerics::dense::lambda_transposed_times;
+use crate::numerics::memory::{collected, copied, filled};
+
+mod evaluation;
+mod selected_inverse;
+
+/// A grouping factor of a model with several, as its input: which level each group of the
+/// statistics belongs to (the statistics' groups are then the *cells*, the combinations of
+/// levels of all factors that occur), and its random-effects terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupingFactor {
+    /// The 0-based level of each group (cell) of the statistics.
+    pub level_of_group: Vec<usize>,
+    /// Its number of levels (those without rows are left out of the model).
+    pub levels: usize,
+    /// Z's columns of this factor.
+    pub random: Vec<Term>,
+    /// Λ's blocks over them, as [`Structure::blocks`].
+    pub blocks: Vec<usize>,
+}
+
+/// A factor after the first: its terms and its levels' blocks S_l = Z_lᵀZ_l, B_l = Z_lᵀ[X y].
+#[derive(Debug, Clone)]
+pub(crate) struct OtherFactor {
+    pub(crate) q: usize,
+    pub(crate) blocks: Vec<usize>,
+    pub(crate) random: Vec<Affine>,
+    pub(crate) to_user_random: Vec<f64>,
+    pub(crate) theta_positions: Vec<(usize, usize)>,
+    /// The modelled levels' indices among the factor's levels.
+    pub(crate) level_index: Vec<usize>,
+    pub(crate) n: Vec<f64>,
+    pub(crate) zz: Vec<f64>,
+    pub(crate) zxy: Vec<f64>,
+    /// Its first row in the core.
+    pub(crate) offset: usize,
+}
+
+impl OtherFactor {
+    pub(crate) fn terms(&self) -> FactorTerms<'_> {
+        FactorTerms { q: self.q, blocks: &self.blocks, random: &self.random, to_user_random: &self.to_user_random, theta_positions: &self.theta_positions }
+    }
+
+    fn levels(&self) -> usize {
+        self.n.len()
+    }
+}
+
+/// A block Z_aᵀZ_b between a level of a later factor (`row`: factor index among the others,
+/// level) and a level `column` of the first factor (a front) or of an earlier later factor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Coupling {
+    pub(crate) row: (usize, usize),
+    pub(crate) column: (usize, usize),
+    /// Offset of the q_row × q_column block (row-major) in [`Several::values`].
+    pub(crate) value: usize,
+}
+
+/// What a model with several grouping factors has beyond the first factor's blocks.
+#[derive(Debug, Clone)]
+pub(crate) struct Several {
+    pub(crate) others: Vec<OtherFactor>,
+    /// Σ_{f>0} m_f q_f: the core's random-effects rows.
+    pub(crate) core_random: usize,
+    /// The fronts' couplings of level j of the first factor: `fronts[front_start[j]..front_start[j + 1]]`,
+    /// sorted by core row (`column` is (0, j)).
+    pub(crate) front_start: Vec<usize>,
+    pub(crate) fronts: Vec<Coupling>,
+    /// The couplings between later factors (`row`'s factor after `column`'s).
+    pub(crate) pairs: Vec<Coupling>,
+    pub(crate) values: Vec<f64>,
+    /// The core row of each column of each front (level j's: `front_rows[width_start[j]..width_start[j + 1]]`).
+    pub(crate) width_start: Vec<usize>,
+    pub(crate) front_rows: Vec<usize>,
+    /// True when the core's random-effects part is block-diagonal: one later factor, in which
+    /// each level of the first is nested (one coupling per front), so that the Schur updates
+    /// never couple two of its levels.
+    pub(crate) block_diagonal: bool,
+}
+
+/// Per-evaluation storage of a model with several factors.
+#[derive(Debug, Clone)]
+pub(crate) struct SeveralWorkspace {
+    lambdas: Vec<Vec<f64>>,
+    /// The core, n_c × n_c column-major (lower triangle), then its factor.
+    core: Vec<f64>,
+    /// The fronts W_j, q₀ × w_j row-major each, concatenated.
+    fronts: Vec<f64>,
+    /// The gradient's: u and Û, the right-hand sides e and Ĝ, ZᵀZΛ(u, Û) and Λ(u, Û)
+    /// (all random effects × (1 + p)), L_c⁻¹ and (L_c L_cᵀ)⁻¹.
+    solved: Vec<f64>,
+    right: Vec<f64>,
+    product: Vec<f64>,
+    scaled: Vec<f64>,
+    inverse_l: Vec<f64>,
+    sigma_cc: Vec<f64>,
+}
+
+const MODEL: &str = "the blocks of the grouping factors";
+
+impl Several {
+    fn core_order(&self, p1: usize) -> usize {
+        self.core_random + p1
+    }
+
+    fn core_row(&self, (factor, level): (usize, usize)) -> usize {
+        let other = &self.others[factor];
+        other.offset + level * other.q
+    }
+
+    pub(crate) fn try_clone(&self) -> Result<Self> {
+        let mut others = Vec::with_capacity(self.others.len());
+        for o in &self.others {
+            others.push(OtherFactor {
+                level_index: copied(&o.level_index, MODEL)?,
+                n: copied(&o.n, MODEL)?,
+                zz: copied(&o.zz, MODEL)?,
+                zxy: copied(&o.zxy, MODEL)?,
+                ..o.clone_terms()
+            });
+        }
+        Ok(Several {
+            others,
+            core_random: self.core_random,
+            front_start: copied(&self.front_start, MODEL)?,
+            fronts: copied(&self.fronts, MODEL)?,
+            pairs: copied(&self.pairs, MODEL)?,
+            values: copied(&self.values, MODEL)?,
+            width_start: copied(&self.width_start, MODEL)?,
+            front_rows: copied(&self.front_rows, MODEL)?,
+            block_diagonal: self.block_diagonal,
+        })
+    }
+
+    pub(crate) fn workspace(&self, q0: usize, m0: usize, p1: usize) -> Result<SeveralWorkspace> {
+        const WHAT: &str = "the dense block of the crossed grouping factors";
+        let (n, nr) = (self.core_order(p1), self.core_random);
+        let columns = [m0 * q0 + nr, p1];
+        Ok(SeveralWorkspace {
+            lambdas: self.others.iter().map(|o| vec![0.0; o.q * o.q]).collect(),
+            core: filled(&[n, n], 0.0, WHAT)?,
+            fronts: filled(&[q0, *self.width_start.last().unwrap_or(&0)], 0.0, WHAT)?,
+            solved: filled(&columns, 0.0, MODEL)?,
+            right: filled(&columns, 0.0, MODEL)?,
+            product: filled(&columns, 0.0, MODEL)?,
+            scaled: filled(&columns, 0.0, MODEL)?,
+            inverse_l: filled(&[nr, nr], 0.0, WHAT)?,
+            sigma_cc: filled(&[nr, nr], 0.0, WHAT)?,
+        })
+    }
+}
+
+impl OtherFactor {
+    /// Its terms without its levels' blocks (filled by the caller).
+    fn clone_terms(&self) -> OtherFactor {
+        OtherFactor {
+            q: self.q,
+            blocks: self.blocks.clone(),
+            random: self.random.clone(),
+            to_user_random: self.to_user_random.clone(),
+            theta_positions: self.theta_positions.clone(),
+            level_index: Vec::new(),
+            n: Vec::new(),
+            zz: Vec::new(),
+            zxy: Vec::new(),
+            offset: self.offset,
+        }
+    }
+}
+
+/// The modelled levels of a factor: the 0-based modelled level of each kept cell, the
+/// original index of each modelled level, and their sizes.
+struct Levels {
+    of_cell: Vec<usize>,
+    index: Vec<usize>,
+    n: Vec<f64>,
+}
+
+fn modelled_levels(factor: &GroupingFactor, kept_cells: &[usize], cell_n: &[f64]) -> Result<Levels> {
+    let mut n = filled(&[factor.levels], 0.0, MODEL)?;
+    for (&cell, &size) in kept_cells.iter().zip(cell_n) {
+        n[factor.level_of_group[cell]] += size;
+    }
+    let mut renumbered = filled(&[factor.levels], usize::MAX, MODEL)?;
+    let index = collected((0..factor.levels).filter(|&l| n[l] > 0.0), MODEL)?;
+    for (i, &l) in index.iter().enumerate() {
+        renumbered[l] = i;
+    }
+    let of_cell = collected(kept_cells.iter().map(|&c| renumbered[factor.level_of_group[c]]), MODEL)?;
+    let n = collected(index.iter().map(|&l| n[l]), MODEL)?;
+    Ok(Levels { of_cell, index, n })
+}
+
+/// The random-effects columns' maps of one factor: each block centred at its grand means when
+/// it has an intercept (an exact reparametrisation, module docs of [`crate::model::lmm`]).
+pub(crate) fn random_columns(columns: &ColumnSummary<'_>, random: &[Term], blocks: &[usize]) -> Vec<Affine> {
+    let mut out = Vec::with_capacity(random.len());
+    let mut start = 0;
+    for &size in blocks {
+        let block = &random[start..start + size];
+        let centred = block.contains(&Term::Intercept);
+        out.extend(block.iter().map(|&t| columns.affine(t, centred)));
+        start += size;
+    }
+    out
+}
+
+/// Σ over the cells of the blocks Z_aᵀZ_b between the levels of two factors, one per pair of
+/// levels that share a cell: `keys` holds (row level, column level, cell) for every cell,
+/// `rows`/`columns` the two factors' column maps. Returns the distinct pairs, sorted, and their
+/// blocks (q_a × q_b row-major each) appended to `values`.
+fn coupling_blocks(
+    stats: &CrossProducts, mut keys: Vec<(usize, usize, usize)>, rows: &[ColumnMap], columns: &[ColumnMap], values: &mut Vec<f64>,
+) -> Result<Vec<(usize, usize, usize)>> {
+    keys.sort_unstable();
+    let (qa, qb) = (rows.len(), columns.len());
+    let mut out: Vec<(usize, usize, usize)> = Vec::new();
+    let (mut mean_a, mut mean_b) = (vec![0.0; qa], vec![0.0; qb]);
+    for &(a, b, cell) in &keys {
+        if out.last().is_none_or(|&(la, lb, _)| (la, lb) != (a, b)) {
+            crate::numerics::memory::push(&mut out, (a, b, values.len()), MODEL)?;
+            values.try_reserve(qa * qb).map_err(|_| HnmError::TooLarge { what: MODEL, bytes: 8 * (values.len() + qa * qb) as u128 })?;
+            values.resize(values.len() + qa * qb, 0.0);
+        }
+        let offset = out.last().expect("pushed above").2;
+        let group = GroupMoments::of(stats, cell);
+        for (m, map) in mean_a.iter_mut().zip(rows) {
+            *m = group.mean(map);
+        }
+        for (m, map) in mean_b.iter_mut().zip(columns) {
+            *m = group.mean(map);
+        }
+        for u in 0..qa {
+            for v in 0..qb {
+                values[offset + u * qb + v] += group.product(&rows[u], mean_a[u], &columns[v], mean_b[v]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl LinearMixedModel {
+    /// The model with several grouping factors `factors` (at least two, in lme4's order: by
+    /// decreasing number of levels) for the statistics `stats` of the cells, the combinations
+    /// of their levels that occur (see [`GroupingFactor`]); `response` and `fixed` as in
+    /// [`Structure`]. The first factor's blocks are the model's per-level blocks; the others'
+    /// form the dense core (module docs of `factors`).
+    ///
+    /// # Errors
+    /// As [`LinearMixedModel::new`], with `TooFewGroups` when a factor has fewer than two
+    /// levels with rows and `TooManyRandomEffects` when N ≤ Σ_f m_f q_f; `InvalidArgument` when
+    /// a factor's levels do not fit the statistics; `TooLarge` when the blocks or the dense core
+    /// do not fit in memory.
+    pub fn with_factors(stats: &CrossProducts, response: usize, fixed: Vec<Term>, factors: &[GroupingFactor]) -> Result<Self> {
+        let bad = |reason| Err(HnmError::InvalidArgument { argument: "factors", reason });
+        if factors.len() < 2 {
+            return bad("must hold at least two grouping factors");
+        }
+        for f in factors {
+            if f.level_of_group.len() != stats.groups() || f.level_of_group.iter().any(|&l| l >= f.levels) {
+                return bad("must give a level of each group of the statistics");
+            }
+            check_structure(&Structure { response, fixed: Vec::new(), random: f.random.clone(), blocks: f.blocks.clone() }, stats.variables())?;
+        }
+        let structure = Structure { response, fixed, random: factors[0].random.clone(), blocks: factors[0].blocks.clone() };
+        let (cells, kept_cells) = stats.nonempty()?;
+        let levels: Vec<Levels> = factors.iter().map(|f| modelled_levels(f, &kept_cells, cells.n())).collect::<Result<_>>()?;
+        let total_random: usize = levels.iter().zip(factors).map(|(l, f)| l.n.len() * f.random.len()).sum();
+        if let Some(few) = levels.iter().find(|l| l.n.len() < 2) {
+            return Err(HnmError::TooFewGroups { found: few.n.len() });
+        }
+        if cells.n_obs() <= total_random as f64 {
+            return Err(HnmError::TooManyRandomEffects { observations: cells.n_obs(), random_effects: total_random as f64 });
+        }
+        let mut model = Self::from_levels(&cells, structure, Some((&levels[0].of_cell, levels[0].n.len())))?;
+        model.group_index = copied(&levels[0].index, MODEL)?;
+        let columns = ColumnSummary::of(&cells);
+        let fixed_and_response: Vec<Affine> = model.fixed.iter().copied().chain(std::iter::once(model.response)).collect();
+        let mut others = Vec::with_capacity(factors.len() - 1);
+        let mut offset = 0;
+        for (factor, level) in factors.iter().zip(&levels).skip(1) {
+            let random = random_columns(&columns, &factor.random, &factor.blocks);
+            let (zz, zxy) = level_blocks(&cells, &random, &fixed_and_response, Some((&level.of_cell, level.n.len())))?;
+            let (theta_positions, lower) = theta_layout(&factor.blocks);
+            model.lower.extend(lower);
+            others.push(OtherFactor {
+                q: random.len(),
+                blocks: factor.blocks.clone(),
+                to_user_random: to_user_map(&random, &factor.blocks),
+                random,
+                theta_positions,
+                level_index: copied(&level.index, MODEL)?,
+                n: copied(&level.n, MODEL)?,
+                zz,
+                zxy,
+                offset,
+            });
+            offset += level.n.len() * factor.random.len();
+        }
+        let maps: Vec<Vec<ColumnMap>> = std::iter::once(column_maps(&model.random)).chain(others.iter().map(|o| column_maps(&o.random))).collect();
+        let mut values = Vec::new();
+        // The fronts' blocks Z_fᵀZ₀ by (level of f, level of the first factor), then sorted by
+        // the first factor's level and core row.
+        let mut fronts = Vec::new();
+        for f in 0..others.len() {
+            let keys = collected(levels[f + 1].of_cell.iter().zip(&levels[0].of_cell).enumerate().map(|(c, (&a, &b))| (a, b, c)), MODEL)?;
+            for (l, j, value) in coupling_blocks(&cells, keys, &maps[f + 1], &maps[0], &mut values)? {
+                crate::numerics::memory::push(&mut fronts, Coupling { row: (f, l), column: (0, j), value }, MODEL)?;
+            }
+        }
+        fronts.sort_unstable_by_key(|c| (c.column.1, others[c.row.0].offset + c.row.1 * others[c.row.0].q));
+        let mut pairs = Vec::new();
+        for g in 1..others.len() {
+            for f in 0..g {
+                let keys = collected(levels[g + 1].of_cell.iter().zip(&levels[f + 1].of_cell).enumerate().map(|(c, (&a, &b))| (a, b, c)), MODEL)?;
+                for (a, b, value) in coupling_blocks(&cells, keys, &maps[g + 1], &maps[f + 1], &mut values)? {
+                    pairs.push(Coupling { row: (g, a), column: (f, b), value });
+                }
+            }
+        }
+        let m0 = model.n.len();
+        let core_random = offset;
+        let p1 = model.p + 1;
+        let mut front_start = filled(&[m0 + 1], 0, MODEL)?;
+        let mut width_start = filled(&[m0 + 1], 0, MODEL)?;
+        let mut front_rows = Vec::new();
+        for (k, coupling) in fronts.iter().enumerate() {
+            front_start[coupling.column.1 + 1] = k + 1;
+        }
+        for j in 0..m0 {
+            front_start[j + 1] = front_start[j + 1].max(front_start[j]);
+            for coupling in &fronts[front_start[j]..front_start[j + 1]] {
+                let other = &others[coupling.row.0];
+                let row = other.offset + coupling.row.1 * other.q;
+                front_rows.extend(row..row + other.q);
+            }
+            front_rows.extend(core_random..core_random + p1);
+            width_start[j + 1] = front_rows.len();
+        }
+        let block_diagonal = others.len() == 1 && front_start.windows(2).all(|w| w[1] - w[0] <= 1);
+        model.several = Some(Box::new(Several { others, core_random, front_start, fronts, pairs, values, width_start, front_rows, block_diagonal }));
+        Ok(model)
+    }
+}
+
+/// Λ_aᵀ C Λ_b for C (q_a × q_b).
+fn coupled(c: &[f64], lambda_a: &[f64], qa: usize, lambda_b: &[f64], qb: usize) -> Vec<f64> {
+    let mut c_lambda = vec![0.0; qa * qb];
+    crate::numerics::dense::multiply(c, lambda_b, qa, qb, qb, &mut c_lambda);
+    let mut out = vec![0.0; qa * qb];
+    lambda_transposed_times(lambda_a, &c_lambda, qa, qb, &mut out);
+    out
+}
+
+/// Λ_aᵀ Cᵀ Λ_b for C (q_b × q_a).
+fn coupled_transposed(c: &[f64], lambda_a: &[f64], qa: usize, lambda_b: &[f64], qb: usize) -> Vec<f64> {
+    let mut ct_lambda = vec![0.0; qa * qb];
+    transposed_times(c, qb, qa, lambda_b, qb, &mut ct_lambda);
+    let mut out = vec![0.0; qa * qb];
+    lambda_transposed_times(lambda_a, &ct_lambda, qa, qb, &mut out);
+    out
+}
+
+/// Cᵀ M into `out` for C (rows × columns) and M (rows × m).
+fn transposed_times(c: &[f64], rows: usize, columns: usize, m: &[f64], width: usize, out: &mut [f64]) {
+    for a in 0..columns {
+        for b in 0..width {
+            out[a * width + b] = (0..rows).map(|k| c[k * columns + a] * m[k * width + b]).sum();
+        }
+    }
+}

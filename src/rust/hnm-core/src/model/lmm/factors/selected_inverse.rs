@@ -1,0 +1,415 @@
+//! The solves through L, the selected inverse of A = ΛᵀZᵀZΛ + I on the pattern of ZᵀZ, and
+//! what a model with several grouping factors reads from them: the analytic gradient and the
+//! random effects (module docs of [`super`]).
+
+use super::{transposed_times, Several, SeveralWorkspace};
+use crate::error::Result;
+use crate::model::lmm::{LinearMixedModel, LmmFit, RandomEffects, Workspace};
+use crate::model::one_way::profiled_deviance::Criterion;
+use crate::numerics::dense::{congruence, inverse_from_factor, solve_lower_transposed_scaled, times_lambda};
+use crate::numerics::memory::with_capacity;
+use faer::linalg::matmul::{triangular, triangular::BlockStructure};
+use faer::linalg::triangular_inverse::invert_lower_triangular;
+use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
+use faer::{Accum, MatMut, MatRef, Par};
+
+impl LinearMixedModel {
+    /// The columns that combine [X y]: w = (−β, 1) for column 0 (u), and the columns of R_X⁻ᵀ
+    /// for columns 1..=p (Û, REML), from `w` and `x_inverse` as `gradient_setup` left them.
+    fn combined(values: &dyn Fn(usize) -> f64, k: usize, w: &[f64], x_inverse: &[f64], p: usize) -> f64 {
+        if k == 0 {
+            w.iter().enumerate().map(|(a, w)| values(a) * w).sum()
+        } else {
+            let c = k - 1;
+            (0..=c).map(|a| values(a) * x_inverse[c * p + a]).sum()
+        }
+    }
+
+    /// A⁻¹ΛᵀZᵀ[X y] times (w | R_X⁻ᵀ) into the workspace's `solved` (random effects × `rhs`,
+    /// row-major): u = A⁻¹ΛᵀZᵀ(y − Xβ) in column 0 and, with `rhs` = 1 + p, Û in the others.
+    /// The forward halves are the fronts' and the core's [X y] columns of L; then one backward
+    /// solve through Lᵀ, the core first.
+    fn solve_modes(&self, s: &Several, rhs: usize, ws: &mut Workspace) {
+        let (q0, p, p1, m0) = (self.q, self.p, self.p + 1, self.n.len());
+        let (nr, n) = (s.core_random, s.core_order(p1));
+        let first_rows = m0 * q0;
+        let Workspace { l: ls, inverse_diagonal, w, x_inverse, several, .. } = ws;
+        let sw = several.as_mut().expect("a workspace of a model with several factors");
+        let solved = &mut sw.solved[..(first_rows + nr) * rhs];
+        let core = MatRef::from_column_major_slice(sw.core.as_slice(), n, n);
+        let (random, _, below, _) = core.split_at(nr, nr);
+        let combine = |values: &dyn Fn(usize) -> f64, k: usize| Self::combined(values, k, w, x_inverse, p);
+        for j in 0..m0 {
+            let (first, last) = (s.width_start[j], s.width_start[j + 1]);
+            let wj = last - first;
+            let front = &sw.fronts[q0 * first..q0 * last];
+            for i in 0..q0 {
+                for k in 0..rhs {
+                    solved[(j * q0 + i) * rhs + k] = combine(&|a| front[i * wj + wj - p1 + a], k);
+                }
+            }
+        }
+        for i in 0..nr {
+            for k in 0..rhs {
+                solved[(first_rows + i) * rhs + k] = combine(&|a| below[(a, i)], k);
+            }
+        }
+        solve_upper_triangular_in_place(random.transpose(), MatMut::from_row_major_slice_mut(&mut solved[first_rows * rhs..], nr, rhs), Par::Seq);
+        let (first_part, core_part) = solved.split_at_mut(first_rows * rhs);
+        for j in 0..m0 {
+            let (first, last) = (s.width_start[j], s.width_start[j + 1]);
+            let wj = last - first;
+            let front = &sw.fronts[q0 * first..q0 * last];
+            let rows = &s.front_rows[first..last - p1];
+            let mine = &mut first_part[j * q0 * rhs..(j + 1) * q0 * rhs];
+            for i in 0..q0 {
+                for (a, &row) in rows.iter().enumerate() {
+                    for k in 0..rhs {
+                        mine[i * rhs + k] -= front[i * wj + a] * core_part[row * rhs + k];
+                    }
+                }
+            }
+            solve_lower_transposed_scaled(&ls[j * q0 * q0..(j + 1) * q0 * q0], &inverse_diagonal[j * q0..(j + 1) * q0], q0, mine, rhs);
+        }
+    }
+
+    /// The core's block of the selected inverse, (A⁻¹)_cc = (L_c L_cᵀ)⁻¹, its lower triangle
+    /// into the workspace's `sigma_cc` (column-major) as faer's `llt::inverse` forms it: the
+    /// triangular inverse, then a triangular product (2n³/3 flops in all).
+    fn core_inverse(&self, s: &Several, ws: &mut Workspace) {
+        let (nr, n) = (s.core_random, s.core_order(self.p + 1));
+        let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
+        if s.block_diagonal {
+            // Block by block; the entries between blocks stay 0 as allocated.
+            let q = s.others[0].q;
+            let (mut l, mut inverse) = (vec![0.0; q * q], vec![0.0; q * q]);
+            for o in (0..nr).step_by(q) {
+                for r in 0..q {
+                    for c in 0..q {
+                        l[r * q + c] = if c <= r { sw.core[(o + c) * n + o + r] } else { 0.0 };
+                    }
+                }
+                let diagonal: Vec<f64> = (0..q).map(|i| 1.0 / l[i * q + i]).collect();
+                inverse_from_factor(&l, &diagonal, q, &mut inverse);
+                for r in 0..q {
+                    for c in 0..=r {
+                        sw.sigma_cc[(o + c) * nr + o + r] = inverse[r * q + c];
+                    }
+                }
+            }
+            return;
+        }
+        let core = MatRef::from_column_major_slice(sw.core.as_slice(), n, n);
+        let random = core.submatrix(0, 0, nr, nr);
+        let mut inverse_l = MatMut::from_column_major_slice_mut(sw.inverse_l.as_mut_slice(), nr, nr);
+        invert_lower_triangular(inverse_l.as_mut(), random, Par::Seq);
+        triangular::matmul(
+            MatMut::from_column_major_slice_mut(sw.sigma_cc.as_mut_slice(), nr, nr),
+            BlockStructure::TriangularLower,
+            Accum::Replace,
+            inverse_l.as_ref().transpose(),
+            BlockStructure::TriangularUpper,
+            inverse_l.as_ref(),
+            BlockStructure::TriangularLower,
+            1.0,
+            Par::Seq,
+        );
+    }
+
+    /// The selected inverse at level j of the first factor (module docs): (A⁻¹)_{R_j j} into
+    /// `sigma_rj` (r × q₀) and (A⁻¹)_jj into `a_inverse` (q₀ × q₀), given the core's block
+    /// `sigma_cc` (any order of its arguments).
+    #[allow(clippy::too_many_arguments)]
+    fn first_level_inverse(
+        &self, s: &Several, j: usize, ws: &Workspace, fronts: &[f64], sigma_cc: &dyn Fn(usize, usize) -> f64, sigma_rj: &mut Vec<f64>, a_inverse: &mut [f64],
+    ) {
+        let (q0, p1) = (self.q, self.p + 1);
+        let (first, last) = (s.width_start[j], s.width_start[j + 1]);
+        let wj = last - first;
+        let r = wj - p1;
+        let front = &fronts[q0 * first..q0 * last];
+        let rows = &s.front_rows[first..last - p1];
+        let (l, inverse) = (&ws.l[j * q0 * q0..(j + 1) * q0 * q0], &ws.inverse_diagonal[j * q0..(j + 1) * q0]);
+        // Vⱼᵀ = L_j⁻ᵀ W_{j,R} (q₀ × r).
+        let mut vt = vec![0.0; q0 * r];
+        for i in 0..q0 {
+            vt[i * r..(i + 1) * r].copy_from_slice(&front[i * wj..i * wj + r]);
+        }
+        solve_lower_transposed_scaled(l, inverse, q0, &mut vt, r);
+        // (A⁻¹)_{R j} = −Σ_RR V_j (r × q₀) and (A⁻¹)_jj = A_j⁻¹ − V_jᵀ (A⁻¹)_{R j}.
+        sigma_rj.clear();
+        sigma_rj.resize(r * q0, 0.0);
+        for a in 0..r {
+            for b in 0..r {
+                let x = sigma_cc(rows[a], rows[b]);
+                for i in 0..q0 {
+                    sigma_rj[a * q0 + i] -= x * vt[i * r + b];
+                }
+            }
+        }
+        inverse_from_factor(l, inverse, q0, a_inverse);
+        for i in 0..q0 {
+            for k in 0..q0 {
+                a_inverse[i * q0 + k] -= (0..r).map(|a| vt[i * r + a] * sigma_rj[a * q0 + k]).sum::<f64>();
+            }
+        }
+    }
+
+    /// The gradient of a model with several factors (see [`LinearMixedModel::gradient`]), from
+    /// the factorisation in `ws` and w = (−β, 1) (and R_X⁻¹ for REML) set up there.
+    pub(crate) fn gradient_several(&self, s: &Several, reml: bool, two_over_sigma2: f64, ws: &mut Workspace) -> Vec<f64> {
+        let (q0, p, p1, m0) = (self.q, self.p, self.p + 1, self.n.len());
+        let nr = s.core_random;
+        let first_rows = m0 * q0;
+        let total = first_rows + nr;
+        let rhs = if reml { 1 + p } else { 1 };
+        self.solve_modes(s, rhs, ws);
+        self.core_inverse(s, ws);
+        let mut sw = ws.several.take().expect("a workspace of a model with several factors");
+        let (w, x_inverse) = (&ws.w, &ws.x_inverse);
+        let combine = |values: &dyn Fn(usize) -> f64, k: usize| Self::combined(values, k, w, x_inverse, p);
+        let SeveralWorkspace { lambdas: other_lambdas, fronts, solved, right: e, product, scaled, sigma_cc, .. } = &mut sw;
+        let (solved, e, product) = (&solved[..total * rhs], &mut e[..total * rhs], &mut product[..total * rhs]);
+        // e = Zᵀ(y − Xβ̂) and Ĝ = ZᵀX R_X⁻ᵀ per level: the right-hand sides before ΛᵀL⁻¹.
+        for j in 0..m0 {
+            for i in 0..q0 {
+                let b = &self.zxy[(j * q0 + i) * p1..(j * q0 + i + 1) * p1];
+                for k in 0..rhs {
+                    e[(j * q0 + i) * rhs + k] = combine(&|a| b[a], k);
+                }
+            }
+        }
+        for other in &s.others {
+            for l in 0..other.levels() {
+                for i in 0..other.q {
+                    let b = &other.zxy[(l * other.q + i) * p1..(l * other.q + i + 1) * p1];
+                    for k in 0..rhs {
+                        e[(first_rows + other.offset + l * other.q + i) * rhs + k] = combine(&|a| b[a], k);
+                    }
+                }
+            }
+        }
+        // v = e − ZᵀZΛ(solved) for every column.
+        let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
+        self.times_zz_lambda(s, &lambdas, solved, rhs, &mut scaled[..total * rhs], product);
+        let lower = MatRef::from_column_major_slice(sigma_cc.as_slice(), nr, nr);
+        let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
+        let mut gradients: Vec<Vec<f64>> = lambdas.iter().enumerate().map(|(f, _)| vec![0.0; self.factor_q(s, f).pow(2)]).collect();
+        let mut a_inverse = vec![0.0; q0 * q0];
+        let mut sigma_rj = Vec::new();
+        for j in 0..m0 {
+            self.first_level_inverse(s, j, ws, fronts, &sigma_cc, &mut sigma_rj, &mut a_inverse);
+            let t = &ws.ts[j * q0 * q0..(j + 1) * q0 * q0];
+            add_product(&mut gradients[0], 2.0, t, &a_inverse, q0, q0, q0);
+            let mut column = 0;
+            for coupling in &s.fronts[s.front_start[j]..s.front_start[j + 1]] {
+                let f = coupling.row.0;
+                let qf = s.others[f].q;
+                let c = &s.values[coupling.value..coupling.value + qf * q0];
+                let zk = &sigma_rj[column * q0..(column + qf) * q0];
+                // G₀ += 2 Cᵀ Λ_f Z_k and G_f += 2 C Λ₀ Z_kᵀ, with C = Z_fᵀZ₀ and Z_k = (A⁻¹)_{(f,l) j}.
+                let mut c_lambda = vec![0.0; q0 * qf];
+                transposed_times(c, qf, q0, lambdas[f + 1], qf, &mut c_lambda);
+                add_product(&mut gradients[0], 2.0, &c_lambda, zk, q0, qf, q0);
+                let mut c_lambda0 = vec![0.0; qf * q0];
+                crate::numerics::dense::multiply(c, lambdas[0], qf, q0, q0, &mut c_lambda0);
+                add_product_transposed(&mut gradients[f + 1], 2.0, &c_lambda0, zk, qf, q0, qf);
+                column += qf;
+            }
+        }
+        for (f, other) in s.others.iter().enumerate() {
+            let q = other.q;
+            let mut t = vec![0.0; q * q];
+            let mut block = vec![0.0; q * q];
+            for l in 0..other.levels() {
+                let o = other.offset + l * q;
+                times_lambda(&other.zz[l * q * q..(l + 1) * q * q], lambdas[f + 1], q, &mut t);
+                for a in 0..q {
+                    for b in 0..q {
+                        block[a * q + b] = sigma_cc(o + a, o + b);
+                    }
+                }
+                add_product(&mut gradients[f + 1], 2.0, &t, &block, q, q, q);
+            }
+        }
+        for pair in &s.pairs {
+            let (g, f) = (pair.row.0, pair.column.0);
+            let (qg, qf) = (s.others[g].q, s.others[f].q);
+            let (og, of) = (s.core_row(pair.row), s.core_row(pair.column));
+            let c = &s.values[pair.value..pair.value + qg * qf];
+            // G_g += 2 C Λ_f Σ_{f g} and G_f += 2 Cᵀ Λ_g Σ_{g f}.
+            let mut c_lambda = vec![0.0; qg * qf];
+            crate::numerics::dense::multiply(c, lambdas[f + 1], qg, qf, qf, &mut c_lambda);
+            let sigma_fg: Vec<f64> = (0..qf).flat_map(|a| (0..qg).map(move |b| (a, b))).map(|(a, b)| sigma_cc(of + a, og + b)).collect();
+            add_product(&mut gradients[g + 1], 2.0, &c_lambda, &sigma_fg, qg, qf, qg);
+            let mut ct_lambda = vec![0.0; qf * qg];
+            transposed_times(c, qg, qf, lambdas[g + 1], qg, &mut ct_lambda);
+            let sigma_gf: Vec<f64> = (0..qg).flat_map(|a| (0..qf).map(move |b| (a, b))).map(|(a, b)| sigma_cc(og + a, of + b)).collect();
+            add_product(&mut gradients[f + 1], 2.0, &ct_lambda, &sigma_gf, qf, qg, qf);
+        }
+        // The quadratic term −(2/σ̂²) v uᵀ and REML's −2 (Ĝ − ZᵀZΛÛ) Ûᵀ, level by level.
+        for (f, gradient) in gradients.iter_mut().enumerate() {
+            let q = self.factor_q(s, f);
+            let (start, levels) = if f == 0 { (0, m0) } else { (first_rows + s.others[f - 1].offset, s.others[f - 1].levels()) };
+            for l in 0..levels {
+                let at = |i: usize, k: usize| (start + l * q + i) * rhs + k;
+                for r in 0..q {
+                    for c in 0..q {
+                        let v = e[at(r, 0)] - product[at(r, 0)];
+                        let mut value = two_over_sigma2 * v * solved[at(c, 0)];
+                        for k in 1..rhs {
+                            value += 2.0 * (e[at(r, k)] - product[at(r, k)]) * solved[at(c, k)];
+                        }
+                        gradient[r * q + c] -= value;
+                    }
+                }
+            }
+        }
+        ws.several = Some(sw);
+        self.factor_terms().iter().zip(&gradients).flat_map(|((terms, _), g)| terms.theta_positions.iter().map(move |&(r, c)| g[r * terms.q + c])).collect()
+    }
+
+    /// The conditional modes and covariances of each grouping factor's random effects at
+    /// `fit`, in the data's units, in θ's order of the factors (see
+    /// [`LinearMixedModel::random_effects`] for one factor): b̂ = t_y M_Z Λ u and
+    /// Var(b | y) = σ̂² M_ZΛ (A⁻¹)_ii ΛᵀM_Zᵀ, with (A⁻¹)_ii from the selected inverse.
+    ///
+    /// # Errors
+    /// The errors of [`LinearMixedModel::deviance`] at the fit's θ; `TooLarge` when the
+    /// workspace or the effects do not fit in memory.
+    pub fn random_effects_by_factor(&self, fit: &LmmFit) -> Result<Vec<RandomEffects>> {
+        let Some(s) = &self.several else { return Ok(vec![self.random_effects(fit)?]) };
+        let mut ws = self.workspace()?;
+        let factor = self.factorize(&fit.internal_theta, &mut ws)?;
+        let ty = self.response.scale;
+        let sigma2 = factor.pwrss / self.divisor(fit.criterion) * ty * ty;
+        let beta = self.internal_beta(&ws);
+        self.gradient_setup(Criterion::Ml, &beta, &mut ws);
+        self.solve_modes(s, 1, &mut ws);
+        self.core_inverse(s, &mut ws);
+        let sw = ws.several.take().expect("a workspace of a model with several factors");
+        let nr = s.core_random;
+        let lower = MatRef::from_column_major_slice(sw.sigma_cc.as_slice(), nr, nr);
+        let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
+        let first_rows = self.n.len() * self.q;
+        let mut out = Vec::with_capacity(s.others.len() + 1);
+        for (f, (terms, range)) in self.factor_terms().into_iter().enumerate() {
+            let q = terms.q;
+            let mut lambda = vec![0.0; q * q];
+            terms.fill_lambda(&fit.internal_theta[range], &mut lambda);
+            let mut map = vec![0.0; q * q];
+            crate::numerics::dense::multiply(terms.to_user_random, &lambda, q, q, q, &mut map);
+            let (offset, levels) = if f == 0 { (0, self.n.len()) } else { (first_rows + s.others[f - 1].offset, s.others[f - 1].levels()) };
+            let mut modes = with_capacity(&[levels, q], "the conditional modes")?;
+            let mut conditional_covariances = with_capacity(&[levels, q, q], "the conditional covariances")?;
+            let (mut a_inverse, mut sigma_rj) = (vec![0.0; q * q], Vec::new());
+            for l in 0..levels {
+                let u = &sw.solved[offset + l * q..offset + (l + 1) * q];
+                modes.extend((0..q).map(|r| ty * (0..q).map(|k| map[r * q + k] * u[k]).sum::<f64>()));
+                if f == 0 {
+                    self.first_level_inverse(s, l, &ws, &sw.fronts, &sigma_cc, &mut sigma_rj, &mut a_inverse);
+                } else {
+                    let o = s.others[f - 1].offset + l * q;
+                    for a in 0..q {
+                        for b in 0..q {
+                            a_inverse[a * q + b] = sigma_cc(o + a, o + b);
+                        }
+                    }
+                }
+                conditional_covariances.extend(congruence(&map, &a_inverse, q).iter().map(|v| v * sigma2));
+            }
+            out.push(RandomEffects { modes, conditional_covariances });
+        }
+        Ok(out)
+    }
+
+    fn factor_q(&self, s: &Several, f: usize) -> usize {
+        if f == 0 {
+            self.q
+        } else {
+            s.others[f - 1].q
+        }
+    }
+
+    /// ZᵀZ Λ X for X with `rhs` columns over all random effects (row-major, the first
+    /// factor's levels then the core's), over the blocks of ZᵀZ: the levels' own, the fronts'
+    /// and the pairs'.
+    fn times_zz_lambda(&self, s: &Several, lambdas: &[&[f64]], x: &[f64], rhs: usize, lx: &mut [f64], out: &mut [f64]) {
+        let (q0, m0) = (self.q, self.n.len());
+        let first_rows = m0 * q0;
+        // Λ X, block by block.
+        let start_of = |f: usize, l: usize| if f == 0 { l * q0 } else { first_rows + s.others[f - 1].offset + l * s.others[f - 1].q };
+        let apply_lambda = |lambda: &[f64], q: usize, from: &[f64], to: &mut [f64]| {
+            for r in 0..q {
+                for k in 0..rhs {
+                    to[r * rhs + k] = (0..=r).map(|c| lambda[r * q + c] * from[c * rhs + k]).sum();
+                }
+            }
+        };
+        for l in 0..m0 {
+            let range = l * q0 * rhs..(l + 1) * q0 * rhs;
+            apply_lambda(lambdas[0], q0, &x[range.clone()], &mut lx[range]);
+        }
+        for (f, other) in s.others.iter().enumerate() {
+            for l in 0..other.levels() {
+                let start = start_of(f + 1, l) * rhs;
+                let range = start..start + other.q * rhs;
+                apply_lambda(lambdas[f + 1], other.q, &x[range.clone()], &mut lx[range]);
+            }
+        }
+        let lx = &*lx;
+        out.fill(0.0);
+        // out[a-block] += C · lx[b-block] for a q_a × q_b block C.
+        let add = |out: &mut [f64], c: &[f64], qa: usize, qb: usize, a: usize, b: usize, transposed: bool| {
+            for r in 0..qa {
+                for k in 0..rhs {
+                    let value: f64 = (0..qb).map(|t| if transposed { c[t * qa + r] } else { c[r * qb + t] } * lx[(b + t) * rhs + k]).sum();
+                    out[(a + r) * rhs + k] += value;
+                }
+            }
+        };
+        for l in 0..m0 {
+            add(out, &self.zz[l * q0 * q0..(l + 1) * q0 * q0], q0, q0, l * q0, l * q0, false);
+        }
+        for (f, other) in s.others.iter().enumerate() {
+            let q = other.q;
+            for l in 0..other.levels() {
+                let at = start_of(f + 1, l);
+                add(out, &other.zz[l * q * q..(l + 1) * q * q], q, q, at, at, false);
+            }
+        }
+        for coupling in &s.fronts {
+            let (f, l) = coupling.row;
+            let qf = s.others[f].q;
+            let c = &s.values[coupling.value..coupling.value + qf * q0];
+            let (row, column) = (start_of(f + 1, l), start_of(0, coupling.column.1));
+            add(out, c, qf, q0, row, column, false);
+            add(out, c, q0, qf, column, row, true);
+        }
+        for pair in &s.pairs {
+            let (qg, qf) = (s.others[pair.row.0].q, s.others[pair.column.0].q);
+            let c = &s.values[pair.value..pair.value + qg * qf];
+            let (row, column) = (start_of(pair.row.0 + 1, pair.row.1), start_of(pair.column.0 + 1, pair.column.1));
+            add(out, c, qg, qf, row, column, false);
+            add(out, c, qf, qg, column, row, true);
+        }
+    }
+}
+
+/// G += scale · A B for A (r × k) and B (k × c).
+fn add_product(g: &mut [f64], scale: f64, a: &[f64], b: &[f64], r: usize, k: usize, c: usize) {
+    for i in 0..r {
+        for j in 0..c {
+            g[i * c + j] += scale * (0..k).map(|t| a[i * k + t] * b[t * c + j]).sum::<f64>();
+        }
+    }
+}
+
+/// G += scale · A Bᵀ for A (r × k) and B (c × k).
+fn add_product_transposed(g: &mut [f64], scale: f64, a: &[f64], b: &[f64], r: usize, k: usize, c: usize) {
+    for i in 0..r {
+        for j in 0..c {
+            g[i * c + j] += scale * (0..k).map(|t| a[i * k + t] * b[j * k + t]).sum::<f64>();
+        }
+    }
+}
