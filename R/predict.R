@@ -76,13 +76,13 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   check_no_dots(list(...), call)
   match.arg(type)
   interval <- interval_argument(interval, call)
-  if (has_several_factors(object)) {
-    return(predict_several(object, newdata, re.form, allow.new.levels, se.fit, interval, call))
-  }
   if (!is.logical(se.fit) || length(se.fit) != 1L || is.na(se.fit)) {
     hnm_abort("`se.fit` must be TRUE or FALSE.", call = call, class = "hnm_error_argument")
   }
   check_probability(level, "level", call)
+  if (has_several_factors(object)) {
+    return(predict_several(object, newdata, re.form, allow.new.levels, se.fit, interval, call))
+  }
   selected <- random_selection(re.form, random_terms_of(object, call), object$group_name, call)
   population <- !any(selected)
   uncertainty <- se.fit || interval != "none"
