@@ -16,7 +16,7 @@
 # Woodbury identity hnm uses).
 dense_kr <- function(model) {
   X <- lme4::getME(model, "X")
-  Z <- Matrix::t(lme4::getME(model, "Zt"))
+  Z <- lme4::getME(model, "Z")
   Gp <- lme4::getME(model, "Gp")
   vc <- lme4::VarCorr(model)
   factor <- lme4::getME(model, "flist")[[1L]]
