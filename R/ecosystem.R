@@ -148,22 +148,29 @@ get_variance.hnm_fit <- function(x, component = c("all", "fixed", "random", "res
                    allowed = c("name_fun", "name_full"))
   X <- stats::model.matrix(x)
   vc <- VarCorr(x)
-  group <- names(vc)[1L]
-  Sigma <- vc[[1L]]
-  Z <- X[, rownames(Sigma), drop = FALSE]
-  out <- list(
-    var.fixed = stats::var(as.vector(X %*% fixef(x))),
-    var.random = sum((Z %*% Sigma) * Z) / nrow(Z),
-    var.residual = sigma(x)^2,
-    var.distribution = sigma(x)^2,
-    var.dispersion = 0,
-    var.intercept = setNames(Sigma[1L, 1L], group)
-  )
-  if (nrow(Sigma) > 1L) {
-    slopes <- rownames(Sigma)[-1L]
-    out$var.slope <- setNames(diag(Sigma)[-1L], paste(group, slopes, sep = "."))
-    out$cor.slope_intercept <- setNames(attr(Sigma, "correlation")[-1L, 1L], rep(group, length(slopes)))
+  groups <- term_groups(x)
+  out <- list(var.fixed = stats::var(as.vector(X %*% fixef(x))), var.random = 0,
+              var.residual = sigma(x)^2, var.distribution = sigma(x)^2, var.dispersion = 0)
+  # Each random-effects term (one per grouping factor and block), as insight for a merMod:
+  # its mean variance over the rows, its intercept's variance named by its factor, and its
+  # slopes' variances and correlations with the intercept.
+  for (k in seq_along(vc)) {
+    Sigma <- vc[[k]]
+    group <- groups[k]
+    Z <- X[, rownames(Sigma), drop = FALSE]
+    out$var.random <- out$var.random + sum((Z %*% Sigma) * Z) / nrow(Z)
+    intercept <- rownames(Sigma)[1L] == "(Intercept)"
+    if (intercept) out$var.intercept <- c(out$var.intercept, setNames(Sigma[1L, 1L], group))
+    slopes <- setdiff(rownames(Sigma), "(Intercept)")
+    if (length(slopes)) {
+      out$var.slope <- c(out$var.slope, setNames(diag(Sigma)[slopes], paste(group, slopes, sep = ".")))
+    }
+    if (intercept && length(slopes)) {
+      out$cor.slope_intercept <- c(out$cor.slope_intercept,
+                                   setNames(attr(Sigma, "correlation")[slopes, 1L], rep(group, length(slopes))))
+    }
   }
+  group <- paste(unique(groups), collapse = "`, `")
   # As insight does for a singular merMod: no var.random (so performance's ICC and
   # conditional R2 are NA), with a warning naming what cannot be computed.
   if (isSingular(x, tol = tolerance) && !component %in% c("slope", "intercept")) {

@@ -166,6 +166,38 @@ test_that("anova() of a factor added tests its variance against the boundary mix
                tolerance = 1e-6)
 })
 
+test_that("drop1, broom.mixed, performance and emmeans of several factors equal lme4's", {
+  skip_if_not_installed("mlmRev")
+  formula <- attain ~ verbal + sex + (1 | primary) + (1 | second)
+  fit <- hnm_fit(formula, mlmRev::ScotsSec)
+  ref <- lme4::lmer(formula, mlmRev::ScotsSec, REML = FALSE, control = tight)
+  mine <- drop1(fit, test = "Chisq")
+  theirs <- drop1(ref, test = "Chisq")
+  expect_equal(unname(as.matrix(mine)), unname(as.matrix(theirs)), tolerance = 1e-5)
+  if (requireNamespace("broom.mixed", quietly = TRUE)) {
+    columns <- c("estimate", "std.error", "statistic")
+    expect_equal(as.data.frame(broom.mixed::tidy(fit, effects = "fixed"))[columns],
+                 as.data.frame(broom.mixed::tidy(ref, effects = "fixed"))[columns],
+                 tolerance = 1e-5, ignore_attr = TRUE)
+    expect_equal(broom.mixed::tidy(fit, effects = "ran_pars")$estimate,
+                 broom.mixed::tidy(ref, effects = "ran_pars")$estimate, tolerance = 1e-5)
+  }
+  if (requireNamespace("performance", quietly = TRUE)) {
+    expect_equal(unlist(performance::icc(fit)), unlist(performance::icc(ref)), tolerance = 1e-5)
+  }
+  if (requireNamespace("emmeans", quietly = TRUE) && requireNamespace("lmerTest", quietly = TRUE)) {
+    old <- emmeans::get_emm_option("lmerTest.limit")
+    emmeans::emm_options(lmerTest.limit = 1e4)  # ScotsSec has 3435 rows
+    on.exit(emmeans::emm_options(lmerTest.limit = old), add = TRUE)
+    reml <- hnm_fit(formula, mlmRev::ScotsSec, REML = TRUE)
+    reml_ref <- lmerTest::lmer(formula, mlmRev::ScotsSec, control = tight)
+    a <- as.data.frame(emmeans::emmeans(reml, ~ sex))
+    b <- as.data.frame(emmeans::emmeans(reml_ref, ~ sex, lmer.df = "satterthwaite"))
+    expect_equal(a[c("emmean", "SE", "df")], b[c("emmean", "SE", "df")], tolerance = 1e-4,
+                 ignore_attr = TRUE)
+  }
+})
+
 test_that("what is not available yet for several factors says so", {
   fit <- hnm_fit(strength ~ 1 + (1 | batch/cask), lme4::Pastes)
   for (call in list(quote(confint(fit)), quote(profile(fit)), quote(ranova(fit)),
