@@ -3,7 +3,7 @@
 #
 # The rows are keyed by their cell, the combination of the factors' levels they have; one pass
 # reduces them to the cells' statistics, from which the Rust model forms each level's blocks
-# and the blocks that couple the factors (src/rust/hnm-core/src/model/lmm/factors.rs). The
+# and the blocks that couple the factors (src/rust/hnm-core/src/model/lmm/factors/). The
 # factors are ordered as lme4 orders them (by decreasing number of levels), which is also the
 # model's order of elimination: the first factor's levels stay block-diagonal.
 
@@ -115,24 +115,31 @@ check_statistics_one_factor <- function(parsed, formula, call) {
 # several factors (the population values X b when `population`), from the rows' cells: a
 # cell's level of each factor picks that factor's effects.
 several_fitted <- function(object, rows, ok, population) {
-  flat <- flat_variables(rows$variables)
+  variables <- lapply(flat_variables(rows$variables), `[`, ok)
   n <- sum(ok)
-  columns <- function(indices) {
-    matrix(vapply(indices, function(j) if (j == 0L) rep(1, n) else as.double(flat[[j]][ok]),
-                  numeric(n)), n, length(indices))
-  }
-  value <- drop(columns(object$spec$fixed[object$kept]) %*% object$beta)
+  value <- drop(design_columns(object$spec$fixed[object$kept], variables, n) %*% object$beta)
   if (!population) {
-    spec <- object$spec$factors
     cells <- rows$codes[ok]
-    effects <- ranef(object, condVar = FALSE)
-    for (f in seq_along(object$factors)) {
-      index <- match(spec$cell_levels[[f]][cells], object$factors[[f]]$index)
-      b <- as.matrix(effects[[f]])[index, , drop = FALSE]
-      value <- value + rowSums(columns(spec$random[[f]]) * b)
-    }
+    levels <- lapply(seq_along(object$factors), function(f) {
+      match(object$spec$factors$cell_levels[[f]][cells], object$factors[[f]]$index)
+    })
+    value <- value + random_part(object, variables, levels)
   }
   value + if (is.null(rows$offset)) 0 else rows$offset[ok]
+}
+
+# The random part, the sum over the factors of Z_f b_f, of rows with the model's `variables`
+# and, for each factor, the index of each row's level among the fit's (NA: no effect).
+random_part <- function(object, variables, levels) {
+  n <- length(levels[[1L]])
+  effects <- ranef(object, condVar = FALSE)
+  value <- numeric(n)
+  for (f in seq_along(object$factors)) {
+    b <- as.matrix(effects[[f]])[levels[[f]], , drop = FALSE]
+    b[is.na(levels[[f]]), ] <- 0
+    value <- value + rowSums(design_columns(object$spec$factors$random[[f]], variables, n) * b)
+  }
+  value
 }
 
 # predict() of a fit with several factors: population (re.form = NA) or conditional on every
@@ -162,23 +169,18 @@ predict_several <- function(object, newdata, re_form, allow_new_levels, se_fit, 
   value <- drop(design_columns(object$spec$fixed[object$kept], variables, nrow(newdata)) %*%
                   object$beta)
   if (!population) {
-    levels <- lapply(object$factors, `[[`, "levels")
-    grouping <- grouping_factors(parsed, newdata, parsed$env %||% globalenv(), call, levels)
-    effects <- ranef(object, condVar = FALSE)
-    for (f in seq_along(object$factors)) {
-      codes <- as.integer(grouping[[f]]$codes)
-      unseen <- is.na(codes)
-      if (any(unseen) && !isTRUE(allow_new_levels)) {
+    grouping <- grouping_factors(parsed, newdata, parsed$env %||% globalenv(), call,
+                                 lapply(object$factors, `[[`, "levels"))
+    codes <- lapply(grouping, function(g) as.integer(g$codes))
+    for (f in seq_along(codes)) {
+      if (anyNA(codes[[f]]) && !isTRUE(allow_new_levels)) {
         hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit. Use",
                                 "`allow.new.levels = TRUE` to predict them at the population",
                                 "level."), object$factors[[f]]$name),
                   call = call, class = "hnm_error_new_levels")
       }
-      b <- as.matrix(effects[[f]])[codes, , drop = FALSE]
-      b[unseen, ] <- 0
-      z <- design_columns(object$spec$factors$random[[f]], variables, nrow(newdata))
-      value <- value + rowSums(z * b)
     }
+    value <- value + random_part(object, variables, codes)
   }
   value + if (is.null(design$offset)) 0 else design$offset
 }
