@@ -13,7 +13,8 @@
 #' `sigma`, `logLik`, `AIC`, `BIC`, `deviance` (\eqn{-2\ell}{-2 logLik} for ML fits, the REML
 #' criterion for REML fits), `REMLcrit`, `nobs`, `ngrps`, `df.residual`, `ranef` (a data
 #' frame of the conditional modes per grouping factor, with lme4's `"postVar"` array of
-#' conditional covariances), `coef`, `fitted`, `residuals`, `predict`, `simulate`, `update`,
+#' conditional covariances), `coef`, `fitted`, `residuals`, `weights` (the prior weights of the
+#' rows used, 1 without them), `predict`, `simulate`, `update`,
 #' `formula`, `terms`, `model.matrix` (the fixed-effects design), `isSingular`, `getME`,
 #' `confint` (Wald intervals for the fixed effects), `anova(fit0, fit1)` (likelihood-ratio
 #' tests of nested fits, REML fits refitted by ML), `anova(fit)` (lmerTest's table of F tests
@@ -57,7 +58,11 @@
 #' @param name For `getME`: one of `"theta"`, `"lower"`, `"beta"`, `"fixef"`, `"sigma"`,
 #'   `"Lambda"` (the q x q relative covariance factor of one group), `"cnms"`, `"flist"`,
 #'   `"n_rtrms"`, `"p"`, `"q"`, `"n"`, `"devcomp"`, `"REML"`, `"X"`, `"y"`.
-#' @param type For `residuals`: `"response"` or `"pearson"` (equal here); for `predict`:
+#' @param type For `residuals`: `"response"` (the default, \eqn{y - \hat y}), `"working"` (the
+#'   same, as lme4's for linear mixed models), `"pearson"` or `"deviance"`
+#'   (\eqn{\sqrt{w_i}(y_i - \hat y_i)} with the prior weights of [hnm_fit()], equal to the
+#'   response residuals without weights); for `weights`: `"prior"` (lme4's `"working"`
+#'   weights are those of GLMMs); for `predict`:
 #'   `"link"` or `"response"` (equal for a linear model); for `model.matrix`: `"fixed"`
 #'   (hnm never forms Z); for `anova` of one fit, lmerTest's: `"III"` (the default), `"II"`
 #'   or `"I"`, also given as 3, 2, 1 or `"3"`, `"2"`, `"1"`.
@@ -423,7 +428,7 @@ REMLcrit <- function(object) UseMethod("REMLcrit")
 #' @export
 REMLcrit.hnm_fit <- function(object) {
   if (object$method == "REML") return(object$deviance)
-  rust_result(rs_lmm_criterion(lmm_model(object), TRUE))
+  rust_result(rs_lmm_criterion(lmm_model(object), TRUE)) + weights_constant(object)
 }
 
 #' @rdname hnm_fit-methods
@@ -544,10 +549,15 @@ fitted.hnm_fit <- function(object, ...) {
 
 #' @rdname hnm_fit-methods
 #' @export
-residuals.hnm_fit <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
+residuals.hnm_fit <- function(object, type = c("response", "pearson", "working", "deviance"),
+                              scaled = FALSE, ...) {
   check_no_dots(list(...), sys.call())
-  match.arg(type)
+  type <- match.arg(type)
   r <- lmm_response(object) - lmm_fitted(object)
+  # lme4's: pearson and deviance residuals are sqrt(w_i) (y_i - fitted_i) (R/weights.R).
+  if (type %in% c("pearson", "deviance") && !is.null(object$rows$weights)) {
+    r <- r * sqrt(used_weights(object))
+  }
   pad_excluded(object, if (isTRUE(scaled)) r / object$sigma else r)
 }
 
