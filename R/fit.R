@@ -153,8 +153,8 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
   control <- fit_control(control, call)
   check_flag(verbose, "verbose", call)
   row_arguments <- c("subset", "weights", "na.action", "offset", "contrasts")[
-    c(!missing(subset), !missing(weights), !missing(na.action), !missing(offset),
-      !is.null(contrasts))]
+    c(!missing(subset), !missing(weights) && !is.null(substitute(weights)), !missing(na.action),
+      !missing(offset), !is.null(contrasts))]
   if (takes_statistics(data, stats)) {
     refuse_row_arguments(row_arguments, call)
     return(statistics_fit(formula, data, stats, method, call, start = start, control = control,

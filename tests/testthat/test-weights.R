@@ -260,3 +260,24 @@ test_that("ranova() of a weighted fit is lmerTest's (the reduced model a weighte
     expect_equal(ours$LRT, theirs$LRT, tolerance = 1e-5)
   }
 })
+
+test_that("anova()'s F tests of types I-III of a weighted fit are lmerTest's", {
+  skip_if_not_installed("lmerTest")
+  # lmerTest re-evaluates the twin's call, `lme4::lmer(..., data, weights = w)`, here.
+  data <- weights_data()
+  set.seed(8)
+  data$f <- factor(sample(c("a", "b", "c"), nrow(data), replace = TRUE))
+  data$x <- rnorm(nrow(data))
+  formula <- Reaction ~ Days * f + x + (Days | Subject)
+  fit <- hnm_fit(formula, data, weights = w, REML = TRUE)
+  twin <- lmerTest::as_lmerModLmerTest(weighted_twin(fit, formula, data, TRUE))
+  # lmerTest's hypotheses are built from the unweighted X: types I and II differ from those
+  # built from X'WX.
+  for (type in c("I", "II", "III")) {
+    ours <- anova(fit, type = type)
+    theirs <- anova(twin, type = type)
+    expect_equal(ours[["F value"]], theirs[["F value"]], tolerance = 1e-7, label = type)
+    expect_equal(ours[["DenDF"]], theirs[["DenDF"]], tolerance = 1e-6, label = type)
+    expect_equal(ours[["NumDF"]], theirs[["NumDF"]], label = type)
+  }
+})
