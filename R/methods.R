@@ -513,11 +513,13 @@ relative_factor <- function(object) {
   lambda
 }
 
-# The response of the rows used (minus the offset, as the model saw it).
+# The response of the rows used, as observed: the model's first variable is the response minus
+# the offset, which is added back (lme4's getME(, "y"); residuals are y - fitted).
 lmm_response <- function(object) {
   rows <- lmm_rows(object, "the response")
-  values <- rows$variables[[1L]]
-  values[complete_lmm_rows(object, rows)]
+  ok <- complete_lmm_rows(object, rows)
+  values <- rows$variables[[1L]][ok]
+  if (is.null(rows$offset)) values else values + rows$offset[ok]
 }
 
 # Rows with every variable and the group present.
