@@ -31,6 +31,8 @@ prior_weights <- function(w, n, call) {
               call = call, class = "hnm_error_argument")
   }
   w <- as.double(w)
+  # The common case, no NA and no bad weight, by two scans without a vector per row.
+  if (!anyNA(w) && (length(w) == 0L || (min(w) >= 0 && max(w) < Inf))) return(w)
   bad <- which((!is.na(w) & w < 0) | is.infinite(w) | is.nan(w))
   if (length(bad) > 0L) {
     hnm_abort(sprintf(paste("`weights` must be finite and >= 0 (prior weights, Var(e_i) =",
@@ -62,29 +64,36 @@ weighted_design <- function(design, weights, index, call) {
     hnm_abort(sprintf("a model variable is named `%s`, the name hnm gives the weights' column.",
                       weights_variable), call = call, class = "hnm_error_argument")
   }
-  complete <- !is.na(design$codes)
-  for (v in design$variables) complete <- complete & if (is.matrix(v)) stats::complete.cases(v) else !is.na(v)
-  missing <- which(complete & is.na(weights))
+  # The rows the pass will use, but for their weights (TRUE for all when nothing is NA).
+  complete <- TRUE
+  if (anyNA(design$codes) || any(vapply(design$variables, anyNA, TRUE))) {
+    complete <- !is.na(design$codes)
+    for (v in design$variables) complete <- complete & if (is.matrix(v)) stats::complete.cases(v) else !is.na(v)
+  }
+  missing <- if (anyNA(weights)) which(complete & is.na(weights)) else integer()
   if (length(missing) > 0L) {
     row <- if (is.null(index)) missing[1L] else index[missing[1L]]
     hnm_abort(sprintf("`weights` must not be NA at the rows the fit uses, but row %.0f of `data` is.",
                       as.double(row)), call = call, class = "hnm_error_argument")
   }
+  # Rows of weight 0 (FALSE for all when there are none: min() scans without a vector per row).
+  zero <- FALSE
+  if (isTRUE(suppressWarnings(min(weights, na.rm = TRUE)) == 0)) zero <- !is.na(weights) & weights == 0
   ones <- rep(1, length(weights))
-  ones[!is.na(weights) & weights == 0] <- NA_real_
+  if (!isFALSE(zero)) ones[zero] <- NA_real_
   intercept <- length(design$names) + 1L
   design$variables <- c(design$variables, list(ones))
   design$names <- c(design$names, weights_variable)
   design$fixed[design$fixed == 0L] <- intercept
   design$random[design$random == 0L] <- intercept
   design$weights <- weights
-  used <- complete & weights > 0
+  used <- complete & !zero
   if (!any(used)) {
     hnm_abort("`weights` are 0 at every row the fit would use.", call = call,
               class = "hnm_error_argument")
   }
-  design$log_weights <- sum(log(weights[used]))
-  design$zero_weights <- sum(complete & weights == 0)
+  design$log_weights <- sum(log(if (isTRUE(used)) weights else weights[used]))
+  design$zero_weights <- sum(complete & zero)
   list(rows = design, pass = c(list(variables = pass_variables(design)),
                                design[setdiff(names(design), "variables")]))
 }
