@@ -15,8 +15,9 @@ has_several_factors <- function(x) length(x$factors) > 1L
 # Rust model from one pass keyed by cell. Returns the design (with `factors`, the fit's
 # description of each factor, and the plain fields the model is rebuilt from), the built
 # model, and the parsed formula in lme4's order.
+# `weights` and `index`: as for lmm_build().
 lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NULL,
-                              threads = thread_count(call)) {
+                              threads = thread_count(call), weights = NULL, index = NULL) {
   frame <- fit_data(data, call)
   grouping <- grouping_factors(parsed, frame, parsed$env %||% globalenv(), call)
   cells <- cell_codes(grouping)
@@ -50,11 +51,19 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
                                        random_names = design$random_names[term_factor == f],
                                        group_name = names[f]), call)
   }
-  spec <- design$factor_spec
-  built <- rs_lmm_build_factors(design$variables, cells$cell, cells$n_cells, design$response,
-                                design$fixed, spec$cell_levels, spec$n_levels, spec$random,
-                                spec$blocks, design$names, threads)
-  built <- rust_result(explain_build_error(built, design, call), call = call)
+  pass <- design
+  if (!is.null(weights)) {
+    weighted <- weighted_design(design, weights, index, call)
+    design <- weighted$rows
+    pass <- weighted$pass
+  }
+  spec <- pass$factor_spec
+  built <- rs_lmm_build_factors(pass$variables, cells$cell, cells$n_cells, pass$response,
+                                pass$fixed, spec$cell_levels, spec$n_levels, spec$random,
+                                spec$blocks, pass$names, threads)
+  built <- rust_result(explain_build_error(built, pass, call), call = call)
+  built$fingerprint <- rows_fingerprint(design, built)
+  built$zero_weights <- design$zero_weights
   design$factors <- lapply(seq_along(names), function(f) {
     labels <- group_labels(grouping[[f]], built$groups[[f]])
     list(name = names[f], levels = labels, index = built$groups[[f]])

@@ -81,10 +81,11 @@
 #'   value is (not counted in `nobs()`, not in `fitted()` or `residuals()`, `NA` there with
 #'   `na.exclude`), which gives the estimates of `lm()` and of `lmer()` without those rows;
 #'   lme4 (1.1-31) keeps them, and its criterion is then infinite at every \eqn{\theta}.
-#'   Not available with several grouping factors, the ANOVA estimator, fits from statistics or
-#'   database tables, `bootstrap()`, `bootstrap_lrt()` or prediction intervals (errors of class
-#'   `hnm_error_unsupported` or `hnm_error_argument`); `simulate()` draws
-#'   \eqn{\epsilon_i \sim N(0, \sigma^2 / w_i)}{e_i ~ N(0, sigma^2 / w_i)} (lme4's ignores the weights).
+#'   Available with one or several grouping factors; not with the ANOVA estimator, fits from
+#'   statistics or database tables, `bootstrap()`, `bootstrap_lrt()` or prediction intervals
+#'   (errors of class `hnm_error_unsupported` or `hnm_error_argument`); `simulate()` draws
+#'   \eqn{\epsilon_i \sim N(0, \sigma^2 / w_i)}{e_i ~ N(0, sigma^2 / w_i)} (lme4's ignores
+#'   the weights).
 #' @param start lme4's \eqn{\theta} to start the search from (a vector, or `list(theta = )`),
 #'   as `getME(fit, "theta")` gives it; by default a moment estimate (and lme4's start when
 #'   the search ends singular).
@@ -171,7 +172,8 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
   check_weighted_model(rows$weights, parsed, method, call)
   check_estimator(parsed, method, call)
   model <- if (has_several_factors(parsed)) {
-    lmm_build_factors(parsed, rows$data, call, rows$offset, contrasts, control$threads)
+    lmm_build_factors(parsed, rows$data, call, rows$offset, contrasts, control$threads,
+                      rows$weights, rows$index)
   } else {
     lmm_build(parsed, rows$data, call, rows$offset, contrasts, control$threads, rows$weights,
               rows$index)

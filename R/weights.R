@@ -42,13 +42,9 @@ prior_weights <- function(w, n, call) {
   w
 }
 
-# Weights are fitted by the general path of one grouping factor, by ML or REML.
+# Weights are fitted by the general path, by ML or REML.
 check_weighted_model <- function(weights, parsed, method, call) {
   if (is.null(weights)) return(invisible())
-  if (has_several_factors(parsed)) {
-    hnm_abort("`weights` with several grouping factors are not supported yet; fit them with lme4::lmer().",
-              call = call, class = "hnm_error_unsupported")
-  }
   if (method == "ANOVA") {
     hnm_abort(paste("the ANOVA method of moments does not take `weights`; use method = \"ML\" or",
                     "\"REML\"."), call = call, class = "hnm_error_unsupported")
@@ -68,7 +64,9 @@ weighted_design <- function(design, weights, index, call) {
   complete <- TRUE
   if (anyNA(design$codes) || any(vapply(design$variables, anyNA, TRUE))) {
     complete <- !is.na(design$codes)
-    for (v in design$variables) complete <- complete & if (is.matrix(v)) stats::complete.cases(v) else !is.na(v)
+    for (v in design$variables) {
+      complete <- complete & if (is.matrix(v)) stats::complete.cases(v) else !is.na(v)
+    }
   }
   missing <- if (anyNA(weights)) which(complete & is.na(weights)) else integer()
   if (length(missing) > 0L) {
@@ -84,8 +82,13 @@ weighted_design <- function(design, weights, index, call) {
   intercept <- length(design$names) + 1L
   design$variables <- c(design$variables, list(ones))
   design$names <- c(design$names, weights_variable)
-  design$fixed[design$fixed == 0L] <- intercept
-  design$random[design$random == 0L] <- intercept
+  on_intercept <- function(columns) replace(columns, columns == 0L, intercept)
+  design$fixed <- on_intercept(design$fixed)
+  design$random <- on_intercept(design$random)
+  # With several grouping factors, each factor's columns of Z (R/factors.R).
+  if (!is.null(design$factor_spec)) {
+    design$factor_spec$random <- lapply(design$factor_spec$random, on_intercept)
+  }
   design$weights <- weights
   used <- complete & !zero
   if (!any(used)) {

@@ -224,9 +224,6 @@ test_that("bad weights are errors naming the row; unsupported uses are refused",
   expect_error(fit_with(d$w, method = "ANOVA"), "ANOVA", class = "hnm_error_unsupported")
   expect_error(hnm_fit(y ~ 1 + (1 | g), hnm_stats(y ~ 1 | g, d), weights = w),
                "`weights` is for data frames of rows", class = "hnm_error_argument")
-  d$h <- factor(rep(1:4, length.out = nrow(d)))
-  expect_error(hnm_fit(y ~ 1 + (1 | g) + (1 | h), d, weights = w), "several grouping factors",
-               class = "hnm_error_unsupported")
   fit <- fit_with(d$w)
   expect_error(bootstrap(fit, nsim = 10), "weights", class = "hnm_error_unsupported")
   expect_error(bootstrap_lrt(hnm_fit(y ~ 1 + (1 | g), d), fit, nsim = 10), "weights",
@@ -280,4 +277,44 @@ test_that("anova()'s F tests of types I-III of a weighted fit are lmerTest's", {
     expect_equal(ours[["DenDF"]], theirs[["DenDF"]], tolerance = 1e-6, label = type)
     expect_equal(ours[["NumDF"]], theirs[["NumDF"]], label = type)
   }
+})
+
+test_that("weighted fits with several grouping factors, crossed and nested, are lme4's", {
+  skip_if_not_installed("lmerTest")
+  set.seed(9)
+  n <- 400
+  data <- data.frame(a = factor(sample(1:15, n, TRUE)), b = factor(sample(1:6, n, TRUE)),
+                     x = rnorm(n))
+  data$y <- rnorm(15)[data$a] + 0.7 * rnorm(6)[data$b] + 0.5 * data$x + rnorm(n)
+  data$w <- rgamma(n, 2, 2)
+  data$w[c(5, 77)] <- 0
+  kept <- data[data$w > 0, ]
+  for (formula in list(y ~ x + (1 | a) + (1 | b), y ~ x + (x | a) + (1 | b), y ~ x + (1 | b/a))) {
+    for (REML in c(FALSE, TRUE)) {
+      label <- paste(deparse1(formula), if (REML) "REML" else "ML")
+      fit <- hnm_fit(formula, data, weights = w, REML = REML)
+      exact <- tight_lmer(formula, kept, REML)
+      expect_lte(deviance(fit), lme4_criterion(exact) + 1e-7 * abs(lme4_criterion(exact)))
+      expect_equal(deviance(fit), lme4_criterion(exact), tolerance = 1e-9, label = label)
+      twin <- weighted_twin(fit, formula, kept, REML)
+      ours <- lmm_numbers(fit)
+      theirs <- lmm_numbers(twin)
+      for (name in names(ours)) {
+        expect_equal(ours[[name]], theirs[[name]], tolerance = 1e-8, label = paste(label, name))
+      }
+      for (type in c("response", "pearson")) {
+        expect_equal(unname(residuals(fit, type = type)), unname(residuals(twin, type = type)),
+                     tolerance = 1e-8, label = paste(label, type))
+      }
+      expect_equal(unname(predict(fit, data[1:6, ])), unname(predict(twin, data[1:6, ])),
+                   tolerance = 1e-8, label = label)
+      expect_identical(weights(fit), stats::weights(twin))
+    }
+  }
+  # Satterthwaite's df: lmerTest's (which re-evaluates the twin's call with `data` here).
+  data <- kept
+  fit <- hnm_fit(y ~ x + (x | a) + (1 | b), data, weights = w, REML = TRUE)
+  twin <- lmerTest::as_lmerModLmerTest(weighted_twin(fit, y ~ x + (x | a) + (1 | b), data, TRUE))
+  expect_equal(unname(coef(summary(fit))[, "df"]), unname(coef(summary(twin))[, "df"]),
+               tolerance = 1e-6)
 })
