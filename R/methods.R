@@ -387,8 +387,19 @@ model.frame.hnm_fit <- function(formula, fixed.only = FALSE, ...) {
   rhs <- if (fixed.only) object$parsed$fixed else bars_as_sums(object$formula[[3L]])
   full <- stats::as.formula(call("~", object$parsed$response, rhs),
                             env = object$parsed$env %||% globalenv())
-  stats::model.frame(full, data = object$data, na.action = stats::na.omit,
-                     drop.unused.levels = TRUE)
+  data <- object$data
+  w <- object$rows$weights
+  if (is.null(w)) {
+    return(stats::model.frame(full, data = data, na.action = stats::na.omit,
+                              drop.unused.levels = TRUE))
+  }
+  # A weighted fit's rows of weight 0 are dropped, and lme4's "(weights)" column added.
+  used <- !(w %in% 0)
+  frame <- stats::model.frame(full, data = as.data.frame(data)[used, , drop = FALSE],
+                              na.action = stats::na.omit, drop.unused.levels = TRUE)
+  omitted <- attr(frame, "na.action")
+  frame[["(weights)"]] <- if (is.null(omitted)) w[used] else w[used][-omitted]
+  frame
 }
 
 # A right-hand side with `(a | g)` and `(a || g)` read as `(a + g)` (lme4's subbars).

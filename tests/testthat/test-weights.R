@@ -199,6 +199,12 @@ test_that("a weight of 0 drops its row, as lmer() on the other rows (lme4's crit
   expect_length(r, nrow(d))
   expect_identical(which(is.na(r)), c(2L, 5L, 11L, 30L))
   expect_equal(r[-c(2, 5, 11, 30)], unname(residuals(hnm_fit(y ~ 1 + (1 | g), d, weights = w))))
+  # lme4's model frame of the rows used, with its "(weights)" column.
+  frame <- model.frame(padded)
+  reference <- model.frame(tight_lmer(y ~ 1 + (1 | g), kept, FALSE))
+  expect_equal(frame$y, reference$y)
+  expect_equal(frame[["(weights)"]], reference[["(weights)"]])
+  expect_identical(levels(frame$g), levels(reference$g))
   skip_if_not_installed("broom")
   augmented <- broom::augment(padded)
   expect_identical(nrow(augmented), nobs(padded))
