@@ -236,6 +236,9 @@ test_that("bad weights are errors naming the row; unsupported uses are refused",
                class = "hnm_error_unsupported")
   expect_error(predict(fit, interval = "prediction"), "weights", class = "hnm_error_unsupported")
   expect_error(weights(fit, type = "working"), "GLMM", class = "hnm_error_argument")
+  # The one-way model's closed forms are of unweighted rows.
+  expect_error(tau2_test(fit), "with weights", class = "hnm_error_argument")
+  expect_error(confint(fit, method = "exact"), "with weights", class = "hnm_error_argument")
   expect_identical(weights(hnm_fit(y ~ 1 + (1 | g), d)), rep(1, nrow(d) - 1L))
 })
 
