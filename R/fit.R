@@ -85,7 +85,9 @@
 #'   statistics or database tables, `bootstrap()`, `bootstrap_lrt()` or prediction intervals
 #'   (errors of class `hnm_error_unsupported` or `hnm_error_argument`); `simulate()` draws
 #'   \eqn{\epsilon_i \sim N(0, \sigma^2 / w_i)}{e_i ~ N(0, sigma^2 / w_i)} (lme4's ignores
-#'   the weights).
+#'   the weights). Unlike unweighted fits, the scaled rows are not centred about the
+#'   response's mean: centre a response whose mean is more than about \eqn{10^5} times its
+#'   spread before fitting (at \eqn{10^6} the search stops short, with a warning).
 #' @param start lme4's \eqn{\theta} to start the search from (a vector, or `list(theta = )`),
 #'   as `getME(fit, "theta")` gives it; by default a moment estimate (and lme4's start when
 #'   the search ends singular).

@@ -15,13 +15,17 @@
 # (its lmerResp subtracts ldW = sum(log(weights))). A row of weight 0 is dropped from the fit
 # as a row with a missing value is (lme4 1.1-31 keeps it, and its criterion is then infinite
 # at every theta, so its search stays at its start); it is NA in the "(weights)" variable.
+# What the scaling costs: the core centres y and X's columns about their means when X has the
+# constant intercept, which the scaled model does not have, so a response whose mean is more
+# than ~1e5 times its spread loses digits in the cross-products (at 1e6 the search stops
+# short and hnm_fit() warns); centring the response before fitting avoids it.
 
 # The name of the variable that carries the intercept of a weighted fit.
 weights_variable <- "(weights)"
 
 # lmer()'s `weights` checked: numeric, one value per row of `data` (`n`), finite and >= 0; a
 # negative, infinite or NaN weight is an error naming its row. NA is checked at the rows the
-# fit uses (check_missing_weights()), as other rows are dropped anyway.
+# fit uses (weighted_design()), as other rows are dropped anyway.
 prior_weights <- function(w, n, call) {
   if (!is.numeric(w) || is.object(w) || length(w) != n) {
     hnm_abort(sprintf("`weights` must be numeric with one value per row of `data` (%.0f), not %s.",
@@ -119,7 +123,7 @@ rows_fingerprint <- function(rows, built) {
 # model's plus this (0 without weights).
 weights_constant <- function(object) -(object$log_weights %||% 0)
 
-# The fit's prior weights of the rows it uses (1 without weights), and sqrt(w) for residuals.
+# The fit's prior weights of the rows it uses (1 without weights).
 used_weights <- function(object, rows = lmm_rows(object, "the weights")) {
   if (is.null(object$rows$weights)) return(rep(1, object$n_obs))
   rows$weights[complete_lmm_rows(object, rows)]
@@ -134,7 +138,6 @@ weights.hnm_fit <- function(object, type = c("prior", "working"), ...) {
     hnm_abort("working weights are those of GLMMs (as lme4's); use type = \"prior\".",
               call = sys.call(), class = "hnm_error_argument")
   }
-  if (is.null(object$rows$weights)) return(rep(1, object$n_obs))
   used_weights(object)
 }
 
