@@ -286,6 +286,13 @@ test_that("anova()'s F tests of types I-III of a weighted fit are lmerTest's", {
     expect_equal(ours[["DenDF"]], theirs[["DenDF"]], tolerance = 1e-6, label = type)
     expect_equal(ours[["NumDF"]], theirs[["NumDF"]], label = type)
   }
+  # emmeans' marginal means with Satterthwaite's df, as for the lmer fit.
+  skip_if_not_installed("emmeans")
+  ours <- as.data.frame(suppressMessages(emmeans::emmeans(fit, ~ f, lmer.df = "satterthwaite")))
+  theirs <- as.data.frame(suppressMessages(emmeans::emmeans(twin, ~ f, lmer.df = "satterthwaite")))
+  expect_equal(ours$emmean, theirs$emmean, tolerance = 1e-8)
+  expect_equal(ours$SE, theirs$SE, tolerance = 1e-7)
+  expect_equal(ours$df, theirs$df, tolerance = 1e-5)
 })
 
 test_that("weighted fits with several grouping factors, crossed and nested, are lme4's", {
