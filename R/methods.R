@@ -55,8 +55,14 @@
 #' @param tol For `isSingular`: a diagonal element of lme4's \eqn{\Lambda}{Lambda} below
 #'   `tol` makes the fit singular (hnm's boundary fits have exact zeros).
 #' @param name For `getME`: one of `"theta"`, `"lower"`, `"beta"`, `"fixef"`, `"sigma"`,
-#'   `"Lambda"` (the q x q relative covariance factor of one group), `"cnms"`, `"flist"`,
-#'   `"n_rtrms"`, `"p"`, `"q"`, `"n"`, `"devcomp"`, `"REML"`, `"X"`, `"y"`.
+#'   `"Lambda"` and `"Lambdat"` (lme4's relative covariance factor \eqn{\Lambda}{Lambda} and its
+#'   transpose), `"Zt"` and `"Z"` (the random effects' model matrix, transposed or not, of the
+#'   rows used), `"b"` (the conditional modes), `"Gp"` (where each term's random effects start),
+#'   `"cnms"`, `"flist"`, `"n_rtrms"`, `"p"`, `"q"`, `"n"`, `"devcomp"`, `"REML"`, `"X"`, `"y"`.
+#'   The matrices are sparse (`Matrix` package), built only when asked for, with the random
+#'   effects in lme4's order: term by term as in `"cnms"`, within a term level by level, within
+#'   a level the term's columns. (Where lme4 interleaves the terms of grouping factors with
+#'   equally many levels, hnm keeps each factor's terms together, as its `"theta"` does.)
 #' @param type For `residuals`: `"response"` or `"pearson"` (equal here); for `predict`:
 #'   `"link"` or `"response"` (equal for a linear model); for `model.matrix`: `"fixed"`
 #'   (hnm never forms Z); for `anova` of one fit, lmerTest's: `"III"` (the default), `"II"`
@@ -474,7 +480,12 @@ getME.hnm_fit <- function(object, name, ...) {
     beta = unname(object$beta),
     fixef = object$beta,
     sigma = object$sigma,
-    Lambda = relative_factor(object),
+    Lambda = random_lambda(object),
+    Lambdat = Matrix::t(random_lambda(object)),
+    Zt = random_design_transposed(object),
+    Z = Matrix::t(random_design_transposed(object)),
+    b = random_modes(object),
+    Gp = random_term_starts(object),
     cnms = setNames(object$random_names, term_groups(object)),
     flist = factor_list(object),
     n_rtrms = length(object$random_names),
@@ -488,8 +499,9 @@ getME.hnm_fit <- function(object, name, ...) {
     X = model.matrix(object),
     y = lmm_response(object),
     hnm_abort(sprintf(paste("getME(, \"%s\") is not available for hnm fits; available: theta,",
-                            "lower, beta, fixef, sigma, Lambda, cnms, flist, n_rtrms, p, q, n,",
-                            "devcomp, REML, X, y."), name), class = "hnm_error_argument"))
+                            "lower, beta, fixef, sigma, Lambda, Lambdat, Zt, Z, b, Gp, cnms,",
+                            "flist, n_rtrms, p, q, n, devcomp, REML, X, y."), name),
+              class = "hnm_error_argument"))
 }
 
 # The relative covariance factor of the random effects in lme4's layout: Λ of one group,
