@@ -3,11 +3,12 @@
 
 # The random-effects columns `re.form` keeps, as lme4's predict() and simulate() read it:
 # NULL every column, NA or ~0 none, a formula of random-effects terms of the model's grouping
-# factor (`~ (1 | g)`, `~ (0 + x | g)`, `~ (x || g)`) the columns of the terms it names (its
-# intercept, and the columns coding each of its terms). `layout` is the model's random parts
-# (random_terms_of()). A term or grouping factor that is not the model's is an error, as lme4's.
-# Returns a logical vector over the model's random-effects columns.
-random_selection <- function(re.form, layout, group, call) {
+# factors (`~ (1 | g)`, `~ (0 + x | g)`, `~ (x || g)`) the columns of the terms it names (its
+# intercept, and the columns coding each of its terms) of the factor it names. `layout` is the
+# model's random parts (random_terms_of()), `groups` each part's grouping factor. A term or
+# grouping factor that is not the model's is an error, as lme4's. Returns a logical vector
+# over the model's random-effects columns.
+random_selection <- function(re.form, layout, groups, call) {
   assign <- lapply(layout, `[[`, "assign")
   q <- length(unlist(assign))
   if (is.null(re.form)) return(rep(TRUE, q))
@@ -23,29 +24,38 @@ random_selection <- function(re.form, layout, group, call) {
   if (length(bars) == 0L || !is.null(drop_bars(rhs))) {
     hnm_abort(usage, call = call, class = "hnm_error_argument")
   }
-  # Each column of the model's random part by the term it codes.
+  # Each column of the model's random part by the term it codes, and its grouping factor.
   column_terms <- unlist(lapply(layout, function(part) {
     c("(Intercept)", part$labels)[part$assign + 1L]
   }))
-  named <- unlist(lapply(bars, function(bar) {
-    if (!identical(deparse1(bar[[3L]]), group)) {
-      hnm_abort(sprintf("`re.form` names the grouping factor `%s`, but the model's is `%s`.",
-                        deparse1(bar[[3L]]), group), call = call, class = "hnm_error_argument")
+  column_groups <- rep(groups, vapply(layout, function(part) length(part$assign), 0L))
+  factors <- unique(groups)
+  selected <- logical(length(column_terms))
+  for (bar in bars) {
+    group <- deparse1(bar[[3L]])
+    if (!group %in% factors) {
+      hnm_abort(sprintf("`re.form` names the grouping factor `%s`, but the model's %s %s.", group,
+                        if (length(factors) == 1L) "is" else "are",
+                        paste0("`", factors, "`", collapse = ", ")),
+                call = call, class = "hnm_error_argument")
     }
-    lapply(random_terms(bar), function(lhs) {
+    named <- unlist(lapply(random_terms(bar), function(lhs) {
       t <- part_terms(lhs, environment(re.form), call)
       c(if (t$intercept) "(Intercept)", t$labels)
-    })
-  }))
-  absent <- setdiff(named, column_terms)
-  if (length(absent) > 0L) {
-    hnm_abort(sprintf(paste("`re.form` names the random-effects term(s) %s of `%s`, which the",
-                            "model does not have (its random-effects columns: %s)."),
-                      paste0("`", absent, "`", collapse = ", "), group,
-                      paste(unlist(lapply(layout, `[[`, "names")), collapse = ", ")),
-              call = call, class = "hnm_error_argument")
+    }))
+    own <- column_groups == group
+    absent <- setdiff(named, column_terms[own])
+    if (length(absent) > 0L) {
+      hnm_abort(sprintf(paste("`re.form` names the random-effects term(s) %s of `%s`, which the",
+                              "model does not have (its random-effects columns: %s)."),
+                        paste0("`", absent, "`", collapse = ", "), group,
+                        paste(unlist(lapply(layout[groups == group], `[[`, "names")),
+                              collapse = ", ")),
+                call = call, class = "hnm_error_argument")
+    }
+    selected <- selected | (own & column_terms %in% named)
   }
-  column_terms %in% named
+  selected
 }
 
 # lme4's simulate() takes one of `use.u` and `re.form`, which say the same thing.
@@ -83,7 +93,7 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   if (has_several_factors(object)) {
     return(predict_several(object, newdata, re.form, allow.new.levels, se.fit, interval, call))
   }
-  selected <- random_selection(re.form, random_terms_of(object, call), object$group_name, call)
+  selected <- random_selection(re.form, random_terms_of(object, call), term_groups(object), call)
   population <- !any(selected)
   uncertainty <- se.fit || interval != "none"
   if (uncertainty) check_prediction_uncertainty(object, selected, call)
@@ -282,7 +292,7 @@ simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
   }
   if (!missing(use.u) && !missing(re.form)) use_u_and_re_form(call)
   selected <- if (isTRUE(use.u)) rep(TRUE, length(unlist(object$random_names))) else
-    random_selection(re.form, random_terms_of(object, call), object$group_name, call)
+    random_selection(re.form, random_terms_of(object, call), term_groups(object), call)
   drawn <- drawn_blocks(object, selected, call)
   rng <- use_seed(seed)
   on.exit(rng$restore())
