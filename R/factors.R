@@ -145,30 +145,37 @@ random_part <- function(object, variables, levels, selected = NULL) {
   value
 }
 
-# predict() of a fit with several factors: population (re.form = NA) or conditional on every
-# factor's effects (re.form = NULL), for the fit's rows or `newdata`; a level not in the fit
-# (or a missing one) is predicted at the population level when `allow_new_levels`.
-predict_several <- function(object, newdata, re_form, allow_new_levels, se_fit, interval, call) {
+# predict() of a fit with several factors, for the fit's rows or `newdata`: conditional on the
+# random effects `re_form` selects (random_selection()), a level not in the fit (or a missing
+# one) predicted at the population level when `allow_new_levels`. Returns the predictions
+# `fit`, whether they are `population` ones and the `rows`' variables they were computed from
+# (with the random part's when `read_random`), for predict()'s standard errors and intervals.
+predict_several <- function(object, newdata, re_form, allow_new_levels, uncertainty,
+                            read_random, call) {
   selected <- random_selection(re_form, random_terms_of(object, call), term_groups(object), call)
   population <- !any(selected)
-  if (isTRUE(se_fit) || interval != "none") {
-    hnm_abort(paste("`se.fit` and prediction intervals are not available yet for models with",
-                    "several grouping factors."), call = call, class = "hnm_error_unsupported")
+  if (uncertainty && !population) {
+    hnm_abort(paste("`se.fit` and intervals of conditional predictions are not available yet for",
+                    "models with several grouping factors; those of population predictions",
+                    "(`re.form = NA`) are."), call = call, class = "hnm_error_unsupported")
   }
   if (is.null(newdata)) {
     rows <- lmm_rows(object, "fitted values")
     ok <- complete_lmm_rows(object, rows)
-    return(pad_excluded(object, several_fitted(object, rows, ok, population, selected)))
+    return(list(fit = several_fitted(object, rows, ok, population, selected),
+                population = population,
+                rows = list(variables = lapply(flat_variables(rows$variables), `[`, ok))))
   }
   if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
   parsed <- object$parsed
   terms <- list(fixed = object$terms,
                 random = object$random_terms %||% vector("list", length(parsed$random)))
   read <- parsed
-  if (population) read$random <- list()
+  read_random <- read_random || !population
+  if (!read_random) read$random <- list()
   design <- model_design(read, newdata, call, xlev = object$xlev, new_data = TRUE, terms = terms,
                          groups = FALSE, contrasts = object$contrasts)
-  used <- c(object$spec$fixed, if (!population) object$spec$random)
+  used <- c(object$spec$fixed, if (read_random) object$spec$random)
   variables <- align_variables(object, design, nrow(newdata), used, call)
   value <- drop(design_columns(object$spec$fixed[object$kept], variables, nrow(newdata)) %*%
                   object$beta)
@@ -188,5 +195,6 @@ predict_several <- function(object, newdata, re_form, allow_new_levels, se_fit, 
     }
     value <- value + random_part(object, variables, codes, selected)
   }
-  value + if (is.null(design$offset)) 0 else design$offset
+  list(fit = value + if (is.null(design$offset)) 0 else design$offset, population = population,
+       rows = list(variables = variables))
 }

@@ -90,32 +90,13 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
     hnm_abort("`se.fit` must be TRUE or FALSE.", call = call, class = "hnm_error_argument")
   }
   check_probability(level, "level", call)
-  if (has_several_factors(object)) {
-    return(predict_several(object, newdata, re.form, allow.new.levels, se.fit, interval, call))
-  }
-  selected <- random_selection(re.form, random_terms_of(object, call), term_groups(object), call)
-  population <- !any(selected)
   uncertainty <- se.fit || interval != "none"
-  if (uncertainty) check_prediction_uncertainty(object, selected, call)
   # A population prediction interval is for a new observation in a new group: it reads z.
-  read_random <- !population || interval == "prediction"
-  modes <- selected_modes(object, selected)
-  if (is.null(newdata)) {
-    fit <- lmm_fitted(object, population, modes)
-    if (uncertainty) {
-      rows <- lmm_rows(object, "`se.fit` and `interval` of the fit's rows")
-      ok <- complete_lmm_rows(object, rows)
-      rows <- list(variables = lapply(flat_variables(rows$variables), `[`, ok),
-                   codes = rows$codes[ok], code_offset = rows$code_offset)
-    }
-  } else {
-    if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
-    rows <- new_rows(object, newdata, allow.new.levels, population, call, read_random)
-    fit <- if (is_one_way(object)) one_way_fitted(object, row_codes(rows), population, modes) else
-      rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, rows$code_offset,
-                                !population, modes), call = call)
-    if (!is.null(rows$offset)) fit <- fit + rows$offset
-  }
+  predicted <- (if (has_several_factors(object)) predict_several else predict_one_factor)(
+    object, newdata, re.form, allow.new.levels, uncertainty, interval == "prediction", call)
+  fit <- predicted$fit
+  population <- predicted$population
+  rows <- predicted$rows
   pad <- if (is.null(newdata)) function(v) pad_excluded(object, v) else identity
   if (!uncertainty) return(pad(fit))
   variances <- prediction_variances(object, rows, population, interval == "prediction", call)
@@ -129,6 +110,35 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   }
   if (!se.fit) return(fit)
   list(fit = fit, se.fit = pad(se), df = Inf, residual.scale = object$sigma)
+}
+
+# predict() of a fit with one grouping factor, as predict_several() (R/factors.R) for several:
+# the predictions, whether they are population ones, and the rows they were computed from.
+predict_one_factor <- function(object, newdata, re_form, allow_new_levels, uncertainty,
+                               read_random, call) {
+  selected <- random_selection(re_form, random_terms_of(object, call), term_groups(object), call)
+  population <- !any(selected)
+  if (uncertainty) check_prediction_uncertainty(object, selected, call)
+  modes <- selected_modes(object, selected)
+  if (is.null(newdata)) {
+    fit <- lmm_fitted(object, population, modes)
+    rows <- NULL
+    if (uncertainty) {
+      rows <- lmm_rows(object, "`se.fit` and `interval` of the fit's rows")
+      ok <- complete_lmm_rows(object, rows)
+      rows <- list(variables = lapply(flat_variables(rows$variables), `[`, ok),
+                   codes = rows$codes[ok], code_offset = rows$code_offset)
+    }
+    return(list(fit = fit, population = population, rows = rows))
+  }
+  if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
+  rows <- new_rows(object, newdata, allow_new_levels, population, call,
+                   read_random || !population)
+  fit <- if (is_one_way(object)) one_way_fitted(object, row_codes(rows), population, modes) else
+    rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, rows$code_offset,
+                              !population, modes), call = call)
+  if (!is.null(rows$offset)) fit <- fit + rows$offset
+  list(fit = fit, population = population, rows = rows)
 }
 
 # `interval` as predict.lm() takes it, with an hnm error naming the choices.

@@ -130,6 +130,24 @@ test_that("predictions of several factors equal lme4's, new levels at the popula
   expect_equal(unname(predict(fit)), unname(fitted(ref)), tolerance = 1e-6)
   expect_error(predict(fit, new), "not in the fit", class = "hnm_error_new_levels")
   expect_error(predict(fit, new[1:3, ], se.fit = TRUE), class = "hnm_error_unsupported")
+  # Population predictions' standard errors and intervals: sqrt(x'Vx) with lme4's vcov at
+  # hnm's theta; a new observation in new levels of both factors adds sigma^2 and both
+  # factors' variances (lme4's VarCorr).
+  twin <- lmer_twin(fit, formula, lme4::Pastes)
+  se <- unname(sqrt(diag(as.matrix(vcov(twin)))))
+  variances <- as.data.frame(lme4::VarCorr(twin))$vcov
+  for (rows in list(NULL, new)) {
+    predicted <- predict(fit, rows, re.form = NA, se.fit = TRUE, interval = "prediction",
+                         level = 0.9)
+    n <- if (is.null(rows)) nrow(lme4::Pastes) else nrow(rows)
+    expect_equal(unname(predicted$se.fit), rep(se, n), tolerance = 1e-8)
+    half <- qnorm(0.95) * sqrt(se^2 + sum(variances))
+    expect_equal(unname(predicted$fit[, "upr"] - predicted$fit[, "fit"]), rep(half, n),
+                 tolerance = 1e-8)
+    confidence <- predict(fit, rows, re.form = NA, interval = "confidence")
+    expect_equal(unname(confidence[, "upr"] - confidence[, "fit"]), rep(qnorm(0.975) * se, n),
+                 tolerance = 1e-8)
+  }
   expect_error(predict(fit, re.form = ~ (1 | plate)), "are `cask:batch`, `batch`",
                class = "hnm_error_argument")
   expect_error(predict(fit, re.form = ~ (x | batch)), "`x` of `batch`", class = "hnm_error_argument")
