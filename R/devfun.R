@@ -27,13 +27,15 @@
 #'       lower = attr(f, "lower"))}
 #'
 #' The gradient is analytic: the model's, in its internal units, taken to lme4's
-#' \eqn{\theta} by the chain rule through the map between them. For a correlated term with a
-#' slope (`(1 + x | g)`), whose internal columns are centred, that map goes through a Cholesky
-#' factor, and where such a term's covariance is singular (a zero on the diagonal of its
-#' \eqn{\Lambda}) the gradient is not available: the value's `"gradient"` attribute is then
-#' `NA` and `attr(devfun, "gradient")` raises an error of class `hnm_error_unsupported`.
-#' Elsewhere, uncorrelated terms and intercepts included, it is available at every
-#' \eqn{\theta}, on the boundary too.
+#' \eqn{\theta} by the chain rule through the map between them, inside the parameter space
+#' and on its boundary (a zero on the diagonal of \eqn{\Lambda}) alike. One case is left out:
+#' hnm centres the columns of a correlated term with an intercept (`(1 + x | g)`) at their
+#' means, and where a singular covariance gives a centred column zero variance and a later
+#' one a positive variance (for sleepstudy's `(Days | Subject)`, \eqn{\theta = (1, -1/4.5,
+#' 0)}: the intercept's variance at the mean day 4.5 is 0) the model's gradient does not
+#' determine lme4's. There the value's `"gradient"` attribute is `NA` and
+#' `attr(devfun, "gradient")` raises an error of class `hnm_error_unsupported`; the value
+#' itself is available.
 #'
 #' @param formula,data,REML As for [hnm_fit()]: a model of rows in a data frame (or the
 #'   environment of `formula`); `REML = TRUE` for the REML criterion, `FALSE` (the default
@@ -67,6 +69,18 @@ hnm_devfun <- function(formula, data, REML = FALSE) {
   model <- row_model(formula, if (!missing(data)) data, NULL, NULL, NULL, NULL, method,
                      hnm_control()$threads, parent.frame(), call)
   devfun_closure(model$built$model, method == "REML", model$built$lower)
+}
+
+#' @rdname hnm_devfun
+#' @param x A fit of [hnm_fit()]: `as.function(fit)` is `hnm_devfun()` of its model and its
+#'   criterion (the REML criterion for a REML fit, the ML deviance otherwise), as lme4's
+#'   `as.function()` of a fit is its `devFunOnly` function; it also works for fits from
+#'   group statistics and fits read back by `readRDS()`.
+#' @param ... Not used; an error if given.
+#' @export
+as.function.hnm_fit <- function(x, ...) {
+  check_no_dots(match.call(expand.dots = FALSE)$..., sys.call())
+  devfun_closure(lmm_model(x), x$method == "REML", x$lower)
 }
 
 # The function hnm_devfun() returns, in an environment holding only the model, the criterion

@@ -3,6 +3,16 @@
 # hnm_fit()'s optimum, the one-way criterion is the lecture's dense mll.oneway profiled over
 # (mu, sigma2), and a bad theta is an error naming the problem.
 
+# A correlated term of three columns (a 3 x 3 block of Lambda), two of them centred inside hnm.
+three_slopes_data <- function() {
+  set.seed(3)
+  m <- 15
+  d <- data.frame(g = rep(seq_len(m), each = 8), x = rnorm(8 * m, 3), z = runif(8 * m))
+  b <- cbind(rnorm(m), rnorm(m, sd = 0.5), rnorm(m, sd = 0.7))
+  d$y <- 1 + d$x + d$z + b[d$g, 1] + b[d$g, 2] * d$x + b[d$g, 3] * d$z + rnorm(8 * m)
+  d
+}
+
 devfun_models <- function() {
   list(
     sleepstudy = list(formula = Reaction ~ Days + (Days | Subject), data = lme4::sleepstudy,
@@ -12,6 +22,10 @@ devfun_models <- function() {
                         thetas = list(c(1, 1), c(0.5, 0), c(0, 0.3))),
     dyestuff = list(formula = Yield ~ 1 + (1 | Batch), data = lme4::Dyestuff,
                     thetas = list(0.5, 1, 0, 2)),
+    three = list(formula = y ~ x + z + (1 + x + z | g), data = three_slopes_data(),
+                 thetas = list(c(1, 0, 0, 1, 0, 1), c(0.8, 0.1, -0.2, 0.5, 0.1, 0.6),
+                               c(0, 0.3, 0.2, 0.5, 0.1, 0.4), c(1, 0.5, 0.2, 0, 0, 0.4),
+                               c(1, 0.2, 0.3, 0.4, 0.1, 0))),
     penicillin = list(formula = diameter ~ 1 + (1 | plate) + (1 | sample),
                       data = lme4::Penicillin, thetas = list(c(1, 1), c(1.5, 3), c(0, 2)))
   )
@@ -25,8 +39,9 @@ test_that("the criterion and its gradient equal lme4's devFunOnly function's, ML
     for (reml in c(FALSE, TRUE)) {
       ours <- hnm_devfun(model$formula, model$data, REML = reml)
       theirs <- lme4::lmer(model$formula, model$data, REML = reml, devFunOnly = TRUE)
-      expect_equal(attr(ours, "lower"), lme4::getME(
-        lme4::lmer(model$formula, model$data, REML = reml), "lower"), ignore_attr = TRUE)
+      lower <- lme4::getME(suppressMessages(lme4::lmer(model$formula, model$data, REML = reml)),
+                           "lower")
+      expect_equal(attr(ours, "lower"), lower, ignore_attr = TRUE)
       for (theta in model$thetas) {
         label <- sprintf("%s, REML = %s, theta = (%s)", name, reml, toString(theta))
         value <- ours(theta)
@@ -102,6 +117,52 @@ test_that("the one-way ML criterion is the lecture's mll.oneway profiled over mu
                2 * mll_lecture(c(fixef(fit), sigma(fit)^2, (theta_hat * sigma(fit))^2), y, g),
                tolerance = 1e-10)
   expect_lt(abs(attr(f(theta_hat), "gradient")), 1e-6)  # the profiled score vanishes there
+})
+
+# (lme4's own as.function() of a fit needs lme4 attached; its devFunOnly function is the same.)
+test_that("as.function() of a fit is lme4's devFunOnly function of the fit's model", {
+  skip_if_not_installed("lme4")
+  for (name in c("sleepstudy", "penicillin")) {
+    model <- devfun_models()[[name]]
+    for (reml in c(FALSE, TRUE)) {
+      fit <- hnm_fit(model$formula, model$data, REML = reml)
+      theirs <- lme4::lmer(model$formula, model$data, REML = reml, devFunOnly = TRUE)
+      ours <- as.function(fit)
+      for (theta in model$thetas) {
+        expect_equal(as.vector(ours(theta)), theirs(theta), tolerance = 1e-10,
+                     label = sprintf("%s, REML = %s, theta = (%s)", name, reml, toString(theta)))
+      }
+      expect_equal(as.vector(ours(getME(fit, "theta"))), if (reml) REMLcrit(fit) else deviance(fit),
+                   tolerance = 1e-12)
+    }
+  }
+  # a fit from group statistics, and one read back from a file (its model rebuilt).
+  d <- lme4::sleepstudy
+  stats_fit <- hnm_fit(Reaction ~ Days + (Days | Subject),
+                       hnm_stats(Reaction ~ Days + (Days | Subject), d))
+  theirs <- lme4::lmer(Reaction ~ Days + (Days | Subject), d, REML = FALSE, devFunOnly = TRUE)
+  expect_equal(as.vector(as.function(stats_fit)(c(0.9, 0.1, 0.2))), theirs(c(0.9, 0.1, 0.2)),
+               tolerance = 1e-10)
+  file <- tempfile(fileext = ".rds")
+  on.exit(unlink(file))
+  saveRDS(stats_fit, file)
+  expect_equal(as.vector(as.function(readRDS(file))(c(0.9, 0.1, 0.2))), theirs(c(0.9, 0.1, 0.2)),
+               tolerance = 1e-10)
+  expect_error(as.function(stats_fit, REML = TRUE), "unused argument",
+               class = "hnm_error_unused_argument")
+})
+
+test_that("where the model's gradient does not determine lme4's, the value stands alone", {
+  skip_if_not_installed("lme4")
+  # Lambda = [1 0; -1/4.5 0]: the intercept's variance at the mean day, 4.5, is 0, the slope's not.
+  theta <- c(1, -1 / 4.5, 0)
+  f <- hnm_devfun(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  theirs <- lme4::lmer(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, REML = FALSE,
+                       devFunOnly = TRUE)
+  value <- f(theta)
+  expect_equal(as.vector(value), theirs(theta), tolerance = 1e-10)
+  expect_identical(attr(value, "gradient"), rep(NA_real_, 3))
+  expect_error(attr(f, "gradient")(theta), "singular covariance", class = "hnm_error_unsupported")
 })
 
 test_that("a bad theta is an error naming the problem", {

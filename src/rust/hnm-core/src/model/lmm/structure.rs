@@ -439,7 +439,7 @@ fn chain_rule_block(k: &[f64], lambda: &[f64], factor: &[f64], m_lower: &[f64], 
     let rank = (0..b).take_while(|&i| factor[i * (b + 1)] > 0.0).count();
     if (rank..b).any(|i| factor[i * (b + 1)] > 0.0) {
         return Err(HnmError::Unsupported(
-            "the gradient where a correlated random-effects term's internal covariance has a zero variance before a positive one",
+            "the gradient at a singular covariance of a correlated random-effects term that, in hnm's columns centred at their means, gives a column zero variance and a later one a positive variance (the value is available)",
         ));
     }
     let lcc = principal_submatrix(factor, b, &(0..rank).collect::<Vec<_>>());
