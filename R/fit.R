@@ -101,7 +101,8 @@
 #' @return An object of class `hnm_fit`, with the methods an lme4 user expects:
 #'   `print`, `summary`, `logLik`, `AIC`/`BIC`, `nobs`, `ngrps`, `fixef`, `ranef`, `coef`,
 #'   `VarCorr`, `sigma`, `deviance`, `vcov`, `confint`, `isSingular`, `formula`, `fitted`,
-#'   `residuals`, `predict`, `simulate`, `update`, [refit()], `plot`, and broom's `tidy`, `glance`,
+#'   `residuals`, `predict`, `simulate`, `update`, [refit()], `plot`, `as.function` (the
+#'   criterion as a function of \eqn{\theta}: [hnm_devfun()]), and broom's `tidy`, `glance`,
 #'   `augment`. Rows with `NA` in the response or the group are dropped (see `nobs`), as
 #'   lme4 does. Unlike lme4, which drops `NaN` as missing, a `NaN` or infinite response is
 #'   an error naming its row: it usually means a computation upstream went wrong.
