@@ -40,6 +40,8 @@
 #' @param formula,data,REML As for [hnm_fit()]: a model of rows in a data frame (or the
 #'   environment of `formula`); `REML = TRUE` for the REML criterion, `FALSE` (the default
 #'   here, as in `hnm_fit()`) for the ML deviance.
+#' @param subset,na.action,offset,contrasts As for [hnm_fit()] (and `lmer()`): the rows and
+#'   the model the criterion is of.
 #' @return A function of one argument, `theta` (a numeric vector of lme4's \eqn{\theta}),
 #'   returning the criterion at `theta`, a number with attribute `"gradient"`. It has
 #'   attributes `"gradient"` (a function of `theta` returning the gradient) and `"lower"`.
@@ -58,15 +60,18 @@
 #' fit <- hnm_fit(y ~ x + (1 | g), d)
 #' c(opt$value, deviance(fit))
 #' @export
-hnm_devfun <- function(formula, data, REML = FALSE) {
+hnm_devfun <- function(formula, data, REML = FALSE, subset, na.action, offset,
+                       contrasts = NULL) {
   call <- match.call()
   method <- fit_method(REML, "ML", TRUE, call)
   if (takes_statistics(if (!missing(data)) data, NULL)) {
-    hnm_abort(paste("`hnm_devfun()` takes the rows of a data frame; its criterion of group",
-                    "statistics is that of `hnm_fit()` on the rows they summarise."),
+    hnm_abort(paste("`hnm_devfun()` takes the rows of a data frame; for group statistics,",
+                    "`as.function(hnm_fit(formula, statistics))` is the same function."),
               call = call, class = "hnm_error_argument")
   }
-  model <- row_model(formula, if (!missing(data)) data, NULL, NULL, NULL, NULL, method,
+  model <- row_model(formula, if (!missing(data)) data, if (!missing(subset)) substitute(subset),
+                     if (!missing(offset)) substitute(offset),
+                     if (!missing(na.action)) na.action, contrasts, method,
                      hnm_control()$threads, parent.frame(), call)
   devfun_closure(model$built$model, method == "REML", model$built$lower)
 }

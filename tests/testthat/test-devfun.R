@@ -56,6 +56,29 @@ test_that("the criterion and its gradient equal lme4's devFunOnly function's, ML
   }
 })
 
+test_that("subset, na.action, offset and contrasts give lmer's devFunOnly function with them", {
+  skip_if_not_installed("lme4")
+  set.seed(24)
+  d <- lme4::sleepstudy
+  d$w <- runif(nrow(d), 0.5, 2)
+  d$f <- factor(sample(c("a", "b", "c"), nrow(d), replace = TRUE))
+  d$Reaction[c(3, 50)] <- NA
+  formula <- Reaction ~ Days + f + (Days | Subject)
+  for (reml in c(FALSE, TRUE)) {
+    ours <- hnm_devfun(formula, d, REML = reml, subset = w > 0.7, na.action = na.exclude,
+                       offset = log(w), contrasts = list(f = "contr.sum"))
+    theirs <- lme4::lmer(formula, d, REML = reml, subset = w > 0.7, na.action = na.exclude,
+                         offset = log(w), contrasts = list(f = "contr.sum"), devFunOnly = TRUE)
+    for (theta in list(c(1, 0, 1), c(0.7, 0.2, 0.3))) {
+      value <- ours(theta)
+      expect_equal(as.vector(value), theirs(theta), tolerance = 1e-10)
+      expect_lte(max(abs(attr(value, "gradient") - numDeriv::grad(theirs, theta))),
+                 1e-6 * max(abs(attr(value, "gradient"))))
+    }
+  }
+  expect_error(hnm_devfun(formula, d, na.action = na.fail), class = "hnm_error")
+})
+
 test_that("optim() with the gradient reaches hnm_fit()'s optimum", {
   skip_if_not_installed("lme4")
   for (name in c("sleepstudy", "dyestuff", "penicillin")) {
@@ -178,5 +201,5 @@ test_that("a bad theta is an error naming the problem", {
   expect_error(hnm_devfun(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, REML = NA),
                "`REML` must be TRUE or FALSE", class = "hnm_error")
   expect_error(hnm_devfun(y ~ 1 | g, hnm_stats(y ~ 1 | g, data.frame(y = 1:6, g = rep(1:2, 3)))),
-               "rows of a data frame", class = "hnm_error_argument")
+               "as.function\\(hnm_fit", class = "hnm_error_argument")
 })
