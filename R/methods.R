@@ -269,7 +269,7 @@ as.data.frame.VarCorr.hnm <- function(x, row.names = NULL, optional = FALSE,
 #' @export
 print.VarCorr.hnm <- function(x, digits = max(3, getOption("digits") - 2),
                               comp = "Std.Dev.", ...) {
-  check_no_dots(list(...), sys.call())
+  check_no_dots(list(...), sys.call(), allowed = "useS4")
   print(format_varcorr(x, digits, comp), quote = FALSE)
   invisible(x)
 }
