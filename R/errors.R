@@ -141,9 +141,9 @@ check_no_dots <- function(dots, call, allowed = character()) {
 }
 
 # The arguments of print.default() and print.data.frame(), which print methods that print a
-# table with print() pass on.
+# table with print() pass on; methods::show() prints an S3 object with useS4 = FALSE.
 print_arguments <- c("digits", "quote", "na.print", "print.gap", "right", "max", "width",
-                     "useSource", "row.names")
+                     "useSource", "row.names", "useS4")
 
 # A whole number between `min` and `max` (simulations, profile steps, threads): larger
 # values would ask for more memory or time than any machine has, so they are refused here

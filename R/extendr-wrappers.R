@@ -147,6 +147,12 @@ rs_row_codes <- function(codes, code_offset) .Call(wrap__rs_row_codes, codes, co
 #' @noRd
 rs_lmm_criterion <- function(ptr, reml) .Call(wrap__rs_lmm_criterion, ptr, reml)
 
+#' lme4's criterion (ML deviance, or REML criterion when `reml`) at lme4's θ `theta`, with
+#' its gradient in θ when `gradient` (`LinearMixedModel::criterion_and_gradient_at_theta`):
+#' `value` and `gradient` (NULL when not asked for). The model need not have been fitted.
+#' @noRd
+rs_lmm_devfun <- function(ptr, reml, theta, gradient) .Call(wrap__rs_lmm_devfun, ptr, reml, theta, gradient)
+
 #' The derivatives Satterthwaite's df need (hnm_core::VarianceDerivatives), computed on first
 #' use and kept: `hessian` (k × k by rows) and `covariance_jacobian` (k matrices p × p by rows).
 #' @noRd

@@ -123,7 +123,7 @@ check_statistics_one_factor <- function(parsed, formula, call) {
 # Fitted values X b + sum over factors of Z_f b_f of the complete rows `ok` of a fit with
 # several factors (the population values X b when `population`), from the rows' cells: a
 # cell's level of each factor picks that factor's effects.
-several_fitted <- function(object, rows, ok, population) {
+several_fitted <- function(object, rows, ok, population, selected = NULL) {
   variables <- lapply(flat_variables(rows$variables), `[`, ok)
   n <- sum(ok)
   value <- drop(design_columns(object$spec$fixed[object$kept], variables, n) %*% object$beta)
@@ -132,48 +132,59 @@ several_fitted <- function(object, rows, ok, population) {
     levels <- lapply(seq_along(object$factors), function(f) {
       match(object$spec$factors$cell_levels[[f]][cells], object$factors[[f]]$index)
     })
-    value <- value + random_part(object, variables, levels)
+    value <- value + random_part(object, variables, levels, selected)
   }
   value + if (is.null(rows$offset)) 0 else rows$offset[ok]
 }
 
 # The random part, the sum over the factors of Z_f b_f, of rows with the model's `variables`
-# and, for each factor, the index of each row's level among the fit's (NA: no effect).
-random_part <- function(object, variables, levels) {
+# and, for each factor, the index of each row's level among the fit's (NA: no effect); only
+# the random-effects columns `selected` (random_selection()'s; NULL: all) count.
+random_part <- function(object, variables, levels, selected = NULL) {
   n <- length(levels[[1L]])
   effects <- ranef(object, condVar = FALSE)
   value <- numeric(n)
+  column_groups <- rep(term_groups(object), lengths(object$random_names))
   for (f in seq_along(object$factors)) {
     b <- as.matrix(effects[[f]])[levels[[f]], , drop = FALSE]
     b[is.na(levels[[f]]), ] <- 0
+    if (!is.null(selected)) b[, !selected[column_groups == object$factors[[f]]$name]] <- 0
     value <- value + rowSums(design_columns(object$spec$factors$random[[f]], variables, n) * b)
   }
   value
 }
 
-# predict() of a fit with several factors: population (re.form = NA) or conditional on every
-# factor's effects (re.form = NULL), for the fit's rows or `newdata`; a level not in the fit
-# (or a missing one) is predicted at the population level when `allow_new_levels`.
-predict_several <- function(object, newdata, re_form, allow_new_levels, se_fit, interval, call) {
-  population <- identical(re_form, NA) || (length(re_form) == 1L && is.na(re_form))
-  if (!population && !is.null(re_form)) {
-    hnm_abort(paste("with several grouping factors `re.form` is NULL (every factor's effects) or",
-                    "NA (none) for now."), call = call, class = "hnm_error_unsupported")
+# predict() of a fit with several factors, for the fit's rows or `newdata`: conditional on the
+# random effects `re_form` selects (random_selection()), a level not in the fit (or a missing
+# one) predicted at the population level when `allow_new_levels`. Returns the predictions
+# `fit`, whether they are `population` ones and the `rows`' variables they were computed from
+# (with the random part's when `read_random`), for predict()'s standard errors and intervals.
+predict_several <- function(object, newdata, re_form, allow_new_levels, uncertainty,
+                            read_random, call) {
+  selected <- random_selection(re_form, random_terms_of(object, call), term_groups(object), call)
+  population <- !any(selected)
+  if (uncertainty && !population) {
+    hnm_abort(paste("`se.fit` and intervals of conditional predictions are not available yet for",
+                    "models with several grouping factors; those of population predictions",
+                    "(`re.form = NA`) are."), call = call, class = "hnm_error_unsupported")
   }
-  if (isTRUE(se_fit) || interval != "none") {
-    hnm_abort(paste("`se.fit` and prediction intervals are not available yet for models with",
-                    "several grouping factors."), call = call, class = "hnm_error_unsupported")
+  if (is.null(newdata)) {
+    rows <- lmm_rows(object, "fitted values")
+    ok <- complete_lmm_rows(object, rows)
+    return(list(fit = several_fitted(object, rows, ok, population, selected),
+                population = population,
+                rows = list(variables = lapply(flat_variables(rows$variables), `[`, ok))))
   }
-  if (is.null(newdata)) return(pad_excluded(object, lmm_fitted(object, population)))
   if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
   parsed <- object$parsed
   terms <- list(fixed = object$terms,
                 random = object$random_terms %||% vector("list", length(parsed$random)))
   read <- parsed
-  if (population) read$random <- list()
+  read_random <- read_random || !population
+  if (!read_random) read$random <- list()
   design <- model_design(read, newdata, call, xlev = object$xlev, new_data = TRUE, terms = terms,
                          groups = FALSE, contrasts = object$contrasts)
-  used <- c(object$spec$fixed, if (!population) object$spec$random)
+  used <- c(object$spec$fixed, if (read_random) object$spec$random)
   variables <- align_variables(object, design, nrow(newdata), used, call)
   value <- drop(design_columns(object$spec$fixed[object$kept], variables, nrow(newdata)) %*%
                   object$beta)
@@ -181,15 +192,18 @@ predict_several <- function(object, newdata, re_form, allow_new_levels, se_fit, 
     grouping <- grouping_factors(parsed, newdata, parsed$env %||% globalenv(), call,
                                  lapply(object$factors, `[[`, "levels"))
     codes <- lapply(grouping, function(g) as.integer(g$codes))
+    column_groups <- rep(term_groups(object), lengths(object$random_names))
     for (f in seq_along(codes)) {
-      if (anyNA(codes[[f]]) && !isTRUE(allow_new_levels)) {
+      used <- any(selected[column_groups == object$factors[[f]]$name])
+      if (used && anyNA(codes[[f]]) && !isTRUE(allow_new_levels)) {
         hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit. Use",
                                 "`allow.new.levels = TRUE` to predict them at the population",
                                 "level."), object$factors[[f]]$name),
                   call = call, class = "hnm_error_new_levels")
       }
     }
-    value <- value + random_part(object, variables, codes)
+    value <- value + random_part(object, variables, codes, selected)
   }
-  value + if (is.null(design$offset)) 0 else design$offset
+  list(fit = value + if (is.null(design$offset)) 0 else design$offset, population = population,
+       rows = list(variables = variables))
 }

@@ -124,7 +124,8 @@
 #' @return An object of class `hnm_fit`, with the methods an lme4 user expects:
 #'   `print`, `summary`, `logLik`, `AIC`/`BIC`, `nobs`, `ngrps`, `fixef`, `ranef`, `coef`,
 #'   `VarCorr`, `sigma`, `deviance`, `vcov`, `confint`, `isSingular`, `formula`, `fitted`,
-#'   `residuals`, `predict`, `simulate`, `update`, [refit()], `plot`, and broom's `tidy`, `glance`,
+#'   `residuals`, `predict`, `simulate`, `update`, [refit()], `plot`, `as.function` (the
+#'   criterion as a function of \eqn{\theta}: [hnm_devfun()]), and broom's `tidy`, `glance`,
 #'   `augment`. Rows with `NA` in the response or the group are dropped (see `nobs`), as
 #'   lme4 does. Unlike lme4, which drops `NaN` as missing, a `NaN` or infinite response is
 #'   an error naming its row: it usually means a computation upstream went wrong.
@@ -163,30 +164,43 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
     return(statistics_fit(formula, data, stats, method, call, start = start, control = control,
                           verbose = verbose))
   }
-  formula <- expand_dot(formula, if (!missing(data)) data, call)
+  model <- row_model(formula, if (!missing(data)) data, if (!missing(subset)) substitute(subset),
+                     if (!missing(offset)) substitute(offset),
+                     if (!missing(na.action)) na.action, contrasts, method, control$threads,
+                     parent.frame(), call, if (!missing(weights)) substitute(weights))
+  fit <- optimise_fit(model$built, model$design, model$parsed, method, call, start, control,
+                      verbose)
+  fit <- new_hnm_fit(fit, model$built, model$design, model$formula, model$parsed, call, method,
+                     control)
+  fit$data <- model$rows$data  # by reference (unless subset), for model.frame()
+  fit$na_action <- model$rows$na_action
+  check_fit(fit, call)
+}
+
+# lme4's pipeline up to the model, for data frames of rows (hnm_fit(), hnm_devfun()): the
+# formula (`.` expanded) parsed once, the rows chosen (`subset` and `offset` unevaluated
+# expressions or NULL, evaluated in `data` and then `env`), and one pass over them building
+# the Rust model of their per-group statistics (`weights`: lmer's prior weights, an
+# unevaluated expression or NULL, see R/weights.R). Returns the formula, `parsed` (as the build
+# completes it), `rows` (fit_rows()'s), and the build's `built` and `design`.
+row_model <- function(formula, data, subset, offset, na.action, contrasts, method, threads, env,
+                      call, weights = NULL) {
+  formula <- expand_dot(formula, data, call)
   parsed <- parse_mixed_formula(formula, call, several = TRUE)
-  rows <- fit_rows(if (!missing(data)) data, if (!missing(subset)) substitute(subset),
-                   if (!missing(offset)) substitute(offset),
-                   if (!missing(na.action)) na.action, parent.frame(), call,
-                   if (!missing(weights)) substitute(weights))
+  rows <- fit_rows(data, subset, offset, na.action, env, call, weights)
   # An offset, as one in the formula, or weights: the general path (R/weights.R).
   if (!is.null(rows$offset) || !is.null(rows$weights)) parsed$one_way <- FALSE
   check_weighted_model(rows$weights, parsed, method, call)
   check_estimator(parsed, method, call)
   model <- if (has_several_factors(parsed)) {
-    lmm_build_factors(parsed, rows$data, call, rows$offset, contrasts, control$threads,
-                      rows$weights, rows$index)
+    lmm_build_factors(parsed, rows$data, call, rows$offset, contrasts, threads, rows$weights,
+                      rows$index)
   } else {
-    lmm_build(parsed, rows$data, call, rows$offset, contrasts, control$threads, rows$weights,
-              rows$index)
+    lmm_build(parsed, rows$data, call, rows$offset, contrasts, threads, rows$weights, rows$index)
   }
-  parsed <- model$parsed %||% parsed
   check_na_fail(rows$na_action, model$built$dropped - (model$built$zero_weights %||% 0), call)
-  fit <- optimise_fit(model$built, model$design, parsed, method, call, start, control, verbose)
-  fit <- new_hnm_fit(fit, model$built, model$design, formula, parsed, call, method, control)
-  fit$data <- rows$data  # by reference (unless subset), for model.frame()
-  fit$na_action <- rows$na_action
-  check_fit(fit, call)
+  list(formula = formula, parsed = model$parsed %||% parsed, rows = rows, built = model$built,
+       design = model$design)
 }
 
 # The ANOVA method of moments is an estimator of the one-way model only.

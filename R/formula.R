@@ -155,6 +155,7 @@ random_terms <- function(bar) {
 
 # TRUE for a right-hand side with an intercept and nothing else (`1`, `1 + 1`, ...).
 is_intercept_only <- function(rhs, env) {
+  if (identical(rhs, 1)) return(TRUE)
   t <- stats::terms(stats::as.formula(call("~", rhs), env = env %||% globalenv()))
   length(attr(t, "term.labels")) == 0L && attr(t, "intercept") == 1L &&
     is.null(attr(t, "offset"))

@@ -19,7 +19,9 @@
 #' * Data bigger than memory: [hnm_stats()] and [hnm_fit()] accept a table of group
 #'   statistics or a database table, whose statistics are computed by one SQL query.
 #' * [mll_oneway()] (alias `mll.oneway`), [mll_oneway_grad()] and [mll_oneway_hess()] are
-#'   the negative log-likelihood of the course's lecture and its analytic derivatives.
+#'   the negative log-likelihood of the course's lecture and its analytic derivatives;
+#'   [hnm_devfun()] is the profiled criterion of any model as a function of lme4's
+#'   \eqn{\theta} with its analytic gradient (lme4's `devFunOnly = TRUE`), for `optim()`.
 #'
 #' `vignette("hnm")` walks the lecture with hnm, checking every number against lme4;
 #' `vignette("lecture")` reproduces the lecture on its own data.

@@ -56,8 +56,14 @@
 #' @param tol For `isSingular`: a diagonal element of lme4's \eqn{\Lambda}{Lambda} below
 #'   `tol` makes the fit singular (hnm's boundary fits have exact zeros).
 #' @param name For `getME`: one of `"theta"`, `"lower"`, `"beta"`, `"fixef"`, `"sigma"`,
-#'   `"Lambda"` (the q x q relative covariance factor of one group), `"cnms"`, `"flist"`,
-#'   `"n_rtrms"`, `"p"`, `"q"`, `"n"`, `"devcomp"`, `"REML"`, `"X"`, `"y"`.
+#'   `"Lambda"` and `"Lambdat"` (lme4's relative covariance factor \eqn{\Lambda}{Lambda} and its
+#'   transpose), `"Zt"` and `"Z"` (the random effects' model matrix, transposed or not, of the
+#'   rows used), `"b"` (the conditional modes), `"Gp"` (where each term's random effects start),
+#'   `"cnms"`, `"flist"`, `"n_rtrms"`, `"p"`, `"q"`, `"n"`, `"devcomp"`, `"REML"`, `"X"`, `"y"`.
+#'   The matrices are sparse (`Matrix` package), built only when asked for, with the random
+#'   effects in lme4's order: term by term as in `"cnms"`, within a term level by level, within
+#'   a level the term's columns. (Where lme4 interleaves the terms of grouping factors with
+#'   equally many levels, hnm keeps each factor's terms together, as its `"theta"` does.)
 #' @param type For `residuals`: `"response"` (the default, \eqn{y - \hat y}), `"working"` (the
 #'   same, as lme4's for linear mixed models), `"pearson"` or `"deviance"`
 #'   (\eqn{\sqrt{w_i}(y_i - \hat y_i)} with the prior weights of [hnm_fit()], equal to the
@@ -95,7 +101,10 @@
 #'   (`allow.new.levels = TRUE`), predicted at the population value, has
 #'   \eqn{x_0^T V x_0 + z_0^T \hat\Sigma z_0}{x0' V x0 + z0' Sigma z0}: its random effects
 #'   are unknown. A `re.form` naming some of the terms only is refused, and so are conditional
-#'   standard errors of an ANOVA fit (its mean is not the equations' solution).
+#'   standard errors of an ANOVA fit (its mean is not the equations' solution). With several
+#'   grouping factors, those of population predictions are given (a new observation's in new
+#'   levels of every factor adds each factor's \eqn{z_0^T\hat\Sigma_f z_0}{z0' Sigma_f z0});
+#'   conditional ones are refused with an `hnm_error_unsupported` for now.
 #' @param interval For `predict`: `"none"` (default), `"confidence"` or `"prediction"`, as
 #'   `predict.lm()`: the fit becomes a matrix of `fit`, `lwr` and `upr` (with `se.fit = TRUE`
 #'   the list's `fit`). A confidence interval is for the prediction's target: the population
@@ -265,7 +274,7 @@ as.data.frame.VarCorr.hnm <- function(x, row.names = NULL, optional = FALSE,
 #' @export
 print.VarCorr.hnm <- function(x, digits = max(3, getOption("digits") - 2),
                               comp = "Std.Dev.", ...) {
-  check_no_dots(list(...), sys.call())
+  check_no_dots(list(...), sys.call(), allowed = "useS4")
   print(format_varcorr(x, digits, comp), quote = FALSE)
   invisible(x)
 }
@@ -490,7 +499,12 @@ getME.hnm_fit <- function(object, name, ...) {
     beta = unname(object$beta),
     fixef = object$beta,
     sigma = object$sigma,
-    Lambda = relative_factor(object),
+    Lambda = random_lambda(object),
+    Lambdat = Matrix::t(random_lambda(object)),
+    Zt = random_design_transposed(object),
+    Z = Matrix::t(random_design_transposed(object)),
+    b = random_modes(object),
+    Gp = random_term_starts(object),
     cnms = setNames(object$random_names, term_groups(object)),
     flist = factor_list(object),
     n_rtrms = length(object$random_names),
@@ -504,8 +518,9 @@ getME.hnm_fit <- function(object, name, ...) {
     X = model.matrix(object),
     y = lmm_response(object),
     hnm_abort(sprintf(paste("getME(, \"%s\") is not available for hnm fits; available: theta,",
-                            "lower, beta, fixef, sigma, Lambda, cnms, flist, n_rtrms, p, q, n,",
-                            "devcomp, REML, X, y."), name), class = "hnm_error_argument"))
+                            "lower, beta, fixef, sigma, Lambda, Lambdat, Zt, Z, b, Gp, cnms,",
+                            "flist, n_rtrms, p, q, n, devcomp, REML, X, y."), name),
+              class = "hnm_error_argument"))
 }
 
 # The relative covariance factor of the random effects in lme4's layout: Λ of one group,

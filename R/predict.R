@@ -3,11 +3,12 @@
 
 # The random-effects columns `re.form` keeps, as lme4's predict() and simulate() read it:
 # NULL every column, NA or ~0 none, a formula of random-effects terms of the model's grouping
-# factor (`~ (1 | g)`, `~ (0 + x | g)`, `~ (x || g)`) the columns of the terms it names (its
-# intercept, and the columns coding each of its terms). `layout` is the model's random parts
-# (random_terms_of()). A term or grouping factor that is not the model's is an error, as lme4's.
-# Returns a logical vector over the model's random-effects columns.
-random_selection <- function(re.form, layout, group, call) {
+# factors (`~ (1 | g)`, `~ (0 + x | g)`, `~ (x || g)`) the columns of the terms it names (its
+# intercept, and the columns coding each of its terms) of the factor it names. `layout` is the
+# model's random parts (random_terms_of()), `groups` each part's grouping factor. A term or
+# grouping factor that is not the model's is an error, as lme4's. Returns a logical vector
+# over the model's random-effects columns.
+random_selection <- function(re.form, layout, groups, call) {
   assign <- lapply(layout, `[[`, "assign")
   q <- length(unlist(assign))
   if (is.null(re.form)) return(rep(TRUE, q))
@@ -23,29 +24,38 @@ random_selection <- function(re.form, layout, group, call) {
   if (length(bars) == 0L || !is.null(drop_bars(rhs))) {
     hnm_abort(usage, call = call, class = "hnm_error_argument")
   }
-  # Each column of the model's random part by the term it codes.
+  # Each column of the model's random part by the term it codes, and its grouping factor.
   column_terms <- unlist(lapply(layout, function(part) {
     c("(Intercept)", part$labels)[part$assign + 1L]
   }))
-  named <- unlist(lapply(bars, function(bar) {
-    if (!identical(deparse1(bar[[3L]]), group)) {
-      hnm_abort(sprintf("`re.form` names the grouping factor `%s`, but the model's is `%s`.",
-                        deparse1(bar[[3L]]), group), call = call, class = "hnm_error_argument")
+  column_groups <- rep(groups, vapply(layout, function(part) length(part$assign), 0L))
+  factors <- unique(groups)
+  selected <- logical(length(column_terms))
+  for (bar in bars) {
+    group <- deparse1(bar[[3L]])
+    if (!group %in% factors) {
+      hnm_abort(sprintf("`re.form` names the grouping factor `%s`, but the model's %s %s.", group,
+                        if (length(factors) == 1L) "is" else "are",
+                        paste0("`", factors, "`", collapse = ", ")),
+                call = call, class = "hnm_error_argument")
     }
-    lapply(random_terms(bar), function(lhs) {
+    named <- unlist(lapply(random_terms(bar), function(lhs) {
       t <- part_terms(lhs, environment(re.form), call)
       c(if (t$intercept) "(Intercept)", t$labels)
-    })
-  }))
-  absent <- setdiff(named, column_terms)
-  if (length(absent) > 0L) {
-    hnm_abort(sprintf(paste("`re.form` names the random-effects term(s) %s of `%s`, which the",
-                            "model does not have (its random-effects columns: %s)."),
-                      paste0("`", absent, "`", collapse = ", "), group,
-                      paste(unlist(lapply(layout, `[[`, "names")), collapse = ", ")),
-              call = call, class = "hnm_error_argument")
+    }))
+    own <- column_groups == group
+    absent <- setdiff(named, column_terms[own])
+    if (length(absent) > 0L) {
+      hnm_abort(sprintf(paste("`re.form` names the random-effects term(s) %s of `%s`, which the",
+                              "model does not have (its random-effects columns: %s)."),
+                        paste0("`", absent, "`", collapse = ", "), group,
+                        paste(unlist(lapply(layout[groups == group], `[[`, "names")),
+                              collapse = ", ")),
+                call = call, class = "hnm_error_argument")
+    }
+    selected <- selected | (own & column_terms %in% named)
   }
-  column_terms %in% named
+  selected
 }
 
 # lme4's simulate() takes one of `use.u` and `re.form`, which say the same thing.
@@ -80,34 +90,15 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
     hnm_abort("`se.fit` must be TRUE or FALSE.", call = call, class = "hnm_error_argument")
   }
   check_probability(level, "level", call)
-  if (has_several_factors(object)) {
-    return(predict_several(object, newdata, re.form, allow.new.levels, se.fit, interval, call))
-  }
-  selected <- random_selection(re.form, random_terms_of(object, call), object$group_name, call)
-  population <- !any(selected)
   uncertainty <- se.fit || interval != "none"
-  if (uncertainty) check_prediction_uncertainty(object, selected, call)
   # A new observation's variance sigma^2 / w needs its weight, which predict() does not take.
   if (interval == "prediction") refuse_weights(object, "`interval = \"prediction\"`", call)
   # A population prediction interval is for a new observation in a new group: it reads z.
-  read_random <- !population || interval == "prediction"
-  modes <- selected_modes(object, selected)
-  if (is.null(newdata)) {
-    fit <- lmm_fitted(object, population, modes)
-    if (uncertainty) {
-      rows <- lmm_rows(object, "`se.fit` and `interval` of the fit's rows")
-      ok <- complete_lmm_rows(object, rows)
-      rows <- list(variables = lapply(flat_variables(rows$variables), `[`, ok),
-                   codes = rows$codes[ok], code_offset = rows$code_offset)
-    }
-  } else {
-    if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
-    rows <- new_rows(object, newdata, allow.new.levels, population, call, read_random)
-    fit <- if (is_one_way(object)) one_way_fitted(object, row_codes(rows), population, modes) else
-      rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, rows$code_offset,
-                                !population, modes), call = call)
-    if (!is.null(rows$offset)) fit <- fit + rows$offset
-  }
+  predicted <- (if (has_several_factors(object)) predict_several else predict_one_factor)(
+    object, newdata, re.form, allow.new.levels, uncertainty, interval == "prediction", call)
+  fit <- predicted$fit
+  population <- predicted$population
+  rows <- predicted$rows
   pad <- if (is.null(newdata)) function(v) pad_excluded(object, v) else identity
   if (!uncertainty) return(pad(fit))
   variances <- prediction_variances(object, rows, population, interval == "prediction", call)
@@ -121,6 +112,35 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   }
   if (!se.fit) return(fit)
   list(fit = fit, se.fit = pad(se), df = Inf, residual.scale = object$sigma)
+}
+
+# predict() of a fit with one grouping factor, as predict_several() (R/factors.R) for several:
+# the predictions, whether they are population ones, and the rows they were computed from.
+predict_one_factor <- function(object, newdata, re_form, allow_new_levels, uncertainty,
+                               read_random, call) {
+  selected <- random_selection(re_form, random_terms_of(object, call), term_groups(object), call)
+  population <- !any(selected)
+  if (uncertainty) check_prediction_uncertainty(object, selected, call)
+  modes <- selected_modes(object, selected)
+  if (is.null(newdata)) {
+    fit <- lmm_fitted(object, population, modes)
+    rows <- NULL
+    if (uncertainty) {
+      rows <- lmm_rows(object, "`se.fit` and `interval` of the fit's rows")
+      ok <- complete_lmm_rows(object, rows)
+      rows <- list(variables = lapply(flat_variables(rows$variables), `[`, ok),
+                   codes = rows$codes[ok], code_offset = rows$code_offset)
+    }
+    return(list(fit = fit, population = population, rows = rows))
+  }
+  if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
+  rows <- new_rows(object, newdata, allow_new_levels, population, call,
+                   read_random || !population)
+  fit <- if (is_one_way(object)) one_way_fitted(object, row_codes(rows), population, modes) else
+    rust_result(rs_lmm_fitted(lmm_model(object), rows$variables, rows$codes, rows$code_offset,
+                              !population, modes), call = call)
+  if (!is.null(rows$offset)) fit <- fit + rows$offset
+  list(fit = fit, population = population, rows = rows)
 }
 
 # `interval` as predict.lm() takes it, with an hnm error naming the choices.
@@ -286,7 +306,7 @@ simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
   }
   if (!missing(use.u) && !missing(re.form)) use_u_and_re_form(call)
   selected <- if (isTRUE(use.u)) rep(TRUE, length(unlist(object$random_names))) else
-    random_selection(re.form, random_terms_of(object, call), object$group_name, call)
+    random_selection(re.form, random_terms_of(object, call), term_groups(object), call)
   drawn <- drawn_blocks(object, selected, call)
   rng <- use_seed(seed)
   on.exit(rng$restore())

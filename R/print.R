@@ -55,7 +55,7 @@ fit_notes <- function(x) {
 #' @rdname hnm_fit-methods
 #' @export
 print.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), ...) {
-  check_no_dots(list(...), sys.call())
+  check_no_dots(list(...), sys.call(), allowed = "useS4")
   print_title(method_title(x), x$formula, x$call)
   print_criteria(fit_criteria(x), 4)
   cat("Random effects:\n")
@@ -142,7 +142,7 @@ summary.hnm_fit <- function(object, correlation = NULL,
 #' @export
 print.summary.hnm_fit <- function(x, digits = max(3, getOption("digits") - 3), correlation = NULL,
                                   ...) {
-  check_no_dots(list(...), sys.call())
+  check_no_dots(list(...), sys.call(), allowed = "useS4")
   print_title(x$methTitle, x$formula, x$call)
   cat("\n")
   print_criteria(x$AICtab, 1)

@@ -120,15 +120,52 @@ test_that("predictions of several factors equal lme4's, new levels at the popula
   new <- lme4::Pastes[c(1, 7, 30, 59), ]
   new$batch <- factor(as.character(new$batch), levels = c(levels(lme4::Pastes$batch), "Z"))
   new$batch[4] <- "Z"  # a new batch: its cask is new too
-  for (re_form in list(NULL, NA)) {
+  for (re_form in list(NULL, NA, ~ (1 | batch), ~ (1 | cask:batch))) {
     expect_equal(unname(predict(fit, new, re.form = re_form, allow.new.levels = TRUE)),
                  unname(predict(ref, new, re.form = re_form, allow.new.levels = TRUE)),
+                 tolerance = 1e-6)
+    expect_equal(unname(predict(fit, re.form = re_form)), unname(predict(ref, re.form = re_form)),
                  tolerance = 1e-6)
   }
   expect_equal(unname(predict(fit)), unname(fitted(ref)), tolerance = 1e-6)
   expect_error(predict(fit, new), "not in the fit", class = "hnm_error_new_levels")
   expect_error(predict(fit, new[1:3, ], se.fit = TRUE), class = "hnm_error_unsupported")
-  expect_error(predict(fit, new[1:3, ], re.form = ~ (1 | batch)), class = "hnm_error_unsupported")
+  # Population predictions' standard errors and intervals: sqrt(x'Vx) with lme4's vcov at
+  # hnm's theta; a new observation in new levels of both factors adds sigma^2 and both
+  # factors' variances (lme4's VarCorr).
+  twin <- lmer_twin(fit, formula, lme4::Pastes)
+  se <- unname(sqrt(diag(as.matrix(vcov(twin)))))
+  variances <- as.data.frame(lme4::VarCorr(twin))$vcov
+  for (rows in list(NULL, new)) {
+    predicted <- predict(fit, rows, re.form = NA, se.fit = TRUE, interval = "prediction",
+                         level = 0.9)
+    n <- if (is.null(rows)) nrow(lme4::Pastes) else nrow(rows)
+    expect_equal(unname(predicted$se.fit), rep(se, n), tolerance = 1e-8)
+    half <- qnorm(0.95) * sqrt(se^2 + sum(variances))
+    expect_equal(unname(predicted$fit[, "upr"] - predicted$fit[, "fit"]), rep(half, n),
+                 tolerance = 1e-8)
+    confidence <- predict(fit, rows, re.form = NA, interval = "confidence")
+    expect_equal(unname(confidence[, "upr"] - confidence[, "fit"]), rep(qnorm(0.975) * se, n),
+                 tolerance = 1e-8)
+  }
+  expect_error(predict(fit, re.form = ~ (1 | plate)), "are `cask:batch`, `batch`",
+               class = "hnm_error_argument")
+  expect_error(predict(fit, re.form = ~ (x | batch)), "`x` of `batch`", class = "hnm_error_argument")
+  # re.form's terms select columns within a factor too: lme4's, on a slope and a crossed factor.
+  data <- lme4::sleepstudy
+  data$grp <- factor(rep(1:4, length.out = nrow(data)))
+  formula <- Reaction ~ Days + (Days | Subject) + (1 | grp)
+  fit <- hnm_fit(formula, data)
+  ref <- lmer_twin(fit, formula, data)
+  new <- data[c(1, 50, 100), ]
+  new$grp <- factor(c("9", "1", "2"))  # a new grp level: no error when grp is not predicted
+  for (re_form in list(~ (0 + Days | Subject), ~ (1 | Subject) + (1 | grp), ~ (1 | grp))) {
+    expect_equal(unname(predict(fit, re.form = re_form)), unname(predict(ref, re.form = re_form)),
+                 tolerance = 1e-8)
+  }
+  expect_equal(unname(predict(fit, new, re.form = ~ (Days | Subject))),
+               unname(predict(ref, new, re.form = ~ (Days | Subject))), tolerance = 1e-8)
+  expect_error(predict(fit, new, re.form = ~ (1 | grp)), class = "hnm_error_new_levels")
 })
 
 test_that("Satterthwaite's df of several factors equal lmerTest's", {

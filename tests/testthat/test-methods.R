@@ -115,3 +115,10 @@ test_that("argument errors name what the caller wrote", {
   expect_error(profile(fit, steps = 2.5), "`steps` must be a whole number", class = "hnm_error")
   expect_error(confint(fit, method = "boot", nsim = 1), "`nsim`", class = "hnm_error")
 })
+
+test_that("methods::show() prints a fit, its summary and VarCorr as print() does", {
+  fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  for (object in list(fit, summary(fit), VarCorr(fit), ranef(fit))) {
+    expect_identical(capture.output(methods::show(object)), capture.output(print(object)))
+  }
+})

@@ -334,3 +334,21 @@ test_that("weighted fits with several grouping factors, crossed and nested, are 
   expect_equal(unname(coef(summary(fit))[, "df"]), unname(coef(summary(twin))[, "df"]),
                tolerance = 1e-6)
 })
+
+test_that("hnm_devfun(weights =) and as.function() of a weighted fit are lme4's devFunOnly function", {
+  skip_if_not_installed("lme4")
+  d <- weights_data()
+  d$w[7] <- 0
+  kept <- d[d$w > 0, ]
+  for (REML in c(FALSE, TRUE)) {
+    reference <- lme4::lmer(Reaction ~ Days + (Days | Subject), kept, REML = REML, weights = w,
+                            devFunOnly = TRUE)
+    ours <- hnm_devfun(Reaction ~ Days + (Days | Subject), d, REML = REML, weights = w)
+    fit <- hnm_fit(Reaction ~ Days + (Days | Subject), d, REML = REML, weights = w)
+    for (theta in list(c(1, 0, 1), c(0.8, 0.1, 0.2), unname(getME(fit, "theta")))) {
+      expect_equal(c(ours(theta)), reference(theta), tolerance = 1e-10)
+      expect_equal(c(as.function(fit)(theta)), reference(theta), tolerance = 1e-10)
+    }
+    expect_equal(c(ours(unname(getME(fit, "theta")))), deviance(fit), tolerance = 1e-12)
+  }
+})

@@ -616,6 +616,30 @@ fn rs_lmm_criterion(mut ptr: Robj, reml: bool) -> Robj {
     }
 }
 
+/// lme4's criterion (ML deviance, or REML criterion when `reml`) at lme4's θ `theta`, with
+/// its gradient in θ when `gradient` (`LinearMixedModel::criterion_and_gradient_at_theta`):
+/// `value` and `gradient` (NULL when not asked for). The model need not have been fitted.
+/// @noRd
+#[extendr]
+fn rs_lmm_devfun(ptr: Robj, reml: bool, theta: &[f64], gradient: bool) -> Robj {
+    let Ok(model) = <&ExternalPtr<Model>>::try_from(&ptr) else {
+        return error_message("`ptr` is not an hnm model.".into(), "invalid_argument");
+    };
+    let model = &model.model;
+    let result = if gradient {
+        model.criterion_and_gradient_at_theta(criterion(reml), theta).map(|(value, gradient)| list!(value = value, gradient = gradient))
+    } else {
+        model
+            .internal_theta_of(theta)
+            .and_then(|internal| model.criterion_in_data_units(criterion(reml), &internal))
+            .map(|value| list!(value = value, gradient = NULL))
+    };
+    match result {
+        Ok(out) => out.into(),
+        Err(error) => core_error(error),
+    }
+}
+
 /// The fingerprint of `columns_list` and `codes` less `code_offset` (as `rs_lmm_build` computed it), to tell
 /// whether the data a fit refers to were changed in place.
 /// @noRd
@@ -648,6 +672,7 @@ extendr_module! {
     fn rs_lmm_fingerprint;
     fn rs_row_codes;
     fn rs_lmm_criterion;
+    fn rs_lmm_devfun;
     fn rs_lmm_variance_derivatives;
     fn rs_lmm_profile;
     fn rs_lmm_profile_ci;

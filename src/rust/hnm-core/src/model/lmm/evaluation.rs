@@ -30,6 +30,28 @@ impl LinearMixedModel {
         Ok(self.deviance(criterion, theta, &mut ws)? + self.unit_correction(criterion))
     }
 
+    /// lme4's criterion (ML deviance or REML criterion, in the data's units) at lme4's θ
+    /// `theta`, with its gradient in lme4's θ: what `lmer(devFunOnly = TRUE)` returns as a
+    /// function, with the derivative. The criterion is d(θ̃) at the internal θ̃ of `theta`
+    /// ([`LinearMixedModel::internal_theta_of`]) plus the units' correction, its gradient
+    /// the internal one ([`LinearMixedModel::deviance_and_gradient`]) taken through the map
+    /// θ ↦ θ̃ factor by factor (`FactorTerms::user_gradient`).
+    ///
+    /// # Errors
+    /// `ParameterLength` or `NotFinite` when `theta` is not a θ of this model; `Unsupported`
+    /// for the gradient at a singular correlated term with a centred column (see
+    /// `FactorTerms::user_gradient`); the errors of [`LinearMixedModel::deviance`].
+    pub fn criterion_and_gradient_at_theta(&self, criterion: Criterion, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
+        let internal = self.internal_theta_of(theta)?;
+        let mut ws = self.workspace()?;
+        let (value, internal_gradient) = self.deviance_and_gradient(criterion, &internal, &mut ws)?;
+        let mut gradient = Vec::with_capacity(theta.len());
+        for (terms, range) in self.factor_terms() {
+            gradient.extend(terms.user_gradient(&theta[range.clone()], &internal[range.clone()], &internal_gradient[range])?);
+        }
+        Ok((value + self.unit_correction(criterion), gradient))
+    }
+
     /// d(θ) and its gradient in the internal θ (see the docs of the `lmm` module).
     ///
     /// # Errors

@@ -7,7 +7,7 @@ use crate::data::cross_products::CrossProducts;
 use crate::data::unit::Unit;
 use crate::error::{HnmError, Result};
 use crate::model::one_way::profiled_deviance::Criterion;
-use crate::numerics::dense::{congruence, identity, multiply};
+use crate::numerics::dense::{congruence, identity, inverse_lower, multiply, principal_submatrix};
 
 /// A design column as the model uses it: ((v − p) − shift)/scale, or 1.
 #[derive(Debug, Clone, Copy)]
@@ -100,11 +100,11 @@ impl FactorTerms<'_> {
         self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect()
     }
 
-    /// The internal θ of this factor's lme4 θ (see [`LinearMixedModel::internal_theta_of`]).
-    pub(crate) fn internal_theta_of(&self, theta: &[f64]) -> Vec<f64> {
+    /// K, the map from the data's random effects to the internal ones (b̃ = K b, q × q):
+    /// K[f][f] = t_f and K[i₀][f] = s_f for a column centred at s_f against its block's
+    /// intercept i₀ (see [`LinearMixedModel::internal_theta_of`]).
+    fn internal_map(&self) -> Vec<f64> {
         let q = self.q;
-        let mut lambda = vec![0.0; q * q];
-        self.fill_lambda(theta, &mut lambda);
         let mut k = vec![0.0; q * q];
         let mut offset = 0;
         for &size in self.blocks {
@@ -118,9 +118,72 @@ impl FactorTerms<'_> {
             }
             offset += size;
         }
+        k
+    }
+
+    /// The internal θ of this factor's lme4 θ (see [`LinearMixedModel::internal_theta_of`]).
+    pub(crate) fn internal_theta_of(&self, theta: &[f64]) -> Vec<f64> {
+        let q = self.q;
+        let mut lambda = vec![0.0; q * q];
+        self.fill_lambda(theta, &mut lambda);
         let covariance = congruence(&lambda, &identity(q), q);
-        let factor = semidefinite_cholesky(&congruence(&k, &covariance, q), q, self.blocks);
+        let factor = semidefinite_cholesky(&congruence(&self.internal_map(), &covariance, q), q, self.blocks);
         self.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect()
+    }
+
+    /// The gradient in this factor's lme4 θ `theta` of a function of θ̃ whose gradient at
+    /// θ̃ = `internal` (the internal θ of `theta`) is `internal_gradient`: the chain rule
+    /// through θ̃(θ), the Cholesky factor L̃ of S̃ = W Wᵀ with W = K Λ, block by block
+    /// ([`FactorTerms::internal_theta_of`]).
+    ///
+    /// The criterion depends on Λ̃ only through S̃ = Λ̃Λ̃ᵀ, so with G its gradient in S̃
+    /// (symmetric), M = ∂/∂Λ̃ = 2 G L̃ and the gradient sought is ∂/∂Λ = Kᵀ 2 G W = Kᵀ M Q, Q
+    /// being any matrix with L̃ Q = W. Of M the internal gradient gives the lower triangle;
+    /// its strict upper triangle follows from the symmetry of L̃ᵀ M = 2 L̃ᵀ G L̃. With the
+    /// block's L̃ = [L_C 0] (its first k columns L_C = [L_CC; L_ZC] with a positive diagonal,
+    /// the rest zero, as a singular factor is held), the columns of M beyond k vanish and
+    /// those within are M_C = [M_CC; M_ZC] with M_CC = M_lower + U, where, from
+    /// Y = L_CCᵀ M_lower + L_ZCᵀ M_ZC, L_CCᵀ U = R with R[i][j] = Y[j][i] − Y[i][j] (i < j)
+    /// and U strictly upper; then ∂/∂Λ = Kᵀ M_C Q_C with Q_C = L_CC⁻¹ W[..k]. This holds
+    /// inside the parameter space and on its boundary alike. Where K is diagonal (no centred
+    /// column) and Λ has no zero on its diagonal above a non-zero entry, L̃ = K Λ and the rule
+    /// is simply ∂/∂θ_(r,c) = K[r][r] ∂/∂θ̃_(r,c).
+    ///
+    /// # Errors
+    /// `Unsupported` when a block's L̃ has a zero on its diagonal before a positive one (as
+    /// when a centred slope keeps its variance where the intercept's vanishes): the internal
+    /// gradient then leaves G's entries between the two undetermined.
+    pub(crate) fn user_gradient(&self, theta: &[f64], internal: &[f64], internal_gradient: &[f64]) -> Result<Vec<f64>> {
+        let q = self.q;
+        let k = self.internal_map();
+        let (mut lambda, mut factor, mut m_lower) = (vec![0.0; q * q], vec![0.0; q * q], vec![0.0; q * q]);
+        self.fill_lambda(theta, &mut lambda);
+        self.fill_lambda(internal, &mut factor);
+        self.fill_lambda(internal_gradient, &mut m_lower);
+        let mut gradient = vec![0.0; theta.len()];
+        let (mut offset, mut first) = (0, 0);
+        for &b in self.blocks {
+            let block: Vec<usize> = (offset..offset + b).collect();
+            let entries = first..first + b * (b + 1) / 2;
+            let local = |i: usize| (self.theta_positions[i].0 - offset, self.theta_positions[i].1 - offset);
+            let (kb, lambda_b) = (principal_submatrix(&k, q, &block), principal_submatrix(&lambda, q, &block));
+            let diagonal_map = (0..b).all(|r| (0..b).all(|c| r == c || kb[r * b + c] == 0.0));
+            let canonical = (0..b).all(|c| lambda_b[c * (b + 1)] != 0.0 || (c + 1..b).all(|r| lambda_b[r * b + c] == 0.0));
+            if diagonal_map && canonical {
+                for i in entries.clone() {
+                    gradient[i] = kb[local(i).0 * (b + 1)] * internal_gradient[i];
+                }
+            } else {
+                let per_entry = chain_rule_block(&kb, &lambda_b, &principal_submatrix(&factor, q, &block), &principal_submatrix(&m_lower, q, &block), b)?;
+                for i in entries.clone() {
+                    let (r, c) = local(i);
+                    gradient[i] = per_entry[r * b + c];
+                }
+            }
+            offset += b;
+            first = entries.end;
+        }
+        Ok(gradient)
     }
 
     /// This factor's θ in canonical form (see [`LinearMixedModel::canonical_theta`]).
@@ -365,4 +428,48 @@ pub(crate) fn semidefinite_cholesky(a: &[f64], q: usize, blocks: &[usize]) -> Ve
         offset += size;
     }
     l
+}
+
+/// ∂/∂Λ = Kᵀ M_C Q_C for one block of size b (see [`FactorTerms::user_gradient`]): from K, Λ,
+/// the internal factor L̃ and the lower triangle of M = ∂/∂Λ̃, all b × b row-major.
+///
+/// # Errors
+/// `Unsupported` when L̃ has a zero on its diagonal before a positive one.
+fn chain_rule_block(k: &[f64], lambda: &[f64], factor: &[f64], m_lower: &[f64], b: usize) -> Result<Vec<f64>> {
+    let rank = (0..b).take_while(|&i| factor[i * (b + 1)] > 0.0).count();
+    if (rank..b).any(|i| factor[i * (b + 1)] > 0.0) {
+        return Err(HnmError::Unsupported(
+            "the gradient at a singular covariance of a correlated random-effects term that, in hnm's columns centred at their means, gives a column zero variance and a later one a positive variance (the value is available)",
+        ));
+    }
+    let lcc = principal_submatrix(factor, b, &(0..rank).collect::<Vec<_>>());
+    let lcc_inverse = inverse_lower(&lcc, rank);
+    // Y = L_CCᵀ M_lower[..k][..k] + L_ZCᵀ M[k..][..k] = L_Cᵀ M_lower[..][..k] (L_C's rows k.. are L_ZC).
+    let mut y = vec![0.0; rank * rank];
+    for i in 0..rank {
+        for j in 0..rank {
+            y[i * rank + j] = (j..b).map(|a| factor[a * b + i] * m_lower[a * b + j]).sum();
+        }
+    }
+    // M_C: M_lower's first k columns with the strict upper triangle U = L_CC⁻ᵀ R filled in.
+    let mut m_c = vec![0.0; b * rank];
+    for a in 0..b {
+        for j in 0..rank.min(a + 1) {
+            m_c[a * rank + j] = m_lower[a * b + j];
+        }
+    }
+    for i in 0..rank {
+        for j in i + 1..rank {
+            // U[i][j] = Σ_a (L_CC⁻¹)[a][i] R[a][j], R[a][j] = Y[j][a] − Y[a][j] for a < j.
+            m_c[i * rank + j] = (i..j).map(|a| lcc_inverse[a * rank + i] * (y[j * rank + a] - y[a * rank + j])).sum();
+        }
+    }
+    let mut w = vec![0.0; b * b];
+    multiply(k, lambda, b, b, b, &mut w);
+    let mut q_c = vec![0.0; rank * b];
+    multiply(&lcc_inverse, &w[..rank * b], rank, rank, b, &mut q_c);
+    let mut mq = vec![0.0; b * b];
+    multiply(&m_c, &q_c, b, rank, b, &mut mq);
+    // Kᵀ (M_C Q_C).
+    Ok((0..b).flat_map(|r| (0..b).map(move |c| (r, c))).map(|(r, c)| (0..b).map(|a| k[a * b + r] * mq[a * b + c]).sum()).collect())
 }

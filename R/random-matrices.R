@@ -1,0 +1,94 @@
+# lme4's sparse matrices of the random effects, built only when getME() asks for them: the
+# relative covariance factor Λ ("Lambda", "Lambdat"), Zᵀ ("Zt", "Z"), the conditional modes b
+# ("b") and the terms' first rows in b ("Gp"). The random effects are in lme4's order: term by
+# term (the order of getME(fit, "cnms")), within a term level by level, within a level the
+# term's columns. hnm never forms Λ or Z to fit a model (the blocks of the one pass suffice).
+
+# The random-effects terms: each one's columns among the rows' variables (0: the intercept),
+# its grouping factor's position among names(ngrps(object)), its width and its levels.
+random_term_layout <- function(object) {
+  sizes <- object$spec$blocks
+  groups <- term_groups(object)
+  counts <- ngrps(object)
+  list(columns = unname(split(object$spec$random, rep(seq_along(sizes), sizes))),
+       factor = match(groups, names(counts)), q = sizes, levels = unname(counts[groups]))
+}
+
+# lme4's getME(, "Gp"): where each term's random effects start in b, and their total.
+random_term_starts <- function(object) {
+  layout <- random_term_layout(object)
+  as.integer(cumsum(c(0, layout$q * layout$levels)))
+}
+
+# Λ as lme4's getME(, "Lambda"): block-diagonal over the terms, each term's q x q lower
+# triangular block (from theta) repeated for every level of its factor.
+random_lambda <- function(object) {
+  require_matrix_package("getME(, \"Lambda\")")
+  layout <- random_term_layout(object)
+  template <- relative_factor(object)
+  ranges <- block_ranges(object)
+  starts <- random_term_starts(object)
+  entries <- lapply(seq_along(ranges), function(t) {
+    q <- layout$q[t]
+    lower <- which(lower.tri(diag(q), diag = TRUE), arr.ind = TRUE)
+    first <- starts[t] + (seq_len(layout$levels[t]) - 1L) * q
+    list(i = as.vector(outer(lower[, "row"], first, `+`)),
+         j = as.vector(outer(lower[, "col"], first, `+`)),
+         x = rep(template[ranges[[t]], ranges[[t]], drop = FALSE][lower], layout$levels[t]))
+  })
+  size <- starts[length(starts)]
+  Matrix::sparseMatrix(i = unlist(lapply(entries, `[[`, "i")),
+                       j = unlist(lapply(entries, `[[`, "j")),
+                       x = unlist(lapply(entries, `[[`, "x")), dims = c(size, size))
+}
+
+# Zᵀ as lme4's getME(, "Zt"): one column per row used by the fit, one row per random effect;
+# each row has the values of its term's columns at its level of the term's factor.
+random_design_transposed <- function(object) {
+  require_matrix_package("getME(, \"Zt\")")
+  rows <- lmm_rows(object, "getME(, \"Zt\")")
+  ok <- complete_lmm_rows(object, rows)
+  variables <- lapply(flat_variables(rows$variables), `[`, ok)
+  n <- sum(ok)
+  levels <- row_levels(object, rows, ok)
+  layout <- random_term_layout(object)
+  starts <- random_term_starts(object)
+  entries <- lapply(seq_along(layout$q), function(t) {
+    q <- layout$q[t]
+    level <- levels[[layout$factor[t]]]
+    values <- design_columns(layout$columns[[t]], variables, n)
+    list(i = starts[t] + rep((level - 1L) * q, q) + rep(seq_len(q), each = n),
+         j = rep(seq_len(n), q), x = as.vector(values))
+  })
+  Matrix::sparseMatrix(i = unlist(lapply(entries, `[[`, "i")),
+                       j = unlist(lapply(entries, `[[`, "j")),
+                       x = unlist(lapply(entries, `[[`, "x")),
+                       dims = c(starts[length(starts)], n))
+}
+
+# Each row's level (its index among the fit's levels) of each grouping factor, for the rows
+# `ok`: a list in the order of names(ngrps(object)).
+row_levels <- function(object, rows, ok) {
+  if (!has_several_factors(object)) return(list(match(row_codes(rows)[ok], object$group_codes)))
+  cells <- rows$codes[ok]
+  lapply(seq_along(object$factors), function(f) {
+    match(object$spec$factors$cell_levels[[f]][cells], object$factors[[f]]$index)
+  })
+}
+
+# lme4's getME(, "b"): the conditional modes in lme4's order of the random effects.
+random_modes <- function(object) {
+  effects <- ranef(object, condVar = FALSE)
+  layout <- random_term_layout(object)
+  unlist(lapply(seq_along(layout$q), function(t) {
+    modes <- as.matrix(effects[[layout$factor[t]]])[, object$random_names[[t]], drop = FALSE]
+    as.vector(t(modes))
+  }), use.names = FALSE)
+}
+
+require_matrix_package <- function(what) {
+  if (!requireNamespace("Matrix", quietly = TRUE)) {
+    hnm_abort(sprintf("%s returns a sparse matrix of the Matrix package, which is not installed.",
+                      what), class = "hnm_error_unsupported")
+  }
+}

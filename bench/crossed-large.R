@@ -1,0 +1,68 @@
+# Crossed random effects at MovieLens scale: y ~ 1 + (1 | user) + (1 | item) on simulated
+# ratings with Zipf-like user and item popularity (issue 23's MovieLens-shaped target).
+# Reports the fit's time, its evaluations and the process's peak memory during the fit
+# beside the data's size.
+#
+#   Rscript bench/crossed-large.R                       # 1e7 ratings, 1e5 users x 5e3 items
+#   Rscript bench/crossed-large.R --ratings=1e6 --users=1e4 --items=1e3
+#
+# Peak memory is the resident set's high-water mark (VmHWM), reset before the fit by writing
+# 5 to /proc/self/clear_refs (Linux); elsewhere it is not reported.
+
+local({
+  file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+  source(file.path(if (length(file)) dirname(file[1L]) else "bench", "utils.R"))
+})
+bench_header("crossed-large")
+ratings <- bench_option("ratings", 1e7)
+users <- bench_option("users", 1e5)
+items <- bench_option("items", 5e3)
+
+# Ratings whose users and items are drawn with probabilities 1/rank (users) and
+# 1/rank^0.8 (items), as MovieLens' long tails; each (user, item) pair at most once, as a
+# rating is.
+simulate_ratings <- function(ratings, users, items, seed = 3) {
+  set.seed(seed)
+  draw <- ceiling(1.3 * ratings)
+  user <- sample.int(users, draw, replace = TRUE, prob = 1 / seq_len(users))
+  item <- sample.int(items, draw, replace = TRUE, prob = 1 / seq_len(items)^0.8)
+  keep <- which(!duplicated(user + (item - 1) * users))[seq_len(ratings)]
+  user <- user[keep]
+  item <- item[keep]
+  as_factor <- function(codes, k) structure(codes, levels = as.character(seq_len(k)), class = "factor")
+  data.frame(y = 3.5 + rnorm(users, sd = 0.4)[user] + rnorm(items, sd = 0.5)[item] +
+               rnorm(length(keep)),
+             user = droplevels(as_factor(user, users)), item = droplevels(as_factor(item, items)))
+}
+
+# The process's peak resident memory in bytes since the last reset_peak() (NA off Linux).
+peak_memory <- function() {
+  status <- tryCatch(readLines("/proc/self/status"), error = function(e) character())
+  line <- grep("^VmHWM:", status, value = TRUE)
+  if (length(line) == 0L) return(NA_real_)
+  1024 * as.numeric(gsub("[^0-9]", "", line))
+}
+resident_memory <- function() {
+  status <- tryCatch(readLines("/proc/self/status"), error = function(e) character())
+  line <- grep("^VmRSS:", status, value = TRUE)
+  if (length(line) == 0L) return(NA_real_)
+  1024 * as.numeric(gsub("[^0-9]", "", line))
+}
+reset_peak <- function() invisible(tryCatch(writeLines("5", "/proc/self/clear_refs"),
+                                            error = function(e) NULL))
+
+d <- simulate_ratings(ratings, users, items)
+formula <- y ~ 1 + (1 | user) + (1 | item)
+invisible(gc())
+before <- resident_memory()
+reset_peak()
+elapsed <- system.time(fit <- hnm_fit(formula, d))[["elapsed"]]
+peak <- peak_memory()
+mb <- function(bytes) sprintf("%.0f MB", bytes / 2^20)
+print_table(sprintf("Crossed: %s (Zipf-like popularity)", deparse1(formula)), data.frame(
+  ratings = format(nrow(d), big.mark = ","), users = nlevels(d$user), items = nlevels(d$item),
+  hnm_fit = format_seconds(elapsed), evaluations = fit$convergence$evaluations,
+  `data (y, user, item)` = mb(as.numeric(object.size(d))),
+  `peak memory during the fit, above the process before it` = mb(peak - before),
+  check.names = FALSE))
+print(VarCorr(fit))

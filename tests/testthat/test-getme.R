@@ -1,0 +1,54 @@
+# getME()'s sparse matrices and random effects in lme4's layout, against lme4's own: Zt and
+# Gp from lFormula() (the design alone), Lambda as lFormula()'s Lambdat with hnm's theta put
+# in by lme4's Lind, and b from lme4's fit at hnm's theta (lmer_twin). One loop over one and
+# several grouping factors, correlated, uncorrelated and several terms, nested and crossed.
+
+skip_if_not_installed("lme4")
+skip_if_not_installed("Matrix")
+
+several_terms <- lme4::sleepstudy
+several_terms$grp <- factor(rep(1:4, length.out = nrow(several_terms)))
+with_missing <- lme4::sleepstudy
+with_missing$Reaction[c(3, 40)] <- NA
+cases <- list(
+  list(Reaction ~ Days + (Days | Subject), lme4::sleepstudy),
+  list(Reaction ~ Days + (Days || Subject), lme4::sleepstudy),
+  list(Reaction ~ Days + (1 | Subject) + (0 + Days | Subject), lme4::sleepstudy),
+  list(Reaction ~ Days + (Days | Subject), with_missing),
+  list(Yield ~ 1 + (1 | Batch), lme4::Dyestuff),
+  list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin),
+  list(strength ~ 1 + (1 | batch/cask), lme4::Pastes),
+  list(Reaction ~ Days + (Days | Subject) + (1 | grp), several_terms)
+)
+
+test_that("getME()'s Zt, Z, Gp, Lambda, Lambdat and b are lme4's", {
+  for (case in cases) {
+    formula <- case[[1]]
+    data <- case[[2]]
+    label <- deparse1(formula)
+    fit <- hnm_fit(formula, data)
+    terms <- lme4::lFormula(formula, data)$reTrms
+    zt <- getME(fit, "Zt")
+    expect_s4_class(zt, "dgCMatrix")
+    expect_equal(as.matrix(zt), as.matrix(terms$Zt), ignore_attr = TRUE, label = label)
+    expect_equal(as.matrix(getME(fit, "Z")), t(as.matrix(terms$Zt)), ignore_attr = TRUE)
+    expect_identical(getME(fit, "Gp"), terms$Gp, label = label)
+    lambdat <- terms$Lambdat
+    lambdat@x <- unname(getME(fit, "theta"))[terms$Lind]
+    lambda <- getME(fit, "Lambda")
+    expect_s4_class(lambda, "dgCMatrix")
+    expect_equal(as.matrix(lambda), t(as.matrix(lambdat)), ignore_attr = TRUE, label = label)
+    expect_equal(as.matrix(getME(fit, "Lambdat")), as.matrix(lambdat), ignore_attr = TRUE)
+    twin <- lmer_twin(fit, formula, data)
+    expect_equal(getME(fit, "b"), unname(lme4::getME(twin, "b")[, 1]), tolerance = 1e-8,
+                 label = label)
+  }
+})
+
+test_that("getME()'s row matrices need the rows", {
+  stats <- hnm_stats(Yield ~ 1 | Batch, lme4::Dyestuff)
+  fit <- hnm_fit(Yield ~ 1 | Batch, stats)
+  expect_error(getME(fit, "Zt"), class = "hnm_error_no_rows")
+  expect_s4_class(getME(fit, "Lambda"), "dgCMatrix")
+  expect_error(getME(fit, "Lind"), "available: theta", class = "hnm_error_argument")
+})
