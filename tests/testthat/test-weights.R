@@ -145,6 +145,12 @@ test_that("predict, refit, anova and drop1 of weighted fits are lme4's", {
   formula <- Reaction ~ Days + (Days | Subject)
   fit <- hnm_fit(formula, d, weights = w)
   twin <- weighted_twin(fit, formula, d, FALSE)
+  # The model matrices are the data's, unscaled, as lme4's.
+  skip_if_not_installed("Matrix")
+  expect_equal(unname(as.matrix(getME(fit, "X"))), unname(as.matrix(lme4::getME(twin, "X"))),
+               ignore_attr = TRUE)
+  expect_equal(unname(as.matrix(getME(fit, "Z"))), unname(as.matrix(lme4::getME(twin, "Z"))),
+               ignore_attr = TRUE)
   new <- data.frame(Days = c(0.5, 4, 9), Subject = c("308", "335", "372"))
   expect_equal(unname(predict(fit, new)), unname(predict(twin, new)), tolerance = 1e-9)
   expect_equal(unname(predict(fit, new, re.form = NA)), unname(predict(twin, new, re.form = NA)),
