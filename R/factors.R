@@ -163,17 +163,14 @@ predict_several <- function(object, newdata, re_form, allow_new_levels, uncertai
                             read_random, call) {
   selected <- random_selection(re_form, random_terms_of(object, call), term_groups(object), call)
   population <- !any(selected)
-  if (uncertainty && !population) {
-    hnm_abort(paste("`se.fit` and intervals of conditional predictions are not available yet for",
-                    "models with several grouping factors; those of population predictions",
-                    "(`re.form = NA`) are."), call = call, class = "hnm_error_unsupported")
-  }
+  if (uncertainty) check_prediction_uncertainty(object, selected, call)
   if (is.null(newdata)) {
     rows <- lmm_rows(object, "fitted values")
     ok <- complete_lmm_rows(object, rows)
     return(list(fit = several_fitted(object, rows, ok, population, selected),
                 population = population,
-                rows = list(variables = lapply(flat_variables(rows$variables), `[`, ok))))
+                rows = list(variables = lapply(flat_variables(rows$variables), `[`, ok),
+                            levels = row_levels(object, rows, ok))))
   }
   if (!is.data.frame(newdata)) hnm_abort("`newdata` must be a data frame.", call = call)
   parsed <- object$parsed
@@ -205,5 +202,5 @@ predict_several <- function(object, newdata, re_form, allow_new_levels, uncertai
     value <- value + random_part(object, variables, codes, selected)
   }
   list(fit = value + if (is.null(design$offset)) 0 else design$offset, population = population,
-       rows = list(variables = variables))
+       rows = list(variables = variables, levels = if (!population) codes))
 }

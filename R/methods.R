@@ -102,9 +102,9 @@
 #'   \eqn{x_0^T V x_0 + z_0^T \hat\Sigma z_0}{x0' V x0 + z0' Sigma z0}: its random effects
 #'   are unknown. A `re.form` naming some of the terms only is refused, and so are conditional
 #'   standard errors of an ANOVA fit (its mean is not the equations' solution). With several
-#'   grouping factors, those of population predictions are given (a new observation's in new
-#'   levels of every factor adds each factor's \eqn{z_0^T\hat\Sigma_f z_0}{z0' Sigma_f z0});
-#'   conditional ones are refused with an `hnm_error_unsupported` for now.
+#'   grouping factors the same, from a sparse Cholesky factor of Henderson's equations
+#'   (`Matrix`); a level new to some of the factors adds each such factor's
+#'   \eqn{z_0^T\hat\Sigma_f z_0}{z0' Sigma_f z0}.
 #' @param interval For `predict`: `"none"` (default), `"confidence"` or `"prediction"`, as
 #'   `predict.lm()`: the fit becomes a matrix of `fit`, `lwr` and `upr` (with `se.fit = TRUE`
 #'   the list's `fit`). A confidence interval is for the prediction's target: the population

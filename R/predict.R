@@ -187,8 +187,9 @@ prediction_variances <- function(object, rows, population, new_observation, call
     z <- design_columns(object$spec$random, rows$variables, length(fit))
     return(list(fit = fit, prediction = fit + rowSums((z %*% object$re_covariance) * z) + sigma2))
   }
-  fit <- rust_result(rs_lmm_prediction_variances(lmm_model(object), rows$variables, rows$codes,
-                                                 rows$code_offset), call = call)
+  fit <- if (has_several_factors(object)) several_prediction_variances(object, rows) else
+    rust_result(rs_lmm_prediction_variances(lmm_model(object), rows$variables, rows$codes,
+                                            rows$code_offset), call = call)
   list(fit = fit, prediction = fit + sigma2)
 }
 

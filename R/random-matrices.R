@@ -48,17 +48,23 @@ random_design_transposed <- function(object) {
   require_matrix_package("getME(, \"Zt\")")
   rows <- lmm_rows(object, "getME(, \"Zt\")")
   ok <- complete_lmm_rows(object, rows)
-  variables <- lapply(flat_variables(rows$variables), `[`, ok)
-  n <- sum(ok)
-  levels <- row_levels(object, rows, ok)
+  transposed_design(object, lapply(flat_variables(rows$variables), `[`, ok),
+                    row_levels(object, rows, ok))
+}
+
+# Zᵀ of rows with the model's `variables` and, per grouping factor, each row's level among the
+# fit's (NA: a level not in the fit, whose columns are left out).
+transposed_design <- function(object, variables, levels) {
+  n <- length(levels[[1L]])
   layout <- random_term_layout(object)
   starts <- random_term_starts(object)
   entries <- lapply(seq_along(layout$q), function(t) {
     q <- layout$q[t]
     level <- levels[[layout$factor[t]]]
     values <- design_columns(layout$columns[[t]], variables, n)
-    list(i = starts[t] + rep((level - 1L) * q, q) + rep(seq_len(q), each = n),
-         j = rep(seq_len(n), q), x = as.vector(values))
+    keep <- rep(!is.na(level), q)
+    list(i = (starts[t] + rep((level - 1L) * q, q) + rep(seq_len(q), each = n))[keep],
+         j = rep(seq_len(n), q)[keep], x = as.vector(values)[keep])
   })
   Matrix::sparseMatrix(i = unlist(lapply(entries, `[[`, "i")),
                        j = unlist(lapply(entries, `[[`, "j")),
@@ -91,4 +97,43 @@ require_matrix_package <- function(what) {
     hnm_abort(sprintf("%s returns a sparse matrix of the Matrix package, which is not installed.",
                       what), class = "hnm_error_unsupported")
   }
+}
+
+# The variances of conditional predictions of a fit with several grouping factors (as
+# prediction_variances() gives them for one), from Henderson's equations in the spherical
+# random effects u (b = Λu): with C = [ΛᵀZᵀZΛ + I, ΛᵀZᵀX; XᵀZΛ, XᵀX], the errors (û − u, β̂ − β)
+# have covariance σ²C⁻¹, so the prediction x'β̂ + z'b̂ of x'β + z'b has error variance
+# σ² wᵀC⁻¹w with w = (Λᵀz, x), by a sparse Cholesky factor of C (Matrix). A row's level not
+# in the fit is predicted at the population value of that factor, whose unknown effect adds
+# z_f'Σ_f z_f. `rows` holds the rows' `variables` and their `levels` (row_levels()).
+several_prediction_variances <- function(object, rows) {
+  require_matrix_package("`se.fit` and intervals of conditional predictions")
+  fit_rows <- lmm_rows(object, "`se.fit` and `interval` of conditional predictions")
+  ok <- complete_lmm_rows(object, fit_rows)
+  fit_variables <- lapply(flat_variables(fit_rows$variables), `[`, ok)
+  lambda <- random_lambda(object)
+  zl <- Matrix::t(transposed_design(object, fit_variables, row_levels(object, fit_rows, ok))) %*%
+    lambda
+  x <- new_fixed_matrix(object, fit_variables)
+  q <- ncol(zl)
+  system <- rbind(cbind(Matrix::crossprod(zl) + Matrix::Diagonal(q), Matrix::crossprod(zl, x)),
+                  cbind(Matrix::crossprod(x, zl), Matrix::crossprod(x)))
+  factor <- Matrix::Cholesky(Matrix::forceSymmetric(system), LDL = FALSE)
+  new_x <- new_fixed_matrix(object, rows$variables)
+  w <- rbind(Matrix::crossprod(lambda, transposed_design(object, rows$variables, rows$levels)),
+             Matrix::t(Matrix::Matrix(new_x, sparse = TRUE)))
+  half <- Matrix::solve(factor, Matrix::solve(factor, w, system = "P"), system = "L")
+  fit <- object$sigma^2 * Matrix::colSums(half^2)
+  # The factors a row's level is new to: their effects' variance z_f'Σ_f z_f.
+  layout <- random_term_layout(object)
+  columns <- rep(seq_along(layout$q), layout$q)
+  for (f in seq_along(rows$levels)) {
+    new <- is.na(rows$levels[[f]])
+    if (!any(new)) next
+    own <- which(layout$factor[columns] == f)
+    z <- design_columns(object$spec$random[own], lapply(rows$variables, `[`, new), sum(new))
+    sigma <- object$re_covariance[own, own, drop = FALSE]
+    fit[new] <- fit[new] + rowSums((z %*% sigma) * z)
+  }
+  as.vector(fit)
 }

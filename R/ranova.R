@@ -76,7 +76,6 @@ ranova.hnm_fit <- function(model, reduce.terms = TRUE, mixture = TRUE, ...) {
   check_no_dots(list(...), call)
   check_flag(reduce.terms, "reduce.terms", call)
   check_flag(mixture, "mixture", call)
-  check_one_factor(model, "ranova()", call)
   if (model$method == "ANOVA") {
     hnm_abort(paste("ranova() compares likelihoods, but this fit is by the ANOVA method of",
                     "moments; fit by method = \"REML\" or \"ML\"."),
@@ -85,7 +84,7 @@ ranova.hnm_fit <- function(model, reduce.terms = TRUE, mixture = TRUE, ...) {
   check_call_describes(model, "ranova()", call)
   lmm_rows(model, "ranova()")
   parsed <- model$parsed
-  bars <- lapply(parsed$random, function(lhs) call("|", lhs, parsed$group))
+  bars <- random_bars(parsed)
   reductions <- unlist(lapply(seq_along(bars), function(i) {
     random_term_reductions(bars, i, reduce.terms, parsed$env)
   }), recursive = FALSE)
@@ -122,6 +121,17 @@ ranova.hnm_fit <- function(model, reduce.terms = TRUE, mixture = TRUE, ...) {
   structure(table, heading = heading, formulae = formulas, class = c("anova", "data.frame"))
 }
 
+# The model's random-effect terms as lme4's bars `(lhs | g)`, each with its grouping factor's
+# expression (`batch:cask` for the inner factor of `(1 | batch/cask)`).
+random_bars <- function(parsed) {
+  if (!has_several_factors(parsed)) {
+    return(lapply(parsed$random, function(lhs) call("|", lhs, parsed$group)))
+  }
+  unlist(lapply(parsed$factors, function(factor) {
+    lapply(factor$random, function(lhs) call("|", lhs, factor$expr))
+  }), recursive = FALSE)
+}
+
 # lmerTest's reductions of random-effect term `i` of `bars` (its get_newforms()): a list of the
 # model's bars after each, named as lmerTest names its rows. A term with no term beyond the
 # intercept, or with reduce.terms = FALSE, is removed ("(lhs | g)"); otherwise each term
@@ -139,7 +149,8 @@ random_term_reductions <- function(bars, i, reduce.terms, env) {
   reductions <- lapply(scope, function(term) {
     new_lhs <- if (setequal(labels, term)) 1 else
       stats::update.formula(lhs, stats::as.formula(paste("~ . -", term)))[[2L]]
-    replace(bars, i, list(call("|", new_lhs, bar[[3L]])))
+    # Last, as lmerTest's update `~ . - (term) + (reduced term)` puts it.
+    c(bars[-i], list(call("|", new_lhs, bar[[3L]])))
   })
   stats::setNames(reductions, paste(scope, paste0("in (", label, ")")))
 }

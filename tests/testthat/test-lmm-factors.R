@@ -129,7 +129,7 @@ test_that("predictions of several factors equal lme4's, new levels at the popula
   }
   expect_equal(unname(predict(fit)), unname(fitted(ref)), tolerance = 1e-6)
   expect_error(predict(fit, new), "not in the fit", class = "hnm_error_new_levels")
-  expect_error(predict(fit, new[1:3, ], se.fit = TRUE), class = "hnm_error_unsupported")
+  expect_error(predict(fit, new, se.fit = TRUE), class = "hnm_error_new_levels")
   # Population predictions' standard errors and intervals: sqrt(x'Vx) with lme4's vcov at
   # hnm's theta; a new observation in new levels of both factors adds sigma^2 and both
   # factors' variances (lme4's VarCorr).
@@ -237,7 +237,7 @@ test_that("drop1, broom.mixed, performance and emmeans of several factors equal 
 
 test_that("what is not available yet for several factors says so", {
   fit <- hnm_fit(strength ~ 1 + (1 | batch/cask), lme4::Pastes)
-  for (call in list(quote(confint(fit)), quote(profile(fit)), quote(ranova(fit)),
+  for (call in list(quote(confint(fit)), quote(profile(fit)),
                     quote(bootstrap(fit, nsim = 2)), quote(refit(fit, lme4::Pastes$strength)))) {
     expect_error(eval(call), "several grouping factors", class = "hnm_error_unsupported")
   }

@@ -250,3 +250,47 @@ test_that("the intervals cover at their level in a simulation (40 groups, 300 re
   expect_gt(coverage[["cond_conf"]], 0.9 - 2 * se)
   expect_lt(coverage[["cond_conf"]], 0.95 + 2 * se)
 })
+
+test_that("several grouping factors: conditional standard errors from Henderson's equations", {
+  # Reference: lme4's dense Z and relative factor Lambda (lFormula(), with hnm's theta put in
+  # by lme4's Lind); C = [L'Z'ZL + I, L'Z'X; X'ZL, X'X] and the error variance
+  # sigma^2 w'C^-1 w, w = (L'z, x), written here densely; a level new to a factor adds that
+  # factor's z'Sigma z (VarCorr).
+  data <- lme4::sleepstudy
+  data$grp <- factor(rep(1:4, length.out = nrow(data)))
+  formula <- Reaction ~ Days + (Days | Subject) + (1 | grp)
+  fit <- hnm_fit(formula, data)
+  terms <- lme4::lFormula(formula, data)$reTrms
+  lambdat <- terms$Lambdat
+  lambdat@x <- unname(getME(fit, "theta"))[terms$Lind]
+  lambda <- t(as.matrix(lambdat))
+  zl <- t(as.matrix(terms$Zt)) %*% lambda
+  x <- cbind(1, data$Days)
+  henderson <- rbind(cbind(crossprod(zl) + diag(ncol(zl)), crossprod(zl, x)),
+                     cbind(crossprod(x, zl), crossprod(x)))
+  error_variance <- function(z, x) {
+    w <- rbind(crossprod(lambda, z), t(x))
+    fit$sigma^2 * colSums(w * solve(henderson, w))
+  }
+  predicted <- predict(fit, se.fit = TRUE, interval = "prediction", level = 0.9)
+  variance <- error_variance(as.matrix(terms$Zt), x)
+  expect_equal(predicted$se.fit^2, variance, tolerance = 1e-10, ignore_attr = TRUE)
+  expect_equal(unname(predicted$fit[, "upr"] - predicted$fit[, "fit"]),
+               qnorm(0.95) * sqrt(variance + fit$sigma^2), tolerance = 1e-10, ignore_attr = TRUE)
+  # New rows: Subject 308 with a new grp level, a new Subject with grp 1, both known.
+  new <- data.frame(Days = c(2, 5, 9), Subject = c("308", "999", "350"), grp = c("9", "1", "2"))
+  subjects <- levels(data$Subject)
+  z <- matrix(0, nrow(terms$Zt), 3)
+  for (i in 1:3) {
+    s <- match(new$Subject[i], subjects)
+    if (!is.na(s)) z[2 * s - 1 + 0:1, i] <- c(1, new$Days[i])
+    g <- match(new$grp[i], levels(data$grp))
+    if (!is.na(g)) z[2 * length(subjects) + g, i] <- 1
+  }
+  sigma <- VarCorr(fit)
+  unknown <- c(sigma$grp[1, 1], c(1, 5) %*% sigma$Subject %*% c(1, 5), 0)
+  new_se <- predict(fit, new, se.fit = TRUE, allow.new.levels = TRUE)$se.fit
+  expect_equal(new_se^2, error_variance(z, cbind(1, new$Days)) + unknown, tolerance = 1e-10,
+               ignore_attr = TRUE)
+  expect_error(predict(fit, re.form = ~ (1 | grp), se.fit = TRUE), class = "hnm_error_argument")
+})

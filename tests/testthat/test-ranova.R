@@ -39,6 +39,20 @@ test_that("sleepstudy: lmerTest's ranova table, REML and ML, reduced and removed
   }
 })
 
+test_that("several grouping factors: lmerTest's table, nested, crossed and with a slope", {
+  skip_if_not_installed("lmerTest")
+  slopes <- lme4::sleepstudy
+  slopes$grp <- factor(rep(1:4, length.out = nrow(slopes)))
+  cases <- list(list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin),
+                list(strength ~ 1 + (1 | batch/cask), lme4::Pastes),
+                list(Reaction ~ Days + (Days | Subject) + (1 | grp), slopes))
+  for (case in cases) for (reml in c(TRUE, FALSE)) {
+    label <- sprintf("%s, REML %s", deparse1(case[[1]]), reml)
+    table <- ranova(hnm_fit(case[[1]], case[[2]], REML = reml))
+    expect_lmertest_table(table, lmertest_ranova(case[[1]], case[[2]], reml), label)
+  }
+})
+
 test_that("the one-way model: its one row is the test against lm(y ~ 1), as lmerTest's", {
   skip_if_not_installed("lmerTest")
   d <- lme4::Dyestuff
