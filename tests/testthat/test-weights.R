@@ -358,3 +358,32 @@ test_that("hnm_devfun(weights =) and as.function() of a weighted fit are lme4's 
     expect_equal(c(ours(unname(getME(fit, "theta")))), deviance(fit), tolerance = 1e-12)
   }
 })
+
+test_that("se.fit of conditional predictions of weighted fits: Henderson's equations with W", {
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("Matrix")
+  set.seed(11)
+  n <- 240
+  d <- data.frame(a = factor(sample(1:12, n, TRUE)), b = factor(sample(1:5, n, TRUE)),
+                  x = rnorm(n))
+  d$y <- rnorm(12)[d$a] + 0.6 * rnorm(5)[d$b] + 0.5 * d$x + rnorm(n)
+  d$w <- rgamma(n, 2, 2)
+  new <- d[c(3, 50, 200), ]
+  # Unweighted too: with few levels Matrix made the system dense, which Cholesky() refused.
+  for (formula in list(y ~ x + (x | a), y ~ x + (1 | a) + (1 | b))) for (weighted in c(TRUE, FALSE)) {
+    fit <- if (weighted) hnm_fit(formula, d, weights = w, REML = TRUE) else hnm_fit(formula, d, REML = TRUE)
+    twin <- if (weighted) weighted_twin(fit, formula, d, TRUE) else lmer_twin(fit, formula, d, TRUE)
+    # The dense reference: C = [L'Z'WZL + I, L'Z'WX; X'WZL, X'WX] from lme4's matrices, and
+    # var = sigma^2 h'C^-1 h with h = (L'z, x) for each new row (its own z and x).
+    X <- as.matrix(lme4::getME(twin, "X"))
+    ZL <- as.matrix(lme4::getME(twin, "Z") %*% lme4::getME(twin, "Lambda"))
+    W <- if (weighted) d$w else rep(1, n)
+    C <- rbind(cbind(crossprod(ZL, W * ZL) + diag(ncol(ZL)), crossprod(ZL, W * X)),
+               cbind(crossprod(X, W * ZL), crossprod(X, W * X)))
+    rows <- match(rownames(new), rownames(d))
+    H <- cbind(ZL[rows, , drop = FALSE], X[rows, , drop = FALSE])
+    reference <- sigma(twin)^2 * rowSums((H %*% solve(C)) * H)
+    ours <- predict(fit, new, se.fit = TRUE)$se.fit
+    expect_equal(ours^2, unname(reference), tolerance = 1e-7, label = deparse1(formula))
+  }
+})
