@@ -25,6 +25,16 @@
 #' variable, `ss_<a>` (\eqn{W_j[a, a]}) and `sp_<a>_<b>` (\eqn{W_j[a, b]}, `a` before `b` in
 #' the order of the means), such as `mean_y`, `mean_x`, `ss_y`, `sp_y_x`, `ss_x`.
 #'
+#' With several grouping factors, nested (`(1 | batch/cask)`, `(1 | batch) + (1 | batch:cask)`)
+#' or crossed (`(1 | plate) + (1 | sample)`), the rows of the table are the *cells*, the
+#' combinations of the grouping columns' values that occur (for a nested model its innermost
+#' groups), with one column per grouping variable (named as in the formula, such as `batch`
+#' and `cask`) in place of `group`, and `n`, the means and the co-moments per cell as above:
+#' the model needs nothing else, since every factor's level of a row is a function of its
+#' cell. The grouping variables must then be columns of `data`, not expressions. Such a table
+#' fits any model with the same grouping columns, and a table computed elsewhere is declared
+#' with `stats = TRUE` (`stats = c(n = "size")` renames `n`).
+#'
 #' `hnm_fit()` fits any model whose terms are variables of the table from it: the formula
 #' the table was made for, or a smaller one (`y ~ x + (1 | g)` from the table of
 #' `y ~ x + z + (x | g)`). A table computed elsewhere (by your own SQL, say) needs columns
@@ -41,7 +51,8 @@
 #' @return A data frame of class `hnm_stats` with one row per group: for the one-way model
 #'   the columns `group` (the group label), `n`, `mean` and `ss` (the within-group sum of
 #'   squares about the group mean); for the general model `group`, `n` and the means and
-#'   co-moments described above.
+#'   co-moments described above; with several grouping factors one row per cell, sorted by
+#'   the grouping columns, which replace `group`.
 #' @seealso [hnm_fit()] with `data` an `hnm_stats` table, or a data frame of statistics
 #'   declared with its `stats` argument.
 #' @examples
@@ -54,6 +65,10 @@
 #' names(s2)
 #' fit2 <- hnm_fit(Reaction ~ Days + (Days | Subject), data = s2)
 #' all.equal(fixef(fit2), fixef(hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)))
+#' # Several grouping factors: one row per cell, here per (plate, sample) pair.
+#' s3 <- hnm_stats(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin)
+#' s3
+#' hnm_fit(diameter ~ 1 + (1 | plate) + (1 | sample), data = s3)
 #' @export
 hnm_stats <- function(formula, data) {
   call <- match.call()
