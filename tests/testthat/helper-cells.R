@@ -3,8 +3,9 @@
 # `batch/cask` and `batch + batch:cask`), and ScotsSec-like data (pupils in primary schools
 # partly crossed with secondary schools: a covariate, a factor, their interaction and a random
 # slope). The grouping columns are text (as a database returns them) or integers; `offset`
-# shifts the response, and the covariate by offset / 1e4 (its interaction with the factor stays
-# identifiable), whose digits the statistics must keep.
+# shifts the response, whose digits the statistics must keep (the covariates' offsets go
+# through the same SQL, tested with one factor in test-sql.R; shifting this covariate far from
+# 0 would make its random slope's intercept all but unidentified).
 several_factor_cases <- function(offset = 0) {
   penicillin <- as.data.frame(lme4::Penicillin)
   penicillin[c("plate", "sample")] <- lapply(penicillin[c("plate", "sample")], as.character)
@@ -34,7 +35,7 @@ scots_like <- function(offset = 0, seed = 2323) {
   attain <- 5 + 0.15 * verbal + 0.3 * (sex == "F") + stats::rnorm(primaries, 0, 0.5)[p] +
     stats::rnorm(secondaries, 0, 0.6)[s] + stats::rnorm(secondaries, 0, 0.05)[s] * verbal +
     stats::rnorm(n, 0, 2)
-  d <- data.frame(attain = signif(attain + offset, 15), verbal = signif(verbal + offset / 1e4, 15),
+  d <- data.frame(attain = signif(attain + offset, 15), verbal = signif(verbal, 15),
                   sex = sex, primary = sprintf("p%02d", p), second = as.integer(s),
                   stringsAsFactors = FALSE)
   d$verbal[7] <- NA
