@@ -28,8 +28,8 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
                          contrasts = contrasts)
   design <- c(design[setdiff(names(design), c("codes", "code_offset", "group_name"))],
               list(codes = cells$cell, code_offset = 0L))
-  check_lengths(design, call)
   design <- factors_design(design, parsed, ordered$grouping, ordered$cell_levels, call)
+  check_lengths(design, call)
   spec <- design$factor_spec
   built <- rs_lmm_build_factors(design$variables, cells$cell, cells$n_cells, design$response,
                                 design$fixed, spec$cell_levels, spec$n_levels, spec$random,
@@ -58,8 +58,8 @@ lme4_factor_order <- function(parsed, grouping, cell_levels, n_levels) {
     factor
   })
   parsed$random <- all_random_terms(parsed)
-  list(parsed = parsed, grouping = grouping[order$factors], cell_levels = cell_levels[order$factors],
-       terms = terms)
+  list(parsed = parsed, grouping = grouping[order$factors],
+       cell_levels = cell_levels[order$factors], terms = terms)
 }
 
 # The random-effects terms of all the factors, factor by factor.

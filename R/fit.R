@@ -84,11 +84,10 @@
 #' only one row per group is collected into R. With several grouping factors the query groups
 #' by all the grouping columns and collects one row per cell: the innermost groups of a nested
 #' model (`(1 | school/class)`: the classes), the observed combinations of levels of crossed
-#' ones (`(1 | subject) + (1 | item)`); each factor's levels are read from the cells. Tested on
-#' SQLite and PostgreSQL, and on Spark
-#' SQL by running the query's rendered text on a local Spark. Fits without
-#' rows support every method that needs only the statistics; `fitted()` and
-#' `residuals()` raise an error of class `hnm_error_no_rows`.
+#' ones (`(1 | subject) + (1 | item)`); each factor's levels are read from the cells. Tested
+#' on SQLite and PostgreSQL, and on Spark SQL by running the query's rendered text on a local
+#' Spark. Fits without rows support every method that needs only the statistics; `fitted()`
+#' and `residuals()` raise an error of class `hnm_error_no_rows`.
 #' @section Memory of the general model:
 #' The general model's statistics take \eqn{8 m (1 + k + k(k + 1)/2)} bytes for \eqn{m}
 #' groups (levels of the grouping factor) and \eqn{k} model columns (the response and each

@@ -202,7 +202,9 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call, start 
                  response_name = statistics$names[1L], group_name = parsed$group_name,
                  xlev = statistics$xlev, contrasts = statistics$contrasts, terms = statistics$terms,
                  fixed_assign = statistics$fixed_assign, names = statistics$names)
-  if (several) design <- factors_design(design, parsed, prepared$grouping, prepared$cell_levels, call)
+  if (several) {
+    design <- factors_design(design, parsed, prepared$grouping, prepared$cell_levels, call)
+  }
   stats <- list(pilot = as.double(statistics$pilot), n = as.double(statistics$n),
                 means = as.double(t(statistics$means)), comoments = as.double(t(statistics$comoments)))
   reml <- method == "REML"

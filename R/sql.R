@@ -67,8 +67,8 @@ check_named_columns <- function(table, roles, call) {
   for (i in seq_along(roles)) {
     expr <- roles[[i]]
     if (is.name(expr) && !(as.character(expr) %in% colnames(table))) {
-      hnm_abort(sprintf("the %s `%s` is not a column of the database table `data`.", names(roles)[i],
-                        as.character(expr)), call = call)
+      hnm_abort(sprintf("the %s `%s` is not a column of the database table `data`.",
+                        names(roles)[i], as.character(expr)), call = call)
     }
   }
 }
@@ -229,7 +229,7 @@ sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
                             "compute `%s` as a column first."), parsed$group_name,
                       parsed$group_name), call = call, class = "hnm_error_formula")
   }
-  keys <- if (several) cell_columns(parsed, call) else parsed$group_name
+  keys <- if (several) cell_columns(parsed, call) else as.character(parsed$group)
   check_named_columns(table, c(list(response = parsed$response), stats::setNames(
     lapply(keys, as.name), rep("grouping variable", length(keys)))), call)
   types <- run_query(run, utils::head(table, 0L), "read the column types", call)
@@ -329,7 +329,8 @@ sql_variables <- function(table, parts, parsed, offsets, types, translate, env, 
     info[[name]] <- c(info[[name]], factor_levels(table, info[[name]], key, name, env, call, run))
   }
   numeric <- names(info)[vapply(info, `[[`, "", "kind") == "numeric"]
-  list(info = info, numeric_columns = unique(unlist(lapply(info[numeric], `[[`, "columns"))))
+  list(info = info, numeric_columns = unique(unlist(lapply(info[numeric], `[[`, "columns"))),
+       literal = attr(translate, "literal"))
 }
 
 # The kind of one variable from its expression and the table's column types (a zero-row frame).
@@ -419,7 +420,9 @@ sql_part_columns <- function(part, variables, call) {
     contrasts <- c(contrasts, m$contrasts[setdiff(names(m$contrasts), names(contrasts))])
     for (c in seq_len(ncol(m$value))) {
       product <- Reduce(function(a, b) call("*", a, b), numeric)
-      coding <- if (length(coded) > 0L) coding_case(m$value[, c], grid, coded, info)
+      coding <- if (length(coded) > 0L) {
+        coding_case(m$value[, c], grid, coded, info, variables$literal)
+      }
       exprs[[colnames(m$value)[c]]] <- if (is.null(product)) coding else if (is.null(coding))
         product else call("*", product, coding)
     }
@@ -453,20 +456,23 @@ prototype_frame <- function(variable_names, info, grid, rows, t) {
   frame
 }
 
-# A CASE expression giving `values[r]` on the rows whose coded variables take the levels of
-# grid row r: the most frequent value is the ELSE of rows with all keys present (NULL keys
-# stay NULL, and their rows are dropped as rows with NA).
-coding_case <- function(values, grid, coded, info) {
+# A CASE expression giving `values[r]` (written by `literal` as the database's doubles) on the
+# rows whose coded variables take the levels of grid row r: the most frequent value is the
+# ELSE of rows with all keys present (NULL keys stay NULL, and their rows are dropped as rows
+# with NA).
+coding_case <- function(values, grid, coded, info, literal) {
   values <- unname(values)
   distinct <- unique(values)
   default <- distinct[which.max(tabulate(match(values, distinct)))]
   condition <- function(r) {
     Reduce(function(a, b) call("&", a, b), lapply(coded, function(v) level_test(info[[v]], grid[[v]][r])))
   }
-  clauses <- lapply(which(values != default), function(r) call("~", condition(r), values[r]))
+  clauses <- lapply(which(values != default), function(r) {
+    call("~", condition(r), literal(values[r]))
+  })
   present <- Reduce(function(a, b) call("&", a, b),
                     lapply(coded, function(v) call("!", call("is.na", info[[v]]$key))))
-  as.call(c(list(as.name("case_when")), clauses, list(call("~", present, default))))
+  as.call(c(list(as.name("case_when")), clauses, list(call("~", present, literal(default)))))
 }
 
 # The SQL test that a coded variable takes `level`.
@@ -630,6 +636,11 @@ sql_translator <- function(table, types, env, call) {
       sqrt = call("sqrt", call("case_when", call("~", call(">=", a, 0), a))),
       as.call(c(e[[1L]], args)))
   }
+  # A number as a double of the database: Spark reads the literal 1.0 as DECIMAL(2, 1), and an
+  # indicator column of such literals would be averaged in decimals rounded to 5 to 10 digits.
+  attr(translate, "literal") <- function(value) {
+    dbplyr::sql(sprintf("CAST(%s AS %s)", sprintf("%.17g", value), type))
+  }
   translate
 }
 
@@ -639,7 +650,8 @@ sql_translator <- function(table, types, env, call) {
 # sql_translator()).
 sql_undefined <- function(groups, present, values) {
   missing <- call("(", Reduce(function(a, b) call("|", a, b), lapply(values, function(v) call("is.na", v))))
-  grouped <- Reduce(function(a, b) call("&", a, b), lapply(groups, function(g) call("!", call("is.na", g))))
+  grouped <- Reduce(function(a, b) call("&", a, b),
+                    lapply(groups, function(g) call("!", call("is.na", g))))
   call("ifelse", call("&", call("&", grouped, present), missing), 1L, 0L)
 }
 

@@ -429,16 +429,20 @@ lmm_table_statistics <- function(parsed, data, stats, call) {
     hnm_abort("`data` must be a data frame of group statistics when `stats` is given.", call = call)
   }
   columns <- lmm_stats_columns(stats, parsed, call)
-  # The columns that say which group (or with several grouping factors which cell) a row is.
-  keys <- if (has_several_factors(parsed)) cell_columns(parsed, call) else columns[["group"]]
+  # The columns that say which group (or with several grouping factors which cell) a row is;
+  # the cells are checked by factors_statistics().
+  several <- has_several_factors(parsed)
+  keys <- if (several) cell_columns(parsed, call) else columns[["group"]]
   # A table that lost what hnm_stats() recorded (made by other functions than `[`, which keeps
   # it) is read as a plain data frame of statistics.
   if (inherits(data, "hnm_stats") && is.null(attr(data, "group_name"))) {
     data <- structure(data, class = "data.frame")
   }
   recorded <- if (inherits(data, "hnm_stats")) attr(data, "design")
-  if (inherits(data, "hnm_stats") && (!identical(attr(data, "group_name"), group_description(parsed)) &&
-                                       !setequal(attr(data, "cells") %||% "", keys))) {
+  # With several factors the same cells serve any formula with the same grouping columns.
+  grouped_alike <- identical(attr(data, "group_name"), group_description(parsed)) ||
+    setequal(attr(data, "cells") %||% "", keys)
+  if (inherits(data, "hnm_stats") && !grouped_alike) {
     hnm_abort(sprintf("`data` holds statistics by `%s`, but the formula groups by `%s`.",
                       attr(data, "group_name"), group_description(parsed)), call = call)
   }
@@ -465,7 +469,7 @@ lmm_table_statistics <- function(parsed, data, stats, call) {
   if (nrow(data) == 0L) hnm_abort("`data` has no groups: the statistics table is empty.", call = call)
   n <- data[[columns[["n"]]]]
   check_statistic(n, columns[["n"]], function(x) x >= 1 & x == round(x), "positive whole numbers", call)
-  if (length(keys) == 1L) check_group_labels(data[[keys]], keys, call)
+  if (!several) check_group_labels(data[[keys]], keys, call)
   labels <- do.call(paste, c(unname(as.list(data[keys])), sep = ":"))
   means <- vapply(mean_columns(v), function(column) {
     check_statistic(data[[column]], column, function(x) rep(TRUE, length(x)), "finite numbers", call)
@@ -474,7 +478,6 @@ lmm_table_statistics <- function(parsed, data, stats, call) {
   centred <- lmm_centred_means(data, v, matrix(means, nrow(data)), n)
   comoments <- table_comoments(data, v, call)
   check_positive_semidefinite(comoments, v, matrix(means, nrow(data)), n, labels, call)
-  several <- has_several_factors(parsed)
   c(list(names = v, pilot = centred$pilot, n = as.double(n), means = centred$means,
          comoments = comoments, levels = if (!several) labels,
          cells = if (several) as.data.frame(as.list(data[keys]), optional = TRUE,
