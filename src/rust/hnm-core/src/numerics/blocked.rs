@@ -169,12 +169,10 @@ impl DenseKernels {
     }
 
     fn with_isa(n: usize, isa: Isa) -> Result<Self> {
-        let columns = n.min(NC).div_ceil(NR) * NR;
-        Ok(DenseKernels {
-            isa,
-            packing: Packing { a: filled(&[MC, KC], 0.0, WHAT)?, b: filled(&[KC, columns.max(NR)], 0.0, WHAT)? },
-            t: filled(&[NB, NB], 0.0, WHAT)?,
-        })
+        // No larger than the blocks of a matrix of order n (small cores are common).
+        let (rows, depth, columns) = (n.min(MC).div_ceil(MR).max(1) * MR, n.clamp(1, KC), n.min(NC).div_ceil(NR).max(1) * NR);
+        let packing = Packing { a: filled(&[rows, depth], 0.0, WHAT)?, b: filled(&[depth, columns], 0.0, WHAT)? };
+        Ok(DenseKernels { isa, packing, t: filled(&[NB.min(n), NB.min(n)], 0.0, WHAT)? })
     }
 
     /// Factors the leading `nr` columns of the symmetric n × n matrix `a` (column-major, its
