@@ -5,7 +5,9 @@
 # reduces them to the cells' statistics, from which the Rust model forms each level's blocks
 # and the blocks that couple the factors (src/rust/hnm-core/src/model/lmm/factors/). The
 # factors are ordered as lme4 orders them (by decreasing number of levels), which is also the
-# model's order of elimination: the first factor's levels stay block-diagonal.
+# model's order of elimination: the first factor's levels stay block-diagonal. The cells'
+# statistics may also come from elsewhere (hnm_stats() tables, a database's GROUP BY over the
+# grouping columns, R/sql.R): they build the same Rust model (lmm_fit_statistics()).
 
 # TRUE for a parsed formula or a fit with several grouping factors.
 has_several_factors <- function(x) length(x$factors) > 1L
@@ -14,43 +16,21 @@ has_several_factors <- function(x) length(x$factors) > 1L
 # the design's columns with the random-effects terms in that order, the rows' cells, and the
 # Rust model from one pass keyed by cell. Returns the design (with `factors`, the fit's
 # description of each factor, and the plain fields the model is rebuilt from), the built
-# model, and the parsed formula in lme4's order.
-# `weights` and `index`: as for lmm_build().
+# model, the parsed formula in lme4's order and the rows' `cells` (cell_codes()). `weights`
+# and `index`: as for lmm_build().
 lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NULL,
                               threads = thread_count(call), weights = NULL, index = NULL) {
   frame <- fit_data(data, call)
   grouping <- grouping_factors(parsed, frame, parsed$env %||% globalenv(), call)
   cells <- cell_codes(grouping)
-  # lme4's order: the factors as its flist, each factor's terms in its order of terms. (When
-  # lme4 interleaves the terms of factors with equally many levels, theta stays grouped by
-  # factor here, with lme4's names.)
-  order <- factor_order(parsed, cells$n_levels)
-  parsed$factors <- lapply(order$factors, function(f) {
-    factor <- parsed$factors[[f]]
-    factor$random <- factor$random[order$terms$term[order$terms$factor == f]]
-    factor
-  })
-  grouping <- grouping[order$factors]
-  cells$levels <- cells$levels[order$factors]
-  parsed$random <- unlist(lapply(parsed$factors, `[[`, "random"), recursive = FALSE)
+  ordered <- lme4_factor_order(parsed, grouping, cells$levels, cells$n_levels)
+  parsed <- ordered$parsed
   design <- model_design(parsed, data, call, groups = FALSE, offset = offset,
                          contrasts = contrasts)
-  names <- vapply(parsed$factors, `[[`, "", "name")
-  term_factor <- rep(seq_along(parsed$factors), lengths(lapply(parsed$factors, `[[`, "random")))
-  column_factor <- rep(term_factor, design$blocks)
-  design <- c(design[setdiff(names(design), c("codes", "code_offset", "group_name"))], list(
-    codes = cells$cell, code_offset = 0L, group_name = names[1L],
-    term_groups = names[term_factor],
-    factor_spec = list(cell_levels = cells$levels,
-                       n_levels = vapply(grouping, function(g) as.integer(g$n_groups), 0L),
-                       random = unname(split(design$random, factor(column_factor, seq_along(names)))),
-                       blocks = unname(split(design$blocks, factor(term_factor, seq_along(names)))))))
+  design <- c(design[setdiff(names(design), c("codes", "code_offset", "group_name"))],
+              list(codes = cells$cell, code_offset = 0L))
+  design <- factors_design(design, parsed, ordered$grouping, ordered$cell_levels, call)
   check_lengths(design, call)
-  for (f in seq_along(names)) {
-    check_distinct_random_columns(list(random = design$factor_spec$random[[f]],
-                                       random_names = design$random_names[term_factor == f],
-                                       group_name = names[f]), call)
-  }
   pass <- design
   if (!is.null(weights)) {
     weighted <- weighted_design(design, weights, index, call)
@@ -64,11 +44,69 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
   built <- rust_result(explain_build_error(built, pass, call), call = call)
   built$fingerprint <- rows_fingerprint(design, built)
   built$zero_weights <- design$zero_weights
-  design$factors <- lapply(seq_along(names), function(f) {
-    labels <- group_labels(grouping[[f]], built$groups[[f]])
-    list(name = names[f], levels = labels, index = built$groups[[f]])
+  design$factors <- factor_descriptions(design, ordered$grouping, built)
+  list(design = design, built = built, parsed = parsed, cells = cells)
+}
+
+# The formula's factors and random-effects terms in lme4's order: the factors as its flist,
+# each factor's terms in its order of terms (when lme4 interleaves the terms of factors with
+# equally many levels, theta stays grouped by factor here, with lme4's names), from each
+# factor's number of levels with data, `n_levels`. Returns the reordered `parsed` (its
+# `random` all the terms, factor by factor), `grouping` and `cell_levels` (each factor's level
+# of each cell), and `terms`: the new order as indices into the terms of the formula's factors
+# one after another (all_random_terms()).
+lme4_factor_order <- function(parsed, grouping, cell_levels, n_levels) {
+  order <- factor_order(parsed, n_levels)
+  first <- cumsum(c(0L, lengths(lapply(parsed$factors, `[[`, "random"))))
+  terms <- unlist(lapply(order$factors, function(f) {
+    first[f] + order$terms$term[order$terms$factor == f]
+  }))
+  parsed$factors <- lapply(order$factors, function(f) {
+    factor <- parsed$factors[[f]]
+    factor$random <- factor$random[order$terms$term[order$terms$factor == f]]
+    factor
   })
-  list(design = design, built = built, parsed = parsed)
+  parsed$random <- all_random_terms(parsed)
+  list(parsed = parsed, grouping = grouping[order$factors],
+       cell_levels = cell_levels[order$factors], terms = terms)
+}
+
+# The random-effects terms of all the factors, factor by factor.
+all_random_terms <- function(parsed) {
+  unlist(lapply(parsed$factors, `[[`, "random"), recursive = FALSE)
+}
+
+# A design (model_design()'s fields, or those of statistics) completed for several factors in
+# lme4's order (`parsed`): the factor of each term, the group name (the first factor's), and
+# `factor_spec`, what the Rust model takes per factor: each cell's level (`cell_levels`), the
+# number of levels (of `grouping`), the random-effects columns and the blocks. A column in two
+# terms of one factor is refused.
+factors_design <- function(design, parsed, grouping, cell_levels, call) {
+  names <- vapply(parsed$factors, `[[`, "", "name")
+  term_factor <- rep(seq_along(names), lengths(lapply(parsed$factors, `[[`, "random")))
+  column_factor <- rep(term_factor, design$blocks)
+  design$group_name <- names[1L]
+  design$term_groups <- names[term_factor]
+  design$factor_spec <- list(
+    cell_levels = cell_levels,
+    n_levels = vapply(grouping, function(g) as.integer(g$n_groups), 0L),
+    random = unname(split(design$random, factor(column_factor, seq_along(names)))),
+    blocks = unname(split(design$blocks, factor(term_factor, seq_along(names)))))
+  for (f in seq_along(names)) {
+    check_distinct_random_columns(list(random = design$factor_spec$random[[f]],
+                                       random_names = design$random_names[term_factor == f],
+                                       group_name = names[f]), call)
+  }
+  design
+}
+
+# The fit's description of each factor: its name, the labels of its levels with data and
+# their indices among the factor's levels (the built model's `groups`).
+factor_descriptions <- function(design, grouping, built) {
+  lapply(seq_along(grouping), function(f) {
+    list(name = grouping[[f]]$name, levels = group_labels(grouping[[f]], built$groups[[f]]),
+         index = built$groups[[f]])
+  })
 }
 
 # Refuses what is not available for several grouping factors yet, naming it.
@@ -111,13 +149,56 @@ restore_factors_model <- function(object) {
                          object$method == "REML", object$convergence$internal_theta)
 }
 
-# Group statistics and database tables hold one grouping factor's groups: several are refused.
-check_statistics_one_factor <- function(parsed, formula, call) {
-  if (has_several_factors(parsed)) {
-    hnm_abort(sprintf(paste("`%s` has several grouping factors; fits from group statistics and",
-                            "database tables are not available yet for them (fit the rows)."),
-                      deparse1(formula)), call = call, class = "hnm_error_unsupported")
+# The columns that key the cells of statistics tables and database tables: the grouping
+# variables of all the factors (the parts of `a:b`, and so of `a/b`), which must be names of
+# columns. A cell is one combination of their values.
+cell_columns <- function(parsed, call) {
+  parts <- unlist(lapply(parsed$factors, function(f) interaction_parts(f$expr)))
+  computed <- Filter(Negate(is.name), parts)
+  if (length(computed) > 0L) {
+    hnm_abort(sprintf(paste("the grouping variable `%s` must be a column for a fit from",
+                            "statistics or a database table; compute it as a column first."),
+                      deparse1(computed[[1L]])), call = call, class = "hnm_error_formula")
   }
+  unique(vapply(parts, as.character, ""))
+}
+
+# The cells' values of the cell columns `columns`, one row per cell with data (`index`, among
+# the rows' `cells` of lmm_build_factors()), read from the first row of each cell.
+cell_frame <- function(columns, data, env, cells, index, call) {
+  first <- match(index, cells$cell)
+  frame <- lapply(columns, function(v) {
+    model_variable(as.name(v), data, env, "grouping variable", call)[first]
+  })
+  as.data.frame(stats::setNames(frame, columns), stringsAsFactors = FALSE, optional = TRUE)
+}
+
+# Statistics with one row per cell (`statistics$cells`, the cell columns' values) prepared as
+# the rows' pass prepares them: each factor's levels from the cells' values (labelled and
+# ordered as from the rows), the cells in the rows' order, and the factors and terms in lme4's
+# order (`statistics$random` is given for the terms of all_random_terms(parsed)). Returns the
+# reordered statistics and `parsed`, and each factor's `grouping` and `cell_levels`.
+factors_statistics <- function(statistics, parsed, call) {
+  grouping <- grouping_factors(parsed, statistics$cells, parsed$env %||% globalenv(), call)
+  cells <- cell_codes(grouping)
+  if (anyNA(cells$cell) || cells$n_cells != nrow(statistics$cells)) {
+    problem <- if (anyNA(cells$cell)) "a missing value" else "the same combination twice"
+    hnm_abort(sprintf(paste("the cells of the statistics (the combinations of %s) must each",
+                            "appear once without a missing value, but they have %s."),
+                      paste0("`", names(statistics$cells), "`", collapse = ", "), problem),
+              call = call, class = "hnm_error_invalid_statistics")
+  }
+  rows <- order(cells$cell)
+  statistics$n <- statistics$n[rows]
+  statistics$means <- statistics$means[rows, , drop = FALSE]
+  statistics$comoments <- statistics$comoments[rows, , drop = FALSE]
+  statistics$cells <- statistics$cells[rows, , drop = FALSE]
+  ordered <- lme4_factor_order(parsed, grouping, cells$levels, cells$n_levels)
+  for (field in c("random", "random_assign", "random_terms")) {
+    if (!is.null(statistics[[field]])) statistics[[field]] <- statistics[[field]][ordered$terms]
+  }
+  list(statistics = statistics, parsed = ordered$parsed, grouping = ordered$grouping,
+       cell_levels = ordered$cell_levels)
 }
 
 # Fitted values X b + sum over factors of Z_f b_f of the complete rows `ok` of a fit with

@@ -41,7 +41,9 @@
 #'   repeated level is an error.
 #' @param data A data frame holding the variables; when missing, they are taken from the
 #'   environment of `formula`. Also a table of group statistics or a database table: see
-#'   `stats`.
+#'   `stats`. With several grouping factors such a table has one row per cell (a combination
+#'   of the grouping columns' values, see [hnm_stats()]); the grouping variables of the
+#'   formula must then be columns (`a`, `a/b`, `a:b`), not expressions.
 #' @param REML Logical: `TRUE` for REML (lme4's shorthand, as `lmer`'s default), `FALSE` (the
 #'   default here) for `method`.
 #' @param method The estimator: `"ML"` (default), `"REML"` or `"ANOVA"` (method of moments).
@@ -102,10 +104,13 @@
 #' co-moments (see [hnm_stats()]). When `data` is a `dbplyr` table of a DBI connection,
 #' these are computed inside the database by one `GROUP BY` query (deviations are taken from
 #' each group's average before they are multiplied, so a large offset does not cancel), and
-#' only one row per group is collected into R. Tested on SQLite and PostgreSQL, and on Spark
-#' SQL by running the query's rendered text on a local Spark. Fits without
-#' rows support every method that needs only the statistics; `fitted()` and
-#' `residuals()` raise an error of class `hnm_error_no_rows`.
+#' only one row per group is collected into R. With several grouping factors the query groups
+#' by all the grouping columns and collects one row per cell: the innermost groups of a nested
+#' model (`(1 | school/class)`: the classes), the observed combinations of levels of crossed
+#' ones (`(1 | subject) + (1 | item)`); each factor's levels are read from the cells. Tested
+#' on SQLite and PostgreSQL, and on Spark SQL by running the query's rendered text on a local
+#' Spark. Fits without rows support every method that needs only the statistics; `fitted()`
+#' and `residuals()` raise an error of class `hnm_error_no_rows`.
 #' @section Memory of the general model:
 #' The general model's statistics take \eqn{8 m (1 + k + k(k + 1)/2)} bytes for \eqn{m}
 #' groups (levels of the grouping factor) and \eqn{k} model columns (the response and each

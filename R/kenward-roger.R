@@ -12,6 +12,7 @@ kr_parts <- function(fit, call) {
     hnm_abort(paste("Kenward-Roger's method is only available for REML fits (as lmerTest's);",
                     "refit with REML = TRUE."), call = call, class = "hnm_error_argument")
   }
+  if (has_several_factors(fit)) return(kr_parts_several(fit, call))
   d <- rust_result(rs_lmm_kenward_roger(lmm_model(fit)), call = call)
   p <- length(fixef(fit))
   k <- d$parameters
@@ -97,7 +98,9 @@ kr_coefficients <- function(fit, coefficients, call) {
 #' variance and covariance of a random-effects block, and \eqn{\sigma^2}) and \eqn{W} twice
 #' the inverse of their expected REML information. It is computed from the per-group
 #' cross-products, at a cost in groups, not rows (pbkrtest builds \eqn{N \times N}
-#' matrices). `summary(fit, ddf = "Kenward-Roger")`, `anova(fit, ddf = "Kenward-Roger")`,
+#' matrices); with several grouping factors, from the random effects' cross-products
+#' \eqn{Z^TZ}, \eqn{Z^TX} in their q dimensions (dense \eqn{q \times q} algebra, O(q^3), with the
+#' `Matrix` package for \eqn{Z}). `summary(fit, ddf = "Kenward-Roger")`, `anova(fit, ddf = "Kenward-Roger")`,
 #' [contest()] and emmeans (`lmer.df = "kenward-roger"`) use it.
 #'
 #' @param fit An `hnm_fit` fitted by REML. An ML fit is an error (lmerTest's rule; pbkrtest

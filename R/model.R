@@ -186,7 +186,10 @@ lmm_model <- function(object) {
 # (groups x k, about the pilot), `comoments` (groups x k(k+1)/2 centred co-moments, each
 # group's lower triangle by rows: W[1,1], W[2,1], W[2,2], ...), `levels` (group labels), and
 # the design by variable names: `fixed` (X's columns, "(Intercept)" for the intercept) and
-# `random` (a list of Z's columns per term). Row-level methods then stop with `hnm_error_no_rows`.
+# `random` (a list of Z's columns per term). With several grouping factors the groups are the
+# cells, `cells` (a data frame of the cell columns' values) replaces `levels`, and `random`
+# follows the terms of all_random_terms(parsed) (see factors_statistics()). Row-level methods
+# then stop with `hnm_error_no_rows`.
 lmm_fit_statistics <- function(statistics, parsed, formula, method, call, start = NULL,
                                control = NULL, verbose = FALSE) {
   index <- function(names) {
@@ -198,6 +201,12 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call, start 
     }
     as.integer(i)
   }
+  several <- has_several_factors(parsed)
+  if (several) {
+    prepared <- factors_statistics(statistics, parsed, call)
+    statistics <- prepared$statistics
+    parsed <- prepared$parsed
+  }
   design <- list(response = 1L, fixed = index(statistics$fixed), fixed_names = statistics$fixed,
                  random = index(unlist(statistics$random)), blocks = lengths(statistics$random),
                  random_names = statistics$random, random_assign = statistics$random_assign,
@@ -205,13 +214,23 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call, start 
                  response_name = statistics$names[1L], group_name = parsed$group_name,
                  xlev = statistics$xlev, contrasts = statistics$contrasts, terms = statistics$terms,
                  fixed_assign = statistics$fixed_assign, names = statistics$names)
+  if (several) {
+    design <- factors_design(design, parsed, prepared$grouping, prepared$cell_levels, call)
+  }
   stats <- list(pilot = as.double(statistics$pilot), n = as.double(statistics$n),
                 means = as.double(t(statistics$means)), comoments = as.double(t(statistics$comoments)))
-  built <- rust_result(rs_lmm_restore(stats$pilot, stats$n, stats$means, stats$comoments,
-                                      design$response, design$fixed, design$random,
-                                      design$blocks, statistics$names, method == "REML", NULL),
-                       call = call)
+  reml <- method == "REML"
+  spec <- design$factor_spec
+  built <- rust_result(if (several) {
+    rs_lmm_restore_factors(stats$pilot, stats$n, stats$means, stats$comoments, design$response,
+                           design$fixed, spec$cell_levels, spec$n_levels, spec$random,
+                           spec$blocks, statistics$names, reml, NULL)
+  } else {
+    rs_lmm_restore(stats$pilot, stats$n, stats$means, stats$comoments, design$response,
+                   design$fixed, design$random, design$blocks, statistics$names, reml, NULL)
+  }, call = call)
   built <- c(built, list(stats = stats, dropped = 0))
+  if (several) design$factors <- factor_descriptions(design, prepared$grouping, built)
   estimates <- optimise_fit(built, design, parsed, method, call, start, control, verbose)
   check_fit(new_hnm_fit(estimates, built, design, formula, parsed, call, method, control), call)
 }

@@ -64,11 +64,11 @@ apply_verb <- function(verb, data, args, env = parent.frame()) eval(verb_call(ve
 
 # A response or grouping variable written as a name must be a column of the table.
 check_named_columns <- function(table, roles, call) {
-  for (role in names(roles)) {
-    expr <- roles[[role]]
+  for (i in seq_along(roles)) {
+    expr <- roles[[i]]
     if (is.name(expr) && !(as.character(expr) %in% colnames(table))) {
-      hnm_abort(sprintf("the %s `%s` is not a column of the database table `data`.", role,
-                        as.character(expr)), call = call)
+      hnm_abort(sprintf("the %s `%s` is not a column of the database table `data`.",
+                        names(roles)[i], as.character(expr)), call = call)
     }
   }
 }
@@ -130,7 +130,7 @@ group_summary_query <- function(selected, names, dynamic) {
   grouped <- apply_verb(quote(dplyr::group_by), selected, list(as.name(names[["group"]])))
   piloted <- apply_verb(quote(dplyr::mutate), grouped, stats::setNames(list(
     bquote(mean(.(y), na.rm = TRUE)), bquote(.(y) - .(pilot))), names[c("pilot", "deviation")]))
-  undefined <- sql_undefined(as.name(names[["group"]]), as.name(names[["present"]]), list(y))
+  undefined <- sql_undefined(list(as.name(names[["group"]])), as.name(names[["present"]]), list(y))
   summaries <- list(
     rows = quote(n()), n = bquote(sum(ifelse(is.na(.(y)), 0L, 1L), na.rm = TRUE)),
     undefined = bquote(sum(.(undefined), na.rm = TRUE)),
@@ -145,10 +145,13 @@ summarise_groups <- function(grouped, summaries) {
                                                  list(.groups = "drop")))
 }
 
-# The collected rows of the groups with data (one per group), ordered as factor() orders the
-# labels of the in-memory fit, their labels and the number of rows with NA; refused when
-# SQLite counted text values (`untyped`) or labels of two types read alike.
-sql_groups <- function(rows, names, parsed, columns, call) {
+# The collected rows of the groups with data (one per group, or per cell: combination of the
+# values of several grouping columns), the number of rows with NA, and for one grouping
+# column the rows ordered as factor() orders the labels of the in-memory fit and their
+# `labels`, for several the cells' values (`cells`, named by `keys`); refused when SQLite
+# counted text values (`untyped`) or labels of two types read alike. `groups`: the query's
+# names of the grouping columns, `keys` the grouping variables'.
+sql_groups <- function(rows, groups, keys, columns, call) {
   if (sum(as.numeric(rows$untyped)) > 0) {
     hnm_abort(sprintf(paste("the model's numeric variables are computed from %.0f text or blob",
                             "value(s) in the SQLite table (in the column(s) %s), which SQL",
@@ -156,31 +159,38 @@ sql_groups <- function(rows, names, parsed, columns, call) {
                             "convert or remove them first."), sum(as.numeric(rows$untyped)),
                       paste0("`", columns, "`", collapse = ", ")), call = call)
   }
-  group <- rows[[names[["group"]]]]
+  values <- stats::setNames(as.list(rows[groups]), keys)
   rows_total <- sum(as.numeric(rows$rows))
-  keep <- !is.na(group) & as.numeric(rows$n) > 0
+  keep <- !Reduce(`|`, lapply(values, is.na)) & as.numeric(rows$n) > 0
   rows <- rows[keep, , drop = FALSE]
-  group <- group[keep]
+  values <- lapply(values, `[`, keep)
   if (nrow(rows) == 0L) {
     hnm_abort("no complete rows: every row has NA in a model variable or the group.", call = call)
   }
-  labels <- as.character(group)
-  if (anyDuplicated(labels)) {
-    hnm_abort(sprintf(paste("the grouping variable `%s` holds values of different types that read",
+  labels <- lapply(values, as.character)
+  repeated <- anyDuplicated(as.data.frame(labels, stringsAsFactors = FALSE))
+  if (repeated) {
+    hnm_abort(sprintf(paste("the grouping variable(s) %s hold values of different types that read",
                             "alike (\"%s\" twice, such as 1 and '1' in SQLite), which the database",
-                            "counts as different groups: cast it to one type first."),
-                      deparse1(parsed$group), labels[anyDuplicated(labels)]), call = call)
+                            "counts as different groups: cast them to one type first."),
+                      paste0("`", keys, "`", collapse = ", "),
+                      paste(vapply(labels, `[`, "", repeated), collapse = ":")), call = call)
   }
-  ordering <- order(factor(group))
+  dropped <- row_count(rows_total - sum(as.numeric(rows$n)))
+  if (length(keys) > 1L) {
+    cells <- as.data.frame(values, optional = TRUE, stringsAsFactors = FALSE)
+    return(list(rows = rows, cells = cells, n = as.numeric(rows$n), dropped = dropped))
+  }
+  ordering <- order(factor(values[[1L]]))
   rows <- rows[ordering, , drop = FALSE]
-  list(rows = rows, labels = labels[ordering], n = as.numeric(rows$n),
-       dropped = row_count(rows_total - sum(as.numeric(rows$n))))
+  list(rows = rows, labels = labels[[1L]][ordering], n = as.numeric(rows$n), dropped = dropped)
 }
 
 # From the collected rows (one per group) to the statistics list of the one-way model.
 statistics_from_sql <- function(rows, names, parsed, call) {
   check_undefined(rows$undefined, deparse1(parsed$response), call)
-  groups <- sql_groups(rows, names, parsed, all.vars(parsed$response), call)
+  groups <- sql_groups(rows, names[["group"]], deparse1(parsed$group), all.vars(parsed$response),
+                       call)
   rows <- groups$rows
   n <- groups$n
   pilot <- as.numeric(rows$pilot)
@@ -210,13 +220,18 @@ check_finite_statistics <- function(values, call) {
 sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
   require_database_packages(call)
   env <- parsed$env %||% globalenv()
-  check_named_columns(table, list(response = parsed$response, "grouping variable" = parsed$group),
-                      call)
-  if (is.call(parsed$group)) {
+  # One grouping factor: its column is the group. Several: the cells are the combinations of
+  # the grouping columns (`a` and `b` for `(1 | a/b)` and for `(1 | a) + (1 | b)`), each
+  # factor's level a function of its cell's values (factors_statistics()).
+  several <- has_several_factors(parsed)
+  if (!several && is.call(parsed$group)) {
     hnm_abort(sprintf(paste("the grouping variable `%s` of a database table must be a column;",
                             "compute `%s` as a column first."), parsed$group_name,
                       parsed$group_name), call = call, class = "hnm_error_formula")
   }
+  keys <- if (several) cell_columns(parsed, call) else as.character(parsed$group)
+  check_named_columns(table, c(list(response = parsed$response), stats::setNames(
+    lapply(keys, as.name), rep("grouping variable", length(keys)))), call)
   types <- run_query(run, utils::head(table, 0L), "read the column types", call)
   translate <- sql_translator(table, types, env, call)
   parts <- c(list(part_terms(parsed$fixed, env, call)),
@@ -237,7 +252,8 @@ sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
   pairs <- pairs[order(pairs[, 1L], pairs[, 2L]), , drop = FALSE]  # packed by rows
   outputs <- c("rows", "n", "untyped", "undefined", paste0("pilot", seq_len(k)), paste0("shift", seq_len(k)),
                paste0("cp", pairs[, 1L], "_", pairs[, 2L]))
-  names <- c(query_names(table, parsed, c("group", "text", "complete", "present", "invalid",
+  names <- c(query_names(table, parsed, c(paste0("group", seq_along(keys)), "text", "complete",
+                                          "present", "invalid",
                                           paste0("v", seq_len(k)),
                                           paste0("m", seq_len(k)), paste0("p", seq_len(k)),
                                           paste0("d", seq_len(k))), outputs),
@@ -248,9 +264,11 @@ sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
   inputs <- intersect(unique(all.vars(as.call(c(quote(c), parsed$response, parsed$fixed,
                                                 parsed$random)))), colnames(table))
   untyped <- if (dynamically_typed(table)) untyped_count(numeric_columns)
-  query <- lmm_summary_query(table, parsed$group, exprs, names, pairs, untyped, inputs, env, call)
+  groups <- names[paste0("group", seq_along(keys))]
+  query <- lmm_summary_query(table, stats::setNames(lapply(keys, as.name), groups), exprs, names,
+                             pairs, untyped, inputs, env, call)
   rows <- run_query(run, query, "compute the group statistics", call)
-  statistics <- lmm_statistics_from_sql(rows, names, v, pairs, parsed, numeric_columns, call)
+  statistics <- lmm_statistics_from_sql(rows, names, v, pairs, groups, keys, numeric_columns, call)
   c(statistics, list(
     fixed = columns[[1L]]$names, fixed_assign = columns[[1L]]$assign,
     random = lapply(columns[-1L], `[[`, "names"), random_assign = lapply(columns[-1L], `[[`, "assign"),
@@ -311,7 +329,8 @@ sql_variables <- function(table, parts, parsed, offsets, types, translate, env, 
     info[[name]] <- c(info[[name]], factor_levels(table, info[[name]], key, name, env, call, run))
   }
   numeric <- names(info)[vapply(info, `[[`, "", "kind") == "numeric"]
-  list(info = info, numeric_columns = unique(unlist(lapply(info[numeric], `[[`, "columns"))))
+  list(info = info, numeric_columns = unique(unlist(lapply(info[numeric], `[[`, "columns"))),
+       literal = attr(translate, "literal"))
 }
 
 # The kind of one variable from its expression and the table's column types (a zero-row frame).
@@ -401,7 +420,9 @@ sql_part_columns <- function(part, variables, call) {
     contrasts <- c(contrasts, m$contrasts[setdiff(names(m$contrasts), names(contrasts))])
     for (c in seq_len(ncol(m$value))) {
       product <- Reduce(function(a, b) call("*", a, b), numeric)
-      coding <- if (length(coded) > 0L) coding_case(m$value[, c], grid, coded, info)
+      coding <- if (length(coded) > 0L) {
+        coding_case(m$value[, c], grid, coded, info, variables$literal)
+      }
       exprs[[colnames(m$value)[c]]] <- if (is.null(product)) coding else if (is.null(coding))
         product else call("*", product, coding)
     }
@@ -435,20 +456,23 @@ prototype_frame <- function(variable_names, info, grid, rows, t) {
   frame
 }
 
-# A CASE expression giving `values[r]` on the rows whose coded variables take the levels of
-# grid row r: the most frequent value is the ELSE of rows with all keys present (NULL keys
-# stay NULL, and their rows are dropped as rows with NA).
-coding_case <- function(values, grid, coded, info) {
+# A CASE expression giving `values[r]` (written by `literal` as the database's doubles) on the
+# rows whose coded variables take the levels of grid row r: the most frequent value is the
+# ELSE of rows with all keys present (NULL keys stay NULL, and their rows are dropped as rows
+# with NA).
+coding_case <- function(values, grid, coded, info, literal) {
   values <- unname(values)
   distinct <- unique(values)
   default <- distinct[which.max(tabulate(match(values, distinct)))]
   condition <- function(r) {
     Reduce(function(a, b) call("&", a, b), lapply(coded, function(v) level_test(info[[v]], grid[[v]][r])))
   }
-  clauses <- lapply(which(values != default), function(r) call("~", condition(r), values[r]))
+  clauses <- lapply(which(values != default), function(r) {
+    call("~", condition(r), literal(values[r]))
+  })
   present <- Reduce(function(a, b) call("&", a, b),
                     lapply(coded, function(v) call("!", call("is.na", info[[v]]$key))))
-  as.call(c(list(as.name("case_when")), clauses, list(call("~", present, default))))
+  as.call(c(list(as.name("case_when")), clauses, list(call("~", present, literal(default)))))
 }
 
 # The SQL test that a coded variable takes `level`.
@@ -457,14 +481,16 @@ level_test <- function(variable, level) {
   call("==", variable$key, variable$values[match(level, variable$levels)])
 }
 
-# One aggregate per group of the k variables `exprs`: each is NULL on rows where any is NULL
+# One aggregate per group (per combination of the grouping columns `groups`, named by the
+# query's names of them) of the k variables `exprs`: each is NULL on rows where any is NULL
 # (the row is dropped, as in memory), deviations are taken from the group's window AVG of the
 # complete rows before multiplying, and the sums of products of deviations are corrected by
 # the (tiny) mean deviations afterwards, so offsets of 1e9 keep their digits.
-lmm_summary_query <- function(table, group, exprs, names, pairs, untyped, inputs, env, call) {
+lmm_summary_query <- function(table, groups, exprs, names, pairs, untyped, inputs, env, call) {
   k <- length(exprs)
   role <- function(prefix, i) as.name(names[[paste0(prefix, i)]])
-  columns <- c(stats::setNames(list(group), names[["group"]]),
+  group_names <- lapply(names(groups), as.name)
+  columns <- c(groups,
                stats::setNames(exprs, names[paste0("v", seq_len(k))]),
                stats::setNames(list(all_present(inputs)), names[["present"]]),
                if (!is.null(untyped)) stats::setNames(list(untyped), names[["text"]]))
@@ -473,12 +499,12 @@ lmm_summary_query <- function(table, group, exprs, names, pairs, untyped, inputs
                      lapply(seq_len(k), function(i) call("!", call("is.na", role("v", i)))))
   masked <- apply_verb(quote(dplyr::mutate), selected, c(
     stats::setNames(list(complete), names[["complete"]]),
-    stats::setNames(list(sql_undefined(as.name(names[["group"]]), as.name(names[["present"]]),
+    stats::setNames(list(sql_undefined(group_names, as.name(names[["present"]]),
                                        lapply(seq_len(k), role, prefix = "v"))), names[["invalid"]]),
     stats::setNames(lapply(seq_len(k), function(i) {
       bquote(ifelse(.(as.name(names[["complete"]])), .(role("v", i)), NA))
     }), names[paste0("m", seq_len(k))])))
-  grouped <- apply_verb(quote(dplyr::group_by), masked, list(as.name(names[["group"]])))
+  grouped <- apply_verb(quote(dplyr::group_by), masked, group_names)
   piloted <- apply_verb(quote(dplyr::mutate), grouped, c(
     stats::setNames(lapply(seq_len(k), function(i) bquote(mean(.(role("m", i)), na.rm = TRUE))),
                     names[paste0("p", seq_len(k))]),
@@ -499,13 +525,15 @@ lmm_summary_query <- function(table, group, exprs, names, pairs, untyped, inputs
   summarise_groups(piloted, summaries)
 }
 
-# From the collected rows (one per group) to the statistics of the general model: means about
-# a common pilot (the size-weighted mean of the groups' pilots) and co-moments about the means.
-lmm_statistics_from_sql <- function(rows, names, v, pairs, parsed, numeric_columns, call) {
+# From the collected rows (one per group or cell) to the statistics of the general model: means
+# about a common pilot (the size-weighted mean of the groups' pilots) and co-moments about the
+# means; the groups' labels, or the cells' values of the grouping columns `keys` (`groups` in
+# the query).
+lmm_statistics_from_sql <- function(rows, names, v, pairs, groups, keys, numeric_columns, call) {
   computed <- !vapply(v, function(name) tryCatch(is.name(str2lang(name)), error = function(e) FALSE),
                       logical(1))
   check_undefined(rows$undefined, v[computed], call)
-  groups <- sql_groups(rows, names, parsed, numeric_columns, call)
+  groups <- sql_groups(rows, groups, keys, numeric_columns, call)
   rows <- groups$rows
   n <- groups$n
   k <- length(v)
@@ -524,7 +552,8 @@ lmm_statistics_from_sql <- function(rows, names, v, pairs, parsed, numeric_colum
   check_finite_statistics(c(pilots, shifts, comoments), call)
   pilot <- colSums(n * pilots) / sum(n)
   list(names = v, pilot = pilot, n = n, means = sweep(pilots, 2L, pilot) + shifts,
-       comoments = comoments, levels = groups$labels, dropped = as.double(groups$dropped))
+       comoments = comoments, levels = groups$labels, cells = groups$cells,
+       dropped = as.double(groups$dropped))
 }
 
 # R's arithmetic in SQL ----------------------------------------------------------------------
@@ -607,15 +636,23 @@ sql_translator <- function(table, types, env, call) {
       sqrt = call("sqrt", call("case_when", call("~", call(">=", a, 0), a))),
       as.call(c(e[[1L]], args)))
   }
+  # A number as a double of the database: Spark reads the literal 1.0 as DECIMAL(2, 1), and an
+  # indicator column of such literals would be averaged in decimals rounded to 5 to 10 digits.
+  attr(translate, "literal") <- function(value) {
+    dbplyr::sql(sprintf("CAST(%s AS %s)", sprintf("%.17g", value), type))
+  }
   translate
 }
 
-# A per-row indicator (1 or 0) that the row has its group and every column of the model (the
-# column `present`, TRUE then) but a model variable among `values` (names of columns) is NULL: SQL's value where R's is infinite or
-# NaN (see sql_translator()).
-sql_undefined <- function(group, present, values) {
+# A per-row indicator (1 or 0) that the row has its group (every column of `groups`) and
+# every column of the model (the column `present`, TRUE then) but a model variable among
+# `values` (names of columns) is NULL: SQL's value where R's is infinite or NaN (see
+# sql_translator()).
+sql_undefined <- function(groups, present, values) {
   missing <- call("(", Reduce(function(a, b) call("|", a, b), lapply(values, function(v) call("is.na", v))))
-  call("ifelse", call("&", call("&", call("!", call("is.na", group)), present), missing), 1L, 0L)
+  grouped <- Reduce(function(a, b) call("&", a, b),
+                    lapply(groups, function(g) call("!", call("is.na", g))))
+  call("ifelse", call("&", call("&", grouped, present), missing), 1L, 0L)
 }
 
 # TRUE where none of the columns `inputs` is NULL (TRUE when there are none).

@@ -25,6 +25,16 @@
 #' variable, `ss_<a>` (\eqn{W_j[a, a]}) and `sp_<a>_<b>` (\eqn{W_j[a, b]}, `a` before `b` in
 #' the order of the means), such as `mean_y`, `mean_x`, `ss_y`, `sp_y_x`, `ss_x`.
 #'
+#' With several grouping factors, nested (`(1 | batch/cask)`, `(1 | batch) + (1 | batch:cask)`)
+#' or crossed (`(1 | plate) + (1 | sample)`), the rows of the table are the *cells*, the
+#' combinations of the grouping columns' values that occur (for a nested model its innermost
+#' groups), with one column per grouping variable (named as in the formula, such as `batch`
+#' and `cask`) in place of `group`, and `n`, the means and the co-moments per cell as above:
+#' the model needs nothing else, since every factor's level of a row is a function of its
+#' cell. The grouping variables must then be columns of `data`, not expressions. Such a table
+#' fits any model with the same grouping columns, and a table computed elsewhere is declared
+#' with `stats = TRUE` (`stats = c(n = "size")` renames `n`).
+#'
 #' `hnm_fit()` fits any model whose terms are variables of the table from it: the formula
 #' the table was made for, or a smaller one (`y ~ x + (1 | g)` from the table of
 #' `y ~ x + z + (x | g)`). A table computed elsewhere (by your own SQL, say) needs columns
@@ -41,7 +51,8 @@
 #' @return A data frame of class `hnm_stats` with one row per group: for the one-way model
 #'   the columns `group` (the group label), `n`, `mean` and `ss` (the within-group sum of
 #'   squares about the group mean); for the general model `group`, `n` and the means and
-#'   co-moments described above.
+#'   co-moments described above; with several grouping factors one row per cell, sorted by
+#'   the grouping columns, which replace `group`.
 #' @seealso [hnm_fit()] with `data` an `hnm_stats` table, or a data frame of statistics
 #'   declared with its `stats` argument.
 #' @examples
@@ -54,11 +65,14 @@
 #' names(s2)
 #' fit2 <- hnm_fit(Reaction ~ Days + (Days | Subject), data = s2)
 #' all.equal(fixef(fit2), fixef(hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)))
+#' # Several grouping factors: one row per cell, here per (plate, sample) pair.
+#' s3 <- hnm_stats(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin)
+#' s3
+#' hnm_fit(diameter ~ 1 + (1 | plate) + (1 | sample), data = s3)
 #' @export
 hnm_stats <- function(formula, data) {
   call <- match.call()
-  parsed <- parse_mixed_formula(formula, call, several = TRUE)
-  check_statistics_one_factor(parsed, formula, call)
+  parsed <- statistics_formula(formula, call)
   if (!parsed$one_way) return(lmm_stats_table(lmm_statistics(parsed, data, NULL, call), parsed))
   model <- if (takes_statistics(data, NULL)) {
     statistics_input(formula, data, NULL, call)
@@ -92,8 +106,7 @@ lmm_statistics <- function(parsed, data, stats, call, run = collect_rows) {
 # `run` executes the database's queries (see R/sql.R).
 statistics_fit <- function(formula, data, stats, method, call, run = collect_rows, start = NULL,
                            control = NULL, verbose = FALSE) {
-  parsed <- parse_mixed_formula(formula, call, several = TRUE)
-  check_statistics_one_factor(parsed, formula, call)
+  parsed <- statistics_formula(formula, call)
   if (method == "ANOVA" && !parsed$one_way) {
     hnm_abort(paste("method = \"ANOVA\" (the method of moments) fits the one-way model",
                     "`y ~ 1 | g` only; fit statistics of models with covariates or random slopes",
@@ -107,6 +120,14 @@ statistics_fit <- function(formula, data, stats, method, call, run = collect_row
   fit <- lmm_fit_statistics(statistics, parsed, formula, method, call, start, control, verbose)
   fit$n_dropped <- statistics$dropped
   fit
+}
+
+# The parsed formula of a fit from statistics; with several grouping factors, `random` holds
+# the terms of all of them, factor by factor, the order of the statistics' `random`.
+statistics_formula <- function(formula, call) {
+  parsed <- parse_mixed_formula(formula, call, several = TRUE)
+  if (has_several_factors(parsed)) parsed$random <- all_random_terms(parsed)
+  parsed
 }
 
 # The one-way statistics (n_j, mean_j, SSW_j of a table or a database) as the model's
@@ -144,11 +165,13 @@ stats_table <- function(s) {
 print.hnm_stats <- function(x, n = 10L, ...) {
   check_no_dots(list(...), sys.call(), allowed = print_arguments)
   dropped <- attr(x, "n_dropped") %||% 0L
-  cat(sprintf("Group statistics of `%s` by `%s`: %d groups, %.0f observations%s\n",
-              attr(x, "response") %||% "y", attr(x, "group_name") %||% "group", nrow(x),
+  # With several grouping factors a row is a cell, a combination of their levels.
+  unit <- if (is.null(attr(x, "cells"))) "groups" else "cells"
+  cat(sprintf("Group statistics of `%s` by `%s`: %d %s, %.0f observations%s\n",
+              attr(x, "response") %||% "y", attr(x, "group_name") %||% "group", nrow(x), unit,
               sum(x$n), if (dropped > 0) sprintf(" (%d rows with NA dropped)", dropped) else ""))
   print.data.frame(x[seq_len(min(n, nrow(x))), , drop = FALSE], ...)
-  if (nrow(x) > n) cat(sprintf("# ... %d more groups\n", nrow(x) - n))
+  if (nrow(x) > n) cat(sprintf("# ... %d more %s\n", nrow(x) - n, unit))
   invisible(x)
 }
 
@@ -293,9 +316,13 @@ centered_means <- function(data, n, mean) {
 # factors, which the table's variables alone do not give.
 
 # The statistics of the rows of a data frame: the in-memory fit's design (model_design()) and
-# its Rust pass (rs_lmm_build), groups without rows left out.
+# its Rust pass (rs_lmm_build, or rs_lmm_build_factors keyed by cell), groups (cells) without
+# rows left out.
 memory_lmm_statistics <- function(parsed, data, call) {
-  model <- lmm_build(parsed, data, call)
+  several <- has_several_factors(parsed)
+  keys <- if (several) cell_columns(parsed, call)
+  model <- if (several) lmm_build_factors(parsed, data, call) else lmm_build(parsed, data, call)
+  parsed <- model$parsed %||% parsed
   design <- model$design
   built <- model$built
   k <- length(design$names)
@@ -304,7 +331,10 @@ memory_lmm_statistics <- function(parsed, data, call) {
   list(names = design$names, pilot = s$pilot, n = s$n[keep],
        means = matrix(s$means, ncol = k, byrow = TRUE)[keep, , drop = FALSE],
        comoments = matrix(s$comoments, ncol = k * (k + 1) / 2, byrow = TRUE)[keep, , drop = FALSE],
-       levels = group_labels(design, which(keep)), fixed = design$fixed_names,
+       levels = if (!several) group_labels(design, which(keep)),
+       cells = if (several) cell_frame(keys, data, parsed$env %||% globalenv(), model$cells,
+                                       which(keep), call),
+       fixed = design$fixed_names,
        fixed_assign = design$fixed_assign,
        random = design$random_names,
        xlev = design$xlev, contrasts = design$contrasts, terms = design$terms,
@@ -359,8 +389,20 @@ comoment_columns <- function(v, swap = FALSE) {
 # precision and the design, so an unmodified table refits exactly as the rows.
 lmm_stats_table <- function(statistics, parsed) {
   v <- statistics$names
+  several <- has_several_factors(parsed)
+  if (several) {
+    # The cells sorted by their values, the same table whether a database or the rows gave it.
+    rows <- do.call(order, unname(lapply(statistics$cells, function(x) as.integer(factor(x)))))
+    statistics$cells <- statistics$cells[rows, , drop = FALSE]
+    rownames(statistics$cells) <- NULL
+    for (field in c("n", "means", "comoments")) {
+      value <- statistics[[field]]
+      statistics[[field]] <- if (is.matrix(value)) value[rows, , drop = FALSE] else value[rows]
+    }
+  }
   means <- sweep(statistics$means, 2L, statistics$pilot, `+`)
-  columns <- c(list(group = statistics$levels, n = statistics$n),
+  columns <- c(if (several) as.list(statistics$cells) else list(group = statistics$levels),
+               list(n = statistics$n),
                stats::setNames(lapply(seq_along(v), function(a) means[, a]), mean_columns(v)),
                stats::setNames(lapply(seq_len(ncol(statistics$comoments)),
                                       function(c) statistics$comoments[, c]), comoment_columns(v)))
@@ -371,7 +413,8 @@ lmm_stats_table <- function(statistics, parsed) {
   }
   structure(as.data.frame(columns, check.names = FALSE, stringsAsFactors = FALSE),
             class = c("hnm_stats", "data.frame"),
-            response = v[1L], group_name = parsed$group_name, n_dropped = statistics$dropped,
+            response = v[1L], group_name = group_description(parsed),
+            cells = if (several) names(statistics$cells), n_dropped = statistics$dropped,
             variables = v, pilot = statistics$pilot, centered_means = statistics$means,
             design = statistics[c("fixed", "fixed_assign", "random", "xlev", "contrasts", "terms",
                                   "offsets", "parts")])
@@ -385,16 +428,23 @@ lmm_table_statistics <- function(parsed, data, stats, call) {
   if (!is.data.frame(data)) {
     hnm_abort("`data` must be a data frame of group statistics when `stats` is given.", call = call)
   }
-  columns <- lmm_stats_columns(stats, call)
+  columns <- lmm_stats_columns(stats, parsed, call)
+  # The columns that say which group (or with several grouping factors which cell) a row is;
+  # the cells are checked by factors_statistics().
+  several <- has_several_factors(parsed)
+  keys <- if (several) cell_columns(parsed, call) else columns[["group"]]
   # A table that lost what hnm_stats() recorded (made by other functions than `[`, which keeps
   # it) is read as a plain data frame of statistics.
   if (inherits(data, "hnm_stats") && is.null(attr(data, "group_name"))) {
     data <- structure(data, class = "data.frame")
   }
   recorded <- if (inherits(data, "hnm_stats")) attr(data, "design")
-  if (inherits(data, "hnm_stats") && !identical(attr(data, "group_name"), parsed$group_name)) {
+  # With several factors the same cells serve any formula with the same grouping columns.
+  grouped_alike <- identical(attr(data, "group_name"), group_description(parsed)) ||
+    setequal(attr(data, "cells") %||% "", keys)
+  if (inherits(data, "hnm_stats") && !grouped_alike) {
     hnm_abort(sprintf("`data` holds statistics by `%s`, but the formula groups by `%s`.",
-                      attr(data, "group_name"), parsed$group_name), call = call)
+                      attr(data, "group_name"), group_description(parsed)), call = call)
   }
   if (inherits(data, "hnm_stats") && is.null(attr(data, "variables"))) {
     hnm_abort(sprintf(paste("`data` holds the statistics of the one-way model `%s ~ 1 | %s`",
@@ -407,38 +457,55 @@ lmm_table_statistics <- function(parsed, data, stats, call) {
   design <- table_design(parsed, function(v) mean_columns(v) %in% names(data), recorded, call)
   v <- unique(c(deparse1(parsed$response), setdiff(c(design$fixed, unlist(design$random)),
                                                    "(Intercept)")))
-  wanted <- c(columns, mean_columns(v))
+  wanted <- c(keys, columns[["n"]], mean_columns(v))
   absent <- setdiff(wanted, names(data))
   if (length(absent) > 0L) {
     hnm_abort(sprintf("`data` has no column `%s`; %s", absent[1L], paste(
       "a table of statistics of the general model has columns group, n, mean_<variable>,",
-      "ss_<variable> and sp_<variable>_<variable> (see ?hnm_stats).")), call = call)
+      "ss_<variable> and sp_<variable>_<variable>, and with several grouping factors a column",
+      "per grouping variable instead of `group`, one row per cell (see ?hnm_stats).")),
+      call = call)
   }
   if (nrow(data) == 0L) hnm_abort("`data` has no groups: the statistics table is empty.", call = call)
   n <- data[[columns[["n"]]]]
   check_statistic(n, columns[["n"]], function(x) x >= 1 & x == round(x), "positive whole numbers", call)
-  check_group_labels(data[[columns[["group"]]]], columns[["group"]], call)
+  if (!several) check_group_labels(data[[keys]], keys, call)
+  labels <- do.call(paste, c(unname(as.list(data[keys])), sep = ":"))
   means <- vapply(mean_columns(v), function(column) {
     check_statistic(data[[column]], column, function(x) rep(TRUE, length(x)), "finite numbers", call)
     as.double(data[[column]])
   }, numeric(nrow(data)))
   centred <- lmm_centred_means(data, v, matrix(means, nrow(data)), n)
   comoments <- table_comoments(data, v, call)
-  check_positive_semidefinite(comoments, v, matrix(means, nrow(data)), n, data[[columns[["group"]]]],
-                              call)
+  check_positive_semidefinite(comoments, v, matrix(means, nrow(data)), n, labels, call)
   c(list(names = v, pilot = centred$pilot, n = as.double(n), means = centred$means,
-         comoments = comoments, levels = as.character(data[[columns[["group"]]]]),
+         comoments = comoments, levels = if (!several) labels,
+         cells = if (several) as.data.frame(as.list(data[keys]), optional = TRUE,
+                                            stringsAsFactors = FALSE),
          dropped = as.double(attr(data, "n_dropped") %||% 0)), design)
 }
 
-# The group and n columns of a general table: `stats` may rename them (TRUE keeps both).
-lmm_stats_columns <- function(stats, call) {
+# The group and n columns of a general table: `stats` may rename them (TRUE keeps both). With
+# several grouping factors the cells are keyed by the grouping variables' own columns.
+lmm_stats_columns <- function(stats, parsed, call) {
   if (is.character(stats) && !is.null(names(stats)) && any(names(stats) %in% c("mean", "ss"))) {
     hnm_abort(paste("`stats` names the `group` and `n` columns of a table of the general",
                     "model; its other columns are named by the variables: mean_<variable>,",
                     "ss_<variable> and sp_<variable>_<variable> (see ?hnm_stats)."), call = call)
   }
+  if (has_several_factors(parsed) && is.character(stats) && "group" %in% names(stats)) {
+    hnm_abort(paste("with several grouping factors a table of statistics has a column per",
+                    "grouping variable, named as in the formula, not a `group` column to",
+                    "name with `stats`."), call = call)
+  }
   stats_columns(stats, call)[c("group", "n")]
+}
+
+# The grouping an hnm_stats table records: the grouping factor's name, or with several
+# grouping factors their names.
+group_description <- function(parsed) {
+  if (!has_several_factors(parsed)) return(parsed$group_name)
+  paste(vapply(parsed$factors, `[[`, "", "name"), collapse = ", ")
 }
 
 # The design of the formula in the table's variables: X's and each random term's columns,

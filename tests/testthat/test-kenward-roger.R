@@ -336,3 +336,28 @@ test_that("the dense reference is pbkrtest's where pbkrtest is installed", {
   expect_equal(pbkrtest::Lb_ddf(L, vcov(model), pbkrtest::vcovAdj(model)),
                dense_kr_df(ref, L)$ddf, tolerance = 1e-8)
 })
+
+test_that("several grouping factors: pbkrtest's adjusted covariance and lmerTest's KR tests", {
+  skip_if_not_installed("pbkrtest")
+  skip_if_not_installed("lmerTest")
+  slopes <- lme4::sleepstudy
+  slopes$grp <- factor(rep(1:4, length.out = nrow(slopes)))
+  set.seed(7)
+  slopes <- slopes[-sample(nrow(slopes), 20), ]
+  cases <- list(list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin),
+                list(strength ~ 1 + (1 | batch/cask), lme4::Pastes),
+                list(Reaction ~ Days + (Days | Subject) + (1 | grp), slopes))
+  for (case in cases) {
+    label <- deparse1(case[[1]])
+    fit <- hnm_fit(case[[1]], case[[2]], REML = TRUE)
+    twin <- lmertest_twin(fit, case[[1]], case[[2]], REML = TRUE)
+    expect_equal(vcov_kenward_roger(fit), as.matrix(pbkrtest::vcovAdj(twin)), tolerance = 1e-8,
+                 ignore_attr = TRUE, label = label)
+    expect_equal(coef(summary(fit, ddf = "Kenward-Roger")),
+                 coef(summary(twin, ddf = "Kenward-Roger")), tolerance = 1e-7,
+                 ignore_attr = TRUE, label = label)
+    expect_equal(as.matrix(anova(fit, ddf = "Kenward-Roger")),
+                 as.matrix(anova(twin, ddf = "Kenward-Roger")), tolerance = 1e-7,
+                 ignore_attr = TRUE, label = label)
+  }
+})

@@ -241,6 +241,4 @@ test_that("what is not available yet for several factors says so", {
                     quote(bootstrap(fit, nsim = 2)), quote(refit(fit, lme4::Pastes$strength)))) {
     expect_error(eval(call), "several grouping factors", class = "hnm_error_unsupported")
   }
-  expect_error(hnm_stats(strength ~ 1 + (1 | batch/cask), lme4::Pastes),
-               class = "hnm_error_unsupported")
 })

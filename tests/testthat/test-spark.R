@@ -288,8 +288,35 @@ test_that("fits from Spark SQL equal in-memory fits to 1e-10, one row per group 
   }
   general_sql <- log$sql[length(log$sql)]
   expect_match(general_sql, "AVG(`hnm_m1`) OVER", fixed = TRUE)
-  expect_match(general_sql, "(PARTITION BY `hnm_group`)", fixed = TRUE)
-  expect_match(general_sql, "LN(`z`)|CASE WHEN \\(`f` = 'b'\\)")
+  expect_match(general_sql, "(PARTITION BY `hnm_group1`)", fixed = TRUE)
+  # A factor's indicator is a double (Spark reads the literal 1.0 as a decimal, averaged in 5
+  # to 10 digits).
+  expect_match(general_sql, "CASE\\s+WHEN \\(`f` = 'b'\\) THEN CAST\\(1 AS DOUBLE\\)")
+
+  # Several grouping factors (issue 23): the GROUP BY runs over the grouping columns, one row
+  # per cell; offset 1e9 in the ScotsSec-like response, NA in a covariate and the groupings
+  # (lme4's data sets: several_factor_cases()).
+  cases <- if (requireNamespace("lme4", quietly = TRUE)) several_factor_cases(1e9)
+  for (case in cases) {
+    formula <- case$formula
+    d <- case$data
+    table <- spark_table(spark, d, sprintf("hnm_cells%d", length(log$sql)))
+    columns <- hnm:::cell_columns(hnm:::parse_mixed_formula(formula, several = TRUE))
+    for (reml in c(FALSE, TRUE)) {
+      info <- paste(deparse1(formula), if (reml) "REML" else "ML")
+      fit <- hnm:::statistics_fit(formula, table, NULL, if (reml) "REML" else "ML", NULL, run)
+      memory <- hnm_fit(formula, d, REML = reml)
+      expect_equal(lmm_numbers(fit), lmm_numbers(memory), tolerance = 1e-10, info = info)
+      expect_identical(lapply(ranef(fit), rownames), lapply(ranef(memory), rownames), info = info)
+      expect_identical(fit$n_dropped, memory$n_dropped, info = info)
+      expect_lte(log$rows[length(log$rows)], nrow(unique(d[columns])))
+    }
+  }
+  if (length(cases) > 0L) {
+    cells_sql <- log$sql[length(log$sql)]
+    expect_match(cells_sql, "GROUP BY `hnm_group1`, `hnm_group2`", fixed = TRUE)
+    expect_match(cells_sql, "(PARTITION BY `hnm_group1`, `hnm_group2`)", fixed = TRUE)
+  }
 
   stop_spark(spark)
   expect_identical(spark_processes(spark), character(), info = "Spark processes left running")

@@ -241,6 +241,70 @@ test_that("database fits of the general model equal in-memory fits to 1e-10, one
   }
 })
 
+test_that("several grouping factors: database fits equal in-memory fits to 1e-10, one row per cell", {
+  skip_if_not_installed("dbplyr")
+  skip_if_not_installed("lme4")
+  for (backend in names(database_connections)) {
+    con <- database_connections[[backend]]()
+    for (offset in c(0, 1e9)) {
+      for (case in several_factor_cases(offset)) {
+        d <- case$data
+        formula <- case$formula
+        if (offset != 0 && !("verbal" %in% names(d))) next  # the offset is ScotsSec-like's
+        table <- database_table(con, d, table_name("hnm_cells"))
+        columns <- hnm:::cell_columns(hnm:::parse_mixed_formula(formula, several = TRUE))
+        cells <- nrow(unique(stats::na.omit(d[columns])))
+        # The DISTINCT query of the factor `sex` (its values and NULL).
+        levels <- if ("sex" %in% names(d)) 3 else 0
+        for (reml in c(FALSE, TRUE)) {
+          info <- sprintf("%s, %s, offset %g, REML = %s", backend, deparse1(formula), offset, reml)
+          memory <- hnm_fit(formula, d, REML = reml)
+          database <- with_fetched_rows(hnm_fit(formula, table, REML = reml))
+          fit <- database$value
+          expect_equal(lmm_numbers(fit), lmm_numbers(memory), tolerance = 1e-10, info = info)
+          expect_identical(names(fit$theta), names(memory$theta), info = info)
+          expect_identical(lapply(ranef(fit), rownames), lapply(ranef(memory), rownames),
+                           info = info)
+          expect_identical(ngrps(fit), ngrps(memory), info = info)
+          expect_identical(fit$n_dropped, memory$n_dropped, info = info)
+          # One row per cell (plus the cells with a NULL grouping column), and the factor's levels.
+          expect_lte(database$rows, cells + 3 + levels)
+          if (offset == 0) {
+            # lme4's own deviance function at the database fit's theta.
+            criterion <- if (reml) REMLcrit(fit) else deviance(fit)
+            expect_equal(criterion, lme4_devfun_at(formula, d, reml, fit$theta), tolerance = 1e-8,
+                         info = info)
+          }
+        }
+        # The statistics table of the database equals that of the rows, and fits as they do.
+        stats <- without_old_interface_notice(hnm_stats(formula, table))
+        local <- hnm_stats(formula, d)
+        expect_identical(names(stats), names(local), info = backend)
+        expect_equal(as.data.frame(stats), as.data.frame(local), tolerance = 1e-12,
+                     ignore_attr = TRUE, info = paste(backend, deparse1(formula)))
+        expect_equal(lmm_numbers(hnm_fit(formula, stats)), lmm_numbers(hnm_fit(formula, d)),
+                     tolerance = 1e-10, info = paste(backend, deparse1(formula), "from hnm_stats"))
+        expect_error(fitted(fit), class = "hnm_error_no_rows")
+        expect_error(residuals(fit), class = "hnm_error_no_rows")
+        DBI::dbRemoveTable(con, table_name("hnm_cells"))
+      }
+    }
+    DBI::dbDisconnect(con)
+  }
+})
+
+test_that("several grouping factors: a grouping expression that is not a column is refused", {
+  skip_if_not_installed("dbplyr")
+  con <- sqlite_connection()
+  on.exit(DBI::dbDisconnect(con))
+  d <- several_factor_cases()[[1L]]$data
+  table <- database_table(con, d, table_name("hnm_cells"))
+  expect_error(hnm_fit(diameter ~ 1 + (1 | plate) + (1 | toupper(sample)), table),
+               "`toupper\\(sample\\)` must be a column", class = "hnm_error_formula")
+  expect_error(hnm_fit(diameter ~ 1 + (1 | plate) + (1 | smple), table),
+               "grouping variable `smple` is not a column")
+})
+
 test_that("database fits of the general model agree with lme4 (sleepstudy)", {
   skip_if_not_installed("dbplyr")
   skip_if_not_installed("lme4")

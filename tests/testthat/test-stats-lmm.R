@@ -12,7 +12,8 @@ base_r_lmm_table <- function(y, x, g) {
   v <- v[keep, , drop = FALSE]
   g <- factor(g[keep])
   groups <- split(seq_len(nrow(v)), g)
-  means <- t(vapply(groups, function(i) colMeans(v[i, , drop = FALSE]), numeric(ncol(v))))
+  means <- matrix(vapply(groups, function(i) colMeans(v[i, , drop = FALSE]), numeric(ncol(v))),
+                  ncol = ncol(v), byrow = TRUE)
   names <- colnames(v)
   out <- data.frame(group = levels(g), n = as.vector(table(g)), stringsAsFactors = FALSE)
   for (a in seq_along(names)) out[[paste0("mean_", names[a])]] <- unname(means[, a])
@@ -231,4 +232,80 @@ test_that("subset() and [ of an hnm_stats table fit the rows of the groups kept"
   attributes(table) <- attributes(table)[c("names", "row.names", "class")]
   expect_equal(deviance(hnm_fit(Reaction ~ Days + (Days | Subject), table)),
                deviance(hnm_fit(Reaction ~ Days + (Days | Subject), d)), tolerance = 1e-10)
+})
+
+# Issue 23: with several grouping factors a table has one row per cell, a combination of the
+# grouping columns' values (the innermost groups of a nested model, the observed combinations
+# of levels of crossed ones).
+test_that("several grouping factors: hnm_stats() gives base R's per-cell statistics, fitted as the rows", {
+  skip_if_not_installed("lme4")
+  for (offset in c(0, 1e9)) {
+    for (case in several_factor_cases(offset)) {
+      d <- case$data
+      formula <- case$formula
+      if (offset != 0 && !("verbal" %in% names(d))) next  # the offset is ScotsSec-like's
+      info <- sprintf("%s, offset %g", deparse1(formula), offset)
+      parsed <- hnm:::parse_mixed_formula(formula, several = TRUE)
+      columns <- hnm:::cell_columns(parsed)
+      s <- hnm_stats(formula, d)
+      # Base R's table by the key of each row's cell (NA when a grouping column is NA).
+      key <- do.call(paste, c(d[columns], sep = "\r"))
+      key[!stats::complete.cases(d[columns])] <- NA
+      response <- deparse1(formula[[2L]])
+      x <- stats::model.matrix(stats::as.formula(call("~", parsed$fixed)),
+                               stats::model.frame(stats::as.formula(call("~", parsed$fixed)), d,
+                                                  na.action = stats::na.pass))[, -1L, drop = FALSE]
+      reference <- base_r_lmm_table(matrix(d[[response]], dimnames = list(NULL, response)), x, key)
+      rows <- match(reference$group, do.call(paste, c(lapply(s[columns], as.character), sep = "\r")))
+      expect_identical(nrow(s), nrow(reference), info = info)
+      expect_identical(names(s), c(columns, names(reference)[-1L]), info = info)
+      expect_equal(as.data.frame(s)[rows, -seq_along(columns)], reference[-1L], tolerance = 1e-12,
+                   ignore_attr = TRUE, info = info)
+      for (reml in c(FALSE, TRUE)) {
+        expect_equal(lmm_numbers(hnm_fit(formula, s, REML = reml)),
+                     lmm_numbers(hnm_fit(formula, d, REML = reml)), tolerance = 1e-10, info = info)
+      }
+      if (offset == 0) {
+        # The base R table, declared as statistics, fits as lme4 fits the rows.
+        plain <- cbind(do.call(rbind.data.frame, c(strsplit(reference$group, "\r"),
+                                                   make.row.names = FALSE)), reference[-1L])
+        names(plain)[seq_along(columns)] <- columns
+        if (is.integer(d$second)) plain$second <- as.integer(plain$second)
+        # A factor is written as its indicator columns, which the table names.
+        declared <- if ("sex" %in% names(d)) {
+          attain ~ verbal + sexM + verbal:sexM + (1 | primary) + (verbal | second)
+        } else formula
+        fit <- hnm_fit(declared, plain, stats = TRUE)
+        expect_equal(deviance(fit), lme4_devfun_at(formula, d, FALSE, fit$theta), tolerance = 1e-8,
+                     info = info)
+      }
+    }
+  }
+  s <- hnm_stats(diameter ~ 1 + (1 | plate) + (1 | sample), several_factor_cases()[[1L]]$data)
+  out <- capture.output(print(s, n = 2))
+  expect_identical(out[1L], "Group statistics of `diameter` by `plate, sample`: 144 cells, 144 observations")
+  expect_identical(out[length(out)], "# ... 142 more cells")
+})
+
+test_that("several grouping factors: statistics fits refuse row-level methods and bad tables", {
+  d <- several_factor_cases()[[2L]]$data
+  formula <- strength ~ 1 + (1 | batch/cask)
+  s <- hnm_stats(formula, d)
+  fit <- hnm_fit(formula, s)
+  for (row_level in list(fitted, residuals, model.frame)) {
+    expect_error(row_level(fit), class = "hnm_error_no_rows")
+  }
+  e <- function(expr, regexp, class = "hnm_error") expect_error(expr, regexp = regexp, class = class)
+  plain <- as.data.frame(s)
+  e(hnm_fit(formula, plain[c(1, 1:nrow(plain)), ], stats = TRUE),
+    "the same combination twice", "hnm_error_invalid_statistics")
+  missing_cell <- plain
+  missing_cell$cask[3] <- NA
+  e(hnm_fit(formula, missing_cell, stats = TRUE), "a missing value", "hnm_error_invalid_statistics")
+  e(hnm_fit(formula, plain[names(plain) != "cask"], stats = TRUE), "no column `cask`")
+  e(hnm_fit(formula, hnm_stats(strength ~ 1 + (1 | batch), d)),
+    "holds statistics by `batch`, but the formula groups by `cask:batch, batch`")
+  e(hnm_fit(formula, plain, stats = c(group = "batch")), "a column per grouping variable")
+  e(hnm_stats(strength ~ 1 + (1 | batch) + (1 | toupper(cask)), d),
+    "`toupper\\(cask\\)` must be a column", "hnm_error_formula")
 })

@@ -339,6 +339,18 @@ test_that("weighted fits with several grouping factors, crossed and nested, are 
   twin <- lmerTest::as_lmerModLmerTest(weighted_twin(fit, y ~ x + (x | a) + (1 | b), data, TRUE))
   expect_equal(unname(coef(summary(fit))[, "df"]), unname(coef(summary(twin))[, "df"]),
                tolerance = 1e-6)
+  # Kenward-Roger: pbkrtest's on the scaled rows (pbkrtest reads no weights).
+  skip_if_not_installed("pbkrtest")
+  fit <- hnm_fit(y ~ x + (1 | a) + (1 | b), data, weights = w, REML = TRUE)
+  data$s <- sqrt(data$w)
+  data$ys <- data$y * data$s
+  data$xs <- data$x * data$s
+  scaled <- lmer_twin(fit, ys ~ 0 + s + xs + (0 + s | a) + (0 + s | b), data, TRUE)
+  expect_equal(unname(vcov_kenward_roger(fit)), unname(as.matrix(pbkrtest::vcovAdj(scaled))),
+               tolerance = 1e-7)
+  expect_equal(unname(coef(summary(fit, ddf = "Kenward-Roger"))[, "df"]),
+               c(pbkrtest::get_Lb_ddf(scaled, c(1, 0)), pbkrtest::get_Lb_ddf(scaled, c(0, 1))),
+               tolerance = 1e-6)
 })
 
 test_that("hnm_devfun(weights =) and as.function() of a weighted fit are lme4's devFunOnly function", {

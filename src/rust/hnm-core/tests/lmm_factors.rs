@@ -259,3 +259,52 @@ fn the_fit_is_a_minimum_of_the_dense_likelihood() {
         }
     }
 }
+
+/// A crossed design whose dense core spans several of the blocked kernels' blocks (140 levels
+/// of the second factor: block columns of 64 and sub-blocks of 16, partial last ones), the
+/// first factor scalar or with a random slope: criterion and gradient against the dense
+/// reference.
+#[test]
+fn a_core_of_several_blocks_matches_the_dense_likelihood() {
+    use Term::{Intercept as I, Variable as V};
+    let n = 700;
+    let u = uniforms(11, 5 * n);
+    let pick = |i: usize, k: usize| (((u[i] + 1.0) / 2.0 * k as f64) as usize).min(k - 1);
+    let a: Vec<usize> = (0..n).map(|i| pick(i, 160)).collect();
+    let b: Vec<usize> = (0..n).map(|i| pick(n + i, 140)).collect();
+    let x: Vec<f64> = (0..n).map(|i| 2.0 * u[2 * n + i] + 10.0).collect();
+    let w: Vec<f64> = (0..n).map(|i| u[3 * n + i]).collect();
+    let y: Vec<f64> = (0..n).map(|i| 1.0 + 0.5 * x[i] - w[i] + u[(a[i] * 7) % n] + 0.8 * u[(b[i] * 5 + 1) % n] + u[4 * n + i]).collect();
+    // The first factor scalar (the fronts' rank-one path) and with a slope (the general one).
+    for (random, blocks) in [(vec![I], vec![1]), (vec![I, V(1)], vec![2])] {
+        let design = Design {
+            columns: vec![y.clone(), x.clone(), w.clone()],
+            fixed: vec![I, V(1), V(2)],
+            factors: vec![factor(a.clone(), 160, random, blocks), factor(b.clone(), 140, vec![I], vec![1])],
+        };
+        check_against_dense(&design, 13);
+    }
+}
+
+/// The criterion against the dense reference and the gradient against central differences.
+fn check_against_dense(design: &Design, seed: u64) {
+    let model = design.model();
+    let mut ws = model.workspace().unwrap();
+    for theta in thetas(&model, seed) {
+        let internal = model.internal_theta_of(&theta).unwrap();
+        for criterion in [Criterion::Ml, Criterion::Reml] {
+            let ours = model.criterion_in_data_units(criterion, &internal).unwrap();
+            let dense = design.dense_deviance(criterion, &theta);
+            assert!((ours - dense).abs() <= 1e-9 * dense.abs(), "{ours} {dense} {theta:?}");
+            let (_, gradient) = model.deviance_and_gradient(criterion, &internal, &mut ws).unwrap();
+            for i in 0..internal.len() {
+                let h = 1e-5;
+                let (mut up, mut down) = (internal.clone(), internal.clone());
+                up[i] += h;
+                down[i] -= h;
+                let difference = (model.deviance(criterion, &up, &mut ws).unwrap() - model.deviance(criterion, &down, &mut ws).unwrap()) / (2.0 * h);
+                assert!((gradient[i] - difference).abs() <= 1e-5 * (1.0 + difference.abs()), "θ{i}: {} vs {difference}", gradient[i]);
+            }
+        }
+    }
+}

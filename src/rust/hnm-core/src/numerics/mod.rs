@@ -1,5 +1,6 @@
 //! The numerical machinery the models and the inference share, none of it statistical:
 //!
+//! - [`blocked`]: blocked dense Cholesky and inverses with SIMD products (the crossed core);
 //! - [`dense`]: small dense matrices (row-major slices);
 //! - [`optim`]: the bounded Newton method for θ, and the symmetric eigensolver;
 //! - [`solve1d`]: the safeguarded Newton root finder of one variable;
@@ -7,6 +8,7 @@
 //! - [`interrupt`]: cooperative cancellation (Ctrl-C in R);
 //! - [`memory`]: fallible allocation of every buffer the data size.
 
+pub(crate) mod blocked;
 pub(crate) mod dense;
 pub(crate) mod interrupt;
 pub(crate) mod memory;

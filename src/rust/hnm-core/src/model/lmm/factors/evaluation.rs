@@ -6,11 +6,6 @@ use super::{coupled, coupled_transposed, Several};
 use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
 use crate::numerics::dense::{cholesky_in_place as small_cholesky_in_place, lambda_transposed_times, solve_lower_scaled, times_lambda};
-use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
-use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
-use faer::{Accum, MatMut, Par};
 
 impl LinearMixedModel {
     /// The factorisation's part beyond the first factor's diagonal blocks (already in `ws`):
@@ -51,10 +46,14 @@ impl LinearMixedModel {
                 }
             }
         }
+        // Room for one coupling block (the model's width alone) and its product with a Λ.
+        let width = s.others.iter().map(|o| o.q).max().unwrap_or(0).max(q0);
+        let (mut scratch, mut block) = (vec![0.0; width * width], vec![0.0; width * width]);
         // The couplings between later factors, Λ_gᵀ (Z_gᵀZ_f) Λ_f, below the diagonal.
         for pair in &s.pairs {
             let (g, f) = (&s.others[pair.row.0], &s.others[pair.column.0]);
-            let block = coupled(&s.values[pair.value..pair.value + g.q * f.q], &sw.lambdas[pair.row.0], g.q, &sw.lambdas[pair.column.0], f.q);
+            let block = &mut block[..g.q * f.q];
+            coupled(&s.values[pair.value..pair.value + g.q * f.q], &sw.lambdas[pair.row.0], g.q, &sw.lambdas[pair.column.0], f.q, &mut scratch, block);
             let (og, of) = (s.core_row(pair.row), s.core_row(pair.column));
             for r in 0..g.q {
                 for c in 0..f.q {
@@ -67,56 +66,88 @@ impl LinearMixedModel {
                 core[(nr + c) * n + nr + a] = self.xy[a * p1 + c];
             }
         }
-        // The fronts W_j = L_j⁻¹Λ₀ᵀ[...] and the Schur complement K − Σ_j W_jᵀW_j.
+        // The fronts W_j = L_j⁻¹Λ₀ᵀ[...] and the Schur complement K − Σ_j W_jᵀW_j: by columns
+        // of K (each front's core rows ascend, so its columns are walked downwards), the
+        // [X y] rows of a column contiguous; the [X y]ᵀ[X y] block summed in `xx` first.
+        let (mut b, mut xx) = (vec![0.0; q0 * p1], vec![0.0; p1 * p1]);
         for j in 0..self.n.len() {
             let (first, last) = (s.width_start[j], s.width_start[j + 1]);
             let w = last - first;
+            let r = w - p1;
             let rows = &s.front_rows[first..last];
             let front = &mut sw.fronts[q0 * first..q0 * last];
             let mut column = 0;
             for coupling in &s.fronts[s.front_start[j]..s.front_start[j + 1]] {
-                let other = &s.others[coupling.row.0];
+                let qf = s.others[coupling.row.0].q;
                 // Λ₀ᵀ (Z_fᵀZ_0)ᵀ Λ_f: q₀ × q_f.
-                let block = coupled_transposed(&s.values[coupling.value..coupling.value + other.q * q0], lambda0, q0, &sw.lambdas[coupling.row.0], other.q);
+                let block = &mut block[..q0 * qf];
+                coupled_transposed(&s.values[coupling.value..coupling.value + qf * q0], lambda0, q0, &sw.lambdas[coupling.row.0], qf, &mut scratch, block);
                 for i in 0..q0 {
-                    front[i * w + column..i * w + column + other.q].copy_from_slice(&block[i * other.q..(i + 1) * other.q]);
+                    front[i * w + column..i * w + column + qf].copy_from_slice(&block[i * qf..(i + 1) * qf]);
                 }
-                column += other.q;
+                column += qf;
             }
-            let mut b = vec![0.0; q0 * p1];
             lambda_transposed_times(lambda0, &self.zxy[j * q0 * p1..(j + 1) * q0 * p1], q0, p1, &mut b);
             for i in 0..q0 {
                 front[i * w + column..i * w + w].copy_from_slice(&b[i * p1..(i + 1) * p1]);
             }
             solve_lower_scaled(&ls[j * q0 * q0..(j + 1) * q0 * q0], &inverse_diagonal[j * q0..(j + 1) * q0], q0, front, w);
-            for a in 0..w {
-                let ra = rows[a];
-                for (bcol, &rb) in rows[..=a].iter().enumerate() {
-                    let product: f64 = (0..q0).map(|i| front[i * w + a] * front[i * w + bcol]).sum();
-                    core[rb * n + ra] -= product;
+            let front = &*front;
+            if q0 == 1 {
+                // A scalar first factor (the common case): rank-one updates whose [X y] parts
+                // are contiguous loops.
+                for (bcol, &rb) in rows[..r].iter().enumerate() {
+                    let (fb, target) = (front[bcol], &mut core[rb * n..(rb + 1) * n]);
+                    for (&ra, &fa) in rows[bcol..r].iter().zip(&front[bcol..r]) {
+                        target[ra] -= fa * fb;
+                    }
+                    for (value, &fa) in target[nr..].iter_mut().zip(&front[r..]) {
+                        *value -= fa * fb;
+                    }
+                }
+                for a in 0..p1 {
+                    let fa = front[r + a];
+                    for (value, &fc) in xx[a * p1..=a * p1 + a].iter_mut().zip(&front[r..]) {
+                        *value += fa * fc;
+                    }
+                }
+                continue;
+            }
+            let product = |a: usize, b: usize| -> f64 { (0..q0).map(|i| front[i * w + a] * front[i * w + b]).sum() };
+            for (bcol, &rb) in rows[..r].iter().enumerate() {
+                let target = &mut core[rb * n..(rb + 1) * n];
+                for (a, &ra) in rows.iter().enumerate().take(r).skip(bcol) {
+                    target[ra] -= product(a, bcol);
+                }
+                for (x, value) in target[nr..].iter_mut().enumerate() {
+                    *value -= product(r + x, bcol);
+                }
+            }
+            for a in 0..p1 {
+                for c in 0..=a {
+                    xx[a * p1 + c] += product(r + a, r + c);
                 }
             }
         }
-        if s.block_diagonal {
-            Self::factor_diagonal_blocks(s.others[0].q, nr, n, core)?;
-        }
-        let mut whole = MatMut::from_column_major_slice_mut(core.as_mut_slice(), n, n);
-        let (mut random, _, mut below, mut trailing) = whole.as_mut().split_at_mut(nr, nr);
-        if !s.block_diagonal {
-            let mut scratch = MemBuffer::new(cholesky_in_place_scratch::<f64>(nr, Par::Seq, Default::default()));
-            if cholesky_in_place(random.as_mut(), Default::default(), Par::Seq, MemStack::new(&mut scratch), Default::default()).is_err() {
-                return Err(HnmError::Optimizer("the crossed random effects' block lost positive definiteness".into()));
-            }
-            solve_lower_triangular_in_place(random.as_ref(), below.as_mut().transpose_mut(), Par::Seq);
-        }
-        // L_F's matrix: the trailing block less the [X y] rows' products.
-        matmul(trailing.as_mut(), Accum::Add, below.as_ref(), below.as_ref().transpose(), -1.0, Par::Seq);
         for a in 0..p1 {
             for c in 0..=a {
-                lf[a * p1 + c] = trailing[(a, c)];
+                core[(nr + c) * n + nr + a] -= xx[a * p1 + c];
             }
         }
-        Ok((0..nr).map(|i| random[(i, i)].ln()).sum())
+        // The random-effects part factored (L_c), the [X y] rows solved against it, and the
+        // trailing block less their products: L_F's matrix.
+        if s.block_diagonal {
+            Self::factor_diagonal_blocks(s.others[0].q, nr, n, core)?;
+            sw.kernels.trailing_update(core, n, nr);
+        } else if !sw.kernels.partial_cholesky(core, n, nr) {
+            return Err(HnmError::Optimizer("the crossed random effects' block lost positive definiteness".into()));
+        }
+        for a in 0..p1 {
+            for c in 0..=a {
+                lf[a * p1 + c] = core[(nr + c) * n + nr + a];
+            }
+        }
+        Ok((0..nr).map(|i| core[i * n + i].ln()).sum())
     }
 
     /// The core's random-effects part factored block by block when it is block-diagonal (one

@@ -9,7 +9,7 @@
 //! Λ_fᵀZ_fᵀZ_gΛ_g (+ I on the diagonal), Λ_fᵀZ_fᵀ[X y] and [X y]ᵀ[X y]. Level j of the first
 //! factor couples to the core rows R_j of the levels it shares rows with and to [X y]: its
 //! *front* W_j = L_j⁻¹Λ₀ᵀZ_jᵀ[Z_{R_j}Λ, X, y] (q₀ × w_j) is L's block below L_j, transposed,
-//! and K − Σ_j W_jᵀW_j is factored densely (faer). Its leading n_c − p − 1 rows are L's
+//! and K − Σ_j W_jᵀW_j is factored densely ([`crate::numerics::blocked`]). Its leading n_c − p − 1 rows are L's
 //! random-effects part; its trailing p + 1 rows are those of one factor's L_F, from which the
 //! criteria are read as there. Nested factors give fronts with one core row per outer
 //! factor; crossed ones fill the core, whose order is that of the later factors' levels.
@@ -37,6 +37,7 @@ use super::structure::{check_structure, column_maps, theta_layout, to_user_map, 
 use super::{LinearMixedModel, Structure, Term};
 use crate::data::cross_products::CrossProducts;
 use crate::error::{HnmError, Result};
+use crate::numerics::blocked::DenseKernels;
 use crate::numerics::dense::lambda_transposed_times;
 use crate::numerics::memory::{collected, copied, filled};
 
@@ -133,6 +134,8 @@ pub(crate) struct SeveralWorkspace {
     scaled: Vec<f64>,
     inverse_l: Vec<f64>,
     sigma_cc: Vec<f64>,
+    /// The dense core's factorisation and inverses.
+    kernels: DenseKernels,
 }
 
 const MODEL: &str = "the blocks of the grouping factors";
@@ -185,6 +188,7 @@ impl Several {
             scaled: filled(&columns, 0.0, MODEL)?,
             inverse_l: filled(&[nr, nr], 0.0, WHAT)?,
             sigma_cc: filled(&[nr, nr], 0.0, WHAT)?,
+            kernels: DenseKernels::new(n)?,
         })
     }
 }
@@ -382,22 +386,16 @@ impl LinearMixedModel {
     }
 }
 
-/// Λ_aᵀ C Λ_b for C (q_a × q_b).
-fn coupled(c: &[f64], lambda_a: &[f64], qa: usize, lambda_b: &[f64], qb: usize) -> Vec<f64> {
-    let mut c_lambda = vec![0.0; qa * qb];
-    crate::numerics::dense::multiply(c, lambda_b, qa, qb, qb, &mut c_lambda);
-    let mut out = vec![0.0; qa * qb];
-    lambda_transposed_times(lambda_a, &c_lambda, qa, qb, &mut out);
-    out
+/// Λ_aᵀ C Λ_b into `out` (q_a × q_b) for C (q_a × q_b), `scratch` holding C Λ_b.
+fn coupled(c: &[f64], lambda_a: &[f64], qa: usize, lambda_b: &[f64], qb: usize, scratch: &mut [f64], out: &mut [f64]) {
+    crate::numerics::dense::multiply(c, lambda_b, qa, qb, qb, scratch);
+    lambda_transposed_times(lambda_a, scratch, qa, qb, out);
 }
 
-/// Λ_aᵀ Cᵀ Λ_b for C (q_b × q_a).
-fn coupled_transposed(c: &[f64], lambda_a: &[f64], qa: usize, lambda_b: &[f64], qb: usize) -> Vec<f64> {
-    let mut ct_lambda = vec![0.0; qa * qb];
-    transposed_times(c, qb, qa, lambda_b, qb, &mut ct_lambda);
-    let mut out = vec![0.0; qa * qb];
-    lambda_transposed_times(lambda_a, &ct_lambda, qa, qb, &mut out);
-    out
+/// Λ_aᵀ Cᵀ Λ_b into `out` (q_a × q_b) for C (q_b × q_a), `scratch` holding Cᵀ Λ_b.
+fn coupled_transposed(c: &[f64], lambda_a: &[f64], qa: usize, lambda_b: &[f64], qb: usize, scratch: &mut [f64], out: &mut [f64]) {
+    transposed_times(c, qb, qa, lambda_b, qb, scratch);
+    lambda_transposed_times(lambda_a, scratch, qa, qb, out);
 }
 
 /// Cᵀ M into `out` for C (rows × columns) and M (rows × m).

@@ -8,10 +8,8 @@ use crate::model::lmm::{LinearMixedModel, LmmFit, RandomEffects, Workspace};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{congruence, inverse_from_factor, solve_lower_transposed_scaled, times_lambda};
 use crate::numerics::memory::with_capacity;
-use faer::linalg::matmul::{triangular, triangular::BlockStructure};
-use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
-use faer::{Accum, MatMut, MatRef, Par};
+use faer::{MatMut, MatRef, Par};
 
 impl LinearMixedModel {
     /// The columns that combine [X y]: w = (−β, 1) for column 0 (u), and the columns of R_X⁻ᵀ
@@ -74,8 +72,8 @@ impl LinearMixedModel {
     }
 
     /// The core's block of the selected inverse, (A⁻¹)_cc = (L_c L_cᵀ)⁻¹, its lower triangle
-    /// into the workspace's `sigma_cc` (column-major) as faer's `llt::inverse` forms it: the
-    /// triangular inverse, then a triangular product (2n³/3 flops in all).
+    /// into the workspace's `sigma_cc` (column-major): the triangular inverse X = L_c⁻¹, then
+    /// XᵀX (2n³/3 flops in all, in [`crate::numerics::blocked`]'s products).
     fn core_inverse(&self, s: &Several, ws: &mut Workspace) {
         let (nr, n) = (s.core_random, s.core_order(self.p + 1));
         let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
@@ -99,51 +97,42 @@ impl LinearMixedModel {
             }
             return;
         }
-        let core = MatRef::from_column_major_slice(sw.core.as_slice(), n, n);
-        let random = core.submatrix(0, 0, nr, nr);
-        let mut inverse_l = MatMut::from_column_major_slice_mut(sw.inverse_l.as_mut_slice(), nr, nr);
-        invert_lower_triangular(inverse_l.as_mut(), random, Par::Seq);
-        triangular::matmul(
-            MatMut::from_column_major_slice_mut(sw.sigma_cc.as_mut_slice(), nr, nr),
-            BlockStructure::TriangularLower,
-            Accum::Replace,
-            inverse_l.as_ref().transpose(),
-            BlockStructure::TriangularUpper,
-            inverse_l.as_ref(),
-            BlockStructure::TriangularLower,
-            1.0,
-            Par::Seq,
-        );
+        sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr);
+        sw.kernels.inverse_from_inverse_factor(&mut sw.sigma_cc, &sw.inverse_l, nr);
     }
 
     /// The selected inverse at level j of the first factor (module docs): (A⁻¹)_{R_j j} into
-    /// `sigma_rj` (r × q₀) and (A⁻¹)_jj into `a_inverse` (q₀ × q₀), given the core's block
-    /// `sigma_cc` (any order of its arguments).
+    /// `level.sigma_rj` (r × q₀) and (A⁻¹)_jj into `a_inverse` (q₀ × q₀), given the lower
+    /// triangle of the core's block `sigma_cc` (nr × nr column-major).
     #[allow(clippy::too_many_arguments)]
-    fn first_level_inverse(
-        &self, s: &Several, j: usize, ws: &Workspace, fronts: &[f64], sigma_cc: &dyn Fn(usize, usize) -> f64, sigma_rj: &mut Vec<f64>, a_inverse: &mut [f64],
-    ) {
-        let (q0, p1) = (self.q, self.p + 1);
+    fn first_level_inverse(&self, s: &Several, j: usize, ws: &Workspace, fronts: &[f64], sigma_cc: &[f64], level: &mut LevelInverse, a_inverse: &mut [f64]) {
+        let (q0, p1, nr) = (self.q, self.p + 1, s.core_random);
         let (first, last) = (s.width_start[j], s.width_start[j + 1]);
         let wj = last - first;
         let r = wj - p1;
         let front = &fronts[q0 * first..q0 * last];
         let rows = &s.front_rows[first..last - p1];
         let (l, inverse) = (&ws.l[j * q0 * q0..(j + 1) * q0 * q0], &ws.inverse_diagonal[j * q0..(j + 1) * q0]);
+        let LevelInverse { vt, sigma_rj } = level;
         // Vⱼᵀ = L_j⁻ᵀ W_{j,R} (q₀ × r).
-        let mut vt = vec![0.0; q0 * r];
+        vt.clear();
         for i in 0..q0 {
-            vt[i * r..(i + 1) * r].copy_from_slice(&front[i * wj..i * wj + r]);
+            vt.extend_from_slice(&front[i * wj..i * wj + r]);
         }
-        solve_lower_transposed_scaled(l, inverse, q0, &mut vt, r);
-        // (A⁻¹)_{R j} = −Σ_RR V_j (r × q₀) and (A⁻¹)_jj = A_j⁻¹ − V_jᵀ (A⁻¹)_{R j}.
+        solve_lower_transposed_scaled(l, inverse, q0, vt, r);
+        // (A⁻¹)_{R j} = −Σ_RR V_j (r × q₀) and (A⁻¹)_jj = A_j⁻¹ − V_jᵀ (A⁻¹)_{R j}; Σ_RR read
+        // once per pair from its lower triangle, by columns (the rows ascend).
         sigma_rj.clear();
         sigma_rj.resize(r * q0, 0.0);
-        for a in 0..r {
-            for b in 0..r {
-                let x = sigma_cc(rows[a], rows[b]);
+        for (b, &rb) in rows.iter().enumerate() {
+            let column = &sigma_cc[rb * nr..(rb + 1) * nr];
+            for (a, &ra) in rows.iter().enumerate().skip(b) {
+                let x = column[ra];
                 for i in 0..q0 {
                     sigma_rj[a * q0 + i] -= x * vt[i * r + b];
+                    if a != b {
+                        sigma_rj[b * q0 + i] -= x * vt[i * r + a];
+                    }
                 }
             }
         }
@@ -192,13 +181,16 @@ impl LinearMixedModel {
         // v = e − ZᵀZΛ(solved) for every column.
         let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
         self.times_zz_lambda(s, &lambdas, solved, rhs, &mut scaled[..total * rhs], product);
-        let lower = MatRef::from_column_major_slice(sigma_cc.as_slice(), nr, nr);
+        let sigma_lower: &[f64] = sigma_cc;
+        let lower = MatRef::from_column_major_slice(sigma_lower, nr, nr);
         let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
         let mut gradients: Vec<Vec<f64>> = lambdas.iter().enumerate().map(|(f, _)| vec![0.0; self.factor_q(s, f).pow(2)]).collect();
         let mut a_inverse = vec![0.0; q0 * q0];
-        let mut sigma_rj = Vec::new();
+        let mut level = LevelInverse::default();
+        let q_max = s.others.iter().map(|o| o.q).max().unwrap_or(0);
+        let (mut c_lambda, mut c_lambda0) = (vec![0.0; q0 * q_max], vec![0.0; q0 * q_max]);
         for j in 0..m0 {
-            self.first_level_inverse(s, j, ws, fronts, &sigma_cc, &mut sigma_rj, &mut a_inverse);
+            self.first_level_inverse(s, j, ws, fronts, sigma_lower, &mut level, &mut a_inverse);
             let t = &ws.ts[j * q0 * q0..(j + 1) * q0 * q0];
             add_product(&mut gradients[0], 2.0, t, &a_inverse, q0, q0, q0);
             let mut column = 0;
@@ -206,14 +198,13 @@ impl LinearMixedModel {
                 let f = coupling.row.0;
                 let qf = s.others[f].q;
                 let c = &s.values[coupling.value..coupling.value + qf * q0];
-                let zk = &sigma_rj[column * q0..(column + qf) * q0];
+                let zk = &level.sigma_rj[column * q0..(column + qf) * q0];
                 // G₀ += 2 Cᵀ Λ_f Z_k and G_f += 2 C Λ₀ Z_kᵀ, with C = Z_fᵀZ₀ and Z_k = (A⁻¹)_{(f,l) j}.
-                let mut c_lambda = vec![0.0; q0 * qf];
-                transposed_times(c, qf, q0, lambdas[f + 1], qf, &mut c_lambda);
-                add_product(&mut gradients[0], 2.0, &c_lambda, zk, q0, qf, q0);
-                let mut c_lambda0 = vec![0.0; qf * q0];
-                crate::numerics::dense::multiply(c, lambdas[0], qf, q0, q0, &mut c_lambda0);
-                add_product_transposed(&mut gradients[f + 1], 2.0, &c_lambda0, zk, qf, q0, qf);
+                let (c_lambda, c_lambda0) = (&mut c_lambda[..q0 * qf], &mut c_lambda0[..qf * q0]);
+                transposed_times(c, qf, q0, lambdas[f + 1], qf, c_lambda);
+                add_product(&mut gradients[0], 2.0, c_lambda, zk, q0, qf, q0);
+                crate::numerics::dense::multiply(c, lambdas[0], qf, q0, q0, c_lambda0);
+                add_product_transposed(&mut gradients[f + 1], 2.0, c_lambda0, zk, qf, q0, qf);
                 column += qf;
             }
         }
@@ -302,12 +293,12 @@ impl LinearMixedModel {
             let (offset, levels) = if f == 0 { (0, self.n.len()) } else { (first_rows + s.others[f - 1].offset, s.others[f - 1].levels()) };
             let mut modes = with_capacity(&[levels, q], "the conditional modes")?;
             let mut conditional_covariances = with_capacity(&[levels, q, q], "the conditional covariances")?;
-            let (mut a_inverse, mut sigma_rj) = (vec![0.0; q * q], Vec::new());
+            let (mut a_inverse, mut level) = (vec![0.0; q * q], LevelInverse::default());
             for l in 0..levels {
                 let u = &sw.solved[offset + l * q..offset + (l + 1) * q];
                 modes.extend((0..q).map(|r| ty * (0..q).map(|k| map[r * q + k] * u[k]).sum::<f64>()));
                 if f == 0 {
-                    self.first_level_inverse(s, l, &ws, &sw.fronts, &sigma_cc, &mut sigma_rj, &mut a_inverse);
+                    self.first_level_inverse(s, l, &ws, &sw.fronts, &sw.sigma_cc, &mut level, &mut a_inverse);
                 } else {
                     let o = s.others[f - 1].offset + l * q;
                     for a in 0..q {
@@ -394,6 +385,13 @@ impl LinearMixedModel {
             add(out, c, qf, qg, column, row, true);
         }
     }
+}
+
+/// The per-level buffers of [`LinearMixedModel::first_level_inverse`]: Vⱼᵀ and (A⁻¹)_{R_j j}.
+#[derive(Default)]
+struct LevelInverse {
+    vt: Vec<f64>,
+    sigma_rj: Vec<f64>,
 }
 
 /// G += scale · A B for A (r × k) and B (k × c).

@@ -1,0 +1,117 @@
+# Kenward-Roger's pieces (kr_parts()) for a fit with several grouping factors, from the
+# random effects' cross-products ZᵀZ, ZᵀX and XᵀX (one pass over the fit's rows through the
+# sparse Zᵀ), in q-space: never an N x N matrix.
+#
+# With D the covariance of b (σ²ΛΛᵀ) and V = ZDZᵀ + σ²I, pbkrtest's parameters are each
+# variance and covariance of every random-effects block (G_i = ∂V/∂τ_i = Z E_i Zᵀ, E_i the
+# block's unit pattern repeated over its factor's levels) and σ² (G = I). Every product it
+# needs is one of Uᵀ Σᵏ W for U, W among Z, X and Σ = V⁻¹, k ≤ 3: with C = ΛᵀZᵀZΛ + I,
+# σ²ᵏ Σᵏ = I − Σ_{j=1..k} ZΛC⁻ʲΛᵀZᵀ (from ΛᵀZᵀZΛ = C − I), and σ⁴ tr Σ² = N − q + tr C⁻².
+# Then, as pbkrtest's vcovAdj: P_i = XᵀΣG_iΣX, Q_ij = XᵀΣG_iΣG_jΣX, Φ = (XᵀΣX)⁻¹, the REML
+# information I_ij = tr(ΣG_iΣG_j) − 2tr(ΦQ_ij) + tr(ΦP_iΦP_j), W = 2I⁻¹ (a pseudo-inverse
+# when I is near singular, as pbkrtest's), Φ_A = Φ + 2Φ[Σ_ij W_ij(Q_ij − P_iΦP_j)]Φ, and the
+# Jacobian of Φ in τ_i, −ΦP_iΦ. The cost is O(q³) for q random effects.
+kr_parts_several <- function(fit, call) {
+  require_matrix_package("Kenward-Roger's method with several grouping factors")
+  rows <- lmm_rows(fit, "Kenward-Roger's method")
+  ok <- complete_lmm_rows(fit, rows)
+  variables <- lapply(flat_variables(rows$variables), `[`, ok)
+  zt <- transposed_design(fit, variables, row_levels(fit, rows, ok))
+  x <- new_fixed_matrix(fit, variables)
+  if (!is.null(fit$rows$weights)) {
+    # A weighted fit's model is that of its rows scaled by sqrt(w) (R/weights.R).
+    root <- sqrt(used_weights(fit, rows))
+    zt <- zt %*% Matrix::Diagonal(x = root)
+    x <- x * root
+  }
+  n <- ncol(zt)
+  sigma2 <- fit$sigma^2
+  lambda <- as.matrix(random_lambda(fit))
+  zz <- as.matrix(Matrix::tcrossprod(zt))
+  zx <- as.matrix(zt %*% x)
+  xx <- crossprod(x)
+  q <- nrow(zz)
+  c_inverse <- chol2inv(chol(crossprod(lambda, zz %*% lambda) + diag(q)))
+  # Uᵀ Σᵏ W from UᵀW and UᵀZΛ, WᵀZΛ.
+  powers <- list(c_inverse, c_inverse %*% c_inverse, c_inverse %*% c_inverse %*% c_inverse)
+  sigma_power <- function(uw, ul, wl, k) {
+    inner <- Reduce(`+`, powers[seq_len(k)])
+    (uw - ul %*% inner %*% t(wl)) / sigma2^k
+  }
+  zl <- zz %*% lambda
+  xl <- crossprod(zx, lambda)
+  m <- sigma_power(zz, zl, zl, 1)
+  k1 <- sigma_power(zx, zl, xl, 1)
+  zz2 <- sigma_power(zz, zl, zl, 2)
+  zx2 <- sigma_power(zx, zl, xl, 2)
+  xx2 <- sigma_power(xx, xl, xl, 2)
+  xx3 <- sigma_power(xx, xl, xl, 3)
+  phi <- solve(sigma_power(xx, xl, xl, 1))
+  trace_sigma2 <- (n - q + sum(powers[[2]] * diag(q))) / sigma2^2
+  patterns <- variance_patterns(fit)
+  count <- length(patterns) + 1L
+  me <- lapply(patterns, function(e) m %*% e)
+  p_list <- c(lapply(patterns, function(e) crossprod(k1, e %*% k1)), list(xx2))
+  q_of <- function(i, j) {
+    if (i < count && j < count) return(crossprod(k1, patterns[[i]] %*% me[[j]] %*% k1))
+    if (i < count) return(crossprod(k1, patterns[[i]] %*% zx2))
+    if (j < count) return(crossprod(zx2, patterns[[j]] %*% k1))
+    xx3
+  }
+  trace_of <- function(i, j) {
+    if (i < count && j < count) return(sum(me[[i]] * t(me[[j]])))
+    if (i < count) return(sum(patterns[[i]] * zz2))
+    if (j < count) return(sum(patterns[[j]] * zz2))
+    trace_sigma2
+  }
+  information <- matrix(0, count, count)
+  adjustment <- matrix(0, ncol(x), ncol(x))
+  q_list <- list()
+  for (i in seq_len(count)) for (j in i:count) {
+    qij <- q_of(i, j)
+    q_list[[paste(i, j)]] <- qij
+    information[i, j] <- information[j, i] <- trace_of(i, j) - 2 * sum(phi * t(qij)) +
+      sum((phi %*% p_list[[i]]) * t(phi %*% p_list[[j]]))
+  }
+  weights <- 2 * symmetric_inverse(information)
+  for (i in seq_len(count)) for (j in i:count) {
+    term <- weights[i, j] * (q_list[[paste(i, j)]] - p_list[[i]] %*% phi %*% p_list[[j]])
+    adjustment <- adjustment + if (i == j) term else term + t(term)
+  }
+  names <- list(fit$fixed_names, fit$fixed_names)
+  named <- function(a) matrix(a, nrow(a), ncol(a), dimnames = names)
+  list(vcov = named(phi), adjusted = named(phi + 2 * phi %*% adjustment %*% phi),
+       jacobian = lapply(p_list, function(p) named(-phi %*% p %*% phi)), weights = weights)
+}
+
+# Each random-effects variance and covariance's pattern E_i (q x q, lme4's order of the random
+# effects): the block's (r, c) and (c, r) entries, 1, at every level of its factor.
+variance_patterns <- function(fit) {
+  layout <- random_term_layout(fit)
+  starts <- random_term_starts(fit)
+  q <- starts[length(starts)]
+  unlist(lapply(seq_along(layout$q), function(t) {
+    size <- layout$q[t]
+    first <- starts[t] + (seq_len(layout$levels[t]) - 1L) * size
+    pairs <- which(lower.tri(diag(size), diag = TRUE), arr.ind = TRUE)
+    lapply(seq_len(nrow(pairs)), function(k) {
+      e <- matrix(0, q, q)
+      r <- first + pairs[k, "row"]
+      c <- first + pairs[k, "col"]
+      e[cbind(r, c)] <- 1
+      e[cbind(c, r)] <- 1
+      e
+    })
+  }), recursive = FALSE)
+}
+
+# The inverse of a symmetric matrix, or its pseudo-inverse when its smallest eigenvalue is
+# below 1e-10 in magnitude (pbkrtest's rule for W).
+symmetric_inverse <- function(a) {
+  decomposition <- eigen(a, symmetric = TRUE)
+  values <- decomposition$values
+  if (min(abs(values)) > 1e-10) return(solve(a))
+  keep <- abs(values) > max(abs(values)) * 1e-12
+  vectors <- decomposition$vectors[, keep, drop = FALSE]
+  vectors %*% (t(vectors) / values[keep])
+}

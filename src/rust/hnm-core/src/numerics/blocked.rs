@@ -1,0 +1,591 @@
+//! Blocked dense Cholesky factorisation, triangular inverse and inverse of a factored matrix
+//! (column-major, lower triangles), with all their O(n³) work in one packed matrix product
+//! C += α A B whose micro-kernel uses AVX2 and FMA when the processor has them (detected at
+//! run time, so one portable binary serves every x86-64) and portable Rust otherwise.
+//!
+//! # Why own kernels rather than faer's
+//! faer's products go through the gemm crate, which selects its SIMD kernels at run time only
+//! with its `std` feature; that feature adds `sysctl` (for Apple targets) and through it
+//! `walkdir`, `winapi-util` and `windows-sys` with its import libraries to Cargo.lock, and
+//! `cargo vendor` keeps every target's crates, so the vendored sources (src/rust/vendor.tar.xz)
+//! would no longer fit CRAN's 5 MB tarball. Without it faer multiplies with scalar code, and
+//! the dense core of crossed factors (order ~1150 for InstEval) dominated each evaluation.
+//! Compiling for a newer CPU (`-C target-cpu`) is not an option for portable binaries.
+//!
+//! # The algorithms (Golub & Van Loan, *Matrix Computations*, 4th ed., sections 1.3, 4.2)
+//! - [`DenseKernels::partial_cholesky`]: the left-looking blocked Cholesky factorisation of the
+//!   leading `nr` columns of an n × n matrix; per block column J of width `NB`:
+//!   A[J:, J] −= L[J:, :J] L[J, :J]ᵀ (the product), then the column-by-column factorisation
+//!   of that panel (its diagonal block and, below it, L₂₁ = A₂₁ L₁₁⁻ᵀ); the trailing block
+//!   becomes the Schur complement A₂₂ − L₂₁L₂₁ᵀ.
+//! - [`DenseKernels::invert_lower`]: X = L⁻¹ by block columns, X[I, J] = −L[I, I]⁻¹ Σ_{J ≤ K < I}
+//!   L[I, K] X[K, J] (the sum a product), the diagonal blocks by forward substitution.
+//! - [`DenseKernels::inverse_from_inverse_factor`]: (LLᵀ)⁻¹ = XᵀX, its block (I, J), I ≥ J,
+//!   Σ_{K ≥ I} X[K, I]ᵀ X[K, J] (X is lower triangular, so the sum starts at I).
+//!
+//! Each costs n³/6 multiply-adds (for the full order); the products skip the blocks above the
+//! diagonal and write only on and below it.
+
+use crate::error::Result;
+use crate::numerics::memory::filled;
+
+/// Rows of the micro-kernel's tile (two AVX registers of four values).
+const MR: usize = 8;
+/// Columns of the micro-kernel's tile (12 accumulators, 2 + 1 registers for the operands).
+const NR: usize = 6;
+/// The depth of one packed pass (the A panel of MR × KC values stays in L1, the packed A
+/// block of MC × KC in L2).
+const KC: usize = 256;
+const MC: usize = 96;
+/// Columns of one packed B block (KC × NC values, in L3).
+const NC: usize = 1536;
+/// Width of the block columns of the factorisations.
+const NB: usize = 64;
+
+const WHAT: &str = "the packing buffers of the dense block of the crossed grouping factors";
+
+/// Which micro-kernel runs the products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+}
+
+impl Isa {
+    fn detected() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return Isa::Avx2Fma;
+        }
+        Isa::Portable
+    }
+}
+
+/// The micro-kernel: the MR × NR tile (column-major) Σ_p a_p b_pᵀ of a packed A panel (k
+/// columns of MR values) and a packed B panel (k rows of NR values).
+trait MicroKernel {
+    /// # Safety
+    /// `a` and `b` hold at least k · MR and k · NR values; on x86-64 the caller has checked
+    /// the instruction set of the implementation.
+    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR * NR]);
+}
+
+struct Portable;
+
+impl MicroKernel for Portable {
+    #[inline(always)]
+    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR * NR]) {
+        // SAFETY: the caller's contract on the lengths.
+        let (a, b) = unsafe { (std::slice::from_raw_parts(a, k * MR), std::slice::from_raw_parts(b, k * NR)) };
+        let mut c = [0.0; MR * NR];
+        for (a, b) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+            for j in 0..NR {
+                for i in 0..MR {
+                    c[j * MR + i] += a[i] * b[j];
+                }
+            }
+        }
+        *out = c;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+struct Avx2Fma;
+
+#[cfg(target_arch = "x86_64")]
+impl MicroKernel for Avx2Fma {
+    #[inline(always)]
+    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR * NR]) {
+        use std::arch::x86_64::{_mm256_broadcast_sd, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_setzero_pd, _mm256_storeu_pd};
+        // SAFETY: the caller checked AVX2 and FMA and the panels' lengths; every load reads
+        // within them (p < k) and every store within `out`.
+        unsafe {
+            let mut c = [[_mm256_setzero_pd(); 2]; NR];
+            for p in 0..k {
+                let a0 = _mm256_loadu_pd(a.add(p * MR));
+                let a1 = _mm256_loadu_pd(a.add(p * MR + 4));
+                for (j, c) in c.iter_mut().enumerate() {
+                    let bj = _mm256_broadcast_sd(&*b.add(p * NR + j));
+                    c[0] = _mm256_fmadd_pd(a0, bj, c[0]);
+                    c[1] = _mm256_fmadd_pd(a1, bj, c[1]);
+                }
+            }
+            for (j, c) in c.iter().enumerate() {
+                _mm256_storeu_pd(out.as_mut_ptr().add(j * MR), c[0]);
+                _mm256_storeu_pd(out.as_mut_ptr().add(j * MR + 4), c[1]);
+            }
+        }
+    }
+}
+
+/// A matrix operand read in place: element (i, j) at `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+struct Operand {
+    data: *const f64,
+    rs: usize,
+    cs: usize,
+}
+
+/// The target of a product: element (i, j) at `data[i + j * ld]`; with `lower = Some(d)`
+/// only the entries with i + d ≥ j are written (d: the target's first row less its first
+/// column in the whole matrix, so that these are the whole matrix's lower triangle).
+struct Target {
+    data: *mut f64,
+    ld: usize,
+    lower: Option<usize>,
+}
+
+impl Target {
+    /// Whether rows `i0..i0 + rows` and columns from `j0` hold nothing to write.
+    fn above_diagonal(&self, i0: usize, rows: usize, j0: usize) -> bool {
+        self.lower.is_some_and(|d| i0 + rows - 1 + d < j0)
+    }
+}
+
+/// The packed blocks of a product's operands.
+#[derive(Debug, Clone)]
+struct Packing {
+    a: Vec<f64>,
+    b: Vec<f64>,
+}
+
+/// The packing buffers and the micro-kernel of the products.
+#[derive(Debug, Clone)]
+pub(crate) struct DenseKernels {
+    isa: Isa,
+    packing: Packing,
+    /// An NB × NB block of [`DenseKernels::invert_lower`].
+    t: Vec<f64>,
+}
+
+impl DenseKernels {
+    /// Kernels for matrices of order at most `n`, with the instruction set of this processor.
+    ///
+    /// # Errors
+    /// `TooLarge` when the packing buffers (at most ~3 MB) do not fit in memory.
+    pub(crate) fn new(n: usize) -> Result<Self> {
+        Self::with_isa(n, Isa::detected())
+    }
+
+    fn with_isa(n: usize, isa: Isa) -> Result<Self> {
+        // No larger than the blocks of a matrix of order n (small cores are common).
+        let (rows, depth, columns) = (n.min(MC).div_ceil(MR).max(1) * MR, n.clamp(1, KC), n.min(NC).div_ceil(NR).max(1) * NR);
+        let packing = Packing { a: filled(&[rows, depth], 0.0, WHAT)?, b: filled(&[depth, columns], 0.0, WHAT)? };
+        Ok(DenseKernels { isa, packing, t: filled(&[NB.min(n), NB.min(n)], 0.0, WHAT)? })
+    }
+
+    /// Factors the leading `nr` columns of the symmetric n × n matrix `a` (column-major, its
+    /// lower triangle read) in place: the lower triangle of its leading nr × nr block becomes
+    /// L₁₁ (L₁₁L₁₁ᵀ = A₁₁), the block below it L₂₁ = A₂₁L₁₁⁻ᵀ, and the trailing block's lower
+    /// triangle A₂₂ − L₂₁L₂₁ᵀ. Returns false (a is then partly overwritten) when a pivot is
+    /// not positive and finite: A₁₁ is not (numerically) positive definite.
+    pub(crate) fn partial_cholesky(&mut self, a: &mut [f64], n: usize, nr: usize) -> bool {
+        assert!(a.len() >= n * n && nr <= n);
+        match self.isa {
+            Isa::Portable => partial_cholesky::<Portable>(self, a, n, nr),
+            // SAFETY: the instruction set was detected.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { partial_cholesky_avx2(self, a, n, nr) },
+        }
+    }
+
+    /// A₂₂ −= A₂₁A₂₁ᵀ on the lower triangle of the trailing block of the n × n column-major
+    /// `a`, A₂₁ its rows nr.. of its first nr columns: the last step of
+    /// [`DenseKernels::partial_cholesky`], for a leading block factored otherwise.
+    pub(crate) fn trailing_update(&mut self, a: &mut [f64], n: usize, nr: usize) {
+        assert!(a.len() >= n * n && nr <= n);
+        match self.isa {
+            Isa::Portable => trailing_update::<Portable>(self, a, n, nr),
+            // SAFETY: the instruction set was detected.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { trailing_update_avx2(self, a, n, nr) },
+        }
+    }
+
+    /// X = L⁻¹ into `x` (nr × nr column-major, lower triangle; its strict upper triangle must
+    /// be 0, as it is left) for the lower-triangular L in the leading nr × nr block of the
+    /// n × n column-major `l`, whose diagonal is nonzero.
+    pub(crate) fn invert_lower(&mut self, x: &mut [f64], l: &[f64], n: usize, nr: usize) {
+        assert!(x.len() >= nr * nr && l.len() >= n * n && nr <= n);
+        match self.isa {
+            Isa::Portable => invert_lower::<Portable>(self, x, l, n, nr),
+            // SAFETY: the instruction set was detected.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { invert_lower_avx2(self, x, l, n, nr) },
+        }
+    }
+
+    /// The lower triangle of (LLᵀ)⁻¹ = XᵀX into `sigma` (nr × nr column-major) from X = L⁻¹
+    /// (nr × nr column-major, lower triangular with zeros above, as
+    /// [`DenseKernels::invert_lower`] leaves it).
+    pub(crate) fn inverse_from_inverse_factor(&mut self, sigma: &mut [f64], x: &[f64], nr: usize) {
+        assert!(sigma.len() >= nr * nr && x.len() >= nr * nr);
+        match self.isa {
+            Isa::Portable => inverse_from_inverse_factor::<Portable>(self, sigma, x, nr),
+            // SAFETY: the instruction set was detected.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { inverse_from_inverse_factor_avx2(self, sigma, x, nr) },
+        }
+    }
+}
+
+// The AVX2 instances: the generic bodies inlined into functions compiled for AVX2 and FMA,
+// so that their vector loops use them too.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn partial_cholesky_avx2(k: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize) -> bool {
+    partial_cholesky::<Avx2Fma>(k, a, n, nr)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn trailing_update_avx2(k: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize) {
+    trailing_update::<Avx2Fma>(k, a, n, nr)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn invert_lower_avx2(k: &mut DenseKernels, x: &mut [f64], l: &[f64], n: usize, nr: usize) {
+    invert_lower::<Avx2Fma>(k, x, l, n, nr)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn inverse_from_inverse_factor_avx2(k: &mut DenseKernels, sigma: &mut [f64], x: &[f64], nr: usize) {
+    inverse_from_inverse_factor::<Avx2Fma>(k, sigma, x, nr)
+}
+
+#[inline(always)]
+fn partial_cholesky<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize) -> bool {
+    // Block columns of width NB, each factored by sub-blocks of NB / 4 so that only narrow
+    // panels are factored column by column (their axpy loops cost n² · width / 4 in all).
+    for j0 in (0..nr).step_by(NB) {
+        let end = (j0 + NB).min(nr);
+        subtract_earlier_columns::<K>(kernels, a, n, 0, j0, end);
+        for i0 in (j0..end).step_by(NB / 4) {
+            let sub_end = (i0 + NB / 4).min(end);
+            subtract_earlier_columns::<K>(kernels, a, n, j0, i0, sub_end);
+            if !factor_panel(a, n, i0, sub_end) {
+                return false;
+            }
+        }
+    }
+    trailing_update::<K>(kernels, a, n, nr);
+    true
+}
+
+/// A[j0.., j0..end] −= L[j0.., first..j0] L[j0..end, first..j0]ᵀ on and below the diagonal:
+/// the left-looking update of a block column by the factored columns `first..j0`.
+#[inline(always)]
+fn subtract_earlier_columns<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut [f64], n: usize, first: usize, j0: usize, end: usize) {
+    if j0 == first {
+        return;
+    }
+    let base = a.as_mut_ptr();
+    // SAFETY: the operands (columns first..j0) and the target (columns j0..end, rows j0..n)
+    // are disjoint parts of `a`, within its n × n values.
+    unsafe {
+        product::<K>(
+            &mut kernels.packing,
+            n - j0,
+            end - j0,
+            j0 - first,
+            -1.0,
+            Operand { data: base.add(first * n + j0), rs: 1, cs: n },
+            Operand { data: base.add(first * n + j0), rs: n, cs: 1 },
+            Target { data: base.add(j0 * n + j0), ld: n, lower: Some(0) },
+        );
+    }
+}
+
+/// Columns `j0..end` of the n × n `a`, already less their products with the columns before
+/// j0, factored column by column: column c less its products with the panel's earlier
+/// columns, then scaled by its pivot (the diagonal block and L₂₁ at once). Returns false at a
+/// pivot that is not positive and finite.
+#[inline(always)]
+fn factor_panel(a: &mut [f64], n: usize, j0: usize, end: usize) -> bool {
+    for c in j0..end {
+        let (done, rest) = a.split_at_mut(c * n);
+        let column = &mut rest[c..n];
+        for k in j0..c {
+            let factor = done[k * n + c];
+            for (x, l) in column.iter_mut().zip(&done[k * n + c..k * n + n]) {
+                *x -= l * factor;
+            }
+        }
+        let pivot = column[0];
+        if !(pivot > 0.0 && pivot.is_finite()) {
+            return false;
+        }
+        let scale = 1.0 / pivot.sqrt();
+        for x in column.iter_mut() {
+            *x *= scale;
+        }
+    }
+    true
+}
+
+#[inline(always)]
+fn trailing_update<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize) {
+    if nr == 0 || nr == n {
+        return;
+    }
+    let base = a.as_mut_ptr();
+    // SAFETY: the operands (columns ..nr) and the target (columns nr..) are disjoint.
+    unsafe {
+        product::<K>(
+            &mut kernels.packing,
+            n - nr,
+            n - nr,
+            nr,
+            -1.0,
+            Operand { data: base.add(nr), rs: 1, cs: n },
+            Operand { data: base.add(nr), rs: n, cs: 1 },
+            Target { data: base.add(nr * n + nr), ld: n, lower: Some(0) },
+        );
+    }
+}
+
+/// B ← L⁻¹B for the w × w lower-triangular L (element (i, j) at `l[i + j * ld_l]`) and the
+/// w × m column-major B (leading dimension `ld_b`): forward substitution column by column.
+#[inline(always)]
+fn solve_lower_block(l: &[f64], ld_l: usize, w: usize, b: &mut [f64], ld_b: usize, m: usize) {
+    for j in 0..m {
+        let column = &mut b[j * ld_b..j * ld_b + w];
+        for k in 0..w {
+            let x = column[k] / l[k + k * ld_l];
+            column[k] = x;
+            for (y, l) in column[k + 1..].iter_mut().zip(&l[k + 1 + k * ld_l..w + k * ld_l]) {
+                *y -= l * x;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn invert_lower<K: MicroKernel>(kernels: &mut DenseKernels, x: &mut [f64], l: &[f64], n: usize, nr: usize) {
+    // The diagonal blocks X[J, J] = L[J, J]⁻¹: the identity solved.
+    for j0 in (0..nr).step_by(NB) {
+        let w = NB.min(nr - j0);
+        for j in 0..w {
+            x[(j0 + j) * nr + j0..(j0 + j) * nr + j0 + w].fill(0.0);
+            x[(j0 + j) * nr + j0 + j] = 1.0;
+        }
+        solve_lower_block(&l[j0 * n + j0..], n, w, &mut x[j0 * nr + j0..], nr, w);
+    }
+    // X[I, J] = −X[I, I] (L[I, J..I] X[J..I, J]), block row by block row within each block
+    // column (X[J..I, J] is complete when I's turn comes): two products.
+    for j0 in (0..nr).step_by(NB) {
+        let w = NB.min(nr - j0);
+        for i0 in (j0 + w..nr).step_by(NB) {
+            let h = NB.min(nr - i0);
+            kernels.t[..h * w].fill(0.0);
+            let base = x.as_mut_ptr();
+            // SAFETY: the first product reads L (another slice) and X[j0..i0, J] and writes the
+            // kernels' own `t` (h × w); the second reads `t` and X[I, I] (columns i0..) and
+            // writes X[I, J] (columns j0..j0 + w < i0), which neither operand touches.
+            unsafe {
+                let t = kernels.t.as_mut_ptr();
+                product::<K>(
+                    &mut kernels.packing,
+                    h,
+                    w,
+                    i0 - j0,
+                    1.0,
+                    Operand { data: l.as_ptr().add(j0 * n + i0), rs: 1, cs: n },
+                    Operand { data: base.add(j0 * nr + j0), rs: 1, cs: nr },
+                    Target { data: t, ld: h, lower: None },
+                );
+                for j in 0..w {
+                    std::slice::from_raw_parts_mut(base.add((j0 + j) * nr + i0), h).fill(0.0);
+                }
+                product::<K>(
+                    &mut kernels.packing,
+                    h,
+                    w,
+                    h,
+                    -1.0,
+                    Operand { data: base.add(i0 * nr + i0), rs: 1, cs: nr },
+                    Operand { data: t, rs: 1, cs: h },
+                    Target { data: base.add(j0 * nr + i0), ld: nr, lower: None },
+                );
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn inverse_from_inverse_factor<K: MicroKernel>(kernels: &mut DenseKernels, sigma: &mut [f64], x: &[f64], nr: usize) {
+    for j0 in (0..nr).step_by(NB) {
+        let w = NB.min(nr - j0);
+        for i0 in (j0..nr).step_by(NB) {
+            let h = NB.min(nr - i0);
+            for j in 0..w {
+                sigma[(j0 + j) * nr + i0..(j0 + j) * nr + i0 + h].fill(0.0);
+            }
+            // Σ[I, J] = X[K, I]ᵀ X[K, J] over K = I..: rows from i0 of X.
+            // SAFETY: `sigma` and `x` are distinct slices of nr × nr values.
+            unsafe {
+                product::<K>(
+                    &mut kernels.packing,
+                    h,
+                    w,
+                    nr - i0,
+                    1.0,
+                    Operand { data: x.as_ptr().add(i0 * nr + i0), rs: nr, cs: 1 },
+                    Operand { data: x.as_ptr().add(j0 * nr + i0), rs: 1, cs: nr },
+                    Target { data: sigma.as_mut_ptr().add(j0 * nr + i0), ld: nr, lower: Some(i0 - j0) },
+                );
+            }
+        }
+    }
+}
+
+/// C += α A B for A (m × k), B (k × n) and the target C (m × n): the operands packed in
+/// blocks (KC deep, MC rows of A, NC columns of B) and multiplied tile by tile.
+///
+/// # Safety
+/// Every element of the operands and target within these dimensions is readable (writable for
+/// the target), and the target overlaps neither operand.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn product<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k: usize, alpha: f64, a: Operand, b: Operand, c: Target) {
+    let mut tile = [0.0; MR * NR];
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            // B's block in panels of NR columns, each kc rows of NR values (0 beyond n).
+            for (panel, packed) in pack.b.chunks_exact_mut(kc * NR).take(nc.div_ceil(NR)).enumerate() {
+                let j0 = jc + panel * NR;
+                for (p, row) in packed.chunks_exact_mut(NR).enumerate() {
+                    for (jj, value) in row.iter_mut().enumerate() {
+                        let j = j0 + jj;
+                        // SAFETY: (pc + p, j) lies within B.
+                        *value = if j < n { unsafe { *b.data.add((pc + p) * b.rs + j * b.cs) } } else { 0.0 };
+                    }
+                }
+            }
+            for ic in (0..m).step_by(MC) {
+                let mc = MC.min(m - ic);
+                if c.above_diagonal(ic, mc, jc) {
+                    continue;
+                }
+                for (panel, packed) in pack.a.chunks_exact_mut(kc * MR).take(mc.div_ceil(MR)).enumerate() {
+                    let i0 = ic + panel * MR;
+                    for (p, column) in packed.chunks_exact_mut(MR).enumerate() {
+                        for (ii, value) in column.iter_mut().enumerate() {
+                            let i = i0 + ii;
+                            // SAFETY: (i, pc + p) lies within A.
+                            *value = if i < m { unsafe { *a.data.add(i * a.rs + (pc + p) * a.cs) } } else { 0.0 };
+                        }
+                    }
+                }
+                for jr in (0..nc).step_by(NR) {
+                    let j0 = jc + jr;
+                    let nr = NR.min(n - j0);
+                    for ir in (0..mc).step_by(MR) {
+                        let i0 = ic + ir;
+                        let mr = MR.min(m - i0);
+                        if c.above_diagonal(i0, mr, j0) {
+                            continue;
+                        }
+                        // SAFETY: the packed panels hold kc · MR and kc · NR values.
+                        unsafe { K::tile(kc, pack.a.as_ptr().add(ir * kc), pack.b.as_ptr().add(jr * kc), &mut tile) };
+                        for jj in 0..nr {
+                            let rows = match c.lower {
+                                Some(d) => (j0 + jj).saturating_sub(i0 + d).min(mr)..mr,
+                                None => 0..mr,
+                            };
+                            for ii in rows {
+                                // SAFETY: (i0 + ii, j0 + jj) lies within the target.
+                                unsafe { *c.data.add(i0 + ii + (j0 + jj) * c.ld) += alpha * tile[jj * MR + ii] };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A symmetric positive definite n × n matrix (column-major, full), from a fixed
+    /// pseudo-random B: BBᵀ/n + I.
+    fn spd(n: usize) -> Vec<f64> {
+        let mut state = 12345u64;
+        let mut b = vec![0.0; n * n];
+        for v in &mut b {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            *v = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+        }
+        let mut a = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                a[i + j * n] = (0..n).map(|k| b[i + k * n] * b[j + k * n]).sum::<f64>() / n as f64 + if i == j { 1.0 } else { 0.0 };
+            }
+        }
+        a
+    }
+
+    fn isas() -> Vec<Isa> {
+        let mut out = vec![Isa::Portable];
+        if Isa::detected() != Isa::Portable {
+            out.push(Isa::detected());
+        }
+        out
+    }
+
+    /// The factor, L₂₁ and the Schur complement reproduce A: L₁₁L₁₁ᵀ = A₁₁, L₂₁L₁₁ᵀ = A₂₁,
+    /// S + L₂₁L₂₁ᵀ = A₂₂; then X L = I and Σ A₁₁ = I (closed-form identities).
+    #[test]
+    fn factor_inverse_and_schur_complement_reproduce_the_matrix() {
+        for isa in isas() {
+            for &(n, nr) in &[(1, 1), (5, 3), (70, 64), (131, 100), (300, 271), (400, 400)] {
+                let a = spd(n);
+                let mut f = a.clone();
+                let mut kernels = DenseKernels::with_isa(n, isa).unwrap();
+                assert!(kernels.partial_cholesky(&mut f, n, nr));
+                let l = |i: usize, j: usize| if j <= i && j < nr { f[i + j * n] } else { 0.0 };
+                for j in 0..n {
+                    for i in j..n {
+                        let product: f64 = (0..nr.min(j + 1)).map(|k| l(i, k) * l(j, k)).sum();
+                        let rebuilt = if j >= nr { f[i + j * n] + product } else { product };
+                        assert!((rebuilt - a[i + j * n]).abs() < 1e-12 * n as f64, "{isa:?} n {n} ({i}, {j}): {rebuilt} vs {}", a[i + j * n]);
+                    }
+                }
+                let mut x = vec![0.0; nr * nr];
+                kernels.invert_lower(&mut x, &f, n, nr);
+                for j in 0..nr {
+                    for i in 0..nr {
+                        let value: f64 = (0..nr).map(|k| x[i + k * nr] * l(k, j)).sum();
+                        assert!((value - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12 * n as f64, "{isa:?} X L at ({i}, {j}): {value}");
+                    }
+                }
+                let mut sigma = vec![f64::NAN; nr * nr];
+                kernels.inverse_from_inverse_factor(&mut sigma, &x, nr);
+                let s = |i: usize, j: usize| if i >= j { sigma[i + j * nr] } else { sigma[j + i * nr] };
+                for j in 0..nr {
+                    for i in 0..nr {
+                        let value: f64 = (0..nr).map(|k| s(i, k) * a[k + j * n]).sum();
+                        assert!((value - if i == j { 1.0 } else { 0.0 }).abs() < 1e-11 * n as f64, "{isa:?} Σ A at ({i}, {j}): {value}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_matrix_that_is_not_positive_definite_is_refused() {
+        for isa in isas() {
+            let n = 80;
+            let mut a = spd(n);
+            a[70 + 70 * n] = -1.0;
+            assert!(!DenseKernels::with_isa(n, isa).unwrap().partial_cholesky(&mut a, n, n));
+        }
+    }
+}
