@@ -64,6 +64,7 @@ bootstrap.hnm_fit <- function(object, nsim = 1000, seed = NULL, parallel = NULL,
                               quiet = FALSE, ...) {
   check_one_factor(object, "The parametric bootstrap")
   call <- sys.call()
+  refuse_weights(object, "The parametric bootstrap", call)
   check_no_dots(list(...), call)
   require_likelihood_fit(object, "bootstrap replicates", call)
   threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
@@ -252,6 +253,7 @@ bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncp
                         class(fit)[1L]), call = call)
     }
     require_likelihood_fit(fit, "bootstrap_lrt()", call)
+    refuse_weights(fit, "The bootstrap likelihood-ratio test", call)
   }
   threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
   df <- n_parameters(m1) - n_parameters(m0)
@@ -346,7 +348,7 @@ ml_estimate <- function(fit, call) {
   }
   ml_fit <- lmm_search(lmm_model(fit), FALSE, fit$convergence$internal_theta, FALSE, fit$control,
                        call = call)
-  list(deviance = ml_fit$deviance, internal_theta = ml_fit$internal_theta,
+  list(deviance = ml_fit$deviance + weights_constant(fit), internal_theta = ml_fit$internal_theta,
        re_covariance = matrix(ml_fit$re_covariance, nrow(fit$re_covariance)))
 }
 

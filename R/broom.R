@@ -212,6 +212,9 @@ augment.hnm_fit <- function(x, data = NULL, ...) {
   given <- as.data.frame(if (is.null(data)) eval(x$call$data, environment(formula(x))) else data)
   variables <- all.vars(formula(x))
   keep <- stats::complete.cases(given[intersect(variables, names(given))])
+  # Rows of weight 0 are dropped from a weighted fit (R/weights.R).
+  w <- x$rows$weights
+  if (!is.null(w) && length(w) == length(keep)) keep <- keep & !(w %in% 0)
   rows <- nobs(x) + if (is.null(x$n_dropped)) 0L else x$n_dropped
   if (!all(variables %in% names(given)) || sum(keep) != nobs(x) || nrow(given) != rows) {
     hnm_abort(sprintf("`data` must be the data frame of %d rows (%d complete) the model was fitted to.",

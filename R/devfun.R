@@ -40,8 +40,9 @@
 #' @param formula,data,REML As for [hnm_fit()]: a model of rows in a data frame (or the
 #'   environment of `formula`); `REML = TRUE` for the REML criterion, `FALSE` (the default
 #'   here, as in `hnm_fit()`) for the ML deviance.
-#' @param subset,na.action,offset,contrasts As for [hnm_fit()] (and `lmer()`): the rows and
-#'   the model the criterion is of.
+#' @param subset,weights,na.action,offset,contrasts As for [hnm_fit()] (and `lmer()`): the
+#'   rows and the model the criterion is of (with `weights`, lme4's weighted criterion, which
+#'   includes \eqn{-\sum_i \log w_i}{-sum(log(w_i))}).
 #' @return A function of one argument, `theta` (a numeric vector of lme4's \eqn{\theta}),
 #'   returning the criterion at `theta`, a number with attribute `"gradient"`. It has
 #'   attributes `"gradient"` (a function of `theta` returning the gradient) and `"lower"`.
@@ -60,7 +61,7 @@
 #' fit <- hnm_fit(y ~ x + (1 | g), d)
 #' c(opt$value, deviance(fit))
 #' @export
-hnm_devfun <- function(formula, data, REML = FALSE, subset, na.action, offset,
+hnm_devfun <- function(formula, data, REML = FALSE, subset, weights, na.action, offset,
                        contrasts = NULL) {
   call <- match.call()
   method <- fit_method(REML, "ML", TRUE, call)
@@ -72,8 +73,10 @@ hnm_devfun <- function(formula, data, REML = FALSE, subset, na.action, offset,
   model <- row_model(formula, if (!missing(data)) data, if (!missing(subset)) substitute(subset),
                      if (!missing(offset)) substitute(offset),
                      if (!missing(na.action)) na.action, contrasts, method,
-                     hnm_control()$threads, parent.frame(), call)
-  devfun_closure(model$built$model, method == "REML", model$built$lower)
+                     hnm_control()$threads, parent.frame(), call,
+                     if (!missing(weights)) substitute(weights))
+  devfun_closure(model$built$model, method == "REML", model$built$lower,
+                 weights_constant(model$design))
 }
 
 #' @rdname hnm_devfun
@@ -85,12 +88,13 @@ hnm_devfun <- function(formula, data, REML = FALSE, subset, na.action, offset,
 #' @export
 as.function.hnm_fit <- function(x, ...) {
   check_no_dots(match.call(expand.dots = FALSE)$..., sys.call())
-  devfun_closure(lmm_model(x), x$method == "REML", x$lower)
+  devfun_closure(lmm_model(x), x$method == "REML", x$lower, weights_constant(x))
 }
 
 # The function hnm_devfun() returns, in an environment holding only the model, the criterion
-# and the bounds (not the data the model was built from).
-devfun_closure <- function(model, reml, lower) {
+# and the bounds (not the data the model was built from); `constant` is added to the model's
+# criterion (-sum(log(w)) of a weighted model, R/weights.R).
+devfun_closure <- function(model, reml, lower, constant = 0) {
   gradient <- function(theta) {
     call <- sys.call()
     theta <- devfun_theta(theta, lower, call)
@@ -106,7 +110,7 @@ devfun_closure <- function(model, reml, lower) {
       out$gradient <- rep(NA_real_, length(theta))
     }
     out <- rust_result(out, call = call)
-    structure(out$value, gradient = out$gradient)
+    structure(out$value + constant, gradient = out$gradient)
   }
   structure(devfun, gradient = gradient, lower = lower)
 }

@@ -16,9 +16,10 @@ has_several_factors <- function(x) length(x$factors) > 1L
 # the design's columns with the random-effects terms in that order, the rows' cells, and the
 # Rust model from one pass keyed by cell. Returns the design (with `factors`, the fit's
 # description of each factor, and the plain fields the model is rebuilt from), the built
-# model, the parsed formula in lme4's order and the rows' `cells` (cell_codes()).
+# model, the parsed formula in lme4's order and the rows' `cells` (cell_codes()). `weights`
+# and `index`: as for lmm_build().
 lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NULL,
-                              threads = thread_count(call)) {
+                              threads = thread_count(call), weights = NULL, index = NULL) {
   frame <- fit_data(data, call)
   grouping <- grouping_factors(parsed, frame, parsed$env %||% globalenv(), call)
   cells <- cell_codes(grouping)
@@ -30,11 +31,19 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
               list(codes = cells$cell, code_offset = 0L))
   design <- factors_design(design, parsed, ordered$grouping, ordered$cell_levels, call)
   check_lengths(design, call)
-  spec <- design$factor_spec
-  built <- rs_lmm_build_factors(design$variables, cells$cell, cells$n_cells, design$response,
-                                design$fixed, spec$cell_levels, spec$n_levels, spec$random,
-                                spec$blocks, design$names, threads)
-  built <- rust_result(explain_build_error(built, design, call), call = call)
+  pass <- design
+  if (!is.null(weights)) {
+    weighted <- weighted_design(design, weights, index, call)
+    design <- weighted$rows
+    pass <- weighted$pass
+  }
+  spec <- pass$factor_spec
+  built <- rs_lmm_build_factors(pass$variables, cells$cell, cells$n_cells, pass$response,
+                                pass$fixed, spec$cell_levels, spec$n_levels, spec$random,
+                                spec$blocks, pass$names, threads)
+  built <- rust_result(explain_build_error(built, pass, call), call = call)
+  built$fingerprint <- rows_fingerprint(design, built)
+  built$zero_weights <- design$zero_weights
   design$factors <- factor_descriptions(design, ordered$grouping, built)
   list(design = design, built = built, parsed = parsed, cells = cells)
 }

@@ -67,6 +67,29 @@
 #'   terms (predictions for `newdata` use the formula's terms only, as lme4's); `contrasts` a
 #'   list of contrasts for the fixed effects' factors, as `model.matrix()` takes it (kept for
 #'   predictions).
+#' @param weights As for `lme4::lmer()`: prior weights, an expression evaluated in `data` giving
+#'   one number per row, \eqn{\mathrm{Var}(\epsilon_i) = \sigma^2 / w_i}{Var(e_i) = sigma^2 / w_i}.
+#'   The model is fitted from the rows scaled by \eqn{\sqrt{w_i}}{sqrt(w_i)} (the weighted
+#'   cross-products \eqn{X^\top W X}{X'WX}, \eqn{Z^\top W y}{Z'Wy}, ... in the one pass), so the
+#'   estimates, `vcov`, Satterthwaite and Kenward-Roger degrees of freedom and profiles are the
+#'   weighted model's; `deviance`, `logLik` and `REMLcrit` include
+#'   \eqn{-\sum_i \log w_i}{-sum(log(w_i))} as lme4's. `fitted()` and `predict()` are
+#'   \eqn{X\hat\beta + Z\hat b}{X beta + Z b} as without weights; `residuals()` are
+#'   \eqn{y - \hat y}{y - fitted} (`type = "response"` or `"working"`) or
+#'   \eqn{\sqrt{w_i}(y_i - \hat y_i)}{sqrt(w_i) (y_i - fitted_i)} (`"pearson"`, `"deviance"`, and
+#'   the scaled residuals of `summary()`); `weights(fit)` gives the weights of the rows used.
+#'   A negative, infinite or `NaN` weight is an error naming its row, as is an `NA` weight in a
+#'   row the fit would use. A row of weight 0 is dropped from the fit as a row with a missing
+#'   value is (not counted in `nobs()`, not in `fitted()` or `residuals()`, `NA` there with
+#'   `na.exclude`), which gives the estimates of `lm()` and of `lmer()` without those rows;
+#'   lme4 (1.1-31) keeps them, and its criterion is then infinite at every \eqn{\theta}.
+#'   Available with one or several grouping factors; not with the ANOVA estimator, fits from
+#'   statistics or database tables, `bootstrap()`, `bootstrap_lrt()` or prediction intervals
+#'   (errors of class `hnm_error_unsupported` or `hnm_error_argument`); `simulate()` draws
+#'   \eqn{\epsilon_i \sim N(0, \sigma^2 / w_i)}{e_i ~ N(0, sigma^2 / w_i)} (lme4's ignores
+#'   the weights). Unlike unweighted fits, the scaled rows are not centred about the
+#'   response's mean: centre a response whose mean is more than about \eqn{10^5} times its
+#'   spread before fitting (at \eqn{10^6} the search stops short, with a warning).
 #' @param start lme4's \eqn{\theta} to start the search from (a vector, or `list(theta = )`),
 #'   as `getME(fit, "theta")` gives it; by default a moment estimate (and lme4's start when
 #'   the search ends singular).
@@ -131,15 +154,16 @@
 #' }
 #' @export
 hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA"),
-                    stats = NULL, subset, na.action, offset, contrasts = NULL, start = NULL,
-                    control = hnm_control(), verbose = FALSE, ...) {
+                    stats = NULL, subset, weights, na.action, offset, contrasts = NULL,
+                    start = NULL, control = hnm_control(), verbose = FALSE, ...) {
   call <- match.call()
   check_no_dots(match.call(expand.dots = FALSE)$..., call)
   method <- fit_method(REML, method, missing(method), call)
   control <- fit_control(control, call)
   check_flag(verbose, "verbose", call)
-  row_arguments <- c("subset", "na.action", "offset", "contrasts")[
-    c(!missing(subset), !missing(na.action), !missing(offset), !is.null(contrasts))]
+  row_arguments <- c("subset", "weights", "na.action", "offset", "contrasts")[
+    c(!missing(subset), !missing(weights) && !is.null(substitute(weights)), !missing(na.action),
+      !missing(offset), !is.null(contrasts))]
   if (takes_statistics(data, stats)) {
     refuse_row_arguments(row_arguments, call)
     return(statistics_fit(formula, data, stats, method, call, start = start, control = control,
@@ -148,7 +172,7 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
   model <- row_model(formula, if (!missing(data)) data, if (!missing(subset)) substitute(subset),
                      if (!missing(offset)) substitute(offset),
                      if (!missing(na.action)) na.action, contrasts, method, control$threads,
-                     parent.frame(), call)
+                     parent.frame(), call, if (!missing(weights)) substitute(weights))
   fit <- optimise_fit(model$built, model$design, model$parsed, method, call, start, control,
                       verbose)
   fit <- new_hnm_fit(fit, model$built, model$design, model$formula, model$parsed, call, method,
@@ -161,21 +185,25 @@ hnm_fit <- function(formula, data, REML = FALSE, method = c("ML", "REML", "ANOVA
 # lme4's pipeline up to the model, for data frames of rows (hnm_fit(), hnm_devfun()): the
 # formula (`.` expanded) parsed once, the rows chosen (`subset` and `offset` unevaluated
 # expressions or NULL, evaluated in `data` and then `env`), and one pass over them building
-# the Rust model of their per-group statistics. Returns the formula, `parsed` (as the build
+# the Rust model of their per-group statistics (`weights`: lmer's prior weights, an
+# unevaluated expression or NULL, see R/weights.R). Returns the formula, `parsed` (as the build
 # completes it), `rows` (fit_rows()'s), and the build's `built` and `design`.
 row_model <- function(formula, data, subset, offset, na.action, contrasts, method, threads, env,
-                      call) {
+                      call, weights = NULL) {
   formula <- expand_dot(formula, data, call)
   parsed <- parse_mixed_formula(formula, call, several = TRUE)
-  rows <- fit_rows(data, subset, offset, na.action, env, call)
-  if (!is.null(rows$offset)) parsed$one_way <- FALSE  # an offset, as one in the formula
+  rows <- fit_rows(data, subset, offset, na.action, env, call, weights)
+  # An offset, as one in the formula, or weights: the general path (R/weights.R).
+  if (!is.null(rows$offset) || !is.null(rows$weights)) parsed$one_way <- FALSE
+  check_weighted_model(rows$weights, parsed, method, call)
   check_estimator(parsed, method, call)
   model <- if (has_several_factors(parsed)) {
-    lmm_build_factors(parsed, rows$data, call, rows$offset, contrasts, threads)
+    lmm_build_factors(parsed, rows$data, call, rows$offset, contrasts, threads, rows$weights,
+                      rows$index)
   } else {
-    lmm_build(parsed, rows$data, call, rows$offset, contrasts, threads)
+    lmm_build(parsed, rows$data, call, rows$offset, contrasts, threads, rows$weights, rows$index)
   }
-  check_na_fail(rows$na_action, model$built$dropped, call)
+  check_na_fail(rows$na_action, model$built$dropped - (model$built$zero_weights %||% 0), call)
   list(formula = formula, parsed = model$parsed %||% parsed, rows = rows, built = model$built,
        design = model$design)
 }

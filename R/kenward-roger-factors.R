@@ -18,6 +18,12 @@ kr_parts_several <- function(fit, call) {
   variables <- lapply(flat_variables(rows$variables), `[`, ok)
   zt <- transposed_design(fit, variables, row_levels(fit, rows, ok))
   x <- new_fixed_matrix(fit, variables)
+  if (!is.null(fit$rows$weights)) {
+    # A weighted fit's model is that of its rows scaled by sqrt(w) (R/weights.R).
+    root <- sqrt(used_weights(fit, rows))
+    zt <- zt %*% Matrix::Diagonal(x = root)
+    x <- x * root
+  }
   n <- ncol(zt)
   sigma2 <- fit$sigma^2
   lambda <- as.matrix(random_lambda(fit))

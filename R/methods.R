@@ -13,7 +13,8 @@
 #' `sigma`, `logLik`, `AIC`, `BIC`, `deviance` (\eqn{-2\ell}{-2 logLik} for ML fits, the REML
 #' criterion for REML fits), `REMLcrit`, `nobs`, `ngrps`, `df.residual`, `ranef` (a data
 #' frame of the conditional modes per grouping factor, with lme4's `"postVar"` array of
-#' conditional covariances), `coef`, `fitted`, `residuals`, `predict`, `simulate`, `update`,
+#' conditional covariances), `coef`, `fitted`, `residuals`, `weights` (the prior weights of the
+#' rows used, 1 without them), `predict`, `simulate`, `update`,
 #' `formula`, `terms`, `model.matrix` (the fixed-effects design), `isSingular`, `getME`,
 #' `confint` (Wald intervals for the fixed effects), `anova(fit0, fit1)` (likelihood-ratio
 #' tests of nested fits, REML fits refitted by ML), `anova(fit)` (lmerTest's table of F tests
@@ -63,7 +64,11 @@
 #'   effects in lme4's order: term by term as in `"cnms"`, within a term level by level, within
 #'   a level the term's columns. (Where lme4 interleaves the terms of grouping factors with
 #'   equally many levels, hnm keeps each factor's terms together, as its `"theta"` does.)
-#' @param type For `residuals`: `"response"` or `"pearson"` (equal here); for `predict`:
+#' @param type For `residuals`: `"response"` (the default, \eqn{y - \hat y}), `"working"` (the
+#'   same, as lme4's for linear mixed models), `"pearson"` or `"deviance"`
+#'   (\eqn{\sqrt{w_i}(y_i - \hat y_i)} with the prior weights of [hnm_fit()], equal to the
+#'   response residuals without weights); for `weights`: `"prior"` (lme4's `"working"`
+#'   weights are those of GLMMs); for `predict`:
 #'   `"link"` or `"response"` (equal for a linear model); for `model.matrix`: `"fixed"`
 #'   (hnm never forms Z); for `anova` of one fit, lmerTest's: `"III"` (the default), `"II"`
 #'   or `"I"`, also given as 3, 2, 1 or `"3"`, `"2"`, `"1"`.
@@ -391,8 +396,19 @@ model.frame.hnm_fit <- function(formula, fixed.only = FALSE, ...) {
   rhs <- if (fixed.only) object$parsed$fixed else bars_as_sums(object$formula[[3L]])
   full <- stats::as.formula(call("~", object$parsed$response, rhs),
                             env = object$parsed$env %||% globalenv())
-  stats::model.frame(full, data = object$data, na.action = stats::na.omit,
-                     drop.unused.levels = TRUE)
+  data <- object$data
+  w <- object$rows$weights
+  if (is.null(w)) {
+    return(stats::model.frame(full, data = data, na.action = stats::na.omit,
+                              drop.unused.levels = TRUE))
+  }
+  # A weighted fit's rows of weight 0 are dropped, and lme4's "(weights)" column added.
+  used <- !(w %in% 0)
+  frame <- stats::model.frame(full, data = as.data.frame(data)[used, , drop = FALSE],
+                              na.action = stats::na.omit, drop.unused.levels = TRUE)
+  omitted <- attr(frame, "na.action")
+  frame[["(weights)"]] <- if (is.null(omitted)) w[used] else w[used][-omitted]
+  frame
 }
 
 # A right-hand side with `(a | g)` and `(a || g)` read as `(a + g)` (lme4's subbars).
@@ -432,7 +448,7 @@ REMLcrit <- function(object) UseMethod("REMLcrit")
 #' @export
 REMLcrit.hnm_fit <- function(object) {
   if (object$method == "REML") return(object$deviance)
-  rust_result(rs_lmm_criterion(lmm_model(object), TRUE))
+  rust_result(rs_lmm_criterion(lmm_model(object), TRUE)) + weights_constant(object)
 }
 
 #' @rdname hnm_fit-methods
@@ -523,11 +539,13 @@ relative_factor <- function(object) {
   lambda
 }
 
-# The response of the rows used (minus the offset, as the model saw it).
+# The response of the rows used, as observed: the model's first variable is the response minus
+# the offset, which is added back (lme4's getME(, "y"); residuals are y - fitted).
 lmm_response <- function(object) {
   rows <- lmm_rows(object, "the response")
-  values <- rows$variables[[1L]]
-  values[complete_lmm_rows(object, rows)]
+  ok <- complete_lmm_rows(object, rows)
+  values <- rows$variables[[1L]][ok]
+  if (is.null(rows$offset)) values else values + rows$offset[ok]
 }
 
 # Rows with every variable and the group present.
@@ -559,10 +577,15 @@ fitted.hnm_fit <- function(object, ...) {
 
 #' @rdname hnm_fit-methods
 #' @export
-residuals.hnm_fit <- function(object, type = c("response", "pearson"), scaled = FALSE, ...) {
+residuals.hnm_fit <- function(object, type = c("response", "pearson", "working", "deviance"),
+                              scaled = FALSE, ...) {
   check_no_dots(list(...), sys.call())
-  match.arg(type)
+  type <- match.arg(type)
   r <- lmm_response(object) - lmm_fitted(object)
+  # lme4's: pearson and deviance residuals are sqrt(w_i) (y_i - fitted_i) (R/weights.R).
+  if (type %in% c("pearson", "deviance") && !is.null(object$rows$weights)) {
+    r <- r * sqrt(used_weights(object))
+  }
   pad_excluded(object, if (isTRUE(scaled)) r / object$sigma else r)
 }
 

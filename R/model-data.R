@@ -5,14 +5,17 @@
 # expression evaluated in `data`: one number per row of `data`, added to the formula's offset()
 # terms) and `na.action` (na.omit, na.exclude or na.fail, as functions or names; by default
 # options("na.action"), na.omit in a fresh session).
+# `weights` (lmer()'s prior weights, an expression evaluated in `data`: see prior_weights()).
 # Returns the data the fit reads (a copy of the subset's rows, or `data` itself by reference),
-# the offset of those rows, and the name of the NA action.
-fit_rows <- function(data, subset, offset, na_action, env, call) {
+# the offset and the weights of those rows, the name of the NA action and `index`, the rows
+# of `data` they are (NULL when they are all its rows, in order).
+fit_rows <- function(data, subset, offset, na_action, env, call, weights = NULL) {
   na_action <- na_action_name(na_action, call)
-  if ((!is.null(subset) || !is.null(offset)) && !is.data.frame(data)) {
-    hnm_abort("`subset` and `offset` are evaluated in `data`, which must be a data frame.",
+  if ((!is.null(subset) || !is.null(offset) || !is.null(weights)) && !is.data.frame(data)) {
+    hnm_abort("`subset`, `weights` and `offset` are evaluated in `data`, which must be a data frame.",
               call = call, class = "hnm_error_argument")
   }
+  weights_value <- if (!is.null(weights)) prior_weights(eval(weights, data, env), nrow(data), call)
   offset_value <- NULL
   if (!is.null(offset)) {
     offset_value <- eval(offset, data, env)
@@ -23,12 +26,16 @@ fit_rows <- function(data, subset, offset, na_action, env, call) {
     }
     offset_value <- as.double(offset_value)
   }
+  index <- NULL
   if (!is.null(subset)) {
     keep <- subset_rows(eval(subset, data, env), nrow(data), na_action, call)
+    index <- seq_len(nrow(data))[keep]
     data <- data[keep, , drop = FALSE]
     if (!is.null(offset_value)) offset_value <- offset_value[keep]
+    if (!is.null(weights_value)) weights_value <- weights_value[keep]
   }
-  list(data = data, offset = offset_value, na_action = na_action)
+  list(data = data, offset = offset_value, na_action = na_action, weights = weights_value,
+       index = index)
 }
 
 # The rows of a data frame of `n` rows that `keep`, the value of `subset`, chooses, as lm() and

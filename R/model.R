@@ -2,15 +2,25 @@
 # slopes, and the fit object its methods read.
 
 # The model's design from the data and the Rust model built from its one pass over the rows.
+# With `weights` (prior weights of the rows; `index` the rows of `data` they are, or NULL), the
+# pass reads the rows scaled by sqrt(w) (R/weights.R) and the design keeps the data's own.
 lmm_build <- function(parsed, data, call, offset = NULL, contrasts = NULL,
-                      threads = thread_count(call)) {
+                      threads = thread_count(call), weights = NULL, index = NULL) {
   design <- model_design(parsed, data, call, offset = offset, contrasts = contrasts)
   check_lengths(design, call)
   check_distinct_random_columns(design, call)
-  built <- rs_lmm_build(design$variables, design$codes, design$code_offset, design$n_groups,
-                        design$response, design$fixed, design$random, design$blocks,
-                        design$names, threads)
-  built <- rust_result(explain_build_error(built, design, call), call = call)
+  pass <- design
+  if (!is.null(weights)) {
+    weighted <- weighted_design(design, weights, index, call)
+    design <- weighted$rows
+    pass <- weighted$pass
+  }
+  built <- rs_lmm_build(pass$variables, pass$codes, pass$code_offset, pass$n_groups,
+                        pass$response, pass$fixed, pass$random, pass$blocks,
+                        pass$names, threads)
+  built <- rust_result(explain_build_error(built, pass, call), call = call)
+  built$fingerprint <- rows_fingerprint(design, built)
+  built$zero_weights <- design$zero_weights
   list(design = design, built = built)
 }
 
@@ -126,7 +136,9 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method,
     rows = if (!is.null(design$variables)) list(variables = design$variables,
       codes = design$codes, code_offset = design$code_offset, names = design$names,
       fingerprint = built$fingerprint,
-      offset = design$offset),
+      offset = design$offset, weights = design$weights),
+    # sum(log(w_i)) over the rows used, NULL without weights (R/weights.R).
+    log_weights = design$log_weights,
     # The Rust model, at the estimates: an ANOVA fit's is rebuilt at its theta on first use.
     core = list2env(list(model = if (method != "ANOVA") built$model))
   ), class = "hnm_fit")
@@ -142,7 +154,7 @@ with_estimates <- function(fit, estimates) {
   fit$sigma <- estimates$sigma
   fit$theta <- setNames(estimates$theta, theta_names_terms(fit$random_names, term_groups(fit)))
   fit$re_covariance <- random_covariance(fit, estimates$re_covariance)
-  fit$deviance <- estimates$deviance
+  fit$deviance <- estimates$deviance + weights_constant(fit)
   # An ANOVA fit's mean squares and its estimators' sampling covariance (R/one-way.R).
   fit["anova"] <- list(estimates$anova)
   fit["covariance"] <- list(estimates$covariance)

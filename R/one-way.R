@@ -19,8 +19,11 @@ is_one_way <- function(x, offset = FALSE) {
 
 require_one_way <- function(object, what, call) {
   if (!is_one_way(object)) {
-    hnm_abort(sprintf(paste("%s is for the one-way model `y ~ 1 | g`, but this fit is of `%s`;",
-                            "it has no such structure."), what, deparse1(object$formula)),
+    # Weights or an offset keep the formula but not the one-way model's closed forms.
+    extra <- if (!is.null(object$rows$weights)) " with weights" else
+      if (!is.null(object$rows$offset)) " with an offset" else ""
+    hnm_abort(sprintf(paste("%s is for the one-way model `y ~ 1 | g`, but this fit is of `%s`%s;",
+                            "it has no such structure."), what, deparse1(object$formula), extra),
               call = call, class = "hnm_error_argument")
   }
 }

@@ -91,6 +91,8 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   }
   check_probability(level, "level", call)
   uncertainty <- se.fit || interval != "none"
+  # A new observation's variance sigma^2 / w needs its weight, which predict() does not take.
+  if (interval == "prediction") refuse_weights(object, "`interval = \"prediction\"`", call)
   # A population prediction interval is for a new observation in a new group: it reads z.
   predicted <- (if (has_several_factors(object)) predict_several else predict_one_factor)(
     object, newdata, re.form, allow.new.levels, uncertainty, interval == "prediction", call)
@@ -267,6 +269,8 @@ align_variables <- function(object, design, rows, used, call) {
   lapply(seq_along(names), function(a) {
     if (!(a %in% used)) return(placeholder)
     name <- names[a]
+    # A weighted fit's intercept (R/weights.R).
+    if (!is.null(object$rows$weights) && identical(name, weights_variable)) return(rep(1, rows))
     value <- flat[[name]]
     if (is.null(value)) {
       hnm_abort(sprintf("`newdata` does not give the model column `%s`.", name), call = call)
@@ -328,7 +332,9 @@ simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
       values[ok] + offset
     })
   }
+  # With prior weights, e_i ~ N(0, sigma^2 / w_i) (lme4 1.1-31 ignores the weights here).
   noise <- matrix(stats::rnorm(n * nsim), ncol = nsim)
+  if (!is.null(object$rows$weights)) noise <- noise / sqrt(used_weights(object, rows))
   out <- as.data.frame(do.call(cbind, sims) + object$sigma * noise)
   names(out) <- paste0("sim_", seq_len(nsim))
   structure(out, seed = rng$state)

@@ -11,6 +11,8 @@ print_title <- function(title, formula, call) {
   cat(sprintf("%s  ['hnm_fit']\n", title))
   cat("Formula: ", deparse1(formula), "\n", sep = "")
   if (!is.null(call$data)) cat("   Data: ", deparse1(call$data), "\n", sep = "")
+  # As lme4's header.
+  if (!is.null(call$weights)) cat("Weights: ", deparse1(call$weights), "\n", sep = "")
 }
 
 # AIC, BIC, logLik, deviance, df.resid; or the REML criterion alone, as lme4 prints them.
@@ -129,7 +131,7 @@ summary.hnm_fit <- function(object, correlation = NULL,
   structure(list(
     methTitle = method_title(object), formula = object$formula, call = object$call,
     AICtab = fit_criteria(object), logLik = logLik(object),
-    residuals = if (has_rows) residuals(object, scaled = TRUE),
+    residuals = if (has_rows) residuals(object, type = "pearson", scaled = TRUE),
     varcor = VarCorr(object), sigma = sigma(object), ngrps = ngrps(object),
     nobs = nobs(object), coefficients = coefficients, vcov = v, notes = fit_notes(object),
     correlation = correlation

@@ -101,7 +101,8 @@ require_matrix_package <- function(what) {
 
 # The variances of conditional predictions of a fit with several grouping factors (as
 # prediction_variances() gives them for one), from Henderson's equations in the spherical
-# random effects u (b = Λu): with C = [ΛᵀZᵀZΛ + I, ΛᵀZᵀX; XᵀZΛ, XᵀX], the errors (û − u, β̂ − β)
+# random effects u (b = Λu): with C = [ΛᵀZᵀZΛ + I, ΛᵀZᵀX; XᵀZΛ, XᵀX] (ZᵀWZ, ... with prior
+# weights), the errors (û − u, β̂ − β)
 # have covariance σ²C⁻¹, so the prediction x'β̂ + z'b̂ of x'β + z'b has error variance
 # σ² wᵀC⁻¹w with w = (Λᵀz, x), by a sparse Cholesky factor of C (Matrix). A row's level not
 # in the fit is predicted at the population value of that factor, whose unknown effect adds
@@ -115,9 +116,18 @@ several_prediction_variances <- function(object, rows) {
   zl <- Matrix::t(transposed_design(object, fit_variables, row_levels(object, fit_rows, ok))) %*%
     lambda
   x <- new_fixed_matrix(object, fit_variables)
+  if (!is.null(object$rows$weights)) {
+    # A weighted fit's equations are those of its rows scaled by sqrt(w) (R/weights.R).
+    root <- sqrt(used_weights(object, fit_rows))
+    zl <- zl * root  # by rows (column-major recycling), staying sparse
+    x <- x * root
+  }
   q <- ncol(zl)
   system <- rbind(cbind(Matrix::crossprod(zl) + Matrix::Diagonal(q), Matrix::crossprod(zl, x)),
                   cbind(Matrix::crossprod(x, zl), Matrix::crossprod(x)))
+  # Matrix's cbind of the sparse block and the dense X'ZΛ column block is dense when few
+  # levels make it dense enough; Cholesky() takes sparse matrices only.
+  system <- Matrix::Matrix(system, sparse = TRUE)
   factor <- Matrix::Cholesky(Matrix::forceSymmetric(system), LDL = FALSE)
   new_x <- new_fixed_matrix(object, rows$variables)
   w <- rbind(Matrix::crossprod(lambda, transposed_design(object, rows$variables, rows$levels)),

@@ -34,7 +34,7 @@ refit.hnm_fit <- function(object, newresp, ...) {
   rows <- lmm_rows(object, "refit()")
   # The response is the model's first variable (model_design() adds it first).
   rows$variables[[1L]] <- refit_response(object, rows, newresp, call)
-  built <- rs_lmm_build(rows$variables, rows$codes, rows$code_offset, length(object$stats$n),
+  built <- rs_lmm_build(pass_variables(rows), rows$codes, rows$code_offset, length(object$stats$n),
                         object$spec$response, object$spec$fixed, object$spec$random,
                         object$spec$blocks, rows$names,
                         (object$control %||% hnm_control())$threads)
@@ -52,7 +52,7 @@ refit.hnm_fit <- function(object, newresp, ...) {
   # Its call no longer describes its response: what re-evaluates the call (drop1()) refuses it.
   fit$refitted <- TRUE
   fit$rows <- rows
-  fit$rows$fingerprint <- built$fingerprint
+  fit$rows$fingerprint <- rows_fingerprint(rows, built)
   fit$core <- list2env(list(model = if (object$method != "ANOVA") built$model))
   check_fit(fit, call)
 }

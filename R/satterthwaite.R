@@ -257,8 +257,16 @@ pseudo_rows <- function(design, X_grid, qr_grid, pseudo) {
 
 # X_full'X_full from the fit's group statistics: per group the within co-moments W_g plus
 # n_g times the outer product of the means (pilot + centred means), the intercept's column
-# being 1. Exact sums of the rows' products, whatever the number of rows.
+# being 1. Exact sums of the rows' products, whatever the number of rows. lmerTest builds the
+# hypotheses of a weighted fit from the unweighted X (its model.matrix()), whose cross-products
+# the statistics of the scaled rows (R/weights.R) do not give: they are taken from the rows.
 fixed_crossproducts <- function(fit) {
+  if (!is.null(fit$rows$weights)) {
+    rows <- lmm_rows(fit, "The F tests of a weighted fit")
+    ok <- complete_lmm_rows(fit, rows)
+    return(crossprod(design_columns(fit$spec$fixed, lapply(flat_variables(rows$variables), `[`, ok),
+                                    sum(ok))))
+  }
   s <- fit$stats
   k <- length(s$pilot)
   groups <- length(s$n)

@@ -52,6 +52,18 @@ test_that("subset, offset and contrasts give lme4's fit with the same arguments"
   expect_equal(deviance(one_way), deviance(twin), tolerance = 1e-9)
   expect_equal(unname(fitted(one_way)), unname(fitted(twin)), tolerance = 1e-8)
   expect_error(hnm_fit(y ~ 1 | g, d, offset = w, method = "ANOVA"), class = "hnm_error_argument")
+  # Residuals are y - fitted and getME(, "y") is the observed response, offset or not (an
+  # offset was once subtracted twice from the residuals).
+  for (model in list(one_way, fit)) {
+    reference <- if (identical(model, fit)) {
+      lme4_twin_with(fit, formula, d, subset = w > 0.8, offset = log(w),
+                     contrasts = list(f = "contr.sum"))
+    } else twin
+    expect_equal(unname(residuals(model)), unname(residuals(reference)), tolerance = 1e-8)
+    expect_equal(unname(getME(model, "y")), unname(lme4::getME(reference, "y")))
+  }
+  in_formula <- hnm_fit(y ~ 1 + offset(w) + (1 | g), d)
+  expect_equal(unname(residuals(in_formula)), unname(residuals(twin)), tolerance = 1e-8)
 })
 
 test_that("na.action: na.exclude pads fitted, residuals and predict with NA; na.fail stops", {

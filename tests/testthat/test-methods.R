@@ -104,9 +104,9 @@ test_that("lme4's ngrps() generic reaches the hnm method when lme4 is loaded", {
 
 test_that("argument errors name what the caller wrote", {
   fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
-  # One positional argument more than hnm_fit()'s twelve (lmer's subset ... verbose among them).
-  expect_error(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff, FALSE, "ML", NULL, NULL, na.omit, NULL,
-                       NULL, NULL, hnm_control(), FALSE, 42),
+  # One positional argument more than hnm_fit()'s thirteen (lmer's subset ... verbose among them).
+  expect_error(hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff, FALSE, "ML", NULL, NULL, NULL, na.omit,
+                       NULL, NULL, NULL, hnm_control(), FALSE, 42),
                "unused argument\\(s\\): 42", class = "hnm_error")
   expect_error(simulate(fit, nsim = 0), "`nsim` must be a whole number of at least 1",
                class = "hnm_error")
