@@ -182,14 +182,14 @@ variance_parameter_names <- function(object, oldNames) {
     q <- lengths(object$random_names)
     return(c(sprintf(".sig%02d", seq_len(sum(q * (q + 1L) / 2))), ".sigma"))
   }
-  names <- unlist(lapply(object$random_names, function(block) {
+  names <- unlist(Map(function(block, group) {
     out <- character()
     for (c in seq_along(block)) for (r in c:length(block)) {
-      out <- c(out, if (r == c) sprintf("sd_%s|%s", block[r], object$group_name) else
-        sprintf("cor_%s.%s|%s", block[r], block[c], object$group_name))
+      out <- c(out, if (r == c) sprintf("sd_%s|%s", block[r], group) else
+        sprintf("cor_%s.%s|%s", block[r], block[c], group))
     }
     out
-  }))
+  }, object$random_names, term_groups(object)))
   c(names, "sigma")
 }
 

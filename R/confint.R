@@ -127,11 +127,11 @@ confint.hnm_fit <- function(object, parm, level = 0.95,
                             scale = c("sd", "var"), oldNames = TRUE, nsim = 1000, seed = NULL,
                             type = c("perc", "basic", "norm"), boot.type = NULL,
                             parallel = NULL, ncpus = NULL, quiet = FALSE, ...) {
-  check_one_factor(object, "confint()")
   call <- sys.call()
   check_no_dots(list(...), call)
   method <- if (missing(method) && object$method == "ANOVA") "Wald" else
     one_of(method, c("profile", "Wald", "boot", "exact"), "method", call)
+  if (method == "boot") check_one_factor(object, "confint(method = \"boot\")", call)
   scale <- one_of(scale, c("sd", "var"), "scale", call)
   type <- boot_type(type, boot.type, call)
   for (flag in c("oldNames", "quiet")) check_flag(get(flag), flag, call)
