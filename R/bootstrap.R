@@ -20,6 +20,10 @@
 #' number of threads; the refits run in Rust on `getOption("hnm.threads", 2)` threads and
 #' Ctrl-C stops them.
 #'
+#' With several grouping factors each replicate is simulated on the fit's rows instead, as
+#' [simulate()] draws it (every factor's effects and the errors), and refitted from a model
+#' rebuilt from them (one pass over the rows each, on one thread, with no progress bar).
+#'
 #' The parametric bootstrap assumes the model: normal random effects and errors, with the
 #' fitted \eqn{\hat\beta}, \eqn{\hat\Sigma} and \eqn{\hat\sigma} taken as the truth, as
 #' lme4's `bootMer()` does (`use.u = FALSE`, `type = "parametric"`). A singular fit simulates
@@ -62,13 +66,19 @@ bootstrap.default <- function(object, ...) {
 #' @export
 bootstrap.hnm_fit <- function(object, nsim = 1000, seed = NULL, parallel = NULL, ncpus = NULL,
                               quiet = FALSE, ...) {
-  check_one_factor(object, "The parametric bootstrap")
   call <- sys.call()
   check_no_dots(list(...), call)
   require_likelihood_fit(object, "bootstrap replicates", call)
   threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
   rng <- use_seed(seed)
   on.exit(rng$restore())
+  if (has_several_factors(object)) {
+    draws <- bootstrap_several(object, nsim, call)
+    t0 <- c(sd_cor_rows(matrix(as.double(object$re_covariance), 1L), matrix(object$sigma),
+                        lengths(object$random_names)), object$beta)
+    names(t0) <- colnames(draws) <- c(variance_parameter_names(object, TRUE), names(object$beta))
+    return(new_bootstrap(t0, draws, nsim, rng$state, object$method, call))
+  }
   generator <- boot_generator(object, object$stats, object$spec, call)
   p <- length(object$beta)
   q <- nrow(object$re_covariance)
@@ -86,6 +96,30 @@ bootstrap.hnm_fit <- function(object, nsim = 1000, seed = NULL, parallel = NULL,
                       lengths(object$random_names)), object$beta)
   names(t0) <- colnames(draws) <- c(variance_parameter_names(object, TRUE), names(object$beta))
   new_bootstrap(t0, draws, nsim, rng$state, object$method, call)
+}
+
+# The replicates of a fit with several grouping factors (bootstrap.hnm_fit()'s `t`): each
+# simulated on the fit's rows (simulate()'s draws, one replicate after the other) and refitted
+# from a model rebuilt from them, warm-started at the fit's estimate; a row of NA where a
+# refit fails.
+bootstrap_several <- function(object, nsim, call) {
+  rows <- lmm_rows(object, "The parametric bootstrap")
+  ok <- complete_lmm_rows(object, rows)
+  offset <- if (is.null(rows$offset)) 0 else rows$offset[ok]
+  blocks <- lengths(object$random_names)
+  width <- length(variance_parameter_names(object, TRUE)) + length(object$beta)
+  t(vapply(seq_len(nsim), function(s) {
+    rows$variables[[1L]][ok] <- simulate_several(object, 1L, FALSE)[, 1L] - offset
+    estimates <- tryCatch({
+      built <- rust_result(build_rows(object, rows), call = call)
+      lmm_search(built$model, object$method == "REML", object$convergence$internal_theta, TRUE,
+                 object$control, call = call)
+    }, hnm_error = function(e) NULL)
+    if (is.null(estimates)) return(rep(NA_real_, width))
+    covariance <- random_covariance(object, estimates$re_covariance)
+    c(sd_cor_rows(matrix(as.double(covariance), 1L), matrix(estimates$sigma), blocks),
+      estimates$beta)
+  }, numeric(width)))
 }
 
 # The hnm_bootstrap object of estimates `t0` and replicates `draws` (a row of NA for a failed

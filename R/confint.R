@@ -131,7 +131,6 @@ confint.hnm_fit <- function(object, parm, level = 0.95,
   check_no_dots(list(...), call)
   method <- if (missing(method) && object$method == "ANOVA") "Wald" else
     one_of(method, c("profile", "Wald", "boot", "exact"), "method", call)
-  if (method == "boot") check_one_factor(object, "confint(method = \"boot\")", call)
   scale <- one_of(scale, c("sd", "var"), "scale", call)
   type <- boot_type(type, boot.type, call)
   for (flag in c("oldNames", "quiet")) check_flag(get(flag), flag, call)

@@ -113,8 +113,9 @@ check_statistics_one_factor <- function(parsed, formula, call) {
 
 # Fitted values X b + sum over factors of Z_f b_f of the complete rows `ok` of a fit with
 # several factors (the population values X b when `population`), from the rows' cells: a
-# cell's level of each factor picks that factor's effects.
-several_fitted <- function(object, rows, ok, population, selected = NULL) {
+# cell's level of each factor picks that factor's effects, the conditional modes or, when
+# given, `effects` (a list by factor of levels x columns matrices, as ranef()'s).
+several_fitted <- function(object, rows, ok, population, selected = NULL, effects = NULL) {
   variables <- lapply(flat_variables(rows$variables), `[`, ok)
   n <- sum(ok)
   value <- drop(design_columns(object$spec$fixed[object$kept], variables, n) %*% object$beta)
@@ -123,17 +124,18 @@ several_fitted <- function(object, rows, ok, population, selected = NULL) {
     levels <- lapply(seq_along(object$factors), function(f) {
       match(object$spec$factors$cell_levels[[f]][cells], object$factors[[f]]$index)
     })
-    value <- value + random_part(object, variables, levels, selected)
+    value <- value + random_part(object, variables, levels, selected, effects)
   }
   value + if (is.null(rows$offset)) 0 else rows$offset[ok]
 }
 
 # The random part, the sum over the factors of Z_f b_f, of rows with the model's `variables`
-# and, for each factor, the index of each row's level among the fit's (NA: no effect); only
-# the random-effects columns `selected` (random_selection()'s; NULL: all) count.
-random_part <- function(object, variables, levels, selected = NULL) {
+# and, for each factor, the index of each row's level among the fit's (NA: no effect), with
+# the effects `effects` (by default the conditional modes); only the random-effects columns
+# `selected` (random_selection()'s; NULL: all) count.
+random_part <- function(object, variables, levels, selected = NULL, effects = NULL) {
   n <- length(levels[[1L]])
-  effects <- ranef(object, condVar = FALSE)
+  effects <- effects %||% ranef(object, condVar = FALSE)
   value <- numeric(n)
   column_groups <- rep(term_groups(object), lengths(object$random_names))
   for (f in seq_along(object$factors)) {
@@ -194,4 +196,34 @@ predict_several <- function(object, newdata, re_form, allow_new_levels, uncertai
   }
   list(fit = value + if (is.null(design$offset)) 0 else design$offset, population = population,
        rows = list(variables = variables, levels = if (!population) codes))
+}
+
+# simulate() of a fit with several factors: every factor's effects drawn anew from the fitted
+# covariances, b_f = sigma Lambda_f u_f (`re.form = NA`, lme4's default), or all at their
+# conditional modes (`conditional`: use.u = TRUE or re.form = NULL), then the errors, in
+# lme4's order (all the effects' normals, then the errors'). Returns the simulated responses
+# of the complete rows, one column per simulation.
+simulate_several <- function(object, nsim, conditional) {
+  rows <- lmm_rows(object, "simulate()")
+  ok <- complete_lmm_rows(object, rows)
+  n <- sum(ok)
+  sims <- if (conditional) {
+    rep(list(lmm_fitted(object)), nsim)
+  } else {
+    lambda <- relative_factor(object)
+    sizes <- lengths(object$spec$factors$random)
+    levels <- lengths(lapply(object$factors, `[[`, "index"))
+    u <- matrix(stats::rnorm(sum(sizes * levels) * nsim), ncol = nsim)
+    lapply(seq_len(nsim), function(s) {
+      at <- 0L
+      effects <- lapply(seq_along(sizes), function(f) {
+        columns <- sum(sizes[seq_len(f - 1L)]) + seq_len(sizes[f])
+        draws <- matrix(u[at + seq_len(sizes[f] * levels[f]), s], sizes[f])
+        at <<- at + sizes[f] * levels[f]
+        t(object$sigma * lambda[columns, columns, drop = FALSE] %*% draws)
+      })
+      several_fitted(object, rows, ok, FALSE, effects = effects)
+    })
+  }
+  do.call(cbind, sims) + object$sigma * matrix(stats::rnorm(n * nsim), ncol = nsim)
 }

@@ -28,17 +28,12 @@ refit.default <- function(object, newresp, ...) lme4_function("refit")(object, n
 #' @rdname refit
 #' @export
 refit.hnm_fit <- function(object, newresp, ...) {
-  check_one_factor(object, "refit()")
   call <- sys.call()
   check_no_dots(list(...), call)
   rows <- lmm_rows(object, "refit()")
   # The response is the model's first variable (model_design() adds it first).
   rows$variables[[1L]] <- refit_response(object, rows, newresp, call)
-  built <- rs_lmm_build(rows$variables, rows$codes, rows$code_offset, length(object$stats$n),
-                        object$spec$response, object$spec$fixed, object$spec$random,
-                        object$spec$blocks, rows$names,
-                        (object$control %||% hnm_control())$threads)
-  built <- rust_result(built, call = call)
+  built <- rust_result(build_rows(object, rows), call = call)
   estimates <- if (object$method == "ANOVA") {
     anova_estimates(built, call)
   } else {
@@ -55,6 +50,21 @@ refit.hnm_fit <- function(object, newresp, ...) {
   fit$rows$fingerprint <- built$fingerprint
   fit$core <- list2env(list(model = if (object$method != "ANOVA") built$model))
   check_fit(fit, call)
+}
+
+# The model of `object` rebuilt from the rows `rows` (the fit's, with another response): one
+# pass keyed by group, or by cell with several grouping factors (whose codes the rows hold).
+build_rows <- function(object, rows) {
+  threads <- (object$control %||% hnm_control())$threads
+  spec <- object$spec
+  if (has_several_factors(object)) {
+    f <- spec$factors
+    return(rs_lmm_build_factors(rows$variables, rows$codes, length(object$stats$n),
+                                spec$response, spec$fixed, f$cell_levels, f$n_levels, f$random,
+                                f$blocks, rows$names, threads))
+  }
+  rs_lmm_build(rows$variables, rows$codes, rows$code_offset, length(object$stats$n),
+               spec$response, spec$fixed, spec$random, spec$blocks, rows$names, threads)
 }
 
 # The new response as the model reads it: one value per row of the fit's data (those of rows

@@ -141,3 +141,93 @@ test_that("Wald intervals of several factors: the dense deviance's Hessian, lme4
     expect_equal(unclass(limits)[4, ], expected[4, ], tolerance = 1e-6, label = name)
   }
 })
+
+test_that("simulate() of several factors has the model's moments (lme4's estimates)", {
+  fit <- hnm_fit(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin, method = "ML")
+  reference <- lme4::lmer(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin,
+                          REML = FALSE, control = lme4::lmerControl(
+                            optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12)))
+  variances <- as.data.frame(lme4::VarCorr(reference))$vcov  # plate, sample, residual
+  nsim <- 4000
+  sims <- as.matrix(simulate(fit, nsim = nsim, seed = 1))
+  expect_identical(dim(sims), c(144L, as.integer(nsim)))
+  # The grand mean: beta, with variance (s_plate^2/24 + s_sample^2/6 + sigma^2/144)/nsim.
+  se <- sqrt((variances[1] / 24 + variances[2] / 6 + variances[3] / 144) / nsim)
+  expect_lt(abs(mean(sims) - lme4::fixef(reference)[[1]]), 4 * se)
+  # Covariances of pairs of rows by what they share: V = s_p^2 [same plate] +
+  # s_s^2 [same sample] + sigma^2 [same row].
+  covariance <- stats::cov(t(sims))
+  plate <- lme4::Penicillin$plate
+  sample <- lme4::Penicillin$sample
+  same_plate <- outer(plate, plate, "==")
+  same_sample <- outer(sample, sample, "==")
+  off <- !diag(144)
+  expect_equal(mean(diag(covariance)), sum(variances), tolerance = 0.05)
+  expect_equal(mean(covariance[same_plate & !same_sample]), variances[1], tolerance = 0.05)
+  expect_equal(mean(covariance[same_sample & !same_plate & off]), variances[2], tolerance = 0.1)
+  expect_lt(abs(mean(covariance[!same_sample & !same_plate])), 0.05 * sum(variances))
+  # Conditional on the modes (use.u = TRUE): fitted values plus errors of variance sigma^2.
+  conditional <- as.matrix(simulate(fit, nsim = nsim, seed = 2, use.u = TRUE))
+  expect_lt(max(abs(rowMeans(conditional) - fitted(reference))), 5 * sqrt(variances[3] / nsim))
+  expect_equal(mean(apply(conditional, 1, stats::var)), variances[3], tolerance = 0.03)
+  # The draws are in lme4's order (every factor's effects, level by level, then the errors),
+  # so the same seed gives lme4's simulations, up to the estimates' agreement.
+  expect_equal(as.matrix(simulate(fit, nsim = 3, seed = 3)),
+               as.matrix(simulate(reference, nsim = 3, seed = 3)), tolerance = 1e-6,
+               ignore_attr = TRUE)
+  pastes <- several_models$pastes
+  expect_equal(as.matrix(simulate(hnm_fit(pastes$formula, pastes$data, method = "ML"), nsim = 3,
+                                  seed = 4)),
+               as.matrix(simulate(lme4::lmer(pastes$formula, pastes$data, REML = FALSE, control =
+                                               lme4::lmerControl(optimizer = "bobyqa",
+                                                                 optCtrl = list(rhoend = 1e-12))),
+                                  nsim = 3, seed = 4)), tolerance = 1e-6, ignore_attr = TRUE)
+  expect_error(simulate(fit, re.form = ~ (1 | plate)), class = "hnm_error_unsupported")
+})
+
+test_that("refit() of several factors equals lme4's refit()", {
+  for (name in names(several_models)) {
+    m <- several_models[[name]]
+    for (reml in c(FALSE, TRUE)) {
+      fit <- hnm_fit(m$formula, m$data, REML = reml)
+      y <- simulate(fit, seed = 7)[[1]]
+      refitted <- refit(fit, y)
+      reference <- lme4::refit(lme4::lmer(m$formula, m$data, REML = reml, control =
+                                            lme4::lmerControl(optimizer = "bobyqa",
+                                                              optCtrl = list(rhoend = 1e-12))),
+                               y)
+      label <- sprintf("%s REML = %s", name, reml)
+      expect_equal(refitted$deviance, unname(lme4::getME(reference, "devcomp")$cmp[
+        if (reml) "REML" else "dev"]), tolerance = 1e-7, label = label)
+      expect_equal(unname(getME(refitted, "theta")), unname(lme4::getME(reference, "theta")),
+                   tolerance = 1e-4, label = label)
+      expect_equal(fixef(refitted), lme4::fixef(reference), tolerance = 1e-6, label = label)
+      expect_equal(sigma(refitted), sigma(reference), tolerance = 1e-5, label = label)
+    }
+  }
+})
+
+test_that("bootstrap() of several factors refits simulate()'s draws as lme4 does", {
+  m <- several_models$pastes
+  fit <- hnm_fit(m$formula, m$data, method = "ML")
+  b <- bootstrap(fit, nsim = 20, seed = 11)
+  expect_s3_class(b, "hnm_bootstrap")
+  expect_identical(colnames(b$t), c(".sig01", ".sig02", ".sigma", "(Intercept)"))
+  expect_identical(b$failed, 0L)
+  reference <- lme4::lmer(m$formula, m$data, REML = FALSE, control = lme4::lmerControl(
+    optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12)))
+  expect_equal(unname(b$t0), unname(c(as.data.frame(lme4::VarCorr(reference))$sdcor,
+                                      lme4::fixef(reference))), tolerance = 1e-4)
+  # Replicate k is the refit of simulate()'s k-th draw (simulated one at a time from the seed).
+  set.seed(11)
+  for (k in 1:3) {
+    y <- simulate(fit)[[1]]
+    refitted <- suppressMessages(lme4::refit(reference, y))
+    expected <- c(as.data.frame(lme4::VarCorr(refitted))$sdcor, lme4::fixef(refitted))
+    expect_equal(unname(b$t[k, ]), unname(expected), tolerance = 1e-4, label = paste("replicate", k))
+  }
+  ci <- confint(fit, method = "boot", nsim = 20, seed = 11, quiet = TRUE)
+  expect_identical(rownames(ci), c(".sig01", ".sig02", ".sigma", "(Intercept)"))
+  expect_equal(unname(ci[".sigma", ]), unname(stats::quantile(b$t[, ".sigma"], c(0.025, 0.975))),
+               tolerance = 1e-12)
+})
