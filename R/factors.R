@@ -92,14 +92,15 @@ random_covariance <- function(fit, values) {
   sigma
 }
 
-# The Rust model of a fit with several factors rebuilt from its plain fields (see lmm_model()).
-restore_factors_model <- function(object) {
+# The Rust model of a fit with several factors rebuilt from its plain fields (see
+# restore_model()).
+restore_factors_model <- function(object, reml, theta) {
   s <- object$stats
   spec <- object$spec
   rs_lmm_restore_factors(s$pilot, s$n, s$means, s$comoments, spec$response, spec$fixed,
                          spec$factors$cell_levels, spec$factors$n_levels,
                          spec$factors$random, spec$factors$blocks, object$variable_names,
-                         object$method == "REML", object$convergence$internal_theta)
+                         reml, theta)
 }
 
 # Group statistics and database tables hold one grouping factor's groups: several are refused.

@@ -114,10 +114,7 @@ refitML.hnm_fit <- function(x, ...) {
   check_no_dots(list(...), call)
   if (x$method == "ML") return(x)
   # A model of its own from the fit's statistics, so that the REML fit's stays as it is.
-  s <- x$stats
-  model <- rust_result(rs_lmm_restore(s$pilot, s$n, s$means, s$comoments, x$spec$response,
-                                      x$spec$fixed, x$spec$random, x$spec$blocks,
-                                      x$variable_names, FALSE, NULL), call = call)$model
+  model <- rust_result(restore_model(x, FALSE, NULL), call = call)$model
   estimates <- lmm_search(model, FALSE, x$convergence$internal_theta, TRUE, x$control, call = call)
   if (is_one_way(x, offset = TRUE)) check_one_way_range(estimates$theta, call)
   fit <- with_estimates(x, estimates)

@@ -204,6 +204,14 @@ test_that("refit() of several factors equals lme4's refit()", {
       expect_equal(fixef(refitted), lme4::fixef(reference), tolerance = 1e-6, label = label)
       expect_equal(sigma(refitted), sigma(reference), tolerance = 1e-5, label = label)
     }
+    # refitML() of a REML fit: lme4's ML fit.
+    ml <- refitML(hnm_fit(m$formula, m$data, REML = TRUE))
+    expected <- lme4::lmer(m$formula, m$data, REML = FALSE, control = lme4::lmerControl(
+      optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12)))
+    expect_identical(ml$method, "ML")
+    expect_equal(ml$deviance, stats::deviance(expected), tolerance = 1e-8, label = name)
+    expect_equal(unname(getME(ml, "theta")), unname(lme4::getME(expected, "theta")),
+                 tolerance = 1e-4, label = name)
   }
 })
 
