@@ -265,6 +265,10 @@ lmm_boot_intervals <- function(object, level, type, nsim, seed, parallel, ncpus,
 #' reference. It is a separate function rather than an argument of [anova()] because it
 #' costs `nsim` pairs of refits and returns the replicates as well.
 #'
+#' When either fit has several grouping factors the replicates are simulated on the rows by
+#' [simulate()] from `m0` and both fits refitted by ML with [refit()] (one pass over the rows
+#' each, on one thread); the fits must then be of the same response on the same rows.
+#'
 #' @param m0,m1 The smaller and the larger fit.
 #' @inheritParams bootstrap
 #' @return An object of class `hnm_bootstrap_lrt`: a list with `statistic` (the observed
@@ -278,7 +282,6 @@ lmm_boot_intervals <- function(object, level, type, nsim, seed, parallel, ncpus,
 #' @export
 bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncpus = NULL,
                           quiet = FALSE) {
-  check_one_factor(m1, "The bootstrap likelihood-ratio test")
   call <- sys.call()
   for (fit in list(m0, m1)) {
     if (!inherits(fit, "hnm_fit")) {
@@ -294,7 +297,8 @@ bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncp
                             "smaller model first."), n_parameters(m1), n_parameters(m0)),
               call = call)
   }
-  spec0 <- nested_spec(m0, m1, call)
+  several <- has_several_factors(m0) || has_several_factors(m1)
+  spec0 <- if (!several) nested_spec(m0, m1, call)
   ml0 <- ml_estimate(m0, call)
   ml1 <- ml_estimate(m1, call)
   # As in anova(): an added variance estimated as exactly 0 puts m1's optimum at m0's, where
@@ -304,15 +308,17 @@ bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncp
   statistic <- if (isTRUE(added$variance == 0)) 0 else max(ml0$deviance - ml1$deviance, 0)
   rng <- use_seed(seed)
   on.exit(rng$restore())
-  generator <- boot_generator(m0, m1$stats, spec0, call)
-  refit <- function(draws) {
-    size <- length(draws$chi_squares)
-    d0 <- boot_refits(generator, draws, spec0, FALSE, ml0$internal_theta, threads, call)
-    d1 <- boot_refits(generator, draws, m1$spec, FALSE, ml1$internal_theta, threads, call)
-    pmax(boot_rows(d0$deviance, size, 1L) - boot_rows(d1$deviance, size, 1L), 0)
+  replicates <- if (several) bootstrap_lrt_rows(m0, m1, nsim, call) else {
+    generator <- boot_generator(m0, m1$stats, spec0, call)
+    refit <- function(draws) {
+      size <- length(draws$chi_squares)
+      d0 <- boot_refits(generator, draws, spec0, FALSE, ml0$internal_theta, threads, call)
+      d1 <- boot_refits(generator, draws, m1$spec, FALSE, ml1$internal_theta, threads, call)
+      pmax(boot_rows(d0$deviance, size, 1L) - boot_rows(d1$deviance, size, 1L), 0)
+    }
+    draw <- function(size) boot_draws(generator, size)
+    as.vector(do.call(rbind, in_chunks(nsim, generator$normals, draw, refit, quiet)))
   }
-  draw <- function(size) boot_draws(generator, size)
-  replicates <- as.vector(do.call(rbind, in_chunks(nsim, generator$normals, draw, refit, quiet)))
   ok <- !is.na(replicates)
   failed <- sum(!ok)
   if (failed > 0L) {
@@ -338,6 +344,25 @@ print.hnm_bootstrap_lrt <- function(x, ...) {
                    `p.value (chi-square)` = x$p.chisq, check.names = FALSE,
                    row.names = "LRT"), ...)
   invisible(x)
+}
+
+# bootstrap_lrt()'s replicates when a fit has several grouping factors: each simulated on the
+# rows from `m0` (simulate()'s draws, one replicate after the other) and both fits refitted
+# by ML to it from models rebuilt from the rows (refit() of their ML fits); NA where a refit
+# fails. The fits must be of the same response on the same rows.
+bootstrap_lrt_rows <- function(m0, m1, nsim, call) {
+  for (fit in list(m0, m1)) lmm_rows(fit, "bootstrap_lrt()")
+  if (!isTRUE(all.equal(lmm_response(m0), lmm_response(m1), tolerance = 0))) {
+    hnm_abort("`m0` and `m1` must be fits of the same response to the same rows.", call = call)
+  }
+  ml0 <- refitML(m0)
+  ml1 <- refitML(m1)
+  vapply(seq_len(nsim), function(s) {
+    y <- stats::simulate(m0, nsim = 1L)[[1L]]
+    deviances <- tryCatch(c(refit(ml0, y)$deviance, refit(ml1, y)$deviance),
+                          hnm_error = function(e) c(NA_real_, NA_real_))
+    max(deviances[1L] - deviances[2L], 0)
+  }, numeric(1))
 }
 
 # The structure of `m0` over the variables of `m1` (matched by name), after checking that

@@ -62,15 +62,6 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
   list(design = design, built = built, parsed = parsed)
 }
 
-# Refuses what is not available for several grouping factors yet, naming it.
-check_one_factor <- function(object, what, call = sys.call(-1L)) {
-  if (has_several_factors(object)) {
-    hnm_abort(sprintf(paste("%s is not available yet for models with several grouping factors",
-                            "(%s)."), what, paste(names(ngrps(object)), collapse = ", ")),
-              call = call, class = "hnm_error_unsupported")
-  }
-}
-
 # The grouping factor of each random-effects term (lme4's names(cnms)).
 term_groups <- function(fit) fit$term_groups %||% rep(fit$group_name, length(fit$random_names))
 

@@ -239,3 +239,25 @@ test_that("bootstrap() of several factors refits simulate()'s draws as lme4 does
   expect_equal(unname(ci[".sigma", ]), unname(stats::quantile(b$t[, ".sigma"], c(0.025, 0.975))),
                tolerance = 1e-12)
 })
+
+test_that("bootstrap_lrt() with several factors refits simulate()'s draws as lme4 does", {
+  m0 <- hnm_fit(strength ~ 1 + (1 | batch:cask), lme4::Pastes, REML = TRUE)
+  m1 <- hnm_fit(strength ~ 1 + (1 | batch/cask), lme4::Pastes, REML = TRUE)
+  test <- bootstrap_lrt(m0, m1, nsim = 20, seed = 5)
+  control <- lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12))
+  r0 <- lme4::lmer(strength ~ 1 + (1 | batch:cask), lme4::Pastes, REML = FALSE, control = control)
+  r1 <- lme4::lmer(strength ~ 1 + (1 | batch/cask), lme4::Pastes, REML = FALSE, control = control)
+  expect_equal(test$statistic, stats::deviance(r0) - stats::deviance(r1), tolerance = 1e-6)
+  expect_identical(test$df, 1L)
+  expect_identical(test$failed, 0L)
+  # Replicate k: both models refitted by ML to simulate()'s k-th draw from m0 (REML), as lme4.
+  s0 <- lme4::lmer(strength ~ 1 + (1 | batch:cask), lme4::Pastes, control = control)
+  set.seed(5)
+  for (k in 1:3) {
+    y <- simulate(s0)[[1]]
+    refits <- suppressMessages(list(lme4::refit(r0, y), lme4::refit(r1, y)))
+    expected <- max(stats::deviance(refits[[1]]) - stats::deviance(refits[[2]]), 0)
+    expect_equal(test$replicates[k], expected, tolerance = 1e-6, label = paste("replicate", k))
+  }
+  expect_equal(test$p.value, (1 + sum(test$replicates >= test$statistic)) / 21)
+})

@@ -236,11 +236,6 @@ test_that("drop1, broom.mixed, performance and emmeans of several factors equal 
 })
 
 test_that("what is not available yet for several factors says so", {
-  fit <- hnm_fit(strength ~ 1 + (1 | batch/cask), lme4::Pastes)
-  m0 <- hnm_fit(strength ~ 1 + (1 | batch:cask), lme4::Pastes)
-  for (call in list(quote(bootstrap_lrt(m0, fit, nsim = 2)))) {
-    expect_error(eval(call), "several grouping factors", class = "hnm_error_unsupported")
-  }
   expect_error(hnm_stats(strength ~ 1 + (1 | batch/cask), lme4::Pastes),
                class = "hnm_error_unsupported")
 })
