@@ -20,6 +20,10 @@
 #' number of threads; the refits run in Rust on `getOption("hnm.threads", 2)` threads and
 #' Ctrl-C stops them.
 #'
+#' With several grouping factors each replicate is simulated on the fit's rows instead, as
+#' [simulate()] draws it (every factor's effects and the errors), and refitted from a model
+#' rebuilt from them (one pass over the rows each, on one thread, with no progress bar).
+#'
 #' The parametric bootstrap assumes the model: normal random effects and errors, with the
 #' fitted \eqn{\hat\beta}, \eqn{\hat\Sigma} and \eqn{\hat\sigma} taken as the truth, as
 #' lme4's `bootMer()` does (`use.u = FALSE`, `type = "parametric"`). A singular fit simulates
@@ -62,7 +66,6 @@ bootstrap.default <- function(object, ...) {
 #' @export
 bootstrap.hnm_fit <- function(object, nsim = 1000, seed = NULL, parallel = NULL, ncpus = NULL,
                               quiet = FALSE, ...) {
-  check_one_factor(object, "The parametric bootstrap")
   call <- sys.call()
   refuse_weights(object, "The parametric bootstrap", call)
   check_no_dots(list(...), call)
@@ -70,6 +73,13 @@ bootstrap.hnm_fit <- function(object, nsim = 1000, seed = NULL, parallel = NULL,
   threads <- boot_settings(nsim, quiet, parallel, ncpus, call)
   rng <- use_seed(seed)
   on.exit(rng$restore())
+  if (has_several_factors(object)) {
+    draws <- bootstrap_several(object, nsim, call)
+    t0 <- c(sd_cor_rows(matrix(as.double(object$re_covariance), 1L), matrix(object$sigma),
+                        lengths(object$random_names)), object$beta)
+    names(t0) <- colnames(draws) <- c(variance_parameter_names(object, TRUE), names(object$beta))
+    return(new_bootstrap(t0, draws, nsim, rng$state, object$method, call))
+  }
   generator <- boot_generator(object, object$stats, object$spec, call)
   p <- length(object$beta)
   q <- nrow(object$re_covariance)
@@ -87,6 +97,30 @@ bootstrap.hnm_fit <- function(object, nsim = 1000, seed = NULL, parallel = NULL,
                       lengths(object$random_names)), object$beta)
   names(t0) <- colnames(draws) <- c(variance_parameter_names(object, TRUE), names(object$beta))
   new_bootstrap(t0, draws, nsim, rng$state, object$method, call)
+}
+
+# The replicates of a fit with several grouping factors (bootstrap.hnm_fit()'s `t`): each
+# simulated on the fit's rows (simulate()'s draws, one replicate after the other) and refitted
+# from a model rebuilt from them, warm-started at the fit's estimate; a row of NA where a
+# refit fails.
+bootstrap_several <- function(object, nsim, call) {
+  rows <- lmm_rows(object, "The parametric bootstrap")
+  ok <- complete_lmm_rows(object, rows)
+  offset <- if (is.null(rows$offset)) 0 else rows$offset[ok]
+  blocks <- lengths(object$random_names)
+  width <- length(variance_parameter_names(object, TRUE)) + length(object$beta)
+  t(vapply(seq_len(nsim), function(s) {
+    rows$variables[[1L]][ok] <- simulate_several(object, 1L, FALSE)[, 1L] - offset
+    estimates <- tryCatch({
+      built <- rust_result(build_rows(object, rows), call = call)
+      lmm_search(built$model, object$method == "REML", object$convergence$internal_theta, TRUE,
+                 object$control, call = call)
+    }, hnm_error = function(e) NULL)
+    if (is.null(estimates)) return(rep(NA_real_, width))
+    covariance <- random_covariance(object, estimates$re_covariance)
+    c(sd_cor_rows(matrix(as.double(covariance), 1L), matrix(estimates$sigma), blocks),
+      estimates$beta)
+  }, numeric(width)))
 }
 
 # The hnm_bootstrap object of estimates `t0` and replicates `draws` (a row of NA for a failed
@@ -183,14 +217,14 @@ variance_parameter_names <- function(object, oldNames) {
     q <- lengths(object$random_names)
     return(c(sprintf(".sig%02d", seq_len(sum(q * (q + 1L) / 2))), ".sigma"))
   }
-  names <- unlist(lapply(object$random_names, function(block) {
+  names <- unlist(Map(function(block, group) {
     out <- character()
     for (c in seq_along(block)) for (r in c:length(block)) {
-      out <- c(out, if (r == c) sprintf("sd_%s|%s", block[r], object$group_name) else
-        sprintf("cor_%s.%s|%s", block[r], block[c], object$group_name))
+      out <- c(out, if (r == c) sprintf("sd_%s|%s", block[r], group) else
+        sprintf("cor_%s.%s|%s", block[r], block[c], group))
     }
     out
-  }))
+  }, object$random_names, term_groups(object)))
   c(names, "sigma")
 }
 
@@ -232,6 +266,10 @@ lmm_boot_intervals <- function(object, level, type, nsim, seed, parallel, ncpus,
 #' reference. It is a separate function rather than an argument of [anova()] because it
 #' costs `nsim` pairs of refits and returns the replicates as well.
 #'
+#' When either fit has several grouping factors the replicates are simulated on the rows by
+#' [simulate()] from `m0` and both fits refitted by ML with [refit()] (one pass over the rows
+#' each, on one thread); the fits must then be of the same response on the same rows.
+#'
 #' @param m0,m1 The smaller and the larger fit.
 #' @inheritParams bootstrap
 #' @return An object of class `hnm_bootstrap_lrt`: a list with `statistic` (the observed
@@ -245,7 +283,6 @@ lmm_boot_intervals <- function(object, level, type, nsim, seed, parallel, ncpus,
 #' @export
 bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncpus = NULL,
                           quiet = FALSE) {
-  check_one_factor(m1, "The bootstrap likelihood-ratio test")
   call <- sys.call()
   for (fit in list(m0, m1)) {
     if (!inherits(fit, "hnm_fit")) {
@@ -262,7 +299,8 @@ bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncp
                             "smaller model first."), n_parameters(m1), n_parameters(m0)),
               call = call)
   }
-  spec0 <- nested_spec(m0, m1, call)
+  several <- has_several_factors(m0) || has_several_factors(m1)
+  spec0 <- if (!several) nested_spec(m0, m1, call)
   ml0 <- ml_estimate(m0, call)
   ml1 <- ml_estimate(m1, call)
   # As in anova(): an added variance estimated as exactly 0 puts m1's optimum at m0's, where
@@ -272,15 +310,17 @@ bootstrap_lrt <- function(m0, m1, nsim = 1000, seed = NULL, parallel = NULL, ncp
   statistic <- if (isTRUE(added$variance == 0)) 0 else max(ml0$deviance - ml1$deviance, 0)
   rng <- use_seed(seed)
   on.exit(rng$restore())
-  generator <- boot_generator(m0, m1$stats, spec0, call)
-  refit <- function(draws) {
-    size <- length(draws$chi_squares)
-    d0 <- boot_refits(generator, draws, spec0, FALSE, ml0$internal_theta, threads, call)
-    d1 <- boot_refits(generator, draws, m1$spec, FALSE, ml1$internal_theta, threads, call)
-    pmax(boot_rows(d0$deviance, size, 1L) - boot_rows(d1$deviance, size, 1L), 0)
+  replicates <- if (several) bootstrap_lrt_rows(m0, m1, nsim, call) else {
+    generator <- boot_generator(m0, m1$stats, spec0, call)
+    refit <- function(draws) {
+      size <- length(draws$chi_squares)
+      d0 <- boot_refits(generator, draws, spec0, FALSE, ml0$internal_theta, threads, call)
+      d1 <- boot_refits(generator, draws, m1$spec, FALSE, ml1$internal_theta, threads, call)
+      pmax(boot_rows(d0$deviance, size, 1L) - boot_rows(d1$deviance, size, 1L), 0)
+    }
+    draw <- function(size) boot_draws(generator, size)
+    as.vector(do.call(rbind, in_chunks(nsim, generator$normals, draw, refit, quiet)))
   }
-  draw <- function(size) boot_draws(generator, size)
-  replicates <- as.vector(do.call(rbind, in_chunks(nsim, generator$normals, draw, refit, quiet)))
   ok <- !is.na(replicates)
   failed <- sum(!ok)
   if (failed > 0L) {
@@ -306,6 +346,25 @@ print.hnm_bootstrap_lrt <- function(x, ...) {
                    `p.value (chi-square)` = x$p.chisq, check.names = FALSE,
                    row.names = "LRT"), ...)
   invisible(x)
+}
+
+# bootstrap_lrt()'s replicates when a fit has several grouping factors: each simulated on the
+# rows from `m0` (simulate()'s draws, one replicate after the other) and both fits refitted
+# by ML to it from models rebuilt from the rows (refit() of their ML fits); NA where a refit
+# fails. The fits must be of the same response on the same rows.
+bootstrap_lrt_rows <- function(m0, m1, nsim, call) {
+  for (fit in list(m0, m1)) lmm_rows(fit, "bootstrap_lrt()")
+  if (!isTRUE(all.equal(lmm_response(m0), lmm_response(m1), tolerance = 0))) {
+    hnm_abort("`m0` and `m1` must be fits of the same response to the same rows.", call = call)
+  }
+  ml0 <- refitML(m0)
+  ml1 <- refitML(m1)
+  vapply(seq_len(nsim), function(s) {
+    y <- stats::simulate(m0, nsim = 1L)[[1L]]
+    deviances <- tryCatch(c(refit(ml0, y)$deviance, refit(ml1, y)$deviance),
+                          hnm_error = function(e) c(NA_real_, NA_real_))
+    max(deviances[1L] - deviances[2L], 0)
+  }, numeric(1))
 }
 
 # The structure of `m0` over the variables of `m1` (matched by name), after checking that

@@ -127,7 +127,6 @@ confint.hnm_fit <- function(object, parm, level = 0.95,
                             scale = c("sd", "var"), oldNames = TRUE, nsim = 1000, seed = NULL,
                             type = c("perc", "basic", "norm"), boot.type = NULL,
                             parallel = NULL, ncpus = NULL, quiet = FALSE, ...) {
-  check_one_factor(object, "confint()")
   call <- sys.call()
   check_no_dots(list(...), call)
   method <- if (missing(method) && object$method == "ANOVA") "Wald" else

@@ -109,15 +109,6 @@ factor_descriptions <- function(design, grouping, built) {
   })
 }
 
-# Refuses what is not available for several grouping factors yet, naming it.
-check_one_factor <- function(object, what, call = sys.call(-1L)) {
-  if (has_several_factors(object)) {
-    hnm_abort(sprintf(paste("%s is not available yet for models with several grouping factors",
-                            "(%s)."), what, paste(names(ngrps(object)), collapse = ", ")),
-              call = call, class = "hnm_error_unsupported")
-  }
-}
-
 # The grouping factor of each random-effects term (lme4's names(cnms)).
 term_groups <- function(fit) fit$term_groups %||% rep(fit$group_name, length(fit$random_names))
 
@@ -139,14 +130,15 @@ random_covariance <- function(fit, values) {
   sigma
 }
 
-# The Rust model of a fit with several factors rebuilt from its plain fields (see lmm_model()).
-restore_factors_model <- function(object) {
+# The Rust model of a fit with several factors rebuilt from its plain fields (see
+# restore_model()).
+restore_factors_model <- function(object, reml, theta) {
   s <- object$stats
   spec <- object$spec
   rs_lmm_restore_factors(s$pilot, s$n, s$means, s$comoments, spec$response, spec$fixed,
                          spec$factors$cell_levels, spec$factors$n_levels,
                          spec$factors$random, spec$factors$blocks, object$variable_names,
-                         object$method == "REML", object$convergence$internal_theta)
+                         reml, theta)
 }
 
 # The columns that key the cells of statistics tables and database tables: the grouping
@@ -203,8 +195,9 @@ factors_statistics <- function(statistics, parsed, call) {
 
 # Fitted values X b + sum over factors of Z_f b_f of the complete rows `ok` of a fit with
 # several factors (the population values X b when `population`), from the rows' cells: a
-# cell's level of each factor picks that factor's effects.
-several_fitted <- function(object, rows, ok, population, selected = NULL) {
+# cell's level of each factor picks that factor's effects, the conditional modes or, when
+# given, `effects` (a list by factor of levels x columns matrices, as ranef()'s).
+several_fitted <- function(object, rows, ok, population, selected = NULL, effects = NULL) {
   variables <- lapply(flat_variables(rows$variables), `[`, ok)
   n <- sum(ok)
   value <- drop(design_columns(object$spec$fixed[object$kept], variables, n) %*% object$beta)
@@ -213,17 +206,18 @@ several_fitted <- function(object, rows, ok, population, selected = NULL) {
     levels <- lapply(seq_along(object$factors), function(f) {
       match(object$spec$factors$cell_levels[[f]][cells], object$factors[[f]]$index)
     })
-    value <- value + random_part(object, variables, levels, selected)
+    value <- value + random_part(object, variables, levels, selected, effects)
   }
   value + if (is.null(rows$offset)) 0 else rows$offset[ok]
 }
 
 # The random part, the sum over the factors of Z_f b_f, of rows with the model's `variables`
-# and, for each factor, the index of each row's level among the fit's (NA: no effect); only
-# the random-effects columns `selected` (random_selection()'s; NULL: all) count.
-random_part <- function(object, variables, levels, selected = NULL) {
+# and, for each factor, the index of each row's level among the fit's (NA: no effect), with
+# the effects `effects` (by default the conditional modes); only the random-effects columns
+# `selected` (random_selection()'s; NULL: all) count.
+random_part <- function(object, variables, levels, selected = NULL, effects = NULL) {
   n <- length(levels[[1L]])
-  effects <- ranef(object, condVar = FALSE)
+  effects <- effects %||% ranef(object, condVar = FALSE)
   value <- numeric(n)
   column_groups <- rep(term_groups(object), lengths(object$random_names))
   for (f in seq_along(object$factors)) {
@@ -284,4 +278,34 @@ predict_several <- function(object, newdata, re_form, allow_new_levels, uncertai
   }
   list(fit = value + if (is.null(design$offset)) 0 else design$offset, population = population,
        rows = list(variables = variables, levels = if (!population) codes))
+}
+
+# simulate() of a fit with several factors: every factor's effects drawn anew from the fitted
+# covariances, b_f = sigma Lambda_f u_f (`re.form = NA`, lme4's default), or all at their
+# conditional modes (`conditional`: use.u = TRUE or re.form = NULL), then the errors, in
+# lme4's order (all the effects' normals, then the errors'). Returns the simulated responses
+# of the complete rows, one column per simulation.
+simulate_several <- function(object, nsim, conditional) {
+  rows <- lmm_rows(object, "simulate()")
+  ok <- complete_lmm_rows(object, rows)
+  n <- sum(ok)
+  sims <- if (conditional) {
+    rep(list(lmm_fitted(object)), nsim)
+  } else {
+    lambda <- relative_factor(object)
+    sizes <- lengths(object$spec$factors$random)
+    levels <- lengths(lapply(object$factors, `[[`, "index"))
+    u <- matrix(stats::rnorm(sum(sizes * levels) * nsim), ncol = nsim)
+    lapply(seq_len(nsim), function(s) {
+      at <- 0L
+      effects <- lapply(seq_along(sizes), function(f) {
+        columns <- sum(sizes[seq_len(f - 1L)]) + seq_len(sizes[f])
+        draws <- matrix(u[at + seq_len(sizes[f] * levels[f]), s], sizes[f])
+        at <<- at + sizes[f] * levels[f]
+        t(object$sigma * lambda[columns, columns, drop = FALSE] %*% draws)
+      })
+      several_fitted(object, rows, ok, FALSE, effects = effects)
+    })
+  }
+  do.call(cbind, sims) + object$sigma * matrix(stats::rnorm(n * nsim), ncol = nsim)
 }

@@ -84,7 +84,8 @@
 #'   `(1 | g) + (0 + x | g)`: only their random effects are included (in `simulate`, only the
 #'   other terms' effects are drawn anew), as lme4's. Terms are matched by their labels; a term
 #'   or grouping factor not in the model is an error. `simulate` takes one of `use.u` and
-#'   `re.form`.
+#'   `re.form`; with several grouping factors, `re.form` `NA` (every factor's effects drawn
+#'   anew) or `NULL` (all at their conditional modes) for now.
 #' @param allow.new.levels For `predict`: predict new (or `NA`) levels of the grouping factor
 #'   at the population level instead of stopping.
 #' @param se.fit For `predict`: `TRUE` adds standard errors, returning, as `predict.lm()`,

@@ -168,16 +168,20 @@ with_estimates <- function(fit, estimates) {
 lmm_model <- function(object) {
   core <- object$core
   if (is.environment(core) && rs_lmm_valid(core$model)) return(core$model)
-  s <- object$stats
-  spec <- object$spec
-  restored <- if (has_several_factors(object)) restore_factors_model(object) else {
-    rs_lmm_restore(s$pilot, s$n, s$means, s$comoments, spec$response, spec$fixed, spec$random,
-                   spec$blocks, object$variable_names, object$method == "REML",
-                   object$convergence$internal_theta)
-  }
-  model <- rust_result(restored)$model
+  model <- rust_result(restore_model(object, object$method == "REML",
+                                     object$convergence$internal_theta))$model
   if (is.environment(core)) assign("model", model, envir = core)
   model
+}
+
+# The Rust model of a fit rebuilt from its statistics (see lmm_model()), fitted by REML when
+# `reml` at the internal theta `theta` (NULL: not fitted).
+restore_model <- function(object, reml, theta) {
+  if (has_several_factors(object)) return(restore_factors_model(object, reml, theta))
+  s <- object$stats
+  spec <- object$spec
+  rs_lmm_restore(s$pilot, s$n, s$means, s$comoments, spec$response, spec$fixed, spec$random,
+                 spec$blocks, object$variable_names, reml, theta)
 }
 
 # The general model fitted from per-group statistics of its variables (a statistics table, or

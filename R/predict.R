@@ -297,7 +297,6 @@ design_columns <- function(columns, variables, n) {
 #' @export
 simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.form = NA,
                              newdata = NULL, ...) {
-  check_one_factor(object, "simulate()")
   call <- sys.call()
   check_no_dots(list(...), call)
   check_count(nsim, "nsim", 1L, call)
@@ -306,6 +305,19 @@ simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
               call = call, class = "hnm_error_argument")
   }
   if (!missing(use.u) && !missing(re.form)) use_u_and_re_form(call)
+  if (has_several_factors(object)) {
+    conditional <- isTRUE(use.u) || is.null(re.form)
+    if (!conditional && !(is.atomic(re.form) && length(re.form) == 1L && is.na(re.form))) {
+      hnm_abort(paste("with several grouping factors simulate() takes `re.form` NA (every",
+                      "factor's effects drawn anew) or NULL (every factor's at its modes)",
+                      "for now."), call = call, class = "hnm_error_unsupported")
+    }
+    rng <- use_seed(seed)
+    on.exit(rng$restore())
+    out <- as.data.frame(simulate_several(object, nsim, conditional))
+    names(out) <- paste0("sim_", seq_len(nsim))
+    return(structure(out, seed = rng$state))
+  }
   selected <- if (isTRUE(use.u)) rep(TRUE, length(unlist(object$random_names))) else
     random_selection(re.form, random_terms_of(object, call), term_groups(object), call)
   drawn <- drawn_blocks(object, selected, call)

@@ -172,7 +172,6 @@ plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
 #' @export
 profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, oldNames = TRUE,
                             ...) {
-  check_one_factor(fitted, "profile()")
   call <- sys.call()
   check_no_dots(list(...), call)
   zeta_max <- profile_zeta_max(alphamax, call)

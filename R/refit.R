@@ -28,17 +28,12 @@ refit.default <- function(object, newresp, ...) lme4_function("refit")(object, n
 #' @rdname refit
 #' @export
 refit.hnm_fit <- function(object, newresp, ...) {
-  check_one_factor(object, "refit()")
   call <- sys.call()
   check_no_dots(list(...), call)
   rows <- lmm_rows(object, "refit()")
   # The response is the model's first variable (model_design() adds it first).
   rows$variables[[1L]] <- refit_response(object, rows, newresp, call)
-  built <- rs_lmm_build(pass_variables(rows), rows$codes, rows$code_offset, length(object$stats$n),
-                        object$spec$response, object$spec$fixed, object$spec$random,
-                        object$spec$blocks, rows$names,
-                        (object$control %||% hnm_control())$threads)
-  built <- rust_result(built, call = call)
+  built <- rust_result(build_rows(object, rows), call = call)
   estimates <- if (object$method == "ANOVA") {
     anova_estimates(built, call)
   } else {
@@ -55,6 +50,21 @@ refit.hnm_fit <- function(object, newresp, ...) {
   fit$rows$fingerprint <- rows_fingerprint(rows, built)
   fit$core <- list2env(list(model = if (object$method != "ANOVA") built$model))
   check_fit(fit, call)
+}
+
+# The model of `object` rebuilt from the rows `rows` (the fit's, with another response): one
+# pass keyed by group, or by cell with several grouping factors (whose codes the rows hold).
+build_rows <- function(object, rows) {
+  threads <- (object$control %||% hnm_control())$threads
+  spec <- object$spec
+  if (has_several_factors(object)) {
+    f <- spec$factors
+    return(rs_lmm_build_factors(pass_variables(rows), rows$codes, length(object$stats$n),
+                                spec$response, spec$fixed, f$cell_levels, f$n_levels, f$random,
+                                f$blocks, rows$names, threads))
+  }
+  rs_lmm_build(pass_variables(rows), rows$codes, rows$code_offset, length(object$stats$n),
+               spec$response, spec$fixed, spec$random, spec$blocks, rows$names, threads)
 }
 
 # The new response as the model reads it: one value per row of the fit's data (those of rows
@@ -104,10 +114,7 @@ refitML.hnm_fit <- function(x, ...) {
   check_no_dots(list(...), call)
   if (x$method == "ML") return(x)
   # A model of its own from the fit's statistics, so that the REML fit's stays as it is.
-  s <- x$stats
-  model <- rust_result(rs_lmm_restore(s$pilot, s$n, s$means, s$comoments, x$spec$response,
-                                      x$spec$fixed, x$spec$random, x$spec$blocks,
-                                      x$variable_names, FALSE, NULL), call = call)$model
+  model <- rust_result(restore_model(x, FALSE, NULL), call = call)$model
   estimates <- lmm_search(model, FALSE, x$convergence$internal_theta, TRUE, x$control, call = call)
   if (is_one_way(x, offset = TRUE)) check_one_way_range(estimates$theta, call)
   fit <- with_estimates(x, estimates)

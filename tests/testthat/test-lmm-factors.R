@@ -235,10 +235,3 @@ test_that("drop1, broom.mixed, performance and emmeans of several factors equal 
   }
 })
 
-test_that("what is not available yet for several factors says so", {
-  fit <- hnm_fit(strength ~ 1 + (1 | batch/cask), lme4::Pastes)
-  for (call in list(quote(confint(fit)), quote(profile(fit)),
-                    quote(bootstrap(fit, nsim = 2)), quote(refit(fit, lme4::Pastes$strength)))) {
-    expect_error(eval(call), "several grouping factors", class = "hnm_error_unsupported")
-  }
-})

@@ -26,6 +26,9 @@
 //! are NaN. The internal coordinates of Λ's columns whose diagonal is at its bound 0 are
 //! marked too: the fit is a stationary point of the deviance only on the face where they
 //! are 0, so the information there is that of the other coordinates.
+//!
+//! With several grouping factors M, Λ and L are every factor's side by side, block diagonal
+//! (the profile's view, [`super::lmm_profile`]), and the formulas are unchanged.
 
 use crate::model::lmm::{LinearMixedModel, LmmFit};
 
@@ -75,12 +78,14 @@ impl LinearMixedModel {
     /// assert!((j.estimates[1] - fit.sigma).abs() < 1e-12 * fit.sigma);
     /// ```
     pub fn variance_parameter_jacobian(&self, fit: &LmmFit) -> crate::error::Result<VarianceParameterJacobian> {
-        self.require_one_factor("Wald intervals of the variance parameters with several grouping factors (yet)")?;
-        let q = self.q;
-        let n_theta = self.theta_positions.len();
+        // Checks that θ is the model's.
+        self.lambda(&fit.internal_theta)?;
+        let columns = self.all_columns();
+        let q = columns.q;
+        let n_theta = columns.positions.len();
         let k = n_theta + 1;
-        let lambda = self.lambda(&fit.internal_theta)?;
-        let m = &self.to_user_random;
+        let lambda = columns.lambda(&fit.internal_theta);
+        let m = &columns.to_user_random;
         let unit = self.response.scale;
         let s = fit.sigma;
         // L = M Λ, and the size of the terms summed into each entry (for the rounding of R_ii).
@@ -97,7 +102,7 @@ impl LinearMixedModel {
         let root: Vec<f64> = (0..q).map(|r| relative(r, r).sqrt()).collect();
         // ∂R_rc/∂θ̃_j.
         let d_relative = |j: usize, r: usize, c: usize| -> f64 {
-            let (tr, tc) = self.theta_positions[j];
+            let (tr, tc) = columns.positions[j];
             let a = |i: usize| m[i * q + tr];
             let b = |i: usize| l[i * q + tc];
             a(r) * b(c) + b(r) * a(c)
@@ -106,7 +111,7 @@ impl LinearMixedModel {
         let mut estimates = Vec::with_capacity(k);
         let mut jacobian = vec![f64::NAN; k * k];
         let mut boundary = Vec::with_capacity(k);
-        for (row, &(r, c)) in self.theta_positions.iter().enumerate() {
+        for (row, &(r, c)) in columns.positions.iter().enumerate() {
             let derivatives = &mut jacobian[row * k..(row + 1) * k];
             if r == c {
                 estimates.push(s * root[r]);
@@ -138,7 +143,7 @@ impl LinearMixedModel {
         sigma_row[n_theta] = unit;
 
         let zero_column: Vec<bool> = (0..q).map(|c| lambda[c * q + c] == 0.0).collect();
-        let mut held: Vec<bool> = self.theta_positions.iter().map(|&(_, c)| zero_column[c]).collect();
+        let mut held: Vec<bool> = columns.positions.iter().map(|&(_, c)| zero_column[c]).collect();
         held.push(false);
         Ok(VarianceParameterJacobian { parameters: k, estimates, jacobian, boundary, held })
     }

@@ -66,7 +66,7 @@ impl<'m> BetaProblem<'m> {
         let ws = &mut self.workspace.borrow_mut();
         let point = self.evaluate(theta, ws)?;
         let sigma = (point.pwrss / self.model.divisor(self.criterion)).sqrt();
-        Ok((point.value, point.slope, self.model.user_parameters(&self.model.lambda(theta)?, sigma, &point.beta)))
+        Ok((point.value, point.slope, self.model.user_parameters(&self.model.all_columns().lambda(theta), sigma, &point.beta)))
     }
 }
 

@@ -9,12 +9,19 @@
 //! d dev/dx = ∂D/∂x at the inner optimum, so the limits are found by safeguarded Newton
 //! steps on dev(x) − dev(x̂) − z², with no interpolation.
 //!
+//! With several grouping factors the random-effects columns of all factors are taken side by
+//! side, Q = Σ_f q_f of them, as one block-diagonal Λ whose blocks are the factors' blocks in
+//! θ's order ([`AllColumns`]): a factor is then a set of blocks of Λ like any other, and every
+//! profile is that of one factor, with the model's evaluation of several factors for D and
+//! its gradient.
+//!
 //! The profile's driver is here; the inner problems are in [`variance`] (SDs, correlations and
 //! σ, whose coordinates φ make one problem) and [`fixed_effects`] (β).
 
 use std::cell::{Cell, RefCell};
 
 use crate::error::{HnmError, Result};
+use crate::model::lmm::structure::{theta_layout, Affine};
 use crate::model::lmm::{LinearMixedModel, LmmFit, Term, Workspace};
 use crate::numerics::dense::congruence;
 use crate::numerics::interrupt::{Checkpoint, Interrupt, Polled};
@@ -62,6 +69,8 @@ pub struct LmmProfilePoint {
 pub struct LmmProfile<'a> {
     model: &'a LinearMixedModel,
     fit: &'a LmmFit,
+    /// The random-effects columns of every factor ([`AllColumns`]).
+    columns: AllColumns,
     parameter: LmmParameter,
     kind: Kind,
     /// The criterion at the estimate in internal units.
@@ -134,9 +143,9 @@ impl<'a> LmmProfile<'a> {
     /// assert!((at.zeta - 1.96).abs() < 1e-8);
     /// ```
     pub fn new(model: &'a LinearMixedModel, fit: &'a LmmFit, parameter: LmmParameter) -> Result<Self> {
-        model.require_one_factor("profiles with several grouping factors (yet)")?;
         let bad = Err(HnmError::InvalidArgument { argument: "parameter", reason: "is not a parameter of the model" });
-        let q = model.q;
+        let columns = model.all_columns();
+        let q = columns.q;
         let minimum = model.deviance(fit.criterion, &fit.internal_theta, &mut model.workspace()?)?;
         let (kind, origin) = match parameter {
             LmmParameter::Beta(i) if i < model.p => {
@@ -145,14 +154,14 @@ impl<'a> LmmProfile<'a> {
                 let shift = intercept.map_or(0.0, |i0| combination[i0] * model.response.raw_shift);
                 (Kind::Beta { combination, shift }, fit.internal_theta.clone())
             }
-            LmmParameter::Variance(i) if i < model.theta_positions.len() => {
-                let (r, c) = model.theta_positions[i];
+            LmmParameter::Variance(i) if i < columns.positions.len() => {
+                let (r, c) = columns.positions[i];
                 if r == c {
                     variance_kind(model, fit, (0..q).collect(), |_| r)?
                 } else {
                     // The pair first in its block: c, r, then the others in order; the
                     // correlation is then the first angle of the block's second row.
-                    let (offset, size) = model.block_of(c);
+                    let (offset, size) = columns.block_of(c);
                     let mut order: Vec<usize> = (0..q).collect();
                     let mut block = vec![c, r];
                     block.extend((offset..offset + size).filter(|&f| f != c && f != r));
@@ -170,6 +179,7 @@ impl<'a> LmmProfile<'a> {
         Ok(LmmProfile {
             model,
             fit,
+            columns,
             parameter,
             kind,
             minimum,
@@ -210,9 +220,9 @@ impl<'a> LmmProfile<'a> {
             (Kind::Beta { .. }, _) | (_, LmmParameter::Beta(_)) => coordinate,
             (Kind::Variance { .. }, LmmParameter::Sigma) => coordinate.exp() * self.model.response.scale,
             (Kind::Variance { .. }, LmmParameter::Variance(i)) => {
-                let (r, c) = self.model.theta_positions[i];
+                let (r, c) = self.columns.positions[i];
                 if r == c {
-                    coordinate * self.model.response.scale / self.model.random[r].scale
+                    coordinate * self.model.response.scale / self.columns.random[r].scale
                 } else {
                     coordinate.cos()
                 }
@@ -229,9 +239,9 @@ impl<'a> LmmProfile<'a> {
                 (ln, value)
             }
             LmmParameter::Variance(i) => {
-                let (r, c) = self.model.theta_positions[i];
+                let (r, c) = self.columns.positions[i];
                 if r == c {
-                    let factor = self.model.response.scale / self.model.random[r].scale;
+                    let factor = self.model.response.scale / self.columns.random[r].scale;
                     (value / factor, factor)
                 } else {
                     let a = value.clamp(-1.0, 1.0).acos();
@@ -283,7 +293,7 @@ impl<'a> LmmProfile<'a> {
         }
         *self.warm.borrow_mut() = free.x;
         let ((deviance, coordinate_slope), mut parameters) = point;
-        let n_theta = self.model.theta_positions.len();
+        let n_theta = self.columns.positions.len();
         parameters[match self.parameter {
             LmmParameter::Variance(i) => i,
             LmmParameter::Sigma => n_theta,
@@ -435,7 +445,7 @@ impl<'a> LmmProfile<'a> {
             LmmParameter::Beta(_) => value.is_finite(),
             LmmParameter::Sigma => value > 0.0 && value.is_finite(),
             LmmParameter::Variance(i) => {
-                let (r, c) = self.model.theta_positions[i];
+                let (r, c) = self.columns.positions[i];
                 if r == c {
                     value >= 0.0 && value.is_finite()
                 } else {
@@ -458,7 +468,7 @@ impl<'a> LmmProfile<'a> {
                 }
             }
             LmmParameter::Variance(i) => {
-                let (r, c) = self.model.theta_positions[i];
+                let (r, c) = self.columns.positions[i];
                 match (r == c, z < 0.0) {
                     (true, true) => 0.0,
                     (true, false) => f64::INFINITY,
@@ -578,7 +588,7 @@ impl<'a> LmmProfile<'a> {
             LmmParameter::Beta(i) => self.fit.beta_covariance[i * self.model.p + i].sqrt(),
             LmmParameter::Sigma => 0.5 * estimate / self.model.n_obs.sqrt(),
             LmmParameter::Variance(i) => {
-                let (r, c) = self.model.theta_positions[i];
+                let (r, c) = self.columns.positions[i];
                 if r == c {
                     0.5 * estimate.max(self.fit.sigma / self.model.n_obs.sqrt())
                 } else {
@@ -678,11 +688,31 @@ fn each_profile<T: Send>(
     results.into_iter().map(|r| r.unwrap_or(Err(HnmError::Interrupted))).collect()
 }
 
-impl LinearMixedModel {
+/// The random-effects columns of every grouping factor side by side, Q = Σ_f q_f of them in
+/// θ's order of the factors, with Λ the block-diagonal matrix of the factors' Λ_f: its
+/// blocks are the factors' blocks one after another, so θ's entries are at the positions
+/// [`theta_layout`] gives for them (with one factor, the model's own columns and layout).
+#[derive(Debug, Clone)]
+pub(super) struct AllColumns {
+    /// Q.
+    pub(super) q: usize,
+    /// Λ's blocks over the Q columns.
+    pub(super) blocks: Vec<usize>,
+    /// θ's positions in the Q × Q Λ.
+    pub(super) positions: Vec<(usize, usize)>,
+    /// Each column's map to internal units.
+    pub(super) random: Vec<Affine>,
+    /// Each factor's first column and number of columns.
+    pub(super) factors: Vec<(usize, usize)>,
+    /// The map from the internal random effects to the data's (Q × Q, block diagonal).
+    pub(super) to_user_random: Vec<f64>,
+}
+
+impl AllColumns {
     /// The first column and the size of the block of Λ that holds column `column`.
     fn block_of(&self, column: usize) -> (usize, usize) {
         let mut offset = 0;
-        for &size in &self.structure.blocks {
+        for &size in &self.blocks {
             if column < offset + size {
                 return (offset, size);
             }
@@ -691,10 +721,60 @@ impl LinearMixedModel {
         (offset, 0)
     }
 
-    /// SDs and correlations (θ's layout), σ and β in the data's units, from internal Λ, σ
-    /// and β̃ of this model.
-    fn user_parameters(&self, lambda: &[f64], sigma: f64, beta: &[f64]) -> Vec<f64> {
+    /// Λ (Q × Q) of θ.
+    pub(super) fn lambda(&self, theta: &[f64]) -> Vec<f64> {
+        let mut lambda = vec![0.0; self.q * self.q];
+        for (&(r, c), &t) in self.positions.iter().zip(theta) {
+            lambda[r * self.q + c] = t;
+        }
+        lambda
+    }
+
+    /// The Q × Q block-diagonal covariance of the random effects of a fit of the model, whose
+    /// `re_covariance` holds the factors' q_f × q_f blocks one after another.
+    pub(super) fn covariance(&self, fit: &LmmFit) -> Vec<f64> {
         let q = self.q;
+        let mut out = vec![0.0; q * q];
+        let mut at = 0;
+        for &(offset, size) in &self.factors {
+            for r in 0..size {
+                for c in 0..size {
+                    out[(offset + r) * q + offset + c] = fit.re_covariance[at + r * size + c];
+                }
+            }
+            at += size * size;
+        }
+        out
+    }
+}
+
+impl LinearMixedModel {
+    /// Every factor's random-effects columns side by side ([`AllColumns`]).
+    pub(super) fn all_columns(&self) -> AllColumns {
+        let terms = self.factor_terms();
+        let q: usize = terms.iter().map(|(t, _)| t.q).sum();
+        let (mut blocks, mut random, mut factors, mut to_user_random) = (Vec::new(), Vec::with_capacity(q), Vec::new(), vec![0.0; q * q]);
+        let mut offset = 0;
+        for (t, _) in &terms {
+            blocks.extend_from_slice(t.blocks);
+            random.extend_from_slice(t.random);
+            factors.push((offset, t.q));
+            for r in 0..t.q {
+                for c in 0..t.q {
+                    to_user_random[(offset + r) * q + offset + c] = t.to_user_random[r * t.q + c];
+                }
+            }
+            offset += t.q;
+        }
+        let positions = theta_layout(&blocks).0;
+        AllColumns { q, blocks, positions, random, factors, to_user_random }
+    }
+
+    /// SDs and correlations (θ's layout), σ and β in the data's units, from internal Λ
+    /// (Q × Q, every factor's: [`AllColumns`]), σ and β̃ of this model.
+    fn user_parameters(&self, lambda: &[f64], sigma: f64, beta: &[f64]) -> Vec<f64> {
+        let columns = self.all_columns();
+        let q = columns.q;
         let mut llt = vec![0.0; q * q];
         for r in 0..q {
             for c in 0..q {
@@ -702,9 +782,9 @@ impl LinearMixedModel {
             }
         }
         let ty = self.response.scale;
-        let covariance: Vec<f64> = congruence(&self.to_user_random, &llt, q).iter().map(|v| v * sigma * sigma * ty * ty).collect();
-        let mut parameters: Vec<f64> = self
-            .theta_positions
+        let covariance: Vec<f64> = congruence(&columns.to_user_random, &llt, q).iter().map(|v| v * sigma * sigma * ty * ty).collect();
+        let mut parameters: Vec<f64> = columns
+            .positions
             .iter()
             .map(|&(r, c)| {
                 if r == c {
@@ -737,7 +817,7 @@ fn converged(root: Root, what: &str, polled: &Polled) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Column, Criterion, CrossProducts, Never, Structure};
+    use crate::{Column, Criterion, CrossProducts, GroupingFactor, Never, Structure};
 
     /// 12 groups of 6 rows, y ~ 1 + x + (1 + x | g), from a fixed pseudo-random sequence.
     fn model() -> LinearMixedModel {
@@ -811,6 +891,73 @@ mod tests {
             down[i] -= h;
             let numeric = (value(&up) - value(&down)) / (2.0 * h);
             assert!((numeric - gradient[i]).abs() < 1e-7, "{i}: {numeric} {}", gradient[i]);
+        }
+    }
+
+    /// y ~ x + (1 + x | g) + (1 | h), g (8 levels) crossed with h (4 levels), 3 rows per
+    /// cell, x offset from 0 (so that the copy in data coordinates un-centres the slope).
+    fn crossed_model() -> LinearMixedModel {
+        let (mut y, mut x, mut cells) = (Vec::new(), Vec::new(), Vec::new());
+        let mut state = 2024_u64;
+        let mut uniform = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let h_effects: Vec<f64> = (0..4).map(|_| uniform()).collect();
+        for g in 0..8 {
+            let (a, b) = (uniform() * 2.0, 0.5 * uniform());
+            for (h, effect) in h_effects.iter().enumerate() {
+                for _ in 0..3 {
+                    let xi = 5.0 + 4.0 * uniform();
+                    x.push(xi);
+                    y.push(1.0 + a + effect + (0.3 + b) * xi + 0.5 * uniform());
+                    cells.push((g * 4 + h + 1) as i32);
+                }
+            }
+        }
+        let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], cells.into_iter(), 32, &mut Checkpoint::new(&Never)).unwrap();
+        let factors = [
+            GroupingFactor { level_of_group: (0..32).map(|c| c / 4).collect(), levels: 8, random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] },
+            GroupingFactor { level_of_group: (0..32).map(|c| c % 4).collect(), levels: 4, random: vec![Term::Intercept], blocks: vec![1] },
+        ];
+        LinearMixedModel::with_factors(&pass.stats, 0, vec![Term::Intercept, Term::Variable(1)], &factors).unwrap()
+    }
+
+    #[test]
+    fn the_copy_of_several_factors_in_data_coordinates_has_the_same_deviance() {
+        let model = crossed_model();
+        for criterion in [Criterion::Ml, Criterion::Reml] {
+            let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
+            for order in [vec![0, 1, 2], vec![1, 0, 2]] {
+                let copy = model.in_data_coordinates(&order).unwrap();
+                let refit = copy.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
+                assert!((refit.deviance - fit.deviance).abs() < 1e-8, "{} {}", refit.deviance, fit.deviance);
+                // The copy's map to the data's units undoes its order of the columns.
+                for (a, b) in refit.re_covariance.iter().zip(&fit.re_covariance) {
+                    assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "{a} {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_profile_of_several_factors_passes_through_the_estimate_and_reaches_z_at_its_limits() {
+        let model = crossed_model();
+        let checkpoint = &mut Checkpoint::new(&Never);
+        for criterion in [Criterion::Ml, Criterion::Reml] {
+            let fit = model.fit(criterion, None, checkpoint).unwrap();
+            let parameters = (0..4).map(LmmParameter::Variance).chain([LmmParameter::Sigma, LmmParameter::Beta(0), LmmParameter::Beta(1)]);
+            for parameter in parameters {
+                let profile = LmmProfile::new(&model, &fit, parameter).unwrap();
+                let at = profile.at(profile.estimate(), checkpoint).unwrap();
+                assert!(at.zeta.abs() < 1e-4, "{parameter:?}: {}", at.zeta);
+                let (lower, upper) = profile.interval(1.96, checkpoint).unwrap();
+                for (limit, z) in [(lower, -1.96), (upper, 1.96)] {
+                    let point = profile.at(limit, checkpoint).unwrap();
+                    let on_bound = profile.bound(z) == limit;
+                    assert!(on_bound || (point.zeta - z).abs() < 1e-6, "{parameter:?} {criterion:?}: {limit} {}", point.zeta);
+                }
+            }
         }
     }
 

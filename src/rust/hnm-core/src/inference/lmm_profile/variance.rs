@@ -14,13 +14,15 @@
 //! not centred (only scaled) and, for a correlation, have its pair of columns first in their
 //! block, where the correlation is cos a of the second row's one angle. The gradient in φ is
 //! ∂D/∂Λ (the model's analytic gradient at fixed σ) through the chain rule, plus
-//! ∂D/∂log σ = 2k − 2r²/σ² − Σ Λ ∘ ∂D/∂Λ.
+//! ∂D/∂log σ = 2k − 2r²/σ² − Σ Λ ∘ ∂D/∂Λ. With several grouping factors Z and Λ are every
+//! factor's columns side by side (module docs of [`super`]), and the copy maps each factor's
+//! blocks and the blocks that couple the factors.
 
 use std::cell::RefCell;
 
-use super::Kind;
+use super::{AllColumns, Kind};
 use crate::error::Result;
-use crate::model::lmm::structure::{semidefinite_cholesky, Affine};
+use crate::model::lmm::structure::{semidefinite_cholesky, theta_layout, Affine};
 use crate::model::lmm::{next_revision, LinearMixedModel, LmmFit, Term, Workspace, LOG_2PI};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{congruence, multiply};
@@ -37,6 +39,8 @@ pub(super) struct Layout {
     block_of: Vec<(usize, usize)>,
     /// The sizes of Λ's blocks.
     blocks: Vec<usize>,
+    /// θ's positions in Λ.
+    positions: Vec<(usize, usize)>,
 }
 
 impl Layout {
@@ -50,7 +54,7 @@ impl Layout {
             }
             offset += size;
         }
-        Layout { q: block_of.len(), angles, block_of, blocks: blocks.to_vec() }
+        Layout { q: block_of.len(), angles, block_of, blocks: blocks.to_vec(), positions: theta_layout(blocks).0 }
     }
 
     fn len(&self) -> usize {
@@ -192,45 +196,85 @@ impl Layout {
 }
 
 impl LinearMixedModel {
-    /// A copy of the model whose random-effects columns are the data's, divided by a power of
-    /// two and not centred, in the order `order` (a permutation within blocks): Z' = Z̃ K P D
-    /// with K the map from the data's columns to the internal ones (Z = Z̃ K), P the
-    /// permutation and D the scales, so S'_j = (KPD)ᵀ S_j (KPD) and B'_j = (KPD)ᵀ B_j. Its
-    /// Λ is the data's Cholesky factor up to the column scales, which the profile needs.
+    /// A copy of the model whose random-effects columns (every factor's, [`AllColumns`]) are
+    /// the data's, divided by a power of two and not centred, in the order `order` (a
+    /// permutation within blocks): Z' = Z̃ K P D with K the map from the data's columns to the
+    /// internal ones (Z = Z̃ K), P the permutation and D the scales, so with M = KPD (block
+    /// diagonal over the factors) each level's S'_l = M_fᵀ S_l M_f and B'_l = M_fᵀ B_l, and
+    /// each block coupling factors f and g, C' = M_fᵀ C M_g. Its Λ is the data's Cholesky
+    /// factor up to the column scales, which the profile needs.
     ///
     /// # Errors
     /// `TooLarge` when the copy does not fit in memory.
     pub(super) fn in_data_coordinates(&self, order: &[usize]) -> Result<LinearMixedModel> {
-        let (q, p1) = (self.q, self.p + 1);
+        let all = self.all_columns();
+        let (q, p1) = (all.q, self.p + 1);
         let mut map = vec![0.0; q * q];
         let mut offset = 0;
-        for &size in &self.structure.blocks {
-            let intercept = (offset..offset + size).find(|&i| self.random[i].term == Term::Intercept);
+        for &size in &all.blocks {
+            let intercept = (offset..offset + size).find(|&i| all.random[i].term == Term::Intercept);
             for (i, &f) in order.iter().enumerate().skip(offset).take(size) {
                 // z_f/t_f = z̃_f + (s_f/t_f)·1, z̃ the internal column.
                 map[f * q + i] = 1.0;
                 if let Some(i0) = intercept.filter(|&i0| i0 != f) {
-                    map[i0 * q + i] = self.random[f].raw_shift / self.random[f].scale;
+                    map[i0 * q + i] = all.random[f].raw_shift / all.random[f].scale;
                 }
             }
             offset += size;
         }
+        // Each factor's block of M, its columns' Affine maps in the new order and its map
+        // back to the data's units.
+        let parts: Vec<(Vec<f64>, Vec<Affine>, Vec<f64>)> = all
+            .factors
+            .iter()
+            .map(|&(o, size)| {
+                let part = (0..size * size).map(|i| map[(o + i / size) * q + o + i % size]).collect();
+                let random = order[o..o + size].iter().map(|&f| Affine { shift: 0.0, raw_shift: 0.0, ..all.random[f] }).collect();
+                let mut to_user = vec![0.0; size * size];
+                for (i, &f) in order[o..o + size].iter().enumerate() {
+                    to_user[(f - o) * size + i] = 1.0 / all.random[f].scale;
+                }
+                (part, random, to_user)
+            })
+            .collect();
         let mut copy = self.try_clone()?;
         copy.revision = next_revision();
-        for (s, b) in copy.zz.chunks_exact_mut(q * q).zip(copy.zxy.chunks_exact_mut(q * p1)) {
-            let transposed: Vec<f64> = (0..q * q).map(|i| map[(i % q) * q + i / q]).collect();
-            s.copy_from_slice(&congruence(&transposed, s, q));
-            let mut mapped = vec![0.0; q * p1];
-            multiply(&transposed, b, q, q, p1, &mut mapped);
-            b.copy_from_slice(&mapped);
-        }
-        copy.random = order.iter().map(|&f| Affine { shift: 0.0, raw_shift: 0.0, ..self.random[f] }).collect();
-        copy.structure.random = order.iter().map(|&f| self.structure.random[f]).collect();
-        copy.to_user_random = vec![0.0; q * q];
-        for (i, &f) in order.iter().enumerate() {
-            copy.to_user_random[f * q + i] = 1.0 / self.random[f].scale;
+        let (q0, first) = (self.q, &parts[0]);
+        map_level_blocks(&mut copy.zz, &mut copy.zxy, &first.0, q0, p1);
+        copy.random = first.1.clone();
+        copy.structure.random = order[..q0].iter().map(|&f| self.structure.random[f]).collect();
+        copy.to_user_random = first.2.clone();
+        if let Some(several) = copy.several.as_mut() {
+            let crate::model::lmm::factors::Several { others, fronts, pairs, values, .. } = &mut **several;
+            for (other, (part, random, to_user)) in others.iter_mut().zip(&parts[1..]) {
+                map_level_blocks(&mut other.zz, &mut other.zxy, part, other.q, p1);
+                other.random = random.clone();
+                other.to_user_random = to_user.clone();
+            }
+            // Fronts couple a later factor (rows) to the first; pairs two later factors.
+            let couplings = fronts.iter().map(|c| (c, 0)).chain(pairs.iter().map(|c| (c, c.column.0 + 1)));
+            for (coupling, column_factor) in couplings {
+                let (rows, columns) = (&parts[coupling.row.0 + 1].0, &parts[column_factor].0);
+                let (qr, qc) = (all.factors[coupling.row.0 + 1].1, all.factors[column_factor].1);
+                let block = &mut values[coupling.value..coupling.value + qr * qc];
+                let mut c_m = vec![0.0; qr * qc];
+                multiply(block, columns, qr, qc, qc, &mut c_m);
+                let transposed: Vec<f64> = (0..qr * qr).map(|i| rows[(i % qr) * qr + i / qr]).collect();
+                multiply(&transposed, &c_m, qr, qr, qc, block);
+            }
         }
         Ok(copy)
+    }
+}
+
+/// S_l ← Mᵀ S_l M and B_l ← Mᵀ B_l for each level's blocks (q × q and q × `p1`) of one factor.
+fn map_level_blocks(zz: &mut [f64], zxy: &mut [f64], map: &[f64], q: usize, p1: usize) {
+    let transposed: Vec<f64> = (0..q * q).map(|i| map[(i % q) * q + i / q]).collect();
+    for (s, b) in zz.chunks_exact_mut(q * q).zip(zxy.chunks_exact_mut(q * p1)) {
+        s.copy_from_slice(&congruence(&transposed, s, q));
+        let mut mapped = vec![0.0; q * p1];
+        multiply(&transposed, b, q, q, p1, &mut mapped);
+        b.copy_from_slice(&mapped);
     }
 }
 
@@ -241,14 +285,15 @@ impl LinearMixedModel {
 /// # Errors
 /// `TooLarge` when the copy does not fit in memory.
 pub(super) fn variance_kind(model: &LinearMixedModel, fit: &LmmFit, order: Vec<usize>, fixed: impl Fn(&Layout) -> usize) -> Result<(Kind, Vec<f64>)> {
-    let q = model.q;
-    let layout = Layout::new(&model.structure.blocks);
+    let AllColumns { q, blocks, random, .. } = model.all_columns();
+    let layout = Layout::new(&blocks);
+    let covariance = model.all_columns().covariance(fit);
     // Σ/σ² of the copy's effects (b' = D Pᵀ b / t_y) and σ' = σ / t_y.
     let mut relative = vec![0.0; q * q];
     for r in 0..q {
         for c in 0..q {
             let (fr, fc) = (order[r], order[c]);
-            relative[r * q + c] = fit.re_covariance[fr * q + fc] * model.random[fr].scale * model.random[fc].scale / (fit.sigma * fit.sigma);
+            relative[r * q + c] = covariance[fr * q + fc] * random[fr].scale * random[fc].scale / (fit.sigma * fit.sigma);
         }
     }
     let estimate = layout.coordinates(&relative, fit.sigma / model.response.scale);
@@ -289,7 +334,8 @@ impl<'m> VarianceProblem<'m> {
     fn evaluate(&self, phi: &[f64], ws: &mut Workspace) -> Result<(f64, f64, Vec<f64>, f64)> {
         let model = self.model;
         let (lambda, sigma) = self.layout.lambda(phi);
-        let theta: Vec<f64> = model.theta_positions.iter().map(|&(r, c)| lambda[r * model.q + c]).collect();
+        let q = self.layout.q;
+        let theta: Vec<f64> = self.layout.positions.iter().map(|&(r, c)| lambda[r * q + c]).collect();
         let f = model.factorize(&theta, ws)?;
         let k = model.divisor(self.criterion);
         let logdet = f.logdet_z + if self.criterion == Criterion::Reml { f.logdet_x } else { 0.0 };
@@ -299,10 +345,10 @@ impl<'m> VarianceProblem<'m> {
 
     fn gradient(&self, phi: &[f64], pwrss: f64, sigma: f64, ws: &mut Workspace) -> Vec<f64> {
         let model = self.model;
-        let q = model.q;
+        let q = self.layout.q;
         let by_theta = model.gradient(self.criterion, 2.0 / (sigma * sigma), ws);
         let mut g = vec![0.0; q * q];
-        for (&(r, c), d) in model.theta_positions.iter().zip(by_theta) {
+        for (&(r, c), d) in self.layout.positions.iter().zip(by_theta) {
             g[r * q + c] = d;
         }
         let residual = 2.0 * model.divisor(self.criterion) - 2.0 * pwrss / (sigma * sigma);

@@ -58,7 +58,7 @@ use statistics::{full_rank_columns, level_blocks, symmetric_cross_products};
 use structure::{check_structure, theta_layout, to_user_map, Affine, ColumnSummary};
 
 mod evaluation;
-mod factors;
+pub(crate) mod factors;
 pub use factors::GroupingFactor;
 mod fit;
 pub use fit::FitControl;
