@@ -1,8 +1,8 @@
 # Several grouping factors (nested and crossed): hnm_fit() against lme4's lmer() on the same
 # data, and against one R pass over the columns used.
 #
-#   Rscript bench/several-factors.R              # about 5-10 minutes (lmer on InstEval ~1 min,
-#                                                # on the kb07-shaped model several)
+#   Rscript bench/several-factors.R              # about 15 minutes (lmer on InstEval ~1 min,
+#                                                # on the kb07-shaped model ~8 min)
 #   Rscript bench/several-factors.R --lmer=0     # hnm only
 #   Rscript bench/several-factors.R --reps=1     # measurements per median (default 3)
 #
@@ -21,13 +21,13 @@ bench_header("several-factors")
 # Median elapsed seconds of `reps` calls of `f()` (slow fits are not repeated within a call).
 elapsed_median <- function(f, reps) median(replicate(reps, system.time(f())[["elapsed"]]))
 
-compare <- function(label, formula, data) {
+compare <- function(label, formula, data, times = reps) {
   warned <- character()
   fit <- withCallingHandlers(hnm_fit(formula, data), warning = function(w) {
     warned <<- c(warned, conditionMessage(w))
     invokeRestart("muffleWarning")
   })
-  t_hnm <- elapsed_median(function() hnm_fit(formula, data), reps)
+  t_hnm <- elapsed_median(function() hnm_fit(formula, data), times)
   t_lmer <- NA_real_
   lmer_criterion <- NA_real_
   if (run_lmer) {
@@ -93,7 +93,7 @@ if (requireNamespace("mlmRev", quietly = TRUE)) {
 }
 rows[[6]] <- compare("kb07-shaped maximal (72 theta)",
                      rt ~ 1 + spkr * prec * load + (1 + spkr * prec * load | subj) +
-                       (1 + spkr * prec * load | item), kb07_data())
+                       (1 + spkr * prec * load | item), kb07_data(), times = 1)
 print_table("Fits against lmer (REML = FALSE)", do.call(rbind, rows))
 
 # Nested three levels: pupils in classes in schools, two covariates, a random slope at the

@@ -136,7 +136,7 @@ pub fn minimize_bounded_quasi_newton(
             }
         }
         iterations += 1;
-        if iterations % n == 0 {
+        if iterations % n.max(1) == 0 {
             hessian = Some(absolute_hessian(objective, &x, &gradient, &mut evaluations));
         }
         let initial = hessian.is_none();
