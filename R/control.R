@@ -2,8 +2,10 @@
 #'
 #' The settings of `hnm_fit()`'s search and of what it reports, as `lme4::lmerControl()`'s are
 #' for `lmer()`. hnm's search is a bounded Newton method on the profiled criterion with its
-#' analytic gradient (the one-way model's \eqn{\theta} the root of its profiled score), so
-#' lme4's choice of optimiser and its convergence checks have no counterpart here.
+#' analytic gradient (the one-way model's \eqn{\theta} the root of its profiled score); with more
+#' than 10 \eqn{\theta} (two 4 x 4 covariance blocks, say) a bounded quasi-Newton (BFGS) method,
+#' which learns the curvature from the gradients instead of differencing them, finished by
+#' Newton steps. lme4's choice of optimiser and its convergence checks have no counterpart here.
 #' `tolerance` and `max_iterations` set the search of the fit and of its refits (`refit()`,
 #' `refitML()`, `anova()`'s ML refits); the one-way model `y ~ 1 | g` has no search (its
 #' \eqn{\theta} is the root of its profiled score, to machine precision) and the bootstrap's
@@ -12,7 +14,7 @@
 #' @param tolerance The search stops when the criterion's projected gradient (in
 #'   \eqn{\theta}'s internal units) is at most `tolerance` times the number of observations: the
 #'   default 1e-10 changes the criterion by far less than its rounding.
-#' @param max_iterations Newton iterations of one search before it stops, with a warning of
+#' @param max_iterations (Quasi-)Newton iterations of one search before it stops, with a warning of
 #'   class `hnm_warning_convergence`.
 #' @param singular_tolerance `isSingular(fit)`'s default `tol`: a fit is singular when a
 #'   \eqn{\theta} on its bound 0 (an SD's) is below it (lme4's 1e-4).

@@ -1,7 +1,8 @@
 # Several grouping factors (nested and crossed): hnm_fit() against lme4's lmer() on the same
 # data, and against one R pass over the columns used.
 #
-#   Rscript bench/several-factors.R              # about 2-4 minutes (lmer on InstEval ~1 min)
+#   Rscript bench/several-factors.R              # about 15 minutes (lmer on InstEval ~1 min,
+#                                                # on the kb07-shaped model ~8 min)
 #   Rscript bench/several-factors.R --lmer=0     # hnm only
 #   Rscript bench/several-factors.R --reps=1     # measurements per median (default 3)
 #
@@ -28,9 +29,13 @@ bench_header("several-factors")
 # Median elapsed seconds of `reps` calls of `f()` (slow fits are not repeated within a call).
 elapsed_median <- function(f, reps) median(replicate(reps, system.time(f())[["elapsed"]]))
 
-compare <- function(label, formula, data) {
-  fit <- hnm_fit(formula, data)
-  t_hnm <- elapsed_median(function() hnm_fit(formula, data), reps)
+compare <- function(label, formula, data, times = reps) {
+  warned <- character()
+  fit <- withCallingHandlers(hnm_fit(formula, data), warning = function(w) {
+    warned <<- c(warned, conditionMessage(w))
+    invokeRestart("muffleWarning")
+  })
+  t_hnm <- elapsed_median(function() hnm_fit(formula, data), times)
   t_lmer <- NA_real_
   lmer_criterion <- NA_real_
   if (run_lmer) {
@@ -44,7 +49,40 @@ compare <- function(label, formula, data) {
              `lmer / hnm` = if (is.na(t_lmer)) "-" else sprintf("%.1f", t_lmer / t_hnm),
              `hnm - lmer deviance` = if (is.na(lmer_criterion)) "-" else
                sprintf("%.2g", fit$deviance - lmer_criterion),
+             `hnm warning` = if (length(warned)) paste(warned, collapse = "; ") else "none",
              check.names = FALSE)
+}
+
+# A kb07-shaped experiment (Kronmueller and Barr 2007, MixedModels.jl's kb07): 56 subjects
+# crossed with 32 items, 1,790 of the 1,792 cells, three +-1 coded factors (spkr, prec, load)
+# varied within subjects and within items by a Latin square, and the maximal model: the 8
+# fixed-effect columns of spkr * prec * load, each with a random effect on subj and on item
+# (two unstructured 8 x 8 blocks, 72 theta). Variances and correlations near kb07's fit in ms,
+# the interactions' variances small, so that the fit is near singular as kb07's is.
+kb07_data <- function(seed = 7) {
+  set.seed(seed)
+  cells <- expand.grid(subj = seq_len(56), item = seq_len(32))
+  cells <- cells[-sample.int(nrow(cells), 2L), ]
+  condition <- (cells$subj + cells$item) %% 8L
+  pm <- function(bit) ifelse(bitwAnd(condition, bit) > 0L, 1, -1)
+  spkr <- pm(1L); prec <- pm(2L); load <- pm(4L)
+  x <- cbind(1, spkr, prec, load, spkr * prec, spkr * load, prec * load, spkr * prec * load)
+  covariance <- function(sd, correlations) {
+    r <- diag(8)
+    for (e in correlations) r[e[1], e[2]] <- r[e[2], e[1]] <- e[3]
+    diag(sd) %*% r %*% diag(sd)
+  }
+  subj_cov <- covariance(c(300, 60, 50, 80, 20, 15, 10, 10),
+                         list(c(1, 2, 0.5), c(1, 4, -0.3), c(2, 3, 0.2)))
+  item_cov <- covariance(c(360, 40, 250, 30, 20, 15, 10, 10),
+                         list(c(1, 3, -0.7), c(1, 2, 0.3), c(3, 4, 0.2)))
+  b_subj <- matrix(rnorm(56 * 8), 56) %*% chol(subj_cov)
+  b_item <- matrix(rnorm(32 * 8), 32) %*% chol(item_cov)
+  beta <- c(2180, 68, -330, 78, -20, 20, 10, -5)
+  rt <- drop(x %*% beta) + rowSums(x * b_subj[cells$subj, ]) + rowSums(x * b_item[cells$item, ]) +
+    rnorm(nrow(cells), sd = 670)
+  data.frame(rt = rt, spkr = spkr, prec = prec, load = load,
+             subj = factor(sprintf("S%02d", cells$subj)), item = factor(sprintf("I%02d", cells$item)))
 }
 
 rows <- list()
@@ -61,6 +99,9 @@ if (requireNamespace("mlmRev", quietly = TRUE)) {
   rows[[5]] <- compare("Chem97 nested", score ~ gcsecnt + (1 | school) + (1 | lea),
                        mlmRev::Chem97)
 }
+rows[[6]] <- compare("kb07-shaped maximal (72 theta)",
+                     rt ~ 1 + spkr * prec * load + (1 + spkr * prec * load | subj) +
+                       (1 + spkr * prec * load | item), kb07_data(), times = 1)
 print_table("Fits against lmer (REML = FALSE)", do.call(rbind, rows))
 
 # Nested three levels: pupils in classes in schools, two covariates, a random slope at the

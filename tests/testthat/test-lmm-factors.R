@@ -99,6 +99,40 @@ for (case in cases) for (REML in c(FALSE, TRUE)) {
   })
 }
 
+test_that("a crossed model with 12 theta (the quasi-Newton search) reaches lme4's optimum", {
+  # Subjects crossed with items, a +-1 condition and a covariate, each with a random slope on
+  # both factors (two 3 x 3 blocks, 12 theta): past the Newton method's few theta.
+  set.seed(12)
+  d <- expand.grid(subj = factor(seq_len(24)), item = factor(seq_len(16)))
+  d <- d[-sample(nrow(d), 6), ]
+  d$x1 <- ifelse((as.integer(d$subj) + as.integer(d$item)) %% 2 == 0, -1, 1)
+  d$x2 <- rnorm(nrow(d))
+  effects <- function(levels, sd, rho) {
+    r <- diag(3)
+    r[1, 2] <- r[2, 1] <- rho
+    matrix(rnorm(levels * 3), levels) %*% chol(r) %*% diag(sd)
+  }
+  b_subj <- effects(24, c(1, 0.5, 0.3), 0.4)
+  b_item <- effects(16, c(0.8, 0.3, 0.05), -0.5)
+  x <- cbind(1, d$x1, d$x2)
+  d$y <- drop(x %*% c(2, 0.5, -0.3)) + rowSums(x * b_subj[d$subj, ]) +
+    rowSums(x * b_item[d$item, ]) + rnorm(nrow(d))
+  formula <- y ~ x1 + x2 + (1 + x1 + x2 | subj) + (1 + x1 + x2 | item)
+  for (REML in c(FALSE, TRUE)) {
+    fit <- expect_no_warning(hnm_fit(formula, d, REML = REML))
+    expect_length(fit$theta, 12L)
+    ref <- suppressWarnings(suppressMessages(lme4::lmer(formula, d, REML = REML, control = tight)))
+    criterion <- if (REML) lme4::REMLcrit(ref) else deviance(ref)
+    expect_lte(fit$deviance, criterion + 1e-7)
+    expect_equal(fit$deviance, criterion, tolerance = 1e-6)
+    devfun <- suppressWarnings(lme4::lmer(formula, d, REML = REML, devFunOnly = TRUE))
+    expect_equal(fit$deviance, devfun(unname(fit$theta)), tolerance = 1e-9)
+    expect_true(fit$convergence$converged)
+    # hnm_control()'s default tolerance: the projected gradient at most 1e-10 N.
+    expect_lte(fit$convergence$projected_gradient_norm, 1e-10 * nrow(d))
+  }
+})
+
 test_that("a fit with several factors prints lme4's groups line and survives saveRDS", {
   fit <- hnm_fit(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin)
   expect_output(print(fit), "Number of obs: 144, groups:  plate, 24; sample, 6", fixed = TRUE)

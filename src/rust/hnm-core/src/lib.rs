@@ -59,3 +59,4 @@ pub use model::one_way::profiled_deviance::{Criterion, ProfilePoint, ProfiledDev
 pub use numerics::interrupt::{Checkpoint, Interrupt, Never};
 pub use numerics::memory::{collected, copied, filled, with_capacity};
 pub use numerics::optim::{minimize_bounded, Minimum, Objective};
+pub use numerics::quasi_newton::minimize_bounded_quasi_newton;

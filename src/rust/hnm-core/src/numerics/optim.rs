@@ -84,7 +84,26 @@ const STALL_DECREASE: f64 = 1e-11;
 /// Relative decrease of f below which a Newton step is lost in f's rounding.
 const ROUNDING_DECREASE: f64 = 1e3 * f64::EPSILON;
 /// Halvings of a step before the line search gives up.
-const MAX_HALVINGS: usize = 50;
+pub(crate) const MAX_HALVINGS: usize = 50;
+
+/// f at the last [`STALL_ITERATIONS`] + 1 iterations, oldest first: the test that f has
+/// stalled at its minimum (see [`STALL_DECREASE`]).
+#[derive(Default)]
+pub(crate) struct Stall {
+    history: std::collections::VecDeque<f64>,
+}
+
+impl Stall {
+    /// Records f of a new iteration; true when it is less than [`STALL_DECREASE`] (relative)
+    /// below f [`STALL_ITERATIONS`] iterations ago.
+    pub(crate) fn stalled(&mut self, value: f64) -> bool {
+        if self.history.len() > STALL_ITERATIONS {
+            self.history.pop_front();
+        }
+        self.history.push_back(value);
+        self.history.front().filter(|_| self.history.len() > STALL_ITERATIONS).is_some_and(|&earlier| earlier - value <= STALL_DECREASE * (1.0 + value.abs()))
+    }
+}
 
 /// Minimises `objective` over {x : x ≥ `lower`} from `start` (projected on the bounds) by
 /// the projected Newton method of the module docs; convergence when the projected gradient's
@@ -126,19 +145,12 @@ pub fn minimize_bounded(objective: &impl Objective, start: &[f64], lower: &[f64]
     // The Hessian of the last iteration, which the polish reuses.
     let mut hessian = Vec::new();
     let max_iterations = objective.max_iterations();
-    // f of the last STALL_ITERATIONS + 1 iterations, oldest first.
-    let mut history = std::collections::VecDeque::with_capacity(STALL_ITERATIONS + 1);
+    let mut stall = Stall::default();
     while iterations < max_iterations {
         objective.trace(iterations, value, projected_norm(&x, &gradient, lower));
-        if history.len() > STALL_ITERATIONS {
-            history.pop_front();
-        }
-        history.push_back(value);
-        if let Some(&earlier) = history.front().filter(|_| history.len() > STALL_ITERATIONS) {
-            if earlier - value <= STALL_DECREASE * (1.0 + value.abs()) {
-                converged = true;
-                break;
-            }
+        if stall.stalled(value) {
+            converged = true;
+            break;
         }
         checkpoint.check_timed()?;
         if curvature_holds && projected_norm(&x, &gradient, lower) <= tolerance {
@@ -229,7 +241,9 @@ const POLISH_STEPS: usize = 3;
 /// kept only while it shrinks the projected gradient without raising f beyond its rounding
 /// ([`ROUNDING_DECREASE`]; the true change, −½ gᵀH⁻¹g, is far below it), so the point returned
 /// is never worse than the one that met the tolerance.
-fn polish(objective: &impl Objective, x: &mut Vec<f64>, value: &mut f64, gradient: &mut Vec<f64>, lower: &[f64], hessian: &[f64], evaluations: &mut usize) {
+pub(crate) fn polish(
+    objective: &impl Objective, x: &mut Vec<f64>, value: &mut f64, gradient: &mut Vec<f64>, lower: &[f64], hessian: &[f64], evaluations: &mut usize,
+) {
     if hessian.len() != x.len() * x.len() {
         return;
     }
@@ -258,7 +272,7 @@ fn polish(objective: &impl Objective, x: &mut Vec<f64>, value: &mut f64, gradien
 /// on a minimum at the bound only up to rounding (1e-12, say), and an exact boundary (a
 /// singular fit) is what the caller needs. A move is kept when f does not rise by more than
 /// its rounding error.
-fn snap_to_bounds(objective: &impl Objective, x: &mut Vec<f64>, value: &mut f64, gradient: &mut Vec<f64>, lower: &[f64], evaluations: &mut usize) {
+pub(crate) fn snap_to_bounds(objective: &impl Objective, x: &mut Vec<f64>, value: &mut f64, gradient: &mut Vec<f64>, lower: &[f64], evaluations: &mut usize) {
     let size = 1.0 + x.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
     for i in 0..x.len() {
         if !(lower[i].is_finite() && x[i] > lower[i] && x[i] - lower[i] <= 1e-4 * size) {
@@ -283,27 +297,35 @@ fn free_coordinates(x: &[f64], gradient: &[f64], lower: &[f64]) -> Vec<usize> {
     (0..x.len()).filter(|&i| !(x[i] <= lower[i] && gradient[i] > 0.0)).collect()
 }
 
-fn project(x: &[f64], lower: &[f64]) -> Vec<f64> {
+pub(crate) fn project(x: &[f64], lower: &[f64]) -> Vec<f64> {
     x.iter().zip(lower).map(|(&v, &l)| v.max(l)).collect()
 }
 
 /// Max-norm of the gradient with the components that push a bound coordinate outwards set to 0.
-fn projected_norm(x: &[f64], gradient: &[f64], lower: &[f64]) -> f64 {
+pub(crate) fn projected_norm(x: &[f64], gradient: &[f64], lower: &[f64]) -> f64 {
     x.iter().zip(gradient).zip(lower).map(|((&xi, &gi), &li)| if xi <= li { gi.min(0.0).abs() } else { gi.abs() }).fold(0.0, f64::max)
 }
 
 /// H by forward differences of the analytic gradient, symmetrised; steps that fail count as
 /// no curvature information (a zero column).
 fn forward_difference_hessian(objective: &impl Objective, x: &[f64], gradient: &[f64], evaluations: &mut usize) -> Vec<f64> {
-    let n = x.len();
+    let all: Vec<usize> = (0..x.len()).collect();
+    forward_difference_block(objective, x, gradient, &all, evaluations)
+}
+
+/// The block of H on the coordinates `on` (k of them: k × k, row-major) by forward differences
+/// of the analytic gradient, symmetrised: k gradients. Steps that fail count as no curvature
+/// information (a zero column).
+pub(crate) fn forward_difference_block(objective: &impl Objective, x: &[f64], gradient: &[f64], on: &[usize], evaluations: &mut usize) -> Vec<f64> {
+    let n = on.len();
     let mut h = vec![0.0; n * n];
     let mut shifted = x.to_vec();
-    for i in 0..n {
+    for (c, &i) in on.iter().enumerate() {
         let step = 1e-6 * x[i].abs().max(1e-2);
         shifted[i] = x[i] + step;
         if let Ok((_, g)) = objective.value_and_gradient(&shifted) {
-            for r in 0..n {
-                h[r * n + i] = (g[r] - gradient[r]) / step;
+            for (r, &j) in on.iter().enumerate() {
+                h[r * n + c] = (g[j] - gradient[j]) / step;
             }
         }
         *evaluations += 1;
@@ -410,7 +432,7 @@ fn line_search(
     None
 }
 
-fn norm(v: &[f64]) -> f64 {
+pub(crate) fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 

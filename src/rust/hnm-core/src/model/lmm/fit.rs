@@ -13,6 +13,14 @@ use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{cholesky_in_place, congruence, dot, inverse_from_factor, inverse_of_factored, solve_lower, solve_lower_transposed};
 use crate::numerics::interrupt::Checkpoint;
 use crate::numerics::optim::{minimize_bounded, Objective};
+use crate::numerics::quasi_newton::minimize_bounded_quasi_newton;
+
+/// The most θ searched by the projected Newton method ([`crate::minimize_bounded`]); more are
+/// searched by the projected quasi-Newton method ([`crate::minimize_bounded_quasi_newton`]).
+/// A Newton iteration costs 1 + dim θ evaluations (its Hessian by differences of gradients)
+/// and converges in a handful; BFGS costs about one evaluation per iteration and needs a
+/// few times dim θ of them, so Newton's exact curvature is worth its price for few θ only.
+const NEWTON_MAX_THETA: usize = 10;
 
 /// The sums over the groups of [`LinearMixedModel::moment_sums`].
 struct MomentSums {
@@ -24,7 +32,8 @@ struct MomentSums {
 
 impl LinearMixedModel {
     /// Fits the model by ML or REML: minimises d(θ) over θ with diag(Λ) ≥ 0 by the bounded
-    /// Newton method of [`crate::minimize_bounded`]. The profiled deviance can have more than
+    /// Newton method of [`crate::minimize_bounded`] (beyond [`NEWTON_MAX_THETA`] θ by the
+    /// bounded quasi-Newton method of [`crate::minimize_bounded_quasi_newton`]). The profiled deviance can have more than
     /// one local minimum (a singular one beside an interior one, or two singular ones with
     /// opposite correlations), so a search that ends singular is repeated from the starts of
     /// `restarts` and the lowest minimum kept: among them Λ = I in internal units and lme4's
@@ -75,7 +84,12 @@ impl LinearMixedModel {
         let (mut iterations, mut evaluations) = (0, 0);
         let mut starts = vec![first];
         while let Some(start) = starts.pop() {
-            match minimize_bounded(&problem, &start, &self.lower, tolerance, checkpoint) {
+            let searched = if self.lower.len() > NEWTON_MAX_THETA {
+                minimize_bounded_quasi_newton(&problem, &start, &self.lower, tolerance, checkpoint)
+            } else {
+                minimize_bounded(&problem, &start, &self.lower, tolerance, checkpoint)
+            };
+            match searched {
                 Ok(found) => {
                     iterations += found.iterations;
                     evaluations += found.evaluations;
@@ -123,7 +137,14 @@ impl LinearMixedModel {
     /// for correlated blocks Λ = I with every entry below the diagonal +1 and then −1. A
     /// singular deviance can have one local minimum for each sign of a correlation (rank-one
     /// blocks with a correlation of +1 or −1, say), and a search stays on the side it starts.
+    /// Beyond [`NEWTON_MAX_THETA`] only lme4's start is tried: a search there costs hundreds of
+    /// evaluations, and the one that matters for "never worse than lme4" is the basin lme4
+    /// itself starts in (two large correlated blocks have too many sign patterns for the
+    /// all-+1 and all-−1 starts to cover anyway).
     fn restarts(&self, identity: &[f64]) -> Vec<Vec<f64>> {
+        if identity.len() > NEWTON_MAX_THETA {
+            return vec![self.lme4_start()];
+        }
         let mut starts = vec![identity.to_vec(), self.lme4_start()];
         let positions: Vec<(usize, usize)> = self.factor_terms().iter().flat_map(|(terms, _)| terms.theta_positions.iter().copied()).collect();
         if positions.iter().any(|&(r, c)| r != c) {

@@ -1,0 +1,402 @@
+//! A projected quasi-Newton (BFGS) method for bounded smooth problems with many parameters.
+//!
+//! The projected Newton method of [`crate::minimize_bounded`] takes its Hessian by n forward
+//! differences of the gradient at every iteration, so an iteration costs n + 1 evaluations: a
+//! fine price for the few θ of most mixed models, but a model with two 8 × 8 blocks (72 θ, the
+//! maximal model of a psycholinguistic experiment) pays 73 evaluations of a dense factorisation
+//! and its selected inverse per step. Here the Hessian is learnt from the gradients the search
+//! computes anyway (one evaluation per iteration when the first step is taken), as in
+//! L-BFGS-B (Byrd, Lu, Nocedal and Zhu 1995), but in the simpler active-set form of Bertsekas'
+//! projected Newton method (1982; with BFGS, Kim, Sra and Dhillon 2010), since n is at most a
+//! few hundred and a dense n × n matrix is cheap beside one evaluation:
+//!
+//! - B ≈ ∇²f is kept positive definite by Powell's damped BFGS update: with s = x₊ − x,
+//!   y = ∇f(x₊) − ∇f(x), r = φ y + (1 − φ) B s where φ = 1 unless sᵀy < ⅕ sᵀBs, in which case
+//!   φ = ⅘ sᵀBs / (sᵀBs − sᵀy) (so sᵀr = ⅕ sᵀBs > 0), and B₊ = B − B s sᵀB / sᵀBs + r rᵀ / sᵀr.
+//!   Before the first update B is scaled to yᵀy / sᵀy (Nocedal and Wright 2006, eq. 6.20); the
+//!   first step, with no curvature known, moves the largest coordinate by [`FIRST_STEP`].
+//! - The ε-active set A = {i : x_i − l_i ≤ ε, ∂_i f > 0} (ε the smaller of [`ACTIVE_WIDTH`]
+//!   and the length of the projected scaled gradient step, so that A is exactly the binding
+//!   set near the minimum) is moved by a scaled gradient step d_i = −∂_i f / B_ii, and the free
+//!   coordinates F by the quasi-Newton step B_FF d_F = −∇_F f. Along the projected path
+//!   x(α) = max(x + α d, l) f decreases for small α (Bertsekas' Proposition 1), and α is found
+//!   by backtracking from 1 with a safeguarded quadratic interpolation until Armijo's
+//!   condition f(x(α)) ≤ f(x) + 10⁻⁴ ∇f(x)ᵀ(x(α) − x) holds. Coordinates that reach their bound
+//!   stop exactly on it, which is how singular fits (a zero on the diagonal of Λ) are reached.
+//! - Every n iterations B is replaced by |H|, the Hessian by n differences of the gradient
+//!   with the absolute values of its eigenvalues: BFGS needs about n steps to learn n
+//!   curvatures, and the profiled deviance's curvature changes fast where a variance nears 0
+//!   (its valleys are curved), so a search still running after n steps pays n gradients once
+//!   for exact curvature rather than crawling on a stale B. This at most doubles the cost of
+//!   a search that would have converged in the next n steps anyway.
+//! - Near the minimum the decrease a step promises, ∇fᵀ(x(α) − x) = O(‖∇f‖²/curvature), falls
+//!   below f's rounding (1e-17 against f's 1e-12 at the tolerance of the mixed model); a full
+//!   step is then judged by the gradient it reaches (kept when the projected gradient shrinks
+//!   and f does not rise beyond its rounding), as in the Newton method's line search.
+//! - A function even in a group of coordinates (the profiled deviance in a column of Λ) has a
+//!   gradient exactly 0 where they are all 0, a minimum or a saddle that a gradient method
+//!   cannot tell apart. When the projected gradient meets the tolerance, the Hessian on the
+//!   coordinates that are exactly 0 with a vanishing gradient is taken by forward differences
+//!   (as many gradients as such coordinates, none at an interior minimum); a direction of
+//!   negative curvature there (pointing into the feasible set) is followed and the search
+//!   goes on.
+//!
+//! Convergence is a projected gradient (max-norm) at most the tolerance with no negative
+//! curvature on the zero coordinates; then a few steps polish x with B (the Newton method's
+//! polish, kept only while they shrink the projected gradient) and coordinates within
+//! rounding of a bound are moved onto it. Where f stalls above the tolerance instead (20
+//! iterations that lower it by less than 1e-11 relative: the profiled deviance near a
+//! singular fit has a valley whose curvature spans orders of magnitude, along which BFGS
+//! crawls at the pace its B learns), the Newton method of [`crate::minimize_bounded`] takes
+//! over from the point reached: its Hessian by differences costs n gradients, once or twice,
+//! where BFGS would need hundreds of steps.
+
+use super::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
+use super::interrupt::Checkpoint;
+use super::optim::{
+    forward_difference_block, minimize_bounded, norm, polish, project, projected_norm, snap_to_bounds, symmetric_eigen, Minimum, Objective, Stall, MAX_HALVINGS,
+};
+use crate::error::{HnmError, Result};
+
+/// The max-norm of the first step, before any curvature is known (θ's scale is 1).
+const FIRST_STEP: f64 = 0.1;
+/// The widest ε of the ε-active set.
+const ACTIVE_WIDTH: f64 = 1e-3;
+/// Armijo's constant of sufficient decrease.
+const ARMIJO: f64 = 1e-4;
+
+/// Minimises `objective` over {x : x ≥ `lower`} from `start` (projected on the bounds) by the
+/// projected quasi-Newton method of the module docs; convergence when the projected gradient's
+/// max-norm is at most `tolerance` and the coordinates at 0 with a vanishing gradient show no
+/// negative curvature. Iterations are limited by [`Objective::max_iterations`].
+///
+/// # Errors
+/// `ParameterLength` when `start` and `lower` differ in length; the objective's errors at the
+/// start; `Interrupted` when `checkpoint` reports a user interrupt. Points where the objective
+/// fails during a line search count as too long a step.
+///
+/// # Example
+/// ```
+/// use hnm_core::{minimize_bounded_quasi_newton, Checkpoint, Never, Objective, Result};
+/// // Σ_i (x_i − c_i)² + (Σ_i x_i)²/2 with x ≥ 0 and c = (1, −2, 3, ...): a quadratic whose
+/// // minimum has the coordinates of negative c on the bound 0.
+/// struct Quadratic;
+/// fn c(i: usize) -> f64 { if i % 2 == 0 { (i + 1) as f64 } else { -((i + 1) as f64) } }
+/// impl Objective for Quadratic {
+///     fn value(&self, x: &[f64]) -> Result<f64> {
+///         let sum: f64 = x.iter().sum();
+///         Ok(x.iter().enumerate().map(|(i, v)| (v - c(i)).powi(2)).sum::<f64>() + 0.5 * sum * sum)
+///     }
+///     fn value_and_gradient(&self, x: &[f64]) -> Result<(f64, Vec<f64>)> {
+///         let sum: f64 = x.iter().sum();
+///         let g = x.iter().enumerate().map(|(i, v)| 2.0 * (v - c(i)) + sum).collect();
+///         Ok((self.value(x)?, g))
+///     }
+/// }
+/// let m = minimize_bounded_quasi_newton(&Quadratic, &[1.0; 6], &[0.0; 6], 1e-10,
+///     &mut Checkpoint::new(&Never)).unwrap();
+/// // Free coordinates 2 and 4: 2(x_i − c_i) + Σx = 0 with Σx = 8 − Σx, so Σx = 4, x = (1, 3);
+/// // the others on the bound, where the gradient 2(0 − c_i) + 4 is positive.
+/// assert!(m.converged && [0, 1, 3, 5].iter().all(|&i| m.x[i] == 0.0));
+/// assert!((m.x[2] - 1.0).abs() < 1e-9 && (m.x[4] - 3.0).abs() < 1e-9);
+/// ```
+pub fn minimize_bounded_quasi_newton(
+    objective: &impl Objective, start: &[f64], lower: &[f64], tolerance: f64, checkpoint: &mut Checkpoint<'_>,
+) -> Result<Minimum> {
+    if start.len() != lower.len() {
+        return Err(HnmError::ParameterLength { argument: "start", expected: lower.len(), found: start.len() });
+    }
+    let n = lower.len();
+    let mut x = project(start, lower);
+    let (mut value, mut gradient) = objective.value_and_gradient(&x)?;
+    let (mut evaluations, mut iterations) = (1, 0);
+    let mut converged = false;
+    // B, row-major; `None` until the first step has measured a curvature.
+    let mut hessian: Option<Vec<f64>> = None;
+    let mut stall = Stall::default();
+    let max_iterations = objective.max_iterations();
+    while iterations < max_iterations {
+        let projected = projected_norm(&x, &gradient, lower);
+        objective.trace(iterations, value, projected);
+        if stall.stalled(value) {
+            break;
+        }
+        checkpoint.check_timed()?;
+        if projected <= tolerance {
+            match leave_saddle(objective, &x, value, &gradient, lower, tolerance, &mut evaluations) {
+                Some((x_new, v_new, g_new)) => {
+                    (x, value, gradient) = (x_new, v_new, g_new);
+                    iterations += 1;
+                    continue;
+                }
+                None => {
+                    converged = true;
+                    break;
+                }
+            }
+        }
+        iterations += 1;
+        if iterations % n.max(1) == 0 {
+            hessian = Some(absolute_hessian(objective, &x, &gradient, &mut evaluations));
+        }
+        let initial = hessian.is_none();
+        let b = hessian.get_or_insert_with(|| scaled_identity(n, gradient.iter().fold(0.0_f64, |m, g| m.max(g.abs())) / FIRST_STEP));
+        let direction = search_direction(b, &x, &gradient, lower);
+        let Some((mut x_new, v_new, g_new)) = projected_search(objective, &x, value, &gradient, &direction, lower, &mut evaluations) else {
+            // No step along a direction from a learnt B lowers f: start again from steepest
+            // descent, whose short steps always can unless x is the minimum to rounding.
+            if initial {
+                break;
+            }
+            hessian = None;
+            continue;
+        };
+        let before = x_new.clone();
+        objective.canonicalize(&mut x_new);
+        if x_new == before {
+            let s: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
+            let y: Vec<f64> = g_new.iter().zip(&gradient).map(|(a, b)| a - b).collect();
+            damped_bfgs_update(b, &s, &y, initial);
+            (value, gradient) = (v_new, g_new);
+        } else {
+            // Another parametrisation of the same point (a column of Λ rotated): its change
+            // in gradient is no curvature, so B is kept without an update.
+            (value, gradient) = objective.value_and_gradient(&x_new)?;
+            evaluations += 1;
+        }
+        x = x_new;
+    }
+    if !converged && iterations < max_iterations {
+        // f stalled, or no step lowered it, above the tolerance: a valley whose curvature
+        // spans more orders of magnitude than BFGS learns in a few steps (a variance near 0).
+        // The Newton method's exact curvature finishes from here in a few iterations.
+        let finish = minimize_bounded(objective, &x, lower, tolerance, checkpoint)?;
+        return Ok(Minimum { iterations: iterations + finish.iterations, evaluations: evaluations + finish.evaluations, ..finish });
+    }
+    if let (true, Some(b)) = (converged, &hessian) {
+        polish(objective, &mut x, &mut value, &mut gradient, lower, b, &mut evaluations);
+    }
+    snap_to_bounds(objective, &mut x, &mut value, &mut gradient, lower, &mut evaluations);
+    let projected_gradient_norm = projected_norm(&x, &gradient, lower);
+    converged = converged || projected_gradient_norm <= 1e3 * tolerance;
+    Ok(Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm, converged })
+}
+
+/// |H|: the Hessian by forward differences of the gradient (n gradients) with its eigenvalues
+/// replaced by their absolute values, floored at 1e-10 of the largest (the Newton method's
+/// modification), so positive definite: the B of a refresh (module docs).
+fn absolute_hessian(objective: &impl Objective, x: &[f64], gradient: &[f64], evaluations: &mut usize) -> Vec<f64> {
+    let n = x.len();
+    let all: Vec<usize> = (0..n).collect();
+    let (values, vectors) = symmetric_eigen(&forward_difference_block(objective, x, gradient, &all, evaluations), n);
+    let largest = values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    let floor = (1e-10 * largest).max(f64::MIN_POSITIVE);
+    let mut b = vec![0.0; n * n];
+    for (k, &value) in values.iter().enumerate() {
+        let v = &vectors[k * n..(k + 1) * n];
+        for (i, entry) in b.iter_mut().enumerate() {
+            *entry += value.abs().max(floor) * v[i / n] * v[i % n];
+        }
+    }
+    b
+}
+
+fn scaled_identity(n: usize, scale: f64) -> Vec<f64> {
+    let scale = if scale.is_finite() && scale > 0.0 { scale } else { 1.0 };
+    let mut b = vec![0.0; n * n];
+    for i in 0..n {
+        b[i * n + i] = scale;
+    }
+    b
+}
+
+/// The direction of the module docs: −∂_i f / B_ii on the ε-active set, B_FF⁻¹ ∇_F f on the
+/// free coordinates (by Cholesky; B_FF is a principal block of a positive definite B).
+fn search_direction(b: &[f64], x: &[f64], gradient: &[f64], lower: &[f64]) -> Vec<f64> {
+    let n = x.len();
+    let scaled = |i: usize| gradient[i] / b[i * n + i];
+    let width = (0..n).map(|i| (x[i] - (x[i] - scaled(i)).max(lower[i])).abs()).fold(0.0_f64, f64::max).min(ACTIVE_WIDTH);
+    let active = |i: usize| x[i] - lower[i] <= width && gradient[i] > 0.0;
+    let free: Vec<usize> = (0..n).filter(|&i| !active(i)).collect();
+    let mut direction: Vec<f64> = (0..n).map(|i| if active(i) { -scaled(i) } else { 0.0 }).collect();
+    let nf = free.len();
+    let mut factor: Vec<f64> = free.iter().flat_map(|&r| free.iter().map(move |&c| b[r * n + c])).collect();
+    let mut step: Vec<f64> = free.iter().map(|&i| -gradient[i]).collect();
+    if cholesky_in_place(&mut factor, nf) {
+        solve_lower(&factor, nf, &mut step, 1);
+        solve_lower_transposed(&factor, nf, &mut step, 1);
+    } else {
+        // Only through rounding in B: its diagonal still scales a gradient step.
+        for (s, &i) in step.iter_mut().zip(&free) {
+            *s /= b[i * n + i];
+        }
+    }
+    for (&i, s) in free.iter().zip(step) {
+        direction[i] = s;
+    }
+    direction
+}
+
+/// Backtracking along x(α) = max(x + α d, l) from α = 1 until Armijo's condition (or, for a
+/// full step whose promised decrease is below f's rounding, a smaller projected gradient; see
+/// the module docs): the point, f and ∇f there. Each trial shrinks α to the minimum of the
+/// quadratic through f(x), the slope ∇fᵀ(x(α) − x)/α and f(x(α)), kept within [α/10, α/2].
+/// `None` when no step lowers f.
+fn projected_search(
+    objective: &impl Objective, x: &[f64], value: f64, gradient: &[f64], direction: &[f64], lower: &[f64], evaluations: &mut usize,
+) -> Option<(Vec<f64>, f64, Vec<f64>)> {
+    let rounding = 1e2 * f64::EPSILON * value.abs().max(1.0);
+    let before = projected_norm(x, gradient, lower);
+    let mut alpha = 1.0;
+    for _ in 0..MAX_HALVINGS {
+        let trial: Vec<f64> = x.iter().zip(direction).zip(lower).map(|((&xi, &di), &li)| (xi + alpha * di).max(li)).collect();
+        if trial == x {
+            return None;
+        }
+        *evaluations += 1;
+        let mut next = 0.5 * alpha;
+        if let Ok((v, g)) = objective.value_and_gradient(&trial) {
+            let decrease: f64 = trial.iter().zip(x).zip(gradient).map(|((t, xi), gi)| gi * (t - xi)).sum();
+            let within_rounding = alpha == 1.0 && -decrease <= rounding && v <= value + rounding && projected_norm(&trial, &g, lower) < before;
+            if v.is_finite() && ((decrease < 0.0 && v <= value + ARMIJO * decrease) || (decrease >= 0.0 && v < value) || within_rounding) {
+                return Some((trial, v, g));
+            }
+            let curvature = v - value - decrease;
+            if v.is_finite() && decrease < 0.0 && curvature > 0.0 {
+                next = (-decrease * alpha / (2.0 * curvature)).clamp(0.1 * alpha, 0.5 * alpha);
+            }
+        }
+        alpha = next;
+    }
+    None
+}
+
+/// Powell's damped BFGS update of B (module docs) with the step s and the change of gradient
+/// y; B is first scaled to yᵀy / sᵀy when it is still the initial guess. Skipped when s is 0 to
+/// rounding.
+fn damped_bfgs_update(b: &mut [f64], s: &[f64], y: &[f64], initial: bool) {
+    let n = s.len();
+    let sy: f64 = s.iter().zip(y).map(|(a, c)| a * c).sum();
+    if initial && sy > 0.0 {
+        let yy: f64 = y.iter().map(|v| v * v).sum();
+        b.copy_from_slice(&scaled_identity(n, yy / sy));
+    }
+    let bs: Vec<f64> = (0..n).map(|r| (0..n).map(|c| b[r * n + c] * s[c]).sum()).collect();
+    let sbs: f64 = s.iter().zip(&bs).map(|(a, c)| a * c).sum();
+    if !(sbs > 0.0 && sbs.is_finite()) {
+        return;
+    }
+    let phi = if sy >= 0.2 * sbs { 1.0 } else { 0.8 * sbs / (sbs - sy) };
+    let r: Vec<f64> = y.iter().zip(&bs).map(|(yi, bsi)| phi * yi + (1.0 - phi) * bsi).collect();
+    let sr: f64 = s.iter().zip(&r).map(|(a, c)| a * c).sum();
+    if !(sr > 0.0) {
+        return;
+    }
+    for row in 0..n {
+        for col in 0..n {
+            b[row * n + col] += r[row] * r[col] / sr - bs[row] * bs[col] / sbs;
+        }
+    }
+}
+
+/// The check for a saddle where the gradient vanishes by symmetry (module docs): the Hessian
+/// block on the coordinates that are exactly 0 with a gradient within the tolerance; along its
+/// most negative curvature, if any, a step into the feasible set that lowers f. `None` when
+/// there is none (x is a minimum).
+fn leave_saddle(
+    objective: &impl Objective, x: &[f64], value: f64, gradient: &[f64], lower: &[f64], tolerance: f64, evaluations: &mut usize,
+) -> Option<(Vec<f64>, f64, Vec<f64>)> {
+    let zero: Vec<usize> = (0..x.len()).filter(|&i| x[i] == 0.0 && gradient[i].abs() <= tolerance).collect();
+    if zero.is_empty() {
+        return None;
+    }
+    let k = zero.len();
+    let block = forward_difference_block(objective, x, gradient, &zero, evaluations);
+    let (values, vectors) = symmetric_eigen(&block, k);
+    let largest = values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    let (most_negative, index) = values.iter().enumerate().map(|(i, &v)| (v, i)).fold((0.0, 0), |a, b| if b.0 < a.0 { b } else { a });
+    if most_negative >= -(1e-8 * largest).max(f64::MIN_POSITIVE) {
+        return None;
+    }
+    let v = &vectors[index * k..(index + 1) * k];
+    // Into the feasible set where v moves coordinates at a bound (f is even there, so only
+    // that side exists), either way otherwise.
+    let inwards: f64 = zero.iter().zip(v).filter(|(&i, _)| x[i] <= lower[i]).map(|(_, vi)| vi).sum();
+    let sign = if inwards < 0.0 { -1.0 } else { 1.0 };
+    let scale = 0.1 * (1.0 + norm(x));
+    let mut direction = vec![0.0; x.len()];
+    for (&i, vi) in zero.iter().zip(v) {
+        direction[i] = sign * scale * vi;
+    }
+    projected_search(objective, x, value, gradient, &direction, lower, evaluations).filter(|found| found.1 < value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numerics::interrupt::Never;
+
+    /// The Rosenbrock function in n dimensions, Σ 100(x_{i+1} − x_i²)² + (1 − x_i)², with
+    /// x_0 ≥ 1.2 (the minimum on the bound: x_0 = 1.2, then x_1 ≈ 1.44 ...) or unbounded (all 1).
+    struct Rosenbrock;
+
+    impl Objective for Rosenbrock {
+        fn value(&self, x: &[f64]) -> Result<f64> {
+            Ok(x.windows(2).map(|w| 100.0 * (w[1] - w[0] * w[0]).powi(2) + (1.0 - w[0]).powi(2)).sum())
+        }
+        fn value_and_gradient(&self, x: &[f64]) -> Result<(f64, Vec<f64>)> {
+            let mut g = vec![0.0; x.len()];
+            for i in 0..x.len() - 1 {
+                let d = x[i + 1] - x[i] * x[i];
+                g[i] += -400.0 * x[i] * d - 2.0 * (1.0 - x[i]);
+                g[i + 1] += 200.0 * d;
+            }
+            Ok((self.value(x)?, g))
+        }
+    }
+
+    #[test]
+    fn reaches_the_unconstrained_minimum_of_rosenbrock() {
+        let n = 10;
+        let m = minimize_bounded_quasi_newton(&Rosenbrock, &vec![-1.0; n], &vec![f64::NEG_INFINITY; n], 1e-10, &mut Checkpoint::new(&Never)).unwrap();
+        assert!(m.converged, "{m:?}");
+        assert!(m.x.iter().all(|v| (v - 1.0).abs() < 1e-9), "{:?}", m.x);
+        // Far fewer evaluations than n + 1 per iteration of a Newton method.
+        assert!(m.evaluations < 300, "{}", m.evaluations);
+    }
+
+    #[test]
+    fn stops_exactly_on_a_binding_bound() {
+        let n = 6;
+        let mut lower = vec![f64::NEG_INFINITY; n];
+        lower[0] = 1.2;
+        let m = minimize_bounded_quasi_newton(&Rosenbrock, &vec![2.0; n], &lower, 1e-10, &mut Checkpoint::new(&Never)).unwrap();
+        assert!(m.converged, "{m:?}");
+        assert_eq!(m.x[0], 1.2);
+        assert!(m.gradient[0] > 0.0 && m.gradient[1..].iter().all(|g| g.abs() <= 1e-10), "{:?}", m.gradient);
+    }
+
+    /// f(x, y) = (x² + y²)² − x² − y²/2 + y² x² with x ≥ 0: even in (x, y) jointly and in x
+    /// alone, so at x = y = 0 (the start) the gradient is 0, a local maximum; the minimum is
+    /// x = 1/√2, y = 0 (f = −1/4).
+    struct EvenAtZero;
+
+    impl Objective for EvenAtZero {
+        fn value(&self, x: &[f64]) -> Result<f64> {
+            let r = x[0] * x[0] + x[1] * x[1];
+            Ok(r * r - x[0] * x[0] - 0.5 * x[1] * x[1] + x[0] * x[0] * x[1] * x[1])
+        }
+        fn value_and_gradient(&self, x: &[f64]) -> Result<(f64, Vec<f64>)> {
+            let r = x[0] * x[0] + x[1] * x[1];
+            let g = vec![4.0 * r * x[0] - 2.0 * x[0] + 2.0 * x[0] * x[1] * x[1], 4.0 * r * x[1] - x[1] + 2.0 * x[0] * x[0] * x[1]];
+            Ok((self.value(x)?, g))
+        }
+    }
+
+    #[test]
+    fn negative_curvature_leaves_a_stationary_zero() {
+        let m = minimize_bounded_quasi_newton(&EvenAtZero, &[0.0, 0.0], &[0.0, f64::NEG_INFINITY], 1e-12, &mut Checkpoint::new(&Never)).unwrap();
+        assert!(m.converged, "{m:?}");
+        assert!((m.value + 0.25).abs() < 1e-12 && (m.x[0] - 0.5f64.sqrt()).abs() < 1e-9 && m.x[1].abs() < 1e-9, "{m:?}");
+    }
+}
