@@ -444,7 +444,8 @@ lmm_table_statistics <- function(parsed, data, stats, call) {
     setequal(attr(data, "cells") %||% "", keys)
   if (inherits(data, "hnm_stats") && !grouped_alike) {
     hnm_abort(sprintf("`data` holds statistics by `%s`, but the formula groups by `%s`.",
-                      attr(data, "group_name"), group_description(parsed)), call = call)
+                      attr(data, "group_name"), group_description(parsed)), call = call,
+              class = "hnm_error_invalid_statistics")
   }
   if (inherits(data, "hnm_stats") && is.null(attr(data, "variables"))) {
     hnm_abort(sprintf(paste("`data` holds the statistics of the one-way model `%s ~ 1 | %s`",

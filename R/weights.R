@@ -130,6 +130,7 @@ used_weights <- function(object, rows = lmm_rows(object, "the weights")) {
 }
 
 #' @rdname hnm_fit-methods
+#' @importFrom stats weights
 #' @export
 weights.hnm_fit <- function(object, type = c("prior", "working"), ...) {
   check_no_dots(list(...), sys.call())

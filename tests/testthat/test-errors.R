@@ -1,6 +1,6 @@
 # Bad calls to hnm_fit give classed R errors that say what is wrong.
 
-test_that("grouping expressions that are not factors are refused, and statistics of several", {
+test_that("grouping expressions that are not factors are refused, and statistics of another grouping", {
   d <- simulate_unbalanced(10, 1)
   d$x <- rnorm(nrow(d))
   d$h <- rep(1:2, length.out = nrow(d))
@@ -9,11 +9,10 @@ test_that("grouping expressions that are not factors are refused, and statistics
   # factor, which lme4 refuses too.
   expect_error(hnm_fit(y ~ (1 | g + h), d), "`g \\+ h` in .* is not a factor", class = two)
   expect_error(hnm_fit(y ~ (1 | g * h), d), "`g \\* h` in .* is not a factor", class = two)
-  # Group statistics and database tables hold one grouping factor's groups.
-  expect_error(hnm_stats(y ~ (1 | g) + (1 | h), d), "several grouping factors",
-               class = "hnm_error_unsupported")
-  expect_error(hnm_fit(y ~ (1 | g/h), hnm_stats(y ~ 1 | g, d)), "several grouping factors",
-               class = "hnm_error_unsupported")
+  # A table of statistics fits the grouping it was computed for (the cells of several).
+  expect_error(hnm_fit(y ~ (1 | g/h), hnm_stats(y ~ 1 | g, d)),
+               "holds statistics by `g`, but the formula groups by `h:g, g`",
+               class = "hnm_error_invalid_statistics")
   expect_error(hnm_fit(y ~ 1, d), "no random-effects term", class = "hnm_error")
   expect_error(hnm_fit(~ 1 | g, d), "two-sided formula", class = "hnm_error")
   # Group statistics and database tables hold the one-way statistics only.
