@@ -31,12 +31,9 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
               list(codes = cells$cell, code_offset = 0L))
   design <- factors_design(design, parsed, ordered$grouping, ordered$cell_levels, call)
   check_lengths(design, call)
-  pass <- design
-  if (!is.null(weights)) {
-    weighted <- weighted_design(design, weights, index, call)
-    design <- weighted$rows
-    pass <- weighted$pass
-  }
+  designs <- pass_design(design, weights, index, call)
+  design <- designs$rows
+  pass <- designs$pass
   spec <- pass$factor_spec
   built <- rs_lmm_build_factors(pass$variables, cells$cell, cells$n_cells, pass$response,
                                 pass$fixed, spec$cell_levels, spec$n_levels, spec$random,

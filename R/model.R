@@ -9,12 +9,9 @@ lmm_build <- function(parsed, data, call, offset = NULL, contrasts = NULL,
   design <- model_design(parsed, data, call, offset = offset, contrasts = contrasts)
   check_lengths(design, call)
   check_distinct_random_columns(design, call)
-  pass <- design
-  if (!is.null(weights)) {
-    weighted <- weighted_design(design, weights, index, call)
-    design <- weighted$rows
-    pass <- weighted$pass
-  }
+  designs <- pass_design(design, weights, index, call)
+  design <- designs$rows
+  pass <- designs$pass
   built <- rs_lmm_build(pass$variables, pass$codes, pass$code_offset, pass$n_groups,
                         pass$response, pass$fixed, pass$random, pass$blocks,
                         pass$names, threads)

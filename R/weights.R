@@ -105,6 +105,13 @@ weighted_design <- function(design, weights, index, call) {
                                design[setdiff(names(design), "variables")]))
 }
 
+# The design the fit keeps (`rows`) and the one the pass reads (`pass`): the same without
+# weights; with them, the rows scaled by sqrt(w) for the pass (weighted_design()).
+pass_design <- function(design, weights, index, call) {
+  if (is.null(weights)) return(list(rows = design, pass = design))
+  weighted_design(design, weights, index, call)
+}
+
 # The variables the pass reads: the rows' own, or for a weighted fit each scaled by sqrt(w)
 # (a matrix by rows), "(weights)" becoming sqrt(w).
 pass_variables <- function(rows) {

@@ -940,15 +940,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_profile_of_several_factors_passes_through_the_estimate_and_reaches_z_at_its_limits() {
-        let model = crossed_model();
+    /// The profile of every parameter of `model` (`variances` θ's) passes through the estimate
+    /// and reaches ±z at its limits (or its bound), ML and REML.
+    fn assert_profiles_reach_z(model: &LinearMixedModel, variances: usize) {
         let checkpoint = &mut Checkpoint::new(&Never);
         for criterion in [Criterion::Ml, Criterion::Reml] {
             let fit = model.fit(criterion, None, checkpoint).unwrap();
-            let parameters = (0..4).map(LmmParameter::Variance).chain([LmmParameter::Sigma, LmmParameter::Beta(0), LmmParameter::Beta(1)]);
+            let parameters = (0..variances).map(LmmParameter::Variance).chain([LmmParameter::Sigma, LmmParameter::Beta(0), LmmParameter::Beta(1)]);
             for parameter in parameters {
-                let profile = LmmProfile::new(&model, &fit, parameter).unwrap();
+                let profile = LmmProfile::new(model, &fit, parameter).unwrap();
                 let at = profile.at(profile.estimate(), checkpoint).unwrap();
                 assert!(at.zeta.abs() < 1e-4, "{parameter:?}: {}", at.zeta);
                 let (lower, upper) = profile.interval(1.96, checkpoint).unwrap();
@@ -962,24 +962,13 @@ mod tests {
     }
 
     #[test]
+    fn the_profile_of_several_factors_passes_through_the_estimate_and_reaches_z_at_its_limits() {
+        assert_profiles_reach_z(&crossed_model(), 4);
+    }
+
+    #[test]
     fn the_profile_passes_through_the_estimate_and_reaches_z_at_its_limits() {
-        let model = model();
-        let checkpoint = &mut Checkpoint::new(&Never);
-        for criterion in [Criterion::Ml, Criterion::Reml] {
-            let fit = model.fit(criterion, None, checkpoint).unwrap();
-            let parameters = (0..3).map(LmmParameter::Variance).chain([LmmParameter::Sigma, LmmParameter::Beta(0), LmmParameter::Beta(1)]);
-            for parameter in parameters {
-                let profile = LmmProfile::new(&model, &fit, parameter).unwrap();
-                let at = profile.at(profile.estimate(), checkpoint).unwrap();
-                assert!(at.zeta.abs() < 1e-4, "{parameter:?}: {}", at.zeta);
-                let (lower, upper) = profile.interval(1.96, checkpoint).unwrap();
-                for (limit, z) in [(lower, -1.96), (upper, 1.96)] {
-                    let point = profile.at(limit, checkpoint).unwrap();
-                    let on_bound = profile.bound(z) == limit;
-                    assert!(on_bound || (point.zeta - z).abs() < 1e-6, "{parameter:?} {criterion:?}: {limit} {}", point.zeta);
-                }
-            }
-        }
+        assert_profiles_reach_z(&model(), 3);
     }
 
     /// Issue 25's seed 135 (R's `spread_design(135)`: 8 groups, x of SD 10): y ~ x + (x | g).
