@@ -25,6 +25,16 @@
 //!
 //! Each costs n³/6 multiply-adds (for the full order); the products skip the blocks above the
 //! diagonal and write only on and below it.
+//!
+//! # Two threads
+//! From order [`PARALLEL_ORDER`] (InstEval's core, ~1150, not Penicillin's, 8) the work is
+//! shared with one helper thread: the factorisation's large left-looking updates by blocks of
+//! rows, the inverses by block columns (independent of each other), each thread taking the
+//! next block when done, so that on a loaded machine the calling thread goes on alone rather
+//! than wait for a fixed half. Every entry is summed as on one thread, so the results do not
+//! depend on the threads.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Result;
 use crate::numerics::memory::filled;
@@ -41,6 +51,13 @@ const MC: usize = 96;
 const NC: usize = 1536;
 /// Width of the block columns of the factorisations.
 const NB: usize = 64;
+/// The order from which the kernels share their work with a second thread: below it the
+/// thread's start (tens of microseconds) is not repaid (Penicillin's core has order 7,
+/// InstEval's about 1150).
+const PARALLEL_ORDER: usize = 256;
+/// The multiply-adds of one product of the factorisation from which its rows are shared
+/// with the second thread.
+const PARALLEL_WORK: usize = 1 << 21;
 
 const WHAT: &str = "the packing buffers of the dense block of the crossed grouping factors";
 
@@ -127,6 +144,13 @@ struct Operand {
     cs: usize,
 }
 
+impl Operand {
+    /// The operand from its row `top` on.
+    fn below_row(self, top: usize) -> Operand {
+        Operand { data: self.data.wrapping_add(top * self.rs), ..self }
+    }
+}
+
 /// The target of a product: element (i, j) at `data[i + j * ld]`; with `lower = Some(d)`
 /// only the entries with i + d ≥ j are written (d: the target's first row less its first
 /// column in the whole matrix, so that these are the whole matrix's lower triangle).
@@ -150,13 +174,34 @@ struct Packing {
     b: Vec<f64>,
 }
 
+/// What one thread's products use: the packing buffers and an NB × NB block of
+/// [`DenseKernels::invert_lower`].
+#[derive(Debug, Clone)]
+struct Scratch {
+    packing: Packing,
+    t: Vec<f64>,
+}
+
+impl Scratch {
+    fn new(n: usize) -> Result<Self> {
+        // No larger than the blocks of a matrix of order n (small cores are common).
+        let (rows, depth, columns) = (n.min(MC).div_ceil(MR).max(1) * MR, n.clamp(1, KC), n.min(NC).div_ceil(NR).max(1) * NR);
+        let packing = Packing { a: filled(&[rows, depth], 0.0, WHAT)?, b: filled(&[depth, columns], 0.0, WHAT)? };
+        Ok(Scratch { packing, t: filled(&[NB.min(n), NB.min(n)], 0.0, WHAT)? })
+    }
+}
+
 /// The packing buffers and the micro-kernel of the products.
 #[derive(Debug, Clone)]
 pub(crate) struct DenseKernels {
     isa: Isa,
-    packing: Packing,
-    /// An NB × NB block of [`DenseKernels::invert_lower`].
-    t: Vec<f64>,
+    scratch: Scratch,
+    /// A second thread's, for matrices of order at least [`PARALLEL_ORDER`] on a machine
+    /// with two threads or more: the large products' rows and the inverses' block columns
+    /// are then shared between the calling thread and one more. Each entry is computed as
+    /// on one thread (the same packed panels, summed in the same order), so the results do
+    /// not depend on it.
+    helper: Option<Scratch>,
 }
 
 impl DenseKernels {
@@ -169,10 +214,21 @@ impl DenseKernels {
     }
 
     fn with_isa(n: usize, isa: Isa) -> Result<Self> {
-        // No larger than the blocks of a matrix of order n (small cores are common).
-        let (rows, depth, columns) = (n.min(MC).div_ceil(MR).max(1) * MR, n.clamp(1, KC), n.min(NC).div_ceil(NR).max(1) * NR);
-        let packing = Packing { a: filled(&[rows, depth], 0.0, WHAT)?, b: filled(&[depth, columns], 0.0, WHAT)? };
-        Ok(DenseKernels { isa, packing, t: filled(&[NB.min(n), NB.min(n)], 0.0, WHAT)? })
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let helper = if n >= PARALLEL_ORDER && threads >= 2 { Some(Scratch::new(n)?) } else { None };
+        Ok(DenseKernels { isa, scratch: Scratch::new(n)?, helper })
+    }
+
+    /// `task(scratch, b)` for each block column b (of width NB) of a lower-triangular
+    /// computation of order `nr` whose block columns are independent: on this thread, or from
+    /// order [`PARALLEL_ORDER`] on this one and the helper thread (see [`shared_tasks`]), the
+    /// costliest (the first) first.
+    fn over_block_columns(&mut self, nr: usize, task: impl Fn(&mut Scratch, usize) + Sync) {
+        let blocks = nr.div_ceil(NB);
+        match &mut self.helper {
+            Some(helper) if nr >= PARALLEL_ORDER => shared_tasks(&mut self.scratch, helper, blocks, task),
+            _ => (0..blocks).for_each(|b| task(&mut self.scratch, b)),
+        }
     }
 
     /// Factors the leading `nr` columns of the symmetric n × n matrix `a` (column-major, its
@@ -208,12 +264,20 @@ impl DenseKernels {
     /// n × n column-major `l`, whose diagonal is nonzero.
     pub(crate) fn invert_lower(&mut self, x: &mut [f64], l: &[f64], n: usize, nr: usize) {
         assert!(x.len() >= nr * nr && l.len() >= n * n && nr <= n);
-        match self.isa {
-            Isa::Portable => invert_lower::<Portable>(self, x, l, n, nr),
-            // SAFETY: the instruction set was detected.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { invert_lower_avx2(self, x, l, n, nr) },
+        // The diagonal blocks X[J, J] = L[J, J]⁻¹ first (the identity solved): the block
+        // columns below read them.
+        for j0 in (0..nr).step_by(NB) {
+            let w = NB.min(nr - j0);
+            for j in 0..w {
+                x[(j0 + j) * nr + j0..(j0 + j) * nr + j0 + w].fill(0.0);
+                x[(j0 + j) * nr + j0 + j] = 1.0;
+            }
+            solve_lower_block(&l[j0 * n + j0..], n, w, &mut x[j0 * nr + j0..], nr, w);
         }
+        let (isa, x) = (self.isa, Shared(x.as_mut_ptr()));
+        // SAFETY: x holds nr × nr values; each task writes only its own block columns below
+        // their diagonal blocks and reads those and the diagonal blocks, written above.
+        self.over_block_columns(nr, |scratch, b| unsafe { invert_lower_column_on(isa, scratch, x.get(), l, n, nr, b) });
     }
 
     /// The lower triangle of (LLᵀ)⁻¹ = XᵀX into `sigma` (nr × nr column-major) from X = L⁻¹
@@ -221,12 +285,164 @@ impl DenseKernels {
     /// [`DenseKernels::invert_lower`] leaves it).
     pub(crate) fn inverse_from_inverse_factor(&mut self, sigma: &mut [f64], x: &[f64], nr: usize) {
         assert!(sigma.len() >= nr * nr && x.len() >= nr * nr);
-        match self.isa {
-            Isa::Portable => inverse_from_inverse_factor::<Portable>(self, sigma, x, nr),
-            // SAFETY: the instruction set was detected.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { inverse_from_inverse_factor_avx2(self, sigma, x, nr) },
+        let (isa, sigma) = (self.isa, Shared(sigma.as_mut_ptr()));
+        // SAFETY: sigma holds nr × nr values, of which each task writes its own block columns.
+        self.over_block_columns(nr, |scratch, b| unsafe { inverse_column_on(isa, scratch, sigma.get(), x, nr, b) });
+    }
+}
+
+impl DenseKernels {
+    /// The dimensions of the scratch `partial` of [`DenseKernels::sparse_product_norms`] for
+    /// `m` vectors and order `nr`: a slab's partial sums per vector.
+    pub(crate) fn product_norms_scratch(m: usize, nr: usize) -> [usize; 2] {
+        [nr.div_ceil(NB), m]
+    }
+
+    /// ‖X v_j‖² into `norms[j]` for the lower-triangular nr × nr X (column-major, `x`) and the
+    /// sparse vectors v_j, j < m = `norms.len()`: the values `values[starts[j]..starts[j + 1]]`
+    /// at the ascending `rows` there, of which those at rows ≥ nr (only at a vector's end) are
+    /// left out. Σ_j Σ_{r ∈ v_j} (nr − r) multiply-adds, by slabs of NB rows of X (a few
+    /// hundred kB) read from the cache by every vector in turn rather than the columns of X
+    /// from memory by each; the slabs shared with the helper thread, their partial sums in
+    /// `partial` ([`DenseKernels::product_norms_scratch`]) added in slab order, so that the
+    /// result does not depend on which thread summed which.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sparse_product_norms(
+        &mut self, x: &[f64], nr: usize, starts: &[usize], rows: &[usize], values: &[f64], partial: &mut [f64], norms: &mut [f64],
+    ) {
+        let m = norms.len();
+        assert!(x.len() >= nr * nr && starts.len() > m && partial.len() >= nr.div_ceil(NB) * m);
+        let (isa, out) = (self.isa, Shared(partial.as_mut_ptr()));
+        self.over_block_columns(nr, |_, b| {
+            // SAFETY: slab b writes its own m values of `partial`.
+            let out = unsafe { std::slice::from_raw_parts_mut(out.get().add(b * m), m) };
+            match isa {
+                Isa::Portable => slab_norms(x, nr, b * NB, starts, rows, values, out),
+                // SAFETY: the instruction set was detected.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2Fma => unsafe { slab_norms_avx2(x, nr, b * NB, starts, rows, values, out) },
+            }
+        });
+        norms.fill(0.0);
+        for slab in partial[..nr.div_ceil(NB) * m].chunks_exact(m) {
+            for (norm, part) in norms.iter_mut().zip(slab) {
+                *norm += part;
+            }
         }
+    }
+}
+
+/// Rows of X of one pass of [`slab_norms`] over the vectors: 32 × nr values stay in a
+/// processor's L2 cache (512 kB) for nr up to ~2000.
+const SLAB: usize = 32;
+
+/// The part of rows k0..k0 + NB of X of each ‖X v_j‖² of [`DenseKernels::sparse_product_norms`]
+/// into `out[j]`, by passes over SLAB rows: each column of X at a row of v_j up to the pass's
+/// end, scaled and summed.
+#[inline(always)]
+fn slab_norms(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], out: &mut [f64]) {
+    out.fill(0.0);
+    let mut y = [0.0; SLAB];
+    for k0 in (k0..(k0 + NB).min(nr)).step_by(SLAB) {
+        let k1 = (k0 + SLAB).min(nr);
+        let y = &mut y[..k1 - k0];
+        for (j, out) in out.iter_mut().enumerate() {
+            y.fill(0.0);
+            let range = starts[j]..starts[j + 1];
+            // X is lower triangular: column r starts at row r.
+            for (&row, &v) in rows[range.clone()].iter().zip(&values[range]).take_while(|(&row, _)| row < k1) {
+                let from = row.max(k0);
+                for (y, x) in y[from - k0..].iter_mut().zip(&x[row * nr + from..row * nr + k1]) {
+                    *y += v * x;
+                }
+            }
+            *out += y.iter().map(|v| v * v).sum::<f64>();
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn slab_norms_avx2(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], out: &mut [f64]) {
+    slab_norms(x, nr, k0, starts, rows, values, out)
+}
+
+/// A pointer shared by the two threads of a computation whose tasks write disjoint parts of
+/// what it points to (read through [`Shared::get`], so that closures capture the whole).
+#[derive(Clone, Copy)]
+struct Shared(*mut f64);
+
+// SAFETY: the tasks given a `Shared` write disjoint entries (see each use).
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    fn get(self) -> *mut f64 {
+        self.0
+    }
+}
+
+// SAFETY: operands are only read, by tasks whose targets they do not overlap.
+unsafe impl Send for Operand {}
+unsafe impl Sync for Operand {}
+
+/// `task(scratch, i)` for i in 0..count on this thread and a helper thread, each taking the
+/// next i when done with its last: on a loaded machine, where the helper may wait long for a
+/// processor, this thread goes on with the rest instead of waiting for a fixed half, and
+/// without a helper (none could be started) does it all.
+fn shared_tasks(mine: &mut Scratch, helper: &mut Scratch, count: usize, task: impl Fn(&mut Scratch, usize) + Sync) {
+    let next = AtomicUsize::new(0);
+    let run = |scratch: &mut Scratch| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= count {
+            break;
+        }
+        task(scratch, i);
+    };
+    std::thread::scope(|scope| {
+        // A helper that cannot be started leaves every task to this thread.
+        let _helper = std::thread::Builder::new().spawn_scoped(scope, || run(helper));
+        run(mine);
+    });
+}
+
+/// [`product`] with the micro-kernel of `isa`, for the helper thread (whose code is not
+/// compiled for AVX2 unless called through a function that is).
+///
+/// # Safety
+/// As [`product`]; `isa` was detected.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product_on(isa: Isa, pack: &mut Packing, m: usize, n: usize, k: usize, alpha: f64, a: Operand, b: Operand, c: Target) {
+    match isa {
+        // SAFETY: the caller's contract.
+        Isa::Portable => unsafe { product::<Portable>(pack, m, n, k, alpha, a, b, c) },
+        // SAFETY: the caller's contract and the detected instruction set.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { product_avx2(pack, m, n, k, alpha, a, b, c) },
+    }
+}
+
+/// # Safety
+/// As [`invert_lower_column`]; `isa` was detected.
+unsafe fn invert_lower_column_on(isa: Isa, scratch: &mut Scratch, x: *mut f64, l: &[f64], n: usize, nr: usize, b: usize) {
+    match isa {
+        // SAFETY: the caller's contract.
+        Isa::Portable => unsafe { invert_lower_column::<Portable>(scratch, x, l, n, nr, b) },
+        // SAFETY: the caller's contract and the detected instruction set.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { invert_lower_column_avx2(scratch, x, l, n, nr, b) },
+    }
+}
+
+/// # Safety
+/// As [`inverse_column`]; `isa` was detected.
+unsafe fn inverse_column_on(isa: Isa, scratch: &mut Scratch, sigma: *mut f64, x: &[f64], nr: usize, b: usize) {
+    match isa {
+        // SAFETY: the caller's contract.
+        Isa::Portable => unsafe { inverse_column::<Portable>(scratch, sigma, x, nr, b) },
+        // SAFETY: the caller's contract and the detected instruction set.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { inverse_column_avx2(scratch, sigma, x, nr, b) },
     }
 }
 
@@ -246,14 +462,24 @@ unsafe fn trailing_update_avx2(k: &mut DenseKernels, a: &mut [f64], n: usize, nr
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn invert_lower_avx2(k: &mut DenseKernels, x: &mut [f64], l: &[f64], n: usize, nr: usize) {
-    invert_lower::<Avx2Fma>(k, x, l, n, nr)
+#[allow(clippy::too_many_arguments)]
+unsafe fn product_avx2(pack: &mut Packing, m: usize, n: usize, k: usize, alpha: f64, a: Operand, b: Operand, c: Target) {
+    // SAFETY: the caller's contract.
+    unsafe { product::<Avx2Fma>(pack, m, n, k, alpha, a, b, c) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn inverse_from_inverse_factor_avx2(k: &mut DenseKernels, sigma: &mut [f64], x: &[f64], nr: usize) {
-    inverse_from_inverse_factor::<Avx2Fma>(k, sigma, x, nr)
+unsafe fn invert_lower_column_avx2(scratch: &mut Scratch, x: *mut f64, l: &[f64], n: usize, nr: usize, b: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { invert_lower_column::<Avx2Fma>(scratch, x, l, n, nr, b) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn inverse_column_avx2(scratch: &mut Scratch, sigma: *mut f64, x: &[f64], nr: usize, b: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { inverse_column::<Avx2Fma>(scratch, sigma, x, nr, b) }
 }
 
 #[inline(always)]
@@ -276,26 +502,35 @@ fn partial_cholesky<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut [f64], n
 }
 
 /// A[j0.., j0..end] −= L[j0.., first..j0] L[j0..end, first..j0]ᵀ on and below the diagonal:
-/// the left-looking update of a block column by the factored columns `first..j0`.
+/// the left-looking update of a block column by the factored columns `first..j0`; its rows
+/// shared with the helper thread, when there is one, from [`PARALLEL_WORK`] multiply-adds.
 #[inline(always)]
 fn subtract_earlier_columns<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut [f64], n: usize, first: usize, j0: usize, end: usize) {
     if j0 == first {
         return;
     }
-    let base = a.as_mut_ptr();
-    // SAFETY: the operands (columns first..j0) and the target (columns j0..end, rows j0..n)
-    // are disjoint parts of `a`, within its n × n values.
-    unsafe {
-        product::<K>(
-            &mut kernels.packing,
-            n - j0,
-            end - j0,
-            j0 - first,
-            -1.0,
-            Operand { data: base.add(first * n + j0), rs: 1, cs: n },
-            Operand { data: base.add(first * n + j0), rs: n, cs: 1 },
-            Target { data: base.add(j0 * n + j0), ld: n, lower: Some(0) },
-        );
+    let base = Shared(a.as_mut_ptr());
+    let (m, w, k) = (n - j0, end - j0, j0 - first);
+    // SAFETY (of the pointers): the operands (columns first..j0) and the target (columns
+    // j0..end, rows j0..n) are disjoint parts of `a`, within its n × n values.
+    let (left, right) =
+        unsafe { (Operand { data: base.get().add(first * n + j0), rs: 1, cs: n }, Operand { data: base.get().add(first * n + j0), rs: n, cs: 1 }) };
+    let target = |top: usize| Target { data: base.get().wrapping_add(j0 * n + j0 + top), ld: n, lower: Some(top) };
+    let DenseKernels { isa, scratch, helper } = kernels;
+    match helper {
+        Some(helper) if m * w * k >= PARALLEL_WORK => {
+            // By blocks of MC rows, shared with the helper thread.
+            let isa = *isa;
+            shared_tasks(scratch, helper, m.div_ceil(MC), |scratch, i| {
+                let top = i * MC;
+                let rows = MC.min(m - top);
+                let left = left.below_row(top);
+                // SAFETY: rows top..top + rows of the product, written by this task only.
+                unsafe { product_on(isa, &mut scratch.packing, rows, w, k, -1.0, left, right, target(top)) };
+            });
+        }
+        // SAFETY: as above.
+        _ => unsafe { product::<K>(&mut scratch.packing, m, w, k, -1.0, left, right, target(0)) },
     }
 }
 
@@ -335,7 +570,7 @@ fn trailing_update<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut [f64], n:
     // SAFETY: the operands (columns ..nr) and the target (columns nr..) are disjoint.
     unsafe {
         product::<K>(
-            &mut kernels.packing,
+            &mut kernels.scratch.packing,
             n - nr,
             n - nr,
             nr,
@@ -363,81 +598,80 @@ fn solve_lower_block(l: &[f64], ld_l: usize, w: usize, b: &mut [f64], ld_b: usiz
     }
 }
 
+/// Block column `b` of X = L⁻¹ below their diagonal blocks (already X[J, J] =
+/// L[J, J]⁻¹): X[I, J] = −X[I, I] (L[I, J..I] X[J..I, J]), block row by block row (X[J..I, J]
+/// is complete when I's turn comes): two products.
+///
+/// # Safety
+/// `x` points to nr × nr values (column-major) that hold the diagonal blocks, `l` holds
+/// n × n; no other thread writes block column `b` or the diagonal blocks.
 #[inline(always)]
-fn invert_lower<K: MicroKernel>(kernels: &mut DenseKernels, x: &mut [f64], l: &[f64], n: usize, nr: usize) {
-    // The diagonal blocks X[J, J] = L[J, J]⁻¹: the identity solved.
-    for j0 in (0..nr).step_by(NB) {
-        let w = NB.min(nr - j0);
-        for j in 0..w {
-            x[(j0 + j) * nr + j0..(j0 + j) * nr + j0 + w].fill(0.0);
-            x[(j0 + j) * nr + j0 + j] = 1.0;
-        }
-        solve_lower_block(&l[j0 * n + j0..], n, w, &mut x[j0 * nr + j0..], nr, w);
-    }
-    // X[I, J] = −X[I, I] (L[I, J..I] X[J..I, J]), block row by block row within each block
-    // column (X[J..I, J] is complete when I's turn comes): two products.
-    for j0 in (0..nr).step_by(NB) {
-        let w = NB.min(nr - j0);
-        for i0 in (j0 + w..nr).step_by(NB) {
-            let h = NB.min(nr - i0);
-            kernels.t[..h * w].fill(0.0);
-            let base = x.as_mut_ptr();
-            // SAFETY: the first product reads L (another slice) and X[j0..i0, J] and writes the
-            // kernels' own `t` (h × w); the second reads `t` and X[I, I] (columns i0..) and
-            // writes X[I, J] (columns j0..j0 + w < i0), which neither operand touches.
-            unsafe {
-                let t = kernels.t.as_mut_ptr();
-                product::<K>(
-                    &mut kernels.packing,
-                    h,
-                    w,
-                    i0 - j0,
-                    1.0,
-                    Operand { data: l.as_ptr().add(j0 * n + i0), rs: 1, cs: n },
-                    Operand { data: base.add(j0 * nr + j0), rs: 1, cs: nr },
-                    Target { data: t, ld: h, lower: None },
-                );
-                for j in 0..w {
-                    std::slice::from_raw_parts_mut(base.add((j0 + j) * nr + i0), h).fill(0.0);
-                }
-                product::<K>(
-                    &mut kernels.packing,
-                    h,
-                    w,
-                    h,
-                    -1.0,
-                    Operand { data: base.add(i0 * nr + i0), rs: 1, cs: nr },
-                    Operand { data: t, rs: 1, cs: h },
-                    Target { data: base.add(j0 * nr + i0), ld: nr, lower: None },
-                );
+unsafe fn invert_lower_column<K: MicroKernel>(scratch: &mut Scratch, x: *mut f64, l: &[f64], n: usize, nr: usize, b: usize) {
+    let j0 = b * NB;
+    let w = NB.min(nr - j0);
+    for i0 in (j0 + w..nr).step_by(NB) {
+        let h = NB.min(nr - i0);
+        scratch.t[..h * w].fill(0.0);
+        // SAFETY: the first product reads L (another slice) and X[j0..i0, J] and writes
+        // the scratch's own `t` (h × w); the second reads `t` and X[I, I] (columns i0..)
+        // and writes X[I, J] (columns j0..j0 + w < i0), which neither operand touches.
+        unsafe {
+            let t = scratch.t.as_mut_ptr();
+            product::<K>(
+                &mut scratch.packing,
+                h,
+                w,
+                i0 - j0,
+                1.0,
+                Operand { data: l.as_ptr().add(j0 * n + i0), rs: 1, cs: n },
+                Operand { data: x.add(j0 * nr + j0), rs: 1, cs: nr },
+                Target { data: t, ld: h, lower: None },
+            );
+            for j in 0..w {
+                std::slice::from_raw_parts_mut(x.add((j0 + j) * nr + i0), h).fill(0.0);
             }
+            product::<K>(
+                &mut scratch.packing,
+                h,
+                w,
+                h,
+                -1.0,
+                Operand { data: x.add(i0 * nr + i0), rs: 1, cs: nr },
+                Operand { data: t, rs: 1, cs: h },
+                Target { data: x.add(j0 * nr + i0), ld: nr, lower: None },
+            );
         }
     }
 }
 
+/// Block column `b` of Σ = XᵀX (its lower triangle): Σ[I, J] = Σ_{K ≥ I} X[K, I]ᵀ
+/// X[K, J] for I ≥ J.
+///
+/// # Safety
+/// `sigma` points to nr × nr values of which no other thread writes block column `b`; `x`
+/// holds nr × nr.
 #[inline(always)]
-fn inverse_from_inverse_factor<K: MicroKernel>(kernels: &mut DenseKernels, sigma: &mut [f64], x: &[f64], nr: usize) {
-    for j0 in (0..nr).step_by(NB) {
-        let w = NB.min(nr - j0);
-        for i0 in (j0..nr).step_by(NB) {
-            let h = NB.min(nr - i0);
+unsafe fn inverse_column<K: MicroKernel>(scratch: &mut Scratch, sigma: *mut f64, x: &[f64], nr: usize, b: usize) {
+    let j0 = b * NB;
+    let w = NB.min(nr - j0);
+    for i0 in (j0..nr).step_by(NB) {
+        let h = NB.min(nr - i0);
+        // SAFETY: the caller's contract: Σ[I, J] lies in block column J; `x` is another
+        // slice.
+        unsafe {
             for j in 0..w {
-                sigma[(j0 + j) * nr + i0..(j0 + j) * nr + i0 + h].fill(0.0);
+                std::slice::from_raw_parts_mut(sigma.add((j0 + j) * nr + i0), h).fill(0.0);
             }
-            // Σ[I, J] = X[K, I]ᵀ X[K, J] over K = I..: rows from i0 of X.
-            // SAFETY: `sigma` and `x` are distinct slices of nr × nr values.
-            unsafe {
-                product::<K>(
-                    &mut kernels.packing,
-                    h,
-                    w,
-                    nr - i0,
-                    1.0,
-                    Operand { data: x.as_ptr().add(i0 * nr + i0), rs: nr, cs: 1 },
-                    Operand { data: x.as_ptr().add(j0 * nr + i0), rs: 1, cs: nr },
-                    Target { data: sigma.as_mut_ptr().add(j0 * nr + i0), ld: nr, lower: Some(i0 - j0) },
-                );
-            }
+            product::<K>(
+                &mut scratch.packing,
+                h,
+                w,
+                nr - i0,
+                1.0,
+                Operand { data: x.as_ptr().add(i0 * nr + i0), rs: nr, cs: 1 },
+                Operand { data: x.as_ptr().add(j0 * nr + i0), rs: 1, cs: nr },
+                Target { data: sigma.add(j0 * nr + i0), ld: nr, lower: Some(i0 - j0) },
+            );
         }
     }
 }
@@ -574,6 +808,46 @@ mod tests {
                         let value: f64 = (0..nr).map(|k| s(i, k) * a[k + j * n]).sum();
                         assert!((value - if i == j { 1.0 } else { 0.0 }).abs() < 1e-11 * n as f64, "{isa:?} Σ A at ({i}, {j}): {value}");
                     }
+                }
+            }
+        }
+    }
+
+    /// ‖X v‖² of sparse vectors against the dense product written out.
+    #[test]
+    fn sparse_product_norms_equal_the_dense_products() {
+        for isa in isas() {
+            for &nr in &[5, 131, 300] {
+                let a = spd(nr);
+                let mut l = a.clone();
+                let mut kernels = DenseKernels::with_isa(nr, isa).unwrap();
+                assert!(kernels.partial_cholesky(&mut l, nr, nr));
+                let mut x = vec![0.0; nr * nr];
+                kernels.invert_lower(&mut x, &l, nr, nr);
+                // Vector j: rows j, j + 3, 2j + 7, ... below nr, then one row beyond nr (left out).
+                let m = 40;
+                let (mut starts, mut rows, mut values) = (vec![0], Vec::new(), Vec::new());
+                for j in 0..m {
+                    let mut r = j % nr;
+                    while r < nr {
+                        rows.push(r);
+                        values.push(1.0 + (r + j) as f64 / 7.0);
+                        r += j + 3;
+                    }
+                    rows.push(nr + 1);
+                    values.push(f64::NAN);
+                    starts.push(rows.len());
+                }
+                let mut partial = vec![f64::NAN; DenseKernels::product_norms_scratch(m, nr).iter().product()];
+                let mut norms = vec![f64::NAN; m];
+                kernels.sparse_product_norms(&x, nr, &starts, &rows, &values, &mut partial, &mut norms);
+                for j in 0..m {
+                    let mut v = vec![0.0; nr];
+                    for k in starts[j]..starts[j + 1] - 1 {
+                        v[rows[k]] = values[k];
+                    }
+                    let dense: f64 = (0..nr).map(|i| (0..=i).map(|c| x[i + c * nr] * v[c]).sum::<f64>().powi(2)).sum();
+                    assert!((norms[j] - dense).abs() <= 1e-12 * dense.max(1.0), "{isa:?} nr {nr} vector {j}: {} vs {dense}", norms[j]);
                 }
             }
         }

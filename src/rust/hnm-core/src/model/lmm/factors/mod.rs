@@ -22,6 +22,9 @@
 //! recurrences): the core's (A⁻¹)_cc = (L_c L_cᵀ)⁻¹ densely, then per level j of the first
 //! factor, with V_j = W_{j,R}ᵀ L_j⁻¹ (W_{j,R} the front's random-effects columns),
 //! (A⁻¹)_{R_j j} = −(A⁻¹)_{R_j R_j} V_j and (A⁻¹)_{jj} = A_j⁻¹ − V_jᵀ(A⁻¹)_{R_j j}.
+//! When every factor is scalar (q = 1, Λ_f = λ_f I) and the core dense, ΛZᵀZΛ = A − I reduces
+//! this to ∂log|A|/∂λ_f = (2/λ_f) Σ_{i ∈ f} (1 − (A⁻¹)_ii): the diagonal of A⁻¹ alone, from
+//! L_c⁻¹ without (L_cL_cᵀ)⁻¹ (`log_det_from_diagonal` in [`selected_inverse`]).
 //! The quadratic and REML terms need u = A⁻¹ΛᵀZᵀ(y − Xβ̂) and Û = A⁻¹ΛᵀZᵀX R_X⁻ᵀ, one
 //! backward solve each through L (their forward halves are the fronts' and the core's
 //! [X y] columns), and the products P Λ u, P Λ Û over the same blocks.
@@ -134,6 +137,10 @@ pub(crate) struct SeveralWorkspace {
     scaled: Vec<f64>,
     inverse_l: Vec<f64>,
     sigma_cc: Vec<f64>,
+    /// ‖L_c⁻¹W_{j,R}ᵀ‖² of the first factor's fronts and their partial sums
+    /// ([`DenseKernels::sparse_product_norms`]), for the gradient of scalar factors.
+    norms: Vec<f64>,
+    norm_parts: Vec<f64>,
     /// The dense core's factorisation and inverses.
     kernels: DenseKernels,
 }
@@ -188,6 +195,8 @@ impl Several {
             scaled: filled(&columns, 0.0, MODEL)?,
             inverse_l: filled(&[nr, nr], 0.0, WHAT)?,
             sigma_cc: filled(&[nr, nr], 0.0, WHAT)?,
+            norms: filled(&[m0], 0.0, MODEL)?,
+            norm_parts: filled(&DenseKernels::product_norms_scratch(m0, nr), 0.0, MODEL)?,
             kernels: DenseKernels::new(n)?,
         })
     }

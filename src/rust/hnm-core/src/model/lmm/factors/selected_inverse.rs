@@ -6,10 +6,18 @@ use super::{transposed_times, Several, SeveralWorkspace};
 use crate::error::Result;
 use crate::model::lmm::{LinearMixedModel, LmmFit, RandomEffects, Workspace};
 use crate::model::one_way::profiled_deviance::Criterion;
+use crate::numerics::blocked::DenseKernels;
 use crate::numerics::dense::{congruence, inverse_from_factor, solve_lower_transposed_scaled, times_lambda};
 use crate::numerics::memory::with_capacity;
 use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
 use faer::{MatMut, MatRef, Par};
+
+/// The smallest λ_f of every factor at which [`LinearMixedModel::log_det_from_diagonal`]
+/// replaces the selected inverse. Its terms 1 − (A⁻¹)_ii carry a relative rounding error of
+/// ε/(1 − (A⁻¹)_ii), which grows like 1/λ_f² as λ_f → 0 (and by λ_g²/λ_f² where another
+/// factor's level g shares i's rows); from λ_f = 1e-2 that leaves the gradient's absolute
+/// error orders of magnitude below the search's tolerance (1e-10 N).
+const DIAGONAL_FORM_MIN_LAMBDA: f64 = 1e-2;
 
 impl LinearMixedModel {
     /// The columns that combine [X y]: w = (−β, 1) for column 0 (u), and the columns of R_X⁻ᵀ
@@ -153,11 +161,20 @@ impl LinearMixedModel {
         let total = first_rows + nr;
         let rhs = if reml { 1 + p } else { 1 };
         self.solve_modes(s, rhs, ws);
-        self.core_inverse(s, ws);
+        let diagonal = Self::diagonal_form(s, ws);
+        if diagonal {
+            // L_c⁻¹ alone: the diagonal of A⁻¹ is read from it without (L_cL_cᵀ)⁻¹.
+            let n = s.core_order(p1);
+            let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
+            sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr);
+        } else {
+            self.core_inverse(s, ws);
+        }
         let mut sw = ws.several.take().expect("a workspace of a model with several factors");
         let (w, x_inverse) = (&ws.w, &ws.x_inverse);
         let combine = |values: &dyn Fn(usize) -> f64, k: usize| Self::combined(values, k, w, x_inverse, p);
-        let SeveralWorkspace { lambdas: other_lambdas, fronts, solved, right: e, product, scaled, sigma_cc, .. } = &mut sw;
+        let SeveralWorkspace { lambdas: other_lambdas, fronts, solved, right: e, product, scaled, sigma_cc, inverse_l, kernels, norm_parts, norms, .. } =
+            &mut sw;
         let (solved, e, product) = (&solved[..total * rhs], &mut e[..total * rhs], &mut product[..total * rhs]);
         // e = Zᵀ(y − Xβ̂) and Ĝ = ZᵀX R_X⁻ᵀ per level: the right-hand sides before ΛᵀL⁻¹.
         for j in 0..m0 {
@@ -181,62 +198,11 @@ impl LinearMixedModel {
         // v = e − ZᵀZΛ(solved) for every column.
         let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
         self.times_zz_lambda(s, &lambdas, solved, rhs, &mut scaled[..total * rhs], product);
-        let sigma_lower: &[f64] = sigma_cc;
-        let lower = MatRef::from_column_major_slice(sigma_lower, nr, nr);
-        let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
         let mut gradients: Vec<Vec<f64>> = lambdas.iter().enumerate().map(|(f, _)| vec![0.0; self.factor_q(s, f).pow(2)]).collect();
-        let mut a_inverse = vec![0.0; q0 * q0];
-        let mut level = LevelInverse::default();
-        let q_max = s.others.iter().map(|o| o.q).max().unwrap_or(0);
-        let (mut c_lambda, mut c_lambda0) = (vec![0.0; q0 * q_max], vec![0.0; q0 * q_max]);
-        for j in 0..m0 {
-            self.first_level_inverse(s, j, ws, fronts, sigma_lower, &mut level, &mut a_inverse);
-            let t = &ws.ts[j * q0 * q0..(j + 1) * q0 * q0];
-            add_product(&mut gradients[0], 2.0, t, &a_inverse, q0, q0, q0);
-            let mut column = 0;
-            for coupling in &s.fronts[s.front_start[j]..s.front_start[j + 1]] {
-                let f = coupling.row.0;
-                let qf = s.others[f].q;
-                let c = &s.values[coupling.value..coupling.value + qf * q0];
-                let zk = &level.sigma_rj[column * q0..(column + qf) * q0];
-                // G₀ += 2 Cᵀ Λ_f Z_k and G_f += 2 C Λ₀ Z_kᵀ, with C = Z_fᵀZ₀ and Z_k = (A⁻¹)_{(f,l) j}.
-                let (c_lambda, c_lambda0) = (&mut c_lambda[..q0 * qf], &mut c_lambda0[..qf * q0]);
-                transposed_times(c, qf, q0, lambdas[f + 1], qf, c_lambda);
-                add_product(&mut gradients[0], 2.0, c_lambda, zk, q0, qf, q0);
-                crate::numerics::dense::multiply(c, lambdas[0], qf, q0, q0, c_lambda0);
-                add_product_transposed(&mut gradients[f + 1], 2.0, c_lambda0, zk, qf, q0, qf);
-                column += qf;
-            }
-        }
-        for (f, other) in s.others.iter().enumerate() {
-            let q = other.q;
-            let mut t = vec![0.0; q * q];
-            let mut block = vec![0.0; q * q];
-            for l in 0..other.levels() {
-                let o = other.offset + l * q;
-                times_lambda(&other.zz[l * q * q..(l + 1) * q * q], lambdas[f + 1], q, &mut t);
-                for a in 0..q {
-                    for b in 0..q {
-                        block[a * q + b] = sigma_cc(o + a, o + b);
-                    }
-                }
-                add_product(&mut gradients[f + 1], 2.0, &t, &block, q, q, q);
-            }
-        }
-        for pair in &s.pairs {
-            let (g, f) = (pair.row.0, pair.column.0);
-            let (qg, qf) = (s.others[g].q, s.others[f].q);
-            let (og, of) = (s.core_row(pair.row), s.core_row(pair.column));
-            let c = &s.values[pair.value..pair.value + qg * qf];
-            // G_g += 2 C Λ_f Σ_{f g} and G_f += 2 Cᵀ Λ_g Σ_{g f}.
-            let mut c_lambda = vec![0.0; qg * qf];
-            crate::numerics::dense::multiply(c, lambdas[f + 1], qg, qf, qf, &mut c_lambda);
-            let sigma_fg: Vec<f64> = (0..qf).flat_map(|a| (0..qg).map(move |b| (a, b))).map(|(a, b)| sigma_cc(of + a, og + b)).collect();
-            add_product(&mut gradients[g + 1], 2.0, &c_lambda, &sigma_fg, qg, qf, qg);
-            let mut ct_lambda = vec![0.0; qf * qg];
-            transposed_times(c, qg, qf, lambdas[g + 1], qg, &mut ct_lambda);
-            let sigma_gf: Vec<f64> = (0..qg).flat_map(|a| (0..qf).map(move |b| (a, b))).map(|(a, b)| sigma_cc(og + a, of + b)).collect();
-            add_product(&mut gradients[f + 1], 2.0, &ct_lambda, &sigma_gf, qf, qg, qf);
+        if diagonal {
+            Self::log_det_from_diagonal(s, ws, kernels, fronts, inverse_l, norm_parts, norms, &lambdas, &mut gradients);
+        } else {
+            self.log_det_selected(s, ws, fronts, sigma_cc, &lambdas, &mut gradients);
         }
         // The quadratic term −(2/σ̂²) v uᵀ and REML's −2 (Ĝ − ZᵀZΛÛ) Ûᵀ, level by level.
         for (f, gradient) in gradients.iter_mut().enumerate() {
@@ -312,6 +278,108 @@ impl LinearMixedModel {
             out.push(RandomEffects { modes, conditional_covariances });
         }
         Ok(out)
+    }
+
+    /// Whether the gradient's log|A| part can be read from the diagonal of A⁻¹ alone
+    /// ([`LinearMixedModel::log_det_from_diagonal`]): every factor scalar (q = 1), its λ_f
+    /// at least [`DIAGONAL_FORM_MIN_LAMBDA`], and the core dense (the nested, block-diagonal
+    /// core has its cheap blocks of the selected inverse).
+    fn diagonal_form(s: &Several, ws: &Workspace) -> bool {
+        let sw = ws.several.as_ref().expect("a workspace of a model with several factors");
+        let scalar = |lambda: &[f64]| lambda.len() == 1 && lambda[0] >= DIAGONAL_FORM_MIN_LAMBDA;
+        !s.block_diagonal && scalar(&ws.lambda) && sw.lambdas.iter().all(|l| scalar(l))
+    }
+
+    /// The log|A| part of the gradient of a model whose factors are all scalar, from the
+    /// diagonal of A⁻¹: with Λ_f = λ_f I on factor f's levels, ΛZᵀZΛ = A − I gives
+    /// Σ_{i ∈ f} (ZᵀZΛA⁻¹)_ii = (1/λ_f) Σ_{i ∈ f} (1 − (A⁻¹)_ii), so that
+    /// G_f = 2 Σ_{i ∈ f} (ZᵀZΛA⁻¹)_ii (the selected inverse's sum,
+    /// [`LinearMixedModel::log_det_selected`]) needs no entry of A⁻¹ off its diagonal. Of
+    /// L = [L₀ 0; Wᵀ L_c] (L₀ the first factor's diagonal, W's rows its fronts), the core's
+    /// (A⁻¹)_ii is the squared norm of column i of X = L_c⁻¹ (`inverse_l`, nr × nr
+    /// column-major), and the first factor's (A⁻¹)_jj = ‖L⁻¹e_j‖² = (1 + ‖X W_{j,R}ᵀ‖²)/L_j²,
+    /// W_{j,R} the random-effects part of front j (already L_j⁻¹Λ₀ᵀ…). That costs nr²/2 plus
+    /// Σ_j Σ_{r ∈ R_j} (nr − r) multiply-adds where (L_cL_cᵀ)⁻¹ costs nr³/6 more. The
+    /// difference 1 − (A⁻¹)_ii loses digits as λ_f → 0, hence the floor of
+    /// [`LinearMixedModel::diagonal_form`].
+    #[allow(clippy::too_many_arguments)]
+    fn log_det_from_diagonal(
+        s: &Several, ws: &Workspace, kernels: &mut DenseKernels, fronts: &[f64], x: &[f64], partial: &mut [f64], norms: &mut [f64], lambdas: &[&[f64]],
+        gradients: &mut [Vec<f64>],
+    ) {
+        let nr = s.core_random;
+        // ‖X W_{j,R}ᵀ‖²; q₀ = 1: front j is the row fronts[width_start[j]..width_start[j + 1]],
+        // its random-effects columns first, then the [X y] columns at rows ≥ nr.
+        kernels.sparse_product_norms(x, nr, &s.width_start, &s.front_rows, fronts, partial, norms);
+        let first: f64 = ws.inverse_diagonal.iter().zip(norms.iter()).map(|(inverse, norm)| 1.0 - inverse * inverse * (1.0 + norm)).sum();
+        gradients[0][0] = 2.0 * first / lambdas[0][0];
+        for (f, other) in s.others.iter().enumerate() {
+            let sum: f64 = (other.offset..other.offset + other.levels()).map(|i| 1.0 - x[i * nr + i..(i + 1) * nr].iter().map(|v| v * v).sum::<f64>()).sum();
+            gradients[f + 1][0] = 2.0 * sum / lambdas[f + 1][0];
+        }
+    }
+
+    /// The log|A| part of the gradient, G_f = 2 Σ_{i ∈ f} Σ_{l ∼ i} P_il Λ_l (A⁻¹)_li (module
+    /// docs of [`super`]), into `gradients` (zero), from the selected inverse: the first
+    /// factor's blocks level by level ([`LinearMixedModel::first_level_inverse`]) and the
+    /// core's from the lower triangle of (A⁻¹)_cc in `sigma_lower`.
+    fn log_det_selected(&self, s: &Several, ws: &Workspace, fronts: &[f64], sigma_lower: &[f64], lambdas: &[&[f64]], gradients: &mut [Vec<f64>]) {
+        let (q0, m0, nr) = (self.q, self.n.len(), s.core_random);
+        let lower = MatRef::from_column_major_slice(sigma_lower, nr, nr);
+        let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
+        let mut a_inverse = vec![0.0; q0 * q0];
+        let mut level = LevelInverse::default();
+        let q_max = s.others.iter().map(|o| o.q).max().unwrap_or(0);
+        let (mut c_lambda, mut c_lambda0) = (vec![0.0; q0 * q_max], vec![0.0; q0 * q_max]);
+        for j in 0..m0 {
+            self.first_level_inverse(s, j, ws, fronts, sigma_lower, &mut level, &mut a_inverse);
+            let t = &ws.ts[j * q0 * q0..(j + 1) * q0 * q0];
+            add_product(&mut gradients[0], 2.0, t, &a_inverse, q0, q0, q0);
+            let mut column = 0;
+            for coupling in &s.fronts[s.front_start[j]..s.front_start[j + 1]] {
+                let f = coupling.row.0;
+                let qf = s.others[f].q;
+                let c = &s.values[coupling.value..coupling.value + qf * q0];
+                let zk = &level.sigma_rj[column * q0..(column + qf) * q0];
+                // G₀ += 2 Cᵀ Λ_f Z_k and G_f += 2 C Λ₀ Z_kᵀ, with C = Z_fᵀZ₀ and Z_k = (A⁻¹)_{(f,l) j}.
+                let (c_lambda, c_lambda0) = (&mut c_lambda[..q0 * qf], &mut c_lambda0[..qf * q0]);
+                transposed_times(c, qf, q0, lambdas[f + 1], qf, c_lambda);
+                add_product(&mut gradients[0], 2.0, c_lambda, zk, q0, qf, q0);
+                crate::numerics::dense::multiply(c, lambdas[0], qf, q0, q0, c_lambda0);
+                add_product_transposed(&mut gradients[f + 1], 2.0, c_lambda0, zk, qf, q0, qf);
+                column += qf;
+            }
+        }
+        for (f, other) in s.others.iter().enumerate() {
+            let q = other.q;
+            let mut t = vec![0.0; q * q];
+            let mut block = vec![0.0; q * q];
+            for l in 0..other.levels() {
+                let o = other.offset + l * q;
+                times_lambda(&other.zz[l * q * q..(l + 1) * q * q], lambdas[f + 1], q, &mut t);
+                for a in 0..q {
+                    for b in 0..q {
+                        block[a * q + b] = sigma_cc(o + a, o + b);
+                    }
+                }
+                add_product(&mut gradients[f + 1], 2.0, &t, &block, q, q, q);
+            }
+        }
+        for pair in &s.pairs {
+            let (g, f) = (pair.row.0, pair.column.0);
+            let (qg, qf) = (s.others[g].q, s.others[f].q);
+            let (og, of) = (s.core_row(pair.row), s.core_row(pair.column));
+            let c = &s.values[pair.value..pair.value + qg * qf];
+            // G_g += 2 C Λ_f Σ_{f g} and G_f += 2 Cᵀ Λ_g Σ_{g f}.
+            let mut c_lambda = vec![0.0; qg * qf];
+            crate::numerics::dense::multiply(c, lambdas[f + 1], qg, qf, qf, &mut c_lambda);
+            let sigma_fg: Vec<f64> = (0..qf).flat_map(|a| (0..qg).map(move |b| (a, b))).map(|(a, b)| sigma_cc(of + a, og + b)).collect();
+            add_product(&mut gradients[g + 1], 2.0, &c_lambda, &sigma_fg, qg, qf, qg);
+            let mut ct_lambda = vec![0.0; qf * qg];
+            transposed_times(c, qg, qf, lambdas[g + 1], qg, &mut ct_lambda);
+            let sigma_gf: Vec<f64> = (0..qg).flat_map(|a| (0..qf).map(move |b| (a, b))).map(|(a, b)| sigma_cc(og + a, of + b)).collect();
+            add_product(&mut gradients[f + 1], 2.0, &ct_lambda, &sigma_gf, qf, qg, qf);
+        }
     }
 
     fn factor_q(&self, s: &Several, f: usize) -> usize {
