@@ -17,6 +17,17 @@
 #   InstEval service + s + d + dept    15.39 s -> 3.62 s  (lmer / hnm 4.7 -> 14.3), 20 evaluations
 #   crossed Zipf 1e6, 10000 x 1000     72.96 s -> 13.13 s
 # CPU seconds of the two InstEval fits in one process: 4.8 -> 2.6 and 5.0 -> 1.8.
+#
+# Recorded (2026-12-06, branch insteval, load average 2.5-3.5; hnm only, seconds per fit, the
+# two builds run one after the other), before -> after two threads in the dense kernels and
+# the gradient of scalar factors' log|A| from diag(A^-1) (no (L_c L_c')^-1):
+#   InstEval service*dept + s + d      2.13-2.72 s -> 1.66-2.08 s, 16 -> 15 evaluations
+#   InstEval service + s + d + dept    1.80-2.68 s -> 0.94-1.01 s, 20 evaluations
+# CPU ms per evaluation (perf, both models): dense Cholesky 17.6 -> 18.5, L_c^-1 21.5 -> 20.3,
+# (L_c L_c')^-1 18.3 and the per-level selected inverse 10.0 -> the norms ||L_c^-1 W_j'|| 17.9
+# (these three now on 2 threads), fronts and the rest ~7-10. At load 5-7 (lmer in the same
+# run): 3.54 -> 3.18 s (lmer 17.2 s, 5.4x) and 3.45 -> 2.89 s (lmer 40.9 s, 14.1x). The first
+# model's build (rs_lmm_build_factors, 28 fixed columns) takes ~0.6-1 s of its total.
 
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
