@@ -38,6 +38,14 @@ impl Column<'_> {
         self.len() == 0
     }
 
+    /// The rows `range` of the column.
+    fn rows(&self, range: std::ops::Range<usize>) -> Self {
+        match *self {
+            Column::Double(v) => Column::Double(&v[range]),
+            Column::Integer(v) => Column::Integer(&v[range]),
+        }
+    }
+
     /// The value of `row`, or `None` when it is missing or not finite.
     pub fn value(&self, row: usize) -> Option<f64> {
         match self.cell(row) {
@@ -335,7 +343,8 @@ impl CrossProducts {
         columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32> + Clone, n_groups: usize, checkpoint: &mut Checkpoint<'_>,
     ) -> Result<BlockPass> {
         check_columns(columns, codes.len(), n_groups)?;
-        let part = accumulate_rows(columns, codes, 0, None, n_groups, checkpoint)?;
+        let pilot = first_complete_row(columns, codes.clone()).unwrap_or_else(|| vec![0.0; columns.len()]);
+        let part = accumulate_rows(columns, codes, 0, &pilot, n_groups, checkpoint)?;
         part.finish(columns.len(), n_groups)
     }
 
@@ -380,7 +389,7 @@ impl CrossProducts {
                 let range = t * chunk..((t + 1) * chunk).min(rows);
                 let mut checkpoint = Checkpoint::new(stop);
                 let part =
-                    with_codes!(group.rows(range.clone()), codes => accumulate_rows(columns, codes, range.start, Some(&pilot), n_groups, &mut checkpoint));
+                    with_codes!(group.rows(range.clone()), codes => accumulate_rows(columns, codes, range.start, &pilot, n_groups, &mut checkpoint));
                 Ok(Some(part))
             },
         )?;
@@ -399,76 +408,77 @@ impl CrossProducts {
 /// The state of [`CrossProducts::from_columns`]'s pass over the rows.
 struct RowPass<'s> {
     state: &'s mut [f64],
-    pilot: Vec<f64>,
-    have_pilot: bool,
+    pilot: &'s [f64],
     dropped: usize,
     hash: Fingerprint,
 }
 
 impl RowPass<'_> {
     /// Every row into its group's state (n, means, packed co-moments: 1 + k + k(k+1)/2
-    /// doubles), skipping rows with a missing value or group.
+    /// doubles each, `n_groups` of them in `state`), skipping rows with a missing value or
+    /// group.
+    ///
+    /// The codes are read a chunk of [`Checkpoint::STRIDE`] rows at a time into a buffer, so
+    /// that a code computed from a double or through a key table is computed once, the row loop
+    /// reads every kind of group column as a slice (the code [`PREFETCH_DISTANCE`] rows ahead
+    /// by its index), and the interrupt is asked once per chunk: the loop over a chunk's rows
+    /// is the pass's whole cost, a few dozen instructions a row.
     #[inline(always)]
     fn run(
-        &mut self, k: usize, columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32> + Clone, first_row: usize, n_groups: usize,
+        &mut self, k: usize, columns: &[Column<'_>], mut codes: impl ExactSizeIterator<Item = i32>, first_row: usize, n_groups: usize,
         checkpoint: &mut Checkpoint<'_>,
     ) -> Result<()> {
         let stride = state_stride(k);
         let columns = &columns[..k];
+        assert_eq!(self.state.len(), n_groups * stride, "a state per group");
         // On the stack for the common widths, so that the row's values stay in registers.
-        let (mut stack, mut heap) = ([0.0; 8], Vec::new());
-        let shifted: &mut [f64] = if k <= 8 {
-            &mut stack[..k]
-        } else {
-            heap.resize(k, 0.0);
-            &mut heap
-        };
-        // The row loop's state in locals, written back at the end: fields behind `&mut self`
-        // would be reloaded and stored every row around the checkpoint's call.
-        let mut pilot_stack = [0.0; 8];
-        let mut pilot_heap = if k <= 8 { Vec::new() } else { with_capacity(&[k], STATISTICS)? };
-        let pilot: &mut [f64] = if k <= 8 {
-            pilot_stack[..k].copy_from_slice(&self.pilot);
-            &mut pilot_stack[..k]
+        let (mut stack, mut pilot_stack) = ([0.0; 8], [0.0; 8]);
+        let mut heap = if k <= 8 { Vec::new() } else { with_capacity(&[k], STATISTICS)? };
+        let (shifted, pilot): (&mut [f64], &[f64]) = if k <= 8 {
+            pilot_stack[..k].copy_from_slice(self.pilot);
+            (&mut stack[..k], &pilot_stack[..k])
         } else {
             // Within its capacity.
-            pilot_heap.extend_from_slice(&self.pilot);
-            &mut pilot_heap
+            heap.resize(k, 0.0);
+            (&mut heap, self.pilot)
         };
-        let (mut have_pilot, mut dropped, mut hash) = (self.have_pilot, self.dropped, std::mem::take(&mut self.hash));
-        let state = &mut *self.state;
-        // Each row's code is computed once, PREFETCH_DISTANCE rows ahead, and kept in a ring
-        // until its row is read: a code computed from a double or through a key table costs as
-        // much as the rest of the row, so it is not computed twice (to prefetch, then to read).
+        // The loop's state in locals, written back at the end: fields behind `&mut self`
+        // would be reloaded and stored every row.
+        let (mut dropped, mut hash) = (self.dropped, std::mem::take(&mut self.hash));
+        let state_start = self.state.as_mut_ptr();
         let rows = codes.len();
-        let mut ahead = codes;
-        let mut ring = [0i32; PREFETCH_DISTANCE];
-        for slot in ring.iter_mut() {
-            *slot = ahead.next().unwrap_or(0);
-        }
-        let result = 'rows: {
-            for i in 0..rows {
-                let row = first_row + i;
-                let slot = &mut ring[i % PREFETCH_DISTANCE];
-                let code = *slot;
-                // Counted here rather than by `check`, whose count in memory would carry a
-                // store-to-load dependency from row to row.
-                if i % Checkpoint::STRIDE as usize == 0 {
-                    if let Err(error) = checkpoint.check_timed() {
-                        break 'rows Err(error);
-                    }
+        let mut buffer = [0i32; Checkpoint::STRIDE as usize];
+        let mut start = 0;
+        while start < rows {
+            checkpoint.check_timed()?;
+            let chunk = &mut buffer[..(rows - start).min(Checkpoint::STRIDE as usize)];
+            for (slot, code) in chunk.iter_mut().zip(&mut codes) {
+                *slot = code;
+            }
+            // The chunk's rows of each column, in locals the row loop does not write: each
+            // column's kind and place are then invariants of the loop, not reloaded every row.
+            let mut views = [Column::Double(&[]); 8];
+            let views: &[Column<'_>] = if k <= 8 {
+                for (view, column) in views.iter_mut().zip(columns) {
+                    *view = column.rows(first_row + start..first_row + start + chunk.len());
                 }
-                if let Some(future) = ahead.next() {
-                    *slot = future;
-                    // Every cache line of the group's state (1 + k + k(k+1)/2 doubles).
-                    let start = state.as_ptr().wrapping_add((future as isize - 1).max(0) as usize * stride);
+                &views[..k]
+            } else {
+                columns
+            };
+            let offset = if k <= 8 { 0 } else { first_row + start };
+            for (i, &code) in chunk.iter().enumerate() {
+                if let Some(&future) = chunk.get(i + PREFETCH_DISTANCE) {
+                    // Every cache line of the group's state; a code out of range prefetches an
+                    // address outside them, which a prefetch may (it never faults).
+                    let group_state = state_start.wrapping_add((future as u32).wrapping_sub(1) as usize * stride);
                     for line in (0..stride).step_by(8) {
-                        prefetch_address(start.wrapping_add(line));
+                        prefetch_address(group_state.wrapping_add(line));
                     }
-                    prefetch_address(start.wrapping_add(stride - 1));
+                    prefetch_address(group_state.wrapping_add(stride - 1));
                 }
-                // The pilot is 0 until it is set.
-                let (read, combined) = read_row(columns, row, code, pilot, shifted);
+                let row = first_row + start + i;
+                let (read, combined) = read_row(views, offset + i, code, pilot, shifted);
                 hash.add(row, combined);
                 match read {
                     RowRead::Kept => {}
@@ -476,24 +486,19 @@ impl RowPass<'_> {
                         dropped += 1;
                         continue;
                     }
-                    RowRead::NotFinite(column) => break 'rows Err(HnmError::ColumnNotFinite { column, row }),
+                    RowRead::NotFinite(column) => return Err(HnmError::ColumnNotFinite { column, row }),
                 }
-                let j = match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)) {
-                    Some(j) if j < n_groups => j,
-                    _ => break 'rows Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups }),
-                };
-                if !have_pilot {
-                    pilot.copy_from_slice(shifted);
-                    shifted.fill(0.0);
-                    have_pilot = true;
+                // Code 0 or negative wraps to beyond every group.
+                let group = (code as u32).wrapping_sub(1) as usize;
+                if group >= n_groups {
+                    return Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups });
                 }
-                welford_update(&mut state[j * stride..(j + 1) * stride], shifted);
+                welford_update(&mut self.state[group * stride..(group + 1) * stride], shifted);
             }
-            Ok(())
-        };
-        self.pilot.copy_from_slice(pilot);
-        (self.have_pilot, self.dropped, self.hash) = (have_pilot, dropped, hash);
-        result
+            start += chunk.len();
+        }
+        (self.dropped, self.hash) = (dropped, hash);
+        Ok(())
     }
 }
 
@@ -510,20 +515,18 @@ struct PassPart {
 }
 
 /// The rows `codes` (the first at index `first_row`) into fresh group states, about `pilot`
-/// or, without one, the first complete row.
+/// (the first complete row of all the rows; zeros when there is none).
 fn accumulate_rows(
-    columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32> + Clone, first_row: usize, pilot: Option<&[f64]>, n_groups: usize,
+    columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32>, first_row: usize, pilot: &[f64], n_groups: usize,
     checkpoint: &mut Checkpoint<'_>,
 ) -> Result<PassPart> {
     let k = columns.len();
-    let stride = state_stride(k);
-    let mut state = filled(&[n_groups, stride], 0.0, STATISTICS)?;
-    let hash = Fingerprint::default();
-    let mut pass = RowPass { state: &mut state, pilot: pilot.map_or_else(|| vec![0.0; k], <[f64]>::to_vec), have_pilot: pilot.is_some(), dropped: 0, hash };
+    let mut state = filled(&[n_groups, state_stride(k)], 0.0, STATISTICS)?;
+    let mut pass = RowPass { state: &mut state, pilot, dropped: 0, hash: Fingerprint::default() };
     // A literal k for the common widths, so that the inlined loops over the variables unroll.
     with_literal!(k, k in [1, 2, 3, 4, 5, 6, 7, 8] => pass.run(k, columns, codes, first_row, n_groups, checkpoint)?);
-    let RowPass { pilot, dropped, hash, .. } = pass;
-    Ok(PassPart { state, pilot, dropped, hash: hash.value() })
+    let RowPass { dropped, hash, .. } = pass;
+    Ok(PassPart { state, pilot: pilot.to_vec(), dropped, hash: hash.value() })
 }
 
 impl PassPart {
