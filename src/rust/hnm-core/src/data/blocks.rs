@@ -388,8 +388,7 @@ impl CrossProducts {
             |_, t, stop| {
                 let range = t * chunk..((t + 1) * chunk).min(rows);
                 let mut checkpoint = Checkpoint::new(stop);
-                let part =
-                    with_codes!(group.rows(range.clone()), codes => accumulate_rows(columns, codes, range.start, &pilot, n_groups, &mut checkpoint));
+                let part = with_codes!(group.rows(range.clone()), codes => accumulate_rows(columns, codes, range.start, &pilot, n_groups, &mut checkpoint));
                 Ok(Some(part))
             },
         )?;
@@ -517,8 +516,7 @@ struct PassPart {
 /// The rows `codes` (the first at index `first_row`) into fresh group states, about `pilot`
 /// (the first complete row of all the rows; zeros when there is none).
 fn accumulate_rows(
-    columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32>, first_row: usize, pilot: &[f64], n_groups: usize,
-    checkpoint: &mut Checkpoint<'_>,
+    columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32>, first_row: usize, pilot: &[f64], n_groups: usize, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<PassPart> {
     let k = columns.len();
     let mut state = filled(&[n_groups, state_stride(k)], 0.0, STATISTICS)?;
