@@ -217,7 +217,7 @@ impl LinearMixedModel {
                     times_lambda(&shape.zz[level * q * q..(level + 1) * q * q], shape.lambda, q, &mut t[..q * q]);
                     lambda_transposed_times(shape.lambda, &t[..q * q], q, q, l);
                     for i in 0..q {
-                        for j in 0..q {
+                        for j in 0..=i {
                             l[i * q + j] -= update[i * (q + w) + j];
                         }
                         l[i * q + i] += 1.0;
@@ -246,14 +246,15 @@ impl LinearMixedModel {
                 for i in 0..q {
                     front[i * w + r..(i + 1) * w].copy_from_slice(&b[i * p1..(i + 1) * p1]);
                     if k > 0 {
-                        for (x, u) in front[i * w..(i + 1) * w].iter_mut().zip(&update[i * (q + w) + q..(i + 1) * (q + w)]) {
-                            *x -= u;
+                        // U_l[own, rest] read as U_l[rest, own]: only lower triangles are summed.
+                        for (c, x) in front[i * w..(i + 1) * w].iter_mut().enumerate() {
+                            *x -= update[(q + c) * (q + w) + i];
                         }
                     }
                 }
                 solve_lower_scaled(l, inverse, q, front, w);
-                // The update matrix U_l[rest, rest] + W_lᵀW_l into the parent's U (lower triangle
-                // and diagonal; mirrored where read) or [X y]'s.
+                // The update matrix U_l[rest, rest] + W_lᵀW_l into the parent's U or [X y]'s: the
+                // lower triangle only, as the Cholesky factors and the fronts read it.
                 let (target, stride) = match parent_updates.as_deref_mut() {
                     Some(parent) => {
                         let p = chain.parents[k][level];
@@ -268,9 +269,6 @@ impl LinearMixedModel {
                             value += update[(q + a) * (q + w) + q + c];
                         }
                         target[a * stride + c] += value;
-                        if a != c {
-                            target[c * stride + a] += value;
-                        }
                     }
                 }
             }
