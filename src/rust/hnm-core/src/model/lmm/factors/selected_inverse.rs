@@ -14,7 +14,7 @@ use faer::{MatMut, MatRef, Par};
 impl LinearMixedModel {
     /// The columns that combine [X y]: w = (−β, 1) for column 0 (u), and the columns of R_X⁻ᵀ
     /// for columns 1..=p (Û, REML), from `w` and `x_inverse` as `gradient_setup` left them.
-    fn combined(values: &dyn Fn(usize) -> f64, k: usize, w: &[f64], x_inverse: &[f64], p: usize) -> f64 {
+    pub(super) fn combined(values: &dyn Fn(usize) -> f64, k: usize, w: &[f64], x_inverse: &[f64], p: usize) -> f64 {
         if k == 0 {
             w.iter().enumerate().map(|(a, w)| values(a) * w).sum()
         } else {
@@ -28,6 +28,9 @@ impl LinearMixedModel {
     /// The forward halves are the fronts' and the core's [X y] columns of L; then one backward
     /// solve through Lᵀ, the core first.
     fn solve_modes(&self, s: &Several, rhs: usize, ws: &mut Workspace) {
+        if let Some(chain) = &s.nested {
+            return self.solve_modes_nested(s, chain, rhs, ws);
+        }
         let (q0, p, p1, m0) = (self.q, self.p, self.p + 1, self.n.len());
         let (nr, n) = (s.core_random, s.core_order(p1));
         let first_rows = m0 * q0;
@@ -73,30 +76,14 @@ impl LinearMixedModel {
 
     /// The core's block of the selected inverse, (A⁻¹)_cc = (L_c L_cᵀ)⁻¹, its lower triangle
     /// into the workspace's `sigma_cc` (column-major): the triangular inverse X = L_c⁻¹, then
-    /// XᵀX (2n³/3 flops in all, in [`crate::numerics::blocked`]'s products).
+    /// XᵀX (2n³/3 flops in all, in [`crate::numerics::blocked`]'s products); a nested chain's
+    /// blocks by [`LinearMixedModel::nested_inverse`].
     fn core_inverse(&self, s: &Several, ws: &mut Workspace) {
+        if let Some(chain) = &s.nested {
+            return self.nested_inverse(chain, ws);
+        }
         let (nr, n) = (s.core_random, s.core_order(self.p + 1));
         let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
-        if s.block_diagonal {
-            // Block by block; the entries between blocks stay 0 as allocated.
-            let q = s.others[0].q;
-            let (mut l, mut inverse) = (vec![0.0; q * q], vec![0.0; q * q]);
-            for o in (0..nr).step_by(q) {
-                for r in 0..q {
-                    for c in 0..q {
-                        l[r * q + c] = if c <= r { sw.core[(o + c) * n + o + r] } else { 0.0 };
-                    }
-                }
-                let diagonal: Vec<f64> = (0..q).map(|i| 1.0 / l[i * q + i]).collect();
-                inverse_from_factor(&l, &diagonal, q, &mut inverse);
-                for r in 0..q {
-                    for c in 0..=r {
-                        sw.sigma_cc[(o + c) * nr + o + r] = inverse[r * q + c];
-                    }
-                }
-            }
-            return;
-        }
         sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr);
         sw.kernels.inverse_from_inverse_factor(&mut sw.sigma_cc, &sw.inverse_l, nr);
     }
@@ -147,44 +134,25 @@ impl LinearMixedModel {
     /// The gradient of a model with several factors (see [`LinearMixedModel::gradient`]), from
     /// the factorisation in `ws` and w = (−β, 1) (and R_X⁻¹ for REML) set up there.
     pub(crate) fn gradient_several(&self, s: &Several, reml: bool, two_over_sigma2: f64, ws: &mut Workspace) -> Vec<f64> {
-        let (q0, p, p1, m0) = (self.q, self.p, self.p + 1, self.n.len());
+        let (q0, m0) = (self.q, self.n.len());
         let nr = s.core_random;
-        let first_rows = m0 * q0;
-        let total = first_rows + nr;
-        let rhs = if reml { 1 + p } else { 1 };
+        let rhs = if reml { 1 + self.p } else { 1 };
         self.solve_modes(s, rhs, ws);
         self.core_inverse(s, ws);
         let mut sw = ws.several.take().expect("a workspace of a model with several factors");
-        let (w, x_inverse) = (&ws.w, &ws.x_inverse);
-        let combine = |values: &dyn Fn(usize) -> f64, k: usize| Self::combined(values, k, w, x_inverse, p);
-        let SeveralWorkspace { lambdas: other_lambdas, fronts, solved, right: e, product, scaled, sigma_cc, .. } = &mut sw;
-        let (solved, e, product) = (&solved[..total * rhs], &mut e[..total * rhs], &mut product[..total * rhs]);
-        // e = Zᵀ(y − Xβ̂) and Ĝ = ZᵀX R_X⁻ᵀ per level: the right-hand sides before ΛᵀL⁻¹.
-        for j in 0..m0 {
-            for i in 0..q0 {
-                let b = &self.zxy[(j * q0 + i) * p1..(j * q0 + i + 1) * p1];
-                for k in 0..rhs {
-                    e[(j * q0 + i) * rhs + k] = combine(&|a| b[a], k);
-                }
-            }
+        self.modes_products(s, rhs, ws, &mut sw);
+        let mut gradients: Vec<Vec<f64>> = (0..=s.others.len()).map(|f| vec![0.0; self.factor_q(s, f).pow(2)]).collect();
+        if let Some(chain) = &s.nested {
+            self.nested_logdet_gradient(s, chain, ws, &sw, &mut gradients);
+            let out = self.finish_gradient(s, rhs, two_over_sigma2, &sw, gradients);
+            ws.several = Some(sw);
+            return out;
         }
-        for other in &s.others {
-            for l in 0..other.levels() {
-                for i in 0..other.q {
-                    let b = &other.zxy[(l * other.q + i) * p1..(l * other.q + i + 1) * p1];
-                    for k in 0..rhs {
-                        e[(first_rows + other.offset + l * other.q + i) * rhs + k] = combine(&|a| b[a], k);
-                    }
-                }
-            }
-        }
-        // v = e − ZᵀZΛ(solved) for every column.
+        let SeveralWorkspace { lambdas: other_lambdas, fronts, sigma_cc, .. } = &mut sw;
         let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
-        self.times_zz_lambda(s, &lambdas, solved, rhs, &mut scaled[..total * rhs], product);
         let sigma_lower: &[f64] = sigma_cc;
         let lower = MatRef::from_column_major_slice(sigma_lower, nr, nr);
         let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
-        let mut gradients: Vec<Vec<f64>> = lambdas.iter().enumerate().map(|(f, _)| vec![0.0; self.factor_q(s, f).pow(2)]).collect();
         let mut a_inverse = vec![0.0; q0 * q0];
         let mut level = LevelInverse::default();
         let q_max = s.others.iter().map(|o| o.q).max().unwrap_or(0);
@@ -238,6 +206,49 @@ impl LinearMixedModel {
             let sigma_gf: Vec<f64> = (0..qg).flat_map(|a| (0..qf).map(move |b| (a, b))).map(|(a, b)| sigma_cc(og + a, of + b)).collect();
             add_product(&mut gradients[f + 1], 2.0, &ct_lambda, &sigma_gf, qf, qg, qf);
         }
+        let out = self.finish_gradient(s, rhs, two_over_sigma2, &sw, gradients);
+        ws.several = Some(sw);
+        out
+    }
+
+    /// The right-hand sides e = Zᵀ(y − Xβ̂) (and Ĝ = ZᵀX R_X⁻ᵀ) per level into `sw.right` and
+    /// ZᵀZΛ(u, Û) into `sw.product`, from `sw.solved`: what the quadratic terms need.
+    fn modes_products(&self, s: &Several, rhs: usize, ws: &Workspace, sw: &mut SeveralWorkspace) {
+        let (q0, p, p1, m0) = (self.q, self.p, self.p + 1, self.n.len());
+        let first_rows = m0 * q0;
+        let total = first_rows + s.core_random;
+        let (w, x_inverse) = (&ws.w, &ws.x_inverse);
+        let combine = |values: &dyn Fn(usize) -> f64, k: usize| Self::combined(values, k, w, x_inverse, p);
+        let SeveralWorkspace { lambdas: other_lambdas, solved, right: e, product, scaled, .. } = sw;
+        let (solved, e, product) = (&solved[..total * rhs], &mut e[..total * rhs], &mut product[..total * rhs]);
+        for j in 0..m0 {
+            for i in 0..q0 {
+                let b = &self.zxy[(j * q0 + i) * p1..(j * q0 + i + 1) * p1];
+                for k in 0..rhs {
+                    e[(j * q0 + i) * rhs + k] = combine(&|a| b[a], k);
+                }
+            }
+        }
+        for other in &s.others {
+            for l in 0..other.levels() {
+                for i in 0..other.q {
+                    let b = &other.zxy[(l * other.q + i) * p1..(l * other.q + i + 1) * p1];
+                    for k in 0..rhs {
+                        e[(first_rows + other.offset + l * other.q + i) * rhs + k] = combine(&|a| b[a], k);
+                    }
+                }
+            }
+        }
+        // v = e − ZᵀZΛ(solved) for every column.
+        let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
+        self.times_zz_lambda(s, &lambdas, solved, rhs, &mut scaled[..total * rhs], product);
+    }
+
+    /// log|A|'s part of the gradient in `gradients` (∂/∂Λ_f per factor) plus the quadratic
+    /// terms from [`Self::modes_products`]; then θ's entries.
+    fn finish_gradient(&self, s: &Several, rhs: usize, two_over_sigma2: f64, sw: &SeveralWorkspace, mut gradients: Vec<Vec<f64>>) -> Vec<f64> {
+        let (m0, first_rows) = (self.n.len(), self.n.len() * self.q);
+        let (e, product, solved) = (&sw.right, &sw.product, &sw.solved);
         // The quadratic term −(2/σ̂²) v uᵀ and REML's −2 (Ĝ − ZᵀZΛÛ) Ûᵀ, level by level.
         for (f, gradient) in gradients.iter_mut().enumerate() {
             let q = self.factor_q(s, f);
@@ -256,7 +267,6 @@ impl LinearMixedModel {
                 }
             }
         }
-        ws.several = Some(sw);
         self.factor_terms().iter().zip(&gradients).flat_map(|((terms, _), g)| terms.theta_positions.iter().map(move |&(r, c)| g[r * terms.q + c])).collect()
     }
 
@@ -280,8 +290,8 @@ impl LinearMixedModel {
         self.core_inverse(s, &mut ws);
         let sw = ws.several.take().expect("a workspace of a model with several factors");
         let nr = s.core_random;
-        let lower = MatRef::from_column_major_slice(sw.sigma_cc.as_slice(), nr, nr);
-        let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
+        // Read lazily: a nested chain has no dense core's inverse.
+        let sigma_cc = |a: usize, b: usize| sw.sigma_cc[a.min(b) * nr + a.max(b)];
         let first_rows = self.n.len() * self.q;
         let mut out = Vec::with_capacity(s.others.len() + 1);
         for (f, (terms, range)) in self.factor_terms().into_iter().enumerate() {
@@ -297,7 +307,9 @@ impl LinearMixedModel {
             for l in 0..levels {
                 let u = &sw.solved[offset + l * q..offset + (l + 1) * q];
                 modes.extend((0..q).map(|r| ty * (0..q).map(|k| map[r * q + k] * u[k]).sum::<f64>()));
-                if f == 0 {
+                if let Some(chain) = &s.nested {
+                    self.nested_level_inverse(chain, &ws, &sw, f, l, &mut a_inverse);
+                } else if f == 0 {
                     self.first_level_inverse(s, l, &ws, &sw.fronts, &sw.sigma_cc, &mut level, &mut a_inverse);
                 } else {
                     let o = s.others[f - 1].offset + l * q;
