@@ -833,6 +833,13 @@ mod tests {
         assert_eq!((kept.dropped, kept.stats.n()), (3, &[0.0][..]));
         let err = CrossProducts::from_columns(&[Column::Double(&y)], [1, 3, 1].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap_err();
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
+        // The same for a response alone (the one-way model's own loop).
+        let err = CrossProducts::from_columns(&[Column::Double(&[1.0, f64::NAN, 3.0])], [1, 1, 1].into_iter(), 1, &mut Checkpoint::new(&Never)).unwrap_err();
+        assert_eq!(err, HnmError::ColumnNotFinite { column: 0, row: 1 });
+        let alone = [f64::INFINITY, NA_REAL, f64::NAN, 2.0, 7.0, 4.0];
+        let codes = [NA_CODE, 1, NA_CODE, 1, NA_CODE, 1];
+        let kept = CrossProducts::from_columns(&[Column::Double(&alone)], codes.into_iter(), 1, &mut Checkpoint::new(&Never)).unwrap();
+        assert_eq!((kept.dropped, kept.stats.n(), kept.stats.group_means(0)), (4, &[2.0][..], vec![3.0]));
         // A column shorter than the codes, on either path.
         for threads in [1, 2] {
             let err = CrossProducts::from_columns_on_threads(&[Column::Double(&[])], GroupColumn::Codes(&[1]), 1, threads, &Never).unwrap_err();
