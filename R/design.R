@@ -363,9 +363,12 @@ cell_codes <- function(factors, keep = NULL) {
 # dense_codes().
 combine_codes <- function(codes, sizes, keep = NULL) {
   n_rows <- length(codes[[1L]])
-  rows <- !Reduce(`|`, lapply(codes, is.na))
-  if (!is.null(keep)) rows <- rows & keep
-  every_row <- all(rows)
+  # Only codes with a missing value are scanned row by row (anyNA() allocates nothing): at
+  # 1e7 rows the scans and their `|` cost more than the combination itself.
+  missing <- vapply(codes, anyNA, NA)
+  rows <- if (any(missing)) !Reduce(`|`, lapply(codes[missing], is.na))
+  if (!is.null(keep)) rows <- if (is.null(rows)) keep else rows & keep
+  every_row <- is.null(rows) || all(rows)
   if (!every_row) {
     rows <- which(rows)
     codes <- lapply(codes, `[`, rows)

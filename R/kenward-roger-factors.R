@@ -13,17 +13,9 @@
 # Jacobian of Φ in τ_i, −ΦP_iΦ. The cost is O(q³) for q random effects.
 kr_parts_several <- function(fit, call) {
   require_matrix_package("Kenward-Roger's method with several grouping factors")
-  rows <- lmm_rows(fit, "Kenward-Roger's method")
-  ok <- complete_lmm_rows(fit, rows)
-  variables <- lapply(flat_variables(rows$variables), `[`, ok)
-  zt <- transposed_design(fit, variables, row_levels(fit, rows, ok))
-  x <- new_fixed_matrix(fit, variables)
-  if (!is.null(fit$rows$weights)) {
-    # A weighted fit's model is that of its rows scaled by sqrt(w) (R/weights.R).
-    root <- sqrt(used_weights(fit, rows))
-    zt <- zt %*% Matrix::Diagonal(x = root)
-    x <- x * root
-  }
+  design <- fit_design(fit, "Kenward-Roger's method")
+  zt <- design$zt
+  x <- design$x
   n <- ncol(zt)
   sigma2 <- fit$sigma^2
   lambda <- as.matrix(random_lambda(fit))
@@ -34,10 +26,8 @@ kr_parts_several <- function(fit, call) {
   c_inverse <- chol2inv(chol(crossprod(lambda, zz %*% lambda) + diag(q)))
   # Uᵀ Σᵏ W from UᵀW and UᵀZΛ, WᵀZΛ.
   powers <- list(c_inverse, c_inverse %*% c_inverse, c_inverse %*% c_inverse %*% c_inverse)
-  sigma_power <- function(uw, ul, wl, k) {
-    inner <- Reduce(`+`, powers[seq_len(k)])
-    (uw - ul %*% inner %*% t(wl)) / sigma2^k
-  }
+  power_sums <- Reduce(`+`, powers, accumulate = TRUE)  # Σ_{j ≤ k} C⁻ʲ for k = 1, 2, 3
+  sigma_power <- function(uw, ul, wl, k) (uw - ul %*% power_sums[[k]] %*% t(wl)) / sigma2^k
   zl <- zz %*% lambda
   xl <- crossprod(zx, lambda)
   m <- sigma_power(zz, zl, zl, 1)

@@ -151,10 +151,19 @@ group_variable <- function(expr, data, env, call) {
   parts <- lapply(interaction_parts(expr), function(e) {
     group_codes(model_variable(e, data, env, "grouping variable", call), deparse1(e), call)
   })
-  cells <- combine_codes(lapply(parts, function(part) as.integer(part$codes)),
-                         lengths(lapply(parts, `[[`, "levels")))
-  labels <- Map(function(part, level) part$levels[level], parts, cells$levels)
-  structure(cells$codes, levels = do.call(paste, c(unname(labels), sep = ":")), class = "factor")
+  # Combined from the most levels to the fewest, so that in a nested design (classes within
+  # schools) each outer part is a function of the cells so far (combine_codes()' cheap case,
+  # no sort of the rows); then the cells renumbered in lexical order of the parts as written,
+  # lme4's order of the levels (a sort of the cells only).
+  sizes <- lengths(lapply(parts, `[[`, "levels"))
+  first <- order(sizes, decreasing = TRUE)
+  cells <- combine_codes(lapply(parts[first], function(part) as.integer(part$codes)), sizes[first])
+  levels <- cells$levels[order(first)]
+  lexical <- do.call(order, c(unname(levels), method = "radix"))
+  rank <- integer(cells$n)
+  rank[lexical] <- seq_len(cells$n)
+  labels <- Map(function(part, level) part$levels[level[lexical]], parts, levels)
+  structure(rank[cells$codes], levels = do.call(paste, c(unname(labels), sep = ":")), class = "factor")
 }
 
 is_interaction <- function(expr) is.call(expr) && identical(expr[[1L]], as.name(":"))

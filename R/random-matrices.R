@@ -46,10 +46,24 @@ random_lambda <- function(object) {
 # each row has the values of its term's columns at its level of the term's factor.
 random_design_transposed <- function(object) {
   require_matrix_package("getME(, \"Zt\")")
-  rows <- lmm_rows(object, "getME(, \"Zt\")")
+  fit_design(object, "getME(, \"Zt\")", weighted = FALSE, fixed = FALSE)$zt
+}
+
+# The design of the rows the fit used, for the method `what`: Zᵀ (sparse, one column per row)
+# and, when `fixed`, X; with `weighted`, both scaled by sqrt(w) for a weighted fit, whose model
+# is that of its scaled rows (R/weights.R).
+fit_design <- function(object, what, weighted = TRUE, fixed = TRUE) {
+  rows <- lmm_rows(object, what)
   ok <- complete_lmm_rows(object, rows)
-  transposed_design(object, lapply(flat_variables(rows$variables), `[`, ok),
-                    row_levels(object, rows, ok))
+  variables <- lapply(flat_variables(rows$variables), `[`, ok)
+  zt <- transposed_design(object, variables, row_levels(object, rows, ok))
+  x <- if (fixed) new_fixed_matrix(object, variables)
+  if (weighted && !is.null(object$rows$weights)) {
+    root <- sqrt(used_weights(object, rows))
+    zt <- zt %*% Matrix::Diagonal(x = root)
+    if (fixed) x <- x * root
+  }
+  list(zt = zt, x = x)
 }
 
 # Zᵀ of rows with the model's `variables` and, per grouping factor, each row's level among the
@@ -109,19 +123,10 @@ require_matrix_package <- function(what) {
 # z_f'Σ_f z_f. `rows` holds the rows' `variables` and their `levels` (row_levels()).
 several_prediction_variances <- function(object, rows) {
   require_matrix_package("`se.fit` and intervals of conditional predictions")
-  fit_rows <- lmm_rows(object, "`se.fit` and `interval` of conditional predictions")
-  ok <- complete_lmm_rows(object, fit_rows)
-  fit_variables <- lapply(flat_variables(fit_rows$variables), `[`, ok)
+  design <- fit_design(object, "`se.fit` and `interval` of conditional predictions")
   lambda <- random_lambda(object)
-  zl <- Matrix::t(transposed_design(object, fit_variables, row_levels(object, fit_rows, ok))) %*%
-    lambda
-  x <- new_fixed_matrix(object, fit_variables)
-  if (!is.null(object$rows$weights)) {
-    # A weighted fit's equations are those of its rows scaled by sqrt(w) (R/weights.R).
-    root <- sqrt(used_weights(object, fit_rows))
-    zl <- zl * root  # by rows (column-major recycling), staying sparse
-    x <- x * root
-  }
+  zl <- Matrix::t(design$zt) %*% lambda
+  x <- design$x
   q <- ncol(zl)
   system <- rbind(cbind(Matrix::crossprod(zl) + Matrix::Diagonal(q), Matrix::crossprod(zl, x)),
                   cbind(Matrix::crossprod(x, zl), Matrix::crossprod(x)))

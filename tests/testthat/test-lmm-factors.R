@@ -21,6 +21,17 @@ simulated_designs <- function() {
   nested$y <- 2 + 0.5 * nested$x + school_effect[nested$school] +
     school_slope[nested$school] * nested$x + class_effect[nested$class] + rnorm(nrow(nested))
   nested <- nested[-sample(nrow(nested), 40), ]  # unbalanced
+  # Four nested levels: pupils in classes in schools in districts (three grouping factors,
+  # each nested in the next: factored level by level), a random slope at the school level.
+  three <- expand.grid(pupil = 1:5, class = 1:4, school = 1:3, district = 1:6)
+  three$school <- interaction(three$district, three$school)
+  three$class <- interaction(three$school, three$class)
+  three$district <- factor(three$district)
+  three$x <- rnorm(nrow(three))
+  three$y <- 1 + 0.3 * three$x + rnorm(6)[three$district] + rnorm(18, sd = 0.7)[three$school] +
+    rnorm(18, sd = 0.4)[three$school] * three$x + rnorm(72, sd = 0.6)[three$class] +
+    rnorm(nrow(three))
+  three <- three[-sample(nrow(three), 50), ]  # unbalanced
   # Three crossed factors, unbalanced, one of them with no variance (a singular fit).
   n <- 300
   crossed <- data.frame(a = factor(sample(15, n, TRUE)), b = factor(sample(8, n, TRUE)),
@@ -35,6 +46,8 @@ simulated_designs <- function() {
   list(
     list(y ~ x + (1 | school/class), nested),
     list(y ~ x + (x | school) + (1 | class:school), nested),
+    list(y ~ x + (1 | district/school/class), three),
+    list(y ~ x + (1 | district) + (x | school) + (1 | class), three),
     list(y ~ x + (1 | a) + (1 | b) + (1 | c), crossed),
     list(y ~ x + (1 | a) + (x | b), crossed),
     list(y ~ x + (1 | a) + (x || b), crossed),

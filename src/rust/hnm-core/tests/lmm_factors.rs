@@ -31,7 +31,8 @@ fn factor(levels_of_rows: Vec<usize>, levels: usize, random: Vec<Term>, blocks: 
     Factor { levels_of_rows, levels, random, blocks }
 }
 
-/// The designs: crossed, nested, partly crossed with slopes, three factors, a slope on the second.
+/// The designs: crossed, nested, partly crossed with slopes, three factors, a slope on the
+/// second, three nested levels with slopes on the inner two.
 fn designs(seed: u64) -> Vec<Design> {
     use Term::{Intercept as I, Variable as V};
     let n = 96;
@@ -41,6 +42,7 @@ fn designs(seed: u64) -> Vec<Design> {
     let b: Vec<usize> = (0..n).map(|i| pick(n + i, 5)).collect();
     let c: Vec<usize> = (0..n).map(|i| pick(2 * n + i, 4)).collect();
     let nested_outer: Vec<usize> = a.iter().map(|&l| l / 3).collect();
+    let nested_top: Vec<usize> = a.iter().map(|&l| l / 6).collect();
     let x: Vec<f64> = (0..n).map(|i| 2.0 * u[3 * n + i] + 10.0).collect();
     let w: Vec<f64> = (0..n).map(|i| u[4 * n + i]).collect();
     let effect = |levels: &[usize], i: usize, sd: f64, salt: usize| sd * u[(5 * n + levels[i] * 7 + salt) % (8 * n)];
@@ -76,6 +78,15 @@ fn designs(seed: u64) -> Vec<Design> {
             columns: columns.clone(),
             fixed: fixed.clone(),
             factors: vec![factor(a.clone(), 12, vec![I], vec![1]), factor(b.clone(), 5, vec![I, V(1)], vec![1, 1]), factor(c.clone(), 4, vec![I], vec![1])],
+        },
+        Design {
+            columns: columns.clone(),
+            fixed: fixed.clone(),
+            factors: vec![
+                factor(a.clone(), 12, vec![I, V(1)], vec![2]),
+                factor(nested_outer.clone(), 4, vec![I, V(1)], vec![2]),
+                factor(nested_top, 2, vec![I], vec![1]),
+            ],
         },
         Design {
             columns,

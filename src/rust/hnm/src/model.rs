@@ -567,35 +567,35 @@ fn rs_lmm_ranef_factors(mut ptr: Robj) -> Robj {
 /// @noRd
 #[extendr]
 fn rs_lmm_fitted(mut ptr: Robj, columns_list: List, codes: Robj, code_offset: Robj, random: bool, modes: Robj) -> Robj {
-    let column_objects: Vec<Robj> = columns_list.values().collect();
-    let (columns, group) = match rows(&column_objects, &codes, &code_offset) {
-        Ok(rows) => rows,
-        Err(e) => return e,
-    };
-    let model = match model_of_mut(&mut ptr) {
-        Ok(m) => m,
-        Err(e) => return e,
-    };
-    let given = match modes.as_real_slice().map(|m| copied(m, "the simulated random effects")).transpose() {
-        Ok(modes) => modes.map(|modes| RandomEffects { modes, conditional_covariances: Vec::new() }),
-        Err(error) => return core_error(error),
-    };
-    if random && given.is_none() {
-        if let Err(e) = random_effects(model) {
-            return e;
+    values_at_rows(&mut ptr, &columns_list, &codes, &code_offset, |model, columns, group| {
+        let given = modes.as_real_slice().map(|m| copied(m, "the simulated random effects")).transpose().map_err(core_error)?;
+        let given = given.map(|modes| RandomEffects { modes, conditional_covariances: Vec::new() });
+        if random && given.is_none() {
+            random_effects(model)?;
         }
-    }
-    let Some(fit) = model.fit.as_ref() else {
-        return error_message(NOT_FITTED.into(), "invalid_argument");
-    };
-    let random_effects = match (random, &given) {
-        (false, _) => None,
-        (true, Some(g)) => Some(g),
-        (true, None) => model.random_effects.as_ref(),
-    };
-    match model.model.fitted_values(fit, random_effects, &columns, group, &mut Checkpoint::new(&RInterrupt)) {
+        let fit = model.fit.as_ref().ok_or_else(|| error_message(NOT_FITTED.into(), "invalid_argument"))?;
+        let random_effects = match (random, &given) {
+            (false, _) => None,
+            (true, Some(g)) => Some(g),
+            (true, None) => model.random_effects.as_ref(),
+        };
+        model.model.fitted_values(fit, random_effects, columns, group, &mut Checkpoint::new(&RInterrupt)).map_err(core_error)
+    })
+}
+
+/// `compute(model, columns, group)`'s value per row for the model behind `ptr` and the rows
+/// of `columns_list` (the model's variables) with group `codes` less `code_offset`, as R's
+/// doubles with NaN as NA (a row with a missing value or group); or the R error of the
+/// columns, the pointer or `compute`.
+pub(crate) fn values_at_rows(
+    ptr: &mut Robj, columns_list: &List, codes: &Robj, code_offset: &Robj,
+    compute: impl FnOnce(&mut Model, &[Column<'_>], GroupColumn<'_>) -> std::result::Result<Vec<f64>, Robj>,
+) -> Robj {
+    let column_objects: Vec<Robj> = columns_list.values().collect();
+    let values = rows(&column_objects, codes, code_offset).and_then(|(columns, group)| compute(model_of_mut(ptr)?, &columns, group));
+    match values {
         Ok(values) => Doubles::from_values(values.into_iter().map(|v| if v.is_nan() { Rfloat::na() } else { Rfloat::from(v) })).into(),
-        Err(error) => core_error(error),
+        Err(e) => e,
     }
 }
 

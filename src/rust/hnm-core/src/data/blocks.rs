@@ -8,7 +8,7 @@
 //! together (1 + k + k(k+1)/2 doubles), so a row touches one group's state however the rows
 //! are ordered.
 
-use crate::data::cells::{Cell, Response, NA_CODE};
+use crate::data::cells::{is_r_na, Cell, Response, NA_CODE};
 use crate::data::cross_products::{CrossProducts, STATISTICS};
 use crate::data::groups::KeyCodes;
 use crate::error::{HnmError, Result};
@@ -36,6 +36,14 @@ impl Column<'_> {
     /// True when the column has no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The rows `range` of the column.
+    fn rows(&self, range: std::ops::Range<usize>) -> Self {
+        match *self {
+            Column::Double(v) => Column::Double(&v[range]),
+            Column::Integer(v) => Column::Integer(&v[range]),
+        }
     }
 
     /// The value of `row`, or `None` when it is missing or not finite.
@@ -335,7 +343,8 @@ impl CrossProducts {
         columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32> + Clone, n_groups: usize, checkpoint: &mut Checkpoint<'_>,
     ) -> Result<BlockPass> {
         check_columns(columns, codes.len(), n_groups)?;
-        let part = accumulate_rows(columns, codes, 0, None, n_groups, checkpoint)?;
+        let pilot = first_complete_row(columns, codes.clone()).unwrap_or_else(|| vec![0.0; columns.len()]);
+        let part = accumulate_rows(columns, codes, 0, &pilot, n_groups, checkpoint)?;
         part.finish(columns.len(), n_groups)
     }
 
@@ -379,8 +388,7 @@ impl CrossProducts {
             |_, t, stop| {
                 let range = t * chunk..((t + 1) * chunk).min(rows);
                 let mut checkpoint = Checkpoint::new(stop);
-                let part =
-                    with_codes!(group.rows(range.clone()), codes => accumulate_rows(columns, codes, range.start, Some(&pilot), n_groups, &mut checkpoint));
+                let part = with_codes!(group.rows(range.clone()), codes => accumulate_rows(columns, codes, range.start, &pilot, n_groups, &mut checkpoint));
                 Ok(Some(part))
             },
         )?;
@@ -399,76 +407,65 @@ impl CrossProducts {
 /// The state of [`CrossProducts::from_columns`]'s pass over the rows.
 struct RowPass<'s> {
     state: &'s mut [f64],
-    pilot: Vec<f64>,
-    have_pilot: bool,
+    pilot: &'s [f64],
     dropped: usize,
     hash: Fingerprint,
 }
 
 impl RowPass<'_> {
     /// Every row into its group's state (n, means, packed co-moments: 1 + k + k(k+1)/2
-    /// doubles), skipping rows with a missing value or group.
+    /// doubles each, `n_groups` of them in `state`), skipping rows with a missing value or
+    /// group.
+    ///
+    /// The codes are read a chunk of [`Checkpoint::STRIDE`] rows at a time into a buffer, so
+    /// that a code computed from a double or through a key table is computed once, the row loop
+    /// reads every kind of group column as a slice (the code [`PREFETCH_DISTANCE`] rows ahead
+    /// by its index), and the interrupt is asked once per chunk: the loop over a chunk's rows
+    /// is the pass's whole cost, a few dozen instructions a row.
     #[inline(always)]
-    fn run(
-        &mut self, k: usize, columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32> + Clone, first_row: usize, n_groups: usize,
-        checkpoint: &mut Checkpoint<'_>,
+    fn run<C: ChunkCells>(
+        &mut self, k: usize, chunk_cells: impl Fn(std::ops::Range<usize>) -> C, mut codes: impl ExactSizeIterator<Item = i32>, first_row: usize,
+        n_groups: usize, checkpoint: &mut Checkpoint<'_>,
     ) -> Result<()> {
         let stride = state_stride(k);
-        let columns = &columns[..k];
+        assert_eq!(self.state.len(), n_groups * stride, "a state per group");
         // On the stack for the common widths, so that the row's values stay in registers.
-        let (mut stack, mut heap) = ([0.0; 8], Vec::new());
-        let shifted: &mut [f64] = if k <= 8 {
-            &mut stack[..k]
-        } else {
-            heap.resize(k, 0.0);
-            &mut heap
-        };
-        // The row loop's state in locals, written back at the end: fields behind `&mut self`
-        // would be reloaded and stored every row around the checkpoint's call.
-        let mut pilot_stack = [0.0; 8];
-        let mut pilot_heap = if k <= 8 { Vec::new() } else { with_capacity(&[k], STATISTICS)? };
-        let pilot: &mut [f64] = if k <= 8 {
-            pilot_stack[..k].copy_from_slice(&self.pilot);
-            &mut pilot_stack[..k]
+        let (mut stack, mut pilot_stack) = ([0.0; 8], [0.0; 8]);
+        let mut heap = if k <= 8 { Vec::new() } else { with_capacity(&[k], STATISTICS)? };
+        let (shifted, pilot): (&mut [f64], &[f64]) = if k <= 8 {
+            pilot_stack[..k].copy_from_slice(self.pilot);
+            (&mut stack[..k], &pilot_stack[..k])
         } else {
             // Within its capacity.
-            pilot_heap.extend_from_slice(&self.pilot);
-            &mut pilot_heap
+            heap.resize(k, 0.0);
+            (&mut heap, self.pilot)
         };
-        let (mut have_pilot, mut dropped, mut hash) = (self.have_pilot, self.dropped, std::mem::take(&mut self.hash));
-        let state = &mut *self.state;
-        // Each row's code is computed once, PREFETCH_DISTANCE rows ahead, and kept in a ring
-        // until its row is read: a code computed from a double or through a key table costs as
-        // much as the rest of the row, so it is not computed twice (to prefetch, then to read).
+        // The loop's state in locals, written back at the end: fields behind `&mut self`
+        // would be reloaded and stored every row.
+        let (mut dropped, mut hash) = (self.dropped, std::mem::take(&mut self.hash));
+        let state_start = self.state.as_mut_ptr();
         let rows = codes.len();
-        let mut ahead = codes;
-        let mut ring = [0i32; PREFETCH_DISTANCE];
-        for slot in ring.iter_mut() {
-            *slot = ahead.next().unwrap_or(0);
-        }
-        let result = 'rows: {
-            for i in 0..rows {
-                let row = first_row + i;
-                let slot = &mut ring[i % PREFETCH_DISTANCE];
-                let code = *slot;
-                // Counted here rather than by `check`, whose count in memory would carry a
-                // store-to-load dependency from row to row.
-                if i % Checkpoint::STRIDE as usize == 0 {
-                    if let Err(error) = checkpoint.check_timed() {
-                        break 'rows Err(error);
-                    }
-                }
-                if let Some(future) = ahead.next() {
-                    *slot = future;
-                    // Every cache line of the group's state (1 + k + k(k+1)/2 doubles).
-                    let start = state.as_ptr().wrapping_add((future as isize - 1).max(0) as usize * stride);
+        let mut buffer = [0i32; Checkpoint::STRIDE as usize];
+        let mut start = 0;
+        while start < rows {
+            checkpoint.check_timed()?;
+            let chunk = &mut buffer[..(rows - start).min(Checkpoint::STRIDE as usize)];
+            for (slot, code) in chunk.iter_mut().zip(&mut codes) {
+                *slot = code;
+            }
+            let cells = chunk_cells(first_row + start..first_row + start + chunk.len());
+            for (i, &code) in chunk.iter().enumerate() {
+                if let Some(&future) = chunk.get(i + PREFETCH_DISTANCE) {
+                    // Every cache line of the group's state; a code out of range prefetches an
+                    // address outside them, which a prefetch may (it never faults).
+                    let group_state = state_start.wrapping_add((future as u32).wrapping_sub(1) as usize * stride);
                     for line in (0..stride).step_by(8) {
-                        prefetch_address(start.wrapping_add(line));
+                        prefetch_address(group_state.wrapping_add(line));
                     }
-                    prefetch_address(start.wrapping_add(stride - 1));
+                    prefetch_address(group_state.wrapping_add(stride - 1));
                 }
-                // The pilot is 0 until it is set.
-                let (read, combined) = read_row(columns, row, code, pilot, shifted);
+                let row = first_row + start + i;
+                let (read, combined) = cells.read(i, code, pilot, shifted);
                 hash.add(row, combined);
                 match read {
                     RowRead::Kept => {}
@@ -476,24 +473,88 @@ impl RowPass<'_> {
                         dropped += 1;
                         continue;
                     }
-                    RowRead::NotFinite(column) => break 'rows Err(HnmError::ColumnNotFinite { column, row }),
+                    RowRead::NotFinite(column) => return Err(HnmError::ColumnNotFinite { column, row }),
                 }
-                let j = match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)) {
-                    Some(j) if j < n_groups => j,
-                    _ => break 'rows Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups }),
-                };
-                if !have_pilot {
-                    pilot.copy_from_slice(shifted);
-                    shifted.fill(0.0);
-                    have_pilot = true;
+                // Code 0 or negative wraps to beyond every group.
+                let group = (code as u32).wrapping_sub(1) as usize;
+                if group >= n_groups {
+                    return Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups });
                 }
-                welford_update(&mut state[j * stride..(j + 1) * stride], shifted);
+                welford_update(&mut self.state[group * stride..(group + 1) * stride], shifted);
             }
-            Ok(())
+            start += chunk.len();
+        }
+        (self.dropped, self.hash) = (dropped, hash);
+        Ok(())
+    }
+}
+
+/// A chunk of rows of the model's columns as [`RowPass::run`]'s loop reads them.
+trait ChunkCells {
+    /// The chunk's row `i` (its group `code`) as [`read_row`] reads it.
+    fn read(&self, i: usize, code: i32, pilot: &[f64], values: &mut [f64]) -> (RowRead, u64);
+}
+
+/// Up to 8 columns' rows of a chunk, in locals the row loop does not write: each column's
+/// kind and place are then invariants of the loop, not reloaded every row.
+struct ColumnChunk<'a> {
+    columns: [Column<'a>; 8],
+    k: usize,
+}
+
+impl<'a> ColumnChunk<'a> {
+    #[inline(always)]
+    fn new(columns: &[Column<'a>], rows: std::ops::Range<usize>) -> Self {
+        let mut chunk = ColumnChunk { columns: [Column::Double(&[]); 8], k: columns.len() };
+        for (view, column) in chunk.columns.iter_mut().zip(columns) {
+            *view = column.rows(rows.clone());
+        }
+        chunk
+    }
+}
+
+impl ChunkCells for ColumnChunk<'_> {
+    #[inline(always)]
+    fn read(&self, i: usize, code: i32, pilot: &[f64], values: &mut [f64]) -> (RowRead, u64) {
+        read_row(&self.columns[..self.k], i, code, pilot, values)
+    }
+}
+
+/// More than 8 columns, read in place from the chunk's first row `first`.
+struct AllRows<'a, 'c> {
+    columns: &'c [Column<'a>],
+    first: usize,
+}
+
+impl ChunkCells for AllRows<'_, '_> {
+    #[inline(always)]
+    fn read(&self, i: usize, code: i32, pilot: &[f64], values: &mut [f64]) -> (RowRead, u64) {
+        read_row(self.columns, self.first + i, code, pilot, values)
+    }
+}
+
+/// One column of doubles (the one-way model's response alone): [`read_row`] for it, with
+/// no column kinds to tell apart.
+struct OneDouble<'a>(&'a [f64]);
+
+impl ChunkCells for OneDouble<'_> {
+    #[inline(always)]
+    fn read(&self, i: usize, code: i32, pilot: &[f64], values: &mut [f64]) -> (RowRead, u64) {
+        let value = self.0[i];
+        let combined = Fingerprint::code_bits(code) ^ Fingerprint::cell_bits(0, value.to_bits());
+        values[0] = value - pilot[0];
+        let read = if value.is_finite() {
+            if code == NA_CODE {
+                RowRead::Dropped
+            } else {
+                RowRead::Kept
+            }
+        } else if code == NA_CODE || is_r_na(value) {
+            RowRead::Dropped
+        } else {
+            RowRead::NotFinite(0)
         };
-        self.pilot.copy_from_slice(pilot);
-        (self.have_pilot, self.dropped, self.hash) = (have_pilot, dropped, hash);
-        result
+        (read, combined)
     }
 }
 
@@ -510,20 +571,24 @@ struct PassPart {
 }
 
 /// The rows `codes` (the first at index `first_row`) into fresh group states, about `pilot`
-/// or, without one, the first complete row.
+/// (the first complete row of all the rows; zeros when there is none).
 fn accumulate_rows(
-    columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32> + Clone, first_row: usize, pilot: Option<&[f64]>, n_groups: usize,
-    checkpoint: &mut Checkpoint<'_>,
+    columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32>, first_row: usize, pilot: &[f64], n_groups: usize, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<PassPart> {
     let k = columns.len();
-    let stride = state_stride(k);
-    let mut state = filled(&[n_groups, stride], 0.0, STATISTICS)?;
-    let hash = Fingerprint::default();
-    let mut pass = RowPass { state: &mut state, pilot: pilot.map_or_else(|| vec![0.0; k], <[f64]>::to_vec), have_pilot: pilot.is_some(), dropped: 0, hash };
+    let mut state = filled(&[n_groups, state_stride(k)], 0.0, STATISTICS)?;
+    let mut pass = RowPass { state: &mut state, pilot, dropped: 0, hash: Fingerprint::default() };
     // A literal k for the common widths, so that the inlined loops over the variables unroll.
-    with_literal!(k, k in [1, 2, 3, 4, 5, 6, 7, 8] => pass.run(k, columns, codes, first_row, n_groups, checkpoint)?);
-    let RowPass { pilot, dropped, hash, .. } = pass;
-    Ok(PassPart { state, pilot, dropped, hash: hash.value() })
+    match columns {
+        // The one-way model's response alone: its own loop, a third shorter.
+        [Column::Double(y)] => pass.run(1, |rows| OneDouble(&y[rows]), codes, first_row, n_groups, checkpoint)?,
+        _ if k <= 8 => {
+            with_literal!(k, k in [1, 2, 3, 4, 5, 6, 7, 8] => pass.run(k, |rows| ColumnChunk::new(&columns[..k], rows), codes, first_row, n_groups, checkpoint)?)
+        }
+        _ => pass.run(k, |rows| AllRows { columns, first: rows.start }, codes, first_row, n_groups, checkpoint)?,
+    }
+    let RowPass { dropped, hash, .. } = pass;
+    Ok(PassPart { state, pilot: pilot.to_vec(), dropped, hash: hash.value() })
 }
 
 impl PassPart {
@@ -768,6 +833,13 @@ mod tests {
         assert_eq!((kept.dropped, kept.stats.n()), (3, &[0.0][..]));
         let err = CrossProducts::from_columns(&[Column::Double(&y)], [1, 3, 1].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap_err();
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
+        // The same for a response alone (the one-way model's own loop).
+        let err = CrossProducts::from_columns(&[Column::Double(&[1.0, f64::NAN, 3.0])], [1, 1, 1].into_iter(), 1, &mut Checkpoint::new(&Never)).unwrap_err();
+        assert_eq!(err, HnmError::ColumnNotFinite { column: 0, row: 1 });
+        let alone = [f64::INFINITY, NA_REAL, f64::NAN, 2.0, 7.0, 4.0];
+        let codes = [NA_CODE, 1, NA_CODE, 1, NA_CODE, 1];
+        let kept = CrossProducts::from_columns(&[Column::Double(&alone)], codes.into_iter(), 1, &mut Checkpoint::new(&Never)).unwrap();
+        assert_eq!((kept.dropped, kept.stats.n(), kept.stats.group_means(0)), (4, &[2.0][..], vec![3.0]));
         // A column shorter than the codes, on either path.
         for threads in [1, 2] {
             let err = CrossProducts::from_columns_on_threads(&[Column::Double(&[])], GroupColumn::Codes(&[1]), 1, threads, &Never).unwrap_err();

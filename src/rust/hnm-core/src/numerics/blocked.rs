@@ -246,19 +246,6 @@ impl DenseKernels {
         }
     }
 
-    /// A₂₂ −= A₂₁A₂₁ᵀ on the lower triangle of the trailing block of the n × n column-major
-    /// `a`, A₂₁ its rows nr.. of its first nr columns: the last step of
-    /// [`DenseKernels::partial_cholesky`], for a leading block factored otherwise.
-    pub(crate) fn trailing_update(&mut self, a: &mut [f64], n: usize, nr: usize) {
-        assert!(a.len() >= n * n && nr <= n);
-        match self.isa {
-            Isa::Portable => trailing_update::<Portable>(self, a, n, nr),
-            // SAFETY: the instruction set was detected.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { trailing_update_avx2(self, a, n, nr) },
-        }
-    }
-
     /// X = L⁻¹ into `x` (nr × nr column-major, lower triangle; its strict upper triangle must
     /// be 0, as it is left) for the lower-triangular L in the leading nr × nr block of the
     /// n × n column-major `l`, whose diagonal is nonzero.
@@ -446,12 +433,6 @@ unsafe fn inverse_column_on(isa: Isa, scratch: &mut Scratch, sigma: *mut f64, x:
 #[target_feature(enable = "avx2,fma")]
 unsafe fn partial_cholesky_avx2(k: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize) -> bool {
     partial_cholesky::<Avx2Fma>(k, a, n, nr)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn trailing_update_avx2(k: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize) {
-    trailing_update::<Avx2Fma>(k, a, n, nr)
 }
 
 #[cfg(target_arch = "x86_64")]

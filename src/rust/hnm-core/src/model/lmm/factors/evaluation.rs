@@ -1,16 +1,17 @@
 //! The factorisation of a model with several grouping factors beyond the first factor's
-//! diagonal blocks: the fronts, the core's Schur complement and its Cholesky factor, dense
-//! or block by block (module docs of [`super`]).
+//! diagonal blocks: the fronts, the core's Schur complement and its dense Cholesky factor
+//! (module docs of [`super`]); a nested chain's is in [`super::nested`].
 
 use super::{coupled, coupled_transposed, Several};
 use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
-use crate::numerics::dense::{cholesky_in_place as small_cholesky_in_place, lambda_transposed_times, solve_lower_scaled, times_lambda};
+use crate::numerics::dense::{lambda_transposed_times, solve_lower_scaled, times_lambda};
 
 impl LinearMixedModel {
     /// The factorisation's part beyond the first factor's diagonal blocks (already in `ws`):
     /// the fronts, the core and its dense factor, leaving L_F's matrix in `ws.lf` as with one
-    /// factor. Returns log|L_c| of the core's random-effects part.
+    /// factor, or a nested chain's by [`LinearMixedModel::factorize_nested`]. Returns log|L_c|
+    /// of the core's random-effects part.
     ///
     /// # Errors
     /// `Optimizer` when the core is not positive definite (only through rounding: A ⪰ I).
@@ -24,6 +25,9 @@ impl LinearMixedModel {
         for (other, lambda) in s.others.iter().zip(sw.lambdas.iter_mut()) {
             other.terms().fill_lambda(&theta[start..], lambda);
             start += other.theta_positions.len();
+        }
+        if let Some(chain) = &s.nested {
+            return self.factorize_nested(s, chain, ws);
         }
         let core = &mut sw.core;
         core.fill(0.0);
@@ -136,10 +140,7 @@ impl LinearMixedModel {
         }
         // The random-effects part factored (L_c), the [X y] rows solved against it, and the
         // trailing block less their products: L_F's matrix.
-        if s.block_diagonal {
-            Self::factor_diagonal_blocks(s.others[0].q, nr, n, core)?;
-            sw.kernels.trailing_update(core, n, nr);
-        } else if !sw.kernels.partial_cholesky(core, n, nr) {
+        if !sw.kernels.partial_cholesky(core, n, nr) {
             return Err(HnmError::Optimizer("the crossed random effects' block lost positive definiteness".into()));
         }
         for a in 0..p1 {
@@ -148,43 +149,5 @@ impl LinearMixedModel {
             }
         }
         Ok((0..nr).map(|i| core[i * n + i].ln()).sum())
-    }
-
-    /// The core's random-effects part factored block by block when it is block-diagonal (one
-    /// later factor, in which the first is nested: no fill between its levels), q × q blocks
-    /// of the n × n column-major `core` with its `nr` random-effects rows first, and the [X y]
-    /// rows below each block solved against it: O(levels q³) where the dense factorisation
-    /// costs nr³/3.
-    ///
-    /// # Errors
-    /// `Optimizer` when a block is not positive definite (only through rounding: A ⪰ I).
-    fn factor_diagonal_blocks(q: usize, nr: usize, n: usize, core: &mut [f64]) -> Result<()> {
-        let mut block = vec![0.0; q * q];
-        for o in (0..nr).step_by(q) {
-            for r in 0..q {
-                for c in 0..=r {
-                    block[r * q + c] = core[(o + c) * n + o + r];
-                }
-            }
-            if !small_cholesky_in_place(&mut block, q) {
-                return Err(HnmError::Optimizer("a nested factor's block lost positive definiteness".into()));
-            }
-            for r in 0..q {
-                for c in 0..=r {
-                    core[(o + c) * n + o + r] = block[r * q + c];
-                }
-            }
-            // Each [X y] row x of the block's columns becomes x L⁻ᵀ: forward substitution.
-            for row in nr..n {
-                for c in 0..q {
-                    let mut value = core[(o + c) * n + row];
-                    for k in 0..c {
-                        value -= block[c * q + k] * core[(o + k) * n + row];
-                    }
-                    core[(o + c) * n + row] = value / block[c * q + c];
-                }
-            }
-        }
-        Ok(())
     }
 }

@@ -11,8 +11,10 @@
 //! *front* W_j = L_j⁻¹Λ₀ᵀZ_jᵀ[Z_{R_j}Λ, X, y] (q₀ × w_j) is L's block below L_j, transposed,
 //! and K − Σ_j W_jᵀW_j is factored densely ([`crate::numerics::blocked`]). Its leading n_c − p − 1 rows are L's
 //! random-effects part; its trailing p + 1 rows are those of one factor's L_F, from which the
-//! criteria are read as there. Nested factors give fronts with one core row per outer
-//! factor; crossed ones fill the core, whose order is that of the later factors' levels.
+//! criteria are read as there. Crossed factors fill the core, whose order is that of the
+//! later factors' levels. When each factor is nested in every later one nothing fills: the
+//! core is not formed, and [`nested`] factors every factor's levels as the first's, each
+//! q_k × q_k with a front over its ancestors (O(Σ_k m_k q_k³), no block sized by levels²).
 //!
 //! # The gradient
 //! The formula of the one-factor model (module docs of [`crate::model::lmm`]) with the
@@ -33,7 +35,8 @@
 //! # Where it lives
 //! Here the model's blocks of several factors and their construction; in [`evaluation`] the
 //! factorisation of the core; in [`selected_inverse`] the solves, the selected inverse and
-//! what is read from them (the gradient, the random effects).
+//! what is read from them (the gradient, the random effects); in [`nested`] the same for a
+//! nested chain, level by level.
 
 use super::statistics::{level_blocks, GroupMoments};
 use super::structure::{check_structure, column_maps, theta_layout, to_user_map, Affine, ColumnMap, ColumnSummary, FactorTerms};
@@ -45,6 +48,7 @@ use crate::numerics::dense::lambda_transposed_times;
 use crate::numerics::memory::{collected, copied, filled};
 
 mod evaluation;
+mod nested;
 mod selected_inverse;
 
 /// A grouping factor of a model with several, as its input: which level each group of the
@@ -115,10 +119,9 @@ pub(crate) struct Several {
     /// The core row of each column of each front (level j's: `front_rows[width_start[j]..width_start[j + 1]]`).
     pub(crate) width_start: Vec<usize>,
     pub(crate) front_rows: Vec<usize>,
-    /// True when the core's random-effects part is block-diagonal: one later factor, in which
-    /// each level of the first is nested (one coupling per front), so that the Schur updates
-    /// never couple two of its levels.
-    pub(crate) block_diagonal: bool,
+    /// The structure of a nested chain (each factor nested in every later one), factored level
+    /// by level with no dense core ([`nested`]); None when two factors are crossed.
+    pub(crate) nested: Option<nested::NestedChain>,
 }
 
 /// Per-evaluation storage of a model with several factors.
@@ -143,6 +146,8 @@ pub(crate) struct SeveralWorkspace {
     norm_parts: Vec<f64>,
     /// The dense core's factorisation and inverses.
     kernels: DenseKernels,
+    /// A nested chain's blocks (the dense core's buffers above are then empty).
+    nested: Option<nested::NestedWorkspace>,
 }
 
 const MODEL: &str = "the blocks of the grouping factors";
@@ -177,18 +182,22 @@ impl Several {
             values: copied(&self.values, MODEL)?,
             width_start: copied(&self.width_start, MODEL)?,
             front_rows: copied(&self.front_rows, MODEL)?,
-            block_diagonal: self.block_diagonal,
+            nested: self.nested.clone(),
         })
     }
 
     pub(crate) fn workspace(&self, q0: usize, m0: usize, p1: usize) -> Result<SeveralWorkspace> {
         const WHAT: &str = "the dense block of the crossed grouping factors";
-        let (n, nr) = (self.core_order(p1), self.core_random);
-        let columns = [m0 * q0 + nr, p1];
+        let columns = [m0 * q0 + self.core_random, p1];
+        // A nested chain has no dense core (nor the first factor's fronts in it).
+        let (n, nr, fronts) = match self.nested {
+            Some(_) => (0, 0, 0),
+            None => (self.core_order(p1), self.core_random, *self.width_start.last().unwrap_or(&0)),
+        };
         Ok(SeveralWorkspace {
             lambdas: self.others.iter().map(|o| vec![0.0; o.q * o.q]).collect(),
             core: filled(&[n, n], 0.0, WHAT)?,
-            fronts: filled(&[q0, *self.width_start.last().unwrap_or(&0)], 0.0, WHAT)?,
+            fronts: filled(&[q0, fronts], 0.0, WHAT)?,
             solved: filled(&columns, 0.0, MODEL)?,
             right: filled(&columns, 0.0, MODEL)?,
             product: filled(&columns, 0.0, MODEL)?,
@@ -198,6 +207,7 @@ impl Several {
             norms: filled(&[m0], 0.0, MODEL)?,
             norm_parts: filled(&DenseKernels::product_norms_scratch(m0, nr), 0.0, MODEL)?,
             kernels: DenseKernels::new(n)?,
+            nested: self.nested.as_ref().map(|chain| chain.workspace(p1)).transpose()?,
         })
     }
 }
@@ -389,8 +399,9 @@ impl LinearMixedModel {
             front_rows.extend(core_random..core_random + p1);
             width_start[j + 1] = front_rows.len();
         }
-        let block_diagonal = others.len() == 1 && front_start.windows(2).all(|w| w[1] - w[0] <= 1);
-        model.several = Some(Box::new(Several { others, core_random, front_start, fronts, pairs, values, width_start, front_rows, block_diagonal }));
+        let mut several = Several { others, core_random, front_start, fronts, pairs, values, width_start, front_rows, nested: None };
+        several.nested = nested::NestedChain::of(model.q, m0, &several)?;
+        model.several = Some(Box::new(several));
         Ok(model)
     }
 }

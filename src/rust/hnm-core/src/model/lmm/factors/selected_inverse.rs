@@ -22,7 +22,7 @@ const DIAGONAL_FORM_MIN_LAMBDA: f64 = 1e-2;
 impl LinearMixedModel {
     /// The columns that combine [X y]: w = (−β, 1) for column 0 (u), and the columns of R_X⁻ᵀ
     /// for columns 1..=p (Û, REML), from `w` and `x_inverse` as `gradient_setup` left them.
-    fn combined(values: &dyn Fn(usize) -> f64, k: usize, w: &[f64], x_inverse: &[f64], p: usize) -> f64 {
+    pub(super) fn combined(values: &dyn Fn(usize) -> f64, k: usize, w: &[f64], x_inverse: &[f64], p: usize) -> f64 {
         if k == 0 {
             w.iter().enumerate().map(|(a, w)| values(a) * w).sum()
         } else {
@@ -36,6 +36,9 @@ impl LinearMixedModel {
     /// The forward halves are the fronts' and the core's [X y] columns of L; then one backward
     /// solve through Lᵀ, the core first.
     fn solve_modes(&self, s: &Several, rhs: usize, ws: &mut Workspace) {
+        if let Some(chain) = &s.nested {
+            return self.solve_modes_nested(s, chain, rhs, ws);
+        }
         let (q0, p, p1, m0) = (self.q, self.p, self.p + 1, self.n.len());
         let (nr, n) = (s.core_random, s.core_order(p1));
         let first_rows = m0 * q0;
@@ -81,30 +84,14 @@ impl LinearMixedModel {
 
     /// The core's block of the selected inverse, (A⁻¹)_cc = (L_c L_cᵀ)⁻¹, its lower triangle
     /// into the workspace's `sigma_cc` (column-major): the triangular inverse X = L_c⁻¹, then
-    /// XᵀX (2n³/3 flops in all, in [`crate::numerics::blocked`]'s products).
+    /// XᵀX (2n³/3 flops in all, in [`crate::numerics::blocked`]'s products); a nested chain's
+    /// blocks by [`LinearMixedModel::nested_inverse`].
     fn core_inverse(&self, s: &Several, ws: &mut Workspace) {
+        if let Some(chain) = &s.nested {
+            return self.nested_inverse(chain, ws);
+        }
         let (nr, n) = (s.core_random, s.core_order(self.p + 1));
         let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
-        if s.block_diagonal {
-            // Block by block; the entries between blocks stay 0 as allocated.
-            let q = s.others[0].q;
-            let (mut l, mut inverse) = (vec![0.0; q * q], vec![0.0; q * q]);
-            for o in (0..nr).step_by(q) {
-                for r in 0..q {
-                    for c in 0..q {
-                        l[r * q + c] = if c <= r { sw.core[(o + c) * n + o + r] } else { 0.0 };
-                    }
-                }
-                let diagonal: Vec<f64> = (0..q).map(|i| 1.0 / l[i * q + i]).collect();
-                inverse_from_factor(&l, &diagonal, q, &mut inverse);
-                for r in 0..q {
-                    for c in 0..=r {
-                        sw.sigma_cc[(o + c) * nr + o + r] = inverse[r * q + c];
-                    }
-                }
-            }
-            return;
-        }
         sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr);
         sw.kernels.inverse_from_inverse_factor(&mut sw.sigma_cc, &sw.inverse_l, nr);
     }
@@ -155,176 +142,39 @@ impl LinearMixedModel {
     /// The gradient of a model with several factors (see [`LinearMixedModel::gradient`]), from
     /// the factorisation in `ws` and w = (−β, 1) (and R_X⁻¹ for REML) set up there.
     pub(crate) fn gradient_several(&self, s: &Several, reml: bool, two_over_sigma2: f64, ws: &mut Workspace) -> Vec<f64> {
-        let (q0, p, p1, m0) = (self.q, self.p, self.p + 1, self.n.len());
+        let (q0, m0) = (self.q, self.n.len());
         let nr = s.core_random;
-        let first_rows = m0 * q0;
-        let total = first_rows + nr;
-        let rhs = if reml { 1 + p } else { 1 };
+        let rhs = if reml { 1 + self.p } else { 1 };
         self.solve_modes(s, rhs, ws);
         let diagonal = Self::diagonal_form(s, ws);
         if diagonal {
             // L_c⁻¹ alone: the diagonal of A⁻¹ is read from it without (L_cL_cᵀ)⁻¹.
-            let n = s.core_order(p1);
+            let n = s.core_order(self.p + 1);
             let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
             sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr);
         } else {
             self.core_inverse(s, ws);
         }
         let mut sw = ws.several.take().expect("a workspace of a model with several factors");
-        let (w, x_inverse) = (&ws.w, &ws.x_inverse);
-        let combine = |values: &dyn Fn(usize) -> f64, k: usize| Self::combined(values, k, w, x_inverse, p);
-        let SeveralWorkspace { lambdas: other_lambdas, fronts, solved, right: e, product, scaled, sigma_cc, inverse_l, kernels, norm_parts, norms, .. } =
-            &mut sw;
-        let (solved, e, product) = (&solved[..total * rhs], &mut e[..total * rhs], &mut product[..total * rhs]);
-        // e = Zᵀ(y − Xβ̂) and Ĝ = ZᵀX R_X⁻ᵀ per level: the right-hand sides before ΛᵀL⁻¹.
-        for j in 0..m0 {
-            for i in 0..q0 {
-                let b = &self.zxy[(j * q0 + i) * p1..(j * q0 + i + 1) * p1];
-                for k in 0..rhs {
-                    e[(j * q0 + i) * rhs + k] = combine(&|a| b[a], k);
-                }
-            }
+        self.modes_products(s, rhs, ws, &mut sw);
+        let mut gradients: Vec<Vec<f64>> = (0..=s.others.len()).map(|f| vec![0.0; self.factor_q(s, f).pow(2)]).collect();
+        if let Some(chain) = &s.nested {
+            self.nested_logdet_gradient(s, chain, ws, &sw, &mut gradients);
+            let out = self.finish_gradient(s, rhs, two_over_sigma2, &sw, gradients);
+            ws.several = Some(sw);
+            return out;
         }
-        for other in &s.others {
-            for l in 0..other.levels() {
-                for i in 0..other.q {
-                    let b = &other.zxy[(l * other.q + i) * p1..(l * other.q + i + 1) * p1];
-                    for k in 0..rhs {
-                        e[(first_rows + other.offset + l * other.q + i) * rhs + k] = combine(&|a| b[a], k);
-                    }
-                }
-            }
-        }
-        // v = e − ZᵀZΛ(solved) for every column.
-        let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
-        self.times_zz_lambda(s, &lambdas, solved, rhs, &mut scaled[..total * rhs], product);
-        let mut gradients: Vec<Vec<f64>> = lambdas.iter().enumerate().map(|(f, _)| vec![0.0; self.factor_q(s, f).pow(2)]).collect();
         if diagonal {
+            let SeveralWorkspace { lambdas: other_lambdas, fronts, inverse_l, kernels, norm_parts, norms, .. } = &mut sw;
+            let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
             Self::log_det_from_diagonal(s, ws, kernels, fronts, inverse_l, norm_parts, norms, &lambdas, &mut gradients);
-        } else {
-            self.log_det_selected(s, ws, fronts, sigma_cc, &lambdas, &mut gradients);
+            let out = self.finish_gradient(s, rhs, two_over_sigma2, &sw, gradients);
+            ws.several = Some(sw);
+            return out;
         }
-        // The quadratic term −(2/σ̂²) v uᵀ and REML's −2 (Ĝ − ZᵀZΛÛ) Ûᵀ, level by level.
-        for (f, gradient) in gradients.iter_mut().enumerate() {
-            let q = self.factor_q(s, f);
-            let (start, levels) = if f == 0 { (0, m0) } else { (first_rows + s.others[f - 1].offset, s.others[f - 1].levels()) };
-            for l in 0..levels {
-                let at = |i: usize, k: usize| (start + l * q + i) * rhs + k;
-                for r in 0..q {
-                    for c in 0..q {
-                        let v = e[at(r, 0)] - product[at(r, 0)];
-                        let mut value = two_over_sigma2 * v * solved[at(c, 0)];
-                        for k in 1..rhs {
-                            value += 2.0 * (e[at(r, k)] - product[at(r, k)]) * solved[at(c, k)];
-                        }
-                        gradient[r * q + c] -= value;
-                    }
-                }
-            }
-        }
-        ws.several = Some(sw);
-        self.factor_terms().iter().zip(&gradients).flat_map(|((terms, _), g)| terms.theta_positions.iter().map(move |&(r, c)| g[r * terms.q + c])).collect()
-    }
-
-    /// The conditional modes and covariances of each grouping factor's random effects at
-    /// `fit`, in the data's units, in θ's order of the factors (see
-    /// [`LinearMixedModel::random_effects`] for one factor): b̂ = t_y M_Z Λ u and
-    /// Var(b | y) = σ̂² M_ZΛ (A⁻¹)_ii ΛᵀM_Zᵀ, with (A⁻¹)_ii from the selected inverse.
-    ///
-    /// # Errors
-    /// The errors of [`LinearMixedModel::deviance`] at the fit's θ; `TooLarge` when the
-    /// workspace or the effects do not fit in memory.
-    pub fn random_effects_by_factor(&self, fit: &LmmFit) -> Result<Vec<RandomEffects>> {
-        let Some(s) = &self.several else { return Ok(vec![self.random_effects(fit)?]) };
-        let mut ws = self.workspace()?;
-        let factor = self.factorize(&fit.internal_theta, &mut ws)?;
-        let ty = self.response.scale;
-        let sigma2 = factor.pwrss / self.divisor(fit.criterion) * ty * ty;
-        let beta = self.internal_beta(&ws);
-        self.gradient_setup(Criterion::Ml, &beta, &mut ws);
-        self.solve_modes(s, 1, &mut ws);
-        self.core_inverse(s, &mut ws);
-        let sw = ws.several.take().expect("a workspace of a model with several factors");
-        let nr = s.core_random;
-        let lower = MatRef::from_column_major_slice(sw.sigma_cc.as_slice(), nr, nr);
-        let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
-        let first_rows = self.n.len() * self.q;
-        let mut out = Vec::with_capacity(s.others.len() + 1);
-        for (f, (terms, range)) in self.factor_terms().into_iter().enumerate() {
-            let q = terms.q;
-            let mut lambda = vec![0.0; q * q];
-            terms.fill_lambda(&fit.internal_theta[range], &mut lambda);
-            let mut map = vec![0.0; q * q];
-            crate::numerics::dense::multiply(terms.to_user_random, &lambda, q, q, q, &mut map);
-            let (offset, levels) = if f == 0 { (0, self.n.len()) } else { (first_rows + s.others[f - 1].offset, s.others[f - 1].levels()) };
-            let mut modes = with_capacity(&[levels, q], "the conditional modes")?;
-            let mut conditional_covariances = with_capacity(&[levels, q, q], "the conditional covariances")?;
-            let (mut a_inverse, mut level) = (vec![0.0; q * q], LevelInverse::default());
-            for l in 0..levels {
-                let u = &sw.solved[offset + l * q..offset + (l + 1) * q];
-                modes.extend((0..q).map(|r| ty * (0..q).map(|k| map[r * q + k] * u[k]).sum::<f64>()));
-                if f == 0 {
-                    self.first_level_inverse(s, l, &ws, &sw.fronts, &sw.sigma_cc, &mut level, &mut a_inverse);
-                } else {
-                    let o = s.others[f - 1].offset + l * q;
-                    for a in 0..q {
-                        for b in 0..q {
-                            a_inverse[a * q + b] = sigma_cc(o + a, o + b);
-                        }
-                    }
-                }
-                conditional_covariances.extend(congruence(&map, &a_inverse, q).iter().map(|v| v * sigma2));
-            }
-            out.push(RandomEffects { modes, conditional_covariances });
-        }
-        Ok(out)
-    }
-
-    /// Whether the gradient's log|A| part can be read from the diagonal of A⁻¹ alone
-    /// ([`LinearMixedModel::log_det_from_diagonal`]): every factor scalar (q = 1), its λ_f
-    /// at least [`DIAGONAL_FORM_MIN_LAMBDA`], and the core dense (the nested, block-diagonal
-    /// core has its cheap blocks of the selected inverse).
-    fn diagonal_form(s: &Several, ws: &Workspace) -> bool {
-        let sw = ws.several.as_ref().expect("a workspace of a model with several factors");
-        let scalar = |lambda: &[f64]| lambda.len() == 1 && lambda[0] >= DIAGONAL_FORM_MIN_LAMBDA;
-        !s.block_diagonal && scalar(&ws.lambda) && sw.lambdas.iter().all(|l| scalar(l))
-    }
-
-    /// The log|A| part of the gradient of a model whose factors are all scalar, from the
-    /// diagonal of A⁻¹: with Λ_f = λ_f I on factor f's levels, ΛZᵀZΛ = A − I gives
-    /// Σ_{i ∈ f} (ZᵀZΛA⁻¹)_ii = (1/λ_f) Σ_{i ∈ f} (1 − (A⁻¹)_ii), so that
-    /// G_f = 2 Σ_{i ∈ f} (ZᵀZΛA⁻¹)_ii (the selected inverse's sum,
-    /// [`LinearMixedModel::log_det_selected`]) needs no entry of A⁻¹ off its diagonal. Of
-    /// L = [L₀ 0; Wᵀ L_c] (L₀ the first factor's diagonal, W's rows its fronts), the core's
-    /// (A⁻¹)_ii is the squared norm of column i of X = L_c⁻¹ (`inverse_l`, nr × nr
-    /// column-major), and the first factor's (A⁻¹)_jj = ‖L⁻¹e_j‖² = (1 + ‖X W_{j,R}ᵀ‖²)/L_j²,
-    /// W_{j,R} the random-effects part of front j (already L_j⁻¹Λ₀ᵀ…). That costs nr²/2 plus
-    /// Σ_j Σ_{r ∈ R_j} (nr − r) multiply-adds where (L_cL_cᵀ)⁻¹ costs nr³/6 more. The
-    /// difference 1 − (A⁻¹)_ii loses digits as λ_f → 0, hence the floor of
-    /// [`LinearMixedModel::diagonal_form`].
-    #[allow(clippy::too_many_arguments)]
-    fn log_det_from_diagonal(
-        s: &Several, ws: &Workspace, kernels: &mut DenseKernels, fronts: &[f64], x: &[f64], partial: &mut [f64], norms: &mut [f64], lambdas: &[&[f64]],
-        gradients: &mut [Vec<f64>],
-    ) {
-        let nr = s.core_random;
-        // ‖X W_{j,R}ᵀ‖²; q₀ = 1: front j is the row fronts[width_start[j]..width_start[j + 1]],
-        // its random-effects columns first, then the [X y] columns at rows ≥ nr.
-        kernels.sparse_product_norms(x, nr, &s.width_start, &s.front_rows, fronts, partial, norms);
-        let first: f64 = ws.inverse_diagonal.iter().zip(norms.iter()).map(|(inverse, norm)| 1.0 - inverse * inverse * (1.0 + norm)).sum();
-        gradients[0][0] = 2.0 * first / lambdas[0][0];
-        for (f, other) in s.others.iter().enumerate() {
-            let sum: f64 = (other.offset..other.offset + other.levels()).map(|i| 1.0 - x[i * nr + i..(i + 1) * nr].iter().map(|v| v * v).sum::<f64>()).sum();
-            gradients[f + 1][0] = 2.0 * sum / lambdas[f + 1][0];
-        }
-    }
-
-    /// The log|A| part of the gradient, G_f = 2 Σ_{i ∈ f} Σ_{l ∼ i} P_il Λ_l (A⁻¹)_li (module
-    /// docs of [`super`]), into `gradients` (zero), from the selected inverse: the first
-    /// factor's blocks level by level ([`LinearMixedModel::first_level_inverse`]) and the
-    /// core's from the lower triangle of (A⁻¹)_cc in `sigma_lower`.
-    fn log_det_selected(&self, s: &Several, ws: &Workspace, fronts: &[f64], sigma_lower: &[f64], lambdas: &[&[f64]], gradients: &mut [Vec<f64>]) {
-        let (q0, m0, nr) = (self.q, self.n.len(), s.core_random);
+        let SeveralWorkspace { lambdas: other_lambdas, fronts, sigma_cc, .. } = &mut sw;
+        let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
+        let sigma_lower: &[f64] = sigma_cc;
         let lower = MatRef::from_column_major_slice(sigma_lower, nr, nr);
         let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
         let mut a_inverse = vec![0.0; q0 * q0];
@@ -379,6 +229,163 @@ impl LinearMixedModel {
             transposed_times(c, qg, qf, lambdas[g + 1], qg, &mut ct_lambda);
             let sigma_gf: Vec<f64> = (0..qg).flat_map(|a| (0..qf).map(move |b| (a, b))).map(|(a, b)| sigma_cc(og + a, of + b)).collect();
             add_product(&mut gradients[f + 1], 2.0, &ct_lambda, &sigma_gf, qf, qg, qf);
+        }
+        let out = self.finish_gradient(s, rhs, two_over_sigma2, &sw, gradients);
+        ws.several = Some(sw);
+        out
+    }
+
+    /// The right-hand sides e = Zᵀ(y − Xβ̂) (and Ĝ = ZᵀX R_X⁻ᵀ) per level into `sw.right` and
+    /// ZᵀZΛ(u, Û) into `sw.product`, from `sw.solved`: what the quadratic terms need.
+    fn modes_products(&self, s: &Several, rhs: usize, ws: &Workspace, sw: &mut SeveralWorkspace) {
+        let (q0, p, p1, m0) = (self.q, self.p, self.p + 1, self.n.len());
+        let first_rows = m0 * q0;
+        let total = first_rows + s.core_random;
+        let (w, x_inverse) = (&ws.w, &ws.x_inverse);
+        let combine = |values: &dyn Fn(usize) -> f64, k: usize| Self::combined(values, k, w, x_inverse, p);
+        let SeveralWorkspace { lambdas: other_lambdas, solved, right: e, product, scaled, .. } = sw;
+        let (solved, e, product) = (&solved[..total * rhs], &mut e[..total * rhs], &mut product[..total * rhs]);
+        for j in 0..m0 {
+            for i in 0..q0 {
+                let b = &self.zxy[(j * q0 + i) * p1..(j * q0 + i + 1) * p1];
+                for k in 0..rhs {
+                    e[(j * q0 + i) * rhs + k] = combine(&|a| b[a], k);
+                }
+            }
+        }
+        for other in &s.others {
+            for l in 0..other.levels() {
+                for i in 0..other.q {
+                    let b = &other.zxy[(l * other.q + i) * p1..(l * other.q + i + 1) * p1];
+                    for k in 0..rhs {
+                        e[(first_rows + other.offset + l * other.q + i) * rhs + k] = combine(&|a| b[a], k);
+                    }
+                }
+            }
+        }
+        // v = e − ZᵀZΛ(solved) for every column.
+        let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
+        self.times_zz_lambda(s, &lambdas, solved, rhs, &mut scaled[..total * rhs], product);
+    }
+
+    /// log|A|'s part of the gradient in `gradients` (∂/∂Λ_f per factor) plus the quadratic
+    /// terms from [`Self::modes_products`]; then θ's entries.
+    fn finish_gradient(&self, s: &Several, rhs: usize, two_over_sigma2: f64, sw: &SeveralWorkspace, mut gradients: Vec<Vec<f64>>) -> Vec<f64> {
+        let (m0, first_rows) = (self.n.len(), self.n.len() * self.q);
+        let (e, product, solved) = (&sw.right, &sw.product, &sw.solved);
+        // The quadratic term −(2/σ̂²) v uᵀ and REML's −2 (Ĝ − ZᵀZΛÛ) Ûᵀ, level by level.
+        for (f, gradient) in gradients.iter_mut().enumerate() {
+            let q = self.factor_q(s, f);
+            let (start, levels) = if f == 0 { (0, m0) } else { (first_rows + s.others[f - 1].offset, s.others[f - 1].levels()) };
+            for l in 0..levels {
+                let at = |i: usize, k: usize| (start + l * q + i) * rhs + k;
+                for r in 0..q {
+                    for c in 0..q {
+                        let v = e[at(r, 0)] - product[at(r, 0)];
+                        let mut value = two_over_sigma2 * v * solved[at(c, 0)];
+                        for k in 1..rhs {
+                            value += 2.0 * (e[at(r, k)] - product[at(r, k)]) * solved[at(c, k)];
+                        }
+                        gradient[r * q + c] -= value;
+                    }
+                }
+            }
+        }
+        self.factor_terms().iter().zip(&gradients).flat_map(|((terms, _), g)| terms.theta_positions.iter().map(move |&(r, c)| g[r * terms.q + c])).collect()
+    }
+
+    /// The conditional modes and covariances of each grouping factor's random effects at
+    /// `fit`, in the data's units, in θ's order of the factors (see
+    /// [`LinearMixedModel::random_effects`] for one factor): b̂ = t_y M_Z Λ u and
+    /// Var(b | y) = σ̂² M_ZΛ (A⁻¹)_ii ΛᵀM_Zᵀ, with (A⁻¹)_ii from the selected inverse.
+    ///
+    /// # Errors
+    /// The errors of [`LinearMixedModel::deviance`] at the fit's θ; `TooLarge` when the
+    /// workspace or the effects do not fit in memory.
+    pub fn random_effects_by_factor(&self, fit: &LmmFit) -> Result<Vec<RandomEffects>> {
+        let Some(s) = &self.several else { return Ok(vec![self.random_effects(fit)?]) };
+        let mut ws = self.workspace()?;
+        let factor = self.factorize(&fit.internal_theta, &mut ws)?;
+        let ty = self.response.scale;
+        let sigma2 = factor.pwrss / self.divisor(fit.criterion) * ty * ty;
+        let beta = self.internal_beta(&ws);
+        self.gradient_setup(Criterion::Ml, &beta, &mut ws);
+        self.solve_modes(s, 1, &mut ws);
+        self.core_inverse(s, &mut ws);
+        let sw = ws.several.take().expect("a workspace of a model with several factors");
+        let nr = s.core_random;
+        // Read lazily: a nested chain has no dense core's inverse.
+        let sigma_cc = |a: usize, b: usize| sw.sigma_cc[a.min(b) * nr + a.max(b)];
+        let first_rows = self.n.len() * self.q;
+        let mut out = Vec::with_capacity(s.others.len() + 1);
+        for (f, (terms, range)) in self.factor_terms().into_iter().enumerate() {
+            let q = terms.q;
+            let mut lambda = vec![0.0; q * q];
+            terms.fill_lambda(&fit.internal_theta[range], &mut lambda);
+            let mut map = vec![0.0; q * q];
+            crate::numerics::dense::multiply(terms.to_user_random, &lambda, q, q, q, &mut map);
+            let (offset, levels) = if f == 0 { (0, self.n.len()) } else { (first_rows + s.others[f - 1].offset, s.others[f - 1].levels()) };
+            let mut modes = with_capacity(&[levels, q], "the conditional modes")?;
+            let mut conditional_covariances = with_capacity(&[levels, q, q], "the conditional covariances")?;
+            let (mut a_inverse, mut level) = (vec![0.0; q * q], LevelInverse::default());
+            for l in 0..levels {
+                let u = &sw.solved[offset + l * q..offset + (l + 1) * q];
+                modes.extend((0..q).map(|r| ty * (0..q).map(|k| map[r * q + k] * u[k]).sum::<f64>()));
+                if let Some(chain) = &s.nested {
+                    self.nested_level_inverse(chain, &ws, &sw, f, l, &mut a_inverse);
+                } else if f == 0 {
+                    self.first_level_inverse(s, l, &ws, &sw.fronts, &sw.sigma_cc, &mut level, &mut a_inverse);
+                } else {
+                    let o = s.others[f - 1].offset + l * q;
+                    for a in 0..q {
+                        for b in 0..q {
+                            a_inverse[a * q + b] = sigma_cc(o + a, o + b);
+                        }
+                    }
+                }
+                conditional_covariances.extend(congruence(&map, &a_inverse, q).iter().map(|v| v * sigma2));
+            }
+            out.push(RandomEffects { modes, conditional_covariances });
+        }
+        Ok(out)
+    }
+
+    /// Whether the gradient's log|A| part can be read from the diagonal of A⁻¹ alone
+    /// ([`LinearMixedModel::log_det_from_diagonal`]): every factor scalar (q = 1), its λ_f
+    /// at least [`DIAGONAL_FORM_MIN_LAMBDA`], and the core dense (a nested chain has its own
+    /// cheap selected inverse).
+    fn diagonal_form(s: &Several, ws: &Workspace) -> bool {
+        let sw = ws.several.as_ref().expect("a workspace of a model with several factors");
+        let scalar = |lambda: &[f64]| lambda.len() == 1 && lambda[0] >= DIAGONAL_FORM_MIN_LAMBDA;
+        s.nested.is_none() && scalar(&ws.lambda) && sw.lambdas.iter().all(|l| scalar(l))
+    }
+
+    /// The log|A| part of the gradient of a model whose factors are all scalar, from the
+    /// diagonal of A⁻¹: with Λ_f = λ_f I on factor f's levels, ΛZᵀZΛ = A − I gives
+    /// Σ_{i ∈ f} (ZᵀZΛA⁻¹)_ii = (1/λ_f) Σ_{i ∈ f} (1 − (A⁻¹)_ii), so that
+    /// G_f = 2 Σ_{i ∈ f} (ZᵀZΛA⁻¹)_ii (the selected inverse's sum,
+    /// [`LinearMixedModel::gradient_several`] otherwise) needs no entry of A⁻¹ off its diagonal. Of
+    /// L = [L₀ 0; Wᵀ L_c] (L₀ the first factor's diagonal, W's rows its fronts), the core's
+    /// (A⁻¹)_ii is the squared norm of column i of X = L_c⁻¹ (`inverse_l`, nr × nr
+    /// column-major), and the first factor's (A⁻¹)_jj = ‖L⁻¹e_j‖² = (1 + ‖X W_{j,R}ᵀ‖²)/L_j²,
+    /// W_{j,R} the random-effects part of front j (already L_j⁻¹Λ₀ᵀ…). That costs nr²/2 plus
+    /// Σ_j Σ_{r ∈ R_j} (nr − r) multiply-adds where (L_cL_cᵀ)⁻¹ costs nr³/6 more. The
+    /// difference 1 − (A⁻¹)_ii loses digits as λ_f → 0, hence the floor of
+    /// [`LinearMixedModel::diagonal_form`].
+    #[allow(clippy::too_many_arguments)]
+    fn log_det_from_diagonal(
+        s: &Several, ws: &Workspace, kernels: &mut DenseKernels, fronts: &[f64], x: &[f64], partial: &mut [f64], norms: &mut [f64], lambdas: &[&[f64]],
+        gradients: &mut [Vec<f64>],
+    ) {
+        let nr = s.core_random;
+        // ‖X W_{j,R}ᵀ‖²; q₀ = 1: front j is the row fronts[width_start[j]..width_start[j + 1]],
+        // its random-effects columns first, then the [X y] columns at rows ≥ nr.
+        kernels.sparse_product_norms(x, nr, &s.width_start, &s.front_rows, fronts, partial, norms);
+        let first: f64 = ws.inverse_diagonal.iter().zip(norms.iter()).map(|(inverse, norm)| 1.0 - inverse * inverse * (1.0 + norm)).sum();
+        gradients[0][0] = 2.0 * first / lambdas[0][0];
+        for (f, other) in s.others.iter().enumerate() {
+            let sum: f64 = (other.offset..other.offset + other.levels()).map(|i| 1.0 - x[i * nr + i..(i + 1) * nr].iter().map(|v| v * v).sum::<f64>()).sum();
+            gradients[f + 1][0] = 2.0 * sum / lambdas[f + 1][0];
         }
     }
 
