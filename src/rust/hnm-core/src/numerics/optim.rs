@@ -43,6 +43,17 @@ pub trait Objective {
     /// parametrisation is redundant; called after every step. The default keeps x.
     fn canonicalize(&self, _x: &mut [f64]) {}
 
+    /// The groups of coordinates that are, at x, exactly 0 and on which f depends only through
+    /// the group's product with itself (a column l of Λ: f depends on it through l lᵀ), so
+    /// that f's gradient in them vanishes and only its curvature can move them: an id per
+    /// coordinate of such a group, `None` for the others. The quasi-Newton search holds them
+    /// (while their gradient is within the tolerance) and decides at convergence, by their
+    /// curvature, whether to leave; along a learnt direction they would only reach a
+    /// non-canonical point, to be re-evaluated. The default: none.
+    fn zero_groups(&self, x: &[f64]) -> Vec<Option<usize>> {
+        vec![None; x.len()]
+    }
+
     /// Iterations before [`minimize_bounded`] gives up (not converged). The default is 500.
     fn max_iterations(&self) -> usize {
         MAX_ITERATIONS

@@ -432,6 +432,22 @@ impl Objective for DevianceProblem<'_> {
         self.model.canonical_theta(x);
     }
 
+    /// The θ of every column of a Λ whose entries are all 0, the group named by the column's
+    /// first θ.
+    fn zero_groups(&self, x: &[f64]) -> Vec<Option<usize>> {
+        let mut groups = vec![None; x.len()];
+        for (terms, range) in self.model.factor_terms() {
+            let (theta, positions) = (&x[range.clone()], terms.theta_positions);
+            for (k, &(_, column)) in positions.iter().enumerate() {
+                let mut members = positions.iter().zip(theta).enumerate().filter(|(_, (&(_, c), _))| c == column);
+                if members.clone().all(|(_, (_, &t))| t == 0.0) {
+                    groups[range.start + k] = members.next().map(|(first, _)| range.start + first);
+                }
+            }
+        }
+        groups
+    }
+
     fn max_iterations(&self) -> usize {
         self.control.max_iterations
     }
