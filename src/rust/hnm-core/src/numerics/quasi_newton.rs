@@ -433,6 +433,55 @@ mod tests {
         }
     }
 
+    /// f = r₁² − r₁ + r₂² − r₂/2 + r₁r₂/4 with r₁ = a² + b² and r₂ = c² + d²: even in each of
+    /// the groups (a, b) and (c, d), as the deviance is in a column of Λ, so the gradient is 0
+    /// where a group is 0; x = 0 is a saddle, with a ≥ 0 and c ≥ 0 (diagonals of Λ).
+    struct TwoGroups;
+
+    impl TwoGroups {
+        fn radii(x: &[f64]) -> (f64, f64) {
+            (x[0] * x[0] + x[1] * x[1], x[2] * x[2] + x[3] * x[3])
+        }
+    }
+
+    impl Objective for TwoGroups {
+        fn value(&self, x: &[f64]) -> Result<f64> {
+            let (r1, r2) = Self::radii(x);
+            Ok(r1 * r1 - r1 + r2 * r2 - 0.5 * r2 + 0.25 * r1 * r2)
+        }
+        fn value_and_gradient(&self, x: &[f64]) -> Result<(f64, Vec<f64>)> {
+            let (r1, r2) = Self::radii(x);
+            let (d1, d2) = (2.0 * r1 - 1.0 + 0.25 * r2, 2.0 * r2 - 0.5 + 0.25 * r1);
+            Ok((self.value(x)?, vec![2.0 * x[0] * d1, 2.0 * x[1] * d1, 2.0 * x[2] * d2, 2.0 * x[3] * d2]))
+        }
+        fn zero_groups(&self, x: &[f64]) -> Vec<Option<usize>> {
+            let group = |first: usize| (x[first] == 0.0 && x[first + 1] == 0.0).then_some(first);
+            vec![group(0), group(0), group(2), group(2)]
+        }
+    }
+
+    #[test]
+    fn the_block_of_zero_groups_takes_one_gradient_per_coordinate_of_the_largest_group() {
+        let x = [0.0; 4];
+        let mut evaluations = 0;
+        let block = zero_block(&TwoGroups, &x, &[0.0; 4], &[0, 1, 2, 3], &TwoGroups.zero_groups(&x), &mut evaluations);
+        // The Hessian at 0: 2 ∂f/∂r₁ = −2 on (a, b) and 2 ∂f/∂r₂ = −1 on (c, d), nothing across.
+        let exact = [-2.0, 0.0, 0.0, 0.0, 0.0, -2.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0];
+        assert_eq!(evaluations, 2);
+        assert!(block.iter().zip(exact).all(|(h, e)| (h - e).abs() < 1e-6), "{block:?}");
+    }
+
+    #[test]
+    fn zero_groups_leave_their_saddle_for_the_minimum() {
+        let lower = [0.0, f64::NEG_INFINITY, 0.0, f64::NEG_INFINITY];
+        let m = minimize_bounded_quasi_newton(&TwoGroups, &[0.0; 4], &lower, 1e-12, &mut Checkpoint::new(&Never)).unwrap();
+        // ∂f/∂r₁ = ∂f/∂r₂ = 0: r₁ = 0.5 − r₂/8 and r₂ = 0.25 − r₁/8.
+        let r1 = (0.5 - 0.25 / 8.0) / (1.0 - 1.0 / 64.0);
+        let r2 = 0.25 - r1 / 8.0;
+        let (found1, found2) = TwoGroups::radii(&m.x);
+        assert!(m.converged && (found1 - r1).abs() < 1e-9 && (found2 - r2).abs() < 1e-9, "{m:?}");
+    }
+
     #[test]
     fn negative_curvature_leaves_a_stationary_zero() {
         let m = minimize_bounded_quasi_newton(&EvenAtZero, &[0.0, 0.0], &[0.0, f64::NEG_INFINITY], 1e-12, &mut Checkpoint::new(&Never)).unwrap();
