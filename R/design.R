@@ -290,6 +290,8 @@ group_labels <- function(design, index) {
 # `code_offset`, or hashed values coded by their key table (computed here: only row-level
 # methods need a code per row).
 row_codes <- function(rows) {
+  # A factor's offset 0L is not subtracted: at 1e7 rows that is a pass and a copy for nothing.
+  if (identical(rows$code_offset, 0L)) return(as.integer(rows$codes))
   if (is.null(attr(rows$code_offset, "levels"))) return(as.integer(rows$codes) - rows$code_offset)
   rust_result(rs_row_codes(rows$codes, rows$code_offset))
 }
@@ -373,14 +375,33 @@ combine_codes <- function(codes, sizes, keep = NULL) {
     rows <- which(rows)
     codes <- lapply(codes, `[`, rows)
   }
-  cells <- dense_codes(codes[1L], sizes[1L])
-  for (k in seq_along(codes)[-1L]) {
-    if (!identical(cell_values(cells, codes[[k]])[cells$codes], codes[[k]])) {
-      cells <- dense_codes(list(cells$codes, codes[[k]]), c(cells$n, sizes[k]))
+  cells <- nested_cells(codes, sizes)
+  if (is.null(cells)) {
+    cells <- dense_codes(codes[1L], sizes[1L])
+    for (k in seq_along(codes)[-1L]) {
+      if (!identical(cell_values(cells, codes[[k]])[cells$codes], codes[[k]])) {
+        cells <- dense_codes(list(cells$codes, codes[[k]]), c(cells$n, sizes[k]))
+      }
     }
+    cells$levels <- lapply(codes, cell_values, cells = cells)
   }
   list(codes = if (every_row) cells$codes else replace(rep(NA_integer_, n_rows), rows, cells$codes),
-       n = cells$n, levels = lapply(codes, cell_values, cells = cells))
+       n = cells$n, levels = cells$levels)
+}
+
+# combine_codes()' cells when every later code is a function of the first (a nested design:
+# the class gives the school), from one Rust pass over the rows (rs_nested_values()) instead
+# of a scatter, a gather and a comparison per code; NULL otherwise. The cells are the first
+# code's levels with rows, in its order: its codes themselves when every level has rows.
+nested_cells <- function(codes, sizes) {
+  if (length(codes) < 2L) return(NULL)
+  values <- rust_result(rs_nested_values(codes[[1L]], as.integer(sizes[1L]), codes[-1L]))
+  if (is.null(values)) return(NULL)
+  present <- values[[1L]] > 0L
+  n <- sum(present)
+  first <- codes[[1L]]
+  list(codes = if (n == length(present) && is.null(attributes(first))) first else cumsum(present)[first],
+       n = n, levels = c(list(which(present)), lapply(values, `[`, present)))
 }
 
 # For each cell, the value of `values` in its rows (any one of them).

@@ -47,6 +47,13 @@ rs_levels_distinct <- function(g) .Call(wrap__rs_levels_distinct, g)
 #' @noRd
 rs_dense_range <- function(g) .Call(wrap__rs_dense_range, g)
 
+#' For integer codes `first` in 1..`levels` and the integer codes `others` (a list) of the same
+#' rows, each of `others`' value at every level of `first` (0 for a level with no rows) when
+#' each is a function of `first`, a nested design (hnm_core::nested_values); NULL otherwise,
+#' or when a code is NA or a vector is not a plain integer vector.
+#' @noRd
+rs_nested_values <- function(first, levels, others) .Call(wrap__rs_nested_values, first, levels, others)
+
 #' The groups of a plain integer, logical, double or character vector `g`, hashed in one pass
 #' over it without storing a code per row: `table`, the key table (an external pointer; its
 #' codes in order of first appearance until `rs_group_keys_order`), and `first_row`, the

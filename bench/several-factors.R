@@ -25,6 +25,15 @@
 #                         3 factors -> 3.02 s (25.3x); the issue's target is 3x. What remains
 #   at 1e7 (Rprof): the optimisation ~1.1 s (36 evaluations of ~30 ms over 1e5 + 1e4 levels),
 #   the grouping codes in R ~0.8 s, the data pass ~0.2 s.
+# Then (load ~1, median of 3, the old R codes swapped in within the same run) the nested cells
+# from one Rust pass (rs_nested_values()) and the update matrices summed over slices:
+#   1e5 rows, 2 factors    17 ms -> 13 ms (13x)     3 factors  24 ms -> 18 ms (18x)
+#   1e6 rows, 2 factors   190 ms -> 129 ms (13x)    3 factors 242 ms -> 181 ms (15x)
+#   1e7 rows, 2 factors   1.81 s -> 1.36 s (13.9x)  3 factors 2.65 s -> 2.17 s (18.0x)
+#   What remains at 1e7, 2 factors: the search ~1.0 s (35 evaluations of ~29 ms; 5 per Newton
+#   iteration, 4 of them the Hessian's differences, and 24 even from a start near the optimum),
+#   the grouping codes ~0.3 s (two as.integer() copies and one gather of the interaction's
+#   codes in lexical order), the data pass ~0.2 s.
 #
 # Recorded (2026-12-06, branch insteval, load average 2.5-3.5; hnm only, seconds per fit, the
 # two builds run one after the other), before -> after two threads in the dense kernels and

@@ -177,6 +177,25 @@ test_that("a nested outer factor leaves the cells of its inner factor", {
   expect_identical(cells$cell, match(class, sort(unique(class))))
 })
 
+test_that("nested parts combine by their inner part's levels, unused levels left out", {
+  set.seed(10)
+  # Classes 51 and 61..70 have no rows; school is a function of class (nested_cells()).
+  class <- factor(sample(c(1:50, 52:60), 4000, TRUE), levels = 1:70)
+  school <- factor((as.integer(as.character(class)) - 1L) %/% 10L + 1L, levels = 6:1)
+  d <- data.frame(y = rnorm(4000), class = class, school = school)
+  reference <- droplevels(interaction(d$school, d$class, sep = ":", lex.order = TRUE))
+  expect_identical(hnm:::group_variable(quote(school:class), d, globalenv(), NULL), reference)
+  parsed <- hnm:::parse_mixed_formula(y ~ (1 | school) + (1 | school:class), several = TRUE)
+  cells <- hnm:::cell_codes(hnm:::grouping_factors(parsed, d, globalenv(), NULL))
+  expect_identical(cells$n_cells, nlevels(reference))
+  expect_identical(cells$cell, as.integer(reference))
+  expect_identical(cells$n_levels, c(nlevels(droplevels(school)), nlevels(reference)))
+  # A class in two schools is not nested: the general combination gives interaction()'s cells.
+  d$school[1L] <- if (d$school[1L] == "1") "2" else "1"
+  reference <- droplevels(interaction(d$school, d$class, sep = ":", lex.order = TRUE))
+  expect_identical(hnm:::group_variable(quote(school:class), d, globalenv(), NULL), reference)
+})
+
 test_that("an interaction grouping variable is interaction()'s factor, for every column type", {
   set.seed(9)
   columns <- random_columns(3000, c(20, 15, 6, 8))

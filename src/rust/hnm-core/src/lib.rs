@@ -41,7 +41,9 @@ mod numerics;
 pub use data::blocks::{fingerprint, group_column_codes, BlockPass, Column, GroupColumn, GroupKeys};
 pub use data::cells::{is_r_na, Cell, Response, NA_CODE, NA_REAL};
 pub use data::cross_products::CrossProducts;
-pub use data::groups::{dense_double_range, dense_integer_range, double_key, group_codes, integer_key, GroupCodes, KeyCodes, DOUBLE_MISSING, INTEGER_MISSING};
+pub use data::groups::{
+    dense_double_range, dense_integer_range, double_key, group_codes, integer_key, nested_values, GroupCodes, KeyCodes, DOUBLE_MISSING, INTEGER_MISSING,
+};
 pub use data::stats::GroupStats;
 pub use data::unit::Unit;
 pub use error::{HnmError, RangeProblem, Result};

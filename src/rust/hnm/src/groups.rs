@@ -10,8 +10,8 @@
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    dense_double_range, dense_integer_range, double_key, filled, group_codes, integer_key, with_capacity, Checkpoint, GroupCodes, GroupKeys, HnmError,
-    KeyCodes, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
+    dense_double_range, dense_integer_range, double_key, filled, group_codes, integer_key, nested_values, with_capacity, Checkpoint, GroupCodes, GroupKeys,
+    HnmError, KeyCodes, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
 use crate::{core_error, error_message, expanded, RInterrupt};
@@ -199,6 +199,27 @@ fn rs_dense_range(g: Robj) -> Robj {
     }
 }
 
+/// For integer codes `first` in 1..`levels` and the integer codes `others` (a list) of the same
+/// rows, each of `others`' value at every level of `first` (0 for a level with no rows) when
+/// each is a function of `first`, a nested design (hnm_core::nested_values); NULL otherwise,
+/// or when a code is NA or a vector is not a plain integer vector.
+/// @noRd
+#[extendr]
+fn rs_nested_values(first: Robj, levels: i32, others: List) -> Robj {
+    let vectors: Vec<Robj> = std::iter::once(first).chain(others.values()).collect();
+    if !vectors.iter().all(expanded) {
+        return Robj::from(());
+    }
+    let Some(slices) = vectors.iter().map(Robj::as_integer_slice).collect::<Option<Vec<&[i32]>>>() else {
+        return Robj::from(());
+    };
+    match nested_values(slices[0], usize::try_from(levels).unwrap_or(0), &slices[1..]) {
+        Ok(Some(values)) => List::from_values(values.into_iter().map(Robj::from)).into(),
+        Ok(None) => Robj::from(()),
+        Err(error) => core_error(error),
+    }
+}
+
 /// The values of a plain integer, logical, double or character vector `g`, read in place as
 /// the keys of its groups; `None` for another type.
 pub(crate) fn group_keys(g: &Robj) -> Option<GroupKeys<'_>> {
@@ -288,6 +309,7 @@ extendr_module! {
     fn rs_group_codes;
     fn rs_levels_distinct;
     fn rs_dense_range;
+    fn rs_nested_values;
     fn rs_group_keys;
     fn rs_group_keys_order;
     fn rs_group_keys_valid;

@@ -11,6 +11,48 @@ use crate::numerics::memory::{filled, push, with_capacity};
 
 const INITIAL_CAPACITY: usize = 1024;
 
+/// For codes `first` in 1..=`levels` (one per row) and codes `others` of the same rows, each
+/// later one's value at every level of `first`, when each is a function of `first` (a nested
+/// design: the class determines the school): `values[k][l − 1]` is `others[k]`'s code in the
+/// rows of level l, 0 for a level with no rows. The cells of the combined codes are then
+/// `first`'s levels with rows, in its order, with no sort and no code per row combined: one
+/// pass over the rows instead of a scatter, a gather and a comparison per code. `None` when a
+/// level of `first` meets two values of some other code, when a code of `first` is outside
+/// 1..=`levels` (R's `NA` among them), or when an other code is below 1 (`NA`): the general
+/// combination then applies.
+///
+/// # Errors
+/// `TooLarge` when `others.len() × levels` values do not fit in memory.
+///
+/// # Example
+/// ```
+/// use hnm_core::nested_values;
+/// // Classes 1..4 in schools: class 3 has no rows.
+/// assert_eq!(nested_values(&[1, 2, 4, 1], 4, &[&[5, 6, 6, 5]]).unwrap(), Some(vec![vec![5, 6, 0, 6]]));
+/// assert_eq!(nested_values(&[1, 2, 1], 2, &[&[5, 6, 7]]).unwrap(), None);
+/// ```
+pub fn nested_values(first: &[i32], levels: usize, others: &[&[i32]]) -> Result<Option<Vec<Vec<i32>>>> {
+    let mut values = Vec::with_capacity(others.len());
+    for other in others {
+        if other.len() != first.len() {
+            return Ok(None);
+        }
+        let mut at = filled(&[levels], 0, "the codes of a nested grouping factor")?;
+        for (&level, &code) in first.iter().zip(other.iter()) {
+            // Codes below 1 (NA) or beyond `levels` leave the general path to handle them.
+            let Some(slot) = usize::try_from(level).ok().and_then(|l| l.checked_sub(1)).and_then(|l| at.get_mut(l)) else {
+                return Ok(None);
+            };
+            if code < 1 || (*slot != 0 && *slot != code) {
+                return Ok(None);
+            }
+            *slot = code;
+        }
+        values.push(at);
+    }
+    Ok(Some(values))
+}
+
 /// For integer group values (R's `NA` ignored) spanning a range small enough to index
 /// directly — at most `len/4 + 1024` values, and at most `i32::MAX` so every code fits an
 /// `i32` — the smallest value and the range's length. Codes v − low + 1 then index the values
