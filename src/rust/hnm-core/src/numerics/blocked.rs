@@ -319,6 +319,35 @@ impl DenseKernels {
     }
 }
 
+impl DenseKernels {
+    /// C += α A B for A (m × k) and B (k × n) read in place, element (i, j) of A at
+    /// `a.0[i * a.1 + j * a.2]` (B likewise), and C (m × n) column-major with leading
+    /// dimension `ldc`: the packed product of this module's factorisations, for other dense
+    /// products (the selected inverse of several grouping factors). `dimensions` is (m, n, k).
+    ///
+    /// # Panics
+    /// When an operand or the target is shorter than its dimensions, or the packing buffers
+    /// (sized by the order given to [`DenseKernels::new`]) cannot hold the blocks of m rows,
+    /// k products and n columns (any dimension at most that order fits).
+    pub(crate) fn multiply(
+        &mut self, dimensions: (usize, usize, usize), alpha: f64, a: (&[f64], usize, usize), b: (&[f64], usize, usize), c: &mut [f64], ldc: usize,
+    ) {
+        let (m, n, k) = dimensions;
+        if m == 0 || n == 0 || k == 0 {
+            return;
+        }
+        let reach = |rows: usize, columns: usize, (data, rs, cs): (&[f64], usize, usize)| data.len() > (rows - 1) * rs + (columns - 1) * cs;
+        assert!(reach(m, k, a) && reach(k, n, b) && ldc >= m && c.len() >= (n - 1) * ldc + m);
+        let (kc, mc, nc) = (k.min(KC), m.min(MC), n.min(NC));
+        assert!(self.scratch.packing.a.len() >= kc * mc.div_ceil(MR) * MR && self.scratch.packing.b.len() >= kc * nc.div_ceil(NR) * NR);
+        let (a, b) = (Operand { data: a.0.as_ptr(), rs: a.1, cs: a.2 }, Operand { data: b.0.as_ptr(), rs: b.1, cs: b.2 });
+        let target = Target { data: c.as_mut_ptr(), ld: ldc, lower: None };
+        // SAFETY: the operands and the target were checked to hold their dimensions, `c`
+        // (borrowed mutably) overlaps neither, and the instruction set was detected.
+        unsafe { product_on(self.isa, &mut self.scratch.packing, m, n, k, alpha, a, b, target) }
+    }
+}
+
 /// The part of rows k0..k0 + NB of X of each ‖X v_j‖² of [`DenseKernels::sparse_product_norms`]
 /// into `out[j]`: each column of X at a row of v_j up to the slab's end, scaled and summed.
 /// (Slabs of NB rows, 64 × nr values, beat 32 and 16 rows on InstEval: the loop over a
@@ -388,7 +417,7 @@ fn shared_tasks(mine: &mut Scratch, helper: &mut Scratch, count: usize, task: im
 }
 
 /// [`product`] with the micro-kernel of `isa`, for the helper thread (whose code is not
-/// compiled for AVX2 unless called through a function that is).
+/// compiled for AVX2 unless called through a function that is) and [`DenseKernels::multiply`].
 ///
 /// # Safety
 /// As [`product`]; `isa` was detected.

@@ -2,6 +2,7 @@
 //! diagonal blocks: the fronts, the core's Schur complement and its dense Cholesky factor
 //! (module docs of [`super`]); a nested chain's is in [`super::nested`].
 
+use super::selected_inverse::LEVELS_PER_PRODUCT;
 use super::{coupled, coupled_transposed, Several};
 use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
@@ -74,6 +75,7 @@ impl LinearMixedModel {
         // of K (each front's core rows ascend, so its columns are walked downwards), the
         // [X y] rows of a column contiguous; the [X y]ᵀ[X y] block summed in `xx` first.
         let (mut b, mut xx) = (vec![0.0; q0 * p1], vec![0.0; p1 * p1]);
+        let mut batch_start = 0;
         for j in 0..self.n.len() {
             let (first, last) = (s.width_start[j], s.width_start[j + 1]);
             let w = last - first;
@@ -117,19 +119,27 @@ impl LinearMixedModel {
                 }
                 continue;
             }
-            let product = |a: usize, b: usize| -> f64 { (0..q0).map(|i| front[i * w + a] * front[i * w + b]).sum() };
+            // Levels with the same rows (all of them when the factors are fully crossed) share
+            // one product Σ_j W_jᵀW_j of their stacked fronts, applied after the batch's last.
+            let rows_of = |j: usize| &s.front_rows[s.width_start[j]..s.width_start[j + 1]];
+            if j + 1 < self.n.len() && j + 1 - batch_start < LEVELS_PER_PRODUCT && rows_of(j + 1) == rows {
+                continue;
+            }
+            let stacked = &sw.fronts[q0 * s.width_start[batch_start]..q0 * last];
+            let gram = sw.selected.gram(stacked, (j + 1 - batch_start) * q0, w);
+            batch_start = j + 1;
             for (bcol, &rb) in rows[..r].iter().enumerate() {
-                let target = &mut core[rb * n..(rb + 1) * n];
+                let (target, column) = (&mut core[rb * n..(rb + 1) * n], &gram[bcol * w..(bcol + 1) * w]);
                 for (a, &ra) in rows.iter().enumerate().take(r).skip(bcol) {
-                    target[ra] -= product(a, bcol);
+                    target[ra] -= column[a];
                 }
-                for (x, value) in target[nr..].iter_mut().enumerate() {
-                    *value -= product(r + x, bcol);
+                for (value, &g) in target[nr..].iter_mut().zip(&column[r..]) {
+                    *value -= g;
                 }
             }
             for a in 0..p1 {
                 for c in 0..=a {
-                    xx[a * p1 + c] += product(r + a, r + c);
+                    xx[a * p1 + c] += gram[(r + c) * w + r + a];
                 }
             }
         }

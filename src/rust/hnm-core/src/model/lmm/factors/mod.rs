@@ -148,6 +148,8 @@ pub(crate) struct SeveralWorkspace {
     kernels: DenseKernels,
     /// A nested chain's blocks (the dense core's buffers above are then empty).
     nested: Option<nested::NestedWorkspace>,
+    /// The first factor's dense products: its selected inverse and its Schur updates.
+    selected: selected_inverse::SelectedBuffers,
 }
 
 const MODEL: &str = "the blocks of the grouping factors";
@@ -189,10 +191,16 @@ impl Several {
     pub(crate) fn workspace(&self, q0: usize, m0: usize, p1: usize) -> Result<SeveralWorkspace> {
         const WHAT: &str = "the dense block of the crossed grouping factors";
         let columns = [m0 * q0 + self.core_random, p1];
-        // A nested chain has no dense core (nor the first factor's fronts in it).
-        let (n, nr, fronts) = match self.nested {
-            Some(_) => (0, 0, 0),
-            None => (self.core_order(p1), self.core_random, *self.width_start.last().unwrap_or(&0)),
+        // A nested chain has no dense core (nor the first factor's fronts in it), and so no
+        // use for the first factor's dense products: their buffers of no core rows.
+        let (n, nr, fronts, widest) = match self.nested {
+            Some(_) => (0, 0, 0, p1),
+            None => (
+                self.core_order(p1),
+                self.core_random,
+                *self.width_start.last().unwrap_or(&0),
+                self.width_start.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(p1),
+            ),
         };
         Ok(SeveralWorkspace {
             lambdas: self.others.iter().map(|o| vec![0.0; o.q * o.q]).collect(),
@@ -208,6 +216,7 @@ impl Several {
             norm_parts: filled(&DenseKernels::product_norms_scratch(m0, nr), 0.0, MODEL)?,
             kernels: DenseKernels::new(n)?,
             nested: self.nested.as_ref().map(|chain| chain.workspace(p1)).transpose()?,
+            selected: selected_inverse::SelectedBuffers::new(q0, widest - p1, widest)?,
         })
     }
 }

@@ -7,8 +7,8 @@ use crate::error::Result;
 use crate::model::lmm::{LinearMixedModel, LmmFit, RandomEffects, Workspace};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::blocked::DenseKernels;
-use crate::numerics::dense::{congruence, inverse_from_factor, solve_lower_transposed_scaled, times_lambda};
-use crate::numerics::memory::with_capacity;
+use crate::numerics::dense::{congruence, dot, inverse_from_factor, solve_lower_transposed_scaled, times_lambda};
+use crate::numerics::memory::{filled, with_capacity};
 use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
 use faer::{MatMut, MatRef, Par};
 
@@ -96,53 +96,89 @@ impl LinearMixedModel {
         sw.kernels.inverse_from_inverse_factor(&mut sw.sigma_cc, &sw.inverse_l, nr);
     }
 
-    /// The selected inverse at level j of the first factor (module docs): (A⁻¹)_{R_j j} into
-    /// `level.sigma_rj` (r × q₀) and (A⁻¹)_jj into `a_inverse` (q₀ × q₀), given the lower
-    /// triangle of the core's block `sigma_cc` (nr × nr column-major).
-    #[allow(clippy::too_many_arguments)]
-    fn first_level_inverse(&self, s: &Several, j: usize, ws: &Workspace, fronts: &[f64], sigma_cc: &[f64], level: &mut LevelInverse, a_inverse: &mut [f64]) {
-        let (q0, p1, nr) = (self.q, self.p + 1, s.core_random);
-        let (first, last) = (s.width_start[j], s.width_start[j + 1]);
-        let wj = last - first;
-        let r = wj - p1;
-        let front = &fronts[q0 * first..q0 * last];
-        let rows = &s.front_rows[first..last - p1];
-        let (l, inverse) = (&ws.l[j * q0 * q0..(j + 1) * q0 * q0], &ws.inverse_diagonal[j * q0..(j + 1) * q0]);
-        let LevelInverse { vt, sigma_rj } = level;
-        // Vⱼᵀ = L_j⁻ᵀ W_{j,R} (q₀ × r).
-        vt.clear();
-        for i in 0..q0 {
-            vt.extend_from_slice(&front[i * wj..i * wj + r]);
-        }
-        solve_lower_transposed_scaled(l, inverse, q0, vt, r);
-        // (A⁻¹)_{R j} = −Σ_RR V_j (r × q₀) and (A⁻¹)_jj = A_j⁻¹ − V_jᵀ (A⁻¹)_{R j}; Σ_RR read
-        // once per pair from its lower triangle, by columns (the rows ascend).
-        sigma_rj.clear();
-        sigma_rj.resize(r * q0, 0.0);
-        for (b, &rb) in rows.iter().enumerate() {
-            let column = &sigma_cc[rb * nr..(rb + 1) * nr];
-            for (a, &ra) in rows.iter().enumerate().skip(b) {
-                let x = column[ra];
+    /// The selected inverse at every level j of the first factor (module docs), handed to
+    /// `visit(j, (A⁻¹)_{R_j j}, (A⁻¹)_jj)` in the order of the levels ((A⁻¹)_{R_j j} r × q₀
+    /// and (A⁻¹)_jj q₀ × q₀, row-major), given the lower triangle of the core's block
+    /// `sigma_cc` (nr × nr column-major).
+    ///
+    /// (A⁻¹)_{R j} = −Σ_RR V_j with V_jᵀ = L_j⁻ᵀ W_{j,R} costs r² q₀ multiply-adds per level,
+    /// the gradient's largest part. Consecutive levels with the same rows R (all of them in a
+    /// fully crossed design) share Σ_RR, so up to [`LEVELS_PER_PRODUCT`] of them are one
+    /// product [V_j …]ᵀ Σ_RR by [`crate::numerics::blocked`]'s packed kernel, Σ_RR gathered
+    /// (full) once; a lone level of few rows (fewer than the kernel's tile) keeps the direct
+    /// loop over Σ_RR's lower triangle.
+    pub(super) fn first_level_inverses(
+        &self, s: &Several, ws: &Workspace, fronts: &[f64], sigma_cc: &[f64], buffers: &mut SelectedBuffers, mut visit: impl FnMut(usize, &[f64], &[f64]),
+    ) {
+        let (q0, p1, nr, m0) = (self.q, self.p + 1, s.core_random, self.n.len());
+        let rows_of = |j: usize| &s.front_rows[s.width_start[j]..s.width_start[j + 1] - p1];
+        let SelectedBuffers { stacked, gathered, selected, sigma_rj, a_inverse, kernels } = buffers;
+        let mut j0 = 0;
+        while j0 < m0 {
+            let rows = rows_of(j0);
+            let r = rows.len();
+            let j1 = (j0 + 1..m0).take(LEVELS_PER_PRODUCT - 1).find(|&j| rows_of(j) != rows).unwrap_or(m0.min(j0 + LEVELS_PER_PRODUCT));
+            let height = (j1 - j0) * q0;
+            // [V_j …]ᵀ: each level's Vⱼᵀ = L_j⁻ᵀ W_{j,R} (q₀ × r), stacked (height × r row-major).
+            for j in j0..j1 {
+                let wj = s.width_start[j + 1] - s.width_start[j];
+                let front = &fronts[q0 * s.width_start[j]..q0 * s.width_start[j + 1]];
+                let vt = &mut stacked[(j - j0) * q0 * r..(j - j0 + 1) * q0 * r];
                 for i in 0..q0 {
-                    sigma_rj[a * q0 + i] -= x * vt[i * r + b];
-                    if a != b {
-                        sigma_rj[b * q0 + i] -= x * vt[i * r + a];
+                    vt[i * r..(i + 1) * r].copy_from_slice(&front[i * wj..i * wj + r]);
+                }
+                solve_lower_transposed_scaled(&ws.l[j * q0 * q0..(j + 1) * q0 * q0], &ws.inverse_diagonal[j * q0..(j + 1) * q0], q0, vt, r);
+            }
+            // −[V_j …]ᵀ Σ_RR into `selected` (height × r, column-major).
+            let selected = &mut selected[..height * r];
+            selected.fill(0.0);
+            if height >= PRODUCT_ROWS {
+                let gathered = &mut gathered[..r * r];
+                for (b, &rb) in rows.iter().enumerate() {
+                    for (a, &ra) in rows.iter().enumerate() {
+                        gathered[b * r + a] = sigma_cc[ra.min(rb) * nr + ra.max(rb)];
+                    }
+                }
+                kernels.multiply((height, r, r), -1.0, (&stacked[..height * r], r, 1), (gathered, 1, r), selected, height);
+            } else {
+                // Σ_RR read once per pair from its lower triangle, by columns (the rows ascend).
+                for (b, &rb) in rows.iter().enumerate() {
+                    let column = &sigma_cc[rb * nr..(rb + 1) * nr];
+                    for (a, &ra) in rows.iter().enumerate().skip(b) {
+                        let x = column[ra];
+                        for i in 0..height {
+                            selected[a * height + i] -= x * stacked[i * r + b];
+                            if a != b {
+                                selected[b * height + i] -= x * stacked[i * r + a];
+                            }
+                        }
                     }
                 }
             }
-        }
-        inverse_from_factor(l, inverse, q0, a_inverse);
-        for i in 0..q0 {
-            for k in 0..q0 {
-                a_inverse[i * q0 + k] -= (0..r).map(|a| vt[i * r + a] * sigma_rj[a * q0 + k]).sum::<f64>();
+            for j in j0..j1 {
+                // (A⁻¹)_{R j} (r × q₀ row-major) and (A⁻¹)_jj = A_j⁻¹ − V_jᵀ (A⁻¹)_{R j}.
+                let offset = (j - j0) * q0;
+                let sigma_rj = &mut sigma_rj[..r * q0];
+                for (row, column) in sigma_rj.chunks_exact_mut(q0).zip(selected.chunks_exact(height)) {
+                    row.copy_from_slice(&column[offset..offset + q0]);
+                }
+                let vt = &stacked[offset * r..(offset + q0) * r];
+                inverse_from_factor(&ws.l[j * q0 * q0..(j + 1) * q0 * q0], &ws.inverse_diagonal[j * q0..(j + 1) * q0], q0, a_inverse);
+                for (i, a_row) in a_inverse.chunks_exact_mut(q0).enumerate() {
+                    for (&v, sigma_row) in vt[i * r..(i + 1) * r].iter().zip(sigma_rj.chunks_exact(q0)) {
+                        axpy(-v, sigma_row, a_row);
+                    }
+                }
+                visit(j, sigma_rj, a_inverse);
             }
+            j0 = j1;
         }
     }
 
     /// The gradient of a model with several factors (see [`LinearMixedModel::gradient`]), from
     /// the factorisation in `ws` and w = (−β, 1) (and R_X⁻¹ for REML) set up there.
     pub(crate) fn gradient_several(&self, s: &Several, reml: bool, two_over_sigma2: f64, ws: &mut Workspace) -> Vec<f64> {
-        let (q0, m0) = (self.q, self.n.len());
+        let q0 = self.q;
         let nr = s.core_random;
         let rhs = if reml { 1 + self.p } else { 1 };
         self.solve_modes(s, rhs, ws);
@@ -172,34 +208,48 @@ impl LinearMixedModel {
             ws.several = Some(sw);
             return out;
         }
-        let SeveralWorkspace { lambdas: other_lambdas, fronts, sigma_cc, .. } = &mut sw;
+        let SeveralWorkspace { lambdas: other_lambdas, fronts, sigma_cc, selected, .. } = &mut sw;
         let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
         let sigma_lower: &[f64] = sigma_cc;
         let lower = MatRef::from_column_major_slice(sigma_lower, nr, nr);
         let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
-        let mut a_inverse = vec![0.0; q0 * q0];
-        let mut level = LevelInverse::default();
-        let q_max = s.others.iter().map(|o| o.q).max().unwrap_or(0);
-        let (mut c_lambda, mut c_lambda0) = (vec![0.0; q0 * q_max], vec![0.0; q0 * q_max]);
-        for j in 0..m0 {
-            self.first_level_inverse(s, j, ws, fronts, sigma_lower, &mut level, &mut a_inverse);
+        let (mut u, mut y_row) = (vec![0.0; selected.sigma_rj.len()], vec![0.0; q0]);
+        let (first_gradient, other_gradients) = gradients.split_at_mut(1);
+        let g0 = &mut first_gradient[0];
+        self.first_level_inverses(s, ws, fronts, sigma_lower, selected, |j, sigma_rj, a_inverse| {
             let t = &ws.ts[j * q0 * q0..(j + 1) * q0 * q0];
-            add_product(&mut gradients[0], 2.0, t, &a_inverse, q0, q0, q0);
+            add_product(g0, 2.0, t, a_inverse, q0, q0, q0);
+            // The couplings' terms G₀ += 2 Cᵀ Λ_f Z_k and G_f += 2 C Λ₀ Z_kᵀ = 2 C U_kᵀ, with
+            // C = Z_fᵀZ₀, Z_k = (A⁻¹)_{(f,l) j} and U = Z Λ₀ᵀ formed once for the level: in
+            // rows of q₀ contiguous values, which vectorise.
+            let u = &mut u[..sigma_rj.len()];
+            for (z, u) in sigma_rj.chunks_exact(q0).zip(u.chunks_exact_mut(q0)) {
+                for (a, u) in u.iter_mut().enumerate() {
+                    *u = dot(&z[..=a], &lambdas[0][a * q0..=a * q0 + a]);
+                }
+            }
             let mut column = 0;
             for coupling in &s.fronts[s.front_start[j]..s.front_start[j + 1]] {
                 let f = coupling.row.0;
                 let qf = s.others[f].q;
-                let c = &s.values[coupling.value..coupling.value + qf * q0];
-                let zk = &level.sigma_rj[column * q0..(column + qf) * q0];
-                // G₀ += 2 Cᵀ Λ_f Z_k and G_f += 2 C Λ₀ Z_kᵀ, with C = Z_fᵀZ₀ and Z_k = (A⁻¹)_{(f,l) j}.
-                let (c_lambda, c_lambda0) = (&mut c_lambda[..q0 * qf], &mut c_lambda0[..qf * q0]);
-                transposed_times(c, qf, q0, lambdas[f + 1], qf, c_lambda);
-                add_product(&mut gradients[0], 2.0, c_lambda, zk, q0, qf, q0);
-                crate::numerics::dense::multiply(c, lambdas[0], qf, q0, q0, c_lambda0);
-                add_product_transposed(&mut gradients[f + 1], 2.0, c_lambda0, zk, qf, q0, qf);
+                let (c, lambda) = (&s.values[coupling.value..coupling.value + qf * q0], lambdas[f + 1]);
+                let (z, uk) = (&sigma_rj[column * q0..(column + qf) * q0], &u[column * q0..(column + qf) * q0]);
+                for x in 0..qf {
+                    // Row x of Λ_f Z_k, then G₀'s rows a += 2 C_xa times it.
+                    y_row.fill(0.0);
+                    for (yy, &l) in lambda[x * qf..=x * qf + x].iter().enumerate() {
+                        axpy(l, &z[yy * q0..(yy + 1) * q0], &mut y_row);
+                    }
+                    for (a, &cxa) in c[x * q0..(x + 1) * q0].iter().enumerate() {
+                        axpy(2.0 * cxa, &y_row, &mut g0[a * q0..(a + 1) * q0]);
+                    }
+                    for yy in 0..qf {
+                        other_gradients[f][x * qf + yy] += 2.0 * dot(&c[x * q0..(x + 1) * q0], &uk[yy * q0..(yy + 1) * q0]);
+                    }
+                }
                 column += qf;
             }
-        }
+        });
         for (f, other) in s.others.iter().enumerate() {
             let q = other.q;
             let mut t = vec![0.0; q * q];
@@ -312,10 +362,8 @@ impl LinearMixedModel {
         self.gradient_setup(Criterion::Ml, &beta, &mut ws);
         self.solve_modes(s, 1, &mut ws);
         self.core_inverse(s, &mut ws);
-        let sw = ws.several.take().expect("a workspace of a model with several factors");
+        let mut sw = ws.several.take().expect("a workspace of a model with several factors");
         let nr = s.core_random;
-        // Read lazily: a nested chain has no dense core's inverse.
-        let sigma_cc = |a: usize, b: usize| sw.sigma_cc[a.min(b) * nr + a.max(b)];
         let first_rows = self.n.len() * self.q;
         let mut out = Vec::with_capacity(s.others.len() + 1);
         for (f, (terms, range)) in self.factor_terms().into_iter().enumerate() {
@@ -327,23 +375,31 @@ impl LinearMixedModel {
             let (offset, levels) = if f == 0 { (0, self.n.len()) } else { (first_rows + s.others[f - 1].offset, s.others[f - 1].levels()) };
             let mut modes = with_capacity(&[levels, q], "the conditional modes")?;
             let mut conditional_covariances = with_capacity(&[levels, q, q], "the conditional covariances")?;
-            let (mut a_inverse, mut level) = (vec![0.0; q * q], LevelInverse::default());
             for l in 0..levels {
                 let u = &sw.solved[offset + l * q..offset + (l + 1) * q];
                 modes.extend((0..q).map(|r| ty * (0..q).map(|k| map[r * q + k] * u[k]).sum::<f64>()));
-                if let Some(chain) = &s.nested {
+            }
+            let mut push = |a_inverse: &[f64]| conditional_covariances.extend(congruence(&map, a_inverse, q).iter().map(|v| v * sigma2));
+            let mut a_inverse = vec![0.0; q * q];
+            if let Some(chain) = &s.nested {
+                for l in 0..levels {
                     self.nested_level_inverse(chain, &ws, &sw, f, l, &mut a_inverse);
-                } else if f == 0 {
-                    self.first_level_inverse(s, l, &ws, &sw.fronts, &sw.sigma_cc, &mut level, &mut a_inverse);
-                } else {
+                    push(&a_inverse);
+                }
+            } else if f == 0 {
+                let SeveralWorkspace { fronts, sigma_cc, selected, .. } = &mut sw;
+                self.first_level_inverses(s, &ws, fronts, sigma_cc, selected, |_, _, a_inverse| push(a_inverse));
+            } else {
+                let sigma_cc = |a: usize, b: usize| sw.sigma_cc[a.min(b) * nr + a.max(b)];
+                for l in 0..levels {
                     let o = s.others[f - 1].offset + l * q;
                     for a in 0..q {
                         for b in 0..q {
                             a_inverse[a * q + b] = sigma_cc(o + a, o + b);
                         }
                     }
+                    push(&a_inverse);
                 }
-                conditional_covariances.extend(congruence(&map, &a_inverse, q).iter().map(|v| v * sigma2));
             }
             out.push(RandomEffects { modes, conditional_covariances });
         }
@@ -462,11 +518,65 @@ impl LinearMixedModel {
     }
 }
 
-/// The per-level buffers of [`LinearMixedModel::first_level_inverse`]: Vⱼᵀ and (A⁻¹)_{R_j j}.
-#[derive(Default)]
-struct LevelInverse {
-    vt: Vec<f64>,
+/// Levels of the first factor whose selected inverses share one product (module docs of
+/// [`LinearMixedModel::first_level_inverses`]): 32 × q₀ rows of [V_j …]ᵀ, enough to amortise
+/// packing Σ_RR once, few enough to keep the buffers small.
+pub(super) const LEVELS_PER_PRODUCT: usize = 32;
+
+/// The height of [`crate::numerics::blocked`]'s micro-tile: a product of fewer rows wastes
+/// its lanes, so fewer rows keep the direct loop.
+const PRODUCT_ROWS: usize = 8;
+
+/// The buffers of the first factor's dense products: for
+/// [`LinearMixedModel::first_level_inverses`] the stacked [V_j …]ᵀ, the gathered Σ_RR, the
+/// product −[V_j …]ᵀ Σ_RR and one level's (A⁻¹)_{R j} and (A⁻¹)_jj; for the evaluation's
+/// Schur complement the Gram matrix of stacked fronts ([`SelectedBuffers::gram`], in the
+/// buffer of Σ_RR); the products' kernels.
+#[derive(Debug, Clone)]
+pub(crate) struct SelectedBuffers {
+    stacked: Vec<f64>,
+    gathered: Vec<f64>,
+    selected: Vec<f64>,
     sigma_rj: Vec<f64>,
+    a_inverse: Vec<f64>,
+    kernels: DenseKernels,
+}
+
+impl SelectedBuffers {
+    /// Buffers for a first factor of q₀ columns whose levels reach at most `r` rows of the
+    /// core, and fronts of at most `w` columns.
+    ///
+    /// # Errors
+    /// `TooLarge` when they do not fit in memory (two of 32 q₀ × r values, one of w × w).
+    pub(super) fn new(q0: usize, r: usize, w: usize) -> Result<Self> {
+        const WHAT: &str = "the selected inverse of the grouping factors";
+        let height = LEVELS_PER_PRODUCT * q0;
+        Ok(SelectedBuffers {
+            stacked: filled(&[height, r], 0.0, WHAT)?,
+            gathered: filled(&[w, w], 0.0, WHAT)?,
+            selected: filled(&[height, r], 0.0, WHAT)?,
+            sigma_rj: filled(&[r, q0], 0.0, WHAT)?,
+            a_inverse: filled(&[q0, q0], 0.0, WHAT)?,
+            kernels: DenseKernels::new(height.max(w))?,
+        })
+    }
+
+    /// WᵀW (w × w, column-major) for the fronts of consecutive levels of the first factor
+    /// with the same rows, `stacked` = [W_j …] (`height` × w row-major, at most
+    /// [`LEVELS_PER_PRODUCT`] levels): their summed Schur update Σ_j W_jᵀW_j as one product.
+    pub(super) fn gram(&mut self, stacked: &[f64], height: usize, w: usize) -> &[f64] {
+        let gram = &mut self.gathered[..w * w];
+        gram.fill(0.0);
+        self.kernels.multiply((w, w, height), 1.0, (stacked, 1, w), (stacked, w, 1), gram, w);
+        gram
+    }
+}
+
+/// y += a x.
+fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
 }
 
 /// G += scale · A B for A (r × k) and B (k × c).
@@ -474,15 +584,6 @@ fn add_product(g: &mut [f64], scale: f64, a: &[f64], b: &[f64], r: usize, k: usi
     for i in 0..r {
         for j in 0..c {
             g[i * c + j] += scale * (0..k).map(|t| a[i * k + t] * b[t * c + j]).sum::<f64>();
-        }
-    }
-}
-
-/// G += scale · A Bᵀ for A (r × k) and B (c × k).
-fn add_product_transposed(g: &mut [f64], scale: f64, a: &[f64], b: &[f64], r: usize, k: usize, c: usize) {
-    for i in 0..r {
-        for j in 0..c {
-            g[i * c + j] += scale * (0..k).map(|t| a[i * k + t] * b[j * k + t]).sum::<f64>();
         }
     }
 }
