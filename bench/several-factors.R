@@ -45,6 +45,14 @@
 # (these three now on 2 threads), fronts and the rest ~7-10. At load 5-7 (lmer in the same
 # run): 3.54 -> 3.18 s (lmer 17.2 s, 5.4x) and 3.45 -> 2.89 s (lmer 40.9 s, 14.1x). The first
 # model's build (rs_lmm_build_factors, 28 fixed columns) takes ~0.6-1 s of its total.
+#
+# Recorded (2026-12-06, main after the nested chain, the dense core's threads and the kb07
+# search and products; quiet machine, load < 1; --lmer=0 --reps=1): Penicillin 4 ms, Pastes
+# 3 ms, InstEval 1.94 s (15 evaluations) and 1.18 s (20), Chem97 17 ms, kb07-shaped 5.57 s
+# (446 evaluations; 51 s and 1,228 the day before), nested 1e5/1e6/1e7 rows 14/168/1800 ms
+# (13.7x/16.2x/18.4x the R pass), with districts 20/187/1980 ms, crossed Zipf 1e6 2.43 s.
+# InstEval against lmer in one run (median of 3 hnm fits): 1.67 s vs 11.2 s (6.7x) and
+# 1.08 s vs 26.5 s (24.5x).
 
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
