@@ -8,7 +8,7 @@
 //! together (1 + k + k(k+1)/2 doubles), so a row touches one group's state however the rows
 //! are ordered.
 
-use crate::data::cells::{is_r_na, Cell, Response, NA_CODE};
+use crate::data::cells::{Cell, Response, NA_CODE};
 use crate::data::cross_products::{CrossProducts, STATISTICS};
 use crate::data::groups::KeyCodes;
 use crate::error::{HnmError, Result};
@@ -533,31 +533,6 @@ impl ChunkCells for AllRows<'_, '_> {
     }
 }
 
-/// One column of doubles (the one-way model's response alone): [`read_row`] for it, with
-/// no column kinds to tell apart.
-struct OneDouble<'a>(&'a [f64]);
-
-impl ChunkCells for OneDouble<'_> {
-    #[inline(always)]
-    fn read(&self, i: usize, code: i32, pilot: &[f64], values: &mut [f64]) -> (RowRead, u64) {
-        let value = self.0[i];
-        let combined = Fingerprint::code_bits(code) ^ Fingerprint::cell_bits(0, value.to_bits());
-        values[0] = value - pilot[0];
-        let read = if value.is_finite() {
-            if code == NA_CODE {
-                RowRead::Dropped
-            } else {
-                RowRead::Kept
-            }
-        } else if code == NA_CODE || is_r_na(value) {
-            RowRead::Dropped
-        } else {
-            RowRead::NotFinite(0)
-        };
-        (read, combined)
-    }
-}
-
 /// Rows from which [`CrossProducts::from_columns_on_threads`] uses more than one thread.
 pub const PARALLEL_ROWS: usize = 200_000;
 
@@ -579,13 +554,10 @@ fn accumulate_rows(
     let mut state = filled(&[n_groups, state_stride(k)], 0.0, STATISTICS)?;
     let mut pass = RowPass { state: &mut state, pilot, dropped: 0, hash: Fingerprint::default() };
     // A literal k for the common widths, so that the inlined loops over the variables unroll.
-    match columns {
-        // The one-way model's response alone: its own loop, a third shorter.
-        [Column::Double(y)] => pass.run(1, |rows| OneDouble(&y[rows]), codes, first_row, n_groups, checkpoint)?,
-        _ if k <= 8 => {
-            with_literal!(k, k in [1, 2, 3, 4, 5, 6, 7, 8] => pass.run(k, |rows| ColumnChunk::new(&columns[..k], rows), codes, first_row, n_groups, checkpoint)?)
-        }
-        _ => pass.run(k, |rows| AllRows { columns, first: rows.start }, codes, first_row, n_groups, checkpoint)?,
+    if k <= 8 {
+        with_literal!(k, k in [1, 2, 3, 4, 5, 6, 7, 8] => pass.run(k, |rows| ColumnChunk::new(&columns[..k], rows), codes, first_row, n_groups, checkpoint)?);
+    } else {
+        pass.run(k, |rows| AllRows { columns, first: rows.start }, codes, first_row, n_groups, checkpoint)?;
     }
     let RowPass { dropped, hash, .. } = pass;
     Ok(PassPart { state, pilot: pilot.to_vec(), dropped, hash: hash.value() })
@@ -833,7 +805,7 @@ mod tests {
         assert_eq!((kept.dropped, kept.stats.n()), (3, &[0.0][..]));
         let err = CrossProducts::from_columns(&[Column::Double(&y)], [1, 3, 1].into_iter(), 2, &mut Checkpoint::new(&Never)).unwrap_err();
         assert_eq!(err, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
-        // The same for a response alone (the one-way model's own loop).
+        // The same for a response alone (the one-way model).
         let err = CrossProducts::from_columns(&[Column::Double(&[1.0, f64::NAN, 3.0])], [1, 1, 1].into_iter(), 1, &mut Checkpoint::new(&Never)).unwrap_err();
         assert_eq!(err, HnmError::ColumnNotFinite { column: 0, row: 1 });
         let alone = [f64::INFINITY, NA_REAL, f64::NAN, 2.0, 7.0, 4.0];
