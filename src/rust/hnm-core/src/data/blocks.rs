@@ -64,10 +64,16 @@ impl Column<'_> {
     #[inline(always)]
     fn read(&self, row: usize) -> (u64, Cell) {
         match self {
-            Column::Double(v) => (v[row].to_bits(), v[row].cell()),
-            Column::Integer(v) => (v[row] as u32 as u64, v[row].cell()),
+            Column::Double(v) => read_value(v[row]),
+            Column::Integer(v) => read_value(v[row]),
         }
     }
+}
+
+/// A value's bits (for [`BlockPass::fingerprint`]) and what it means.
+#[inline(always)]
+fn read_value<T: Response>(value: T) -> (u64, Cell) {
+    (value.bits(), value.cell())
 }
 
 /// The group of each row as R holds it, read in place: 1-based codes (a factor's, or codes
@@ -283,7 +289,7 @@ impl Fingerprint {
         for (a, column) in columns.iter().enumerate() {
             combined ^= Self::cell_bits(a, column.read(row).0);
         }
-        self.add(row, combined);
+        self.add(row as u64 + 1, combined);
     }
 
     /// A row's code, the start of its combined bits.
@@ -298,11 +304,11 @@ impl Fingerprint {
         bits.rotate_left(1 + 13 * a as u32)
     }
 
-    /// Row `row` (0-based, of all the rows), from its combined bits.
+    /// The row numbered `row_number` (1-based, of all the rows), from its combined bits.
     #[inline(always)]
-    fn add(&mut self, row: usize, combined: u64) {
+    fn add(&mut self, row_number: u64, combined: u64) {
         self.sum = self.sum.wrapping_add(combined);
-        self.weighted = self.weighted.wrapping_add(combined.wrapping_mul(row as u64 + 1));
+        self.weighted = self.weighted.wrapping_add(combined.wrapping_mul(row_number));
     }
 
     /// Σ w_i c_i over the rows added.
@@ -443,46 +449,53 @@ impl RowPass<'_> {
         // The loop's state in locals, written back at the end: fields behind `&mut self`
         // would be reloaded and stored every row.
         let (mut dropped, mut hash) = (self.dropped, std::mem::take(&mut self.hash));
-        let state_start = self.state.as_mut_ptr();
+        let state = &mut *self.state;
+        let state_start = state.as_ptr();
         let rows = codes.len();
-        let mut buffer = [0i32; Checkpoint::STRIDE as usize];
+        // A chunk's codes, then PREFETCH_DISTANCE slots that the prefetch reads past its end
+        // without a test: they hold a previous chunk's codes or 0, whose prefetch is a hint.
+        let mut buffer = [0i32; Checkpoint::STRIDE as usize + PREFETCH_DISTANCE];
         let mut start = 0;
+        // The 1-based number of the row, of all the rows: its fingerprint weight's index.
+        let mut row_number = first_row as u64;
         while start < rows {
             checkpoint.check_timed()?;
-            let chunk = &mut buffer[..(rows - start).min(Checkpoint::STRIDE as usize)];
-            for (slot, code) in chunk.iter_mut().zip(&mut codes) {
+            let len = (rows - start).min(Checkpoint::STRIDE as usize);
+            for (slot, code) in buffer[..len].iter_mut().zip(&mut codes) {
                 *slot = code;
             }
-            let cells = chunk_cells(first_row + start..first_row + start + chunk.len());
-            for (i, &code) in chunk.iter().enumerate() {
-                if let Some(&future) = chunk.get(i + PREFETCH_DISTANCE) {
-                    // Every cache line of the group's state; a code out of range prefetches an
-                    // address outside them, which a prefetch may (it never faults).
-                    let group_state = state_start.wrapping_add((future as u32).wrapping_sub(1) as usize * stride);
-                    for line in (0..stride).step_by(8) {
-                        prefetch_address(group_state.wrapping_add(line));
-                    }
-                    prefetch_address(group_state.wrapping_add(stride - 1));
+            let cells = chunk_cells(first_row + start..first_row + start + len);
+            for i in 0..len {
+                let (code, future) = (buffer[i], buffer[i + PREFETCH_DISTANCE]);
+                // Every cache line of that group's state; a code out of range prefetches an
+                // address outside them, which a prefetch may (it never faults).
+                let group_state = state_start.wrapping_add((future as u32).wrapping_sub(1) as usize * stride);
+                for line in (0..stride).step_by(8) {
+                    prefetch_address(group_state.wrapping_add(line));
                 }
-                let row = first_row + start + i;
+                prefetch_address(group_state.wrapping_add(stride - 1));
+                row_number += 1;
                 let (read, combined) = cells.read(i, code, pilot, shifted);
-                hash.add(row, combined);
+                hash.add(row_number, combined);
+                let row = || (row_number - 1) as usize;
                 match read {
                     RowRead::Kept => {}
                     RowRead::Dropped => {
                         dropped += 1;
                         continue;
                     }
-                    RowRead::NotFinite(column) => return Err(HnmError::ColumnNotFinite { column, row }),
+                    RowRead::NotFinite(column) => return Err(HnmError::ColumnNotFinite { column, row: row() }),
                 }
                 // Code 0 or negative wraps to beyond every group.
                 let group = (code as u32).wrapping_sub(1) as usize;
                 if group >= n_groups {
-                    return Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups });
+                    return Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row(), code: i64::from(code), n_groups });
                 }
-                welford_update(&mut self.state[group * stride..(group + 1) * stride], shifted);
+                // SAFETY: group < n_groups and the state holds n_groups · stride values
+                // (asserted above); the slice's own bounds test would cost the loop a tenth.
+                welford_update(unsafe { state.get_unchecked_mut(group * stride..(group + 1) * stride) }, shifted);
             }
-            start += chunk.len();
+            start += len;
         }
         (self.dropped, self.hash) = (dropped, hash);
         Ok(())
@@ -520,6 +533,17 @@ impl ChunkCells for ColumnChunk<'_> {
     }
 }
 
+/// A chunk's rows of a single column of one kind (the one-way model's response): the row
+/// loop then has no test of the column's kind.
+struct SingleColumn<'a, T>(&'a [T]);
+
+impl<T: Response> ChunkCells for SingleColumn<'_, T> {
+    #[inline(always)]
+    fn read(&self, i: usize, code: i32, pilot: &[f64], values: &mut [f64]) -> (RowRead, u64) {
+        read_cells(std::iter::once(read_value(self.0[i])), code, pilot, values)
+    }
+}
+
 /// More than 8 columns, read in place from the chunk's first row `first`.
 struct AllRows<'a, 'c> {
     columns: &'c [Column<'a>],
@@ -554,8 +578,12 @@ fn accumulate_rows(
     let mut state = filled(&[n_groups, state_stride(k)], 0.0, STATISTICS)?;
     let mut pass = RowPass { state: &mut state, pilot, dropped: 0, hash: Fingerprint::default() };
     // A literal k for the common widths, so that the inlined loops over the variables unroll.
-    if k <= 8 {
-        with_literal!(k, k in [1, 2, 3, 4, 5, 6, 7, 8] => pass.run(k, |rows| ColumnChunk::new(&columns[..k], rows), codes, first_row, n_groups, checkpoint)?);
+    if let [Column::Double(column)] = columns {
+        pass.run(1, |rows| SingleColumn(&column[rows]), codes, first_row, n_groups, checkpoint)?;
+    } else if let [Column::Integer(column)] = columns {
+        pass.run(1, |rows| SingleColumn(&column[rows]), codes, first_row, n_groups, checkpoint)?;
+    } else if k <= 8 {
+        with_literal!(k, k in [2, 3, 4, 5, 6, 7, 8] => pass.run(k, |rows| ColumnChunk::new(&columns[..k], rows), codes, first_row, n_groups, checkpoint)?);
     } else {
         pass.run(k, |rows| AllRows { columns, first: rows.start }, codes, first_row, n_groups, checkpoint)?;
     }
@@ -632,10 +660,15 @@ enum RowRead {
 /// store forwarding.
 #[inline(always)]
 fn read_row(columns: &[Column<'_>], row: usize, code: i32, pilot: &[f64], values: &mut [f64]) -> (RowRead, u64) {
+    read_cells(columns.iter().map(|column| column.read(row)), code, pilot, values)
+}
+
+/// [`read_row`] of a row's cells, each its value's bits and meaning ([`read_value`]).
+#[inline(always)]
+fn read_cells(cells: impl Iterator<Item = (u64, Cell)>, code: i32, pilot: &[f64], values: &mut [f64]) -> (RowRead, u64) {
     let mut combined = Fingerprint::code_bits(code);
     let (mut missing, mut not_finite) = (code == NA_CODE, None);
-    for (a, column) in columns.iter().enumerate() {
-        let (bits, cell) = column.read(row);
+    for (a, (bits, cell)) in cells.enumerate() {
         combined ^= Fingerprint::cell_bits(a, bits);
         match cell {
             Cell::Value(v) => values[a] = v - pilot[a],

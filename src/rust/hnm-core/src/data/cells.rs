@@ -37,6 +37,9 @@ pub enum Cell {
 pub trait Response: Copy {
     /// Classifies the value.
     fn cell(self) -> Cell;
+
+    /// The value's bits, for a fingerprint of the data.
+    fn bits(self) -> u64;
 }
 
 impl Response for f64 {
@@ -50,6 +53,11 @@ impl Response for f64 {
             Cell::NotFinite
         }
     }
+
+    #[inline]
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
 }
 
 impl Response for i32 {
@@ -60,5 +68,10 @@ impl Response for i32 {
         } else {
             Cell::Value(f64::from(self))
         }
+    }
+
+    #[inline]
+    fn bits(self) -> u64 {
+        self as u32 as u64
     }
 }
