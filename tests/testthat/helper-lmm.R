@@ -168,3 +168,15 @@ expect_matches_lme4 <- function(formula, data, REML, label) {
   }
   invisible(if (deviance(fit) < lme4_criterion(exact) - 1e-6) "lower than lme4" else "equal to lme4")
 }
+
+# n rows of two crossed factors a and b (levels[1] and levels[2] levels, drawn uniformly) and
+# a covariate x, y = a's effect + sd_b times b's + 0.5 x + N(0, 1) noise, and Gamma(2, 2)
+# prior weights w.
+crossed_weighted_data <- function(seed, n, levels, sd_b) {
+  set.seed(seed)
+  d <- data.frame(a = factor(sample(seq_len(levels[1]), n, TRUE)),
+                  b = factor(sample(seq_len(levels[2]), n, TRUE)), x = rnorm(n))
+  d$y <- rnorm(levels[1])[d$a] + sd_b * rnorm(levels[2])[d$b] + 0.5 * d$x + rnorm(n)
+  d$w <- rgamma(n, 2, 2)
+  d
+}

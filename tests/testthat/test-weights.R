@@ -303,12 +303,7 @@ test_that("anova()'s F tests of types I-III of a weighted fit are lmerTest's", {
 
 test_that("weighted fits with several grouping factors, crossed and nested, are lme4's", {
   skip_if_not_installed("lmerTest")
-  set.seed(9)
-  n <- 400
-  data <- data.frame(a = factor(sample(1:15, n, TRUE)), b = factor(sample(1:6, n, TRUE)),
-                     x = rnorm(n))
-  data$y <- rnorm(15)[data$a] + 0.7 * rnorm(6)[data$b] + 0.5 * data$x + rnorm(n)
-  data$w <- rgamma(n, 2, 2)
+  data <- crossed_weighted_data(seed = 9, n = 400, levels = c(15, 6), sd_b = 0.7)
   data$w[c(5, 77)] <- 0
   kept <- data[data$w > 0, ]
   for (formula in list(y ~ x + (1 | a) + (1 | b), y ~ x + (x | a) + (1 | b), y ~ x + (1 | b/a))) {
@@ -374,12 +369,7 @@ test_that("hnm_devfun(weights =) and as.function() of a weighted fit are lme4's 
 test_that("se.fit of conditional predictions of weighted fits: Henderson's equations with W", {
   skip_if_not_installed("lme4")
   skip_if_not_installed("Matrix")
-  set.seed(11)
-  n <- 240
-  d <- data.frame(a = factor(sample(1:12, n, TRUE)), b = factor(sample(1:5, n, TRUE)),
-                  x = rnorm(n))
-  d$y <- rnorm(12)[d$a] + 0.6 * rnorm(5)[d$b] + 0.5 * d$x + rnorm(n)
-  d$w <- rgamma(n, 2, 2)
+  d <- crossed_weighted_data(seed = 11, n = 240, levels = c(12, 5), sd_b = 0.6)
   new <- d[c(3, 50, 200), ]
   # Unweighted too: with few levels Matrix made the system dense, which Cholesky() refused.
   for (formula in list(y ~ x + (x | a), y ~ x + (1 | a) + (1 | b))) for (weighted in c(TRUE, FALSE)) {
@@ -389,7 +379,7 @@ test_that("se.fit of conditional predictions of weighted fits: Henderson's equat
     # var = sigma^2 h'C^-1 h with h = (L'z, x) for each new row (its own z and x).
     X <- as.matrix(lme4::getME(twin, "X"))
     ZL <- as.matrix(lme4::getME(twin, "Z") %*% lme4::getME(twin, "Lambda"))
-    W <- if (weighted) d$w else rep(1, n)
+    W <- if (weighted) d$w else rep(1, nrow(d))
     C <- rbind(cbind(crossprod(ZL, W * ZL) + diag(ncol(ZL)), crossprod(ZL, W * X)),
                cbind(crossprod(X, W * ZL), crossprod(X, W * X)))
     rows <- match(rownames(new), rownames(d))
