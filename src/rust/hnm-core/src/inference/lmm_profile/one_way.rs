@@ -109,3 +109,88 @@ pub(super) fn gradient(model: &LinearMixedModel, criterion: Criterion, scale: f6
     }
     gradient
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Checkpoint, Column, CrossProducts, Never, Structure, Term};
+
+    /// y ~ 1 + (1 | g) on unbalanced groups (sizes 1 to 5), with y far from 0 so that the
+    /// model's internal units (a shift and a scale) are exercised; the groups' sizes, means
+    /// and within sums of squares for the closed form.
+    fn one_way_model() -> (LinearMixedModel, Vec<(f64, f64, f64)>) {
+        let sizes = [3, 1, 5, 2, 4, 4, 2];
+        let (mut y, mut g) = (Vec::new(), Vec::new());
+        let mut state = 7_u64;
+        for (j, &n) in sizes.iter().enumerate() {
+            let effect = [0.8, -1.1, 0.3, 1.9, -0.4, 0.0, -1.6][j];
+            for _ in 0..n {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let noise = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                y.push(1000.0 + effect + 2.0 * noise);
+                g.push(j as i32 + 1);
+            }
+        }
+        let stats = sizes
+            .iter()
+            .scan(0, |start, &n| {
+                let rows = &y[*start..*start + n];
+                *start += n;
+                let mean = rows.iter().sum::<f64>() / n as f64;
+                Some((n as f64, mean, rows.iter().map(|v| (v - mean).powi(2)).sum::<f64>()))
+            })
+            .collect();
+        let pass = CrossProducts::from_columns(&[Column::Double(&y)], g.into_iter(), sizes.len(), &mut Checkpoint::new(&Never)).unwrap();
+        let structure = Structure { response: 0, fixed: vec![Term::Intercept], random: vec![Term::Intercept], blocks: vec![1] };
+        (LinearMixedModel::new(&pass.stats, structure).unwrap(), stats)
+    }
+
+    /// The one-way model's criterion in the data's units at θ = τ/σ with σ profiled, in closed
+    /// form from the groups' (n_j, ȳ_j, SS_j): with w_j = n_j/(1 + n_jθ²) and μ̂ = Σw_jȳ_j/Σw_j,
+    /// r² = Σ SS_j + w_j(ȳ_j − μ̂)², and D = Σ log(1 + n_jθ²) [+ log Σw_j, REML] + k(1 + log(2πr²/k)).
+    fn closed_form(stats: &[(f64, f64, f64)], theta: f64, criterion: Criterion) -> f64 {
+        let weights: Vec<f64> = stats.iter().map(|&(n, _, _)| n / (1.0 + n * theta * theta)).collect();
+        let total: f64 = weights.iter().sum();
+        let mu = stats.iter().zip(&weights).map(|(&(_, mean, _), w)| w * mean).sum::<f64>() / total;
+        let r2: f64 = stats.iter().zip(&weights).map(|(&(_, mean, ss), w)| ss + w * (mean - mu).powi(2)).sum();
+        let n_obs: f64 = stats.iter().map(|s| s.0).sum();
+        let logdet: f64 = stats.iter().map(|&(n, _, _)| (1.0 + n * theta * theta).ln()).sum();
+        let (k, logdet_x) = if criterion == Criterion::Reml { (n_obs - 1.0, total.ln()) } else { (n_obs, 0.0) };
+        logdet + logdet_x + k * (1.0 + (2.0 * std::f64::consts::PI * r2 / k).ln())
+    }
+
+    #[test]
+    fn the_scalar_evaluations_are_the_closed_form_and_the_general_code_bit_for_bit() {
+        let (model, stats) = one_way_model();
+        assert!(applies(&model));
+        let (mut ws, mut general) = (model.workspace().unwrap(), model.workspace().unwrap());
+        // lme4's θ to the internal one (a scale of the response's unit).
+        let to_internal = model.internal_theta_of(&[1.0]).unwrap()[0];
+        for criterion in [Criterion::Ml, Criterion::Reml] {
+            for theta in [0.0, 0.05, 0.4, 1.0, 3.0, 40.0] {
+                let lambda = theta * to_internal;
+                let at = factorize(&model, lambda, &mut ws).unwrap();
+                let expected = model.factorize(&[lambda], &mut general).unwrap();
+                assert_eq!(at.factor.logdet_z.to_bits(), expected.logdet_z.to_bits());
+                assert_eq!(at.factor.logdet_x.to_bits(), expected.logdet_x.to_bits());
+                assert_eq!(at.factor.pwrss.to_bits(), expected.pwrss.to_bits());
+                assert_eq!(at.beta.to_bits(), model.internal_beta(&general)[0].to_bits());
+                for (beta, scale) in [(at.beta, 2.0 * model.divisor(criterion) / at.factor.pwrss), (at.beta + 0.3, 1.7)] {
+                    let g = gradient(&model, criterion, scale, beta, &at, &ws);
+                    assert_eq!(g.to_bits(), model.gradient_at_beta(criterion, scale, &[beta], &mut general)[0].to_bits());
+                }
+                // The criterion in the data's units is the closed form's, and its derivative
+                // in λ at β̂ and σ̂ (the envelope theorem) the closed form's by Richardson's
+                // extrapolation of central differences in θ.
+                let value = model.criterion_value(criterion, &at.factor) + model.unit_correction(criterion);
+                let reference = closed_form(&stats, theta, criterion);
+                assert!((value - reference).abs() < 1e-10 * reference.abs(), "{criterion:?} {theta}: {value} {reference}");
+                let slope = gradient(&model, criterion, 2.0 * model.divisor(criterion) / at.factor.pwrss, at.beta, &at, &ws);
+                let h = 1e-4 * theta.max(0.01);
+                let central = |h: f64| (closed_form(&stats, theta + h, criterion) - closed_form(&stats, theta - h, criterion)) / (2.0 * h);
+                let numeric = (4.0 * central(h) - central(2.0 * h)) / 3.0 / to_internal;
+                assert!((slope - numeric).abs() < 1e-6 * (1.0 + numeric.abs()), "{criterion:?} {theta}: {slope} {numeric}");
+            }
+        }
+    }
+}
