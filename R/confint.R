@@ -133,21 +133,22 @@ confint.hnm_fit <- function(object, parm, level = 0.95,
     one_of(method, c("profile", "Wald", "boot", "exact"), "method", call)
   scale <- one_of(scale, c("sd", "var"), "scale", call)
   type <- boot_type(type, boot.type, call)
-  for (flag in c("oldNames", "quiet")) check_flag(get(flag), flag, call)
+  check_flag(oldNames, "oldNames", call)
+  check_flag(quiet, "quiet", call)
   check_probability(level, "level", call)
+  if (method == "profile") {
+    # Only the parameters asked for are profiled, as lme4's confint(fit, parm); the limits
+    # come back with their row and column names.
+    limits <- lmm_profile_intervals(object, if (!missing(parm)) parm, level, oldNames, call)
+    return(on_scale(limits, object, scale, oldNames))
+  }
   if (method == "exact") {
     require_one_way(object, "confint(method = \"exact\")", call)
     intervals <- exact_intervals(object, level, quiet)
     colnames(intervals) <- percent_labels(level)
     return(if (missing(parm)) intervals else select_rows(intervals, parm, call))
   }
-  if (method == "profile" && !missing(parm)) {
-    # Only the parameters asked for are profiled, as lme4's confint(fit, parm).
-    return(on_scale(lmm_profile_intervals(object, parm, level, oldNames, call), object, scale,
-                    oldNames))
-  }
   intervals <- switch(method,
-    profile = lmm_profile_intervals(object, NULL, level, oldNames, call),
     Wald = wald_intervals(object, critical_value(level), scale, oldNames, call),
     boot = lmm_boot_intervals(object, level, type, nsim, seed, parallel, ncpus, quiet, oldNames,
                               call)

@@ -195,13 +195,14 @@ profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, 
 }
 
 # Profile-likelihood limits of the parameters `parm` (lme4's `which`: NULL for all), rows in
-# lme4's order and names. Only those are profiled, as lme4's confint(fit, parm) profiles
-# `which = parm`: the cost follows `parm`, and another parameter's profile cannot fail it.
+# lme4's order and names, at a `level` confint.hnm_fit() has checked. Only those are
+# profiled, as lme4's confint(fit, parm) profiles `which = parm`: the cost follows `parm`,
+# and another parameter's profile cannot fail it.
 lmm_profile_intervals <- function(object, parm, level, oldNames, call) {
   require_likelihood_fit(object, "profile intervals", call)
-  check_probability(level, "level", call)
   names <- lmm_parameter_names(object, oldNames)
-  profiled <- lmm_profiled(parm, object, names, call, "parm")
+  profiled <- if (is.null(parm)) seq_along(names) else
+    lmm_profiled(parm, object, names, call, "parm")
   limits <- rust_result(rs_lmm_profile_ci(lmm_model(object), profiled, critical_value(level),
                                           thread_count(call)), call = call)
   dimnames(limits) <- list(names[profiled], percent_labels(level))

@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 
+use super::{one_way, InnerProblem};
 use crate::error::Result;
 use crate::model::lmm::{LinearMixedModel, Workspace, LOG_2PI};
 use crate::model::one_way::profiled_deviance::Criterion;
@@ -60,13 +61,55 @@ impl<'m> BetaProblem<'m> {
         let value = logdet + k * (1.0 + LOG_2PI + (pwrss / k).ln());
         Ok(BetaPoint { value, beta, pwrss, slope: 2.0 * k * gap / (pwrss * curvature) })
     }
+}
+
+impl BetaProblem<'_> {
+    /// For the one-way model, D, dD/d(aᵀβ̃) and dD/dθ at θ = (`theta`) by its scalar evaluations
+    /// ([`one_way`]): [`BetaProblem::evaluate`] and the gradient with p = 1 in the same
+    /// operations without their vectors (R_X = l_xx, so v = a/l_xx, aᵀCa = v², C a = v/l_xx);
+    /// dD/dθ only when `gradient` (NaN otherwise). `None` for other models.
+    fn scalar(&self, theta: f64, gradient: bool) -> Result<Option<(f64, f64, f64)>> {
+        let model = self.model;
+        if !one_way::applies(model) {
+            return Ok(None);
+        }
+        let ws = &mut self.workspace.borrow_mut();
+        let at = one_way::factorize(model, theta, ws)?;
+        let a = self.combination[0];
+        let x_inverse = 1.0 / at.x_pivot;
+        let v = a * x_inverse;
+        let curvature = v * v;
+        let gap = self.target - a * at.beta;
+        let beta = at.beta + v * x_inverse * gap / curvature;
+        let pwrss = at.factor.pwrss + gap * gap / curvature;
+        let k = model.divisor(self.criterion);
+        let logdet = at.factor.logdet_z + if self.criterion == Criterion::Reml { at.factor.logdet_x } else { 0.0 };
+        let value = logdet + k * (1.0 + LOG_2PI + (pwrss / k).ln());
+        let slope = 2.0 * k * gap / (pwrss * curvature);
+        let by_theta = if gradient { one_way::gradient(model, self.criterion, 2.0 * k / pwrss, beta, &at, ws) } else { f64::NAN };
+        Ok(Some((value, slope, by_theta)))
+    }
+}
+
+impl InnerProblem for BetaProblem<'_> {
+    fn value_and_derivative(&self, theta: f64) -> Result<(f64, f64)> {
+        if let Some((value, _, by_theta)) = self.scalar(theta, true)? {
+            return Ok((value, by_theta));
+        }
+        let (value, gradient) = self.value_and_gradient(&[theta])?;
+        Ok((value, gradient[0]))
+    }
 
     /// The criterion (internal units), dD/d(aᵀβ̃) and every parameter at θ.
-    pub(super) fn describe(&self, theta: &[f64]) -> Result<(f64, f64, Vec<f64>)> {
+    fn describe(&self, theta: &[f64]) -> Result<(f64, f64, Vec<f64>)> {
         let ws = &mut self.workspace.borrow_mut();
         let point = self.evaluate(theta, ws)?;
         let sigma = (point.pwrss / self.model.divisor(self.criterion)).sqrt();
         Ok((point.value, point.slope, self.model.user_parameters(&self.model.all_columns().lambda(theta), sigma, &point.beta)))
+    }
+
+    fn value_and_slope(&self, theta: f64) -> Result<Option<(f64, f64)>> {
+        Ok(self.scalar(theta, false)?.map(|(value, slope, _)| (value, slope)))
     }
 }
 

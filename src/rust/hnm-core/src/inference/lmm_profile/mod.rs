@@ -33,7 +33,37 @@ use fixed_effects::BetaProblem;
 use variance::{variance_kind, Layout, VarianceProblem};
 
 mod fixed_effects;
+mod one_way;
 mod variance;
+
+/// The inner problem of a profile point: an [`Objective`] in the free coordinates, and what a
+/// point of the profile reads off its optimum. A problem in one coordinate is also evaluated
+/// without the vectors of [`Objective`] (the one-way model's in scalar variables, [`one_way`]),
+/// as every point of a random intercept's profile searches it in a few evaluations.
+trait InnerProblem: Objective {
+    /// The criterion and its derivative at the one free coordinate `x`.
+    fn value_and_derivative(&self, x: f64) -> Result<(f64, f64)>;
+
+    /// The criterion (internal units), its derivative in the profiled coordinate and every
+    /// parameter (lme4's order) at the free coordinates.
+    fn describe(&self, free: &[f64]) -> Result<(f64, f64, Vec<f64>)>;
+
+    /// [`InnerProblem::describe`]'s criterion and derivative, the same numbers, at the one free
+    /// coordinate `x` where the problem has them in scalar variables; `None` otherwise.
+    fn value_and_slope(&self, x: f64) -> Result<Option<(f64, f64)>>;
+
+    /// [`InnerProblem::describe`], with no parameters (an empty vector) when `parameters` is
+    /// false and [`InnerProblem::value_and_slope`] has the rest: a limit's search needs only
+    /// the criterion and its slope.
+    fn point(&self, free: &[f64], parameters: bool) -> Result<(f64, f64, Vec<f64>)> {
+        if let (false, &[x]) = (parameters, free) {
+            if let Some((value, slope)) = self.value_and_slope(x)? {
+                return Ok((value, slope, Vec::new()));
+            }
+        }
+        self.describe(free)
+    }
+}
 
 /// A parameter of the linear mixed model, as lme4's `profile()` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +90,8 @@ pub struct LmmProfilePoint {
     pub zeta: f64,
     /// All parameters at the inner optimum in lme4's order: the SDs and correlations (θ's
     /// layout), σ, then the fixed effects; the profiled one is `value` itself (not recomputed
-    /// from the inner optimum, which would round a correlation of 1 to 1 − 1e-16, say).
+    /// from the inner optimum, which would round a correlation of 1 to 1 − 1e-16, say). Empty
+    /// for the points a limit's search evaluates, which need none.
     pub parameters: Vec<f64>,
 }
 
@@ -260,10 +291,12 @@ impl<'a> LmmProfile<'a> {
     /// a user interrupt.
     pub fn at(&self, value: f64, checkpoint: &mut Checkpoint<'_>) -> Result<LmmProfilePoint> {
         let polled = Polled::new(checkpoint);
-        self.at_polled(value, &polled)
+        self.at_polled(value, true, &polled)
     }
 
-    fn at_polled(&self, value: f64, polled: &Polled<'_, '_>) -> Result<LmmProfilePoint> {
+    /// [`LmmProfile::at`]; with `parameters` false the point's `parameters` are empty where
+    /// the inner problem has one coordinate ([`InnerProblem::point`]).
+    fn at_polled(&self, value: f64, parameters: bool, polled: &Polled<'_, '_>) -> Result<LmmProfilePoint> {
         if !self.in_range(value) {
             return Err(HnmError::InvalidArgument { argument: "value", reason: "is outside the parameter's range" });
         }
@@ -275,13 +308,13 @@ impl<'a> LmmProfile<'a> {
                 let target = (coordinate - shift) / self.model.response.scale;
                 let problem = BetaProblem::new(self.model, self.fit.criterion, combination, target, &self.workspace);
                 let found = self.inner_minimum(&problem, coordinate, &start, &self.model.lower, tolerance, polled)?;
-                let (deviance, slope, parameters) = problem.describe(&found.x)?;
+                let (deviance, slope, parameters) = problem.point(&found.x, parameters)?;
                 (((deviance, slope / self.model.response.scale), parameters), found)
             }
             Kind::Variance { copy, layout, fixed, lower, .. } => {
                 let problem = VarianceProblem::new(copy, self.fit.criterion, layout, *fixed, coordinate, &self.workspace);
                 let found = self.inner_minimum(&problem, coordinate, &start, lower, tolerance, polled)?;
-                let (deviance, slope, parameters) = problem.describe(&found.x)?;
+                let (deviance, slope, parameters) = problem.point(&found.x, parameters)?;
                 (((deviance, slope), parameters), found)
             }
         };
@@ -294,11 +327,14 @@ impl<'a> LmmProfile<'a> {
         *self.warm.borrow_mut() = free.x;
         let ((deviance, coordinate_slope), mut parameters) = point;
         let n_theta = self.columns.positions.len();
-        parameters[match self.parameter {
+        let index = match self.parameter {
             LmmParameter::Variance(i) => i,
             LmmParameter::Sigma => n_theta,
             LmmParameter::Beta(i) => n_theta + 1 + i,
-        }] = value;
+        };
+        if let Some(profiled) = parameters.get_mut(index) {
+            *profiled = value;
+        }
         let excess = (deviance - self.minimum).max(0.0);
         let zeta = (value - self.estimate()).signum() * excess.sqrt();
         let slope = if derivative == 0.0 { f64::NAN } else { coordinate_slope / derivative };
@@ -318,7 +354,7 @@ impl<'a> LmmProfile<'a> {
     /// Such a problem is first searched by [`LmmProfile::scalar_minimum`], one evaluation a
     /// step, and by the bounded Newton method only where that ends on the bound or fails.
     fn inner_minimum(
-        &self, problem: &impl Objective, coordinate: f64, start: &[f64], lower: &[f64], tolerance: f64, polled: &Polled<'_, '_>,
+        &self, problem: &impl InnerProblem, coordinate: f64, start: &[f64], lower: &[f64], tolerance: f64, polled: &Polled<'_, '_>,
     ) -> Result<Minimum> {
         if start.len() == 1 {
             if let Some(found) = self.scalar_minimum(problem, coordinate, start[0], lower[0], tolerance, polled)? {
@@ -400,9 +436,9 @@ impl<'a> LmmProfile<'a> {
     /// and a minimum can leave the bound along a direction of negative curvature, which the
     /// bounded Newton method follows (Dyestuff2's β profile).
     fn scalar_minimum(
-        &self, problem: &impl Objective, coordinate: f64, start: f64, lower: f64, tolerance: f64, polled: &Polled<'_, '_>,
+        &self, problem: &impl InnerProblem, coordinate: f64, start: f64, lower: f64, tolerance: f64, polled: &Polled<'_, '_>,
     ) -> Result<Option<Minimum>> {
-        let objective = |x: f64| problem.value_and_gradient(&[x]).map(|(value, gradient)| (value, gradient[0]));
+        let objective = |x: f64| problem.value_and_derivative(x);
         let warm = self.scalar.get();
         let (c1, x1) = warm.last;
         let (c0, x0) = warm.before;
@@ -519,7 +555,7 @@ impl<'a> LmmProfile<'a> {
             if last.get().0 == x {
                 return last.get().1;
             }
-            let found = match self.at_polled(x, polled) {
+            let found = match self.at_polled(x, false, polled) {
                 Ok(point) => {
                     let e = point.deviance - self.fit.deviance - target;
                     (if e.abs() <= resolution { 0.0 } else { e }, point.slope)

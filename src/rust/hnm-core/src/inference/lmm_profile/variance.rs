@@ -20,7 +20,7 @@
 
 use std::cell::RefCell;
 
-use super::{AllColumns, Kind};
+use super::{one_way, AllColumns, InnerProblem, Kind};
 use crate::error::Result;
 use crate::model::lmm::structure::{semidefinite_cholesky, theta_layout, Affine};
 use crate::model::lmm::{next_revision, LinearMixedModel, LmmFit, Term, Workspace, LOG_2PI};
@@ -354,10 +354,50 @@ impl<'m> VarianceProblem<'m> {
         let residual = 2.0 * model.divisor(self.criterion) - 2.0 * pwrss / (sigma * sigma);
         self.layout.chain_rule(phi, &g, residual)
     }
+}
+
+impl VarianceProblem<'_> {
+    /// D, ∂D/∂(the free coordinate) and ∂D/∂(the fixed one) when Z has one column,
+    /// φ = (SD, log σ): Λ = SD/σ, so ∂D/∂SD = (∂D/∂Λ)/σ and ∂D/∂log σ = 2k − 2r²/σ² − Λ ∂D/∂Λ
+    /// (the chain rule of the module docs without its general maps, whose buffers would cost
+    /// more than the one-column factorisation itself on a few groups: every profile of a
+    /// random-intercept model), and for the one-way model by its scalar evaluations
+    /// ([`one_way`]). The same operations as [`VarianceProblem::evaluate`] and
+    /// [`VarianceProblem::gradient`], so the same numbers.
+    fn one_column(&self, free: f64, ws: &mut Workspace) -> Result<(f64, f64, f64)> {
+        let model = self.model;
+        let (sd, log_sigma) = if self.fixed == 0 { (self.value, free) } else { (free, self.value) };
+        let sigma = log_sigma.exp();
+        let lambda = sd / sigma;
+        let scale = 2.0 / (sigma * sigma);
+        let (f, by_lambda) = if one_way::applies(model) {
+            let at = one_way::factorize(model, lambda, ws)?;
+            (at.factor, one_way::gradient(model, self.criterion, scale, at.beta, &at, ws))
+        } else {
+            let f = model.factorize(&[lambda], ws)?;
+            (f, model.gradient(self.criterion, scale, ws)[0])
+        };
+        let k = model.divisor(self.criterion);
+        let logdet = f.logdet_z + if self.criterion == Criterion::Reml { f.logdet_x } else { 0.0 };
+        let value = logdet + k * (LOG_2PI + 2.0 * sigma.ln()) + f.pwrss / (sigma * sigma);
+        let (by_sd, by_log_sigma) = (by_lambda / sigma, 2.0 * k - 2.0 * f.pwrss / (sigma * sigma) - lambda * by_lambda);
+        Ok(if self.fixed == 0 { (value, by_log_sigma, by_sd) } else { (value, by_sd, by_log_sigma) })
+    }
+}
+
+impl InnerProblem for VarianceProblem<'_> {
+    fn value_and_derivative(&self, free: f64) -> Result<(f64, f64)> {
+        if self.layout.q == 1 {
+            let (value, derivative, _) = self.one_column(free, &mut self.workspace.borrow_mut())?;
+            return Ok((value, derivative));
+        }
+        let (value, gradient) = self.value_and_gradient(&[free])?;
+        Ok((value, gradient[0]))
+    }
 
     /// D, ∂D/∂(the fixed coordinate) and every parameter (in the model's order of the
     /// columns) at the free coordinates.
-    pub(super) fn describe(&self, free: &[f64]) -> Result<(f64, f64, Vec<f64>)> {
+    fn describe(&self, free: &[f64]) -> Result<(f64, f64, Vec<f64>)> {
         let ws = &mut self.workspace.borrow_mut();
         let phi = self.full(free);
         let (value, pwrss, lambda, sigma) = self.evaluate(&phi, ws)?;
@@ -366,25 +406,13 @@ impl<'m> VarianceProblem<'m> {
         let parameters = self.model.user_parameters(&lambda, sigma, &self.model.internal_beta(ws));
         Ok((value, slope, parameters))
     }
-}
 
-impl VarianceProblem<'_> {
-    /// D and ∂D/∂(the free coordinate) when Z has one column, φ = (SD, log σ): Λ = SD/σ, so
-    /// ∂D/∂SD = (∂D/∂Λ)/σ and ∂D/∂log σ = 2k − 2r²/σ² − Λ ∂D/∂Λ (the chain rule of the module
-    /// docs without its general maps, whose buffers would cost more than the one-column
-    /// factorisation itself on a few groups: every profile of a random-intercept model).
-    fn one_column(&self, free: f64, ws: &mut Workspace) -> Result<(f64, f64)> {
-        let model = self.model;
-        let (sd, log_sigma) = if self.fixed == 0 { (self.value, free) } else { (free, self.value) };
-        let sigma = log_sigma.exp();
-        let lambda = sd / sigma;
-        let f = model.factorize(&[lambda], ws)?;
-        let k = model.divisor(self.criterion);
-        let logdet = f.logdet_z + if self.criterion == Criterion::Reml { f.logdet_x } else { 0.0 };
-        let value = logdet + k * (LOG_2PI + 2.0 * sigma.ln()) + f.pwrss / (sigma * sigma);
-        let by_lambda = model.gradient(self.criterion, 2.0 / (sigma * sigma), ws)[0];
-        let derivative = if self.fixed == 0 { 2.0 * k - 2.0 * f.pwrss / (sigma * sigma) - lambda * by_lambda } else { by_lambda / sigma };
-        Ok((value, derivative))
+    fn value_and_slope(&self, free: f64) -> Result<Option<(f64, f64)>> {
+        if self.layout.q != 1 {
+            return Ok(None);
+        }
+        let (value, _, slope) = self.one_column(free, &mut self.workspace.borrow_mut())?;
+        Ok(Some((value, slope)))
     }
 }
 
@@ -396,7 +424,7 @@ impl Objective for VarianceProblem<'_> {
     fn value_and_gradient(&self, free: &[f64]) -> Result<(f64, Vec<f64>)> {
         let ws = &mut self.workspace.borrow_mut();
         if self.layout.q == 1 && free.len() == 1 {
-            let (value, derivative) = self.one_column(free[0], ws)?;
+            let (value, derivative, _) = self.one_column(free[0], ws)?;
             return Ok((value, vec![derivative]));
         }
         let phi = self.full(free);
