@@ -104,11 +104,11 @@ rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, 
 #' then the model with the grouping factors given per cell (see `grouping_factors`), in lme4's
 #' order. Returns what `rs_lmm_build` returns, `groups` being a list by factor.
 #' @noRd
-rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads) .Call(wrap__rs_lmm_build_factors, columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads)
+rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads, full) .Call(wrap__rs_lmm_build_factors, columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads, full)
 
 #' `rs_lmm_restore` for a model with several grouping factors (see `rs_lmm_build_factors`).
 #' @noRd
-rs_lmm_restore_factors <- function(pilot, n, means, comoments, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore_factors, pilot, n, means, comoments, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta)
+rs_lmm_restore_factors <- function(pilot, n, means, comoments, pooled, group_variables, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore_factors, pilot, n, means, comoments, pooled, group_variables, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta)
 
 #' Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
 #' vector), with the search's `tolerance` (relative to N), `max_iterations` and, when
