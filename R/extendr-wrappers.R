@@ -102,13 +102,20 @@ rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, 
 #' One pass over `columns_list` keyed by the rows' 1-based `cell_codes` (the combinations of
 #' levels of several grouping factors that occur, `n_cells` of them; NA for a dropped row),
 #' then the model with the grouping factors given per cell (see `grouping_factors`), in lme4's
-#' order. Returns what `rs_lmm_build` returns, `groups` being a list by factor.
+#' order. The statistics are in the pooled layout (`CrossProducts::pooled`), the co-moments of
+#' the pairs without a random-effects column summed over the cells, or, when `full` (a
+#' statistics table, `hnm_stats()`), with every pair kept per cell. Returns what
+#' `rs_lmm_build` returns, `groups` being a list by factor, and the statistics' `pooled` sums
+#' and 1-based `group_variables`.
 #' @noRd
-rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads) .Call(wrap__rs_lmm_build_factors, columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads)
+rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads, full) .Call(wrap__rs_lmm_build_factors, columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads, full)
 
-#' `rs_lmm_restore` for a model with several grouping factors (see `rs_lmm_build_factors`).
+#' `rs_lmm_restore` for a model with several grouping factors (see `rs_lmm_build_factors`):
+#' the statistics in the pooled layout when `pooled` (the pooled sums) and `group_variables`
+#' (1-based) are given, with every pair per cell when both are NULL (a statistics table, or a
+#' fit saved before the pooled layout).
 #' @noRd
-rs_lmm_restore_factors <- function(pilot, n, means, comoments, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore_factors, pilot, n, means, comoments, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta)
+rs_lmm_restore_factors <- function(pilot, n, means, comoments, pooled, group_variables, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore_factors, pilot, n, means, comoments, pooled, group_variables, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta)
 
 #' Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
 #' vector), with the search's `tolerance` (relative to N), `max_iterations` and, when

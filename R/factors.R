@@ -17,9 +17,12 @@ has_several_factors <- function(x) length(x$factors) > 1L
 # Rust model from one pass keyed by cell. Returns the design (with `factors`, the fit's
 # description of each factor, and the plain fields the model is rebuilt from), the built
 # model, the parsed formula in lme4's order and the rows' `cells` (cell_codes()). `weights`
-# and `index`: as for lmm_build().
+# and `index`: as for lmm_build(). The statistics keep per cell only the co-moments the model
+# reads per cell, those of the random-effects columns, the others pooled over the cells
+# (`built$stats$pooled`); with `full` every co-moment per cell (the table hnm_stats() gives).
 lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NULL,
-                              threads = thread_count(call), weights = NULL, index = NULL) {
+                              threads = thread_count(call), weights = NULL, index = NULL,
+                              full = FALSE) {
   frame <- fit_data(data, call)
   grouping <- grouping_factors(parsed, frame, parsed$env %||% globalenv(), call)
   cells <- cell_codes(grouping)
@@ -37,7 +40,7 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
   spec <- pass$factor_spec
   built <- rs_lmm_build_factors(pass$variables, cells$cell, cells$n_cells, pass$response,
                                 pass$fixed, spec$cell_levels, spec$n_levels, spec$random,
-                                spec$blocks, pass$names, threads)
+                                spec$blocks, pass$names, threads, full)
   built <- rust_result(explain_build_error(built, pass, call), call = call)
   built$fingerprint <- rows_fingerprint(design, built)
   built$zero_weights <- design$zero_weights
@@ -132,7 +135,8 @@ random_covariance <- function(fit, values) {
 restore_factors_model <- function(object, reml, theta) {
   s <- object$stats
   spec <- object$spec
-  rs_lmm_restore_factors(s$pilot, s$n, s$means, s$comoments, spec$response, spec$fixed,
+  rs_lmm_restore_factors(s$pilot, s$n, s$means, s$comoments, s$pooled, s$group_variables,
+                         spec$response, spec$fixed,
                          spec$factors$cell_levels, spec$factors$n_levels,
                          spec$factors$random, spec$factors$blocks, object$variable_names,
                          reml, theta)

@@ -223,7 +223,8 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call, start 
   reml <- method == "REML"
   spec <- design$factor_spec
   built <- rust_result(if (several) {
-    rs_lmm_restore_factors(stats$pilot, stats$n, stats$means, stats$comoments, design$response,
+    rs_lmm_restore_factors(stats$pilot, stats$n, stats$means, stats$comoments, NULL, NULL,
+                           design$response,
                            design$fixed, spec$cell_levels, spec$n_levels, spec$random,
                            spec$blocks, statistics$names, reml, NULL)
   } else {

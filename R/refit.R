@@ -61,7 +61,7 @@ build_rows <- function(object, rows) {
     f <- spec$factors
     return(rs_lmm_build_factors(pass_variables(rows), rows$codes, length(object$stats$n),
                                 spec$response, spec$fixed, f$cell_levels, f$n_levels, f$random,
-                                f$blocks, rows$names, threads))
+                                f$blocks, rows$names, threads, FALSE))
   }
   rs_lmm_build(pass_variables(rows), rows$codes, rows$code_offset, length(object$stats$n),
                spec$response, spec$fixed, spec$random, spec$blocks, rows$names, threads)

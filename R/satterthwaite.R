@@ -271,7 +271,8 @@ fixed_crossproducts <- function(fit) {
   k <- length(s$pilot)
   groups <- length(s$n)
   means <- matrix(s$means, groups, k, byrow = TRUE) + rep(s$pilot, each = groups)
-  packed <- colSums(matrix(s$comoments, groups, k * (k + 1L) / 2L, byrow = TRUE))
+  # Pooled over the cells with several grouping factors (R/factors.R), per group otherwise.
+  packed <- s$pooled %||% colSums(matrix(s$comoments, groups, k * (k + 1L) / 2L, byrow = TRUE))
   within <- matrix(0, k, k)
   within[upper.tri(within, diag = TRUE)] <- packed  # row-wise lower = column-wise upper
   within[lower.tri(within)] <- t(within)[lower.tri(within)]

@@ -321,7 +321,11 @@ centered_means <- function(data, n, mean) {
 memory_lmm_statistics <- function(parsed, data, call) {
   several <- has_several_factors(parsed)
   keys <- if (several) cell_columns(parsed, call)
-  model <- if (several) lmm_build_factors(parsed, data, call) else lmm_build(parsed, data, call)
+  model <- if (several) {
+    lmm_build_factors(parsed, data, call, full = TRUE)
+  } else {
+    lmm_build(parsed, data, call)
+  }
   parsed <- model$parsed %||% parsed
   design <- model$design
   built <- model$built

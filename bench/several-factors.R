@@ -53,6 +53,15 @@
 # (13.7x/16.2x/18.4x the R pass), with districts 20/187/1980 ms, crossed Zipf 1e6 2.43 s.
 # InstEval against lmer in one run (median of 3 hnm fits): 1.67 s vs 11.2 s (6.7x) and
 # 1.08 s vs 26.5 s (24.5x).
+#
+# Recorded (2026-12-06, branch cells, load average 3-6 on the 2 cores, median of 5, main and
+# the branch one after the other), before -> after the cells keeping n, the means and the
+# random columns' co-moments with the fixed part's pooled (src/rust/hnm-core/src/data/pooled.rs):
+# InstEval service*dept + s + d: the statistics 255.5 MB -> 17.0 MB, peak RSS 1.08 GB -> 0.37
+# GB, the build (lmm_build_factors) 1.03 s -> 0.14 s (rs_lmm_build_factors alone at load ~8:
+# 2.0 s -> 0.19 s), hnm_fit 4.0-4.2 s -> 2.0-2.7 s; the same deviance to all 15 digits
+# printed. What remains of the build is mostly R's: the design's columns (complex_columns)
+# and the cell codes (combine_codes), each about as long as the Rust pass and model.
 
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))

@@ -284,3 +284,33 @@ test_that("drop1, broom.mixed, performance and emmeans of several factors equal 
   }
 })
 
+
+test_that("InstEval-shaped statistics (pooled over the cells) give lme4's criteria", {
+  # y ~ service * dept + (1 | s) + (1 | d): 28 fixed columns, one cell per row almost, so the
+  # cells keep n and the means only and [X y]'[X y]'s co-moments are pooled; with a random
+  # slope on x the cells also keep the pairs with x. lme4's deviance functions at hnm's theta,
+  # for the fit from the rows, the fit restored from its saved fields and the fit from the
+  # full per-cell table of hnm_stats().
+  set.seed(29)
+  d <- lme4::InstEval[sample(nrow(lme4::InstEval), 6000), ]
+  d$x <- as.numeric(d$studage) + rnorm(nrow(d), sd = 0.1)
+  for (formula in list(y ~ 1 + service * dept + (1 | s) + (1 | d),
+                       y ~ 1 + service * dept + x + (1 + x | s) + (1 | d))) {
+    slope <- length(all.vars(formula)) > 5L
+    fit <- hnm_fit(formula, d)
+    k <- length(fit$rows$names)
+    cells <- length(fit$stats$n)
+    # Per cell the pairs with x (k of them), or none; the pooled sums over all k(k+1)/2.
+    expect_length(fit$stats$comoments, if (slope) cells * k else 0L)
+    expect_length(fit$stats$pooled, k * (k + 1L) / 2L)
+    devfun <- suppressWarnings(lme4::lmer(formula, d, REML = FALSE, devFunOnly = TRUE))
+    expect_equal(fit$deviance, devfun(unname(fit$theta)), tolerance = 1e-9)
+    path <- tempfile(fileext = ".rds")
+    saveRDS(fit, path)
+    restored <- readRDS(path)
+    reml_devfun <- suppressWarnings(lme4::lmer(formula, d, REML = TRUE, devFunOnly = TRUE))
+    expect_equal(REMLcrit(restored), reml_devfun(unname(fit$theta)), tolerance = 1e-9)
+    table <- hnm_stats(formula, d)
+    expect_equal(hnm_fit(formula, table)$deviance, devfun(unname(fit$theta)), tolerance = 1e-9)
+  }
+})

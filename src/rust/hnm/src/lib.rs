@@ -44,11 +44,34 @@ pub(crate) fn respond<T>(result: hnm_core::Result<T>, to_r: impl FnOnce(T) -> Ro
 /// # Errors
 /// `TooLarge` when the copy does not fit in memory; the errors of [`CrossProducts::new`].
 pub(crate) fn stats_copy(pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64]) -> hnm_core::Result<CrossProducts> {
+    pooled_stats_copy(pilot, n, means, comoments, None)
+}
+
+/// [`stats_copy`], in the pooled layout ([`CrossProducts::pooled`]) when `pooled` gives the
+/// pooled sums and the 0-based group variables.
+///
+/// # Errors
+/// As [`stats_copy`], and those of [`CrossProducts::pooled`].
+pub(crate) fn pooled_stats_copy(
+    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], pooled: Option<(&[f64], &[usize])>,
+) -> hnm_core::Result<CrossProducts> {
     let what = "a copy of the per-group statistics";
-    CrossProducts::new(pilot.to_vec(), copied(n, what)?, copied(means, what)?, copied(comoments, what)?).map_err(|e| {
-        [("pilot", "fit$stats$pilot"), ("n", "fit$stats$n"), ("means", "fit$stats$means"), ("comoments", "fit$stats$comoments")]
-            .into_iter()
-            .fold(e, |e, (from, to)| e.renamed(from, to))
+    let (n, means, comoments) = (copied(n, what)?, copied(means, what)?, copied(comoments, what)?);
+    let stats = match pooled {
+        None => CrossProducts::new(pilot.to_vec(), n, means, comoments),
+        Some((totals, variables)) => CrossProducts::pooled(pilot.to_vec(), n, means, comoments, copied(totals, what)?, variables),
+    };
+    stats.map_err(|e| {
+        [
+            ("pilot", "fit$stats$pilot"),
+            ("n", "fit$stats$n"),
+            ("means", "fit$stats$means"),
+            ("comoments", "fit$stats$comoments"),
+            ("pooled", "fit$stats$pooled"),
+            ("group_variables", "fit$stats$group_variables"),
+        ]
+        .into_iter()
+        .fold(e, |e, (from, to)| e.renamed(from, to))
     })
 }
 

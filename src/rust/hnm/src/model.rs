@@ -228,13 +228,17 @@ fn grouping_factors(cell_levels: &List, n_levels: &[i32], random: &List, blocks:
 /// One pass over `columns_list` keyed by the rows' 1-based `cell_codes` (the combinations of
 /// levels of several grouping factors that occur, `n_cells` of them; NA for a dropped row),
 /// then the model with the grouping factors given per cell (see `grouping_factors`), in lme4's
-/// order. Returns what `rs_lmm_build` returns, `groups` being a list by factor.
+/// order. The statistics are in the pooled layout (`CrossProducts::pooled`), the co-moments of
+/// the pairs without a random-effects column summed over the cells, or, when `full` (a
+/// statistics table, `hnm_stats()`), with every pair kept per cell. Returns what
+/// `rs_lmm_build` returns, `groups` being a list by factor, and the statistics' `pooled` sums
+/// and 1-based `group_variables`.
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_build_factors(
     columns_list: List, cell_codes: Robj, n_cells: i32, response: i32, fixed: &[i32], cell_levels: List, n_levels: &[i32], random: List, blocks: List,
-    names: Vec<String>, threads: i32,
+    names: Vec<String>, threads: i32, full: bool,
 ) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let no_offset = Robj::from(0);
@@ -242,10 +246,16 @@ fn rs_lmm_build_factors(
         (Ok(r), Ok(f)) => (r, f),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    let pass = match CrossProducts::from_columns_on_threads(&columns, group, n_cells.max(0) as usize, threads.max(1) as usize, &RInterrupt) {
-        Ok(pass) => pass,
-        Err(error) => return model_error(error, &names, response),
+    let group_variables: Vec<usize> = if full {
+        (0..columns.len()).collect()
+    } else {
+        factors.iter().flat_map(|f| &f.random).filter_map(|t| if let Term::Variable(a) = *t { Some(a) } else { None }).collect()
     };
+    let pass =
+        match CrossProducts::pooled_from_columns_on_threads(&columns, group, n_cells.max(0) as usize, &group_variables, threads.max(1) as usize, &RInterrupt) {
+            Ok(pass) => pass,
+            Err(error) => return model_error(error, &names, response),
+        };
     let fixed = structure(response, fixed, &[], &[]).fixed;
     built(&pass, LinearMixedModel::with_factors(&pass.stats, response.max(1) as usize - 1, fixed, &factors), &names, response)
 }
@@ -282,9 +292,21 @@ fn response_summary(stats: &CrossProducts, response: i32) -> Robj {
     summary
 }
 
-/// The statistics as R vectors, written straight from Rust's (no copy in Rust).
+/// The statistics as R vectors, written straight from Rust's (no copy in Rust); in the pooled
+/// layout with the `pooled` sums and the 1-based `group_variables`.
 fn stats_fields(s: &CrossProducts) -> Robj {
-    list!(pilot = s.pilot(), n = s.n(), means = s.means(), comoments = s.comoments()).into()
+    match (s.pooled_totals(), s.group_variables()) {
+        (Some(pooled), Some(variables)) => list!(
+            pilot = s.pilot(),
+            n = s.n(),
+            means = s.means(),
+            comoments = s.comoments(),
+            pooled = pooled,
+            group_variables = Integers::from_values(variables.iter().map(|&a| a as i32 + 1))
+        )
+        .into(),
+        _ => list!(pilot = s.pilot(), n = s.n(), means = s.means(), comoments = s.comoments()).into(),
+    }
 }
 
 /// The model's kept fixed-effect columns and modelled groups (1-based) and θ's lower bounds,
@@ -310,23 +332,23 @@ fn rs_lmm_restore(
     pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], random: &[i32], blocks: &[i32], names: Vec<String>, reml: bool,
     internal_theta: Robj,
 ) -> Robj {
-    restored(pilot, n, means, comoments, response, &names, reml, internal_theta, |stats| {
+    restored(crate::stats_copy(pilot, n, means, comoments), response, &names, reml, internal_theta, |stats| {
         LinearMixedModel::new(stats, structure(response, fixed, random, blocks))
     })
 }
 
-/// The model `build` makes of the statistics given in plain fields, fitted at `internal_theta`
-/// when that is numeric (see `rs_lmm_restore`).
-#[allow(clippy::too_many_arguments)]
+/// The model `build` makes of the statistics `stats` copied from plain fields, fitted at
+/// `internal_theta` when that is numeric (see `rs_lmm_restore`).
 fn restored(
-    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, names: &[String], reml: bool, internal_theta: Robj,
+    stats: hnm_core::Result<CrossProducts>, response: i32, names: &[String], reml: bool, internal_theta: Robj,
     build: impl FnOnce(&CrossProducts) -> hnm_core::Result<LinearMixedModel>,
 ) -> Robj {
-    let result = crate::stats_copy(pilot, n, means, comoments)
-        .and_then(|stats| build(&stats).map(|model| (response_summary(&stats, response), model)))
-        .and_then(|(summary, model)| match internal_theta.as_real_slice() {
-            Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (summary, model, Some(fit))),
-            None => Ok((summary, model, None)),
+    let result =
+        stats.and_then(|stats| build(&stats).map(|model| (response_summary(&stats, response), model))).and_then(|(summary, model)| {
+            match internal_theta.as_real_slice() {
+                Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (summary, model, Some(fit))),
+                None => Ok((summary, model, None)),
+            }
         });
     match result {
         Ok((summary, model, fit)) => {
@@ -338,22 +360,29 @@ fn restored(
     }
 }
 
-/// `rs_lmm_restore` for a model with several grouping factors (see `rs_lmm_build_factors`).
+/// `rs_lmm_restore` for a model with several grouping factors (see `rs_lmm_build_factors`):
+/// the statistics in the pooled layout when `pooled` (the pooled sums) and `group_variables`
+/// (1-based) are given, with every pair per cell when both are NULL (a statistics table, or a
+/// fit saved before the pooled layout).
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_restore_factors(
-    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], response: i32, fixed: &[i32], cell_levels: List, n_levels: &[i32], random: List, blocks: List,
-    names: Vec<String>, reml: bool, internal_theta: Robj,
+    pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], pooled: Robj, group_variables: Robj, response: i32, fixed: &[i32], cell_levels: List,
+    n_levels: &[i32], random: List, blocks: List, names: Vec<String>, reml: bool, internal_theta: Robj,
 ) -> Robj {
     let factors = match grouping_factors(&cell_levels, n_levels, &random, &blocks) {
         Ok(f) => f,
         Err(e) => return e,
     };
+    let layout = match (pooled.as_real_slice(), group_variables.as_integer_slice(), pooled.is_null() && group_variables.is_null()) {
+        (Some(totals), Some(variables), _) => Some((totals, variables.iter().map(|&a| a.max(1) as usize - 1).collect::<Vec<usize>>())),
+        (_, _, true) => None,
+        _ => return error_message("the pooled statistics must be doubles with integer group variables, or both NULL.".into(), "invalid_argument"),
+    };
+    let stats = crate::pooled_stats_copy(pilot, n, means, comoments, layout.as_ref().map(|(t, v)| (*t, &v[..])));
     let fixed = structure(response, fixed, &[], &[]).fixed;
-    restored(pilot, n, means, comoments, response, &names, reml, internal_theta, |stats| {
-        LinearMixedModel::with_factors(stats, response.max(1) as usize - 1, fixed, &factors)
-    })
+    restored(stats, response, &names, reml, internal_theta, |stats| LinearMixedModel::with_factors(stats, response.max(1) as usize - 1, fixed, &factors))
 }
 
 /// Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric

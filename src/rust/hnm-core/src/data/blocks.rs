@@ -142,7 +142,7 @@ impl GroupColumn<'_> {
     }
 
     /// The rows `range` of the column.
-    fn rows(&self, range: std::ops::Range<usize>) -> Self {
+    pub(crate) fn rows(&self, range: std::ops::Range<usize>) -> Self {
         match *self {
             GroupColumn::Codes(c) => GroupColumn::Codes(&c[range]),
             GroupColumn::Integers { values, offset } => GroupColumn::Integers { values: &values[range], offset },
@@ -275,7 +275,7 @@ pub fn fingerprint(columns: &[Column<'_>], group: GroupColumn<'_>, checkpoint: &
 /// (odd, as STEP is even), Σ w_i c_i = Σ c_i + STEP · Σ (i + 1) c_i, kept as its two sums so
 /// that a row costs one multiply by its index and two adds, with no running weight.
 #[derive(Default)]
-struct Fingerprint {
+pub(crate) struct Fingerprint {
     sum: u64,
     weighted: u64,
 }
@@ -306,13 +306,13 @@ impl Fingerprint {
 
     /// The row numbered `row_number` (1-based, of all the rows), from its combined bits.
     #[inline(always)]
-    fn add(&mut self, row_number: u64, combined: u64) {
+    pub(crate) fn add(&mut self, row_number: u64, combined: u64) {
         self.sum = self.sum.wrapping_add(combined);
         self.weighted = self.weighted.wrapping_add(combined.wrapping_mul(row_number));
     }
 
     /// Σ w_i c_i over the rows added.
-    fn value(&self) -> u64 {
+    pub(crate) fn value(&self) -> u64 {
         self.sum.wrapping_add(Self::STEP.wrapping_mul(self.weighted))
     }
 }
@@ -639,12 +639,16 @@ impl PassPart {
             means.extend_from_slice(&group[1..1 + k]);
             comoments.extend_from_slice(&group[1 + k..]);
         }
-        Ok(BlockPass { stats: CrossProducts { variables: k, pilot: self.pilot, n, means, comoments }, dropped: self.dropped, fingerprint: self.hash })
+        Ok(BlockPass {
+            stats: CrossProducts { variables: k, pilot: self.pilot, n, means, comoments, pooled: None },
+            dropped: self.dropped,
+            fingerprint: self.hash,
+        })
     }
 }
 
 /// What [`read_row`] makes of a row.
-enum RowRead {
+pub(crate) enum RowRead {
     /// Every value finite and the group given.
     Kept,
     /// A missing group or value: the row is dropped.
@@ -659,7 +663,7 @@ enum RowRead {
 /// they are read, in scalars: a vector load of values just stored one by one would stall on
 /// store forwarding.
 #[inline(always)]
-fn read_row(columns: &[Column<'_>], row: usize, code: i32, pilot: &[f64], values: &mut [f64]) -> (RowRead, u64) {
+pub(crate) fn read_row(columns: &[Column<'_>], row: usize, code: i32, pilot: &[f64], values: &mut [f64]) -> (RowRead, u64) {
     read_cells(columns.iter().map(|column| column.read(row)), code, pilot, values)
 }
 
@@ -686,7 +690,7 @@ fn read_cells(cells: impl Iterator<Item = (u64, Cell)>, code: i32, pilot: &[f64]
 
 /// The values of the first row [`read_row`] keeps (`None` when a row with a NaN or infinite
 /// value comes first, or no row is kept).
-fn first_complete_row(columns: &[Column<'_>], codes: impl Iterator<Item = i32>) -> Option<Vec<f64>> {
+pub(crate) fn first_complete_row(columns: &[Column<'_>], codes: impl Iterator<Item = i32>) -> Option<Vec<f64>> {
     let (origin, mut values) = (vec![0.0; columns.len()], vec![0.0; columns.len()]);
     for (row, code) in codes.enumerate() {
         match read_row(columns, row, code, &origin, &mut values).0 {
@@ -755,10 +759,10 @@ pub(crate) fn column_bytes(rows: usize, columns: usize) -> u128 {
     8 * rows as u128 * columns as u128
 }
 
-/// Bytes of the per-group statistics of `columns` variables in `groups` groups,
-/// 8 groups (1 + k + k(k + 1)/2) for k columns.
-fn statistics_bytes(groups: usize, columns: usize) -> u128 {
-    8 * groups as u128 * state_stride(columns) as u128
+/// Bytes of the per-group statistics of `stride` doubles in `groups` groups (for k columns
+/// in [`CrossProducts::from_columns`]'s layout, stride = 1 + k + k(k + 1)/2).
+fn statistics_bytes(groups: usize, stride: usize) -> u128 {
+    8 * groups as u128 * stride as u128
 }
 
 /// Every model column has as many rows as the grouping factor, and the statistics of the
@@ -768,8 +772,14 @@ fn statistics_bytes(groups: usize, columns: usize) -> u128 {
 /// than [`STATISTICS_LIMIT`] bytes and more than [`STATISTICS_RATIO`] times the columns'
 /// 8 · rows · k bytes.
 fn check_columns(columns: &[Column<'_>], rows: usize, groups: usize) -> Result<()> {
+    check_columns_sized(columns, rows, groups, state_stride(columns.len()))
+}
+
+/// [`check_columns`] for statistics of `stride` doubles per group (another layout than
+/// [`CrossProducts::from_columns`]'s, [`crate::data::pooled`]).
+pub(crate) fn check_columns_sized(columns: &[Column<'_>], rows: usize, groups: usize, stride: usize) -> Result<()> {
     columns.iter().try_for_each(|column| check_length("a model column", column.len(), "the grouping factor", rows))?;
-    let bytes = statistics_bytes(groups, columns.len());
+    let bytes = statistics_bytes(groups, stride);
     if bytes > STATISTICS_LIMIT && bytes > STATISTICS_RATIO * column_bytes(rows, columns.len()) {
         return Err(HnmError::StatisticsTooLarge { columns: columns.len(), groups, rows, bytes });
     }

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use crate::data::blocks::check_length;
 use crate::error::{HnmError, Result};
-use crate::numerics::memory::{collected, copied, with_capacity};
+use crate::numerics::memory::{collected, copied, filled, with_capacity};
 
 /// Index of W[a, b] (b ≤ a) in a packed lower triangle stored by rows.
 #[inline]
@@ -28,6 +28,12 @@ pub(crate) const STATISTICS: &str = "the per-group statistics";
 /// Means are stored relative to the pilot p (one value per variable, from inside the data):
 /// v̄_ja = p_a + `mean(j)[a]`. Counts are `f64`, as every formula uses them as real weights and
 /// statistics computed elsewhere (a SQL `GROUP BY`) arrive as doubles.
+///
+/// The co-moments are kept per group for every pair of variables, or, in the *pooled* layout
+/// ([`CrossProducts::pooled`]), per group only for the pairs (a, b) where a or b is one of the
+/// *group variables* (a model's random-effects columns), the other pairs' only as their sum
+/// over the groups. Either way Σ_j W_j[a, b] = Σ_j [`CrossProducts::comoment`](j, a, b) +
+/// [`CrossProducts::pooled_comoment`](a, b): the per-group part is all of W_j[a, b] or 0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrossProducts {
     pub(crate) variables: usize,
@@ -35,6 +41,59 @@ pub struct CrossProducts {
     pub(crate) n: Vec<f64>,
     pub(crate) means: Vec<f64>,
     pub(crate) comoments: Vec<f64>,
+    /// The pooled layout (None: every pair per group).
+    pub(crate) pooled: Option<Pooled>,
+}
+
+/// Which co-moments the pooled layout keeps per group, and the sum over the groups of all.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Pooled {
+    /// The group variables, sorted.
+    pub(crate) group_variables: Vec<usize>,
+    /// The pairs (a ≥ b) kept per group, in packed order: a or b a group variable.
+    pub(crate) pairs: Vec<(usize, usize)>,
+    /// Per packed pair its index among `pairs`, or [`NOT_KEPT`].
+    pub(crate) slot: Vec<u32>,
+    /// Σ_j W_j over every pair, packed.
+    pub(crate) total: Vec<f64>,
+}
+
+/// A pair of [`Pooled::slot`] not kept per group.
+pub(crate) const NOT_KEPT: u32 = u32::MAX;
+
+impl Pooled {
+    /// The layout of k variables keeping per group the pairs of `group_variables`, with the
+    /// sums `total` (k(k+1)/2, packed).
+    pub(crate) fn new(k: usize, group_variables: &[usize], total: Vec<f64>) -> Result<Self> {
+        let mut variables = copied(group_variables, STATISTICS)?;
+        variables.sort_unstable();
+        variables.dedup();
+        if variables.last().is_some_and(|&a| a >= k) {
+            return Err(HnmError::InvalidArgument { argument: "group_variables", reason: "must be variables of the statistics" });
+        }
+        let mut is_group = vec![false; k];
+        variables.iter().for_each(|&a| is_group[a] = true);
+        let mut slot = filled(&[k * (k + 1) / 2], NOT_KEPT, STATISTICS)?;
+        let mut pairs = Vec::new();
+        for a in 0..k {
+            for b in 0..=a {
+                if is_group[a] || is_group[b] {
+                    slot[packed(a, b)] = pairs.len() as u32;
+                    crate::numerics::memory::push(&mut pairs, (a, b), STATISTICS)?;
+                }
+            }
+        }
+        Ok(Pooled { group_variables: variables, pairs, slot, total })
+    }
+
+    pub(crate) fn try_clone(&self) -> Result<Self> {
+        Ok(Pooled {
+            group_variables: copied(&self.group_variables, STATISTICS)?,
+            pairs: copied(&self.pairs, STATISTICS)?,
+            slot: copied(&self.slot, STATISTICS)?,
+            total: copied(&self.total, STATISTICS)?,
+        })
+    }
 }
 
 impl CrossProducts {
@@ -56,10 +115,44 @@ impl CrossProducts {
     /// assert_eq!(s.mean(0), &[1.0, 2.0]);
     /// ```
     pub fn new(pilot: Vec<f64>, n: Vec<f64>, means: Vec<f64>, comoments: Vec<f64>) -> Result<Self> {
+        Self::checked(CrossProducts { variables: pilot.len(), pilot, n, means, comoments, pooled: None })
+    }
+
+    /// Statistics in the pooled layout (type docs): as [`CrossProducts::new`], but each group's
+    /// co-moments only those of the pairs (a ≥ b, packed order) where a or b is among
+    /// `group_variables` (0-based), and `pooled` = Σ_j W_j over every pair (k(k+1)/2, packed).
+    ///
+    /// # Errors
+    /// As [`CrossProducts::new`]; `InvalidArgument` for a group variable that is not one of
+    /// the k; `TooLarge` when the layout does not fit in memory.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::CrossProducts;
+    /// // Variables (y, z), z the group variable: per group W[z,y] and W[z,z]; W[y,y] pooled.
+    /// let s = CrossProducts::pooled(vec![0.0, 0.0], vec![2.0, 3.0], vec![1.0, 2.0, 3.0, 4.0],
+    ///     vec![0.5, 1.0, 0.25, 2.0], vec![7.0, 0.75, 3.0], &[1]).unwrap();
+    /// assert_eq!((s.comoment(1, 1, 0), s.comoment(1, 0, 0), s.pooled_comoment(0, 0)), (0.25, 0.0, 7.0));
+    /// ```
+    pub fn pooled(pilot: Vec<f64>, n: Vec<f64>, means: Vec<f64>, comoments: Vec<f64>, pooled: Vec<f64>, group_variables: &[usize]) -> Result<Self> {
         let k = pilot.len();
-        let groups = n.len();
-        check_length("means", means.len(), "n times the number of variables", groups * k)?;
-        check_length("comoments", comoments.len(), "n times the co-moments per group", groups * k * (k + 1) / 2)?;
+        check_length("pooled", pooled.len(), "the co-moments of the variables", k * (k + 1) / 2)?;
+        if let Some(index) = pooled.iter().position(|v| !v.is_finite()) {
+            return Err(HnmError::NotFinite { argument: "pooled", index });
+        }
+        if (0..k).any(|a| pooled[packed(a, a)] < 0.0) {
+            return Err(HnmError::InvalidStatistic { argument: "pooled", index: 0, reason: "a sum of squares cannot be negative" });
+        }
+        let layout = Pooled::new(k, group_variables, pooled)?;
+        Self::checked(CrossProducts { variables: k, pilot, n, means, comoments, pooled: Some(layout) })
+    }
+
+    /// `stats` after checking its parts (see [`CrossProducts::new`]).
+    fn checked(stats: CrossProducts) -> Result<Self> {
+        let (k, groups) = (stats.variables, stats.n.len());
+        let (pilot, n) = (&stats.pilot, &stats.n);
+        check_length("means", stats.means.len(), "n times the number of variables", groups * k)?;
+        check_length("comoments", stats.comoments.len(), "n times the co-moments per group", groups * stats.per_group())?;
         if let Some(index) = pilot.iter().position(|v| !v.is_finite()) {
             return Err(HnmError::NotFinite { argument: "pilot", index });
         }
@@ -71,21 +164,16 @@ impl CrossProducts {
                 return Err(HnmError::InvalidStatistic { argument: "n", index: j, reason: "a count must be a whole number >= 0" });
             }
         }
-        let stats = CrossProducts { variables: k, pilot, n, means, comoments };
+        let per_group = stats.per_group();
         for j in 0..groups {
             if let Some(a) = stats.mean(j).iter().position(|v| !v.is_finite()) {
                 return Err(HnmError::NotFinite { argument: "means", index: j * k + a });
             }
-            for a in 0..k {
-                for b in 0..=a {
-                    let w = stats.comoment(j, a, b);
-                    if !w.is_finite() {
-                        return Err(HnmError::NotFinite { argument: "comoments", index: j });
-                    }
-                    if a == b && w < 0.0 {
-                        return Err(HnmError::InvalidStatistic { argument: "comoments", index: j, reason: "a sum of squares cannot be negative" });
-                    }
-                }
+            if stats.comoments[j * per_group..(j + 1) * per_group].iter().any(|w| !w.is_finite()) {
+                return Err(HnmError::NotFinite { argument: "comoments", index: j });
+            }
+            if (0..k).any(|a| stats.comoment(j, a, a) < 0.0) {
+                return Err(HnmError::InvalidStatistic { argument: "comoments", index: j, reason: "a sum of squares cannot be negative" });
             }
         }
         Ok(stats)
@@ -102,7 +190,44 @@ impl CrossProducts {
             n: copied(&self.n, STATISTICS)?,
             means: copied(&self.means, STATISTICS)?,
             comoments: copied(&self.comoments, STATISTICS)?,
+            pooled: self.pooled.as_ref().map(Pooled::try_clone).transpose()?,
         })
+    }
+
+    /// Number of co-moments kept per group: k(k+1)/2, or in the pooled layout those of the
+    /// pairs with a group variable.
+    pub fn per_group(&self) -> usize {
+        self.pooled.as_ref().map_or(self.variables * (self.variables + 1) / 2, |p| p.pairs.len())
+    }
+
+    /// The group variables of the pooled layout (None: every pair is kept per group).
+    pub fn group_variables(&self) -> Option<&[usize]> {
+        self.pooled.as_ref().map(|p| &p.group_variables[..])
+    }
+
+    /// Σ_j W_j over every pair of variables, packed, in the pooled layout (None otherwise).
+    pub fn pooled_totals(&self) -> Option<&[f64]> {
+        self.pooled.as_ref().map(|p| &p.total[..])
+    }
+
+    /// The part of Σ_j W_j[a, b] not kept per group: 0 for a pair kept per group (every pair
+    /// outside the pooled layout), the whole sum for a pair pooled.
+    pub fn pooled_comoment(&self, a: usize, b: usize) -> f64 {
+        let index = if b <= a { packed(a, b) } else { packed(b, a) };
+        match &self.pooled {
+            Some(p) if p.slot[index] == NOT_KEPT => p.total[index],
+            _ => 0.0,
+        }
+    }
+
+    /// Where W_j[a, b] (any j) sits in a group's co-moments, or None for a pair pooled.
+    #[inline]
+    pub(crate) fn slot(&self, a: usize, b: usize) -> Option<usize> {
+        let index = if b <= a { packed(a, b) } else { packed(b, a) };
+        match &self.pooled {
+            None => Some(index),
+            Some(p) => (p.slot[index] != NOT_KEPT).then_some(p.slot[index] as usize),
+        }
     }
 
     /// Number of variables k.
@@ -140,11 +265,10 @@ impl CrossProducts {
         self.mean(j).iter().zip(&self.pilot).map(|(m, p)| p + m).collect()
     }
 
-    /// W_j[a, b] = Σ_i (v_ia − v̄_ja)(v_ib − v̄_jb), symmetric in a and b.
+    /// W_j[a, b] = Σ_i (v_ia − v̄_ja)(v_ib − v̄_jb), symmetric in a and b; 0 for a pair the
+    /// pooled layout keeps only as a sum ([`CrossProducts::pooled_comoment`]).
     pub fn comoment(&self, j: usize, a: usize, b: usize) -> f64 {
-        let (a, b) = if b <= a { (a, b) } else { (b, a) };
-        let triangle = self.variables * (self.variables + 1) / 2;
-        self.comoments[j * triangle + packed(a, b)]
+        self.slot(a, b).map_or(0.0, |s| self.comoments[j * self.per_group() + s])
     }
 
     /// All means, group-major (k per group), about the pilot.
@@ -152,7 +276,8 @@ impl CrossProducts {
         &self.means
     }
 
-    /// All co-moments, group-major, each group's packed lower triangle by rows.
+    /// All co-moments, group-major, each group's packed lower triangle by rows (in the pooled
+    /// layout the pairs with a group variable, in the same order).
     pub fn comoments(&self) -> &[f64] {
         &self.comoments
     }
@@ -169,10 +294,34 @@ impl CrossProducts {
     /// assert_eq!(s.variable_summary(0), (4.0, 6.5, 85.0));
     /// ```
     pub fn variable_summary(&self, a: usize) -> (f64, f64, f64) {
-        let n_obs = self.n_obs();
-        let groups = 0..self.groups();
-        let mean = groups.clone().map(|j| self.n[j] * self.mean(j)[a]).sum::<f64>() / n_obs;
-        let total = groups.map(|j| self.comoment(j, a, a) + self.n[j] * (self.mean(j)[a] - mean).powi(2)).sum();
+        let (n_obs, mean, total) = self.variable_summaries();
+        (n_obs, mean[a], total[a])
+    }
+
+    /// [`CrossProducts::variable_summary`] of every variable: N, the means and the totals T_a
+    /// (plus the pooled part of Σ_j W_j[a, a]), from two passes over the groups rather than two
+    /// per variable (which read all the groups' means 2k times: 2 GB for InstEval's cells).
+    pub fn variable_summaries(&self) -> (f64, Vec<f64>, Vec<f64>) {
+        let (k, n_obs) = (self.variables, self.n_obs());
+        let mut mean = vec![0.0; k];
+        for j in 0..self.groups() {
+            for (s, m) in mean.iter_mut().zip(self.mean(j)) {
+                *s += self.n[j] * m;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n_obs);
+        let mut total = vec![0.0; k];
+        let diagonal: Vec<Option<usize>> = (0..k).map(|a| self.slot(a, a)).collect();
+        let per_group = self.per_group();
+        for j in 0..self.groups() {
+            let comoments = &self.comoments[j * per_group..(j + 1) * per_group];
+            for (a, (t, m)) in total.iter_mut().zip(self.mean(j)).enumerate() {
+                *t += diagonal[a].map_or(0.0, |s| comoments[s]) + self.n[j] * (m - mean[a]).powi(2);
+            }
+        }
+        for (a, t) in total.iter_mut().enumerate() {
+            *t += self.pooled_comoment(a, a);
+        }
         (n_obs, mean, total)
     }
 
@@ -186,13 +335,14 @@ impl CrossProducts {
         if keep.len() == self.groups() {
             return Ok((Cow::Borrowed(self), keep));
         }
-        let (k, triangle) = (self.variables, self.variables * (self.variables + 1) / 2);
+        let (k, triangle) = (self.variables, self.per_group());
         let mut out = CrossProducts {
             variables: k,
             pilot: self.pilot.clone(),
             n: with_capacity(&[keep.len()], STATISTICS)?,
             means: with_capacity(&[keep.len(), k], STATISTICS)?,
             comoments: with_capacity(&[keep.len(), triangle], STATISTICS)?,
+            pooled: self.pooled.as_ref().map(Pooled::try_clone).transpose()?,
         };
         for &j in &keep {
             out.n.push(self.n[j]);

@@ -228,8 +228,8 @@ impl LinearMixedModel {
     /// combinations of earlier ones are dropped (see [`LinearMixedModel::kept_fixed`]).
     ///
     /// # Errors
-    /// `InvalidArgument` for a structure that does not fit the statistics; `TooFewGroups`
-    /// with fewer than 2 groups; `NoReplication` when no group has two rows;
+    /// `InvalidArgument` for a structure that does not fit the statistics or statistics in the
+    /// pooled layout ([`CrossProducts::pooled`]); `TooFewGroups` with fewer than 2 groups; `NoReplication` when no group has two rows;
     /// `TooManyRandomEffects` when N ≤ q m (lme4's check); `TooLarge` when the blocks do not fit
     /// in memory.
     ///
@@ -249,6 +249,10 @@ impl LinearMixedModel {
     /// ```
     pub fn new(stats: &CrossProducts, structure: Structure) -> Result<Self> {
         check_structure(&structure, stats.variables())?;
+        if stats.group_variables().is_some() {
+            // The one-way model and the bootstrap read every group's co-moments.
+            return Err(HnmError::InvalidArgument { argument: "stats", reason: "must keep every co-moment per group with one grouping factor" });
+        }
         let (stats, group_index) = stats.nonempty()?;
         let mut model = Self::from_levels(&stats, structure, None)?;
         model.group_index = group_index;

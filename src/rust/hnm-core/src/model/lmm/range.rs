@@ -73,8 +73,9 @@ pub(crate) fn check_range(stats: &CrossProducts, structure: &Structure) -> Resul
     }
     let first = stats.mean(groups[0]);
     let mut spread = vec![0.0; k];
+    let (_, means, totals) = stats.variable_summaries();
     for a in 0..k {
-        let (_, mean, total) = stats.variable_summary(a);
+        let (mean, total) = (means[a], totals[a]);
         let mut square = total / n_obs;
         if uncentred[a] {
             square += (stats.pilot()[a] + mean).powi(2);
@@ -102,7 +103,11 @@ pub(crate) fn check_range(stats: &CrossProducts, structure: &Structure) -> Resul
         }
     }
     let replicated = groups.iter().any(|&j| stats.n()[j] > 1.0);
-    if structure.random.contains(&Term::Intercept) && replicated && groups.iter().all(|&j| stats.comoment(j, response, response) == 0.0) {
+    if structure.random.contains(&Term::Intercept)
+        && replicated
+        && groups.iter().all(|&j| stats.comoment(j, response, response) == 0.0)
+        && stats.pooled_comoment(response, response) == 0.0
+    {
         return Err(HnmError::NoWithinGroupVariation);
     }
     Ok(())

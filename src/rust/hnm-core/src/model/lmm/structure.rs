@@ -344,11 +344,7 @@ pub(crate) struct ColumnSummary<'a> {
 
 impl<'a> ColumnSummary<'a> {
     pub(crate) fn of(stats: &'a CrossProducts) -> Self {
-        let k = stats.variables();
-        let n_obs = stats.n_obs();
-        let grand_mean: Vec<f64> = (0..k).map(|a| (0..stats.groups()).map(|j| stats.n()[j] * stats.mean(j)[a]).sum::<f64>() / n_obs).collect();
-        let centred_ss =
-            (0..k).map(|a| (0..stats.groups()).map(|j| stats.comoment(j, a, a) + stats.n()[j] * (stats.mean(j)[a] - grand_mean[a]).powi(2)).sum()).collect();
+        let (n_obs, grand_mean, centred_ss) = stats.variable_summaries();
         ColumnSummary { stats, grand_mean, centred_ss, n_obs }
     }
 

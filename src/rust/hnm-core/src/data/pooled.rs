@@ -1,0 +1,313 @@
+//! The row pass of a model with several grouping factors: per cell (combination of the
+//! factors' levels) n, the means of every variable and the co-moments of the pairs with a
+//! *group variable* (a random-effects column), and the other pairs' co-moments pooled over
+//! the cells: [`CrossProducts`]'s pooled layout.
+//!
+//! # Why pooled
+//! The model reads the cells only through level and cell blocks of Z (S_fj = Z_fjᵀZ_fj,
+//! B_fj = Z_fjᵀ[X y], Z_fᵀZ_g per cell) and F = [X y]ᵀ[X y]. Each is a sum over cells of
+//! W_c[u, v] + n_c m_cu m_cv; only F reads a pair (u, v) of [X y] columns, and only its sum
+//! over all cells, Σ_c W_c[u, v]. Keeping that block per cell, as the one-factor pass keeps
+//! it per group, costs 8 (k(k+1)/2) bytes a cell: InstEval's `service*dept` (k = 29, 73,421
+//! cells) took 255 MB, written, merged across threads and copied to R. Pooled it is one k × k
+//! accumulator: the cells keep 1 + k + |pairs with a group variable| doubles (1 + k for
+//! random intercepts alone), 17 MB there.
+//!
+//! # The update (Welford about the pilot)
+//! With d = v − p − m_c before row v joins cell c, the one-factor pass adds (1 − 1/n_c) d dᵀ
+//! to W_c; here it adds the same to the pooled P for every pair, and to the cell's state for
+//! the pairs it keeps. Σ_c W_c = Σ_rows (1 − 1/n_c) d dᵀ, so P is exactly the sum of the
+//! cells' co-moments, each term centred at its cell's running mean: the pilot shift keeps its
+//! digits as in the one-factor pass. Two threads' parts merge by Chan et al.'s rule: per cell
+//! as there, and P = P₁ + P₂ + Σ_{c in both} (n₁n₂/n) δ_c δ_cᵀ, the between term of the
+//! cells both threads met.
+//!
+//! This pass is beside the one-factor pass ([`crate::data::blocks`]) rather than a mode of its
+//! loop, which stays as tuned for its layout; it reuses its reading of a row
+//! ([`read_row`]), its pilot and its fingerprint, so both passes drop, refuse and hash the
+//! same rows.
+
+use crate::data::blocks::{check_columns_sized, first_complete_row, read_row, with_codes, BlockPass, Column, Fingerprint, GroupColumn, RowRead, PARALLEL_ROWS};
+use crate::data::cells::NA_CODE;
+use crate::data::cross_products::{packed, CrossProducts, Pooled, STATISTICS};
+use crate::error::{HnmError, Result};
+use crate::numerics::interrupt::{Checkpoint, Interrupt};
+use crate::numerics::memory::{filled, with_capacity};
+
+/// One part of the rows' pass: the cells' states (n, k means, the kept pairs' co-moments),
+/// the pooled co-moments P (packed), the rows dropped and the fingerprint's sum.
+struct PooledPart {
+    state: Vec<f64>,
+    total: Vec<f64>,
+    dropped: usize,
+    hash: u64,
+}
+
+impl CrossProducts {
+    /// One pass over the rows of `columns` keyed by the cells `group` (1-based codes of
+    /// `n_groups` cells), on up to `threads` threads (from [`PARALLEL_ROWS`] rows on): the
+    /// statistics in the pooled layout (module docs) with the group variables
+    /// `group_variables` (0-based). Rows are read, dropped and hashed as by
+    /// [`CrossProducts::from_columns_on_threads`], about the same pilot (the first complete
+    /// row), and with every variable a group variable the statistics are that pass's (up to
+    /// rounding), with the pooled sums beside them.
+    ///
+    /// # Errors
+    /// As [`CrossProducts::from_columns_on_threads`], the statistics' size for
+    /// `StatisticsTooLarge` being 8 m (1 + k + s) bytes for m cells and s pairs kept per
+    /// cell; `InvalidArgument` for a group variable that is not a column.
+    ///
+    /// # Example
+    /// ```
+    /// use hnm_core::{Column, CrossProducts, GroupColumn, Never};
+    /// // y and x in two cells; no group variable: per cell n and the means, W pooled.
+    /// let (y, x) = ([1.0, 3.0, 10.0, 12.0], [0.0, 2.0, 1.0, 5.0]);
+    /// let pass = CrossProducts::pooled_from_columns_on_threads(&[Column::Double(&y), Column::Double(&x)],
+    ///     GroupColumn::Codes(&[1, 1, 2, 2]), 2, &[], 2, &Never).unwrap();
+    /// assert_eq!(pass.stats.per_group(), 0);
+    /// // Σ_c W_c[y, x] = (−1)(−1) + 1·1 + (−1)(−2) + 1·2 = 6.
+    /// assert_eq!(pass.stats.pooled_comoment(1, 0), 6.0);
+    /// ```
+    pub fn pooled_from_columns_on_threads(
+        columns: &[Column<'_>], group: GroupColumn<'_>, n_groups: usize, group_variables: &[usize], threads: usize, interrupt: &dyn Interrupt,
+    ) -> Result<BlockPass> {
+        let k = columns.len();
+        let layout = Pooled::new(k, group_variables, Vec::new())?;
+        let stride = 1 + k + layout.pairs.len();
+        let rows = group.len();
+        check_columns_sized(columns, rows, n_groups, stride)?;
+        let threads = if rows < PARALLEL_ROWS { 1 } else { crate::numerics::parallel::worker_threads(threads, rows) };
+        let pilot = with_codes!(group, codes => first_complete_row(columns, codes)).unwrap_or_else(|| vec![0.0; k]);
+        let chunk = rows.div_ceil(threads.max(1)).max(1);
+        let run = |range: std::ops::Range<usize>, stop: &dyn Interrupt| {
+            let mut checkpoint = Checkpoint::new(stop);
+            with_codes!(group.rows(range.clone()), codes => accumulate(columns, codes, range.start, &pilot, &layout, n_groups, &mut checkpoint))
+        };
+        let mut merged: Option<PooledPart> = None;
+        if threads <= 1 {
+            merged = Some(run(0..rows, interrupt)?);
+        } else {
+            // A thread's error is its result, so that the first rows' error is reported
+            // whichever thread meets one first.
+            let parts = crate::numerics::parallel::in_parallel(
+                threads,
+                threads,
+                interrupt,
+                || Ok(()),
+                |_, t, stop| Ok(Some(run(t * chunk..((t + 1) * chunk).min(rows), stop))),
+            )?;
+            for part in parts {
+                let part = part.unwrap_or(Err(HnmError::Interrupted))?;
+                merged = Some(match merged {
+                    None => part,
+                    Some(first) => first.merge(part, k, &layout),
+                });
+            }
+        }
+        merged.expect("at least one part").finish(k, n_groups, pilot, layout)
+    }
+}
+
+/// The rows `codes` (the first at index `first_row`) into fresh cell states and pooled
+/// co-moments, about `pilot`.
+fn accumulate(
+    columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32>, first_row: usize, pilot: &[f64], layout: &Pooled, n_groups: usize,
+    checkpoint: &mut Checkpoint<'_>,
+) -> Result<PooledPart> {
+    let k = columns.len();
+    let stride = 1 + k + layout.pairs.len();
+    let mut state = filled(&[n_groups, stride], 0.0, STATISTICS)?;
+    let mut total = filled(&[k * (k + 1) / 2], 0.0, STATISTICS)?;
+    let mut shifted = filled(&[k], 0.0, STATISTICS)?;
+    let (mut dropped, mut hash) = (0, Fingerprint::default());
+    for (i, code) in codes.enumerate() {
+        if i % Checkpoint::STRIDE as usize == 0 {
+            checkpoint.check_timed()?;
+        }
+        let row = first_row + i;
+        let (read, combined) = read_row(columns, row, code, pilot, &mut shifted);
+        hash.add(row as u64 + 1, combined);
+        match read {
+            RowRead::Kept => {}
+            RowRead::Dropped => {
+                dropped += 1;
+                continue;
+            }
+            RowRead::NotFinite(column) => return Err(HnmError::ColumnNotFinite { column, row }),
+        }
+        debug_assert_ne!(code, NA_CODE, "a missing cell drops its row");
+        let cell = (code as u32).wrapping_sub(1) as usize;
+        if cell >= n_groups {
+            return Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups });
+        }
+        update(&mut state[cell * stride..(cell + 1) * stride], &mut shifted, &layout.pairs, &mut total);
+    }
+    Ok(PooledPart { state, total, dropped, hash: hash.value() })
+}
+
+/// Adds the row `x` (shifted by the pilot; overwritten by d) to a cell's state and to the
+/// pooled co-moments `total` (module docs).
+#[inline(always)]
+fn update(state: &mut [f64], x: &mut [f64], pairs: &[(usize, usize)], total: &mut [f64]) {
+    let k = x.len();
+    let (count, rest) = state.split_first_mut().expect("a cell's state holds its count");
+    let (mean, kept) = rest.split_at_mut(k);
+    *count += 1.0;
+    let inverse_n = 1.0 / *count;
+    for (d, m) in x.iter_mut().zip(mean.iter_mut()) {
+        *d -= *m;
+        *m += *d * inverse_n;
+    }
+    let weight = 1.0 - inverse_n;
+    let mut index = 0;
+    for a in 0..k {
+        let wa = weight * x[a];
+        for &db in &x[..=a] {
+            total[index] += wa * db;
+            index += 1;
+        }
+    }
+    for (w, &(a, b)) in kept.iter_mut().zip(pairs) {
+        *w += weight * x[a] * x[b];
+    }
+}
+
+impl PooledPart {
+    /// Both parts' rows (Chan et al.'s merge, both about the same pilot; module docs).
+    fn merge(mut self, other: PooledPart, k: usize, layout: &Pooled) -> PooledPart {
+        let stride = 1 + k + layout.pairs.len();
+        let mut delta = vec![0.0; k];
+        for (mine, theirs) in self.state.chunks_exact_mut(stride).zip(other.state.chunks_exact(stride)) {
+            let (n1, n2) = (mine[0], theirs[0]);
+            if n2 == 0.0 {
+                continue;
+            }
+            if n1 == 0.0 {
+                mine.copy_from_slice(theirs);
+                continue;
+            }
+            let n = n1 + n2;
+            for a in 0..k {
+                delta[a] = theirs[1 + a] - mine[1 + a];
+                mine[1 + a] += delta[a] * (n2 / n);
+            }
+            let weight = n1 * n2 / n;
+            for (s, &(a, b)) in layout.pairs.iter().enumerate() {
+                mine[1 + k + s] += theirs[1 + k + s] + weight * delta[a] * delta[b];
+            }
+            for a in 0..k {
+                for b in 0..=a {
+                    self.total[packed(a, b)] += weight * delta[a] * delta[b];
+                }
+            }
+            mine[0] = n;
+        }
+        for (t, o) in self.total.iter_mut().zip(&other.total) {
+            *t += o;
+        }
+        self.dropped += other.dropped;
+        self.hash = self.hash.wrapping_add(other.hash);
+        self
+    }
+
+    /// The cells' states as [`CrossProducts`] in the pooled layout.
+    ///
+    /// # Errors
+    /// `TooLarge` when they do not fit in memory beside the states.
+    fn finish(self, k: usize, n_groups: usize, pilot: Vec<f64>, mut layout: Pooled) -> Result<BlockPass> {
+        let kept = layout.pairs.len();
+        let stride = 1 + k + kept;
+        let mut n = with_capacity(&[n_groups], STATISTICS)?;
+        let mut means = with_capacity(&[n_groups, k], STATISTICS)?;
+        let mut comoments = with_capacity(&[n_groups, kept], STATISTICS)?;
+        for cell in self.state.chunks_exact(stride) {
+            n.push(cell[0]);
+            means.extend_from_slice(&cell[1..1 + k]);
+            comoments.extend_from_slice(&cell[1 + k..]);
+        }
+        layout.total = self.total;
+        let stats = CrossProducts { variables: k, pilot, n, means, comoments, pooled: Some(layout) };
+        Ok(BlockPass { stats, dropped: self.dropped, fingerprint: self.hash })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numerics::interrupt::Never;
+    use crate::NA_REAL;
+
+    /// Rows over 3 variables in `cells` cells (some rows NA, an offset of 1e12 on the first).
+    fn rows(count: usize, cells: i32) -> (Vec<f64>, Vec<f64>, Vec<i32>, Vec<i32>) {
+        let y = (0..count).map(|i| if i % 997 == 5 { NA_REAL } else { 1e12 + ((i * 37) % 11) as f64 * 0.25 }).collect();
+        let x = (0..count).map(|i| ((i * 13) % 7) as f64 - 0.5 * (i % 3) as f64).collect();
+        let z = (0..count).map(|i| ((i * 7) % 5) as i32).collect();
+        let codes = (0..count).map(|i| if i % 1009 == 3 { NA_CODE } else { ((i * 31) % cells as usize) as i32 + 1 }).collect();
+        (y, x, z, codes)
+    }
+
+    #[test]
+    fn pooled_statistics_are_the_full_passes_summed() {
+        // Against the one-factor pass over the same rows: the same n, means, kept pairs per
+        // cell, and pooled sums equal to Σ_c W_c; on one thread and on two (3e5 rows).
+        for count in [5_000, 300_000] {
+            let (y, x, z, codes) = rows(count, 40);
+            let columns = [Column::Double(&y), Column::Double(&x), Column::Integer(&z)];
+            let full = CrossProducts::from_columns_on_threads(&columns, GroupColumn::Codes(&codes), 40, 2, &Never).unwrap();
+            for threads in [1, 2] {
+                let pooled = CrossProducts::pooled_from_columns_on_threads(&columns, GroupColumn::Codes(&codes), 40, &[2], threads, &Never).unwrap();
+                assert_eq!((pooled.dropped, pooled.fingerprint), (full.dropped, full.fingerprint));
+                let (s, f) = (&pooled.stats, &full.stats);
+                assert_eq!((s.n(), s.pilot(), s.per_group(), s.group_variables()), (f.n(), f.pilot(), 3, Some(&[2][..])));
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-10 * b.abs().max(1.0);
+                for j in 0..40 {
+                    assert!(s.mean(j).iter().zip(f.mean(j)).all(|(&a, &b)| close(a, b)));
+                    for (a, b) in [(2, 0), (2, 1), (2, 2)] {
+                        assert!(close(s.comoment(j, a, b), f.comoment(j, a, b)));
+                    }
+                    assert_eq!((s.comoment(j, 0, 0), s.comoment(j, 1, 0)), (0.0, 0.0));
+                }
+                for a in 0..3 {
+                    for b in 0..=a {
+                        let sum: f64 = (0..40).map(|j| f.comoment(j, a, b)).sum();
+                        let pooled_part = s.pooled_comoment(a, b) + (0..40).map(|j| s.comoment(j, a, b)).sum::<f64>();
+                        assert!(close(pooled_part, sum), "{a} {b}: {pooled_part} {sum}");
+                        assert!(close(s.pooled_totals().unwrap()[packed(a, b)], sum));
+                    }
+                }
+                for a in 0..3 {
+                    let (one, other) = (s.variable_summary(a), f.variable_summary(a));
+                    assert!(one.0 == other.0 && close(one.1, other.1) && close(one.2, other.2));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_pooled_sums_keep_the_digits_of_an_offset() {
+        // Cells (1e12, 1e12 + 0.5) and (1e12 + 0.25, 1e12 + 0.75): W = 0.125 each, exactly.
+        let y = [1e12, 1e12 + 0.25, 1e12 + 0.5, 1e12 + 0.75];
+        let pass = CrossProducts::pooled_from_columns_on_threads(&[Column::Double(&y)], GroupColumn::Codes(&[1, 2, 1, 2]), 2, &[], 1, &Never).unwrap();
+        assert_eq!(pass.stats.pooled_comoment(0, 0), 0.25);
+        assert_eq!(pass.stats.variable_summary(0).2, 0.3125);
+    }
+
+    #[test]
+    fn errors_are_the_one_factor_passes() {
+        let y = [1.0, f64::INFINITY, 3.0];
+        let error = CrossProducts::pooled_from_columns_on_threads(&[Column::Double(&y)], GroupColumn::Codes(&[1, 1, 1]), 1, &[], 1, &Never).unwrap_err();
+        assert_eq!(error, HnmError::ColumnNotFinite { column: 0, row: 1 });
+        let error = CrossProducts::pooled_from_columns_on_threads(&[Column::Double(&[1.0, 2.0])], GroupColumn::Codes(&[1, 3]), 2, &[], 1, &Never).unwrap_err();
+        assert_eq!(error, HnmError::GroupCodeOutOfRange { argument: "g", index: 1, code: 3, n_groups: 2 });
+        let error = CrossProducts::pooled_from_columns_on_threads(&[Column::Double(&[1.0])], GroupColumn::Codes(&[1]), 1, &[1], 1, &Never).unwrap_err();
+        assert!(matches!(error, HnmError::InvalidArgument { .. }));
+        // The size check reads the pooled layout: 300 columns, no group variable, 3e6 cells of
+        // 10 rows take 8 · 3e6 · 301 bytes (7.2 GB, > 1 GiB and > 10 × the 24,000 bytes of rows).
+        let zeros = vec![0.0; 10];
+        let columns = vec![Column::Double(&zeros); 300];
+        let error = CrossProducts::pooled_from_columns_on_threads(&columns, GroupColumn::Codes(&[1; 10]), 3_000_000, &[], 1, &Never).unwrap_err();
+        assert_eq!(error, HnmError::StatisticsTooLarge { columns: 300, groups: 3_000_000, rows: 10, bytes: 8 * 3_000_000 * 301 });
+        // and the full layout's 4000 cells that its check refuses pass (4000 · 301 · 8 bytes).
+        assert!(check_columns_sized(&columns, 10, 4000, 301).is_ok());
+    }
+}
