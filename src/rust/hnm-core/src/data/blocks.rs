@@ -597,20 +597,7 @@ impl PassPart {
         let stride = state_stride(k);
         let mut delta = vec![0.0; k];
         for (mine, theirs) in self.state.chunks_exact_mut(stride).zip(other.state.chunks_exact(stride)) {
-            let (n1, n2) = (mine[0], theirs[0]);
-            if n2 == 0.0 {
-                continue;
-            }
-            if n1 == 0.0 {
-                mine.copy_from_slice(theirs);
-                continue;
-            }
-            let n = n1 + n2;
-            for a in 0..k {
-                delta[a] = theirs[1 + a] - mine[1 + a];
-                mine[1 + a] += delta[a] * (n2 / n);
-            }
-            let weight = n1 * n2 / n;
+            let Some(weight) = chan_means(mine, theirs, &mut delta) else { continue };
             let mut index = 1 + k;
             for a in 0..k {
                 for b in 0..=a {
@@ -618,7 +605,6 @@ impl PassPart {
                     index += 1;
                 }
             }
-            mine[0] = n;
         }
         self.dropped += other.dropped;
         self.hash = self.hash.wrapping_add(other.hash);
@@ -645,6 +631,28 @@ impl PassPart {
             fingerprint: self.hash,
         })
     }
+}
+
+/// Chan et al.'s merge of two states [n, means (k), co-moments] about the same pilot, its
+/// count and means: n = n₁ + n₂ and m = m₁ + (n₂/n) δ in `mine`, with δ = m₂ − m₁ in `delta`.
+/// Returns the weight n₁n₂/n with which δδᵀ joins the co-moments, or `None` when a state is
+/// empty (`mine` then holds the merged state whole).
+pub(crate) fn chan_means(mine: &mut [f64], theirs: &[f64], delta: &mut [f64]) -> Option<f64> {
+    let (n1, n2) = (mine[0], theirs[0]);
+    if n2 == 0.0 {
+        return None;
+    }
+    if n1 == 0.0 {
+        mine.copy_from_slice(theirs);
+        return None;
+    }
+    let n = n1 + n2;
+    for (a, d) in delta.iter_mut().enumerate() {
+        *d = theirs[1 + a] - mine[1 + a];
+        mine[1 + a] += *d * (n2 / n);
+    }
+    mine[0] = n;
+    Some(n1 * n2 / n)
 }
 
 /// What [`read_row`] makes of a row.
@@ -710,21 +718,35 @@ const PREFETCH_DISTANCE: usize = 16;
 /// [n, means (k), packed co-moments]: the multivariate Welford update of the module docs.
 #[inline(always)]
 fn welford_update(state: &mut [f64], x: &mut [f64]) {
+    let (weight, comoment) = welford_means(state, x);
+    add_packed_outer(weight, x, comoment);
+}
+
+/// The Welford update's count and means: a state [n, means (k), rest] takes the row `x`
+/// (shifted by the pilot), which becomes d = x − m (m before the update), n ← n + 1 and
+/// m ← m + d/n. Returns the weight (n − 1)/n of d dᵀ in the co-moments, and the state's rest.
+#[inline(always)]
+pub(crate) fn welford_means<'s>(state: &'s mut [f64], x: &mut [f64]) -> (f64, &'s mut [f64]) {
     let k = x.len();
     let (count, rest) = state.split_first_mut().expect("a group's state holds its count");
-    let (mean, comoment) = rest.split_at_mut(k);
+    let (mean, rest) = rest.split_at_mut(k);
     *count += 1.0;
     let inverse_n = 1.0 / *count;
     for (d, m) in x.iter_mut().zip(mean.iter_mut()) {
         *d -= *m;
         *m += *d * inverse_n;
     }
-    let weight = 1.0 - inverse_n;
+    (1.0 - inverse_n, rest)
+}
+
+/// `packed` (the lower triangle of a k × k matrix by rows) += `weight` · x xᵀ.
+#[inline(always)]
+pub(crate) fn add_packed_outer(weight: f64, x: &[f64], packed: &mut [f64]) {
     let mut index = 0;
-    for a in 0..k {
+    for a in 0..x.len() {
         let wa = weight * x[a];
-        for &db in &x[..=a] {
-            comoment[index] += wa * db;
+        for &xb in &x[..=a] {
+            packed[index] += wa * xb;
             index += 1;
         }
     }

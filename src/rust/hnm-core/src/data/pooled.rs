@@ -27,9 +27,12 @@
 //! ([`read_row`]), its pilot and its fingerprint, so both passes drop, refuse and hash the
 //! same rows.
 
-use crate::data::blocks::{check_columns_sized, first_complete_row, read_row, with_codes, BlockPass, Column, Fingerprint, GroupColumn, RowRead, PARALLEL_ROWS};
+use crate::data::blocks::{
+    add_packed_outer, chan_means, check_columns_sized, first_complete_row, read_row, welford_means, with_codes, BlockPass, Column, Fingerprint, GroupColumn,
+    RowRead, PARALLEL_ROWS,
+};
 use crate::data::cells::NA_CODE;
-use crate::data::cross_products::{packed, CrossProducts, Pooled, STATISTICS};
+use crate::data::cross_products::{CrossProducts, Pooled, STATISTICS};
 use crate::error::{HnmError, Result};
 use crate::numerics::interrupt::{Checkpoint, Interrupt};
 use crate::numerics::memory::{filled, with_capacity};
@@ -149,24 +152,8 @@ fn accumulate(
 /// pooled co-moments `total` (module docs).
 #[inline(always)]
 fn update(state: &mut [f64], x: &mut [f64], pairs: &[(usize, usize)], total: &mut [f64]) {
-    let k = x.len();
-    let (count, rest) = state.split_first_mut().expect("a cell's state holds its count");
-    let (mean, kept) = rest.split_at_mut(k);
-    *count += 1.0;
-    let inverse_n = 1.0 / *count;
-    for (d, m) in x.iter_mut().zip(mean.iter_mut()) {
-        *d -= *m;
-        *m += *d * inverse_n;
-    }
-    let weight = 1.0 - inverse_n;
-    let mut index = 0;
-    for a in 0..k {
-        let wa = weight * x[a];
-        for &db in &x[..=a] {
-            total[index] += wa * db;
-            index += 1;
-        }
-    }
+    let (weight, kept) = welford_means(state, x);
+    add_packed_outer(weight, x, total);
     for (w, &(a, b)) in kept.iter_mut().zip(pairs) {
         *w += weight * x[a] * x[b];
     }
@@ -178,29 +165,11 @@ impl PooledPart {
         let stride = 1 + k + layout.pairs.len();
         let mut delta = vec![0.0; k];
         for (mine, theirs) in self.state.chunks_exact_mut(stride).zip(other.state.chunks_exact(stride)) {
-            let (n1, n2) = (mine[0], theirs[0]);
-            if n2 == 0.0 {
-                continue;
-            }
-            if n1 == 0.0 {
-                mine.copy_from_slice(theirs);
-                continue;
-            }
-            let n = n1 + n2;
-            for a in 0..k {
-                delta[a] = theirs[1 + a] - mine[1 + a];
-                mine[1 + a] += delta[a] * (n2 / n);
-            }
-            let weight = n1 * n2 / n;
+            let Some(weight) = chan_means(mine, theirs, &mut delta) else { continue };
             for (s, &(a, b)) in layout.pairs.iter().enumerate() {
                 mine[1 + k + s] += theirs[1 + k + s] + weight * delta[a] * delta[b];
             }
-            for a in 0..k {
-                for b in 0..=a {
-                    self.total[packed(a, b)] += weight * delta[a] * delta[b];
-                }
-            }
-            mine[0] = n;
+            add_packed_outer(weight, &delta, &mut self.total);
         }
         for (t, o) in self.total.iter_mut().zip(&other.total) {
             *t += o;
@@ -234,6 +203,7 @@ impl PooledPart {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::cross_products::packed;
     use crate::numerics::interrupt::Never;
     use crate::NA_REAL;
 
