@@ -435,7 +435,7 @@ pub struct FitControl<'a> {
     /// rounding (module docs of `numerics::optim`): its curvature is O(N), so θ is then exact
     /// to about 1e-10.
     pub relative_tolerance: f64,
-    /// Newton iterations of one search before it stops, not converged (default 500).
+    /// Iterations of one search before it stops, not converged (default 500).
     pub max_iterations: usize,
     /// Called at the start of every iteration with its number, the criterion and the projected
     /// gradient's max-norm (`verbose` in R).
