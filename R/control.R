@@ -1,11 +1,12 @@
 #' Settings of the fit
 #'
 #' The settings of `hnm_fit()`'s search and of what it reports, as `lme4::lmerControl()`'s are
-#' for `lmer()`. hnm's search is a bounded Newton method on the profiled criterion with its
-#' analytic gradient (the one-way model's \eqn{\theta} the root of its profiled score); with more
-#' than 10 \eqn{\theta} (two 4 x 4 covariance blocks, say) a bounded quasi-Newton (BFGS) method,
-#' which learns the curvature from the gradients instead of differencing them, finished by
-#' Newton steps. lme4's choice of optimiser and its convergence checks have no counterpart here.
+#' for `lmer()`. hnm's search is a bounded quasi-Newton (BFGS) method on the profiled criterion with
+#' its analytic gradient (the one-way model's \eqn{\theta} the root of its profiled score): up to
+#' 10 \eqn{\theta} its curvature starts as the Hessian by differences of the gradient, beyond
+#' (two 4 x 4 covariance blocks, say) it is learnt from the gradients; Newton steps finish it
+#' and restart a singular fit of few \eqn{\theta}. lme4's choice of optimiser and its convergence
+#' checks have no counterpart here.
 #' `tolerance` and `max_iterations` set the search of the fit and of its refits (`refit()`,
 #' `refitML()`, `anova()`'s ML refits); the one-way model `y ~ 1 | g` has no search (its
 #' \eqn{\theta} is the root of its profiled score, to machine precision) and the bootstrap's

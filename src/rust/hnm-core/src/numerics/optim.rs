@@ -317,6 +317,28 @@ pub(crate) fn projected_norm(x: &[f64], gradient: &[f64], lower: &[f64]) -> f64 
     x.iter().zip(gradient).zip(lower).map(|((&xi, &gi), &li)| if xi <= li { gi.min(0.0).abs() } else { gi.abs() }).fold(0.0, f64::max)
 }
 
+/// H by forward differences of the analytic gradient (n gradients), made positive definite by
+/// the absolute values of its eigenvalues floored at 1e-10 of the largest (as the Newton
+/// direction of [`minimize_bounded`] takes it): a start for a secant search that has the
+/// exact curvature from its first step.
+pub(crate) fn positive_definite_hessian(objective: &impl Objective, x: &[f64], gradient: &[f64], evaluations: &mut usize) -> Vec<f64> {
+    let n = x.len();
+    let hessian = forward_difference_hessian(objective, x, gradient, evaluations);
+    let (values, vectors) = symmetric_eigen(&hessian, n);
+    let largest = values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+    let floor = (1e-10 * largest).max(f64::MIN_POSITIVE);
+    let mut b = vec![0.0; n * n];
+    for (k, &lambda) in values.iter().enumerate() {
+        let v = &vectors[k * n..(k + 1) * n];
+        for r in 0..n {
+            for c in 0..n {
+                b[r * n + c] += lambda.abs().max(floor) * v[r] * v[c];
+            }
+        }
+    }
+    b
+}
+
 /// H by forward differences of the analytic gradient, symmetrised; steps that fail count as
 /// no curvature information (a zero column).
 fn forward_difference_hessian(objective: &impl Objective, x: &[f64], gradient: &[f64], evaluations: &mut usize) -> Vec<f64> {

@@ -40,9 +40,16 @@
 //!   cannot tell apart. When the projected gradient meets the tolerance, the Hessian on the
 //!   coordinates that are exactly 0 with a vanishing gradient is taken by forward differences
 //!   (one gradient per such coordinate, but distinct zero groups shifted together, since f's
-//!   cross-derivatives between them vanish; none at an interior minimum); a direction of
-//!   negative curvature there (pointing into the feasible set) is followed and the search
-//!   goes on.
+//!   cross-derivatives between them vanish; none at an interior minimum). That block is
+//!   block-diagonal across the groups, so every group with a negative curvature leaves 0 at
+//!   once, along its most negative direction (pointing into the feasible set), and the search
+//!   goes on; one group per convergence made the kb07-shaped restart from lme4's start climb
+//!   out of 7 saddles, each converged to the tolerance (446 -> 379 evaluations).
+//! - B may start from a given matrix ([`Initial`]): the Hessian by differences at the start,
+//!   made positive definite (n gradients, for few θ: the first step is then a Newton step and
+//!   the secant updates keep the exact curvature, where a Newton method pays n gradients at
+//!   every iteration), or the B another search ended with (a restart of the mixed model's
+//!   fit, whose curvature's scale per coordinate is the model's more than the point's).
 //!
 //! Convergence is a projected gradient (max-norm) at most the tolerance with no negative
 //! curvature on the zero coordinates; then a few steps polish x with B (the Newton method's
@@ -56,7 +63,10 @@
 
 use super::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
 use super::interrupt::Checkpoint;
-use super::optim::{minimize_bounded, norm, polish, project, projected_norm, snap_to_bounds, symmetric_eigen, Minimum, Objective, Stall, MAX_HALVINGS};
+use super::optim::{
+    minimize_bounded, norm, polish, positive_definite_hessian, project, projected_norm, snap_to_bounds, symmetric_eigen, Minimum, Objective, Stall,
+    MAX_HALVINGS,
+};
 use crate::error::{HnmError, Result};
 
 /// The max-norm of the first step, before any curvature is known (θ's scale is 1).
@@ -104,6 +114,28 @@ const ARMIJO: f64 = 1e-4;
 pub fn minimize_bounded_quasi_newton(
     objective: &impl Objective, start: &[f64], lower: &[f64], tolerance: f64, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<Minimum> {
+    quasi_newton_from(objective, start, lower, tolerance, Initial::Identity, checkpoint).map(|(m, _)| m)
+}
+
+/// The curvature B a search starts from.
+pub(crate) enum Initial {
+    /// The scaled identity of the module docs.
+    Identity,
+    /// A positive definite B (n × n, row-major): the one another search ended with.
+    Given(Vec<f64>),
+    /// The Hessian by differences of the gradient at the start, made positive definite.
+    Differences,
+}
+
+/// [`minimize_bounded_quasi_newton`] from the curvature `initial` (B, n × n row-major,
+/// positive definite) when given, in place of the scaled identity of the first step; with the
+/// B it ends with (`None` when it learnt none).
+///
+/// # Errors
+/// As [`minimize_bounded_quasi_newton`].
+pub(crate) fn quasi_newton_from(
+    objective: &impl Objective, start: &[f64], lower: &[f64], tolerance: f64, initial: Initial, checkpoint: &mut Checkpoint<'_>,
+) -> Result<(Minimum, Option<Vec<f64>>)> {
     if start.len() != lower.len() {
         return Err(HnmError::ParameterLength { argument: "start", expected: lower.len(), found: start.len() });
     }
@@ -113,7 +145,11 @@ pub fn minimize_bounded_quasi_newton(
     let (mut evaluations, mut iterations) = (1, 0);
     let mut converged = false;
     // B, row-major; `None` until the first step has measured a curvature.
-    let mut hessian: Option<Vec<f64>> = None;
+    let mut hessian: Option<Vec<f64>> = match initial {
+        Initial::Identity => None,
+        Initial::Given(b) => Some(b).filter(|b| b.len() == n * n),
+        Initial::Differences => Some(positive_definite_hessian(objective, &x, &gradient, &mut evaluations)),
+    };
     let mut stall = Stall::default();
     let max_iterations = objective.max_iterations();
     while iterations < max_iterations {
@@ -169,7 +205,7 @@ pub fn minimize_bounded_quasi_newton(
         // spans more orders of magnitude than BFGS learns in a few steps (a variance near 0).
         // The Newton method's exact curvature finishes from here in a few iterations.
         let finish = minimize_bounded(objective, &x, lower, tolerance, checkpoint)?;
-        return Ok(Minimum { iterations: iterations + finish.iterations, evaluations: evaluations + finish.evaluations, ..finish });
+        return Ok((Minimum { iterations: iterations + finish.iterations, evaluations: evaluations + finish.evaluations, ..finish }, hessian));
     }
     if let (true, Some(b)) = (converged, &hessian) {
         polish(objective, &mut x, &mut value, &mut gradient, lower, b, &mut evaluations);
@@ -177,7 +213,7 @@ pub fn minimize_bounded_quasi_newton(
     snap_to_bounds(objective, &mut x, &mut value, &mut gradient, lower, &mut evaluations);
     let projected_gradient_norm = projected_norm(&x, &gradient, lower);
     converged = converged || projected_gradient_norm <= 1e3 * tolerance;
-    Ok(Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm, converged })
+    Ok((Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm, converged }, hessian))
 }
 
 fn scaled_identity(n: usize, scale: f64) -> Vec<f64> {
@@ -354,19 +390,33 @@ fn leave_saddle(
     let block = zero_block(objective, x, gradient, &zero, &objective.zero_groups(x), evaluations);
     let (values, vectors) = symmetric_eigen(&block, k);
     let largest = values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-    let (most_negative, index) = values.iter().enumerate().map(|(i, &v)| (v, i)).fold((0.0, 0), |a, b| if b.0 < a.0 { b } else { a });
-    if most_negative >= -(1e-8 * largest).max(f64::MIN_POSITIVE) {
+    let threshold = -(1e-8 * largest).max(f64::MIN_POSITIVE);
+    // The block is block-diagonal across zero groups (their cross-derivatives vanish), so its
+    // eigenvectors each lie in one group: every group with a negative curvature leaves 0 at
+    // once, along its most negative direction (most negative first, one per disjoint support),
+    // rather than one group per convergence.
+    let mut order: Vec<usize> = (0..k).filter(|&i| values[i] < threshold).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    if order.is_empty() {
         return None;
     }
-    let v = &vectors[index * k..(index + 1) * k];
-    // Into the feasible set where v moves coordinates at a bound (f is even there, so only
-    // that side exists), either way otherwise.
-    let inwards: f64 = zero.iter().zip(v).filter(|(&i, _)| x[i] <= lower[i]).map(|(_, vi)| vi).sum();
-    let sign = if inwards < 0.0 { -1.0 } else { 1.0 };
     let scale = 0.1 * (1.0 + norm(x));
     let mut direction = vec![0.0; x.len()];
-    for (&i, vi) in zero.iter().zip(v) {
-        direction[i] = sign * scale * vi;
+    let mut used = vec![false; k];
+    for index in order {
+        let v = &vectors[index * k..(index + 1) * k];
+        let support: Vec<usize> = (0..k).filter(|&c| v[c].abs() > 1e-12).collect();
+        if support.iter().any(|&c| used[c]) {
+            continue;
+        }
+        // Into the feasible set where v moves coordinates at a bound (f is even there, so only
+        // that side exists), either way otherwise.
+        let inwards: f64 = zero.iter().zip(v).filter(|(&i, _)| x[i] <= lower[i]).map(|(_, vi)| vi).sum();
+        let sign = if inwards < 0.0 { -1.0 } else { 1.0 };
+        for &c in &support {
+            used[c] = true;
+            direction[zero[c]] = sign * scale * v[c];
+        }
     }
     projected_search(objective, x, value, gradient, &direction, lower, evaluations).filter(|found| found.1 < value)
 }
@@ -480,6 +530,55 @@ mod tests {
         let r2 = 0.25 - r1 / 8.0;
         let (found1, found2) = TwoGroups::radii(&m.x);
         assert!(m.converged && (found1 - r1).abs() < 1e-9 && (found2 - r2).abs() < 1e-9, "{m:?}");
+    }
+
+    #[test]
+    fn every_zero_group_with_negative_curvature_leaves_at_once() {
+        // At 0 both groups have negative curvature (2 ∂f/∂r₁ = −2, 2 ∂f/∂r₂ = −1): one escape
+        // moves both off 0, with f lower than f(0) = 0.
+        let lower = [0.0, f64::NEG_INFINITY, 0.0, f64::NEG_INFINITY];
+        let mut evaluations = 0;
+        let (x, value, _) = leave_saddle(&TwoGroups, &[0.0; 4], 0.0, &[0.0; 4], &lower, 1e-12, &mut evaluations).unwrap();
+        let (r1, r2) = TwoGroups::radii(&x);
+        assert!(r1 > 0.0 && r2 > 0.0 && value < 0.0, "{x:?}");
+    }
+
+    /// (x − 1)² + 2(y + 1/2)² + x y / 2 + (x − 1)⁴ / 4, minimised at (x, y) = (36, −20)/31 only
+    /// without the quartic; with it the minimum solves 2(x − 1) + y/2 + (x − 1)³ = 0 and
+    /// 4(y + 1/2) + x/2 = 0.
+    struct QuarticValley;
+
+    impl Objective for QuarticValley {
+        fn value(&self, x: &[f64]) -> Result<f64> {
+            Ok((x[0] - 1.0).powi(2) + 2.0 * (x[1] + 0.5).powi(2) + 0.5 * x[0] * x[1] + 0.25 * (x[0] - 1.0).powi(4))
+        }
+        fn value_and_gradient(&self, x: &[f64]) -> Result<(f64, Vec<f64>)> {
+            let g = vec![2.0 * (x[0] - 1.0) + 0.5 * x[1] + (x[0] - 1.0).powi(3), 4.0 * (x[1] + 0.5) + 0.5 * x[0]];
+            Ok((self.value(x)?, g))
+        }
+    }
+
+    #[test]
+    fn a_start_from_the_difference_hessian_converges_in_newton_like_steps() {
+        let lower = [f64::NEG_INFINITY; 2];
+        let run = |initial| quasi_newton_from(&QuarticValley, &[3.0, 2.0], &lower, 1e-12, initial, &mut Checkpoint::new(&Never)).unwrap().0;
+        let (exact, learnt) = (run(Initial::Differences), run(Initial::Identity));
+        // The root of the gradient: y = −1/2 − x/8 and 2(x − 1) − 1/4 − x/16 + (x − 1)³ = 0.
+        let h = |x: f64| 2.0 * (x - 1.0) - 0.25 - x / 16.0 + (x - 1.0).powi(3);
+        let (mut a, mut b) = (0.0, 3.0);
+        for _ in 0..200 {
+            let mid = 0.5 * (a + b);
+            if h(mid) < 0.0 {
+                a = mid;
+            } else {
+                b = mid;
+            }
+        }
+        let root = 0.5 * (a + b);
+        for m in [&exact, &learnt] {
+            assert!(m.converged && (m.x[0] - root).abs() < 1e-10 && (m.x[1] + 0.5 + root / 8.0).abs() < 1e-10, "{m:?}");
+        }
+        assert!(exact.iterations < learnt.iterations, "{} vs {}", exact.iterations, learnt.iterations);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The fit: the starts (a moment estimate, Λ = I, lme4's), the bounded Newton searches over θ
+//! The fit: the starts (a moment estimate, Λ = I, lme4's), the bounded quasi-Newton searches over θ
 //! from them, and the estimates in the data's units assembled at the minimum.
 
 use std::cell::RefCell;
@@ -13,14 +13,14 @@ use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{cholesky_in_place, congruence, dot, inverse_from_factor, inverse_of_factored, solve_lower, solve_lower_transposed};
 use crate::numerics::interrupt::Checkpoint;
 use crate::numerics::optim::{minimize_bounded, Objective};
-use crate::numerics::quasi_newton::minimize_bounded_quasi_newton;
+use crate::numerics::quasi_newton::{quasi_newton_from, Initial};
 
-/// The most θ searched by the projected Newton method ([`crate::minimize_bounded`]); more are
-/// searched by the projected quasi-Newton method ([`crate::minimize_bounded_quasi_newton`]).
-/// A Newton iteration costs 1 + dim θ evaluations (its Hessian by differences of gradients)
-/// and converges in a handful; BFGS costs about one evaluation per iteration and needs a
-/// few times dim θ of them, so Newton's exact curvature is worth its price for few θ only.
-const NEWTON_MAX_THETA: usize = 10;
+/// The most θ whose search starts from the Hessian by differences of the gradient (dim θ
+/// evaluations at the start; see [`LinearMixedModel::fit`]). Beyond it the first search starts
+/// from a scaled identity and learns the curvature from its steps: 72 θ would pay 73
+/// evaluations of a dense factorisation and its selected inverse for a Hessian that BFGS
+/// learns along the way.
+const DIFFERENCES_MAX_THETA: usize = 10;
 
 /// The sums over the groups of [`LinearMixedModel::moment_sums`].
 struct MomentSums {
@@ -32,13 +32,22 @@ struct MomentSums {
 
 impl LinearMixedModel {
     /// Fits the model by ML or REML: minimises d(θ) over θ with diag(Λ) ≥ 0 by the bounded
-    /// Newton method of [`crate::minimize_bounded`] (beyond [`NEWTON_MAX_THETA`] θ by the
-    /// bounded quasi-Newton method of [`crate::minimize_bounded_quasi_newton`]). The profiled deviance can have more than
+    /// quasi-Newton method of [`crate::minimize_bounded_quasi_newton`] on the analytic
+    /// gradient. Up to [`DIFFERENCES_MAX_THETA`] θ its B starts as the Hessian by differences of the
+    /// gradient (made positive definite), so the first step is a Newton step and the secant
+    /// updates keep the exact curvature; each later step costs one evaluation where the Newton
+    /// method of [`crate::minimize_bounded`] took 1 + dim θ for a new Hessian (nested three
+    /// levels, 4 θ: 30 -> 24 evaluations; sleepstudy 15 -> 11). Restarts of few θ (below)
+    /// use that Newton method, which follows negative curvature into another basin. The profiled deviance can have more than
     /// one local minimum (a singular one beside an interior one, or two singular ones with
     /// opposite correlations), so a search that ends singular is repeated from the starts of
     /// `restarts` and the lowest minimum kept: among them Λ = I in internal units and lme4's
     /// start, Λ = I in the data's units, so that hnm never settles in a worse basin than lme4
-    /// started at the same model. The first search starts at a moment estimate (or the
+    /// started at the same model. Beyond [`DIFFERENCES_MAX_THETA`] θ the restart starts from the B
+    /// the first search learnt rather than the identity: the curvature's scale in each θ is a
+    /// property of the model more than of the point, and relearning it from steps cost the
+    /// kb07-shaped model (72 θ) 338 of its 446 evaluations (-> 213 of 321). The first search
+    /// starts at a moment estimate (or the
     /// caller's `start`, such as [`LmmFit::internal_theta`] of a related fit). A start where the deviance cannot be evaluated (lme4's start for a covariate far
     /// from 0 can imply variances of 1e18 at its mean) is skipped.
     ///
@@ -83,11 +92,26 @@ impl LinearMixedModel {
         let mut failure = None;
         let (mut iterations, mut evaluations) = (0, 0);
         let mut starts = vec![first];
+        // The curvature the last search ended with, which the next starts from (see `fit`).
+        let mut curvature = None;
         while let Some(start) = starts.pop() {
-            let searched = if self.lower.len() > NEWTON_MAX_THETA {
-                minimize_bounded_quasi_newton(&problem, &start, &self.lower, tolerance, checkpoint)
-            } else {
+            let few = self.lower.len() <= DIFFERENCES_MAX_THETA;
+            let restart = best.is_some() || failure.is_some();
+            let searched = if few && restart {
+                // A restart looks for another basin, which the Newton method's exact curvature
+                // finds where secant updates do not: it follows a direction of negative
+                // curvature wherever the Hessian has one (the side of a correlation of ±1).
                 minimize_bounded(&problem, &start, &self.lower, tolerance, checkpoint)
+            } else {
+                let initial = match curvature.take() {
+                    _ if few => Initial::Differences,
+                    Some(b) => Initial::Given(b),
+                    None => Initial::Identity,
+                };
+                quasi_newton_from(&problem, &start, &self.lower, tolerance, initial, checkpoint).map(|(found, b)| {
+                    curvature = b;
+                    found
+                })
             };
             match searched {
                 Ok(found) => {
@@ -137,12 +161,12 @@ impl LinearMixedModel {
     /// for correlated blocks Λ = I with every entry below the diagonal +1 and then −1. A
     /// singular deviance can have one local minimum for each sign of a correlation (rank-one
     /// blocks with a correlation of +1 or −1, say), and a search stays on the side it starts.
-    /// Beyond [`NEWTON_MAX_THETA`] only lme4's start is tried: a search there costs hundreds of
+    /// Beyond [`DIFFERENCES_MAX_THETA`] only lme4's start is tried: a search there costs hundreds of
     /// evaluations, and the one that matters for "never worse than lme4" is the basin lme4
     /// itself starts in (two large correlated blocks have too many sign patterns for the
     /// all-+1 and all-−1 starts to cover anyway).
     fn restarts(&self, identity: &[f64]) -> Vec<Vec<f64>> {
-        if identity.len() > NEWTON_MAX_THETA {
+        if identity.len() > DIFFERENCES_MAX_THETA {
             return vec![self.lme4_start()];
         }
         let mut starts = vec![identity.to_vec(), self.lme4_start()];
@@ -328,7 +352,12 @@ impl LinearMixedModel {
     /// # Example
     /// ```
     /// use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, LinearMixedModel, Never, Structure, Term};
-    /// let y: Vec<f64> = (0..60).map(|i| ((i * 7) % 11) as f64 + (i / 10) as f64).collect();
+    /// // A random slope of 0, 3 or 6 by group: a fit away from the boundary, where the map is
+    /// // smooth (at a singular Λ the Cholesky factor of a rank-deficient K Λ Λᵀ Kᵀ has
+    /// // the square root of its rounding in place of a 0).
+    /// let y: Vec<f64> = (0..60)
+    ///     .map(|i| ((i * 7) % 11) as f64 + (2 * (i / 10 * 7 % 6)) as f64 + (3 * ((i / 10) % 3)) as f64 * ((i * 5) % 7) as f64)
+    ///     .collect();
     /// let x: Vec<f64> = (0..60).map(|i| 1e3 + ((i * 5) % 7) as f64).collect();
     /// let codes: Vec<i32> = (0..60).map(|i| i / 10 + 1).collect();
     /// let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], codes.into_iter(), 6,
@@ -406,7 +435,7 @@ pub struct FitControl<'a> {
     /// rounding (module docs of `numerics::optim`): its curvature is O(N), so θ is then exact
     /// to about 1e-10.
     pub relative_tolerance: f64,
-    /// Newton iterations of one search before it stops, not converged (default 500).
+    /// Iterations of one search before it stops, not converged (default 500).
     pub max_iterations: usize,
     /// Called at the start of every iteration with its number, the criterion and the projected
     /// gradient's max-norm (`verbose` in R).
