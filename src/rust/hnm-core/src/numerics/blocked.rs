@@ -149,6 +149,11 @@ impl Operand {
     fn below_row(self, top: usize) -> Operand {
         Operand { data: self.data.wrapping_add(top * self.rs), ..self }
     }
+
+    /// The operand from its element `offset` (in `data`) on.
+    fn shifted(self, offset: usize) -> Operand {
+        Operand { data: self.data.wrapping_add(offset), ..self }
+    }
 }
 
 /// The target of a product: element (i, j) at `data[i + j * ld]`; with `lower = Some(d)`
@@ -288,30 +293,122 @@ impl DenseKernels {
     /// ‖X v_j‖² into `norms[j]` for the lower-triangular nr × nr X (column-major, `x`) and the
     /// sparse vectors v_j, j < m = `norms.len()`: the values `values[starts[j]..starts[j + 1]]`
     /// at the ascending `rows` there, of which those at rows ≥ nr (only at a vector's end) are
-    /// left out. Σ_j Σ_{r ∈ v_j} (nr − r) multiply-adds, by slabs of NB rows of X (a few
+    /// left out, and those with `dense[j]` (their norms left 0, for
+    /// [`DenseKernels::dense_product_norms`]). Σ_j Σ_{r ∈ v_j} (nr − r) multiply-adds, by slabs of NB rows of X (a few
     /// hundred kB) read from the cache by every vector in turn rather than the columns of X
     /// from memory by each; the slabs shared with the helper thread, their partial sums in
     /// `partial` ([`DenseKernels::product_norms_scratch`]) added in slab order, so that the
     /// result does not depend on which thread summed which.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn sparse_product_norms(
-        &mut self, x: &[f64], nr: usize, starts: &[usize], rows: &[usize], values: &[f64], partial: &mut [f64], norms: &mut [f64],
+        &mut self, x: &[f64], nr: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], partial: &mut [f64], norms: &mut [f64],
     ) {
         let m = norms.len();
-        assert!(x.len() >= nr * nr && starts.len() > m && partial.len() >= nr.div_ceil(NB) * m);
+        assert!(x.len() >= nr * nr && starts.len() > m && dense.len() >= m && partial.len() >= nr.div_ceil(NB) * m);
         let (isa, out) = (self.isa, Shared(partial.as_mut_ptr()));
         self.over_block_columns(nr, |_, b| {
             // SAFETY: slab b writes its own m values of `partial`.
             let out = unsafe { std::slice::from_raw_parts_mut(out.get().add(b * m), m) };
             match isa {
-                Isa::Portable => slab_norms(x, nr, b * NB, starts, rows, values, out),
+                Isa::Portable => slab_norms(x, nr, b * NB, starts, rows, values, dense, out),
                 // SAFETY: the instruction set was detected.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2Fma => unsafe { slab_norms_avx2(x, nr, b * NB, starts, rows, values, out) },
+                Isa::Avx2Fma => unsafe { slab_norms_avx2(x, nr, b * NB, starts, rows, values, dense, out) },
             }
         });
         norms.fill(0.0);
         for slab in partial[..nr.div_ceil(NB) * m].chunks_exact(m) {
+            for (norm, part) in norms.iter_mut().zip(slab) {
+                *norm += part;
+            }
+        }
+    }
+}
+
+impl DenseKernels {
+    /// C −= PᵀP on and below the diagonal of the n × n column-major C, for the k × n panel P
+    /// (row-major: row i at `panel[i * n..(i + 1) * n]`): the Schur update Σ_i p_i p_iᵀ of k
+    /// dense rank-one terms as one packed product (a SYRK, k n²/2 multiply-adds), its rows
+    /// shared with the helper thread by blocks of MC from [`PARALLEL_WORK`] multiply-adds.
+    /// Each block of rows of C reads only P's columns up to its last row (the rest of the
+    /// row lies above the diagonal), and each entry is summed as on one thread.
+    ///
+    /// # Panics
+    /// When `c` holds fewer than n² values or `panel` fewer than k n.
+    pub(crate) fn subtract_gram(&mut self, c: &mut [f64], n: usize, panel: &[f64], k: usize) {
+        assert!(c.len() >= n * n && panel.len() >= k * n);
+        if n == 0 || k == 0 {
+            return;
+        }
+        let base = Shared(c.as_mut_ptr());
+        // Pᵀ (element (i, p) = P[p, i]) and P, read in place.
+        let (left, right) = (Operand { data: panel.as_ptr(), rs: 1, cs: n }, Operand { data: panel.as_ptr(), rs: n, cs: 1 });
+        let isa = self.isa;
+        // The packing buffers hold KC products, or n for a matrix of order below KC: P's rows
+        // by that many.
+        let depth = n.min(KC);
+        // Rows top..top + rows of C, columns up to the block's last row.
+        let task = |scratch: &mut Scratch, i: usize| {
+            let top = i * MC;
+            let rows = MC.min(n - top);
+            for p0 in (0..k).step_by(depth) {
+                let target = Target { data: base.get().wrapping_add(top), ld: n, lower: Some(top) };
+                let (left, right) = (left.shifted(p0 * n + top), right.shifted(p0 * n));
+                // SAFETY: the target's rows top..top + rows (within C's n × n values) are
+                // written by this task only; the operands are another slice, read within k × n.
+                unsafe { product_on(isa, &mut scratch.packing, rows, top + rows, depth.min(k - p0), -1.0, left, right, target) };
+            }
+        };
+        match &mut self.helper {
+            Some(helper) if n * n * k / 2 >= PARALLEL_WORK => shared_tasks(&mut self.scratch, helper, n.div_ceil(MC), task),
+            _ => (0..n.div_ceil(MC)).for_each(|i| task(&mut self.scratch, i)),
+        }
+    }
+
+    /// ‖X p_v‖² into `norms[v]` for the dense vectors p_v, v < k = `norms.len()`, the rows
+    /// of the k × nr row-major `panel`, and the lower-triangular nr × nr X (column-major,
+    /// zeros above its diagonal, as [`DenseKernels::invert_lower`] leaves it): the dense
+    /// counterpart of [`DenseKernels::sparse_product_norms`] for vectors with most of their
+    /// rows, as packed products. By slabs of NB rows of X (shared with the helper thread as
+    /// there), Y = X[slab, ..end] P[.., ..end]ᵀ (X's columns past the slab's end are 0) by
+    /// blocks of NB vectors, whose columns' squared norms are the slab's partial sums
+    /// (`partial`, [`DenseKernels::product_norms_scratch`] of k and nr), added in slab
+    /// order: nr² k/2 multiply-adds, independent of the threads.
+    ///
+    /// # Panics
+    /// When an operand is shorter than its dimensions.
+    pub(crate) fn dense_product_norms(&mut self, x: &[f64], nr: usize, panel: &[f64], partial: &mut [f64], norms: &mut [f64]) {
+        let k = norms.len();
+        let slabs = nr.div_ceil(NB);
+        assert!(x.len() >= nr * nr && panel.len() >= k * nr && partial.len() >= slabs * k);
+        let (isa, out) = (self.isa, Shared(partial.as_mut_ptr()));
+        self.over_block_columns(nr, |scratch, b| {
+            let (k0, k1) = (b * NB, (b * NB + NB).min(nr));
+            let h = k1 - k0;
+            // SAFETY: slab b writes its own k values of `partial`.
+            let out = unsafe { std::slice::from_raw_parts_mut(out.get().add(b * k), k) };
+            // Blocks of NB vectors (fewer for a small core): Y fits the scratch's `t`
+            // (NB.min(n) squared, h ≤ NB.min(nr) rows) and the packing's columns.
+            let width = NB.min(nr);
+            for v0 in (0..k).step_by(width) {
+                let count = width.min(k - v0);
+                let y = &mut scratch.t[..h * count];
+                y.fill(0.0);
+                let target = Target { data: y.as_mut_ptr(), ld: h, lower: None };
+                // SAFETY: X's rows k0..k1 and columns ..k1, P's rows v0..v0 + count and
+                // columns ..k1 lie within their slices; the target is the scratch's own.
+                unsafe {
+                    let a = Operand { data: x.as_ptr().add(k0), rs: 1, cs: nr };
+                    let p = Operand { data: panel.as_ptr().add(v0 * nr), rs: 1, cs: nr };
+                    product_on(isa, &mut scratch.packing, h, count, k1, 1.0, a, p, target);
+                }
+                for (norm, column) in out[v0..v0 + count].iter_mut().zip(y.chunks_exact(h)) {
+                    *norm = column.iter().map(|v| v * v).sum();
+                }
+            }
+        });
+        norms.fill(0.0);
+        for slab in partial[..slabs * k].chunks_exact(k) {
             for (norm, part) in norms.iter_mut().zip(slab) {
                 *norm += part;
             }
@@ -353,11 +450,16 @@ impl DenseKernels {
 /// (Slabs of NB rows, 64 × nr values, beat 32 and 16 rows on InstEval: the loop over a
 /// vector's rows, repeated for every slab, costs more than the slab's cache misses.)
 #[inline(always)]
-fn slab_norms(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], out: &mut [f64]) {
+#[allow(clippy::too_many_arguments)]
+fn slab_norms(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], out: &mut [f64]) {
     let k1 = (k0 + NB).min(nr);
     let mut y = [0.0; NB];
     let y = &mut y[..k1 - k0];
     for (j, out) in out.iter_mut().enumerate() {
+        if dense[j] {
+            *out = 0.0;
+            continue;
+        }
         y.fill(0.0);
         let range = starts[j]..starts[j + 1];
         // X is lower triangular: column r starts at row r.
@@ -373,8 +475,9 @@ fn slab_norms(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize],
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn slab_norms_avx2(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], out: &mut [f64]) {
-    slab_norms(x, nr, k0, starts, rows, values, out)
+#[allow(clippy::too_many_arguments)]
+unsafe fn slab_norms_avx2(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], out: &mut [f64]) {
+    slab_norms(x, nr, k0, starts, rows, values, dense, out)
 }
 
 /// A pointer shared by the two threads of a computation whose tasks write disjoint parts of
@@ -842,16 +945,60 @@ mod tests {
                     values.push(f64::NAN);
                     starts.push(rows.len());
                 }
+                // Every third vector by the dense products (from its row of the panel), the
+                // others by the sparse ones.
+                let dense: Vec<bool> = (0..m).map(|j| j % 3 == 1).collect();
+                let count = dense.iter().filter(|&&d| d).count();
+                let mut panel = vec![0.0; count * nr];
                 let mut partial = vec![f64::NAN; DenseKernels::product_norms_scratch(m, nr).iter().product()];
                 let mut norms = vec![f64::NAN; m];
-                kernels.sparse_product_norms(&x, nr, &starts, &rows, &values, &mut partial, &mut norms);
+                kernels.sparse_product_norms(&x, nr, &starts, &rows, &values, &dense, &mut partial, &mut norms);
+                let mut dense_norms = vec![f64::NAN; count];
+                for (t, j) in (0..m).filter(|&j| dense[j]).enumerate() {
+                    for k in starts[j]..starts[j + 1] - 1 {
+                        panel[t * nr + rows[k]] = values[k];
+                    }
+                }
+                kernels.dense_product_norms(&x, nr, &panel, &mut partial, &mut dense_norms);
+                let mut next_dense = dense_norms.iter();
                 for j in 0..m {
                     let mut v = vec![0.0; nr];
                     for k in starts[j]..starts[j + 1] - 1 {
                         v[rows[k]] = values[k];
                     }
-                    let dense: f64 = (0..nr).map(|i| (0..=i).map(|c| x[i + c * nr] * v[c]).sum::<f64>().powi(2)).sum();
-                    assert!((norms[j] - dense).abs() <= 1e-12 * dense.max(1.0), "{isa:?} nr {nr} vector {j}: {} vs {dense}", norms[j]);
+                    let expected: f64 = (0..nr).map(|i| (0..=i).map(|c| x[i + c * nr] * v[c]).sum::<f64>().powi(2)).sum();
+                    let norm = if dense[j] {
+                        assert_eq!(norms[j], 0.0, "a dense vector left out of the sparse products");
+                        *next_dense.next().unwrap()
+                    } else {
+                        norms[j]
+                    };
+                    assert!((norm - expected).abs() <= 1e-12 * expected.max(1.0), "{isa:?} nr {nr} vector {j} (dense {}): {norm} vs {expected}", dense[j]);
+                }
+            }
+        }
+    }
+
+    /// C − PᵀP against the sum written out, on and below the diagonal (above it C is kept),
+    /// for orders below and above the packing's depth and the threads' work, and more rows
+    /// of P than the packing holds at once.
+    #[test]
+    fn subtract_gram_subtracts_the_panels_products() {
+        for isa in isas() {
+            for &(n, k) in &[(1, 3), (7, 20), (131, 5), (300, 300), (600, 70)] {
+                let c0 = spd(n);
+                let panel: Vec<f64> = (0..k * n).map(|i| ((i * 7919) % 1013) as f64 / 1013.0 - 0.5).collect();
+                let mut c = c0.clone();
+                DenseKernels::with_isa(n, isa).unwrap().subtract_gram(&mut c, n, &panel, k);
+                for j in 0..n {
+                    for i in 0..n {
+                        let expected = if i >= j { c0[i + j * n] - (0..k).map(|p| panel[p * n + i] * panel[p * n + j]).sum::<f64>() } else { c0[i + j * n] };
+                        assert!(
+                            (c[i + j * n] - expected).abs() <= 1e-12 * (k as f64).max(1.0),
+                            "{isa:?} n {n} k {k} ({i}, {j}): {} vs {expected}",
+                            c[i + j * n]
+                        );
+                    }
                 }
             }
         }

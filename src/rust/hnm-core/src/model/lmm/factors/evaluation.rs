@@ -2,10 +2,11 @@
 //! diagonal blocks: the fronts, the core's Schur complement and its dense Cholesky factor
 //! (module docs of [`super`]); a nested chain's is in [`super::nested`].
 
-use super::selected_inverse::LEVELS_PER_PRODUCT;
+use super::selected_inverse::{DENSE_BATCH, LEVELS_PER_PRODUCT};
 use super::{coupled, coupled_transposed, Several};
 use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
+use crate::numerics::blocked::DenseKernels;
 use crate::numerics::dense::{lambda_transposed_times, solve_lower_scaled, times_lambda};
 
 impl LinearMixedModel {
@@ -76,6 +77,11 @@ impl LinearMixedModel {
         // [X y] rows of a column contiguous; the [X y]ᵀ[X y] block summed in `xx` first.
         let (mut b, mut xx) = (vec![0.0; q0 * p1], vec![0.0; p1 * p1]);
         let mut batch_start = 0;
+        // A scalar first factor's fronts that reach most of the core go to a dense panel,
+        // applied by packed products (a SYRK) every DENSE_BATCH levels; the others keep the
+        // scatter below.
+        sw.selected.dense.prepare(s, q0 == 1, self.n.len(), n, p1)?;
+        let mut panel_rows = 0;
         for j in 0..self.n.len() {
             let (first, last) = (s.width_start[j], s.width_start[j + 1]);
             let w = last - first;
@@ -99,6 +105,19 @@ impl LinearMixedModel {
             }
             solve_lower_scaled(&ls[j * q0 * q0..(j + 1) * q0 * q0], &inverse_diagonal[j * q0..(j + 1) * q0], q0, front, w);
             let front = &*front;
+            if q0 == 1 && sw.selected.dense.is_dense[j] {
+                let panel = &mut sw.selected.dense.panel;
+                let row = &mut panel[panel_rows * n..(panel_rows + 1) * n];
+                for (&ra, &fa) in rows.iter().zip(front) {
+                    row[ra] = fa;
+                }
+                panel_rows += 1;
+                if panel_rows == DENSE_BATCH {
+                    subtract_panel(&mut sw.kernels, core, n, panel, panel_rows);
+                    panel_rows = 0;
+                }
+                continue;
+            }
             if q0 == 1 {
                 // A scalar first factor (the common case): rank-one updates whose [X y] parts
                 // are contiguous loops.
@@ -143,6 +162,7 @@ impl LinearMixedModel {
                 }
             }
         }
+        subtract_panel(&mut sw.kernels, core, n, &mut sw.selected.dense.panel, panel_rows);
         for a in 0..p1 {
             for c in 0..=a {
                 core[(nr + c) * n + nr + a] -= xx[a * p1 + c];
@@ -160,4 +180,12 @@ impl LinearMixedModel {
         }
         Ok((0..nr).map(|i| core[i * n + i].ln()).sum())
     }
+}
+
+/// The core (n × n column-major, lower triangle) less PᵀP for the first `rows` rows of the
+/// panel of dense fronts (each scattered over the core's n rows), which are then cleared for
+/// the next batch.
+fn subtract_panel(kernels: &mut DenseKernels, core: &mut [f64], n: usize, panel: &mut [f64], rows: usize) {
+    kernels.subtract_gram(core, n, panel, rows);
+    panel[..rows * n].fill(0.0);
 }

@@ -8,7 +8,7 @@ use crate::model::lmm::{LinearMixedModel, LmmFit, RandomEffects, Workspace};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::blocked::DenseKernels;
 use crate::numerics::dense::{congruence, dot, inverse_from_factor, solve_lower_transposed_scaled, times_lambda};
-use crate::numerics::memory::{filled, with_capacity};
+use crate::numerics::memory::{collected, filled, with_capacity};
 use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
 use faer::{MatMut, MatRef, Par};
 
@@ -112,7 +112,7 @@ impl LinearMixedModel {
     ) {
         let (q0, p1, nr, m0) = (self.q, self.p + 1, s.core_random, self.n.len());
         let rows_of = |j: usize| &s.front_rows[s.width_start[j]..s.width_start[j + 1] - p1];
-        let SelectedBuffers { stacked, gathered, selected, sigma_rj, a_inverse, kernels } = buffers;
+        let SelectedBuffers { stacked, gathered, selected, sigma_rj, a_inverse, kernels, .. } = buffers;
         let mut j0 = 0;
         while j0 < m0 {
             let rows = rows_of(j0);
@@ -201,9 +201,9 @@ impl LinearMixedModel {
             return out;
         }
         if diagonal {
-            let SeveralWorkspace { lambdas: other_lambdas, fronts, inverse_l, kernels, norm_parts, norms, .. } = &mut sw;
+            let SeveralWorkspace { lambdas: other_lambdas, fronts, inverse_l, kernels, norm_parts, norms, selected, .. } = &mut sw;
             let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
-            Self::log_det_from_diagonal(s, ws, kernels, fronts, inverse_l, norm_parts, norms, &lambdas, &mut gradients);
+            Self::log_det_from_diagonal(s, ws, kernels, &mut selected.dense, fronts, inverse_l, norm_parts, norms, &lambdas, &mut gradients);
             let out = self.finish_gradient(s, rhs, two_over_sigma2, &sw, gradients);
             ws.several = Some(sw);
             return out;
@@ -425,18 +425,39 @@ impl LinearMixedModel {
     /// (A⁻¹)_ii is the squared norm of column i of X = L_c⁻¹ (`inverse_l`, nr × nr
     /// column-major), and the first factor's (A⁻¹)_jj = ‖L⁻¹e_j‖² = (1 + ‖X W_{j,R}ᵀ‖²)/L_j²,
     /// W_{j,R} the random-effects part of front j (already L_j⁻¹Λ₀ᵀ…). That costs nr²/2 plus
-    /// Σ_j Σ_{r ∈ R_j} (nr − r) multiply-adds where (L_cL_cᵀ)⁻¹ costs nr³/6 more. The
+    /// Σ_j Σ_{r ∈ R_j} (nr − r) multiply-adds where (L_cL_cᵀ)⁻¹ costs nr³/6 more; the
+    /// fronts that reach most of the core ([`dense_norm`], prepared by the factorisation in
+    /// [`DenseFronts`]) as packed products X [W_{j,R}ᵀ …] over a dense panel instead. The
     /// difference 1 − (A⁻¹)_ii loses digits as λ_f → 0, hence the floor of
     /// [`LinearMixedModel::diagonal_form`].
     #[allow(clippy::too_many_arguments)]
     fn log_det_from_diagonal(
-        s: &Several, ws: &Workspace, kernels: &mut DenseKernels, fronts: &[f64], x: &[f64], partial: &mut [f64], norms: &mut [f64], lambdas: &[&[f64]],
-        gradients: &mut [Vec<f64>],
+        s: &Several, ws: &Workspace, kernels: &mut DenseKernels, dense: &mut DenseFronts, fronts: &[f64], x: &[f64], partial: &mut [f64], norms: &mut [f64],
+        lambdas: &[&[f64]], gradients: &mut [Vec<f64>],
     ) {
         let nr = s.core_random;
         // ‖X W_{j,R}ᵀ‖²; q₀ = 1: front j is the row fronts[width_start[j]..width_start[j + 1]],
         // its random-effects columns first, then the [X y] columns at rows ≥ nr.
-        kernels.sparse_product_norms(x, nr, &s.width_start, &s.front_rows, fronts, partial, norms);
+        // Fronts that reach most of the core (dense_front) by dense products instead: their
+        // random-effects parts scattered into the rows of a panel (nr wide), batch by batch.
+        let DenseFronts { norm_levels: levels, norm_dense: is_dense, panel, norms: batch_norms, .. } = dense;
+        kernels.sparse_product_norms(x, nr, &s.width_start, &s.front_rows, fronts, is_dense, partial, norms);
+        // The panel is all zeros between uses (the factorisation's, n wide, relies on it).
+        for batch in levels.chunks(DENSE_BATCH) {
+            let panel = &mut panel[..batch.len() * nr];
+            for (row, &j) in panel.chunks_exact_mut(nr).zip(batch) {
+                let range = s.width_start[j]..s.width_start[j + 1];
+                for (&r, &v) in s.front_rows[range.clone()].iter().zip(&fronts[range]).take_while(|(&r, _)| r < nr) {
+                    row[r] = v;
+                }
+            }
+            let batch_norms = &mut batch_norms[..batch.len()];
+            kernels.dense_product_norms(x, nr, panel, partial, batch_norms);
+            panel.fill(0.0);
+            for (&j, &norm) in batch.iter().zip(batch_norms.iter()) {
+                norms[j] = norm;
+            }
+        }
         let first: f64 = ws.inverse_diagonal.iter().zip(norms.iter()).map(|(inverse, norm)| 1.0 - inverse * inverse * (1.0 + norm)).sum();
         gradients[0][0] = 2.0 * first / lambdas[0][0];
         for (f, other) in s.others.iter().enumerate() {
@@ -540,6 +561,8 @@ pub(crate) struct SelectedBuffers {
     sigma_rj: Vec<f64>,
     a_inverse: Vec<f64>,
     kernels: DenseKernels,
+    /// The scalar first factor's dense fronts, prepared by the first factorisation.
+    pub(super) dense: DenseFronts,
 }
 
 impl SelectedBuffers {
@@ -558,6 +581,7 @@ impl SelectedBuffers {
             sigma_rj: filled(&[r, q0], 0.0, WHAT)?,
             a_inverse: filled(&[q0, q0], 0.0, WHAT)?,
             kernels: DenseKernels::new(height.max(w))?,
+            dense: DenseFronts::default(),
         })
     }
 
@@ -585,5 +609,89 @@ fn add_product(g: &mut [f64], scale: f64, a: &[f64], b: &[f64], r: usize, k: usi
         for j in 0..c {
             g[i * c + j] += scale * (0..k).map(|t| a[i * k + t] * b[t * c + j]).sum::<f64>();
         }
+    }
+}
+
+/// The ratio of the speeds of the two ways of applying a front of a scalar first factor's
+/// Schur update: the packed product ([`DenseKernels::subtract_gram`]) does a multiply-add
+/// this many times faster than the scatter of a front's rank-one update into the core
+/// (indirect, one column at a time, from memory when the core is large). Measured on the
+/// MovieLens-shaped bench (1e7 ratings, 1e5 users, 5e3 items; one evaluation's value):
+/// 11.5 s with the scatter alone, 7.1–9.4 s with ratios 8 to 32 (the core's Cholesky ~4 s of
+/// it), within the shared machine's noise of each other.
+const DENSE_SPEEDUP: usize = 16;
+
+/// Levels of the first factor whose dense fronts form one panel: 256 rows, the packing's
+/// depth, so that the core is read once per 256 rank-one updates (a panel of 256 × n values,
+/// 10 MB for a core of order 5000).
+pub(super) const DENSE_BATCH: usize = 256;
+
+/// Whether a front of `r` random-effects rows of a core of order `n` takes the dense path in
+/// the factorisation: the scatter costs r²/2 multiply-adds, the panel's share of the packed
+/// product n²/2 (every row of the core) at [`DENSE_SPEEDUP`] times the speed, so the panel
+/// wins when DENSE_SPEEDUP · r² ≥ n² (r ≥ n/4). Zipf-popular users, who rate most items,
+/// do; the long tail (and InstEval's students, who meet at most 104 of its 1142 lecturers
+/// and departments) keep the scatter.
+fn dense_front(r: usize, n: usize) -> bool {
+    DENSE_SPEEDUP * r * r >= n * n
+}
+
+/// The ratio of the speeds of [`DenseKernels::dense_product_norms`] and
+/// [`DenseKernels::sparse_product_norms`] (whose column loops vectorise too, hence smaller
+/// than [`DENSE_SPEEDUP`]), as measured on the same bench.
+const NORM_SPEEDUP: usize = 4;
+
+/// Whether the norm ‖X W_{j,R}ᵀ‖² of a front with random-effects rows `rows` of the core's
+/// nr takes the dense path in the gradient: the sparse product costs Σ_{r ∈ R_j} (nr − r)
+/// multiply-adds (X is lower triangular: column r has nr − r rows, so a front reaching the
+/// core's first rows costs nearly nr each), the dense one nr²/2 at [`NORM_SPEEDUP`] times
+/// the speed.
+fn dense_norm(rows: &[usize], nr: usize) -> bool {
+    let sparse: usize = rows.iter().take_while(|&&r| r < nr).map(|&r| nr - r).sum();
+    2 * NORM_SPEEDUP * sparse >= nr * nr
+}
+
+/// The levels of a scalar first factor whose fronts take the dense paths ([`dense_front`] in
+/// the factorisation, [`dense_norm`] in the gradient), and the panel they are scattered
+/// into: found once per workspace (they depend only on the model's structure) by
+/// [`DenseFronts::prepare`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DenseFronts {
+    /// The factorisation's dense levels, ascending, and per level whether it is one (empty
+    /// before `prepare`).
+    pub(super) levels: Vec<usize>,
+    pub(super) is_dense: Vec<bool>,
+    /// The same for the gradient's norms.
+    norm_levels: Vec<usize>,
+    norm_dense: Vec<bool>,
+    /// [`DENSE_BATCH`] (at most the number of dense levels) rows of the core's order n, all
+    /// zeros between uses (each use clears what it wrote).
+    pub(super) panel: Vec<f64>,
+    /// One batch's norms ([`LinearMixedModel::log_det_from_diagonal`]).
+    norms: Vec<f64>,
+}
+
+impl DenseFronts {
+    /// Finds the dense levels of the model's m₀ fronts (a scalar first factor; none
+    /// otherwise) for a core of order `n` with `nr` random-effects rows, once.
+    ///
+    /// # Errors
+    /// `TooLarge` when the panel does not fit in memory.
+    pub(super) fn prepare(&mut self, s: &Several, scalar: bool, m0: usize, n: usize, p1: usize) -> Result<()> {
+        const WHAT: &str = "the dense fronts of the crossed grouping factors";
+        if self.is_dense.len() == m0 {
+            return Ok(());
+        }
+        let rows = |j: usize| &s.front_rows[s.width_start[j]..s.width_start[j + 1] - p1];
+        let is_dense = collected((0..m0).map(|j| scalar && dense_front(rows(j).len(), n)), WHAT)?;
+        let norm_dense = collected((0..m0).map(|j| scalar && dense_norm(rows(j), n - p1)), WHAT)?;
+        self.levels = collected((0..m0).filter(|&j| is_dense[j]), WHAT)?;
+        self.norm_levels = collected((0..m0).filter(|&j| norm_dense[j]), WHAT)?;
+        let batch = DENSE_BATCH.min(self.levels.len().max(self.norm_levels.len()));
+        self.panel = filled(&[batch, n], 0.0, WHAT)?;
+        self.norms = filled(&[batch], 0.0, WHAT)?;
+        self.is_dense = is_dense;
+        self.norm_dense = norm_dense;
+        Ok(())
     }
 }
