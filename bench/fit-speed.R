@@ -4,8 +4,9 @@
 #   Rscript bench/fit-speed.R --lmer1e6=1  # also lmer at 1e6 rows (about 1 more minute)
 #   Rscript bench/fit-speed.R --reps=9     # more measurements per median (default 5)
 #
-# Every figure is a median of --reps timings; ratios are taken within this one run on the
-# same data, so they survive a busy machine better than the absolute times.
+# Every time is a median of --reps timings; a ratio to the R pass is the median of --reps
+# rounds that time the fit and the pass back to back, so it survives a busy machine (and this
+# VM's drifting speed) better than the absolute times.
 
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
@@ -27,19 +28,22 @@ for (size in list(c(1e6, 1e4), c(1e7, 1e5))) {
     t_rust <- time_median(function() hnm_stats(y ~ 1 | g, dt), reps)
     # R's own one pass needs integer codes (tabulate() truncates doubles to them); strings must
     # be matched to codes first.
-    t_typed <- if (type == "character") {
-      time_median(function() sum(dt$y) + length(tabulate(match(dt$g, unique(dt$g)))), reps)
-    } else if (type == "double") {
-      time_median(function() sum(dt$y) + length(tabulate(dt$g)), reps)
+    typed_pass <- if (type == "character") {
+      function() sum(dt$y) + length(tabulate(match(dt$g, unique(dt$g))))
     } else {
-      t_pass
+      function() sum(dt$y) + length(tabulate(dt$g))
     }
+    t_typed <- if (type %in% c("character", "double")) time_median(typed_pass, reps) else t_pass
+    # The ratios from rounds timing the fit and the pass back to back (bench/utils.R).
+    fit <- function() hnm_fit(y ~ 1 | g, dt)
+    ratio <- ratio_median(fit, function() r_pass(d), reps)
+    ratio_typed <- if (type %in% c("character", "double")) ratio_median(fit, typed_pass, reps) else ratio
     pass_rows[[length(pass_rows) + 1L]] <- data.frame(
       rows = format(size[1], scientific = TRUE), groups = format(size[2], scientific = TRUE),
       g = type, `R pass` = format_seconds(t_pass), `hnm_stats` = format_seconds(t_rust),
-      hnm_fit = format_seconds(t_fit), `hnm_fit / R pass` = sprintf("%.2f", t_fit / t_pass),
+      hnm_fit = format_seconds(t_fit), `hnm_fit / R pass` = sprintf("%.2f", ratio),
       `R pass of this g` = format_seconds(t_typed),
-      `hnm_fit / R pass of this g` = sprintf("%.2f", t_fit / t_typed),
+      `hnm_fit / R pass of this g` = sprintf("%.2f", ratio_typed),
       check.names = FALSE)
   }
   rm(d, dt, columns)

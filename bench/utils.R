@@ -21,16 +21,31 @@ simulate_oneway <- function(n, groups, seed = 1) {
 # Median elapsed seconds of `f()` over `reps` measurements; fast calls are repeated
 # within a measurement until it lasts at least `min_time` seconds.
 time_median <- function(f, reps = 5, min_time = 0.05) {
+  inner <- inner_repeats(f, min_time)
+  median(replicate(reps, seconds_per_call(f, inner)))
+}
+
+# How many calls of f take at least min_time seconds (so that one timing is not below the
+# clock's resolution).
+inner_repeats <- function(f, min_time) {
   inner <- 1L
   repeat {
     t <- system.time(for (i in seq_len(inner)) f())[["elapsed"]]
-    if (t >= min_time || inner >= 2^16) break
+    if (t >= min_time || inner >= 2^16) return(inner)
     inner <- inner * max(2L, as.integer(ceiling(min_time / max(t, 1e-4))))
   }
-  times <- c(t / inner, replicate(reps - 1L, {
-    system.time(for (i in seq_len(inner)) f())[["elapsed"]] / inner
-  }))
-  median(times)
+}
+
+# Seconds per call of f, over `inner` calls.
+seconds_per_call <- function(f, inner) system.time(for (i in seq_len(inner)) f())[["elapsed"]] / inner
+
+# The median over `reps` rounds of time(f) / time(g), each round timing f and then g back to
+# back: a ratio that survives the machine's speed drifting during the run (this VM's varies
+# by half within a minute), which a ratio of separate medians does not.
+ratio_median <- function(f, g, reps = 5, min_time = 0.05) {
+  inner_f <- inner_repeats(f, min_time)
+  inner_g <- inner_repeats(g, min_time)
+  median(replicate(reps, seconds_per_call(f, inner_f) / seconds_per_call(g, inner_g)))
 }
 
 # One data pass in R: read y once and tabulate g once.
