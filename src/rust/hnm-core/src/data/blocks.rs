@@ -410,12 +410,14 @@ impl CrossProducts {
     }
 }
 
-/// The state of [`CrossProducts::from_columns`]'s pass over the rows.
-struct RowPass<'s> {
+/// The state of a pass over the rows ([`CrossProducts::from_columns`]'s, and the pooled
+/// pass of [`crate::data::pooled`]): the groups' states, the pilot, the rows dropped and the
+/// fingerprint.
+pub(crate) struct RowPass<'s> {
     state: &'s mut [f64],
     pilot: &'s [f64],
-    dropped: usize,
-    hash: Fingerprint,
+    pub(crate) dropped: usize,
+    pub(crate) hash: Fingerprint,
 }
 
 impl RowPass<'_> {
@@ -429,11 +431,11 @@ impl RowPass<'_> {
     /// by its index), and the interrupt is asked once per chunk: the loop over a chunk's rows
     /// is the pass's whole cost, a few dozen instructions a row.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn run<C: ChunkCells>(
         &mut self, k: usize, chunk_cells: impl Fn(std::ops::Range<usize>) -> C, mut codes: impl ExactSizeIterator<Item = i32>, first_row: usize,
-        n_groups: usize, checkpoint: &mut Checkpoint<'_>,
+        n_groups: usize, stride: usize, update: &mut impl FnMut(&mut [f64], &mut [f64]), checkpoint: &mut Checkpoint<'_>,
     ) -> Result<()> {
-        let stride = state_stride(k);
         assert_eq!(self.state.len(), n_groups * stride, "a state per group");
         // On the stack for the common widths, so that the row's values stay in registers.
         let (mut stack, mut pilot_stack) = ([0.0; 8], [0.0; 8]);
@@ -493,7 +495,7 @@ impl RowPass<'_> {
                 }
                 // SAFETY: group < n_groups and the state holds n_groups · stride values
                 // (asserted above); the slice's own bounds test would cost the loop a tenth.
-                welford_update(unsafe { state.get_unchecked_mut(group * stride..(group + 1) * stride) }, shifted);
+                update(unsafe { state.get_unchecked_mut(group * stride..(group + 1) * stride) }, shifted);
             }
             start += len;
         }
@@ -574,21 +576,42 @@ struct PassPart {
 fn accumulate_rows(
     columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32>, first_row: usize, pilot: &[f64], n_groups: usize, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<PassPart> {
-    let k = columns.len();
-    let mut state = filled(&[n_groups, state_stride(k)], 0.0, STATISTICS)?;
-    let mut pass = RowPass { state: &mut state, pilot, dropped: 0, hash: Fingerprint::default() };
-    // A literal k for the common widths, so that the inlined loops over the variables unroll.
-    if let [Column::Double(column)] = columns {
-        pass.run(1, |rows| SingleColumn(&column[rows]), codes, first_row, n_groups, checkpoint)?;
-    } else if let [Column::Integer(column)] = columns {
-        pass.run(1, |rows| SingleColumn(&column[rows]), codes, first_row, n_groups, checkpoint)?;
-    } else if k <= 8 {
-        with_literal!(k, k in [2, 3, 4, 5, 6, 7, 8] => pass.run(k, |rows| ColumnChunk::new(&columns[..k], rows), codes, first_row, n_groups, checkpoint)?);
-    } else {
-        pass.run(k, |rows| AllRows { columns, first: rows.start }, codes, first_row, n_groups, checkpoint)?;
-    }
+    let stride = state_stride(columns.len());
+    let mut state = filled(&[n_groups, stride], 0.0, STATISTICS)?;
+    let mut pass = RowPass::new(&mut state, pilot);
+    pass.add_rows(columns, codes, first_row, n_groups, stride, welford_update, checkpoint)?;
     let RowPass { dropped, hash, .. } = pass;
     Ok(PassPart { state, pilot: pilot.to_vec(), dropped, hash: hash.value() })
+}
+
+impl<'s> RowPass<'s> {
+    /// A pass into `state` (fresh groups' states), about `pilot`.
+    pub(crate) fn new(state: &'s mut [f64], pilot: &'s [f64]) -> Self {
+        RowPass { state, pilot, dropped: 0, hash: Fingerprint::default() }
+    }
+
+    /// The rows `codes` of `columns` (the first at index `first_row`) into the groups' states
+    /// of `stride` values each, each kept row (less the pilot) added to its group's by
+    /// `update(state, row)`; rows dropped and refused as [`read_row`] says.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(crate) fn add_rows(
+        &mut self, columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32>, first_row: usize, n_groups: usize, stride: usize,
+        mut update: impl FnMut(&mut [f64], &mut [f64]), checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<()> {
+        let k = columns.len();
+        let update = &mut update;
+        // A literal k for the common widths, so that the inlined loops over the variables unroll.
+        if let [Column::Double(column)] = columns {
+            self.run(1, |rows| SingleColumn(&column[rows]), codes, first_row, n_groups, stride, update, checkpoint)
+        } else if let [Column::Integer(column)] = columns {
+            self.run(1, |rows| SingleColumn(&column[rows]), codes, first_row, n_groups, stride, update, checkpoint)
+        } else if k <= 8 {
+            with_literal!(k, k in [2, 3, 4, 5, 6, 7, 8] => self.run(k, |rows| ColumnChunk::new(&columns[..k], rows), codes, first_row, n_groups, stride, update, checkpoint))
+        } else {
+            self.run(k, |rows| AllRows { columns, first: rows.start }, codes, first_row, n_groups, stride, update, checkpoint)
+        }
+    }
 }
 
 impl PassPart {

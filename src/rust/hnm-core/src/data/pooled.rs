@@ -28,8 +28,7 @@
 //! same rows.
 
 use crate::data::blocks::{
-    add_packed_outer, chan_means, check_columns_sized, first_complete_row, read_row, welford_means, with_codes, BlockPass, Column, Fingerprint, GroupColumn,
-    RowRead, PARALLEL_ROWS,
+    add_packed_outer, chan_means, check_columns_sized, first_complete_row, welford_means, with_codes, BlockPass, Column, GroupColumn, RowPass, PARALLEL_ROWS,
 };
 use crate::data::cells::NA_CODE;
 use crate::data::cross_products::{CrossProducts, Pooled, STATISTICS};
@@ -121,30 +120,9 @@ fn accumulate(
     let stride = 1 + k + layout.pairs.len();
     let mut state = filled(&[n_groups, stride], 0.0, STATISTICS)?;
     let mut total = filled(&[k * (k + 1) / 2], 0.0, STATISTICS)?;
-    let mut shifted = filled(&[k], 0.0, STATISTICS)?;
-    let (mut dropped, mut hash) = (0, Fingerprint::default());
-    for (i, code) in codes.enumerate() {
-        if i % Checkpoint::STRIDE as usize == 0 {
-            checkpoint.check_timed()?;
-        }
-        let row = first_row + i;
-        let (read, combined) = read_row(columns, row, code, pilot, &mut shifted);
-        hash.add(row as u64 + 1, combined);
-        match read {
-            RowRead::Kept => {}
-            RowRead::Dropped => {
-                dropped += 1;
-                continue;
-            }
-            RowRead::NotFinite(column) => return Err(HnmError::ColumnNotFinite { column, row }),
-        }
-        debug_assert_ne!(code, NA_CODE, "a missing cell drops its row");
-        let cell = (code as u32).wrapping_sub(1) as usize;
-        if cell >= n_groups {
-            return Err(HnmError::GroupCodeOutOfRange { argument: "g", index: row, code: i64::from(code), n_groups });
-        }
-        update(&mut state[cell * stride..(cell + 1) * stride], &mut shifted, &layout.pairs, &mut total);
-    }
+    let mut pass = RowPass::new(&mut state, pilot);
+    pass.add_rows(columns, codes, first_row, n_groups, stride, |cell, x| update(cell, x, &layout.pairs, &mut total), checkpoint)?;
+    let RowPass { dropped, hash, .. } = pass;
     Ok(PooledPart { state, total, dropped, hash: hash.value() })
 }
 
