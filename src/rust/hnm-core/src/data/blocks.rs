@@ -434,8 +434,10 @@ impl RowPass<'_> {
     #[allow(clippy::too_many_arguments)]
     fn run<C: ChunkCells>(
         &mut self, k: usize, chunk_cells: impl Fn(std::ops::Range<usize>) -> C, mut codes: impl ExactSizeIterator<Item = i32>, first_row: usize,
-        n_groups: usize, stride: usize, update: &mut impl FnMut(&mut [f64], &mut [f64]), checkpoint: &mut Checkpoint<'_>,
+        n_groups: usize, stride_of: &impl Fn(usize) -> usize, update: &mut impl FnMut(&mut [f64], &mut [f64]), checkpoint: &mut Checkpoint<'_>,
     ) -> Result<()> {
+        // From a literal k, a constant: the prefetches and the group's offset then fold.
+        let stride = stride_of(k);
         assert_eq!(self.state.len(), n_groups * stride, "a state per group");
         // On the stack for the common widths, so that the row's values stay in registers.
         let (mut stack, mut pilot_stack) = ([0.0; 8], [0.0; 8]);
@@ -576,10 +578,9 @@ struct PassPart {
 fn accumulate_rows(
     columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32>, first_row: usize, pilot: &[f64], n_groups: usize, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<PassPart> {
-    let stride = state_stride(columns.len());
-    let mut state = filled(&[n_groups, stride], 0.0, STATISTICS)?;
+    let mut state = filled(&[n_groups, state_stride(columns.len())], 0.0, STATISTICS)?;
     let mut pass = RowPass::new(&mut state, pilot);
-    pass.add_rows(columns, codes, first_row, n_groups, stride, welford_update, checkpoint)?;
+    pass.add_rows(columns, codes, first_row, n_groups, state_stride, welford_update, checkpoint)?;
     let RowPass { dropped, hash, .. } = pass;
     Ok(PassPart { state, pilot: pilot.to_vec(), dropped, hash: hash.value() })
 }
@@ -591,25 +592,25 @@ impl<'s> RowPass<'s> {
     }
 
     /// The rows `codes` of `columns` (the first at index `first_row`) into the groups' states
-    /// of `stride` values each, each kept row (less the pilot) added to its group's by
-    /// `update(state, row)`; rows dropped and refused as [`read_row`] says.
+    /// of `stride_of(k)` values each for k columns, each kept row (less the pilot) added to
+    /// its group's by `update(state, row)`; rows dropped and refused as [`read_row`] says.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(crate) fn add_rows(
-        &mut self, columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32>, first_row: usize, n_groups: usize, stride: usize,
+        &mut self, columns: &[Column<'_>], codes: impl ExactSizeIterator<Item = i32>, first_row: usize, n_groups: usize, stride_of: impl Fn(usize) -> usize,
         mut update: impl FnMut(&mut [f64], &mut [f64]), checkpoint: &mut Checkpoint<'_>,
     ) -> Result<()> {
         let k = columns.len();
         let update = &mut update;
         // A literal k for the common widths, so that the inlined loops over the variables unroll.
         if let [Column::Double(column)] = columns {
-            self.run(1, |rows| SingleColumn(&column[rows]), codes, first_row, n_groups, stride, update, checkpoint)
+            self.run(1, |rows| SingleColumn(&column[rows]), codes, first_row, n_groups, &stride_of, update, checkpoint)
         } else if let [Column::Integer(column)] = columns {
-            self.run(1, |rows| SingleColumn(&column[rows]), codes, first_row, n_groups, stride, update, checkpoint)
+            self.run(1, |rows| SingleColumn(&column[rows]), codes, first_row, n_groups, &stride_of, update, checkpoint)
         } else if k <= 8 {
-            with_literal!(k, k in [2, 3, 4, 5, 6, 7, 8] => self.run(k, |rows| ColumnChunk::new(&columns[..k], rows), codes, first_row, n_groups, stride, update, checkpoint))
+            with_literal!(k, k in [2, 3, 4, 5, 6, 7, 8] => self.run(k, |rows| ColumnChunk::new(&columns[..k], rows), codes, first_row, n_groups, &stride_of, update, checkpoint))
         } else {
-            self.run(k, |rows| AllRows { columns, first: rows.start }, codes, first_row, n_groups, stride, update, checkpoint)
+            self.run(k, |rows| AllRows { columns, first: rows.start }, codes, first_row, n_groups, &stride_of, update, checkpoint)
         }
     }
 }

@@ -121,7 +121,7 @@ fn accumulate(
     let mut state = filled(&[n_groups, stride], 0.0, STATISTICS)?;
     let mut total = filled(&[k * (k + 1) / 2], 0.0, STATISTICS)?;
     let mut pass = RowPass::new(&mut state, pilot);
-    pass.add_rows(columns, codes, first_row, n_groups, stride, |cell, x| update(cell, x, &layout.pairs, &mut total), checkpoint)?;
+    pass.add_rows(columns, codes, first_row, n_groups, |_| stride, |cell, x| update(cell, x, &layout.pairs, &mut total), checkpoint)?;
     let RowPass { dropped, hash, .. } = pass;
     Ok(PooledPart { state, total, dropped, hash: hash.value() })
 }
