@@ -187,8 +187,13 @@ macro_rules! with_codes {
                 $body
             }
             GroupColumn::Integers { values, offset } => {
-                let $codes =
-                    values.iter().map(move |&v| if v == NA_CODE { NA_CODE } else { $crate::data::blocks::offset_code(i64::from(v) - i64::from(offset)) });
+                let $codes = values.iter().map(move |&v| {
+                    if v == $crate::data::cells::NA_CODE {
+                        $crate::data::cells::NA_CODE
+                    } else {
+                        $crate::data::blocks::offset_code(i64::from(v) - i64::from(offset))
+                    }
+                });
                 $body
             }
             GroupColumn::Doubles { values, offset } => {
@@ -198,7 +203,7 @@ macro_rules! with_codes {
                 let $codes = values.iter().map(move |&v| {
                     let whole = v as i64;
                     if v.is_nan() {
-                        NA_CODE
+                        $crate::data::cells::NA_CODE
                     } else if whole as f64 != v {
                         0
                     } else {

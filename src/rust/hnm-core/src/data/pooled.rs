@@ -22,15 +22,13 @@
 //! as there, and P = P₁ + P₂ + Σ_{c in both} (n₁n₂/n) δ_c δ_cᵀ, the between term of the
 //! cells both threads met.
 //!
-//! This pass is beside the one-factor pass ([`crate::data::blocks`]) rather than a mode of its
-//! loop, which stays as tuned for its layout; it reuses its reading of a row
-//! ([`read_row`]), its pilot and its fingerprint, so both passes drop, refuse and hash the
-//! same rows.
+//! The rows go through the one-factor pass's row loop ([`RowPass::add_rows`], with this
+//! layout's stride and update), its pilot and its fingerprint, so both passes read, drop,
+//! refuse and hash the same rows at the same cost a row.
 
 use crate::data::blocks::{
     add_packed_outer, chan_means, check_columns_sized, first_complete_row, welford_means, with_codes, BlockPass, Column, GroupColumn, RowPass, PARALLEL_ROWS,
 };
-use crate::data::cells::NA_CODE;
 use crate::data::cross_products::{CrossProducts, Pooled, STATISTICS};
 use crate::error::{HnmError, Result};
 use crate::numerics::interrupt::{Checkpoint, Interrupt};
@@ -181,6 +179,7 @@ impl PooledPart {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::cells::NA_CODE;
     use crate::data::cross_products::packed;
     use crate::numerics::interrupt::Never;
     use crate::NA_REAL;
