@@ -14,6 +14,7 @@ use crate::data::groups::KeyCodes;
 use crate::error::{HnmError, Result};
 use crate::numerics::interrupt::{Checkpoint, Interrupt};
 use crate::numerics::memory::{filled, with_capacity};
+use crate::numerics::parallel::split_rows;
 
 /// One numeric column as R stores it, read in place.
 #[derive(Debug, Clone, Copy)]
@@ -381,37 +382,11 @@ impl CrossProducts {
     pub fn from_columns_on_threads(
         columns: &[Column<'_>], group: GroupColumn<'_>, n_groups: usize, threads: usize, interrupt: &dyn Interrupt,
     ) -> Result<BlockPass> {
-        let rows = group.len();
-        let threads = if rows < PARALLEL_ROWS { 1 } else { crate::numerics::parallel::worker_threads(threads, rows) };
+        let (rows, k) = (group.len(), columns.len());
         check_columns(columns, rows, n_groups)?;
-        let pilot = with_codes!(group, codes => first_complete_row(columns, codes));
-        let (Some(pilot), true) = (pilot, threads > 1) else {
-            return with_codes!(group, codes => Self::from_columns(columns, codes, n_groups, &mut Checkpoint::new(interrupt)));
-        };
-        let chunk = rows.div_ceil(threads);
-        // A thread's error is its result, not an error of the threads, so that the first
-        // rows' error is reported whichever thread meets one first.
-        let parts = crate::numerics::parallel::in_parallel(
-            threads,
-            threads,
-            interrupt,
-            || Ok(()),
-            |_, t, stop| {
-                let range = t * chunk..((t + 1) * chunk).min(rows);
-                let mut checkpoint = Checkpoint::new(stop);
-                let part = with_codes!(group.rows(range.clone()), codes => accumulate_rows(columns, codes, range.start, &pilot, n_groups, &mut checkpoint));
-                Ok(Some(part))
-            },
-        )?;
-        let mut merged: Option<PassPart> = None;
-        for part in parts {
-            let part = part.unwrap_or(Err(HnmError::Interrupted))?;
-            merged = Some(match merged {
-                None => part,
-                Some(first) => first.merge(part, columns.len()),
-            });
-        }
-        merged.expect("at least one thread").finish(columns.len(), n_groups)
+        let pilot = with_codes!(group, codes => first_complete_row(columns, codes)).unwrap_or_else(|| vec![0.0; k]);
+        let accumulate = |range: std::ops::Range<usize>, checkpoint: &mut Checkpoint<'_>| with_codes!(group.rows(range.clone()), codes => accumulate_rows(columns, codes, range.start, &pilot, n_groups, checkpoint));
+        split_rows(rows, threads, interrupt, accumulate, |first, second| first.merge(second, k))?.finish(k, n_groups)
     }
 }
 

@@ -303,22 +303,13 @@ impl CrossProducts {
     /// per variable (which read all the groups' means 2k times: 2 GB for InstEval's cells).
     pub fn variable_summaries(&self) -> (f64, Vec<f64>, Vec<f64>) {
         let (k, n_obs) = (self.variables, self.n_obs());
-        let mut mean = vec![0.0; k];
-        for j in 0..self.groups() {
-            for (s, m) in mean.iter_mut().zip(self.mean(j)) {
-                *s += self.n[j] * m;
-            }
-        }
+        let (n, means) = (&self.n, &self.means);
+        let mut mean = column_sums(k, self.groups(), |j, a| n[j] * means[j * k + a]);
         mean.iter_mut().for_each(|m| *m /= n_obs);
-        let mut total = vec![0.0; k];
         let diagonal: Vec<Option<usize>> = (0..k).map(|a| self.slot(a, a)).collect();
-        let per_group = self.per_group();
-        for j in 0..self.groups() {
-            let comoments = &self.comoments[j * per_group..(j + 1) * per_group];
-            for (a, (t, m)) in total.iter_mut().zip(self.mean(j)).enumerate() {
-                *t += diagonal[a].map_or(0.0, |s| comoments[s]) + self.n[j] * (m - mean[a]).powi(2);
-            }
-        }
+        let (per_group, comoments) = (self.per_group(), &self.comoments);
+        let mut total =
+            column_sums(k, self.groups(), |j, a| diagonal[a].map_or(0.0, |s| comoments[j * per_group + s]) + n[j] * (means[j * k + a] - mean[a]).powi(2));
         for (a, t) in total.iter_mut().enumerate() {
             *t += self.pooled_comoment(a, a);
         }
@@ -351,4 +342,38 @@ impl CrossProducts {
         }
         Ok((Cow::Owned(out), keep))
     }
+}
+
+/// Σ_j term(j, a) over the groups j < `groups` in order, for every variable a < k. The sums
+/// run four variables at a time in registers over a block of groups whose values stay in
+/// cache: a sum kept in memory across the groups waits for its own store at every group,
+/// which made these sums a tenth of a one-way fit's time over 1e4 groups.
+fn column_sums(k: usize, groups: usize, term: impl Fn(usize, usize) -> f64) -> Vec<f64> {
+    const BLOCK: usize = 512;
+    let mut sums = vec![0.0; k];
+    for first_group in (0..groups).step_by(BLOCK) {
+        let block = first_group..(first_group + BLOCK).min(groups);
+        let mut a = 0;
+        while a + 4 <= k {
+            add_block::<4>(&mut sums[a..a + 4], block.clone(), |j, i| term(j, a + i));
+            a += 4;
+        }
+        for a in a..k {
+            add_block::<1>(&mut sums[a..a + 1], block.clone(), |j, _| term(j, a));
+        }
+    }
+    sums
+}
+
+/// `sums[i]` += Σ_{j ∈ block} term(j, i), i < W, in order, in locals.
+#[inline(always)]
+fn add_block<const W: usize>(sums: &mut [f64], block: std::ops::Range<usize>, term: impl Fn(usize, usize) -> f64) {
+    let mut local = [0.0; W];
+    local.copy_from_slice(sums);
+    for j in block {
+        for (i, s) in local.iter_mut().enumerate() {
+            *s += term(j, i);
+        }
+    }
+    sums.copy_from_slice(&local);
 }

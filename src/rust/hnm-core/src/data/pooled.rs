@@ -27,12 +27,13 @@
 //! refuse and hash the same rows at the same cost a row.
 
 use crate::data::blocks::{
-    add_packed_outer, chan_means, check_columns_sized, first_complete_row, welford_means, with_codes, BlockPass, Column, GroupColumn, RowPass, PARALLEL_ROWS,
+    add_packed_outer, chan_means, check_columns_sized, first_complete_row, welford_means, with_codes, BlockPass, Column, GroupColumn, RowPass,
 };
 use crate::data::cross_products::{CrossProducts, Pooled, STATISTICS};
-use crate::error::{HnmError, Result};
+use crate::error::Result;
 use crate::numerics::interrupt::{Checkpoint, Interrupt};
 use crate::numerics::memory::{filled, with_capacity};
+use crate::numerics::parallel::split_rows;
 
 /// One part of the rows' pass: the cells' states (n, k means, the kept pairs' co-moments),
 /// the pooled co-moments P (packed), the rows dropped and the fingerprint's sum.
@@ -45,7 +46,7 @@ struct PooledPart {
 
 impl CrossProducts {
     /// One pass over the rows of `columns` keyed by the cells `group` (1-based codes of
-    /// `n_groups` cells), on up to `threads` threads (from [`PARALLEL_ROWS`] rows on): the
+    /// `n_groups` cells), on up to `threads` threads (from [`PARALLEL_ROWS`](crate::data::blocks::PARALLEL_ROWS) rows on): the
     /// statistics in the pooled layout (module docs) with the group variables
     /// `group_variables` (0-based). Rows are read, dropped and hashed as by
     /// [`CrossProducts::from_columns_on_threads`], about the same pilot (the first complete
@@ -76,35 +77,10 @@ impl CrossProducts {
         let stride = 1 + k + layout.pairs.len();
         let rows = group.len();
         check_columns_sized(columns, rows, n_groups, stride)?;
-        let threads = if rows < PARALLEL_ROWS { 1 } else { crate::numerics::parallel::worker_threads(threads, rows) };
         let pilot = with_codes!(group, codes => first_complete_row(columns, codes)).unwrap_or_else(|| vec![0.0; k]);
-        let chunk = rows.div_ceil(threads.max(1)).max(1);
-        let run = |range: std::ops::Range<usize>, stop: &dyn Interrupt| {
-            let mut checkpoint = Checkpoint::new(stop);
-            with_codes!(group.rows(range.clone()), codes => accumulate(columns, codes, range.start, &pilot, &layout, n_groups, &mut checkpoint))
-        };
-        let mut merged: Option<PooledPart> = None;
-        if threads <= 1 {
-            merged = Some(run(0..rows, interrupt)?);
-        } else {
-            // A thread's error is its result, so that the first rows' error is reported
-            // whichever thread meets one first.
-            let parts = crate::numerics::parallel::in_parallel(
-                threads,
-                threads,
-                interrupt,
-                || Ok(()),
-                |_, t, stop| Ok(Some(run(t * chunk..((t + 1) * chunk).min(rows), stop))),
-            )?;
-            for part in parts {
-                let part = part.unwrap_or(Err(HnmError::Interrupted))?;
-                merged = Some(match merged {
-                    None => part,
-                    Some(first) => first.merge(part, k, &layout),
-                });
-            }
-        }
-        merged.expect("at least one part").finish(k, n_groups, pilot, layout)
+        let run = |range: std::ops::Range<usize>, checkpoint: &mut Checkpoint<'_>| with_codes!(group.rows(range.clone()), codes => accumulate(columns, codes, range.start, &pilot, &layout, n_groups, checkpoint));
+        let merged = split_rows(rows, threads, interrupt, run, |first, second| first.merge(second, k, &layout))?;
+        merged.finish(k, n_groups, pilot, layout)
     }
 }
 
@@ -181,6 +157,7 @@ mod tests {
     use super::*;
     use crate::data::cells::NA_CODE;
     use crate::data::cross_products::packed;
+    use crate::error::HnmError;
     use crate::numerics::interrupt::Never;
     use crate::NA_REAL;
 

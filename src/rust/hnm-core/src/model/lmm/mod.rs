@@ -275,8 +275,8 @@ impl LinearMixedModel {
         if n_obs <= (q * m) as f64 {
             return Err(HnmError::TooManyRandomEffects { observations: n_obs, random_effects: (q * m) as f64 });
         }
-        range::check_range(stats, &structure)?;
         let columns = ColumnSummary::of(stats);
+        range::check_range(&columns, &structure)?;
         let fixed_centred = structure.fixed.contains(&Term::Intercept);
         let affine = |term: Term, centred: bool| columns.affine(term, centred);
         let response = affine(Term::Variable(structure.response), fixed_centred);

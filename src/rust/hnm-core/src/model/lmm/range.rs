@@ -22,10 +22,9 @@
 //! The check reads the statistics (O(groups × variables), never the rows) and covers every way
 //! into the model: the rows' pass, a statistics table, a database's statistics.
 
+use super::structure::ColumnSummary;
 use super::{Structure, Term};
-use crate::data::cross_products::CrossProducts;
 use crate::error::{HnmError, RangeProblem, Result};
-use crate::numerics::memory::collected;
 
 /// Spreads of the response and a model column further apart than this factor (either way)
 /// leave double precision in the estimates (which scale with their ratio) or their variances
@@ -46,13 +45,13 @@ const SCALE_RATIO_LIMIT: f64 = 1e150;
 /// # Errors
 /// `VariableOutOfRange` naming the first variable that breaks one of the first three rules,
 /// `NoWithinGroupVariation` for the last.
-pub(crate) fn check_range(stats: &CrossProducts, structure: &Structure) -> Result<()> {
+pub(crate) fn check_range(columns: &ColumnSummary<'_>, structure: &Structure) -> Result<()> {
+    let (stats, n_obs) = (columns.stats, columns.n_obs);
     let k = stats.variables();
-    let groups = collected((0..stats.groups()).filter(|&j| stats.n()[j] > 0.0), "the indices of the groups")?;
-    let n_obs: f64 = groups.iter().map(|&j| stats.n()[j]).sum();
-    if groups.is_empty() {
+    let groups = || (0..stats.groups()).filter(|&j| stats.n()[j] > 0.0);
+    let Some(first) = groups().next() else {
         return Ok(()); // no rows: the model's own error
-    }
+    };
     let variable = |t: &Term| match *t {
         Term::Variable(a) => Some(a),
         Term::Intercept => None,
@@ -71,11 +70,10 @@ pub(crate) fn check_range(stats: &CrossProducts, structure: &Structure) -> Resul
         }
         start += size;
     }
-    let first = stats.mean(groups[0]);
+    let first = stats.mean(first);
     let mut spread = vec![0.0; k];
-    let (_, means, totals) = stats.variable_summaries();
     for a in 0..k {
-        let (mean, total) = (means[a], totals[a]);
+        let (mean, total) = (columns.grand_mean[a], columns.centred_ss[a]);
         let mut square = total / n_obs;
         if uncentred[a] {
             square += (stats.pilot()[a] + mean).powi(2);
@@ -83,7 +81,7 @@ pub(crate) fn check_range(stats: &CrossProducts, structure: &Structure) -> Resul
         if !total.is_finite() || !(square * n_obs).is_finite() {
             return Err(HnmError::VariableOutOfRange { variable: a, problem: RangeProblem::TooWide });
         }
-        let varies = total > 0.0 || groups.iter().any(|&j| stats.mean(j)[a] != first[a]);
+        let varies = total > 0.0 || groups().any(|j| stats.mean(j)[a] != first[a]);
         if varies && total / n_obs < f64::MIN_POSITIVE {
             return Err(HnmError::VariableOutOfRange { variable: a, problem: RangeProblem::TooNarrow { rms: (total / n_obs).sqrt() } });
         }
@@ -102,10 +100,10 @@ pub(crate) fn check_range(stats: &CrossProducts, structure: &Structure) -> Resul
             }
         }
     }
-    let replicated = groups.iter().any(|&j| stats.n()[j] > 1.0);
+    let replicated = groups().any(|j| stats.n()[j] > 1.0);
     if structure.random.contains(&Term::Intercept)
         && replicated
-        && groups.iter().all(|&j| stats.comoment(j, response, response) == 0.0)
+        && groups().all(|j| stats.comoment(j, response, response) == 0.0)
         && stats.pooled_comoment(response, response) == 0.0
     {
         return Err(HnmError::NoWithinGroupVariation);
@@ -116,6 +114,7 @@ pub(crate) fn check_range(stats: &CrossProducts, structure: &Structure) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::cross_products::CrossProducts;
 
     fn structure(response: usize, fixed: Vec<Term>, random: Vec<Term>) -> Structure {
         let blocks = vec![random.len()];
@@ -127,17 +126,20 @@ mod tests {
         let one_way = structure(0, vec![Term::Intercept], vec![Term::Intercept]);
         // Within-group deviations of 1e-160: T/N underflows below the smallest normal double.
         let tiny = CrossProducts::new(vec![0.0], vec![2.0, 2.0], vec![0.0, 0.0], vec![2e-320, 2e-320]).unwrap();
-        assert!(matches!(check_range(&tiny, &one_way), Err(HnmError::VariableOutOfRange { variable: 0, problem: RangeProblem::TooNarrow { .. } })));
+        assert!(matches!(
+            check_range(&ColumnSummary::of(&tiny), &one_way),
+            Err(HnmError::VariableOutOfRange { variable: 0, problem: RangeProblem::TooNarrow { .. } })
+        ));
         // Group means 1e160 apart: their squares overflow.
         let wide = CrossProducts::new(vec![0.0], vec![2.0, 2.0], vec![0.0, 1e160], vec![1.0, 1.0]).unwrap();
-        assert_eq!(check_range(&wide, &one_way), Err(HnmError::VariableOutOfRange { variable: 0, problem: RangeProblem::TooWide }));
+        assert_eq!(check_range(&ColumnSummary::of(&wide), &one_way), Err(HnmError::VariableOutOfRange { variable: 0, problem: RangeProblem::TooWide }));
         // No within-group variation under a random intercept.
         let flat = CrossProducts::new(vec![0.0], vec![2.0, 2.0], vec![0.0, 1.0], vec![0.0, 0.0]).unwrap();
-        assert_eq!(check_range(&flat, &one_way), Err(HnmError::NoWithinGroupVariation));
+        assert_eq!(check_range(&ColumnSummary::of(&flat), &one_way), Err(HnmError::NoWithinGroupVariation));
         // A covariate 1e152 times the response's spread (its squares, 1e304, still finite).
         let slope = structure(0, vec![Term::Intercept, Term::Variable(1)], vec![Term::Intercept]);
         let apart = CrossProducts::new(vec![0.0, 0.0], vec![2.0, 2.0], vec![0.0, 0.0, 1.0, 1e152], vec![1.0, 0.0, 1e304, 1.0, 0.0, 1e304]).unwrap();
-        let error = check_range(&apart, &slope).unwrap_err();
+        let error = check_range(&ColumnSummary::of(&apart), &slope).unwrap_err();
         assert!(
             matches!(error, HnmError::VariableOutOfRange { variable: 1, problem: RangeProblem::ScaleApart { response: 0, ratio } } if ratio < 1e-150),
             "{error:?}"
@@ -145,6 +147,6 @@ mod tests {
         assert_eq!(error.kind(), "out_of_range");
         // Within range.
         let fine = CrossProducts::new(vec![5.0], vec![2.0, 3.0], vec![0.0, 1.0], vec![1.0, 2.0]).unwrap();
-        assert_eq!(check_range(&fine, &one_way), Ok(()));
+        assert_eq!(check_range(&ColumnSummary::of(&fine), &one_way), Ok(()));
     }
 }

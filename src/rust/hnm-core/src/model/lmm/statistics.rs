@@ -23,6 +23,7 @@ pub(crate) struct GroupMoments<'a> {
 }
 
 impl<'a> GroupMoments<'a> {
+    #[inline]
     pub(crate) fn of(stats: &'a CrossProducts, j: usize) -> Self {
         let per_group = stats.per_group();
         GroupMoments { stats, n: stats.n()[j], means: stats.mean(j), comoments: &stats.comoments()[j * per_group..(j + 1) * per_group] }
@@ -37,11 +38,31 @@ impl<'a> GroupMoments<'a> {
     /// the pooled layout keeps only summed, its part kept per group, n m̃_u m̃_v, to which
     /// [`pooled_product`] adds the sum of the W̃_uv.
     pub(crate) fn product(&self, u: &ColumnMap, mean_u: f64, v: &ColumnMap, mean_v: f64) -> f64 {
-        let within = match (u.variable, v.variable) {
-            (Some(a), Some(b)) => self.stats.slot(a, b).map_or(0.0, |index| self.comoments[index] * u.inverse_scale * v.inverse_scale),
-            _ => 0.0,
-        };
-        within + self.n * mean_u * mean_v
+        self.product_of(WithinPart::of(self.stats, u, v), mean_u, mean_v)
+    }
+
+    /// [`GroupMoments::product`] of a pair whose [`WithinPart`] is `within`.
+    #[inline]
+    pub(crate) fn product_of(&self, within: Option<WithinPart>, mean_u: f64, mean_v: f64) -> f64 {
+        within.map_or(0.0, |w| self.comoments[w.slot] * w.inverse_scale_u * w.inverse_scale_v) + self.n * mean_u * mean_v
+    }
+}
+
+/// Where the within-group co-moment W̃_uv of two design columns sits among each group's
+/// co-moments, and the columns' inverse scales: the same for every group, so a loop over the
+/// groups finds it once (`None` for an intercept or a pair the pooled layout sums).
+#[derive(Clone, Copy)]
+pub(crate) struct WithinPart {
+    slot: usize,
+    inverse_scale_u: f64,
+    inverse_scale_v: f64,
+}
+
+impl WithinPart {
+    pub(crate) fn of(stats: &CrossProducts, u: &ColumnMap, v: &ColumnMap) -> Option<Self> {
+        let (a, b) = (u.variable?, v.variable?);
+        let slot = stats.slot(a, b)?;
+        Some(WithinPart { slot, inverse_scale_u: u.inverse_scale, inverse_scale_v: v.inverse_scale })
     }
 }
 
@@ -162,6 +183,9 @@ pub(crate) fn level_blocks(
     let mut zz = filled(&[m, q, q], 0.0, "the groups' blocks Z'Z")?;
     let mut zxy = filled(&[m, q, p1], 0.0, "the groups' blocks Z'[X y]")?;
     let (random, others) = (column_maps(random), column_maps(fixed_and_response));
+    let within = |u: &ColumnMap, v: &ColumnMap| WithinPart::of(stats, u, v);
+    let s_parts: Vec<_> = random.iter().enumerate().flat_map(|(u, zu)| random[..=u].iter().map(move |zv| (zu, zv))).map(|(u, v)| within(u, v)).collect();
+    let b_parts: Vec<_> = random.iter().flat_map(|zu| others.iter().map(move |xv| (zu, xv))).map(|(u, v)| within(u, v)).collect();
     let (mut mean_z, mut mean_xy) = (vec![0.0; q], vec![0.0; p1]);
     for g in 0..stats.groups() {
         let j = levels.map_or(g, |(of_group, _)| of_group[g]);
@@ -170,13 +194,14 @@ pub(crate) fn level_blocks(
         for (m, map) in mean_z.iter_mut().zip(&random).chain(mean_xy.iter_mut().zip(&others)) {
             *m = group.mean(map);
         }
+        let mut s_part = s_parts.iter();
         for u in 0..q {
             for v in 0..=u {
-                s[u * q + v] += group.product(&random[u], mean_z[u], &random[v], mean_z[v]);
+                s[u * q + v] += group.product_of(*s_part.next().expect("a part per pair"), mean_z[u], mean_z[v]);
                 s[v * q + u] = s[u * q + v];
             }
-            for v in 0..p1 {
-                b[u * p1 + v] += group.product(&random[u], mean_z[u], &others[v], mean_xy[v]);
+            for (v, &part) in b_parts[u * p1..(u + 1) * p1].iter().enumerate() {
+                b[u * p1 + v] += group.product_of(part, mean_z[u], mean_xy[v]);
             }
         }
     }
