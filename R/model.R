@@ -90,7 +90,11 @@ convergence_problem <- function(fit) {
 new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method, control = NULL) {
   fixed_names <- design$fixed_names[built$kept]
   several <- !is.null(design$factors)
-  levels <- if (!several) group_labels(design, built$groups)
+  levels <- if (!several) {
+    # With rows in every level of a factor, its labels themselves (no copy of 1e5 strings).
+    every <- is.null(design$level_offset) && length(built$groups) == length(design$levels)
+    if (every) design$levels else group_labels(design, built$groups)
+  }
   fit <- structure(list(
     call = call,
     formula = formula,

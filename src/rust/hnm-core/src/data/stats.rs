@@ -59,7 +59,8 @@ impl GroupStats {
         const WHAT: &str = "the one-way statistics";
         let n = collected(groups.iter().map(|&j| stats.n()[j]), WHAT)?;
         let means = collected(groups.iter().map(|&j| stats.mean(j)[variable]), WHAT)?;
-        let ss = collected(groups.iter().map(|&j| stats.comoment(j, variable, variable)), WHAT)?;
+        let (slot, per_group) = (stats.slot(variable, variable), stats.per_group());
+        let ss = collected(groups.iter().map(|&j| slot.map_or(0.0, |s| stats.comoments()[j * per_group + s])), WHAT)?;
         GroupStats::centered(stats.pilot()[variable], n, means, ss)
     }
 

@@ -37,56 +37,100 @@ pub(crate) fn in_parallel<S, T: Send>(
     // Filled within its exact capacity by the threads' blocks.
     let mut all = with_capacity(&[count], RESULTS)?;
     let block = count.div_ceil(worker_threads(threads, count)).max(1);
-    let stop = AtomicBool::new(false);
-    let finished = AtomicUsize::new(0);
-    let waiting = std::thread::current();
+    let crew = Crew::new();
     std::thread::scope(|scope| {
         let mut workers = Vec::new();
         for first in (0..count).step_by(block) {
-            let (init, task, stop, finished, waiting) = (&init, &task, &stop, &finished, waiting.clone());
-            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
+            let (init, task, crew) = (&init, &task, &crew);
+            workers.push(crew.start(scope, move || {
                 let run = || -> Result<Vec<Option<T>>> {
                     let mut state = init()?;
                     let tasks = first..(first + block).min(count);
                     let mut out = with_capacity(&[tasks.len()], RESULTS)?;
                     for i in tasks {
-                        out.push(if stop.load(Ordering::Relaxed) { None } else { task(&mut state, i, stop)? });
+                        out.push(if crew.stopped() { None } else { task(&mut state, i, &crew.stop)? });
                     }
                     Ok(out)
                 };
                 let out = run();
                 if out.is_err() {
-                    stop.store(true, Ordering::Relaxed);
+                    crew.stop();
                 }
-                finished.fetch_add(1, Ordering::SeqCst);
-                waiting.unpark();
                 out
-            });
-            match spawned {
-                Ok(worker) => workers.push(worker),
-                Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    return Err(HnmError::Optimizer(format!("a worker thread could not be started ({e})")));
-                }
-            }
+            })?);
         }
-        let mut checkpoint = Checkpoint::new(interrupt);
-        while finished.load(Ordering::SeqCst) < workers.len() {
-            std::thread::park_timeout(Checkpoint::INTERVAL);
-            if !stop.load(Ordering::Relaxed) && checkpoint.check_timed().is_err() {
-                stop.store(true, Ordering::Relaxed);
-            }
-        }
+        crew.wait(workers.len(), &mut Checkpoint::new(interrupt));
         // The scope joins the other threads before an error is returned.
         for worker in workers {
-            all.extend(worker.join().map_err(|_| HnmError::Optimizer("a worker thread panicked".into()))??);
+            all.extend(joined(worker)??);
         }
         Ok(())
     })?;
-    if stop.load(Ordering::Relaxed) {
+    if crew.stopped() {
         return Err(HnmError::Interrupted);
     }
     Ok(all)
+}
+
+/// What a calling thread shares with the threads it starts: the flag that stops them (read
+/// as their [`Interrupt`]) and the count of those finished, whose increments wake it.
+struct Crew {
+    stop: AtomicBool,
+    finished: AtomicUsize,
+    waiting: std::thread::Thread,
+}
+
+impl Crew {
+    fn new() -> Self {
+        Crew { stop: AtomicBool::new(false), finished: AtomicUsize::new(0), waiting: std::thread::current() }
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// `job` on a new thread of `scope`, which counts itself finished and wakes the calling
+    /// thread when it is done.
+    ///
+    /// # Errors
+    /// `Optimizer` when the thread cannot start (the others are then stopped).
+    fn start<'scope, 'env: 'scope, T: Send + 'scope>(
+        &'env self, scope: &'scope std::thread::Scope<'scope, 'env>, job: impl FnOnce() -> T + Send + 'scope,
+    ) -> Result<std::thread::ScopedJoinHandle<'scope, T>> {
+        let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
+            let out = job();
+            self.finished.fetch_add(1, Ordering::SeqCst);
+            self.waiting.unpark();
+            out
+        });
+        spawned.map_err(|e| {
+            self.stop();
+            HnmError::Optimizer(format!("a worker thread could not be started ({e})"))
+        })
+    }
+
+    /// Until the `started` threads have finished, asks `checkpoint` every
+    /// [`Checkpoint::INTERVAL`], and stops them when it reports an interrupt.
+    fn wait(&self, started: usize, checkpoint: &mut Checkpoint<'_>) {
+        while self.finished.load(Ordering::SeqCst) < started {
+            std::thread::park_timeout(Checkpoint::INTERVAL);
+            if !self.stopped() && checkpoint.check_timed().is_err() {
+                self.stop();
+            }
+        }
+    }
+}
+
+/// The result of a finished thread.
+///
+/// # Errors
+/// `Optimizer` when it panicked.
+fn joined<T>(worker: std::thread::ScopedJoinHandle<'_, T>) -> Result<T> {
+    worker.join().map_err(|_| HnmError::Optimizer("a worker thread panicked".into()))
 }
 
 /// `accumulate(range, checkpoint)` over the rows `0..rows` cut into `threads` consecutive
@@ -109,43 +153,26 @@ pub(crate) fn split_rows<P: Send>(
         return accumulate(0..rows, &mut Checkpoint::new(interrupt));
     }
     let chunk = rows.div_ceil(threads);
-    let stop = AtomicBool::new(false);
-    let finished = AtomicUsize::new(0);
-    let waiting = std::thread::current();
+    let crew = Crew::new();
     std::thread::scope(|scope| {
         let mut workers = Vec::with_capacity(threads - 1);
         for first in (chunk..rows).step_by(chunk) {
-            let (accumulate, stop, finished, waiting) = (&accumulate, &stop, &finished, waiting.clone());
-            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
-                let part = accumulate(first..(first + chunk).min(rows), &mut Checkpoint::new(stop));
-                finished.fetch_add(1, Ordering::SeqCst);
-                waiting.unpark();
-                part
-            });
-            match spawned {
-                Ok(worker) => workers.push(worker),
-                Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    return Err(HnmError::Optimizer(format!("a worker thread could not be started ({e})")));
-                }
-            }
+            let (accumulate, crew) = (&accumulate, &crew);
+            workers.push(crew.start(scope, move || accumulate(first..(first + chunk).min(rows), &mut Checkpoint::new(&crew.stop)))?);
         }
         let mut checkpoint = Checkpoint::new(interrupt);
-        let mut merged = accumulate(0..chunk, &mut checkpoint);
-        while merged.is_ok() && finished.load(Ordering::SeqCst) < workers.len() {
-            std::thread::park_timeout(Checkpoint::INTERVAL);
-            if let Err(interrupted) = checkpoint.check_timed() {
-                merged = Err(interrupted);
-            }
-        }
+        let merged = accumulate(0..chunk, &mut checkpoint);
         if merged.is_err() {
-            stop.store(true, Ordering::Relaxed);
+            crew.stop();
         }
+        crew.wait(workers.len(), &mut checkpoint);
         // The scope joins every thread before the first range's error is returned.
         let mut merged = merged?;
+        if crew.stopped() {
+            return Err(HnmError::Interrupted);
+        }
         for worker in workers {
-            let part = worker.join().map_err(|_| HnmError::Optimizer("a worker thread panicked".into()))??;
-            merged = merge(merged, part);
+            merged = merge(merged, joined(worker)??);
         }
         Ok(merged)
     })
