@@ -5,29 +5,25 @@
 # simulated N = 1e6 set takes about half a minute (timed once); set HNM_BENCH_SKIP_LME4_BIG=1
 # to skip it.
 
-suppressPackageStartupMessages({
-  library(hnm)
-  library(lme4)
+local({
+  file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+  source(file.path(if (length(file)) dirname(file[1L]) else "bench", "utils.R"))
 })
+suppressPackageStartupMessages(library(lme4))
 
-# Median elapsed seconds of `reps` repetitions of `f()`; each repetition calls it `inner` times.
-time_median <- function(f, reps = 5L, inner = 1L) {
-  times <- vapply(seq_len(reps), function(i) {
-    system.time(for (k in seq_len(inner)) f(), gcFirst = FALSE)[["elapsed"]] / inner
-  }, numeric(1))
-  stats::median(times)
-}
-
-bench_case <- function(name, data, formula, lme4_formula, lme4_reps, hnm_inner, nsim = 1000L) {
+# hnm's calls are repeated within a timing until it lasts 50 ms (bench/utils.R); lme4's and
+# the bootstraps' are timed once per repetition.
+bench_case <- function(name, data, formula, lme4_formula, lme4_reps, nsim = 1000L) {
   fit <- hnm_fit(formula, data)
-  t_profile <- time_median(function() confint(fit, method = "profile"), inner = hnm_inner)
-  t_profile_obj <- time_median(function() profile(fit), inner = max(1L, hnm_inner %/% 10L))
-  t_boot <- time_median(function() confint(fit, method = "boot", nsim = nsim, seed = 1), reps = 3L)
+  t_profile <- time_median(function() confint(fit, method = "profile"))
+  t_profile_obj <- time_median(function() profile(fit))
+  t_boot <- time_median(function() confint(fit, method = "boot", nsim = nsim, seed = 1), reps = 3L,
+                        min_time = 0)
   t_lme4 <- NA_real_
   if (lme4_reps > 0L) {
     ref <- lmer(lme4_formula, data, REML = FALSE)
     t_lme4 <- time_median(function() suppressWarnings(suppressMessages(confint(ref, method = "profile"))),
-                          reps = lme4_reps)
+                          reps = lme4_reps, min_time = 0)
   }
   data.frame(data = name, N = nobs(fit), groups = unname(hnm::ngrps(fit)),
              hnm_profile_ci = t_profile, hnm_profile_obj = t_profile_obj,
@@ -49,11 +45,11 @@ big_lme4 <- !identical(Sys.getenv("HNM_BENCH_SKIP_LME4_BIG"), "1")
 
 results <- rbind(
   bench_case("Dyestuff", lme4::Dyestuff, Yield ~ 1 | Batch, Yield ~ 1 + (1 | Batch),
-             lme4_reps = 5L, hnm_inner = 200L),
+             lme4_reps = 5L),
   bench_case("Hsb82", hsb$Hsb82, mAch ~ 1 | school, mAch ~ 1 + (1 | school),
-             lme4_reps = 3L, hnm_inner = 50L),
+             lme4_reps = 3L),
   bench_case("simulated", big, y ~ 1 | g, y ~ 1 + (1 | g),
-             lme4_reps = if (big_lme4) 1L else 0L, hnm_inner = 5L)
+             lme4_reps = if (big_lme4) 1L else 0L)
 )
 cat(sprintf("hnm %s, lme4 %s, R %s; seconds (medians)\n", utils::packageVersion("hnm"),
             utils::packageVersion("lme4"), getRversion()))
