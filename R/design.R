@@ -55,7 +55,8 @@ variable_table <- function() {
   add_matrix <- function(m) {
     new <- !(colnames(m) %in% names)
     if (any(new)) {
-      objects[[length(objects) + 1L]] <<- m[, new, drop = FALSE]
+      # The matrix itself when every column is new (InstEval's 28 fixed columns: 16 MB).
+      objects[[length(objects) + 1L]] <<- if (all(new)) m else m[, new, drop = FALSE]
       names <<- c(names, colnames(m)[new])
     }
     match(colnames(m), names)
