@@ -294,8 +294,12 @@ impl CrossProducts {
     /// assert_eq!(s.variable_summary(0), (4.0, 6.5, 85.0));
     /// ```
     pub fn variable_summary(&self, a: usize) -> (f64, f64, f64) {
-        let (n_obs, mean, total) = self.variable_summaries();
-        (n_obs, mean[a], total[a])
+        let (k, n_obs) = (self.variables, self.n_obs());
+        let (n, means) = (&self.n, &self.means);
+        let mean = column_sums(1, self.groups(), |j, _| n[j] * means[j * k + a])[0] / n_obs;
+        let (slot, per_group, comoments) = (self.slot(a, a), self.per_group(), &self.comoments);
+        let total = column_sums(1, self.groups(), |j, _| slot.map_or(0.0, |s| comoments[j * per_group + s]) + n[j] * (means[j * k + a] - mean).powi(2))[0];
+        (n_obs, mean, total + self.pooled_comoment(a, a))
     }
 
     /// [`CrossProducts::variable_summary`] of every variable: N, the means and the totals T_a

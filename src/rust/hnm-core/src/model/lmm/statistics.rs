@@ -44,7 +44,13 @@ impl<'a> GroupMoments<'a> {
     /// [`GroupMoments::product`] of a pair whose [`WithinPart`] is `within`.
     #[inline]
     pub(crate) fn product_of(&self, within: Option<WithinPart>, mean_u: f64, mean_v: f64) -> f64 {
-        within.map_or(0.0, |w| self.comoments[w.slot] * w.inverse_scale_u * w.inverse_scale_v) + self.n * mean_u * mean_v
+        within.map_or(0.0, |w| self.within(w)) + self.n * mean_u * mean_v
+    }
+
+    /// W̃_uv of the pair whose [`WithinPart`] is `part`.
+    #[inline]
+    pub(crate) fn within(&self, part: WithinPart) -> f64 {
+        self.comoments[part.slot] * part.inverse_scale_u * part.inverse_scale_v
     }
 }
 
@@ -127,12 +133,11 @@ impl LinearMixedModel {
 /// group Σ_i ũ ṽ = W̃_uv + n m̃_u m̃_v as [`GroupMoments::product`] forms it, the W̃ of the
 /// pairs the groups keep gathered first into a dense scratch (zeros elsewhere), so that the
 /// loop over the pairs is one multiply-add each: F over InstEval's 73,421 cells and 29
-/// columns is 32 million of them.
+/// columns is 32 million of them. Without such pairs, [`add_between_products`] forms the sums.
 pub(crate) fn symmetric_cross_products(stats: &CrossProducts, columns: &[Affine]) -> Vec<f64> {
     let c = columns.len();
     let maps = column_maps(columns);
     let mut out = vec![0.0; c * c];
-    let mut means = vec![0.0; c];
     // (u, v) (v ≤ u), its slot among a group's co-moments and the two scales.
     let mut kept = Vec::new();
     for u in 0..c {
@@ -144,20 +149,24 @@ pub(crate) fn symmetric_cross_products(stats: &CrossProducts, columns: &[Affine]
             }
         }
     }
-    let mut within = vec![0.0; c * c];
-    for j in 0..stats.groups() {
-        let group = GroupMoments::of(stats, j);
-        for (m, map) in means.iter_mut().zip(&maps) {
-            *m = group.mean(map);
-        }
-        for &(index, slot, scale_u, scale_v) in &kept {
-            within[index] = group.comoments[slot] * scale_u * scale_v;
-        }
-        for u in 0..c {
-            let n_mean = group.n * means[u];
-            let row = u * c..u * c + u + 1;
-            for ((o, w), m) in out[row.clone()].iter_mut().zip(&within[row]).zip(&means[..=u]) {
-                *o += w + n_mean * m;
+    if kept.is_empty() {
+        add_between_products(stats, &maps, &mut out);
+    } else {
+        let (mut means, mut within) = (vec![0.0; c], vec![0.0; c * c]);
+        for j in 0..stats.groups() {
+            let group = GroupMoments::of(stats, j);
+            for (m, map) in means.iter_mut().zip(&maps) {
+                *m = group.mean(map);
+            }
+            for &(index, slot, scale_u, scale_v) in &kept {
+                within[index] = group.comoments[slot] * scale_u * scale_v;
+            }
+            for u in 0..c {
+                let n_mean = group.n * means[u];
+                let row = u * c..u * c + u + 1;
+                for ((o, w), m) in out[row.clone()].iter_mut().zip(&within[row]).zip(&means[..=u]) {
+                    *o += w + n_mean * m;
+                }
             }
         }
     }
@@ -170,6 +179,52 @@ pub(crate) fn symmetric_cross_products(stats: &CrossProducts, columns: &[Affine]
         }
     }
     out
+}
+
+/// [`symmetric_cross_products`]'s sums Σ_j n_j m̃_ju m̃_jv (v ≤ u, `out` row-major) when no pair
+/// keeps a within-group part per group (the pooled layout of a model without random slopes:
+/// InstEval's 73,421 cells and 29 columns). The groups go in blocks whose means stay in cache;
+/// over a block each sum runs in registers, four columns v at a time, where the general loop
+/// reads and writes every sum in memory for every group: the same sums, in the same order.
+fn add_between_products(stats: &CrossProducts, maps: &[ColumnMap], out: &mut [f64]) {
+    const BLOCK: usize = 256;
+    let c = maps.len();
+    // The block's m̃_jv and n_j m̃_jv, group-major.
+    let (mut means, mut weighted) = (vec![0.0; BLOCK * c], vec![0.0; BLOCK * c]);
+    for first in (0..stats.groups()).step_by(BLOCK) {
+        let block = first..(first + BLOCK).min(stats.groups());
+        let len = block.len();
+        for (i, j) in block.enumerate() {
+            let group = GroupMoments::of(stats, j);
+            for (v, map) in maps.iter().enumerate() {
+                means[i * c + v] = group.mean(map);
+                weighted[i * c + v] = group.n * means[i * c + v];
+            }
+        }
+        let rows = || weighted.chunks_exact(c).zip(means.chunks_exact(c)).take(len);
+        for u in 0..c {
+            let sums = &mut out[u * c..u * c + u + 1];
+            let mut v = 0;
+            while v + 4 <= u + 1 {
+                let mut local = [sums[v], sums[v + 1], sums[v + 2], sums[v + 3]];
+                for (weighted, means) in rows() {
+                    let (weight, means) = (weighted[u], &means[v..v + 4]);
+                    for (s, m) in local.iter_mut().zip(means) {
+                        *s += weight * m;
+                    }
+                }
+                sums[v..v + 4].copy_from_slice(&local);
+                v += 4;
+            }
+            for v in v..=u {
+                let mut local = sums[v];
+                for (weighted, means) in rows() {
+                    local += weighted[u] * means[v];
+                }
+                sums[v] = local;
+            }
+        }
+    }
 }
 
 /// Each level's S_j = Z̃ᵀZ̃ (q × q) and B_j = Z̃ᵀ[X̃ ỹ] (q × (p + 1)), level-major: the groups'
@@ -185,8 +240,11 @@ pub(crate) fn level_blocks(
     let (random, others) = (column_maps(random), column_maps(fixed_and_response));
     let within = |u: &ColumnMap, v: &ColumnMap| WithinPart::of(stats, u, v);
     let s_parts: Vec<_> = random.iter().enumerate().flat_map(|(u, zu)| random[..=u].iter().map(move |zv| (zu, zv))).map(|(u, v)| within(u, v)).collect();
-    let b_parts: Vec<_> = random.iter().flat_map(|zu| others.iter().map(move |xv| (zu, xv))).map(|(u, v)| within(u, v)).collect();
-    let (mut mean_z, mut mean_xy) = (vec![0.0; q], vec![0.0; p1]);
+    // Per row u of B_j, the columns v whose W̃_uv the groups keep; the others' stay 0 in its
+    // scratch row, so that the loop over v is one multiply-add each (29 per cell for InstEval).
+    let b_kept: Vec<Vec<(usize, WithinPart)>> =
+        random.iter().map(|zu| others.iter().enumerate().filter_map(|(v, xv)| Some((v, within(zu, xv)?))).collect()).collect();
+    let (mut mean_z, mut mean_xy, mut within_b) = (vec![0.0; q], vec![0.0; p1], vec![0.0; q * p1]);
     for g in 0..stats.groups() {
         let j = levels.map_or(g, |(of_group, _)| of_group[g]);
         let (s, b) = (&mut zz[j * q * q..(j + 1) * q * q], &mut zxy[j * q * p1..(j + 1) * q * p1]);
@@ -200,8 +258,13 @@ pub(crate) fn level_blocks(
                 s[u * q + v] += group.product_of(*s_part.next().expect("a part per pair"), mean_z[u], mean_z[v]);
                 s[v * q + u] = s[u * q + v];
             }
-            for (v, &part) in b_parts[u * p1..(u + 1) * p1].iter().enumerate() {
-                b[u * p1 + v] += group.product_of(part, mean_z[u], mean_xy[v]);
+            let within_row = &mut within_b[u * p1..(u + 1) * p1];
+            for &(v, part) in &b_kept[u] {
+                within_row[v] = group.within(part);
+            }
+            let n_mean = group.n * mean_z[u];
+            for ((b, w), m) in b[u * p1..(u + 1) * p1].iter_mut().zip(&*within_row).zip(&mean_xy) {
+                *b += w + n_mean * m;
             }
         }
     }
