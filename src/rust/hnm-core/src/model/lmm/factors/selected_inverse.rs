@@ -71,11 +71,13 @@ impl LinearMixedModel {
             let front = &sw.fronts[q0 * first..q0 * last];
             let rows = &s.front_rows[first..last - p1];
             let mine = &mut first_part[j * q0 * rhs..(j + 1) * q0 * rhs];
+            // Each entry's sum in a local (subtracting term by term chained every step
+            // through a store and a load of the same entry).
             for i in 0..q0 {
-                for (a, &row) in rows.iter().enumerate() {
-                    for k in 0..rhs {
-                        mine[i * rhs + k] -= front[i * wj + a] * core_part[row * rhs + k];
-                    }
+                let front_row = &front[i * wj..i * wj + rows.len()];
+                for k in 0..rhs {
+                    let sum: f64 = front_row.iter().zip(rows).map(|(f, &row)| f * core_part[row * rhs + k]).sum();
+                    mine[i * rhs + k] -= sum;
                 }
             }
             solve_lower_transposed_scaled(&ls[j * q0 * q0..(j + 1) * q0 * q0], &inverse_diagonal[j * q0..(j + 1) * q0], q0, mine, rhs);
@@ -213,8 +215,8 @@ impl LinearMixedModel {
         let sigma_lower: &[f64] = sigma_cc;
         let lower = MatRef::from_column_major_slice(sigma_lower, nr, nr);
         let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
-        // The couplings' blocks of A⁻¹ are gathered level by level, their terms summed after
-        // (CouplingProducts); the buffers taken out of `selected` for the visits.
+        // The couplings' terms summed level by level into products read after
+        // (CouplingProducts), taken out of `selected` for the visits.
         let mut couplings = std::mem::take(&mut selected.couplings);
         let (first_gradient, other_gradients) = gradients.split_at_mut(1);
         let g0 = &mut first_gradient[0];
@@ -547,8 +549,8 @@ impl SelectedBuffers {
     /// at most `r` rows of the core, and fronts of at most `w` columns.
     ///
     /// # Errors
-    /// `TooLarge` when they do not fit in memory (two of 32 q₀ × r values, one of w × w, and
-    /// two copies of the fronts' coupling blocks).
+    /// `TooLarge` when they do not fit in memory (two of 32 q₀ × r values, one of q₀ × r,
+    /// one of w × w).
     pub(super) fn new(s: &Several, q0: usize, r: usize, w: usize) -> Result<Self> {
         const WHAT: &str = "the selected inverse of the grouping factors";
         let height = LEVELS_PER_PRODUCT * q0;
@@ -560,24 +562,30 @@ impl SelectedBuffers {
             a_inverse: filled(&[q0, q0], 0.0, WHAT)?,
             kernels: DenseKernels::new(height.max(w))?,
             dense: DenseFronts::default(),
-            couplings: CouplingProducts::new(s, q0)?,
+            couplings: CouplingProducts::new(s, q0, r)?,
         })
     }
 
-    /// WᵀW (w × w, column-major) for the fronts of consecutive levels of the first factor
-    /// with the same rows, `stacked` = [W_j …] (`height` × w row-major, at most
-    /// [`LEVELS_PER_PRODUCT`] levels): their summed Schur update Σ_j W_jᵀW_j as one product.
+    /// WᵀW (w × w, column-major, on and below its diagonal: all the Schur update reads) for
+    /// the fronts of consecutive levels of the first factor with the same rows, `stacked` =
+    /// [W_j …] (`height` × w row-major, at most [`LEVELS_PER_PRODUCT`] levels): their summed
+    /// Schur update Σ_j W_jᵀW_j as one symmetric product (a SYRK, half the multiply-adds of
+    /// the full product, which took a fifth of each kb07-shaped evaluation), negated after.
     pub(super) fn gram(&mut self, stacked: &[f64], height: usize, w: usize) -> &[f64] {
         let gram = &mut self.gathered[..w * w];
         gram.fill(0.0);
-        self.kernels.multiply((w, w, height), 1.0, (stacked, 1, w), (stacked, w, 1), gram, w);
+        self.kernels.subtract_gram(gram, w, stacked, height);
+        for (c, column) in gram.chunks_exact_mut(w).enumerate() {
+            for value in &mut column[c..] {
+                *value = -*value;
+            }
+        }
         gram
     }
 }
 
-/// Couplings per product of [`CouplingProducts::add_gradients`]: the order its kernels are
-/// made for (so that every dimension of a product fits them), below the kernels' second
-/// thread.
+/// Couplings per product of [`CouplingProducts::gather`]: the order its kernels are made for
+/// (so that every dimension of a product fits them), below the kernels' second thread.
 const COUPLINGS_PER_PRODUCT: usize = 192;
 
 /// The terms of the log|A| gradient from the blocks of ZᵀZ between the first factor and a
@@ -585,90 +593,67 @@ const COUPLINGS_PER_PRODUCT: usize = 192;
 /// G₀ += 2 Σ_b C_bᵀ Λ_f Z_b and G_f += 2 Σ_b C_b Λ₀ Z_bᵀ, with Z_b = (A⁻¹)_{k j}. Both are
 /// contractions of the one matrix P_f = Σ_b vec(C_b) vec(Z_b)ᵀ (q_f q₀ × q_f q₀, vec by rows):
 /// G₀[a][c] += 2 Σ_{y,x} Λ_f[y][x] P_f[(y,a),(x,c)] and G_f[x][y] += 2 Σ_{a,c} Λ₀[a][c]
-/// P_f[(x,a),(y,c)]. So the Z_b are gathered by factor as the selected inverse visits the
-/// levels, and P_f is one packed product over all couplings ([`DenseKernels::multiply`]);
-/// per coupling and level in scalar code these terms took a fifth of each evaluation of the
-/// kb07-shaped model (two 8 × 8 blocks, 1,790 couplings).
+/// P_f[(x,a),(y,c)]. P_f is summed level by level as the selected inverse visits them, one
+/// packed product ([`DenseKernels::multiply`]) over the level's couplings of f (its Z_b are
+/// consecutive rows of (A⁻¹)_{R j}); per coupling in scalar code these terms took a fifth of
+/// each evaluation of the kb07-shaped model (two 8 × 8 blocks, 1,790 couplings).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CouplingProducts {
-    /// Per front coupling (in the order of [`Several::fronts`]), the offset of its block in
-    /// `blocks` and `inverse`.
-    at: Vec<usize>,
-    /// Per later factor, its couplings' first offset and their number.
-    factors: Vec<(usize, usize)>,
-    /// The C_b, by factor and then in the fronts' order (q_f × q₀ row-major each).
+    /// One level's C_b, gathered in the front's order (q_f × q₀ row-major each).
     blocks: Vec<f64>,
-    /// The Z_b of the last evaluation, as `blocks`.
-    inverse: Vec<f64>,
-    /// P_f (column-major).
-    product: Vec<f64>,
+    /// P_f per later factor (column-major).
+    products: Vec<Vec<f64>>,
     kernels: Option<DenseKernels>,
 }
 
 impl CouplingProducts {
-    /// The buffers and the C_b of the model's blocks `s` (none for a nested chain, whose
-    /// gradient is [`super::nested`]'s).
+    /// The buffers for the model's blocks `s` whose fronts reach at most `r` rows of the core
+    /// (none for a nested chain, whose gradient is [`super::nested`]'s).
     ///
     /// # Errors
     /// `TooLarge` when they do not fit in memory.
-    fn new(s: &Several, q0: usize) -> Result<Self> {
+    fn new(s: &Several, q0: usize, r: usize) -> Result<Self> {
         const WHAT: &str = "the couplings of the grouping factors' gradient";
         if s.nested.is_some() || s.fronts.is_empty() {
             return Ok(CouplingProducts::default());
         }
-        let mut factors = Vec::with_capacity(s.others.len());
-        let mut start = 0;
-        for (f, other) in s.others.iter().enumerate() {
-            let count = s.fronts.iter().filter(|c| c.row.0 == f).count();
-            factors.push((start, count));
-            start += count * other.q * q0;
-        }
-        let mut at = with_capacity(&[s.fronts.len()], WHAT)?;
-        let mut blocks = filled(&[start], 0.0, WHAT)?;
-        let mut next: Vec<usize> = factors.iter().map(|&(first, _)| first).collect();
-        for coupling in &s.fronts {
-            let f = coupling.row.0;
-            let size = s.others[f].q * q0;
-            blocks[next[f]..next[f] + size].copy_from_slice(&s.values[coupling.value..coupling.value + size]);
-            at.push(next[f]);
-            next[f] += size;
-        }
         let widest = s.others.iter().map(|o| o.q * q0).max().unwrap_or(0);
+        let products = s.others.iter().map(|o| filled(&[o.q * q0, o.q * q0], 0.0, WHAT)).collect::<Result<_>>()?;
         Ok(CouplingProducts {
-            at,
-            factors,
-            inverse: filled(&[start], 0.0, WHAT)?,
-            blocks,
-            product: filled(&[widest, widest], 0.0, WHAT)?,
+            blocks: filled(&[r, q0], 0.0, WHAT)?,
+            products,
             kernels: Some(DenseKernels::new(COUPLINGS_PER_PRODUCT.max(widest))?),
         })
     }
 
-    /// Stores level j's blocks Z_b from its (A⁻¹)_{R j} (`sigma_rj`, r × q₀ row-major, the
-    /// couplings' rows in the front's order).
+    /// Adds level j's couplings to the P_f, from its (A⁻¹)_{R j} (`sigma_rj`, r × q₀
+    /// row-major, the couplings' rows in the front's order, those of one factor together).
     fn gather(&mut self, s: &Several, q0: usize, j: usize, sigma_rj: &[f64]) {
+        let Some(kernels) = &mut self.kernels else { return };
+        let couplings = &s.fronts[s.front_start[j]..s.front_start[j + 1]];
         let mut row = 0;
-        for (coupling, &at) in s.fronts[s.front_start[j]..s.front_start[j + 1]].iter().zip(&self.at[s.front_start[j]..]) {
-            let size = s.others[coupling.row.0].q * q0;
-            self.inverse[at..at + size].copy_from_slice(&sigma_rj[row..row + size]);
-            row += size;
+        for run in couplings.chunk_by(|a, b| a.row.0 == b.row.0) {
+            let f = run[0].row.0;
+            let size = s.others[f].q * q0;
+            let blocks = &mut self.blocks[..run.len() * size];
+            for (block, coupling) in blocks.chunks_exact_mut(size).zip(run) {
+                block.copy_from_slice(&s.values[coupling.value..coupling.value + size]);
+            }
+            let inverse = &sigma_rj[row..row + run.len() * size];
+            for (c, z) in blocks.chunks(COUPLINGS_PER_PRODUCT * size).zip(inverse.chunks(COUPLINGS_PER_PRODUCT * size)) {
+                kernels.multiply((size, size, c.len() / size), 1.0, (c, 1, size), (z, size, 1), &mut self.products[f], size);
+            }
+            row += run.len() * size;
         }
     }
 
     /// Adds the terms of the type docs to G₀ (`g0`, q₀ × q₀) and each later factor's G_f
-    /// (`others[f]`), given every factor's Λ (`lambdas`, the first factor's first).
+    /// (`others[f]`), given every factor's Λ (`lambdas`, the first factor's first), and
+    /// clears the P_f for the next evaluation.
     fn add_gradients(&mut self, s: &Several, q0: usize, lambdas: &[&[f64]], g0: &mut [f64], others: &mut [Vec<f64>]) {
-        let Some(kernels) = &mut self.kernels else { return };
-        for (f, &(start, count)) in self.factors.iter().enumerate() {
+        for (f, product) in self.products.iter_mut().enumerate() {
             let qf = s.others[f].q;
             let size = qf * q0;
-            let product = &mut self.product[..size * size];
-            product.fill(0.0);
-            for first in (0..count).step_by(COUPLINGS_PER_PRODUCT) {
-                let couplings = COUPLINGS_PER_PRODUCT.min(count - first);
-                let range = start + first * size..start + (first + couplings) * size;
-                kernels.multiply((size, size, couplings), 1.0, (&self.blocks[range.clone()], 1, size), (&self.inverse[range], size, 1), product, size);
-            }
             let p = |row: usize, column: usize| product[row + column * size];
             let (lambda_f, lambda_0) = (lambdas[f + 1], lambdas[0]);
             for a in 0..q0 {
@@ -683,6 +668,7 @@ impl CouplingProducts {
                     others[f][x * qf + y] += 2.0 * sum;
                 }
             }
+            product.fill(0.0);
         }
     }
 }
