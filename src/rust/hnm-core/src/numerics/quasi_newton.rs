@@ -460,7 +460,9 @@ fn leave_saddle(
             direction[zero[c]] = sign * scale * v[c];
         }
     }
-    projected_search(objective, x, value, gradient, &direction, lower, evaluations).filter(|found| found.value < value).map(|found| (found.x, found.value, found.gradient))
+    projected_search(objective, x, value, gradient, &direction, lower, evaluations)
+        .filter(|found| found.value < value)
+        .map(|found| (found.x, found.value, found.gradient))
 }
 
 #[cfg(test)]

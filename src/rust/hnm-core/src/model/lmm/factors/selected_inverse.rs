@@ -619,11 +619,7 @@ impl CouplingProducts {
         }
         let widest = s.others.iter().map(|o| o.q * q0).max().unwrap_or(0);
         let products = s.others.iter().map(|o| filled(&[o.q * q0, o.q * q0], 0.0, WHAT)).collect::<Result<_>>()?;
-        Ok(CouplingProducts {
-            blocks: filled(&[r, q0], 0.0, WHAT)?,
-            products,
-            kernels: Some(DenseKernels::new(COUPLINGS_PER_PRODUCT.max(widest))?),
-        })
+        Ok(CouplingProducts { blocks: filled(&[r, q0], 0.0, WHAT)?, products, kernels: Some(DenseKernels::new(COUPLINGS_PER_PRODUCT.max(widest))?) })
     }
 
     /// Adds level j's couplings to the P_f, from its (A⁻¹)_{R j} (`sigma_rj`, r × q₀
