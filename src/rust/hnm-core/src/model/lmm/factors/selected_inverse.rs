@@ -84,10 +84,10 @@ impl LinearMixedModel {
         }
     }
 
-    /// The core's block of the selected inverse, (A⁻¹)_cc = (L_c L_cᵀ)⁻¹, its lower triangle
-    /// into the workspace's `sigma_cc` (column-major): the triangular inverse X = L_c⁻¹, then
-    /// XᵀX (2n³/3 flops in all, in [`crate::numerics::blocked`]'s products); a nested chain's
-    /// blocks by [`LinearMixedModel::nested_inverse`].
+    /// The core's block of the selected inverse, (A⁻¹)_cc = (L_c L_cᵀ)⁻¹, into the
+    /// workspace's `sigma_cc` (column-major, both triangles): the triangular inverse
+    /// X = L_c⁻¹, then XᵀX (2n³/3 flops in all, in [`crate::numerics::blocked`]'s products);
+    /// a nested chain's blocks by [`LinearMixedModel::nested_inverse`].
     fn core_inverse(&self, s: &Several, ws: &mut Workspace) {
         if let Some(chain) = &s.nested {
             return self.nested_inverse(chain, ws);
@@ -96,12 +96,21 @@ impl LinearMixedModel {
         let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
         sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr);
         sw.kernels.inverse_from_inverse_factor(&mut sw.sigma_cc, &sw.inverse_l, nr);
+        // The upper triangle mirrored (nr²/2 copies): the selected inverse's products read
+        // Σ_RR by whole columns, in place where a front reaches every core row.
+        let sigma = &mut sw.sigma_cc[..nr * nr];
+        for c in 1..nr {
+            let (left, right) = sigma.split_at_mut(c * nr);
+            for (r, value) in right[..c].iter_mut().enumerate() {
+                *value = left[r * nr + c];
+            }
+        }
     }
 
     /// The selected inverse at every level j of the first factor (module docs), handed to
     /// `visit(j, (A⁻¹)_{R_j j}, (A⁻¹)_jj)` in the order of the levels ((A⁻¹)_{R_j j} r × q₀
-    /// and (A⁻¹)_jj q₀ × q₀, row-major), given the lower triangle of the core's block
-    /// `sigma_cc` (nr × nr column-major).
+    /// and (A⁻¹)_jj q₀ × q₀, row-major), given the core's block `sigma_cc` (nr × nr
+    /// column-major, both triangles, as [`LinearMixedModel::core_inverse`] leaves it).
     ///
     /// (A⁻¹)_{R j} = −Σ_RR V_j with V_jᵀ = L_j⁻ᵀ W_{j,R} costs r² q₀ multiply-adds per level,
     /// the gradient's largest part. Consecutive levels with the same rows R (all of them in a
@@ -135,13 +144,20 @@ impl LinearMixedModel {
             let selected = &mut selected[..height * r];
             selected.fill(0.0);
             if height >= PRODUCT_ROWS {
-                let gathered = &mut gathered[..r * r];
-                for (b, &rb) in rows.iter().enumerate() {
-                    for (a, &ra) in rows.iter().enumerate() {
-                        gathered[b * r + a] = sigma_cc[ra.min(rb) * nr + ra.max(rb)];
+                // Σ_RR itself when R is every core row (a front of a fully crossed design).
+                let sigma_rr: &[f64] = if r == nr {
+                    &sigma_cc[..nr * nr]
+                } else {
+                    let gathered = &mut gathered[..r * r];
+                    for (b, &rb) in rows.iter().enumerate() {
+                        let column = &sigma_cc[rb * nr..(rb + 1) * nr];
+                        for (g, &ra) in gathered[b * r..(b + 1) * r].iter_mut().zip(rows) {
+                            *g = column[ra];
+                        }
                     }
-                }
-                kernels.multiply((height, r, r), -1.0, (&stacked[..height * r], r, 1), (gathered, 1, r), selected, height);
+                    gathered
+                };
+                kernels.multiply((height, r, r), -1.0, (&stacked[..height * r], r, 1), (sigma_rr, 1, r), selected, height);
             } else {
                 // Σ_RR read once per pair from its lower triangle, by columns (the rows ascend).
                 for (b, &rb) in rows.iter().enumerate() {
@@ -166,11 +182,10 @@ impl LinearMixedModel {
                 }
                 let vt = &stacked[offset * r..(offset + q0) * r];
                 inverse_from_factor(&ws.l[j * q0 * q0..(j + 1) * q0 * q0], &ws.inverse_diagonal[j * q0..(j + 1) * q0], q0, a_inverse);
-                for (i, a_row) in a_inverse.chunks_exact_mut(q0).enumerate() {
-                    for (&v, sigma_row) in vt[i * r..(i + 1) * r].iter().zip(sigma_rj.chunks_exact(q0)) {
-                        axpy(-v, sigma_row, a_row);
-                    }
-                }
+                // As the packed product of its transpose, (A⁻¹)_jjᵀ −= (A⁻¹)_{R j}ᵀ V_j (the
+                // row-major q₀ × q₀ block is its transpose column-major): a loop of axpys over
+                // the r rows chained every step through the block in memory took longer.
+                kernels.multiply((q0, q0, r), -1.0, (sigma_rj, 1, q0), (vt, 1, r), a_inverse, q0);
                 visit(j, sigma_rj, a_inverse);
             }
             j0 = j1;
@@ -666,13 +681,6 @@ impl CouplingProducts {
             }
             product.fill(0.0);
         }
-    }
-}
-
-/// y += a x.
-fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
     }
 }
 
