@@ -282,24 +282,37 @@ pub(crate) fn polish(
 /// Moves coordinates that ended within rounding of their bound onto it: a Newton step lands
 /// on a minimum at the bound only up to rounding (1e-12, say), and an exact boundary (a
 /// singular fit) is what the caller needs. A move is kept when f does not rise by more than
-/// its rounding error.
+/// its rounding error. All such coordinates are moved at once first (one evaluation; the
+/// kb07-shaped fit ends with several), then one at a time when that raises f.
 pub(crate) fn snap_to_bounds(objective: &impl Objective, x: &mut Vec<f64>, value: &mut f64, gradient: &mut Vec<f64>, lower: &[f64], evaluations: &mut usize) {
     let size = 1.0 + x.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
-    for i in 0..x.len() {
-        if !(lower[i].is_finite() && x[i] > lower[i] && x[i] - lower[i] <= 1e-4 * size) {
-            continue;
+    let near = |x: &[f64], i: usize| lower[i].is_finite() && x[i] > lower[i] && x[i] - lower[i] <= 1e-4 * size;
+    let all: Vec<usize> = (0..x.len()).filter(|&i| near(x, i)).collect();
+    if all.len() > 1 && snap(objective, x, value, gradient, lower, &all, evaluations) {
+        return;
+    }
+    for i in all {
+        if near(x, i) {
+            snap(objective, x, value, gradient, lower, &[i], evaluations);
         }
-        let mut trial = x.clone();
+    }
+}
+
+/// Moves the coordinates `on` onto their bounds when f does not rise beyond its rounding
+/// (see [`snap_to_bounds`]); true when it did.
+fn snap(objective: &impl Objective, x: &mut Vec<f64>, value: &mut f64, gradient: &mut Vec<f64>, lower: &[f64], on: &[usize], evaluations: &mut usize) -> bool {
+    let mut trial = x.clone();
+    for &i in on {
         trial[i] = lower[i];
-        objective.canonicalize(&mut trial);
-        *evaluations += 1;
-        if let Ok((v, g)) = objective.value_and_gradient(&trial) {
-            if v <= *value + 64.0 * f64::EPSILON * value.abs().max(1.0) {
-                *x = trial;
-                *value = v;
-                *gradient = g;
-            }
+    }
+    objective.canonicalize(&mut trial);
+    *evaluations += 1;
+    match objective.value_and_gradient(&trial) {
+        Ok((v, g)) if v <= *value + 64.0 * f64::EPSILON * value.abs().max(1.0) => {
+            (*x, *value, *gradient) = (trial, v, g);
+            true
         }
+        _ => false,
     }
 }
 

@@ -44,7 +44,16 @@
 //!   block-diagonal across the groups, so every group with a negative curvature leaves 0 at
 //!   once, along its most negative direction (pointing into the feasible set), and the search
 //!   goes on; one group per convergence made the kb07-shaped restart from lme4's start climb
-//!   out of 7 saddles, each converged to the tolerance (446 -> 379 evaluations).
+//!   out of 7 saddles, each converged to the tolerance (446 -> 379 evaluations). The check is
+//!   also made once per set of such coordinates as soon as the projected gradient is within
+//!   [`EARLY_SADDLE`] times the tolerance: converging to a saddle's tolerance cost ~10
+//!   iterations each, and the kb07-shaped search from lme4's start passes 3-4 saddles
+//!   (252 -> 171 evaluations); a check that finds no negative curvature costs one gradient
+//!   per coordinate of the largest group, and the check at convergence is still made.
+//! - The line search evaluates f at the canonical form of each trial point
+//!   ([`Objective::canonicalize`], the same f), so a step that rotates a column of Λ costs
+//!   one evaluation, not two; B is then not updated, as the change in gradient is partly the
+//!   change of parametrisation.
 //! - B may start from a given matrix ([`Initial`]): the Hessian by differences at the start,
 //!   made positive definite (n gradients, for few θ: the first step is then a Newton step and
 //!   the secant updates keep the exact curvature, where a Newton method pays n gradients at
@@ -73,6 +82,9 @@ use crate::error::{HnmError, Result};
 const FIRST_STEP: f64 = 0.1;
 /// The widest ε of the ε-active set.
 const ACTIVE_WIDTH: f64 = 1e-3;
+/// The projected gradient, in multiples of the tolerance, below which the zero coordinates
+/// are checked for a saddle before convergence (module docs).
+const EARLY_SADDLE: f64 = 1e4;
 /// Armijo's constant of sufficient decrease.
 const ARMIJO: f64 = 1e-4;
 
@@ -151,6 +163,8 @@ pub(crate) fn quasi_newton_from(
         Initial::Differences => Some(positive_definite_hessian(objective, &x, &gradient, &mut evaluations)),
     };
     let mut stall = Stall::default();
+    // The sets of zero coordinates checked early (each once).
+    let mut checked: Vec<Vec<usize>> = Vec::new();
     let max_iterations = objective.max_iterations();
     while iterations < max_iterations {
         let projected = projected_norm(&x, &gradient, lower);
@@ -159,6 +173,19 @@ pub(crate) fn quasi_newton_from(
             break;
         }
         checkpoint.check_timed()?;
+        if projected > tolerance && projected <= EARLY_SADDLE * tolerance {
+            // Near a stationary point whose zero coordinates have not been checked yet: a
+            // saddle there is left now rather than after converging to it (module docs).
+            let zero = stationary_zeros(&x, &gradient, tolerance);
+            if !zero.is_empty() && !checked.contains(&zero) {
+                checked.push(zero);
+                if let Some((x_new, v_new, g_new)) = leave_saddle(objective, &x, value, &gradient, lower, tolerance, &mut evaluations) {
+                    (x, value, gradient) = (x_new, v_new, g_new);
+                    iterations += 1;
+                    continue;
+                }
+            }
+        }
         if projected <= tolerance {
             match leave_saddle(objective, &x, value, &gradient, lower, tolerance, &mut evaluations) {
                 Some((x_new, v_new, g_new)) => {
@@ -176,7 +203,7 @@ pub(crate) fn quasi_newton_from(
         let initial = hessian.is_none();
         let b = hessian.get_or_insert_with(|| scaled_identity(n, gradient.iter().fold(0.0_f64, |m, g| m.max(g.abs())) / FIRST_STEP));
         let direction = search_direction(b, &x, &gradient, lower, &objective.zero_groups(&x), tolerance);
-        let Some((mut x_new, v_new, g_new)) = projected_search(objective, &x, value, &gradient, &direction, lower, &mut evaluations) else {
+        let Some(step) = projected_search(objective, &x, value, &gradient, &direction, lower, &mut evaluations) else {
             // No step along a direction from a learnt B lowers f: start again from steepest
             // descent, whose short steps always can unless x is the minimum to rounding.
             if initial {
@@ -185,20 +212,14 @@ pub(crate) fn quasi_newton_from(
             hessian = None;
             continue;
         };
-        let before = x_new.clone();
-        objective.canonicalize(&mut x_new);
-        if x_new == before {
-            let s: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
-            let y: Vec<f64> = g_new.iter().zip(&gradient).map(|(a, b)| a - b).collect();
+        if step.canonical {
+            let s: Vec<f64> = step.x.iter().zip(&x).map(|(a, b)| a - b).collect();
+            let y: Vec<f64> = step.gradient.iter().zip(&gradient).map(|(a, b)| a - b).collect();
             damped_bfgs_update(b, &s, &y, initial);
-            (value, gradient) = (v_new, g_new);
-        } else {
-            // Another parametrisation of the same point (a column of Λ rotated): its change
-            // in gradient is no curvature, so B is kept without an update.
-            (value, gradient) = objective.value_and_gradient(&x_new)?;
-            evaluations += 1;
         }
-        x = x_new;
+        // Else another parametrisation of the point the step reached (a column of Λ
+        // rotated): its change in gradient is no curvature, so B is kept without an update.
+        (x, value, gradient) = (step.x, step.value, step.gradient);
     }
     if !converged && iterations < max_iterations {
         // f stalled, or no step lowered it, above the tolerance: a valley whose curvature
@@ -262,7 +283,7 @@ fn search_direction(b: &[f64], x: &[f64], gradient: &[f64], lower: &[f64], zero_
 /// `None` when no step lowers f.
 fn projected_search(
     objective: &impl Objective, x: &[f64], value: f64, gradient: &[f64], direction: &[f64], lower: &[f64], evaluations: &mut usize,
-) -> Option<(Vec<f64>, f64, Vec<f64>)> {
+) -> Option<Step> {
     let rounding = 1e2 * f64::EPSILON * value.abs().max(1.0);
     let before = projected_norm(x, gradient, lower);
     let mut alpha = 1.0;
@@ -271,13 +292,18 @@ fn projected_search(
         if trial == x {
             return None;
         }
+        // f is evaluated at the trial's canonical form (the same f): a step to a
+        // non-canonical point would otherwise cost a second evaluation once put back.
+        let mut at = trial.clone();
+        objective.canonicalize(&mut at);
         *evaluations += 1;
         let mut next = 0.5 * alpha;
-        if let Ok((v, g)) = objective.value_and_gradient(&trial) {
+        if let Ok((v, g)) = objective.value_and_gradient(&at) {
             let decrease: f64 = trial.iter().zip(x).zip(gradient).map(|((t, xi), gi)| gi * (t - xi)).sum();
-            let within_rounding = alpha == 1.0 && -decrease <= rounding && v <= value + rounding && projected_norm(&trial, &g, lower) < before;
+            let within_rounding = alpha == 1.0 && -decrease <= rounding && v <= value + rounding && projected_norm(&at, &g, lower) < before;
             if v.is_finite() && ((decrease < 0.0 && v <= value + ARMIJO * decrease) || (decrease >= 0.0 && v < value) || within_rounding) {
-                return Some((trial, v, g));
+                let canonical = at == trial;
+                return Some(Step { x: at, value: v, gradient: g, canonical });
             }
             let curvature = v - value - decrease;
             if v.is_finite() && decrease < 0.0 && curvature > 0.0 {
@@ -287,6 +313,16 @@ fn projected_search(
         alpha = next;
     }
     None
+}
+
+/// A step [`projected_search`] accepted: the point (in canonical form), f and ∇f there, and
+/// whether the point on the projected path was already canonical (else the step is a change
+/// of parametrisation too, whose change in gradient is no curvature).
+struct Step {
+    x: Vec<f64>,
+    value: f64,
+    gradient: Vec<f64>,
+    canonical: bool,
 }
 
 /// Powell's damped BFGS update of B (module docs) with the step s and the change of gradient
@@ -375,6 +411,12 @@ fn zero_block(objective: &impl Objective, x: &[f64], gradient: &[f64], on: &[usi
     h
 }
 
+/// The coordinates exactly 0 whose gradient is within `tolerance`: where a saddle of a
+/// function even in them hides (module docs).
+fn stationary_zeros(x: &[f64], gradient: &[f64], tolerance: f64) -> Vec<usize> {
+    (0..x.len()).filter(|&i| x[i] == 0.0 && gradient[i].abs() <= tolerance).collect()
+}
+
 /// The check for a saddle where the gradient vanishes by symmetry (module docs): the Hessian
 /// block on the coordinates that are exactly 0 with a gradient within the tolerance; along its
 /// most negative curvature, if any, a step into the feasible set that lowers f. `None` when
@@ -382,7 +424,7 @@ fn zero_block(objective: &impl Objective, x: &[f64], gradient: &[f64], on: &[usi
 fn leave_saddle(
     objective: &impl Objective, x: &[f64], value: f64, gradient: &[f64], lower: &[f64], tolerance: f64, evaluations: &mut usize,
 ) -> Option<(Vec<f64>, f64, Vec<f64>)> {
-    let zero: Vec<usize> = (0..x.len()).filter(|&i| x[i] == 0.0 && gradient[i].abs() <= tolerance).collect();
+    let zero = stationary_zeros(x, gradient, tolerance);
     if zero.is_empty() {
         return None;
     }
@@ -418,7 +460,9 @@ fn leave_saddle(
             direction[zero[c]] = sign * scale * v[c];
         }
     }
-    projected_search(objective, x, value, gradient, &direction, lower, evaluations).filter(|found| found.1 < value)
+    projected_search(objective, x, value, gradient, &direction, lower, evaluations)
+        .filter(|found| found.value < value)
+        .map(|found| (found.x, found.value, found.gradient))
 }
 
 #[cfg(test)]

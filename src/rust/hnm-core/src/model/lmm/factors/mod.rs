@@ -230,7 +230,7 @@ impl Several {
             norm_parts: filled(&DenseKernels::product_norms_scratch(m0, nr), 0.0, MODEL)?,
             kernels: DenseKernels::new(n)?,
             nested: self.nested.as_ref().map(|chain| chain.workspace(p1)).transpose()?,
-            selected: selected_inverse::SelectedBuffers::new(q0, widest - p1, widest)?,
+            selected: selected_inverse::SelectedBuffers::new(self, q0, widest - p1, widest)?,
         })
     }
 }

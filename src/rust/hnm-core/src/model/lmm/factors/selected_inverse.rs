@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::model::lmm::{LinearMixedModel, LmmFit, RandomEffects, Workspace};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::blocked::DenseKernels;
-use crate::numerics::dense::{congruence, dot, inverse_from_factor, solve_lower_transposed_scaled, times_lambda};
+use crate::numerics::dense::{congruence, inverse_from_factor, solve_lower_transposed_scaled, times_lambda};
 use crate::numerics::memory::{collected, filled, with_capacity};
 use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
 use faer::{MatMut, MatRef, Par};
@@ -71,21 +71,23 @@ impl LinearMixedModel {
             let front = &sw.fronts[q0 * first..q0 * last];
             let rows = &s.front_rows[first..last - p1];
             let mine = &mut first_part[j * q0 * rhs..(j + 1) * q0 * rhs];
+            // Each entry's sum in a local (subtracting term by term chained every step
+            // through a store and a load of the same entry).
             for i in 0..q0 {
-                for (a, &row) in rows.iter().enumerate() {
-                    for k in 0..rhs {
-                        mine[i * rhs + k] -= front[i * wj + a] * core_part[row * rhs + k];
-                    }
+                let front_row = &front[i * wj..i * wj + rows.len()];
+                for k in 0..rhs {
+                    let sum: f64 = front_row.iter().zip(rows).map(|(f, &row)| f * core_part[row * rhs + k]).sum();
+                    mine[i * rhs + k] -= sum;
                 }
             }
             solve_lower_transposed_scaled(&ls[j * q0 * q0..(j + 1) * q0 * q0], &inverse_diagonal[j * q0..(j + 1) * q0], q0, mine, rhs);
         }
     }
 
-    /// The core's block of the selected inverse, (A⁻¹)_cc = (L_c L_cᵀ)⁻¹, its lower triangle
-    /// into the workspace's `sigma_cc` (column-major): the triangular inverse X = L_c⁻¹, then
-    /// XᵀX (2n³/3 flops in all, in [`crate::numerics::blocked`]'s products); a nested chain's
-    /// blocks by [`LinearMixedModel::nested_inverse`].
+    /// The core's block of the selected inverse, (A⁻¹)_cc = (L_c L_cᵀ)⁻¹, into the
+    /// workspace's `sigma_cc` (column-major, both triangles): the triangular inverse
+    /// X = L_c⁻¹, then XᵀX (2n³/3 flops in all, in [`crate::numerics::blocked`]'s products);
+    /// a nested chain's blocks by [`LinearMixedModel::nested_inverse`].
     fn core_inverse(&self, s: &Several, ws: &mut Workspace) {
         if let Some(chain) = &s.nested {
             return self.nested_inverse(chain, ws);
@@ -94,12 +96,21 @@ impl LinearMixedModel {
         let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
         sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr);
         sw.kernels.inverse_from_inverse_factor(&mut sw.sigma_cc, &sw.inverse_l, nr);
+        // The upper triangle mirrored (nr²/2 copies): the selected inverse's products read
+        // Σ_RR by whole columns, in place where a front reaches every core row.
+        let sigma = &mut sw.sigma_cc[..nr * nr];
+        for c in 1..nr {
+            let (left, right) = sigma.split_at_mut(c * nr);
+            for (r, value) in right[..c].iter_mut().enumerate() {
+                *value = left[r * nr + c];
+            }
+        }
     }
 
     /// The selected inverse at every level j of the first factor (module docs), handed to
     /// `visit(j, (A⁻¹)_{R_j j}, (A⁻¹)_jj)` in the order of the levels ((A⁻¹)_{R_j j} r × q₀
-    /// and (A⁻¹)_jj q₀ × q₀, row-major), given the lower triangle of the core's block
-    /// `sigma_cc` (nr × nr column-major).
+    /// and (A⁻¹)_jj q₀ × q₀, row-major), given the core's block `sigma_cc` (nr × nr
+    /// column-major, both triangles, as [`LinearMixedModel::core_inverse`] leaves it).
     ///
     /// (A⁻¹)_{R j} = −Σ_RR V_j with V_jᵀ = L_j⁻ᵀ W_{j,R} costs r² q₀ multiply-adds per level,
     /// the gradient's largest part. Consecutive levels with the same rows R (all of them in a
@@ -133,13 +144,20 @@ impl LinearMixedModel {
             let selected = &mut selected[..height * r];
             selected.fill(0.0);
             if height >= PRODUCT_ROWS {
-                let gathered = &mut gathered[..r * r];
-                for (b, &rb) in rows.iter().enumerate() {
-                    for (a, &ra) in rows.iter().enumerate() {
-                        gathered[b * r + a] = sigma_cc[ra.min(rb) * nr + ra.max(rb)];
+                // Σ_RR itself when R is every core row (a front of a fully crossed design).
+                let sigma_rr: &[f64] = if r == nr {
+                    &sigma_cc[..nr * nr]
+                } else {
+                    let gathered = &mut gathered[..r * r];
+                    for (b, &rb) in rows.iter().enumerate() {
+                        let column = &sigma_cc[rb * nr..(rb + 1) * nr];
+                        for (g, &ra) in gathered[b * r..(b + 1) * r].iter_mut().zip(rows) {
+                            *g = column[ra];
+                        }
                     }
-                }
-                kernels.multiply((height, r, r), -1.0, (&stacked[..height * r], r, 1), (gathered, 1, r), selected, height);
+                    gathered
+                };
+                kernels.multiply((height, r, r), -1.0, (&stacked[..height * r], r, 1), (sigma_rr, 1, r), selected, height);
             } else {
                 // Σ_RR read once per pair from its lower triangle, by columns (the rows ascend).
                 for (b, &rb) in rows.iter().enumerate() {
@@ -164,11 +182,10 @@ impl LinearMixedModel {
                 }
                 let vt = &stacked[offset * r..(offset + q0) * r];
                 inverse_from_factor(&ws.l[j * q0 * q0..(j + 1) * q0 * q0], &ws.inverse_diagonal[j * q0..(j + 1) * q0], q0, a_inverse);
-                for (i, a_row) in a_inverse.chunks_exact_mut(q0).enumerate() {
-                    for (&v, sigma_row) in vt[i * r..(i + 1) * r].iter().zip(sigma_rj.chunks_exact(q0)) {
-                        axpy(-v, sigma_row, a_row);
-                    }
-                }
+                // As the packed product of its transpose, (A⁻¹)_jjᵀ −= (A⁻¹)_{R j}ᵀ V_j (the
+                // row-major q₀ × q₀ block is its transpose column-major): a loop of axpys over
+                // the r rows chained every step through the block in memory took longer.
+                kernels.multiply((q0, q0, r), -1.0, (sigma_rj, 1, q0), (vt, 1, r), a_inverse, q0);
                 visit(j, sigma_rj, a_inverse);
             }
             j0 = j1;
@@ -213,43 +230,18 @@ impl LinearMixedModel {
         let sigma_lower: &[f64] = sigma_cc;
         let lower = MatRef::from_column_major_slice(sigma_lower, nr, nr);
         let sigma_cc = |a: usize, b: usize| if a >= b { lower[(a, b)] } else { lower[(b, a)] };
-        let (mut u, mut y_row) = (vec![0.0; selected.sigma_rj.len()], vec![0.0; q0]);
+        // The couplings' terms summed level by level into products read after
+        // (CouplingProducts), taken out of `selected` for the visits.
+        let mut couplings = std::mem::take(&mut selected.couplings);
         let (first_gradient, other_gradients) = gradients.split_at_mut(1);
         let g0 = &mut first_gradient[0];
         self.first_level_inverses(s, ws, fronts, sigma_lower, selected, |j, sigma_rj, a_inverse| {
             let t = &ws.ts[j * q0 * q0..(j + 1) * q0 * q0];
             add_product(g0, 2.0, t, a_inverse, q0, q0, q0);
-            // The couplings' terms G₀ += 2 Cᵀ Λ_f Z_k and G_f += 2 C Λ₀ Z_kᵀ = 2 C U_kᵀ, with
-            // C = Z_fᵀZ₀, Z_k = (A⁻¹)_{(f,l) j} and U = Z Λ₀ᵀ formed once for the level: in
-            // rows of q₀ contiguous values, which vectorise.
-            let u = &mut u[..sigma_rj.len()];
-            for (z, u) in sigma_rj.chunks_exact(q0).zip(u.chunks_exact_mut(q0)) {
-                for (a, u) in u.iter_mut().enumerate() {
-                    *u = dot(&z[..=a], &lambdas[0][a * q0..=a * q0 + a]);
-                }
-            }
-            let mut column = 0;
-            for coupling in &s.fronts[s.front_start[j]..s.front_start[j + 1]] {
-                let f = coupling.row.0;
-                let qf = s.others[f].q;
-                let (c, lambda) = (&s.values[coupling.value..coupling.value + qf * q0], lambdas[f + 1]);
-                let (z, uk) = (&sigma_rj[column * q0..(column + qf) * q0], &u[column * q0..(column + qf) * q0]);
-                for x in 0..qf {
-                    // Row x of Λ_f Z_k, then G₀'s rows a += 2 C_xa times it.
-                    y_row.fill(0.0);
-                    for (yy, &l) in lambda[x * qf..=x * qf + x].iter().enumerate() {
-                        axpy(l, &z[yy * q0..(yy + 1) * q0], &mut y_row);
-                    }
-                    for (a, &cxa) in c[x * q0..(x + 1) * q0].iter().enumerate() {
-                        axpy(2.0 * cxa, &y_row, &mut g0[a * q0..(a + 1) * q0]);
-                    }
-                    for yy in 0..qf {
-                        other_gradients[f][x * qf + yy] += 2.0 * dot(&c[x * q0..(x + 1) * q0], &uk[yy * q0..(yy + 1) * q0]);
-                    }
-                }
-                column += qf;
-            }
+            couplings.gather(s, q0, j, sigma_rj);
         });
+        couplings.add_gradients(s, q0, &lambdas, g0, other_gradients);
+        selected.couplings = couplings;
         for (f, other) in s.others.iter().enumerate() {
             let q = other.q;
             let mut t = vec![0.0; q * q];
@@ -563,15 +555,18 @@ pub(crate) struct SelectedBuffers {
     kernels: DenseKernels,
     /// The scalar first factor's dense fronts, prepared by the first factorisation.
     pub(super) dense: DenseFronts,
+    /// The couplings' terms of the gradient ([`CouplingProducts`]).
+    couplings: CouplingProducts,
 }
 
 impl SelectedBuffers {
-    /// Buffers for a first factor of q₀ columns whose levels reach at most `r` rows of the
-    /// core, and fronts of at most `w` columns.
+    /// Buffers for the model's blocks `s`, a first factor of q₀ columns whose levels reach
+    /// at most `r` rows of the core, and fronts of at most `w` columns.
     ///
     /// # Errors
-    /// `TooLarge` when they do not fit in memory (two of 32 q₀ × r values, one of w × w).
-    pub(super) fn new(q0: usize, r: usize, w: usize) -> Result<Self> {
+    /// `TooLarge` when they do not fit in memory (two of 32 q₀ × r values, one of q₀ × r,
+    /// one of w × w).
+    pub(super) fn new(s: &Several, q0: usize, r: usize, w: usize) -> Result<Self> {
         const WHAT: &str = "the selected inverse of the grouping factors";
         let height = LEVELS_PER_PRODUCT * q0;
         Ok(SelectedBuffers {
@@ -582,24 +577,110 @@ impl SelectedBuffers {
             a_inverse: filled(&[q0, q0], 0.0, WHAT)?,
             kernels: DenseKernels::new(height.max(w))?,
             dense: DenseFronts::default(),
+            couplings: CouplingProducts::new(s, q0, r)?,
         })
     }
 
-    /// WᵀW (w × w, column-major) for the fronts of consecutive levels of the first factor
-    /// with the same rows, `stacked` = [W_j …] (`height` × w row-major, at most
-    /// [`LEVELS_PER_PRODUCT`] levels): their summed Schur update Σ_j W_jᵀW_j as one product.
+    /// WᵀW (w × w, column-major, on and below its diagonal: all the Schur update reads) for
+    /// the fronts of consecutive levels of the first factor with the same rows, `stacked` =
+    /// [W_j …] (`height` × w row-major, at most [`LEVELS_PER_PRODUCT`] levels): their summed
+    /// Schur update Σ_j W_jᵀW_j as one symmetric product (a SYRK, half the multiply-adds of
+    /// the full product, which took a fifth of each kb07-shaped evaluation), negated after.
     pub(super) fn gram(&mut self, stacked: &[f64], height: usize, w: usize) -> &[f64] {
         let gram = &mut self.gathered[..w * w];
         gram.fill(0.0);
-        self.kernels.multiply((w, w, height), 1.0, (stacked, 1, w), (stacked, w, 1), gram, w);
+        self.kernels.subtract_gram(gram, w, stacked, height);
+        for (c, column) in gram.chunks_exact_mut(w).enumerate() {
+            for value in &mut column[c..] {
+                *value = -*value;
+            }
+        }
         gram
     }
 }
 
-/// y += a x.
-fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
+/// Couplings per product of [`CouplingProducts::gather`]: the order its kernels are made for
+/// (so that every dimension of a product fits them), below the kernels' second thread.
+const COUPLINGS_PER_PRODUCT: usize = 192;
+
+/// The terms of the log|A| gradient from the blocks of ZᵀZ between the first factor and a
+/// later factor f (the fronts' couplings b = (level k of f, level j), C_b = Z_kᵀZ_j, q_f × q₀):
+/// G₀ += 2 Σ_b C_bᵀ Λ_f Z_b and G_f += 2 Σ_b C_b Λ₀ Z_bᵀ, with Z_b = (A⁻¹)_{k j}. Both are
+/// contractions of the one matrix P_f = Σ_b vec(C_b) vec(Z_b)ᵀ (q_f q₀ × q_f q₀, vec by rows):
+/// G₀[a][c] += 2 Σ_{y,x} Λ_f[y][x] P_f[(y,a),(x,c)] and G_f[x][y] += 2 Σ_{a,c} Λ₀[a][c]
+/// P_f[(x,a),(y,c)]. P_f is summed level by level as the selected inverse visits them, one
+/// packed product ([`DenseKernels::multiply`]) over the level's couplings of f (its Z_b are
+/// consecutive rows of (A⁻¹)_{R j}); per coupling in scalar code these terms took a fifth of
+/// each evaluation of the kb07-shaped model (two 8 × 8 blocks, 1,790 couplings).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CouplingProducts {
+    /// One level's C_b, gathered in the front's order (q_f × q₀ row-major each).
+    blocks: Vec<f64>,
+    /// P_f per later factor (column-major).
+    products: Vec<Vec<f64>>,
+    kernels: Option<DenseKernels>,
+}
+
+impl CouplingProducts {
+    /// The buffers for the model's blocks `s` whose fronts reach at most `r` rows of the core
+    /// (none for a nested chain, whose gradient is [`super::nested`]'s).
+    ///
+    /// # Errors
+    /// `TooLarge` when they do not fit in memory.
+    fn new(s: &Several, q0: usize, r: usize) -> Result<Self> {
+        const WHAT: &str = "the couplings of the grouping factors' gradient";
+        if s.nested.is_some() || s.fronts.is_empty() {
+            return Ok(CouplingProducts::default());
+        }
+        let widest = s.others.iter().map(|o| o.q * q0).max().unwrap_or(0);
+        let products = s.others.iter().map(|o| filled(&[o.q * q0, o.q * q0], 0.0, WHAT)).collect::<Result<_>>()?;
+        Ok(CouplingProducts { blocks: filled(&[r, q0], 0.0, WHAT)?, products, kernels: Some(DenseKernels::new(COUPLINGS_PER_PRODUCT.max(widest))?) })
+    }
+
+    /// Adds level j's couplings to the P_f, from its (A⁻¹)_{R j} (`sigma_rj`, r × q₀
+    /// row-major, the couplings' rows in the front's order, those of one factor together).
+    fn gather(&mut self, s: &Several, q0: usize, j: usize, sigma_rj: &[f64]) {
+        let Some(kernels) = &mut self.kernels else { return };
+        let couplings = &s.fronts[s.front_start[j]..s.front_start[j + 1]];
+        let mut row = 0;
+        for run in couplings.chunk_by(|a, b| a.row.0 == b.row.0) {
+            let f = run[0].row.0;
+            let size = s.others[f].q * q0;
+            let blocks = &mut self.blocks[..run.len() * size];
+            for (block, coupling) in blocks.chunks_exact_mut(size).zip(run) {
+                block.copy_from_slice(&s.values[coupling.value..coupling.value + size]);
+            }
+            let inverse = &sigma_rj[row..row + run.len() * size];
+            for (c, z) in blocks.chunks(COUPLINGS_PER_PRODUCT * size).zip(inverse.chunks(COUPLINGS_PER_PRODUCT * size)) {
+                kernels.multiply((size, size, c.len() / size), 1.0, (c, 1, size), (z, size, 1), &mut self.products[f], size);
+            }
+            row += run.len() * size;
+        }
+    }
+
+    /// Adds the terms of the type docs to G₀ (`g0`, q₀ × q₀) and each later factor's G_f
+    /// (`others[f]`), given every factor's Λ (`lambdas`, the first factor's first), and
+    /// clears the P_f for the next evaluation.
+    fn add_gradients(&mut self, s: &Several, q0: usize, lambdas: &[&[f64]], g0: &mut [f64], others: &mut [Vec<f64>]) {
+        for (f, product) in self.products.iter_mut().enumerate() {
+            let qf = s.others[f].q;
+            let size = qf * q0;
+            let p = |row: usize, column: usize| product[row + column * size];
+            let (lambda_f, lambda_0) = (lambdas[f + 1], lambdas[0]);
+            for a in 0..q0 {
+                for c in 0..q0 {
+                    let sum: f64 = (0..qf).map(|y| (0..=y).map(|x| lambda_f[y * qf + x] * p(y * q0 + a, x * q0 + c)).sum::<f64>()).sum();
+                    g0[a * q0 + c] += 2.0 * sum;
+                }
+            }
+            for x in 0..qf {
+                for y in 0..qf {
+                    let sum: f64 = (0..q0).map(|a| (0..=a).map(|c| lambda_0[a * q0 + c] * p(x * q0 + a, y * q0 + c)).sum::<f64>()).sum();
+                    others[f][x * qf + y] += 2.0 * sum;
+                }
+            }
+            product.fill(0.0);
+        }
     }
 }
 
