@@ -290,8 +290,8 @@ impl DenseKernels {
         [nr.div_ceil(NB), m]
     }
 
-    /// ‖X v_j‖² into `norms[j]` for the lower-triangular nr × nr X (column-major, `x`) and the
-    /// sparse vectors v_j, j < m = `norms.len()`: the values `values[starts[j]..starts[j + 1]]`
+    /// ‖X v_j‖² into `norms[j]` for the lower-triangular nr × nr X (column-major, `x`, zeros
+    /// above its diagonal, as [`DenseKernels::invert_lower`] leaves it) and the sparse vectors v_j, j < m = `norms.len()`: the values `values[starts[j]..starts[j + 1]]`
     /// at the ascending `rows` there, of which those at rows ≥ nr (only at a vector's end) are
     /// left out, and those with `dense[j]` (their norms left 0, for
     /// [`DenseKernels::dense_product_norms`]). Σ_j Σ_{r ∈ v_j} (nr − r) multiply-adds, by slabs of NB rows of X (a few
@@ -310,7 +310,7 @@ impl DenseKernels {
             // SAFETY: slab b writes its own m values of `partial`.
             let out = unsafe { std::slice::from_raw_parts_mut(out.get().add(b * m), m) };
             match isa {
-                Isa::Portable => slab_norms(x, nr, b * NB, starts, rows, values, dense, out),
+                Isa::Portable => slab_norms::<Portable>(x, nr, b * NB, starts, rows, values, dense, out),
                 // SAFETY: the instruction set was detected.
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2Fma => unsafe { slab_norms_avx2(x, nr, b * NB, starts, rows, values, dense, out) },
@@ -448,10 +448,12 @@ impl DenseKernels {
 /// The part of rows k0..k0 + NB of X of each ‖X v_j‖² of [`DenseKernels::sparse_product_norms`]
 /// into `out[j]`: each column of X at a row of v_j up to the slab's end, scaled and summed.
 /// (Slabs of NB rows, 64 × nr values, beat 32 and 16 rows on InstEval: the loop over a
-/// vector's rows, repeated for every slab, costs more than the slab's cache misses.)
+/// vector's rows, repeated for every slab, costs more than the slab's cache misses.) A whole
+/// slab goes through `K`'s [`NormTile`] by [`TILE`] rows, a partial one (the last) through
+/// the loop below.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn slab_norms(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], out: &mut [f64]) {
+fn slab_norms<K: NormTile>(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], out: &mut [f64]) {
     let k1 = (k0 + NB).min(nr);
     let mut y = [0.0; NB];
     let y = &mut y[..k1 - k0];
@@ -460,10 +462,15 @@ fn slab_norms(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize],
             *out = 0.0;
             continue;
         }
-        y.fill(0.0);
         let range = starts[j]..starts[j + 1];
+        let (rows, values) = (&rows[range.clone()], &values[range]);
+        if k1 - k0 == NB {
+            *out = (k0..k1).step_by(TILE).map(|t0| K::tile_norm(x, nr, t0, rows, values)).sum();
+            continue;
+        }
+        y.fill(0.0);
         // X is lower triangular: column r starts at row r.
-        for (&row, &v) in rows[range.clone()].iter().zip(&values[range]).take_while(|(&row, _)| row < k1) {
+        for (&row, &v) in rows.iter().zip(values).take_while(|(&row, _)| row < k1) {
             let from = row.max(k0);
             for (y, x) in y[from - k0..].iter_mut().zip(&x[row * nr + from..row * nr + k1]) {
                 *y += v * x;
@@ -473,11 +480,64 @@ fn slab_norms(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize],
     }
 }
 
+/// Rows of X summed at once by a [`NormTile`]: 8 AVX registers of 4 values.
+const TILE: usize = 32;
+
+/// ‖Σ_r v_r X[t0..t0 + TILE, r]‖² over the entries (r, v_r) of a sparse vector with r below
+/// the tile's end (`rows` ascending), the TILE sums held in registers and each column's TILE
+/// values read whole: X's zeros above its diagonal (as [`DenseKernels::invert_lower`] leaves
+/// them) make the columns that start inside the tile add nothing there.
+trait NormTile {
+    fn tile_norm(x: &[f64], nr: usize, t0: usize, rows: &[usize], values: &[f64]) -> f64;
+}
+
+impl NormTile for Portable {
+    #[inline(always)]
+    fn tile_norm(x: &[f64], nr: usize, t0: usize, rows: &[usize], values: &[f64]) -> f64 {
+        let mut tile = [0.0; TILE];
+        for (&row, &v) in rows.iter().zip(values).take_while(|(&row, _)| row < t0 + TILE) {
+            for (t, x) in tile.iter_mut().zip(&x[row * nr + t0..row * nr + t0 + TILE]) {
+                *t += v * x;
+            }
+        }
+        tile.iter().map(|t| t * t).sum()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl NormTile for Avx2Fma {
+    #[inline(always)]
+    fn tile_norm(x: &[f64], nr: usize, t0: usize, rows: &[usize], values: &[f64]) -> f64 {
+        use std::arch::x86_64::{_mm256_add_pd, _mm256_broadcast_sd, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_setzero_pd, _mm256_storeu_pd};
+        const LANES: usize = 4;
+        // SAFETY: this instance runs only where AVX2 and FMA were detected (through
+        // `slab_norms_avx2`); every load reads the TILE values of a column below nr rows
+        // (t0 + TILE ≤ nr: the slab is whole), bounds-checked by the slice.
+        unsafe {
+            let mut c = [_mm256_setzero_pd(); TILE / LANES];
+            for (&row, v) in rows.iter().zip(values).take_while(|(&row, _)| row < t0 + TILE) {
+                let column = &x[row * nr + t0..row * nr + t0 + TILE];
+                let v = _mm256_broadcast_sd(v);
+                for (l, c) in c.iter_mut().enumerate() {
+                    *c = _mm256_fmadd_pd(v, _mm256_loadu_pd(column.as_ptr().add(l * LANES)), *c);
+                }
+            }
+            let mut squares = _mm256_mul_pd(c[0], c[0]);
+            for c in &c[1..] {
+                squares = _mm256_add_pd(squares, _mm256_mul_pd(*c, *c));
+            }
+            let mut out = [0.0; LANES];
+            _mm256_storeu_pd(out.as_mut_ptr(), squares);
+            out.iter().sum()
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn slab_norms_avx2(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], out: &mut [f64]) {
-    slab_norms(x, nr, k0, starts, rows, values, dense, out)
+    slab_norms::<Avx2Fma>(x, nr, k0, starts, rows, values, dense, out)
 }
 
 /// A pointer shared by the two threads of a computation whose tasks write disjoint parts of
