@@ -166,11 +166,12 @@ impl MicroKernel for Avx2Fma {
 
 /// The AVX-512 micro-kernel: a 16 × 6 tile in 12 registers of eight values (zmm16–zmm27),
 /// two more for A's column and two for B's values, each broadcast once for its two
-/// multiply-adds. Written
-/// in assembly because AVX-512's intrinsics need Rust 1.89 (the package's minimum is 1.84):
-/// it uses only registers that the C calling convention lets a called function overwrite
-/// (declared by `clobber_abi`), as a C kernel would, and clears the registers' upper halves
-/// (`vzeroupper`) for the SSE and AVX code that follows.
+/// multiply-adds. Written in assembly because AVX-512's intrinsics need Rust 1.89 (the
+/// package's minimum is 1.84). It uses only zmm16–zmm31 (and its operands' general
+/// registers): registers that code compiled without AVX-512 never holds values in and that
+/// both x86-64 calling conventions let a called function overwrite (declared by
+/// `clobber_abi`, as for a call to a C kernel); and since it leaves the upper halves of
+/// zmm0–zmm15 untouched, the SSE and AVX code that follows needs no `vzeroupper`.
 #[cfg(target_arch = "x86_64")]
 struct Avx512;
 
@@ -237,7 +238,6 @@ impl MicroKernel for Avx512 {
                 "vmovupd zmmword ptr [r8 + 576], zmm25",
                 "vmovupd zmmword ptr [r8 + 640], zmm26",
                 "vmovupd zmmword ptr [r8 + 704], zmm27",
-                "vzeroupper",
                 inout("rsi") a => _,
                 inout("rdi") b => _,
                 inout("rdx") k => _,
