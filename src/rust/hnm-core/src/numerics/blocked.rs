@@ -1,7 +1,9 @@
 //! Blocked dense Cholesky factorisation, triangular inverse and inverse of a factored matrix
 //! (column-major, lower triangles), with all their O(n³) work in one packed matrix product
-//! C += α A B whose micro-kernel uses AVX2 and FMA when the processor has them (detected at
-//! run time, so one portable binary serves every x86-64) and portable Rust otherwise.
+//! C += α A B whose micro-kernel uses AVX-512 (16 × 6 tiles) or AVX2 and FMA (8 × 6) when the
+//! processor has them (detected at run time, so one portable binary serves every x86-64) and
+//! portable Rust otherwise. (On the project's 2-core AMD EPYC, AVX-512 factors and inverts
+//! InstEval's core of order 1128 in 7.3 and 7.7 ms of CPU where AVX2 takes 11.3 and 11.0.)
 //!
 //! # Why own kernels rather than faer's
 //! faer's products go through the gemm crate, which selects its SIMD kernels at run time only
@@ -10,6 +12,8 @@
 //! `cargo vendor` keeps every target's crates, so the vendored sources (src/rust/vendor.tar.xz)
 //! would no longer fit CRAN's 5 MB tarball. Without it faer multiplies with scalar code, and
 //! the dense core of crossed factors (order ~1150 for InstEval) dominated each evaluation.
+//! Measured again (faer 0.24, order 1128, one thread): faer's Cholesky 28 ms of CPU, this
+//! module's 11 ms (AVX2) and 7 ms (AVX-512).
 //! Compiling for a newer CPU (`-C target-cpu`) is not an option for portable binaries.
 //!
 //! # The algorithms (Golub & Van Loan, *Matrix Computations*, 4th ed., sections 1.3, 4.2)
@@ -39,9 +43,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::error::Result;
 use crate::numerics::memory::filled;
 
-/// Rows of the micro-kernel's tile (two AVX registers of four values).
-const MR: usize = 8;
-/// Columns of the micro-kernel's tile (12 accumulators, 2 + 1 registers for the operands).
+/// Rows of the micro-kernels' tiles at most ([`MicroKernel::MR`]: 16 for AVX-512, 8 else).
+const MR_MAX: usize = 16;
+/// Columns of the micro-kernels' tiles (12 accumulators, 2 + 1 registers for the operands).
 const NR: usize = 6;
 /// The depth of one packed pass (the A panel of MR × KC values stays in L1, the packed A
 /// block of MC × KC in L2).
@@ -67,32 +71,54 @@ enum Isa {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    /// AVX-512's products ([`Avx512`]), the rest of the code as with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 impl Isa {
     fn detected() -> Isa {
+        Isa::available().pop().expect("the portable code")
+    }
+
+    /// The instruction sets this processor runs, the fastest last.
+    fn available() -> Vec<Isa> {
+        #[allow(unused_mut)]
+        let mut out = vec![Isa::Portable];
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            return Isa::Avx2Fma;
+            out.push(Isa::Avx2Fma);
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                out.push(Isa::Avx512);
+            }
         }
-        Isa::Portable
+        out
     }
 }
 
-/// The micro-kernel: the MR × NR tile (column-major) Σ_p a_p b_pᵀ of a packed A panel (k
-/// columns of MR values) and a packed B panel (k rows of NR values).
+/// The micro-kernel: the MR × NR tile (column-major, in the first MR · NR values of `out`)
+/// Σ_p a_p b_pᵀ of a packed A panel (k columns of MR values) and a packed B panel (k rows of
+/// NR values).
 trait MicroKernel {
+    /// The tile's rows.
+    const MR: usize;
+
     /// # Safety
     /// `a` and `b` hold at least k · MR and k · NR values; on x86-64 the caller has checked
     /// the instruction set of the implementation.
-    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR * NR]);
+    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR_MAX * NR]);
 }
 
 struct Portable;
 
+/// Two AVX registers of four values.
+const MR: usize = 8;
+
 impl MicroKernel for Portable {
+    const MR: usize = MR;
+
     #[inline(always)]
-    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR * NR]) {
+    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR_MAX * NR]) {
         // SAFETY: the caller's contract on the lengths.
         let (a, b) = unsafe { (std::slice::from_raw_parts(a, k * MR), std::slice::from_raw_parts(b, k * NR)) };
         let mut c = [0.0; MR * NR];
@@ -103,7 +129,7 @@ impl MicroKernel for Portable {
                 }
             }
         }
-        *out = c;
+        out[..MR * NR].copy_from_slice(&c);
     }
 }
 
@@ -112,8 +138,10 @@ struct Avx2Fma;
 
 #[cfg(target_arch = "x86_64")]
 impl MicroKernel for Avx2Fma {
+    const MR: usize = MR;
+
     #[inline(always)]
-    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR * NR]) {
+    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR_MAX * NR]) {
         use std::arch::x86_64::{_mm256_broadcast_sd, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_setzero_pd, _mm256_storeu_pd};
         // SAFETY: the caller checked AVX2 and FMA and the panels' lengths; every load reads
         // within them (p < k) and every store within `out`.
@@ -136,12 +164,100 @@ impl MicroKernel for Avx2Fma {
     }
 }
 
-/// A matrix operand read in place: element (i, j) at `data[i * rs + j * cs]`.
+/// The AVX-512 micro-kernel: a 16 × 6 tile in 12 registers of eight values (zmm16–zmm27),
+/// two more for A's column and two for B's values, each broadcast once for its two
+/// multiply-adds. Written in assembly because AVX-512's intrinsics need Rust 1.89 (the
+/// package's minimum is 1.84). It uses only zmm16–zmm31 (and its operands' general
+/// registers): registers that code compiled without AVX-512 never holds values in and that
+/// both x86-64 calling conventions let a called function overwrite (declared by
+/// `clobber_abi`, as for a call to a C kernel); and since it leaves the upper halves of
+/// zmm0–zmm15 untouched, the SSE and AVX code that follows needs no `vzeroupper`.
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
+
+#[cfg(target_arch = "x86_64")]
+impl MicroKernel for Avx512 {
+    const MR: usize = 16;
+
+    #[inline(always)]
+    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR_MAX * NR]) {
+        // SAFETY: the caller checked AVX-512F (with AVX2 and FMA) and the panels' lengths:
+        // the loop reads k · 16 values of `a` and k · 6 of `b`; the stores write the 96
+        // values of `out`.
+        unsafe {
+            std::arch::asm!(
+                "vpxorq zmm16, zmm16, zmm16",
+                "vpxorq zmm17, zmm17, zmm17",
+                "vpxorq zmm18, zmm18, zmm18",
+                "vpxorq zmm19, zmm19, zmm19",
+                "vpxorq zmm20, zmm20, zmm20",
+                "vpxorq zmm21, zmm21, zmm21",
+                "vpxorq zmm22, zmm22, zmm22",
+                "vpxorq zmm23, zmm23, zmm23",
+                "vpxorq zmm24, zmm24, zmm24",
+                "vpxorq zmm25, zmm25, zmm25",
+                "vpxorq zmm26, zmm26, zmm26",
+                "vpxorq zmm27, zmm27, zmm27",
+                "test rdx, rdx",
+                "jz 3f",
+                "2:",
+                "vmovupd zmm28, zmmword ptr [rsi]",
+                "vmovupd zmm29, zmmword ptr [rsi + 64]",
+                "vbroadcastsd zmm30, qword ptr [rdi]",
+                "vfmadd231pd zmm16, zmm28, zmm30",
+                "vfmadd231pd zmm17, zmm29, zmm30",
+                "vbroadcastsd zmm31, qword ptr [rdi + 8]",
+                "vfmadd231pd zmm18, zmm28, zmm31",
+                "vfmadd231pd zmm19, zmm29, zmm31",
+                "vbroadcastsd zmm30, qword ptr [rdi + 16]",
+                "vfmadd231pd zmm20, zmm28, zmm30",
+                "vfmadd231pd zmm21, zmm29, zmm30",
+                "vbroadcastsd zmm31, qword ptr [rdi + 24]",
+                "vfmadd231pd zmm22, zmm28, zmm31",
+                "vfmadd231pd zmm23, zmm29, zmm31",
+                "vbroadcastsd zmm30, qword ptr [rdi + 32]",
+                "vfmadd231pd zmm24, zmm28, zmm30",
+                "vfmadd231pd zmm25, zmm29, zmm30",
+                "vbroadcastsd zmm31, qword ptr [rdi + 40]",
+                "vfmadd231pd zmm26, zmm28, zmm31",
+                "vfmadd231pd zmm27, zmm29, zmm31",
+                "add rsi, 128",
+                "add rdi, 48",
+                "dec rdx",
+                "jnz 2b",
+                "3:",
+                "vmovupd zmmword ptr [r8], zmm16",
+                "vmovupd zmmword ptr [r8 + 64], zmm17",
+                "vmovupd zmmword ptr [r8 + 128], zmm18",
+                "vmovupd zmmword ptr [r8 + 192], zmm19",
+                "vmovupd zmmword ptr [r8 + 256], zmm20",
+                "vmovupd zmmword ptr [r8 + 320], zmm21",
+                "vmovupd zmmword ptr [r8 + 384], zmm22",
+                "vmovupd zmmword ptr [r8 + 448], zmm23",
+                "vmovupd zmmword ptr [r8 + 512], zmm24",
+                "vmovupd zmmword ptr [r8 + 576], zmm25",
+                "vmovupd zmmword ptr [r8 + 640], zmm26",
+                "vmovupd zmmword ptr [r8 + 704], zmm27",
+                inout("rsi") a => _,
+                inout("rdi") b => _,
+                inout("rdx") k => _,
+                in("r8") out.as_mut_ptr(),
+                clobber_abi("C"),
+                options(nostack),
+            );
+        }
+    }
+}
+
+/// A matrix operand read in place: element (i, j) at `data[i * rs + j * cs]`; with `lower`
+/// its elements above the diagonal (j > i) are zeros, which the product skips where whole
+/// tiles' sums would only add them (a triangular operand's products cost half).
 #[derive(Clone, Copy)]
 struct Operand {
     data: *const f64,
     rs: usize,
     cs: usize,
+    lower: bool,
 }
 
 impl Operand {
@@ -190,7 +306,7 @@ struct Scratch {
 impl Scratch {
     fn new(n: usize) -> Result<Self> {
         // No larger than the blocks of a matrix of order n (small cores are common).
-        let (rows, depth, columns) = (n.min(MC).div_ceil(MR).max(1) * MR, n.clamp(1, KC), n.min(NC).div_ceil(NR).max(1) * NR);
+        let (rows, depth, columns) = (n.min(MC).div_ceil(MR_MAX).max(1) * MR_MAX, n.clamp(1, KC), n.min(NC).div_ceil(NR).max(1) * NR);
         let packing = Packing { a: filled(&[rows, depth], 0.0, WHAT)?, b: filled(&[depth, columns], 0.0, WHAT)? };
         Ok(Scratch { packing, t: filled(&[NB.min(n), NB.min(n)], 0.0, WHAT)? })
     }
@@ -247,7 +363,10 @@ impl DenseKernels {
             Isa::Portable => partial_cholesky::<Portable>(self, a, n, nr),
             // SAFETY: the instruction set was detected.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { partial_cholesky_avx2(self, a, n, nr) },
+            Isa::Avx2Fma => unsafe { partial_cholesky_avx2::<Avx2Fma>(self, a, n, nr) },
+            // SAFETY: the instruction set was detected.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { partial_cholesky_avx2::<Avx512>(self, a, n, nr) },
         }
     }
 
@@ -290,8 +409,8 @@ impl DenseKernels {
         [nr.div_ceil(NB), m]
     }
 
-    /// ‖X v_j‖² into `norms[j]` for the lower-triangular nr × nr X (column-major, `x`) and the
-    /// sparse vectors v_j, j < m = `norms.len()`: the values `values[starts[j]..starts[j + 1]]`
+    /// ‖X v_j‖² into `norms[j]` for the lower-triangular nr × nr X (column-major, `x`, zeros
+    /// above its diagonal, as [`DenseKernels::invert_lower`] leaves it) and the sparse vectors v_j, j < m = `norms.len()`: the values `values[starts[j]..starts[j + 1]]`
     /// at the ascending `rows` there, of which those at rows ≥ nr (only at a vector's end) are
     /// left out, and those with `dense[j]` (their norms left 0, for
     /// [`DenseKernels::dense_product_norms`]). Σ_j Σ_{r ∈ v_j} (nr − r) multiply-adds, by slabs of NB rows of X (a few
@@ -310,10 +429,10 @@ impl DenseKernels {
             // SAFETY: slab b writes its own m values of `partial`.
             let out = unsafe { std::slice::from_raw_parts_mut(out.get().add(b * m), m) };
             match isa {
-                Isa::Portable => slab_norms(x, nr, b * NB, starts, rows, values, dense, out),
+                Isa::Portable => slab_norms::<Portable>(x, nr, b * NB, starts, rows, values, dense, out),
                 // SAFETY: the instruction set was detected.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2Fma => unsafe { slab_norms_avx2(x, nr, b * NB, starts, rows, values, dense, out) },
+                Isa::Avx2Fma | Isa::Avx512 => unsafe { slab_norms_avx2(x, nr, b * NB, starts, rows, values, dense, out) },
             }
         });
         norms.fill(0.0);
@@ -342,7 +461,7 @@ impl DenseKernels {
         }
         let base = Shared(c.as_mut_ptr());
         // Pᵀ (element (i, p) = P[p, i]) and P, read in place.
-        let (left, right) = (Operand { data: panel.as_ptr(), rs: 1, cs: n }, Operand { data: panel.as_ptr(), rs: n, cs: 1 });
+        let (left, right) = (Operand { data: panel.as_ptr(), rs: 1, cs: n, lower: false }, Operand { data: panel.as_ptr(), rs: n, cs: 1, lower: false });
         let isa = self.isa;
         // The packing buffers hold KC products, or n for a matrix of order below KC: P's rows
         // by that many.
@@ -398,8 +517,8 @@ impl DenseKernels {
                 // SAFETY: X's rows k0..k1 and columns ..k1, P's rows v0..v0 + count and
                 // columns ..k1 lie within their slices; the target is the scratch's own.
                 unsafe {
-                    let a = Operand { data: x.as_ptr().add(k0), rs: 1, cs: nr };
-                    let p = Operand { data: panel.as_ptr().add(v0 * nr), rs: 1, cs: nr };
+                    let a = Operand { data: x.as_ptr().add(k0), rs: 1, cs: nr, lower: false };
+                    let p = Operand { data: panel.as_ptr().add(v0 * nr), rs: 1, cs: nr, lower: false };
                     product_on(isa, &mut scratch.packing, h, count, k1, 1.0, a, p, target);
                 }
                 for (norm, column) in out[v0..v0 + count].iter_mut().zip(y.chunks_exact(h)) {
@@ -436,8 +555,8 @@ impl DenseKernels {
         let reach = |rows: usize, columns: usize, (data, rs, cs): (&[f64], usize, usize)| data.len() > (rows - 1) * rs + (columns - 1) * cs;
         assert!(reach(m, k, a) && reach(k, n, b) && ldc >= m && c.len() >= (n - 1) * ldc + m);
         let (kc, mc, nc) = (k.min(KC), m.min(MC), n.min(NC));
-        assert!(self.scratch.packing.a.len() >= kc * mc.div_ceil(MR) * MR && self.scratch.packing.b.len() >= kc * nc.div_ceil(NR) * NR);
-        let (a, b) = (Operand { data: a.0.as_ptr(), rs: a.1, cs: a.2 }, Operand { data: b.0.as_ptr(), rs: b.1, cs: b.2 });
+        assert!(self.scratch.packing.a.len() >= kc * mc.div_ceil(MR_MAX) * MR_MAX && self.scratch.packing.b.len() >= kc * nc.div_ceil(NR) * NR);
+        let (a, b) = (Operand { data: a.0.as_ptr(), rs: a.1, cs: a.2, lower: false }, Operand { data: b.0.as_ptr(), rs: b.1, cs: b.2, lower: false });
         let target = Target { data: c.as_mut_ptr(), ld: ldc, lower: None };
         // SAFETY: the operands and the target were checked to hold their dimensions, `c`
         // (borrowed mutably) overlaps neither, and the instruction set was detected.
@@ -448,10 +567,12 @@ impl DenseKernels {
 /// The part of rows k0..k0 + NB of X of each ‖X v_j‖² of [`DenseKernels::sparse_product_norms`]
 /// into `out[j]`: each column of X at a row of v_j up to the slab's end, scaled and summed.
 /// (Slabs of NB rows, 64 × nr values, beat 32 and 16 rows on InstEval: the loop over a
-/// vector's rows, repeated for every slab, costs more than the slab's cache misses.)
+/// vector's rows, repeated for every slab, costs more than the slab's cache misses.) A whole
+/// slab goes through `K`'s [`NormTile`] by [`TILE`] rows, a partial one (the last) through
+/// the loop below.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn slab_norms(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], out: &mut [f64]) {
+fn slab_norms<K: NormTile>(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], out: &mut [f64]) {
     let k1 = (k0 + NB).min(nr);
     let mut y = [0.0; NB];
     let y = &mut y[..k1 - k0];
@@ -460,10 +581,15 @@ fn slab_norms(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize],
             *out = 0.0;
             continue;
         }
-        y.fill(0.0);
         let range = starts[j]..starts[j + 1];
+        let (rows, values) = (&rows[range.clone()], &values[range]);
+        if k1 - k0 == NB {
+            *out = (k0..k1).step_by(TILE).map(|t0| K::tile_norm(x, nr, t0, rows, values)).sum();
+            continue;
+        }
+        y.fill(0.0);
         // X is lower triangular: column r starts at row r.
-        for (&row, &v) in rows[range.clone()].iter().zip(&values[range]).take_while(|(&row, _)| row < k1) {
+        for (&row, &v) in rows.iter().zip(values).take_while(|(&row, _)| row < k1) {
             let from = row.max(k0);
             for (y, x) in y[from - k0..].iter_mut().zip(&x[row * nr + from..row * nr + k1]) {
                 *y += v * x;
@@ -473,11 +599,64 @@ fn slab_norms(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize],
     }
 }
 
+/// Rows of X summed at once by a [`NormTile`]: 8 AVX registers of 4 values.
+const TILE: usize = 32;
+
+/// ‖Σ_r v_r X[t0..t0 + TILE, r]‖² over the entries (r, v_r) of a sparse vector with r below
+/// the tile's end (`rows` ascending), the TILE sums held in registers and each column's TILE
+/// values read whole: X's zeros above its diagonal (as [`DenseKernels::invert_lower`] leaves
+/// them) make the columns that start inside the tile add nothing there.
+trait NormTile {
+    fn tile_norm(x: &[f64], nr: usize, t0: usize, rows: &[usize], values: &[f64]) -> f64;
+}
+
+impl NormTile for Portable {
+    #[inline(always)]
+    fn tile_norm(x: &[f64], nr: usize, t0: usize, rows: &[usize], values: &[f64]) -> f64 {
+        let mut tile = [0.0; TILE];
+        for (&row, &v) in rows.iter().zip(values).take_while(|(&row, _)| row < t0 + TILE) {
+            for (t, x) in tile.iter_mut().zip(&x[row * nr + t0..row * nr + t0 + TILE]) {
+                *t += v * x;
+            }
+        }
+        tile.iter().map(|t| t * t).sum()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl NormTile for Avx2Fma {
+    #[inline(always)]
+    fn tile_norm(x: &[f64], nr: usize, t0: usize, rows: &[usize], values: &[f64]) -> f64 {
+        use std::arch::x86_64::{_mm256_add_pd, _mm256_broadcast_sd, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_setzero_pd, _mm256_storeu_pd};
+        const LANES: usize = 4;
+        // SAFETY: this instance runs only where AVX2 and FMA were detected (through
+        // `slab_norms_avx2`); every load reads the TILE values of a column below nr rows
+        // (t0 + TILE ≤ nr: the slab is whole), bounds-checked by the slice.
+        unsafe {
+            let mut c = [_mm256_setzero_pd(); TILE / LANES];
+            for (&row, v) in rows.iter().zip(values).take_while(|(&row, _)| row < t0 + TILE) {
+                let column = &x[row * nr + t0..row * nr + t0 + TILE];
+                let v = _mm256_broadcast_sd(v);
+                for (l, c) in c.iter_mut().enumerate() {
+                    *c = _mm256_fmadd_pd(v, _mm256_loadu_pd(column.as_ptr().add(l * LANES)), *c);
+                }
+            }
+            let mut squares = _mm256_mul_pd(c[0], c[0]);
+            for c in &c[1..] {
+                squares = _mm256_add_pd(squares, _mm256_mul_pd(*c, *c));
+            }
+            let mut out = [0.0; LANES];
+            _mm256_storeu_pd(out.as_mut_ptr(), squares);
+            out.iter().sum()
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn slab_norms_avx2(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], out: &mut [f64]) {
-    slab_norms(x, nr, k0, starts, rows, values, dense, out)
+    slab_norms::<Avx2Fma>(x, nr, k0, starts, rows, values, dense, out)
 }
 
 /// A pointer shared by the two threads of a computation whose tasks write disjoint parts of
@@ -531,7 +710,10 @@ unsafe fn product_on(isa: Isa, pack: &mut Packing, m: usize, n: usize, k: usize,
         Isa::Portable => unsafe { product::<Portable>(pack, m, n, k, alpha, a, b, c) },
         // SAFETY: the caller's contract and the detected instruction set.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { product_avx2(pack, m, n, k, alpha, a, b, c) },
+        Isa::Avx2Fma => unsafe { product_avx2::<Avx2Fma>(pack, m, n, k, alpha, a, b, c) },
+        // SAFETY: the caller's contract and the detected instruction set.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { product_avx2::<Avx512>(pack, m, n, k, alpha, a, b, c) },
     }
 }
 
@@ -543,7 +725,10 @@ unsafe fn invert_lower_column_on(isa: Isa, scratch: &mut Scratch, x: *mut f64, l
         Isa::Portable => unsafe { invert_lower_column::<Portable>(scratch, x, l, n, nr, b) },
         // SAFETY: the caller's contract and the detected instruction set.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { invert_lower_column_avx2(scratch, x, l, n, nr, b) },
+        Isa::Avx2Fma => unsafe { invert_lower_column_avx2::<Avx2Fma>(scratch, x, l, n, nr, b) },
+        // SAFETY: the caller's contract and the detected instruction set.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { invert_lower_column_avx2::<Avx512>(scratch, x, l, n, nr, b) },
     }
 }
 
@@ -555,38 +740,41 @@ unsafe fn inverse_column_on(isa: Isa, scratch: &mut Scratch, sigma: *mut f64, x:
         Isa::Portable => unsafe { inverse_column::<Portable>(scratch, sigma, x, nr, b) },
         // SAFETY: the caller's contract and the detected instruction set.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => unsafe { inverse_column_avx2(scratch, sigma, x, nr, b) },
+        Isa::Avx2Fma => unsafe { inverse_column_avx2::<Avx2Fma>(scratch, sigma, x, nr, b) },
+        // SAFETY: the caller's contract and the detected instruction set.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { inverse_column_avx2::<Avx512>(scratch, sigma, x, nr, b) },
     }
 }
 
 // The AVX2 instances: the generic bodies inlined into functions compiled for AVX2 and FMA,
-// so that their vector loops use them too.
+// so that their vector loops use them too (with the AVX2 or the AVX-512 micro-kernel).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn partial_cholesky_avx2(k: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize) -> bool {
-    partial_cholesky::<Avx2Fma>(k, a, n, nr)
+unsafe fn partial_cholesky_avx2<K: MicroKernel>(k: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize) -> bool {
+    partial_cholesky::<K>(k, a, n, nr)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn product_avx2(pack: &mut Packing, m: usize, n: usize, k: usize, alpha: f64, a: Operand, b: Operand, c: Target) {
+unsafe fn product_avx2<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k: usize, alpha: f64, a: Operand, b: Operand, c: Target) {
     // SAFETY: the caller's contract.
-    unsafe { product::<Avx2Fma>(pack, m, n, k, alpha, a, b, c) }
+    unsafe { product::<K>(pack, m, n, k, alpha, a, b, c) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn invert_lower_column_avx2(scratch: &mut Scratch, x: *mut f64, l: &[f64], n: usize, nr: usize, b: usize) {
+unsafe fn invert_lower_column_avx2<K: MicroKernel>(scratch: &mut Scratch, x: *mut f64, l: &[f64], n: usize, nr: usize, b: usize) {
     // SAFETY: the caller's contract.
-    unsafe { invert_lower_column::<Avx2Fma>(scratch, x, l, n, nr, b) }
+    unsafe { invert_lower_column::<K>(scratch, x, l, n, nr, b) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn inverse_column_avx2(scratch: &mut Scratch, sigma: *mut f64, x: &[f64], nr: usize, b: usize) {
+unsafe fn inverse_column_avx2<K: MicroKernel>(scratch: &mut Scratch, sigma: *mut f64, x: &[f64], nr: usize, b: usize) {
     // SAFETY: the caller's contract.
-    unsafe { inverse_column::<Avx2Fma>(scratch, sigma, x, nr, b) }
+    unsafe { inverse_column::<K>(scratch, sigma, x, nr, b) }
 }
 
 #[inline(always)]
@@ -620,8 +808,12 @@ fn subtract_earlier_columns<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut 
     let (m, w, k) = (n - j0, end - j0, j0 - first);
     // SAFETY (of the pointers): the operands (columns first..j0) and the target (columns
     // j0..end, rows j0..n) are disjoint parts of `a`, within its n × n values.
-    let (left, right) =
-        unsafe { (Operand { data: base.get().add(first * n + j0), rs: 1, cs: n }, Operand { data: base.get().add(first * n + j0), rs: n, cs: 1 }) };
+    let (left, right) = unsafe {
+        (
+            Operand { data: base.get().add(first * n + j0), rs: 1, cs: n, lower: false },
+            Operand { data: base.get().add(first * n + j0), rs: n, cs: 1, lower: false },
+        )
+    };
     let target = |top: usize| Target { data: base.get().wrapping_add(j0 * n + j0 + top), ld: n, lower: Some(top) };
     let DenseKernels { isa, scratch, helper } = kernels;
     match helper {
@@ -682,8 +874,8 @@ fn trailing_update<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut [f64], n:
             n - nr,
             nr,
             -1.0,
-            Operand { data: base.add(nr), rs: 1, cs: n },
-            Operand { data: base.add(nr), rs: n, cs: 1 },
+            Operand { data: base.add(nr), rs: 1, cs: n, lower: false },
+            Operand { data: base.add(nr), rs: n, cs: 1, lower: false },
             Target { data: base.add(nr * n + nr), ld: n, lower: Some(0) },
         );
     }
@@ -707,7 +899,9 @@ fn solve_lower_block(l: &[f64], ld_l: usize, w: usize, b: &mut [f64], ld_b: usiz
 
 /// Block column `b` of X = L⁻¹ below their diagonal blocks (already X[J, J] =
 /// L[J, J]⁻¹): X[I, J] = −X[I, I] (L[I, J..I] X[J..I, J]), block row by block row (X[J..I, J]
-/// is complete when I's turn comes): two products.
+/// is complete when I's turn comes): two products, whose triangular operands X[J, J] (atop
+/// X[J..I, J]) and X[I, I] have their zeros above the diagonal skipped (they would add
+/// n² NB / 2 multiply-adds, 17% of InstEval's n³/6).
 ///
 /// # Safety
 /// `x` points to nr × nr values (column-major) that hold the diagonal blocks, `l` holds
@@ -730,8 +924,8 @@ unsafe fn invert_lower_column<K: MicroKernel>(scratch: &mut Scratch, x: *mut f64
                 w,
                 i0 - j0,
                 1.0,
-                Operand { data: l.as_ptr().add(j0 * n + i0), rs: 1, cs: n },
-                Operand { data: x.add(j0 * nr + j0), rs: 1, cs: nr },
+                Operand { data: l.as_ptr().add(j0 * n + i0), rs: 1, cs: n, lower: false },
+                Operand { data: x.add(j0 * nr + j0), rs: 1, cs: nr, lower: true },
                 Target { data: t, ld: h, lower: None },
             );
             for j in 0..w {
@@ -743,8 +937,8 @@ unsafe fn invert_lower_column<K: MicroKernel>(scratch: &mut Scratch, x: *mut f64
                 w,
                 h,
                 -1.0,
-                Operand { data: x.add(i0 * nr + i0), rs: 1, cs: nr },
-                Operand { data: t, rs: 1, cs: h },
+                Operand { data: x.add(i0 * nr + i0), rs: 1, cs: nr, lower: true },
+                Operand { data: t, rs: 1, cs: h, lower: false },
                 Target { data: x.add(j0 * nr + i0), ld: nr, lower: None },
             );
         }
@@ -775,8 +969,8 @@ unsafe fn inverse_column<K: MicroKernel>(scratch: &mut Scratch, sigma: *mut f64,
                 w,
                 nr - i0,
                 1.0,
-                Operand { data: x.as_ptr().add(i0 * nr + i0), rs: nr, cs: 1 },
-                Operand { data: x.as_ptr().add(j0 * nr + i0), rs: 1, cs: nr },
+                Operand { data: x.as_ptr().add(i0 * nr + i0), rs: nr, cs: 1, lower: false },
+                Operand { data: x.as_ptr().add(j0 * nr + i0), rs: 1, cs: nr, lower: false },
                 Target { data: sigma.add(j0 * nr + i0), ld: nr, lower: Some(i0 - j0) },
             );
         }
@@ -792,7 +986,7 @@ unsafe fn inverse_column<K: MicroKernel>(scratch: &mut Scratch, sigma: *mut f64,
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn product<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k: usize, alpha: f64, a: Operand, b: Operand, c: Target) {
-    let mut tile = [0.0; MR * NR];
+    let mut tile = [0.0; MR_MAX * NR];
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
@@ -813,9 +1007,9 @@ unsafe fn product<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k: usi
                 if c.above_diagonal(ic, mc, jc) {
                     continue;
                 }
-                for (panel, packed) in pack.a.chunks_exact_mut(kc * MR).take(mc.div_ceil(MR)).enumerate() {
-                    let i0 = ic + panel * MR;
-                    for (p, column) in packed.chunks_exact_mut(MR).enumerate() {
+                for (panel, packed) in pack.a.chunks_exact_mut(kc * K::MR).take(mc.div_ceil(K::MR)).enumerate() {
+                    let i0 = ic + panel * K::MR;
+                    for (p, column) in packed.chunks_exact_mut(K::MR).enumerate() {
                         for (ii, value) in column.iter_mut().enumerate() {
                             let i = i0 + ii;
                             // SAFETY: (i, pc + p) lies within A.
@@ -826,14 +1020,23 @@ unsafe fn product<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k: usi
                 for jr in (0..nc).step_by(NR) {
                     let j0 = jc + jr;
                     let nr = NR.min(n - j0);
-                    for ir in (0..mc).step_by(MR) {
+                    for ir in (0..mc).step_by(K::MR) {
                         let i0 = ic + ir;
-                        let mr = MR.min(m - i0);
+                        let mr = K::MR.min(m - i0);
                         if c.above_diagonal(i0, mr, j0) {
                             continue;
                         }
-                        // SAFETY: the packed panels hold kc · MR and kc · NR values.
-                        unsafe { K::tile(kc, pack.a.as_ptr().add(ir * kc), pack.b.as_ptr().add(jr * kc), &mut tile) };
+                        // The products p of the tile that may be nonzero: a lower-triangular A
+                        // has none past its rows' last (p > i), a lower-triangular B none
+                        // before its columns' first (p < j).
+                        let end = if a.lower { (i0 + K::MR).saturating_sub(pc).min(kc) } else { kc };
+                        let start = if b.lower { j0.saturating_sub(pc).min(end) } else { 0 };
+                        if start == end {
+                            continue;
+                        }
+                        // SAFETY: the packed panels hold kc · K::MR and kc · NR values, of which
+                        // the products start..end are read.
+                        unsafe { K::tile(end - start, pack.a.as_ptr().add(ir * kc + start * K::MR), pack.b.as_ptr().add(jr * kc + start * NR), &mut tile) };
                         for jj in 0..nr {
                             let rows = match c.lower {
                                 Some(d) => (j0 + jj).saturating_sub(i0 + d).min(mr)..mr,
@@ -841,7 +1044,7 @@ unsafe fn product<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k: usi
                             };
                             for ii in rows {
                                 // SAFETY: (i0 + ii, j0 + jj) lies within the target.
-                                unsafe { *c.data.add(i0 + ii + (j0 + jj) * c.ld) += alpha * tile[jj * MR + ii] };
+                                unsafe { *c.data.add(i0 + ii + (j0 + jj) * c.ld) += alpha * tile[jj * K::MR + ii] };
                             }
                         }
                     }
@@ -874,11 +1077,7 @@ mod tests {
     }
 
     fn isas() -> Vec<Isa> {
-        let mut out = vec![Isa::Portable];
-        if Isa::detected() != Isa::Portable {
-            out.push(Isa::detected());
-        }
-        out
+        Isa::available()
     }
 
     /// The factor, L₂₁ and the Schur complement reproduce A: L₁₁L₁₁ᵀ = A₁₁, L₂₁L₁₁ᵀ = A₂₁,

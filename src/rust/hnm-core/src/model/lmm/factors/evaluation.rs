@@ -91,6 +91,13 @@ impl LinearMixedModel {
             let mut column = 0;
             for coupling in &s.fronts[s.front_start[j]..s.front_start[j + 1]] {
                 let qf = s.others[coupling.row.0].q;
+                if q0 == 1 && qf == 1 {
+                    // Scalar factors (InstEval's, one coupling per observed pair of levels):
+                    // λ₀ c λ_f, as `coupled_transposed` multiplies them, without its loops.
+                    front[column] = lambda0[0] * (s.values[coupling.value] * sw.lambdas[coupling.row.0][0]);
+                    column += 1;
+                    continue;
+                }
                 // Λ₀ᵀ (Z_fᵀZ_0)ᵀ Λ_f: q₀ × q_f.
                 let block = &mut block[..q0 * qf];
                 coupled_transposed(&s.values[coupling.value..coupling.value + qf * q0], lambda0, q0, &sw.lambdas[coupling.row.0], qf, &mut scratch, block);
