@@ -365,7 +365,9 @@ struct Levels<'a> {
 /// `Optimizer` when a level's block is not positive definite (only through rounding: A ⪰ I).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn factor_levels(q: usize, f: &Factor<'_>, own: Option<&[f64]>, ls: &mut [f64], inverse: &mut [f64], fronts: &mut [f64], target: &mut [f64], to_root: bool) -> Result<f64> {
+fn factor_levels(
+    q: usize, f: &Factor<'_>, own: Option<&[f64]>, ls: &mut [f64], inverse: &mut [f64], fronts: &mut [f64], target: &mut [f64], to_root: bool,
+) -> Result<f64> {
     let (w, r) = (f.w, f.r);
     let p1 = w - r;
     let lambda = &f.lambda[..q * q];
@@ -489,7 +491,8 @@ fn solve_levels(q: usize, f: &Factor<'_>, levels: &Levels<'_>, rhs: usize, combi
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gradient_levels(
-    q: usize, f: &Factor<'_>, first: Option<(&Levels<'_>, &[f64], usize)>, sigmas: &[f64], sigma: &mut [f64], scratch: &mut [f64], own: &mut [f64], later: &mut [Vec<f64>],
+    q: usize, f: &Factor<'_>, first: Option<(&Levels<'_>, &[f64], usize)>, sigmas: &[f64], sigma: &mut [f64], scratch: &mut [f64], own: &mut [f64],
+    later: &mut [Vec<f64>],
 ) {
     let (r, n) = (f.r, q + f.r);
     let lambda = &f.lambda[..q * q];
@@ -545,7 +548,8 @@ fn gradient_levels(
 #[inline(always)]
 fn level_inverse(q: usize, levels: &Levels<'_>, level: usize, w: usize, r: usize, parent: &[f64], scratch: &mut [f64], out: &mut [f64]) {
     let n = q + r;
-    let (l, inverse, front) = (&levels.l[level * q * q..(level + 1) * q * q], &levels.inverse[level * q..(level + 1) * q], &levels.fronts[level * q * w..(level + 1) * q * w]);
+    let (l, inverse, front) =
+        (&levels.l[level * q * q..(level + 1) * q * q], &levels.inverse[level * q..(level + 1) * q], &levels.fronts[level * q * w..(level + 1) * q * w]);
     // Vᵀ = L⁻ᵀ W_R (q × r), then (L Lᵀ)⁻¹ (q × q).
     let (vt, own) = scratch[..q * r + q * q].split_at_mut(q * r);
     for i in 0..q {
