@@ -343,7 +343,8 @@ impl LinearMixedModel {
             let first = Self::first_levels(ws, nw);
             // The first factor's Σ over each level and its ancestors from its parent's.
             let first = (k == 0).then(|| (&first, &nw.sigma[1][..], f.w));
-            with_literal!(f.q, q in [1, 2] => gradient_levels(q, &f, first, &nw.sigma[k], &mut sigma, &mut scratch, &mut own[k], later));
+            // Literal q and r: at the first factor's many levels the loops over both unroll.
+            with_literal!(f.q, q in [1, 2] => with_literal!(f.r, r in [0, 1, 2, 3] => gradient_levels(q, r, &f, first, &nw.sigma[k], &mut sigma, &mut scratch, &mut own[k], later)));
         }
     }
 }
@@ -483,7 +484,7 @@ fn solve_levels(q: usize, f: &Factor<'_>, levels: &Levels<'_>, rhs: usize, combi
 }
 
 /// log|A|'s part of the gradient over factor `f`'s levels (see
-/// [`LinearMixedModel::nested_logdet_gradient`]) for a literal `q` = q_k, added into
+/// [`LinearMixedModel::nested_logdet_gradient`]) for a literal `q` = q_k and `r` = r_k, added into
 /// `own` (∂/∂Λ_k) and `later` (∂/∂Λ_g at g − k − 1). Each level's Σ over itself and its
 /// ancestors is read from `sigmas` or, for the first factor (`first`: its levels, its
 /// parents' Σ and its fronts' width), formed into `sigma` by [`level_inverse`] with
@@ -491,10 +492,10 @@ fn solve_levels(q: usize, f: &Factor<'_>, levels: &Levels<'_>, rhs: usize, combi
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gradient_levels(
-    q: usize, f: &Factor<'_>, first: Option<(&Levels<'_>, &[f64], usize)>, sigmas: &[f64], sigma: &mut [f64], scratch: &mut [f64], own: &mut [f64],
+    q: usize, r: usize, f: &Factor<'_>, first: Option<(&Levels<'_>, &[f64], usize)>, sigmas: &[f64], sigma: &mut [f64], scratch: &mut [f64], own: &mut [f64],
     later: &mut [Vec<f64>],
 ) {
-    let (r, n) = (f.r, q + f.r);
+    let n = q + r;
     let lambda = &f.lambda[..q * q];
     let k = f.lineage.first().map_or(0, |&(g, _, _)| g - 1);
     for level in 0..f.m {
