@@ -349,7 +349,10 @@ grouping_factors <- function(parsed, data, env, call, levels = NULL) {
 cell_codes <- function(factors, keep = NULL) {
   sizes <- vapply(factors, function(f) as.integer(f$n_groups), 0L)
   order <- order(sizes, decreasing = TRUE)
-  cells <- combine_codes(lapply(factors[order], row_codes), sizes[order], keep)
+  # A factor's codes are read as they are (combine_codes() takes factors): as.integer() would
+  # copy them, 4 bytes a row.
+  codes <- lapply(factors[order], function(f) if (identical(f$code_offset, 0L)) f$codes else row_codes(f))
+  cells <- combine_codes(codes, sizes[order], keep)
   levels <- cells$levels[order(order)]
   list(cell = cells$codes, n_cells = cells$n, levels = levels,
        n_levels = vapply(seq_along(levels), function(k) {
@@ -357,26 +360,39 @@ cell_codes <- function(factors, keep = NULL) {
        }, 0L))
 }
 
-# The combinations of integer codes (codes[[k]] in 1..sizes[k], NA for missing) that occur,
-# numbered 1..n in lexical order of the codes: `codes`, each row's combination (NA where a
-# code is NA or `keep` is FALSE); `n`; `levels`, for each of `codes`, its value in each
-# combination. Integer arithmetic only, never a string per row: a code that is the same in
-# all rows of each combination so far (an outer factor of a nested design) leaves the
-# combinations as they are (one gather and compare); any other is combined with them by
-# dense_codes().
-combine_codes <- function(codes, sizes, keep = NULL) {
+# The combinations of integer codes (codes[[k]] in 1..sizes[k], NA for missing; a factor's
+# codes read as they are) that occur, numbered 1..n in lexical order of the codes, or in the
+# order `order_cells(levels)` gives (the cells' new order from their `levels` below): `codes`,
+# each row's combination (NA where a code is NA or `keep` is FALSE; a plain integer vector, or
+# with the attributes `attributes(levels)` gives from the cells' `levels`); `n`; `levels`, for
+# each of `codes`, its value in each combination. Integer arithmetic only, never a string per row: in a nested design (every
+# later code a function of the first) the cells are the first code's levels with rows
+# (nested_cells(), one Rust pass), the rows' codes one gather of the first code (or the first
+# code itself); otherwise a code that is the same in all rows of each combination so far
+# leaves the combinations as they are (one gather and compare), and any other is combined with
+# them by dense_codes().
+combine_codes <- function(codes, sizes, keep = NULL, order_cells = NULL, attributes = NULL) {
   n_rows <- length(codes[[1L]])
-  # Only codes with a missing value are scanned row by row (anyNA() allocates nothing): at
-  # 1e7 rows the scans and their `|` cost more than the combination itself.
-  missing <- vapply(codes, anyNA, NA)
-  rows <- if (any(missing)) !Reduce(`|`, lapply(codes[missing], is.na))
-  if (!is.null(keep)) rows <- if (is.null(rows)) keep else rows & keep
-  every_row <- is.null(rows) || all(rows)
-  if (!every_row) {
-    rows <- which(rows)
-    codes <- lapply(codes, `[`, rows)
+  # A nested design is found by one Rust pass, which also refuses a missing code: then no row
+  # needs a scan for NA.
+  cells <- if (is.null(keep)) nested_cells(codes, sizes)
+  every_row <- TRUE
+  if (is.null(cells)) {
+    # Plain integers: anyNA(), is.na() and arithmetic on a factor would dispatch (anyNA() of a
+    # factor is is.na() of every row); as.integer() copies only a factor's codes.
+    codes <- lapply(codes, as.integer)
+    # Only codes with a missing value are scanned row by row (anyNA() allocates nothing): at
+    # 1e7 rows the scans and their `|` cost more than the combination itself.
+    missing <- vapply(codes, anyNA, NA)
+    rows <- if (any(missing)) !Reduce(`|`, lapply(codes[missing], is.na))
+    if (!is.null(keep)) rows <- if (is.null(rows)) keep else rows & keep
+    every_row <- is.null(rows) || all(rows)
+    if (!every_row) {
+      rows <- which(rows)
+      codes <- lapply(codes, `[`, rows)
+    }
+    cells <- nested_cells(codes, sizes)
   }
-  cells <- nested_cells(codes, sizes)
   if (is.null(cells)) {
     cells <- dense_codes(codes[1L], sizes[1L])
     for (k in seq_along(codes)[-1L]) {
@@ -385,24 +401,36 @@ combine_codes <- function(codes, sizes, keep = NULL) {
       }
     }
     cells$levels <- lapply(codes, cell_values, cells = cells)
+    cells <- list(first = cells$codes, map = NULL, n = cells$n, levels = cells$levels)
   }
-  list(codes = if (every_row) cells$codes else replace(rep(NA_integer_, n_rows), rows, cells$codes),
-       n = cells$n, levels = cells$levels)
+  if (!is.null(order_cells)) {
+    new <- order_cells(cells$levels)
+    rank <- integer(cells$n)
+    rank[new] <- seq_len(cells$n)
+    cells$levels <- lapply(cells$levels, `[`, new)
+    cells$map <- if (is.null(cells$map)) rank else rank[cells$map]
+  }
+  # The rows' cells: the first code through `map` (one gather), or the first code itself.
+  out <- if (!is.null(cells$map)) cells$map[cells$first] else as.integer(cells$first)
+  if (!every_row) out <- replace(rep(NA_integer_, n_rows), rows, out)
+  # A fresh vector (but the first code itself, without attributes) takes them in place.
+  if (!is.null(attributes)) attributes(out) <- attributes(cells$levels)
+  list(codes = out, n = cells$n, levels = cells$levels)
 }
 
 # combine_codes()' cells when every later code is a function of the first (a nested design:
 # the class gives the school), from one Rust pass over the rows (rs_nested_values()) instead
 # of a scatter, a gather and a comparison per code; NULL otherwise. The cells are the first
-# code's levels with rows, in its order: its codes themselves when every level has rows.
+# code's levels with rows, in its order: the rows' cells are `map[first]`, or `first` itself
+# (`map` NULL) when every level has rows.
 nested_cells <- function(codes, sizes) {
   if (length(codes) < 2L) return(NULL)
   values <- rust_result(rs_nested_values(codes[[1L]], as.integer(sizes[1L]), codes[-1L]))
   if (is.null(values)) return(NULL)
   present <- values[[1L]] > 0L
   n <- sum(present)
-  first <- codes[[1L]]
-  list(codes = if (n == length(present) && is.null(attributes(first))) first else cumsum(present)[first],
-       n = n, levels = c(list(which(present)), lapply(values, `[`, present)))
+  list(first = codes[[1L]], map = if (n < length(present)) cumsum(present), n = n,
+       levels = c(list(which(present)), lapply(values, `[`, present)))
 }
 
 # For each cell, the value of `values` in its rows (any one of them).

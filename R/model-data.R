@@ -153,17 +153,18 @@ group_variable <- function(expr, data, env, call) {
   })
   # Combined from the most levels to the fewest, so that in a nested design (classes within
   # schools) each outer part is a function of the cells so far (combine_codes()' cheap case,
-  # no sort of the rows); then the cells renumbered in lexical order of the parts as written,
-  # lme4's order of the levels (a sort of the cells only).
+  # no sort of the rows); the cells numbered in lexical order of the parts as written, lme4's
+  # order of the levels (a sort of the cells only), and the factor's codes made with their
+  # attributes in one gather of the parts' codes (a factor's read as they are).
   sizes <- lengths(lapply(parts, `[[`, "levels"))
   first <- order(sizes, decreasing = TRUE)
-  cells <- combine_codes(lapply(parts[first], function(part) as.integer(part$codes)), sizes[first])
-  levels <- cells$levels[order(first)]
-  lexical <- do.call(order, c(unname(levels), method = "radix"))
-  rank <- integer(cells$n)
-  rank[lexical] <- seq_len(cells$n)
-  labels <- Map(function(part, level) part$levels[level[lexical]], parts, levels)
-  structure(rank[cells$codes], levels = do.call(paste, c(unname(labels), sep = ":")), class = "factor")
+  lexical <- function(levels) do.call(order, c(unname(levels[order(first)]), method = "radix"))
+  labelled <- function(levels) {
+    labels <- Map(function(part, level) part$levels[level], parts, levels[order(first)])
+    list(levels = do.call(paste, c(unname(labels), sep = ":")), class = "factor")
+  }
+  combine_codes(lapply(parts[first], `[[`, "codes"), sizes[first], order_cells = lexical,
+                attributes = labelled)$codes
 }
 
 is_interaction <- function(expr) is.call(expr) && identical(expr[[1L]], as.name(":"))

@@ -58,6 +58,19 @@ fn designs(seed: u64) -> Vec<Design> {
         .collect();
     let columns = vec![y, x, w];
     let fixed = vec![I, V(1), V(2)];
+    // The nested chain's per-level kernels for each literal q and r (q_k and the ancestors'
+    // Σ q_g): pupils in classes in schools in districts as the benchmark has them
+    // (q = 1, 2, 1, `top` the districts' terms), with a slope on the districts too (r = 4 at
+    // the first factor), and q = 3 on the first factor (the general cases).
+    let pupils = |top: Vec<Term>, blocks: Vec<usize>| Design {
+        columns: columns.clone(),
+        fixed: fixed.clone(),
+        factors: vec![
+            factor(a.clone(), 12, vec![I], vec![1]),
+            factor(nested_outer.clone(), 4, vec![I, V(1)], vec![2]),
+            factor(nested_top.clone(), 2, top, blocks),
+        ],
+    };
     vec![
         Design {
             columns: columns.clone(),
@@ -85,14 +98,17 @@ fn designs(seed: u64) -> Vec<Design> {
             factors: vec![
                 factor(a.clone(), 12, vec![I, V(1)], vec![2]),
                 factor(nested_outer.clone(), 4, vec![I, V(1)], vec![2]),
-                factor(nested_top, 2, vec![I], vec![1]),
+                factor(nested_top.clone(), 2, vec![I], vec![1]),
             ],
         },
         Design {
-            columns,
-            fixed,
-            factors: vec![factor(a, 12, vec![I], vec![1]), factor(b, 5, vec![I, V(1)], vec![2]), factor(nested_outer, 4, vec![I], vec![1])],
+            columns: columns.clone(),
+            fixed: fixed.clone(),
+            factors: vec![factor(a.clone(), 12, vec![I], vec![1]), factor(b, 5, vec![I, V(1)], vec![2]), factor(nested_outer.clone(), 4, vec![I], vec![1])],
         },
+        pupils(vec![I], vec![1]),
+        pupils(vec![I, V(2)], vec![2]),
+        Design { columns, fixed, factors: vec![factor(a, 12, vec![I, V(1), V(2)], vec![3]), factor(nested_outer, 4, vec![I], vec![1])] },
     ]
 }
 

@@ -34,12 +34,10 @@
 //! gradient then is the formula of [`super`] over these blocks: level l's own block and one
 //! coupling per ancestor.
 
-use super::{coupled_transposed, transposed_times, Several, SeveralWorkspace};
+use super::{Several, SeveralWorkspace};
 use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
-use crate::numerics::dense::{
-    cholesky_in_place, inverse_from_factor, lambda_transposed_times, multiply, solve_lower_scaled, solve_lower_transposed_scaled, times_lambda,
-};
+use crate::numerics::dense::{cholesky_in_place, dot, inverse_from_factor, solve_lower_scaled, solve_lower_transposed_scaled};
 use crate::numerics::memory::filled;
 
 const MODEL: &str = "the blocks of the nested grouping factors";
@@ -48,11 +46,15 @@ const MODEL: &str = "the blocks of the nested grouping factors";
 /// k ≥ 1 is `Several::others[k − 1]`.
 #[derive(Debug, Clone)]
 pub(crate) struct NestedChain {
-    /// `parents[k][l]`: the level of factor k + 1 that holds level l of factor k (k < K − 1).
-    parents: Vec<Vec<usize>>,
+    /// `ancestors[k][l (K − 1 − k) + g − k − 1]`: the level of factor g > k that holds level l
+    /// of factor k (its parent at g = k + 1).
+    ancestors: Vec<Vec<usize>>,
     /// `couplings[k][l (K − 1 − k) + g − k − 1]`: the offset in `Several::values` of C_{g l}
     /// = Z_gᵀZ_k over level l's rows (q_g × q_k row-major) for each later factor g.
     couplings: Vec<Vec<usize>>,
+    /// Per factor k, its ancestors' factors g > k as (g, q_g, the first of g's columns in a
+    /// front of k), by increasing g.
+    lineage: Vec<Vec<(usize, usize, usize)>>,
     /// q_k, m_k and r_k = Σ_{g>k} q_g per factor.
     shapes: Vec<(usize, usize, usize)>,
 }
@@ -72,14 +74,32 @@ pub(crate) struct NestedWorkspace {
     root: Vec<f64>,
 }
 
-/// The shape of factor k: q_k, m_k, r_k (its ancestors' rows) and Λ_k.
-struct Shape<'a> {
+/// What the per-level kernels read of factor k: q_k, m_k, r_k, the front's width
+/// w_k = r_k + p + 1, Λ_k and the levels' S_l, B_l; its ancestors (`lineage`, with the later
+/// factors' Λ_g in `lambdas[g − 1]`), and per level their levels and couplings' offsets
+/// (`ancestors`, `couplings`: `lineage.len()` per level).
+struct Factor<'a> {
     q: usize,
     m: usize,
     r: usize,
+    w: usize,
     lambda: &'a [f64],
     zz: &'a [f64],
     zxy: &'a [f64],
+    lineage: &'a [(usize, usize, usize)],
+    lambdas: &'a [Vec<f64>],
+    values: &'a [f64],
+    ancestors: &'a [usize],
+    couplings: &'a [usize],
+}
+
+impl Factor<'_> {
+    /// Level l's ancestors' levels and their couplings' offsets, in `lineage`'s order.
+    #[inline(always)]
+    fn of_level(&self, l: usize) -> (&[usize], &[usize]) {
+        let a = self.lineage.len();
+        (&self.ancestors[l * a..(l + 1) * a], &self.couplings[l * a..(l + 1) * a])
+    }
 }
 
 impl NestedChain {
@@ -92,7 +112,19 @@ impl NestedChain {
     pub(crate) fn of(q0: usize, m0: usize, s: &Several) -> Result<Option<NestedChain>> {
         let k_count = s.others.len() + 1;
         let levels = |k: usize| if k == 0 { m0 } else { s.others[k - 1].levels() };
-        let shapes = (0..k_count).map(|k| (if k == 0 { q0 } else { s.others[k - 1].q }, levels(k), s.others[k..].iter().map(|o| o.q).sum())).collect();
+        let q_of = |k: usize| if k == 0 { q0 } else { s.others[k - 1].q };
+        let shapes = (0..k_count).map(|k| (q_of(k), levels(k), (k + 1..k_count).map(q_of).sum())).collect();
+        let lineage = (0..k_count)
+            .map(|k| {
+                let mut column = 0;
+                (k + 1..k_count)
+                    .map(|g| {
+                        column += q_of(g);
+                        (g, q_of(g), column - q_of(g))
+                    })
+                    .collect()
+            })
+            .collect();
         let mut couplings = Vec::with_capacity(k_count);
         let mut ancestors = Vec::with_capacity(k_count);
         for k in 0..k_count {
@@ -113,10 +145,8 @@ impl NestedChain {
             couplings[k][slot] = value;
             ancestors[k][slot] = a;
         }
-        // Every level has rows, so it couples to one level of each later factor; the first
-        // later factor's is its parent (the later ones follow by transitivity of nesting).
-        let parents = ancestors.into_iter().take(k_count - 1).enumerate().map(|(k, a)| a.into_iter().step_by(k_count - 1 - k).collect()).collect();
-        Ok(Some(NestedChain { parents, couplings, shapes }))
+        // Every level has rows, so it couples to one level of each later factor.
+        Ok(Some(NestedChain { ancestors, couplings, lineage, shapes }))
     }
 
     fn factors(&self) -> usize {
@@ -153,31 +183,36 @@ impl NestedChain {
         self.shapes[k]
     }
 
-    /// Level l of factor k's ancestors: (factor g, its level, the ancestor's first column in
-    /// l's front), by increasing g.
-    fn ancestors<'a>(&'a self, s: &'a Several, k: usize, l: usize) -> impl Iterator<Item = (usize, usize, usize)> + 'a {
-        let (mut level, mut column) = (l, 0);
-        (k + 1..self.factors()).map(move |g| {
-            level = self.parents[g - 1][level];
-            let out = (g, level, column);
-            column += s.others[g - 1].q;
-            out
-        })
-    }
-
-    fn coupling(&self, k: usize, l: usize, g: usize) -> usize {
-        self.couplings[k][l * (self.factors() - 1 - k) + g - k - 1]
+    /// The level of factor k + 1 that holds level l of factor k.
+    fn parent(&self, k: usize, l: usize) -> usize {
+        self.ancestors[k][l * (self.factors() - 1 - k)]
     }
 }
 
 impl LinearMixedModel {
-    fn shape<'a>(&'a self, s: &'a Several, chain: &NestedChain, lambdas: &'a [Vec<f64>], lambda0: &'a [f64], k: usize) -> Shape<'a> {
+    /// Factor k of the chain as the per-level kernels read it, with the later factors' Λ
+    /// `lambdas` and the first factor's `lambda0`.
+    fn chain_factor<'a>(&'a self, s: &'a Several, chain: &'a NestedChain, lambdas: &'a [Vec<f64>], lambda0: &'a [f64], k: usize) -> Factor<'a> {
         let (q, m, r) = chain.dimensions(k);
-        if k == 0 {
-            Shape { q, m, r, lambda: lambda0, zz: &self.zz, zxy: &self.zxy }
+        let (lambda, zz, zxy) = if k == 0 {
+            (lambda0, &self.zz[..], &self.zxy[..])
         } else {
             let o = &s.others[k - 1];
-            Shape { q, m, r, lambda: &lambdas[k - 1], zz: &o.zz, zxy: &o.zxy }
+            (&lambdas[k - 1][..], &o.zz[..], &o.zxy[..])
+        };
+        Factor {
+            q,
+            m,
+            r,
+            w: r + self.p + 1,
+            lambda,
+            zz,
+            zxy,
+            lineage: &chain.lineage[k],
+            lambdas,
+            values: &s.values,
+            ancestors: &chain.ancestors[k],
+            couplings: &chain.couplings[k],
         }
     }
 
@@ -190,100 +225,28 @@ impl LinearMixedModel {
     pub(crate) fn factorize_nested(&self, s: &Several, chain: &NestedChain, ws: &mut Workspace) -> Result<f64> {
         let p1 = self.p + 1;
         let Workspace { l: l0, inverse_diagonal: inverse0, lambda: lambda0, lf, several, .. } = ws;
-        let sw = several.as_mut().expect("a workspace of a model with several factors");
-        let nw = sw.nested.as_mut().expect("a workspace of a nested chain");
-        let k_count = chain.factors();
-        let q_max = (0..k_count).map(|k| chain.dimensions(k).0).max().unwrap_or(1);
-        let (mut scratch, mut block, mut t) = (vec![0.0; q_max * q_max], vec![0.0; q_max * q_max], vec![0.0; q_max * q_max]);
-        let mut b = vec![0.0; q_max * p1];
-        for updates in &mut nw.updates {
-            updates.fill(0.0);
+        let SeveralWorkspace { lambdas, nested, .. } = several.as_mut().expect("a workspace of a model with several factors");
+        let nw = nested.as_mut().expect("a workspace of a nested chain");
+        let NestedWorkspace { l: ls, inverse_diagonal: inverses, fronts, updates, root, .. } = nw;
+        for update in updates.iter_mut() {
+            update.fill(0.0);
         }
-        nw.root.fill(0.0);
+        root.fill(0.0);
         let mut logdet = 0.0;
-        for k in 0..k_count {
-            let shape = self.shape(s, chain, &sw.lambdas, lambda0, k);
-            let (q, r) = (shape.q, shape.r);
-            let w = r + p1;
-            let (done, rest) = nw.updates.split_at_mut(k + 1);
-            let (own_updates, mut parent_updates) = (&done[k], rest.first_mut());
-            for level in 0..shape.m {
-                let update = &own_updates[if k == 0 { 0..0 } else { level * (q + w) * (q + w)..(level + 1) * (q + w) * (q + w) }];
-                let (l, inverse) = if k == 0 {
-                    (&l0[level * q * q..(level + 1) * q * q], &inverse0[level * q..(level + 1) * q])
-                } else {
-                    // D_l = Λᵀ S Λ + I − U_l[own, own].
-                    let (l, inverse) = (&mut nw.l[k][level * q * q..(level + 1) * q * q], &mut nw.inverse_diagonal[k][level * q..(level + 1) * q]);
-                    times_lambda(&shape.zz[level * q * q..(level + 1) * q * q], shape.lambda, q, &mut t[..q * q]);
-                    lambda_transposed_times(shape.lambda, &t[..q * q], q, q, l);
-                    for i in 0..q {
-                        for j in 0..=i {
-                            l[i * q + j] -= update[i * (q + w) + j];
-                        }
-                        l[i * q + i] += 1.0;
-                    }
-                    if !cholesky_in_place(l, q) {
-                        return Err(HnmError::Optimizer("a nested factor's block lost positive definiteness".into()));
-                    }
-                    for i in 0..q {
-                        inverse[i] = 1.0 / l[i * q + i];
-                        logdet += l[i * q + i].ln();
-                    }
-                    (&*l, &*inverse)
-                };
-                // F_l: the ancestors' couplings Λ_kᵀ C_gᵀ Λ_g, then Λ_kᵀ B_l, less U_l[own, rest].
-                let front = &mut nw.fronts[k][level * q * w..(level + 1) * q * w];
-                for (g, _, column) in chain.ancestors(s, k, level) {
-                    let qg = s.others[g - 1].q;
-                    let value = chain.coupling(k, level, g);
-                    let block = &mut block[..q * qg];
-                    coupled_transposed(&s.values[value..value + qg * q], shape.lambda, q, &sw.lambdas[g - 1], qg, &mut scratch, block);
-                    for i in 0..q {
-                        front[i * w + column..i * w + column + qg].copy_from_slice(&block[i * qg..(i + 1) * qg]);
-                    }
-                }
-                lambda_transposed_times(shape.lambda, &shape.zxy[level * q * p1..(level + 1) * q * p1], q, p1, &mut b[..q * p1]);
-                for i in 0..q {
-                    front[i * w + r..(i + 1) * w].copy_from_slice(&b[i * p1..(i + 1) * p1]);
-                    if k > 0 {
-                        // U_l[own, rest] read as U_l[rest, own]: only lower triangles are summed.
-                        for (c, x) in front[i * w..(i + 1) * w].iter_mut().enumerate() {
-                            *x -= update[(q + c) * (q + w) + i];
-                        }
-                    }
-                }
-                solve_lower_scaled(l, inverse, q, front, w);
-                // The update matrix U_l[rest, rest] + W_lᵀW_l into the parent's U or [X y]'s: the
-                // lower triangle only, as the Cholesky factors and the fronts read it.
-                let (target, stride) = match parent_updates.as_deref_mut() {
-                    Some(parent) => {
-                        let p = chain.parents[k][level];
-                        (&mut parent[p * w * w..(p + 1) * w * w], w)
-                    }
-                    None => (&mut nw.root[..], p1),
-                };
-                // Row by row of W_l over slices (no index arithmetic in the inner loop): at 1e5
-                // levels of the first factor this loop is most of the factorisation's time.
-                if k > 0 {
-                    for a in 0..w {
-                        let from = &update[(q + a) * (q + w) + q..(q + a) * (q + w) + q + a + 1];
-                        for (t, u) in target[a * stride..a * stride + a + 1].iter_mut().zip(from) {
-                            *t += u;
-                        }
-                    }
-                }
-                for row in front.chunks_exact(w) {
-                    for (a, &fa) in row.iter().enumerate() {
-                        for (t, &fc) in target[a * stride..a * stride + a + 1].iter_mut().zip(&row[..=a]) {
-                            *t += fa * fc;
-                        }
-                    }
-                }
-            }
+        for k in 0..chain.factors() {
+            let f = self.chain_factor(s, chain, lambdas, lambda0, k);
+            let (done, rest) = updates.split_at_mut(k + 1);
+            // The update matrices go to the next factor's U blocks, or at the last to [X y]'s.
+            let (target, to_root) = match rest.first_mut() {
+                Some(parent) => (&mut parent[..], false),
+                None => (&mut root[..], true),
+            };
+            let (own, l, inverse) = if k == 0 { (None, &mut l0[..], &mut inverse0[..]) } else { (Some(&done[k][..]), &mut ls[k][..], &mut inverses[k][..]) };
+            logdet += with_literal!(f.q, q in [1, 2] => factor_levels(q, &f, own, l, inverse, &mut fronts[k], target, to_root))?;
         }
         for a in 0..p1 {
             for c in 0..=a {
-                lf[a * p1 + c] = self.xy[a * p1 + c] - nw.root[a * p1 + c];
+                lf[a * p1 + c] = self.xy[a * p1 + c] - root[a * p1 + c];
             }
         }
         Ok(logdet)
@@ -297,37 +260,24 @@ impl LinearMixedModel {
         let (p, p1) = (self.p, self.p + 1);
         let first_rows = self.n.len() * self.q;
         let Workspace { l: l0, inverse_diagonal: inverse0, w: beta_w, x_inverse, lambda: lambda0, several, .. } = ws;
-        let sw = several.as_mut().expect("a workspace of a model with several factors");
-        let nw = sw.nested.as_ref().expect("a workspace of a nested chain");
-        let row_of = |k: usize, l: usize| if k == 0 { l * self.q } else { first_rows + s.others[k - 1].offset + l * s.others[k - 1].q };
-        let solved = &mut sw.solved;
-        let mut y = Vec::new();
-        for k in (0..chain.factors()).rev() {
-            let shape = self.shape(s, chain, &sw.lambdas, lambda0, k);
-            let (q, r) = (shape.q, shape.r);
-            let w = r + p1;
-            for level in 0..shape.m {
-                let front = &nw.fronts[k][level * q * w..(level + 1) * q * w];
-                y.clear();
-                for i in 0..q {
-                    for c in 0..rhs {
-                        let mut value = LinearMixedModel::combined(&|a| front[i * w + r + a], c, beta_w, x_inverse, p);
-                        for (g, a, column) in chain.ancestors(s, k, level) {
-                            let at = row_of(g, a);
-                            value -= (0..s.others[g - 1].q).map(|t| front[i * w + column + t] * solved[(at + t) * rhs + c]).sum::<f64>();
-                        }
-                        y.push(value);
-                    }
-                }
-                let (l, inverse) = if k == 0 {
-                    (&l0[level * q * q..(level + 1) * q * q], &inverse0[level * q..(level + 1) * q])
-                } else {
-                    (&nw.l[k][level * q * q..(level + 1) * q * q], &nw.inverse_diagonal[k][level * q..(level + 1) * q])
-                };
-                solve_lower_transposed_scaled(l, inverse, q, &mut y, rhs);
-                let at = row_of(k, level);
-                solved[at * rhs..(at + q) * rhs].copy_from_slice(&y);
+        let SeveralWorkspace { lambdas, nested, solved, .. } = several.as_mut().expect("a workspace of a model with several factors");
+        let nw = nested.as_ref().expect("a workspace of a nested chain");
+        // `combined`'s columns as a p1 × rhs matrix, so that a level's right-hand sides are one
+        // small product of its front's [X y] columns.
+        let mut combine = vec![0.0; p1 * rhs];
+        for a in 0..p1 {
+            for c in 0..rhs {
+                combine[a * rhs + c] = LinearMixedModel::combined(&|b| if a == b { 1.0 } else { 0.0 }, c, beta_w, x_inverse, p);
             }
+        }
+        // Each factor's first row in `solved`.
+        let starts: Vec<usize> = (0..chain.factors()).map(|k| if k == 0 { 0 } else { first_rows + s.others[k - 1].offset }).collect();
+        let mut y = vec![0.0; (0..chain.factors()).map(|k| chain.dimensions(k).0).max().unwrap_or(1) * rhs];
+        for k in (0..chain.factors()).rev() {
+            let f = self.chain_factor(s, chain, lambdas, lambda0, k);
+            let (l, inverse) = if k == 0 { (&l0[..], &inverse0[..]) } else { (&nw.l[k][..], &nw.inverse_diagonal[k][..]) };
+            let levels = Levels { l, inverse, fronts: &nw.fronts[k] };
+            with_literal!(f.q, q in [1, 2] => solve_levels(q, &f, &levels, rhs, &combine, &starts, starts[k], &mut y, solved));
         }
     }
 
@@ -337,44 +287,40 @@ impl LinearMixedModel {
         let p1 = self.p + 1;
         let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
         let nw = sw.nested.as_mut().expect("a workspace of a nested chain");
-        let mut vt = Vec::new();
         for k in (1..chain.factors()).rev() {
             let (q, m, r) = chain.dimensions(k);
             let size = (q + r) * (q + r);
             let (own, above) = nw.sigma.split_at_mut(k + 1);
-            for level in 0..m {
-                let parent = above.first().map_or(&[][..], |sigma| {
-                    let p = chain.parents[k][level];
-                    &sigma[p * r * r..(p + 1) * r * r]
-                });
-                let front = &nw.fronts[k][level * q * (r + p1)..(level + 1) * q * (r + p1)];
-                let (l, inverse) = (&nw.l[k][level * q * q..(level + 1) * q * q], &nw.inverse_diagonal[k][level * q..(level + 1) * q]);
-                level_inverse(l, inverse, q, front, r + p1, r, parent, &mut vt, &mut own[k][level * size..(level + 1) * size]);
-            }
+            let levels = Levels { l: &nw.l[k], inverse: &nw.inverse_diagonal[k], fronts: &nw.fronts[k] };
+            let mut scratch = vec![0.0; q * r + q * q];
+            with_literal!(q, q in [1, 2] => {
+                for level in 0..m {
+                    let parent = above.first().map_or(&[][..], |sigma| {
+                        let p = chain.parent(k, level);
+                        &sigma[p * r * r..(p + 1) * r * r]
+                    });
+                    level_inverse(q, &levels, level, r + p1, r, parent, &mut scratch, &mut own[k][level * size..(level + 1) * size]);
+                }
+            });
         }
     }
 
-    /// Σ over level `level` of factor 0 and its ancestors, (q₀ + r₀)² row-major, into `out`.
-    #[allow(clippy::too_many_arguments)]
-    fn first_nested_inverse(&self, chain: &NestedChain, ws: &Workspace, sw: &SeveralWorkspace, level: usize, vt: &mut Vec<f64>, out: &mut [f64]) {
-        let (q, p1) = (self.q, self.p + 1);
-        let nw = sw.nested.as_ref().expect("a workspace of a nested chain");
-        let (_, _, r) = chain.dimensions(0);
-        let p = chain.parents[0][level];
-        let parent = &nw.sigma[1][p * r * r..(p + 1) * r * r];
-        let front = &nw.fronts[0][level * q * (r + p1)..(level + 1) * q * (r + p1)];
-        level_inverse(&ws.l[level * q * q..(level + 1) * q * q], &ws.inverse_diagonal[level * q..(level + 1) * q], q, front, r + p1, r, parent, vt, out);
+    /// The first factor's levels with their L, the reciprocals of L's diagonal and fronts.
+    fn first_levels<'a>(ws: &'a Workspace, nw: &'a NestedWorkspace) -> Levels<'a> {
+        Levels { l: &ws.l, inverse: &ws.inverse_diagonal, fronts: &nw.fronts[0] }
     }
 
     /// Σ_{l l} of level `level` of factor k (q_k × q_k) into `out`, after [`Self::nested_inverse`].
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn nested_level_inverse(&self, chain: &NestedChain, ws: &Workspace, sw: &SeveralWorkspace, k: usize, level: usize, out: &mut [f64]) {
         let (q, _, r) = chain.dimensions(k);
+        let nw = sw.nested.as_ref().expect("a workspace of a nested chain");
         let mut full = vec![0.0; (q + r) * (q + r)];
         if k == 0 {
-            self.first_nested_inverse(chain, ws, sw, level, &mut Vec::new(), &mut full);
+            let mut scratch = vec![0.0; q * r + q * q];
+            let parent = &nw.sigma[1][chain.parent(0, level) * r * r..(chain.parent(0, level) + 1) * r * r];
+            level_inverse(q, &Self::first_levels(ws, nw), level, r + self.p + 1, r, parent, &mut scratch, &mut full);
         } else {
-            let nw = sw.nested.as_ref().expect("a workspace of a nested chain");
             full.copy_from_slice(&nw.sigma[k][level * (q + r) * (q + r)..(level + 1) * (q + r) * (q + r)]);
         }
         for i in 0..q {
@@ -385,81 +331,248 @@ impl LinearMixedModel {
     /// log|A|'s part of the gradient, ∂/∂Λ_k per factor into `gradients` (module docs of
     /// [`super`]), from the selected inverse of a nested chain: per level, 2 S_lΛ_k Σ_{l l} and
     /// per ancestor g, with Σ_{g l} its block of Σ_{R l}, 2 C_{g l}ᵀΛ_g Σ_{g l} (to k) and
-    /// 2 C_{g l}Λ_k Σ_{g l}ᵀ (to g).
+    /// 2 C_{g l}Λ_k Σ_{g l}ᵀ (to g). The first factor's blocks are formed level by level.
     pub(crate) fn nested_logdet_gradient(&self, s: &Several, chain: &NestedChain, ws: &Workspace, sw: &SeveralWorkspace, gradients: &mut [Vec<f64>]) {
         let nw = sw.nested.as_ref().expect("a workspace of a nested chain");
-        let mut vt = Vec::new();
-        let mut first = Vec::new();
         for k in 0..chain.factors() {
-            let shape = self.shape(s, chain, &sw.lambdas, &ws.lambda, k);
-            let (q, r) = (shape.q, shape.r);
-            let n = q + r;
-            let q_max = (0..chain.factors()).map(|g| chain.dimensions(g).0).max().unwrap_or(q);
-            let (mut t, mut c_lambda) = (vec![0.0; q * q], vec![0.0; q_max * q_max]);
-            first.resize(n * n, 0.0);
-            for level in 0..shape.m {
-                let sigma = if k == 0 {
-                    self.first_nested_inverse(chain, ws, sw, level, &mut vt, &mut first);
-                    &first[..]
-                } else {
-                    &nw.sigma[k][level * n * n..(level + 1) * n * n]
-                };
-                times_lambda(&shape.zz[level * q * q..(level + 1) * q * q], shape.lambda, q, &mut t);
-                for i in 0..q {
-                    for j in 0..q {
-                        gradients[k][i * q + j] += 2.0 * (0..q).map(|a| t[i * q + a] * sigma[a * n + j]).sum::<f64>();
+            let f = self.chain_factor(s, chain, &sw.lambdas, &ws.lambda, k);
+            let (own, later) = gradients.split_at_mut(k + 1);
+            let n = f.q + f.r;
+            let mut sigma = vec![0.0; n * n];
+            let mut scratch = vec![0.0; f.q * f.r + f.q * f.q];
+            let first = Self::first_levels(ws, nw);
+            // The first factor's Σ over each level and its ancestors from its parent's.
+            let first = (k == 0).then(|| (&first, &nw.sigma[1][..], f.w));
+            // Literal q and r: at the first factor's many levels the loops over both unroll.
+            with_literal!(f.q, q in [1, 2] => with_literal!(f.r, r in [0, 1, 2, 3] => gradient_levels(q, r, &f, first, &nw.sigma[k], &mut sigma, &mut scratch, &mut own[k], later)));
+        }
+    }
+}
+
+/// A factor's levels as factored: their L_l, the reciprocals of L_l's diagonal, and their fronts.
+struct Levels<'a> {
+    l: &'a [f64],
+    inverse: &'a [f64],
+    fronts: &'a [f64],
+}
+
+/// The factorisation of factor `f`'s levels (module docs) for a literal `q` = q_k: their L_l
+/// (from the children's updates `own` into `ls`, `inverse` for k > 0; given for the first
+/// factor, `own` None), their fronts into `fronts`, and their update matrices added into
+/// `target` (the next factor's U blocks, w_k × w_k each, or with `to_root` [X y]'s). Returns
+/// Σ log diag L_l over the levels it factors.
+///
+/// # Errors
+/// `Optimizer` when a level's block is not positive definite (only through rounding: A ⪰ I).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn factor_levels(
+    q: usize, f: &Factor<'_>, own: Option<&[f64]>, ls: &mut [f64], inverse: &mut [f64], fronts: &mut [f64], target: &mut [f64], to_root: bool,
+) -> Result<f64> {
+    let (w, r) = (f.w, f.r);
+    let p1 = w - r;
+    let lambda = &f.lambda[..q * q];
+    let mut logdet = 0.0;
+    for level in 0..f.m {
+        let (l, inverse) = (&mut ls[level * q * q..(level + 1) * q * q], &mut inverse[level * q..(level + 1) * q]);
+        let update = own.map(|u| &u[level * (q + w) * (q + w)..(level + 1) * (q + w) * (q + w)]);
+        if let Some(update) = update {
+            // D_l = Λᵀ S Λ + I − U_l[own, own] (its lower triangle), then L_l.
+            let s = &f.zz[level * q * q..(level + 1) * q * q];
+            for i in 0..q {
+                for j in 0..=i {
+                    let mut sum = if i == j { 1.0 } else { 0.0 };
+                    for a in i..q {
+                        sum += lambda[a * q + i] * (j..q).map(|b| s[a * q + b] * lambda[b * q + j]).sum::<f64>();
+                    }
+                    l[i * q + j] = sum - update[i * (q + w) + j];
+                }
+            }
+            if !cholesky_in_place(l, q) {
+                return Err(HnmError::Optimizer("a nested factor's block lost positive definiteness".into()));
+            }
+            for i in 0..q {
+                inverse[i] = 1.0 / l[i * q + i];
+                logdet += l[i * q + i].ln();
+            }
+        }
+        // F_l: the ancestors' couplings Λ_kᵀ C_gᵀ Λ_g, then Λ_kᵀ B_l, less U_l[own, rest].
+        let front = &mut fronts[level * q * w..(level + 1) * q * w];
+        let (ancestors, couplings) = f.of_level(level);
+        for (&(g, qg, column), &value) in f.lineage.iter().zip(couplings) {
+            let (c, lambda_g) = (&f.values[value..value + qg * q], &f.lambdas[g - 1][..qg * qg]);
+            // Entry (a, b) = Σ_{j ≥ b} Λ_g[j][b] Σ_{i ≥ a} Λ_k[i][a] C[j][i] (C is q_g × q_k).
+            for a in 0..q {
+                for b in 0..qg {
+                    front[a * w + column + b] = (b..qg).map(|j| lambda_g[j * qg + b] * (a..q).map(|i| lambda[i * q + a] * c[j * q + i]).sum::<f64>()).sum();
+                }
+            }
+        }
+        let b = &f.zxy[level * q * p1..(level + 1) * q * p1];
+        for a in 0..q {
+            for x in 0..p1 {
+                front[a * w + r + x] = (a..q).map(|i| lambda[i * q + a] * b[i * p1 + x]).sum();
+            }
+        }
+        if let Some(update) = update {
+            // U_l[own, rest] read as U_l[rest, own]: only lower triangles are summed.
+            for a in 0..q {
+                for c in 0..w {
+                    front[a * w + c] -= update[(q + c) * (q + w) + a];
+                }
+            }
+        }
+        solve_lower_scaled(l, inverse, q, front, w);
+        // The update matrix U_l[rest, rest] + W_lᵀW_l into the parent's U or [X y]'s: the
+        // lower triangle only, as the Cholesky factors and the fronts read it.
+        let parent = if to_root { 0 } else { ancestors[0] };
+        let target = &mut target[parent * w * w..(parent + 1) * w * w];
+        if let Some(update) = update {
+            for a in 0..w {
+                let from = &update[(q + a) * (q + w) + q..(q + a) * (q + w) + q + a + 1];
+                for (t, u) in target[a * w..a * w + a + 1].iter_mut().zip(from) {
+                    *t += u;
+                }
+            }
+        }
+        for a in 0..w {
+            let row = &mut target[a * w..a * w + a + 1];
+            for i in 0..q {
+                let (fa, fi) = (front[i * w + a], &front[i * w..i * w + a + 1]);
+                for (t, &fc) in row.iter_mut().zip(fi) {
+                    *t += fa * fc;
+                }
+            }
+        }
+    }
+    Ok(logdet)
+}
+
+/// The backward solve through factor `f`'s levels (see
+/// [`LinearMixedModel::solve_modes_nested`]) for a literal `q` = q_k: per level, its fronts'
+/// [X y] columns times `combine` (p + 1 × `rhs`) less its ancestors' solved rows (factor g's
+/// first row in `solved` is `starts[g]`, k's `start`), through L_lᵀ, into `solved`; `y` holds
+/// q × `rhs` values.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn solve_levels(q: usize, f: &Factor<'_>, levels: &Levels<'_>, rhs: usize, combine: &[f64], starts: &[usize], start: usize, y: &mut [f64], solved: &mut [f64]) {
+    let (w, r) = (f.w, f.r);
+    let y = &mut y[..q * rhs];
+    for level in 0..f.m {
+        let front = &levels.fronts[level * q * w..(level + 1) * q * w];
+        let (ancestors, _) = f.of_level(level);
+        for i in 0..q {
+            let row = &front[i * w..(i + 1) * w];
+            let yi = &mut y[i * rhs..(i + 1) * rhs];
+            for (c, value) in yi.iter_mut().enumerate() {
+                *value = row[r..].iter().enumerate().map(|(a, x)| x * combine[a * rhs + c]).sum();
+            }
+            for (&(g, qg, column), &ancestor) in f.lineage.iter().zip(ancestors) {
+                let at = starts[g] + ancestor * qg;
+                for t in 0..qg {
+                    let x = row[column + t];
+                    for (value, &u) in yi.iter_mut().zip(&solved[(at + t) * rhs..(at + t + 1) * rhs]) {
+                        *value -= x * u;
                     }
                 }
-                for (g, _, column) in chain.ancestors(s, k, level) {
-                    let qg = s.others[g - 1].q;
-                    let value = chain.coupling(k, level, g);
-                    let c = &s.values[value..value + qg * q];
-                    // Σ_{g l}[a][j] = sigma[(q + column + a) n + j].
-                    let sigma_gl = |a: usize, j: usize| sigma[(q + column + a) * n + j];
-                    transposed_times(c, qg, q, &sw.lambdas[g - 1], qg, &mut c_lambda[..q * qg]);
-                    for i in 0..q {
-                        for j in 0..q {
-                            gradients[k][i * q + j] += 2.0 * (0..qg).map(|a| c_lambda[i * qg + a] * sigma_gl(a, j)).sum::<f64>();
-                        }
+            }
+        }
+        solve_lower_transposed_scaled(&levels.l[level * q * q..(level + 1) * q * q], &levels.inverse[level * q..(level + 1) * q], q, y, rhs);
+        let at = start + level * q;
+        solved[at * rhs..(at + q) * rhs].copy_from_slice(y);
+    }
+}
+
+/// log|A|'s part of the gradient over factor `f`'s levels (see
+/// [`LinearMixedModel::nested_logdet_gradient`]) for a literal `q` = q_k and `r` = r_k, added into
+/// `own` (∂/∂Λ_k) and `later` (∂/∂Λ_g at g − k − 1). Each level's Σ over itself and its
+/// ancestors is read from `sigmas` or, for the first factor (`first`: its levels, its
+/// parents' Σ and its fronts' width), formed into `sigma` by [`level_inverse`] with
+/// `scratch`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gradient_levels(
+    q: usize, r: usize, f: &Factor<'_>, first: Option<(&Levels<'_>, &[f64], usize)>, sigmas: &[f64], sigma: &mut [f64], scratch: &mut [f64], own: &mut [f64],
+    later: &mut [Vec<f64>],
+) {
+    let n = q + r;
+    let lambda = &f.lambda[..q * q];
+    let k = f.lineage.first().map_or(0, |&(g, _, _)| g - 1);
+    for level in 0..f.m {
+        let (ancestors, couplings) = f.of_level(level);
+        let sigma: &[f64] = match first {
+            Some((levels, parents, w)) => {
+                let p = ancestors[0];
+                level_inverse(q, levels, level, w, r, &parents[p * r * r..(p + 1) * r * r], scratch, sigma);
+                sigma
+            }
+            None => &sigmas[level * n * n..(level + 1) * n * n],
+        };
+        // 2 S_l Λ_k Σ_ll, with (S Λ)[i][a] = Σ_{b ≥ a} S[i][b] Λ[b][a].
+        let s = &f.zz[level * q * q..(level + 1) * q * q];
+        for i in 0..q {
+            for a in 0..q {
+                let t = 2.0 * (a..q).map(|b| s[i * q + b] * lambda[b * q + a]).sum::<f64>();
+                for j in 0..q {
+                    own[i * q + j] += t * sigma[a * n + j];
+                }
+            }
+        }
+        for (&(g, qg, column), &value) in f.lineage.iter().zip(couplings) {
+            let (c, lambda_g) = (&f.values[value..value + qg * q], &f.lambdas[g - 1][..qg * qg]);
+            let other = &mut later[g - k - 1];
+            // Σ_{g l}[a][j] = sigma[(q + column + a) n + j].
+            for a in 0..qg {
+                let sigma_a = &sigma[(q + column + a) * n..(q + column + a) * n + q];
+                for i in 0..q {
+                    // 2 (Cᵀ Λ_g)[i][a] Σ_{g l}[a][·] into row i of ∂/∂Λ_k.
+                    let t = 2.0 * (a..qg).map(|x| c[x * q + i] * lambda_g[x * qg + a]).sum::<f64>();
+                    for j in 0..q {
+                        own[i * q + j] += t * sigma_a[j];
                     }
-                    multiply(c, shape.lambda, qg, q, q, &mut c_lambda[..qg * q]);
-                    for a in 0..qg {
-                        for b in 0..qg {
-                            gradients[g][a * qg + b] += 2.0 * (0..q).map(|j| c_lambda[a * q + j] * sigma_gl(b, j)).sum::<f64>();
-                        }
-                    }
+                }
+                for b in 0..qg {
+                    // 2 Σ_j (C Λ_k)[a][j] Σ_{g l}[b][j] into (a, b) of ∂/∂Λ_g.
+                    let sigma_b = &sigma[(q + column + b) * n..(q + column + b) * n + q];
+                    other[a * qg + b] += 2.0 * (0..q).map(|j| (j..q).map(|x| c[a * q + x] * lambda[x * q + j]).sum::<f64>() * sigma_b[j]).sum::<f64>();
                 }
             }
         }
     }
 }
 
-/// Σ over a level and its ancestors into `out` ((q + r)² row-major) by Takahashi's recurrences
-/// (module docs), from its L (with the reciprocals of its diagonal), its front W (q × w, the
-/// ancestors' r columns first) and Σ over its ancestors `parent` (r × r); `scratch` holds
-/// V and (L Lᵀ)⁻¹.
+/// Σ over level `level` of `levels` and its ancestors into `out` ((q + r)² row-major) by
+/// Takahashi's recurrences (module docs), for a literal `q`, from its L (with the reciprocals of
+/// its diagonal), its front W (q × w, the ancestors' r columns first) and Σ over its ancestors
+/// `parent` (r × r); `scratch` (q r + q² values) holds Vᵀ and (L Lᵀ)⁻¹.
 #[allow(clippy::too_many_arguments)]
-fn level_inverse(l: &[f64], inverse: &[f64], q: usize, front: &[f64], w: usize, r: usize, parent: &[f64], scratch: &mut Vec<f64>, out: &mut [f64]) {
+#[inline(always)]
+fn level_inverse(q: usize, levels: &Levels<'_>, level: usize, w: usize, r: usize, parent: &[f64], scratch: &mut [f64], out: &mut [f64]) {
     let n = q + r;
-    // Vᵀ = L⁻ᵀ W_R (q × r), then room for (L Lᵀ)⁻¹ (q × q).
-    scratch.clear();
+    let (l, inverse, front) =
+        (&levels.l[level * q * q..(level + 1) * q * q], &levels.inverse[level * q..(level + 1) * q], &levels.fronts[level * q * w..(level + 1) * q * w]);
+    // Vᵀ = L⁻ᵀ W_R (q × r), then (L Lᵀ)⁻¹ (q × q).
+    let (vt, own) = scratch[..q * r + q * q].split_at_mut(q * r);
     for i in 0..q {
-        scratch.extend_from_slice(&front[i * w..i * w + r]);
+        vt[i * r..(i + 1) * r].copy_from_slice(&front[i * w..i * w + r]);
     }
-    scratch.resize(q * r + q * q, 0.0);
-    let (vt, own) = scratch.split_at_mut(q * r);
     solve_lower_transposed_scaled(l, inverse, q, vt, r);
     // Σ_{R l} = −Σ_RR V (r × q), written as the block below the level's own rows and mirrored.
     for a in 0..r {
+        let row = &parent[a * r..(a + 1) * r];
         for i in 0..q {
-            let value = -(0..r).map(|b| parent[a * r + b] * vt[i * r + b]).sum::<f64>();
+            let value = -dot(row, &vt[i * r..(i + 1) * r]);
             out[(q + a) * n + i] = value;
             out[i * n + q + a] = value;
         }
-        out[(q + a) * n + q..(q + a + 1) * n].copy_from_slice(&parent[a * r..(a + 1) * r]);
+        out[(q + a) * n + q..(q + a + 1) * n].copy_from_slice(row);
     }
     // Σ_ll = (L Lᵀ)⁻¹ − Vᵀ Σ_{R l}.
-    inverse_from_factor(l, inverse, q, own);
+    if q == 1 {
+        own[0] = inverse[0] * inverse[0];
+    } else {
+        inverse_from_factor(l, inverse, q, own);
+    }
     for i in 0..q {
         for j in 0..q {
             out[i * n + j] = own[i * q + j] - (0..r).map(|a| vt[i * r + a] * out[(q + a) * n + j]).sum::<f64>();
