@@ -429,7 +429,10 @@ nested_cells <- function(codes, sizes) {
   if (is.null(values)) return(NULL)
   present <- values[[1L]] > 0L
   n <- sum(present)
-  list(first = codes[[1L]], map = if (n < length(present)) cumsum(present), n = n,
+  # A level without rows maps to NA (never read), not to cumsum()'s 0, which a later index
+  # through the map would drop.
+  map <- if (n < length(present)) replace(cumsum(present), !present, NA_integer_)
+  list(first = codes[[1L]], map = map, n = n,
        levels = c(list(which(present)), lapply(values, `[`, present)))
 }
 

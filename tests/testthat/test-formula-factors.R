@@ -190,6 +190,10 @@ test_that("nested parts combine by their inner part's levels, unused levels left
   expect_identical(cells$n_cells, nlevels(reference))
   expect_identical(cells$cell, as.integer(reference))
   expect_identical(cells$n_levels, c(nlevels(droplevels(school)), nlevels(reference)))
+  # The first classes without rows too (a few rows of new data, as predict() codes them).
+  few <- d[d$class %in% c(3, 4, 5, 13), ]
+  expect_identical(hnm:::group_variable(quote(school:class), few, globalenv(), NULL),
+                   droplevels(interaction(few$school, few$class, sep = ":", lex.order = TRUE)))
   # A class in two schools is not nested: the general combination gives interaction()'s cells.
   d$school[1L] <- if (d$school[1L] == "1") "2" else "1"
   reference <- droplevels(interaction(d$school, d$class, sep = ":", lex.order = TRUE))
