@@ -364,14 +364,14 @@ cell_codes <- function(factors, keep = NULL) {
 # codes read as they are) that occur, numbered 1..n in lexical order of the codes, or in the
 # order `order_cells(levels)` gives (the cells' new order from their `levels` below): `codes`,
 # each row's combination (NA where a code is NA or `keep` is FALSE; a plain integer vector, or
-# with the attributes `attributes(levels)` gives from the cells' `levels`); `n`; `levels`, for
-# each of `codes`, its value in each combination. Integer arithmetic only, never a string per row: in a nested design (every
-# later code a function of the first) the cells are the first code's levels with rows
-# (nested_cells(), one Rust pass), the rows' codes one gather of the first code (or the first
-# code itself); otherwise a code that is the same in all rows of each combination so far
-# leaves the combinations as they are (one gather and compare), and any other is combined with
-# them by dense_codes().
-combine_codes <- function(codes, sizes, keep = NULL, order_cells = NULL, attributes = NULL) {
+# with the attributes `cell_attributes(levels)` gives from the cells' `levels`); `n`;
+# `levels`, for each of `codes`, its value in each combination. Integer arithmetic only, never
+# a string per row: in a nested design (every later code a function of the first) the cells
+# are the first code's levels with rows (nested_cells(), one Rust pass), the rows' codes one
+# gather of the first code (or the first code itself); otherwise a code that is the same in all
+# rows of each combination so far leaves the combinations as they are (one gather and
+# compare), and any other is combined with them by dense_codes().
+combine_codes <- function(codes, sizes, keep = NULL, order_cells = NULL, cell_attributes = NULL) {
   n_rows <- length(codes[[1L]])
   # A nested design is found by one Rust pass, which also refuses a missing code: then no row
   # needs a scan for NA.
@@ -414,7 +414,7 @@ combine_codes <- function(codes, sizes, keep = NULL, order_cells = NULL, attribu
   out <- if (!is.null(cells$map)) cells$map[cells$first] else as.integer(cells$first)
   if (!every_row) out <- replace(rep(NA_integer_, n_rows), rows, out)
   # A fresh vector (but the first code itself, without attributes) takes them in place.
-  if (!is.null(attributes)) attributes(out) <- attributes(cells$levels)
+  if (!is.null(cell_attributes)) attributes(out) <- cell_attributes(cells$levels)
   list(codes = out, n = cells$n, levels = cells$levels)
 }
 

@@ -164,7 +164,7 @@ group_variable <- function(expr, data, env, call) {
     list(levels = do.call(paste, c(unname(labels), sep = ":")), class = "factor")
   }
   combine_codes(lapply(parts[first], `[[`, "codes"), sizes[first], order_cells = lexical,
-                attributes = labelled)$codes
+                cell_attributes = labelled)$codes
 }
 
 is_interaction <- function(expr) is.call(expr) && identical(expr[[1L]], as.name(":"))
