@@ -60,9 +60,8 @@ pub(crate) fn in_parallel<S, T: Send>(
             })?);
         }
         crew.wait(workers.len(), &mut Checkpoint::new(interrupt));
-        // The scope joins the other threads before an error is returned.
-        for worker in workers {
-            all.extend(joined(worker)??);
+        for part in joined_all(workers) {
+            all.extend(part?);
         }
         Ok(())
     })?;
@@ -102,10 +101,8 @@ impl Crew {
         &'env self, scope: &'scope std::thread::Scope<'scope, 'env>, job: impl FnOnce() -> T + Send + 'scope,
     ) -> Result<std::thread::ScopedJoinHandle<'scope, T>> {
         let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
-            let out = job();
-            self.finished.fetch_add(1, Ordering::SeqCst);
-            self.waiting.unpark();
-            out
+            let _finished = Finished(self);
+            job()
         });
         spawned.map_err(|e| {
             self.stop();
@@ -125,12 +122,25 @@ impl Crew {
     }
 }
 
-/// The result of a finished thread.
-///
-/// # Errors
-/// `Optimizer` when it panicked.
-fn joined<T>(worker: std::thread::ScopedJoinHandle<'_, T>) -> Result<T> {
-    worker.join().map_err(|_| HnmError::Optimizer("a worker thread panicked".into()))
+/// Counts its thread finished and wakes the calling thread when dropped, as the thread's job
+/// returns or unwinds: a job that panics must not leave [`Crew::wait`] waiting for ever (the
+/// join then reports the panic); it also stops the other threads.
+struct Finished<'c>(&'c Crew);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
+        self.0.finished.fetch_add(1, Ordering::SeqCst);
+        self.0.waiting.unpark();
+    }
+}
+
+/// The results of finished threads, in order, every thread joined (a scope with a panicked
+/// thread not joined would itself panic); a thread that panicked gives `Optimizer`.
+fn joined_all<T>(workers: Vec<std::thread::ScopedJoinHandle<'_, Result<T>>>) -> Vec<Result<T>> {
+    workers.into_iter().map(|worker| worker.join().unwrap_or_else(|_| Err(HnmError::Optimizer("a worker thread panicked".into())))).collect()
 }
 
 /// `accumulate(range, checkpoint)` over the rows `0..rows` cut into `threads` consecutive
@@ -166,13 +176,13 @@ pub(crate) fn split_rows<P: Send>(
             crew.stop();
         }
         crew.wait(workers.len(), &mut checkpoint);
-        // The scope joins every thread before the first range's error is returned.
+        let parts = joined_all(workers);
         let mut merged = merged?;
+        for part in parts {
+            merged = merge(merged, part?);
+        }
         if crew.stopped() {
             return Err(HnmError::Interrupted);
-        }
-        for worker in workers {
-            merged = merge(merged, joined(worker)??);
         }
         Ok(merged)
     })
@@ -227,6 +237,14 @@ mod tests {
         assert_eq!(error_at(&[0, second]), Err(HnmError::ColumnNotFinite { column: 0, row: 0 }));
         assert_eq!(error_at(&[second]), Err(HnmError::ColumnNotFinite { column: 0, row: second }));
         assert_eq!(error_at(&[]), Ok(()));
+    }
+
+    #[test]
+    fn a_thread_that_panics_is_an_error_not_a_wait_for_ever() {
+        let result = split_rows(ROWS, 2, &Never, |range, _| if range.start > 0 { panic!("a bug in a range") } else { Ok(()) }, |_, _| ());
+        assert!(matches!(result, Err(HnmError::Optimizer(ref message)) if message.contains("panicked")), "{result:?}");
+        let result = in_parallel(4, 2, &Never, || Ok(()), |_, i, _| if i == 3 { panic!("a bug in a task") } else { Ok(Some(i)) });
+        assert!(matches!(result, Err(HnmError::Optimizer(_))), "{result:?}");
     }
 
     /// Asks to stop at every question.

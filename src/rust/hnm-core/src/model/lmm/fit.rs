@@ -101,8 +101,18 @@ impl LinearMixedModel {
         let mut best: Option<crate::numerics::optim::Minimum> = None;
         let mut failure = None;
         let (mut iterations, mut evaluations) = (0, 0);
-        // A restart from the first start would repeat the first search.
+        // Beyond DIFFERENCES_MAX_THETA a restart from the first start would repeat the first
+        // search (the same method from the same point); with fewer θ a restart is a Newton
+        // search, which may find another basin from the same point (test-degenerate.R's
+        // identity start).
         let first_start = first.clone();
+        let restarts = || {
+            let mut starts = self.restarts(&identity);
+            if many {
+                starts.retain(|s| *s != first_start);
+            }
+            starts
+        };
         let mut starts = vec![first];
         // The curvature the last search ended with, which the next starts from (see `fit`).
         let mut curvature = None;
@@ -130,8 +140,7 @@ impl LinearMixedModel {
                     iterations += found.iterations;
                     evaluations += found.evaluations;
                     if best.is_none() && self.is_singular(&found.x) {
-                        starts = self.restarts(&identity);
-                        starts.retain(|s| *s != first_start);
+                        starts = restarts();
                     }
                     let better = best.as_ref().is_none_or(|b| (found.converged, -found.value) > (b.converged, -b.value));
                     if better {
@@ -141,8 +150,7 @@ impl LinearMixedModel {
                 Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
                 Err(error) => {
                     if best.is_none() && failure.is_none() {
-                        starts = self.restarts(&identity);
-                        starts.retain(|s| *s != first_start);
+                        starts = restarts();
                         if starts.is_empty() {
                             // lme4's start, searched first, cannot be evaluated (a covariate
                             // far from 0): the moment estimate instead.
