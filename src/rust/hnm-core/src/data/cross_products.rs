@@ -294,27 +294,29 @@ impl CrossProducts {
     /// assert_eq!(s.variable_summary(0), (4.0, 6.5, 85.0));
     /// ```
     pub fn variable_summary(&self, a: usize) -> (f64, f64, f64) {
-        let (k, n_obs) = (self.variables, self.n_obs());
-        let (n, means) = (&self.n, &self.means);
-        let mean = column_sums(1, self.groups(), |j, _| n[j] * means[j * k + a])[0] / n_obs;
-        let (slot, per_group, comoments) = (self.slot(a, a), self.per_group(), &self.comoments);
-        let total = column_sums(1, self.groups(), |j, _| slot.map_or(0.0, |s| comoments[j * per_group + s]) + n[j] * (means[j * k + a] - mean).powi(2))[0];
-        (n_obs, mean, total + self.pooled_comoment(a, a))
+        let (n_obs, mean, total) = self.summaries_of(&[a]);
+        (n_obs, mean[0], total[0])
     }
 
     /// [`CrossProducts::variable_summary`] of every variable: N, the means and the totals T_a
     /// (plus the pooled part of Σ_j W_j[a, a]), from two passes over the groups rather than two
     /// per variable (which read all the groups' means 2k times: 2 GB for InstEval's cells).
     pub fn variable_summaries(&self) -> (f64, Vec<f64>, Vec<f64>) {
+        self.summaries_of(&(0..self.variables).collect::<Vec<_>>())
+    }
+
+    /// N, the means and the totals T_a of the variables `variables`, in their order.
+    fn summaries_of(&self, variables: &[usize]) -> (f64, Vec<f64>, Vec<f64>) {
         let (k, n_obs) = (self.variables, self.n_obs());
         let (n, means) = (&self.n, &self.means);
-        let mut mean = column_sums(k, self.groups(), |j, a| n[j] * means[j * k + a]);
+        let mut mean = column_sums(variables.len(), self.groups(), |j, i| n[j] * means[j * k + variables[i]]);
         mean.iter_mut().for_each(|m| *m /= n_obs);
-        let diagonal: Vec<Option<usize>> = (0..k).map(|a| self.slot(a, a)).collect();
+        let diagonal: Vec<Option<usize>> = variables.iter().map(|&a| self.slot(a, a)).collect();
         let (per_group, comoments) = (self.per_group(), &self.comoments);
-        let mut total =
-            column_sums(k, self.groups(), |j, a| diagonal[a].map_or(0.0, |s| comoments[j * per_group + s]) + n[j] * (means[j * k + a] - mean[a]).powi(2));
-        for (a, t) in total.iter_mut().enumerate() {
+        let mut total = column_sums(variables.len(), self.groups(), |j, i| {
+            diagonal[i].map_or(0.0, |s| comoments[j * per_group + s]) + n[j] * (means[j * k + variables[i]] - mean[i]).powi(2)
+        });
+        for (t, &a) in total.iter_mut().zip(variables) {
             *t += self.pooled_comoment(a, a);
         }
         (n_obs, mean, total)
