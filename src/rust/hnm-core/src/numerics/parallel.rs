@@ -39,28 +39,32 @@ pub(crate) fn in_parallel<S, T: Send>(
     let block = count.div_ceil(worker_threads(threads, count)).max(1);
     let crew = Crew::new();
     std::thread::scope(|scope| {
-        let mut workers = Vec::new();
-        for first in (0..count).step_by(block) {
-            let (init, task, crew) = (&init, &task, &crew);
-            workers.push(crew.start(scope, move || {
-                let run = || -> Result<Vec<Option<T>>> {
-                    let mut state = init()?;
-                    let tasks = first..(first + block).min(count);
-                    let mut out = with_capacity(&[tasks.len()], RESULTS)?;
-                    for i in tasks {
-                        out.push(if crew.stopped() { None } else { task(&mut state, i, &crew.stop)? });
+        let (init, task, crew) = (&init, &task, &crew);
+        let (workers, started) = crew.start_all(
+            scope,
+            (0..count).step_by(block).map(|first| {
+                move || {
+                    let run = || -> Result<Vec<Option<T>>> {
+                        let mut state = init()?;
+                        let tasks = first..(first + block).min(count);
+                        let mut out = with_capacity(&[tasks.len()], RESULTS)?;
+                        for i in tasks {
+                            out.push(if crew.stopped() { None } else { task(&mut state, i, &crew.stop)? });
+                        }
+                        Ok(out)
+                    };
+                    let out = run();
+                    if out.is_err() {
+                        crew.stop();
                     }
-                    Ok(out)
-                };
-                let out = run();
-                if out.is_err() {
-                    crew.stop();
+                    out
                 }
-                out
-            })?);
-        }
+            }),
+        );
         crew.wait(workers.len(), &mut Checkpoint::new(interrupt));
-        for part in joined_all(workers) {
+        let parts = joined_all(workers);
+        started?;
+        for part in parts {
             all.extend(part?);
         }
         Ok(())
@@ -77,11 +81,26 @@ struct Crew {
     stop: AtomicBool,
     finished: AtomicUsize,
     waiting: std::thread::Thread,
+    /// Tests: the threads that can start before one cannot, as when the system has no more.
+    #[cfg(test)]
+    startable: usize,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// [`Crew::startable`] of the crews this test thread makes.
+    static STARTABLE: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
 }
 
 impl Crew {
     fn new() -> Self {
-        Crew { stop: AtomicBool::new(false), finished: AtomicUsize::new(0), waiting: std::thread::current() }
+        Crew {
+            stop: AtomicBool::new(false),
+            finished: AtomicUsize::new(0),
+            waiting: std::thread::current(),
+            #[cfg(test)]
+            startable: STARTABLE.with(|startable| startable.get()),
+        }
     }
 
     fn stop(&self) {
@@ -92,22 +111,37 @@ impl Crew {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// `job` on a new thread of `scope`, which counts itself finished and wakes the calling
-    /// thread when it is done.
+    /// Each of `jobs` on a new thread of `scope`, which counts itself finished and wakes the
+    /// calling thread when it is done. The threads started are returned also when one cannot
+    /// start: the caller must still wait for them and join them (a scope that ends with a
+    /// panicked thread not joined panics itself).
     ///
     /// # Errors
-    /// `Optimizer` when the thread cannot start (the others are then stopped).
-    fn start<'scope, 'env: 'scope, T: Send + 'scope>(
-        &'env self, scope: &'scope std::thread::Scope<'scope, 'env>, job: impl FnOnce() -> T + Send + 'scope,
-    ) -> Result<std::thread::ScopedJoinHandle<'scope, T>> {
-        let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
-            let _finished = Finished(self);
-            job()
-        });
-        spawned.map_err(|e| {
-            self.stop();
-            HnmError::Optimizer(format!("a worker thread could not be started ({e})"))
-        })
+    /// `Optimizer` (beside the threads started before it) when a thread cannot start; the
+    /// jobs after it are not started and those started are stopped.
+    fn start_all<'scope, 'env: 'scope, T: Send + 'scope, J: FnOnce() -> T + Send + 'scope>(
+        &'env self, scope: &'scope std::thread::Scope<'scope, 'env>, jobs: impl Iterator<Item = J>,
+    ) -> (Vec<std::thread::ScopedJoinHandle<'scope, T>>, Result<()>) {
+        let mut workers = Vec::new();
+        for job in jobs {
+            #[cfg(test)]
+            if workers.len() == self.startable {
+                self.stop();
+                return (workers, Err(HnmError::Optimizer("a worker thread could not be started (a test's limit)".into())));
+            }
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
+                let _finished = Finished(self);
+                job()
+            });
+            match spawned {
+                Ok(worker) => workers.push(worker),
+                Err(e) => {
+                    self.stop();
+                    return (workers, Err(HnmError::Optimizer(format!("a worker thread could not be started ({e})"))));
+                }
+            }
+        }
+        (workers, Ok(()))
     }
 
     /// Until the `started` threads have finished, asks `checkpoint` every
@@ -165,13 +199,11 @@ pub(crate) fn split_rows<P: Send>(
     let chunk = rows.div_ceil(threads);
     let crew = Crew::new();
     std::thread::scope(|scope| {
-        let mut workers = Vec::with_capacity(threads - 1);
-        for first in (chunk..rows).step_by(chunk) {
-            let (accumulate, crew) = (&accumulate, &crew);
-            workers.push(crew.start(scope, move || accumulate(first..(first + chunk).min(rows), &mut Checkpoint::new(&crew.stop)))?);
-        }
+        let (accumulate, crew) = (&accumulate, &crew);
+        let (workers, started) = crew
+            .start_all(scope, (chunk..rows).step_by(chunk).map(|first| move || accumulate(first..(first + chunk).min(rows), &mut Checkpoint::new(&crew.stop))));
         let mut checkpoint = Checkpoint::new(interrupt);
-        let merged = accumulate(0..chunk, &mut checkpoint);
+        let merged = started.and_then(|()| accumulate(0..chunk, &mut checkpoint));
         if merged.is_err() {
             crew.stop();
         }
@@ -245,6 +277,20 @@ mod tests {
         assert!(matches!(result, Err(HnmError::Optimizer(ref message)) if message.contains("panicked")), "{result:?}");
         let result = in_parallel(4, 2, &Never, || Ok(()), |_, i, _| if i == 3 { panic!("a bug in a task") } else { Ok(Some(i)) });
         assert!(matches!(result, Err(HnmError::Optimizer(_))), "{result:?}");
+    }
+
+    #[test]
+    fn a_thread_that_cannot_start_is_an_error_after_the_started_ones_are_joined() {
+        // Two blocks of tasks: the first's thread starts and panics, the second's cannot start.
+        // The scope must not panic (it would with a panicked thread left unjoined).
+        STARTABLE.with(|startable| startable.set(1));
+        let result = in_parallel(4, 2, &Never, || Ok(()), |_, i, _| if i == 1 { panic!("a bug in a task") } else { Ok(Some(i)) });
+        assert!(matches!(result, Err(HnmError::Optimizer(ref message)) if message.contains("started")), "{result:?}");
+        // No thread starts: the calling thread does not run its own range either.
+        STARTABLE.with(|startable| startable.set(0));
+        let result = split_rows(ROWS, 2, &Never, |_, _| -> Result<()> { panic!("a range ran") }, |_, _| ());
+        assert!(matches!(result, Err(HnmError::Optimizer(ref message)) if message.contains("started")), "{result:?}");
+        STARTABLE.with(|startable| startable.set(usize::MAX));
     }
 
     /// Asks to stop at every question.
