@@ -295,16 +295,8 @@ proptest! {
         let model = LinearMixedModel::new(&data.stats(), Structure { response: 0, fixed, random, blocks }).unwrap();
         let criterion = if reml { Criterion::Reml } else { Criterion::Ml };
         let theta: Vec<f64> = point[..model.n_theta()].iter().zip(model.lower()).map(|(t, l)| t.max(*l + 0.05)).collect();
-        let mut ws = model.workspace().unwrap();
-        let (_, gradient) = model.deviance_and_gradient(criterion, &theta, &mut ws).unwrap();
-        for i in 0..theta.len() {
-            let h = 1e-5;
-            let (mut up, mut down) = (theta.clone(), theta.clone());
-            up[i] += h;
-            down[i] -= h;
-            let numeric = (model.deviance(criterion, &up, &mut ws).unwrap() - model.deviance(criterion, &down, &mut ws).unwrap()) / (2.0 * h);
-            prop_assert!((gradient[i] - numeric).abs() < 1e-5 * (1.0 + numeric.abs()), "θ{i}: {} vs {numeric}", gradient[i]);
-        }
+        let checked = common::gradient_matches_central_differences(&model, criterion, &theta);
+        prop_assert!(checked.is_ok(), "{checked:?}");
     }
 }
 

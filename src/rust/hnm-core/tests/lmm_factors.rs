@@ -241,20 +241,10 @@ fn the_gradient_equals_central_differences() {
     for seed in [5, 23] {
         for design in designs(seed) {
             let model = design.model();
-            let mut ws = model.workspace().unwrap();
             for theta in thetas(&model, seed) {
                 let internal = model.internal_theta_of(&theta).unwrap();
                 for criterion in [Criterion::Ml, Criterion::Reml] {
-                    let (_, gradient) = model.deviance_and_gradient(criterion, &internal, &mut ws).unwrap();
-                    for i in 0..internal.len() {
-                        let h = 1e-5;
-                        let mut up = internal.clone();
-                        up[i] += h;
-                        let mut down = internal.clone();
-                        down[i] -= h;
-                        let difference = (model.deviance(criterion, &up, &mut ws).unwrap() - model.deviance(criterion, &down, &mut ws).unwrap()) / (2.0 * h);
-                        assert!((gradient[i] - difference).abs() <= 1e-5 * (1.0 + difference.abs()), "θ{i}: {} vs {difference}", gradient[i]);
-                    }
+                    common::gradient_matches_central_differences(&model, criterion, &internal).unwrap();
                 }
             }
         }
@@ -316,22 +306,13 @@ fn a_core_of_several_blocks_matches_the_dense_likelihood() {
 /// The criterion against the dense reference and the gradient against central differences.
 fn check_against_dense(design: &Design, seed: u64) {
     let model = design.model();
-    let mut ws = model.workspace().unwrap();
     for theta in thetas(&model, seed) {
         let internal = model.internal_theta_of(&theta).unwrap();
         for criterion in [Criterion::Ml, Criterion::Reml] {
             let ours = model.criterion_in_data_units(criterion, &internal).unwrap();
             let dense = design.dense_deviance(criterion, &theta);
             assert!((ours - dense).abs() <= 1e-9 * dense.abs(), "{ours} {dense} {theta:?}");
-            let (_, gradient) = model.deviance_and_gradient(criterion, &internal, &mut ws).unwrap();
-            for i in 0..internal.len() {
-                let h = 1e-5;
-                let (mut up, mut down) = (internal.clone(), internal.clone());
-                up[i] += h;
-                down[i] -= h;
-                let difference = (model.deviance(criterion, &up, &mut ws).unwrap() - model.deviance(criterion, &down, &mut ws).unwrap()) / (2.0 * h);
-                assert!((gradient[i] - difference).abs() <= 1e-5 * (1.0 + difference.abs()), "θ{i}: {} vs {difference}", gradient[i]);
-            }
+            common::gradient_matches_central_differences(&model, criterion, &internal).unwrap();
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What the integration tests share: one-way statistics from rows, by the model's one pass,
 //! and seeded uniform draws.
 
-use hnm_core::{Checkpoint, Column, CrossProducts, GroupStats, Result};
+use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, GroupStats, LinearMixedModel, Result};
 
 /// The one-way statistics (n_j, ȳ_j, SSW_j) of `y` in the groups of 1-based `codes`, from the
 /// row pass of the model ([`CrossProducts::from_columns`]).
@@ -24,4 +24,24 @@ pub fn uniforms(seed: u64, count: usize) -> Vec<f64> {
             (state >> 11) as f64 / (1u64 << 52) as f64 - 1.0
         })
         .collect()
+}
+
+/// Whether the analytic gradient of `model`'s profiled `criterion` at `theta` equals central
+/// differences of the criterion (step 1e-5, error O(h²)) to 1e-5 relative; the first
+/// coordinate that does not is the error.
+#[allow(dead_code)] // not every test crate uses every helper
+pub fn gradient_matches_central_differences(model: &LinearMixedModel, criterion: Criterion, theta: &[f64]) -> std::result::Result<(), String> {
+    let mut ws = model.workspace().unwrap();
+    let (_, gradient) = model.deviance_and_gradient(criterion, theta, &mut ws).unwrap();
+    for i in 0..theta.len() {
+        let h = 1e-5;
+        let (mut up, mut down) = (theta.to_vec(), theta.to_vec());
+        up[i] += h;
+        down[i] -= h;
+        let difference = (model.deviance(criterion, &up, &mut ws).unwrap() - model.deviance(criterion, &down, &mut ws).unwrap()) / (2.0 * h);
+        if (gradient[i] - difference).abs() > 1e-5 * (1.0 + difference.abs()) {
+            return Err(format!("θ{i}: {} vs {difference} at {theta:?}", gradient[i]));
+        }
+    }
+    Ok(())
 }
