@@ -68,13 +68,16 @@
 //! singular fit has a valley whose curvature spans orders of magnitude, along which BFGS
 //! crawls at the pace its B learns), the Newton method of [`crate::minimize_bounded`] takes
 //! over from the point reached: its Hessian by differences costs n gradients, once or twice,
-//! where BFGS would need hundreds of steps.
+//! where BFGS would need hundreds of steps. Where the search started from the Hessian by
+//! differences, f's noise measured there limits the line search and ends a search whose
+//! decrease is lost in that noise, as in the Newton method (no Newton finish then: it would
+//! make no more progress).
 
 use super::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
 use super::interrupt::Checkpoint;
 use super::optim::{
-    minimize_bounded, norm, polish, positive_definite_hessian, project, projected_norm, snap_to_bounds, symmetric_eigen, Minimum, Objective, Stall,
-    MAX_HALVINGS,
+    minimize_bounded, norm, polish, positive_definite_hessian, project, projected_norm, snap_to_bounds, symmetric_eigen, unresolved, Differences, Minimum,
+    Objective, Stall, MAX_HALVINGS,
 };
 use crate::error::{HnmError, Result};
 
@@ -156,20 +159,30 @@ pub(crate) fn quasi_newton_from(
     let (mut value, mut gradient) = objective.value_and_gradient(&x)?;
     let (mut evaluations, mut iterations) = (1, 0);
     let mut converged = false;
-    // B, row-major; `None` until the first step has measured a curvature.
-    let mut hessian: Option<Vec<f64>> = match initial {
-        Initial::Identity => None,
-        Initial::Given(b) => Some(b).filter(|b| b.len() == n * n),
-        Initial::Differences => Some(positive_definite_hessian(objective, &x, &gradient, &mut evaluations)),
+    // B, row-major; `None` until the first step has measured a curvature. f's noise where the
+    // differences measured it (0, no limit on the line search, otherwise).
+    let (mut hessian, noise): (Option<Vec<f64>>, f64) = match initial {
+        Initial::Identity => (None, 0.0),
+        Initial::Given(b) => (Some(b).filter(|b| b.len() == n * n), 0.0),
+        Initial::Differences => {
+            let Differences { hessian, noise } = positive_definite_hessian(objective, &x, value, &gradient, &mut evaluations);
+            (Some(hessian), noise)
+        }
     };
     let mut stall = Stall::default();
+    let mut lost = false;
     // The sets of zero coordinates checked early (each once).
     let mut checked: Vec<Vec<usize>> = Vec::new();
     let max_iterations = objective.max_iterations();
     while iterations < max_iterations {
         let projected = projected_norm(&x, &gradient, lower);
         objective.trace(iterations, value, projected);
-        if stall.stalled(value) {
+        if stall.stalled(value, projected) {
+            break;
+        }
+        if stall.lost_in_noise(noise) {
+            // No progress is possible: nor would the Newton method's below make any.
+            lost = true;
             break;
         }
         checkpoint.check_timed()?;
@@ -179,7 +192,7 @@ pub(crate) fn quasi_newton_from(
             let zero = stationary_zeros(&x, &gradient, tolerance);
             if !zero.is_empty() && !checked.contains(&zero) {
                 checked.push(zero);
-                if let Some((x_new, v_new, g_new)) = leave_saddle(objective, &x, value, &gradient, lower, tolerance, &mut evaluations) {
+                if let Some((x_new, v_new, g_new)) = leave_saddle(objective, &x, value, &gradient, lower, tolerance, noise, &mut evaluations) {
                     (x, value, gradient) = (x_new, v_new, g_new);
                     iterations += 1;
                     continue;
@@ -187,7 +200,7 @@ pub(crate) fn quasi_newton_from(
             }
         }
         if projected <= tolerance {
-            match leave_saddle(objective, &x, value, &gradient, lower, tolerance, &mut evaluations) {
+            match leave_saddle(objective, &x, value, &gradient, lower, tolerance, noise, &mut evaluations) {
                 Some((x_new, v_new, g_new)) => {
                     (x, value, gradient) = (x_new, v_new, g_new);
                     iterations += 1;
@@ -203,7 +216,7 @@ pub(crate) fn quasi_newton_from(
         let initial = hessian.is_none();
         let b = hessian.get_or_insert_with(|| scaled_identity(n, gradient.iter().fold(0.0_f64, |m, g| m.max(g.abs())) / FIRST_STEP));
         let direction = search_direction(b, &x, &gradient, lower, &objective.zero_groups(&x), tolerance);
-        let Some(step) = projected_search(objective, &x, value, &gradient, &direction, lower, &mut evaluations) else {
+        let Some(step) = projected_search(objective, &x, value, &gradient, &direction, lower, noise, &mut evaluations) else {
             // No step along a direction from a learnt B lowers f: start again from steepest
             // descent, whose short steps always can unless x is the minimum to rounding.
             if initial {
@@ -221,7 +234,7 @@ pub(crate) fn quasi_newton_from(
         // rotated): its change in gradient is no curvature, so B is kept without an update.
         (x, value, gradient) = (step.x, step.value, step.gradient);
     }
-    if !converged && iterations < max_iterations {
+    if !converged && !lost && iterations < max_iterations {
         // f stalled, or no step lowered it, above the tolerance: a valley whose curvature
         // spans more orders of magnitude than BFGS learns in a few steps (a variance near 0).
         // The Newton method's exact curvature finishes from here in a few iterations.
@@ -280,16 +293,19 @@ fn search_direction(b: &[f64], x: &[f64], gradient: &[f64], lower: &[f64], zero_
 /// full step whose promised decrease is below f's rounding, a smaller projected gradient; see
 /// the module docs): the point, f and ∇f there. Each trial shrinks α to the minimum of the
 /// quadratic through f(x), the slope ∇fᵀ(x(α) − x)/α and f(x(α)), kept within [α/10, α/2].
-/// `None` when no step lowers f.
+/// `None` when no step lowers f, or when a shortened step promises a decrease within f's
+/// `noise` ([`Differences`]; [`unresolved`]).
+#[allow(clippy::too_many_arguments)]
 fn projected_search(
-    objective: &impl Objective, x: &[f64], value: f64, gradient: &[f64], direction: &[f64], lower: &[f64], evaluations: &mut usize,
+    objective: &impl Objective, x: &[f64], value: f64, gradient: &[f64], direction: &[f64], lower: &[f64], noise: f64, evaluations: &mut usize,
 ) -> Option<Step> {
     let rounding = 1e2 * f64::EPSILON * value.abs().max(1.0);
     let before = projected_norm(x, gradient, lower);
     let mut alpha = 1.0;
     for _ in 0..MAX_HALVINGS {
         let trial: Vec<f64> = x.iter().zip(direction).zip(lower).map(|((&xi, &di), &li)| (xi + alpha * di).max(li)).collect();
-        if trial == x {
+        let decrease: f64 = trial.iter().zip(x).zip(gradient).map(|((t, xi), gi)| gi * (t - xi)).sum();
+        if trial == x || unresolved(alpha, decrease, noise) {
             return None;
         }
         // f is evaluated at the trial's canonical form (the same f): a step to a
@@ -299,7 +315,6 @@ fn projected_search(
         *evaluations += 1;
         let mut next = 0.5 * alpha;
         if let Ok((v, g)) = objective.value_and_gradient(&at) {
-            let decrease: f64 = trial.iter().zip(x).zip(gradient).map(|((t, xi), gi)| gi * (t - xi)).sum();
             let within_rounding = alpha == 1.0 && -decrease <= rounding && v <= value + rounding && projected_norm(&at, &g, lower) < before;
             if v.is_finite() && ((decrease < 0.0 && v <= value + ARMIJO * decrease) || (decrease >= 0.0 && v < value) || within_rounding) {
                 let canonical = at == trial;
@@ -421,8 +436,9 @@ fn stationary_zeros(x: &[f64], gradient: &[f64], tolerance: f64) -> Vec<usize> {
 /// block on the coordinates that are exactly 0 with a gradient within the tolerance; along its
 /// most negative curvature, if any, a step into the feasible set that lowers f. `None` when
 /// there is none (x is a minimum).
+#[allow(clippy::too_many_arguments)]
 fn leave_saddle(
-    objective: &impl Objective, x: &[f64], value: f64, gradient: &[f64], lower: &[f64], tolerance: f64, evaluations: &mut usize,
+    objective: &impl Objective, x: &[f64], value: f64, gradient: &[f64], lower: &[f64], tolerance: f64, noise: f64, evaluations: &mut usize,
 ) -> Option<(Vec<f64>, f64, Vec<f64>)> {
     let zero = stationary_zeros(x, gradient, tolerance);
     if zero.is_empty() {
@@ -460,7 +476,7 @@ fn leave_saddle(
             direction[zero[c]] = sign * scale * v[c];
         }
     }
-    projected_search(objective, x, value, gradient, &direction, lower, evaluations)
+    projected_search(objective, x, value, gradient, &direction, lower, noise, evaluations)
         .filter(|found| found.value < value)
         .map(|found| (found.x, found.value, found.gradient))
 }
@@ -469,6 +485,7 @@ fn leave_saddle(
 mod tests {
     use super::*;
     use crate::numerics::interrupt::Never;
+    use crate::numerics::optim::tests::NoisyQuadratic;
 
     /// The Rosenbrock function in n dimensions, Σ 100(x_{i+1} − x_i²)² + (1 − x_i)², with
     /// x_0 ≥ 1.2 (the minimum on the bound: x_0 = 1.2, then x_1 ≈ 1.44 ...) or unbounded (all 1).
@@ -582,7 +599,7 @@ mod tests {
         // moves both off 0, with f lower than f(0) = 0.
         let lower = [0.0, f64::NEG_INFINITY, 0.0, f64::NEG_INFINITY];
         let mut evaluations = 0;
-        let (x, value, _) = leave_saddle(&TwoGroups, &[0.0; 4], 0.0, &[0.0; 4], &lower, 1e-12, &mut evaluations).unwrap();
+        let (x, value, _) = leave_saddle(&TwoGroups, &[0.0; 4], 0.0, &[0.0; 4], &lower, 1e-12, 0.0, &mut evaluations).unwrap();
         let (r1, r2) = TwoGroups::radii(&x);
         assert!(r1 > 0.0 && r2 > 0.0 && value < 0.0, "{x:?}");
     }
@@ -623,6 +640,18 @@ mod tests {
             assert!(m.converged && (m.x[0] - root).abs() < 1e-10 && (m.x[1] + 0.5 + root / 8.0).abs() < 1e-10, "{m:?}");
         }
         assert!(exact.iterations < learnt.iterations, "{} vs {}", exact.iterations, learnt.iterations);
+    }
+
+    #[test]
+    fn a_start_from_differences_measures_the_noise_of_f_and_stops_there() {
+        let start = [3.0, -2.0, 4.0];
+        let lower = [f64::NEG_INFINITY; 3];
+        let (m, _) = quasi_newton_from(&NoisyQuadratic, &start, &lower, 1e-10, Initial::Differences, &mut Checkpoint::new(&Never)).unwrap();
+        // The minimum x = 1 to the gradient's noise (1e-8 over a curvature of 2 to 6), f within
+        // its noise (1e-3) of 0; the line searches that follow the noise of f beyond that
+        // (up to 50 evaluations each) are not made.
+        assert!(m.x.iter().all(|v| (v - 1.0).abs() < 1e-7) && m.value.abs() < 1e-3, "{m:?}");
+        assert!(m.evaluations <= 30, "{m:?}");
     }
 
     #[test]

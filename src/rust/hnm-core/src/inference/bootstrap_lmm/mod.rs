@@ -491,7 +491,9 @@ mod tests {
                 quick_evaluations += ours.evaluations;
                 full_evaluations += full.evaluations;
             }
-            assert!(3 * quick_evaluations < 2 * full_evaluations, "{criterion:?}: {quick_evaluations} vs {full_evaluations}");
+            // A quarter fewer at least (62 against 90 and 89): the full search's polish now
+            // stops at 1e-12 relative (numerics/optim.rs), which narrowed the margin of 1/3.
+            assert!(4 * quick_evaluations < 3 * full_evaluations, "{criterion:?}: {quick_evaluations} vs {full_evaluations}");
         }
     }
 

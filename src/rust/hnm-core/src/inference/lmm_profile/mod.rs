@@ -419,7 +419,7 @@ impl<'a> LmmProfile<'a> {
     fn inner_search(&self, problem: &impl Objective, start: &[f64], lower: &[f64], tolerance: f64, polled: &Polled<'_, '_>) -> Result<Minimum> {
         let mut found = polled.run(|c| minimize_bounded(problem, start, lower, tolerance, c))?;
         if !found.converged {
-            found.converged = remaining_decrease(problem, &found.x, &found.gradient, lower).is_some_and(|d| d <= self.resolution());
+            found.converged = remaining_decrease(problem, &found.x, found.value, &found.gradient, lower).is_some_and(|d| d <= self.resolution());
         }
         Ok(found)
     }
