@@ -743,17 +743,42 @@ pub(crate) fn welford_means<'s>(state: &'s mut [f64], x: &mut [f64]) -> (f64, &'
     (1.0 - inverse_n, rest)
 }
 
-/// `packed` (the lower triangle of a k × k matrix by rows) += `weight` · x xᵀ.
+/// `packed` (the lower triangle of a k × k matrix by rows) += `weight` · x xᵀ: each row
+/// a slice, so that the loop over it vectorises (each entry's product and sum as before).
 #[inline(always)]
 pub(crate) fn add_packed_outer(weight: f64, x: &[f64], packed: &mut [f64]) {
-    let mut index = 0;
-    for a in 0..x.len() {
-        let wa = weight * x[a];
-        for &xb in &x[..=a] {
-            packed[index] += wa * xb;
-            index += 1;
+    let mut start = 0;
+    for (a, &xa) in x.iter().enumerate() {
+        let wa = weight * xa;
+        for (p, &xb) in packed[start..start + a + 1].iter_mut().zip(&x[..=a]) {
+            *p += wa * xb;
         }
+        start += a + 1;
     }
+}
+
+/// `f()` compiled for AVX2 (without FMA) when `wide` and the processor has it, else as it is.
+///
+/// The loops that [`add_packed_outer`] and the statistics' sums inline into `f` then
+/// vectorise four doubles wide instead of two (the portable baseline is SSE2). Without FMA
+/// every product is rounded before its sum, and the vectoriser never reorders a sum, so the
+/// results are bit for bit those of the portable code: `wide` = false runs that code (the tests
+/// compare both).
+#[inline(always)]
+pub(crate) fn vectorised<R>(wide: bool, f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if wide && std::arch::is_x86_feature_detected!("avx2") {
+        /// `f()` with AVX2 enabled in its inlined body.
+        #[target_feature(enable = "avx2")]
+        fn run<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: the processor runs AVX2 (detected just above).
+        return unsafe { run(f) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = wide;
+    f()
 }
 
 /// Starts loading the cache line at `address`.
