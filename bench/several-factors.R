@@ -71,7 +71,8 @@
 # interaction's codes gathered in Rust:
 #   InstEval service*dept + s + d, rs_lmm_build_factors alone: 888 -> 743 million instructions
 #   (cachegrind), 59-66 -> 48-50 ms CPU; the whole fit (CPU, median of 7) 0.45-0.48 -> 0.44-0.46 s
-#   (the search's share unchanged; within the noise at this load).
+#   (the search's share unchanged; within the noise at this load); a whole first fit 8.20 ->
+#   8.04 billion instructions (cachegrind, R's own work included).
 #   Nested 1e7 rows (CPU seconds, median of 3, twice): (x1 | school) + (1 | school:class)
 #   0.510 -> 0.470, with (1 | district) 0.645 -> 0.604; against the R pass (elapsed) 7.0-7.5x
 #   -> 6.5-7.1x. perf samples over 4 fits: the pooled pass 1395 -> 968, the nested chain's
