@@ -106,7 +106,7 @@ design_part <- function(rhs, data, env, call, xlev = NULL, terms = NULL, contras
     offset <- frame_offset(t, frame)
   }
   if (any(!plain)) {
-    matrix_columns <- complex_columns(t, frame, which(!plain), intercept, call, contrasts)
+    matrix_columns <- model_columns(t, frame, which(!plain), call, contrasts)
   }
   for (k in seq_along(labels)) {
     if (plain[k]) {
@@ -161,10 +161,22 @@ frame_offset <- function(t, frame) {
   Reduce(`+`, lapply(which, function(i) as.double(frame[[i]])))
 }
 
+# model.matrix() of the terms `keep` only, coded as in the whole part, without its intercept
+# column.
+complex_columns <- function(t, frame, keep, intercept, call, contrasts = NULL) {
+  m <- model_columns(t, frame, keep, call, contrasts)
+  columns <- m$assign > 0L
+  list(value = m$value[, columns, drop = FALSE], assign = m$assign[columns],
+       contrasts = m$contrasts)
+}
+
 # model.matrix() of the terms `keep` only, coded as in the whole part: R chooses each
 # factor's coding (contrasts or indicators) from the terms object's `factors` attribute,
-# which is kept as computed for all terms; only the intercept column is removed.
-complex_columns <- function(t, frame, keep, intercept, call, contrasts = NULL) {
+# which is kept as computed for all terms. `value` keeps the intercept column model.matrix()
+# adds (`assign` 0 there, the other columns' terms among all of the part's): each term's
+# columns are taken from it, where removing it first copied the whole matrix (InstEval's 28
+# columns: 16 MB, a tenth of the fit's allocations).
+model_columns <- function(t, frame, keep, call, contrasts = NULL) {
   reduced <- t
   attr(reduced, "factors") <- attr(t, "factors")[, keep, drop = FALSE]
   attr(reduced, "term.labels") <- attr(t, "term.labels")[keep]
@@ -174,9 +186,9 @@ complex_columns <- function(t, frame, keep, intercept, call, contrasts = NULL) {
     hnm_abort(sprintf("could not build the model matrix: %s", conditionMessage(e)), call = call,
               class = "hnm_error_formula")
   })
-  assign <- keep[attr(m, "assign")[colnames(m) != "(Intercept)"]]
+  assign <- c(0L, keep)[attr(m, "assign") + 1L]
+  assign[colnames(m) == "(Intercept)"] <- 0L
   contrasts <- attr(m, "contrasts")
-  m <- m[, colnames(m) != "(Intercept)", drop = FALSE]
   storage.mode(m) <- "double"
   list(value = m, assign = assign, contrasts = contrasts)
 }
@@ -292,8 +304,8 @@ group_labels <- function(design, index) {
 # methods need a code per row).
 row_codes <- function(rows) {
   # A factor's offset 0L is not subtracted: at 1e7 rows that is a pass and a copy for nothing.
-  if (identical(rows$code_offset, 0L)) return(as.integer(rows$codes))
-  if (is.null(attr(rows$code_offset, "levels"))) return(as.integer(rows$codes) - rows$code_offset)
+  if (identical(rows$code_offset, 0L)) return(plain_integers(rows$codes))
+  if (is.null(attr(rows$code_offset, "levels"))) return(plain_integers(rows$codes) - rows$code_offset)
   rust_result(rs_row_codes(rows$codes, rows$code_offset))
 }
 
@@ -380,7 +392,7 @@ combine_codes <- function(codes, sizes, keep = NULL, order_cells = NULL, cell_at
   if (is.null(cells)) {
     # Plain integers: anyNA(), is.na() and arithmetic on a factor would dispatch (anyNA() of a
     # factor is is.na() of every row); as.integer() copies only a factor's codes.
-    codes <- lapply(codes, as.integer)
+    codes <- lapply(codes, plain_integers)
     # Only codes with a missing value are scanned row by row (anyNA() allocates nothing): at
     # 1e7 rows the scans and their `|` cost more than the combination itself.
     missing <- vapply(codes, anyNA, NA)
@@ -411,11 +423,24 @@ combine_codes <- function(codes, sizes, keep = NULL, order_cells = NULL, cell_at
     cells$map <- if (is.null(cells$map)) rank else rank[cells$map]
   }
   # The rows' cells: the first code through `map` (one gather), or the first code itself.
-  out <- if (!is.null(cells$map)) cells$map[cells$first] else as.integer(cells$first)
+  out <- if (!is.null(cells$map)) map_codes(cells$map, cells$first) else plain_integers(cells$first)
   if (!every_row) out <- replace(rep(NA_integer_, n_rows), rows, out)
   # A fresh vector (but the first code itself, without attributes) takes them in place.
   if (!is.null(cell_attributes)) attributes(out) <- cell_attributes(cells$levels)
   list(codes = out, n = cells$n, levels = cells$levels)
+}
+
+# map[codes] for integer codes (a factor's read as they are), by Rust (rs_map_codes(): a
+# third of R's time at 1e7 rows), or by R's `[` for what Rust leaves to it.
+map_codes <- function(map, codes) rs_map_codes(map, codes) %||% map[codes]
+
+# as.integer(x) without its copy of a factor's codes: R strips the attributes of a long vector
+# by a wrapper around the same codes (ALTREP), where as.integer() copies them (35 ms at 1e7
+# rows, a tenth of a nested fit); other types are converted by as.integer().
+plain_integers <- function(x) {
+  if (!is.integer(x)) return(as.integer(x))
+  attributes(x) <- NULL
+  x
 }
 
 # combine_codes()' cells when every later code is a function of the first (a nested design:

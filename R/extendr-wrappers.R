@@ -54,6 +54,14 @@ rs_dense_range <- function(g) .Call(wrap__rs_dense_range, g)
 #' @noRd
 rs_nested_values <- function(first, levels, others) .Call(wrap__rs_nested_values, first, levels, others)
 
+#' `map[codes]` as R's `[` gives it for integer `codes` in 1..length(`map`) or NA (NA there,
+#' and where `map` is NA), written straight into an R vector: the rows' codes of an
+#' interaction through its cells' order, where R's subsetting took 3x as long at 1e7 rows.
+#' NULL when a code is beyond that range or `codes` is not an integer vector (R's `[` then
+#' applies its own rules).
+#' @noRd
+rs_map_codes <- function(map, codes) .Call(wrap__rs_map_codes, map, codes)
+
 #' The groups of a plain integer, logical, double or character vector `g`, hashed in one pass
 #' over it without storing a code per row: `table`, the key table (an external pointer; its
 #' codes in order of first appearance until `rs_group_keys_order`), and `first_row`, the

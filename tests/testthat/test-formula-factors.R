@@ -200,6 +200,19 @@ test_that("nested parts combine by their inner part's levels, unused levels left
   expect_identical(hnm:::group_variable(quote(school:class), d, globalenv(), NULL), reference)
 })
 
+test_that("codes mapped through the cells' order are R's subsetting, NA kept", {
+  set.seed(11)
+  map <- sample(c(1:40, NA))
+  codes <- sample(c(1:41, NA), 5000, TRUE)
+  expect_identical(hnm:::rs_map_codes(map, codes), map[codes])
+  expect_identical(hnm:::rs_map_codes(map, factor(letters[c(2, 1, 3)])), map[c(2L, 1L, 3L)])
+  # Codes R's `[` reads by its own rules (0, negative, beyond the map, doubles) are left to it.
+  for (other in list(c(1L, 0L), c(-1L, -2L), c(1L, 42L), c(1, 2))) {
+    expect_null(hnm:::rs_map_codes(map, other))
+    expect_identical(hnm:::map_codes(map, other), map[other])
+  }
+})
+
 test_that("an interaction grouping variable is interaction()'s factor, for every column type", {
   set.seed(9)
   columns <- random_columns(3000, c(20, 15, 6, 8))

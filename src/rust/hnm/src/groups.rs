@@ -220,6 +220,32 @@ fn rs_nested_values(first: Robj, levels: i32, others: List) -> Robj {
     }
 }
 
+/// `map[codes]` as R's `[` gives it for integer `codes` in 1..length(`map`) or NA (NA there,
+/// and where `map` is NA), written straight into an R vector: the rows' codes of an
+/// interaction through its cells' order, where R's subsetting took 3x as long at 1e7 rows.
+/// NULL when a code is beyond that range or `codes` is not an integer vector (R's `[` then
+/// applies its own rules).
+/// @noRd
+#[extendr]
+fn rs_map_codes(map: &[i32], codes: Robj) -> Robj {
+    let Some(codes) = expanded(&codes).then(|| codes.as_integer_slice()).flatten() else {
+        return Robj::from(());
+    };
+    let mut beyond = false;
+    let out = Integers::from_values(codes.iter().map(|&code| match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)).and_then(|c| map.get(c)) {
+        Some(&value) => Rint::from(value),
+        None => {
+            beyond |= code != NA_CODE;
+            Rint::na()
+        }
+    }));
+    if beyond {
+        Robj::from(())
+    } else {
+        out.into()
+    }
+}
+
 /// The values of a plain integer, logical, double or character vector `g`, read in place as
 /// the keys of its groups; `None` for another type.
 pub(crate) fn group_keys(g: &Robj) -> Option<GroupKeys<'_>> {
@@ -310,6 +336,7 @@ extendr_module! {
     fn rs_levels_distinct;
     fn rs_dense_range;
     fn rs_nested_values;
+    fn rs_map_codes;
     fn rs_group_keys;
     fn rs_group_keys_order;
     fn rs_group_keys_valid;

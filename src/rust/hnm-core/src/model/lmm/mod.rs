@@ -254,15 +254,17 @@ impl LinearMixedModel {
             return Err(HnmError::InvalidArgument { argument: "stats", reason: "must keep every co-moment per group with one grouping factor" });
         }
         let (stats, group_index) = stats.nonempty()?;
-        let mut model = Self::from_levels(&stats, structure, None)?;
+        let mut model = Self::from_levels(&ColumnSummary::of(&stats), structure, None)?;
         model.group_index = group_index;
         Ok(model)
     }
 
-    /// The model of the non-empty groups `stats`, whose levels are the groups themselves or,
+    /// The model of the non-empty groups `columns.stats` (with their summaries `columns`, which
+    /// a model with several factors reads again), whose levels are the groups themselves or,
     /// with `levels` = (the level of each group, the number of levels), the first factor's
     /// levels of a model with several (the groups then are cells); `group_index` is left empty.
-    fn from_levels(stats: &CrossProducts, structure: Structure, levels: Option<(&[usize], usize)>) -> Result<Self> {
+    fn from_levels(columns: &ColumnSummary<'_>, structure: Structure, levels: Option<(&[usize], usize)>) -> Result<Self> {
+        let stats = columns.stats;
         let m = levels.map_or(stats.groups(), |(_, m)| m);
         if m < 2 {
             return Err(HnmError::TooFewGroups { found: m });
@@ -275,8 +277,7 @@ impl LinearMixedModel {
         if n_obs <= (q * m) as f64 {
             return Err(HnmError::TooManyRandomEffects { observations: n_obs, random_effects: (q * m) as f64 });
         }
-        let columns = ColumnSummary::of(stats);
-        range::check_range(&columns, &structure)?;
+        range::check_range(columns, &structure)?;
         let fixed_centred = structure.fixed.contains(&Term::Intercept);
         let affine = |term: Term, centred: bool| columns.affine(term, centred);
         let response = affine(Term::Variable(structure.response), fixed_centred);
@@ -287,7 +288,7 @@ impl LinearMixedModel {
         let (width, all_p) = (all_columns.len(), all_columns.len() - 1);
         let kept = full_rank_columns(&principal_submatrix(&all_xy, width, &(0..all_p).collect::<Vec<_>>()), all_p);
         let fixed: Vec<Affine> = kept.iter().map(|&f| all_columns[f]).collect();
-        let random = factors::random_columns(&columns, &structure.random, &structure.blocks);
+        let random = factors::random_columns(columns, &structure.random, &structure.blocks);
         let p = fixed.len();
         let mut fixed_and_response = fixed.clone();
         fixed_and_response.push(response);

@@ -369,9 +369,9 @@ impl LinearMixedModel {
         if cells.n_obs() <= total_random as f64 {
             return Err(HnmError::TooManyRandomEffects { observations: cells.n_obs(), random_effects: total_random as f64 });
         }
-        let mut model = Self::from_levels(&cells, structure, Some((&levels[0].of_cell, levels[0].n.len())))?;
-        model.group_index = copied(&levels[0].index, MODEL)?;
         let columns = ColumnSummary::of(&cells);
+        let mut model = Self::from_levels(&columns, structure, Some((&levels[0].of_cell, levels[0].n.len())))?;
+        model.group_index = copied(&levels[0].index, MODEL)?;
         let fixed_and_response: Vec<Affine> = model.fixed.iter().copied().chain(std::iter::once(model.response)).collect();
         let mut others = Vec::with_capacity(factors.len() - 1);
         let mut offset = 0;
