@@ -7,7 +7,7 @@ use faer::linalg::solvers::Solve;
 use faer::{Mat, Side};
 mod common;
 use common::uniforms;
-use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, GroupingFactor, LinearMixedModel, Never, Term};
+use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, GroupingFactor, LinearMixedModel, Never, Term, Workspace};
 use std::collections::HashMap;
 
 const LOG_2PI: f64 = 1.837_877_066_409_345_5;
@@ -323,15 +323,49 @@ fn check_against_dense(design: &Design, seed: u64) {
             let ours = model.criterion_in_data_units(criterion, &internal).unwrap();
             let dense = design.dense_deviance(criterion, &theta);
             assert!((ours - dense).abs() <= 1e-9 * dense.abs(), "{ours} {dense} {theta:?}");
-            let (_, gradient) = model.deviance_and_gradient(criterion, &internal, &mut ws).unwrap();
-            for i in 0..internal.len() {
-                let h = 1e-5;
-                let (mut up, mut down) = (internal.clone(), internal.clone());
-                up[i] += h;
-                down[i] -= h;
-                let difference = (model.deviance(criterion, &up, &mut ws).unwrap() - model.deviance(criterion, &down, &mut ws).unwrap()) / (2.0 * h);
-                assert!((gradient[i] - difference).abs() <= 1e-5 * (1.0 + difference.abs()), "θ{i}: {} vs {difference}", gradient[i]);
-            }
+            check_gradient(&model, criterion, &internal, &mut ws);
+        }
+    }
+}
+
+/// The analytic gradient at the internal θ against central differences, in the workspace `ws`.
+fn check_gradient(model: &LinearMixedModel, criterion: Criterion, internal: &[f64], ws: &mut Workspace) {
+    let (_, gradient) = model.deviance_and_gradient(criterion, internal, ws).unwrap();
+    for i in 0..internal.len() {
+        let h = 1e-5;
+        let (mut up, mut down) = (internal.to_vec(), internal.to_vec());
+        up[i] += h;
+        down[i] -= h;
+        let difference = (model.deviance(criterion, &up, ws).unwrap() - model.deviance(criterion, &down, ws).unwrap()) / (2.0 * h);
+        assert!((gradient[i] - difference).abs() <= 1e-5 * (1.0 + difference.abs()), "θ{i}: {} vs {difference}", gradient[i]);
+    }
+}
+
+/// Scalar crossed factors whose workspace first serves θ in the gradient's diagonal form (no
+/// (L_c L_cᵀ)⁻¹, which the workspace then does not hold), then a θ with a variance near 0
+/// (λ below the form's floor: the selected inverse, its memory taken by that evaluation):
+/// both gradients against central differences.
+#[test]
+fn a_small_variance_after_the_diagonal_form_has_the_selected_inverse() {
+    use Term::{Intercept as I, Variable as V};
+    let n = 500;
+    let u = uniforms(41, 4 * n);
+    let pick = |i: usize, k: usize| (((u[i] + 1.0) / 2.0 * k as f64) as usize).min(k - 1);
+    let a: Vec<usize> = (0..n).map(|i| pick(i, 90)).collect();
+    let b: Vec<usize> = (0..n).map(|i| pick(n + i, 60)).collect();
+    let x: Vec<f64> = (0..n).map(|i| 2.0 * u[2 * n + i] + 10.0).collect();
+    let y: Vec<f64> = (0..n).map(|i| 1.0 + 0.5 * x[i] + u[(a[i] * 7) % n] + 0.8 * u[(b[i] * 5 + 1) % n] + u[3 * n + i]).collect();
+    let design =
+        Design { columns: vec![y, x.clone(), x], fixed: vec![I, V(1)], factors: vec![factor(a, 90, vec![I], vec![1]), factor(b, 60, vec![I], vec![1])] };
+    let model = design.model();
+    let mut ws = model.workspace().unwrap();
+    for theta in [[0.9, 0.7], [0.8, 0.004], [0.003, 0.6]] {
+        let internal = model.internal_theta_of(&theta).unwrap();
+        for criterion in [Criterion::Ml, Criterion::Reml] {
+            let ours = model.criterion_in_data_units(criterion, &internal).unwrap();
+            let dense = design.dense_deviance(criterion, &theta);
+            assert!((ours - dense).abs() <= 1e-9 * dense.abs(), "{ours} {dense} {theta:?}");
+            check_gradient(&model, criterion, &internal, &mut ws);
         }
     }
 }

@@ -340,6 +340,28 @@ impl DenseKernels {
         Ok(DenseKernels { isa, scratch: Scratch::new(n)?, helper })
     }
 
+    /// `task(item)` for every item of `items` (independent tasks, each writing only what
+    /// its item owns, such as disjoint columns of a matrix), on this thread and, when these
+    /// kernels have a helper (order at least [`PARALLEL_ORDER`], two threads or more), on
+    /// one more, each taking the next item when done with its last (as the products'
+    /// blocks, [`shared_tasks`]).
+    pub(crate) fn for_each_shared<T: Send>(&self, items: impl Iterator<Item = T> + Send, task: impl Fn(T) + Sync) {
+        let items = std::sync::Mutex::new(items);
+        let run = || loop {
+            // A poisoned lock (the other thread panicked) ends this one too.
+            let Some(item) = items.lock().ok().and_then(|mut items| items.next()) else { break };
+            task(item);
+        };
+        if self.helper.is_none() {
+            return run();
+        }
+        std::thread::scope(|scope| {
+            // A helper that cannot be started leaves every task to this thread.
+            let _helper = std::thread::Builder::new().spawn_scoped(scope, run);
+            run();
+        });
+    }
+
     /// `task(scratch, b)` for each block column b (of width NB) of a lower-triangular
     /// computation of order `nr` whose block columns are independent: on this thread, or from
     /// order [`PARALLEL_ORDER`] on this one and the helper thread (see [`shared_tasks`]), the

@@ -199,7 +199,7 @@ impl LinearMixedModel {
         let nr = s.core_random;
         let rhs = if reml { 1 + self.p } else { 1 };
         self.solve_modes(s, rhs, ws);
-        let diagonal = Self::diagonal_form(s, ws);
+        let diagonal = Self::diagonal_form(s, &ws.lambda, &ws.several.as_ref().expect("a workspace of a model with several factors").lambdas);
         if diagonal {
             // L_c⁻¹ alone: the diagonal of A⁻¹ is read from it without (L_cL_cᵀ)⁻¹.
             let n = s.core_order(self.p + 1);
@@ -353,6 +353,7 @@ impl LinearMixedModel {
         let beta = self.internal_beta(&ws);
         self.gradient_setup(Criterion::Ml, &beta, &mut ws);
         self.solve_modes(s, 1, &mut ws);
+        reserve_core_inverse(ws.several.as_mut().expect("a workspace of a model with several factors"), s.core_random)?;
         self.core_inverse(s, &mut ws);
         let mut sw = ws.several.take().expect("a workspace of a model with several factors");
         let nr = s.core_random;
@@ -402,10 +403,9 @@ impl LinearMixedModel {
     /// ([`LinearMixedModel::log_det_from_diagonal`]): every factor scalar (q = 1), its λ_f
     /// at least [`DIAGONAL_FORM_MIN_LAMBDA`], and the core dense (a nested chain has its own
     /// cheap selected inverse).
-    fn diagonal_form(s: &Several, ws: &Workspace) -> bool {
-        let sw = ws.several.as_ref().expect("a workspace of a model with several factors");
+    pub(super) fn diagonal_form(s: &Several, lambda: &[f64], others: &[Vec<f64>]) -> bool {
         let scalar = |lambda: &[f64]| lambda.len() == 1 && lambda[0] >= DIAGONAL_FORM_MIN_LAMBDA;
-        s.nested.is_none() && scalar(&ws.lambda) && sw.lambdas.iter().all(|l| scalar(l))
+        s.nested.is_none() && scalar(lambda) && others.iter().all(|l| scalar(l))
     }
 
     /// The log|A| part of the gradient of a model whose factors are all scalar, from the
@@ -529,6 +529,18 @@ impl LinearMixedModel {
             add(out, c, qf, qg, column, row, true);
         }
     }
+}
+
+/// Room for (L_c L_cᵀ)⁻¹ (nr × nr) in the workspace `sw`, allocated by the first evaluation
+/// that needs it (`sigma_cc`'s docs).
+///
+/// # Errors
+/// `TooLarge` when it does not fit in memory.
+pub(super) fn reserve_core_inverse(sw: &mut SeveralWorkspace, nr: usize) -> Result<()> {
+    if sw.sigma_cc.len() < nr * nr {
+        sw.sigma_cc = filled(&[nr, nr], 0.0, "the inverse of the dense block of the crossed grouping factors")?;
+    }
+    Ok(())
 }
 
 /// Levels of the first factor whose selected inverses share one product (module docs of
