@@ -5,6 +5,10 @@
 #
 #   Rscript bench/crossed-large.R                       # 1e7 ratings, 1e5 users x 5e3 items
 #   Rscript bench/crossed-large.R --ratings=1e6 --users=1e4 --items=1e3
+#   Rscript bench/crossed-large.R --ratings=3.15e7 --users=200947 --items=16034   # MovieLens 32M's shape
+#   --verbose=1 prints the search's iterations (hnm_fit(verbose = TRUE)) after the fit's start
+#   time: with the lines timestamped (e.g. piped through `while read l; do echo "$(date +%T) $l";
+#   done`) they time an iteration before a whole fit is waited for.
 #
 # Peak memory is the resident set's high-water mark (VmHWM), reset before the fit by writing
 # 5 to /proc/self/clear_refs (Linux); elsewhere it is not reported.
@@ -17,6 +21,7 @@ bench_header("crossed-large")
 ratings <- bench_option("ratings", 1e7)
 users <- bench_option("users", 1e5)
 items <- bench_option("items", 5e3)
+verbose <- bench_option("verbose", 0) == 1
 
 # Ratings whose users and items are drawn with probabilities 1/rank (users) and
 # 1/rank^0.8 (items), as MovieLens' long tails; each (user, item) pair at most once, as a
@@ -56,7 +61,8 @@ formula <- y ~ 1 + (1 | user) + (1 | item)
 invisible(gc())
 before <- resident_memory()
 reset_peak()
-elapsed <- system.time(fit <- hnm_fit(formula, d))[["elapsed"]]
+cat(sprintf("fit started: %s\n", format(Sys.time(), "%H:%M:%OS1")))
+elapsed <- system.time(fit <- hnm_fit(formula, d, verbose = verbose))[["elapsed"]]
 peak <- peak_memory()
 mb <- function(bytes) sprintf("%.0f MB", bytes / 2^20)
 print_table(sprintf("Crossed: %s (Zipf-like popularity)", deparse1(formula)), data.frame(

@@ -33,8 +33,10 @@ impl LinearMixedModel {
         if let Some(chain) = &s.nested {
             return self.factorize_nested(s, chain, ws);
         }
-        // The gradient at this θ needs (L_c L_cᵀ)⁻¹ unless it is in the diagonal form.
-        if !Self::diagonal_form(s, lambda0, &sw.lambdas) {
+        // The gradient at this θ needs (L_c L_cᵀ)⁻¹ unless it is in the diagonal form without
+        // its product route.
+        sw.selected.dense.prepare(s, q0 == 1, self.n.len(), n, p1)?;
+        if !Self::diagonal_form(s, lambda0, &sw.lambdas) || sw.selected.dense.by_products {
             reserve_core_inverse(sw, nr)?;
         }
         let core = &mut sw.core;
@@ -86,7 +88,6 @@ impl LinearMixedModel {
         // A scalar first factor's fronts that reach most of the core go to a dense panel,
         // applied by packed products (a SYRK) every DENSE_BATCH levels; the others keep the
         // scatter below.
-        sw.selected.dense.prepare(s, q0 == 1, self.n.len(), n, p1)?;
         let mut panel_rows = 0;
         for j in 0..self.n.len() {
             let (first, last) = (s.width_start[j], s.width_start[j + 1]);
@@ -168,7 +169,7 @@ impl LinearMixedModel {
         }
         subtract_panel(&mut sw.kernels, core, n, &mut sw.selected.dense.panel, panel_rows);
         if q0 == 1 {
-            scatter_fronts(&sw.kernels, core, n, nr, s, &sw.fronts, &sw.selected.dense.is_dense, p1);
+            scatter_fronts(&sw.kernels, core, n, nr, s, &sw.fronts, &sw.selected.dense.is_dense, p1, None);
         }
         for a in 0..p1 {
             for c in 0..=a {
@@ -201,17 +202,20 @@ fn subtract_panel(kernels: &mut DenseKernels, core: &mut [f64], n: usize, panel:
 /// 1.2 MB, within a core's L2 cache.
 const SCATTER_COLUMNS: usize = 128;
 
-/// The core (n × n column-major, lower triangle) less Σ_j w_j w_jᵀ for the fronts w_j of a
-/// scalar first factor that are not dense (`is_dense`, applied as panels): each front's
-/// rank-one update scattered into the core's columns at its rows (random-effects rows, then
-/// its p + 1 [X y] values at the core's last rows). By blocks of [`SCATTER_COLUMNS`] columns,
+/// The core (n × n column-major, lower triangle, n = `ld`) less Σ_j c_j w_j w_jᵀ for the
+/// fronts w_j of a scalar first factor that are not dense (`is_dense`, applied as panels),
+/// c_j = `scales[j]`² (1 without): each front's rank-one update scattered into the core's
+/// columns at its rows (random-effects rows, then its p + 1 [X y] values at the core's last
+/// rows, left out of a target of order `ld` = nr, as the gradient's T). By blocks of [`SCATTER_COLUMNS`] columns,
 /// every front's columns in the block in turn (found by bisection: a front's rows ascend), so
 /// that the scattered entries are read from the cache rather than memory (front by front
 /// over the whole core, InstEval's 2,972 students' updates were a cache miss each, a fifth of
 /// its evaluation); the blocks shared with the kernels' helper thread (disjoint columns), and
 /// each entry summed in the fronts' order as one thread would.
 #[allow(clippy::too_many_arguments)]
-fn scatter_fronts(kernels: &DenseKernels, core: &mut [f64], n: usize, nr: usize, s: &Several, fronts: &[f64], is_dense: &[bool], p1: usize) {
+pub(super) fn scatter_fronts(
+    kernels: &DenseKernels, core: &mut [f64], n: usize, nr: usize, s: &Several, fronts: &[f64], is_dense: &[bool], p1: usize, scales: Option<&[f64]>,
+) {
     let blocks = core[..nr * n].chunks_mut(SCATTER_COLUMNS * n).enumerate();
     kernels.for_each_shared(blocks, |(b, block)| {
         let (c0, c1) = (b * SCATTER_COLUMNS, ((b + 1) * SCATTER_COLUMNS).min(nr));
@@ -220,8 +224,9 @@ fn scatter_fronts(kernels: &DenseKernels, core: &mut [f64], n: usize, nr: usize,
             let r = last - first - p1;
             let (rows, front) = (&s.front_rows[first..first + r], &fronts[first..last]);
             let (lo, hi) = (rows.partition_point(|&row| row < c0), rows.partition_point(|&row| row < c1));
+            let scale = scales.map_or(1.0, |scales| scales[j] * scales[j]);
             for bcol in lo..hi {
-                let (rb, fb) = (rows[bcol], front[bcol]);
+                let (rb, fb) = (rows[bcol], scale * front[bcol]);
                 let target = &mut block[(rb - c0) * n..(rb - c0 + 1) * n];
                 for (&ra, &fa) in rows[bcol..].iter().zip(&front[bcol..r]) {
                     target[ra] -= fa * fb;
