@@ -294,18 +294,11 @@ fn the_fit_is_a_minimum_of_the_dense_likelihood() {
 #[test]
 fn a_core_of_several_blocks_matches_the_dense_likelihood() {
     use Term::{Intercept as I, Variable as V};
-    let n = 700;
-    let u = uniforms(11, 5 * n);
-    let pick = |i: usize, k: usize| (((u[i] + 1.0) / 2.0 * k as f64) as usize).min(k - 1);
-    let a: Vec<usize> = (0..n).map(|i| pick(i, 160)).collect();
-    let b: Vec<usize> = (0..n).map(|i| pick(n + i, 140)).collect();
-    let x: Vec<f64> = (0..n).map(|i| 2.0 * u[2 * n + i] + 10.0).collect();
-    let w: Vec<f64> = (0..n).map(|i| u[3 * n + i]).collect();
-    let y: Vec<f64> = (0..n).map(|i| 1.0 + 0.5 * x[i] - w[i] + u[(a[i] * 7) % n] + 0.8 * u[(b[i] * 5 + 1) % n] + u[4 * n + i]).collect();
+    let (a, b, columns) = two_crossed_factors(11, 700, 160, 140);
     // The first factor scalar (the fronts' rank-one path) and with a slope (the general one).
     for (random, blocks) in [(vec![I], vec![1]), (vec![I, V(1)], vec![2])] {
         let design = Design {
-            columns: vec![y.clone(), x.clone(), w.clone()],
+            columns: columns.clone(),
             fixed: vec![I, V(1), V(2)],
             factors: vec![factor(a.clone(), 160, random, blocks), factor(b.clone(), 140, vec![I], vec![1])],
         };
@@ -313,17 +306,35 @@ fn a_core_of_several_blocks_matches_the_dense_likelihood() {
     }
 }
 
+/// n rows of two crossed factors of `ka` and `kb` levels drawn uniformly, and columns y, x, w
+/// (y with both factors' effects).
+fn two_crossed_factors(seed: u64, n: usize, ka: usize, kb: usize) -> (Vec<usize>, Vec<usize>, Vec<Vec<f64>>) {
+    let u = uniforms(seed, 5 * n);
+    let pick = |i: usize, k: usize| (((u[i] + 1.0) / 2.0 * k as f64) as usize).min(k - 1);
+    let a: Vec<usize> = (0..n).map(|i| pick(i, ka)).collect();
+    let b: Vec<usize> = (0..n).map(|i| pick(n + i, kb)).collect();
+    let x: Vec<f64> = (0..n).map(|i| 2.0 * u[2 * n + i] + 10.0).collect();
+    let w: Vec<f64> = (0..n).map(|i| u[3 * n + i]).collect();
+    let y: Vec<f64> = (0..n).map(|i| 1.0 + 0.5 * x[i] - w[i] + u[(a[i] * 7) % n] + 0.8 * u[(b[i] * 5 + 1) % n] + u[4 * n + i]).collect();
+    (a, b, vec![y, x, w])
+}
+
 /// The criterion against the dense reference and the gradient against central differences.
 fn check_against_dense(design: &Design, seed: u64) {
     let model = design.model();
+    check_against_dense_at(design, &model, thetas(&model, seed));
+}
+
+/// [`check_against_dense`] at the θ given, in one workspace in turn.
+fn check_against_dense_at(design: &Design, model: &LinearMixedModel, thetas: Vec<Vec<f64>>) {
     let mut ws = model.workspace().unwrap();
-    for theta in thetas(&model, seed) {
+    for theta in thetas {
         let internal = model.internal_theta_of(&theta).unwrap();
         for criterion in [Criterion::Ml, Criterion::Reml] {
             let ours = model.criterion_in_data_units(criterion, &internal).unwrap();
             let dense = design.dense_deviance(criterion, &theta);
             assert!((ours - dense).abs() <= 1e-9 * dense.abs(), "{ours} {dense} {theta:?}");
-            check_gradient(&model, criterion, &internal, &mut ws);
+            check_gradient(model, criterion, &internal, &mut ws);
         }
     }
 }
@@ -348,26 +359,9 @@ fn check_gradient(model: &LinearMixedModel, criterion: Criterion, internal: &[f6
 #[test]
 fn a_small_variance_after_the_diagonal_form_has_the_selected_inverse() {
     use Term::{Intercept as I, Variable as V};
-    let n = 500;
-    let u = uniforms(41, 4 * n);
-    let pick = |i: usize, k: usize| (((u[i] + 1.0) / 2.0 * k as f64) as usize).min(k - 1);
-    let a: Vec<usize> = (0..n).map(|i| pick(i, 90)).collect();
-    let b: Vec<usize> = (0..n).map(|i| pick(n + i, 60)).collect();
-    let x: Vec<f64> = (0..n).map(|i| 2.0 * u[2 * n + i] + 10.0).collect();
-    let y: Vec<f64> = (0..n).map(|i| 1.0 + 0.5 * x[i] + u[(a[i] * 7) % n] + 0.8 * u[(b[i] * 5 + 1) % n] + u[3 * n + i]).collect();
-    let design =
-        Design { columns: vec![y, x.clone(), x], fixed: vec![I, V(1)], factors: vec![factor(a, 90, vec![I], vec![1]), factor(b, 60, vec![I], vec![1])] };
-    let model = design.model();
-    let mut ws = model.workspace().unwrap();
-    for theta in [[0.9, 0.7], [0.8, 0.004], [0.003, 0.6]] {
-        let internal = model.internal_theta_of(&theta).unwrap();
-        for criterion in [Criterion::Ml, Criterion::Reml] {
-            let ours = model.criterion_in_data_units(criterion, &internal).unwrap();
-            let dense = design.dense_deviance(criterion, &theta);
-            assert!((ours - dense).abs() <= 1e-9 * dense.abs(), "{ours} {dense} {theta:?}");
-            check_gradient(&model, criterion, &internal, &mut ws);
-        }
-    }
+    let (a, b, columns) = two_crossed_factors(41, 500, 90, 60);
+    let design = Design { columns, fixed: vec![I, V(1)], factors: vec![factor(a, 90, vec![I], vec![1]), factor(b, 60, vec![I], vec![1])] };
+    check_against_dense_at(&design, &design.model(), vec![vec![0.9, 0.7], vec![0.8, 0.004], vec![0.003, 0.6]]);
 }
 
 /// A crossed design of Zipf-like popularity whose first factor (users, scalar) has both kinds
