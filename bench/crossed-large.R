@@ -10,6 +10,18 @@
 #   time: with the lines timestamped (e.g. piped through `while read l; do echo "$(date +%T) $l";
 #   done`) they time an iteration before a whole fit is waited for.
 #
+# Recorded (2026-12-06, branch dense, the 2 cores shared with other jobs, load 3-6):
+#   1e7 ratings, 1e5 x 5e3: 423 s / 16 evaluations (before the AVX kernels) -> 97.2 s / 13
+#     (packed operands by their contiguous side, the core's scatter by column blocks; load ~6)
+#     -> 57.5 s / 13, peak 1.6 GB above the process (the first factor's gradient term as
+#     <X'X, T> instead of the sparse norms, which took ~99% of an evaluation; load ~3-4).
+#   MovieLens 32M's shape (3.15e7, 200,947 x 16,034), that last build: 1,648 s / 14
+#     evaluations, peak 10.1 GB above the process (core, L_c^-1 and X'X: 2 GB each); the
+#     process had 0.85 of a core on average (1,403 s of CPU): the search's iterations took
+#     70-150 s each, the simulation and build ~8 min before the first, and the random
+#     effects' conditional variances after the fit ~5.7 min (the selected inverse of 200,947
+#     users against a dense 16k core). MixedModels.jl: 1,213 s on 8 threads.
+#
 # Peak memory is the resident set's high-water mark (VmHWM), reset before the fit by writing
 # 5 to /proc/self/clear_refs (Linux); elsewhere it is not reported.
 

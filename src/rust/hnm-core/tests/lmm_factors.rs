@@ -372,9 +372,9 @@ fn a_small_variance_after_the_diagonal_form_has_the_selected_inverse() {
 /// 0.3) against the dense reference, as in `check_against_dense`.
 #[test]
 fn heavy_and_light_fronts_match_the_dense_likelihood() {
-    // With 142 light users the gradient reads the first factor's part as ⟨XᵀX, T⟩ (the
+    // With 442 light users the gradient reads the first factor's part as ⟨XᵀX, T⟩ (the
     // light users' sparse norms would cost more), with 40 as norms (sparse and dense).
-    for users in [150, 48] {
+    for users in [450, 48] {
         heavy_and_light(users);
     }
 }

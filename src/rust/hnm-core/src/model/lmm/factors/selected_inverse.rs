@@ -842,12 +842,13 @@ impl DenseFronts {
 
 /// Whether the first factor's part of the diagonal form, Σ_j ‖X W_{j,R}ᵀ‖²/L_j², is cheaper
 /// as ⟨XᵀX, T⟩ with T = Σ_j W_{j,R}ᵀW_{j,R}/L_j² (nr × nr) than as the norms of its products
-/// with X: XᵀX costs nr³/6 multiply-adds of the packed products ([`DENSE_SPEEDUP`] times
-/// the speed of a sparse norm's) and T the fronts' Σ_j r_j²/2 of the Schur update (at most
-/// its scatter's speed); the norms Σ_j Σ_{r ∈ R_j} (nr − r), or nr²/2 at [`NORM_SPEEDUP`]
-/// for a dense one. At MovieLens' shapes the norms took nearly all of an evaluation (ten
-/// million ratings of five thousand items: ~2.5e10 multiply-adds against XᵀX's 2.1e10 at
-/// many times their speed); InstEval's 73,421 pairs keep them (4.1e7 against 2.4e8).
+/// with X: XᵀX costs nr³/6 multiply-adds of the packed products ([`NORM_SPEEDUP`] times the
+/// speed of a sparse norm's) and T the fronts' Σ_j r_j²/2 of the Schur update (at most its
+/// scatter's speed); the norms Σ_j Σ_{r ∈ R_j} (nr − r), or nr²/2 at [`NORM_SPEEDUP`] for a
+/// dense one. At MovieLens' shapes the norms took nearly all of an evaluation (ten million
+/// ratings of five thousand items: ~2.5e10 multiply-adds against XᵀX's 2.1e10 at several
+/// times their speed); InstEval keeps them (4.1e7 against 2.4e8: by cachegrind, 635 M
+/// instructions per evaluation by XᵀX against 461 M).
 fn product_norms(s: &Several, norm_dense: &[bool], m0: usize, nr: usize, p1: usize) -> bool {
     let (mut norms, mut gram) = (0.0, 0.0);
     for (j, &dense) in norm_dense.iter().enumerate().take(m0) {
@@ -857,5 +858,5 @@ fn product_norms(s: &Several, norm_dense: &[bool], m0: usize, nr: usize, p1: usi
         norms += if dense { (nr * nr) as f64 / (2 * NORM_SPEEDUP) as f64 } else { rows.iter().map(|&row| (nr - row) as f64).sum() };
     }
     let nr = nr as f64;
-    nr * nr * nr / (6 * DENSE_SPEEDUP) as f64 + gram < norms
+    nr * nr * nr / (6 * NORM_SPEEDUP) as f64 + gram < norms
 }
