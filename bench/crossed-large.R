@@ -5,6 +5,22 @@
 #
 #   Rscript bench/crossed-large.R                       # 1e7 ratings, 1e5 users x 5e3 items
 #   Rscript bench/crossed-large.R --ratings=1e6 --users=1e4 --items=1e3
+#   Rscript bench/crossed-large.R --ratings=3.15e7 --users=200947 --items=16034   # MovieLens 32M's shape
+#   --verbose=1 prints the search's iterations (hnm_fit(verbose = TRUE)) after the fit's start
+#   time: with the lines timestamped (e.g. piped through `while read l; do echo "$(date +%T) $l";
+#   done`) they time an iteration before a whole fit is waited for.
+#
+# Recorded (2026-12-06, branch dense, the 2 cores shared with other jobs, load 3-6):
+#   1e7 ratings, 1e5 x 5e3: 423 s / 16 evaluations (before the AVX kernels) -> 97.2 s / 13
+#     (packed operands by their contiguous side, the core's scatter by column blocks; load ~6)
+#     -> 57.5 s / 13, peak 1.6 GB above the process (the first factor's gradient term as
+#     <X'X, T> instead of the sparse norms, which took ~99% of an evaluation; load ~3-4).
+#   MovieLens 32M's shape (3.15e7, 200,947 x 16,034), that last build: 1,648 s / 14
+#     evaluations, peak 10.1 GB above the process (core, L_c^-1 and X'X: 2 GB each); the
+#     process had 0.85 of a core on average (1,403 s of CPU): the search's iterations took
+#     70-150 s each, the simulation and build ~8 min before the first, and the random
+#     effects' conditional variances after the fit ~5.7 min (the selected inverse of 200,947
+#     users against a dense 16k core). MixedModels.jl: 1,213 s on 8 threads.
 #
 # Peak memory is the resident set's high-water mark (VmHWM), reset before the fit by writing
 # 5 to /proc/self/clear_refs (Linux); elsewhere it is not reported.
@@ -17,6 +33,7 @@ bench_header("crossed-large")
 ratings <- bench_option("ratings", 1e7)
 users <- bench_option("users", 1e5)
 items <- bench_option("items", 5e3)
+verbose <- bench_option("verbose", 0) == 1
 
 # Ratings whose users and items are drawn with probabilities 1/rank (users) and
 # 1/rank^0.8 (items), as MovieLens' long tails; each (user, item) pair at most once, as a
@@ -56,7 +73,8 @@ formula <- y ~ 1 + (1 | user) + (1 | item)
 invisible(gc())
 before <- resident_memory()
 reset_peak()
-elapsed <- system.time(fit <- hnm_fit(formula, d))[["elapsed"]]
+cat(sprintf("fit started: %s\n", format(Sys.time(), "%H:%M:%OS1")))
+elapsed <- system.time(fit <- hnm_fit(formula, d, verbose = verbose))[["elapsed"]]
 peak <- peak_memory()
 mb <- function(bytes) sprintf("%.0f MB", bytes / 2^20)
 print_table(sprintf("Crossed: %s (Zipf-like popularity)", deparse1(formula)), data.frame(

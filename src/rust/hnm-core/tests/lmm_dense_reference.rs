@@ -295,7 +295,7 @@ proptest! {
         let model = LinearMixedModel::new(&data.stats(), Structure { response: 0, fixed, random, blocks }).unwrap();
         let criterion = if reml { Criterion::Reml } else { Criterion::Ml };
         let theta: Vec<f64> = point[..model.n_theta()].iter().zip(model.lower()).map(|(t, l)| t.max(*l + 0.05)).collect();
-        let checked = common::gradient_matches_central_differences(&model, criterion, &theta);
+        let checked = common::gradient_matches_central_differences(&model, criterion, &theta, &mut model.workspace().unwrap());
         prop_assert!(checked.is_ok(), "{checked:?}");
     }
 }

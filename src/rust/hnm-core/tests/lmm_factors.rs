@@ -241,10 +241,11 @@ fn the_gradient_equals_central_differences() {
     for seed in [5, 23] {
         for design in designs(seed) {
             let model = design.model();
+            let mut ws = model.workspace().unwrap();
             for theta in thetas(&model, seed) {
                 let internal = model.internal_theta_of(&theta).unwrap();
                 for criterion in [Criterion::Ml, Criterion::Reml] {
-                    common::gradient_matches_central_differences(&model, criterion, &internal).unwrap();
+                    common::gradient_matches_central_differences(&model, criterion, &internal, &mut ws).unwrap();
                 }
             }
         }
@@ -284,18 +285,11 @@ fn the_fit_is_a_minimum_of_the_dense_likelihood() {
 #[test]
 fn a_core_of_several_blocks_matches_the_dense_likelihood() {
     use Term::{Intercept as I, Variable as V};
-    let n = 700;
-    let u = uniforms(11, 5 * n);
-    let pick = |i: usize, k: usize| (((u[i] + 1.0) / 2.0 * k as f64) as usize).min(k - 1);
-    let a: Vec<usize> = (0..n).map(|i| pick(i, 160)).collect();
-    let b: Vec<usize> = (0..n).map(|i| pick(n + i, 140)).collect();
-    let x: Vec<f64> = (0..n).map(|i| 2.0 * u[2 * n + i] + 10.0).collect();
-    let w: Vec<f64> = (0..n).map(|i| u[3 * n + i]).collect();
-    let y: Vec<f64> = (0..n).map(|i| 1.0 + 0.5 * x[i] - w[i] + u[(a[i] * 7) % n] + 0.8 * u[(b[i] * 5 + 1) % n] + u[4 * n + i]).collect();
+    let (a, b, columns) = two_crossed_factors(11, 700, 160, 140);
     // The first factor scalar (the fronts' rank-one path) and with a slope (the general one).
     for (random, blocks) in [(vec![I], vec![1]), (vec![I, V(1)], vec![2])] {
         let design = Design {
-            columns: vec![y.clone(), x.clone(), w.clone()],
+            columns: columns.clone(),
             fixed: vec![I, V(1), V(2)],
             factors: vec![factor(a.clone(), 160, random, blocks), factor(b.clone(), 140, vec![I], vec![1])],
         };
@@ -303,18 +297,49 @@ fn a_core_of_several_blocks_matches_the_dense_likelihood() {
     }
 }
 
+/// n rows of two crossed factors of `ka` and `kb` levels drawn uniformly, and columns y, x, w
+/// (y with both factors' effects).
+fn two_crossed_factors(seed: u64, n: usize, ka: usize, kb: usize) -> (Vec<usize>, Vec<usize>, Vec<Vec<f64>>) {
+    let u = uniforms(seed, 5 * n);
+    let pick = |i: usize, k: usize| (((u[i] + 1.0) / 2.0 * k as f64) as usize).min(k - 1);
+    let a: Vec<usize> = (0..n).map(|i| pick(i, ka)).collect();
+    let b: Vec<usize> = (0..n).map(|i| pick(n + i, kb)).collect();
+    let x: Vec<f64> = (0..n).map(|i| 2.0 * u[2 * n + i] + 10.0).collect();
+    let w: Vec<f64> = (0..n).map(|i| u[3 * n + i]).collect();
+    let y: Vec<f64> = (0..n).map(|i| 1.0 + 0.5 * x[i] - w[i] + u[(a[i] * 7) % n] + 0.8 * u[(b[i] * 5 + 1) % n] + u[4 * n + i]).collect();
+    (a, b, vec![y, x, w])
+}
+
 /// The criterion against the dense reference and the gradient against central differences.
 fn check_against_dense(design: &Design, seed: u64) {
     let model = design.model();
-    for theta in thetas(&model, seed) {
+    check_against_dense_at(design, &model, thetas(&model, seed));
+}
+
+/// [`check_against_dense`] at the θ given, in one workspace in turn.
+fn check_against_dense_at(design: &Design, model: &LinearMixedModel, thetas: Vec<Vec<f64>>) {
+    let mut ws = model.workspace().unwrap();
+    for theta in thetas {
         let internal = model.internal_theta_of(&theta).unwrap();
         for criterion in [Criterion::Ml, Criterion::Reml] {
             let ours = model.criterion_in_data_units(criterion, &internal).unwrap();
             let dense = design.dense_deviance(criterion, &theta);
             assert!((ours - dense).abs() <= 1e-9 * dense.abs(), "{ours} {dense} {theta:?}");
-            common::gradient_matches_central_differences(&model, criterion, &internal).unwrap();
+            common::gradient_matches_central_differences(model, criterion, &internal, &mut ws).unwrap();
         }
     }
+}
+
+/// Scalar crossed factors whose workspace first serves θ in the gradient's diagonal form (no
+/// (L_c L_cᵀ)⁻¹, which the workspace then does not hold), then a θ with a variance near 0
+/// (λ below the form's floor: the selected inverse, its memory taken by that evaluation):
+/// both gradients against central differences.
+#[test]
+fn a_small_variance_after_the_diagonal_form_has_the_selected_inverse() {
+    use Term::{Intercept as I, Variable as V};
+    let (a, b, columns) = two_crossed_factors(41, 500, 90, 60);
+    let design = Design { columns, fixed: vec![I, V(1)], factors: vec![factor(a, 90, vec![I], vec![1]), factor(b, 60, vec![I], vec![1])] };
+    check_against_dense_at(&design, &design.model(), vec![vec![0.9, 0.7], vec![0.8, 0.004], vec![0.003, 0.6]]);
 }
 
 /// A crossed design of Zipf-like popularity whose first factor (users, scalar) has both kinds
@@ -325,8 +350,16 @@ fn check_against_dense(design: &Design, seed: u64) {
 /// 0.3) against the dense reference, as in `check_against_dense`.
 #[test]
 fn heavy_and_light_fronts_match_the_dense_likelihood() {
+    // With 442 light users the gradient reads the first factor's part as ⟨XᵀX, T⟩ (the
+    // light users' sparse norms would cost more), with 40 as norms (sparse and dense).
+    for users in [450, 48] {
+        heavy_and_light(users);
+    }
+}
+
+fn heavy_and_light(users: usize) {
     use Term::{Intercept as I, Variable as V};
-    let (users, items) = (150, 90);
+    let items = 90;
     let u = uniforms(29, 4 * users * items);
     let mut draw = 0;
     let mut next = || {

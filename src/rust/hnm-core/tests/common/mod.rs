@@ -1,7 +1,7 @@
 //! What the integration tests share: one-way statistics from rows, by the model's one pass,
 //! and seeded uniform draws.
 
-use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, GroupStats, LinearMixedModel, Result};
+use hnm_core::{Checkpoint, Column, Criterion, CrossProducts, GroupStats, LinearMixedModel, Result, Workspace};
 
 /// The one-way statistics (n_j, ȳ_j, SSW_j) of `y` in the groups of 1-based `codes`, from the
 /// row pass of the model ([`CrossProducts::from_columns`]).
@@ -28,17 +28,18 @@ pub fn uniforms(seed: u64, count: usize) -> Vec<f64> {
 
 /// Whether the analytic gradient of `model`'s profiled `criterion` at `theta` equals central
 /// differences of the criterion (step 1e-5, error O(h²)) to 1e-5 relative; the first
-/// coordinate that does not is the error.
+/// coordinate that does not is the error. `ws` is `model`'s workspace (a test may reuse one).
 #[allow(dead_code)] // not every test crate uses every helper
-pub fn gradient_matches_central_differences(model: &LinearMixedModel, criterion: Criterion, theta: &[f64]) -> std::result::Result<(), String> {
-    let mut ws = model.workspace().unwrap();
-    let (_, gradient) = model.deviance_and_gradient(criterion, theta, &mut ws).unwrap();
+pub fn gradient_matches_central_differences(
+    model: &LinearMixedModel, criterion: Criterion, theta: &[f64], ws: &mut Workspace,
+) -> std::result::Result<(), String> {
+    let (_, gradient) = model.deviance_and_gradient(criterion, theta, ws).unwrap();
     for i in 0..theta.len() {
         let h = 1e-5;
         let (mut up, mut down) = (theta.to_vec(), theta.to_vec());
         up[i] += h;
         down[i] -= h;
-        let difference = (model.deviance(criterion, &up, &mut ws).unwrap() - model.deviance(criterion, &down, &mut ws).unwrap()) / (2.0 * h);
+        let difference = (model.deviance(criterion, &up, ws).unwrap() - model.deviance(criterion, &down, ws).unwrap()) / (2.0 * h);
         if (gradient[i] - difference).abs() > 1e-5 * (1.0 + difference.abs()) {
             return Err(format!("θ{i}: {} vs {difference} at {theta:?}", gradient[i]));
         }

@@ -2,7 +2,7 @@
 //! diagonal blocks: the fronts, the core's Schur complement and its dense Cholesky factor
 //! (module docs of [`super`]); a nested chain's is in [`super::nested`].
 
-use super::selected_inverse::{DENSE_BATCH, LEVELS_PER_PRODUCT};
+use super::selected_inverse::{reserve_core_inverse, DENSE_BATCH, LEVELS_PER_PRODUCT};
 use super::{coupled, coupled_transposed, Several};
 use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
@@ -16,7 +16,9 @@ impl LinearMixedModel {
     /// of the core's random-effects part.
     ///
     /// # Errors
-    /// `Optimizer` when the core is not positive definite (only through rounding: A ⪰ I).
+    /// `Optimizer` when the core is not positive definite (only through rounding: A ⪰ I);
+    /// `TooLarge` when (L_c L_cᵀ)⁻¹, which the gradient needs outside the diagonal form of
+    /// scalar factors, does not fit in memory.
     pub(crate) fn factorize_core(&self, s: &Several, theta: &[f64], ws: &mut Workspace) -> Result<f64> {
         let (q0, p1) = (self.q, self.p + 1);
         let n = s.core_order(p1);
@@ -30,6 +32,12 @@ impl LinearMixedModel {
         }
         if let Some(chain) = &s.nested {
             return self.factorize_nested(s, chain, ws);
+        }
+        // The gradient at this θ needs (L_c L_cᵀ)⁻¹ unless it is in the diagonal form without
+        // its product route.
+        sw.selected.dense.prepare(s, q0 == 1, self.n.len(), n, p1)?;
+        if !Self::diagonal_form(s, lambda0, &sw.lambdas) || sw.selected.dense.by_products {
+            reserve_core_inverse(sw, nr)?;
         }
         let core = &mut sw.core;
         core.fill(0.0);
@@ -80,7 +88,6 @@ impl LinearMixedModel {
         // A scalar first factor's fronts that reach most of the core go to a dense panel,
         // applied by packed products (a SYRK) every DENSE_BATCH levels; the others keep the
         // scatter below.
-        sw.selected.dense.prepare(s, q0 == 1, self.n.len(), n, p1)?;
         let mut panel_rows = 0;
         for j in 0..self.n.len() {
             let (first, last) = (s.width_start[j], s.width_start[j + 1]);
@@ -126,17 +133,8 @@ impl LinearMixedModel {
                 continue;
             }
             if q0 == 1 {
-                // A scalar first factor (the common case): rank-one updates whose [X y] parts
-                // are contiguous loops.
-                for (bcol, &rb) in rows[..r].iter().enumerate() {
-                    let (fb, target) = (front[bcol], &mut core[rb * n..(rb + 1) * n]);
-                    for (&ra, &fa) in rows[bcol..r].iter().zip(&front[bcol..r]) {
-                        target[ra] -= fa * fb;
-                    }
-                    for (value, &fa) in target[nr..].iter_mut().zip(&front[r..]) {
-                        *value -= fa * fb;
-                    }
-                }
+                // A scalar first factor (the common case): its rank-one updates scattered
+                // after this loop, by blocks of the core's columns; the [X y] block here.
                 for a in 0..p1 {
                     let fa = front[r + a];
                     for (value, &fc) in xx[a * p1..=a * p1 + a].iter_mut().zip(&front[r..]) {
@@ -170,6 +168,9 @@ impl LinearMixedModel {
             }
         }
         subtract_panel(&mut sw.kernels, core, n, &mut sw.selected.dense.panel, panel_rows);
+        if q0 == 1 {
+            scatter_fronts(&sw.kernels, core, n, nr, s, &sw.fronts, &sw.selected.dense.is_dense, p1, None);
+        }
         for a in 0..p1 {
             for c in 0..=a {
                 core[(nr + c) * n + nr + a] -= xx[a * p1 + c];
@@ -195,4 +196,45 @@ impl LinearMixedModel {
 fn subtract_panel(kernels: &mut DenseKernels, core: &mut [f64], n: usize, panel: &mut [f64], rows: usize) {
     kernels.subtract_gram(core, n, panel, rows);
     panel[..rows * n].fill(0.0);
+}
+
+/// Columns of the core per block of [`scatter_fronts`]: 128 of order ~1150 (InstEval's) hold
+/// 1.2 MB, within a core's L2 cache.
+const SCATTER_COLUMNS: usize = 128;
+
+/// The core (n × n column-major, lower triangle, n = `ld`) less Σ_j c_j w_j w_jᵀ for the
+/// fronts w_j of a scalar first factor that are not dense (`is_dense`, applied as panels),
+/// c_j = `scales[j]`² (1 without): each front's rank-one update scattered into the core's
+/// columns at its rows (random-effects rows, then its p + 1 [X y] values at the core's last
+/// rows, left out of a target of order `ld` = nr, as the gradient's T). By blocks of [`SCATTER_COLUMNS`] columns,
+/// every front's columns in the block in turn (found by bisection: a front's rows ascend), so
+/// that the scattered entries are read from the cache rather than memory (front by front
+/// over the whole core, InstEval's 2,972 students' updates were a cache miss each, a fifth of
+/// its evaluation); the blocks shared with the kernels' helper thread (disjoint columns), and
+/// each entry summed in the fronts' order as one thread would.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn scatter_fronts(
+    kernels: &DenseKernels, core: &mut [f64], n: usize, nr: usize, s: &Several, fronts: &[f64], is_dense: &[bool], p1: usize, scales: Option<&[f64]>,
+) {
+    let blocks = core[..nr * n].chunks_mut(SCATTER_COLUMNS * n).enumerate();
+    kernels.for_each_shared(blocks, |(b, block)| {
+        let (c0, c1) = (b * SCATTER_COLUMNS, ((b + 1) * SCATTER_COLUMNS).min(nr));
+        for (j, _) in is_dense.iter().enumerate().filter(|(_, &dense)| !dense) {
+            let (first, last) = (s.width_start[j], s.width_start[j + 1]);
+            let r = last - first - p1;
+            let (rows, front) = (&s.front_rows[first..first + r], &fronts[first..last]);
+            let (lo, hi) = (rows.partition_point(|&row| row < c0), rows.partition_point(|&row| row < c1));
+            let scale = scales.map_or(1.0, |scales| scales[j] * scales[j]);
+            for bcol in lo..hi {
+                let (rb, fb) = (rows[bcol], scale * front[bcol]);
+                let target = &mut block[(rb - c0) * n..(rb - c0 + 1) * n];
+                for (&ra, &fa) in rows[bcol..].iter().zip(&front[bcol..r]) {
+                    target[ra] -= fa * fb;
+                }
+                for (value, &fa) in target[nr..].iter_mut().zip(&front[r..]) {
+                    *value -= fa * fb;
+                }
+            }
+        }
+    });
 }

@@ -59,7 +59,7 @@ use crate::data::cross_products::CrossProducts;
 use crate::error::{HnmError, Result};
 use crate::numerics::blocked::DenseKernels;
 use crate::numerics::dense::lambda_transposed_times;
-use crate::numerics::memory::{collected, copied, filled};
+use crate::numerics::memory::{collected, copied, filled, with_capacity};
 
 mod evaluation;
 mod nested;
@@ -153,6 +153,8 @@ pub(crate) struct SeveralWorkspace {
     product: Vec<f64>,
     scaled: Vec<f64>,
     inverse_l: Vec<f64>,
+    /// Empty until an evaluation needs (L_c L_cᵀ)⁻¹ (not in the diagonal form of scalar
+    /// factors): of MovieLens' shape its nr² values are gigabytes.
     sigma_cc: Vec<f64>,
     /// ‖L_c⁻¹W_{j,R}ᵀ‖² of the first factor's fronts and their partial sums
     /// ([`DenseKernels::sparse_product_norms`]), for the gradient of scalar factors.
@@ -225,7 +227,7 @@ impl Several {
             product: filled(&columns, 0.0, MODEL)?,
             scaled: filled(&columns, 0.0, MODEL)?,
             inverse_l: filled(&[nr, nr], 0.0, WHAT)?,
-            sigma_cc: filled(&[nr, nr], 0.0, WHAT)?,
+            sigma_cc: Vec::new(),
             norms: filled(&[m0], 0.0, MODEL)?,
             norm_parts: filled(&DenseKernels::product_norms_scratch(m0, nr), 0.0, MODEL)?,
             kernels: DenseKernels::new(n)?,
@@ -406,6 +408,15 @@ impl LinearMixedModel {
             }
         }
         fronts.sort_unstable_by_key(|c| (c.column.1, others[c.row.0].offset + c.row.1 * others[c.row.0].q));
+        // Their blocks in the same order, so that each evaluation reads them in turn (read
+        // through the indices of the later factors' order, a cache miss each for InstEval).
+        let mut ordered = with_capacity(&[values.len()], MODEL)?;
+        for coupling in &mut fronts {
+            let size = others[coupling.row.0].q * model.q;
+            ordered.extend_from_slice(&values[coupling.value..coupling.value + size]);
+            coupling.value = ordered.len() - size;
+        }
+        let mut values = ordered;
         let mut pairs = Vec::new();
         for g in 1..others.len() {
             for f in 0..g {
