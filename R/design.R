@@ -189,7 +189,8 @@ model_columns <- function(t, frame, keep, call, contrasts = NULL) {
   assign <- c(0L, keep)[attr(m, "assign") + 1L]
   assign[colnames(m) == "(Intercept)"] <- 0L
   contrasts <- attr(m, "contrasts")
-  storage.mode(m) <- "double"
+  # model.matrix() gives doubles; the replacement would copy the (shared) matrix regardless.
+  if (!is.double(m)) storage.mode(m) <- "double"
   list(value = m, assign = assign, contrasts = contrasts)
 }
 
