@@ -80,6 +80,15 @@
 #   (per fit, CPU): the evaluations ~0.3 s (31 of them), the pass ~0.12 s on two threads
 #   (bound by the cells' random access), the interaction's labels (paste of 1e5) ~16 ms, its
 #   rows' codes (a fresh 40 MB vector) ~15 ms, two nested checks ~25 ms.
+#
+# Recorded (2026-12-06, main after the build, dense-core and optimiser branches; quiet machine,
+# load ~1; --lmer=0 --reps=3, the previous stop's build (851a1eb) and this one alternated
+# twice, previous -> this): InstEval service*dept + s + d 353-413 -> 240-250 ms (13 -> 11
+# evaluations), service + s + d + dept 316-373 -> 213-215 ms (15 -> 13), Chem97 6 -> 5 ms,
+# kb07-shaped 550-645 -> 554-556 ms (166), nested 1e7 rows 6.3-6.5x -> 5.4-5.7x the R pass
+# (with districts 6.9-7.3x -> 6.5-6.8x), crossed Zipf 1e6 613-619 -> 437-474 ms. Against
+# lmer in one run (hnm median of 5, twice; one lmer fit): 0.24 s vs 7.1 s (29.3x) and 0.21 s
+# vs 11.8 s (55.5x).
 
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
