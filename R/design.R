@@ -163,8 +163,8 @@ frame_offset <- function(t, frame) {
 
 # model.matrix() of the terms `keep` only, coded as in the whole part, without its intercept
 # column.
-complex_columns <- function(t, frame, keep, intercept, call, contrasts = NULL) {
-  m <- model_columns(t, frame, keep, call, contrasts)
+complex_columns <- function(t, frame, keep, call) {
+  m <- model_columns(t, frame, keep, call)
   columns <- m$assign > 0L
   list(value = m$value[, columns, drop = FALSE], assign = m$assign[columns],
        contrasts = m$contrasts)

@@ -416,7 +416,7 @@ sql_part_columns <- function(part, variables, call) {
                         KEEP.OUT.ATTRS = FALSE, stringsAsFactors = FALSE)
     rows <- max(1L, nrow(grid))
     frame <- prototype_frame(variable_names, info, grid, rows, t)
-    m <- complex_columns(t, frame, k, part$intercept, call)
+    m <- complex_columns(t, frame, k, call)
     contrasts <- c(contrasts, m$contrasts[setdiff(names(m$contrasts), names(contrasts))])
     for (c in seq_len(ncol(m$value))) {
       product <- Reduce(function(a, b) call("*", a, b), numeric)
