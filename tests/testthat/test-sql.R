@@ -52,6 +52,37 @@ with_fetched_rows <- function(expr) {
   list(value = value, rows = log$rows)
 }
 
+# The database fit of `table` against the in-memory fit of its rows `d`: the same numbers to
+# 1e-10, names, levels and dropped rows, fetching at most `max_rows` rows. Returns the fit.
+expect_database_fit <- function(formula, table, d, reml, info, max_rows) {
+  memory <- hnm_fit(formula, d, REML = reml)
+  database <- with_fetched_rows(hnm_fit(formula, table, REML = reml))
+  fit <- database$value
+  expect_s3_class(fit, "hnm_fit")
+  expect_equal(lmm_numbers(fit), lmm_numbers(memory), tolerance = 1e-10, info = info)
+  expect_identical(names(fixef(fit)), names(fixef(memory)), info = info)
+  expect_identical(names(fit$theta), names(memory$theta), info = info)
+  expect_identical(lapply(ranef(fit), rownames), lapply(ranef(memory), rownames), info = info)
+  expect_identical(ngrps(fit), ngrps(memory), info = info)
+  expect_identical(fit$n_dropped, memory$n_dropped, info = info)
+  expect_lte(database$rows, max_rows)
+  fit
+}
+
+# The statistics table of the database equals that of the rows `d`, and fits as they do.
+# Returns the database's table.
+expect_database_stats <- function(formula, table, d, backend) {
+  info <- paste(backend, deparse1(formula))
+  stats <- without_old_interface_notice(hnm_stats(formula, table))
+  local <- hnm_stats(formula, d)
+  expect_identical(names(stats), names(local), info = info)
+  expect_equal(as.data.frame(stats), as.data.frame(local), tolerance = 1e-12,
+               ignore_attr = TRUE, info = info)
+  expect_equal(lmm_numbers(hnm_fit(formula, stats)), lmm_numbers(hnm_fit(formula, d)),
+               tolerance = 1e-10, info = paste(info, "from hnm_stats"))
+  stats
+}
+
 test_that("database fits equal in-memory fits to 1e-9, collecting one row per group", {
   skip_if_not_installed("dbplyr")
   for (backend in names(database_connections)) {
@@ -207,33 +238,16 @@ test_that("database fits of the general model equal in-memory fits to 1e-10, one
         # The DISTINCT queries' rows: the values of f (NULL too) and k.
         used <- intersect(c("f", "k"), all.vars(formula[[3L]]))
         levels <- sum(vapply(d[used], function(v) length(unique(v)), integer(1)))
-        memory <- hnm_fit(formula, d)
         for (reml in c(FALSE, TRUE)) {
           info <- sprintf("%s, %s, offset %g, REML = %s", backend, deparse1(formula), offset, reml)
-          database <- with_fetched_rows(hnm_fit(formula, table, REML = reml))
-          reference <- if (reml) hnm_fit(formula, d, REML = TRUE) else memory
-          expect_s3_class(database$value, "hnm_fit")
-          expect_equal(lmm_numbers(database$value), lmm_numbers(reference), tolerance = 1e-10,
-                       info = info)
-          expect_identical(names(fixef(database$value)), names(fixef(reference)), info = info)
-          expect_identical(rownames(ranef(database$value)$g), rownames(ranef(reference)$g),
-                           info = info)
-          expect_identical(database$value$n_dropped, reference$n_dropped, info = info)
           # One row per group (plus the NULL group), and the factors' levels.
-          expect_lte(database$rows, groups + 1 + levels)
+          expect_database_fit(formula, table, d, reml, info, max_rows = groups + 1 + levels)
         }
-        stats <- without_old_interface_notice(hnm_stats(formula, table))
-        local <- hnm_stats(formula, d)
-        expect_identical(names(stats), names(local), info = backend)
+        stats <- expect_database_stats(formula, table, d, backend)
         # The terms of X's columns, for anova(fit), as model.matrix() gives them.
         fixed <- stats::as.formula(call("~", hnm:::parse_mixed_formula(formula)$fixed))
         expect_identical(attr(stats, "design")$fixed_assign,
                          attr(stats::model.matrix(fixed, d), "assign"), info = backend)
-        expect_equal(as.data.frame(stats), as.data.frame(local), tolerance = 1e-12,
-                     ignore_attr = TRUE, info = paste(backend, deparse1(formula)))
-        refit <- hnm_fit(formula, stats)
-        expect_equal(lmm_numbers(refit), lmm_numbers(memory), tolerance = 1e-10,
-                     info = paste(backend, deparse1(formula), "from hnm_stats"))
       }
       DBI::dbRemoveTable(con, table_name("hnm_lmm"))
     }
@@ -258,17 +272,8 @@ test_that("several grouping factors: database fits equal in-memory fits to 1e-10
         levels <- if ("sex" %in% names(d)) 3 else 0
         for (reml in c(FALSE, TRUE)) {
           info <- sprintf("%s, %s, offset %g, REML = %s", backend, deparse1(formula), offset, reml)
-          memory <- hnm_fit(formula, d, REML = reml)
-          database <- with_fetched_rows(hnm_fit(formula, table, REML = reml))
-          fit <- database$value
-          expect_equal(lmm_numbers(fit), lmm_numbers(memory), tolerance = 1e-10, info = info)
-          expect_identical(names(fit$theta), names(memory$theta), info = info)
-          expect_identical(lapply(ranef(fit), rownames), lapply(ranef(memory), rownames),
-                           info = info)
-          expect_identical(ngrps(fit), ngrps(memory), info = info)
-          expect_identical(fit$n_dropped, memory$n_dropped, info = info)
           # One row per cell (plus the cells with a NULL grouping column), and the factor's levels.
-          expect_lte(database$rows, cells + 3 + levels)
+          fit <- expect_database_fit(formula, table, d, reml, info, max_rows = cells + 3 + levels)
           if (offset == 0) {
             # lme4's own deviance function at the database fit's theta.
             criterion <- if (reml) REMLcrit(fit) else deviance(fit)
@@ -276,14 +281,7 @@ test_that("several grouping factors: database fits equal in-memory fits to 1e-10
                          info = info)
           }
         }
-        # The statistics table of the database equals that of the rows, and fits as they do.
-        stats <- without_old_interface_notice(hnm_stats(formula, table))
-        local <- hnm_stats(formula, d)
-        expect_identical(names(stats), names(local), info = backend)
-        expect_equal(as.data.frame(stats), as.data.frame(local), tolerance = 1e-12,
-                     ignore_attr = TRUE, info = paste(backend, deparse1(formula)))
-        expect_equal(lmm_numbers(hnm_fit(formula, stats)), lmm_numbers(hnm_fit(formula, d)),
-                     tolerance = 1e-10, info = paste(backend, deparse1(formula), "from hnm_stats"))
+        expect_database_stats(formula, table, d, backend)
         expect_error(fitted(fit), class = "hnm_error_no_rows")
         expect_error(residuals(fit), class = "hnm_error_no_rows")
         DBI::dbRemoveTable(con, table_name("hnm_cells"))
