@@ -437,9 +437,10 @@ map_codes <- function(map, codes) rs_map_codes(map, codes) %||% map[codes]
 
 # as.integer(x) without its copy of a factor's codes: R strips the attributes of a long vector
 # by a wrapper around the same codes (ALTREP), where as.integer() copies them (35 ms at 1e7
-# rows, a tenth of a nested fit); other types are converted by as.integer().
+# rows, a tenth of a nested fit); other types are converted by as.integer(). A factor's codes
+# are integers by typeof(), where is.integer() is FALSE for a factor (it has a class).
 plain_integers <- function(x) {
-  if (!is.integer(x)) return(as.integer(x))
+  if (typeof(x) != "integer") return(as.integer(x))
   attributes(x) <- NULL
   x
 }

@@ -14,7 +14,7 @@ use hnm_core::{
     HnmError, KeyCodes, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
-use crate::{core_error, error_message, expanded, RInterrupt};
+use crate::{core_error, error_message, expanded, integers_read_only, RInterrupt};
 
 /// TRUE when the factor `g`'s levels are non-NA strings, none marked "bytes", no two equal
 /// (R's `check_levels()` then has nothing to report); FALSE when one of them may fail.
@@ -210,7 +210,7 @@ fn rs_nested_values(first: Robj, levels: i32, others: List) -> Robj {
     if !vectors.iter().all(expanded) {
         return Robj::from(());
     }
-    let Some(slices) = vectors.iter().map(Robj::as_integer_slice).collect::<Option<Vec<&[i32]>>>() else {
+    let Some(slices) = vectors.iter().map(integers_read_only).collect::<Option<Vec<&[i32]>>>() else {
         return Robj::from(());
     };
     match nested_values(slices[0], usize::try_from(levels).unwrap_or(0), &slices[1..]) {
@@ -228,7 +228,7 @@ fn rs_nested_values(first: Robj, levels: i32, others: List) -> Robj {
 /// @noRd
 #[extendr]
 fn rs_map_codes(map: &[i32], codes: Robj) -> Robj {
-    let Some(codes) = expanded(&codes).then(|| codes.as_integer_slice()).flatten() else {
+    let Some(codes) = expanded(&codes).then(|| integers_read_only(&codes)).flatten() else {
         return Robj::from(());
     };
     let mut beyond = false;
