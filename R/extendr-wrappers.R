@@ -54,6 +54,14 @@ rs_dense_range <- function(g) .Call(wrap__rs_dense_range, g)
 #' @noRd
 rs_nested_values <- function(first, levels, others) .Call(wrap__rs_nested_values, first, levels, others)
 
+#' R's `dense_codes()` (R/design.R) for one or two integer keys `keys` (a list; key j in
+#' 1..`sizes[j]`): the distinct combinations numbered 1..n in lexical order of the keys,
+#' `codes` (one per row) and `n`, by hnm_core::dense_pair_codes; NULL when a key is not a plain
+#' integer vector, is NA or outside its range, or there are more than two (R's code then
+#' applies).
+#' @noRd
+rs_dense_codes <- function(keys, sizes) .Call(wrap__rs_dense_codes, keys, sizes)
+
 #' `map[codes]` as R's `[` gives it for integer `codes` in 1..length(`map`) or NA (NA there,
 #' and where `map` is NA), written straight into an R vector: the rows' codes of an
 #' interaction through its cells' order, where R's subsetting took 3x as long at 1e7 rows.

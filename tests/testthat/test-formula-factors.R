@@ -166,6 +166,31 @@ test_that("cell_codes() gives the combinations interaction() finds, rows with a 
   }
 })
 
+test_that("dense_codes() numbers the combinations of one or two keys in lexical order", {
+  set.seed(11)
+  n <- 30000
+  # Few combinations and many (InstEval's students x instructors is 2972 x 1128), integer
+  # keys (by Rust's counting sorts) and doubles (by R's table or radix sort).
+  for (sizes in list(c(7L, 5L), c(3000L, 1100L))) {
+    a <- sample(sizes[1L], n, TRUE)
+    b <- sample(sizes[2L], n, TRUE)
+    reference <- interaction(factor(a, levels = seq_len(sizes[1L])),
+                             factor(b, levels = seq_len(sizes[2L])), drop = TRUE, lex.order = TRUE)
+    single <- droplevels(factor(a, levels = seq_len(sizes[1L])))
+    for (convert in list(as.integer, as.double)) {
+      two <- hnm:::dense_codes(list(convert(a), convert(b)), sizes)
+      expect_identical(as.integer(two$codes), as.integer(reference))
+      expect_identical(as.integer(two$n), nlevels(reference))
+      one <- hnm:::dense_codes(list(convert(a)), sizes[1L])
+      expect_identical(as.integer(one$codes), as.integer(single))
+      expect_identical(as.integer(one$n), nlevels(single))
+    }
+  }
+  # A key outside its range (or NA) is left to R's code, which keeps it as R's `[` would.
+  expect_null(hnm:::rs_dense_codes(list(c(1L, 3L), c(1L, 1L)), c(2L, 1L)))
+  expect_null(hnm:::rs_dense_codes(list(c(1L, NA), c(1L, 1L)), c(2L, 1L)))
+})
+
 test_that("a nested outer factor leaves the cells of its inner factor", {
   set.seed(8)
   class <- sample(300, 5000, TRUE)
