@@ -32,23 +32,30 @@ const INITIAL_CAPACITY: usize = 1024;
 /// assert_eq!(nested_values(&[1, 2, 1], 2, &[&[5, 6, 7]]).unwrap(), None);
 /// ```
 pub fn nested_values(first: &[i32], levels: usize, others: &[&[i32]]) -> Result<Option<Vec<Vec<i32>>>> {
+    if others.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    if others.iter().any(|other| other.len() != first.len()) {
+        return Ok(None);
+    }
     let mut values = Vec::with_capacity(others.len());
-    for other in others {
-        if other.len() != first.len() {
+    for _ in others {
+        values.push(filled(&[levels], 0, "the codes of a nested grouping factor")?);
+    }
+    // One pass over the rows for all the other codes, so that `first` (at 1e7 rows, 40 MB) is
+    // read once, not once per other code.
+    for (row, &level) in first.iter().enumerate() {
+        // Codes below 1 (NA) or beyond `levels` leave the general path to handle them.
+        let Some(l) = usize::try_from(level).ok().and_then(|l| l.checked_sub(1)).filter(|&l| l < levels) else {
             return Ok(None);
-        }
-        let mut at = filled(&[levels], 0, "the codes of a nested grouping factor")?;
-        for (&level, &code) in first.iter().zip(other.iter()) {
-            // Codes below 1 (NA) or beyond `levels` leave the general path to handle them.
-            let Some(slot) = usize::try_from(level).ok().and_then(|l| l.checked_sub(1)).and_then(|l| at.get_mut(l)) else {
-                return Ok(None);
-            };
+        };
+        for (at, other) in values.iter_mut().zip(others) {
+            let (slot, code) = (&mut at[l], other[row]);
             if code < 1 || (*slot != 0 && *slot != code) {
                 return Ok(None);
             }
             *slot = code;
         }
-        values.push(at);
     }
     Ok(Some(values))
 }
