@@ -191,6 +191,23 @@ test_that("dense_codes() numbers the combinations of one or two keys in lexical 
   expect_null(hnm:::rs_dense_codes(list(c(1L, NA), c(1L, 1L)), c(2L, 1L)))
 })
 
+test_that("an interaction's levels are interaction()'s labels, ASCII or not", {
+  set.seed(12)
+  a <- sample(c("b", "a", "c"), 300, TRUE)
+  b <- sample(c("x", "\u00e9t\u00e9", "z"), 300, TRUE)
+  # ASCII labels (made by rs_cell_labels()) and UTF-8 ones (left to paste()).
+  for (second in list(sub("\u00e9t\u00e9", "y", b), b)) {
+    d <- data.frame(a = a, b = second)
+    g <- hnm:::group_variable(quote(a:b), d, globalenv(), NULL)
+    reference <- interaction(d$a, d$b, sep = ":", drop = TRUE, lex.order = TRUE)
+    expect_identical(levels(g), levels(reference))
+    expect_identical(as.integer(g), as.integer(reference))
+  }
+  expect_null(hnm:::rs_cell_labels(list("\u00e9", "x"), list(1L, 1L), ":"))
+  expect_null(hnm:::rs_cell_labels(list(c("a", NA), "x"), list(2L, 1L), ":"))
+  expect_null(hnm:::rs_cell_labels(list("a", "x"), list(2L, 1L), ":"))
+})
+
 test_that("a nested outer factor leaves the cells of its inner factor", {
   set.seed(8)
   class <- sample(300, 5000, TRUE)

@@ -243,6 +243,52 @@ fn rs_dense_codes(keys: List, sizes: &[i32]) -> Robj {
     }
 }
 
+/// The labels of an interaction's cells, `paste(labels[[1]][levels[[1]]], labels[[2]][levels[[2]]],
+/// ..., sep = sep)`: `labels` the parts' level labels (character vectors), `levels` each cell's
+/// level of each part (1-based integer vectors of one length). Each label is written once into a
+/// buffer and made an R string, where `paste()` took twice as long (1e5 cells of classes in
+/// schools: ~40 ms). NULL, for `paste()` to make them, when a label is NA or not ASCII (whose
+/// encoding `paste()` handles), a level is outside its labels, or the lengths differ. ASCII
+/// labels joined by an ASCII `sep` are ASCII strings, as `paste()` makes them.
+/// @noRd
+#[extendr]
+fn rs_cell_labels(labels: List, levels: List, sep: &str) -> Robj {
+    let (labels, levels): (Vec<Robj>, Vec<Robj>) = (labels.values().collect(), levels.values().collect());
+    if labels.is_empty() || labels.len() != levels.len() || !sep.is_ascii() || !labels.iter().chain(&levels).all(expanded) {
+        return Robj::from(());
+    }
+    let ascii = |label: &&str| !label.is_na() && label.is_ascii();
+    let parts: Option<Vec<(Vec<&str>, &[i32])>> = labels
+        .iter()
+        .zip(&levels)
+        .map(|(labels, levels)| Some((labels.as_str_vector().filter(|l| l.iter().all(ascii))?, integers_read_only(levels)?)))
+        .collect();
+    let Some(parts) = parts else {
+        return Robj::from(());
+    };
+    let cells = parts[0].1.len();
+    /// The label of `cell`'s level of `part` (its labels and the cells' 1-based levels).
+    fn label<'a>((labels, levels): &(Vec<&'a str>, &[i32]), cell: usize) -> Option<&'a str> {
+        usize::try_from(levels[cell]).ok().and_then(|l| l.checked_sub(1)).and_then(|l| labels.get(l).copied())
+    }
+    if parts.iter().any(|part| part.1.len() != cells || (0..cells).any(|cell| label(part, cell).is_none())) {
+        return Robj::from(());
+    }
+    let mut buffer = String::new();
+    Strings::from_values((0..cells).map(|cell| {
+        buffer.clear();
+        for (j, part) in parts.iter().enumerate() {
+            if j > 0 {
+                buffer.push_str(sep);
+            }
+            // Checked above: every level indexes a label.
+            buffer.push_str(label(part, cell).unwrap_or_default());
+        }
+        buffer.clone()
+    }))
+    .into()
+}
+
 /// `map[codes]` as R's `[` gives it for integer `codes` in 1..length(`map`) or NA (NA there,
 /// and where `map` is NA), written straight into an R vector: the rows' codes of an
 /// interaction through its cells' order, where R's subsetting took 3x as long at 1e7 rows.
@@ -360,6 +406,7 @@ extendr_module! {
     fn rs_dense_range;
     fn rs_nested_values;
     fn rs_dense_codes;
+    fn rs_cell_labels;
     fn rs_map_codes;
     fn rs_group_keys;
     fn rs_group_keys_order;
