@@ -54,6 +54,24 @@ rs_dense_range <- function(g) .Call(wrap__rs_dense_range, g)
 #' @noRd
 rs_nested_values <- function(first, levels, others) .Call(wrap__rs_nested_values, first, levels, others)
 
+#' R's `dense_codes()` (R/design.R) for one or two integer keys `keys` (a list; key j in
+#' 1..`sizes[j]`): the distinct combinations numbered 1..n in lexical order of the keys,
+#' `codes` (one per row) and `n`, by hnm_core::dense_pair_codes; NULL when a key is not a plain
+#' integer vector, is NA or outside its range, or there are more than two (R's code then
+#' applies).
+#' @noRd
+rs_dense_codes <- function(keys, sizes) .Call(wrap__rs_dense_codes, keys, sizes)
+
+#' The labels of an interaction's cells, `paste(labels[[1]][levels[[1]]], labels[[2]][levels[[2]]],
+#' ..., sep = sep)`: `labels` the parts' level labels (character vectors), `levels` each cell's
+#' level of each part (1-based integer vectors of one length). Each label is written once into a
+#' buffer and made an R string, where `paste()` took twice as long (1e5 cells of classes in
+#' schools: ~40 ms). NULL, for `paste()` to make them, when a label is NA or not ASCII (whose
+#' encoding `paste()` handles), a level is outside its labels, or the lengths differ. ASCII
+#' labels joined by an ASCII `sep` are ASCII strings, as `paste()` makes them.
+#' @noRd
+rs_cell_labels <- function(labels, levels, sep) .Call(wrap__rs_cell_labels, labels, levels, sep)
+
 #' `map[codes]` as R's `[` gives it for integer `codes` in 1..length(`map`) or NA (NA there,
 #' and where `map` is NA), written straight into an R vector: the rows' codes of an
 #' interaction through its cells' order, where R's subsetting took 3x as long at 1e7 rows.

@@ -166,6 +166,48 @@ test_that("cell_codes() gives the combinations interaction() finds, rows with a 
   }
 })
 
+test_that("dense_codes() numbers the combinations of one or two keys in lexical order", {
+  set.seed(11)
+  n <- 30000
+  # Few combinations and many (InstEval's students x instructors is 2972 x 1128), integer
+  # keys (by Rust's counting sorts) and doubles (by R's table or radix sort).
+  for (sizes in list(c(7L, 5L), c(3000L, 1100L))) {
+    a <- sample(sizes[1L], n, TRUE)
+    b <- sample(sizes[2L], n, TRUE)
+    reference <- interaction(factor(a, levels = seq_len(sizes[1L])),
+                             factor(b, levels = seq_len(sizes[2L])), drop = TRUE, lex.order = TRUE)
+    single <- droplevels(factor(a, levels = seq_len(sizes[1L])))
+    for (convert in list(as.integer, as.double)) {
+      two <- hnm:::dense_codes(list(convert(a), convert(b)), sizes)
+      expect_identical(as.integer(two$codes), as.integer(reference))
+      expect_identical(as.integer(two$n), nlevels(reference))
+      one <- hnm:::dense_codes(list(convert(a)), sizes[1L])
+      expect_identical(as.integer(one$codes), as.integer(single))
+      expect_identical(as.integer(one$n), nlevels(single))
+    }
+  }
+  # A key outside its range (or NA) is left to R's code, which keeps it as R's `[` would.
+  expect_null(hnm:::rs_dense_codes(list(c(1L, 3L), c(1L, 1L)), c(2L, 1L)))
+  expect_null(hnm:::rs_dense_codes(list(c(1L, NA), c(1L, 1L)), c(2L, 1L)))
+})
+
+test_that("an interaction's levels are interaction()'s labels, ASCII or not", {
+  set.seed(12)
+  a <- sample(c("b", "a", "c"), 300, TRUE)
+  b <- sample(c("x", "\u00e9t\u00e9", "z"), 300, TRUE)
+  # ASCII labels (made by rs_cell_labels()) and UTF-8 ones (left to paste()).
+  for (second in list(sub("\u00e9t\u00e9", "y", b), b)) {
+    d <- data.frame(a = a, b = second)
+    g <- hnm:::group_variable(quote(a:b), d, globalenv(), NULL)
+    reference <- interaction(d$a, d$b, sep = ":", drop = TRUE, lex.order = TRUE)
+    expect_identical(levels(g), levels(reference))
+    expect_identical(as.integer(g), as.integer(reference))
+  }
+  expect_null(hnm:::rs_cell_labels(list("\u00e9", "x"), list(1L, 1L), ":"))
+  expect_null(hnm:::rs_cell_labels(list(c("a", NA), "x"), list(2L, 1L), ":"))
+  expect_null(hnm:::rs_cell_labels(list("a", "x"), list(2L, 1L), ":"))
+})
+
 test_that("a nested outer factor leaves the cells of its inner factor", {
   set.seed(8)
   class <- sample(300, 5000, TRUE)

@@ -17,7 +17,7 @@ mod predict;
 mod r_toplevel;
 mod wald;
 
-pub(crate) use r_toplevel::{expanded, RInterrupt};
+pub(crate) use r_toplevel::{doubles_read_only, expanded, integers_read_only, RInterrupt};
 
 /// A core error as an R object the R wrapper turns into an `hnm_error` condition.
 pub(crate) fn core_error(error: HnmError) -> Robj {

@@ -9,7 +9,7 @@ use hnm_core::{
     GroupColumn, GroupStats, GroupingFactor, HnmError, KeyCodes, LinearMixedModel, LmmFit, LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
 };
 
-use crate::{core_error, criterion, error_message, expanded, RInterrupt};
+use crate::{core_error, criterion, doubles_read_only, error_message, expanded, integers_read_only, RInterrupt};
 
 /// The message of an R call on a model that has no fit yet (cannot happen through hnm_fit).
 pub(crate) const NOT_FITTED: &str = "the model has not been fitted.";
@@ -34,9 +34,9 @@ pub(crate) fn columns(list: &[Robj]) -> std::result::Result<Vec<Column<'_>>, Str
             Some(dim) if dim.len() == 2 => dim.elt(0).0.max(0) as usize,
             _ => object.len(),
         };
-        let all: Column<'_> = if let Some(v) = object.as_real_slice() {
+        let all: Column<'_> = if let Some(v) = doubles_read_only(object) {
             Column::Double(v)
-        } else if let Some(v) = object.as_integer_slice() {
+        } else if let Some(v) = integers_read_only(object) {
             Column::Integer(v)
         } else if let Some(v) = object.as_logical_slice() {
             // SAFETY: Rbool is a transparent i32 with R's NA as i32::MIN.
@@ -76,7 +76,7 @@ pub(crate) fn group_column<'a>(codes: &'a Robj, code_offset: &'a Robj) -> std::r
         (None, Some(offset)) if offset.fract() == 0.0 && offset.abs() < f64::from(i32::MAX) => offset as i32,
         _ => return Err(error_message("the group code offset must be a whole number or a key table.".into(), "invalid_argument")),
     };
-    match (codes.as_integer_slice(), codes.as_real_slice()) {
+    match (integers_read_only(codes), doubles_read_only(codes)) {
         (Some(values), _) if offset == 0 => Ok(GroupColumn::Codes(values)),
         (Some(values), _) => Ok(GroupColumn::Integers { values, offset }),
         (None, Some(values)) => Ok(GroupColumn::Doubles { values, offset }),

@@ -72,3 +72,42 @@ pub(crate) fn expanded(x: &Robj) -> bool {
     let sexp = unsafe { x.get() } as *mut c_void;
     unsafe { ALTREP(sexp) == 0 || R_ToplevelExec(Some(expand), sexp) != 0 }
 }
+
+/// The values of an integer (INTSXP) vector `x`, read in place through R's read-only data
+/// pointer; None for another type. extendr's `as_integer_slice()` asks for the writable
+/// pointer, for which R duplicates the vector that an ALTREP wrapper shares: R strips the
+/// attributes of a long vector by such a wrapper (a factor's codes without their class,
+/// `plain_integers()` in R/design.R), which the writable pointer then copied (40 MB at 1e7
+/// rows). Call after [`expanded`], so that no expansion (an allocation) happens here.
+pub(crate) fn integers_read_only(x: &Robj) -> Option<&[i32]> {
+    read_only(x, INTSXP)
+}
+
+/// [`integers_read_only`] for a double (REALSXP) vector.
+pub(crate) fn doubles_read_only(x: &Robj) -> Option<&[f64]> {
+    read_only(x, REALSXP)
+}
+
+/// The values of `x` when it is of the SEXPTYPE `kind` (INTSXP for `T` = i32, REALSXP for f64),
+/// by its read-only data pointer.
+fn read_only<T>(x: &Robj, kind: c_int) -> Option<&[T]> {
+    // SAFETY: `x` is a live R vector during the .Call on R's main thread; TYPEOF reads its
+    // header, and for an INTSXP or REALSXP already in memory (`expanded`) the read-only
+    // pointer is its data (a wrapper's is the wrapped vector's), `len()` values of `T`, which
+    // R keeps alive and unchanged while `x` is borrowed.
+    unsafe {
+        let sexp = x.get() as *mut c_void;
+        if TYPEOF(sexp) != kind {
+            return None;
+        }
+        let len = x.len();
+        if len == 0 {
+            return Some(&[]);
+        }
+        let data = match kind {
+            INTSXP => INTEGER_RO(sexp),
+            _ => REAL_RO(sexp),
+        } as *const T;
+        (!data.is_null()).then(|| std::slice::from_raw_parts(data, len))
+    }
+}
