@@ -76,8 +76,8 @@
 use super::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
 use super::interrupt::Checkpoint;
 use super::optim::{
-    minimize_bounded, norm, polish, positive_definite_hessian, project, projected_norm, snap_to_bounds, symmetric_eigen, unresolved, Differences, Minimum,
-    Objective, Stall, MAX_HALVINGS,
+    minimize_bounded, norm, polish, positive_definite_hessian, project, projected_norm, projected_search, snap_to_bounds, symmetric_eigen, Differences,
+    Minimum, Objective, Shorten, Stall,
 };
 use crate::error::{HnmError, Result};
 
@@ -91,8 +91,6 @@ const ACTIVE_WIDTH: f64 = 1e-3;
 /// The projected gradient, in multiples of the tolerance, below which the zero coordinates
 /// are checked for a saddle before convergence (module docs).
 const EARLY_SADDLE: f64 = 1e4;
-/// Armijo's constant of sufficient decrease.
-const ARMIJO: f64 = 1e-4;
 
 /// Minimises `objective` over {x : x ≥ `lower`} from `start` (projected on the bounds) by the
 /// projected quasi-Newton method of the module docs; convergence when the projected gradient's
@@ -221,7 +219,7 @@ pub(crate) fn quasi_newton_from(
         let initial = hessian.is_none();
         let b = hessian.get_or_insert_with(|| scaled_identity(n, gradient.iter().fold(0.0_f64, |m, g| m.max(g.abs())) / FIRST_STEP));
         let direction = search_direction(b, &x, &gradient, lower, &objective.zero_groups(&x), tolerance);
-        let Some(step) = projected_search(objective, &x, value, &gradient, &direction, lower, noise, &mut evaluations) else {
+        let Some(step) = projected_search(objective, &x, value, &gradient, &direction, lower, noise, Shorten::Interpolate, &mut evaluations) else {
             // No step along a direction from a learnt B lowers f: start again from steepest
             // descent, whose short steps always can unless x is the minimum to rounding.
             if initial {
@@ -295,57 +293,6 @@ fn search_direction(b: &[f64], x: &[f64], gradient: &[f64], lower: &[f64], zero_
         direction[i] = s;
     }
     direction
-}
-
-/// Backtracking along x(α) = max(x + α d, l) from α = 1 until Armijo's condition (or, for a
-/// full step whose promised decrease is below f's rounding, a smaller projected gradient; see
-/// the module docs): the point, f and ∇f there. Each trial shrinks α to the minimum of the
-/// quadratic through f(x), the slope ∇fᵀ(x(α) − x)/α and f(x(α)), kept within [α/10, α/2].
-/// `None` when no step lowers f, or when a shortened step promises a decrease within f's
-/// `noise` ([`Differences`]; [`unresolved`]).
-#[allow(clippy::too_many_arguments)]
-fn projected_search(
-    objective: &impl Objective, x: &[f64], value: f64, gradient: &[f64], direction: &[f64], lower: &[f64], noise: f64, evaluations: &mut usize,
-) -> Option<Step> {
-    let rounding = 1e2 * f64::EPSILON * value.abs().max(1.0);
-    let before = projected_norm(x, gradient, lower);
-    let mut alpha = 1.0;
-    for _ in 0..MAX_HALVINGS {
-        let trial: Vec<f64> = x.iter().zip(direction).zip(lower).map(|((&xi, &di), &li)| (xi + alpha * di).max(li)).collect();
-        let decrease: f64 = trial.iter().zip(x).zip(gradient).map(|((t, xi), gi)| gi * (t - xi)).sum();
-        if trial == x || unresolved(alpha, decrease, noise) {
-            return None;
-        }
-        // f is evaluated at the trial's canonical form (the same f): a step to a
-        // non-canonical point would otherwise cost a second evaluation once put back.
-        let mut at = trial.clone();
-        objective.canonicalize(&mut at);
-        *evaluations += 1;
-        let mut next = 0.5 * alpha;
-        if let Ok((v, g)) = objective.value_and_gradient(&at) {
-            let within_rounding = alpha == 1.0 && -decrease <= rounding && v <= value + rounding && projected_norm(&at, &g, lower) < before;
-            if v.is_finite() && ((decrease < 0.0 && v <= value + ARMIJO * decrease) || (decrease >= 0.0 && v < value) || within_rounding) {
-                let canonical = at == trial;
-                return Some(Step { x: at, value: v, gradient: g, canonical });
-            }
-            let curvature = v - value - decrease;
-            if v.is_finite() && decrease < 0.0 && curvature > 0.0 {
-                next = (-decrease * alpha / (2.0 * curvature)).clamp(0.1 * alpha, 0.5 * alpha);
-            }
-        }
-        alpha = next;
-    }
-    None
-}
-
-/// A step [`projected_search`] accepted: the point (in canonical form), f and ∇f there, and
-/// whether the point on the projected path was already canonical (else the step is a change
-/// of parametrisation too, whose change in gradient is no curvature).
-struct Step {
-    x: Vec<f64>,
-    value: f64,
-    gradient: Vec<f64>,
-    canonical: bool,
 }
 
 /// The change of gradient along the step s that the Hessian at the step's end would give,
@@ -507,7 +454,7 @@ fn leave_saddle(
             direction[zero[c]] = sign * scale * v[c];
         }
     }
-    projected_search(objective, x, value, gradient, &direction, lower, noise, evaluations)
+    projected_search(objective, x, value, gradient, &direction, lower, noise, Shorten::Interpolate, evaluations)
         .filter(|found| found.value < value)
         .map(|found| (found.x, found.value, found.gradient))
 }
