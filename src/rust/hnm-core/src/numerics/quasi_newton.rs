@@ -76,20 +76,21 @@
 use super::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
 use super::interrupt::Checkpoint;
 use super::optim::{
-    minimize_bounded, norm, polish, positive_definite_hessian, project, projected_norm, snap_to_bounds, symmetric_eigen, unresolved, Differences, Minimum,
-    Objective, Stall, MAX_HALVINGS,
+    minimize_bounded, norm, polish, positive_definite_hessian, project, projected_norm, projected_search, snap_to_bounds, symmetric_eigen, Differences,
+    Minimum, Objective, Shorten, Stall,
 };
 use crate::error::{HnmError, Result};
 
 /// The max-norm of the first step, before any curvature is known (θ's scale is 1).
 const FIRST_STEP: f64 = 0.1;
+/// The relative change of the curvature along the first step above which its update
+/// extrapolates to the step's end ([`tangent_secant`]).
+const TANGENT_CHANGE: f64 = 1e-2;
 /// The widest ε of the ε-active set.
 const ACTIVE_WIDTH: f64 = 1e-3;
 /// The projected gradient, in multiples of the tolerance, below which the zero coordinates
 /// are checked for a saddle before convergence (module docs).
 const EARLY_SADDLE: f64 = 1e4;
-/// Armijo's constant of sufficient decrease.
-const ARMIJO: f64 = 1e-4;
 
 /// Minimises `objective` over {x : x ≥ `lower`} from `start` (projected on the bounds) by the
 /// projected quasi-Newton method of the module docs; convergence when the projected gradient's
@@ -161,6 +162,8 @@ pub(crate) fn quasi_newton_from(
     let mut converged = false;
     // B, row-major; `None` until the first step has measured a curvature. f's noise where the
     // differences measured it (0, no limit on the line search, otherwise).
+    // True while B is the Hessian by differences at x (until the first update).
+    let mut exact = matches!(initial, Initial::Differences);
     let (mut hessian, noise): (Option<Vec<f64>>, f64) = match initial {
         Initial::Identity => (None, 0.0),
         Initial::Given(b) => (Some(b).filter(|b| b.len() == n * n), 0.0),
@@ -216,7 +219,7 @@ pub(crate) fn quasi_newton_from(
         let initial = hessian.is_none();
         let b = hessian.get_or_insert_with(|| scaled_identity(n, gradient.iter().fold(0.0_f64, |m, g| m.max(g.abs())) / FIRST_STEP));
         let direction = search_direction(b, &x, &gradient, lower, &objective.zero_groups(&x), tolerance);
-        let Some(step) = projected_search(objective, &x, value, &gradient, &direction, lower, noise, &mut evaluations) else {
+        let Some(step) = projected_search(objective, &x, value, &gradient, &direction, lower, noise, Shorten::Interpolate, &mut evaluations) else {
             // No step along a direction from a learnt B lowers f: start again from steepest
             // descent, whose short steps always can unless x is the minimum to rounding.
             if initial {
@@ -228,6 +231,8 @@ pub(crate) fn quasi_newton_from(
         if step.canonical {
             let s: Vec<f64> = step.x.iter().zip(&x).map(|(a, b)| a - b).collect();
             let y: Vec<f64> = step.gradient.iter().zip(&gradient).map(|(a, b)| a - b).collect();
+            let y = if exact { tangent_secant(b, &s, &y).unwrap_or(y) } else { y };
+            exact = false;
             damped_bfgs_update(b, &s, &y, initial);
         }
         // Else another parametrisation of the point the step reached (a column of Λ
@@ -241,8 +246,9 @@ pub(crate) fn quasi_newton_from(
         let finish = minimize_bounded(objective, &x, lower, tolerance, checkpoint)?;
         return Ok((Minimum { iterations: iterations + finish.iterations, evaluations: evaluations + finish.evaluations, ..finish }, hessian));
     }
-    if let (true, Some(b)) = (converged, &hessian) {
-        polish(objective, &mut x, &mut value, &mut gradient, lower, b, &mut evaluations);
+    if let (true, Some(b)) = (converged, &mut hessian) {
+        let learn = |b: &mut [f64], s: &[f64], y: &[f64]| damped_bfgs_update(b, s, y, false);
+        polish(objective, &mut x, &mut value, &mut gradient, lower, b, Some(&learn), &mut evaluations);
     }
     snap_to_bounds(objective, &mut x, &mut value, &mut gradient, lower, &mut evaluations);
     let projected_gradient_norm = projected_norm(&x, &gradient, lower);
@@ -289,55 +295,27 @@ fn search_direction(b: &[f64], x: &[f64], gradient: &[f64], lower: &[f64], zero_
     direction
 }
 
-/// Backtracking along x(α) = max(x + α d, l) from α = 1 until Armijo's condition (or, for a
-/// full step whose promised decrease is below f's rounding, a smaller projected gradient; see
-/// the module docs): the point, f and ∇f there. Each trial shrinks α to the minimum of the
-/// quadratic through f(x), the slope ∇fᵀ(x(α) − x)/α and f(x(α)), kept within [α/10, α/2].
-/// `None` when no step lowers f, or when a shortened step promises a decrease within f's
-/// `noise` ([`Differences`]; [`unresolved`]).
-#[allow(clippy::too_many_arguments)]
-fn projected_search(
-    objective: &impl Objective, x: &[f64], value: f64, gradient: &[f64], direction: &[f64], lower: &[f64], noise: f64, evaluations: &mut usize,
-) -> Option<Step> {
-    let rounding = 1e2 * f64::EPSILON * value.abs().max(1.0);
-    let before = projected_norm(x, gradient, lower);
-    let mut alpha = 1.0;
-    for _ in 0..MAX_HALVINGS {
-        let trial: Vec<f64> = x.iter().zip(direction).zip(lower).map(|((&xi, &di), &li)| (xi + alpha * di).max(li)).collect();
-        let decrease: f64 = trial.iter().zip(x).zip(gradient).map(|((t, xi), gi)| gi * (t - xi)).sum();
-        if trial == x || unresolved(alpha, decrease, noise) {
-            return None;
-        }
-        // f is evaluated at the trial's canonical form (the same f): a step to a
-        // non-canonical point would otherwise cost a second evaluation once put back.
-        let mut at = trial.clone();
-        objective.canonicalize(&mut at);
-        *evaluations += 1;
-        let mut next = 0.5 * alpha;
-        if let Ok((v, g)) = objective.value_and_gradient(&at) {
-            let within_rounding = alpha == 1.0 && -decrease <= rounding && v <= value + rounding && projected_norm(&at, &g, lower) < before;
-            if v.is_finite() && ((decrease < 0.0 && v <= value + ARMIJO * decrease) || (decrease >= 0.0 && v < value) || within_rounding) {
-                let canonical = at == trial;
-                return Some(Step { x: at, value: v, gradient: g, canonical });
-            }
-            let curvature = v - value - decrease;
-            if v.is_finite() && decrease < 0.0 && curvature > 0.0 {
-                next = (-decrease * alpha / (2.0 * curvature)).clamp(0.1 * alpha, 0.5 * alpha);
-            }
-        }
-        alpha = next;
-    }
-    None
-}
-
-/// A step [`projected_search`] accepted: the point (in canonical form), f and ∇f there, and
-/// whether the point on the projected path was already canonical (else the step is a change
-/// of parametrisation too, whose change in gradient is no curvature).
-struct Step {
-    x: Vec<f64>,
-    value: f64,
-    gradient: Vec<f64>,
-    canonical: bool,
+/// The change of gradient along the step s that the Hessian at the step's end would give,
+/// 2y − H s with y the secant's change and H = `b` the Hessian at its start (by differences):
+/// y = ∫₀¹ H(x + t s) s dt = H s + ½ H'[s, s] + O(s³), so 2y − H s = H(x + s) s + O(s³), where
+/// y itself holds the mean curvature over the step. The first step from a start below the
+/// optimum (the moment start's usual side) undershoots by the curvature's change along it
+/// (the profiled deviance's falls like θ^−1.7 on InstEval), and the secant's mean curvature
+/// then undershoots again: the next steps shrank the gradient by only ~1/10 each. The
+/// extrapolation carries H's own error into the update (2y − (H + E)s = H(x + s)s − Es, where
+/// the secant would correct it), so it is made only where the curvature along s changed by
+/// more than [`TANGENT_CHANGE`] (sᵀy against sᵀHs), far beyond the differences' error on a
+/// smooth f (~1e-6 relative) though not beyond that of a noisy gradient. `None` (the secant
+/// kept) then, or when sᵀ(2y − Hs) is not within a factor 2 of sᵀy (B made positive
+/// definite, a long step: the extrapolation is not to be trusted).
+fn tangent_secant(b: &[f64], s: &[f64], y: &[f64]) -> Option<Vec<f64>> {
+    let n = s.len();
+    let bs: Vec<f64> = (0..n).map(|r| (0..n).map(|c| b[r * n + c] * s[c]).sum::<f64>()).collect();
+    let tangent: Vec<f64> = y.iter().zip(&bs).map(|(yi, bsi)| 2.0 * yi - bsi).collect();
+    let along = |v: &[f64]| s.iter().zip(v).map(|(a, c)| a * c).sum::<f64>();
+    let (secant, sbs, extrapolated) = (along(y), along(&bs), along(&tangent));
+    let changed = (secant - sbs).abs() > TANGENT_CHANGE * sbs;
+    (changed && secant > 0.0 && extrapolated >= 0.5 * secant && extrapolated <= 2.0 * secant).then_some(tangent)
 }
 
 /// Powell's damped BFGS update of B (module docs) with the step s and the change of gradient
@@ -476,7 +454,7 @@ fn leave_saddle(
             direction[zero[c]] = sign * scale * v[c];
         }
     }
-    projected_search(objective, x, value, gradient, &direction, lower, noise, evaluations)
+    projected_search(objective, x, value, gradient, &direction, lower, noise, Shorten::Interpolate, evaluations)
         .filter(|found| found.value < value)
         .map(|found| (found.x, found.value, found.gradient))
 }
@@ -652,6 +630,22 @@ mod tests {
         // (up to 50 evaluations each) are not made.
         assert!(m.x.iter().all(|v| (v - 1.0).abs() < 1e-7) && m.value.abs() < 1e-3, "{m:?}");
         assert!(m.evaluations <= 30, "{m:?}");
+    }
+
+    #[test]
+    fn the_tangent_secant_is_the_curvature_at_the_end_of_the_step() {
+        // f = x⁴ + x²y + y²: H = [[12x², 2x], [2x, 2]]; from (1, 1) by s = (0.1, −0.05).
+        let gradient = |x: f64, y: f64| [4.0 * x.powi(3) + 2.0 * x * y, x * x + 2.0 * y];
+        let hessian = |x: f64, y: f64| [12.0 * x * x + 2.0 * y, 2.0 * x, 2.0 * x, 2.0];
+        let (x, s) = ([1.0, 1.0], [0.1, -0.05]);
+        let (g0, g1) = (gradient(x[0], x[1]), gradient(x[0] + s[0], x[1] + s[1]));
+        let y = [g1[0] - g0[0], g1[1] - g0[1]];
+        let end = hessian(x[0] + s[0], x[1] + s[1]);
+        let exact = [end[0] * s[0] + end[1] * s[1], end[2] * s[0] + end[3] * s[1]];
+        let tangent = tangent_secant(&hessian(x[0], x[1]), &s, &y).unwrap();
+        // The secant's error is O(s²) (the mean curvature over the step), the tangent's O(s³).
+        let error = |v: &[f64]| v.iter().zip(&exact).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(error(&tangent) < 0.05 * error(&y), "{tangent:?} {y:?} against {exact:?}");
     }
 
     #[test]

@@ -22,6 +22,77 @@ use crate::numerics::quasi_newton::{quasi_newton_from, Initial};
 /// learns along the way.
 const DIFFERENCES_MAX_THETA: usize = 10;
 
+/// One factor's moments (see [`LinearMixedModel::moment_start`]): its residual variance σ̂²
+/// and degrees of freedom, Σ̂ = mean(b̂_j b̂_jᵀ − σ̂² S_j⁻¹) (q × q, row-major) and the mean
+/// of S_j⁻¹'s diagonal over the levels used.
+struct FactorMoments {
+    sigma2: f64,
+    df: f64,
+    covariance: Vec<f64>,
+    sampling: Vec<f64>,
+}
+
+/// The θ (internal units) of a factor's moments: the Cholesky factor of Σ̂/σ̂², block
+/// diagonal and made positive definite (eigenvalues floored at 1% of the largest and at
+/// 1e-4); `None` when not finite.
+fn moment_theta(terms: &FactorTerms<'_>, moments: &FactorMoments) -> Option<Vec<f64>> {
+    let q = terms.q;
+    let mut sigma: Vec<f64> = moments.covariance.iter().map(|v| v / moments.sigma2).collect();
+    let mut offset = 0;
+    for &size in terms.blocks {
+        for r in 0..q {
+            for c in offset..offset + size {
+                if !(offset..offset + size).contains(&r) {
+                    sigma[r * q + c] = 0.0;
+                    sigma[c * q + r] = 0.0;
+                }
+            }
+        }
+        offset += size;
+    }
+    let (values, vectors) = crate::numerics::optim::symmetric_eigen(&sigma, q);
+    let largest = values.iter().fold(0.0_f64, |m, v| m.max(*v));
+    let floor = (1e-2 * largest).max(1e-4);
+    let mut pd = vec![0.0; q * q];
+    for (k, &value) in values.iter().enumerate() {
+        let v = &vectors[k * q..(k + 1) * q];
+        for i in 0..q * q {
+            pd[i] += value.max(floor) * v[i / q] * v[i % q];
+        }
+    }
+    let factor = semidefinite_cholesky(&pd, q, terms.blocks);
+    let theta: Vec<f64> = terms.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect();
+    theta.iter().all(|t| t.is_finite()).then_some(theta)
+}
+
+/// Solves the n × n system a x = b (row-major `a`, overwritten) in place of `b` by Gaussian
+/// elimination with partial pivoting (n is the number of grouping factors); false when a
+/// pivot is 0 or not finite.
+fn solve_square(a: &mut [f64], n: usize, b: &mut [f64]) -> bool {
+    for col in 0..n {
+        let pivot = (col..n).max_by(|&r, &s| a[r * n + col].abs().total_cmp(&a[s * n + col].abs())).unwrap_or(col);
+        if !(a[pivot * n + col].abs() > 0.0 && a[pivot * n + col].is_finite()) {
+            return false;
+        }
+        for c in 0..n {
+            a.swap(col * n + c, pivot * n + c);
+        }
+        b.swap(col, pivot);
+        for r in col + 1..n {
+            let factor = a[r * n + col] / a[col * n + col];
+            for c in col..n {
+                a[r * n + c] -= factor * a[col * n + c];
+            }
+            b[r] -= factor * b[col];
+        }
+    }
+    for col in (0..n).rev() {
+        let known: f64 = (col + 1..n).map(|c| a[col * n + c] * b[c]).sum();
+        b[col] = (b[col] - known) / a[col * n + col];
+    }
+    true
+}
+
 /// The sums over the groups of [`LinearMixedModel::moment_sums`].
 struct MomentSums {
     explained: f64,
@@ -221,9 +292,12 @@ impl LinearMixedModel {
     /// whose S_j is non-singular gives b̂_j = S_j⁻¹ Z_jᵀe_j; σ̂² is the residual variance left
     /// by them, and Σ̂ = mean(b̂_j b̂_jᵀ − σ̂² S_j⁻¹) (Swamy's estimator), made positive definite
     /// and block diagonal; θ₀ is the Cholesky factor of Σ̂/σ̂². With several grouping factors,
-    /// each factor's estimate is taken from its own levels as if it were the only one (its σ̂²
-    /// then holds the others' variation, which errs toward the small θ the search reaches
-    /// quickly from). Λ = I for a factor where that fails.
+    /// each factor's estimate is first taken from its own levels as if it were the only one,
+    /// and then corrected for the others ([`LinearMixedModel::joint_moments`]): alone, a factor
+    /// nested in another takes the outer one's variance into its own (the nested 1e5-row
+    /// model's classes started at θ = 1.11 for 0.49), and one crossed with another counts the
+    /// other's variance as residual (Penicillin's plates started at 0.12 for 1.54). Λ = I for
+    /// a factor where the estimate fails.
     fn moment_start(&self) -> Vec<f64> {
         let identity = || self.identity_theta();
         let (p, p1) = (self.p, self.p + 1);
@@ -238,16 +312,21 @@ impl LinearMixedModel {
         w.push(1.0);
         let rss: f64 = (0..p1).map(|a| (0..p1).map(|c| w[a] * self.xy[a * p1 + c] * w[c]).sum::<f64>()).sum();
         let blocks = std::iter::once((&self.zz, &self.zxy)).chain(self.several.iter().flat_map(|s| s.others.iter().map(|o| (&o.zz, &o.zxy))));
-        self.factor_terms()
-            .into_iter()
-            .zip(blocks)
-            .flat_map(|((terms, _), (zz, zxy))| self.factor_moment_start(&terms, zz, zxy, &w, rss).unwrap_or_else(|| terms.identity_theta().collect()))
+        let terms = self.factor_terms();
+        let mut moments: Vec<Option<FactorMoments>> =
+            terms.iter().zip(blocks).map(|((terms, _), (zz, zxy))| self.factor_moments(terms, zz, zxy, &w, rss)).collect();
+        self.joint_moments(&terms, &mut moments);
+        terms
+            .iter()
+            .zip(&moments)
+            .flat_map(|((terms, _), m)| m.as_ref().and_then(|m| moment_theta(terms, m)).unwrap_or_else(|| terms.identity_theta().collect()))
             .collect()
     }
 
-    /// [`LinearMixedModel::moment_start`] of one factor with level blocks `zz` and `zxy`,
-    /// given the OLS w = (−β̂, 1) and residual sum of squares; `None` when it fails.
-    fn factor_moment_start(&self, terms: &FactorTerms<'_>, zz: &[f64], zxy: &[f64], w: &[f64], rss: f64) -> Option<Vec<f64>> {
+    /// One factor's moments of [`LinearMixedModel::moment_start`] with level blocks `zz` and
+    /// `zxy`, given the OLS w = (−β̂, 1) and residual sum of squares, as if it were the only
+    /// factor; `None` when they fail.
+    fn factor_moments(&self, terms: &FactorTerms<'_>, zz: &[f64], zxy: &[f64], w: &[f64], rss: f64) -> Option<FactorMoments> {
         let (q, p) = (terms.q, self.p);
         let MomentSums { explained, used, second, sampling } = with_literal!(q, q in [1, 2, 3] => self.moment_sums(q, zz, zxy, w));
         let df = self.n_obs - (p + q * used) as f64;
@@ -255,33 +334,79 @@ impl LinearMixedModel {
         if used <= q || !(df > 0.0 && sigma2 > 0.0) {
             return None;
         }
-        let mut sigma: Vec<f64> = (0..q * q).map(|i| (second[i] - sigma2 * sampling[i]) / (used as f64 * sigma2)).collect();
-        let mut offset = 0;
-        for &size in terms.blocks {
-            for r in 0..q {
-                for c in offset..offset + size {
-                    if !(offset..offset + size).contains(&r) {
-                        sigma[r * q + c] = 0.0;
-                        sigma[c * q + r] = 0.0;
-                    }
-                }
+        let covariance = (0..q * q).map(|i| (second[i] - sigma2 * sampling[i]) / used as f64).collect();
+        let sampling = (0..q).map(|i| sampling[i * q + i] / used as f64).collect();
+        Some(FactorMoments { sigma2, df, covariance, sampling })
+    }
+
+    /// Corrects the one-factor moments of several factors for each other, on their intercepts'
+    /// variances τ_f² and a common σ² (an ANOVA-type estimate in the spirit of Henderson's
+    /// method 1, from each factor's sums as they are). With n_jk the rows that level j of
+    /// factor f shares with level k of g, g's random intercepts add to f's residual variance
+    /// within its levels, E σ̂_f² = σ² + Σ_g κ_fg τ_g² with κ_fg = (N − Σ_jk n_jk²/n_j)/df_f
+    /// (1 for a factor crossed with f, 0 for one that f is nested in), and to its intercept's
+    /// variance, E τ̂_f² = τ_f² + Σ_g A_fg τ_g² with A_fg = mean_j(Σ_k n_jk²/n_j² − 2 Σ_k
+    /// n_jk n_k/(n_j N)) + Σ_k n_k²/N² − κ_fg mean_j (S_j⁻¹)_ii (the variance of g's mean over
+    /// level j less the grand mean, less g's share of the σ̂_f² S_j⁻¹ subtracted: 1 for a
+    /// factor that f is nested in, ~0 for a sparse crossing, −1/6 for Penicillin's plates
+    /// crossed with 6 samples). (I + A) τ² = τ̂² gives the τ_f², the mean of σ̂_f² − Σ_g κ_fg
+    /// τ_g² weighted by df_f gives σ², and each factor's Σ̂ then has τ_f² (at least 0) as its
+    /// intercept's variance and σ² as its residual variance. The moments are left as they are
+    /// with one factor, a factor without an intercept or without moments, or a system that
+    /// gives no positive σ².
+    fn joint_moments(&self, terms: &[(FactorTerms<'_>, std::ops::Range<usize>)], moments: &mut [Option<FactorMoments>]) {
+        let Some(several) = &self.several else { return };
+        let count = moments.len();
+        let intercepts: Option<Vec<usize>> = terms.iter().map(|(t, _)| t.random.iter().position(|a| a.term == super::Term::Intercept)).collect();
+        let Some(intercepts) = intercepts else { return };
+        let Some(found) = moments.iter().map(Option::as_ref).collect::<Option<Vec<&FactorMoments>>>() else { return };
+        let n_total = self.n_obs;
+        let counts: Vec<&[f64]> = std::iter::once(self.n.as_slice()).chain(several.others.iter().map(|o| o.n.as_slice())).collect();
+        let q: Vec<usize> = terms.iter().map(|(t, _)| t.q).collect();
+        // Per ordered pair (f, g): Σ n_jk²/n_j, Σ n_jk²/n_j², Σ n_jk n_k/n_j over f's levels j.
+        let mut sums = vec![[0.0_f64; 3]; count * count];
+        let fronts = several.fronts.iter().map(|c| ((c.row.0 + 1, c.row.1), (0, c.column.1), c.value));
+        let pairs = several.pairs.iter().map(|c| ((c.row.0 + 1, c.row.1), (c.column.0 + 1, c.column.1), c.value));
+        for ((g, k), (f, j), value) in fronts.chain(pairs) {
+            // The block Z_gᵀZ_f (q_g × q_f): its intercepts' entry counts the shared rows.
+            let shared = several.values[value + intercepts[g] * q[f] + intercepts[f]];
+            let (nj, nk) = (counts[f][j], counts[g][k]);
+            if !(nj > 0.0 && nk > 0.0) {
+                continue;
             }
-            offset += size;
-        }
-        // Positive definite: eigenvalues floored at 1% of the largest (and of 1e-4 N⁻¹ overall).
-        let (values, vectors) = crate::numerics::optim::symmetric_eigen(&sigma, q);
-        let largest = values.iter().fold(0.0_f64, |m, v| m.max(*v));
-        let floor = (1e-2 * largest).max(1e-4);
-        let mut pd = vec![0.0; q * q];
-        for (k, &value) in values.iter().enumerate() {
-            let v = &vectors[k * q..(k + 1) * q];
-            for i in 0..q * q {
-                pd[i] += value.max(floor) * v[i / q] * v[i % q];
+            for (a, b, na, nb) in [(f, g, nj, nk), (g, f, nk, nj)] {
+                let s = &mut sums[a * count + b];
+                s[0] += shared * shared / na;
+                s[1] += shared * shared / (na * na);
+                s[2] += shared * nb / na;
             }
         }
-        let factor = semidefinite_cholesky(&pd, q, terms.blocks);
-        let theta: Vec<f64> = terms.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect();
-        theta.iter().all(|t| t.is_finite()).then_some(theta)
+        let levels: Vec<f64> = counts.iter().map(|n| n.iter().filter(|&&v| v > 0.0).count() as f64).collect();
+        let spread: Vec<f64> = counts.iter().map(|n| n.iter().map(|v| v * v).sum::<f64>() / (n_total * n_total)).collect();
+        let mut kappa = vec![0.0; count * count];
+        let mut system = crate::numerics::dense::identity(count);
+        for f in 0..count {
+            for g in (0..count).filter(|&g| g != f) {
+                let [squares, relative, products] = sums[f * count + g];
+                kappa[f * count + g] = (n_total - squares) / found[f].df;
+                system[f * count + g] = (relative - 2.0 * products / n_total) / levels[f] + spread[g] - kappa[f * count + g] * found[f].sampling[intercepts[f]];
+            }
+        }
+        let mut tau2: Vec<f64> = (0..count).map(|f| found[f].covariance[intercepts[f] * q[f] + intercepts[f]]).collect();
+        if !solve_square(&mut system, count, &mut tau2) {
+            return;
+        }
+        let df: f64 = found.iter().map(|m| m.df).sum();
+        let residual = |f: usize| found[f].sigma2 - (0..count).map(|g| kappa[f * count + g] * tau2[g].max(0.0)).sum::<f64>();
+        let sigma2 = (0..count).map(|f| found[f].df * residual(f)).sum::<f64>() / df;
+        if !(sigma2 > 0.0 && sigma2.is_finite() && tau2.iter().all(|t| t.is_finite())) {
+            return;
+        }
+        for (f, m) in moments.iter_mut().enumerate() {
+            let m = m.as_mut().expect("every factor has moments");
+            m.covariance[intercepts[f] * q[f] + intercepts[f]] = tau2[f].max(0.0);
+            m.sigma2 = sigma2;
+        }
     }
 
     /// The sums of [`LinearMixedModel::moment_start`] over the levels (blocks `zz`, `zxy`)
@@ -521,4 +646,56 @@ fn with_one_way_estimates(fit: &mut LmmFit, estimates: &Estimates) {
     let Params { mu, sigma2, tau2 } = estimates.params;
     (fit.beta, fit.sigma, fit.re_covariance) = (vec![mu], sigma2.sqrt(), vec![tau2]);
     (fit.deviance, fit.beta_covariance) = (estimates.deviance, vec![estimates.se_mu * estimates.se_mu]);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::lmm::factors::GroupingFactor;
+    use crate::model::lmm::{LinearMixedModel, Term};
+    use crate::{Checkpoint, Column, CrossProducts, Never};
+
+    /// A pseudo-random normal deviate (Box-Muller of two hashed uniforms): test data with no
+    /// dependence on a random-number crate.
+    fn normal(i: u64) -> f64 {
+        let uniform =
+            |k: u64| ((k.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5851_F42D_4C95_7F2D).wrapping_mul(0xD1B5_4A32_D192_ED03) >> 11) as f64 / (1u64 << 53) as f64;
+        let (u, v) = (uniform(2 * i).max(1e-300), uniform(2 * i + 1));
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+
+    #[test]
+    fn the_start_of_a_balanced_nested_design_is_near_its_anova_estimates() {
+        // a schools of b classes of n pupils: y = 1 + s_i + c_ij + e, sd 1, 0.5 and 1.
+        let (a, b, n) = (60, 4, 6);
+        let rows = a * b * n;
+        let class_of = |r: usize| r / n;
+        let y: Vec<f64> =
+            (0..rows).map(|r| 1.0 + normal((class_of(r) / b) as u64 + 10_000) + 0.5 * normal(class_of(r) as u64 + 20_000) + normal(r as u64)).collect();
+        let stats =
+            CrossProducts::from_columns(&[Column::Double(&y)], (0..rows).map(|r| class_of(r) as i32 + 1), a * b, &mut Checkpoint::new(&Never)).unwrap().stats;
+        let factor = |level_of_group: Vec<usize>, levels| GroupingFactor { level_of_group, levels, random: vec![Term::Intercept], blocks: vec![1] };
+        let model = LinearMixedModel::with_factors(
+            &stats,
+            0,
+            vec![Term::Intercept],
+            &[factor((0..a * b).collect(), a * b), factor((0..a * b).map(|c| c / b).collect(), a)],
+        )
+        .unwrap();
+        // The ANOVA estimates of the balanced nested design (mean squares of schools, of
+        // classes within schools and of pupils within classes).
+        let mean = |range: std::ops::Range<usize>| y[range.clone()].iter().sum::<f64>() / range.len() as f64;
+        let grand = mean(0..rows);
+        let school = |i: usize| mean(i * b * n..(i + 1) * b * n);
+        let class = |j: usize| mean(j * n..(j + 1) * n);
+        let ms_a = (b * n) as f64 * (0..a).map(|i| (school(i) - grand).powi(2)).sum::<f64>() / (a - 1) as f64;
+        let ms_b = n as f64 * (0..a * b).map(|j| (class(j) - school(j / b)).powi(2)).sum::<f64>() / (a * (b - 1)) as f64;
+        let ms_e = (0..rows).map(|r| (y[r] - class(class_of(r))).powi(2)).sum::<f64>() / (a * b * (n - 1)) as f64;
+        let anova = [((ms_b - ms_e) / n as f64 / ms_e).sqrt(), ((ms_a - ms_b) / (b * n) as f64 / ms_e).sqrt()];
+        let start = model.moment_start();
+        // Alone, the classes' moments hold the schools' variance too (θ = 1.28 for 0.57 here,
+        // the schools' 1.05 for 1.16).
+        for (found, expected) in start.iter().zip(anova) {
+            assert!((found - expected).abs() <= 0.1 * expected, "{start:?} against {anova:?}");
+        }
+    }
 }
