@@ -69,8 +69,8 @@ impl LinearMixedModel {
         let divisor = self.divisor(criterion);
         let sigma2 = factor.pwrss / divisor;
         let scale = 2.0 / sigma2;
-        let at_sigma = self.gradient(criterion, scale, &mut ws);
-        let without_residual = self.gradient(criterion, 0.0, &mut ws);
+        let at_sigma = self.gradient(criterion, scale, &mut ws)?;
+        let without_residual = self.gradient(criterion, 0.0, &mut ws)?;
         let covariance_jacobian = self.covariance_jacobian(theta, sigma2, &ws)?;
 
         let mut hessian = vec![0.0; k * k];
@@ -103,10 +103,10 @@ impl LinearMixedModel {
             let mut shifted = theta.to_vec();
             shifted[c] = theta[c] + h;
             self.factorize(&shifted, &mut ws)?;
-            let up = self.gradient(criterion, scale, &mut ws);
+            let up = self.gradient(criterion, scale, &mut ws)?;
             shifted[c] = theta[c] - h;
             self.factorize(&shifted, &mut ws)?;
-            let down = self.gradient(criterion, scale, &mut ws);
+            let down = self.gradient(criterion, scale, &mut ws)?;
             Ok(up.iter().zip(&down).map(|(u, d)| (u - d) / (2.0 * h)).collect())
         };
         let h = 1e-3 * theta[c].abs().max(1.0);

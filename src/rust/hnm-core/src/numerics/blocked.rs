@@ -30,6 +30,14 @@
 //! Each costs n³/6 multiply-adds (for the full order); the products skip the blocks above the
 //! diagonal and write only on and below it.
 //!
+//! # Interrupts
+//! At MovieLens 32M's shape (a core of order 16,000) one factorisation takes minutes. Every
+//! kernel sized by the order takes a [`Checkpoint`] and asks it (at most every
+//! [`Checkpoint::INTERVAL`], a clock reading otherwise) before each block column or block of
+//! rows; only the calling thread asks (it created the checkpoint), and on a stop it takes the
+//! remaining blocks away from the helper thread, which finishes the block it is on. The kernel
+//! then returns [`crate::HnmError::Interrupted`], its output unfinished.
+//!
 //! # Two threads
 //! From order [`PARALLEL_ORDER`] (InstEval's core, ~1150, not Penicillin's, 8) the work is
 //! shared with one helper thread: the factorisation's large left-looking updates by blocks of
@@ -38,9 +46,10 @@
 //! than wait for a fixed half. Every entry is summed as on one thread, so the results do not
 //! depend on the threads.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::Result;
+use crate::numerics::interrupt::Checkpoint;
 use crate::numerics::memory::filled;
 
 /// Rows of the micro-kernels' tiles at most ([`MicroKernel::MR`]: 16 for AVX-512, 8 else).
@@ -295,6 +304,13 @@ struct Packing {
     b: Vec<f64>,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: kernels made on this test thread have no helper, so that the questions they
+    /// ask their checkpoint (the calling thread's share of the blocks) can be counted.
+    pub(crate) static ONE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// What one thread's products use: the packing buffers and an NB × NB block of
 /// [`DenseKernels::invert_lower`].
 #[derive(Debug, Clone)]
@@ -336,6 +352,8 @@ impl DenseKernels {
 
     fn with_isa(n: usize, isa: Isa) -> Result<Self> {
         let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        #[cfg(test)]
+        let threads = if ONE_THREAD.with(std::cell::Cell::get) { 1 } else { threads };
         let helper = if n >= PARALLEL_ORDER && threads >= 2 { Some(Scratch::new(n)?) } else { None };
         Ok(DenseKernels { isa, scratch: Scratch::new(n)?, helper })
     }
@@ -344,58 +362,83 @@ impl DenseKernels {
     /// its item owns, such as disjoint columns of a matrix), on this thread and, when these
     /// kernels have a helper (order at least [`PARALLEL_ORDER`], two threads or more), on
     /// one more, each taking the next item when done with its last (as the products'
-    /// blocks, [`shared_tasks`]).
-    pub(crate) fn for_each_shared<T: Send>(&self, items: impl Iterator<Item = T> + Send, task: impl Fn(T) + Sync) {
-        let items = std::sync::Mutex::new(items);
-        let run = || loop {
-            // A poisoned lock (the other thread panicked) ends this one too.
-            let Some(item) = items.lock().ok().and_then(|mut items| items.next()) else { break };
-            task(item);
+    /// blocks, [`shared_tasks`]). This thread asks `checkpoint` before each of its items and
+    /// on a stop sets a flag that ends the helper's loop too.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop (some items then not done).
+    pub(crate) fn for_each_shared<T: Send>(
+        &self, items: impl Iterator<Item = T> + Send, checkpoint: &mut Checkpoint<'_>, task: impl Fn(T) + Sync,
+    ) -> Result<()> {
+        let (items, stop) = (std::sync::Mutex::new(items), AtomicBool::new(false));
+        // A poisoned lock (the other thread panicked) ends this one too.
+        let next = || if stop.load(Ordering::Relaxed) { None } else { items.lock().ok().and_then(|mut items| items.next()) };
+        let mut mine = || -> Result<()> {
+            loop {
+                if let Err(error) = checkpoint.check_timed() {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(error);
+                }
+                let Some(item) = next() else { return Ok(()) };
+                task(item);
+            }
         };
         if self.helper.is_none() {
-            return run();
+            return mine();
         }
         std::thread::scope(|scope| {
             // A helper that cannot be started leaves every task to this thread.
-            let _helper = std::thread::Builder::new().spawn_scoped(scope, run);
-            run();
-        });
+            let _helper = std::thread::Builder::new().spawn_scoped(scope, || {
+                while let Some(item) = next() {
+                    task(item);
+                }
+            });
+            mine()
+        })
     }
 
     /// `task(scratch, b)` for each block column b (of width NB) of a lower-triangular
     /// computation of order `nr` whose block columns are independent: on this thread, or from
     /// order [`PARALLEL_ORDER`] on this one and the helper thread (see [`shared_tasks`]), the
-    /// costliest (the first) first.
-    fn over_block_columns(&mut self, nr: usize, task: impl Fn(&mut Scratch, usize) + Sync) {
-        let blocks = nr.div_ceil(NB);
-        match &mut self.helper {
-            Some(helper) if nr >= PARALLEL_ORDER => shared_tasks(&mut self.scratch, helper, blocks, task),
-            _ => (0..blocks).for_each(|b| task(&mut self.scratch, b)),
-        }
+    /// costliest (the first) first; `checkpoint` asked before each block column.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop.
+    fn over_block_columns(&mut self, nr: usize, checkpoint: &mut Checkpoint<'_>, task: impl Fn(&mut Scratch, usize) + Sync) -> Result<()> {
+        let helper = self.helper.as_mut().filter(|_| nr >= PARALLEL_ORDER);
+        shared_tasks(&mut self.scratch, helper, nr.div_ceil(NB), checkpoint, task)
     }
 
     /// Factors the leading `nr` columns of the symmetric n × n matrix `a` (column-major, its
     /// lower triangle read) in place: the lower triangle of its leading nr × nr block becomes
     /// L₁₁ (L₁₁L₁₁ᵀ = A₁₁), the block below it L₂₁ = A₂₁L₁₁⁻ᵀ, and the trailing block's lower
     /// triangle A₂₂ − L₂₁L₂₁ᵀ. Returns false (a is then partly overwritten) when a pivot is
-    /// not positive and finite: A₁₁ is not (numerically) positive definite.
-    pub(crate) fn partial_cholesky(&mut self, a: &mut [f64], n: usize, nr: usize) -> bool {
+    /// not positive and finite: A₁₁ is not (numerically) positive definite. `checkpoint` is
+    /// asked before each block column and each block of rows of its products.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop (a is then partly overwritten).
+    pub(crate) fn partial_cholesky(&mut self, a: &mut [f64], n: usize, nr: usize, checkpoint: &mut Checkpoint<'_>) -> Result<bool> {
         assert!(a.len() >= n * n && nr <= n);
         match self.isa {
-            Isa::Portable => partial_cholesky::<Portable>(self, a, n, nr),
+            Isa::Portable => partial_cholesky::<Portable>(self, a, n, nr, checkpoint),
             // SAFETY: the instruction set was detected.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { partial_cholesky_avx2::<Avx2Fma>(self, a, n, nr) },
+            Isa::Avx2Fma => unsafe { partial_cholesky_avx2::<Avx2Fma>(self, a, n, nr, checkpoint) },
             // SAFETY: the instruction set was detected.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { partial_cholesky_avx2::<Avx512>(self, a, n, nr) },
+            Isa::Avx512 => unsafe { partial_cholesky_avx2::<Avx512>(self, a, n, nr, checkpoint) },
         }
     }
 
     /// X = L⁻¹ into `x` (nr × nr column-major, lower triangle; its strict upper triangle must
     /// be 0, as it is left) for the lower-triangular L in the leading nr × nr block of the
-    /// n × n column-major `l`, whose diagonal is nonzero.
-    pub(crate) fn invert_lower(&mut self, x: &mut [f64], l: &[f64], n: usize, nr: usize) {
+    /// n × n column-major `l`, whose diagonal is nonzero; `checkpoint` asked before each
+    /// block column.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop (X is then unfinished).
+    pub(crate) fn invert_lower(&mut self, x: &mut [f64], l: &[f64], n: usize, nr: usize, checkpoint: &mut Checkpoint<'_>) -> Result<()> {
         assert!(x.len() >= nr * nr && l.len() >= n * n && nr <= n);
         // The diagonal blocks X[J, J] = L[J, J]⁻¹ first (the identity solved): the block
         // columns below read them.
@@ -410,17 +453,20 @@ impl DenseKernels {
         let (isa, x) = (self.isa, Shared(x.as_mut_ptr()));
         // SAFETY: x holds nr × nr values; each task writes only its own block columns below
         // their diagonal blocks and reads those and the diagonal blocks, written above.
-        self.over_block_columns(nr, |scratch, b| unsafe { invert_lower_column_on(isa, scratch, x.get(), l, n, nr, b) });
+        self.over_block_columns(nr, checkpoint, |scratch, b| unsafe { invert_lower_column_on(isa, scratch, x.get(), l, n, nr, b) })
     }
 
     /// The lower triangle of (LLᵀ)⁻¹ = XᵀX into `sigma` (nr × nr column-major) from X = L⁻¹
     /// (nr × nr column-major, lower triangular with zeros above, as
-    /// [`DenseKernels::invert_lower`] leaves it).
-    pub(crate) fn inverse_from_inverse_factor(&mut self, sigma: &mut [f64], x: &[f64], nr: usize) {
+    /// [`DenseKernels::invert_lower`] leaves it); `checkpoint` asked before each block column.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop (Σ is then unfinished).
+    pub(crate) fn inverse_from_inverse_factor(&mut self, sigma: &mut [f64], x: &[f64], nr: usize, checkpoint: &mut Checkpoint<'_>) -> Result<()> {
         assert!(sigma.len() >= nr * nr && x.len() >= nr * nr);
         let (isa, sigma) = (self.isa, Shared(sigma.as_mut_ptr()));
         // SAFETY: sigma holds nr × nr values, of which each task writes its own block columns.
-        self.over_block_columns(nr, |scratch, b| unsafe { inverse_column_on(isa, scratch, sigma.get(), x, nr, b) });
+        self.over_block_columns(nr, checkpoint, |scratch, b| unsafe { inverse_column_on(isa, scratch, sigma.get(), x, nr, b) })
     }
 }
 
@@ -439,15 +485,20 @@ impl DenseKernels {
     /// hundred kB) read from the cache by every vector in turn rather than the columns of X
     /// from memory by each; the slabs shared with the helper thread, their partial sums in
     /// `partial` ([`DenseKernels::product_norms_scratch`]) added in slab order, so that the
-    /// result does not depend on which thread summed which.
+    /// result does not depend on which thread summed which. `checkpoint` is asked before each
+    /// slab.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop (the norms then unfinished).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn sparse_product_norms(
         &mut self, x: &[f64], nr: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], partial: &mut [f64], norms: &mut [f64],
-    ) {
+        checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<()> {
         let m = norms.len();
         assert!(x.len() >= nr * nr && starts.len() > m && dense.len() >= m && partial.len() >= nr.div_ceil(NB) * m);
         let (isa, out) = (self.isa, Shared(partial.as_mut_ptr()));
-        self.over_block_columns(nr, |_, b| {
+        self.over_block_columns(nr, checkpoint, |_, b| {
             // SAFETY: slab b writes its own m values of `partial`.
             let out = unsafe { std::slice::from_raw_parts_mut(out.get().add(b * m), m) };
             match isa {
@@ -456,13 +507,14 @@ impl DenseKernels {
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2Fma | Isa::Avx512 => unsafe { slab_norms_avx2(x, nr, b * NB, starts, rows, values, dense, out) },
             }
-        });
+        })?;
         norms.fill(0.0);
         for slab in partial[..nr.div_ceil(NB) * m].chunks_exact(m) {
             for (norm, part) in norms.iter_mut().zip(slab) {
                 *norm += part;
             }
         }
+        Ok(())
     }
 }
 
@@ -472,14 +524,18 @@ impl DenseKernels {
     /// dense rank-one terms as one packed product (a SYRK, k n²/2 multiply-adds), its rows
     /// shared with the helper thread by blocks of MC from [`PARALLEL_WORK`] multiply-adds.
     /// Each block of rows of C reads only P's columns up to its last row (the rest of the
-    /// row lies above the diagonal), and each entry is summed as on one thread.
+    /// row lies above the diagonal), and each entry is summed as on one thread. `checkpoint`
+    /// is asked before each block of rows.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop (C is then partly updated).
     ///
     /// # Panics
     /// When `c` holds fewer than n² values or `panel` fewer than k n.
-    pub(crate) fn subtract_gram(&mut self, c: &mut [f64], n: usize, panel: &[f64], k: usize) {
+    pub(crate) fn subtract_gram(&mut self, c: &mut [f64], n: usize, panel: &[f64], k: usize, checkpoint: &mut Checkpoint<'_>) -> Result<()> {
         assert!(c.len() >= n * n && panel.len() >= k * n);
         if n == 0 || k == 0 {
-            return;
+            return Ok(());
         }
         let base = Shared(c.as_mut_ptr());
         // Pᵀ (element (i, p) = P[p, i]) and P, read in place.
@@ -500,10 +556,8 @@ impl DenseKernels {
                 unsafe { product_on(isa, &mut scratch.packing, rows, top + rows, depth.min(k - p0), -1.0, left, right, target) };
             }
         };
-        match &mut self.helper {
-            Some(helper) if n * n * k / 2 >= PARALLEL_WORK => shared_tasks(&mut self.scratch, helper, n.div_ceil(MC), task),
-            _ => (0..n.div_ceil(MC)).for_each(|i| task(&mut self.scratch, i)),
-        }
+        let helper = self.helper.as_mut().filter(|_| n * n * k / 2 >= PARALLEL_WORK);
+        shared_tasks(&mut self.scratch, helper, n.div_ceil(MC), checkpoint, task)
     }
 
     /// ‖X p_v‖² into `norms[v]` for the dense vectors p_v, v < k = `norms.len()`, the rows
@@ -514,16 +568,22 @@ impl DenseKernels {
     /// there), Y = X[slab, ..end] P[.., ..end]ᵀ (X's columns past the slab's end are 0) by
     /// blocks of NB vectors, whose columns' squared norms are the slab's partial sums
     /// (`partial`, [`DenseKernels::product_norms_scratch`] of k and nr), added in slab
-    /// order: nr² k/2 multiply-adds, independent of the threads.
+    /// order: nr² k/2 multiply-adds, independent of the threads. `checkpoint` is asked
+    /// before each slab.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop (the norms then unfinished).
     ///
     /// # Panics
     /// When an operand is shorter than its dimensions.
-    pub(crate) fn dense_product_norms(&mut self, x: &[f64], nr: usize, panel: &[f64], partial: &mut [f64], norms: &mut [f64]) {
+    pub(crate) fn dense_product_norms(
+        &mut self, x: &[f64], nr: usize, panel: &[f64], partial: &mut [f64], norms: &mut [f64], checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<()> {
         let k = norms.len();
         let slabs = nr.div_ceil(NB);
         assert!(x.len() >= nr * nr && panel.len() >= k * nr && partial.len() >= slabs * k);
         let (isa, out) = (self.isa, Shared(partial.as_mut_ptr()));
-        self.over_block_columns(nr, |scratch, b| {
+        self.over_block_columns(nr, checkpoint, |scratch, b| {
             let (k0, k1) = (b * NB, (b * NB + NB).min(nr));
             let h = k1 - k0;
             // SAFETY: slab b writes its own k values of `partial`.
@@ -547,13 +607,14 @@ impl DenseKernels {
                     *norm = column.iter().map(|v| v * v).sum();
                 }
             }
-        });
+        })?;
         norms.fill(0.0);
         for slab in partial[..slabs * k].chunks_exact(k) {
             for (norm, part) in norms.iter_mut().zip(slab) {
                 *norm += part;
             }
         }
+        Ok(())
     }
 }
 
@@ -700,11 +761,18 @@ impl Shared {
 unsafe impl Send for Operand {}
 unsafe impl Sync for Operand {}
 
-/// `task(scratch, i)` for i in 0..count on this thread and a helper thread, each taking the
-/// next i when done with its last: on a loaded machine, where the helper may wait long for a
-/// processor, this thread goes on with the rest instead of waiting for a fixed half, and
-/// without a helper (none could be started) does it all.
-fn shared_tasks(mine: &mut Scratch, helper: &mut Scratch, count: usize, task: impl Fn(&mut Scratch, usize) + Sync) {
+/// `task(scratch, i)` for i in 0..count on this thread and, given its scratch, a helper
+/// thread, each taking the next i when done with its last: on a loaded machine, where the
+/// helper may wait long for a processor, this thread goes on with the rest instead of waiting
+/// for a fixed half, and without a helper (none given or none could be started) does it all.
+/// This thread asks `checkpoint` before each of its tasks; on a stop it moves the next task
+/// past the last, so that the helper takes no more.
+///
+/// # Errors
+/// `Interrupted` when `checkpoint` asks to stop (some tasks then not done).
+fn shared_tasks(
+    mine: &mut Scratch, helper: Option<&mut Scratch>, count: usize, checkpoint: &mut Checkpoint<'_>, task: impl Fn(&mut Scratch, usize) + Sync,
+) -> Result<()> {
     let next = AtomicUsize::new(0);
     let run = |scratch: &mut Scratch| loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
@@ -713,11 +781,25 @@ fn shared_tasks(mine: &mut Scratch, helper: &mut Scratch, count: usize, task: im
         }
         task(scratch, i);
     };
+    let mut run_mine = || -> Result<()> {
+        loop {
+            if let Err(error) = checkpoint.check_timed() {
+                next.store(count, Ordering::Relaxed);
+                return Err(error);
+            }
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= count {
+                return Ok(());
+            }
+            task(mine, i);
+        }
+    };
+    let Some(helper) = helper else { return run_mine() };
     std::thread::scope(|scope| {
         // A helper that cannot be started leaves every task to this thread.
         let _helper = std::thread::Builder::new().spawn_scoped(scope, || run(helper));
-        run(mine);
-    });
+        run_mine()
+    })
 }
 
 /// [`product`] with the micro-kernel of `isa`, for the helper thread (whose code is not
@@ -773,8 +855,8 @@ unsafe fn inverse_column_on(isa: Isa, scratch: &mut Scratch, sigma: *mut f64, x:
 // so that their vector loops use them too (with the AVX2 or the AVX-512 micro-kernel).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn partial_cholesky_avx2<K: MicroKernel>(k: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize) -> bool {
-    partial_cholesky::<K>(k, a, n, nr)
+unsafe fn partial_cholesky_avx2<K: MicroKernel>(k: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize, checkpoint: &mut Checkpoint<'_>) -> Result<bool> {
+    partial_cholesky::<K>(k, a, n, nr, checkpoint)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -800,31 +882,37 @@ unsafe fn inverse_column_avx2<K: MicroKernel>(scratch: &mut Scratch, sigma: *mut
 }
 
 #[inline(always)]
-fn partial_cholesky<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize) -> bool {
+fn partial_cholesky<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize, checkpoint: &mut Checkpoint<'_>) -> Result<bool> {
     // Block columns of width NB, each factored by sub-blocks of NB / 4 so that only narrow
     // panels are factored column by column (their axpy loops cost n² · width / 4 in all).
     for j0 in (0..nr).step_by(NB) {
         let end = (j0 + NB).min(nr);
-        subtract_earlier_columns::<K>(kernels, a, n, 0, j0, end);
+        subtract_earlier_columns::<K>(kernels, a, n, 0, j0, end, checkpoint)?;
         for i0 in (j0..end).step_by(NB / 4) {
             let sub_end = (i0 + NB / 4).min(end);
-            subtract_earlier_columns::<K>(kernels, a, n, j0, i0, sub_end);
+            subtract_earlier_columns::<K>(kernels, a, n, j0, i0, sub_end, checkpoint)?;
             if !factor_panel(a, n, i0, sub_end) {
-                return false;
+                return Ok(false);
             }
         }
     }
     trailing_update::<K>(kernels, a, n, nr);
-    true
+    Ok(true)
 }
 
 /// A[j0.., j0..end] −= L[j0.., first..j0] L[j0..end, first..j0]ᵀ on and below the diagonal:
 /// the left-looking update of a block column by the factored columns `first..j0`; its rows
-/// shared with the helper thread, when there is one, from [`PARALLEL_WORK`] multiply-adds.
+/// shared with the helper thread, when there is one, from [`PARALLEL_WORK`] multiply-adds;
+/// `checkpoint` asked before it (and before each block of rows when shared).
+///
+/// # Errors
+/// `Interrupted` when `checkpoint` asks to stop.
 #[inline(always)]
-fn subtract_earlier_columns<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut [f64], n: usize, first: usize, j0: usize, end: usize) {
+fn subtract_earlier_columns<K: MicroKernel>(
+    kernels: &mut DenseKernels, a: &mut [f64], n: usize, first: usize, j0: usize, end: usize, checkpoint: &mut Checkpoint<'_>,
+) -> Result<()> {
     if j0 == first {
-        return;
+        return Ok(());
     }
     let base = Shared(a.as_mut_ptr());
     let (m, w, k) = (n - j0, end - j0, j0 - first);
@@ -842,16 +930,20 @@ fn subtract_earlier_columns<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut 
         Some(helper) if m * w * k >= PARALLEL_WORK => {
             // By blocks of MC rows, shared with the helper thread.
             let isa = *isa;
-            shared_tasks(scratch, helper, m.div_ceil(MC), |scratch, i| {
+            shared_tasks(scratch, Some(helper), m.div_ceil(MC), checkpoint, |scratch, i| {
                 let top = i * MC;
                 let rows = MC.min(m - top);
                 let left = left.below_row(top);
                 // SAFETY: rows top..top + rows of the product, written by this task only.
                 unsafe { product_on(isa, &mut scratch.packing, rows, w, k, -1.0, left, right, target(top)) };
-            });
+            })
         }
-        // SAFETY: as above.
-        _ => unsafe { product::<K>(&mut scratch.packing, m, w, k, -1.0, left, right, target(0)) },
+        _ => {
+            checkpoint.check_timed()?;
+            // SAFETY: as above.
+            unsafe { product::<K>(&mut scratch.packing, m, w, k, -1.0, left, right, target(0)) };
+            Ok(())
+        }
     }
 }
 
@@ -1120,6 +1212,11 @@ unsafe fn product<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::numerics::interrupt::{Never, StopAt};
+
+    fn never() -> Checkpoint<'static> {
+        Checkpoint::new(&Never)
+    }
 
     /// A symmetric positive definite n × n matrix (column-major, full), from a fixed
     /// pseudo-random B: BBᵀ/n + I.
@@ -1152,7 +1249,7 @@ mod tests {
                 let a = spd(n);
                 let mut f = a.clone();
                 let mut kernels = DenseKernels::with_isa(n, isa).unwrap();
-                assert!(kernels.partial_cholesky(&mut f, n, nr));
+                assert!(kernels.partial_cholesky(&mut f, n, nr, &mut never()).unwrap());
                 let l = |i: usize, j: usize| if j <= i && j < nr { f[i + j * n] } else { 0.0 };
                 for j in 0..n {
                     for i in j..n {
@@ -1162,7 +1259,7 @@ mod tests {
                     }
                 }
                 let mut x = vec![0.0; nr * nr];
-                kernels.invert_lower(&mut x, &f, n, nr);
+                kernels.invert_lower(&mut x, &f, n, nr, &mut never()).unwrap();
                 for j in 0..nr {
                     for i in 0..nr {
                         let value: f64 = (0..nr).map(|k| x[i + k * nr] * l(k, j)).sum();
@@ -1170,7 +1267,7 @@ mod tests {
                     }
                 }
                 let mut sigma = vec![f64::NAN; nr * nr];
-                kernels.inverse_from_inverse_factor(&mut sigma, &x, nr);
+                kernels.inverse_from_inverse_factor(&mut sigma, &x, nr, &mut never()).unwrap();
                 let s = |i: usize, j: usize| if i >= j { sigma[i + j * nr] } else { sigma[j + i * nr] };
                 for j in 0..nr {
                     for i in 0..nr {
@@ -1190,9 +1287,9 @@ mod tests {
                 let a = spd(nr);
                 let mut l = a.clone();
                 let mut kernels = DenseKernels::with_isa(nr, isa).unwrap();
-                assert!(kernels.partial_cholesky(&mut l, nr, nr));
+                assert!(kernels.partial_cholesky(&mut l, nr, nr, &mut never()).unwrap());
                 let mut x = vec![0.0; nr * nr];
-                kernels.invert_lower(&mut x, &l, nr, nr);
+                kernels.invert_lower(&mut x, &l, nr, nr, &mut never()).unwrap();
                 // Vector j: rows j, j + 3, 2j + 7, ... below nr, then one row beyond nr (left out).
                 let m = 40;
                 let (mut starts, mut rows, mut values) = (vec![0], Vec::new(), Vec::new());
@@ -1214,14 +1311,14 @@ mod tests {
                 let mut panel = vec![0.0; count * nr];
                 let mut partial = vec![f64::NAN; DenseKernels::product_norms_scratch(m, nr).iter().product()];
                 let mut norms = vec![f64::NAN; m];
-                kernels.sparse_product_norms(&x, nr, &starts, &rows, &values, &dense, &mut partial, &mut norms);
+                kernels.sparse_product_norms(&x, nr, &starts, &rows, &values, &dense, &mut partial, &mut norms, &mut never()).unwrap();
                 let mut dense_norms = vec![f64::NAN; count];
                 for (t, j) in (0..m).filter(|&j| dense[j]).enumerate() {
                     for k in starts[j]..starts[j + 1] - 1 {
                         panel[t * nr + rows[k]] = values[k];
                     }
                 }
-                kernels.dense_product_norms(&x, nr, &panel, &mut partial, &mut dense_norms);
+                kernels.dense_product_norms(&x, nr, &panel, &mut partial, &mut dense_norms, &mut never()).unwrap();
                 let mut next_dense = dense_norms.iter();
                 for j in 0..m {
                     let mut v = vec![0.0; nr];
@@ -1251,7 +1348,7 @@ mod tests {
                 let c0 = spd(n);
                 let panel: Vec<f64> = (0..k * n).map(|i| ((i * 7919) % 1013) as f64 / 1013.0 - 0.5).collect();
                 let mut c = c0.clone();
-                DenseKernels::with_isa(n, isa).unwrap().subtract_gram(&mut c, n, &panel, k);
+                DenseKernels::with_isa(n, isa).unwrap().subtract_gram(&mut c, n, &panel, k, &mut never()).unwrap();
                 for j in 0..n {
                     for i in 0..n {
                         let expected = if i >= j { c0[i + j * n] - (0..k).map(|p| panel[p * n + i] * panel[p * n + j]).sum::<f64>() } else { c0[i + j * n] };
@@ -1266,13 +1363,80 @@ mod tests {
         }
     }
 
+    /// `run` asks its checkpoint at least `blocks` times, and stopped at any of its
+    /// questions returns `Interrupted` without asking another.
+    fn asks_at_least_and_stops(what: &str, blocks: usize, run: &mut dyn FnMut(&mut Checkpoint<'_>) -> Result<()>) {
+        let counter = StopAt::new(usize::MAX);
+        run(&mut Checkpoint::asking_every_time(&counter)).unwrap();
+        let questions = counter.questions.get();
+        assert!(questions >= blocks, "{what}: {questions} questions for {blocks} blocks");
+        for k in 1..=questions {
+            let stop = StopAt::new(k);
+            assert_eq!(run(&mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted), "{what} stopped at question {k}");
+            assert_eq!(stop.questions.get(), k, "{what}: a question after the stop");
+        }
+    }
+
+    /// Every kernel sized by the order asks its checkpoint at least once per block column
+    /// (block of rows, item), on one thread and two, and stops at the question that says so.
+    #[test]
+    fn the_kernels_ask_per_block_and_stop_when_asked() {
+        let (n, nr): (usize, usize) = (400, 380);
+        let a = spd(n);
+        let blocks = nr.div_ceil(NB);
+        ONE_THREAD.with(|one| one.set(true));
+        for isa in isas() {
+            let mut kernels = DenseKernels::with_isa(n, isa).unwrap();
+            let mut l = a.clone();
+            asks_at_least_and_stops("partial_cholesky", blocks, &mut |checkpoint| {
+                l.copy_from_slice(&a);
+                kernels.partial_cholesky(&mut l, n, nr, checkpoint).map(|positive| assert!(positive))
+            });
+            let mut x = vec![0.0; nr * nr];
+            asks_at_least_and_stops("invert_lower", blocks, &mut |checkpoint| kernels.invert_lower(&mut x, &l, n, nr, checkpoint));
+            let mut sigma = vec![0.0; nr * nr];
+            asks_at_least_and_stops("inverse_from_inverse_factor", blocks, &mut |checkpoint| {
+                kernels.inverse_from_inverse_factor(&mut sigma, &x, nr, checkpoint)
+            });
+            let panel: Vec<f64> = (0..8 * n).map(|i| (i % 13) as f64 / 13.0).collect();
+            let mut c = a.clone();
+            asks_at_least_and_stops("subtract_gram", n.div_ceil(MC), &mut |checkpoint| kernels.subtract_gram(&mut c, n, &panel, 8, checkpoint));
+            let (mut partial, mut norms) = (vec![0.0; blocks * 8], vec![0.0; 8]);
+            asks_at_least_and_stops("dense_product_norms", blocks, &mut |checkpoint| {
+                kernels.dense_product_norms(&x, nr, &panel, &mut partial, &mut norms, checkpoint)
+            });
+            let (starts, rows): (Vec<usize>, Vec<usize>) = ((0..=8).map(|j| 3 * j).collect(), (0..8).flat_map(|j| [j, 100 + j, 300 + j]).collect());
+            let values = vec![1.0; rows.len()];
+            asks_at_least_and_stops("sparse_product_norms", blocks, &mut |checkpoint| {
+                kernels.sparse_product_norms(&x, nr, &starts, &rows, &values, &[false; 8], &mut partial, &mut norms, checkpoint)
+            });
+            asks_at_least_and_stops("for_each_shared", 10, &mut |checkpoint| kernels.for_each_shared(0..10, checkpoint, |_| ()));
+        }
+        // With the helper thread (which of the two takes a block varies), the calling thread
+        // asks before its first block: a stop there ends both.
+        ONE_THREAD.with(|one| one.set(false));
+        let mut kernels = DenseKernels::new(n).unwrap();
+        let mut l = a.clone();
+        let stop = StopAt::new(1);
+        assert_eq!(kernels.partial_cholesky(&mut l, n, nr, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
+        let mut x = vec![0.0; nr * nr];
+        assert!(kernels.partial_cholesky(&mut l, n, nr, &mut never()).unwrap());
+        for k in [1, 2] {
+            let stop = StopAt::new(k);
+            assert_eq!(kernels.invert_lower(&mut x, &l, n, nr, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
+            let stop = StopAt::new(k);
+            let c = &mut a.clone();
+            assert_eq!(kernels.subtract_gram(c, n, &l[..8 * n], 8, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
+        }
+    }
+
     #[test]
     fn a_matrix_that_is_not_positive_definite_is_refused() {
         for isa in isas() {
             let n = 80;
             let mut a = spd(n);
             a[70 + 70 * n] = -1.0;
-            assert!(!DenseKernels::with_isa(n, isa).unwrap().partial_cholesky(&mut a, n, n));
+            assert!(!DenseKernels::with_isa(n, isa).unwrap().partial_cholesky(&mut a, n, n, &mut never()).unwrap());
         }
     }
 }

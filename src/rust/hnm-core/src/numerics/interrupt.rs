@@ -55,6 +55,8 @@ pub struct Checkpoint<'a> {
     interrupt: &'a dyn Interrupt,
     calls: u32,
     last: Instant,
+    /// [`Checkpoint::INTERVAL`], or none in tests that count the questions.
+    interval: Duration,
 }
 
 impl<'a> Checkpoint<'a> {
@@ -66,7 +68,19 @@ impl<'a> Checkpoint<'a> {
 
     /// A checkpoint asking `interrupt`.
     pub fn new(interrupt: &'a dyn Interrupt) -> Self {
-        Checkpoint { interrupt, calls: 0, last: Instant::now() }
+        Checkpoint { interrupt, calls: 0, last: Instant::now(), interval: Self::INTERVAL }
+    }
+
+    /// A checkpoint asking `interrupt` at this one's pace (the interval between questions).
+    pub(crate) fn paced_like<'b>(&self, interrupt: &'b dyn Interrupt) -> Checkpoint<'b> {
+        Checkpoint { interrupt, calls: 0, last: Instant::now(), interval: self.interval }
+    }
+
+    /// Tests: a checkpoint whose every timed check asks `interrupt` (no interval), so that
+    /// the questions of a computation can be counted.
+    #[cfg(test)]
+    pub(crate) fn asking_every_time(interrupt: &'a dyn Interrupt) -> Self {
+        Checkpoint { interval: Duration::ZERO, ..Checkpoint::new(interrupt) }
     }
 
     /// Cheap enough for every row of a data pass: every [`Checkpoint::STRIDE`] calls it reads
@@ -89,7 +103,7 @@ impl<'a> Checkpoint<'a> {
     /// # Errors
     /// [`HnmError::Interrupted`] when the user asked to stop.
     pub fn check_timed(&mut self) -> Result<()> {
-        if self.last.elapsed() < Self::INTERVAL {
+        if self.last.elapsed() < self.interval {
             return Ok(());
         }
         self.check_now()
@@ -121,6 +135,11 @@ impl<'a> Checkpoint<'a> {
         }
     }
 
+    /// The [`Interrupt`] it asks (for a [`Latched`] over it).
+    pub(crate) fn interrupt(&self) -> &'a dyn Interrupt {
+        self.interrupt
+    }
+
     /// Asks the [`Interrupt`] now.
     ///
     /// # Errors
@@ -132,6 +151,36 @@ impl<'a> Checkpoint<'a> {
         } else {
             Ok(())
         }
+    }
+}
+
+/// An [`Interrupt`] that remembers a request: once the interrupt it wraps has asked to stop,
+/// it asks to stop at every later question without asking again. R reports a Ctrl-C once
+/// (asking consumes it), so a search whose evaluation saw it, inside a line search that takes a
+/// failed evaluation for a failed step and goes on, still learns of it from
+/// [`Latched::latched`] or its own checkpoint's next question.
+pub(crate) struct Latched<'a> {
+    interrupt: &'a dyn Interrupt,
+    requested: Cell<bool>,
+}
+
+impl<'a> Latched<'a> {
+    pub(crate) fn new(interrupt: &'a dyn Interrupt) -> Self {
+        Latched { interrupt, requested: Cell::new(false) }
+    }
+
+    /// Whether a question has been answered "stop" (without asking again).
+    pub(crate) fn latched(&self) -> bool {
+        self.requested.get()
+    }
+}
+
+impl Interrupt for Latched<'_> {
+    fn requested(&self) -> bool {
+        if !self.requested.get() && self.interrupt.requested() {
+            self.requested.set(true);
+        }
+        self.requested.get()
     }
 }
 
@@ -191,6 +240,29 @@ pub(crate) struct After {
 impl Interrupt for After {
     fn requested(&self) -> bool {
         self.start.elapsed() >= self.after
+    }
+}
+
+/// Tests: an interrupt that counts the questions asked and asks to stop from the
+/// `stop_at`-th on (never with `usize::MAX`).
+#[cfg(test)]
+pub(crate) struct StopAt {
+    pub(crate) questions: Cell<usize>,
+    pub(crate) stop_at: usize,
+}
+
+#[cfg(test)]
+impl StopAt {
+    pub(crate) fn new(stop_at: usize) -> Self {
+        StopAt { questions: Cell::new(0), stop_at }
+    }
+}
+
+#[cfg(test)]
+impl Interrupt for StopAt {
+    fn requested(&self) -> bool {
+        self.questions.set(self.questions.get() + 1);
+        self.questions.get() >= self.stop_at
     }
 }
 

@@ -122,7 +122,7 @@ impl Objective for BetaProblem<'_> {
         let ws = &mut self.workspace.borrow_mut();
         let point = self.evaluate(theta, ws)?;
         let scale = 2.0 * self.model.divisor(self.criterion) / point.pwrss;
-        Ok((point.value, self.model.gradient_at_beta(self.criterion, scale, &point.beta, ws)))
+        Ok((point.value, self.model.gradient_at_beta(self.criterion, scale, &point.beta, ws)?))
     }
 
     fn canonicalize(&self, theta: &mut [f64]) {

@@ -343,16 +343,16 @@ impl<'m> VarianceProblem<'m> {
         Ok((value, f.pwrss, lambda, sigma))
     }
 
-    fn gradient(&self, phi: &[f64], pwrss: f64, sigma: f64, ws: &mut Workspace) -> Vec<f64> {
+    fn gradient(&self, phi: &[f64], pwrss: f64, sigma: f64, ws: &mut Workspace) -> Result<Vec<f64>> {
         let model = self.model;
         let q = self.layout.q;
-        let by_theta = model.gradient(self.criterion, 2.0 / (sigma * sigma), ws);
+        let by_theta = model.gradient(self.criterion, 2.0 / (sigma * sigma), ws)?;
         let mut g = vec![0.0; q * q];
         for (&(r, c), d) in self.layout.positions.iter().zip(by_theta) {
             g[r * q + c] = d;
         }
         let residual = 2.0 * model.divisor(self.criterion) - 2.0 * pwrss / (sigma * sigma);
-        self.layout.chain_rule(phi, &g, residual)
+        Ok(self.layout.chain_rule(phi, &g, residual))
     }
 }
 
@@ -375,7 +375,7 @@ impl VarianceProblem<'_> {
             (at.factor, one_way::gradient(model, self.criterion, scale, at.beta, &at, ws))
         } else {
             let f = model.factorize(&[lambda], ws)?;
-            (f, model.gradient(self.criterion, scale, ws)[0])
+            (f, model.gradient(self.criterion, scale, ws)?[0])
         };
         let k = model.divisor(self.criterion);
         let logdet = f.logdet_z + if self.criterion == Criterion::Reml { f.logdet_x } else { 0.0 };
@@ -401,7 +401,7 @@ impl InnerProblem for VarianceProblem<'_> {
         let ws = &mut self.workspace.borrow_mut();
         let phi = self.full(free);
         let (value, pwrss, lambda, sigma) = self.evaluate(&phi, ws)?;
-        let slope = self.gradient(&phi, pwrss, sigma, ws)[self.fixed];
+        let slope = self.gradient(&phi, pwrss, sigma, ws)?[self.fixed];
         // The copy's map to the data's units undoes its column order.
         let parameters = self.model.user_parameters(&lambda, sigma, &self.model.internal_beta(ws));
         Ok((value, slope, parameters))
@@ -429,7 +429,7 @@ impl Objective for VarianceProblem<'_> {
         }
         let phi = self.full(free);
         let (value, pwrss, _, sigma) = self.evaluate(&phi, ws)?;
-        let mut gradient = self.gradient(&phi, pwrss, sigma, ws);
+        let mut gradient = self.gradient(&phi, pwrss, sigma, ws)?;
         gradient.remove(self.fixed);
         Ok((value, gradient))
     }

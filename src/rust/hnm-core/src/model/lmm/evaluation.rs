@@ -8,6 +8,7 @@ use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{
     cholesky_in_place, lambda_transposed_times, principal_submatrix, solve_lower_scaled, solve_lower_transposed, subtract_outer_product, times_lambda,
 };
+use crate::numerics::interrupt::{Checkpoint, Never};
 
 impl LinearMixedModel {
     /// The profiled deviance d(θ) at the internal θ, in internal units (see the docs of the `lmm` module).
@@ -16,7 +17,16 @@ impl LinearMixedModel {
     /// `InvalidArgument` when θ has the wrong length or is not finite; `PerfectFit` when the
     /// penalised residual sum of squares vanishes.
     pub fn deviance(&self, criterion: Criterion, theta: &[f64], ws: &mut Workspace) -> Result<f64> {
-        let factor = self.factorize(theta, ws)?;
+        self.deviance_checked(criterion, theta, ws, &mut Checkpoint::new(&Never))
+    }
+
+    /// [`LinearMixedModel::deviance`], asking `checkpoint` during the factorisation (a dense
+    /// core's, [`LinearMixedModel::factorize_checked`]).
+    ///
+    /// # Errors
+    /// As [`LinearMixedModel::deviance`]; `Interrupted` when `checkpoint` asks to stop.
+    pub(crate) fn deviance_checked(&self, criterion: Criterion, theta: &[f64], ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>) -> Result<f64> {
+        let factor = self.factorize_checked(theta, ws, checkpoint)?;
         Ok(self.criterion_value(criterion, &factor))
     }
 
@@ -57,9 +67,21 @@ impl LinearMixedModel {
     /// # Errors
     /// As [`LinearMixedModel::deviance`].
     pub fn deviance_and_gradient(&self, criterion: Criterion, theta: &[f64], ws: &mut Workspace) -> Result<(f64, Vec<f64>)> {
-        let factor = self.factorize(theta, ws)?;
+        self.deviance_and_gradient_checked(criterion, theta, ws, &mut Checkpoint::new(&Never))
+    }
+
+    /// [`LinearMixedModel::deviance_and_gradient`], asking `checkpoint` during the
+    /// factorisation and the gradient's selected inverse.
+    ///
+    /// # Errors
+    /// As [`LinearMixedModel::deviance`]; `Interrupted` when `checkpoint` asks to stop.
+    pub(crate) fn deviance_and_gradient_checked(
+        &self, criterion: Criterion, theta: &[f64], ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<(f64, Vec<f64>)> {
+        let factor = self.factorize_checked(theta, ws, checkpoint)?;
         let value = self.criterion_value(criterion, &factor);
-        let gradient = self.gradient(criterion, self.profiled_scale(criterion, &factor), ws);
+        let beta = self.internal_beta(ws);
+        let gradient = self.gradient_checked(criterion, self.profiled_scale(criterion, &factor), &beta, ws, checkpoint)?;
         Ok((value, gradient))
     }
 
@@ -75,6 +97,17 @@ impl LinearMixedModel {
 
     /// The blocked Cholesky factorisation at θ (docs of the `lmm` module), leaving L_j, T_j and L_F in `ws`.
     pub(crate) fn factorize(&self, theta: &[f64], ws: &mut Workspace) -> Result<Factorization> {
+        self.factorize_checked(theta, ws, &mut Checkpoint::new(&Never))
+    }
+
+    /// [`LinearMixedModel::factorize`], asking `checkpoint` in the factorisation of a dense
+    /// core (crossed factors: minutes at MovieLens 32M's shape), per level of the first factor
+    /// and per block of the dense kernels.
+    ///
+    /// # Errors
+    /// As [`LinearMixedModel::deviance`]; `Interrupted` when `checkpoint` asks to stop (the
+    /// workspace then holds no factorisation, and the next one starts afresh).
+    pub(crate) fn factorize_checked(&self, theta: &[f64], ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>) -> Result<Factorization> {
         ws.factored = None;
         self.fill_lambda(theta, &mut ws.lambda)?;
         let half_logdet_z = match self.q {
@@ -86,7 +119,7 @@ impl LinearMixedModel {
             q => self.diagonal_blocks_q(q, ws)?,
         };
         let half_logdet_z = match &self.several {
-            Some(several) => half_logdet_z + self.factorize_core(several, theta, ws)?,
+            Some(several) => half_logdet_z + self.factorize_core(several, theta, ws, checkpoint)?,
             None => {
                 // A literal p + 1 for the common widths, so that the loops over [X y] unroll.
                 with_literal!(self.p + 1, p1 in [2, 3, 4, 5, 6, 7, 8] => self.off_diagonal_blocks(p1, ws));

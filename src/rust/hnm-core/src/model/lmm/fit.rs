@@ -11,7 +11,7 @@ use crate::model::one_way::fit::{estimates_at_theta, optimum, Estimates};
 use crate::model::one_way::likelihood::Params;
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{cholesky_in_place, congruence, dot, inverse_from_factor, inverse_of_factored, solve_lower, solve_lower_transposed};
-use crate::numerics::interrupt::Checkpoint;
+use crate::numerics::interrupt::{Checkpoint, Latched};
 use crate::numerics::optim::{minimize_bounded, Objective};
 use crate::numerics::quasi_newton::{quasi_newton_from, Initial};
 
@@ -167,7 +167,19 @@ impl LinearMixedModel {
             None if many => self.lme4_start(),
             None => self.moment_start(),
         };
-        let problem = DevianceProblem { model: self, criterion, workspace: RefCell::new(self.workspace()?), control };
+        // Every evaluation asks the interrupt too (one of a large crossed model's takes
+        // minutes); latched, since a line search takes an interrupted evaluation for a
+        // failed step and goes on.
+        let latched = Latched::new(checkpoint.interrupt());
+        let (checkpoint, evaluations_checkpoint) = (&mut checkpoint.paced_like(&latched), RefCell::new(checkpoint.paced_like(&latched)));
+        let problem = DevianceProblem {
+            model: self,
+            criterion,
+            workspace: RefCell::new(self.workspace()?),
+            control,
+            interrupt: &latched,
+            checkpoint: evaluations_checkpoint,
+        };
         let tolerance = control.relative_tolerance * self.n_obs;
         let mut best: Option<crate::numerics::optim::Minimum> = None;
         let mut failure = None;
@@ -206,6 +218,9 @@ impl LinearMixedModel {
                     found
                 })
             };
+            if latched.latched() {
+                return Err(HnmError::Interrupted);
+            }
             match searched {
                 Ok(found) => {
                     iterations += found.iterations;
@@ -577,6 +592,19 @@ struct DevianceProblem<'a> {
     criterion: Criterion,
     workspace: RefCell<Workspace>,
     control: &'a FitControl<'a>,
+    /// The search's interrupt, and the evaluations' checkpoint over it.
+    interrupt: &'a Latched<'a>,
+    checkpoint: RefCell<Checkpoint<'a>>,
+}
+
+impl DevianceProblem<'_> {
+    /// `Interrupted` once an evaluation was interrupted (the search may try another).
+    fn not_interrupted(&self) -> Result<()> {
+        if self.interrupt.latched() {
+            return Err(HnmError::Interrupted);
+        }
+        Ok(())
+    }
 }
 
 /// How [`LinearMixedModel::fit_with`] searches.
@@ -602,11 +630,13 @@ impl Default for FitControl<'_> {
 
 impl Objective for DevianceProblem<'_> {
     fn value(&self, x: &[f64]) -> Result<f64> {
-        self.model.deviance(self.criterion, x, &mut self.workspace.borrow_mut())
+        self.not_interrupted()?;
+        self.model.deviance_checked(self.criterion, x, &mut self.workspace.borrow_mut(), &mut self.checkpoint.borrow_mut())
     }
 
     fn value_and_gradient(&self, x: &[f64]) -> Result<(f64, Vec<f64>)> {
-        self.model.deviance_and_gradient(self.criterion, x, &mut self.workspace.borrow_mut())
+        self.not_interrupted()?;
+        self.model.deviance_and_gradient_checked(self.criterion, x, &mut self.workspace.borrow_mut(), &mut self.checkpoint.borrow_mut())
     }
 
     fn canonicalize(&self, x: &mut [f64]) {

@@ -3,10 +3,12 @@
 //! for q = 1, 2.
 
 use super::{LinearMixedModel, Workspace};
+use crate::error::Result;
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{
     dot, dot_strided, inverse_from_factor, inverse_lower, lambda_transposed_times, solve_lower_scaled, solve_lower_transposed_scaled,
 };
+use crate::numerics::interrupt::{Checkpoint, Never};
 
 impl LinearMixedModel {
     /// w = (−β, 1) and, for REML, R_X⁻¹ (`ws.x_inverse`): what every group's gradient term
@@ -97,7 +99,11 @@ impl LinearMixedModel {
     /// The gradient in θ of log|A| + (log|C|, REML) + r²(θ)·scale/2 with β at β̂(θ): at
     /// scale = 2/σ̂² the gradient of the profiled deviance, at 2/σ² that of the deviance with σ
     /// held at σ (the envelope theorem in β and σ: docs of the `lmm` module).
-    pub(crate) fn gradient(&self, criterion: Criterion, scale: f64, ws: &mut Workspace) -> Vec<f64> {
+    ///
+    /// # Errors
+    /// None in fact: only an interrupt stops the gradient, and this one asks none (see
+    /// [`LinearMixedModel::gradient_checked`]).
+    pub(crate) fn gradient(&self, criterion: Criterion, scale: f64, ws: &mut Workspace) -> Result<Vec<f64>> {
         let beta = self.internal_beta(ws);
         self.gradient_at_beta(criterion, scale, &beta, ws)
     }
@@ -105,17 +111,31 @@ impl LinearMixedModel {
     /// [`LinearMixedModel::gradient`] with β held at `beta` (internal units) instead of β̂(θ):
     /// the envelope theorem then applies to the random effects alone, so this is the gradient
     /// of the criterion at that β (or at a β that minimises it under a constraint on β).
-    pub(crate) fn gradient_at_beta(&self, criterion: Criterion, scale: f64, beta: &[f64], ws: &mut Workspace) -> Vec<f64> {
+    ///
+    /// # Errors
+    /// As [`LinearMixedModel::gradient`].
+    pub(crate) fn gradient_at_beta(&self, criterion: Criterion, scale: f64, beta: &[f64], ws: &mut Workspace) -> Result<Vec<f64>> {
+        self.gradient_checked(criterion, scale, beta, ws, &mut Checkpoint::new(&Never))
+    }
+
+    /// [`LinearMixedModel::gradient_at_beta`], asking `checkpoint` in the selected inverse of
+    /// several factors (the gradient of one factor is one pass over its levels).
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop.
+    pub(crate) fn gradient_checked(
+        &self, criterion: Criterion, scale: f64, beta: &[f64], ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<Vec<f64>> {
         let reml = self.gradient_setup(criterion, beta, ws);
         if let Some(several) = &self.several {
-            return self.gradient_several(several, reml, scale, ws);
+            return self.gradient_several(several, reml, scale, ws, checkpoint);
         }
-        match self.q {
+        Ok(match self.q {
             1 => with_literal!(self.p + 1, p1 in [2, 3, 4, 5, 6, 7, 8] => self.gradient_one(p1, reml, scale, ws)),
             2 => with_literal!(self.p + 1, p1 in [2, 3, 4, 5, 6, 7, 8] => self.gradient_two(p1, reml, scale, ws)),
             3 => self.gradient_q(3, reml, scale, ws),
             q => self.gradient_q(q, reml, scale, ws),
-        }
+        })
     }
 
     #[inline(always)]

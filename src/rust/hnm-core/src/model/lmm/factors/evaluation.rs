@@ -8,18 +8,22 @@ use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
 use crate::numerics::blocked::DenseKernels;
 use crate::numerics::dense::{lambda_transposed_times, solve_lower_scaled, times_lambda};
+use crate::numerics::interrupt::Checkpoint;
 
 impl LinearMixedModel {
     /// The factorisation's part beyond the first factor's diagonal blocks (already in `ws`):
     /// the fronts, the core and its dense factor, leaving L_F's matrix in `ws.lf` as with one
     /// factor, or a nested chain's by [`LinearMixedModel::factorize_nested`]. Returns log|L_c|
-    /// of the core's random-effects part.
+    /// of the core's random-effects part. `checkpoint` is asked per level of the first factor
+    /// (by its fronts' widths, [`Checkpoint::check_work`]) and by the dense kernels per block.
     ///
     /// # Errors
     /// `Optimizer` when the core is not positive definite (only through rounding: A ⪰ I);
     /// `TooLarge` when (L_c L_cᵀ)⁻¹, which the gradient needs outside the diagonal form of
-    /// scalar factors, does not fit in memory.
-    pub(crate) fn factorize_core(&self, s: &Several, theta: &[f64], ws: &mut Workspace) -> Result<f64> {
+    /// scalar factors, does not fit in memory; `Interrupted` when `checkpoint` asks to stop
+    /// (the workspace's core is then unfinished, its panel of dense fronts cleared as after
+    /// a factorisation: the next one starts afresh).
+    pub(crate) fn factorize_core(&self, s: &Several, theta: &[f64], ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>) -> Result<f64> {
         let (q0, p1) = (self.q, self.p + 1);
         let n = s.core_order(p1);
         let nr = s.core_random;
@@ -92,6 +96,10 @@ impl LinearMixedModel {
         for j in 0..self.n.len() {
             let (first, last) = (s.width_start[j], s.width_start[j + 1]);
             let w = last - first;
+            if let Err(error) = checkpoint.check_work(w) {
+                sw.selected.dense.panel[..panel_rows * n].fill(0.0);
+                return Err(error);
+            }
             let r = w - p1;
             let rows = &s.front_rows[first..last];
             let front = &mut sw.fronts[q0 * first..q0 * last];
@@ -127,7 +135,7 @@ impl LinearMixedModel {
                 }
                 panel_rows += 1;
                 if panel_rows == DENSE_BATCH {
-                    subtract_panel(&mut sw.kernels, core, n, panel, panel_rows);
+                    subtract_panel(&mut sw.kernels, core, n, panel, panel_rows, checkpoint)?;
                     panel_rows = 0;
                 }
                 continue;
@@ -150,7 +158,7 @@ impl LinearMixedModel {
                 continue;
             }
             let stacked = &sw.fronts[q0 * s.width_start[batch_start]..q0 * last];
-            let gram = sw.selected.gram(stacked, (j + 1 - batch_start) * q0, w);
+            let gram = sw.selected.gram(stacked, (j + 1 - batch_start) * q0, w, checkpoint)?;
             batch_start = j + 1;
             for (bcol, &rb) in rows[..r].iter().enumerate() {
                 let (target, column) = (&mut core[rb * n..(rb + 1) * n], &gram[bcol * w..(bcol + 1) * w]);
@@ -167,9 +175,9 @@ impl LinearMixedModel {
                 }
             }
         }
-        subtract_panel(&mut sw.kernels, core, n, &mut sw.selected.dense.panel, panel_rows);
+        subtract_panel(&mut sw.kernels, core, n, &mut sw.selected.dense.panel, panel_rows, checkpoint)?;
         if q0 == 1 {
-            scatter_fronts(&sw.kernels, core, n, nr, s, &sw.fronts, &sw.selected.dense.is_dense, p1, None);
+            scatter_fronts(&sw.kernels, core, n, nr, s, &sw.fronts, &sw.selected.dense.is_dense, p1, None, checkpoint)?;
         }
         for a in 0..p1 {
             for c in 0..=a {
@@ -178,7 +186,7 @@ impl LinearMixedModel {
         }
         // The random-effects part factored (L_c), the [X y] rows solved against it, and the
         // trailing block less their products: L_F's matrix.
-        if !sw.kernels.partial_cholesky(core, n, nr) {
+        if !sw.kernels.partial_cholesky(core, n, nr, checkpoint)? {
             return Err(HnmError::Optimizer("the crossed random effects' block lost positive definiteness".into()));
         }
         for a in 0..p1 {
@@ -192,10 +200,14 @@ impl LinearMixedModel {
 
 /// The core (n × n column-major, lower triangle) less PᵀP for the first `rows` rows of the
 /// panel of dense fronts (each scattered over the core's n rows), which are then cleared for
-/// the next batch.
-fn subtract_panel(kernels: &mut DenseKernels, core: &mut [f64], n: usize, panel: &mut [f64], rows: usize) {
-    kernels.subtract_gram(core, n, panel, rows);
+/// the next batch, also when `checkpoint` stops the product.
+///
+/// # Errors
+/// `Interrupted` when `checkpoint` asks to stop.
+fn subtract_panel(kernels: &mut DenseKernels, core: &mut [f64], n: usize, panel: &mut [f64], rows: usize, checkpoint: &mut Checkpoint<'_>) -> Result<()> {
+    let subtracted = kernels.subtract_gram(core, n, panel, rows, checkpoint);
     panel[..rows * n].fill(0.0);
+    subtracted
 }
 
 /// Columns of the core per block of [`scatter_fronts`]: 128 of order ~1150 (InstEval's) hold
@@ -211,13 +223,17 @@ const SCATTER_COLUMNS: usize = 128;
 /// that the scattered entries are read from the cache rather than memory (front by front
 /// over the whole core, InstEval's 2,972 students' updates were a cache miss each, a fifth of
 /// its evaluation); the blocks shared with the kernels' helper thread (disjoint columns), and
-/// each entry summed in the fronts' order as one thread would.
+/// each entry summed in the fronts' order as one thread would; `checkpoint` asked per block.
+///
+/// # Errors
+/// `Interrupted` when `checkpoint` asks to stop (the core then partly updated).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn scatter_fronts(
     kernels: &DenseKernels, core: &mut [f64], n: usize, nr: usize, s: &Several, fronts: &[f64], is_dense: &[bool], p1: usize, scales: Option<&[f64]>,
-) {
+    checkpoint: &mut Checkpoint<'_>,
+) -> Result<()> {
     let blocks = core[..nr * n].chunks_mut(SCATTER_COLUMNS * n).enumerate();
-    kernels.for_each_shared(blocks, |(b, block)| {
+    kernels.for_each_shared(blocks, checkpoint, |(b, block)| {
         let (c0, c1) = (b * SCATTER_COLUMNS, ((b + 1) * SCATTER_COLUMNS).min(nr));
         for (j, _) in is_dense.iter().enumerate().filter(|(_, &dense)| !dense) {
             let (first, last) = (s.width_start[j], s.width_start[j + 1]);
@@ -236,5 +252,104 @@ pub(super) fn scatter_fronts(
                 }
             }
         }
-    });
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::data::blocks::Column;
+    use crate::model::lmm::{GroupingFactor, LinearMixedModel, Term};
+    use crate::model::one_way::profiled_deviance::Criterion;
+    use crate::numerics::blocked::ONE_THREAD;
+    use crate::numerics::interrupt::{Checkpoint, Never, StopAt};
+    use crate::{CrossProducts, HnmError};
+
+    /// Levels of the crossed model's second factor: a core of seven block columns of the
+    /// dense kernels (64 wide).
+    const ITEMS: usize = 400;
+
+    /// A crossed model `y ~ 1 + (1 | user) + (1 | item)`: 800 users who rate 8 pseudo-random
+    /// items each, and 6 who rate three items in four (their fronts take the dense panels,
+    /// which hold values at other places in the factorisation and the gradient), one row per
+    /// cell.
+    fn crossed() -> LinearMixedModel {
+        let mut state = 11u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut pairs = Vec::new();
+        for user in 0..800 {
+            for _ in 0..8 {
+                pairs.push((user, (next() * ITEMS as f64) as usize));
+            }
+        }
+        pairs.extend((800..806).flat_map(|u| (0..ITEMS).filter(|i| i % 4 != 1).map(move |i| (u, i))));
+        let y: Vec<f64> = pairs.iter().map(|&(u, i)| ((u * 7) % 11) as f64 * 0.1 + ((i * 5) % 13) as f64 * 0.2 + next()).collect();
+        let rows = pairs.len();
+        let stats = CrossProducts::from_columns(&[Column::Double(&y)], (0..rows).map(|r| r as i32 + 1), rows, &mut Checkpoint::new(&Never)).unwrap().stats;
+        let factor = |level_of_group: Vec<usize>, levels| GroupingFactor { level_of_group, levels, random: vec![Term::Intercept], blocks: vec![1] };
+        let factors = [factor(pairs.iter().map(|p| p.0).collect(), 806), factor(pairs.iter().map(|p| p.1).collect(), ITEMS)];
+        LinearMixedModel::with_factors(&stats, 0, vec![Term::Intercept], &factors).unwrap()
+    }
+
+    /// An evaluation asks its checkpoint from inside the factorisation (at least once per
+    /// block column of the core's Cholesky factor) and its gradient; stopped at any of those
+    /// questions it returns `Interrupted` without asking another, and the same workspace's
+    /// next evaluation equals a fresh workspace's (bit for bit: the panel of dense fronts and
+    /// the gradient's sums left cleared). At θ in the diagonal form and in the selected
+    /// inverse's. On one thread, so that the questions can be counted (the kernels' tests
+    /// stop their helper thread).
+    #[test]
+    fn an_interrupted_evaluation_stops_inside_and_leaves_the_workspace_usable() {
+        ONE_THREAD.with(|one| one.set(true));
+        let model = crossed();
+        let sw = model.workspace().unwrap();
+        assert!(sw.several.as_ref().unwrap().selected.dense.is_dense.is_empty(), "prepared by the first factorisation");
+        for theta in [[0.8, 0.5], [0.005, 0.5]] {
+            let expected = model.deviance_and_gradient(Criterion::Ml, &theta, &mut model.workspace().unwrap()).unwrap();
+            let mut ws = model.workspace().unwrap();
+            let counter = StopAt::new(usize::MAX);
+            model.factorize_checked(&theta, &mut ws, &mut Checkpoint::asking_every_time(&counter)).unwrap();
+            let in_factorisation = counter.questions.get();
+            assert!(in_factorisation >= ITEMS.div_ceil(64), "{in_factorisation} questions in the factorisation");
+            assert!(ws.several.as_ref().unwrap().selected.dense.levels.len() == 6);
+            let counter = StopAt::new(usize::MAX);
+            model.deviance_and_gradient_checked(Criterion::Ml, &theta, &mut ws, &mut Checkpoint::asking_every_time(&counter)).unwrap();
+            let questions = counter.questions.get();
+            assert!(questions > in_factorisation, "the gradient asks too");
+            for k in 1..=questions {
+                let stop = StopAt::new(k);
+                let stopped = model.deviance_and_gradient_checked(Criterion::Ml, &theta, &mut ws, &mut Checkpoint::asking_every_time(&stop));
+                assert!(matches!(stopped, Err(HnmError::Interrupted)), "θ {theta:?}, question {k}: {stopped:?}");
+                assert_eq!(stop.questions.get(), k);
+                let (value, gradient) = model.deviance_and_gradient(Criterion::Ml, &theta, &mut ws).unwrap();
+                assert_eq!(value.to_bits(), expected.0.to_bits(), "θ {theta:?}, after a stop at question {k}");
+                assert_eq!(gradient.iter().map(|g| g.to_bits()).collect::<Vec<_>>(), expected.1.iter().map(|g| g.to_bits()).collect::<Vec<_>>());
+            }
+        }
+    }
+
+    /// A fit stopped at its second question (within its first evaluation, whose error the
+    /// search returns at once), at its middle one and its last returns `Interrupted` without
+    /// asking again (the stop is latched: a line search that took the interrupted evaluation
+    /// for a failed step does not go on), and the model's next fit equals a fresh model's.
+    #[test]
+    fn an_interrupted_fit_returns_interrupted_and_the_next_fit_is_unchanged() {
+        ONE_THREAD.with(|one| one.set(true));
+        let model = crossed();
+        let expected = crossed().fit(Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
+        let counter = StopAt::new(usize::MAX);
+        model.fit(Criterion::Reml, None, &mut Checkpoint::asking_every_time(&counter)).unwrap();
+        let questions = counter.questions.get();
+        for k in [2, questions / 2, questions] {
+            let stop = StopAt::new(k);
+            let stopped = model.fit(Criterion::Reml, None, &mut Checkpoint::asking_every_time(&stop));
+            assert!(matches!(stopped, Err(HnmError::Interrupted)), "question {k} of {questions}: {stopped:?}");
+            assert_eq!(stop.questions.get(), k);
+        }
+        let fit = model.fit(Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
+        assert_eq!(fit.deviance.to_bits(), expected.deviance.to_bits());
+        assert_eq!(fit.internal_theta, expected.internal_theta);
+    }
 }

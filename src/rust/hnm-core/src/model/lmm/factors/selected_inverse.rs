@@ -8,6 +8,7 @@ use crate::model::lmm::{LinearMixedModel, LmmFit, RandomEffects, Workspace};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::blocked::DenseKernels;
 use crate::numerics::dense::{congruence, inverse_from_factor, solve_lower_transposed_scaled, times_lambda};
+use crate::numerics::interrupt::{Checkpoint, Never};
 use crate::numerics::memory::{collected, filled, with_capacity};
 use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
 use faer::{MatMut, MatRef, Par};
@@ -88,14 +89,18 @@ impl LinearMixedModel {
     /// workspace's `sigma_cc` (column-major, both triangles): the triangular inverse
     /// X = L_c⁻¹, then XᵀX (2n³/3 flops in all, in [`crate::numerics::blocked`]'s products);
     /// a nested chain's blocks by [`LinearMixedModel::nested_inverse`].
-    fn core_inverse(&self, s: &Several, ws: &mut Workspace) {
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop.
+    fn core_inverse(&self, s: &Several, ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>) -> Result<()> {
         if let Some(chain) = &s.nested {
-            return self.nested_inverse(chain, ws);
+            self.nested_inverse(chain, ws);
+            return Ok(());
         }
         let (nr, n) = (s.core_random, s.core_order(self.p + 1));
         let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
-        sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr);
-        sw.kernels.inverse_from_inverse_factor(&mut sw.sigma_cc, &sw.inverse_l, nr);
+        sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr, checkpoint)?;
+        sw.kernels.inverse_from_inverse_factor(&mut sw.sigma_cc, &sw.inverse_l, nr, checkpoint)?;
         // The upper triangle mirrored (nr²/2 copies): the selected inverse's products read
         // Σ_RR by whole columns, in place where a front reaches every core row.
         let sigma = &mut sw.sigma_cc[..nr * nr];
@@ -105,6 +110,7 @@ impl LinearMixedModel {
                 *value = left[r * nr + c];
             }
         }
+        Ok(())
     }
 
     /// The selected inverse at every level j of the first factor (module docs), handed to
@@ -117,10 +123,16 @@ impl LinearMixedModel {
     /// fully crossed design) share Σ_RR, so up to [`LEVELS_PER_PRODUCT`] of them are one
     /// product [V_j …]ᵀ Σ_RR by [`crate::numerics::blocked`]'s packed kernel, Σ_RR gathered
     /// (full) once; a lone level of few rows (fewer than the kernel's tile) keeps the direct
-    /// loop over Σ_RR's lower triangle.
+    /// loop over Σ_RR's lower triangle. `checkpoint` is asked per product (by its size,
+    /// [`Checkpoint::check_work`]).
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop (the later levels then not visited).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn first_level_inverses(
-        &self, s: &Several, ws: &Workspace, fronts: &[f64], sigma_cc: &[f64], buffers: &mut SelectedBuffers, mut visit: impl FnMut(usize, &[f64], &[f64]),
-    ) {
+        &self, s: &Several, ws: &Workspace, fronts: &[f64], sigma_cc: &[f64], buffers: &mut SelectedBuffers, checkpoint: &mut Checkpoint<'_>,
+        mut visit: impl FnMut(usize, &[f64], &[f64]),
+    ) -> Result<()> {
         let (q0, p1, nr, m0) = (self.q, self.p + 1, s.core_random, self.n.len());
         let rows_of = |j: usize| &s.front_rows[s.width_start[j]..s.width_start[j + 1] - p1];
         let SelectedBuffers { stacked, gathered, selected, sigma_rj, a_inverse, kernels, .. } = buffers;
@@ -130,6 +142,7 @@ impl LinearMixedModel {
             let r = rows.len();
             let j1 = (j0 + 1..m0).take(LEVELS_PER_PRODUCT - 1).find(|&j| rows_of(j) != rows).unwrap_or(m0.min(j0 + LEVELS_PER_PRODUCT));
             let height = (j1 - j0) * q0;
+            checkpoint.check_work(height * r)?;
             // [V_j …]ᵀ: each level's Vⱼᵀ = L_j⁻ᵀ W_{j,R} (q₀ × r), stacked (height × r row-major).
             for j in j0..j1 {
                 let wj = s.width_start[j + 1] - s.width_start[j];
@@ -190,12 +203,19 @@ impl LinearMixedModel {
             }
             j0 = j1;
         }
+        Ok(())
     }
 
     /// The gradient of a model with several factors (see [`LinearMixedModel::gradient`]), from
-    /// the factorisation in `ws` and w = (−β, 1) (and R_X⁻¹ for REML) set up there.
-    pub(crate) fn gradient_several(&self, s: &Several, reml: bool, two_over_sigma2: f64, ws: &mut Workspace) -> Vec<f64> {
-        let q0 = self.q;
+    /// the factorisation in `ws` and w = (−β, 1) (and R_X⁻¹ for REML) set up there;
+    /// `checkpoint` asked by the selected inverse's loops and kernels.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop (the workspace is left ready for the
+    /// next evaluation).
+    pub(crate) fn gradient_several(
+        &self, s: &Several, reml: bool, two_over_sigma2: f64, ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<Vec<f64>> {
         let nr = s.core_random;
         let rhs = if reml { 1 + self.p } else { 1 };
         self.solve_modes(s, rhs, ws);
@@ -204,28 +224,53 @@ impl LinearMixedModel {
             // L_c⁻¹ alone: the diagonal of A⁻¹ is read from it without (L_cL_cᵀ)⁻¹.
             let n = s.core_order(self.p + 1);
             let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
-            sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr);
+            sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr, checkpoint)?;
         } else {
-            self.core_inverse(s, ws);
+            self.core_inverse(s, ws, checkpoint)?;
         }
         let mut sw = ws.several.take().expect("a workspace of a model with several factors");
-        self.modes_products(s, rhs, ws, &mut sw);
+        let gradient = self.gradient_from_inverse(s, rhs, two_over_sigma2, diagonal, ws, &mut sw, checkpoint);
+        ws.several = Some(sw);
+        gradient
+    }
+
+    /// The rest of [`LinearMixedModel::gradient_several`] once the core's inverse (or X = L_c⁻¹
+    /// alone, `diagonal`) is in `sw`, taken out of the workspace `ws` for the time.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop.
+    #[allow(clippy::too_many_arguments)]
+    fn gradient_from_inverse(
+        &self, s: &Several, rhs: usize, two_over_sigma2: f64, diagonal: bool, ws: &Workspace, sw: &mut SeveralWorkspace, checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<Vec<f64>> {
+        let q0 = self.q;
+        let nr = s.core_random;
+        self.modes_products(s, rhs, ws, sw);
         let mut gradients: Vec<Vec<f64>> = (0..=s.others.len()).map(|f| vec![0.0; self.factor_q(s, f).pow(2)]).collect();
         if let Some(chain) = &s.nested {
-            self.nested_logdet_gradient(s, chain, ws, &sw, &mut gradients);
-            let out = self.finish_gradient(s, rhs, two_over_sigma2, &sw, gradients);
-            ws.several = Some(sw);
-            return out;
+            self.nested_logdet_gradient(s, chain, ws, sw, &mut gradients);
+            return Ok(self.finish_gradient(s, rhs, two_over_sigma2, sw, gradients));
         }
         if diagonal {
-            let SeveralWorkspace { lambdas: other_lambdas, fronts, inverse_l, sigma_cc, kernels, norm_parts, norms, selected, .. } = &mut sw;
+            let SeveralWorkspace { lambdas: other_lambdas, fronts, inverse_l, sigma_cc, kernels, norm_parts, norms, selected, .. } = &mut *sw;
             let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
-            Self::log_det_from_diagonal(s, ws, kernels, &mut selected.dense, fronts, inverse_l, sigma_cc, norm_parts, norms, &lambdas, &mut gradients);
-            let out = self.finish_gradient(s, rhs, two_over_sigma2, &sw, gradients);
-            ws.several = Some(sw);
-            return out;
+            Self::log_det_from_diagonal(
+                s,
+                ws,
+                kernels,
+                &mut selected.dense,
+                fronts,
+                inverse_l,
+                sigma_cc,
+                norm_parts,
+                norms,
+                &lambdas,
+                &mut gradients,
+                checkpoint,
+            )?;
+            return Ok(self.finish_gradient(s, rhs, two_over_sigma2, sw, gradients));
         }
-        let SeveralWorkspace { lambdas: other_lambdas, fronts, sigma_cc, selected, .. } = &mut sw;
+        let SeveralWorkspace { lambdas: other_lambdas, fronts, sigma_cc, selected, .. } = &mut *sw;
         let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
         let sigma_lower: &[f64] = sigma_cc;
         let lower = MatRef::from_column_major_slice(sigma_lower, nr, nr);
@@ -235,13 +280,18 @@ impl LinearMixedModel {
         let mut couplings = std::mem::take(&mut selected.couplings);
         let (first_gradient, other_gradients) = gradients.split_at_mut(1);
         let g0 = &mut first_gradient[0];
-        self.first_level_inverses(s, ws, fronts, sigma_lower, selected, |j, sigma_rj, a_inverse| {
+        let visited = self.first_level_inverses(s, ws, fronts, sigma_lower, selected, checkpoint, |j, sigma_rj, a_inverse| {
             let t = &ws.ts[j * q0 * q0..(j + 1) * q0 * q0];
             add_product(g0, 2.0, t, a_inverse, q0, q0, q0);
             couplings.gather(s, q0, j, sigma_rj);
         });
-        couplings.add_gradients(s, q0, &lambdas, g0, other_gradients);
+        if visited.is_ok() {
+            couplings.add_gradients(s, q0, &lambdas, g0, other_gradients);
+        }
+        // Cleared (also after an interrupt) for the next evaluation's sums.
+        couplings.clear();
         selected.couplings = couplings;
+        visited?;
         for (f, other) in s.others.iter().enumerate() {
             let q = other.q;
             let mut t = vec![0.0; q * q];
@@ -272,9 +322,7 @@ impl LinearMixedModel {
             let sigma_gf: Vec<f64> = (0..qg).flat_map(|a| (0..qf).map(move |b| (a, b))).map(|(a, b)| sigma_cc(og + a, of + b)).collect();
             add_product(&mut gradients[f + 1], 2.0, &ct_lambda, &sigma_gf, qf, qg, qf);
         }
-        let out = self.finish_gradient(s, rhs, two_over_sigma2, &sw, gradients);
-        ws.several = Some(sw);
-        out
+        Ok(self.finish_gradient(s, rhs, two_over_sigma2, sw, gradients))
     }
 
     /// The right-hand sides e = Zᵀ(y − Xβ̂) (and Ĝ = ZᵀX R_X⁻ᵀ) per level into `sw.right` and
@@ -353,10 +401,26 @@ impl LinearMixedModel {
         let beta = self.internal_beta(&ws);
         self.gradient_setup(Criterion::Ml, &beta, &mut ws);
         self.solve_modes(s, 1, &mut ws);
-        reserve_core_inverse(ws.several.as_mut().expect("a workspace of a model with several factors"), s.core_random)?;
-        self.core_inverse(s, &mut ws);
-        let mut sw = ws.several.take().expect("a workspace of a model with several factors");
+        let checkpoint = &mut Checkpoint::new(&Never);
         let nr = s.core_random;
+        // Every factor scalar (q = 1) with a dense core: the variances as the gradient's
+        // diagonal form reads them ([`LinearMixedModel::log_det_from_diagonal`]), from
+        // X = L_c⁻¹ alone: (A⁻¹)_jj = (1 + ‖X W_{j,R}ᵀ‖²)/L_j² for the first factor's levels
+        // and ‖X e_i‖² for the core's, sums of squares as (L_cL_cᵀ)⁻¹'s diagonal is, without
+        // its other entries (nr³/6 multiply-adds more) nor the selected inverse's r_j² per
+        // level read from them (MovieLens 32M's shape: 200,947 users against a core of 16,034).
+        let scalar = s.nested.is_none() && self.q == 1 && s.others.iter().all(|o| o.q == 1);
+        if scalar {
+            let n = s.core_order(self.p + 1);
+            let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
+            sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr, checkpoint)?;
+            let SeveralWorkspace { fronts, inverse_l, kernels, norm_parts, norms, selected, .. } = sw;
+            Self::front_norms(s, kernels, &mut selected.dense, fronts, inverse_l, norm_parts, norms, checkpoint)?;
+        } else {
+            reserve_core_inverse(ws.several.as_mut().expect("a workspace of a model with several factors"), nr)?;
+            self.core_inverse(s, &mut ws, checkpoint)?;
+        }
+        let mut sw = ws.several.take().expect("a workspace of a model with several factors");
         let first_rows = self.n.len() * self.q;
         let mut out = Vec::with_capacity(s.others.len() + 1);
         for (f, (terms, range)) in self.factor_terms().into_iter().enumerate() {
@@ -379,9 +443,17 @@ impl LinearMixedModel {
                     self.nested_level_inverse(chain, &ws, &sw, f, l, &mut a_inverse);
                     push(&a_inverse);
                 }
+            } else if scalar && f == 0 {
+                for (inverse, norm) in ws.inverse_diagonal.iter().zip(&sw.norms) {
+                    push(&[inverse * inverse * (1.0 + norm)]);
+                }
+            } else if scalar {
+                for i in s.others[f - 1].offset..s.others[f - 1].offset + levels {
+                    push(&[sw.inverse_l[i * nr + i..(i + 1) * nr].iter().map(|v| v * v).sum::<f64>()]);
+                }
             } else if f == 0 {
                 let SeveralWorkspace { fronts, sigma_cc, selected, .. } = &mut sw;
-                self.first_level_inverses(s, &ws, fronts, sigma_cc, selected, |_, _, a_inverse| push(a_inverse));
+                self.first_level_inverses(s, &ws, fronts, sigma_cc, selected, checkpoint, |_, _, a_inverse| push(a_inverse))?;
             } else {
                 let sigma_cc = |a: usize, b: usize| sw.sigma_cc[a.min(b) * nr + a.max(b)];
                 for l in 0..levels {
@@ -428,21 +500,44 @@ impl LinearMixedModel {
     /// and T = Σ_j W_{j,R}ᵀW_{j,R}/L_j², the fronts' rank-one updates as in the Schur
     /// complement (into `x`'s buffer once Σ is formed), and the later factors' (A⁻¹)_ii from
     /// Σ's diagonal.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop (the panel of dense fronts left cleared).
     #[allow(clippy::too_many_arguments)]
     fn log_det_from_diagonal(
         s: &Several, ws: &Workspace, kernels: &mut DenseKernels, dense: &mut DenseFronts, fronts: &[f64], x: &mut [f64], sigma: &mut [f64],
-        partial: &mut [f64], norms: &mut [f64], lambdas: &[&[f64]], gradients: &mut [Vec<f64>],
-    ) {
+        partial: &mut [f64], norms: &mut [f64], lambdas: &[&[f64]], gradients: &mut [Vec<f64>], checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<()> {
         let nr = s.core_random;
         if dense.by_products {
-            return Self::log_det_from_products(s, ws, kernels, dense, fronts, x, sigma, lambdas, gradients);
+            return Self::log_det_from_products(s, ws, kernels, dense, fronts, x, sigma, lambdas, gradients, checkpoint);
         }
-        // ‖X W_{j,R}ᵀ‖²; q₀ = 1: front j is the row fronts[width_start[j]..width_start[j + 1]],
-        // its random-effects columns first, then the [X y] columns at rows ≥ nr.
-        // Fronts that reach most of the core (dense_front) by dense products instead: their
-        // random-effects parts scattered into the rows of a panel (nr wide), batch by batch.
+        Self::front_norms(s, kernels, dense, fronts, x, partial, norms, checkpoint)?;
+        let first: f64 = ws.inverse_diagonal.iter().zip(norms.iter()).map(|(inverse, norm)| 1.0 - inverse * inverse * (1.0 + norm)).sum();
+        gradients[0][0] = 2.0 * first / lambdas[0][0];
+        for (f, other) in s.others.iter().enumerate() {
+            let sum: f64 = (other.offset..other.offset + other.levels()).map(|i| 1.0 - x[i * nr + i..(i + 1) * nr].iter().map(|v| v * v).sum::<f64>()).sum();
+            gradients[f + 1][0] = 2.0 * sum / lambdas[f + 1][0];
+        }
+        Ok(())
+    }
+
+    /// ‖X W_{j,R}ᵀ‖² into `norms[j]` for every level j of a scalar first factor, X = L_c⁻¹ in
+    /// `x`: front j is the row fronts[width_start[j]..width_start[j + 1]], its random-effects
+    /// columns first, then the [X y] columns at rows ≥ nr (left out). The fronts that reach
+    /// most of the core ([`dense_norm`]) by dense products instead: their random-effects
+    /// parts scattered into the rows of a panel (nr wide), batch by batch.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop (the panel of dense fronts left cleared).
+    #[allow(clippy::too_many_arguments)]
+    fn front_norms(
+        s: &Several, kernels: &mut DenseKernels, dense: &mut DenseFronts, fronts: &[f64], x: &[f64], partial: &mut [f64], norms: &mut [f64],
+        checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<()> {
+        let nr = s.core_random;
         let DenseFronts { norm_levels: levels, norm_dense: is_dense, panel, norms: batch_norms, .. } = dense;
-        kernels.sparse_product_norms(x, nr, &s.width_start, &s.front_rows, fronts, is_dense, partial, norms);
+        kernels.sparse_product_norms(x, nr, &s.width_start, &s.front_rows, fronts, is_dense, partial, norms, checkpoint)?;
         // The panel is all zeros between uses (the factorisation's, n wide, relies on it).
         for batch in levels.chunks(DENSE_BATCH) {
             let panel = &mut panel[..batch.len() * nr];
@@ -453,34 +548,33 @@ impl LinearMixedModel {
                 }
             }
             let batch_norms = &mut batch_norms[..batch.len()];
-            kernels.dense_product_norms(x, nr, panel, partial, batch_norms);
+            let multiplied = kernels.dense_product_norms(x, nr, panel, partial, batch_norms, checkpoint);
             panel.fill(0.0);
+            multiplied?;
             for (&j, &norm) in batch.iter().zip(batch_norms.iter()) {
                 norms[j] = norm;
             }
         }
-        let first: f64 = ws.inverse_diagonal.iter().zip(norms.iter()).map(|(inverse, norm)| 1.0 - inverse * inverse * (1.0 + norm)).sum();
-        gradients[0][0] = 2.0 * first / lambdas[0][0];
-        for (f, other) in s.others.iter().enumerate() {
-            let sum: f64 = (other.offset..other.offset + other.levels()).map(|i| 1.0 - x[i * nr + i..(i + 1) * nr].iter().map(|v| v * v).sum::<f64>()).sum();
-            gradients[f + 1][0] = 2.0 * sum / lambdas[f + 1][0];
-        }
+        Ok(())
     }
 
     /// The product route of [`LinearMixedModel::log_det_from_diagonal`] (its docs), with
     /// X = L_c⁻¹ in `x` (overwritten by −T) and room for Σ in `sigma`.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop (the panel of dense fronts left cleared).
     #[allow(clippy::too_many_arguments)]
     fn log_det_from_products(
         s: &Several, ws: &Workspace, kernels: &mut DenseKernels, dense: &mut DenseFronts, fronts: &[f64], x: &mut [f64], sigma: &mut [f64], lambdas: &[&[f64]],
-        gradients: &mut [Vec<f64>],
-    ) {
+        gradients: &mut [Vec<f64>], checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<()> {
         let (nr, p1) = (s.core_random, ws.w.len());
-        kernels.inverse_from_inverse_factor(sigma, x, nr);
+        kernels.inverse_from_inverse_factor(sigma, x, nr, checkpoint)?;
         let x = &mut x[..nr * nr];
         x.fill(0.0);
         // −T: the sparse fronts scattered with their weights 1/L_j², the dense ones (each
         // scaled by 1/L_j) as panels of packed products.
-        super::evaluation::scatter_fronts(kernels, x, nr, nr, s, fronts, &dense.is_dense, p1, Some(&ws.inverse_diagonal));
+        super::evaluation::scatter_fronts(kernels, x, nr, nr, s, fronts, &dense.is_dense, p1, Some(&ws.inverse_diagonal), checkpoint)?;
         for batch in dense.levels.chunks(DENSE_BATCH) {
             let panel = &mut dense.panel[..batch.len() * nr];
             for (row, &j) in panel.chunks_exact_mut(nr).zip(batch) {
@@ -489,8 +583,9 @@ impl LinearMixedModel {
                     row[r] = v * ws.inverse_diagonal[j];
                 }
             }
-            kernels.subtract_gram(x, nr, panel, batch.len());
+            let subtracted = kernels.subtract_gram(x, nr, panel, batch.len(), checkpoint);
             panel.fill(0.0);
+            subtracted?;
         }
         // ⟨Σ, T⟩ over both triangles from the lower ones.
         let mut inner = 0.0;
@@ -504,6 +599,7 @@ impl LinearMixedModel {
             let sum: f64 = (other.offset..other.offset + other.levels()).map(|i| 1.0 - sigma[i * nr + i]).sum();
             gradients[f + 1][0] = 2.0 * sum / lambdas[f + 1][0];
         }
+        Ok(())
     }
 
     fn factor_q(&self, s: &Several, f: usize) -> usize {
@@ -646,16 +742,19 @@ impl SelectedBuffers {
     /// [W_j …] (`height` × w row-major, at most [`LEVELS_PER_PRODUCT`] levels): their summed
     /// Schur update Σ_j W_jᵀW_j as one symmetric product (a SYRK, half the multiply-adds of
     /// the full product, which took a fifth of each kb07-shaped evaluation), negated after.
-    pub(super) fn gram(&mut self, stacked: &[f64], height: usize, w: usize) -> &[f64] {
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` asks to stop.
+    pub(super) fn gram(&mut self, stacked: &[f64], height: usize, w: usize, checkpoint: &mut Checkpoint<'_>) -> Result<&[f64]> {
         let gram = &mut self.gathered[..w * w];
         gram.fill(0.0);
-        self.kernels.subtract_gram(gram, w, stacked, height);
+        self.kernels.subtract_gram(gram, w, stacked, height, checkpoint)?;
         for (c, column) in gram.chunks_exact_mut(w).enumerate() {
             for value in &mut column[c..] {
                 *value = -*value;
             }
         }
-        gram
+        Ok(gram)
     }
 }
 
@@ -719,10 +818,9 @@ impl CouplingProducts {
     }
 
     /// Adds the terms of the type docs to G₀ (`g0`, q₀ × q₀) and each later factor's G_f
-    /// (`others[f]`), given every factor's Λ (`lambdas`, the first factor's first), and
-    /// clears the P_f for the next evaluation.
+    /// (`others[f]`), given every factor's Λ (`lambdas`, the first factor's first).
     fn add_gradients(&mut self, s: &Several, q0: usize, lambdas: &[&[f64]], g0: &mut [f64], others: &mut [Vec<f64>]) {
-        for (f, product) in self.products.iter_mut().enumerate() {
+        for (f, product) in self.products.iter().enumerate() {
             let qf = s.others[f].q;
             let size = qf * q0;
             let p = |row: usize, column: usize| product[row + column * size];
@@ -739,6 +837,12 @@ impl CouplingProducts {
                     others[f][x * qf + y] += 2.0 * sum;
                 }
             }
+        }
+    }
+
+    /// The P_f cleared for the next evaluation's sums.
+    fn clear(&mut self) {
+        for product in &mut self.products {
             product.fill(0.0);
         }
     }
