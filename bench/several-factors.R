@@ -89,6 +89,20 @@
 # (with districts 6.9-7.3x -> 6.5-6.8x), crossed Zipf 1e6 613-619 -> 437-474 ms. Against
 # lmer in one run (hnm median of 5, twice; one lmer fit): 0.24 s vs 7.1 s (29.3x) and 0.21 s
 # vs 11.8 s (55.5x).
+#
+# Recorded (2026-12-06, quiet, load < 1, --lmer=0 --reps=3, the previous stop's build a4793a6
+# run just before this one), after the joint moment start, the quasi-Newton's first update
+# from the curvature at the step's end, and the build's codes, cells and labels in Rust:
+#   InstEval service*dept + s + d   281 -> 228 ms (11 -> 9 evaluations)
+#   InstEval service + s + d + dept 276 -> 236 ms (13 -> 12)
+#   Penicillin 18 -> 16 evaluations, Pastes 14 -> 11, Chem97 20 -> 13 (6 -> 5 ms), kb07 166
+#   nested 1e6 rows 5.6x -> 4.2x, with districts 5.8x -> 4.6x the R pass
+#   nested 1e7 rows 5.7x -> 3.8x (433 -> 280 ms, 28 -> 12 evaluations), with districts
+#     6.1x -> 4.3x (535 -> 353 ms, 30 -> 14)
+#   crossed Zipf 1e6: 438 -> 336 ms (12 -> 8 evaluations)
+# Against lmer in one run (lme4 attached, hnm median of 5 before and after one lmer fit):
+# 0.207-0.216 s vs 6.17 s (28.6-29.8x), deviance -7.9e-8; 0.216-0.225 s vs 12.29 s
+# (54.6-56.9x), -1.5e-6.
 
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))

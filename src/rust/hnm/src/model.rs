@@ -580,7 +580,7 @@ fn rs_lmm_ranef_factors(mut ptr: Robj) -> Robj {
     let Some(fit) = model.fit.as_ref() else {
         return error_message(NOT_FITTED.into(), "invalid_argument");
     };
-    match model.model.random_effects_by_factor(fit) {
+    match model.model.random_effects_by_factor(fit, &mut Checkpoint::new(&RInterrupt)) {
         Ok(by_factor) => List::from_values(
             by_factor.iter().map(|re| -> Robj { list!(modes = re.modes.as_slice(), conditional_covariances = re.conditional_covariances.as_slice()).into() }),
         )

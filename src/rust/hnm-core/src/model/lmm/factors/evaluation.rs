@@ -352,4 +352,28 @@ mod tests {
         assert_eq!(fit.deviance.to_bits(), expected.deviance.to_bits());
         assert_eq!(fit.internal_theta, expected.internal_theta);
     }
+
+    /// The random effects' conditional variances (the dense core's inverse, minutes at
+    /// MovieLens' shapes) ask the checkpoint too: stopped at any of their questions they
+    /// return `Interrupted`, and asked again they equal an uninterrupted call's.
+    #[test]
+    fn the_random_effects_stop_when_asked() {
+        ONE_THREAD.with(|one| one.set(true));
+        let model = crossed();
+        let fit = model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
+        let counter = StopAt::new(usize::MAX);
+        let expected = model.random_effects_by_factor(&fit, &mut Checkpoint::asking_every_time(&counter)).unwrap();
+        let questions = counter.questions.get();
+        assert!(questions >= 2 * ITEMS.div_ceil(64), "{questions} questions");
+        for k in [1, questions / 2, questions] {
+            let stop = StopAt::new(k);
+            let stopped = model.random_effects_by_factor(&fit, &mut Checkpoint::asking_every_time(&stop));
+            assert!(matches!(stopped, Err(HnmError::Interrupted)), "question {k} of {questions}");
+        }
+        let again = model.random_effects_by_factor(&fit, &mut Checkpoint::new(&Never)).unwrap();
+        for (a, b) in again.iter().zip(&expected) {
+            assert_eq!(a.modes, b.modes);
+            assert_eq!(a.conditional_covariances, b.conditional_covariances);
+        }
+    }
 }

@@ -654,7 +654,8 @@ mod tests {
             }
         }
         let fit = nested.fit(Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
-        let (a, b) = (nested.random_effects_by_factor(&fit).unwrap(), dense.random_effects_by_factor(&fit).unwrap());
+        let checkpoint = &mut Checkpoint::new(&Never);
+        let (a, b) = (nested.random_effects_by_factor(&fit, checkpoint).unwrap(), dense.random_effects_by_factor(&fit, checkpoint).unwrap());
         for (x, y) in a.iter().zip(&b) {
             for (u, v) in x.modes.iter().zip(&y.modes).chain(x.conditional_covariances.iter().zip(&y.conditional_covariances)) {
                 assert!((u - v).abs() <= 1e-9 * (1.0 + v.abs()), "{u} vs {v}");

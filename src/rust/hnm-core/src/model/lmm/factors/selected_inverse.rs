@@ -8,7 +8,7 @@ use crate::model::lmm::{LinearMixedModel, LmmFit, RandomEffects, Workspace};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::blocked::DenseKernels;
 use crate::numerics::dense::{congruence, inverse_from_factor, solve_lower_transposed_scaled, times_lambda};
-use crate::numerics::interrupt::{Checkpoint, Never};
+use crate::numerics::interrupt::Checkpoint;
 use crate::numerics::memory::{collected, filled, with_capacity};
 use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
 use faer::{MatMut, MatRef, Par};
@@ -391,17 +391,17 @@ impl LinearMixedModel {
     ///
     /// # Errors
     /// The errors of [`LinearMixedModel::deviance`] at the fit's θ; `TooLarge` when the
-    /// workspace or the effects do not fit in memory.
-    pub fn random_effects_by_factor(&self, fit: &LmmFit) -> Result<Vec<RandomEffects>> {
+    /// workspace or the effects do not fit in memory; `Interrupted` when `checkpoint` reports
+    /// a user interrupt (the dense core's kernels ask it per block).
+    pub fn random_effects_by_factor(&self, fit: &LmmFit, checkpoint: &mut Checkpoint<'_>) -> Result<Vec<RandomEffects>> {
         let Some(s) = &self.several else { return Ok(vec![self.random_effects(fit)?]) };
         let mut ws = self.workspace()?;
-        let factor = self.factorize(&fit.internal_theta, &mut ws)?;
+        let factor = self.factorize_checked(&fit.internal_theta, &mut ws, checkpoint)?;
         let ty = self.response.scale;
         let sigma2 = factor.pwrss / self.divisor(fit.criterion) * ty * ty;
         let beta = self.internal_beta(&ws);
         self.gradient_setup(Criterion::Ml, &beta, &mut ws);
         self.solve_modes(s, 1, &mut ws);
-        let checkpoint = &mut Checkpoint::new(&Never);
         let nr = s.core_random;
         // Every factor scalar (q = 1) with a dense core: the variances as the gradient's
         // diagonal form reads them ([`LinearMixedModel::log_det_from_diagonal`]), from
