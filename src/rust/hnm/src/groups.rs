@@ -10,8 +10,8 @@
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    dense_double_range, dense_integer_range, dense_pair_codes, double_key, filled, group_codes, integer_key, nested_values, with_capacity, Checkpoint,
-    GroupCodes, GroupKeys, HnmError, KeyCodes, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
+    code_index, dense_double_range, dense_integer_range, dense_pair_codes, double_key, filled, group_codes, integer_key, nested_values, with_capacity,
+    Checkpoint, GroupCodes, GroupKeys, HnmError, KeyCodes, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
 use crate::{core_error, error_message, expanded, integers_read_only, RInterrupt};
@@ -269,7 +269,7 @@ fn rs_cell_labels(labels: List, levels: List, sep: &str) -> Robj {
     let cells = parts[0].1.len();
     /// The label of `cell`'s level of `part` (its labels and the cells' 1-based levels).
     fn label<'a>((labels, levels): &(Vec<&'a str>, &[i32]), cell: usize) -> Option<&'a str> {
-        usize::try_from(levels[cell]).ok().and_then(|l| l.checked_sub(1)).and_then(|l| labels.get(l).copied())
+        code_index(levels[cell]).and_then(|l| labels.get(l).copied())
     }
     if parts.iter().any(|part| part.1.len() != cells || (0..cells).any(|cell| label(part, cell).is_none())) {
         return Robj::from(());
@@ -301,7 +301,7 @@ fn rs_map_codes(map: &[i32], codes: Robj) -> Robj {
         return Robj::from(());
     };
     let mut beyond = false;
-    let out = Integers::from_values(codes.iter().map(|&code| match usize::try_from(code).ok().and_then(|c| c.checked_sub(1)).and_then(|c| map.get(c)) {
+    let out = Integers::from_values(codes.iter().map(|&code| match code_index(code).and_then(|c| map.get(c)) {
         Some(&value) => Rint::from(value),
         None => {
             beyond |= code != NA_CODE;

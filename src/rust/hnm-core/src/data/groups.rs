@@ -11,6 +11,20 @@ use crate::numerics::memory::{filled, push, with_capacity};
 
 const INITIAL_CAPACITY: usize = 1024;
 
+/// The 0-based index of R's 1-based code `code`: `None` for a code below 1 (R's `NA`, whose
+/// integer is `i32::MIN`, among them).
+///
+/// # Example
+/// ```
+/// use hnm_core::code_index;
+/// assert_eq!(code_index(3), Some(2));
+/// assert_eq!(code_index(0), None);
+/// assert_eq!(code_index(i32::MIN), None);
+/// ```
+pub fn code_index(code: i32) -> Option<usize> {
+    usize::try_from(code).ok()?.checked_sub(1)
+}
+
 /// For codes `first` in 1..=`levels` (one per row) and codes `others` of the same rows, each
 /// later one's value at every level of `first`, when each is a function of `first` (a nested
 /// design: the class determines the school): `values[k][l − 1]` is `others[k]`'s code in the
@@ -46,7 +60,7 @@ pub fn nested_values(first: &[i32], levels: usize, others: &[&[i32]]) -> Result<
     // read once, not once per other code.
     for (row, &level) in first.iter().enumerate() {
         // Codes below 1 (NA) or beyond `levels` leave the general path to handle them.
-        let Some(l) = usize::try_from(level).ok().and_then(|l| l.checked_sub(1)).filter(|&l| l < levels) else {
+        let Some(l) = code_index(level).filter(|&l| l < levels) else {
             return Ok(None);
         };
         for (at, other) in values.iter_mut().zip(others) {
@@ -88,7 +102,7 @@ pub fn dense_pair_codes(first: &[i32], second: &[i32], levels: (usize, usize)) -
         return Ok(None);
     }
     // 0-based codes, None outside 1..=levels.
-    let index = |code: i32, levels: usize| usize::try_from(code).ok().and_then(|c| c.checked_sub(1)).filter(|&c| c < levels);
+    let index = |code: i32, levels: usize| code_index(code).filter(|&c| c < levels);
     if first.iter().any(|&c| index(c, levels.0).is_none()) || (paired && second.iter().any(|&c| index(c, levels.1).is_none())) {
         return Ok(None);
     }
@@ -354,7 +368,7 @@ impl KeyCodes {
         }
         let groups = self.groups;
         for slot in self.table.iter_mut().filter(|slot| slot.0 != self.missing) {
-            let new = usize::try_from(slot.1).ok().and_then(|c| rank.get(c.checked_sub(1)?)).copied().unwrap_or(0);
+            let new = code_index(slot.1).and_then(|c| rank.get(c)).copied().unwrap_or(0);
             slot.1 = if new >= 1 && new as usize <= groups { new } else { 0 };
         }
         Ok(())

@@ -4,6 +4,7 @@
 use super::{LinearMixedModel, LmmFit, RandomEffects, Term, Workspace};
 use crate::data::blocks::{with_codes, Column, GroupColumn};
 use crate::data::cells::NA_CODE;
+use crate::data::groups::code_index;
 use crate::error::{HnmError, Result};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{congruence, dot, inverse_from_cholesky, lambda_transposed_times, multiply, solve_lower, solve_lower_transposed};
@@ -139,7 +140,7 @@ impl LinearMixedModel {
                     Term::Intercept => Some(1.0),
                     Term::Variable(a) => columns[a].value(row),
                 };
-                let group = usize::try_from(code).ok().and_then(|c| c.checked_sub(1)).and_then(|g| modelled.get(g)).copied().filter(|&j| j != usize::MAX);
+                let group = code_index(code).and_then(|g| modelled.get(g)).copied().filter(|&j| j != usize::MAX);
                 out.push(row_value(&value, group).unwrap_or(f64::NAN));
             }
         });
