@@ -445,11 +445,11 @@ impl LinearMixedModel {
                 }
             } else if scalar && f == 0 {
                 for (inverse, norm) in ws.inverse_diagonal.iter().zip(&sw.norms) {
-                    push(&[inverse * inverse * (1.0 + norm)]);
+                    push(&[first_inverse_diagonal(*inverse, *norm)]);
                 }
             } else if scalar {
                 for i in s.others[f - 1].offset..s.others[f - 1].offset + levels {
-                    push(&[sw.inverse_l[i * nr + i..(i + 1) * nr].iter().map(|v| v * v).sum::<f64>()]);
+                    push(&[core_inverse_diagonal(&sw.inverse_l, nr, i)]);
                 }
             } else if f == 0 {
                 let SeveralWorkspace { fronts, sigma_cc, selected, .. } = &mut sw;
@@ -513,10 +513,10 @@ impl LinearMixedModel {
             return Self::log_det_from_products(s, ws, kernels, dense, fronts, x, sigma, lambdas, gradients, checkpoint);
         }
         Self::front_norms(s, kernels, dense, fronts, x, partial, norms, checkpoint)?;
-        let first: f64 = ws.inverse_diagonal.iter().zip(norms.iter()).map(|(inverse, norm)| 1.0 - inverse * inverse * (1.0 + norm)).sum();
+        let first: f64 = ws.inverse_diagonal.iter().zip(norms.iter()).map(|(&inverse, &norm)| 1.0 - first_inverse_diagonal(inverse, norm)).sum();
         gradients[0][0] = 2.0 * first / lambdas[0][0];
         for (f, other) in s.others.iter().enumerate() {
-            let sum: f64 = (other.offset..other.offset + other.levels()).map(|i| 1.0 - x[i * nr + i..(i + 1) * nr].iter().map(|v| v * v).sum::<f64>()).sum();
+            let sum: f64 = (other.offset..other.offset + other.levels()).map(|i| 1.0 - core_inverse_diagonal(x, nr, i)).sum();
             gradients[f + 1][0] = 2.0 * sum / lambdas[f + 1][0];
         }
         Ok(())
@@ -963,4 +963,17 @@ fn product_norms(s: &Several, norm_dense: &[bool], m0: usize, nr: usize, p1: usi
     }
     let nr = nr as f64;
     nr * nr * nr / (6 * NORM_SPEEDUP) as f64 + gram < norms
+}
+
+/// (A⁻¹)_jj of level j of a scalar first factor in the diagonal form, (1 + ‖X W_{j,R}ᵀ‖²)/L_j²,
+/// from `inverse` = 1/L_j and `norm` = ‖X W_{j,R}ᵀ‖² (X = L_c⁻¹): the gradient's
+/// [`LinearMixedModel::log_det_from_diagonal`] and the conditional variances read the same.
+fn first_inverse_diagonal(inverse: f64, norm: f64) -> f64 {
+    inverse * inverse * (1.0 + norm)
+}
+
+/// (A⁻¹)_ii of the core's row i in the diagonal form, ‖X e_i‖² = Σ_k X_ki² over the lower
+/// triangle of X = L_c⁻¹ (`x`, nr × nr, column i contiguous from its diagonal).
+fn core_inverse_diagonal(x: &[f64], nr: usize, i: usize) -> f64 {
+    x[i * nr + i..(i + 1) * nr].iter().map(|v| v * v).sum()
 }
