@@ -14,6 +14,7 @@ use crate::numerics::dense::{cholesky_in_place, congruence, dot, inverse_from_fa
 use crate::numerics::interrupt::{Checkpoint, Latched};
 use crate::numerics::optim::{minimize_bounded, Objective};
 use crate::numerics::quasi_newton::{quasi_newton_from, Initial};
+use faer::linalg::solvers::Solve;
 
 /// The most θ whose search starts from the Hessian by differences of the gradient (dim θ
 /// evaluations at the start; see [`LinearMixedModel::fit`]). Beyond it the first search starts
@@ -63,34 +64,6 @@ fn moment_theta(terms: &FactorTerms<'_>, moments: &FactorMoments) -> Option<Vec<
     let factor = semidefinite_cholesky(&pd, q, terms.blocks);
     let theta: Vec<f64> = terms.theta_positions.iter().map(|&(r, c)| factor[r * q + c]).collect();
     theta.iter().all(|t| t.is_finite()).then_some(theta)
-}
-
-/// Solves the n × n system a x = b (row-major `a`, overwritten) in place of `b` by Gaussian
-/// elimination with partial pivoting (n is the number of grouping factors); false when a
-/// pivot is 0 or not finite.
-fn solve_square(a: &mut [f64], n: usize, b: &mut [f64]) -> bool {
-    for col in 0..n {
-        let pivot = (col..n).max_by(|&r, &s| a[r * n + col].abs().total_cmp(&a[s * n + col].abs())).unwrap_or(col);
-        if !(a[pivot * n + col].abs() > 0.0 && a[pivot * n + col].is_finite()) {
-            return false;
-        }
-        for c in 0..n {
-            a.swap(col * n + c, pivot * n + c);
-        }
-        b.swap(col, pivot);
-        for r in col + 1..n {
-            let factor = a[r * n + col] / a[col * n + col];
-            for c in col..n {
-                a[r * n + c] -= factor * a[col * n + c];
-            }
-            b[r] -= factor * b[col];
-        }
-    }
-    for col in (0..n).rev() {
-        let known: f64 = (col + 1..n).map(|c| a[col * n + c] * b[c]).sum();
-        b[col] = (b[col] - known) / a[col * n + col];
-    }
-    true
 }
 
 /// The sums over the groups of [`LinearMixedModel::moment_sums`].
@@ -407,10 +380,11 @@ impl LinearMixedModel {
                 system[f * count + g] = (relative - 2.0 * products / n_total) / levels[f] + spread[g] - kappa[f * count + g] * found[f].sampling[intercepts[f]];
             }
         }
-        let mut tau2: Vec<f64> = (0..count).map(|f| found[f].covariance[intercepts[f] * q[f] + intercepts[f]]).collect();
-        if !solve_square(&mut system, count, &mut tau2) {
-            return;
-        }
+        // (I + A) τ² = τ̂² by LU with partial pivoting; a singular system gives non-finite τ²,
+        // which leaves the moments as they are (below).
+        let estimates = faer::Mat::from_fn(count, 1, |f, _| found[f].covariance[intercepts[f] * q[f] + intercepts[f]]);
+        let solved = faer::Mat::from_fn(count, count, |f, g| system[f * count + g]).partial_piv_lu().solve(&estimates);
+        let tau2: Vec<f64> = (0..count).map(|f| solved[(f, 0)]).collect();
         let df: f64 = found.iter().map(|m| m.df).sum();
         let residual = |f: usize| found[f].sigma2 - (0..count).map(|g| kappa[f * count + g] * tau2[g].max(0.0)).sum::<f64>();
         let sigma2 = (0..count).map(|f| found[f].df * residual(f)).sum::<f64>() / df;
