@@ -300,6 +300,122 @@ proptest! {
     }
 }
 
+/// A near-singular correlated slope that a random seed of
+/// `blocked_fit_matches_the_dense_likelihood` drew in CI: `y ~ x + w + (x | g)` by REML, 4
+/// groups, 20 rows. The REML criterion's minimum is singular, the slope's Cholesky diagonal
+/// θ₃ = 0 (lme4: bobyqa with rhoend = 1e-12 reaches θ = (0.05754, 0.70445, 1.1e-6), its
+/// Nelder–Mead (0.05754, 0.70445, 0), both REML criterion 72.725295402601), and the
+/// criterion's gradient in θ₃ vanishes as the boundary nears: the search crept 500
+/// iterations (688 evaluations) toward it, ending unconverged at θ₃ = 8.3e-4, 4.4e-9 above.
+fn near_singular_slope() -> Data {
+    let columns = vec![
+        vec![
+            -2.740882950537739,
+            -0.9272615218773304,
+            4.7880144922077355,
+            1.811360519970671,
+            3.219942630239589,
+            4.531307003477509,
+            -0.4499855363246228,
+            3.5831729413028506,
+            6.868917038413919,
+            3.9359552574074788,
+            -0.8681547686128572,
+            4.358754449652567,
+            2.8048726876091905,
+            2.577070356469871,
+            5.491370760619619,
+            -1.080555891718434,
+            1.2950768760463307,
+            3.3854050581875543,
+            4.37960323704526,
+            1.3459850517389271,
+        ],
+        vec![
+            2.7234400294631773,
+            1.9486731202799072,
+            0.22824969704817333,
+            0.6619158649380692,
+            -1.0903632176761882,
+            0.11370085738664093,
+            -1.1593402515483966,
+            2.229063823271208,
+            -1.821441797572815,
+            -0.6324286068469598,
+            0.10934955003755231,
+            -1.5509315348016766,
+            -0.7744788999015415,
+            -0.21056037531132077,
+            -0.4219067962562906,
+            -0.6132802396702792,
+            0.13743371539545057,
+            1.4344804380321259,
+            -1.943559143913935,
+            -1.0169734036723415,
+        ],
+        vec![
+            1.594833824589668,
+            1.594833824589668,
+            -1.24182043800708,
+            0.686218018910564,
+            1.594833824589668,
+            -1.2973402744482474,
+            0.686218018910564,
+            0.686218018910564,
+            -1.24182043800708,
+            -1.2973402744482474,
+            1.594833824589668,
+            -1.24182043800708,
+            -1.2973402744482474,
+            -1.24182043800708,
+            -1.24182043800708,
+            1.594833824589668,
+            -1.2973402744482474,
+            0.686218018910564,
+            -1.24182043800708,
+            0.686218018910564,
+        ],
+        vec![
+            1.5937398507649236,
+            0.035693456664219525,
+            0.6048570101991726,
+            0.0789918173758628,
+            0.8006246587422918,
+            1.474112401643012,
+            -1.953893078059672,
+            -1.1657715106088826,
+            0.5243936439450487,
+            0.7783656162428461,
+            1.1718758500659168,
+            -1.992885291345845,
+            -1.5005883706206515,
+            -1.211021225878837,
+            1.6429268330972815,
+            -0.9248510248941892,
+            -1.727339088276858,
+            -0.7227119534249056,
+            0.34346370935482007,
+            1.6675919172481,
+        ],
+    ];
+    Data { columns, codes: vec![3, 3, 1, 2, 3, 4, 2, 2, 1, 4, 3, 1, 4, 1, 1, 3, 4, 2, 1, 2], groups: 4 }
+}
+
+#[test]
+fn a_singular_correlated_slope_reaches_its_boundary() {
+    let data = near_singular_slope();
+    let (structure, criterion, _, fit) = fitted(&data, 0, true);
+    // lme4's REML criterion at its optimum (both optimisers), and the dense likelihood at hnm's θ.
+    let lme4 = 72.725_295_402_601;
+    let (d, _, _) = dense(&data, &structure, &fit.theta, criterion);
+    assert!(fit.converged && fit.theta[2] == 0.0, "{fit:?}");
+    assert!((fit.deviance - d).abs() < 1e-9 * d && fit.deviance <= lme4 + 1e-10, "{} against lme4's {lme4}; {fit:?}", fit.deviance);
+    assert!((fit.theta[0] - 0.057_54).abs() < 1e-4 && (fit.theta[1] - 0.704_45).abs() < 1e-4, "{fit:?}");
+    // 417: the first search's and the four restarts' of a singular fit (Newton searches from
+    // Λ = I, lme4's start and the ±1 correlations; see LinearMixedModel::fit).
+    assert!(fit.evaluations <= 450, "{fit:?}");
+}
+
 /// The data of `data` rounded to multiples of 2⁻¹⁰, so that shifts by 1e9 are exact.
 fn on_grid(data: &Data) -> Data {
     let columns = data.columns.iter().map(|c| c.iter().map(|v| (v * 1024.0).round() / 1024.0).collect()).collect();

@@ -60,6 +60,11 @@
 //!   every iteration), or the B another search ended with (a restart of the mixed model's
 //!   fit, whose curvature's scale per coordinate is the model's more than the point's).
 //!
+//! - A coordinate that creeps toward its bound (a curved valley whose floor is nearly flat
+//!   ends on the bound, where the gradient vanishes: [`super::optim::Creep`]) is tried on the
+//!   bound, at the end of the valley ([`Objective::onto_bound`]), and left there when f is no
+//!   higher: a jump, so B is not updated.
+//!
 //! Convergence is a projected gradient (max-norm) at most the tolerance with no negative
 //! curvature on the zero coordinates; then a few steps polish x with B (the Newton method's
 //! polish, kept only while they shrink the projected gradient) and coordinates within
@@ -76,8 +81,8 @@
 use super::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
 use super::interrupt::Checkpoint;
 use super::optim::{
-    minimize_bounded, norm, polish, positive_definite_hessian, project, projected_norm, projected_search, snap_to_bounds, symmetric_eigen, Differences,
-    Minimum, Objective, Shorten, Stall,
+    minimize_bounded, norm, polish, positive_definite_hessian, project, projected_norm, projected_search, snap_to_bounds, symmetric_eigen, try_bound, Creep,
+    Differences, Minimum, Objective, Point, Shorten, Stall,
 };
 use crate::error::{HnmError, Result};
 
@@ -173,6 +178,7 @@ pub(crate) fn quasi_newton_from(
         }
     };
     let mut stall = Stall::default();
+    let mut creep = Creep::new(n);
     let mut lost = false;
     // The sets of zero coordinates checked early (each once).
     let mut checked: Vec<Vec<usize>> = Vec::new();
@@ -237,7 +243,13 @@ pub(crate) fn quasi_newton_from(
         }
         // Else another parametrisation of the point the step reached (a column of Λ
         // rotated): its change in gradient is no curvature, so B is kept without an update.
+        let reached = Point { x: &step.x, value: step.value, projected: projected_norm(&step.x, &step.gradient, lower) };
+        let creeping = creep.step(&Point { x: &x, value, projected }, &reached, lower);
         (x, value, gradient) = (step.x, step.value, step.gradient);
+        if let Some(on_bound) = try_bound(objective, &x, value, &gradient, lower, &creeping, &mut evaluations) {
+            // The end of the valley x crept along: a jump, not a step, so B learns nothing.
+            (x, value, gradient) = on_bound;
+        }
     }
     if !converged && !lost && iterations < max_iterations {
         // f stalled, or no step lowered it, above the tolerance: a valley whose curvature

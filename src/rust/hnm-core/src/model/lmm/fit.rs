@@ -633,6 +633,31 @@ impl Objective for DevianceProblem<'_> {
         groups
     }
 
+    /// A diagonal entry λ_kk of Λ to 0 with the rest of its row l_k scaled by
+    /// |l_k| / (|l_k|² − λ_kk²)^½, so that the row's norm, the relative variance (ΛΛᵀ)_kk,
+    /// is kept and only the correlations change: near a singular fit the variances are what the
+    /// criterion fixes, and the valley toward λ_kk = 0 turns the row on that sphere. Without
+    /// entries left of λ_kk, λ_kk alone is set to 0.
+    fn onto_bound(&self, x: &[f64], i: usize, bound: f64) -> Vec<f64> {
+        let mut on = x.to_vec();
+        on[i] = bound;
+        for (terms, range) in self.model.factor_terms() {
+            if !range.contains(&i) {
+                continue;
+            }
+            let row = terms.theta_positions[i - range.start].0;
+            let others: Vec<usize> = range.clone().filter(|&j| j != i && terms.theta_positions[j - range.start].0 == row).collect();
+            let rest: f64 = others.iter().map(|&j| x[j] * x[j]).sum();
+            let scale = ((rest + x[i] * x[i] - bound * bound) / rest).sqrt();
+            if rest > 0.0 && scale.is_finite() {
+                for j in others {
+                    on[j] *= scale;
+                }
+            }
+        }
+        on
+    }
+
     fn max_iterations(&self) -> usize {
         self.control.max_iterations
     }
