@@ -18,3 +18,61 @@ pub(crate) mod kenward_roger;
 pub(crate) mod lmm_profile;
 pub(crate) mod satterthwaite;
 pub(crate) mod wald;
+
+/// What the tests of the inference that runs evaluations share: a crossed model whose
+/// evaluations ask their checkpoint several times, and a count of the questions.
+#[cfg(test)]
+pub(crate) mod interrupt_tests {
+    use crate::data::blocks::Column;
+    use crate::error::Result;
+    use crate::model::lmm::{GroupingFactor, LinearMixedModel, Term};
+    use crate::numerics::interrupt::{Checkpoint, Never, StopAt};
+    use crate::CrossProducts;
+
+    /// Levels of the crossed model's second factor: a core of three block columns of the
+    /// dense kernels (64 wide), each asking the checkpoint.
+    pub(crate) const ITEMS: usize = 150;
+
+    /// `y ~ 1 + x + (1 | user) + (1 | item)`: 300 users who rate 8 pseudo-random items each,
+    /// and 4 who rate three items in four (dense fronts), one row per cell.
+    pub(crate) fn crossed() -> LinearMixedModel {
+        let mut state = 7u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut pairs = Vec::new();
+        for user in 0..300 {
+            for _ in 0..8 {
+                pairs.push((user, (next() * ITEMS as f64) as usize));
+            }
+        }
+        pairs.extend((300..304).flat_map(|u| (0..ITEMS).filter(|i| i % 4 != 1).map(move |i| (u, i))));
+        let x: Vec<f64> = pairs.iter().map(|_| next() * 2.0 - 1.0).collect();
+        let y: Vec<f64> = pairs.iter().zip(&x).map(|(&(u, i), x)| ((u * 7) % 11) as f64 * 0.1 + ((i * 5) % 13) as f64 * 0.2 + 0.5 * x + next()).collect();
+        let rows = pairs.len();
+        let columns = [Column::Double(&y), Column::Double(&x)];
+        let stats = CrossProducts::from_columns(&columns, (0..rows).map(|r| r as i32 + 1), rows, &mut Checkpoint::new(&Never)).unwrap().stats;
+        let factor = |level_of_group: Vec<usize>, levels| GroupingFactor { level_of_group, levels, random: vec![Term::Intercept], blocks: vec![1] };
+        let factors = [factor(pairs.iter().map(|p| p.0).collect(), 304), factor(pairs.iter().map(|p| p.1).collect(), ITEMS)];
+        LinearMixedModel::with_factors(&stats, 0, vec![Term::Intercept, Term::Variable(1)], &factors).unwrap()
+    }
+
+    /// The questions `work` asks a checkpoint that asks at every timed check (none stops it).
+    pub(crate) fn questions<T>(work: impl FnOnce(&mut Checkpoint<'_>) -> Result<T>) -> usize {
+        let counter = StopAt::new(usize::MAX);
+        work(&mut Checkpoint::asking_every_time(&counter)).unwrap();
+        counter.questions.get()
+    }
+
+    /// `work` stopped at its first, middle and last question (of `total`) returns
+    /// `Interrupted` and asks no question after the one that stopped it.
+    pub(crate) fn assert_stops<T: std::fmt::Debug>(total: usize, mut work: impl FnMut(&mut Checkpoint<'_>) -> Result<T>) {
+        for k in [1, total.div_ceil(2), total] {
+            let stop = StopAt::new(k);
+            let stopped = work(&mut Checkpoint::asking_every_time(&stop));
+            assert!(matches!(stopped, Err(crate::HnmError::Interrupted)), "question {k} of {total}: {stopped:?}");
+            assert_eq!(stop.questions.get(), k, "questions after the stop at {k} of {total}");
+        }
+    }
+}
