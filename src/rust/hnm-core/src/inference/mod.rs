@@ -33,28 +33,25 @@ pub(crate) mod interrupt_tests {
     /// dense kernels (64 wide), each asking the checkpoint.
     pub(crate) const ITEMS: usize = 150;
 
-    /// `y ~ 1 + x + (1 | user) + (1 | item)`: 300 users who rate 8 pseudo-random items each,
-    /// and 4 who rate three items in four (dense fronts), one row per cell.
+    /// `y ~ 1 + x + (1 | user) + (1 | item)`: 300 users who rate 8 items each at hashed
+    /// positions, and 4 who rate three items in four (dense fronts), one row per cell, with
+    /// user and item effects and noise of a hashed sequence.
     pub(crate) fn crossed() -> LinearMixedModel {
-        let mut state = 7u64;
-        let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let mut pairs = Vec::new();
-        for user in 0..300 {
-            for _ in 0..8 {
-                pairs.push((user, (next() * ITEMS as f64) as usize));
-            }
-        }
-        pairs.extend((300..304).flat_map(|u| (0..ITEMS).filter(|i| i % 4 != 1).map(move |i| (u, i))));
-        let x: Vec<f64> = pairs.iter().map(|_| next() * 2.0 - 1.0).collect();
-        let y: Vec<f64> = pairs.iter().zip(&x).map(|(&(u, i), x)| ((u * 7) % 11) as f64 * 0.1 + ((i * 5) % 13) as f64 * 0.2 + 0.5 * x + next()).collect();
-        let rows = pairs.len();
+        let hashed = |k: usize| ((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64;
+        let sparse = (0..300 * 8).map(|r| (r / 8, (hashed(r) * ITEMS as f64) as usize));
+        let dense = (300..304).flat_map(|u| (0..ITEMS).filter(|i| i % 4 != 1).map(move |i| (u, i)));
+        let (users, items): (Vec<usize>, Vec<usize>) = sparse.chain(dense).unzip();
+        let x: Vec<f64> = (0..users.len()).map(|r| 2.0 * hashed(r + 1_000_000) - 1.0).collect();
+        let effect = |level: usize, offset: usize| hashed(level + offset) - 0.5;
+        let y: Vec<f64> =
+            (0..users.len()).map(|r| 0.5 * x[r] + effect(users[r], 2_000_000) + 0.6 * effect(items[r], 3_000_000) + hashed(r + 4_000_000)).collect();
         let columns = [Column::Double(&y), Column::Double(&x)];
-        let stats = CrossProducts::from_columns(&columns, (0..rows).map(|r| r as i32 + 1), rows, &mut Checkpoint::new(&Never)).unwrap().stats;
-        let factor = |level_of_group: Vec<usize>, levels| GroupingFactor { level_of_group, levels, random: vec![Term::Intercept], blocks: vec![1] };
-        let factors = [factor(pairs.iter().map(|p| p.0).collect(), 304), factor(pairs.iter().map(|p| p.1).collect(), ITEMS)];
+        let cells = users.len();
+        let stats = CrossProducts::from_columns(&columns, (0..cells).map(|c| c as i32 + 1), cells, &mut Checkpoint::new(&Never)).unwrap().stats;
+        let factors: Vec<GroupingFactor> = [(users, 304), (items, ITEMS)]
+            .into_iter()
+            .map(|(level_of_group, levels)| GroupingFactor { level_of_group, levels, random: vec![Term::Intercept], blocks: vec![1] })
+            .collect();
         LinearMixedModel::with_factors(&stats, 0, vec![Term::Intercept, Term::Variable(1)], &factors).unwrap()
     }
 
