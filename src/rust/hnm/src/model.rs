@@ -346,7 +346,7 @@ fn restored(
     let result =
         stats.and_then(|stats| build(&stats).map(|model| (response_summary(&stats, response), model))).and_then(|(summary, model)| {
             match internal_theta.as_real_slice() {
-                Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (summary, model, Some(fit))),
+                Some(theta) => model.fit_at(criterion(reml), theta, &mut Checkpoint::new(&RInterrupt)).map(|fit| (summary, model, Some(fit))),
                 None => Ok((summary, model, None)),
             }
         });

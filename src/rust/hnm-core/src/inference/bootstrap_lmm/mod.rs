@@ -60,7 +60,7 @@ impl Refit {
     /// [`LinearMixedModel::fit`] from the start.
     fn fit(&self, model: &LinearMixedModel, hessian: Option<&[f64]>, ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
         if self.structure.random.is_empty() {
-            return model.fit_at(self.criterion, &[0.0]);
+            return model.fit_at(self.criterion, &[0.0], checkpoint);
         }
         if let Some(hessian) = hessian {
             let refit = if self.start.len() == 1 {
@@ -351,7 +351,7 @@ mod tests {
         let other: Vec<[f64; 5]> = rows.iter().map(|r| [2.0 * r[0] + 3.0 * r[1], r[1], r[2], r[3], r[4]]).collect();
         model.replace_response(&stats_of(&other, &codes)).unwrap();
         let reused = model.fit_at_gradient(Criterion::Ml, &theta, gradient, &mut ws).unwrap();
-        let fresh = LinearMixedModel::new(&stats_of(&other, &codes), structure).unwrap().fit_at(Criterion::Ml, &theta).unwrap();
+        let fresh = LinearMixedModel::new(&stats_of(&other, &codes), structure).unwrap().fit_at(Criterion::Ml, &theta, &mut Checkpoint::new(&Never)).unwrap();
         assert!((reused.deviance - fresh.deviance).abs() <= 1e-10 * fresh.deviance.abs(), "{} vs {}", reused.deviance, fresh.deviance);
         for (a, b) in reused.beta.iter().zip(&fresh.beta) {
             assert!((a - b).abs() <= 1e-10 * b.abs().max(1.0), "{:?} vs {:?}", reused.beta, fresh.beta);
