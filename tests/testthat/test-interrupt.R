@@ -105,3 +105,19 @@ test_that("Ctrl-C stops a general-model bootstrap and leaves R usable", {
   expect_back_and_usable(interrupt_child(setup, "invisible(bootstrap(fit, nsim = 1e5, quiet = TRUE))",
                                          after = 2))
 })
+
+test_that("Ctrl-C stops Satterthwaite's df inside an evaluation of several factors", {
+  skip_if_no_signals()
+  skip_on_cran()
+  # A crossed model whose every evaluation factorises a dense core of 2500 items (about half
+  # a second each), fitted with one iteration of the search. Its Satterthwaite df take 17
+  # such evaluations (11 s), which asked no interrupt before (10 s from SIGINT to the prompt;
+  # 0.07 to 0.1 s when they ask within the core's blocks).
+  setup <- paste(
+    "set.seed(1); u <- 8000; it <- 2500;",
+    "d <- data.frame(user = factor(rep(1:u, each = 12)), item = factor(sample.int(it, 12 * u, replace = TRUE)));",
+    "d$x <- rnorm(nrow(d)); d$y <- d$x + rnorm(u)[d$user] + rnorm(it)[d$item] + rnorm(nrow(d));",
+    "fit <- suppressWarnings(hnm_fit(y ~ x + (1 | user) + (1 | item), d, control = hnm_control(max_iterations = 1L)))"
+  )
+  expect_back_and_usable(interrupt_child(setup, "invisible(anova(fit))"))
+})

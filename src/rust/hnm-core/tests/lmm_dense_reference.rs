@@ -493,7 +493,7 @@ proptest! {
         let diagonal_floor = fit.theta.iter().zip(model.lower()).filter(|(_, l)| **l == 0.0).map(|(t, _)| *t).fold(f64::INFINITY, f64::min);
         prop_assume!(diagonal_floor > 0.05);
         let p = fit.beta.len();
-        let derivatives = model.variance_derivatives(&fit).unwrap();
+        let derivatives = model.variance_derivatives(&fit, &mut Checkpoint::new(&Never)).unwrap();
         let core = satterthwaite_dfs(&derivatives.hessian, &derivatives.covariance_jacobian, &fit.beta_covariance, p);
 
         let mut phi = fit.theta.clone();
@@ -613,7 +613,7 @@ proptest! {
         if zero < theta.len() && model.lower()[zero] == 0.0 {
             theta[zero] = 0.0;
         }
-        let (value, gradient) = match model.criterion_and_gradient_at_theta(criterion, &theta) {
+        let (value, gradient) = match model.criterion_and_gradient_at_theta(criterion, &theta, &mut Checkpoint::new(&Never)) {
             Ok(result) => result,
             // The one case left out (see FactorTerms::user_gradient), of measure zero.
             Err(hnm_core::HnmError::Unsupported(_)) => return Err(TestCaseError::reject("undetermined gradient")),

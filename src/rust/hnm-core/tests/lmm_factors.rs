@@ -227,7 +227,7 @@ fn the_criterion_equals_the_dense_likelihood() {
             for theta in thetas(&model, seed) {
                 for criterion in [Criterion::Ml, Criterion::Reml] {
                     let internal = model.internal_theta_of(&theta).unwrap();
-                    let ours = model.criterion_in_data_units(criterion, &internal).unwrap();
+                    let ours = model.criterion_in_data_units(criterion, &internal, &mut Checkpoint::new(&Never)).unwrap();
                     let dense = design.dense_deviance(criterion, &theta);
                     assert!((ours - dense).abs() <= 1e-9 * dense.abs(), "{ours} {dense} {theta:?}");
                 }
@@ -322,7 +322,7 @@ fn check_against_dense_at(design: &Design, model: &LinearMixedModel, thetas: Vec
     for theta in thetas {
         let internal = model.internal_theta_of(&theta).unwrap();
         for criterion in [Criterion::Ml, Criterion::Reml] {
-            let ours = model.criterion_in_data_units(criterion, &internal).unwrap();
+            let ours = model.criterion_in_data_units(criterion, &internal, &mut Checkpoint::new(&Never)).unwrap();
             let dense = design.dense_deviance(criterion, &theta);
             assert!((ours - dense).abs() <= 1e-9 * dense.abs(), "{ours} {dense} {theta:?}");
             common::gradient_matches_central_differences(model, criterion, &internal, &mut ws).unwrap();

@@ -2,9 +2,10 @@
 //! (hnm_core::KenwardRoger), which R combines into pbkrtest's and lmerTest's tables.
 
 use extendr_api::prelude::*;
+use hnm_core::Checkpoint;
 
 use crate::model::{model_of_mut, NOT_FITTED};
-use crate::{core_error, error_message};
+use crate::{core_error, error_message, RInterrupt};
 
 /// Kenward–Roger's pieces at a REML fit: `parameters` (k), `covariance` and `adjusted`
 /// (p × p by rows), `covariance_jacobian` (k matrices p × p by rows) and `weights` (k × k).
@@ -18,7 +19,7 @@ fn rs_lmm_kenward_roger(mut ptr: Robj) -> Robj {
     let Some(fit) = model.fit.as_ref() else {
         return error_message(NOT_FITTED.into(), "invalid_argument");
     };
-    match model.model.kenward_roger(fit) {
+    match model.model.kenward_roger(fit, &mut Checkpoint::new(&RInterrupt)) {
         Ok(kr) => list!(
             parameters = kr.parameters as i32,
             covariance = kr.covariance,

@@ -346,7 +346,7 @@ fn restored(
     let result =
         stats.and_then(|stats| build(&stats).map(|model| (response_summary(&stats, response), model))).and_then(|(summary, model)| {
             match internal_theta.as_real_slice() {
-                Some(theta) => model.fit_at(criterion(reml), theta).map(|fit| (summary, model, Some(fit))),
+                Some(theta) => model.fit_at(criterion(reml), theta, &mut Checkpoint::new(&RInterrupt)).map(|fit| (summary, model, Some(fit))),
                 None => Ok((summary, model, None)),
             }
         });
@@ -473,7 +473,7 @@ fn rs_lmm_variance_derivatives(mut ptr: Robj) -> Robj {
         return error_message(NOT_FITTED.into(), "invalid_argument");
     };
     if model.variance_derivatives.is_none() {
-        match model.model.variance_derivatives(fit) {
+        match model.model.variance_derivatives(fit, &mut Checkpoint::new(&RInterrupt)) {
             Ok(d) => model.variance_derivatives = Some(d),
             Err(error) => return core_error(error),
         }
@@ -639,7 +639,7 @@ fn rs_lmm_criterion(mut ptr: Robj, reml: bool) -> Robj {
     let Some(fit) = model.fit.as_ref() else {
         return error_message(NOT_FITTED.into(), "invalid_argument");
     };
-    match model.model.criterion_in_data_units(criterion(reml), &fit.internal_theta) {
+    match model.model.criterion_in_data_units(criterion(reml), &fit.internal_theta, &mut Checkpoint::new(&RInterrupt)) {
         Ok(value) => Robj::from(value),
         Err(error) => core_error(error),
     }
@@ -654,13 +654,13 @@ fn rs_lmm_devfun(ptr: Robj, reml: bool, theta: &[f64], gradient: bool) -> Robj {
     let Ok(model) = <&ExternalPtr<Model>>::try_from(&ptr) else {
         return error_message("`ptr` is not an hnm model.".into(), "invalid_argument");
     };
-    let model = &model.model;
+    let (model, checkpoint) = (&model.model, &mut Checkpoint::new(&RInterrupt));
     let result = if gradient {
-        model.criterion_and_gradient_at_theta(criterion(reml), theta).map(|(value, gradient)| list!(value = value, gradient = gradient))
+        model.criterion_and_gradient_at_theta(criterion(reml), theta, checkpoint).map(|(value, gradient)| list!(value = value, gradient = gradient))
     } else {
         model
             .internal_theta_of(theta)
-            .and_then(|internal| model.criterion_in_data_units(criterion(reml), &internal))
+            .and_then(|internal| model.criterion_in_data_units(criterion(reml), &internal, checkpoint))
             .map(|value| list!(value = value, gradient = NULL))
     };
     match result {

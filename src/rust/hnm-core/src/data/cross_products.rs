@@ -268,7 +268,15 @@ impl CrossProducts {
     /// W_j[a, b] = Σ_i (v_ia − v̄_ja)(v_ib − v̄_jb), symmetric in a and b; 0 for a pair the
     /// pooled layout keeps only as a sum ([`CrossProducts::pooled_comoment`]).
     pub fn comoment(&self, j: usize, a: usize, b: usize) -> f64 {
-        self.slot(a, b).map_or(0.0, |s| self.comoments[j * self.per_group() + s])
+        self.comoments_of(a, b)(j)
+    }
+
+    /// [`CrossProducts::comoment`] of the pair (a, b) as a function of the group j, with the
+    /// pair's slot looked up once: for the passes over the groups.
+    #[inline(always)]
+    pub(crate) fn comoments_of(&self, a: usize, b: usize) -> impl Fn(usize) -> f64 + '_ {
+        let (slot, per_group, comoments) = (self.slot(a, b), self.per_group(), &self.comoments);
+        move |j| slot.map_or(0.0, |s| comoments[j * per_group + s])
     }
 
     /// All means, group-major (k per group), about the pilot.
@@ -322,11 +330,8 @@ impl CrossProducts {
         let (n, means) = (&self.n, &self.means);
         let mut mean = column_sums(variables.len(), self.groups(), |j, i| n[j] * means[j * k + variables[i]]);
         mean.iter_mut().for_each(|m| *m /= n_obs);
-        let diagonal: Vec<Option<usize>> = variables.iter().map(|&a| self.slot(a, a)).collect();
-        let (per_group, comoments) = (self.per_group(), &self.comoments);
-        let mut total = column_sums(variables.len(), self.groups(), |j, i| {
-            diagonal[i].map_or(0.0, |s| comoments[j * per_group + s]) + n[j] * (means[j * k + variables[i]] - mean[i]).powi(2)
-        });
+        let diagonal: Vec<_> = variables.iter().map(|&a| self.comoments_of(a, a)).collect();
+        let mut total = column_sums(variables.len(), self.groups(), |j, i| diagonal[i](j) + n[j] * (means[j * k + variables[i]] - mean[i]).powi(2));
         for (t, &a) in total.iter_mut().zip(variables) {
             *t += self.pooled_comoment(a, a);
         }

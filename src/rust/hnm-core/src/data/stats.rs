@@ -59,8 +59,8 @@ impl GroupStats {
         const WHAT: &str = "the one-way statistics";
         let n = collected(groups.iter().map(|&j| stats.n()[j]), WHAT)?;
         let means = collected(groups.iter().map(|&j| stats.mean(j)[variable]), WHAT)?;
-        let (slot, per_group) = (stats.slot(variable, variable), stats.per_group());
-        let ss = collected(groups.iter().map(|&j| slot.map_or(0.0, |s| stats.comoments()[j * per_group + s])), WHAT)?;
+        let within = stats.comoments_of(variable, variable);
+        let ss = collected(groups.iter().map(|&j| within(j)), WHAT)?;
         GroupStats::centered(stats.pilot()[variable], n, means, ss)
     }
 

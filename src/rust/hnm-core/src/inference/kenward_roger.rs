@@ -37,6 +37,7 @@ use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, LmmFit};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{cholesky_in_place, congruence, inverse_from_cholesky, inverse_of_factored, multiply};
+use crate::numerics::interrupt::Checkpoint;
 use crate::numerics::memory::filled;
 use crate::numerics::optim::symmetric_eigen;
 
@@ -94,13 +95,15 @@ fn pair(r: usize, s: usize, k: usize) -> usize {
 
 impl LinearMixedModel {
     /// Kenward and Roger's adjusted covariance of β̂ at a REML `fit` and the pieces of their
-    /// denominator df (module docs), from the per-group blocks.
+    /// denominator df (module docs), from the per-group blocks; the factorisation and the pass
+    /// over the groups (k² products per group) ask `checkpoint`.
     ///
     /// # Errors
     /// `InvalidArgument` for an ML fit (Kenward and Roger's method is built on REML, and
     /// lmerTest refuses ML fits); the errors of [`LinearMixedModel::lambda`] for the fit's θ;
     /// `Optimizer` when a group's block or XᵀV⁻¹X is not positive definite; `TooLarge` when the
-    /// k² matrices of size p × p do not fit in memory.
+    /// k² matrices of size p × p do not fit in memory; `Interrupted` when `checkpoint` reports a
+    /// user interrupt.
     ///
     /// # Example
     /// ```
@@ -114,13 +117,13 @@ impl LinearMixedModel {
     ///     random: vec![Term::Intercept], blocks: vec![1] };
     /// let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
     /// let fit = model.fit(Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
-    /// let kr = model.kenward_roger(&fit).unwrap();
+    /// let kr = model.kenward_roger(&fit, &mut Checkpoint::new(&Never)).unwrap();
     /// // A balanced design: the adjustment leaves vcov(β̂) as it is (pbkrtest's sleepstudy note).
     /// for (a, v) in kr.adjusted.iter().zip(&kr.covariance) {
     ///     assert!((a - v).abs() <= 1e-8 * v.abs().max(1e-3));
     /// }
     /// ```
-    pub fn kenward_roger(&self, fit: &LmmFit) -> Result<KenwardRoger> {
+    pub fn kenward_roger(&self, fit: &LmmFit, checkpoint: &mut Checkpoint<'_>) -> Result<KenwardRoger> {
         self.require_one_factor("Kenward-Roger's method with several grouping factors (yet)")?;
         if fit.criterion != Criterion::Reml {
             return Err(HnmError::InvalidArgument { argument: "fit", reason: "Kenward-Roger's method is only available for REML fits" });
@@ -129,7 +132,7 @@ impl LinearMixedModel {
         let n_theta = self.theta_positions.len();
         let k = n_theta + 1;
         let mut ws = self.workspace()?;
-        let factor = self.factorize(&fit.internal_theta, &mut ws)?;
+        let factor = self.factorize_checked(&fit.internal_theta, &mut ws, checkpoint)?;
         let sigma2 = factor.pwrss / self.divisor(fit.criterion);
         let c = 1.0 / sigma2;
         let lambda = self.lambda(&fit.internal_theta)?;
@@ -153,6 +156,7 @@ impl LinearMixedModel {
         let (mut a, mut g) = (vec![0.0; q * q], vec![0.0; q * p]);
         let (mut er, mut es) = (vec![0.0; q * p], vec![0.0; q * p]);
         for ((s, b), &n) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)).zip(&self.n) {
+            checkpoint.check_work(k * k)?;
             // A = ΛᵀSΛ + I, K = Λ A⁻¹ Λᵀ.
             let t = product(s, &lambda, q, q, q);
             for i in 0..q {
@@ -363,7 +367,7 @@ mod tests {
             Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
         let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
         let fit = model.fit(Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
-        let kr = model.kenward_roger(&fit).unwrap();
+        let kr = model.kenward_roger(&fit, &mut Checkpoint::new(&Never)).unwrap();
 
         // Dense: X = Z = [1 x] (N × 2), parameters D11, D21, D22, σ².
         let xm: Vec<f64> = x.iter().flat_map(|&v| [1.0, v]).collect();

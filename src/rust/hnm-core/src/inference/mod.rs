@@ -18,3 +18,58 @@ pub(crate) mod kenward_roger;
 pub(crate) mod lmm_profile;
 pub(crate) mod satterthwaite;
 pub(crate) mod wald;
+
+/// What the tests of the inference that runs evaluations share: a crossed model whose
+/// evaluations ask their checkpoint several times, and a count of the questions.
+#[cfg(test)]
+pub(crate) mod interrupt_tests {
+    use crate::data::blocks::Column;
+    use crate::error::Result;
+    use crate::model::lmm::{GroupingFactor, LinearMixedModel, Term};
+    use crate::numerics::interrupt::{Checkpoint, Never, StopAt};
+    use crate::CrossProducts;
+
+    /// Levels of the crossed model's second factor: a core of three block columns of the
+    /// dense kernels (64 wide), each asking the checkpoint.
+    pub(crate) const ITEMS: usize = 150;
+
+    /// `y ~ 1 + x + (1 | user) + (1 | item)`: 300 users who rate 8 items each at hashed
+    /// positions, and 4 who rate three items in four (dense fronts), one row per cell, with
+    /// user and item effects and noise of a hashed sequence.
+    pub(crate) fn crossed() -> LinearMixedModel {
+        let hashed = |k: usize| ((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64;
+        let sparse = (0..300 * 8).map(|r| (r / 8, (hashed(r) * ITEMS as f64) as usize));
+        let dense = (300..304).flat_map(|u| (0..ITEMS).filter(|i| i % 4 != 1).map(move |i| (u, i)));
+        let (users, items): (Vec<usize>, Vec<usize>) = sparse.chain(dense).unzip();
+        let x: Vec<f64> = (0..users.len()).map(|r| 2.0 * hashed(r + 1_000_000) - 1.0).collect();
+        let effect = |level: usize, offset: usize| hashed(level + offset) - 0.5;
+        let y: Vec<f64> =
+            (0..users.len()).map(|r| 0.5 * x[r] + effect(users[r], 2_000_000) + 0.6 * effect(items[r], 3_000_000) + hashed(r + 4_000_000)).collect();
+        let columns = [Column::Double(&y), Column::Double(&x)];
+        let cells = users.len();
+        let stats = CrossProducts::from_columns(&columns, (0..cells).map(|c| c as i32 + 1), cells, &mut Checkpoint::new(&Never)).unwrap().stats;
+        let factors: Vec<GroupingFactor> = [(users, 304), (items, ITEMS)]
+            .into_iter()
+            .map(|(level_of_group, levels)| GroupingFactor { level_of_group, levels, random: vec![Term::Intercept], blocks: vec![1] })
+            .collect();
+        LinearMixedModel::with_factors(&stats, 0, vec![Term::Intercept, Term::Variable(1)], &factors).unwrap()
+    }
+
+    /// The questions `work` asks a checkpoint that asks at every timed check (none stops it).
+    pub(crate) fn questions<T>(work: impl FnOnce(&mut Checkpoint<'_>) -> Result<T>) -> usize {
+        let counter = StopAt::new(usize::MAX);
+        work(&mut Checkpoint::asking_every_time(&counter)).unwrap();
+        counter.questions.get()
+    }
+
+    /// `work` stopped at its first, middle and last question (of `total`) returns
+    /// `Interrupted` and asks no question after the one that stopped it.
+    pub(crate) fn assert_stops<T: std::fmt::Debug>(total: usize, mut work: impl FnMut(&mut Checkpoint<'_>) -> Result<T>) {
+        for k in [1, total.div_ceil(2), total] {
+            let stop = StopAt::new(k);
+            let stopped = work(&mut Checkpoint::asking_every_time(&stop));
+            assert!(matches!(stopped, Err(crate::HnmError::Interrupted)), "question {k} of {total}: {stopped:?}");
+            assert_eq!(stop.questions.get(), k, "questions after the stop at {k} of {total}");
+        }
+    }
+}

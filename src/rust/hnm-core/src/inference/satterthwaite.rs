@@ -23,6 +23,7 @@ use crate::error::Result;
 use crate::model::lmm::{LinearMixedModel, LmmFit, Workspace};
 use crate::numerics::dense::{cholesky_in_place, congruence, inverse_from_cholesky, inverse_of_factored};
 use crate::numerics::dense::{lambda_transposed_times, times_lambda};
+use crate::numerics::interrupt::Checkpoint;
 
 /// The Hessian of the deviance in the variance parameters and the derivatives of vcov(β̂) in
 /// them, at a fit (module docs).
@@ -39,10 +40,14 @@ pub struct VarianceDerivatives {
 impl LinearMixedModel {
     /// The derivatives Satterthwaite's approximation needs at `fit` (module docs): the
     /// Hessian by Richardson-extrapolated central differences of the analytic gradient in θ
-    /// at fixed σ, its σ row in closed form, and the Jacobian of vcov(β̂) analytically.
+    /// at fixed σ, its σ row in closed form, and the Jacobian of vcov(β̂) analytically (with
+    /// several factors by differences too). Every evaluation asks `checkpoint` (with several
+    /// factors, per block of the dense core: one takes minutes at MovieLens 32M's shape), and
+    /// so does every difference.
     ///
     /// # Errors
-    /// The errors of [`LinearMixedModel::deviance`] at the fit's θ or near it.
+    /// The errors of [`LinearMixedModel::deviance`] at the fit's θ or near it; `Interrupted`
+    /// when `checkpoint` reports a user interrupt.
     ///
     /// # Example
     /// ```
@@ -56,26 +61,26 @@ impl LinearMixedModel {
     ///     random: vec![Term::Intercept], blocks: vec![1] };
     /// let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
     /// let fit = model.fit(Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
-    /// let d = model.variance_derivatives(&fit).unwrap();
+    /// let d = model.variance_derivatives(&fit, &mut Checkpoint::new(&Never)).unwrap();
     /// assert_eq!(d.parameters, 2);
     /// assert!(d.hessian[3] > 0.0);
     /// ```
-    pub fn variance_derivatives(&self, fit: &LmmFit) -> Result<VarianceDerivatives> {
+    pub fn variance_derivatives(&self, fit: &LmmFit, checkpoint: &mut Checkpoint<'_>) -> Result<VarianceDerivatives> {
         let theta = &fit.internal_theta;
         let (n_theta, k) = (theta.len(), theta.len() + 1);
         let criterion = fit.criterion;
         let mut ws = self.workspace()?;
-        let factor = self.factorize(theta, &mut ws)?;
+        let factor = self.factorize_checked(theta, &mut ws, checkpoint)?;
         let divisor = self.divisor(criterion);
         let sigma2 = factor.pwrss / divisor;
         let scale = 2.0 / sigma2;
-        let at_sigma = self.gradient(criterion, scale, &mut ws)?;
-        let without_residual = self.gradient(criterion, 0.0, &mut ws)?;
-        let covariance_jacobian = self.covariance_jacobian(theta, sigma2, &ws)?;
+        let at_sigma = self.gradient(criterion, scale, &mut ws, checkpoint)?;
+        let without_residual = self.gradient(criterion, 0.0, &mut ws, checkpoint)?;
+        let covariance_jacobian = self.covariance_jacobian(theta, sigma2, &ws, checkpoint)?;
 
         let mut hessian = vec![0.0; k * k];
         for c in 0..n_theta {
-            let column = self.gradient_derivative(criterion, scale, theta, c)?;
+            let column = self.gradient_derivative(criterion, scale, theta, c, checkpoint)?;
             for (r, value) in column.iter().enumerate() {
                 hessian[r * k + c] = *value;
             }
@@ -97,16 +102,20 @@ impl LinearMixedModel {
 
     /// ∂/∂θ_c of the gradient in θ at fixed σ (scale = 2/σ²): central differences at steps h
     /// and h/2 combined by Richardson's rule (error O(h⁴)); the internal units make θ O(1).
-    fn gradient_derivative(&self, criterion: crate::model::one_way::profiled_deviance::Criterion, scale: f64, theta: &[f64], c: usize) -> Result<Vec<f64>> {
+    /// Each difference and each of its evaluations asks `checkpoint`.
+    fn gradient_derivative(
+        &self, criterion: crate::model::one_way::profiled_deviance::Criterion, scale: f64, theta: &[f64], c: usize, checkpoint: &mut Checkpoint<'_>,
+    ) -> Result<Vec<f64>> {
         let mut ws = self.workspace()?;
         let mut central = |h: f64| -> Result<Vec<f64>> {
+            checkpoint.check_timed()?;
             let mut shifted = theta.to_vec();
             shifted[c] = theta[c] + h;
-            self.factorize(&shifted, &mut ws)?;
-            let up = self.gradient(criterion, scale, &mut ws)?;
+            self.factorize_checked(&shifted, &mut ws, checkpoint)?;
+            let up = self.gradient(criterion, scale, &mut ws, checkpoint)?;
             shifted[c] = theta[c] - h;
-            self.factorize(&shifted, &mut ws)?;
-            let down = self.gradient(criterion, scale, &mut ws)?;
+            self.factorize_checked(&shifted, &mut ws, checkpoint)?;
+            let down = self.gradient(criterion, scale, &mut ws, checkpoint)?;
             Ok(up.iter().zip(&down).map(|(u, d)| (u - d) / (2.0 * h)).collect())
         };
         let h = 1e-3 * theta[c].abs().max(1.0);
@@ -116,8 +125,8 @@ impl LinearMixedModel {
     }
 
     /// ∂vcov(β̂)/∂θ_k for each k and ∂vcov(β̂)/∂σ (module docs), mapped to the data's units of
-    /// β; `ws` holds the factorisation at θ.
-    fn covariance_jacobian(&self, theta: &[f64], sigma2: f64, ws: &Workspace) -> Result<Vec<f64>> {
+    /// β; `ws` holds the factorisation at θ. The derivatives of XᵀV⁻¹X ask `checkpoint`.
+    fn covariance_jacobian(&self, theta: &[f64], sigma2: f64, ws: &Workspace, checkpoint: &mut Checkpoint<'_>) -> Result<Vec<f64>> {
         let p = self.p;
         if p == 0 {
             // No fixed effects: k matrices of size 0 × 0.
@@ -125,8 +134,8 @@ impl LinearMixedModel {
         }
         let n_theta = theta.len();
         let dc = match self.several {
-            Some(_) => self.numerical_x_block_derivatives(theta)?,
-            None => self.x_block_derivatives(theta)?,
+            Some(_) => self.numerical_x_block_derivatives(theta, checkpoint)?,
+            None => self.x_block_derivatives(theta, checkpoint)?,
         };
         let c_inverse = inverse_of_factored(&self.x_factor(ws), p);
         let ty2 = self.response.scale * self.response.scale;
@@ -146,14 +155,16 @@ impl LinearMixedModel {
     }
 
     /// ∂C/∂θ_k for each k (k matrices p × p), C = XᵀV⁻¹X up to σ² (module docs), from the
-    /// per-group blocks of a model with one grouping factor.
-    fn x_block_derivatives(&self, theta: &[f64]) -> Result<Vec<f64>> {
+    /// per-group blocks of a model with one grouping factor, asking `checkpoint` as a pass
+    /// over the groups.
+    fn x_block_derivatives(&self, theta: &[f64], checkpoint: &mut Checkpoint<'_>) -> Result<Vec<f64>> {
         let (p, p1, q) = (self.p, self.p + 1, self.q);
         let lambda = self.lambda(theta)?;
         let mut dc = vec![0.0; theta.len() * p * p];
         let (mut t, mut a) = (vec![0.0; q * q], vec![0.0; q * q]);
         let (mut gm, mut gk) = (vec![0.0; p * q], vec![0.0; p * q]);
         for (s, b) in self.zz.chunks_exact(q * q).zip(self.zxy.chunks_exact(q * p1)) {
+            checkpoint.check()?;
             times_lambda(s, &lambda, q, &mut t);
             lambda_transposed_times(&lambda, &t, q, q, &mut a);
             for i in 0..q {
@@ -190,12 +201,14 @@ impl LinearMixedModel {
 
     /// [`LinearMixedModel::x_block_derivatives`] for a model with several grouping factors, by
     /// central differences of C = R_X R_Xᵀ at steps h and h/2 combined by Richardson's rule
-    /// (as the Hessian's columns; lmerTest differentiates vcov numerically too).
-    fn numerical_x_block_derivatives(&self, theta: &[f64]) -> Result<Vec<f64>> {
+    /// (as the Hessian's columns; lmerTest differentiates vcov numerically too). Each
+    /// factorisation asks `checkpoint`, before and inside.
+    fn numerical_x_block_derivatives(&self, theta: &[f64], checkpoint: &mut Checkpoint<'_>) -> Result<Vec<f64>> {
         let p = self.p;
         let mut ws = self.workspace()?;
         let mut x_block = |t: &[f64]| -> Result<Vec<f64>> {
-            self.factorize(t, &mut ws)?;
+            checkpoint.check_timed()?;
+            self.factorize_checked(t, &mut ws, checkpoint)?;
             let rx = self.x_factor(&ws);
             Ok((0..p * p).map(|e| (0..p).map(|k| rx[(e / p) * p + k] * rx[(e % p) * p + k]).sum()).collect())
         };
@@ -216,5 +229,33 @@ impl LinearMixedModel {
             dc.extend(fine.iter().zip(&coarse).map(|(f, c)| (4.0 * f - c) / 3.0));
         }
         Ok(dc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::inference::interrupt_tests::{assert_stops, crossed, questions};
+    use crate::model::one_way::profiled_deviance::Criterion;
+    use crate::numerics::blocked::ONE_THREAD;
+    use crate::numerics::interrupt::{Checkpoint, Never};
+
+    /// Every factorisation of Satterthwaite's derivatives (1 at the fit, 4 per θ for the
+    /// Hessian's columns and 4 per θ for vcov's, with several factors) asks the checkpoint
+    /// inside, as the fit's own evaluation does; stopped at its first, middle or last question
+    /// it returns `Interrupted` at once, and the next call equals a fresh model's. On one
+    /// thread, so that the questions can be counted.
+    #[test]
+    fn the_derivatives_stop_inside_their_evaluations() {
+        ONE_THREAD.with(|one| one.set(true));
+        let model = crossed();
+        let fit = model.fit(Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
+        let expected = crossed().variance_derivatives(&fit, &mut Checkpoint::new(&Never)).unwrap();
+        let per_factorisation = questions(|c| model.factorize_checked(&fit.internal_theta, &mut model.workspace()?, c));
+        assert!(per_factorisation >= 3, "{per_factorisation} questions in a factorisation");
+        let total = questions(|c| model.variance_derivatives(&fit, c));
+        let factorisations = 1 + 8 * fit.internal_theta.len();
+        assert!(total >= factorisations * per_factorisation, "{total} questions, {per_factorisation} a factorisation");
+        assert_stops(total, |c| model.variance_derivatives(&fit, c));
+        assert_eq!(model.variance_derivatives(&fit, &mut Checkpoint::new(&Never)).unwrap(), expected);
     }
 }

@@ -223,7 +223,7 @@ mod tests {
         let (model, fit) = slope_model();
         // The slope's conditional SD at 0: the correlation is ±1.
         let theta = [fit.internal_theta[0], fit.internal_theta[1], 0.0];
-        let singular = model.fit_at(Criterion::Reml, &theta).unwrap();
+        let singular = model.fit_at(Criterion::Reml, &theta, &mut Checkpoint::new(&Never)).unwrap();
         let j = model.variance_parameter_jacobian(&singular).unwrap();
         assert_eq!(j.boundary, vec![false, true, false, false]);
         assert_eq!(j.held, vec![false, false, true, false]);
@@ -231,7 +231,7 @@ mod tests {
         // The internal intercept's column at 0 (canonical form: 0 below the diagonal too): x is
         // centred, so in the data's units the intercept's SD is not 0 but the block has rank 1.
         let theta = [0.0, 0.0, fit.internal_theta[2]];
-        let singular = model.fit_at(Criterion::Reml, &theta).unwrap();
+        let singular = model.fit_at(Criterion::Reml, &theta, &mut Checkpoint::new(&Never)).unwrap();
         let j = model.variance_parameter_jacobian(&singular).unwrap();
         assert_eq!(j.held, vec![true, true, false, false]);
         assert_eq!(j.boundary, vec![false, true, false, false]);

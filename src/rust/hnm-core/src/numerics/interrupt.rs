@@ -187,15 +187,20 @@ impl Interrupt for Latched<'_> {
 /// A [`Checkpoint`] that the `Fn` closures of a computation (the functions handed to a root
 /// finder) can all ask, remembering a request: once one check has reported it, every later
 /// check and [`Polled::status`] report it too, so the computation can end with
-/// [`HnmError::Interrupted`] however the closure's caller reacts to a stop.
+/// [`HnmError::Interrupted`] however the closure's caller reacts to a stop. The evaluations
+/// inside a search that holds the checkpoint ([`Polled::run`]) ask a second one over the same
+/// interrupt ([`Polled::evaluate`]): an evaluation of several factors takes minutes at
+/// MovieLens 32M's shape, and a line search takes an interrupted one for a failed step.
 pub(crate) struct Polled<'c, 'a> {
     checkpoint: RefCell<&'c mut Checkpoint<'a>>,
+    evaluations: RefCell<Checkpoint<'a>>,
     stopped: Cell<bool>,
 }
 
 impl<'c, 'a> Polled<'c, 'a> {
     pub(crate) fn new(checkpoint: &'c mut Checkpoint<'a>) -> Self {
-        Polled { checkpoint: RefCell::new(checkpoint), stopped: Cell::new(false) }
+        let evaluations = RefCell::new(checkpoint.paced_like(checkpoint.interrupt()));
+        Polled { checkpoint: RefCell::new(checkpoint), evaluations, stopped: Cell::new(false) }
     }
 
     /// True when the computation must stop, after `work` more rows' worth of work
@@ -208,13 +213,30 @@ impl<'c, 'a> Polled<'c, 'a> {
     }
 
     /// `work(checkpoint)` (an inner computation that polls the checkpoint itself), unless a
-    /// request was reported before; a request it reports is remembered.
+    /// request was reported before; a request it reports is remembered, and one that an
+    /// evaluation inside it reported ([`Polled::evaluate`]) makes it `Interrupted` whatever it
+    /// returned (a search that took the interrupted evaluation for a failed step).
     pub(crate) fn run<R>(&self, work: impl FnOnce(&mut Checkpoint<'a>) -> Result<R>) -> Result<R> {
         self.status()?;
         let result = work(&mut self.checkpoint.borrow_mut());
+        self.remembered(result)
+    }
+
+    /// `evaluation(checkpoint)` with the evaluations' checkpoint (callable inside
+    /// [`Polled::run`]), unless a request was reported before: once one is, every later
+    /// evaluation fails at once, so the search around it ends.
+    pub(crate) fn evaluate<R>(&self, evaluation: impl FnOnce(&mut Checkpoint<'a>) -> Result<R>) -> Result<R> {
+        self.status()?;
+        let result = evaluation(&mut self.evaluations.borrow_mut());
+        self.remembered(result)
+    }
+
+    /// `result`, with an interrupt it reports remembered; `Interrupted` once one was.
+    fn remembered<R>(&self, result: Result<R>) -> Result<R> {
         if matches!(result, Err(HnmError::Interrupted)) {
             self.stopped.set(true);
         }
+        self.status()?;
         result
     }
 

@@ -22,7 +22,7 @@ use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, LmmFit, Structure, Term, Workspace};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{cholesky_in_place, solve_lower, solve_lower_transposed};
-use crate::numerics::interrupt::{Checkpoint, Interrupt};
+use crate::numerics::interrupt::{Checkpoint, Interrupt, Polled};
 use crate::numerics::memory::{filled, unless_out_of_memory};
 use crate::numerics::parallel::in_parallel;
 use crate::numerics::solve1d::minimize_scalar;
@@ -60,7 +60,7 @@ impl Refit {
     /// [`LinearMixedModel::fit`] from the start.
     fn fit(&self, model: &LinearMixedModel, hessian: Option<&[f64]>, ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
         if self.structure.random.is_empty() {
-            return model.fit_at(self.criterion, &[0.0]);
+            return model.fit_at(self.criterion, &[0.0], checkpoint);
         }
         if let Some(hessian) = hessian {
             let refit = if self.start.len() == 1 {
@@ -79,36 +79,47 @@ impl Refit {
 
     /// The Hessian (n × n, row-major) of the criterion in the internal θ at the start, for
     /// the model on `stats` (the data the replicates are drawn about), by forward differences
-    /// of the analytic gradient; `None` for a linear model, a start on a bound or a Hessian
-    /// that is not positive definite.
-    fn start_hessian(&self, model: &LinearMixedModel) -> Option<Vec<f64>> {
-        if self.structure.random.is_empty() {
-            return None;
-        }
+    /// of the analytic gradient, each evaluation asking `checkpoint`; `None` for a linear
+    /// model, a start on a bound, an evaluation that fails or a Hessian that is not positive
+    /// definite.
+    ///
+    /// # Errors
+    /// `Interrupted` when `checkpoint` reports a user interrupt.
+    fn start_hessian(&self, model: &LinearMixedModel, checkpoint: &mut Checkpoint<'_>) -> Result<Option<Vec<f64>>> {
         let theta = &self.start;
-        if theta.len() != model.lower().len() || theta.iter().zip(model.lower()).any(|(t, l)| t <= l) {
-            return None;
+        let on_bound = theta.len() != model.lower().len() || theta.iter().zip(model.lower()).any(|(t, l)| t <= l);
+        if self.structure.random.is_empty() || on_bound {
+            return Ok(None);
         }
-        let mut ws = model.workspace().ok()?;
-        let (_, at_start) = model.deviance_and_gradient(self.criterion, theta, &mut ws).ok()?;
         let n = theta.len();
-        let mut hessian = vec![0.0; n * n];
-        for c in 0..n {
-            let mut shifted = theta.clone();
-            let step = 1e-6 * theta[c].abs().max(1e-2);
-            shifted[c] += step;
-            let (_, gradient) = model.deviance_and_gradient(self.criterion, &shifted, &mut ws).ok()?;
-            for r in 0..n {
-                hessian[r * n + c] = (gradient[r] - at_start[r]) / step;
+        let mut differences = || -> Result<Vec<f64>> {
+            let mut ws = model.workspace()?;
+            let (_, at_start) = model.deviance_and_gradient_checked(self.criterion, theta, &mut ws, checkpoint)?;
+            let mut hessian = vec![0.0; n * n];
+            for c in 0..n {
+                checkpoint.check_timed()?;
+                let mut shifted = theta.clone();
+                let step = 1e-6 * theta[c].abs().max(1e-2);
+                shifted[c] += step;
+                let (_, gradient) = model.deviance_and_gradient_checked(self.criterion, &shifted, &mut ws, checkpoint)?;
+                for r in 0..n {
+                    hessian[r * n + c] = (gradient[r] - at_start[r]) / step;
+                }
             }
-        }
+            Ok(hessian)
+        };
+        let mut hessian = match differences() {
+            Ok(hessian) => hessian,
+            Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
+            Err(_) => return Ok(None),
+        };
         for r in 0..n {
             for c in 0..r {
                 let mean = 0.5 * (hessian[r * n + c] + hessian[c * n + r]);
                 (hessian[r * n + c], hessian[c * n + r]) = (mean, mean);
             }
         }
-        cholesky_in_place(&mut hessian.clone(), n).then_some(hessian)
+        Ok(cholesky_in_place(&mut hessian.clone(), n).then_some(hessian))
     }
 }
 
@@ -122,7 +133,10 @@ const QUASI_NEWTON_STEPS: usize = 12;
 /// a Newton step of [`crate::minimize_bounded`] takes 1 + dim θ. The convergence test is the
 /// full search's (max-norm of the gradient ≤ 1e-10 N). `None` (the caller then runs the full
 /// search) when a step would reach a bound (a singular replicate), raises the criterion, or
-/// the steps run out.
+/// the steps run out. Every step and its evaluation ask `checkpoint`.
+///
+/// # Errors
+/// The errors of the evaluations; `Interrupted` when `checkpoint` reports a user interrupt.
 fn quasi_newton_fit(
     model: &LinearMixedModel, criterion: Criterion, start: &[f64], hessian: &[f64], ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<Option<LmmFit>> {
@@ -130,7 +144,7 @@ fn quasi_newton_fit(
     let tolerance = 1e-10 * model.n_obs();
     let mut h = hessian.to_vec();
     let mut theta = start.to_vec();
-    let (mut value, mut gradient) = model.deviance_and_gradient(criterion, &theta, ws)?;
+    let (mut value, mut gradient) = model.deviance_and_gradient_checked(criterion, &theta, ws, checkpoint)?;
     for step in 0..=QUASI_NEWTON_STEPS {
         if gradient.iter().all(|g| g.abs() <= tolerance) {
             let mut fit = model.fit_at_gradient(criterion, &theta, gradient, ws)?;
@@ -141,7 +155,7 @@ fn quasi_newton_fit(
         if step == QUASI_NEWTON_STEPS || !cholesky_in_place(&mut factor, n) {
             break;
         }
-        checkpoint.check()?;
+        checkpoint.check_timed()?;
         let mut direction = gradient.clone();
         solve_lower(&factor, n, &mut direction, 1);
         solve_lower_transposed(&factor, n, &mut direction, 1);
@@ -149,7 +163,7 @@ fn quasi_newton_fit(
         if trial.iter().zip(model.lower()).any(|(t, l)| t <= l) {
             return Ok(None);
         }
-        let (trial_value, trial_gradient) = model.deviance_and_gradient(criterion, &trial, ws)?;
+        let (trial_value, trial_gradient) = model.deviance_and_gradient_checked(criterion, &trial, ws, checkpoint)?;
         if !(trial_value <= value + 1e-12 * value.abs().max(1.0)) {
             return Ok(None);
         }
@@ -167,15 +181,24 @@ fn quasi_newton_fit(
 /// [`quasi_newton_fit`], with θ's bound handled in the same search (a singular replicate's
 /// θ = 0 is reached by a projected step and kept when d'' > 0 there), where the quasi-Newton
 /// steps hand such a replicate to the full search. `None` (the caller then runs the full
-/// search) when it does not converge.
+/// search) when it does not converge. The search and its evaluations ask `checkpoint`
+/// ([`Polled`]: the search takes a failed evaluation for too long a step).
+///
+/// # Errors
+/// The error of the evaluation at the start; `Interrupted` when `checkpoint` reports a user
+/// interrupt.
 fn scalar_fit(
     model: &LinearMixedModel, criterion: Criterion, start: f64, curvature: f64, ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<Option<LmmFit>> {
     let tolerance = 1e-10 * model.n_obs();
     let lower = model.lower()[0];
     let cell = RefCell::new(&mut *ws);
-    let objective = |theta: f64| model.deviance_and_gradient(criterion, &[theta], &mut cell.borrow_mut()).map(|(value, gradient)| (value, gradient[0]));
-    let found = minimize_scalar(objective, start, lower, tolerance, Some(curvature), checkpoint)?;
+    let polled = Polled::new(checkpoint);
+    let objective = |theta: f64| {
+        let evaluated = polled.evaluate(|checkpoint| model.deviance_and_gradient_checked(criterion, &[theta], &mut cell.borrow_mut(), checkpoint));
+        evaluated.map(|(value, gradient)| (value, gradient[0]))
+    };
+    let found = polled.run(|checkpoint| minimize_scalar(objective, start, lower, tolerance, Some(curvature), checkpoint))?;
     if !found.converged {
         return Ok(None);
     }
@@ -241,7 +264,12 @@ pub fn refit_lmm_replicates(
     if let Some(Some(model)) = built.iter().find(|m| m.as_ref().is_some_and(|m| m.n_factors() > 1)) {
         model.require_one_factor("the parametric bootstrap with several grouping factors (yet)")?;
     }
-    let hessians: Vec<Option<Vec<f64>>> = models.iter().zip(&built).map(|(refit, model)| model.as_ref().and_then(|model| refit.start_hessian(model))).collect();
+    let mut checkpoint = Checkpoint::new(interrupt);
+    let hessians = models
+        .iter()
+        .zip(&built)
+        .map(|(refit, model)| model.as_ref().map_or(Ok(None), |model| refit.start_hessian(model, &mut checkpoint)))
+        .collect::<Result<Vec<Option<Vec<f64>>>>>()?;
     let per_thread = || {
         let prepared = built
             .iter()
@@ -323,7 +351,7 @@ mod tests {
         let other: Vec<[f64; 5]> = rows.iter().map(|r| [2.0 * r[0] + 3.0 * r[1], r[1], r[2], r[3], r[4]]).collect();
         model.replace_response(&stats_of(&other, &codes)).unwrap();
         let reused = model.fit_at_gradient(Criterion::Ml, &theta, gradient, &mut ws).unwrap();
-        let fresh = LinearMixedModel::new(&stats_of(&other, &codes), structure).unwrap().fit_at(Criterion::Ml, &theta).unwrap();
+        let fresh = LinearMixedModel::new(&stats_of(&other, &codes), structure).unwrap().fit_at(Criterion::Ml, &theta, &mut Checkpoint::new(&Never)).unwrap();
         assert!((reused.deviance - fresh.deviance).abs() <= 1e-10 * fresh.deviance.abs(), "{} vs {}", reused.deviance, fresh.deviance);
         for (a, b) in reused.beta.iter().zip(&fresh.beta) {
             assert!((a - b).abs() <= 1e-10 * b.abs().max(1.0), "{:?} vs {:?}", reused.beta, fresh.beta);
@@ -442,9 +470,8 @@ mod tests {
         assert!(ReplicateGenerator::new(&stats, &response_as_covariate).is_err());
     }
 
-    #[test]
-    fn quasi_newton_refits_reach_the_full_search_minimum_with_fewer_evaluations() {
-        // 300 groups of 4 to 9 rows, random intercept and slope; the replicates of the fit.
+    /// 300 groups of 4 to 9 rows, y ~ x + (x | g).
+    fn slope_design() -> (CrossProducts, Structure) {
         let groups = 300;
         let (mut rows, mut codes) = (Vec::new(), Vec::new());
         for j in 0..groups {
@@ -467,6 +494,44 @@ mod tests {
         .stats;
         let structure =
             Structure { response: 0, fixed: vec![Term::Intercept, Term::Variable(1)], random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] };
+        (stats, structure)
+    }
+
+    /// The Hessian at the start asks the checkpoint at each of its differences, and a
+    /// replicate's refit at each quasi-Newton step (random slope) or step of the scalar search
+    /// (random intercept), besides the checks inside their evaluations (of several factors);
+    /// stopped at the first, middle or last question each returns `Interrupted` at once, and
+    /// the next call equals an uninterrupted one on a fresh workspace.
+    #[test]
+    fn the_start_hessian_and_a_refit_stop_when_asked() {
+        use crate::inference::interrupt_tests::{assert_stops, questions};
+        let never = &mut Checkpoint::new(&Never);
+        let (stats, slope) = slope_design();
+        let intercept = Structure { random: vec![Term::Intercept], blocks: vec![1], ..slope.clone() };
+        for structure in [slope, intercept] {
+            let model = LinearMixedModel::new(&stats, structure.clone()).unwrap();
+            let fit = model.fit(Criterion::Reml, None, never).unwrap();
+            let refit = Refit { structure, criterion: Criterion::Reml, start: fit.internal_theta.clone() };
+            let hessian = refit.start_hessian(&model, never).unwrap().unwrap();
+            let total = questions(|c| refit.start_hessian(&model, c));
+            assert_stops(total, |c| refit.start_hessian(&model, c));
+            assert_eq!(refit.start_hessian(&model, never).unwrap().unwrap(), hessian);
+            let generator = ReplicateGenerator::new(&stats, &Simulation::of_fit(&model, &fit)).unwrap();
+            let mut normals = vec![0.0; generator.normals()];
+            seeded_normals(3, &mut normals);
+            let replicate = refit.model(&generator.generate(&normals, generator.residual_df()).unwrap()).unwrap();
+            let fresh = refit.fit(&replicate, Some(&hessian), &mut replicate.workspace().unwrap(), never).unwrap();
+            let mut ws = replicate.workspace().unwrap();
+            let total = questions(|c| refit.fit(&replicate, Some(&hessian), &mut ws, c));
+            assert_stops(total, |c| refit.fit(&replicate, Some(&hessian), &mut ws, c));
+            assert_eq!(refit.fit(&replicate, Some(&hessian), &mut ws, never).unwrap(), fresh);
+        }
+    }
+
+    #[test]
+    fn quasi_newton_refits_reach_the_full_search_minimum_with_fewer_evaluations() {
+        // The replicates of the fit of slope_design().
+        let (stats, structure) = slope_design();
         let model = LinearMixedModel::new(&stats, structure.clone()).unwrap();
         for criterion in [Criterion::Ml, Criterion::Reml] {
             let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();

@@ -17,16 +17,19 @@ use crate::error::Result;
 use crate::model::lmm::{LinearMixedModel, Workspace, LOG_2PI};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{solve_lower, solve_lower_transposed};
+use crate::numerics::interrupt::Polled;
 use crate::numerics::optim::Objective;
 
-/// The inner problem of a fixed effect's profile: θ (internal) with aᵀβ̃ = `target`.
-pub(super) struct BetaProblem<'m> {
+/// The inner problem of a fixed effect's profile: θ (internal) with aᵀβ̃ = `target`; its
+/// evaluations ask `polled` ([`Polled::evaluate`]).
+pub(super) struct BetaProblem<'m, 'c, 'a> {
     model: &'m LinearMixedModel,
     criterion: Criterion,
     combination: &'m [f64],
     target: f64,
     /// The profile's workspace of `model`, shared by its points.
     workspace: &'m RefCell<Workspace>,
+    polled: &'m Polled<'c, 'a>,
 }
 
 /// What one evaluation of [`BetaProblem`] gives: D, β_b and r_b², and dD/db.
@@ -37,15 +40,17 @@ struct BetaPoint {
     slope: f64,
 }
 
-impl<'m> BetaProblem<'m> {
-    pub(super) fn new(model: &'m LinearMixedModel, criterion: Criterion, combination: &'m [f64], target: f64, workspace: &'m RefCell<Workspace>) -> Self {
-        BetaProblem { model, criterion, combination, target, workspace }
+impl<'m, 'c, 'a> BetaProblem<'m, 'c, 'a> {
+    pub(super) fn new(
+        model: &'m LinearMixedModel, criterion: Criterion, combination: &'m [f64], target: f64, workspace: &'m RefCell<Workspace>, polled: &'m Polled<'c, 'a>,
+    ) -> Self {
+        BetaProblem { model, criterion, combination, target, workspace, polled }
     }
 
     fn evaluate(&self, theta: &[f64], ws: &mut Workspace) -> Result<BetaPoint> {
         let model = self.model;
         let p = model.p;
-        let f = model.factorize(theta, ws)?;
+        let f = self.polled.evaluate(|checkpoint| model.factorize_checked(theta, ws, checkpoint))?;
         let beta_hat = model.internal_beta(ws);
         let rx = model.x_factor(ws);
         // v = R_X⁻¹ a, so aᵀCa = ‖v‖² and C a = R_X⁻ᵀ v.
@@ -63,7 +68,7 @@ impl<'m> BetaProblem<'m> {
     }
 }
 
-impl BetaProblem<'_> {
+impl BetaProblem<'_, '_, '_> {
     /// For the one-way model, D, dD/d(aᵀβ̃) and dD/dθ at θ = (`theta`) by its scalar evaluations
     /// ([`one_way`]): [`BetaProblem::evaluate`] and the gradient with p = 1 in the same
     /// operations without their vectors (R_X = l_xx, so v = a/l_xx, aᵀCa = v², C a = v/l_xx);
@@ -91,7 +96,7 @@ impl BetaProblem<'_> {
     }
 }
 
-impl InnerProblem for BetaProblem<'_> {
+impl InnerProblem for BetaProblem<'_, '_, '_> {
     fn value_and_derivative(&self, theta: f64) -> Result<(f64, f64)> {
         if let Some((value, _, by_theta)) = self.scalar(theta, true)? {
             return Ok((value, by_theta));
@@ -113,7 +118,7 @@ impl InnerProblem for BetaProblem<'_> {
     }
 }
 
-impl Objective for BetaProblem<'_> {
+impl Objective for BetaProblem<'_, '_, '_> {
     fn value(&self, theta: &[f64]) -> Result<f64> {
         Ok(self.evaluate(theta, &mut self.workspace.borrow_mut())?.value)
     }
@@ -122,7 +127,8 @@ impl Objective for BetaProblem<'_> {
         let ws = &mut self.workspace.borrow_mut();
         let point = self.evaluate(theta, ws)?;
         let scale = 2.0 * self.model.divisor(self.criterion) / point.pwrss;
-        Ok((point.value, self.model.gradient_at_beta(self.criterion, scale, &point.beta, ws)?))
+        let gradient = self.polled.evaluate(|checkpoint| self.model.gradient_at_beta(self.criterion, scale, &point.beta, ws, checkpoint))?;
+        Ok((point.value, gradient))
     }
 
     fn canonicalize(&self, theta: &mut [f64]) {

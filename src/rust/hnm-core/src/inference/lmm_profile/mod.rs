@@ -149,11 +149,13 @@ enum Kind {
 }
 
 impl<'a> LmmProfile<'a> {
-    /// The profile of `parameter` for `fit` of `model`, under the fit's criterion.
+    /// The profile of `parameter` for `fit` of `model`, under the fit's criterion; the
+    /// evaluation of the criterion at the fit asks `checkpoint`.
     ///
     /// # Errors
     /// `InvalidArgument` (argument `parameter`) for a parameter the model does not have; the
-    /// errors of [`LinearMixedModel::deviance`] at the fit.
+    /// errors of [`LinearMixedModel::deviance`] at the fit; `Interrupted` when `checkpoint`
+    /// reports a user interrupt.
     ///
     /// # Example
     /// ```
@@ -167,17 +169,17 @@ impl<'a> LmmProfile<'a> {
     ///     random: vec![Term::Intercept], blocks: vec![1] };
     /// let model = LinearMixedModel::new(&pass.stats, structure).unwrap();
     /// let fit = model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
-    /// let profile = LmmProfile::new(&model, &fit, LmmParameter::Beta(1)).unwrap();
+    /// let profile = LmmProfile::new(&model, &fit, LmmParameter::Beta(1), &mut Checkpoint::new(&Never)).unwrap();
     /// let (lower, upper) = profile.interval(1.96, &mut Checkpoint::new(&Never)).unwrap();
     /// assert!(lower < fit.beta[1] && fit.beta[1] < upper);
     /// let at = profile.at(upper, &mut Checkpoint::new(&Never)).unwrap();
     /// assert!((at.zeta - 1.96).abs() < 1e-8);
     /// ```
-    pub fn new(model: &'a LinearMixedModel, fit: &'a LmmFit, parameter: LmmParameter) -> Result<Self> {
+    pub fn new(model: &'a LinearMixedModel, fit: &'a LmmFit, parameter: LmmParameter, checkpoint: &mut Checkpoint<'_>) -> Result<Self> {
         let bad = Err(HnmError::InvalidArgument { argument: "parameter", reason: "is not a parameter of the model" });
         let columns = model.all_columns();
         let q = columns.q;
-        let minimum = model.deviance(fit.criterion, &fit.internal_theta, &mut model.workspace()?)?;
+        let minimum = model.deviance_checked(fit.criterion, &fit.internal_theta, &mut model.workspace()?, checkpoint)?;
         let (kind, origin) = match parameter {
             LmmParameter::Beta(i) if i < model.p => {
                 let combination = model.to_user_fixed[i * model.p..(i + 1) * model.p].to_vec();
@@ -306,13 +308,13 @@ impl<'a> LmmProfile<'a> {
         let (point, free) = match &self.kind {
             Kind::Beta { combination, shift } => {
                 let target = (coordinate - shift) / self.model.response.scale;
-                let problem = BetaProblem::new(self.model, self.fit.criterion, combination, target, &self.workspace);
+                let problem = BetaProblem::new(self.model, self.fit.criterion, combination, target, &self.workspace, polled);
                 let found = self.inner_minimum(&problem, coordinate, &start, &self.model.lower, tolerance, polled)?;
                 let (deviance, slope, parameters) = problem.point(&found.x, parameters)?;
                 (((deviance, slope / self.model.response.scale), parameters), found)
             }
             Kind::Variance { copy, layout, fixed, lower, .. } => {
-                let problem = VarianceProblem::new(copy, self.fit.criterion, layout, *fixed, coordinate, &self.workspace);
+                let problem = VarianceProblem::new(copy, self.fit.criterion, layout, *fixed, coordinate, &self.workspace, polled);
                 let found = self.inner_minimum(&problem, coordinate, &start, lower, tolerance, polled)?;
                 let (deviance, slope, parameters) = problem.point(&found.x, parameters)?;
                 (((deviance, slope), parameters), found)
@@ -709,7 +711,10 @@ fn each_profile<T: Send>(
     let width = model.q + model.p + 1;
     if threads <= 1 || parameters.len() <= 1 || model.n.len().saturating_mul(width * width) < PARALLEL_WORK {
         let mut checkpoint = Checkpoint::new(interrupt);
-        return parameters.iter().map(|&parameter| LmmProfile::new(model, fit, parameter).and_then(|profile| work(&profile, &mut checkpoint))).collect();
+        return parameters
+            .iter()
+            .map(|&parameter| LmmProfile::new(model, fit, parameter, &mut checkpoint).and_then(|profile| work(&profile, &mut checkpoint)))
+            .collect();
     }
     let results = in_parallel(
         parameters.len(),
@@ -718,7 +723,7 @@ fn each_profile<T: Send>(
         || Ok(()),
         |_, i, stop| {
             let mut checkpoint = Checkpoint::new(stop);
-            Ok(Some(LmmProfile::new(model, fit, parameters[i]).and_then(|profile| work(&profile, &mut checkpoint))))
+            Ok(Some(LmmProfile::new(model, fit, parameters[i], &mut checkpoint).and_then(|profile| work(&profile, &mut checkpoint))))
         },
     )?;
     results.into_iter().map(|r| r.unwrap_or(Err(HnmError::Interrupted))).collect()
@@ -896,6 +901,47 @@ mod tests {
         assert!(took < Duration::from_millis(50) + 2 * Checkpoint::INTERVAL + Duration::from_millis(200), "{took:?}");
     }
 
+    /// Every evaluation of a profile's inner problems asks the checkpoint inside (with several
+    /// factors: per block of the dense core, as the fit's own evaluations); a limit stopped at
+    /// its first, middle or last question returns `Interrupted`, and the profile's next
+    /// interval equals a fresh profile's. On one thread, so that the questions can be counted.
+    #[test]
+    fn a_profile_of_several_factors_stops_inside_its_evaluations() {
+        use crate::inference::interrupt_tests::{assert_stops, crossed, questions};
+        use crate::numerics::blocked::ONE_THREAD;
+        use crate::numerics::interrupt::StopAt;
+        ONE_THREAD.with(|one| one.set(true));
+        let model = crossed();
+        let never = &mut Checkpoint::new(&Never);
+        let fit = model.fit(Criterion::Ml, None, never).unwrap();
+        let per_factorisation = questions(|c| model.factorize_checked(&fit.internal_theta, &mut model.workspace()?, c));
+        assert!(per_factorisation >= 3, "{per_factorisation} questions in a factorisation");
+        for parameter in [LmmParameter::Variance(0), LmmParameter::Sigma, LmmParameter::Beta(1)] {
+            let expected = LmmProfile::new(&model, &fit, parameter, never).unwrap().interval(1.96, never).unwrap();
+            let profile = LmmProfile::new(&model, &fit, parameter, never).unwrap();
+            let counter = StopAt::new(usize::MAX);
+            let mut asking = Checkpoint::asking_every_time(&counter);
+            let polled = Polled::new(&mut asking);
+            let coordinate = profile.estimate_coordinate();
+            match &profile.kind {
+                Kind::Variance { copy, layout, fixed, .. } => {
+                    let problem = VarianceProblem::new(copy, fit.criterion, layout, *fixed, coordinate, &profile.workspace, &polled);
+                    problem.value_and_gradient(&profile.origin).unwrap();
+                }
+                Kind::Beta { combination, shift } => {
+                    let target = (coordinate - shift) / model.response.scale;
+                    let problem = BetaProblem::new(&model, fit.criterion, combination, target, &profile.workspace, &polled);
+                    problem.value_and_gradient(&profile.origin).unwrap();
+                }
+            }
+            let in_evaluation = counter.questions.get();
+            assert!(in_evaluation > per_factorisation, "{parameter:?}: {in_evaluation} questions in an evaluation");
+            let total = questions(|c| profile.interval(1.96, c));
+            assert_stops(total, |c| profile.interval(1.96, c));
+            assert_eq!(profile.interval(1.96, never).unwrap(), expected, "{parameter:?}");
+        }
+    }
+
     #[test]
     fn the_copy_in_data_coordinates_has_the_same_deviance() {
         let model = model();
@@ -984,7 +1030,7 @@ mod tests {
             let fit = model.fit(criterion, None, checkpoint).unwrap();
             let parameters = (0..variances).map(LmmParameter::Variance).chain([LmmParameter::Sigma, LmmParameter::Beta(0), LmmParameter::Beta(1)]);
             for parameter in parameters {
-                let profile = LmmProfile::new(model, &fit, parameter).unwrap();
+                let profile = LmmProfile::new(model, &fit, parameter, checkpoint).unwrap();
                 let at = profile.at(profile.estimate(), checkpoint).unwrap();
                 assert!(at.zeta.abs() < 1e-4, "{parameter:?}: {}", at.zeta);
                 let (lower, upper) = profile.interval(1.96, checkpoint).unwrap();
@@ -1050,12 +1096,14 @@ mod tests {
         let model = spread_model();
         let checkpoint = &mut Checkpoint::new(&Never);
         let fit = model.fit(Criterion::Ml, None, checkpoint).unwrap();
-        let profile = LmmProfile::new(&model, &fit, LmmParameter::Sigma).unwrap();
+        let profile = LmmProfile::new(&model, &fit, LmmParameter::Sigma, checkpoint).unwrap();
         // The σ where the inner search stops with a gradient of 2e-5, as no step lowers D.
         let sigma = 1.7302779885769248;
         let point = profile.at(sigma, checkpoint).unwrap();
         let Kind::Variance { copy, layout, fixed, .. } = &profile.kind else { unreachable!("σ's profile") };
-        let problem = VarianceProblem::new(copy, Criterion::Ml, layout, *fixed, profile.coordinate_of(sigma).0, &profile.workspace);
+        let never = &mut Checkpoint::new(&Never);
+        let polled = Polled::new(never);
+        let problem = VarianceProblem::new(copy, Criterion::Ml, layout, *fixed, profile.coordinate_of(sigma).0, &profile.workspace, &polled);
         let x = profile.warm.borrow().clone();
         let (value, gradient) = problem.value_and_gradient(&x).unwrap();
         // The gradient is D's: Richardson's extrapolation of central differences (error
@@ -1139,12 +1187,14 @@ mod tests {
         let model = slope_model(&X, &Y, &[10, 9, 9, 8, 11, 10, 14, 10]);
         let checkpoint = &mut Checkpoint::new(&Never);
         let fit = model.fit(Criterion::Reml, None, checkpoint).unwrap();
-        let profile = LmmProfile::new(&model, &fit, LmmParameter::Variance(2)).unwrap();
+        let profile = LmmProfile::new(&model, &fit, LmmParameter::Variance(2), checkpoint).unwrap();
         // The limit before the fix, where the search ended on .sig01 = 0.
         let sd = 0.06524154;
         profile.at(sd, checkpoint).unwrap();
         let Kind::Variance { copy, layout, fixed, .. } = &profile.kind else { unreachable!("an SD's profile") };
-        let problem = VarianceProblem::new(copy, Criterion::Reml, layout, *fixed, profile.coordinate_of(sd).0, &profile.workspace);
+        let never = &mut Checkpoint::new(&Never);
+        let polled = Polled::new(never);
+        let problem = VarianceProblem::new(copy, Criterion::Reml, layout, *fixed, profile.coordinate_of(sd).0, &profile.workspace, &polled);
         let x = profile.warm.borrow().clone();
         let value = problem.value(&x).unwrap();
         // A dense grid over the free coordinates (the intercept's scaled SD from 0 to 3 times

@@ -177,7 +177,10 @@ mod tests {
                 assert_eq!(at.beta.to_bits(), model.internal_beta(&general)[0].to_bits());
                 for (beta, scale) in [(at.beta, 2.0 * model.divisor(criterion) / at.factor.pwrss), (at.beta + 0.3, 1.7)] {
                     let g = gradient(&model, criterion, scale, beta, &at, &ws);
-                    assert_eq!(g.to_bits(), model.gradient_at_beta(criterion, scale, &[beta], &mut general).unwrap()[0].to_bits());
+                    assert_eq!(
+                        g.to_bits(),
+                        model.gradient_at_beta(criterion, scale, &[beta], &mut general, &mut Checkpoint::new(&Never)).unwrap()[0].to_bits()
+                    );
                 }
                 // The criterion in the data's units is the closed form's, and its derivative
                 // in λ at β̂ and σ̂ (the envelope theorem) the closed form's by Richardson's

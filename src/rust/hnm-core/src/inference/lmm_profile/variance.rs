@@ -26,6 +26,7 @@ use crate::model::lmm::structure::{semidefinite_cholesky, theta_layout, Affine};
 use crate::model::lmm::{next_revision, LinearMixedModel, LmmFit, Term, Workspace, LOG_2PI};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{congruence, multiply};
+use crate::numerics::interrupt::Polled;
 use crate::numerics::optim::Objective;
 
 /// The coordinates φ of the variance parameters (module docs): one scaled SD per column of
@@ -305,8 +306,9 @@ pub(super) fn variance_kind(model: &LinearMixedModel, fit: &LmmFit, order: Vec<u
 }
 
 /// The inner problem of a variance parameter's profile: φ without coordinate `fixed`, held
-/// at `value`, on the model in data coordinates.
-pub(super) struct VarianceProblem<'m> {
+/// at `value`, on the model in data coordinates; its evaluations ask `polled`
+/// ([`Polled::evaluate`]).
+pub(super) struct VarianceProblem<'m, 'c, 'a> {
     model: &'m LinearMixedModel,
     criterion: Criterion,
     layout: &'m Layout,
@@ -314,13 +316,15 @@ pub(super) struct VarianceProblem<'m> {
     value: f64,
     /// The profile's workspace of `model`, shared by its points.
     workspace: &'m RefCell<Workspace>,
+    polled: &'m Polled<'c, 'a>,
 }
 
-impl<'m> VarianceProblem<'m> {
+impl<'m, 'c, 'a> VarianceProblem<'m, 'c, 'a> {
     pub(super) fn new(
         model: &'m LinearMixedModel, criterion: Criterion, layout: &'m Layout, fixed: usize, value: f64, workspace: &'m RefCell<Workspace>,
+        polled: &'m Polled<'c, 'a>,
     ) -> Self {
-        VarianceProblem { model, criterion, layout, fixed, value, workspace }
+        VarianceProblem { model, criterion, layout, fixed, value, workspace, polled }
     }
 
     /// The full φ from the free coordinates.
@@ -336,7 +340,7 @@ impl<'m> VarianceProblem<'m> {
         let (lambda, sigma) = self.layout.lambda(phi);
         let q = self.layout.q;
         let theta: Vec<f64> = self.layout.positions.iter().map(|&(r, c)| lambda[r * q + c]).collect();
-        let f = model.factorize(&theta, ws)?;
+        let f = self.polled.evaluate(|checkpoint| model.factorize_checked(&theta, ws, checkpoint))?;
         let k = model.divisor(self.criterion);
         let logdet = f.logdet_z + if self.criterion == Criterion::Reml { f.logdet_x } else { 0.0 };
         let value = logdet + k * (LOG_2PI + 2.0 * sigma.ln()) + f.pwrss / (sigma * sigma);
@@ -346,7 +350,7 @@ impl<'m> VarianceProblem<'m> {
     fn gradient(&self, phi: &[f64], pwrss: f64, sigma: f64, ws: &mut Workspace) -> Result<Vec<f64>> {
         let model = self.model;
         let q = self.layout.q;
-        let by_theta = model.gradient(self.criterion, 2.0 / (sigma * sigma), ws)?;
+        let by_theta = self.polled.evaluate(|checkpoint| model.gradient(self.criterion, 2.0 / (sigma * sigma), ws, checkpoint))?;
         let mut g = vec![0.0; q * q];
         for (&(r, c), d) in self.layout.positions.iter().zip(by_theta) {
             g[r * q + c] = d;
@@ -356,7 +360,7 @@ impl<'m> VarianceProblem<'m> {
     }
 }
 
-impl VarianceProblem<'_> {
+impl VarianceProblem<'_, '_, '_> {
     /// D, ∂D/∂(the free coordinate) and ∂D/∂(the fixed one) when Z has one column,
     /// φ = (SD, log σ): Λ = SD/σ, so ∂D/∂SD = (∂D/∂Λ)/σ and ∂D/∂log σ = 2k − 2r²/σ² − Λ ∂D/∂Λ
     /// (the chain rule of the module docs without its general maps, whose buffers would cost
@@ -374,8 +378,8 @@ impl VarianceProblem<'_> {
             let at = one_way::factorize(model, lambda, ws)?;
             (at.factor, one_way::gradient(model, self.criterion, scale, at.beta, &at, ws))
         } else {
-            let f = model.factorize(&[lambda], ws)?;
-            (f, model.gradient(self.criterion, scale, ws)?[0])
+            let f = self.polled.evaluate(|checkpoint| model.factorize_checked(&[lambda], ws, checkpoint))?;
+            (f, self.polled.evaluate(|checkpoint| model.gradient(self.criterion, scale, ws, checkpoint))?[0])
         };
         let k = model.divisor(self.criterion);
         let logdet = f.logdet_z + if self.criterion == Criterion::Reml { f.logdet_x } else { 0.0 };
@@ -385,7 +389,7 @@ impl VarianceProblem<'_> {
     }
 }
 
-impl InnerProblem for VarianceProblem<'_> {
+impl InnerProblem for VarianceProblem<'_, '_, '_> {
     fn value_and_derivative(&self, free: f64) -> Result<(f64, f64)> {
         if self.layout.q == 1 {
             let (value, derivative, _) = self.one_column(free, &mut self.workspace.borrow_mut())?;
@@ -416,7 +420,7 @@ impl InnerProblem for VarianceProblem<'_> {
     }
 }
 
-impl Objective for VarianceProblem<'_> {
+impl Objective for VarianceProblem<'_, '_, '_> {
     fn value(&self, free: &[f64]) -> Result<f64> {
         Ok(self.evaluate(&self.full(free), &mut self.workspace.borrow_mut())?.0)
     }

@@ -31,13 +31,14 @@ impl LinearMixedModel {
     }
 
     /// The criterion (ML deviance or REML criterion) at the internal θ in the data's units,
-    /// as lme4 reports them: the REML criterion of an ML fit is lme4's `REMLcrit()`, say.
+    /// as lme4 reports them: the REML criterion of an ML fit is lme4's `REMLcrit()`, say. The
+    /// evaluation asks `checkpoint` (with several factors, per block of the dense core).
     ///
     /// # Errors
-    /// As [`LinearMixedModel::deviance`].
-    pub fn criterion_in_data_units(&self, criterion: Criterion, theta: &[f64]) -> Result<f64> {
+    /// As [`LinearMixedModel::deviance`]; `Interrupted` when `checkpoint` asks to stop.
+    pub fn criterion_in_data_units(&self, criterion: Criterion, theta: &[f64], checkpoint: &mut Checkpoint<'_>) -> Result<f64> {
         let mut ws = self.workspace()?;
-        Ok(self.deviance(criterion, theta, &mut ws)? + self.unit_correction(criterion))
+        Ok(self.deviance_checked(criterion, theta, &mut ws, checkpoint)? + self.unit_correction(criterion))
     }
 
     /// lme4's criterion (ML deviance or REML criterion, in the data's units) at lme4's θ
@@ -45,16 +46,17 @@ impl LinearMixedModel {
     /// function, with the derivative. The criterion is d(θ̃) at the internal θ̃ of `theta`
     /// ([`LinearMixedModel::internal_theta_of`]) plus the units' correction, its gradient
     /// the internal one ([`LinearMixedModel::deviance_and_gradient`]) taken through the map
-    /// θ ↦ θ̃ factor by factor (`FactorTerms::user_gradient`).
+    /// θ ↦ θ̃ factor by factor (`FactorTerms::user_gradient`). The evaluation asks `checkpoint`.
     ///
     /// # Errors
     /// `ParameterLength` or `NotFinite` when `theta` is not a θ of this model; `Unsupported`
     /// for the gradient at a singular correlated term with a centred column (see
-    /// `FactorTerms::user_gradient`); the errors of [`LinearMixedModel::deviance`].
-    pub fn criterion_and_gradient_at_theta(&self, criterion: Criterion, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
+    /// `FactorTerms::user_gradient`); the errors of [`LinearMixedModel::deviance`];
+    /// `Interrupted` when `checkpoint` asks to stop.
+    pub fn criterion_and_gradient_at_theta(&self, criterion: Criterion, theta: &[f64], checkpoint: &mut Checkpoint<'_>) -> Result<(f64, Vec<f64>)> {
         let internal = self.internal_theta_of(theta)?;
         let mut ws = self.workspace()?;
-        let (value, internal_gradient) = self.deviance_and_gradient(criterion, &internal, &mut ws)?;
+        let (value, internal_gradient) = self.deviance_and_gradient_checked(criterion, &internal, &mut ws, checkpoint)?;
         let mut gradient = Vec::with_capacity(theta.len());
         for (terms, range) in self.factor_terms() {
             gradient.extend(terms.user_gradient(&theta[range.clone()], &internal[range.clone()], &internal_gradient[range])?);
@@ -81,7 +83,7 @@ impl LinearMixedModel {
         let factor = self.factorize_checked(theta, ws, checkpoint)?;
         let value = self.criterion_value(criterion, &factor);
         let beta = self.internal_beta(ws);
-        let gradient = self.gradient_checked(criterion, self.profiled_scale(criterion, &factor), &beta, ws, checkpoint)?;
+        let gradient = self.gradient_at_beta(criterion, self.profiled_scale(criterion, &factor), &beta, ws, checkpoint)?;
         Ok((value, gradient))
     }
 

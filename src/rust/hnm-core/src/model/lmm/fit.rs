@@ -237,7 +237,7 @@ impl LinearMixedModel {
     fn one_way_fit(&self, stats: &GroupStats, criterion: Criterion, start: Option<&[f64]>, checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
         let lambda_start = start.and_then(|s| s.first()).map(|theta| theta * theta);
         let (theta, evaluations, estimates) = optimum(stats, criterion, lambda_start, checkpoint)?;
-        let mut fit = self.fit_at_factorization(criterion, &[theta])?;
+        let mut fit = self.fit_at_factorization(criterion, &[theta], checkpoint)?;
         with_one_way_estimates(&mut fit, &estimates);
         (fit.iterations, fit.evaluations) = (evaluations, evaluations + fit.evaluations);
         Ok(fit)
@@ -436,15 +436,17 @@ impl LinearMixedModel {
     }
 
     /// The fit at the internal θ `internal_theta` without a search (a saved fit rebuilt): the
-    /// estimates there, with the projected gradient norm recomputed and no iterations.
+    /// estimates there, with the projected gradient norm recomputed and no iterations. The
+    /// evaluation asks `checkpoint` (with several factors, per block of the dense core).
     ///
     /// # Errors
-    /// The errors of [`LinearMixedModel::deviance_and_gradient`] at that θ.
+    /// The errors of [`LinearMixedModel::deviance_and_gradient`] at that θ; `Interrupted` when
+    /// `checkpoint` reports a user interrupt.
     ///
     /// The one-way model's estimates (μ̂, σ̂, τ̂², se(μ̂)²) and criterion there come from its
     /// closed forms ([`crate::estimates_at_theta`]; see [`LinearMixedModel::fit`]).
-    pub fn fit_at(&self, criterion: Criterion, internal_theta: &[f64]) -> Result<LmmFit> {
-        let mut fit = self.fit_at_factorization(criterion, internal_theta)?;
+    pub fn fit_at(&self, criterion: Criterion, internal_theta: &[f64], checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
+        let mut fit = self.fit_at_factorization(criterion, internal_theta, checkpoint)?;
         if let Some(stats) = &self.one_way {
             with_one_way_estimates(&mut fit, &estimates_at_theta(stats, criterion, internal_theta[0])?);
         }
@@ -452,9 +454,9 @@ impl LinearMixedModel {
     }
 
     /// The fit at θ from the factorisation alone (see [`LinearMixedModel::fit_at`]).
-    fn fit_at_factorization(&self, criterion: Criterion, internal_theta: &[f64]) -> Result<LmmFit> {
+    fn fit_at_factorization(&self, criterion: Criterion, internal_theta: &[f64], checkpoint: &mut Checkpoint<'_>) -> Result<LmmFit> {
         let mut ws = self.workspace()?;
-        let (_, gradient) = self.deviance_and_gradient(criterion, internal_theta, &mut ws)?;
+        let (_, gradient) = self.deviance_and_gradient_checked(criterion, internal_theta, &mut ws, checkpoint)?;
         self.fit_at_gradient(criterion, internal_theta, gradient, &mut ws)
     }
 

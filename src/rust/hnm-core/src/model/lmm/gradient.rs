@@ -8,7 +8,7 @@ use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::{
     dot, dot_strided, inverse_from_factor, inverse_lower, lambda_transposed_times, solve_lower_scaled, solve_lower_transposed_scaled,
 };
-use crate::numerics::interrupt::{Checkpoint, Never};
+use crate::numerics::interrupt::Checkpoint;
 
 impl LinearMixedModel {
     /// w = (−β, 1) and, for REML, R_X⁻¹ (`ws.x_inverse`): what every group's gradient term
@@ -101,29 +101,21 @@ impl LinearMixedModel {
     /// held at σ (the envelope theorem in β and σ: docs of the `lmm` module).
     ///
     /// # Errors
-    /// None in fact: only an interrupt stops the gradient, and this one asks none (see
-    /// [`LinearMixedModel::gradient_checked`]).
-    pub(crate) fn gradient(&self, criterion: Criterion, scale: f64, ws: &mut Workspace) -> Result<Vec<f64>> {
+    /// As [`LinearMixedModel::gradient_at_beta`].
+    pub(crate) fn gradient(&self, criterion: Criterion, scale: f64, ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>) -> Result<Vec<f64>> {
         let beta = self.internal_beta(ws);
-        self.gradient_at_beta(criterion, scale, &beta, ws)
+        self.gradient_at_beta(criterion, scale, &beta, ws, checkpoint)
     }
 
     /// [`LinearMixedModel::gradient`] with β held at `beta` (internal units) instead of β̂(θ):
     /// the envelope theorem then applies to the random effects alone, so this is the gradient
-    /// of the criterion at that β (or at a β that minimises it under a constraint on β).
-    ///
-    /// # Errors
-    /// As [`LinearMixedModel::gradient`].
-    pub(crate) fn gradient_at_beta(&self, criterion: Criterion, scale: f64, beta: &[f64], ws: &mut Workspace) -> Result<Vec<f64>> {
-        self.gradient_checked(criterion, scale, beta, ws, &mut Checkpoint::new(&Never))
-    }
-
-    /// [`LinearMixedModel::gradient_at_beta`], asking `checkpoint` in the selected inverse of
-    /// several factors (the gradient of one factor is one pass over its levels).
+    /// of the criterion at that β (or at a β that minimises it under a constraint on β). With
+    /// several factors the selected inverse asks `checkpoint` per block (minutes at MovieLens
+    /// 32M's shape); the gradient of one factor is one pass over its levels and asks nothing.
     ///
     /// # Errors
     /// `Interrupted` when `checkpoint` asks to stop.
-    pub(crate) fn gradient_checked(
+    pub(crate) fn gradient_at_beta(
         &self, criterion: Criterion, scale: f64, beta: &[f64], ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>,
     ) -> Result<Vec<f64>> {
         let reml = self.gradient_setup(criterion, beta, ws);
