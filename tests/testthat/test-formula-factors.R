@@ -242,6 +242,48 @@ test_that("nested parts combine by their inner part's levels, unused levels left
   expect_identical(hnm:::group_variable(quote(school:class), d, globalenv(), NULL), reference)
 })
 
+test_that("an interaction's parts give its cells without a pass, as the pass finds them", {
+  set.seed(12)
+  # Classes in schools in districts, each factor with levels in an order of its own (school's
+  # reversed), some classes without rows; a district is a part of no interaction here.
+  class <- factor(sample(c(1:50, 52:60), 4000, TRUE), levels = 1:70)
+  school <- factor((as.integer(as.character(class)) - 1L) %/% 10L + 1L, levels = 6:1)
+  d <- data.frame(y = rnorm(4000), class = class, school = school,
+                  district = factor((as.integer(as.character(school)) - 1L) %/% 2L))
+  reference <- droplevels(interaction(d$school, d$class, sep = ":", lex.order = TRUE))
+  # Without a pass where the interaction has the most levels and every other factor is one of
+  # its parts (by its codes): not with class first (70 levels, 11 unused), nor with district.
+  formulas <- list(y ~ (1 | school) + (1 | school:class),
+                   y ~ (1 | class) + (1 | school) + (1 | school:class),
+                   y ~ (1 | school:class) + (1 | district))
+  for (k in seq_along(formulas)) {
+    formula <- formulas[[k]]
+    parsed <- hnm:::parse_mixed_formula(formula, several = TRUE)
+    factors <- hnm:::grouping_factors(parsed, d, globalenv(), NULL)
+    cells <- hnm:::cell_codes(factors)
+    # The reference: the same cells found by the pass over the rows (no parts known).
+    by_pass <- hnm:::cell_codes(lapply(factors, function(f) f[names(f) != "parts"]))
+    expect_identical(cells, by_pass)
+    # The cells numbered as the interaction's levels when it has the most levels.
+    if (k != 2L) expect_identical(cells$cell, as.integer(reference))
+    # Each factor's level of each cell is that of the cell's rows.
+    for (f in seq_along(factors)) {
+      codes <- as.integer(factors[[f]]$codes)
+      expect_identical(cells$levels[[f]][cells$cell], codes)
+    }
+    sizes <- vapply(factors, function(f) as.double(f$n_groups), 0)
+    shortcut <- hnm:::interaction_cells(factors[order(sizes, decreasing = TRUE)])
+    expect_identical(is.null(shortcut), k > 1L)
+  }
+  # A school that is not the interaction's (other codes, the same groups) takes the pass.
+  d$school2 <- factor(as.character(d$school))
+  parsed <- hnm:::parse_mixed_formula(y ~ (1 | school2) + (1 | school:class), several = TRUE)
+  factors <- hnm:::grouping_factors(parsed, d, globalenv(), NULL)
+  expect_null(hnm:::interaction_cells(factors[2:1]))
+  cells <- hnm:::cell_codes(factors)
+  expect_identical(cells$levels[[1L]][cells$cell], as.integer(d$school2))
+})
+
 test_that("codes mapped through the cells' order are R's subsetting, NA kept", {
   set.seed(11)
   map <- sample(c(1:40, NA))
