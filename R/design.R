@@ -366,7 +366,7 @@ cell_codes <- function(factors, keep = NULL) {
   # A factor's codes are read as they are (combine_codes() takes factors): as.integer() would
   # copy them, 4 bytes a row.
   codes <- lapply(factors[order], function(f) if (identical(f$code_offset, 0L)) f$codes else row_codes(f))
-  cells <- (if (is.null(keep)) interaction_cells(factors[order])) %||%
+  cells <- (if (is.null(keep)) interaction_cells(factors[order], codes, sizes[order])) %||%
     combine_codes(codes, sizes[order], keep)
   levels <- cells$levels[order(order)]
   list(cell = cells$codes, n_cells = cells$n, levels = levels,
@@ -375,24 +375,34 @@ cell_codes <- function(factors, keep = NULL) {
        }, 0L))
 }
 
-# combine_codes()' result for `factors` (grouping_factors()' of the data, most levels first)
-# when the first is an interaction of every row and each other is one of its parts, the same
-# codes (a factor's, read from the data as the part was): the cells are then the
-# interaction's levels (each has rows) and each factor's level of a cell is known from the
-# interaction's combinations, with no pass over the rows (at 1e7 rows, classes in schools,
-# rs_nested_values() read 80 MB to find them again). NULL otherwise.
-interaction_cells <- function(factors) {
+# combine_codes()' result for `factors` (grouping_factors()' of the data, most levels first,
+# with their `codes` and `sizes` as cell_codes() reads them) when the first is an interaction
+# of every row: the cells are then the interaction's levels (each has rows), and each factor
+# that is one of its parts (the same codes, a factor's read from the data as the part was)
+# has its level of each cell from the interaction's combinations, with no pass over the rows
+# (at 1e7 rows, classes in schools, rs_nested_values() read 80 MB to find them again); the
+# other factors' levels from one pass over the interaction's codes and theirs alone. NULL
+# when the first is no such interaction, or another factor is not a function of it.
+interaction_cells <- function(factors, codes, sizes) {
   parts <- factors[[1L]]$parts
   if (is.null(parts)) return(NULL)
   part <- vapply(factors[-1L], function(f) {
-    same <- identical(f$code_offset, 0L) &
-      vapply(parts$codes, identical, NA, f$codes)
+    same <- identical(f$code_offset, 0L) & vapply(parts$codes, identical, NA, f$codes)
     if (any(same)) which(same)[1L] else NA_integer_
   }, 0L)
-  if (anyNA(part)) return(NULL)
+  known <- c(TRUE, !is.na(part))
   n <- as.integer(factors[[1L]]$n_groups)
-  list(codes = plain_integers(factors[[1L]]$codes), n = n,
-       levels = c(list(seq_len(n)), parts$levels[part]), every_row = TRUE)
+  first <- plain_integers(codes[[1L]])
+  levels <- vector("list", length(factors))
+  levels[[1L]] <- seq_len(n)
+  levels[known][-1L] <- parts$levels[part[!is.na(part)]]
+  if (!all(known)) {
+    cells <- nested_cells(c(list(first), codes[!known]), c(n, sizes[!known]))
+    # Every level of the interaction has rows: the cells are its levels (no map).
+    if (is.null(cells) || !is.null(cells$map)) return(NULL)
+    levels[!known] <- cells$levels[-1L]
+  }
+  list(codes = first, n = n, levels = levels, every_row = TRUE)
 }
 
 # The combinations of integer codes (codes[[k]] in 1..sizes[k], NA for missing; a factor's

@@ -133,12 +133,17 @@ random_covariance <- function(fit, values) {
 # The fit's statistics with the groups' (cells') means and co-moments: a fit with several
 # factors from rows keeps only the cells' n, the pilot and the pooled sums, as the model keeps
 # what it needs of the cells (InstEval's means: 17 MB at every fit); what reads them (a saved
-# fit's model, the F tests' cross-products) has them from the pass over the fit's rows again.
+# fit's model, the F tests' cross-products) has them from the pass over the fit's rows again,
+# once per fit (kept in its `core` environment, as live_key_table() keeps its key table).
 fit_statistics <- function(object) {
   s <- object$stats
   if (!is.null(s$means)) return(s)
+  core <- object$core
+  if (is.environment(core) && !is.null(core$statistics)) return(core$statistics)
   rows <- lmm_rows(object, "The cells' statistics")
-  rust_result(build_rows(object, rows, cells = TRUE))$stats
+  s <- rust_result(build_rows(object, rows, cells = TRUE))$stats
+  if (is.environment(core)) assign("statistics", s, envir = core)
+  s
 }
 
 # The Rust model of a fit with several factors rebuilt from its plain fields (see

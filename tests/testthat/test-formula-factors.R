@@ -251,8 +251,9 @@ test_that("an interaction's parts give its cells without a pass, as the pass fin
   d <- data.frame(y = rnorm(4000), class = class, school = school,
                   district = factor((as.integer(as.character(school)) - 1L) %/% 2L))
   reference <- droplevels(interaction(d$school, d$class, sep = ":", lex.order = TRUE))
-  # Without a pass where the interaction has the most levels and every other factor is one of
-  # its parts (by its codes): not with class first (70 levels, 11 unused), nor with district.
+  # Without a pass over the parts where the interaction has the most levels (district, a part
+  # of no interaction, from a pass over the interaction's codes and its own); not with class
+  # first (70 levels, 11 unused).
   formulas <- list(y ~ (1 | school) + (1 | school:class),
                    y ~ (1 | class) + (1 | school) + (1 | school:class),
                    y ~ (1 | school:class) + (1 | district))
@@ -271,15 +272,20 @@ test_that("an interaction's parts give its cells without a pass, as the pass fin
       codes <- as.integer(factors[[f]]$codes)
       expect_identical(cells$levels[[f]][cells$cell], codes)
     }
-    sizes <- vapply(factors, function(f) as.double(f$n_groups), 0)
-    shortcut <- hnm:::interaction_cells(factors[order(sizes, decreasing = TRUE)])
-    expect_identical(is.null(shortcut), k > 1L)
+    sizes <- vapply(factors, function(f) as.integer(f$n_groups), 0L)
+    first <- order(sizes, decreasing = TRUE)
+    shortcut <- hnm:::interaction_cells(factors[first], lapply(factors[first], `[[`, "codes"),
+                                        sizes[first])
+    expect_identical(is.null(shortcut), k == 2L)
   }
   # A school that is not the interaction's (other codes, the same groups) takes the pass.
   d$school2 <- factor(as.character(d$school))
   parsed <- hnm:::parse_mixed_formula(y ~ (1 | school2) + (1 | school:class), several = TRUE)
   factors <- hnm:::grouping_factors(parsed, d, globalenv(), NULL)
-  expect_null(hnm:::interaction_cells(factors[2:1]))
+  shortcut <- hnm:::interaction_cells(factors[2:1], lapply(factors[2:1], `[[`, "codes"),
+                                      c(59L, 6L))
+  expect_identical(shortcut$levels[[2L]], as.integer(d$school2)[match(seq_len(59L),
+                                                                      as.integer(reference))])
   cells <- hnm:::cell_codes(factors)
   expect_identical(cells$levels[[1L]][cells$cell], as.integer(d$school2))
 })
