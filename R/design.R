@@ -464,8 +464,11 @@ combine_codes <- function(codes, sizes, keep = NULL, order_cells = NULL, cell_at
 }
 
 # map[codes] for integer codes (a factor's read as they are), by Rust (rs_map_codes(): a
-# third of R's time at 1e7 rows), or by R's `[` for what Rust leaves to it.
-map_codes <- function(map, codes) rust_result(rs_map_codes(map, codes)) %||% map[codes]
+# third of R's time at 1e7 rows, on options(hnm.threads) threads), or by R's `[` for what
+# Rust leaves to it.
+map_codes <- function(map, codes) {
+  rust_result(rs_map_codes(map, codes, thread_count(NULL))) %||% map[codes]
+}
 
 # as.integer(x) without its copy of a factor's codes: R strips the attributes of a long vector
 # by a wrapper around the same codes (ALTREP), where as.integer() copies them (35 ms at 1e7

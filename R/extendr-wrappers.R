@@ -78,7 +78,7 @@ rs_cell_labels <- function(labels, levels, sep) .Call(wrap__rs_cell_labels, labe
 #' NULL when a code is beyond that range or `codes` is not an integer vector (R's `[` then
 #' applies its own rules).
 #' @noRd
-rs_map_codes <- function(map, codes) .Call(wrap__rs_map_codes, map, codes)
+rs_map_codes <- function(map, codes, threads) .Call(wrap__rs_map_codes, map, codes, threads)
 
 #' The groups of a plain integer, logical, double or character vector `g`, hashed in one pass
 #' over it without storing a code per row: `table`, the key table (an external pointer; its

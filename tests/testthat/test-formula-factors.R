@@ -294,11 +294,14 @@ test_that("codes mapped through the cells' order are R's subsetting, NA kept", {
   set.seed(11)
   map <- sample(c(1:40, NA))
   codes <- sample(c(1:41, NA), 5000, TRUE)
-  expect_identical(hnm:::rs_map_codes(map, codes), map[codes])
-  expect_identical(hnm:::rs_map_codes(map, factor(letters[c(2, 1, 3)])), map[c(2L, 1L, 3L)])
+  expect_identical(hnm:::rs_map_codes(map, codes, 2L), map[codes])
+  expect_identical(hnm:::rs_map_codes(map, factor(letters[c(2, 1, 3)]), 2L), map[c(2L, 1L, 3L)])
+  # On one thread and on two (from 2e5 codes on), each writing half.
+  many <- sample(c(1:40, NA), 3e5, TRUE)
+  for (threads in 1:2) expect_identical(hnm:::rs_map_codes(map, many, threads), map[many])
   # Codes R's `[` reads by its own rules (0, negative, beyond the map, doubles) are left to it.
-  for (other in list(c(1L, 0L), c(-1L, -2L), c(1L, 42L), c(1, 2))) {
-    expect_null(hnm:::rs_map_codes(map, other))
+  for (other in list(c(1L, 0L), c(-1L, -2L), c(1L, 42L), c(1, 2), c(many, 0L))) {
+    expect_null(hnm:::rs_map_codes(map, other, 2L))
     expect_identical(hnm:::map_codes(map, other), map[other])
   }
 })

@@ -10,8 +10,8 @@
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    cell_labels, code_index, dense_double_range, dense_integer_range, dense_pair_codes, double_key, filled, group_codes, integer_key, nested_values,
-    with_capacity, Checkpoint, GroupCodes, GroupKeys, HnmError, KeyCodes, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE, ROWS_PER_CHECK,
+    cell_labels, dense_double_range, dense_integer_range, dense_pair_codes, double_key, filled, group_codes, integer_key, map_codes, nested_values,
+    with_capacity, Checkpoint, GroupCodes, GroupKeys, HnmError, KeyCodes, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
 use crate::{core_error, error_message, expanded, integers_read_only, RInterrupt};
@@ -309,41 +309,25 @@ fn rs_cell_labels(labels: List, levels: List, sep: &str) -> Robj {
 }
 
 /// `map[codes]` as R's `[` gives it for integer `codes` in 1..length(`map`) or NA (NA there,
-/// and where `map` is NA), written straight into an R vector: the rows' codes of an
-/// interaction through its cells' order, where R's subsetting took 3x as long at 1e7 rows.
-/// NULL when a code is beyond that range or `codes` is not an integer vector (R's `[` then
-/// applies its own rules).
+/// and where `map` is NA), written straight into an R vector by hnm_core::map_codes on up to
+/// `threads` threads: the rows' codes of an interaction through its cells' order, where R's
+/// subsetting took 3x as long at 1e7 rows. NULL when a code is beyond that range or `codes`
+/// is not an integer vector (R's `[` then applies its own rules).
 /// @noRd
 #[extendr]
-fn rs_map_codes(map: &[i32], codes: Robj) -> Robj {
+fn rs_map_codes(map: &[i32], codes: Robj, threads: i32) -> Robj {
     let Some(codes) = integer_vectors(std::slice::from_ref(&codes)).and_then(|mut codes| codes.pop()) else {
         return Robj::from(());
     };
     // Allocated unset (extendr's Integers::new would first write zeros) and written once.
     let mut out = Robj::alloc_vector(extendr_api::rtype_to_sxp(Rtype::Integers), codes.len());
-    let Some(written) = AsTypedSlice::<Rint>::as_typed_slice_mut(&mut out) else {
+    let Some(written) = out.as_integer_slice_mut() else {
         return Robj::from(());
     };
-    let checkpoint = &mut Checkpoint::new(&RInterrupt);
-    let mut beyond = false;
-    for (codes, written) in codes.chunks(ROWS_PER_CHECK).zip(written.chunks_mut(ROWS_PER_CHECK)) {
-        if let Err(error) = checkpoint.check_work(codes.len()) {
-            return core_error(error);
-        }
-        for (&code, out) in codes.iter().zip(written) {
-            *out = match code_index(code).and_then(|c| map.get(c)) {
-                Some(&value) => Rint::from(value),
-                None => {
-                    beyond |= code != NA_CODE;
-                    Rint::na()
-                }
-            };
-        }
-    }
-    if beyond {
-        Robj::from(())
-    } else {
-        out
+    match map_codes(map, codes, written, usize::try_from(threads).unwrap_or(1), &mut Checkpoint::new(&RInterrupt)) {
+        Ok(false) => out,
+        Ok(true) => Robj::from(()),
+        Err(error) => core_error(error),
     }
 }
 

@@ -4,6 +4,8 @@
 //! double values, or the addresses of interned strings: R's CHARSXP cache gives equal strings
 //! one address) in an open-addressing table with linear probing ([`group_codes`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::data::cells::NA_CODE;
 use crate::error::{HnmError, Result};
 use crate::numerics::interrupt::Checkpoint;
@@ -218,6 +220,77 @@ pub fn cell_labels(parts: &[(&[&str], &[i32])], sep: &str, checkpoint: &mut Chec
         }
     }
     Ok(Some((text, ends)))
+}
+
+/// `out[i] = map[codes[i] − 1]`, R's `map[codes]` for 1-based `codes` (the rows' codes of an
+/// interaction through its cells' order): `NA_CODE` where a code is `NA` or its entry of
+/// `map` is. On two threads when `threads` ≥ 2 and there are [`crate::PARALLEL_ROWS`] rows
+/// or more, the calling thread taking the first half and alone asking `interrupt` (the
+/// other stops at a flag it sets), since the cost is writing a
+/// fresh vector (its page faults) and reading `codes`, which two cores share. Returns whether a code lay beyond `map` (`out`
+/// or below 1 other than `NA` (`out` is then incomplete: R's `[` applies its own rules).
+///
+/// # Errors
+/// `Interrupted` when `checkpoint` reports a user interrupt; `Optimizer` when the second thread cannot
+/// start or panics. `InvalidArgument` when `out` and `codes` differ in length.
+///
+/// # Example
+/// ```
+/// use hnm_core::{map_codes, Checkpoint, Never, NA_CODE};
+/// let (mut out, checkpoint) = ([0; 4], &mut Checkpoint::new(&Never));
+/// assert!(!map_codes(&[3, 1, NA_CODE], &[2, NA_CODE, 1, 3], &mut out, 2, checkpoint).unwrap());
+/// assert_eq!(out, [1, NA_CODE, 3, NA_CODE]);
+/// assert!(map_codes(&[3], &[2], &mut [0], 1, checkpoint).unwrap());
+/// assert!(map_codes(&[3], &[0], &mut [0], 1, checkpoint).unwrap());
+/// ```
+pub fn map_codes(map: &[i32], codes: &[i32], out: &mut [i32], threads: usize, checkpoint: &mut Checkpoint<'_>) -> Result<bool> {
+    if out.len() != codes.len() {
+        return Err(HnmError::InvalidArgument { argument: "out", reason: "must have one value per code" });
+    }
+    let serial = |codes: &[i32], out: &mut [i32], checkpoint: &mut Checkpoint<'_>| -> Result<bool> {
+        let mut beyond = false;
+        for (codes, out) in codes.chunks(ROWS_PER_CHECK).zip(out.chunks_mut(ROWS_PER_CHECK)) {
+            checkpoint.check_work(codes.len())?;
+            for (&code, out) in codes.iter().zip(out) {
+                *out = match code_index(code).and_then(|c| map.get(c)) {
+                    Some(&value) => value,
+                    None => {
+                        beyond |= code != NA_CODE;
+                        NA_CODE
+                    }
+                };
+            }
+        }
+        Ok(beyond)
+    };
+    if threads < 2 || codes.len() < crate::data::blocks::PARALLEL_ROWS {
+        return serial(codes, out, checkpoint);
+    }
+    let half = codes.len() / 2;
+    let (first_codes, second_codes) = codes.split_at(half);
+    let (first_out, second_out) = out.split_at_mut(half);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (stop, serial) = (&stop, &serial);
+        let worker = std::thread::Builder::new()
+            .spawn_scoped(scope, move || serial(second_codes, second_out, &mut Checkpoint::new(stop)))
+            .map_err(|_| HnmError::Optimizer("could not start a thread".into()))?;
+        let first = serial(first_codes, first_out, checkpoint);
+        // Waiting for the other half, still asking: a stop is passed on by the flag.
+        let mut stopped = first.is_err();
+        while !worker.is_finished() {
+            if !stopped && checkpoint.check_timed().is_err() {
+                stopped = true;
+            }
+            stop.store(stopped, Ordering::Relaxed);
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        let second = worker.join().unwrap_or_else(|_| Err(HnmError::Optimizer("a worker thread panicked".into())));
+        if stopped && first.is_ok() {
+            return Err(HnmError::Interrupted);
+        }
+        Ok(first? | second?)
+    })
 }
 
 /// `visit` applied to each of `items` in order, asking `checkpoint` every [`ROWS_PER_CHECK`]
@@ -627,8 +700,14 @@ mod tests {
         let label_schools: Vec<i32> = label_rows.iter().map(|&c| school_of[c as usize - 1]).collect();
         let labels_expected: String = label_rows.iter().zip(&label_schools).map(|(&c, &s)| format!("s{s}:c{c}")).collect();
 
+        // A map of the classes (some NA) for map_codes, over 25 chunks of rows (some NA).
+        let map: Vec<i32> = (0..1000).map(|c| if c % 97 == 3 { NA_CODE } else { 1000 - c }).collect();
+        // For map_codes past PARALLEL_ROWS rows, so that two threads share them (some codes NA).
+        let rows = 60 * ROWS_PER_CHECK + 17;
+        let many: Vec<i32> = (0..rows).map(|i| if i % 1013 == 7 { NA_CODE } else { class[i % class.len()] }).collect();
+        let mapped: Vec<i32> = many.iter().map(|&c| if c == NA_CODE { NA_CODE } else { map[c as usize - 1] }).collect();
         type Run<'a> = Box<dyn Fn(&mut Checkpoint<'_>) -> Result<String> + 'a>;
-        let runs: Vec<(&str, Run<'_>, String)> = vec![
+        let mut runs: Vec<(&str, Run<'_>, String)> = vec![
             (
                 "nested_values",
                 Box::new(|checkpoint| Ok(format!("{:?}", nested_values(&class, 1000, &[&school], checkpoint)?))),
@@ -648,6 +727,15 @@ mod tests {
                 labels_expected,
             ),
         ];
+        let (map, many) = (&map, &many);
+        let map_run = |threads: usize| -> Run<'_> {
+            Box::new(move |checkpoint| {
+                let mut out = vec![0; many.len()];
+                let beyond = map_codes(map, many, &mut out, threads, checkpoint)?;
+                Ok(format!("{beyond} {out:?}"))
+            })
+        };
+        runs.push(("map_codes", map_run(1), format!("false {mapped:?}")));
         for (name, run, expected) in &runs {
             assert_eq!(&run(&mut Checkpoint::new(&Never)).unwrap(), expected, "{name}");
             let counter = StopAt::new(usize::MAX);
@@ -661,6 +749,15 @@ mod tests {
                 assert_eq!(stop.questions.get(), k, "{name}");
             }
             assert_eq!(&run(&mut Checkpoint::new(&Never)).unwrap(), expected, "{name}, after the stops");
+        }
+        // On two threads: the same codes, and stopped at one of the calling thread's questions
+        // over its half (30 chunks; after them, how many it asks while it waits varies).
+        let two = map_run(2);
+        assert_eq!(two(&mut Checkpoint::new(&Never)).unwrap(), format!("false {mapped:?}"));
+        for k in [1, 15, 30] {
+            let stop = StopAt::new(k);
+            assert_eq!(two(&mut Checkpoint::asking_every_time(&stop)), Err(HnmError::Interrupted), "two threads, question {k}");
+            assert_eq!(stop.questions.get(), k);
         }
     }
 
