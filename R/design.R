@@ -211,7 +211,8 @@ response_column <- function(parsed, data, env, offset, call) {
 # levels "a:b" as lme4 makes them. With `levels` (new data), codes index those levels (NA for
 # a level not among them, as for a missing value).
 grouping_factor <- function(parsed, data, env, call, levels = NULL) {
-  g <- group_variable(parsed$group, data, env, call)
+  found <- group_variable_parts(parsed$group, data, env, call)
+  g <- found$value
   if (is.atomic(g) && !is.null(g) && is.data.frame(data) && length(g) == 1L && nrow(data) != 1L) {
     hnm_abort(sprintf(paste("the grouping variable `%s` has length 1 but the response `%s` has",
                             "length %.0f: they must have the same length, one value per row; `%s`",
@@ -231,7 +232,7 @@ grouping_factor <- function(parsed, data, env, call, levels = NULL) {
   # duplicated level (a corrupt factor) is an error, not a group.
   if (is.factor(g)) {
     return(list(codes = check_levels(g, parsed$group_name, call), levels = levels(g),
-                code_offset = 0L, n_groups = nlevels(g)))
+                code_offset = 0L, n_groups = nlevels(g), parts = found$parts))
   }
   # Integers or whole doubles of a small range are their own codes less an offset, read by the
   # pass in place (no coding pass); their labels are made for the groups with rows only.
@@ -365,12 +366,43 @@ cell_codes <- function(factors, keep = NULL) {
   # A factor's codes are read as they are (combine_codes() takes factors): as.integer() would
   # copy them, 4 bytes a row.
   codes <- lapply(factors[order], function(f) if (identical(f$code_offset, 0L)) f$codes else row_codes(f))
-  cells <- combine_codes(codes, sizes[order], keep)
+  cells <- (if (is.null(keep)) interaction_cells(factors[order], codes, sizes[order])) %||%
+    combine_codes(codes, sizes[order], keep)
   levels <- cells$levels[order(order)]
   list(cell = cells$codes, n_cells = cells$n, levels = levels,
        n_levels = vapply(seq_along(levels), function(k) {
          sum(tabulate(levels[[k]], sizes[k]) > 0L)
        }, 0L))
+}
+
+# combine_codes()' result for `factors` (grouping_factors()' of the data, most levels first,
+# with their `codes` and `sizes` as cell_codes() reads them) when the first is an interaction
+# of every row: the cells are then the interaction's levels (each has rows), and each factor
+# that is one of its parts (the same codes, a factor's read from the data as the part was)
+# has its level of each cell from the interaction's combinations, with no pass over the rows
+# (at 1e7 rows, classes in schools, rs_nested_values() read 80 MB to find them again); the
+# other factors' levels from one pass over the interaction's codes and theirs alone. NULL
+# when the first is no such interaction, or another factor is not a function of it.
+interaction_cells <- function(factors, codes, sizes) {
+  parts <- factors[[1L]]$parts
+  if (is.null(parts)) return(NULL)
+  part <- vapply(factors[-1L], function(f) {
+    same <- identical(f$code_offset, 0L) & vapply(parts$codes, identical, NA, f$codes)
+    if (any(same)) which(same)[1L] else NA_integer_
+  }, 0L)
+  known <- c(TRUE, !is.na(part))
+  n <- as.integer(factors[[1L]]$n_groups)
+  first <- plain_integers(codes[[1L]])
+  levels <- vector("list", length(factors))
+  levels[[1L]] <- seq_len(n)
+  levels[known][-1L] <- parts$levels[part[!is.na(part)]]
+  if (!all(known)) {
+    cells <- nested_cells(c(list(first), codes[!known]), c(n, sizes[!known]))
+    # Every level of the interaction has rows: the cells are its levels (no map).
+    if (is.null(cells) || !is.null(cells$map)) return(NULL)
+    levels[!known] <- cells$levels[-1L]
+  }
+  list(codes = first, n = n, levels = levels, every_row = TRUE)
 }
 
 # The combinations of integer codes (codes[[k]] in 1..sizes[k], NA for missing; a factor's
@@ -428,12 +460,15 @@ combine_codes <- function(codes, sizes, keep = NULL, order_cells = NULL, cell_at
   if (!every_row) out <- replace(rep(NA_integer_, n_rows), rows, out)
   # A fresh vector (but the first code itself, without attributes) takes them in place.
   if (!is.null(cell_attributes)) attributes(out) <- cell_attributes(cells$levels)
-  list(codes = out, n = cells$n, levels = cells$levels)
+  list(codes = out, n = cells$n, levels = cells$levels, every_row = every_row)
 }
 
 # map[codes] for integer codes (a factor's read as they are), by Rust (rs_map_codes(): a
-# third of R's time at 1e7 rows), or by R's `[` for what Rust leaves to it.
-map_codes <- function(map, codes) rs_map_codes(map, codes) %||% map[codes]
+# third of R's time at 1e7 rows, on options(hnm.threads) threads), or by R's `[` for what
+# Rust leaves to it.
+map_codes <- function(map, codes) {
+  rust_result(rs_map_codes(map, codes, thread_count(NULL))) %||% map[codes]
+}
 
 # as.integer(x) without its copy of a factor's codes: R strips the attributes of a long vector
 # by a wrapper around the same codes (ALTREP), where as.integer() copies them (35 ms at 1e7

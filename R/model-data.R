@@ -146,8 +146,15 @@ model_variable <- function(expr, data, env, role, call) {
 # combinations that occur, levels "a:b" in lexical order. It is coded from the parts' codes
 # (interaction() makes a label for every combination of levels, used or not: 1e9 strings for
 # classes nested in schools) and labels only the combinations that occur.
-group_variable <- function(expr, data, env, call) {
-  if (!is_interaction(expr)) return(model_variable(expr, data, env, "grouping variable", call))
+group_variable <- function(expr, data, env, call) group_variable_parts(expr, data, env, call)$value
+
+# group_variable()'s `value` and, for an interaction of every row, `parts`: the parts' `codes`
+# and each level's `levels` of them (its combination), from which cell_codes() has the cells
+# of the interaction and its parts without a pass over the rows.
+group_variable_parts <- function(expr, data, env, call) {
+  if (!is_interaction(expr)) {
+    return(list(value = model_variable(expr, data, env, "grouping variable", call)))
+  }
   parts <- lapply(interaction_parts(expr), function(e) {
     group_codes(model_variable(e, data, env, "grouping variable", call), deparse1(e), call)
   })
@@ -163,15 +170,18 @@ group_variable <- function(expr, data, env, call) {
   # schools ~40 ms), or by paste() for labels it leaves to R (not ASCII).
   labelled <- function(levels) {
     levels <- unname(levels[order(first)])
-    labels <- rs_cell_labels(lapply(parts, `[[`, "levels"), levels, ":")
+    labels <- rust_result(rs_cell_labels(lapply(parts, `[[`, "levels"), levels, ":"))
     if (is.null(labels)) {
       labels <- do.call(paste, c(unname(Map(function(part, level) part$levels[level], parts, levels)),
                                  sep = ":"))
     }
     list(levels = labels, class = "factor")
   }
-  combine_codes(lapply(parts[first], `[[`, "codes"), sizes[first], order_cells = lexical,
-                cell_attributes = labelled)$codes
+  combined <- combine_codes(lapply(parts[first], `[[`, "codes"), sizes[first],
+                            order_cells = lexical, cell_attributes = labelled)
+  list(value = combined$codes, parts = if (combined$every_row) {
+    list(codes = lapply(parts[first], `[[`, "codes"), levels = combined$levels)
+  })
 }
 
 is_interaction <- function(expr) is.call(expr) && identical(expr[[1L]], as.name(":"))

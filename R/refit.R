@@ -53,15 +53,16 @@ refit.hnm_fit <- function(object, newresp, ...) {
 }
 
 # The model of `object` rebuilt from the rows `rows` (the fit's, with another response): one
-# pass keyed by group, or by cell with several grouping factors (whose codes the rows hold).
-build_rows <- function(object, rows) {
+# pass keyed by group, or by cell with several grouping factors (whose codes the rows hold),
+# the cells' means and co-moments returned to R when `cells` (see fit_statistics()).
+build_rows <- function(object, rows, cells = FALSE) {
   threads <- (object$control %||% hnm_control())$threads
   spec <- object$spec
   if (has_several_factors(object)) {
     f <- spec$factors
     return(rs_lmm_build_factors(pass_variables(rows), rows$codes, length(object$stats$n),
                                 spec$response, spec$fixed, f$cell_levels, f$n_levels, f$random,
-                                f$blocks, rows$names, threads, FALSE))
+                                f$blocks, rows$names, threads, FALSE, cells))
   }
   rs_lmm_build(pass_variables(rows), rows$codes, rows$code_offset, length(object$stats$n),
                spec$response, spec$fixed, spec$random, spec$blocks, rows$names, threads)

@@ -242,15 +242,66 @@ test_that("nested parts combine by their inner part's levels, unused levels left
   expect_identical(hnm:::group_variable(quote(school:class), d, globalenv(), NULL), reference)
 })
 
+test_that("an interaction's parts give its cells without a pass, as the pass finds them", {
+  set.seed(12)
+  # Classes in schools in districts, each factor with levels in an order of its own (school's
+  # reversed), some classes without rows; a district is a part of no interaction here.
+  class <- factor(sample(c(1:50, 52:60), 4000, TRUE), levels = 1:70)
+  school <- factor((as.integer(as.character(class)) - 1L) %/% 10L + 1L, levels = 6:1)
+  d <- data.frame(y = rnorm(4000), class = class, school = school,
+                  district = factor((as.integer(as.character(school)) - 1L) %/% 2L))
+  reference <- droplevels(interaction(d$school, d$class, sep = ":", lex.order = TRUE))
+  # Without a pass over the parts where the interaction has the most levels (district, a part
+  # of no interaction, from a pass over the interaction's codes and its own); not with class
+  # first (70 levels, 11 unused).
+  formulas <- list(y ~ (1 | school) + (1 | school:class),
+                   y ~ (1 | class) + (1 | school) + (1 | school:class),
+                   y ~ (1 | school:class) + (1 | district))
+  for (k in seq_along(formulas)) {
+    formula <- formulas[[k]]
+    parsed <- hnm:::parse_mixed_formula(formula, several = TRUE)
+    factors <- hnm:::grouping_factors(parsed, d, globalenv(), NULL)
+    cells <- hnm:::cell_codes(factors)
+    # The reference: the same cells found by the pass over the rows (no parts known).
+    by_pass <- hnm:::cell_codes(lapply(factors, function(f) f[names(f) != "parts"]))
+    expect_identical(cells, by_pass)
+    # The cells numbered as the interaction's levels when it has the most levels.
+    if (k != 2L) expect_identical(cells$cell, as.integer(reference))
+    # Each factor's level of each cell is that of the cell's rows.
+    for (f in seq_along(factors)) {
+      codes <- as.integer(factors[[f]]$codes)
+      expect_identical(cells$levels[[f]][cells$cell], codes)
+    }
+    sizes <- vapply(factors, function(f) as.integer(f$n_groups), 0L)
+    first <- order(sizes, decreasing = TRUE)
+    shortcut <- hnm:::interaction_cells(factors[first], lapply(factors[first], `[[`, "codes"),
+                                        sizes[first])
+    expect_identical(is.null(shortcut), k == 2L)
+  }
+  # A school that is not the interaction's (other codes, the same groups) takes the pass.
+  d$school2 <- factor(as.character(d$school))
+  parsed <- hnm:::parse_mixed_formula(y ~ (1 | school2) + (1 | school:class), several = TRUE)
+  factors <- hnm:::grouping_factors(parsed, d, globalenv(), NULL)
+  shortcut <- hnm:::interaction_cells(factors[2:1], lapply(factors[2:1], `[[`, "codes"),
+                                      c(59L, 6L))
+  expect_identical(shortcut$levels[[2L]], as.integer(d$school2)[match(seq_len(59L),
+                                                                      as.integer(reference))])
+  cells <- hnm:::cell_codes(factors)
+  expect_identical(cells$levels[[1L]][cells$cell], as.integer(d$school2))
+})
+
 test_that("codes mapped through the cells' order are R's subsetting, NA kept", {
   set.seed(11)
   map <- sample(c(1:40, NA))
   codes <- sample(c(1:41, NA), 5000, TRUE)
-  expect_identical(hnm:::rs_map_codes(map, codes), map[codes])
-  expect_identical(hnm:::rs_map_codes(map, factor(letters[c(2, 1, 3)])), map[c(2L, 1L, 3L)])
+  expect_identical(hnm:::rs_map_codes(map, codes, 2L), map[codes])
+  expect_identical(hnm:::rs_map_codes(map, factor(letters[c(2, 1, 3)]), 2L), map[c(2L, 1L, 3L)])
+  # On one thread and on two (from 2e5 codes on), each writing half.
+  many <- sample(c(1:40, NA), 3e5, TRUE)
+  for (threads in 1:2) expect_identical(hnm:::rs_map_codes(map, many, threads), map[many])
   # Codes R's `[` reads by its own rules (0, negative, beyond the map, doubles) are left to it.
-  for (other in list(c(1L, 0L), c(-1L, -2L), c(1L, 42L), c(1, 2))) {
-    expect_null(hnm:::rs_map_codes(map, other))
+  for (other in list(c(1L, 0L), c(-1L, -2L), c(1L, 42L), c(1, 2), c(many, 0L))) {
+    expect_null(hnm:::rs_map_codes(map, other, 2L))
     expect_identical(hnm:::map_codes(map, other), map[other])
   }
 })

@@ -42,8 +42,8 @@ pub use data::blocks::{fingerprint, group_column_codes, BlockPass, Column, Group
 pub use data::cells::{is_r_na, Cell, Response, NA_CODE, NA_REAL};
 pub use data::cross_products::CrossProducts;
 pub use data::groups::{
-    code_index, dense_double_range, dense_integer_range, dense_pair_codes, double_key, group_codes, integer_key, nested_values, GroupCodes, KeyCodes,
-    DOUBLE_MISSING, INTEGER_MISSING,
+    cell_labels, code_index, dense_double_range, dense_integer_range, dense_pair_codes, double_key, group_codes, integer_key, map_codes, nested_values,
+    GroupCodes, KeyCodes, DOUBLE_MISSING, INTEGER_MISSING, ROWS_PER_CHECK,
 };
 pub use data::stats::GroupStats;
 pub use data::unit::Unit;

@@ -10,8 +10,8 @@
 use extendr_api::prelude::*;
 use extendr_api::AsTypedSlice;
 use hnm_core::{
-    code_index, dense_double_range, dense_integer_range, dense_pair_codes, double_key, filled, group_codes, integer_key, nested_values, with_capacity,
-    Checkpoint, GroupCodes, GroupKeys, HnmError, KeyCodes, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
+    cell_labels, dense_double_range, dense_integer_range, dense_pair_codes, double_key, filled, group_codes, integer_key, map_codes, nested_values,
+    with_capacity, Checkpoint, GroupCodes, GroupKeys, HnmError, KeyCodes, DOUBLE_MISSING, INTEGER_MISSING, NA_CODE,
 };
 
 use crate::{core_error, error_message, expanded, integers_read_only, RInterrupt};
@@ -33,9 +33,12 @@ extern "C" {
     fn Rf_getCharCE(x: Charsxp) -> std::os::raw::c_int;
     fn R_CHAR(x: Charsxp) -> *const std::os::raw::c_char;
     fn LENGTH(x: Charsxp) -> std::os::raw::c_int;
+    fn Rf_mkCharLenCE(text: *const std::os::raw::c_char, len: std::os::raw::c_int, encoding: std::os::raw::c_int) -> Charsxp;
+    fn SET_STRING_ELT(x: Charsxp, i: isize, value: Charsxp);
 }
 
-/// `CE_BYTES` of R's cetype_t.
+/// `CE_UTF8` and `CE_BYTES` of R's cetype_t.
+const CE_UTF8: std::os::raw::c_int = 1;
 const CE_BYTES: std::os::raw::c_int = 3;
 
 /// TRUE when the factor `g`'s levels are non-NA strings, none marked "bytes", no two equal;
@@ -199,6 +202,16 @@ fn rs_dense_range(g: Robj) -> Robj {
     }
 }
 
+/// The integer vectors `vectors`, each expanded into memory (see [`expanded`]) and read in
+/// place through its read-only pointer; `None` when one could not be expanded or is not a plain
+/// integer vector (the caller then leaves the work to R).
+fn integer_vectors(vectors: &[Robj]) -> Option<Vec<&[i32]>> {
+    if !vectors.iter().all(expanded) {
+        return None;
+    }
+    vectors.iter().map(integers_read_only).collect()
+}
+
 /// For integer codes `first` in 1..`levels` and the integer codes `others` (a list) of the same
 /// rows, each of `others`' value at every level of `first` (0 for a level with no rows) when
 /// each is a function of `first`, a nested design (hnm_core::nested_values); NULL otherwise,
@@ -207,13 +220,10 @@ fn rs_dense_range(g: Robj) -> Robj {
 #[extendr]
 fn rs_nested_values(first: Robj, levels: i32, others: List) -> Robj {
     let vectors: Vec<Robj> = std::iter::once(first).chain(others.values()).collect();
-    if !vectors.iter().all(expanded) {
-        return Robj::from(());
-    }
-    let Some(slices) = vectors.iter().map(integers_read_only).collect::<Option<Vec<&[i32]>>>() else {
+    let Some(slices) = integer_vectors(&vectors) else {
         return Robj::from(());
     };
-    match nested_values(slices[0], usize::try_from(levels).unwrap_or(0), &slices[1..]) {
+    match nested_values(slices[0], usize::try_from(levels).unwrap_or(0), &slices[1..], &mut Checkpoint::new(&RInterrupt)) {
         Ok(Some(values)) => List::from_values(values.into_iter().map(Robj::from)).into(),
         Ok(None) => Robj::from(()),
         Err(error) => core_error(error),
@@ -229,14 +239,15 @@ fn rs_nested_values(first: Robj, levels: i32, others: List) -> Robj {
 #[extendr]
 fn rs_dense_codes(keys: List, sizes: &[i32]) -> Robj {
     let vectors: Vec<Robj> = keys.values().collect();
-    if vectors.is_empty() || vectors.len() > 2 || sizes.len() != vectors.len() || !vectors.iter().all(expanded) {
+    if vectors.is_empty() || vectors.len() > 2 || sizes.len() != vectors.len() {
         return Robj::from(());
     }
-    let Some(slices) = vectors.iter().map(integers_read_only).collect::<Option<Vec<&[i32]>>>() else {
+    let Some(slices) = integer_vectors(&vectors) else {
         return Robj::from(());
     };
     let level = |j: usize| sizes.get(j).map_or(0, |&s| usize::try_from(s).unwrap_or(0));
-    match dense_pair_codes(slices[0], slices.get(1).copied().unwrap_or(&[]), (level(0), level(1))) {
+    let checkpoint = &mut Checkpoint::new(&RInterrupt);
+    match dense_pair_codes(slices[0], slices.get(1).copied().unwrap_or(&[]), (level(0), level(1)), checkpoint) {
         Ok(Some((codes, n))) => list!(codes = codes, n = n as i32).into(),
         Ok(None) => Robj::from(()),
         Err(error) => core_error(error),
@@ -245,73 +256,78 @@ fn rs_dense_codes(keys: List, sizes: &[i32]) -> Robj {
 
 /// The labels of an interaction's cells, `paste(labels[[1]][levels[[1]]], labels[[2]][levels[[2]]],
 /// ..., sep = sep)`: `labels` the parts' level labels (character vectors), `levels` each cell's
-/// level of each part (1-based integer vectors of one length). Each label is written once into a
-/// buffer and made an R string, where `paste()` took twice as long (1e5 cells of classes in
-/// schools: ~40 ms). NULL, for `paste()` to make them, when a label is NA or not ASCII (whose
-/// encoding `paste()` handles), a level is outside its labels, or the lengths differ. ASCII
-/// labels joined by an ASCII `sep` are ASCII strings, as `paste()` makes them.
+/// level of each part (1-based integer vectors of one length). Written by hnm_core::cell_labels
+/// into one buffer and each made an R string, where `paste()` took twice as long (1e5 cells of
+/// classes in schools: ~40 ms). NULL, for `paste()` to make them, when a label is NA or not
+/// ASCII (whose encoding `paste()` handles), a level is outside its labels, or the lengths
+/// differ. ASCII labels joined by an ASCII `sep` are ASCII strings, as `paste()` makes them.
 /// @noRd
 #[extendr]
 fn rs_cell_labels(labels: List, levels: List, sep: &str) -> Robj {
     let (labels, levels): (Vec<Robj>, Vec<Robj>) = (labels.values().collect(), levels.values().collect());
-    if labels.is_empty() || labels.len() != levels.len() || !sep.is_ascii() || !labels.iter().chain(&levels).all(expanded) {
+    if labels.is_empty() || labels.len() != levels.len() || !sep.is_ascii() || !labels.iter().all(expanded) {
         return Robj::from(());
     }
-    let ascii = |label: &&str| !label.is_na() && label.is_ascii();
-    let parts: Option<Vec<(Vec<&str>, &[i32])>> = labels
-        .iter()
-        .zip(&levels)
-        .map(|(labels, levels)| Some((labels.as_str_vector().filter(|l| l.iter().all(ascii))?, integers_read_only(levels)?)))
-        .collect();
-    let Some(parts) = parts else {
+    let Some(levels) = integer_vectors(&levels) else {
         return Robj::from(());
     };
-    let cells = parts[0].1.len();
-    /// The label of `cell`'s level of `part` (its labels and the cells' 1-based levels).
-    fn label<'a>((labels, levels): &(Vec<&'a str>, &[i32]), cell: usize) -> Option<&'a str> {
-        code_index(levels[cell]).and_then(|l| labels.get(l).copied())
-    }
-    if parts.iter().any(|part| part.1.len() != cells || (0..cells).any(|cell| label(part, cell).is_none())) {
+    let ascii = |label: &&str| !label.is_na() && label.is_ascii();
+    let Some(labels) = labels.iter().map(|labels| labels.as_str_vector().filter(|l| l.iter().all(ascii))).collect::<Option<Vec<Vec<&str>>>>() else {
         return Robj::from(());
-    }
-    let mut buffer = String::new();
-    Strings::from_values((0..cells).map(|cell| {
-        buffer.clear();
-        for (j, part) in parts.iter().enumerate() {
-            if j > 0 {
-                buffer.push_str(sep);
-            }
-            // Checked above: every level indexes a label.
-            buffer.push_str(label(part, cell).unwrap_or_default());
+    };
+    let parts: Vec<(&[&str], &[i32])> = labels.iter().map(Vec::as_slice).zip(levels).collect();
+    let checkpoint = &mut Checkpoint::new(&RInterrupt);
+    let (text, ends) = match cell_labels(&parts, sep, checkpoint) {
+        Ok(Some(labelled)) => labelled,
+        Ok(None) => return Robj::from(()),
+        Err(error) => return core_error(error),
+    };
+    // R's own calls, one per label (extendr's Rstr and set_elt cost 2.5x as much: a lock and
+    // a protection per string).
+    let out = Robj::alloc_vector(extendr_api::rtype_to_sxp(Rtype::Strings), ends.len());
+    // SAFETY: during the .Call on R's main thread; `out` is protected while it lives, and each
+    // new CHARSXP is stored into it at once, before the next allocation. The labels are ASCII
+    // (checked above) and R strings have no NUL, so mkCharLenCE cannot fail on them.
+    let sexp = unsafe { out.get() };
+    let mut start = 0;
+    for (cell, &end) in ends.iter().enumerate() {
+        if let Err(error) = checkpoint.check() {
+            return core_error(error);
         }
-        buffer.clone()
-    }))
-    .into()
+        let label = &text.as_bytes()[start..end];
+        // A label beyond R's longest string: paste() reports it.
+        let Ok(length) = std::os::raw::c_int::try_from(label.len()) else {
+            return Robj::from(());
+        };
+        unsafe {
+            let charsxp = Rf_mkCharLenCE(label.as_ptr().cast(), length, CE_UTF8);
+            SET_STRING_ELT(sexp.cast(), cell as isize, charsxp);
+        }
+        start = end;
+    }
+    out
 }
 
 /// `map[codes]` as R's `[` gives it for integer `codes` in 1..length(`map`) or NA (NA there,
-/// and where `map` is NA), written straight into an R vector: the rows' codes of an
-/// interaction through its cells' order, where R's subsetting took 3x as long at 1e7 rows.
-/// NULL when a code is beyond that range or `codes` is not an integer vector (R's `[` then
-/// applies its own rules).
+/// and where `map` is NA), written straight into an R vector by hnm_core::map_codes on up to
+/// `threads` threads: the rows' codes of an interaction through its cells' order, where R's
+/// subsetting took 3x as long at 1e7 rows. NULL when a code is beyond that range or `codes`
+/// is not an integer vector (R's `[` then applies its own rules).
 /// @noRd
 #[extendr]
-fn rs_map_codes(map: &[i32], codes: Robj) -> Robj {
-    let Some(codes) = expanded(&codes).then(|| integers_read_only(&codes)).flatten() else {
+fn rs_map_codes(map: &[i32], codes: Robj, threads: i32) -> Robj {
+    let Some(codes) = integer_vectors(std::slice::from_ref(&codes)).and_then(|mut codes| codes.pop()) else {
         return Robj::from(());
     };
-    let mut beyond = false;
-    let out = Integers::from_values(codes.iter().map(|&code| match code_index(code).and_then(|c| map.get(c)) {
-        Some(&value) => Rint::from(value),
-        None => {
-            beyond |= code != NA_CODE;
-            Rint::na()
-        }
-    }));
-    if beyond {
-        Robj::from(())
-    } else {
-        out.into()
+    // Allocated unset (extendr's Integers::new would first write zeros) and written once.
+    let mut out = Robj::alloc_vector(extendr_api::rtype_to_sxp(Rtype::Integers), codes.len());
+    let Some(written) = out.as_integer_slice_mut() else {
+        return Robj::from(());
+    };
+    match map_codes(map, codes, written, usize::try_from(threads).unwrap_or(1), &mut Checkpoint::new(&RInterrupt)) {
+        Ok(false) => out,
+        Ok(true) => Robj::from(()),
+        Err(error) => core_error(error),
     }
 }
 

@@ -4,6 +4,8 @@
 //! double values, or the addresses of interned strings: R's CHARSXP cache gives equal strings
 //! one address) in an open-addressing table with linear probing ([`group_codes`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::data::cells::NA_CODE;
 use crate::error::{HnmError, Result};
 use crate::numerics::interrupt::Checkpoint;
@@ -36,16 +38,18 @@ pub fn code_index(code: i32) -> Option<usize> {
 /// combination then applies.
 ///
 /// # Errors
-/// `TooLarge` when `others.len() × levels` values do not fit in memory.
+/// `TooLarge` when `others.len() × levels` values do not fit in memory; `Interrupted` when
+/// `checkpoint` reports a user interrupt (asked every [`ROWS_PER_CHECK`] rows).
 ///
 /// # Example
 /// ```
-/// use hnm_core::nested_values;
+/// use hnm_core::{nested_values, Checkpoint, Never};
+/// let checkpoint = &mut Checkpoint::new(&Never);
 /// // Classes 1..4 in schools: class 3 has no rows.
-/// assert_eq!(nested_values(&[1, 2, 4, 1], 4, &[&[5, 6, 6, 5]]).unwrap(), Some(vec![vec![5, 6, 0, 6]]));
-/// assert_eq!(nested_values(&[1, 2, 1], 2, &[&[5, 6, 7]]).unwrap(), None);
+/// assert_eq!(nested_values(&[1, 2, 4, 1], 4, &[&[5, 6, 6, 5]], checkpoint).unwrap(), Some(vec![vec![5, 6, 0, 6]]));
+/// assert_eq!(nested_values(&[1, 2, 1], 2, &[&[5, 6, 7]], checkpoint).unwrap(), None);
 /// ```
-pub fn nested_values(first: &[i32], levels: usize, others: &[&[i32]]) -> Result<Option<Vec<Vec<i32>>>> {
+pub fn nested_values(first: &[i32], levels: usize, others: &[&[i32]], checkpoint: &mut Checkpoint<'_>) -> Result<Option<Vec<Vec<i32>>>> {
     if others.is_empty() {
         return Ok(Some(Vec::new()));
     }
@@ -57,22 +61,30 @@ pub fn nested_values(first: &[i32], levels: usize, others: &[&[i32]]) -> Result<
         values.push(filled(&[levels], 0, "the codes of a nested grouping factor")?);
     }
     // One pass over the rows for all the other codes, so that `first` (at 1e7 rows, 40 MB) is
-    // read once, not once per other code.
-    for (row, &level) in first.iter().enumerate() {
-        // Codes below 1 (NA) or beyond `levels` leave the general path to handle them.
-        let Some(l) = code_index(level).filter(|&l| l < levels) else {
-            return Ok(None);
-        };
-        for (at, other) in values.iter_mut().zip(others) {
-            let (slot, code) = (&mut at[l], other[row]);
-            if code < 1 || (*slot != 0 && *slot != code) {
+    // read once, not once per other code; by chunks, each a question to the checkpoint.
+    for (chunk, rows) in first.chunks(ROWS_PER_CHECK).enumerate() {
+        checkpoint.check_work(rows.len())?;
+        let start = chunk * ROWS_PER_CHECK;
+        for (row, &level) in (start..).zip(rows) {
+            // Codes below 1 (NA) or beyond `levels` leave the general path to handle them.
+            let Some(l) = code_index(level).filter(|&l| l < levels) else {
                 return Ok(None);
+            };
+            for (at, other) in values.iter_mut().zip(others) {
+                let (slot, code) = (&mut at[l], other[row]);
+                if code < 1 || (*slot != 0 && *slot != code) {
+                    return Ok(None);
+                }
+                *slot = code;
             }
-            *slot = code;
         }
     }
     Ok(Some(values))
 }
+
+/// Rows (or cells) a pass over codes handles between two questions to its checkpoint
+/// ([`Checkpoint::check_work`]): a few µs of work, so that the question costs nothing per row.
+pub const ROWS_PER_CHECK: usize = 1 << 12;
 
 /// The distinct pairs of codes (`first[i]`, `second[i]`), `first` in 1..=`levels.0` and
 /// `second` in 1..=`levels.1` (or of `first` alone, `second` empty), numbered 1..=n in
@@ -84,17 +96,19 @@ pub fn nested_values(first: &[i32], levels: usize, others: &[&[i32]]) -> Result<
 /// lengths differ, which the caller then handles.
 ///
 /// # Errors
-/// `TooLarge` when the rows' order and codes do not fit in memory.
+/// `TooLarge` when the rows' order and codes do not fit in memory; `Interrupted` when
+/// `checkpoint` reports a user interrupt (asked every [`ROWS_PER_CHECK`] rows of each pass).
 ///
 /// # Example
 /// ```
-/// use hnm_core::dense_pair_codes;
+/// use hnm_core::{dense_pair_codes, Checkpoint, Never};
+/// let checkpoint = &mut Checkpoint::new(&Never);
 /// // Pairs (2,1), (1,3), (2,1), (1,1): in lexical order (1,1), (1,3), (2,1).
-/// assert_eq!(dense_pair_codes(&[2, 1, 2, 1], &[1, 3, 1, 1], (2, 3)).unwrap(), Some((vec![3, 2, 3, 1], 3)));
-/// assert_eq!(dense_pair_codes(&[3, 1, 3], &[], (3, 0)).unwrap(), Some((vec![2, 1, 2], 2)));
-/// assert_eq!(dense_pair_codes(&[1, 0], &[1, 1], (1, 1)).unwrap(), None);
+/// assert_eq!(dense_pair_codes(&[2, 1, 2, 1], &[1, 3, 1, 1], (2, 3), checkpoint).unwrap(), Some((vec![3, 2, 3, 1], 3)));
+/// assert_eq!(dense_pair_codes(&[3, 1, 3], &[], (3, 0), checkpoint).unwrap(), Some((vec![2, 1, 2], 2)));
+/// assert_eq!(dense_pair_codes(&[1, 0], &[1, 1], (1, 1), checkpoint).unwrap(), None);
 /// ```
-pub fn dense_pair_codes(first: &[i32], second: &[i32], levels: (usize, usize)) -> Result<Option<(Vec<i32>, usize)>> {
+pub fn dense_pair_codes(first: &[i32], second: &[i32], levels: (usize, usize), checkpoint: &mut Checkpoint<'_>) -> Result<Option<(Vec<i32>, usize)>> {
     const WHAT: &str = "the cells of crossed grouping factors";
     let rows = first.len();
     let paired = !second.is_empty();
@@ -103,24 +117,27 @@ pub fn dense_pair_codes(first: &[i32], second: &[i32], levels: (usize, usize)) -
     }
     // 0-based codes, None outside 1..=levels.
     let index = |code: i32, levels: usize| code_index(code).filter(|&c| c < levels);
-    if first.iter().any(|&c| index(c, levels.0).is_none()) || (paired && second.iter().any(|&c| index(c, levels.1).is_none())) {
+    let mut valid = true;
+    for_each_checked(first, checkpoint, |&c| valid &= index(c, levels.0).is_some())?;
+    if paired {
+        for_each_checked(second, checkpoint, |&c| valid &= index(c, levels.1).is_some())?;
+    }
+    if !valid {
         return Ok(None);
     }
     // A stable counting sort of `order` (rows) by `codes`' values (checked above).
-    let sort = |order: &[u32], codes: &[i32], levels: usize| -> Result<Vec<u32>> {
+    let mut sort = |order: &[u32], codes: &[i32], levels: usize| -> Result<Vec<u32>> {
         let mut starts = filled(&[levels + 1], 0usize, WHAT)?;
-        for &code in codes {
-            starts[code as usize] += 1;
-        }
+        for_each_checked(codes, checkpoint, |&code| starts[code as usize] += 1)?;
         for l in 1..=levels {
             starts[l] += starts[l - 1];
         }
         let mut sorted = filled(&[order.len()], 0u32, WHAT)?;
-        for &row in order {
+        for_each_checked(order, checkpoint, |&row| {
             let at = &mut starts[codes[row as usize] as usize - 1];
             sorted[*at] = row;
             *at += 1;
-        }
+        })?;
         Ok(sorted)
     };
     let mut order = with_capacity(&[rows], WHAT)?;
@@ -131,7 +148,7 @@ pub fn dense_pair_codes(first: &[i32], second: &[i32], levels: (usize, usize)) -
     let order = sort(&order, first, levels.0)?;
     let mut codes = filled(&[rows], 0i32, WHAT)?;
     let (mut n, mut previous) = (0i32, None);
-    for &row in &order {
+    for_each_checked(&order, checkpoint, |&row| {
         let row = row as usize;
         let pair = (first[row], if paired { second[row] } else { 0 });
         if previous != Some(pair) {
@@ -139,8 +156,154 @@ pub fn dense_pair_codes(first: &[i32], second: &[i32], levels: (usize, usize)) -
             previous = Some(pair);
         }
         codes[row] = n;
-    }
+    })?;
     Ok(Some((codes, n as usize)))
+}
+
+/// The labels of an interaction's cells, `paste(labels[[1]][levels[[1]]], ..., sep = sep)` in
+/// R's terms: `parts` gives for each part of the interaction its level labels and each cell's
+/// 1-based level of it (one per cell, the same number for every part). The labels are written
+/// one after another into one string, `ends[c]` the end of cell c's (so that the caller makes
+/// each label from a slice, with no string per cell here). `None` when a level lies outside
+/// its labels (R's `NA` among them) or the parts have different numbers of cells.
+///
+/// # Errors
+/// `TooLarge` when the labels do not fit in memory; `Interrupted` when `checkpoint` reports a
+/// user interrupt (asked every [`ROWS_PER_CHECK`] cells of each of the two passes).
+///
+/// # Example
+/// ```
+/// use hnm_core::{cell_labels, Checkpoint, Never};
+/// let (schools, classes) = (["a", "b"], ["1", "2", "3"]);
+/// let parts: [(&[&str], &[i32]); 2] = [(&schools, &[1, 1, 2]), (&classes, &[1, 3, 2])];
+/// let (text, ends) = cell_labels(&parts, ":", &mut Checkpoint::new(&Never)).unwrap().unwrap();
+/// assert_eq!((text.as_str(), ends), ("a:1a:3b:2", vec![3, 6, 9]));
+/// let outside: [(&[&str], &[i32]); 1] = [(&schools, &[3])];
+/// assert_eq!(cell_labels(&outside, ":", &mut Checkpoint::new(&Never)).unwrap(), None);
+/// ```
+pub fn cell_labels(parts: &[(&[&str], &[i32])], sep: &str, checkpoint: &mut Checkpoint<'_>) -> Result<Option<(String, Vec<usize>)>> {
+    const WHAT: &str = "the labels of an interaction's cells";
+    let cells = parts.first().map_or(0, |part| part.1.len());
+    if parts.iter().any(|part| part.1.len() != cells) {
+        return Ok(None);
+    }
+    /// The label of `cell`'s level of a part (its labels and the cells' 1-based levels).
+    fn label<'a>((labels, levels): &(&[&'a str], &[i32]), cell: usize) -> Option<&'a str> {
+        code_index(levels[cell]).and_then(|l| labels.get(l).copied())
+    }
+    // The length of all the labels, with every level checked.
+    let mut length = Some(sep.len().saturating_mul(parts.len().saturating_sub(1)).saturating_mul(cells));
+    for part in parts {
+        for_each_checked(part.1, checkpoint, |&level| {
+            let width = code_index(level).and_then(|l| part.0.get(l)).map(|text| text.len());
+            length = length.zip(width).and_then(|(total, width)| total.checked_add(width));
+        })?;
+    }
+    let Some(length) = length else {
+        return Ok(None);
+    };
+    let mut text = String::new();
+    text.try_reserve_exact(length).map_err(|_| HnmError::TooLarge { what: WHAT, bytes: length as u128 })?;
+    let mut ends = with_capacity(&[cells], WHAT)?;
+    for start in (0..cells).step_by(ROWS_PER_CHECK) {
+        let chunk = start..cells.min(start + ROWS_PER_CHECK);
+        checkpoint.check_work(chunk.len())?;
+        for cell in chunk {
+            for (j, part) in parts.iter().enumerate() {
+                if j > 0 {
+                    text.push_str(sep);
+                }
+                // Checked above: every level indexes a label.
+                text.push_str(label(part, cell).unwrap_or_default());
+            }
+            ends.push(text.len());
+        }
+    }
+    Ok(Some((text, ends)))
+}
+
+/// `out[i] = map[codes[i] − 1]`, R's `map[codes]` for 1-based `codes` (the rows' codes of an
+/// interaction through its cells' order): `NA_CODE` where a code is `NA` or its entry of
+/// `map` is. On two threads when `threads` ≥ 2 and there are [`crate::PARALLEL_ROWS`] rows
+/// or more, the calling thread taking the first half and alone asking `interrupt` (the
+/// other stops at a flag it sets), since the cost is writing a
+/// fresh vector (its page faults) and reading `codes`, which two cores share. Returns whether a code lay beyond `map` (`out`
+/// or below 1 other than `NA` (`out` is then incomplete: R's `[` applies its own rules).
+///
+/// # Errors
+/// `Interrupted` when `checkpoint` reports a user interrupt; `Optimizer` when the second thread cannot
+/// start or panics. `InvalidArgument` when `out` and `codes` differ in length.
+///
+/// # Example
+/// ```
+/// use hnm_core::{map_codes, Checkpoint, Never, NA_CODE};
+/// let (mut out, checkpoint) = ([0; 4], &mut Checkpoint::new(&Never));
+/// assert!(!map_codes(&[3, 1, NA_CODE], &[2, NA_CODE, 1, 3], &mut out, 2, checkpoint).unwrap());
+/// assert_eq!(out, [1, NA_CODE, 3, NA_CODE]);
+/// assert!(map_codes(&[3], &[2], &mut [0], 1, checkpoint).unwrap());
+/// assert!(map_codes(&[3], &[0], &mut [0], 1, checkpoint).unwrap());
+/// ```
+pub fn map_codes(map: &[i32], codes: &[i32], out: &mut [i32], threads: usize, checkpoint: &mut Checkpoint<'_>) -> Result<bool> {
+    if out.len() != codes.len() {
+        return Err(HnmError::InvalidArgument { argument: "out", reason: "must have one value per code" });
+    }
+    let serial = |codes: &[i32], out: &mut [i32], checkpoint: &mut Checkpoint<'_>| -> Result<bool> {
+        let mut beyond = false;
+        for (codes, out) in codes.chunks(ROWS_PER_CHECK).zip(out.chunks_mut(ROWS_PER_CHECK)) {
+            checkpoint.check_work(codes.len())?;
+            for (&code, out) in codes.iter().zip(out) {
+                *out = match code_index(code).and_then(|c| map.get(c)) {
+                    Some(&value) => value,
+                    None => {
+                        beyond |= code != NA_CODE;
+                        NA_CODE
+                    }
+                };
+            }
+        }
+        Ok(beyond)
+    };
+    if threads < 2 || codes.len() < crate::data::blocks::PARALLEL_ROWS {
+        return serial(codes, out, checkpoint);
+    }
+    let half = codes.len() / 2;
+    let (first_codes, second_codes) = codes.split_at(half);
+    let (first_out, second_out) = out.split_at_mut(half);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (stop, serial) = (&stop, &serial);
+        let worker = std::thread::Builder::new()
+            .spawn_scoped(scope, move || serial(second_codes, second_out, &mut Checkpoint::new(stop)))
+            .map_err(|_| HnmError::Optimizer("could not start a thread".into()))?;
+        let first = serial(first_codes, first_out, checkpoint);
+        // Waiting for the other half, still asking: a stop is passed on by the flag.
+        let mut stopped = first.is_err();
+        while !worker.is_finished() {
+            if !stopped && checkpoint.check_timed().is_err() {
+                stopped = true;
+            }
+            stop.store(stopped, Ordering::Relaxed);
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        let second = worker.join().unwrap_or_else(|_| Err(HnmError::Optimizer("a worker thread panicked".into())));
+        if stopped && first.is_ok() {
+            return Err(HnmError::Interrupted);
+        }
+        Ok(first? | second?)
+    })
+}
+
+/// `visit` applied to each of `items` in order, asking `checkpoint` every [`ROWS_PER_CHECK`]
+/// items.
+///
+/// # Errors
+/// `Interrupted` when `checkpoint` reports a user interrupt (the later items unvisited).
+fn for_each_checked<T>(items: &[T], checkpoint: &mut Checkpoint<'_>, mut visit: impl FnMut(&T)) -> Result<()> {
+    for chunk in items.chunks(ROWS_PER_CHECK) {
+        checkpoint.check_work(chunk.len())?;
+        chunk.iter().for_each(&mut visit);
+    }
+    Ok(())
 }
 
 /// For integer group values (R's `NA` ignored) spanning a range small enough to index
@@ -507,7 +670,96 @@ pub const INTEGER_MISSING: u64 = NA_CODE as u32 as u64;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::numerics::interrupt::Never;
+    use crate::numerics::interrupt::{Never, StopAt};
+
+    /// The passes over codes (rows or cells) ask their checkpoint as they go: stopped at their
+    /// first, middle or last question, each returns `Interrupted` having asked exactly that
+    /// many times (none runs on to its end), and asked again it gives what an uninterrupted
+    /// call gives, which is checked against a direct reference.
+    #[test]
+    fn the_passes_over_codes_stop_when_asked() {
+        // 10 chunks of rows: classes nested in schools, and a crossed second code.
+        let rows = 10 * ROWS_PER_CHECK + 17;
+        let class: Vec<i32> = (0..rows).map(|i| ((i * 7919) % 1000) as i32 + 1).collect();
+        let school: Vec<i32> = class.iter().map(|&c| (c - 1) % 37 + 1).collect();
+        let other: Vec<i32> = (0..rows).map(|i| ((i * 31) % 5) as i32 + 1).collect();
+        let class_labels: Vec<String> = (1..=1000).map(|c| format!("c{c}")).collect();
+        let class_labels: Vec<&str> = class_labels.iter().map(String::as_str).collect();
+        let school_labels: Vec<String> = (1..=37).map(|s| format!("s{s}")).collect();
+        let school_labels: Vec<&str> = school_labels.iter().map(String::as_str).collect();
+        // References: the school of each class, the pairs' lexical numbers, the labels.
+        let mut school_of = vec![0; 1000];
+        for (&c, &s) in class.iter().zip(&school) {
+            school_of[c as usize - 1] = s;
+        }
+        let mut pairs: Vec<(i32, i32)> = class.iter().copied().zip(other.iter().copied()).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let pair_codes: Vec<i32> = class.iter().zip(&other).map(|(&c, &o)| pairs.binary_search(&(c, o)).unwrap() as i32 + 1).collect();
+        let label_rows: Vec<i32> = class.clone();
+        let label_schools: Vec<i32> = label_rows.iter().map(|&c| school_of[c as usize - 1]).collect();
+        let labels_expected: String = label_rows.iter().zip(&label_schools).map(|(&c, &s)| format!("s{s}:c{c}")).collect();
+
+        // A map of the classes (some NA) for map_codes, over 25 chunks of rows (some NA).
+        let map: Vec<i32> = (0..1000).map(|c| if c % 97 == 3 { NA_CODE } else { 1000 - c }).collect();
+        // For map_codes past PARALLEL_ROWS rows, so that two threads share them (some codes NA).
+        let rows = 60 * ROWS_PER_CHECK + 17;
+        let many: Vec<i32> = (0..rows).map(|i| if i % 1013 == 7 { NA_CODE } else { class[i % class.len()] }).collect();
+        let mapped: Vec<i32> = many.iter().map(|&c| if c == NA_CODE { NA_CODE } else { map[c as usize - 1] }).collect();
+        type Run<'a> = Box<dyn Fn(&mut Checkpoint<'_>) -> Result<String> + 'a>;
+        let mut runs: Vec<(&str, Run<'_>, String)> = vec![
+            (
+                "nested_values",
+                Box::new(|checkpoint| Ok(format!("{:?}", nested_values(&class, 1000, &[&school], checkpoint)?))),
+                format!("{:?}", Some(vec![school_of.clone()])),
+            ),
+            (
+                "dense_pair_codes",
+                Box::new(|checkpoint| Ok(format!("{:?}", dense_pair_codes(&class, &other, (1000, 5), checkpoint)?))),
+                format!("{:?}", Some((pair_codes.clone(), pairs.len()))),
+            ),
+            (
+                "cell_labels",
+                Box::new(|checkpoint| {
+                    let parts: [(&[&str], &[i32]); 2] = [(&school_labels, &label_schools), (&class_labels, &label_rows)];
+                    Ok(cell_labels(&parts, ":", checkpoint)?.map(|(text, _)| text).unwrap_or_default())
+                }),
+                labels_expected,
+            ),
+        ];
+        let (map, many) = (&map, &many);
+        let map_run = |threads: usize| -> Run<'_> {
+            Box::new(move |checkpoint| {
+                let mut out = vec![0; many.len()];
+                let beyond = map_codes(map, many, &mut out, threads, checkpoint)?;
+                Ok(format!("{beyond} {out:?}"))
+            })
+        };
+        runs.push(("map_codes", map_run(1), format!("false {mapped:?}")));
+        for (name, run, expected) in &runs {
+            assert_eq!(&run(&mut Checkpoint::new(&Never)).unwrap(), expected, "{name}");
+            let counter = StopAt::new(usize::MAX);
+            run(&mut Checkpoint::asking_every_time(&counter)).unwrap();
+            let questions = counter.questions.get();
+            assert!(questions >= 10, "{name}: {questions} questions");
+            for k in [1, questions / 2, questions] {
+                let stop = StopAt::new(k);
+                let stopped = run(&mut Checkpoint::asking_every_time(&stop));
+                assert_eq!(stopped, Err(HnmError::Interrupted), "{name}, question {k} of {questions}");
+                assert_eq!(stop.questions.get(), k, "{name}");
+            }
+            assert_eq!(&run(&mut Checkpoint::new(&Never)).unwrap(), expected, "{name}, after the stops");
+        }
+        // On two threads: the same codes, and stopped at one of the calling thread's questions
+        // over its half (30 chunks; after them, how many it asks while it waits varies).
+        let two = map_run(2);
+        assert_eq!(two(&mut Checkpoint::new(&Never)).unwrap(), format!("false {mapped:?}"));
+        for k in [1, 15, 30] {
+            let stop = StopAt::new(k);
+            assert_eq!(two(&mut Checkpoint::asking_every_time(&stop)), Err(HnmError::Interrupted), "two threads, question {k}");
+            assert_eq!(stop.questions.get(), k);
+        }
+    }
 
     #[test]
     fn integer_range_lanes_equal_a_scan_of_the_values() {
