@@ -329,16 +329,27 @@ impl Scratch {
 }
 
 /// The packing buffers and the micro-kernel of the products.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct DenseKernels {
     isa: Isa,
+    /// The order the buffers were made for.
+    order: usize,
     scratch: Scratch,
-    /// A second thread's, for matrices of order at least [`PARALLEL_ORDER`] on a machine
-    /// with two threads or more: the large products' rows and the inverses' block columns
-    /// are then shared between the calling thread and one more. Each entry is computed as
-    /// on one thread (the same packed panels, summed in the same order), so the results do
-    /// not depend on it.
-    helper: Option<Scratch>,
+    /// A second thread with its own scratch, for matrices of order at least
+    /// [`PARALLEL_ORDER`] on a machine with two threads or more: the large products' rows
+    /// and the inverses' block columns are then shared between the calling thread and this
+    /// one. Each entry is computed as on one thread (the same packed panels, summed in the
+    /// same order), so the results do not depend on it.
+    helper: Option<Helper>,
+}
+
+impl Clone for DenseKernels {
+    /// The same kernels with a helper thread of their own (none when it cannot be started
+    /// or its scratch does not fit in memory: the copy then works alone).
+    fn clone(&self) -> Self {
+        let helper = self.helper.as_ref().and_then(|_| Scratch::new(self.order).ok()).and_then(Helper::start);
+        DenseKernels { isa: self.isa, order: self.order, scratch: self.scratch.clone(), helper }
+    }
 }
 
 impl DenseKernels {
@@ -354,46 +365,32 @@ impl DenseKernels {
         let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
         #[cfg(test)]
         let threads = if ONE_THREAD.with(std::cell::Cell::get) { 1 } else { threads };
-        let helper = if n >= PARALLEL_ORDER && threads >= 2 { Some(Scratch::new(n)?) } else { None };
-        Ok(DenseKernels { isa, scratch: Scratch::new(n)?, helper })
+        // A helper that cannot be started leaves every task to the calling thread.
+        let helper = if n >= PARALLEL_ORDER && threads >= 2 { Helper::start(Scratch::new(n)?) } else { None };
+        Ok(DenseKernels { isa, order: n, scratch: Scratch::new(n)?, helper })
     }
 
-    /// `task(item)` for every item of `items` (independent tasks, each writing only what
-    /// its item owns, such as disjoint columns of a matrix), on this thread and, when these
-    /// kernels have a helper (order at least [`PARALLEL_ORDER`], two threads or more), on
-    /// one more, each taking the next item when done with its last (as the products'
-    /// blocks, [`shared_tasks`]). This thread asks `checkpoint` before each of its items and
-    /// on a stop sets a flag that ends the helper's loop too.
+    /// `task(b, chunk)` for every chunk b of `data` (`size` values each, the last fewer), on
+    /// this thread and, when these kernels have a helper (order at least [`PARALLEL_ORDER`],
+    /// two threads or more), on that one too, each taking the next chunk when done with its
+    /// last ([`shared_tasks`]); this thread asks `checkpoint` before each of its chunks.
     ///
     /// # Errors
-    /// `Interrupted` when `checkpoint` asks to stop (some items then not done).
-    pub(crate) fn for_each_shared<T: Send>(
-        &self, items: impl Iterator<Item = T> + Send, checkpoint: &mut Checkpoint<'_>, task: impl Fn(T) + Sync,
+    /// `Interrupted` when `checkpoint` asks to stop (some chunks then not done).
+    ///
+    /// # Panics
+    /// When `size` is 0.
+    pub(crate) fn for_each_chunk(
+        &mut self, data: &mut [f64], size: usize, checkpoint: &mut Checkpoint<'_>, task: impl Fn(usize, &mut [f64]) + Sync,
     ) -> Result<()> {
-        let (items, stop) = (std::sync::Mutex::new(items), AtomicBool::new(false));
-        // A poisoned lock (the other thread panicked) ends this one too.
-        let next = || if stop.load(Ordering::Relaxed) { None } else { items.lock().ok().and_then(|mut items| items.next()) };
-        let mut mine = || -> Result<()> {
-            loop {
-                if let Err(error) = checkpoint.check_timed() {
-                    stop.store(true, Ordering::Relaxed);
-                    return Err(error);
-                }
-                let Some(item) = next() else { return Ok(()) };
-                task(item);
-            }
-        };
-        if self.helper.is_none() {
-            return mine();
-        }
-        std::thread::scope(|scope| {
-            // A helper that cannot be started leaves every task to this thread.
-            let _helper = std::thread::Builder::new().spawn_scoped(scope, || {
-                while let Some(item) = next() {
-                    task(item);
-                }
-            });
-            mine()
+        assert!(size > 0);
+        let (len, base) = (data.len(), Shared(data.as_mut_ptr()));
+        let DenseKernels { scratch, helper, .. } = self;
+        shared_tasks(scratch, helper.as_ref(), len.div_ceil(size), checkpoint, |_, b| {
+            let (start, end) = (b * size, (b * size + size).min(len));
+            // SAFETY: chunk b lies within `data` (borrowed mutably for the call), and each
+            // chunk is handed to one task only.
+            task(b, unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) });
         })
     }
 
@@ -405,7 +402,7 @@ impl DenseKernels {
     /// # Errors
     /// `Interrupted` when `checkpoint` asks to stop.
     fn over_block_columns(&mut self, nr: usize, checkpoint: &mut Checkpoint<'_>, task: impl Fn(&mut Scratch, usize) + Sync) -> Result<()> {
-        let helper = self.helper.as_mut().filter(|_| nr >= PARALLEL_ORDER);
+        let helper = self.helper.as_ref().filter(|_| nr >= PARALLEL_ORDER);
         shared_tasks(&mut self.scratch, helper, nr.div_ceil(NB), checkpoint, task)
     }
 
@@ -556,7 +553,7 @@ impl DenseKernels {
                 unsafe { product_on(isa, &mut scratch.packing, rows, top + rows, depth.min(k - p0), -1.0, left, right, target) };
             }
         };
-        let helper = self.helper.as_mut().filter(|_| n * n * k / 2 >= PARALLEL_WORK);
+        let helper = self.helper.as_ref().filter(|_| n * n * k / 2 >= PARALLEL_WORK);
         shared_tasks(&mut self.scratch, helper, n.div_ceil(MC), checkpoint, task)
     }
 
@@ -761,27 +758,22 @@ impl Shared {
 unsafe impl Send for Operand {}
 unsafe impl Sync for Operand {}
 
-/// `task(scratch, i)` for i in 0..count on this thread and, given its scratch, a helper
-/// thread, each taking the next i when done with its last: on a loaded machine, where the
-/// helper may wait long for a processor, this thread goes on with the rest instead of waiting
-/// for a fixed half, and without a helper (none given or none could be started) does it all.
-/// This thread asks `checkpoint` before each of its tasks; on a stop it moves the next task
-/// past the last, so that the helper takes no more.
+/// `task(scratch, i)` for i in 0..count on this thread and, given one, the helper thread
+/// (with its own scratch), each taking the next i when done with its last: on a loaded
+/// machine, where the helper may wait long for a processor, this thread goes on with the
+/// rest instead of waiting for a fixed half, and without a helper does it all. This thread
+/// asks `checkpoint` before each of its tasks; on a stop it moves the next task past the
+/// last, so that the helper takes no more (it finishes the one it is on). The kernels'
+/// shared loops all run through it ([`DenseKernels::for_each_chunk`] for disjoint chunks of
+/// a slice, the others for blocks of their products).
 ///
 /// # Errors
 /// `Interrupted` when `checkpoint` asks to stop (some tasks then not done).
 fn shared_tasks(
-    mine: &mut Scratch, helper: Option<&mut Scratch>, count: usize, checkpoint: &mut Checkpoint<'_>, task: impl Fn(&mut Scratch, usize) + Sync,
+    mine: &mut Scratch, helper: Option<&Helper>, count: usize, checkpoint: &mut Checkpoint<'_>, task: impl Fn(&mut Scratch, usize) + Sync,
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
-    let run = |scratch: &mut Scratch| loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= count {
-            break;
-        }
-        task(scratch, i);
-    };
-    let mut run_mine = || -> Result<()> {
+    let mut run_mine = |scratch: &mut Scratch| -> Result<()> {
         loop {
             if let Err(error) = checkpoint.check_timed() {
                 next.store(count, Ordering::Relaxed);
@@ -791,15 +783,157 @@ fn shared_tasks(
             if i >= count {
                 return Ok(());
             }
-            task(mine, i);
+            task(scratch, i);
         }
     };
-    let Some(helper) = helper else { return run_mine() };
-    std::thread::scope(|scope| {
-        // A helper that cannot be started leaves every task to this thread.
-        let _helper = std::thread::Builder::new().spawn_scoped(scope, || run(helper));
-        run_mine()
-    })
+    // One task needs no second thread.
+    let Some(helper) = helper.filter(|_| count > 1) else { return run_mine(mine) };
+    let theirs = |scratch: &mut Scratch| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= count {
+            break;
+        }
+        task(scratch, i);
+    };
+    helper.run(&theirs, || run_mine(mine))
+}
+
+/// The kernels' second thread, started once with the kernels and kept until they are
+/// dropped: each shared loop hands it a task (a closure over the loop's state) and waits
+/// for it at the end. Spawning and joining a scoped thread per loop instead took 6.6% of an
+/// InstEval evaluation (about twenty loops, tens of microseconds each). Between tasks the
+/// thread spins for [`SPIN`] rounds (the factorisation's loops follow each other within
+/// tens of microseconds) and then parks; the waiting caller likewise.
+struct Helper {
+    state: std::sync::Arc<HelperState>,
+    /// The thread, to wake, and its handle, joined on drop.
+    thread: std::thread::Thread,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Helper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Helper").field("thread", &self.thread.id()).finish_non_exhaustive()
+    }
+}
+
+/// What the caller and the helper thread share.
+struct HelperState {
+    /// The task of the current loop and the thread to wake when it is done, set by the
+    /// caller before `posted`.
+    job: std::sync::Mutex<Option<Job>>,
+    /// Set by the caller when it has posted a task, cleared by the helper when the task is
+    /// done (after which it touches nothing the task borrowed).
+    posted: AtomicBool,
+    /// Set when the kernels are dropped: the thread ends.
+    exit: AtomicBool,
+    /// Set when a task panicked on the helper thread (the caller then panics too).
+    panicked: AtomicBool,
+}
+
+/// A loop's task for the helper thread, its lifetime erased.
+struct Job {
+    task: *const (dyn Fn(&mut Scratch) + Sync + 'static),
+    caller: std::thread::Thread,
+}
+
+// SAFETY: the task is `Sync` (called from the helper thread while the caller may call it
+// too) and outlives its use: [`Helper::run`] returns (or unwinds) only once the helper
+// thread has cleared `posted`, after its last use of the task.
+unsafe impl Send for Job {}
+
+/// Rounds of [`std::hint::spin_loop`] (some tens of microseconds) before a waiting thread
+/// parks.
+const SPIN: usize = 1 << 12;
+
+/// Waits until `done()`: spinning [`SPIN`] rounds, then parked (woken by the other thread's
+/// `unpark` after it changed what `done` reads; a spurious wake only checks again).
+fn wait_until(done: impl Fn() -> bool) {
+    for _ in 0..SPIN {
+        if done() {
+            return;
+        }
+        std::hint::spin_loop();
+    }
+    while !done() {
+        std::thread::park();
+    }
+}
+
+impl Helper {
+    /// The thread, with its scratch; `None` when it cannot be started.
+    fn start(scratch: Scratch) -> Option<Helper> {
+        let state = std::sync::Arc::new(HelperState {
+            job: std::sync::Mutex::new(None),
+            posted: AtomicBool::new(false),
+            exit: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
+        });
+        let shared = std::sync::Arc::clone(&state);
+        let handle = std::thread::Builder::new().name("hnm-dense".into()).spawn(move || shared.serve(scratch)).ok()?;
+        Some(Helper { state, thread: handle.thread().clone(), handle: Some(handle) })
+    }
+
+    /// `task(scratch)` on the helper thread while `mine()` runs on this one; returns `mine`'s
+    /// result once both are done (also when `mine` panics: the task may borrow what
+    /// unwinding frees).
+    ///
+    /// # Panics
+    /// When the task panicked on the helper thread.
+    fn run<R>(&self, task: &(dyn Fn(&mut Scratch) + Sync), mine: impl FnOnce() -> R) -> R {
+        // SAFETY (of the erased lifetime): the guard below waits for the helper to be done
+        // with the task before this function returns or unwinds.
+        let task: *const (dyn Fn(&mut Scratch) + Sync + 'static) = unsafe { std::mem::transmute(task) };
+        let state = &*self.state;
+        // A panic of an earlier call's task, left when that call's own part panicked first.
+        state.panicked.store(false, Ordering::Relaxed);
+        *state.job.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Job { task, caller: std::thread::current() });
+        state.posted.store(true, Ordering::Release);
+        self.thread.unpark();
+        struct Wait<'a>(&'a HelperState);
+        impl Drop for Wait<'_> {
+            fn drop(&mut self) {
+                wait_until(|| !self.0.posted.load(Ordering::Acquire));
+            }
+        }
+        let wait = Wait(state);
+        let out = mine();
+        drop(wait);
+        assert!(!state.panicked.swap(false, Ordering::Relaxed), "a task of the dense kernels panicked on their helper thread");
+        out
+    }
+}
+
+impl HelperState {
+    /// The helper thread's loop: each posted task run with the thread's `scratch`, until
+    /// `exit`.
+    fn serve(&self, mut scratch: Scratch) {
+        loop {
+            wait_until(|| self.posted.load(Ordering::Acquire) || self.exit.load(Ordering::Acquire));
+            if self.exit.load(Ordering::Acquire) {
+                return;
+            }
+            let Some(job) = self.job.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else { continue };
+            // SAFETY: `posted` is still set, so the caller keeps the task alive (`Job`).
+            let task = unsafe { &*job.task };
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&mut scratch))).is_err() {
+                self.panicked.store(true, Ordering::Relaxed);
+            }
+            self.posted.store(false, Ordering::Release);
+            job.caller.unpark();
+        }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.state.exit.store(true, Ordering::Release);
+        self.thread.unpark();
+        // The thread is between tasks (every `run` waited for its task): it ends at once.
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
 }
 
 /// [`product`] with the micro-kernel of `isa`, for the helper thread (whose code is not
@@ -925,7 +1059,7 @@ fn subtract_earlier_columns<K: MicroKernel>(
         )
     };
     let target = |top: usize| Target { data: base.get().wrapping_add(j0 * n + j0 + top), ld: n, lower: Some(top) };
-    let DenseKernels { isa, scratch, helper } = kernels;
+    let DenseKernels { isa, scratch, helper, .. } = kernels;
     match helper {
         Some(helper) if m * w * k >= PARALLEL_WORK => {
             // By blocks of MC rows, shared with the helper thread.
@@ -1410,7 +1544,8 @@ mod tests {
             asks_at_least_and_stops("sparse_product_norms", blocks, &mut |checkpoint| {
                 kernels.sparse_product_norms(&x, nr, &starts, &rows, &values, &[false; 8], &mut partial, &mut norms, checkpoint)
             });
-            asks_at_least_and_stops("for_each_shared", 10, &mut |checkpoint| kernels.for_each_shared(0..10, checkpoint, |_| ()));
+            let mut data = [0.0; 30];
+            asks_at_least_and_stops("for_each_chunk", 10, &mut |checkpoint| kernels.for_each_chunk(&mut data, 3, checkpoint, |_, _| ()));
         }
         // With the helper thread (which of the two takes a block varies), the calling thread
         // asks before its first block: a stop there ends both.
@@ -1428,6 +1563,29 @@ mod tests {
             let c = &mut a.clone();
             assert_eq!(kernels.subtract_gram(c, n, &l[..8 * n], 8, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
         }
+    }
+
+    /// A task that panics on the helper thread panics the call (after the helper is done with
+    /// it), and the helper serves the next call.
+    #[test]
+    fn a_task_that_panics_on_the_helper_panics_the_call_and_the_helper_goes_on() {
+        ONE_THREAD.with(|one| one.set(false));
+        let mut kernels = DenseKernels::new(PARALLEL_ORDER).unwrap();
+        if kernels.helper.is_none() {
+            return; // one processor: no helper thread to test
+        }
+        let on_helper = || std::thread::current().name() == Some("hnm-dense");
+        let mut data = vec![0.0; 64];
+        // This thread's tasks slow, so that the helper takes some.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            kernels.for_each_chunk(&mut data, 1, &mut never(), |_, _| {
+                assert!(!on_helper(), "a task on the helper");
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            })
+        }));
+        assert!(panicked.is_err(), "the helper's panic was lost");
+        kernels.for_each_chunk(&mut data, 1, &mut never(), |b, chunk| chunk[0] = b as f64).unwrap();
+        assert!(data.iter().enumerate().all(|(b, &v)| v == b as f64));
     }
 
     #[test]

@@ -177,7 +177,7 @@ impl LinearMixedModel {
         }
         subtract_panel(&mut sw.kernels, core, n, &mut sw.selected.dense.panel, panel_rows, checkpoint)?;
         if q0 == 1 {
-            scatter_fronts(&sw.kernels, core, n, nr, s, &sw.fronts, &sw.selected.dense.is_dense, p1, None, checkpoint)?;
+            scatter_fronts(&mut sw.kernels, core, n, nr, s, &sw.fronts, &sw.selected.dense.is_dense, p1, None, checkpoint)?;
         }
         for a in 0..p1 {
             for c in 0..=a {
@@ -229,11 +229,10 @@ const SCATTER_COLUMNS: usize = 128;
 /// `Interrupted` when `checkpoint` asks to stop (the core then partly updated).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn scatter_fronts(
-    kernels: &DenseKernels, core: &mut [f64], n: usize, nr: usize, s: &Several, fronts: &[f64], is_dense: &[bool], p1: usize, scales: Option<&[f64]>,
+    kernels: &mut DenseKernels, core: &mut [f64], n: usize, nr: usize, s: &Several, fronts: &[f64], is_dense: &[bool], p1: usize, scales: Option<&[f64]>,
     checkpoint: &mut Checkpoint<'_>,
 ) -> Result<()> {
-    let blocks = core[..nr * n].chunks_mut(SCATTER_COLUMNS * n).enumerate();
-    kernels.for_each_shared(blocks, checkpoint, |(b, block)| {
+    kernels.for_each_chunk(&mut core[..nr * n], SCATTER_COLUMNS * n, checkpoint, |b, block| {
         let (c0, c1) = (b * SCATTER_COLUMNS, ((b + 1) * SCATTER_COLUMNS).min(nr));
         for (j, _) in is_dense.iter().enumerate().filter(|(_, &dense)| !dense) {
             let (first, last) = (s.width_start[j], s.width_start[j + 1]);
