@@ -40,12 +40,14 @@
 //!
 //! # Two threads
 //! From order [`PARALLEL_ORDER`] (InstEval's core, ~1150, not Penicillin's, 8) the work is
-//! shared with one helper thread: the factorisation's large left-looking updates by blocks of
-//! rows, the inverses by block columns (independent of each other), each thread taking the
-//! next block when done, so that on a loaded machine the calling thread goes on alone rather
-//! than wait for a fixed half. Every entry is summed as on one thread, so the results do not
+//! shared with one helper thread, kept with the kernels: the factorisation's large
+//! left-looking updates by blocks of rows (the next block column's while this thread factors
+//! the current panel), the inverses by block columns (independent of each other), each
+//! thread taking the next block when done, so that on a loaded machine the calling thread
+//! goes on alone rather than wait for a fixed half. Every entry is summed as on one thread, so the results do not
 //! depend on the threads.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::Result;
@@ -772,19 +774,40 @@ unsafe impl Sync for Operand {}
 fn shared_tasks(
     mine: &mut Scratch, helper: Option<&Helper>, count: usize, checkpoint: &mut Checkpoint<'_>, task: impl Fn(&mut Scratch, usize) + Sync,
 ) -> Result<()> {
+    shared_tasks_after(mine, helper, count, checkpoint, |_| true, task).map(|_| ())
+}
+
+/// [`shared_tasks`] with `first(scratch)` on this thread before it takes its first task
+/// (the helper starts on the tasks at once): when `first` returns false this thread takes
+/// no task, stops the helper's as on an interrupt, and returns false (the tasks then
+/// unfinished); true otherwise.
+///
+/// # Errors
+/// `Interrupted` when `checkpoint` asks to stop (some tasks then not done).
+fn shared_tasks_after(
+    mine: &mut Scratch, helper: Option<&Helper>, count: usize, checkpoint: &mut Checkpoint<'_>, first: impl FnOnce(&mut Scratch) -> bool,
+    task: impl Fn(&mut Scratch, usize) + Sync,
+) -> Result<bool> {
     let next = AtomicUsize::new(0);
-    let mut run_mine = |scratch: &mut Scratch| -> Result<()> {
-        loop {
-            if let Err(error) = checkpoint.check_timed() {
-                next.store(count, Ordering::Relaxed);
-                return Err(error);
+    let run_mine = |scratch: &mut Scratch| -> Result<bool> {
+        let finished = (|| {
+            checkpoint.check_timed()?;
+            if !first(scratch) {
+                return Ok(false);
             }
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= count {
-                return Ok(());
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return Ok(true);
+                }
+                task(scratch, i);
+                checkpoint.check_timed()?;
             }
-            task(scratch, i);
+        })();
+        if !matches!(finished, Ok(true)) {
+            next.store(count, Ordering::Relaxed);
         }
+        finished
     };
     // One task needs no second thread.
     let Some(helper) = helper.filter(|_| count > 1) else { return run_mine(mine) };
@@ -802,8 +825,7 @@ fn shared_tasks(
 /// dropped: each shared loop hands it a task (a closure over the loop's state) and waits
 /// for it at the end. Spawning and joining a scoped thread per loop instead took 6.6% of an
 /// InstEval evaluation (about twenty loops, tens of microseconds each). Between tasks the
-/// thread spins for [`SPIN`] rounds (the factorisation's loops follow each other within
-/// tens of microseconds) and then parks; the waiting caller likewise.
+/// thread spins for [`SPIN`] rounds and then parks; the waiting caller likewise.
 struct Helper {
     state: std::sync::Arc<HelperState>,
     /// The thread, to wake, and its handle, joined on drop.
@@ -842,9 +864,10 @@ struct Job {
 // thread has cleared `posted`, after its last use of the task.
 unsafe impl Send for Job {}
 
-/// Rounds of [`std::hint::spin_loop`] (some tens of microseconds) before a waiting thread
-/// parks.
-const SPIN: usize = 1 << 12;
+/// Rounds of [`std::hint::spin_loop`] before a waiting thread parks: some microseconds,
+/// enough for loops that follow each other at once, short enough not to take a loaded
+/// machine's processor (which the two threads may share) from others.
+const SPIN: usize = 1 << 8;
 
 /// Waits until `done()`: spinning [`SPIN`] rounds, then parked (woken by the other thread's
 /// `unpark` after it changed what `done` reads; a spurious wake only checks again).
@@ -985,6 +1008,22 @@ unsafe fn inverse_column_on(isa: Isa, scratch: &mut Scratch, sigma: *mut f64, x:
     }
 }
 
+/// [`factor_block_column`] with the micro-kernel (and the vector loops) of `isa`.
+///
+/// # Safety
+/// `isa` was detected.
+unsafe fn factor_block_column_on(isa: Isa, scratch: &mut Scratch, panel: &mut [f64], n: usize, j0: usize, end: usize) -> bool {
+    match isa {
+        Isa::Portable => factor_block_column::<Portable>(scratch, panel, n, j0, end),
+        // SAFETY: the detected instruction set.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { factor_block_column_avx2::<Avx2Fma>(scratch, panel, n, j0, end) },
+        // SAFETY: the detected instruction set.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { factor_block_column_avx2::<Avx512>(scratch, panel, n, j0, end) },
+    }
+}
+
 // The AVX2 instances: the generic bodies inlined into functions compiled for AVX2 and FMA,
 // so that their vector loops use them too (with the AVX2 or the AVX-512 micro-kernel).
 #[cfg(target_arch = "x86_64")]
@@ -1003,6 +1042,12 @@ unsafe fn product_avx2<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+unsafe fn factor_block_column_avx2<K: MicroKernel>(scratch: &mut Scratch, panel: &mut [f64], n: usize, j0: usize, end: usize) -> bool {
+    factor_block_column::<K>(scratch, panel, n, j0, end)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn invert_lower_column_avx2<K: MicroKernel>(scratch: &mut Scratch, x: *mut f64, l: &[f64], n: usize, nr: usize, b: usize) {
     // SAFETY: the caller's contract.
     unsafe { invert_lower_column::<K>(scratch, x, l, n, nr, b) }
@@ -1017,48 +1062,46 @@ unsafe fn inverse_column_avx2<K: MicroKernel>(scratch: &mut Scratch, sigma: *mut
 
 #[inline(always)]
 fn partial_cholesky<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize, checkpoint: &mut Checkpoint<'_>) -> Result<bool> {
-    // Block columns of width NB, each factored by sub-blocks of NB / 4 so that only narrow
-    // panels are factored column by column (their axpy loops cost n² · width / 4 in all).
+    // Block columns J of width NB with one block column of lookahead: J's update by the
+    // columns before J − 1 was subtracted while J − 1's panel was factored, so that J is
+    // updated here by J − 1's columns only; then this thread factors J's panel while the
+    // helper thread updates J + 1 by the columns before J (it idled during the panels,
+    // about a tenth of the factorisation), and joins that update when done.
     for j0 in (0..nr).step_by(NB) {
         let end = (j0 + NB).min(nr);
-        subtract_earlier_columns::<K>(kernels, a, n, 0, j0, end, checkpoint)?;
-        for i0 in (j0..end).step_by(NB / 4) {
-            let sub_end = (i0 + NB / 4).min(end);
-            subtract_earlier_columns::<K>(kernels, a, n, j0, i0, sub_end, checkpoint)?;
-            if !factor_panel(a, n, i0, sub_end) {
-                return Ok(false);
-            }
+        subtract_earlier_columns::<K>(kernels, a, n, j0.saturating_sub(NB)..j0, j0..end, checkpoint)?;
+        if !factor_while_updating_next(kernels, a, n, j0..end, (end + NB).min(nr), checkpoint)? {
+            return Ok(false);
         }
     }
     trailing_update::<K>(kernels, a, n, nr);
     Ok(true)
 }
 
-/// A[j0.., j0..end] −= L[j0.., first..j0] L[j0..end, first..j0]ᵀ on and below the diagonal:
-/// the left-looking update of a block column by the factored columns `first..j0`; its rows
-/// shared with the helper thread, when there is one, from [`PARALLEL_WORK`] multiply-adds;
-/// `checkpoint` asked before it (and before each block of rows when shared).
+/// A[t0.., t0..t1] −= L[t0.., c0..c1] L[t0..t1, c0..c1]ᵀ on and below the diagonal for the
+/// target columns t0..t1 and the factored columns c0..c1 (before t0): the left-looking update
+/// of a block column; its rows shared with the helper thread, when there is one, from
+/// [`PARALLEL_WORK`] multiply-adds; `checkpoint` asked before it (and before each block of
+/// rows when shared).
 ///
 /// # Errors
 /// `Interrupted` when `checkpoint` asks to stop.
 #[inline(always)]
 fn subtract_earlier_columns<K: MicroKernel>(
-    kernels: &mut DenseKernels, a: &mut [f64], n: usize, first: usize, j0: usize, end: usize, checkpoint: &mut Checkpoint<'_>,
+    kernels: &mut DenseKernels, a: &mut [f64], n: usize, columns: Range<usize>, target: Range<usize>, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<()> {
-    if j0 == first {
+    if columns.is_empty() {
         return Ok(());
     }
     let base = Shared(a.as_mut_ptr());
-    let (m, w, k) = (n - j0, end - j0, j0 - first);
-    // SAFETY (of the pointers): the operands (columns first..j0) and the target (columns
-    // j0..end, rows j0..n) are disjoint parts of `a`, within its n × n values.
+    let (c0, t0) = (columns.start, target.start);
+    let (m, w, k) = (n - t0, target.len(), columns.len());
+    // SAFETY (of the pointers): the operands (columns c0..c1 < t0) and the target (columns
+    // t0..t1, rows t0..n) are disjoint parts of `a`, within its n × n values.
     let (left, right) = unsafe {
-        (
-            Operand { data: base.get().add(first * n + j0), rs: 1, cs: n, lower: false },
-            Operand { data: base.get().add(first * n + j0), rs: n, cs: 1, lower: false },
-        )
+        (Operand { data: base.get().add(c0 * n + t0), rs: 1, cs: n, lower: false }, Operand { data: base.get().add(c0 * n + t0), rs: n, cs: 1, lower: false })
     };
-    let target = |top: usize| Target { data: base.get().wrapping_add(j0 * n + j0 + top), ld: n, lower: Some(top) };
+    let target = |top: usize| Target { data: base.get().wrapping_add(t0 * n + t0 + top), ld: n, lower: Some(top) };
     let DenseKernels { isa, scratch, helper, .. } = kernels;
     match helper {
         Some(helper) if m * w * k >= PARALLEL_WORK => {
@@ -1081,18 +1124,86 @@ fn subtract_earlier_columns<K: MicroKernel>(
     }
 }
 
-/// Columns `j0..end` of the n × n `a`, already less their products with the columns before
-/// j0, factored column by column: column c less its products with the panel's earlier
-/// columns, then scaled by its pivot (the diagonal block and L₂₁ at once). Returns false at a
-/// pivot that is not positive and finite.
+/// The panel of block column `panel` (j0..end) of the n × n `a`, already less its products
+/// with the columns before it, factored on this thread ([`factor_block_column`]) while the
+/// next block column (end..`next_end`, rows end..) is updated by the columns before j0 by
+/// blocks of MC rows on the helper thread, which this thread joins when done (shared from
+/// [`PARALLEL_WORK`] multiply-adds, on this thread alone below). Returns false at a pivot
+/// that is not positive and finite (the update then unfinished). `checkpoint` is asked
+/// before the panel and each of this thread's blocks.
+///
+/// # Errors
+/// `Interrupted` when `checkpoint` asks to stop.
+fn factor_while_updating_next(
+    kernels: &mut DenseKernels, a: &mut [f64], n: usize, panel: Range<usize>, next_end: usize, checkpoint: &mut Checkpoint<'_>,
+) -> Result<bool> {
+    let (j0, end) = (panel.start, panel.end);
+    // The factored columns (read by the update), the panel's (this thread's) and the
+    // later ones (the update's target): disjoint.
+    let (done, rest) = a.split_at_mut(j0 * n);
+    let (panel, later) = rest.split_at_mut((end - j0) * n);
+    let (m, w, k) = (n - end, next_end - end, j0);
+    let (left, right) = (
+        Operand { data: done.as_ptr().wrapping_add(end), rs: 1, cs: n, lower: false },
+        Operand { data: done.as_ptr().wrapping_add(end), rs: n, cs: 1, lower: false },
+    );
+    let target = Shared(later.as_mut_ptr());
+    let DenseKernels { isa, scratch, helper, .. } = kernels;
+    let isa = *isa;
+    let tasks = if m * w * k > 0 { m.div_ceil(MC) } else { 0 };
+    let helper = helper.as_ref().filter(|_| m * w * k >= PARALLEL_WORK);
+    // SAFETY: the panel is this thread's own slice; `isa` was detected.
+    let factor = |scratch: &mut Scratch| unsafe { factor_block_column_on(isa, scratch, panel, n, j0, end) };
+    shared_tasks_after(scratch, helper, tasks, checkpoint, factor, |scratch, i| {
+        let top = i * MC;
+        let rows = MC.min(m - top);
+        // Rows end + top.. of the next block column (columns end.., the start of `later`).
+        let target = Target { data: target.get().wrapping_add(end + top), ld: n, lower: Some(top) };
+        // SAFETY: the operands (columns ..j0, rows end..n) lie in `done`, which nothing
+        // writes; rows top..top + rows of the target (within `later`) are this task's only.
+        unsafe { product_on(isa, &mut scratch.packing, rows, w, k, -1.0, left.below_row(top), right, target) };
+    })
+}
+
+/// Block column j0..end of the n × n matrix whose columns from j0 on are `panel` (column c at
+/// `panel[(c − j0) n..]`), already less its products with the columns before j0, factored
+/// by sub-blocks of NB / 4 (so that only narrow panels are factored column by column: their
+/// axpy loops cost n² · NB / 4 in all), each less its products with the sub-blocks before it
+/// and then [`factor_panel`]. Returns false at a pivot that is not positive and finite.
 #[inline(always)]
-fn factor_panel(a: &mut [f64], n: usize, j0: usize, end: usize) -> bool {
-    for c in j0..end {
-        let (done, rest) = a.split_at_mut(c * n);
+fn factor_block_column<K: MicroKernel>(scratch: &mut Scratch, panel: &mut [f64], n: usize, j0: usize, end: usize) -> bool {
+    for i0 in (j0..end).step_by(NB / 4) {
+        let sub_end = (i0 + NB / 4).min(end);
+        if i0 > j0 {
+            let base = panel.as_mut_ptr();
+            // SAFETY: the operands (columns j0..i0, rows i0..n) and the target (columns
+            // i0..sub_end, rows i0..n) are disjoint parts of the panel.
+            unsafe {
+                let left = Operand { data: base.add(i0), rs: 1, cs: n, lower: false };
+                let right = Operand { data: base.add(i0), rs: n, cs: 1, lower: false };
+                let target = Target { data: base.add((i0 - j0) * n + i0), ld: n, lower: Some(0) };
+                product::<K>(&mut scratch.packing, n - i0, sub_end - i0, i0 - j0, -1.0, left, right, target);
+            }
+        }
+        if !factor_panel(panel, n, j0, i0, sub_end) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Columns `i0..end` of the n × n matrix whose columns from `first` on are `panel`, already
+/// less their products with the columns before i0, factored column by column: column c less
+/// its products with the sub-panel's earlier columns, then scaled by its pivot (the diagonal
+/// block and L₂₁ at once). Returns false at a pivot that is not positive and finite.
+#[inline(always)]
+fn factor_panel(panel: &mut [f64], n: usize, first: usize, i0: usize, end: usize) -> bool {
+    for c in i0..end {
+        let (done, rest) = panel.split_at_mut((c - first) * n);
         let column = &mut rest[c..n];
-        for k in j0..c {
-            let factor = done[k * n + c];
-            for (x, l) in column.iter_mut().zip(&done[k * n + c..k * n + n]) {
+        for k in i0..c {
+            let factor = done[(k - first) * n + c];
+            for (x, l) in column.iter_mut().zip(&done[(k - first) * n + c..(k - first) * n + n]) {
                 *x -= l * factor;
             }
         }
@@ -1547,8 +1658,9 @@ mod tests {
             let mut data = [0.0; 30];
             asks_at_least_and_stops("for_each_chunk", 10, &mut |checkpoint| kernels.for_each_chunk(&mut data, 3, checkpoint, |_, _| ()));
         }
-        // With the helper thread (which of the two takes a block varies), the calling thread
-        // asks before its first block: a stop there ends both.
+        // With the helper thread (which of the two takes a block varies, and on a loaded
+        // machine the helper may take them all before the calling thread's second question),
+        // the calling thread asks before its first block: a stop there ends both.
         ONE_THREAD.with(|one| one.set(false));
         let mut kernels = DenseKernels::new(n).unwrap();
         let mut l = a.clone();
@@ -1556,9 +1668,10 @@ mod tests {
         assert_eq!(kernels.partial_cholesky(&mut l, n, nr, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
         let mut x = vec![0.0; nr * nr];
         assert!(kernels.partial_cholesky(&mut l, n, nr, &mut never()).unwrap());
+        let stop = StopAt::new(1);
+        assert_eq!(kernels.invert_lower(&mut x, &l, n, nr, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
         for k in [1, 2] {
-            let stop = StopAt::new(k);
-            assert_eq!(kernels.invert_lower(&mut x, &l, n, nr, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
+            // subtract_gram's product (8 rows) is below PARALLEL_WORK: this thread alone.
             let stop = StopAt::new(k);
             let c = &mut a.clone();
             assert_eq!(kernels.subtract_gram(c, n, &l[..8 * n], 8, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
