@@ -439,16 +439,17 @@ impl DenseKernels {
     /// `Interrupted` when `checkpoint` asks to stop (X is then unfinished).
     pub(crate) fn invert_lower(&mut self, x: &mut [f64], l: &[f64], n: usize, nr: usize, checkpoint: &mut Checkpoint<'_>) -> Result<()> {
         assert!(x.len() >= nr * nr && l.len() >= n * n && nr <= n);
-        // The diagonal blocks X[J, J] = L[J, J]⁻¹ first (the identity solved): the block
-        // columns below read them.
-        for j0 in (0..nr).step_by(NB) {
+        // The diagonal blocks X[J, J] = L[J, J]⁻¹ first (the identity solved), shared by
+        // block columns: the block columns below read them all.
+        self.for_each_chunk(&mut x[..nr * nr], NB * nr, checkpoint, |b, columns| {
+            let j0 = b * NB;
             let w = NB.min(nr - j0);
             for j in 0..w {
-                x[(j0 + j) * nr + j0..(j0 + j) * nr + j0 + w].fill(0.0);
-                x[(j0 + j) * nr + j0 + j] = 1.0;
+                columns[j * nr + j0..j * nr + j0 + w].fill(0.0);
+                columns[j * nr + j0 + j] = 1.0;
             }
-            solve_lower_block(&l[j0 * n + j0..], n, w, &mut x[j0 * nr + j0..], nr, w);
-        }
+            solve_lower_block(&l[j0 * n + j0..], n, w, &mut columns[j0..], nr, w);
+        })?;
         let (isa, x) = (self.isa, Shared(x.as_mut_ptr()));
         // SAFETY: x holds nr × nr values; each task writes only its own block columns below
         // their diagonal blocks and reads those and the diagonal blocks, written above.
@@ -1247,6 +1248,11 @@ fn solve_lower_block(l: &[f64], ld_l: usize, w: usize, b: &mut [f64], ld_b: usiz
     for j in 0..m {
         let column = &mut b[j * ld_b..j * ld_b + w];
         for k in 0..w {
+            if column[k] == 0.0 {
+                // Nothing to subtract (L is finite): the identity's column j is 0 above row
+                // j, which halves the diagonal blocks' inverses.
+                continue;
+            }
             let x = column[k] / l[k + k * ld_l];
             column[k] = x;
             for (y, l) in column[k + 1..].iter_mut().zip(&l[k + 1 + k * ld_l..w + k * ld_l]) {
