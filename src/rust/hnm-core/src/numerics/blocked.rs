@@ -40,12 +40,14 @@
 //!
 //! # Two threads
 //! From order [`PARALLEL_ORDER`] (InstEval's core, ~1150, not Penicillin's, 8) the work is
-//! shared with one helper thread: the factorisation's large left-looking updates by blocks of
-//! rows, the inverses by block columns (independent of each other), each thread taking the
-//! next block when done, so that on a loaded machine the calling thread goes on alone rather
-//! than wait for a fixed half. Every entry is summed as on one thread, so the results do not
+//! shared with one helper thread, kept with the kernels: the factorisation's large
+//! left-looking updates by blocks of rows (the next block column's while this thread factors
+//! the current panel), the inverses by block columns (independent of each other), each
+//! thread taking the next block when done, so that on a loaded machine the calling thread
+//! goes on alone rather than wait for a fixed half. Every entry is summed as on one thread, so the results do not
 //! depend on the threads.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::Result;
@@ -329,16 +331,27 @@ impl Scratch {
 }
 
 /// The packing buffers and the micro-kernel of the products.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct DenseKernels {
     isa: Isa,
+    /// The order the buffers were made for.
+    order: usize,
     scratch: Scratch,
-    /// A second thread's, for matrices of order at least [`PARALLEL_ORDER`] on a machine
-    /// with two threads or more: the large products' rows and the inverses' block columns
-    /// are then shared between the calling thread and one more. Each entry is computed as
-    /// on one thread (the same packed panels, summed in the same order), so the results do
-    /// not depend on it.
-    helper: Option<Scratch>,
+    /// A second thread with its own scratch, for matrices of order at least
+    /// [`PARALLEL_ORDER`] on a machine with two threads or more: the large products' rows
+    /// and the inverses' block columns are then shared between the calling thread and this
+    /// one. Each entry is computed as on one thread (the same packed panels, summed in the
+    /// same order), so the results do not depend on it.
+    helper: Option<Helper>,
+}
+
+impl Clone for DenseKernels {
+    /// The same kernels with a helper thread of their own (none when it cannot be started
+    /// or its scratch does not fit in memory: the copy then works alone).
+    fn clone(&self) -> Self {
+        let helper = self.helper.as_ref().and_then(|_| Scratch::new(self.order).ok()).and_then(Helper::start);
+        DenseKernels { isa: self.isa, order: self.order, scratch: self.scratch.clone(), helper }
+    }
 }
 
 impl DenseKernels {
@@ -354,46 +367,32 @@ impl DenseKernels {
         let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
         #[cfg(test)]
         let threads = if ONE_THREAD.with(std::cell::Cell::get) { 1 } else { threads };
-        let helper = if n >= PARALLEL_ORDER && threads >= 2 { Some(Scratch::new(n)?) } else { None };
-        Ok(DenseKernels { isa, scratch: Scratch::new(n)?, helper })
+        // A helper that cannot be started leaves every task to the calling thread.
+        let helper = if n >= PARALLEL_ORDER && threads >= 2 { Helper::start(Scratch::new(n)?) } else { None };
+        Ok(DenseKernels { isa, order: n, scratch: Scratch::new(n)?, helper })
     }
 
-    /// `task(item)` for every item of `items` (independent tasks, each writing only what
-    /// its item owns, such as disjoint columns of a matrix), on this thread and, when these
-    /// kernels have a helper (order at least [`PARALLEL_ORDER`], two threads or more), on
-    /// one more, each taking the next item when done with its last (as the products'
-    /// blocks, [`shared_tasks`]). This thread asks `checkpoint` before each of its items and
-    /// on a stop sets a flag that ends the helper's loop too.
+    /// `task(b, chunk)` for every chunk b of `data` (`size` values each, the last fewer), on
+    /// this thread and, when these kernels have a helper (order at least [`PARALLEL_ORDER`],
+    /// two threads or more), on that one too, each taking the next chunk when done with its
+    /// last ([`shared_tasks`]); this thread asks `checkpoint` before each of its chunks.
     ///
     /// # Errors
-    /// `Interrupted` when `checkpoint` asks to stop (some items then not done).
-    pub(crate) fn for_each_shared<T: Send>(
-        &self, items: impl Iterator<Item = T> + Send, checkpoint: &mut Checkpoint<'_>, task: impl Fn(T) + Sync,
+    /// `Interrupted` when `checkpoint` asks to stop (some chunks then not done).
+    ///
+    /// # Panics
+    /// When `size` is 0.
+    pub(crate) fn for_each_chunk(
+        &mut self, data: &mut [f64], size: usize, checkpoint: &mut Checkpoint<'_>, task: impl Fn(usize, &mut [f64]) + Sync,
     ) -> Result<()> {
-        let (items, stop) = (std::sync::Mutex::new(items), AtomicBool::new(false));
-        // A poisoned lock (the other thread panicked) ends this one too.
-        let next = || if stop.load(Ordering::Relaxed) { None } else { items.lock().ok().and_then(|mut items| items.next()) };
-        let mut mine = || -> Result<()> {
-            loop {
-                if let Err(error) = checkpoint.check_timed() {
-                    stop.store(true, Ordering::Relaxed);
-                    return Err(error);
-                }
-                let Some(item) = next() else { return Ok(()) };
-                task(item);
-            }
-        };
-        if self.helper.is_none() {
-            return mine();
-        }
-        std::thread::scope(|scope| {
-            // A helper that cannot be started leaves every task to this thread.
-            let _helper = std::thread::Builder::new().spawn_scoped(scope, || {
-                while let Some(item) = next() {
-                    task(item);
-                }
-            });
-            mine()
+        assert!(size > 0);
+        let (len, base) = (data.len(), Shared(data.as_mut_ptr()));
+        let DenseKernels { scratch, helper, .. } = self;
+        shared_tasks(scratch, helper.as_ref(), len.div_ceil(size), checkpoint, |_, b| {
+            let (start, end) = (b * size, (b * size + size).min(len));
+            // SAFETY: chunk b lies within `data` (borrowed mutably for the call), and each
+            // chunk is handed to one task only.
+            task(b, unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) });
         })
     }
 
@@ -405,7 +404,7 @@ impl DenseKernels {
     /// # Errors
     /// `Interrupted` when `checkpoint` asks to stop.
     fn over_block_columns(&mut self, nr: usize, checkpoint: &mut Checkpoint<'_>, task: impl Fn(&mut Scratch, usize) + Sync) -> Result<()> {
-        let helper = self.helper.as_mut().filter(|_| nr >= PARALLEL_ORDER);
+        let helper = self.helper.as_ref().filter(|_| nr >= PARALLEL_ORDER);
         shared_tasks(&mut self.scratch, helper, nr.div_ceil(NB), checkpoint, task)
     }
 
@@ -440,16 +439,17 @@ impl DenseKernels {
     /// `Interrupted` when `checkpoint` asks to stop (X is then unfinished).
     pub(crate) fn invert_lower(&mut self, x: &mut [f64], l: &[f64], n: usize, nr: usize, checkpoint: &mut Checkpoint<'_>) -> Result<()> {
         assert!(x.len() >= nr * nr && l.len() >= n * n && nr <= n);
-        // The diagonal blocks X[J, J] = L[J, J]⁻¹ first (the identity solved): the block
-        // columns below read them.
-        for j0 in (0..nr).step_by(NB) {
+        // The diagonal blocks X[J, J] = L[J, J]⁻¹ first (the identity solved), shared by
+        // block columns: the block columns below read them all.
+        self.for_each_chunk(&mut x[..nr * nr], NB * nr, checkpoint, |b, columns| {
+            let j0 = b * NB;
             let w = NB.min(nr - j0);
             for j in 0..w {
-                x[(j0 + j) * nr + j0..(j0 + j) * nr + j0 + w].fill(0.0);
-                x[(j0 + j) * nr + j0 + j] = 1.0;
+                columns[j * nr + j0..j * nr + j0 + w].fill(0.0);
+                columns[j * nr + j0 + j] = 1.0;
             }
-            solve_lower_block(&l[j0 * n + j0..], n, w, &mut x[j0 * nr + j0..], nr, w);
-        }
+            solve_lower_block(&l[j0 * n + j0..], n, w, &mut columns[j0..], nr, w);
+        })?;
         let (isa, x) = (self.isa, Shared(x.as_mut_ptr()));
         // SAFETY: x holds nr × nr values; each task writes only its own block columns below
         // their diagonal blocks and reads those and the diagonal blocks, written above.
@@ -556,7 +556,7 @@ impl DenseKernels {
                 unsafe { product_on(isa, &mut scratch.packing, rows, top + rows, depth.min(k - p0), -1.0, left, right, target) };
             }
         };
-        let helper = self.helper.as_mut().filter(|_| n * n * k / 2 >= PARALLEL_WORK);
+        let helper = self.helper.as_ref().filter(|_| n * n * k / 2 >= PARALLEL_WORK);
         shared_tasks(&mut self.scratch, helper, n.div_ceil(MC), checkpoint, task)
     }
 
@@ -761,45 +761,203 @@ impl Shared {
 unsafe impl Send for Operand {}
 unsafe impl Sync for Operand {}
 
-/// `task(scratch, i)` for i in 0..count on this thread and, given its scratch, a helper
-/// thread, each taking the next i when done with its last: on a loaded machine, where the
-/// helper may wait long for a processor, this thread goes on with the rest instead of waiting
-/// for a fixed half, and without a helper (none given or none could be started) does it all.
-/// This thread asks `checkpoint` before each of its tasks; on a stop it moves the next task
-/// past the last, so that the helper takes no more.
+/// `task(scratch, i)` for i in 0..count on this thread and, given one, the helper thread
+/// (with its own scratch), each taking the next i when done with its last: on a loaded
+/// machine, where the helper may wait long for a processor, this thread goes on with the
+/// rest instead of waiting for a fixed half, and without a helper does it all. This thread
+/// asks `checkpoint` before each of its tasks; on a stop it moves the next task past the
+/// last, so that the helper takes no more (it finishes the one it is on). The kernels'
+/// shared loops all run through it ([`DenseKernels::for_each_chunk`] for disjoint chunks of
+/// a slice, the others for blocks of their products).
 ///
 /// # Errors
 /// `Interrupted` when `checkpoint` asks to stop (some tasks then not done).
 fn shared_tasks(
-    mine: &mut Scratch, helper: Option<&mut Scratch>, count: usize, checkpoint: &mut Checkpoint<'_>, task: impl Fn(&mut Scratch, usize) + Sync,
+    mine: &mut Scratch, helper: Option<&Helper>, count: usize, checkpoint: &mut Checkpoint<'_>, task: impl Fn(&mut Scratch, usize) + Sync,
 ) -> Result<()> {
+    shared_tasks_after(mine, helper, count, checkpoint, |_| true, task).map(|_| ())
+}
+
+/// [`shared_tasks`] with `first(scratch)` on this thread before it takes its first task
+/// (the helper starts on the tasks at once): when `first` returns false this thread takes
+/// no task, stops the helper's as on an interrupt, and returns false (the tasks then
+/// unfinished); true otherwise.
+///
+/// # Errors
+/// `Interrupted` when `checkpoint` asks to stop (some tasks then not done).
+fn shared_tasks_after(
+    mine: &mut Scratch, helper: Option<&Helper>, count: usize, checkpoint: &mut Checkpoint<'_>, first: impl FnOnce(&mut Scratch) -> bool,
+    task: impl Fn(&mut Scratch, usize) + Sync,
+) -> Result<bool> {
     let next = AtomicUsize::new(0);
-    let run = |scratch: &mut Scratch| loop {
+    let run_mine = |scratch: &mut Scratch| -> Result<bool> {
+        let finished = (|| {
+            checkpoint.check_timed()?;
+            if !first(scratch) {
+                return Ok(false);
+            }
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return Ok(true);
+                }
+                task(scratch, i);
+                checkpoint.check_timed()?;
+            }
+        })();
+        if !matches!(finished, Ok(true)) {
+            next.store(count, Ordering::Relaxed);
+        }
+        finished
+    };
+    // One task needs no second thread.
+    let Some(helper) = helper.filter(|_| count > 1) else { return run_mine(mine) };
+    let theirs = |scratch: &mut Scratch| loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         if i >= count {
             break;
         }
         task(scratch, i);
     };
-    let mut run_mine = || -> Result<()> {
-        loop {
-            if let Err(error) = checkpoint.check_timed() {
-                next.store(count, Ordering::Relaxed);
-                return Err(error);
-            }
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= count {
-                return Ok(());
-            }
-            task(mine, i);
+    helper.run(&theirs, || run_mine(mine))
+}
+
+/// The kernels' second thread, started once with the kernels and kept until they are
+/// dropped: each shared loop hands it a task (a closure over the loop's state) and waits
+/// for it at the end. Spawning and joining a scoped thread per loop instead took 6.6% of an
+/// InstEval evaluation (about twenty loops, tens of microseconds each). Between tasks the
+/// thread spins for [`SPIN`] rounds and then parks; the waiting caller likewise.
+struct Helper {
+    state: std::sync::Arc<HelperState>,
+    /// The thread, to wake, and its handle, joined on drop.
+    thread: std::thread::Thread,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Helper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Helper").field("thread", &self.thread.id()).finish_non_exhaustive()
+    }
+}
+
+/// What the caller and the helper thread share.
+struct HelperState {
+    /// The task of the current loop and the thread to wake when it is done, set by the
+    /// caller before `posted`.
+    job: std::sync::Mutex<Option<Job>>,
+    /// Set by the caller when it has posted a task, cleared by the helper when the task is
+    /// done (after which it touches nothing the task borrowed).
+    posted: AtomicBool,
+    /// Set when the kernels are dropped: the thread ends.
+    exit: AtomicBool,
+    /// Set when a task panicked on the helper thread (the caller then panics too).
+    panicked: AtomicBool,
+}
+
+/// A loop's task for the helper thread, its lifetime erased.
+struct Job {
+    task: *const (dyn Fn(&mut Scratch) + Sync + 'static),
+    caller: std::thread::Thread,
+}
+
+// SAFETY: the task is `Sync` (called from the helper thread while the caller may call it
+// too) and outlives its use: [`Helper::run`] returns (or unwinds) only once the helper
+// thread has cleared `posted`, after its last use of the task.
+unsafe impl Send for Job {}
+
+/// Rounds of [`std::hint::spin_loop`] before a waiting thread parks: some microseconds,
+/// enough for loops that follow each other at once, short enough not to take a loaded
+/// machine's processor (which the two threads may share) from others.
+const SPIN: usize = 1 << 8;
+
+/// Waits until `done()`: spinning [`SPIN`] rounds, then parked (woken by the other thread's
+/// `unpark` after it changed what `done` reads; a spurious wake only checks again).
+fn wait_until(done: impl Fn() -> bool) {
+    for _ in 0..SPIN {
+        if done() {
+            return;
         }
-    };
-    let Some(helper) = helper else { return run_mine() };
-    std::thread::scope(|scope| {
-        // A helper that cannot be started leaves every task to this thread.
-        let _helper = std::thread::Builder::new().spawn_scoped(scope, || run(helper));
-        run_mine()
-    })
+        std::hint::spin_loop();
+    }
+    while !done() {
+        std::thread::park();
+    }
+}
+
+impl Helper {
+    /// The thread, with its scratch; `None` when it cannot be started.
+    fn start(scratch: Scratch) -> Option<Helper> {
+        let state = std::sync::Arc::new(HelperState {
+            job: std::sync::Mutex::new(None),
+            posted: AtomicBool::new(false),
+            exit: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
+        });
+        let shared = std::sync::Arc::clone(&state);
+        let handle = std::thread::Builder::new().name("hnm-dense".into()).spawn(move || shared.serve(scratch)).ok()?;
+        Some(Helper { state, thread: handle.thread().clone(), handle: Some(handle) })
+    }
+
+    /// `task(scratch)` on the helper thread while `mine()` runs on this one; returns `mine`'s
+    /// result once both are done (also when `mine` panics: the task may borrow what
+    /// unwinding frees).
+    ///
+    /// # Panics
+    /// When the task panicked on the helper thread.
+    fn run<R>(&self, task: &(dyn Fn(&mut Scratch) + Sync), mine: impl FnOnce() -> R) -> R {
+        // SAFETY (of the erased lifetime): the guard below waits for the helper to be done
+        // with the task before this function returns or unwinds.
+        let task: *const (dyn Fn(&mut Scratch) + Sync + 'static) = unsafe { std::mem::transmute(task) };
+        let state = &*self.state;
+        // A panic of an earlier call's task, left when that call's own part panicked first.
+        state.panicked.store(false, Ordering::Relaxed);
+        *state.job.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Job { task, caller: std::thread::current() });
+        state.posted.store(true, Ordering::Release);
+        self.thread.unpark();
+        struct Wait<'a>(&'a HelperState);
+        impl Drop for Wait<'_> {
+            fn drop(&mut self) {
+                wait_until(|| !self.0.posted.load(Ordering::Acquire));
+            }
+        }
+        let wait = Wait(state);
+        let out = mine();
+        drop(wait);
+        assert!(!state.panicked.swap(false, Ordering::Relaxed), "a task of the dense kernels panicked on their helper thread");
+        out
+    }
+}
+
+impl HelperState {
+    /// The helper thread's loop: each posted task run with the thread's `scratch`, until
+    /// `exit`.
+    fn serve(&self, mut scratch: Scratch) {
+        loop {
+            wait_until(|| self.posted.load(Ordering::Acquire) || self.exit.load(Ordering::Acquire));
+            if self.exit.load(Ordering::Acquire) {
+                return;
+            }
+            let Some(job) = self.job.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else { continue };
+            // SAFETY: `posted` is still set, so the caller keeps the task alive (`Job`).
+            let task = unsafe { &*job.task };
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&mut scratch))).is_err() {
+                self.panicked.store(true, Ordering::Relaxed);
+            }
+            self.posted.store(false, Ordering::Release);
+            job.caller.unpark();
+        }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.state.exit.store(true, Ordering::Release);
+        self.thread.unpark();
+        // The thread is between tasks (every `run` waited for its task): it ends at once.
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
 }
 
 /// [`product`] with the micro-kernel of `isa`, for the helper thread (whose code is not
@@ -851,6 +1009,22 @@ unsafe fn inverse_column_on(isa: Isa, scratch: &mut Scratch, sigma: *mut f64, x:
     }
 }
 
+/// [`factor_block_column`] with the micro-kernel (and the vector loops) of `isa`.
+///
+/// # Safety
+/// `isa` was detected.
+unsafe fn factor_block_column_on(isa: Isa, scratch: &mut Scratch, panel: &mut [f64], n: usize, j0: usize, end: usize) -> bool {
+    match isa {
+        Isa::Portable => factor_block_column::<Portable>(scratch, panel, n, j0, end),
+        // SAFETY: the detected instruction set.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { factor_block_column_avx2::<Avx2Fma>(scratch, panel, n, j0, end) },
+        // SAFETY: the detected instruction set.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { factor_block_column_avx2::<Avx512>(scratch, panel, n, j0, end) },
+    }
+}
+
 // The AVX2 instances: the generic bodies inlined into functions compiled for AVX2 and FMA,
 // so that their vector loops use them too (with the AVX2 or the AVX-512 micro-kernel).
 #[cfg(target_arch = "x86_64")]
@@ -869,6 +1043,12 @@ unsafe fn product_avx2<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+unsafe fn factor_block_column_avx2<K: MicroKernel>(scratch: &mut Scratch, panel: &mut [f64], n: usize, j0: usize, end: usize) -> bool {
+    factor_block_column::<K>(scratch, panel, n, j0, end)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn invert_lower_column_avx2<K: MicroKernel>(scratch: &mut Scratch, x: *mut f64, l: &[f64], n: usize, nr: usize, b: usize) {
     // SAFETY: the caller's contract.
     unsafe { invert_lower_column::<K>(scratch, x, l, n, nr, b) }
@@ -883,49 +1063,47 @@ unsafe fn inverse_column_avx2<K: MicroKernel>(scratch: &mut Scratch, sigma: *mut
 
 #[inline(always)]
 fn partial_cholesky<K: MicroKernel>(kernels: &mut DenseKernels, a: &mut [f64], n: usize, nr: usize, checkpoint: &mut Checkpoint<'_>) -> Result<bool> {
-    // Block columns of width NB, each factored by sub-blocks of NB / 4 so that only narrow
-    // panels are factored column by column (their axpy loops cost n² · width / 4 in all).
+    // Block columns J of width NB with one block column of lookahead: J's update by the
+    // columns before J − 1 was subtracted while J − 1's panel was factored, so that J is
+    // updated here by J − 1's columns only; then this thread factors J's panel while the
+    // helper thread updates J + 1 by the columns before J (it idled during the panels,
+    // about a tenth of the factorisation), and joins that update when done.
     for j0 in (0..nr).step_by(NB) {
         let end = (j0 + NB).min(nr);
-        subtract_earlier_columns::<K>(kernels, a, n, 0, j0, end, checkpoint)?;
-        for i0 in (j0..end).step_by(NB / 4) {
-            let sub_end = (i0 + NB / 4).min(end);
-            subtract_earlier_columns::<K>(kernels, a, n, j0, i0, sub_end, checkpoint)?;
-            if !factor_panel(a, n, i0, sub_end) {
-                return Ok(false);
-            }
+        subtract_earlier_columns::<K>(kernels, a, n, j0.saturating_sub(NB)..j0, j0..end, checkpoint)?;
+        if !factor_while_updating_next(kernels, a, n, j0..end, (end + NB).min(nr), checkpoint)? {
+            return Ok(false);
         }
     }
     trailing_update::<K>(kernels, a, n, nr);
     Ok(true)
 }
 
-/// A[j0.., j0..end] −= L[j0.., first..j0] L[j0..end, first..j0]ᵀ on and below the diagonal:
-/// the left-looking update of a block column by the factored columns `first..j0`; its rows
-/// shared with the helper thread, when there is one, from [`PARALLEL_WORK`] multiply-adds;
-/// `checkpoint` asked before it (and before each block of rows when shared).
+/// A[t0.., t0..t1] −= L[t0.., c0..c1] L[t0..t1, c0..c1]ᵀ on and below the diagonal for the
+/// target columns t0..t1 and the factored columns c0..c1 (before t0): the left-looking update
+/// of a block column; its rows shared with the helper thread, when there is one, from
+/// [`PARALLEL_WORK`] multiply-adds; `checkpoint` asked before it (and before each block of
+/// rows when shared).
 ///
 /// # Errors
 /// `Interrupted` when `checkpoint` asks to stop.
 #[inline(always)]
 fn subtract_earlier_columns<K: MicroKernel>(
-    kernels: &mut DenseKernels, a: &mut [f64], n: usize, first: usize, j0: usize, end: usize, checkpoint: &mut Checkpoint<'_>,
+    kernels: &mut DenseKernels, a: &mut [f64], n: usize, columns: Range<usize>, target: Range<usize>, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<()> {
-    if j0 == first {
+    if columns.is_empty() {
         return Ok(());
     }
     let base = Shared(a.as_mut_ptr());
-    let (m, w, k) = (n - j0, end - j0, j0 - first);
-    // SAFETY (of the pointers): the operands (columns first..j0) and the target (columns
-    // j0..end, rows j0..n) are disjoint parts of `a`, within its n × n values.
+    let (c0, t0) = (columns.start, target.start);
+    let (m, w, k) = (n - t0, target.len(), columns.len());
+    // SAFETY (of the pointers): the operands (columns c0..c1 < t0) and the target (columns
+    // t0..t1, rows t0..n) are disjoint parts of `a`, within its n × n values.
     let (left, right) = unsafe {
-        (
-            Operand { data: base.get().add(first * n + j0), rs: 1, cs: n, lower: false },
-            Operand { data: base.get().add(first * n + j0), rs: n, cs: 1, lower: false },
-        )
+        (Operand { data: base.get().add(c0 * n + t0), rs: 1, cs: n, lower: false }, Operand { data: base.get().add(c0 * n + t0), rs: n, cs: 1, lower: false })
     };
-    let target = |top: usize| Target { data: base.get().wrapping_add(j0 * n + j0 + top), ld: n, lower: Some(top) };
-    let DenseKernels { isa, scratch, helper } = kernels;
+    let target = |top: usize| Target { data: base.get().wrapping_add(t0 * n + t0 + top), ld: n, lower: Some(top) };
+    let DenseKernels { isa, scratch, helper, .. } = kernels;
     match helper {
         Some(helper) if m * w * k >= PARALLEL_WORK => {
             // By blocks of MC rows, shared with the helper thread.
@@ -947,18 +1125,86 @@ fn subtract_earlier_columns<K: MicroKernel>(
     }
 }
 
-/// Columns `j0..end` of the n × n `a`, already less their products with the columns before
-/// j0, factored column by column: column c less its products with the panel's earlier
-/// columns, then scaled by its pivot (the diagonal block and L₂₁ at once). Returns false at a
-/// pivot that is not positive and finite.
+/// The panel of block column `panel` (j0..end) of the n × n `a`, already less its products
+/// with the columns before it, factored on this thread ([`factor_block_column`]) while the
+/// next block column (end..`next_end`, rows end..) is updated by the columns before j0 by
+/// blocks of MC rows on the helper thread, which this thread joins when done (shared from
+/// [`PARALLEL_WORK`] multiply-adds, on this thread alone below). Returns false at a pivot
+/// that is not positive and finite (the update then unfinished). `checkpoint` is asked
+/// before the panel and each of this thread's blocks.
+///
+/// # Errors
+/// `Interrupted` when `checkpoint` asks to stop.
+fn factor_while_updating_next(
+    kernels: &mut DenseKernels, a: &mut [f64], n: usize, panel: Range<usize>, next_end: usize, checkpoint: &mut Checkpoint<'_>,
+) -> Result<bool> {
+    let (j0, end) = (panel.start, panel.end);
+    // The factored columns (read by the update), the panel's (this thread's) and the
+    // later ones (the update's target): disjoint.
+    let (done, rest) = a.split_at_mut(j0 * n);
+    let (panel, later) = rest.split_at_mut((end - j0) * n);
+    let (m, w, k) = (n - end, next_end - end, j0);
+    let (left, right) = (
+        Operand { data: done.as_ptr().wrapping_add(end), rs: 1, cs: n, lower: false },
+        Operand { data: done.as_ptr().wrapping_add(end), rs: n, cs: 1, lower: false },
+    );
+    let target = Shared(later.as_mut_ptr());
+    let DenseKernels { isa, scratch, helper, .. } = kernels;
+    let isa = *isa;
+    let tasks = if m * w * k > 0 { m.div_ceil(MC) } else { 0 };
+    let helper = helper.as_ref().filter(|_| m * w * k >= PARALLEL_WORK);
+    // SAFETY: the panel is this thread's own slice; `isa` was detected.
+    let factor = |scratch: &mut Scratch| unsafe { factor_block_column_on(isa, scratch, panel, n, j0, end) };
+    shared_tasks_after(scratch, helper, tasks, checkpoint, factor, |scratch, i| {
+        let top = i * MC;
+        let rows = MC.min(m - top);
+        // Rows end + top.. of the next block column (columns end.., the start of `later`).
+        let target = Target { data: target.get().wrapping_add(end + top), ld: n, lower: Some(top) };
+        // SAFETY: the operands (columns ..j0, rows end..n) lie in `done`, which nothing
+        // writes; rows top..top + rows of the target (within `later`) are this task's only.
+        unsafe { product_on(isa, &mut scratch.packing, rows, w, k, -1.0, left.below_row(top), right, target) };
+    })
+}
+
+/// Block column j0..end of the n × n matrix whose columns from j0 on are `panel` (column c at
+/// `panel[(c − j0) n..]`), already less its products with the columns before j0, factored
+/// by sub-blocks of NB / 4 (so that only narrow panels are factored column by column: their
+/// axpy loops cost n² · NB / 4 in all), each less its products with the sub-blocks before it
+/// and then [`factor_panel`]. Returns false at a pivot that is not positive and finite.
 #[inline(always)]
-fn factor_panel(a: &mut [f64], n: usize, j0: usize, end: usize) -> bool {
-    for c in j0..end {
-        let (done, rest) = a.split_at_mut(c * n);
+fn factor_block_column<K: MicroKernel>(scratch: &mut Scratch, panel: &mut [f64], n: usize, j0: usize, end: usize) -> bool {
+    for i0 in (j0..end).step_by(NB / 4) {
+        let sub_end = (i0 + NB / 4).min(end);
+        if i0 > j0 {
+            let base = panel.as_mut_ptr();
+            // SAFETY: the operands (columns j0..i0, rows i0..n) and the target (columns
+            // i0..sub_end, rows i0..n) are disjoint parts of the panel.
+            unsafe {
+                let left = Operand { data: base.add(i0), rs: 1, cs: n, lower: false };
+                let right = Operand { data: base.add(i0), rs: n, cs: 1, lower: false };
+                let target = Target { data: base.add((i0 - j0) * n + i0), ld: n, lower: Some(0) };
+                product::<K>(&mut scratch.packing, n - i0, sub_end - i0, i0 - j0, -1.0, left, right, target);
+            }
+        }
+        if !factor_panel(panel, n, j0, i0, sub_end) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Columns `i0..end` of the n × n matrix whose columns from `first` on are `panel`, already
+/// less their products with the columns before i0, factored column by column: column c less
+/// its products with the sub-panel's earlier columns, then scaled by its pivot (the diagonal
+/// block and L₂₁ at once). Returns false at a pivot that is not positive and finite.
+#[inline(always)]
+fn factor_panel(panel: &mut [f64], n: usize, first: usize, i0: usize, end: usize) -> bool {
+    for c in i0..end {
+        let (done, rest) = panel.split_at_mut((c - first) * n);
         let column = &mut rest[c..n];
-        for k in j0..c {
-            let factor = done[k * n + c];
-            for (x, l) in column.iter_mut().zip(&done[k * n + c..k * n + n]) {
+        for k in i0..c {
+            let factor = done[(k - first) * n + c];
+            for (x, l) in column.iter_mut().zip(&done[(k - first) * n + c..(k - first) * n + n]) {
                 *x -= l * factor;
             }
         }
@@ -1002,6 +1248,11 @@ fn solve_lower_block(l: &[f64], ld_l: usize, w: usize, b: &mut [f64], ld_b: usiz
     for j in 0..m {
         let column = &mut b[j * ld_b..j * ld_b + w];
         for k in 0..w {
+            if column[k] == 0.0 {
+                // Nothing to subtract (L is finite): the identity's column j is 0 above row
+                // j, which halves the diagonal blocks' inverses.
+                continue;
+            }
             let x = column[k] / l[k + k * ld_l];
             column[k] = x;
             for (y, l) in column[k + 1..].iter_mut().zip(&l[k + 1 + k * ld_l..w + k * ld_l]) {
@@ -1410,10 +1661,12 @@ mod tests {
             asks_at_least_and_stops("sparse_product_norms", blocks, &mut |checkpoint| {
                 kernels.sparse_product_norms(&x, nr, &starts, &rows, &values, &[false; 8], &mut partial, &mut norms, checkpoint)
             });
-            asks_at_least_and_stops("for_each_shared", 10, &mut |checkpoint| kernels.for_each_shared(0..10, checkpoint, |_| ()));
+            let mut data = [0.0; 30];
+            asks_at_least_and_stops("for_each_chunk", 10, &mut |checkpoint| kernels.for_each_chunk(&mut data, 3, checkpoint, |_, _| ()));
         }
-        // With the helper thread (which of the two takes a block varies), the calling thread
-        // asks before its first block: a stop there ends both.
+        // With the helper thread (which of the two takes a block varies, and on a loaded
+        // machine the helper may take them all before the calling thread's second question),
+        // the calling thread asks before its first block: a stop there ends both.
         ONE_THREAD.with(|one| one.set(false));
         let mut kernels = DenseKernels::new(n).unwrap();
         let mut l = a.clone();
@@ -1421,13 +1674,37 @@ mod tests {
         assert_eq!(kernels.partial_cholesky(&mut l, n, nr, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
         let mut x = vec![0.0; nr * nr];
         assert!(kernels.partial_cholesky(&mut l, n, nr, &mut never()).unwrap());
+        let stop = StopAt::new(1);
+        assert_eq!(kernels.invert_lower(&mut x, &l, n, nr, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
         for k in [1, 2] {
-            let stop = StopAt::new(k);
-            assert_eq!(kernels.invert_lower(&mut x, &l, n, nr, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
+            // subtract_gram's product (8 rows) is below PARALLEL_WORK: this thread alone.
             let stop = StopAt::new(k);
             let c = &mut a.clone();
             assert_eq!(kernels.subtract_gram(c, n, &l[..8 * n], 8, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
         }
+    }
+
+    /// A task that panics on the helper thread panics the call (after the helper is done with
+    /// it), and the helper serves the next call.
+    #[test]
+    fn a_task_that_panics_on_the_helper_panics_the_call_and_the_helper_goes_on() {
+        ONE_THREAD.with(|one| one.set(false));
+        let mut kernels = DenseKernels::new(PARALLEL_ORDER).unwrap();
+        if kernels.helper.is_none() {
+            return; // one processor: no helper thread to test
+        }
+        let on_helper = || std::thread::current().name() == Some("hnm-dense");
+        let mut data = vec![0.0; 64];
+        // This thread's tasks slow, so that the helper takes some.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            kernels.for_each_chunk(&mut data, 1, &mut never(), |_, _| {
+                assert!(!on_helper(), "a task on the helper");
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            })
+        }));
+        assert!(panicked.is_err(), "the helper's panic was lost");
+        kernels.for_each_chunk(&mut data, 1, &mut never(), |b, chunk| chunk[0] = b as f64).unwrap();
+        assert!(data.iter().enumerate().all(|(b, &v)| v == b as f64));
     }
 
     #[test]
