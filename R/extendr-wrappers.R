@@ -132,11 +132,9 @@ rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, 
 #' the pairs without a random-effects column summed over the cells, or, when `full` (a
 #' statistics table, `hnm_stats()`), with every pair kept per cell. Returns what
 #' `rs_lmm_build` returns, `groups` being a list by factor, and the statistics' `pooled` sums
-#' and 1-based `group_variables`; the cells' `means` and `comoments` only when `cells` (or
-#' `full`): the model keeps what it needs of them, and R reads them rarely (InstEval's
-#' 73,421 cells x 30 means: 17 MB written into R at every fit, a third of its garbage).
+#' and 1-based `group_variables`.
 #' @noRd
-rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads, full, cells) .Call(wrap__rs_lmm_build_factors, columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads, full, cells)
+rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads, full) .Call(wrap__rs_lmm_build_factors, columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads, full)
 
 #' `rs_lmm_restore` for a model with several grouping factors (see `rs_lmm_build_factors`):
 #' the statistics in the pooled layout when `pooled` (the pooled sums) and `group_variables`

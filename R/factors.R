@@ -40,7 +40,7 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
   spec <- pass$factor_spec
   built <- rs_lmm_build_factors(pass$variables, cells$cell, cells$n_cells, pass$response,
                                 pass$fixed, spec$cell_levels, spec$n_levels, spec$random,
-                                spec$blocks, pass$names, threads, full, full)
+                                spec$blocks, pass$names, threads, full)
   built <- rust_result(explain_build_error(built, pass, call), call = call)
   built$fingerprint <- rows_fingerprint(design, built)
   built$zero_weights <- design$zero_weights
@@ -130,26 +130,10 @@ random_covariance <- function(fit, values) {
   sigma
 }
 
-# The fit's statistics with the groups' (cells') means and co-moments: a fit with several
-# factors from rows keeps only the cells' n, the pilot and the pooled sums, as the model keeps
-# what it needs of the cells (InstEval's means: 17 MB at every fit); what reads them (a saved
-# fit's model, the F tests' cross-products) has them from the pass over the fit's rows again,
-# once per fit (kept in its `core` environment, as live_key_table() keeps its key table).
-fit_statistics <- function(object) {
-  s <- object$stats
-  if (!is.null(s$means)) return(s)
-  core <- object$core
-  if (is.environment(core) && !is.null(core$statistics)) return(core$statistics)
-  rows <- lmm_rows(object, "The cells' statistics")
-  s <- rust_result(build_rows(object, rows, cells = TRUE))$stats
-  if (is.environment(core)) assign("statistics", s, envir = core)
-  s
-}
-
 # The Rust model of a fit with several factors rebuilt from its plain fields (see
 # restore_model()).
 restore_factors_model <- function(object, reml, theta) {
-  s <- fit_statistics(object)
+  s <- object$stats
   spec <- object$spec
   rs_lmm_restore_factors(s$pilot, s$n, s$means, s$comoments, s$pooled, s$group_variables,
                          spec$response, spec$fixed,

@@ -141,7 +141,7 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method,
     # sum(log(w_i)) over the rows used, NULL without weights (R/weights.R).
     log_weights = design$log_weights,
     # The Rust model, at the estimates: an ANOVA fit's is rebuilt at its theta on first use.
-    core = list2env(list(model = if (method != "ANOVA") built$model))
+    core = list2env(list(model = if (method != "ANOVA") built$model), parent = emptyenv())
   ), class = "hnm_fit")
   with_estimates(fit, estimates)
 }

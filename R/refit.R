@@ -48,21 +48,20 @@ refit.hnm_fit <- function(object, newresp, ...) {
   fit$refitted <- TRUE
   fit$rows <- rows
   fit$rows$fingerprint <- rows_fingerprint(rows, built)
-  fit$core <- list2env(list(model = if (object$method != "ANOVA") built$model))
+  fit$core <- list2env(list(model = if (object$method != "ANOVA") built$model), parent = emptyenv())
   check_fit(fit, call)
 }
 
 # The model of `object` rebuilt from the rows `rows` (the fit's, with another response): one
-# pass keyed by group, or by cell with several grouping factors (whose codes the rows hold),
-# the cells' means and co-moments returned to R when `cells` (see fit_statistics()).
-build_rows <- function(object, rows, cells = FALSE) {
+# pass keyed by group, or by cell with several grouping factors (whose codes the rows hold).
+build_rows <- function(object, rows) {
   threads <- (object$control %||% hnm_control())$threads
   spec <- object$spec
   if (has_several_factors(object)) {
     f <- spec$factors
     return(rs_lmm_build_factors(pass_variables(rows), rows$codes, length(object$stats$n),
                                 spec$response, spec$fixed, f$cell_levels, f$n_levels, f$random,
-                                f$blocks, rows$names, threads, FALSE, cells))
+                                f$blocks, rows$names, threads, FALSE))
   }
   rs_lmm_build(pass_variables(rows), rows$codes, rows$code_offset, length(object$stats$n),
                spec$response, spec$fixed, spec$random, spec$blocks, rows$names, threads)
@@ -120,6 +119,6 @@ refitML.hnm_fit <- function(x, ...) {
   if (is_one_way(x, offset = TRUE)) check_one_way_range(estimates$theta, call)
   fit <- with_estimates(x, estimates)
   fit$method <- "ML"
-  fit$core <- list2env(list(model = model))
+  fit$core <- list2env(list(model = model), parent = emptyenv())
   check_fit(fit, call)
 }

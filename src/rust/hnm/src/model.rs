@@ -173,17 +173,16 @@ fn rs_lmm_build(
         Ok(pass) => pass,
         Err(error) => return model_error(error, &names, response),
     };
-    built(&pass, LinearMixedModel::new(&pass.stats, structure(response, fixed, random, blocks)), &names, response, true)
+    built(&pass, LinearMixedModel::new(&pass.stats, structure(response, fixed, random, blocks)), &names, response)
 }
 
-/// The model `model` built from `pass`, as R receives it: the pointer and the plain fields,
-/// the groups' means and co-moments among them when `cells` (see `stats_fields`).
-fn built(pass: &hnm_core::BlockPass, model: hnm_core::Result<LinearMixedModel>, names: &[String], response: i32, cells: bool) -> Robj {
+/// The model `model` built from `pass`, as R receives it: the pointer and the plain fields.
+fn built(pass: &hnm_core::BlockPass, model: hnm_core::Result<LinearMixedModel>, names: &[String], response: i32) -> Robj {
     let model = match model {
         Ok(m) => m,
         Err(error) => return model_error(error, names, response),
     };
-    let fields = stats_fields(&pass.stats, cells);
+    let fields = stats_fields(&pass.stats);
     let summary = response_summary(&pass.stats, response);
     let (kept, groups, lower) = model_fields(&model);
     let ptr = ExternalPtr::new(Model { model, fit: None, random_effects: None, variance_derivatives: None });
@@ -233,15 +232,13 @@ fn grouping_factors(cell_levels: &List, n_levels: &[i32], random: &List, blocks:
 /// the pairs without a random-effects column summed over the cells, or, when `full` (a
 /// statistics table, `hnm_stats()`), with every pair kept per cell. Returns what
 /// `rs_lmm_build` returns, `groups` being a list by factor, and the statistics' `pooled` sums
-/// and 1-based `group_variables`; the cells' `means` and `comoments` only when `cells` (or
-/// `full`): the model keeps what it needs of them, and R reads them rarely (InstEval's
-/// 73,421 cells x 30 means: 17 MB written into R at every fit, a third of its garbage).
+/// and 1-based `group_variables`.
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_build_factors(
     columns_list: List, cell_codes: Robj, n_cells: i32, response: i32, fixed: &[i32], cell_levels: List, n_levels: &[i32], random: List, blocks: List,
-    names: Vec<String>, threads: i32, full: bool, cells: bool,
+    names: Vec<String>, threads: i32, full: bool,
 ) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let no_offset = Robj::from(0);
@@ -260,7 +257,7 @@ fn rs_lmm_build_factors(
             Err(error) => return model_error(error, &names, response),
         };
     let fixed = structure(response, fixed, &[], &[]).fixed;
-    built(&pass, LinearMixedModel::with_factors(&pass.stats, response.max(1) as usize - 1, fixed, &factors), &names, response, cells || full)
+    built(&pass, LinearMixedModel::with_factors(&pass.stats, response.max(1) as usize - 1, fixed, &factors), &names, response)
 }
 
 /// The one-way statistics (n_j, ȳ_j, SSW_j) of the model behind `ptr`, which must be the
@@ -296,16 +293,18 @@ fn response_summary(stats: &CrossProducts, response: i32) -> Robj {
 }
 
 /// The statistics as R vectors, written straight from Rust's (no copy in Rust); in the pooled
-/// layout with the `pooled` sums and the 1-based `group_variables`, and there the groups'
-/// (cells') `means` and `comoments` only when `cells`.
-fn stats_fields(s: &CrossProducts, cells: bool) -> Robj {
-    let group_variables = |variables: &[usize]| Integers::from_values(variables.iter().map(|&a| a as i32 + 1));
+/// layout with the `pooled` sums and the 1-based `group_variables`.
+fn stats_fields(s: &CrossProducts) -> Robj {
     match (s.pooled_totals(), s.group_variables()) {
-        (Some(pooled), Some(variables)) if !cells => list!(pilot = s.pilot(), n = s.n(), pooled = pooled, group_variables = group_variables(variables)).into(),
-        (Some(pooled), Some(variables)) => {
-            list!(pilot = s.pilot(), n = s.n(), means = s.means(), comoments = s.comoments(), pooled = pooled, group_variables = group_variables(variables))
-                .into()
-        }
+        (Some(pooled), Some(variables)) => list!(
+            pilot = s.pilot(),
+            n = s.n(),
+            means = s.means(),
+            comoments = s.comoments(),
+            pooled = pooled,
+            group_variables = Integers::from_values(variables.iter().map(|&a| a as i32 + 1))
+        )
+        .into(),
         _ => list!(pilot = s.pilot(), n = s.n(), means = s.means(), comoments = s.comoments()).into(),
     }
 }
