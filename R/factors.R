@@ -222,7 +222,8 @@ random_part <- function(object, variables, levels, selected = NULL, effects = NU
   value <- numeric(n)
   column_groups <- rep(term_groups(object), lengths(object$random_names))
   for (f in seq_along(object$factors)) {
-    b <- as.matrix(effects[[f]])[levels[[f]], , drop = FALSE]
+    # Unnamed: the levels' names would become the predictions' (and cost a pointer a row).
+    b <- unname(as.matrix(effects[[f]]))[levels[[f]], , drop = FALSE]
     b[is.na(levels[[f]]), ] <- 0
     if (!is.null(selected)) b[, !selected[column_groups == object$factors[[f]]$name]] <- 0
     value <- value + rowSums(design_columns(object$spec$factors$random[[f]], variables, n) * b)
@@ -269,10 +270,9 @@ predict_several <- function(object, newdata, re_form, allow_new_levels, uncertai
     for (f in seq_along(codes)) {
       used <- any(selected[column_groups == object$factors[[f]]$name])
       if (used && anyNA(codes[[f]]) && !isTRUE(allow_new_levels)) {
-        hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit. Use",
-                                "`allow.new.levels = TRUE` to predict them at the population",
-                                "level."), object$factors[[f]]$name),
-                  call = call, class = "hnm_error_new_levels")
+        # The unseen rows' labels as the data give them (NA for a missing group).
+        given <- grouping_factors(parsed, newdata, parsed$env %||% globalenv(), call)[[f]]
+        abort_new_levels(object$factors[[f]]$name, given_labels(given)[is.na(codes[[f]])], call)
       }
     }
     value <- value + random_part(object, variables, codes, selected)

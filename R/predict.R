@@ -243,19 +243,33 @@ new_rows <- function(object, newdata, allow_new_levels, population, call,
     if (!isTRUE(allow_new_levels)) {
       # The labels of the unseen rows, as the data give them (NA for a missing group).
       given <- grouping_factor(parsed, newdata, parsed$env %||% globalenv(), call)
-      given_codes <- row_codes(given)
-      given_codes[!is.na(given_codes) & given_codes < 1L] <- NA_integer_
-      labels <- group_labels(given, given_codes)
-      unseen_values <- unique(labels[unseen])
-      hnm_abort(sprintf(paste("`newdata` has level(s) of `%s` not in the fit: %s. Use",
-                              "`allow.new.levels = TRUE` to predict them at the population level."),
-                        object$group_name,
-                        paste(utils::head(unseen_values, 5L), collapse = ", ")),
-                call = call, class = "hnm_error_new_levels")
+      abort_new_levels(object$group_name, given_labels(given)[unseen], call)
     }
     codes[unseen] <- 0L
   }
   list(variables = variables, codes = codes, code_offset = 0L, offset = design$offset)
+}
+
+# Each row's group label as the data give it (grouping_factor() of new data read without the
+# fit's levels), NA for a missing group.
+given_labels <- function(given) {
+  codes <- row_codes(given)
+  codes[!is.na(codes) & codes < 1L] <- NA_integer_
+  group_labels(given, codes)
+}
+
+# The error for rows of new data whose group `name` the fit has no effects for: `values`, their
+# labels as the data give them, NA for a missing group (lme4: "NAs are not allowed in
+# prediction data for grouping variables unless allow.new.levels is TRUE").
+abort_new_levels <- function(name, values, call) {
+  values <- unique(values)
+  new <- values[!is.na(values)]
+  what <- c(if (length(new)) sprintf("level(s) of `%s` not in the fit: %s", name,
+                                     paste(utils::head(new, 5L), collapse = ", ")),
+            if (anyNA(values)) sprintf("missing values (NA) of `%s`", name))
+  hnm_abort(sprintf(paste("`newdata` has %s. Use `allow.new.levels = TRUE` to predict them at the",
+                          "population level."), paste(what, collapse = " and ")),
+            call = call, class = "hnm_error_new_levels")
 }
 
 # The fit's variables, in the fit's order, from the design of new data: those with an index

@@ -177,8 +177,21 @@ test_that("predictions of several factors equal lme4's, new levels at the popula
                  tolerance = 1e-6)
   }
   expect_equal(unname(predict(fit)), unname(fitted(ref)), tolerance = 1e-6)
-  expect_error(predict(fit, new), "not in the fit", class = "hnm_error_new_levels")
+  # The first factor in lme4's order with an unseen level is named, with its unseen labels.
+  expect_error(predict(fit, new), "level(s) of `cask:batch` not in the fit: c:Z. Use",
+               fixed = TRUE, class = "hnm_error_new_levels")
   expect_error(predict(fit, new, se.fit = TRUE), class = "hnm_error_new_levels")
+  # A missing grouping value is named as missing (lme4 refuses it as well), beside a new level.
+  missing <- new
+  missing$batch[1] <- NA
+  expect_error(predict(fit, missing),
+               "`cask:batch` not in the fit: c:Z and missing values (NA) of `cask:batch`",
+               fixed = TRUE, class = "hnm_error_new_levels")
+  expect_error(lme4:::predict.merMod(ref, missing), "NAs are not allowed")
+  # lme4 names predictions by row; hnm leaves them unnamed (a name a row at 1e9 rows), never
+  # named by a factor's levels.
+  expect_null(names(predict(fit, new, allow.new.levels = TRUE)))
+  expect_null(names(predict(fit)))
   # Population predictions' standard errors and intervals: sqrt(x'Vx) with lme4's vcov at
   # hnm's theta; a new observation in new levels of both factors adds sigma^2 and both
   # factors' variances (lme4's VarCorr).

@@ -33,7 +33,8 @@ test_that("predictions, residuals and simulations agree with lme4", {
                    unname(predict(ref, newdata = newdata, re.form = ~0)),
                    tolerance = 1e-8, label = label)
       expect_error(predict(ref, newdata = newdata))
-      expect_error(predict(fit, newdata = newdata), "no such level, NA", fixed = TRUE,
+      expect_error(predict(fit, newdata = newdata), "not in the fit: no such level and missing values (NA)",
+                   fixed = TRUE,
                    class = "hnm_error_new_levels")
       # Same seed, same draws in lme4's order: the same simulated responses.
       sims <- simulate(fit, nsim = 3, seed = 2024)
