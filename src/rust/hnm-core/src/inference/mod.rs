@@ -24,9 +24,8 @@ pub(crate) mod wald;
 #[cfg(test)]
 pub(crate) mod interrupt_tests {
     use crate::data::blocks::Column;
-    use crate::error::Result;
     use crate::model::lmm::{GroupingFactor, LinearMixedModel, Term};
-    use crate::numerics::interrupt::{Checkpoint, Never, StopAt};
+    use crate::numerics::interrupt::{Checkpoint, Never};
     use crate::CrossProducts;
 
     /// Levels of the crossed model's second factor: a core of three block columns of the
@@ -53,23 +52,5 @@ pub(crate) mod interrupt_tests {
             .map(|(level_of_group, levels)| GroupingFactor { level_of_group, levels, random: vec![Term::Intercept], blocks: vec![1] })
             .collect();
         LinearMixedModel::with_factors(&stats, 0, vec![Term::Intercept, Term::Variable(1)], &factors).unwrap()
-    }
-
-    /// The questions `work` asks a checkpoint that asks at every timed check (none stops it).
-    pub(crate) fn questions<T>(work: impl FnOnce(&mut Checkpoint<'_>) -> Result<T>) -> usize {
-        let counter = StopAt::new(usize::MAX);
-        work(&mut Checkpoint::asking_every_time(&counter)).unwrap();
-        counter.questions.get()
-    }
-
-    /// `work` stopped at its first, middle and last question (of `total`) returns
-    /// `Interrupted` and asks no question after the one that stopped it.
-    pub(crate) fn assert_stops<T: std::fmt::Debug>(total: usize, mut work: impl FnMut(&mut Checkpoint<'_>) -> Result<T>) {
-        for k in [1, total.div_ceil(2), total] {
-            let stop = StopAt::new(k);
-            let stopped = work(&mut Checkpoint::asking_every_time(&stop));
-            assert!(matches!(stopped, Err(crate::HnmError::Interrupted)), "question {k} of {total}: {stopped:?}");
-            assert_eq!(stop.questions.get(), k, "questions after the stop at {k} of {total}");
-        }
     }
 }

@@ -234,9 +234,10 @@ impl LinearMixedModel {
 
 #[cfg(test)]
 mod tests {
-    use crate::inference::interrupt_tests::{assert_stops, crossed, questions};
+    use crate::inference::interrupt_tests::crossed;
     use crate::model::one_way::profiled_deviance::Criterion;
     use crate::numerics::blocked::ONE_THREAD;
+    use crate::numerics::interrupt::{assert_stops, questions};
     use crate::numerics::interrupt::{Checkpoint, Never};
 
     /// Every factorisation of Satterthwaite's derivatives (1 at the fit, 4 per θ for the

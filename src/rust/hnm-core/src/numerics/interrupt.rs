@@ -288,6 +288,33 @@ impl Interrupt for StopAt {
     }
 }
 
+/// Tests: the questions `work` asks a checkpoint that asks at every timed check (none stops
+/// it).
+#[cfg(test)]
+pub(crate) fn questions<T>(work: impl FnOnce(&mut Checkpoint<'_>) -> Result<T>) -> usize {
+    let counter = StopAt::new(usize::MAX);
+    work(&mut Checkpoint::asking_every_time(&counter)).expect("the work, never stopped");
+    counter.questions.get()
+}
+
+/// Tests: `work` stopped at each question of `stops` returns `Interrupted` and asks no
+/// question after the one that stopped it; `what` names it in a failure.
+#[cfg(test)]
+pub(crate) fn assert_stops_at<T: std::fmt::Debug>(what: &str, stops: impl IntoIterator<Item = usize>, mut work: impl FnMut(&mut Checkpoint<'_>) -> Result<T>) {
+    for k in stops {
+        let stop = StopAt::new(k);
+        let stopped = work(&mut Checkpoint::asking_every_time(&stop));
+        assert!(matches!(stopped, Err(HnmError::Interrupted)), "{what}: stopped at question {k}: {stopped:?}");
+        assert_eq!(stop.questions.get(), k, "{what}: questions after the stop at {k}");
+    }
+}
+
+/// Tests: [`assert_stops_at`] at the first, middle and last of the `total` questions.
+#[cfg(test)]
+pub(crate) fn assert_stops<T: std::fmt::Debug>(total: usize, work: impl FnMut(&mut Checkpoint<'_>) -> Result<T>) {
+    assert_stops_at(&format!("{total} questions"), [1, total.div_ceil(2), total], work);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -504,7 +504,7 @@ mod tests {
     /// the next call equals an uninterrupted one on a fresh workspace.
     #[test]
     fn the_start_hessian_and_a_refit_stop_when_asked() {
-        use crate::inference::interrupt_tests::{assert_stops, questions};
+        use crate::numerics::interrupt::{assert_stops, questions};
         let never = &mut Checkpoint::new(&Never);
         let (stats, slope) = slope_design();
         let intercept = Structure { random: vec![Term::Intercept], blocks: vec![1], ..slope.clone() };

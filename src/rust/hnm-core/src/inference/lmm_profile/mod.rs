@@ -907,9 +907,10 @@ mod tests {
     /// interval equals a fresh profile's. On one thread, so that the questions can be counted.
     #[test]
     fn a_profile_of_several_factors_stops_inside_its_evaluations() {
-        use crate::inference::interrupt_tests::{assert_stops, crossed, questions};
+        use crate::inference::interrupt_tests::crossed;
         use crate::numerics::blocked::ONE_THREAD;
         use crate::numerics::interrupt::StopAt;
+        use crate::numerics::interrupt::{assert_stops, questions};
         ONE_THREAD.with(|one| one.set(true));
         let model = crossed();
         let never = &mut Checkpoint::new(&Never);
