@@ -34,6 +34,8 @@
 //! gradient then is the formula of [`super`] over these blocks: level l's own block and one
 //! coupling per ancestor.
 
+mod first;
+
 use super::{Several, SeveralWorkspace};
 use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
@@ -260,6 +262,10 @@ impl LinearMixedModel {
                 None => (&mut root[..], true),
             };
             let (own, l, inverse) = if k == 0 { (None, &mut l0[..], &mut inverse0[..]) } else { (Some(&done[k][..]), &mut ls[k][..], &mut inverses[k][..]) };
+            // A scalar first factor's many levels by the kernels of its shape.
+            if k == 0 && f.q == 1 && first::factor(&f, inverse, &mut fronts[k], target) {
+                continue;
+            }
             logdet += with_literal!(f.q, q in [1, 2] => factor_levels(q, &f, own, l, inverse, &mut fronts[k], target, to_root))?;
         }
         for a in 0..p1 {
@@ -294,6 +300,9 @@ impl LinearMixedModel {
         for k in (0..chain.factors()).rev() {
             let f = self.chain_factor(s, chain, lambdas, lambda0, k);
             let (l, inverse) = if k == 0 { (&l0[..], &inverse0[..]) } else { (&nw.l[k][..], &nw.inverse_diagonal[k][..]) };
+            if k == 0 && f.q == 1 && first::solve(&f, &nw.fronts[0], inverse, rhs, &combine, &starts, solved) {
+                continue;
+            }
             let levels = Levels { l, inverse, fronts: &nw.fronts[k] };
             with_literal!(f.q, q in [1, 2] => solve_levels(q, &f, &levels, rhs, &combine, &starts, starts[k], &mut y, solved));
         }
@@ -355,6 +364,9 @@ impl LinearMixedModel {
         for k in 0..chain.factors() {
             let f = self.chain_factor(s, chain, &sw.lambdas, &ws.lambda, k);
             let (own, later) = gradients.split_at_mut(k + 1);
+            if k == 0 && f.q == 1 && first::gradient(&f, &nw.fronts[0], &ws.inverse_diagonal, &nw.sigma[1], &mut own[0], later) {
+                continue;
+            }
             let n = f.q + f.r;
             let mut sigma = vec![0.0; n * n];
             let mut scratch = vec![0.0; f.q * f.r + f.q * f.q];
@@ -606,9 +618,10 @@ mod tests {
     use crate::numerics::interrupt::{Checkpoint, Never};
     use crate::CrossProducts;
 
-    /// Pupils in 18 classes in 6 schools in 2 districts (lme4's order: classes first), a
-    /// random slope on x for classes and schools; 160 rows from a fixed pseudo-random stream.
-    fn three_levels() -> LinearMixedModel {
+    /// Pupils in 18 classes in 6 schools (in 2 districts with `districts`), lme4's order
+    /// (classes first), a random slope on x for schools and, with `class_slope`, for classes;
+    /// 160 rows from a fixed pseudo-random stream.
+    fn three_levels(class_slope: bool, districts: bool) -> LinearMixedModel {
         use Term::{Intercept as I, Variable as V};
         let n = 160;
         let mut state = 7u64;
@@ -623,42 +636,49 @@ mod tests {
         let codes = class.iter().map(|&c| c as i32 + 1);
         let stats = CrossProducts::from_columns(&columns, codes, 18, &mut Checkpoint::new(&Never)).unwrap().stats;
         let factor = |level_of_group: Vec<usize>, levels, random: Vec<Term>, blocks| GroupingFactor { level_of_group, levels, random, blocks };
-        let factors = [
-            factor((0..18).collect(), 18, vec![I, V(1)], vec![2]),
-            factor((0..18).map(|c| c / 3).collect(), 6, vec![I, V(1)], vec![2]),
-            factor((0..18).map(|c| c / 9).collect(), 2, vec![I], vec![1]),
-        ];
+        let (class_terms, class_blocks) = if class_slope { (vec![I, V(1)], vec![2]) } else { (vec![I], vec![1]) };
+        let mut factors = vec![factor((0..18).collect(), 18, class_terms, class_blocks), factor((0..18).map(|c| c / 3).collect(), 6, vec![I, V(1)], vec![2])];
+        if districts {
+            factors.push(factor((0..18).map(|c| c / 9).collect(), 2, vec![I], vec![1]));
+        }
         LinearMixedModel::with_factors(&stats, 0, vec![I, V(1)], &factors).unwrap()
     }
 
     /// The nested chain's criterion, gradient and conditional covariances equal the dense
     /// core's (the same model with the chain removed) at several θ, and its workspace holds
-    /// no dense core.
+    /// no dense core: classes with a random slope in schools in districts, and a scalar first
+    /// factor (its own kernels, `first`) over schools in districts and over schools alone.
     #[test]
     fn the_nested_chain_equals_the_dense_core() {
-        let nested = three_levels();
-        assert!(nested.several.as_ref().unwrap().nested.is_some());
-        let mut dense = nested.try_clone().unwrap();
-        dense.several.as_mut().unwrap().nested = None;
-        let (mut ws_nested, mut ws_dense) = (nested.workspace().unwrap(), dense.workspace().unwrap());
-        let sw = ws_nested.several.as_ref().unwrap();
-        assert!(sw.core.is_empty() && sw.sigma_cc.is_empty() && sw.inverse_l.is_empty());
-        for theta in [vec![0.9, 0.2, 0.4, 1.1, -0.3, 0.5, 0.7], vec![0.3, 0.0, 0.1, 2.0, 0.6, 0.2, 1.4], vec![1.5, -0.5, 0.8, 0.0, 0.0, 0.0, 0.2]] {
-            for criterion in [Criterion::Ml, Criterion::Reml] {
-                let (a, ga) = nested.deviance_and_gradient(criterion, &theta, &mut ws_nested).unwrap();
-                let (b, gb) = dense.deviance_and_gradient(criterion, &theta, &mut ws_dense).unwrap();
-                assert!((a - b).abs() <= 1e-11 * b.abs(), "{a} vs {b}");
-                for (x, y) in ga.iter().zip(&gb) {
-                    assert!((x - y).abs() <= 1e-8 * (1.0 + y.abs()), "{ga:?} vs {gb:?}");
+        let schools = [[0.2, 0.4, 1.1], [0.0, 0.1, 2.0], [-0.5, 0.8, 0.0]];
+        let (classes, districts) = ([[0.9, -0.3, 0.5], [0.3, 0.6, 0.2], [1.5, 0.0, 0.0]], [0.7, 1.4, 0.2]);
+        for (class_slope, with_districts) in [(true, true), (false, true), (false, false)] {
+            let nested = three_levels(class_slope, with_districts);
+            assert!(nested.several.as_ref().unwrap().nested.is_some());
+            let mut dense = nested.try_clone().unwrap();
+            dense.several.as_mut().unwrap().nested = None;
+            let (mut ws_nested, mut ws_dense) = (nested.workspace().unwrap(), dense.workspace().unwrap());
+            let sw = ws_nested.several.as_ref().unwrap();
+            assert!(sw.core.is_empty() && sw.sigma_cc.is_empty() && sw.inverse_l.is_empty());
+            for i in 0..3 {
+                let class = if class_slope { &classes[i][..] } else { &classes[i][..1] };
+                let theta: Vec<f64> = class.iter().chain(&schools[i]).chain(with_districts.then_some(&districts[i])).copied().collect();
+                for criterion in [Criterion::Ml, Criterion::Reml] {
+                    let (a, ga) = nested.deviance_and_gradient(criterion, &theta, &mut ws_nested).unwrap();
+                    let (b, gb) = dense.deviance_and_gradient(criterion, &theta, &mut ws_dense).unwrap();
+                    assert!((a - b).abs() <= 1e-11 * b.abs(), "{a} vs {b}");
+                    for (x, y) in ga.iter().zip(&gb) {
+                        assert!((x - y).abs() <= 1e-8 * (1.0 + y.abs()), "{ga:?} vs {gb:?}");
+                    }
                 }
             }
-        }
-        let fit = nested.fit(Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
-        let checkpoint = &mut Checkpoint::new(&Never);
-        let (a, b) = (nested.random_effects_by_factor(&fit, checkpoint).unwrap(), dense.random_effects_by_factor(&fit, checkpoint).unwrap());
-        for (x, y) in a.iter().zip(&b) {
-            for (u, v) in x.modes.iter().zip(&y.modes).chain(x.conditional_covariances.iter().zip(&y.conditional_covariances)) {
-                assert!((u - v).abs() <= 1e-9 * (1.0 + v.abs()), "{u} vs {v}");
+            let fit = nested.fit(Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
+            let checkpoint = &mut Checkpoint::new(&Never);
+            let (a, b) = (nested.random_effects_by_factor(&fit, checkpoint).unwrap(), dense.random_effects_by_factor(&fit, checkpoint).unwrap());
+            for (x, y) in a.iter().zip(&b) {
+                for (u, v) in x.modes.iter().zip(&y.modes).chain(x.conditional_covariances.iter().zip(&y.conditional_covariances)) {
+                    assert!((u - v).abs() <= 1e-9 * (1.0 + v.abs()), "{u} vs {v}");
+                }
             }
         }
     }
