@@ -281,21 +281,12 @@ impl LinearMixedModel {
     /// given the forward halves in the fronts' [X y] columns: the backward solve through Lᵀ,
     /// the last factor first, each level less its ancestors' solved values.
     pub(crate) fn solve_modes_nested(&self, s: &Several, chain: &NestedChain, rhs: usize, ws: &mut Workspace) {
-        let (p, p1) = (self.p, self.p + 1);
-        let first_rows = self.n.len() * self.q;
+        let p = self.p;
         let Workspace { l: l0, inverse_diagonal: inverse0, w: beta_w, x_inverse, lambda: lambda0, several, .. } = ws;
         let SeveralWorkspace { lambdas, nested, solved, .. } = several.as_mut().expect("a workspace of a model with several factors");
         let nw = nested.as_ref().expect("a workspace of a nested chain");
-        // `combined`'s columns as a p1 × rhs matrix, so that a level's right-hand sides are one
-        // small product of its front's [X y] columns.
-        let mut combine = vec![0.0; p1 * rhs];
-        for a in 0..p1 {
-            for c in 0..rhs {
-                combine[a * rhs + c] = LinearMixedModel::combined(&|b| if a == b { 1.0 } else { 0.0 }, c, beta_w, x_inverse, p);
-            }
-        }
-        // Each factor's first row in `solved`.
-        let starts: Vec<usize> = (0..chain.factors()).map(|k| if k == 0 { 0 } else { first_rows + s.others[k - 1].offset }).collect();
+        let combine = combine_matrix(beta_w, x_inverse, p, rhs);
+        let starts = self.chain_starts(s, chain);
         let mut y = vec![0.0; (0..chain.factors()).map(|k| chain.dimensions(k).0).max().unwrap_or(1) * rhs];
         for k in (0..chain.factors()).rev() {
             let f = self.chain_factor(s, chain, lambdas, lambda0, k);
@@ -305,6 +296,104 @@ impl LinearMixedModel {
             }
             let levels = Levels { l, inverse, fronts: &nw.fronts[k] };
             with_literal!(f.q, q in [1, 2] => solve_levels(q, &f, &levels, rhs, &combine, &starts, starts[k], &mut y, solved));
+        }
+    }
+
+    /// Each factor's first row in the workspace's `solved` (the first factor's levels, then
+    /// the later factors' in the core's order).
+    fn chain_starts(&self, s: &Several, chain: &NestedChain) -> Vec<usize> {
+        (0..chain.factors()).map(|k| if k == 0 { 0 } else { self.n.len() * self.q + s.others[k - 1].offset }).collect()
+    }
+
+    /// The gradient's quadratic terms of a nested chain (those of
+    /// `selected_inverse::finish_gradient`, without its buffers e and ZᵀZΛ(u, Û)), added into
+    /// `gradients` (∂/∂Λ_k per factor) from `solved` (u and, with `rhs` = 1 + p, Û) as
+    /// [`Self::solve_modes_nested`] left it: per level l of factor k, with x_l its rows of
+    /// `solved` and e_l = Zᵀ[X y] over its rows times w (and R_X⁻ᵀ),
+    ///   v_l = e_l − S_lΛ_k x_l − Σ_{g>k} C_{g l}ᵀΛ_g x_{a_g(l)} − Σ_{descendants d} C_{k d}Λ x_d
+    /// and ∂/∂Λ_k −= (2/σ̂²) v_l[·, 0] x_l[·, 0]ᵀ + 2 Σ_{c ≥ 1} v_l[·, c] x_l[·, c]ᵀ. The
+    /// descendants' terms are scattered into their ancestors' rows of `sw.product` as each
+    /// factor's levels are passed, from the first factor up, so every level's v is complete
+    /// when its factor's turn comes; Λ_g x for the later factors' levels is formed first (in
+    /// `sw.scaled`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn nested_quadratic_gradient(
+        &self, s: &Several, chain: &NestedChain, rhs: usize, two_over_sigma2: f64, ws: &Workspace, sw: &mut SeveralWorkspace, gradients: &mut [Vec<f64>],
+    ) {
+        let p1 = self.p + 1;
+        let combine = combine_matrix(&ws.w, &ws.x_inverse, self.p, rhs);
+        let starts = self.chain_starts(s, chain);
+        let SeveralWorkspace { lambdas, solved, product, scaled, .. } = sw;
+        let first_rows = self.n.len() * self.q;
+        let total = first_rows + s.core_random;
+        let (solved, product, scaled) = (&solved[..total * rhs], &mut product[..total * rhs], &mut scaled[..total * rhs]);
+        product[first_rows * rhs..].fill(0.0);
+        for k in 1..chain.factors() {
+            let (q, m, _) = chain.dimensions(k);
+            let lambda = &lambdas[k - 1];
+            let range = starts[k] * rhs..(starts[k] + m * q) * rhs;
+            for (x, lx) in solved[range.clone()].chunks_exact(q * rhs).zip(scaled[range].chunks_exact_mut(q * rhs)) {
+                for r in 0..q {
+                    for c in 0..rhs {
+                        lx[r * rhs + c] = (0..=r).map(|t| lambda[r * q + t] * x[t * rhs + c]).sum();
+                    }
+                }
+            }
+        }
+        let widest = (0..chain.factors()).map(|k| chain.dimensions(k).0).max().unwrap_or(1) * rhs;
+        let (mut lx, mut v) = (vec![0.0; widest], vec![0.0; widest]);
+        for (k, gradient) in gradients.iter_mut().enumerate().take(chain.factors()) {
+            let f = self.chain_factor(s, chain, lambdas, &ws.lambda, k);
+            if k == 0 && f.q == 1 && first::quadratic(&f, rhs, &combine, two_over_sigma2, &starts, solved, scaled, product, gradient) {
+                continue;
+            }
+            let (q, start) = (f.q, starts[k]);
+            let (lx, v) = (&mut lx[..q * rhs], &mut v[..q * rhs]);
+            for level in 0..f.m {
+                let at = (start + level * q) * rhs;
+                let x = &solved[at..at + q * rhs];
+                for r in 0..q {
+                    for c in 0..rhs {
+                        lx[r * rhs + c] = (0..=r).map(|t| f.lambda[r * q + t] * x[t * rhs + c]).sum();
+                    }
+                }
+                // v = e − (the descendants' terms) − S Λ x − Σ_g Cᵀ Λ_g x_a, then the ancestors'
+                // rows given C Λ x.
+                let (b, zz) = (&f.zxy[level * q * p1..(level + 1) * q * p1], &f.zz[level * q * q..(level + 1) * q * q]);
+                for r in 0..q {
+                    for c in 0..rhs {
+                        let e: f64 = (0..p1).map(|a| b[r * p1 + a] * combine[a * rhs + c]).sum();
+                        let own: f64 = (0..q).map(|t| zz[r * q + t] * lx[t * rhs + c]).sum();
+                        // The first factor's levels have no descendants (nor cleared rows).
+                        let below = if k == 0 { 0.0 } else { product[at + r * rhs + c] };
+                        v[r * rhs + c] = e - below - own;
+                    }
+                }
+                let (ancestors, couplings) = f.of_level(level);
+                for ((&(g, qg, _), &ancestor), &value) in f.lineage.iter().zip(ancestors).zip(couplings) {
+                    // C_{g l} is q_g × q_k.
+                    let (coupling, row) = (&f.values[value..value + qg * q], (starts[g] + ancestor * qg) * rhs);
+                    for r in 0..q {
+                        for c in 0..rhs {
+                            v[r * rhs + c] -= (0..qg).map(|j| coupling[j * q + r] * scaled[row + j * rhs + c]).sum::<f64>();
+                        }
+                    }
+                    for j in 0..qg {
+                        for c in 0..rhs {
+                            product[row + j * rhs + c] += (0..q).map(|r| coupling[j * q + r] * lx[r * rhs + c]).sum::<f64>();
+                        }
+                    }
+                }
+                for r in 0..q {
+                    for t in 0..q {
+                        let mut value = two_over_sigma2 * v[r * rhs] * x[t * rhs];
+                        for c in 1..rhs {
+                            value += 2.0 * v[r * rhs + c] * x[t * rhs + c];
+                        }
+                        gradient[r * q + t] -= value;
+                    }
+                }
+            }
         }
     }
 
@@ -377,6 +466,19 @@ impl LinearMixedModel {
             with_literal!(f.q, q in [1, 2] => with_literal!(f.r, r in [0, 1, 2, 3] => gradient_levels(q, r, &f, first, &nw.sigma[k], &mut sigma, &mut scratch, &mut own[k], later)));
         }
     }
+}
+
+/// `combined`'s columns ([`LinearMixedModel::combined`]: w = (−β, 1) for column 0, R_X⁻ᵀ's
+/// for the others) as a p + 1 × `rhs` matrix, so that a level's right-hand sides are one small
+/// product of its [X y] columns.
+fn combine_matrix(w: &[f64], x_inverse: &[f64], p: usize, rhs: usize) -> Vec<f64> {
+    let mut combine = vec![0.0; (p + 1) * rhs];
+    for a in 0..=p {
+        for c in 0..rhs {
+            combine[a * rhs + c] = LinearMixedModel::combined(&|b| if a == b { 1.0 } else { 0.0 }, c, w, x_inverse, p);
+        }
+    }
+    combine
 }
 
 /// A factor's levels as factored: their L_l, the reciprocals of L_l's diagonal, and their fronts.

@@ -251,3 +251,73 @@ fn gradient_shaped<const R: usize, const W: usize>(f: &Factor<'_>, fronts: &[f64
         }
     }
 }
+
+/// The gradient's quadratic terms over a scalar first factor's levels
+/// ([`LinearMixedModel::nested_quadratic_gradient`] with q = 1): per level, from x_l its row
+/// of `solved`, v_l = e_l − s_l λ₀ x_l − Σ_a c_l[a] (Λ_g x)[a] (its ancestors' rows of
+/// `scaled`), −((2/σ̂²) v_l[0] x_l[0] + 2 Σ_{c ≥ 1} v_l[c] x_l[c]) into ∂/∂λ₀ (`gradient`),
+/// and c_l[a] λ₀ x_l added into the ancestors' rows of `product`. Returns false, doing nothing,
+/// when the shape is not one of [`with_first_shape`]'s.
+///
+/// [`LinearMixedModel::nested_quadratic_gradient`]: crate::model::lmm::LinearMixedModel::nested_quadratic_gradient
+#[allow(clippy::too_many_arguments)]
+pub(super) fn quadratic(
+    f: &Factor<'_>, rhs: usize, combine: &[f64], two_over_sigma2: f64, starts: &[usize], solved: &[f64], scaled: &[f64], product: &mut [f64],
+    gradient: &mut [f64],
+) -> bool {
+    with_first_shape!(
+        (f.r, f.w - f.r),
+        |R, W, P1| {
+            let shape = Shape::<R>::of(f);
+            let base: [usize; R] = std::array::from_fn(|a| starts[f.lineage[shape.slot[a]].0] + shape.t[a]);
+            let terms = (combine, two_over_sigma2, solved, scaled);
+            if rhs == 1 {
+                quadratic_shaped::<R, P1, 1>(f, &shape, &base, terms, product, gradient);
+            } else if rhs == P1 {
+                quadratic_shaped::<R, P1, P1>(f, &shape, &base, terms, product, gradient);
+            } else {
+                return false;
+            }
+            true
+        },
+        false
+    )
+}
+
+#[inline(never)]
+fn quadratic_shaped<const R: usize, const P1: usize, const RHS: usize>(
+    f: &Factor<'_>, shape: &Shape<R>, base: &[usize; R], (combine, two_over_sigma2, solved, scaled): (&[f64], f64, &[f64], &[f64]), product: &mut [f64],
+    gradient: &mut [f64],
+) {
+    let (m, ancestors) = (f.m, f.lineage.len());
+    let lambda0 = f.lambda[0];
+    let (combine, solved, zxy, zz, values) = (&combine[..P1 * RHS], &solved[..m * RHS], &f.zxy[..m * P1], &f.zz[..m], &f.values[..m * R]);
+    let parents = &f.ancestors[..m * ancestors];
+    let mut sum = 0.0;
+    for (level, (((x, b), &s), c)) in solved.chunks_exact(RHS).zip(zxy.chunks_exact(P1)).zip(zz).zip(values.chunks_exact(R)).enumerate() {
+        let lx: [f64; RHS] = std::array::from_fn(|k| lambda0 * x[k]);
+        let mut v: [f64; RHS] = std::array::from_fn(|k| {
+            let mut e = 0.0;
+            for (a, &ba) in b.iter().enumerate() {
+                e += ba * combine[a * RHS + k];
+            }
+            e - s * lx[k]
+        });
+        let levels = &parents[level * ancestors..(level + 1) * ancestors];
+        for (a, &ca) in c.iter().enumerate() {
+            let row = (base[a] + levels[shape.slot[a]] * shape.qg[a]) * RHS;
+            for (k, value) in v.iter_mut().enumerate() {
+                *value -= ca * scaled[row + k];
+            }
+            for (out, &y) in product[row..row + RHS].iter_mut().zip(&lx) {
+                *out += ca * y;
+            }
+        }
+        let mut value = two_over_sigma2 * v[0] * x[0];
+        for k in 1..RHS {
+            value += 2.0 * v[k] * x[k];
+        }
+        sum += value;
+    }
+    gradient[0] -= sum;
+}
