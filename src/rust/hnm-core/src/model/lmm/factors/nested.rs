@@ -266,7 +266,8 @@ impl LinearMixedModel {
             if k == 0 && f.q == 1 && first::factor(&f, inverse, &mut fronts[k], target) {
                 continue;
             }
-            logdet += with_literal!(f.q, q in [1, 2] => factor_levels(q, &f, own, l, inverse, &mut fronts[k], target, to_root))?;
+            // Literal q and w: the loops over a front's and an update's columns unroll.
+            logdet += with_literal!(f.q, q in [1, 2] => with_literal!(f.w, w in [3, 4, 5, 6] => factor_levels(q, w, &f, own, l, inverse, &mut fronts[k], target, to_root)))?;
         }
         for a in 0..p1 {
             for c in 0..=a {
@@ -295,7 +296,7 @@ impl LinearMixedModel {
                 continue;
             }
             let levels = Levels { l, inverse, fronts: &nw.fronts[k] };
-            with_literal!(f.q, q in [1, 2] => solve_levels(q, &f, &levels, rhs, &combine, &starts, starts[k], &mut y, solved));
+            with_literal!(f.q, q in [1, 2] => with_literal!(f.w, w in [3, 4, 5, 6] => solve_levels(q, w, &f, &levels, rhs, &combine, &starts, starts[k], &mut y, solved)));
         }
     }
 
@@ -488,7 +489,8 @@ struct Levels<'a> {
     fronts: &'a [f64],
 }
 
-/// The factorisation of factor `f`'s levels (module docs) for a literal `q` = q_k: their L_l
+/// The factorisation of factor `f`'s levels (module docs) for a literal `q` = q_k and front
+/// width `w` = w_k: their L_l
 /// (from the children's updates `own` into `ls`, `inverse` for k > 0; given for the first
 /// factor, `own` None), their fronts into `fronts`, and their update matrices added into
 /// `target` (the next factor's U blocks, w_k × w_k each, or with `to_root` [X y]'s). Returns
@@ -499,9 +501,9 @@ struct Levels<'a> {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn factor_levels(
-    q: usize, f: &Factor<'_>, own: Option<&[f64]>, ls: &mut [f64], inverse: &mut [f64], fronts: &mut [f64], target: &mut [f64], to_root: bool,
+    q: usize, w: usize, f: &Factor<'_>, own: Option<&[f64]>, ls: &mut [f64], inverse: &mut [f64], fronts: &mut [f64], target: &mut [f64], to_root: bool,
 ) -> Result<f64> {
-    let (w, r) = (f.w, f.r);
+    let r = f.r;
     let p1 = w - r;
     let lambda = &f.lambda[..q * q];
     let mut logdet = 0.0;
@@ -581,14 +583,17 @@ fn factor_levels(
 }
 
 /// The backward solve through factor `f`'s levels (see
-/// [`LinearMixedModel::solve_modes_nested`]) for a literal `q` = q_k: per level, its fronts'
+/// [`LinearMixedModel::solve_modes_nested`]) for a literal `q` = q_k and `w` = w_k: per level,
+/// its fronts'
 /// [X y] columns times `combine` (p + 1 × `rhs`) less its ancestors' solved rows (factor g's
 /// first row in `solved` is `starts[g]`, k's `start`), through L_lᵀ, into `solved`; `y` holds
 /// q × `rhs` values.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn solve_levels(q: usize, f: &Factor<'_>, levels: &Levels<'_>, rhs: usize, combine: &[f64], starts: &[usize], start: usize, y: &mut [f64], solved: &mut [f64]) {
-    let (w, r) = (f.w, f.r);
+fn solve_levels(
+    q: usize, w: usize, f: &Factor<'_>, levels: &Levels<'_>, rhs: usize, combine: &[f64], starts: &[usize], start: usize, y: &mut [f64], solved: &mut [f64],
+) {
+    let r = f.r;
     let y = &mut y[..q * rhs];
     for level in 0..f.m {
         let front = &levels.fronts[level * q * w..(level + 1) * q * w];
