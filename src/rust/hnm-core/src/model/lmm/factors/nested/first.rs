@@ -1,6 +1,7 @@
 //! A scalar first factor of a nested chain (q₀ = 1: a random intercept such as
 //! `(1 | school:class)`, the chain's many levels): its factorisation, backward solve and
-//! log-determinant gradient with the fronts' shape known at compile time.
+//! gradient (log|A|'s terms and the quadratic ones) with the fronts' shape known at compile
+//! time.
 //!
 //! # Why
 //! With q₀ = 1 a level's front is one row of w = r + p + 1 values: its ancestors' r columns,
