@@ -34,6 +34,8 @@
 //! gradient then is the formula of [`super`] over these blocks: level l's own block and one
 //! coupling per ancestor.
 
+mod first;
+
 use super::{Several, SeveralWorkspace};
 use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
@@ -260,7 +262,12 @@ impl LinearMixedModel {
                 None => (&mut root[..], true),
             };
             let (own, l, inverse) = if k == 0 { (None, &mut l0[..], &mut inverse0[..]) } else { (Some(&done[k][..]), &mut ls[k][..], &mut inverses[k][..]) };
-            logdet += with_literal!(f.q, q in [1, 2] => factor_levels(q, &f, own, l, inverse, &mut fronts[k], target, to_root))?;
+            // A scalar first factor's many levels by the kernels of its shape.
+            if k == 0 && f.q == 1 && first::factor(&f, inverse, &mut fronts[k], target) {
+                continue;
+            }
+            // Literal q and w: the loops over a front's and an update's columns unroll.
+            logdet += with_literal!(f.q, q in [1, 2] => with_literal!(f.w, w in [3, 4, 5, 6] => factor_levels(q, w, &f, own, l, inverse, &mut fronts[k], target, to_root)))?;
         }
         for a in 0..p1 {
             for c in 0..=a {
@@ -275,27 +282,119 @@ impl LinearMixedModel {
     /// given the forward halves in the fronts' [X y] columns: the backward solve through Lᵀ,
     /// the last factor first, each level less its ancestors' solved values.
     pub(crate) fn solve_modes_nested(&self, s: &Several, chain: &NestedChain, rhs: usize, ws: &mut Workspace) {
-        let (p, p1) = (self.p, self.p + 1);
-        let first_rows = self.n.len() * self.q;
+        let p = self.p;
         let Workspace { l: l0, inverse_diagonal: inverse0, w: beta_w, x_inverse, lambda: lambda0, several, .. } = ws;
         let SeveralWorkspace { lambdas, nested, solved, .. } = several.as_mut().expect("a workspace of a model with several factors");
         let nw = nested.as_ref().expect("a workspace of a nested chain");
-        // `combined`'s columns as a p1 × rhs matrix, so that a level's right-hand sides are one
-        // small product of its front's [X y] columns.
-        let mut combine = vec![0.0; p1 * rhs];
-        for a in 0..p1 {
-            for c in 0..rhs {
-                combine[a * rhs + c] = LinearMixedModel::combined(&|b| if a == b { 1.0 } else { 0.0 }, c, beta_w, x_inverse, p);
-            }
-        }
-        // Each factor's first row in `solved`.
-        let starts: Vec<usize> = (0..chain.factors()).map(|k| if k == 0 { 0 } else { first_rows + s.others[k - 1].offset }).collect();
+        let combine = combine_matrix(beta_w, x_inverse, p, rhs);
+        let starts = self.chain_starts(s, chain);
         let mut y = vec![0.0; (0..chain.factors()).map(|k| chain.dimensions(k).0).max().unwrap_or(1) * rhs];
         for k in (0..chain.factors()).rev() {
             let f = self.chain_factor(s, chain, lambdas, lambda0, k);
             let (l, inverse) = if k == 0 { (&l0[..], &inverse0[..]) } else { (&nw.l[k][..], &nw.inverse_diagonal[k][..]) };
+            if k == 0 && f.q == 1 && first::solve(&f, &nw.fronts[0], inverse, rhs, &combine, &starts, solved) {
+                continue;
+            }
             let levels = Levels { l, inverse, fronts: &nw.fronts[k] };
-            with_literal!(f.q, q in [1, 2] => solve_levels(q, &f, &levels, rhs, &combine, &starts, starts[k], &mut y, solved));
+            with_literal!(f.q, q in [1, 2] => with_literal!(f.w, w in [3, 4, 5, 6] => solve_levels(q, w, &f, &levels, rhs, &combine, &starts, starts[k], &mut y, solved)));
+        }
+    }
+
+    /// Each factor's first row in the workspace's `solved` (the first factor's levels, then
+    /// the later factors' in the core's order).
+    fn chain_starts(&self, s: &Several, chain: &NestedChain) -> Vec<usize> {
+        (0..chain.factors()).map(|k| if k == 0 { 0 } else { self.n.len() * self.q + s.others[k - 1].offset }).collect()
+    }
+
+    /// The gradient's quadratic terms of a nested chain (those of
+    /// `selected_inverse::finish_gradient`, without its buffers e and ZᵀZΛ(u, Û)), added into
+    /// `gradients` (∂/∂Λ_k per factor) from `solved` (u and, with `rhs` = 1 + p, Û) as
+    /// [`Self::solve_modes_nested`] left it: per level l of factor k, with x_l its rows of
+    /// `solved` and e_l = Zᵀ[X y] over its rows times w (and R_X⁻ᵀ),
+    ///   v_l = e_l − S_lΛ_k x_l − Σ_{g>k} C_{g l}ᵀΛ_g x_{a_g(l)} − Σ_{descendants d} C_{k d}Λ x_d
+    /// and ∂/∂Λ_k −= (2/σ̂²) v_l[·, 0] x_l[·, 0]ᵀ + 2 Σ_{c ≥ 1} v_l[·, c] x_l[·, c]ᵀ. The
+    /// descendants' terms are scattered into their ancestors' rows of `sw.product` as each
+    /// factor's levels are passed, from the first factor up, so every level's v is complete
+    /// when its factor's turn comes; Λ_g x for the later factors' levels is formed first (in
+    /// `sw.scaled`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn nested_quadratic_gradient(
+        &self, s: &Several, chain: &NestedChain, rhs: usize, two_over_sigma2: f64, ws: &Workspace, sw: &mut SeveralWorkspace, gradients: &mut [Vec<f64>],
+    ) {
+        let p1 = self.p + 1;
+        let combine = combine_matrix(&ws.w, &ws.x_inverse, self.p, rhs);
+        let starts = self.chain_starts(s, chain);
+        let SeveralWorkspace { lambdas, solved, product, scaled, .. } = sw;
+        let first_rows = self.n.len() * self.q;
+        let total = first_rows + s.core_random;
+        let (solved, product, scaled) = (&solved[..total * rhs], &mut product[..total * rhs], &mut scaled[..total * rhs]);
+        product[first_rows * rhs..].fill(0.0);
+        for k in 1..chain.factors() {
+            let (q, m, _) = chain.dimensions(k);
+            let lambda = &lambdas[k - 1];
+            let range = starts[k] * rhs..(starts[k] + m * q) * rhs;
+            for (x, lx) in solved[range.clone()].chunks_exact(q * rhs).zip(scaled[range].chunks_exact_mut(q * rhs)) {
+                for r in 0..q {
+                    for c in 0..rhs {
+                        lx[r * rhs + c] = (0..=r).map(|t| lambda[r * q + t] * x[t * rhs + c]).sum();
+                    }
+                }
+            }
+        }
+        let widest = (0..chain.factors()).map(|k| chain.dimensions(k).0).max().unwrap_or(1) * rhs;
+        let (mut lx, mut v) = (vec![0.0; widest], vec![0.0; widest]);
+        for (k, gradient) in gradients.iter_mut().enumerate().take(chain.factors()) {
+            let f = self.chain_factor(s, chain, lambdas, &ws.lambda, k);
+            if k == 0 && f.q == 1 && first::quadratic(&f, rhs, &combine, two_over_sigma2, &starts, solved, scaled, product, gradient) {
+                continue;
+            }
+            let (q, start) = (f.q, starts[k]);
+            let (lx, v) = (&mut lx[..q * rhs], &mut v[..q * rhs]);
+            for level in 0..f.m {
+                let at = (start + level * q) * rhs;
+                let x = &solved[at..at + q * rhs];
+                for r in 0..q {
+                    for c in 0..rhs {
+                        lx[r * rhs + c] = (0..=r).map(|t| f.lambda[r * q + t] * x[t * rhs + c]).sum();
+                    }
+                }
+                // v = e − (the descendants' terms) − S Λ x − Σ_g Cᵀ Λ_g x_a, then the ancestors'
+                // rows given C Λ x.
+                let (b, zz) = (&f.zxy[level * q * p1..(level + 1) * q * p1], &f.zz[level * q * q..(level + 1) * q * q]);
+                for r in 0..q {
+                    for c in 0..rhs {
+                        let e: f64 = (0..p1).map(|a| b[r * p1 + a] * combine[a * rhs + c]).sum();
+                        let own: f64 = (0..q).map(|t| zz[r * q + t] * lx[t * rhs + c]).sum();
+                        // The first factor's levels have no descendants (nor cleared rows).
+                        let below = if k == 0 { 0.0 } else { product[at + r * rhs + c] };
+                        v[r * rhs + c] = e - below - own;
+                    }
+                }
+                let (ancestors, couplings) = f.of_level(level);
+                for ((&(g, qg, _), &ancestor), &value) in f.lineage.iter().zip(ancestors).zip(couplings) {
+                    // C_{g l} is q_g × q_k.
+                    let (coupling, row) = (&f.values[value..value + qg * q], (starts[g] + ancestor * qg) * rhs);
+                    for r in 0..q {
+                        for c in 0..rhs {
+                            v[r * rhs + c] -= (0..qg).map(|j| coupling[j * q + r] * scaled[row + j * rhs + c]).sum::<f64>();
+                        }
+                    }
+                    for j in 0..qg {
+                        for c in 0..rhs {
+                            product[row + j * rhs + c] += (0..q).map(|r| coupling[j * q + r] * lx[r * rhs + c]).sum::<f64>();
+                        }
+                    }
+                }
+                for r in 0..q {
+                    for t in 0..q {
+                        let mut value = two_over_sigma2 * v[r * rhs] * x[t * rhs];
+                        for c in 1..rhs {
+                            value += 2.0 * v[r * rhs + c] * x[t * rhs + c];
+                        }
+                        gradient[r * q + t] -= value;
+                    }
+                }
+            }
         }
     }
 
@@ -355,6 +454,9 @@ impl LinearMixedModel {
         for k in 0..chain.factors() {
             let f = self.chain_factor(s, chain, &sw.lambdas, &ws.lambda, k);
             let (own, later) = gradients.split_at_mut(k + 1);
+            if k == 0 && f.q == 1 && first::gradient(&f, &nw.fronts[0], &ws.inverse_diagonal, &nw.sigma[1], &mut own[0], later) {
+                continue;
+            }
             let n = f.q + f.r;
             let mut sigma = vec![0.0; n * n];
             let mut scratch = vec![0.0; f.q * f.r + f.q * f.q];
@@ -367,6 +469,19 @@ impl LinearMixedModel {
     }
 }
 
+/// `combined`'s columns ([`LinearMixedModel::combined`]: w = (−β, 1) for column 0, R_X⁻ᵀ's
+/// for the others) as a p + 1 × `rhs` matrix, so that a level's right-hand sides are one small
+/// product of its [X y] columns.
+fn combine_matrix(w: &[f64], x_inverse: &[f64], p: usize, rhs: usize) -> Vec<f64> {
+    let mut combine = vec![0.0; (p + 1) * rhs];
+    for a in 0..=p {
+        for c in 0..rhs {
+            combine[a * rhs + c] = LinearMixedModel::combined(&|b| if a == b { 1.0 } else { 0.0 }, c, w, x_inverse, p);
+        }
+    }
+    combine
+}
+
 /// A factor's levels as factored: their L_l, the reciprocals of L_l's diagonal, and their fronts.
 struct Levels<'a> {
     l: &'a [f64],
@@ -374,7 +489,8 @@ struct Levels<'a> {
     fronts: &'a [f64],
 }
 
-/// The factorisation of factor `f`'s levels (module docs) for a literal `q` = q_k: their L_l
+/// The factorisation of factor `f`'s levels (module docs) for a literal `q` = q_k and front
+/// width `w` = w_k: their L_l
 /// (from the children's updates `own` into `ls`, `inverse` for k > 0; given for the first
 /// factor, `own` None), their fronts into `fronts`, and their update matrices added into
 /// `target` (the next factor's U blocks, w_k × w_k each, or with `to_root` [X y]'s). Returns
@@ -385,9 +501,9 @@ struct Levels<'a> {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn factor_levels(
-    q: usize, f: &Factor<'_>, own: Option<&[f64]>, ls: &mut [f64], inverse: &mut [f64], fronts: &mut [f64], target: &mut [f64], to_root: bool,
+    q: usize, w: usize, f: &Factor<'_>, own: Option<&[f64]>, ls: &mut [f64], inverse: &mut [f64], fronts: &mut [f64], target: &mut [f64], to_root: bool,
 ) -> Result<f64> {
-    let (w, r) = (f.w, f.r);
+    let r = f.r;
     let p1 = w - r;
     let lambda = &f.lambda[..q * q];
     let mut logdet = 0.0;
@@ -467,14 +583,17 @@ fn factor_levels(
 }
 
 /// The backward solve through factor `f`'s levels (see
-/// [`LinearMixedModel::solve_modes_nested`]) for a literal `q` = q_k: per level, its fronts'
+/// [`LinearMixedModel::solve_modes_nested`]) for a literal `q` = q_k and `w` = w_k: per level,
+/// its fronts'
 /// [X y] columns times `combine` (p + 1 × `rhs`) less its ancestors' solved rows (factor g's
 /// first row in `solved` is `starts[g]`, k's `start`), through L_lᵀ, into `solved`; `y` holds
 /// q × `rhs` values.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn solve_levels(q: usize, f: &Factor<'_>, levels: &Levels<'_>, rhs: usize, combine: &[f64], starts: &[usize], start: usize, y: &mut [f64], solved: &mut [f64]) {
-    let (w, r) = (f.w, f.r);
+fn solve_levels(
+    q: usize, w: usize, f: &Factor<'_>, levels: &Levels<'_>, rhs: usize, combine: &[f64], starts: &[usize], start: usize, y: &mut [f64], solved: &mut [f64],
+) {
+    let r = f.r;
     let y = &mut y[..q * rhs];
     for level in 0..f.m {
         let front = &levels.fronts[level * q * w..(level + 1) * q * w];
@@ -606,9 +725,10 @@ mod tests {
     use crate::numerics::interrupt::{Checkpoint, Never};
     use crate::CrossProducts;
 
-    /// Pupils in 18 classes in 6 schools in 2 districts (lme4's order: classes first), a
-    /// random slope on x for classes and schools; 160 rows from a fixed pseudo-random stream.
-    fn three_levels() -> LinearMixedModel {
+    /// Pupils in 18 classes in 6 schools (in 2 districts with `districts`), lme4's order
+    /// (classes first), a random slope on x for schools and, with `class_slope`, for classes;
+    /// 160 rows from a fixed pseudo-random stream.
+    fn three_levels(class_slope: bool, districts: bool) -> LinearMixedModel {
         use Term::{Intercept as I, Variable as V};
         let n = 160;
         let mut state = 7u64;
@@ -623,42 +743,49 @@ mod tests {
         let codes = class.iter().map(|&c| c as i32 + 1);
         let stats = CrossProducts::from_columns(&columns, codes, 18, &mut Checkpoint::new(&Never)).unwrap().stats;
         let factor = |level_of_group: Vec<usize>, levels, random: Vec<Term>, blocks| GroupingFactor { level_of_group, levels, random, blocks };
-        let factors = [
-            factor((0..18).collect(), 18, vec![I, V(1)], vec![2]),
-            factor((0..18).map(|c| c / 3).collect(), 6, vec![I, V(1)], vec![2]),
-            factor((0..18).map(|c| c / 9).collect(), 2, vec![I], vec![1]),
-        ];
+        let (class_terms, class_blocks) = if class_slope { (vec![I, V(1)], vec![2]) } else { (vec![I], vec![1]) };
+        let mut factors = vec![factor((0..18).collect(), 18, class_terms, class_blocks), factor((0..18).map(|c| c / 3).collect(), 6, vec![I, V(1)], vec![2])];
+        if districts {
+            factors.push(factor((0..18).map(|c| c / 9).collect(), 2, vec![I], vec![1]));
+        }
         LinearMixedModel::with_factors(&stats, 0, vec![I, V(1)], &factors).unwrap()
     }
 
     /// The nested chain's criterion, gradient and conditional covariances equal the dense
     /// core's (the same model with the chain removed) at several θ, and its workspace holds
-    /// no dense core.
+    /// no dense core: classes with a random slope in schools in districts, and a scalar first
+    /// factor (its own kernels, `first`) over schools in districts and over schools alone.
     #[test]
     fn the_nested_chain_equals_the_dense_core() {
-        let nested = three_levels();
-        assert!(nested.several.as_ref().unwrap().nested.is_some());
-        let mut dense = nested.try_clone().unwrap();
-        dense.several.as_mut().unwrap().nested = None;
-        let (mut ws_nested, mut ws_dense) = (nested.workspace().unwrap(), dense.workspace().unwrap());
-        let sw = ws_nested.several.as_ref().unwrap();
-        assert!(sw.core.is_empty() && sw.sigma_cc.is_empty() && sw.inverse_l.is_empty());
-        for theta in [vec![0.9, 0.2, 0.4, 1.1, -0.3, 0.5, 0.7], vec![0.3, 0.0, 0.1, 2.0, 0.6, 0.2, 1.4], vec![1.5, -0.5, 0.8, 0.0, 0.0, 0.0, 0.2]] {
-            for criterion in [Criterion::Ml, Criterion::Reml] {
-                let (a, ga) = nested.deviance_and_gradient(criterion, &theta, &mut ws_nested).unwrap();
-                let (b, gb) = dense.deviance_and_gradient(criterion, &theta, &mut ws_dense).unwrap();
-                assert!((a - b).abs() <= 1e-11 * b.abs(), "{a} vs {b}");
-                for (x, y) in ga.iter().zip(&gb) {
-                    assert!((x - y).abs() <= 1e-8 * (1.0 + y.abs()), "{ga:?} vs {gb:?}");
+        let schools = [[0.2, 0.4, 1.1], [0.0, 0.1, 2.0], [-0.5, 0.8, 0.0]];
+        let (classes, districts) = ([[0.9, -0.3, 0.5], [0.3, 0.6, 0.2], [1.5, 0.0, 0.0]], [0.7, 1.4, 0.2]);
+        for (class_slope, with_districts) in [(true, true), (false, true), (false, false)] {
+            let nested = three_levels(class_slope, with_districts);
+            assert!(nested.several.as_ref().unwrap().nested.is_some());
+            let mut dense = nested.try_clone().unwrap();
+            dense.several.as_mut().unwrap().nested = None;
+            let (mut ws_nested, mut ws_dense) = (nested.workspace().unwrap(), dense.workspace().unwrap());
+            let sw = ws_nested.several.as_ref().unwrap();
+            assert!(sw.core.is_empty() && sw.sigma_cc.is_empty() && sw.inverse_l.is_empty());
+            for i in 0..3 {
+                let class = if class_slope { &classes[i][..] } else { &classes[i][..1] };
+                let theta: Vec<f64> = class.iter().chain(&schools[i]).chain(with_districts.then_some(&districts[i])).copied().collect();
+                for criterion in [Criterion::Ml, Criterion::Reml] {
+                    let (a, ga) = nested.deviance_and_gradient(criterion, &theta, &mut ws_nested).unwrap();
+                    let (b, gb) = dense.deviance_and_gradient(criterion, &theta, &mut ws_dense).unwrap();
+                    assert!((a - b).abs() <= 1e-11 * b.abs(), "{a} vs {b}");
+                    for (x, y) in ga.iter().zip(&gb) {
+                        assert!((x - y).abs() <= 1e-8 * (1.0 + y.abs()), "{ga:?} vs {gb:?}");
+                    }
                 }
             }
-        }
-        let fit = nested.fit(Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
-        let checkpoint = &mut Checkpoint::new(&Never);
-        let (a, b) = (nested.random_effects_by_factor(&fit, checkpoint).unwrap(), dense.random_effects_by_factor(&fit, checkpoint).unwrap());
-        for (x, y) in a.iter().zip(&b) {
-            for (u, v) in x.modes.iter().zip(&y.modes).chain(x.conditional_covariances.iter().zip(&y.conditional_covariances)) {
-                assert!((u - v).abs() <= 1e-9 * (1.0 + v.abs()), "{u} vs {v}");
+            let fit = nested.fit(Criterion::Reml, None, &mut Checkpoint::new(&Never)).unwrap();
+            let checkpoint = &mut Checkpoint::new(&Never);
+            let (a, b) = (nested.random_effects_by_factor(&fit, checkpoint).unwrap(), dense.random_effects_by_factor(&fit, checkpoint).unwrap());
+            for (x, y) in a.iter().zip(&b) {
+                for (u, v) in x.modes.iter().zip(&y.modes).chain(x.conditional_covariances.iter().zip(&y.conditional_covariances)) {
+                    assert!((u - v).abs() <= 1e-9 * (1.0 + v.abs()), "{u} vs {v}");
+                }
             }
         }
     }

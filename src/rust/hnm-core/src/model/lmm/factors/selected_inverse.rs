@@ -245,12 +245,13 @@ impl LinearMixedModel {
     ) -> Result<Vec<f64>> {
         let q0 = self.q;
         let nr = s.core_random;
-        self.modes_products(s, rhs, ws, sw);
         let mut gradients: Vec<Vec<f64>> = (0..=s.others.len()).map(|f| vec![0.0; self.factor_q(s, f).pow(2)]).collect();
         if let Some(chain) = &s.nested {
             self.nested_logdet_gradient(s, chain, ws, sw, &mut gradients);
-            return Ok(self.finish_gradient(s, rhs, two_over_sigma2, sw, gradients));
+            self.nested_quadratic_gradient(s, chain, rhs, two_over_sigma2, ws, sw, &mut gradients);
+            return Ok(self.theta_gradient(&gradients));
         }
+        self.modes_products(s, rhs, ws, sw);
         if diagonal {
             let SeveralWorkspace { lambdas: other_lambdas, fronts, inverse_l, sigma_cc, kernels, norm_parts, norms, selected, .. } = &mut *sw;
             let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
@@ -381,7 +382,12 @@ impl LinearMixedModel {
                 }
             }
         }
-        self.factor_terms().iter().zip(&gradients).flat_map(|((terms, _), g)| terms.theta_positions.iter().map(move |&(r, c)| g[r * terms.q + c])).collect()
+        self.theta_gradient(&gradients)
+    }
+
+    /// θ's entries of the gradient from ∂/∂Λ_f per factor.
+    fn theta_gradient(&self, gradients: &[Vec<f64>]) -> Vec<f64> {
+        self.factor_terms().iter().zip(gradients).flat_map(|((terms, _), g)| terms.theta_positions.iter().map(move |&(r, c)| g[r * terms.q + c])).collect()
     }
 
     /// The conditional modes and covariances of each grouping factor's random effects at
