@@ -129,9 +129,17 @@ fn accumulate(
 
 /// Adds the row `x` (shifted by the pilot; overwritten by d) to a cell's state and to the
 /// pooled co-moments `total` (module docs).
+///
+/// A cell's first row has weight 1 − 1/1 = 0: its products are ±0 (every value is finite),
+/// and a sum that starts at +0 never becomes −0, so adding them leaves every sum's bits as
+/// they are. They are skipped: InstEval's 73,421 cells have one row each, whose k(k + 1)/2
+/// products (406 for its 28 columns) were most of the pass.
 #[inline(always)]
 fn update(state: &mut [f64], x: &mut [f64], pairs: &[(usize, usize)], total: &mut [f64]) {
     let (weight, kept) = welford_means(state, x);
+    if weight == 0.0 {
+        return;
+    }
     add_packed_outer(weight, x, total);
     for (w, &(a, b)) in kept.iter_mut().zip(pairs) {
         *w += weight * x[a] * x[b];
@@ -166,13 +174,19 @@ impl PooledPart {
         let kept = layout.pairs.len();
         let stride = 1 + k + kept;
         let mut n = with_capacity(&[n_groups], STATISTICS)?;
-        let mut means = with_capacity(&[n_groups, k], STATISTICS)?;
         let mut comoments = with_capacity(&[n_groups, kept], STATISTICS)?;
-        for cell in self.state.chunks_exact(stride) {
-            n.push(cell[0]);
-            means.extend_from_slice(&cell[1..1 + k]);
-            comoments.extend_from_slice(&cell[1 + k..]);
+        // The means are moved down within the states, cell by cell (cell c's to c k, after its
+        // count and co-moments are read: it never reaches a later cell's state, which starts at
+        // (c + 1) stride ≥ (c + 1) k), where a fresh vector of them was as large as the data
+        // for InstEval (a cell a row: 17 MB written to new pages).
+        let mut means = self.state;
+        for c in 0..n_groups {
+            let start = c * stride;
+            n.push(means[start]);
+            comoments.extend_from_slice(&means[start + 1 + k..start + stride]);
+            means.copy_within(start + 1..start + 1 + k, c * k);
         }
+        means.truncate(n_groups * k);
         layout.total = self.total;
         let stats = CrossProducts { variables: k, pilot, n, means, comoments, pooled: Some(layout) };
         Ok(BlockPass { stats, dropped: self.dropped, fingerprint: self.hash })
