@@ -12,8 +12,10 @@
 # the fit's terms of each part (`fixed`, `random`): their `predvars` evaluate data-dependent
 # terms (poly(), scale(), ns(), ...) with the fit's bases, as predict.lm() does; `groups =
 # FALSE` leaves the grouping variable unread (population predictions need no group).
+# `whole_matrices`: see variable_table().
 model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE, terms = NULL,
-                         groups = TRUE, offset = NULL, contrasts = NULL) {
+                         groups = TRUE, offset = NULL, contrasts = NULL,
+                         whole_matrices = FALSE) {
   frame <- fit_data(data, call)
   env <- parsed$env %||% globalenv()
   fixed <- design_part(parsed$fixed, frame, env, call, xlev$fixed, terms$fixed, contrasts)
@@ -22,7 +24,7 @@ model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE, term
     design_part(parsed$random[[i]], frame, env, call, xlev$random[[i]], terms$random[[i]])
   })
   group <- if (groups) grouping_factor(parsed, frame, env, call, xlev$group)
-  table <- variable_table()
+  table <- variable_table(whole_matrices)
   response <- if (new_data) NULL else response_column(parsed, frame, env, fixed$offset, call)
   response_index <- if (is.null(response)) 0L else table$add(response$name, response$value)
   fixed_index <- part_indices(fixed, table)
@@ -41,8 +43,12 @@ model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE, term
 }
 
 # The variables of the model, each once: a name and an object (a vector, or a matrix whose
-# columns are variables named by `names`).
-variable_table <- function() {
+# columns are variables named by `names`). A part's model.matrix() is added by reference when
+# all of its columns are new: the whole of it when `whole` (its intercept column, which no
+# term reads, then a variable of the pass too: for several factors one mean more per cell,
+# where taking the terms' columns out of it copied the data, 16 MB for InstEval's 27
+# columns, and fed R's collector as much); else its terms' columns, copied.
+variable_table <- function(whole = FALSE) {
   objects <- list()
   names <- character()
   add <- function(name, value) {
@@ -52,14 +58,21 @@ variable_table <- function() {
     names <<- c(names, name)
     length(names)
   }
-  add_matrix <- function(m) {
-    new <- !(colnames(m) %in% names)
-    if (any(new)) {
-      # The matrix itself when every column is new (InstEval's 28 fixed columns: 16 MB).
-      objects[[length(objects) + 1L]] <<- if (all(new)) m else m[, new, drop = FALSE]
-      names <<- c(names, colnames(m)[new])
+  # The indices of the columns `which` of the matrix `m`, added as they are not yet.
+  add_matrix <- function(m, which) {
+    if (whole && !any(colnames(m) %in% names)) {
+      objects[[length(objects) + 1L]] <<- m
+      names <<- c(names, colnames(m))
     }
-    match(colnames(m), names)
+    wanted <- colnames(m)[which]
+    new <- !(wanted %in% names)
+    if (any(new)) {
+      # The matrix itself when every column is new and wanted.
+      columns <- which[new]
+      objects[[length(objects) + 1L]] <<- if (length(columns) == ncol(m)) m else m[, columns, drop = FALSE]
+      names <<- c(names, wanted[new])
+    }
+    match(wanted, names)
   }
   list(add = add, add_matrix = add_matrix, objects = function() objects,
        names = function() names)
@@ -69,8 +82,8 @@ variable_table <- function() {
 part_indices <- function(part, table) {
   index <- integer(length(part$names))
   for (column in part$columns) {
-    if (is.matrix(column$value)) {
-      index[column$position] <- table$add_matrix(column$value)
+    if (!is.null(column$matrix)) {
+      index[column$position] <- table$add_matrix(column$matrix, column$which)
     } else if (!is.null(column$value)) {
       index[column$position] <- table$add(column$name, column$value)
     }
@@ -80,9 +93,9 @@ part_indices <- function(part, table) {
 
 # The columns of one part (the fixed effects, or one random-effects term) given by the
 # right-hand side `rhs`: `names` as model.matrix() would name them (and `assign`, their terms
-# as model.matrix()'s attribute), `columns` a list of
-# (position, name, value), plain numeric columns by reference and the other terms' columns
-# from one model.matrix() call on the terms object of the whole part. `terms` (new data) are
+# as model.matrix()'s attribute), `columns` a list of (position, name, value) for plain
+# numeric columns, by reference, and of (position, matrix, which) for the other terms: their
+# columns `which` of one model.matrix() call on the terms object of the whole part. `terms` (new data) are
 # the fit's; the part's terms returned carry the frame's `predvars` when a frame was built.
 design_part <- function(rhs, data, env, call, xlev = NULL, terms = NULL, contrasts = NULL) {
   t <- terms %||% if (identical(rhs, 1)) intercept_terms(env) else
@@ -115,11 +128,11 @@ design_part <- function(rhs, data, env, call, xlev = NULL, terms = NULL, contras
       columns[[length(columns) + 1L]] <- list(position = length(names), name = labels[k],
                                               value = values[[k]])
     } else {
-      block <- matrix_columns$value[, matrix_columns$assign == k, drop = FALSE]
-      columns[[length(columns) + 1L]] <- list(position = length(names) + seq_len(ncol(block)),
-                                              name = colnames(block), value = block)
-      names <- c(names, colnames(block))
-      assign <- c(assign, rep(k, ncol(block)))
+      which <- which(matrix_columns$assign == k)
+      columns[[length(columns) + 1L]] <- list(position = length(names) + seq_along(which),
+                                              matrix = matrix_columns$value, which = which)
+      names <- c(names, colnames(matrix_columns$value)[which])
+      assign <- c(assign, rep(k, length(which)))
     }
   }
   list(names = names, assign = assign, columns = columns, offset = offset,

@@ -28,8 +28,10 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
   cells <- cell_codes(grouping)
   ordered <- lme4_factor_order(parsed, grouping, cells$levels, cells$n_levels)
   parsed <- ordered$parsed
+  # A fit's model.matrix() by reference, its unread intercept column one mean more per cell;
+  # a statistics table (`full`) keeps the model's columns alone.
   design <- model_design(parsed, data, call, groups = FALSE, offset = offset,
-                         contrasts = contrasts)
+                         contrasts = contrasts, whole_matrices = !full)
   design <- c(design[setdiff(names(design), c("codes", "code_offset", "group_name"))],
               list(codes = cells$cell, code_offset = 0L))
   design <- factors_design(design, parsed, ordered$grouping, ordered$cell_levels, call)

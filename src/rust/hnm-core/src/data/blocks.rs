@@ -69,6 +69,22 @@ impl Column<'_> {
             Column::Integer(v) => read_value(v[row]),
         }
     }
+
+    /// Starts loading the cache lines of the rows `rows` (rows past the end are a hint that
+    /// is never followed: a prefetch never faults).
+    #[inline(always)]
+    fn prefetch_rows(&self, rows: std::ops::Range<usize>) {
+        fn lines<T>(values: &[T], rows: std::ops::Range<usize>) {
+            let per_line = 64 / std::mem::size_of::<T>();
+            for row in rows.step_by(per_line) {
+                prefetch_address(values.as_ptr().wrapping_add(row));
+            }
+        }
+        match self {
+            Column::Double(v) => lines(v, rows),
+            Column::Integer(v) => lines(v, rows),
+        }
+    }
 }
 
 /// A value's bits (for [`BlockPass::fingerprint`]) and what it means.
@@ -578,6 +594,9 @@ impl ColumnBlocks<'_, '_> {
         missing[..len].fill(false);
         not_finite[..len].fill(usize::MAX);
         for (a, column) in self.columns.iter().enumerate() {
+            // The column's next block, which the processor's prefetchers did not fetch in
+            // time across 28 columns (InstEval: a quarter of the pass waited on these loads).
+            column.prefetch_rows(first + BLOCK_ROWS..(first + 2 * BLOCK_ROWS).min(self.rows.end));
             for j in 0..len {
                 let (bits, cell) = column.read(first + j);
                 combined[j] ^= Fingerprint::cell_bits(a, bits);
