@@ -20,7 +20,8 @@
 #'   class `hnm_warning_convergence`.
 #' @param singular_tolerance `isSingular(fit)`'s default `tol`: a fit is singular when a
 #'   \eqn{\theta} on its bound 0 (an SD's) is below it (lme4's 1e-4).
-#' @param threads Threads of the pass over the rows (`options(hnm.threads)`, 2 by default).
+#' @param threads Threads of the pass over the rows and of the dense products of crossed grouping
+#'   factors (`options(hnm.threads)`, 2 by default; with 1 no other thread is started).
 #' @return A list of class `hnm_control`.
 #' @seealso [hnm_fit()]'s `control`, which also takes an `lme4::lmerControl()` object whose
 #'   settings are lme4's defaults but for `check.conv.singular`'s `tol` (the singular

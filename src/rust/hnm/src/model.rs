@@ -257,7 +257,9 @@ fn rs_lmm_build_factors(
             Err(error) => return model_error(error, &names, response),
         };
     let fixed = structure(response, fixed, &[], &[]).fixed;
-    built(&pass, LinearMixedModel::with_factors(&pass.stats, response.max(1) as usize - 1, fixed, &factors), &names, response)
+    // The dense kernels of crossed factors on the user's threads too (one: no helper thread).
+    let model = LinearMixedModel::with_factors(&pass.stats, response.max(1) as usize - 1, fixed, &factors).map(|m| m.with_threads(threads.max(1) as usize));
+    built(&pass, model, &names, response)
 }
 
 /// The one-way statistics (n_j, ȳ_j, SSW_j) of the model behind `ptr`, which must be the

@@ -313,6 +313,12 @@ thread_local! {
     pub(crate) static ONE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: the helper threads started from this thread (by kernels made or cloned here).
+    pub(crate) static HELPERS_STARTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// What one thread's products use: the packing buffers and an NB × NB block of
 /// [`DenseKernels::invert_lower`].
 #[derive(Debug, Clone)]
@@ -355,16 +361,18 @@ impl Clone for DenseKernels {
 }
 
 impl DenseKernels {
-    /// Kernels for matrices of order at most `n`, with the instruction set of this processor.
+    /// Kernels for matrices of order at most `n`, with the instruction set of this processor,
+    /// on at most `threads` threads (the user's count, R's `hnm_control(threads = )`): with
+    /// one, or on a machine with one, no helper thread is started.
     ///
     /// # Errors
     /// `TooLarge` when the packing buffers (at most ~3 MB) do not fit in memory.
-    pub(crate) fn new(n: usize) -> Result<Self> {
-        Self::with_isa(n, Isa::detected())
+    pub(crate) fn new(n: usize, threads: usize) -> Result<Self> {
+        Self::with_isa(n, threads, Isa::detected())
     }
 
-    fn with_isa(n: usize, isa: Isa) -> Result<Self> {
-        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    fn with_isa(n: usize, threads: usize, isa: Isa) -> Result<Self> {
+        let threads = threads.min(std::thread::available_parallelism().map_or(1, |t| t.get()));
         #[cfg(test)]
         let threads = if ONE_THREAD.with(std::cell::Cell::get) { 1 } else { threads };
         // A helper that cannot be started leaves every task to the calling thread.
@@ -472,45 +480,57 @@ impl DenseKernels {
 
 impl DenseKernels {
     /// The dimensions of the scratch `partial` of [`DenseKernels::sparse_product_norms`] for
-    /// `m` vectors and order `nr`: a slab's partial sums per vector.
+    /// `m` vectors and order `nr`: a slab's partial sums per vector and per column.
     pub(crate) fn product_norms_scratch(m: usize, nr: usize) -> [usize; 2] {
-        [nr.div_ceil(NB), m]
+        [nr.div_ceil(NB), m + nr]
     }
 
     /// ‖X v_j‖² into `norms[j]` for the lower-triangular nr × nr X (column-major, `x`, zeros
-    /// above its diagonal, as [`DenseKernels::invert_lower`] leaves it) and the sparse vectors v_j, j < m = `norms.len()`: the values `values[starts[j]..starts[j + 1]]`
-    /// at the ascending `rows` there, of which those at rows ≥ nr (only at a vector's end) are
-    /// left out, and those with `dense[j]` (their norms left 0, for
-    /// [`DenseKernels::dense_product_norms`]). Σ_j Σ_{r ∈ v_j} (nr − r) multiply-adds, by slabs of NB rows of X (a few
-    /// hundred kB) read from the cache by every vector in turn rather than the columns of X
-    /// from memory by each; the slabs shared with the helper thread, their partial sums in
-    /// `partial` ([`DenseKernels::product_norms_scratch`]) added in slab order, so that the
-    /// result does not depend on which thread summed which. `checkpoint` is asked before each
-    /// slab.
+    /// above its diagonal, as [`DenseKernels::invert_lower`] leaves it) and the sparse vectors
+    /// v_j, j < m = `norms.len()`: the values `values[starts[j]..starts[j + 1]]` at the
+    /// ascending `rows` there, of which those at rows ≥ nr (only at a vector's end) are left
+    /// out, and those with `dense[j]` (their norms left 0, for
+    /// [`DenseKernels::dense_product_norms`]); and X's columns' ‖X e_c‖² into
+    /// `column_norms[c]`, c < nr. Σ_j Σ_{r ∈ v_j} (nr − r) + nr²/2 multiply-adds, by slabs
+    /// of NB rows of X (a few hundred kB) read from the cache by every vector in turn rather
+    /// than the columns of X from memory by each, and by the columns' sums (which took the
+    /// calling thread alone ~0.6 ms of each InstEval evaluation over X from memory); the
+    /// slabs shared with the helper thread, their partial sums in `partial`
+    /// ([`DenseKernels::product_norms_scratch`]) added in slab order, so that the result does
+    /// not depend on which thread summed which. `checkpoint` is asked before each slab.
     ///
     /// # Errors
     /// `Interrupted` when `checkpoint` asks to stop (the norms then unfinished).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn sparse_product_norms(
         &mut self, x: &[f64], nr: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], partial: &mut [f64], norms: &mut [f64],
-        checkpoint: &mut Checkpoint<'_>,
+        column_norms: &mut [f64], checkpoint: &mut Checkpoint<'_>,
     ) -> Result<()> {
         let m = norms.len();
-        assert!(x.len() >= nr * nr && starts.len() > m && dense.len() >= m && partial.len() >= nr.div_ceil(NB) * m);
+        let (slabs, width) = (nr.div_ceil(NB), m + nr);
+        assert!(x.len() >= nr * nr && starts.len() > m && dense.len() >= m && partial.len() >= slabs * width && column_norms.len() >= nr);
         let (isa, out) = (self.isa, Shared(partial.as_mut_ptr()));
         self.over_block_columns(nr, checkpoint, |_, b| {
-            // SAFETY: slab b writes its own m values of `partial`.
-            let out = unsafe { std::slice::from_raw_parts_mut(out.get().add(b * m), m) };
+            // SAFETY: slab b writes its own m + nr values of `partial`.
+            let out = unsafe { std::slice::from_raw_parts_mut(out.get().add(b * width), width) };
+            let (out, columns) = out.split_at_mut(m);
             match isa {
-                Isa::Portable => slab_norms::<Portable>(x, nr, b * NB, starts, rows, values, dense, out),
+                Isa::Portable => {
+                    slab_norms::<Portable>(x, nr, b * NB, starts, rows, values, dense, out);
+                    slab_column_norms(x, nr, b * NB, columns);
+                }
                 // SAFETY: the instruction set was detected.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2Fma | Isa::Avx512 => unsafe { slab_norms_avx2(x, nr, b * NB, starts, rows, values, dense, out) },
+                Isa::Avx2Fma | Isa::Avx512 => unsafe {
+                    slab_norms_avx2(x, nr, b * NB, starts, rows, values, dense, out);
+                    slab_column_norms_avx2(x, nr, b * NB, columns);
+                },
             }
         })?;
         norms.fill(0.0);
-        for slab in partial[..nr.div_ceil(NB) * m].chunks_exact(m) {
-            for (norm, part) in norms.iter_mut().zip(slab) {
+        column_norms[..nr].fill(0.0);
+        for slab in partial[..slabs * width].chunks_exact(width) {
+            for (norm, part) in norms.iter_mut().chain(column_norms[..nr].iter_mut()).zip(slab) {
                 *norm += part;
             }
         }
@@ -742,6 +762,37 @@ unsafe fn slab_norms_avx2(x: &[f64], nr: usize, k0: usize, starts: &[usize], row
     slab_norms::<Avx2Fma>(x, nr, k0, starts, rows, values, dense, out)
 }
 
+/// Σ_{k0 ≤ i < k0 + NB} X[i, c]² into `out[c]` for every column c < nr of the
+/// lower-triangular X (zeros above its diagonal: columns from the slab's end on get 0), the
+/// slab's part of ‖X e_c‖² ([`DenseKernels::sparse_product_norms`]): four sums per column
+/// (one vector register), added at the end.
+#[inline(always)]
+fn slab_column_norms(x: &[f64], nr: usize, k0: usize, out: &mut [f64]) {
+    let k1 = (k0 + NB).min(nr);
+    for (c, out) in out[..nr].iter_mut().enumerate() {
+        if c >= k1 {
+            *out = 0.0;
+            continue;
+        }
+        let column = &x[c * nr + k0..c * nr + k1];
+        let mut sums = [0.0; 4];
+        let mut chunks = column.chunks_exact(4);
+        for chunk in &mut chunks {
+            for (sum, v) in sums.iter_mut().zip(chunk) {
+                *sum += v * v;
+            }
+        }
+        let tail: f64 = chunks.remainder().iter().map(|v| v * v).sum();
+        *out = (sums[0] + sums[1]) + (sums[2] + sums[3]) + tail;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn slab_column_norms_avx2(x: &[f64], nr: usize, k0: usize, out: &mut [f64]) {
+    slab_column_norms(x, nr, k0, out)
+}
+
 /// A pointer shared by the two threads of a computation whose tasks write disjoint parts of
 /// what it points to (read through [`Shared::get`], so that closures capture the whole).
 #[derive(Clone, Copy)]
@@ -887,6 +938,8 @@ fn wait_until(done: impl Fn() -> bool) {
 impl Helper {
     /// The thread, with its scratch; `None` when it cannot be started.
     fn start(scratch: Scratch) -> Option<Helper> {
+        #[cfg(test)]
+        HELPERS_STARTED.with(|started| started.set(started.get() + 1));
         let state = std::sync::Arc::new(HelperState {
             job: std::sync::Mutex::new(None),
             posted: AtomicBool::new(false),
@@ -1499,7 +1552,7 @@ mod tests {
             for &(n, nr) in &[(1, 1), (5, 3), (70, 64), (131, 100), (300, 271), (400, 400)] {
                 let a = spd(n);
                 let mut f = a.clone();
-                let mut kernels = DenseKernels::with_isa(n, isa).unwrap();
+                let mut kernels = DenseKernels::with_isa(n, usize::MAX, isa).unwrap();
                 assert!(kernels.partial_cholesky(&mut f, n, nr, &mut never()).unwrap());
                 let l = |i: usize, j: usize| if j <= i && j < nr { f[i + j * n] } else { 0.0 };
                 for j in 0..n {
@@ -1530,14 +1583,15 @@ mod tests {
         }
     }
 
-    /// ‖X v‖² of sparse vectors against the dense product written out.
+    /// ‖X v‖² of sparse vectors against the dense product written out, and X's columns' norms
+    /// against their sums.
     #[test]
     fn sparse_product_norms_equal_the_dense_products() {
         for isa in isas() {
             for &nr in &[5, 131, 300] {
                 let a = spd(nr);
                 let mut l = a.clone();
-                let mut kernels = DenseKernels::with_isa(nr, isa).unwrap();
+                let mut kernels = DenseKernels::with_isa(nr, usize::MAX, isa).unwrap();
                 assert!(kernels.partial_cholesky(&mut l, nr, nr, &mut never()).unwrap());
                 let mut x = vec![0.0; nr * nr];
                 kernels.invert_lower(&mut x, &l, nr, nr, &mut never()).unwrap();
@@ -1561,8 +1615,12 @@ mod tests {
                 let count = dense.iter().filter(|&&d| d).count();
                 let mut panel = vec![0.0; count * nr];
                 let mut partial = vec![f64::NAN; DenseKernels::product_norms_scratch(m, nr).iter().product()];
-                let mut norms = vec![f64::NAN; m];
-                kernels.sparse_product_norms(&x, nr, &starts, &rows, &values, &dense, &mut partial, &mut norms, &mut never()).unwrap();
+                let (mut norms, mut column_norms) = (vec![f64::NAN; m], vec![f64::NAN; nr]);
+                kernels.sparse_product_norms(&x, nr, &starts, &rows, &values, &dense, &mut partial, &mut norms, &mut column_norms, &mut never()).unwrap();
+                for (c, &norm) in column_norms.iter().enumerate() {
+                    let expected: f64 = (c..nr).map(|i| x[i + c * nr].powi(2)).sum();
+                    assert!((norm - expected).abs() <= 1e-12 * expected, "{isa:?} nr {nr} column {c}: {norm} vs {expected}");
+                }
                 let mut dense_norms = vec![f64::NAN; count];
                 for (t, j) in (0..m).filter(|&j| dense[j]).enumerate() {
                     for k in starts[j]..starts[j + 1] - 1 {
@@ -1599,7 +1657,7 @@ mod tests {
                 let c0 = spd(n);
                 let panel: Vec<f64> = (0..k * n).map(|i| ((i * 7919) % 1013) as f64 / 1013.0 - 0.5).collect();
                 let mut c = c0.clone();
-                DenseKernels::with_isa(n, isa).unwrap().subtract_gram(&mut c, n, &panel, k, &mut never()).unwrap();
+                DenseKernels::with_isa(n, usize::MAX, isa).unwrap().subtract_gram(&mut c, n, &panel, k, &mut never()).unwrap();
                 for j in 0..n {
                     for i in 0..n {
                         let expected = if i >= j { c0[i + j * n] - (0..k).map(|p| panel[p * n + i] * panel[p * n + j]).sum::<f64>() } else { c0[i + j * n] };
@@ -1637,7 +1695,7 @@ mod tests {
         let blocks = nr.div_ceil(NB);
         ONE_THREAD.with(|one| one.set(true));
         for isa in isas() {
-            let mut kernels = DenseKernels::with_isa(n, isa).unwrap();
+            let mut kernels = DenseKernels::with_isa(n, usize::MAX, isa).unwrap();
             let mut l = a.clone();
             asks_at_least_and_stops("partial_cholesky", blocks, &mut |checkpoint| {
                 l.copy_from_slice(&a);
@@ -1652,14 +1710,14 @@ mod tests {
             let panel: Vec<f64> = (0..8 * n).map(|i| (i % 13) as f64 / 13.0).collect();
             let mut c = a.clone();
             asks_at_least_and_stops("subtract_gram", n.div_ceil(MC), &mut |checkpoint| kernels.subtract_gram(&mut c, n, &panel, 8, checkpoint));
-            let (mut partial, mut norms) = (vec![0.0; blocks * 8], vec![0.0; 8]);
+            let (mut partial, mut norms, mut column_norms) = (vec![0.0; blocks * (8 + nr)], vec![0.0; 8], vec![0.0; nr]);
             asks_at_least_and_stops("dense_product_norms", blocks, &mut |checkpoint| {
                 kernels.dense_product_norms(&x, nr, &panel, &mut partial, &mut norms, checkpoint)
             });
             let (starts, rows): (Vec<usize>, Vec<usize>) = ((0..=8).map(|j| 3 * j).collect(), (0..8).flat_map(|j| [j, 100 + j, 300 + j]).collect());
             let values = vec![1.0; rows.len()];
             asks_at_least_and_stops("sparse_product_norms", blocks, &mut |checkpoint| {
-                kernels.sparse_product_norms(&x, nr, &starts, &rows, &values, &[false; 8], &mut partial, &mut norms, checkpoint)
+                kernels.sparse_product_norms(&x, nr, &starts, &rows, &values, &[false; 8], &mut partial, &mut norms, &mut column_norms, checkpoint)
             });
             let mut data = [0.0; 30];
             asks_at_least_and_stops("for_each_chunk", 10, &mut |checkpoint| kernels.for_each_chunk(&mut data, 3, checkpoint, |_, _| ()));
@@ -1668,7 +1726,7 @@ mod tests {
         // machine the helper may take them all before the calling thread's second question),
         // the calling thread asks before its first block: a stop there ends both.
         ONE_THREAD.with(|one| one.set(false));
-        let mut kernels = DenseKernels::new(n).unwrap();
+        let mut kernels = DenseKernels::new(n, usize::MAX).unwrap();
         let mut l = a.clone();
         let stop = StopAt::new(1);
         assert_eq!(kernels.partial_cholesky(&mut l, n, nr, &mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted));
@@ -1689,7 +1747,7 @@ mod tests {
     #[test]
     fn a_task_that_panics_on_the_helper_panics_the_call_and_the_helper_goes_on() {
         ONE_THREAD.with(|one| one.set(false));
-        let mut kernels = DenseKernels::new(PARALLEL_ORDER).unwrap();
+        let mut kernels = DenseKernels::new(PARALLEL_ORDER, usize::MAX).unwrap();
         if kernels.helper.is_none() {
             return; // one processor: no helper thread to test
         }
@@ -1713,7 +1771,7 @@ mod tests {
             let n = 80;
             let mut a = spd(n);
             a[70 + 70 * n] = -1.0;
-            assert!(!DenseKernels::with_isa(n, isa).unwrap().partial_cholesky(&mut a, n, n, &mut never()).unwrap());
+            assert!(!DenseKernels::with_isa(n, usize::MAX, isa).unwrap().partial_cholesky(&mut a, n, n, &mut never()).unwrap());
         }
     }
 }

@@ -2,8 +2,9 @@
 //! diagonal blocks: the fronts, the core's Schur complement and its dense Cholesky factor
 //! (module docs of [`super`]); a nested chain's is in [`super::nested`].
 
-use super::selected_inverse::{reserve_core_inverse, DENSE_BATCH, LEVELS_PER_PRODUCT};
+use super::selected_inverse::{reserve_core_inverse, DenseFronts, DENSE_BATCH, LEVELS_PER_PRODUCT};
 use super::{coupled, coupled_transposed, Several};
+use crate::data::blocks::prefetch_address;
 use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
 use crate::numerics::blocked::DenseKernels;
@@ -55,7 +56,7 @@ impl LinearMixedModel {
             let q = other.q;
             let (mut t, mut a, mut b) = (vec![0.0; q * q], vec![0.0; q * q], vec![0.0; q * p1]);
             for l in 0..other.levels() {
-                let o = other.offset + l * q;
+                let o = other.core_row(l);
                 times_lambda(&other.zz[l * q * q..(l + 1) * q * q], lambda, q, &mut t);
                 lambda_transposed_times(lambda, &t, q, q, &mut a);
                 lambda_transposed_times(lambda, &other.zxy[l * q * p1..(l + 1) * q * p1], q, p1, &mut b);
@@ -182,7 +183,7 @@ impl LinearMixedModel {
         }
         subtract_panel(&mut sw.kernels, core, n, &mut sw.selected.dense.panel, panel_rows, checkpoint)?;
         if q0 == 1 {
-            scatter_fronts(&mut sw.kernels, core, n, nr, s, &sw.fronts, &sw.selected.dense.is_dense, p1, None, checkpoint)?;
+            scatter_fronts(&mut sw.kernels, core, n, nr, s, &sw.fronts, &sw.selected.dense, p1, None, checkpoint)?;
         }
         for a in 0..p1 {
             for c in 0..=a {
@@ -215,43 +216,51 @@ fn subtract_panel(kernels: &mut DenseKernels, core: &mut [f64], n: usize, panel:
     subtracted
 }
 
-/// Columns of the core per block of [`scatter_fronts`]: 128 of order ~1150 (InstEval's) hold
-/// 1.2 MB, within a core's L2 cache.
-const SCATTER_COLUMNS: usize = 128;
+/// Columns of the core per task of [`scatter_fronts`] (shared between the threads, an
+/// interrupt asked between them): 36 for InstEval's 1,128 random-effects columns.
+const SCATTER_COLUMNS: usize = 32;
+
+/// Entries ahead of [`scatter_fronts`]'s whose fronts are prefetched.
+const SCATTER_PREFETCH: usize = 4;
 
 /// The core (n × n column-major, lower triangle, n = `ld`) less Σ_j c_j w_j w_jᵀ for the
-/// fronts w_j of a scalar first factor that are not dense (`is_dense`, applied as panels),
+/// fronts w_j of a scalar first factor that are not dense (`dense`, applied as panels),
 /// c_j = `scales[j]`² (1 without): each front's rank-one update scattered into the core's
 /// columns at its rows (random-effects rows, then its p + 1 [X y] values at the core's last
-/// rows, left out of a target of order `ld` = nr, as the gradient's T). By blocks of [`SCATTER_COLUMNS`] columns,
-/// every front's columns in the block in turn (found by bisection: a front's rows ascend), so
-/// that the scattered entries are read from the cache rather than memory (front by front
-/// over the whole core, InstEval's 2,972 students' updates were a cache miss each, a fifth of
-/// its evaluation); the blocks shared with the kernels' helper thread (disjoint columns), and
-/// each entry summed in the fronts' order as one thread would; `checkpoint` asked per block.
+/// rows, left out of a target of order `ld` = nr, as the gradient's T). Column by column,
+/// through the fronts that hold each ([`DenseFronts::by_column`]), so that the scattered
+/// entries are read from the L1 cache: by blocks of 128 columns, every front in turn
+/// (found by bisection), a block (1.2 MB for InstEval) no longer fitted the core's L2 cache
+/// and its scattered loads took 7% of a fit's processor time. Each entry is summed in the
+/// fronts' order, as one thread would; the columns shared with the kernels' helper thread by
+/// [`SCATTER_COLUMNS`], `checkpoint` asked per block.
 ///
 /// # Errors
 /// `Interrupted` when `checkpoint` asks to stop (the core then partly updated).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn scatter_fronts(
-    kernels: &mut DenseKernels, core: &mut [f64], n: usize, nr: usize, s: &Several, fronts: &[f64], is_dense: &[bool], p1: usize, scales: Option<&[f64]>,
+    kernels: &mut DenseKernels, core: &mut [f64], n: usize, nr: usize, s: &Several, fronts: &[f64], dense: &DenseFronts, p1: usize, scales: Option<&[f64]>,
     checkpoint: &mut Checkpoint<'_>,
 ) -> Result<()> {
+    let (start, by_column) = (&dense.column_start, &dense.by_column);
     kernels.for_each_chunk(&mut core[..nr * n], SCATTER_COLUMNS * n, checkpoint, |b, block| {
-        let (c0, c1) = (b * SCATTER_COLUMNS, ((b + 1) * SCATTER_COLUMNS).min(nr));
-        for (j, _) in is_dense.iter().enumerate().filter(|(_, &dense)| !dense) {
-            let (first, last) = (s.width_start[j], s.width_start[j + 1]);
-            let r = last - first - p1;
-            let (rows, front) = (&s.front_rows[first..first + r], &fronts[first..last]);
-            let (lo, hi) = (rows.partition_point(|&row| row < c0), rows.partition_point(|&row| row < c1));
-            let scale = scales.map_or(1.0, |scales| scales[j] * scales[j]);
-            for bcol in lo..hi {
-                let (rb, fb) = (rows[bcol], scale * front[bcol]);
-                let target = &mut block[(rb - c0) * n..(rb - c0 + 1) * n];
-                for (&ra, &fa) in rows[bcol..].iter().zip(&front[bcol..r]) {
+        for (c, target) in (b * SCATTER_COLUMNS..).zip(block.chunks_exact_mut(n)) {
+            let entries = &by_column[start[c]..start[c + 1]];
+            for (i, &(k, j)) in entries.iter().enumerate() {
+                // The fronts' rows and values a few entries ahead: each entry's are in another
+                // front (from the L3 cache), and its work (~50 multiply-adds for InstEval)
+                // would otherwise wait for them.
+                if let Some(&(ahead, level)) = entries.get(i + SCATTER_PREFETCH) {
+                    prefetch_address(s.front_rows.as_ptr().wrapping_add(ahead));
+                    prefetch_address(fronts.as_ptr().wrapping_add(ahead));
+                    prefetch_address(fronts.as_ptr().wrapping_add(s.width_start[level + 1] - p1));
+                }
+                let (end, scale) = (s.width_start[j + 1], scales.map_or(1.0, |scales| scales[j] * scales[j]));
+                let fb = scale * fronts[k];
+                for (&ra, &fa) in s.front_rows[k..end - p1].iter().zip(&fronts[k..end - p1]) {
                     target[ra] -= fa * fb;
                 }
-                for (value, &fa) in target[nr..].iter_mut().zip(&front[r..]) {
+                for (value, &fa) in target[nr..].iter_mut().zip(&fronts[end - p1..end]) {
                     *value -= fa * fb;
                 }
             }
@@ -332,6 +341,32 @@ mod tests {
                 assert_eq!(gradient.iter().map(|g| g.to_bits()).collect::<Vec<_>>(), expected.1.iter().map(|g| g.to_bits()).collect::<Vec<_>>());
             }
         }
+    }
+
+    /// A model given one thread starts no helper thread for its dense kernels (its workspace,
+    /// an evaluation, a copy of the workspace, a fit), one given two does on a machine with
+    /// two, and both fit the same (the kernels sum every entry as on one thread).
+    #[test]
+    fn one_thread_starts_no_helper_thread() {
+        use crate::numerics::blocked::HELPERS_STARTED;
+        ONE_THREAD.with(|one| one.set(false));
+        let mut fits = Vec::new();
+        for threads in [1, 2] {
+            let before = HELPERS_STARTED.with(std::cell::Cell::get);
+            let model = crossed().with_threads(threads);
+            let mut ws = model.workspace().unwrap();
+            model.deviance_and_gradient(Criterion::Ml, &[0.8, 0.5], &mut ws).unwrap();
+            drop(ws.clone());
+            fits.push(model.fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap());
+            let started = HELPERS_STARTED.with(std::cell::Cell::get) - before;
+            if threads == 1 {
+                assert_eq!(started, 0, "helper threads started with one thread");
+            } else if std::thread::available_parallelism().map_or(1, |t| t.get()) >= 2 {
+                assert!(started > 0, "no helper thread with two");
+            }
+        }
+        assert_eq!(fits[0].deviance.to_bits(), fits[1].deviance.to_bits());
+        assert_eq!(fits[0].internal_theta, fits[1].internal_theta);
     }
 
     /// A fit stopped at its second question (within its first evaluation, whose error the

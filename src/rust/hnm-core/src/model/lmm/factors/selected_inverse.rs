@@ -9,7 +9,7 @@ use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::blocked::DenseKernels;
 use crate::numerics::dense::{congruence, inverse_from_factor, solve_lower_transposed_scaled, times_lambda};
 use crate::numerics::interrupt::Checkpoint;
-use crate::numerics::memory::{collected, filled, with_capacity};
+use crate::numerics::memory::{collected, copied, filled, with_capacity};
 use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
 use faer::{MatMut, MatRef, Par};
 
@@ -253,7 +253,7 @@ impl LinearMixedModel {
         }
         self.modes_products(s, rhs, ws, sw);
         if diagonal {
-            let SeveralWorkspace { lambdas: other_lambdas, fronts, inverse_l, sigma_cc, kernels, norm_parts, norms, selected, .. } = &mut *sw;
+            let SeveralWorkspace { lambdas: other_lambdas, fronts, inverse_l, sigma_cc, kernels, norm_parts, norms, column_norms, selected, .. } = &mut *sw;
             let lambdas: Vec<&[f64]> = std::iter::once(&ws.lambda[..]).chain(other_lambdas.iter().map(Vec::as_slice)).collect();
             Self::log_det_from_diagonal(
                 s,
@@ -264,7 +264,7 @@ impl LinearMixedModel {
                 inverse_l,
                 sigma_cc,
                 norm_parts,
-                norms,
+                (norms, column_norms),
                 &lambdas,
                 &mut gradients,
                 checkpoint,
@@ -298,7 +298,7 @@ impl LinearMixedModel {
             let mut t = vec![0.0; q * q];
             let mut block = vec![0.0; q * q];
             for l in 0..other.levels() {
-                let o = other.offset + l * q;
+                let o = other.core_row(l);
                 times_lambda(&other.zz[l * q * q..(l + 1) * q * q], lambdas[f + 1], q, &mut t);
                 for a in 0..q {
                     for b in 0..q {
@@ -349,7 +349,7 @@ impl LinearMixedModel {
                 for i in 0..other.q {
                     let b = &other.zxy[(l * other.q + i) * p1..(l * other.q + i + 1) * p1];
                     for k in 0..rhs {
-                        e[(first_rows + other.offset + l * other.q + i) * rhs + k] = combine(&|a| b[a], k);
+                        e[(first_rows + other.core_row(l) + i) * rhs + k] = combine(&|a| b[a], k);
                     }
                 }
             }
@@ -420,8 +420,8 @@ impl LinearMixedModel {
             let n = s.core_order(self.p + 1);
             let sw = ws.several.as_mut().expect("a workspace of a model with several factors");
             sw.kernels.invert_lower(&mut sw.inverse_l, &sw.core, n, nr, checkpoint)?;
-            let SeveralWorkspace { fronts, inverse_l, kernels, norm_parts, norms, selected, .. } = sw;
-            Self::front_norms(s, kernels, &mut selected.dense, fronts, inverse_l, norm_parts, norms, checkpoint)?;
+            let SeveralWorkspace { fronts, inverse_l, kernels, norm_parts, norms, column_norms, selected, .. } = sw;
+            Self::front_norms(s, kernels, &mut selected.dense, fronts, inverse_l, norm_parts, (norms, column_norms), checkpoint)?;
         } else {
             reserve_core_inverse(ws.several.as_mut().expect("a workspace of a model with several factors"), nr)?;
             self.core_inverse(s, &mut ws, checkpoint)?;
@@ -435,11 +435,13 @@ impl LinearMixedModel {
             terms.fill_lambda(&fit.internal_theta[range], &mut lambda);
             let mut map = vec![0.0; q * q];
             crate::numerics::dense::multiply(terms.to_user_random, &lambda, q, q, q, &mut map);
-            let (offset, levels) = if f == 0 { (0, self.n.len()) } else { (first_rows + s.others[f - 1].offset, s.others[f - 1].levels()) };
+            let levels = if f == 0 { self.n.len() } else { s.others[f - 1].levels() };
+            // Level l's first row in `solved` (the core's in the core's order).
+            let row = |l: usize| if f == 0 { l * q } else { first_rows + s.others[f - 1].core_row(l) };
             let mut modes = with_capacity(&[levels, q], "the conditional modes")?;
             let mut conditional_covariances = with_capacity(&[levels, q, q], "the conditional covariances")?;
             for l in 0..levels {
-                let u = &sw.solved[offset + l * q..offset + (l + 1) * q];
+                let u = &sw.solved[row(l)..row(l) + q];
                 modes.extend((0..q).map(|r| ty * (0..q).map(|k| map[r * q + k] * u[k]).sum::<f64>()));
             }
             let mut push = |a_inverse: &[f64]| conditional_covariances.extend(congruence(&map, a_inverse, q).iter().map(|v| v * sigma2));
@@ -454,8 +456,8 @@ impl LinearMixedModel {
                     push(&[first_inverse_diagonal(*inverse, *norm)]);
                 }
             } else if scalar {
-                for i in s.others[f - 1].offset..s.others[f - 1].offset + levels {
-                    push(&[core_inverse_diagonal(&sw.inverse_l, nr, i)]);
+                for l in 0..levels {
+                    push(&[sw.column_norms[s.others[f - 1].core_row(l)]]);
                 }
             } else if f == 0 {
                 let SeveralWorkspace { fronts, sigma_cc, selected, .. } = &mut sw;
@@ -463,7 +465,7 @@ impl LinearMixedModel {
             } else {
                 let sigma_cc = |a: usize, b: usize| sw.sigma_cc[a.min(b) * nr + a.max(b)];
                 for l in 0..levels {
-                    let o = s.others[f - 1].offset + l * q;
+                    let o = s.others[f - 1].core_row(l);
                     for a in 0..q {
                         for b in 0..q {
                             a_inverse[a * q + b] = sigma_cc(o + a, o + b);
@@ -512,17 +514,16 @@ impl LinearMixedModel {
     #[allow(clippy::too_many_arguments)]
     fn log_det_from_diagonal(
         s: &Several, ws: &Workspace, kernels: &mut DenseKernels, dense: &mut DenseFronts, fronts: &[f64], x: &mut [f64], sigma: &mut [f64],
-        partial: &mut [f64], norms: &mut [f64], lambdas: &[&[f64]], gradients: &mut [Vec<f64>], checkpoint: &mut Checkpoint<'_>,
+        partial: &mut [f64], (norms, column_norms): (&mut [f64], &mut [f64]), lambdas: &[&[f64]], gradients: &mut [Vec<f64>], checkpoint: &mut Checkpoint<'_>,
     ) -> Result<()> {
-        let nr = s.core_random;
         if dense.by_products {
             return Self::log_det_from_products(s, ws, kernels, dense, fronts, x, sigma, lambdas, gradients, checkpoint);
         }
-        Self::front_norms(s, kernels, dense, fronts, x, partial, norms, checkpoint)?;
+        Self::front_norms(s, kernels, dense, fronts, x, partial, (norms, column_norms), checkpoint)?;
         let first: f64 = ws.inverse_diagonal.iter().zip(norms.iter()).map(|(&inverse, &norm)| 1.0 - first_inverse_diagonal(inverse, norm)).sum();
         gradients[0][0] = 2.0 * first / lambdas[0][0];
         for (f, other) in s.others.iter().enumerate() {
-            let sum: f64 = (other.offset..other.offset + other.levels()).map(|i| 1.0 - core_inverse_diagonal(x, nr, i)).sum();
+            let sum: f64 = column_norms[other.offset..other.offset + other.levels()].iter().map(|norm| 1.0 - norm).sum();
             gradients[f + 1][0] = 2.0 * sum / lambdas[f + 1][0];
         }
         Ok(())
@@ -532,18 +533,19 @@ impl LinearMixedModel {
     /// `x`: front j is the row fronts[width_start[j]..width_start[j + 1]], its random-effects
     /// columns first, then the [X y] columns at rows ≥ nr (left out). The fronts that reach
     /// most of the core ([`dense_norm`]) by dense products instead: their random-effects
-    /// parts scattered into the rows of a panel (nr wide), batch by batch.
+    /// parts scattered into the rows of a panel (nr wide), batch by batch. The core's
+    /// (A⁻¹)_ii = ‖X e_i‖² into `column_norms[i]` by the same pass over X.
     ///
     /// # Errors
     /// `Interrupted` when `checkpoint` asks to stop (the panel of dense fronts left cleared).
     #[allow(clippy::too_many_arguments)]
     fn front_norms(
-        s: &Several, kernels: &mut DenseKernels, dense: &mut DenseFronts, fronts: &[f64], x: &[f64], partial: &mut [f64], norms: &mut [f64],
-        checkpoint: &mut Checkpoint<'_>,
+        s: &Several, kernels: &mut DenseKernels, dense: &mut DenseFronts, fronts: &[f64], x: &[f64], partial: &mut [f64],
+        (norms, column_norms): (&mut [f64], &mut [f64]), checkpoint: &mut Checkpoint<'_>,
     ) -> Result<()> {
         let nr = s.core_random;
         let DenseFronts { norm_levels: levels, norm_dense: is_dense, panel, norms: batch_norms, .. } = dense;
-        kernels.sparse_product_norms(x, nr, &s.width_start, &s.front_rows, fronts, is_dense, partial, norms, checkpoint)?;
+        kernels.sparse_product_norms(x, nr, &s.width_start, &s.front_rows, fronts, is_dense, partial, norms, column_norms, checkpoint)?;
         // The panel is all zeros between uses (the factorisation's, n wide, relies on it).
         for batch in levels.chunks(DENSE_BATCH) {
             let panel = &mut panel[..batch.len() * nr];
@@ -580,7 +582,7 @@ impl LinearMixedModel {
         x.fill(0.0);
         // −T: the sparse fronts scattered with their weights 1/L_j², the dense ones (each
         // scaled by 1/L_j) as panels of packed products.
-        super::evaluation::scatter_fronts(kernels, x, nr, nr, s, fronts, &dense.is_dense, p1, Some(&ws.inverse_diagonal), checkpoint)?;
+        super::evaluation::scatter_fronts(kernels, x, nr, nr, s, fronts, dense, p1, Some(&ws.inverse_diagonal), checkpoint)?;
         for batch in dense.levels.chunks(DENSE_BATCH) {
             let panel = &mut dense.panel[..batch.len() * nr];
             for (row, &j) in panel.chunks_exact_mut(nr).zip(batch) {
@@ -623,7 +625,7 @@ impl LinearMixedModel {
         let (q0, m0) = (self.q, self.n.len());
         let first_rows = m0 * q0;
         // Λ X, block by block.
-        let start_of = |f: usize, l: usize| if f == 0 { l * q0 } else { first_rows + s.others[f - 1].offset + l * s.others[f - 1].q };
+        let start_of = |f: usize, l: usize| if f == 0 { l * q0 } else { first_rows + s.others[f - 1].core_row(l) };
         let apply_lambda = |lambda: &[f64], q: usize, from: &[f64], to: &mut [f64]| {
             for r in 0..q {
                 for k in 0..rhs {
@@ -737,7 +739,7 @@ impl SelectedBuffers {
             selected: filled(&[height, r], 0.0, WHAT)?,
             sigma_rj: filled(&[r, q0], 0.0, WHAT)?,
             a_inverse: filled(&[q0, q0], 0.0, WHAT)?,
-            kernels: DenseKernels::new(height.max(w))?,
+            kernels: DenseKernels::new(height.max(w), s.threads)?,
             dense: DenseFronts::default(),
             couplings: CouplingProducts::new(s, q0, r)?,
         })
@@ -799,7 +801,7 @@ impl CouplingProducts {
         }
         let widest = s.others.iter().map(|o| o.q * q0).max().unwrap_or(0);
         let products = s.others.iter().map(|o| filled(&[o.q * q0, o.q * q0], 0.0, WHAT)).collect::<Result<_>>()?;
-        Ok(CouplingProducts { blocks: filled(&[r, q0], 0.0, WHAT)?, products, kernels: Some(DenseKernels::new(COUPLINGS_PER_PRODUCT.max(widest))?) })
+        Ok(CouplingProducts { blocks: filled(&[r, q0], 0.0, WHAT)?, products, kernels: Some(DenseKernels::new(COUPLINGS_PER_PRODUCT.max(widest), s.threads)?) })
     }
 
     /// Adds level j's couplings to the P_f, from its (A⁻¹)_{R j} (`sigma_rj`, r × q₀
@@ -922,6 +924,12 @@ pub(crate) struct DenseFronts {
     norms: Vec<f64>,
     /// Whether the gradient reads Σ_j ‖X W_{j,R}ᵀ‖²/L_j² as ⟨XᵀX, T⟩ ([`product_norms`]).
     pub(super) by_products: bool,
+    /// The sparse (not dense) fronts by core column, for their scatter
+    /// ([`super::evaluation::scatter_fronts`]): column c's entries
+    /// `by_column[column_start[c]..column_start[c + 1]]`, each (k, j): front j holds row c at
+    /// position k of the fronts' concatenation ([`Several::front_rows`]), j ascending.
+    pub(super) column_start: Vec<usize>,
+    pub(super) by_column: Vec<(usize, usize)>,
 }
 
 impl DenseFronts {
@@ -929,7 +937,7 @@ impl DenseFronts {
     /// otherwise) for a core of order `n` with `nr` random-effects rows, once.
     ///
     /// # Errors
-    /// `TooLarge` when the panel does not fit in memory.
+    /// `TooLarge` when the panel or the fronts' index by column do not fit in memory.
     pub(super) fn prepare(&mut self, s: &Several, scalar: bool, m0: usize, n: usize, p1: usize) -> Result<()> {
         const WHAT: &str = "the dense fronts of the crossed grouping factors";
         if self.is_dense.len() == m0 {
@@ -944,8 +952,41 @@ impl DenseFronts {
         self.panel = filled(&[batch, n], 0.0, WHAT)?;
         self.norms = filled(&[batch], 0.0, WHAT)?;
         self.by_products = scalar && product_norms(s, &norm_dense, m0, n - p1, p1);
+        if scalar {
+            self.index_by_column(s, &is_dense, n - p1, p1)?;
+        }
         self.is_dense = is_dense;
         self.norm_dense = norm_dense;
+        Ok(())
+    }
+
+    /// [`DenseFronts::by_column`] of the fronts j that are not `dense`: their entries by
+    /// core row (below `nr`: the random-effects rows), counted then placed.
+    ///
+    /// # Errors
+    /// `TooLarge` when it does not fit in memory.
+    fn index_by_column(&mut self, s: &Several, dense: &[bool], nr: usize, p1: usize) -> Result<()> {
+        const WHAT: &str = "the fronts of the crossed grouping factors by column";
+        let sparse = || dense.iter().enumerate().filter(|(_, &d)| !d).map(|(j, _)| (j, s.width_start[j]..s.width_start[j + 1] - p1));
+        let mut start = filled(&[nr + 1], 0, WHAT)?;
+        for (_, range) in sparse() {
+            for &row in &s.front_rows[range] {
+                start[row + 1] += 1;
+            }
+        }
+        for c in 0..nr {
+            start[c + 1] += start[c];
+        }
+        let mut next = copied(&start[..nr], WHAT)?;
+        let mut entries = filled(&[start[nr]], (0, 0), WHAT)?;
+        for (j, range) in sparse() {
+            for k in range {
+                let row = s.front_rows[k];
+                entries[next[row]] = (k, j);
+                next[row] += 1;
+            }
+        }
+        (self.column_start, self.by_column) = (start, entries);
         Ok(())
     }
 }
@@ -976,10 +1017,4 @@ fn product_norms(s: &Several, norm_dense: &[bool], m0: usize, nr: usize, p1: usi
 /// [`LinearMixedModel::log_det_from_diagonal`] and the conditional variances read the same.
 fn first_inverse_diagonal(inverse: f64, norm: f64) -> f64 {
     inverse * inverse * (1.0 + norm)
-}
-
-/// (A⁻¹)_ii of the core's row i in the diagonal form, ‖X e_i‖² = Σ_k X_ki² over the lower
-/// triangle of X = L_c⁻¹ (`x`, nr × nr, column i contiguous from its diagonal).
-fn core_inverse_diagonal(x: &[f64], nr: usize, i: usize) -> f64 {
-    x[i * nr + i..(i + 1) * nr].iter().map(|v| v * v).sum()
 }
