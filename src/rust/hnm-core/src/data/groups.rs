@@ -670,7 +670,7 @@ pub const INTEGER_MISSING: u64 = NA_CODE as u32 as u64;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::numerics::interrupt::{Never, StopAt};
+    use crate::numerics::interrupt::{assert_stops_at, questions, Never};
 
     /// The passes over codes (rows or cells) ask their checkpoint as they go: stopped at their
     /// first, middle or last question, each returns `Interrupted` having asked exactly that
@@ -738,27 +738,16 @@ mod tests {
         runs.push(("map_codes", map_run(1), format!("false {mapped:?}")));
         for (name, run, expected) in &runs {
             assert_eq!(&run(&mut Checkpoint::new(&Never)).unwrap(), expected, "{name}");
-            let counter = StopAt::new(usize::MAX);
-            run(&mut Checkpoint::asking_every_time(&counter)).unwrap();
-            let questions = counter.questions.get();
-            assert!(questions >= 10, "{name}: {questions} questions");
-            for k in [1, questions / 2, questions] {
-                let stop = StopAt::new(k);
-                let stopped = run(&mut Checkpoint::asking_every_time(&stop));
-                assert_eq!(stopped, Err(HnmError::Interrupted), "{name}, question {k} of {questions}");
-                assert_eq!(stop.questions.get(), k, "{name}");
-            }
+            let total = questions(run);
+            assert!(total >= 10, "{name}: {total} questions");
+            assert_stops_at(name, [1, total / 2, total], run);
             assert_eq!(&run(&mut Checkpoint::new(&Never)).unwrap(), expected, "{name}, after the stops");
         }
         // On two threads: the same codes, and stopped at one of the calling thread's questions
         // over its half (30 chunks; after them, how many it asks while it waits varies).
         let two = map_run(2);
         assert_eq!(two(&mut Checkpoint::new(&Never)).unwrap(), format!("false {mapped:?}"));
-        for k in [1, 15, 30] {
-            let stop = StopAt::new(k);
-            assert_eq!(two(&mut Checkpoint::asking_every_time(&stop)), Err(HnmError::Interrupted), "two threads, question {k}");
-            assert_eq!(stop.questions.get(), k);
-        }
+        assert_stops_at("two threads", [1, 15, 30], two);
     }
 
     #[test]

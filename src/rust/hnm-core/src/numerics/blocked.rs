@@ -1516,7 +1516,7 @@ unsafe fn product<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k: usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::numerics::interrupt::{Never, StopAt};
+    use crate::numerics::interrupt::{assert_stops_at, questions, Never, StopAt};
 
     fn never() -> Checkpoint<'static> {
         Checkpoint::new(&Never)
@@ -1675,15 +1675,9 @@ mod tests {
     /// `run` asks its checkpoint at least `blocks` times, and stopped at any of its
     /// questions returns `Interrupted` without asking another.
     fn asks_at_least_and_stops(what: &str, blocks: usize, run: &mut dyn FnMut(&mut Checkpoint<'_>) -> Result<()>) {
-        let counter = StopAt::new(usize::MAX);
-        run(&mut Checkpoint::asking_every_time(&counter)).unwrap();
-        let questions = counter.questions.get();
-        assert!(questions >= blocks, "{what}: {questions} questions for {blocks} blocks");
-        for k in 1..=questions {
-            let stop = StopAt::new(k);
-            assert_eq!(run(&mut Checkpoint::asking_every_time(&stop)), Err(crate::HnmError::Interrupted), "{what} stopped at question {k}");
-            assert_eq!(stop.questions.get(), k, "{what}: a question after the stop");
-        }
+        let total = questions(&mut *run);
+        assert!(total >= blocks, "{what}: {total} questions for {blocks} blocks");
+        assert_stops_at(what, 1..=total, run);
     }
 
     /// Every kernel sized by the order asks its checkpoint at least once per block column
