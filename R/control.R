@@ -5,9 +5,8 @@
 #' its analytic gradient (the one-way model's \eqn{\theta} the root of its profiled score): up to
 #' 10 \eqn{\theta} its curvature starts as the Hessian by differences of the gradient, beyond
 #' (two 4 x 4 covariance blocks, say) it is learnt from the gradients; Newton steps finish it
-#' and restart a fit of few \eqn{\theta} singular in a correlated block (one singular only in a
-#' variance restarts once, from lme4's start, by the quasi-Newton search). lme4's choice of
-#' optimiser and its convergence checks have no counterpart here.
+#' and restart a singular fit of few \eqn{\theta}. lme4's choice of optimiser and its convergence
+#' checks have no counterpart here.
 #' `tolerance` and `max_iterations` set the search of the fit and of its refits (`refit()`,
 #' `refitML()`, `anova()`'s ML refits); the one-way model `y ~ 1 | g` has no search (its
 #' \eqn{\theta} is the root of its profiled score, to machine precision) and the bootstrap's

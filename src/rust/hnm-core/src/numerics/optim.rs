@@ -80,14 +80,6 @@ pub trait Objective {
     /// Called at the start of every iteration with its number (from 0), f and the projected
     /// gradient's max-norm there, for a trace of the search. The default does nothing.
     fn trace(&self, _iteration: usize, _value: f64, _projected_gradient_norm: f64) {}
-
-    /// True when the search may stop at x, where f is `value`, because where it leads is
-    /// known: a restart that reached the neighbourhood of a minimum an earlier search found,
-    /// no higher there, would only converge to it again. The search then ends at x, not
-    /// converged. The default: never.
-    fn known_basin(&self, _x: &[f64], _value: f64) -> bool {
-        false
-    }
 }
 
 /// The point found and the work it took.
@@ -211,10 +203,6 @@ pub fn minimize_bounded(objective: &impl Objective, start: &[f64], lower: &[f64]
     let mut noise = 0.0;
     while iterations < max_iterations {
         objective.trace(iterations, value, projected_norm(&x, &gradient, lower));
-        if objective.known_basin(&x, value) {
-            let projected_gradient_norm = projected_norm(&x, &gradient, lower);
-            return Ok(Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm, converged: false });
-        }
         if stall.stalled(value, projected_norm(&x, &gradient, lower)) {
             converged = true;
             break;

@@ -186,9 +186,6 @@ pub(crate) fn quasi_newton_from(
     while iterations < max_iterations {
         let projected = projected_norm(&x, &gradient, lower);
         objective.trace(iterations, value, projected);
-        if objective.known_basin(&x, value) {
-            return Ok((Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm: projected, converged: false }, hessian));
-        }
         if stall.stalled(value, projected) {
             break;
         }

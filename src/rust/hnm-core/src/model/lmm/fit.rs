@@ -23,15 +23,6 @@ use faer::linalg::solvers::Solve;
 /// learns along the way.
 const DIFFERENCES_MAX_THETA: usize = 10;
 
-/// The distance from an earlier minimum, relative to 1 + |θ| in every θ, within which a
-/// restart stops (see `known_basin` of the fit's objective).
-const BASIN_RADIUS: f64 = 1e-3;
-
-/// True when `x` is within [`BASIN_RADIUS`] of `center` in every θ (relative to 1 + |center|).
-fn within_basin(x: &[f64], center: &[f64]) -> bool {
-    x.iter().zip(center).all(|(a, b)| (a - b).abs() <= BASIN_RADIUS * (1.0 + b.abs()))
-}
-
 /// One factor's moments (see [`LinearMixedModel::moment_start`]): its residual variance σ̂²
 /// and degrees of freedom, Σ̂ = mean(b̂_j b̂_jᵀ − σ̂² S_j⁻¹) (q × q, row-major) and the mean
 /// of S_j⁻¹'s diagonal over the levels used.
@@ -96,13 +87,7 @@ impl LinearMixedModel {
     /// opposite correlations), so a search that ends singular is repeated from the starts of
     /// `restarts` and the lowest minimum kept: among them Λ = I in internal units and lme4's
     /// start, Λ = I in the data's units, so that hnm never settles in a worse basin than lme4
-    /// started at the same model. Where the entries of Λ at 0 are all of scalar blocks (a
-    /// factor's variance, an uncorrelated term's) there is no sign of a correlation to choose,
-    /// and the one restart is from lme4's start by the quasi-Newton search: the nested 1e6-row
-    /// model with a district variance of 0 paid 4 Newton restarts (248 evaluations, 14 of them
-    /// the first search's) where it now pays 1. A restart from within 1e-3 of an earlier one's
-    /// start is skipped, and one that reaches the neighbourhood of the best minimum found is
-    /// stopped ([`Objective::known_basin`]). Beyond [`DIFFERENCES_MAX_THETA`] θ, where lme4's start is the
+    /// started at the same model. Beyond [`DIFFERENCES_MAX_THETA`] θ, where lme4's start is the
     /// only restart, the first search starts there (unless the caller gives a start), so that
     /// one search both fits and keeps that promise: the kb07-shaped model (72 θ) paid 108
     /// evaluations from the moment estimate and 213 more from lme4's start, where the search
@@ -167,35 +152,30 @@ impl LinearMixedModel {
             control,
             interrupt: &latched,
             checkpoint: evaluations_checkpoint,
-            basin: RefCell::new(None),
         };
         let tolerance = control.relative_tolerance * self.n_obs;
         let mut best: Option<crate::numerics::optim::Minimum> = None;
         let mut failure = None;
         let (mut iterations, mut evaluations) = (0, 0);
+        // Beyond DIFFERENCES_MAX_THETA a restart from the first start would repeat the first
+        // search (the same method from the same point); with fewer θ a restart is a Newton
+        // search, which may find another basin from the same point (test-degenerate.R's
+        // identity start).
         let first_start = first.clone();
+        let restarts = || {
+            let mut starts = self.restarts(&identity);
+            if many {
+                starts.retain(|s| *s != first_start);
+            }
+            starts
+        };
         let mut starts = vec![first];
         // The curvature the last search ended with, which the next starts from (see `fit`).
         let mut curvature = None;
-        // Whether the restarts are Newton searches (see below).
-        let mut newton_restarts = true;
-        // The restarts' starts so far: a restart within BASIN_RADIUS of one would repeat its
-        // search (Λ = I and lme4's start coincide where every random term is an intercept).
-        // So would one from the first start by the first search's method (beyond
-        // DIFFERENCES_MAX_THETA, or a quasi-Newton restart); a Newton restart from there may
-        // find another basin (test-degenerate.R's identity start).
-        let mut searched_from: Vec<Vec<f64>> = Vec::new();
         while let Some(start) = starts.pop() {
             let few = !many;
             let restart = best.is_some() || failure.is_some();
-            if restart {
-                let repeats_first = (many || !newton_restarts) && within_basin(&start, &first_start);
-                if repeats_first || searched_from.iter().any(|s| within_basin(&start, s)) {
-                    continue;
-                }
-                searched_from.push(start.clone());
-            }
-            let searched = if few && restart && newton_restarts {
+            let searched = if few && restart {
                 // A restart looks for another basin, which the Newton method's exact curvature
                 // finds where secant updates do not: it follows a direction of negative
                 // curvature wherever the Hessian has one (the side of a correlation of ±1).
@@ -219,32 +199,21 @@ impl LinearMixedModel {
                     iterations += found.iterations;
                     evaluations += found.evaluations;
                     if best.is_none() && self.is_singular(&found.x) {
-                        if many || self.singular_in_correlated_block(&found.x) {
-                            starts = self.restarts(&identity);
-                        } else {
-                            // Only scalar blocks at 0 (a factor's or an uncorrelated term's
-                            // variance): no sign of a correlation to choose, so lme4's start
-                            // alone, by the quasi-Newton search (see `fit`).
-                            starts = vec![self.lme4_start()];
-                            newton_restarts = false;
-                        }
+                        starts = restarts();
                     }
                     let better = best.as_ref().is_none_or(|b| (found.converged, -found.value) > (b.converged, -b.value));
                     if better {
-                        if found.converged {
-                            *problem.basin.borrow_mut() = Some((found.x.clone(), found.value));
-                        }
                         best = Some(found);
                     }
                 }
                 Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
                 Err(error) => {
                     if best.is_none() && failure.is_none() {
-                        starts = self.restarts(&identity);
-                        if many && starts.iter().all(|s| within_basin(s, &first_start)) {
+                        starts = restarts();
+                        if starts.is_empty() {
                             // lme4's start, searched first, cannot be evaluated (a covariate
                             // far from 0): the moment estimate instead.
-                            starts = vec![self.moment_start()];
+                            starts.push(self.moment_start());
                         }
                     }
                     failure = Some(error);
@@ -294,19 +263,6 @@ impl LinearMixedModel {
             }
         }
         starts
-    }
-
-    /// True when a diagonal entry of Λ at 0 (see [`LinearMixedModel::is_singular`]) shares its
-    /// row or column with a θ off the diagonal: a correlated block that is singular, whose
-    /// correlations may have a minimum of each sign.
-    fn singular_in_correlated_block(&self, theta: &[f64]) -> bool {
-        self.factor_terms().iter().any(|(terms, range)| {
-            let positions = terms.theta_positions;
-            positions.iter().enumerate().any(|(k, &(r, c))| {
-                let i = range.start + k;
-                r == c && self.lower[i] == 0.0 && theta[i] == 0.0 && positions.iter().any(|&(a, b)| a != b && (a == r || b == r))
-            })
-        })
     }
 
     /// Λ = I (every factor's) as an internal θ.
@@ -615,9 +571,6 @@ struct DevianceProblem<'a> {
     /// The search's interrupt, and the evaluations' checkpoint over it.
     interrupt: &'a Latched<'a>,
     checkpoint: RefCell<Checkpoint<'a>>,
-    /// The best converged minimum found so far (θ and criterion), whose neighbourhood a
-    /// restart does not search again ([`Objective::known_basin`]).
-    basin: RefCell<Option<(Vec<f64>, f64)>>,
 }
 
 impl DevianceProblem<'_> {
@@ -711,18 +664,6 @@ impl Objective for DevianceProblem<'_> {
         self.control.max_iterations
     }
 
-    /// Within [`BASIN_RADIUS`] (relative, in every θ) of the best converged minimum so far
-    /// and no lower: a restart there would converge to that minimum again (the criterion is
-    /// smooth and its curvature positive there; another minimum so close would need its
-    /// curvature to change sign within 1e-3 of θ), so it stops. The restarts from Λ = I and
-    /// lme4's start mostly end in the first search's minimum (nested 1e6 rows with a district
-    /// variance of 0: the last 4-5 of each restart's evaluations there).
-    fn known_basin(&self, x: &[f64], value: f64) -> bool {
-        let basin = self.basin.borrow();
-        let Some((minimum, lowest)) = basin.as_ref() else { return false };
-        value >= *lowest && within_basin(x, minimum)
-    }
-
     fn trace(&self, iteration: usize, value: f64, projected_gradient_norm: f64) {
         if let Some(trace) = self.control.trace {
             trace(iteration, value, projected_gradient_norm);
@@ -742,7 +683,7 @@ fn with_one_way_estimates(fit: &mut LmmFit, estimates: &Estimates) {
 mod tests {
     use crate::model::lmm::factors::GroupingFactor;
     use crate::model::lmm::{LinearMixedModel, Term};
-    use crate::{Checkpoint, Column, Criterion, CrossProducts, Never};
+    use crate::{Checkpoint, Column, CrossProducts, Never};
 
     /// A pseudo-random normal deviate (Box-Muller of two hashed uniforms): test data with no
     /// dependence on a random-number crate.
@@ -751,44 +692,6 @@ mod tests {
             |k: u64| ((k.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5851_F42D_4C95_7F2D).wrapping_mul(0xD1B5_4A32_D192_ED03) >> 11) as f64 / (1u64 << 53) as f64;
         let (u, v) = (uniform(2 * i).max(1e-300), uniform(2 * i + 1));
         (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-
-    #[test]
-    fn a_fit_singular_in_a_scalar_factor_restarts_once() {
-        // d districts of s schools of c classes of n pupils, y = 1 + school + class + e (sd 1,
-        // 0.7 and 1), every district's mean then moved to the grand mean: the districts'
-        // variance is 0 at the ML fit, which is then the fit without them.
-        let (d, s, c, n) = (6, 5, 4, 5);
-        let rows = d * s * c * n;
-        let class_of = |r: usize| r / n;
-        let mut y: Vec<f64> = (0..rows)
-            .map(|r| 1.0 + normal((class_of(r) / c) as u64 + 30_000) + 0.7 * normal(class_of(r) as u64 + 40_000) + normal(r as u64 + 50_000))
-            .collect();
-        let per_district = rows / d;
-        let grand = y.iter().sum::<f64>() / rows as f64;
-        for chunk in y.chunks_mut(per_district) {
-            let mean = chunk.iter().sum::<f64>() / per_district as f64;
-            chunk.iter_mut().for_each(|v| *v += grand - mean);
-        }
-        let classes = d * s * c;
-        let stats =
-            CrossProducts::from_columns(&[Column::Double(&y)], (0..rows).map(|r| class_of(r) as i32 + 1), classes, &mut Checkpoint::new(&Never)).unwrap().stats;
-        let factor = |level_of_group: Vec<usize>, levels| GroupingFactor { level_of_group, levels, random: vec![Term::Intercept], blocks: vec![1] };
-        let nested = |outer: bool| {
-            let mut factors = vec![factor((0..classes).collect(), classes), factor((0..classes).map(|k| k / c).collect(), d * s)];
-            if outer {
-                factors.push(factor((0..classes).map(|k| k / (c * s)).collect(), d));
-            }
-            LinearMixedModel::with_factors(&stats, 0, vec![Term::Intercept], &factors).unwrap()
-        };
-        let fit = nested(true).fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
-        let without = nested(false).fit(Criterion::Ml, None, &mut Checkpoint::new(&Never)).unwrap();
-        assert!(fit.converged && fit.theta[2] == 0.0, "{fit:?}");
-        assert!((fit.deviance - without.deviance).abs() <= 1e-10 * without.deviance.abs(), "{} {}", fit.deviance, without.deviance);
-        // The first search and one quasi-Newton restart from lme4's start (Λ = I here), which
-        // stops near the first minimum: 21 evaluations. A Newton restart, as for a correlated
-        // block, took 29 stopped there and 34 not.
-        assert!(fit.evaluations <= 24, "{fit:?}");
     }
 
     #[test]
