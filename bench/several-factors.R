@@ -103,6 +103,19 @@
 # Against lmer in one run (lme4 attached, hnm median of 5 before and after one lmer fit):
 # 0.207-0.216 s vs 6.17 s (28.6-29.8x), deviance -7.9e-8; 0.216-0.225 s vs 12.29 s
 # (54.6-56.9x), -1.5e-6.
+#
+# Recorded (2026-12-06, quiet, load < 1, --lmer=0 --reps=3, two runs; the previous stop's build
+# 3548d60 alternated with this one in one process where marked), after the nested chain's
+# kernels by front shape, the dense core ordered by its fronts, the Schur update scattered by
+# column and the build's model matrix by reference:
+#   InstEval service*dept + s + d   202 -> 165-177 ms (alternated 214 -> 191), 9 evaluations
+#   InstEval service + s + d + dept 184 -> 176-198 ms (alternated 214 -> 204), 12
+#   kb07-shaped 509 -> 575-583 ms (alternated 536 -> 526), 166
+#   nested 1e7 rows 3.1x -> 2.3-2.4x the R pass (226 -> 167-178 ms), with districts
+#     3.7x -> 2.9-3.0x (308 -> 238-244 ms); 12 and 14 evaluations
+#   crossed Zipf 1e6: 313 -> 371-376 ms (alternated 354 -> 367; the core's reordering)
+# Against lmer in one run: 0.172-0.195 s vs 6.64 s (34.1-38.6x), deviance -7.9e-8;
+# 0.187-0.195 s vs 12.51 s (64.2-66.9x), -1.5e-6.
 
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
