@@ -64,19 +64,19 @@ rs_dense_codes <- function(keys, sizes) .Call(wrap__rs_dense_codes, keys, sizes)
 
 #' The labels of an interaction's cells, `paste(labels[[1]][levels[[1]]], labels[[2]][levels[[2]]],
 #' ..., sep = sep)`: `labels` the parts' level labels (character vectors), `levels` each cell's
-#' level of each part (1-based integer vectors of one length). Each label is written once into a
-#' buffer and made an R string, where `paste()` took twice as long (1e5 cells of classes in
-#' schools: ~40 ms). NULL, for `paste()` to make them, when a label is NA or not ASCII (whose
-#' encoding `paste()` handles), a level is outside its labels, or the lengths differ. ASCII
-#' labels joined by an ASCII `sep` are ASCII strings, as `paste()` makes them.
+#' level of each part (1-based integer vectors of one length). Written by hnm_core::cell_labels
+#' into one buffer and each made an R string, where `paste()` took twice as long (1e5 cells of
+#' classes in schools: ~40 ms). NULL, for `paste()` to make them, when a label is NA or not
+#' ASCII (whose encoding `paste()` handles), a level is outside its labels, or the lengths
+#' differ. ASCII labels joined by an ASCII `sep` are ASCII strings, as `paste()` makes them.
 #' @noRd
 rs_cell_labels <- function(labels, levels, sep) .Call(wrap__rs_cell_labels, labels, levels, sep)
 
 #' `map[codes]` as R's `[` gives it for integer `codes` in 1..length(`map`) or NA (NA there,
-#' and where `map` is NA), written straight into an R vector: the rows' codes of an
-#' interaction through its cells' order, where R's subsetting took 3x as long at 1e7 rows.
-#' NULL when a code is beyond that range or `codes` is not an integer vector (R's `[` then
-#' applies its own rules).
+#' and where `map` is NA), written straight into an R vector by hnm_core::map_codes on up to
+#' `threads` threads: the rows' codes of an interaction through its cells' order, where R's
+#' subsetting took 3x as long at 1e7 rows. NULL when a code is beyond that range or `codes`
+#' is not an integer vector (R's `[` then applies its own rules).
 #' @noRd
 rs_map_codes <- function(map, codes, threads) .Call(wrap__rs_map_codes, map, codes, threads)
 
