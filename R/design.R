@@ -24,7 +24,7 @@ model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE, term
     design_part(parsed$random[[i]], frame, env, call, xlev$random[[i]], terms$random[[i]])
   })
   group <- if (groups) grouping_factor(parsed, frame, env, call, xlev$group)
-  table <- variable_table(whole_matrices)
+  table <- variable_table(whole_matrices, call)
   response <- if (new_data) NULL else response_column(parsed, frame, env, fixed$offset, call)
   response_index <- if (is.null(response)) 0L else table$add(response$name, response$value)
   fixed_index <- part_indices(fixed, table)
@@ -48,31 +48,68 @@ model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE, term
 # term reads, then a variable of the pass too: for several factors one mean more per cell,
 # where taking the terms' columns out of it copied the data, 16 MB for InstEval's 27
 # columns, and fed R's collector as much); else its terms' columns, copied.
-variable_table <- function(whole = FALSE) {
+variable_table <- function(whole = FALSE, call = NULL) {
   objects <- list()
   names <- character()
+  # Each name's object and column in it (0 for a vector).
+  object_of <- integer()
+  column_of <- integer()
+  push <- function(value, labels) {
+    objects[[length(objects) + 1L]] <<- value
+    names <<- c(names, labels)
+    object_of <<- c(object_of, rep(length(objects), length(labels)))
+    column_of <<- c(column_of, if (is.matrix(value)) seq_along(labels) else 0L)
+  }
+  value_of <- function(i) {
+    object <- objects[[object_of[i]]]
+    if (column_of[i] == 0L) object else object[, column_of[i]]
+  }
+  # Variables are shared by name (a slope's column read once for X and Z): two different
+  # columns of one name (a contrast `f1` and an indicator `f1`, a factor's `g2` and a numeric
+  # column g2) would be taken for one, a wrong model.
+  check_same <- function(i, value) {
+    known <- value_of(i)
+    same <- identical(known, value) ||
+      identical(unname(as.double(known)), unname(as.double(value)))
+    if (!same) {
+      hnm_abort(sprintf(paste("the model has two different columns named `%s` (a factor's coding",
+                              "and another column, or two codings of one factor); hnm reads",
+                              "its columns by name: rename the data column or the factor's",
+                              "levels so that the names differ."), names[i]),
+                call = call, class = "hnm_error_formula")
+    }
+  }
   add <- function(name, value) {
     hit <- match(name, names)
-    if (!is.na(hit)) return(hit)
-    objects[[length(objects) + 1L]] <<- value
-    names <<- c(names, name)
+    if (!is.na(hit)) {
+      check_same(hit, value)
+      return(hit)
+    }
+    push(value, name)
     length(names)
   }
   # The indices of the columns `which` of the matrix `m`, added as they are not yet.
   add_matrix <- function(m, which) {
-    if (whole && !any(colnames(m) %in% names)) {
-      objects[[length(objects) + 1L]] <<- m
-      names <<- c(names, colnames(m))
-    }
     wanted <- colnames(m)[which]
-    new <- !(wanted %in% names)
+    if (whole && !any(colnames(m) %in% names)) {
+      push(m, colnames(m))
+      index <- match(wanted, names)
+      # A name twice among the matrix's own columns.
+      for (k in which(duplicated(wanted))) check_same(index[k], m[, which[k]])
+      return(index)
+    }
+    hits <- match(wanted, names)
+    for (k in which(!is.na(hits))) check_same(hits[k], m[, which[k]])
+    new <- is.na(hits) & !duplicated(wanted)
     if (any(new)) {
       # The matrix itself when every column is new and wanted.
       columns <- which[new]
-      objects[[length(objects) + 1L]] <<- if (length(columns) == ncol(m)) m else m[, columns, drop = FALSE]
-      names <<- c(names, wanted[new])
+      push(if (length(columns) == ncol(m)) m else m[, columns, drop = FALSE], wanted[new])
     }
-    match(wanted, names)
+    index <- match(wanted, names)
+    # A name twice among the matrix's own columns.
+    for (k in which(is.na(hits) & duplicated(wanted))) check_same(index[k], m[, which[k]])
+    index
   }
   list(add = add, add_matrix = add_matrix, objects = function() objects,
        names = function() names)

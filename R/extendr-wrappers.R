@@ -139,9 +139,9 @@ rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fi
 #' `rs_lmm_restore` for a model with several grouping factors (see `rs_lmm_build_factors`):
 #' the statistics in the pooled layout when `pooled` (the pooled sums) and `group_variables`
 #' (1-based) are given, with every pair per cell when both are NULL (a statistics table, or a
-#' fit saved before the pooled layout).
+#' fit saved before the pooled layout); its dense kernels on at most `threads` threads.
 #' @noRd
-rs_lmm_restore_factors <- function(pilot, n, means, comoments, pooled, group_variables, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta) .Call(wrap__rs_lmm_restore_factors, pilot, n, means, comoments, pooled, group_variables, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta)
+rs_lmm_restore_factors <- function(pilot, n, means, comoments, pooled, group_variables, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta, threads) .Call(wrap__rs_lmm_restore_factors, pilot, n, means, comoments, pooled, group_variables, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta, threads)
 
 #' Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
 #' vector), with the search's `tolerance` (relative to N), `max_iterations` and, when

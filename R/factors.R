@@ -141,7 +141,7 @@ restore_factors_model <- function(object, reml, theta) {
                          spec$response, spec$fixed,
                          spec$factors$cell_levels, spec$factors$n_levels,
                          spec$factors$random, spec$factors$blocks, object$variable_names,
-                         reml, theta)
+                         reml, theta, object$control$threads %||% thread_count(NULL))
 }
 
 # The columns that key the cells of statistics tables and database tables: the grouping

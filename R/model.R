@@ -230,7 +230,8 @@ lmm_fit_statistics <- function(statistics, parsed, formula, method, call, start 
     rs_lmm_restore_factors(stats$pilot, stats$n, stats$means, stats$comoments, NULL, NULL,
                            design$response,
                            design$fixed, spec$cell_levels, spec$n_levels, spec$random,
-                           spec$blocks, statistics$names, reml, NULL)
+                           spec$blocks, statistics$names, reml, NULL,
+                           control$threads %||% thread_count(call))
   } else {
     rs_lmm_restore(stats$pilot, stats$n, stats$means, stats$comoments, design$response,
                    design$fixed, design$random, design$blocks, statistics$names, reml, NULL)

@@ -332,3 +332,37 @@ test_that("for new data, each factor's codes index the fit's levels, NA for a ne
   expect_identical(codes, list(match(new_data$a, c("x", "y", "z")),
                                match(paste(new_data$b, new_data$a, sep = ":"), levels[[2L]])))
 })
+
+test_that("two different columns of one name are refused, one column shared by X and Z is not", {
+  # hnm reads the model's columns by name. A sum-coded `f` in X has columns `f1`, `f2`, the
+  # indicators of `(0 + f | b)` in Z too; a factor `g` coded `g2` beside a numeric column g2.
+  # Taken for one another they made a different model (REML 84 above lme4's, 1396.04 vs
+  # 1262.27 for the second): refused, naming the column.
+  set.seed(3)
+  n <- 200
+  d <- data.frame(a = factor(sample(20, n, TRUE)), b = factor(sample(8, n, TRUE)),
+                  f = factor(sample(1:3, n, TRUE)), g = factor(sample(1:2, n, TRUE)),
+                  x = rnorm(n), g2 = rnorm(n), f1 = rnorm(n))
+  d$y <- rnorm(20)[d$a] + rnorm(8)[d$b] + as.integer(d$f) + d$x + rnorm(n)
+  collisions <- list(list(y ~ f + (1 | a) + (0 + f | b), list(f = "contr.sum"), "f1"),
+                     list(y ~ f + (0 + f | b), list(f = "contr.sum"), "f1"),
+                     list(y ~ f1 + (1 | a) + (0 + f | b), NULL, "f1"),
+                     list(y ~ g + g2 + (1 | a) + (1 | b), NULL, "g2"),
+                     list(y ~ g2 + g + x + (1 | a), NULL, "g2"))
+  for (case in collisions) {
+    expect_error(hnm_fit(case[[1]], d, contrasts = case[[2]]),
+                 sprintf("two different columns named `%s`", case[[3]]),
+                 class = "hnm_error_formula", label = deparse1(case[[1]]))
+  }
+  # The same column in X and Z (treatment-coded `f`'s `f2`, `f3` are also indicators of
+  # `(0 + f | b)`; `x` a slope), read once: lme4's fit.
+  tight <- lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12),
+                             calc.derivs = FALSE, check.conv.singular = "ignore")
+  for (formula in list(y ~ f + (1 | a) + (0 + f | b), y ~ x + (x | a) + (1 | b))) {
+    fit <- hnm_fit(formula, d, REML = TRUE)
+    ref <- lme4::lmer(formula, d, REML = TRUE, control = tight)
+    expect_lte(REMLcrit(fit), lme4::REMLcrit(ref) + 1e-7)
+    expect_equal(REMLcrit(fit), lme4::REMLcrit(ref), tolerance = 1e-8)
+    expect_equal(unname(fixef(fit)), unname(lme4::fixef(ref)), tolerance = 1e-5)
+  }
+})

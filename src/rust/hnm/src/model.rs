@@ -365,13 +365,13 @@ fn restored(
 /// `rs_lmm_restore` for a model with several grouping factors (see `rs_lmm_build_factors`):
 /// the statistics in the pooled layout when `pooled` (the pooled sums) and `group_variables`
 /// (1-based) are given, with every pair per cell when both are NULL (a statistics table, or a
-/// fit saved before the pooled layout).
+/// fit saved before the pooled layout); its dense kernels on at most `threads` threads.
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_restore_factors(
     pilot: &[f64], n: &[f64], means: &[f64], comoments: &[f64], pooled: Robj, group_variables: Robj, response: i32, fixed: &[i32], cell_levels: List,
-    n_levels: &[i32], random: List, blocks: List, names: Vec<String>, reml: bool, internal_theta: Robj,
+    n_levels: &[i32], random: List, blocks: List, names: Vec<String>, reml: bool, internal_theta: Robj, threads: i32,
 ) -> Robj {
     let factors = match grouping_factors(&cell_levels, n_levels, &random, &blocks) {
         Ok(f) => f,
@@ -384,7 +384,9 @@ fn rs_lmm_restore_factors(
     };
     let stats = crate::pooled_stats_copy(pilot, n, means, comoments, layout.as_ref().map(|(t, v)| (*t, &v[..])));
     let fixed = structure(response, fixed, &[], &[]).fixed;
-    restored(stats, response, &names, reml, internal_theta, |stats| LinearMixedModel::with_factors(stats, response.max(1) as usize - 1, fixed, &factors))
+    restored(stats, response, &names, reml, internal_theta, |stats| {
+        LinearMixedModel::with_factors(stats, response.max(1) as usize - 1, fixed, &factors).map(|m| m.with_threads(threads.max(1) as usize))
+    })
 }
 
 /// Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
