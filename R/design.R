@@ -91,17 +91,12 @@ variable_table <- function(whole = FALSE, call = NULL) {
   # The indices of the columns `which` of the matrix `m`, added as they are not yet.
   add_matrix <- function(m, which) {
     wanted <- colnames(m)[which]
-    if (whole && !any(colnames(m) %in% names)) {
-      push(m, colnames(m))
-      index <- match(wanted, names)
-      # A name twice among the matrix's own columns.
-      for (k in which(duplicated(wanted))) check_same(index[k], m[, which[k]])
-      return(index)
-    }
     hits <- match(wanted, names)
     for (k in which(!is.na(hits))) check_same(hits[k], m[, which[k]])
     new <- is.na(hits) & !duplicated(wanted)
-    if (any(new)) {
+    if (whole && !any(colnames(m) %in% names)) {
+      push(m, colnames(m))
+    } else if (any(new)) {
       # The matrix itself when every column is new and wanted.
       columns <- which[new]
       push(if (length(columns) == ncol(m)) m else m[, columns, drop = FALSE], wanted[new])
