@@ -67,7 +67,14 @@ variable_table <- function(whole = FALSE, call = NULL) {
   # Variables are shared by name (a slope's column read once for X and Z): two different
   # columns of one name (a contrast `f1` and an indicator `f1`, a factor's `g2` and a numeric
   # column g2) would be taken for one, a wrong model.
-  check_same <- function(i, value) {
+  # `value` is column `column` of `object` when one matrix is read by several terms: the same
+  # column of the same object (identical() compares pointers first) is not compared again
+  # (extracting and comparing a model matrix's named column took 20 ms: 0.5 s for InstEval).
+  check_same <- function(i, value, object = NULL, column = 0L) {
+    if (!is.null(object) && column_of[i] == column &&
+        identical(objects[[object_of[i]]], object)) {
+      return(invisible())
+    }
     known <- value_of(i)
     same <- identical(known, value) ||
       identical(unname(as.double(known)), unname(as.double(value)))
@@ -92,7 +99,7 @@ variable_table <- function(whole = FALSE, call = NULL) {
   add_matrix <- function(m, which) {
     wanted <- colnames(m)[which]
     hits <- match(wanted, names)
-    for (k in which(!is.na(hits))) check_same(hits[k], m[, which[k]])
+    for (k in which(!is.na(hits))) check_same(hits[k], m[, which[k]], m, which[k])
     new <- is.na(hits) & !duplicated(wanted)
     if (whole && !any(colnames(m) %in% names)) {
       push(m, colnames(m))
