@@ -284,7 +284,7 @@ impl LinearMixedModel {
         let mut all_columns: Vec<Affine> = structure.fixed.iter().map(|&t| affine(t, fixed_centred)).collect();
         all_columns.push(response);
         // [X y]ᵀ[X y] over every column of X, from which the kept columns' F is taken.
-        let all_xy = symmetric_cross_products(stats, &all_columns);
+        let all_xy = symmetric_cross_products(stats, &all_columns)?;
         let (width, all_p) = (all_columns.len(), all_columns.len() - 1);
         let kept = full_rank_columns(&principal_submatrix(&all_xy, width, &(0..all_p).collect::<Vec<_>>()), all_p);
         let fixed: Vec<Affine> = kept.iter().map(|&f| all_columns[f]).collect();
