@@ -1786,12 +1786,15 @@ impl DenseKernels {
     ///
     /// # Panics
     /// When `c` holds fewer than n² values.
+    // Inlined, with `gather`, into the caller (compiled for AVX2 by the statistics' sums).
+    #[inline(always)]
     pub(crate) fn add_gathered_products(n: usize, k: usize, c: &mut [f64], gather: impl FnMut(usize, &mut [f64], &mut [f64])) -> Result<()> {
         gathered_products_on(Isa::detected(), n, k, c, gather)
     }
 }
 
 /// [`DenseKernels::add_gathered_products`] with the micro-kernel of `isa` (detected).
+#[inline(always)]
 fn gathered_products_on(isa: Isa, n: usize, k: usize, c: &mut [f64], mut gather: impl FnMut(usize, &mut [f64], &mut [f64])) -> Result<()> {
     assert!(c.len() >= n * n);
     if n == 0 || k == 0 {

@@ -52,7 +52,7 @@
 //! what is read from them (the gradient, the random effects); in [`nested`] the same for a
 //! nested chain, level by level.
 
-use super::statistics::{level_blocks, GroupMoments};
+use super::statistics::{level_blocks, GroupMoments, WithinPart};
 use super::structure::{check_structure, column_maps, theta_layout, to_user_map, Affine, ColumnMap, ColumnSummary, FactorTerms};
 use super::{LinearMixedModel, Structure, Term};
 use crate::data::cross_products::CrossProducts;
@@ -423,24 +423,29 @@ fn fronts(cells: &CrossProducts, by_level: &ByLevel, levels: &[Levels], others: 
         block.push(filled(&[other.levels()], 0usize, MODEL)?);
     }
     let mut means: Vec<Vec<f64>> = maps.iter().map(|m| vec![0.0; m.len()]).collect();
+    // Per later factor, the within-cell parts of its blocks' entries (u, v), row-major.
+    let parts: Vec<Vec<Option<WithinPart>>> =
+        maps[1..].iter().map(|rows| rows.iter().flat_map(|row| maps[0].iter().map(move |column| WithinPart::of(cells, row, column))).collect()).collect();
+    // A level's couplings before they are placed: (core row, factor, level).
+    let mut found: Vec<(usize, usize, usize)> = Vec::new();
     for (j, bucket) in by_level.start.windows(2).enumerate() {
         let bucket = &by_level.cells[bucket[0]..bucket[1]];
-        let first = fronts.len();
+        found.clear();
         for &cell in bucket {
             for (f, last) in last.iter_mut().enumerate() {
                 let l = levels[f + 1].of_cell[cell];
                 if last[l] != j {
                     last[l] = j;
-                    crate::numerics::memory::push(&mut fronts, Coupling { row: (f, l), column: (0, j), value: 0 }, MODEL)?;
+                    crate::numerics::memory::push(&mut found, (others[f].core_row(l), f, l), MODEL)?;
                 }
             }
         }
-        fronts[first..].sort_unstable_by_key(|c| others[c.row.0].core_row(c.row.1));
-        for coupling in &mut fronts[first..] {
-            let (f, l) = coupling.row;
+        found.sort_unstable();
+        for &(_, f, l) in &found {
             let size = others[f].q * q0;
             values.try_reserve(size).map_err(|_| HnmError::TooLarge { what: MODEL, bytes: 8 * (values.len() + size) as u128 })?;
-            (coupling.value, block[f][l]) = (values.len(), values.len());
+            block[f][l] = values.len();
+            crate::numerics::memory::push(&mut fronts, Coupling { row: (f, l), column: (0, j), value: values.len() }, MODEL)?;
             values.resize(values.len() + size, 0.0);
         }
         crate::numerics::memory::push(&mut front_start, fronts.len(), MODEL)?;
@@ -451,14 +456,12 @@ fn fronts(cells: &CrossProducts, by_level: &ByLevel, levels: &[Levels], others: 
                     *m = group.mean(map);
                 }
             }
-            let (columns, mean_b) = (&maps[0], &means[0]);
-            for (f, (rows, mean_a)) in maps.iter().zip(&means).skip(1).enumerate() {
-                let qb = columns.len();
+            let mean_b = &means[0];
+            for (f, (mean_a, parts)) in means[1..].iter().zip(&parts).enumerate() {
                 let offset = block[f][levels[f + 1].of_cell[cell]];
-                for (u, (row, &mean_u)) in rows.iter().zip(mean_a).enumerate() {
-                    for (v, (column, &mean_v)) in columns.iter().zip(mean_b).enumerate() {
-                        values[offset + u * qb + v] += group.product(row, mean_u, column, mean_v);
-                    }
+                let products = mean_a.iter().flat_map(|&mean_u| mean_b.iter().map(move |&mean_v| (mean_u, mean_v)));
+                for ((value, &part), (mean_u, mean_v)) in values[offset..offset + parts.len()].iter_mut().zip(parts).zip(products) {
+                    *value += group.product_of(part, mean_u, mean_v);
                 }
             }
         }
@@ -467,33 +470,53 @@ fn fronts(cells: &CrossProducts, by_level: &ByLevel, levels: &[Levels], others: 
 }
 
 /// Σ over the cells of the blocks Z_aᵀZ_b between the levels of two factors, one per pair of
-/// levels that share a cell: `keys` holds (row level, column level, cell) for every cell,
-/// `rows`/`columns` the two factors' column maps. Returns the distinct pairs, sorted, and their
-/// blocks (q_a × q_b row-major each) appended to `values`.
+/// levels that share a cell: `row` and `column` the two factors' modelled levels and column
+/// maps. Returns the distinct pairs (row level, column level, offset) sorted, and their blocks
+/// (q_a × q_b row-major each) appended to `values` in that order, each block summed over its
+/// cells in their order. The cells are bucketed by row level (a counting sort, not a sort of
+/// all the cells), each bucket's column levels found by marking and sorted.
+///
+/// # Errors
+/// `TooLarge` when they do not fit in memory.
 fn coupling_blocks(
-    stats: &CrossProducts, mut keys: Vec<(usize, usize, usize)>, rows: &[ColumnMap], columns: &[ColumnMap], values: &mut Vec<f64>,
+    stats: &CrossProducts, row: (&Levels, &[ColumnMap]), column: (&Levels, &[ColumnMap]), values: &mut Vec<f64>,
 ) -> Result<Vec<(usize, usize, usize)>> {
-    keys.sort_unstable();
+    let ((row_levels, rows), (column_levels, columns)) = (row, column);
     let (qa, qb) = (rows.len(), columns.len());
+    let by_row = cells_by_level(&row_levels.of_cell, row_levels.n.len())?;
     let mut out: Vec<(usize, usize, usize)> = Vec::new();
+    // Per column level: the row level that met it last and the offset of their block.
+    let (mut last, mut block) = (filled(&[column_levels.n.len()], usize::MAX, MODEL)?, filled(&[column_levels.n.len()], 0usize, MODEL)?);
     let (mut mean_a, mut mean_b) = (vec![0.0; qa], vec![0.0; qb]);
-    for &(a, b, cell) in &keys {
-        if out.last().is_none_or(|&(la, lb, _)| (la, lb) != (a, b)) {
-            crate::numerics::memory::push(&mut out, (a, b, values.len()), MODEL)?;
+    for (a, bucket) in by_row.start.windows(2).enumerate() {
+        let bucket = &by_row.cells[bucket[0]..bucket[1]];
+        let first = out.len();
+        for &cell in bucket {
+            let b = column_levels.of_cell[cell];
+            if last[b] != a {
+                last[b] = a;
+                crate::numerics::memory::push(&mut out, (a, b, 0), MODEL)?;
+            }
+        }
+        out[first..].sort_unstable();
+        for (_, b, offset) in &mut out[first..] {
             values.try_reserve(qa * qb).map_err(|_| HnmError::TooLarge { what: MODEL, bytes: 8 * (values.len() + qa * qb) as u128 })?;
+            (*offset, block[*b]) = (values.len(), values.len());
             values.resize(values.len() + qa * qb, 0.0);
         }
-        let offset = out.last().expect("pushed above").2;
-        let group = GroupMoments::of(stats, cell);
-        for (m, map) in mean_a.iter_mut().zip(rows) {
-            *m = group.mean(map);
-        }
-        for (m, map) in mean_b.iter_mut().zip(columns) {
-            *m = group.mean(map);
-        }
-        for u in 0..qa {
-            for v in 0..qb {
-                values[offset + u * qb + v] += group.product(&rows[u], mean_a[u], &columns[v], mean_b[v]);
+        for &cell in bucket {
+            let offset = block[column_levels.of_cell[cell]];
+            let group = GroupMoments::of(stats, cell);
+            for (m, map) in mean_a.iter_mut().zip(rows) {
+                *m = group.mean(map);
+            }
+            for (m, map) in mean_b.iter_mut().zip(columns) {
+                *m = group.mean(map);
+            }
+            for u in 0..qa {
+                for v in 0..qb {
+                    values[offset + u * qb + v] += group.product(&rows[u], mean_a[u], &columns[v], mean_b[v]);
+                }
             }
         }
     }
@@ -590,8 +613,7 @@ impl LinearMixedModel {
         let mut pairs = Vec::new();
         for g in 1..others.len() {
             for f in 0..g {
-                let keys = collected(levels[g + 1].of_cell.iter().zip(&levels[f + 1].of_cell).enumerate().map(|(c, (&a, &b))| (a, b, c)), MODEL)?;
-                for (a, b, value) in coupling_blocks(&cells, keys, &maps[g + 1], &maps[f + 1], &mut values)? {
+                for (a, b, value) in coupling_blocks(&cells, (&levels[g + 1], &maps[g + 1]), (&levels[f + 1], &maps[f + 1]), &mut values)? {
                     crate::numerics::memory::push(&mut pairs, Coupling { row: (g, a), column: (f, b), value }, MODEL)?;
                 }
             }
