@@ -289,62 +289,102 @@ fn add_between_products(stats: &CrossProducts, maps: &[ColumnMap], out: &mut [f6
     }
 }
 
-/// Each level's S_j = Z̃ᵀZ̃ (q × q) and B_j = Z̃ᵀ[X̃ ỹ] (q × (p + 1)), level-major: the groups'
-/// own, or with `levels` = (the level of each group, the number of levels) the sums over each
-/// level's groups (the cells of a model with several factors). Compiled for AVX2 where the
-/// processor has it ([`vectorised`]: the same sums).
+/// A grouping factor as [`level_blocks`] reads it: its random-effects columns and, for the
+/// levels of a model with several factors, (the level of each group, the number of levels);
+/// None when its levels are the groups themselves.
+pub(crate) type FactorColumns<'a> = (&'a [Affine], Option<(&'a [usize], usize)>);
+
+/// A factor's blocks S_j and B_j of every level, level-major (from [`level_blocks`]).
+pub(crate) type LevelBlocks = (Vec<f64>, Vec<f64>);
+
+/// Each level's S_j = Z̃ᵀZ̃ (q × q) and B_j = Z̃ᵀ[X̃ ỹ] (q × (p + 1)), level-major, of each
+/// factor of `factors` ([`FactorColumns`]): the groups' own, or the sums over each level's
+/// groups (the cells of a model with several factors). One pass over the groups for all the
+/// factors, each group's means of [X y] formed once (for InstEval's two factors and 29
+/// columns of [X y], half the means of a pass per factor); each factor's sums are those of a
+/// pass of its own. Compiled for AVX2 where the processor has it ([`vectorised`]: the same
+/// sums).
 ///
 /// # Errors
 /// `TooLarge` when the blocks do not fit in memory.
-pub(crate) fn level_blocks(
-    stats: &CrossProducts, random: &[Affine], fixed_and_response: &[Affine], levels: Option<(&[usize], usize)>,
-) -> Result<(Vec<f64>, Vec<f64>)> {
+pub(crate) fn level_blocks(stats: &CrossProducts, factors: &[FactorColumns<'_>], fixed_and_response: &[Affine]) -> Result<Vec<LevelBlocks>> {
     vectorised(
         true,
         #[inline(always)]
-        || level_blocks_of(stats, random, fixed_and_response, levels),
+        || level_blocks_of(stats, factors, fixed_and_response),
     )
+}
+
+/// One factor's part of [`level_blocks`]: its blocks and what each group's update reads.
+struct FactorSums<'a> {
+    levels: Option<(&'a [usize], usize)>,
+    random: Vec<ColumnMap>,
+    zz: Vec<f64>,
+    zxy: Vec<f64>,
+    /// The within-group parts of S's pairs (v ≤ u), in order.
+    s_parts: Vec<Option<WithinPart>>,
+    /// Per row u of B_j, the columns v whose W̃_uv the groups keep; the others' stay 0 in its
+    /// scratch row (`within_b`), so that the loop over v is one multiply-add each (29 per cell
+    /// for InstEval).
+    b_kept: Vec<Vec<(usize, WithinPart)>>,
+    mean_z: Vec<f64>,
+    within_b: Vec<f64>,
 }
 
 /// [`level_blocks`] as the portable code computes them.
 #[inline(always)]
-fn level_blocks_of(stats: &CrossProducts, random: &[Affine], fixed_and_response: &[Affine], levels: Option<(&[usize], usize)>) -> Result<(Vec<f64>, Vec<f64>)> {
-    let (q, p1) = (random.len(), fixed_and_response.len());
-    let m = levels.map_or(stats.groups(), |(_, m)| m);
-    let mut zz = filled(&[m, q, q], 0.0, "the groups' blocks Z'Z")?;
-    let mut zxy = filled(&[m, q, p1], 0.0, "the groups' blocks Z'[X y]")?;
-    let (random, others) = (column_maps(random), column_maps(fixed_and_response));
+fn level_blocks_of(stats: &CrossProducts, factors: &[FactorColumns<'_>], fixed_and_response: &[Affine]) -> Result<Vec<LevelBlocks>> {
+    let p1 = fixed_and_response.len();
+    let others = column_maps(fixed_and_response);
     let within = |u: &ColumnMap, v: &ColumnMap| WithinPart::of(stats, u, v);
-    let s_parts: Vec<_> = random.iter().enumerate().flat_map(|(u, zu)| random[..=u].iter().map(move |zv| (zu, zv))).map(|(u, v)| within(u, v)).collect();
-    // Per row u of B_j, the columns v whose W̃_uv the groups keep; the others' stay 0 in its
-    // scratch row, so that the loop over v is one multiply-add each (29 per cell for InstEval).
-    let b_kept: Vec<Vec<(usize, WithinPart)>> =
-        random.iter().map(|zu| others.iter().enumerate().filter_map(|(v, xv)| Some((v, within(zu, xv)?))).collect()).collect();
-    let (mut mean_z, mut mean_xy, mut within_b) = (vec![0.0; q], vec![0.0; p1], vec![0.0; q * p1]);
+    let mut sums = Vec::with_capacity(factors.len());
+    for &(random, levels) in factors {
+        let q = random.len();
+        let m = levels.map_or(stats.groups(), |(_, m)| m);
+        let random = column_maps(random);
+        sums.push(FactorSums {
+            levels,
+            zz: filled(&[m, q, q], 0.0, "the groups' blocks Z'Z")?,
+            zxy: filled(&[m, q, p1], 0.0, "the groups' blocks Z'[X y]")?,
+            s_parts: random.iter().enumerate().flat_map(|(u, zu)| random[..=u].iter().map(move |zv| (zu, zv))).map(|(u, v)| within(u, v)).collect(),
+            b_kept: random.iter().map(|zu| others.iter().enumerate().filter_map(|(v, xv)| Some((v, within(zu, xv)?))).collect()).collect(),
+            mean_z: vec![0.0; q],
+            within_b: vec![0.0; q * p1],
+            random,
+        });
+    }
+    let mut mean_xy = vec![0.0; p1];
     for g in 0..stats.groups() {
-        let j = levels.map_or(g, |(of_group, _)| of_group[g]);
-        let (s, b) = (&mut zz[j * q * q..(j + 1) * q * q], &mut zxy[j * q * p1..(j + 1) * q * p1]);
         let group = GroupMoments::of(stats, g);
-        for (m, map) in mean_z.iter_mut().zip(&random).chain(mean_xy.iter_mut().zip(&others)) {
+        for (m, map) in mean_xy.iter_mut().zip(&others) {
             *m = group.mean(map);
         }
-        let mut s_part = s_parts.iter();
-        for u in 0..q {
-            for v in 0..=u {
-                s[u * q + v] += group.product_of(*s_part.next().expect("a part per pair"), mean_z[u], mean_z[v]);
-                s[v * q + u] = s[u * q + v];
+        for factor in &mut sums {
+            let q = factor.random.len();
+            let j = factor.levels.map_or(g, |(of_group, _)| of_group[g]);
+            let (s, b) = (&mut factor.zz[j * q * q..(j + 1) * q * q], &mut factor.zxy[j * q * p1..(j + 1) * q * p1]);
+            for (m, map) in factor.mean_z.iter_mut().zip(&factor.random) {
+                *m = group.mean(map);
             }
-            let within_row = &mut within_b[u * p1..(u + 1) * p1];
-            for &(v, part) in &b_kept[u] {
-                within_row[v] = group.within(part);
-            }
-            let n_mean = group.n * mean_z[u];
-            for ((b, w), m) in b[u * p1..(u + 1) * p1].iter_mut().zip(&*within_row).zip(&mean_xy) {
-                *b += w + n_mean * m;
+            let mean_z = &factor.mean_z;
+            let mut s_part = factor.s_parts.iter();
+            for u in 0..q {
+                for v in 0..=u {
+                    s[u * q + v] += group.product_of(*s_part.next().expect("a part per pair"), mean_z[u], mean_z[v]);
+                    s[v * q + u] = s[u * q + v];
+                }
+                let within_row = &mut factor.within_b[u * p1..(u + 1) * p1];
+                for &(v, part) in &factor.b_kept[u] {
+                    within_row[v] = group.within(part);
+                }
+                let n_mean = group.n * mean_z[u];
+                for ((b, w), m) in b[u * p1..(u + 1) * p1].iter_mut().zip(&*within_row).zip(&mean_xy) {
+                    *b += w + n_mean * m;
+                }
             }
         }
     }
-    Ok((zz, zxy))
+    Ok(sums.into_iter().map(|f| (f.zz, f.zxy)).collect())
 }
 
 /// The columns of X (n × n cross-product `f`) kept in order: a column whose squared residual
@@ -439,8 +479,9 @@ mod tests {
             assert_eq!(bits(&symmetric_cross_products(stats, &fixed).unwrap()), bits(&cross_products_of(stats, &fixed).unwrap()));
             let random: Vec<Affine> =
                 std::iter::once(Term::Intercept).chain(group.iter().map(|&a| Term::Variable(a))).map(|t| summary.affine(t, false)).collect();
-            let (zz, zxy) = level_blocks(stats, &random, &fixed, Some((&levels, 100))).unwrap();
-            let (zz_portable, zxy_portable) = level_blocks_of(stats, &random, &fixed, Some((&levels, 100))).unwrap();
+            let factors = [(&random[..], Some((&levels[..], 100)))];
+            let (zz, zxy) = level_blocks(stats, &factors, &fixed).unwrap().remove(0);
+            let (zz_portable, zxy_portable) = level_blocks_of(stats, &factors, &fixed).unwrap().remove(0);
             assert_eq!((bits(&zz), bits(&zxy)), (bits(&zz_portable), bits(&zxy_portable)));
             let (n, mean, total) = stats.variable_summaries();
             let (n_portable, mean_portable, total_portable) = stats.portable_summaries_of(&(0..13).collect::<Vec<_>>());

@@ -52,7 +52,7 @@
 //! what is read from them (the gradient, the random effects); in [`nested`] the same for a
 //! nested chain, level by level.
 
-use super::statistics::{level_blocks, GroupMoments, WithinPart};
+use super::statistics::{GroupMoments, WithinPart};
 use super::structure::{check_structure, column_maps, theta_layout, to_user_map, Affine, ColumnMap, ColumnSummary, FactorTerms};
 use super::{LinearMixedModel, Structure, Term};
 use crate::data::cross_products::CrossProducts;
@@ -569,14 +569,14 @@ impl LinearMixedModel {
             return Err(HnmError::TooManyRandomEffects { observations: cells.n_obs(), random_effects: total_random as f64 });
         }
         let columns = ColumnSummary::of(&cells);
-        let mut model = Self::from_levels(&columns, structure, Some((&levels[0].of_cell, levels[0].n.len())))?;
+        let randoms: Vec<Vec<Affine>> = factors[1..].iter().map(|f| random_columns(&columns, &f.random, &f.blocks)).collect();
+        let later: Vec<_> = randoms.iter().zip(&levels[1..]).map(|(random, level)| (&random[..], Some((&level.of_cell[..], level.n.len())))).collect();
+        // The later factors' blocks S_l, B_l in the first factor's pass over the cells.
+        let (mut model, blocks) = Self::from_levels(&columns, structure, Some((&levels[0].of_cell, levels[0].n.len())), &later)?;
         model.group_index = copied(&levels[0].index, MODEL)?;
-        let fixed_and_response: Vec<Affine> = model.fixed.iter().copied().chain(std::iter::once(model.response)).collect();
         let mut others = Vec::with_capacity(factors.len() - 1);
         let mut offset = 0;
-        for (factor, level) in factors.iter().zip(&levels).skip(1) {
-            let random = random_columns(&columns, &factor.random, &factor.blocks);
-            let (zz, zxy) = level_blocks(&cells, &random, &fixed_and_response, Some((&level.of_cell, level.n.len())))?;
+        for (((factor, level), random), (zz, zxy)) in factors.iter().zip(&levels).skip(1).zip(randoms).zip(blocks) {
             let (theta_positions, lower) = theta_layout(&factor.blocks);
             model.lower.extend(lower);
             others.push(OtherFactor {
