@@ -1769,3 +1769,87 @@ mod tests {
         }
     }
 }
+
+impl DenseKernels {
+    /// C += Σ_g a_g b_gᵀ on and below the diagonal of the n × n column-major C, over k pairs
+    /// of rows (a_g, b_g) of n values each, which `gather(first, a, b)` writes (rows
+    /// first..first + len into the row-major len × n panels `a` and `b`, len at most one
+    /// packed block's depth, 256): a weighted Gram matrix (b_g = m_g, a_g = w_g m_g gives Σ_g w_g m_g m_gᵀ)
+    /// from rows that exist nowhere as a matrix, formed block by block (so memory stays
+    /// O(256 n) whatever k) as packed products AᵀB with this module's
+    /// micro-kernel, on the calling thread: n(n + 1)/2 · k multiply-adds, about a fifth of the
+    /// time of a scalar loop kept in registers (InstEval's 73,421 cells and 29 columns). Each
+    /// entry is the sum of its blocks' sums in block order, the same on every run.
+    ///
+    /// # Errors
+    /// `TooLarge` when the panels or the packing buffers do not fit in memory.
+    ///
+    /// # Panics
+    /// When `c` holds fewer than n² values.
+    // Inlined, with `gather`, into the caller (compiled for AVX2 by the statistics' sums).
+    #[inline(always)]
+    pub(crate) fn add_gathered_products(n: usize, k: usize, c: &mut [f64], gather: impl FnMut(usize, &mut [f64], &mut [f64])) -> Result<()> {
+        gathered_products_on(Isa::detected(), n, k, c, gather)
+    }
+}
+
+/// [`DenseKernels::add_gathered_products`] with the micro-kernel of `isa` (detected).
+#[inline(always)]
+fn gathered_products_on(isa: Isa, n: usize, k: usize, c: &mut [f64], mut gather: impl FnMut(usize, &mut [f64], &mut [f64])) -> Result<()> {
+    assert!(c.len() >= n * n);
+    if n == 0 || k == 0 {
+        return Ok(());
+    }
+    const PANELS: &str = "the blocks of rows of a weighted cross-product";
+    let depth = KC.min(k);
+    let (mut a, mut b) = (filled(&[depth, n], 0.0, PANELS)?, filled(&[depth, n], 0.0, PANELS)?);
+    // Packing for n rows and columns of C (at most MC and NC of them at once) and KC products.
+    let mut packing =
+        Packing { a: filled(&[n.min(MC).div_ceil(MR_MAX) * MR_MAX, depth], 0.0, WHAT)?, b: filled(&[depth, n.min(NC).div_ceil(NR) * NR], 0.0, WHAT)? };
+    for first in (0..k).step_by(depth) {
+        let len = depth.min(k - first);
+        gather(first, &mut a[..len * n], &mut b[..len * n]);
+        // Aᵀ (element (i, p) = a[p n + i]) and B, read in place.
+        let left = Operand { data: a.as_ptr(), rs: 1, cs: n, lower: false };
+        let right = Operand { data: b.as_ptr(), rs: n, cs: 1, lower: false };
+        let target = Target { data: c.as_mut_ptr(), ld: n, lower: Some(0) };
+        // SAFETY: the panels hold len × n values each, C (borrowed mutably) n × n and overlaps
+        // neither; the packing holds blocks of min(n, MC) rows, `depth` products and
+        // min(n, NC) columns; `isa` was detected.
+        unsafe { product_on(isa, &mut packing, n, n, len, 1.0, left, right, target) };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod gathered_tests {
+    use super::*;
+
+    #[test]
+    fn gathered_products_sum_the_weighted_outer_products() {
+        // k = 700 rows (two whole blocks and a part) of n = 37 columns (tiles cut at both
+        // edges): C on and below the diagonal is Σ_g w_g m_g m_gᵀ summed directly, above it
+        // untouched, for every instruction set.
+        let (n, k) = (37, 700);
+        let m = |g: usize, i: usize| ((g * 31 + i * 17) % 29) as f64 / 7.0 - 2.0;
+        let w = |g: usize| 1.0 + (g % 5) as f64;
+        for isa in Isa::available() {
+            let mut c = vec![0.5; n * n];
+            gathered_products_on(isa, n, k, &mut c, |first, a, b| {
+                for (p, (ra, rb)) in a.chunks_exact_mut(n).zip(b.chunks_exact_mut(n)).enumerate() {
+                    for i in 0..n {
+                        rb[i] = m(first + p, i);
+                        ra[i] = w(first + p) * rb[i];
+                    }
+                }
+            })
+            .unwrap();
+            for j in 0..n {
+                for i in 0..n {
+                    let expected = 0.5 + if i >= j { (0..k).map(|g| w(g) * m(g, i) * m(g, j)).sum::<f64>() } else { 0.0 };
+                    assert!((c[i + j * n] - expected).abs() <= 1e-12 * expected.abs().max(1.0), "{isa:?} ({i}, {j})");
+                }
+            }
+        }
+    }
+}

@@ -254,7 +254,7 @@ impl LinearMixedModel {
             return Err(HnmError::InvalidArgument { argument: "stats", reason: "must keep every co-moment per group with one grouping factor" });
         }
         let (stats, group_index) = stats.nonempty()?;
-        let mut model = Self::from_levels(&ColumnSummary::of(&stats), structure, None)?;
+        let (mut model, _) = Self::from_levels(&ColumnSummary::of(&stats), structure, None, &[])?;
         model.group_index = group_index;
         Ok(model)
     }
@@ -263,7 +263,11 @@ impl LinearMixedModel {
     /// a model with several factors reads again), whose levels are the groups themselves or,
     /// with `levels` = (the level of each group, the number of levels), the first factor's
     /// levels of a model with several (the groups then are cells); `group_index` is left empty.
-    fn from_levels(columns: &ColumnSummary<'_>, structure: Structure, levels: Option<(&[usize], usize)>) -> Result<Self> {
+    /// With them, the blocks S_l, B_l of the later factors `later` (in the same pass over the
+    /// cells, [`level_blocks`]) are returned too, in their order.
+    fn from_levels(
+        columns: &ColumnSummary<'_>, structure: Structure, levels: Option<(&[usize], usize)>, later: &[statistics::FactorColumns<'_>],
+    ) -> Result<(Self, Vec<statistics::LevelBlocks>)> {
         let stats = columns.stats;
         let m = levels.map_or(stats.groups(), |(_, m)| m);
         if m < 2 {
@@ -284,7 +288,7 @@ impl LinearMixedModel {
         let mut all_columns: Vec<Affine> = structure.fixed.iter().map(|&t| affine(t, fixed_centred)).collect();
         all_columns.push(response);
         // [X y]ᵀ[X y] over every column of X, from which the kept columns' F is taken.
-        let all_xy = symmetric_cross_products(stats, &all_columns);
+        let all_xy = symmetric_cross_products(stats, &all_columns)?;
         let (width, all_p) = (all_columns.len(), all_columns.len() - 1);
         let kept = full_rank_columns(&principal_submatrix(&all_xy, width, &(0..all_p).collect::<Vec<_>>()), all_p);
         let fixed: Vec<Affine> = kept.iter().map(|&f| all_columns[f]).collect();
@@ -294,7 +298,9 @@ impl LinearMixedModel {
         fixed_and_response.push(response);
         let selected: Vec<usize> = kept.iter().copied().chain(std::iter::once(all_p)).collect();
         let xy = principal_submatrix(&all_xy, width, &selected);
-        let (zz, zxy) = level_blocks(stats, &random, &fixed_and_response, levels)?;
+        let factors: Vec<statistics::FactorColumns<'_>> = std::iter::once((&random[..], levels)).chain(later.iter().copied()).collect();
+        let mut blocks = level_blocks(stats, &factors, &fixed_and_response)?;
+        let (zz, zxy) = blocks.remove(0);
         let (theta_positions, lower) = theta_layout(&structure.blocks);
         let one_way = match levels {
             None => one_way_statistics(stats, &structure, &collected(0..m, "the indices of the groups")?)?,
@@ -310,7 +316,7 @@ impl LinearMixedModel {
                 n
             }
         };
-        Ok(LinearMixedModel {
+        let model = LinearMixedModel {
             to_user_fixed: to_user_map(&fixed, &[fixed.len()]),
             to_user_random: to_user_map(&random, &structure.blocks),
             structure,
@@ -331,7 +337,8 @@ impl LinearMixedModel {
             one_way,
             several: None,
             revision: next_revision(),
-        })
+        };
+        Ok((model, blocks))
     }
 
     /// A copy, its per-group blocks allocated fallibly (`clone` aborts when memory runs out).

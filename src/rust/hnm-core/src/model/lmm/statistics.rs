@@ -8,6 +8,7 @@ use super::{next_revision, one_way_statistics, LinearMixedModel};
 use crate::data::blocks::vectorised;
 use crate::data::cross_products::CrossProducts;
 use crate::error::{HnmError, Result};
+use crate::numerics::blocked::DenseKernels;
 use crate::numerics::memory::filled;
 
 /// Squared relative norm below which a fixed-effect column counts as a linear combination of
@@ -134,9 +135,15 @@ impl LinearMixedModel {
 /// group Σ_i ũ ṽ = W̃_uv + n m̃_u m̃_v as [`GroupMoments::product`] forms it, the W̃ of the
 /// pairs the groups keep gathered first into a dense scratch (zeros elsewhere), so that the
 /// loop over the pairs is one multiply-add each: F over InstEval's 73,421 cells and 29
-/// columns is 32 million of them. Without such pairs, [`add_between_products`] forms the sums.
-/// Compiled for AVX2 where the processor has it ([`vectorised`]: the same sums).
-pub(crate) fn symmetric_cross_products(stats: &CrossProducts, columns: &[Affine]) -> Vec<f64> {
+/// columns is 32 million of them. Without such pairs, [`add_between_products`] forms the sums,
+/// or from [`GATHERED_WORK`] multiply-adds and [`GATHERED_COLUMNS`] columns
+/// [`gathered_between_products`] (the same products,
+/// summed in another order). Compiled for AVX2 where the processor has it ([`vectorised`]:
+/// the same sums).
+///
+/// # Errors
+/// `TooLarge` when the blocks of [`gathered_between_products`] do not fit in memory.
+pub(crate) fn symmetric_cross_products(stats: &CrossProducts, columns: &[Affine]) -> Result<Vec<f64>> {
     vectorised(
         true,
         #[inline(always)]
@@ -144,9 +151,10 @@ pub(crate) fn symmetric_cross_products(stats: &CrossProducts, columns: &[Affine]
     )
 }
 
-/// [`symmetric_cross_products`] as the portable code computes it.
+/// [`symmetric_cross_products`] as the portable code computes it (the products of
+/// [`gathered_between_products`] by the processor's micro-kernel).
 #[inline(always)]
-fn cross_products_of(stats: &CrossProducts, columns: &[Affine]) -> Vec<f64> {
+fn cross_products_of(stats: &CrossProducts, columns: &[Affine]) -> Result<Vec<f64>> {
     let c = columns.len();
     let maps = column_maps(columns);
     let mut out = vec![0.0; c * c];
@@ -161,7 +169,9 @@ fn cross_products_of(stats: &CrossProducts, columns: &[Affine]) -> Vec<f64> {
             }
         }
     }
-    if kept.is_empty() {
+    if kept.is_empty() && c >= GATHERED_COLUMNS && stats.groups().saturating_mul(c * (c + 1) / 2) >= GATHERED_WORK {
+        gathered_between_products(stats, &maps, &mut out)?;
+    } else if kept.is_empty() {
         add_between_products(stats, &maps, &mut out);
     } else {
         let (mut means, mut within) = (vec![0.0; c], vec![0.0; c * c]);
@@ -190,7 +200,46 @@ fn cross_products_of(stats: &CrossProducts, columns: &[Affine]) -> Vec<f64> {
             out[v * c + u] = out[u * c + v];
         }
     }
-    out
+    Ok(out)
+}
+
+/// The multiply-adds of [`add_between_products`]' sums (groups × c(c + 1)/2) from which
+/// [`gathered_between_products`] forms them: below, a scalar loop's few milliseconds at most,
+/// its sums in the groups' order (and equal bits whatever the processor).
+const GATHERED_WORK: usize = 1 << 22;
+/// The columns from which [`gathered_between_products`] forms the sums: fewer fill the
+/// micro-kernel's tiles (up to 16 × 6) too sparsely to gain.
+const GATHERED_COLUMNS: usize = 16;
+
+/// [`add_between_products`]' sums Σ_j (n_j m̃_j)ᵤ m̃_jv (v ≤ u) as packed products
+/// ([`DenseKernels::add_gathered_products`]): the groups' rows n_j m̃_j and m̃_j gathered by
+/// blocks, their products summed per block by the SIMD micro-kernel of the dense core (for
+/// InstEval's 73,421 cells and 29 columns about a fifth of the time of the scalar loop). Each
+/// product is the scalar loop's; the sums differ from its only by rounding (a block's sum
+/// added at once rather than group by group), and are the same on every run.
+///
+/// # Errors
+/// `TooLarge` when the blocks do not fit in memory.
+#[inline(always)]
+fn gathered_between_products(stats: &CrossProducts, maps: &[ColumnMap], out: &mut [f64]) -> Result<()> {
+    let c = maps.len();
+    // C's lower triangle, column-major: (u, v) at u + v c.
+    let mut lower = filled(&[c, c], 0.0, "the cross-products of the fixed effects")?;
+    DenseKernels::add_gathered_products(c, stats.groups(), &mut lower, |first, weighted, means| {
+        for (j, (weighted, means)) in (first..).zip(weighted.chunks_exact_mut(c).zip(means.chunks_exact_mut(c))) {
+            let group = GroupMoments::of(stats, j);
+            for ((w, m), map) in weighted.iter_mut().zip(means.iter_mut()).zip(maps) {
+                *m = group.mean(map);
+                *w = group.n * *m;
+            }
+        }
+    })?;
+    for u in 0..c {
+        for v in 0..=u {
+            out[u * c + v] += lower[u + v * c];
+        }
+    }
+    Ok(())
 }
 
 /// [`symmetric_cross_products`]'s sums Σ_j n_j m̃_ju m̃_jv (v ≤ u, `out` row-major) when no pair
@@ -240,62 +289,102 @@ fn add_between_products(stats: &CrossProducts, maps: &[ColumnMap], out: &mut [f6
     }
 }
 
-/// Each level's S_j = Z̃ᵀZ̃ (q × q) and B_j = Z̃ᵀ[X̃ ỹ] (q × (p + 1)), level-major: the groups'
-/// own, or with `levels` = (the level of each group, the number of levels) the sums over each
-/// level's groups (the cells of a model with several factors). Compiled for AVX2 where the
-/// processor has it ([`vectorised`]: the same sums).
+/// A grouping factor as [`level_blocks`] reads it: its random-effects columns and, for the
+/// levels of a model with several factors, (the level of each group, the number of levels);
+/// None when its levels are the groups themselves.
+pub(crate) type FactorColumns<'a> = (&'a [Affine], Option<(&'a [usize], usize)>);
+
+/// A factor's blocks S_j and B_j of every level, level-major (from [`level_blocks`]).
+pub(crate) type LevelBlocks = (Vec<f64>, Vec<f64>);
+
+/// Each level's S_j = Z̃ᵀZ̃ (q × q) and B_j = Z̃ᵀ[X̃ ỹ] (q × (p + 1)), level-major, of each
+/// factor of `factors` ([`FactorColumns`]): the groups' own, or the sums over each level's
+/// groups (the cells of a model with several factors). One pass over the groups for all the
+/// factors, each group's means of [X y] formed once (for InstEval's two factors and 29
+/// columns of [X y], half the means of a pass per factor); each factor's sums are those of a
+/// pass of its own. Compiled for AVX2 where the processor has it ([`vectorised`]: the same
+/// sums).
 ///
 /// # Errors
 /// `TooLarge` when the blocks do not fit in memory.
-pub(crate) fn level_blocks(
-    stats: &CrossProducts, random: &[Affine], fixed_and_response: &[Affine], levels: Option<(&[usize], usize)>,
-) -> Result<(Vec<f64>, Vec<f64>)> {
+pub(crate) fn level_blocks(stats: &CrossProducts, factors: &[FactorColumns<'_>], fixed_and_response: &[Affine]) -> Result<Vec<LevelBlocks>> {
     vectorised(
         true,
         #[inline(always)]
-        || level_blocks_of(stats, random, fixed_and_response, levels),
+        || level_blocks_of(stats, factors, fixed_and_response),
     )
+}
+
+/// One factor's part of [`level_blocks`]: its blocks and what each group's update reads.
+struct FactorSums<'a> {
+    levels: Option<(&'a [usize], usize)>,
+    random: Vec<ColumnMap>,
+    zz: Vec<f64>,
+    zxy: Vec<f64>,
+    /// The within-group parts of S's pairs (v ≤ u), in order.
+    s_parts: Vec<Option<WithinPart>>,
+    /// Per row u of B_j, the columns v whose W̃_uv the groups keep; the others' stay 0 in its
+    /// scratch row (`within_b`), so that the loop over v is one multiply-add each (29 per cell
+    /// for InstEval).
+    b_kept: Vec<Vec<(usize, WithinPart)>>,
+    mean_z: Vec<f64>,
+    within_b: Vec<f64>,
 }
 
 /// [`level_blocks`] as the portable code computes them.
 #[inline(always)]
-fn level_blocks_of(stats: &CrossProducts, random: &[Affine], fixed_and_response: &[Affine], levels: Option<(&[usize], usize)>) -> Result<(Vec<f64>, Vec<f64>)> {
-    let (q, p1) = (random.len(), fixed_and_response.len());
-    let m = levels.map_or(stats.groups(), |(_, m)| m);
-    let mut zz = filled(&[m, q, q], 0.0, "the groups' blocks Z'Z")?;
-    let mut zxy = filled(&[m, q, p1], 0.0, "the groups' blocks Z'[X y]")?;
-    let (random, others) = (column_maps(random), column_maps(fixed_and_response));
+fn level_blocks_of(stats: &CrossProducts, factors: &[FactorColumns<'_>], fixed_and_response: &[Affine]) -> Result<Vec<LevelBlocks>> {
+    let p1 = fixed_and_response.len();
+    let others = column_maps(fixed_and_response);
     let within = |u: &ColumnMap, v: &ColumnMap| WithinPart::of(stats, u, v);
-    let s_parts: Vec<_> = random.iter().enumerate().flat_map(|(u, zu)| random[..=u].iter().map(move |zv| (zu, zv))).map(|(u, v)| within(u, v)).collect();
-    // Per row u of B_j, the columns v whose W̃_uv the groups keep; the others' stay 0 in its
-    // scratch row, so that the loop over v is one multiply-add each (29 per cell for InstEval).
-    let b_kept: Vec<Vec<(usize, WithinPart)>> =
-        random.iter().map(|zu| others.iter().enumerate().filter_map(|(v, xv)| Some((v, within(zu, xv)?))).collect()).collect();
-    let (mut mean_z, mut mean_xy, mut within_b) = (vec![0.0; q], vec![0.0; p1], vec![0.0; q * p1]);
+    let mut sums = Vec::with_capacity(factors.len());
+    for &(random, levels) in factors {
+        let q = random.len();
+        let m = levels.map_or(stats.groups(), |(_, m)| m);
+        let random = column_maps(random);
+        sums.push(FactorSums {
+            levels,
+            zz: filled(&[m, q, q], 0.0, "the groups' blocks Z'Z")?,
+            zxy: filled(&[m, q, p1], 0.0, "the groups' blocks Z'[X y]")?,
+            s_parts: random.iter().enumerate().flat_map(|(u, zu)| random[..=u].iter().map(move |zv| (zu, zv))).map(|(u, v)| within(u, v)).collect(),
+            b_kept: random.iter().map(|zu| others.iter().enumerate().filter_map(|(v, xv)| Some((v, within(zu, xv)?))).collect()).collect(),
+            mean_z: vec![0.0; q],
+            within_b: vec![0.0; q * p1],
+            random,
+        });
+    }
+    let mut mean_xy = vec![0.0; p1];
     for g in 0..stats.groups() {
-        let j = levels.map_or(g, |(of_group, _)| of_group[g]);
-        let (s, b) = (&mut zz[j * q * q..(j + 1) * q * q], &mut zxy[j * q * p1..(j + 1) * q * p1]);
         let group = GroupMoments::of(stats, g);
-        for (m, map) in mean_z.iter_mut().zip(&random).chain(mean_xy.iter_mut().zip(&others)) {
+        for (m, map) in mean_xy.iter_mut().zip(&others) {
             *m = group.mean(map);
         }
-        let mut s_part = s_parts.iter();
-        for u in 0..q {
-            for v in 0..=u {
-                s[u * q + v] += group.product_of(*s_part.next().expect("a part per pair"), mean_z[u], mean_z[v]);
-                s[v * q + u] = s[u * q + v];
+        for factor in &mut sums {
+            let q = factor.random.len();
+            let j = factor.levels.map_or(g, |(of_group, _)| of_group[g]);
+            let (s, b) = (&mut factor.zz[j * q * q..(j + 1) * q * q], &mut factor.zxy[j * q * p1..(j + 1) * q * p1]);
+            for (m, map) in factor.mean_z.iter_mut().zip(&factor.random) {
+                *m = group.mean(map);
             }
-            let within_row = &mut within_b[u * p1..(u + 1) * p1];
-            for &(v, part) in &b_kept[u] {
-                within_row[v] = group.within(part);
-            }
-            let n_mean = group.n * mean_z[u];
-            for ((b, w), m) in b[u * p1..(u + 1) * p1].iter_mut().zip(&*within_row).zip(&mean_xy) {
-                *b += w + n_mean * m;
+            let mean_z = &factor.mean_z;
+            let mut s_part = factor.s_parts.iter();
+            for u in 0..q {
+                for v in 0..=u {
+                    s[u * q + v] += group.product_of(*s_part.next().expect("a part per pair"), mean_z[u], mean_z[v]);
+                    s[v * q + u] = s[u * q + v];
+                }
+                let within_row = &mut factor.within_b[u * p1..(u + 1) * p1];
+                for &(v, part) in &factor.b_kept[u] {
+                    within_row[v] = group.within(part);
+                }
+                let n_mean = group.n * mean_z[u];
+                for ((b, w), m) in b[u * p1..(u + 1) * p1].iter_mut().zip(&*within_row).zip(&mean_xy) {
+                    *b += w + n_mean * m;
+                }
             }
         }
     }
-    Ok((zz, zxy))
+    Ok(sums.into_iter().map(|f| (f.zz, f.zxy)).collect())
 }
 
 /// The columns of X (n × n cross-product `f`) kept in order: a column whose squared residual
@@ -334,6 +423,39 @@ mod tests {
     }
 
     #[test]
+    fn the_gathered_cross_products_are_the_rows_sums() {
+        // 20 variables in 24,000 cells of 60,000 rows, pooled without per-cell pairs (as
+        // InstEval's service * dept): F from the packed products is Σ_i ũ ṽ over the rows,
+        // summed here directly, to rounding.
+        let (count, cells, k) = (60_000usize, 24_000usize, 20usize);
+        let values: Vec<Vec<f64>> = (0..k)
+            .map(|c| {
+                (0..count).map(|i| (((i * (2 * c + 3) + i / 7) % 23) as f64 - 11.0) * 0.75f64.powi(c as i32 % 4) + if c == 1 { 1e6 } else { 0.0 }).collect()
+            })
+            .collect();
+        let columns: Vec<Column<'_>> = values.iter().map(|v| Column::Double(v)).collect();
+        let codes: Vec<i32> = (0..count).map(|i| ((i * 7919) % cells) as i32 + 1).collect();
+        let pass = CrossProducts::pooled_from_columns_on_threads(&columns, GroupColumn::Codes(&codes), cells, &[], 1, &Never).unwrap();
+        let summary = ColumnSummary::of(&pass.stats);
+        let terms: Vec<Term> = std::iter::once(Term::Intercept).chain((1..k).map(Term::Variable)).chain(std::iter::once(Term::Variable(0))).collect();
+        let fixed: Vec<Affine> = terms.iter().map(|&t| summary.affine(t, true)).collect();
+        let f = symmetric_cross_products(&pass.stats, &fixed).unwrap();
+        let w = fixed.len();
+        let column = |a: &Affine, i: usize| match a.term {
+            Term::Intercept => 1.0,
+            // ((v − p) − shift)/scale, v − p exact (the pilot p is one of the values).
+            Term::Variable(v) => ((values[v][i] - pass.stats.pilot()[v]) - a.shift) / a.scale,
+        };
+        for u in 0..w {
+            for v in 0..w {
+                let direct: f64 = (0..count).map(|i| column(&fixed[u], i) * column(&fixed[v], i)).sum();
+                let scale = (f[u * w + u] * f[v * w + v]).sqrt();
+                assert!((f[u * w + v] - direct).abs() <= 1e-12 * scale, "({u}, {v}): {} against {direct}", f[u * w + v]);
+            }
+        }
+    }
+
+    #[test]
     fn the_wide_sums_give_the_portable_bits() {
         // 13 variables (one offset by 1e6) in 600 cells of 100 levels, without and with pairs
         // kept per cell: F, the levels' blocks and the summaries bit for bit those of the code
@@ -354,11 +476,12 @@ mod tests {
                 .chain(std::iter::once(Term::Variable(0)))
                 .map(|t| summary.affine(t, true))
                 .collect();
-            assert_eq!(bits(&symmetric_cross_products(stats, &fixed)), bits(&cross_products_of(stats, &fixed)));
+            assert_eq!(bits(&symmetric_cross_products(stats, &fixed).unwrap()), bits(&cross_products_of(stats, &fixed).unwrap()));
             let random: Vec<Affine> =
                 std::iter::once(Term::Intercept).chain(group.iter().map(|&a| Term::Variable(a))).map(|t| summary.affine(t, false)).collect();
-            let (zz, zxy) = level_blocks(stats, &random, &fixed, Some((&levels, 100))).unwrap();
-            let (zz_portable, zxy_portable) = level_blocks_of(stats, &random, &fixed, Some((&levels, 100))).unwrap();
+            let factors = [(&random[..], Some((&levels[..], 100)))];
+            let (zz, zxy) = level_blocks(stats, &factors, &fixed).unwrap().remove(0);
+            let (zz_portable, zxy_portable) = level_blocks_of(stats, &factors, &fixed).unwrap().remove(0);
             assert_eq!((bits(&zz), bits(&zxy)), (bits(&zz_portable), bits(&zxy_portable)));
             let (n, mean, total) = stats.variable_summaries();
             let (n_portable, mean_portable, total_portable) = stats.portable_summaries_of(&(0..13).collect::<Vec<_>>());

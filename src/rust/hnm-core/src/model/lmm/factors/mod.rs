@@ -52,7 +52,7 @@
 //! what is read from them (the gradient, the random effects); in [`nested`] the same for a
 //! nested chain, level by level.
 
-use super::statistics::{level_blocks, GroupMoments};
+use super::statistics::{GroupMoments, WithinPart};
 use super::structure::{check_structure, column_maps, theta_layout, to_user_map, Affine, ColumnMap, ColumnSummary, FactorTerms};
 use super::{LinearMixedModel, Structure, Term};
 use crate::data::cross_products::CrossProducts;
@@ -98,7 +98,7 @@ pub(crate) struct OtherFactor {
     /// Each level's place among the factor's blocks in the core: its rows start at
     /// `offset + position[l] · q` ([`OtherFactor::core_row`]). The levels' order but in a
     /// dense core of scalar factors, whose levels met by the most fronts come last
-    /// ([`Several::order_core_by_fronts`]).
+    /// ([`positions_by_fronts`]).
     pub(crate) position: Vec<usize>,
 }
 
@@ -191,57 +191,6 @@ impl Several {
 
     fn core_row(&self, (factor, level): (usize, usize)) -> usize {
         self.others[factor].core_row(level)
-    }
-
-    /// Places the levels of each later factor in the core by the number of the first
-    /// factor's levels that couple to them, the most last (ties in the levels' order), and
-    /// lays the fronts (and their blocks of ZᵀZ, `values`) out again for it, a first factor
-    /// of `q0` columns. Of a scalar first factor's front norms
-    /// ‖L_c⁻¹W_{j,R}ᵀ‖² ([`DenseKernels::sparse_product_norms`]), each of W_j's rows r costs
-    /// nr − r multiply-adds (L_c⁻¹ is lower triangular: its column r has nr − r rows), so
-    /// that the rows that most fronts hold cost least last: for InstEval's 1,128 lecturers,
-    /// whom its 2,972 students meet up to 92 each (73,421 pairs), 2.25 times fewer
-    /// (4.3e7 → 1.9e7 per evaluation). The factorisation's work does not change (the core
-    /// is dense), nor the order of the random effects outside the core.
-    ///
-    /// # Errors
-    /// `TooLarge` when the counts do not fit in memory.
-    fn order_core_by_fronts(&mut self, q0: usize, p1: usize) -> Result<()> {
-        for (f, other) in self.others.iter_mut().enumerate() {
-            let mut met = filled(&[other.levels()], 0usize, MODEL)?;
-            for coupling in self.fronts.iter().filter(|c| c.row.0 == f) {
-                met[coupling.row.1] += 1;
-            }
-            let mut order = collected(0..other.levels(), MODEL)?;
-            order.sort_by_key(|&l| met[l]);
-            for (place, &l) in order.iter().enumerate() {
-                other.position[l] = place;
-            }
-        }
-        let others = &self.others;
-        let row_of = |c: &Coupling| others[c.row.0].core_row(c.row.1);
-        for j in 0..self.front_start.len() - 1 {
-            let couplings = &mut self.fronts[self.front_start[j]..self.front_start[j + 1]];
-            couplings.sort_unstable_by_key(row_of);
-            let mut rows = self.front_rows[self.width_start[j]..self.width_start[j + 1] - p1].iter_mut();
-            for coupling in couplings.iter() {
-                let (other, row) = (&others[coupling.row.0], row_of(coupling));
-                for (target, value) in rows.by_ref().take(other.q).zip(row..) {
-                    *target = value;
-                }
-            }
-        }
-        // The blocks again in the fronts' order, then the pairs' (read in turn by each
-        // evaluation: in the old order within each level, the Zipf-shaped bench's
-        // factorisation and gradient took a tenth longer).
-        let mut values = with_capacity(&[self.values.len()], MODEL)?;
-        let fronts = self.fronts.iter_mut().map(|c| (others[c.row.0].q * q0, c));
-        for (size, coupling) in fronts.chain(self.pairs.iter_mut().map(|c| (others[c.row.0].q * others[c.column.0].q, c))) {
-            values.extend_from_slice(&self.values[coupling.value..coupling.value + size]);
-            coupling.value = values.len() - size;
-        }
-        self.values = values;
-        Ok(())
     }
 
     pub(crate) fn try_clone(&self) -> Result<Self> {
@@ -360,34 +309,214 @@ pub(crate) fn random_columns(columns: &ColumnSummary<'_>, random: &[Term], block
     out
 }
 
+/// Whether two of the factors (their modelled `levels`) are crossed: a level of one shares
+/// cells with two levels of a later one. Otherwise each is nested in every later one, and
+/// [`nested::NestedChain::of`], whose test this is, gives their chain.
+///
+/// # Errors
+/// `TooLarge` when the maps do not fit in memory.
+fn crossed(levels: &[Levels]) -> Result<bool> {
+    for (k, earlier) in levels.iter().enumerate() {
+        for later in &levels[k + 1..] {
+            let mut parent = filled(&[earlier.n.len()], usize::MAX, MODEL)?;
+            for (&a, &b) in earlier.of_cell.iter().zip(&later.of_cell) {
+                if parent[a] == usize::MAX {
+                    parent[a] = b;
+                } else if parent[a] != b {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// The kept cells bucketed by the first factor's level (dense, < `m0`): level j's are
+/// `cells[start[j]..start[j + 1]]`, in increasing order (a counting sort, O(cells + m0)).
+struct ByLevel {
+    start: Vec<usize>,
+    cells: Vec<usize>,
+}
+
+fn cells_by_level(of_cell: &[usize], m0: usize) -> Result<ByLevel> {
+    let mut start = filled(&[m0 + 1], 0usize, MODEL)?;
+    for &j in of_cell {
+        start[j + 1] += 1;
+    }
+    for j in 0..m0 {
+        start[j + 1] += start[j];
+    }
+    let mut next = copied(&start[..m0], MODEL)?;
+    let mut cells = filled(&[of_cell.len()], 0usize, MODEL)?;
+    for (cell, &j) in of_cell.iter().enumerate() {
+        cells[next[j]] = cell;
+        next[j] += 1;
+    }
+    Ok(ByLevel { start, cells })
+}
+
+/// The place of each level of a later factor (`level`) in the core by the number of the
+/// first factor's levels that couple to it (share a cell with it), the most last (ties in
+/// the levels' order), for a dense core of scalar factors. Of a scalar first factor's front
+/// norms ‖L_c⁻¹W_{j,R}ᵀ‖² ([`DenseKernels::sparse_product_norms`]), each of W_j's rows r
+/// costs nr − r multiply-adds (L_c⁻¹ is lower triangular: its column r has nr − r rows), so
+/// that the rows that most fronts hold cost least last: for InstEval's 1,128 lecturers,
+/// whom its 2,972 students meet up to 92 each (73,421 pairs), 2.25 times fewer
+/// (4.3e7 → 1.9e7 per evaluation). The factorisation's work does not change (the core is
+/// dense), nor the order of the random effects outside the core.
+///
+/// # Errors
+/// `TooLarge` when the counts do not fit in memory.
+fn positions_by_fronts(by_level: &ByLevel, level: &Levels) -> Result<Vec<usize>> {
+    let m = level.n.len();
+    // Per level, the first factor's level that met it last, and how many met it.
+    let (mut last, mut met) = (filled(&[m], usize::MAX, MODEL)?, filled(&[m], 0usize, MODEL)?);
+    for (j, bucket) in by_level.start.windows(2).enumerate() {
+        for &cell in &by_level.cells[bucket[0]..bucket[1]] {
+            let l = level.of_cell[cell];
+            if last[l] != j {
+                last[l] = j;
+                met[l] += 1;
+            }
+        }
+    }
+    let mut order = collected(0..m, MODEL)?;
+    order.sort_by_key(|&l| met[l]);
+    let mut position = last;
+    for (place, &l) in order.iter().enumerate() {
+        position[l] = place;
+    }
+    Ok(position)
+}
+
+/// The first factor's fronts: level j's couplings `fronts[front_start[j]..front_start[j + 1]]`
+/// by core row, and their blocks Z_fᵀZ₀ (q_f × q₀ row-major each) in `values` in the same
+/// order.
+struct Fronts {
+    front_start: Vec<usize>,
+    fronts: Vec<Coupling>,
+    values: Vec<f64>,
+}
+
+/// [`Fronts`] of the kept `cells` bucketed by the first factor's level (`by_level`), the
+/// factors' modelled `levels`, the later factors `others` (their core positions set) and the
+/// column maps of every factor: per level j, the later factors' levels its cells meet,
+/// ordered by core row and given their blocks' place, then each cell's block Σ ũ ṽ
+/// ([`GroupMoments::product`]) added to its coupling's, the cells in their order. So the
+/// fronts are laid out once, in the order that each evaluation reads them (a cache miss per
+/// coupling for InstEval when read through the later factors' order), with no sort of the
+/// cells.
+///
+/// # Errors
+/// `TooLarge` when they do not fit in memory.
+fn fronts(cells: &CrossProducts, by_level: &ByLevel, levels: &[Levels], others: &[OtherFactor], maps: &[Vec<ColumnMap>]) -> Result<Fronts> {
+    let (m0, q0) = (by_level.start.len() - 1, maps[0].len());
+    let mut front_start = with_capacity(&[m0 + 1], MODEL)?;
+    front_start.push(0);
+    let (mut fronts, mut values) = (Vec::new(), Vec::new());
+    // Per later factor and level: the first factor's level that met it last and the offset
+    // of their block in `values`.
+    let mut last = Vec::with_capacity(others.len());
+    let mut block = Vec::with_capacity(others.len());
+    for other in others {
+        last.push(filled(&[other.levels()], usize::MAX, MODEL)?);
+        block.push(filled(&[other.levels()], 0usize, MODEL)?);
+    }
+    let mut means: Vec<Vec<f64>> = maps.iter().map(|m| vec![0.0; m.len()]).collect();
+    // Per later factor, the within-cell parts of its blocks' entries (u, v), row-major.
+    let parts: Vec<Vec<Option<WithinPart>>> =
+        maps[1..].iter().map(|rows| rows.iter().flat_map(|row| maps[0].iter().map(move |column| WithinPart::of(cells, row, column))).collect()).collect();
+    // A level's couplings before they are placed: (core row, factor, level).
+    let mut found: Vec<(usize, usize, usize)> = Vec::new();
+    for (j, bucket) in by_level.start.windows(2).enumerate() {
+        let bucket = &by_level.cells[bucket[0]..bucket[1]];
+        found.clear();
+        for &cell in bucket {
+            for (f, last) in last.iter_mut().enumerate() {
+                let l = levels[f + 1].of_cell[cell];
+                if last[l] != j {
+                    last[l] = j;
+                    crate::numerics::memory::push(&mut found, (others[f].core_row(l), f, l), MODEL)?;
+                }
+            }
+        }
+        found.sort_unstable();
+        for &(_, f, l) in &found {
+            let size = others[f].q * q0;
+            values.try_reserve(size).map_err(|_| HnmError::TooLarge { what: MODEL, bytes: 8 * (values.len() + size) as u128 })?;
+            block[f][l] = values.len();
+            crate::numerics::memory::push(&mut fronts, Coupling { row: (f, l), column: (0, j), value: values.len() }, MODEL)?;
+            values.resize(values.len() + size, 0.0);
+        }
+        crate::numerics::memory::push(&mut front_start, fronts.len(), MODEL)?;
+        for &cell in bucket {
+            let group = GroupMoments::of(cells, cell);
+            for (m, map) in means.iter_mut().zip(maps) {
+                for (m, map) in m.iter_mut().zip(map) {
+                    *m = group.mean(map);
+                }
+            }
+            let mean_b = &means[0];
+            for (f, (mean_a, parts)) in means[1..].iter().zip(&parts).enumerate() {
+                let offset = block[f][levels[f + 1].of_cell[cell]];
+                let products = mean_a.iter().flat_map(|&mean_u| mean_b.iter().map(move |&mean_v| (mean_u, mean_v)));
+                for ((value, &part), (mean_u, mean_v)) in values[offset..offset + parts.len()].iter_mut().zip(parts).zip(products) {
+                    *value += group.product_of(part, mean_u, mean_v);
+                }
+            }
+        }
+    }
+    Ok(Fronts { front_start, fronts, values })
+}
+
 /// Σ over the cells of the blocks Z_aᵀZ_b between the levels of two factors, one per pair of
-/// levels that share a cell: `keys` holds (row level, column level, cell) for every cell,
-/// `rows`/`columns` the two factors' column maps. Returns the distinct pairs, sorted, and their
-/// blocks (q_a × q_b row-major each) appended to `values`.
+/// levels that share a cell: `row` and `column` the two factors' modelled levels and column
+/// maps. Returns the distinct pairs (row level, column level, offset) sorted, and their blocks
+/// (q_a × q_b row-major each) appended to `values` in that order, each block summed over its
+/// cells in their order. The cells are bucketed by row level (a counting sort, not a sort of
+/// all the cells), each bucket's column levels found by marking and sorted.
+///
+/// # Errors
+/// `TooLarge` when they do not fit in memory.
 fn coupling_blocks(
-    stats: &CrossProducts, mut keys: Vec<(usize, usize, usize)>, rows: &[ColumnMap], columns: &[ColumnMap], values: &mut Vec<f64>,
+    stats: &CrossProducts, row: (&Levels, &[ColumnMap]), column: (&Levels, &[ColumnMap]), values: &mut Vec<f64>,
 ) -> Result<Vec<(usize, usize, usize)>> {
-    keys.sort_unstable();
+    let ((row_levels, rows), (column_levels, columns)) = (row, column);
     let (qa, qb) = (rows.len(), columns.len());
+    let by_row = cells_by_level(&row_levels.of_cell, row_levels.n.len())?;
     let mut out: Vec<(usize, usize, usize)> = Vec::new();
+    // Per column level: the row level that met it last and the offset of their block.
+    let (mut last, mut block) = (filled(&[column_levels.n.len()], usize::MAX, MODEL)?, filled(&[column_levels.n.len()], 0usize, MODEL)?);
     let (mut mean_a, mut mean_b) = (vec![0.0; qa], vec![0.0; qb]);
-    for &(a, b, cell) in &keys {
-        if out.last().is_none_or(|&(la, lb, _)| (la, lb) != (a, b)) {
-            crate::numerics::memory::push(&mut out, (a, b, values.len()), MODEL)?;
+    for (a, bucket) in by_row.start.windows(2).enumerate() {
+        let bucket = &by_row.cells[bucket[0]..bucket[1]];
+        let first = out.len();
+        for &cell in bucket {
+            let b = column_levels.of_cell[cell];
+            if last[b] != a {
+                last[b] = a;
+                crate::numerics::memory::push(&mut out, (a, b, 0), MODEL)?;
+            }
+        }
+        out[first..].sort_unstable();
+        for (_, b, offset) in &mut out[first..] {
             values.try_reserve(qa * qb).map_err(|_| HnmError::TooLarge { what: MODEL, bytes: 8 * (values.len() + qa * qb) as u128 })?;
+            (*offset, block[*b]) = (values.len(), values.len());
             values.resize(values.len() + qa * qb, 0.0);
         }
-        let offset = out.last().expect("pushed above").2;
-        let group = GroupMoments::of(stats, cell);
-        for (m, map) in mean_a.iter_mut().zip(rows) {
-            *m = group.mean(map);
-        }
-        for (m, map) in mean_b.iter_mut().zip(columns) {
-            *m = group.mean(map);
-        }
-        for u in 0..qa {
-            for v in 0..qb {
-                values[offset + u * qb + v] += group.product(&rows[u], mean_a[u], &columns[v], mean_b[v]);
+        for &cell in bucket {
+            let offset = block[column_levels.of_cell[cell]];
+            let group = GroupMoments::of(stats, cell);
+            for (m, map) in mean_a.iter_mut().zip(rows) {
+                *m = group.mean(map);
+            }
+            for (m, map) in mean_b.iter_mut().zip(columns) {
+                *m = group.mean(map);
+            }
+            for u in 0..qa {
+                for v in 0..qb {
+                    values[offset + u * qb + v] += group.product(&rows[u], mean_a[u], &columns[v], mean_b[v]);
+                }
             }
         }
     }
@@ -440,14 +569,14 @@ impl LinearMixedModel {
             return Err(HnmError::TooManyRandomEffects { observations: cells.n_obs(), random_effects: total_random as f64 });
         }
         let columns = ColumnSummary::of(&cells);
-        let mut model = Self::from_levels(&columns, structure, Some((&levels[0].of_cell, levels[0].n.len())))?;
+        let randoms: Vec<Vec<Affine>> = factors[1..].iter().map(|f| random_columns(&columns, &f.random, &f.blocks)).collect();
+        let later: Vec<_> = randoms.iter().zip(&levels[1..]).map(|(random, level)| (&random[..], Some((&level.of_cell[..], level.n.len())))).collect();
+        // The later factors' blocks S_l, B_l in the first factor's pass over the cells.
+        let (mut model, blocks) = Self::from_levels(&columns, structure, Some((&levels[0].of_cell, levels[0].n.len())), &later)?;
         model.group_index = copied(&levels[0].index, MODEL)?;
-        let fixed_and_response: Vec<Affine> = model.fixed.iter().copied().chain(std::iter::once(model.response)).collect();
         let mut others = Vec::with_capacity(factors.len() - 1);
         let mut offset = 0;
-        for (factor, level) in factors.iter().zip(&levels).skip(1) {
-            let random = random_columns(&columns, &factor.random, &factor.blocks);
-            let (zz, zxy) = level_blocks(&cells, &random, &fixed_and_response, Some((&level.of_cell, level.n.len())))?;
+        for (((factor, level), random), (zz, zxy)) in factors.iter().zip(&levels).skip(1).zip(randoms).zip(blocks) {
             let (theta_positions, lower) = theta_layout(&factor.blocks);
             model.lower.extend(lower);
             others.push(OtherFactor {
@@ -465,62 +594,48 @@ impl LinearMixedModel {
             });
             offset += level.n.len() * factor.random.len();
         }
-        let maps: Vec<Vec<ColumnMap>> = std::iter::once(column_maps(&model.random)).chain(others.iter().map(|o| column_maps(&o.random))).collect();
-        let mut values = Vec::new();
-        // The fronts' blocks Z_fᵀZ₀ by (level of f, level of the first factor), then sorted by
-        // the first factor's level and core row.
-        let mut fronts = Vec::new();
-        for f in 0..others.len() {
-            let keys = collected(levels[f + 1].of_cell.iter().zip(&levels[0].of_cell).enumerate().map(|(c, (&a, &b))| (a, b, c)), MODEL)?;
-            for (l, j, value) in coupling_blocks(&cells, keys, &maps[f + 1], &maps[0], &mut values)? {
-                crate::numerics::memory::push(&mut fronts, Coupling { row: (f, l), column: (0, j), value }, MODEL)?;
-            }
-        }
-        fronts.sort_unstable_by_key(|c| (c.column.1, others[c.row.0].core_row(c.row.1)));
-        // Their blocks in the same order, so that each evaluation reads them in turn (read
-        // through the indices of the later factors' order, a cache miss each for InstEval).
-        let mut ordered = with_capacity(&[values.len()], MODEL)?;
-        for coupling in &mut fronts {
-            let size = others[coupling.row.0].q * model.q;
-            ordered.extend_from_slice(&values[coupling.value..coupling.value + size]);
-            coupling.value = ordered.len() - size;
-        }
-        let mut values = ordered;
-        let mut pairs = Vec::new();
-        for g in 1..others.len() {
-            for f in 0..g {
-                let keys = collected(levels[g + 1].of_cell.iter().zip(&levels[f + 1].of_cell).enumerate().map(|(c, (&a, &b))| (a, b, c)), MODEL)?;
-                for (a, b, value) in coupling_blocks(&cells, keys, &maps[g + 1], &maps[f + 1], &mut values)? {
-                    pairs.push(Coupling { row: (g, a), column: (f, b), value });
-                }
-            }
-        }
         let m0 = model.n.len();
         let core_random = offset;
         let p1 = model.p + 1;
-        let mut front_start = filled(&[m0 + 1], 0, MODEL)?;
-        let mut width_start = filled(&[m0 + 1], 0, MODEL)?;
-        let mut front_rows = Vec::new();
-        for (k, coupling) in fronts.iter().enumerate() {
-            front_start[coupling.column.1 + 1] = k + 1;
+        // Whether the factors are crossed (else each is nested in every later one, and
+        // `nested` factors them without a core) is known from the cells, before the fronts.
+        let crossed = crossed(&levels)?;
+        let by_level = cells_by_level(&levels[0].of_cell, m0)?;
+        // A dense core of scalar factors (whose gradient reads the fronts' norms) places the
+        // levels met by the most fronts last, before the fronts are laid out.
+        if crossed && model.q == 1 && others.iter().all(|o| o.q == 1) {
+            for (f, other) in others.iter_mut().enumerate() {
+                other.position = positions_by_fronts(&by_level, &levels[f + 1])?;
+            }
         }
+        let maps: Vec<Vec<ColumnMap>> = std::iter::once(column_maps(&model.random)).chain(others.iter().map(|o| column_maps(&o.random))).collect();
+        let Fronts { front_start, fronts, mut values } = fronts(&cells, &by_level, &levels, &others, &maps)?;
+        let mut pairs = Vec::new();
+        for g in 1..others.len() {
+            for f in 0..g {
+                for (a, b, value) in coupling_blocks(&cells, (&levels[g + 1], &maps[g + 1]), (&levels[f + 1], &maps[f + 1]), &mut values)? {
+                    crate::numerics::memory::push(&mut pairs, Coupling { row: (g, a), column: (f, b), value }, MODEL)?;
+                }
+            }
+        }
+        let widths: usize = fronts.iter().map(|c| others[c.row.0].q).sum();
+        let mut front_rows = with_capacity(&[widths + m0 * p1], MODEL)?;
+        let mut width_start = with_capacity(&[m0 + 1], MODEL)?;
+        width_start.push(0);
         for j in 0..m0 {
-            front_start[j + 1] = front_start[j + 1].max(front_start[j]);
             for coupling in &fronts[front_start[j]..front_start[j + 1]] {
                 let other = &others[coupling.row.0];
                 let row = other.core_row(coupling.row.1);
                 front_rows.extend(row..row + other.q);
             }
             front_rows.extend(core_random..core_random + p1);
-            width_start[j + 1] = front_rows.len();
+            width_start.push(front_rows.len());
         }
         // Every thread of the machine until the caller says otherwise (`with_threads`).
         let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
         let mut several = Several { others, core_random, front_start, fronts, pairs, values, width_start, front_rows, nested: None, threads };
-        several.nested = nested::NestedChain::of(model.q, m0, &several)?;
-        // A dense core of scalar factors (whose gradient reads the fronts' norms).
-        if several.nested.is_none() && model.q == 1 && several.others.iter().all(|o| o.q == 1) {
-            several.order_core_by_fronts(model.q, p1)?;
+        if !crossed {
+            several.nested = nested::NestedChain::of(model.q, m0, &several)?;
         }
         model.several = Some(Box::new(several));
         Ok(model)
