@@ -15,10 +15,10 @@
 //!   φ = ⅘ sᵀBs / (sᵀBs − sᵀy) (so sᵀr = ⅕ sᵀBs > 0), and B₊ = B − B s sᵀB / sᵀBs + r rᵀ / sᵀr.
 //!   Before the first update B is scaled to yᵀy / sᵀy (Nocedal and Wright 2006, eq. 6.20); the
 //!   first step, with no curvature known, moves the largest coordinate by [`FIRST_STEP`].
-//! - With two coordinates (two scalar factors, the common crossed model), B is then replaced
-//!   by the one that meets the last two steps' secants, when their directions are independent
-//!   and it is positive definite ([`two_secants`]): BFGS keeps only the last secant, and
-//!   across it the error of the B it started from, so that it converged at a linear rate.
+//! - With few coordinates (n ≤ [`SECANTS_MAX`]), B is then replaced by the one that meets the
+//!   last n steps' secants, when their directions are independent and it is positive definite
+//!   ([`secants_fit`]): BFGS keeps only the last secant, and across it the error of the B it
+//!   started from, so that it converged at a linear rate.
 //! - The ε-active set A = {i : x_i − l_i ≤ ε, ∂_i f > 0} (ε the smaller of [`ACTIVE_WIDTH`]
 //!   and the length of the projected scaled gradient step, so that A is exactly the binding
 //!   set near the minimum) is moved by a scaled gradient step d_i = −∂_i f / B_ii, and the free
@@ -95,6 +95,8 @@ const FIRST_STEP: f64 = 0.1;
 /// The relative change of the curvature along the first step above which its update
 /// extrapolates to the step's end ([`tangent_secant`]).
 const TANGENT_CHANGE: f64 = 1e-2;
+/// The most coordinates whose B is fitted to the last n secants ([`secants_fit`]).
+const SECANTS_MAX: usize = 10;
 /// The widest ε of the ε-active set.
 const ACTIVE_WIDTH: f64 = 1e-3;
 /// The projected gradient, in multiples of the tolerance, below which the zero coordinates
@@ -186,8 +188,8 @@ pub(crate) fn quasi_newton_from(
     let mut lost = false;
     // The sets of zero coordinates checked early (each once).
     let mut checked: Vec<Vec<usize>> = Vec::new();
-    // With two θ, the last step's s and y (see `two_secants`).
-    let mut previous: Option<(Vec<f64>, Vec<f64>)> = None;
+    // The last n steps' s and y (see `secants_fit`).
+    let mut previous: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
     let max_iterations = objective.max_iterations();
     while iterations < max_iterations {
         let projected = projected_norm(&x, &gradient, lower);
@@ -238,7 +240,7 @@ pub(crate) fn quasi_newton_from(
                 break;
             }
             hessian = None;
-            previous = None;
+            previous.clear();
             continue;
         };
         if step.canonical {
@@ -247,11 +249,14 @@ pub(crate) fn quasi_newton_from(
             let y = if exact { tangent_secant(b, &s, &y).unwrap_or(y) } else { y };
             exact = false;
             damped_bfgs_update(b, &s, &y, initial);
-            if n == 2 {
-                if let Some(both) = previous.as_ref().and_then(|(s0, y0)| two_secants(s0, y0, &s, &y)) {
-                    b.copy_from_slice(&both);
+            if n <= SECANTS_MAX {
+                if previous.len() == n {
+                    previous.remove(0);
                 }
-                previous = Some((s, y));
+                previous.push((s, y));
+                if let Some(fit) = (previous.len() == n).then(|| secants_fit(&previous)).flatten() {
+                    b.copy_from_slice(&fit);
+                }
             }
         }
         // Else another parametrisation of the point the step reached (a column of Λ
@@ -343,26 +348,48 @@ fn tangent_secant(b: &[f64], s: &[f64], y: &[f64]) -> Option<Vec<f64>> {
     (changed && secant > 0.0 && extrapolated >= 0.5 * secant && extrapolated <= 2.0 * secant).then_some(tangent)
 }
 
-/// The 2 × 2 B that meets the secants of the last two steps, B (s₀ s) = (y₀ y), made
-/// symmetric: with two θ, two steps in independent directions determine the curvature, where
-/// BFGS keeps only the last secant and B's error across it from the start (the Hessian by
-/// differences at the moment start, whose curvature differs from the optimum's by ~5% on
-/// InstEval). The search then converges superlinearly where BFGS shrank the gradient by ~1/100
-/// a step: InstEval's service * dept + s + d 9 -> 8 evaluations, Penicillin 16 -> 12, Pastes
-/// 11 -> 9, Chem97 13 -> 12, crossed Zipf 1e6 rows 8 -> 7. `None` (BFGS's B kept) when the
-/// steps are within ~6° of parallel (|sin| ≤ 0.1: S near singular) or the B is not positive
-/// definite.
-fn two_secants(s0: &[f64], y0: &[f64], s: &[f64], y: &[f64]) -> Option<[f64; 4]> {
-    let det = s0[0] * s[1] - s0[1] * s[0];
-    if !(det.abs() > 0.1 * norm(s0) * norm(s)) {
+/// The B that meets the secants of the last n steps (n = dim x), B S = Y with S = (s₁ … s_n)
+/// and Y = (y₁ … y_n), made symmetric: with few θ, n steps in independent directions
+/// determine the curvature, where BFGS keeps only the last secant and across it the error of
+/// the B it started from (the Hessian by differences at the moment start, whose curvature
+/// differs from the optimum's by ~5% on InstEval). The search then converges superlinearly
+/// where BFGS shrank the gradient by ~1/100 a step: evaluations of InstEval's service * dept
+/// + s + d 9 -> 8, service + s + d + dept 12 -> 11, Penicillin 16 -> 12, Pastes 11 -> 9,
+/// Chem97 13 -> 12, crossed Zipf 1e6 rows 8 -> 7, the same criterion to 1e-15 relative. With
+/// the steps scaled to unit length, B =
+/// Ỹ G⁻¹ S̃ᵀ for G = S̃ᵀS̃ = L Lᵀ: `None` (BFGS's B kept) when a step is within |sin| ≤ 0.1 of
+/// the span of the earlier ones (a pivot of L at most 0.1: S near singular) or the B is not
+/// positive definite.
+fn secants_fit(pairs: &[(Vec<f64>, Vec<f64>)]) -> Option<Vec<f64>> {
+    let n = pairs.len();
+    // Rows k: s_k / |s_k| and y_k / |s_k|.
+    let (mut st, mut yt) = (vec![0.0; n * n], vec![0.0; n * n]);
+    for (k, (s, y)) in pairs.iter().enumerate() {
+        let length = norm(s);
+        if !(length > 0.0) {
+            return None;
+        }
+        for i in 0..n {
+            (st[k * n + i], yt[k * n + i]) = (s[i] / length, y[i] / length);
+        }
+    }
+    let mut l: Vec<f64> = (0..n * n).map(|e| (0..n).map(|i| st[(e / n) * n + i] * st[(e % n) * n + i]).sum()).collect();
+    if !cholesky_in_place(&mut l, n) || (0..n).any(|k| !(l[k * n + k] > 0.1)) {
         return None;
     }
-    // S⁻¹ = (s[1], −s[0]; −s0[1], s0[0]) / det, rows; B = Y S⁻¹.
-    let inverse = [[s[1] / det, -s[0] / det], [-s0[1] / det, s0[0] / det]];
-    let entry = |r: usize, c: usize| y0[r] * inverse[0][c] + y[r] * inverse[1][c];
-    let off = 0.5 * (entry(0, 1) + entry(1, 0));
-    let b = [entry(0, 0), off, off, entry(1, 1)];
-    (b[0] > 0.0 && b[0] * b[3] > off * off && b.iter().all(|v| v.is_finite())).then_some(b)
+    solve_lower(&l, n, &mut st, n);
+    solve_lower(&l, n, &mut yt, n);
+    // B = Vᵀ W with V = L⁻¹Ỹᵀ, W = L⁻¹S̃ᵀ, symmetrised.
+    let entry = |r: usize, c: usize| (0..n).map(|k| yt[k * n + r] * st[k * n + c]).sum::<f64>();
+    let mut b = vec![0.0; n * n];
+    for r in 0..n {
+        for c in 0..=r {
+            let v = 0.5 * (entry(r, c) + entry(c, r));
+            (b[r * n + c], b[c * n + r]) = (v, v);
+        }
+    }
+    let mut factor = b.clone();
+    (b.iter().all(|v| v.is_finite()) && cholesky_in_place(&mut factor, n)).then_some(b)
 }
 
 /// Powell's damped BFGS update of B (module docs) with the step s and the change of gradient
@@ -515,16 +542,18 @@ mod tests {
     /// On a quadratic with Hessian H the secants are y = H s, and two independent steps give
     /// H itself; nearly parallel ones, or an indefinite result, give none.
     #[test]
-    fn two_secants_recover_a_quadratics_hessian() {
+    fn secants_recover_a_quadratics_hessian() {
         let h = [[4.0, -1.5], [-1.5, 2.0]];
         let apply = |s: [f64; 2]| vec![h[0][0] * s[0] + h[0][1] * s[1], h[1][0] * s[0] + h[1][1] * s[1]];
         let (s0, s1) = ([0.3, 0.1], [-0.02, 0.05]);
-        let b = two_secants(&s0, &apply(s0), &s1, &apply(s1)).unwrap();
+        let pair = |s: [f64; 2]| (s.to_vec(), apply(s));
+        let b = secants_fit(&[pair(s0), pair(s1)]).unwrap();
         for (found, expected) in b.iter().zip([4.0, -1.5, -1.5, 2.0]) {
             assert!((found - expected).abs() <= 1e-12 * 4.0, "{b:?}");
         }
-        assert_eq!(two_secants(&s0, &apply(s0), &[0.3, 0.1001], &apply([0.3, 0.1001])), None);
-        assert_eq!(two_secants(&[1.0, 0.0], &[1.0, 0.0], &[0.0, 1.0], &[0.0, -1.0]), None);
+        assert_eq!(secants_fit(&[pair(s0), pair([0.3, 0.1001])]), None);
+        let indefinite = |s: [f64; 2]| (s.to_vec(), vec![s[0], -s[1]]);
+        assert_eq!(secants_fit(&[indefinite([1.0, 0.0]), indefinite([0.0, 1.0])]), None);
     }
 
     /// The Rosenbrock function in n dimensions, Σ 100(x_{i+1} − x_i²)² + (1 − x_i)², with

@@ -556,9 +556,10 @@ mod tests {
                 quick_evaluations += ours.evaluations;
                 full_evaluations += full.evaluations;
             }
-            // A quarter fewer at least (62 against 90 and 89): the full search's polish now
-            // stops at 1e-12 relative (numerics/optim.rs), which narrowed the margin of 1/3.
-            assert!(4 * quick_evaluations < 3 * full_evaluations, "{criterion:?}: {quick_evaluations} vs {full_evaluations}");
+            // A fifth fewer at least (62 against 81 by ML): the full search's polish now stops
+            // at 1e-12 relative (numerics/optim.rs), which narrowed the margin of 1/3 to 1/4,
+            // and its B fitted to the last secants (numerics/quasi_newton.rs) to 1/5.
+            assert!(5 * quick_evaluations < 4 * full_evaluations, "{criterion:?}: {quick_evaluations} vs {full_evaluations}");
         }
     }
 
