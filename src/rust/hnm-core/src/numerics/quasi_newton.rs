@@ -353,13 +353,12 @@ fn tangent_secant(b: &[f64], s: &[f64], y: &[f64]) -> Option<Vec<f64>> {
 /// determine the curvature, where BFGS keeps only the last secant and across it the error of
 /// the B it started from (the Hessian by differences at the moment start, whose curvature
 /// differs from the optimum's by ~5% on InstEval). The search then converges superlinearly
-/// where BFGS shrank the gradient by ~1/100 a step: evaluations of InstEval's service * dept
-/// + s + d 9 -> 8, service + s + d + dept 12 -> 11, Penicillin 16 -> 12, Pastes 11 -> 9,
-/// Chem97 13 -> 12, crossed Zipf 1e6 rows 8 -> 7, the same criterion to 1e-15 relative. With
-/// the steps scaled to unit length, B =
-/// Ỹ G⁻¹ S̃ᵀ for G = S̃ᵀS̃ = L Lᵀ: `None` (BFGS's B kept) when a step is within |sin| ≤ 0.1 of
-/// the span of the earlier ones (a pivot of L at most 0.1: S near singular) or the B is not
-/// positive definite.
+/// where BFGS shrank the gradient by ~1/100 a step (evaluations of InstEval's first model
+/// 9 -> 8, its second 12 -> 11, Penicillin 16 -> 12, Pastes 11 -> 9, Chem97 13 -> 12, crossed
+/// Zipf 1e6 rows 8 -> 7; the same criterion to 1e-15 relative). With the steps scaled to unit
+/// length, B = Ỹ G⁻¹ S̃ᵀ for G = S̃ᵀS̃ = L Lᵀ: `None` (BFGS's B kept) when a step is within
+/// |sin| ≤ 0.1 of the span of the earlier ones (a pivot of L at most 0.1: S near singular) or
+/// the B is not positive definite.
 fn secants_fit(pairs: &[(Vec<f64>, Vec<f64>)]) -> Option<Vec<f64>> {
     let n = pairs.len();
     // Rows k: s_k / |s_k| and y_k / |s_k|.
