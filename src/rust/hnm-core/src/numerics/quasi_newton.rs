@@ -15,7 +15,7 @@
 //!   φ = ⅘ sᵀBs / (sᵀBs − sᵀy) (so sᵀr = ⅕ sᵀBs > 0), and B₊ = B − B s sᵀB / sᵀBs + r rᵀ / sᵀr.
 //!   Before the first update B is scaled to yᵀy / sᵀy (Nocedal and Wright 2006, eq. 6.20); the
 //!   first step, with no curvature known, moves the largest coordinate by [`FIRST_STEP`].
-//! - With few coordinates (n ≤ [`SECANTS_MAX`]), B is then replaced by the one that meets the
+//! - With few coordinates (2 ≤ n ≤ [`SECANTS_MAX`]), B is then replaced by the one that meets the
 //!   last n steps' secants, when their directions are independent and it is positive definite
 //!   ([`secants_fit`]): BFGS keeps only the last secant, and across it the error of the B it
 //!   started from, so that it converged at a linear rate.
@@ -95,7 +95,7 @@ const FIRST_STEP: f64 = 0.1;
 /// The relative change of the curvature along the first step above which its update
 /// extrapolates to the step's end ([`tangent_secant`]).
 const TANGENT_CHANGE: f64 = 1e-2;
-/// The most coordinates whose B is fitted to the last n secants ([`secants_fit`]).
+/// The most coordinates whose B is fitted to the last n secants ([`secants_fit`]; from two).
 const SECANTS_MAX: usize = 10;
 /// The widest ε of the ε-active set.
 const ACTIVE_WIDTH: f64 = 1e-3;
@@ -249,7 +249,8 @@ pub(crate) fn quasi_newton_from(
             let y = if exact { tangent_secant(b, &s, &y).unwrap_or(y) } else { y };
             exact = false;
             damped_bfgs_update(b, &s, &y, initial);
-            if n <= SECANTS_MAX {
+            // One θ: BFGS's B is already the last secant, damped (module docs).
+            if (2..=SECANTS_MAX).contains(&n) {
                 if previous.len() == n {
                     previous.remove(0);
                 }
@@ -258,9 +259,12 @@ pub(crate) fn quasi_newton_from(
                     b.copy_from_slice(&fit);
                 }
             }
+        } else {
+            // Another parametrisation of the point the step reached (a column of Λ rotated):
+            // its change in gradient is no curvature, so B is kept without an update, and the
+            // secants measured in the old parametrisation are not fitted with later ones.
+            previous.clear();
         }
-        // Else another parametrisation of the point the step reached (a column of Λ
-        // rotated): its change in gradient is no curvature, so B is kept without an update.
         let reached = Point { x: &step.x, value: step.value, projected: projected_norm(&step.x, &step.gradient, lower) };
         let creeping = creep.step(&Point { x: &x, value, projected }, &reached, lower);
         (x, value, gradient) = (step.x, step.value, step.gradient);
