@@ -214,9 +214,10 @@ const GATHERED_COLUMNS: usize = 16;
 /// [`add_between_products`]' sums Σ_j (n_j m̃_j)ᵤ m̃_jv (v ≤ u) as packed products
 /// ([`DenseKernels::add_gathered_products`]): the groups' rows n_j m̃_j and m̃_j gathered by
 /// blocks, their products summed per block by the SIMD micro-kernel of the dense core (for
-/// InstEval's 73,421 cells and 29 columns about a fifth of the time of the scalar loop). Each
-/// product is the scalar loop's; the sums differ from its only by rounding (a block's sum
-/// added at once rather than group by group), and are the same on every run.
+/// InstEval's 73,421 cells and 29 columns about a fifth of the time of the scalar loop). The
+/// sums differ from the scalar loop's only by rounding (a block's sum added at once rather
+/// than group by group, products fused into their additions on FMA processors): the same on
+/// every run of one machine, not bit for bit across instruction sets.
 ///
 /// # Errors
 /// `TooLarge` when the blocks do not fit in memory.

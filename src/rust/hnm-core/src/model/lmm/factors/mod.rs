@@ -311,7 +311,7 @@ pub(crate) fn random_columns(columns: &ColumnSummary<'_>, random: &[Term], block
 
 /// Whether two of the factors (their modelled `levels`) are crossed: a level of one shares
 /// cells with two levels of a later one. Otherwise each is nested in every later one, and
-/// [`nested::NestedChain::of`], whose test this is, gives their chain.
+/// [`nested::NestedChain::of`] gives their chain (it checks the same on the couplings).
 ///
 /// # Errors
 /// `TooLarge` when the maps do not fit in memory.

@@ -112,7 +112,9 @@ impl Factor<'_> {
 impl NestedChain {
     /// The chain of the first factor's `m0` levels and the later factors `s` (its fronts and
     /// pairs filled), or None when two factors are crossed: some level of one shares rows with
-    /// two levels of a later one.
+    /// two levels of a later one. `with_factors` asks only for factors it found nested (from
+    /// the cells, before the fronts are laid out); the None is the fallback should the two
+    /// tests ever disagree: the dense core then fits the model, more slowly, not wrongly.
     ///
     /// # Errors
     /// `TooLarge` when its maps do not fit in memory.
