@@ -116,6 +116,19 @@
 #   crossed Zipf 1e6: 313 -> 371-376 ms (alternated 354 -> 367; the core's reordering)
 # Against lmer in one run: 0.172-0.195 s vs 6.64 s (34.1-38.6x), deviance -7.9e-8;
 # 0.187-0.195 s vs 12.51 s (64.2-66.9x), -1.5e-6.
+#
+# Recorded (2026-12-07, quiet, --lmer=0 --reps=3; main before (7199edf, which first undid a
+# 0.5 s regression of the column-name check in R/design.R) and after, one run each), after the
+# build's fronts laid out once, [X y]'[X y] by the micro-kernel, the quasi-Newton B fitted to
+# the last n secants and the library as one codegen unit:
+#   InstEval service*dept + s + d   170 -> 141-144 ms, 9 -> 8 evaluations
+#   InstEval service + s + d + dept 178 -> 144-152 ms, 12 -> 11
+#   kb07-shaped 513 -> 518-550 ms (alternated 519 -> 538: one codegen unit), 166
+#   nested 1e7 rows 2.3x -> 2.1-2.7x the R pass, with districts 2.8x -> 2.4-2.5x
+#   crossed Zipf 1e6: 363 -> 243-295 ms, 8 -> 7 evaluations
+# Against lmer in one run (lme4 attached, hnm median of 21 before and after one lmer fit):
+# 0.135-0.140 s vs 5.98 s (42.7-44.3x), deviance -2.9e-11; 0.149-0.152 s vs 11.92 s
+# (78.4-80.0x), -1.5e-6. Without a garbage collection a first-model fit takes 118-132 ms.
 
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
