@@ -309,3 +309,41 @@ test_that("several grouping factors: statistics fits refuse row-level methods an
   e(hnm_stats(strength ~ 1 + (1 | batch) + (1 | toupper(cask)), d),
     "`toupper\\(cask\\)` must be a column", "hnm_error_formula")
 })
+
+test_that("the per-cell statistics a fit keeps outlive it, copy on change and save as plain doubles", {
+  # More cells than serialize()'s regions of 8,192 doubles, so that the regions' offsets count.
+  set.seed(11)
+  n <- 30000
+  d <- data.frame(s = factor(sample(600, n, TRUE)), i = factor(sample(500, n, TRUE)), x = rnorm(n))
+  d$y <- d$x + rnorm(600)[d$s] + rnorm(500)[d$i] + rnorm(n)
+  fit <- hnm_fit(y ~ x + (1 | s) + (1 | i), d)
+  stats <- fit$stats
+  # The fit's cells, by their levels of s (600 levels: the first factor) and i; base R's
+  # counts and means of (y, x) per cell.
+  levels_of <- fit$spec$factors$cell_levels
+  expect_identical(fit$spec$factors$n_levels, c(600L, 500L))
+  cell <- paste(levels_of[[1L]], levels_of[[2L]])
+  key <- paste(as.integer(d$s), as.integer(d$i))
+  expected_n <- as.double(table(key)[cell])
+  expected_means <- cbind(tapply(d$y, key, mean)[cell], tapply(d$x, key, mean)[cell])
+  means_of <- function(s) matrix(s$means, ncol = 2L, byrow = TRUE) + rep(s$pilot, each = length(s$n))
+  expect_gt(length(stats$means), 8192)
+  expect_identical(stats$n, unname(expected_n))
+  expect_equal(means_of(stats), unname(expected_means), tolerance = 1e-12)
+  # saveRDS()'s serialisation writes every value, read back as ordinary doubles.
+  saved <- unserialize(serialize(stats, NULL))
+  expect_identical(saved, stats)
+  # A changed copy leaves the fit's statistics as they were.
+  copy <- stats$means
+  last <- copy[length(copy)]
+  copy[length(copy)] <- last + 1
+  expect_identical(fit$stats$means[length(copy)], last)
+  expect_identical(stats$means[-length(copy)], copy[-length(copy)])
+  # The values outlive the fit that made them (freed with the last vector using them).
+  rm(fit, stats, saved, copy)
+  invisible(gc())
+  kept <- hnm_fit(y ~ x + (1 | s) + (1 | i), d)$stats
+  invisible(gc())
+  expect_equal(means_of(kept), unname(expected_means), tolerance = 1e-12)
+  expect_identical(kept$n, unname(expected_n))
+})
