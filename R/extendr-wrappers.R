@@ -102,6 +102,12 @@ rs_group_keys_valid <- function(table) .Call(wrap__rs_group_keys_valid, table)
 #' @noRd
 rs_lmm_kenward_roger <- function(ptr) .Call(wrap__rs_lmm_kenward_roger, ptr)
 
+#' The model matrix whose row i is row `index[i]` (1-based) of the matrix `distinct` (R's
+#' `model.matrix()` of one row per combination of the variables), with `distinct`'s column
+#' names: a double matrix whose values stay in Rust's memory (see [`r_doubles`]).
+#' @noRd
+rs_rows_of_distinct <- function(distinct, index) .Call(wrap__rs_rows_of_distinct, distinct, index)
+
 #' TRUE when `ptr` holds a model (FALSE after `readRDS`, which restores pointers as NULL).
 #' @noRd
 rs_lmm_valid <- function(ptr) .Call(wrap__rs_lmm_valid, ptr)

@@ -366,3 +366,34 @@ test_that("two different columns of one name are refused, one column shared by X
     expect_equal(unname(fixef(fit)), unname(lme4::fixef(ref)), tolerance = 1e-5)
   }
 })
+
+test_that("model matrices built from their distinct rows are R's model.matrix()", {
+  set.seed(3)
+  n <- 5000
+  d <- data.frame(a = factor(sample(c("p", "q", "r"), n, TRUE)),
+                  b = factor(sample(letters[1:6], n, TRUE), levels = c(letters[1:6], "unused")),
+                  o = factor(sample(1:4, n, TRUE), ordered = TRUE), x = rnorm(n))
+  d$s <- d$a
+  contrasts(d$s) <- contr.sum(3)
+  d$na <- d$b
+  d$na[7] <- NA
+  cases <- list(
+    list(rhs = ~ a * b, distinct = TRUE), list(rhs = ~ 0 + a:b, distinct = TRUE),
+    list(rhs = ~ s + o + a:o, distinct = TRUE),
+    list(rhs = ~ a + b, contrasts = list(a = "contr.helmert"), distinct = TRUE),
+    # Not from distinct rows: a numeric variable, a missing value, a combination a row.
+    list(rhs = ~ a * x, distinct = FALSE), list(rhs = ~ a + na, distinct = FALSE),
+    list(rhs = ~ factor(seq_len(n) %% 1000), distinct = FALSE))
+  for (case in cases) {
+    info <- deparse1(case$rhs)
+    t <- terms(case$rhs)
+    frame <- model.frame(t, d, na.action = na.pass)
+    expected <- model.matrix(t, frame, contrasts.arg = case$contrasts)
+    m <- hnm:::model_matrix(t, frame, case$contrasts)
+    expect_identical(!is.null(hnm:::few_combinations(t, frame)), case$distinct, info = info)
+    if (case$distinct) dimnames(expected) <- list(NULL, colnames(expected))
+    expect_identical(m, expected, info = info)
+  }
+  # Fewer than 1,024 rows: model.matrix() itself.
+  expect_null(hnm:::few_combinations(terms(~ a * b), model.frame(~ a * b, d[1:1000, ])))
+})

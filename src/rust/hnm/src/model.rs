@@ -100,6 +100,38 @@ fn rs_row_codes(codes: Robj, code_offset: Robj) -> Robj {
     }
 }
 
+/// The model matrix whose row i is row `index[i]` (1-based) of the matrix `distinct` (R's
+/// `model.matrix()` of one row per combination of the variables), with `distinct`'s column
+/// names and its attributes `assign` and `contrasts` (set here: set in R, on a vector also
+/// bound in the caller, they would copy it): a double matrix whose values stay in Rust's
+/// memory (see [`r_doubles`]).
+/// @noRd
+#[extendr]
+fn rs_rows_of_distinct(distinct: Robj, index: Robj) -> Robj {
+    let (Some(values), Some(index)) =
+        (expanded(&distinct).then(|| doubles_read_only(&distinct)).flatten(), expanded(&index).then(|| integers_read_only(&index)).flatten())
+    else {
+        return error_message("the distinct rows must be a double matrix and the index integers.".into(), "invalid_argument");
+    };
+    let distinct_rows = distinct.dim().map_or(values.len(), |dim| dim.elt(0).0.max(0) as usize);
+    let matrix = match hnm_core::rows_of_distinct(values, distinct_rows, index, &mut Checkpoint::new(&RInterrupt)) {
+        Ok(matrix) => matrix,
+        Err(error) => return core_error(error),
+    };
+    let columns = matrix.len().checked_div(index.len()).unwrap_or(0);
+    let mut out = r_doubles(matrix);
+    let column_names: Robj = distinct.dimnames().and_then(|mut names| names.nth(1)).unwrap_or_else(|| ().into());
+    // A fresh vector's attributes: setting them cannot fail.
+    let _ = out.set_attrib("dim", [index.len() as i32, columns as i32]);
+    let _ = out.set_attrib("dimnames", list!((), column_names));
+    for name in ["assign", "contrasts"] {
+        if let Some(value) = distinct.get_attrib(name) {
+            let _ = out.set_attrib(name, value);
+        }
+    }
+    out
+}
+
 /// The model's variables `column_objects` and the grouping column (`codes` by `code_offset`,
 /// see `group_column`) of a set of rows, as the core reads them.
 pub(crate) fn rows<'a>(column_objects: &'a [Robj], codes: &'a Robj, code_offset: &'a Robj) -> std::result::Result<(Vec<Column<'a>>, GroupColumn<'a>), Robj> {
@@ -693,6 +725,7 @@ fn rs_lmm_fingerprint(columns_list: List, codes: Robj, code_offset: Robj) -> Rob
 
 extendr_module! {
     mod model;
+    fn rs_rows_of_distinct;
     fn rs_lmm_valid;
     fn rs_one_way_statistics;
     fn rs_lmm_build;

@@ -5,6 +5,7 @@
 //! - [`groups`]: the grouping variable's codes, as `factor()` would give them;
 //! - [`blocks`]: the row pass over the model's columns ([`crate::BlockPass`]);
 //! - [`cross_products`]: the per-group statistics it leaves ([`crate::CrossProducts`]);
+//! - [`distinct_rows`]: a model matrix from the rows of its distinct ones;
 //! - [`pooled`]: the pass of a model with several grouping factors, by cell, with the
 //!   co-moments of the fixed part pooled over the cells (the pooled layout);
 //! - [`stats`]: the one-way model's per-group statistics of its response ([`crate::GroupStats`]);
@@ -14,6 +15,7 @@
 pub(crate) mod blocks;
 pub(crate) mod cells;
 pub(crate) mod cross_products;
+pub(crate) mod distinct_rows;
 pub(crate) mod groups;
 pub(crate) mod pooled;
 pub(crate) mod stats;
