@@ -416,9 +416,7 @@ fn positions_by_fronts(by_level: &ByLevel, level: &Levels) -> Result<Vec<usize>>
         std::slice::from_ref(level),
         |_, _| 0,
         |_, _, found| {
-            for &(_, _, l) in &*found {
-                met[l] += 1;
-            }
+            found.iter().for_each(|&(_, _, l)| met[l] += 1);
             Ok(())
         },
     )?;
