@@ -254,7 +254,8 @@ impl LinearMixedModel {
             return Err(HnmError::InvalidArgument { argument: "stats", reason: "must keep every co-moment per group with one grouping factor" });
         }
         let (stats, group_index) = stats.nonempty()?;
-        let (mut model, _) = Self::from_levels(&ColumnSummary::of(&stats), structure, None, &[])?;
+        let blocks = |random: &[Affine], fixed_and_response: &[Affine]| Ok(level_blocks(&stats, &[(random, None)], fixed_and_response)?.remove(0));
+        let mut model = Self::from_levels(&ColumnSummary::of(&stats), structure, None, blocks)?;
         model.group_index = group_index;
         Ok(model)
     }
@@ -263,11 +264,12 @@ impl LinearMixedModel {
     /// a model with several factors reads again), whose levels are the groups themselves or,
     /// with `levels` = (the level of each group, the number of levels), the first factor's
     /// levels of a model with several (the groups then are cells); `group_index` is left empty.
-    /// With them, the blocks S_l, B_l of the later factors `later` (in the same pass over the
-    /// cells, [`level_blocks`]) are returned too, in their order.
+    /// Its blocks S_j, B_j are `blocks(random columns, [X y]'s columns)` ([`level_blocks`]
+    /// over the factor, or with the later factors of a model with several in the same pass).
     fn from_levels(
-        columns: &ColumnSummary<'_>, structure: Structure, levels: Option<(&[usize], usize)>, later: &[statistics::FactorColumns<'_>],
-    ) -> Result<(Self, Vec<statistics::LevelBlocks>)> {
+        columns: &ColumnSummary<'_>, structure: Structure, levels: Option<(&[usize], usize)>,
+        blocks: impl FnOnce(&[Affine], &[Affine]) -> Result<statistics::LevelBlocks>,
+    ) -> Result<Self> {
         let stats = columns.stats;
         let m = levels.map_or(stats.groups(), |(_, m)| m);
         if m < 2 {
@@ -298,9 +300,7 @@ impl LinearMixedModel {
         fixed_and_response.push(response);
         let selected: Vec<usize> = kept.iter().copied().chain(std::iter::once(all_p)).collect();
         let xy = principal_submatrix(&all_xy, width, &selected);
-        let factors: Vec<statistics::FactorColumns<'_>> = std::iter::once((&random[..], levels)).chain(later.iter().copied()).collect();
-        let mut blocks = level_blocks(stats, &factors, &fixed_and_response)?;
-        let (zz, zxy) = blocks.remove(0);
+        let (zz, zxy) = blocks(&random, &fixed_and_response)?;
         let (theta_positions, lower) = theta_layout(&structure.blocks);
         let one_way = match levels {
             None => one_way_statistics(stats, &structure, &collected(0..m, "the indices of the groups")?)?,
@@ -316,7 +316,7 @@ impl LinearMixedModel {
                 n
             }
         };
-        let model = LinearMixedModel {
+        Ok(LinearMixedModel {
             to_user_fixed: to_user_map(&fixed, &[fixed.len()]),
             to_user_random: to_user_map(&random, &structure.blocks),
             structure,
@@ -337,8 +337,7 @@ impl LinearMixedModel {
             one_way,
             several: None,
             revision: next_revision(),
-        };
-        Ok((model, blocks))
+        })
     }
 
     /// A copy, its per-group blocks allocated fallibly (`clone` aborts when memory runs out).

@@ -111,14 +111,13 @@ impl Factor<'_> {
 
 impl NestedChain {
     /// The chain of the first factor's `m0` levels and the later factors `s` (its fronts and
-    /// pairs filled), or None when two factors are crossed: some level of one shares rows with
-    /// two levels of a later one. `with_factors` asks only for factors it found nested (from
-    /// the cells, before the fronts are laid out); the None is the fallback should the two
-    /// tests ever disagree: the dense core then fits the model, more slowly, not wrongly.
+    /// pairs filled), which `with_factors` found nested (each level of a factor in one level
+    /// of each later one, [`super::crossed`]): the couplings are the distinct pairs of levels
+    /// sharing a cell, so that each level has exactly one coupling with each later factor.
     ///
     /// # Errors
     /// `TooLarge` when its maps do not fit in memory.
-    pub(crate) fn of(q0: usize, m0: usize, s: &Several) -> Result<Option<NestedChain>> {
+    pub(crate) fn of(q0: usize, m0: usize, s: &Several) -> Result<NestedChain> {
         let k_count = s.others.len() + 1;
         let levels = |k: usize| if k == 0 { m0 } else { s.others[k - 1].levels() };
         let q_of = |k: usize| if k == 0 { q0 } else { s.others[k - 1].q };
@@ -148,13 +147,10 @@ impl NestedChain {
             .chain(s.pairs.iter().map(|c| ((c.row.0 + 1, c.row.1), (c.column.0 + 1, c.column.1), c.value)));
         for ((g, a), (k, l), value) in all {
             let slot = l * (k_count - 1 - k) + g - k - 1;
-            if couplings[k][slot] != usize::MAX {
-                return Ok(None);
-            }
             couplings[k][slot] = value;
             ancestors[k][slot] = a;
         }
-        // Every level has rows, so it couples to one level of each later factor.
+        // Every level has rows, so it couples to exactly one level of each later factor.
         let mut values = Vec::with_capacity(k_count);
         for (k, offsets) in couplings.iter_mut().enumerate() {
             let q = q_of(k);
@@ -168,7 +164,7 @@ impl NestedChain {
             }
             values.push(copy);
         }
-        Ok(Some(NestedChain { ancestors, couplings, values, lineage, shapes }))
+        Ok(NestedChain { ancestors, couplings, values, lineage, shapes })
     }
 
     fn factors(&self) -> usize {
