@@ -15,11 +15,9 @@ mod kr_glue;
 mod model;
 mod predict;
 mod r_toplevel;
-mod rust_doubles;
 mod wald;
 
 pub(crate) use r_toplevel::{doubles_read_only, expanded, integers_read_only, RInterrupt};
-pub(crate) use rust_doubles::r_doubles;
 
 /// A core error as an R object the R wrapper turns into an `hnm_error` condition.
 pub(crate) fn core_error(error: HnmError) -> Robj {

@@ -9,7 +9,7 @@ use hnm_core::{
     GroupColumn, GroupStats, GroupingFactor, HnmError, KeyCodes, LinearMixedModel, LmmFit, LmmParameter, RandomEffects, Structure, Term, VarianceDerivatives,
 };
 
-use crate::{core_error, criterion, doubles_read_only, error_message, expanded, integers_read_only, r_doubles, RInterrupt};
+use crate::{core_error, criterion, doubles_read_only, error_message, expanded, integers_read_only, RInterrupt};
 
 /// The message of an R call on a model that has no fit yet (cannot happen through hnm_fit).
 pub(crate) const NOT_FITTED: &str = "the model has not been fitted.";
@@ -205,18 +205,17 @@ fn rs_lmm_build(
         Ok(pass) => pass,
         Err(error) => return model_error(error, &names, response),
     };
-    let model = LinearMixedModel::new(&pass.stats, structure(response, fixed, random, blocks));
-    built(pass, model, &names, response)
+    built(&pass, LinearMixedModel::new(&pass.stats, structure(response, fixed, random, blocks)), &names, response)
 }
 
 /// The model `model` built from `pass`, as R receives it: the pointer and the plain fields.
-fn built(pass: hnm_core::BlockPass, model: hnm_core::Result<LinearMixedModel>, names: &[String], response: i32) -> Robj {
+fn built(pass: &hnm_core::BlockPass, model: hnm_core::Result<LinearMixedModel>, names: &[String], response: i32) -> Robj {
     let model = match model {
         Ok(m) => m,
         Err(error) => return model_error(error, names, response),
     };
+    let fields = stats_fields(&pass.stats);
     let summary = response_summary(&pass.stats, response);
-    let fields = stats_fields(pass.stats);
     let (kept, groups, lower) = model_fields(&model);
     let ptr = ExternalPtr::new(Model { model, fit: None, random_effects: None, variance_derivatives: None });
     list!(
@@ -292,7 +291,7 @@ fn rs_lmm_build_factors(
     let fixed = structure(response, fixed, &[], &[]).fixed;
     // The dense kernels of crossed factors on the user's threads too (one: no helper thread).
     let model = LinearMixedModel::with_factors(&pass.stats, response.max(1) as usize - 1, fixed, &factors).map(|m| m.with_threads(threads.max(1) as usize));
-    built(pass, model, &names, response)
+    built(&pass, model, &names, response)
 }
 
 /// The one-way statistics (n_j, ȳ_j, SSW_j) of the model behind `ptr`, which must be the
@@ -327,21 +326,20 @@ fn response_summary(stats: &CrossProducts, response: i32) -> Robj {
     summary
 }
 
-/// The statistics as R vectors, the per-group ones moved into R without a copy
-/// ([`r_doubles`]); in the pooled layout with the `pooled` sums and the 1-based
-/// `group_variables`.
-fn stats_fields(s: CrossProducts) -> Robj {
-    let pilot: Robj = s.pilot().into();
-    let pooled: Option<(Robj, Robj)> = s
-        .pooled_totals()
-        .zip(s.group_variables())
-        .map(|(pooled, variables)| (pooled.into(), Integers::from_values(variables.iter().map(|&a| a as i32 + 1)).into()));
-    let [n, means, comoments] = s.into_per_group().map(r_doubles);
-    match pooled {
-        Some((pooled, group_variables)) => {
-            list!(pilot = pilot, n = n, means = means, comoments = comoments, pooled = pooled, group_variables = group_variables).into()
-        }
-        None => list!(pilot = pilot, n = n, means = means, comoments = comoments).into(),
+/// The statistics as R vectors, written straight from Rust's (no copy in Rust); in the pooled
+/// layout with the `pooled` sums and the 1-based `group_variables`.
+fn stats_fields(s: &CrossProducts) -> Robj {
+    match (s.pooled_totals(), s.group_variables()) {
+        (Some(pooled), Some(variables)) => list!(
+            pilot = s.pilot(),
+            n = s.n(),
+            means = s.means(),
+            comoments = s.comoments(),
+            pooled = pooled,
+            group_variables = Integers::from_values(variables.iter().map(|&a| a as i32 + 1))
+        )
+        .into(),
+        _ => list!(pilot = s.pilot(), n = s.n(), means = s.means(), comoments = s.comoments()).into(),
     }
 }
 

@@ -290,21 +290,6 @@ impl CrossProducts {
         &self.comoments
     }
 
-    /// The per-group vectors [`CrossProducts::n`], [`CrossProducts::means`] and
-    /// [`CrossProducts::comoments`], given up without a copy: a model built from the statistics
-    /// no longer needs them, and whoever keeps them for a later rebuild (R's fit object) takes
-    /// them as they are.
-    ///
-    /// # Example
-    /// ```
-    /// use hnm_core::CrossProducts;
-    /// let stats = CrossProducts::new(vec![0.0], vec![2.0], vec![2.0], vec![2.0]).unwrap();
-    /// assert_eq!(stats.into_per_group(), [vec![2.0], vec![2.0], vec![2.0]]);
-    /// ```
-    pub fn into_per_group(self) -> [Vec<f64>; 3] {
-        [self.n, self.means, self.comoments]
-    }
-
     /// N, the mean about the pilot v̄_a − p_a and the total sum of squares about the mean,
     /// T_a = Σ_j [W_j[a, a] + n_j (v̄_ja − v̄_a)²], of variable `a` over every group: no sum
     /// of squares of the raw values is formed, so an offset keeps its digits.
