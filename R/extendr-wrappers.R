@@ -27,6 +27,14 @@ rs_lmm_boot_generator <- function(pilot, n, means, comoments, response, fixed, r
 #' @noRd
 rs_lmm_boot_refit <- function(generator, response, fixed, random, blocks, reml, start, seeds, chi_squares, threads) .Call(wrap__rs_lmm_boot_refit, generator, response, fixed, random, blocks, reml, start, seeds, chi_squares, threads)
 
+#' The model matrix whose row i is row `index[i]` (1-based) of the double matrix `distinct`
+#' (R's `model.matrix()` of one row per combination of the variables), with `distinct`'s
+#' column names and its attributes `assign` and `contrasts` (set here: set in R, on a vector
+#' also bound in the caller, they would expand it); an error (R's `hnm_core_error` list) when
+#' an index is not one of `distinct`'s rows.
+#' @noRd
+rs_rows_of_distinct <- function(distinct, index) .Call(wrap__rs_rows_of_distinct, distinct, index)
+
 #' The group codes of a non-factor `g` (integer, logical, double or character) for the
 #' general model, without `factor()`'s conversion of every value to a string: `codes`
 #' (1-based, NA for missing) with either `offset` and `present` (small-range integers: code j
@@ -101,12 +109,6 @@ rs_group_keys_valid <- function(table) .Call(wrap__rs_group_keys_valid, table)
 #' (p × p by rows), `covariance_jacobian` (k matrices p × p by rows) and `weights` (k × k).
 #' @noRd
 rs_lmm_kenward_roger <- function(ptr) .Call(wrap__rs_lmm_kenward_roger, ptr)
-
-#' The model matrix whose row i is row `index[i]` (1-based) of the matrix `distinct` (R's
-#' `model.matrix()` of one row per combination of the variables), with `distinct`'s column
-#' names: a double matrix whose values stay in Rust's memory (see [`r_doubles`]).
-#' @noRd
-rs_rows_of_distinct <- function(distinct, index) .Call(wrap__rs_rows_of_distinct, distinct, index)
 
 #' TRUE when `ptr` holds a model (FALSE after `readRDS`, which restores pointers as NULL).
 #' @noRd

@@ -392,7 +392,13 @@ test_that("model matrices built from their distinct rows are R's model.matrix()"
     m <- hnm:::model_matrix(t, frame, case$contrasts)
     expect_identical(!is.null(hnm:::few_combinations(t, frame)), case$distinct, info = info)
     if (case$distinct) dimnames(expected) <- list(NULL, colnames(expected))
+    # Elements and sums first (read from the distinct rows), then the whole matrix (expanded).
+    cells <- cbind(sample(n, 50, TRUE), sample(ncol(expected), 50, TRUE))
+    expect_identical(m[cells], unname(expected[cells]), info = info)
+    expect_identical(colSums(m), colSums(expected), info = info)
+    expect_identical(sum(m), sum(expected), info = info)
     expect_identical(m, expected, info = info)
+    expect_identical(m[cells], unname(expected[cells]), info = info)
   }
   # Fewer than 1,024 rows: model.matrix() itself.
   expect_null(hnm:::few_combinations(terms(~ a * b), model.frame(~ a * b, d[1:1000, ])))

@@ -10,6 +10,7 @@ use hnm_core::{copied, Checkpoint, Criterion, CrossProducts, HnmError, Params};
 
 mod anova_fit;
 mod boot_glue;
+mod distinct_rows;
 mod groups;
 mod kr_glue;
 mod model;
@@ -17,6 +18,7 @@ mod predict;
 mod r_toplevel;
 mod wald;
 
+pub(crate) use distinct_rows::indexed_columns;
 pub(crate) use r_toplevel::{doubles_read_only, expanded, integers_read_only, RInterrupt};
 
 /// A core error as an R object the R wrapper turns into an `hnm_error` condition.
@@ -167,6 +169,7 @@ extendr_module! {
     mod hnm;
     use anova_fit;
     use boot_glue;
+    use distinct_rows;
     use groups;
     use kr_glue;
     fn rs_neg_log_lik;

@@ -27,6 +27,10 @@ pub struct Model {
 pub(crate) fn columns(list: &[Robj]) -> std::result::Result<Vec<Column<'_>>, String> {
     let mut out = Vec::new();
     for (i, object) in list.iter().enumerate() {
+        if let Some(columns) = crate::indexed_columns(object) {
+            out.extend(columns);
+            continue;
+        }
         if !expanded(object) {
             return Err(format!("model variable {} could not be expanded into memory (see R's message above).", i + 1));
         }
@@ -49,10 +53,7 @@ pub(crate) fn columns(list: &[Robj]) -> std::result::Result<Vec<Column<'_>>, Str
             continue;
         }
         for c in 0..all.len() / rows.max(1) {
-            out.push(match all {
-                Column::Double(v) => Column::Double(&v[c * rows..(c + 1) * rows]),
-                Column::Integer(v) => Column::Integer(&v[c * rows..(c + 1) * rows]),
-            });
+            out.push(all.rows(c * rows..(c + 1) * rows));
         }
     }
     Ok(out)
@@ -98,38 +99,6 @@ fn rs_row_codes(codes: Robj, code_offset: Robj) -> Robj {
         Ok(codes) => codes.into(),
         Err(error) => core_error(error),
     }
-}
-
-/// The model matrix whose row i is row `index[i]` (1-based) of the matrix `distinct` (R's
-/// `model.matrix()` of one row per combination of the variables), with `distinct`'s column
-/// names and its attributes `assign` and `contrasts` (set here: set in R, on a vector also
-/// bound in the caller, they would copy it): a double matrix whose values stay in Rust's
-/// memory (see [`r_doubles`]).
-/// @noRd
-#[extendr]
-fn rs_rows_of_distinct(distinct: Robj, index: Robj) -> Robj {
-    let (Some(values), Some(index)) =
-        (expanded(&distinct).then(|| doubles_read_only(&distinct)).flatten(), expanded(&index).then(|| integers_read_only(&index)).flatten())
-    else {
-        return error_message("the distinct rows must be a double matrix and the index integers.".into(), "invalid_argument");
-    };
-    let distinct_rows = distinct.dim().map_or(values.len(), |dim| dim.elt(0).0.max(0) as usize);
-    let matrix = match hnm_core::rows_of_distinct(values, distinct_rows, index, &mut Checkpoint::new(&RInterrupt)) {
-        Ok(matrix) => matrix,
-        Err(error) => return core_error(error),
-    };
-    let columns = matrix.len().checked_div(index.len()).unwrap_or(0);
-    let mut out = r_doubles(matrix);
-    let column_names: Robj = distinct.dimnames().and_then(|mut names| names.nth(1)).unwrap_or_else(|| ().into());
-    // A fresh vector's attributes: setting them cannot fail.
-    let _ = out.set_attrib("dim", [index.len() as i32, columns as i32]);
-    let _ = out.set_attrib("dimnames", list!((), column_names));
-    for name in ["assign", "contrasts"] {
-        if let Some(value) = distinct.get_attrib(name) {
-            let _ = out.set_attrib(name, value);
-        }
-    }
-    out
 }
 
 /// The model's variables `column_objects` and the grouping column (`codes` by `code_offset`,
@@ -723,7 +692,6 @@ fn rs_lmm_fingerprint(columns_list: List, codes: Robj, code_offset: Robj) -> Rob
 
 extendr_module! {
     mod model;
-    fn rs_rows_of_distinct;
     fn rs_lmm_valid;
     fn rs_one_way_statistics;
     fn rs_lmm_build;

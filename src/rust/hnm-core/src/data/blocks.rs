@@ -23,6 +23,10 @@ pub enum Column<'a> {
     Double(&'a [f64]),
     /// Integers (and logicals); R's `NA` is [`crate::NA_CODE`].
     Integer(&'a [i32]),
+    /// Row i is `values[index[i] − 1]` (a model matrix's column held as the column of its
+    /// distinct rows and each row's 1-based index into them, [`crate::rows_of_distinct`]);
+    /// an index outside `values` reads as R's `NA`.
+    Indexed { values: &'a [f64], index: &'a [i32] },
 }
 
 impl Column<'_> {
@@ -31,6 +35,7 @@ impl Column<'_> {
         match self {
             Column::Double(v) => v.len(),
             Column::Integer(v) => v.len(),
+            Column::Indexed { index, .. } => index.len(),
         }
     }
 
@@ -40,10 +45,14 @@ impl Column<'_> {
     }
 
     /// The rows `range` of the column.
-    fn rows(&self, range: std::ops::Range<usize>) -> Self {
+    ///
+    /// # Panics
+    /// When `range` is not within the column's rows.
+    pub fn rows(&self, range: std::ops::Range<usize>) -> Self {
         match *self {
             Column::Double(v) => Column::Double(&v[range]),
             Column::Integer(v) => Column::Integer(&v[range]),
+            Column::Indexed { values, index } => Column::Indexed { values, index: &index[range] },
         }
     }
 
@@ -67,6 +76,10 @@ impl Column<'_> {
         match self {
             Column::Double(v) => read_value(v[row]),
             Column::Integer(v) => read_value(v[row]),
+            Column::Indexed { values, index } => {
+                let value = usize::try_from(index[row]).ok().and_then(|i| values.get(i.wrapping_sub(1)));
+                read_value(value.copied().unwrap_or(crate::NA_REAL))
+            }
         }
     }
 
@@ -83,6 +96,8 @@ impl Column<'_> {
         match self {
             Column::Double(v) => lines(v, rows),
             Column::Integer(v) => lines(v, rows),
+            // The distinct values are few, and stay in cache.
+            Column::Indexed { index, .. } => lines(index, rows),
         }
     }
 }

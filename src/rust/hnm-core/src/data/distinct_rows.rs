@@ -1,61 +1,77 @@
-//! A model matrix from the rows of its distinct ones: when the fixed part's variables are
-//! factors with few combinations (InstEval's `service * dept`: 28 of them over 73,421 rows),
-//! R's `model.matrix()` of one row per combination and each row's combination give the whole
-//! matrix without R computing it row by row, nor allocating it on R's heap, whose collector
-//! the 16 MB matrix set off at every fit.
+//! A model matrix held as its distinct rows and each row's index into them: when the fixed
+//! part's variables are factors with few combinations (InstEval's `service * dept`: 28 of
+//! them over 73,421 rows), R's `model.matrix()` of one row per combination and each row's
+//! combination are the whole matrix, which the pass reads as such ([`crate::Column::Indexed`])
+//! and R expands only when it reads the matrix itself.
 
 use crate::error::{HnmError, Result};
-use crate::numerics::interrupt::Checkpoint;
-use crate::numerics::memory::with_capacity;
 
-/// The matrix whose row i is row `index[i]` (1-based) of `distinct` (`distinct_rows` rows,
-/// column-major, as R stores a matrix), column-major with `index.len()` rows.
+/// Checks that `distinct` (column-major) has a whole number of columns of `distinct_rows`
+/// rows and that every `index` is one of them (1-based), so that the matrix whose row i is
+/// row `index[i]` of `distinct` is defined.
 ///
 /// # Errors
 /// `GroupCodeOutOfRange` for an index outside 1..=`distinct_rows` (R's `NA` included);
-/// `LengthMismatch` when `distinct`'s length is not a multiple of `distinct_rows`; `TooLarge`
-/// when the matrix does not fit in memory; `Interrupted` when the user pressed Ctrl-C.
+/// `LengthMismatch` when `distinct`'s length is not a multiple of `distinct_rows` (or
+/// `distinct_rows` is 0).
 ///
 /// # Example
 /// ```
-/// use hnm_core::{rows_of_distinct, Checkpoint, Never};
-/// // Two distinct rows (1, 10) and (2, 20); rows 2, 1, 2.
-/// let m = rows_of_distinct(&[1.0, 2.0, 10.0, 20.0], 2, &[2, 1, 2], &mut Checkpoint::new(&Never)).unwrap();
-/// assert_eq!(m, vec![2.0, 1.0, 2.0, 20.0, 10.0, 20.0]);
+/// use hnm_core::check_distinct_rows;
+/// assert!(check_distinct_rows(&[1.0, 2.0, 10.0, 20.0], 2, &[2, 1, 2]).is_ok());
+/// assert!(check_distinct_rows(&[1.0, 2.0, 10.0, 20.0], 2, &[3]).is_err());
 /// ```
-pub fn rows_of_distinct(distinct: &[f64], distinct_rows: usize, index: &[i32], checkpoint: &mut Checkpoint<'_>) -> Result<Vec<f64>> {
+pub fn check_distinct_rows(distinct: &[f64], distinct_rows: usize, index: &[i32]) -> Result<()> {
     if distinct_rows == 0 || distinct.len() % distinct_rows != 0 {
         return Err(HnmError::LengthMismatch { first: "distinct", first_len: distinct.len(), second: "distinct_rows", second_len: distinct_rows });
     }
-    let n = index.len();
-    let mut rows = with_capacity::<usize>(&[n], "the rows' indices")?;
-    for (i, &code) in index.iter().enumerate() {
-        match usize::try_from(code) {
-            Ok(row) if (1..=distinct_rows).contains(&row) => rows.push(row - 1),
-            _ => return Err(HnmError::GroupCodeOutOfRange { argument: "index", index: i, code: code.into(), n_groups: distinct_rows }),
+    match index.iter().position(|&code| !(1..=distinct_rows).contains(&usize::try_from(code).unwrap_or(0))) {
+        Some(i) => Err(HnmError::GroupCodeOutOfRange { argument: "index", index: i, code: index[i].into(), n_groups: distinct_rows }),
+        None => Ok(()),
+    }
+}
+
+/// Writes into `out` (column-major, `index.len()` rows, as many columns as fit in both) the
+/// matrix whose row i is row `index[i]` (1-based) of `distinct` (`distinct_rows` rows,
+/// column-major); an index outside them (which [`check_distinct_rows`] refuses) writes R's
+/// `NA`, as [`crate::Column::Indexed`] reads it.
+///
+/// # Example
+/// ```
+/// use hnm_core::write_rows_of_distinct;
+/// // Two distinct rows (1, 10) and (2, 20); rows 2, 1, 2.
+/// let mut m = [0.0; 6];
+/// write_rows_of_distinct(&[1.0, 2.0, 10.0, 20.0], 2, &[2, 1, 2], &mut m);
+/// assert_eq!(m, [2.0, 1.0, 2.0, 20.0, 10.0, 20.0]);
+/// ```
+pub fn write_rows_of_distinct(distinct: &[f64], distinct_rows: usize, index: &[i32], out: &mut [f64]) {
+    if distinct_rows == 0 || index.is_empty() {
+        return;
+    }
+    for (column, out) in distinct.chunks_exact(distinct_rows).zip(out.chunks_exact_mut(index.len())) {
+        for (value, &code) in out.iter_mut().zip(index) {
+            *value = usize::try_from(code).ok().and_then(|i| column.get(i.wrapping_sub(1))).copied().unwrap_or(crate::NA_REAL);
         }
     }
-    let columns = distinct.len() / distinct_rows;
-    let mut out = with_capacity::<f64>(&[n, columns], "the model matrix")?;
-    for column in distinct.chunks_exact(distinct_rows) {
-        out.extend(rows.iter().map(|&row| column[row]));
-        checkpoint.check_work(n)?;
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::numerics::interrupt::Never;
+    use crate::{is_r_na, Column};
 
     #[test]
-    fn an_index_outside_the_distinct_rows_is_an_error() {
+    fn an_index_outside_the_distinct_rows_is_refused_and_reads_as_na() {
         let distinct = [1.0, 2.0];
         for bad in [0, 3, crate::NA_CODE] {
-            let error = rows_of_distinct(&distinct, 2, &[1, bad], &mut Checkpoint::new(&Never)).unwrap_err();
+            let error = check_distinct_rows(&distinct, 2, &[1, bad]).unwrap_err();
             assert!(matches!(error, HnmError::GroupCodeOutOfRange { index: 1, .. }), "{error:?}");
+            let mut out = [0.0; 2];
+            write_rows_of_distinct(&distinct, 2, &[1, bad], &mut out);
+            assert!(out[0] == 1.0 && is_r_na(out[1]));
+            let column = Column::Indexed { values: &distinct, index: &[1, bad] };
+            assert!(column.value(0) == Some(1.0) && column.value(1).is_none());
         }
-        assert!(matches!(rows_of_distinct(&[1.0, 2.0, 3.0], 2, &[1], &mut Checkpoint::new(&Never)), Err(HnmError::LengthMismatch { .. })));
+        assert!(matches!(check_distinct_rows(&[1.0, 2.0, 3.0], 2, &[1]), Err(HnmError::LengthMismatch { .. })));
     }
 }

@@ -5,7 +5,7 @@
 //! - [`groups`]: the grouping variable's codes, as `factor()` would give them;
 //! - [`blocks`]: the row pass over the model's columns ([`crate::BlockPass`]);
 //! - [`cross_products`]: the per-group statistics it leaves ([`crate::CrossProducts`]);
-//! - [`distinct_rows`]: a model matrix from the rows of its distinct ones;
+//! - [`distinct_rows`]: a model matrix held as its distinct rows and each row's index;
 //! - [`pooled`]: the pass of a model with several grouping factors, by cell, with the
 //!   co-moments of the fixed part pooled over the cells (the pooled layout);
 //! - [`stats`]: the one-way model's per-group statistics of its response ([`crate::GroupStats`]);
