@@ -123,14 +123,14 @@ impl LinearMixedModel {
     /// start: the Newton restarts from lme4's start found the worse one where lme4's bobyqa or
     /// Nelder-Mead found the other (0.39 above on one design, test-lmm-factors.R), and an
     /// interior minimum 0.67 above Nelder-Mead's singular one had it a move away. These
-    /// searches are the quasi-Newton method from the last B learnt, and cost at most half the
-    /// evaluations before them ([`Objective::abandon`]): a search is abandoned where it comes
-    /// within [`BASIN_RADIUS`] of a minimum found before, no lower, or runs past that budget no
-    /// lower than the best minimum (one below it goes on), the starts of the most aliased pairs
-    /// first. A restart from the start of an earlier restart (Λ = I is lme4's start where the
-    /// random terms are
-    /// intercepts) is skipped: the same search. Beyond [`DIFFERENCES_MAX_THETA`] θ, where lme4's start is the
-    /// only restart, the first search starts there (unless the caller gives a start), so that
+    /// searches are the quasi-Newton method from the last B learnt (no differences), the
+    /// starts of the most aliased pairs first, within a budget of half the evaluations before
+    /// them ([`Objective::abandon`], asked before each iteration): a search is abandoned where
+    /// it comes within [`BASIN_RADIUS`] of a minimum found before, no lower, or runs past the
+    /// budget no lower than the best minimum (one below it goes on), and none starts past it. A restart from the start of an earlier restart (Λ = I is lme4's start where the
+    /// random terms are intercepts) is skipped: the same search. Beyond
+    /// [`DIFFERENCES_MAX_THETA`] θ, where lme4's start is the only restart, the first search
+    /// starts there (unless the caller gives a start), so that
     /// one search both fits and keeps that promise: the kb07-shaped model (72 θ) paid 108
     /// evaluations from the moment estimate and 213 more from lme4's start, where the search
     /// from lme4's start alone takes 171 (with the early saddle checks of
@@ -217,16 +217,16 @@ impl LinearMixedModel {
         let mut starts = vec![first];
         // The curvature the last search ended with, which the next starts from (see `fit`).
         let mut curvature = None;
-        // The singular minima whose transfers (see `transfers`) were searched, whether the
-        // starts left are transfers, and the restarts' starts so far.
+        // The minima whose transfers (see `transfers`) were searched, whether the starts left
+        // are transfers, and the restarts' starts so far.
         let mut transferred: Vec<Vec<f64>> = Vec::new();
         let mut transfer = false;
         let mut restarted_from: Vec<Vec<f64>> = Vec::new();
         loop {
             let Some(start) = starts.pop() else {
-                // The restarts are done: from a singular best minimum of few θ, its transfers
-                // (once per minimum, and again from a lower singular one they find), within a
-                // budget of half the evaluations so far.
+                // The restarts are done: from the best minimum of few θ, its transfers (once per
+                // minimum, and again from a lower one they find), within a budget of half the
+                // evaluations before the first.
                 match best.as_ref().filter(|b| !many && !transferred.iter().any(|t| within_basin(&b.x, t))) {
                     Some(b) => {
                         transferred.push(b.x.clone());
@@ -458,19 +458,20 @@ impl LinearMixedModel {
         let Some(several) = &self.several else {
             return shared;
         };
-        // Per factor: its first effect's index, q and the levels' diagonals of S.
-        let mut factors: Vec<(usize, usize, Vec<f64>)> = Vec::with_capacity(1 + several.others.len());
-        let diagonal = |zz: &[f64], q: usize| zz.chunks_exact(q * q).flat_map(|s| (0..q).map(move |k| s[k * q + k])).collect::<Vec<f64>>();
-        factors.push((0, self.q, diagonal(&self.zz, self.q)));
+        // Per factor: its first effect's index, q and its levels' S (q × q each), whose
+        // diagonal is read in place (nothing sized by the levels is allocated).
+        let mut factors: Vec<(usize, usize, &[f64])> = Vec::with_capacity(1 + several.others.len());
+        factors.push((0, self.q, &self.zz));
         for other in &several.others {
             let first = factors.last().map_or(0, |(first, q, _)| first + q);
-            factors.push((first, other.q, diagonal(&other.zz, other.q)));
+            factors.push((first, other.q, &other.zz));
         }
+        let diagonal = |(_, q, zz): (usize, usize, &[f64]), level: usize, k: usize| zz[level * q * q + k * q + k];
         let mut add = |(f, a): (usize, usize), (g, b): (usize, usize), value: usize| {
-            let ((first_f, qf, df), (first_g, qg, dg)) = (&factors[f], &factors[g]);
-            for k in 0..*qf {
-                for m in 0..*qg {
-                    let scale = df[a * qf + k] * dg[b * qg + m];
+            let ((first_f, qf, _), (first_g, qg, _)) = (factors[f], factors[g]);
+            for k in 0..qf {
+                for m in 0..qg {
+                    let scale = diagonal(factors[f], a, k) * diagonal(factors[g], b, m);
                     if scale > 0.0 {
                         let c = several.values[value + k * qg + m];
                         let cosine2 = c * c / scale;
@@ -488,9 +489,11 @@ impl LinearMixedModel {
         }
         // The levels whose column is not 0, per effect.
         let mut levels = vec![0usize; effects];
-        for (first, q, d) in &factors {
-            for (i, &s) in d.iter().enumerate() {
-                levels[first + i % q] += usize::from(s > 0.0);
+        for &(first, q, zz) in &factors {
+            for level in 0..zz.len() / (q * q) {
+                for k in 0..q {
+                    levels[first + k] += usize::from(diagonal((first, q, zz), level, k) > 0.0);
+                }
             }
         }
         for u in 0..effects {
