@@ -368,9 +368,10 @@ impl LinearMixedModel {
     /// Two nearly aliased factors (one's levels mostly the other's) fit the same variance
     /// either way, and the profiled deviance has a minimum with it in either factor (or shared,
     /// at a larger total): which one a search finds depends on its start, so the fit searches
-    /// from the other corners too. They are returned in the order the fit pops them last
-    /// first: the copies and moves by increasing share, then the raised variances (one start
-    /// per zero, which found the lower minimum of a 3-factor design first in the budget).
+    /// from the other corners too. Within the fit's budget the order matters: the raised
+    /// variances come first (one start per zero, which found al_574_b's lower minimum), then
+    /// the moves (al_1771_d's, which the budget did not reach behind the copies), then the
+    /// copies.
     fn transfers(&self, theta: &[f64]) -> Vec<Vec<f64>> {
         // Every effect: its factor, index among all factors' effects, column of the data,
         // scale, the θ of its row and diagonal.
@@ -399,9 +400,8 @@ impl LinearMixedModel {
             let share = shared[from.index * effects.len() + to.index];
             (from.factor != to.factor && from.term == to.term && share >= ALIASED).then_some(share)
         };
-        // The copies and moves with the share of levels of the pair they come from: the most
-        // aliased pairs' are searched first, while the budget lasts.
-        let mut starts: Vec<(f64, Vec<f64>)> = Vec::new();
+        // The starts of each kind with the share of levels of the pair they come from.
+        let (mut moves, mut copies, mut raised): (Vec<(f64, Vec<f64>)>, Vec<(f64, Vec<f64>)>, Vec<(f64, Vec<f64>)>) = (Vec::new(), Vec::new(), Vec::new());
         for from in &effects {
             let variance: f64 = from.row.iter().map(|&i| theta[i] * theta[i]).sum();
             if variance <= 0.0 {
@@ -416,18 +416,12 @@ impl LinearMixedModel {
                     transfer[i] = 0.0;
                 }
                 if singular {
-                    starts.push((share, copy));
+                    copies.push((share, copy));
                 }
-                starts.push((share, transfer));
+                moves.push((share, transfer));
             }
         }
-        starts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut starts: Vec<Vec<f64>> = starts.into_iter().map(|(_, start)| start).collect();
-        // Before them (popped first), each zero variance of an effect aliased with another
-        // raised to lme4's start, the most aliased last: one start per zero, where a variance
-        // has a copy and a move per partner.
         let lme4 = self.lme4_start();
-        let mut raised: Vec<(f64, Vec<f64>)> = Vec::new();
         for effect in effects.iter().filter(|e| theta[e.diagonal] == 0.0 && lme4[e.diagonal] > 0.0) {
             if let Some(share) = effects.iter().filter_map(|to| aliasing(effect, to)).reduce(f64::max) {
                 let mut start = theta.to_vec();
@@ -435,8 +429,14 @@ impl LinearMixedModel {
                 raised.push((share, start));
             }
         }
-        raised.sort_by(|a, b| a.0.total_cmp(&b.0));
-        starts.extend(raised.into_iter().map(|(_, start)| start));
+        // Popped last first: the raised variances (one start per zero), then the moves (the
+        // corner with the variance in the other factor, where the other minimum is), then the
+        // copies, each kind the most aliased pairs first, while the budget lasts.
+        let mut starts = Vec::with_capacity(moves.len() + copies.len() + raised.len());
+        for mut kind in [copies, moves, raised] {
+            kind.sort_by(|a, b| a.0.total_cmp(&b.0));
+            starts.extend(kind.into_iter().map(|(_, start)| start));
+        }
         starts
     }
 
