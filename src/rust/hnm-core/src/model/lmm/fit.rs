@@ -401,7 +401,8 @@ impl LinearMixedModel {
             (from.factor != to.factor && from.term == to.term && share >= ALIASED).then_some(share)
         };
         // The starts of each kind with the share of levels of the pair they come from.
-        let (mut moves, mut copies, mut raised): (Vec<(f64, Vec<f64>)>, Vec<(f64, Vec<f64>)>, Vec<(f64, Vec<f64>)>) = (Vec::new(), Vec::new(), Vec::new());
+        type Starts = Vec<(f64, Vec<f64>)>;
+        let (mut moves, mut copies, mut raised): (Starts, Starts, Starts) = (Vec::new(), Vec::new(), Vec::new());
         for from in &effects {
             let variance: f64 = from.row.iter().map(|&i| theta[i] * theta[i]).sum();
             if variance <= 0.0 {
