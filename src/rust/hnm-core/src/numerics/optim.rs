@@ -80,6 +80,16 @@ pub trait Objective {
     /// Called at the start of every iteration with its number (from 0), f and the projected
     /// gradient's max-norm there, for a trace of the search. The default does nothing.
     fn trace(&self, _iteration: usize, _value: f64, _projected_gradient_norm: f64) {}
+
+    /// True when the search may stop at x, where f is `value`: a search for another basin
+    /// that reached the neighbourhood of a minimum an earlier search found, no lower there,
+    /// would only converge to it again, and one past the evaluations its caller grants it is
+    /// not worth finishing. Asked at the start of every iteration (and by the quasi-Newton
+    /// search at its start, before any differences); the search then ends at x, not
+    /// converged. The default: never.
+    fn abandon(&self, _x: &[f64], _value: f64) -> bool {
+        false
+    }
 }
 
 /// The point found and the work it took.
@@ -203,6 +213,10 @@ pub fn minimize_bounded(objective: &impl Objective, start: &[f64], lower: &[f64]
     let mut noise = 0.0;
     while iterations < max_iterations {
         objective.trace(iterations, value, projected_norm(&x, &gradient, lower));
+        if objective.abandon(&x, value) {
+            let projected_gradient_norm = projected_norm(&x, &gradient, lower);
+            return Ok(Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm, converged: false });
+        }
         if stall.stalled(value, projected_norm(&x, &gradient, lower)) {
             converged = true;
             break;

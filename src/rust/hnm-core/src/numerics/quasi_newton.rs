@@ -170,6 +170,16 @@ pub(crate) fn quasi_newton_from(
     let mut x = project(start, lower);
     let (mut value, mut gradient) = objective.value_and_gradient(&x)?;
     let (mut evaluations, mut iterations) = (1, 0);
+    if objective.abandon(&x, value) {
+        // Before the differences' n gradients (the loop's check comes after them); a given B
+        // is handed back.
+        let projected_gradient_norm = projected_norm(&x, &gradient, lower);
+        let given = match initial {
+            Initial::Given(b) => Some(b),
+            Initial::Identity | Initial::Differences => None,
+        };
+        return Ok((Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm, converged: false }, given));
+    }
     let mut converged = false;
     // B, row-major; `None` until the first step has measured a curvature. f's noise where the
     // differences measured it (0, no limit on the line search, otherwise).
@@ -194,6 +204,9 @@ pub(crate) fn quasi_newton_from(
     while iterations < max_iterations {
         let projected = projected_norm(&x, &gradient, lower);
         objective.trace(iterations, value, projected);
+        if objective.abandon(&x, value) {
+            return Ok((Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm: projected, converged: false }, hessian));
+        }
         if stall.stalled(value, projected) {
             break;
         }

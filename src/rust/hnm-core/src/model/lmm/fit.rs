@@ -1,10 +1,10 @@
 //! The fit: the starts (a moment estimate, Λ = I, lme4's), the bounded quasi-Newton searches over θ
 //! from them, and the estimates in the data's units assembled at the minimum.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
-use super::structure::{semidefinite_cholesky, FactorTerms};
-use super::{Factorization, LinearMixedModel, LmmFit, Workspace};
+use super::structure::{semidefinite_cholesky, Affine, FactorTerms};
+use super::{Factorization, LinearMixedModel, LmmFit, Term, Workspace};
 use crate::data::stats::GroupStats;
 use crate::error::{HnmError, Result};
 use crate::model::one_way::fit::{estimates_at_theta, optimum, Estimates};
@@ -22,6 +22,32 @@ use faer::linalg::solvers::Solve;
 /// evaluations of a dense factorisation and its selected inverse for a Hessian that BFGS
 /// learns along the way.
 const DIFFERENCES_MAX_THETA: usize = 10;
+
+/// The distance from a minimum, relative to 1 + |θ| in every θ, within which a search for
+/// another basin stops ([`Objective::abandon`]) and from which no transfers are searched
+/// again (see [`LinearMixedModel::transfers`]).
+const BASIN_RADIUS: f64 = 1e-3;
+
+/// The share of levels ([`LinearMixedModel::shared_levels`]) from which two factors' effects
+/// are nearly aliased, and variance is transferred between them ([`LinearMixedModel::transfers`]).
+/// The designs whose transfers found a lower minimum shared 0.50-0.87; a factor nested in
+/// another shares (m_g − 1)/(m_f − 1) (Pastes' casks in batches 0.31, nested.R's 0.1), and
+/// crossed factors of many rows per cell next to 0 (InstEval's, kb07's, Penicillin's).
+const ALIASED: f64 = 0.4;
+
+/// True when the criterion `value` is below a minimum's `criterion` by more than 1e-9 relative:
+/// a search converging to the same minimum comes within that (the criterion's error at the
+/// tolerance is O(tolerance²)), and there ends below its first convergence by rounding, which
+/// would take it for another minimum (a design whose first search took 6 evaluations paid 47
+/// for transfers that all converged to it again).
+fn lower(value: f64, criterion: f64) -> bool {
+    value < criterion - 1e-9 * (1.0 + criterion.abs())
+}
+
+/// True when `x` is within [`BASIN_RADIUS`] of `center` in every θ (relative to 1 + |center|).
+fn within_basin(x: &[f64], center: &[f64]) -> bool {
+    x.iter().zip(center).all(|(a, b)| (a - b).abs() <= BASIN_RADIUS * (1.0 + b.abs()))
+}
 
 /// One factor's moments (see [`LinearMixedModel::moment_start`]): its residual variance σ̂²
 /// and degrees of freedom, Σ̂ = mean(b̂_j b̂_jᵀ − σ̂² S_j⁻¹) (q × q, row-major) and the mean
@@ -87,8 +113,24 @@ impl LinearMixedModel {
     /// opposite correlations), so a search that ends singular is repeated from the starts of
     /// `restarts` and the lowest minimum kept: among them Λ = I in internal units and lme4's
     /// start, Λ = I in the data's units, so that hnm never settles in a worse basin than lme4
-    /// started at the same model. Beyond [`DIFFERENCES_MAX_THETA`] θ, where lme4's start is the
-    /// only restart, the first search starts there (unless the caller gives a start), so that
+    /// started at the same model. Up to [`DIFFERENCES_MAX_THETA`] θ the best minimum is then
+    /// searched from its transfers ([`LinearMixedModel::transfers`]) between nearly aliased
+    /// factors (sharing at least [`ALIASED`] of their levels' dimensions,
+    /// [`LinearMixedModel::shared_levels`]): from a singular minimum a zero variance raised to
+    /// lme4's start and each variance copied or moved into the same term of the other factor,
+    /// from an interior one the moves. Two such factors have a minimum with the variance in
+    /// either (or shared, at a larger total), and which one a search finds depends on its
+    /// start: the Newton restarts from lme4's start found the worse one where lme4's bobyqa or
+    /// Nelder-Mead found the other (0.39 above on one design, test-lmm-factors.R), and an
+    /// interior minimum 0.67 above Nelder-Mead's singular one had it a move away. These
+    /// searches are the quasi-Newton method from the last B learnt (no differences), the
+    /// starts of the most aliased pairs first, within a budget of half the evaluations before
+    /// them ([`Objective::abandon`], asked before each iteration): a search is abandoned where
+    /// it comes within [`BASIN_RADIUS`] of a minimum found before, no lower, or runs past the
+    /// budget no lower than the best minimum (one below it goes on), and none starts past it. A restart from the start of an earlier restart (Λ = I is lme4's start where the
+    /// random terms are intercepts) is skipped: the same search. Beyond
+    /// [`DIFFERENCES_MAX_THETA`] θ, where lme4's start is the only restart, the first search
+    /// starts there (unless the caller gives a start), so that
     /// one search both fits and keeps that promise: the kb07-shaped model (72 θ) paid 108
     /// evaluations from the moment estimate and 213 more from lme4's start, where the search
     /// from lme4's start alone takes 171 (with the early saddle checks of
@@ -152,6 +194,9 @@ impl LinearMixedModel {
             control,
             interrupt: &latched,
             checkpoint: evaluations_checkpoint,
+            minima: RefCell::new(Vec::new()),
+            evaluations: Cell::new(0),
+            budget: Cell::new(None),
         };
         let tolerance = control.relative_tolerance * self.n_obs;
         let mut best: Option<crate::numerics::optim::Minimum> = None;
@@ -172,19 +217,63 @@ impl LinearMixedModel {
         let mut starts = vec![first];
         // The curvature the last search ended with, which the next starts from (see `fit`).
         let mut curvature = None;
-        while let Some(start) = starts.pop() {
+        // The minima whose transfers (see `transfers`) were searched, whether the starts left
+        // are transfers, and the restarts' starts so far.
+        let mut transferred: Vec<Vec<f64>> = Vec::new();
+        let mut transfer = false;
+        let mut restarted_from: Vec<Vec<f64>> = Vec::new();
+        loop {
+            let Some(start) = starts.pop() else {
+                // The restarts are done: from the best minimum of few θ, its transfers (once per
+                // minimum, and again from a lower one they find), within a budget of half the
+                // evaluations before the first.
+                match best.as_ref().filter(|b| !many && !transferred.iter().any(|t| within_basin(&b.x, t))) {
+                    Some(b) => {
+                        transferred.push(b.x.clone());
+                        starts = self.transfers(&b.x);
+                        if !transfer {
+                            transfer = true;
+                            let spent = problem.evaluations.get();
+                            problem.budget.set(Some((spent + spent.div_ceil(2), b.value)));
+                        } else if let Some((budget, _)) = problem.budget.get() {
+                            problem.budget.set(Some((budget, b.value)));
+                        }
+                        continue;
+                    }
+                    None => break,
+                }
+            };
             let few = !many;
             let restart = best.is_some() || failure.is_some();
-            let searched = if few && restart {
+            if transfer {
+                if problem.budget.get().is_some_and(|(budget, _)| problem.evaluations.get() >= budget) {
+                    break;
+                }
+                if problem.minima.borrow().iter().any(|(minimum, _)| within_basin(&start, minimum)) {
+                    // It would converge to that minimum again.
+                    continue;
+                }
+            } else if restart {
+                if restarted_from.contains(&start) {
+                    // The same search from the same start (Λ = I is lme4's start where every
+                    // random term is an intercept).
+                    continue;
+                }
+                restarted_from.push(start.clone());
+            }
+            let searched = if few && restart && !transfer {
                 // A restart looks for another basin, which the Newton method's exact curvature
                 // finds where secant updates do not: it follows a direction of negative
                 // curvature wherever the Hessian has one (the side of a correlation of ±1).
                 minimize_bounded(&problem, &start, &self.lower, tolerance, checkpoint)
             } else {
+                // A transfer's search starts from the last B learnt (the curvature's scale is
+                // the model's more than the point's), where the differences would cost 1 + dim θ
+                // evaluations.
                 let initial = match curvature.take() {
+                    Some(b) if transfer || many => Initial::Given(b),
                     _ if few => Initial::Differences,
-                    Some(b) => Initial::Given(b),
-                    None => Initial::Identity,
+                    _ => Initial::Identity,
                 };
                 quasi_newton_from(&problem, &start, &self.lower, tolerance, initial, checkpoint).map(|(found, b)| {
                     curvature = b;
@@ -202,6 +291,9 @@ impl LinearMixedModel {
                         starts = restarts();
                     }
                     let better = best.as_ref().is_none_or(|b| (found.converged, -found.value) > (b.converged, -b.value));
+                    if found.converged {
+                        problem.minima.borrow_mut().push((found.x.clone(), found.value));
+                    }
                     if better {
                         best = Some(found);
                     }
@@ -263,6 +355,156 @@ impl LinearMixedModel {
             }
         }
         starts
+    }
+
+    /// The starts searched from the best minimum `theta` after the restarts (see
+    /// [`LinearMixedModel::fit`]), for the pairs of effects of two factors on the same column of
+    /// the data (the intercept, or the same covariate) that share at least [`ALIASED`] of their
+    /// levels ([`LinearMixedModel::shared_levels`]): for each effect k of a factor f with
+    /// relative variance v = |l_k|² > 0 (l_k its row of Λ_f) and each such partner m of a
+    /// factor g, θ with λ_mm² + v as λ_mm² (v in g's units of the column, K's t_g²/t_f²) and
+    /// l_k set to 0 (a move) and, when `theta` is singular, l_k kept (a copy); and for each
+    /// effect with λ_kk = 0 and a partner, θ with λ_kk at lme4's start (a variance raised).
+    /// Two nearly aliased factors (one's levels mostly the other's) fit the same variance
+    /// either way, and the profiled deviance has a minimum with it in either factor (or shared,
+    /// at a larger total): which one a search finds depends on its start, so the fit searches
+    /// from the other corners too. Within the fit's budget the order matters: the raised
+    /// variances come first (one start per zero, which found al_574_b's lower minimum), then
+    /// the moves (al_1771_d's, which the budget did not reach behind the copies), then the
+    /// copies.
+    fn transfers(&self, theta: &[f64]) -> Vec<Vec<f64>> {
+        // Every effect: its factor, index among all factors' effects, column of the data,
+        // scale, the θ of its row and diagonal.
+        struct Effect {
+            factor: usize,
+            index: usize,
+            term: Term,
+            scale: f64,
+            row: Vec<usize>,
+            diagonal: usize,
+        }
+        let mut effects = Vec::new();
+        for (factor, (terms, range)) in self.factor_terms().iter().enumerate() {
+            for k in 0..terms.q {
+                let row: Vec<usize> = range.clone().filter(|&i| terms.theta_positions[i - range.start].0 == k).collect();
+                let diagonal = row.iter().copied().find(|&i| terms.theta_positions[i - range.start].1 == k);
+                if let Some(diagonal) = diagonal {
+                    let Affine { term, scale, .. } = terms.random[k];
+                    effects.push(Effect { factor, index: effects.len(), term, scale, row, diagonal });
+                }
+            }
+        }
+        let shared = self.shared_levels(effects.len());
+        let singular = self.is_singular(theta);
+        let aliasing = |from: &Effect, to: &Effect| {
+            let share = shared[from.index * effects.len() + to.index];
+            (from.factor != to.factor && from.term == to.term && share >= ALIASED).then_some(share)
+        };
+        // The starts of each kind with the share of levels of the pair they come from.
+        type Starts = Vec<(f64, Vec<f64>)>;
+        let (mut moves, mut copies, mut raised): (Starts, Starts, Starts) = (Vec::new(), Vec::new(), Vec::new());
+        for from in &effects {
+            let variance: f64 = from.row.iter().map(|&i| theta[i] * theta[i]).sum();
+            if variance <= 0.0 {
+                continue;
+            }
+            for (to, share) in effects.iter().filter_map(|to| aliasing(from, to).map(|share| (to, share))) {
+                let mut copy = theta.to_vec();
+                let moved = variance * (to.scale / from.scale).powi(2);
+                copy[to.diagonal] = (theta[to.diagonal] * theta[to.diagonal] + moved).sqrt();
+                let mut transfer = copy.clone();
+                for &i in &from.row {
+                    transfer[i] = 0.0;
+                }
+                if singular {
+                    copies.push((share, copy));
+                }
+                moves.push((share, transfer));
+            }
+        }
+        let lme4 = self.lme4_start();
+        for effect in effects.iter().filter(|e| theta[e.diagonal] == 0.0 && lme4[e.diagonal] > 0.0) {
+            if let Some(share) = effects.iter().filter_map(|to| aliasing(effect, to)).reduce(f64::max) {
+                let mut start = theta.to_vec();
+                start[effect.diagonal] = lme4[effect.diagonal];
+                raised.push((share, start));
+            }
+        }
+        // Popped last first: the raised variances (one start per zero), then the moves (the
+        // corner with the variance in the other factor, where the other minimum is), then the
+        // copies, each kind the most aliased pairs first, while the budget lasts.
+        let mut starts = Vec::with_capacity(moves.len() + copies.len() + raised.len());
+        for mut kind in [copies, moves, raised] {
+            kind.sort_by(|a, b| a.0.total_cmp(&b.0));
+            starts.extend(kind.into_iter().map(|(_, start)| start));
+        }
+        starts
+    }
+
+    /// How much of two effects' levels their Z columns share, for every pair of effects u = (f,
+    /// k) and v = (g, m) of different factors (`effects` × `effects`, row-major, in the order of
+    /// [`LinearMixedModel::factor_terms`]' factors and their effects): with the cosines of
+    /// their columns level by level, C_il = (Z_fiᵀZ_gl)_km / ((S_fi)_kk (S_gl)_mm)^½ (S the
+    /// levels' ZᵀZ), the squared canonical correlations of the two column spaces sum to ‖C‖_F²,
+    /// one of which is the column of the data itself (Σ_i Z_fi = Σ_l Z_gl for the same
+    /// column), so (‖C‖_F² − 1)/(max(m_f, m_g) − 1) over the m levels of each is the share of
+    /// the larger factor's dimensions (beyond that column) which the other's span: near 1
+    /// where one factor's levels are mostly the other's relabelled, (m_g − 1)/(m_f − 1) for f
+    /// nested in g, and (m_f − 1)(m_g − 1)/(N max(m_f, m_g)) or so for independent crossed
+    /// factors of N rows. Σ_fZ_fΛ_fΛ_fᵀZ_fᵀ identifies the two variances only through the
+    /// dimensions they do not share; the rest of the variance can be put in either, which makes
+    /// the minima that [`LinearMixedModel::transfers`] looks for.
+    fn shared_levels(&self, effects: usize) -> Vec<f64> {
+        let mut shared = vec![0.0; effects * effects];
+        let Some(several) = &self.several else {
+            return shared;
+        };
+        // Per factor: its first effect's index, q and its levels' S (q × q each), whose
+        // diagonal is read in place (nothing sized by the levels is allocated).
+        let mut factors: Vec<(usize, usize, &[f64])> = Vec::with_capacity(1 + several.others.len());
+        factors.push((0, self.q, &self.zz));
+        for other in &several.others {
+            let first = factors.last().map_or(0, |(first, q, _)| first + q);
+            factors.push((first, other.q, &other.zz));
+        }
+        let diagonal = |(_, q, zz): (usize, usize, &[f64]), level: usize, k: usize| zz[level * q * q + k * q + k];
+        let mut add = |(f, a): (usize, usize), (g, b): (usize, usize), value: usize| {
+            let ((first_f, qf, _), (first_g, qg, _)) = (factors[f], factors[g]);
+            for k in 0..qf {
+                for m in 0..qg {
+                    let scale = diagonal(factors[f], a, k) * diagonal(factors[g], b, m);
+                    if scale > 0.0 {
+                        let c = several.values[value + k * qg + m];
+                        let cosine2 = c * c / scale;
+                        shared[(first_f + k) * effects + first_g + m] += cosine2;
+                        shared[(first_g + m) * effects + first_f + k] += cosine2;
+                    }
+                }
+            }
+        };
+        for coupling in &several.fronts {
+            add((coupling.row.0 + 1, coupling.row.1), (0, coupling.column.1), coupling.value);
+        }
+        for coupling in &several.pairs {
+            add((coupling.row.0 + 1, coupling.row.1), (coupling.column.0 + 1, coupling.column.1), coupling.value);
+        }
+        // The levels whose column is not 0, per effect.
+        let mut levels = vec![0usize; effects];
+        for &(first, q, zz) in &factors {
+            for level in 0..zz.len() / (q * q) {
+                for k in 0..q {
+                    levels[first + k] += usize::from(diagonal((first, q, zz), level, k) > 0.0);
+                }
+            }
+        }
+        for u in 0..effects {
+            for v in 0..effects {
+                let larger = levels[u].max(levels[v]);
+                let share = &mut shared[u * effects + v];
+                *share = if larger > 1 && *share > 0.0 { (*share - 1.0) / (larger - 1) as f64 } else { 0.0 };
+            }
+        }
+        shared
     }
 
     /// Λ = I (every factor's) as an internal θ.
@@ -571,9 +813,23 @@ struct DevianceProblem<'a> {
     /// The search's interrupt, and the evaluations' checkpoint over it.
     interrupt: &'a Latched<'a>,
     checkpoint: RefCell<Checkpoint<'a>>,
+    /// The converged minima found (θ and criterion), whose neighbourhoods the transfers'
+    /// searches do not search again ([`Objective::abandon`]).
+    minima: RefCell<Vec<(Vec<f64>, f64)>>,
+    /// The evaluations so far, of every search.
+    evaluations: Cell<usize>,
+    /// While the transfers are searched: the evaluations after which a search no lower than
+    /// the best minimum is abandoned, and that minimum's criterion.
+    budget: Cell<Option<(usize, f64)>>,
 }
 
 impl DevianceProblem<'_> {
+    /// True within [`BASIN_RADIUS`] of a converged minimum found before, `value` not
+    /// [`lower`] than its criterion.
+    fn known_basin(&self, x: &[f64], value: f64) -> bool {
+        self.minima.borrow().iter().any(|(minimum, lowest)| !lower(value, *lowest) && within_basin(x, minimum))
+    }
+
     /// `Interrupted` once an evaluation was interrupted (the search may try another).
     fn not_interrupted(&self) -> Result<()> {
         if self.interrupt.latched() {
@@ -607,11 +863,13 @@ impl Default for FitControl<'_> {
 impl Objective for DevianceProblem<'_> {
     fn value(&self, x: &[f64]) -> Result<f64> {
         self.not_interrupted()?;
+        self.evaluations.set(self.evaluations.get() + 1);
         self.model.deviance_checked(self.criterion, x, &mut self.workspace.borrow_mut(), &mut self.checkpoint.borrow_mut())
     }
 
     fn value_and_gradient(&self, x: &[f64]) -> Result<(f64, Vec<f64>)> {
         self.not_interrupted()?;
+        self.evaluations.set(self.evaluations.get() + 1);
         self.model.deviance_and_gradient_checked(self.criterion, x, &mut self.workspace.borrow_mut(), &mut self.checkpoint.borrow_mut())
     }
 
@@ -662,6 +920,19 @@ impl Objective for DevianceProblem<'_> {
 
     fn max_iterations(&self) -> usize {
         self.control.max_iterations
+    }
+
+    /// In a search from a transfer (see [`LinearMixedModel::transfers`]): within
+    /// [`BASIN_RADIUS`] of a converged minimum found before and no lower than it, where the
+    /// search would converge to that minimum again (another minimum so close would need the
+    /// criterion's curvature to change sign within 1e-3 of θ); or past the transfers' budget
+    /// of evaluations and no lower than the best minimum (a search already below it goes on:
+    /// it has found what the transfers look for).
+    fn abandon(&self, x: &[f64], value: f64) -> bool {
+        let Some((budget, best)) = self.budget.get() else {
+            return false;
+        };
+        (self.evaluations.get() >= budget && !lower(value, best)) || self.known_basin(x, value)
     }
 
     fn trace(&self, iteration: usize, value: f64, projected_gradient_norm: f64) {
