@@ -382,3 +382,28 @@ for (case in aliased_cases) {
     expect_equal(fit$deviance, devfun(unname(fit$theta)), tolerance = 1e-9)
   })
 }
+
+test_that("fixed parts of factors with few combinations (held as their distinct rows) fit as lme4", {
+  # model_matrix() holds them as model.matrix() of one row per combination and each row's
+  # index, which the pass reads as such: up to 8 columns and more, one grouping factor and two.
+  set.seed(41)
+  d <- lme4::InstEval[sample(nrow(lme4::InstEval), 4000), ]
+  cases <- list(list(fixed = ~ service, random = ~ (1 | s)),
+                list(fixed = ~ service + studage, random = ~ (1 | s) + (1 | d)),
+                list(fixed = ~ service * studage, random = ~ (1 | d)),
+                list(fixed = ~ service * dept, random = ~ (1 | s)))
+  for (case in cases) {
+    formula <- stats::as.formula(call("~", quote(y), call("+", case$fixed[[2L]], case$random[[2L]])))
+    expect_false(is.null(hnm:::few_combinations(terms(case$fixed), model.frame(case$fixed, d))))
+    for (REML in c(FALSE, TRUE)) {
+      info <- paste(deparse1(formula), REML)
+      fit <- hnm_fit(formula, d, REML = REML)
+      devfun <- suppressWarnings(lme4::lmer(formula, d, REML = REML, devFunOnly = TRUE))
+      expect_equal(if (REML) REMLcrit(fit) else deviance(fit), devfun(unname(fit$theta)),
+                   tolerance = 1e-9, info = info)
+      at_theta <- suppressWarnings(lme4::lmer(formula, d, REML = REML, start = unname(fit$theta),
+                                              control = lme4::lmerControl(optimizer = NULL)))
+      expect_equal(fixef(fit), lme4::fixef(at_theta), tolerance = 1e-7, info = info)
+    }
+  }
+})

@@ -457,7 +457,7 @@ impl RowPass<'_> {
         // On the stack for the common widths, so that the row's values stay in registers.
         let (mut stack, mut pilot_stack) = ([0.0; 8], [0.0; 8]);
         let mut heap = if k <= 8 { Vec::new() } else { with_capacity(&[k], STATISTICS)? };
-        let mut scratch = BlockScratch::new(if k <= 8 { 0 } else { k })?;
+        let mut scratch = BlockScratch::new(if C::BLOCKS { k } else { 0 })?;
         let (shifted, pilot): (&mut [f64], &[f64]) = if k <= 8 {
             pilot_stack[..k].copy_from_slice(self.pilot);
             (&mut stack[..k], &pilot_stack[..k])
@@ -524,6 +524,9 @@ impl RowPass<'_> {
 
 /// A chunk of rows of the model's columns as [`RowPass::run`]'s loop reads them.
 trait ChunkCells {
+    /// Whether the reads need a [`BlockScratch`] of the columns' blocks.
+    const BLOCKS: bool = false;
+
     /// The chunk's row `i` (its group `code`) as [`read_row`] reads it; the rows in order, the
     /// chunk's reads sharing `scratch`.
     fn read(&self, i: usize, code: i32, pilot: &[f64], values: &mut [f64], scratch: &mut BlockScratch) -> (RowRead, u64);
@@ -698,6 +701,8 @@ impl ColumnBlock<'_> {
 }
 
 impl ChunkCells for ColumnBlocks<'_, '_> {
+    const BLOCKS: bool = true;
+
     /// [`read_cells`]'s reading of row `i` from its block (the first row of a block reads it).
     #[inline(always)]
     fn read(&self, i: usize, code: i32, pilot: &[f64], values: &mut [f64], scratch: &mut BlockScratch) -> (RowRead, u64) {
