@@ -129,6 +129,13 @@
 # Against lmer in one run (lme4 attached, hnm median of 21 before and after one lmer fit):
 # 0.135-0.140 s vs 5.98 s (42.7-44.3x), deviance -2.9e-11; 0.149-0.152 s vs 11.92 s
 # (78.4-80.0x), -1.5e-6. Without a garbage collection a first-model fit takes 118-132 ms.
+# 2026-12-07 (quiet, load ~1), fixed parts of factors held as their distinct rows (no 16 MB
+# model matrix on R's heap), variance transfers between nearly aliased factors, one bucketing
+# routine for the couplings: InstEval 139-157 and 137-160 ms (main in the same session: 163
+# and 153; 8 and 11 evaluations), kb07-shaped 509-532 ms (618), 166; nested 1e7 2.4x and 2.7x
+# the R pass (alternated with main: 175 -> 168 and 217 -> 216 ms); Zipf 1e6 241-269 ms (257).
+# Against lmer in one run (hnm median of 21 before and after one lmer fit): 0.120-0.124 s vs
+# 5.74 s (46.3-47.8x) and 0.140-0.145 s vs 11.57 s (79.8-82.6x), deviances as before.
 
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
