@@ -403,3 +403,20 @@ test_that("model matrices built from their distinct rows are R's model.matrix()"
   # Fewer than 1,024 rows: model.matrix() itself.
   expect_null(hnm:::few_combinations(terms(~ a * b), model.frame(~ a * b, d[1:1000, ])))
 })
+
+test_that("a model matrix held as its distinct rows hashes as its values, also once changed", {
+  set.seed(5)
+  n <- 4096
+  d <- data.frame(a = factor(sample(3, n, TRUE)))
+  plain <- unname(model.matrix(~ a, d))
+  m <- hnm:::rs_rows_of_distinct(plain[match(1:3, d$a), ], as.integer(d$a))
+  # The pass's hash of every value read (rs_lmm_fingerprint(), which tells a fit's data
+  # changed): the same as of the plain matrix, before and after both are changed (R's
+  # assignment makes a plain copy of the held matrix).
+  hash <- function(x) hnm:::rs_lmm_fingerprint(list(x), rep(1L, n), 0L)
+  expect_identical(hash(m), hash(plain))
+  m[2L, 2L] <- 7
+  plain[2L, 2L] <- 7
+  expect_identical(unname(m[2L, 2L]), 7)
+  expect_identical(hash(m), hash(plain))
+})

@@ -110,16 +110,17 @@ fn rs_rows_of_distinct(distinct: Robj, index: Robj) -> Robj {
     out
 }
 
-/// The columns of `object` as the pass reads them when it is a matrix of this class: per
-/// column the distinct rows' values and the rows' indices, read in place without expanding
-/// it; `None` for any other object.
+/// The columns of `object` as the pass reads them when it is a matrix of this class not yet
+/// expanded: per column the distinct rows' values and the rows' indices, read in place;
+/// `None` for any other object, and once expanded (R may have written to the expansion,
+/// which is then the matrix's value).
 pub(crate) fn indexed_columns(object: &Robj) -> Option<Vec<hnm_core::Column<'_>>> {
     // SAFETY: `object` is a live R object during the .Call on R's main thread; an object of
     // this class holds the parts `rs_rows_of_distinct` made (plain vectors), which it keeps
     // alive and unchanged while `object` is borrowed.
     unsafe {
         let x: Sexp = object.get().cast();
-        if ALTREP(x) == 0 || R_altrep_inherits(x, class()) == 0 {
+        if ALTREP(x) == 0 || R_altrep_inherits(x, class()) == 0 || R_altrep_data2(x) != R_NilValue {
             return None;
         }
         let (values, index, distinct_rows) = parts(x);
