@@ -248,10 +248,11 @@ model_columns <- function(t, frame, keep, call, contrasts = NULL) {
 
 # stats::model.matrix() of the terms `reduced` on `frame`. When the terms' variables are
 # factors without NA whose combinations are few beside the rows (InstEval's service * dept:
-# 28 in 73,421 rows), model.matrix() of one row per combination, and each row's combination
-# filled in by Rust (rs_rows_of_distinct()) in its own memory: the same values and column
-# names (no row names, which nothing reads), without the 16 MB matrix on R's heap, whose
-# collector that allocation set off at every fit, nor model.matrix()'s pass over every row.
+# 28 in 73,421 rows), model.matrix() of one row per combination held with each row's
+# combination (rs_rows_of_distinct(): a matrix R expands only when it reads it whole, which
+# the pass reads as it is held): the same values and column names (no row names, which
+# nothing reads), without the 16 MB matrix on R's heap, whose collector that allocation set
+# off at every fit, nor model.matrix()'s pass over every row.
 model_matrix <- function(reduced, frame, contrasts) {
   combinations <- few_combinations(reduced, frame)
   if (is.null(combinations)) return(stats::model.matrix(reduced, frame, contrasts.arg = contrasts))
@@ -272,12 +273,7 @@ few_combinations <- function(reduced, frame) {
   if (!all(vapply(columns, function(x) is.factor(x) && is.null(dim(x)), NA))) return(NULL)
   codes <- lapply(columns, plain_integers)
   if (any(vapply(codes, anyNA, NA))) return(NULL)
-  sizes <- vapply(columns, nlevels, 0L)
-  # dense_codes() combines two codes at a time.
-  combinations <- dense_codes(codes[1L], sizes[1L])
-  for (k in seq_along(codes)[-1L]) {
-    combinations <- dense_codes(list(combinations$codes, codes[[k]]), c(combinations$n, sizes[k]))
-  }
+  combinations <- dense_combinations(codes, vapply(columns, nlevels, 0L))
   if (combinations$n <= n_rows / 8) combinations
 }
 
@@ -526,12 +522,7 @@ combine_codes <- function(codes, sizes, keep = NULL, order_cells = NULL, cell_at
     cells <- nested_cells(codes, sizes)
   }
   if (is.null(cells)) {
-    cells <- dense_codes(codes[1L], sizes[1L])
-    for (k in seq_along(codes)[-1L]) {
-      if (!identical(cell_values(cells, codes[[k]])[cells$codes], codes[[k]])) {
-        cells <- dense_codes(list(cells$codes, codes[[k]]), c(cells$n, sizes[k]))
-      }
-    }
+    cells <- dense_combinations(codes, sizes)
     cells$levels <- lapply(codes, cell_values, cells = cells)
     cells <- list(first = cells$codes, map = NULL, n = cells$n, levels = cells$levels)
   }
@@ -590,6 +581,19 @@ cell_values <- function(cells, values) {
   out <- integer(cells$n)
   out[cells$codes] <- values
   out
+}
+
+# dense_codes() of any number of codes (code k in 1..sizes[k], no NA), combined two at a
+# time; a code that is a function of the combination so far (a factor nested in it) changes
+# nothing and is not combined.
+dense_combinations <- function(codes, sizes) {
+  cells <- dense_codes(codes[1L], sizes[1L])
+  for (k in seq_along(codes)[-1L]) {
+    if (!identical(cell_values(cells, codes[[k]])[cells$codes], codes[[k]])) {
+      cells <- dense_codes(list(cells$codes, codes[[k]]), c(cells$n, sizes[k]))
+    }
+  }
+  cells
 }
 
 # The distinct combinations of one or two integer keys (key j in 1..sizes[j]) numbered 1..n in
