@@ -41,7 +41,7 @@ mod numerics;
 pub use data::blocks::{fingerprint, group_column_codes, BlockPass, Column, GroupColumn, GroupKeys};
 pub use data::cells::{is_r_na, Cell, Response, NA_CODE, NA_REAL};
 pub use data::cross_products::CrossProducts;
-pub use data::distinct_rows::{check_distinct_rows, write_rows_of_distinct};
+pub use data::distinct_rows::{check_distinct_rows, distinct_value, write_rows_of_distinct};
 pub use data::groups::{
     cell_labels, code_index, dense_double_range, dense_integer_range, dense_pair_codes, double_key, group_codes, integer_key, map_codes, nested_values,
     GroupCodes, KeyCodes, DOUBLE_MISSING, INTEGER_MISSING, ROWS_PER_CHECK,

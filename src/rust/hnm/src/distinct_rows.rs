@@ -150,21 +150,27 @@ unsafe extern "C" fn length(x: Sexp) -> isize {
 }
 
 unsafe extern "C" fn element(x: Sexp, i: isize) -> f64 {
-    // Once expanded, the expansion (which R may have written to through its data pointer).
-    let expansion = R_altrep_data2(x);
-    if expansion != R_NilValue {
-        return *REAL(expansion).offset(i);
-    }
-    let (values, index, distinct_rows) = parts(x);
-    let (row, column) = (i as usize % index.len().max(1), i as usize / index.len().max(1));
-    let code = index.get(row).map_or(0, |&code| code.max(0) as usize);
-    values.get(column * distinct_rows + code.wrapping_sub(1)).copied().filter(|_| (1..=distinct_rows).contains(&code)).unwrap_or(hnm_core::NA_REAL)
+    let mut value = 0.0;
+    region(x, i, 1, &mut value);
+    value
 }
 
+/// Values `start..start + count` (column-major) into `buffer`: from the expansion once there
+/// is one (which R may have written to through its data pointer), else from the parts.
 unsafe extern "C" fn region(x: Sexp, start: isize, count: isize, buffer: *mut f64) -> isize {
     let available = (length(x) - start.max(0)).clamp(0, count.max(0));
-    for k in 0..available {
-        *buffer.offset(k) = element(x, start + k);
+    let (first, available_rows) = (start.max(0) as usize, available as usize);
+    let expansion = R_altrep_data2(x);
+    if expansion != R_NilValue {
+        std::ptr::copy_nonoverlapping(REAL(expansion).add(first), buffer, available_rows);
+        return available;
+    }
+    let (values, index, distinct_rows) = parts(x);
+    let rows = index.len().max(1);
+    for k in 0..available_rows {
+        let (row, column) = ((first + k) % rows, (first + k) / rows);
+        let column = values.get(column * distinct_rows..(column + 1) * distinct_rows).unwrap_or(&[]);
+        *buffer.add(k) = hnm_core::distinct_value(column, index.get(row).copied().unwrap_or(0));
     }
     available
 }

@@ -24,7 +24,7 @@ pub enum Column<'a> {
     /// Integers (and logicals); R's `NA` is [`crate::NA_CODE`].
     Integer(&'a [i32]),
     /// Row i is `values[index[i] − 1]` (a model matrix's column held as the column of its
-    /// distinct rows and each row's 1-based index into them, [`crate::rows_of_distinct`]);
+    /// distinct rows and each row's 1-based index into them, [`crate::write_rows_of_distinct`]);
     /// an index outside `values` reads as R's `NA`.
     Indexed { values: &'a [f64], index: &'a [i32] },
 }
@@ -105,11 +105,10 @@ fn read_value<T: Response>(value: T) -> (u64, Cell) {
     (value.bits(), value.cell())
 }
 
-/// [`read_value`] of `values[code − 1]` ([`Column::Indexed`]), R's `NA` outside `values`.
+/// [`read_value`] of row `code` of `values` ([`Column::Indexed`], [`crate::distinct_value`]).
 #[inline(always)]
 fn read_indexed(values: &[f64], code: i32) -> (u64, Cell) {
-    let value = usize::try_from(code).ok().and_then(|i| values.get(i.wrapping_sub(1)));
-    read_value(value.copied().unwrap_or(crate::NA_REAL))
+    read_value(crate::distinct_value(values, code))
 }
 
 /// The group of each row as R holds it, read in place: 1-based codes (a factor's, or codes

@@ -31,10 +31,24 @@ pub fn check_distinct_rows(distinct: &[f64], distinct_rows: usize, index: &[i32]
     }
 }
 
+/// Row `code` (1-based) of `column`, a column of the distinct rows; R's `NA` for a code
+/// outside them (which [`check_distinct_rows`] refuses): what the matrix's row of that index
+/// holds, as [`write_rows_of_distinct`] writes it and [`crate::Column::Indexed`] reads it.
+///
+/// # Example
+/// ```
+/// use hnm_core::{distinct_value, is_r_na};
+/// assert_eq!(distinct_value(&[10.0, 20.0], 2), 20.0);
+/// assert!(is_r_na(distinct_value(&[10.0, 20.0], 0)));
+/// ```
+#[inline(always)]
+pub fn distinct_value(column: &[f64], code: i32) -> f64 {
+    usize::try_from(code).ok().and_then(|i| column.get(i.wrapping_sub(1))).copied().unwrap_or(crate::NA_REAL)
+}
+
 /// Writes into `out` (column-major, `index.len()` rows, as many columns as fit in both) the
 /// matrix whose row i is row `index[i]` (1-based) of `distinct` (`distinct_rows` rows,
-/// column-major); an index outside them (which [`check_distinct_rows`] refuses) writes R's
-/// `NA`, as [`crate::Column::Indexed`] reads it.
+/// column-major), each value as [`distinct_value`] gives it.
 ///
 /// # Example
 /// ```
@@ -50,7 +64,7 @@ pub fn write_rows_of_distinct(distinct: &[f64], distinct_rows: usize, index: &[i
     }
     for (column, out) in distinct.chunks_exact(distinct_rows).zip(out.chunks_exact_mut(index.len())) {
         for (value, &code) in out.iter_mut().zip(index) {
-            *value = usize::try_from(code).ok().and_then(|i| column.get(i.wrapping_sub(1))).copied().unwrap_or(crate::NA_REAL);
+            *value = distinct_value(column, code);
         }
     }
 }
