@@ -139,10 +139,12 @@ rs_lmm_restore <- function(pilot, n, means, comoments, response, fixed, random, 
 #' order. The statistics are in the pooled layout (`CrossProducts::pooled`), the co-moments of
 #' the pairs without a random-effects column summed over the cells, or, when `full` (a
 #' statistics table, `hnm_stats()`), with every pair kept per cell. Returns what
-#' `rs_lmm_build` returns, `groups` being a list by factor, and the statistics' `pooled` sums
-#' and 1-based `group_variables`.
+#' `rs_lmm_build` returns, `groups` being a list by factor, and, when `statistics`, the
+#' statistics with their `pooled` sums and 1-based `group_variables` (`NULL` otherwise: a
+#' fit from rows does not keep them, which are per cell as large as its data; its model is
+#' rebuilt by the pass, `rs_lmm_fit_at`).
 #' @noRd
-rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads, full) .Call(wrap__rs_lmm_build_factors, columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads, full)
+rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads, full, statistics) .Call(wrap__rs_lmm_build_factors, columns_list, cell_codes, n_cells, response, fixed, cell_levels, n_levels, random, blocks, names, threads, full, statistics)
 
 #' `rs_lmm_restore` for a model with several grouping factors (see `rs_lmm_build_factors`):
 #' the statistics in the pooled layout when `pooled` (the pooled sums) and `group_variables`
@@ -150,6 +152,17 @@ rs_lmm_build_factors <- function(columns_list, cell_codes, n_cells, response, fi
 #' fit saved before the pooled layout); its dense kernels on at most `threads` threads.
 #' @noRd
 rs_lmm_restore_factors <- function(pilot, n, means, comoments, pooled, group_variables, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta, threads) .Call(wrap__rs_lmm_restore_factors, pilot, n, means, comoments, pooled, group_variables, response, fixed, cell_levels, n_levels, random, blocks, names, reml, internal_theta, threads)
+
+#' The model behind `ptr` fitted at the internal θ `internal_theta` (REML when `reml`) with
+#' no search, as `rs_lmm_restore` fits a saved fit's model: for the model of a saved fit from
+#' rows rebuilt by the pass over them. Returns `list(model = ptr)`.
+#' @noRd
+rs_lmm_fit_at <- function(ptr, reml, internal_theta) .Call(wrap__rs_lmm_fit_at, ptr, reml, internal_theta)
+
+#' A copy of the model behind `ptr`, unfitted, behind a pointer of its own: a refit by another
+#' criterion (refitML()) that leaves the fit's model as it is. Returns `list(model = ptr)`.
+#' @noRd
+rs_lmm_copy <- function(ptr) .Call(wrap__rs_lmm_copy, ptr)
 
 #' Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
 #' vector), with the search's `tolerance` (relative to N), `max_iterations` and, when

@@ -20,6 +20,9 @@ has_several_factors <- function(x) length(x$factors) > 1L
 # and `index`: as for lmm_build(). The statistics keep per cell only the co-moments the model
 # reads per cell, those of the random-effects columns, the others pooled over the cells
 # (`built$stats$pooled`); with `full` every co-moment per cell (the table hnm_stats() gives).
+# The statistics are returned (`built$stats`) only with `full`: a fit keeps its rows, from
+# which its model is rebuilt (restore_factors_model()), not per-cell statistics as large as
+# its data (InstEval's 73,421 cells: 17 MB).
 lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NULL,
                               threads = thread_count(call), weights = NULL, index = NULL,
                               full = FALSE) {
@@ -42,7 +45,7 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
   spec <- pass$factor_spec
   built <- rs_lmm_build_factors(pass$variables, cells$cell, cells$n_cells, pass$response,
                                 pass$fixed, spec$cell_levels, spec$n_levels, spec$random,
-                                spec$blocks, pass$names, threads, full)
+                                spec$blocks, pass$names, threads, full, full)
   built <- rust_result(explain_build_error(built, pass, call), call = call)
   built$fingerprint <- rows_fingerprint(design, built)
   built$zero_weights <- design$zero_weights
@@ -133,8 +136,14 @@ random_covariance <- function(fit, values) {
 }
 
 # The Rust model of a fit with several factors rebuilt from its plain fields (see
-# restore_model()).
+# restore_model()): from its statistics, or for a fit from rows (which keeps none) by the
+# pass over them, checked to be the rows the fit was made from.
 restore_factors_model <- function(object, reml, theta) {
+  if (is.null(object$stats)) {
+    built <- build_rows(object, lmm_rows(object, "Rebuilding the fit's model"))
+    if (is_core_error(built)) return(built)
+    return(rs_lmm_fit_at(built$model, reml, theta))
+  }
   s <- object$stats
   spec <- object$spec
   rs_lmm_restore_factors(s$pilot, s$n, s$means, s$comoments, s$pooled, s$group_variables,

@@ -119,7 +119,7 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method,
     # the factor of each random-effects term.
     factors = design$factors,
     term_groups = design$term_groups,
-    n_obs = sum(built$stats$n),
+    n_obs = built$response_summary[["n"]],
     response_summary = built$response_summary,
     group_sizes = if (!several) built$stats$n[built$groups],
     n_dropped = built$dropped,
@@ -128,7 +128,9 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method,
     terms = design$terms,
     # The random parts' terms with their predvars, to evaluate new data as the fit's rows.
     random_terms = design$random_terms,
-    # The plain fields the Rust model is rebuilt from after readRDS.
+    # The plain fields the Rust model is rebuilt from after readRDS (with several grouping
+    # factors, the statistics of a fit from statistics only: a fit from rows is rebuilt from
+    # them, restore_factors_model()).
     stats = built$stats,
     spec = list(response = design$response, fixed = design$fixed, random = design$random,
                 blocks = design$blocks, factors = design$factor_spec),
@@ -173,6 +175,14 @@ lmm_model <- function(object) {
                                      object$convergence$internal_theta))$model
   if (is.environment(core)) assign("model", model, envir = core)
   model
+}
+
+# The fit's statistics (its plain fields `stats`): for a fit from rows with several grouping
+# factors, which keeps none (lmm_build_factors()), made again by the pass over its rows.
+fit_statistics <- function(object) {
+  if (!is.null(object$stats)) return(object$stats)
+  rows <- lmm_rows(object, "The fit's statistics")
+  rust_result(build_rows(object, rows, statistics = TRUE))$stats
 }
 
 # The Rust model of a fit rebuilt from its statistics (see lmm_model()), fitted by REML when

@@ -53,15 +53,16 @@ refit.hnm_fit <- function(object, newresp, ...) {
 }
 
 # The model of `object` rebuilt from the rows `rows` (the fit's, with another response): one
-# pass keyed by group, or by cell with several grouping factors (whose codes the rows hold).
-build_rows <- function(object, rows) {
+# pass keyed by group, or by cell with several grouping factors (whose codes the rows hold),
+# with the statistics when `statistics` (one grouping factor: always).
+build_rows <- function(object, rows, statistics = FALSE) {
   threads <- (object$control %||% hnm_control())$threads
   spec <- object$spec
   if (has_several_factors(object)) {
     f <- spec$factors
-    return(rs_lmm_build_factors(pass_variables(rows), rows$codes, length(object$stats$n),
+    return(rs_lmm_build_factors(pass_variables(rows), rows$codes, length(f$cell_levels[[1L]]),
                                 spec$response, spec$fixed, f$cell_levels, f$n_levels, f$random,
-                                f$blocks, rows$names, threads, FALSE))
+                                f$blocks, rows$names, threads, FALSE, statistics))
   }
   rs_lmm_build(pass_variables(rows), rows$codes, rows$code_offset, length(object$stats$n),
                spec$response, spec$fixed, spec$random, spec$blocks, rows$names, threads)
@@ -113,8 +114,8 @@ refitML.hnm_fit <- function(x, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
   if (x$method == "ML") return(x)
-  # A model of its own from the fit's statistics, so that the REML fit's stays as it is.
-  model <- rust_result(restore_model(x, FALSE, NULL), call = call)$model
+  # A copy of the fit's model, so that the REML fit's stays as it is.
+  model <- rust_result(rs_lmm_copy(lmm_model(x)), call = call)$model
   estimates <- lmm_search(model, FALSE, x$convergence$internal_theta, TRUE, x$control, call = call)
   if (is_one_way(x, offset = TRUE)) check_one_way_range(estimates$theta, call)
   fit <- with_estimates(x, estimates)

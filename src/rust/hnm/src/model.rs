@@ -174,16 +174,17 @@ fn rs_lmm_build(
         Ok(pass) => pass,
         Err(error) => return model_error(error, &names, response),
     };
-    built(&pass, LinearMixedModel::new(&pass.stats, structure(response, fixed, random, blocks)), &names, response)
+    built(&pass, LinearMixedModel::new(&pass.stats, structure(response, fixed, random, blocks)), &names, response, true)
 }
 
-/// The model `model` built from `pass`, as R receives it: the pointer and the plain fields.
-fn built(pass: &hnm_core::BlockPass, model: hnm_core::Result<LinearMixedModel>, names: &[String], response: i32) -> Robj {
+/// The model `model` built from `pass`, as R receives it: the pointer and the plain fields,
+/// the statistics among them only when `statistics` (`NULL` otherwise).
+fn built(pass: &hnm_core::BlockPass, model: hnm_core::Result<LinearMixedModel>, names: &[String], response: i32, statistics: bool) -> Robj {
     let model = match model {
         Ok(m) => m,
         Err(error) => return model_error(error, names, response),
     };
-    let fields = stats_fields(&pass.stats);
+    let fields = if statistics { stats_fields(&pass.stats) } else { Robj::from(()) };
     let summary = response_summary(&pass.stats, response);
     let (kept, groups, lower) = model_fields(&model);
     let ptr = ExternalPtr::new(Model { model, fit: None, random_effects: None, variance_derivatives: None });
@@ -232,14 +233,16 @@ fn grouping_factors(cell_levels: &List, n_levels: &[i32], random: &List, blocks:
 /// order. The statistics are in the pooled layout (`CrossProducts::pooled`), the co-moments of
 /// the pairs without a random-effects column summed over the cells, or, when `full` (a
 /// statistics table, `hnm_stats()`), with every pair kept per cell. Returns what
-/// `rs_lmm_build` returns, `groups` being a list by factor, and the statistics' `pooled` sums
-/// and 1-based `group_variables`.
+/// `rs_lmm_build` returns, `groups` being a list by factor, and, when `statistics`, the
+/// statistics with their `pooled` sums and 1-based `group_variables` (`NULL` otherwise: a
+/// fit from rows does not keep them, which are per cell as large as its data; its model is
+/// rebuilt by the pass, `rs_lmm_fit_at`).
 /// @noRd
 #[extendr]
 #[allow(clippy::too_many_arguments)]
 fn rs_lmm_build_factors(
     columns_list: List, cell_codes: Robj, n_cells: i32, response: i32, fixed: &[i32], cell_levels: List, n_levels: &[i32], random: List, blocks: List,
-    names: Vec<String>, threads: i32, full: bool,
+    names: Vec<String>, threads: i32, full: bool, statistics: bool,
 ) -> Robj {
     let column_objects: Vec<Robj> = columns_list.values().collect();
     let no_offset = Robj::from(0);
@@ -260,7 +263,7 @@ fn rs_lmm_build_factors(
     let fixed = structure(response, fixed, &[], &[]).fixed;
     // The dense kernels of crossed factors on the user's threads too (one: no helper thread).
     let model = LinearMixedModel::with_factors(&pass.stats, response.max(1) as usize - 1, fixed, &factors).map(|m| m.with_threads(threads.max(1) as usize));
-    built(&pass, model, &names, response)
+    built(&pass, model, &names, response, statistics)
 }
 
 /// The one-way statistics (n_j, ȳ_j, SSW_j) of the model behind `ptr`, which must be the
@@ -388,6 +391,41 @@ fn rs_lmm_restore_factors(
     restored(stats, response, &names, reml, internal_theta, |stats| {
         LinearMixedModel::with_factors(stats, response.max(1) as usize - 1, fixed, &factors).map(|m| m.with_threads(threads.max(1) as usize))
     })
+}
+
+/// A copy of the model behind `ptr`, unfitted, behind a pointer of its own: a refit by another
+/// criterion (refitML()) that leaves the fit's model as it is. Returns `list(model = ptr)`.
+/// @noRd
+#[extendr]
+fn rs_lmm_copy(ptr: Robj) -> Robj {
+    let Ok(model) = <&ExternalPtr<Model>>::try_from(&ptr) else {
+        return error_message("`ptr` is not an hnm model.".into(), "invalid_argument");
+    };
+    match model.model.try_clone() {
+        Ok(model) => list!(model = ExternalPtr::new(Model { model, fit: None, random_effects: None, variance_derivatives: None })).into(),
+        Err(error) => core_error(error),
+    }
+}
+
+/// The model behind `ptr` fitted at the internal θ `internal_theta` (REML when `reml`) with
+/// no search, as `rs_lmm_restore` fits a saved fit's model: for the model of a saved fit from
+/// rows rebuilt by the pass over them. Returns `list(model = ptr)`.
+/// @noRd
+#[extendr]
+fn rs_lmm_fit_at(mut ptr: Robj, reml: bool, internal_theta: &[f64]) -> Robj {
+    let model = match model_of_mut(&mut ptr) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    match model.model.fit_at(criterion(reml), internal_theta, &mut Checkpoint::new(&RInterrupt)) {
+        Ok(fit) => {
+            model.fit = Some(fit);
+            model.random_effects = None;
+            model.variance_derivatives = None;
+            list!(model = ptr).into()
+        }
+        Err(error) => core_error(error),
+    }
 }
 
 /// Fits the model (ML, or REML when `reml`), from the internal θ `start` when given (a numeric
@@ -698,6 +736,8 @@ extendr_module! {
     fn rs_lmm_restore;
     fn rs_lmm_build_factors;
     fn rs_lmm_restore_factors;
+    fn rs_lmm_fit_at;
+    fn rs_lmm_copy;
     fn rs_lmm_fit;
     fn rs_lmm_internal_theta;
     fn rs_lmm_ranef;
