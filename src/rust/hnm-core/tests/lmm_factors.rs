@@ -151,7 +151,7 @@ impl Design {
                 blocks: factor.blocks.clone(),
             })
             .collect();
-        LinearMixedModel::with_factors(&stats, 0, self.fixed.clone(), &factors).unwrap()
+        LinearMixedModel::with_factors(&stats, 0, self.fixed.clone(), &factors, &mut Checkpoint::new(&Never)).unwrap()
     }
 
     /// The dense profiled deviance at lme4's θ (the factors' θ in order).

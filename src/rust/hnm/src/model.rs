@@ -262,7 +262,8 @@ fn rs_lmm_build_factors(
         };
     let fixed = structure(response, fixed, &[], &[]).fixed;
     // The dense kernels of crossed factors on the user's threads too (one: no helper thread).
-    let model = LinearMixedModel::with_factors(&pass.stats, response.max(1) as usize - 1, fixed, &factors).map(|m| m.with_threads(threads.max(1) as usize));
+    let model = LinearMixedModel::with_factors(&pass.stats, response.max(1) as usize - 1, fixed, &factors, &mut Checkpoint::new(&RInterrupt))
+        .map(|m| m.with_threads(threads.max(1) as usize));
     built(&pass, model, &names, response, statistics)
 }
 
@@ -389,7 +390,8 @@ fn rs_lmm_restore_factors(
     let stats = crate::pooled_stats_copy(pilot, n, means, comoments, layout.as_ref().map(|(t, v)| (*t, &v[..])));
     let fixed = structure(response, fixed, &[], &[]).fixed;
     restored(stats, response, &names, reml, internal_theta, |stats| {
-        LinearMixedModel::with_factors(stats, response.max(1) as usize - 1, fixed, &factors).map(|m| m.with_threads(threads.max(1) as usize))
+        LinearMixedModel::with_factors(stats, response.max(1) as usize - 1, fixed, &factors, &mut Checkpoint::new(&RInterrupt))
+            .map(|m| m.with_threads(threads.max(1) as usize))
     })
 }
 

@@ -51,6 +51,6 @@ pub(crate) mod interrupt_tests {
             .into_iter()
             .map(|(level_of_group, levels)| GroupingFactor { level_of_group, levels, random: vec![Term::Intercept], blocks: vec![1] })
             .collect();
-        LinearMixedModel::with_factors(&stats, 0, vec![Term::Intercept, Term::Variable(1)], &factors).unwrap()
+        LinearMixedModel::with_factors(&stats, 0, vec![Term::Intercept, Term::Variable(1)], &factors, &mut Checkpoint::new(&Never)).unwrap()
     }
 }

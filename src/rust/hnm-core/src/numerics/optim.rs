@@ -113,6 +113,16 @@ pub struct Minimum {
     pub converged: bool,
 }
 
+impl Minimum {
+    /// The end of a search that [`Objective::abandon`] stopped at x (f = `value`, ∇f =
+    /// `gradient`, bounds `lower`) after the work counted: x as it stands, with its projected
+    /// gradient's max-norm, not converged.
+    pub(crate) fn abandoned(x: Vec<f64>, value: f64, gradient: Vec<f64>, lower: &[f64], iterations: usize, evaluations: usize) -> Self {
+        let projected_gradient_norm = projected_norm(&x, &gradient, lower);
+        Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm, converged: false }
+    }
+}
+
 /// Iterations before giving up, unless the objective says otherwise.
 pub(crate) const MAX_ITERATIONS: usize = 500;
 /// A run of this many iterations that lowers f by less than [`STALL_DECREASE`] relative ends
@@ -214,8 +224,7 @@ pub fn minimize_bounded(objective: &impl Objective, start: &[f64], lower: &[f64]
     while iterations < max_iterations {
         objective.trace(iterations, value, projected_norm(&x, &gradient, lower));
         if objective.abandon(&x, value) {
-            let projected_gradient_norm = projected_norm(&x, &gradient, lower);
-            return Ok(Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm, converged: false });
+            return Ok(Minimum::abandoned(x, value, gradient, lower, iterations, evaluations));
         }
         if stall.stalled(value, projected_norm(&x, &gradient, lower)) {
             converged = true;

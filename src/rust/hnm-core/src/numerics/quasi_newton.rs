@@ -173,12 +173,11 @@ pub(crate) fn quasi_newton_from(
     if objective.abandon(&x, value) {
         // Before the differences' n gradients (the loop's check comes after them); a given B
         // is handed back.
-        let projected_gradient_norm = projected_norm(&x, &gradient, lower);
         let given = match initial {
             Initial::Given(b) => Some(b),
             Initial::Identity | Initial::Differences => None,
         };
-        return Ok((Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm, converged: false }, given));
+        return Ok((Minimum::abandoned(x, value, gradient, lower, iterations, evaluations), given));
     }
     let mut converged = false;
     // B, row-major; `None` until the first step has measured a curvature. f's noise where the
@@ -205,7 +204,7 @@ pub(crate) fn quasi_newton_from(
         let projected = projected_norm(&x, &gradient, lower);
         objective.trace(iterations, value, projected);
         if objective.abandon(&x, value) {
-            return Ok((Minimum { x, value, gradient, iterations, evaluations, projected_gradient_norm: projected, converged: false }, hessian));
+            return Ok((Minimum::abandoned(x, value, gradient, lower, iterations, evaluations), hessian));
         }
         if stall.stalled(value, projected) {
             break;

@@ -1003,7 +1003,7 @@ mod tests {
             GroupingFactor { level_of_group: (0..32).map(|c| c / 4).collect(), levels: 8, random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] },
             GroupingFactor { level_of_group: (0..32).map(|c| c % 4).collect(), levels: 4, random: vec![Term::Intercept], blocks: vec![1] },
         ];
-        LinearMixedModel::with_factors(&pass.stats, 0, vec![Term::Intercept, Term::Variable(1)], &factors).unwrap()
+        LinearMixedModel::with_factors(&pass.stats, 0, vec![Term::Intercept, Term::Variable(1)], &factors, &mut Checkpoint::new(&Never)).unwrap()
     }
 
     #[test]

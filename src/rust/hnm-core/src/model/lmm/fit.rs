@@ -981,6 +981,7 @@ mod tests {
             0,
             vec![Term::Intercept],
             &[factor((0..a * b).collect(), a * b), factor((0..a * b).map(|c| c / b).collect(), a)],
+            &mut Checkpoint::new(&Never),
         )
         .unwrap();
         // The ANOVA estimates of the balanced nested design (mean squares of schools, of

@@ -53,6 +53,7 @@ use crate::data::stats::GroupStats;
 use crate::error::{HnmError, Result};
 use crate::model::one_way::profiled_deviance::Criterion;
 use crate::numerics::dense::principal_submatrix;
+use crate::numerics::interrupt::{Checkpoint, Never};
 use crate::numerics::memory::{collected, copied, filled};
 use statistics::{full_rank_columns, level_blocks, symmetric_cross_products};
 use structure::{check_structure, theta_layout, to_user_map, Affine, ColumnSummary};
@@ -254,7 +255,10 @@ impl LinearMixedModel {
             return Err(HnmError::InvalidArgument { argument: "stats", reason: "must keep every co-moment per group with one grouping factor" });
         }
         let (stats, group_index) = stats.nonempty()?;
-        let blocks = |random: &[Affine], fixed_and_response: &[Affine]| Ok(level_blocks(&stats, &[(random, None)], fixed_and_response)?.remove(0));
+        // One factor's blocks are one pass over its groups, no longer than the data pass over
+        // the rows before it: `new` takes no checkpoint.
+        let never = &mut Checkpoint::new(&Never);
+        let blocks = |random: &[Affine], fixed_and_response: &[Affine]| Ok(level_blocks(&stats, &[(random, None)], fixed_and_response, never)?.remove(0));
         let mut model = Self::from_levels(&ColumnSummary::of(&stats), structure, None, blocks)?;
         model.group_index = group_index;
         Ok(model)

@@ -9,6 +9,7 @@ use crate::data::blocks::vectorised;
 use crate::data::cross_products::CrossProducts;
 use crate::error::{HnmError, Result};
 use crate::numerics::blocked::DenseKernels;
+use crate::numerics::interrupt::Checkpoint;
 use crate::numerics::memory::filled;
 
 /// Squared relative norm below which a fixed-effect column counts as a linear combination of
@@ -304,15 +305,18 @@ pub(crate) type LevelBlocks = (Vec<f64>, Vec<f64>);
 /// factors, each group's means of [X y] formed once (for InstEval's two factors and 29
 /// columns of [X y], half the means of a pass per factor); each factor's sums are those of a
 /// pass of its own. Compiled for AVX2 where the processor has it ([`vectorised`]: the same
-/// sums).
+/// sums). `checkpoint` is asked as the groups go ([`Checkpoint::check`], one call per group).
 ///
 /// # Errors
-/// `TooLarge` when the blocks do not fit in memory.
-pub(crate) fn level_blocks(stats: &CrossProducts, factors: &[FactorColumns<'_>], fixed_and_response: &[Affine]) -> Result<Vec<LevelBlocks>> {
+/// `TooLarge` when the blocks do not fit in memory; `Interrupted` when `checkpoint` reports a
+/// request.
+pub(crate) fn level_blocks(
+    stats: &CrossProducts, factors: &[FactorColumns<'_>], fixed_and_response: &[Affine], checkpoint: &mut Checkpoint<'_>,
+) -> Result<Vec<LevelBlocks>> {
     vectorised(
         true,
         #[inline(always)]
-        || level_blocks_of(stats, factors, fixed_and_response),
+        || level_blocks_of(stats, factors, fixed_and_response, checkpoint),
     )
 }
 
@@ -334,7 +338,9 @@ struct FactorSums<'a> {
 
 /// [`level_blocks`] as the portable code computes them.
 #[inline(always)]
-fn level_blocks_of(stats: &CrossProducts, factors: &[FactorColumns<'_>], fixed_and_response: &[Affine]) -> Result<Vec<LevelBlocks>> {
+fn level_blocks_of(
+    stats: &CrossProducts, factors: &[FactorColumns<'_>], fixed_and_response: &[Affine], checkpoint: &mut Checkpoint<'_>,
+) -> Result<Vec<LevelBlocks>> {
     let p1 = fixed_and_response.len();
     let others = column_maps(fixed_and_response);
     let within = |u: &ColumnMap, v: &ColumnMap| WithinPart::of(stats, u, v);
@@ -356,6 +362,7 @@ fn level_blocks_of(stats: &CrossProducts, factors: &[FactorColumns<'_>], fixed_a
     }
     let mut mean_xy = vec![0.0; p1];
     for g in 0..stats.groups() {
+        checkpoint.check()?;
         let group = GroupMoments::of(stats, g);
         for (m, map) in mean_xy.iter_mut().zip(&others) {
             *m = group.mean(map);
@@ -481,8 +488,8 @@ mod tests {
             let random: Vec<Affine> =
                 std::iter::once(Term::Intercept).chain(group.iter().map(|&a| Term::Variable(a))).map(|t| summary.affine(t, false)).collect();
             let factors = [(&random[..], Some((&levels[..], 100)))];
-            let (zz, zxy) = level_blocks(stats, &factors, &fixed).unwrap().remove(0);
-            let (zz_portable, zxy_portable) = level_blocks_of(stats, &factors, &fixed).unwrap().remove(0);
+            let (zz, zxy) = level_blocks(stats, &factors, &fixed, &mut Checkpoint::new(&Never)).unwrap().remove(0);
+            let (zz_portable, zxy_portable) = level_blocks_of(stats, &factors, &fixed, &mut Checkpoint::new(&Never)).unwrap().remove(0);
             assert_eq!((bits(&zz), bits(&zxy)), (bits(&zz_portable), bits(&zxy_portable)));
             let (n, mean, total) = stats.variable_summaries();
             let (n_portable, mean_portable, total_portable) = stats.portable_summaries_of(&(0..13).collect::<Vec<_>>());

@@ -303,7 +303,7 @@ mod tests {
         let stats = CrossProducts::from_columns(&[Column::Double(&y)], (0..rows).map(|r| r as i32 + 1), rows, &mut Checkpoint::new(&Never)).unwrap().stats;
         let factor = |level_of_group: Vec<usize>, levels| GroupingFactor { level_of_group, levels, random: vec![Term::Intercept], blocks: vec![1] };
         let factors = [factor(pairs.iter().map(|p| p.0).collect(), 806), factor(pairs.iter().map(|p| p.1).collect(), ITEMS)];
-        LinearMixedModel::with_factors(&stats, 0, vec![Term::Intercept], &factors).unwrap()
+        LinearMixedModel::with_factors(&stats, 0, vec![Term::Intercept], &factors, &mut Checkpoint::new(&Never)).unwrap()
     }
 
     /// An evaluation asks its checkpoint from inside the factorisation (at least once per

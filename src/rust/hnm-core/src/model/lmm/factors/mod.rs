@@ -59,6 +59,7 @@ use crate::data::cross_products::CrossProducts;
 use crate::error::{HnmError, Result};
 use crate::numerics::blocked::DenseKernels;
 use crate::numerics::dense::lambda_transposed_times;
+use crate::numerics::interrupt::Checkpoint;
 use crate::numerics::memory::{collected, copied, filled, with_capacity};
 
 mod evaluation;
@@ -368,11 +369,15 @@ fn cells_by_level(of_cell: &[usize], m: usize) -> Result<ByLevel> {
 /// the factors `met` that those cells meet, each once, as (`key(f, l)`, f, l) in the order
 /// first met (f indexes `met`): each level of `met` is marked with the level j that met it
 /// last, so that one pass over the bucketed cells finds them, with no sort of the cells.
+/// `checkpoint` is asked as the levels go, a level's cells counted as its work
+/// ([`Checkpoint::check_work`]).
 ///
 /// # Errors
-/// `TooLarge` when the marks do not fit in memory; `visit`'s errors.
+/// `TooLarge` when the marks do not fit in memory; `Interrupted` when `checkpoint` reports a
+/// request; `visit`'s errors.
 fn for_each_meeting(
-    by_level: &ByLevel, met: &[Levels], key: impl Fn(usize, usize) -> usize, mut visit: impl FnMut(usize, &[usize], &mut [(usize, usize, usize)]) -> Result<()>,
+    by_level: &ByLevel, met: &[Levels], key: impl Fn(usize, usize) -> usize, checkpoint: &mut Checkpoint<'_>,
+    mut visit: impl FnMut(usize, &[usize], &mut [(usize, usize, usize)]) -> Result<()>,
 ) -> Result<()> {
     let mut last = Vec::with_capacity(met.len());
     for levels in met {
@@ -381,6 +386,7 @@ fn for_each_meeting(
     let mut found = Vec::new();
     for (j, bucket) in by_level.start.windows(2).enumerate() {
         let bucket = &by_level.cells[bucket[0]..bucket[1]];
+        checkpoint.check_work(bucket.len())?;
         found.clear();
         for &cell in bucket {
             for (f, (last, levels)) in last.iter_mut().zip(met).enumerate() {
@@ -407,14 +413,16 @@ fn for_each_meeting(
 /// dense), nor the order of the random effects outside the core.
 ///
 /// # Errors
-/// `TooLarge` when the counts do not fit in memory.
-fn positions_by_fronts(by_level: &ByLevel, level: &Levels) -> Result<Vec<usize>> {
+/// `TooLarge` when the counts do not fit in memory; `Interrupted` when `checkpoint` reports a
+/// request.
+fn positions_by_fronts(by_level: &ByLevel, level: &Levels, checkpoint: &mut Checkpoint<'_>) -> Result<Vec<usize>> {
     let m = level.n.len();
     let mut met = filled(&[m], 0usize, MODEL)?;
     for_each_meeting(
         by_level,
         std::slice::from_ref(level),
         |_, _| 0,
+        checkpoint,
         |_, _, found| {
             found.iter().for_each(|&(_, _, l)| met[l] += 1);
             Ok(())
@@ -446,10 +454,12 @@ fn positions_by_fronts(by_level: &ByLevel, level: &Levels) -> Result<Vec<usize>>
 /// earlier later factors, by factor and level.
 ///
 /// # Errors
-/// `TooLarge` when they do not fit in memory.
+/// `TooLarge` when they do not fit in memory; `Interrupted` when `checkpoint` reports a
+/// request ([`for_each_meeting`] asks it).
+#[allow(clippy::too_many_arguments)]
 fn couplings(
     cells: &CrossProducts, (by_level, own): (&ByLevel, &[ColumnMap]), (met, met_maps): (&[Levels], &[Vec<ColumnMap>]), own_rows: bool,
-    key: impl Fn(usize, usize) -> usize, coupling: impl Fn(usize, usize, usize, usize) -> Coupling, values: &mut Vec<f64>,
+    key: impl Fn(usize, usize) -> usize, coupling: impl Fn(usize, usize, usize, usize) -> Coupling, values: &mut Vec<f64>, checkpoint: &mut Checkpoint<'_>,
 ) -> Result<(Vec<usize>, Vec<Coupling>)> {
     let mut start = with_capacity(&[by_level.start.len()], MODEL)?;
     start.push(0);
@@ -468,7 +478,7 @@ fn couplings(
             rows.iter().flat_map(|row| columns.iter().map(move |column| WithinPart::of(cells, row, column))).collect()
         })
         .collect();
-    for_each_meeting(by_level, met, key, |j, bucket, found| {
+    for_each_meeting(by_level, met, key, checkpoint, |j, bucket, found| {
         found.sort_unstable();
         for &(_, f, l) in &*found {
             let size = own.len() * met_maps[f].len();
@@ -508,7 +518,10 @@ impl LinearMixedModel {
     /// form the dense core (module docs of `factors`). The statistics are those of every pair
     /// of variables per cell (a statistics table's) or in the pooled layout
     /// ([`CrossProducts::pooled_from_columns_on_threads`], module docs): the blocks read per
-    /// cell only pairs with a random-effects column, and F the pooled sums.
+    /// cell only pairs with a random-effects column, and F the pooled sums. `checkpoint` is
+    /// asked as the passes over the cells that form the blocks, the couplings and the nested
+    /// chain go (about every [`Checkpoint::STRIDE`] cells' worth of work), so that a build of
+    /// millions of cells stops soon after a request.
     ///
     /// # Errors
     /// As [`LinearMixedModel::new`] (but `stats` may be in the pooled layout), with
@@ -516,8 +529,8 @@ impl LinearMixedModel {
     /// `TooManyRandomEffects` when N ≤ Σ_f m_f q_f; `InvalidArgument` when a factor's levels do
     /// not fit the statistics, or a random-effects column is not a group variable of pooled
     /// statistics; `TooLarge` when the blocks or the dense core
-    /// do not fit in memory.
-    pub fn with_factors(stats: &CrossProducts, response: usize, fixed: Vec<Term>, factors: &[GroupingFactor]) -> Result<Self> {
+    /// do not fit in memory; `Interrupted` when `checkpoint` reports a request.
+    pub fn with_factors(stats: &CrossProducts, response: usize, fixed: Vec<Term>, factors: &[GroupingFactor], checkpoint: &mut Checkpoint<'_>) -> Result<Self> {
         let bad = |reason| Err(HnmError::InvalidArgument { argument: "factors", reason });
         if factors.len() < 2 {
             return bad("must hold at least two grouping factors");
@@ -553,7 +566,7 @@ impl LinearMixedModel {
             let factors: Vec<FactorColumns<'_>> = std::iter::once((random, levels[0].grouping()))
                 .chain(randoms.iter().zip(&levels[1..]).map(|(random, level)| (&random[..], level.grouping())))
                 .collect();
-            blocks = level_blocks(&cells, &factors, fixed_and_response)?;
+            blocks = level_blocks(&cells, &factors, fixed_and_response, checkpoint)?;
             Ok(blocks.remove(0))
         })?;
         model.group_index = copied(&levels[0].index, MODEL)?;
@@ -588,19 +601,19 @@ impl LinearMixedModel {
         // levels met by the most fronts last, before the fronts are laid out.
         if crossed && model.q == 1 && others.iter().all(|o| o.q == 1) {
             for (f, other) in others.iter_mut().enumerate() {
-                other.position = positions_by_fronts(&by_level, &levels[f + 1])?;
+                other.position = positions_by_fronts(&by_level, &levels[f + 1], checkpoint)?;
             }
         }
         let maps: Vec<Vec<ColumnMap>> = std::iter::once(column_maps(&model.random)).chain(others.iter().map(|o| column_maps(&o.random))).collect();
         let mut values = Vec::new();
         let core_row = |f: usize, l: usize| others[f].core_row(l);
         let front = |j, f, l, value| Coupling { row: (f, l), column: (0, j), value };
-        let (front_start, fronts) = couplings(&cells, (&by_level, &maps[0]), (&levels[1..], &maps[1..]), false, core_row, front, &mut values)?;
+        let (front_start, fronts) = couplings(&cells, (&by_level, &maps[0]), (&levels[1..], &maps[1..]), false, core_row, front, &mut values, checkpoint)?;
         let mut pairs = Vec::new();
         for g in 1..others.len() {
             let by_level = cells_by_level(&levels[g + 1].of_cell, others[g].levels())?;
             let pair = |a, f, b, value| Coupling { row: (g, a), column: (f, b), value };
-            let (_, found) = couplings(&cells, (&by_level, &maps[g + 1]), (&levels[1..g + 1], &maps[1..g + 1]), true, |_, _| 0, pair, &mut values)?;
+            let (_, found) = couplings(&cells, (&by_level, &maps[g + 1]), (&levels[1..g + 1], &maps[1..g + 1]), true, |_, _| 0, pair, &mut values, checkpoint)?;
             // By earlier factor, then level: the order in which the gradient sums them.
             for f in 0..g {
                 for &coupling in found.iter().filter(|c| c.column.0 == f) {
@@ -625,7 +638,7 @@ impl LinearMixedModel {
         let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
         let mut several = Several { others, core_random, front_start, fronts, pairs, values, width_start, front_rows, nested: None, threads };
         if !crossed {
-            several.nested = Some(nested::NestedChain::of(model.q, m0, &several)?);
+            several.nested = Some(nested::NestedChain::of(model.q, m0, &several, checkpoint)?);
         }
         model.several = Some(Box::new(several));
         Ok(model)
@@ -670,7 +683,54 @@ fn transposed_times(c: &[f64], rows: usize, columns: usize, m: &[f64], width: us
 
 #[cfg(test)]
 mod tests {
-    use super::{crossed, Levels};
+    use super::{crossed, GroupingFactor, Levels};
+    use crate::data::blocks::Column;
+    use crate::model::lmm::{LinearMixedModel, Term};
+    use crate::numerics::interrupt::{assert_stops_at, questions, Checkpoint, Never};
+    use crate::CrossProducts;
+
+    /// A build of several factors asks its checkpoint as its passes go, at least once per
+    /// [`Checkpoint::STRIDE`] units of their work (a cell of each pass over the cells: the
+    /// blocks, the fronts' order of scalar crossed factors, each factor's couplings; a coupling
+    /// of each of a nested chain's two passes), and stopped at its first, middle or last
+    /// question it returns `Interrupted` without asking another. Of 40,960 cells: users
+    /// crossed with items and days, one row a cell, and classes in schools in districts, two
+    /// rows a cell.
+    #[test]
+    fn a_build_of_many_cells_stops_when_asked() {
+        let cells = 10 * Checkpoint::STRIDE as usize;
+        let factor = |level_of_group: Vec<usize>, levels| GroupingFactor { level_of_group, levels, random: vec![Term::Intercept], blocks: vec![1] };
+        let stats_of = |rows_per_cell: usize| {
+            let y: Vec<f64> = (0..cells * rows_per_cell).map(|r| ((r * 7919) % 1009) as f64 / 100.0).collect();
+            let codes = (0..cells * rows_per_cell).map(|r| (r / rows_per_cell) as i32 + 1);
+            CrossProducts::from_columns(&[Column::Double(&y)], codes, cells, &mut Checkpoint::new(&Never)).unwrap().stats
+        };
+        // 2048 users of 20 cells each, 300 items, 16 days of 2560 cells (each under a stride):
+        // five passes over the cells (the blocks, the two later factors' places, the fronts,
+        // the days' couplings with the items).
+        let crossed = [
+            factor((0..cells).map(|c| c / 20).collect(), cells / 20),
+            factor((0..cells).map(|c| (c * 37 + c / 20) % 300).collect(), 300),
+            factor((0..cells).map(|c| c % 16).collect(), 16),
+        ];
+        // 5120 schools of 8 classes, 320 districts of 16 schools: three passes over the cells
+        // (the blocks, the fronts, the districts' couplings with the schools), and the chain's
+        // couplings (each class's two, each school's one) twice.
+        let (schools, districts) = (cells / 8, cells / 128);
+        let nested = [
+            factor((0..cells).collect(), cells),
+            factor((0..cells).map(|c| c / 8).collect(), schools),
+            factor((0..cells).map(|c| c / 128).collect(), districts),
+        ];
+        for (name, stats, factors, work) in
+            [("crossed", stats_of(1), &crossed, 5 * cells), ("nested", stats_of(2), &nested, 3 * cells + 2 * (2 * cells + schools))]
+        {
+            let build = |checkpoint: &mut Checkpoint<'_>| LinearMixedModel::with_factors(&stats, 0, vec![Term::Intercept], factors, checkpoint).map(|_| ());
+            let total = questions(build);
+            assert!(total >= work / Checkpoint::STRIDE as usize, "{name}: {total} questions for {work} units of work");
+            assert_stops_at(name, [1, total / 2, total], build);
+        }
+    }
 
     /// [`crossed`], which tests adjacent factors only, against the definition over every two
     /// factors (each level of the earlier meets one level of the later in its cells), in 600

@@ -40,6 +40,7 @@ use super::{Several, SeveralWorkspace};
 use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
 use crate::numerics::dense::{cholesky_in_place, dot, inverse_from_factor, solve_lower_scaled, solve_lower_transposed_scaled};
+use crate::numerics::interrupt::Checkpoint;
 use crate::numerics::memory::{filled, with_capacity};
 
 const MODEL: &str = "the blocks of the nested grouping factors";
@@ -114,10 +115,13 @@ impl NestedChain {
     /// pairs filled), which `with_factors` found nested (each level of a factor in one level
     /// of each later one, [`super::crossed`]): the couplings are the distinct pairs of levels
     /// sharing a cell, so that each level has exactly one coupling with each later factor.
+    /// `checkpoint` is asked as the couplings go ([`Checkpoint::check`], one call per coupling
+    /// and pass).
     ///
     /// # Errors
-    /// `TooLarge` when its maps do not fit in memory.
-    pub(crate) fn of(q0: usize, m0: usize, s: &Several) -> Result<NestedChain> {
+    /// `TooLarge` when its maps do not fit in memory; `Interrupted` when `checkpoint` reports a
+    /// request.
+    pub(crate) fn of(q0: usize, m0: usize, s: &Several, checkpoint: &mut Checkpoint<'_>) -> Result<NestedChain> {
         let k_count = s.others.len() + 1;
         let levels = |k: usize| if k == 0 { m0 } else { s.others[k - 1].levels() };
         let q_of = |k: usize| if k == 0 { q0 } else { s.others[k - 1].q };
@@ -146,6 +150,7 @@ impl NestedChain {
             .map(|c| ((c.row.0 + 1, c.row.1), (0, c.column.1), c.value))
             .chain(s.pairs.iter().map(|c| ((c.row.0 + 1, c.row.1), (c.column.0 + 1, c.column.1), c.value)));
         for ((g, a), (k, l), value) in all {
+            checkpoint.check()?;
             let slot = l * (k_count - 1 - k) + g - k - 1;
             couplings[k][slot] = value;
             ancestors[k][slot] = a;
@@ -157,6 +162,7 @@ impl NestedChain {
             let width: usize = (k + 1..k_count).map(|g| q_of(g) * q).sum();
             let mut copy = with_capacity(&[levels(k), width], MODEL)?;
             for (slot, offset) in offsets.iter_mut().enumerate() {
+                checkpoint.check()?;
                 let size = q_of(k + 1 + slot % (k_count - 1 - k)) * q;
                 let at = copy.len();
                 copy.extend_from_slice(&s.values[*offset..*offset + size]);
@@ -746,7 +752,7 @@ mod tests {
         if districts {
             factors.push(factor((0..18).map(|c| c / 9).collect(), 2, vec![I], vec![1]));
         }
-        LinearMixedModel::with_factors(&stats, 0, vec![I, V(1)], &factors).unwrap()
+        LinearMixedModel::with_factors(&stats, 0, vec![I, V(1)], &factors, &mut Checkpoint::new(&Never)).unwrap()
     }
 
     /// The nested chain's criterion, gradient and conditional covariances equal the dense
@@ -795,8 +801,14 @@ mod tests {
         let y: Vec<f64> = (0..12).map(|i| (i * i % 7) as f64).collect();
         let stats = CrossProducts::from_columns(&[Column::Double(&y)], (0..12).map(|i| i % 6 + 1), 6, &mut Checkpoint::new(&Never)).unwrap().stats;
         let factor = |level_of_group: Vec<usize>, levels| GroupingFactor { level_of_group, levels, random: vec![Term::Intercept], blocks: vec![1] };
-        let model =
-            LinearMixedModel::with_factors(&stats, 0, vec![Term::Intercept], &[factor(vec![0, 1, 2, 0, 1, 2], 3), factor(vec![0, 0, 1, 1, 0, 1], 2)]).unwrap();
+        let model = LinearMixedModel::with_factors(
+            &stats,
+            0,
+            vec![Term::Intercept],
+            &[factor(vec![0, 1, 2, 0, 1, 2], 3), factor(vec![0, 0, 1, 1, 0, 1], 2)],
+            &mut Checkpoint::new(&Never),
+        )
+        .unwrap();
         assert!(model.several.as_ref().unwrap().nested.is_none());
     }
 }
