@@ -510,7 +510,11 @@ impl DenseKernels {
         let (slabs, width) = (nr.div_ceil(NB), m + nr);
         assert!(x.len() >= nr * nr && starts.len() > m && dense.len() >= m && partial.len() >= slabs * width && column_norms.len() >= nr);
         let (isa, out) = (self.isa, Shared(partial.as_mut_ptr()));
-        self.over_block_columns(nr, checkpoint, |_, b| {
+        self.over_block_columns(nr, checkpoint, |_, task| {
+            // The last slab first: slab b's vectors read X's rows up to (b + 1) NB, so the
+            // costliest slabs are the last (the helper thread no longer idles while this
+            // one finishes the last, costliest slab).
+            let b = slabs - 1 - task;
             // SAFETY: slab b writes its own m + nr values of `partial`.
             let out = unsafe { std::slice::from_raw_parts_mut(out.get().add(b * width), width) };
             let (out, columns) = out.split_at_mut(m);
