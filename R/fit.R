@@ -133,7 +133,12 @@
 #'   criterion as a function of \eqn{\theta}: [hnm_devfun()]), and broom's `tidy`, `glance`,
 #'   `augment`. Rows with `NA` in the response or the group are dropped (see `nobs`), as
 #'   lme4 does. Unlike lme4, which drops `NaN` as missing, a `NaN` or infinite response is
-#'   an error naming its row: it usually means a computation upstream went wrong.
+#'   an error naming its row: it usually means a computation upstream went wrong. A fit from
+#'   data rows keeps the columns it read (by reference) and, with one grouping factor, its
+#'   per-group statistics, from which its model is rebuilt after `readRDS()`; with several
+#'   grouping factors, whose per-cell statistics can be as large as the data, the columns
+#'   alone: its model is then rebuilt by one pass over them (an error of class
+#'   `hnm_error_data_changed` if they were modified in place after the fit).
 #' @examples
 #' set.seed(1)
 #' d <- data.frame(g = rep(letters[1:8], each = 5))
