@@ -138,7 +138,7 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method,
     # NULL for a fit from statistics.
     rows = if (!is.null(design$variables)) list(variables = design$variables,
       codes = design$codes, code_offset = design$code_offset, names = design$names,
-      fingerprint = built$fingerprint,
+      fingerprint = built$fingerprint, weights_fingerprint = weights_fingerprint(design),
       offset = design$offset, weights = design$weights),
     # sum(log(w_i)) over the rows used, NULL without weights (R/weights.R).
     log_weights = design$log_weights,
@@ -178,15 +178,16 @@ lmm_model <- function(object) {
 }
 
 # The fit's statistics (its plain fields `stats`): for a fit from rows with several grouping
-# factors, which keeps none (lmm_build_factors()), made again by the pass over its rows.
-fit_statistics <- function(object) {
+# factors, which keeps none (lmm_build_factors()), made again by the pass over its rows, for
+# `what` (named in the error when they changed in place since the fit).
+fit_statistics <- function(object, what) {
   if (!is.null(object$stats)) return(object$stats)
-  rows <- lmm_rows(object, "The fit's statistics")
+  rows <- lmm_rows(object, what)
   rust_result(build_rows(object, rows, statistics = TRUE))$stats
 }
 
-# The Rust model of a fit rebuilt from its statistics (see lmm_model()), fitted by REML when
-# `reml` at the internal theta `theta` (NULL: not fitted).
+# The Rust model of a fit rebuilt from its statistics, or with several grouping factors from
+# its rows (see lmm_model()), fitted by REML when `reml` at the internal theta `theta`.
 restore_model <- function(object, reml, theta) {
   if (has_several_factors(object)) return(restore_factors_model(object, reml, theta))
   s <- object$stats
@@ -263,7 +264,12 @@ lmm_rows <- function(object, what) {
   }
   rows <- live_key_table(rows, object$core)
   now <- rust_result(rs_lmm_fingerprint(rows$variables, rows$codes, rows$code_offset))
-  if (!identical(now, rows$fingerprint)) {
+  # The prior weights too are kept by reference, and the pass reads them (pass_variables()):
+  # a fit read back rebuilds its model from them (restore_factors_model()). A fit saved
+  # before they were fingerprinted has none to compare.
+  weights_changed <- !is.null(rows$weights_fingerprint) &&
+    !identical(weights_fingerprint(rows), rows$weights_fingerprint)
+  if (!identical(now, rows$fingerprint) || weights_changed) {
     hnm_abort(sprintf(paste("%s needs the data the fit was made from, but they have been",
                             "modified in place since (for example by data.table's `:=` or",
                             "set()); refit the model to the current data."), what),

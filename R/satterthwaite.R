@@ -267,7 +267,7 @@ fixed_crossproducts <- function(fit) {
     return(crossprod(design_columns(fit$spec$fixed, lapply(flat_variables(rows$variables), `[`, ok),
                                     sum(ok))))
   }
-  s <- fit_statistics(fit)
+  s <- fit_statistics(fit, "The F table (anova())")
   k <- length(s$pilot)
   groups <- length(s$n)
   means <- matrix(s$means, groups, k, byrow = TRUE) + rep(s$pilot, each = groups)

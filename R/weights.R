@@ -126,6 +126,13 @@ rows_fingerprint <- function(rows, built) {
   rust_result(rs_lmm_fingerprint(rows$variables, rows$codes, rows$code_offset))
 }
 
+# The fingerprint of a weighted fit's prior weights (NULL without weights), which it keeps by
+# reference as its variables and the pass scales its rows by (lmm_rows() checks it).
+weights_fingerprint <- function(rows) {
+  if (is.null(rows$weights)) return(NULL)
+  rust_result(rs_lmm_fingerprint(list(rows$weights), rows$codes, rows$code_offset))
+}
+
 # -sum(log(w_i)) over the rows used: the weighted criterion (deviance or REML) is the scaled
 # model's plus this (0 without weights).
 weights_constant <- function(object) -(object$log_weights %||% 0)

@@ -64,3 +64,33 @@ test_that("a fit with several factors refuses rows changed in place, not its mod
   saveRDS(fit, saved)
   expect_error(ranef(readRDS(saved)), class = "hnm_error_data_changed")
 })
+
+# The prior weights are kept by reference too, and the pass scales the rows by them: weights
+# changed in place are refused as the columns are (a weighted fit with several factors read
+# back would otherwise rebuild its model from the new weights, and refit() read them), while
+# the live fit's model and a fit read back before the change give the fit's own numbers.
+test_that("a weighted fit refuses its weights changed in place", {
+  skip_if_not_installed("data.table")
+  dt <- data.table::as.data.table(lme4::Penicillin)
+  dt$x <- sin(seq_len(nrow(dt)))
+  dt$w <- 0.5 + (seq_len(nrow(dt)) %% 5) / 4
+  formula <- diameter ~ x + (1 | plate) + (1 | sample)
+  fit <- hnm_fit(formula, dt, weights = w, REML = TRUE)
+  reference <- lme4::lmer(formula, as.data.frame(dt), weights = w,
+                          control = lme4::lmerControl(optimizer = "bobyqa",
+                                                      optCtrl = list(rhoend = 1e-12)))
+  saved <- tempfile(fileext = ".rds")
+  on.exit(unlink(saved))
+  saveRDS(fit, saved)
+  before <- readRDS(saved)
+  data.table::set(dt, i = seq_len(nrow(dt)), j = "w", value = rev(dt$w))
+  expect_equal(deviance(refitML(fit)), deviance(lme4::refitML(reference)), tolerance = 1e-7)
+  saveRDS(fit, saved)
+  expect_error(ranef(readRDS(saved)), class = "hnm_error_data_changed")
+  expect_error(refit(fit, dt$diameter), class = "hnm_error_data_changed")
+  # The one-factor fit keeps its statistics: only its row-level methods refuse.
+  one <- hnm_fit(diameter ~ x + (1 | plate), dt, weights = w)
+  data.table::set(dt, i = seq_len(nrow(dt)), j = "w", value = rev(dt$w))
+  expect_error(fitted(one), class = "hnm_error_data_changed")
+  expect_equal(deviance(refitML(before)), deviance(lme4::refitML(reference)), tolerance = 1e-7)
+})

@@ -314,7 +314,7 @@ test_that("InstEval-shaped statistics (pooled over the cells) give lme4's criter
     k <- length(fit$rows$names)
     # The fit keeps its rows, not their statistics (made again by a pass when asked for).
     expect_null(fit$stats)
-    stats <- hnm:::fit_statistics(fit)
+    stats <- hnm:::fit_statistics(fit, "the test")
     cells <- length(stats$n)
     expect_equal(sum(stats$n), nrow(d))
     # Per cell the pairs with x (k of them), or none; the pooled sums over all k(k+1)/2.
