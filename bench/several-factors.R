@@ -136,6 +136,13 @@
 # the R pass (alternated with main: 175 -> 168 and 217 -> 216 ms); Zipf 1e6 241-269 ms (257).
 # Against lmer in one run (hnm median of 21 before and after one lmer fit): 0.120-0.124 s vs
 # 5.74 s (46.3-47.8x) and 0.140-0.145 s vs 11.57 s (79.8-82.6x), deviances as before.
+# 2026-12-07, another machine (Intel Xeon, AVX-512, 2 cores; lmer 11.3 s and 23.2 s), quiet,
+# after a fit from rows with several factors stopped keeping its cells' statistics and the
+# selected inverse's products were shared with the helper thread: InstEval 242 ms (46.6x
+# lmer) and 312 ms (74.4x), kb07-shaped 1.07 s (408.8x, 166 evaluations; 1.04-1.13 s
+# alternated with the build before the sharing, 1.11-1.17 s), Chem97 4 ms, nested 1e7 2.9x
+# and 3.1x the R pass, Zipf 1e6 497 ms. In a loop of 20 InstEval fits (no gcFirst), main ->
+# now: 0.306-0.313 -> 0.251-0.262 s a fit, collections 44 -> 9 ms a fit.
 
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
