@@ -129,8 +129,8 @@ new_hnm_fit <- function(estimates, built, design, formula, parsed, call, method,
     # The random parts' terms with their predvars, to evaluate new data as the fit's rows.
     random_terms = design$random_terms,
     # The plain fields the Rust model is rebuilt from after readRDS (with several grouping
-    # factors, the statistics of a fit from statistics only: a fit from rows is rebuilt from
-    # them, restore_factors_model()).
+    # factors only for a fit from statistics: a fit from rows is rebuilt from its rows,
+    # restore_factors_model()).
     stats = built$stats,
     spec = list(response = design$response, fixed = design$fixed, random = design$random,
                 blocks = design$blocks, factors = design$factor_spec),

@@ -22,6 +22,15 @@ pub struct Model {
     variance_derivatives: Option<VarianceDerivatives>,
 }
 
+impl Model {
+    /// `fit` as the model's fit, what was derived from the one before forgotten.
+    fn keep(&mut self, fit: LmmFit) {
+        self.fit = Some(fit);
+        self.random_effects = None;
+        self.variance_derivatives = None;
+    }
+}
+
 /// R's numeric columns (doubles, integers or logicals), read in place; a matrix gives each of
 /// its columns.
 pub(crate) fn columns(list: &[Robj]) -> std::result::Result<Vec<Column<'_>>, String> {
@@ -421,9 +430,7 @@ fn rs_lmm_fit_at(mut ptr: Robj, reml: bool, internal_theta: &[f64]) -> Robj {
     };
     match model.model.fit_at(criterion(reml), internal_theta, &mut Checkpoint::new(&RInterrupt)) {
         Ok(fit) => {
-            model.fit = Some(fit);
-            model.random_effects = None;
-            model.variance_derivatives = None;
+            model.keep(fit);
             list!(model = ptr).into()
         }
         Err(error) => core_error(error),
@@ -454,9 +461,7 @@ fn rs_lmm_fit(mut ptr: Robj, reml: bool, start: Robj, keep: bool, tolerance: f64
         Ok(fit) => {
             let out = fit_fields(&fit);
             if keep {
-                model.fit = Some(fit);
-                model.random_effects = None;
-                model.variance_derivatives = None;
+                model.keep(fit);
             }
             out
         }
