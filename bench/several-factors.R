@@ -144,6 +144,17 @@
 # and 3.1x the R pass, Zipf 1e6 497 ms. In a loop of 20 InstEval fits (no gcFirst), main ->
 # now: 0.306-0.313 -> 0.251-0.262 s a fit, collections 44 -> 9 ms a fit.
 
+# Recorded (2026-12-07, the same Intel machine, noisier: the same build 0.22-0.25 s a fit
+# within minutes), before -> after the AVX-512 tile of 16 x 12 (was 16 x 6), block columns of
+# 96 (was 64), the panels' narrow products reading A in place and the norms' partial slab
+# first: InstEval's first model in loops of 15 fits, main and this build alternated three
+# times, minimum 0.227-0.234 -> 0.218-0.225 s (medians 0.240-0.253 -> 0.231-0.249); with lmer
+# in one run (median of 10 hnm fits around one lmer fit): 0.242 s vs 13.20 s (54.5x) and
+# 0.267 s vs 22.18 s (82.9x); main's build in another run 45.3x and 79.7x (lmer 10.71 s and
+# 23.56 s: lmer's own time varies by 20% here). The dense kernels alone (order 1157, InstEval's
+# core): Cholesky 13.6 -> 11.4 ms on one thread, 8.8 -> 7.6 ms on two; L^-1 13.4 -> 11.3 and
+# 6.5 -> 5.9 ms. The kb07-shaped model: 1.00-1.07 s either way (its core, order 265, is small).
+
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
   source(file.path(if (length(file)) dirname(file[1L]) else "bench", "utils.R"))

@@ -328,11 +328,31 @@ impl CrossProducts {
     pub(crate) fn portable_summaries_of(&self, variables: &[usize]) -> (f64, Vec<f64>, Vec<f64>) {
         let (k, n_obs) = (self.variables, self.n_obs());
         let (n, means) = (&self.n, &self.means);
-        let mut mean = column_sums(variables.len(), self.groups(), |j, i| n[j] * means[j * k + variables[i]]);
+        let rows = || n.iter().zip(means.chunks_exact(k));
+        // Group by group (the means are stored so), each variable's sum over the groups in order.
+        let mut mean = vec![0.0; variables.len()];
+        for (&n, row) in rows() {
+            for (m, &a) in mean.iter_mut().zip(variables) {
+                *m += n * row[a];
+            }
+        }
         mean.iter_mut().for_each(|m| *m /= n_obs);
-        let diagonal: Vec<_> = variables.iter().map(|&a| self.comoments_of(a, a)).collect();
-        let mut total = column_sums(variables.len(), self.groups(), |j, i| diagonal[i](j) + n[j] * (means[j * k + variables[i]] - mean[i]).powi(2));
-        for (t, &a) in total.iter_mut().zip(variables) {
+        let mut total = vec![0.0; variables.len()];
+        for (&n, row) in rows() {
+            for ((t, &a), &m) in total.iter_mut().zip(variables).zip(&mean) {
+                *t += n * (row[a] - m).powi(2);
+            }
+        }
+        // The within-group parts kept per group, added in the same order (a pair not kept per
+        // group adds 0 to each group's term).
+        for ((t, &a), &m) in total.iter_mut().zip(variables).zip(&mean) {
+            if let Some(slot) = self.slot(a, a) {
+                let per_group = self.per_group();
+                *t = 0.0;
+                for (j, (&n, row)) in rows().enumerate() {
+                    *t += self.comoments[j * per_group + slot] + n * (row[a] - m).powi(2);
+                }
+            }
             *t += self.pooled_comoment(a, a);
         }
         (n_obs, mean, total)
@@ -364,39 +384,4 @@ impl CrossProducts {
         }
         Ok((Cow::Owned(out), keep))
     }
-}
-
-/// Σ_j term(j, a) over the groups j < `groups` in order, for every variable a < k. The sums
-/// run four variables at a time in registers over a block of groups whose values stay in
-/// cache: a sum kept in memory across the groups waits for its own store at every group,
-/// which made these sums a tenth of a one-way fit's time over 1e4 groups.
-#[inline(always)]
-fn column_sums(k: usize, groups: usize, term: impl Fn(usize, usize) -> f64) -> Vec<f64> {
-    const BLOCK: usize = 512;
-    let mut sums = vec![0.0; k];
-    for first_group in (0..groups).step_by(BLOCK) {
-        let block = first_group..(first_group + BLOCK).min(groups);
-        let mut a = 0;
-        while a + 4 <= k {
-            add_block::<4>(&mut sums[a..a + 4], block.clone(), |j, i| term(j, a + i));
-            a += 4;
-        }
-        for a in a..k {
-            add_block::<1>(&mut sums[a..a + 1], block.clone(), |j, _| term(j, a));
-        }
-    }
-    sums
-}
-
-/// `sums[i]` += Σ_{j ∈ block} term(j, i), i < W, in order, in locals.
-#[inline(always)]
-fn add_block<const W: usize>(sums: &mut [f64], block: std::ops::Range<usize>, term: impl Fn(usize, usize) -> f64) {
-    let mut local = [0.0; W];
-    local.copy_from_slice(sums);
-    for j in block {
-        for (i, s) in local.iter_mut().enumerate() {
-            *s += term(j, i);
-        }
-    }
-    sums.copy_from_slice(&local);
 }

@@ -28,8 +28,8 @@ pub(crate) mod interrupt_tests {
     use crate::numerics::interrupt::{Checkpoint, Never};
     use crate::CrossProducts;
 
-    /// Levels of the crossed model's second factor: a core of three block columns of the
-    /// dense kernels (64 wide), each asking the checkpoint.
+    /// Levels of the crossed model's second factor: a core of two block columns of the
+    /// dense kernels (96 wide), each asking the checkpoint.
     pub(crate) const ITEMS: usize = 150;
 
     /// `y ~ 1 + x + (1 | user) + (1 | item)`: 300 users who rate 8 items each at hashed

@@ -56,16 +56,20 @@ use crate::numerics::memory::filled;
 
 /// Rows of the micro-kernels' tiles at most ([`MicroKernel::MR`]: 16 for AVX-512, 8 else).
 const MR_MAX: usize = 16;
-/// Columns of the micro-kernels' tiles (12 accumulators, 2 + 1 registers for the operands).
+/// Columns of the tiles of the AVX2 and portable micro-kernels (12 accumulators, 2 + 1
+/// registers for the operands).
 const NR: usize = 6;
+/// Columns of the micro-kernels' tiles at most ([`MicroKernel::NR`]: 12 for AVX-512).
+const NR_MAX: usize = 12;
 /// The depth of one packed pass (the A panel of MR × KC values stays in L1, the packed A
 /// block of MC × KC in L2).
 const KC: usize = 256;
 const MC: usize = 96;
 /// Columns of one packed B block (KC × NC values, in L3).
 const NC: usize = 1536;
-/// Width of the block columns of the factorisations.
-const NB: usize = 64;
+/// Width of the block columns of the factorisations (a multiple of the tiles' 16 rows and 12
+/// columns; 96 against 64 made InstEval's Cholesky and L⁻¹ ~10% faster, 144 and 192 no more).
+pub(crate) const NB: usize = 96;
 /// The order from which the kernels share their work with a second thread: below it the
 /// thread's start (tens of microseconds) is not repaid (Penicillin's core has order 7,
 /// InstEval's about 1150).
@@ -113,11 +117,15 @@ impl Isa {
 trait MicroKernel {
     /// The tile's rows.
     const MR: usize;
+    /// The tile's columns.
+    const NR: usize;
 
     /// # Safety
-    /// `a` and `b` hold at least k · MR and k · NR values; on x86-64 the caller has checked
-    /// the instruction set of the implementation.
-    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR_MAX * NR]);
+    /// A's column p (MR values) is read at `a + p · step`: `step` = MR for a packed panel, A's
+    /// leading dimension for a column-major A read in place. The MR values at `a + p · step`
+    /// for p < k and k · NR values at `b` are readable; on x86-64 the caller has checked the
+    /// instruction set of the implementation.
+    unsafe fn tile(k: usize, a: *const f64, step: usize, b: *const f64, out: &mut [f64; MR_MAX * NR_MAX]);
 }
 
 struct Portable;
@@ -127,13 +135,16 @@ const MR: usize = 8;
 
 impl MicroKernel for Portable {
     const MR: usize = MR;
+    const NR: usize = NR;
 
     #[inline(always)]
-    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR_MAX * NR]) {
+    unsafe fn tile(k: usize, a: *const f64, step: usize, b: *const f64, out: &mut [f64; MR_MAX * NR_MAX]) {
         // SAFETY: the caller's contract on the lengths.
-        let (a, b) = unsafe { (std::slice::from_raw_parts(a, k * MR), std::slice::from_raw_parts(b, k * NR)) };
+        let b = unsafe { std::slice::from_raw_parts(b, k * NR) };
         let mut c = [0.0; MR * NR];
-        for (a, b) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+        for (p, b) in b.chunks_exact(NR).enumerate() {
+            // SAFETY: the caller's contract: MR values at a + p · step.
+            let a = unsafe { std::slice::from_raw_parts(a.add(p * step), MR) };
             for j in 0..NR {
                 for i in 0..MR {
                     c[j * MR + i] += a[i] * b[j];
@@ -150,17 +161,18 @@ struct Avx2Fma;
 #[cfg(target_arch = "x86_64")]
 impl MicroKernel for Avx2Fma {
     const MR: usize = MR;
+    const NR: usize = NR;
 
     #[inline(always)]
-    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR_MAX * NR]) {
+    unsafe fn tile(k: usize, a: *const f64, step: usize, b: *const f64, out: &mut [f64; MR_MAX * NR_MAX]) {
         use std::arch::x86_64::{_mm256_broadcast_sd, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_setzero_pd, _mm256_storeu_pd};
         // SAFETY: the caller checked AVX2 and FMA and the panels' lengths; every load reads
         // within them (p < k) and every store within `out`.
         unsafe {
             let mut c = [[_mm256_setzero_pd(); 2]; NR];
             for p in 0..k {
-                let a0 = _mm256_loadu_pd(a.add(p * MR));
-                let a1 = _mm256_loadu_pd(a.add(p * MR + 4));
+                let a0 = _mm256_loadu_pd(a.add(p * step));
+                let a1 = _mm256_loadu_pd(a.add(p * step + 4));
                 for (j, c) in c.iter_mut().enumerate() {
                     let bj = _mm256_broadcast_sd(&*b.add(p * NR + j));
                     c[0] = _mm256_fmadd_pd(a0, bj, c[0]);
@@ -175,28 +187,47 @@ impl MicroKernel for Avx2Fma {
     }
 }
 
-/// The AVX-512 micro-kernel: a 16 × 6 tile in 12 registers of eight values (zmm16–zmm27),
-/// two more for A's column and two for B's values, each broadcast once for its two
-/// multiply-adds. Written in assembly because AVX-512's intrinsics need Rust 1.89 (the
-/// package's minimum is 1.84). It uses only zmm16–zmm31 (and its operands' general
-/// registers): registers that code compiled without AVX-512 never holds values in and that
-/// both x86-64 calling conventions let a called function overwrite (declared by
-/// `clobber_abi`, as for a call to a C kernel); and since it leaves the upper halves of
-/// zmm0–zmm15 untouched, the SSE and AVX code that follows needs no `vzeroupper`.
+/// The AVX-512 micro-kernel: a 16 × 12 tile in 24 registers of eight values (zmm0–zmm23),
+/// two more for A's column and six for B's values, each broadcast once for its two
+/// multiply-adds: 14 loads for 24 multiply-adds of eight values (the 16 × 6 tile of AVX-512's
+/// upper 16 registers took 8 for 12, and read its A panel from L2 twice as often), ~15% more
+/// of the processor's peak in the products (a 1157³ product on one core of an Intel Xeon: 58
+/// → 67 GFLOP/s). Written in assembly because AVX-512's intrinsics need Rust 1.89 (the
+/// package's minimum is 1.84). Every vector register it writes is declared clobbered
+/// (`clobber_abi`, as for a call to a C kernel, and xmm6–xmm15, which Windows' convention
+/// keeps); the upper halves of zmm0–zmm15 are cleared at the end (`vzeroupper`) so that SSE
+/// code that follows pays no transition.
 #[cfg(target_arch = "x86_64")]
 struct Avx512;
 
 #[cfg(target_arch = "x86_64")]
 impl MicroKernel for Avx512 {
     const MR: usize = 16;
+    const NR: usize = 12;
 
     #[inline(always)]
-    unsafe fn tile(k: usize, a: *const f64, b: *const f64, out: &mut [f64; MR_MAX * NR]) {
+    unsafe fn tile(k: usize, a: *const f64, step: usize, b: *const f64, out: &mut [f64; MR_MAX * NR_MAX]) {
         // SAFETY: the caller checked AVX-512F (with AVX2 and FMA) and the panels' lengths:
-        // the loop reads k · 16 values of `a` and k · 6 of `b`; the stores write the 96
-        // values of `out`.
+        // the loop reads 16 values at a + p · step for p < k and k · 12 values of `b`; the
+        // stores write the 192 values of `out`.
         unsafe {
             std::arch::asm!(
+                "vpxorq zmm0, zmm0, zmm0",
+                "vpxorq zmm1, zmm1, zmm1",
+                "vpxorq zmm2, zmm2, zmm2",
+                "vpxorq zmm3, zmm3, zmm3",
+                "vpxorq zmm4, zmm4, zmm4",
+                "vpxorq zmm5, zmm5, zmm5",
+                "vpxorq zmm6, zmm6, zmm6",
+                "vpxorq zmm7, zmm7, zmm7",
+                "vpxorq zmm8, zmm8, zmm8",
+                "vpxorq zmm9, zmm9, zmm9",
+                "vpxorq zmm10, zmm10, zmm10",
+                "vpxorq zmm11, zmm11, zmm11",
+                "vpxorq zmm12, zmm12, zmm12",
+                "vpxorq zmm13, zmm13, zmm13",
+                "vpxorq zmm14, zmm14, zmm14",
+                "vpxorq zmm15, zmm15, zmm15",
                 "vpxorq zmm16, zmm16, zmm16",
                 "vpxorq zmm17, zmm17, zmm17",
                 "vpxorq zmm18, zmm18, zmm18",
@@ -205,54 +236,94 @@ impl MicroKernel for Avx512 {
                 "vpxorq zmm21, zmm21, zmm21",
                 "vpxorq zmm22, zmm22, zmm22",
                 "vpxorq zmm23, zmm23, zmm23",
-                "vpxorq zmm24, zmm24, zmm24",
-                "vpxorq zmm25, zmm25, zmm25",
-                "vpxorq zmm26, zmm26, zmm26",
-                "vpxorq zmm27, zmm27, zmm27",
                 "test rdx, rdx",
                 "jz 3f",
                 "2:",
-                "vmovupd zmm28, zmmword ptr [rsi]",
-                "vmovupd zmm29, zmmword ptr [rsi + 64]",
-                "vbroadcastsd zmm30, qword ptr [rdi]",
-                "vfmadd231pd zmm16, zmm28, zmm30",
-                "vfmadd231pd zmm17, zmm29, zmm30",
-                "vbroadcastsd zmm31, qword ptr [rdi + 8]",
-                "vfmadd231pd zmm18, zmm28, zmm31",
-                "vfmadd231pd zmm19, zmm29, zmm31",
-                "vbroadcastsd zmm30, qword ptr [rdi + 16]",
-                "vfmadd231pd zmm20, zmm28, zmm30",
-                "vfmadd231pd zmm21, zmm29, zmm30",
-                "vbroadcastsd zmm31, qword ptr [rdi + 24]",
-                "vfmadd231pd zmm22, zmm28, zmm31",
-                "vfmadd231pd zmm23, zmm29, zmm31",
+                "vmovupd zmm24, zmmword ptr [rsi]",
+                "vmovupd zmm25, zmmword ptr [rsi + 64]",
+                "vbroadcastsd zmm26, qword ptr [rdi + 0]",
+                "vfmadd231pd zmm0, zmm24, zmm26",
+                "vfmadd231pd zmm1, zmm25, zmm26",
+                "vbroadcastsd zmm27, qword ptr [rdi + 8]",
+                "vfmadd231pd zmm2, zmm24, zmm27",
+                "vfmadd231pd zmm3, zmm25, zmm27",
+                "vbroadcastsd zmm28, qword ptr [rdi + 16]",
+                "vfmadd231pd zmm4, zmm24, zmm28",
+                "vfmadd231pd zmm5, zmm25, zmm28",
+                "vbroadcastsd zmm29, qword ptr [rdi + 24]",
+                "vfmadd231pd zmm6, zmm24, zmm29",
+                "vfmadd231pd zmm7, zmm25, zmm29",
                 "vbroadcastsd zmm30, qword ptr [rdi + 32]",
-                "vfmadd231pd zmm24, zmm28, zmm30",
-                "vfmadd231pd zmm25, zmm29, zmm30",
+                "vfmadd231pd zmm8, zmm24, zmm30",
+                "vfmadd231pd zmm9, zmm25, zmm30",
                 "vbroadcastsd zmm31, qword ptr [rdi + 40]",
-                "vfmadd231pd zmm26, zmm28, zmm31",
-                "vfmadd231pd zmm27, zmm29, zmm31",
-                "add rsi, 128",
-                "add rdi, 48",
+                "vfmadd231pd zmm10, zmm24, zmm31",
+                "vfmadd231pd zmm11, zmm25, zmm31",
+                "vbroadcastsd zmm26, qword ptr [rdi + 48]",
+                "vfmadd231pd zmm12, zmm24, zmm26",
+                "vfmadd231pd zmm13, zmm25, zmm26",
+                "vbroadcastsd zmm27, qword ptr [rdi + 56]",
+                "vfmadd231pd zmm14, zmm24, zmm27",
+                "vfmadd231pd zmm15, zmm25, zmm27",
+                "vbroadcastsd zmm28, qword ptr [rdi + 64]",
+                "vfmadd231pd zmm16, zmm24, zmm28",
+                "vfmadd231pd zmm17, zmm25, zmm28",
+                "vbroadcastsd zmm29, qword ptr [rdi + 72]",
+                "vfmadd231pd zmm18, zmm24, zmm29",
+                "vfmadd231pd zmm19, zmm25, zmm29",
+                "vbroadcastsd zmm30, qword ptr [rdi + 80]",
+                "vfmadd231pd zmm20, zmm24, zmm30",
+                "vfmadd231pd zmm21, zmm25, zmm30",
+                "vbroadcastsd zmm31, qword ptr [rdi + 88]",
+                "vfmadd231pd zmm22, zmm24, zmm31",
+                "vfmadd231pd zmm23, zmm25, zmm31",
+                "add rsi, r9",
+                "add rdi, 96",
                 "dec rdx",
                 "jnz 2b",
                 "3:",
-                "vmovupd zmmword ptr [r8], zmm16",
-                "vmovupd zmmword ptr [r8 + 64], zmm17",
-                "vmovupd zmmword ptr [r8 + 128], zmm18",
-                "vmovupd zmmword ptr [r8 + 192], zmm19",
-                "vmovupd zmmword ptr [r8 + 256], zmm20",
-                "vmovupd zmmword ptr [r8 + 320], zmm21",
-                "vmovupd zmmword ptr [r8 + 384], zmm22",
-                "vmovupd zmmword ptr [r8 + 448], zmm23",
-                "vmovupd zmmword ptr [r8 + 512], zmm24",
-                "vmovupd zmmword ptr [r8 + 576], zmm25",
-                "vmovupd zmmword ptr [r8 + 640], zmm26",
-                "vmovupd zmmword ptr [r8 + 704], zmm27",
+                "vmovupd zmmword ptr [r8 + 0], zmm0",
+                "vmovupd zmmword ptr [r8 + 64], zmm1",
+                "vmovupd zmmword ptr [r8 + 128], zmm2",
+                "vmovupd zmmword ptr [r8 + 192], zmm3",
+                "vmovupd zmmword ptr [r8 + 256], zmm4",
+                "vmovupd zmmword ptr [r8 + 320], zmm5",
+                "vmovupd zmmword ptr [r8 + 384], zmm6",
+                "vmovupd zmmword ptr [r8 + 448], zmm7",
+                "vmovupd zmmword ptr [r8 + 512], zmm8",
+                "vmovupd zmmword ptr [r8 + 576], zmm9",
+                "vmovupd zmmword ptr [r8 + 640], zmm10",
+                "vmovupd zmmword ptr [r8 + 704], zmm11",
+                "vmovupd zmmword ptr [r8 + 768], zmm12",
+                "vmovupd zmmword ptr [r8 + 832], zmm13",
+                "vmovupd zmmword ptr [r8 + 896], zmm14",
+                "vmovupd zmmword ptr [r8 + 960], zmm15",
+                "vmovupd zmmword ptr [r8 + 1024], zmm16",
+                "vmovupd zmmword ptr [r8 + 1088], zmm17",
+                "vmovupd zmmword ptr [r8 + 1152], zmm18",
+                "vmovupd zmmword ptr [r8 + 1216], zmm19",
+                "vmovupd zmmword ptr [r8 + 1280], zmm20",
+                "vmovupd zmmword ptr [r8 + 1344], zmm21",
+                "vmovupd zmmword ptr [r8 + 1408], zmm22",
+                "vmovupd zmmword ptr [r8 + 1472], zmm23",
+                "vzeroupper",
                 inout("rsi") a => _,
+                in("r9") step * std::mem::size_of::<f64>(),
                 inout("rdi") b => _,
                 inout("rdx") k => _,
                 in("r8") out.as_mut_ptr(),
+                // Callee-saved in the Windows convention (their low halves), so not in
+                // `clobber_abi`'s set there; overwritten by the tile.
+                out("xmm6") _,
+                out("xmm7") _,
+                out("xmm8") _,
+                out("xmm9") _,
+                out("xmm10") _,
+                out("xmm11") _,
+                out("xmm12") _,
+                out("xmm13") _,
+                out("xmm14") _,
+                out("xmm15") _,
                 clobber_abi("C"),
                 options(nostack),
             );
@@ -330,7 +401,7 @@ struct Scratch {
 impl Scratch {
     fn new(n: usize) -> Result<Self> {
         // No larger than the blocks of a matrix of order n (small cores are common).
-        let (rows, depth, columns) = (n.min(MC).div_ceil(MR_MAX).max(1) * MR_MAX, n.clamp(1, KC), n.min(NC).div_ceil(NR).max(1) * NR);
+        let (rows, depth, columns) = (n.min(MC).div_ceil(MR_MAX).max(1) * MR_MAX, n.clamp(1, KC), n.min(NC).div_ceil(NR_MAX).max(1) * NR_MAX);
         let packing = Packing { a: filled(&[rows, depth], 0.0, WHAT)?, b: filled(&[depth, columns], 0.0, WHAT)? };
         Ok(Scratch { packing, t: filled(&[NB.min(n), NB.min(n)], 0.0, WHAT)? })
     }
@@ -510,24 +581,31 @@ impl DenseKernels {
         let (slabs, width) = (nr.div_ceil(NB), m + nr);
         assert!(x.len() >= nr * nr && starts.len() > m && dense.len() >= m && partial.len() >= slabs * width && column_norms.len() >= nr);
         let (isa, out) = (self.isa, Shared(partial.as_mut_ptr()));
+        // Slabs end at nr, nr − NB, ...: the first (rows 0..nr − (slabs − 1) NB) is the
+        // partial one, summed by the loop of [`slab_norms`] without tiles, and the cheapest
+        // (only the vectors' first rows reach it; the last slab, every vector's every row,
+        // went through that loop when the slabs started at 0, NB, ...: a quarter of
+        // InstEval's norms).
+        let slab_rows = |b: usize| (nr + b * NB).saturating_sub(slabs * NB)..nr + (b + 1) * NB - slabs * NB;
         self.over_block_columns(nr, checkpoint, |_, task| {
-            // The last slab first: slab b's vectors read X's rows up to (b + 1) NB, so the
+            // The last slab first: slab b's vectors read X's rows up to its end, so the
             // costliest slabs are the last (the helper thread no longer idles while this
             // one finishes the last, costliest slab).
             let b = slabs - 1 - task;
+            let slab = slab_rows(b);
             // SAFETY: slab b writes its own m + nr values of `partial`.
             let out = unsafe { std::slice::from_raw_parts_mut(out.get().add(b * width), width) };
             let (out, columns) = out.split_at_mut(m);
             match isa {
                 Isa::Portable => {
-                    slab_norms::<Portable>(x, nr, b * NB, starts, rows, values, dense, out);
-                    slab_column_norms(x, nr, b * NB, columns);
+                    slab_norms::<Portable>(x, nr, slab.clone(), starts, rows, values, dense, out);
+                    slab_column_norms(x, nr, slab, columns);
                 }
                 // SAFETY: the instruction set was detected.
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2Fma | Isa::Avx512 => unsafe {
-                    slab_norms_avx2(x, nr, b * NB, starts, rows, values, dense, out);
-                    slab_column_norms_avx2(x, nr, b * NB, columns);
+                    slab_norms_avx2(x, nr, slab.clone(), starts, rows, values, dense, out);
+                    slab_column_norms_avx2(x, nr, slab, columns);
                 },
             }
         })?;
@@ -662,7 +740,7 @@ impl DenseKernels {
         let reach = |rows: usize, columns: usize, (data, rs, cs): (&[f64], usize, usize)| data.len() > (rows - 1) * rs + (columns - 1) * cs;
         assert!(reach(m, k, a) && reach(k, n, b) && ldc >= m && c.len() >= (n - 1) * ldc + m);
         let (kc, mc, nc) = (k.min(KC), m.min(MC), n.min(NC));
-        assert!(self.scratch.packing.a.len() >= kc * mc.div_ceil(MR_MAX) * MR_MAX && self.scratch.packing.b.len() >= kc * nc.div_ceil(NR) * NR);
+        assert!(self.scratch.packing.a.len() >= kc * mc.div_ceil(MR_MAX) * MR_MAX && self.scratch.packing.b.len() >= kc * nc.div_ceil(NR_MAX) * NR_MAX);
         let (a, b) = (Operand { data: a.0.as_ptr(), rs: a.1, cs: a.2, lower: false }, Operand { data: b.0.as_ptr(), rs: b.1, cs: b.2, lower: false });
         let (isa, c) = (self.isa, Shared(c.as_mut_ptr()));
         let DenseKernels { scratch, helper, .. } = self;
@@ -686,16 +764,16 @@ impl DenseKernels {
     }
 }
 
-/// The part of rows k0..k0 + NB of X of each ‖X v_j‖² of [`DenseKernels::sparse_product_norms`]
-/// into `out[j]`: each column of X at a row of v_j up to the slab's end, scaled and summed.
-/// (Slabs of NB rows, 64 × nr values, beat 32 and 16 rows on InstEval: the loop over a
-/// vector's rows, repeated for every slab, costs more than the slab's cache misses.) A whole
-/// slab goes through `K`'s [`NormTile`] by [`TILE`] rows, a partial one (the last) through
-/// the loop below.
+/// The part of the rows `slab` (k0..k1, at most NB) of X of each ‖X v_j‖² of
+/// [`DenseKernels::sparse_product_norms`] into `out[j]`: each column of X at a row of v_j up
+/// to the slab's end, scaled and summed. (Slabs of NB rows, 96 × nr values, beat 32 and 16
+/// rows on InstEval: the loop over a vector's rows, repeated for every slab, costs more than
+/// the slab's cache misses.) A whole slab goes through `K`'s [`NormTile`] by [`TILE`] rows, a
+/// partial one (the first) through the loop below.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn slab_norms<K: NormTile>(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], out: &mut [f64]) {
-    let k1 = (k0 + NB).min(nr);
+fn slab_norms<K: NormTile>(x: &[f64], nr: usize, slab: Range<usize>, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], out: &mut [f64]) {
+    let (k0, k1) = (slab.start, slab.end);
     let mut y = [0.0; NB];
     let y = &mut y[..k1 - k0];
     for (j, out) in out.iter_mut().enumerate() {
@@ -777,17 +855,17 @@ impl NormTile for Avx2Fma {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn slab_norms_avx2(x: &[f64], nr: usize, k0: usize, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], out: &mut [f64]) {
-    slab_norms::<Avx2Fma>(x, nr, k0, starts, rows, values, dense, out)
+unsafe fn slab_norms_avx2(x: &[f64], nr: usize, slab: Range<usize>, starts: &[usize], rows: &[usize], values: &[f64], dense: &[bool], out: &mut [f64]) {
+    slab_norms::<Avx2Fma>(x, nr, slab, starts, rows, values, dense, out)
 }
 
-/// Σ_{k0 ≤ i < k0 + NB} X[i, c]² into `out[c]` for every column c < nr of the
+/// Σ_{i ∈ slab} X[i, c]² (the rows k0..k1) into `out[c]` for every column c < nr of the
 /// lower-triangular X (zeros above its diagonal: columns from the slab's end on get 0), the
 /// slab's part of ‖X e_c‖² ([`DenseKernels::sparse_product_norms`]): four sums per column
 /// (one vector register), added at the end.
 #[inline(always)]
-fn slab_column_norms(x: &[f64], nr: usize, k0: usize, out: &mut [f64]) {
-    let k1 = (k0 + NB).min(nr);
+fn slab_column_norms(x: &[f64], nr: usize, slab: Range<usize>, out: &mut [f64]) {
+    let (k0, k1) = (slab.start, slab.end);
     for (c, out) in out[..nr].iter_mut().enumerate() {
         if c >= k1 {
             *out = 0.0;
@@ -808,8 +886,8 @@ fn slab_column_norms(x: &[f64], nr: usize, k0: usize, out: &mut [f64]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn slab_column_norms_avx2(x: &[f64], nr: usize, k0: usize, out: &mut [f64]) {
-    slab_column_norms(x, nr, k0, out)
+unsafe fn slab_column_norms_avx2(x: &[f64], nr: usize, slab: Range<usize>, out: &mut [f64]) {
+    slab_column_norms(x, nr, slab, out)
 }
 
 /// A pointer shared by the two threads of a computation whose tasks write disjoint parts of
@@ -1240,13 +1318,14 @@ fn factor_while_updating_next(
 
 /// Block column j0..end of the n × n matrix whose columns from j0 on are `panel` (column c at
 /// `panel[(c − j0) n..]`), already less its products with the columns before j0, factored
-/// by sub-blocks of NB / 4 (so that only narrow panels are factored column by column: their
-/// axpy loops cost n² · NB / 4 in all), each less its products with the sub-blocks before it
+/// by sub-blocks of NB / 6 = 16 columns (so that only narrow panels are factored column by
+/// column: their axpy loops cost ~4 n² multiply-adds in all), each less its products with the
+/// sub-blocks before it (at most two columns of tiles, whose A is read in place: [`product`])
 /// and then [`factor_panel`]. Returns false at a pivot that is not positive and finite.
 #[inline(always)]
 fn factor_block_column<K: MicroKernel>(scratch: &mut Scratch, panel: &mut [f64], n: usize, j0: usize, end: usize) -> bool {
-    for i0 in (j0..end).step_by(NB / 4) {
-        let sub_end = (i0 + NB / 4).min(end);
+    for i0 in (j0..end).step_by(NB / 6) {
+        let sub_end = (i0 + NB / 6).min(end);
         if i0 > j0 {
             let base = panel.as_mut_ptr();
             // SAFETY: the operands (columns j0..i0, rows i0..n) and the target (columns
@@ -1465,16 +1544,28 @@ unsafe fn pack_panel<const W: usize>(packed: &mut [f64], data: *const f64, lane:
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn product<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k: usize, alpha: f64, a: Operand, b: Operand, c: Target) {
-    let mut tile = [0.0; MR_MAX * NR];
+    let mut tile = [0.0; MR_MAX * NR_MAX];
+    // With at most two columns of tiles every value of A is read at most twice: a
+    // column-major A is then read in place (its whole panels), as packing it would cost about
+    // as much as the multiply-adds (the narrow products of the factorisation's panels: their
+    // Cholesky 25% faster).
+    let in_place = a.rs == 1 && n <= 2 * K::NR;
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
-            // B's block in panels of NR columns, each kc rows of NR values (0 beyond n).
-            for (panel, packed) in pack.b.chunks_exact_mut(kc * NR).take(nc.div_ceil(NR)).enumerate() {
-                let j0 = jc + panel * NR;
-                // SAFETY: B's rows pc..pc + kc and columns j0..min(j0 + NR, n) lie within it.
-                unsafe { pack_panel::<NR>(packed, b.data.add(pc * b.rs + j0 * b.cs), b.cs, b.rs, (n - j0).min(NR), kc) };
+            // B's block in panels of K::NR columns, each kc rows of K::NR values (0 beyond n).
+            for (panel, packed) in pack.b.chunks_exact_mut(kc * K::NR).take(nc.div_ceil(K::NR)).enumerate() {
+                let j0 = jc + panel * K::NR;
+                let (data, lanes) = (b.data.wrapping_add(pc * b.rs + j0 * b.cs), (n - j0).min(K::NR));
+                // SAFETY: B's rows pc..pc + kc and columns j0..j0 + lanes lie within it.
+                unsafe {
+                    if K::NR == NR_MAX {
+                        pack_panel::<NR_MAX>(packed, data, b.cs, b.rs, lanes, kc);
+                    } else {
+                        pack_panel::<NR>(packed, data, b.cs, b.rs, lanes, kc);
+                    }
+                }
             }
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
@@ -1484,6 +1575,9 @@ unsafe fn product<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k: usi
                 for (panel, packed) in pack.a.chunks_exact_mut(kc * K::MR).take(mc.div_ceil(K::MR)).enumerate() {
                     let i0 = ic + panel * K::MR;
                     let (data, lanes) = (a.data.wrapping_add(i0 * a.rs + pc * a.cs), (m - i0).min(K::MR));
+                    if in_place && lanes == K::MR {
+                        continue;
+                    }
                     // SAFETY: A's rows i0..i0 + lanes and columns pc..pc + kc lie within it.
                     unsafe {
                         if K::MR == MR_MAX {
@@ -1493,9 +1587,9 @@ unsafe fn product<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k: usi
                         }
                     }
                 }
-                for jr in (0..nc).step_by(NR) {
+                for jr in (0..nc).step_by(K::NR) {
                     let j0 = jc + jr;
-                    let nr = NR.min(n - j0);
+                    let nr = K::NR.min(n - j0);
                     for ir in (0..mc).step_by(K::MR) {
                         let i0 = ic + ir;
                         let mr = K::MR.min(m - i0);
@@ -1510,9 +1604,17 @@ unsafe fn product<K: MicroKernel>(pack: &mut Packing, m: usize, n: usize, k: usi
                         if start == end {
                             continue;
                         }
-                        // SAFETY: the packed panels hold kc · K::MR and kc · NR values, of which
-                        // the products start..end are read.
-                        unsafe { K::tile(end - start, pack.a.as_ptr().add(ir * kc + start * K::MR), pack.b.as_ptr().add(jr * kc + start * NR), &mut tile) };
+                        // SAFETY: the packed panels hold kc · K::MR and kc · K::NR values, of
+                        // which the products start..end are read; A's whole panels read in
+                        // place hold K::MR rows of its columns pc + start..pc + end.
+                        unsafe {
+                            let (panel, step) = if in_place && mr == K::MR {
+                                (a.data.add(i0 + (pc + start) * a.cs), a.cs)
+                            } else {
+                                (pack.a.as_ptr().add(ir * kc + start * K::MR), K::MR)
+                            };
+                            K::tile(end - start, panel, step, pack.b.as_ptr().add(jr * kc + start * K::NR), &mut tile);
+                        }
                         for jj in 0..nr {
                             let first = match c.lower {
                                 Some(d) => (j0 + jj).saturating_sub(i0 + d).min(mr),
@@ -1697,18 +1799,23 @@ mod tests {
     #[test]
     fn multiply_adds_the_product_written_out() {
         for isa in isas() {
-            for &(m, n, k) in &[(1, 1, 1), (17, 5, 9), (97, 7, 300), (300, 100, 80), (250, 250, 250)] {
+            // A by rows (element (i, p) at a[i k + p]) or by columns (a[i + p m]: one column
+            // or two of tiles read its whole panels in place), B by columns (b[p + j k]).
+            let cases = [(1, 1, 1, false), (17, 5, 9, false), (97, 7, 300, false), (300, 100, 80, false), (250, 250, 250, false)];
+            for &(m, n, k, by_columns) in
+                cases.iter().chain(&[(37, 12, 50, true), (53, 5, 300, true), (16, 12, 7, true), (40, 20, 20, true), (33, 30, 9, true)])
+            {
                 let a: Vec<f64> = (0..m * k).map(|i| ((i * 7919) % 1013) as f64 / 1013.0 - 0.5).collect();
                 let b: Vec<f64> = (0..k * n).map(|i| ((i * 104_729) % 997) as f64 / 997.0 - 0.5).collect();
                 let c0: Vec<f64> = (0..m * n).map(|i| (i % 11) as f64).collect();
+                let (a_rs, a_cs) = if by_columns { (1, m) } else { (k, 1) };
                 let mut by_threads = Vec::new();
                 for threads in [1, usize::MAX] {
                     let mut c = c0.clone();
-                    // A by rows (element (i, p) at a[i k + p]), B by columns (b[p + j k]).
-                    DenseKernels::with_isa(m.max(n).max(k), threads, isa).unwrap().multiply((m, n, k), -0.5, (&a, k, 1), (&b, 1, k), &mut c, m);
+                    DenseKernels::with_isa(m.max(n).max(k), threads, isa).unwrap().multiply((m, n, k), -0.5, (&a, a_rs, a_cs), (&b, 1, k), &mut c, m);
                     for j in 0..n {
                         for i in 0..m {
-                            let expected = c0[i + j * m] - 0.5 * (0..k).map(|p| a[i * k + p] * b[p + j * k]).sum::<f64>();
+                            let expected = c0[i + j * m] - 0.5 * (0..k).map(|p| a[i * a_rs + p * a_cs] * b[p + j * k]).sum::<f64>();
                             assert!(
                                 (c[i + j * m] - expected).abs() <= 1e-12 * k as f64,
                                 "{isa:?} {m} x {n} x {k}, {threads} threads ({i}, {j}): {} vs {expected}",
@@ -1857,7 +1964,7 @@ fn gathered_products_on(isa: Isa, n: usize, k: usize, c: &mut [f64], mut gather:
     let (mut a, mut b) = (filled(&[depth, n], 0.0, PANELS)?, filled(&[depth, n], 0.0, PANELS)?);
     // Packing for n rows and columns of C (at most MC and NC of them at once) and KC products.
     let mut packing =
-        Packing { a: filled(&[n.min(MC).div_ceil(MR_MAX) * MR_MAX, depth], 0.0, WHAT)?, b: filled(&[depth, n.min(NC).div_ceil(NR) * NR], 0.0, WHAT)? };
+        Packing { a: filled(&[n.min(MC).div_ceil(MR_MAX) * MR_MAX, depth], 0.0, WHAT)?, b: filled(&[depth, n.min(NC).div_ceil(NR_MAX) * NR_MAX], 0.0, WHAT)? };
     for first in (0..k).step_by(depth) {
         let len = depth.min(k - first);
         gather(first, &mut a[..len * n], &mut b[..len * n]);

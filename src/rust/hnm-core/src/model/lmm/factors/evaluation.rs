@@ -273,12 +273,12 @@ mod tests {
     use crate::data::blocks::Column;
     use crate::model::lmm::{GroupingFactor, LinearMixedModel, Term};
     use crate::model::one_way::profiled_deviance::Criterion;
-    use crate::numerics::blocked::ONE_THREAD;
+    use crate::numerics::blocked::{NB, ONE_THREAD};
     use crate::numerics::interrupt::{Checkpoint, Never, StopAt};
     use crate::{CrossProducts, HnmError};
 
-    /// Levels of the crossed model's second factor: a core of seven block columns of the
-    /// dense kernels (64 wide).
+    /// Levels of the crossed model's second factor: a core of five block columns of the
+    /// dense kernels ([`NB`] = 96 wide).
     const ITEMS: usize = 400;
 
     /// A crossed model `y ~ 1 + (1 | user) + (1 | item)`: 800 users who rate 8 pseudo-random
@@ -325,7 +325,7 @@ mod tests {
             let counter = StopAt::new(usize::MAX);
             model.factorize_checked(&theta, &mut ws, &mut Checkpoint::asking_every_time(&counter)).unwrap();
             let in_factorisation = counter.questions.get();
-            assert!(in_factorisation >= ITEMS.div_ceil(64), "{in_factorisation} questions in the factorisation");
+            assert!(in_factorisation >= ITEMS.div_ceil(NB), "{in_factorisation} questions in the factorisation");
             assert!(ws.several.as_ref().unwrap().selected.dense.levels.len() == 6);
             let counter = StopAt::new(usize::MAX);
             model.deviance_and_gradient_checked(Criterion::Ml, &theta, &mut ws, &mut Checkpoint::asking_every_time(&counter)).unwrap();
@@ -403,7 +403,7 @@ mod tests {
         let counter = StopAt::new(usize::MAX);
         let expected = model.random_effects_by_factor(&fit, &mut Checkpoint::asking_every_time(&counter)).unwrap();
         let questions = counter.questions.get();
-        assert!(questions >= 2 * ITEMS.div_ceil(64), "{questions} questions");
+        assert!(questions >= 2 * ITEMS.div_ceil(NB), "{questions} questions");
         for k in [1, questions / 2, questions] {
             let stop = StopAt::new(k);
             let stopped = model.random_effects_by_factor(&fit, &mut Checkpoint::asking_every_time(&stop));
