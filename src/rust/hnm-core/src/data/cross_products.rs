@@ -337,22 +337,17 @@ impl CrossProducts {
             }
         }
         mean.iter_mut().for_each(|m| *m /= n_obs);
+        // Each group's within part where the pair is kept per group (0 where it is not, as
+        // the pooled layout's pairs without a group variable), and its between part.
+        let (slots, per_group) = (variables.iter().map(|&a| self.slot(a, a)).collect::<Vec<_>>(), self.per_group());
         let mut total = vec![0.0; variables.len()];
-        for (&n, row) in rows() {
-            for ((t, &a), &m) in total.iter_mut().zip(variables).zip(&mean) {
-                *t += n * (row[a] - m).powi(2);
+        for (j, (&n, row)) in rows().enumerate() {
+            for (((t, &a), &m), slot) in total.iter_mut().zip(variables).zip(&mean).zip(&slots) {
+                let within = slot.map_or(0.0, |s| self.comoments[j * per_group + s]);
+                *t += within + n * (row[a] - m).powi(2);
             }
         }
-        // The within-group parts kept per group, added in the same order (a pair not kept per
-        // group adds 0 to each group's term).
-        for ((t, &a), &m) in total.iter_mut().zip(variables).zip(&mean) {
-            if let Some(slot) = self.slot(a, a) {
-                let per_group = self.per_group();
-                *t = 0.0;
-                for (j, (&n, row)) in rows().enumerate() {
-                    *t += self.comoments[j * per_group + slot] + n * (row[a] - m).powi(2);
-                }
-            }
+        for (t, &a) in total.iter_mut().zip(variables) {
             *t += self.pooled_comoment(a, a);
         }
         (n_obs, mean, total)
