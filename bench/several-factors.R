@@ -154,6 +154,14 @@
 # 23.56 s: lmer's own time varies by 20% here). The dense kernels alone (order 1157, InstEval's
 # core): Cholesky 13.6 -> 11.4 ms on one thread, 8.8 -> 7.6 ms on two; L^-1 13.4 -> 11.3 and
 # 6.5 -> 5.9 ms. The kb07-shaped model: 1.00-1.07 s either way (its core, order 265, is small).
+# Recorded (2026-12-07, the same Intel machine, quiet; main and this build alternated twice,
+# 7 fits each, identical() deviances and theta), before -> after the small dense products
+# (Lambda' M, C' Lambda, S Lambda, A B) as rows added into rows (the loop over a row
+# vectorised; each entry the same sum in the same order), a level's fronts multiplied by
+# Lambda_0' in one product, and the Schur update's scatter of a front's consecutive rows by
+# slices: the kb07-shaped model (166 evaluations) median 1.003 and 1.103 -> 0.913 and 0.918 s
+# (minimum 0.974 and 1.027 -> 0.877 and 0.848 s); --reps=3 after: 0.926 s. InstEval and the
+# one-factor fits unchanged (0.22-0.24 s; 5 and 57 ms).
 
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))

@@ -85,14 +85,24 @@ pub(crate) fn solve_lower_transposed(l: &[f64], n: usize, b: &mut [f64], m: usiz
 /// C = A B for A (r × k) and B (k × c), row-major.
 #[inline(always)]
 pub(crate) fn multiply(a: &[f64], b: &[f64], r: usize, k: usize, c: usize, out: &mut [f64]) {
+    // By rows of B added into rows of C (the loop over C's row vectorises): each entry the
+    // same sum in the same order as its dot product, so the same value to the last bit.
+    // (Indexed rather than by chunks, which cannot be empty: a model without fixed effects
+    // has products of no columns.)
     for i in 0..r {
-        for j in 0..c {
-            let mut s = 0.0;
-            for t in 0..k {
-                s += a[i * k + t] * b[t * c + j];
-            }
-            out[i * c + j] = s;
+        let row = &mut out[i * c..(i + 1) * c];
+        row.fill(0.0);
+        for t in 0..k {
+            add_scaled(row, a[i * k + t], &b[t * c..(t + 1) * c]);
         }
+    }
+}
+
+/// y += x · v, entry by entry (a loop the compiler vectorises).
+#[inline(always)]
+pub(crate) fn add_scaled(y: &mut [f64], x: f64, v: &[f64]) {
+    for (value, &w) in y.iter_mut().zip(v) {
+        *value += x * w;
     }
 }
 
@@ -138,13 +148,13 @@ pub(crate) fn congruence(m: &[f64], a: &[f64], n: usize) -> Vec<f64> {
 /// T = S Λ for symmetric S and lower-triangular Λ (q × q).
 #[inline(always)]
 pub(crate) fn times_lambda(s: &[f64], lambda: &[f64], q: usize, t: &mut [f64]) {
+    // Λ's row k reaches T's columns 0..=k; each entry summed over k ascending, as a dot
+    // product would (the same value), the loop over T's row vectorised.
     for r in 0..q {
-        for c in 0..q {
-            let mut sum = 0.0;
-            for k in c..q {
-                sum += s[r * q + k] * lambda[k * q + c];
-            }
-            t[r * q + c] = sum;
+        let row = &mut t[r * q..(r + 1) * q];
+        row.fill(0.0);
+        for k in 0..q {
+            add_scaled(&mut row[..=k], s[r * q + k], &lambda[k * q..=k * q + k]);
         }
     }
 }
@@ -231,13 +241,13 @@ pub(crate) fn inverse_lower(l: &[f64], n: usize) -> Vec<f64> {
 /// Λᵀ M for lower-triangular Λ (q × q) and M (q × c).
 #[inline(always)]
 pub(crate) fn lambda_transposed_times(lambda: &[f64], m: &[f64], q: usize, c: usize, out: &mut [f64]) {
+    // Rows of M added into rows of the product, k ascending: the dot products' sums in their
+    // order (the same values), the loop over a row vectorised.
     for r in 0..q {
-        for col in 0..c {
-            let mut s = 0.0;
-            for k in r..q {
-                s += lambda[k * q + r] * m[k * c + col];
-            }
-            out[r * c + col] = s;
+        let row = &mut out[r * c..(r + 1) * c];
+        row.fill(0.0);
+        for k in r..q {
+            add_scaled(row, lambda[k * q + r], &m[k * c..(k + 1) * c]);
         }
     }
 }
@@ -254,6 +264,39 @@ pub(crate) fn inverse_of_factored(l: &[f64], n: usize) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The products with Λ equal their definitions written as dot products (Λ lower
+    /// triangular, written out with its zeros), to the last bit, and products of no columns
+    /// (a model without fixed effects has them) leave empty results or zeros.
+    #[test]
+    fn products_with_lambda_equal_their_definitions_and_allow_no_columns() {
+        let (q, c) = (3, 2);
+        let lambda = [1.5, 0.0, 0.0, -0.3, 0.7, 0.0, 0.2, 1e-3, 2.1];
+        let s = [4.0, 0.5, -1.0, 0.5, 3.0, 0.25, -1.0, 0.25, 2.0];
+        let m = [1.0, -2.0, 0.3, 4.0, -0.7, 0.1];
+        let dot = |a: &dyn Fn(usize) -> f64, b: &dyn Fn(usize) -> f64, k: usize| (0..k).fold(0.0, |sum, t| sum + a(t) * b(t));
+        let mut t = [0.0; 9];
+        times_lambda(&s, &lambda, q, &mut t);
+        let mut out = [0.0; 6];
+        lambda_transposed_times(&lambda, &m, q, c, &mut out);
+        let mut product = [0.0; 6];
+        multiply(&s, &m, q, q, c, &mut product);
+        for r in 0..q {
+            for j in 0..q {
+                assert_eq!(t[r * q + j], dot(&|k| s[r * q + k], &|k| lambda[k * q + j], q));
+            }
+            for j in 0..c {
+                assert_eq!(out[r * c + j], dot(&|k| lambda[k * q + r], &|k| m[k * c + j], q));
+                assert_eq!(product[r * c + j], dot(&|k| s[r * q + k], &|k| m[k * c + j], q));
+            }
+        }
+        let mut none: [f64; 0] = [];
+        lambda_transposed_times(&lambda, &[], q, 0, &mut none);
+        multiply(&s, &[], q, q, 0, &mut none);
+        let mut zeros = [1.0; 6];
+        multiply(&[], &[], q, 0, c, &mut zeros);
+        assert_eq!(zeros, [0.0; 6]);
+    }
 
     #[test]
     fn cholesky_and_solves_invert_a_matrix() {

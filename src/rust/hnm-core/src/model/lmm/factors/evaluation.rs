@@ -3,13 +3,14 @@
 //! (module docs of [`super`]); a nested chain's is in [`super::nested`].
 
 use super::selected_inverse::{reserve_core_inverse, DenseFronts, DENSE_BATCH, LEVELS_PER_PRODUCT};
-use super::{coupled, coupled_transposed, Several};
+use super::{coupled, Several};
 use crate::data::blocks::prefetch_address;
 use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
 use crate::numerics::blocked::DenseKernels;
-use crate::numerics::dense::{lambda_transposed_times, solve_lower_scaled, times_lambda};
+use crate::numerics::dense::{add_scaled, lambda_transposed_times, solve_lower_scaled, times_lambda};
 use crate::numerics::interrupt::Checkpoint;
+use crate::numerics::memory::filled;
 
 impl LinearMixedModel {
     /// The factorisation's part beyond the first factor's diagonal blocks (already in `ws`):
@@ -21,7 +22,8 @@ impl LinearMixedModel {
     /// # Errors
     /// `Optimizer` when the core is not positive definite (only through rounding: A ⪰ I);
     /// `TooLarge` when (L_c L_cᵀ)⁻¹, which the gradient needs outside the diagonal form of
-    /// scalar factors, does not fit in memory; `Interrupted` when `checkpoint` asks to stop
+    /// scalar factors, or a level's front before Λ₀ᵀ (q₀ × its width) does not fit in
+    /// memory; `Interrupted` when `checkpoint` asks to stop
     /// (the workspace's core is then unfinished, its panel of dense fronts cleared as after
     /// a factorisation: the next one starts afresh).
     pub(crate) fn factorize_core(&self, s: &Several, theta: &[f64], ws: &mut Workspace, checkpoint: &mut Checkpoint<'_>) -> Result<f64> {
@@ -70,8 +72,8 @@ impl LinearMixedModel {
                 }
             }
         }
-        // Room for one coupling block (the model's width alone) and its product with a Λ.
-        let width = s.others.iter().map(|o| o.q).max().unwrap_or(0).max(q0);
+        // Room for one coupling block between later factors and its product with a Λ.
+        let width = s.others.iter().map(|o| o.q).max().unwrap_or(0);
         let (mut scratch, mut block) = (vec![0.0; width * width], vec![0.0; width * width]);
         // The couplings between later factors, Λ_gᵀ (Z_gᵀZ_f) Λ_f, below the diagonal.
         for pair in &s.pairs {
@@ -94,6 +96,9 @@ impl LinearMixedModel {
         // of K (each front's core rows ascend, so its columns are walked downwards), the
         // [X y] rows of a column contiguous; the [X y]ᵀ[X y] block summed in `xx` first.
         let (mut b, mut xx) = (vec![0.0; q0 * p1], vec![0.0; p1 * p1]);
+        let scalar = q0 == 1 && s.others.iter().all(|o| o.q == 1);
+        let widest = (0..self.n.len()).map(|j| s.width_start[j + 1] - s.width_start[j]).max().unwrap_or(0);
+        let mut unscaled = if scalar { Vec::new() } else { filled(&[q0, widest], 0.0, "a front of the first grouping factor")? };
         let mut batch_start = 0;
         // A scalar first factor's fronts that reach most of the core go to a dense panel,
         // applied by packed products (a SYRK) every DENSE_BATCH levels; the others keep the
@@ -109,27 +114,37 @@ impl LinearMixedModel {
             let r = w - p1;
             let rows = &s.front_rows[first..last];
             let front = &mut sw.fronts[q0 * first..q0 * last];
-            let mut column = 0;
-            for coupling in &s.fronts[s.front_start[j]..s.front_start[j + 1]] {
-                let qf = s.others[coupling.row.0].q;
-                if q0 == 1 && qf == 1 {
-                    // Scalar factors (InstEval's, one coupling per observed pair of levels):
-                    // λ₀ c λ_f, as `coupled_transposed` multiplies them, without its loops.
-                    front[column] = lambda0[0] * (s.values[coupling.value] * sw.lambdas[coupling.row.0][0]);
-                    column += 1;
-                    continue;
+            let couplings = &s.fronts[s.front_start[j]..s.front_start[j + 1]];
+            let zxy = &self.zxy[j * q0 * p1..(j + 1) * q0 * p1];
+            if scalar {
+                // Scalar factors (InstEval's, one coupling per observed pair of levels): λ₀ c λ_f,
+                // as the general case below multiplies them, without its loops.
+                for (value, coupling) in front.iter_mut().zip(couplings) {
+                    *value = lambda0[0] * (s.values[coupling.value] * sw.lambdas[coupling.row.0][0]);
                 }
-                // Λ₀ᵀ (Z_fᵀZ_0)ᵀ Λ_f: q₀ × q_f.
-                let block = &mut block[..q0 * qf];
-                coupled_transposed(&s.values[coupling.value..coupling.value + qf * q0], lambda0, q0, &sw.lambdas[coupling.row.0], qf, &mut scratch, block);
-                for i in 0..q0 {
-                    front[i * w + column..i * w + column + qf].copy_from_slice(&block[i * qf..(i + 1) * qf]);
+                lambda_transposed_times(lambda0, zxy, q0, p1, &mut b);
+                front[r..].copy_from_slice(&b);
+            } else {
+                // Each coupling's (Z_fᵀZ_0)ᵀ Λ_f (q₀ × q_f) and the level's [X y] rows side by
+                // side, then Λ₀ᵀ of all of them in one product (the same sums as block by block).
+                let unscaled = &mut unscaled[..q0 * w];
+                let mut column = 0;
+                for coupling in couplings {
+                    let (qf, lambda_f) = (s.others[coupling.row.0].q, &sw.lambdas[coupling.row.0]);
+                    let c = &s.values[coupling.value..coupling.value + qf * q0];
+                    for (a, row) in unscaled.chunks_exact_mut(w).enumerate() {
+                        let block = &mut row[column..column + qf];
+                        block.fill(0.0);
+                        for (k, lambda_row) in lambda_f.chunks_exact(qf).enumerate() {
+                            add_scaled(block, c[k * q0 + a], lambda_row);
+                        }
+                    }
+                    column += qf;
                 }
-                column += qf;
-            }
-            lambda_transposed_times(lambda0, &self.zxy[j * q0 * p1..(j + 1) * q0 * p1], q0, p1, &mut b);
-            for i in 0..q0 {
-                front[i * w + column..i * w + w].copy_from_slice(&b[i * p1..(i + 1) * p1]);
+                for (row, zxy_row) in unscaled.chunks_exact_mut(w).zip(zxy.chunks_exact(p1)) {
+                    row[column..].copy_from_slice(zxy_row);
+                }
+                lambda_transposed_times(lambda0, unscaled, q0, w, front);
             }
             solve_lower_scaled(&ls[j * q0 * q0..(j + 1) * q0 * q0], &inverse_diagonal[j * q0..(j + 1) * q0], q0, front, w);
             let front = &*front;
@@ -166,10 +181,19 @@ impl LinearMixedModel {
             let stacked = &sw.fronts[q0 * s.width_start[batch_start]..q0 * last];
             let gram = sw.selected.gram(stacked, (j + 1 - batch_start) * q0, w, checkpoint)?;
             batch_start = j + 1;
+            // The front's rows consecutive (all of the core's in a fully crossed design): each
+            // column's part one slice.
+            let consecutive = r == 0 || rows[r - 1] - rows[0] == r - 1;
             for (bcol, &rb) in rows[..r].iter().enumerate() {
                 let (target, column) = (&mut core[rb * n..(rb + 1) * n], &gram[bcol * w..(bcol + 1) * w]);
-                for (a, &ra) in rows.iter().enumerate().take(r).skip(bcol) {
-                    target[ra] -= column[a];
+                if consecutive {
+                    for (value, &g) in target[rb..rb + r - bcol].iter_mut().zip(&column[bcol..r]) {
+                        *value -= g;
+                    }
+                } else {
+                    for (&ra, &g) in rows[bcol..r].iter().zip(&column[bcol..r]) {
+                        target[ra] -= g;
+                    }
                 }
                 for (value, &g) in target[nr..].iter_mut().zip(&column[r..]) {
                     *value -= g;

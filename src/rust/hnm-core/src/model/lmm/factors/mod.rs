@@ -58,7 +58,7 @@ use super::{LinearMixedModel, Structure, Term};
 use crate::data::cross_products::CrossProducts;
 use crate::error::{HnmError, Result};
 use crate::numerics::blocked::DenseKernels;
-use crate::numerics::dense::lambda_transposed_times;
+use crate::numerics::dense::{add_scaled, lambda_transposed_times};
 use crate::numerics::interrupt::Checkpoint;
 use crate::numerics::memory::{collected, copied, filled, with_capacity};
 
@@ -666,17 +666,15 @@ fn coupled(c: &[f64], lambda_a: &[f64], qa: usize, lambda_b: &[f64], qb: usize, 
     lambda_transposed_times(lambda_a, scratch, qa, qb, out);
 }
 
-/// Λ_aᵀ Cᵀ Λ_b into `out` (q_a × q_b) for C (q_b × q_a), `scratch` holding Cᵀ Λ_b.
-fn coupled_transposed(c: &[f64], lambda_a: &[f64], qa: usize, lambda_b: &[f64], qb: usize, scratch: &mut [f64], out: &mut [f64]) {
-    transposed_times(c, qb, qa, lambda_b, qb, scratch);
-    lambda_transposed_times(lambda_a, scratch, qa, qb, out);
-}
-
 /// Cᵀ M into `out` for C (rows × columns) and M (rows × m).
 fn transposed_times(c: &[f64], rows: usize, columns: usize, m: &[f64], width: usize, out: &mut [f64]) {
+    // Rows of M added into rows of the product, k ascending: each entry the dot product's sum
+    // in its order (the same value), the loop over a row vectorised.
     for a in 0..columns {
-        for b in 0..width {
-            out[a * width + b] = (0..rows).map(|k| c[k * columns + a] * m[k * width + b]).sum();
+        let row = &mut out[a * width..(a + 1) * width];
+        row.fill(0.0);
+        for k in 0..rows {
+            add_scaled(row, c[k * columns + a], &m[k * width..(k + 1) * width]);
         }
     }
 }
