@@ -131,8 +131,9 @@ impl LinearMixedModel {
     /// on). With one budget shared by all of them the searches before a start could spend it:
     /// of test-lmm-factors.R's nearly aliased designs, seeds 1-1000 and 1-600 with weights (4
     /// models each, ML and REML: 12,800 fits), 3 ended above lme4's best (by 2.3e-4, 5.4e-3
-    /// and 0.51), and the order of the starts decided which. A restart from the start of an earlier restart (Λ = I is lme4's start where the
-    /// random terms are intercepts) is skipped: the same search. Beyond
+    /// and 0.51), and the order of the starts decided which. A restart from the start of an
+    /// earlier restart (Λ = I is lme4's start where the random terms are intercepts) is
+    /// skipped: the same search. Beyond
     /// [`DIFFERENCES_MAX_THETA`] θ, where lme4's start is the only restart, the first search
     /// starts there (unless the caller gives a start), so that
     /// one search both fits and keeps that promise: the kb07-shaped model (72 θ) paid 108

@@ -3,12 +3,12 @@
 //! (module docs of [`super`]); a nested chain's is in [`super::nested`].
 
 use super::selected_inverse::{reserve_core_inverse, DenseFronts, DENSE_BATCH, LEVELS_PER_PRODUCT};
-use super::{coupled, Several};
+use super::{coupled, transposed_times, Several};
 use crate::data::blocks::prefetch_address;
 use crate::error::{HnmError, Result};
 use crate::model::lmm::{LinearMixedModel, Workspace};
 use crate::numerics::blocked::DenseKernels;
-use crate::numerics::dense::{add_scaled, lambda_transposed_times, solve_lower_scaled, times_lambda};
+use crate::numerics::dense::{lambda_transposed_times, solve_lower_scaled, times_lambda};
 use crate::numerics::interrupt::Checkpoint;
 use crate::numerics::memory::filled;
 
@@ -95,7 +95,7 @@ impl LinearMixedModel {
         // The fronts W_j = L_j⁻¹Λ₀ᵀ[...] and the Schur complement K − Σ_j W_jᵀW_j: by columns
         // of K (each front's core rows ascend, so its columns are walked downwards), the
         // [X y] rows of a column contiguous; the [X y]ᵀ[X y] block summed in `xx` first.
-        let (mut b, mut xx) = (vec![0.0; q0 * p1], vec![0.0; p1 * p1]);
+        let mut xx = vec![0.0; p1 * p1];
         let scalar = q0 == 1 && s.others.iter().all(|o| o.q == 1);
         let widest = (0..self.n.len()).map(|j| s.width_start[j + 1] - s.width_start[j]).max().unwrap_or(0);
         let mut unscaled = if scalar { Vec::new() } else { filled(&[q0, widest], 0.0, "a front of the first grouping factor")? };
@@ -122,8 +122,7 @@ impl LinearMixedModel {
                 for (value, coupling) in front.iter_mut().zip(couplings) {
                     *value = lambda0[0] * (s.values[coupling.value] * sw.lambdas[coupling.row.0][0]);
                 }
-                lambda_transposed_times(lambda0, zxy, q0, p1, &mut b);
-                front[r..].copy_from_slice(&b);
+                lambda_transposed_times(lambda0, zxy, q0, p1, &mut front[r..]);
             } else {
                 // Each coupling's (Z_fᵀZ_0)ᵀ Λ_f (q₀ × q_f) and the level's [X y] rows side by
                 // side, then Λ₀ᵀ of all of them in one product (the same sums as block by block).
@@ -131,14 +130,7 @@ impl LinearMixedModel {
                 let mut column = 0;
                 for coupling in couplings {
                     let (qf, lambda_f) = (s.others[coupling.row.0].q, &sw.lambdas[coupling.row.0]);
-                    let c = &s.values[coupling.value..coupling.value + qf * q0];
-                    for (a, row) in unscaled.chunks_exact_mut(w).enumerate() {
-                        let block = &mut row[column..column + qf];
-                        block.fill(0.0);
-                        for (k, lambda_row) in lambda_f.chunks_exact(qf).enumerate() {
-                            add_scaled(block, c[k * q0 + a], lambda_row);
-                        }
-                    }
+                    transposed_times(&s.values[coupling.value..coupling.value + qf * q0], qf, q0, lambda_f, qf, &mut unscaled[column..], w);
                     column += qf;
                 }
                 for (row, zxy_row) in unscaled.chunks_exact_mut(w).zip(zxy.chunks_exact(p1)) {

@@ -666,12 +666,13 @@ fn coupled(c: &[f64], lambda_a: &[f64], qa: usize, lambda_b: &[f64], qb: usize, 
     lambda_transposed_times(lambda_a, scratch, qa, qb, out);
 }
 
-/// Cᵀ M into `out` for C (rows × columns) and M (rows × m).
-fn transposed_times(c: &[f64], rows: usize, columns: usize, m: &[f64], width: usize, out: &mut [f64]) {
+/// Cᵀ M into `out` for C (rows × columns) and M (rows × `width`), row a of the product at
+/// `out[a * ld..]` (`ld` ≥ `width`: a block of a wider matrix).
+fn transposed_times(c: &[f64], rows: usize, columns: usize, m: &[f64], width: usize, out: &mut [f64], ld: usize) {
     // Rows of M added into rows of the product, k ascending: each entry the dot product's sum
     // in its order (the same value), the loop over a row vectorised.
     for a in 0..columns {
-        let row = &mut out[a * width..(a + 1) * width];
+        let row = &mut out[a * ld..a * ld + width];
         row.fill(0.0);
         for k in 0..rows {
             add_scaled(row, c[k * columns + a], &m[k * width..(k + 1) * width]);

@@ -319,7 +319,7 @@ impl LinearMixedModel {
             let sigma_fg: Vec<f64> = (0..qf).flat_map(|a| (0..qg).map(move |b| (a, b))).map(|(a, b)| sigma_cc(of + a, og + b)).collect();
             add_product(&mut gradients[g + 1], 2.0, &c_lambda, &sigma_fg, qg, qf, qg);
             let mut ct_lambda = vec![0.0; qf * qg];
-            transposed_times(c, qg, qf, lambdas[g + 1], qg, &mut ct_lambda);
+            transposed_times(c, qg, qf, lambdas[g + 1], qg, &mut ct_lambda, qg);
             let sigma_gf: Vec<f64> = (0..qg).flat_map(|a| (0..qf).map(move |b| (a, b))).map(|(a, b)| sigma_cc(og + a, of + b)).collect();
             add_product(&mut gradients[f + 1], 2.0, &ct_lambda, &sigma_gf, qf, qg, qf);
         }
