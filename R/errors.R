@@ -30,9 +30,9 @@
 #'   \item{`hnm_error_unsupported`}{A computation not available for this kind of fit.}
 #'   \item{`hnm_error_too_large`}{A result sized by an argument (profile `steps`, bootstrap
 #'     `nsim`) or by the data does not fit in memory.}
-#'   \item{`hnm_error_too_many_random_effects`}{No more observations than random effects,
-#'     so the random-effects parameters and \eqn{\sigma^2} cannot be told apart (lme4's
-#'     check).}
+#'   \item{`hnm_error_too_many_random_effects`}{A random-effects term with no fewer random
+#'     effects than observations, so its parameters and \eqn{\sigma^2} cannot be told apart
+#'     (lme4's check, term by term).}
 #'   \item{`hnm_error_perfect_fit`}{The fixed and random effects reproduce the response
 #'     exactly, so \eqn{\sigma^2} would be 0.}
 #' }

@@ -371,25 +371,76 @@ aliased_cases <- list(list(70, "a"), list(76, "d"), list(414, "c"), list(574, "b
                       list(1771, "d"), list(427, "b"), list(2066, "d"), list(5209, "d", REML = TRUE, weights = 1257),
                       list(260, "d", REML = TRUE), list(141, "a", REML = FALSE, weights = 100141),
                       list(75, "d", REML = TRUE, weights = 100075))
+# hnm's criterion no worse than the better of lme4's optimisers on `formula` and `d`, with
+# weights runif(0.3, 3) from set.seed(`weights`) when given, and lme4's criterion at hnm's θ.
+expect_no_worse_than_lme4 <- function(formula, d, REML, weights = NULL) {
+  # The weights' argument as lmer and hnm_fit take it: a column of `d`, or none.
+  weighted <- !is.null(weights)
+  if (weighted) { set.seed(weights); d$w <- runif(nrow(d), 0.3, 3) }
+  call_with <- function(f, ...) if (weighted) f(formula, d, REML = REML, weights = w, ...) else f(formula, d, REML = REML, ...)
+  fit <- call_with(hnm_fit)
+  lme4_best <- min(vapply(lme4_optimisers, function(control) {
+    ref <- suppressWarnings(suppressMessages(call_with(lme4::lmer, control = control)))
+    if (REML) lme4::REMLcrit(ref) else deviance(ref)
+  }, 0))
+  expect_lte(fit$deviance, lme4_best + 1e-7)
+  devfun <- suppressWarnings(call_with(lme4::lmer, devFunOnly = TRUE))
+  expect_equal(fit$deviance, devfun(unname(fit$theta)), tolerance = 1e-9)
+}
 for (case in aliased_cases) {
   seed <- case[[1]]; formula <- aliased_formulas[[case[[2]]]]
   REML <- if (is.null(case$REML)) case[[2]] == "a" && seed %% 3 == 0 else case$REML
   test_that(sprintf("nearly aliased factors, seed %d: %s ends no worse than lme4's optimisers", seed, deparse1(formula)), {
-    d <- aliased_design(seed)
-    # The weights' argument as lmer and hnm_fit take it: a column of `d`, or none.
-    weighted <- !is.null(case$weights)
-    if (weighted) { set.seed(case$weights); d$w <- runif(nrow(d), 0.3, 3) }
-    call_with <- function(f, ...) if (weighted) f(formula, d, REML = REML, weights = w, ...) else f(formula, d, REML = REML, ...)
-    fit <- call_with(hnm_fit)
-    lme4_best <- min(vapply(lme4_optimisers, function(control) {
-      ref <- suppressWarnings(suppressMessages(call_with(lme4::lmer, control = control)))
-      if (REML) lme4::REMLcrit(ref) else deviance(ref)
-    }, 0))
-    expect_lte(fit$deviance, lme4_best + 1e-7)
-    devfun <- suppressWarnings(call_with(lme4::lmer, devFunOnly = TRUE))
-    expect_equal(fit$deviance, devfun(unname(fit$theta)), tolerance = 1e-9)
+    expect_no_worse_than_lme4(formula, aliased_design(seed), REML, case$weights)
   })
 }
+
+# Crossed factors with random slopes, few rows a cell, variances often 0 (a grid of 7,000 such
+# fits against lme4 found these): the deviance has minima on the boundary that a search from
+# inside misses. Seed 229's lower minimum has a rank-one block of b (correlation -1), found
+# from a start with that block of rank one; seed 315's has both slopes' variances > 0 where
+# the higher has both at 0 (raising either alone leads back), found from all the zero
+# variances raised at once; seed 35 has more random effects in all (39) than observations
+# (36) but fewer in each term, which lme4 fits (its check is term by term).
+crossed_design <- function(seed) {
+  set.seed(90000 + seed)
+  na <- sample(4:14, 1); nb <- sample(3:10, 1); nc <- sample(2:5, 1)
+  n <- sample(30:160, 1)
+  a <- sample(na, n, TRUE); b <- sample(nb, n, TRUE); cc <- sample(nc, n, TRUE)
+  x <- rnorm(n); z <- rnorm(n)
+  s <- function() if (runif(1) < 0.25) 0 else runif(1, 0, 1.5)
+  y <- rnorm(na, sd = s())[a] + rnorm(nb, sd = s())[b] + rnorm(nc, sd = s())[cc] +
+    x * (1 + rnorm(na, sd = s())[a] + rnorm(nb, sd = s())[b]) + z * rnorm(na, sd = s())[a] +
+    rnorm(n, sd = runif(1, 0.3, 1.5))
+  data.frame(y, x, z, a = factor(a), b = factor(b), c = factor(cc))
+}
+crossed_formulas <- list(c1 = y ~ x + (1 + x | a) + (1 + x | b), c4 = y ~ x + (1 + x | a) + (1 | b) + (0 + x | b),
+                         c5 = y ~ x * z + (1 + x + z | a) + (1 | b))
+crossed_cases <- list(list(229, "c1", REML = TRUE, weights = 100229), list(315, "c4", REML = TRUE),
+                      list(35, "c5", REML = FALSE))
+for (case in crossed_cases) {
+  seed <- case[[1]]; formula <- crossed_formulas[[case[[2]]]]; REML <- case$REML
+  test_that(sprintf("crossed factors with slopes, seed %d: %s ends no worse than lme4's optimisers", seed, deparse1(formula)), {
+    expect_no_worse_than_lme4(formula, crossed_design(seed), REML, case$weights)
+  })
+}
+
+test_that("a term with no fewer random effects than observations is refused, as by lme4", {
+  # Seed 1: 39 rows, the term (1 + x + z | a) has 42 random effects.
+  d <- crossed_design(1)
+  expect_error(lme4::lmer(crossed_formulas$c5, d), "number of random effects")
+  expect_error(hnm_fit(crossed_formulas$c5, d), class = "hnm_error_too_many_random_effects")
+  expect_error(hnm_fit(crossed_formulas$c5, d), "each random-effects term \\(42 in the largest\\)")
+  # One factor: lme4's check is by term too, so (x || g) with 2m >= N > m is fitted.
+  set.seed(12)
+  g <- factor(rep(1:8, each = 2)[-1]); x <- rnorm(15); y <- x + rnorm(8)[g] + rnorm(15)
+  one <- data.frame(y, x, g)
+  fit <- hnm_fit(y ~ x + (x || g), one)
+  devfun <- suppressWarnings(lme4::lmer(y ~ x + (x || g), one, REML = TRUE, devFunOnly = TRUE))
+  expect_equal(REMLcrit(fit), devfun(unname(fit$theta)), tolerance = 1e-9)
+  expect_error(hnm_fit(y ~ x + (1 + x | g), one), class = "hnm_error_too_many_random_effects")
+  expect_error(suppressWarnings(lme4::lmer(y ~ x + (1 + x | g), one)), "number of random effects")
+})
 
 test_that("fixed parts of factors with few combinations (held as their distinct rows) fit as lme4", {
   # model_matrix() holds them as model.matrix() of one row per combination and each row's

@@ -42,7 +42,8 @@ pub enum HnmError {
     /// `bytes`, far more than the `rows` rows of those columns (see
     /// [`crate::CrossProducts::from_columns`]): refused before they are allocated.
     StatisticsTooLarge { columns: usize, groups: usize, rows: usize, bytes: u128 },
-    /// No more observations than random effects: σ² and Σ cannot be told apart (lme4's check).
+    /// A random-effects term with no fewer random effects than observations: σ² and its
+    /// covariance cannot be told apart (lme4's check, term by term).
     TooManyRandomEffects { observations: f64, random_effects: f64 },
     /// The fixed and random effects reproduce the response exactly: σ² would be 0.
     PerfectFit,
@@ -244,7 +245,7 @@ impl fmt::Display for HnmError {
             ),
             HnmError::TooManyRandomEffects { observations, random_effects } => write!(
                 f,
-                "the number of observations ({observations}) must exceed the number of random effects ({random_effects}); the random-effects parameters and the residual variance are not identifiable."
+                "the number of observations ({observations}) must exceed the number of random effects of each random-effects term ({random_effects} in the largest); its parameters and the residual variance are not identifiable."
             ),
             HnmError::PerfectFit => write!(
                 f,

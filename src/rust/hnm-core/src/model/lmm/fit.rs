@@ -118,7 +118,8 @@ impl LinearMixedModel {
     /// factors (sharing at least [`ALIASED`] of their levels' dimensions,
     /// [`LinearMixedModel::shared_levels`]): from a singular minimum a zero variance raised to
     /// lme4's start and each variance copied or moved into the same term of the other factor,
-    /// from an interior one the moves. Two such factors have a minimum with the variance in
+    /// from an interior one the moves; and from a singular minimum of any factors, all its zero
+    /// variances raised to lme4's start at once. Two such factors have a minimum with the variance in
     /// either (or shared, at a larger total), and which one a search finds depends on its
     /// start: the Newton restarts from lme4's start found the worse one where lme4's bobyqa or
     /// Nelder-Mead found the other (0.39 above on one design, test-lmm-factors.R), and an
@@ -212,8 +213,8 @@ impl LinearMixedModel {
         // search, which may find another basin from the same point (test-degenerate.R's
         // identity start).
         let first_start = first.clone();
-        let restarts = || {
-            let mut starts = self.restarts(&identity);
+        let restarts = |singular: Option<&[f64]>| {
+            let mut starts = self.restarts(&identity, singular);
             if many {
                 starts.retain(|s| *s != first_start);
             }
@@ -290,7 +291,7 @@ impl LinearMixedModel {
                     iterations += found.iterations;
                     evaluations += found.evaluations;
                     if best.is_none() && self.is_singular(&found.x) {
-                        starts = restarts();
+                        starts = restarts(Some(&found.x));
                     }
                     let better = best.as_ref().is_none_or(|b| (found.converged, -found.value) > (b.converged, -b.value));
                     if found.converged {
@@ -303,7 +304,7 @@ impl LinearMixedModel {
                 Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
                 Err(error) => {
                     if best.is_none() && failure.is_none() {
-                        starts = restarts();
+                        starts = restarts(None);
                         if starts.is_empty() {
                             // lme4's start, searched first, cannot be evaluated (a covariate
                             // far from 0): the moment estimate instead.
@@ -341,11 +342,17 @@ impl LinearMixedModel {
     /// for correlated blocks Λ = I with every entry below the diagonal +1 and then −1. A
     /// singular deviance can have one local minimum for each sign of a correlation (rank-one
     /// blocks with a correlation of +1 or −1, say), and a search stays on the side it starts.
+    /// After a singular first search (its minimum `singular`), each correlated block that it
+    /// left all 0 (a term dropped, its correlations undetermined) is also tried of rank one on
+    /// its own, with correlations of +1 and −1: a minimum with that block of rank one can lie
+    /// where no search from a block of full rank goes (a crossed design with slopes whose
+    /// searches from Λ = I ended with the block at 0, 0.45 above the minimum with it of rank
+    /// one and a correlation of −1).
     /// Beyond [`DIFFERENCES_MAX_THETA`] only lme4's start is tried: a search there costs hundreds of
     /// evaluations, and the one that matters for "never worse than lme4" is the basin lme4
     /// itself starts in (two large correlated blocks have too many sign patterns for the
     /// all-+1 and all-−1 starts to cover anyway).
-    fn restarts(&self, identity: &[f64]) -> Vec<Vec<f64>> {
+    fn restarts(&self, identity: &[f64], singular: Option<&[f64]>) -> Vec<Vec<f64>> {
         if identity.len() > DIFFERENCES_MAX_THETA {
             return vec![self.lme4_start()];
         }
@@ -354,6 +361,35 @@ impl LinearMixedModel {
         if positions.iter().any(|&(r, c)| r != c) {
             for sign in [1.0, -1.0] {
                 starts.push(positions.iter().map(|&(r, c)| if r == c { 1.0 } else { sign }).collect());
+            }
+        }
+        // Each correlated block that the first search left at 0, in turn of rank one with
+        // correlations of +1 and then −1 (its first column (1, ±1, …), its later columns 0),
+        // Λ = I elsewhere.
+        let Some(singular) = singular else { return starts };
+        for (terms, range) in self.factor_terms() {
+            let positions = terms.theta_positions;
+            // Each row's block: its first column, the least c of its row's entries.
+            let block_of = |row: usize| positions.iter().filter(|&&(r, _)| r == row).map(|&(_, c)| c).min().unwrap_or(row);
+            let zero = |first: usize| range.clone().zip(positions).all(|(i, &(r, _))| block_of(r) != first || singular[i] == 0.0);
+            let correlated = positions.iter().filter(|&&(r, c)| r != c).map(|&(_, c)| c).filter(|&c| block_of(c) == c && zero(c));
+            let mut firsts: Vec<usize> = correlated.collect();
+            firsts.sort_unstable();
+            firsts.dedup();
+            for first in firsts {
+                for sign in [1.0, -1.0] {
+                    let mut start = identity.to_vec();
+                    for (i, &(r, c)) in range.clone().zip(positions) {
+                        if block_of(r) == first {
+                            start[i] = match (c == first, r == first) {
+                                (true, true) => 1.0,
+                                (true, false) => sign,
+                                (false, _) => 0.0,
+                            };
+                        }
+                    }
+                    starts.push(start);
+                }
             }
         }
         starts
@@ -372,7 +408,10 @@ impl LinearMixedModel {
     /// at a larger total): which one a search finds depends on its start, so the fit searches
     /// from the other corners too: the raised variances first (one start per zero, which
     /// found al_574_b's lower minimum), then the moves, then the copies, each search within its
-    /// own allowance of evaluations (see [`LinearMixedModel::fit`]).
+    /// own allowance of evaluations (see [`LinearMixedModel::fit`]). Before all of them, with
+    /// any factors (aliased or not), θ with every λ_kk = 0 at lme4's start at once: a crossed
+    /// design with a covariate's slope on both factors had its lower minimum (0.37 below) with
+    /// both slopes' variances > 0, where raising either alone led back to both at 0.
     fn transfers(&self, theta: &[f64]) -> Vec<Vec<f64>> {
         // Every effect: its factor, index among all factors' effects, column of the data,
         // scale, the θ of its row and diagonal.
@@ -434,10 +473,21 @@ impl LinearMixedModel {
         // Popped last first: the raised variances (one start per zero), then the moves (the
         // corner with the variance in the other factor, where the other minimum is), then the
         // copies, each kind the most aliased pairs first.
-        let mut starts = Vec::with_capacity(moves.len() + copies.len() + raised.len());
+        let mut starts = Vec::with_capacity(moves.len() + copies.len() + raised.len() + 1);
         for mut kind in [copies, moves, raised] {
             kind.sort_by(|a, b| a.0.total_cmp(&b.0));
             starts.extend(kind.into_iter().map(|(_, start)| start));
+        }
+        // First of all, every variance at 0 raised at once to lme4's start, of any factors: a
+        // lower minimum may need several of them at once (a covariate's slope on two crossed
+        // factors), where raising one alone leads back.
+        let zeros: Vec<usize> = effects.iter().map(|e| e.diagonal).filter(|&d| theta[d] == 0.0 && lme4[d] > 0.0).collect();
+        if !zeros.is_empty() {
+            let mut start = theta.to_vec();
+            for d in zeros {
+                start[d] = lme4[d];
+            }
+            starts.push(start);
         }
         starts
     }

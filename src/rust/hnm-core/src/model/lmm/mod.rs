@@ -231,7 +231,8 @@ impl LinearMixedModel {
     /// # Errors
     /// `InvalidArgument` for a structure that does not fit the statistics or statistics in the
     /// pooled layout ([`CrossProducts::pooled`]); `TooFewGroups` with fewer than 2 groups; `NoReplication` when no group has two rows;
-    /// `TooManyRandomEffects` when N ≤ q m (lme4's check); `TooLarge` when the blocks do not fit
+    /// `TooManyRandomEffects` when N ≤ b m for a block of b columns (lme4's check, by term);
+    /// `TooLarge` when the blocks do not fit
     /// in memory.
     ///
     /// # Example
@@ -283,9 +284,12 @@ impl LinearMixedModel {
         if n_obs <= m as f64 {
             return Err(HnmError::NoReplication);
         }
+        // lme4's check, term by term (a block of Λ is one of its terms): `(x || g)` with
+        // N ≤ 2m is fitted as lme4 fits it.
         let q = structure.random.len();
-        if n_obs <= (q * m) as f64 {
-            return Err(HnmError::TooManyRandomEffects { observations: n_obs, random_effects: (q * m) as f64 });
+        let widest_term = structure.blocks.iter().copied().max().unwrap_or(0);
+        if n_obs <= (widest_term * m) as f64 {
+            return Err(HnmError::TooManyRandomEffects { observations: n_obs, random_effects: (widest_term * m) as f64 });
         }
         range::check_range(columns, &structure)?;
         let fixed_centred = structure.fixed.contains(&Term::Intercept);

@@ -526,7 +526,8 @@ impl LinearMixedModel {
     /// # Errors
     /// As [`LinearMixedModel::new`] (but `stats` may be in the pooled layout), with
     /// `TooFewGroups` when a factor has fewer than two levels with rows and
-    /// `TooManyRandomEffects` when N ≤ Σ_f m_f q_f; `InvalidArgument` when a factor's levels do
+    /// `TooManyRandomEffects` when N ≤ m_f b for a block of b columns of a factor f (lme4's
+    /// check, by term); `InvalidArgument` when a factor's levels do
     /// not fit the statistics, or a random-effects column is not a group variable of pooled
     /// statistics; `TooLarge` when the blocks or the dense core
     /// do not fit in memory; `Interrupted` when `checkpoint` reports a request.
@@ -551,12 +552,15 @@ impl LinearMixedModel {
         let structure = Structure { response, fixed, random: factors[0].random.clone(), blocks: factors[0].blocks.clone() };
         let (cells, kept_cells) = stats.nonempty()?;
         let levels: Vec<Levels> = factors.iter().map(|f| modelled_levels(f, &kept_cells, cells.n())).collect::<Result<_>>()?;
-        let total_random: usize = levels.iter().zip(factors).map(|(l, f)| l.n.len() * f.random.len()).sum();
         if let Some(few) = levels.iter().find(|l| l.n.len() < 2) {
             return Err(HnmError::TooFewGroups { found: few.n.len() });
         }
-        if cells.n_obs() <= total_random as f64 {
-            return Err(HnmError::TooManyRandomEffects { observations: cells.n_obs(), random_effects: total_random as f64 });
+        // lme4's check, term by term (a block of Λ_f is one of its terms): the terms together
+        // may have more random effects than observations (crossed factors with few rows a
+        // cell), whose variances are still told apart from σ².
+        let largest_term = levels.iter().zip(factors).map(|(l, f)| l.n.len() * f.blocks.iter().copied().max().unwrap_or(0)).max().unwrap_or(0);
+        if cells.n_obs() <= largest_term as f64 {
+            return Err(HnmError::TooManyRandomEffects { observations: cells.n_obs(), random_effects: largest_term as f64 });
         }
         let columns = ColumnSummary::of(&cells);
         let randoms: Vec<Vec<Affine>> = factors[1..].iter().map(|f| random_columns(&columns, &f.random, &f.blocks)).collect();
