@@ -408,7 +408,7 @@ impl LinearMixedModel {
     /// at a larger total): which one a search finds depends on its start, so the fit searches
     /// from the other corners too: the raised variances first (one start per zero, which
     /// found al_574_b's lower minimum), then the moves, then the copies, each search within its
-    /// own allowance of evaluations (see [`LinearMixedModel::fit`]). Before all of them, with
+    /// own allowance of evaluations (see [`LinearMixedModel::fit`]). After all of them, with
     /// any factors (aliased or not), θ with every λ_kk = 0 at lme4's start at once: a crossed
     /// design with a covariate's slope on both factors had its lower minimum (0.37 below) with
     /// both slopes' variances > 0, where raising either alone led back to both at 0.
@@ -472,15 +472,12 @@ impl LinearMixedModel {
         }
         // Popped last first: the raised variances (one start per zero), then the moves (the
         // corner with the variance in the other factor, where the other minimum is), then the
-        // copies, each kind the most aliased pairs first.
+        // copies, each kind the most aliased pairs first; last of all every variance at 0
+        // raised at once to lme4's start, of any factors: a lower minimum may need several of
+        // them at once (a covariate's slope on two crossed factors), where raising one alone
+        // leads back. (Searched first, it changed the B the others start from, and one of
+        // them was abandoned short of the lower minimum it had found.)
         let mut starts = Vec::with_capacity(moves.len() + copies.len() + raised.len() + 1);
-        for mut kind in [copies, moves, raised] {
-            kind.sort_by(|a, b| a.0.total_cmp(&b.0));
-            starts.extend(kind.into_iter().map(|(_, start)| start));
-        }
-        // First of all, every variance at 0 raised at once to lme4's start, of any factors: a
-        // lower minimum may need several of them at once (a covariate's slope on two crossed
-        // factors), where raising one alone leads back.
         let zeros: Vec<usize> = effects.iter().map(|e| e.diagonal).filter(|&d| theta[d] == 0.0 && lme4[d] > 0.0).collect();
         if !zeros.is_empty() {
             let mut start = theta.to_vec();
@@ -488,6 +485,10 @@ impl LinearMixedModel {
                 start[d] = lme4[d];
             }
             starts.push(start);
+        }
+        for mut kind in [copies, moves, raised] {
+            kind.sort_by(|a, b| a.0.total_cmp(&b.0));
+            starts.extend(kind.into_iter().map(|(_, start)| start));
         }
         starts
     }
