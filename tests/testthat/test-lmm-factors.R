@@ -428,18 +428,34 @@ for (case in crossed_cases) {
 test_that("a term with no fewer random effects than observations is refused, as by lme4", {
   # Seed 1: 39 rows, the term (1 + x + z | a) has 42 random effects.
   d <- crossed_design(1)
+  expect_equal(c(nrow(d), 3 * nlevels(d$a)), c(39, 42))
   expect_error(lme4::lmer(crossed_formulas$c5, d), "number of random effects")
   expect_error(hnm_fit(crossed_formulas$c5, d), class = "hnm_error_too_many_random_effects")
   expect_error(hnm_fit(crossed_formulas$c5, d), "each random-effects term \\(42 in the largest\\)")
-  # One factor: lme4's check is by term too, so (x || g) with 2m >= N > m is fitted.
+  # Seed 35 (fitted above): more random effects in all than rows, fewer in each term.
+  d <- crossed_design(35)
+  expect_equal(c(nrow(d), 3 * nlevels(d$a) + nlevels(d$b)), c(36, 39))
+  expect_lt(3 * nlevels(d$a), nrow(d))
+  # One factor: lme4's check is by term too, so (x || g) with m < N <= 2m is fitted (as well
+  # as lme4 fits it), and (1 + x | g) refused from N <= 2m on, N = 2m included.
   set.seed(12)
   g <- factor(rep(1:8, each = 2)[-1]); x <- rnorm(15); y <- x + rnorm(8)[g] + rnorm(15)
   one <- data.frame(y, x, g)
-  fit <- hnm_fit(y ~ x + (x || g), one)
+  fit <- hnm_fit(y ~ x + (x || g), one, REML = TRUE)
   devfun <- suppressWarnings(lme4::lmer(y ~ x + (x || g), one, REML = TRUE, devFunOnly = TRUE))
   expect_equal(REMLcrit(fit), devfun(unname(fit$theta)), tolerance = 1e-9)
+  reference <- suppressWarnings(suppressMessages(lme4::lmer(y ~ x + (x || g), one, control = lme4_optimisers$bobyqa)))
+  expect_lte(REMLcrit(fit), lme4::REMLcrit(reference) + 1e-7)
   expect_error(hnm_fit(y ~ x + (1 + x | g), one), class = "hnm_error_too_many_random_effects")
   expect_error(suppressWarnings(lme4::lmer(y ~ x + (1 + x | g), one)), "number of random effects")
+  set.seed(13)
+  even <- data.frame(g = factor(rep(1:8, each = 2)), x = rnorm(16), y = rnorm(16))
+  expect_error(hnm_fit(y ~ x + (1 + x | g), even), class = "hnm_error_too_many_random_effects")
+  expect_error(suppressWarnings(lme4::lmer(y ~ x + (1 + x | g), even)), "number of random effects")
+  # The largest term on a later factor: 16 rows, (1 + x | b) on 8 levels, (1 | a) on 4.
+  even$a <- factor(rep(1:4, 4))
+  expect_error(hnm_fit(y ~ x + (1 | a) + (1 + x | b), transform(even, b = g)), "\\(16 in the largest\\)")
+  expect_error(suppressWarnings(lme4::lmer(y ~ x + (1 | a) + (1 + x | b), transform(even, b = g))), "number of random effects")
 })
 
 test_that("fixed parts of factors with few combinations (held as their distinct rows) fit as lme4", {

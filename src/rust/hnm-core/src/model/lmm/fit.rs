@@ -365,7 +365,9 @@ impl LinearMixedModel {
         }
         // Each correlated block that the first search left at 0, in turn of rank one with
         // correlations of +1 and then −1 (its first column (1, ±1, …), its later columns 0),
-        // Λ = I elsewhere.
+        // Λ = I elsewhere. In internal units, as the ±1 starts above: the centred columns'
+        // signs, not lme4's (a covariate far from 0 can turn both into one sign in lme4's);
+        // and a block of three or more gets two of its sign patterns only.
         let Some(singular) = singular else { return starts };
         for (terms, range) in self.factor_terms() {
             let positions = terms.theta_positions;

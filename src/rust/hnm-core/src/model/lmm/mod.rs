@@ -285,7 +285,7 @@ impl LinearMixedModel {
             return Err(HnmError::NoReplication);
         }
         // lme4's check, term by term (a block of Λ is one of its terms): `(x || g)` with
-        // N ≤ 2m is fitted as lme4 fits it.
+        // m < N ≤ 2m is fitted as lme4 fits it.
         let q = structure.random.len();
         let widest_term = structure.blocks.iter().copied().max().unwrap_or(0);
         if n_obs <= (widest_term * m) as f64 {

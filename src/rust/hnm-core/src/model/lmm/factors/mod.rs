@@ -557,7 +557,7 @@ impl LinearMixedModel {
         }
         // lme4's check, term by term (a block of Λ_f is one of its terms): the terms together
         // may have more random effects than observations (crossed factors with few rows a
-        // cell), whose variances are still told apart from σ².
+        // cell), which lme4 fits; where rank [X Z] = N, σ² may then go to 0.
         let largest_term = levels.iter().zip(factors).map(|(l, f)| l.n.len() * f.blocks.iter().copied().max().unwrap_or(0)).max().unwrap_or(0);
         if cells.n_obs() <= largest_term as f64 {
             return Err(HnmError::TooManyRandomEffects { observations: cells.n_obs(), random_effects: largest_term as f64 });
