@@ -370,25 +370,22 @@ impl LinearMixedModel {
         // and a block of three or more gets two of its sign patterns only.
         let Some(singular) = singular else { return starts };
         for (terms, range) in self.factor_terms() {
-            let positions = terms.theta_positions;
-            // Each row's block: its first column, the least c of its row's entries.
-            let block_of = |row: usize| positions.iter().filter(|&&(r, _)| r == row).map(|&(_, c)| c).min().unwrap_or(row);
-            let zero = |first: usize| range.clone().zip(positions).all(|(i, &(r, _))| block_of(r) != first || singular[i] == 0.0);
-            let correlated = positions.iter().filter(|&&(r, c)| r != c).map(|&(_, c)| c).filter(|&c| block_of(c) == c && zero(c));
-            let mut firsts: Vec<usize> = correlated.collect();
-            firsts.sort_unstable();
-            firsts.dedup();
-            for first in firsts {
+            let mut offset = 0;
+            for &size in terms.blocks {
+                let block = offset..offset + size;
+                offset += size;
+                let entries = || range.clone().zip(terms.theta_positions).filter(|(_, (r, _))| block.contains(r));
+                if size < 2 || entries().any(|(i, _)| singular[i] != 0.0) {
+                    continue;
+                }
                 for sign in [1.0, -1.0] {
                     let mut start = identity.to_vec();
-                    for (i, &(r, c)) in range.clone().zip(positions) {
-                        if block_of(r) == first {
-                            start[i] = match (c == first, r == first) {
-                                (true, true) => 1.0,
-                                (true, false) => sign,
-                                (false, _) => 0.0,
-                            };
-                        }
+                    for (i, &(r, c)) in entries() {
+                        start[i] = match (c == block.start, r == block.start) {
+                            (true, true) => 1.0,
+                            (true, false) => sign,
+                            (false, _) => 0.0,
+                        };
                     }
                     starts.push(start);
                 }
