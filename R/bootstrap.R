@@ -408,7 +408,7 @@ ml_estimate <- function(fit, call) {
   ml_fit <- lmm_search(lmm_model(fit), FALSE, fit$convergence$internal_theta, FALSE, fit$control,
                        call = call)
   list(deviance = ml_fit$deviance + weights_constant(fit), internal_theta = ml_fit$internal_theta,
-       re_covariance = matrix(ml_fit$re_covariance, nrow(fit$re_covariance)))
+       re_covariance = random_covariance(fit, ml_fit$re_covariance))
 }
 
 boot_limits <- function(estimate, draws, level, type) {

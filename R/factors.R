@@ -68,7 +68,10 @@ lme4_factor_order <- function(parsed, grouping, cell_levels, n_levels) {
   }))
   parsed$factors <- lapply(order$factors, function(f) {
     factor <- parsed$factors[[f]]
-    factor$random <- factor$random[order$terms$term[order$terms$factor == f]]
+    kept <- order$terms$term[order$terms$factor == f]
+    # Each term keeps its position in the formula (ranova()'s order of rows).
+    factor$random <- factor$random[kept]
+    factor$position <- factor$position[kept]
     factor
   })
   parsed$random <- all_random_terms(parsed)

@@ -472,7 +472,11 @@ VarCorr.hnm_fit <- function(x, sigma = 1, ...) {
   check_no_dots(list(...), sys.call())
   scale <- if (missing(sigma)) 1 else varcorr_scale(sigma, x$sigma, sys.call())
   blocks <- block_ranges(x)
-  names <- make.unique(term_groups(x))
+  # lme4's names (mkVarCorr()): the groups as they are, or make.names() of them all, unique,
+  # where a factor has several terms ("school:class", "school", "school" -> "school.class",
+  # "school", "school.1").
+  names <- term_groups(x)
+  if (anyDuplicated(names)) names <- make.names(names, unique = TRUE)
   terms <- lapply(blocks, function(i) {
     v <- x$re_covariance[i, i, drop = FALSE] * scale^2
     sd <- sqrt(diag(v))

@@ -46,7 +46,13 @@ random_lambda <- function(object) {
 # each row has the values of its term's columns at its level of the term's factor.
 random_design_transposed <- function(object) {
   require_matrix_package("getME(, \"Zt\")")
-  fit_design(object, "getME(, \"Zt\")", weighted = FALSE, fixed = FALSE)$zt
+  zt <- fit_design(object, "getME(, \"Zt\")", weighted = FALSE, fixed = FALSE)$zt
+  # lme4's row names: each random effect's level (the rows' names, one per row of the data,
+  # are left out, as fitted() leaves them out: a pointer a row at 1e9 rows).
+  levels <- lapply(grouping_terms(object), `[[`, "levels")
+  rownames(zt) <- unlist(Map(function(group, q) rep(levels[[group]], each = q),
+                             term_groups(object), random_term_layout(object)$q), use.names = FALSE)
+  zt
 }
 
 # The design of the rows the fit used, for the method `what`: Zᵀ (sparse, one column per row)

@@ -22,7 +22,10 @@
 #'   1 x 1 x groups array. Its `as.data.frame` gives lme4's columns `grpvar`, `term`,
 #'   `grp` (levels ordered by the effect, as lme4), `condval` and `condsd`; `plot` draws a
 #'   caterpillar plot (see [plot.ranef.hnm()]). `coef`: a list named by the grouping factor
-#'   holding a data frame with column `"(Intercept)"`, one row per group.
+#'   holding a data frame with column `"(Intercept)"`, one row per group; for a general
+#'   model, per factor the fixed effects with that factor's random effects added, and first
+#'   (as lme4) every random-effects column without a fixed effect, 0 where the factor has no
+#'   effect on it.
 #' @examples
 #' fit <- hnm_fit(y ~ 1 | g, wheat)
 #' ranef(fit)
@@ -76,12 +79,16 @@ grouping_terms <- function(object) {
 coef.hnm_fit <- function(object, ...) {
   check_no_dots(list(...), sys.call())
   beta <- fixef(object)
-  structure(lapply(ranef(object, condVar = FALSE), function(effects) {
+  effects <- ranef(object, condVar = FALSE)
+  # lme4's columns: a random-effects column without a fixed effect (`(0 + z | g)` with no z in
+  # the fixed part) is a coefficient of every factor, at 0 where it has no effect, before
+  # the fixed effects.
+  missing <- setdiff(unlist(lapply(effects, names)), names(beta))
+  beta <- c(setNames(numeric(length(missing)), missing), beta)
+  structure(lapply(effects, function(effects) {
     out <- as.data.frame(matrix(beta, nrow(effects), length(beta), byrow = TRUE,
                                 dimnames = list(rownames(effects), names(beta))), optional = TRUE)
-    for (name in names(effects)) {
-      out[[name]] <- (if (name %in% names(beta)) out[[name]] else 0) + effects[[name]]
-    }
+    for (name in names(effects)) out[[name]] <- out[[name]] + effects[[name]]
     out
   }), class = "coef.mer")
 }

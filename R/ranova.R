@@ -122,14 +122,17 @@ ranova.hnm_fit <- function(model, reduce.terms = TRUE, mixture = TRUE, ...) {
 }
 
 # The model's random-effect terms as lme4's bars `(lhs | g)`, each with its grouping factor's
-# expression (`batch:cask` for the inner factor of `(1 | batch/cask)`).
+# expression (`batch:cask` for the inner factor of `(1 | batch/cask)`), in the formula's order
+# as lme4's findbars() expands it (lmerTest's rows), not the fit's order of its factors (by
+# their levels).
 random_bars <- function(parsed) {
   if (!has_several_factors(parsed)) {
     return(lapply(parsed$random, function(lhs) call("|", lhs, parsed$group)))
   }
-  unlist(lapply(parsed$factors, function(factor) {
+  bars <- unlist(lapply(parsed$factors, function(factor) {
     lapply(factor$random, function(lhs) call("|", lhs, factor$expr))
   }), recursive = FALSE)
+  bars[order(unlist(lapply(parsed$factors, `[[`, "position")))]
 }
 
 # lmerTest's reductions of random-effect term `i` of `bars` (its get_newforms()): a list of the

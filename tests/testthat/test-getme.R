@@ -31,6 +31,7 @@ test_that("getME()'s Zt, Z, Gp, Lambda, Lambdat and b are lme4's", {
     zt <- getME(fit, "Zt")
     expect_s4_class(zt, "dgCMatrix")
     expect_equal(as.matrix(zt), as.matrix(terms$Zt), ignore_attr = TRUE, label = label)
+    expect_identical(rownames(zt), rownames(terms$Zt), label = label)
     expect_equal(as.matrix(getME(fit, "Z")), t(as.matrix(terms$Zt)), ignore_attr = TRUE)
     expect_identical(getME(fit, "Gp"), terms$Gp, label = label)
     lambdat <- terms$Lambdat

@@ -45,7 +45,10 @@ test_that("several grouping factors: lmerTest's table, nested, crossed and with 
   slopes$grp <- factor(rep(1:4, length.out = nrow(slopes)))
   cases <- list(list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin),
                 list(strength ~ 1 + (1 | batch/cask), lme4::Pastes),
-                list(Reaction ~ Days + (Days | Subject) + (1 | grp), slopes))
+                list(Reaction ~ Days + (Days | Subject) + (1 | grp), slopes),
+                # The formula's order, not the factors' by their levels (lmerTest's rows).
+                list(diameter ~ 1 + (1 | sample) + (1 | plate), lme4::Penicillin),
+                list(Reaction ~ Days + (1 | grp) + (Days || Subject), slopes))
   for (case in cases) for (reml in c(TRUE, FALSE)) {
     label <- sprintf("%s, REML %s", deparse1(case[[1]]), reml)
     table <- ranova(hnm_fit(case[[1]], case[[2]], REML = reml))
