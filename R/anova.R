@@ -335,6 +335,24 @@ drop1.hnm_fit <- function(object, scope, test = c("none", "Chisq"), k = 2, ...) 
             class = c("anova", "data.frame"))
 }
 
+#' @rdname drop1.hnm_fit
+#' @param fit An `hnm_fit`: `extractAIC()` gives lme4's equivalent degrees of freedom (the
+#'   parameters' count) and AIC of the fit by ML (a REML fit refitted by ML, as lme4 does).
+#' @param scale Not used (0, as lme4's); an error otherwise.
+#' @importFrom stats extractAIC
+#' @export
+extractAIC.hnm_fit <- function(fit, scale = 0, k = 2, ...) {
+  call <- sys.call()
+  check_no_dots(list(...), call)
+  if (!identical(scale, 0)) {
+    hnm_abort("`scale` is for lm(); a mixed model's AIC has its own residual variance.",
+              call = call, class = "hnm_error_argument")
+  }
+  log_lik <- stats::logLik(refitML(fit))
+  df <- attr(log_lik, "df")
+  c(df, -2 * as.numeric(log_lik) + k * df)
+}
+
 # The labels of a `scope` given to drop1() (characters, or a formula's terms), which must be
 # terms of the fit's fixed part.
 drop_scope <- function(scope, labels, call) {

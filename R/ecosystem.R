@@ -27,12 +27,14 @@
 #'   p-values on `df.residual(fit)` degrees of freedom (as parameters does for lmer), and the
 #'   standard deviations of the random effects and the residual (without intervals, as
 #'   parameters gives them for lmer without the merDeriv package; `confint(fit)` has them).
-#' * `emmeans::emmeans()` and `emmeans::emtrends()` on the fixed effects, with Satterthwaite's
-#'   degrees of freedom (lmerTest's, emmeans' default for lmer when lmerTest is installed) or,
-#'   with `lmer.df = "kenward-roger"`, Kenward-Roger's (REML fits only, as lmerTest; emmeans'
-#'   covariance is then [vcov_kenward_roger()] and the df pbkrtest's `Lb_ddf`, as emmeans does
-#'   for lmer), or with `lmer.df = "asymptotic"`, asymptotic ones (an ANOVA fit has only
-#'   these). With aliased (dropped) fixed-effect columns the non-estimable functions are
+#' * `emmeans::emmeans()` and `emmeans::emtrends()` on the fixed effects. Their degrees of
+#'   freedom are by default emmeans' for lmer (`emm_options(lmer.df)`): Kenward-Roger's for a
+#'   REML fit of at most `emm_options(pbkrtest.limit)` rows (3,000; emmeans' covariance is
+#'   then [vcov_kenward_roger()] and the df pbkrtest's `Lb_ddf`, as emmeans does for lmer),
+#'   and Satterthwaite's (lmerTest's) for an ML fit, whose Kenward-Roger's hnm does not give
+#'   (emmeans computes pbkrtest's for an ML lmer), and for more rows (emmeans gives lmer
+#'   asymptotic ones there). `lmer.df = "satterthwaite"`, `"kenward-roger"` (REML fits only,
+#'   as lmerTest) or `"asymptotic"` chooses (an ANOVA fit has only asymptotic ones). With aliased (dropped) fixed-effect columns the non-estimable functions are
 #'   marked as emmeans marks them for lmer (`nbasis`, the null space of the model matrix).
 #'
 #' @param x,model,object An `hnm_fit`.
@@ -329,12 +331,19 @@ emm_basis.hnm_fit <- function(object, trms, xlev, grid, ...) {
 }
 
 # emmeans' degrees of freedom for a fit (`lmer.df` or `mode`, as for lmer): Satterthwaite's
-# (lmerTest's, emmeans' default for lmer fits when lmerTest is installed) for ML and REML fits,
-# Kenward-Roger's (REML fits), or asymptotic (the default of an ANOVA fit, which has no
-# Satterthwaite df).
+# (lmerTest's) for ML and REML fits, Kenward-Roger's (REML fits), or asymptotic (an ANOVA
+# fit's only ones). By default emmeans' for lmer (emm_options(lmer.df), Kenward-Roger's unless
+# set), with Satterthwaite's where Kenward-Roger's are not hnm's (an ML fit) or emmeans
+# would not compute them (more rows than emm_options(pbkrtest.limit), 3,000: emmeans then
+# gives lmer asymptotic ones, unless lmerTest's limit is raised).
 emmeans_df_mode <- function(object, dots) {
   given <- unlist(dots[intersect(c("lmer.df", "mode"), names(dots))])
-  mode <- tolower(given[1L] %||% if (object$method == "ANOVA") "asymptotic" else "satterthwaite")
+  mode <- tolower(given[1L] %||% if (object$method == "ANOVA") "asymptotic" else
+    emmeans::get_emm_option("lmer.df"))
+  if (is.null(given) && mode == "kenward-roger" &&
+      (object$method == "ML" || nobs(object) > emmeans::get_emm_option("pbkrtest.limit"))) {
+    mode <- "satterthwaite"
+  }
   allowed <- switch(object$method, ANOVA = "asymptotic", ML = c("satterthwaite", "asymptotic"),
                     c("satterthwaite", "kenward-roger", "asymptotic"))
   if (!mode %in% allowed) {

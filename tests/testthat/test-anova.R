@@ -128,4 +128,12 @@ test_that("drop1() gives lme4's single term deletions of an ML fit, and refits R
   reml <- hnm_fit(formula, d, REML = TRUE)
   expect_message(refitted <- drop1(reml, test = "Chisq"), "refitting model")
   expect_equal(refitted$LRT, ours$LRT, tolerance = 1e-9)
+  # extractAIC(), which step() reads: lme4's, of the fit by ML (a REML fit refitted).
+  reference_reml <- lme4::lmer(formula, d, control = lme4::lmerControl(optimizer = "bobyqa",
+                               optCtrl = list(rhoend = 1e-12, maxfun = 1e5)))
+  for (k in c(2, log(nrow(d)))) {
+    expect_equal(extractAIC(fit, k = k), extractAIC(tight, k = k), tolerance = 1e-9)
+    expect_equal(extractAIC(reml, k = k), extractAIC(reference_reml, k = k), tolerance = 1e-9)
+  }
+  expect_error(extractAIC(fit, scale = 1), class = "hnm_error_argument")
 })

@@ -128,20 +128,28 @@ test_that("emmeans on the fixed effects is lmer's with asymptotic degrees of fre
                class = "hnm_error_argument")
 })
 
-test_that("emmeans' Satterthwaite degrees of freedom are lmerTest's, its default for lmer", {
+test_that("emmeans' degrees of freedom are lmerTest's and pbkrtest's, by default emmeans' for lmer", {
   skip_if_not_installed("emmeans")
   skip_if_not_installed("lmerTest")
+  skip_if_not_installed("pbkrtest")
   d <- simulate_lmm(4, m = 15, balanced = FALSE)
   for (reml in c(FALSE, TRUE)) {
     fit <- hnm_fit(y ~ x + f + (x | g), d, REML = reml)
     twin <- lmertest_twin(fit, y ~ x + f + (x | g), d, REML = reml)
-    ours <- as.data.frame(summary(emmeans::emmeans(fit, ~ f)))
+    ours <- as.data.frame(summary(emmeans::emmeans(fit, ~ f, lmer.df = "satterthwaite")))
     theirs <- as.data.frame(summary(emmeans::emmeans(twin, ~ f, lmer.df = "satterthwaite")))
+    # By default: emmeans' for lmer, Kenward-Roger's (pbkrtest's) for a REML fit; for an ML
+    # fit, whose Kenward-Roger's hnm does not give, Satterthwaite's.
+    by_default <- as.data.frame(summary(emmeans::emmeans(fit, ~ f)))
+    expected <- if (reml) as.data.frame(summary(emmeans::emmeans(twin, ~ f))) else theirs
+    expect_equal(by_default$SE, expected$SE, tolerance = 1e-6)
+    expect_equal(by_default$df, expected$df, tolerance = 1e-4)
+    if (reml) expect_gt(abs(by_default$df[1] - ours$df[1]), 1e-3)
     expect_equal(ours$emmean, theirs$emmean, tolerance = 1e-8)
     expect_equal(ours$SE, theirs$SE, tolerance = 1e-8)
     # lmerTest's df come from numerical derivatives at the same theta: equal to 1e-4.
     expect_equal(ours$df, theirs$df, tolerance = 1e-4)
-    pairs_ours <- as.data.frame(summary(pairs(emmeans::emmeans(fit, ~ f))))
+    pairs_ours <- as.data.frame(summary(pairs(emmeans::emmeans(fit, ~ f, lmer.df = "satterthwaite"))))
     pairs_theirs <- as.data.frame(summary(pairs(emmeans::emmeans(twin, ~ f,
                                                                   lmer.df = "satterthwaite"))))
     expect_equal(pairs_ours$df, pairs_theirs$df, tolerance = 1e-4)
