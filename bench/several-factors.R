@@ -162,6 +162,13 @@
 # slices: the kb07-shaped model (166 evaluations) median 1.003 and 1.103 -> 0.913 and 0.918 s
 # (minimum 0.974 and 1.027 -> 0.877 and 0.848 s); --reps=3 after: 0.926 s. InstEval and the
 # one-factor fits unchanged (0.22-0.24 s; 5 and 57 ms).
+#
+# Recorded (2026-12-07, the same Intel machine, quiet), after the probes of each term dropped
+# on models of at most 1,000 random effects (model/lmm/fit.rs: none of the models here but
+# Penicillin, 12 -> 14 evaluations, and Pastes, 9 -> 11, both 3 ms): InstEval, hnm median of
+# 18 around one lmer fit, 0.246 s (min 0.228) against 12.17 s, 49.4x (53.4x by the minimum),
+# 8 evaluations; 0.311 s (0.268) against 23.72 s, 76.3x, 11 evaluations. Nested 1e7 rows,
+# median of 7: 3.24x and 3.37x the R pass (0.301 and 0.357 s; 12 and 14 evaluations).
 
 local({
   file <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
