@@ -86,7 +86,8 @@
 #' the result then carries an attribute `"approximation"` and a message says so.
 #'
 #' @param object An `hnm_fit`.
-#' @param parm Rows to return (names or indices); all by default.
+#' @param parm Rows to return (names or indices, or lme4's `"theta_"` and `"beta_"` for the
+#'   variance parameters and the fixed effects); all by default.
 #' @param level Confidence level.
 #' @param method `"profile"` (default; `"Wald"` for ANOVA fits), `"Wald"`, `"boot"` or
 #'   `"exact"`.
@@ -155,7 +156,7 @@ confint.hnm_fit <- function(object, parm, level = 0.95,
   )
   if (method != "Wald") intervals <- on_scale(intervals, object, scale, oldNames)
   colnames(intervals) <- percent_labels(level)
-  if (missing(parm)) intervals else select_rows(intervals, parm, call)
+  if (missing(parm)) intervals else select_rows(intervals, parm, call, object)
 }
 
 # Intervals of lme4's parameters on the variance scale: the SDs' limits squared, their rows
@@ -231,12 +232,21 @@ boot_threads <- function(parallel, ncpus, call) {
 critical_value <- function(level) stats::qnorm((1 - level) / 2, lower.tail = FALSE)
 
 # The rows `parm` of an interval matrix, keeping its attributes; unknown rows are an error.
-select_rows <- function(intervals, parm, call) {
-  known <- if (is.character(parm)) parm %in% rownames(intervals) else
+# With the fit `object` of lme4's layout (the variance parameters' rows, then the fixed
+# effects': Wald and bootstrap intervals), as lme4: "theta_" and "beta_" select those, and
+# the rows come in the matrix's order.
+select_rows <- function(intervals, parm, call, object = NULL) {
+  names <- rownames(intervals)
+  n_variance <- length(names) - length(object$beta)
+  if (!is.null(object) && identical(names[-seq_len(n_variance)], names(object$beta))) {
+    groups <- list(theta_ = seq_len(n_variance), beta_ = n_variance + seq_along(object$beta))
+    parm <- select_profiled(parm, names, groups, call, "parm")
+  }
+  known <- if (is.character(parm)) parm %in% names else
     is.numeric(parm) & parm >= 1 & parm <= nrow(intervals)
   if (length(parm) == 0L || !all(known)) {
     hnm_abort(sprintf("`parm` must name rows of the intervals (%s).",
-                      paste(rownames(intervals), collapse = ", ")), call = call)
+                      paste(names, collapse = ", ")), call = call)
   }
   kept <- attributes(intervals)[setdiff(names(attributes(intervals)), c("dim", "dimnames"))]
   do.call(structure, c(list(intervals[parm, , drop = FALSE]), kept))

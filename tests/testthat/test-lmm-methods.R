@@ -58,6 +58,11 @@ test_that("accessors have lme4's names, shapes and numbers", {
     expect_true(all(is.na(lme4_wald[!rownames(lme4_wald) %in% fixed_rows, ])))
     expect_identical(rownames(confint(f$hnm, method = "Wald", oldNames = FALSE)),
                      rownames(confint(f$lme4, method = "Wald", oldNames = FALSE)))
+    # lme4's `parm`: "theta_", "beta_", and rows in the matrix's order whatever parm's.
+    for (parm in list("theta_", "beta_", c("beta_", "theta_"), rev(c(".sig01", fixed_rows)))) {
+      expect_identical(rownames(confint(f$hnm, parm = parm, method = "Wald")),
+                       rownames(confint(f$lme4, parm = parm, method = "Wald")))
+    }
     expect_identical(formula(f$hnm), formula)
   }
 })
