@@ -50,6 +50,10 @@ fn lower(value: f64, criterion: f64) -> bool {
     value < criterion - 1e-9 * (1.0 + criterion.abs())
 }
 
+/// A block of Λ (one random-effects term): its rows within its factor's q, and its entries,
+/// each θ's index among all θ with its (row, column) in the factor's Λ.
+type ThetaBlock = (std::ops::Range<usize>, Vec<(usize, (usize, usize))>);
+
 /// True when `x` is within [`BASIN_RADIUS`] of `center` in every θ (relative to 1 + |center|).
 fn within_basin(x: &[f64], center: &[f64]) -> bool {
     x.iter().zip(center).all(|(a, b)| (a - b).abs() <= BASIN_RADIUS * (1.0 + b.abs()))
@@ -391,29 +395,38 @@ impl LinearMixedModel {
         // signs, not lme4's (a covariate far from 0 can turn both into one sign in lme4's);
         // and a block of three or more gets two of its sign patterns only.
         let Some(singular) = singular else { return starts };
+        for (block, entries) in self.theta_blocks() {
+            if block.len() < 2 || entries.iter().any(|&(i, _)| singular[i] != 0.0) {
+                continue;
+            }
+            for sign in [1.0, -1.0] {
+                let mut start = identity.to_vec();
+                for &(i, (r, c)) in &entries {
+                    start[i] = match (c == block.start, r == block.start) {
+                        (true, true) => 1.0,
+                        (true, false) => sign,
+                        (false, _) => 0.0,
+                    };
+                }
+                starts.push(start);
+            }
+        }
+        starts
+    }
+
+    /// Every block of Λ (one random-effects term), factor by factor.
+    fn theta_blocks(&self) -> Vec<ThetaBlock> {
+        let mut blocks = Vec::new();
         for (terms, range) in self.factor_terms() {
             let mut offset = 0;
             for &size in terms.blocks {
                 let block = offset..offset + size;
                 offset += size;
-                let entries = || range.clone().zip(terms.theta_positions).filter(|(_, (r, _))| block.contains(r));
-                if size < 2 || entries().any(|(i, _)| singular[i] != 0.0) {
-                    continue;
-                }
-                for sign in [1.0, -1.0] {
-                    let mut start = identity.to_vec();
-                    for (i, &(r, c)) in entries() {
-                        start[i] = match (c == block.start, r == block.start) {
-                            (true, true) => 1.0,
-                            (true, false) => sign,
-                            (false, _) => 0.0,
-                        };
-                    }
-                    starts.push(start);
-                }
+                let entries = range.clone().zip(terms.theta_positions.iter().copied()).filter(|(_, (r, _))| block.contains(r)).collect();
+                blocks.push((block, entries));
             }
         }
-        starts
+        blocks
     }
 
     /// The starts searched from the best minimum `theta` after the restarts (see
@@ -527,24 +540,18 @@ impl LinearMixedModel {
     /// `Interrupted` when an evaluation was interrupted (one that fails otherwise is no start).
     fn dropped_terms(&self, theta: &[f64], value: f64, problem: &DevianceProblem<'_>) -> Result<Vec<Vec<f64>>> {
         let mut starts: Vec<(f64, Vec<f64>)> = Vec::new();
-        for (terms, range) in self.factor_terms() {
-            let mut offset = 0;
-            for &size in terms.blocks {
-                let block = offset..offset + size;
-                offset += size;
-                let members: Vec<usize> = range.clone().zip(terms.theta_positions).filter(|(_, (r, _))| block.contains(r)).map(|(i, _)| i).collect();
-                if members.iter().all(|&i| theta[i] == 0.0) {
-                    continue;
-                }
-                let mut start = theta.to_vec();
-                for &i in &members {
-                    start[i] = 0.0;
-                }
-                match problem.value(&start) {
-                    Ok(dropped) if lower(dropped, value) => starts.push((dropped, start)),
-                    Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
-                    _ => {}
-                }
+        for (_, entries) in self.theta_blocks() {
+            if entries.iter().all(|&(i, _)| theta[i] == 0.0) {
+                continue;
+            }
+            let mut start = theta.to_vec();
+            for &(i, _) in &entries {
+                start[i] = 0.0;
+            }
+            match problem.value(&start) {
+                Ok(dropped) if lower(dropped, value) => starts.push((dropped, start)),
+                Err(HnmError::Interrupted) => return Err(HnmError::Interrupted),
+                _ => {}
             }
         }
         starts.sort_by(|a, b| b.0.total_cmp(&a.0));
