@@ -40,8 +40,10 @@ fit_rows <- function(data, subset, offset, na_action, env, call, weights = NULL)
 
 # The rows of a data frame of `n` rows that `keep`, the value of `subset`, chooses, as lm() and
 # lmer() read it (model.frame() takes `data[keep, ]`): a logical with one value per row, or one
-# value for all of them (TRUE keeps every row); an NA there is a row with missing values, which
-# na.omit and na.exclude drop and na.fail refuses; or row numbers, whole numbers in 1..n
+# value for all of them (TRUE keeps every row); an NA there is a row with missing values (NA
+# among the row numbers returned, a row of NAs in `data[keep, ]`), which na.omit drops (its
+# row number is left out), na.exclude drops and pads and na.fail refuses; or row numbers,
+# whole numbers in 1..n
 # (repeated ones repeat the row), or in -n..-1 to leave those rows out. Whatever `[` would do
 # otherwise silently (truncate 2.5 to row 2, ignore 0, make a row of NAs for a number beyond
 # n or NA) is an error naming the problem.
@@ -59,7 +61,9 @@ subset_rows <- function(keep, n, na_action, call) {
       hnm_abort("`subset` is NA at some rows, missing values, with `na.action = na.fail`.",
                 call = call, class = "hnm_error_argument")
     }
-    return(which(rep_len(keep, n)))
+    keep <- rep_len(keep, n)
+    # model.frame() makes a row of NAs for an NA, which na.exclude pads as lm() and lmer() do.
+    return(if (na_action == "exclude") seq_len(n)[keep] else which(keep))
   }
   if (!is.numeric(keep) || is.object(keep)) abort(sprintf("it is of class %s", class(keep)[1L]))
   bad <- which(is.na(keep) | keep != trunc(keep) | keep == 0 | abs(keep) > n)

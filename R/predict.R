@@ -328,9 +328,7 @@ simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
     }
     rng <- use_seed(seed)
     on.exit(rng$restore())
-    out <- as.data.frame(simulate_several(object, nsim, conditional))
-    names(out) <- paste0("sim_", seq_len(nsim))
-    return(structure(out, seed = rng$state))
+    return(simulated_frame(object, simulate_several(object, nsim, conditional), rng))
   }
   selected <- if (isTRUE(use.u)) rep(TRUE, length(unlist(object$random_names))) else
     random_selection(re.form, random_terms_of(object, call), term_groups(object), call)
@@ -361,8 +359,15 @@ simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
   # With prior weights, e_i ~ N(0, sigma^2 / w_i) (lme4 1.1-31 ignores the weights here).
   noise <- matrix(stats::rnorm(n * nsim), ncol = nsim)
   if (!is.null(object$rows$weights)) noise <- noise / sqrt(used_weights(object, rows))
-  out <- as.data.frame(do.call(cbind, sims) + object$sigma * noise)
-  names(out) <- paste0("sim_", seq_len(nsim))
+  simulated_frame(object, do.call(cbind, sims) + object$sigma * noise, rng)
+}
+
+# simulate()'s data frame of the responses `values` (the rows used by columns), as lme4's: a
+# column sim_1, sim_2, ... per simulation, padded with NA at the rows na.exclude left out, and
+# the RNG's state as its attribute "seed".
+simulated_frame <- function(object, values, rng) {
+  out <- as.data.frame(lapply(seq_len(ncol(values)), function(s) pad_excluded(object, values[, s])))
+  names(out) <- paste0("sim_", seq_len(ncol(values)))
   structure(out, seed = rng$state)
 }
 

@@ -79,6 +79,13 @@ test_that("na.action: na.exclude pads fitted, residuals and predict with NA; na.
     expect_identical(which(is.na(ours)), c(4L, 9L, 17L))
     expect_equal(unname(ours), theirs, tolerance = 1e-8)
   }
+  # simulate() pads as lme4's does, with lme4's draws (the same stream) at the rows used.
+  ours <- as.matrix(simulate(fit, nsim = 2, seed = 42))
+  expect_identical(dim(ours), c(nrow(d), 2L))
+  expect_identical(unname(which(is.na(ours[, 2]))), c(4L, 9L, 17L))
+  expect_equal(unname(ours), unname(as.matrix(simulate(twin, nsim = 2, seed = 42))), tolerance = 1e-8)
+  expect_equal(refit(fit, ours[, 1])$deviance, deviance(hnm_fit(formula, transform(d, y = ours[, 1]))),
+               tolerance = 1e-12)
   expect_identical(fixef(fit), fixef(hnm_fit(formula, d)))
   expect_length(fitted(hnm_fit(formula, d, na.action = "na.omit")), nrow(d) - 3L)
   expect_error(hnm_fit(formula, d, na.action = na.fail), "missing values", class = "hnm_error_argument")
@@ -122,6 +129,21 @@ test_that("subset reads as lm()'s and lmer()'s data[subset, ], or is a clear err
   expect_identical(nobs(with_na), nobs(lm(y ~ x, d, subset = keep)))
   expect_error(hnm_fit(formula, d, subset = keep, na.action = na.fail), "NA at some rows",
                class = "hnm_error_argument")
+  # With na.exclude, such a row is padded as NA, as lm() and lmer() pad it (model.frame() makes
+  # it a row of NAs): one value per row of data[keep, ], NA at rows 1 and 2 and the missing ones.
+  excluded <- hnm_fit(formula, d, subset = keep, na.action = na.exclude)
+  reference <- lm(y ~ x, d, subset = keep, na.action = na.exclude)
+  twin <- suppressMessages(lmer_at_theta(
+    bquote(lme4::lmer(.(formula), data, REML = FALSE, subset = .(keep), na.action = na.exclude)),
+    getME(excluded, "theta"), list2env(list(data = d))))
+  for (f in list(fitted, residuals, function(m) predict(m))) {
+    ours <- f(excluded)
+    expect_length(ours, length(fitted(reference)))
+    expect_identical(which(is.na(ours)), unname(which(is.na(fitted(reference)))))
+    expect_equal(ours, unname(f(twin)), tolerance = 1e-8)
+  }
+  expect_identical(nobs(excluded), nobs(with_na))
+  expect_identical(dim(simulate(excluded, nsim = 2)), c(length(fitted(reference)), 2L))
   expect_error(lm(y ~ x, d[-c(4, 9, 17), ], subset = keep[-c(4, 9, 17)], na.action = na.fail),
                "missing values")
   # Negative row numbers leave rows out, as `[` does.

@@ -263,6 +263,23 @@ test_that("predictions of several factors equal lme4's, new levels at the popula
   expect_error(predict(fit, new, re.form = ~ (1 | grp)), class = "hnm_error_new_levels")
 })
 
+test_that("simulate() of several factors pads na.exclude's rows with NA, as lme4's", {
+  data <- lme4::Penicillin
+  data$diameter[c(5, 40)] <- NA
+  formula <- diameter ~ 1 + (1 | plate) + (1 | sample)
+  fit <- hnm_fit(formula, data, na.action = na.exclude)
+  twin <- suppressMessages(lmer_at_theta(
+    bquote(lme4::lmer(.(formula), data, REML = FALSE, na.action = na.exclude)), getME(fit, "theta"),
+    list2env(list(data = data))))
+  for (re_form in list(NA, NULL)) {
+    ours <- as.matrix(simulate(fit, nsim = 2, seed = 5, re.form = re_form))
+    expect_identical(dim(ours), c(nrow(data), 2L))
+    expect_identical(unname(which(is.na(ours[, 1]))), c(5L, 40L))
+    expect_equal(unname(ours), unname(as.matrix(simulate(twin, nsim = 2, seed = 5, re.form = re_form))),
+                 tolerance = 1e-8)
+  }
+})
+
 test_that("Satterthwaite's df of several factors equal lmerTest's", {
   skip_if_not_installed("lmerTest")
   cases <- list(list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin))
