@@ -6,11 +6,15 @@
 #' \eqn{\hat\mu + \hat a_j}, with a horizontal line at 0. `plot(ranef(fit))` draws a
 #' caterpillar plot: the BLUPs \eqn{\hat a_j} sorted, each with the interval
 #' \eqn{\hat a_j \pm 1.96} conditional SD (needs `ranef(fit, condVar = TRUE)`, the default).
-#' Both use base graphics.
+#' Both use base graphics. lattice's `dotplot(ranef(fit))` and `qqmath(ranef(fit))` draw lme4's
+#' plots of the conditional modes (caterpillar and normal quantile plots, one per factor), by
+#' lme4's methods for its `ranef.mer`, whose shape a `ranef.hnm` has (they need lme4).
 #'
 #' @param x An `hnm_fit`, or a `ranef.hnm` from [ranef.hnm_fit()].
-#' @param ... Further graphical parameters passed to [graphics::plot.default()].
-#' @return `x`, invisibly.
+#' @param data Not used (lattice's generics' argument).
+#' @param ... Further graphical parameters passed to [graphics::plot.default()]; for `dotplot`
+#'   and `qqmath`, lme4's arguments (`level`, `transf`, ...) and lattice's.
+#' @return `x`, invisibly; `dotplot` and `qqmath` a list of lattice plots, as lme4's.
 #' @examples
 #' fit <- hnm_fit(y ~ 1 | g, wheat)
 #' plot(fit)
@@ -43,6 +47,24 @@ plot.ranef.hnm <- function(x, ...) {
   }
   for (term in terms) caterpillar(effects[effects$term == term, ], names(x)[1L], term, ...)
   invisible(x)
+}
+
+#' @rdname plot.hnm_fit
+#' @exportS3Method lattice::dotplot
+dotplot.ranef.hnm <- function(x, data, ...) lme4_ranef_plot(lattice::dotplot, "dotplot", x, data, ...)
+
+#' @rdname plot.hnm_fit
+#' @exportS3Method lattice::qqmath
+qqmath.ranef.hnm <- function(x, data, ...) lme4_ranef_plot(lattice::qqmath, "qqmath", x, data, ...)
+
+# lattice's `plot` (named `name`) of the random effects `x` by lme4's method for its ranef.mer,
+# whose shape ranef.hnm has: a list by factor of data frames with attribute "postVar".
+lme4_ranef_plot <- function(plot, name, x, data, ...) {
+  if (!requireNamespace("lme4", quietly = TRUE)) {
+    hnm_abort(sprintf("%s() of random effects draws lme4's plot: it needs the lme4 package.", name),
+              call = sys.call(-1L), class = "hnm_error_argument")
+  }
+  plot(structure(unclass(x), class = "ranef.mer"), data, ...)
 }
 
 # One term's conditional modes, sorted, with 95% intervals from the conditional SDs.
