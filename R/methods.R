@@ -55,7 +55,7 @@
 #'   models an error of class `hnm_error_argument`.
 #' @param tol For `isSingular`: a diagonal element of lme4's \eqn{\Lambda}{Lambda} below
 #'   `tol` makes the fit singular (hnm's boundary fits have exact zeros).
-#' @param name For `getME`: one of `"theta"`, `"lower"`, `"beta"`, `"fixef"`, `"sigma"`,
+#' @param name For `getME`: one, or several for a named list of them (as lme4's), of `"theta"`, `"lower"`, `"beta"`, `"fixef"`, `"sigma"`,
 #'   `"Lambda"` and `"Lambdat"` (lme4's relative covariance factor \eqn{\Lambda}{Lambda} and its
 #'   transpose), `"Zt"` and `"Z"` (the random effects' model matrix, transposed or not, of the
 #'   rows used), `"b"` (the conditional modes), `"Gp"` (where each term's random effects start),
@@ -242,24 +242,29 @@ varcorr_scale <- function(sigma, sigma_hat, call) {
 
 #' @rdname hnm_fit-methods
 #' @param row.names,optional Ignored.
-#' @param order For `as.data.frame` of `VarCorr`: lme4's `"cov.last"` (its default) only.
+#' @param order For `as.data.frame` of `VarCorr`, as lme4's: `"cov.last"` (its default: each
+#'   term's variances, then its covariances) or `"lower.tri"` (each term's lower triangle by
+#'   columns, a variance before the covariances below it).
 #' @export
 as.data.frame.VarCorr.hnm <- function(x, row.names = NULL, optional = FALSE,
-                                      order = "cov.last", ...) {
+                                      order = c("cov.last", "lower.tri"), ...) {
   check_no_dots(list(...), sys.call())
-  if (!identical(order, "cov.last")) {
-    hnm_abort("`order` must be \"cov.last\" (lme4's \"lower.tri\" is not supported).",
-              call = sys.call(), class = "hnm_error_argument")
-  }
-  # lme4's layout: per term its variances, then its covariances (lower triangle), then Residual.
+  order <- match.arg(order)
+  # lme4's layout: per term its variances, then its covariances (lower triangle), then Residual;
+  # or per term its lower triangle by columns.
   term_rows <- function(v, group) {
-    lower <- lower.tri(v)
+    sdcor <- attr(v, "correlation")
+    diag(sdcor) <- attr(v, "stddev")
+    elements <- if (order == "cov.last") {
+      c(which(diag(nrow(v)) == 1), which(lower.tri(v)))
+    } else {
+      which(lower.tri(v, diag = TRUE))
+    }
     names <- rownames(v)
-    data.frame(grp = group, var1 = names[c(seq_len(nrow(v)), col(v)[lower])],
-               var2 = c(rep(NA_character_, nrow(v)), names[row(v)[lower]]),
-               vcov = c(diag(v), v[lower]),
-               sdcor = c(attr(v, "stddev"), attr(v, "correlation")[lower]),
-               stringsAsFactors = FALSE)
+    data.frame(grp = group, var1 = names[col(v)[elements]],
+               var2 = ifelse(row(v)[elements] == col(v)[elements], NA_character_,
+                             names[row(v)[elements]]),
+               vcov = v[elements], sdcor = sdcor[elements], stringsAsFactors = FALSE)
   }
   rows <- do.call(rbind, c(Map(term_rows, x, names(x)), deparse.level = 0))
   sc <- attr(x, "sc")
@@ -498,6 +503,10 @@ block_ranges <- function(x) {
 #' @export
 getME.hnm_fit <- function(object, name, ...) {
   check_no_dots(list(...), sys.call())
+  # Several names: a list of each, as lme4's.
+  if (is.character(name) && length(name) > 1L) {
+    return(setNames(lapply(name, function(one) getME(object, one)), name))
+  }
   switch(name,
     theta = object$theta,
     lower = setNames(object$lower, names(object$theta)),

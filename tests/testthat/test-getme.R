@@ -53,3 +53,29 @@ test_that("getME()'s row matrices need the rows", {
   expect_s4_class(getME(fit, "Lambda"), "dgCMatrix")
   expect_error(getME(fit, "Lind"), "available: theta", class = "hnm_error_argument")
 })
+
+test_that("getME() of several names and as.data.frame(VarCorr()) in both orders are lme4's", {
+  three <- several_terms
+  set.seed(7)
+  three$x <- stats::rnorm(nrow(three))  # a third column of a correlated term
+  for (case in c(cases, list(list(Reaction ~ Days + (Days + x | Subject) + (1 | grp), three)))) {
+    formula <- case[[1]]
+    label <- deparse1(formula)
+    fit <- hnm_fit(formula, case[[2]])
+    twin <- lmer_twin(fit, formula, case[[2]])
+    for (order in c("cov.last", "lower.tri")) {
+      ours <- as.data.frame(VarCorr(fit), order = order)
+      theirs <- as.data.frame(lme4::VarCorr(twin), order = order)
+      expect_identical(ours[c("grp", "var1", "var2")], theirs[c("grp", "var1", "var2")], label = label)
+      expect_equal(ours[c("vcov", "sdcor")], theirs[c("vcov", "sdcor")], tolerance = 1e-6,
+                   label = label)
+    }
+    names <- c("theta", "beta", "sigma", "n_rtrms")
+    ours <- getME(fit, names)
+    theirs <- lme4::getME(twin, names)
+    expect_identical(names(ours), names)
+    expect_equal(ours, theirs, tolerance = 1e-8, ignore_attr = TRUE, label = label)
+  }
+  expect_error(as.data.frame(VarCorr(hnm_fit(Yield ~ 1 + (1 | Batch), lme4::Dyestuff)), order = "upper"),
+               "should be one of")
+})
