@@ -57,13 +57,13 @@ confint.hnm_profile <- function(object, parm, level = 0.95, scale = c("sd", "var
   upper <- attr(object, "upper")
   intervals <- t(vapply(profiled, function(name) {
     rows <- object[object$.par == name, ]
-    profile_limits(rows$.zeta, rows[[name]], z, lower[[name]], upper[[name]])
+    profile_limits(rows$.zeta, rows[[name]], z, bound(lower, name, -Inf), bound(upper, name, Inf))
   }, numeric(2)))
   if (anyNA(intervals)) {
     hnm_warn("`level` is beyond the range of the profile; recompute it with a smaller `alphamax`.",
              call = call)
   }
-  sds <- attr(object, "sd")[profiled]
+  sds <- attr(object, "sd")[profiled] %in% TRUE
   row_names <- profiled
   if (scale == "var") {
     intervals[sds, ] <- intervals[sds, ]^2
@@ -73,6 +73,10 @@ confint.hnm_profile <- function(object, parm, level = 0.95, scale = c("sd", "var
   dimnames(intervals) <- list(row_names, percent_labels(level))
   if (missing(parm)) intervals else select_rows(intervals, parm, call)
 }
+
+# A parameter's bound in `bounds` (named), or `otherwise` for a parameter it does not name
+# (one that lme4's logProf() or varianceProf() renamed).
+bound <- function(bounds, name, otherwise) if (name %in% names(bounds)) bounds[[name]] else otherwise
 
 # The values where a profile crosses -z and z: a monotone spline of value against zeta; a
 # profile that ends on the parameter's bound (`lower`, `upper`: 0 for an SD, -1 and 1 for a
@@ -115,8 +119,8 @@ plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
     graphics::plot(rows[[name]], rows$.zeta, type = "l", xlab = name, ylab = expression(zeta), ...)
     graphics::abline(h = 0, lty = 3)
     for (z in cutoffs[cutoffs <= max(abs(rows$.zeta))]) {
-      limits <- profile_limits(rows$.zeta, rows[[name]], z, attr(x, "lower")[[name]],
-                               attr(x, "upper")[[name]])
+      limits <- profile_limits(rows$.zeta, rows[[name]], z, bound(attr(x, "lower"), name, -Inf),
+                               bound(attr(x, "upper"), name, Inf))
       # A tau profile stopped at 0 crosses no -z: its drop line ends at zeta(0).
       graphics::segments(limits, 0, limits, c(max(-z, min(rows$.zeta)), z), lty = 2, col = "grey40")
       graphics::abline(h = c(-z, z), lty = 3, col = "grey70")
@@ -153,10 +157,14 @@ plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
 #' @param oldNames lme4's names `.sig01, .sigma` (`TRUE`, the default) or
 #'   `sd_(Intercept)|g, cor_x.(Intercept)|g, sigma` (`FALSE`).
 #' @param ... Not used; an error if given.
-#' @return A data frame of class `c("hnm_profile", "data.frame")` shaped like lme4's `thpr`:
+#' @return A data frame of class `c("hnm_profile", "thpr", "data.frame")`, lme4's `thpr`:
 #'   `.zeta`, a column per parameter (its value at each point's inner optimum) and `.par`,
-#'   the profiled parameter of the row (a factor with sorted levels, as lme4's). Attributes `estimates`, `criterion`, and `lower` and
-#'   `upper`, each parameter's bounds.
+#'   the profiled parameter of the row (a factor with sorted levels, as lme4's). Attributes
+#'   `forward` and `backward` (lme4's interpolation splines of \eqn{\zeta} against each
+#'   parameter profiled at 4 points or more and their inverses, so that lme4's `logProf()`, `varianceProf()` and
+#'   `as.data.frame()` take it, and lattice's `xyplot()`, `densityplot()` and `splom()` draw
+#'   lme4's plots of it), `estimates`, `criterion`, and `lower` and `upper`, each parameter's
+#'   bounds.
 #' @seealso [confint.hnm_profile()], [plot.hnm_profile()], [confint.hnm_fit()].
 #' @examples
 #' fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, method = "ML")
@@ -188,10 +196,57 @@ profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, 
   # lme4's factor: levels sorted, rows in the parameters' order.
   frame$.par <- factor(names[points$par])
   bounds <- lmm_parameter_bounds(fitted)
-  structure(frame, class = c("hnm_profile", "data.frame"),
+  splines <- profile_splines(frame, names[profiled])
+  structure(frame, class = c("hnm_profile", "thpr", "data.frame"),
+            forward = splines$forward, backward = splines$backward,
             estimates = stats::setNames(lmm_estimates(fitted), names), criterion = fitted$method,
             lower = stats::setNames(bounds$lower, names), upper = stats::setNames(bounds$upper, names),
             sd = stats::setNames(bounds$is_sd, names))
+}
+
+# lme4's splines of a profile (its thpr's attributes "forward" and "backward", which its
+# xyplot, densityplot, splom, logProf and varianceProf read): for each parameter profiled at
+# 4 points or more (a cubic spline's least; fewer only with `steps` < 3 and an SD at 0), the
+# interpolation spline of zeta against its values and that spline's inverse, or the error
+# when the profile is not monotone (lme4 keeps the error too, and warns).
+profile_splines <- function(frame, profiled) {
+  forward <- list()
+  backward <- list()
+  for (name in profiled) {
+    rows <- frame[frame$.par == name, c(".zeta", name)]
+    rows <- rows[order(rows[[name]]), ]
+    rows <- rows[!duplicated(rows[[name]]), ]
+    if (nrow(rows) < 4L) next
+    forward[[name]] <- splines::interpSpline(rows[[name]], rows$.zeta)
+    backward[[name]] <- tryCatch(splines::backSpline(forward[[name]]), error = function(e) e)
+    if (inherits(backward[[name]], "error")) hnm_warn(paste0("non-monotonic profile for ", name))
+  }
+  list(forward = forward, backward = backward)
+}
+
+#' @rdname plot.hnm_profile
+#' @param data Not used (lattice's generics' argument).
+#' @exportS3Method lattice::xyplot
+xyplot.hnm_profile <- function(x, data, ...) lme4_profile_plot(lattice::xyplot, "xyplot", x, data, ...)
+
+#' @rdname plot.hnm_profile
+#' @exportS3Method lattice::densityplot
+densityplot.hnm_profile <- function(x, data, ...) {
+  lme4_profile_plot(lattice::densityplot, "densityplot", x, data, ...)
+}
+
+#' @rdname plot.hnm_profile
+#' @exportS3Method lattice::splom
+splom.hnm_profile <- function(x, data, ...) lme4_profile_plot(lattice::splom, "splom", x, data, ...)
+
+# lattice's `plot` (named `name`) of the profile `x` by lme4's method for its thpr, whose
+# shape and splines an hnm_profile has.
+lme4_profile_plot <- function(plot, name, x, data, ...) {
+  if (!requireNamespace("lme4", quietly = TRUE)) {
+    hnm_abort(sprintf("%s() of a profile draws lme4's plot: it needs the lme4 package.", name),
+              call = sys.call(-1L), class = "hnm_error_argument")
+  }
+  plot(structure(x, class = c("thpr", "data.frame")), data, ...)
 }
 
 # Profile-likelihood limits of the parameters `parm` (lme4's `which`: NULL for all), rows in

@@ -34,7 +34,7 @@ test_that("profile intervals of several factors equal lme4's (Penicillin, Pastes
     # lme4 interpolates its profile with splines: agreement to its accuracy.
     expect_equal(limits, expected, tolerance = 1e-3, label = name)
     pr <- profile(fit)
-    expect_s3_class(pr, c("hnm_profile", "data.frame"), exact = TRUE)
+    expect_s3_class(pr, c("hnm_profile", "thpr", "data.frame"), exact = TRUE)
     expect_identical(names(pr), c(".zeta", rownames(expected), ".par"))
     expect_equal(confint(pr), expected, tolerance = 1e-3, label = name)
     expect_identical(confint(fit, ".sigma"), limits[".sigma", , drop = FALSE])

@@ -48,7 +48,7 @@ test_that("profile() has lme4's shape and reaches zeta_max exactly", {
   reference <- suppressWarnings(profile(lmer_tight(Reaction ~ Days + (Days | Subject),
                                                    lme4::sleepstudy)))
   pr <- profile(fit)
-  expect_s3_class(pr, c("hnm_profile", "data.frame"), exact = TRUE)
+  expect_s3_class(pr, c("hnm_profile", "thpr", "data.frame"), exact = TRUE)
   expect_identical(names(pr), names(reference))
   expect_identical(levels(pr$.par), levels(reference$.par))
   zeta_max <- sqrt(stats::qchisq(0.99, 1))

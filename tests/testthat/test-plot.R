@@ -41,3 +41,38 @@ test_that("lattice's dotplot() and qqmath() of ranef() draw lme4's plots, with l
     }
   }
 })
+
+test_that("a profile is lme4's thpr: its splines, lattice plots, logProf and varianceProf are lme4's", {
+  skip_if_not_installed("lme4")
+  skip_if_not_installed("lattice")
+  tight <- lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12))
+  cases <- list(list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin),
+                list(Reaction ~ Days + (Days | Subject), lme4::sleepstudy))
+  zeta <- seq(-2.5, 2.5, by = 0.5)
+  for (case in cases) {
+    label <- deparse1(case[[1]])
+    ours <- profile(hnm_fit(case[[1]], case[[2]]))
+    theirs <- profile(lme4::lmer(case[[1]], case[[2]], REML = FALSE, control = tight))
+    expect_s3_class(ours, c("hnm_profile", "thpr", "data.frame"), exact = TRUE)
+    expect_identical(names(attr(ours, "forward")), names(attr(theirs, "forward")))
+    # Each parameter's value at zeta from the inverse spline: lme4's to its splines' accuracy.
+    for (name in names(attr(theirs, "backward"))) {
+      expect_equal(predict(attr(ours, "backward")[[name]], zeta)$y,
+                   predict(attr(theirs, "backward")[[name]], zeta)$y, tolerance = 1e-3,
+                   label = paste(label, name))
+    }
+    expect_identical(names(as.data.frame(ours)), names(as.data.frame(theirs)))
+    for (plot in list(lattice::xyplot, lattice::densityplot, lattice::splom)) {
+      drawn <- plot(ours)
+      expect_s3_class(drawn, "trellis")
+      expect_identical(drawn$condlevels, plot(theirs)$condlevels, label = label)
+    }
+  }
+  # lme4's transformations of a profile of SDs (Penicillin's; a correlation has no logarithm).
+  fit <- hnm_fit(cases[[1]][[1]], cases[[1]][[2]])
+  ours <- profile(fit)
+  theirs <- profile(lme4::lmer(cases[[1]][[1]], cases[[1]][[2]], REML = FALSE, control = tight))
+  for (transform in list(lme4::logProf, lme4::varianceProf)) {
+    expect_equal(confint(transform(ours)), confint(transform(theirs)), tolerance = 1e-3)
+  }
+})

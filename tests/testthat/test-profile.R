@@ -84,7 +84,7 @@ test_that("profile() traces lme4's zeta and gives lme4's profile intervals", {
     ref <- suppressMessages(lme4::lmer(one_way_formula(case, TRUE), case$data, REML = FALSE))
     ref_pr <- suppressWarnings(suppressMessages(profile(ref)))
     pr <- profile(fit)
-    expect_s3_class(pr, c("hnm_profile", "data.frame"), exact = TRUE)
+    expect_s3_class(pr, c("hnm_profile", "thpr", "data.frame"), exact = TRUE)
     expect_identical(names(pr), names(ref_pr))
     # lme4's level order follows the collation locale; the levels themselves agree.
     expect_setequal(levels(pr$.par), levels(ref_pr$.par))
