@@ -111,13 +111,18 @@ refuse_row_arguments <- function(given, call) {
   }
 }
 
-# Values of the rows the fit used, with NA at the rows it dropped when its NA action is
+# Values (a vector, or a matrix by rows) of the rows the fit used, with NA at the rows it dropped when its NA action is
 # na.exclude (lme4's fitted(), residuals() and predict() then have one value per row).
 pad_excluded <- function(object, values) {
   if (!identical(object$na_action, "exclude")) return(values)
   used <- complete_lmm_rows(object, object$rows)
-  padded <- rep(NA_real_, length(used))
-  padded[used] <- values
+  if (is.matrix(values)) {
+    padded <- matrix(NA_real_, length(used), ncol(values))
+    padded[used, ] <- values
+  } else {
+    padded <- rep(NA_real_, length(used))
+    padded[used] <- values
+  }
   padded
 }
 

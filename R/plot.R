@@ -60,11 +60,17 @@ qqmath.ranef.hnm <- function(x, data, ...) lme4_ranef_plot(lattice::qqmath, "qqm
 # lattice's `plot` (named `name`) of the random effects `x` by lme4's method for its ranef.mer,
 # whose shape ranef.hnm has: a list by factor of data frames with attribute "postVar".
 lme4_ranef_plot <- function(plot, name, x, data, ...) {
+  lme4_lattice_plot(plot, name, "random effects", structure(unclass(x), class = "ranef.mer"),
+                    data, ...)
+}
+
+# lattice's `plot` (named `name`) of `x` (`what`), classed as lme4's object, by lme4's method.
+lme4_lattice_plot <- function(plot, name, what, x, data, ...) {
   if (!requireNamespace("lme4", quietly = TRUE)) {
-    hnm_abort(sprintf("%s() of random effects draws lme4's plot: it needs the lme4 package.", name),
-              call = sys.call(-1L), class = "hnm_error_argument")
+    hnm_abort(sprintf("%s() of %s draws lme4's plot: it needs the lme4 package.", name, what),
+              call = sys.call(-2L), class = "hnm_error_argument")
   }
-  plot(structure(unclass(x), class = "ranef.mer"), data, ...)
+  plot(x, data, ...)
 }
 
 # One term's conditional modes, sorted, with 95% intervals from the conditional SDs.

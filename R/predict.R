@@ -366,7 +366,7 @@ simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
 # column sim_1, sim_2, ... per simulation, padded with NA at the rows na.exclude left out, and
 # the RNG's state as its attribute "seed".
 simulated_frame <- function(object, values, rng) {
-  out <- as.data.frame(lapply(seq_len(ncol(values)), function(s) pad_excluded(object, values[, s])))
+  out <- as.data.frame(pad_excluded(object, values))
   names(out) <- paste0("sim_", seq_len(ncol(values)))
   structure(out, seed = rng$state)
 }

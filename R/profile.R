@@ -1,12 +1,14 @@
 # The profile likelihood of an hnm_fit, as lme4's profile() returns it, with its plot and
 # confint methods.
 
-# zeta_max = sqrt(qchisq(1 - alphamax, 1)) for lme4's `alphamax`.
-profile_zeta_max <- function(alphamax, call) {
+# lme4's cut-off of a profile for its `alphamax`: zeta_max = sqrt(qchisq(1 - alphamax, n)) with
+# n the model's parameters (SDs, correlations, sigma and fixed effects), the range of the joint
+# confidence regions that lme4's plots of a profile draw (splom's pairs, densityplot's tails).
+profile_zeta_max <- function(alphamax, parameters, call) {
   if (!is.numeric(alphamax) || length(alphamax) != 1L || !isTRUE(alphamax >= 1e-8 && alphamax < 1)) {
-    hnm_abort("`alphamax` must be a single number from 1e-8 (|zeta| up to 5.7) to below 1.", call = call)
+    hnm_abort("`alphamax` must be a single number from 1e-8 to below 1.", call = call)
   }
-  sqrt(stats::qchisq(alphamax, 1, lower.tail = FALSE))
+  sqrt(stats::qchisq(alphamax, parameters, lower.tail = FALSE))
 }
 
 # The indices of lme4's `which` among `names`: NULL (all), names, indices, or the names of
@@ -48,35 +50,56 @@ select_profiled <- function(which, names, groups, call, argument = "which") {
 #' @export
 confint.hnm_profile <- function(object, parm, level = 0.95, scale = c("sd", "var"), ...) {
   call <- sys.call()
+  profiled <- unique(as.character(object$.par))
+  lower <- attr(object, "lower")
+  upper <- attr(object, "upper")
+  if (!all(profiled %in% names(lower))) {
+    # A profile that lme4's logProf() or varianceProf() transformed (and renamed): lme4's
+    # intervals, from the splines those functions made anew.
+    if (!requireNamespace("lme4", quietly = TRUE)) {
+      hnm_abort("this profile's intervals are lme4's: they need the lme4 package.", call = call)
+    }
+    class(object) <- c("thpr", "data.frame")
+    return(stats::confint(object, parm, level = level, ...))
+  }
   check_no_dots(list(...), call)
   scale <- one_of(scale, c("sd", "var"), "scale", call)
   check_probability(level, "level", call)
   z <- critical_value(level)
-  profiled <- unique(as.character(object$.par))
-  lower <- attr(object, "lower")
-  upper <- attr(object, "upper")
   intervals <- t(vapply(profiled, function(name) {
     rows <- object[object$.par == name, ]
-    profile_limits(rows$.zeta, rows[[name]], z, bound(lower, name, -Inf), bound(upper, name, Inf))
+    profile_limits(rows$.zeta, rows[[name]], z, lower[[name]], upper[[name]])
   }, numeric(2)))
   if (anyNA(intervals)) {
     hnm_warn("`level` is beyond the range of the profile; recompute it with a smaller `alphamax`.",
              call = call)
   }
-  sds <- attr(object, "sd")[profiled] %in% TRUE
-  row_names <- profiled
-  if (scale == "var") {
-    intervals[sds, ] <- intervals[sds, ]^2
-    renamed <- attr(object, "var_names")
-    if (!is.null(renamed)) row_names <- unname(renamed[profiled])
-  }
-  dimnames(intervals) <- list(row_names, percent_labels(level))
+  sds <- attr(object, "sd")[profiled]
+  if (scale == "var") intervals[sds, ] <- intervals[sds, ]^2
+  dimnames(intervals) <- list(profiled, percent_labels(level))
   if (missing(parm)) intervals else select_rows(intervals, parm, call)
 }
 
 # A parameter's bound in `bounds` (named), or `otherwise` for a parameter it does not name
 # (one that lme4's logProf() or varianceProf() renamed).
 bound <- function(bounds, name, otherwise) if (name %in% names(bounds)) bounds[[name]] else otherwise
+
+#' @rdname profile.hnm_fit
+#' @param x An `hnm_profile`.
+#' @param row.names,optional Not used.
+#' @export
+as.data.frame.hnm_profile <- function(x, row.names = NULL, optional = FALSE, ...) {
+  check_no_dots(list(...), sys.call())
+  class(x) <- "data.frame"
+  # lme4's as.data.frame() of its thpr: each row's value of its profiled parameter (.focal),
+  # and .par's levels in the rows' order (a profile's columns without .par stay as they are).
+  if (is.null(x$.par)) return(x)
+  focal <- as.character(x$.par)
+  values <- as.matrix(x[setdiff(names(x), ".par")])
+  x$.focal <- values[cbind(seq_len(nrow(x)), match(focal, colnames(values)))]
+  x$.par <- factor(focal, levels = unique(focal))
+  x
+}
 
 # The values where a profile crosses -z and z: a monotone spline of value against zeta; a
 # profile that ends on the parameter's bound (`lower`, `upper`: 0 for an SD, -1 and 1 for a
@@ -94,14 +117,16 @@ profile_limits <- function(zeta, value, z, lower = 0, upper = Inf) {
 
 #' Plot a profile
 #'
-#' Draws \eqn{\zeta} against each parameter (base graphics, one panel per parameter), as
-#' lme4's `xyplot` of a profile, with the \eqn{\pm z} cut-offs of the confidence `levels`
-#' and the interval limits marked.
+#' `plot` draws \eqn{\zeta} against each parameter (base graphics, one panel per parameter),
+#' as lme4's `xyplot` of a profile, with the \eqn{\pm z} cut-offs of the confidence `levels`
+#' and the interval limits marked. lattice's `xyplot`, `densityplot` and `splom` of a profile
+#' draw lme4's plots of it, by lme4's methods for its `thpr` (they need lme4).
 #'
 #' @param x An `hnm_profile` from [profile.hnm_fit()].
 #' @param levels Confidence levels whose cut-offs are drawn.
-#' @param ... Passed to [graphics::plot()].
-#' @return `x`, invisibly.
+#' @param ... Passed to [graphics::plot()]; for `xyplot`, `densityplot` and `splom`, lme4's
+#'   arguments (`conf`, `which`, ...) and lattice's.
+#' @return `x`, invisibly; `xyplot`, `densityplot` and `splom` a lattice plot, as lme4's.
 #' @examples
 #' d <- data.frame(y = c(5.1, 4.8, 6.0, 7.2, 6.9, 7.5, 4.0, 4.4, 4.9),
 #'                 g = rep(c("a", "b", "c"), each = 3))
@@ -153,7 +178,11 @@ plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
 #' @param which Parameters to profile: `NULL` (all), names (lme4's, as in `oldNames`) or
 #'   indices in lme4's order, or `"theta_"` (the variance parameters and `.sigma`) and
 #'   `"beta_"` (the fixed effects).
-#' @param alphamax,steps As [profile.hnm_fit()].
+#' @param alphamax As lme4's: each profile extends to lme4's cut-off \eqn{|\zeta| =
+#'   \zeta_{max} = \sqrt{\chi^2_{n, 1 - \alpha_{max}}}}{|zeta| = zeta_max = sqrt(qchisq(1 -
+#'   alphamax, n))}, \eqn{n} the model's parameters (the range of the joint regions that lme4's
+#'   plots of a profile draw).
+#' @param steps The points evaluated on each side of the estimate.
 #' @param oldNames lme4's names `.sig01, .sigma` (`TRUE`, the default) or
 #'   `sd_(Intercept)|g, cor_x.(Intercept)|g, sigma` (`FALSE`).
 #' @param ... Not used; an error if given.
@@ -161,7 +190,7 @@ plot.hnm_profile <- function(x, levels = c(0.5, 0.8, 0.9, 0.95, 0.99), ...) {
 #'   `.zeta`, a column per parameter (its value at each point's inner optimum) and `.par`,
 #'   the profiled parameter of the row (a factor with sorted levels, as lme4's). Attributes
 #'   `forward` and `backward` (lme4's interpolation splines of \eqn{\zeta} against each
-#'   parameter profiled at 4 points or more and their inverses, so that lme4's `logProf()`, `varianceProf()` and
+#'   parameter profiled and their inverses, so that lme4's `logProf()`, `varianceProf()` and
 #'   `as.data.frame()` take it, and lattice's `xyplot()`, `densityplot()` and `splom()` draw
 #'   lme4's plots of it), `estimates`, `criterion`, and `lower` and `upper`, each parameter's
 #'   bounds.
@@ -182,11 +211,11 @@ profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, 
                             ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
-  zeta_max <- profile_zeta_max(alphamax, call)
   check_count(steps, "steps", 2L, call, max = 1e5)
   check_flag(oldNames, "oldNames", call)
   require_likelihood_fit(fitted, "profiles", call)
   names <- lmm_parameter_names(fitted, oldNames)
+  zeta_max <- profile_zeta_max(alphamax, length(names), call)
   profiled <- lmm_profiled(which, fitted, names, call)
   points <- rust_result(rs_lmm_profile(lmm_model(fitted), profiled, zeta_max, as.integer(steps),
                                        thread_count(call)),
@@ -205,9 +234,9 @@ profile.hnm_fit <- function(fitted, which = NULL, alphamax = 0.01, steps = 12L, 
 }
 
 # lme4's splines of a profile (its thpr's attributes "forward" and "backward", which its
-# xyplot, densityplot, splom, logProf and varianceProf read): for each parameter profiled at
-# 4 points or more (a cubic spline's least; fewer only with `steps` < 3 and an SD at 0), the
-# interpolation spline of zeta against its values and that spline's inverse, or the error
+# xyplot, densityplot, splom, logProf and varianceProf read): for each parameter profiled,
+# the interpolation spline of zeta against its values (of at least 4 points, a cubic spline's
+# least: fewer only with `steps` = 2 and an SD at 0) and that spline's inverse, or the error
 # when the profile is not monotone (lme4 keeps the error too, and warns).
 profile_splines <- function(frame, profiled) {
   forward <- list()
@@ -216,8 +245,14 @@ profile_splines <- function(frame, profiled) {
     rows <- frame[frame$.par == name, c(".zeta", name)]
     rows <- rows[order(rows[[name]]), ]
     rows <- rows[!duplicated(rows[[name]]), ]
-    if (nrow(rows) < 4L) next
-    forward[[name]] <- splines::interpSpline(rows[[name]], rows$.zeta)
+    values <- rows[[name]]
+    zeta <- rows$.zeta
+    if (length(values) < 4L) {
+      # A cubic spline needs 4 points: the polygon's at 4 values over the same range.
+      values <- seq(values[1L], values[length(values)], length.out = 4L)
+      zeta <- stats::approx(rows[[name]], rows$.zeta, values)$y
+    }
+    forward[[name]] <- splines::interpSpline(values, zeta)
     backward[[name]] <- tryCatch(splines::backSpline(forward[[name]]), error = function(e) e)
     if (inherits(backward[[name]], "error")) hnm_warn(paste0("non-monotonic profile for ", name))
   }
@@ -242,11 +277,7 @@ splom.hnm_profile <- function(x, data, ...) lme4_profile_plot(lattice::splom, "s
 # lattice's `plot` (named `name`) of the profile `x` by lme4's method for its thpr, whose
 # shape and splines an hnm_profile has.
 lme4_profile_plot <- function(plot, name, x, data, ...) {
-  if (!requireNamespace("lme4", quietly = TRUE)) {
-    hnm_abort(sprintf("%s() of a profile draws lme4's plot: it needs the lme4 package.", name),
-              call = sys.call(-1L), class = "hnm_error_argument")
-  }
-  plot(structure(x, class = c("thpr", "data.frame")), data, ...)
+  lme4_lattice_plot(plot, name, "a profile", structure(x, class = c("thpr", "data.frame")), data, ...)
 }
 
 # Profile-likelihood limits of the parameters `parm` (lme4's `which`: NULL for all), rows in

@@ -42,7 +42,8 @@ test_that("predict(type, se.fit), simulate(use.u, re.form, newdata) and ranef(dr
 # Every S3 method hnm registers, called with an argument it does not have: an error naming
 # it, never silently ignored as R's default methods would. The methods are read from the
 # package's own registration, so a new method is tested (and a new class must be given an
-# object here). plot() methods pass `...` to graphics as graphical parameters; the default
+# object here). plot() methods pass `...` to graphics as graphical parameters, and lattice's
+# (dotplot, qqmath, xyplot, densityplot, splom) to lme4's plots and lattice; the default
 # methods forward to lme4's.
 test_that("every registered method refuses an argument it does not use", {
   skip_if_not_installed("lme4")
@@ -63,7 +64,8 @@ test_that("every registered method refuses an argument it does not use", {
   for (i in seq_len(nrow(methods))) {
     generic <- methods[i, 1L]
     class <- methods[i, 2L]
-    if (class == "default" || generic == "plot") next
+    lattice <- c("dotplot", "qqmath", "xyplot", "densityplot", "splom")
+    if (class == "default" || generic %in% c("plot", lattice)) next
     label <- paste0(generic, ".", class)
     expect_true(class %in% names(objects), label = paste(label, "has a test object"))
     f <- get(generic, envir = asNamespace("hnm"))

@@ -62,10 +62,19 @@ test_that("a profile is lme4's thpr: its splines, lattice plots, logProf and var
                    label = paste(label, name))
     }
     expect_identical(names(as.data.frame(ours)), names(as.data.frame(theirs)))
+    expect_equal(as.data.frame(ours)$.focal, mapply(function(row, par) ours[row, par],
+                                                     seq_len(nrow(ours)), as.character(ours$.par)))
     for (plot in list(lattice::xyplot, lattice::densityplot, lattice::splom)) {
       drawn <- plot(ours)
       expect_s3_class(drawn, "trellis")
       expect_identical(drawn$condlevels, plot(theirs)$condlevels, label = label)
+    }
+    # The profile reaches lme4's cut-off, so that the densities cover lme4's range (to 99.9%).
+    ours_density <- lattice::densityplot(ours)$panel.args
+    theirs_density <- lattice::densityplot(theirs)$panel.args
+    for (k in seq_along(theirs_density)) {
+      expect_equal(ours_density[[k]]$x, theirs_density[[k]]$x, tolerance = 1e-3, label = label)
+      expect_equal(ours_density[[k]]$y, theirs_density[[k]]$y, tolerance = 1e-2, label = label)
     }
   }
   # lme4's transformations of a profile of SDs (Penicillin's; a correlation has no logarithm).
@@ -75,4 +84,26 @@ test_that("a profile is lme4's thpr: its splines, lattice plots, logProf and var
   for (transform in list(lme4::logProf, lme4::varianceProf)) {
     expect_equal(confint(transform(ours)), confint(transform(theirs)), tolerance = 1e-3)
   }
+})
+
+test_that("lme4's logProf and varianceProf of a profile with an SD at 0 give lme4's intervals", {
+  skip_if_not_installed("lme4")
+  set.seed(1)
+  d <- data.frame(g = factor(rep(1:6, each = 5)), x = stats::rnorm(30))
+  d$y <- 1 + d$x + stats::rnorm(30)
+  tight <- lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12))
+  formula <- y ~ x + (1 | g)
+  fit <- hnm_fit(formula, d)
+  expect_identical(unname(getME(fit, "theta")), 0)
+  ours <- profile(fit)
+  theirs <- profile(lme4::lmer(formula, d, REML = FALSE, control = tight))
+  for (transform in list(lme4::logProf, lme4::varianceProf)) {
+    expect_equal(suppressWarnings(confint(transform(ours))),
+                 suppressWarnings(confint(transform(theirs))), tolerance = 1e-3)
+  }
+  # Two steps a side: the SD's profile, stopped at 0, has 3 points; lme4's plots still draw it
+  # (lme4's logProf() refits its splines from the rows, which needs 4).
+  coarse <- profile(fit, steps = 2)
+  expect_s3_class(lattice::xyplot(coarse), "trellis")
+  expect_identical(names(attr(coarse, "forward")), names(attr(ours, "forward")))
 })
