@@ -50,10 +50,12 @@ plot.ranef.hnm <- function(x, ...) {
 }
 
 #' @rdname plot.hnm_fit
+#' @usage \method{dotplot}{ranef.hnm}(x, data, ...)
 #' @exportS3Method lattice::dotplot
 dotplot.ranef.hnm <- function(x, data, ...) lme4_ranef_plot(lattice::dotplot, "dotplot", x, data, ...)
 
 #' @rdname plot.hnm_fit
+#' @usage \method{qqmath}{ranef.hnm}(x, data, ...)
 #' @exportS3Method lattice::qqmath
 qqmath.ranef.hnm <- function(x, data, ...) lme4_ranef_plot(lattice::qqmath, "qqmath", x, data, ...)
 

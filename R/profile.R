@@ -261,16 +261,19 @@ profile_splines <- function(frame, profiled) {
 
 #' @rdname plot.hnm_profile
 #' @param data Not used (lattice's generics' argument).
+#' @usage \method{xyplot}{hnm_profile}(x, data, ...)
 #' @exportS3Method lattice::xyplot
 xyplot.hnm_profile <- function(x, data, ...) lme4_profile_plot(lattice::xyplot, "xyplot", x, data, ...)
 
 #' @rdname plot.hnm_profile
+#' @usage \method{densityplot}{hnm_profile}(x, data, ...)
 #' @exportS3Method lattice::densityplot
 densityplot.hnm_profile <- function(x, data, ...) {
   lme4_profile_plot(lattice::densityplot, "densityplot", x, data, ...)
 }
 
 #' @rdname plot.hnm_profile
+#' @usage \method{splom}{hnm_profile}(x, data, ...)
 #' @exportS3Method lattice::splom
 splom.hnm_profile <- function(x, data, ...) lme4_profile_plot(lattice::splom, "splom", x, data, ...)
 
