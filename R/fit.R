@@ -58,12 +58,13 @@
 #'   `subset` an expression evaluated in `data` choosing the rows, as `data[subset, ]`: a
 #'   logical with one value per row or one for all (an NA is a row with missing values, as in
 #'   `lm()`: dropped, kept as NA by `na.exclude`, or an error with `na.fail`), or whole row
-#'   numbers, all positive or all negative (rows left
-#'   out); a row number that is not whole, 0, NA or beyond the rows is an error, where `lm()`
-#'   would truncate or ignore it or make a row of NAs;
+#'   numbers, all positive or all negative (rows left out); a row number that is not whole,
+#'   0, NA or beyond the rows is an error, where `lm()` would truncate or ignore it or make a
+#'   row of NAs;
 #'   `na.action` `na.omit` (the default: rows with a missing value are dropped), `na.exclude`
 #'   (dropped too, but `fitted()`, `residuals()`, `predict()` and `simulate()` give NA at
-#'   those rows, one value per row of `data`, or of `data[subset, ]`) or `na.fail` (a missing value is an error); `offset` an
+#'   those rows, one value per row of `data`, or of `data[subset, ]`) or `na.fail` (a
+#'   missing value is an error); `offset` an
 #'   expression evaluated in `data`, one value per row, added to the formula's `offset()`
 #'   terms (predictions for `newdata` use the formula's terms only, as lme4's); `contrasts` a
 #'   list of contrasts for the fixed effects' factors, as `model.matrix()` takes it (kept for

@@ -55,8 +55,9 @@
 #'   models an error of class `hnm_error_argument`.
 #' @param tol For `isSingular`: a diagonal element of lme4's \eqn{\Lambda}{Lambda} below
 #'   `tol` makes the fit singular (hnm's boundary fits have exact zeros).
-#' @param name For `getME`: one, or several for a named list of them (as lme4's), of `"theta"`, `"lower"`, `"beta"`, `"fixef"`, `"sigma"`,
-#'   `"Lambda"` and `"Lambdat"` (lme4's relative covariance factor \eqn{\Lambda}{Lambda} and its
+#' @param name For `getME`: one, or several for a named list of them (as lme4's), of
+#'   `"theta"`, `"lower"`, `"beta"`, `"fixef"`, `"sigma"`, `"Lambda"` and `"Lambdat"`
+#'   (lme4's relative covariance factor \eqn{\Lambda}{Lambda} and its
 #'   transpose), `"Zt"` and `"Z"` (the random effects' model matrix, transposed or not, of the
 #'   rows used), `"b"` (the conditional modes), `"Gp"` (where each term's random effects start),
 #'   `"cnms"`, `"flist"`, `"n_rtrms"`, `"p"`, `"q"`, `"n"`, `"devcomp"`, `"REML"`, `"X"`, `"y"`.

@@ -43,8 +43,7 @@ fit_rows <- function(data, subset, offset, na_action, env, call, weights = NULL)
 # value for all of them (TRUE keeps every row); an NA there is a row with missing values (NA
 # among the row numbers returned, a row of NAs in `data[keep, ]`), which na.omit drops (its
 # row number is left out), na.exclude drops and pads and na.fail refuses; or row numbers,
-# whole numbers in 1..n
-# (repeated ones repeat the row), or in -n..-1 to leave those rows out. Whatever `[` would do
+# whole numbers in 1..n (repeated ones repeat the row), or in -n..-1 to leave those rows out. Whatever `[` would do
 # otherwise silently (truncate 2.5 to row 2, ignore 0, make a row of NAs for a number beyond
 # n or NA) is an error naming the problem.
 subset_rows <- function(keep, n, na_action, call) {
@@ -111,8 +110,9 @@ refuse_row_arguments <- function(given, call) {
   }
 }
 
-# Values (a vector, or a matrix by rows) of the rows the fit used, with NA at the rows it dropped when its NA action is
-# na.exclude (lme4's fitted(), residuals() and predict() then have one value per row).
+# Values (a vector, or a matrix by rows) of the rows the fit used, with NA at the rows it
+# dropped when its NA action is na.exclude (lme4's fitted(), residuals(), predict() and
+# simulate() then have one value per row).
 pad_excluded <- function(object, values) {
   if (!identical(object$na_action, "exclude")) return(values)
   used <- complete_lmm_rows(object, object$rows)

@@ -52,7 +52,9 @@ plot.ranef.hnm <- function(x, ...) {
 #' @rdname plot.hnm_fit
 #' @usage \method{dotplot}{ranef.hnm}(x, data, ...)
 #' @exportS3Method lattice::dotplot
-dotplot.ranef.hnm <- function(x, data, ...) lme4_ranef_plot(lattice::dotplot, "dotplot", x, data, ...)
+dotplot.ranef.hnm <- function(x, data, ...) {
+  lme4_ranef_plot(lattice::dotplot, "dotplot", x, data, ...)
+}
 
 #' @rdname plot.hnm_fit
 #' @usage \method{qqmath}{ranef.hnm}(x, data, ...)

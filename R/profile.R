@@ -263,7 +263,9 @@ profile_splines <- function(frame, profiled) {
 #' @param data Not used (lattice's generics' argument).
 #' @usage \method{xyplot}{hnm_profile}(x, data, ...)
 #' @exportS3Method lattice::xyplot
-xyplot.hnm_profile <- function(x, data, ...) lme4_profile_plot(lattice::xyplot, "xyplot", x, data, ...)
+xyplot.hnm_profile <- function(x, data, ...) {
+  lme4_profile_plot(lattice::xyplot, "xyplot", x, data, ...)
+}
 
 #' @rdname plot.hnm_profile
 #' @usage \method{densityplot}{hnm_profile}(x, data, ...)
@@ -280,7 +282,8 @@ splom.hnm_profile <- function(x, data, ...) lme4_profile_plot(lattice::splom, "s
 # lattice's `plot` (named `name`) of the profile `x` by lme4's method for its thpr, whose
 # shape and splines an hnm_profile has.
 lme4_profile_plot <- function(plot, name, x, data, ...) {
-  lme4_lattice_plot(plot, name, "a profile", structure(x, class = c("thpr", "data.frame")), data, ...)
+  lme4_lattice_plot(plot, name, "a profile", structure(x, class = c("thpr", "data.frame")), data,
+                    ...)
 }
 
 # Profile-likelihood limits of the parameters `parm` (lme4's `which`: NULL for all), rows in
