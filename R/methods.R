@@ -15,7 +15,7 @@
 #' frame of the conditional modes per grouping factor, with lme4's `"postVar"` array of
 #' conditional covariances), `coef`, `fitted`, `residuals`, `weights` (the prior weights of the
 #' rows used, 1 without them), `predict`, `simulate`, `update`,
-#' `formula`, `terms`, `model.matrix` (the fixed-effects design), `isSingular`, `getME`,
+#' `formula`, `terms`, `model.matrix` (the fixed-effects design, or Z), `isSingular`, `getME`,
 #' `confint` (Wald intervals for the fixed effects), `anova(fit0, fit1)` (likelihood-ratio
 #' tests of nested fits, REML fits refitted by ML), `anova(fit)` (lmerTest's table of F tests
 #' of the fixed-effect terms; see below) and `plot`.
@@ -70,8 +70,8 @@
 #'   (\eqn{\sqrt{w_i}(y_i - \hat y_i)} with the prior weights of [hnm_fit()], equal to the
 #'   response residuals without weights); for `weights`: `"prior"` (lme4's `"working"`
 #'   weights are those of GLMMs); for `predict`:
-#'   `"link"` or `"response"` (equal for a linear model); for `model.matrix`: `"fixed"`
-#'   (hnm never forms Z); for `anova` of one fit, lmerTest's: `"III"` (the default), `"II"`
+#'   `"link"` or `"response"` (equal for a linear model); for `model.matrix`: `"fixed"` (X)
+#'   or `"random"` (Z, sparse, as `getME(fit, "Z")`); for `anova` of one fit, lmerTest's: `"III"` (the default), `"II"`
 #'   or `"I"`, also given as 3, 2, 1 or `"3"`, `"2"`, `"1"`.
 #' @param scaled For `residuals`: divide by \eqn{\hat\sigma}{sigma}.
 #' @param newdata For `predict`: a data frame with the model's variables (not the response),
@@ -609,10 +609,8 @@ residuals.hnm_fit <- function(object, type = c("response", "pearson", "working",
 model.matrix.hnm_fit <- function(object, type = c("fixed", "random"), ...) {
   check_no_dots(list(...), sys.call())
   type <- match.arg(type)
-  if (type == "random") {
-    hnm_abort(paste("hnm never forms the random-effects model matrix Z (N x groups q); use",
-                    "ranef() and predict() for what it gives."), class = "hnm_error_argument")
-  }
+  # lme4's: its getME(, "Z"), sparse, built for this call only.
+  if (type == "random") return(getME(object, "Z"))
   rows <- lmm_rows(object, "model.matrix()")
   ok <- complete_lmm_rows(object, rows)
   x <- new_fixed_matrix(object, lapply(flat_variables(rows$variables), `[`, ok))

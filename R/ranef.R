@@ -10,7 +10,8 @@
 #' \eqn{\hat\mu + \hat a_j}, as lme4's `coef`.
 #'
 #' @param object An `hnm_fit`.
-#' @param condVar Logical: attach the conditional variances as attribute `"postVar"`.
+#' @param condVar Logical: attach the conditional variances as attribute `"postVar"`
+#'   (lme4's older name `postVar =` is taken too, with lme4's deprecation warning).
 #' @param drop,whichel As lme4's: `drop = TRUE` is not supported (the list shape is kept),
 #'   and `whichel` names the grouping factors to keep.
 #' @param x A `ranef.hnm` object.
@@ -37,7 +38,14 @@ NULL
 #' @rdname ranef.hnm_fit
 #' @export
 ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, ...) {
-  check_ranef_arguments(object, drop, whichel, list(...))
+  dots <- list(...)
+  if (!is.null(dots$postVar)) {
+    # lme4's old name of condVar, taken with lme4's warning.
+    warning("'postVar' is deprecated: please use 'condVar' instead", call. = FALSE)
+    condVar <- dots$postVar
+    dots$postVar <- NULL
+  }
+  check_ranef_arguments(object, drop, whichel, dots)
   by_factor <- if (is_one_way(object)) list(one_way_modes(object)) else if (has_several_factors(object)) {
     rust_result(rs_lmm_ranef_factors(lmm_model(object)))
   } else {

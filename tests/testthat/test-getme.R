@@ -33,6 +33,8 @@ test_that("getME()'s Zt, Z, Gp, Lambda, Lambdat and b are lme4's", {
     expect_equal(as.matrix(zt), as.matrix(terms$Zt), ignore_attr = TRUE, label = label)
     expect_identical(rownames(zt), rownames(terms$Zt), label = label)
     expect_equal(as.matrix(getME(fit, "Z")), t(as.matrix(terms$Zt)), ignore_attr = TRUE)
+    # lme4's model.matrix(type = "random") is its Z.
+    expect_identical(model.matrix(fit, type = "random"), getME(fit, "Z"))
     expect_identical(getME(fit, "Gp"), terms$Gp, label = label)
     lambdat <- terms$Lambdat
     lambdat@x <- unname(getME(fit, "theta"))[terms$Lind]

@@ -50,3 +50,16 @@ test_that("ranef(condVar = FALSE) has no conditional variances; print names the 
   expect_output(print(ranef(fit)), "with conditional variances for \"g\"")
   expect_output(print(re), "\\$g")
 })
+
+test_that("ranef(postVar =), lme4's older name of condVar, is taken with lme4's warning", {
+  skip_if_not_installed("lme4")
+  fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, REML = FALSE)
+  for (post_var in c(TRUE, FALSE)) {
+    expect_warning(ours <- ranef(fit, postVar = post_var), "'postVar' is deprecated")
+    expect_warning(theirs <- lme4::ranef(ref, postVar = post_var), "'postVar' is deprecated")
+    expect_identical(ours, ranef(fit, condVar = post_var))
+    expect_identical(is.null(attr(ours$Subject, "postVar")), is.null(attr(theirs$Subject, "postVar")))
+  }
+  expect_error(ranef(fit, postvar = TRUE), "unused argument", class = "hnm_error")
+})
