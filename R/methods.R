@@ -185,11 +185,17 @@ REMLcrit.default <- function(object) lme4_function("REMLcrit")(object)
 
 # lme4's function `name`, or an error saying that lme4 is needed for this object.
 lme4_function <- function(name) {
+  require_lme4(sprintf("%s() for this class", name))
+  getExportedValue("lme4", name)
+}
+
+# Stops, unless lme4 is installed, with an `hnm_error_argument` saying that `what` (what the
+# user asked for, which hnm hands to lme4) needs it.
+require_lme4 <- function(what, call = NULL) {
   if (!requireNamespace("lme4", quietly = TRUE)) {
-    hnm_abort(sprintf("%s() for this class needs the lme4 package.", name),
+    hnm_abort(sprintf("%s needs the lme4 package.", what), call = call,
               class = "hnm_error_argument")
   }
-  getExportedValue("lme4", name)
 }
 
 # lme4's `REML` of logLik() and deviance(): the criterion of the fit's own method. The other

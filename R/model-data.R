@@ -43,9 +43,9 @@ fit_rows <- function(data, subset, offset, na_action, env, call, weights = NULL)
 # value for all of them (TRUE keeps every row); an NA there is a row with missing values (NA
 # among the row numbers returned, a row of NAs in `data[keep, ]`), which na.omit drops (its
 # row number is left out), na.exclude drops and pads and na.fail refuses; or row numbers,
-# whole numbers in 1..n (repeated ones repeat the row), or in -n..-1 to leave those rows out. Whatever `[` would do
-# otherwise silently (truncate 2.5 to row 2, ignore 0, make a row of NAs for a number beyond
-# n or NA) is an error naming the problem.
+# whole numbers in 1..n (repeated ones repeat the row), or in -n..-1 to leave those rows out.
+# Whatever `[` would do otherwise silently (truncate 2.5 to row 2, ignore 0, make a row of NAs
+# for a number beyond n or NA) is an error naming the problem.
 subset_rows <- function(keep, n, na_action, call) {
   abort <- function(problem) {
     hnm_abort(sprintf("`subset` must be logical or row numbers of `data`, but %s.", problem),

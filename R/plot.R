@@ -70,10 +70,7 @@ lme4_ranef_plot <- function(plot, name, x, data, ...) {
 
 # lattice's `plot` (named `name`) of `x` (`what`), classed as lme4's object, by lme4's method.
 lme4_lattice_plot <- function(plot, name, what, x, data, ...) {
-  if (!requireNamespace("lme4", quietly = TRUE)) {
-    hnm_abort(sprintf("%s() of %s draws lme4's plot: it needs the lme4 package.", name, what),
-              call = sys.call(-2L), class = "hnm_error_argument")
-  }
+  require_lme4(sprintf("%s() of %s, lme4's plot,", name, what), sys.call(-2L))
   plot(x, data, ...)
 }
 

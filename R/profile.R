@@ -56,9 +56,7 @@ confint.hnm_profile <- function(object, parm, level = 0.95, scale = c("sd", "var
   if (!all(profiled %in% names(lower))) {
     # A profile that lme4's logProf() or varianceProf() transformed (and renamed): lme4's
     # intervals, from the splines those functions made anew.
-    if (!requireNamespace("lme4", quietly = TRUE)) {
-      hnm_abort("this profile's intervals are lme4's: they need the lme4 package.", call = call)
-    }
+    require_lme4("confint() of a profile transformed by lme4's logProf() or varianceProf()", call)
     class(object) <- c("thpr", "data.frame")
     return(stats::confint(object, parm, level = level, ...))
   }
@@ -81,7 +79,7 @@ confint.hnm_profile <- function(object, parm, level = 0.95, scale = c("sd", "var
 }
 
 # A parameter's bound in `bounds` (named), or `otherwise` for a parameter it does not name
-# (one that lme4's logProf() or varianceProf() renamed).
+# (one that lme4's logProf() or varianceProf() renamed): the drop lines of plot.hnm_profile().
 bound <- function(bounds, name, otherwise) if (name %in% names(bounds)) bounds[[name]] else otherwise
 
 #' @rdname profile.hnm_fit
