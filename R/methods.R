@@ -131,9 +131,10 @@
 #' @param add.dropped For `fixef`, as lme4's: `TRUE` gives every column of the fixed-effects
 #'   design, with `NA` for those dropped as rank deficient.
 #' @param use.fallback For `nobs`: accepted for `stats::nobs()`'s callers (such as `step()`).
-#' @param REML For `logLik` and `deviance`, as lme4's: `NULL` or the fit's own criterion; the
-#'   other criterion at the fit's estimates is an error ([REMLcrit()] gives the REML criterion
-#'   of an ML fit).
+#' @param REML For `logLik` and `deviance`, as lme4's: `NULL` or the fit's own criterion gives
+#'   the criterion the fit minimised; the other gives lme4's other criterion at the fit's
+#'   estimates (the profiled ML deviance or REML criterion at its \eqn{\theta}; [REMLcrit()]
+#'   is the latter for an ML fit).
 #' @param fixed.only,random.only For `formula` and `model.frame`, as lme4's: the fixed part
 #'   only, or (`formula`) the response and the random-effects terms. `terms` gives the fixed
 #'   part's terms (lme4's default); other values are an error.
@@ -198,20 +199,21 @@ require_lme4 <- function(what, call = NULL) {
   }
 }
 
-# lme4's `REML` of logLik() and deviance(): the criterion of the fit's own method. The other
-# criterion at the fit's estimates (lme4's deviance(REML = FALSE) of a REML fit) is refused
-# with where to get it.
-check_criterion <- function(object, REML, what, call) {
-  if (is.null(REML) || identical(REML, object$method == "REML")) return(invisible())
+# lme4's `REML` of logLik() and deviance(): NULL or the fit's own criterion gives the criterion
+# it minimised; the other one is lme4's devCrit() at the fit's estimates, the profiled criterion
+# at its theta (the REML criterion of an ML fit is REMLcrit()'s). The ANOVA estimates of the
+# one-way model have no such criterion.
+fit_criterion <- function(object, REML, call) {
+  if (is.null(REML) || identical(REML, object$method == "REML")) return(object$deviance)
   if (!isTRUE(REML) && !isFALSE(REML)) {
     hnm_abort("`REML` must be NULL, TRUE or FALSE.", call = call, class = "hnm_error_argument")
   }
-  hnm_abort(sprintf(paste("%s(REML = %s) of a%s fit, the other criterion at these estimates, is",
-                          "not available in hnm; %s."), what, REML,
-                    if (object$method == "REML") " REML" else sprintf("n %s", object$method),
-                    if (REML) "REMLcrit() gives the REML criterion of an ML fit" else
-                      "refit with REML = FALSE for the ML deviance"),
-            call = call, class = "hnm_error_argument")
+  if (!object$method %in% c("ML", "REML")) {
+    hnm_abort(sprintf("`REML = %s` is for ML and REML fits, not the %s estimates.", REML,
+                      object$method), call = call, class = "hnm_error_argument")
+  }
+  if (REML) return(REMLcrit(object))
+  rust_result(rs_lmm_criterion(lmm_model(object), FALSE), call = call) + weights_constant(object)
 }
 
 #' @rdname hnm_fit-methods
@@ -373,8 +375,7 @@ vcov.hnm_fit <- function(object, full = FALSE, ...) {
 #' @export
 deviance.hnm_fit <- function(object, REML = NULL, ...) {
   check_no_dots(list(...), sys.call())
-  check_criterion(object, REML, "deviance", sys.call())
-  object$deviance
+  fit_criterion(object, REML, sys.call())
 }
 
 #' @rdname hnm_fit-methods
@@ -438,9 +439,8 @@ n_parameters <- function(object) length(object$beta) + length(object$theta) + 1L
 #' @export
 logLik.hnm_fit <- function(object, REML = NULL, ...) {
   check_no_dots(list(...), sys.call())
-  check_criterion(object, REML, "logLik", sys.call())
-  structure(-object$deviance / 2, nobs = nobs(object), nall = nobs(object),
-            df = n_parameters(object), class = "logLik")
+  structure(-fit_criterion(object, REML, sys.call()) / 2, nobs = nobs(object),
+            nall = nobs(object), df = n_parameters(object), class = "logLik")
 }
 
 #' The REML criterion of a fit

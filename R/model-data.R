@@ -15,10 +15,11 @@ fit_rows <- function(data, subset, offset, na_action, env, call, weights = NULL)
     hnm_abort("`subset`, `weights` and `offset` are evaluated in `data`, which must be a data frame.",
               call = call, class = "hnm_error_argument")
   }
-  weights_value <- if (!is.null(weights)) prior_weights(eval(weights, data, env), nrow(data), call)
-  offset_value <- NULL
-  if (!is.null(offset)) {
-    offset_value <- eval(offset, data, env)
+  # Either may evaluate to NULL, none, as in lm() and lmer().
+  weights_value <- if (!is.null(weights)) eval(weights, data, env)
+  if (!is.null(weights_value)) weights_value <- prior_weights(weights_value, nrow(data), call)
+  offset_value <- if (!is.null(offset)) eval(offset, data, env)
+  if (!is.null(offset_value)) {
     if (!is.numeric(offset_value) || is.object(offset_value) ||
         length(offset_value) != nrow(data)) {
       hnm_abort(sprintf("`offset` must be numeric with one value per row of `data` (%.0f).",

@@ -111,11 +111,10 @@ test_that("lme4's arguments of the accessors are honoured or refused (issue 25)"
   }
   expect_equal(names(model.frame(fit, fixed.only = TRUE)),
                names(model.frame(ref, fixed.only = TRUE)))
-  # logLik/deviance(REML =): the fit's own criterion, the other one refused.
+  # logLik/deviance(REML =): the fit's own criterion, or lme4's other one at the estimates.
   expect_equal(c(logLik(fit, REML = FALSE)), c(logLik(ref)), tolerance = 1e-7)
-  expect_error(deviance(fit, REML = TRUE), "REMLcrit", class = "hnm_error")
-  reml <- hnm_fit(Reaction ~ Days + (Days | Subject), d, REML = TRUE)
-  expect_error(logLik(reml, REML = FALSE), "REML = FALSE", class = "hnm_error")
+  expect_equal(deviance(fit, REML = TRUE), lme4::REMLcrit(ref), tolerance = 1e-7)
+  expect_error(deviance(fit, REML = NA), "NULL, TRUE or FALSE", class = "hnm_error_argument")
   expect_identical(nobs(fit, use.fallback = TRUE), 180L)
   expect_error(anova(fit, refit = FALSE), "unused argument.*refit", class = "hnm_error")
   expect_error(anova(fit, fit, model.names = c("a", "b")), "unused argument.*model.names",
@@ -128,4 +127,36 @@ test_that("lme4's arguments of the accessors are honoured or refused (issue 25)"
   expect_equal(fixef(aliased, add.dropped = TRUE), fixef(aliased_ref, add.dropped = TRUE),
                tolerance = 1e-6)
   expect_identical(names(fixef(aliased)), names(fixef(aliased_ref)))
+})
+
+test_that("deviance() and logLik() with the other REML give lme4's criterion at the estimates", {
+  skip_if_not_installed("lme4")
+  set.seed(3)
+  sleep <- lme4::sleepstudy
+  sleep$w <- runif(nrow(sleep), 0.5, 2)
+  cases <- list(
+    list(Reaction ~ Days + (Days | Subject), sleep, NULL),
+    list(Reaction ~ Days + (Days | Subject), sleep, sleep$w),
+    list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin, NULL),
+    list(strength ~ 1 + (1 | batch/cask), lme4::Pastes, NULL))
+  for (case in cases) {
+    for (reml in c(TRUE, FALSE)) {
+      fit <- hnm_fit(case[[1]], case[[2]], REML = reml, weights = case[[3]])
+      # lme4 at hnm's theta: its devCrit() of the other criterion there.
+      ref <- suppressWarnings(lme4::lmer(case[[1]], case[[2]], REML = reml, weights = case[[3]],
+                                         start = list(theta = getME(fit, "theta")),
+                                         control = lme4::lmerControl(optimizer = NULL)))
+      label <- sprintf("%s, REML = %s, weights: %s", deparse1(case[[1]]), reml,
+                       !is.null(case[[3]]))
+      expect_equal(deviance(fit, REML = !reml), lme4:::devCrit(ref, REML = !reml),
+                   tolerance = 1e-8, label = label)
+      expect_equal(c(logLik(fit, REML = !reml)), c(logLik(ref, REML = !reml)),
+                   tolerance = 1e-8, label = label)
+      expect_identical(attr(logLik(fit, REML = !reml), "df"),
+                       attr(logLik(ref, REML = !reml), "df"))
+    }
+  }
+  anova_fit <- hnm_fit(y ~ 1 | g, data.frame(y = c(1, 2, 4, 3, 6, 5), g = rep(1:3, each = 2)),
+                       method = "ANOVA")
+  expect_error(deviance(anova_fit, REML = TRUE), "ANOVA", class = "hnm_error_argument")
 })
