@@ -190,7 +190,14 @@ describe_fit <- function(fit, name, call) {
        random = list(), variances = list(), group = NULL,
        summary = c(n = length(y), mean = mean(y), sst = sum((y - mean(y))^2)),
        formula = deparse1(stats::formula(fit)),
-       data = if (!is.null(fit$call$data)) deparse1(fit$call$data))
+       data = if (!is.null(fit$call$data)) deparse1(fit$call$data), frame = lm_data(fit))
+}
+
+# The data frame of an lm()'s call, as lme4's anova() finds a fit's data; NULL when there is
+# none or it is gone.
+lm_data <- function(fit) {
+  if (is.null(fit$call$data)) return(NULL)
+  tryCatch(eval(fit$call$data, environment(stats::formula(fit))), error = function(e) NULL)
 }
 
 # An lm() is the model without random effects of an hnm fit: it must have that fit's fixed
@@ -207,8 +214,19 @@ check_lm_fixed <- function(models, call) {
   }
 }
 
-# Fits must share the response: same N, mean and total sum of squares.
+# Fits must share their data, as lme4's anova() requires: the same data frame where the fits
+# know theirs (`frame`: an hnm fit's rows, by reference unless subset; an lm()'s call's data),
+# and the same response (N, mean and total sum of squares), which a fit from statistics
+# also has.
 check_same_data <- function(models, call) {
+  framed <- Filter(function(model) !is.null(model$frame), models)
+  for (model in framed[-1L]) {
+    if (!identical(model$frame, framed[[1L]]$frame)) {
+      hnm_abort(sprintf(paste("`%s` and `%s` were fitted to different data frames; anova()",
+                              "compares fits to the same data."), framed[[1L]]$name, model$name),
+                call = call, class = "hnm_error_argument")
+    }
+  }
   reference <- models[[1L]]$summary
   for (model in models[-1L]) {
     if (!isTRUE(all.equal(model$summary, reference, tolerance = 1e-10))) {
@@ -269,7 +287,7 @@ describe_lmm <- function(fit, name, call) {
          deviance = ml$deviance),
     random_layout(fit, ml),
     list(summary = fit$response_summary, formula = deparse1(fit$formula),
-         data = if (!is.null(fit$call$data)) deparse1(fit$call$data)))
+         data = if (!is.null(fit$call$data)) deparse1(fit$call$data), frame = fit$data))
 }
 
 # A general fit's fixed effects, grouping factor and random-effects blocks with the variances

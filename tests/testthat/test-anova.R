@@ -98,6 +98,18 @@ test_that("anova refuses other data and other models with classed errors", {
   expect_error(anova(fit, lm(Yield ~ 1, lme4::Dyestuff2)), "different data", class = "hnm_error")
   expect_error(anova(fit, lm(Yield ~ 1, d[-1, ])), "different data", class = "hnm_error")
   expect_error(anova(fit, lm(Yield ~ Batch, d)), "not the fixed effects", class = "hnm_error")
+  # The same response with another covariate or grouping: lme4 refuses it as other data.
+  set.seed(1)
+  s <- expand.grid(r = 1:3, a = factor(1:12), b = factor(1:8))
+  s$x <- rnorm(288)
+  s$y <- s$x + rnorm(12)[s$a] + rnorm(8)[s$b] + rnorm(288)
+  s2 <- s
+  s2$x <- rev(s$x)
+  expect_error(anova(hnm_fit(y ~ x + (1 | a) + (1 | b), s), hnm_fit(y ~ x + (x | a) + (1 | b), s2)),
+               "different data frames", class = "hnm_error_argument")
+  skip_if_not_installed("lme4")
+  expect_error(anova(lme4::lmer(y ~ x + (1 | a) + (1 | b), s, REML = FALSE),
+                     lme4::lmer(y ~ x + (x | a) + (1 | b), s2, REML = FALSE)), "same data")
   expect_error(anova(fit, "a"), "class character", class = "hnm_error")
   expect_output(print(anova(fit, lm(Yield ~ 1, d))), "Models:")
   # tau2_test()'s tests of tau^2 = 0 are the one-way model's: refused for other models.
