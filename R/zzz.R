@@ -9,10 +9,11 @@
                      "parameters::model_parameters", "emmeans::recover_data", "emmeans::emm_basis")) {
     s3_register(generic, "hnm_fit")  # R/ecosystem.R
   }
-  # lme4's generics, so lme4's own functions (isSingular() calls getME()) work on hnm fits
-  # whichever of the two packages is attached last.
-  for (class in "hnm_fit") {
-    for (generic in c("ngrps", "getME")) s3_register(paste0("lme4::", generic), class)
+  # lme4's and lmerTest's generics, so that they reach hnm's methods (and lme4's own functions
+  # work on hnm fits: isSingular() calls getME()) whichever package is attached last.
+  for (generic in c("lme4::ngrps", "lme4::getME", "lme4::refit", "lme4::refitML",
+                    "lmerTest::contest")) {
+    s3_register(generic, "hnm_fit")
   }
 }
 
