@@ -394,7 +394,15 @@ terms.hnm_fit <- function(x, fixed.only = TRUE, random.only = FALSE, ...) {
                     "fixed.only = TRUE, random.only = FALSE); use formula(fit) for the rest."),
               call = sys.call(), class = "hnm_error_argument")
   }
-  x$terms
+  # lme4's: the terms of the fixed part's formula with its response, whose `predvars` (what
+  # model.frame() evaluates: poly()'s and scale()'s coefficients of the fit) start with it.
+  fixed <- stats::terms(stats::formula(x, fixed.only = TRUE))
+  predvars <- attr(x$terms, "predvars")
+  if (!is.null(predvars)) {
+    attr(fixed, "predvars") <- as.call(c(as.list(predvars)[1L], x$parsed$response,
+                                         as.list(predvars)[-1L]))
+  }
+  fixed
 }
 
 #' @rdname hnm_fit-methods

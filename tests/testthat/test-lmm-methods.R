@@ -225,4 +225,12 @@ test_that("model.frame() and terms() are lme4's", {
   ref <- lme4::lmer(Reaction ~ Days + (Days | Subject), d, REML = FALSE)
   expect_equal(model.frame(fit), model.frame(ref), ignore_attr = TRUE)
   expect_identical(attr(terms(fit), "term.labels"), attr(terms(ref, fixed.only = TRUE), "term.labels"))
+  # The response and the fit's poly() and scale() coefficients, as lme4's terms give them.
+  d$w <- exp(d$Days / 4) + 1
+  fit <- hnm_fit(Reaction ~ poly(Days, 2) + scale(w) + offset(log(w)) + (1 | Subject), d)
+  ref <- lme4::lmer(Reaction ~ poly(Days, 2) + scale(w) + offset(log(w)) + (1 | Subject), d,
+                    REML = FALSE)
+  for (name in c("variables", "factors", "term.labels", "response", "offset", "predvars")) {
+    expect_equal(attr(terms(fit), name), attr(terms(ref), name), label = name)
+  }
 })
