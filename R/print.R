@@ -122,14 +122,18 @@ summary.hnm_fit <- function(object, correlation = NULL,
   se <- sqrt(diag(v))
   coefficients <- cbind(Estimate = beta, "Std. Error" = se, "t value" = beta / se)
   rownames(coefficients) <- names(beta)
+  # The title names the t tests' degrees of freedom as lmerTest's does.
+  title <- method_title(object)
   if (ddf == "Kenward-Roger") {
     coefficients <- kr_coefficients(object, coefficients, sys.call())
+    title <- paste0(title, ". t-tests use Kenward-Roger's method")
   } else if (object$method != "ANOVA" && ddf == "Satterthwaite") {
     coefficients <- satterthwaite_coefficients(object, coefficients, sys.call())
+    title <- paste0(title, ". t-tests use Satterthwaite's method")
   }
   has_rows <- !is.null(object$rows)
   structure(list(
-    methTitle = method_title(object), formula = object$formula, call = object$call,
+    methTitle = title, formula = object$formula, call = object$call,
     AICtab = fit_criteria(object), logLik = logLik(object),
     residuals = if (has_rows) residuals(object, type = "pearson", scaled = TRUE),
     varcor = VarCorr(object), sigma = sigma(object), ngrps = ngrps(object),

@@ -1,5 +1,20 @@
 # Methods: shapes and values an lme4 user expects, checked against lme4 and closed forms.
 
+test_that("summary()'s title names the t tests' degrees of freedom as lmerTest's does", {
+  skip_if_not_installed("lmerTest")
+  d <- lme4::sleepstudy
+  for (reml in c(TRUE, FALSE)) {
+    fit <- hnm_fit(Reaction ~ Days + (1 | Subject), d, REML = reml)
+    ref <- lmerTest::lmer(Reaction ~ Days + (1 | Subject), d, REML = reml)
+    for (ddf in c("Satterthwaite", if (reml) "Kenward-Roger", "lme4")) {
+      # lme4's title for ML ends with a space, which lmerTest keeps before its period.
+      expect_identical(summary(fit, ddf = ddf)$methTitle,
+                       trimws(sub(" +\\.", ".", summary(ref, ddf = ddf)$methTitle)),
+                       label = sprintf("REML = %s, ddf = %s", reml, ddf))
+    }
+  }
+})
+
 test_that("print and summary read like lme4's", {
   fit <- hnm_fit(Yield ~ 1 + (1 | Batch), lme4::Dyestuff)
   out <- capture.output(print(summary(fit)))
