@@ -45,7 +45,7 @@ ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, 
     condVar <- dots$postVar
     dots$postVar <- NULL
   }
-  check_ranef_arguments(object, drop, whichel, dots)
+  check_ranef_arguments(object, condVar, drop, whichel, dots)
   by_factor <- if (is_one_way(object)) list(one_way_modes(object)) else if (has_several_factors(object)) {
     rust_result(rs_lmm_ranef_factors(lmm_model(object)))
   } else {
@@ -59,7 +59,7 @@ ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, 
     effects <- as.data.frame(matrix(re$modes, m, q, byrow = TRUE, dimnames = list(group$levels, names)),
                              optional = TRUE)
     names(effects) <- names
-    if (isTRUE(condVar)) {
+    if (condVar) {
       covariances <- array(re$conditional_covariances, c(q, q, m))
       ends <- cumsum(lengths(object$random_names[group$terms]))
       blocks <- Map(`:`, ends - lengths(object$random_names[group$terms]) + 1L, ends)
@@ -102,8 +102,9 @@ coef.hnm_fit <- function(object, ...) {
 }
 
 # lme4's `drop` and `whichel`: the list shape is kept, and the one factor may be named.
-check_ranef_arguments <- function(object, drop, whichel, dots) {
+check_ranef_arguments <- function(object, condVar, drop, whichel, dots) {
   check_no_dots(dots, sys.call(-1L))
+  check_flag(condVar, "condVar", sys.call(-1L))
   if (!isFALSE(drop)) {
     hnm_abort("`drop = TRUE` is not supported: hnm gives lme4's list of data frames.",
               class = "hnm_error_argument")
