@@ -61,7 +61,8 @@
 #'   transpose), `"Zt"` and `"Z"` (the random effects' model matrix, transposed or not, of the
 #'   rows used), `"b"` (the conditional modes), `"Gp"` (where each term's random effects start),
 #'   `"cnms"`, `"flist"` (the grouping factors at the rows used), `"n_rtrms"`, `"p"`, `"q"`,
-#'   `"n"`, `"devcomp"`, `"REML"`, `"X"`, `"y"`.
+#'   `"n"` and `"N"` (the rows used), `"mu"` (the fitted values), `"offset"` (the rows' offset,
+#'   zeros without one), `"devcomp"`, `"REML"`, `"X"`, `"y"`.
 #'   The matrices are sparse (`Matrix` package), built only when asked for, with the random
 #'   effects in lme4's order: term by term as in `"cnms"`, within a term level by level, within
 #'   a level the term's columns. (Where lme4 interleaves the terms of grouping factors with
@@ -558,6 +559,9 @@ getME.hnm_fit <- function(object, name, ...) {
     p = length(object$beta),
     q = random_effects_count(object),
     n = nobs(object),
+    N = nobs(object),
+    mu = lmm_fitted(object),
+    offset = used_offset(object),
     devcomp = list(dims = c(n = nobs(object), p = length(object$beta),
                             q = random_effects_count(object),
                             REML = as.integer(object$method == "REML"))),
@@ -566,7 +570,8 @@ getME.hnm_fit <- function(object, name, ...) {
     y = lmm_response(object),
     hnm_abort(sprintf(paste("getME(, \"%s\") is not available for hnm fits; available: theta,",
                             "lower, beta, fixef, sigma, Lambda, Lambdat, Zt, Z, b, Gp, cnms,",
-                            "flist, n_rtrms, p, q, n, devcomp, REML, X, y."), name),
+                            "flist, n_rtrms, p, q, n, N, mu, offset, devcomp, REML, X, y."),
+                      name),
               class = "hnm_error_argument"))
 }
 
@@ -593,6 +598,13 @@ lmm_response <- function(object) {
   ok <- complete_lmm_rows(object, rows)
   values <- rows$variables[[1L]][ok]
   if (is.null(rows$offset)) values else values + rows$offset[ok]
+}
+
+# The offset of the rows used (lme4's getME(, "offset")): zeros for a fit without one.
+used_offset <- function(object) {
+  rows <- lmm_rows(object, "getME(, \"offset\")")
+  ok <- complete_lmm_rows(object, rows)
+  if (is.null(rows$offset)) numeric(sum(ok)) else rows$offset[ok]
 }
 
 # Rows with every variable and the group present.

@@ -67,7 +67,9 @@ test_that("getME() of several names and as.data.frame(VarCorr()) in both orders 
   three <- several_terms
   set.seed(7)
   three$x <- stats::rnorm(nrow(three))  # a third column of a correlated term
-  for (case in c(cases, list(list(Reaction ~ Days + (Days + x | Subject) + (1 | grp), three)))) {
+  offset <- list(Reaction ~ Days + offset(Days / 2) + (Days | Subject), lme4::sleepstudy)
+  for (case in c(cases, list(list(Reaction ~ Days + (Days + x | Subject) + (1 | grp), three),
+                             offset))) {
     formula <- case[[1]]
     label <- deparse1(formula)
     fit <- hnm_fit(formula, case[[2]])
@@ -79,7 +81,7 @@ test_that("getME() of several names and as.data.frame(VarCorr()) in both orders 
       expect_equal(ours[c("vcov", "sdcor")], theirs[c("vcov", "sdcor")], tolerance = 1e-6,
                    label = label)
     }
-    names <- c("theta", "beta", "sigma", "n_rtrms")
+    names <- c("theta", "beta", "sigma", "n_rtrms", "n", "N", "mu", "offset")
     ours <- getME(fit, names)
     theirs <- lme4::getME(twin, names)
     expect_identical(names(ours), names)
