@@ -267,26 +267,33 @@ predict_several <- function(object, newdata, re_form, allow_new_levels, uncertai
   parsed <- object$parsed
   terms <- list(fixed = object$terms,
                 random = object$random_terms %||% vector("list", length(parsed$random)))
+  # The factors with a random-effects column re.form keeps (all, for standard errors and
+  # intervals): only theirs are read, as lme4 reads only re.form's terms from `newdata`.
+  column_groups <- rep(term_groups(object), lengths(object$random_names))
+  names <- vapply(object$factors, `[[`, "", "name")
+  needed <- if (read_random) rep(TRUE, length(names)) else names %in% column_groups[selected]
   read <- parsed
-  read_random <- read_random || !population
-  if (!read_random) read$random <- list()
+  read$factors <- parsed$factors[needed]
+  read$random <- parsed$random[term_groups(object) %in% names[needed]]
+  terms$random <- terms$random[term_groups(object) %in% names[needed]]
   design <- model_design(read, newdata, call, xlev = object$xlev, new_data = TRUE, terms = terms,
                          groups = FALSE, contrasts = object$contrasts)
-  used <- c(object$spec$fixed, if (read_random) object$spec$random)
-  variables <- align_variables(object, design, nrow(newdata), used, call)
+  used <- c(object$spec$fixed, unlist(object$spec$factors$random[needed]))
+  variables <- align_variables(object, design, newdata, used, call)
   value <- drop(design_columns(object$spec$fixed[object$kept], variables, nrow(newdata)) %*%
                   object$beta)
   if (!population) {
-    grouping <- grouping_factors(parsed, newdata, parsed$env %||% globalenv(), call,
-                                 lapply(object$factors, `[[`, "levels"))
-    codes <- lapply(grouping, function(g) as.integer(g$codes))
-    column_groups <- rep(term_groups(object), lengths(object$random_names))
-    for (f in seq_along(codes)) {
-      used <- any(selected[column_groups == object$factors[[f]]$name])
-      if (used && anyNA(codes[[f]]) && !isTRUE(allow_new_levels)) {
+    env <- parsed$env %||% globalenv()
+    grouping <- grouping_factors(read, newdata, env, call,
+                                 lapply(object$factors[needed], `[[`, "levels"))
+    # A factor not read has no level in any row: its effects are left out.
+    codes <- rep(list(rep(NA_integer_, nrow(newdata))), length(names))
+    codes[needed] <- lapply(grouping, function(g) as.integer(g$codes))
+    for (f in which(needed)) {
+      if (anyNA(codes[[f]]) && !isTRUE(allow_new_levels)) {
         # The unseen rows' labels as the data give them (NA for a missing group).
-        given <- grouping_factors(parsed, newdata, parsed$env %||% globalenv(), call)[[f]]
-        abort_new_levels(object$factors[[f]]$name, given_labels(given)[is.na(codes[[f]])], call)
+        given <- grouping_factors(read, newdata, env, call)[[match(f, which(needed))]]
+        abort_new_levels(names[f], given_labels(given)[is.na(codes[[f]])], call)
       }
     }
     value <- value + random_part(object, variables, codes, selected)

@@ -60,7 +60,9 @@
 #'   (lme4's relative covariance factor \eqn{\Lambda}{Lambda} and its
 #'   transpose), `"Zt"` and `"Z"` (the random effects' model matrix, transposed or not, of the
 #'   rows used), `"b"` (the conditional modes), `"Gp"` (where each term's random effects start),
-#'   `"cnms"`, `"flist"`, `"n_rtrms"`, `"p"`, `"q"`, `"n"`, `"devcomp"`, `"REML"`, `"X"`, `"y"`.
+#'   `"cnms"`, `"flist"` (the grouping factors at the rows used), `"n_rtrms"`, `"p"`, `"q"`,
+#'   `"n"` and `"N"` (the rows used), `"mu"` (the fitted values), `"offset"` (the rows' offset,
+#'   zeros without one), `"devcomp"`, `"REML"`, `"X"`, `"y"`.
 #'   The matrices are sparse (`Matrix` package), built only when asked for, with the random
 #'   effects in lme4's order: term by term as in `"cnms"`, within a term level by level, within
 #'   a level the term's columns. (Where lme4 interleaves the terms of grouping factors with
@@ -85,8 +87,9 @@
 #'   `(1 | g) + (0 + x | g)`: only their random effects are included (in `simulate`, only the
 #'   other terms' effects are drawn anew), as lme4's. Terms are matched by their labels; a term
 #'   or grouping factor not in the model is an error. `simulate` takes one of `use.u` and
-#'   `re.form`; with several grouping factors, `re.form` `NA` (every factor's effects drawn
-#'   anew) or `NULL` (all at their conditional modes) for now.
+#'   `re.form`; with several grouping factors, a `re.form` of none of the terms (`NA` or `~0`:
+#'   every factor's effects drawn anew) or of all (`NULL`: all at their conditional modes) for
+#'   now.
 #' @param allow.new.levels For `predict`: predict new (or `NA`) levels of the grouping factor
 #'   at the population level instead of stopping.
 #' @param se.fit For `predict`: `TRUE` adds standard errors, returning, as `predict.lm()`,
@@ -153,7 +156,7 @@
 NULL
 
 # ngrps, isSingular, getME and REMLcrit are lme4's functions. hnm's generics of the same names
-# forward every other class to lme4's, and hnm's methods are also registered on lme4's generics
+# forward lme4's fits to lme4's, and hnm's methods are also registered on lme4's generics
 # when lme4 is loaded (see .onLoad), so attaching hnm before or after lme4 breaks neither.
 
 #' @rdname hnm_fit-methods
@@ -162,7 +165,7 @@ ngrps <- function(object, ...) UseMethod("ngrps")
 
 #' @rdname hnm_fit-methods
 #' @export
-ngrps.default <- function(object, ...) lme4_function("ngrps")(object, ...)
+ngrps.default <- function(object, ...) lme4_method("ngrps", object)(object, ...)
 
 #' @rdname hnm_fit-methods
 #' @export
@@ -170,7 +173,9 @@ isSingular <- function(x, tol = 1e-4) UseMethod("isSingular")
 
 #' @rdname hnm_fit-methods
 #' @export
-isSingular.default <- function(x, tol = 1e-4) lme4_function("isSingular")(x, tol = tol)
+isSingular.default <- function(x, tol = 1e-4) {
+  lme4_method("isSingular", x, generic = "getME")(x, tol = tol)
+}
 
 #' @rdname hnm_fit-methods
 #' @export
@@ -178,11 +183,29 @@ getME <- function(object, name, ...) UseMethod("getME")
 
 #' @rdname hnm_fit-methods
 #' @export
-getME.default <- function(object, name, ...) lme4_function("getME")(object, name, ...)
+getME.default <- function(object, name, ...) lme4_method("getME", object)(object, name, ...)
 
 #' @rdname hnm_fit-methods
 #' @export
-REMLcrit.default <- function(object) lme4_function("REMLcrit")(object)
+REMLcrit.default <- function(object) lme4_method("REMLcrit", object, generic = "getME")(object)
+
+# lme4's function `name` for `object`, when lme4 has a method of `generic` (the S3 generic
+# `name` calls, or `name` itself) for its class, as for lme4's fits; any other class is an
+# error, as lme4's "no applicable method" would be. Handing such an object to lme4's generic
+# is no answer: S3 dispatch looks first in the caller's namespace, hnm's, finds hnm's default
+# method again and recurses without end.
+lme4_method <- function(name, object, generic = name) {
+  require_lme4(sprintf("%s() for this class", name))
+  # .class2(): the classes S3 dispatch tries, an S4 fit's (lmerMod) superclasses among them.
+  has_method <- vapply(.class2(object), function(class) {
+    !is.null(utils::getS3method(generic, class, optional = TRUE, envir = asNamespace("lme4")))
+  }, logical(1L))
+  if (!any(has_method)) {
+    hnm_abort(sprintf("%s() has no method for an object of class \"%s\": it takes an hnm fit %s",
+                      name, class(object)[[1L]], "or an lme4 fit."), class = "hnm_error_argument")
+  }
+  getExportedValue("lme4", name)
+}
 
 # lme4's function `name`, or an error saying that lme4 is needed for this object.
 lme4_function <- function(name) {
@@ -455,7 +478,8 @@ logLik.hnm_fit <- function(object, REML = NULL, ...) {
 #'
 #' lme4's `REMLcrit`: the REML criterion at the estimates, for REML fits the criterion
 #' minimised and for ML fits the REML criterion evaluated at the ML estimates of the variance
-#' parameters. For other classes it calls lme4's.
+#' parameters. For lme4's fits it calls lme4's; other classes are an error of class
+#' `hnm_error_argument`.
 #'
 #' @param object An `hnm_fit`.
 #' @return A number.
@@ -519,9 +543,12 @@ block_ranges <- function(x) {
 getME.hnm_fit <- function(object, name, ...) {
   check_no_dots(list(...), sys.call())
   # Several names: a list of each, as lme4's.
-  if (is.character(name) && length(name) > 1L) {
-    return(setNames(lapply(name, function(one) getME(object, one)), name))
+  # A number would pick a case of switch() by position, an NA the fallback's message.
+  if (!is.character(name) || length(name) == 0L || anyNA(name)) {
+    hnm_abort("`name` of getME() must be a character vector of names, as \"theta\".",
+              class = "hnm_error_argument")
   }
+  if (length(name) > 1L) return(setNames(lapply(name, function(one) getME(object, one)), name))
   switch(name,
     theta = object$theta,
     lower = setNames(object$lower, names(object$theta)),
@@ -540,6 +567,9 @@ getME.hnm_fit <- function(object, name, ...) {
     p = length(object$beta),
     q = random_effects_count(object),
     n = nobs(object),
+    N = nobs(object),
+    mu = lmm_fitted(object),
+    offset = used_offset(object),
     devcomp = list(dims = c(n = nobs(object), p = length(object$beta),
                             q = random_effects_count(object),
                             REML = as.integer(object$method == "REML"))),
@@ -548,7 +578,8 @@ getME.hnm_fit <- function(object, name, ...) {
     y = lmm_response(object),
     hnm_abort(sprintf(paste("getME(, \"%s\") is not available for hnm fits; available: theta,",
                             "lower, beta, fixef, sigma, Lambda, Lambdat, Zt, Z, b, Gp, cnms,",
-                            "flist, n_rtrms, p, q, n, devcomp, REML, X, y."), name),
+                            "flist, n_rtrms, p, q, n, N, mu, offset, devcomp, REML, X, y."),
+                      name),
               class = "hnm_error_argument"))
 }
 
@@ -575,6 +606,13 @@ lmm_response <- function(object) {
   ok <- complete_lmm_rows(object, rows)
   values <- rows$variables[[1L]][ok]
   if (is.null(rows$offset)) values else values + rows$offset[ok]
+}
+
+# The offset of the rows used (lme4's getME(, "offset")): zeros for a fit without one.
+used_offset <- function(object) {
+  rows <- lmm_rows(object, "getME(, \"offset\")")
+  ok <- complete_lmm_rows(object, rows)
+  if (is.null(rows$offset)) numeric(sum(ok)) else rows$offset[ok]
 }
 
 # Rows with every variable and the group present.
@@ -640,13 +678,15 @@ flat_variables <- function(variables) {
   }), recursive = FALSE))
 }
 
-# Each grouping factor's levels as a factor, named by the factors (lme4's flist), with each
-# random-effects term's factor as `assign`.
+# lme4's flist: a list of the grouping factors, named as ngrps(), each with the level of every
+# row the fit used, and each random-effects term's factor as `assign`.
 factor_list <- function(object) {
-  levels <- if (has_several_factors(object)) lapply(object$factors, `[[`, "levels") else list(object$levels)
-  names <- names(ngrps(object))
-  structure(setNames(lapply(levels, function(l) factor(l, levels = l)), names),
-            assign = match(term_groups(object), names))
+  rows <- lmm_rows(object, "getME(, \"flist\")")
+  ok <- complete_lmm_rows(object, rows)
+  factors <- Map(function(codes, group) structure(codes, levels = group$levels, class = "factor"),
+                 row_levels(object, rows, ok), grouping_terms(object))
+  structure(factors, names = names(ngrps(object)),
+            assign = match(term_groups(object), names(ngrps(object))))
 }
 
 # The number of random effects, Σ_f m_f q_f (lme4's q).

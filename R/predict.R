@@ -3,11 +3,11 @@
 
 # The random-effects columns `re.form` keeps, as lme4's predict() and simulate() read it:
 # NULL every column, NA or ~0 none, a formula of random-effects terms of the model's grouping
-# factors (`~ (1 | g)`, `~ (0 + x | g)`, `~ (x || g)`) the columns of the terms it names (its
-# intercept, and the columns coding each of its terms) of the factor it names. `layout` is the
-# model's random parts (random_terms_of()), `groups` each part's grouping factor. A term or
-# grouping factor that is not the model's is an error, as lme4's. Returns a logical vector
-# over the model's random-effects columns.
+# factors (`~ (1 | g)`, `~ (0 + x | g)`, `~ (x || g)`, `~ (1 | a/b)` of b:a and a) the
+# columns of the terms it names (its intercept, and the columns coding each of its terms) of
+# the factors it names. `layout` is the model's random parts (random_terms_of()), `groups`
+# each part's grouping factor. A term or grouping factor that is not the model's is an error,
+# as lme4's. Returns a logical vector over the model's random-effects columns.
 random_selection <- function(re.form, layout, groups, call) {
   assign <- lapply(layout, `[[`, "assign")
   q <- length(unlist(assign))
@@ -32,28 +32,30 @@ random_selection <- function(re.form, layout, groups, call) {
   factors <- unique(groups)
   selected <- logical(length(column_terms))
   for (bar in bars) {
-    group <- deparse1(bar[[3L]])
-    if (!group %in% factors) {
-      hnm_abort(sprintf("`re.form` names the grouping factor `%s`, but the model's %s %s.", group,
-                        if (length(factors) == 1L) "is" else "are",
-                        paste0("`", factors, "`", collapse = ", ")),
-                call = call, class = "hnm_error_argument")
-    }
     named <- unlist(lapply(random_terms(bar), function(lhs) {
       t <- part_terms(lhs, environment(re.form), call)
       c(if (t$intercept) "(Intercept)", t$labels)
     }))
-    own <- column_groups == group
-    absent <- setdiff(named, column_terms[own])
-    if (length(absent) > 0L) {
-      hnm_abort(sprintf(paste("`re.form` names the random-effects term(s) %s of `%s`, which the",
-                              "model does not have (its random-effects columns: %s)."),
-                        paste0("`", absent, "`", collapse = ", "), group,
-                        paste(unlist(lapply(layout[groups == group], `[[`, "names")),
-                              collapse = ", ")),
-                call = call, class = "hnm_error_argument")
+    # `a/b` names the factors b:a and a, as in the model's formula (lme4 expands it alike).
+    for (group in vapply(nested_factors(bar[[3L]], bar, re.form, call), deparse1, "")) {
+      if (!group %in% factors) {
+        hnm_abort(sprintf("`re.form` names the grouping factor `%s`, but the model's %s %s.",
+                          group, if (length(factors) == 1L) "is" else "are",
+                          paste0("`", factors, "`", collapse = ", ")),
+                  call = call, class = "hnm_error_argument")
+      }
+      own <- column_groups == group
+      absent <- setdiff(named, column_terms[own])
+      if (length(absent) > 0L) {
+        hnm_abort(sprintf(paste("`re.form` names the random-effects term(s) %s of `%s`, which",
+                                "the model does not have (its random-effects columns: %s)."),
+                          paste0("`", absent, "`", collapse = ", "), group,
+                          paste(unlist(lapply(layout[groups == group], `[[`, "names")),
+                                collapse = ", ")),
+                  call = call, class = "hnm_error_argument")
+      }
+      selected <- selected | (own & column_terms %in% named)
     }
-    selected <- selected | (own & column_terms %in% named)
   }
   selected
 }
@@ -232,7 +234,7 @@ new_rows <- function(object, newdata, allow_new_levels, population, call,
   design <- model_design(read, newdata, call, xlev = xlev, new_data = TRUE, terms = terms,
                          groups = !population, contrasts = object$contrasts)
   used <- c(object$spec$fixed, if (read_random) object$spec$random)
-  variables <- align_variables(object, design, nrow(newdata), used, call)
+  variables <- align_variables(object, design, newdata, used, call)
   if (population) return(list(variables = variables, codes = integer(nrow(newdata)),
                               code_offset = 0L, offset = design$offset))
   # The fit's levels as the codes of the groups the model was built from; NA for a new level
@@ -274,8 +276,9 @@ abort_new_levels <- function(name, values, call) {
 
 # The fit's variables, in the fit's order, from the design of new data: those with an index
 # in `used`, the others (the response, a random-only variable of a population prediction)
-# one shared placeholder that is never read.
-align_variables <- function(object, design, rows, used, call) {
+# one shared placeholder that is never read. `newdata` names a column of the wrong type.
+align_variables <- function(object, design, newdata, used, call) {
+  rows <- nrow(newdata)
   flat <- flat_variables(design$variables)
   names(flat) <- design$names
   placeholder <- numeric(rows)
@@ -286,6 +289,13 @@ align_variables <- function(object, design, rows, used, call) {
     # A weighted fit's intercept (R/weights.R).
     if (!is.null(object$rows$weights) && identical(name, weights_variable)) return(rep(1, rows))
     value <- flat[[name]]
+    # A numeric variable given as, say, character is coded as a factor, whose columns have
+    # other names.
+    if (is.null(value) && name %in% names(newdata)) {
+      hnm_abort(sprintf("`newdata`'s column `%s` is of class %s, but the fit's `%s` is numeric.",
+                        name, class(newdata[[name]])[[1L]], name),
+                call = call, class = "hnm_error_argument")
+    }
     if (is.null(value)) {
       hnm_abort(sprintf("`newdata` does not give the model column `%s`.", name), call = call)
     }
@@ -319,19 +329,19 @@ simulate.hnm_fit <- function(object, nsim = 1, seed = NULL, use.u = FALSE, re.fo
               call = call, class = "hnm_error_argument")
   }
   if (!missing(use.u) && !missing(re.form)) use_u_and_re_form(call)
+  selected <- if (isTRUE(use.u)) rep(TRUE, length(unlist(object$random_names))) else
+    random_selection(re.form, random_terms_of(object, call), term_groups(object), call)
   if (has_several_factors(object)) {
-    conditional <- isTRUE(use.u) || is.null(re.form)
-    if (!conditional && !(is.atomic(re.form) && length(re.form) == 1L && is.na(re.form))) {
-      hnm_abort(paste("with several grouping factors simulate() takes `re.form` NA (every",
-                      "factor's effects drawn anew) or NULL (every factor's at its modes)",
-                      "for now."), call = call, class = "hnm_error_unsupported")
+    if (any(selected) && !all(selected)) {
+      hnm_abort(paste("with several grouping factors simulate() takes a `re.form` of every",
+                      "random-effects term or none: NA or ~0 (every factor's effects drawn",
+                      "anew) or NULL (every factor's at its modes), for now."),
+                call = call, class = "hnm_error_unsupported")
     }
     rng <- use_seed(seed)
     on.exit(rng$restore())
-    return(simulated_frame(object, simulate_several(object, nsim, conditional), rng))
+    return(simulated_frame(object, simulate_several(object, nsim, all(selected)), rng))
   }
-  selected <- if (isTRUE(use.u)) rep(TRUE, length(unlist(object$random_names))) else
-    random_selection(re.form, random_terms_of(object, call), term_groups(object), call)
   drawn <- drawn_blocks(object, selected, call)
   rng <- use_seed(seed)
   on.exit(rng$restore())

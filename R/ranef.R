@@ -12,8 +12,9 @@
 #' @param object An `hnm_fit`.
 #' @param condVar Logical: attach the conditional variances as attribute `"postVar"`
 #'   (lme4's older name `postVar =` is taken too, with lme4's deprecation warning).
-#' @param drop,whichel As lme4's: `drop = TRUE` is not supported (the list shape is kept),
-#'   and `whichel` names the grouping factors to keep.
+#' @param drop,whichel As lme4's: `drop = TRUE` makes the data frame of a factor with one
+#'   random-effects column a vector named by its levels (with attribute `"postVar"` a vector of
+#'   the conditional variances), and `whichel` names the grouping factors to keep.
 #' @param x A `ranef.hnm` object.
 #' @param row.names,optional Ignored.
 #' @param ... Not used (an error if given); for `print`, passed to `print()`.
@@ -45,7 +46,7 @@ ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, 
     condVar <- dots$postVar
     dots$postVar <- NULL
   }
-  check_ranef_arguments(object, drop, whichel, dots)
+  check_ranef_arguments(object, condVar, drop, whichel, dots)
   by_factor <- if (is_one_way(object)) list(one_way_modes(object)) else if (has_several_factors(object)) {
     rust_result(rs_lmm_ranef_factors(lmm_model(object)))
   } else {
@@ -59,7 +60,7 @@ ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, 
     effects <- as.data.frame(matrix(re$modes, m, q, byrow = TRUE, dimnames = list(group$levels, names)),
                              optional = TRUE)
     names(effects) <- names
-    if (isTRUE(condVar)) {
+    if (condVar) {
       covariances <- array(re$conditional_covariances, c(q, q, m))
       ends <- cumsum(lengths(object$random_names[group$terms]))
       blocks <- Map(`:`, ends - lengths(object$random_names[group$terms]) + 1L, ends)
@@ -69,8 +70,14 @@ ranef.hnm_fit <- function(object, condVar = TRUE, drop = FALSE, whichel = NULL, 
     }
     effects
   }, groups, by_factor)
-  out <- setNames(effects, names(groups))
-  structure(out[whichel %||% names(out)], class = "ranef.hnm")
+  out <- setNames(effects, names(groups))[whichel %||% names(groups)]
+  # lme4's drop: a factor's one column becomes a named vector, its postVar a vector too.
+  if (drop) out <- lapply(out, function(effects) {
+    if (ncol(effects) > 1L) return(effects)
+    post_var <- attr(effects, "postVar")
+    structure(drop(as.matrix(effects)), postVar = if (!is.null(post_var)) drop(post_var))
+  })
+  structure(out, class = "ranef.hnm")
 }
 
 # Each grouping factor's name, level labels and random-effects terms (indices into
@@ -101,13 +108,11 @@ coef.hnm_fit <- function(object, ...) {
   }), class = "coef.mer")
 }
 
-# lme4's `drop` and `whichel`: the list shape is kept, and the one factor may be named.
-check_ranef_arguments <- function(object, drop, whichel, dots) {
+# lme4's `condVar`, `drop` and `whichel` (the grouping factors to keep).
+check_ranef_arguments <- function(object, condVar, drop, whichel, dots) {
   check_no_dots(dots, sys.call(-1L))
-  if (!isFALSE(drop)) {
-    hnm_abort("`drop = TRUE` is not supported: hnm gives lme4's list of data frames.",
-              class = "hnm_error_argument")
-  }
+  check_flag(condVar, "condVar", sys.call(-1L))
+  check_flag(drop, "drop", sys.call(-1L))
   names <- names(ngrps(object))
   if (!is.null(whichel) && !(is.character(whichel) && length(whichel) > 0L && all(whichel %in% names))) {
     hnm_abort(sprintf("`whichel` must name grouping factors among %s.",
@@ -119,6 +124,11 @@ check_ranef_arguments <- function(object, drop, whichel, dots) {
 #' @export
 as.data.frame.ranef.hnm <- function(x, row.names = NULL, optional = FALSE, ...) {
   check_no_dots(list(...), sys.call())
+  # lme4's as.data.frame() fails on ranef(drop = TRUE)'s vectors (they have no term names).
+  if (!all(vapply(x, is.data.frame, logical(1L)))) {
+    hnm_abort("as.data.frame() needs ranef()'s data frames: call ranef() with `drop = FALSE`.",
+              call = sys.call(), class = "hnm_error_argument")
+  }
   # lme4's layout: one row per group and term, groups ordered by the first term's effect.
   frames <- Map(function(effects, name) {
     terms <- names(effects)

@@ -6,12 +6,13 @@
 #' frame is rebuilt), and the search starts from the fit's \eqn{\theta}.
 #'
 #' @param object An `hnm_fit` made from rows (a fit from group statistics has no rows to
-#'   refit: an error of class `hnm_error_no_rows`); other classes are passed to
-#'   `lme4::refit()`.
+#'   refit: an error of class `hnm_error_no_rows`); an lme4 fit is passed to `lme4::refit()`,
+#'   other classes are an error of class `hnm_error_argument`.
 #' @param newresp The new response: a numeric vector with one finite value per row used by the
 #'   fit (`nobs(object)` values, as `fitted(object)` has), or one per row of the data the fit
 #'   was made from (whose values at the rows the fit dropped for a missing value are not read).
-#'   The fit's `offset()` terms are subtracted as in the fit.
+#'   A data frame of one such column (what `simulate(object)` returns) is taken as it, as by
+#'   lme4. The fit's `offset()` terms are subtracted as in the fit.
 #' @param ... Not used; an error if given (passed on by the default method).
 #' @return An `hnm_fit` of the same model, with the call of `object`.
 #' @examples
@@ -23,7 +24,9 @@ refit <- function(object, newresp, ...) UseMethod("refit")
 
 #' @rdname refit
 #' @export
-refit.default <- function(object, newresp, ...) lme4_function("refit")(object, newresp, ...)
+refit.default <- function(object, newresp, ...) {
+  lme4_method("refit", object)(object, newresp, ...)
+}
 
 #' @rdname refit
 #' @export
@@ -73,6 +76,14 @@ build_rows <- function(object, rows, statistics = FALSE) {
 refit_response <- function(object, rows, newresp, call) {
   used <- complete_lmm_rows(object, rows)
   n_rows <- length(used)
+  # simulate()'s data frame of one simulation, as lme4's refit() takes it.
+  if (is.data.frame(newresp)) {
+    if (ncol(newresp) != 1L) {
+      hnm_abort(sprintf("`newresp` as a data frame must have one column, but it has %d.",
+                        ncol(newresp)), call = call, class = "hnm_error_argument")
+    }
+    newresp <- newresp[[1L]]
+  }
   if (!is.numeric(newresp) || is.object(newresp) || !length(newresp) %in% c(sum(used), n_rows)) {
     hnm_abort(sprintf(paste("`newresp` must be a numeric vector with one value per row the fit",
                             "uses (%.0f) or per row of its data (%.0f)."), sum(used), n_rows),
@@ -95,7 +106,8 @@ refit_response <- function(object, rows, newresp, call) {
 #' warm-started at its \eqn{\theta}; an ML fit is returned as it is. `anova()` of fits that
 #' differ in their fixed effects does this itself.
 #'
-#' @param x An `hnm_fit`; other classes are passed to `lme4::refitML()`.
+#' @param x An `hnm_fit`; an lme4 fit is passed to `lme4::refitML()`, other classes are an
+#'   error of class `hnm_error_argument`.
 #' @param ... Not used; an error if given (passed on by the default method).
 #' @return An `hnm_fit` of the same model by ML, with the call of `x`.
 #' @examples
@@ -106,7 +118,7 @@ refitML <- function(x, ...) UseMethod("refitML")
 
 #' @rdname refitML
 #' @export
-refitML.default <- function(x, ...) lme4_function("refitML")(x, ...)
+refitML.default <- function(x, ...) lme4_method("refitML", x)(x, ...)
 
 #' @rdname refitML
 #' @export

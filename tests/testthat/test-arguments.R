@@ -29,13 +29,26 @@ test_that("predict(type, se.fit), simulate(use.u, re.form, newdata) and ranef(dr
                  ignore_attr = TRUE, label = name)
     expect_error(simulate(fit, newdata = d), "newdata", class = "hnm_error")
     expect_error(simulate(fit, family = "binomial"), "unused argument", class = "hnm_error")
-    expect_error(ranef(fit, drop = TRUE), "drop = TRUE", class = "hnm_error")
+    # drop = TRUE: a factor's one column a named vector (postVar a vector), as lme4's.
+    for (cond_var in c(TRUE, FALSE)) {
+      ours <- ranef(fit, condVar = cond_var, drop = TRUE)
+      theirs <- lme4::ranef(ref, condVar = cond_var, drop = TRUE)
+      expect_identical(names(ours), names(theirs), label = name)
+      for (g in names(ours)) {
+        expect_equal(ours[[g]], theirs[[g]], tolerance = 1e-8, label = paste(name, cond_var))
+      }
+    }
+    expect_error(ranef(fit, drop = NA), "`drop` must be TRUE or FALSE", class = "hnm_error")
     expect_error(ranef(fit, whichel = "nope"), "whichel", class = "hnm_error")
     expect_identical(names(ranef(fit, whichel = fit$group_name)), fit$group_name)
     # lme4's older name of condVar, with lme4's warning (test-ranef.R).
     expect_warning(ranef(fit, postVar = TRUE), "'postVar' is deprecated")
     expect_error(isSingular(fit, tol = "a"), "one non-negative number", class = "hnm_error")
   }
+  # lme4's as.data.frame() fails on a dropped vector; hnm's names the cause.
+  expect_error(as.data.frame(lme4::ranef(refs$one_way, drop = TRUE)))
+  expect_error(as.data.frame(ranef(fits$one_way, drop = TRUE)), "drop = FALSE",
+               class = "hnm_error_argument")
   one_way <- predict(fits$one_way, newdata = d[1:3, ], re.form = NA, se.fit = TRUE)
   expect_equal(one_way$se.fit, rep(sqrt(c(vcov(fits$one_way))), 3))
 })

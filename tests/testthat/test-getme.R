@@ -42,6 +42,8 @@ test_that("getME()'s Zt, Z, Gp, Lambda, Lambdat and b are lme4's", {
     expect_s4_class(lambda, "dgCMatrix")
     expect_equal(as.matrix(lambda), t(as.matrix(lambdat)), ignore_attr = TRUE, label = label)
     expect_equal(as.matrix(getME(fit, "Lambdat")), as.matrix(lambdat), ignore_attr = TRUE)
+    # The grouping factors at the rows used, with each term's factor as `assign`.
+    expect_identical(getME(fit, "flist"), terms$flist, label = label)
     twin <- lmer_twin(fit, formula, data)
     expect_equal(getME(fit, "b"), unname(lme4::getME(twin, "b")[, 1]), tolerance = 1e-8,
                  label = label)
@@ -54,13 +56,20 @@ test_that("getME()'s row matrices need the rows", {
   expect_error(getME(fit, "Zt"), class = "hnm_error_no_rows")
   expect_s4_class(getME(fit, "Lambda"), "dgCMatrix")
   expect_error(getME(fit, "Lind"), "available: theta", class = "hnm_error_argument")
+  # A number is no name (switch() would take it as a position), as lme4 refuses it.
+  for (name in list(1, NA_character_, character())) {
+    expect_error(getME(fit, name), "`name`", class = "hnm_error_argument")
+  }
+  expect_error(lme4::getME(lme4::lmer(Yield ~ 1 | Batch, lme4::Dyestuff), 1))
 })
 
 test_that("getME() of several names and as.data.frame(VarCorr()) in both orders are lme4's", {
   three <- several_terms
   set.seed(7)
   three$x <- stats::rnorm(nrow(three))  # a third column of a correlated term
-  for (case in c(cases, list(list(Reaction ~ Days + (Days + x | Subject) + (1 | grp), three)))) {
+  offset <- list(Reaction ~ Days + offset(Days / 2) + (Days | Subject), lme4::sleepstudy)
+  for (case in c(cases, list(list(Reaction ~ Days + (Days + x | Subject) + (1 | grp), three),
+                             offset))) {
     formula <- case[[1]]
     label <- deparse1(formula)
     fit <- hnm_fit(formula, case[[2]])
@@ -72,7 +81,7 @@ test_that("getME() of several names and as.data.frame(VarCorr()) in both orders 
       expect_equal(ours[c("vcov", "sdcor")], theirs[c("vcov", "sdcor")], tolerance = 1e-6,
                    label = label)
     }
-    names <- c("theta", "beta", "sigma", "n_rtrms")
+    names <- c("theta", "beta", "sigma", "n_rtrms", "n", "N", "mu", "offset")
     ours <- getME(fit, names)
     theirs <- lme4::getME(twin, names)
     expect_identical(names(ours), names)

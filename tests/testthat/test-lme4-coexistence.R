@@ -60,3 +60,27 @@ test_that("refit, refitML and contest reach hnm's methods in either attach order
   expect_identical(run_lmertest_attached("lmerTest", "hnm"), "TRUE TRUE TRUE")
   expect_identical(run_lmertest_attached("hnm", "lmerTest"), "TRUE TRUE TRUE")
 })
+
+test_that("hnm's generics hand lme4's fits to lme4 and refuse other classes, with lme4 loaded", {
+  skip_if_not_installed("lme4")
+  formula <- Reaction ~ Days + (Days | Subject)
+  l <- lme4::lmer(formula, lme4::sleepstudy, REML = FALSE)
+  expect_identical(getME(l, "theta"), lme4::getME(l, "theta"))
+  expect_identical(ngrps(l), lme4::ngrps(l))
+  expect_identical(isSingular(l), lme4::isSingular(l))
+  expect_identical(REMLcrit(l), lme4::REMLcrit(l))
+  expect_identical(ngrps(lme4::sleepstudy$Subject), lme4::ngrps(lme4::sleepstudy$Subject))
+  y <- lme4::sleepstudy$Reaction + 1
+  expect_identical(lme4::fixef(refit(l, y)), lme4::fixef(lme4::refit(l, y)))
+  expect_equal(deviance(refitML(l)), deviance(lme4::refitML(l)))
+  # Anything else is lme4's "no applicable method", named, where handing it to lme4's generic
+  # would dispatch back to hnm's default method without end.
+  other <- stats::lm(dist ~ speed, datasets::cars)
+  expect_error(getME("a", "theta"), "getME\\(\\) has no method .* class \"character\"",
+               class = "hnm_error_argument")
+  expect_error(lme4::getME(other, "theta"), "no applicable method")
+  for (call in list(quote(ngrps(other)), quote(isSingular(other)), quote(REMLcrit(other)),
+                    quote(refit(other, 1:50)), quote(refitML(other)))) {
+    expect_error(eval(call), "class \"lm\"", class = "hnm_error_argument", label = deparse1(call))
+  }
+})

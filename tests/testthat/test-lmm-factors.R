@@ -202,7 +202,8 @@ test_that("predictions of several factors equal lme4's, new levels at the popula
   new <- lme4::Pastes[c(1, 7, 30, 59), ]
   new$batch <- factor(as.character(new$batch), levels = c(levels(lme4::Pastes$batch), "Z"))
   new$batch[4] <- "Z"  # a new batch: its cask is new too
-  for (re_form in list(NULL, NA, ~ (1 | batch), ~ (1 | cask:batch))) {
+  # `batch/cask` names both factors, as in the formula.
+  for (re_form in list(NULL, NA, ~ (1 | batch), ~ (1 | cask:batch), ~ (1 | batch/cask))) {
     expect_equal(unname(predict(fit, new, re.form = re_form, allow.new.levels = TRUE)),
                  unname(predict(ref, new, re.form = re_form, allow.new.levels = TRUE)),
                  tolerance = 1e-6)
@@ -261,6 +262,10 @@ test_that("predictions of several factors equal lme4's, new levels at the popula
   expect_equal(unname(predict(fit, new, re.form = ~ (Days | Subject))),
                unname(predict(ref, new, re.form = ~ (Days | Subject))), tolerance = 1e-8)
   expect_error(predict(fit, new, re.form = ~ (1 | grp)), class = "hnm_error_new_levels")
+  # Nor is grp read when re.form leaves it out: lme4 reads only re.form's factors.
+  new_subjects <- new[c("Days", "Subject")]
+  expect_equal(predict(fit, new_subjects, re.form = ~ (Days | Subject)),
+               unname(predict(ref, new_subjects, re.form = ~ (Days | Subject))), tolerance = 1e-8)
 })
 
 test_that("simulate() of several factors pads na.exclude's rows with NA, as lme4's", {
@@ -276,9 +281,12 @@ test_that("simulate() of several factors pads na.exclude's rows with NA, as lme4
     expect_identical(dim(ours), c(nrow(data), 2L))
     expect_identical(unname(which(is.na(ours[, 1]))), c(5L, 40L))
   }
-  # lme4's draws (lmer's own simulate() of re.form = NULL fails with na.exclude).
-  expect_equal(unname(as.matrix(simulate(fit, nsim = 2, seed = 5))),
-               unname(as.matrix(simulate(twin, nsim = 2, seed = 5))), tolerance = 1e-8)
+  # lme4's draws (lmer's own simulate() of re.form = NULL fails with na.exclude); ~0 is NA.
+  for (re_form in list(NA, ~0)) {
+    expect_equal(unname(as.matrix(simulate(fit, nsim = 2, seed = 5, re.form = re_form))),
+                 unname(as.matrix(simulate(twin, nsim = 2, seed = 5, re.form = re_form))),
+                 tolerance = 1e-8, label = deparse1(re_form))
+  }
 })
 
 test_that("Satterthwaite's df of several factors equal lmerTest's", {

@@ -87,4 +87,10 @@ test_that("bad predict() arguments are classed errors", {
   expect_error(predict(fit, re.form = "g"), "`re.form`", class = "hnm_error")
   expect_error(predict(fit, newdata = data.frame(h = 1)), "grouping variable `g`",
                class = "hnm_error")
+  # A numeric variable given as character is named as of the wrong class, not as missing.
+  skip_if_not_installed("lme4")
+  slopes <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+  new <- data.frame(Days = c("1", "2"), Subject = "308")
+  expect_error(predict(slopes, new), "column `Days` is of class character, but the fit's `Days`",
+               class = "hnm_error_argument")
 })

@@ -62,4 +62,8 @@ test_that("ranef(postVar =), lme4's older name of condVar, is taken with lme4's 
     expect_identical(is.null(attr(ours$Subject, "postVar")), is.null(attr(theirs$Subject, "postVar")))
   }
   expect_error(ranef(fit, postvar = TRUE), "unused argument", class = "hnm_error")
+  for (cond_var in list(NA, "yes", c(TRUE, FALSE))) {
+    expect_error(ranef(fit, condVar = cond_var), "`condVar` must be TRUE or FALSE",
+                 class = "hnm_error")
+  }
 })

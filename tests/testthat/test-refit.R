@@ -20,6 +20,10 @@ test_that("refit() gives lme4's fit of the new response, ML and REML", {
     theirs <- lmm_numbers(twin)
     for (name in names(ours)) expect_equal(ours[[name]], theirs[[name]], tolerance = 1e-8, label = name)
     expect_equal(unname(fitted(new)), unname(fitted(twin)), tolerance = 1e-8, label = label)
+    # simulate()'s data frame of one column is the response, as lme4's refit() takes it.
+    frame <- refit(fit, simulate(fit, seed = 3))
+    expect_equal(deviance(frame), lme4_criterion(lmer_exact(formula, d_new, reml)),
+                 tolerance = 1e-9, label = label)
     expect_identical(new$call, fit$call)
     expect_identical(nobs(new), nobs(fit))
     # The original fit is untouched.
@@ -58,6 +62,7 @@ test_that("refit() refuses what it cannot refit, naming the problem", {
   expect_error(refit(fit, as.character(rnorm(n))), "numeric vector", class = "hnm_error_argument")
   expect_error(refit(fit, replace(rnorm(n), 4, NA)), "row 4 is NA", class = "hnm_error_not_finite")
   expect_error(refit(fit, rnorm(n), foo = 1), class = "hnm_error")
+  expect_error(refit(fit, simulate(fit, nsim = 2)), "one column", class = "hnm_error_argument")
   from_stats <- hnm_fit(y ~ 1 | g, data = hnm_stats(y ~ 1 | g, simulate_unbalanced(10, 1)))
   expect_error(refit(from_stats, rnorm(n)), class = "hnm_error_no_rows")
   # The ANOVA estimator refits by its moments: those of the new data.
