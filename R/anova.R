@@ -194,9 +194,9 @@ describe_fit <- function(fit, name, call) {
 }
 
 # The data frame of an lm()'s call, as lme4's anova() finds a fit's data; NULL when there is
-# none or it is gone.
+# none, it is gone, or the lm() took a subset of it (which an hnm fit keeps as its data).
 lm_data <- function(fit) {
-  if (is.null(fit$call$data)) return(NULL)
+  if (is.null(fit$call$data) || !is.null(fit$call$subset)) return(NULL)
   tryCatch(eval(fit$call$data, environment(stats::formula(fit))), error = function(e) NULL)
 }
 
