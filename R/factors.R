@@ -305,8 +305,9 @@ predict_several <- function(object, newdata, re_form, allow_new_levels, uncertai
 # simulate() of a fit with several factors: every factor's effects drawn anew from the fitted
 # covariances, b_f = sigma Lambda_f u_f (`re.form = NA`, lme4's default), or all at their
 # conditional modes (`conditional`: use.u = TRUE or re.form = NULL), then the errors, in
-# lme4's order (all the effects' normals, then the errors'). Returns the simulated responses
-# of the complete rows, one column per simulation.
+# lme4's order (all the effects' normals, then the errors'; the normals of a factor's terms
+# term by term, as lme4's columns of Z). Returns the simulated responses of the complete rows,
+# one column per simulation.
 simulate_several <- function(object, nsim, conditional) {
   rows <- lmm_rows(object, "simulate()")
   ok <- complete_lmm_rows(object, rows)
@@ -317,13 +318,18 @@ simulate_several <- function(object, nsim, conditional) {
     lambda <- relative_factor(object)
     sizes <- lengths(object$spec$factors$random)
     levels <- lengths(lapply(object$factors, `[[`, "index"))
+    term_sizes <- split(lengths(object$random_names),
+                        factor(term_groups(object), vapply(object$factors, `[[`, "", "name")))
     u <- matrix(stats::rnorm(sum(sizes * levels) * nsim), ncol = nsim)
     lapply(seq_len(nsim), function(s) {
       at <- 0L
       effects <- lapply(seq_along(sizes), function(f) {
         columns <- sum(sizes[seq_len(f - 1L)]) + seq_len(sizes[f])
-        draws <- matrix(u[at + seq_len(sizes[f] * levels[f]), s], sizes[f])
-        at <<- at + sizes[f] * levels[f]
+        # The factor's columns (rows here) level by level, each term's normals in turn.
+        draws <- do.call(rbind, lapply(term_sizes[[f]], function(size) {
+          at <<- at + size * levels[f]
+          matrix(u[at - size * levels[f] + seq_len(size * levels[f]), s], size)
+        }))
         t(object$sigma * lambda[columns, columns, drop = FALSE] %*% draws)
       })
       several_fitted(object, rows, ok, FALSE, effects = effects)

@@ -289,6 +289,20 @@ test_that("simulate() of several factors pads na.exclude's rows with NA, as lme4
   }
 })
 
+test_that("simulate() of a factor with several terms draws lme4's normals, term by term", {
+  data <- lme4::sleepstudy
+  data$DayF <- factor(data$Days)
+  for (formula in list(Reaction ~ Days + (Days || Subject) + (1 | DayF),
+                       Reaction ~ Days + (1 | Subject) + (0 + Days | Subject) + (1 | DayF))) {
+    fit <- hnm_fit(formula, data)
+    twin <- lmer_at_theta(bquote(lme4::lmer(.(formula), data, REML = FALSE)),
+                          getME(fit, "theta"), list2env(list(data = data)))
+    expect_equal(unname(as.matrix(simulate(fit, nsim = 2, seed = 1))),
+                 unname(as.matrix(simulate(twin, nsim = 2, seed = 1))), tolerance = 1e-8,
+                 label = deparse1(formula))
+  }
+})
+
 test_that("Satterthwaite's df of several factors equal lmerTest's", {
   skip_if_not_installed("lmerTest")
   cases <- list(list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin))
