@@ -90,6 +90,10 @@
 #'   `re.form`; with several grouping factors, a `re.form` of none of the terms (`NA` or `~0`:
 #'   every factor's effects drawn anew) or of all (`NULL`: all at their conditional modes) for
 #'   now.
+#' @param random.only For `predict`, as lme4's: `TRUE` gives the random effects' part of the
+#'   prediction alone (of the terms `re.form` keeps), without the fixed effects' part or the
+#'   offset; a row whose fixed-part variables are missing is `NA` here (lme4 gives its random
+#'   part). No standard errors or intervals.
 #' @param allow.new.levels For `predict`: predict new (or `NA`) levels of the grouping factor
 #'   at the population level instead of stopping.
 #' @param se.fit For `predict`: `TRUE` adds standard errors, returning, as `predict.lm()`,

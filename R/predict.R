@@ -83,7 +83,8 @@ use_seed <- function(seed) {
 #' @export
 predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.levels = FALSE,
                             type = c("link", "response"), se.fit = FALSE,
-                            interval = c("none", "confidence", "prediction"), level = 0.95, ...) {
+                            interval = c("none", "confidence", "prediction"), level = 0.95,
+                            random.only = FALSE, ...) {
   call <- sys.call()
   check_no_dots(list(...), call)
   match.arg(type)
@@ -91,8 +92,21 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   if (!is.logical(se.fit) || length(se.fit) != 1L || is.na(se.fit)) {
     hnm_abort("`se.fit` must be TRUE or FALSE.", call = call, class = "hnm_error_argument")
   }
+  check_flag(random.only, "random.only", call)
   check_probability(level, "level", call)
   uncertainty <- se.fit || interval != "none"
+  if (random.only) {
+    if (uncertainty) {
+      hnm_abort("`random.only = TRUE` gives no standard errors or intervals, as lme4's.",
+                call = call, class = "hnm_error_argument")
+    }
+    # lme4's: the random effects' part alone, Zb of the terms re.form keeps, without the fixed
+    # part or the offset: the prediction less the population one.
+    predicted <- function(re_form) {
+      predict.hnm_fit(object, newdata, re_form, allow.new.levels)
+    }
+    return(predicted(re.form) - predicted(NA))
+  }
   # A new observation's variance sigma^2 / w needs its weight, which predict() does not take.
   if (interval == "prediction") refuse_weights(object, "`interval = \"prediction\"`", call)
   # A population prediction interval is for a new observation in a new group: it reads z.

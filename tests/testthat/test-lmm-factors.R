@@ -289,6 +289,35 @@ test_that("simulate() of several factors pads na.exclude's rows with NA, as lme4
   }
 })
 
+test_that("predict(random.only = TRUE) of several factors is lme4's random part", {
+  data <- lme4::sleepstudy
+  data$DayF <- factor(data$Days %% 5)
+  data$exposure <- log(data$Days + 2)
+  cases <- list(
+    list(diameter ~ 1 + (1 | plate) + (1 | sample), lme4::Penicillin,
+         list(NULL, ~ (1 | plate)), lme4::Penicillin[c(1, 30, 77), ]),
+    list(strength ~ 1 + (1 | batch/cask), lme4::Pastes, list(NULL, ~ (1 | batch)),
+         lme4::Pastes[c(2, 9, 60), ]),
+    list(Reaction ~ Days + offset(exposure) + (Days | Subject) + (1 | DayF), data,
+         list(NULL, ~ (Days | Subject), NA), data[c(3, 50, 101), ]))
+  for (case in cases) {
+    fit <- hnm_fit(case[[1]], case[[2]])
+    twin <- lmer_at_theta(bquote(lme4::lmer(.(case[[1]]), data, REML = FALSE)),
+                          getME(fit, "theta"), list2env(list(data = case[[2]])))
+    for (re_form in case[[3]]) {
+      label <- paste(deparse1(case[[1]]), deparse1(re_form))
+      expect_equal(unname(predict(fit, re.form = re_form, random.only = TRUE)),
+                   unname(predict(twin, re.form = re_form, random.only = TRUE)),
+                   tolerance = 1e-8, label = label)
+      expect_equal(unname(predict(fit, case[[4]], re.form = re_form, random.only = TRUE)),
+                   unname(predict(twin, case[[4]], re.form = re_form, random.only = TRUE)),
+                   tolerance = 1e-8, label = label)
+    }
+  }
+  expect_error(predict(fit, random.only = TRUE, se.fit = TRUE), class = "hnm_error_argument")
+  expect_error(predict(fit, random.only = NA), class = "hnm_error")
+})
+
 test_that("simulate() of a factor with several terms draws lme4's normals, term by term", {
   data <- lme4::sleepstudy
   data$DayF <- factor(data$Days)

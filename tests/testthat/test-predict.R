@@ -32,6 +32,11 @@ test_that("predictions, residuals and simulations agree with lme4", {
       expect_equal(unname(predict(fit, newdata = newdata, re.form = ~0)),
                    unname(predict(ref, newdata = newdata, re.form = ~0)),
                    tolerance = 1e-8, label = label)
+      expect_equal(unname(predict(fit, random.only = TRUE)),
+                   unname(predict(ref, random.only = TRUE)), tolerance = 1e-8, label = label)
+      expect_equal(unname(predict(fit, newdata, allow.new.levels = TRUE, random.only = TRUE)),
+                   unname(predict(ref, newdata, allow.new.levels = TRUE, random.only = TRUE)),
+                   tolerance = 1e-8, label = label)
       expect_error(predict(ref, newdata = newdata))
       expect_error(predict(fit, newdata = newdata), "not in the fit: no such level and missing values (NA)",
                    fixed = TRUE,
