@@ -5,8 +5,12 @@
     s3_register(paste0("generics::", generic), "hnm_fit")
   }
   for (generic in c("insight::find_formula", "insight::get_parameters", "insight::get_variance",
-                     "performance::r2", "performance::check_singularity",
-                     "parameters::model_parameters", "emmeans::recover_data", "emmeans::emm_basis")) {
+                     "insight::get_predicted", "insight::get_data",
+                     "insight::get_loglikelihood", "performance::r2",
+                     "performance::check_singularity", "performance::check_convergence",
+                     "performance::model_performance", "performance::performance_aic",
+                     "performance::performance_aicc", "parameters::model_parameters",
+                     "emmeans::recover_data", "emmeans::emm_basis")) {
     s3_register(generic, "hnm_fit")  # R/ecosystem.R
   }
   # lme4's generics, so lme4's own functions (isSingular() calls getME()) work on hnm fits
