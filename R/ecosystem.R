@@ -31,7 +31,11 @@
 #'   performance's and insight's methods for lmer, run on the fit (the information criteria
 #'   by default on the REML criterion, as for lmer). `insight::get_loglikelihood()` is
 #'   [logLik()], or with `REML = TRUE` (`estimator = "REML"`) of an ML fit the REML
-#'   criterion at its estimates ([REMLcrit()]), as lme4's.
+#'   criterion at its estimates ([REMLcrit()]), as lme4's (the ML likelihood of a REML fit is
+#'   an error, as [logLik()]'s). `insight::find_parameters()`, `n_parameters()`, `get_df()`
+#'   (`type` `"residual"`, `"model"`, `"analytical"`, `"normal"` or `"wald"`; hnm's
+#'   Satterthwaite and Kenward-Roger degrees of freedom are [anova()]'s and [contest()]'s)
+#'   and `get_statistic()` (the fixed effects' \eqn{t}) are insight's for lmer.
 #'   `performance::check_convergence()` is `TRUE` unless hnm_fit() warned that the fit did
 #'   not converge (it has no `tolerance`: hnm's test is its optimiser's, not performance's
 #'   test of lme4's derivatives).
@@ -62,7 +66,9 @@
 #'   `df.residual(fit)` degrees of freedom, lmer's default), or `"normal"` (\eqn{z}).
 #' @param trms,xlev,grid For `emm_basis`: supplied by emmeans.
 #' @param estimator,REML,check_response For `get_loglikelihood`, as insight's for lmer.
-#' @param ... For `family`, `check_convergence` and `get_loglikelihood`: none. For
+#' @param type For `get_df`: which degrees of freedom, as insight's for lmer.
+#' @param ... For `family`, `check_convergence`, `get_loglikelihood` and `get_statistic`:
+#'   none. For `get_df`: `verbose`. For
 #'   `get_variance`: performance's bookkeeping arguments (`name_fun`, `name_full`) and
 #'   parameters' `model_component` (`"conditional"`, the model's only one). For `r2`: passed to `performance::r2_nakagawa()`. For `model_performance`,
 #'   `performance_aic`, `performance_aicc`, `get_predicted` and `get_data`: performance's and
@@ -260,6 +266,43 @@ get_predicted.hnm_fit <- function(x, ...) {
 #' @rdname hnm-ecosystem
 #' @method get_data hnm_fit
 get_data.hnm_fit <- function(x, ...) merMod_method("get_data", "insight")(x, ...)
+
+#' @rdname hnm-ecosystem
+#' @method find_parameters hnm_fit
+find_parameters.hnm_fit <- function(x, ...) merMod_method("find_parameters", "insight")(x, ...)
+
+#' @rdname hnm-ecosystem
+#' @method n_parameters hnm_fit
+n_parameters.hnm_fit <- function(x, ...) merMod_method("n_parameters", "insight")(x, ...)
+
+#' @rdname hnm-ecosystem
+#' @method get_df hnm_fit
+get_df.hnm_fit <- function(x, type = "residual", ...) {
+  call <- sys.call()
+  reject_arguments(list(...), "get_df() for an hnm_fit", call, allowed = "verbose")
+  # insight computes Satterthwaite's and Kenward-Roger's for a merMod with lmerTest and
+  # pbkrtest, which read lme4's fit; hnm's are anova()'s and contest()'s.
+  types <- c("residual", "model", "analytical", "normal", "wald")
+  if (!is.character(type) || length(type) != 1L || !tolower(type) %in% types) {
+    hnm_abort(sprintf("get_df() for an hnm_fit takes `type` %s, not %s.",
+                      paste0("\"", types, "\"", collapse = ", "), deparse1(type)),
+              call = call, class = "hnm_error_argument")
+  }
+  # insight's default method asks find_statistic(), which knows only its own classes, for
+  # the statistic: lmer's is a t.
+  merMod_method("get_df", "insight", "lmerMod")(x, type = type, statistic = "t-statistic", ...)
+}
+
+#' @rdname hnm-ecosystem
+#' @method get_statistic hnm_fit
+get_statistic.hnm_fit <- function(x, ...) {
+  reject_arguments(list(...), "get_statistic() for an hnm_fit", sys.call())
+  beta <- fixef(x)
+  statistic <- beta / sqrt(diag(as.matrix(vcov(x))))
+  structure(data.frame(Parameter = names(beta), Statistic = unname(statistic),
+                       stringsAsFactors = FALSE),
+            statistic = "t-statistic")
+}
 
 # performance's information criteria of an lmer fit are by default on the REML criterion,
 # whichever criterion the fit minimised (the REML criterion at an ML fit's estimates).

@@ -6,7 +6,9 @@
   }
   for (generic in c("insight::find_formula", "insight::get_parameters", "insight::get_variance",
                      "insight::get_predicted", "insight::get_data",
-                     "insight::get_loglikelihood", "performance::r2",
+                     "insight::get_loglikelihood", "insight::find_parameters",
+                     "insight::n_parameters", "insight::get_df", "insight::get_statistic",
+                     "performance::r2",
                      "performance::check_singularity", "performance::check_convergence",
                      "performance::model_performance", "performance::performance_aic",
                      "performance::performance_aicc", "parameters::model_parameters",

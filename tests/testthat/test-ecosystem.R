@@ -365,3 +365,37 @@ test_that("get_variance and r2 with a random slope whose covariate is not fixed 
                  label = label)
   }
 })
+
+test_that("insight's degrees of freedom, statistics, log-likelihoods and parameters are lmer's", {
+  skip_if_not_installed("insight")
+  skip_if_not_installed("lme4")
+  for (reml in c(FALSE, TRUE)) {
+    label <- if (reml) "REML" else "ML"
+    fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, REML = reml)
+    ref <- tight_reference(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, reml)
+    for (type in c("residual", "model", "analytical", "normal", "wald")) {
+      expect_identical(insight::get_df(fit, type = type), insight::get_df(ref, type = type),
+                       label = paste(label, type))
+    }
+    expect_equal(insight::get_statistic(fit), insight::get_statistic(ref), tolerance = 1e-6,
+                 label = label)
+    # The fit's own criterion, and with REML = TRUE the REML criterion (of an ML fit at its
+    # estimates, as lme4's logLik(REML = TRUE)).
+    for (args in list(list(), list(REML = TRUE), list(estimator = "REML"))) {
+      ll <- do.call(insight::get_loglikelihood, c(list(fit), args))
+      ref_ll <- do.call(insight::get_loglikelihood, c(list(ref), args))
+      expect_equal(c(ll), c(ref_ll), tolerance = 1e-8, label = paste(label, deparse(args)))
+      expect_identical(attr(ll, "df"), attr(ref_ll, "df"), label = label)
+    }
+    for (effects in c("fixed", "random")) {
+      expect_identical(insight::n_parameters(fit, effects = effects),
+                       insight::n_parameters(ref, effects = effects), label = label)
+    }
+    expect_identical(insight::find_parameters(fit), insight::find_parameters(ref), label = label)
+  }
+  # A REML fit's ML likelihood is logLik()'s error; Satterthwaite's df are anova()'s.
+  expect_error(insight::get_loglikelihood(fit, estimator = "ML"), "REML",
+               class = "hnm_error_argument")
+  expect_error(insight::get_df(fit, type = "satterthwaite"), "residual",
+               class = "hnm_error_argument")
+})
