@@ -348,7 +348,7 @@ get_loglikelihood.hnm_fit <- function(x, estimator = NULL, REML = FALSE, check_r
 #' @rdname hnm-ecosystem
 #' @export
 family.hnm_fit <- function(object, ...) {
-  reject_arguments(list(...), "family() for an hnm_fit", sys.call())
+  check_no_dots(list(...), sys.call())
   stats::gaussian()
 }
 
