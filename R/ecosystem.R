@@ -176,11 +176,11 @@ get_variance.hnm_fit <- function(x, component = c("all", "fixed", "random", "res
   # intercept of ones added when X has none; a term whose covariate is not in X is left out
   # (with insight's warning that the random variance is then inflated).
   if (!"(Intercept)" %in% colnames(X)) X <- cbind(`(Intercept)` = 1, X)
-  missing <- setdiff(unlist(lapply(vc, rownames)), colnames(X))
-  if (length(missing) && isTRUE(verbose)) {
+  absent <- setdiff(unlist(lapply(vc, rownames)), colnames(X))
+  if (length(absent) && isTRUE(verbose)) {
     hnm_warn(sprintf(paste("Random slopes not present as fixed effects (%s): this inflates the",
                            "conditional random-effect variances; add them to the fixed part."),
-                     paste0("`", missing, "`", collapse = ", ")))
+                     paste0("`", absent, "`", collapse = ", ")))
   }
   # Each random-effects term (one per grouping factor and block), as insight for a merMod:
   # its mean variance over the rows, its intercept's variance named by its factor, and its
@@ -323,6 +323,7 @@ performance_aicc.hnm_fit <- function(x, ...) {
 get_loglikelihood.hnm_fit <- function(x, estimator = NULL, REML = FALSE, check_response = FALSE,
                                       verbose = TRUE, ...) {
   call <- sys.call()
+  # `verbose`, which insight's and performance's callers pass, has nothing to report here.
   reject_arguments(list(...), "get_loglikelihood() for an hnm_fit", call)
   # insight's choice for an lmer fit: the fit's own criterion unless one is asked for.
   reml <- if (is.null(estimator) && missing(REML)) is_reml(x) else
