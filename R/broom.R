@@ -43,9 +43,10 @@
 #' @param conf.level Confidence level of the intervals.
 #' @param conf.method `"Wald"` (default), `"profile"` or `"boot"`, as `method` of
 #'   [confint.hnm_fit()].
-#' @param data For `augment`: `NULL` for the model's variables (response, covariates, group)
-#'   on the rows used in the fit, or the data the model was fitted to (one row per row given to
-#'   `hnm_fit`; rows dropped for `NA` get `NA`).
+#' @param data For `augment`: `NULL` for the fit's own model frame ([model.frame()]: the
+#'   model's variables on the rows used in the fit, as broom.mixed for lmer), or the data the
+#'   model was fitted to (one row per row given to `hnm_fit`; rows dropped for `NA` get
+#'   `NA`).
 #' @param ... For `tidy` with `conf.method = "boot"`: `nsim`, `seed` and `type` of
 #'   [confint.hnm_fit()]. Any other argument is an error (`ddf.method` and `profile` of
 #'   broom.mixed included: hnm has no denominator degrees of freedom and computes profiles
@@ -207,23 +208,27 @@ glance.hnm_fit <- function(x, ...) {
 augment.hnm_fit <- function(x, data = NULL, ...) {
   reject_arguments(list(...), "augment() for an hnm_fit", sys.call())
   lmm_rows(x, "augment()")
-  # The model's variables, from `data` or the data of the call; the rows used are the
-  # complete ones (as lme4's model frame).
-  given <- as.data.frame(if (is.null(data)) eval(x$call$data, environment(formula(x))) else data)
-  variables <- all.vars(formula(x))
-  keep <- stats::complete.cases(given[intersect(variables, names(given))])
-  # Rows of weight 0 are dropped from a weighted fit (R/weights.R).
-  w <- x$rows$weights
-  if (!is.null(w) && length(w) == length(keep)) keep <- keep & !(w %in% 0)
-  rows <- nobs(x) + if (is.null(x$n_dropped)) 0L else x$n_dropped
-  if (!all(variables %in% names(given)) || sum(keep) != nobs(x) || nrow(given) != rows) {
-    hnm_abort(sprintf("`data` must be the data frame of %d rows (%d complete) the model was fitted to.",
-                      rows, nobs(x)), call = sys.call())
-  }
   if (is.null(data)) {
-    data <- given[keep, variables, drop = FALSE]
+    # The fit's own model frame (lme4's, which broom.mixed augments for a merMod): the rows
+    # and values the fit was made from, whatever has since become of the data frame its call
+    # names, or wherever that was.
+    data <- stats::model.frame(x)
+    attr(data, "terms") <- NULL
     rownames(data) <- NULL
     keep <- rep(TRUE, nrow(data))
+  } else {
+    given <- as.data.frame(data)
+    variables <- all.vars(formula(x))
+    # The rows used are the complete ones (as lme4's model frame).
+    keep <- stats::complete.cases(given[intersect(variables, names(given))])
+    # Rows of weight 0 are dropped from a weighted fit (R/weights.R).
+    w <- x$rows$weights
+    if (!is.null(w) && length(w) == length(keep)) keep <- keep & !(w %in% 0)
+    rows <- nobs(x) + if (is.null(x$n_dropped)) 0L else x$n_dropped
+    if (!all(variables %in% names(given)) || sum(keep) != nobs(x) || nrow(given) != rows) {
+      hnm_abort(sprintf(paste("`data` must be the data frame of %d rows (%d complete) the",
+                              "model was fitted to."), rows, nobs(x)), call = sys.call())
+    }
   }
   data$.fitted <- data$.resid <- data$.fixed <- NA_real_
   # The used rows' values (fitted() and residuals() of an na.exclude fit are padded with NA).

@@ -12,7 +12,9 @@
 #' packages' functions as usual.
 #'
 #' * `insight::find_formula()`: `conditional` (the fixed part, `y ~ 1` for the one-way
-#'   model) and `random` (`~1 | g`), as for a merMod.
+#'   model) and `random` (`~1 | g`, a list of one formula per term with several), as for a
+#'   merMod, so the functions built on it (`find_random()`, `find_random_slopes()`,
+#'   `get_data()`, ...) see every random-effects term.
 #' * `insight::get_parameters()`: `effects = "fixed"` gives a data frame with `Parameter`
 #'   and `Estimate`; `effects = "random"` the conditional modes, [ranef.hnm_fit()].
 #' * `insight::get_variance()`: the variance components of Nakagawa et al. (2017) for a
@@ -23,6 +25,20 @@
 #'   random slopes, `var.slope` and `cor.slope_intercept`.
 #' * `performance::icc()` and `performance::r2()` (Nakagawa's \eqn{R^2}) use these;
 #'   `performance::check_singularity()` is [isSingular()] at performance's tolerance.
+#' * `stats::family()` is `gaussian()`, as for an lmer fit, so `insight::model_info()` is
+#'   that of an lmer fit; `performance::model_performance()`, `performance_aic()`,
+#'   `performance_aicc()`, `insight::get_predicted()` and `insight::get_data()` are
+#'   performance's and insight's methods for lmer, run on the fit (the information criteria
+#'   by default on the REML criterion, as for lmer). `insight::get_loglikelihood()` is
+#'   [logLik()], or with `REML = TRUE` (`estimator = "REML"`) of an ML fit the REML
+#'   criterion at its estimates ([REMLcrit()]), as lme4's (the ML likelihood of a REML fit is
+#'   an error, as [logLik()]'s). `insight::find_parameters()`, `n_parameters()`, `get_df()`
+#'   (`type` `"residual"`, `"model"`, `"analytical"`, `"normal"` or `"wald"`; hnm's
+#'   Satterthwaite and Kenward-Roger degrees of freedom are [anova()]'s and [contest()]'s)
+#'   and `get_statistic()` (the fixed effects' \eqn{t}) are insight's for lmer.
+#'   `performance::check_convergence()` is `TRUE` unless hnm_fit() warned that the fit did
+#'   not converge (it has no `tolerance`: hnm's test is its optimiser's, not performance's
+#'   test of lme4's derivatives).
 #' * `parameters::model_parameters()`: the fixed effects with Wald \eqn{t} intervals and
 #'   p-values on `df.residual(fit)` degrees of freedom (as parameters does for lmer), and the
 #'   standard deviations of the random effects and the residual (without intervals, as
@@ -49,10 +65,16 @@
 #' @param ci_method For `model_parameters`: `NULL`, `"wald"` or `"residual"` (\eqn{t} on
 #'   `df.residual(fit)` degrees of freedom, lmer's default), or `"normal"` (\eqn{z}).
 #' @param trms,xlev,grid For `emm_basis`: supplied by emmeans.
-#' @param ... For `get_variance`: performance's bookkeeping arguments (`name_fun`,
-#'   `name_full`). For `r2`: passed to `performance::r2_nakagawa()`. For `emm_basis`: `mode` or
-#'   `lmer.df`, `"satterthwaite"`, `"kenward-roger"` or `"asymptotic"`. Anything else is an
-#'   error.
+#' @param estimator,REML,check_response For `get_loglikelihood`, as insight's for lmer.
+#' @param type For `get_df`: which degrees of freedom, as insight's for lmer.
+#' @param ... For `family`, `check_convergence`, `get_loglikelihood` and `get_statistic`:
+#'   none. For `get_df`: `verbose`. For
+#'   `get_variance`: performance's bookkeeping arguments (`name_fun`, `name_full`) and
+#'   parameters' `model_component` (`"conditional"`, the model's only one). For `r2`: passed to `performance::r2_nakagawa()`. For `model_performance`,
+#'   `performance_aic`, `performance_aicc`, `get_predicted` and `get_data`: performance's and
+#'   insight's arguments for a merMod. For `emm_basis`:
+#'   `mode` or `lmer.df`, `"satterthwaite"`, `"kenward-roger"` or `"asymptotic"`. Anything
+#'   else is an error.
 #' @return What the package's function returns for a merMod.
 #' @references Nakagawa, S., Johnson, P. C. D. and Schielzeth, H. (2017). The coefficient of
 #'   determination R2 and intra-class correlation coefficient from generalized linear
@@ -72,32 +94,18 @@
 #' @name hnm-ecosystem
 NULL
 
-# The model's formula in lme4's form, split into the fixed part and the one random-effects
-# term `(lhs | group)`; hnm's shorthand `y ~ 1 | g` is `y ~ 1 + (1 | g)`.
+# The model's formula in lme4's form, split into the fixed part and its random-effects terms
+# `(lhs | group)`, each bar expanded as lme4's findbars() (and insight's for a merMod) expands
+# it: `(x || g)` into `(1 | g)` and `(0 + x | g)`, `(1 | a/b)` into `(1 | b:a)` and `(1 | a)`,
+# in the formula's order; hnm's shorthand `y ~ 1 | g` is `y ~ 1 + (1 | g)`.
 formula_parts <- function(x) {
   f <- formula(x)
-  rhs <- f[[3L]]
-  if (is.call(rhs) && identical(rhs[[1L]], as.name("|"))) {
-    return(list(fixed = rhs[[2L]], bar = rhs))
-  }
-  bar <- NULL
-  strip <- function(e) {
-    if (is.call(e) && identical(e[[1L]], as.name("("))) {
-      inner <- e[[2L]]
-      if (is.call(inner) && identical(inner[[1L]], as.name("|"))) {
-        bar <<- inner
-        return(NULL)
-      }
-    }
-    if (is.call(e) && identical(e[[1L]], as.name("+"))) {
-      parts <- Filter(Negate(is.null), lapply(as.list(e)[-1L], strip))
-      if (!length(parts)) return(NULL)
-      return(Reduce(function(a, b) call("+", a, b), parts))
-    }
-    e
-  }
-  fixed <- strip(rhs)
-  list(fixed = if (is.null(fixed)) 1 else fixed, bar = bar)
+  factors <- parse_mixed_formula(f, several = TRUE)$factors
+  terms <- unlist(lapply(factors, function(factor) {
+    lapply(factor$random, function(lhs) call("|", lhs, factor$expr))
+  }), recursive = FALSE)
+  positions <- unlist(lapply(factors, `[[`, "position"))
+  list(fixed = drop_bars(f[[3L]]) %||% 1, bars = terms[order(positions)])
 }
 
 fixed_formula <- function(x) {
@@ -105,8 +113,12 @@ fixed_formula <- function(x) {
   stats::as.formula(call("~", f[[2L]], formula_parts(x)$fixed), env = environment(f))
 }
 
+# insight's `random` of a merMod: one one-sided formula per term, a single formula for one.
 random_formula <- function(x) {
-  stats::as.formula(call("~", formula_parts(x)$bar), env = environment(formula(x)))
+  env <- environment(formula(x))
+  random <- lapply(formula_parts(x)$bars,
+                   function(bar) stats::as.formula(call("~", bar), env = env))
+  if (length(random) == 1L) random[[1L]] else random
 }
 
 # An error for arguments in `...` that a method does not take (all but `allowed`), named
@@ -146,21 +158,39 @@ get_variance.hnm_fit <- function(x, component = c("all", "fixed", "random", "res
                                                   "slope", "rho01", "rho00"),
                                  verbose = TRUE, tolerance = 1e-05, ...) {
   component <- match.arg(component)
-  reject_arguments(list(...), "get_variance() for an hnm_fit", sys.call(),
-                   allowed = c("name_fun", "name_full"))
+  dots <- list(...)
+  reject_arguments(dots, "get_variance() for an hnm_fit", sys.call(),
+                   allowed = c("name_fun", "name_full", "model_component"))
+  # parameters' random_parameters() asks for a model component; a linear mixed model has one.
+  if (!is.null(dots$model_component) && !identical(dots$model_component, "conditional")) {
+    hnm_abort(sprintf(paste("get_variance() for an hnm_fit has only the \"conditional\" model",
+                            "component, not %s."), deparse1(dots$model_component)),
+              call = sys.call(), class = "hnm_error_argument")
+  }
   X <- stats::model.matrix(x)
   vc <- VarCorr(x)
   groups <- term_groups(x)
   out <- list(var.fixed = stats::var(as.vector(X %*% fixef(x))), var.random = 0,
               var.residual = sigma(x)^2, var.distribution = sigma(x)^2, var.dispersion = 0)
+  # insight's rows z_i for a merMod are the columns of X the random-effects terms name, an
+  # intercept of ones added when X has none; a term whose covariate is not in X is left out
+  # (with insight's warning that the random variance is then inflated).
+  if (!"(Intercept)" %in% colnames(X)) X <- cbind(`(Intercept)` = 1, X)
+  absent <- setdiff(unlist(lapply(vc, rownames)), colnames(X))
+  if (length(absent) && isTRUE(verbose)) {
+    hnm_warn(sprintf(paste("Random slopes not present as fixed effects (%s): this inflates the",
+                           "conditional random-effect variances; add them to the fixed part."),
+                     paste0("`", absent, "`", collapse = ", ")))
+  }
   # Each random-effects term (one per grouping factor and block), as insight for a merMod:
   # its mean variance over the rows, its intercept's variance named by its factor, and its
   # slopes' variances and correlations with the intercept.
   for (k in seq_along(vc)) {
     Sigma <- vc[[k]]
     group <- groups[k]
-    Z <- X[, rownames(Sigma), drop = FALSE]
-    out$var.random <- out$var.random + sum((Z %*% Sigma) * Z) / nrow(Z)
+    found <- rownames(Sigma) %in% colnames(X)
+    Z <- X[, rownames(Sigma)[found], drop = FALSE]
+    out$var.random <- out$var.random + sum((Z %*% Sigma[found, found, drop = FALSE]) * Z) / nrow(Z)
     intercept <- rownames(Sigma)[1L] == "(Intercept)"
     if (intercept) out$var.intercept <- c(out$var.intercept, setNames(Sigma[1L, 1L], group))
     slopes <- setdiff(rownames(Sigma), "(Intercept)")
@@ -177,7 +207,7 @@ get_variance.hnm_fit <- function(x, component = c("all", "fixed", "random", "res
   # conditional R2 are NA), with a warning naming what cannot be computed.
   if (isSingular(x, tol = tolerance) && !component %in% c("slope", "intercept")) {
     if (isTRUE(verbose)) {
-      what <- if (is.null(list(...)$name_full)) "random effect variances" else list(...)$name_full
+      what <- if (is.null(dots$name_full)) "random effect variances" else dots$name_full
       hnm_warn(sprintf(paste("Can't compute %s: the variance of the random effects of `%s` is",
                              "zero (a singular fit, see isSingular()); decrease `tolerance`",
                              "to compute it anyway."), what, group))
@@ -203,6 +233,124 @@ r2.hnm_fit <- function(model, ...) performance::r2_nakagawa(model, ...)
 check_singularity.hnm_fit <- function(x, tolerance = 1e-05, ...) {
   reject_arguments(list(...), "check_singularity() for an hnm_fit", sys.call())
   isSingular(x, tol = tolerance)
+}
+
+#' @rdname hnm-ecosystem
+#' @method check_convergence hnm_fit
+check_convergence.hnm_fit <- function(x, ...) {
+  reject_arguments(list(...), "check_convergence() for an hnm_fit", sys.call())
+  # hnm's own test of its optimum, the one hnm_fit() warns about when it fails (performance's
+  # test for a merMod reads lme4's numerical derivatives, which an hnm fit has not).
+  is.null(convergence_problem(x))
+}
+
+# performance's and insight's methods for lme4's fits, which read a fit through the accessors
+# hnm gives as lme4 does (logLik, r2, icc, residuals, sigma, predict): their default methods
+# refuse a class insight does not know, or do not find predict()'s arguments in a list.
+merMod_method <- function(generic, package, class = "merMod") {
+  utils::getS3method(generic, class, envir = asNamespace(package))
+}
+
+#' @rdname hnm-ecosystem
+#' @method model_performance hnm_fit
+model_performance.hnm_fit <- function(model, ...) {
+  merMod_method("model_performance", "performance")(model, ...)
+}
+
+#' @rdname hnm-ecosystem
+#' @method get_predicted hnm_fit
+get_predicted.hnm_fit <- function(x, ...) {
+  merMod_method("get_predicted", "insight", "lmerMod")(x, ...)
+}
+
+#' @rdname hnm-ecosystem
+#' @method get_data hnm_fit
+get_data.hnm_fit <- function(x, ...) merMod_method("get_data", "insight")(x, ...)
+
+#' @rdname hnm-ecosystem
+#' @method find_parameters hnm_fit
+find_parameters.hnm_fit <- function(x, ...) merMod_method("find_parameters", "insight")(x, ...)
+
+#' @rdname hnm-ecosystem
+#' @method n_parameters hnm_fit
+n_parameters.hnm_fit <- function(x, ...) merMod_method("n_parameters", "insight")(x, ...)
+
+#' @rdname hnm-ecosystem
+#' @method get_df hnm_fit
+get_df.hnm_fit <- function(x, type = "residual", ...) {
+  call <- sys.call()
+  reject_arguments(list(...), "get_df() for an hnm_fit", call, allowed = "verbose")
+  # insight computes Satterthwaite's and Kenward-Roger's for a merMod with lmerTest and
+  # pbkrtest, which read lme4's fit; hnm's are anova()'s and contest()'s.
+  types <- c("residual", "model", "analytical", "normal", "wald")
+  if (!is.character(type) || length(type) != 1L || !tolower(type) %in% types) {
+    hnm_abort(sprintf("get_df() for an hnm_fit takes `type` %s, not %s.",
+                      paste0("\"", types, "\"", collapse = ", "), deparse1(type)),
+              call = call, class = "hnm_error_argument")
+  }
+  # insight's default method asks find_statistic(), which knows only its own classes, for
+  # the statistic: lmer's is a t.
+  merMod_method("get_df", "insight", "lmerMod")(x, type = type, statistic = "t-statistic", ...)
+}
+
+#' @rdname hnm-ecosystem
+#' @method get_statistic hnm_fit
+get_statistic.hnm_fit <- function(x, ...) {
+  reject_arguments(list(...), "get_statistic() for an hnm_fit", sys.call())
+  beta <- fixef(x)
+  statistic <- beta / sqrt(diag(as.matrix(vcov(x))))
+  structure(data.frame(Parameter = names(beta), Statistic = unname(statistic),
+                       stringsAsFactors = FALSE),
+            statistic = "t-statistic")
+}
+
+# performance's information criteria of an lmer fit are by default on the REML criterion,
+# whichever criterion the fit minimised (the REML criterion at an ML fit's estimates).
+#' @rdname hnm-ecosystem
+#' @method performance_aic hnm_fit
+performance_aic.hnm_fit <- function(x, ...) {
+  merMod_method("performance_aic", "performance", "lmerMod")(x, ...)
+}
+
+#' @rdname hnm-ecosystem
+#' @method performance_aicc hnm_fit
+performance_aicc.hnm_fit <- function(x, ...) {
+  merMod_method("performance_aicc", "performance", "lmerMod")(x, ...)
+}
+
+#' @rdname hnm-ecosystem
+#' @method get_loglikelihood hnm_fit
+get_loglikelihood.hnm_fit <- function(x, estimator = NULL, REML = FALSE, check_response = FALSE,
+                                      verbose = TRUE, ...) {
+  call <- sys.call()
+  # `verbose`, which insight's and performance's callers pass, has nothing to report here.
+  reject_arguments(list(...), "get_loglikelihood() for an hnm_fit", call)
+  # insight's choice for an lmer fit: the fit's own criterion unless one is asked for.
+  reml <- if (is.null(estimator) && missing(REML)) is_reml(x) else
+    identical(estimator, "REML") || isTRUE(REML)
+  # insight corrects the likelihood of a transformed response (log(y), ...) for a merMod,
+  # which is not done here.
+  response <- formula(x)[[2L]]
+  if (isTRUE(check_response) && !is.name(response)) {
+    hnm_abort(sprintf(paste("get_loglikelihood(check_response = TRUE) of an hnm_fit does not",
+                            "correct for a transformed response (`%s`)."), deparse1(response)),
+              call = call, class = "hnm_error_argument")
+  }
+  # The REML criterion at an ML fit's estimates, as lme4's logLik(REML = TRUE); the ML
+  # likelihood of a REML fit is logLik()'s error.
+  if (reml && !is_reml(x)) {
+    return(structure(-REMLcrit(x) / 2, nobs = nobs(x), nall = nobs(x), df = n_parameters(x),
+                     class = "logLik"))
+  }
+  logLik(x, REML = reml)
+}
+
+# lme4's family() of an lmer fit, which insight's model_info() reads.
+#' @rdname hnm-ecosystem
+#' @export
+family.hnm_fit <- function(object, ...) {
+  check_no_dots(list(...), sys.call())
+  stats::gaussian()
 }
 
 #' @rdname hnm-ecosystem

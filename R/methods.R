@@ -144,7 +144,8 @@
 #'   is the latter for an ML fit).
 #' @param fixed.only,random.only For `formula` and `model.frame`, as lme4's: the fixed part
 #'   only, or (`formula`) the response and the random-effects terms. `terms` gives the fixed
-#'   part's terms (lme4's default); other values are an error.
+#'   part's terms (lme4's default); other values are an error. For `predict`, `random.only`
+#'   must be `FALSE` (lme4's default).
 #' @param ... Further fits for `anova`; otherwise not used: an argument given there is an
 #'   error (class `hnm_error_unused_argument`), never silently ignored.
 #' @return As the corresponding lme4 methods.
@@ -460,10 +461,16 @@ model.frame.hnm_fit <- function(formula, fixed.only = FALSE, ...) {
   frame
 }
 
-# A right-hand side with `(a | g)` and `(a || g)` read as `(a + g)` (lme4's subbars).
+# A right-hand side with `(a | g)` read as `(a + g)` (lme4's subbars), and `(a || g)` first
+# expanded as lme4 expands it, into `(1 | g) + (0 + a | g)`, whose variables come in that order.
 bars_as_sums <- function(expr) {
   if (!is.call(expr)) return(expr)
-  if (is_bar(expr)) return(call("+", bars_as_sums(expr[[2L]]), bars_as_sums(expr[[3L]])))
+  if (is_bar(expr)) {
+    sums <- lapply(random_terms(expr), function(lhs) {
+      call("+", bars_as_sums(lhs), bars_as_sums(expr[[3L]]))
+    })
+    return(Reduce(function(a, b) call("+", a, b), sums))
+  }
   as.call(lapply(as.list(expr), bars_as_sums))
 }
 

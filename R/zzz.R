@@ -5,8 +5,14 @@
     s3_register(paste0("generics::", generic), "hnm_fit")
   }
   for (generic in c("insight::find_formula", "insight::get_parameters", "insight::get_variance",
-                     "performance::r2", "performance::check_singularity",
-                     "parameters::model_parameters", "emmeans::recover_data", "emmeans::emm_basis")) {
+                     "insight::get_predicted", "insight::get_data",
+                     "insight::get_loglikelihood", "insight::find_parameters",
+                     "insight::n_parameters", "insight::get_df", "insight::get_statistic",
+                     "performance::r2",
+                     "performance::check_singularity", "performance::check_convergence",
+                     "performance::model_performance", "performance::performance_aic",
+                     "performance::performance_aicc", "parameters::model_parameters",
+                     "emmeans::recover_data", "emmeans::emm_basis")) {
     s3_register(generic, "hnm_fit")  # R/ecosystem.R
   }
   # lme4's and lmerTest's generics, so that they reach hnm's methods (and lme4's own functions

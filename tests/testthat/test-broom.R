@@ -112,3 +112,28 @@ test_that("augment(data =) keeps every row, with NA for rows dropped from the fi
   expect_equal(augmented$.resid[-3], d$y[-3] - augmented$.fitted[-3], tolerance = 1e-12)
   expect_error(broom::augment(fit, data = d[1:10, ]), "50 rows", class = "hnm_error")
 })
+
+test_that("augment reads the fit's own rows, not the data frame its call names", {
+  skip_if_not_installed("broom")
+  skip_if_not_installed("broom.mixed")
+  skip_if_not_installed("lme4")
+  control <- lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12))
+  form <- Reaction ~ Days + (Days | Subject)
+  columns <- c("Reaction", "Days", "Subject", ".fitted", ".resid", ".fixed")
+  compare <- function(fit, ref, label) {
+    expected <- mixed(broom.mixed::augment, ref)
+    expect_equal(broom::augment(fit)[columns], expected[columns], tolerance = 1e-6,
+                 ignore_attr = TRUE, label = label)
+  }
+  # The data frame changed after the fit: lme4's model frame keeps the values fitted.
+  dat <- lme4::sleepstudy
+  fit <- hnm_fit(form, dat)
+  ref <- lme4::lmer(form, dat, REML = FALSE, control = control)
+  dat$Reaction <- dat$Reaction + 100
+  compare(fit, ref, "modified data")
+  # Fitted inside lapply, where the call's `dd` names nothing once the fit is returned.
+  halves <- split(lme4::sleepstudy, lme4::sleepstudy$Days < 5)
+  fits <- lapply(halves, function(dd) hnm_fit(form, dd))
+  refs <- lapply(halves, function(dd) lme4::lmer(form, dd, REML = FALSE, control = control))
+  for (i in seq_along(fits)) compare(fits[[i]], refs[[i]], names(halves)[i])
+})

@@ -256,3 +256,146 @@ test_that("the ecosystem on models with covariates and random slopes is lmer's",
     }
   }
 })
+
+# Crossed factors with a random slope: 12 levels of `a` (intercept and slope on x) crossed
+# with 8 of `b` (intercept), three replicates of each cell; `f` is a 3-level factor.
+crossed_data <- function() {
+  set.seed(21)
+  d <- expand.grid(rep = 1:3, a = factor(1:12), b = factor(1:8))
+  d$x <- rnorm(nrow(d))
+  d$f <- factor(sample(c("lo", "mid", "hi"), nrow(d), replace = TRUE))
+  u <- matrix(rnorm(24), 12) %*% chol(matrix(c(1, 0.4, 0.4, 0.5), 2))
+  d$y <- 2 + 0.5 * d$x + c(0, 0.3, -0.4)[as.integer(d$f)] + u[d$a, 1] + u[d$a, 2] * d$x +
+    0.7 * rnorm(8)[d$b] + rnorm(nrow(d))
+  d
+}
+
+# lme4's fit of the same model, converged tightly (the reference of the tests below).
+tight_reference <- function(formula, data, REML) {
+  control <- lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12))
+  suppressMessages(lme4::lmer(formula, data, REML = REML, control = control))
+}
+
+test_that("insight sees every random-effects term, crossed, nested and uncorrelated, as lmer's", {
+  skip_if_not_installed("insight")
+  skip_if_not_installed("lme4")
+  d <- crossed_data()
+  cases <- list(list(formula = diameter ~ 1 + (1 | plate) + (1 | sample), data = lme4::Penicillin),
+                list(formula = y ~ x + f + (x | a) + (1 | b), data = d),
+                list(formula = y ~ f + (x || a) + (1 | b), data = d),
+                list(formula = strength ~ 1 + (1 | batch/cask), data = lme4::Pastes))
+  formulas <- function(found) {
+    lapply(found, function(part) if (is.list(part)) lapply(part, deparse) else deparse(part))
+  }
+  for (case in cases) {
+    label <- deparse(case$formula)
+    fit <- hnm_fit(case$formula, case$data, REML = TRUE)
+    ref <- tight_reference(case$formula, case$data, TRUE)
+    expect_identical(formulas(insight::find_formula(fit)), formulas(insight::find_formula(ref)),
+                     label = label)
+    for (f in list(insight::find_random, insight::find_random_slopes, insight::find_predictors,
+                   insight::find_variables, insight::find_terms)) {
+      expect_identical(f(fit), f(ref), label = label)
+    }
+    random <- insight::get_random(fit)
+    ref_random <- insight::get_random(ref)
+    expect_identical(names(random), names(ref_random), label = label)
+    expect_equal(random, ref_random, ignore_attr = TRUE, label = label)
+    # From the model frames (whether insight finds the call's data in the environment depends
+    # on where each fit was made, not on the model).
+    data <- insight::get_data(fit, source = "frame")
+    ref_data <- insight::get_data(ref, source = "frame")
+    expect_identical(names(data), names(ref_data), label = label)
+    expect_equal(data, ref_data, ignore_attr = TRUE, label = label)
+  }
+})
+
+test_that("model_info, get_predicted, model_performance and check_convergence are lmer's", {
+  for (package in c("lme4", "insight", "performance")) skip_if_not_installed(package)
+  for (reml in c(FALSE, TRUE)) {
+    label <- if (reml) "REML" else "ML"
+    fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, REML = reml)
+    ref <- tight_reference(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, reml)
+    expect_identical(insight::model_info(fit), insight::model_info(ref), label = label)
+    expect_equal(as.numeric(insight::get_predicted(fit)), as.numeric(insight::get_predicted(ref)),
+                 tolerance = 1e-6, label = label)
+    expect_equal(performance::performance_aic(fit), performance::performance_aic(ref),
+                 tolerance = 1e-8, label = label)
+    expect_equal(as.data.frame(performance::model_performance(fit)),
+                 as.data.frame(performance::model_performance(ref)), tolerance = 1e-6,
+                 label = label)
+    expect_identical(isTRUE(performance::check_convergence(fit)),
+                     isTRUE(performance::check_convergence(ref)), label = label)
+  }
+  expect_identical(stats::family(fit), stats::family(ref))
+  expect_error(predict(fit, random.only = TRUE), "random.only", class = "hnm_error_argument")
+  expect_error(performance::check_convergence(fit, tolerance = 1e-4), "`tolerance`",
+               class = "hnm_error")
+})
+
+test_that("parameters::random_parameters is lmer's", {
+  skip_if_not_installed("parameters")
+  skip_if_not_installed("lme4")
+  d <- crossed_data()
+  for (formula in list(Reaction ~ Days + (Days | Subject), y ~ x + f + (x | a) + (1 | b))) {
+    data <- if (identical(formula[[2L]], quote(Reaction))) lme4::sleepstudy else d
+    fit <- hnm_fit(formula, data, REML = TRUE)
+    ref <- tight_reference(formula, data, TRUE)
+    expect_equal(as.data.frame(parameters::random_parameters(fit)),
+                 as.data.frame(parameters::random_parameters(ref)), tolerance = 1e-5,
+                 label = deparse(formula))
+  }
+  expect_error(insight::get_variance(fit, model_component = "zi"), "conditional",
+               class = "hnm_error_argument")
+})
+
+test_that("get_variance and r2 with a random slope whose covariate is not fixed are lmer's", {
+  for (package in c("lme4", "insight", "performance")) skip_if_not_installed(package)
+  d <- crossed_data()
+  for (formula in list(y ~ f + (x | a) + (1 | b), y ~ 0 + f + (x | a) + (1 | b))) {
+    label <- deparse(formula)
+    fit <- hnm_fit(formula, d, REML = TRUE)
+    ref <- tight_reference(formula, d, TRUE)
+    # insight leaves out the slope's rows z_i (the covariate is not in X) and warns.
+    expect_warning(variance <- insight::get_variance(fit), "not present as fixed effects")
+    expect_equal(variance, suppressWarnings(insight::get_variance(ref)), tolerance = 1e-5,
+                 label = label)
+    expect_equal(unclass(suppressWarnings(performance::r2(fit))),
+                 unclass(suppressWarnings(performance::r2(ref))), tolerance = 1e-5,
+                 label = label)
+  }
+})
+
+test_that("insight's degrees of freedom, statistics, log-likelihoods and parameters are lmer's", {
+  skip_if_not_installed("insight")
+  skip_if_not_installed("lme4")
+  for (reml in c(FALSE, TRUE)) {
+    label <- if (reml) "REML" else "ML"
+    fit <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, REML = reml)
+    ref <- tight_reference(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, reml)
+    for (type in c("residual", "model", "analytical", "normal", "wald")) {
+      expect_identical(insight::get_df(fit, type = type), insight::get_df(ref, type = type),
+                       label = paste(label, type))
+    }
+    expect_equal(insight::get_statistic(fit), insight::get_statistic(ref), tolerance = 1e-6,
+                 label = label)
+    # The fit's own criterion, and with REML = TRUE the REML criterion (of an ML fit at its
+    # estimates, as lme4's logLik(REML = TRUE)).
+    for (args in list(list(), list(REML = TRUE), list(estimator = "REML"))) {
+      ll <- do.call(insight::get_loglikelihood, c(list(fit), args))
+      ref_ll <- do.call(insight::get_loglikelihood, c(list(ref), args))
+      expect_equal(c(ll), c(ref_ll), tolerance = 1e-8, label = paste(label, deparse(args)))
+      expect_identical(attr(ll, "df"), attr(ref_ll, "df"), label = label)
+    }
+    for (effects in c("fixed", "random")) {
+      expect_identical(insight::n_parameters(fit, effects = effects),
+                       insight::n_parameters(ref, effects = effects), label = label)
+    }
+    expect_identical(insight::find_parameters(fit), insight::find_parameters(ref), label = label)
+  }
+  # A REML fit's ML likelihood is logLik()'s error; Satterthwaite's df are anova()'s.
+  expect_error(insight::get_loglikelihood(fit, estimator = "ML"), "REML",
+               class = "hnm_error_argument")
+  expect_error(insight::get_df(fit, type = "satterthwaite"), "residual",
+               class = "hnm_error_argument")
+})
