@@ -90,10 +90,6 @@
 #'   `re.form`; with several grouping factors, a `re.form` of none of the terms (`NA` or `~0`:
 #'   every factor's effects drawn anew) or of all (`NULL`: all at their conditional modes) for
 #'   now.
-#' @param random.only For `predict`, as lme4's: `TRUE` gives the random effects' part of the
-#'   prediction alone (of the terms `re.form` keeps), without the fixed effects' part or the
-#'   offset; a row whose fixed-part variables are missing is `NA` here (lme4 gives its random
-#'   part). No standard errors or intervals.
 #' @param allow.new.levels For `predict`: predict new (or `NA`) levels of the grouping factor
 #'   at the population level instead of stopping.
 #' @param se.fit For `predict`: `TRUE` adds standard errors, returning, as `predict.lm()`,
@@ -144,8 +140,11 @@
 #'   is the latter for an ML fit).
 #' @param fixed.only,random.only For `formula` and `model.frame`, as lme4's: the fixed part
 #'   only, or (`formula`) the response and the random-effects terms. `terms` gives the fixed
-#'   part's terms (lme4's default); other values are an error. For `predict`, `random.only`
-#'   must be `FALSE` (lme4's default).
+#'   part's terms (lme4's default); other values are an error. For `predict`, as lme4's,
+#'   `random.only = TRUE` gives the random effects' part of the prediction alone (of the terms
+#'   `re.form` keeps), without the fixed effects' part or the offset; a row whose fixed-part
+#'   variables are missing is `NA` there (lme4 gives its random part). No standard errors or
+#'   intervals.
 #' @param ... Further fits for `anova`; otherwise not used: an argument given there is an
 #'   error (class `hnm_error_unused_argument`), never silently ignored.
 #' @return As the corresponding lme4 methods.

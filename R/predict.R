@@ -88,13 +88,6 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   call <- sys.call()
   check_no_dots(list(...), call)
   match.arg(type)
-  # lme4's argument, which callers such as insight's get_predicted() pass as FALSE.
-  check_flag(random.only, "random.only", call)
-  if (random.only) {
-    hnm_abort(paste("`random.only = TRUE` (the random effects' part alone) is not available;",
-                    "it is predict(fit) - predict(fit, re.form = NA)."), call = call,
-              class = "hnm_error_argument")
-  }
   interval <- interval_argument(interval, call)
   if (!is.logical(se.fit) || length(se.fit) != 1L || is.na(se.fit)) {
     hnm_abort("`se.fit` must be TRUE or FALSE.", call = call, class = "hnm_error_argument")

@@ -328,7 +328,6 @@ test_that("model_info, get_predicted, model_performance and check_convergence ar
                      isTRUE(performance::check_convergence(ref)), label = label)
   }
   expect_identical(stats::family(fit), stats::family(ref))
-  expect_error(predict(fit, random.only = TRUE), "random.only", class = "hnm_error_argument")
   expect_error(performance::check_convergence(fit, tolerance = 1e-4), "`tolerance`",
                class = "hnm_error")
 })
