@@ -1,35 +1,36 @@
 # Attaching hnm must not break lme4, and lme4's own helpers must work on hnm fits, whichever
 # package is attached last (each order in a fresh R process).
 
-run_attached <- function(first, second) {
+# The last line that the R code `body` prints in a fresh R process with the packages `first`
+# and then `second` attached.
+run_attached <- function(first, second, body) {
   script <- sprintf('
     .libPaths(c(%s, .libPaths()))
     suppressMessages({library(%s); library(%s)})
-    l <- lme4::lmer(Reaction ~ Days + (1 | Subject), lme4::sleepstudy, REML = FALSE)
-    h <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
-    o <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff2)
-    cat(ngrps(l), ngrps(h), isSingular(l), isSingular(h), isSingular(o),
-        getME(h, "theta")[[1]] > 0, getME(l, "theta")[[1]] > 0, "\\n")',
-    deparse1(dirname(system.file(package = "hnm"))), first, second)
+    %s', deparse1(dirname(system.file(package = "hnm"))), first, second, body)
   file <- tempfile(fileext = ".R")
   writeLines(script, file)
   out <- system2(file.path(R.home("bin"), "Rscript"), file, stdout = TRUE, stderr = TRUE)
   trimws(out[length(out)])
 }
 
+lme4_helpers <- '
+    l <- lme4::lmer(Reaction ~ Days + (1 | Subject), lme4::sleepstudy, REML = FALSE)
+    h <- hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy)
+    o <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff2)
+    cat(ngrps(l), ngrps(h), isSingular(l), isSingular(h), isSingular(o),
+        getME(h, "theta")[[1]] > 0, getME(l, "theta")[[1]] > 0, "\\n")'
+
 test_that("ngrps, isSingular and getME work on both packages' fits in either attach order", {
   skip_if_not_installed("lme4")
   expected <- "18 18 FALSE FALSE TRUE TRUE TRUE"
-  expect_identical(run_attached("lme4", "hnm"), expected)
-  expect_identical(run_attached("hnm", "lme4"), expected)
+  expect_identical(run_attached("lme4", "hnm", lme4_helpers), expected)
+  expect_identical(run_attached("hnm", "lme4", lme4_helpers), expected)
 })
 
-# refit(), refitML() (lme4's generics) and contest() (lmerTest's) on an hnm fit with lmerTest
-# attached before or after hnm, against lmerTest's fits in the same process: "TRUE TRUE TRUE".
-run_lmertest_attached <- function(first, second) {
-  script <- sprintf('
-    .libPaths(c(%s, .libPaths()))
-    suppressMessages({library(%s); library(%s)})
+# refit(), refitML() (lme4's generics) and contest() (lmerTest's) on an hnm fit, against
+# lmerTest's fits in the same process: "TRUE TRUE TRUE".
+lmertest_methods <- '
     d <- lme4::Penicillin
     f <- diameter ~ 1 + (1 | plate) + (1 | sample)
     control <- lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12))
@@ -47,18 +48,12 @@ run_lmertest_attached <- function(first, second) {
     tested <- all.equal(unlist(contest(h, matrix(1, 1, 1))[columns]),
                         unlist(contest(lmerTest::lmer(f, d, control = control),
                                        matrix(1, 1, 1))[columns]), tolerance = 1e-4)
-    cat(isTRUE(refitted), isTRUE(ml), isTRUE(tested), "\\n")',
-    deparse1(dirname(system.file(package = "hnm"))), first, second)
-  file <- tempfile(fileext = ".R")
-  writeLines(script, file)
-  out <- system2(file.path(R.home("bin"), "Rscript"), file, stdout = TRUE, stderr = TRUE)
-  trimws(out[length(out)])
-}
+    cat(isTRUE(refitted), isTRUE(ml), isTRUE(tested), "\\n")'
 
 test_that("refit, refitML and contest reach hnm's methods in either attach order of lmerTest", {
   skip_if_not_installed("lmerTest")
-  expect_identical(run_lmertest_attached("lmerTest", "hnm"), "TRUE TRUE TRUE")
-  expect_identical(run_lmertest_attached("hnm", "lmerTest"), "TRUE TRUE TRUE")
+  expect_identical(run_attached("lmerTest", "hnm", lmertest_methods), "TRUE TRUE TRUE")
+  expect_identical(run_attached("hnm", "lmerTest", lmertest_methods), "TRUE TRUE TRUE")
 })
 
 test_that("hnm's generics hand lme4's fits to lme4 and refuse other classes, with lme4 loaded", {
