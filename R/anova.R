@@ -190,14 +190,7 @@ describe_fit <- function(fit, name, call) {
        random = list(), variances = list(), group = NULL,
        summary = c(n = length(y), mean = mean(y), sst = sum((y - mean(y))^2)),
        formula = deparse1(stats::formula(fit)),
-       data = if (!is.null(fit$call$data)) deparse1(fit$call$data), frame = lm_data(fit))
-}
-
-# The data frame of an lm()'s call, as lme4's anova() finds a fit's data; NULL when there is
-# none, it is gone, or the lm() took a subset of it (which an hnm fit keeps as its data).
-lm_data <- function(fit) {
-  if (is.null(fit$call$data) || !is.null(fit$call$subset)) return(NULL)
-  tryCatch(eval(fit$call$data, environment(stats::formula(fit))), error = function(e) NULL)
+       data = if (!is.null(fit$call$data)) deparse1(fit$call$data))
 }
 
 # An lm() is the model without random effects of an hnm fit: it must have that fit's fixed
@@ -214,16 +207,17 @@ check_lm_fixed <- function(models, call) {
   }
 }
 
-# Fits must share their data, as lme4's anova() requires: the same data frame where the fits
-# know theirs (`frame`: an hnm fit's rows, by reference unless subset; an lm()'s call's data),
-# and the same response (N, mean and total sum of squares), which a fit from statistics
-# also has.
+# Fits must share their data, as lme4's anova() requires: the same `data` in their calls (lme4
+# compares the expressions, so a column added to the data frame between the fits is no
+# change), and the same response (N, mean and total sum of squares), which fits from
+# statistics tables also have.
 check_same_data <- function(models, call) {
-  framed <- Filter(function(model) !is.null(model$frame), models)
-  for (model in framed[-1L]) {
-    if (!identical(model$frame, framed[[1L]]$frame)) {
-      hnm_abort(sprintf(paste("`%s` and `%s` were fitted to different data frames; anova()",
-                              "compares fits to the same data."), framed[[1L]]$name, model$name),
+  for (model in models[-1L]) {
+    if (!identical(model$data, models[[1L]]$data)) {
+      hnm_abort(sprintf(paste("`%s` and `%s` were fitted to different data (`data = %s` and",
+                              "`%s`); anova() compares fits to the same data, as lme4's."),
+                        models[[1L]]$name, model$name, models[[1L]]$data %||% "none",
+                        model$data %||% "none"),
                 call = call, class = "hnm_error_argument")
     }
   }
@@ -287,7 +281,7 @@ describe_lmm <- function(fit, name, call) {
          deviance = ml$deviance),
     random_layout(fit, ml),
     list(summary = fit$response_summary, formula = deparse1(fit$formula),
-         data = if (!is.null(fit$call$data)) deparse1(fit$call$data), frame = fit$data))
+         data = if (!is.null(fit$call$data)) deparse1(fit$call$data)))
 }
 
 # A general fit's fixed effects, grouping factor and random-effects blocks with the variances

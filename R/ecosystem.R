@@ -61,7 +61,8 @@
 #'   `tolerance`.
 #' @param tolerance For `get_variance` and `check_singularity`: variances (or \eqn{\theta})
 #'   below this count as zero.
-#' @param ci For `model_parameters`: confidence level of the fixed effects' intervals.
+#' @param ci For `model_parameters`: confidence level of the fixed effects' intervals. For
+#'   `get_predicted`: `NULL` only (hnm's intervals are [predict.hnm_fit()]'s).
 #' @param ci_method For `model_parameters`: `NULL`, `"wald"` or `"residual"` (\eqn{t} on
 #'   `df.residual(fit)` degrees of freedom, lmer's default), or `"normal"` (\eqn{z}).
 #' @param trms,xlev,grid For `emm_basis`: supplied by emmeans.
@@ -259,7 +260,14 @@ model_performance.hnm_fit <- function(model, ...) {
 
 #' @rdname hnm-ecosystem
 #' @method get_predicted hnm_fit
-get_predicted.hnm_fit <- function(x, ...) {
+get_predicted.hnm_fit <- function(x, ..., ci = NULL) {
+  # insight's intervals for a merMod read model.matrix(fit, data = ) and its covariances;
+  # hnm's are predict()'s.
+  if (!is.null(ci)) {
+    hnm_abort(paste("get_predicted(ci = ) of an hnm_fit is not available; predict(fit, newdata,",
+                    "interval = \"confidence\" or \"prediction\") gives hnm's intervals."),
+              call = sys.call(), class = "hnm_error_argument")
+  }
   merMod_method("get_predicted", "insight", "lmerMod")(x, ...)
 }
 
@@ -336,12 +344,7 @@ get_loglikelihood.hnm_fit <- function(x, estimator = NULL, REML = FALSE, check_r
                             "correct for a transformed response (`%s`)."), deparse1(response)),
               call = call, class = "hnm_error_argument")
   }
-  # The REML criterion at an ML fit's estimates, as lme4's logLik(REML = TRUE); the ML
-  # likelihood of a REML fit is logLik()'s error.
-  if (reml && !is_reml(x)) {
-    return(structure(-REMLcrit(x) / 2, nobs = nobs(x), nall = nobs(x), df = n_parameters(x),
-                     class = "logLik"))
-  }
+  # The other criterion at the fit's estimates is lme4's logLik(REML =)'s.
   logLik(x, REML = reml)
 }
 

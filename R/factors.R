@@ -306,7 +306,8 @@ predict_several <- function(object, newdata, re_form, allow_new_levels, uncertai
 # covariances, b_f = sigma Lambda_f u_f (`re.form = NA`, lme4's default), or all at their
 # conditional modes (`conditional`: use.u = TRUE or re.form = NULL), then the errors, in
 # lme4's order (all the effects' normals, then the errors'; the normals of a factor's terms
-# term by term, as lme4's columns of Z). Returns the simulated responses of the complete rows,
+# term by term, as lme4's columns of Z, except where lme4 interleaves the terms of factors with
+# equally many levels, as θ's order). Returns the simulated responses of the complete rows,
 # one column per simulation.
 simulate_several <- function(object, nsim, conditional) {
   rows <- lmm_rows(object, "simulate()")

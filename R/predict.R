@@ -102,6 +102,7 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
     }
     # lme4's: the random effects' part alone, Zb of the terms re.form keeps, without the fixed
     # part or the offset: the prediction less the population one.
+    newdata <- with_fixed_variables(object, newdata)
     predicted <- function(re_form) {
       predict.hnm_fit(object, newdata, re_form, allow.new.levels)
     }
@@ -128,6 +129,20 @@ predict.hnm_fit <- function(object, newdata = NULL, re.form = NULL, allow.new.le
   }
   if (!se.fit) return(fit)
   list(fit = fit, se.fit = pad(se), df = Inf, residual.scale = object$sigma)
+}
+
+# `newdata` with the variables that only the fixed part reads, where it lacks them, set to one
+# of the fit's values each (its first that is not NA): predict(random.only = TRUE) does not
+# read them, as lme4's, and they cancel in its difference of two predictions.
+with_fixed_variables <- function(object, newdata) {
+  if (is.null(newdata) || is.null(object$data)) return(newdata)
+  fixed_only <- setdiff(all.vars(formula(object, fixed.only = TRUE)[[3L]]),
+                        c(all.vars(formula(object, random.only = TRUE)), names(newdata)))
+  for (name in intersect(fixed_only, names(object$data))) {
+    values <- object$data[[name]]
+    newdata[[name]] <- rep(values[which(!is.na(values))[1L]], nrow(newdata))
+  }
+  newdata
 }
 
 # predict() of a fit with one grouping factor, as predict_several() (R/factors.R) for several:

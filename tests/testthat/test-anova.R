@@ -106,10 +106,17 @@ test_that("anova refuses other data and other models with classed errors", {
   s2 <- s
   s2$x <- rev(s$x)
   expect_error(anova(hnm_fit(y ~ x + (1 | a) + (1 | b), s), hnm_fit(y ~ x + (x | a) + (1 | b), s2)),
-               "different data frames", class = "hnm_error_argument")
+               "different data", class = "hnm_error_argument")
   skip_if_not_installed("lme4")
   expect_error(anova(lme4::lmer(y ~ x + (1 | a) + (1 | b), s, REML = FALSE),
                      lme4::lmer(y ~ x + (x | a) + (1 | b), s2, REML = FALSE)), "same data")
+  # A column added to the data between the fits is the same data, to lme4 as here.
+  small <- hnm_fit(y ~ x + (1 | a) + (1 | b), s)
+  small_ref <- lme4::lmer(y ~ x + (1 | a) + (1 | b), s, REML = FALSE)
+  s$x2 <- s$x^2
+  ours <- anova(small, hnm_fit(y ~ x + x2 + (1 | a) + (1 | b), s))
+  theirs <- anova(small_ref, lme4::lmer(y ~ x + x2 + (1 | a) + (1 | b), s, REML = FALSE))
+  expect_equal(ours$Chisq[2], theirs$Chisq[2], tolerance = 1e-4)
   expect_error(anova(fit, "a"), "class character", class = "hnm_error")
   expect_output(print(anova(fit, lm(Yield ~ 1, d))), "Models:")
   # tau2_test()'s tests of tau^2 = 0 are the one-way model's: refused for other models.

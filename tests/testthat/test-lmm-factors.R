@@ -314,6 +314,10 @@ test_that("predict(random.only = TRUE) of several factors is lme4's random part"
                    tolerance = 1e-8, label = label)
     }
   }
+  # Nor does it read the variables of the fixed part alone (Days is also a slope's here).
+  without <- data[c(3, 50, 101), c("Days", "Subject", "DayF")]
+  expect_equal(unname(predict(fit, without, random.only = TRUE)),
+               unname(predict(twin, without, random.only = TRUE)), tolerance = 1e-8)
   expect_error(predict(fit, random.only = TRUE, se.fit = TRUE), class = "hnm_error_argument")
   expect_error(predict(fit, random.only = NA), class = "hnm_error")
 })
