@@ -69,13 +69,12 @@
 #' @param estimator,REML,check_response For `get_loglikelihood`, as insight's for lmer.
 #' @param type For `get_df`: which degrees of freedom, as insight's for lmer.
 #' @param ... For `family`, `check_convergence`, `get_loglikelihood` and `get_statistic`:
-#'   none. For `get_df`: `verbose`. For
-#'   `get_variance`: performance's bookkeeping arguments (`name_fun`, `name_full`) and
-#'   parameters' `model_component` (`"conditional"`, the model's only one). For `r2`: passed to `performance::r2_nakagawa()`. For `model_performance`,
+#'   none. For `get_df`: `verbose`. For `get_variance`: performance's bookkeeping arguments
+#'   (`name_fun`, `name_full`) and parameters' `model_component` (`"conditional"`, the model's
+#'   only one). For `r2`: passed to `performance::r2_nakagawa()`. For `model_performance`,
 #'   `performance_aic`, `performance_aicc`, `get_predicted` and `get_data`: performance's and
-#'   insight's arguments for a merMod. For `emm_basis`:
-#'   `mode` or `lmer.df`, `"satterthwaite"`, `"kenward-roger"` or `"asymptotic"`. Anything
-#'   else is an error.
+#'   insight's arguments for a merMod. For `emm_basis`: `mode` or `lmer.df`,
+#'   `"satterthwaite"`, `"kenward-roger"` or `"asymptotic"`. Anything else is an error.
 #' @return What the package's function returns for a merMod.
 #' @references Nakagawa, S., Johnson, P. C. D. and Schielzeth, H. (2017). The coefficient of
 #'   determination R2 and intra-class correlation coefficient from generalized linear
