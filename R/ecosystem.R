@@ -349,6 +349,7 @@ get_loglikelihood.hnm_fit <- function(x, estimator = NULL, REML = FALSE, check_r
 
 # lme4's family() of an lmer fit, which insight's model_info() reads.
 #' @rdname hnm-ecosystem
+#' @importFrom stats family
 #' @export
 family.hnm_fit <- function(object, ...) {
   check_no_dots(list(...), sys.call())
