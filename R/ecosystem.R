@@ -30,10 +30,10 @@
 #'   `performance_aicc()`, `insight::get_predicted()` and `insight::get_data()` are
 #'   performance's and insight's methods for lmer, run on the fit (the information criteria
 #'   by default on the REML criterion, as for lmer). `insight::get_loglikelihood()` is
-#'   [logLik()], or with `REML = TRUE` (`estimator = "REML"`) of an ML fit the REML
-#'   criterion at its estimates ([REMLcrit()]), as lme4's (the ML likelihood of a REML fit is
-#'   an error, as [logLik()]'s). `insight::find_parameters()`, `n_parameters()`, `get_df()`
-#'   (`type` `"residual"`, `"model"`, `"analytical"`, `"normal"` or `"wald"`; hnm's
+#'   [logLik()], of the fit's own criterion or of the one `REML` or `estimator` asks for (the
+#'   other one at the fit's estimates, as lme4's). `insight::find_parameters()`,
+#'   `n_parameters()`, `get_df()` (`type` `"residual"`, `"model"`, `"analytical"`, `"normal"`
+#'   or `"wald"`; hnm's
 #'   Satterthwaite and Kenward-Roger degrees of freedom are [anova()]'s and [contest()]'s)
 #'   and `get_statistic()` (the fixed effects' \eqn{t}) are insight's for lmer.
 #'   `performance::check_convergence()` is `TRUE` unless hnm_fit() warned that the fit did

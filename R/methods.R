@@ -239,8 +239,13 @@ fit_criterion <- function(object, REML, call) {
     hnm_abort(sprintf("`REML = %s` is for ML and REML fits, not the %s estimates.", REML,
                       object$method), call = call, class = "hnm_error_argument")
   }
-  if (REML) return(REMLcrit(object))
-  rust_result(rs_lmm_criterion(lmm_model(object), FALSE), call = call) + weights_constant(object)
+  other_criterion(object, REML, call)
+}
+
+# lme4's devCrit() of a criterion the fit did not minimise (the REML one when `reml`): the
+# profiled criterion at the fit's theta, with the weights' -sum(log(w)).
+other_criterion <- function(object, reml, call = NULL) {
+  rust_result(rs_lmm_criterion(lmm_model(object), reml), call = call) + weights_constant(object)
 }
 
 #' @rdname hnm_fit-methods
@@ -503,7 +508,7 @@ REMLcrit <- function(object) UseMethod("REMLcrit")
 #' @export
 REMLcrit.hnm_fit <- function(object) {
   if (object$method == "REML") return(object$deviance)
-  rust_result(rs_lmm_criterion(lmm_model(object), TRUE)) + weights_constant(object)
+  other_criterion(object, TRUE)
 }
 
 #' @rdname hnm_fit-methods
