@@ -62,7 +62,17 @@
 #'   rows used), `"b"` (the conditional modes), `"Gp"` (where each term's random effects start),
 #'   `"cnms"`, `"flist"` (the grouping factors at the rows used), `"n_rtrms"`, `"p"`, `"q"`,
 #'   `"n"` and `"N"` (the rows used), `"mu"` (the fitted values), `"offset"` (the rows' offset,
-#'   zeros without one), `"devcomp"`, `"REML"`, `"X"`, `"y"`.
+#'   zeros without one), `"devcomp"` (lme4's dimensions and the components of the criterion:
+#'   log-determinants, sums of squares and both estimates of \eqn{\sigma}{sigma}), `"REML"` (the
+#'   number of fixed-effects columns of a REML fit, 0 otherwise, as lme4's), `"is_REML"`, `"X"`,
+#'   `"y"`, `"u"` (the spherical random effects, \eqn{b = \Lambda u}{b = Lambda u}), `"A"`
+#'   (\eqn{\Lambda^\top Z^\top}{Lambda'Z'}), `"Ztlist"` (Zᵀ's rows of each term's column),
+#'   `"mmList"` (each term's model matrix), `"Tp"`, `"Tlist"` and `"ST"` (each term's block of
+#'   \eqn{\Lambda}{Lambda}), `"Lind"` (the element of theta behind each value of `"Lambdat"`),
+#'   `"RX"` (the fixed effects' Cholesky factor), `"devfun"` (`as.function(fit)`), the sizes
+#'   `"n_rfacs"`, `"k"`, `"m"`, `"m_i"`, `"p_i"`, `"l_i"`, `"q_i"`, and `"ALL"` (all of them but
+#'   `"devfun"`). lme4's `"L"` (its CHOLMOD factor) and `"RZX"` (which depends on that factor's
+#'   fill-reducing permutation) are not available.
 #'   The matrices are sparse (`Matrix` package), built only when asked for, with the random
 #'   effects in lme4's order: term by term as in `"cnms"`, within a term level by level, within
 #'   a level the term's columns. (Where lme4 interleaves the terms of grouping factors with
@@ -564,6 +574,7 @@ getME.hnm_fit <- function(object, name, ...) {
               class = "hnm_error_argument")
   }
   if (length(name) > 1L) return(setNames(lapply(name, function(one) getME(object, one)), name))
+  if (identical(name, "ALL")) return(getME(object, getme_names))
   switch(name,
     theta = object$theta,
     lower = setNames(object$lower, names(object$theta)),
@@ -575,27 +586,63 @@ getME.hnm_fit <- function(object, name, ...) {
     Zt = random_design_transposed(object),
     Z = Matrix::t(random_design_transposed(object)),
     b = random_modes(object),
+    u = spherical_modes(object),
+    A = Matrix::t(random_lambda(object)) %*% random_design_transposed(object),
+    Ztlist = random_design_list(object),
+    mmList = random_model_matrices(object),
     Gp = random_term_starts(object),
+    Tp = setNames(c(0, cumsum(term_sizes(object)$theta)), c("beg__", term_groups(object))),
+    Tlist = theta_templates(object),
+    ST = lapply(theta_templates(object), scaled_template),
+    Lind = lambda_index(object),
+    RX = fixed_factor(object),
+    devfun = as.function(object),
     cnms = setNames(object$random_names, term_groups(object)),
     flist = factor_list(object),
-    n_rtrms = length(object$random_names),
+    n_rtrms = ,
+    k = length(object$random_names),
+    n_rfacs = length(ngrps(object)),
+    p_i = term_sizes(object)$columns,
+    l_i = level_counts(object),
+    q_i = term_sizes(object)$columns * level_counts(object)[term_groups(object)],
+    m_i = term_sizes(object)$theta,
+    m = length(object$theta),
     p = length(object$beta),
     q = random_effects_count(object),
     n = nobs(object),
     N = nobs(object),
     mu = lmm_fitted(object),
     offset = used_offset(object),
-    devcomp = list(dims = c(n = nobs(object), p = length(object$beta),
-                            q = random_effects_count(object),
-                            REML = as.integer(object$method == "REML"))),
-    REML = as.integer(object$method == "REML"),
+    devcomp = deviance_components(object),
+    REML = reml_dimension(object),
+    is_REML = object$method == "REML",
     X = model.matrix(object),
     y = lmm_response(object),
-    hnm_abort(sprintf(paste("getME(, \"%s\") is not available for hnm fits; available: theta,",
-                            "lower, beta, fixef, sigma, Lambda, Lambdat, Zt, Z, b, Gp, cnms,",
-                            "flist, n_rtrms, p, q, n, N, mu, offset, devcomp, REML, X, y."),
-                      name),
+    hnm_abort(sprintf("getME(, \"%s\") is not available for hnm fits; available: %s, devfun, ALL.",
+                      name, paste(getme_names, collapse = ", ")),
               class = "hnm_error_argument"))
+}
+
+# The names getME() knows for an hnm fit: lme4's, except its CHOLMOD factor "L", "RZX" (which
+# depends on that factor's fill-reducing permutation) and glmer's "glmer.nb.theta". "ALL" leaves
+# out "devfun", as it is not data.
+getme_names <- c("X", "Z", "Zt", "Ztlist", "mmList", "y", "mu", "u", "b", "Gp", "Tp", "Lambda",
+                 "Lambdat", "Lind", "Tlist", "A", "RX", "sigma", "flist", "fixef", "beta",
+                 "theta", "ST", "REML", "is_REML", "n_rtrms", "n_rfacs", "N", "n", "p", "q",
+                 "p_i", "l_i", "q_i", "k", "m_i", "m", "cnms", "devcomp", "offset", "lower")
+
+
+# lme4's getME(, "l_i"): each grouping factor's number of levels (integers, where ngrps() gives
+# doubles as lme4's).
+level_counts <- function(object) {
+  counts <- ngrps(object)
+  setNames(as.integer(counts), names(counts))
+}
+
+# lme4's devcomp$dims["REML"] (and getME(, "REML")): the number of fixed-effects columns p of a
+# REML fit (its criterion's n - p), 0 otherwise.
+reml_dimension <- function(object) {
+  if (identical(object$method, "REML")) length(object$beta) else 0L
 }
 
 # The relative covariance factor of the random effects in lme4's layout: Λ of one group,

@@ -158,3 +158,130 @@ several_prediction_variances <- function(object, rows) {
   }
   as.vector(fit)
 }
+
+# Each random-effects term's number of columns (lme4's getME(, "p_i")) and of theta elements
+# ("m_i"), named by the term as lme4 names them ("Days | Subject", "0 + Days | Subject" of
+# `(Days || Subject)`, "1 | cask:batch" of `(1 | batch/cask)`).
+term_sizes <- function(object) {
+  labels <- paste(vapply(object$parsed$random, deparse1, ""), "|", term_groups(object))
+  columns <- setNames(lengths(object$random_names), labels)
+  list(columns = columns, theta = columns * (columns + 1L) / 2)
+}
+
+# lme4's getME(, "Tlist"): each term's block of Λ (q x q, lower triangular, from theta), named
+# by its grouping factor.
+theta_templates <- function(object) {
+  template <- unname(relative_factor(object))
+  setNames(lapply(block_ranges(object), function(r) template[r, r, drop = FALSE]),
+           term_groups(object))
+}
+
+# lme4's ST form of a block T of Λ (its getME(, "ST")): T's columns scaled to a unit diagonal,
+# with T's diagonal put back (a column of diagonal 0 gives NaN below it, as lme4's).
+scaled_template <- function(template) {
+  d <- diag(template)
+  scaled <- template %*% diag(1 / d, nrow = length(d))
+  diag(scaled) <- d
+  scaled
+}
+
+# lme4's getME(, "Lind"): the element of theta behind each stored value of getME(, "Lambdat")
+# (dgCMatrix, column by column: for each level of each term, Λᵀ's column r holds Λ[r, c] for
+# c = 1..r), so that `Lambdat@x <- theta[Lind]` updates Λᵀ as in lme4.
+lambda_index <- function(object) {
+  sizes <- term_sizes(object)
+  starts <- c(0, cumsum(sizes$theta))
+  levels <- random_term_layout(object)$levels
+  unlist(lapply(seq_along(sizes$columns), function(t) {
+    q <- sizes$columns[[t]]
+    # theta's position of Λ[r, c] (its lower triangle by columns) in Λᵀ's stored order.
+    position <- matrix(0L, q, q)
+    position[lower.tri(position, diag = TRUE)] <- seq_len(q * (q + 1L) / 2)
+    level <- unlist(lapply(seq_len(q), function(r) position[r, seq_len(r)]))
+    rep(as.integer(starts[t] + level), levels[t])
+  }), use.names = FALSE)
+}
+
+# lme4's getME(, "RX"): the upper triangular Cholesky factor of X'WX - X'WZΛ(ΛᵀZᵀWZΛ + I)⁻¹ΛᵀZᵀWX,
+# whose inverse crossproduct times sigma^2 is vcov(): from vcov() and sigma().
+fixed_factor <- function(object) {
+  covariance <- as.matrix(vcov(object))
+  names <- names(object$beta)
+  structure(chol(object$sigma^2 * solve(covariance)), dimnames = list(names, names))
+}
+
+# lme4's getME(, "u"): the spherical random effects, b = Λu. The conditional modes solve
+# (ΛᵀZᵀWZΛ + I)u = ΛᵀZᵀW(y - Xβ), so u lies in the row space of Λ and is Λ⁺b level by level,
+# with the pseudo-inverse of each term's block (a zero column of a singular block gives 0).
+spherical_modes <- function(object) {
+  b <- random_modes(object)
+  layout <- random_term_layout(object)
+  starts <- random_term_starts(object)
+  templates <- theta_templates(object)
+  unlist(lapply(seq_along(templates), function(t) {
+    modes <- matrix(b[(starts[t] + 1):starts[t + 1L]], nrow = layout$q[t])
+    as.vector(pseudo_inverse(templates[[t]]) %*% modes)
+  }))
+}
+
+# The Moore-Penrose inverse of a small matrix, its singular values below n eps times the
+# largest taken as 0 (MASS::ginv()'s rule).
+pseudo_inverse <- function(x) {
+  s <- svd(x)
+  kept <- s$d > max(dim(x)) * .Machine$double.eps * max(s$d, 0)
+  if (!any(kept)) return(t(x) * 0)
+  s$v[, kept, drop = FALSE] %*% (t(s$u[, kept, drop = FALSE]) / s$d[kept])
+}
+
+# lme4's getME(, "Ztlist"): Zᵀ's rows split by term and column ("Subject.(Intercept)",
+# "Subject.Days"), each the levels x rows block of one column of one term.
+random_design_list <- function(object) {
+  zt <- random_design_transposed(object)
+  layout <- random_term_layout(object)
+  starts <- random_term_starts(object)
+  blocks <- unlist(lapply(seq_along(layout$q), function(t) {
+    lapply(seq_len(layout$q[t]), function(c) {
+      zt[starts[t] + seq(c, by = layout$q[t], length.out = layout$levels[t]), , drop = FALSE]
+    })
+  }))
+  setNames(blocks, unlist(Map(function(group, names) paste(group, names, sep = "."),
+                              term_groups(object), object$random_names)))
+}
+
+# lme4's getME(, "mmList"): each term's model matrix (its left-hand side over the fit's model
+# frame), named as term_sizes() names the terms.
+random_model_matrices <- function(object) {
+  frame <- model.frame(object)
+  environment <- object$parsed$env %||% globalenv()
+  setNames(lapply(object$parsed$random, function(lhs) {
+    stats::model.matrix(stats::as.formula(call("~", lhs), env = environment), frame)
+  }), names(term_sizes(object)$columns))
+}
+
+# lme4's getME(, "devcomp"): the dimensions, and the components of the criterion at the fit's
+# estimates, derived from the fit without its rows: the penalised weighted residual sum of
+# squares pwrss = sigma^2 (n - p for REML, n for ML) split into ussq = |u|^2 and wrss, and
+# ldL2 = log|ΛᵀZᵀWZΛ + I| from the criterion, lme4's
+#   ML:   dev  = ldL2 - ldW + n (1 + log(2 pi pwrss / n)),
+#   REML: REML = ldL2 + ldRX2 - ldW + (n - p) (1 + log(2 pi pwrss / (n - p))),
+# with ldRX2 = log|RX|^2 and ldW = sum(log(w)).
+deviance_components <- function(object) {
+  n <- nobs(object)
+  p <- length(object$beta)
+  reml <- identical(object$method, "REML")
+  dims <- c(N = n, n = n, p = p, nmp = n - p, q = random_effects_count(object),
+            nth = length(object$theta), useSc = 1L, reTrms = length(object$random_names),
+            spFe = 0L, REML = reml_dimension(object), GLMM = 0L, NLMM = 0L)
+  storage.mode(dims) <- "integer"
+  pwrss <- object$sigma^2 * if (reml) n - p else n
+  ussq <- sum(spherical_modes(object)^2)
+  ldRX2 <- 2 * sum(log(diag(fixed_factor(object))))
+  criterion <- if (object$method %in% c("ML", "REML")) object$deviance else NA_real_
+  dof <- if (reml) n - p else n
+  ldL2 <- criterion - weights_constant(object) - dof * (1 + log(2 * pi * pwrss / dof)) -
+    if (reml) ldRX2 else 0
+  cmp <- c(ldL2 = ldL2, ldRX2 = ldRX2, wrss = pwrss - ussq, ussq = ussq, pwrss = pwrss,
+           drsum = NA, REML = if (reml) criterion else NA, dev = if (reml) NA else criterion,
+           sigmaML = sqrt(pwrss / n), sigmaREML = sqrt(pwrss / (n - p)))
+  list(cmp = cmp, dims = dims)
+}

@@ -55,7 +55,13 @@ test_that("getME()'s row matrices need the rows", {
   fit <- hnm_fit(Yield ~ 1 | Batch, stats)
   expect_error(getME(fit, "Zt"), class = "hnm_error_no_rows")
   expect_s4_class(getME(fit, "Lambda"), "dgCMatrix")
-  expect_error(getME(fit, "Lind"), "available: theta", class = "hnm_error_argument")
+  # Those read from the fit alone need no rows: the row fit's (compared with lme4's below).
+  rows_fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
+  for (name in c("u", "RX", "Lind", "Tlist", "devcomp", "q_i")) {
+    expect_equal(getME(fit, name), getME(rows_fit, name), tolerance = 1e-10, label = name)
+  }
+  expect_error(getME(fit, "mmList"), class = "hnm_error_no_rows")
+  expect_error(getME(fit, "L"), "available: X, Z, Zt", class = "hnm_error_argument")
   # A number is no name (switch() would take it as a position), as lme4 refuses it.
   for (name in list(1, NA_character_, character())) {
     expect_error(getME(fit, name), "`name`", class = "hnm_error_argument")
@@ -89,4 +95,54 @@ test_that("getME() of several names and as.data.frame(VarCorr()) in both orders 
   }
   expect_error(as.data.frame(VarCorr(hnm_fit(Yield ~ 1 + (1 | Batch), lme4::Dyestuff)), order = "upper"),
                "should be one of")
+})
+
+test_that("getME()'s u, RX, A, Ztlist, mmList, templates, sizes and devcomp are lme4's", {
+  # lme4's fit at hnm's theta (lmer_twin(), or with the weights lmer_at_theta()), ML and REML:
+  # at one theta both evaluate closed forms. lme4's q_i recycles its per-factor l_i over the
+  # terms, which pairs them wrongly where a factor's terms are not together; hnm's is each
+  # term's columns times its own factor's levels, lme4's where they are.
+  weighted <- lme4::sleepstudy
+  weighted$w <- rep(1:3, 60)
+  twins <- c(lapply(cases, function(case) {
+    list(formula = case[[1]], data = case[[2]], weights = NULL)
+  }), list(list(formula = Reaction ~ Days + (Days | Subject), data = weighted, weights = "w")))
+  for (case in twins) for (reml in c(FALSE, TRUE)) {
+    label <- paste(deparse1(case$formula), if (reml) "REML" else "ML", case$weights)
+    if (is.null(case$weights)) {
+      fit <- hnm_fit(case$formula, case$data, REML = reml)
+      twin <- lmer_twin(fit, case$formula, case$data, REML = reml)
+    } else {
+      fit <- hnm_fit(case$formula, case$data, REML = reml, weights = w)
+      call <- bquote(lme4::lmer(.(case$formula), data, REML = .(reml), weights = w))
+      twin <- suppressMessages(lmer_at_theta(call, getME(fit, "theta"),
+                                             list2env(list(data = case$data))))
+    }
+    exact <- c("Tp", "Lind", "n_rfacs", "k", "m_i", "m", "p_i", "l_i", "is_REML", "REML")
+    if (length(unique(getME(twin, "cnms"))) == length(getME(twin, "cnms"))) exact <- c(exact, "q_i")
+    for (name in exact) expect_identical(getME(fit, name), getME(twin, name), label = paste(label, name))
+    for (name in c("u", "RX", "Tlist", "ST")) {
+      expect_equal(getME(fit, name), getME(twin, name), tolerance = 1e-7, label = paste(label, name))
+    }
+    # Without the rows' names (hnm's row matrices leave them out, as fitted() does).
+    expect_equal(as.matrix(getME(fit, "A")), unname(as.matrix(getME(twin, "A"))), tolerance = 1e-7,
+                 ignore_attr = "dimnames", label = paste(label, "A"))
+    ours <- getME(fit, "Ztlist")
+    theirs <- getME(twin, "Ztlist")
+    expect_identical(names(ours), names(theirs), label = label)
+    for (t in seq_along(ours)) {
+      expect_equal(as.matrix(ours[[t]]), as.matrix(theirs[[t]]), ignore_attr = "dimnames", label = label)
+      expect_identical(rownames(ours[[t]]), rownames(theirs[[t]]), label = label)
+    }
+    expect_equal(getME(fit, "mmList"), getME(twin, "mmList"), label = label)
+    ours <- getME(fit, "devcomp")
+    theirs <- getME(twin, "devcomp")
+    expect_identical(ours$dims, theirs$dims, label = label)
+    expect_equal(ours$cmp, theirs$cmp, tolerance = 1e-7, label = label)
+    expect_equal(as.numeric(getME(fit, "devfun")(getME(fit, "theta"))),
+                 unname(theirs$cmp[if (reml) "REML" else "dev"]), tolerance = 1e-9, label = label)
+  }
+  all <- getME(hnm_fit(Reaction ~ Days + (Days | Subject), lme4::sleepstudy), "ALL")
+  expect_identical(names(all), setdiff(eval(formals(lme4:::getME.merMod)$name),
+                                       c("L", "RZX", "devfun", "glmer.nb.theta")))
 })
