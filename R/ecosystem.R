@@ -244,17 +244,15 @@ check_convergence.hnm_fit <- function(x, ...) {
   is.null(convergence_problem(x))
 }
 
-# performance's and insight's methods for lme4's fits, which read a fit through the accessors
-# hnm gives as lme4 does (logLik, r2, icc, residuals, sigma, predict): their default methods
-# refuse a class insight does not know, or do not find predict()'s arguments in a list.
-merMod_method <- function(generic, package, class = "merMod") {
-  utils::getS3method(generic, class, envir = asNamespace(package))
-}
+# performance's and insight's methods for lme4's fits (package_method(), R/methods.R) read a
+# fit through the accessors hnm gives as lme4 does (logLik, r2, icc, residuals, sigma,
+# predict): their default methods refuse a class insight does not know, or do not find
+# predict()'s arguments in a list.
 
 #' @rdname hnm-ecosystem
 #' @method model_performance hnm_fit
 model_performance.hnm_fit <- function(model, ...) {
-  merMod_method("model_performance", "performance")(model, ...)
+  package_method("model_performance", "merMod", "performance")(model, ...)
 }
 
 #' @rdname hnm-ecosystem
@@ -267,20 +265,26 @@ get_predicted.hnm_fit <- function(x, ..., ci = NULL) {
                     "interval = \"confidence\" or \"prediction\") gives hnm's intervals."),
               call = sys.call(), class = "hnm_error_argument")
   }
-  merMod_method("get_predicted", "insight", "lmerMod")(x, ...)
+  package_method("get_predicted", "lmerMod", "insight")(x, ...)
 }
 
 #' @rdname hnm-ecosystem
 #' @method get_data hnm_fit
-get_data.hnm_fit <- function(x, ...) merMod_method("get_data", "insight")(x, ...)
+get_data.hnm_fit <- function(x, ...) {
+  package_method("get_data", "merMod", "insight")(x, ...)
+}
 
 #' @rdname hnm-ecosystem
 #' @method find_parameters hnm_fit
-find_parameters.hnm_fit <- function(x, ...) merMod_method("find_parameters", "insight")(x, ...)
+find_parameters.hnm_fit <- function(x, ...) {
+  package_method("find_parameters", "merMod", "insight")(x, ...)
+}
 
 #' @rdname hnm-ecosystem
 #' @method n_parameters hnm_fit
-n_parameters.hnm_fit <- function(x, ...) merMod_method("n_parameters", "insight")(x, ...)
+n_parameters.hnm_fit <- function(x, ...) {
+  package_method("n_parameters", "merMod", "insight")(x, ...)
+}
 
 #' @rdname hnm-ecosystem
 #' @method get_df hnm_fit
@@ -297,16 +301,15 @@ get_df.hnm_fit <- function(x, type = "residual", ...) {
   }
   # insight's default method asks find_statistic(), which knows only its own classes, for
   # the statistic: lmer's is a t.
-  merMod_method("get_df", "insight", "lmerMod")(x, type = type, statistic = "t-statistic", ...)
+  package_method("get_df", "lmerMod", "insight")(x, type = type, statistic = "t-statistic", ...)
 }
 
 #' @rdname hnm-ecosystem
 #' @method get_statistic hnm_fit
 get_statistic.hnm_fit <- function(x, ...) {
   reject_arguments(list(...), "get_statistic() for an hnm_fit", sys.call())
-  beta <- fixef(x)
-  statistic <- beta / sqrt(diag(as.matrix(vcov(x))))
-  structure(data.frame(Parameter = names(beta), Statistic = unname(statistic),
+  statistic <- wald_t_table(x)[, "t value"]
+  structure(data.frame(Parameter = names(statistic), Statistic = unname(statistic),
                        stringsAsFactors = FALSE),
             statistic = "t-statistic")
 }
@@ -316,13 +319,13 @@ get_statistic.hnm_fit <- function(x, ...) {
 #' @rdname hnm-ecosystem
 #' @method performance_aic hnm_fit
 performance_aic.hnm_fit <- function(x, ...) {
-  merMod_method("performance_aic", "performance", "lmerMod")(x, ...)
+  package_method("performance_aic", "lmerMod", "performance")(x, ...)
 }
 
 #' @rdname hnm-ecosystem
 #' @method performance_aicc hnm_fit
 performance_aicc.hnm_fit <- function(x, ...) {
-  merMod_method("performance_aicc", "performance", "lmerMod")(x, ...)
+  package_method("performance_aicc", "lmerMod", "performance")(x, ...)
 }
 
 #' @rdname hnm-ecosystem

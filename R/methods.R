@@ -212,13 +212,18 @@ lme4_method <- function(name, object, generic = name) {
   require_lme4(sprintf("%s() for this class", name))
   # .class2(): the classes S3 dispatch tries, an S4 fit's (lmerMod) superclasses among them.
   has_method <- vapply(.class2(object), function(class) {
-    !is.null(utils::getS3method(generic, class, optional = TRUE, envir = asNamespace("lme4")))
+    !is.null(package_method(generic, class, "lme4", optional = TRUE))
   }, logical(1L))
   if (!any(has_method)) {
     hnm_abort(sprintf("%s() has no method for an object of class \"%s\": it takes an hnm fit %s",
                       name, class(object)[[1L]], "or an lme4 fit."), class = "hnm_error_argument")
   }
   getExportedValue("lme4", name)
+}
+
+# `package`'s S3 method of `generic` for `class`; NULL where it has none and `optional`.
+package_method <- function(generic, class, package, optional = FALSE) {
+  utils::getS3method(generic, class, optional = optional, envir = asNamespace(package))
 }
 
 # lme4's function `name`, or an error saying that lme4 is needed for this object.

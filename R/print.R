@@ -117,11 +117,8 @@ summary.hnm_fit <- function(object, correlation = NULL,
   check_no_dots(list(...), sys.call())
   if (!is.null(correlation)) check_flag(correlation, "correlation", sys.call())
   ddf <- ddf_method(ddf, sys.call())
-  beta <- fixef(object)
   v <- vcov(object)
-  se <- sqrt(diag(v))
-  coefficients <- cbind(Estimate = beta, "Std. Error" = se, "t value" = beta / se)
-  rownames(coefficients) <- names(beta)
+  coefficients <- wald_t_table(object)
   # The title names the t tests' degrees of freedom as lmerTest's does.
   title <- method_title(object)
   if (ddf == "Kenward-Roger") {
@@ -140,6 +137,15 @@ summary.hnm_fit <- function(object, correlation = NULL,
     nobs = nobs(object), coefficients = coefficients, vcov = v, notes = fit_notes(object),
     correlation = correlation
   ), class = "summary.hnm_fit")
+}
+
+# lme4's table of the fixed effects' Wald t statistics: Estimate, Std. Error and t value.
+wald_t_table <- function(object) {
+  beta <- fixef(object)
+  se <- sqrt(diag(as.matrix(vcov(object))))
+  coefficients <- cbind(Estimate = beta, "Std. Error" = se, "t value" = beta / se)
+  rownames(coefficients) <- names(beta)
+  coefficients
 }
 
 #' @rdname summary.hnm_fit
