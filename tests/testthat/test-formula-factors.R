@@ -124,6 +124,25 @@ test_that("one grouping factor parses as before; several are refused unless aske
   expect_false(several$one_way)
 })
 
+test_that("random-effects terms inside parentheses leave the fixed part, as lme4's nobars()", {
+  skip_if_not_installed("lme4")
+  for (formula in list(y ~ x + ((1 | a) + (1 | b)), y ~ x + ((1 | a) + z) + (1 | b),
+                       y ~ ((x | a)) + (1 | b))) {
+    expect_identical(hnm:::parse_mixed_formula(formula, several = TRUE)$fixed,
+                     lme4::nobars(formula)[[3L]], label = deparse1(formula))
+  }
+  set.seed(41)
+  n <- 200
+  d <- data.frame(a = gl(10, 20), b = gl(8, 1, n), x = rnorm(n), z = rnorm(n))
+  d$y <- d$x + rnorm(10)[d$a] + rnorm(8)[d$b] + rnorm(n)
+  tight <- lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12))
+  fit <- hnm_fit(y ~ x + ((1 | a) + (1 | b)), d)
+  ref <- lme4::lmer(y ~ x + ((1 | a) + (1 | b)), d, REML = FALSE, control = tight)
+  expect_equal(deviance(fit), deviance(ref), tolerance = 1e-10)
+  expect_equal(fixef(fit), lme4::fixef(ref), tolerance = 1e-6)
+  expect_identical(names(getME(fit, "theta")), names(lme4::getME(ref, "theta")))
+})
+
 test_that("grouping expressions that are not factors are refused, as lme4 cannot use them", {
   skip_if_not_installed("lme4")
   d <- data.frame(y = rnorm(20), g = gl(4, 5), h = gl(5, 1, 20))
