@@ -46,11 +46,31 @@ lmm_build_factors <- function(parsed, data, call, offset = NULL, contrasts = NUL
   built <- rs_lmm_build_factors(pass$variables, cells$cell, cells$n_cells, pass$response,
                                 pass$fixed, spec$cell_levels, spec$n_levels, spec$random,
                                 spec$blocks, pass$names, threads, full, full)
-  built <- rust_result(explain_build_error(built, pass, call), call = call)
+  built <- explain_factor_levels(explain_build_error(built, pass, call), design, parsed,
+                                 spec$cell_levels)
+  built <- rust_result(built, call = call)
   built$fingerprint <- rows_fingerprint(design, built)
   built$zero_weights <- design$zero_weights
   design$factors <- factor_descriptions(design, ordered$grouping, built)
   list(design = design, built = built, parsed = parsed, cells = cells)
+}
+
+# The core's error for a factor with fewer than two levels with data, which does not say which
+# factor, naming the first such factor (lme4: "grouping factors must have > 1 sampled
+# level"): its levels among the complete rows of `design` (their cells, `design$codes`), each
+# cell's level of factor f `cell_levels[[f]]`. Any other result is returned as it is.
+explain_factor_levels <- function(built, design, parsed, cell_levels) {
+  if (!is_core_error(built) || !identical(built$kind, "too_few_groups")) return(built)
+  ok <- complete_lmm_rows(NULL, design)
+  cells <- unique(design$codes[ok])
+  found <- vapply(cell_levels, function(levels) length(unique(levels[cells])), 0L)
+  few <- which(found < 2L)
+  if (length(few)) {
+    built$hnm_core_error <- sprintf(paste("the grouping factor `%s` has %d level(s) with data; at",
+                                          "least 2 are needed to estimate its variance."),
+                                    parsed$factors[[few[1L]]]$name, found[few[1L]])
+  }
+  built
 }
 
 # The formula's factors and random-effects terms in lme4's order: the factors as its flist,

@@ -124,9 +124,16 @@ find_bars <- function(expr) {
   list()
 }
 
-# The right-hand side without its bars (lme4's nobars); NULL when nothing is left.
+# The right-hand side without its bars (lme4's nobars); NULL when nothing is left. Bars inside
+# parentheses are found by find_bars() and so dropped here too: `((1 | a) + (1 | b))` leaves
+# nothing, `((1 | a) + z)` leaves `(z)`.
 drop_bars <- function(expr) {
   if (is_bar(strip_parens(expr))) return(NULL)
+  if (is.call(expr) && identical(expr[[1L]], as.name("("))) {
+    inner <- drop_bars(expr[[2L]])
+    if (is.null(inner) || identical(inner, expr[[2L]])) return(if (!is.null(inner)) expr)
+    return(call("(", inner))
+  }
   if (!is_sum(expr)) return(expr)
   left <- drop_bars(expr[[2L]])
   right <- drop_bars(expr[[3L]])

@@ -304,14 +304,23 @@ as_group_factor <- function(g) {
 # digits, one string in two encodings), values only factor() itself merges as it does.
 level_order <- function(keys, name, call) {
   check_label_encoding(keys, name, call)
-  ordering <- order(keys, method = sort_method(keys))
+  method <- sort_method(keys)
+  ordering <- order(keys, method = method)
+  # A C.UTF-8 locale collates by byte order only where R does not use ICU: with ICU (R's
+  # default on Linux for every locale but C and POSIX) it collates as the root locale,
+  # c("_x", "10", "a", "B"), as factor() then orders them. The radix order is kept where the
+  # collation agrees with it (one comparison per group).
+  if (method == "radix" && is.character(keys) && is.unsorted(keys[ordering])) {
+    ordering <- order(keys, method = "shell")
+  }
   labels <- as.character(keys[ordering])
   if (anyDuplicated(labels)) return(NULL)
   list(ordering = ordering, labels = labels)
 }
 
 # factor()'s level order with the fastest order() method giving it: collation order is
-# byte order for native strings in the C locales, so the radix sort gives it there. The
+# byte order for native strings in the C locales (in C.UTF-8 not always: level_order()
+# checks), so the radix sort gives it there. The
 # radix sort recurses once per character of a shared prefix, which overflows the C stack
 # for labels of tens of thousands of characters, so long labels take the shell sort
 # (iterative, the method factor() itself uses for strings).

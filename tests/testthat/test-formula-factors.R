@@ -65,6 +65,31 @@ test_that("three nested levels, slashes with interactions and columns of every k
   expect_lme4_layout(y ~ (x || b) + (1 | c), d)
 })
 
+test_that("text labels are ordered as factor() orders them where C.UTF-8 collates by ICU", {
+  skip_if_not_installed("lme4")
+  # R collates by ICU's root locale in every locale but C and POSIX (where it has ICU, and
+  # the environment's LC_COLLATE, which testthat sets to C, is not C either): in C.UTF-8,
+  # "_x" 10 9 a b B, not the byte order 10 9 B _x a b.
+  old <- Sys.getlocale("LC_COLLATE")
+  withr::local_envvar(LC_COLLATE = "C.UTF-8")
+  withr::defer(Sys.setlocale("LC_COLLATE", old))
+  skip_if(!nzchar(suppressWarnings(Sys.setlocale("LC_COLLATE", "C.UTF-8"))), "no C.UTF-8")
+  set.seed(31)
+  n <- 240
+  d <- data.frame(s = sample(c("10", "9", "a", "B", "b", "_x"), n, TRUE),
+                  t = sample(c("Z", "y", "_", "x1", "X2"), n, TRUE), x = rnorm(n))
+  d$y <- rnorm(6)[factor(d$s)] + rnorm(5)[factor(d$t)] + d$x + rnorm(n)
+  expect_lme4_layout(y ~ x + (1 | s) + (1 | t), d)
+  expect_lme4_layout(y ~ x + (1 | s:t) + (1 | t), d)
+  fit <- hnm_fit(y ~ x + (1 | s) + (1 | t), d)
+  ref <- lme4::lmer(y ~ x + (1 | s) + (1 | t), d, REML = FALSE)
+  expect_identical(lapply(ranef(fit), rownames), lapply(lme4::ranef(ref), rownames))
+  expect_identical(rownames(ranef(fit)$s), levels(factor(d$s)))
+  # The one-way model's groups too.
+  one <- hnm_fit(y ~ 1 | s, d)
+  expect_identical(rownames(ranef(one)$s), levels(factor(d$s)))
+})
+
 test_that("terms tied in number of levels are ordered as lme4's sort orders them", {
   skip_if_not_installed("lme4")
   set.seed(5)
@@ -97,6 +122,25 @@ test_that("one grouping factor parses as before; several are refused unless aske
   expect_identical(lapply(several$factors, `[[`, "expr"), list(quote(h:g), quote(g)))
   expect_null(several$group)
   expect_false(several$one_way)
+})
+
+test_that("random-effects terms inside parentheses leave the fixed part, as lme4's nobars()", {
+  skip_if_not_installed("lme4")
+  for (formula in list(y ~ x + ((1 | a) + (1 | b)), y ~ x + ((1 | a) + z) + (1 | b),
+                       y ~ ((x | a)) + (1 | b))) {
+    expect_identical(hnm:::parse_mixed_formula(formula, several = TRUE)$fixed,
+                     lme4::nobars(formula)[[3L]], label = deparse1(formula))
+  }
+  set.seed(41)
+  n <- 200
+  d <- data.frame(a = gl(10, 20), b = gl(8, 1, n), x = rnorm(n), z = rnorm(n))
+  d$y <- d$x + rnorm(10)[d$a] + rnorm(8)[d$b] + rnorm(n)
+  tight <- lme4::lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12))
+  fit <- hnm_fit(y ~ x + ((1 | a) + (1 | b)), d)
+  ref <- lme4::lmer(y ~ x + ((1 | a) + (1 | b)), d, REML = FALSE, control = tight)
+  expect_equal(deviance(fit), deviance(ref), tolerance = 1e-10)
+  expect_equal(fixef(fit), lme4::fixef(ref), tolerance = 1e-6)
+  expect_identical(names(getME(fit, "theta")), names(lme4::getME(ref, "theta")))
 })
 
 test_that("grouping expressions that are not factors are refused, as lme4 cannot use them", {

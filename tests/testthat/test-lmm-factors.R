@@ -611,6 +611,22 @@ test_that("a term with no fewer random effects than observations is refused, as 
   expect_error(suppressWarnings(lme4::lmer(y ~ x + (1 | a) + (1 + x | b), transform(even, b = g))), "number of random effects")
 })
 
+test_that("a factor with one level with data is refused by its name, as by lme4", {
+  set.seed(14)
+  d <- data.frame(a = gl(6, 5), b = gl(5, 1, 30), one = factor("k"), x = rnorm(30), y = rnorm(30))
+  expect_error(lme4::lmer(y ~ x + (1 | a) + (1 | one), d), "must have > 1 sampled level")
+  expect_error(hnm_fit(y ~ x + (1 | a) + (1 | one), d),
+               "the grouping factor `one` has 1 level\\(s\\) with data",
+               class = "hnm_error_too_few_groups")
+  # One level left once the rows with a missing value are dropped: of b, the second factor
+  # in lme4's order, where the first has all its levels.
+  d$y[d$b != "1"] <- NA
+  d$a <- gl(2, 1, 30)
+  expect_error(suppressWarnings(lme4::lmer(y ~ x + (1 | a) + (1 | b), d)), "must have > 1 sampled level")
+  expect_error(hnm_fit(y ~ x + (1 | a) + (1 | b), d),
+               "the grouping factor `b` has 1 level\\(s\\) with data", class = "hnm_error_too_few_groups")
+})
+
 test_that("fixed parts of factors with few combinations (held as their distinct rows) fit as lme4", {
   # model_matrix() holds them as model.matrix() of one row per combination and each row's
   # index, which the pass reads as such: up to 8 columns and more, one grouping factor and two.
