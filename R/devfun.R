@@ -9,7 +9,10 @@
 #' \eqn{\theta} is lme4's: the elements of the lower triangle of each random-effects term's
 #' relative Cholesky factor \eqn{\Lambda} (\eqn{\Sigma = \sigma^2\Lambda\Lambda^\top} in the
 #' data's units), by columns, term by term and grouping factor by grouping factor in lme4's
-#' order, as `lme4::getME(fit, "theta")` and `getME(hnm_fit(...), "theta")` give them. The
+#' order, as `lme4::getME(fit, "theta")` and `getME(hnm_fit(...), "theta")` give them (one
+#' exception: where lme4 interleaves the terms of grouping factors with equally many levels,
+#' as in `(1 | a) + (1 | b) + (0 + x | a)` with as many `a` as `b`, hnm keeps each factor's
+#' terms together, so its \eqn{\theta} has lme4's elements and names in another order). The
 #' criterion is on lme4's scale: with `REML = FALSE` the deviance
 #' \eqn{-2\log L} profiled over \eqn{\beta} and \eqn{\sigma}, with `REML = TRUE` the REML
 #' criterion profiled over \eqn{\sigma}, so `devfun(theta)` equals lme4's `devFunOnly`
