@@ -406,7 +406,8 @@ ngrps.hnm_fit <- function(object, ...) {
     return(vapply(setNames(object$factors, vapply(object$factors, `[[`, "", "name")),
                   function(f) as.double(length(f$levels)), 0))
   }
-  setNames(length(object$levels), object$group_name)
+  # A double, as lme4's ngrps() (vapply(, nlevels, 1)) and the several factors' above.
+  setNames(as.double(length(object$levels)), object$group_name)
 }
 
 #' @rdname hnm_fit-methods

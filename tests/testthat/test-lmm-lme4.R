@@ -29,7 +29,7 @@ test_that("the lecture's NELS model matches lme4 and the numbers the lecture pri
   expect_equal(vc$sdcor[c(1, 2, 3, 4)], c(3.001, 1.265, 0.05, 8.201), tolerance = 5e-3)
   expect_equal(quantile(residuals(fit, scaled = TRUE)),
                c(-3.9797, -0.6399, 0.0180, 0.6681, 4.5053), tolerance = 1e-3, ignore_attr = TRUE)
-  expect_identical(c(nobs(fit), unname(ngrps(fit))), c(12974L, 684L))
+  expect_identical(c(nobs(fit), unname(ngrps(fit))), c(12974, 684))
   expect_output(print(summary(fit)), "school   \\(Intercept\\)  9.004   3.001")
   expect_output(print(summary(fit)), "enroll -0.300 -0.193")
 })

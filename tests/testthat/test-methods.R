@@ -114,7 +114,7 @@ test_that("confint() defaults to profile intervals, as lme4's does", {
 test_that("lme4's ngrps() generic reaches the hnm method when lme4 is loaded", {
   skip_if_not_installed("lme4")
   fit <- hnm_fit(Yield ~ 1 | Batch, lme4::Dyestuff)
-  expect_identical(lme4::ngrps(fit), c(Batch = 6L))
+  expect_identical(lme4::ngrps(fit), c(Batch = 6))
 })
 
 test_that("argument errors name what the caller wrote", {
