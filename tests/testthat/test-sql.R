@@ -280,6 +280,11 @@ test_that("several grouping factors: database fits equal in-memory fits to 1e-10
             expect_equal(criterion, lme4_devfun_at(formula, d, reml, fit$theta), tolerance = 1e-8,
                          info = info)
           }
+          if (reml) {
+            # Kenward-Roger's covariance from the cells (test-kenward-roger.R: the rows' is pbkrtest's).
+            expect_equal(vcov_kenward_roger(fit), vcov_kenward_roger(hnm_fit(formula, d, REML = TRUE)),
+                         tolerance = 1e-8, info = info)
+          }
         }
         expect_database_stats(formula, table, d, backend)
         expect_error(fitted(fit), class = "hnm_error_no_rows")
