@@ -62,6 +62,24 @@ verb_call <- function(verb, data, args) as.call(c(list(verb, data), args))
 # environment, whose values dbplyr inlines).
 apply_verb <- function(verb, data, args, env = parent.frame()) eval(verb_call(verb, data, args), env)
 
+# The table's columns with their R types, as a zero-row data frame. SQLite types values, not
+# columns: a column computed by the query (dplyr::mutate(), a view) comes back logical from a
+# zero-row result whatever it holds, and would be coded as a logical; for those of the columns
+# `used`, the type of their first non-NULL value is read instead (NULL everywhere: left
+# logical, a column whose rows are all dropped).
+column_types <- function(table, used, run, call) {
+  types <- run_query(run, utils::head(table, 0L), "read the column types", call)
+  if (!dynamically_typed(table)) return(types)
+  for (name in intersect(used, names(types)[vapply(types, is.logical, NA)])) {
+    column <- apply_verb(quote(dplyr::select), table, list(as.name(name)))
+    present <- apply_verb(quote(dplyr::filter), column, list(call("!", call("is.na", as.name(name)))))
+    value <- run_query(run, utils::head(present, 1L), sprintf("read the type of `%s`", name),
+                       call)[[1L]]
+    if (length(value) > 0L) types[[name]] <- value[0L]
+  }
+  types
+}
+
 # A response or grouping variable written as a name must be a column of the table.
 check_named_columns <- function(table, roles, call) {
   for (i in seq_along(roles)) {
@@ -88,7 +106,7 @@ untyped_count <- function(used) {
 select_model_columns <- function(table, parsed, names, dynamic, env, call, run) {
   check_named_columns(table, list(response = parsed$response, "grouping variable" = parsed$group),
                       call)
-  types <- run_query(run, utils::head(table, 0L), "read the column types", call)
+  types <- column_types(table, all.vars(parsed$response), run, call)
   translate <- sql_translator(table, types, env, call)
   response <- translate(strip_identity(parsed$response), deparse1(parsed$response))
   columns <- stats::setNames(list(parsed$group, response, all_present(
@@ -232,7 +250,8 @@ sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
   keys <- if (several) cell_columns(parsed, call) else as.character(parsed$group)
   check_named_columns(table, c(list(response = parsed$response), stats::setNames(
     lapply(keys, as.name), rep("grouping variable", length(keys)))), call)
-  types <- run_query(run, utils::head(table, 0L), "read the column types", call)
+  types <- column_types(table, all.vars(as.call(c(quote(c), parsed$response, parsed$fixed,
+                                                    parsed$random))), run, call)
   translate <- sql_translator(table, types, env, call)
   parts <- c(list(part_terms(parsed$fixed, env, call)),
              lapply(parsed$random, part_terms, env = env, call = call))

@@ -347,6 +347,36 @@ test_that("a factor's levels are those of the rows the database fit uses, as lme
   }
 })
 
+test_that("columns computed by the query (dplyr::mutate()) are read by what they hold (SQLite)", {
+  skip_if_not_installed("dbplyr")
+  skip_if_not_installed("lme4")
+  con <- sqlite_connection()
+  on.exit(DBI::dbDisconnect(con))
+  set.seed(13)
+  n <- 200
+  d <- data.frame(a = sample(1:10, n, TRUE), c = sample(letters[1:4], n, TRUE), x = rnorm(n),
+                  stringsAsFactors = FALSE)
+  d$y <- 1 + d$x + rnorm(10)[d$a] + rnorm(4)[factor(d$c)] + rnorm(n)
+  table <- database_table(con, d, table_name("hnm_computed"))
+  # SQLite's zero-row result types computed columns as logical: each was coded as a logical
+  # (`x2TRUE`, aliased with the intercept and dropped). The same columns computed in R, by lme4.
+  computed <- dplyr::mutate(table, x2 = x * 2, t = paste0(c, "z"), x = x - 1, z = y * 3)
+  rows <- transform(d, x2 = x * 2, t = paste0(c, "z"), x = x - 1, z = y * 3)
+  for (formula in list(y ~ x2 + (1 | a) + (1 | c), y ~ x + t + (1 | a), z ~ x + (x | a) + (1 | c),
+                       z ~ 1 | a)) {
+    for (reml in c(FALSE, TRUE)) {
+      info <- sprintf("%s, REML = %s", deparse1(formula), reml)
+      reference <- lme4::lmer(formula, rows, REML = reml, control = lme4::lmerControl(
+        optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5),
+        check.conv.singular = "ignore"))
+      fit <- expect_silent(hnm_fit(formula, computed, REML = reml))
+      expect_equal(fixef(fit), lme4::fixef(reference), tolerance = 1e-5, info = info)
+      expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(reference)), tolerance = 1e-7,
+                   info = info)
+    }
+  }
+})
+
 test_that("database fits of the general model agree with lme4 (sleepstudy)", {
   skip_if_not_installed("dbplyr")
   skip_if_not_installed("lme4")
