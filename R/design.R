@@ -18,10 +18,12 @@ model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE, term
                          whole_matrices = FALSE) {
   frame <- fit_data(data, call)
   env <- parsed$env %||% globalenv()
-  fixed <- design_part(parsed$fixed, frame, env, call, xlev$fixed, terms$fixed, contrasts)
+  used <- if (!new_data) used_levels(parsed, frame, env)
+  fixed <- design_part(parsed$fixed, frame, env, call, xlev$fixed, terms$fixed, contrasts, used)
   if (!is.null(offset)) fixed$offset <- if (is.null(fixed$offset)) offset else fixed$offset + offset
   random <- lapply(seq_along(parsed$random), function(i) {
-    design_part(parsed$random[[i]], frame, env, call, xlev$random[[i]], terms$random[[i]])
+    design_part(parsed$random[[i]], frame, env, call, xlev$random[[i]], terms$random[[i]],
+                used = used)
   })
   group <- if (groups) grouping_factor(parsed, frame, env, call, xlev$group)
   table <- variable_table(whole_matrices, call)
@@ -40,6 +42,28 @@ model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE, term
        xlev = list(fixed = fixed$xlevels, random = lapply(random, `[[`, "xlevels")),
        contrasts = fixed$contrasts, terms = fixed$terms,
        random_terms = lapply(random, `[[`, "terms"))
+}
+
+# The levels of the model's factor and text columns on the rows the fit uses, those without NA
+# in any column the model reads, by column name; NULL when every level is used there. lme4's
+# model frame drops the rows with NA and then the unused levels: a level only on dropped rows
+# (or on no row) would otherwise be an all-zero column of X or Z, and as the first level of a
+# factor another baseline than lme4's.
+used_levels <- function(parsed, data, env) {
+  variables <- all.vars(as.call(c(quote(c), parsed$response, parsed$fixed, parsed$random,
+                                  parsed$group, lapply(parsed$factors, `[[`, "expr"))))
+  values <- lapply(stats::setNames(nm = variables), function(v) {
+    value <- tryCatch(eval(as.name(v), data, env), error = function(e) NULL)
+    if (is.atomic(value) && is.null(dim(value))) value
+  })
+  rows <- max(0L, lengths(values))
+  values <- Filter(function(x) length(x) == rows, values)
+  coded <- Filter(function(x) is.factor(x) || is.character(x), values)
+  if (length(coded) == 0L) return(NULL)
+  unused <- function(x) is.factor(x) && any(tabulate(x, nlevels(x)) == 0L)
+  if (!any(vapply(values, anyNA, NA)) && !any(vapply(coded, unused, NA))) return(NULL)
+  complete <- Reduce(`&`, lapply(values, Negate(is.na)))
+  lapply(coded, function(x) levels(if (is.factor(x)) droplevels(x[complete]) else factor(x[complete])))
 }
 
 # The variables of the model, each once: a name and an object (a vector, or a matrix whose
@@ -136,7 +160,9 @@ part_indices <- function(part, table) {
 # numeric columns, by reference, and of (position, matrix, which) for the other terms: their
 # columns `which` of one model.matrix() call on the terms object of the whole part. `terms` (new data) are
 # the fit's; the part's terms returned carry the frame's `predvars` when a frame was built.
-design_part <- function(rhs, data, env, call, xlev = NULL, terms = NULL, contrasts = NULL) {
+# `used`: the levels of factor and text columns on the rows the fit uses (used_levels()).
+design_part <- function(rhs, data, env, call, xlev = NULL, terms = NULL, contrasts = NULL,
+                        used = NULL) {
   t <- terms %||% if (identical(rhs, 1)) intercept_terms(env) else
     tryCatch(stats::terms(stats::as.formula(call("~", rhs), env = env), data = data),
              error = function(e) {
@@ -155,6 +181,10 @@ design_part <- function(rhs, data, env, call, xlev = NULL, terms = NULL, contras
   offset <- NULL
   if (any(!plain) || !is.null(attr(t, "offset"))) {
     frame <- model_frame(t, data, env, call, xlev)
+    # Levels not on the rows used are NA: those rows are dropped, as rows with NA.
+    for (v in intersect(names(used), names(frame))) {
+      frame[[v]] <- factor(frame[[v]], levels = used[[v]])
+    }
     offset <- frame_offset(t, frame)
   }
   if (any(!plain)) {

@@ -13,10 +13,10 @@
 # Jacobian of Φ in τ_i, −ΦP_iΦ. The cost is O(q³) for q random effects.
 kr_parts_several <- function(fit, call) {
   require_matrix_package("Kenward-Roger's method with several grouping factors")
-  design <- fit_design(fit, "Kenward-Roger's method")
+  design <- if (is.null(fit$rows)) moment_design(fit) else fit_design(fit, "Kenward-Roger's method")
   zt <- design$zt
   x <- design$x
-  n <- ncol(zt)
+  n <- design$n %||% ncol(zt)
   sigma2 <- fit$sigma^2
   lambda <- as.matrix(random_lambda(fit))
   zz <- as.matrix(Matrix::tcrossprod(zt))
@@ -72,6 +72,43 @@ kr_parts_several <- function(fit, call) {
   named <- function(a) matrix(a, nrow(a), ncol(a), dimnames = names)
   list(vcov = named(phi), adjusted = named(phi + 2 * phi %*% adjustment %*% phi),
        jacobian = lapply(p_list, function(p) named(-phi %*% p %*% phi)), weights = weights)
+}
+
+# For a fit from statistics (one row per cell: n_c, the means v̄_c of the k variables and their
+# co-moments W_c), Zᵀ and X of pseudo-rows with the cells' cross-products, which are all that
+# ZᵀZ, ZᵀX and XᵀX need, and `n` the number of rows: per cell k + 1 pseudo-rows over (1, v_1,
+# ..., v_k), sqrt(n_c) (1, v̄_c) and (0, l_j) for the columns l_j of L = V sqrt(Λ) from the
+# eigendecomposition of W_c, so that their sum of outer products is the cells' rows',
+# Σ_i (1, v_i)(1, v_i)ᵀ = n_c (1, v̄_c)(1, v̄_c)ᵀ + [0, 0; 0, W_c]. W_c is factored alone, at
+# its own scale: beside means of 1e9 its digits would be lost. The pseudo-rows' first
+# coordinate is not 1: the intercept is read as a variable (k + 1) of them.
+moment_design <- function(fit) {
+  s <- fit$stats
+  k <- length(s$pilot)
+  cells <- length(s$n)
+  means <- sweep(matrix(s$means, cells, k, byrow = TRUE), 2L, s$pilot, `+`)
+  comoments <- matrix(s$comoments, cells, k * (k + 1L) / 2L, byrow = TRUE)
+  lower <- which(lower.tri(diag(k), diag = TRUE), arr.ind = TRUE)
+  lower <- lower[order(lower[, "row"], lower[, "col"]), , drop = FALSE]  # packed by rows
+  pseudo_rows <- vapply(seq_len(cells), function(c) {
+    w <- matrix(0, k, k)
+    w[lower] <- comoments[c, ]
+    w[lower[, 2:1, drop = FALSE]] <- comoments[c, ]
+    e <- eigen(w, symmetric = TRUE)
+    cbind(sqrt(s$n[c]) * c(1, means[c, ]),
+          rbind(0, e$vectors %*% diag(sqrt(pmax(e$values, 0)), k)))
+  }, matrix(0, k + 1L, k + 1L))
+  values <- matrix(pseudo_rows, k + 1L)
+  variables <- c(lapply(seq_len(k), function(a) values[a + 1L, ]), list(values[1L, ]))
+  pseudo <- fit
+  pseudo$spec$random[pseudo$spec$random == 0L] <- k + 1L
+  pseudo$spec$fixed[pseudo$spec$fixed == 0L] <- k + 1L
+  cell <- rep(seq_len(cells), each = k + 1L)
+  levels <- lapply(seq_along(fit$factors), function(f) {
+    match(fit$spec$factors$cell_levels[[f]][cell], fit$factors[[f]]$index)
+  })
+  list(zt = transposed_design(pseudo, variables, levels), x = new_fixed_matrix(pseudo, variables),
+       n = sum(s$n))
 }
 
 # Each random-effects variance and covariance's pattern E_i (q x q, lme4's order of the random

@@ -62,6 +62,24 @@ verb_call <- function(verb, data, args) as.call(c(list(verb, data), args))
 # environment, whose values dbplyr inlines).
 apply_verb <- function(verb, data, args, env = parent.frame()) eval(verb_call(verb, data, args), env)
 
+# The table's columns with their R types, as a zero-row data frame. SQLite types values, not
+# columns: a column computed by the query (dplyr::mutate(), a view) comes back logical from a
+# zero-row result whatever it holds, and would be coded as a logical; for those of the columns
+# `used`, the type of their first non-NULL value is read instead (NULL everywhere: left
+# logical, a column whose rows are all dropped).
+column_types <- function(table, used, run, call) {
+  types <- run_query(run, utils::head(table, 0L), "read the column types", call)
+  if (!dynamically_typed(table)) return(types)
+  for (name in intersect(used, names(types)[vapply(types, is.logical, NA)])) {
+    column <- apply_verb(quote(dplyr::select), table, list(as.name(name)))
+    present <- apply_verb(quote(dplyr::filter), column, list(call("!", call("is.na", as.name(name)))))
+    value <- run_query(run, utils::head(present, 1L), sprintf("read the type of `%s`", name),
+                       call)[[1L]]
+    if (length(value) > 0L) types[[name]] <- value[0L]
+  }
+  types
+}
+
 # A response or grouping variable written as a name must be a column of the table.
 check_named_columns <- function(table, roles, call) {
   for (i in seq_along(roles)) {
@@ -88,7 +106,7 @@ untyped_count <- function(used) {
 select_model_columns <- function(table, parsed, names, dynamic, env, call, run) {
   check_named_columns(table, list(response = parsed$response, "grouping variable" = parsed$group),
                       call)
-  types <- run_query(run, utils::head(table, 0L), "read the column types", call)
+  types <- column_types(table, all.vars(parsed$response), run, call)
   translate <- sql_translator(table, types, env, call)
   response <- translate(strip_identity(parsed$response), deparse1(parsed$response))
   columns <- stats::setNames(list(parsed$group, response, all_present(
@@ -232,14 +250,23 @@ sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
   keys <- if (several) cell_columns(parsed, call) else as.character(parsed$group)
   check_named_columns(table, c(list(response = parsed$response), stats::setNames(
     lapply(keys, as.name), rep("grouping variable", length(keys)))), call)
-  types <- run_query(run, utils::head(table, 0L), "read the column types", call)
+  types <- column_types(table, all.vars(as.call(c(quote(c), parsed$response, parsed$fixed,
+                                                    parsed$random))), run, call)
   translate <- sql_translator(table, types, env, call)
   parts <- c(list(part_terms(parsed$fixed, env, call)),
              lapply(parsed$random, part_terms, env = env, call = call))
   offsets <- lapply(parts[[1L]]$offsets, function(o) {
     translate(strip_identity(str2lang(o)[[2L]]), o)
   })
-  variables <- sql_variables(table, parts, parsed, offsets, types, translate, env, call, run)
+  # Every column the model reads: a row with all of them has every variable defined, as in R.
+  inputs <- intersect(unique(all.vars(as.call(c(quote(c), parsed$response, parsed$fixed,
+                                                parsed$random)))), colnames(table))
+  # A factor's levels are those of the rows the fit uses, as lme4's (its model frame drops the
+  # rows with NA, then the unused levels): a level only on rows with NA in another variable
+  # or the group would be an all-zero column, a baseline the data do not have.
+  complete <- apply_verb(quote(dplyr::filter), table, list(all_present(union(inputs, keys))), env)
+  variables <- sql_variables(table, parts, parsed, offsets, types, translate, env, call, run,
+                             complete)
   columns <- lapply(parts, sql_part_columns, variables = variables, call = call)
   response <- translate(strip_identity(parsed$response), deparse1(parsed$response))
   if (length(offsets) > 0L) response <- call("-", response, Reduce(function(a, b) call("+", a, b), offsets))
@@ -260,9 +287,6 @@ sql_lmm_statistics <- function(table, parsed, call, run = collect_rows) {
              stats::setNames(outputs, outputs))
   numeric_columns <- intersect(unique(c(all.vars(parsed$response), variables$numeric_columns)),
                                colnames(table))
-  # Every column the model reads: a row with all of them has every variable defined, as in R.
-  inputs <- intersect(unique(all.vars(as.call(c(quote(c), parsed$response, parsed$fixed,
-                                                parsed$random)))), colnames(table))
   untyped <- if (dynamically_typed(table)) untyped_count(numeric_columns)
   groups <- names[paste0("group", seq_along(keys))]
   query <- lmm_summary_query(table, stats::setNames(lapply(keys, as.name), groups), exprs, names,
@@ -297,10 +321,11 @@ logical_operators <- c("<", ">", "<=", ">=", "==", "!=", "!", "&", "|", "&&", "|
 
 # What each variable of the parts is, by its deparsed name: "numeric" (an SQL expression),
 # "factor" (a text column, or factor(column) of whole numbers; `key` and the DISTINCT values
-# as `levels` labelled as factor() labels them) or "logical" (a boolean column or a
-# comparison). Numeric expressions are translated by a zero-row query, which also checks
-# that none of them, nor the response, is text.
-sql_variables <- function(table, parts, parsed, offsets, types, translate, env, call, run) {
+# as `levels` labelled as factor() labels them, read from the rows of `complete`) or "logical"
+# (a boolean column or a comparison). Numeric expressions are translated by a zero-row query,
+# which also checks that none of them, nor the response, is text.
+sql_variables <- function(table, parts, parsed, offsets, types, translate, env, call, run,
+                          complete) {
   exprs <- unlist(lapply(parts, function(p) {
     v <- stats::setNames(as.list(attr(p$terms, "variables"))[-1L], variable_labels(p$terms))
     v[setdiff(seq_along(v), attr(p$terms, "offset"))]
@@ -326,7 +351,7 @@ sql_variables <- function(table, parts, parsed, offsets, types, translate, env, 
   }
   key <- query_names(table, parsed, "key")
   for (name in names(info)[vapply(info, `[[`, "", "kind") == "factor"]) {
-    info[[name]] <- c(info[[name]], factor_levels(table, info[[name]], key, name, env, call, run))
+    info[[name]] <- c(info[[name]], factor_levels(complete, info[[name]], key, name, env, call, run))
   }
   numeric <- names(info)[vapply(info, `[[`, "", "kind") == "numeric"]
   list(info = info, numeric_columns = unique(unlist(lapply(info[numeric], `[[`, "columns"))),

@@ -280,6 +280,11 @@ test_that("several grouping factors: database fits equal in-memory fits to 1e-10
             expect_equal(criterion, lme4_devfun_at(formula, d, reml, fit$theta), tolerance = 1e-8,
                          info = info)
           }
+          if (reml) {
+            # Kenward-Roger's covariance from the cells (test-kenward-roger.R: the rows' is pbkrtest's).
+            expect_equal(vcov_kenward_roger(fit), vcov_kenward_roger(hnm_fit(formula, d, REML = TRUE)),
+                         tolerance = 1e-8, info = info)
+          }
         }
         expect_database_stats(formula, table, d, backend)
         expect_error(fitted(fit), class = "hnm_error_no_rows")
@@ -301,6 +306,75 @@ test_that("several grouping factors: a grouping expression that is not a column 
                "`toupper\\(sample\\)` must be a column", class = "hnm_error_formula")
   expect_error(hnm_fit(diameter ~ 1 + (1 | plate) + (1 | smple), table),
                "grouping variable `smple` is not a column")
+})
+
+test_that("a factor's levels are those of the rows the database fit uses, as lme4's", {
+  skip_if_not_installed("dbplyr")
+  skip_if_not_installed("lme4")
+  set.seed(11)
+  n <- 240
+  d <- data.frame(a = sample(sprintf("a%02d", 1:10), n, TRUE), b = sample(sprintf("b%d", 1:5), n, TRUE),
+                  x = rnorm(n), f = sample(c("lo", "mid"), n, TRUE), stringsAsFactors = FALSE)
+  d$y <- 1 + d$x + rnorm(10)[factor(d$a)] + rnorm(5)[factor(d$b)] + (d$f == "mid") + rnorm(n)
+  # "aa" (the first level by name) is on rows without x or without a group only, "zz" on a row
+  # without a response: lme4 drops those rows and then the unused levels, so "lo" is the
+  # baseline and no column is aliased.
+  d$f[1:2] <- "aa"
+  d$x[1] <- NA
+  d$a[2] <- NA
+  d$f[3] <- "zz"
+  d$y[3] <- NA
+  for (backend in names(database_connections)) {
+    con <- database_connections[[backend]]()
+    table <- database_table(con, d, table_name("hnm_levels"))
+    for (formula in list(y ~ x + f + (1 | a), y ~ x + f + (1 | a) + (1 | b),
+                         y ~ x + (0 + f | a) + (1 | b))) {
+      for (reml in c(FALSE, TRUE)) {
+        info <- sprintf("%s, %s, REML = %s", backend, deparse1(formula), reml)
+        # lme4 converged tightly, so that its estimates are the optimum's to 1e-5.
+        reference <- lme4::lmer(formula, d, REML = reml, control = lme4::lmerControl(
+          optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5),
+          check.conv.singular = "ignore"))
+        fit <- expect_silent(without_old_interface_notice(hnm_fit(formula, table, REML = reml)))
+        expect_equal(fixef(fit), lme4::fixef(reference), tolerance = 1e-5, info = info)
+        expect_identical(colnames(ranef(fit)$a), colnames(lme4::ranef(reference)$a), info = info)
+        expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(reference)), tolerance = 1e-7,
+                     info = info)
+      }
+    }
+    DBI::dbRemoveTable(con, table_name("hnm_levels"))
+    DBI::dbDisconnect(con)
+  }
+})
+
+test_that("columns computed by the query (dplyr::mutate()) are read by what they hold (SQLite)", {
+  skip_if_not_installed("dbplyr")
+  skip_if_not_installed("lme4")
+  con <- sqlite_connection()
+  on.exit(DBI::dbDisconnect(con))
+  set.seed(13)
+  n <- 200
+  d <- data.frame(a = sample(1:10, n, TRUE), c = sample(letters[1:4], n, TRUE), x = rnorm(n),
+                  stringsAsFactors = FALSE)
+  d$y <- 1 + d$x + rnorm(10)[d$a] + rnorm(4)[factor(d$c)] + rnorm(n)
+  table <- database_table(con, d, table_name("hnm_computed"))
+  # SQLite's zero-row result types computed columns as logical: each was coded as a logical
+  # (`x2TRUE`, aliased with the intercept and dropped). The same columns computed in R, by lme4.
+  computed <- dplyr::mutate(table, x2 = x * 2, t = paste0(c, "z"), x = x - 1, z = y * 3)
+  rows <- transform(d, x2 = x * 2, t = paste0(c, "z"), x = x - 1, z = y * 3)
+  for (formula in list(y ~ x2 + (1 | a) + (1 | c), y ~ x + t + (1 | a), z ~ x + (x | a) + (1 | c),
+                       z ~ 1 | a)) {
+    for (reml in c(FALSE, TRUE)) {
+      info <- sprintf("%s, REML = %s", deparse1(formula), reml)
+      reference <- lme4::lmer(formula, rows, REML = reml, control = lme4::lmerControl(
+        optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5),
+        check.conv.singular = "ignore"))
+      fit <- expect_silent(hnm_fit(formula, computed, REML = reml))
+      expect_equal(fixef(fit), lme4::fixef(reference), tolerance = 1e-5, info = info)
+      expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(reference)), tolerance = 1e-7,
+                   info = info)
+    }
+  }
 })
 
 test_that("database fits of the general model agree with lme4 (sleepstudy)", {
