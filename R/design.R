@@ -50,15 +50,22 @@ model_design <- function(parsed, data, call, xlev = NULL, new_data = FALSE, term
 # (or on no row) would otherwise be an all-zero column of X or Z, and as the first level of a
 # factor another baseline than lme4's.
 used_levels <- function(parsed, data, env) {
-  variables <- all.vars(as.call(c(quote(c), parsed$response, parsed$fixed, parsed$random,
-                                  parsed$group, lapply(parsed$factors, `[[`, "expr"))))
-  values <- lapply(stats::setNames(nm = variables), function(v) {
-    value <- tryCatch(eval(as.name(v), data, env), error = function(e) NULL)
-    if (is.atomic(value) && is.null(dim(value))) value
-  })
+  read <- function(variables) {
+    lapply(stats::setNames(nm = variables), function(v) {
+      value <- tryCatch(eval(as.name(v), data, env), error = function(e) NULL)
+      if (is.atomic(value) && is.null(dim(value))) value
+    })
+  }
+  is_coded <- function(x) is.factor(x) || is.character(x)
+  # Only the columns of X and Z count: a grouping factor's levels without rows are left out of
+  # the model anyway, and a model without such columns (nested.R's, 1e7 rows) reads no more.
+  parts <- all.vars(as.call(c(quote(c), parsed$fixed, parsed$random)))
+  if (!any(vapply(read(parts), is_coded, NA))) return(NULL)
+  values <- read(unique(c(parts, all.vars(as.call(c(quote(c), parsed$response, parsed$group,
+                                                     lapply(parsed$factors, `[[`, "expr")))))))
   rows <- max(0L, lengths(values))
   values <- Filter(function(x) length(x) == rows, values)
-  coded <- Filter(function(x) is.factor(x) || is.character(x), values)
+  coded <- Filter(is_coded, values[intersect(parts, names(values))])
   if (length(coded) == 0L) return(NULL)
   unused <- function(x) is.factor(x) && any(tabulate(x, nlevels(x)) == 0L)
   if (!any(vapply(values, anyNA, NA)) && !any(vapply(coded, unused, NA))) return(NULL)
