@@ -180,3 +180,43 @@ crossed_weighted_data <- function(seed, n, levels, sd_b) {
   d$w <- rgamma(n, 2, 2)
   d
 }
+
+# Rows for the levels a fit uses (lme4's model frame drops the rows with NA, then the unused
+# levels): `rows`, 240 rows of two crossed groups `a`, `b`, a covariate `x` and a text factor
+# `f` ("lo", "mid"); `text`, the same with "aa" (the first level by name) only on rows without
+# x or without a group and "zz" on a row without a response, so that "lo" stays the baseline
+# and no column is aliased.
+unused_level_rows <- function(seed) {
+  set.seed(seed)
+  n <- 240
+  d <- data.frame(a = sample(sprintf("a%02d", 1:10), n, TRUE), b = sample(sprintf("b%d", 1:5), n, TRUE),
+                  x = rnorm(n), f = sample(c("lo", "mid"), n, TRUE), stringsAsFactors = FALSE)
+  d$y <- 1 + d$x + rnorm(10)[factor(d$a)] + rnorm(5)[factor(d$b)] + (d$f == "mid") + rnorm(n)
+  text <- d
+  text$f[1:3] <- c("aa", "aa", "zz")
+  text$x[1] <- NA
+  text$a[2] <- NA
+  text$y[3] <- NA
+  list(rows = d, text = text)
+}
+
+# hnm's fits `fits(formula, reml)` (a list) of `data` (unused_level_rows()) against lme4's,
+# converged tightly so that its estimates are the optimum's to 1e-5: the fixed effects, the
+# random-effects columns and the likelihood, ML and REML, of one, crossed and slope models.
+expect_level_fits <- function(data, label, fits) {
+  for (formula in list(y ~ x + f + (1 | a), y ~ x + f + (1 | a) + (1 | b),
+                       y ~ x + (0 + f | a) + (1 | b))) {
+    for (reml in c(FALSE, TRUE)) {
+      info <- sprintf("%s, %s, REML = %s", label, deparse1(formula), reml)
+      reference <- lme4::lmer(formula, data, REML = reml, control = lme4::lmerControl(
+        optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5),
+        check.conv.singular = "ignore"))
+      for (fit in fits(formula, reml)) {
+        expect_equal(fixef(fit), lme4::fixef(reference), tolerance = 1e-5, info = info)
+        expect_identical(colnames(ranef(fit)$a), colnames(lme4::ranef(reference)$a), info = info)
+        expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(reference)), tolerance = 1e-7,
+                     info = info)
+      }
+    }
+  }
+}

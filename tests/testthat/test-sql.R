@@ -311,37 +311,13 @@ test_that("several grouping factors: a grouping expression that is not a column 
 test_that("a factor's levels are those of the rows the database fit uses, as lme4's", {
   skip_if_not_installed("dbplyr")
   skip_if_not_installed("lme4")
-  set.seed(11)
-  n <- 240
-  d <- data.frame(a = sample(sprintf("a%02d", 1:10), n, TRUE), b = sample(sprintf("b%d", 1:5), n, TRUE),
-                  x = rnorm(n), f = sample(c("lo", "mid"), n, TRUE), stringsAsFactors = FALSE)
-  d$y <- 1 + d$x + rnorm(10)[factor(d$a)] + rnorm(5)[factor(d$b)] + (d$f == "mid") + rnorm(n)
-  # "aa" (the first level by name) is on rows without x or without a group only, "zz" on a row
-  # without a response: lme4 drops those rows and then the unused levels, so "lo" is the
-  # baseline and no column is aliased.
-  d$f[1:2] <- "aa"
-  d$x[1] <- NA
-  d$a[2] <- NA
-  d$f[3] <- "zz"
-  d$y[3] <- NA
+  d <- unused_level_rows(11)$text
   for (backend in names(database_connections)) {
     con <- database_connections[[backend]]()
     table <- database_table(con, d, table_name("hnm_levels"))
-    for (formula in list(y ~ x + f + (1 | a), y ~ x + f + (1 | a) + (1 | b),
-                         y ~ x + (0 + f | a) + (1 | b))) {
-      for (reml in c(FALSE, TRUE)) {
-        info <- sprintf("%s, %s, REML = %s", backend, deparse1(formula), reml)
-        # lme4 converged tightly, so that its estimates are the optimum's to 1e-5.
-        reference <- lme4::lmer(formula, d, REML = reml, control = lme4::lmerControl(
-          optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5),
-          check.conv.singular = "ignore"))
-        fit <- expect_silent(without_old_interface_notice(hnm_fit(formula, table, REML = reml)))
-        expect_equal(fixef(fit), lme4::fixef(reference), tolerance = 1e-5, info = info)
-        expect_identical(colnames(ranef(fit)$a), colnames(lme4::ranef(reference)$a), info = info)
-        expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(reference)), tolerance = 1e-7,
-                     info = info)
-      }
-    }
+    expect_level_fits(d, backend, function(formula, reml) {
+      list(expect_silent(without_old_interface_notice(hnm_fit(formula, table, REML = reml))))
+    })
     DBI::dbRemoveTable(con, table_name("hnm_levels"))
     DBI::dbDisconnect(con)
   }

@@ -312,39 +312,16 @@ test_that("several grouping factors: statistics fits refuse row-level methods an
 
 test_that("a factor's levels are those of the rows used, as lme4's (rows and hnm_stats tables)", {
   skip_if_not_installed("lme4")
-  set.seed(12)
-  n <- 240
-  d <- data.frame(a = sample(sprintf("a%02d", 1:10), n, TRUE), b = sample(sprintf("b%d", 1:5), n, TRUE),
-                  x = rnorm(n), f = sample(c("lo", "mid"), n, TRUE), stringsAsFactors = FALSE)
-  d$y <- 1 + d$x + rnorm(10)[factor(d$a)] + rnorm(5)[factor(d$b)] + (d$f == "mid") + rnorm(n)
-  # Text: "aa" (first by name) only on rows without x or without a group, "zz" on a row
-  # without a response. A factor: the level "aa" first, on no row. lme4 drops the rows with NA
-  # and then the unused levels, so "lo" is the baseline and no column is aliased.
-  text <- d
-  text$f[1:3] <- c("aa", "aa", "zz")
-  text$x[1] <- NA
-  text$a[2] <- NA
-  text$y[3] <- NA
-  coded <- d
+  cases <- unused_level_rows(12)
+  text <- cases$text
+  # A factor: the level "aa" first, on no row, and "zz" on none.
+  coded <- cases$rows
   coded$f <- factor(coded$f, levels = c("aa", "lo", "mid", "zz"))
   for (data in list(text, coded)) {
-    for (formula in list(y ~ x + f + (1 | a), y ~ x + f + (1 | a) + (1 | b),
-                         y ~ x + (0 + f | a) + (1 | b))) {
-      for (reml in c(FALSE, TRUE)) {
-        info <- sprintf("%s, %s, REML = %s", class(data$f), deparse1(formula), reml)
-        # lme4 converged tightly, so that its estimates are the optimum's to 1e-5.
-        reference <- lme4::lmer(formula, data, REML = reml, control = lme4::lmerControl(
-          optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5),
-          check.conv.singular = "ignore"))
-        for (fit in list(expect_silent(hnm_fit(formula, data, REML = reml)),
-                         expect_silent(hnm_fit(formula, hnm_stats(formula, data), REML = reml)))) {
-          expect_equal(fixef(fit), lme4::fixef(reference), tolerance = 1e-5, info = info)
-          expect_identical(colnames(ranef(fit)$a), colnames(lme4::ranef(reference)$a), info = info)
-          expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(reference)), tolerance = 1e-7,
-                       info = info)
-        }
-      }
-    }
+    expect_level_fits(data, class(data$f), function(formula, reml) {
+      list(expect_silent(hnm_fit(formula, data, REML = reml)),
+           expect_silent(hnm_fit(formula, hnm_stats(formula, data), REML = reml)))
+    })
   }
   # New data take the levels of the fit: "aa" is a level it does not have, as in lme4.
   fit <- hnm_fit(y ~ x + f + (1 | a), text)
