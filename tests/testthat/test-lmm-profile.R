@@ -282,3 +282,14 @@ test_that("nested factors with a correlated slope outside: every profile point i
   expect_equal(confint(fit, parm = "theta_"),
                lme4_profile_ci(lmer_tight(formula, d))[columns, ], tolerance = 1e-3)
 })
+
+test_that("confint() of a profile selects lme4's \"theta_\" and \"beta_\", as lme4's", {
+  formula <- strength ~ 1 + (1 | batch / cask)
+  profiled <- profile(hnm_fit(formula, lme4::Pastes))
+  reference <- suppressWarnings(profile(lmer_tight(formula, lme4::Pastes)))
+  for (parm in c("theta_", "beta_")) {
+    expected <- confint(reference, parm = parm)
+    # lme4 interpolates its profile with splines: agreement to its accuracy.
+    expect_equal(confint(profiled, parm = parm), expected, tolerance = 1e-3, label = parm)
+  }
+})
