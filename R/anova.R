@@ -288,10 +288,13 @@ describe_lmm <- function(fit, name, call) {
 # of its ML fit `ml`, by block: what added_random_effect() compares.
 random_layout <- function(fit, ml) {
   variances <- diag(ml$re_covariance)
-  # Each block's columns named with its grouping factor, so that blocks of other factors differ.
+  # Each block's columns named with its grouping factor, so that blocks of other factors differ;
+  # an interaction's variables sorted, as a:b and b:a (lme4's name for a/b's) are one factor.
+  groups <- vapply(strsplit(term_groups(fit), ":", fixed = TRUE),
+                   function(v) paste(sort(v), collapse = ":"), "")
   list(fixed = fit$fixed_names,
        random = Map(function(names, group) paste(group, names, sep = "\r"), fit$random_names,
-                    term_groups(fit)),
+                    groups),
        variances = lapply(block_ranges(fit), function(i) variances[i]))
 }
 

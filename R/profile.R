@@ -37,7 +37,8 @@ select_profiled <- function(which, names, groups, call, argument = "which") {
 #' `confint(fit, method = "profile")` computes the limits exactly instead.
 #'
 #' @param object An `hnm_profile` from [profile.hnm_fit()].
-#' @param parm Rows to return (names or indices); all by default.
+#' @param parm Rows to return (names or indices, or lme4's `"theta_"` and `"beta_"` for the
+#'   variance parameters and the fixed effects profiled); all by default.
 #' @param level Confidence level.
 #' @param scale `"sd"` (default) or `"var"`: the limits of the SDs (\eqn{\tau}, \eqn{\sigma}, or a
 #'   general fit's SDs of the random effects) squared.
@@ -75,7 +76,15 @@ confint.hnm_profile <- function(object, parm, level = 0.95, scale = c("sd", "var
   sds <- attr(object, "sd")[profiled]
   if (scale == "var") intervals[sds, ] <- intervals[sds, ]^2
   dimnames(intervals) <- list(profiled, percent_labels(level))
-  if (missing(parm)) intervals else select_rows(intervals, parm, call)
+  if (missing(parm)) return(intervals)
+  if (is.character(parm)) {
+    # lme4's "theta_" (the variance parameters and sigma, each bounded below) and "beta_".
+    variance <- profiled[is.finite(lower[profiled])]
+    parm <- unlist(lapply(parm, function(p) {
+      switch(p, theta_ = variance, beta_ = setdiff(profiled, variance), p)
+    }))
+  }
+  select_rows(intervals, parm, call)
 }
 
 # A parameter's bound in `bounds` (named), or `otherwise` for a parameter it does not name

@@ -118,7 +118,40 @@ ranova.hnm_fit <- function(model, reduce.terms = TRUE, mixture = TRUE, ...) {
       "(Df = s), from the 0.5 chi2(s - 1) + 0.5 chi2(s) mixture, as its variance is tested on",
       "the boundary (Self & Liang 1987; Stram & Lee 1994); NA for other reductions.\n"))
   }
-  structure(table, heading = heading, formulae = formulas, class = c("anova", "data.frame"))
+  structure(table, heading = heading, formulae = formulas,
+            class = c(if (mixture) "hnm_ranova", "anova", "data.frame"))
+}
+
+#' @rdname ranova
+#' @param x A `ranova()` table with the column `Pr(mixture)`.
+#' @param digits,signif.stars As for `print()` of an `anova` table (stats' `print.anova`).
+#' @export
+print.hnm_ranova <- function(x, digits = max(getOption("digits") - 2L, 3L),
+                             signif.stars = getOption("show.signif.stars"), ...) {
+  # stats' print.anova() formats only the last column as p-values and rounds the others to
+  # `digits` significant digits of their largest value: lmerTest's Pr(>Chisq), no longer last,
+  # would print a p-value such as 5e-10 as 0. Both columns are formatted as p-values here, and
+  # the stars follow the mixture's.
+  naive <- x[["Pr(>Chisq)"]]
+  table <- x[setdiff(names(x), "Pr(>Chisq)")]
+  lines <- utils::capture.output(
+    stats::printCoefmat(table, digits = digits, signif.stars = signif.stars, has.Pvalue = TRUE,
+                        P.values = TRUE, cs.ind = NULL,
+                        zap.ind = which(names(table) %in% c("npar", "logLik", "AIC", "LRT")),
+                        tst.ind = integer(), na.print = "", ...))
+  shown <- ifelse(is.na(naive), "",
+                  format.pval(naive, digits = max(1L, min(5L, digits - 1L)),
+                              eps = .Machine$double.eps))
+  # The column goes before Pr(mixture), at that column's start in the header and every row.
+  at <- regexpr("Pr(mixture)", lines[1L], fixed = TRUE)
+  width <- max(nchar(c("Pr(>Chisq)", shown)))
+  rows <- seq_len(nrow(x) + 1L)
+  cells <- c(formatC("Pr(>Chisq)", width = width), formatC(shown, width = width))
+  lines[rows] <- paste0(substr(lines[rows], 1L, at - 1L), cells, " ",
+                        substring(lines[rows], at))
+  if (!is.null(heading <- attr(x, "heading"))) cat(heading, sep = "\n")
+  writeLines(lines)
+  invisible(x)
 }
 
 # The model's random-effect terms as lme4's bars `(lhs | g)`, each with its grouping factor's

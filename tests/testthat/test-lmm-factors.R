@@ -371,6 +371,23 @@ test_that("anova() of a factor added tests its variance against the boundary mix
                tolerance = 1e-6)
 })
 
+test_that("anova() of batch added to batch:cask is the boundary test of batch/cask's", {
+  # (1 | batch/cask) is lme4's (1 | cask:batch) + (1 | batch): its interaction factor names
+  # the same groups as batch:cask, so the step adds one random intercept and its p-value is the
+  # mixture's, half lme4's naive chi2(1) p. The interaction was told apart by the order of its
+  # names, and the step got the naive p-value (0.5234 instead of 0.2617).
+  one <- hnm_fit(strength ~ 1 + (1 | batch:cask), lme4::Pastes)
+  two <- hnm_fit(strength ~ 1 + (1 | batch/cask), lme4::Pastes)
+  ref <- anova(lme4::lmer(strength ~ 1 + (1 | batch:cask), lme4::Pastes, REML = FALSE,
+                          control = tight),
+               lme4::lmer(strength ~ 1 + (1 | batch/cask), lme4::Pastes, REML = FALSE,
+                          control = tight))
+  table <- anova(one, two)
+  expect_equal(table[2, "Chisq"], ref$Chisq[2], tolerance = 1e-6)
+  expect_equal(table[2, ncol(table)], ref[2, "Pr(>Chisq)"] / 2, tolerance = 1e-6)
+  expect_match(attr(table, "heading"), "mixture", all = FALSE)
+})
+
 test_that("anova() refits REML fits of several factors by ML, reading the refit by factor", {
   # As lme4's anova(). The refit's covariances were reshaped as one matrix (R's warning that
   # 5 values do not fill 3 rows) and the added variance read from the wrong place.

@@ -104,6 +104,24 @@ test_that("Pr(mixture): 0.5 chi2(s - 1) + 0.5 chi2(s) for one effect dropped fro
   expect_true(is.na(table$`Pr(mixture)`[2]))
 })
 
+test_that("the printed Pr(>Chisq) beside Pr(mixture) is lmerTest's printed p-value", {
+  # stats' print.anova() formats only the last column as p-values: lmerTest's Pr(>Chisq), before
+  # Pr(mixture), was rounded with the other columns and printed 1.5e-13 as 0.
+  skip_if_not_installed("lmerTest")
+  row <- "(1 | cask:batch)"
+  printed <- function(table) {
+    # The table's row (the heading's formula names the term too).
+    line <- utils::tail(grep(row, utils::capture.output(print(table)), fixed = TRUE,
+                             value = TRUE), 1L)
+    regmatches(line, gregexpr("[0-9.]+e-[0-9]+", line))[[1L]]
+  }
+  ref <- printed(lmertest_ranova(strength ~ 1 + (1 | batch / cask), lme4::Pastes, REML = FALSE))
+  expect_length(ref, 1L)
+  shown <- printed(ranova(hnm_fit(strength ~ 1 + (1 | batch / cask), lme4::Pastes)))
+  expect_identical(shown[1L], ref)
+  expect_length(shown, 2L)  # and the mixture's, half of it
+})
+
 test_that("ranova() refuses what it cannot refit, with classed errors", {
   d <- lme4::sleepstudy
   fit <- hnm_fit(Reaction ~ Days + (Days | Subject), d)

@@ -978,8 +978,9 @@ mod tests {
     }
 
     /// y ~ x + (1 + x | g) + (1 | h), g (8 levels) crossed with h (4 levels), 3 rows per
-    /// cell, x offset from 0 (so that the copy in data coordinates un-centres the slope).
-    fn crossed_model() -> LinearMixedModel {
+    /// cell, x offset from 0 (so that the copy in data coordinates un-centres the slope); when
+    /// `nested`, h = g / 2 (g nested in h, 12 rows per cell: a nested chain).
+    fn two_factor_model(nested: bool) -> LinearMixedModel {
         let (mut y, mut x, mut cells) = (Vec::new(), Vec::new(), Vec::new());
         let mut state = 2024_u64;
         let mut uniform = || {
@@ -989,26 +990,43 @@ mod tests {
         let h_effects: Vec<f64> = (0..4).map(|_| uniform()).collect();
         for g in 0..8 {
             let (a, b) = (uniform() * 2.0, 0.5 * uniform());
-            for (h, effect) in h_effects.iter().enumerate() {
+            for h in 0..4 {
+                let effect = h_effects[if nested { g / 2 } else { h }];
                 for _ in 0..3 {
                     let xi = 5.0 + 4.0 * uniform();
                     x.push(xi);
                     y.push(1.0 + a + effect + (0.3 + b) * xi + 0.5 * uniform());
-                    cells.push((g * 4 + h + 1) as i32);
+                    cells.push(if nested { g + 1 } else { g * 4 + h + 1 } as i32);
                 }
             }
         }
-        let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], cells.into_iter(), 32, &mut Checkpoint::new(&Never)).unwrap();
+        let groups = if nested { 8 } else { 32 };
+        let pass = CrossProducts::from_columns(&[Column::Double(&y), Column::Double(&x)], cells.into_iter(), groups, &mut Checkpoint::new(&Never)).unwrap();
+        // The levels of g and h of cell c.
+        let levels = |c: usize| if nested { (c, c / 2) } else { (c / 4, c % 4) };
         let factors = [
-            GroupingFactor { level_of_group: (0..32).map(|c| c / 4).collect(), levels: 8, random: vec![Term::Intercept, Term::Variable(1)], blocks: vec![2] },
-            GroupingFactor { level_of_group: (0..32).map(|c| c % 4).collect(), levels: 4, random: vec![Term::Intercept], blocks: vec![1] },
+            GroupingFactor {
+                level_of_group: (0..groups).map(|c| levels(c).0).collect(),
+                levels: 8,
+                random: vec![Term::Intercept, Term::Variable(1)],
+                blocks: vec![2],
+            },
+            GroupingFactor { level_of_group: (0..groups).map(|c| levels(c).1).collect(), levels: 4, random: vec![Term::Intercept], blocks: vec![1] },
         ];
         LinearMixedModel::with_factors(&pass.stats, 0, vec![Term::Intercept, Term::Variable(1)], &factors, &mut Checkpoint::new(&Never)).unwrap()
     }
 
     #[test]
     fn the_copy_of_several_factors_in_data_coordinates_has_the_same_deviance() {
-        let model = crossed_model();
+        for nested in [false, true] {
+            let model = two_factor_model(nested);
+            // The nested rows make a nested chain, which holds its own copy of the couplings.
+            assert_eq!(model.several.as_ref().expect("two factors").nested.is_some(), nested);
+            assert_copy_has_the_same_deviance(&model);
+        }
+    }
+
+    fn assert_copy_has_the_same_deviance(model: &LinearMixedModel) {
         for criterion in [Criterion::Ml, Criterion::Reml] {
             let fit = model.fit(criterion, None, &mut Checkpoint::new(&Never)).unwrap();
             for order in [vec![0, 1, 2], vec![1, 0, 2]] {
@@ -1046,7 +1064,7 @@ mod tests {
 
     #[test]
     fn the_profile_of_several_factors_passes_through_the_estimate_and_reaches_z_at_its_limits() {
-        assert_profiles_reach_z(&crossed_model(), 4);
+        assert_profiles_reach_z(&two_factor_model(false), 4);
     }
 
     #[test]

@@ -246,22 +246,31 @@ impl LinearMixedModel {
         copy.structure.random = order[..q0].iter().map(|&f| self.structure.random[f]).collect();
         copy.to_user_random = first.2.clone();
         if let Some(several) = copy.several.as_mut() {
-            let crate::model::lmm::factors::Several { others, fronts, pairs, values, .. } = &mut **several;
+            let crate::model::lmm::factors::Several { others, fronts, pairs, values, nested, .. } = &mut **several;
             for (other, (part, random, to_user)) in others.iter_mut().zip(&parts[1..]) {
                 map_level_blocks(&mut other.zz, &mut other.zxy, part, other.q, p1);
                 other.random = random.clone();
                 other.to_user_random = to_user.clone();
             }
-            // Fronts couple a later factor (rows) to the first; pairs two later factors.
-            let couplings = fronts.iter().map(|c| (c, 0)).chain(pairs.iter().map(|c| (c, c.column.0 + 1)));
-            for (coupling, column_factor) in couplings {
-                let (rows, columns) = (&parts[coupling.row.0 + 1].0, &parts[column_factor].0);
-                let (qr, qc) = (all.factors[coupling.row.0 + 1].1, all.factors[column_factor].1);
-                let block = &mut values[coupling.value..coupling.value + qr * qc];
+            // A coupling C = Z_rᵀZ_c of factor r's columns (rows of C) with an earlier factor c's
+            // becomes M_rᵀ C M_c.
+            let map_coupling = |block: &mut [f64], row_factor: usize, column_factor: usize| {
+                let (rows, columns) = (&parts[row_factor].0, &parts[column_factor].0);
+                let (qr, qc) = (all.factors[row_factor].1, all.factors[column_factor].1);
                 let mut c_m = vec![0.0; qr * qc];
                 multiply(block, columns, qr, qc, qc, &mut c_m);
                 let transposed: Vec<f64> = (0..qr * qr).map(|i| rows[(i % qr) * qr + i / qr]).collect();
                 multiply(&transposed, &c_m, qr, qr, qc, block);
+            };
+            // Fronts couple a later factor (rows) to the first; pairs two later factors.
+            let couplings = fronts.iter().map(|c| (c, 0)).chain(pairs.iter().map(|c| (c, c.column.0 + 1)));
+            for (coupling, column_factor) in couplings {
+                let size = all.factors[coupling.row.0 + 1].1 * all.factors[column_factor].1;
+                map_coupling(&mut values[coupling.value..coupling.value + size], coupling.row.0 + 1, column_factor);
+            }
+            // A nested chain evaluates from its own copy of the couplings, in its levels' order.
+            if let Some(chain) = nested.as_mut() {
+                chain.map_couplings(|block, row_factor, column_factor| map_coupling(block, row_factor, column_factor));
             }
         }
         Ok(copy)

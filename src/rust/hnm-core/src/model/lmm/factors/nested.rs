@@ -177,6 +177,22 @@ impl NestedChain {
         self.couplings.len()
     }
 
+    /// Applies `map(block, g, k)` to every coupling C_{g l} = Z_gᵀZ_k (q_g × q_k row-major) of
+    /// factor k's levels l with each later factor g, in place: a copy of the model whose
+    /// random-effects columns are mapped maps `Several::values`, and the chain evaluates from its
+    /// own copy of them ([`NestedChain::values`]), which must be mapped alike.
+    pub(crate) fn map_couplings(&mut self, mut map: impl FnMut(&mut [f64], usize, usize)) {
+        let k_count = self.factors();
+        for k in 0..k_count {
+            let q = self.shapes[k].0;
+            for (slot, &offset) in self.couplings[k].iter().enumerate() {
+                let g = k + 1 + slot % (k_count - 1 - k);
+                let size = self.shapes[g].0 * q;
+                map(&mut self.values[k][offset..offset + size], g, k);
+            }
+        }
+    }
+
     /// The blocks' storage for `p1` columns of [X y].
     ///
     /// # Errors
