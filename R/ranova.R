@@ -42,7 +42,8 @@
 #'   p-value; `FALSE` for lmerTest's columns only.
 #' @param ... For an `hnm_fit` not used (an error if given); for other classes passed to
 #'   lmerTest's `ranova()`.
-#' @return A data frame of class `c("anova", "data.frame")` with lmerTest's heading, rows
+#' @return A data frame of class `c("hnm_ranova", "anova", "data.frame")` (without
+#'   `"hnm_ranova"` when `mixture = FALSE`) with lmerTest's heading, rows
 #'   (`<none>`, the fit, then one per reduced model) and columns `npar`, `logLik` (REML
 #'   log-likelihoods for a REML fit), `AIC`, `LRT`, `Df`, `Pr(>Chisq)`, and `Pr(mixture)`;
 #'   attribute `formulae`, the reduced models' formulas.
@@ -125,9 +126,11 @@ ranova.hnm_fit <- function(model, reduce.terms = TRUE, mixture = TRUE, ...) {
 #' @rdname ranova
 #' @param x A `ranova()` table with the column `Pr(mixture)`.
 #' @param digits,signif.stars As for `print()` of an `anova` table (stats' `print.anova`).
+#'   Other arguments are an error.
 #' @export
 print.hnm_ranova <- function(x, digits = max(getOption("digits") - 2L, 3L),
                              signif.stars = getOption("show.signif.stars"), ...) {
+  check_no_dots(list(...), sys.call())
   # stats' print.anova() formats only the last column as p-values and rounds the others to
   # `digits` significant digits of their largest value: lmerTest's Pr(>Chisq), no longer last,
   # would print a p-value such as 5e-10 as 0. Both columns are formatted as p-values here, and
@@ -138,7 +141,7 @@ print.hnm_ranova <- function(x, digits = max(getOption("digits") - 2L, 3L),
     stats::printCoefmat(table, digits = digits, signif.stars = signif.stars, has.Pvalue = TRUE,
                         P.values = TRUE, cs.ind = NULL,
                         zap.ind = which(names(table) %in% c("npar", "logLik", "AIC", "LRT")),
-                        tst.ind = integer(), na.print = "", ...))
+                        tst.ind = integer(), na.print = ""))
   shown <- ifelse(is.na(naive), "",
                   format.pval(naive, digits = max(1L, min(5L, digits - 1L)),
                               eps = .Machine$double.eps))

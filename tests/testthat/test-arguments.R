@@ -71,7 +71,7 @@ test_that("every registered method refuses an argument it does not use", {
     hnm_bootstrap = bootstrap(general, nsim = 3, seed = 1, quiet = TRUE),
     hnm_bootstrap_lrt = bootstrap_lrt(smaller, general, nsim = 3, seed = 1, quiet = TRUE),
     hnm_boot_confint = confint(one_way, method = "boot", nsim = 3, seed = 1, quiet = TRUE),
-    hnm_wald_confint = confint(one_way, method = "Wald"))
+    hnm_wald_confint = confint(one_way, method = "Wald"), hnm_ranova = ranova(general))
   needs <- list(getME = list(name = "theta"), confint = list(method = "Wald"))
   methods <- getNamespaceInfo(asNamespace("hnm"), "S3methods")
   tested <- 0L
