@@ -71,8 +71,12 @@ test_that("text labels are ordered as factor() orders them where C.UTF-8 collate
   # the environment's LC_COLLATE, which testthat sets to C, is not C either): in C.UTF-8,
   # "_x" 10 9 a b B, not the byte order 10 9 B _x a b.
   old <- Sys.getlocale("LC_COLLATE")
-  withr::local_envvar(LC_COLLATE = "C.UTF-8")
-  withr::defer(Sys.setlocale("LC_COLLATE", old))
+  old_variable <- Sys.getenv("LC_COLLATE", unset = NA)
+  Sys.setenv(LC_COLLATE = "C.UTF-8")
+  on.exit({
+    Sys.setlocale("LC_COLLATE", old)
+    if (is.na(old_variable)) Sys.unsetenv("LC_COLLATE") else Sys.setenv(LC_COLLATE = old_variable)
+  }, add = TRUE)
   skip_if(!nzchar(suppressWarnings(Sys.setlocale("LC_COLLATE", "C.UTF-8"))), "no C.UTF-8")
   set.seed(31)
   n <- 240
