@@ -164,7 +164,7 @@ several_prediction_variances <- function(object, rows) {
 # `(Days || Subject)`, "1 | cask:batch" of `(1 | batch/cask)`).
 term_sizes <- function(object) {
   labels <- paste(vapply(object$parsed$random, deparse1, ""), "|", term_groups(object))
-  columns <- setNames(lengths(object$random_names), labels)
+  columns <- setNames(random_term_layout(object)$q, labels)
   list(columns = columns, theta = columns * (columns + 1L) / 2)
 }
 
